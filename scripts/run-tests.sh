@@ -1,0 +1,84 @@
+#!/bin/sh
+# run-tests.sh BUILD_DIR - run every test suite against BUILD_DIR/glared and
+# print one summary line per suite, then the total: "N passed, N failed".
+#
+# Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
+# escape tests, the rockspec install check, and the black-box HTTP tests
+# (pytest against real glared processes on loopback).
+set -u
+BUILD=${1:-build}
+cd "$(dirname "$0")/.." || exit 1
+ROOT=$(pwd)
+case "$BUILD" in /*) BIN=$BUILD ;; *) BIN=$ROOT/$BUILD ;; esac
+LOGDIR=$(mktemp -d /tmp/glared-tests.XXXXXX)
+PY=/usr/bin/python3
+total_pass=0
+total_fail=0
+
+add() { # suite passed failed
+	echo "== $1: $2 passed, $3 failed"
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+}
+
+num() { # regex file -> first captured number or 0
+	n=$(grep -Eo "$1" "$2" | tail -1 | grep -Eo '[0-9]+' | head -1)
+	echo "${n:-0}"
+}
+
+# ---- C unit tests --------------------------------------------------------
+if [ -x "$BUILD/unit-tests" ]; then
+	"$BUILD/unit-tests" > "$LOGDIR/unit.log" 2>&1
+	rc=$?
+	grep -E '^FAIL' "$LOGDIR/unit.log"
+	p=$(num '[0-9]+ passed' "$LOGDIR/unit.log")
+	f=$(num '[0-9]+ failed' "$LOGDIR/unit.log")
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && { f=1; tail -20 "$LOGDIR/unit.log"; }
+	add unit "$p" "$f"
+else
+	echo "== unit: $BUILD/unit-tests missing"
+	add unit 0 1
+fi
+
+# ---- busted specs (lua/ and types/) -------------------------------------------
+if [ -d tests/lua ] && ls tests/lua/*_spec.lua >/dev/null 2>&1; then
+	busted --lua=lua5.4 -o utfTerminal tests/lua > "$LOGDIR/busted.log" 2>&1
+	rc=$?
+	p=$(num '[0-9]+ success' "$LOGDIR/busted.log")
+	f1=$(num '[0-9]+ failure' "$LOGDIR/busted.log")
+	f2=$(num '[0-9]+ error' "$LOGDIR/busted.log")
+	f=$((f1 + f2))
+	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+	[ "$f" -ne 0 ] && tail -40 "$LOGDIR/busted.log"
+	add lua "$p" "$f"
+fi
+
+# ---- rockspec packaging -----------------------------------------------------
+if [ -x scripts/test-rockspec.sh ]; then
+	scripts/test-rockspec.sh > "$LOGDIR/rockspec.log" 2>&1
+	p=$(num '[0-9]+ passed' "$LOGDIR/rockspec.log")
+	f=$(num '[0-9]+ failed' "$LOGDIR/rockspec.log")
+	[ "$f" -ne 0 ] && tail -20 "$LOGDIR/rockspec.log"
+	add rockspec "$p" "$f"
+fi
+
+# ---- black-box HTTP tests (tests/http, tests/sandbox) ----------------------------
+run_pytest() { # name dir
+	[ -d "$2" ] || return 0
+	ls "$2"/test_*.py >/dev/null 2>&1 || return 0
+	GLARED="$BIN/glared" $PY -m pytest -q -p no:cacheprovider \
+		-o console_output_style=classic "$2" > "$LOGDIR/$1.log" 2>&1
+	p=$(num '[0-9]+ passed' "$LOGDIR/$1.log")
+	f1=$(num '[0-9]+ failed' "$LOGDIR/$1.log")
+	f2=$(num '[0-9]+ error' "$LOGDIR/$1.log")
+	f=$((f1 + f2))
+	[ "$f" -ne 0 ] && grep -E '^(FAILED|ERROR)' "$LOGDIR/$1.log"
+	[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && { f=1; tail -30 "$LOGDIR/$1.log"; }
+	add "$1" "$p" "$f"
+}
+run_pytest sandbox tests/sandbox
+run_pytest http tests/http
+
+echo "logs: $LOGDIR"
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]

@@ -1,0 +1,662 @@
+/* api.c - Glare v1 request pipeline: id, healthcheck, versions, auth,
+ * router, JSON I/O (see api.h). */
+#include "api.h"
+#include "fault.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include <event2/buffer.h>
+#include <http_parser.h>
+
+#define VER_MIN 0 /* 1.0 */
+#define VER_MAX 1 /* 1.1 */
+
+/* ---- request lifetime ----------------------------------------------------- */
+
+static void ar_free(gl_api_req *ar)
+{
+	if (ar->cleanup)
+		ar->cleanup(ar);
+	gl_ctx_free(&ar->ctx);
+	free(ar->type);
+	free(ar->id);
+	free(ar->field);
+	free(ar->key);
+	free(ar->project);
+	for (int i = 0; i < ar->nquery; i++) {
+		free(ar->query[i].name);
+		free(ar->query[i].value);
+	}
+	free(ar->query);
+	if (ar->body)
+		evbuffer_free(ar->body);
+	free(ar);
+}
+
+void gl_api_finish(gl_api_req *ar)
+{
+	ar->done = 1;
+	gl_http_on_close(ar->http, NULL, NULL);
+	ar_free(ar);
+}
+
+/* the connection died under an unfinished request */
+static void ar_on_close(gl_http_req *req, void *arg)
+{
+	gl_api_req *ar = arg;
+	ar_free(ar);
+}
+
+void gl_api_add_common_headers(gl_api_req *ar)
+{
+	char v[32];
+
+	gl_http_add_header(ar->http, "x-openstack-request-id",
+			   ar->ctx.request_id);
+	if (ar->ver_minor >= 0) {
+		snprintf(v, sizeof v, "artifact 1.%d", ar->ver_minor);
+		gl_http_add_header(ar->http, "OpenStack-API-Version", v);
+		gl_http_add_header(ar->http, "Vary", "OpenStack-API-Version");
+	}
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void send_json(gl_http_req *req, int status, json_t *body,
+		      const char *ctype)
+{
+	/* Python-style separators, UTF-8 unescaped, floats round-trip */
+	char *s = json_dumps(body, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+
+	gl_http_add_header(req, "Content-Type", ctype);
+	if (!s) {
+		static const char oops[] = "{\"code\": 500}";
+		gl_http_reply(req, 500, oops, sizeof oops - 1);
+		return;
+	}
+	gl_http_reply(req, status, s, strlen(s));
+	free(s);
+}
+
+void gl_api_reply_json(gl_api_req *ar, int status, json_t *body)
+{
+	const char *ct = "application/json; charset=UTF-8";
+
+	if (!strncmp(gl_http_path(ar->http), "/schemas", 8) && status == 200)
+		ct = "application/schema+json; charset=UTF-8";
+	gl_api_add_common_headers(ar);
+	send_json(ar->http, status, body ? body : json_null(), ct);
+	json_decref(body);
+	gl_api_finish(ar);
+}
+
+void gl_api_reply_empty(gl_api_req *ar, int status)
+{
+	gl_api_add_common_headers(ar);
+	gl_http_reply(ar->http, status, NULL, 0);
+	gl_api_finish(ar);
+}
+
+static void send_fault(gl_http_req *req, int status, const char *type,
+		       const char *msg)
+{
+	json_t *f = gl_fault_json(status, type, msg);
+
+	if (status == 406) {
+		json_object_set_new(f, "min_version", json_string("1.0"));
+		json_object_set_new(f, "max_version", json_string("1.1"));
+	}
+	if (status >= 500)
+		gl_error("request %s failed: %d %s: %s",
+			 gl_http_request_id(req), status, type, msg);
+	send_json(req, status, f, "application/json; charset=UTF-8");
+	json_decref(f);
+}
+
+void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
+{
+	int status = err->status ? err->status : 500;
+	gl_api_add_common_headers(ar);
+	send_fault(ar->http, status, err->type[0] ? err->type : NULL, err->msg);
+	gl_api_finish(ar);
+}
+
+void gl_api_fail(gl_api_req *ar, int status, const char *type,
+		 const char *fmt, ...)
+{
+	gl_err e = { .status = status };
+	va_list ap;
+
+	snprintf(e.type, sizeof e.type, "%s",
+		 type ? type : gl_err_default_type(status));
+	va_start(ap, fmt);
+	vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+	va_end(ap);
+	gl_api_reply_fault(ar, &e);
+}
+
+/* protocol errors from http.c: no api request exists yet */
+void gl_api_http_error(gl_http_req *req, int status, const char *msg,
+		       void *app)
+{
+	char uuid[37], id[48];
+
+	if (!gl_http_request_id(req)[0]) {
+		gl_uuid4(uuid);
+		snprintf(id, sizeof id, "req-%s", uuid);
+		gl_http_set_request_id(req, id);
+	}
+	gl_http_add_header(req, "x-openstack-request-id",
+			   gl_http_request_id(req));
+	send_fault(req, status, gl_err_default_type(status), msg);
+}
+
+int gl_api_policy(gl_api_req *ar, const char *rule, const json_t *target)
+{
+	gl_creds cr;
+
+	gl_ctx_creds(&ar->ctx, &cr);
+	if (gl_policy_check(ar->app->policy, rule, &cr, target))
+		return 1;
+	gl_api_fail(ar, 403, "PolicyException",
+		    "Policy check for %s failed with user credentials.", rule);
+	return 0;
+}
+
+int gl_api_require_media(gl_api_req *ar, const char *media)
+{
+	const char *ct = gl_http_header(ar->http, "Content-Type");
+	char mt[128];
+
+	if (!ct) {
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Content-Type must be specified");
+		return -1;
+	}
+	gl_media_type(ct, mt, sizeof mt);
+	if (strcmp(mt, media) != 0) {
+		gl_api_fail(ar, 415, "UnsupportedMediaType",
+			    "Unsupported Content-Type: %s (expected %s)", mt,
+			    media);
+		return -1;
+	}
+	return 0;
+}
+
+const char *gl_api_query_get(const gl_api_req *ar, const char *name)
+{
+	for (int i = 0; i < ar->nquery; i++)
+		if (!strcmp(ar->query[i].name, name))
+			return ar->query[i].value;
+	return NULL;
+}
+
+/* ---- JSON bodies ---------------------------------------------------------- */
+
+static int json_body_data(gl_http_req *req, const char *data, size_t len,
+			  void *arg)
+{
+	gl_api_req *ar = arg;
+
+	if ((int64_t)(evbuffer_get_length(ar->body) + len) >
+	    ar->app->conf->max_json_body) {
+		gl_api_fail(ar, 413, "RequestEntityTooLarge",
+			    "The request body exceeds %lld bytes",
+			    (long long)ar->app->conf->max_json_body);
+		return GL_HTTP_BODY_ABORT;
+	}
+	evbuffer_add(ar->body, data, len);
+	return GL_HTTP_BODY_OK;
+}
+
+static void json_body_done(gl_http_req *req, void *arg)
+{
+	gl_api_req *ar = arg;
+	size_t len = evbuffer_get_length(ar->body);
+	const char *p = (const char *)evbuffer_pullup(ar->body, -1);
+	json_error_t je;
+	json_t *j;
+
+	if (len == 0) {
+		gl_api_fail(ar, 400, "BadRequest", "Malformed JSON: empty body");
+		return;
+	}
+	j = json_loadb(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (!j) {
+		gl_api_fail(ar, 400, "BadRequest", "Malformed JSON in request "
+			    "body: %s", je.text);
+		return;
+	}
+	evbuffer_free(ar->body);
+	ar->body = NULL;
+	ar->body_cb(ar, j);
+	json_decref(j);
+}
+
+void gl_api_read_json(gl_api_req *ar, gl_api_json_fn cb)
+{
+	int64_t cl = gl_http_content_length(ar->http);
+
+	if (cl > ar->app->conf->max_json_body) {
+		gl_api_fail(ar, 413, "RequestEntityTooLarge",
+			    "The request body exceeds %lld bytes",
+			    (long long)ar->app->conf->max_json_body);
+		return;
+	}
+	ar->body = evbuffer_new();
+	ar->body_cb = cb;
+	gl_http_body_accept(ar->http, json_body_data, json_body_done, ar);
+}
+
+/* ---- query string --------------------------------------------------------- */
+
+static int parse_query(gl_api_req *ar, const char *q)
+{
+	while (q && *q) {
+		const char *amp = strchr(q, '&');
+		size_t n = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', n);
+		if (n) {
+			size_t kn = eq ? (size_t)(eq - q) : n;
+			char *k = gl_pct_decode(q, kn, 1);
+			char *v = eq ? gl_pct_decode(eq + 1, n - kn - 1, 1)
+				     : strdup("");
+			gl_qparam *nq = realloc(ar->query,
+						sizeof *nq * (ar->nquery + 1));
+			if (!k || !v || !nq) {
+				free(k);
+				free(v);
+				if (nq)
+					ar->query = nq;
+				return -1;
+			}
+			ar->query = nq;
+			ar->query[ar->nquery].name = k;
+			ar->query[ar->nquery].value = v;
+			ar->nquery++;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	return 0;
+}
+
+/* ---- versions ------------------------------------------------------------- */
+
+static json_t *version_obj(const char *v, const char *status)
+{
+	char id[16], mt[64];
+	snprintf(id, sizeof id, "v%s", v);
+	snprintf(mt, sizeof mt, "application/vnd.openstack.artifacts-%s", v);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}]}",
+			 "id", id, "version", v, "min_version", "1.0", "status",
+			 status, "media-type", mt, "links", "rel", "describedby",
+			 "type", "text/html", "href",
+			 "http://docs.openstack.org/");
+}
+
+static void reply_versions(gl_api_req *ar)
+{
+	json_t *doc = json_pack("{s:[o, o]}", "versions",
+				version_obj("1.0", "STABLE"),
+				version_obj("1.1", "EXPERIMENTAL"));
+	ar->ver_minor = -1;
+	gl_api_reply_json(ar, 300, doc);
+}
+
+/* Parse "X.Y" / "latest" into a minor version. 0 ok, -1 malformed (400),
+ * -2 out of range (406). */
+static int parse_version(const char *s, int *minor)
+{
+	const char *p = s;
+	long maj, min;
+	char *end;
+
+	if (!strcasecmp(s, "latest")) {
+		*minor = VER_MAX;
+		return 0;
+	}
+	if (*p < '1' || *p > '9')
+		return -1;
+	maj = strtol(p, &end, 10);
+	if (*end != '.')
+		return -1;
+	p = end + 1;
+	if (!isdigit((unsigned char)*p) || (p[0] == '0' && p[1] != '\0'))
+		return -1;
+	min = strtol(p, &end, 10);
+	if (*end != '\0')
+		return -1;
+	if (maj != 1 || min < VER_MIN || min > VER_MAX)
+		return -2;
+	*minor = (int)min;
+	return 0;
+}
+
+static int negotiate(gl_api_req *ar)
+{
+	const char *acc = gl_http_header(ar->http, "Accept");
+	const char *hdr = gl_http_header(ar->http, "OpenStack-API-Version");
+	static const char pfx[] = "application/vnd.openstack.artifacts-";
+	char ver[64] = "";
+	int rc, minor;
+
+	ar->ver_minor = VER_MIN;
+	if (acc && !strncasecmp(acc, pfx, sizeof pfx - 1)) {
+		snprintf(ver, sizeof ver, "%.*s",
+			 (int)strcspn(acc + sizeof pfx - 1, ",; \t"),
+			 acc + sizeof pfx - 1);
+	} else if (hdr) {
+		/* "artifact 1.1" possibly among other services, comma-separated */
+		const char *p = hdr;
+		while (p && *p) {
+			while (*p == ' ' || *p == ',')
+				p++;
+			if (!strncasecmp(p, "artifact", 8) &&
+			    (p[8] == ' ' || p[8] == '\t')) {
+				p += 8;
+				while (*p == ' ' || *p == '\t')
+					p++;
+				snprintf(ver, sizeof ver, "%.*s",
+					 (int)strcspn(p, ", \t"), p);
+				break;
+			}
+			p = strchr(p, ',');
+		}
+	}
+	if (!ver[0])
+		return 0;
+	ar->ver_set = 1;
+	rc = parse_version(ver, &minor);
+	if (rc == -1) {
+		ar->ver_minor = -1;
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Version %s is not a valid API version: it must be "
+			    "'latest' or 'X.Y'", ver);
+		return -1;
+	}
+	if (rc == -2) {
+		ar->ver_minor = -1;
+		gl_api_fail(ar, 406, "InvalidGlobalAPIVersion",
+			    "Version %s is not supported by the API. Minimum "
+			    "is 1.0 and maximum is 1.1.", ver);
+		return -1;
+	}
+	ar->ver_minor = minor;
+	return 0;
+}
+
+static void healthcheck(gl_api_req *ar)
+{
+	struct stat st;
+	const char *f = ar->app->conf->healthcheck_disable_file;
+	int down = f && *f && stat(f, &st) == 0;
+	const char *body = down ? "DISABLED BY FILE" : "OK";
+
+	gl_http_add_header(ar->http, "x-openstack-request-id",
+			   ar->ctx.request_id);
+	gl_http_add_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
+	gl_http_reply(ar->http, down ? 503 : 200, body, strlen(body));
+	gl_api_finish(ar);
+}
+
+/* ---- router ----------------------------------------------------------------- */
+
+enum { M_GET = 1, M_POST = 2, M_PUT = 4, M_PATCH = 8, M_DELETE = 16 };
+
+typedef void (*handler_fn)(gl_api_req *ar);
+
+typedef struct route {
+	unsigned methods;
+	handler_fn get, post, put, patch, del;
+	unsigned body_reject; /* methods whose requests must not have a body */
+} route;
+
+static const route r_schemas = { M_GET, gl_h_schemas, 0, 0, 0, 0, M_GET };
+static const route r_schema = { M_GET, gl_h_schema, 0, 0, 0, 0, M_GET };
+static const route r_list = { M_GET | M_POST, gl_h_list, gl_h_create, 0, 0,
+			      0, M_GET };
+static const route r_artifact = { M_GET | M_PATCH | M_DELETE, gl_h_show, 0, 0,
+				  gl_h_update, gl_h_delete,
+				  M_GET | M_DELETE };
+static const route r_blob = { M_GET | M_PUT | M_DELETE, gl_h_blob_get, 0,
+			      gl_h_blob_put, 0, gl_h_blob_delete, M_GET };
+static const route r_quotas = { M_GET | M_PUT, gl_h_quotas_get, 0,
+				gl_h_quotas_put, 0, 0, M_GET };
+static const route r_pquotas = { M_GET, gl_h_project_quotas, 0, 0, 0, 0,
+				 M_GET };
+
+static unsigned method_bit(int m)
+{
+	switch (m) {
+	case HTTP_GET:
+	case HTTP_HEAD: return M_GET;
+	case HTTP_POST: return M_POST;
+	case HTTP_PUT: return M_PUT;
+	case HTTP_PATCH: return M_PATCH;
+	case HTTP_DELETE: return M_DELETE;
+	default: return 0;
+	}
+}
+
+static void allow_header(char *buf, size_t len, unsigned m)
+{
+	buf[0] = '\0';
+	if (m & M_GET)
+		strncat(buf, "GET, HEAD, ", len - strlen(buf) - 1);
+	if (m & M_POST)
+		strncat(buf, "POST, ", len - strlen(buf) - 1);
+	if (m & M_PUT)
+		strncat(buf, "PUT, ", len - strlen(buf) - 1);
+	if (m & M_PATCH)
+		strncat(buf, "PATCH, ", len - strlen(buf) - 1);
+	if (m & M_DELETE)
+		strncat(buf, "DELETE, ", len - strlen(buf) - 1);
+	if (strlen(buf) >= 2)
+		buf[strlen(buf) - 2] = '\0';
+}
+
+/* Split the raw path into up to 4 decoded segments; the 4th of an
+ * /artifacts path is the blob path (field[/key]) decoded as a whole. */
+static const route *match(gl_api_req *ar, const char *path, int *bad)
+{
+	const char *seg[4];
+	size_t len[4];
+	int n = 0;
+	const char *p = path + 1; /* after the leading '/' */
+
+	*bad = 0;
+	while (n < 4) {
+		const char *slash;
+		if (n == 3 && !strncmp(path, "/artifacts/", 11)) {
+			seg[n] = p;
+			len[n] = strlen(p);
+			n++;
+			break;
+		}
+		slash = strchr(p, '/');
+		seg[n] = p;
+		len[n] = slash ? (size_t)(slash - p) : strlen(p);
+		n++;
+		if (!slash)
+			break;
+		p = slash + 1;
+		if (n == 4)
+			return NULL; /* too deep for anything but blobs */
+	}
+	for (int i = 0; i < n; i++)
+		if (len[i] == 0 && !(i == n - 1 && i == 3))
+			return NULL;
+
+#define SEG(i, s) (len[i] == sizeof(s) - 1 && !memcmp(seg[i], s, len[i]))
+#define DEC(i) gl_pct_decode(seg[i], len[i], 0)
+	if (SEG(0, "schemas")) {
+		if (n == 1)
+			return &r_schemas;
+		if (n == 2) {
+			if (!(ar->type = DEC(1)))
+				*bad = 1;
+			return &r_schema;
+		}
+		return NULL;
+	}
+	if (SEG(0, "quotas"))
+		return n == 1 ? &r_quotas : NULL;
+	if (SEG(0, "project-quotas")) {
+		if (n == 1)
+			return &r_pquotas;
+		if (n == 2) {
+			if (!(ar->project = DEC(1)))
+				*bad = 1;
+			return &r_pquotas;
+		}
+		return NULL;
+	}
+	if (SEG(0, "artifacts") && n >= 2) {
+		if (!(ar->type = DEC(1)))
+			*bad = 1;
+		if (n == 2)
+			return &r_list;
+		if (!(ar->id = DEC(2)))
+			*bad = 1;
+		if (n == 3)
+			return &r_artifact;
+		/* blob path: field[/key]; key may contain '/' */
+		const char *slash = memchr(seg[3], '/', len[3]);
+		size_t flen = slash ? (size_t)(slash - seg[3]) : len[3];
+		if (!(ar->field = gl_pct_decode(seg[3], flen, 0)))
+			*bad = 1;
+		if (slash && slash + 1 < seg[3] + len[3]) {
+			ar->has_key = 1;
+			if (!(ar->key = gl_pct_decode(slash + 1,
+						      len[3] - flen - 1, 0)))
+				*bad = 1;
+		}
+		if (flen == 0)
+			return NULL;
+		return &r_blob;
+	}
+#undef SEG
+#undef DEC
+	return NULL;
+}
+
+static int known_verb(int m)
+{
+	return method_bit(m) != 0;
+}
+
+static void route_request(gl_api_req *ar)
+{
+	const char *path = gl_http_path(ar->http);
+	int m = gl_http_method_id(ar->http);
+	unsigned bit = method_bit(m);
+	const route *rt;
+	handler_fn h = NULL;
+	int bad;
+
+	rt = match(ar, path, &bad);
+	if (!rt) {
+		if (!known_verb(m)) {
+			gl_api_fail(ar, 501, "NotImplemented",
+				    "Method %s is not implemented",
+				    gl_http_method(ar->http));
+			return;
+		}
+		gl_api_fail(ar, 404, "NotFound", "The resource %s could not be "
+			    "found", path);
+		return;
+	}
+	if (bad) {
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Malformed percent-encoding in %s", path);
+		return;
+	}
+	if (!(rt->methods & bit)) {
+		char allow[64];
+		allow_header(allow, sizeof allow, rt->methods);
+		gl_http_add_header(ar->http, "Allow", allow);
+		gl_api_fail(ar, 405, "MethodNotAllowed",
+			    "Method %s is not allowed for %s; allowed: %s",
+			    gl_http_method(ar->http), path, allow);
+		return;
+	}
+	if ((rt->body_reject & bit) && gl_http_has_body(ar->http)) {
+		gl_api_fail(ar, 400, "BadRequest",
+			    "A body is not expected with this request");
+		return;
+	}
+	switch (bit) {
+	case M_GET: h = rt->get; break;
+	case M_POST: h = rt->post; break;
+	case M_PUT: h = rt->put; break;
+	case M_PATCH: h = rt->patch; break;
+	case M_DELETE: h = rt->del; break;
+	}
+	h(ar);
+}
+
+/* ---- dispatch --------------------------------------------------------------- */
+
+void gl_api_dispatch(gl_http_req *req, void *arg)
+{
+	gl_app *app = arg;
+	gl_api_req *ar = calloc(1, sizeof *ar);
+	const char *path = gl_http_path(req);
+	char uuid[37];
+	gl_err err = { 0 };
+
+	if (!ar) {
+		gl_api_http_error(req, 500, "Out of memory", app);
+		return;
+	}
+	ar->app = app;
+	ar->http = req;
+	ar->ver_minor = -1;
+	gl_uuid4(uuid);
+	snprintf(ar->ctx.request_id, sizeof ar->ctx.request_id, "req-%s", uuid);
+	gl_http_set_request_id(req, ar->ctx.request_id);
+	gl_http_on_close(req, ar_on_close, ar);
+
+	if (!strcmp(path, "/healthcheck")) {
+		if (method_bit(gl_http_method_id(req)) != M_GET) {
+			gl_http_add_header(req, "Allow", "GET, HEAD");
+			gl_api_fail(ar, 405, "MethodNotAllowed",
+				    "Method %s is not allowed for %s",
+				    gl_http_method(req), path);
+			return;
+		}
+		healthcheck(ar);
+		return;
+	}
+	if (!strcmp(path, "/") || !strcmp(path, "/versions")) {
+		if (method_bit(gl_http_method_id(req)) != M_GET) {
+			gl_http_add_header(req, "Allow", "GET, HEAD");
+			gl_api_fail(ar, 405, "MethodNotAllowed",
+				    "Method %s is not allowed for %s",
+				    gl_http_method(req), path);
+			return;
+		}
+		reply_versions(ar);
+		return;
+	}
+	if (negotiate(ar) < 0)
+		return;
+	if (gl_auth_context(app->conf, app->policy, req, &ar->ctx, &err) < 0) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	if (parse_query(ar, gl_http_query(req)) < 0) {
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Malformed percent-encoding in the query string");
+		return;
+	}
+	route_request(ar);
+}

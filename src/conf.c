@@ -1,0 +1,527 @@
+/* conf.c - Glare INI options: defaults, file, environment (see conf.h). */
+#include "conf.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <stddef.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum kind { K_STR, K_INT, K_INT64, K_BOOL, K_LIST };
+
+typedef struct opt {
+	const char *section;
+	const char *name;
+	enum kind kind;
+	size_t off;
+	const char *def;
+	int64_t min, max; /* for integers */
+} opt;
+
+#define O(sec, nm, k, field, d, ...) \
+	{ sec, nm, k, offsetof(gl_conf, field), d, __VA_ARGS__ }
+#define ANY INT64_MIN, INT64_MAX
+
+/* Every option glared reads. Names and defaults follow Glare where Glare
+ * has the option; the rest are glared's own. */
+static const opt options[] = {
+	O("DEFAULT", "bind_host", K_STR, bind_host, "0.0.0.0", ANY),
+	O("DEFAULT", "bind_port", K_INT, bind_port, "9494", 0, 65535),
+	O("DEFAULT", "workers", K_INT, workers, "1", 0, 256),
+	O("DEFAULT", "enabled_artifact_types", K_LIST, enabled_artifact_types,
+	  "heat_templates,heat_environments,murano_packages,tosca_templates,images",
+	  ANY),
+	O("DEFAULT", "custom_artifact_types_modules", K_LIST,
+	  custom_artifact_types_modules, "", ANY),
+	O("DEFAULT", "types_path", K_STR, types_path, NULL, ANY),
+	O("DEFAULT", "lua_path", K_STR, lua_path, NULL, ANY),
+	O("DEFAULT", "max_uploaded_data", K_INT64, max_uploaded_data, "-1", -1,
+	  INT64_MAX),
+	O("DEFAULT", "max_artifact_number", K_INT64, max_artifact_number, "-1",
+	  -1, INT64_MAX),
+	O("DEFAULT", "delayed_delete", K_BOOL, delayed_delete, "false", ANY),
+	O("DEFAULT", "allow_anonymous_access", K_BOOL, allow_anonymous_access,
+	  "false", ANY),
+	O("DEFAULT", "default_api_limit", K_INT, default_api_limit, "25", 0,
+	  INT_MAX),
+	O("DEFAULT", "max_api_limit", K_INT, max_api_limit, "1000", 0, INT_MAX),
+	O("DEFAULT", "debug", K_BOOL, debug, "false", ANY),
+	O("DEFAULT", "max_header_line", K_INT, max_header_line, "16384", 256,
+	  1 << 20),
+	O("DEFAULT", "max_header_size", K_INT, max_header_size, "65536", 1024,
+	  1 << 22),
+	O("DEFAULT", "http_keepalive", K_BOOL, http_keepalive, "true", ANY),
+	O("DEFAULT", "client_socket_timeout", K_INT, client_socket_timeout,
+	  "900", 0, INT_MAX),
+	O("DEFAULT", "header_timeout", K_INT, header_timeout, "60", 1, INT_MAX),
+	O("DEFAULT", "max_connections", K_INT, max_connections, "1024", 1,
+	  1 << 20),
+	O("DEFAULT", "shutdown_timeout", K_INT, shutdown_timeout, "30", 0,
+	  INT_MAX),
+	O("DEFAULT", "max_json_body", K_INT64, max_json_body, "16777216", 1024,
+	  INT64_MAX),
+	O("DEFAULT", "lua_memory_limit", K_INT64, lua_memory_limit, "67108864",
+	  1 << 20, INT64_MAX),
+	O("DEFAULT", "lua_instruction_limit", K_INT64, lua_instruction_limit,
+	  "10000000", 1000, INT64_MAX),
+	O("DEFAULT", "admin_socket", K_STR, admin_socket, NULL, ANY),
+	O("DEFAULT", "external_location_verification", K_STR,
+	  external_location_verification, "fetch", ANY),
+	O("DEFAULT", "external_location_allowed_networks", K_LIST,
+	  external_location_allowed_networks, "", ANY),
+	O("DEFAULT", "fetch_connect_timeout", K_INT, fetch_connect_timeout, "10",
+	  1, INT_MAX),
+	O("DEFAULT", "fetch_timeout", K_INT, fetch_timeout, "3600", 1, INT_MAX),
+	O("DEFAULT", "fetch_low_speed_limit", K_INT, fetch_low_speed_limit,
+	  "1024", 0, INT_MAX),
+	O("DEFAULT", "fetch_low_speed_time", K_INT, fetch_low_speed_time, "30",
+	  0, INT_MAX),
+	O("DEFAULT", "fetch_max_redirects", K_INT, fetch_max_redirects, "5", 0,
+	  50),
+	O("DEFAULT", "fetch_max_concurrent", K_INT, fetch_max_concurrent, "8",
+	  1, 4096),
+	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
+	O("database", "connection", K_STR, db_connection,
+	  "sqlite:///var/lib/glare/glare.db", ANY),
+	O("glance_store", "filesystem_store_datadir", K_STR,
+	  filesystem_store_datadir, "/var/lib/glare/artifacts", ANY),
+	O("glance_store", "default_store", K_STR, default_store, "file", ANY),
+	O("oslo_policy", "policy_file", K_STR, policy_file, NULL, ANY),
+	O("healthcheck", "disable_by_file_path", K_STR,
+	  healthcheck_disable_file, "/etc/glare/healthcheck_disable", ANY),
+	O("scrubber", "scrub_time", K_INT, scrub_time, "0", 0, INT_MAX),
+	O("scrubber", "scrub_pool_size", K_INT, scrub_pool_size, "1", 1, 1000),
+	O("scrubber", "wakeup_time", K_INT, wakeup_time, "300", 1, INT_MAX),
+};
+
+/* Options of Glare we accept silently because glared has no use for them
+ * (the service works without them), so old configs load without noise. */
+static const char *const glare_only[] = {
+	"DEFAULT:backlog", "DEFAULT:tcp_keepidle", "DEFAULT:log_file",
+	"DEFAULT:log_dir", "DEFAULT:use_stderr", "DEFAULT:verbose",
+	"DEFAULT:transport_url", "DEFAULT:glare_publisher_id",
+	"DEFAULT:public_endpoint", "DEFAULT:digest_algorithm",
+	"DEFAULT:cert_file", "DEFAULT:key_file", "DEFAULT:ca_file",
+	"paste_deploy:config_file", "scrubber:daemon",
+	"glance_store:stores", NULL
+};
+
+static const char *const type_keys[] = {
+	"max_uploaded_data", "max_artifact_number", "delayed_delete",
+	"default_store", "external_download",
+	"external_location_verification", NULL
+};
+
+static int failf(char *err, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int failf(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int gl_conf_parse_bool(const char *s, int *out)
+{
+	static const char *t[] = { "1", "t", "true", "on", "y", "yes" };
+	static const char *f[] = { "0", "f", "false", "off", "n", "no" };
+	for (size_t i = 0; i < 6; i++) {
+		if (!strcasecmp(s, t[i])) {
+			*out = 1;
+			return 0;
+		}
+		if (!strcasecmp(s, f[i])) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int gl_conf_parse_int64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || *end != '\0')
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void strlist_free(gl_strlist *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int strlist_parse(gl_strlist *l, const char *s)
+{
+	char *dup = strdup(s), *save = NULL, *tok;
+	if (!dup)
+		return -1;
+	strlist_free(l);
+	for (tok = strtok_r(dup, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		while (isspace((unsigned char)*tok))
+			tok++;
+		size_t n = strlen(tok);
+		while (n && isspace((unsigned char)tok[n - 1]))
+			tok[--n] = '\0';
+		if (!n)
+			continue;
+		char **nv = realloc(l->v, sizeof *nv * (l->n + 1));
+		if (!nv) {
+			free(dup);
+			return -1;
+		}
+		l->v = nv;
+		l->v[l->n++] = strdup(tok);
+	}
+	free(dup);
+	return 0;
+}
+
+static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
+		   char *err, size_t errlen)
+{
+	char *base = (char *)c;
+	int64_t v;
+	int b;
+
+	switch (o->kind) {
+	case K_STR: {
+		char **p = (char **)(base + o->off);
+		free(*p);
+		*p = val ? strdup(val) : NULL;
+		return 0;
+	}
+	case K_LIST:
+		return strlist_parse((gl_strlist *)(base + o->off), val ? val : "");
+	case K_BOOL:
+		if (gl_conf_parse_bool(val, &b) < 0)
+			return failf(err, errlen,
+				     "%s: option [%s] %s: '%s' is not a boolean",
+				     where, o->section, o->name, val);
+		*(int *)(base + o->off) = b;
+		return 0;
+	case K_INT:
+	case K_INT64:
+		if (gl_conf_parse_int64(val, &v) < 0)
+			return failf(err, errlen,
+				     "%s: option [%s] %s: '%s' is not an integer",
+				     where, o->section, o->name, val);
+		if (v < o->min || v > o->max)
+			return failf(err, errlen,
+				     "%s: option [%s] %s: %lld is out of range "
+				     "[%lld, %lld]", where, o->section, o->name,
+				     (long long)v, (long long)o->min,
+				     (long long)o->max);
+		if (o->kind == K_INT)
+			*(int *)(base + o->off) = (int)v;
+		else
+			*(int64_t *)(base + o->off) = v;
+		return 0;
+	}
+	return 0;
+}
+
+static const opt *find_opt(const char *section, const char *name)
+{
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+		if (!strcasecmp(options[i].section, section) &&
+		    !strcmp(options[i].name, name))
+			return &options[i];
+	return NULL;
+}
+
+static int is_glare_only(const char *section, const char *name)
+{
+	char key[256];
+	snprintf(key, sizeof key, "%s:%s", section, name);
+	for (int i = 0; glare_only[i]; i++)
+		if (!strcasecmp(glare_only[i], key))
+			return 1;
+	return 0;
+}
+
+static gl_type_conf *type_conf(gl_conf *c, const char *name)
+{
+	for (int i = 0; i < c->ntypes; i++)
+		if (!strcmp(c->types[i].name, name))
+			return &c->types[i];
+	gl_type_conf *nt = realloc(c->types, sizeof *nt * (c->ntypes + 1));
+	if (!nt)
+		return NULL;
+	c->types = nt;
+	gl_type_conf *t = &c->types[c->ntypes++];
+	memset(t, 0, sizeof *t);
+	t->name = strdup(name);
+	t->max_uploaded_data = -1;
+	t->max_artifact_number = -1;
+	t->delayed_delete = -1;
+	t->raw = json_object();
+	return t;
+}
+
+static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
+			const char *where, char *err, size_t errlen)
+{
+	int64_t v;
+	int b;
+
+	json_object_set_new(t->raw, key, json_string(val));
+	if (!strcmp(key, "max_uploaded_data") ||
+	    !strcmp(key, "max_artifact_number")) {
+		if (gl_conf_parse_int64(val, &v) < 0 || v < -1)
+			return failf(err, errlen,
+				     "%s: option [artifact_type:%s] %s: '%s' is "
+				     "not an integer >= -1", where, t->name, key,
+				     val);
+		if (key[4] == 'u')
+			t->max_uploaded_data = v;
+		else
+			t->max_artifact_number = v;
+	} else if (!strcmp(key, "delayed_delete")) {
+		if (gl_conf_parse_bool(val, &b) < 0)
+			return failf(err, errlen,
+				     "%s: option [artifact_type:%s] %s: '%s' is "
+				     "not a boolean", where, t->name, key, val);
+		t->delayed_delete = b;
+	} else if (!strcmp(key, "default_store")) {
+		free(t->default_store);
+		t->default_store = strdup(val);
+	} else if (!strcmp(key, "external_download")) {
+		if (strcmp(val, "redirect") && strcmp(val, "proxy"))
+			return failf(err, errlen,
+				     "%s: option [artifact_type:%s] "
+				     "external_download: '%s' is not one of "
+				     "redirect, proxy", where, t->name, val);
+		free(t->external_download);
+		t->external_download = strdup(val);
+	} else if (!strcmp(key, "external_location_verification")) {
+		if (strcmp(val, "fetch") && strcmp(val, "trust"))
+			return failf(err, errlen,
+				     "%s: option [artifact_type:%s] "
+				     "external_location_verification: '%s' is "
+				     "not one of fetch, trust", where, t->name,
+				     val);
+		free(t->external_location_verification);
+		t->external_location_verification = strdup(val);
+	}
+	/* other keys are type-specific; the type runtime checks them */
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static int apply(gl_conf *c, const char *section, const char *key,
+		 const char *val, const char *where, char *err, size_t errlen)
+{
+	const opt *o;
+
+	if (!strncmp(section, "artifact_type:", 14)) {
+		gl_type_conf *t = type_conf(c, section + 14);
+		if (!t)
+			return failf(err, errlen, "out of memory");
+		return set_type_opt(t, key, val, where, err, errlen);
+	}
+	o = find_opt(section, key);
+	if (!o) {
+		if (!is_glare_only(section, key))
+			gl_warn("%s: unknown option [%s] %s ignored", where,
+				section, key);
+		return 0;
+	}
+	return set_opt(c, o, val, where, err, errlen);
+}
+
+static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[8192], section[256] = "DEFAULT", where[512];
+	int lineno = 0;
+
+	if (!f)
+		return failf(err, errlen, "cannot open config file %s: %s",
+			     path, strerror(errno));
+	while (fgets(line, sizeof line, f)) {
+		char *s, *eq;
+		lineno++;
+		snprintf(where, sizeof where, "%s:%d", path, lineno);
+		if (!strchr(line, '\n') && !feof(f)) {
+			fclose(f);
+			return failf(err, errlen, "%s: line too long", where);
+		}
+		s = trim(line);
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char *end = strchr(s, ']');
+			if (!end || end[1] != '\0' || end == s + 1) {
+				fclose(f);
+				return failf(err, errlen,
+					     "%s: malformed section header '%s'",
+					     where, s);
+			}
+			*end = '\0';
+			snprintf(section, sizeof section, "%s", trim(s + 1));
+			continue;
+		}
+		eq = strpbrk(s, "=:");
+		if (!eq) {
+			fclose(f);
+			return failf(err, errlen,
+				     "%s: expected 'option = value', got '%s'",
+				     where, s);
+		}
+		*eq = '\0';
+		char *key = trim(s), *val = trim(eq + 1);
+		if (!*key) {
+			fclose(f);
+			return failf(err, errlen, "%s: empty option name", where);
+		}
+		if (apply(c, section, key, val, where, err, errlen) < 0) {
+			fclose(f);
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static void env_name(char *out, size_t len, const char *section,
+		     const char *name)
+{
+	size_t n = (size_t)snprintf(out, len, "GLARED_%s_%s", section, name);
+	for (size_t i = 0; i < n && i < len; i++) {
+		unsigned char ch = (unsigned char)out[i];
+		out[i] = (ch == ':' || ch == '-' || ch == '.') ? '_'
+							       : (char)toupper(ch);
+	}
+}
+
+static int load_env(gl_conf *c, char *err, size_t errlen)
+{
+	char name[256];
+
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		const char *v;
+		env_name(name, sizeof name, options[i].section, options[i].name);
+		v = getenv(name);
+		if (v && set_opt(c, &options[i], v, name, err, errlen) < 0)
+			return -1;
+	}
+	for (int t = 0; t < c->ntypes; t++) {
+		for (int k = 0; type_keys[k]; k++) {
+			char sec[300];
+			const char *v;
+			snprintf(sec, sizeof sec, "artifact_type:%s",
+				 c->types[t].name);
+			env_name(name, sizeof name, sec, type_keys[k]);
+			v = getenv(name);
+			if (v && set_type_opt(&c->types[t], type_keys[k], v,
+					      name, err, errlen) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+gl_conf *gl_conf_load(const char *path, char *err, size_t errlen)
+{
+	gl_conf *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		failf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		if (options[i].kind != K_STR && !options[i].def)
+			continue;
+		if (set_opt(c, &options[i], options[i].def, "default", err,
+			    errlen) < 0)
+			goto fail;
+	}
+	if (path) {
+		c->path = strdup(path);
+		if (load_file(c, path, err, errlen) < 0)
+			goto fail;
+	}
+	if (load_env(c, err, errlen) < 0)
+		goto fail;
+	if (strcmp(c->external_location_verification, "fetch") &&
+	    strcmp(c->external_location_verification, "trust")) {
+		failf(err, errlen,
+		      "option [DEFAULT] external_location_verification: '%s' is "
+		      "not one of fetch, trust",
+		      c->external_location_verification);
+		goto fail;
+	}
+	if (c->max_api_limit < c->default_api_limit) {
+		failf(err, errlen,
+		      "option [DEFAULT] default_api_limit (%d) exceeds "
+		      "max_api_limit (%d)", c->default_api_limit,
+		      c->max_api_limit);
+		goto fail;
+	}
+	return c;
+fail:
+	gl_conf_free(c);
+	return NULL;
+}
+
+void gl_conf_free(gl_conf *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		char *base = (char *)c;
+		if (options[i].kind == K_STR)
+			free(*(char **)(base + options[i].off));
+		else if (options[i].kind == K_LIST)
+			strlist_free((gl_strlist *)(base + options[i].off));
+	}
+	for (int i = 0; i < c->ntypes; i++) {
+		free(c->types[i].name);
+		free(c->types[i].default_store);
+		free(c->types[i].external_download);
+		free(c->types[i].external_location_verification);
+		json_decref(c->types[i].raw);
+	}
+	free(c->types);
+	free(c->path);
+	free(c);
+}
+
+const gl_type_conf *gl_conf_type(const gl_conf *c, const char *type)
+{
+	static gl_type_conf none = {
+		.name = "", .max_uploaded_data = -1, .max_artifact_number = -1,
+		.delayed_delete = -1,
+	};
+	for (int i = 0; i < c->ntypes; i++)
+		if (!strcmp(c->types[i].name, type))
+			return &c->types[i];
+	return &none;
+}

@@ -1,0 +1,109 @@
+/* conf.h - glared's configuration: Glare's own INI options.
+ *
+ * The file format and option names are Glare's (glare.conf), so existing
+ * deployments carry over. Every known option is described once in a table
+ * in conf.c (section, name, kind, default, help); unknown options are
+ * ignored with a warning, malformed values stop start-up with a message
+ * naming file, line and option. An environment variable
+ * GLARED_<SECTION>_<OPTION> (upper case, ':' and '-' as '_') overrides one
+ * option, e.g. GLARED_DEFAULT_BIND_PORT=9595.
+ *
+ * [artifact_type:<name>] sections keep their standard options typed and
+ * every key also as a raw string, for the options a type file declares.
+ *
+ * Used by main.c and every layer that needs settings. Uses jansson (raw
+ * per-type options) and log.c.
+ */
+#ifndef GL_CONF_H
+#define GL_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+typedef struct gl_strlist {
+	char **v;
+	int n;
+} gl_strlist;
+
+typedef struct gl_type_conf {
+	char *name;
+	int64_t max_uploaded_data;   /* -1 unlimited */
+	int64_t max_artifact_number; /* -1 unlimited */
+	int delayed_delete;          /* -1: use [DEFAULT] */
+	char *default_store;         /* NULL: use [glance_store] */
+	char *external_download;     /* "redirect" | "proxy" */
+	char *external_location_verification; /* NULL: [DEFAULT] */
+	json_t *raw;                 /* every key of the section, as strings */
+} gl_type_conf;
+
+typedef struct gl_conf {
+	char *path;
+	/* [DEFAULT] */
+	char *bind_host;
+	int bind_port;
+	int workers;
+	gl_strlist enabled_artifact_types;
+	gl_strlist custom_artifact_types_modules;
+	char *types_path;
+	char *lua_path;
+	int64_t max_uploaded_data;
+	int64_t max_artifact_number;
+	int delayed_delete;
+	int allow_anonymous_access;
+	int default_api_limit;
+	int max_api_limit;
+	int debug;
+	int max_header_line;
+	int max_header_size;
+	int http_keepalive;
+	int client_socket_timeout;
+	int header_timeout;
+	int max_connections;
+	int shutdown_timeout;
+	int64_t max_json_body;
+	int64_t lua_memory_limit;
+	int64_t lua_instruction_limit;
+	char *admin_socket;
+	/* external locations */
+	char *external_location_verification; /* fetch | trust */
+	gl_strlist external_location_allowed_networks;
+	int fetch_connect_timeout;
+	int fetch_timeout;
+	int fetch_low_speed_limit;
+	int fetch_low_speed_time;
+	int fetch_max_redirects;
+	int fetch_max_concurrent;
+	/* [paste_deploy] */
+	char *flavor;
+	/* [database] */
+	char *db_connection;
+	/* [glance_store] */
+	char *filesystem_store_datadir;
+	char *default_store;
+	/* [oslo_policy] */
+	char *policy_file;
+	/* [healthcheck] */
+	char *healthcheck_disable_file;
+	/* [scrubber] */
+	int scrub_time;
+	int scrub_pool_size;
+	int wakeup_time;
+	/* [artifact_type:<name>] */
+	gl_type_conf *types;
+	int ntypes;
+} gl_conf;
+
+/* Load defaults, then the file (NULL: defaults only), then the environment.
+ * Returns NULL with a message in err on a malformed file or value. */
+gl_conf *gl_conf_load(const char *path, char *err, size_t errlen);
+void gl_conf_free(gl_conf *c);
+
+/* The per-type settings, or a static all-defaults entry. Never NULL. */
+const gl_type_conf *gl_conf_type(const gl_conf *c, const char *type);
+
+/* Helpers shared with the policy and quota parsers. */
+int gl_conf_parse_bool(const char *s, int *out);
+int gl_conf_parse_int64(const char *s, int64_t *out);
+
+#endif

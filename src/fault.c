@@ -1,0 +1,116 @@
+/* fault.c - errors to Glare's fault JSON (see fault.h, err.h). */
+#include "fault.h"
+#include "http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int gl_fail(gl_err *e, int status, const char *type, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return -1;
+	e->status = status;
+	snprintf(e->type, sizeof e->type, "%s",
+		 type ? type : gl_err_default_type(status));
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+const char *gl_err_default_type(int status)
+{
+	switch (status) {
+	case 400: return "BadRequest";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "NotFound";
+	case 405: return "MethodNotAllowed";
+	case 406: return "NotAcceptable";
+	case 408: return "RequestTimeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 412: return "PreconditionFailed";
+	case 413: return "RequestEntityTooLarge";
+	case 414: return "RequestURITooLong";
+	case 415: return "UnsupportedMediaType";
+	case 416: return "RequestRangeNotSatisfiable";
+	case 417: return "ExpectationFailed";
+	case 423: return "Locked";
+	case 424: return "FailedDependency";
+	case 431: return "RequestHeaderFieldsTooLarge";
+	case 501: return "NotImplemented";
+	case 503: return "ServiceUnavailable";
+	default: return "GlareException";
+	}
+}
+
+/* Our own one-line explanations of each status, in the spirit of the
+ * generic text Glare's clients see in "explanation". */
+const char *gl_fault_explanation(int status)
+{
+	switch (status) {
+	case 300: return "The resource has several representations.";
+	case 400: return "The request is malformed or otherwise incorrect.";
+	case 401: return "The request lacks valid authentication credentials.";
+	case 403: return "Access to this resource was denied.";
+	case 404: return "The resource could not be found.";
+	case 405: return "The method is not allowed for this resource.";
+	case 406: return "No acceptable representation of the resource exists.";
+	case 408: return "The request was not received in time.";
+	case 409: return "The request conflicts with the current state of the resource.";
+	case 410: return "The resource is no longer available.";
+	case 411: return "A Content-Length header is required.";
+	case 412: return "A precondition of the request failed.";
+	case 413: return "The request body is larger than allowed.";
+	case 414: return "The request target is longer than allowed.";
+	case 415: return "The media type of the request is not supported.";
+	case 416: return "The requested range cannot be satisfied.";
+	case 417: return "The expectation given in the request cannot be met.";
+	case 423: return "The resource is locked.";
+	case 424: return "The request depended on an action that failed.";
+	case 431: return "The request header fields are larger than allowed.";
+	case 500: return "The server failed to carry out the request.";
+	case 501: return "The server does not implement the requested method.";
+	case 503: return "The service is temporarily unavailable.";
+	case 505: return "The HTTP version of the request is not supported.";
+	default: return "The request could not be completed.";
+	}
+}
+
+/* Messages can quote client input; invalid UTF-8 would make jansson refuse
+ * the string, so such bytes become '?'. */
+static json_t *lossy_string(const char *s)
+{
+	json_t *j = json_string(s);
+	if (j)
+		return j;
+	char *copy = strdup(s);
+	if (!copy)
+		return json_string("");
+	for (unsigned char *p = (unsigned char *)copy; *p; p++)
+		if (*p >= 0x80)
+			*p = '?';
+	j = json_string(copy);
+	free(copy);
+	return j ? j : json_string("");
+}
+
+json_t *gl_fault_json(int status, const char *type, const char *message)
+{
+	json_t *err = json_object(), *f = json_object();
+
+	json_object_set_new(err, "message", lossy_string(message ? message : ""));
+	json_object_set_new(err, "type",
+			    json_string(type ? type : gl_err_default_type(status)));
+	json_object_set_new(f, "code", json_integer(status));
+	json_object_set_new(f, "title", json_string(gl_http_reason(status)));
+	json_object_set_new(f, "explanation",
+			    json_string(gl_fault_explanation(status)));
+	json_object_set_new(f, "error", err);
+	return f;
+}

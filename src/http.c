@@ -1,0 +1,1282 @@
+/* http.c - HTTP/1.1 server connections on bufferevents + http-parser.
+ *
+ * See http.h for the contract. The shape of a connection:
+ *
+ *   read cb -> conn_parse(): feed buffered input to http_parser_execute
+ *     on_message_begin     new request, head timer armed
+ *     on_url/on_header_*   accumulate, enforce size limits
+ *     on_headers_complete  validate framing, dispatch to the handler
+ *     on_body              to the handler's consumer (or discarded)
+ *     on_message_complete  body done; parsing stops until the response is
+ *                          complete and written (pipelining stays ordered)
+ *   write cb -> drain callbacks for streamed responses, request completion
+ *
+ * Nothing that frees the connection runs inside a parser callback or inside
+ * a handler's call into this unit: such paths set flags and "kick" the
+ * connection (a zero-delay event), and only top-level libevent callbacks
+ * free. That keeps handlers free to reply from anywhere.
+ */
+#include "http.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <http_parser.h>
+
+/* Input read ahead of the parser is capped here: a slow consumer stalls the
+ * socket (TCP backpressure) instead of growing memory. */
+#define READ_HIGH_WATER (256 * 1024)
+/* libevent reads/writes 16 KiB per callback by default; 256 KiB measured
+ * ~5-10% faster for multi-GB bodies (tech-notes §1) at no memory cost. */
+#define MAX_SINGLE_IO (256 * 1024)
+/* Streamed responses are fed again once the output is below this. */
+#define OUT_LOW_WATER (256 * 1024)
+/* After an early reply to an unread body, keep reading (and dropping) for
+ * this long so the client sees the reply instead of a reset. */
+#define LINGER_SECONDS 2
+
+typedef struct sbuf {
+	char *p;
+	size_t len, cap;
+} sbuf;
+
+enum resp_state { RESP_NONE, RESP_STREAMING, RESP_DONE };
+
+struct conn;
+
+struct gl_http_server {
+	struct event_base *base;
+	struct evconnlistener *lis;
+	gl_http_limits lim;
+	gl_http_dispatch_fn dispatch;
+	gl_http_error_fn on_error;
+	void *arg;
+	TAILQ_HEAD(conn_list, conn) conns;
+	int nconns;
+	int port;
+	int shutting_down;
+	void (*shutdown_done)(void *);
+	void *shutdown_arg;
+};
+
+struct gl_http_req {
+	struct conn *c;
+	int method;
+	int http_major, http_minor;
+	sbuf target;
+	char *path, *query;
+	struct evkeyvalq headers;
+	int64_t content_length;
+	int chunked, has_body, expect_continue, keepalive;
+	int n_content_length, n_transfer_encoding;
+	int bad_te;
+	/* header accumulation: http-parser may split names and values */
+	sbuf hname, hval;
+	int in_value;
+	/* body */
+	gl_http_body_fn on_data;
+	gl_http_done_fn on_done;
+	void *body_arg;
+	int body_accepted, body_paused, body_aborted;
+	int64_t body_received, discarded;
+	int msg_done;
+	/* response */
+	struct evkeyvalq out_headers;
+	int status;
+	enum resp_state resp;
+	int resp_chunked, resp_aborted;
+	int64_t resp_bytes;
+	gl_http_done_fn on_close, on_drain;
+	void *close_arg, *drain_arg;
+	char request_id[64];
+	struct timespec t0;
+};
+
+struct conn {
+	TAILQ_ENTRY(conn) link;
+	gl_http_server *srv;
+	struct bufferevent *bev;
+	http_parser parser;
+	gl_http_req *req;
+	char peer[INET6_ADDRSTRLEN];
+	int peer_port;
+	size_t head_bytes;
+	int head_status;      /* limit breached while parsing the head */
+	const char *head_msg;
+	int stop_parse;       /* never parse again on this connection */
+	int unread;           /* the client may still be sending: linger */
+	int close_after;      /* close once the current response is written */
+	int closing;          /* flushing output, then linger/close */
+	int lingering;
+	int want_free;
+	int in_callback;      /* depth of top-level callbacks on this conn */
+	struct event *head_timer, *kick, *linger_timer;
+};
+
+static void conn_parse(struct conn *c);
+static void conn_kick(struct conn *c);
+static void conn_leave(struct conn *c);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int sbuf_add(sbuf *b, const char *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *np = realloc(b->p, cap);
+		if (!np)
+			return -1;
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+static void sbuf_reset(sbuf *b) { b->len = 0; if (b->p) b->p[0] = '\0'; }
+static void sbuf_free(sbuf *b) { free(b->p); b->p = NULL; b->len = b->cap = 0; }
+
+void gl_http_limits_default(gl_http_limits *lim)
+{
+	lim->max_header_line = 16384;
+	lim->max_header_size = 65536;
+	lim->max_url = 16384;
+	lim->client_timeout = 900;
+	lim->header_timeout = 60;
+	lim->keepalive = 1;
+	lim->max_conns = 1024;
+	lim->max_discard = 65536;
+}
+
+const char *gl_http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Request Entity Too Large";
+	case 414: return "Request-URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Requested Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 423: return "Locked";
+	case 424: return "Failed Dependency";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+static void http_date(char *buf, size_t len)
+{
+	static time_t cached_t;
+	static char cached[64];
+	time_t now = time(NULL);
+	if (now != cached_t) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S GMT",
+			 &tm);
+		cached_t = now;
+	}
+	snprintf(buf, len, "%s", cached);
+}
+
+static double elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1e3 +
+	       (t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* ---- request object ----------------------------------------------------- */
+
+static gl_http_req *req_new(struct conn *c)
+{
+	gl_http_req *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->c = c;
+	TAILQ_INIT(&r->headers);
+	TAILQ_INIT(&r->out_headers);
+	r->content_length = -1;
+	r->keepalive = 1;
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	return r;
+}
+
+static void req_free(gl_http_req *r)
+{
+	if (!r)
+		return;
+	evhttp_clear_headers(&r->headers);
+	evhttp_clear_headers(&r->out_headers);
+	sbuf_free(&r->target);
+	sbuf_free(&r->hname);
+	sbuf_free(&r->hval);
+	free(r->path);
+	free(r->query);
+	free(r);
+}
+
+static void access_log(gl_http_req *r)
+{
+	const char *t = r->target.p ? r->target.p : "-";
+	gl_info("access: %s %.*s %d %lldB %.1fms %s%s",
+		r->method >= 0 ? http_method_str(r->method) : "-",
+		(int)(r->target.len > 1024 ? 1024 : r->target.len), t,
+		r->status, (long long)r->resp_bytes, elapsed_ms(&r->t0),
+		r->request_id[0] ? r->request_id : "-",
+		r->resp_aborted ? " aborted" : "");
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+const char *gl_http_method(const gl_http_req *r)
+{
+	return http_method_str(r->method);
+}
+int gl_http_method_id(const gl_http_req *r) { return r->method; }
+int gl_http_is_head(const gl_http_req *r) { return r->method == HTTP_HEAD; }
+const char *gl_http_target(const gl_http_req *r) { return r->target.p ? r->target.p : ""; }
+const char *gl_http_path(const gl_http_req *r) { return r->path ? r->path : "/"; }
+const char *gl_http_query(const gl_http_req *r) { return r->query; }
+const char *gl_http_header(const gl_http_req *r, const char *name)
+{
+	return evhttp_find_header(&r->headers, name);
+}
+struct evkeyvalq *gl_http_headers(gl_http_req *r) { return &r->headers; }
+int64_t gl_http_content_length(const gl_http_req *r) { return r->content_length; }
+int gl_http_has_body(const gl_http_req *r) { return r->has_body; }
+int gl_http_is_chunked(const gl_http_req *r) { return r->chunked; }
+const char *gl_http_peer(const gl_http_req *r) { return r->c->peer; }
+int gl_http_peer_port(const gl_http_req *r) { return r->c->peer_port; }
+int64_t gl_http_body_received(const gl_http_req *r) { return r->body_received; }
+int gl_http_replied(const gl_http_req *r) { return r->resp != RESP_NONE; }
+
+void gl_http_set_request_id(gl_http_req *r, const char *id)
+{
+	snprintf(r->request_id, sizeof r->request_id, "%s", id);
+}
+const char *gl_http_request_id(const gl_http_req *r) { return r->request_id; }
+
+void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg)
+{
+	r->on_close = fn;
+	r->close_arg = arg;
+}
+
+void gl_http_on_drain(gl_http_req *r, gl_http_done_fn fn, void *arg)
+{
+	r->on_drain = fn;
+	r->drain_arg = arg;
+}
+
+size_t gl_http_output_pending(const gl_http_req *r)
+{
+	return evbuffer_get_length(bufferevent_get_output(r->c->bev));
+}
+
+/* ---- connection lifetime ------------------------------------------------ */
+
+static void server_check_shutdown(gl_http_server *s)
+{
+	if (s->shutting_down && s->nconns == 0 && s->shutdown_done) {
+		void (*done)(void *) = s->shutdown_done;
+		s->shutdown_done = NULL;
+		done(s->shutdown_arg);
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	gl_http_server *s = c->srv;
+	gl_http_req *r = c->req;
+
+	c->req = NULL;
+	if (r) {
+		/* the handler still holds the request: last contact */
+		if (r->resp != RESP_DONE && r->on_close)
+			r->on_close(r, r->close_arg);
+		if (r->resp == RESP_NONE)
+			r->status = 499; /* client went away; nginx's convention */
+		if (r->method >= 0 || r->target.len)
+			access_log(r);
+		req_free(r);
+	}
+	if (c->head_timer)
+		event_free(c->head_timer);
+	if (c->kick)
+		event_free(c->kick);
+	if (c->linger_timer)
+		event_free(c->linger_timer);
+	bufferevent_free(c->bev);
+	TAILQ_REMOVE(&s->conns, c, link);
+	s->nconns--;
+	free(c);
+	server_check_shutdown(s);
+}
+
+/* Enter/leave bracket every top-level callback; the connection is freed on
+ * the way out of the outermost one, never underneath a caller. */
+static void conn_enter(struct conn *c) { c->in_callback++; }
+static void conn_leave(struct conn *c)
+{
+	if (--c->in_callback == 0 && c->want_free)
+		conn_free(c);
+}
+
+static void conn_kill(struct conn *c)
+{
+	c->want_free = 1;
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	if (c->in_callback == 0)
+		conn_kick(c);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	conn_enter(c);
+	conn_kill(c);
+	conn_leave(c);
+}
+
+/* All output written: half-close and drain what the client still sends,
+ * briefly, so an early error reply is read rather than reset away. */
+static void conn_start_linger(struct conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct timeval tv = { LINGER_SECONDS, 0 };
+
+	if (c->lingering)
+		return;
+	c->lingering = 1;
+	if (!c->unread) {
+		/* nothing unread is expected: plain close */
+		conn_kill(c);
+		return;
+	}
+	shutdown(fd, SHUT_WR);
+	c->linger_timer = evtimer_new(c->srv->base, linger_cb, c);
+	if (!c->linger_timer) {
+		conn_kill(c);
+		return;
+	}
+	evtimer_add(c->linger_timer, &tv);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Close once everything queued has been written. */
+static void conn_close_when_flushed(struct conn *c)
+{
+	c->closing = 1;
+	c->stop_parse = 1;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_start_linger(c);
+	/* else the write callback sees the empty buffer */
+}
+
+/* ---- response writing ----------------------------------------------------- */
+
+static int body_allowed(int status)
+{
+	return !(status == 204 || status == 304 || (status >= 100 && status < 200));
+}
+
+/* Decide, before the head is written, whether this connection can carry
+ * another request after this response. */
+static void reply_prepare(gl_http_req *r)
+{
+	struct conn *c = r->c;
+	const gl_http_limits *lim = &c->srv->lim;
+
+	if (!r->msg_done && r->has_body) {
+		if (r->body_accepted || r->chunked || r->expect_continue ||
+		    r->content_length > (int64_t)lim->max_discard) {
+			/* the rest of the body is not worth reading */
+			c->close_after = 1;
+			c->stop_parse = 1;
+			c->unread = 1;
+		}
+		/* else: small body, discarded as it arrives, keep-alive */
+	}
+	if (!r->keepalive || c->srv->shutting_down)
+		c->close_after = 1;
+}
+
+static void write_head(gl_http_req *r, int status, int64_t len, int chunked)
+{
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	struct evkeyval *kv;
+	char date[64];
+
+	r->status = status;
+	http_date(date, sizeof date);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
+			    gl_http_reason(status), date);
+	TAILQ_FOREACH(kv, &r->out_headers, next)
+		evbuffer_add_printf(out, "%s: %s\r\n", kv->key, kv->value);
+	if (body_allowed(status)) {
+		if (chunked)
+			evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+		else if (len >= 0)
+			evbuffer_add_printf(out, "Content-Length: %lld\r\n",
+					    (long long)len);
+	}
+	if (r->c->close_after)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	else if (r->http_major == 1 && r->http_minor == 0)
+		evbuffer_add_printf(out, "Connection: keep-alive\r\n");
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void reply_done(gl_http_req *r)
+{
+	r->resp = RESP_DONE;
+	conn_kick(r->c);
+}
+
+void gl_http_add_header(gl_http_req *r, const char *name, const char *value)
+{
+	if (r->resp != RESP_NONE)
+		return;
+	if (evhttp_add_header(&r->out_headers, name, value) < 0)
+		gl_warn("http: dropped invalid response header %s", name);
+}
+
+static int reply_check(gl_http_req *r)
+{
+	if (r->resp != RESP_NONE) {
+		gl_error("http: second reply to one request (%d) ignored",
+			 r->status);
+		return -1;
+	}
+	return 0;
+}
+
+void gl_http_reply(gl_http_req *r, int status, const void *body, size_t len)
+{
+	struct evbuffer *out;
+
+	if (reply_check(r) < 0)
+		return;
+	reply_prepare(r);
+	if (!body_allowed(status))
+		len = 0;
+	write_head(r, status, (int64_t)len, 0);
+	out = bufferevent_get_output(r->c->bev);
+	if (len && r->method != HTTP_HEAD) {
+		evbuffer_add(out, body, len);
+		r->resp_bytes = (int64_t)len;
+	}
+	reply_done(r);
+}
+
+void gl_http_reply_file(gl_http_req *r, int status, int fd, off_t off,
+			off_t len)
+{
+	struct evbuffer *out;
+
+	if (reply_check(r) < 0) {
+		close(fd);
+		return;
+	}
+	reply_prepare(r);
+	write_head(r, status, (int64_t)len, 0);
+	out = bufferevent_get_output(r->c->bev);
+	/* a socket bufferevent's output drains to the fd, so this chain is
+	 * written with sendfile, never mapped or copied (tech-notes §2) */
+	if (r->method == HTTP_HEAD || len == 0) {
+		close(fd);
+	} else if (evbuffer_add_file(out, fd, off, len) < 0) {
+		gl_error("http: evbuffer_add_file failed");
+		close(fd);
+		r->resp_aborted = 1;
+		r->c->close_after = 1;
+	} else {
+		r->resp_bytes = (int64_t)len;
+	}
+	reply_done(r);
+}
+
+void gl_http_reply_start(gl_http_req *r, int status, int64_t len)
+{
+	if (reply_check(r) < 0)
+		return;
+	reply_prepare(r);
+	r->resp_chunked = 0;
+	if (len < 0 && r->method != HTTP_HEAD) {
+		if (r->http_major == 1 && r->http_minor >= 1)
+			r->resp_chunked = 1;
+		else
+			r->c->close_after = 1; /* HTTP/1.0: end = close */
+	}
+	write_head(r, status, len, r->resp_chunked);
+	r->resp = RESP_STREAMING;
+	bufferevent_setwatermark(r->c->bev, EV_WRITE, OUT_LOW_WATER, 0);
+}
+
+void gl_http_reply_data(gl_http_req *r, const void *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+
+	if (r->resp != RESP_STREAMING || len == 0 || r->method == HTTP_HEAD)
+		return;
+	if (r->resp_chunked) {
+		evbuffer_add_printf(out, "%zx\r\n", len);
+		evbuffer_add(out, data, len);
+		evbuffer_add(out, "\r\n", 2);
+	} else {
+		evbuffer_add(out, data, len);
+	}
+	r->resp_bytes += (int64_t)len;
+}
+
+void gl_http_reply_end(gl_http_req *r)
+{
+	if (r->resp != RESP_STREAMING)
+		return;
+	if (r->resp_chunked && r->method != HTTP_HEAD)
+		evbuffer_add(bufferevent_get_output(r->c->bev), "0\r\n\r\n", 5);
+	bufferevent_setwatermark(r->c->bev, EV_WRITE, 0, 0);
+	reply_done(r);
+}
+
+void gl_http_reply_abort(gl_http_req *r)
+{
+	if (r->resp == RESP_DONE)
+		return;
+	if (r->resp == RESP_NONE) {
+		/* nothing sent yet: a bare close is the clearest signal */
+		r->status = 500;
+	}
+	r->resp_aborted = 1;
+	r->c->close_after = 1;
+	r->c->stop_parse = 1;
+	bufferevent_setwatermark(r->c->bev, EV_WRITE, 0, 0);
+	reply_done(r);
+}
+
+/* ---- body ----------------------------------------------------------------- */
+
+void gl_http_body_accept(gl_http_req *r, gl_http_body_fn on_data,
+			 gl_http_done_fn on_done, void *arg)
+{
+	r->on_data = on_data;
+	r->on_done = on_done;
+	r->body_arg = arg;
+	r->body_accepted = 1;
+	if (r->expect_continue && r->resp == RESP_NONE) {
+		/* the client waits for this before sending the body */
+		evbuffer_add_printf(bufferevent_get_output(r->c->bev),
+				    "HTTP/1.1 100 Continue\r\n\r\n");
+	}
+	/* a request without body completes through on_message_complete */
+}
+
+void gl_http_body_resume(gl_http_req *r)
+{
+	if (!r->body_paused)
+		return;
+	r->body_paused = 0;
+	conn_kick(r->c);
+}
+
+/* ---- parser callbacks ----------------------------------------------------- */
+
+static int head_limit(struct conn *c, size_t add, size_t line)
+{
+	const gl_http_limits *lim = &c->srv->lim;
+
+	c->head_bytes += add;
+	if (c->head_bytes > lim->max_header_size) {
+		c->head_status = 431;
+		c->head_msg = "Request header fields too large";
+		return -1;
+	}
+	if (line > lim->max_header_line) {
+		c->head_status = 431;
+		c->head_msg = "Header line too long";
+		return -1;
+	}
+	return 0;
+}
+
+static void head_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static int on_message_begin(http_parser *p)
+{
+	struct conn *c = p->data;
+	struct timeval tv = { c->srv->lim.header_timeout, 0 };
+
+	c->req = req_new(c);
+	if (!c->req)
+		return -1;
+	c->req->method = -1;
+	c->head_bytes = 0;
+	if (c->head_timer)
+		evtimer_add(c->head_timer, &tv);
+	return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	gl_http_req *r = c->req;
+
+	if (r->target.len + len > c->srv->lim.max_url) {
+		c->head_status = 414;
+		c->head_msg = "Request-URI too long";
+		return -1;
+	}
+	if (head_limit(c, len, 0) < 0 || sbuf_add(&r->target, at, len) < 0)
+		return -1;
+	return 0;
+}
+
+static int header_done(struct conn *c)
+{
+	gl_http_req *r = c->req;
+
+	if (!r->hname.len)
+		return 0;
+	if (!strcasecmp(r->hname.p, "content-length"))
+		r->n_content_length++;
+	else if (!strcasecmp(r->hname.p, "transfer-encoding")) {
+		r->n_transfer_encoding++;
+		if (strcasecmp(r->hval.p ? r->hval.p : "", "chunked") != 0)
+			r->bad_te = 1;
+	}
+	if (evhttp_add_header(&r->headers, r->hname.p,
+			      r->hval.p ? r->hval.p : "") < 0) {
+		c->head_status = 400;
+		c->head_msg = "Invalid header value";
+		return -1;
+	}
+	sbuf_reset(&r->hname);
+	sbuf_reset(&r->hval);
+	r->in_value = 0;
+	return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	gl_http_req *r = c->req;
+
+	if (r->in_value && header_done(c) < 0)
+		return -1;
+	if (sbuf_add(&r->hname, at, len) < 0)
+		return -1;
+	return head_limit(c, len, r->hname.len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	gl_http_req *r = c->req;
+
+	r->in_value = 1;
+	if (sbuf_add(&r->hval, at, len) < 0)
+		return -1;
+	return head_limit(c, len, r->hname.len + r->hval.len);
+}
+
+static int split_target(gl_http_req *r)
+{
+	const char *t = r->target.p ? r->target.p : "";
+	size_t plen;
+
+	/* absolute-form (proxy style) targets are accepted: keep the path */
+	if (!strncasecmp(t, "http://", 7) || !strncasecmp(t, "https://", 8)) {
+		const char *s = strstr(t, "//") + 2;
+		s += strcspn(s, "/?#");
+		t = *s == '/' ? s : "/";
+	}
+	plen = strcspn(t, "?#");
+	r->path = strndup(t, plen);
+	if (t[plen] == '?') {
+		r->query = strndup(t + plen + 1, strcspn(t + plen + 1, "#"));
+		if (!r->query)
+			return -1;
+	}
+	return r->path ? 0 : -1;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+	struct conn *c = p->data;
+	gl_http_req *r = c->req;
+	const char *expect;
+
+	if (r->in_value && header_done(c) < 0)
+		return -1;
+	evtimer_del(c->head_timer);
+	r->method = p->method;
+	r->http_major = p->http_major;
+	r->http_minor = p->http_minor;
+	r->chunked = (p->flags & F_CHUNKED) != 0;
+	if (!r->chunked && p->content_length != ULLONG_MAX)
+		r->content_length = (int64_t)p->content_length;
+	r->has_body = r->chunked || r->content_length > 0;
+	r->keepalive = http_should_keep_alive(p) && c->srv->lim.keepalive;
+
+	/* framing that could smuggle a second request past a proxy */
+	if (r->n_content_length > 1) {
+		c->head_status = 400;
+		c->head_msg = "Duplicate Content-Length";
+		return -1;
+	}
+	if (r->n_content_length && r->n_transfer_encoding) {
+		c->head_status = 400;
+		c->head_msg = "Both Content-Length and Transfer-Encoding";
+		return -1;
+	}
+	if (r->n_transfer_encoding > 1 || r->bad_te) {
+		c->head_status = 400;
+		c->head_msg = "Unsupported Transfer-Encoding";
+		return -1;
+	}
+	if (split_target(r) < 0)
+		return -1;
+	if (r->path[0] != '/') {
+		c->head_status = 400;
+		c->head_msg = "Invalid request target";
+		return -1;
+	}
+	expect = evhttp_find_header(&r->headers, "Expect");
+	if (expect) {
+		if (strcasecmp(expect, "100-continue") != 0) {
+			c->head_status = 417;
+			c->head_msg = "Unsupported expectation";
+			return -1;
+		}
+		if (r->http_major == 1 && r->http_minor >= 1 && r->has_body)
+			r->expect_continue = 1;
+	}
+
+	c->srv->dispatch(r, c->srv->arg);
+
+	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE) {
+		gl_error("http: handler neither replied nor took the body of %s %s",
+			 http_method_str(r->method), r->path);
+		c->srv->on_error(r, 500, "Request not handled", c->srv->arg);
+	}
+	if (c->stop_parse) {
+		/* early reply to a body we will not read: stop here */
+		http_parser_pause(p, 1);
+	}
+	return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	gl_http_req *r = c->req;
+
+	if (c->stop_parse) {
+		http_parser_pause(p, 1);
+		return 0;
+	}
+	r->body_received += (int64_t)len;
+	if (r->body_accepted && !r->body_aborted && r->resp == RESP_NONE) {
+		int rc = r->on_data(r, at, len, r->body_arg);
+		if (rc == GL_HTTP_BODY_ABORT) {
+			r->body_aborted = 1;
+			c->close_after = 1;
+			c->stop_parse = 1;
+			c->unread = 1;
+			http_parser_pause(p, 1);
+		} else if (rc == GL_HTTP_BODY_PAUSE && !http_body_is_final(p)) {
+			/* never pause on the final piece: message_complete
+			 * would then wait for bytes that never come */
+			r->body_paused = 1;
+			http_parser_pause(p, 1);
+		}
+		return 0;
+	}
+	/* replied early: drop the body, within reason */
+	r->discarded += (int64_t)len;
+	if (r->discarded > (int64_t)c->srv->lim.max_discard) {
+		c->close_after = 1;
+		c->stop_parse = 1;
+		c->unread = 1;
+		http_parser_pause(p, 1);
+	}
+	return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	struct conn *c = p->data;
+	gl_http_req *r = c->req;
+
+	r->msg_done = 1;
+	if (r->body_accepted && !r->body_aborted && r->on_done &&
+	    r->resp == RESP_NONE)
+		r->on_done(r, r->body_arg);
+	/* parse nothing more until this request's response is written */
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* ---- the parse loop ------------------------------------------------------- */
+
+static void parse_error(struct conn *c, enum http_errno e)
+{
+	int status = 400;
+	const char *msg = http_errno_description(e);
+	gl_http_req *r = c->req;
+
+	if (c->head_status) {
+		status = c->head_status;
+		msg = c->head_msg;
+	} else if (e == HPE_INVALID_METHOD) {
+		status = 501;
+		msg = "Unknown request method";
+	} else if (e == HPE_HEADER_OVERFLOW) {
+		status = 431;
+		msg = "Request header fields too large";
+	} else if (e == HPE_INVALID_VERSION) {
+		status = 505;
+		msg = "HTTP version not supported";
+	} else if (e == HPE_UNEXPECTED_CONTENT_LENGTH ||
+		   e == HPE_INVALID_CONTENT_LENGTH) {
+		msg = "Invalid Content-Length";
+	}
+	c->stop_parse = 1;
+	c->close_after = 1;
+	c->unread = 1;
+	if (!r) {
+		r = c->req = req_new(c);
+		if (!r) {
+			conn_kill(c);
+			return;
+		}
+		r->method = -1;
+	}
+	evtimer_del(c->head_timer);
+	if (r->resp == RESP_NONE) {
+		if (r->body_accepted && r->on_close) {
+			/* the handler was streaming this body: it is broken */
+			gl_http_done_fn fn = r->on_close;
+			r->on_close = NULL;
+			fn(r, r->close_arg);
+		}
+		if (r->resp == RESP_NONE)
+			c->srv->on_error(r, status, msg, c->srv->arg);
+	}
+}
+
+static void conn_finish_req(struct conn *c)
+{
+	gl_http_req *r = c->req;
+
+	access_log(r);
+	req_free(r);
+	c->req = NULL;
+	if (c->close_after || c->srv->shutting_down)
+		conn_close_when_flushed(c);
+}
+
+static int req_complete(const struct conn *c)
+{
+	const gl_http_req *r = c->req;
+	return r && r->resp == RESP_DONE &&
+	       (r->msg_done || c->stop_parse) &&
+	       evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+static void conn_parse(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	for (;;) {
+		struct evbuffer_iovec v;
+		size_t got;
+		enum http_errno e;
+
+		if (c->want_free || c->closing)
+			return;
+		if (c->req && req_complete(c)) {
+			conn_finish_req(c);
+			continue;
+		}
+		if (c->stop_parse)
+			return;
+		if (c->req && (c->req->msg_done || c->req->body_paused))
+			return; /* waiting for the handler */
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		got = http_parser_execute(&c->parser, &parser_settings,
+					  v.iov_base, v.iov_len);
+		evbuffer_drain(in, got);
+		e = HTTP_PARSER_ERRNO(&c->parser);
+		if (e == HPE_PAUSED) {
+			http_parser_pause(&c->parser, 0);
+			continue;
+		}
+		if (e != HPE_OK) {
+			parse_error(c, e);
+			continue;
+		}
+	}
+}
+
+/* ---- libevent callbacks --------------------------------------------------- */
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_enter(c);
+	if (!c->want_free) {
+		if (c->lingering) {
+			/* nothing */
+		} else if (c->closing) {
+			if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+				conn_start_linger(c);
+		} else {
+			conn_parse(c);
+		}
+	}
+	conn_leave(c);
+}
+
+static void conn_kick(struct conn *c)
+{
+	event_active(c->kick, EV_TIMEOUT, 0);
+}
+
+static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_enter(c);
+	if (c->req && c->req->resp == RESP_NONE && !c->req->msg_done) {
+		c->head_status = 408;
+		c->head_msg = "Request head not received in time";
+		parse_error(c, HPE_UNKNOWN);
+		conn_kick(c);
+	}
+	conn_leave(c);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	conn_enter(c);
+	if (c->lingering) {
+		evbuffer_drain(bufferevent_get_input(bev), (size_t)-1);
+	} else {
+		conn_parse(c);
+	}
+	conn_leave(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	gl_http_req *r = c->req;
+
+	conn_enter(c);
+	if (r && r->resp == RESP_STREAMING && r->on_drain) {
+		r->on_drain(r, r->drain_arg);
+	} else if (c->closing && !c->lingering) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_start_linger(c);
+	} else if (r && r->resp == RESP_DONE) {
+		conn_parse(c);
+	}
+	conn_leave(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	gl_http_req *r = c->req;
+
+	conn_enter(c);
+	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_READING) && r &&
+		    (r->msg_done || r->body_paused || r->resp != RESP_NONE) &&
+		    !c->lingering) {
+			/* the request is with the handler; silence is fine */
+			bufferevent_enable(bev, EV_READ);
+		} else {
+			if (r && r->resp == RESP_NONE && !r->body_accepted &&
+			    !c->closing) {
+				/* idle or slow head: say why, then close */
+				c->head_status = 408;
+				c->head_msg = "Request timed out";
+				parse_error(c, HPE_UNKNOWN);
+				conn_kick(c);
+			} else {
+				conn_kill(c);
+			}
+		}
+	} else if (what & BEV_EVENT_EOF) {
+		if (c->lingering) {
+			conn_kill(c);
+		} else if (r && r->msg_done) {
+			/* client half-closed after its request: answer it */
+			c->close_after = 1;
+			c->stop_parse = 1;
+			bufferevent_disable(bev, EV_READ);
+		} else {
+			conn_kill(c);
+		}
+	} else if (what & BEV_EVENT_ERROR) {
+		conn_kill(c);
+	}
+	conn_leave(c);
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+		      struct sockaddr *sa, int salen, void *arg)
+{
+	gl_http_server *s = arg;
+	struct conn *c;
+	struct timeval tv = { s->lim.client_timeout, 0 };
+	int one = 1;
+
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->kick = event_new(s->base, -1, 0, kick_cb, c);
+	c->head_timer = evtimer_new(s->base, head_timer_cb, c);
+	if (!c->bev || !c->kick || !c->head_timer) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->kick)
+			event_free(c->kick);
+		if (c->head_timer)
+			event_free(c->head_timer);
+		free(c);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, c->peer, sizeof c->peer);
+		c->peer_port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, c->peer, sizeof c->peer);
+		c->peer_port = ntohs(in6->sin6_port);
+	} else {
+		snprintf(c->peer, sizeof c->peer, "local");
+	}
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	TAILQ_INSERT_TAIL(&s->conns, c, link);
+	s->nconns++;
+
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+	bufferevent_set_max_single_read(c->bev, MAX_SINGLE_IO);
+	bufferevent_set_max_single_write(c->bev, MAX_SINGLE_IO);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+	if (s->lim.max_conns > 0 && s->nconns > s->lim.max_conns) {
+		/* over the cap: say so and close, instead of leaving the
+		 * client hanging in the accept queue */
+		static const char body[] =
+			"{\"code\": 503, \"title\": \"Service Unavailable\", "
+			"\"explanation\": \"Too many connections.\", "
+			"\"error\": {\"message\": \"Too many connections\", "
+			"\"type\": \"ServiceUnavailable\"}}";
+		evbuffer_add_printf(bufferevent_get_output(c->bev),
+				    "HTTP/1.1 503 Service Unavailable\r\n"
+				    "Content-Type: application/json\r\n"
+				    "Connection: close\r\n"
+				    "Content-Length: %zu\r\n\r\n%s",
+				    sizeof body - 1, body);
+		c->unread = 1;
+		gl_warn("http: connection cap %d reached, refusing %s",
+			s->lim.max_conns, c->peer);
+		c->stop_parse = 1;
+		conn_enter(c);
+		conn_close_when_flushed(c);
+		conn_leave(c);
+	}
+}
+
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: log and keep the listener alive */
+	gl_error("http: accept: %s", evutil_socket_error_to_string(err));
+}
+
+gl_http_server *gl_http_server_new(struct event_base *base,
+				   const gl_http_limits *lim,
+				   gl_http_dispatch_fn dispatch,
+				   gl_http_error_fn on_error, void *arg)
+{
+	gl_http_server *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->base = base;
+	s->lim = *lim;
+	s->dispatch = dispatch;
+	s->on_error = on_error;
+	s->arg = arg;
+	TAILQ_INIT(&s->conns);
+	return s;
+}
+
+int gl_http_server_listen(gl_http_server *s, const char *host, int port,
+			  int reuseport, char *err, size_t errlen)
+{
+	struct evutil_addrinfo hints = { 0 }, *res = NULL;
+	char portstr[16];
+	unsigned flags = LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+			 LEV_OPT_CLOSE_ON_EXEC;
+	int rc;
+
+	if (reuseport)
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+	snprintf(portstr, sizeof portstr, "%d", port);
+	rc = evutil_getaddrinfo(host, portstr, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "cannot resolve bind_host '%s': %s", host,
+			 evutil_gai_strerror(rc));
+		return -1;
+	}
+	s->lis = evconnlistener_new_bind(s->base, accept_cb, s, flags, 4096,
+					 res->ai_addr, (int)res->ai_addrlen);
+	evutil_freeaddrinfo(res);
+	if (!s->lis) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
+			 strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(s->lis, accept_error_cb);
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		evutil_socket_t fd = evconnlistener_get_fd(s->lis);
+		s->port = port;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+			if (ss.ss_family == AF_INET)
+				s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			else if (ss.ss_family == AF_INET6)
+				s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+	return 0;
+}
+
+int gl_http_server_port(const gl_http_server *s) { return s->port; }
+int gl_http_server_nconns(const gl_http_server *s) { return s->nconns; }
+
+void gl_http_server_shutdown(gl_http_server *s, void (*done)(void *),
+			     void *arg)
+{
+	struct conn *c, *next;
+
+	s->shutting_down = 1;
+	s->shutdown_done = done;
+	s->shutdown_arg = arg;
+	/* close the socket, not just stop accepting: queued and new
+	 * connections are refused instead of waiting on a dead listener */
+	if (s->lis) {
+		evconnlistener_free(s->lis);
+		s->lis = NULL;
+	}
+	for (c = TAILQ_FIRST(&s->conns); c; c = next) {
+		next = TAILQ_NEXT(c, link);
+		conn_enter(c);
+		if (!c->req)
+			conn_kill(c); /* idle keep-alive connection */
+		else
+			c->close_after = 1;
+		conn_leave(c);
+	}
+	server_check_shutdown(s);
+}
+
+void gl_http_server_free(gl_http_server *s)
+{
+	struct conn *c;
+
+	if (!s)
+		return;
+	s->shutdown_done = NULL;
+	while ((c = TAILQ_FIRST(&s->conns)) != NULL)
+		conn_free(c);
+	if (s->lis)
+		evconnlistener_free(s->lis);
+	free(s);
+}

@@ -1,0 +1,124 @@
+/* ltype.h - the sandboxed Lua type runtime, seen from C.
+ *
+ * Loads lua/glare (the type DSL library) and the enabled types/*.lua into
+ * one lua_State per worker, with a memory cap (custom allocator), an
+ * instruction budget per call, text-only chunks and allow-listed
+ * environments (see docs/lua-runtime.md for the Lua side of the contract).
+ * After loading, every type's field list is copied into plain C structs
+ * (gl_type / gl_field) so the engine and the SQL layer never call into Lua
+ * for metadata; Lua runs only for coercion, schemas, output shaping and
+ * hooks.
+ *
+ * A gl_types set is immutable once loaded and reference counted: a reload
+ * (SIGHUP, console) loads and checks a complete new set, then swaps it in;
+ * requests that started on the old set finish on it.
+ *
+ * Used by the engine, the API layer and the console. Uses Lua 5.4, jansson
+ * (values cross the boundary as JSON: integers stay integers), conf.c.
+ */
+#ifndef GL_LTYPE_H
+#define GL_LTYPE_H
+
+#include <stdint.h>
+#include <jansson.h>
+
+#include "conf.h"
+#include "err.h"
+
+typedef enum gl_kind {
+	GK_STRING, GK_INTEGER, GK_FLOAT, GK_BOOLEAN, GK_VERSION, GK_LINK,
+	GK_BLOB, GK_FOLDER, GK_LIST, GK_DICT, GK_DATETIME
+} gl_kind;
+
+/* filter operators, as a bit set */
+enum {
+	GL_OP_EQ = 1 << 0, GL_OP_NEQ = 1 << 1, GL_OP_LT = 1 << 2,
+	GL_OP_LTE = 1 << 3, GL_OP_GT = 1 << 4, GL_OP_GTE = 1 << 5,
+	GL_OP_IN = 1 << 6, GL_OP_LIKE = 1 << 7
+};
+
+/* hooks, as a bit set (which ones a type defines) */
+enum gl_hook {
+	GL_HOOK_PRE_CREATE, GL_HOOK_POST_CREATE, GL_HOOK_PRE_UPDATE,
+	GL_HOOK_POST_UPDATE, GL_HOOK_PRE_ACTIVATE, GL_HOOK_POST_ACTIVATE,
+	GL_HOOK_PRE_REACTIVATE, GL_HOOK_POST_REACTIVATE,
+	GL_HOOK_PRE_DEACTIVATE, GL_HOOK_POST_DEACTIVATE, GL_HOOK_PRE_PUBLISH,
+	GL_HOOK_POST_PUBLISH, GL_HOOK_PRE_UPLOAD, GL_HOOK_POST_UPLOAD,
+	GL_HOOK_PRE_ADD_LOCATION, GL_HOOK_POST_ADD_LOCATION,
+	GL_HOOK_PRE_DOWNLOAD, GL_HOOK_POST_DOWNLOAD, GL_HOOK_PRE_DELETE,
+	GL_HOOK_POST_DELETE, GL_HOOK_COUNT
+};
+
+typedef struct gl_field {
+	char *name;
+	gl_kind kind;
+	gl_kind elem;          /* List / Dict element kind */
+	unsigned base : 1, system : 1, mutable_ : 1, required_on_activate : 1,
+		 sortable : 1, nullable : 1, same_sha256 : 1,
+		 select_location : 1;
+	unsigned filter_ops;   /* GL_OP_* */
+	json_t *def;           /* default value or NULL */
+	int64_t max_blob_size; /* Blob, Folder */
+	int64_t max_folder_size;
+	int max_key_length;    /* Folder keys */
+} gl_field;
+
+typedef struct gl_type {
+	char *name;
+	char *display_name;    /* may be NULL */
+	char *version;
+	gl_field *fields;
+	int nfields;
+	unsigned hooks;        /* 1 << GL_HOOK_* */
+	unsigned has_to_dict : 1, has_format_all : 1, is_all : 1;
+	int ref;               /* Lua registry ref of the compiled type */
+} gl_type;
+
+typedef struct gl_types gl_types;
+
+/* Load and check the library and every enabled type. NULL + err (with the
+ * metaschema's message, e.g. "types/x.lua: field 'a': ...") on failure. */
+gl_types *gl_types_load(const gl_conf *conf, gl_err *err);
+gl_types *gl_types_ref(gl_types *t);
+void gl_types_unref(gl_types *t);
+
+/* The set in service for this worker, and swapping it (reload). */
+gl_types *gl_types_current(void);
+void gl_types_set_current(gl_types *t);
+
+const gl_type *gl_types_find(const gl_types *t, const char *name);
+int gl_types_count(const gl_types *t);
+const gl_type *gl_types_at(const gl_types *t, int i);
+const gl_field *gl_type_field(const gl_type *t, const char *name);
+
+/* Coerce and validate one field value (JSON in, JSON out, new ref).
+ * 400 with the type runtime's message on failure. */
+int gl_types_coerce(gl_types *ts, const gl_type *t, const char *field,
+		    json_t *in, json_t **out, gl_err *err);
+/* Coerce a filter value (a query-string string) to the field's kind, or its
+ * element kind when element != 0. */
+int gl_types_coerce_filter(gl_types *ts, const gl_type *t, const char *field,
+			   const char *value, int element, json_t **out,
+			   gl_err *err);
+/* Semver sort key of a coerced version string. */
+int gl_types_version_key(gl_types *ts, const char *version, int64_t *prefix,
+			 char **suffix, char **meta, gl_err *err);
+
+/* JSON schema of one type (new ref). */
+json_t *gl_types_schema(gl_types *ts, const gl_type *t);
+/* Output shaping (to_dict / format_all); takes and returns a reference. */
+json_t *gl_types_output(gl_types *ts, const gl_type *t, json_t *af,
+			int format_all);
+
+/* Call a hook if the type defines it. args is a JSON array of the hook's
+ * extra arguments (may be NULL). For hooks that may change the artifact
+ * (pre_create), *af_out receives the new artifact (new ref) or NULL. */
+int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
+		  const json_t *ctx, const json_t *af, const json_t *args,
+		  json_t **af_out, gl_err *err);
+
+const char *gl_kind_name(gl_kind k);
+unsigned gl_op_from_name(const char *name); /* 0 if unknown */
+const char *gl_op_name(unsigned op);
+
+#endif

@@ -1,0 +1,290 @@
+/* server.c - `glared serve`: master, workers, signals (see server.h). */
+#include "server.h"
+#include "api.h"
+#include "engine.h"
+#include "http.h"
+#include "log.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+typedef struct worker {
+	gl_app app;
+	gl_http_server *http;
+	struct event *sig_term, *sig_int, *sig_hup, *force;
+	int stopping;
+} worker;
+
+static void stop_done(void *arg)
+{
+	worker *w = arg;
+	event_base_loopbreak(w->app.base);
+}
+
+static void force_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	worker *w = arg;
+	gl_warn("shutdown: %d connection(s) still open after %d s, closing",
+		gl_http_server_nconns(w->http), w->app.conf->shutdown_timeout);
+	event_base_loopbreak(w->app.base);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	worker *w = arg;
+	struct timeval tv = { w->app.conf->shutdown_timeout, 0 };
+
+	if (w->stopping) {
+		/* a second signal: stop now */
+		event_base_loopbreak(w->app.base);
+		return;
+	}
+	w->stopping = 1;
+	gl_info("signal %d: stop accepting, finishing in-flight requests",
+		(int)sig);
+	w->force = evtimer_new(w->app.base, force_stop_cb, w);
+	if (w->force)
+		evtimer_add(w->force, &tv);
+	gl_http_server_shutdown(w->http, stop_done, w);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	worker *w = arg;
+	gl_err err = { 0 };
+
+	if (gl_engine_reload_types(w->app.engine, &err) < 0)
+		gl_error("reload: type files rejected, old set keeps serving: %s",
+			 err.msg);
+	else
+		gl_info("reload: type files reloaded");
+}
+
+static gl_policy *load_policy(const gl_conf *conf)
+{
+	gl_policy *p = gl_policy_new();
+	char *err = NULL;
+
+	if (conf->policy_file && *conf->policy_file &&
+	    gl_policy_load_file(p, conf->policy_file, &err) < 0) {
+		gl_error("policy file %s: %s", conf->policy_file, err);
+		free(err);
+		gl_policy_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* One worker: its own loop, engine (db, Lua) and listener. */
+static int run_worker(gl_conf *conf, const char *host, int port, int reuse)
+{
+	worker w = { 0 };
+	gl_http_limits lim;
+	gl_err err = { 0 };
+	char msg[256];
+	int rc = 1;
+
+	w.app.conf = conf;
+	w.app.base = event_base_new();
+	w.app.policy = load_policy(conf);
+	if (!w.app.base || !w.app.policy)
+		goto out;
+	w.app.engine = gl_engine_new(conf, w.app.policy, w.app.base, &err);
+	if (!w.app.engine) {
+		gl_error("%s", err.msg);
+		goto out;
+	}
+	gl_http_limits_default(&lim);
+	lim.max_header_line = (size_t)conf->max_header_line;
+	lim.max_header_size = (size_t)conf->max_header_size;
+	lim.client_timeout = conf->client_socket_timeout;
+	lim.header_timeout = conf->header_timeout;
+	lim.keepalive = conf->http_keepalive;
+	lim.max_conns = conf->max_connections;
+	w.http = gl_http_server_new(w.app.base, &lim, gl_api_dispatch,
+				    gl_api_http_error, &w.app);
+	if (!w.http ||
+	    gl_http_server_listen(w.http, host, port, reuse, msg, sizeof msg)) {
+		gl_error("%s", w.http ? msg : "out of memory");
+		goto out;
+	}
+	w.sig_term = evsignal_new(w.app.base, SIGTERM, on_stop_signal, &w);
+	w.sig_int = evsignal_new(w.app.base, SIGINT, on_stop_signal, &w);
+	w.sig_hup = evsignal_new(w.app.base, SIGHUP, on_hup, &w);
+	evsignal_add(w.sig_term, NULL);
+	evsignal_add(w.sig_int, NULL);
+	evsignal_add(w.sig_hup, NULL);
+	gl_info("serving on %s:%d", host, gl_http_server_port(w.http));
+	event_base_dispatch(w.app.base);
+	rc = 0;
+out:
+	if (w.http)
+		gl_http_server_free(w.http);
+	if (w.sig_term)
+		event_free(w.sig_term);
+	if (w.sig_int)
+		event_free(w.sig_int);
+	if (w.sig_hup)
+		event_free(w.sig_hup);
+	if (w.force)
+		event_free(w.force);
+	gl_engine_free(w.app.engine);
+	gl_policy_free(w.app.policy);
+	if (w.app.base)
+		event_base_free(w.app.base);
+	return rc;
+}
+
+/* ---- master ----------------------------------------------------------------- */
+
+static volatile sig_atomic_t got_sig;
+
+static void master_sig(int sig) { got_sig = sig; }
+
+/* Bind once to report a busy port or bad address here, not in N workers. */
+static int probe_bind(const char *host, int port)
+{
+	struct event_base *b = event_base_new();
+	gl_http_limits lim;
+	gl_http_server *s;
+	char msg[256];
+	int rc;
+
+	gl_http_limits_default(&lim);
+	s = gl_http_server_new(b, &lim, gl_api_dispatch, gl_api_http_error,
+			       NULL);
+	rc = gl_http_server_listen(s, host, port, 1, msg, sizeof msg);
+	if (rc)
+		gl_error("%s", msg);
+	gl_http_server_free(s);
+	event_base_free(b);
+	return rc;
+}
+
+static pid_t spawn(gl_conf *conf, const char *host, int port, int idx)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		_exit(run_worker(conf, host, port, 1));
+	}
+	if (pid < 0)
+		gl_error("fork worker %d: %s", idx, strerror(errno));
+	return pid;
+}
+
+static int run_master(gl_conf *conf, const char *host, int port)
+{
+	int n = conf->workers;
+	pid_t *pids = calloc((size_t)n, sizeof *pids);
+	time_t *started = calloc((size_t)n, sizeof *started);
+	struct sigaction sa = { 0 };
+	int alive = 0, stopping = 0;
+
+	if (!pids || !started)
+		return 1;
+	if (probe_bind(host, port)) {
+		free(pids);
+		free(started);
+		return 1;
+	}
+	sa.sa_handler = master_sig;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	for (int i = 0; i < n; i++) {
+		pids[i] = spawn(conf, host, port, i);
+		started[i] = time(NULL);
+		if (pids[i] > 0)
+			alive++;
+	}
+	gl_info("master: %d workers on %s:%d", alive, host, port);
+	while (alive > 0) {
+		int st;
+		pid_t pid = waitpid(-1, &st, 0);
+
+		if (pid < 0 && errno == EINTR) {
+			int sig = got_sig;
+			got_sig = 0;
+			if (sig == SIGTERM || sig == SIGINT)
+				stopping = 1;
+			for (int i = 0; i < n; i++)
+				if (pids[i] > 0)
+					kill(pids[i], sig);
+			continue;
+		}
+		if (pid < 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			if (pids[i] != pid)
+				continue;
+			pids[i] = 0;
+			alive--;
+			if (stopping)
+				break;
+			gl_error("worker %d (pid %d) died (%s %d), restarting", i,
+				 (int)pid,
+				 WIFSIGNALED(st) ? "signal" : "status",
+				 WIFSIGNALED(st) ? WTERMSIG(st)
+						 : WEXITSTATUS(st));
+			/* a worker that cannot start would spin: back off */
+			if (time(NULL) - started[i] < 2)
+				sleep(1);
+			pids[i] = spawn(conf, host, port, i);
+			started[i] = time(NULL);
+			if (pids[i] > 0)
+				alive++;
+		}
+	}
+	free(pids);
+	free(started);
+	gl_info("master: all workers stopped");
+	return 0;
+}
+
+int gl_serve(gl_conf *conf, const char *host, int port)
+{
+	const char *h = host ? host : conf->bind_host;
+	int p = port >= 0 ? port : conf->bind_port;
+	gl_err err = { 0 };
+
+	/* recovery and checks once, before any worker serves */
+	{
+		gl_policy *pol = load_policy(conf);
+		struct event_base *b = event_base_new();
+		gl_engine *e = pol ? gl_engine_new(conf, pol, b, &err) : NULL;
+		int rc = 0;
+
+		if (!pol) {
+			rc = -1;
+		} else if (!e) {
+			gl_error("%s", err.msg);
+			rc = -1;
+		} else if (gl_engine_recover(e, &err) < 0) {
+			gl_error("recovery: %s", err.msg);
+			rc = -1;
+		}
+		gl_engine_free(e);
+		gl_policy_free(pol);
+		event_base_free(b);
+		if (rc < 0)
+			return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (conf->workers <= 1)
+		return run_worker(conf, h, p, 0);
+	return run_master(conf, h, p);
+}

@@ -1,0 +1,203 @@
+"""Black-box test harness: real glared processes on loopback.
+
+`server` is one shared server (default options, every stock and test type
+enabled). `make_server(**options)` starts a private one with extra config
+options, for tests that need special settings or kill the process.
+Options are "section.key" → value, or plain keys for [DEFAULT].
+"""
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+GLARED = os.environ.get("GLARED", os.path.join(ROOT, "glared"))
+
+ALL_TYPES = ("images,heat_templates,heat_environments,tosca_templates,"
+             "murano_packages,secrets,sample_artifact,hooks_artifact,"
+             "non_nullable_fields_artifact,regional_images")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_conf(path, options):
+    sections = {}
+    for k, v in options.items():
+        sec, _, key = k.rpartition(".")
+        sections.setdefault(sec or "DEFAULT", {})[key] = v
+    with open(path, "w") as f:
+        for sec in ["DEFAULT"] + sorted(s for s in sections if s != "DEFAULT"):
+            f.write("[%s]\n" % sec)
+            for k, v in sections.get(sec, {}).items():
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                f.write("%s = %s\n" % (k, v))
+
+
+class Server:
+    def __init__(self, options=None, workers=1, wait=True):
+        self.dir = tempfile.mkdtemp(prefix="glared-test-")
+        self.port = free_port()
+        self.options = {
+            "bind_host": "127.0.0.1",
+            "bind_port": self.port,
+            "workers": workers,
+            "enabled_artifact_types": ALL_TYPES,
+            "database.connection": "sqlite:///%s/glare.db" % self.dir,
+            "glance_store.filesystem_store_datadir": "%s/blobs" % self.dir,
+            "healthcheck.disable_by_file_path": "%s/hc_disable" % self.dir,
+        }
+        self.options.update(options or {})
+        self.conf = os.path.join(self.dir, "glare.conf")
+        write_conf(self.conf, self.options)
+        self.log_path = os.path.join(self.dir, "glared.log")
+        self.proc = None
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.start(wait)
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [GLARED, "serve", "--config-file", self.conf],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("glared exited %s:\n%s" %
+                                   (self.proc.returncode, self.read_log()))
+            try:
+                requests.get(self.url + "/healthcheck", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise RuntimeError("glared did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def peak_rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
+    # -- requests helpers ---------------------------------------------------
+    def req(self, method, path, token="user1:project1:member", **kw):
+        headers = kw.pop("headers", {}) or {}
+        if token is not None and "X-Auth-Token" not in headers:
+            headers["X-Auth-Token"] = token
+        return requests.request(method, self.url + path, headers=headers,
+                                timeout=kw.pop("timeout", 60), **kw)
+
+    def get(self, path, **kw):
+        return self.req("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        headers = kw.pop("headers", {}) or {}
+        headers.setdefault("Content-Type", "application/json")
+        return self.req("POST", path, json=body, headers=headers, **kw)
+
+    def patch(self, path, ops, **kw):
+        headers = kw.pop("headers", {}) or {}
+        headers.setdefault("Content-Type", "application/json-patch+json")
+        import json
+        return self.req("PATCH", path, data=json.dumps(ops), headers=headers,
+                        **kw)
+
+    def put(self, path, data=None, **kw):
+        return self.req("PUT", path, data=data, **kw)
+
+    def delete(self, path, **kw):
+        return self.req("DELETE", path, **kw)
+
+
+ADMIN = "admin:adminproject:admin"
+USER1 = "user1:project1:member"
+USER2 = "user2:project2:member"
+
+
+def raw(port, data, timeout=5, shut=False, read_until_close=True):
+    """Send raw bytes, return everything read until the server closes or
+    the timeout passes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        if isinstance(data, str):
+            data = data.encode()
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            out += b
+            if not read_until_close and b"\r\n\r\n" in out:
+                break
+        return out
+    finally:
+        s.close()
+
+
+def status_of(resp_bytes):
+    line = resp_bytes.split(b"\r\n", 1)[0]
+    return int(line.split()[1]) if line.startswith(b"HTTP/") else None
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+
+    def make(options=None, **kw):
+        s = Server(options, **kw)
+        servers.append(s)
+        return s
+    yield make
+    for s in servers:
+        s.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def uniq():
+    return lambda prefix="a": "%s-%s" % (prefix, uuid.uuid4().hex[:10])
