@@ -17,7 +17,7 @@ WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE -DGLARED_VERSION=\"0.1.0\" -D_FILE_OFFSET_BITS=64 $(WARN) \
            $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm -lpthread
 
 BUILD   ?= build
 SRCS    := $(sort $(wildcard src/*.c))

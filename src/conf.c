@@ -249,8 +249,8 @@ static const opt *find_opt(const char *section, const char *name)
 
 static int is_glare_only(const char *section, const char *name)
 {
-	char key[256];
-	snprintf(key, sizeof key, "%s:%s", section, name);
+	char key[600];
+	snprintf(key, sizeof key, "%.255s:%.255s", section, name);
 	for (int i = 0; glare_only[i]; i++)
 		if (!strcasecmp(glare_only[i], key))
 			return 1;

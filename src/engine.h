@@ -2,12 +2,21 @@
  * uniqueness, quotas, hooks; blob upload/download/location pipelines.
  *
  * The engine is the only place that decides whether a change is allowed.
- * The HTTP API and the console both call it with a request context, so there
- * is no back door around validation or lifecycle. It owns the worker's type
- * runtime (ltype.c), metadata store (meta.h) and blob stores (store.h).
+ * The HTTP API and the console both call it with a request context, so
+ * there is no back door around validation or lifecycle. It owns the
+ * worker's type runtime (ltype.c), metadata store (meta.h), blob store
+ * (store.c) and fetcher (fetch.c).
+ *
+ * Every call returns 0 (or a documented positive value) on success and -1
+ * with err filled (status, Glare exception name, message) on failure.
+ * Results are new JSON references in API shape (internal blob keys
+ * stripped, URLs synthesised, the type's output hook applied).
  */
 #ifndef GL_ENGINE_H
 #define GL_ENGINE_H
+
+#include <stdint.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <jansson.h>
@@ -22,11 +31,130 @@ typedef struct gl_engine gl_engine;
 gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
 			 struct event_base *base, gl_err *err);
 void gl_engine_free(gl_engine *e);
-/* SIGHUP / console: load a new type set; the old one keeps serving on
- * failure. */
+/* SIGHUP / console: load a new type set and swap it in; on failure the
+ * old set keeps serving. */
 int gl_engine_reload_types(gl_engine *e, gl_err *err);
 /* Start-up recovery: blobs left "saving" by a dead process, temp files,
  * unreferenced data. Run once before serving. */
 int gl_engine_recover(gl_engine *e, gl_err *err);
+
+/* ---- schemas and artifacts -------------------------------------------------- */
+
+/* type NULL: {"schemas": {...every type...}}; else {"schemas": {type: ...}} */
+int gl_engine_schemas(gl_engine *e, const gl_ctx *ctx, const char *type,
+		      json_t **out, gl_err *err);
+
+/* A query parameter, percent-decoded (the list endpoint's filters). */
+typedef struct gl_kv {
+	const char *name, *value;
+} gl_kv;
+
+/* The list response body: {type_name, artifacts, first, schema,
+ * total_count[, next]}. */
+int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
+		   const gl_kv *query, int nquery, json_t **out, gl_err *err);
+int gl_engine_show(gl_engine *e, const gl_ctx *ctx, const char *type,
+		   const char *id, json_t **out, gl_err *err);
+int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const json_t *body, json_t **out, gl_err *err);
+/* patch: a JSON-patch array (RFC 6902). */
+int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const char *id, const json_t *patch, json_t **out,
+		     gl_err *err);
+int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const char *id, gl_err *err);
+/* Purge artifacts deleted (delayed) at least min_age_s seconds ago, at
+ * most limit per call. Returns the number purged, or -1. */
+int gl_engine_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err);
+
+/* ---- quotas --------------------------------------------------------------- */
+int gl_engine_set_quotas(gl_engine *e, const gl_ctx *ctx, const json_t *body,
+			 gl_err *err);
+int gl_engine_list_quotas(gl_engine *e, const gl_ctx *ctx, json_t **out,
+			  gl_err *err);
+/* project NULL: the caller's project. */
+int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
+			     const char *project, json_t **out, gl_err *err);
+
+/* ---- blob uploads (streaming) ---------------------------------------------------
+ * begin: every check that can fail before the body (visibility, policy,
+ * field kind, change rules, saving conflict, size limits from the declared
+ * length, quotas) and the "saving" placeholder. write: bytes as they come;
+ * -1 with 413 once a limit is passed. finish: size checks, type hook,
+ * commit; the artifact is returned. abort: restore the previous state. */
+typedef struct gl_upload gl_upload;
+
+gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
+				  const char *type, const char *id,
+				  const char *field, const char *key,
+				  int has_key, const char *content_type,
+				  int64_t content_length, gl_err *err);
+int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err);
+int gl_upload_finish(gl_upload *u, json_t **out, gl_err *err);
+void gl_upload_abort(gl_upload *u);
+
+/* ---- downloads ---------------------------------------------------------- */
+
+typedef struct gl_request_info {
+	const char *method, *path, *remote_addr;
+	json_t *headers; /* lower-case name -> value */
+} gl_request_info;
+
+enum gl_dl_kind { GL_DL_FILE, GL_DL_DATABASE, GL_DL_REDIRECT, GL_DL_PROXY };
+
+typedef struct gl_download {
+	enum gl_dl_kind kind;
+	int fd;                   /* GL_DL_FILE: open file, caller closes */
+	char *url;                /* GL_DL_REDIRECT / GL_DL_PROXY */
+	char *location;           /* GL_DL_DATABASE: data key */
+	int64_t size;             /* -1 unknown */
+	char content_type[256];
+	char md5[33], sha1[41], sha256[65];
+	char field[256];
+	char *key;                /* the folder key served (selected) */
+	char *artifact_id;
+} gl_download;
+
+int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
+		       const char *id, const char *field, const char *key,
+		       int has_key, const gl_request_info *ri,
+		       gl_download *dl, gl_err *err);
+void gl_download_free(gl_download *dl);
+/* Database store reads for GL_DL_DATABASE. */
+int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
+			    void *buf, int64_t len, gl_err *err);
+/* A proxied external download found different bytes: flag the blob. */
+void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
+			 const char *field, const char *key, const char *why);
+
+/* ---- locations ------------------------------------------------------------- */
+
+typedef void (*gl_engine_done_fn)(void *arg, json_t *artifact,
+				  const gl_err *err);
+/* Register an external (fetched and verified) or internal location. The
+ * result arrives through done (maybe before this returns). Returns -1 with
+ * err if the request fails its pre-checks (done is then not called). */
+int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
+			   const char *id, const char *field, const char *key,
+			   int has_key, const json_t *body,
+			   gl_engine_done_fn done, void *arg, gl_err *err);
+/* Cancel a pending registration (client went away): nothing is kept. */
+void gl_engine_cancel_location(gl_engine *e, void *arg);
+int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
+			  const char *id, const char *field, const char *key,
+			  int has_key, json_t **out, gl_err *err);
+
+/* ---- external re-verification ------------------------------------------------ */
+/* Re-fetch up to limit external blobs (least recently verified first) and
+ * compare; returns the number checked, or -1. Blocking (tools). */
+int gl_engine_verify_external(gl_engine *e, int limit, int *changed,
+			      gl_err *err);
+
+struct gl_fetch;
+/* The worker's fetcher (created on first use). */
+struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
+
+struct event_base *gl_engine_base(gl_engine *e);
+const gl_conf *gl_engine_conf(gl_engine *e);
 
 #endif

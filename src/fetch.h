@@ -62,7 +62,7 @@ typedef struct gl_fetch_result {
 	gl_err err;               /* when !ok: 400 with the cause (DNS,
 				   * refused, timeout, HTTP status >= 400,
 				   * too many redirects, blocked address),
-				   * 413 over max_bytes, 504 timeout */
+				   * 413 over max_bytes, 499 aborted */
 } gl_fetch_result;
 
 /* Streaming consumer (optional): called with each piece in order. Return

@@ -1,6 +1,6 @@
 /* ltype.h - the sandboxed Lua type runtime, seen from C.
  *
- * Loads lua/glare (the type DSL library) and the enabled types/*.lua into
+ * Loads lua/glare (the type DSL library) and the enabled type files (types/NAME.lua) into
  * one lua_State per worker, with a memory cap (custom allocator), an
  * instruction budget per call, text-only chunks and allow-listed
  * environments (see docs/lua-runtime.md for the Lua side of the contract).
@@ -61,6 +61,7 @@ typedef struct gl_field {
 	int64_t max_blob_size; /* Blob, Folder */
 	int64_t max_folder_size;
 	int max_key_length;    /* Folder keys */
+	int max_keys;          /* Folder: most blobs it may hold */
 } gl_field;
 
 typedef struct gl_type {
@@ -116,6 +117,20 @@ json_t *gl_types_output(gl_types *ts, const gl_type *t, json_t *af,
 int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
 		  const json_t *ctx, const json_t *af, const json_t *args,
 		  json_t **af_out, gl_err *err);
+
+/* pre_upload: blob = {size, md5, sha1, sha256, content_type}; the hook's
+ * blob.read(offset, n) reads the uploaded bytes from path, at most
+ * max_read bytes in all. */
+int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
+			 const json_t *af, const char *field, const char *key,
+			 const json_t *blob, const char *path, int64_t max_read,
+			 gl_err *err);
+/* A folder's select_location hook: *key = the chosen key (malloc'ed) or
+ * NULL when the hook chose none. */
+int gl_types_select_location(gl_types *ts, const gl_type *t,
+			     const char *field, const json_t *ctx,
+			     const json_t *af, const json_t *request,
+			     char **key, gl_err *err);
 
 const char *gl_kind_name(gl_kind k);
 unsigned gl_op_from_name(const char *name); /* 0 if unknown */

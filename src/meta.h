@@ -75,6 +75,11 @@ int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af,
 /* Delete the artifact row with its tags, properties and blob records. */
 int gl_meta_delete(gl_meta *m, const char *id, gl_err *err);
 
+/* Artifacts in status "deleted" whose updated_at is before before_us
+ * (the scrubber): array of {id, type_name}, oldest first, at most limit. */
+int gl_meta_deleted(gl_meta *m, int64_t before_us, int limit, json_t **out,
+		    gl_err *err);
+
 /* Set status/updated_at only (delayed delete, scrubber). */
 int gl_meta_set_status(gl_meta *m, const char *id, const char *status,
 		       gl_err *err);

@@ -1,0 +1,249 @@
+--- What the C core calls on a compiled type, and the API hooks see.
+--
+-- Functions return a value on success or `nil, message` on a data error;
+-- they raise only on programming errors (docs/lua-runtime.md). Note that
+-- `false` is a valid result (a Boolean field): test for `nil`.
+--
+-- Hooks see `glare` = { log, fail, json, semver, options, type_name }.
+-- `glare.fail(status, message)` raises `{status = 4xx, message = "..."}`
+-- (with a metatable, see `runtime.is_failure`); `glare.log(level, ...)`
+-- goes to the log sink the C core installs with `set_log_sink`.
+local json = require("glare.json")
+local sandbox = require("glare.sandbox")
+local schema = require("glare.schema")
+local semver = require("glare.semver")
+
+local runtime = {}
+
+local type, tostring, select, pcall, error = type, tostring, select, pcall, error
+local setmetatable, getmetatable = setmetatable, getmetatable
+local format, concat = string.format, table.concat
+local math_type = math.type
+
+----------------------------------------------------------------------------
+-- Logging
+----------------------------------------------------------------------------
+
+local function default_sink(level, message, type_name)
+  local io_ = io
+  if io_ and io_.stderr then
+    io_.stderr:write(format("glare %s [%s] %s\n", level, type_name or "-", message))
+  end
+end
+local sink = default_sink
+
+--- Install the log sink: `fn(level, message, type_name)`. `nil` restores
+-- the default (stderr). Levels are free-form short words; the stock ones
+-- are debug, info, warning, error, and `hook` (hooks_artifact's record).
+function runtime.set_log_sink(fn)
+  sink = fn or default_sink
+end
+
+--- Log `...` (joined with spaces, tostring'ed) at `level` for `type_name`.
+function runtime.log(type_name, level, ...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  sink(tostring(level), concat(parts, " "), type_name)
+end
+
+----------------------------------------------------------------------------
+-- Failures raised by hooks
+----------------------------------------------------------------------------
+
+local Failure = {
+  __name = "glare.failure",
+  __tostring = function(e) return format("%d: %s", e.status, e.message) end,
+}
+
+--- Raise a client error from a hook: `status` must be an integer 400..499.
+function runtime.fail(status, message)
+  if math_type(status) ~= "integer" or status < 400 or status > 499 then
+    error(format("glare.fail: status must be a 4xx integer, got %s", tostring(status)), 2)
+  end
+  error(setmetatable({ status = status, message = tostring(message or "") }, Failure))
+end
+
+--- True when `e` was raised by `glare.fail`.
+function runtime.is_failure(e)
+  return type(e) == "table" and getmetatable(e) == Failure
+end
+
+--- Map an error raised by a hook to `status, message`: a `glare.fail` keeps
+-- its own; anything else is a 400 naming the hook and the type.
+function runtime.hook_error(T, hook, err)
+  if runtime.is_failure(err) then return err.status, err.message end
+  if type(err) == "table" and err.message then err = err.message end
+  return 400, format("Hook %s of type %s failed: %s", hook, T.name, tostring(err))
+end
+
+--- Convenience for the C core: call hook `name` of `T` with `...`.
+-- Returns `true, result` (also when the type has no such hook) or
+-- `false, status, message`.
+function runtime.run_hook(T, name, ...)
+  local fn = T.hooks[name]
+  if fn == nil then return true, nil end
+  local ok, res = pcall(fn, ...)
+  if ok then return true, res end
+  return false, runtime.hook_error(T, name, res)
+end
+
+----------------------------------------------------------------------------
+-- Options
+----------------------------------------------------------------------------
+
+local BOOL = { ["true"] = true, yes = true, on = true, ["1"] = true,
+  ["false"] = false, no = false, off = false, ["0"] = false }
+
+local function convert_option(kind, v)
+  if kind == "string" then
+    if type(v) == "string" then return v end
+    if type(v) == "number" or type(v) == "boolean" then return tostring(v) end
+  elseif kind == "integer" then
+    if math_type(v) == "integer" then return v end
+    local n = type(v) == "string" and v:find("^%s*[+-]?%d+%s*$") and tonumber(v)
+    if math_type(n) == "integer" then return n end
+  elseif kind == "number" then
+    local n = tonumber(v)
+    if n and n == n then return n end
+  elseif kind == "boolean" then
+    if type(v) == "boolean" then return v end
+    local b = type(v) == "string" and BOOL[v:lower():match("^%s*(.-)%s*$")]
+    if b ~= nil then return b end
+  end
+  return nil, format("must be a%s %s", kind == "integer" and "n" or "", kind)
+end
+
+--- Set the values of `T`'s declared options from the configuration
+-- (`[artifact_type:<name>]`): `values` maps option names to strings (as
+-- read from the INI file) or typed values. Missing options take their
+-- default; unknown names are ignored (the section also holds generic
+-- options such as default_store). Returns `true` or `nil, message`.
+function runtime.configure(T, values)
+  local out = {}
+  for _, o in ipairs(T.options) do
+    local v = values and values[o.name]
+    if v == nil then
+      v = o.default
+    else
+      local err
+      v, err = convert_option(o.type, v)
+      if v == nil then
+        return nil, format("[artifact_type:%s] %s %s", T.name, o.name, err)
+      end
+    end
+    out[o.name] = v
+  end
+  -- hooks hold a view of this table: refill it, keep its identity
+  local cur = T._option_values
+  if not cur then T._option_values = out return true end
+  for k in pairs(cur) do cur[k] = nil end
+  for k, v in pairs(out) do cur[k] = v end
+  return true
+end
+
+----------------------------------------------------------------------------
+-- The runtime API table of a type
+----------------------------------------------------------------------------
+
+local DECLARATION_ONLY = { type = true, typedefs = true }
+for _, k in ipairs(require("glare.fields").KINDS) do DECLARATION_ONLY[k] = true end
+
+--- Build the `glare` table hooks of `T` see (read-only).
+function runtime.api(T)
+  if not T._option_values then runtime.configure(T, nil) end
+  local api = {
+    log = function(level, ...) runtime.log(T.name, level, ...) end,
+    fail = runtime.fail,
+    json = sandbox.readonly(json, "glare.json"),
+    semver = sandbox.readonly(semver, "glare.semver"),
+    options = sandbox.readonly(T._option_values, "glare.options"),
+    type_name = T.name,
+  }
+  return setmetatable({}, {
+    __index = function(_, k)
+      local v = api[k]
+      if v ~= nil then return v end
+      if DECLARATION_ONLY[k] then
+        error(format("glare.%s is part of the declaration API: it is not available once the type has loaded (in hooks)", k), 2)
+      end
+      error(format("glare.%s does not exist", tostring(k)), 2)
+    end,
+    __newindex = function(_, k)
+      error(format("glare is read-only (attempt to set '%s')", tostring(k)), 2)
+    end,
+    __metatable = false,
+  })
+end
+
+----------------------------------------------------------------------------
+-- Called by the C core
+----------------------------------------------------------------------------
+
+local function field_of(T, field)
+  if type(field) == "table" then return field end
+  return T.by_name[field]
+end
+
+local function wrap(T, F, err)
+  return format("Type: %s. Field: %s. Exception: %s", T.name, F.name, err)
+end
+
+--- Coerce and validate one field value (spec §2.3-2.5). Returns the stored
+-- value (`json.null` for null on a nullable field; the default for null on
+-- a non-nullable field that has one) or `nil, message`.
+function runtime.coerce(T, field, value)
+  local F = field_of(T, field)
+  if not F then
+    return nil, format("Type: %s. Field: %s. Exception: unknown field", T.name, tostring(field))
+  end
+  local v, err = F._coerce(value)
+  if v == nil then return nil, wrap(T, F, err) end
+  return v
+end
+
+--- Coerce a filter value (a string from the query) to the field's kind,
+-- or to its element kind when `element` is true (List/Dict value filters).
+-- `element == "key"` (or a falsy `element` on a Dict) coerces a Dict key
+-- (`field=key` presence filters).
+function runtime.coerce_filter(T, field, value, element)
+  local F = field_of(T, field)
+  if not F then
+    return nil, format("Type: %s. Field: %s. Exception: unknown field", T.name, tostring(field))
+  end
+  local v, err = F._coerce_filter(value, element)
+  if v == nil then return nil, wrap(T, F, err) end
+  return v
+end
+
+--- `prefix, suffix, meta` of a coerced version (see glare.semver).
+function runtime.version_key(v)
+  return semver.version_key(v)
+end
+
+--- The JSON schema of `T` (marked tables).
+function runtime.schema(T)
+  return schema.type(T)
+end
+
+local function post_process(T, fn, what, artifact)
+  if fn == nil then return artifact end
+  local ok, res = pcall(fn, artifact)
+  if not ok then
+    local _, msg = runtime.hook_error(T, what, res)
+    return nil, msg
+  end
+  if res == nil then return artifact end
+  return res
+end
+
+--- The type's `to_dict` post-processing of an artifact (identity if none).
+function runtime.output(T, artifact)
+  return post_process(T, T.to_dict, "to_dict", artifact)
+end
+
+--- The type's `format_all` for `/artifacts/all` (identity if none).
+function runtime.format_all(T, artifact)
+  return post_process(T, T.format_all, "format_all", artifact)
+end
+
+return runtime

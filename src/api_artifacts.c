@@ -1,0 +1,102 @@
+/* api_artifacts.c - handlers for schemas and artifacts (E1-E7, E17):
+ * request shape and media types here, every rule in the engine. */
+#include "api.h"
+#include "engine.h"
+
+#include <stdlib.h>
+
+#define E(ar) ((ar)->app->engine)
+
+static void reply(gl_api_req *ar, int rc, int status, json_t *out,
+		  const gl_err *err)
+{
+	if (rc < 0)
+		gl_api_reply_fault(ar, err);
+	else if (status == 204)
+		gl_api_reply_empty(ar, 204);
+	else
+		gl_api_reply_json(ar, status, out);
+}
+
+void gl_h_schemas(gl_api_req *ar)
+{
+	json_t *out = NULL;
+	gl_err err = { 0 };
+	int rc = gl_engine_schemas(E(ar), &ar->ctx, NULL, &out, &err);
+	reply(ar, rc, 200, out, &err);
+}
+
+void gl_h_schema(gl_api_req *ar)
+{
+	json_t *out = NULL;
+	gl_err err = { 0 };
+	int rc = gl_engine_schemas(E(ar), &ar->ctx, ar->type, &out, &err);
+	reply(ar, rc, 200, out, &err);
+}
+
+void gl_h_list(gl_api_req *ar)
+{
+	gl_kv *kv = calloc((size_t)ar->nquery + 1, sizeof *kv);
+	json_t *out = NULL;
+	gl_err err = { 0 };
+	int rc;
+
+	if (!kv) {
+		gl_api_fail(ar, 500, NULL, "out of memory");
+		return;
+	}
+	for (int i = 0; i < ar->nquery; i++) {
+		kv[i].name = ar->query[i].name;
+		kv[i].value = ar->query[i].value;
+	}
+	rc = gl_engine_list(E(ar), &ar->ctx, ar->type, kv, ar->nquery, &out,
+			    &err);
+	free(kv);
+	reply(ar, rc, 200, out, &err);
+}
+
+static void create_body(gl_api_req *ar, json_t *body)
+{
+	json_t *out = NULL;
+	gl_err err = { 0 };
+	int rc = gl_engine_create(E(ar), &ar->ctx, ar->type, body, &out, &err);
+	reply(ar, rc, 201, out, &err);
+}
+
+void gl_h_create(gl_api_req *ar)
+{
+	if (gl_api_require_media(ar, "application/json") < 0)
+		return;
+	gl_api_read_json(ar, create_body);
+}
+
+void gl_h_show(gl_api_req *ar)
+{
+	json_t *out = NULL;
+	gl_err err = { 0 };
+	int rc = gl_engine_show(E(ar), &ar->ctx, ar->type, ar->id, &out, &err);
+	reply(ar, rc, 200, out, &err);
+}
+
+static void update_body(gl_api_req *ar, json_t *patch)
+{
+	json_t *out = NULL;
+	gl_err err = { 0 };
+	int rc = gl_engine_update(E(ar), &ar->ctx, ar->type, ar->id, patch,
+				  &out, &err);
+	reply(ar, rc, 200, out, &err);
+}
+
+void gl_h_update(gl_api_req *ar)
+{
+	if (gl_api_require_media(ar, "application/json-patch+json") < 0)
+		return;
+	gl_api_read_json(ar, update_body);
+}
+
+void gl_h_delete(gl_api_req *ar)
+{
+	gl_err err = { 0 };
+	int rc = gl_engine_delete(E(ar), &ar->ctx, ar->type, ar->id, &err);
+	reply(ar, rc, 204, NULL, &err);
+}

@@ -1,0 +1,519 @@
+/* api_blobs.c - handlers for blob upload (E8, E9), locations (E10),
+ * download (E11) and external blob deletion (E12).
+ *
+ * Uploads stream: the engine checks everything it can from the request
+ * head before the body is accepted (so "Expect: 100-continue" clients send
+ * nothing when the answer is no), then every body piece goes straight into
+ * the engine's upload. Downloads leave from the local store with sendfile,
+ * from the database store in bounded pieces as the socket drains, or, for
+ * external blobs, as a 301 or a verified proxy stream.
+ */
+#include "api.h"
+#include "digest.h"
+#include "engine.h"
+#include "fetch.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+
+#define E(ar) ((ar)->app->engine)
+#define LOCATION_MEDIA "application/vnd+openstack.glare-custom-location+json"
+#define DB_PIECE (64 * 1024)
+#define OUT_MAX (4 << 20)   /* stop feeding a response above this */
+#define HOLD_BACK (64 * 1024) /* proxied bytes withheld until verified */
+
+typedef struct blob_op {
+	gl_api_req *ar;
+	gl_upload *u;
+	int location_pending;
+	gl_download dl;
+	int64_t off, end;
+	/* proxy */
+	gl_fetch_job *fj;
+	gl_digest *dg;
+	int64_t got;
+	struct evbuffer *hold;
+	int paused;
+} blob_op;
+
+static void op_cleanup(gl_api_req *ar)
+{
+	blob_op *op = ar->handler_data;
+
+	if (!op)
+		return;
+	if (op->u)
+		gl_upload_abort(op->u);
+	if (op->location_pending)
+		gl_engine_cancel_location(E(ar), ar);
+	if (op->fj)
+		gl_fetch_cancel(op->fj);
+	gl_digest_free(op->dg);
+	if (op->hold)
+		evbuffer_free(op->hold);
+	gl_download_free(&op->dl);
+	free(op);
+	ar->handler_data = NULL;
+}
+
+static blob_op *op_new(gl_api_req *ar)
+{
+	blob_op *op = calloc(1, sizeof *op);
+	if (!op)
+		return NULL;
+	op->ar = ar;
+	op->dl.fd = -1;
+	ar->handler_data = op;
+	ar->cleanup = op_cleanup;
+	return op;
+}
+
+/* ---- upload ------------------------------------------------------------------ */
+
+static int up_data(gl_http_req *r, const char *d, size_t n, void *arg)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	gl_err err = { 0 };
+
+	if (gl_upload_write(op->u, d, n, &err) < 0) {
+		gl_upload_abort(op->u);
+		op->u = NULL;
+		gl_api_reply_fault(ar, &err);
+		return GL_HTTP_BODY_ABORT;
+	}
+	return GL_HTTP_BODY_OK;
+}
+
+static void up_done(gl_http_req *r, void *arg)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	gl_upload *u = op->u;
+	json_t *out = NULL;
+	gl_err err = { 0 };
+
+	op->u = NULL;
+	if (gl_upload_finish(u, &out, &err) < 0)
+		gl_api_reply_fault(ar, &err);
+	else
+		gl_api_reply_json(ar, 200, out);
+}
+
+static void loc_done(void *arg, json_t *af, const gl_err *err)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+
+	op->location_pending = 0;
+	if (af)
+		gl_api_reply_json(ar, 200, json_incref(af));
+	else
+		gl_api_reply_fault(ar, err);
+}
+
+static void loc_body(gl_api_req *ar, json_t *body)
+{
+	blob_op *op = ar->handler_data;
+	gl_err err = { 0 };
+
+	/* done may run before add_location returns: mark first */
+	op->location_pending = 1;
+	if (gl_engine_add_location(E(ar), &ar->ctx, ar->type, ar->id,
+				   ar->field, ar->key, ar->has_key, body,
+				   loc_done, ar, &err) < 0) {
+		op->location_pending = 0;
+		gl_api_reply_fault(ar, &err);
+	}
+}
+
+void gl_h_blob_put(gl_api_req *ar)
+{
+	const char *ct = gl_http_header(ar->http, "Content-Type");
+	char mt[256];
+	blob_op *op;
+	gl_err err = { 0 };
+
+	if (!ct) {
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Content-Type must be specified");
+		return;
+	}
+	op = op_new(ar);
+	if (!op) {
+		gl_api_fail(ar, 500, NULL, "out of memory");
+		return;
+	}
+	gl_media_type(ct, mt, sizeof mt);
+	if (!strcmp(mt, LOCATION_MEDIA)) {
+		gl_api_read_json(ar, loc_body);
+		return;
+	}
+	op->u = gl_engine_upload_begin(E(ar), &ar->ctx, ar->type, ar->id,
+				       ar->field, ar->key, ar->has_key, ct,
+				       gl_http_content_length(ar->http), &err);
+	if (!op->u) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	gl_http_body_accept(ar->http, up_data, up_done, ar);
+}
+
+/* ---- download ---------------------------------------------------------------- */
+
+static json_t *headers_json(gl_http_req *r)
+{
+	json_t *h = json_object();
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, gl_http_headers(r), next) {
+		char name[256];
+		size_t i;
+		for (i = 0; kv->key[i] && i < sizeof name - 1; i++)
+			name[i] = (char)tolower((unsigned char)kv->key[i]);
+		name[i] = '\0';
+		json_object_set_new(h, name, json_string(kv->value));
+	}
+	return h;
+}
+
+static void checksum_headers(gl_api_req *ar, const gl_download *dl)
+{
+	gl_http_req *r = ar->http;
+
+	gl_http_add_header(r, "Content-Type", dl->content_type);
+	if (dl->md5[0])
+		gl_http_add_header(r, "Content-MD5", dl->md5);
+	if (dl->sha1[0])
+		gl_http_add_header(r, "X-Openstack-Glare-Content-SHA1", dl->sha1);
+	if (dl->sha256[0])
+		gl_http_add_header(r, "X-Openstack-Glare-Content-SHA256",
+				   dl->sha256);
+}
+
+static int etag_matches(const char *list, const char *etag)
+{
+	/* If-None-Match / If-Range: "*", or a list of (possibly weak)
+	 * entity tags */
+	const char *p = list;
+	size_t n = strlen(etag);
+
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == '*')
+			return 1;
+		if (!strncmp(p, "W/", 2))
+			p += 2;
+		if (!strncmp(p, etag, n))
+			return 1;
+		p += strcspn(p, ",");
+	}
+	return 0;
+}
+
+/* Single "bytes=" range: 1 = range set, 0 = serve whole, -1 = 416. */
+static int parse_range(const char *h, int64_t size, int64_t *a, int64_t *b)
+{
+	const char *p;
+	char *end;
+	long long x, y;
+
+	if (strncasecmp(h, "bytes=", 6) != 0)
+		return 0;
+	p = h + 6;
+	while (*p == ' ')
+		p++;
+	if (strchr(p, ','))
+		return 0; /* several ranges: the whole body is allowed */
+	if (*p == '-') {
+		y = strtoll(p + 1, &end, 10);
+		if (end == p + 1 || *end || y < 0)
+			return 0;
+		if (y == 0 || size == 0)
+			return -1;
+		*a = y >= size ? 0 : size - y;
+		*b = size - 1;
+		return 1;
+	}
+	x = strtoll(p, &end, 10);
+	if (end == p || *end != '-' || x < 0)
+		return 0;
+	p = end + 1;
+	if (!*p) {
+		y = size - 1;
+	} else {
+		y = strtoll(p, &end, 10);
+		if (*end || y < x)
+			return 0;
+		if (y >= size)
+			y = size - 1;
+	}
+	if (x >= size)
+		return -1;
+	*a = x;
+	*b = y;
+	return 1;
+}
+
+static void db_feed(gl_http_req *r, void *arg)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	char *buf = malloc(DB_PIECE);
+	gl_err err = { 0 };
+
+	if (!buf) {
+		gl_http_reply_abort(r);
+		gl_api_finish(ar);
+		return;
+	}
+	while (op->off < op->end && gl_http_output_pending(r) < OUT_MAX) {
+		int64_t want = op->end - op->off;
+		int64_t n;
+		if (want > DB_PIECE)
+			want = DB_PIECE;
+		n = gl_engine_read_data(E(ar), op->dl.location, op->off, buf, want,
+					&err);
+		if (n <= 0) {
+			gl_error("download %s: database store read: %s",
+				 ar->id, err.msg);
+			free(buf);
+			gl_http_reply_abort(r);
+			gl_api_finish(ar);
+			return;
+		}
+		gl_http_reply_data(r, buf, (size_t)n);
+		op->off += n;
+	}
+	free(buf);
+	if (op->off >= op->end) {
+		gl_http_on_drain(r, NULL, NULL);
+		gl_http_reply_end(r);
+		gl_api_finish(ar);
+	}
+}
+
+/* -- proxy: stream from the URL, verify, withhold the tail ----------------- */
+
+static void proxy_resume(gl_http_req *r, void *arg)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	if (op->paused && gl_http_output_pending(r) < OUT_MAX / 2) {
+		op->paused = 0;
+		gl_fetch_resume(op->fj);
+	}
+}
+
+static int proxy_data(void *arg, const char *d, size_t n)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	size_t len;
+
+	gl_digest_update(op->dg, d, n);
+	op->got += (int64_t)n;
+	if (op->got > op->dl.size)
+		return -1; /* more than recorded: stop, the tail decides */
+	evbuffer_add(op->hold, d, n);
+	len = evbuffer_get_length(op->hold);
+	if (len > HOLD_BACK) {
+		size_t send = len - HOLD_BACK;
+		unsigned char *p = evbuffer_pullup(op->hold, (ev_ssize_t)send);
+		gl_http_reply_data(ar->http, p, send);
+		evbuffer_drain(op->hold, send);
+	}
+	if (gl_http_output_pending(ar->http) > OUT_MAX) {
+		op->paused = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void proxy_done(void *arg, const gl_fetch_result *res)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	gl_digest_hex h;
+	char why[1200] = "";
+
+	op->fj = NULL;
+	gl_digest_final(op->dg, &h);
+	if (res->ok && op->got == op->dl.size &&
+	    !strcmp(h.sha256, op->dl.sha256) &&
+	    (!op->dl.md5[0] || !strcasecmp(h.md5, op->dl.md5))) {
+		size_t len = evbuffer_get_length(op->hold);
+		gl_http_reply_data(ar->http, evbuffer_pullup(op->hold, -1), len);
+		gl_http_on_drain(ar->http, NULL, NULL);
+		gl_http_reply_end(ar->http);
+		gl_api_finish(ar);
+		return;
+	}
+	if (!res->ok && op->got <= op->dl.size && res->err.status != 499)
+		snprintf(why, sizeof why, "fetch failed: %s", res->err.msg);
+	else if (op->got != op->dl.size)
+		snprintf(why, sizeof why, "%lld bytes, recorded %lld",
+			 (long long)op->got, (long long)op->dl.size);
+	else
+		snprintf(why, sizeof why, "sha256 %s, recorded %s", h.sha256,
+			 op->dl.sha256);
+	/* a transfer error says nothing about the bytes; a difference does */
+	if (strncmp(why, "fetch failed", 12) != 0)
+		gl_engine_flag_blob(E(ar), op->dl.artifact_id, op->dl.field,
+				    op->dl.key, why);
+	else
+		gl_warn("proxy download of %s: %s", op->dl.url, why);
+	gl_http_reply_abort(ar->http);
+	gl_api_finish(ar);
+}
+
+static void proxy_start(gl_api_req *ar, blob_op *op)
+{
+	gl_err err = { 0 };
+	gl_fetch *f = gl_engine_fetch(E(ar), &err);
+	gl_fetch_opts fo = { .max_bytes = op->dl.size + 1, .range = NULL };
+
+	if (!f) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	op->dg = gl_digest_new();
+	op->hold = evbuffer_new();
+	op->fj = gl_fetch_start(f, op->dl.url, &fo, proxy_data, proxy_done, ar,
+				&err);
+	if (!op->fj) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	gl_api_add_common_headers(ar);
+	checksum_headers(ar, &op->dl);
+	gl_http_on_drain(ar->http, proxy_resume, ar);
+	gl_http_reply_start(ar->http, 200, op->dl.size);
+}
+
+void gl_h_blob_get(gl_api_req *ar)
+{
+	blob_op *op = op_new(ar);
+	gl_download *dl;
+	gl_request_info ri;
+	gl_err err = { 0 };
+	char etag[80], cr[96];
+	const char *inm, *range, *ifr;
+	int64_t a = 0, b = -1;
+	int status = 200, rr;
+
+	if (!op) {
+		gl_api_fail(ar, 500, NULL, "out of memory");
+		return;
+	}
+	dl = &op->dl;
+	ri.method = gl_http_method(ar->http);
+	ri.path = gl_http_path(ar->http);
+	ri.remote_addr = gl_http_peer(ar->http);
+	ri.headers = headers_json(ar->http);
+	rr = gl_engine_download(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+				ar->key, ar->has_key, &ri, dl, &err);
+	json_decref(ri.headers);
+	if (rr < 0) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	if (dl->kind == GL_DL_REDIRECT) {
+		/* Glare's answer for external data: go there, with what we
+		 * know about the bytes */
+		gl_api_add_common_headers(ar);
+		checksum_headers(ar, dl);
+		gl_http_add_header(ar->http, "Location", dl->url);
+		gl_http_add_header(ar->http, "Content-Type", "application/json");
+		gl_http_reply(ar->http, 301, NULL, 0);
+		gl_api_finish(ar);
+		return;
+	}
+	snprintf(etag, sizeof etag, "\"%s\"", dl->sha256);
+	gl_api_add_common_headers(ar);
+	checksum_headers(ar, dl);
+	if (dl->sha256[0])
+		gl_http_add_header(ar->http, "ETag", etag);
+	if (dl->kind == GL_DL_PROXY) {
+		if (gl_http_is_head(ar->http)) {
+			gl_http_reply_start(ar->http, 200, dl->size);
+			gl_http_reply_end(ar->http);
+			gl_api_finish(ar);
+			return;
+		}
+		proxy_start(ar, op);
+		return;
+	}
+	gl_http_add_header(ar->http, "Accept-Ranges", "bytes");
+	inm = gl_http_header(ar->http, "If-None-Match");
+	if (inm && dl->sha256[0] && etag_matches(inm, etag)) {
+		gl_http_reply(ar->http, 304, NULL, 0);
+		gl_api_finish(ar);
+		return;
+	}
+	range = gl_http_header(ar->http, "Range");
+	ifr = gl_http_header(ar->http, "If-Range");
+	if (range && (!ifr || etag_matches(ifr, etag))) {
+		rr = parse_range(range, dl->size, &a, &b);
+		if (rr < 0) {
+			snprintf(cr, sizeof cr, "bytes */%lld",
+				 (long long)dl->size);
+			gl_http_add_header(ar->http, "Content-Range", cr);
+			gl_api_fail(ar, 416, "RequestRangeNotSatisfiable",
+				    "Range %s is outside the %lld bytes of the "
+				    "blob", range, (long long)dl->size);
+			return;
+		}
+		if (rr > 0) {
+			status = 206;
+			snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld",
+				 (long long)a, (long long)b, (long long)dl->size);
+			gl_http_add_header(ar->http, "Content-Range", cr);
+		}
+	}
+	if (status == 200) {
+		a = 0;
+		b = dl->size - 1;
+	}
+	if (dl->kind == GL_DL_FILE) {
+		int fd = dl->fd;
+		dl->fd = -1;
+		gl_http_reply_file(ar->http, status, fd, (off_t)a,
+				   (off_t)(b - a + 1));
+		gl_api_finish(ar);
+		return;
+	}
+	/* database store: feed pieces as the socket drains */
+	op->off = a;
+	op->end = b + 1;
+	gl_http_reply_start(ar->http, status, b - a + 1);
+	if (gl_http_is_head(ar->http)) {
+		gl_http_reply_end(ar->http);
+		gl_api_finish(ar);
+		return;
+	}
+	gl_http_on_drain(ar->http, db_feed, ar);
+	db_feed(ar->http, ar);
+}
+
+void gl_h_blob_delete(gl_api_req *ar)
+{
+	json_t *out = NULL;
+	gl_err err = { 0 };
+
+	if (gl_engine_delete_blob(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+				  ar->key, ar->has_key, &out, &err) < 0)
+		gl_api_reply_fault(ar, &err);
+	else
+		gl_api_reply_json(ar, 200, out);
+}

@@ -1,0 +1,1418 @@
+/* blob.c - the data half of the engine: streaming uploads, downloads,
+ * external and internal locations, deletion of external blobs, start-up
+ * recovery and re-verification of external blobs.
+ *
+ * An upload is a small state machine around one "saving" blob record:
+ *
+ *   begin   checks that need no body; reserve space; placeholder record
+ *           {status: saving, reserved, prev: the record it replaces}
+ *   write   bytes -> md5/sha1/sha256 + temp file, limits enforced as they come
+ *   finish  fdatasync; type hook; record the sha256 the object will have
+ *           (so a crash can clean it up); then in one write transaction:
+ *           rename into the content-addressed store, record active,
+ *           release the previous data
+ *   abort   temp file removed; the previous record restored exactly
+ *
+ * Registering an external location runs the same way with a fetch (fetch.c)
+ * in place of the request body: nothing is recorded unless the bytes were
+ * received in full and match every checksum the client supplied.
+ */
+#include "engine_priv.h"
+#include "digest.h"
+#include "log.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define HOOK_READ_MAX (1 << 20) /* bytes a hook may read from an upload */
+
+static const char *sget(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* ---- shared checks ------------------------------------------------------- */
+
+typedef struct target {
+	gl_af af;
+	const gl_field *f;
+	const char *field;
+	const char *key;     /* NULL for a plain blob */
+	json_t *cur;         /* current record (borrowed from af.doc) or NULL */
+} target;
+
+static void target_clear(target *tg)
+{
+	gl_af_clear(&tg->af);
+	memset(tg, 0, sizeof *tg);
+}
+
+static json_t *record_of(const json_t *doc, const gl_field *f, const char *key)
+{
+	json_t *v = json_object_get(doc, f->name);
+	if (!json_is_object(v))
+		return NULL;
+	if (f->kind == GK_FOLDER)
+		return json_object_get(v, key);
+	return v;
+}
+
+/* Resolve field/key on a loaded artifact (400s of spec §1.6 E8/E11). */
+static int resolve(target *tg, const char *field, const char *key,
+		   int has_key, int need_key, gl_err *err)
+{
+	const gl_type *t = tg->af.type;
+
+	tg->field = field;
+	tg->f = gl_type_field(t, field);
+	if (!tg->f)
+		return gl_fail(err, 400, "BadRequest",
+			       "Unknown field '%s' for artifact type %s", field,
+			       t->name);
+	if (tg->f->kind != GK_BLOB && tg->f->kind != GK_FOLDER)
+		return gl_fail(err, 400, "BadRequest",
+			       "Field '%s' is not a blob field", field);
+	if (tg->f->kind == GK_BLOB && has_key)
+		return gl_fail(err, 400, "BadRequest",
+			       "Field '%s' is a blob, not a blob dict: no key "
+			       "expected", field);
+	if (tg->f->kind == GK_FOLDER) {
+		if (!has_key || !key || !*key) {
+			if (need_key)
+				return gl_fail(err, 400, "BadRequest",
+					       "Field '%s' is a blob dict: a key "
+					       "is required", field);
+		} else {
+			size_t n = strlen(key);
+			if (n < 1 || (int)n > tg->f->max_key_length)
+				return gl_fail(err, 400, "BadRequest",
+					       "Key of '%s' must have 1 to %d "
+					       "characters", field,
+					       tg->f->max_key_length);
+			if (!gl_utf8_valid(key, n, 0))
+				return gl_fail(err, 400, "BadRequest",
+					       "Key of '%s' is not valid UTF-8 "
+					       "(4-byte characters are not "
+					       "allowed)", field);
+			tg->key = key;
+		}
+	}
+	tg->cur = tg->key || tg->f->kind == GK_BLOB
+			  ? record_of(tg->af.doc, tg->f, tg->key)
+			  : NULL;
+	return 0;
+}
+
+/* Bytes this blob may hold: field limit, folder space, quotas. Inside the
+ * write transaction so concurrent uploads cannot both take the last
+ * bytes. */
+static int allowed_size(gl_engine *e, const target *tg, const json_t *doc,
+			int64_t *limit, char *why, size_t whylen, gl_err *err)
+{
+	const gl_field *f = tg->f;
+	const char *owner = sget(doc, "owner");
+	const char *scopes[2] = { NULL, tg->af.type->name };
+	int64_t cur_size = 0;
+	json_t *cur = record_of(doc, f, tg->key);
+
+	if (cur)
+		cur_size = json_integer_value(json_object_get(
+			cur, gl_streq(sget(cur, "status"), "saving") ? "reserved"
+								     : "size"));
+	*limit = f->max_blob_size;
+	snprintf(why, whylen, "the maximum blob size of field '%s' (%lld bytes)",
+		 f->name, (long long)f->max_blob_size);
+	if (f->kind == GK_FOLDER) {
+		int64_t used = 0;
+		json_t *folder = json_object_get(doc, f->name), *b;
+		const char *k;
+		json_object_foreach(folder, k, b) {
+			if (tg->key && !strcmp(k, tg->key))
+				continue;
+			used += json_integer_value(json_object_get(
+				b, gl_streq(sget(b, "status"), "saving")
+					   ? "reserved" : "size"));
+		}
+		if (f->max_folder_size - used < *limit) {
+			*limit = f->max_folder_size - used;
+			snprintf(why, whylen,
+				 "the space left in blob dict '%s' (%lld of %lld "
+				 "bytes)", f->name, (long long)*limit,
+				 (long long)f->max_folder_size);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		int64_t q, used;
+		if (gl_engine_quota(e, owner, "max_uploaded_data", scopes[i], &q,
+				    err) < 0)
+			return -1;
+		if (q < 0)
+			continue;
+		if (gl_meta_used_bytes(e->meta, owner, scopes[i], &used, err) < 0)
+			return -1;
+		used -= cur_size; /* the data being replaced is released */
+		if (q - used < *limit) {
+			*limit = q - used;
+			snprintf(why, whylen,
+				 "the uploaded data quota%s%s of project %s "
+				 "(%lld bytes left)",
+				 scopes[i] ? " for type " : "",
+				 scopes[i] ? scopes[i] : "", owner,
+				 (long long)(*limit < 0 ? 0 : *limit));
+		}
+	}
+	return 0;
+}
+
+static const char *store_of(gl_engine *e, const gl_type *t)
+{
+	const gl_type_conf *tc = gl_conf_type(e->conf, t->name);
+	const char *s = tc->default_store ? tc->default_store
+					  : e->conf->default_store;
+	if (!strcasecmp(s, "database") || !strcasecmp(s, "sql"))
+		return "database";
+	return "file";
+}
+
+/* The folder demands one sha256 for all its blobs (mirrors). */
+static int same_sha_ok(const target *tg, const json_t *doc, const char *sha,
+		       gl_err *err)
+{
+	json_t *folder, *b;
+	const char *k;
+
+	if (tg->f->kind != GK_FOLDER || !tg->f->same_sha256)
+		return 0;
+	folder = json_object_get(doc, tg->f->name);
+	json_object_foreach(folder, k, b) {
+		const char *s = sget(b, "sha256");
+		if (tg->key && !strcmp(k, tg->key))
+			continue;
+		if (!gl_streq(sget(b, "status"), "active") || !s)
+			continue;
+		if (strcmp(s, sha) != 0)
+			return gl_fail(err, 409, "Conflict",
+				       "Blob dict '%s' holds copies of one blob: "
+				       "key '%s' has sha256 %s, this one %s",
+				       tg->f->name, k, s, sha);
+	}
+	return 0;
+}
+
+int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
+{
+	const char *store = sget(blob, "store"), *loc = sget(blob, "location");
+
+	/* external data is never ours to delete: the record just goes */
+	if (json_is_true(json_object_get(blob, "external")) || !store || !loc ||
+	    !strcmp(store, "external"))
+		return 0;
+	return gl_meta_gc_push(e->meta, store, loc, err);
+}
+
+/* Put back the record an upload or fetch replaced (or drop the new key). */
+static int restore_prev(gl_engine *e, const char *id, const char *field,
+			const char *key, const json_t *prev, gl_err *err)
+{
+	if (json_is_object(prev))
+		return gl_meta_blob_set(e->meta, id, field, key ? key : "", prev,
+					err);
+	return gl_meta_blob_delete(e->meta, id, field, key ? key : "", err);
+}
+
+/* ---- uploads ------------------------------------------------------------------ */
+
+struct gl_upload {
+	gl_engine *e;
+	const gl_ctx *ctx;
+	target tg;
+	char *id, *field, *key;
+	char content_type[256];
+	int64_t limit, declared;
+	char why[256];
+	const char *store;
+	gl_store_tmp tmp;
+	gl_digest *dg;
+	json_t *prev;
+	int placeholder;
+};
+
+static void upload_free(gl_upload *u)
+{
+	gl_store_tmp_discard(&u->tmp);
+	gl_digest_free(u->dg);
+	json_decref(u->prev);
+	target_clear(&u->tg);
+	free(u->id);
+	free(u->field);
+	free(u->key);
+	free(u);
+}
+
+gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
+				  const char *type, const char *id,
+				  const char *field, const char *key,
+				  int has_key, const char *content_type,
+				  int64_t content_length, gl_err *err)
+{
+	gl_upload *u = calloc(1, sizeof *u);
+	json_t *fresh = NULL, *cur, *rec;
+	int in_tx = 0;
+
+	if (!u) {
+		gl_fail(err, 500, NULL, "out of memory");
+		return NULL;
+	}
+	u->e = e;
+	u->ctx = ctx;
+	u->tmp.fd = -1;
+	u->declared = content_length;
+	u->id = strdup(id);
+	u->field = strdup(field);
+	u->key = key ? strdup(key) : NULL;
+	gl_media_type(content_type, u->content_type, sizeof u->content_type);
+	if (!u->content_type[0])
+		snprintf(u->content_type, sizeof u->content_type,
+			 "application/octet-stream");
+
+	if (gl_engine_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
+		goto fail;
+	if (gl_engine_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
+		goto fail;
+	if (resolve(&u->tg, u->field, u->key, has_key, 1, err) < 0)
+		goto fail;
+	if (gl_engine_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
+		goto fail;
+	if (u->tg.f->kind == GK_FOLDER && !u->tg.cur &&
+	    (int)json_object_size(json_object_get(u->tg.af.doc, field)) >=
+		    u->tg.f->max_keys) {
+		gl_fail(err, 400, "BadRequest",
+			"Blob dict '%s' already holds the maximum of %d blobs",
+			field, u->tg.f->max_keys);
+		goto fail;
+	}
+	u->store = store_of(e, u->tg.af.type);
+
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (gl_meta_get(e->meta, u->tg.af.type, id, &fresh, err) != 0) {
+		if (!fresh)
+			gl_fail(err, 404, "ArtifactNotFound",
+				"Artifact with id=%s not found", id);
+		goto fail;
+	}
+	if (gl_engine_change_allowed(u->tg.af.type, fresh, field, err) < 0)
+		goto fail;
+	cur = record_of(fresh, u->tg.f, u->tg.key);
+	if (cur && gl_streq(sget(cur, "status"), "saving")) {
+		gl_fail(err, 409, "Conflict",
+			"Blob '%s%s%s' is being uploaded by another request",
+			field, u->key ? "/" : "", u->key ? u->key : "");
+		goto fail;
+	}
+	if (allowed_size(e, &u->tg, fresh, &u->limit, u->why, sizeof u->why,
+			 err) < 0)
+		goto fail;
+	if (content_length >= 0 ? content_length > u->limit : u->limit < 0) {
+		gl_fail(err, 413, "RequestEntityTooLarge",
+			"Blob of %lld bytes exceeds %s",
+			(long long)(content_length >= 0 ? content_length : 0),
+			u->why);
+		goto fail;
+	}
+	if (content_length >= 0)
+		u->limit = content_length;
+	if (gl_store_tmp_create(e->store, &u->tmp, err) < 0)
+		goto fail;
+	u->prev = cur ? json_deep_copy(cur) : NULL;
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s}", "status",
+			"saving", "reserved", (json_int_t)u->limit, "size",
+			(json_int_t)u->limit, "external", 0, "node", e->node,
+			"temp", u->tmp.path, "content_type", u->content_type,
+			"store", u->store);
+	if (u->prev)
+		json_object_set(rec, "prev", u->prev);
+	if (gl_meta_blob_set(e->meta, id, field, u->key ? u->key : "", rec,
+			     err) < 0) {
+		json_decref(rec);
+		goto fail;
+	}
+	json_decref(rec);
+	if (gl_meta_commit(e->meta, err) < 0)
+		goto fail;
+	in_tx = 0;
+	u->placeholder = 1;
+	u->dg = gl_digest_new();
+	json_decref(fresh);
+	return u;
+fail:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	json_decref(fresh);
+	upload_free(u);
+	return NULL;
+}
+
+int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err)
+{
+	if (u->tmp.size + (int64_t)len > u->limit) {
+		if (u->declared >= 0)
+			return gl_fail(err, 413, "RequestEntityTooLarge",
+				       "More data than the declared "
+				       "Content-Length of %lld bytes",
+				       (long long)u->declared);
+		return gl_fail(err, 413, "RequestEntityTooLarge",
+			       "Blob exceeds %s", u->why);
+	}
+	gl_digest_update(u->dg, data, len);
+	return gl_store_tmp_write(&u->tmp, data, len, err);
+}
+
+/* Drop the placeholder: the blob is back to what it was. */
+static void upload_restore(gl_upload *u)
+{
+	gl_err err = { 0 };
+
+	if (!u->placeholder)
+		return;
+	if (gl_meta_begin(u->e->meta, &err) == 0) {
+		if (restore_prev(u->e, u->id, u->field, u->key, u->prev, &err) ==
+			    0 &&
+		    gl_meta_commit(u->e->meta, &err) == 0) {
+			u->placeholder = 0;
+			return;
+		}
+		gl_meta_rollback(u->e->meta);
+	}
+	/* the start-up recovery pass will restore it */
+	gl_error("upload of %s/%s: cannot restore the previous blob: %s", u->id,
+		 u->field, err.msg);
+}
+
+void gl_upload_abort(gl_upload *u)
+{
+	if (!u)
+		return;
+	gl_store_tmp_discard(&u->tmp);
+	upload_restore(u);
+	upload_free(u);
+}
+
+/* The Lua hook's bounded view of the uploaded bytes. */
+static json_t *blob_info(const char *ct, int64_t size,
+			 const gl_digest_hex *h)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s}", "size", (json_int_t)size,
+			 "md5", h->md5, "sha1", h->sha1, "sha256", h->sha256,
+			 "content_type", ct);
+}
+
+int gl_upload_finish(gl_upload *u, json_t **out, gl_err *err)
+{
+	gl_engine *e = u->e;
+	gl_digest_hex h;
+	json_t *fresh = NULL, *cur, *rec = NULL, *info = NULL;
+	int in_tx = 0, rc = -1;
+	const gl_type *t = u->tg.af.type;
+
+	gl_digest_final(u->dg, &h);
+	if (gl_store_tmp_sync(&u->tmp, err) < 0)
+		goto fail;
+	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
+		json_t *cj = gl_engine_ctx_json(u->ctx);
+		json_t *af = gl_engine_output(e, u->tg.af.ts, t, u->tg.af.doc);
+		info = blob_info(u->content_type, u->tmp.size, &h);
+		rc = gl_types_hook_upload(u->tg.af.ts, t, cj, af, u->field, u->key,
+					  info, u->tmp.path, HOOK_READ_MAX, err);
+		json_decref(cj);
+		json_decref(af);
+		if (rc < 0)
+			goto fail;
+		rc = -1;
+	}
+
+	/* note which object this upload becomes, so a crash between the
+	 * rename and the commit leaves a trace the recovery can follow */
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (gl_meta_get(e->meta, t, u->id, &fresh, err) != 0) {
+		if (!fresh)
+			gl_fail(err, 404, "ArtifactNotFound",
+				"Artifact with id=%s was deleted", u->id);
+		goto fail;
+	}
+	cur = record_of(fresh, u->tg.f, u->key);
+	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+		gl_fail(err, 409, "Conflict",
+			"The upload of %s was cancelled meanwhile", u->field);
+		u->placeholder = 0;
+		goto fail;
+	}
+	if (same_sha_ok(&u->tg, fresh, h.sha256, err) < 0)
+		goto fail;
+	rec = json_deep_copy(cur);
+	json_object_set_new(rec, "pending", json_string(h.sha256));
+	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
+			     rec, err) < 0 ||
+	    gl_meta_commit(e->meta, err) < 0)
+		goto fail;
+	in_tx = 0;
+	json_decref(rec);
+
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (!strcmp(u->store, "database")) {
+		if (gl_meta_data_exists(e->meta, h.sha256, err) == 0 &&
+		    gl_meta_data_put_file(e->meta, h.sha256, u->tmp.fd,
+					  u->tmp.size, err) < 0)
+			goto fail;
+		gl_store_tmp_discard(&u->tmp);
+	} else if (gl_store_commit(e->store, &u->tmp, h.sha256, err) < 0) {
+		goto fail;
+	}
+	rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:s}",
+			"status", "active", "size", (json_int_t)u->tmp.size,
+			"md5", h.md5, "sha1", h.sha1, "sha256", h.sha256,
+			"external", 0, "content_type", u->content_type, "store",
+			u->store, "location", h.sha256);
+	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
+			     rec, err) < 0)
+		goto fail;
+	if (u->prev && gl_blob_release(e, u->prev, err) < 0)
+		goto fail;
+	if (gl_meta_commit(e->meta, err) < 0)
+		goto fail;
+	in_tx = 0;
+	u->placeholder = 0;
+	gl_engine_gc(e);
+	gl_info("blob %s/%s%s%s stored: %lld bytes sha256 %s", u->id, u->field,
+		u->key ? "/" : "", u->key ? u->key : "",
+		(long long)u->tmp.size, h.sha256);
+
+	json_decref(fresh);
+	fresh = NULL;
+	if (gl_meta_get(e->meta, t, u->id, &fresh, err) != 0)
+		goto done;
+	{
+		json_t *args = json_pack("[s, s?]", u->field, u->key);
+		rc = gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
+				    fresh, args, NULL, err);
+		json_decref(args);
+	}
+	if (rc == 0)
+		*out = gl_engine_output(e, u->tg.af.ts, t, fresh);
+	goto done;
+fail:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	gl_store_tmp_discard(&u->tmp);
+	upload_restore(u);
+done:
+	json_decref(rec);
+	json_decref(info);
+	json_decref(fresh);
+	upload_free(u);
+	return rc;
+}
+
+/* ---- downloads -------------------------------------------------------------- */
+
+void gl_download_free(gl_download *dl)
+{
+	if (dl->fd > 0)
+		close(dl->fd);
+	free(dl->url);
+	free(dl->location);
+	free(dl->key);
+	free(dl->artifact_id);
+	memset(dl, 0, sizeof *dl);
+	dl->fd = -1;
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
+		       const char *id, const char *field, const char *key,
+		       int has_key, const gl_request_info *ri,
+		       gl_download *dl, gl_err *err)
+{
+	target tg;
+	json_t *b, *args = NULL;
+	char *selected = NULL;
+	int rc = -1, any;
+	json_t *tgt;
+	gl_creds cr;
+
+	memset(&tg, 0, sizeof tg);
+	memset(dl, 0, sizeof *dl);
+	dl->fd = -1;
+	if (gl_engine_load(e, ctx, type, id, 0, &tg.af, err) < 0)
+		return -1;
+	tgt = gl_engine_target(tg.af.doc);
+	gl_ctx_creds(ctx, &cr);
+	any = gl_policy_check(e->policy, "artifact:download_from_any_artifact",
+			      &cr, tgt);
+	json_decref(tgt);
+	if (!any && gl_engine_policy(e, ctx, "artifact:download", tg.af.doc,
+				     err) < 0)
+		goto out;
+	if (gl_streq(sget(tg.af.doc, "status"), "deleted")) {
+		gl_fail(err, 403, "Forbidden",
+			"Artifact %s is deleted: its blobs cannot be downloaded",
+			id);
+		goto out;
+	}
+	if (resolve(&tg, field, key, has_key, 0, err) < 0)
+		goto out;
+	if (tg.f->kind == GK_FOLDER && !tg.key) {
+		/* no key: the type's location-selection hook picks one */
+		json_t *cj, *af, *rq;
+		if (!tg.f->select_location) {
+			gl_fail(err, 400, "BadRequest",
+				"Field '%s' is a blob dict: a key is required",
+				field);
+			goto out;
+		}
+		cj = gl_engine_ctx_json(ctx);
+		af = gl_engine_output(e, tg.af.ts, tg.af.type, tg.af.doc);
+		rq = json_pack("{s:s, s:s, s:s, s:O}", "method",
+			       ri && ri->method ? ri->method : "GET", "path",
+			       ri && ri->path ? ri->path : "", "remote_addr",
+			       ri && ri->remote_addr ? ri->remote_addr : "",
+			       "headers",
+			       ri && ri->headers ? ri->headers : json_object());
+		rc = gl_types_select_location(tg.af.ts, tg.af.type, field, cj, af,
+					      rq, &selected, err);
+		json_decref(cj);
+		json_decref(af);
+		json_decref(rq);
+		if (rc < 0)
+			goto out;
+		rc = -1;
+		if (!selected) {
+			gl_fail(err, 404, "NotFound",
+				"No location of '%s' suits this request", field);
+			goto out;
+		}
+		tg.key = selected;
+		tg.cur = record_of(tg.af.doc, tg.f, tg.key);
+	}
+	b = tg.cur;
+	if (!b) {
+		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set", field,
+			tg.key ? "/" : "", tg.key ? tg.key : "");
+		goto out;
+	}
+	if (gl_streq(sget(b, "status"), "saving")) {
+		gl_fail(err, 409, "Conflict",
+			"Blob '%s' is being uploaded; try again later", field);
+		goto out;
+	}
+	args = json_pack("[s, s?]", field, tg.key);
+	if (gl_engine_hook(e, tg.af.ts, tg.af.type, GL_HOOK_PRE_DOWNLOAD, ctx,
+			   tg.af.doc, args, NULL, err) < 0)
+		goto out;
+
+	dl->size = json_is_integer(json_object_get(b, "size"))
+			   ? json_integer_value(json_object_get(b, "size"))
+			   : -1;
+	copy_str(dl->content_type, sizeof dl->content_type,
+		 sget(b, "content_type") ? sget(b, "content_type")
+					 : "application/octet-stream");
+	copy_str(dl->md5, sizeof dl->md5, sget(b, "md5"));
+	copy_str(dl->sha1, sizeof dl->sha1, sget(b, "sha1"));
+	copy_str(dl->sha256, sizeof dl->sha256, sget(b, "sha256"));
+	copy_str(dl->field, sizeof dl->field, field);
+	dl->key = tg.key ? strdup(tg.key) : NULL;
+	dl->artifact_id = strdup(id);
+	if (json_is_true(json_object_get(b, "external"))) {
+		const char *vs = sget(b, "verify_status");
+		const gl_type_conf *tc = gl_conf_type(e->conf, tg.af.type->name);
+		if (gl_streq(vs, "changed")) {
+			gl_fail(err, 409, "Conflict",
+				"External blob '%s' changed since it was "
+				"registered (%s); it is not served until it "
+				"verifies again", field,
+				sget(b, "verify_error") ? sget(b, "verify_error")
+							: "checksum mismatch");
+			goto out;
+		}
+		if (gl_streq(vs, "gone")) {
+			gl_fail(err, 410, "Gone",
+				"External blob '%s' is no longer available at "
+				"its URL (%s)", field,
+				sget(b, "verify_error") ? sget(b, "verify_error")
+							: "not found");
+			goto out;
+		}
+		dl->url = strdup(sget(b, "url") ? sget(b, "url") : "");
+		dl->kind = gl_streq(tc->external_download, "proxy") &&
+					   dl->sha256[0]
+				   ? GL_DL_PROXY
+				   : GL_DL_REDIRECT;
+	} else if (gl_streq(sget(b, "store"), "database")) {
+		dl->kind = GL_DL_DATABASE;
+		dl->location = strdup(sget(b, "location"));
+	} else {
+		int64_t sz;
+		dl->kind = GL_DL_FILE;
+		if (gl_store_open_object(e->store, sget(b, "location"), &dl->fd,
+					 &sz, err) < 0)
+			goto out;
+		if (dl->size >= 0 && sz != dl->size) {
+			gl_fail(err, 500, "StoreError",
+				"Stored object of %s/%s has %lld bytes, the "
+				"record says %lld", id, field, (long long)sz,
+				(long long)dl->size);
+			goto out;
+		}
+	}
+	if (gl_engine_hook(e, tg.af.ts, tg.af.type, GL_HOOK_POST_DOWNLOAD, ctx,
+			   tg.af.doc, args, NULL, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		gl_download_free(dl);
+	json_decref(args);
+	free(selected);
+	target_clear(&tg);
+	return rc;
+}
+
+int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
+			    void *buf, int64_t len, gl_err *err)
+{
+	return gl_meta_data_read(e->meta, location, off, buf, len, err);
+}
+
+static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
+		      const char *key, const char *status, const char *why)
+{
+	json_t *doc = NULL, *b, *rec;
+	const gl_type *t = NULL;
+	gl_types *ts = gl_types_ref(e->types);
+	gl_err err = { 0 };
+	int rc = -1;
+
+	if (gl_meta_begin(e->meta, &err) < 0)
+		goto out;
+	if (gl_meta_get(e->meta, NULL, artifact_id, &doc, &err) != 0)
+		goto rollback;
+	t = gl_types_find(ts, sget(doc, "type_name"));
+	json_decref(doc);
+	doc = NULL;
+	if (!t || gl_meta_get(e->meta, t, artifact_id, &doc, &err) != 0)
+		goto rollback;
+	b = json_object_get(doc, field);
+	if (key && *key)
+		b = json_object_get(b, key);
+	if (!json_is_object(b))
+		goto rollback;
+	rec = json_deep_copy(b);
+	json_object_set_new(rec, "verify_status", json_string(status));
+	json_object_set_new(rec, "verified_at", json_integer(gl_now_us()));
+	if (why)
+		json_object_set_new(rec, "verify_error", json_string(why));
+	else
+		json_object_del(rec, "verify_error");
+	rc = gl_meta_blob_set(e->meta, artifact_id, field, key ? key : "", rec,
+			      &err);
+	json_decref(rec);
+	if (rc == 0 && gl_meta_commit(e->meta, &err) == 0)
+		goto out;
+rollback:
+	gl_meta_rollback(e->meta);
+	rc = -1;
+out:
+	json_decref(doc);
+	gl_types_unref(ts);
+	if (rc < 0 && err.msg[0])
+		gl_warn("verify %s/%s: cannot record status: %s", artifact_id,
+			field, err.msg);
+	return rc;
+}
+
+void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
+			 const char *field, const char *key, const char *why)
+{
+	gl_error("external blob %s/%s%s%s flagged: %s", artifact_id, field,
+		 key ? "/" : "", key ? key : "", why);
+	set_verify(e, artifact_id, field, key, "changed", why);
+}
+
+/* ---- locations ------------------------------------------------------------------ */
+
+typedef struct gl_location_job {
+	struct gl_location_job *next;
+	gl_engine *e;
+	const gl_ctx *ctx;
+	target tg;
+	char *id, *field, *key, *url;
+	char md5[33], sha1[41], sha256[65]; /* supplied, "" if none */
+	int internal;            /* import into our store */
+	gl_store_tmp tmp;
+	json_t *prev;
+	gl_fetch_job *fj;
+	gl_engine_done_fn done;
+	void *arg;
+} gl_location_job;
+
+static void job_unlink(gl_engine *e, gl_location_job *j)
+{
+	for (gl_location_job **p = &e->jobs; *p; p = &(*p)->next)
+		if (*p == j) {
+			*p = j->next;
+			break;
+		}
+}
+
+static void job_free(gl_location_job *j)
+{
+	gl_store_tmp_discard(&j->tmp);
+	json_decref(j->prev);
+	target_clear(&j->tg);
+	free(j->id);
+	free(j->field);
+	free(j->key);
+	free(j->url);
+	free(j);
+}
+
+static void job_restore(gl_location_job *j)
+{
+	gl_err err = { 0 };
+	gl_engine *e = j->e;
+	if (gl_meta_begin(e->meta, &err) == 0) {
+		if (restore_prev(e, j->id, j->field, j->key, j->prev, &err) == 0 &&
+		    gl_meta_commit(e->meta, &err) == 0)
+			return;
+		gl_meta_rollback(e->meta);
+	}
+	gl_error("location %s/%s: cannot drop the placeholder: %s", j->id,
+		 j->field, err.msg);
+}
+
+static void job_finish(gl_location_job *j, json_t *af, const gl_err *err)
+{
+	gl_engine_done_fn done = j->done;
+	void *arg = j->arg;
+
+	job_unlink(j->e, j);
+	job_free(j);
+	done(arg, af, err);
+	json_decref(af);
+}
+
+static void job_fail(gl_location_job *j, const gl_err *err)
+{
+	job_restore(j);
+	job_finish(j, NULL, err);
+}
+
+static int valid_hex(const char *s, size_t n)
+{
+	if (strlen(s) != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int fetch_data(void *arg, const char *data, size_t len)
+{
+	gl_location_job *j = arg;
+	gl_err err = { 0 };
+
+	if (!j->internal)
+		return 0;
+	return gl_store_tmp_write(&j->tmp, data, len, &err) < 0 ? -1 : 0;
+}
+
+static void fetch_done(void *arg, const gl_fetch_result *res)
+{
+	gl_location_job *j = arg;
+	gl_engine *e = j->e;
+	gl_err err = { 0 };
+	json_t *rec = NULL, *fresh = NULL, *cur, *af = NULL, *args;
+	const gl_type *t = j->tg.af.type;
+	char ct[256];
+	int in_tx = 0;
+	static const char *const names[] = { "md5", "sha1", "sha256" };
+	const char *given[] = { j->md5, j->sha1, j->sha256 };
+	const char *got[] = { res->digest.md5, res->digest.sha1,
+			      res->digest.sha256 };
+
+	j->fj = NULL;
+	if (!res->ok) {
+		err = res->err;
+		if (!err.status)
+			gl_fail(&err, 400, "BadRequest", "fetching %s failed",
+				j->url);
+		job_fail(j, &err);
+		return;
+	}
+	for (int i = 0; i < 3; i++) {
+		if (given[i][0] && strcasecmp(given[i], got[i]) != 0) {
+			gl_fail(&err, 400, "BadRequest",
+				"%s mismatch for %s: supplied %s, computed %s",
+				names[i], j->url, given[i], got[i]);
+			job_fail(j, &err);
+			return;
+		}
+	}
+	gl_media_type(res->content_type, ct, sizeof ct);
+	if (gl_meta_begin(e->meta, &err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) != 0) {
+		if (!fresh)
+			gl_fail(&err, 404, "ArtifactNotFound",
+				"Artifact with id=%s was deleted", j->id);
+		goto fail;
+	}
+	cur = record_of(fresh, j->tg.f, j->key);
+	if (!cur || !gl_streq(sget(cur, "status"), "saving") ||
+	    !gl_streq(sget(cur, "url"), j->url)) {
+		gl_fail(&err, 409, "Conflict",
+			"The location of %s was changed meanwhile", j->field);
+		goto fail_noprev;
+	}
+	if (same_sha_ok(&j->tg, fresh, res->digest.sha256, &err) < 0)
+		goto fail;
+	if (j->internal) {
+		if (gl_store_tmp_sync(&j->tmp, &err) < 0 ||
+		    gl_store_commit(e->store, &j->tmp, res->digest.sha256,
+				    &err) < 0)
+			goto fail;
+		rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:s}",
+				"status", "active", "size", (json_int_t)res->size,
+				"md5", got[0], "sha1", got[1], "sha256", got[2],
+				"external", 0, "content_type",
+				ct[0] ? ct : "application/octet-stream", "store",
+				"file", "location", got[2]);
+	} else {
+		rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s?, s:s, s:s, "
+				"s:s, s:I, s:s}",
+				"status", "active", "size", (json_int_t)res->size,
+				"md5", got[0], "sha1", got[1], "sha256", got[2],
+				"external", 1, "content_type", ct[0] ? ct : NULL,
+				"url", j->url, "store", "external", "location",
+				j->url, "verified_at", (json_int_t)gl_now_us(),
+				"verify_status", "ok");
+	}
+	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "", rec,
+			     &err) < 0 ||
+	    gl_meta_commit(e->meta, &err) < 0)
+		goto fail;
+	in_tx = 0;
+	gl_info("location %s registered for %s/%s%s%s: %lld bytes sha256 %s",
+		j->url, j->id, j->field, j->key ? "/" : "",
+		j->key ? j->key : "", (long long)res->size, got[2]);
+	json_decref(fresh);
+	fresh = NULL;
+	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) == 0) {
+		args = json_pack("[s, s?]", j->field, j->key);
+		if (gl_engine_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
+				   j->ctx, fresh, args, NULL, &err) == 0)
+			af = gl_engine_output(e, j->tg.af.ts, t, fresh);
+		json_decref(args);
+	}
+	json_decref(rec);
+	json_decref(fresh);
+	job_finish(j, af, af ? NULL : &err);
+	return;
+fail:
+	if (in_tx) {
+		gl_meta_rollback(e->meta);
+		in_tx = 0;
+	}
+	json_decref(rec);
+	json_decref(fresh);
+	job_fail(j, &err);
+	return;
+fail_noprev:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	json_decref(rec);
+	json_decref(fresh);
+	job_finish(j, NULL, &err);
+}
+
+static const char *const restricted_schemes[] = { "file", "filesystem",
+						  "swift+config", "sql", NULL };
+static const char *const other_schemes[] = {
+	"swift", "swift+http", "swift+https", "rbd", "sheepdog", "cinder",
+	"vsphere", NULL
+};
+
+static int scheme_in(const char *url, const char *const *list)
+{
+	for (int i = 0; list[i]; i++) {
+		size_t n = strlen(list[i]);
+		if (!strncasecmp(url, list[i], n) && !strncmp(url + n, "://", 3))
+			return 1;
+	}
+	return 0;
+}
+
+static int is_http_url(const char *url)
+{
+	return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
+}
+
+int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
+			   const char *id, const char *field, const char *key,
+			   int has_key, const json_t *body,
+			   gl_engine_done_fn done, void *arg, gl_err *err)
+{
+	gl_location_job *j = calloc(1, sizeof *j);
+	const char *url, *lt, *k;
+	json_t *v, *fresh = NULL, *cur, *rec = NULL, *args;
+	const gl_type_conf *tc;
+	const char *verification;
+	int64_t limit;
+	char why[256];
+	int in_tx = 0;
+	static const char *const sums[] = { "md5", "sha1", "sha256" };
+	static const size_t sumlen[] = { 32, 40, 64 };
+
+	if (!j)
+		return gl_fail(err, 500, NULL, "out of memory");
+	j->e = e;
+	j->ctx = ctx;
+	j->tmp.fd = -1;
+	j->done = done;
+	j->arg = arg;
+	if (!json_is_object(body)) {
+		gl_fail(err, 400, "BadRequest",
+			"A location must be a JSON object with a 'url'");
+		goto fail;
+	}
+	json_object_foreach((json_t *)body, k, v)
+		if (strcmp(k, "url") && strcmp(k, "md5") && strcmp(k, "sha1") &&
+		    strcmp(k, "sha256") && strcmp(k, "location_type")) {
+			gl_fail(err, 400, "BadRequest",
+				"Unexpected key '%s' in the location", k);
+			goto fail;
+		}
+	url = sget(body, "url");
+	if (!url || !*url) {
+		gl_fail(err, 400, "BadRequest", "The location needs a 'url'");
+		goto fail;
+	}
+	if (strlen(url) > 2048) {
+		gl_fail(err, 400, "BadRequest",
+			"The location URL is longer than 2048 characters");
+		goto fail;
+	}
+	lt = json_object_get(body, "location_type") ? sget(body, "location_type")
+						    : "external";
+	if (!lt || (strcmp(lt, "external") && strcmp(lt, "internal"))) {
+		gl_fail(err, 400, "BadRequest",
+			"location_type must be 'external' or 'internal'");
+		goto fail;
+	}
+	j->internal = !strcmp(lt, "internal");
+	if (gl_engine_load(e, ctx, type, id, 1, &j->tg.af, err) < 0)
+		goto fail;
+	if (gl_engine_policy(e, ctx,
+			     j->internal ? "artifact:set_internal_location"
+					 : "artifact:set_location",
+			     j->tg.af.doc, err) < 0)
+		goto fail;
+	if (j->internal) {
+		if (scheme_in(url, restricted_schemes)) {
+			gl_fail(err, 403, "Forbidden",
+				"Internal locations with this scheme are not "
+				"allowed: %s", url);
+			goto fail;
+		}
+		if (!is_http_url(url)) {
+			gl_fail(err, 400, "BadRequest",
+				scheme_in(url, other_schemes)
+					? "No store of glared serves the scheme "
+					  "of %s"
+					: "Unknown scheme in %s",
+				url);
+			goto fail;
+		}
+	} else if (!is_http_url(url)) {
+		gl_fail(err, 400, "BadRequest",
+			"External locations must be http or https URLs: %s", url);
+		goto fail;
+	}
+	j->id = strdup(id);
+	j->field = strdup(field);
+	j->key = key ? strdup(key) : NULL;
+	j->url = strdup(url);
+	if (resolve(&j->tg, j->field, j->key, has_key, 1, err) < 0)
+		goto fail;
+	if (gl_engine_change_allowed(j->tg.af.type, j->tg.af.doc, field, err) < 0)
+		goto fail;
+	tc = gl_conf_type(e->conf, j->tg.af.type->name);
+	verification = tc->external_location_verification
+			       ? tc->external_location_verification
+			       : e->conf->external_location_verification;
+	for (int i = 0; i < 3; i++) {
+		const char *s;
+		v = json_object_get(body, sums[i]);
+		if (!v || json_is_null(v))
+			continue;
+		s = json_string_value(v);
+		if (!s) {
+			gl_fail(err, 400, "BadRequest", "%s must be a string",
+				sums[i]);
+			goto fail;
+		}
+		if (strcmp(verification, "trust") != 0 &&
+		    !valid_hex(s, sumlen[i])) {
+			gl_fail(err, 400, "BadRequest",
+				"%s must be %zu hexadecimal digits", sums[i],
+				sumlen[i]);
+			goto fail;
+		}
+		snprintf(i == 0 ? j->md5 : i == 1 ? j->sha1 : j->sha256,
+			 sumlen[i] + 1, "%s", s);
+	}
+	if (!j->internal && !strcmp(verification, "trust") && !j->md5[0]) {
+		gl_fail(err, 400, "BadRequest",
+			"An md5 checksum is required for external locations "
+			"(trust mode)");
+		goto fail;
+	}
+	args = json_pack("[s, s?, O]", field, j->key, body);
+	if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
+			   GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
+			   NULL, err) < 0) {
+		json_decref(args);
+		goto fail;
+	}
+	json_decref(args);
+
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err) != 0) {
+		if (!fresh)
+			gl_fail(err, 404, "ArtifactNotFound",
+				"Artifact with id=%s not found", id);
+		goto fail;
+	}
+	cur = record_of(fresh, j->tg.f, j->key);
+	if (cur) {
+		gl_fail(err, 409, "Conflict",
+			"Blob '%s%s%s' already has a value", field,
+			j->key ? "/" : "", j->key ? j->key : "");
+		goto fail;
+	}
+	if (!j->internal && !strcmp(verification, "trust")) {
+		/* Glare's behaviour, for clients that need it: record what
+		 * was said, fetch nothing */
+		rec = json_pack("{s:s, s:n, s:s, s:s?, s:s?, s:b, s:n, s:s, "
+				"s:s, s:s}", "status", "active", "size", "md5",
+				j->md5, "sha1", j->sha1[0] ? j->sha1 : NULL,
+				"sha256", j->sha256[0] ? j->sha256 : NULL,
+				"external", 1, "content_type", "url", url,
+				"store", "external", "location", url);
+		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
+				     rec, err) < 0 ||
+		    gl_meta_commit(e->meta, err) < 0)
+			goto fail;
+		in_tx = 0;
+		json_decref(rec);
+		rec = NULL;
+		json_decref(fresh);
+		fresh = NULL;
+		if (gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err) != 0)
+			goto fail;
+		json_t *af = NULL;
+		args = json_pack("[s, s?]", field, j->key);
+		if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
+				   GL_HOOK_POST_ADD_LOCATION, ctx, fresh, args,
+				   NULL, err) == 0)
+			af = gl_engine_output(e, j->tg.af.ts, j->tg.af.type,
+					      fresh);
+		json_decref(args);
+		json_decref(fresh);
+		j->next = e->jobs;
+		e->jobs = j;
+		job_finish(j, af, af ? NULL : err);
+		return 0;
+	}
+	if (allowed_size(e, &j->tg, fresh, &limit, why, sizeof why, err) < 0)
+		goto fail;
+	if (limit < 0) {
+		gl_fail(err, 413, "RequestEntityTooLarge", "No space left: %s",
+			why);
+		goto fail;
+	}
+	if (j->internal && gl_store_tmp_create(e->store, &j->tmp, err) < 0)
+		goto fail;
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s}", "status",
+			"saving", "reserved", (json_int_t)limit, "size",
+			(json_int_t)limit, "external", !j->internal, "url", url,
+			"node", e->node, "store",
+			j->internal ? "file" : "external", "temp",
+			j->internal ? j->tmp.path : "");
+	if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "", rec,
+			     err) < 0 ||
+	    gl_meta_commit(e->meta, err) < 0)
+		goto fail;
+	in_tx = 0;
+	json_decref(rec);
+	rec = NULL;
+	json_decref(fresh);
+	fresh = NULL;
+	if (!gl_engine_fetch(e, err)) {
+		job_restore(j);
+		goto fail;
+	}
+	{
+		gl_fetch_opts fo = { .max_bytes = limit, .range = NULL };
+		j->fj = gl_fetch_start(e->fetch, url, &fo, fetch_data, fetch_done,
+				       j, err);
+	}
+	if (!j->fj) {
+		job_restore(j);
+		goto fail;
+	}
+	j->next = e->jobs;
+	e->jobs = j;
+	return 0;
+fail:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	json_decref(rec);
+	json_decref(fresh);
+	job_free(j);
+	return -1;
+}
+
+void gl_engine_cancel_location(gl_engine *e, void *arg)
+{
+	for (gl_location_job *j = e->jobs; j; j = j->next) {
+		if (j->arg != arg)
+			continue;
+		if (j->fj)
+			gl_fetch_cancel(j->fj);
+		j->fj = NULL;
+		job_restore(j);
+		job_unlink(e, j);
+		job_free(j);
+		return;
+	}
+}
+
+int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
+			  const char *id, const char *field, const char *key,
+			  int has_key, json_t **out, gl_err *err)
+{
+	target tg;
+	json_t *fresh = NULL;
+	int rc = -1, in_tx = 0;
+
+	memset(&tg, 0, sizeof tg);
+	if (gl_engine_load(e, ctx, type, id, 1, &tg.af, err) < 0)
+		return -1;
+	if (gl_engine_policy(e, ctx, "artifact:delete_blob", tg.af.doc, err) < 0)
+		goto out;
+	if (resolve(&tg, field, key, has_key, 1, err) < 0)
+		goto out;
+	if (!tg.cur) {
+		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set", field,
+			tg.key ? "/" : "", tg.key ? tg.key : "");
+		goto out;
+	}
+	if (!json_is_true(json_object_get(tg.cur, "external"))) {
+		gl_fail(err, 403, "Forbidden",
+			"Only blobs with an external location can be deleted; "
+			"'%s' holds uploaded data", field);
+		goto out;
+	}
+	if (gl_streq(sget(tg.cur, "status"), "saving")) {
+		gl_fail(err, 409, "Conflict",
+			"The location of '%s' is being registered", field);
+		goto out;
+	}
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto out;
+	in_tx = 1;
+	if (gl_meta_blob_delete(e->meta, id, field, tg.key ? tg.key : "", err) < 0 ||
+	    gl_meta_commit(e->meta, err) < 0)
+		goto out;
+	in_tx = 0;
+	if (gl_meta_get(e->meta, tg.af.type, id, &fresh, err) != 0)
+		goto out;
+	*out = gl_engine_output(e, tg.af.ts, tg.af.type, fresh);
+	rc = 0;
+out:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	json_decref(fresh);
+	target_clear(&tg);
+	return rc;
+}
+
+gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
+{
+	if (!e->fetch)
+		e->fetch = gl_fetch_new(e->base, e->conf, err);
+	return e->fetch;
+}
+
+/* ---- recovery and shutdown -------------------------------------------------- */
+
+int gl_blob_recover(gl_engine *e, gl_err *err)
+{
+	json_t *list = NULL, *it;
+	size_t i;
+	int n = 0, removed;
+
+	if (gl_meta_saving_blobs(e->meta, &list, err) < 0)
+		return -1;
+	json_array_foreach(list, i, it) {
+		const json_t *b = json_object_get(it, "blob");
+		const char *pending = sget(b, "pending");
+		if (gl_meta_begin(e->meta, err) < 0)
+			break;
+		/* the object an interrupted commit may have renamed in */
+		if (pending &&
+		    gl_meta_gc_push(e->meta, sget(b, "store") ? sget(b, "store")
+							      : "file",
+				    pending, err) < 0) {
+			gl_meta_rollback(e->meta);
+			break;
+		}
+		if (restore_prev(e, sget(it, "artifact_id"), sget(it, "field"),
+				 sget(it, "key")[0] ? sget(it, "key") : NULL,
+				 json_object_get(b, "prev"), err) < 0 ||
+		    gl_meta_commit(e->meta, err) < 0) {
+			gl_meta_rollback(e->meta);
+			break;
+		}
+		n++;
+	}
+	json_decref(list);
+	removed = gl_store_clean_tmp(e->store);
+	gl_engine_gc(e);
+	if (n || removed)
+		gl_info("recovery: %d interrupted upload(s) rolled back, %d "
+			"temporary file(s) removed", n, removed);
+	return err->status ? -1 : 0;
+}
+
+void gl_blob_engine_free(gl_engine *e)
+{
+	while (e->jobs) {
+		gl_location_job *j = e->jobs;
+		if (j->fj)
+			gl_fetch_cancel(j->fj);
+		j->fj = NULL;
+		job_restore(j);
+		job_unlink(e, j);
+		job_free(j);
+	}
+	if (e->fetch) {
+		gl_fetch_free(e->fetch);
+		e->fetch = NULL;
+	}
+}
+
+/* ---- re-verification ----------------------------------------------------------- */
+
+int gl_engine_verify_external(gl_engine *e, int limit, int *changed,
+			      gl_err *err)
+{
+	json_t *list = NULL, *it;
+	size_t i;
+	int n = 0;
+
+	*changed = 0;
+	if (gl_meta_external_blobs(e->meta, limit, &list, err) < 0)
+		return -1;
+	json_array_foreach(list, i, it) {
+		const json_t *b = json_object_get(it, "blob");
+		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
+		const char *key = sget(it, "key");
+		const char *url = sget(b, "url");
+		gl_fetch_result res;
+		gl_fetch_opts fo;
+		json_t *sz = json_object_get(b, "size");
+		char why[1200];
+		const char *status = "ok";
+
+		if (!url || !gl_streq(sget(b, "status"), "active"))
+			continue;
+		if (key && !*key)
+			key = NULL;
+		memset(&fo, 0, sizeof fo);
+		/* one byte more than recorded is enough to see growth */
+		fo.max_bytes = json_is_integer(sz) ? json_integer_value(sz) + 1 : -1;
+		gl_fetch_sync(e->conf, url, &fo, &res);
+		why[0] = '\0';
+		if (!res.ok) {
+			if (res.err.status == 413) {
+				status = "changed";
+				snprintf(why, sizeof why,
+					 "more bytes than the recorded %lld",
+					 (long long)json_integer_value(sz));
+			} else if (res.http_status == 404 || res.http_status == 410) {
+				status = "gone";
+				snprintf(why, sizeof why, "%s", res.err.msg);
+			} else {
+				status = "error";
+				snprintf(why, sizeof why, "%s", res.err.msg);
+			}
+		} else if (json_is_integer(sz) &&
+			   res.size != json_integer_value(sz)) {
+			status = "changed";
+			snprintf(why, sizeof why, "size %lld, recorded %lld",
+				 (long long)res.size,
+				 (long long)json_integer_value(sz));
+		} else {
+			static const char *const names[] = { "md5", "sha1",
+							     "sha256" };
+			const char *got[] = { res.digest.md5, res.digest.sha1,
+					      res.digest.sha256 };
+			for (int k = 0; k < 3; k++) {
+				const char *rec = sget(b, names[k]);
+				if (rec && strcasecmp(rec, got[k]) != 0) {
+					status = "changed";
+					snprintf(why, sizeof why,
+						 "%s %s, recorded %s", names[k],
+						 got[k], rec);
+					break;
+				}
+			}
+		}
+		if (!strcmp(status, "changed") || !strcmp(status, "gone")) {
+			(*changed)++;
+			gl_error("verify: external blob %s/%s%s%s at %s %s: %s",
+				 aid, f, key ? "/" : "", key ? key : "", url,
+				 status, why);
+		} else if (!strcmp(status, "ok") &&
+			   (gl_streq(sget(b, "verify_status"), "changed") ||
+			    gl_streq(sget(b, "verify_status"), "gone"))) {
+			gl_info("verify: external blob %s/%s at %s verifies "
+				"again; flag cleared", aid, f, url);
+		}
+		set_verify(e, aid, f, key, status, why[0] ? why : NULL);
+		n++;
+	}
+	json_decref(list);
+	return n;
+}

@@ -1,0 +1,81 @@
+/* engine_priv.h - engine internals shared by engine.c (artifacts),
+ * list.c (listing) and blob.c (blobs and locations). Not for other units.
+ */
+#ifndef GL_ENGINE_PRIV_H
+#define GL_ENGINE_PRIV_H
+
+#include "engine.h"
+#include "fetch.h"
+#include "ltype.h"
+#include "meta.h"
+#include "store.h"
+
+struct gl_location_job;
+
+struct gl_engine {
+	gl_conf *conf;
+	gl_policy *policy;
+	struct event_base *base;
+	gl_types *types;        /* current set; requests take a reference */
+	gl_meta *meta;
+	gl_store *store;
+	gl_fetch *fetch;        /* created on first use */
+	struct gl_location_job *jobs; /* pending location registrations */
+	char node[128];         /* host:pid, recorded on saving blobs */
+};
+
+/* A loaded artifact with the type it belongs to. */
+typedef struct gl_af {
+	gl_types *ts;           /* referenced */
+	const gl_type *type;
+	json_t *doc;            /* as the meta store returns it */
+} gl_af;
+
+void gl_af_clear(gl_af *af);
+
+/* Find a type (404 TypeNotFound). Takes a reference on the set. */
+int gl_engine_type(gl_engine *e, const char *name, gl_types **ts,
+		   const gl_type **t, gl_err *err);
+/* Load an artifact the caller may see (404 otherwise). rw: also require
+ * the caller may write it, i.e. own project or admin (others get 404 for
+ * private artifacts; policy decides about public ones). */
+int gl_engine_load(gl_engine *e, const gl_ctx *ctx, const char *type,
+		   const char *id, int rw, gl_af *af, gl_err *err);
+/* Policy check against an artifact (403 "Policy check for ..."). */
+int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
+		     const json_t *doc, gl_err *err);
+/* The policy target of an artifact: owner, visibility, status, ... */
+json_t *gl_engine_target(const json_t *doc);
+/* The hook view of a context. */
+json_t *gl_engine_ctx_json(const gl_ctx *ctx);
+/* API shape of an artifact (new ref). */
+json_t *gl_engine_output(gl_engine *e, gl_types *ts, const gl_type *t,
+			 const json_t *doc);
+/* API shape of a blob record. */
+json_t *gl_engine_blob_output(const gl_type *t, const char *id,
+			      const char *field, const char *key,
+			      const json_t *blob);
+/* Change rules of spec §3.3 for a field (400 unknown, 403 frozen/system/
+ * immutable). */
+int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
+			     const char *field, gl_err *err);
+/* Run a hook with the standard arguments. */
+int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
+		   enum gl_hook h, const gl_ctx *ctx, const json_t *doc,
+		   const json_t *args, json_t **af_out, gl_err *err);
+/* Quota limit in effect (-1 unlimited): project override, else config. */
+int gl_engine_quota(gl_engine *e, const char *project, const char *name,
+		    const char *type, int64_t *limit, gl_err *err);
+/* Release stored data no record refers to any more (gc queue). */
+void gl_engine_gc(gl_engine *e);
+/* Version sort key of a doc's version. */
+int gl_engine_vkey(gl_engine *e, gl_types *ts, const char *version,
+		   gl_vkey *vk, char **suffix, char **meta, gl_err *err);
+
+/* blob.c */
+void gl_blob_engine_free(gl_engine *e);
+int gl_blob_recover(gl_engine *e, gl_err *err);
+/* Release a blob record's stored data (inside a transaction). */
+int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err);
+
+#endif

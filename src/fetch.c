@@ -1,0 +1,1253 @@
+/* fetch.c - HTTP(S) fetches of external blobs inside the event loop
+ * (see fetch.h).
+ *
+ * One curl multi handle per gl_fetch, driven by the caller's libevent base
+ * the way curl's multi-event.c example does it (tech-notes §4): curl tells
+ * us which sockets to watch (sock_cb) and when to wake it (timer_cb); our
+ * events call curl_multi_socket_action and then collect finished transfers.
+ *
+ * Reentrancy. User code runs in two places:
+ *  - the data callback, from inside curl (curl_multi_socket_action or
+ *    curl_easy_pause). curl refuses most multi calls from there, so while
+ *    f->depth > 0 nothing changes the active list: cancel only marks the
+ *    job, start only queues it, resume only sets a flag, and the `deferred`
+ *    event does the work on the next loop pass;
+ *  - the done callback, called with curl idle (depth 0), where anything but
+ *    gl_fetch_free is fine and takes effect at once.
+ *
+ * Pausing. A data callback returning 1 has consumed its piece; we return
+ * CURL_WRITEFUNC_PAUSE, and curl keeps that piece (and whatever follows)
+ * and hands it to us again on resume. `redeliver` counts the bytes at the
+ * head of that replay that were already digested and delivered, so each
+ * byte is hashed, counted and delivered exactly once.
+ *
+ * SSRF guard: gl_netguard, applied in CURLOPT_OPENSOCKETFUNCTION to every
+ * address curl connects to (each hop, each address of a name).
+ */
+#include "fetch.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#define FETCH_MAX_URL 2048
+#define FETCH_BUFFER_SIZE (512L * 1024)
+#define FETCH_USER_AGENT "glared/0.1"
+
+/* ---- errors --- */
+
+/* The names gl_err_default_type gives these statuses; kept here so this
+ * unit links without fault.c (and its http.c dependency) in tools. */
+static const char *err_type(int status)
+{
+	switch (status) {
+	case 400: return "BadRequest";
+	case 413: return "RequestEntityTooLarge";
+	default: return "GlareException";
+	}
+}
+
+static void set_err(gl_err *e, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(gl_err *e, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	e->status = status;
+	snprintf(e->type, sizeof e->type, "%s", err_type(status));
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- network guard --- */
+
+typedef struct cidr {
+	int family;           /* AF_INET or AF_INET6 */
+	unsigned char a[16];  /* network, 4 or 16 bytes */
+	int prefix;
+} cidr;
+
+struct gl_netguard {
+	cidr *v;
+	int n;
+};
+
+typedef struct deny_range {
+	const char *net;   /* also the text shown in messages */
+	int prefix;
+	const char *label; /* completes "address X is ..." */
+} deny_range;
+
+/* Most specific first where ranges nest (broadcast inside 240/4, the
+ * documentation prefix inside Teredo), so the message names the narrower. */
+static const deny_range deny4[] = {
+	{ "255.255.255.255", 32, "the broadcast address" },
+	{ "0.0.0.0", 8, "in the \"this network\" block" },
+	{ "10.0.0.0", 8, "in a private network" },
+	{ "100.64.0.0", 10, "in the carrier-grade NAT range" },
+	{ "127.0.0.0", 8, "loopback" },
+	{ "169.254.0.0", 16, "link-local" },
+	{ "172.16.0.0", 12, "in a private network" },
+	{ "192.0.0.0", 24, "in the IETF protocol assignments block" },
+	{ "192.0.2.0", 24, "in a documentation range" },
+	{ "192.88.99.0", 24, "in the 6to4 relay anycast block" },
+	{ "192.168.0.0", 16, "in a private network" },
+	{ "198.18.0.0", 15, "in the benchmarking range" },
+	{ "198.51.100.0", 24, "in a documentation range" },
+	{ "203.0.113.0", 24, "in a documentation range" },
+	{ "224.0.0.0", 4, "multicast" },
+	{ "240.0.0.0", 4, "in the reserved range" },
+};
+
+static const deny_range deny6[] = {
+	{ "::", 128, "the unspecified address" },
+	{ "::1", 128, "loopback" },
+	{ "fc00::", 7, "in a unique-local network" },
+	{ "fe80::", 10, "link-local" },
+	{ "fec0::", 10, "site-local" },
+	{ "ff00::", 8, "multicast" },
+	{ "100::", 64, "in the discard-only range" },
+	{ "2001:db8::", 32, "in a documentation range" },
+	{ "2001::", 32, "a Teredo address" },
+	/* RFC 8215 local-use NAT64: where the IPv4 part sits depends on the
+	 * operator's prefix length, so it cannot be unwrapped; refuse it. */
+	{ "64:ff9b:1::", 48, "in the local-use NAT64 range" },
+};
+
+/* First `prefix` bits of a and b equal? */
+static int prefix_match(const unsigned char *a, const unsigned char *b,
+			int prefix)
+{
+	int full = prefix / 8, rest = prefix % 8;
+
+	if (memcmp(a, b, full))
+		return 0;
+	if (!rest)
+		return 1;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+static const deny_range *deny_lookup(const deny_range *t, size_t n, int af,
+				     const unsigned char *a)
+{
+	unsigned char net[16];
+
+	for (size_t i = 0; i < n; i++) {
+		/* the tables are constant and valid; parse on use, it is
+		 * cheap next to a connect() */
+		if (inet_pton(af, t[i].net, net) == 1 &&
+		    prefix_match(a, net, t[i].prefix))
+			return &t[i];
+	}
+	return NULL;
+}
+
+static int allowed(const gl_netguard *g, int af, const unsigned char *a)
+{
+	if (!g)
+		return 0;
+	for (int i = 0; i < g->n; i++)
+		if (g->v[i].family == af && prefix_match(a, g->v[i].a, g->v[i].prefix))
+			return 1;
+	return 0;
+}
+
+/* Parse "addr[/prefix]" into c. */
+static int parse_cidr(const char *s, cidr *c)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	int max;
+
+	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	memset(c, 0, sizeof *c);
+	if (inet_pton(AF_INET, buf, c->a) == 1) {
+		c->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, c->a) == 1) {
+		c->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	c->prefix = max;
+	if (slash) {
+		const char *p = slash + 1;
+		int v = 0;
+		if (!*p || strlen(p) > 3)
+			return -1;
+		for (; *p; p++) {
+			if (!isdigit((unsigned char)*p))
+				return -1;
+			v = v * 10 + (*p - '0');
+		}
+		if (v > max)
+			return -1;
+		c->prefix = v;
+	}
+	/* host bits are ignored: "10.1.2.3/8" means 10.0.0.0/8 */
+	for (int bit = c->prefix; bit < max; bit++)
+		c->a[bit / 8] &= (unsigned char)~(0x80 >> (bit % 8));
+	return 0;
+}
+
+gl_netguard *gl_netguard_new(const gl_strlist *allow, gl_err *err)
+{
+	gl_netguard *g = calloc(1, sizeof *g);
+	int n = allow ? allow->n : 0;
+
+	if (!g)
+		goto oom;
+	if (n) {
+		g->v = calloc((size_t)n, sizeof *g->v);
+		if (!g->v)
+			goto oom;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *s = allow->v[i] ? allow->v[i] : "";
+		if (parse_cidr(s, &g->v[i]) != 0) {
+			set_err(err, 400,
+				"invalid network '%s' in the allowed networks "
+				"(expected an IP address or CIDR such as "
+				"127.0.0.1/32)", s);
+			gl_netguard_free(g);
+			return NULL;
+		}
+		g->n++;
+	}
+	return g;
+oom:
+	free(g);
+	set_err(err, 500, "out of memory");
+	return NULL;
+}
+
+void gl_netguard_free(gl_netguard *g)
+{
+	if (!g)
+		return;
+	free(g->v);
+	free(g);
+}
+
+/* The verdict on one address, with the parts both message styles need. */
+typedef struct verdict {
+	char addr[INET6_ADDRSTRLEN + INET_ADDRSTRLEN + 32];
+	const char *label;  /* NULL when allowed */
+	const char *net;
+	int prefix;
+} verdict;
+
+static int guard_judge(const gl_netguard *g, const struct sockaddr *sa,
+		       verdict *v)
+{
+	const deny_range *d;
+	char txt[INET6_ADDRSTRLEN], v4txt[INET_ADDRSTRLEN];
+
+	memset(v, 0, sizeof *v);
+	if (!sa) {
+		snprintf(v->addr, sizeof v->addr, "(none)");
+		v->label = "not an IP address";
+		return 0;
+	}
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		const unsigned char *a = (const unsigned char *)&s4->sin_addr;
+
+		inet_ntop(AF_INET, a, v->addr, sizeof v->addr);
+		if (allowed(g, AF_INET, a))
+			return 1;
+		d = deny_lookup(deny4, sizeof deny4 / sizeof deny4[0],
+				AF_INET, a);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		const unsigned char *a = s6->sin6_addr.s6_addr;
+		static const unsigned char z[12] = { 0 };
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		static const unsigned char nat64[12] = {
+			0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
+		const unsigned char *v4 = NULL;
+		const char *kind = NULL;
+
+		inet_ntop(AF_INET6, a, txt, sizeof txt);
+		snprintf(v->addr, sizeof v->addr, "%s", txt);
+		if (allowed(g, AF_INET6, a))
+			return 1;
+		d = deny_lookup(deny6, sizeof deny6 / sizeof deny6[0],
+				AF_INET6, a);
+		if (d)
+			goto out;
+		/* forms that reach an IPv4 address: judge that address */
+		if (!memcmp(a, mapped, 12)) {
+			v4 = a + 12;
+			kind = "IPv4-mapped";
+		} else if (!memcmp(a, z, 12)) {
+			v4 = a + 12;
+			kind = "IPv4-compatible";
+		} else if (!memcmp(a, nat64, 12)) {
+			v4 = a + 12;
+			kind = "NAT64";
+		} else if (a[0] == 0x20 && a[1] == 0x02) {
+			v4 = a + 2;
+			kind = "6to4";
+		}
+		if (!v4)
+			return 1;
+		inet_ntop(AF_INET, v4, v4txt, sizeof v4txt);
+		snprintf(v->addr, sizeof v->addr, "%s (%s %s)", txt, kind,
+			 v4txt);
+		if (allowed(g, AF_INET, v4))
+			return 1;
+		d = deny_lookup(deny4, sizeof deny4 / sizeof deny4[0],
+				AF_INET, v4);
+	} else {
+		snprintf(v->addr, sizeof v->addr, "of family %d",
+			 (int)sa->sa_family);
+		v->label = "not an IP address";
+		return 0;
+	}
+out:
+	if (!d)
+		return 1;
+	v->label = d->label;
+	v->net = d->net;
+	v->prefix = d->prefix;
+	return 0;
+}
+
+int gl_netguard_check(const gl_netguard *g, const struct sockaddr *sa,
+		      char *why, size_t whylen)
+{
+	verdict v;
+	int ok = guard_judge(g, sa, &v);
+
+	if (!ok && why && whylen) {
+		if (v.net)
+			snprintf(why, whylen, "address %s is %s (%s/%d)", v.addr,
+				 v.label, v.net, v.prefix);
+		else
+			snprintf(why, whylen, "address %s is %s", v.addr,
+				 v.label);
+	}
+	return ok;
+}
+
+/* ---- fetcher state --- */
+
+typedef struct job_list {
+	gl_fetch_job *head, *tail;
+	int n;
+} job_list;
+
+/* One watched socket; curl keeps the pointer (curl_multi_assign). */
+typedef struct gl_sock {
+	struct event *ev;
+	struct gl_sock *prev, *next;
+} gl_sock;
+
+struct gl_fetch {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;    /* curl's timeout */
+	struct event *deferred; /* work postponed out of curl callbacks */
+	gl_netguard *guard;
+	job_list active;        /* added to the multi handle (or failing) */
+	job_list queue;         /* waiting for a slot, FIFO */
+	gl_sock *socks;
+	int depth;              /* > 0 while inside curl (user data cbs) */
+	/* copied from the conf: it may be reloaded under us */
+	int connect_timeout, timeout, low_speed_limit, low_speed_time;
+	int max_redirects, max_concurrent;
+};
+
+struct gl_fetch_job {
+	gl_fetch *f;
+	gl_fetch_job *prev, *next; /* in f->active or f->queue */
+	job_list *list;
+	CURL *easy;
+	char *range;
+	int64_t max_bytes;
+	gl_fetch_data_fn on_data;
+	gl_fetch_done_fn on_done;
+	void *arg;
+	gl_digest *dg;
+	int64_t bytes;          /* digested and delivered */
+	size_t redeliver;       /* bytes curl will replay after a pause */
+	unsigned cancelled : 1;  /* waiting for `deferred` to free it */
+	unsigned paused : 1;
+	unsigned resume_pending : 1;
+	unsigned too_big : 1;
+	unsigned aborted : 1;
+	unsigned http_failed : 1;
+	unsigned in_done : 1;
+	unsigned fail_pending : 1; /* finish with fail_rc from `deferred` */
+	CURLcode fail_rc;
+	char reason[64];        /* reason phrase of the last status line */
+	char refused[320];      /* first address the guard refused */
+	char errbuf[CURL_ERROR_SIZE];
+	gl_fetch_result res;
+};
+
+static void jl_push(job_list *l, gl_fetch_job *j)
+{
+	j->prev = l->tail;
+	j->next = NULL;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->n++;
+	j->list = l;
+}
+
+static void jl_remove(gl_fetch_job *j)
+{
+	job_list *l = j->list;
+
+	if (!l)
+		return;
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		l->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		l->tail = j->prev;
+	l->n--;
+	j->prev = j->next = NULL;
+	j->list = NULL;
+}
+
+static void kick(gl_fetch *f)
+{
+	event_active(f->deferred, 0, 0);
+}
+
+/* Free a job without calling back (it must not be inside curl). */
+static void job_destroy(gl_fetch_job *j)
+{
+	gl_fetch *f = j->f;
+
+	if (j->list == &f->active)
+		curl_multi_remove_handle(f->multi, j->easy);
+	jl_remove(j);
+	if (j->easy)
+		curl_easy_cleanup(j->easy);
+	gl_digest_free(j->dg);
+	free(j->range);
+	free(j);
+}
+
+/* Move queued jobs into free slots. Only at depth 0. */
+static void start_queued(gl_fetch *f)
+{
+	while (f->queue.head && f->active.n < f->max_concurrent) {
+		gl_fetch_job *j = f->queue.head;
+
+		jl_remove(j);
+		jl_push(&f->active, j);
+		if (curl_multi_add_handle(f->multi, j->easy) != CURLM_OK) {
+			j->fail_pending = 1;
+			j->fail_rc = CURLE_OUT_OF_MEMORY;
+			kick(f);
+		}
+	}
+}
+
+/* ---- result and error mapping --- */
+
+/* Host (and port) of the URL curl was working on, for messages: never the
+ * whole URL, which may carry credentials. */
+static void current_host(gl_fetch_job *j, char *out, size_t len)
+{
+	char *url = NULL, *host = NULL, *port = NULL;
+	CURLU *u;
+
+	snprintf(out, len, "the remote host");
+	curl_easy_getinfo(j->easy, CURLINFO_EFFECTIVE_URL, &url);
+	if (!url || !(u = curl_url()))
+		return;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+			snprintf(out, len, "%s:%s", host, port);
+		else
+			snprintf(out, len, "%s", host);
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
+static void url_scheme(gl_fetch_job *j, char *out, size_t len)
+{
+	char *url = NULL, *scheme = NULL;
+	CURLU *u;
+
+	out[0] = '\0';
+	curl_easy_getinfo(j->easy, CURLINFO_EFFECTIVE_URL, &url);
+	if (!url || !(u = curl_url()))
+		return;
+	/* the scheme is not one curl supports here: parse it anyway */
+	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) ==
+	    CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
+		snprintf(out, len, "%s", scheme);
+	curl_free(scheme);
+	curl_url_cleanup(u);
+}
+
+static void timeout_error(gl_fetch_job *j, gl_err *e)
+{
+	gl_fetch *f = j->f;
+	curl_off_t total = 0, conn = 0;
+	char host[300];
+	long secs;
+
+	curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME_T, &total);
+	curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME_T, &conn);
+	secs = (long)((total + 500000) / 1000000);
+	current_host(j, host, sizeof host);
+	if (strstr(j->errbuf, "too slow"))
+		set_err(e, 400,
+			"fetching from %s timed out after %ld s: less than %d "
+			"bytes/s for %d s", host, secs, f->low_speed_limit,
+			f->low_speed_time);
+	else if (conn == 0)
+		set_err(e, 400, "connecting to %s timed out after %ld s", host,
+			secs);
+	else
+		set_err(e, 400,
+			"fetching from %s timed out after %ld s (the limit is "
+			"%d s)", host, secs, f->timeout);
+}
+
+static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
+{
+	char host[300];
+	long oserr = 0;
+
+	if (j->aborted) {
+		set_err(e, 499, "aborted");
+		return;
+	}
+	if (j->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+		set_err(e, 413, "external blob is larger than the allowed %lld "
+			"bytes", (long long)j->max_bytes);
+		return;
+	}
+	if (j->http_failed || rc == CURLE_OK) {
+		set_err(e, 400, "remote server answered %ld%s%s", status,
+			j->reason[0] ? " " : "", j->reason);
+		return;
+	}
+	current_host(j, host, sizeof host);
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+		if (j->refused[0]) {
+			set_err(e, 400, "refusing to connect to %s", j->refused);
+			return;
+		}
+		curl_easy_getinfo(j->easy, CURLINFO_OS_ERRNO, &oserr);
+		set_err(e, 400, "cannot connect to %s: %s", host,
+			oserr ? strerror((int)oserr) : j->errbuf);
+		return;
+	case CURLE_COULDNT_RESOLVE_HOST: {
+		/* the host alone, without the port */
+		char *colon = strrchr(host, ':');
+		if (colon && !strchr(colon, ']'))
+			*colon = '\0';
+		set_err(e, 400, "cannot resolve host %s", host);
+		return;
+	}
+	case CURLE_OPERATION_TIMEDOUT:
+		timeout_error(j, e);
+		return;
+	case CURLE_TOO_MANY_REDIRECTS:
+		set_err(e, 400, "too many redirects (more than %d)",
+			j->f->max_redirects);
+		return;
+	case CURLE_UNSUPPORTED_PROTOCOL: {
+		/* the first URL was checked, so this is a redirect; curl's
+		 * effective URL is its target (name the scheme only) */
+		char scheme[32];
+		url_scheme(j, scheme, sizeof scheme);
+		set_err(e, 400, "remote server redirected to a%s%s URL, which "
+			"is not http or https", scheme[0] ? " " : "", scheme);
+		return;
+	}
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_USE_SSL_FAILED:
+		set_err(e, 400, "TLS error with %s: %s", host,
+			j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		return;
+	case CURLE_OUT_OF_MEMORY:
+		set_err(e, 500, "out of memory while fetching from %s", host);
+		return;
+	default:
+		set_err(e, 400, "fetching from %s failed: %s", host,
+			j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+		return;
+	}
+}
+
+static void copy_header(CURL *easy, const char *name, char *out, size_t len)
+{
+	struct curl_header *h = NULL;
+
+	/* request -1: the last response, i.e. after the redirects */
+	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+	    h && h->value)
+		snprintf(out, len, "%s", h->value);
+}
+
+static void build_result(gl_fetch_job *j, CURLcode rc)
+{
+	gl_fetch_result *r = &j->res;
+	long status = 0;
+	char *ct = NULL;
+
+	memset(r, 0, sizeof *r);
+	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+	r->http_status = (int)status;
+	r->size = j->bytes;
+	if (curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+	    ct)
+		snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+	copy_header(j->easy, "ETag", r->etag, sizeof r->etag);
+	copy_header(j->easy, "Last-Modified", r->last_modified,
+		    sizeof r->last_modified);
+	if (rc == CURLE_OK && !j->http_failed && status >= 200 && status < 300) {
+		r->ok = 1;
+		gl_digest_final(j->dg, &r->digest);
+		return;
+	}
+	map_error(j, rc, status, &r->err);
+}
+
+/* Report and free a job. Only at depth 0: the callback may do anything
+ * (start, cancel, resume other jobs) but free the fetcher. */
+static void finish(gl_fetch_job *j, CURLcode rc)
+{
+	gl_fetch *f = j->f;
+
+	build_result(j, rc);
+	curl_multi_remove_handle(f->multi, j->easy);
+	jl_remove(j);
+	j->in_done = 1;
+	if (j->on_done)
+		j->on_done(j->arg, &j->res);
+	j->list = NULL;
+	job_destroy(j);
+}
+
+static void check_multi_info(gl_fetch *f)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(f->multi, &left))) {
+		gl_fetch_job *j = NULL;
+		CURLcode rc = msg->data.result;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &j);
+		if (!j || j->cancelled)
+			continue; /* `deferred` frees it */
+		finish(j, rc);
+	}
+	start_queued(f);
+}
+
+/* ---- curl callbacks --- */
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	gl_fetch_job *j = arg;
+	size_t n = size * nmemb, skip = 0, fresh;
+	long status = 0;
+	int r;
+
+	if (j->cancelled)
+		return CURL_WRITEFUNC_ERROR;
+	/* curl does not hand us the bodies of redirects it follows, so a
+	 * body here belongs to the final response: an error page is not
+	 * the blob */
+	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299) {
+		j->http_failed = 1;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	if (j->redeliver) {
+		skip = n < j->redeliver ? n : j->redeliver;
+		j->redeliver -= skip;
+		if (skip == n)
+			return n;
+	}
+	fresh = n - skip;
+	if (j->max_bytes >= 0 && j->bytes + (int64_t)fresh > j->max_bytes) {
+		j->too_big = 1;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	gl_digest_update(j->dg, ptr + skip, fresh);
+	j->bytes += (int64_t)fresh;
+	if (!j->on_data)
+		return n;
+	r = j->on_data(j->arg, ptr + skip, fresh);
+	if (j->cancelled)
+		return CURL_WRITEFUNC_ERROR;
+	if (r < 0) {
+		j->aborted = 1;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	if (r > 0) {
+		/* curl replays this whole piece (and the rest) on resume */
+		j->paused = 1;
+		j->redeliver = n;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	return n;
+}
+
+/* Remember the reason phrase of each status line; the last one is the
+ * final response's. */
+static size_t header_cb(char *buf, size_t size, size_t nitems, void *arg)
+{
+	gl_fetch_job *j = arg;
+	size_t n = size * nitems, i = 0, k = 0;
+
+	if (n < 5 || memcmp(buf, "HTTP/", 5))
+		return n;
+	while (i < n && buf[i] != ' ')
+		i++;
+	while (i < n && buf[i] == ' ')
+		i++;
+	while (i < n && isdigit((unsigned char)buf[i]))
+		i++;
+	while (i < n && buf[i] == ' ')
+		i++;
+	while (i < n && buf[i] != '\r' && buf[i] != '\n' &&
+	       k + 1 < sizeof j->reason) {
+		unsigned char c = (unsigned char)buf[i++];
+		j->reason[k++] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
+	}
+	j->reason[k] = '\0';
+	return n;
+}
+
+static curl_socket_t opensocket_cb(void *arg, curlsocktype purpose,
+				   struct curl_sockaddr *addr)
+{
+	gl_fetch_job *j = arg;
+	verdict v;
+	int fd;
+
+	if (!guard_judge(j->f->guard, &addr->addr, &v)) {
+		if (!j->refused[0]) {
+			if (v.net)
+				snprintf(j->refused, sizeof j->refused,
+					 "%s: %s (%s/%d)", v.addr, v.label,
+					 v.net, v.prefix);
+			else
+				snprintf(j->refused, sizeof j->refused, "%s: %s",
+					 v.addr, v.label);
+		}
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_fetch *f = arg;
+	int flags = 0, running = 0;
+
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	f->depth++;
+	curl_multi_socket_action(f->multi, fd, flags, &running);
+	f->depth--;
+	check_multi_info(f);
+}
+
+static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_fetch *f = arg;
+	int running = 0;
+
+	f->depth++;
+	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	f->depth--;
+	check_multi_info(f);
+}
+
+static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp,
+		   void *socketp)
+{
+	gl_fetch *f = userp;
+	gl_sock *gs = socketp;
+	short kind = EV_PERSIST;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (gs) {
+			if (gs->prev)
+				gs->prev->next = gs->next;
+			else
+				f->socks = gs->next;
+			if (gs->next)
+				gs->next->prev = gs->prev;
+			event_free(gs->ev);
+			free(gs);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (!gs) {
+		gs = calloc(1, sizeof *gs);
+		if (!gs)
+			return -1;
+		gs->ev = event_new(f->base, s, kind, sock_event_cb, f);
+		if (!gs->ev) {
+			free(gs);
+			return -1;
+		}
+		gs->next = f->socks;
+		if (f->socks)
+			f->socks->prev = gs;
+		f->socks = gs;
+		curl_multi_assign(f->multi, s, gs);
+	} else {
+		event_del(gs->ev);
+		event_assign(gs->ev, f->base, s, kind, sock_event_cb, f);
+	}
+	event_add(gs->ev, NULL);
+	return 0;
+}
+
+/* Never calls socket_action itself (curl would recurse); 0 ms means "on
+ * the next loop pass". */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	gl_fetch *f = userp;
+
+	if (timeout_ms < 0) {
+		evtimer_del(f->timer);
+	} else {
+		struct timeval tv = { timeout_ms / 1000,
+				      (timeout_ms % 1000) * 1000 };
+		evtimer_add(f->timer, &tv);
+	}
+	return 0;
+}
+
+/* Work curl callbacks could not do: free cancelled jobs, resume paused
+ * ones, fail jobs that could not be started, fill free slots. */
+static void deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_fetch *f = arg;
+	gl_fetch_job *j, *next;
+	int again;
+
+	for (j = f->active.head; j; j = next) {
+		next = j->next;
+		if (j->cancelled)
+			job_destroy(j);
+	}
+	/* curl_easy_pause replays held data through write_cb (user code, at
+	 * depth > 0), which cannot change the active list */
+	for (j = f->active.head; j; j = j->next) {
+		CURLcode rc;
+
+		if (!j->resume_pending)
+			continue;
+		j->resume_pending = 0;
+		if (!j->paused || j->cancelled || j->fail_pending)
+			continue;
+		j->paused = 0;
+		f->depth++;
+		rc = curl_easy_pause(j->easy, CURLPAUSE_CONT);
+		f->depth--;
+		if (rc != CURLE_OK && !j->cancelled) {
+			/* the replay failed (limit, abort): curl still has the
+			 * transfer running, so end it here */
+			j->fail_pending = 1;
+			j->fail_rc = rc;
+		}
+	}
+	/* finish() runs the done callback, which may cancel anything: rescan
+	 * from the head each time */
+	do {
+		again = 0;
+		for (j = f->active.head; j; j = next) {
+			next = j->next;
+			if (j->cancelled) {
+				job_destroy(j);
+				again = 1;
+				break;
+			}
+			if (j->fail_pending) {
+				finish(j, j->fail_rc);
+				again = 1;
+				break;
+			}
+		}
+	} while (again);
+	check_multi_info(f);
+}
+
+/* ---- public API --- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
+		       gl_err *err)
+{
+	gl_fetch *f;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK) {
+		set_err(err, 500, "cannot initialise libcurl: %s",
+			curl_easy_strerror(curl_init_rc));
+		return NULL;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f) {
+		set_err(err, 500, "out of memory");
+		return NULL;
+	}
+	f->base = base;
+	f->connect_timeout = conf->fetch_connect_timeout;
+	f->timeout = conf->fetch_timeout;
+	f->low_speed_limit = conf->fetch_low_speed_limit;
+	f->low_speed_time = conf->fetch_low_speed_time;
+	f->max_redirects = conf->fetch_max_redirects;
+	f->max_concurrent = conf->fetch_max_concurrent > 0 ?
+			    conf->fetch_max_concurrent : 1;
+	f->guard = gl_netguard_new(&conf->external_location_allowed_networks,
+				   err);
+	if (!f->guard)
+		goto fail_quiet;
+	f->multi = curl_multi_init();
+	f->timer = evtimer_new(base, timer_event_cb, f);
+	f->deferred = event_new(base, -1, 0, deferred_cb, f);
+	if (!f->multi || !f->timer || !f->deferred)
+		goto fail;
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	return f;
+fail:
+	set_err(err, 500, "out of memory");
+fail_quiet:
+	gl_fetch_free(f);
+	return NULL;
+}
+
+void gl_fetch_free(gl_fetch *f)
+{
+	if (!f)
+		return;
+	while (f->active.head)
+		job_destroy(f->active.head);
+	while (f->queue.head)
+		job_destroy(f->queue.head);
+	if (f->multi)
+		curl_multi_cleanup(f->multi);
+	/* sockets curl closed without a CURL_POLL_REMOVE */
+	while (f->socks) {
+		gl_sock *gs = f->socks;
+		f->socks = gs->next;
+		event_free(gs->ev);
+		free(gs);
+	}
+	if (f->timer)
+		event_free(f->timer);
+	if (f->deferred)
+		event_free(f->deferred);
+	gl_netguard_free(f->guard);
+	free(f);
+}
+
+/* http or https, at most FETCH_MAX_URL bytes, and curl can parse it. */
+static int check_url(const char *url, gl_err *err)
+{
+	CURLU *u;
+	char *scheme = NULL, *host = NULL;
+	int rc = -1;
+
+	if (!url || !*url) {
+		set_err(err, 400, "the URL is empty");
+		return -1;
+	}
+	if (strlen(url) > FETCH_MAX_URL) {
+		set_err(err, 400, "the URL is longer than %d characters",
+			FETCH_MAX_URL);
+		return -1;
+	}
+	u = curl_url();
+	if (!u) {
+		set_err(err, 500, "out of memory");
+		return -1;
+	}
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+		set_err(err, 400, "'%.200s' is not a valid URL", url);
+		goto out;
+	}
+	/* curl lower-cases the scheme */
+	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+		set_err(err, 400, "only http and https URLs can be fetched, "
+			"not %.32s", scheme);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    !host[0]) {
+		set_err(err, 400, "the URL '%.200s' has no host", url);
+		goto out;
+	}
+	rc = 0;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* "a-b", "a-" or "-b" with decimal a and b */
+static int check_range(const char *r)
+{
+	const char *dash = strchr(r, '-');
+
+	if (!dash || strchr(dash + 1, '-') || (dash == r && !dash[1]))
+		return -1;
+	for (const char *p = r; *p; p++)
+		if (p != dash && !isdigit((unsigned char)*p))
+			return -1;
+	return 0;
+}
+
+static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url)
+{
+	CURL *e = curl_easy_init();
+	CURLcode rc = CURLE_OK;
+
+	if (!e)
+		return -1;
+	j->easy = e;
+#define SET(opt, val)                                                          \
+	do {                                                                   \
+		if (rc == CURLE_OK)                                            \
+			rc = curl_easy_setopt(e, opt, val);                    \
+	} while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PRIVATE, j);
+	SET(CURLOPT_ERRORBUFFER, j->errbuf);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_WRITEDATA, j);
+	SET(CURLOPT_HEADERFUNCTION, header_cb);
+	SET(CURLOPT_HEADERDATA, j);
+	SET(CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	SET(CURLOPT_OPENSOCKETDATA, j);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_USERAGENT, FETCH_USER_AGENT);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_FOLLOWLOCATION, 1L);
+	SET(CURLOPT_MAXREDIRS, (long)f->max_redirects);
+	/* no proxy from the environment: it would reroute the request and
+	 * the guard would only see the proxy */
+	SET(CURLOPT_PROXY, "");
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)f->connect_timeout * 1000L);
+	SET(CURLOPT_TIMEOUT_MS, (long)f->timeout * 1000L);
+	if (f->low_speed_limit > 0 && f->low_speed_time > 0) {
+		SET(CURLOPT_LOW_SPEED_LIMIT, (long)f->low_speed_limit);
+		SET(CURLOPT_LOW_SPEED_TIME, (long)f->low_speed_time);
+	}
+	SET(CURLOPT_BUFFERSIZE, FETCH_BUFFER_SIZE);
+	/* one stream per transfer anyway; HTTP/1.1 keeps pause/resume
+	 * simple (no h2 flow-control windows to fill while paused) */
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	/* CURLOPT_ACCEPT_ENCODING stays unset: we hash the exact bytes */
+	if (j->max_bytes >= 0)
+		/* refuses a larger declared Content-Length up front; the
+		 * write callback enforces it for undeclared sizes */
+		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)j->max_bytes);
+	if (j->range)
+		SET(CURLOPT_RANGE, j->range);
+#undef SET
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
+			     const gl_fetch_opts *opts,
+			     gl_fetch_data_fn on_data, gl_fetch_done_fn on_done,
+			     void *arg, gl_err *err)
+{
+	gl_fetch_job *j;
+
+	if (check_url(url, err) != 0)
+		return NULL;
+	if (opts && opts->range && check_range(opts->range) != 0) {
+		set_err(err, 400, "invalid byte range '%.64s'", opts->range);
+		return NULL;
+	}
+	j = calloc(1, sizeof *j);
+	if (!j)
+		goto oom;
+	j->f = f;
+	j->max_bytes = opts ? opts->max_bytes : -1;
+	j->on_data = on_data;
+	j->on_done = on_done;
+	j->arg = arg;
+	j->dg = gl_digest_new();
+	if (!j->dg)
+		goto oom;
+	if (opts && opts->range && !(j->range = strdup(opts->range)))
+		goto oom;
+	if (setup_easy(f, j, url) != 0)
+		goto oom;
+	jl_push(&f->queue, j);
+	/* curl refuses curl_multi_add_handle from inside its callbacks */
+	if (f->depth > 0)
+		kick(f);
+	else
+		start_queued(f);
+	return j;
+oom:
+	if (j) {
+		if (j->easy)
+			curl_easy_cleanup(j->easy);
+		gl_digest_free(j->dg);
+		free(j->range);
+		free(j);
+	}
+	set_err(err, 500, "out of memory");
+	return NULL;
+}
+
+void gl_fetch_cancel(gl_fetch_job *j)
+{
+	gl_fetch *f;
+
+	if (!j || j->in_done || j->cancelled)
+		return;
+	f = j->f;
+	if (j->list == &f->queue) {
+		job_destroy(j); /* curl never saw it */
+		return;
+	}
+	if (f->depth > 0) {
+		/* inside curl (maybe this job's own data callback): write_cb
+		 * refuses further data and `deferred` frees it */
+		j->cancelled = 1;
+		j->on_data = NULL;
+		j->on_done = NULL;
+		kick(f);
+		return;
+	}
+	job_destroy(j);
+	start_queued(f);
+}
+
+void gl_fetch_resume(gl_fetch_job *j)
+{
+	if (!j || j->in_done || j->cancelled)
+		return;
+	/* curl_easy_pause replays held data through the data callback right
+	 * away; do it from `deferred` so callers never see reentry */
+	j->resume_pending = 1;
+	kick(j->f);
+}
+
+int gl_fetch_active(const gl_fetch *f)
+{
+	int n = f->queue.n;
+
+	for (const gl_fetch_job *j = f->active.head; j; j = j->next)
+		if (!j->cancelled)
+			n++;
+	return n;
+}
+
+/* ---- blocking wrapper --- */
+
+typedef struct sync_ctx {
+	gl_fetch_result *res;
+	int done;
+} sync_ctx;
+
+static void sync_done(void *arg, const gl_fetch_result *res)
+{
+	sync_ctx *c = arg;
+
+	*c->res = *res;
+	c->done = 1;
+}
+
+int gl_fetch_sync(const gl_conf *conf, const char *url,
+		  const gl_fetch_opts *opts, gl_fetch_result *res)
+{
+	struct event_base *base;
+	gl_fetch *f = NULL;
+	sync_ctx c = { res, 0 };
+
+	memset(res, 0, sizeof *res);
+	base = event_base_new();
+	if (!base) {
+		set_err(&res->err, 500, "cannot create an event loop");
+		return -1;
+	}
+	f = gl_fetch_new(base, conf, &res->err);
+	if (f && gl_fetch_start(f, url, opts, NULL, sync_done, &c, &res->err)) {
+		while (!c.done)
+			if (event_base_loop(base, EVLOOP_ONCE) != 0)
+				break; /* nothing left to wait for */
+		if (!c.done)
+			set_err(&res->err, 500, "the fetch stalled");
+	}
+	gl_fetch_free(f);
+	event_base_free(base);
+	return res->ok ? 0 : -1;
+}

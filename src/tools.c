@@ -1,0 +1,186 @@
+/* tools.c - the offline commands: db upgrade, check-types, scrub, verify
+ * (see tools.h). Each builds what it needs (engine, store, types) from the
+ * configuration and runs in the foreground.
+ */
+#include "tools.h"
+#include "engine.h"
+#include "log.h"
+#include "ltype.h"
+#include "meta.h"
+#include "policy.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+static volatile sig_atomic_t stop;
+static void on_stop(int sig) { stop = sig; }
+
+int gl_tool_db_upgrade(gl_conf *conf)
+{
+	gl_err err = { 0 };
+	gl_meta *m = gl_meta_open(conf, 1, &err);
+
+	if (!m) {
+		fprintf(stderr, "glared: %s\n", err.msg);
+		return 1;
+	}
+	printf("database schema at version %d\n", gl_meta_schema_version(m));
+	gl_meta_close(m);
+	return 0;
+}
+
+int gl_tool_check_types(gl_conf *conf)
+{
+	gl_err err = { 0 };
+	gl_types *ts = gl_types_load(conf, &err);
+	json_t *all;
+	char *s;
+
+	if (!ts) {
+		fprintf(stderr, "%s\n", err.msg);
+		return 1;
+	}
+	all = json_object();
+	for (int i = 0; i < gl_types_count(ts); i++) {
+		const gl_type *t = gl_types_at(ts, i);
+		json_object_set_new(all, t->name, gl_types_schema(ts, t));
+	}
+	s = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+	printf("%s\n", s ? s : "{}");
+	fprintf(stderr, "%d types loaded from %s\n", gl_types_count(ts),
+		conf->types_path);
+	free(s);
+	json_decref(all);
+	gl_types_unref(ts);
+	return 0;
+}
+
+typedef struct tool_env {
+	struct event_base *base;
+	gl_policy *pol;
+	gl_engine *e;
+} tool_env;
+
+static int env_open(gl_conf *conf, tool_env *te)
+{
+	gl_err err = { 0 };
+	char *perr = NULL;
+
+	memset(te, 0, sizeof *te);
+	te->base = event_base_new();
+	te->pol = gl_policy_new();
+	if (conf->policy_file && *conf->policy_file &&
+	    gl_policy_load_file(te->pol, conf->policy_file, &perr) < 0) {
+		fprintf(stderr, "glared: policy: %s\n", perr);
+		free(perr);
+		return -1;
+	}
+	te->e = gl_engine_new(conf, te->pol, te->base, &err);
+	if (!te->e) {
+		fprintf(stderr, "glared: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void env_close(tool_env *te)
+{
+	gl_engine_free(te->e);
+	gl_policy_free(te->pol);
+	if (te->base)
+		event_base_free(te->base);
+}
+
+static int has_flag(int argc, char **argv, const char *flag)
+{
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], flag))
+			return 1;
+	return 0;
+}
+
+static void sleep_until_stop(int seconds)
+{
+	for (int i = 0; i < seconds && !stop; i++)
+		sleep(1);
+}
+
+int gl_tool_scrub(gl_conf *conf, int argc, char **argv)
+{
+	tool_env te;
+	int daemon = has_flag(argc, argv, "--daemon") ||
+		     has_flag(argc, argv, "-D");
+	int rc = 0;
+
+	if (env_open(conf, &te) < 0) {
+		env_close(&te);
+		return 1;
+	}
+	signal(SIGTERM, on_stop);
+	signal(SIGINT, on_stop);
+	do {
+		gl_err err = { 0 };
+		int n, total = 0;
+		/* batches of scrub_pool_size until nothing is left */
+		while (!stop && (n = gl_engine_scrub(te.e, conf->scrub_time,
+						     conf->scrub_pool_size,
+						     &err)) > 0)
+			total += n;
+		if (err.status) {
+			gl_error("scrub: %s", err.msg);
+			rc = 1;
+		}
+		gl_info("scrub: %d artifact(s) purged", total);
+		if (daemon)
+			sleep_until_stop(conf->wakeup_time);
+	} while (daemon && !stop);
+	env_close(&te);
+	return rc;
+}
+
+int gl_tool_verify(gl_conf *conf, int argc, char **argv)
+{
+	tool_env te;
+	int daemon = has_flag(argc, argv, "--daemon");
+	int interval = 3600, rc = 0;
+
+	for (int i = 0; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "--interval"))
+			interval = atoi(argv[i + 1]);
+	if (env_open(conf, &te) < 0) {
+		env_close(&te);
+		return 1;
+	}
+	signal(SIGTERM, on_stop);
+	signal(SIGINT, on_stop);
+	do {
+		gl_err err = { 0 };
+		int changed = 0;
+		int n = gl_engine_verify_external(te.e, 1000, &changed, &err);
+		if (n < 0) {
+			gl_error("verify: %s", err.msg);
+			rc = 1;
+		} else {
+			printf("verified %d external blob(s), %d changed or gone\n",
+			       n, changed);
+			fflush(stdout);
+			if (changed && !daemon)
+				rc = 3;
+		}
+		if (daemon)
+			sleep_until_stop(interval);
+	} while (daemon && !stop);
+	env_close(&te);
+	return rc;
+}
+
+int gl_tool_console(gl_conf *conf, int argc, char **argv)
+{
+	fprintf(stderr, "glared: the console is not available in this build\n");
+	return 2;
+}

@@ -1,0 +1,48 @@
+local json = require("glare.json")
+
+describe("glare.json", function()
+  it("null is a unique, frozen sentinel that prints as null", function()
+    assert.is_table(json.null)
+    assert.not_equal(nil, json.null)
+    assert.equal("null", tostring(json.null))
+    assert.has_error(function() json.null.x = 1 end, "json.null is read-only")
+    assert.has_error(function() setmetatable(json.null, {}) end)
+  end)
+
+  it("array() and object() mark and return their argument", function()
+    local t = {}
+    assert.equal(t, json.array(t))
+    assert.equal(json.array_mt, getmetatable(t))
+    local o = {}
+    assert.equal(o, json.object(o))
+    assert.equal(json.object_mt, getmetatable(o))
+    assert.equal(json.array_mt, getmetatable(json.array()))
+  end)
+
+  it("is_array follows the marks, then the 1..n rule for unmarked tables", function()
+    assert.is_true(json.is_array(json.array()))
+    assert.is_false(json.is_array(json.object({ 1, 2 })))
+    assert.is_true(json.is_array({ 1, 2, 3 }))
+    assert.is_false(json.is_array({}))               -- unmarked {} is an object
+    assert.is_false(json.is_array({ [2] = 1, [3] = 2 }))
+    assert.is_false(json.is_array({ 1, 2, x = 3 }))
+    assert.is_false(json.is_array({ [1] = 1, [3] = 3 }))
+    assert.is_false(json.is_array({ [1.5] = 1 }))
+    assert.is_false(json.is_array(json.null))
+    assert.is_false(json.is_array("x"))
+  end)
+
+  it("is_object is the complement for tables", function()
+    assert.is_true(json.is_object({}))
+    assert.is_true(json.is_object({ a = 1 }))
+    assert.is_true(json.is_object(json.object({ 1 })))
+    assert.is_false(json.is_object({ 1 }))
+    assert.is_false(json.is_object(json.null))
+  end)
+
+  it("marker metatables cannot gain keys (no __gc smuggling)", function()
+    assert.has_error(function() json.array_mt.__gc = print end)
+    assert.has_error(function() json.object_mt.__index = {} end)
+    assert.is_nil(rawget(json.array_mt, "__gc"))
+  end)
+end)

@@ -1,0 +1,237 @@
+-- The sandbox: one test per escape class we guard in pure Lua. (Memory and
+-- instruction budgets are enforced by the C core: tests/sandbox/.)
+local json = require("glare.json")
+local sandbox = require("glare.sandbox")
+local H = dofile("tests/lua/helpers.lua")
+
+-- Runs `body` as the body of a hook of a type loaded from source, so that
+-- it executes in the sandboxed runtime environment (a closure written in
+-- this spec would run in busted's own environment). `prelude` is
+-- declaration-time code placed before the type definition.
+local function run(body, prelude)
+  local src = (prelude or "") .. "\nreturn glare.type { name = 'probe', hooks = {\n"
+    .. "pre_create = function(ctx, af)\n" .. body .. "\nend } }"
+  local T = assert(H.load(src, "types/probe.lua"))
+  return T.hooks.pre_create({}, {})
+end
+
+local PRELUDE = [[
+HELPERS = { list = { 1, 2 } }
+function helper() return "helped" end]]
+
+local function fails(body, pattern, prelude)
+  local ok, err = pcall(run, body, prelude)
+  assert.is_false(ok, body)
+  if pattern then assert.matches(pattern, tostring(err)) end
+end
+
+local function reachable(name)
+  return run(("return (pcall(function() return _ENV[%q] end))"):format(name))
+end
+
+describe("sandbox", function()
+  describe("forbidden names are absent at runtime", function()
+    for _, name in ipairs(sandbox.FORBIDDEN) do
+      it(name, function() assert.is_false(reachable(name)) end)
+    end
+    it("os has only time, clock and date", function()
+      assert.equal("clock,date,time", run([[
+        local keys = {}
+        for k in pairs(os) do keys[#keys + 1] = k end
+        table.sort(keys)
+        return table.concat(keys, ",")]]))
+    end)
+    it("string has no dump", function()
+      assert.is_true(run("return string.dump == nil and type(string.format) == 'function'"))
+    end)
+    it("the allowed basics are present", function()
+      for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
+          "tonumber", "tostring", "type", "xpcall", "_VERSION", "setmetatable", "print",
+          "string", "table", "math", "utf8", "os", "glare" }) do
+        assert.is_true(reachable(name), name)
+      end
+    end)
+  end)
+
+  describe("forbidden names are absent while declaring", function()
+    for _, name in ipairs(sandbox.FORBIDDEN) do
+      it(name, function()
+        local _, err = H.load("local x = " .. name, "types/d.lua")
+        assert.equal("types/d.lua:1: attempt to read undeclared global '" .. name .. "'", err)
+      end)
+    end
+  end)
+
+  describe("self_check", function()
+    it("passes on a sandbox environment", function()
+      local env = sandbox.new_env(sandbox.base(function() end))
+      assert.is_true(sandbox.self_check(env))
+    end)
+    it("names a forbidden global or function that is reachable", function()
+      local base = sandbox.base(function() end)
+      base.io = io
+      assert.same({ nil, "forbidden global reachable: io" }, { sandbox.self_check((sandbox.new_env(base))) })
+      base = sandbox.base(function() end)
+      base.os = { time = os.time, execute = os.execute }
+      assert.same({ nil, "forbidden function reachable: os.execute" },
+        { sandbox.self_check((sandbox.new_env(base))) })
+    end)
+  end)
+
+  describe("string caps", function()
+    it("rep refuses results above the limit", function()
+      fails("return string.rep('x', 1 << 30)",
+        "string.rep: result of 1073741824 bytes is above the sandbox limit of 1048576")
+      fails("return string.rep('ab', 1 << 20, ',')", "string.rep: result of %d+ bytes")
+      fails("return string.rep('x', math.maxinteger)", "above the sandbox limit")
+      assert.equal(1000, run("return #string.rep('x', 1000)"))
+    end)
+    it("find/match/gmatch/gsub refuse long subjects and patterns", function()
+      for _, f in ipairs({ "find", "match", "gmatch", "gsub" }) do
+        local extra = f == "gsub" and ", ''" or ""
+        fails(("return string.%s(string.rep('a', 65537), 'a'%s)"):format(f, extra),
+          "string." .. f .. ": subject of 65537 bytes is above the sandbox limit of 65536")
+        fails(("return string.%s('a', string.rep('a', 300)%s)"):format(f, extra),
+          "string." .. f .. ": pattern of 300 bytes is above the sandbox limit of 256")
+      end
+    end)
+    it("refuse the classic backtracking blow-up instantly", function()
+      local t = os.clock()
+      fails("return string.find(string.rep('a', 26), string.rep('a-', 12) .. 'b')",
+        "is too complex for a 26%-byte subject")
+      assert.is_true(os.clock() - t < 1)
+    end)
+    it("allow ordinary patterns on ordinary strings", function()
+      assert.equal("x y", run("return (('  x y  '):gsub('', '')) and string.match('  x y  ', '^%s*(.-)%s*$')"))
+      assert.equal("a-b-c", run("return (string.gsub('a b c', ' ', '-'))"))
+      assert.equal(3, run("local n = 0 for w in string.gmatch('a,b,c', '[^,]+') do n = n + 1 end return n"))
+      assert.equal(10001, run("return (string.find(string.rep('a', 10000) .. 'b', 'b', 1, true))"))
+    end)
+    it("gsub refuses results that could exceed the limit", function()
+      fails("return string.gsub(string.rep('a', 60000), 'a', string.rep('b', 100))",
+        "string.gsub: result could exceed the sandbox limit of 1048576 bytes")
+    end)
+    it("the pattern cost grows with quantifiers and subject length", function()
+      local limit = sandbox.limits.pattern_cost
+      assert.is_true(sandbox.pattern_cost("^abc", 100, true) <= 1)
+      assert.is_true(sandbox.pattern_cost("^a*b", 100, true) < sandbox.pattern_cost("a*b", 100, true))
+      assert.equal(sandbox.pattern_cost("a*b", 100, true), sandbox.pattern_cost("^a*b", 100, false))
+      assert.is_true(sandbox.pattern_cost("^%s*(.-)%s*$", 255, true) < limit)
+      assert.is_true(sandbox.pattern_cost(("a-"):rep(12) .. "b", 26, true) > limit)
+      assert.is_true(sandbox.pattern_cost("[%]*]*%b()x?", 10, true) > 10)
+    end)
+  end)
+
+  it("table.move refuses huge ranges (a C loop the budget cannot stop)", function()
+    fails("return table.move({}, 1, 1e12, 2)", "table.move: 1000000000000 elements is above the sandbox limit")
+    assert.equal("1,2,1,2", run("return table.concat(table.move({ 1, 2 }, 1, 2, 3, { 1, 2 }), ',')"))
+  end)
+
+  describe("setmetatable", function()
+    for _, mm in ipairs({ "__gc", "__close", "__mode" }) do
+      it("refuses metatables with " .. mm, function()
+        fails(("return setmetatable({}, { %s = 'k' })"):format(mm),
+          "setmetatable: metatables with " .. mm .. " are not allowed in the sandbox")
+      end)
+    end
+    it("allows ordinary metatables", function()
+      assert.equal(42, run("return setmetatable({}, { __index = function() return 42 end }).anything"))
+    end)
+    it("cannot replace protected metatables or change the shared JSON markers", function()
+      fails("return setmetatable(glare.json.null, {})", "cannot change a protected metatable")
+      fails("glare.json.array_mt.__gc = print", "JSON marker metatables are read%-only")
+      fails("return setmetatable(string, {})", "cannot change a protected metatable")
+    end)
+  end)
+
+  describe("read-only state at runtime", function()
+    it("globals cannot be set by hooks", function()
+      fails("leak = 1", "attempt to set global 'leak': globals are read%-only once the type has loaded")
+    end)
+    it("globals defined by the file stay readable, and read-only deep down", function()
+      assert.equal("helped", run("return helper()", PRELUDE))
+      assert.equal(2, run("return HELPERS.list[2]", PRELUDE))
+      assert.equal(2, run("return #HELPERS.list", PRELUDE))
+      fails("HELPERS.list[3] = 3", "HELPERS.list is read%-only", PRELUDE)
+      fails("HELPERS = nil", "globals are read%-only", PRELUDE)
+      assert.equal(2, run("local n = 0 for _ in pairs(HELPERS.list) do n = n + 1 end return n", PRELUDE))
+    end)
+    it("unknown globals raise instead of reading nil", function()
+      fails("return undefined_thing", "attempt to read undeclared global 'undefined_thing'")
+    end)
+    it("library tables and glare are read-only", function()
+      fails("string.rep = nil", "string is read%-only")
+      fails("table.x = 1", "table is read%-only")
+      fails("math.pi = 3", "math is read%-only")
+      fails("glare.log = print", "glare is read%-only")
+      fails("glare.options.x = 1", "glare.options is read%-only")
+      fails("glare.json.null = 1", "glare.json is read%-only")
+    end)
+    it("declaration functions are unavailable at runtime", function()
+      for _, name in ipairs({ "String", "Folder", "type", "typedefs" }) do
+        fails("return glare." .. name, "glare." .. name .. " is part of the declaration API: it is "
+          .. "not available once the type has loaded %(in hooks%)")
+      end
+      fails("return glare.nonsense", "glare.nonsense does not exist")
+    end)
+    it("the runtime glare API is complete", function()
+      assert.equal("function function true function table probe", run([[
+        return table.concat({ type(glare.log), type(glare.fail), tostring(glare.json.null == glare.json.null),
+          type(glare.semver.coerce), type(glare.options), glare.type_name }, " ")]]))
+    end)
+    it("getmetatable is absent, so the string metatable cannot be reached", function()
+      assert.is_false(reachable("getmetatable"))
+    end)
+  end)
+
+  it("print goes to the log sink, tagged with the type", function()
+    local records, restore = H.capture_log()
+    run("print('a', nil, 3)")
+    restore()
+    assert.same({ { level = "info", message = "a\tnil\t3", type = "probe" } }, records)
+  end)
+
+  it("environments of two types are separate", function()
+    local A = assert(H.load("X = 'a' return glare.type { name = 'ta', hooks = { pre_create = function() return X end } }"))
+    local B = assert(H.load("X = 'b' return glare.type { name = 'tb', hooks = { pre_create = function() return X end } }"))
+    assert.equal("a", A.hooks.pre_create())
+    assert.equal("b", B.hooks.pre_create())
+  end)
+
+  it("protect_string_metatable hides the string metatable and caps methods (fresh lua5.4)", function()
+    local script = [[
+      package.path = "lua/?.lua;" .. package.path
+      local sandbox = require("glare.sandbox")
+      assert(sandbox.protect_string_metatable())
+      assert(getmetatable("") == false, "metatable visible")
+      assert(("x").dump == nil, "dump reachable")
+      assert(not pcall(function() return ("x"):rep(1 << 30) end), "rep not capped")
+      assert(("ab"):upper() == "AB")
+      io.write("ok")
+    ]]
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local p = assert(io.popen("lua5.4 " .. path .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.equal("ok", out)
+  end)
+
+  it("readonly proxies hide their metatable and support pairs and #", function()
+    local p = sandbox.readonly({ 1, 2, a = 3 }, "t")
+    assert.equal(false, getmetatable(p))
+    assert.equal(2, #p)
+    local n = 0
+    for _ in pairs(p) do n = n + 1 end
+    assert.equal(3, n)
+    assert.has_error(function() p.b = 1 end, "t is read-only (attempt to set 'b')")
+  end)
+
+  it("json.null keeps its identity inside hooks", function()
+    local T = assert(H.load("return glare.type { name = 'n', hooks = { pre_create = function() return glare.json.null end } }"))
+    assert.equal(json.null, T.hooks.pre_create())
+  end)
+end)
