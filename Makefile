@@ -41,7 +41,7 @@ test-deps:
 
 # ---- build ------------------------------------------------------------------
 glared: $(BUILD)/glared
-	@cp $< $@
+	@cp $< $@.tmp && mv -f $@.tmp $@   # mv: a running ./glared is fine
 
 $(BUILD)/glared: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

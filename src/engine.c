@@ -272,6 +272,12 @@ static json_t *plain_output(const gl_type *t, const json_t *doc)
 						gl_engine_blob_output(
 							t, id, f->name, k, b));
 			json_object_set_new(out, f->name, fo);
+		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
+			   strchr(json_string_value(v), '.')) {
+			/* stored with microseconds, shown to the second */
+			char ts[40];
+			snprintf(ts, sizeof ts, "%.19sZ", json_string_value(v));
+			json_object_set_new(out, f->name, json_string(ts));
 		} else if (v) {
 			json_object_set(out, f->name, v);
 		} else {
@@ -555,8 +561,8 @@ static int check_quota_count(gl_engine *e, const char *project,
 
 static void stamp(json_t *doc, const char *key, int64_t us)
 {
-	char ts[32];
-	gl_iso8601(us, ts);
+	char ts[40];
+	gl_iso8601_us(us, ts);
 	json_object_set_new(doc, key, json_string(ts));
 }
 
@@ -974,8 +980,13 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			   NULL, err) < 0)
 		goto out;
 
-	/* apply to the API view, then take back the touched fields */
-	view = plain_output(t, af.doc);
+	/* apply to a private copy of the API view (plain_output shares the
+	 * doc's values), then take back the touched fields */
+	{
+		json_t *plain = plain_output(t, af.doc);
+		view = json_deep_copy(plain);
+		json_decref(plain);
+	}
 	if (gl_jpatch_apply(view, patch, err) < 0)
 		goto out;
 	doc = json_deep_copy(af.doc);

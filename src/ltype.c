@@ -87,8 +87,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 		 * cannot catch the error and carry on */
 		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
 		ts->steps = ts->budget + 1;
-		luaL_error(L, "instruction budget of %lld exceeded",
-			   (long long)ts->budget);
+		luaL_error(L, "instruction budget of %I exceeded",
+			   (lua_Integer)ts->budget);
 	}
 }
 
@@ -721,6 +721,10 @@ static int p_load(lua_State *L, pcall_ctx *c)
 	lua_call(L, 0, 1);
 	import_type(L, ts, &ts->types[ts->ntypes]);
 	ts->types[ts->ntypes].is_all = 1;
+	/* on the all type, type_name is a column like the base fields */
+	for (int i = 0; i < ts->types[ts->ntypes].nfields; i++)
+		if (!strcmp(ts->types[ts->ntypes].fields[i].name, "type_name"))
+			ts->types[ts->ntypes].fields[i].base = 1;
 	ts->ntypes++;
 	lua_pop(L, 2);
 	return 0;
@@ -1032,7 +1036,7 @@ static int l_blob_read(lua_State *L)
 		return luaL_error(L, "blob.read: offset and size must be >= 0");
 	if (n > ts->read_left)
 		return luaL_error(L, "blob.read: the hook may read at most "
-				  "%lld more bytes", (long long)ts->read_left);
+				  "%I more bytes", (lua_Integer)ts->read_left);
 	fd = open(ts->read_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return luaL_error(L, "blob.read: %s", strerror(errno));

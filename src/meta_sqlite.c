@@ -18,11 +18,13 @@
  * shape only (values are always bound parameters) and keeps the last few
  * shapes prepared in a small LRU.
  *
- * Listing plan (measured in bench/meta_list.c): filters on properties are
- * correlated EXISTS probes, which let SQLite walk the sort index and stop
- * after one page. When one filter matches only a few rows (a bounded count
- * on the property index tells), the query is instead driven from that
- * filter's rows, so a selective filter does not walk the whole type.
+ * Listing plan (docs/storage.md; measured in bench/meta_list.c): filters
+ * on properties are correlated EXISTS probes, which let SQLite walk the
+ * sort index and stop after one page. When one filter matches only a few
+ * rows (a bounded count on the property index tells), the query is instead
+ * driven from that filter's rows, so a selective filter does not walk the
+ * whole type; a custom sort key is walked in value order on its property
+ * rows. Counts use membership sets instead of probes.
  *
  * Uses sqlite3, jansson, util.c (time), fault.c (gl_fail).
  */
@@ -40,12 +42,14 @@
 
 #include <sqlite3.h>
 
-/* A filter matching fewer property rows than this drives the listing
- * query (see the file comment). About sqrt(page * artifacts) for a page of
- * 25 over 100k artifacts: below it, fetching and sorting the matches is
- * cheaper than walking the sort index until a page is full. */
+/* A filter matching fewer property/tag rows than this drives the listing
+ * query (see the file comment). Measured at 100k artifacts (bench/
+ * meta_list.c): a driven page costs ~1.8 us per matching row (4000 rows:
+ * ~7 ms), while walking the sort index with EXISTS probes costs 0.5-0.8 us
+ * per artifact walked - under 1 ms when matches are common, but the whole
+ * type (50-80 ms) when none of them is visible to the caller. */
 #ifndef DRIVE_THRESHOLD /* bench/meta_list.c tries other values */
-#define DRIVE_THRESHOLD 1500
+#define DRIVE_THRESHOLD 4000
 #endif
 /* Listing statements kept prepared, by SQL text. */
 #define DYN_CACHE 16
@@ -181,7 +185,16 @@ static const char schema_v2[] =
 	" ('blobs', 'blobs_saving', '10 1');"
 	"ANALYZE sqlite_schema;"; /* reloads the statistics */
 
-static const char *const migrations[] = { schema_v1, schema_v2 };
+/* The scrubber's query (gl_meta_deleted): deleted artifacts by age. */
+static const char schema_v3[] =
+	"CREATE INDEX IF NOT EXISTS artifacts_deleted ON artifacts(updated_at)"
+	" WHERE status = 'deleted';"
+	"DELETE FROM sqlite_stat1 WHERE idx = 'artifacts_deleted';"
+	"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES"
+	" ('artifacts', 'artifacts_deleted', '10000 1');"
+	"ANALYZE sqlite_schema;";
+
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -210,7 +223,7 @@ enum {
 enum stmt_id {
 	S_SP_BEGIN, S_SP_RELEASE, S_SP_ROLLBACK, S_BEGIN, S_COMMIT,
 	S_ROLLBACK, S_GET, S_GET_TYPED, S_INSERT, S_UPDATE, S_TAGS_DEL,
-	S_TAG_INS, S_PROPS_DEL, S_PROP_INS, S_DELETE, S_SET_STATUS,
+	S_TAG_INS, S_PROPS_DEL, S_PROP_INS, S_DELETE, S_DELETED, S_SET_STATUS,
 	S_SCOPE_PRIVATE, S_SCOPE_PUBLIC, S_COUNT_OWNER, S_COUNT_OWNER_TYPE,
 	S_USED_OWNER, S_USED_OWNER_TYPE, S_BLOBS_OF, S_BLOBS_OF_PAGE,
 	S_BLOB_SET, S_BLOB_DEL, S_BLOB_REFS, S_SAVING, S_EXTERNAL, S_GC_PUSH,
@@ -263,6 +276,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_PROP_INS] = "INSERT INTO properties (name, key, value, artifact_id,"
 		       " pos) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_DELETE] = "DELETE FROM artifacts WHERE id = ?1",
+	[S_DELETED] = "SELECT id, type_name FROM artifacts"
+		      " WHERE status = 'deleted' AND updated_at < ?1"
+		      " ORDER BY updated_at, id LIMIT ?2",
 	[S_SET_STATUS] = "UPDATE artifacts SET status = ?2, updated_at = ?3,"
 			 " revision = revision + 1 WHERE id = ?1",
 	[S_SCOPE_PRIVATE] = SCOPE_SQL " AND owner = ?7"
@@ -421,11 +437,13 @@ static int json_time(const json_t *v, int64_t *us)
 	return -1;
 }
 
+/* Full precision: the engine shows seconds, but sorting, markers and
+ * rewrites of the row must keep the microseconds. */
 static json_t *time_json(int64_t us)
 {
-	char buf[32];
+	char buf[40];
 
-	gl_iso8601(us, buf);
+	gl_iso8601_us(us, buf);
 	return json_string(buf);
 }
 
@@ -891,8 +909,8 @@ static json_t *blob_json(sqlite3_stmt *s, int c0)
 			v = col_int(s, c0 + c);
 		else if (c == B_PREV)
 			v = col_json(s, c0 + c);
-		else if (c == B_VERIFIED)
-			v = col_time(s, c0 + c);
+		else if (c == B_VERIFIED) /* microseconds, as written */
+			v = col_int(s, c0 + c);
 		else
 			v = col_text(s, c0 + c);
 		json_object_set_new(b, blob_keys[c], v);
@@ -1262,6 +1280,32 @@ int gl_meta_delete(gl_meta *m, const char *id, gl_err *err)
 		return -1;
 	bind_text(s, 1, id);
 	return run(m, s, err); /* tags, properties, blobs: ON DELETE CASCADE */
+}
+
+int gl_meta_deleted(gl_meta *m, int64_t before_us, int limit, json_t **out,
+		    gl_err *err)
+{
+	sqlite3_stmt *s = st(m, S_DELETED, err);
+	json_t *arr;
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, before_us);
+	sqlite3_bind_int(s, 2, limit);
+	arr = json_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(arr, json_pack("{s:o, s:o}",
+			"id", col_text(s, 0), "type_name", col_text(s, 1)));
+	if (rc != SQLITE_DONE) {
+		db_fail(m, rc, err);
+		json_decref(arr);
+		arr = NULL;
+	}
+	finish(s);
+	*out = arr;
+	return arr ? 0 : -1;
 }
 
 int gl_meta_set_status(gl_meta *m, const char *id, const char *status,

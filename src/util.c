@@ -58,6 +58,21 @@ void gl_iso8601(int64_t us, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+void gl_iso8601_us(int64_t us, char out[40])
+{
+	time_t t = (time_t)(us / 1000000);
+	int frac = (int)(us % 1000000);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (frac)
+		snprintf(out, 40, "%.19s.%06dZ", base, frac);
+	else
+		snprintf(out, 40, "%.19sZ", base);
+}
+
 static int digits(const char **p, int n, int *out)
 {
 	int v = 0;

@@ -19,6 +19,8 @@ int gl_is_uuid(const char *s);
 int64_t gl_now_us(void);
 /* ISO-8601 with second precision and Z: 2017-08-03T10:20:30Z. */
 void gl_iso8601(int64_t us, char out[32]);
+/* Full precision for storage: ...:SS.ffffffZ (fraction only when not 0). */
+void gl_iso8601_us(int64_t us, char out[40]);
 /* Parse ISO-8601 (date, date+time, optional fraction, Z or +hh:mm) into
  * microseconds since the epoch. Returns 0 or -1. */
 int gl_parse_iso8601(const char *s, int64_t *us);

@@ -45,19 +45,18 @@ def test_create_show_list(server, uniq):
 
 def test_upload_then_download_with_curl(server, uniq, tmp_path):
     name = uniq("up")
-    out = json.loads(cli(server, "create", "sample_artifact", name, "-f",
-                         "json"))
+    out = json.loads(cli(server, "create", "images", name, "-f", "json"))
     props = {p["Field"]: p["Value"] for p in out} if isinstance(out, list) \
         else out
     aid = props["id"]
     f = tmp_path / "payload.bin"
     data = os.urandom(50000)
     f.write_bytes(data)
-    cli(server, "upload", "sample_artifact", aid, "--id", "--file", str(f),
-        "--blob-property", "blob")
+    cli(server, "upload", "images", aid, "--id", "--file", str(f),
+        "--blob-property", "image")
     got = tmp_path / "got.bin"
     p = subprocess.run(["curl", "-sf", "-H", "X-Auth-Token: " + USER1, "-o",
-                        str(got), "%s/artifacts/sample_artifact/%s/blob" %
+                        str(got), "%s/artifacts/images/%s/image" %
                         (server.url, aid)], timeout=60)
     assert p.returncode == 0
     assert got.read_bytes() == data

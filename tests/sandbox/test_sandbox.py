@@ -2,6 +2,7 @@
 runs inside a real hook of a hostile type in a real glared, must be
 refused with a clear 400, and the worker must keep serving."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,9 +45,10 @@ REFUSED = {
     "memory_table": "memory", "memory_string": "rep",
     "concat_bomb": "memory", "instructions": "instruction budget",
     "instructions_pcall": "instruction budget", "pattern": "pattern",
-    "gsub_growth": "gsub", "recursion": "stack overflow",
+    "gsub_growth": "gsub", "recursion": "(stack overflow|memory)",
     "coroutine_escape": "coroutine", "unpack_huge": "unpack",
-    "format_huge": "format", "utf8_bad": "utf8", "select_huge": "select",
+    "format_huge": "invalid conversion", "utf8_bad": "out of range",
+    "select_huge": "select",
 }
 
 
@@ -57,7 +59,7 @@ def test_attack_refused_worker_keeps_serving(evil, attack):
     assert r.status_code == 400, (attack, r.status_code, r.text)
     msg = r.json()["error"]["message"]
     assert "pre_create" in msg, msg
-    assert REFUSED[attack] in msg, (attack, msg)
+    assert re.search(REFUSED[attack], msg), (attack, msg)
     assert time.time() - t0 < 30
     # the same worker still answers, and a harmless create works
     assert requests.get(evil.url + "/healthcheck").status_code == 200

@@ -485,13 +485,13 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 2);
+	CHECK_INT(gl_meta_schema_version(f.m), 3);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
 			  " 'gc_queue')"), 7);
-	CHECK_INT(raw_int(f.path, "PRAGMA user_version"), 2);
+	CHECK_INT(raw_int(f.path, "PRAGMA user_version"), 3);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -544,31 +544,39 @@ UNIT_TEST(schema_version_mismatch)
 {
 	fx f;
 	gl_meta *m;
-	char p[160];
+	char p[160], want[160];
 	gl_conf conf;
+	int cur;
 
 	CHECK(fx_open(&f));
+	cur = gl_meta_schema_version(f.m);
 	gl_meta_close(f.m);
 	f.m = NULL;
 	/* newer than this build */
 	CHECK(raw_exec(f.path, "PRAGMA user_version = 99") == 0);
 	CHECK(reopen(&f, 0) == NULL);
-	CHECK_EQS(f.err.msg, "database schema is at version 99, newer than"
-		  " this glared supports (2)");
+	snprintf(want, sizeof want, "database schema is at version 99, newer"
+		 " than this glared supports (%d)", cur);
+	CHECK_EQS(f.err.msg, want);
 	CHECK(reopen(&f, 1) == NULL);
-	/* older: version 1 lacks the listing indexes */
+	/* older: version 1 lacks the listing indexes (steps 2..) */
 	CHECK(raw_exec(f.path, "DROP INDEX artifacts_owner;"
+		       " DROP INDEX artifacts_deleted;"
 		       " PRAGMA user_version = 1") == 0);
 	CHECK(reopen(&f, 0) == NULL);
-	CHECK_EQS(f.err.msg, "database schema is at version 1, glared needs 2:"
-		  " run 'glared db upgrade'");
+	snprintf(want, sizeof want, "database schema is at version 1, glared"
+		 " needs %d: run 'glared db upgrade'", cur);
+	CHECK_EQS(f.err.msg, want);
 	m = reopen(&f, 1);
 	CHECK(m);
-	CHECK_INT(gl_meta_schema_version(m), 2);
+	CHECK_INT(gl_meta_schema_version(m), cur);
 	gl_meta_close(m);
-	CHECK_INT(raw_int(f.path, "PRAGMA user_version"), 2);
+	CHECK_INT(raw_int(f.path, "PRAGMA user_version"), cur);
 	CHECK_INT(raw_int(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
-			  " name = 'artifacts_owner'"), 1);
+			  " name IN ('artifacts_owner', 'artifacts_deleted')"), 2);
+	/* the planner statistics came back with the steps */
+	CHECK_INT(raw_int(f.path, "SELECT count(*) FROM sqlite_stat1 WHERE"
+			  " idx IN ('artifacts_owner', 'artifacts_deleted')"), 2);
 	/* somebody else's database */
 	snprintf(p, sizeof p, "%s/foreign.db", f.dir);
 	CHECK(raw_exec(p, "CREATE TABLE foo (x)") == 0);
@@ -770,6 +778,45 @@ UNIT_TEST(delete_cascades)
 	fx_close(&f);
 }
 
+UNIT_TEST(deleted_for_scrubber)
+{
+	fx f;
+	json_t *out, *af;
+	char ts[32];
+
+	CHECK(fx_open(&f));
+	/* updated 10, 30, 20 s after the epoch of mkaf; d4 is not deleted */
+	static const struct { const char *id; int sec; const char *st; } a[] = {
+		{ "d1", 10, "deleted" }, { "d2", 30, "deleted" },
+		{ "d3", 20, "deleted" }, { "d4", 5, "active" },
+	};
+	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) {
+		af = mkaf(a[i].id, "n", "1.0.0", "p1", 1);
+		gl_iso8601((int64_t)(1500000000 + a[i].sec) * 1000000, ts);
+		set(af, "updated_at", json_string(ts));
+		set(af, "status", json_string(a[i].st));
+		CHECK(add(f.m, i == 2 ? &T2 : &T, af, &f.err) == 0);
+	}
+	/* older than 25 s: d1, d3, oldest first */
+	CHECK(gl_meta_deleted(f.m, (int64_t)1500000025 * 1000000, 10, &out,
+			      &f.err) == 0);
+	CHECK_INT(json_array_size(out), 2);
+	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 0),
+						    "id")), "d1");
+	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 1),
+						    "id")), "d3");
+	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 1),
+						    "type_name")), "others");
+	json_decref(out);
+	CHECK(gl_meta_deleted(f.m, INT64_MAX, 1, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 1);
+	json_decref(out);
+	CHECK(gl_meta_deleted(f.m, INT64_MAX, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 3);
+	json_decref(out);
+	fx_close(&f);
+}
+
 UNIT_TEST(scope_taken)
 {
 	fx f;
@@ -878,7 +925,9 @@ UNIT_TEST(blob_records)
 		      "md5", "m", "sha1", "s1", "sha256", "s256", "external", 0,
 		      "status", "active", "content_type", "text/plain",
 		      "store", "file", "location", "L1", "node", "n1",
-		      "verified_at", "2021-01-02T03:04:05Z", "id", "legacy");
+		      "verify_status", "ok", "id", "legacy");
+	json_object_set_new(b, "verified_at",
+			    json_integer(INT64_C(1609556645123456)));
 	CHECK(gl_meta_blob_set(f.m, "b1", "blob1", "", b, &f.err) == 0);
 	CHECK(gl_meta_blob_set(f.m, "b1", "folder1", "a/b.txt", b, &f.err) == 0);
 	CHECK(gl_meta_get(f.m, &T, "b1", &got, &f.err) == 0);
@@ -972,9 +1021,10 @@ UNIT_TEST(saving_and_external_lists)
 		json_array_get(out, 1), "blob"), "url")), "http://x/3");
 	CHECK_EQS(json_string_value(json_object_get(json_object_get(
 		json_array_get(out, 1), "blob"), "verify_status")), "changed");
-	CHECK_EQS(json_string_value(json_object_get(json_object_get(
+	/* accepted as ISO-8601 or microseconds, returned in microseconds */
+	CHECK_INT(json_integer_value(json_object_get(json_object_get(
 		json_array_get(out, 1), "blob"), "verified_at")),
-		"2019-01-01T00:00:00Z");
+		  INT64_C(1546300800000000));
 	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 2),
 						    "key")), "new");
 	json_decref(out);
@@ -1639,6 +1689,7 @@ UNIT_SUITE(meta,
 	UNIT_CASE(put_revision_conflict),
 	UNIT_CASE(transactions),
 	UNIT_CASE(delete_cascades),
+	UNIT_CASE(deleted_for_scrubber),
 	UNIT_CASE(scope_taken),
 	UNIT_CASE(count_and_used_bytes),
 	UNIT_CASE(blob_records),

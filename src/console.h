@@ -1,0 +1,89 @@
+/* console.h - the operator console: a trusted Lua 5.4 state with the
+ * glare.* API bound to an engine, and the `glared console` front end.
+ *
+ * One gl_console is one Lua state with the full standard library plus the
+ * glare table (docs/console.md). Every glare.* call goes through the engine
+ * (gl_engine_*) with an admin context, so the same rules apply as for HTTP
+ * requests. Two homes:
+ *  - direct: `glared console` builds its own engine on the configured
+ *    database and stores and runs the REPL, -e chunks or a script;
+ *  - server: admin.c gives each admin-socket session its own gl_console
+ *    bound to the worker's live engine (`glared console --attach`). There,
+ *    print output is captured for the reply, and calls that wait for the
+ *    event loop (locations, external fetches) yield the running coroutine
+ *    instead of spinning a nested loop.
+ *
+ * Used by tools.c (direct mode) and admin.c (server mode). Uses engine.c,
+ * fetch.c, digest.c, Lua 5.4, jansson, libevent and libedit.
+ */
+#ifndef GL_CONSOLE_H
+#define GL_CONSOLE_H
+
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "conf.h"
+#include "engine.h"
+#include "err.h"
+
+typedef struct gl_console gl_console;
+
+/* ---- the console state ------------------------------------------------- */
+
+/* server != 0: running inside a worker (capture output, yield to wait,
+ * cap memory, no os.exit / io.read). NULL + err on failure. */
+gl_console *gl_console_new(gl_engine *e, int server, gl_err *err);
+void gl_console_free(gl_console *c);
+lua_State *gl_console_lua(gl_console *c);
+gl_console *gl_console_of(lua_State *L);
+
+/* Per-console pointer for the host (admin.c's session). */
+void gl_console_set_user(gl_console *c, void *user);
+void *gl_console_user(gl_console *c);
+
+/* Server mode: the captured print output since the last reset. */
+const char *gl_console_output(gl_console *c, size_t *len);
+void gl_console_output_reset(gl_console *c);
+
+/* [-n, +1, e] lua_CFunction: format its arguments as the REPL prints
+ * results (strings raw, tables as JSON with indent 2 or a Lua-like
+ * rendering, tab-separated) and return the text. Call it protected. */
+int gl_console_format_values(lua_State *L);
+
+/* Server mode waits: a glare.* call that needs the event loop yields the
+ * coroutine it runs in (which must be the thread set here; other
+ * coroutines get an error). When the awaited result arrives, wake(arg) is
+ * called from the event loop: resume the thread then, with no arguments. */
+void gl_console_set_thread(gl_console *c, lua_State *co);
+void gl_console_set_wake(gl_console *c, void (*wake)(void *arg), void *arg);
+/* 1 if the last yield of the thread was a glare.* wait. */
+int gl_console_waiting(const gl_console *c);
+/* Abandon the pending wait (session closed, cancelled): nothing is kept
+ * and wake is not called. The thread must not be resumed afterwards. */
+void gl_console_cancel_wait(gl_console *c);
+
+/* ---- the command ----------------------------------------------------------- */
+
+typedef struct gl_console_opts {
+	const char *exec[16];  /* -e chunks, in order */
+	int nexec;
+	int interactive;       /* -i: the REPL after -e / script */
+	int attach;            /* --attach[=PATH] */
+	const char *socket;    /* PATH of --attach=PATH, else from conf */
+	int timeout;           /* --timeout S (attach mode) */
+	const char *script;    /* SCRIPT or "-" (stdin) */
+	char **args;           /* script arguments */
+	int nargs;
+} gl_console_opts;
+
+/* Parse the console's arguments. Returns -1 when the caller should go on,
+ * else the exit status to return at once (help, usage error). */
+int gl_console_parse_args(int argc, char **argv, gl_console_opts *o);
+/* Direct mode on an engine the caller built. Returns the exit status. */
+int gl_console_run_direct(gl_conf *conf, gl_engine *e,
+			  const gl_console_opts *o);
+/* --attach: the same front end, each chunk run by the server. */
+int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o);
+
+#endif
