@@ -1020,9 +1020,12 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 				       doc, NULL, NULL, err) < 0)
 		goto out;
 
-	/* a no-op patch writes nothing and runs no post hooks */
+	/* a no-op patch writes nothing and runs no post hooks; status and
+	 * visibility changes are actions, with hooks of their own */
 	json_array_foreach(names, i, n) {
 		const char *f = json_string_value(n);
+		if (!strcmp(f, "status") || !strcmp(f, "visibility"))
+			continue;
 		if (!json_equal(json_object_get(doc, f),
 				json_object_get(af.doc, f)))
 			changed = 1;

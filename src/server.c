@@ -1,5 +1,6 @@
 /* server.c - `glared serve`: master, workers, signals (see server.h). */
 #include "server.h"
+#include "admin.h"
 #include "api.h"
 #include "engine.h"
 #include "http.h"
@@ -21,6 +22,7 @@
 typedef struct worker {
 	gl_app app;
 	gl_http_server *http;
+	gl_admin *admin;
 	struct event *sig_term, *sig_int, *sig_hup, *force;
 	int stopping;
 } worker;
@@ -86,7 +88,8 @@ static gl_policy *load_policy(const gl_conf *conf)
 }
 
 /* One worker: its own loop, engine (db, Lua) and listener. */
-static int run_worker(gl_conf *conf, const char *host, int port, int reuse)
+static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
+		      int idx)
 {
 	worker w = { 0 };
 	gl_http_limits lim;
@@ -118,6 +121,9 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse)
 		gl_error("%s", w.http ? msg : "out of memory");
 		goto out;
 	}
+	/* the admin socket: one listener, in the first worker */
+	if (idx == 0 && gl_admin_start(&w.app, &w.admin, msg, sizeof msg) < 0)
+		gl_error("admin socket: %s", msg);
 	w.sig_term = evsignal_new(w.app.base, SIGTERM, on_stop_signal, &w);
 	w.sig_int = evsignal_new(w.app.base, SIGINT, on_stop_signal, &w);
 	w.sig_hup = evsignal_new(w.app.base, SIGHUP, on_hup, &w);
@@ -128,6 +134,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse)
 	event_base_dispatch(w.app.base);
 	rc = 0;
 out:
+	gl_admin_free(w.admin);
 	if (w.http)
 		gl_http_server_free(w.http);
 	if (w.sig_term)
@@ -179,7 +186,7 @@ static pid_t spawn(gl_conf *conf, const char *host, int port, int idx)
 		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
-		_exit(run_worker(conf, host, port, 1));
+		_exit(run_worker(conf, host, port, 1, idx));
 	}
 	if (pid < 0)
 		gl_error("fork worker %d: %s", idx, strerror(errno));
@@ -285,6 +292,6 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (conf->workers <= 1)
-		return run_worker(conf, h, p, 0);
+		return run_worker(conf, h, p, 0, 0);
 	return run_master(conf, h, p);
 }

@@ -3,6 +3,7 @@
  * configuration and runs in the foreground.
  */
 #include "tools.h"
+#include "console.h"
 #include "engine.h"
 #include "log.h"
 #include "ltype.h"
@@ -181,6 +182,20 @@ int gl_tool_verify(gl_conf *conf, int argc, char **argv)
 
 int gl_tool_console(gl_conf *conf, int argc, char **argv)
 {
-	fprintf(stderr, "glared: the console is not available in this build\n");
-	return 2;
+	gl_console_opts o;
+	tool_env te;
+	int rc = gl_console_parse_args(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	/* attached, the server's engine does the work: build none here */
+	if (o.attach)
+		return gl_console_run_attached(conf, &o);
+	if (env_open(conf, &te) < 0) {
+		env_close(&te);
+		return 1;
+	}
+	rc = gl_console_run_direct(conf, te.e, &o);
+	env_close(&te);
+	return rc;
 }

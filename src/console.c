@@ -1,0 +1,2652 @@
+/* console.c - the operator console (see console.h and docs/console.md).
+ *
+ * Three parts:
+ *  - the console state: a trusted Lua state with the full standard
+ *    library, JSON <-> Lua conversion on the type runtime's rules (integers
+ *    stay integers, glare.null stands for JSON null, decoded arrays and
+ *    objects are marked so they encode back the same, raw table access
+ *    only), and the glare.* functions, each a thin call into the engine
+ *    with the console's admin context;
+ *  - waits: the engine calls that complete through the event loop
+ *    (external locations, fetching an external blob) run the loop until
+ *    done in direct mode, and yield the session's coroutine in server mode
+ *    (admin.c resumes it), so a worker never nests its own event loop;
+ *  - the front end: lua.c's REPL (the `return` prefix for expressions,
+ *    "<eof>" marking an incomplete statement, a message handler with a
+ *    traceback, Ctrl-C through a hook set from the signal handler) over
+ *    libedit, -e chunks and scripts, run here (direct) or by the server
+ *    over the admin socket (--attach; protocol in admin.h).
+ *
+ * C values that outlive a possible Lua error (engine results, downloads,
+ * waits) live in userdata with __gc, so a raised error never leaks them.
+ */
+#include "console.h"
+#include "admin.h"
+#include "digest.h"
+#include "fetch.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+#include <event2/event.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#define MAX_DEPTH 128
+#define PIECE (1 << 20)                      /* upload / copy unit */
+#define READ_MAX ((lua_Integer)64 << 20)     /* glare.read default cap */
+#define SERVER_MEM_CAP ((size_t)256 << 20)   /* one attached session */
+#define OUTPUT_CAP ((size_t)16 << 20)        /* captured output per run */
+#define HISTORY_MAX 1000
+#define PROMPT1 "glared> "
+#define PROMPT2 "glared>> "
+#define BOX_MT "glare.jsonbox"
+#define DL_MT "glare.download"
+#define WAIT_MT "glare.wait"
+
+enum { W_LOCATION, W_FETCH };
+
+/* A glare.* call waiting for the event loop. A userdata on the calling
+ * thread's stack: it survives the yield and is collected with the thread. */
+typedef struct con_wait {
+	gl_console *c;
+	int kind;
+	int done;
+	/* W_LOCATION */
+	gl_err err;
+	json_t *af;
+	/* W_FETCH: an external blob into a file */
+	gl_download *dl;
+	gl_fetch_job *fj;
+	int fd;
+	const char *path;    /* a string on the same stack */
+	gl_digest *dg;
+	int64_t got;
+	int werrno;
+	gl_fetch_result res;
+} con_wait;
+
+struct gl_console {
+	lua_State *L;
+	gl_engine *e;
+	gl_ctx ctx;
+	int server;
+	size_t mem, mem_cap;
+	int null_ref, amt_ref, omt_ref, render_ref;
+	/* server mode: captured output */
+	char *out;
+	size_t outlen, outcap;
+	int out_cut;
+	void *user;
+	lua_State *thread;
+	con_wait *wait;
+	int yielded;
+	void (*wake)(void *arg);
+	void *wake_arg;
+};
+
+/* Ctrl-C (direct mode and the attach client): the handler only sets a
+ * flag and, as lua.c's laction, a hook on the running state. */
+static volatile sig_atomic_t interrupted;
+static lua_State *volatile hook_target;
+
+static gl_console *con(lua_State *L)
+{
+	return *(gl_console **)lua_getextraspace(L);
+}
+
+gl_console *gl_console_of(lua_State *L) { return con(L); }
+lua_State *gl_console_lua(gl_console *c) { return c->L; }
+void gl_console_set_user(gl_console *c, void *user) { c->user = user; }
+void *gl_console_user(gl_console *c) { return c->user; }
+
+/* ---- memory --------------------------------------------------------------- */
+
+/* Uncapped in direct mode; an attached session must not be able to take
+ * the worker's memory, so growth past the cap fails (a Lua memory error
+ * inside the run). */
+static void *con_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	gl_console *c = ud;
+	size_t old = ptr ? osize : 0;
+	void *np;
+
+	if (nsize == 0) {
+		free(ptr);
+		c->mem -= old;
+		return NULL;
+	}
+	if (nsize > old && c->mem + (nsize - old) > c->mem_cap)
+		return NULL;
+	np = realloc(ptr, nsize);
+	if (np)
+		c->mem = c->mem - old + nsize;
+	return np;
+}
+
+static int at_panic(lua_State *L)
+{
+	gl_error("console: unprotected Lua error: %s",
+		 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
+	abort();
+	return 0;
+}
+
+/* ---- owned C values in userdata ----------------------------------------- */
+
+static int box_gc(lua_State *L)
+{
+	json_t **b = lua_touserdata(L, 1);
+	json_decref(*b);
+	*b = NULL;
+	return 0;
+}
+
+/* [-0, +1, m] A slot for a JSON value, released when collected. */
+static json_t **new_box(lua_State *L)
+{
+	json_t **b = lua_newuserdatauv(L, sizeof *b, 0);
+	*b = NULL;
+	luaL_setmetatable(L, BOX_MT);
+	return b;
+}
+
+static int dl_gc(lua_State *L)
+{
+	gl_download_free(lua_touserdata(L, 1));
+	return 0;
+}
+
+static gl_download *new_dl(lua_State *L)
+{
+	gl_download *dl = lua_newuserdatauv(L, sizeof *dl, 0);
+	memset(dl, 0, sizeof *dl);
+	dl->fd = -1;
+	luaL_setmetatable(L, DL_MT);
+	return dl;
+}
+
+static int wait_gc(lua_State *L)
+{
+	con_wait *w = lua_touserdata(L, 1);
+
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	gl_digest_free(w->dg);
+	w->dg = NULL;
+	json_decref(w->af);
+	w->af = NULL;
+	return 0;
+}
+
+static con_wait *new_wait(lua_State *L, int kind)
+{
+	con_wait *w = lua_newuserdatauv(L, sizeof *w, 0);
+	memset(w, 0, sizeof *w);
+	w->c = con(L);
+	w->kind = kind;
+	w->fd = -1;
+	luaL_setmetatable(L, WAIT_MT);
+	return w;
+}
+
+/* ---- JSON <-> Lua ---------------------------------------------------------- */
+
+static void push_json(gl_console *c, lua_State *L, const json_t *j, int depth)
+{
+	size_t i;
+	const char *k;
+	json_t *v;
+
+	if (depth > MAX_DEPTH)
+		luaL_error(L, "value nested deeper than %d levels", MAX_DEPTH);
+	luaL_checkstack(L, 4, "converting a value");
+	switch (json_typeof(j)) {
+	case JSON_NULL:
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->null_ref);
+		break;
+	case JSON_TRUE:
+		lua_pushboolean(L, 1);
+		break;
+	case JSON_FALSE:
+		lua_pushboolean(L, 0);
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, json_real_value(j));
+		break;
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_ARRAY:
+		lua_createtable(L, (int)json_array_size(j), 0);
+		json_array_foreach(j, i, v) {
+			push_json(c, L, v, depth + 1);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->amt_ref);
+		lua_setmetatable(L, -2);
+		break;
+	case JSON_OBJECT:
+		lua_createtable(L, 0, (int)json_object_size(j));
+		json_object_foreach((json_t *)j, k, v) {
+			lua_pushstring(L, k);
+			push_json(c, L, v, depth + 1);
+			lua_rawset(L, -3);
+		}
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->omt_ref);
+		lua_setmetatable(L, -2);
+		break;
+	}
+}
+
+static int is_ref(lua_State *L, int idx, int ref)
+{
+	int eq;
+
+	idx = lua_absindex(L, idx);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	eq = lua_rawequal(L, idx, -1);
+	lua_pop(L, 1);
+	return eq;
+}
+
+/* 1 array, -1 object, 0 unmarked */
+static int marked(gl_console *c, lua_State *L, int idx)
+{
+	int m = 0;
+
+	if (!lua_getmetatable(L, idx))
+		return 0;
+	if (is_ref(L, -1, c->amt_ref))
+		m = 1;
+	else if (is_ref(L, -1, c->omt_ref))
+		m = -1;
+	lua_pop(L, 1);
+	return m;
+}
+
+/* Keys exactly 1..n (n >= 1)? Raw traversal only. */
+static int looks_like_array(lua_State *L, int idx)
+{
+	lua_Integer n = 0, max = 0;
+
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		lua_pop(L, 1);
+		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+			lua_pop(L, 1);
+			return 0;
+		}
+		if (lua_tointeger(L, -1) > max)
+			max = lua_tointeger(L, -1);
+		n++;
+	}
+	return n > 0 && n == max;
+}
+
+/* [-0, +0, m] The value at idx as JSON (new reference), or NULL with why
+ * (functions, NaN, non-string keys, invalid UTF-8, cycles: too deep). */
+static json_t *to_json(gl_console *c, lua_State *L, int idx, int depth,
+		       char *why, size_t whylen)
+{
+	json_t *out;
+	int arr;
+
+	idx = lua_absindex(L, idx);
+	if (depth > MAX_DEPTH) {
+		snprintf(why, whylen, "value nested deeper than %d levels",
+			 MAX_DEPTH);
+		return NULL;
+	}
+	luaL_checkstack(L, 4, "converting a value");
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		return json_null();
+	case LUA_TBOOLEAN:
+		return json_boolean(lua_toboolean(L, idx));
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			return json_integer((json_int_t)lua_tointeger(L, idx));
+		if (!isfinite(lua_tonumber(L, idx))) {
+			snprintf(why, whylen, "NaN or infinity has no JSON form");
+			return NULL;
+		}
+		return json_real(lua_tonumber(L, idx));
+	case LUA_TSTRING: {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		out = json_stringn(s, n);
+		if (!out)
+			snprintf(why, whylen, "string is not valid UTF-8");
+		return out;
+	}
+	case LUA_TTABLE:
+		break;
+	default:
+		snprintf(why, whylen, "a %s has no JSON form",
+			 luaL_typename(L, idx));
+		return NULL;
+	}
+	if (is_ref(L, idx, c->null_ref))
+		return json_null();
+	arr = marked(c, L, idx);
+	if (arr == 0)
+		arr = looks_like_array(L, idx) ? 1 : -1;
+	if (arr > 0) {
+		lua_Unsigned n = lua_rawlen(L, idx);
+		out = json_array();
+		for (lua_Unsigned i = 1; i <= n; i++) {
+			json_t *v;
+			lua_rawgeti(L, idx, (lua_Integer)i);
+			v = to_json(c, L, -1, depth + 1, why, whylen);
+			lua_pop(L, 1);
+			if (!v) {
+				json_decref(out);
+				return NULL;
+			}
+			json_array_append_new(out, v);
+		}
+		return out;
+	}
+	out = json_object();
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		json_t *v;
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			snprintf(why, whylen, "table keys must be strings");
+			lua_pop(L, 2);
+			json_decref(out);
+			return NULL;
+		}
+		v = to_json(c, L, -1, depth + 1, why, whylen);
+		if (!v || json_object_set_new(out, lua_tostring(L, -2), v) < 0) {
+			if (v)
+				snprintf(why, whylen, "key is not valid UTF-8");
+			lua_pop(L, 2);
+			json_decref(out);
+			return NULL;
+		}
+		lua_pop(L, 1);
+	}
+	return out;
+}
+
+/* [-0, +1, m] Argument idx as JSON, owned by a box left on the stack. */
+static json_t *arg_json(lua_State *L, int idx)
+{
+	gl_console *c = con(L);
+	char why[256];
+	json_t **b = new_box(L);
+
+	*b = to_json(c, L, idx, 0, why, sizeof why);
+	if (!*b)
+		luaL_argerror(L, idx, why);
+	return *b;
+}
+
+/* The engine's error as a Lua error: "409 Conflict: <message>", with no
+ * position prefix, so the status leads (glare.try reads it back); the
+ * traceback tells where. */
+static int raise_err(lua_State *L, const gl_err *err)
+{
+	int st = err->status ? err->status : 500;
+
+	lua_pushfstring(L, "%d %s: %s", st, gl_http_reason(st), err->msg);
+	return lua_error(L);
+}
+
+/* Push an engine result (owned by box b) and return 1. */
+static int push_result(lua_State *L, json_t **b)
+{
+	push_json(con(L), L, *b, 0);
+	return 1;
+}
+
+/* ---- glare.*: schemas and artifacts ------------------------------------------ */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* glare.types() -> sorted list of type names */
+static int api_types(lua_State *L)
+{
+	gl_console *c = con(L);
+	gl_err err = { 0 };
+	json_t **out = new_box(L), *s;
+	const char **names, *k;
+	json_t *v;
+	size_t n = 0;
+
+	if (gl_engine_schemas(c->e, &c->ctx, NULL, out, &err) < 0)
+		return raise_err(L, &err);
+	s = json_object_get(*out, "schemas");
+	names = lua_newuserdatauv(L, (json_object_size(s) + 1) * sizeof *names,
+				  0);
+	json_object_foreach(s, k, v)
+		names[n++] = k;
+	qsort(names, n, sizeof *names, cmp_str);
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_pushstring(L, names[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->amt_ref);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* glare.schema([type]) -> one type's JSON schema, or {type: schema} */
+static int api_schema(lua_State *L)
+{
+	gl_console *c = con(L);
+	const char *type = luaL_optstring(L, 1, NULL);
+	gl_err err = { 0 };
+	json_t **out = new_box(L), *s;
+
+	if (gl_engine_schemas(c->e, &c->ctx, type, out, &err) < 0)
+		return raise_err(L, &err);
+	s = json_object_get(*out, "schemas");
+	if (type && json_object_get(s, type))
+		s = json_object_get(s, type);
+	push_json(c, L, s ? s : *out, 0);
+	return 1;
+}
+
+/* Add one query parameter (two strings on top) to the pairs table at t. */
+static void add_param(lua_State *L, int t)
+{
+	lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+	lua_rawseti(L, t, n + 2);
+	lua_rawseti(L, t, n + 1);
+}
+
+/* The list query: a query string ("name=x&sort=name:asc", as in the URL,
+ * percent-encoded) or a table {name = "x", tags = {"a", "b"}, limit = 5}.
+ * Returns a gl_kv array living in a userdata; the strings it points to are
+ * kept in a table; both stay on the stack. */
+static gl_kv *build_query(lua_State *L, int idx, int *nkv)
+{
+	int t, n;
+	gl_kv *kv;
+
+	lua_newtable(L);
+	t = lua_gettop(L);
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *q = lua_tostring(L, idx);
+		if (*q == '?')
+			q++;
+		while (*q) {
+			const char *amp = strchr(q, '&');
+			size_t len = amp ? (size_t)(amp - q) : strlen(q);
+			const char *eq = memchr(q, '=', len);
+			if (len) {
+				size_t kl = eq ? (size_t)(eq - q) : len;
+				char *k = gl_pct_decode(q, kl, 1);
+				char *v = eq ? gl_pct_decode(eq + 1, len - kl - 1, 1)
+					     : strdup("");
+				if (!k || !v) {
+					free(k);
+					free(v);
+					luaL_error(L, "malformed percent-encoding in "
+						   "the query string");
+				}
+				lua_pushstring(L, k);
+				lua_pushstring(L, v);
+				free(k);
+				free(v);
+				add_param(L, t);
+			}
+			q = amp ? amp + 1 : q + len;
+		}
+	} else if (lua_type(L, idx) == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, idx)) {
+			if (lua_type(L, -2) != LUA_TSTRING)
+				luaL_error(L, "query parameter names must be "
+					   "strings");
+			if (lua_type(L, -1) == LUA_TTABLE) {
+				/* a repeated parameter: tags = {"a", "b"} */
+				lua_Unsigned m = lua_rawlen(L, -1);
+				for (lua_Unsigned i = 1; i <= m; i++) {
+					lua_pushvalue(L, -2);
+					lua_rawgeti(L, -2, (lua_Integer)i);
+					luaL_tolstring(L, -1, NULL);
+					lua_remove(L, -2);
+					add_param(L, t);
+				}
+			} else {
+				lua_pushvalue(L, -2);
+				luaL_tolstring(L, -2, NULL);
+				add_param(L, t);
+			}
+			lua_pop(L, 1);
+		}
+	} else if (!lua_isnoneornil(L, idx)) {
+		luaL_typeerror(L, idx, "query string or table");
+	}
+	n = (int)(lua_rawlen(L, t) / 2);
+	kv = lua_newuserdatauv(L, (size_t)(n + 1) * sizeof *kv, 0);
+	for (int i = 0; i < n; i++) {
+		lua_rawgeti(L, t, 2 * i + 1);
+		kv[i].name = lua_tostring(L, -1);
+		lua_pop(L, 1);  /* still referenced by t */
+		lua_rawgeti(L, t, 2 * i + 2);
+		kv[i].value = lua_tostring(L, -1);
+		lua_pop(L, 1);
+	}
+	*nkv = n;
+	return kv;
+}
+
+/* glare.page(type, query) -> the list response {artifacts, total_count,
+ * first, next, ...} */
+static int api_page(lua_State *L)
+{
+	gl_console *c = con(L);
+	const char *type = luaL_checkstring(L, 1);
+	gl_err err = { 0 };
+	json_t **out;
+	gl_kv *kv;
+	int n;
+
+	kv = build_query(L, 2, &n);
+	out = new_box(L);
+	if (gl_engine_list(c->e, &c->ctx, type, kv, n, out, &err) < 0)
+		return raise_err(L, &err);
+	return push_result(L, out);
+}
+
+/* glare.list(type, query) -> the artifacts of one page */
+static int api_list(lua_State *L)
+{
+	api_page(L);
+	lua_getfield(L, -1, "artifacts");
+	return 1;
+}
+
+static int api_get(lua_State *L)
+{
+	gl_console *c = con(L);
+	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	gl_err err = { 0 };
+	json_t **out = new_box(L);
+
+	if (gl_engine_show(c->e, &c->ctx, type, id, out, &err) < 0)
+		return raise_err(L, &err);
+	return push_result(L, out);
+}
+
+static int api_create(lua_State *L)
+{
+	gl_console *c = con(L);
+	const char *type = luaL_checkstring(L, 1);
+	json_t *body, **out;
+	gl_err err = { 0 };
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	body = arg_json(L, 2);
+	if (!json_is_object(body))
+		luaL_argerror(L, 2, "a table of field = value expected");
+	out = new_box(L);
+	if (gl_engine_create(c->e, &c->ctx, type, body, out, &err) < 0)
+		return raise_err(L, &err);
+	return push_result(L, out);
+}
+
+/* "/" + the field name escaped as a JSON pointer token (RFC 6901). */
+static json_t *pointer(const char *name)
+{
+	size_t n = strlen(name);
+	char *p = malloc(2 * n + 2), *q = p;
+	json_t *s;
+
+	if (!p)
+		return NULL;
+	*q++ = '/';
+	for (; *name; name++) {
+		if (*name == '~' || *name == '/') {
+			*q++ = '~';
+			*q++ = *name == '~' ? '0' : '1';
+		} else {
+			*q++ = *name;
+		}
+	}
+	*q = '\0';
+	s = json_string(p);
+	free(p);
+	return s;
+}
+
+/* {field = value, ...} -> replace operations; a list is taken as the
+ * JSON patch itself. */
+static json_t *to_patch(const json_t *ch)
+{
+	json_t *patch, *v;
+	const char *k;
+
+	if (json_is_array(ch))
+		return json_incref((json_t *)ch);
+	patch = json_array();
+	json_object_foreach((json_t *)ch, k, v)
+		json_array_append_new(patch,
+				      json_pack("{s:s, s:o, s:O}", "op", "replace",
+						"path", pointer(k), "value", v));
+	return patch;
+}
+
+static int do_update(lua_State *L, const char *type, const char *id,
+		     const json_t *patch)
+{
+	gl_console *c = con(L);
+	gl_err err = { 0 };
+	json_t **out = new_box(L);
+
+	if (gl_engine_update(c->e, &c->ctx, type, id, patch, out, &err) < 0)
+		return raise_err(L, &err);
+	return push_result(L, out);
+}
+
+/* glare.update(type, id, {field = value} | {{op=..., path=..., ...}}) */
+static int api_update(lua_State *L)
+{
+	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	json_t *ch, **patch;
+
+	luaL_checktype(L, 3, LUA_TTABLE);
+	ch = arg_json(L, 3);
+	patch = new_box(L);
+	*patch = to_patch(ch);
+	return do_update(L, type, id, *patch);
+}
+
+/* activate / deactivate / reactivate / publish: one replace operation,
+ * path and value in the upvalues. */
+static int api_transition(lua_State *L)
+{
+	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	json_t **patch = new_box(L);
+
+	*patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path",
+			   lua_tostring(L, lua_upvalueindex(1)), "value",
+			   lua_tostring(L, lua_upvalueindex(2)));
+	return do_update(L, type, id, *patch);
+}
+
+static int api_delete(lua_State *L)
+{
+	gl_console *c = con(L);
+	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	gl_err err = { 0 };
+
+	if (gl_engine_delete(c->e, &c->ctx, type, id, &err) < 0)
+		return raise_err(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ---- glare.*: blobs ------------------------------------------------------------ */
+
+typedef struct blob_ref {
+	const char *type, *id, *field, *key;
+	int has_key;
+} blob_ref;
+
+/* (type, id, "field" | "field/key") from arguments first.. first+2, the
+ * blob path of the HTTP API: the key is everything after the first '/'. */
+static void check_blob_ref(lua_State *L, int first, blob_ref *r)
+{
+	const char *spec, *slash;
+
+	r->type = luaL_checkstring(L, first);
+	r->id = luaL_checkstring(L, first + 1);
+	spec = luaL_checkstring(L, first + 2);
+	slash = strchr(spec, '/');
+	r->field = spec;
+	r->key = NULL;
+	r->has_key = 0;
+	if (slash) {
+		/* the field name lives on the stack from here on */
+		r->field = lua_pushlstring(L, spec, (size_t)(slash - spec));
+		if (slash[1]) {
+			r->key = slash + 1;
+			r->has_key = 1;
+		}
+	}
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *s = p;
+
+	while (n) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int stop_requested(gl_console *c)
+{
+	return !c->server && interrupted;
+}
+
+/* glare.upload(type, id, "field[/key]", path [, content_type | {content_type}])
+ * -> the artifact. The file is streamed in 1 MiB pieces. */
+static int api_upload(lua_State *L)
+{
+	gl_console *c = con(L);
+	blob_ref r;
+	const char *path, *ct = "application/octet-stream";
+	gl_err err = { 0 };
+	json_t **out;
+	gl_upload *u;
+	struct stat st;
+	char *buf;
+	int fd;
+
+	check_blob_ref(L, 1, &r);
+	path = luaL_checkstring(L, 4);
+	if (lua_type(L, 5) == LUA_TSTRING) {
+		ct = lua_tostring(L, 5);
+	} else if (lua_type(L, 5) == LUA_TTABLE) {
+		if (lua_getfield(L, 5, "content_type") == LUA_TSTRING)
+			ct = lua_tostring(L, -1);
+	}
+	out = new_box(L);
+	buf = lua_newuserdatauv(L, PIECE, 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return luaL_error(L, "cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return luaL_error(L, "%s is not a regular file", path);
+	}
+	u = gl_engine_upload_begin(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+				   r.has_key, ct, (int64_t)st.st_size, &err);
+	if (!u) {
+		close(fd);
+		return raise_err(L, &err);
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, PIECE);
+		if (stop_requested(c) || (n < 0 && errno != EINTR)) {
+			int e = errno;
+			gl_upload_abort(u);
+			close(fd);
+			if (stop_requested(c))
+				return luaL_error(L, "interrupted!");
+			return luaL_error(L, "cannot read %s: %s", path,
+					  strerror(e));
+		}
+		if (n < 0)
+			continue;
+		if (n == 0)
+			break;
+		if (gl_upload_write(u, buf, (size_t)n, &err) < 0) {
+			gl_upload_abort(u);
+			close(fd);
+			return raise_err(L, &err);
+		}
+	}
+	close(fd);
+	if (gl_upload_finish(u, out, &err) < 0)
+		return raise_err(L, &err);
+	return push_result(L, out);
+}
+
+/* [-0, +1, m] Start a download the way GET /artifacts/.../field does. */
+static gl_download *start_download(lua_State *L, const blob_ref *r,
+				   gl_err *err)
+{
+	gl_console *c = con(L);
+	gl_download *dl;
+	gl_request_info ri;
+	json_t **hdrs = new_box(L);
+	const char *path;
+
+	path = lua_pushfstring(L, "/artifacts/%s/%s/%s%s%s", r->type, r->id,
+			       r->field, r->has_key ? "/" : "",
+			       r->has_key ? r->key : "");
+	*hdrs = json_object();
+	ri.method = "GET";
+	ri.path = path;
+	ri.remote_addr = "console";
+	ri.headers = *hdrs;
+	dl = new_dl(L);
+	if (gl_engine_download(c->e, &c->ctx, r->type, r->id, r->field, r->key,
+			       r->has_key, &ri, dl, err) < 0)
+		return NULL;
+	return dl;
+}
+
+/* Copy a local-file or database-store blob into fd, or into mem. 0, or
+ * -1 with why. */
+static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
+		     char *buf, char *why, size_t whylen)
+{
+	int64_t off = 0;
+	gl_err err = { 0 };
+
+	while (dl->size < 0 || off < dl->size) {
+		int64_t want = PIECE, n;
+
+		if (stop_requested(c)) {
+			snprintf(why, whylen, "interrupted!");
+			return -1;
+		}
+		if (dl->size >= 0 && dl->size - off < want)
+			want = dl->size - off;
+		if (dl->kind == GL_DL_FILE) {
+			n = read(dl->fd, buf, (size_t)want);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				snprintf(why, whylen, "cannot read the blob: %s",
+					 strerror(errno));
+				return -1;
+			}
+		} else {
+			n = gl_engine_read_data(c->e, dl->location, off, buf,
+						want, &err);
+			if (n < 0) {
+				snprintf(why, whylen, "%s", err.msg);
+				return -1;
+			}
+		}
+		if (n == 0)
+			break;
+		if (mem)
+			memcpy(mem + off, buf, (size_t)n);
+		else if (write_all(fd, buf, (size_t)n) < 0) {
+			snprintf(why, whylen, "write: %s", strerror(errno));
+			return -1;
+		}
+		off += n;
+	}
+	if (dl->size >= 0 && off != dl->size) {
+		snprintf(why, whylen, "the blob ended after %lld of %lld bytes",
+			 (long long)off, (long long)dl->size);
+		return -1;
+	}
+	return 0;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	if (v && *v) {
+		lua_pushstring(L, v);
+		lua_setfield(L, -2, k);
+	}
+}
+
+/* {path, size, content_type, md5, sha1, sha256[, url, external]} */
+static void push_dl_info(lua_State *L, const gl_download *dl,
+			 const char *path, int64_t size)
+{
+	gl_console *c = con(L);
+	int ext = dl->kind == GL_DL_REDIRECT || dl->kind == GL_DL_PROXY;
+
+	lua_createtable(L, 0, 8);
+	set_str(L, "path", path);
+	lua_pushinteger(L, size);
+	lua_setfield(L, -2, "size");
+	set_str(L, "content_type", dl->content_type);
+	set_str(L, "md5", dl->md5);
+	set_str(L, "sha1", dl->sha1);
+	set_str(L, "sha256", dl->sha256);
+	if (ext)
+		set_str(L, "url", dl->url);
+	lua_pushboolean(L, ext);
+	lua_setfield(L, -2, "external");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->omt_ref);
+	lua_setmetatable(L, -2);
+}
+
+/* ---- waits ------------------------------------------------------------------- */
+
+static void wake(con_wait *w)
+{
+	gl_console *c = w->c;
+
+	w->done = 1;
+	/* only a yielded thread needs waking; a result that arrives before
+	 * the call returns is picked up right there */
+	if (c->server && c->wait == w && c->yielded && c->wake)
+		c->wake(c->wake_arg);
+}
+
+static void wait_cancel(con_wait *w)
+{
+	if (w->kind == W_LOCATION && !w->done)
+		gl_engine_cancel_location(w->c->e, w);
+	if (w->kind == W_FETCH) {
+		if (w->fj)
+			gl_fetch_cancel(w->fj);
+		w->fj = NULL;
+		if (w->fd >= 0)
+			close(w->fd);
+		w->fd = -1;
+		if (w->path)
+			unlink(w->path);
+	}
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg) { }
+
+/* Wait for w, then finish through k (also when the result is already
+ * there). Direct mode runs the event loop here, waking every 100 ms to
+ * notice Ctrl-C; server mode yields to admin.c, which resumes the thread
+ * once wake() fires, and Lua then calls k. */
+static int await(lua_State *L, con_wait *w, lua_KFunction k)
+{
+	gl_console *c = con(L);
+
+	c->wait = w;
+	if (w->done)
+		return k(L, LUA_OK, (lua_KContext)w);
+	if (!c->server) {
+		struct event_base *base = gl_engine_base(c->e);
+		struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+		struct timeval tv = { 0, 100000 };
+
+		if (tick)
+			event_add(tick, &tv);
+		while (!w->done && !interrupted)
+			event_base_loop(base, EVLOOP_ONCE);
+		if (tick)
+			event_free(tick);
+		if (!w->done) {
+			wait_cancel(w);
+			c->wait = NULL;
+			return luaL_error(L, "interrupted!");
+		}
+		return k(L, LUA_OK, (lua_KContext)w);
+	}
+	if (L != c->thread || !lua_isyieldable(L)) {
+		wait_cancel(w);
+		c->wait = NULL;
+		return luaL_error(L, "this call waits for the server's event "
+				  "loop and cannot run inside a coroutine in "
+				  "attach mode");
+	}
+	c->yielded = 1;
+	return lua_yieldk(L, 0, (lua_KContext)w, k);
+}
+
+static con_wait *wait_take(lua_State *L, lua_KContext ctx)
+{
+	gl_console *c = con(L);
+	c->wait = NULL;
+	c->yielded = 0;
+	return (con_wait *)ctx;
+}
+
+static void loc_done(void *arg, json_t *af, const gl_err *err)
+{
+	con_wait *w = arg;
+
+	if (af)
+		w->af = json_incref(af);
+	else
+		w->err = *err;
+	wake(w);
+}
+
+static int loc_finish(lua_State *L, int status, lua_KContext ctx)
+{
+	con_wait *w = wait_take(L, ctx);
+
+	if (!w->af)
+		return raise_err(L, &w->err);
+	push_json(con(L), L, w->af, 0);
+	return 1;
+}
+
+/* glare.add_location(type, id, "field[/key]", url | {url=, md5=, sha1=,
+ * sha256=, location_type=}) -> the artifact, once the data was fetched and
+ * verified (or trusted). */
+static int api_add_location(lua_State *L)
+{
+	gl_console *c = con(L);
+	blob_ref r;
+	json_t *body;
+	con_wait *w;
+	gl_err err = { 0 };
+
+	check_blob_ref(L, 1, &r);
+	if (lua_type(L, 4) == LUA_TSTRING) {
+		json_t **b = new_box(L);
+		*b = json_pack("{s:s}", "url", lua_tostring(L, 4));
+		body = *b;
+	} else {
+		luaL_checktype(L, 4, LUA_TTABLE);
+		body = arg_json(L, 4);
+	}
+	w = new_wait(L, W_LOCATION);
+	if (gl_engine_add_location(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+				   r.has_key, body, loc_done, w, &err) < 0)
+		return raise_err(L, &err);
+	return await(L, w, loc_finish);
+}
+
+static int fetch_data(void *arg, const char *d, size_t n)
+{
+	con_wait *w = arg;
+
+	gl_digest_update(w->dg, d, n);
+	w->got += (int64_t)n;
+	if (write_all(w->fd, d, n) < 0) {
+		w->werrno = errno;
+		return -1;
+	}
+	return 0;
+}
+
+static void fetch_done(void *arg, const gl_fetch_result *res)
+{
+	con_wait *w = arg;
+
+	w->res = *res;
+	w->fj = NULL;
+	wake(w);
+}
+
+static int fetch_finish(lua_State *L, int status, lua_KContext ctx)
+{
+	con_wait *w = wait_take(L, ctx);
+	gl_download *dl = w->dl;
+	gl_digest_hex h;
+	char why[1200] = "";
+
+	close(w->fd);
+	w->fd = -1;
+	gl_digest_final(w->dg, &h);
+	if (w->werrno) {
+		unlink(w->path);
+		return luaL_error(L, "cannot write %s: %s", w->path,
+				  strerror(w->werrno));
+	}
+	if (!w->res.ok && w->res.err.status != 413) {
+		unlink(w->path);
+		return raise_err(L, &w->res.err);
+	}
+	/* the same check as a proxied download: the bytes must be the ones
+	 * recorded, else the blob is flagged */
+	if (!w->res.ok || (dl->size >= 0 && w->got != dl->size))
+		snprintf(why, sizeof why, "%lld bytes%s, recorded %lld",
+			 (long long)w->got, w->res.ok ? "" : " or more",
+			 (long long)dl->size);
+	else if (dl->sha256[0] && strcmp(h.sha256, dl->sha256))
+		snprintf(why, sizeof why, "sha256 %s, recorded %s", h.sha256,
+			 dl->sha256);
+	if (why[0]) {
+		unlink(w->path);
+		gl_engine_flag_blob(con(L)->e, dl->artifact_id, dl->field,
+				    dl->key, why);
+		return luaL_error(L, "502 Bad Gateway: the data at %s changed "
+				  "(%s); the blob is flagged", dl->url, why);
+	}
+	push_dl_info(L, dl, w->path, w->got);
+	return 1;
+}
+
+static int fetch_to_file(lua_State *L, gl_download *dl, const char *path)
+{
+	gl_console *c = con(L);
+	gl_fetch_opts fo = { .max_bytes = dl->size >= 0 ? dl->size + 1 : -1,
+			     .range = NULL };
+	gl_err err = { 0 };
+	gl_fetch *f = gl_engine_fetch(c->e, &err);
+	con_wait *w;
+
+	if (!f)
+		return raise_err(L, &err);
+	w = new_wait(L, W_FETCH);
+	w->dl = dl;
+	w->path = path;
+	w->dg = gl_digest_new();
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (w->fd < 0)
+		return luaL_error(L, "cannot create %s: %s", path,
+				  strerror(errno));
+	w->fj = gl_fetch_start(f, dl->url, &fo, fetch_data, fetch_done, w,
+			       &err);
+	if (!w->fj) {
+		close(w->fd);
+		w->fd = -1;
+		unlink(path);
+		return raise_err(L, &err);
+	}
+	return await(L, w, fetch_finish);
+}
+
+/* glare.download(type, id, "field[/key]", path [, {fetch = true}]) ->
+ * {path, size, sha256, ...}. External blobs: {url, external = true}
+ * without writing, unless fetch is set (then fetched and verified). */
+static int api_download(lua_State *L)
+{
+	gl_console *c = con(L);
+	blob_ref r;
+	const char *path;
+	gl_download *dl;
+	gl_err err = { 0 };
+	char why[1200], *buf;
+	int fetch = 0, fd;
+
+	check_blob_ref(L, 1, &r);
+	path = luaL_checkstring(L, 4);
+	if (lua_type(L, 5) == LUA_TTABLE) {
+		lua_getfield(L, 5, "fetch");
+		fetch = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	dl = start_download(L, &r, &err);
+	if (!dl)
+		return raise_err(L, &err);
+	if (dl->kind == GL_DL_REDIRECT || dl->kind == GL_DL_PROXY) {
+		if (!fetch) {
+			push_dl_info(L, dl, NULL, dl->size);
+			return 1;
+		}
+		return fetch_to_file(L, dl, path);
+	}
+	buf = lua_newuserdatauv(L, PIECE, 0);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return luaL_error(L, "cannot create %s: %s", path,
+				  strerror(errno));
+	if (copy_blob(c, dl, fd, NULL, buf, why, sizeof why) < 0) {
+		close(fd);
+		unlink(path);
+		return luaL_error(L, "%s", why);
+	}
+	if (close(fd) < 0) {
+		unlink(path);
+		return luaL_error(L, "cannot write %s: %s", path,
+				  strerror(errno));
+	}
+	push_dl_info(L, dl, path, dl->size);
+	return 1;
+}
+
+/* glare.read(type, id, "field[/key]" [, max_bytes]) -> the bytes */
+static int api_read(lua_State *L)
+{
+	gl_console *c = con(L);
+	lua_Integer max = luaL_optinteger(L, 4, READ_MAX);
+	blob_ref r;
+	gl_download *dl;
+	gl_err err = { 0 };
+	char why[1200], *buf, *mem;
+
+	check_blob_ref(L, 1, &r);
+	dl = start_download(L, &r, &err);
+	if (!dl)
+		return raise_err(L, &err);
+	if (dl->kind == GL_DL_REDIRECT || dl->kind == GL_DL_PROXY)
+		return luaL_error(L, "the blob is external (%s): use "
+				  "glare.download(..., {fetch = true})", dl->url);
+	if (dl->size < 0 || dl->size > max)
+		return luaL_error(L, "the blob has %lld bytes, more than %lld "
+				  "(pass a larger max_bytes or use glare.download)",
+				  (long long)dl->size, (long long)max);
+	buf = lua_newuserdatauv(L, PIECE, 0);
+	mem = lua_newuserdatauv(L, (size_t)dl->size + 1, 0);
+	if (copy_blob(c, dl, -1, mem, buf, why, sizeof why) < 0)
+		return luaL_error(L, "%s", why);
+	lua_pushlstring(L, mem, (size_t)dl->size);
+	return 1;
+}
+
+/* glare.delete_blob(type, id, "field[/key]") -> the artifact (external
+ * blobs only, as DELETE on the blob URL) */
+static int api_delete_blob(lua_State *L)
+{
+	gl_console *c = con(L);
+	blob_ref r;
+	gl_err err = { 0 };
+	json_t **out;
+
+	check_blob_ref(L, 1, &r);
+	out = new_box(L);
+	if (gl_engine_delete_blob(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+				  r.has_key, out, &err) < 0)
+		return raise_err(L, &err);
+	return push_result(L, out);
+}
+
+/* glare.verify([limit]) -> {checked = n, changed = m} */
+static int api_verify(lua_State *L)
+{
+	gl_console *c = con(L);
+	lua_Integer limit = luaL_optinteger(L, 1, 1000);
+	gl_err err = { 0 };
+	int changed = 0, n;
+
+	if (c->server)
+		return luaL_error(L, "glare.verify fetches every external blob "
+				  "and would block the server: run it from a "
+				  "direct console (without --attach) or with "
+				  "`glared verify`");
+	luaL_argcheck(L, limit > 0 && limit <= 1000000, 1, "out of range");
+	n = gl_engine_verify_external(c->e, (int)limit, &changed, &err);
+	if (n < 0)
+		return raise_err(L, &err);
+	lua_createtable(L, 0, 2);
+	lua_pushinteger(L, n);
+	lua_setfield(L, -2, "checked");
+	lua_pushinteger(L, changed);
+	lua_setfield(L, -2, "changed");
+	return 1;
+}
+
+/* ---- glare.*: quotas and administration -------------------------------------------- */
+
+/* glare.quotas() -> {quotas = [...], global_quotas = {...}} (GET /quotas);
+ * glare.quotas(project) -> {quota_name = value} in effect for project */
+static int api_quotas(lua_State *L)
+{
+	gl_console *c = con(L);
+	const char *project = luaL_optstring(L, 1, NULL);
+	gl_err err = { 0 };
+	json_t **out = new_box(L), *list, *q;
+	size_t i;
+
+	if (!project) {
+		if (gl_engine_list_quotas(c->e, &c->ctx, out, &err) < 0)
+			return raise_err(L, &err);
+		return push_result(L, out);
+	}
+	if (gl_engine_project_quotas(c->e, &c->ctx, project, out, &err) < 0)
+		return raise_err(L, &err);
+	list = json_object_get(json_array_get(*out, 0), "project_quotas");
+	lua_newtable(L);
+	json_array_foreach(list, i, q) {
+		const char *name = json_string_value(json_object_get(q,
+								   "quota_name"));
+		if (!name)
+			continue;
+		push_json(c, L, json_object_get(q, "quota_value"), 0);
+		lua_setfield(L, -2, name);
+	}
+	return 1;
+}
+
+/* glare.set_quotas(body) with body as PUT /quotas, or
+ * glare.set_quotas(project, {quota_name = value}): replaces that project's
+ * quotas. */
+static int api_set_quotas(lua_State *L)
+{
+	gl_console *c = con(L);
+	gl_err err = { 0 };
+	json_t *body;
+
+	if (lua_type(L, 1) == LUA_TSTRING) {
+		json_t **b, *map, *list, *v;
+		const char *k;
+		luaL_checktype(L, 2, LUA_TTABLE);
+		map = arg_json(L, 2);
+		if (!json_is_object(map) && !(json_is_array(map) &&
+					      !json_array_size(map)))
+			luaL_argerror(L, 2, "a table of quota_name = value "
+				      "expected");
+		b = new_box(L);
+		list = json_array();
+		*b = json_pack("[{s:s, s:o}]", "project_id", lua_tostring(L, 1),
+			       "project_quotas", list);
+		json_object_foreach(map, k, v)
+			json_array_append_new(list,
+					      json_pack("{s:s, s:O}", "quota_name",
+							k, "quota_value", v));
+		body = *b;
+	} else {
+		luaL_checktype(L, 1, LUA_TTABLE);
+		body = arg_json(L, 1);
+	}
+	if (gl_engine_set_quotas(c->e, &c->ctx, body, &err) < 0)
+		return raise_err(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* glare.reload() -> true: load the type files again and swap them in. */
+static int api_reload(lua_State *L)
+{
+	gl_err err = { 0 };
+
+	if (gl_engine_reload_types(con(L)->e, &err) < 0)
+		return raise_err(L, &err);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* glare.scrub([min_age_s [, batch]]) -> number of artifacts purged */
+static int api_scrub(lua_State *L)
+{
+	gl_console *c = con(L);
+	const gl_conf *conf = gl_engine_conf(c->e);
+	lua_Integer age = luaL_optinteger(L, 1, conf->scrub_time);
+	lua_Integer batch = luaL_optinteger(L, 2, conf->scrub_pool_size);
+	gl_err err = { 0 };
+	lua_Integer total = 0;
+	int n;
+
+	luaL_argcheck(L, age >= 0 && age <= INT32_MAX, 1, "out of range");
+	luaL_argcheck(L, batch > 0 && batch <= INT32_MAX, 2, "out of range");
+	while ((n = gl_engine_scrub(c->e, (int)age, (int)batch, &err)) > 0)
+		total += n;
+	if (n < 0)
+		return raise_err(L, &err);
+	lua_pushinteger(L, total);
+	return 1;
+}
+
+/* ---- glare.*: JSON helpers ------------------------------------------------------ */
+
+/* glare.json(value [, pretty]) -> JSON text */
+static int api_json(lua_State *L)
+{
+	size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+	json_t *j;
+	char *s;
+
+	if (lua_toboolean(L, 2))
+		flags |= JSON_INDENT(2) | JSON_SORT_KEYS;
+	j = arg_json(L, 1);
+	s = json_dumps(j, flags);
+	if (!s)
+		return luaL_error(L, "out of memory");
+	lua_pushstring(L, s);
+	free(s);
+	return 1;
+}
+
+/* glare.decode(text) -> value (objects and arrays marked) */
+static int api_decode(lua_State *L)
+{
+	size_t n;
+	const char *s = luaL_checklstring(L, 1, &n);
+	json_error_t je;
+	json_t **b = new_box(L);
+
+	*b = json_loadb(s, n, JSON_DECODE_ANY, &je);
+	if (!*b)
+		return luaL_error(L, "invalid JSON at line %d column %d: %s",
+				  je.line, je.column, je.text);
+	return push_result(L, b);
+}
+
+static int mark(lua_State *L, int ref)
+{
+	if (lua_isnoneornil(L, 1))
+		lua_newtable(L);
+	else
+		luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+	lua_setmetatable(L, 1);
+	return 1;
+}
+
+static int api_array(lua_State *L) { return mark(L, con(L)->amt_ref); }
+static int api_object(lua_State *L) { return mark(L, con(L)->omt_ref); }
+
+/* ---- formatting and output ---------------------------------------------------- */
+
+/* [-0, +1, e] One value as the REPL shows it. */
+static void format_one(gl_console *c, lua_State *L, int idx)
+{
+	char why[256];
+	json_t *j;
+	char *s;
+
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		lua_pushvalue(L, idx);
+		return;
+	}
+	if (lua_type(L, idx) != LUA_TTABLE) {
+		luaL_tolstring(L, idx, NULL);
+		return;
+	}
+	/* an object with its own __tostring speaks for itself */
+	if (!is_ref(L, idx, c->null_ref) && !marked(c, L, idx) &&
+	    luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
+		lua_pop(L, 1);
+		luaL_tolstring(L, idx, NULL);
+		return;
+	}
+	j = to_json(c, L, idx, 0, why, sizeof why);
+	if (j) {
+		s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2) |
+				  JSON_SORT_KEYS | JSON_REAL_PRECISION(14));
+		json_decref(j);
+		if (!s)
+			luaL_error(L, "out of memory");
+		lua_pushstring(L, s);  /* may raise: s leaks only then */
+		free(s);
+		return;
+	}
+	/* not JSON (functions, mixed keys, cycles): the Lua-like rendering */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->render_ref);
+	lua_pushvalue(L, idx);
+	lua_call(L, 1, 1);
+}
+
+int gl_console_format_values(lua_State *L)
+{
+	gl_console *c = con(L);
+	int n = lua_gettop(L);
+	luaL_Buffer b;
+
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		if (i > 1)
+			luaL_addchar(&b, '\t');
+		format_one(c, L, i);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	return 1;
+}
+
+static void out_add(gl_console *c, const char *s, size_t n)
+{
+	if (c->out_cut)
+		return;
+	if (c->outlen + n > OUTPUT_CAP) {
+		static const char cut[] = "\n[output truncated]\n";
+		n = OUTPUT_CAP - c->outlen;
+		c->out_cut = 1;
+		out_add(c, s, n);
+		c->out_cut = 0;
+		out_add(c, cut, sizeof cut - 1);
+		c->out_cut = 1;
+		return;
+	}
+	if (c->outlen + n + 1 > c->outcap) {
+		size_t cap = c->outcap ? c->outcap : 4096;
+		char *p;
+		while (cap < c->outlen + n + 1)
+			cap *= 2;
+		p = realloc(c->out, cap);
+		if (!p) {
+			c->out_cut = 1;
+			return;
+		}
+		c->out = p;
+		c->outcap = cap;
+	}
+	memcpy(c->out + c->outlen, s, n);
+	c->outlen += n;
+	c->out[c->outlen] = '\0';
+}
+
+const char *gl_console_output(gl_console *c, size_t *len)
+{
+	*len = c->outlen;
+	return c->out ? c->out : "";
+}
+
+void gl_console_output_reset(gl_console *c)
+{
+	c->outlen = 0;
+	c->out_cut = 0;
+	if (c->outcap > (1 << 20)) {
+		free(c->out);
+		c->out = NULL;
+		c->outcap = 0;
+	}
+}
+
+/* Server mode print: the standard print, into the reply. */
+static int con_print(lua_State *L)
+{
+	gl_console *c = con(L);
+	int n = lua_gettop(L);
+
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_tolstring(L, i, &len);
+		if (i > 1)
+			out_add(c, "\t", 1);
+		out_add(c, s, len);
+		lua_pop(L, 1);
+	}
+	out_add(c, "\n", 1);
+	return 0;
+}
+
+/* Server mode io.write (strings and numbers, as the standard one). */
+static int con_write(lua_State *L)
+{
+	gl_console *c = con(L);
+	int n = lua_gettop(L);
+
+	for (int i = 1; i <= n; i++) {
+		size_t len;
+		const char *s = luaL_checklstring(L, i, &len);
+		out_add(c, s, len);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int con_unavailable(lua_State *L)
+{
+	return luaL_error(L, "%s is not available in attach mode (it would "
+			  "act on the server process)",
+			  lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* ---- the state -------------------------------------------------------------------- */
+
+/* The Lua half of glare.*: helpers that are plain Lua over the C calls,
+ * and the renderer for values JSON cannot show. Trusted code, loaded once
+ * per state. */
+static const char prelude[] =
+"local glare, render_null = ...\n"
+"local pack, unpack = table.pack, table.unpack\n"
+"\n"
+"function glare.try(fn, ...)\n"
+"  local r = pack(pcall(fn, ...))\n"
+"  if r[1] then return unpack(r, 2, r.n) end\n"
+"  local msg = r[2]\n"
+"  local status = type(msg) == 'string' and\n"
+"    tonumber(msg:match('^(%d%d%d) ') or msg:match('^[^\\n]-:%d+: (%d%d%d) '))\n"
+"  return nil, msg, status\n"
+"end\n"
+"\n"
+"function glare.all(type_name, query)\n"
+"  local out = glare.array()\n"
+"  local q = query\n"
+"  while true do\n"
+"    local page = glare.page(type_name, q)\n"
+"    for _, a in ipairs(page.artifacts) do out[#out + 1] = a end\n"
+"    if type(page.next) ~= 'string' or #page.artifacts == 0 then\n"
+"      return out\n"
+"    end\n"
+"    q = page.next:match('%?(.*)$') or ''\n"
+"  end\n"
+"end\n"
+"\n"
+"function glare.pp(...)\n"
+"  print(glare.format(...))\n"
+"end\n"
+"\n"
+"local function keyorder(a, b)\n"
+"  local ta, tb = type(a), type(b)\n"
+"  if ta ~= tb then return ta < tb end\n"
+"  if ta == 'number' or ta == 'string' then return a < b end\n"
+"  return tostring(a) < tostring(b)\n"
+"end\n"
+"\n"
+"local function render(v, indent, seen)\n"
+"  if type(v) == 'string' then return string.format('%q', v) end\n"
+"  if type(v) ~= 'table' or rawequal(v, glare.null) then\n"
+"    return tostring(v)\n"
+"  end\n"
+"  if seen[v] then return '<cycle>' end\n"
+"  local keys = {}\n"
+"  for k in next, v do keys[#keys + 1] = k end\n"
+"  if #keys == 0 then return '{}' end\n"
+"  table.sort(keys, keyorder)\n"
+"  seen[v] = true\n"
+"  local pad, n, parts = string.rep('  ', indent + 1), rawlen(v), {}\n"
+"  for _, k in ipairs(keys) do\n"
+"    local ks\n"
+"    if math.type(k) == 'integer' and k >= 1 and k <= n then ks = ''\n"
+"    elseif type(k) == 'string' and k:match('^[%a_][%w_]*$') then\n"
+"      ks = k .. ' = '\n"
+"    else ks = '[' .. render(k, indent + 1, seen) .. '] = ' end\n"
+"    parts[#parts + 1] = pad .. ks .. render(rawget(v, k), indent + 1, seen)\n"
+"  end\n"
+"  seen[v] = nil\n"
+"  return '{\\n' .. table.concat(parts, ',\\n') .. '\\n' ..\n"
+"         string.rep('  ', indent) .. '}'\n"
+"end\n"
+"\n"
+"local help = [==[\n"
+"glare.types()                          type names\n"
+"glare.schema([type])                   JSON schema(s)\n"
+"glare.list(type [, query])             one page of artifacts\n"
+"glare.page(type [, query])             the whole list response (next, total_count)\n"
+"glare.all(type [, query])              every artifact, following the pages\n"
+"glare.get(type, id)                    one artifact\n"
+"glare.create(type, {field = value})    a new draft\n"
+"glare.update(type, id, changes)        {field = value} or a JSON-patch list\n"
+"glare.activate / deactivate / reactivate / publish (type, id)\n"
+"glare.delete(type, id)\n"
+"glare.upload(type, id, 'field[/key]', path [, content_type])\n"
+"glare.download(type, id, 'field[/key]', path [, {fetch = true}])\n"
+"glare.read(type, id, 'field[/key]' [, max_bytes])   the bytes as a string\n"
+"glare.add_location(type, id, 'field[/key]', url | {url =, md5 =, ...})\n"
+"glare.delete_blob(type, id, 'field[/key]')\n"
+"glare.verify([limit])                  re-check external blobs (direct mode)\n"
+"glare.quotas([project]) / glare.set_quotas(body | project, {name = value})\n"
+"glare.reload()  glare.scrub([min_age [, batch]])\n"
+"glare.try(fn, ...)                     results, or nil, message, status\n"
+"glare.null  glare.array(t)  glare.object(t)  glare.json(v [, pretty])\n"
+"glare.decode(s)  glare.format(...)  glare.pp(...)\n"
+"Query: a query string ('status=active&sort=name:asc') or a table\n"
+"({status = 'active', tags = {'a', 'b'}}). Errors: '404 Not Found: ...'.\n"
+"See docs/console.md.]==]\n"
+"function glare.help() print(help) end\n"
+"\n"
+"return function(v) return render(v, 0, {}) end\n";
+
+static const luaL_Reg api[] = {
+	{ "types", api_types },
+	{ "schema", api_schema },
+	{ "list", api_list },
+	{ "page", api_page },
+	{ "get", api_get },
+	{ "create", api_create },
+	{ "update", api_update },
+	{ "delete", api_delete },
+	{ "upload", api_upload },
+	{ "download", api_download },
+	{ "read", api_read },
+	{ "add_location", api_add_location },
+	{ "delete_blob", api_delete_blob },
+	{ "verify", api_verify },
+	{ "quotas", api_quotas },
+	{ "set_quotas", api_set_quotas },
+	{ "reload", api_reload },
+	{ "scrub", api_scrub },
+	{ "json", api_json },
+	{ "decode", api_decode },
+	{ "array", api_array },
+	{ "object", api_object },
+	{ "format", gl_console_format_values },
+	{ NULL, NULL }
+};
+
+static const struct {
+	const char *name, *path, *value;
+} transitions[] = {
+	{ "activate", "/status", "active" },
+	{ "deactivate", "/status", "deactivated" },
+	{ "reactivate", "/status", "active" },
+	{ "publish", "/visibility", "public" },
+};
+
+static int new_mt(lua_State *L, const char *name)
+{
+	lua_newtable(L);
+	lua_pushstring(L, name);
+	lua_setfield(L, -2, "__name");
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void override(lua_State *L, const char *lib, const char *fn,
+		     lua_CFunction f, const char *label)
+{
+	lua_getglobal(L, lib);
+	if (label) {
+		lua_pushstring(L, label);
+		lua_pushcclosure(L, f, 1);
+	} else {
+		lua_pushcfunction(L, f);
+	}
+	lua_setfield(L, -2, fn);
+	lua_pop(L, 1);
+}
+
+static int null_tostring(lua_State *L)
+{
+	lua_pushliteral(L, "null");
+	return 1;
+}
+
+/* Build the state (inside lua_pcall). */
+static int p_init(lua_State *L)
+{
+	gl_console *c = con(L);
+	int glare;
+
+	luaL_openlibs(L);
+	luaL_newmetatable(L, BOX_MT);
+	lua_pushcfunction(L, box_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newmetatable(L, DL_MT);
+	lua_pushcfunction(L, dl_gc);
+	lua_setfield(L, -2, "__gc");
+	luaL_newmetatable(L, WAIT_MT);
+	lua_pushcfunction(L, wait_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pop(L, 3);
+	c->amt_ref = new_mt(L, "glare.array");
+	c->omt_ref = new_mt(L, "glare.object");
+
+	luaL_newlib(L, api);
+	glare = lua_gettop(L);
+	for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++) {
+		lua_pushstring(L, transitions[i].path);
+		lua_pushstring(L, transitions[i].value);
+		lua_pushcclosure(L, api_transition, 2);
+		lua_setfield(L, glare, transitions[i].name);
+	}
+	/* null: a unique table that prints as null */
+	lua_newtable(L);
+	lua_newtable(L);
+	lua_pushcfunction(L, null_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pushliteral(L, "glare.null");
+	lua_setfield(L, -2, "__name");
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	c->null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_setfield(L, glare, "null");
+	lua_pushstring(L, c->server ? "attach" : "direct");
+	lua_setfield(L, glare, "mode");
+	lua_pushinteger(L, (lua_Integer)getpid());
+	lua_setfield(L, glare, "pid");
+	lua_pushstring(L, GLARED_VERSION);
+	lua_setfield(L, glare, "version");
+	/* package.loaded.glare too, so tracebacks say 'glare.create' */
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "loaded");
+	lua_pushvalue(L, glare);
+	lua_setfield(L, -2, "glare");
+	lua_pop(L, 2);
+	lua_pushvalue(L, glare);
+	lua_setglobal(L, "glare");
+
+	if (luaL_loadbufferx(L, prelude, sizeof prelude - 1, "=glare", "t"))
+		return lua_error(L);
+	lua_pushvalue(L, glare);
+	lua_call(L, 1, 1);
+	c->render_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	if (c->server) {
+		lua_pushcfunction(L, con_print);
+		lua_setglobal(L, "print");
+		override(L, "io", "write", con_write, NULL);
+		override(L, "io", "read", con_unavailable, "io.read");
+		override(L, "os", "exit", con_unavailable, "os.exit");
+		override(L, "debug", "debug", con_unavailable, "debug.debug");
+	}
+	return 0;
+}
+
+gl_console *gl_console_new(gl_engine *e, int server, gl_err *err)
+{
+	gl_console *c = calloc(1, sizeof *c);
+
+	if (!c) {
+		gl_fail(err, 500, NULL, "out of memory");
+		return NULL;
+	}
+	c->e = e;
+	c->server = server;
+	c->mem_cap = server ? SERVER_MEM_CAP : SIZE_MAX;
+	gl_ctx_admin(&c->ctx, server ? "console-attach" : "console");
+	c->L = lua_newstate(con_alloc, c);
+	if (!c->L) {
+		gl_console_free(c);
+		gl_fail(err, 500, NULL, "cannot create a Lua state");
+		return NULL;
+	}
+	lua_atpanic(c->L, at_panic);
+	*(gl_console **)lua_getextraspace(c->L) = c;
+	lua_pushcfunction(c->L, p_init);
+	if (lua_pcall(c->L, 0, 0, 0) != LUA_OK) {
+		gl_fail(err, 500, NULL, "console: %s",
+			lua_type(c->L, -1) == LUA_TSTRING
+				? lua_tostring(c->L, -1) : "cannot initialise");
+		gl_console_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void gl_console_free(gl_console *c)
+{
+	if (!c)
+		return;
+	gl_console_cancel_wait(c);
+	if (c->L)
+		lua_close(c->L);
+	gl_ctx_free(&c->ctx);
+	free(c->out);
+	free(c);
+}
+
+void gl_console_set_thread(gl_console *c, lua_State *co) { c->thread = co; }
+
+void gl_console_set_wake(gl_console *c, void (*fn)(void *arg), void *arg)
+{
+	c->wake = fn;
+	c->wake_arg = arg;
+}
+
+int gl_console_waiting(const gl_console *c)
+{
+	return c->wait != NULL && c->yielded;
+}
+
+void gl_console_cancel_wait(gl_console *c)
+{
+	if (c->wait)
+		wait_cancel(c->wait);
+	c->wait = NULL;
+	c->yielded = 0;
+}
+
+/* ==== the front end ==================================================== */
+
+/* The attach client's connection: blocking I/O with a poll loop, so a
+ * Ctrl-C turns into a cancel message while a reply is awaited. */
+typedef struct client {
+	int fd;
+	char buf[65536];
+	size_t off, len;
+	int cancel_sent;
+	int timeout;
+} client;
+
+typedef struct front {
+	gl_conf *conf;
+	const gl_console_opts *o;
+	lua_State *L;        /* compiles; in direct mode also runs */
+	gl_console *c;       /* direct mode */
+	client *cl;          /* attach mode */
+	int repl;            /* in the REPL: errors without the program name */
+	int tty;             /* reading a terminal (libedit, history) */
+	int failed;
+	int status;          /* exit status */
+	char *hist;
+	const char *where;   /* for the banner */
+} front;
+
+static void lstop(lua_State *L, lua_Debug *ar)
+{
+	(void)ar;
+	lua_sethook(L, NULL, 0, 0);
+	luaL_error(L, "interrupted!");
+}
+
+static void on_sigint(int sig)
+{
+	int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
+	lua_State *L = hook_target;
+
+	interrupted = 1;
+	/* lua.c's laction: only a hook is set here; the hook raises */
+	if (L)
+		lua_sethook(L, lstop, flag, 1);
+}
+
+static void install_sigint(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	/* no SA_RESTART: a blocked read returns EINTR and sees the flag */
+	sigaction(SIGINT, &sa, NULL);
+}
+
+/* Drop the "[C]: in ?" lines at the bottom of a traceback: they are the
+ * console's own frames, not the operator's. */
+static void trim_traceback(lua_State *L)
+{
+	size_t n;
+	const char *s = lua_tolstring(L, -1, &n);
+	static const char tail[] = "\n\t[C]: in ?";
+	size_t tl = sizeof tail - 1;
+	size_t end = n;
+
+	while (end >= tl && !memcmp(s + end - tl, tail, tl))
+		end -= tl;
+	if (end != n) {
+		lua_pushlstring(L, s, end);
+		lua_remove(L, -2);
+	}
+}
+
+static int msghandler(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (!msg) {
+		if (luaL_callmeta(L, 1, "__tostring") &&
+		    lua_type(L, -1) == LUA_TSTRING)
+			return 1;
+		msg = lua_pushfstring(L, "(error object is a %s value)",
+				      luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	trim_traceback(L);
+	return 1;
+}
+
+static void report(front *f, const char *msg)
+{
+	fflush(stdout);
+	if (f->repl)
+		fprintf(stderr, "%s\n", msg);
+	else
+		fprintf(stderr, "glared: %s\n", msg);
+	fflush(stderr);
+}
+
+/* [-n, +r] Run the function below its n arguments, Ctrl-C armed. */
+static int docall(front *f, int narg, int nres)
+{
+	lua_State *L = f->L;
+	int base = lua_gettop(L) - narg, st;
+
+	lua_pushcfunction(L, msghandler);
+	lua_insert(L, base);
+	interrupted = 0;
+	hook_target = L;
+	st = lua_pcall(L, narg, nres, base);
+	hook_target = NULL;
+	lua_sethook(L, NULL, 0, 0);
+	interrupted = 0;
+	lua_remove(L, base);
+	return st;
+}
+
+/* ---- the attach client ---------------------------------------------------------- */
+
+static int cl_fill(client *cl)
+{
+	if (cl->off > 0) {
+		memmove(cl->buf, cl->buf + cl->off, cl->len - cl->off);
+		cl->len -= cl->off;
+		cl->off = 0;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = cl->fd, .events = POLLIN };
+		ssize_t n;
+		int r;
+
+		if (interrupted && !cl->cancel_sent) {
+			static const char cancel[] = "{\"op\": \"cancel\"}\n";
+			cl->cancel_sent = 1;
+			write_all(cl->fd, cancel, sizeof cancel - 1);
+		}
+		r = poll(&p, 1, 200);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			continue;
+		if (cl->len == sizeof cl->buf)
+			return -1;
+		n = read(cl->fd, cl->buf + cl->len, sizeof cl->buf - cl->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		cl->len += (size_t)n;
+		return 0;
+	}
+}
+
+/* A header line, parsed. NULL when the connection failed. */
+static json_t *cl_header(client *cl)
+{
+	for (;;) {
+		char *nl = memchr(cl->buf + cl->off, '\n', cl->len - cl->off);
+		if (nl) {
+			json_t *j = json_loadb(cl->buf + cl->off,
+					       (size_t)(nl - cl->buf) - cl->off, 0,
+					       NULL);
+			cl->off = (size_t)(nl - cl->buf) + 1;
+			return j;
+		}
+		if (cl_fill(cl) < 0)
+			return NULL;
+	}
+}
+
+/* n payload bytes to a file, or into *mem (malloc'ed, NUL-terminated). */
+static int cl_payload(client *cl, size_t n, FILE *to, char **mem)
+{
+	size_t got = 0;
+
+	if (mem) {
+		*mem = malloc(n + 1);
+		if (!*mem)
+			return -1;
+	}
+	while (got < n) {
+		size_t avail = cl->len - cl->off, take;
+		if (!avail) {
+			if (cl_fill(cl) < 0)
+				return -1;
+			continue;
+		}
+		take = avail < n - got ? avail : n - got;
+		if (mem)
+			memcpy(*mem + got, cl->buf + cl->off, take);
+		else
+			fwrite(cl->buf + cl->off, 1, take, to);
+		cl->off += take;
+		got += take;
+	}
+	if (mem)
+		(*mem)[n] = '\0';
+	return 0;
+}
+
+static int cl_connect(client *cl, const char *path, char *why, size_t wl)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	json_t *hello;
+
+	if (strlen(path) >= sizeof sa.sun_path) {
+		snprintf(why, wl, "socket path too long: %s", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	cl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		snprintf(why, wl, "cannot connect to %s: %s (is the server "
+			 "running with this admin_socket?)", path,
+			 strerror(errno));
+		return -1;
+	}
+	hello = cl_header(cl);
+	if (!hello || json_integer_value(json_object_get(hello, "protocol")) !=
+			      GL_ADMIN_PROTOCOL) {
+		const char *e = json_string_value(json_object_get(hello, "error"));
+		snprintf(why, wl, "%s: %s", path,
+			 e ? e : "not a glared admin socket (or another protocol "
+				 "version)");
+		json_decref(hello);
+		return -1;
+	}
+	json_decref(hello);
+	return 0;
+}
+
+/* Send a chunk, print the reply. 0 ok, 1 the chunk failed, -1 the
+ * connection is gone. */
+static int cl_run(front *f, const char *code, size_t len, const char *name,
+		  int print, const char *script, char **args, int nargs)
+{
+	client *cl = f->cl;
+	json_t *req = json_pack("{s:s, s:I, s:s, s:b, s:i}", "op", "run",
+				"length", (json_int_t)len, "name", name, "print",
+				print, "timeout", cl->timeout);
+	json_t *rep, *a;
+	char *hdr, *err = NULL;
+	size_t nout, nerr;
+	int ok, rc;
+
+	if (!req) {
+		report(f, "cannot encode the request (chunk name not UTF-8?)");
+		return 1;
+	}
+	if (script) {
+		a = json_array();
+		for (int i = 0; i < nargs; i++)
+			json_array_append_new(a, json_string(args[i]));
+		json_object_set_new(req, "script", json_string(script));
+		json_object_set_new(req, "args", a);
+	}
+	hdr = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	interrupted = 0;
+	cl->cancel_sent = 0;
+	rc = !hdr || write_all(cl->fd, hdr, strlen(hdr)) < 0 ||
+	     write_all(cl->fd, "\n", 1) < 0 || write_all(cl->fd, code, len) < 0;
+	free(hdr);
+	if (rc) {
+		report(f, "the server closed the admin connection");
+		return -1;
+	}
+	rep = cl_header(cl);
+	if (!rep) {
+		report(f, "the server closed the admin connection");
+		return -1;
+	}
+	ok = json_is_true(json_object_get(rep, "ok"));
+	nout = (size_t)json_integer_value(json_object_get(rep, "output"));
+	nerr = (size_t)json_integer_value(json_object_get(rep, "error"));
+	json_decref(rep);
+	if (cl_payload(cl, nout, stdout, NULL) < 0 ||
+	    cl_payload(cl, nerr, NULL, &err) < 0) {
+		free(err);
+		report(f, "the server closed the admin connection");
+		return -1;
+	}
+	fflush(stdout);
+	if (!ok)
+		report(f, err);
+	free(err);
+	interrupted = 0;
+	return ok ? 0 : 1;
+}
+
+/* ---- running chunks ----------------------------------------------------------------- */
+
+/* Run a chunk here or on the server. print: show the results as the REPL
+ * does. script/args: set `arg` and pass the args as `...`. Returns 0, or
+ * 1 after reporting the error. */
+static int run_chunk(front *f, const char *code, size_t len, const char *name,
+		     int print, const char *script, char **args, int nargs)
+{
+	lua_State *L = f->L;
+	int st, base, n;
+
+	if (f->cl) {
+		int rc = cl_run(f, code, len, name, print, script, args, nargs);
+		if (rc < 0)
+			f->status = 1;
+		return rc ? 1 : 0;
+	}
+	base = lua_gettop(L);
+	st = luaL_loadbufferx(L, code, len, name, "t");
+	if (st == LUA_OK) {
+		if (script) {
+			lua_createtable(L, nargs, 1);
+			lua_pushstring(L, script);
+			lua_rawseti(L, -2, 0);
+			for (int i = 0; i < nargs; i++) {
+				lua_pushstring(L, args[i]);
+				lua_rawseti(L, -2, i + 1);
+			}
+			lua_setglobal(L, "arg");
+			luaL_checkstack(L, nargs, "too many arguments");
+			for (int i = 0; i < nargs; i++)
+				lua_pushstring(L, args[i]);
+		}
+		st = docall(f, script ? nargs : 0, LUA_MULTRET);
+	}
+	if (st != LUA_OK) {
+		report(f, lua_tostring(L, -1));
+		lua_settop(L, base);
+		return 1;
+	}
+	n = lua_gettop(L) - base;
+	if (print && n > 0) {
+		lua_pushcfunction(L, gl_console_format_values);
+		lua_insert(L, base + 1);
+		if (lua_pcall(L, n, 1, 0) != LUA_OK) {
+			report(f, lua_tostring(L, -1));
+			lua_settop(L, base);
+			return 1;
+		}
+		fwrite(lua_tostring(L, -1), 1, lua_rawlen(L, -1), stdout);
+		fputc('\n', stdout);
+	}
+	fflush(stdout);
+	lua_settop(L, base);
+	return 0;
+}
+
+/* ---- the REPL -------------------------------------------------------------------------- */
+
+static void history_open(front *f)
+{
+	const char *h = getenv("GLARED_HISTORY"), *home = getenv("HOME");
+
+	if (h && *h)
+		f->hist = strdup(h);
+	else if (home && *home && asprintf(&f->hist, "%s/.glared_history",
+					     home) < 0)
+		f->hist = NULL;
+	using_history();
+	stifle_history(HISTORY_MAX);
+	if (f->hist)
+		read_history(f->hist);
+}
+
+static void history_add(front *f, const char *line)
+{
+	HIST_ENTRY *last;
+
+	if (!*line)
+		return;
+	last = history_length > 0 ? history_get(history_base +
+						history_length - 1) : NULL;
+	if (last && last->line && !strcmp(last->line, line))
+		return;
+	add_history(line);
+	if (!f->hist)
+		return;
+	/* written each time: an os.exit() or a kill loses nothing; the
+	 * history may hold secrets, so owner only */
+	if (write_history(f->hist) == 0)
+		chmod(f->hist, 0600);
+}
+
+/* [-0, +1] Read a line and push it. 1 ok, 0 end of input, -1 Ctrl-C. */
+static int pushline(front *f, int first)
+{
+	lua_State *L = f->L;
+	const char *prompt = first ? PROMPT1 : PROMPT2;
+	char *line = NULL;
+	size_t len;
+
+	interrupted = 0;
+	if (f->tty) {
+		line = readline(prompt);
+		if (!line) {
+			if (!interrupted)
+				return 0;
+			fputc('\n', stdout);
+			fflush(stdout);
+			return -1;
+		}
+		history_add(f, line);
+	} else {
+		size_t cap = 0;
+		ssize_t n = getline(&line, &cap, stdin);
+		if (n < 0) {
+			free(line);
+			if (interrupted)
+				return -1;
+			return 0;
+		}
+	}
+	len = strlen(line);
+	if (len > 0 && line[len - 1] == '\n')
+		line[--len] = '\0';
+	lua_pushlstring(L, line, len);
+	free(line);
+	return 1;
+}
+
+/* The line on top as an expression: "return <line>;" replaces it if that
+ * compiles (then the values print, as in lua.c). */
+static int addreturn(lua_State *L)
+{
+	const char *line = lua_tostring(L, -1);
+	const char *ret = lua_pushfstring(L, "return %s;", line);
+
+	if (luaL_loadbufferx(L, ret, strlen(ret), "=stdin", "t") == LUA_OK) {
+		lua_pop(L, 1);
+		lua_remove(L, -2);
+		return 1;
+	}
+	lua_pop(L, 2);
+	return 0;
+}
+
+/* A syntax error that ends at "<eof>" only wants more lines. */
+static int incomplete(lua_State *L, int status)
+{
+	static const char mark[] = "<eof>";
+	size_t n, ml = sizeof mark - 1;
+	const char *msg;
+
+	if (status != LUA_ERRSYNTAX)
+		return 0;
+	msg = lua_tolstring(L, -1, &n);
+	if (n >= ml && !strcmp(msg + n - ml, mark)) {
+		lua_pop(L, 1);
+		return 1;
+	}
+	return 0;
+}
+
+/* Read continuation lines until the statement on top is complete. LUA_OK
+ * (the statement on top), a syntax error (message above the statement),
+ * or -1 for Ctrl-C / end of input in the middle. */
+static int multiline(front *f)
+{
+	lua_State *L = f->L;
+
+	for (;;) {
+		size_t len;
+		const char *b = lua_tolstring(L, -1, &len);
+		int st = luaL_loadbufferx(L, b, len, "=stdin", "t"), r;
+
+		if (st == LUA_OK) {
+			lua_pop(L, 1);
+			return LUA_OK;
+		}
+		if (!incomplete(L, st))
+			return st;
+		r = pushline(f, 0);
+		if (r <= 0) {
+			if (r == 0)
+				report(f, "incomplete statement at the end of "
+					  "the input");
+			return -1;
+		}
+		lua_pushliteral(L, "\n");
+		lua_insert(L, -2);
+		lua_concat(L, 3);
+	}
+}
+
+static void repl(front *f)
+{
+	lua_State *L = f->L;
+	int prev = f->repl;
+
+	f->repl = 1;
+	if (f->tty) {
+		history_open(f);
+		printf("glared %s console (%s), %s. glare.help() lists the "
+		       "API; Ctrl-D exits.\n", GLARED_VERSION, LUA_RELEASE,
+		       f->where);
+		fflush(stdout);
+	}
+	for (;;) {
+		size_t len;
+		const char *code;
+		int r;
+
+		lua_settop(L, 0);
+		r = pushline(f, 1);
+		if (r == 0)
+			break;
+		if (r < 0)
+			continue;
+		if (!lua_rawlen(L, -1))
+			continue;
+		if (!addreturn(L)) {
+			int st = multiline(f);
+			if (st < 0) {
+				if (!f->tty && !interrupted)
+					f->failed = 1;
+				continue;
+			}
+			if (st != LUA_OK) {
+				report(f, lua_tostring(L, -1));
+				f->failed = 1;
+				continue;
+			}
+		}
+		code = lua_tolstring(L, -1, &len);
+		if (run_chunk(f, code, len, "=stdin", 1, NULL, NULL, 0))
+			f->failed = 1;
+		if (f->status)
+			break;    /* the server went away */
+	}
+	lua_settop(L, 0);
+	if (f->tty) {
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	f->repl = prev;
+}
+
+/* A file (or stdin for "-") as a chunk; a first line starting with '#'
+ * (#!) is blanked, as luaL_loadfile does, keeping line numbers. */
+static int run_script(front *f)
+{
+	const char *path = f->o->script;
+	int is_stdin = !strcmp(path, "-");
+	FILE *in = is_stdin ? stdin : fopen(path, "rb");
+	char *buf = NULL, *name;
+	size_t len = 0, cap = 0;
+	int rc;
+
+	if (!in) {
+		fprintf(stderr, "glared: cannot open %s: %s\n", path,
+			strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		size_t n;
+		if (len + 65536 > cap) {
+			char *p = realloc(buf, cap = cap ? cap * 2 : 131072);
+			if (!p) {
+				free(buf);
+				fprintf(stderr, "glared: out of memory\n");
+				return 1;
+			}
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len, in);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (!is_stdin)
+		fclose(in);
+	if (len > 0 && buf[0] == '#') {
+		size_t i = 0;
+		while (i < len && buf[i] != '\n')
+			buf[i++] = ' ';
+		buf[0] = '-';
+		if (len > 1)
+			buf[1] = '-';
+	}
+	name = is_stdin ? strdup("=stdin") : NULL;
+	if (!is_stdin && asprintf(&name, "@%s", path) < 0)
+		name = NULL;
+	rc = run_chunk(f, buf ? buf : "", len, name ? name : "=script", 0, path,
+		       f->o->args, f->o->nargs);
+	free(name);
+	free(buf);
+	return rc;
+}
+
+/* Everything runs inside one protected call, as lua.c's pmain. */
+static int pmain(lua_State *L)
+{
+	front *f = lua_touserdata(L, 1);
+	const gl_console_opts *o = f->o;
+
+	lua_settop(L, 0);
+	for (int i = 0; i < o->nexec; i++) {
+		const char *code = o->exec[i];
+		size_t len;
+		/* as in the REPL: an expression is returned, and what the
+		 * chunk returns prints */
+		lua_pushstring(L, code);
+		addreturn(L);
+		code = lua_tolstring(L, -1, &len);
+		if (run_chunk(f, code, len, "=(command line)", 1, NULL, NULL,
+			      0)) {
+			f->status = 1;
+			return 0;
+		}
+		lua_settop(L, 0);
+	}
+	if (o->script && run_script(f)) {
+		f->status = 1;
+		return 0;
+	}
+	if (o->interactive || (!o->nexec && !o->script)) {
+		f->tty = isatty(STDIN_FILENO);
+		repl(f);
+		/* typing at a terminal, mistakes are part of the work; piped
+		 * input is automation: any failed chunk fails the run */
+		if (!f->tty && f->failed && !f->status)
+			f->status = 1;
+	}
+	return 0;
+}
+
+static int run_front(front *f)
+{
+	lua_State *L = f->L;
+
+	install_sigint();
+	lua_pushcfunction(L, pmain);
+	lua_pushlightuserdata(L, f);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+		fprintf(stderr, "glared: %s\n", lua_tostring(L, -1));
+		f->status = 1;
+	}
+	signal(SIGINT, SIG_DFL);
+	free(f->hist);
+	return f->status;
+}
+
+int gl_console_run_direct(gl_conf *conf, gl_engine *e,
+			  const gl_console_opts *o)
+{
+	front f = { .conf = conf, .o = o };
+	gl_err err = { 0 };
+	char where[512];
+	int rc;
+
+	f.c = gl_console_new(e, 0, &err);
+	if (!f.c) {
+		fprintf(stderr, "glared: %s\n", err.msg);
+		return 1;
+	}
+	f.L = f.c->L;
+	snprintf(where, sizeof where, "direct on %s",
+		 conf->db_connection ? conf->db_connection : "the database");
+	f.where = where;
+	rc = run_front(&f);
+	gl_console_free(f.c);
+	return rc;
+}
+
+int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o)
+{
+	front f = { .conf = conf, .o = o };
+	client *cl = calloc(1, sizeof *cl);
+	const char *path = o->socket ? o->socket : conf->admin_socket;
+	char why[1024], where[512];
+	int rc;
+
+	if (!cl)
+		return 1;
+	if (!path || !*path) {
+		fprintf(stderr, "glared: --attach needs [DEFAULT] admin_socket "
+				"in the configuration (the server listens there) "
+				"or --attach=PATH\n");
+		free(cl);
+		return 2;
+	}
+	cl->fd = -1;
+	cl->timeout = o->timeout > 0 ? o->timeout : GL_ADMIN_DEFAULT_TIMEOUT;
+	signal(SIGPIPE, SIG_IGN);
+	if (cl_connect(cl, path, why, sizeof why) < 0) {
+		fprintf(stderr, "glared: %s\n", why);
+		if (cl->fd >= 0)
+			close(cl->fd);
+		free(cl);
+		return 1;
+	}
+	/* a bare state only compiles (incomplete statements, `return`) */
+	f.L = luaL_newstate();
+	if (!f.L) {
+		close(cl->fd);
+		free(cl);
+		return 1;
+	}
+	f.cl = cl;
+	snprintf(where, sizeof where, "attached to %s", path);
+	f.where = where;
+	rc = run_front(&f);
+	lua_close(f.L);
+	close(cl->fd);
+	free(cl);
+	return rc;
+}
+
+/* ---- arguments ------------------------------------------------------------------------ */
+
+static void console_usage(FILE *to)
+{
+	fprintf(to,
+		"usage: glared console [--config-file F] [options] "
+		"[SCRIPT [ARGS...]]\n"
+		"  -e CODE          run CODE (an expression prints its values); "
+		"repeatable\n"
+		"  -i               the REPL after -e / SCRIPT\n"
+		"  --attach[=PATH]  run in the server over its admin socket "
+		"([DEFAULT] admin_socket)\n"
+		"  --timeout S      attach mode: Lua time limit per chunk "
+		"(default %d, at most %d)\n"
+		"  SCRIPT           a Lua file ('-' for stdin); ARGS in arg[1..] "
+		"and ...\n"
+		"Without -e or SCRIPT: the REPL (lines from stdin when it is not "
+		"a terminal).\n",
+		GL_ADMIN_DEFAULT_TIMEOUT, GL_ADMIN_MAX_TIMEOUT);
+}
+
+int gl_console_parse_args(int argc, char **argv, gl_console_opts *o)
+{
+	int i;
+
+	memset(o, 0, sizeof *o);
+	for (i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			console_usage(stdout);
+			return 0;
+		}
+		if (!strncmp(a, "-e", 2)) {
+			const char *code = a[2] ? a + 2 : i + 1 < argc ? argv[++i]
+								       : NULL;
+			if (!code) {
+				fprintf(stderr, "glared: -e needs an argument\n");
+				return 2;
+			}
+			if (o->nexec == (int)(sizeof o->exec / sizeof o->exec[0])) {
+				fprintf(stderr, "glared: too many -e\n");
+				return 2;
+			}
+			o->exec[o->nexec++] = code;
+		} else if (!strcmp(a, "-i")) {
+			o->interactive = 1;
+		} else if (!strcmp(a, "--attach")) {
+			o->attach = 1;
+		} else if (!strncmp(a, "--attach=", 9)) {
+			o->attach = 1;
+			o->socket = a + 9;
+		} else if (!strcmp(a, "--timeout") || !strncmp(a, "--timeout=", 10)) {
+			const char *v = a[9] == '=' ? a + 10
+				       : i + 1 < argc ? argv[++i] : "";
+			char *end;
+			long t = strtol(v, &end, 10);
+			if (!*v || *end || t < 1 || t > GL_ADMIN_MAX_TIMEOUT) {
+				fprintf(stderr, "glared: --timeout takes 1..%d "
+						"seconds\n", GL_ADMIN_MAX_TIMEOUT);
+				return 2;
+			}
+			o->timeout = (int)t;
+		} else if (a[0] == '-' && a[1]) {
+			fprintf(stderr, "glared: unknown console option '%s'\n", a);
+			console_usage(stderr);
+			return 2;
+		} else {
+			break;
+		}
+	}
+	if (i < argc) {
+		o->script = argv[i];
+		o->args = argv + i + 1;
+		o->nargs = argc - i - 1;
+	}
+	return -1;
+}
