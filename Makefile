@@ -15,7 +15,10 @@ OPT     ?= -O2
 WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -D_GNU_SOURCE -DGLARED_VERSION=\"0.1.0\" -D_FILE_OFFSET_BITS=64 $(WARN) \
+SAN     ?=
+# the project's flags stay even when CFLAGS is given on the command line
+ALL_CFLAGS = $(CFLAGS) $(SAN) -std=gnu11 -D_GNU_SOURCE \
+           -DGLARED_VERSION=\"0.1.0\" -D_FILE_OFFSET_BITS=64 $(WARN) \
            $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm -lpthread
 
@@ -26,7 +29,7 @@ LIBOBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o) $(BUILD)/unit/main.o
 
-ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 
 .PHONY: all deps test-deps run test asan unit bench clean
@@ -44,10 +47,10 @@ glared: $(BUILD)/glared
 	@cp $< $@.tmp && mv -f $@.tmp $@   # mv: a running ./glared is fine
 
 $(BUILD)/glared: $(OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: src/%.c | $(BUILD)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD) $(BUILD)/unit:
 	@mkdir -p $@
@@ -59,13 +62,13 @@ $(BUILD)/unit/suites.inc: $(UNIT_SRCS) | $(BUILD)/unit
 	@cmp -s $@.tmp $@ 2>/dev/null || mv $@.tmp $@; rm -f $@.tmp
 
 $(BUILD)/unit/main.o: tests/unit/main.c $(BUILD)/unit/suites.inc
-	$(CC) $(CFLAGS) -I$(BUILD)/unit -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -I$(BUILD)/unit -c -o $@ $<
 
 $(BUILD)/unit/%.o: tests/unit/%.c | $(BUILD)/unit
-	$(CC) $(CFLAGS) -Isrc -MMD -MP -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -Isrc -MMD -MP -c -o $@ $<
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIBOBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: $(BUILD)/unit-tests
 
@@ -82,8 +85,8 @@ test: test-deps
 	@sh scripts/run-tests.sh $(BUILD)
 
 asan: test-deps
-	@$(MAKE) --no-print-directory BUILD=build/asan \
-	  CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+	  SAN="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
 	  build/asan/glared build/asan/unit-tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1 GLARED_ASAN=1 \

@@ -177,10 +177,11 @@ static int add_values(gl_engine *e, gl_types *ts, const gl_type *t,
 		if (kind == GK_DATETIME) {
 			int64_t us;
 			if (gl_parse_iso8601(s, &us) < 0) {
+				gl_fail(err, 400, "BadRequest",
+					"Invalid datetime '%s' for field '%s'", s,
+					f->name);
 				json_decref(raw);
-				return gl_fail(err, 400, "BadRequest",
-					       "Invalid datetime '%s' for field "
-					       "'%s'", s, f->name);
+				return -1;
 			}
 			json_array_append_new(flt->values, json_integer(us));
 			continue;

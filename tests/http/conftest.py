@@ -101,7 +101,19 @@ class Server:
                 self.proc.wait()
         if self.proc:
             self.log.close()
+            self.check_sanitizers()
         return self.proc.returncode if self.proc else None
+
+    def check_sanitizers(self):
+        """Under `make asan` a memory error in the server must fail the
+        tests, not only show up as a dropped connection."""
+        log = self.read_log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:"):
+            if marker in log:
+                i = log.index(marker)
+                raise AssertionError("sanitizer report in %s:\n%s" %
+                                     (self.log_path, log[i:i + 3000]))
 
     def peak_rss_kb(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
@@ -194,8 +206,13 @@ def make_server():
         servers.append(s)
         return s
     yield make
+    errors = []
     for s in servers:
-        s.stop(signal.SIGKILL)
+        try:
+            s.stop(signal.SIGKILL)
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
 
 
 @pytest.fixture
