@@ -84,7 +84,7 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- replies ------------------------------------------------------------------ */
+/* ---- replies ------------------------------------------------------------ */
 
 static void reply(session *s, int ok, const char *out, size_t nout,
 		  const char *err, size_t nerr, int timeout)
@@ -116,7 +116,7 @@ static void reply_error(session *s, const char *msg)
 	gl_console_output_reset(s->c);
 }
 
-/* ---- protected helpers -------------------------------------------------------- */
+/* ---- protected helpers -------------------------------------------------- */
 
 typedef struct prep {
 	const char *code, *name, *script;
@@ -203,7 +203,7 @@ static int p_format(lua_State *L)
 	return 1;
 }
 
-/* ---- running chunks ------------------------------------------------------------- */
+/* ---- running chunks ----------------------------------------------------- */
 
 /* 1 if the client asked to cancel or went away. Nothing reads the socket
  * while a chunk runs, so look without consuming: the cancel message is
@@ -311,7 +311,15 @@ static void finish(session *s, int status)
 	else
 		lua_pushnil(L);
 	if (lua_pcall(L, 2, 1, 0) != LUA_OK || !lua_isstring(L, -1)) {
-		reply_error(s, "the chunk failed (and so did its error message)");
+		/* no room even for the message: the state is at its cap */
+		lua_settop(L, 0);
+		lua_gc(L, LUA_GCCOLLECT);
+		reply_error(s, status == LUA_ERRMEM
+				       ? "not enough memory: an attached session "
+					 "may use 256 MiB; release what the "
+					 "globals hold (x = nil) or reconnect"
+				       : "the chunk failed (and so did its error "
+					 "message)");
 	} else {
 		const char *msg = lua_tolstring(L, -1, &n);
 		out = gl_console_output(s->c, &nout);
@@ -403,7 +411,7 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 	process_input(s);
 }
 
-/* ---- sessions -------------------------------------------------------------------- */
+/* ---- sessions ----------------------------------------------------------- */
 
 static void sess_free(session *s)
 {
@@ -552,8 +560,8 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	if (a->nsess >= MAX_SESSIONS) {
 		static const char busy[] =
 			"{\"error\": \"too many console sessions\"}\n";
-		if (write(fd, busy, sizeof busy - 1) < 0)
-			; /* closing anyway */
+		ssize_t n = write(fd, busy, sizeof busy - 1);
+		(void)n; /* closing anyway */
 		close(fd);
 		return;
 	}
@@ -591,7 +599,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		(int)cr.uid, (int)cr.pid);
 }
 
-/* ---- the listener ------------------------------------------------------------------- */
+/* ---- the listener ------------------------------------------------------- */
 
 /* A socket file left by a dead process is removed; one that answers
  * belongs to a live server and is left alone. */

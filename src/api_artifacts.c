@@ -65,8 +65,15 @@ static void create_body(gl_api_req *ar, json_t *body)
 
 void gl_h_create(gl_api_req *ar)
 {
+	gl_err err = { 0 };
+
 	if (gl_api_require_media(ar, "application/json") < 0)
 		return;
+	/* answer what needs no body before the client sends it */
+	if (gl_engine_precheck_create(E(ar), &ar->ctx, ar->type, &err) < 0) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
 	gl_api_read_json(ar, create_body);
 }
 
@@ -89,8 +96,15 @@ static void update_body(gl_api_req *ar, json_t *patch)
 
 void gl_h_update(gl_api_req *ar)
 {
+	gl_err err = { 0 };
+
 	if (gl_api_require_media(ar, "application/json-patch+json") < 0)
 		return;
+	if (gl_engine_precheck_update(E(ar), &ar->ctx, ar->type, ar->id,
+				      &err) < 0) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
 	gl_api_read_json(ar, update_body);
 }
 

@@ -114,7 +114,7 @@ lua_State *gl_console_lua(gl_console *c) { return c->L; }
 void gl_console_set_user(gl_console *c, void *user) { c->user = user; }
 void *gl_console_user(gl_console *c) { return c->user; }
 
-/* ---- memory --------------------------------------------------------------- */
+/* ---- memory ------------------------------------------------------------- */
 
 /* Uncapped in direct mode; an attached session must not be able to take
  * the worker's memory, so growth past the cap fails (a Lua memory error
@@ -205,7 +205,7 @@ static con_wait *new_wait(lua_State *L, int kind)
 	return w;
 }
 
-/* ---- JSON <-> Lua ---------------------------------------------------------- */
+/* ---- JSON <-> Lua ------------------------------------------------------- */
 
 static void push_json(gl_console *c, lua_State *L, const json_t *j, int depth)
 {
@@ -420,7 +420,7 @@ static int push_result(lua_State *L, json_t **b)
 	return 1;
 }
 
-/* ---- glare.*: schemas and artifacts ------------------------------------------ */
+/* ---- glare.*: schemas and artifacts ------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -569,6 +569,7 @@ static int api_page(lua_State *L)
 	gl_kv *kv;
 	int n;
 
+	lua_settop(L, 2);  /* optional arguments in fixed slots */
 	kv = build_query(L, 2, &n);
 	out = new_box(L);
 	if (gl_engine_list(c->e, &c->ctx, type, kv, n, out, &err) < 0)
@@ -704,7 +705,7 @@ static int api_delete(lua_State *L)
 	return 1;
 }
 
-/* ---- glare.*: blobs ------------------------------------------------------------ */
+/* ---- glare.*: blobs ----------------------------------------------------- */
 
 typedef struct blob_ref {
 	const char *type, *id, *field, *key;
@@ -769,6 +770,7 @@ static int api_upload(lua_State *L)
 	char *buf;
 	int fd;
 
+	lua_settop(L, 5);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	path = luaL_checkstring(L, 4);
 	if (lua_type(L, 5) == LUA_TSTRING) {
@@ -927,7 +929,7 @@ static void push_dl_info(lua_State *L, const gl_download *dl,
 	lua_setmetatable(L, -2);
 }
 
-/* ---- waits ------------------------------------------------------------------- */
+/* ---- waits -------------------------------------------------------------- */
 
 static void wake(con_wait *w)
 {
@@ -991,8 +993,9 @@ static int await(lua_State *L, con_wait *w, lua_KFunction k)
 		wait_cancel(w);
 		c->wait = NULL;
 		return luaL_error(L, "this call waits for the server's event "
-				  "loop and cannot run inside a coroutine in "
-				  "attach mode");
+				  "loop: in attach mode it cannot run inside a "
+				  "coroutine or a callback from C (sort, "
+				  "metamethods)");
 	}
 	c->yielded = 1;
 	return lua_yieldk(L, 0, (lua_KContext)w, k);
@@ -1038,6 +1041,7 @@ static int api_add_location(lua_State *L)
 	con_wait *w;
 	gl_err err = { 0 };
 
+	lua_settop(L, 4);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	if (lua_type(L, 4) == LUA_TSTRING) {
 		json_t **b = new_box(L);
@@ -1158,6 +1162,7 @@ static int api_download(lua_State *L)
 	char why[1200], *buf;
 	int fetch = 0, fd;
 
+	lua_settop(L, 5);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	path = luaL_checkstring(L, 4);
 	if (lua_type(L, 5) == LUA_TTABLE) {
@@ -1204,6 +1209,7 @@ static int api_read(lua_State *L)
 	gl_err err = { 0 };
 	char why[1200], *buf, *mem;
 
+	lua_settop(L, 4);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	dl = start_download(L, &r, &err);
 	if (!dl)
@@ -1232,6 +1238,7 @@ static int api_delete_blob(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out;
 
+	lua_settop(L, 3);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	out = new_box(L);
 	if (gl_engine_delete_blob(c->e, &c->ctx, r.type, r.id, r.field, r.key,
@@ -1265,7 +1272,7 @@ static int api_verify(lua_State *L)
 	return 1;
 }
 
-/* ---- glare.*: quotas and administration -------------------------------------------- */
+/* ---- glare.*: quotas and administration --------------------------------- */
 
 /* glare.quotas() -> {quotas = [...], global_quotas = {...}} (GET /quotas);
  * glare.quotas(project) -> {quota_name = value} in effect for project */
@@ -1366,7 +1373,7 @@ static int api_scrub(lua_State *L)
 	return 1;
 }
 
-/* ---- glare.*: JSON helpers ------------------------------------------------------ */
+/* ---- glare.*: JSON helpers ---------------------------------------------- */
 
 /* glare.json(value [, pretty]) -> JSON text */
 static int api_json(lua_State *L)
@@ -1416,7 +1423,7 @@ static int mark(lua_State *L, int ref)
 static int api_array(lua_State *L) { return mark(L, con(L)->amt_ref); }
 static int api_object(lua_State *L) { return mark(L, con(L)->omt_ref); }
 
-/* ---- formatting and output ---------------------------------------------------- */
+/* ---- formatting and output ---------------------------------------------- */
 
 /* [-0, +1, e] One value as the REPL shows it. */
 static void format_one(gl_console *c, lua_State *L, int idx)
@@ -1563,7 +1570,7 @@ static int con_unavailable(lua_State *L)
 			  lua_tostring(L, lua_upvalueindex(1)));
 }
 
-/* ---- the state -------------------------------------------------------------------- */
+/* ---- the state ---------------------------------------------------------- */
 
 /* The Lua half of glare.*: helpers that are plain Lua over the C calls,
  * and the renderer for values JSON cannot show. Trusted code, loaded once
@@ -1975,7 +1982,7 @@ static int docall(front *f, int narg, int nres)
 	return st;
 }
 
-/* ---- the attach client ---------------------------------------------------------- */
+/* ---- the attach client -------------------------------------------------- */
 
 static int cl_fill(client *cl)
 {
@@ -2150,7 +2157,7 @@ static int cl_run(front *f, const char *code, size_t len, const char *name,
 	return ok ? 0 : 1;
 }
 
-/* ---- running chunks ----------------------------------------------------------------- */
+/* ---- running chunks ----------------------------------------------------- */
 
 /* Run a chunk here or on the server. print: show the results as the REPL
  * does. script/args: set `arg` and pass the args as `...`. Returns 0, or
@@ -2207,7 +2214,7 @@ static int run_chunk(front *f, const char *code, size_t len, const char *name,
 	return 0;
 }
 
-/* ---- the REPL -------------------------------------------------------------------------- */
+/* ---- the REPL ----------------------------------------------------------- */
 
 static void history_open(front *f)
 {
@@ -2502,6 +2509,23 @@ static int run_front(front *f)
 	return f->status;
 }
 
+/* "direct on <connection>" for the banner, without a password: the
+ * user:password@ part of a URL is left out. */
+static void describe_db(const char *conn, char *out, size_t len)
+{
+	const char *scheme = conn ? strstr(conn, "://") : NULL;
+	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+
+	if (!conn)
+		snprintf(out, len, "direct on the database");
+	else if (at && (!slash || at < slash))
+		snprintf(out, len, "direct on %.*s%s", (int)(scheme + 3 - conn),
+			 conn, at + 1);
+	else
+		snprintf(out, len, "direct on %s", conn);
+}
+
 int gl_console_run_direct(gl_conf *conf, gl_engine *e,
 			  const gl_console_opts *o)
 {
@@ -2516,8 +2540,7 @@ int gl_console_run_direct(gl_conf *conf, gl_engine *e,
 		return 1;
 	}
 	f.L = f.c->L;
-	snprintf(where, sizeof where, "direct on %s",
-		 conf->db_connection ? conf->db_connection : "the database");
+	describe_db(conf->db_connection, where, sizeof where);
 	f.where = where;
 	rc = run_front(&f);
 	gl_console_free(f.c);
@@ -2568,7 +2591,7 @@ int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o)
 	return rc;
 }
 
-/* ---- arguments ------------------------------------------------------------------------ */
+/* ---- arguments ---------------------------------------------------------- */
 
 static void console_usage(FILE *to)
 {

@@ -513,16 +513,71 @@ static int check_strings(const json_t *v, const char *field, gl_err *err)
 	return 0;
 }
 
+/* An internal link must name an artifact the caller can see (external
+ * http(s) links are not fetched: that would be an SSRF hole in every
+ * PATCH; registration of external blobs has its own guarded fetch). */
+static int check_link(gl_engine *e, const gl_ctx *ctx, const char *field,
+		      const json_t *v, gl_err *err)
+{
+	const char *s = json_string_value(v), *id;
+	gl_af target;
+	char type[256];
+
+	if (!s || strncmp(s, "/artifacts/", 11) != 0)
+		return 0;
+	id = strchr(s + 11, '/');
+	if (!id || id - (s + 11) >= (long)sizeof type)
+		return gl_fail(err, 400, "BadRequest",
+			       "Field '%s': link %s is not /artifacts/<type>/<id>",
+			       field, s);
+	snprintf(type, sizeof type, "%.*s", (int)(id - (s + 11)), s + 11);
+	if (gl_engine_load(e, ctx, "all", id + 1, 0, &target, err) < 0)
+		return gl_fail(err, 400, "BadRequest",
+			       "Field '%s': link %s does not point to an "
+			       "artifact you can see", field, s);
+	gl_af_clear(&target);
+	return 0;
+}
+
+static int check_links(gl_engine *e, const gl_ctx *ctx, const gl_field *f,
+		       const json_t *v, gl_err *err)
+{
+	size_t i;
+	const char *k;
+	json_t *x;
+
+	if (f->kind == GK_LINK)
+		return check_link(e, ctx, f->name, v, err);
+	if (f->elem != GK_LINK || (f->kind != GK_LIST && f->kind != GK_DICT))
+		return 0;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x)
+			if (check_link(e, ctx, f->name, x, err) < 0)
+				return -1;
+	} else if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x)
+			if (check_link(e, ctx, f->name, x, err) < 0)
+				return -1;
+	}
+	return 0;
+}
+
 /* Coerce v for field f into doc (null: the field is unset). */
-static int set_field(gl_types *ts, const gl_type *t, json_t *doc,
-		     const char *name, json_t *v, gl_err *err)
+static int set_field(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+		     const gl_type *t, json_t *doc, const char *name, json_t *v,
+		     gl_err *err)
 {
 	json_t *c = NULL;
+	const gl_field *f = gl_type_field(t, name);
 
 	if (check_strings(v, name, err) < 0)
 		return -1;
 	if (gl_types_coerce(ts, t, name, v, &c, err) < 0)
 		return -1;
+	if (f && check_links(e, ctx, f, c, err) < 0) {
+		json_decref(c);
+		return -1;
+	}
 	if (json_is_null(c) && !is_base(name)) {
 		/* unset custom field: reads show the default (spec §2.3) */
 		json_object_del(doc, name);
@@ -586,6 +641,50 @@ static int complete_doc(const gl_type *t, json_t *doc, gl_err *err)
 	return 0;
 }
 
+static int create_allowed(gl_engine *e, const gl_ctx *ctx,
+			  const gl_type *t, gl_err *err)
+{
+	if (t->is_all)
+		return gl_fail(err, 403, "Forbidden",
+			       "Artifacts cannot be created through the all type");
+	if (ctx->read_only || ctx->anonymous || !ctx->project_id)
+		return gl_fail(err, 403, "Forbidden",
+			       "Creating artifacts is forbidden to anonymous "
+			       "users");
+	return gl_engine_policy(e, ctx, "artifact:create", NULL, err);
+}
+
+int gl_engine_precheck_create(gl_engine *e, const gl_ctx *ctx,
+			      const char *type, gl_err *err)
+{
+	gl_types *ts;
+	const gl_type *t;
+	int rc;
+
+	if (gl_engine_type(e, type, &ts, &t, err) < 0)
+		return -1;
+	rc = create_allowed(e, ctx, t, err);
+	gl_types_unref(ts);
+	return rc;
+}
+
+int gl_engine_precheck_update(gl_engine *e, const gl_ctx *ctx,
+			      const char *type, const char *id, gl_err *err)
+{
+	gl_af af;
+	int rc = -1;
+
+	if (gl_engine_load(e, ctx, type, id, 1, &af, err) < 0)
+		return -1;
+	if (af.type->is_all)
+		gl_fail(err, 403, "Forbidden",
+			"Artifacts cannot be changed through the all type");
+	else
+		rc = gl_engine_policy(e, ctx, "artifact:update", af.doc, err);
+	gl_af_clear(&af);
+	return rc;
+}
+
 int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		     const json_t *body, json_t **out, gl_err *err)
 {
@@ -600,17 +699,7 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 
 	if (gl_engine_type(e, type, &ts, &t, err) < 0)
 		return -1;
-	if (t->is_all) {
-		gl_fail(err, 403, "Forbidden",
-			"Artifacts cannot be created through the all type");
-		goto out;
-	}
-	if (ctx->read_only || ctx->anonymous || !ctx->project_id) {
-		gl_fail(err, 403, "Forbidden",
-			"Creating artifacts is forbidden to anonymous users");
-		goto out;
-	}
-	if (gl_engine_policy(e, ctx, "artifact:create", NULL, err) < 0)
+	if (create_allowed(e, ctx, t, err) < 0)
 		goto out;
 	if (!json_is_object(body)) {
 		gl_fail(err, 400, "BadRequest",
@@ -653,7 +742,7 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 
 	doc = json_object();
 	json_object_foreach((json_t *)body, k, v)
-		if (set_field(ts, t, doc, k, v, err) < 0)
+		if (set_field(e, ctx, ts, t, doc, k, v, err) < 0)
 			goto out;
 	if (!json_object_get(doc, "version"))
 		json_object_set_new(doc, "version", json_string("0.0.0"));
@@ -691,7 +780,7 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 				continue;
 			if (json_equal(v, json_object_get(doc, k)))
 				continue;
-			if (set_field(ts, t, doc, k, v, err) < 0)
+			if (set_field(e, ctx, ts, t, doc, k, v, err) < 0)
 				goto out;
 		}
 	}
@@ -1008,7 +1097,8 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		 * type version must not block unrelated edits) */
 		if (nv && ov && json_equal(nv, ov))
 			continue;
-		if (set_field(af.ts, t, doc, f, nv ? nv : json_null(), err) < 0)
+		if (set_field(e, ctx, af.ts, t, doc, f, nv ? nv : json_null(),
+			      err) < 0)
 			goto out;
 	}
 	if (complete_doc(t, doc, err) < 0)

@@ -55,6 +55,12 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const gl_kv *query, int nquery, json_t **out, gl_err *err);
 int gl_engine_show(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, json_t **out, gl_err *err);
+/* The checks of create / update that need no body, so the API can answer
+ * them before the client sends it (Expect: 100-continue). */
+int gl_engine_precheck_create(gl_engine *e, const gl_ctx *ctx,
+			      const char *type, gl_err *err);
+int gl_engine_precheck_update(gl_engine *e, const gl_ctx *ctx,
+			      const char *type, const char *id, gl_err *err);
 int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		     const json_t *body, json_t **out, gl_err *err);
 /* patch: a JSON-patch array (RFC 6902). */

@@ -9,6 +9,7 @@
 
 static const char *prog_name = "glared";
 static int debug_on;
+static enum gl_log_level min_level = GL_LOG_DEBUG;
 
 void gl_log_init(const char *prog, int debug)
 {
@@ -20,6 +21,7 @@ void gl_log_init(const char *prog, int debug)
 }
 
 void gl_log_set_debug(int debug) { debug_on = debug; }
+void gl_log_set_min(enum gl_log_level lvl) { min_level = lvl; }
 int gl_log_debug_enabled(void) { return debug_on; }
 
 void gl_log(enum gl_log_level lvl, const char *fmt, ...)
@@ -31,7 +33,7 @@ void gl_log(enum gl_log_level lvl, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (lvl == GL_LOG_DEBUG && !debug_on)
+	if ((lvl == GL_LOG_DEBUG && !debug_on) || lvl < min_level)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);

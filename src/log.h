@@ -11,6 +11,8 @@ enum gl_log_level { GL_LOG_DEBUG, GL_LOG_INFO, GL_LOG_WARN, GL_LOG_ERROR };
 
 void gl_log_init(const char *prog, int debug);
 void gl_log_set_debug(int debug);
+/* Drop lines below lvl (the console keeps info lines off the REPL). */
+void gl_log_set_min(enum gl_log_level lvl);
 int gl_log_debug_enabled(void);
 
 void gl_log(enum gl_log_level lvl, const char *fmt, ...)

@@ -86,7 +86,7 @@ static void fill_paths(gl_conf *c)
 int main(int argc, char **argv)
 {
 	const char *cmd, *config = NULL, *host = NULL, *types_path = NULL;
-	int port = -1, i, nrest = 0;
+	int port = -1, i, nrest = 0, script_seen = 0;
 	char **rest = calloc((size_t)argc + 1, sizeof *rest);
 	char err[1024];
 	gl_conf *conf;
@@ -109,6 +109,12 @@ int main(int argc, char **argv)
 	/* the console takes its own arguments after the script name */
 	for (i = 2; i < argc; i++) {
 		const char *a = argv[i];
+		/* after a console script's name, every argument is the
+		 * script's own, even one that looks like ours */
+		if (script_seen) {
+			rest[nrest++] = argv[i];
+			continue;
+		}
 		if (!strcmp(a, "--config-file") && i + 1 < argc)
 			config = argv[++i];
 		else if (!strncmp(a, "--config-file=", 14))
@@ -119,8 +125,13 @@ int main(int argc, char **argv)
 			port = atoi(argv[++i]);
 		else if (!strcmp(a, "--types-path") && i + 1 < argc)
 			types_path = argv[++i];
-		else
+		else {
+			if (!strcmp(cmd, "console") && a[0] != '-' &&
+			    !(nrest > 0 && (!strcmp(rest[nrest - 1], "-e") ||
+					    !strcmp(rest[nrest - 1], "--timeout"))))
+				script_seen = 1;
 			rest[nrest++] = argv[i];
+		}
 	}
 	conf = gl_conf_load(config, err, sizeof err);
 	if (!conf) {

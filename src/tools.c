@@ -191,6 +191,9 @@ int gl_tool_console(gl_conf *conf, int argc, char **argv)
 	/* attached, the server's engine does the work: build none here */
 	if (o.attach)
 		return gl_console_run_attached(conf, &o);
+	/* the engine's info lines would interleave with the REPL */
+	if (!conf->debug)
+		gl_log_set_min(GL_LOG_WARN);
 	if (env_open(conf, &te) < 0) {
 		env_close(&te);
 		return 1;

@@ -484,3 +484,41 @@ def test_anonymous_read_only(make_server, uniq):
     assert r.status_code in (403, 404)
     # without any token it stays 401, as in Glare
     assert requests.get(s.url + SA).status_code == 401
+
+
+def test_links(server, uniq):
+    target = create(server, {"name": uniq()})
+    other = create(server, {"name": uniq()}, token=USER2)
+    good = "/artifacts/sample_artifact/" + target["id"]
+    af = create(server, {"name": uniq(), "link1": good,
+                         "link2": "http://example.com/some/thing",
+                         "list_of_links": [good]})
+    assert af["link1"] == good
+    for bad in ("/artifacts/sample_artifact/" + other["id"],     # invisible
+                "/artifacts/sample_artifact/00000000-0000-0000-0000-000000000000",
+                "/artifacts/x", "ftp://example.com/x", "nolink"):
+        r = server.post(SA, {"name": uniq(), "link1": bad})
+        assert r.status_code == 400, (bad, r.text)
+    err(patch(server, af, [{"op": "add", "path": "/list_of_links/-",
+                            "value": "/artifacts/images/" + other["id"]}]),
+        400)
+
+
+def test_create_and_patch_refused_before_body(server, uniq):
+    import socket
+    from conftest import status_of
+    af = create(server, {"name": uniq()})
+    for method, path, ct in (
+            ("POST", "/artifacts/nope", "application/json"),
+            ("POST", "/artifacts/all", "application/json"),
+            ("PATCH", "%s/%s" % (SA, "0" * 36), "application/json-patch+json"),
+            ("PATCH", "%s/%s" % (SA, af["id"]), "application/json")):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nX-Auth-Token: %s\r\n"
+                   "Content-Type: %s\r\nExpect: 100-continue\r\n"
+                   "Content-Length: 1000\r\n\r\n" % (method, path, USER2, ct))
+                  .encode())
+        out = s.recv(65536)
+        s.close()
+        assert status_of(out) in (403, 404, 415), (method, path, out[:80])
+        assert b"100 Continue" not in out
