@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <unistd.h>
 
 #define HOOK_READ_MAX (1 << 20) /* bytes a hook may read from an upload */
@@ -1276,6 +1277,24 @@ gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
 
 /* ---- recovery and shutdown -------------------------------------------------- */
 
+/* A "saving" record names the process that writes it (host:pid). Only
+ * this host can tell whether that process is gone; records of other hosts
+ * are theirs to recover. */
+static int owner_is_dead(gl_engine *e, const char *node)
+{
+	const char *colon;
+	long pid;
+
+	if (!node || !(colon = strrchr(node, ':')))
+		return 1;
+	if (strncmp(e->node, node, (size_t)(colon - node) + 1) != 0)
+		return 0;
+	pid = strtol(colon + 1, NULL, 10);
+	if (pid <= 0 || pid == (long)getpid())
+		return 1;
+	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 int gl_blob_recover(gl_engine *e, gl_err *err)
 {
 	json_t *list = NULL, *it;
@@ -1287,6 +1306,8 @@ int gl_blob_recover(gl_engine *e, gl_err *err)
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
 		const char *pending = sget(b, "pending");
+		if (!owner_is_dead(e, sget(b, "node")))
+			continue; /* another live process is still at it */
 		if (gl_meta_begin(e->meta, err) < 0)
 			break;
 		/* the object an interrupted commit may have renamed in */
@@ -1334,9 +1355,55 @@ void gl_blob_engine_free(gl_engine *e)
 
 /* ---- re-verification ----------------------------------------------------------- */
 
-int gl_engine_verify_external(gl_engine *e, int limit, int *changed,
-			      gl_err *err)
+/* Take a blob for verification: move its verified_at to now, unless it
+ * moved since it was listed (another verifier, maybe on another node, has
+ * it). The write transaction makes the test-and-set atomic. */
+static int claim(gl_engine *e, const char *aid, const char *field,
+		 const char *key, const json_t *seen)
 {
+	json_t *doc = NULL, *b, *rec;
+	gl_types *ts = gl_types_ref(e->types);
+	const gl_type *t;
+	gl_err err = { 0 };
+	int ok = 0;
+
+	if (gl_meta_begin(e->meta, &err) < 0)
+		goto out;
+	if (gl_meta_get(e->meta, NULL, aid, &doc, &err) != 0 ||
+	    !(t = gl_types_find(ts, sget(doc, "type_name"))))
+		goto rollback;
+	json_decref(doc);
+	doc = NULL;
+	if (gl_meta_get(e->meta, t, aid, &doc, &err) != 0)
+		goto rollback;
+	b = json_object_get(doc, field);
+	if (key)
+		b = json_object_get(b, key);
+	if (!json_is_object(b) ||
+	    !json_equal(json_object_get(b, "verified_at") ?
+				json_object_get(b, "verified_at") : json_null(),
+			seen ? seen : json_null()))
+		goto rollback;
+	rec = json_deep_copy(b);
+	json_object_set_new(rec, "verified_at", json_integer(gl_now_us()));
+	ok = gl_meta_blob_set(e->meta, aid, field, key ? key : "", rec,
+			      &err) == 0;
+	json_decref(rec);
+	if (ok && gl_meta_commit(e->meta, &err) == 0)
+		goto out;
+	ok = 0;
+rollback:
+	gl_meta_rollback(e->meta);
+out:
+	json_decref(doc);
+	gl_types_unref(ts);
+	return ok;
+}
+
+int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
+			      int *changed, gl_err *err)
+{
+	int64_t fresh_after = gl_now_us() - (int64_t)min_age_s * 1000000;
 	json_t *list = NULL, *it;
 	size_t i;
 	int n = 0;
@@ -1359,6 +1426,12 @@ int gl_engine_verify_external(gl_engine *e, int limit, int *changed,
 			continue;
 		if (key && !*key)
 			key = NULL;
+		if (min_age_s > 0 &&
+		    json_integer_value(json_object_get(b, "verified_at")) >
+			    fresh_after)
+			continue; /* checked recently (maybe by another node) */
+		if (!claim(e, aid, f, key, json_object_get(b, "verified_at")))
+			continue; /* another verifier took it meanwhile */
 		memset(&fo, 0, sizeof fo);
 		/* one byte more than recorded is enough to see growth */
 		fo.max_bytes = json_is_integer(sz) ? json_integer_value(sz) + 1 : -1;

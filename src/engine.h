@@ -151,10 +151,11 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 			  int has_key, json_t **out, gl_err *err);
 
 /* ---- external re-verification ------------------------------------------------ */
-/* Re-fetch up to limit external blobs (least recently verified first) and
- * compare; returns the number checked, or -1. Blocking (tools). */
-int gl_engine_verify_external(gl_engine *e, int limit, int *changed,
-			      gl_err *err);
+/* Re-fetch up to limit external blobs (least recently verified first, none
+ * verified in the last min_age_s seconds) and compare; returns the number
+ * checked, or -1. Blocking (tools). */
+int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
+			      int *changed, gl_err *err);
 
 struct gl_fetch;
 /* The worker's fetcher (created on first use). */

@@ -148,11 +148,18 @@ int gl_tool_verify(gl_conf *conf, int argc, char **argv)
 {
 	tool_env te;
 	int daemon = has_flag(argc, argv, "--daemon");
-	int interval = 3600, rc = 0;
+	int interval = 3600, min_age = -1, rc = 0;
 
-	for (int i = 0; i + 1 < argc; i++)
+	for (int i = 0; i + 1 < argc; i++) {
 		if (!strcmp(argv[i], "--interval"))
 			interval = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--min-age"))
+			min_age = atoi(argv[i + 1]);
+	}
+	/* a daemon (one per node, maybe several nodes) skips what any
+	 * verifier checked within its own period */
+	if (min_age < 0)
+		min_age = daemon ? interval : 0;
 	if (env_open(conf, &te) < 0) {
 		env_close(&te);
 		return 1;
@@ -162,7 +169,8 @@ int gl_tool_verify(gl_conf *conf, int argc, char **argv)
 	do {
 		gl_err err = { 0 };
 		int changed = 0;
-		int n = gl_engine_verify_external(te.e, 1000, &changed, &err);
+		int n = gl_engine_verify_external(te.e, 1000, min_age, &changed,
+						  &err);
 		if (n < 0) {
 			gl_error("verify: %s", err.msg);
 			rc = 1;

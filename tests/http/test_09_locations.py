@@ -440,3 +440,28 @@ def test_no_allow_list_refuses_loopback(fx):
         assert r.status_code == 400 and "refusing to connect" in msg(r)
     finally:
         s.stop()
+
+
+def test_parallel_verifiers_split_the_work(fx):
+    s = Server({"external_location_allowed_networks": "127.0.0.1/32"})
+    try:
+        n = 12
+        for i in range(n):
+            af = new(s)
+            r = add_loc(s, af, "blob", {"url": fx.url + "/data/%d" % (2000 + i)})
+            assert r.status_code == 200
+        time.sleep(1.5)   # registration counts as a verification
+        before = len([h for h in Fixture.hits if h.startswith("/data/2")])
+        procs = [subprocess.Popen([GLARED, "verify", "--config-file", s.conf,
+                                   "--min-age", "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(3)]
+        outs = [p.communicate(timeout=60)[0] for p in procs]
+        fetched = len([h for h in Fixture.hits
+                       if h.startswith("/data/2")]) - before
+        # every blob checked once in all, whoever checked it
+        assert fetched == n, (fetched, outs)
+        total = sum(int(o.split()[1]) for o in outs)
+        assert total == n, outs
+    finally:
+        s.stop()
