@@ -1261,7 +1261,7 @@ static int api_verify(lua_State *L)
 				  "direct console (without --attach) or with "
 				  "`glared verify`");
 	luaL_argcheck(L, limit > 0 && limit <= 1000000, 1, "out of range");
-	n = gl_engine_verify_external(c->e, (int)limit, &changed, &err);
+	n = gl_engine_verify_external(c->e, (int)limit, 0, &changed, &err);
 	if (n < 0)
 		return raise_err(L, &err);
 	lua_createtable(L, 0, 2);
