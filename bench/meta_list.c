@@ -10,9 +10,10 @@
  * database in DIR and reuses it on the next run.
  *
  * Build and run by hand from the repository root:
- *   cc -std=gnu11 -D_GNU_SOURCE -O2 -Isrc -o /tmp/meta_list \
- *      bench/meta_list.c src/util.c src/fault.c src/http.c src/log.c \
- *      -lsqlite3 -ljansson -lcrypto -levent -lhttp_parser
+ *   cc -std=gnu11 -D_GNU_SOURCE -O2 -Isrc -I/usr/include/postgresql \
+ *      -o /tmp/meta_list bench/meta_list.c src/meta.c src/meta_pg.c \
+ *      src/util.c src/fault.c src/http.c src/log.c \
+ *      -lsqlite3 -ljansson -lcrypto -levent -lhttp_parser -lpq
  *   /tmp/meta_list [-n N] [-a] [-p] [-d DIR]
  *
  * meta_sqlite.c is included, not linked, so the benchmark can reach the
@@ -149,7 +150,7 @@ static void explain(gl_meta *m, const char *what)
 
 	if (asprintf(&sql, "EXPLAIN QUERY PLAN %s", what) < 0)
 		return;
-	if (sqlite3_prepare_v2(m->db, sql, -1, &s, NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(sq(m)->db, sql, -1, &s, NULL) == SQLITE_OK) {
 		while (sqlite3_step(s) == SQLITE_ROW)
 			printf("      %s\n", sqlite3_column_text(s, 3));
 		sqlite3_finalize(s);
@@ -299,8 +300,8 @@ int main(int argc, char **argv)
 		       (now_ms() - t) / 1e3, (now_ms() - t) * 1e3 / n);
 	}
 	if (analyze)
-		sqlite3_exec(m->db, "ANALYZE", NULL, NULL, NULL);
-	sqlite3_trace_v2(m->db, SQLITE_TRACE_STMT, trace, NULL);
+		sqlite3_exec(sq(m)->db, "ANALYZE", NULL, NULL, NULL);
+	sqlite3_trace_v2(sq(m)->db, SQLITE_TRACE_STMT, trace, NULL);
 
 	json_t *v_linux = json_pack("[s]", "linux");
 	json_t *v_build = json_pack("[i]", 54323);

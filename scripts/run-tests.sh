@@ -26,6 +26,18 @@ num() { # regex file -> first captured number or 0
 	echo "${n:-0}"
 }
 
+# ---- services the scale-out tests run against ---------------------------------
+# A throwaway PostgreSQL on loopback, started once per run, stopped at exit.
+if scripts/pg.sh start > "$LOGDIR/pg.log" 2>&1; then
+	GLARED_PG_URL=$(scripts/pg.sh url)
+	export GLARED_PG_URL
+	trap 'scripts/pg.sh stop >/dev/null 2>&1' EXIT
+else
+	echo "== PostgreSQL did not start (see $LOGDIR/pg.log)"
+	tail -5 "$LOGDIR/pg.log"
+	total_fail=$((total_fail + 1))
+fi
+
 # ---- C unit tests --------------------------------------------------------
 if [ -x "$BUILD/unit-tests" ]; then
 	"$BUILD/unit-tests" > "$LOGDIR/unit.log" 2>&1

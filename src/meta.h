@@ -1,8 +1,8 @@
 /* meta.h - the metadata store: artifacts, blob records, quotas.
  *
  * A narrow interface the engine uses; sqlite3 (meta_sqlite.c) is the
- * embedded default and PostgreSQL can implement the same calls for
- * scale-out. The store knows the artifact *layout* (which fields are base
+ * embedded default and PostgreSQL (meta_pg.c) serves scale-out, both behind
+ * the dispatcher in meta.c with the same semantics. The store knows the artifact *layout* (which fields are base
  * columns, which go to the typed property table, which are blobs) from the
  * gl_type, but no *rules*: visibility, lifecycle and quotas are the
  * engine's. Every write happens inside gl_meta_begin/commit, a write
@@ -39,7 +39,7 @@
 typedef struct gl_meta gl_meta;
 
 /* Open the store named by [database] connection (sqlite:///PATH,
- * sqlite:////abs/path, or a bare path). An empty database gets the current
+ * sqlite:////abs/path, a bare path, or postgresql://user:pass@host:port/db). An empty database gets the current
  * schema; an older one needs `glared db upgrade` (error says so). */
 gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err);
 void gl_meta_close(gl_meta *m);

@@ -28,7 +28,7 @@
  *
  * Uses sqlite3, jansson, util.c (time), fault.c (gl_fail).
  */
-#include "meta.h"
+#include "meta_backend.h"
 #include "util.h"
 
 #include <errno.h>
@@ -334,13 +334,26 @@ struct dyn_stmt {
 	uint64_t used;
 };
 
-struct gl_meta {
+/* The connection; `base` first, so a gl_meta * is an sq_meta *. */
+typedef struct sq_meta {
+	struct gl_meta base;
 	sqlite3 *db;
 	int version;
 	sqlite3_stmt *stmts[S_COUNT];
 	struct dyn_stmt dyn[DYN_CACHE];
 	uint64_t tick;
-};
+} sq_meta;
+
+static sq_meta *sq(gl_meta *gm)
+{
+	return (sq_meta *)gm;
+}
+
+/* ops (the table is at the end of the file) that call each other */
+static void sq_close(gl_meta *gm);
+static void sq_rollback(gl_meta *gm);
+static int sq_blob_delete(gl_meta *gm, const char *artifact_id,
+			  const char *field, const char *key, gl_err *err);
 
 /* ------------------------------------------------------------------------
  * Memory and small helpers. Out of memory is fatal, as everywhere in
@@ -453,7 +466,7 @@ static json_t *time_json(int64_t us)
 
 /* The failure of the last call on m->db, as the engine reports it. Must run
  * before the statement is reset (the message belongs to the failure). */
-static int db_fail(gl_meta *m, int rc, gl_err *err)
+static int db_fail(sq_meta *m, int rc, gl_err *err)
 {
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return gl_fail(err, 409, "Conflict",
@@ -461,7 +474,7 @@ static int db_fail(gl_meta *m, int rc, gl_err *err)
 	return gl_fail(err, 500, NULL, "DBError: %s", sqlite3_errmsg(m->db));
 }
 
-static sqlite3_stmt *st(gl_meta *m, enum stmt_id id, gl_err *err)
+static sqlite3_stmt *st(sq_meta *m, enum stmt_id id, gl_err *err)
 {
 	int rc;
 
@@ -487,7 +500,7 @@ static void finish(sqlite3_stmt *s)
 }
 
 /* Step a statement that returns no rows, then reset it. */
-static int run(gl_meta *m, sqlite3_stmt *s, gl_err *err)
+static int run(sq_meta *m, sqlite3_stmt *s, gl_err *err)
 {
 	int rc = sqlite3_step(s);
 
@@ -500,7 +513,7 @@ static int run(gl_meta *m, sqlite3_stmt *s, gl_err *err)
 	return 0;
 }
 
-static int run_id(gl_meta *m, enum stmt_id id, gl_err *err)
+static int run_id(sq_meta *m, enum stmt_id id, gl_err *err)
 {
 	sqlite3_stmt *s = st(m, id, err);
 
@@ -579,12 +592,12 @@ static json_t *col_json(sqlite3_stmt *s, int c)
 
 /* Savepoints make each multi-statement call atomic on its own, inside the
  * engine's transaction or outside any (then it is a transaction itself). */
-static int sp_begin(gl_meta *m, gl_err *err)
+static int sp_begin(sq_meta *m, gl_err *err)
 {
 	return run_id(m, S_SP_BEGIN, err);
 }
 
-static int sp_end(gl_meta *m, int ok, gl_err *err)
+static int sp_end(sq_meta *m, int ok, gl_err *err)
 {
 	gl_err ignore;
 
@@ -623,14 +636,11 @@ static char *db_path(const char *conn, gl_err *err)
 			return NULL;
 		}
 	} else if (strstr(conn, "://")) {
-		/* never echo the URL: it may carry a password */
-		if (strncmp(conn, "postgres", 8) == 0)
-			gl_fail(err, 500, NULL,
-				"PostgreSQL store not built yet");
-		else
-			gl_fail(err, 500, NULL,
-				"[database] connection: unsupported database"
-				" (use sqlite:///path)");
+		/* never echo the URL: it may carry a password (postgresql://
+		 * never gets here: meta.c sends it to meta_pg.c) */
+		gl_fail(err, 500, NULL,
+			"[database] connection: unsupported database"
+			" (use sqlite:///path or postgresql://...)");
 		return NULL;
 	} else {
 		p = conn;
@@ -675,7 +685,7 @@ static int make_parent(const char *path, gl_err *err)
 	return rc;
 }
 
-static int exec_sql(gl_meta *m, const char *sql, gl_err *err)
+static int exec_sql(sq_meta *m, const char *sql, gl_err *err)
 {
 	char *msg = NULL;
 	int rc = sqlite3_exec(m->db, sql, NULL, NULL, &msg);
@@ -693,7 +703,7 @@ static int exec_sql(gl_meta *m, const char *sql, gl_err *err)
 	return 0;
 }
 
-static int query_int(gl_meta *m, const char *sql, int64_t *out, gl_err *err)
+static int query_int(sq_meta *m, const char *sql, int64_t *out, gl_err *err)
 {
 	sqlite3_stmt *s;
 	int rc = sqlite3_prepare_v2(m->db, sql, -1, &s, NULL);
@@ -715,7 +725,7 @@ static int query_int(gl_meta *m, const char *sql, int64_t *out, gl_err *err)
  * database, apply missing steps when upgrading, refuse otherwise. The
  * version is re-read under the write lock, since another worker may be
  * doing the same at the same moment. */
-static int migrate(gl_meta *m, int upgrade, gl_err *err)
+static int migrate(sq_meta *m, int upgrade, gl_err *err)
 {
 	int64_t v, tables;
 	char sql[64];
@@ -756,10 +766,10 @@ fail:
 	return -1;
 }
 
-gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err)
+gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade, gl_err *err)
 {
-	gl_meta *m;
-	char *path = db_path(conf ? conf->db_connection : NULL, err);
+	sq_meta *m;
+	char *path = db_path(conn, err);
 	int rc;
 
 	if (!path)
@@ -789,17 +799,20 @@ gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err)
 		goto fail;
 	if (migrate(m, upgrade, err))
 		goto fail;
+	m->base.ops = &gl_meta_sqlite_ops;
 	m->version = SCHEMA_VERSION;
 	free(path);
-	return m;
+	return &m->base;
 fail:
 	free(path);
-	gl_meta_close(m);
+	sq_close(&m->base);
 	return NULL;
 }
 
-void gl_meta_close(gl_meta *m)
+static void sq_close(gl_meta *gm)
 {
+	sq_meta *m = sq(gm);
+
 	if (!m)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
@@ -814,8 +827,10 @@ void gl_meta_close(gl_meta *m)
 	free(m);
 }
 
-int gl_meta_schema_version(gl_meta *m)
+static int sq_schema_version(gl_meta *gm)
 {
+	sq_meta *m = sq(gm);
+
 	return m->version;
 }
 
@@ -823,23 +838,28 @@ int gl_meta_schema_version(gl_meta *m)
  * Transactions.
  * ---------------------------------------------------------------------- */
 
-int gl_meta_begin(gl_meta *m, gl_err *err)
+static int sq_begin(gl_meta *gm, gl_err *err)
 {
+	sq_meta *m = sq(gm);
+
 	return run_id(m, S_BEGIN, err);
 }
 
 /* A failed COMMIT leaves the transaction open; it is rolled back here so
  * the connection is usable again and the caller's error path is simple. */
-int gl_meta_commit(gl_meta *m, gl_err *err)
+static int sq_commit(gl_meta *gm, gl_err *err)
 {
+	sq_meta *m = sq(gm);
+
 	if (run_id(m, S_COMMIT, err) == 0)
 		return 0;
-	gl_meta_rollback(m);
+	sq_rollback(&m->base);
 	return -1;
 }
 
-void gl_meta_rollback(gl_meta *m)
+static void sq_rollback(gl_meta *gm)
 {
+	sq_meta *m = sq(gm);
 	gl_err ignore;
 
 	if (!sqlite3_get_autocommit(m->db))
@@ -927,7 +947,7 @@ static json_t *blob_json(sqlite3_stmt *s, int c0)
 /* The artifact of an ART_COLS row. type NULL: the all view (base fields and
  * type_name); otherwise every field of the type, custom ones from doc
  * (null when unset), blob fields null and folders {} until attached. */
-static int row_json(gl_meta *m, sqlite3_stmt *s, const gl_type *type,
+static int row_json(sq_meta *m, sqlite3_stmt *s, const gl_type *type,
 		    json_t **out, gl_err *err)
 {
 	json_t *af = json_object(), *doc;
@@ -988,7 +1008,7 @@ static int row_json(gl_meta *m, sqlite3_stmt *s, const gl_type *type,
 /* Attach the blob rows of a statement (artifact_id, field, key, BLOB_COLS)
  * to the artifacts in idx (id -> artifact). Records of fields the type no
  * longer has are left out. */
-static int attach_blobs(gl_meta *m, sqlite3_stmt *s, const gl_type *type,
+static int attach_blobs(sq_meta *m, sqlite3_stmt *s, const gl_type *type,
 			json_t *idx, gl_err *err)
 {
 	int rc;
@@ -1023,9 +1043,10 @@ static int attach_blobs(gl_meta *m, sqlite3_stmt *s, const gl_type *type,
  * Artifacts.
  * ---------------------------------------------------------------------- */
 
-int gl_meta_get(gl_meta *m, const gl_type *type, const char *id,
-		json_t **af, gl_err *err)
+static int sq_get(gl_meta *gm, const gl_type *type, const char *id, json_t **af,
+		  gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
 	json_t *a = NULL, *idx;
 	int rc, ret = -1;
@@ -1072,7 +1093,7 @@ out:
 
 /* One properties row per scalar; nulls and non-scalars are not stored.
  * DateTime values are stored as microseconds so filters compare numbers. */
-static int prop_row(gl_meta *m, sqlite3_stmt *s, const char *id,
+static int prop_row(sq_meta *m, sqlite3_stmt *s, const char *id,
 		    const char *name, const char *key, const json_t *v, int pos,
 		    gl_kind kind, gl_err *err)
 {
@@ -1091,7 +1112,7 @@ static int prop_row(gl_meta *m, sqlite3_stmt *s, const char *id,
 	return run(m, s, err);
 }
 
-static int field_props(gl_meta *m, sqlite3_stmt *s, const char *id,
+static int field_props(sq_meta *m, sqlite3_stmt *s, const char *id,
 		       const gl_field *f, const json_t *v, gl_err *err)
 {
 	const char *k;
@@ -1163,9 +1184,10 @@ static int bind_artifact(sqlite3_stmt *s, const gl_type *type,
 	return 0;
 }
 
-int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af,
-		const gl_vkey *vk, int insert, gl_err *err)
+static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
+		  const gl_vkey *vk, int insert, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	const char *id = str_of(af, "id");
 	json_t *doc, *tags, *v;
 	char *doc_text = NULL;
@@ -1272,8 +1294,9 @@ out:
 	return ret;
 }
 
-int gl_meta_delete(gl_meta *m, const char *id, gl_err *err)
+static int sq_delete(gl_meta *gm, const char *id, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_DELETE, err);
 
 	if (!s)
@@ -1282,9 +1305,10 @@ int gl_meta_delete(gl_meta *m, const char *id, gl_err *err)
 	return run(m, s, err); /* tags, properties, blobs: ON DELETE CASCADE */
 }
 
-int gl_meta_deleted(gl_meta *m, int64_t before_us, int limit, json_t **out,
-		    gl_err *err)
+static int sq_deleted(gl_meta *gm, int64_t before_us, int limit, json_t **out,
+		      gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_DELETED, err);
 	json_t *arr;
 	int rc;
@@ -1308,9 +1332,10 @@ int gl_meta_deleted(gl_meta *m, int64_t before_us, int limit, json_t **out,
 	return arr ? 0 : -1;
 }
 
-int gl_meta_set_status(gl_meta *m, const char *id, const char *status,
-		       gl_err *err)
+static int sq_set_status(gl_meta *gm, const char *id, const char *status,
+			 gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_SET_STATUS, err);
 
 	if (!s)
@@ -1326,10 +1351,11 @@ int gl_meta_set_status(gl_meta *m, const char *id, const char *status,
 	return 0;
 }
 
-int gl_meta_scope_taken(gl_meta *m, const char *type_name, const char *name,
-			const gl_vkey *vk, const char *owner,
-			const char *exclude_id, gl_err *err)
+static int sq_scope_taken(gl_meta *gm, const char *type_name, const char *name,
+			  const gl_vkey *vk, const char *owner,
+			  const char *exclude_id, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, owner ? S_SCOPE_PRIVATE : S_SCOPE_PUBLIC, err);
 	int rc;
 
@@ -1351,7 +1377,7 @@ int gl_meta_scope_taken(gl_meta *m, const char *type_name, const char *name,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int count_query(gl_meta *m, enum stmt_id id, const char *a1,
+static int count_query(sq_meta *m, enum stmt_id id, const char *a1,
 		       const char *a2, int64_t *n, gl_err *err)
 {
 	sqlite3_stmt *s = st(m, id, err);
@@ -1371,16 +1397,20 @@ static int count_query(gl_meta *m, enum stmt_id id, const char *a1,
 	return rc == SQLITE_ROW ? 0 : -1;
 }
 
-int gl_meta_count_artifacts(gl_meta *m, const char *owner,
-			    const char *type_name, int64_t *n, gl_err *err)
+static int sq_count_artifacts(gl_meta *gm, const char *owner,
+			      const char *type_name, int64_t *n, gl_err *err)
 {
+	sq_meta *m = sq(gm);
+
 	return count_query(m, type_name ? S_COUNT_OWNER_TYPE : S_COUNT_OWNER,
 			   owner, type_name, n, err);
 }
 
-int gl_meta_used_bytes(gl_meta *m, const char *owner, const char *type_name,
-		       int64_t *n, gl_err *err)
+static int sq_used_bytes(gl_meta *gm, const char *owner, const char *type_name,
+			 int64_t *n, gl_err *err)
 {
+	sq_meta *m = sq(gm);
+
 	return count_query(m, type_name ? S_USED_OWNER_TYPE : S_USED_OWNER,
 			   owner, type_name, n, err);
 }
@@ -1389,9 +1419,10 @@ int gl_meta_used_bytes(gl_meta *m, const char *owner, const char *type_name,
  * Blob records.
  * ---------------------------------------------------------------------- */
 
-int gl_meta_blob_set(gl_meta *m, const char *artifact_id, const char *field,
-		     const char *key, const json_t *blob, gl_err *err)
+static int sq_blob_set(gl_meta *gm, const char *artifact_id, const char *field,
+		       const char *key, const json_t *blob, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
 	json_t *extra, *v;
 	const char *k;
@@ -1400,7 +1431,7 @@ int gl_meta_blob_set(gl_meta *m, const char *artifact_id, const char *field,
 	int c;
 
 	if (!blob || json_is_null(blob))
-		return gl_meta_blob_delete(m, artifact_id, field, key, err);
+		return sq_blob_delete(gm, artifact_id, field, key, err);
 	if (!json_is_object(blob))
 		return gl_fail(err, 500, NULL, "DBError: blob is not an object");
 	if (!(s = st(m, S_BLOB_SET, err)))
@@ -1464,9 +1495,10 @@ int gl_meta_blob_set(gl_meta *m, const char *artifact_id, const char *field,
 	return run(m, s, err);
 }
 
-int gl_meta_blob_delete(gl_meta *m, const char *artifact_id,
-			const char *field, const char *key, gl_err *err)
+static int sq_blob_delete(gl_meta *gm, const char *artifact_id,
+			  const char *field, const char *key, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_BLOB_DEL, err);
 
 	if (!s)
@@ -1477,14 +1509,16 @@ int gl_meta_blob_delete(gl_meta *m, const char *artifact_id,
 	return run(m, s, err);
 }
 
-int gl_meta_blob_refs(gl_meta *m, const char *store, const char *location,
-		      int64_t *n, gl_err *err)
+static int sq_blob_refs(gl_meta *gm, const char *store, const char *location,
+			int64_t *n, gl_err *err)
 {
+	sq_meta *m = sq(gm);
+
 	return count_query(m, S_BLOB_REFS, store, location, n, err);
 }
 
 /* Rows of BLOB_LIST_SQL as {artifact_id, type_name, field, key, blob}. */
-static int blob_list(gl_meta *m, sqlite3_stmt *s, json_t **out, gl_err *err)
+static int blob_list(sq_meta *m, sqlite3_stmt *s, json_t **out, gl_err *err)
 {
 	json_t *arr = json_array();
 	int rc;
@@ -1505,16 +1539,18 @@ static int blob_list(gl_meta *m, sqlite3_stmt *s, json_t **out, gl_err *err)
 	return arr ? 0 : -1;
 }
 
-int gl_meta_saving_blobs(gl_meta *m, json_t **out, gl_err *err)
+static int sq_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_SAVING, err);
 
 	*out = NULL;
 	return s ? blob_list(m, s, out, err) : -1;
 }
 
-int gl_meta_external_blobs(gl_meta *m, int limit, json_t **out, gl_err *err)
+static int sq_external_blobs(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_EXTERNAL, err);
 
 	*out = NULL;
@@ -1524,9 +1560,10 @@ int gl_meta_external_blobs(gl_meta *m, int limit, json_t **out, gl_err *err)
 	return blob_list(m, s, out, err);
 }
 
-int gl_meta_gc_push(gl_meta *m, const char *store, const char *location,
-		    gl_err *err)
+static int sq_gc_push(gl_meta *gm, const char *store, const char *location,
+		      gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_GC_PUSH, err);
 
 	if (!s)
@@ -1537,8 +1574,9 @@ int gl_meta_gc_push(gl_meta *m, const char *store, const char *location,
 	return run(m, s, err);
 }
 
-int gl_meta_gc_list(gl_meta *m, int limit, json_t **out, gl_err *err)
+static int sq_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_GC_LIST, err);
 	json_t *arr;
 	int rc;
@@ -1561,9 +1599,10 @@ int gl_meta_gc_list(gl_meta *m, int limit, json_t **out, gl_err *err)
 	return arr ? 0 : -1;
 }
 
-int gl_meta_gc_pop(gl_meta *m, const char *store, const char *location,
-		   gl_err *err)
+static int sq_gc_pop(gl_meta *gm, const char *store, const char *location,
+		     gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_GC_POP, err);
 
 	if (!s)
@@ -2009,7 +2048,7 @@ static int drive_sql(frag *f, const gl_filter *flt, gl_err *err)
 }
 
 /* A listing statement from the LRU (prepared on a miss). */
-static sqlite3_stmt *dyn_get(gl_meta *m, const char *sql, gl_err *err)
+static sqlite3_stmt *dyn_get(sq_meta *m, const char *sql, gl_err *err)
 {
 	struct dyn_stmt *victim = &m->dyn[0];
 	int rc;
@@ -2043,7 +2082,7 @@ static sqlite3_stmt *dyn_get(gl_meta *m, const char *sql, gl_err *err)
 
 /* Prepare (or reuse) and bind a fragment. Text is bound SQLITE_STATIC: the
  * strings outlive the statement's use (reset before the call returns). */
-static sqlite3_stmt *frag_stmt(gl_meta *m, const frag *f, gl_err *err)
+static sqlite3_stmt *frag_stmt(sq_meta *m, const frag *f, gl_err *err)
 {
 	sqlite3_stmt *s = dyn_get(m, f->sql.p, err);
 
@@ -2069,7 +2108,7 @@ static sqlite3_stmt *frag_stmt(gl_meta *m, const frag *f, gl_err *err)
 	return s;
 }
 
-static int frag_count(gl_meta *m, const frag *f, int64_t *n, gl_err *err)
+static int frag_count(sq_meta *m, const frag *f, int64_t *n, gl_err *err)
 {
 	sqlite3_stmt *s = frag_stmt(m, f, err);
 	int rc;
@@ -2090,7 +2129,7 @@ static int frag_count(gl_meta *m, const frag *f, int64_t *n, gl_err *err)
  * the filter the driving rows fully imply (-1 if none). Returns 1 driven,
  * 2 walking the first custom sort key (its join is then in the FROM), 0
  * plain, -1 error. */
-static int from_sql(gl_meta *m, frag *from, const gl_list_query *q,
+static int from_sql(sq_meta *m, frag *from, const gl_list_query *q,
 		    int *skip, gl_err *err)
 {
 	frag best = { 0 };
@@ -2274,7 +2313,7 @@ static void sort_exists(frag *f, const gl_list_query *q)
 }
 
 /* The marker's sort values (owned copies), read from its row. */
-static int marker_values(gl_meta *m, const gl_list_query *q,
+static int marker_values(sq_meta *m, const gl_list_query *q,
 			 const struct skey *k, int n, param **out, gl_err *err)
 {
 	frag f = { 0 };
@@ -2385,9 +2424,11 @@ static void marker_sql(frag *f, const struct skey *k, int n, const param *mv)
 	f_sql(f, ")");
 }
 
-int gl_meta_list(gl_meta *m, const gl_list_query *q, json_t **artifacts,
-		 int64_t *total, gl_err *err)
+static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
+		   int64_t *total, gl_err *err)
 {
+	sq_meta *m = sq(gm);
+
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
 				      ? q->type : NULL;
 	frag where = { 0 }, cwhere = { 0 }, from = { 0 }, joins = { 0 },
@@ -2511,8 +2552,9 @@ out:
  * Quotas.
  * ---------------------------------------------------------------------- */
 
-int gl_meta_quotas_set(gl_meta *m, const json_t *projects, gl_err *err)
+static int sq_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *del, *ins;
 	json_t *p, *qv;
 	size_t i, j;
@@ -2552,9 +2594,10 @@ out:
 	return sp_end(m, ret == 0, err);
 }
 
-int gl_meta_quotas_get(gl_meta *m, const char *project, json_t **out,
-		       gl_err *err)
+static int sq_quotas_get(gl_meta *gm, const char *project, json_t **out,
+			 gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, project ? S_QUOTA_ONE : S_QUOTA_ALL, err);
 	json_t *res;
 	int rc;
@@ -2594,9 +2637,10 @@ int gl_meta_quotas_get(gl_meta *m, const char *project, json_t **out,
  * blob I/O so no blob is ever held in memory whole.
  * ---------------------------------------------------------------------- */
 
-int gl_meta_data_put_file(gl_meta *m, const char *location, int fd,
-			  int64_t size, gl_err *err)
+static int sq_data_put_file(gl_meta *gm, const char *location, int fd,
+			    int64_t size, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
 	sqlite3_blob *b = NULL;
 	char *buf = NULL;
@@ -2658,7 +2702,7 @@ out:
 }
 
 /* rowid and size of a stored object: 0, 1 not found, -1 error */
-static int data_find(gl_meta *m, const char *location, int64_t *rowid,
+static int data_find(sq_meta *m, const char *location, int64_t *rowid,
 		     int64_t *size, gl_err *err)
 {
 	sqlite3_stmt *s = st(m, S_DATA_FIND, err);
@@ -2678,9 +2722,10 @@ static int data_find(gl_meta *m, const char *location, int64_t *rowid,
 	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? 1 : -1;
 }
 
-int64_t gl_meta_data_read(gl_meta *m, const char *location, int64_t off,
-			  void *buf, int64_t len, gl_err *err)
+static int64_t sq_data_read(gl_meta *gm, const char *location, int64_t off,
+			    void *buf, int64_t len, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_blob *b;
 	int64_t rowid, size;
 	int rc = data_find(m, location, &rowid, &size, err);
@@ -2716,16 +2761,18 @@ int64_t gl_meta_data_read(gl_meta *m, const char *location, int64_t off,
 	return len;
 }
 
-int gl_meta_data_exists(gl_meta *m, const char *location, gl_err *err)
+static int sq_data_exists(gl_meta *gm, const char *location, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	int64_t rowid, size;
 	int rc = data_find(m, location, &rowid, &size, err);
 
 	return rc < 0 ? -1 : rc == 0;
 }
 
-int gl_meta_data_delete(gl_meta *m, const char *location, gl_err *err)
+static int sq_data_delete(gl_meta *gm, const char *location, gl_err *err)
 {
+	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_DATA_DEL, err);
 
 	if (!s)
@@ -2733,3 +2780,35 @@ int gl_meta_data_delete(gl_meta *m, const char *location, gl_err *err)
 	bind_text(s, 1, location);
 	return run(m, s, err);
 }
+
+const struct gl_meta_ops gl_meta_sqlite_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.begin = sq_begin,
+	.commit = sq_commit,
+	.rollback = sq_rollback,
+	.get = sq_get,
+	.put = sq_put,
+	.del = sq_delete,
+	.deleted = sq_deleted,
+	.set_status = sq_set_status,
+	.scope_taken = sq_scope_taken,
+	.count_artifacts = sq_count_artifacts,
+	.used_bytes = sq_used_bytes,
+	.blob_set = sq_blob_set,
+	.blob_delete = sq_blob_delete,
+	.blob_refs = sq_blob_refs,
+	.saving_blobs = sq_saving_blobs,
+	.external_blobs = sq_external_blobs,
+	.gc_push = sq_gc_push,
+	.gc_list = sq_gc_list,
+	.gc_pop = sq_gc_pop,
+	.list = sq_list,
+	.quotas_set = sq_quotas_set,
+	.quotas_get = sq_quotas_get,
+	.data_put_file = sq_data_put_file,
+	.data_read = sq_data_read,
+	.data_exists = sq_data_exists,
+	.data_delete = sq_data_delete,
+};

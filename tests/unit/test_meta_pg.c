@@ -1,0 +1,593 @@
+/* test_meta_pg.c - unit tests for meta_pg.c against a real PostgreSQL: the
+ * scenarios every metadata backend must pass (meta_scenarios.h, the same
+ * ones test_meta.c runs on sqlite), plus schema creation and versioning,
+ * two nodes racing on one name/version scope or one artifact (exactly one
+ * commits, the other gets its 409), the data store's pieces, and
+ * reconnecting after the server dropped the connection.
+ *
+ * Needs GLARED_PG_URL, e.g.
+ *   scripts/pg.sh start && GLARED_PG_URL=$(scripts/pg.sh url) \
+ *       build/unit-tests meta_pg
+ * Without it every case prints "skip" and passes.
+ *
+ * Each case gets a fresh schema (glared_t<pid>) in that database, chosen
+ * through the URL (options=-csearch_path=...), so cases never see each
+ * other's rows; its backends carry the schema as application_name, which
+ * is how the reconnect cases find the one to terminate.
+ */
+#include "unit.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "meta.h"
+#include "util.h"
+
+/* ---- fixture (see meta_scenarios.h) ------------------------------------- */
+
+#define PROP_VALUE "value_num"
+#define PROP_IS_NUMBER "SELECT (value_num IS NOT NULL)::int"
+
+typedef struct fx {
+	char dir[64];
+	char schema[64];
+	char conn[1024];
+	gl_meta *m;
+	gl_err err;
+} fx;
+
+static const char *pg_url(void)
+{
+	const char *u = getenv("GLARED_PG_URL");
+
+	return u && *u ? u : NULL;
+}
+
+static int fx_skip(void)
+{
+	if (pg_url())
+		return 0;
+	printf("skip meta_pg: GLARED_PG_URL is not set (scripts/pg.sh)\n");
+	return 1;
+}
+
+/* A raw connection beside the store (search_path: schema, if given). */
+static PGconn *raw_conn(const char *schema)
+{
+	PGconn *c = PQconnectdb(pg_url());
+	char sql[128];
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "meta_pg: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	if (schema) {
+		snprintf(sql, sizeof sql, "SET search_path TO %s", schema);
+		PQclear(PQexec(c, sql));
+	}
+	return c;
+}
+
+static int raw_exec_in(const char *schema, const char *sql)
+{
+	PGconn *c = raw_conn(schema);
+	PGresult *r;
+	int ok;
+
+	if (!c)
+		return -1;
+	r = PQexec(c, sql);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK ||
+	     PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "meta_pg: %s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+static int raw_exec(fx *f, const char *sql)
+{
+	return raw_exec_in(f->schema, sql);
+}
+
+/* One integer; -1 no row or NULL, -2 error. */
+static int64_t raw_int(fx *f, const char *sql)
+{
+	PGconn *c = raw_conn(f->schema);
+	PGresult *r;
+	int64_t v = -2;
+
+	if (!c)
+		return -2;
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		v = PQntuples(r) && !PQgetisnull(r, 0, 0)
+			    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+	else
+		fprintf(stderr, "meta_pg: %s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* The store URL for a schema: the base URL plus search_path and
+ * application_name (libpq takes its keywords as URL parameters). */
+static void schema_url(char *out, size_t n, const char *schema)
+{
+	const char *base = pg_url();
+
+	snprintf(out, n, "%s%coptions=-csearch_path%%3D%s&application_name=%s",
+		 base, strchr(base, '?') ? '&' : '?', schema, schema);
+}
+
+/* A case that failed a CHECK returns without fx_close; its connection
+ * would keep its transaction (and the writers' lock) and make every later
+ * case wait. The next fx_open closes it. */
+static gl_meta *leaked;
+
+/* A store in a fresh schema, and a temp dir for files. */
+static gl_meta *fx_open(fx *f)
+{
+	gl_conf conf;
+	char sql[192];
+
+	if (leaked) {
+		gl_meta_close(leaked);
+		leaked = NULL;
+	}
+	memset(f, 0, sizeof *f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/glmetapg.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return NULL;
+	snprintf(f->schema, sizeof f->schema, "glared_t%d", (int)getpid());
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE;"
+		 " CREATE SCHEMA %s", f->schema, f->schema);
+	if (raw_exec_in(NULL, sql))
+		return NULL;
+	schema_url(f->conn, sizeof f->conn, f->schema);
+	memset(&conf, 0, sizeof conf);
+	conf.db_connection = f->conn;
+	f->m = gl_meta_open(&conf, 0, &f->err);
+	if (!f->m)
+		fprintf(stderr, "meta_pg: open: %s\n", f->err.msg);
+	leaked = f->m;
+	return f->m;
+}
+
+static void fx_close(fx *f)
+{
+	char sql[128];
+
+	gl_meta_close(f->m);
+	if (leaked == f->m)
+		leaked = NULL;
+	f->m = NULL;
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE",
+		 f->schema);
+	raw_exec_in(NULL, sql);
+	if (f->dir[0])
+		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static gl_meta *reopen(fx *f, int upgrade)
+{
+	gl_conf conf;
+
+	memset(&conf, 0, sizeof conf);
+	conf.db_connection = f->conn;
+	return gl_meta_open(&conf, upgrade, &f->err);
+}
+
+#include "meta_scenarios.h"
+
+/* Terminate the store's backend(s) from another session, as a server
+ * restart or an admin would, and wait until they are gone. */
+static int64_t terminate_store(fx *f)
+{
+	char sql[256];
+	int64_t n;
+
+	snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid))"
+		 " FROM pg_stat_activity WHERE application_name = '%s'"
+		 " AND pid <> pg_backend_pid()", f->schema);
+	n = raw_int(f, sql);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity"
+		 " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
+		 f->schema);
+	for (int i = 0; i < 200 && raw_int(f, sql) > 0; i++)
+		usleep(10000);
+	return n;
+}
+
+/* ========================================================================
+ * PostgreSQL-only cases
+ * ====================================================================== */
+
+UNIT_TEST(open_creates_schema)
+{
+	fx f;
+	gl_conf conf;
+	gl_meta *m2;
+	char url[sizeof f.conn];
+
+	FX_START(f);
+	CHECK_INT(gl_meta_schema_version(f.m), 3);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
+			  " schemaname = current_schema() AND tablename IN"
+			  " ('artifacts', 'tags', 'properties', 'blobs',"
+			  " 'quotas', 'blob_data', 'blob_data_chunks',"
+			  " 'gc_queue', 'glared_schema')"), 9);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 3);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 3);
+	/* text compares bytewise, as in SQLite, whatever the locale */
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
+			  " WHERE table_schema = current_schema()"
+			  " AND table_name = 'artifacts'"
+			  " AND column_name IN ('name', 'id', 'version_suffix')"
+			  " AND collation_name = 'C'"), 3);
+	/* reopening an up-to-date database is fine; postgres:// too */
+	m2 = reopen(&f, 0);
+	CHECK(m2);
+	gl_meta_close(m2);
+	CHECK(strncmp(f.conn, "postgresql://", 13) == 0);
+	/* "postgresql://..." -> "postgres://..." */
+	memcpy(url, f.conn, sizeof f.conn);
+	memmove(url + 8, url + 10, strlen(url + 10) + 1);
+	memset(&conf, 0, sizeof conf);
+	conf.db_connection = url;
+	m2 = gl_meta_open(&conf, 0, &f.err);
+	CHECK(m2);
+	gl_meta_close(m2);
+	/* no server: the error names no password */
+	conf.db_connection = "postgresql://u:secret@127.0.0.1:1/glare";
+	CHECK(gl_meta_open(&conf, 0, &f.err) == NULL);
+	CHECK_INT(f.err.status, 500);
+	CHECK(strncmp(f.err.msg, "cannot connect to the database", 30) == 0);
+	CHECK(strstr(f.err.msg, "secret") == NULL);
+	fx_close(&f);
+}
+
+UNIT_TEST(schema_version_mismatch)
+{
+	fx f;
+	gl_meta *m;
+	gl_conf conf;
+	char want[160], sql[512], url[1100], foreign[80];
+	int cur;
+
+	FX_START(f);
+	cur = gl_meta_schema_version(f.m);
+	gl_meta_close(f.m);
+	leaked = f.m = NULL;
+	/* newer than this build */
+	CHECK(raw_exec(&f, "INSERT INTO glared_schema VALUES (99, 0)") == 0);
+	CHECK(reopen(&f, 0) == NULL);
+	snprintf(want, sizeof want, "database schema is at version 99, newer"
+		 " than this glared supports (%d)", cur);
+	CHECK_EQS(f.err.msg, want);
+	CHECK(reopen(&f, 1) == NULL);
+	/* older: version 1 lacks the listing indexes (steps 2..) */
+	CHECK(raw_exec(&f, "DELETE FROM glared_schema WHERE version > 1;"
+		       " DROP INDEX artifacts_owner;"
+		       " DROP INDEX artifacts_deleted") == 0);
+	CHECK(reopen(&f, 0) == NULL);
+	snprintf(want, sizeof want, "database schema is at version 1, glared"
+		 " needs %d: run 'glared db upgrade'", cur);
+	CHECK_EQS(f.err.msg, want);
+	m = reopen(&f, 1);
+	CHECK(m);
+	CHECK_INT(gl_meta_schema_version(m), cur);
+	gl_meta_close(m);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), cur);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_indexes WHERE"
+			  " schemaname = current_schema() AND indexname IN"
+			  " ('artifacts_owner', 'artifacts_deleted')"), 2);
+	/* somebody else's tables */
+	snprintf(foreign, sizeof foreign, "%s_foreign", f.schema);
+	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE;"
+		 " CREATE SCHEMA %s; CREATE TABLE %s.foo (x int)", foreign,
+		 foreign, foreign);
+	CHECK(raw_exec_in(NULL, sql) == 0);
+	schema_url(url, sizeof url, foreign);
+	memset(&conf, 0, sizeof conf);
+	conf.db_connection = url;
+	m = gl_meta_open(&conf, 1, &f.err);
+	snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", foreign);
+	raw_exec_in(NULL, sql);
+	CHECK(m == NULL);
+	CHECK(strstr(f.err.msg, "not a glared database"));
+	fx_close(&f);
+}
+
+/* The blob store keeps 1 MiB pieces and reads across their edges. */
+UNIT_TEST(data_pieces)
+{
+	fx f;
+	char p[160];
+	const int64_t size = 2 * 1024 * 1024 + 512 * 1024;
+	unsigned char *data = malloc((size_t)size), *buf = malloc(8192);
+	int fd;
+
+	CHECK(data && buf);
+	FX_START(f);
+	for (int64_t i = 0; i < size; i++)
+		data[i] = (unsigned char)(i * 13 + (i >> 10));
+	snprintf(p, sizeof p, "%s/blob.bin", f.dir);
+	fd = open(p, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	CHECK(write(fd, data, (size_t)size) == size);
+	CHECK(gl_meta_data_put_file(f.m, "loc", fd, size, &f.err) == 0);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM blob_data_chunks"
+			  " WHERE location = 'loc'"), 3);
+	CHECK_INT(raw_int(&f, "SELECT max(length(data)) FROM blob_data_chunks"),
+		  1 << 20);
+	CHECK_INT(raw_int(&f, "SELECT size FROM blob_data"), size);
+	/* across the first and the second edge */
+	CHECK_INT(gl_meta_data_read(f.m, "loc", (1 << 20) - 100, buf, 8192,
+				    &f.err), 8192);
+	CHECK(memcmp(buf, data + (1 << 20) - 100, 8192) == 0);
+	CHECK_INT(gl_meta_data_read(f.m, "loc", (2 << 20) - 1, buf, 2,
+				    &f.err), 2);
+	CHECK(memcmp(buf, data + (2 << 20) - 1, 2) == 0);
+	/* replacing keeps no old piece; an empty object has none */
+	CHECK(gl_meta_data_put_file(f.m, "loc", fd, 10, &f.err) == 0);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM blob_data_chunks"), 1);
+	CHECK(gl_meta_data_put_file(f.m, "empty", fd, 0, &f.err) == 0);
+	CHECK_INT(gl_meta_data_exists(f.m, "empty", &f.err), 1);
+	CHECK_INT(gl_meta_data_read(f.m, "empty", 0, buf, 10, &f.err), 0);
+	/* inside a transaction a failed put leaves the transaction usable */
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(gl_meta_gc_push(f.m, "database", "x", &f.err) == 0);
+	CHECK(gl_meta_data_put_file(f.m, "short", fd, size + 1, &f.err) == -1);
+	CHECK(gl_meta_commit(f.m, &f.err) == 0);
+	CHECK_INT(gl_meta_data_exists(f.m, "short", &f.err), 0);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM gc_queue"), 1);
+	close(fd);
+	free(data);
+	free(buf);
+	fx_close(&f);
+}
+
+/* Two worker processes (or nodes) racing through the engine's sequence:
+ * begin, check, write, commit. child() returns the exit status: 0
+ * committed, 2 lost (the engine's 409), 3 other failure. */
+typedef int (*race_fn)(gl_meta *m, gl_err *err);
+
+static int race(fx *f, race_fn child, int *wins, int *losses)
+{
+	int go[2], st;
+	pid_t pid[2];
+
+	*wins = *losses = 0;
+	if (pipe(go))
+		return -1;
+	fflush(NULL);
+	for (int i = 0; i < 2; i++) {
+		pid[i] = fork();
+		if (pid[i] < 0)
+			return -1;
+		if (pid[i] == 0) {
+			/* the child never touches the parent's connection:
+			 * its own store, and _exit */
+			gl_err err;
+			gl_meta *m = reopen(f, 0);
+			char c;
+			int rc;
+
+			close(go[1]);
+			if (!m || read(go[0], &c, 1) != 1)
+				_exit(3);
+			rc = child(m, &err);
+			if (rc == 3)
+				fprintf(stderr, "race: %d %s\n", err.status,
+					err.msg);
+			gl_meta_close(m);
+			_exit(rc);
+		}
+	}
+	close(go[0]);
+	usleep(100000); /* both connected */
+	if (write(go[1], "gg", 2) != 2)
+		return -1;
+	close(go[1]);
+	for (int i = 0; i < 2; i++) {
+		if (waitpid(pid[i], &st, 0) != pid[i] || !WIFEXITED(st))
+			return -1;
+		if (WEXITSTATUS(st) == 0)
+			(*wins)++;
+		else if (WEXITSTATUS(st) == 2)
+			(*losses)++;
+	}
+	return 0;
+}
+
+/* create "race" 1.0.0 for p1 unless its scope is taken */
+static int race_create(gl_meta *m, gl_err *err)
+{
+	tvk k;
+	char id[32];
+	json_t *af;
+	int taken;
+
+	vkey("1.0.0", &k);
+	if (gl_meta_begin(m, err))
+		return err->status == 409 ? 2 : 3;
+	taken = gl_meta_scope_taken(m, "tests", "race", &k.k, "p1", NULL, err);
+	if (taken != 0) {
+		gl_meta_rollback(m);
+		return taken == 1 ? 2 : 3;
+	}
+	usleep(300000); /* the other one is at its check now */
+	snprintf(id, sizeof id, "race-%d", (int)getpid());
+	af = mkaf(id, "race", "1.0.0", "p1", 1);
+	if (add(m, &T, af, err) || gl_meta_commit(m, err)) {
+		gl_meta_rollback(m);
+		return 3;
+	}
+	return 0;
+}
+
+UNIT_TEST(race_name_version_scope)
+{
+	fx f;
+	int wins, losses;
+	char o[256];
+	lq l;
+
+	FX_START(f);
+	CHECK(race(&f, race_create, &wins, &losses) == 0);
+	CHECK_INT(wins, 1);
+	CHECK_INT(losses, 1);
+	lq_init(&l, &T);
+	lq_f(&l, GF_BASE, "name", GL_OP_EQ, "[\"race\"]");
+	CHECK(strncmp(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err), "race-",
+		      5) == 0);
+	CHECK(strchr(o, ',') == NULL);
+	lq_free(&l);
+	fx_close(&f);
+}
+
+/* update "r1" from the revision read before the race */
+static int race_update(gl_meta *m, gl_err *err)
+{
+	json_t *af;
+	int rc;
+
+	if (gl_meta_get(m, &T, "r1", &af, err))
+		return 3;
+	usleep(200000); /* both have read revision 1 */
+	if (gl_meta_begin(m, err)) {
+		json_decref(af);
+		return err->status == 409 ? 2 : 3;
+	}
+	json_object_set_new(af, "int1", json_integer(getpid()));
+	rc = put(m, &T, af, 0, err);
+	json_decref(af);
+	if (rc == 1) {
+		gl_meta_rollback(m);
+		return 2;
+	}
+	if (rc || gl_meta_commit(m, err)) {
+		gl_meta_rollback(m);
+		return 3;
+	}
+	return 0;
+}
+
+UNIT_TEST(race_one_artifact)
+{
+	fx f;
+	int wins, losses;
+	json_t *got;
+
+	FX_START(f);
+	CHECK(add(f.m, &T, mkaf("r1", "n", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(race(&f, race_update, &wins, &losses) == 0);
+	CHECK_INT(wins, 1);
+	CHECK_INT(losses, 1);
+	CHECK(gl_meta_get(f.m, &T, "r1", &got, &f.err) == 0);
+	CHECK_INT(json_integer_value(json_object_get(got, "revision")), 2);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties"
+			  " WHERE artifact_id = 'r1' AND name = 'int1'"), 1);
+	json_decref(got);
+	fx_close(&f);
+}
+
+/* The server drops the connection between calls: the next call
+ * reconnects and succeeds, reads and writes alike. */
+UNIT_TEST(reconnect_between_calls)
+{
+	fx f;
+	json_t *got;
+	int64_t n;
+
+	FX_START(f);
+	CHECK(add(f.m, &T, mkaf("k1", "n", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK_INT(terminate_store(&f), 1);
+	CHECK(gl_meta_get(f.m, &T, "k1", &got, &f.err) == 0);
+	json_decref(got);
+	CHECK_INT(terminate_store(&f), 1);
+	CHECK(add(f.m, &T, mkaf("k2", "n", "2.0.0", "p1", 2), &f.err) == 0);
+	CHECK_INT(terminate_store(&f), 1);
+	CHECK(gl_meta_count_artifacts(f.m, "p1", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 2);
+	/* statements were prepared again: a listing too */
+	CHECK_INT(terminate_store(&f), 1);
+	{
+		lq l;
+		char o[128];
+
+		lq_init(&l, &T);
+		CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
+			  "k2,k1");
+		lq_free(&l);
+	}
+	fx_close(&f);
+}
+
+/* Dropped inside the engine's transaction: 503, the rollback path runs,
+ * nothing of the transaction was committed and everything before it
+ * stays; then the store works again. */
+UNIT_TEST(reconnect_in_transaction)
+{
+	fx f;
+	json_t *got;
+
+	FX_START(f);
+	CHECK(add(f.m, &T, mkaf("k1", "n", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("k2", "n", "2.0.0", "p1", 2), &f.err) == 0);
+	CHECK_INT(terminate_store(&f), 1);
+	CHECK(add(f.m, &T, mkaf("k3", "n", "3.0.0", "p1", 3), &f.err) == -1);
+	CHECK_INT(f.err.status, 503);
+	CHECK_EQS(f.err.msg, "database connection lost");
+	/* still inside: calls fail until the rollback */
+	CHECK(gl_meta_get(f.m, &T, "k1", &got, &f.err) == -1);
+	CHECK_INT(f.err.status, 503);
+	gl_meta_rollback(f.m);
+	CHECK(gl_meta_get(f.m, &T, "k1", &got, &f.err) == 0);
+	json_decref(got);
+	CHECK(gl_meta_get(f.m, &T, "k2", &got, &f.err) == 1);
+	/* a commit that finds the connection gone fails too, and ends the
+	 * transaction */
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("k4", "n", "4.0.0", "p1", 4), &f.err) == 0);
+	CHECK_INT(terminate_store(&f), 1);
+	CHECK(gl_meta_commit(f.m, &f.err) == -1);
+	CHECK_INT(f.err.status, 503);
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(gl_meta_commit(f.m, &f.err) == 0);
+	CHECK(gl_meta_get(f.m, &T, "k4", &got, &f.err) == 1);
+	fx_close(&f);
+}
+
+UNIT_SUITE(meta_pg,
+	UNIT_CASE(open_creates_schema),
+	UNIT_CASE(schema_version_mismatch),
+	UNIT_CASE(data_pieces),
+	UNIT_CASE(race_name_version_scope),
+	UNIT_CASE(race_one_artifact),
+	UNIT_CASE(reconnect_between_calls),
+	UNIT_CASE(reconnect_in_transaction),
+	META_SCENARIOS);
