@@ -25,6 +25,7 @@
 #include "digest.h"
 #include "fetch.h"
 #include "http.h"
+#include "ljson.h"
 #include "log.h"
 #include "util.h"
 
@@ -46,7 +47,6 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#define MAX_DEPTH 128
 #define PIECE (1 << 20)                      /* upload / copy unit */
 #define READ_MAX ((lua_Integer)64 << 20)     /* glare.read default cap */
 #define SERVER_MEM_CAP ((size_t)256 << 20)   /* one attached session */
@@ -86,7 +86,8 @@ struct gl_console {
 	gl_ctx ctx;
 	int server;
 	size_t mem, mem_cap;
-	int null_ref, amt_ref, omt_ref, render_ref;
+	gl_ljson lj;
+	int render_ref;
 	/* server mode: captured output */
 	char *out;
 	size_t outlen, outcap;
@@ -205,190 +206,6 @@ static con_wait *new_wait(lua_State *L, int kind)
 	return w;
 }
 
-/* ---- JSON <-> Lua ------------------------------------------------------- */
-
-static void push_json(gl_console *c, lua_State *L, const json_t *j, int depth)
-{
-	size_t i;
-	const char *k;
-	json_t *v;
-
-	if (depth > MAX_DEPTH)
-		luaL_error(L, "value nested deeper than %d levels", MAX_DEPTH);
-	luaL_checkstack(L, 4, "converting a value");
-	switch (json_typeof(j)) {
-	case JSON_NULL:
-		lua_rawgeti(L, LUA_REGISTRYINDEX, c->null_ref);
-		break;
-	case JSON_TRUE:
-		lua_pushboolean(L, 1);
-		break;
-	case JSON_FALSE:
-		lua_pushboolean(L, 0);
-		break;
-	case JSON_INTEGER:
-		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-		break;
-	case JSON_REAL:
-		lua_pushnumber(L, json_real_value(j));
-		break;
-	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_ARRAY:
-		lua_createtable(L, (int)json_array_size(j), 0);
-		json_array_foreach(j, i, v) {
-			push_json(c, L, v, depth + 1);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		lua_rawgeti(L, LUA_REGISTRYINDEX, c->amt_ref);
-		lua_setmetatable(L, -2);
-		break;
-	case JSON_OBJECT:
-		lua_createtable(L, 0, (int)json_object_size(j));
-		json_object_foreach((json_t *)j, k, v) {
-			lua_pushstring(L, k);
-			push_json(c, L, v, depth + 1);
-			lua_rawset(L, -3);
-		}
-		lua_rawgeti(L, LUA_REGISTRYINDEX, c->omt_ref);
-		lua_setmetatable(L, -2);
-		break;
-	}
-}
-
-static int is_ref(lua_State *L, int idx, int ref)
-{
-	int eq;
-
-	idx = lua_absindex(L, idx);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-	eq = lua_rawequal(L, idx, -1);
-	lua_pop(L, 1);
-	return eq;
-}
-
-/* 1 array, -1 object, 0 unmarked */
-static int marked(gl_console *c, lua_State *L, int idx)
-{
-	int m = 0;
-
-	if (!lua_getmetatable(L, idx))
-		return 0;
-	if (is_ref(L, -1, c->amt_ref))
-		m = 1;
-	else if (is_ref(L, -1, c->omt_ref))
-		m = -1;
-	lua_pop(L, 1);
-	return m;
-}
-
-/* Keys exactly 1..n (n >= 1)? Raw traversal only. */
-static int looks_like_array(lua_State *L, int idx)
-{
-	lua_Integer n = 0, max = 0;
-
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		lua_pop(L, 1);
-		if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
-			lua_pop(L, 1);
-			return 0;
-		}
-		if (lua_tointeger(L, -1) > max)
-			max = lua_tointeger(L, -1);
-		n++;
-	}
-	return n > 0 && n == max;
-}
-
-/* [-0, +0, m] The value at idx as JSON (new reference), or NULL with why
- * (functions, NaN, non-string keys, invalid UTF-8, cycles: too deep). */
-static json_t *to_json(gl_console *c, lua_State *L, int idx, int depth,
-		       char *why, size_t whylen)
-{
-	json_t *out;
-	int arr;
-
-	idx = lua_absindex(L, idx);
-	if (depth > MAX_DEPTH) {
-		snprintf(why, whylen, "value nested deeper than %d levels",
-			 MAX_DEPTH);
-		return NULL;
-	}
-	luaL_checkstack(L, 4, "converting a value");
-	switch (lua_type(L, idx)) {
-	case LUA_TNIL:
-		return json_null();
-	case LUA_TBOOLEAN:
-		return json_boolean(lua_toboolean(L, idx));
-	case LUA_TNUMBER:
-		if (lua_isinteger(L, idx))
-			return json_integer((json_int_t)lua_tointeger(L, idx));
-		if (!isfinite(lua_tonumber(L, idx))) {
-			snprintf(why, whylen, "NaN or infinity has no JSON form");
-			return NULL;
-		}
-		return json_real(lua_tonumber(L, idx));
-	case LUA_TSTRING: {
-		size_t n;
-		const char *s = lua_tolstring(L, idx, &n);
-		out = json_stringn(s, n);
-		if (!out)
-			snprintf(why, whylen, "string is not valid UTF-8");
-		return out;
-	}
-	case LUA_TTABLE:
-		break;
-	default:
-		snprintf(why, whylen, "a %s has no JSON form",
-			 luaL_typename(L, idx));
-		return NULL;
-	}
-	if (is_ref(L, idx, c->null_ref))
-		return json_null();
-	arr = marked(c, L, idx);
-	if (arr == 0)
-		arr = looks_like_array(L, idx) ? 1 : -1;
-	if (arr > 0) {
-		lua_Unsigned n = lua_rawlen(L, idx);
-		out = json_array();
-		for (lua_Unsigned i = 1; i <= n; i++) {
-			json_t *v;
-			lua_rawgeti(L, idx, (lua_Integer)i);
-			v = to_json(c, L, -1, depth + 1, why, whylen);
-			lua_pop(L, 1);
-			if (!v) {
-				json_decref(out);
-				return NULL;
-			}
-			json_array_append_new(out, v);
-		}
-		return out;
-	}
-	out = json_object();
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		json_t *v;
-		if (lua_type(L, -2) != LUA_TSTRING) {
-			snprintf(why, whylen, "table keys must be strings");
-			lua_pop(L, 2);
-			json_decref(out);
-			return NULL;
-		}
-		v = to_json(c, L, -1, depth + 1, why, whylen);
-		if (!v || json_object_set_new(out, lua_tostring(L, -2), v) < 0) {
-			if (v)
-				snprintf(why, whylen, "key is not valid UTF-8");
-			lua_pop(L, 2);
-			json_decref(out);
-			return NULL;
-		}
-		lua_pop(L, 1);
-	}
-	return out;
-}
-
 /* [-0, +1, m] Argument idx as JSON, owned by a box left on the stack. */
 static json_t *arg_json(lua_State *L, int idx)
 {
@@ -396,7 +213,7 @@ static json_t *arg_json(lua_State *L, int idx)
 	char why[256];
 	json_t **b = new_box(L);
 
-	*b = to_json(c, L, idx, 0, why, sizeof why);
+	*b = gl_ljson_to(L, &c->lj, idx, why, sizeof why);
 	if (!*b)
 		luaL_argerror(L, idx, why);
 	return *b;
@@ -416,7 +233,7 @@ static int raise_err(lua_State *L, const gl_err *err)
 /* Push an engine result (owned by box b) and return 1. */
 static int push_result(lua_State *L, json_t **b)
 {
-	push_json(con(L), L, *b, 0);
+	gl_ljson_push(L, &con(L)->lj, *b);
 	return 1;
 }
 
@@ -450,7 +267,7 @@ static int api_types(lua_State *L)
 		lua_pushstring(L, names[i]);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->amt_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->lj.amt_ref);
 	lua_setmetatable(L, -2);
 	return 1;
 }
@@ -468,7 +285,7 @@ static int api_schema(lua_State *L)
 	s = json_object_get(*out, "schemas");
 	if (type && json_object_get(s, type))
 		s = json_object_get(s, type);
-	push_json(c, L, s ? s : *out, 0);
+	gl_ljson_push(L, &c->lj, s ? s : *out);
 	return 1;
 }
 
@@ -925,7 +742,7 @@ static void push_dl_info(lua_State *L, const gl_download *dl,
 		set_str(L, "url", dl->url);
 	lua_pushboolean(L, ext);
 	lua_setfield(L, -2, "external");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->omt_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->lj.omt_ref);
 	lua_setmetatable(L, -2);
 }
 
@@ -1026,7 +843,7 @@ static int loc_finish(lua_State *L, int status, lua_KContext ctx)
 
 	if (!w->af)
 		return raise_err(L, &w->err);
-	push_json(con(L), L, w->af, 0);
+	gl_ljson_push(L, &con(L)->lj, w->af);
 	return 1;
 }
 
@@ -1298,7 +1115,7 @@ static int api_quotas(lua_State *L)
 								   "quota_name"));
 		if (!name)
 			continue;
-		push_json(c, L, json_object_get(q, "quota_value"), 0);
+		gl_ljson_push(L, &c->lj, json_object_get(q, "quota_value"));
 		lua_setfield(L, -2, name);
 	}
 	return 1;
@@ -1420,8 +1237,8 @@ static int mark(lua_State *L, int ref)
 	return 1;
 }
 
-static int api_array(lua_State *L) { return mark(L, con(L)->amt_ref); }
-static int api_object(lua_State *L) { return mark(L, con(L)->omt_ref); }
+static int api_array(lua_State *L) { return mark(L, con(L)->lj.amt_ref); }
+static int api_object(lua_State *L) { return mark(L, con(L)->lj.omt_ref); }
 
 /* ---- formatting and output ---------------------------------------------- */
 
@@ -1441,13 +1258,13 @@ static void format_one(gl_console *c, lua_State *L, int idx)
 		return;
 	}
 	/* an object with its own __tostring speaks for itself */
-	if (!is_ref(L, idx, c->null_ref) && !marked(c, L, idx) &&
+	if (!gl_ljson_is_null(L, &c->lj, idx) && !gl_ljson_marked(L, &c->lj, idx) &&
 	    luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
 		lua_pop(L, 1);
 		luaL_tolstring(L, idx, NULL);
 		return;
 	}
-	j = to_json(c, L, idx, 0, why, sizeof why);
+	j = gl_ljson_to(L, &c->lj, idx, why, sizeof why);
 	if (j) {
 		s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2) |
 				  JSON_SORT_KEYS | JSON_REAL_PRECISION(14));
@@ -1747,8 +1564,8 @@ static int p_init(lua_State *L)
 	lua_pushcfunction(L, wait_gc);
 	lua_setfield(L, -2, "__gc");
 	lua_pop(L, 3);
-	c->amt_ref = new_mt(L, "glare.array");
-	c->omt_ref = new_mt(L, "glare.object");
+	c->lj.amt_ref = new_mt(L, "glare.array");
+	c->lj.omt_ref = new_mt(L, "glare.object");
 
 	luaL_newlib(L, api);
 	glare = lua_gettop(L);
@@ -1767,7 +1584,7 @@ static int p_init(lua_State *L)
 	lua_setfield(L, -2, "__name");
 	lua_setmetatable(L, -2);
 	lua_pushvalue(L, -1);
-	c->null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	c->lj.null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_setfield(L, glare, "null");
 	lua_pushstring(L, c->server ? "attach" : "direct");
 	lua_setfield(L, glare, "mode");

@@ -19,6 +19,7 @@
  *    a depth limit, and every conversion inside a protected call.
  */
 #include "ltype.h"
+#include "ljson.h"
 #include "log.h"
 
 #include <errno.h>
@@ -35,7 +36,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#define MAX_DEPTH 64
 #define MAX_TYPE_FILE (1 << 20)
 #define HOOK_EVERY 1000
 
@@ -48,7 +48,7 @@ struct gl_types {
 	gl_type *types;
 	int ntypes;
 	int rt_ref;          /* glare.runtime */
-	int null_ref, amt_ref, omt_ref;
+	gl_ljson lj;         /* null sentinel and marker metatables */
 	/* pre_upload's blob.read */
 	const char *read_path;
 	int64_t read_left;
@@ -105,208 +105,6 @@ static int at_panic(lua_State *L)
 		 lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?");
 	abort();
 	return 0;
-}
-
-/* ---- JSON <-> Lua ------------------------------------------------------------ */
-
-/* [-0, +1, m] */
-static void push_json(gl_types *ts, lua_State *L, const json_t *j, int depth)
-{
-	size_t i;
-	const char *k;
-	json_t *v;
-
-	if (depth > MAX_DEPTH)
-		luaL_error(L, "value nested deeper than %d levels", MAX_DEPTH);
-	luaL_checkstack(L, 4, "converting a value");
-	switch (json_typeof(j)) {
-	case JSON_NULL:
-		lua_rawgeti(L, LUA_REGISTRYINDEX, ts->null_ref);
-		break;
-	case JSON_TRUE:
-		lua_pushboolean(L, 1);
-		break;
-	case JSON_FALSE:
-		lua_pushboolean(L, 0);
-		break;
-	case JSON_INTEGER:
-		lua_pushinteger(L, (lua_Integer)json_integer_value(j));
-		break;
-	case JSON_REAL:
-		lua_pushnumber(L, json_real_value(j));
-		break;
-	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(j), json_string_length(j));
-		break;
-	case JSON_ARRAY:
-		lua_createtable(L, (int)json_array_size(j), 0);
-		json_array_foreach(j, i, v) {
-			push_json(ts, L, v, depth + 1);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		lua_rawgeti(L, LUA_REGISTRYINDEX, ts->amt_ref);
-		lua_setmetatable(L, -2);
-		break;
-	case JSON_OBJECT:
-		lua_createtable(L, 0, (int)json_object_size(j));
-		json_object_foreach((json_t *)j, k, v) {
-			lua_pushstring(L, k);
-			push_json(ts, L, v, depth + 1);
-			lua_rawset(L, -3);
-		}
-		lua_rawgeti(L, LUA_REGISTRYINDEX, ts->omt_ref);
-		lua_setmetatable(L, -2);
-		break;
-	}
-}
-
-static int is_ref(lua_State *L, int idx, int ref)
-{
-	int eq;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-	eq = lua_rawequal(L, idx, -1);
-	lua_pop(L, 1);
-	return eq;
-}
-
-/* Keys exactly 1..n (n >= 1)? Raw traversal only. */
-static int looks_like_array(lua_State *L, int idx)
-{
-	lua_Integer n = 0, max = 0;
-
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		lua_pop(L, 1);
-		if (!lua_isinteger(L, -1)) {
-			lua_pop(L, 1);
-			return 0;
-		}
-		lua_Integer k = lua_tointeger(L, -1);
-		if (k < 1) {
-			lua_pop(L, 1);
-			return 0;
-		}
-		if (k > max)
-			max = k;
-		n++;
-	}
-	return n > 0 && n == max;
-}
-
-/* [-0, +0, -] Convert the value at idx; NULL + err on values JSON cannot
- * hold (functions, NaN, non-string keys, invalid UTF-8, too deep). */
-static json_t *to_json(gl_types *ts, lua_State *L, int idx, int depth,
-		       char *err, size_t errlen)
-{
-	json_t *out = NULL;
-
-	idx = lua_absindex(L, idx);
-	if (depth > MAX_DEPTH) {
-		snprintf(err, errlen, "value nested deeper than %d levels",
-			 MAX_DEPTH);
-		return NULL;
-	}
-	if (!lua_checkstack(L, 4)) {
-		snprintf(err, errlen, "Lua stack exhausted");
-		return NULL;
-	}
-	switch (lua_type(L, idx)) {
-	case LUA_TNIL:
-		return json_null();
-	case LUA_TBOOLEAN:
-		return json_boolean(lua_toboolean(L, idx));
-	case LUA_TNUMBER:
-		if (lua_isinteger(L, idx))
-			return json_integer((json_int_t)lua_tointeger(L, idx));
-		{
-			double d = lua_tonumber(L, idx);
-			if (isnan(d) || isinf(d)) {
-				snprintf(err, errlen, "NaN or infinity cannot be "
-					 "stored");
-				return NULL;
-			}
-			return json_real(d);
-		}
-	case LUA_TSTRING: {
-		size_t n;
-		const char *s = lua_tolstring(L, idx, &n);
-		out = json_stringn(s, n);
-		if (!out)
-			snprintf(err, errlen, "string is not valid UTF-8");
-		return out;
-	}
-	case LUA_TUSERDATA:
-	case LUA_TLIGHTUSERDATA:
-	case LUA_TTABLE:
-		if (is_ref(L, idx, ts->null_ref))
-			return json_null();
-		if (lua_type(L, idx) != LUA_TTABLE)
-			break;
-		{
-			int arr = 0;
-			if (lua_getmetatable(L, idx)) {
-				lua_rawgeti(L, LUA_REGISTRYINDEX, ts->amt_ref);
-				arr = lua_rawequal(L, -1, -2) ? 1 : 0;
-				lua_pop(L, 1);
-				lua_rawgeti(L, LUA_REGISTRYINDEX, ts->omt_ref);
-				if (lua_rawequal(L, -1, -2))
-					arr = -1;
-				lua_pop(L, 2);
-			}
-			if (arr == 0)
-				arr = looks_like_array(L, idx) ? 1 : -1;
-			if (arr > 0) {
-				lua_Unsigned n = lua_rawlen(L, idx);
-				out = json_array();
-				for (lua_Unsigned i = 1; i <= n; i++) {
-					json_t *v;
-					lua_rawgeti(L, idx, (lua_Integer)i);
-					v = to_json(ts, L, -1, depth + 1, err,
-						    errlen);
-					lua_pop(L, 1);
-					if (!v) {
-						json_decref(out);
-						return NULL;
-					}
-					json_array_append_new(out, v);
-				}
-				return out;
-			}
-			out = json_object();
-			lua_pushnil(L);
-			while (lua_next(L, idx)) {
-				json_t *v;
-				if (lua_type(L, -2) != LUA_TSTRING) {
-					snprintf(err, errlen,
-						 "table keys must be strings");
-					lua_pop(L, 2);
-					json_decref(out);
-					return NULL;
-				}
-				v = to_json(ts, L, -1, depth + 1, err, errlen);
-				if (!v) {
-					lua_pop(L, 2);
-					json_decref(out);
-					return NULL;
-				}
-				if (json_object_set_new(out, lua_tostring(L, -2),
-							v) < 0) {
-					snprintf(err, errlen,
-						 "key is not valid UTF-8");
-					lua_pop(L, 2);
-					json_decref(out);
-					return NULL;
-				}
-				lua_pop(L, 1);
-			}
-			return out;
-		}
-	default:
-		break;
-	}
-	snprintf(err, errlen, "a %s cannot be stored",
-		 lua_typename(L, lua_type(L, idx)));
-	return NULL;
 }
 
 /* ---- protected calls ------------------------------------------------------------ */
@@ -537,7 +335,7 @@ static void import_type(lua_State *L, gl_types *ts, gl_type *t)
 		f->max_keys = (int)get_int(L, F, "max_keys", 255);
 		lua_getfield(L, F, "default");
 		if (!lua_isnil(L, -1)) {
-			f->def = to_json(ts, L, -1, 0, msg, sizeof msg);
+			f->def = gl_ljson_to(L, &ts->lj, -1, msg, sizeof msg);
 			if (!f->def)
 				luaL_error(L, "type %s: field %s: default: %s",
 					   t->name, f->name, msg);
@@ -649,11 +447,11 @@ static int p_load(lua_State *L, pcall_ctx *c)
 	lua_pushstring(L, "glare.json");
 	lua_call(L, 1, 1);
 	lua_getfield(L, -1, "null");
-	ts->null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ts->lj.null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_getfield(L, -1, "array_mt");
-	ts->amt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ts->lj.amt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_getfield(L, -1, "object_mt");
-	ts->omt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	ts->lj.omt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pop(L, 1);
 	push_rt(L, ts, "set_log_sink");
 	lua_pushcfunction(L, log_sink);
@@ -699,7 +497,7 @@ static int p_load(lua_State *L, pcall_ctx *c)
 		lua_pushstring(L, chunk);
 		lua_createtable(L, 0, 1);
 		if (tc->raw) {
-			push_json(ts, L, tc->raw, 0);
+			gl_ljson_push(L, &ts->lj, tc->raw);
 			lua_setfield(L, -2, "options");
 		}
 		lua_call(L, 3, 2);
@@ -869,7 +667,7 @@ static void take_result(lua_State *L, pcall_ctx *c)
 		c->status = 400;
 		return;
 	}
-	c->out = to_json(c->ts, L, -2, 0, m, sizeof m);
+	c->out = gl_ljson_to(L, &c->ts->lj, -2, m, sizeof m);
 	if (!c->out) {
 		snprintf(c->msg, sizeof c->msg, "%s", m);
 		c->status = 400;
@@ -886,7 +684,7 @@ static int p_coerce(lua_State *L, pcall_ctx *c)
 		lua_pushboolean(L, c->flag);
 		lua_call(L, 4, 2);
 	} else {
-		push_json(c->ts, L, c->j1, 0);
+		gl_ljson_push(L, &c->ts->lj, c->j1);
 		lua_call(L, 3, 2);
 	}
 	take_result(L, c);
@@ -974,7 +772,7 @@ static int p_schema(lua_State *L, pcall_ctx *c)
 	push_rt(L, c->ts, "schema");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
 	lua_call(L, 1, 1);
-	c->out = to_json(c->ts, L, -1, 0, m, sizeof m);
+	c->out = gl_ljson_to(L, &c->ts->lj, -1, m, sizeof m);
 	if (!c->out)
 		luaL_error(L, "schema of %s: %s", c->t->name, m);
 	return 0;
@@ -993,7 +791,7 @@ static int p_output(lua_State *L, pcall_ctx *c)
 {
 	push_rt(L, c->ts, c->flag ? "format_all" : "output");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	push_json(c->ts, L, c->j1, 0);
+	gl_ljson_push(L, &c->ts->lj, c->j1);
 	lua_call(L, 2, 2);
 	take_result(L, c);
 	return 0;
@@ -1059,12 +857,12 @@ static int p_hook(lua_State *L, pcall_ctx *c)
 	push_rt(L, c->ts, "run_hook");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
 	lua_pushstring(L, c->s1);
-	push_json(c->ts, L, c->j1, 0);
-	push_json(c->ts, L, c->j2, 0);
+	gl_ljson_push(L, &c->ts->lj, c->j1);
+	gl_ljson_push(L, &c->ts->lj, c->j2);
 	luaL_checkstack(L, (int)nargs + 4, "hook arguments");
 	if (c->j3)
 		json_array_foreach(c->j3, i, v)
-			push_json(c->ts, L, v, 0);
+			gl_ljson_push(L, &c->ts->lj, v);
 	if (c->ts->read_path && nargs >= 3 && lua_istable(L, -1)) {
 		/* pre_upload's blob gets its bounded reader */
 		lua_pushstring(L, "read");
@@ -1081,7 +879,7 @@ static int p_hook(lua_State *L, pcall_ctx *c)
 	}
 	if (c->flag && lua_istable(L, -2)) {
 		char m[256];
-		c->out = to_json(c->ts, L, -2, 0, m, sizeof m);
+		c->out = gl_ljson_to(L, &c->ts->lj, -2, m, sizeof m);
 	}
 	return 0;
 }
@@ -1151,16 +949,16 @@ static int p_select(lua_State *L, pcall_ctx *c)
 	lua_getfield(L, F, "select_location");
 	if (!lua_isfunction(L, -1))
 		return 0;
-	push_json(c->ts, L, c->j1, 0);
-	push_json(c->ts, L, c->j2, 0);
+	gl_ljson_push(L, &c->ts->lj, c->j1);
+	gl_ljson_push(L, &c->ts->lj, c->j2);
 	/* the folder's value: its blobs by key */
 	{
 		json_t *folder = json_object_get(c->j2, c->s1);
 		json_t *empty = json_object();
-		push_json(c->ts, L, folder ? folder : empty, 0);
+		gl_ljson_push(L, &c->ts->lj, folder ? folder : empty);
 		json_decref(empty);
 	}
-	push_json(c->ts, L, c->j3, 0);
+	gl_ljson_push(L, &c->ts->lj, c->j3);
 	if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
 		push_rt(L, c->ts, "hook_error");
 		lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);

@@ -1,0 +1,43 @@
+/* ljson.h - JSON (jansson) <-> Lua values: the project's one converter.
+ *
+ * Both Lua states of glared (the sandboxed type runtime, ltype.c, and the
+ * operator console, console.c) move artifacts across the boundary here, so
+ * the rules are the same everywhere (docs/lua-runtime.md): integers stay
+ * integers, JSON null is a sentinel value, arrays and objects are tables
+ * marked with one of two metatables, an unmarked table is an array when its
+ * keys are exactly 1..n. Tables are read with raw access only (lua_next,
+ * lua_rawgeti), so a hostile __index/__pairs never runs here. Nesting is
+ * limited (cycles end there too).
+ *
+ * Used by ltype.c and console.c. Uses Lua 5.4 and jansson.
+ */
+#ifndef GL_LJSON_H
+#define GL_LJSON_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <lua.h>
+
+#define GL_LJSON_MAX_DEPTH 64
+
+/* Registry references of a state's null sentinel and marker metatables. */
+typedef struct gl_ljson {
+	int null_ref, amt_ref, omt_ref;
+} gl_ljson;
+
+/* [-0, +1, m] Push j; raises on nesting beyond the limit or memory. */
+void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j);
+
+/* [-0, +0, -] The value at idx as JSON (new reference), or NULL with the
+ * reason in why (functions, NaN, non-string keys, invalid UTF-8, too
+ * deep). Never raises. */
+json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, char *why,
+		    size_t whylen);
+
+/* 1 if the value at idx is the null sentinel; marker of a table: 1 array,
+ * -1 object, 0 unmarked. */
+int gl_ljson_is_null(lua_State *L, const gl_ljson *lj, int idx);
+int gl_ljson_marked(lua_State *L, const gl_ljson *lj, int idx);
+
+#endif
