@@ -14,7 +14,7 @@
  *
  * Downloads stream with optional Range passed through.
  *
- * Used by blob.c (the "s3" blob store). Uses libcurl, libevent, conf.c.
+ * Used by blob.c (the "s3" blob store). Uses libcurl, libevent, log.c.
  */
 #ifndef GL_S3_H
 #define GL_S3_H
@@ -36,7 +36,8 @@ typedef struct gl_s3_conf {
 	const char *bucket;
 	const char *access_key; /* may contain ':' (Swift) */
 	const char *secret_key;
-	const char *prefix;     /* key prefix, e.g. "glared/" */
+	const char *prefix;     /* key prefix, e.g. "glared/"; the keys
+				 * below are relative to it */
 	int connect_timeout;    /* s */
 	int timeout;            /* s, per request */
 } gl_s3_conf;
@@ -50,11 +51,26 @@ int64_t gl_s3_part_size(int64_t size, int64_t max_size);
 
 /* ---- multipart upload ----------------------------------------------------
  * start: initiates the upload (async); ready(arg, upload_id, err) fires once
- * S3 answered. put_part: sends one part (data copied or read from fd at
- * off..off+len; the caller keeps the fd open until done); at most
- * `max_inflight` parts in flight, the caller waits for part_done. complete:
- * finishes the object; done(arg, etag, err). abort: aborts the upload
- * (async, best effort) and frees the handle. */
+ * S3 answered (upload_id NULL on error). put_part: sends one part, read
+ * from fd at off..off+len (never the whole part in memory; the caller keeps
+ * the fd open and those bytes unchanged until part_done); at most
+ * GL_S3_MAX_INFLIGHT parts in flight (more are refused), the caller waits
+ * for part_done.
+ * Parts other than the last must be at least 5 MiB (gl_s3_part_size).
+ * complete: finishes the object once the parts in flight are done (with
+ * no part at all it stores an empty object); done(arg, err). The handle is
+ * freed after done returns; on failure the upload is aborted first.
+ * complete refuses (-1, nothing called) after a part failed: the first
+ * error is returned and the caller aborts. abort: aborts the upload (async,
+ * best effort; an upload still being initiated is aborted once S3 gives
+ * its id, one being completed is deleted if the completion succeeds) and
+ * frees the handle, without further callbacks. Every handle ends with
+ * exactly one of complete's done or abort; abort may be called from the
+ * ready and part_done callbacks (from done it does nothing: the handle is
+ * ending anyway). No callback fires from inside these calls.
+ */
+#define GL_S3_MAX_INFLIGHT 4
+
 typedef void (*gl_s3_ready_fn)(void *arg, const char *upload_id,
 			       const gl_err *err);
 typedef void (*gl_s3_done_fn)(void *arg, const gl_err *err);
@@ -77,9 +93,13 @@ int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
 int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err);
 
 /* ---- objects ------------------------------------------------------------- */
-/* Stream an object (range "a-b" or NULL): on_data gets pieces (return 0
- * go on, 1 pause until gl_s3_get_resume, -1 stop); done fires once with
- * the HTTP status and total length (Content-Length / Content-Range). */
+/* Stream an object (range "a-b", "a-", "-n" or NULL): on_data gets pieces
+ * of a 2xx body (return 0 go on, 1 consumed but pause until
+ * gl_s3_get_resume, -1 stop); done fires once with the HTTP status (0 if
+ * there was no answer) and the object's total length (the Content-Length
+ * of a 200, the "/total" of a 206's Content-Range; -1 unknown), then the
+ * handle is freed. cancel: no callbacks after it (callable from on_data,
+ * not from done). */
 typedef int (*gl_s3_data_fn)(void *arg, const char *data, size_t len);
 typedef void (*gl_s3_get_done_fn)(void *arg, int status, int64_t total,
 				  const gl_err *err);
@@ -94,5 +114,29 @@ int gl_s3_delete(gl_s3 *s, const char *key, gl_err *err);
 int gl_s3_head(gl_s3 *s, const char *key, int64_t *size, gl_err *err);
 int gl_s3_put_small(gl_s3 *s, const char *key, const void *data, size_t len,
 		    gl_err *err);
+
+/* ---- internals, declared for the unit tests ------------------------------ */
+/* Percent-encode for a SigV4 canonical URI or query value: RFC 3986
+ * unreserved characters stay, '/' too when keep_slash, everything else is
+ * %XX with upper-case hex. malloc'd (NULL: out of memory). */
+char *gl_s3_encode(const char *s, int keep_slash);
+/* Text of the first <tag> element in xml[0..len), entities decoded,
+ * malloc'd; NULL if there is none. */
+char *gl_s3_xml_text(const char *xml, size_t len, const char *tag);
+/* Fill err from an S3 error answer (status, <Error> body or none); `what`
+ * names the object in messages. */
+void gl_s3_map_error(long status, const char *body, size_t len,
+		     const char *what, gl_err *err);
+/* Call fn for each <Upload> of a ListMultipartUploads answer (stop when it
+ * returns non-zero); *truncated and the next markers (malloc'd, may be
+ * NULL) for the next page. Returns the number of uploads seen, -1 if the
+ * document is not a ListMultipartUploadsResult. */
+typedef int (*gl_s3_upload_fn)(void *arg, const char *key,
+			       const char *upload_id, int64_t initiated);
+int gl_s3_parse_uploads(const char *xml, size_t len, gl_s3_upload_fn fn,
+			void *arg, int *truncated, char **next_key,
+			char **next_upload_id);
+/* "2024-05-01T12:34:56.000Z" -> seconds since the epoch, -1 if invalid. */
+int64_t gl_s3_parse_time(const char *iso);
 
 #endif

@@ -1,0 +1,2245 @@
+/* s3.c - S3 client for blob data, in the worker's event loop (see s3.h).
+ *
+ * Transport. One curl multi handle per gl_s3, driven by the caller's
+ * libevent base exactly as fetch.c does it (tech-notes §4): curl says which
+ * sockets to watch (sock_cb) and when to wake it (timer_cb); our events
+ * call curl_multi_socket_action, then finished transfers are collected.
+ * The blocking helpers use one separate easy handle and curl_easy_perform:
+ * they are for tools, tests and start-up recovery, never the loop.
+ *
+ * Signing. CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3" signs each request (again
+ * on a retry). curl 7.88 takes the canonical URI and query exactly as
+ * written, so we write them canonical ourselves: keys percent-encoded with
+ * upper-case hex (RFC 3986 unreserved characters and '/' kept), query
+ * parameters sorted by name, every parameter with '=' ("uploads="), and
+ * CURLOPT_PATH_AS_IS so curl never rewrites "/./" or "//" in a key. The
+ * payload is not hashed: `x-amz-content-sha256: UNSIGNED-PAYLOAD` (Swift's
+ * s3api rejects requests without the header). User and password are set
+ * apart because Swift access keys contain ':'.
+ *
+ * Requests. Every S3 call is an s3_req: method, URL, a body read by a
+ * callback from memory or an fd range (pread, so a part is never held in
+ * memory and a retry re-reads the same bytes), and either a small response
+ * body collected for XML parsing or, for GET, data handed to the caller.
+ * Idempotent requests are retried once after a connection error, a
+ * timeout or a 5xx (a GET only while nothing was delivered yet).
+ *
+ * Reentrancy (as in fetch.c). Caller code runs in two places:
+ *  - a GET's data callback, inside curl (socket_action, curl_easy_pause).
+ *    curl refuses multi calls from there, so while s->depth > 0 nothing
+ *    changes the multi handle: a cancel only marks the request, a new
+ *    request is only queued, a resume only sets a flag, and the `deferred`
+ *    event does the work on the next loop pass;
+ *  - completion callbacks (ready, part_done, done), called with curl idle
+ *    (depth 0), where anything but gl_s3_free is fine.
+ * An upload counts the callbacks running on it (`busy`) so an abort from
+ * inside one is carried out when the callback has returned.
+ */
+#include "s3.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+
+#define S3_MIN_PART (8LL << 20)        /* ours; S3's floor is 5 MiB */
+#define S3_MAX_PART (5LL << 30)        /* S3's ceiling */
+#define S3_MAX_PARTS 10000
+#define S3_MAX_OBJECT (5LL << 40)      /* S3's largest object */
+#define S3_MAX_KEY 1024                /* bytes, prefix included */
+#define S3_BODY_CAP (8u << 20)         /* collected XML answers */
+#define S3_BUFFER_SIZE (512L * 1024)
+#define S3_RETRY_DELAY_MS 250
+#define S3_COMPLETE_TIMEOUT_FACTOR 10
+#define S3_USER_AGENT "glared/0.1"
+
+/* ---- errors --- */
+
+/* The names gl_err_default_type gives these statuses; kept here so this
+ * unit links without fault.c (as fetch.c does). */
+static const char *err_type(int status)
+{
+	switch (status) {
+	case 400: return "BadRequest";
+	case 403: return "Forbidden";
+	case 404: return "NotFound";
+	case 413: return "RequestEntityTooLarge";
+	case 416: return "RequestRangeNotSatisfiable";
+	case 503: return "ServiceUnavailable";
+	default: return "GlareException";
+	}
+}
+
+static void set_err(gl_err *e, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(gl_err *e, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!e)
+		return;
+	e->status = status;
+	snprintf(e->type, sizeof e->type, "%s", err_type(status));
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- strings --- */
+
+char *gl_s3_encode(const char *s, int keep_slash)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(s);
+	char *out = malloc(n * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' ||
+		    *p == '~' || (keep_slash && *p == '/')) {
+			*o++ = (char)*p;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* A growing string for URLs and the CompleteMultipartUpload document. */
+typedef struct sbuf {
+	char *p;
+	size_t len, cap;
+	int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *np;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_puts(sbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+	char tmp[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		b->oom = 1; /* only used for short pieces */
+	else
+		sb_add(b, tmp, (size_t)n);
+}
+
+/* Append s percent-encoded. */
+static void sb_enc(sbuf *b, const char *s, int keep_slash)
+{
+	char *e = gl_s3_encode(s, keep_slash);
+
+	if (!e) {
+		b->oom = 1;
+		return;
+	}
+	sb_puts(b, e);
+	free(e);
+}
+
+/* Append s with the XML special characters escaped. */
+static void sb_xml(sbuf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '&': sb_puts(b, "&amp;"); break;
+		case '<': sb_puts(b, "&lt;"); break;
+		case '>': sb_puts(b, "&gt;"); break;
+		case '"': sb_puts(b, "&quot;"); break;
+		case '\'': sb_puts(b, "&apos;"); break;
+		default: sb_add(b, s, 1); break;
+		}
+	}
+}
+
+/* ---- XML: the few elements of S3's answers --- */
+
+/* Find the next element <tag ...>…</tag> (or <tag/>) in p..end. S3's
+ * answers have no CDATA, no nested element of the same name and no
+ * namespace prefixes, so a scan for the names is enough; the character
+ * after a name must end it, so <UploadId> is not <Upload>. Sets the
+ * content span and returns the position after the element, or NULL. */
+static const char *xml_elem(const char *p, const char *end, const char *tag,
+			    const char **v, size_t *vlen)
+{
+	size_t tl = strlen(tag);
+
+	while (p < end) {
+		const char *lt = memchr(p, '<', (size_t)(end - p)), *q, *gt;
+
+		if (!lt)
+			return NULL;
+		p = lt + 1;
+		if ((size_t)(end - p) <= tl || memcmp(p, tag, tl))
+			continue;
+		q = p + tl;
+		if (*q != '>' && *q != '/' && !isspace((unsigned char)*q))
+			continue;
+		gt = memchr(q, '>', (size_t)(end - q));
+		if (!gt)
+			return NULL;
+		if (gt[-1] == '/') {
+			*v = gt + 1;
+			*vlen = 0;
+			return gt + 1;
+		}
+		for (const char *c = gt + 1; c < end;) {
+			const char *cl = memmem(c, (size_t)(end - c), "</", 2);
+			const char *r;
+
+			if (!cl)
+				return NULL;
+			r = cl + 2;
+			if ((size_t)(end - r) >= tl && !memcmp(r, tag, tl)) {
+				r += tl;
+				while (r < end && isspace((unsigned char)*r))
+					r++;
+				if (r < end && *r == '>') {
+					*v = gt + 1;
+					*vlen = (size_t)(cl - (gt + 1));
+					return r + 1;
+				}
+			}
+			c = cl + 2;
+		}
+		return NULL;
+	}
+	return NULL;
+}
+
+static void put_utf8(sbuf *b, unsigned long cp)
+{
+	char u[4];
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		sb_add(b, u, 1);
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		sb_add(b, u, 2);
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		sb_add(b, u, 3);
+	} else {
+		u[0] = (char)(0xf0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		sb_add(b, u, 4);
+	}
+}
+
+/* Content of an element with the five entities and character references
+ * decoded (keys may hold any character). malloc'd. */
+static char *xml_decode(const char *v, size_t n)
+{
+	static const struct { const char *name; char c; } ents[] = {
+		{ "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' },
+		{ "quot;", '"' }, { "apos;", '\'' },
+	};
+	sbuf b = { 0 };
+	size_t i = 0;
+
+	sb_add(&b, "", 0);
+	while (i < n) {
+		const char *amp = memchr(v + i, '&', n - i);
+		size_t k, rest;
+		int done = 0;
+
+		if (!amp) {
+			sb_add(&b, v + i, n - i);
+			break;
+		}
+		sb_add(&b, v + i, (size_t)(amp - (v + i)));
+		i = (size_t)(amp - v) + 1;
+		rest = n - i;
+		for (k = 0; k < sizeof ents / sizeof ents[0]; k++) {
+			size_t el = strlen(ents[k].name);
+			if (rest >= el && !memcmp(v + i, ents[k].name, el)) {
+				sb_add(&b, &ents[k].c, 1);
+				i += el;
+				done = 1;
+				break;
+			}
+		}
+		if (!done && rest >= 3 && v[i] == '#') {
+			int hexa = v[i + 1] == 'x' || v[i + 1] == 'X';
+			size_t j = i + 1 + (size_t)hexa;
+			unsigned long cp = 0;
+			int digits = 0;
+
+			while (j < n && digits < 8 &&
+			       (hexa ? isxdigit((unsigned char)v[j]) :
+				       isdigit((unsigned char)v[j]))) {
+				int c = tolower((unsigned char)v[j]);
+				int d = isdigit(c) ? c - '0' : c - 'a' + 10;
+
+				cp = cp * (hexa ? 16 : 10) + (unsigned long)d;
+				j++;
+				digits++;
+			}
+			if (digits && j < n && v[j] == ';' && cp > 0 &&
+			    cp <= 0x10ffff) {
+				put_utf8(&b, cp);
+				i = j + 1;
+				done = 1;
+			}
+		}
+		if (!done)
+			sb_add(&b, "&", 1); /* not an entity: keep it */
+	}
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+char *gl_s3_xml_text(const char *xml, size_t len, const char *tag)
+{
+	const char *v;
+	size_t vlen;
+
+	if (!xml || !xml_elem(xml, xml + len, tag, &v, &vlen))
+		return NULL;
+	return xml_decode(v, vlen);
+}
+
+int64_t gl_s3_parse_time(const char *iso)
+{
+	struct tm tm;
+	int y, mo, d, h, mi, s, n = 0;
+	time_t t;
+
+	if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h,
+			   &mi, &s, &n) != 6 || n != 19)
+		return -1;
+	iso += n;
+	if (*iso == '.') /* fraction: ignored */
+		for (iso++; isdigit((unsigned char)*iso); iso++)
+			;
+	if (strcmp(iso, "Z") && strcmp(iso, "+00:00") && *iso)
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    s > 60)
+		return -1;
+	memset(&tm, 0, sizeof tm);
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = s;
+	t = timegm(&tm);
+	return t == (time_t)-1 ? -1 : (int64_t)t;
+}
+
+int gl_s3_parse_uploads(const char *xml, size_t len, gl_s3_upload_fn fn,
+			void *arg, int *truncated, char **next_key,
+			char **next_upload_id)
+{
+	const char *end, *p, *v;
+	size_t vlen;
+	char *t;
+	int n = 0;
+
+	*truncated = 0;
+	*next_key = NULL;
+	*next_upload_id = NULL;
+	if (!xml || !xml_elem(xml, xml + len, "ListMultipartUploadsResult",
+			      &v, &vlen))
+		return -1;
+	end = v + vlen;
+	p = v;
+	/* the markers and IsTruncated come before or after the uploads; they
+	 * have names of their own, so searching the whole result is safe */
+	t = gl_s3_xml_text(v, vlen, "IsTruncated");
+	*truncated = t && !strcmp(t, "true");
+	free(t);
+	*next_key = gl_s3_xml_text(v, vlen, "NextKeyMarker");
+	*next_upload_id = gl_s3_xml_text(v, vlen, "NextUploadIdMarker");
+	while ((p = xml_elem(p, end, "Upload", &v, &vlen))) {
+		char *key = gl_s3_xml_text(v, vlen, "Key");
+		char *id = gl_s3_xml_text(v, vlen, "UploadId");
+		char *init = gl_s3_xml_text(v, vlen, "Initiated");
+		int stop = 0;
+
+		if (key && id) {
+			n++;
+			if (fn)
+				stop = fn(arg, key, id, gl_s3_parse_time(init));
+		}
+		free(key);
+		free(id);
+		free(init);
+		if (stop)
+			break;
+	}
+	return n;
+}
+
+void gl_s3_map_error(long status, const char *body, size_t len,
+		     const char *what, gl_err *e)
+{
+	char *code = gl_s3_xml_text(body, len, "Code");
+	char *msg = gl_s3_xml_text(body, len, "Message");
+	const char *c = code ? code : "", *m = msg ? msg : "";
+	const char *sep = code && msg ? ": " : "";
+	char detail[600];
+
+	if (!what)
+		what = "";
+	if (code || msg)
+		snprintf(detail, sizeof detail, " (%.100s%s%.400s)", c, sep, m);
+	else
+		detail[0] = '\0';
+	if (status == 404 && !strcmp(c, "NoSuchBucket"))
+		/* a configuration error, not a missing blob */
+		set_err(e, 500, "S3 bucket does not exist%s", detail);
+	else if (status == 404 && !strcmp(c, "NoSuchUpload"))
+		set_err(e, 404, "S3 multipart upload for '%.300s' not found%s",
+			what, detail);
+	else if (status == 404)
+		set_err(e, 404, "S3 object '%.300s' not found%s", what, detail);
+	else if (status == 401 || status == 403)
+		set_err(e, 403, "S3 access denied%s", detail);
+	else if (status == 416)
+		set_err(e, 416, "S3: requested range not satisfiable for "
+			"'%.300s'%s", what, detail);
+	else if (!strcmp(c, "EntityTooLarge"))
+		set_err(e, 413, "S3 refused '%.300s' as too large%s", what,
+			detail);
+	else if (status >= 500 || !strcmp(c, "SlowDown") ||
+		 !strcmp(c, "InternalError") ||
+		 !strcmp(c, "ServiceUnavailable"))
+		set_err(e, 503, "S3 unavailable: HTTP %ld%s", status, detail);
+	else
+		set_err(e, 500, "S3 error: HTTP %ld for '%.300s'%s", status,
+			what, detail);
+	free(code);
+	free(msg);
+}
+
+/* ---- part sizing --- */
+
+int64_t gl_s3_part_size(int64_t size, int64_t max_size)
+{
+	int64_t part;
+
+	if (size < 0)
+		size = max_size;
+	if (size <= 0 || size > S3_MAX_OBJECT)
+		size = S3_MAX_OBJECT;
+	/* the fewest parts of at least S3_MIN_PART; whole MiB, rounded up,
+	 * so `size` fits in S3_MAX_PARTS parts */
+	part = (size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+	part = (part + (1LL << 20) - 1) & ~((1LL << 20) - 1);
+	if (part < S3_MIN_PART)
+		part = S3_MIN_PART;
+	if (part > S3_MAX_PART)
+		part = S3_MAX_PART;
+	return part;
+}
+
+/* ---- client state --- */
+
+typedef enum req_kind {
+	K_INIT,     /* CreateMultipartUpload */
+	K_PART,     /* UploadPart */
+	K_COMPLETE, /* CompleteMultipartUpload */
+	K_CLEANUP,  /* abort or delete after an abandoned upload */
+	K_GET,      /* streamed GET */
+	K_SYNC,     /* blocking helpers */
+} req_kind;
+
+typedef enum req_state {
+	R_NEW,      /* not in the multi handle */
+	R_QUEUED,   /* waits for depth 0 to be added */
+	R_ACTIVE,   /* in the multi handle */
+	R_WAIT,     /* waits for its retry timer */
+} req_state;
+
+typedef struct s3_req s3_req;
+
+struct s3_req {
+	gl_s3 *s;
+	s3_req *prev, *next;      /* s->reqs */
+	req_kind kind;
+	req_state state;
+	CURL *easy;
+	int borrowed;             /* easy is s->sync_easy */
+	struct curl_slist *hdrs;
+	char *url;
+	char *what;               /* the key, for messages */
+	int idempotent;
+	int attempts;
+	/* request body: mem (if set) or fd at off..off+len */
+	char *mem;
+	int fd;
+	int64_t off, len, pos;
+	int read_errno, short_read;
+	/* response */
+	char *body;               /* collected (not for a 2xx GET) */
+	size_t blen, bcap;
+	int64_t delivered;        /* bytes given to on_data */
+	size_t redeliver;         /* replayed bytes already delivered */
+	int paused, resume_pending, stopped;
+	int fail_pending;
+	CURLcode fail_rc;
+	int cancelled, in_done;
+	struct event *retry_ev;
+	char errbuf[CURL_ERROR_SIZE];
+	/* owner */
+	void *owner;              /* gl_s3_upload or gl_s3_get */
+	int part_no;
+	int internal;             /* the empty part of an empty object */
+	gl_s3_done_fn done;       /* a part's callback */
+	void *arg;
+};
+
+/* One watched socket; curl keeps the pointer (curl_multi_assign). */
+typedef struct s3_sock {
+	struct event *ev;
+	struct s3_sock *prev, *next;
+} s3_sock;
+
+struct gl_s3 {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;      /* curl's timeout */
+	struct event *deferred;   /* work curl callbacks cannot do */
+	s3_sock *socks;
+	int depth;                /* > 0 while inside curl */
+	s3_req *reqs;
+	gl_s3_upload *uploads;
+	CURL *sync_easy;
+	char *endpoint, *bucket_url, *region, *sigv4, *access_key,
+	     *secret_key, *prefix, *bucket;
+	int connect_timeout, timeout;
+};
+
+typedef struct part_rec {
+	int no;
+	char *etag;
+} part_rec;
+
+struct gl_s3_upload {
+	gl_s3 *s;
+	gl_s3_upload *prev, *next; /* s->uploads */
+	char *key;                 /* relative, for messages */
+	char *content_type;
+	char *id;
+	s3_req *init, *complete, *cleanup;
+	int inflight;              /* caller's parts */
+	int internal_part;         /* the empty part of an empty object */
+	part_rec *parts;
+	int nparts, cap;
+	int failed;
+	gl_err first;              /* the first error, kept */
+	int busy;                  /* callbacks running on it */
+	int completing;            /* complete called, done not fired */
+	int finished;              /* completed, done fired: free it */
+	int abandoned;             /* aborted or failed: clean up, free */
+	int completed;             /* ... but the object got stored */
+	int cleanup_sent, in_done;
+	gl_s3_ready_fn ready;
+	gl_s3_done_fn done;
+	void *ready_arg, *done_arg;
+};
+
+struct gl_s3_get {
+	s3_req *r;
+	gl_s3_data_fn on_data;
+	gl_s3_get_done_fn done;
+	void *arg;
+};
+
+static void kick(gl_s3 *s)
+{
+	event_active(s->deferred, 0, 0);
+}
+
+static void list_push(gl_s3 *s, s3_req *r)
+{
+	r->prev = NULL;
+	r->next = s->reqs;
+	if (s->reqs)
+		s->reqs->prev = r;
+	s->reqs = r;
+}
+
+static void list_remove(gl_s3 *s, s3_req *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (s->reqs == r)
+		s->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Free a request without calling back. Only at depth 0 (it may leave the
+ * multi handle). */
+static void req_destroy(s3_req *r)
+{
+	gl_s3 *s = r->s;
+
+	if (r->state == R_ACTIVE)
+		curl_multi_remove_handle(s->multi, r->easy);
+	list_remove(s, r);
+	if (r->retry_ev)
+		event_free(r->retry_ev);
+	if (r->easy && !r->borrowed)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->hdrs);
+	free(r->url);
+	free(r->what);
+	free(r->mem);
+	free(r->body);
+	free(r);
+}
+
+/* Forget a request: no callback will come from it. */
+static void req_cancel(s3_req *r)
+{
+	if (!r || r->in_done || r->cancelled)
+		return;
+	r->owner = NULL;
+	r->done = NULL;
+	if (r->s->depth > 0) {
+		/* maybe inside its own callbacks: the read/write callbacks
+		 * refuse to go on and `deferred` frees it */
+		r->cancelled = 1;
+		kick(r->s);
+		return;
+	}
+	req_destroy(r);
+}
+
+static void req_finish(s3_req *r, CURLcode rc);
+
+/* Put a request into the multi handle (at depth 0; queued otherwise). */
+static void req_submit(s3_req *r)
+{
+	gl_s3 *s = r->s;
+
+	if (s->depth > 0) {
+		r->state = R_QUEUED;
+		kick(s);
+		return;
+	}
+	r->state = R_ACTIVE;
+	if (curl_multi_add_handle(s->multi, r->easy) != CURLM_OK) {
+		r->state = R_NEW;
+		r->fail_pending = 1;
+		r->fail_rc = CURLE_OUT_OF_MEMORY;
+		kick(s);
+	}
+}
+
+/* ---- curl callbacks --- */
+
+static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
+{
+	s3_req *r = arg;
+	size_t want = size * nitems;
+	int64_t left = r->len - r->pos;
+	ssize_t n;
+
+	if (r->cancelled)
+		return CURL_READFUNC_ABORT;
+	if (left <= 0)
+		return 0;
+	if ((int64_t)want > left)
+		want = (size_t)left;
+	if (r->mem) {
+		memcpy(buf, r->mem + r->pos, want);
+		r->pos += (int64_t)want;
+		return want;
+	}
+	/* a local spool file: pread does not block on the network, and
+	 * the offset makes a retry read the very same bytes */
+	do
+		n = pread(r->fd, buf, want, (off_t)(r->off + r->pos));
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		r->read_errno = errno;
+		return CURL_READFUNC_ABORT;
+	}
+	if (n == 0) {
+		r->short_read = 1;
+		return CURL_READFUNC_ABORT;
+	}
+	r->pos += n;
+	return (size_t)n;
+}
+
+static int seek_cb(void *arg, curl_off_t offset, int origin)
+{
+	s3_req *r = arg;
+
+	if (origin != SEEK_SET || offset < 0 || offset > r->len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	r->pos = offset;
+	return CURL_SEEKFUNC_OK;
+}
+
+static void collect(s3_req *r, const char *p, size_t n)
+{
+	if (r->blen + n > S3_BODY_CAP)
+		n = r->blen < S3_BODY_CAP ? S3_BODY_CAP - r->blen : 0;
+	if (!n)
+		return;
+	if (r->blen + n + 1 > r->bcap) {
+		size_t cap = r->bcap ? r->bcap : 4096;
+		char *np;
+
+		while (cap < r->blen + n + 1)
+			cap *= 2;
+		np = realloc(r->body, cap);
+		if (!np)
+			return; /* the answer is cut; parsing will say so */
+		r->body = np;
+		r->bcap = cap;
+	}
+	memcpy(r->body + r->blen, p, n);
+	r->blen += n;
+	r->body[r->blen] = '\0';
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	s3_req *r = arg;
+	size_t n = size * nmemb, skip = 0;
+	long status = 0;
+	gl_s3_get *g;
+	int rv;
+
+	if (r->cancelled)
+		return CURL_WRITEFUNC_ERROR;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (r->kind != K_GET || status < 200 || status > 299) {
+		/* an XML answer or an error document: keep it for parsing */
+		collect(r, ptr, n);
+		return n;
+	}
+	g = r->owner;
+	if (r->redeliver) {
+		skip = n < r->redeliver ? n : r->redeliver;
+		r->redeliver -= skip;
+		if (skip == n)
+			return n;
+	}
+	r->delivered += (int64_t)(n - skip);
+	if (!g || !g->on_data)
+		return n;
+	rv = g->on_data(g->arg, ptr + skip, n - skip);
+	if (r->cancelled) /* g may be gone */
+		return CURL_WRITEFUNC_ERROR;
+	if (rv < 0) {
+		r->stopped = 1;
+		return CURL_WRITEFUNC_ERROR;
+	}
+	if (rv > 0) {
+		/* curl hands this whole piece (and the rest) back on resume */
+		r->paused = 1;
+		r->redeliver = n;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	return n;
+}
+
+static void check_multi_info(gl_s3 *s);
+
+static void start_queued(gl_s3 *s)
+{
+	for (s3_req *r = s->reqs; r; r = r->next)
+		if (r->state == R_QUEUED && !r->cancelled)
+			req_submit(r);
+}
+
+static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_s3 *s = arg;
+	int flags = 0, running = 0;
+
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	s->depth++;
+	curl_multi_socket_action(s->multi, fd, flags, &running);
+	s->depth--;
+	check_multi_info(s);
+}
+
+static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_s3 *s = arg;
+	int running = 0;
+
+	s->depth++;
+	curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	s->depth--;
+	check_multi_info(s);
+}
+
+static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+		   void *socketp)
+{
+	gl_s3 *s = userp;
+	s3_sock *ss = socketp;
+	short kind = EV_PERSIST;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (ss) {
+			if (ss->prev)
+				ss->prev->next = ss->next;
+			else
+				s->socks = ss->next;
+			if (ss->next)
+				ss->next->prev = ss->prev;
+			event_free(ss->ev);
+			free(ss);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (!ss) {
+		ss = calloc(1, sizeof *ss);
+		if (!ss)
+			return -1;
+		ss->ev = event_new(s->base, fd, kind, sock_event_cb, s);
+		if (!ss->ev) {
+			free(ss);
+			return -1;
+		}
+		ss->next = s->socks;
+		if (s->socks)
+			s->socks->prev = ss;
+		s->socks = ss;
+		curl_multi_assign(s->multi, fd, ss);
+	} else {
+		event_del(ss->ev);
+		event_assign(ss->ev, s->base, fd, kind, sock_event_cb, s);
+	}
+	event_add(ss->ev, NULL);
+	return 0;
+}
+
+/* Never calls socket_action itself (curl would recurse); 0 ms means "on
+ * the next loop pass". */
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	gl_s3 *s = userp;
+
+	if (timeout_ms < 0) {
+		evtimer_del(s->timer);
+	} else {
+		struct timeval tv = { timeout_ms / 1000,
+				      (timeout_ms % 1000) * 1000 };
+		evtimer_add(s->timer, &tv);
+	}
+	return 0;
+}
+
+/* Work curl callbacks could not do: free cancelled requests, resume
+ * paused GETs, add queued requests, fail what could not start. */
+static void deferred_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_s3 *s = arg;
+	s3_req *r, *next;
+	int again;
+
+	for (r = s->reqs; r; r = next) {
+		next = r->next;
+		if (r->cancelled)
+			req_destroy(r);
+	}
+	/* curl_easy_pause replays held data through write_cb (caller code,
+	 * at depth > 0), which cannot change the request list */
+	for (r = s->reqs; r; r = r->next) {
+		CURLcode rc;
+
+		if (!r->resume_pending)
+			continue;
+		r->resume_pending = 0;
+		if (!r->paused || r->cancelled || r->fail_pending ||
+		    r->state != R_ACTIVE)
+			continue;
+		r->paused = 0;
+		s->depth++;
+		rc = curl_easy_pause(r->easy, CURLPAUSE_CONT);
+		s->depth--;
+		if (rc != CURLE_OK && !r->cancelled) {
+			/* the replay failed (stop): curl still has the
+			 * transfer, so end it here */
+			r->fail_pending = 1;
+			r->fail_rc = rc;
+		}
+	}
+	/* finishing runs callbacks, which may cancel anything: rescan from
+	 * the head each time */
+	do {
+		again = 0;
+		for (r = s->reqs; r; r = r->next) {
+			if (r->cancelled) {
+				req_destroy(r);
+				again = 1;
+				break;
+			}
+			if (r->fail_pending) {
+				r->fail_pending = 0;
+				req_finish(r, r->fail_rc);
+				again = 1;
+				break;
+			}
+		}
+	} while (again);
+	start_queued(s);
+	check_multi_info(s);
+}
+
+static void check_multi_info(gl_s3 *s)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(s->multi, &left))) {
+		s3_req *r = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &r);
+		if (!r || r->cancelled)
+			continue; /* `deferred` frees it */
+		req_finish(r, msg->data.result);
+	}
+}
+
+/* ---- building requests --- */
+
+static char *url_of(gl_s3 *s, const char *key, const char *query)
+{
+	sbuf b = { 0 };
+
+	sb_puts(&b, s->bucket_url);
+	if (key) {
+		sb_puts(&b, "/");
+		sb_enc(&b, s->prefix, 1);
+		sb_enc(&b, key, 1);
+	}
+	if (query) {
+		sb_puts(&b, "?");
+		sb_puts(&b, query);
+	}
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* Keys: non-empty, and within S3's 1024 bytes with the prefix. */
+static int check_key(gl_s3 *s, const char *key, gl_err *err)
+{
+	if (!key || !*key) {
+		set_err(err, 500, "S3: empty object key");
+		return -1;
+	}
+	if (strlen(s->prefix) + strlen(key) > S3_MAX_KEY) {
+		set_err(err, 500, "S3: object key longer than %d bytes",
+			S3_MAX_KEY);
+		return -1;
+	}
+	return 0;
+}
+
+typedef struct req_spec {
+	req_kind kind;
+	const char *method;       /* GET HEAD PUT POST DELETE */
+	const char *key;          /* relative; NULL: the bucket */
+	const char *query;        /* canonical (sorted, encoded) */
+	const char *content_type; /* PUT/POST */
+	const char *range;
+	int idempotent;
+	int stream;               /* data transfer: stall limit, no total */
+	long timeout;             /* s, 0: the configured one */
+} req_spec;
+
+/* Set every option of r->easy for the spec. The body (mem/fd, len) is
+ * already in r. */
+static int req_setup(s3_req *r, const req_spec *sp)
+{
+	gl_s3 *s = r->s;
+	CURL *e = r->easy;
+	CURLcode rc = CURLE_OK;
+	struct curl_slist *h = NULL, *t;
+	char ct[300];
+	int upload = !strcmp(sp->method, "PUT"), post = !strcmp(sp->method,
+								"POST");
+
+#define ADDH(str)                                                              \
+	do {                                                                   \
+		t = curl_slist_append(h, str);                                 \
+		if (!t)                                                        \
+			goto oom;                                              \
+		h = t;                                                         \
+	} while (0)
+	ADDH("x-amz-content-sha256: UNSIGNED-PAYLOAD");
+	if (upload || post) {
+		/* curl's own "Expect: 100-continue" on parts stays: S3, RGW
+		 * and Swift answer it, and a refused part is not sent in
+		 * vain. (Removing it with "Expect:" breaks the signature:
+		 * curl 7.88 signs the empty header it then leaves out.) */
+		snprintf(ct, sizeof ct, "Content-Type: %s",
+			 sp->content_type ? sp->content_type :
+					    "application/octet-stream");
+		ADDH(ct);
+	}
+#undef ADDH
+	r->hdrs = h;
+#define SET(opt, val)                                                          \
+	do {                                                                   \
+		if (rc == CURLE_OK)                                            \
+			rc = curl_easy_setopt(e, opt, val);                    \
+	} while (0)
+	SET(CURLOPT_URL, r->url);
+	SET(CURLOPT_PRIVATE, r);
+	SET(CURLOPT_ERRORBUFFER, r->errbuf);
+	SET(CURLOPT_HTTPHEADER, r->hdrs);
+	SET(CURLOPT_AWS_SIGV4, s->sigv4);
+	SET(CURLOPT_USERNAME, s->access_key);
+	SET(CURLOPT_PASSWORD, s->secret_key);
+	SET(CURLOPT_PATH_AS_IS, 1L);
+	SET(CURLOPT_WRITEFUNCTION, write_cb);
+	SET(CURLOPT_WRITEDATA, r);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_USERAGENT, S3_USER_AGENT);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	/* S3 redirects (wrong region) would need a new signature anyway */
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	/* the store is configured explicitly: no proxy from the environment */
+	SET(CURLOPT_PROXY, "");
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_BUFFERSIZE, S3_BUFFER_SIZE);
+	SET(CURLOPT_UPLOAD_BUFFERSIZE, S3_BUFFER_SIZE);
+	SET(CURLOPT_CONNECTTIMEOUT, (long)s->connect_timeout);
+	if (sp->stream) {
+		/* a 1000 GiB download may take hours and pause for a slow
+		 * client: give up only on a stall (curl does not count paused
+		 * time as one) */
+		SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
+		SET(CURLOPT_LOW_SPEED_TIME, (long)s->timeout);
+	} else {
+		SET(CURLOPT_TIMEOUT, sp->timeout ? sp->timeout :
+						   (long)s->timeout);
+	}
+	if (upload) {
+		SET(CURLOPT_UPLOAD, 1L);
+		SET(CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->len);
+	} else if (post) {
+		SET(CURLOPT_POST, 1L);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
+	} else if (!strcmp(sp->method, "HEAD")) {
+		SET(CURLOPT_NOBODY, 1L);
+	} else if (strcmp(sp->method, "GET")) {
+		SET(CURLOPT_CUSTOMREQUEST, sp->method);
+	}
+	if (upload || post) {
+		SET(CURLOPT_READFUNCTION, read_cb);
+		SET(CURLOPT_READDATA, r);
+		SET(CURLOPT_SEEKFUNCTION, seek_cb);
+		SET(CURLOPT_SEEKDATA, r);
+	}
+	if (sp->range)
+		SET(CURLOPT_RANGE, sp->range);
+#undef SET
+	return rc == CURLE_OK ? 0 : -1;
+oom:
+	curl_slist_free_all(h);
+	return -1;
+}
+
+/* A request for the loop (or, kind K_SYNC, for curl_easy_perform on the
+ * shared blocking handle). body: mem (taken over) or fd range. */
+static s3_req *req_new(gl_s3 *s, const req_spec *sp, char *mem, int fd,
+		       int64_t off, int64_t len, gl_err *err)
+{
+	s3_req *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		free(mem);
+		set_err(err, 500, "out of memory");
+		return NULL;
+	}
+	r->s = s;
+	r->kind = sp->kind;
+	r->idempotent = sp->idempotent;
+	r->mem = mem;
+	r->fd = fd;
+	r->off = off;
+	r->len = len;
+	list_push(s, r);
+	if (sp->kind == K_SYNC) {
+		r->easy = s->sync_easy;
+		r->borrowed = 1;
+		curl_easy_reset(r->easy);
+	} else {
+		r->easy = curl_easy_init();
+	}
+	r->url = url_of(s, sp->key, sp->query);
+	r->what = strdup(sp->key ? sp->key : s->bucket);
+	if (!r->easy || !r->url || !r->what || req_setup(r, sp) != 0) {
+		req_destroy(r);
+		set_err(err, 500, "out of memory");
+		return NULL;
+	}
+	return r;
+}
+
+/* Back to the state before the first attempt. */
+static void req_reset(s3_req *r)
+{
+	r->pos = 0;
+	r->blen = 0;
+	if (r->body)
+		r->body[0] = '\0';
+	r->delivered = 0;
+	r->redeliver = 0;
+	r->paused = 0;
+	r->resume_pending = 0;
+	r->errbuf[0] = '\0';
+	r->read_errno = 0;
+	r->short_read = 0;
+}
+
+/* ---- outcome of one attempt --- */
+
+static void host_of(s3_req *r, char *out, size_t len)
+{
+	char *host = NULL, *port = NULL;
+	CURLU *u = curl_url();
+
+	snprintf(out, len, "the S3 endpoint");
+	if (!u)
+		return;
+	if (curl_url_set(u, CURLUPART_URL, r->s->endpoint, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+			snprintf(out, len, "%s:%s", host, port);
+		else
+			snprintf(out, len, "%s", host);
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+}
+
+/* 0 if the attempt succeeded; else err filled and *retry says whether
+ * trying again could help. */
+static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
+		       int *retry)
+{
+	long status = 0;
+	char host[300];
+
+	*retry = 0;
+	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+	*statusp = status;
+	if (r->read_errno) {
+		set_err(e, 500, "cannot read the data for S3 object '%.300s': "
+			"%s", r->what, strerror(r->read_errno));
+		return -1;
+	}
+	if (r->short_read) {
+		set_err(e, 500, "the data for S3 object '%.300s' ended before "
+			"%lld bytes", r->what, (long long)r->len);
+		return -1;
+	}
+	if (r->stopped) {
+		set_err(e, 499, "S3 download of '%.300s' stopped", r->what);
+		return -1;
+	}
+	if (rc == CURLE_OUT_OF_MEMORY) {
+		set_err(e, 500, "out of memory");
+		return -1;
+	}
+	if (rc != CURLE_OK) {
+		host_of(r, host, sizeof host);
+		set_err(e, 503, "S3 unavailable: %s: %s", host,
+			r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+		/* a GET whose data the caller already has cannot restart */
+		*retry = r->delivered == 0 && !r->cancelled;
+		return -1;
+	}
+	if (status >= 200 && status <= 299) {
+		char *code;
+
+		/* CompleteMultipartUpload can fail after its 200 (S3 sends
+		 * the status before it knows): the body tells */
+		if (r->kind != K_COMPLETE ||
+		    !(code = gl_s3_xml_text(r->body, r->blen, "Code")))
+			return 0;
+		free(code);
+		gl_s3_map_error(500, r->body, r->blen, r->what, e);
+		return -1;
+	}
+	gl_s3_map_error(status, r->body, r->blen, r->what, e);
+	*retry = status >= 500;
+	return -1;
+}
+
+static void upload_req_done(s3_req *r, long status, const gl_err *err);
+static void get_req_done(s3_req *r, long status, const gl_err *err);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	s3_req *r = arg;
+
+	if (r->cancelled) {
+		req_destroy(r);
+		return;
+	}
+	req_reset(r);
+	req_submit(r);
+}
+
+/* A transfer ended (depth 0): retry once if it may help, else report to
+ * the owner and free the request. */
+static void req_finish(s3_req *r, CURLcode rc)
+{
+	gl_s3 *s = r->s;
+	gl_err err;
+	long status;
+	int retry;
+
+	if (r->state == R_ACTIVE)
+		curl_multi_remove_handle(s->multi, r->easy);
+	r->state = R_NEW;
+	memset(&err, 0, sizeof err);
+	if (req_outcome(r, rc, &status, &err, &retry) != 0 && retry &&
+	    r->idempotent && r->attempts == 0) {
+		struct timeval tv = { 0, S3_RETRY_DELAY_MS * 1000 };
+
+		r->attempts++;
+		gl_warn("S3: retrying %s after: %s", r->what, err.msg);
+		if (!r->retry_ev)
+			r->retry_ev = evtimer_new(s->base, retry_cb, r);
+		if (r->retry_ev && evtimer_add(r->retry_ev, &tv) == 0) {
+			r->state = R_WAIT;
+			return;
+		}
+	}
+	r->in_done = 1;
+	if (r->kind == K_GET)
+		get_req_done(r, status, err.status ? &err : NULL);
+	else
+		upload_req_done(r, status, err.status ? &err : NULL);
+	req_destroy(r);
+}
+
+/* Blocking: run a K_SYNC request to its end (one retry). */
+static int sync_run(s3_req *r, long *status, gl_err *err)
+{
+	int retry;
+
+	for (;;) {
+		CURLcode rc;
+
+		req_reset(r);
+		rc = curl_easy_perform(r->easy);
+		if (req_outcome(r, rc, status, err, &retry) == 0)
+			return 0;
+		if (!retry || !r->idempotent || r->attempts > 0)
+			return -1;
+		r->attempts++;
+		gl_warn("S3: retrying %s after: %s", r->what, err->msg);
+		usleep(S3_RETRY_DELAY_MS * 1000);
+	}
+}
+
+/* ---- multipart upload --- */
+
+static void upload_free(gl_s3_upload *u)
+{
+	gl_s3 *s = u->s;
+
+	if (u->prev)
+		u->prev->next = u->next;
+	else if (s->uploads == u)
+		s->uploads = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	for (int i = 0; i < u->nparts; i++)
+		free(u->parts[i].etag);
+	free(u->parts);
+	free(u->key);
+	free(u->content_type);
+	free(u->id);
+	free(u);
+}
+
+static void upload_fail(gl_s3_upload *u, const gl_err *err)
+{
+	if (u->failed)
+		return; /* the first error is the one that explains */
+	u->failed = 1;
+	u->first = *err;
+}
+
+static s3_req *upload_req(gl_s3_upload *u, req_kind kind, const char *method,
+			  const char *query, char *mem, int fd, int64_t off,
+			  int64_t len, gl_err *err)
+{
+	req_spec sp = { 0 };
+	s3_req *r;
+
+	sp.kind = kind;
+	sp.method = method;
+	sp.key = u->key;
+	sp.query = query;
+	sp.content_type = kind == K_INIT ? u->content_type :
+			  kind == K_COMPLETE ? "application/xml" : NULL;
+	sp.idempotent = kind == K_PART || kind == K_CLEANUP;
+	sp.stream = kind == K_PART;
+	if (kind == K_COMPLETE)
+		/* assembling thousands of parts takes the server a while */
+		sp.timeout = (long)u->s->timeout * S3_COMPLETE_TIMEOUT_FACTOR;
+	r = req_new(u->s, &sp, mem, fd, off, len, err);
+	if (r)
+		r->owner = u;
+	return r;
+}
+
+/* "partNumber=N&uploadId=ID": sorted, encoded (see the top). */
+static char *id_query(const char *id, int part_no)
+{
+	char *e = gl_s3_encode(id, 0);
+	sbuf b = { 0 };
+
+	if (!e)
+		return NULL;
+	if (part_no > 0)
+		sb_printf(&b, "partNumber=%d&", part_no);
+	sb_puts(&b, "uploadId=");
+	sb_puts(&b, e);
+	free(e);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+static int part_cmp(const void *a, const void *b)
+{
+	const part_rec *x = a, *y = b;
+
+	return (x->no > y->no) - (x->no < y->no);
+}
+
+static int record_part(gl_s3_upload *u, int no, const char *etag)
+{
+	char *dup = strdup(etag);
+
+	if (!dup)
+		return -1;
+	for (int i = 0; i < u->nparts; i++) {
+		if (u->parts[i].no == no) {
+			/* a part sent again replaces the old one, as in S3 */
+			free(u->parts[i].etag);
+			u->parts[i].etag = dup;
+			return 0;
+		}
+	}
+	if (u->nparts == u->cap) {
+		int cap = u->cap ? u->cap * 2 : 16;
+		part_rec *np = realloc(u->parts, (size_t)cap * sizeof *np);
+
+		if (!np) {
+			free(dup);
+			return -1;
+		}
+		u->parts = np;
+		u->cap = cap;
+	}
+	u->parts[u->nparts].no = no;
+	u->parts[u->nparts].etag = dup;
+	u->nparts++;
+	return 0;
+}
+
+static char *complete_doc(gl_s3_upload *u)
+{
+	sbuf b = { 0 };
+
+	qsort(u->parts, (size_t)u->nparts, sizeof *u->parts, part_cmp);
+	sb_puts(&b, "<CompleteMultipartUpload>");
+	for (int i = 0; i < u->nparts; i++) {
+		sb_printf(&b, "<Part><PartNumber>%d</PartNumber><ETag>",
+			  u->parts[i].no);
+		sb_xml(&b, u->parts[i].etag);
+		sb_puts(&b, "</ETag></Part>");
+	}
+	sb_puts(&b, "</CompleteMultipartUpload>");
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+static int send_part(gl_s3_upload *u, int part_no, int fd, int64_t off,
+		     int64_t len, gl_s3_done_fn done, void *arg, int internal,
+		     gl_err *err)
+{
+	char *q = id_query(u->id, part_no);
+	s3_req *r;
+
+	if (!q) {
+		set_err(err, 500, "out of memory");
+		return -1;
+	}
+	r = upload_req(u, K_PART, "PUT", q, NULL, fd, off, len, err);
+	free(q);
+	if (!r)
+		return -1;
+	r->part_no = part_no;
+	r->internal = internal;
+	r->done = done;
+	r->arg = arg;
+	req_submit(r);
+	return 0;
+}
+
+/* Fire complete's done and end the handle: freed after a success,
+ * aborted (detached, freed when that ends) after a failure. */
+static void complete_finish(gl_s3_upload *u, const gl_err *err)
+{
+	gl_s3_done_fn done = u->done;
+
+	u->completing = 0;
+	u->done = NULL;
+	u->ready = NULL;
+	u->in_done = 1;
+	u->busy++;
+	if (done)
+		done(u->done_arg, err);
+	u->busy--;
+	u->in_done = 0;
+	if (err)
+		u->abandoned = 1;
+	else
+		u->finished = 1;
+}
+
+/* The end of an abandoned upload: abort it on the server or, when it got
+ * completed meanwhile, delete the object nobody will reference. */
+static void send_cleanup(gl_s3_upload *u)
+{
+	gl_err err;
+	char *q = NULL;
+
+	u->cleanup_sent = 1;
+	if (!u->completed && !(q = id_query(u->id, 0))) {
+		gl_warn("S3: cannot abort the upload of %s: out of memory",
+			u->key);
+		return;
+	}
+	u->cleanup = upload_req(u, K_CLEANUP, "DELETE", q, NULL, -1, 0, 0,
+				&err);
+	free(q);
+	if (u->cleanup)
+		req_submit(u->cleanup);
+	else
+		gl_warn("S3: cannot abort the upload of %s: %s", u->key,
+			err.msg);
+}
+
+/* Send what completes the upload: the empty part of an empty object
+ * first, then CompleteMultipartUpload. No callbacks. */
+static int complete_send(gl_s3_upload *u, gl_err *err)
+{
+	char *doc, *q;
+
+	if (u->nparts == 0) {
+		/* S3 needs one part: an empty object is one empty part */
+		if (send_part(u, 1, -1, 0, 0, NULL, NULL, 1, err) != 0)
+			return -1;
+		u->internal_part = 1;
+		return 0;
+	}
+	doc = complete_doc(u);
+	q = doc ? id_query(u->id, 0) : NULL;
+	if (!q) {
+		free(doc);
+		set_err(err, 500, "out of memory");
+		return -1;
+	}
+	u->complete = upload_req(u, K_COMPLETE, "POST", q, doc, -1, 0,
+				 (int64_t)strlen(doc), err);
+	free(q);
+	if (!u->complete)
+		return -1;
+	req_submit(u->complete);
+	return 0;
+}
+
+/* Move the upload on after an answer or an abort: never while a callback
+ * on it runs (busy), and it calls back only from answers (depth 0). */
+static void upload_settle(gl_s3_upload *u)
+{
+	gl_err err;
+
+	if (u->busy)
+		return;
+	if (u->finished) {
+		upload_free(u);
+		return;
+	}
+	if (u->abandoned) {
+		/* the init and completion answers say what exists on the
+		 * server; wait for them */
+		if (u->init || u->complete || u->inflight || u->internal_part ||
+		    u->cleanup)
+			return;
+		if (u->id && !u->cleanup_sent) {
+			send_cleanup(u);
+			if (u->cleanup)
+				return;
+		}
+		upload_free(u);
+		return;
+	}
+	if (!u->completing || u->complete || u->inflight || u->internal_part)
+		return;
+	if (u->failed) {
+		/* a part failed after complete was called */
+		err = u->first;
+		complete_finish(u, &err);
+	} else if (complete_send(u, &err) != 0) {
+		upload_fail(u, &err);
+		complete_finish(u, &u->first);
+	} else {
+		return;
+	}
+	upload_settle(u);
+}
+
+/* A request of an upload ended (depth 0). */
+static void upload_req_done(s3_req *r, long status, const gl_err *err)
+{
+	gl_s3_upload *u = r->owner;
+	gl_err e;
+
+	if (!u)
+		return;
+	switch (r->kind) {
+	case K_INIT:
+		u->init = NULL;
+		if (!err) {
+			u->id = gl_s3_xml_text(r->body, r->blen, "UploadId");
+			if (!u->id || !*u->id) {
+				free(u->id);
+				u->id = NULL;
+				set_err(&e, 500, "S3 did not return an upload "
+					"id for '%.300s'", u->key);
+				err = &e;
+			}
+		}
+		if (err)
+			upload_fail(u, err);
+		if (!u->abandoned && u->ready) {
+			u->busy++;
+			u->ready(u->ready_arg, u->id, err);
+			u->busy--;
+		}
+		break;
+	case K_PART: {
+		gl_s3_done_fn done = r->done;
+		struct curl_header *h = NULL;
+
+		if (r->internal)
+			u->internal_part = 0;
+		else
+			u->inflight--;
+		if (!err) {
+			if (curl_easy_header(r->easy, "ETag", 0, CURLH_HEADER,
+					     -1, &h) != CURLHE_OK ||
+			    !h || !h->value || !*h->value) {
+				set_err(&e, 500, "S3 returned no ETag for part "
+					"%d of '%.300s'", r->part_no, u->key);
+				err = &e;
+			} else if (record_part(u, r->part_no, h->value) != 0) {
+				set_err(&e, 500, "out of memory");
+				err = &e;
+			}
+		}
+		if (err)
+			upload_fail(u, err);
+		if (!u->abandoned && done) {
+			u->busy++;
+			done(r->arg, err);
+			u->busy--;
+		}
+		break;
+	}
+	case K_COMPLETE:
+		u->complete = NULL;
+		if (u->abandoned) {
+			/* the caller gave up during the completion: undo it */
+			u->completed = !err;
+			break;
+		}
+		if (err)
+			upload_fail(u, err);
+		/* the first error explains, even if this one came later */
+		complete_finish(u, err ? &u->first : NULL);
+		break;
+	case K_CLEANUP:
+		u->cleanup = NULL;
+		if (err && err->status != 404)
+			gl_warn("S3: cleaning up the upload of %s failed "
+				"(aborted uploads older than the stale age "
+				"are retried at start-up): %s", u->key,
+				err->msg);
+		break;
+	default:
+		break;
+	}
+	upload_settle(u);
+}
+
+gl_s3_upload *gl_s3_upload_start(gl_s3 *s, const char *key,
+				 const char *content_type,
+				 gl_s3_ready_fn ready, void *arg, gl_err *err)
+{
+	gl_s3_upload *u;
+
+	if (check_key(s, key, err) != 0)
+		return NULL;
+	u = calloc(1, sizeof *u);
+	if (!u || !(u->key = strdup(key)) ||
+	    !(u->content_type = strdup(content_type && *content_type ?
+					content_type :
+					"application/octet-stream"))) {
+		if (u)
+			free(u->key);
+		free(u);
+		set_err(err, 500, "out of memory");
+		return NULL;
+	}
+	u->s = s;
+	u->ready = ready;
+	u->ready_arg = arg;
+	u->next = s->uploads;
+	if (s->uploads)
+		s->uploads->prev = u;
+	s->uploads = u;
+	u->init = upload_req(u, K_INIT, "POST", "uploads=", NULL, -1, 0, 0,
+			     err);
+	if (!u->init) {
+		upload_free(u);
+		return NULL;
+	}
+	req_submit(u->init);
+	return u;
+}
+
+int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
+			 int64_t len, gl_s3_done_fn part_done, void *arg,
+			 gl_err *err)
+{
+	if (u->abandoned || u->completing || u->finished) {
+		set_err(err, 500, "S3 upload of '%.300s' is finished",
+			u->key);
+		return -1;
+	}
+	if (u->failed) {
+		*err = u->first;
+		return -1;
+	}
+	if (!u->id) {
+		set_err(err, 500, "S3 upload of '%.300s' is not started yet",
+			u->key);
+		return -1;
+	}
+	if (part_no < 1 || part_no > S3_MAX_PARTS || off < 0 || len < 0 ||
+	    len > S3_MAX_PART || (len > 0 && fd < 0)) {
+		set_err(err, 500, "invalid S3 part %d (%lld bytes)", part_no,
+			(long long)len);
+		return -1;
+	}
+	if (u->inflight >= GL_S3_MAX_INFLIGHT) {
+		set_err(err, 500, "more than %d S3 parts in flight",
+			GL_S3_MAX_INFLIGHT);
+		return -1;
+	}
+	if (send_part(u, part_no, fd, off, len, part_done, arg, 0, err) != 0)
+		return -1;
+	u->inflight++;
+	return 0;
+}
+
+int gl_s3_upload_complete(gl_s3_upload *u, gl_s3_done_fn done, void *arg,
+			  gl_err *err)
+{
+	if (u->abandoned || u->completing || u->finished) {
+		set_err(err, 500, "S3 upload of '%.300s' is finished",
+			u->key);
+		return -1;
+	}
+	if (u->failed) {
+		*err = u->first;
+		return -1;
+	}
+	if (!u->id) {
+		set_err(err, 500, "S3 upload of '%.300s' is not started yet",
+			u->key);
+		return -1;
+	}
+	/* with parts in flight, the last part's answer sends it */
+	if (!u->inflight && complete_send(u, err) != 0)
+		return -1;
+	u->completing = 1;
+	u->done = done;
+	u->done_arg = arg;
+	return 0;
+}
+
+void gl_s3_upload_abort(gl_s3_upload *u)
+{
+	if (!u || u->abandoned || u->finished || u->in_done)
+		return;
+	u->abandoned = 1;
+	u->completing = 0;
+	u->ready = NULL;
+	u->done = NULL;
+	/* parts: stop sending (closing the connection makes the server drop
+	 * a half-sent part); the init and completion answers are awaited,
+	 * they say what exists on the server */
+	for (s3_req *r = u->s->reqs, *next; r; r = next) {
+		next = r->next;
+		if (r->owner == u && r->kind == K_PART)
+			req_cancel(r);
+	}
+	u->inflight = 0;
+	u->internal_part = 0;
+	/* inside curl (depth > 0) the cancelled parts leave the multi
+	 * handle on the next pass, before the queued abort request starts */
+	upload_settle(u);
+}
+
+const char *gl_s3_upload_id(const gl_s3_upload *u)
+{
+	return u ? u->id : NULL;
+}
+
+/* ---- GET --- */
+
+static int check_range(const char *r)
+{
+	const char *dash = strchr(r, '-');
+
+	if (!dash || strchr(dash + 1, '-') || (dash == r && !dash[1]))
+		return -1;
+	for (const char *p = r; *p; p++)
+		if (p != dash && !isdigit((unsigned char)*p))
+			return -1;
+	return 0;
+}
+
+/* The object's size from a 200's Content-Length or a 206's
+ * "bytes a-b/total". */
+static int64_t get_total(s3_req *r, long status)
+{
+	struct curl_header *h = NULL;
+	curl_off_t cl = -1;
+
+	if (status == 206) {
+		const char *slash;
+
+		if (curl_easy_header(r->easy, "Content-Range", 0, CURLH_HEADER,
+				     -1, &h) != CURLHE_OK || !h || !h->value)
+			return -1;
+		slash = strchr(h->value, '/');
+		if (!slash || !isdigit((unsigned char)slash[1]))
+			return -1;
+		return strtoll(slash + 1, NULL, 10);
+	}
+	if (status >= 200 && status <= 299 &&
+	    curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+			      &cl) == CURLE_OK)
+		return cl;
+	return -1;
+}
+
+static void get_req_done(s3_req *r, long status, const gl_err *err)
+{
+	gl_s3_get *g = r->owner;
+
+	if (!g)
+		return;
+	r->owner = NULL;
+	if (g->done)
+		g->done(g->arg, (int)status, err ? -1 : get_total(r, status),
+			err);
+	free(g);
+}
+
+gl_s3_get *gl_s3_get_start(gl_s3 *s, const char *key, const char *range,
+			   gl_s3_data_fn on_data, gl_s3_get_done_fn done,
+			   void *arg, gl_err *err)
+{
+	req_spec sp = { 0 };
+	gl_s3_get *g;
+
+	if (check_key(s, key, err) != 0)
+		return NULL;
+	if (range && (strlen(range) > 40 || check_range(range) != 0)) {
+		set_err(err, 400, "invalid byte range '%.64s'", range);
+		return NULL;
+	}
+	g = calloc(1, sizeof *g);
+	if (!g) {
+		set_err(err, 500, "out of memory");
+		return NULL;
+	}
+	g->on_data = on_data;
+	g->done = done;
+	g->arg = arg;
+	sp.kind = K_GET;
+	sp.method = "GET";
+	sp.key = key;
+	sp.idempotent = 1;
+	sp.stream = 1;
+	sp.range = range; /* curl copies it; "a-b", "a-", "-n" as they are */
+	g->r = req_new(s, &sp, NULL, -1, 0, 0, err);
+	if (!g->r) {
+		free(g);
+		return NULL;
+	}
+	g->r->owner = g;
+	req_submit(g->r);
+	return g;
+}
+
+void gl_s3_get_resume(gl_s3_get *g)
+{
+	if (!g || !g->r || g->r->in_done || g->r->cancelled)
+		return;
+	/* curl_easy_pause replays held data through on_data right away; do
+	 * it from `deferred` so callers never see reentry */
+	g->r->resume_pending = 1;
+	kick(g->r->s);
+}
+
+void gl_s3_get_cancel(gl_s3_get *g)
+{
+	if (!g || !g->r || g->r->in_done)
+		return;
+	req_cancel(g->r);
+	free(g);
+}
+
+/* ---- blocking helpers --- */
+
+static int sync_simple(gl_s3 *s, const char *method, const char *key,
+		       const char *query, const void *data, size_t len,
+		       int64_t *size, gl_err *err)
+{
+	req_spec sp = { 0 };
+	char *mem = NULL;
+	s3_req *r;
+	long status;
+	int rc;
+
+	if (key && check_key(s, key, err) != 0)
+		return -1;
+	if (len) {
+		mem = malloc(len);
+		if (!mem) {
+			set_err(err, 500, "out of memory");
+			return -1;
+		}
+		memcpy(mem, data, len);
+	}
+	sp.kind = K_SYNC;
+	sp.method = method;
+	sp.key = key;
+	sp.query = query;
+	/* a small PUT sends the same bytes again: idempotent too */
+	sp.idempotent = 1;
+	r = req_new(s, &sp, mem, -1, 0, (int64_t)len, err);
+	if (!r)
+		return -1;
+	rc = sync_run(r, &status, err);
+	if (rc == 0 && size) {
+		curl_off_t cl = -1;
+		curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+				  &cl);
+		*size = cl;
+	}
+	req_destroy(r);
+	return rc;
+}
+
+int gl_s3_delete(gl_s3 *s, const char *key, gl_err *err)
+{
+	return sync_simple(s, "DELETE", key, NULL, NULL, 0, NULL, err);
+}
+
+int gl_s3_head(gl_s3 *s, const char *key, int64_t *size, gl_err *err)
+{
+	int64_t sz = -1;
+	int rc = sync_simple(s, "HEAD", key, NULL, NULL, 0, &sz, err);
+
+	if (size)
+		*size = sz;
+	return rc;
+}
+
+int gl_s3_put_small(gl_s3 *s, const char *key, const void *data, size_t len,
+		    gl_err *err)
+{
+	return sync_simple(s, "PUT", key, NULL, data, len, NULL, err);
+}
+
+/* Abort by the full key (with the prefix), as listings give it. */
+static int abort_full(gl_s3 *s, const char *full_key, const char *id,
+		      gl_err *err)
+{
+	size_t pl = strlen(s->prefix);
+	char *q;
+	int rc;
+
+	if (strncmp(full_key, s->prefix, pl) || !full_key[pl]) {
+		set_err(err, 500, "S3 key '%.300s' is outside the prefix",
+			full_key);
+		return -1;
+	}
+	q = id_query(id, 0);
+	if (!q) {
+		set_err(err, 500, "out of memory");
+		return -1;
+	}
+	rc = sync_simple(s, "DELETE", full_key + pl, q, NULL, 0, NULL, err);
+	free(q);
+	return rc;
+}
+
+int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
+		      gl_err *err)
+{
+	char *q;
+	int rc;
+
+	if (!upload_id || !*upload_id) {
+		set_err(err, 500, "S3: empty upload id");
+		return -1;
+	}
+	q = id_query(upload_id, 0);
+	if (!q) {
+		set_err(err, 500, "out of memory");
+		return -1;
+	}
+	rc = sync_simple(s, "DELETE", key, q, NULL, 0, NULL, err);
+	free(q);
+	return rc;
+}
+
+typedef struct stale_ctx {
+	gl_s3 *s;
+	int64_t cutoff;
+	int aborted, failed;
+	gl_err *err;
+} stale_ctx;
+
+static int stale_one(void *arg, const char *key, const char *id,
+		     int64_t initiated)
+{
+	stale_ctx *c = arg;
+	gl_err e;
+
+	if (initiated < 0 || initiated > c->cutoff)
+		return 0;
+	if (abort_full(c->s, key, id, &e) == 0) {
+		c->aborted++;
+		gl_info("S3: aborted the stale multipart upload of %s", key);
+	} else if (e.status != 404) {
+		/* gone meanwhile is fine; otherwise keep the first error and
+		 * go on with the others */
+		if (!c->failed)
+			*c->err = e;
+		c->failed = 1;
+	}
+	return 0;
+}
+
+int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
+{
+	stale_ctx c = { s, (int64_t)time(NULL) - older_than_s, 0, 0, err };
+	char *key_marker = NULL, *id_marker = NULL;
+	int rc = 0;
+
+	for (int page = 0; page < 100000; page++) {
+		sbuf q = { 0 };
+		req_spec sp = { 0 };
+		char *nk = NULL, *ni = NULL, *body;
+		size_t blen;
+		s3_req *r;
+		long status;
+		int truncated, n;
+
+		/* sorted by name, as the canonical query must be */
+		if (key_marker) {
+			sb_puts(&q, "key-marker=");
+			sb_enc(&q, key_marker, 0);
+			sb_puts(&q, "&");
+		}
+		sb_puts(&q, "prefix=");
+		sb_enc(&q, s->prefix, 0);
+		if (id_marker) {
+			sb_puts(&q, "&upload-id-marker=");
+			sb_enc(&q, id_marker, 0);
+		}
+		sb_puts(&q, "&uploads=");
+		if (q.oom) {
+			free(q.p);
+			set_err(err, 500, "out of memory");
+			rc = -1;
+			break;
+		}
+		sp.kind = K_SYNC;
+		sp.method = "GET";
+		sp.query = q.p;
+		sp.idempotent = 1;
+		r = req_new(s, &sp, NULL, -1, 0, 0, err);
+		free(q.p);
+		if (!r || sync_run(r, &status, err) != 0) {
+			if (r)
+				req_destroy(r);
+			rc = -1;
+			break;
+		}
+		/* the aborts reuse the blocking handle: free the request,
+		 * keep its answer */
+		body = r->body;
+		blen = r->blen;
+		r->body = NULL;
+		req_destroy(r);
+		n = gl_s3_parse_uploads(body, blen, stale_one, &c, &truncated,
+					&nk, &ni);
+		free(body);
+		if (n < 0) {
+			free(nk);
+			free(ni);
+			set_err(err, 503, "S3 unavailable: cannot parse the "
+				"list of multipart uploads");
+			rc = -1;
+			break;
+		}
+		if (!truncated || !nk || !*nk ||
+		    (key_marker && !strcmp(nk, key_marker) && ni &&
+		     id_marker && !strcmp(ni, id_marker))) {
+			free(nk);
+			free(ni);
+			break;
+		}
+		free(key_marker);
+		free(id_marker);
+		key_marker = nk;
+		id_marker = ni;
+	}
+	free(key_marker);
+	free(id_marker);
+	if (rc != 0)
+		return -1;
+	return c.failed ? -1 : c.aborted;
+}
+
+/* ---- setup --- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static char *dup_or(const char *v, const char *dflt)
+{
+	return strdup(v && *v ? v : dflt);
+}
+
+gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
+{
+	gl_s3 *s;
+	size_t n;
+	sbuf b = { 0 };
+
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK) {
+		set_err(err, 500, "cannot initialise libcurl: %s",
+			curl_easy_strerror(curl_init_rc));
+		return NULL;
+	}
+	if (!c->endpoint || (strncmp(c->endpoint, "http://", 7) &&
+			     strncmp(c->endpoint, "https://", 8))) {
+		set_err(err, 500, "S3 endpoint must be an http:// or https:// "
+			"URL");
+		return NULL;
+	}
+	if (!c->bucket || !*c->bucket) {
+		set_err(err, 500, "S3 bucket is not set");
+		return NULL;
+	}
+	if (!c->access_key || !*c->access_key || !c->secret_key) {
+		set_err(err, 500, "S3 credentials are not set");
+		return NULL;
+	}
+	s = calloc(1, sizeof *s);
+	if (!s)
+		goto oom;
+	s->base = base;
+	s->connect_timeout = c->connect_timeout > 0 ? c->connect_timeout : 10;
+	s->timeout = c->timeout > 0 ? c->timeout : 60;
+	s->endpoint = strdup(c->endpoint);
+	if (!s->endpoint)
+		goto oom;
+	n = strlen(s->endpoint);
+	while (n > 0 && s->endpoint[n - 1] == '/')
+		s->endpoint[--n] = '\0';
+	s->region = dup_or(c->region, "us-east-1");
+	s->bucket = strdup(c->bucket);
+	s->access_key = strdup(c->access_key);
+	s->secret_key = strdup(c->secret_key);
+	s->prefix = dup_or(c->prefix, "");
+	if (!s->region || !s->bucket || !s->access_key || !s->secret_key ||
+	    !s->prefix)
+		goto oom;
+	sb_printf(&b, "aws:amz:%.100s:s3", s->region);
+	s->sigv4 = b.p;
+	b = (sbuf){ 0 };
+	sb_puts(&b, s->endpoint);
+	sb_puts(&b, "/");
+	sb_enc(&b, s->bucket, 0);
+	s->bucket_url = b.p;
+	if (!s->sigv4 || !s->bucket_url)
+		goto oom;
+	s->multi = curl_multi_init();
+	s->sync_easy = curl_easy_init();
+	s->timer = evtimer_new(base, timer_event_cb, s);
+	s->deferred = event_new(base, -1, 0, deferred_cb, s);
+	if (!s->multi || !s->sync_easy || !s->timer || !s->deferred)
+		goto oom;
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+	return s;
+oom:
+	free(b.p);
+	gl_s3_free(s);
+	set_err(err, 500, "out of memory");
+	return NULL;
+}
+
+void gl_s3_free(gl_s3 *s)
+{
+	if (!s)
+		return;
+	/* no callbacks: gets are freed with their requests, uploads below */
+	while (s->reqs) {
+		s3_req *r = s->reqs;
+
+		if (r->kind == K_GET && r->owner)
+			free(r->owner);
+		req_destroy(r);
+	}
+	while (s->uploads)
+		upload_free(s->uploads);
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	/* sockets curl closed without a CURL_POLL_REMOVE */
+	while (s->socks) {
+		s3_sock *ss = s->socks;
+
+		s->socks = ss->next;
+		event_free(ss->ev);
+		free(ss);
+	}
+	if (s->sync_easy)
+		curl_easy_cleanup(s->sync_easy);
+	if (s->timer)
+		event_free(s->timer);
+	if (s->deferred)
+		event_free(s->deferred);
+	free(s->endpoint);
+	free(s->bucket_url);
+	free(s->region);
+	free(s->sigv4);
+	free(s->access_key);
+	free(s->secret_key);
+	free(s->prefix);
+	free(s->bucket);
+	free(s);
+}
