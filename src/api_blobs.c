@@ -12,6 +12,7 @@
 #include "digest.h"
 #include "engine.h"
 #include "fetch.h"
+#include "s3.h"
 #include "log.h"
 #include "util.h"
 
@@ -35,6 +36,7 @@
 typedef struct blob_op {
 	gl_api_req *ar;
 	gl_upload *u;
+	gl_upload *finishing;     /* finish in progress (async stores) */
 	int location_pending;
 	gl_download dl;
 	int64_t off, end;
@@ -44,6 +46,7 @@ typedef struct blob_op {
 	int64_t got;
 	struct evbuffer *hold;
 	int paused;
+	gl_s3_get *s3g;
 } blob_op;
 
 static void op_cleanup(gl_api_req *ar)
@@ -54,6 +57,10 @@ static void op_cleanup(gl_api_req *ar)
 		return;
 	if (op->u)
 		gl_upload_abort(op->u);
+	if (op->finishing)
+		gl_upload_detach(op->finishing); /* it ends without us */
+	if (op->s3g)
+		gl_s3_get_cancel(op->s3g);
 	if (op->location_pending)
 		gl_engine_cancel_location(E(ar), ar);
 	if (op->fj)
@@ -80,19 +87,39 @@ static blob_op *op_new(gl_api_req *ar)
 
 /* ---- upload ------------------------------------------------------------------ */
 
+static void up_resume(void *arg)
+{
+	gl_api_req *ar = arg;
+	gl_http_body_resume(ar->http);
+}
+
 static int up_data(gl_http_req *r, const char *d, size_t n, void *arg)
 {
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
 	gl_err err = { 0 };
+	int rc = gl_upload_write(op->u, d, n, &err);
 
-	if (gl_upload_write(op->u, d, n, &err) < 0) {
+	if (rc < 0) {
 		gl_upload_abort(op->u);
 		op->u = NULL;
 		gl_api_reply_fault(ar, &err);
 		return GL_HTTP_BODY_ABORT;
 	}
-	return GL_HTTP_BODY_OK;
+	/* the store is behind (S3 parts): the socket waits, TCP pushes back */
+	return rc > 0 ? GL_HTTP_BODY_PAUSE : GL_HTTP_BODY_OK;
+}
+
+static void up_finished(void *arg, json_t *af, const gl_err *err)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+
+	op->finishing = NULL;
+	if (af)
+		gl_api_reply_json(ar, 200, json_incref(af));
+	else
+		gl_api_reply_fault(ar, err);
 }
 
 static void up_done(gl_http_req *r, void *arg)
@@ -100,14 +127,15 @@ static void up_done(gl_http_req *r, void *arg)
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
 	gl_upload *u = op->u;
-	json_t *out = NULL;
 	gl_err err = { 0 };
 
 	op->u = NULL;
-	if (gl_upload_finish(u, &out, &err) < 0)
+	/* up_finished may run before gl_upload_finish returns */
+	op->finishing = u;
+	if (gl_upload_finish(u, up_finished, ar, &err) < 0) {
+		op->finishing = NULL;
 		gl_api_reply_fault(ar, &err);
-	else
-		gl_api_reply_json(ar, 200, out);
+	}
 }
 
 static void loc_done(void *arg, json_t *af, const gl_err *err)
@@ -166,6 +194,7 @@ void gl_h_blob_put(gl_api_req *ar)
 		gl_api_reply_fault(ar, &err);
 		return;
 	}
+	gl_upload_on_resume(op->u, up_resume, ar);
 	gl_http_body_accept(ar->http, up_data, up_done, ar);
 }
 
@@ -401,6 +430,79 @@ static void proxy_start(gl_api_req *ar, blob_op *op)
 	gl_http_reply_start(ar->http, 200, op->dl.size);
 }
 
+/* -- the S3 store: stream the object (range passed through) ---------------- */
+
+static void s3_resume(gl_http_req *r, void *arg)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+	if (op->paused && op->s3g && gl_http_output_pending(r) < OUT_MAX / 2) {
+		op->paused = 0;
+		gl_s3_get_resume(op->s3g);
+	}
+}
+
+static int s3_data(void *arg, const char *d, size_t n)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+
+	gl_http_reply_data(ar->http, d, n);
+	op->off += (int64_t)n;
+	if (gl_http_output_pending(ar->http) > OUT_MAX) {
+		op->paused = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void s3_done(void *arg, int status, int64_t total, const gl_err *err)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+
+	op->s3g = NULL;
+	gl_http_on_drain(ar->http, NULL, NULL);
+	if (err || (status != 200 && status != 206) || op->off != op->end) {
+		gl_error("download %s from S3: %s (status %d, %lld of %lld "
+			 "bytes)", ar->id, err ? err->msg : "short body", status,
+			 (long long)op->off, (long long)op->end);
+		gl_http_reply_abort(ar->http);
+	} else {
+		gl_http_reply_end(ar->http);
+	}
+	gl_api_finish(ar);
+}
+
+static void s3_stream(gl_api_req *ar, blob_op *op, int status)
+{
+	gl_err err = { 0 };
+	char range[64];
+	gl_s3 *s3 = gl_engine_s3(E(ar));
+
+	snprintf(range, sizeof range, "%lld-%lld", (long long)op->off,
+		 (long long)op->end - 1);
+	gl_http_reply_start(ar->http, status, op->end - op->off);
+	if (gl_http_is_head(ar->http) || op->end == op->off) {
+		gl_http_reply_end(ar->http);
+		gl_api_finish(ar);
+		return;
+	}
+	op->end -= op->off; /* from here: bytes to receive */
+	op->off = 0;
+	op->s3g = s3 ? gl_s3_get_start(s3, op->dl.location, range, s3_data,
+				       s3_done, ar, &err)
+		     : NULL;
+	if (!op->s3g) {
+		gl_error("download %s: %s", ar->id,
+			 s3 ? err.msg : "no S3 store configured");
+		gl_http_reply_abort(ar->http);
+		gl_api_finish(ar);
+		return;
+	}
+	gl_http_on_drain(ar->http, s3_resume, ar);
+}
+
 void gl_h_blob_get(gl_api_req *ar)
 {
 	blob_op *op = op_new(ar);
@@ -493,9 +595,13 @@ void gl_h_blob_get(gl_api_req *ar)
 		gl_api_finish(ar);
 		return;
 	}
-	/* database store: feed pieces as the socket drains */
 	op->off = a;
 	op->end = b + 1;
+	if (dl->kind == GL_DL_S3) {
+		s3_stream(ar, op, status);
+		return;
+	}
+	/* database store: feed pieces as the socket drains */
 	gl_http_reply_start(ar->http, status, b - a + 1);
 	if (gl_http_is_head(ar->http)) {
 		gl_http_reply_end(ar->http);

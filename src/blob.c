@@ -19,6 +19,7 @@
  */
 #include "engine_priv.h"
 #include "digest.h"
+#include "s3.h"
 #include "log.h"
 #include "util.h"
 
@@ -40,21 +41,14 @@ static const char *sget(const json_t *o, const char *k)
 
 /* ---- shared checks ------------------------------------------------------- */
 
-typedef struct target {
-	gl_af af;
-	const gl_field *f;
-	const char *field;
-	const char *key;     /* NULL for a plain blob */
-	json_t *cur;         /* current record (borrowed from af.doc) or NULL */
-} target;
-
-static void target_clear(target *tg)
+void gl_target_clear(gl_target *tg)
 {
 	gl_af_clear(&tg->af);
 	memset(tg, 0, sizeof *tg);
 }
 
-static json_t *record_of(const json_t *doc, const gl_field *f, const char *key)
+json_t *gl_blob_record(const json_t *doc, const gl_field *f,
+		       const char *key)
 {
 	json_t *v = json_object_get(doc, f->name);
 	if (!json_is_object(v))
@@ -65,8 +59,8 @@ static json_t *record_of(const json_t *doc, const gl_field *f, const char *key)
 }
 
 /* Resolve field/key on a loaded artifact (400s of spec §1.6 E8/E11). */
-static int resolve(target *tg, const char *field, const char *key,
-		   int has_key, int need_key, gl_err *err)
+int gl_blob_resolve(gl_target *tg, const char *field, const char *key,
+		    int has_key, int need_key, gl_err *err)
 {
 	const gl_type *t = tg->af.type;
 
@@ -105,7 +99,7 @@ static int resolve(target *tg, const char *field, const char *key,
 		}
 	}
 	tg->cur = tg->key || tg->f->kind == GK_BLOB
-			  ? record_of(tg->af.doc, tg->f, tg->key)
+			  ? gl_blob_record(tg->af.doc, tg->f, tg->key)
 			  : NULL;
 	return 0;
 }
@@ -113,14 +107,14 @@ static int resolve(target *tg, const char *field, const char *key,
 /* Bytes this blob may hold: field limit, folder space, quotas. Inside the
  * write transaction so concurrent uploads cannot both take the last
  * bytes. */
-static int allowed_size(gl_engine *e, const target *tg, const json_t *doc,
-			int64_t *limit, char *why, size_t whylen, gl_err *err)
+int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
+		    int64_t *limit, char *why, size_t whylen, gl_err *err)
 {
 	const gl_field *f = tg->f;
 	const char *owner = sget(doc, "owner");
 	const char *scopes[2] = { NULL, tg->af.type->name };
 	int64_t cur_size = 0;
-	json_t *cur = record_of(doc, f, tg->key);
+	json_t *cur = gl_blob_record(doc, f, tg->key);
 
 	if (cur)
 		cur_size = json_integer_value(json_object_get(
@@ -171,19 +165,21 @@ static int allowed_size(gl_engine *e, const target *tg, const json_t *doc,
 	return 0;
 }
 
-static const char *store_of(gl_engine *e, const gl_type *t)
+const char *gl_blob_store_of(gl_engine *e, const gl_type *t)
 {
 	const gl_type_conf *tc = gl_conf_type(e->conf, t->name);
 	const char *s = tc->default_store ? tc->default_store
 					  : e->conf->default_store;
 	if (!strcasecmp(s, "database") || !strcasecmp(s, "sql"))
 		return "database";
+	if (!strcasecmp(s, "s3"))
+		return "s3";
 	return "file";
 }
 
 /* The folder demands one sha256 for all its blobs (mirrors). */
-static int same_sha_ok(const target *tg, const json_t *doc, const char *sha,
-		       gl_err *err)
+int gl_blob_same_sha_ok(const gl_target *tg, const json_t *doc,
+			const char *sha, gl_err *err)
 {
 	json_t *folder, *b;
 	const char *k;
@@ -218,311 +214,13 @@ int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
 }
 
 /* Put back the record an upload or fetch replaced (or drop the new key). */
-static int restore_prev(gl_engine *e, const char *id, const char *field,
-			const char *key, const json_t *prev, gl_err *err)
+int gl_blob_restore_prev(gl_engine *e, const char *id, const char *field,
+			 const char *key, const json_t *prev, gl_err *err)
 {
 	if (json_is_object(prev))
 		return gl_meta_blob_set(e->meta, id, field, key ? key : "", prev,
 					err);
 	return gl_meta_blob_delete(e->meta, id, field, key ? key : "", err);
-}
-
-/* ---- uploads ------------------------------------------------------------------ */
-
-struct gl_upload {
-	gl_engine *e;
-	const gl_ctx *ctx;
-	target tg;
-	char *id, *field, *key;
-	char content_type[256];
-	int64_t limit, declared;
-	char why[256];
-	const char *store;
-	gl_store_tmp tmp;
-	gl_digest *dg;
-	json_t *prev;
-	int placeholder;
-};
-
-static void upload_free(gl_upload *u)
-{
-	gl_store_tmp_discard(&u->tmp);
-	gl_digest_free(u->dg);
-	json_decref(u->prev);
-	target_clear(&u->tg);
-	free(u->id);
-	free(u->field);
-	free(u->key);
-	free(u);
-}
-
-gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
-				  const char *type, const char *id,
-				  const char *field, const char *key,
-				  int has_key, const char *content_type,
-				  int64_t content_length, gl_err *err)
-{
-	gl_upload *u = calloc(1, sizeof *u);
-	json_t *fresh = NULL, *cur, *rec;
-	int in_tx = 0;
-
-	if (!u) {
-		gl_fail(err, 500, NULL, "out of memory");
-		return NULL;
-	}
-	u->e = e;
-	u->ctx = ctx;
-	u->tmp.fd = -1;
-	u->declared = content_length;
-	u->id = strdup(id);
-	u->field = strdup(field);
-	u->key = key ? strdup(key) : NULL;
-	gl_media_type(content_type, u->content_type, sizeof u->content_type);
-	if (!u->content_type[0])
-		snprintf(u->content_type, sizeof u->content_type,
-			 "application/octet-stream");
-
-	if (gl_engine_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
-		goto fail;
-	if (gl_engine_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
-		goto fail;
-	if (resolve(&u->tg, u->field, u->key, has_key, 1, err) < 0)
-		goto fail;
-	if (gl_engine_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
-		goto fail;
-	if (u->tg.f->kind == GK_FOLDER && !u->tg.cur &&
-	    (int)json_object_size(json_object_get(u->tg.af.doc, field)) >=
-		    u->tg.f->max_keys) {
-		gl_fail(err, 400, "BadRequest",
-			"Blob dict '%s' already holds the maximum of %d blobs",
-			field, u->tg.f->max_keys);
-		goto fail;
-	}
-	u->store = store_of(e, u->tg.af.type);
-
-	if (gl_meta_begin(e->meta, err) < 0)
-		goto fail;
-	in_tx = 1;
-	if (gl_meta_get(e->meta, u->tg.af.type, id, &fresh, err) != 0) {
-		if (!fresh)
-			gl_fail(err, 404, "ArtifactNotFound",
-				"Artifact with id=%s not found", id);
-		goto fail;
-	}
-	if (gl_engine_change_allowed(u->tg.af.type, fresh, field, err) < 0)
-		goto fail;
-	cur = record_of(fresh, u->tg.f, u->tg.key);
-	if (cur && gl_streq(sget(cur, "status"), "saving")) {
-		gl_fail(err, 409, "Conflict",
-			"Blob '%s%s%s' is being uploaded by another request",
-			field, u->key ? "/" : "", u->key ? u->key : "");
-		goto fail;
-	}
-	if (allowed_size(e, &u->tg, fresh, &u->limit, u->why, sizeof u->why,
-			 err) < 0)
-		goto fail;
-	if (content_length >= 0 ? content_length > u->limit : u->limit < 0) {
-		gl_fail(err, 413, "RequestEntityTooLarge",
-			"Blob of %lld bytes exceeds %s",
-			(long long)(content_length >= 0 ? content_length : 0),
-			u->why);
-		goto fail;
-	}
-	if (content_length >= 0)
-		u->limit = content_length;
-	if (gl_store_tmp_create(e->store, &u->tmp, err) < 0)
-		goto fail;
-	u->prev = cur ? json_deep_copy(cur) : NULL;
-	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s}", "status",
-			"saving", "reserved", (json_int_t)u->limit, "size",
-			(json_int_t)u->limit, "external", 0, "node", e->node,
-			"temp", u->tmp.path, "content_type", u->content_type,
-			"store", u->store);
-	if (u->prev)
-		json_object_set(rec, "prev", u->prev);
-	if (gl_meta_blob_set(e->meta, id, field, u->key ? u->key : "", rec,
-			     err) < 0) {
-		json_decref(rec);
-		goto fail;
-	}
-	json_decref(rec);
-	if (gl_meta_commit(e->meta, err) < 0)
-		goto fail;
-	in_tx = 0;
-	u->placeholder = 1;
-	u->dg = gl_digest_new();
-	json_decref(fresh);
-	return u;
-fail:
-	if (in_tx)
-		gl_meta_rollback(e->meta);
-	json_decref(fresh);
-	upload_free(u);
-	return NULL;
-}
-
-int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err)
-{
-	if (u->tmp.size + (int64_t)len > u->limit) {
-		if (u->declared >= 0)
-			return gl_fail(err, 413, "RequestEntityTooLarge",
-				       "More data than the declared "
-				       "Content-Length of %lld bytes",
-				       (long long)u->declared);
-		return gl_fail(err, 413, "RequestEntityTooLarge",
-			       "Blob exceeds %s", u->why);
-	}
-	gl_digest_update(u->dg, data, len);
-	return gl_store_tmp_write(&u->tmp, data, len, err);
-}
-
-/* Drop the placeholder: the blob is back to what it was. */
-static void upload_restore(gl_upload *u)
-{
-	gl_err err = { 0 };
-
-	if (!u->placeholder)
-		return;
-	if (gl_meta_begin(u->e->meta, &err) == 0) {
-		if (restore_prev(u->e, u->id, u->field, u->key, u->prev, &err) ==
-			    0 &&
-		    gl_meta_commit(u->e->meta, &err) == 0) {
-			u->placeholder = 0;
-			return;
-		}
-		gl_meta_rollback(u->e->meta);
-	}
-	/* the start-up recovery pass will restore it */
-	gl_error("upload of %s/%s: cannot restore the previous blob: %s", u->id,
-		 u->field, err.msg);
-}
-
-void gl_upload_abort(gl_upload *u)
-{
-	if (!u)
-		return;
-	gl_store_tmp_discard(&u->tmp);
-	upload_restore(u);
-	upload_free(u);
-}
-
-/* The Lua hook's bounded view of the uploaded bytes. */
-static json_t *blob_info(const char *ct, int64_t size,
-			 const gl_digest_hex *h)
-{
-	return json_pack("{s:I, s:s, s:s, s:s, s:s}", "size", (json_int_t)size,
-			 "md5", h->md5, "sha1", h->sha1, "sha256", h->sha256,
-			 "content_type", ct);
-}
-
-int gl_upload_finish(gl_upload *u, json_t **out, gl_err *err)
-{
-	gl_engine *e = u->e;
-	gl_digest_hex h;
-	json_t *fresh = NULL, *cur, *rec = NULL, *info = NULL;
-	int in_tx = 0, rc = -1;
-	const gl_type *t = u->tg.af.type;
-
-	gl_digest_final(u->dg, &h);
-	if (gl_store_tmp_sync(&u->tmp, err) < 0)
-		goto fail;
-	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
-		json_t *cj = gl_engine_ctx_json(u->ctx);
-		json_t *af = gl_engine_output(e, u->tg.af.ts, t, u->tg.af.doc);
-		info = blob_info(u->content_type, u->tmp.size, &h);
-		rc = gl_types_hook_upload(u->tg.af.ts, t, cj, af, u->field, u->key,
-					  info, u->tmp.path, HOOK_READ_MAX, err);
-		json_decref(cj);
-		json_decref(af);
-		if (rc < 0)
-			goto fail;
-		rc = -1;
-	}
-
-	/* note which object this upload becomes, so a crash between the
-	 * rename and the commit leaves a trace the recovery can follow */
-	if (gl_meta_begin(e->meta, err) < 0)
-		goto fail;
-	in_tx = 1;
-	if (gl_meta_get(e->meta, t, u->id, &fresh, err) != 0) {
-		if (!fresh)
-			gl_fail(err, 404, "ArtifactNotFound",
-				"Artifact with id=%s was deleted", u->id);
-		goto fail;
-	}
-	cur = record_of(fresh, u->tg.f, u->key);
-	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
-		gl_fail(err, 409, "Conflict",
-			"The upload of %s was cancelled meanwhile", u->field);
-		u->placeholder = 0;
-		goto fail;
-	}
-	if (same_sha_ok(&u->tg, fresh, h.sha256, err) < 0)
-		goto fail;
-	rec = json_deep_copy(cur);
-	json_object_set_new(rec, "pending", json_string(h.sha256));
-	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
-			     rec, err) < 0 ||
-	    gl_meta_commit(e->meta, err) < 0)
-		goto fail;
-	in_tx = 0;
-	json_decref(rec);
-
-	if (gl_meta_begin(e->meta, err) < 0)
-		goto fail;
-	in_tx = 1;
-	if (!strcmp(u->store, "database")) {
-		if (gl_meta_data_exists(e->meta, h.sha256, err) == 0 &&
-		    gl_meta_data_put_file(e->meta, h.sha256, u->tmp.fd,
-					  u->tmp.size, err) < 0)
-			goto fail;
-		gl_store_tmp_discard(&u->tmp);
-	} else if (gl_store_commit(e->store, &u->tmp, h.sha256, err) < 0) {
-		goto fail;
-	}
-	rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:s}",
-			"status", "active", "size", (json_int_t)u->tmp.size,
-			"md5", h.md5, "sha1", h.sha1, "sha256", h.sha256,
-			"external", 0, "content_type", u->content_type, "store",
-			u->store, "location", h.sha256);
-	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
-			     rec, err) < 0)
-		goto fail;
-	if (u->prev && gl_blob_release(e, u->prev, err) < 0)
-		goto fail;
-	if (gl_meta_commit(e->meta, err) < 0)
-		goto fail;
-	in_tx = 0;
-	u->placeholder = 0;
-	gl_engine_gc(e);
-	gl_info("blob %s/%s%s%s stored: %lld bytes sha256 %s", u->id, u->field,
-		u->key ? "/" : "", u->key ? u->key : "",
-		(long long)u->tmp.size, h.sha256);
-
-	json_decref(fresh);
-	fresh = NULL;
-	if (gl_meta_get(e->meta, t, u->id, &fresh, err) != 0)
-		goto done;
-	{
-		json_t *args = json_pack("[s, s?]", u->field, u->key);
-		rc = gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
-				    fresh, args, NULL, err);
-		json_decref(args);
-	}
-	if (rc == 0)
-		*out = gl_engine_output(e, u->tg.af.ts, t, fresh);
-	goto done;
-fail:
-	if (in_tx)
-		gl_meta_rollback(e->meta);
-	gl_store_tmp_discard(&u->tmp);
-	upload_restore(u);
-done:
-	json_decref(rec);
-	json_decref(info);
-	json_decref(fresh);
-	upload_free(u);
-	return rc;
 }
 
 /* ---- downloads -------------------------------------------------------------- */
@@ -549,7 +247,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 		       int has_key, const gl_request_info *ri,
 		       gl_download *dl, gl_err *err)
 {
-	target tg;
+	gl_target tg;
 	json_t *b, *args = NULL;
 	char *selected = NULL;
 	int rc = -1, any;
@@ -575,7 +273,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			id);
 		goto out;
 	}
-	if (resolve(&tg, field, key, has_key, 0, err) < 0)
+	if (gl_blob_resolve(&tg, field, key, has_key, 0, err) < 0)
 		goto out;
 	if (tg.f->kind == GK_FOLDER && !tg.key) {
 		/* no key: the type's location-selection hook picks one */
@@ -608,7 +306,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			goto out;
 		}
 		tg.key = selected;
-		tg.cur = record_of(tg.af.doc, tg.f, tg.key);
+		tg.cur = gl_blob_record(tg.af.doc, tg.f, tg.key);
 	}
 	b = tg.cur;
 	if (!b) {
@@ -666,6 +364,9 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 	} else if (gl_streq(sget(b, "store"), "database")) {
 		dl->kind = GL_DL_DATABASE;
 		dl->location = strdup(sget(b, "location"));
+	} else if (gl_streq(sget(b, "store"), "s3")) {
+		dl->kind = GL_DL_S3;
+		dl->location = strdup(sget(b, "location"));
 	} else {
 		int64_t sz;
 		dl->kind = GL_DL_FILE;
@@ -689,7 +390,7 @@ out:
 		gl_download_free(dl);
 	json_decref(args);
 	free(selected);
-	target_clear(&tg);
+	gl_target_clear(&tg);
 	return rc;
 }
 
@@ -760,7 +461,7 @@ typedef struct gl_location_job {
 	struct gl_location_job *next;
 	gl_engine *e;
 	const gl_ctx *ctx;
-	target tg;
+	gl_target tg;
 	char *id, *field, *key, *url;
 	char md5[33], sha1[41], sha256[65]; /* supplied, "" if none */
 	int internal;            /* import into our store */
@@ -784,7 +485,7 @@ static void job_free(gl_location_job *j)
 {
 	gl_store_tmp_discard(&j->tmp);
 	json_decref(j->prev);
-	target_clear(&j->tg);
+	gl_target_clear(&j->tg);
 	free(j->id);
 	free(j->field);
 	free(j->key);
@@ -797,7 +498,7 @@ static void job_restore(gl_location_job *j)
 	gl_err err = { 0 };
 	gl_engine *e = j->e;
 	if (gl_meta_begin(e->meta, &err) == 0) {
-		if (restore_prev(e, j->id, j->field, j->key, j->prev, &err) == 0 &&
+		if (gl_blob_restore_prev(e, j->id, j->field, j->key, j->prev, &err) == 0 &&
 		    gl_meta_commit(e->meta, &err) == 0)
 			return;
 		gl_meta_rollback(e->meta);
@@ -885,14 +586,14 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 				"Artifact with id=%s was deleted", j->id);
 		goto fail;
 	}
-	cur = record_of(fresh, j->tg.f, j->key);
+	cur = gl_blob_record(fresh, j->tg.f, j->key);
 	if (!cur || !gl_streq(sget(cur, "status"), "saving") ||
 	    !gl_streq(sget(cur, "url"), j->url)) {
 		gl_fail(&err, 409, "Conflict",
 			"The location of %s was changed meanwhile", j->field);
 		goto fail_noprev;
 	}
-	if (same_sha_ok(&j->tg, fresh, res->digest.sha256, &err) < 0)
+	if (gl_blob_same_sha_ok(&j->tg, fresh, res->digest.sha256, &err) < 0)
 		goto fail;
 	if (j->internal) {
 		if (gl_store_tmp_sync(&j->tmp, &err) < 0 ||
@@ -1060,7 +761,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	j->field = strdup(field);
 	j->key = key ? strdup(key) : NULL;
 	j->url = strdup(url);
-	if (resolve(&j->tg, j->field, j->key, has_key, 1, err) < 0)
+	if (gl_blob_resolve(&j->tg, j->field, j->key, has_key, 1, err) < 0)
 		goto fail;
 	if (gl_engine_change_allowed(j->tg.af.type, j->tg.af.doc, field, err) < 0)
 		goto fail;
@@ -1113,7 +814,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 				"Artifact with id=%s not found", id);
 		goto fail;
 	}
-	cur = record_of(fresh, j->tg.f, j->key);
+	cur = gl_blob_record(fresh, j->tg.f, j->key);
 	if (cur) {
 		gl_fail(err, 409, "Conflict",
 			"Blob '%s%s%s' already has a value", field,
@@ -1154,7 +855,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		job_finish(j, af, af ? NULL : err);
 		return 0;
 	}
-	if (allowed_size(e, &j->tg, fresh, &limit, why, sizeof why, err) < 0)
+	if (gl_blob_allowed(e, &j->tg, fresh, &limit, why, sizeof why, err) < 0)
 		goto fail;
 	if (limit < 0) {
 		gl_fail(err, 413, "RequestEntityTooLarge", "No space left: %s",
@@ -1163,12 +864,13 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	if (j->internal && gl_store_tmp_create(e->store, &j->tmp, err) < 0)
 		goto fail;
-	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s}", "status",
-			"saving", "reserved", (json_int_t)limit, "size",
-			(json_int_t)limit, "external", !j->internal, "url", url,
-			"node", e->node, "store",
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s, s:I}",
+			"status", "saving", "reserved", (json_int_t)limit,
+			"size", (json_int_t)limit, "external", !j->internal,
+			"url", url, "node", e->node, "store",
 			j->internal ? "file" : "external", "temp",
-			j->internal ? j->tmp.path : "");
+			j->internal ? j->tmp.path : "", "heartbeat",
+			(json_int_t)gl_now_us());
 	if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "", rec,
 			     err) < 0 ||
 	    gl_meta_commit(e->meta, err) < 0)
@@ -1222,7 +924,7 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 			  const char *id, const char *field, const char *key,
 			  int has_key, json_t **out, gl_err *err)
 {
-	target tg;
+	gl_target tg;
 	json_t *fresh = NULL;
 	int rc = -1, in_tx = 0;
 
@@ -1231,7 +933,7 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 		return -1;
 	if (gl_engine_policy(e, ctx, "artifact:delete_blob", tg.af.doc, err) < 0)
 		goto out;
-	if (resolve(&tg, field, key, has_key, 1, err) < 0)
+	if (gl_blob_resolve(&tg, field, key, has_key, 1, err) < 0)
 		goto out;
 	if (!tg.cur) {
 		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set", field,
@@ -1264,7 +966,7 @@ out:
 	if (in_tx)
 		gl_meta_rollback(e->meta);
 	json_decref(fresh);
-	target_clear(&tg);
+	gl_target_clear(&tg);
 	return rc;
 }
 
@@ -1277,37 +979,52 @@ gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
 
 /* ---- recovery and shutdown -------------------------------------------------- */
 
-/* A "saving" record names the process that writes it (host:pid). Only
- * this host can tell whether that process is gone; records of other hosts
- * are theirs to recover. */
-static int owner_is_dead(gl_engine *e, const char *node)
+/* A "saving" record names the process that writes it (host:pid) and
+ * carries a heartbeat the process refreshes while it works. This host can
+ * tell at once whether one of its own processes is gone; another host's
+ * upload is taken over only once its heartbeat is older than
+ * upload_takeover_after (its node died, or lost the database). */
+static int may_take_over(gl_engine *e, const json_t *b)
 {
-	const char *colon;
+	const char *node = sget(b, "node"), *colon;
+	json_t *hb = json_object_get(b, "heartbeat");
 	long pid;
 
 	if (!node || !(colon = strrchr(node, ':')))
 		return 1;
 	if (strncmp(e->node, node, (size_t)(colon - node) + 1) != 0)
-		return 0;
+		return json_is_integer(hb) &&
+		       gl_now_us() - json_integer_value(hb) >
+			       (int64_t)e->conf->upload_takeover_after * 1000000;
 	pid = strtol(colon + 1, NULL, 10);
 	if (pid <= 0 || pid == (long)getpid())
 		return 1;
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
-int gl_blob_recover(gl_engine *e, gl_err *err)
+/* Roll back the uploads and registrations whose owner is gone. */
+static int recover_saving(gl_engine *e, gl_err *err)
 {
 	json_t *list = NULL, *it;
 	size_t i;
-	int n = 0, removed;
+	int n = 0;
 
 	if (gl_meta_saving_blobs(e->meta, &list, err) < 0)
 		return -1;
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
 		const char *pending = sget(b, "pending");
-		if (!owner_is_dead(e, sget(b, "node")))
-			continue; /* another live process is still at it */
+		const char *s3id = sget(b, "s3_upload_id");
+		if (!may_take_over(e, b))
+			continue; /* a live process is still at it */
+		if (s3id && e->s3) {
+			/* no part may outlive the upload */
+			gl_err e2 = { 0 };
+			if (gl_s3_abort_by_id(e->s3, sget(b, "location"), s3id,
+					      &e2) < 0 && e2.status != 404)
+				gl_warn("recovery: aborting S3 upload %s: %s",
+					s3id, e2.msg);
+		}
 		if (gl_meta_begin(e->meta, err) < 0)
 			break;
 		/* the object an interrupted commit may have renamed in */
@@ -1318,26 +1035,201 @@ int gl_blob_recover(gl_engine *e, gl_err *err)
 			gl_meta_rollback(e->meta);
 			break;
 		}
-		if (restore_prev(e, sget(it, "artifact_id"), sget(it, "field"),
-				 sget(it, "key")[0] ? sget(it, "key") : NULL,
-				 json_object_get(b, "prev"), err) < 0 ||
+		if (gl_blob_restore_prev(e, sget(it, "artifact_id"),
+					 sget(it, "field"),
+					 sget(it, "key")[0] ? sget(it, "key")
+							    : NULL,
+					 json_object_get(b, "prev"), err) < 0 ||
 		    gl_meta_commit(e->meta, err) < 0) {
 			gl_meta_rollback(e->meta);
 			break;
 		}
+		gl_warn("recovery: upload of %s/%s%s%s by %s rolled back",
+			sget(it, "artifact_id"), sget(it, "field"),
+			sget(it, "key")[0] ? "/" : "", sget(it, "key"),
+			sget(b, "node") ? sget(b, "node") : "?");
 		n++;
 	}
 	json_decref(list);
+	return err->status ? -1 : n;
+}
+
+/* Remove S3 objects released by their last record. The database lock is
+ * not held during the network call: S3 keys are never shared, so nothing
+ * can start to use a released key meanwhile. Blocking (maintenance timer,
+ * tools): S3 deletes are off the request path. */
+void gl_blob_gc_s3(gl_engine *e)
+{
+	json_t *list = NULL, *it;
+	size_t i;
+	gl_err err = { 0 };
+
+	if (!e->s3 || gl_meta_gc_list(e->meta, 256, &list, &err) < 0) {
+		json_decref(list);
+		return;
+	}
+	json_array_foreach(list, i, it) {
+		const char *loc = sget(it, "location");
+		int64_t refs = 1;
+		int take = 0;
+		if (!gl_streq(sget(it, "store"), "s3"))
+			continue;
+		if (gl_meta_begin(e->meta, &err) < 0)
+			break;
+		if (gl_meta_blob_refs(e->meta, "s3", loc, &refs, &err) == 0 &&
+		    gl_meta_gc_pop(e->meta, "s3", loc, &err) == 0 &&
+		    gl_meta_commit(e->meta, &err) == 0)
+			take = refs == 0;
+		else
+			gl_meta_rollback(e->meta);
+		if (take && gl_s3_delete(e->s3, loc, &err) < 0 &&
+		    err.status != 404) {
+			gl_warn("gc: deleting S3 object %s: %s (kept queued)", loc,
+				err.msg);
+			if (gl_meta_begin(e->meta, &err) == 0 &&
+			    (gl_meta_gc_push(e->meta, "s3", loc, &err) < 0 ||
+			     gl_meta_commit(e->meta, &err) < 0))
+				gl_meta_rollback(e->meta);
+		}
+	}
+	json_decref(list);
+}
+
+int gl_blob_recover(gl_engine *e, gl_err *err)
+{
+	int n, removed;
+
+	n = recover_saving(e, err);
+	if (n < 0)
+		return -1;
+	/* start-up only: no upload of this node is running yet */
 	removed = gl_store_clean_tmp(e->store);
+	if (e->s3) {
+		/* uploads started but never recorded (a crash right after
+		 * initiating): a week is far beyond any upload */
+		gl_err e2 = { 0 };
+		int k = gl_s3_abort_stale(e->s3, 7 * 86400, &e2);
+		if (k > 0)
+			gl_info("recovery: %d stale S3 multipart upload(s) "
+				"aborted", k);
+	}
 	gl_engine_gc(e);
+	gl_blob_gc_s3(e);
 	if (n || removed)
 		gl_info("recovery: %d interrupted upload(s) rolled back, %d "
 			"temporary file(s) removed", n, removed);
-	return err->status ? -1 : 0;
+	return 0;
 }
+
+/* ---- maintenance: heartbeats, takeover, S3 cleanup ---------------------------- */
+
+/* Refresh the heartbeat of this process's location registrations. */
+static void job_heartbeat(gl_engine *e)
+{
+	for (gl_location_job *j = e->jobs; j; j = j->next) {
+		json_t *doc = NULL, *cur, *rec;
+		gl_err err = { 0 };
+		if (!j->fj || gl_meta_begin(e->meta, &err) < 0)
+			continue;
+		if (gl_meta_get(e->meta, j->tg.af.type, j->id, &doc, &err) == 0 &&
+		    (cur = gl_blob_record(doc, j->tg.f, j->key)) != NULL &&
+		    gl_streq(sget(cur, "status"), "saving") &&
+		    gl_streq(sget(cur, "url"), j->url)) {
+			rec = json_deep_copy(cur);
+			json_object_set_new(rec, "heartbeat",
+					    json_integer(gl_now_us()));
+			if (gl_meta_blob_set(e->meta, j->id, j->field,
+					     j->key ? j->key : "", rec, &err) == 0 &&
+			    gl_meta_commit(e->meta, &err) == 0) {
+				json_decref(rec);
+				json_decref(doc);
+				continue;
+			}
+			json_decref(rec);
+		}
+		gl_meta_rollback(e->meta);
+		json_decref(doc);
+	}
+}
+
+static void maint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_engine *e = arg;
+	static int ticks;
+	gl_err err = { 0 };
+	int every = e->conf->upload_takeover_after / e->conf->upload_heartbeat / 2;
+
+	gl_upload_heartbeat_all(e);
+	job_heartbeat(e);
+	if (every < 1 || ++ticks % every == 0) {
+		if (recover_saving(e, &err) < 0)
+			gl_warn("takeover: %s", err.msg);
+	}
+	gl_blob_gc_s3(e);
+}
+
+static int store_name_ok(const char *s)
+{
+	static const char *const ok[] = { "file", "filesystem", "database",
+					   "sql", "s3", NULL };
+	for (int i = 0; ok[i]; i++)
+		if (!strcasecmp(s, ok[i]))
+			return 1;
+	return 0;
+}
+
+int gl_blob_engine_init(gl_engine *e, gl_err *err)
+{
+	const gl_conf *c = e->conf;
+	int want_s3 = !strcasecmp(c->default_store, "s3");
+	struct timeval tv = { c->upload_heartbeat, 0 };
+
+	if (!store_name_ok(c->default_store))
+		return gl_fail(err, 500, "ConfigError",
+			       "[glance_store] default_store = %s: glared serves "
+			       "file, database and s3", c->default_store);
+	for (int i = 0; i < c->ntypes; i++) {
+		const char *s = c->types[i].default_store;
+		if (!s)
+			continue;
+		if (!store_name_ok(s))
+			return gl_fail(err, 500, "ConfigError",
+				       "[artifact_type:%s] default_store = %s: "
+				       "glared serves file, database and s3",
+				       c->types[i].name, s);
+		want_s3 |= !strcasecmp(s, "s3");
+	}
+	if (want_s3) {
+		gl_s3_conf sc = {
+			.endpoint = c->s3_store_host, .region = c->s3_store_region,
+			.bucket = c->s3_store_bucket,
+			.access_key = c->s3_store_access_key,
+			.secret_key = c->s3_store_secret_key,
+			.prefix = c->s3_store_prefix,
+			.connect_timeout = c->fetch_connect_timeout,
+			.timeout = c->s3_store_timeout,
+		};
+		if (!sc.endpoint || !sc.bucket || !sc.access_key || !sc.secret_key)
+			return gl_fail(err, 500, "ConfigError",
+				       "the s3 store needs [glance_store] "
+				       "s3_store_host, s3_store_bucket, "
+				       "s3_store_access_key and "
+				       "s3_store_secret_key");
+		e->s3 = gl_s3_new(e->base, &sc, err);
+		if (!e->s3)
+			return -1;
+	}
+	e->maint = event_new(e->base, -1, EV_PERSIST, maint_cb, e);
+	if (!e->maint || event_add(e->maint, &tv) < 0)
+		return gl_fail(err, 500, NULL, "cannot arm the maintenance timer");
+	return 0;
+}
+
+struct gl_s3 *gl_engine_s3(gl_engine *e) { return e->s3; }
 
 void gl_blob_engine_free(gl_engine *e)
 {
+	gl_upload_abort_all(e);
 	while (e->jobs) {
 		gl_location_job *j = e->jobs;
 		if (j->fj)
@@ -1351,6 +1243,12 @@ void gl_blob_engine_free(gl_engine *e)
 		gl_fetch_free(e->fetch);
 		e->fetch = NULL;
 	}
+	if (e->maint)
+		event_free(e->maint);
+	e->maint = NULL;
+	if (e->s3)
+		gl_s3_free(e->s3);
+	e->s3 = NULL;
 }
 
 /* ---- re-verification ----------------------------------------------------------- */

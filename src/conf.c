@@ -85,12 +85,28 @@ static const opt options[] = {
 	  50),
 	O("DEFAULT", "fetch_max_concurrent", K_INT, fetch_max_concurrent, "8",
 	  1, 4096),
+	O("DEFAULT", "upload_heartbeat", K_INT, upload_heartbeat, "30", 1,
+	  INT_MAX),
+	O("DEFAULT", "upload_takeover_after", K_INT, upload_takeover_after,
+	  "300", 10, INT_MAX),
 	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
 	O("database", "connection", K_STR, db_connection,
 	  "sqlite:///var/lib/glare/glare.db", ANY),
 	O("glance_store", "filesystem_store_datadir", K_STR,
 	  filesystem_store_datadir, "/var/lib/glare/artifacts", ANY),
 	O("glance_store", "default_store", K_STR, default_store, "file", ANY),
+	O("glance_store", "s3_store_host", K_STR, s3_store_host, NULL, ANY),
+	O("glance_store", "s3_store_region", K_STR, s3_store_region, "us-east-1",
+	  ANY),
+	O("glance_store", "s3_store_bucket", K_STR, s3_store_bucket, NULL, ANY),
+	O("glance_store", "s3_store_access_key", K_STR, s3_store_access_key,
+	  NULL, ANY),
+	O("glance_store", "s3_store_secret_key", K_STR, s3_store_secret_key,
+	  NULL, ANY),
+	O("glance_store", "s3_store_prefix", K_STR, s3_store_prefix, "glared/",
+	  ANY),
+	O("glance_store", "s3_store_timeout", K_INT, s3_store_timeout, "300", 1,
+	  INT_MAX),
 	O("oslo_policy", "policy_file", K_STR, policy_file, NULL, ANY),
 	O("healthcheck", "disable_by_file_path", K_STR,
 	  healthcheck_disable_file, "/etc/glare/healthcheck_disable", ANY),
@@ -476,6 +492,13 @@ gl_conf *gl_conf_load(const char *path, char *err, size_t errlen)
 		      "option [DEFAULT] external_location_verification: '%s' is "
 		      "not one of fetch, trust",
 		      c->external_location_verification);
+		goto fail;
+	}
+	if (c->upload_takeover_after <= 2 * c->upload_heartbeat) {
+		failf(err, errlen,
+		      "option [DEFAULT] upload_takeover_after (%d) must exceed "
+		      "twice upload_heartbeat (%d)", c->upload_takeover_after,
+		      c->upload_heartbeat);
 		goto fail;
 	}
 	if (c->max_api_limit < c->default_api_limit) {

@@ -74,6 +74,9 @@ typedef struct gl_conf {
 	int fetch_low_speed_time;
 	int fetch_max_redirects;
 	int fetch_max_concurrent;
+	/* uploads in progress: heartbeat, and takeover by another node */
+	int upload_heartbeat;
+	int upload_takeover_after;
 	/* [paste_deploy] */
 	char *flavor;
 	/* [database] */
@@ -81,6 +84,13 @@ typedef struct gl_conf {
 	/* [glance_store] */
 	char *filesystem_store_datadir;
 	char *default_store;
+	char *s3_store_host;       /* endpoint URL, e.g. http://127.0.0.1:8080 */
+	char *s3_store_region;
+	char *s3_store_bucket;
+	char *s3_store_access_key;
+	char *s3_store_secret_key;
+	char *s3_store_prefix;     /* key prefix inside the bucket */
+	int s3_store_timeout;
 	/* [oslo_policy] */
 	char *policy_file;
 	/* [healthcheck] */

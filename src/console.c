@@ -573,71 +573,6 @@ static int stop_requested(gl_console *c)
 	return !c->server && interrupted;
 }
 
-/* glare.upload(type, id, "field[/key]", path [, content_type | {content_type}])
- * -> the artifact. The file is streamed in 1 MiB pieces. */
-static int api_upload(lua_State *L)
-{
-	gl_console *c = con(L);
-	blob_ref r;
-	const char *path, *ct = "application/octet-stream";
-	gl_err err = { 0 };
-	json_t **out;
-	gl_upload *u;
-	struct stat st;
-	char *buf;
-	int fd;
-
-	lua_settop(L, 5);  /* optional arguments in fixed slots */
-	check_blob_ref(L, 1, &r);
-	path = luaL_checkstring(L, 4);
-	if (lua_type(L, 5) == LUA_TSTRING) {
-		ct = lua_tostring(L, 5);
-	} else if (lua_type(L, 5) == LUA_TTABLE) {
-		if (lua_getfield(L, 5, "content_type") == LUA_TSTRING)
-			ct = lua_tostring(L, -1);
-	}
-	out = new_box(L);
-	buf = lua_newuserdatauv(L, PIECE, 0);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return luaL_error(L, "cannot open %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return luaL_error(L, "%s is not a regular file", path);
-	}
-	u = gl_engine_upload_begin(c->e, &c->ctx, r.type, r.id, r.field, r.key,
-				   r.has_key, ct, (int64_t)st.st_size, &err);
-	if (!u) {
-		close(fd);
-		return raise_err(L, &err);
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf, PIECE);
-		if (stop_requested(c) || (n < 0 && errno != EINTR)) {
-			int e = errno;
-			gl_upload_abort(u);
-			close(fd);
-			if (stop_requested(c))
-				return luaL_error(L, "interrupted!");
-			return luaL_error(L, "cannot read %s: %s", path,
-					  strerror(e));
-		}
-		if (n < 0)
-			continue;
-		if (n == 0)
-			break;
-		if (gl_upload_write(u, buf, (size_t)n, &err) < 0) {
-			gl_upload_abort(u);
-			close(fd);
-			return raise_err(L, &err);
-		}
-	}
-	close(fd);
-	if (gl_upload_finish(u, out, &err) < 0)
-		return raise_err(L, &err);
-	return push_result(L, out);
-}
-
 /* [-0, +1, m] Start a download the way GET /artifacts/.../field does. */
 static gl_download *start_download(lua_State *L, const blob_ref *r,
 				   gl_err *err)
@@ -845,6 +780,104 @@ static int loc_finish(lua_State *L, int status, lua_KContext ctx)
 		return raise_err(L, &w->err);
 	gl_ljson_push(L, &con(L)->lj, w->af);
 	return 1;
+}
+
+static void upload_resumed(void *arg)
+{
+	*(int *)arg = 1;
+}
+
+/* The store asked to pause the upload (S3 parts behind): run the event
+ * loop until it takes more. Direct mode only: attached, the server's own
+ * loop cannot be run from inside one of its callbacks. */
+static int wait_resume(gl_console *c, gl_upload *u)
+{
+	struct event_base *base = gl_engine_base(c->e);
+	int resumed = 0;
+
+	if (c->server)
+		return -1;
+	gl_upload_on_resume(u, upload_resumed, &resumed);
+	while (!resumed && !interrupted)
+		event_base_loop(base, EVLOOP_ONCE);
+	gl_upload_on_resume(u, NULL, NULL);
+	return resumed ? 0 : -1;
+}
+
+/* glare.upload(type, id, "field[/key]", path [, content_type | {content_type}])
+ * -> the artifact. The file is streamed in 1 MiB pieces. */
+static int api_upload(lua_State *L)
+{
+	gl_console *c = con(L);
+	blob_ref r;
+	const char *path, *ct = "application/octet-stream";
+	gl_err err = { 0 };
+	gl_upload *u;
+	struct stat st;
+	char *buf;
+	int fd, rc;
+	con_wait *w;
+
+	lua_settop(L, 5);  /* optional arguments in fixed slots */
+	check_blob_ref(L, 1, &r);
+	path = luaL_checkstring(L, 4);
+	if (lua_type(L, 5) == LUA_TSTRING) {
+		ct = lua_tostring(L, 5);
+	} else if (lua_type(L, 5) == LUA_TTABLE) {
+		if (lua_getfield(L, 5, "content_type") == LUA_TSTRING)
+			ct = lua_tostring(L, -1);
+	}
+	buf = lua_newuserdatauv(L, PIECE, 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return luaL_error(L, "cannot open %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return luaL_error(L, "%s is not a regular file", path);
+	}
+	u = gl_engine_upload_begin(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+				   r.has_key, ct, (int64_t)st.st_size, &err);
+	if (!u) {
+		close(fd);
+		return raise_err(L, &err);
+	}
+	for (;;) {
+		ssize_t n = read(fd, buf, PIECE);
+		if (stop_requested(c) || (n < 0 && errno != EINTR)) {
+			int e = errno;
+			gl_upload_abort(u);
+			close(fd);
+			if (stop_requested(c))
+				return luaL_error(L, "interrupted!");
+			return luaL_error(L, "cannot read %s: %s", path,
+					  strerror(e));
+		}
+		if (n < 0)
+			continue;
+		if (n == 0)
+			break;
+		rc = gl_upload_write(u, buf, (size_t)n, &err);
+		if (rc < 0) {
+			gl_upload_abort(u);
+			close(fd);
+			return raise_err(L, &err);
+		}
+		if (rc > 0 && wait_resume(c, u) < 0) {
+			gl_upload_abort(u);
+			close(fd);
+			return luaL_error(L, c->server
+					  ? "this store takes uploads "
+					    "asynchronously: upload in direct "
+					    "mode (without --attach)"
+					  : "interrupted!");
+		}
+	}
+	close(fd);
+	/* the end may be asynchronous (S3): wait like add_location */
+	w = new_wait(L, W_LOCATION);
+	if (gl_upload_finish(u, loc_done, w, &err) < 0)
+		return raise_err(L, &err);
+	return await(L, w, loc_finish);
 }
 
 /* glare.add_location(type, id, "field[/key]", url | {url=, md5=, sha1=,

@@ -56,6 +56,8 @@ gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
 	e->store = gl_store_open(conf->filesystem_store_datadir, err);
 	if (!e->store)
 		goto fail;
+	if (gl_blob_engine_init(e, err) < 0)
+		goto fail;
 	return e;
 fail:
 	gl_engine_free(e);
@@ -411,6 +413,8 @@ void gl_engine_gc(gl_engine *e)
 		int64_t refs = 0;
 		if (gl_meta_blob_refs(e->meta, store, loc, &refs, &err) < 0)
 			break;
+		if (gl_streq(store, "s3"))
+			continue; /* network: gl_blob_gc_s3, off this path */
 		if (refs == 0) {
 			if (gl_streq(store, "file"))
 				gl_store_remove(e->store, loc, &err);

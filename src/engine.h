@@ -83,11 +83,16 @@ int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
 			     const char *project, json_t **out, gl_err *err);
 
 /* ---- blob uploads (streaming) ---------------------------------------------------
- * begin: every check that can fail before the body (visibility, policy,
- * field kind, change rules, saving conflict, size limits from the declared
- * length, quotas) and the "saving" placeholder. write: bytes as they come;
- * -1 with 413 once a limit is passed. finish: size checks, type hook,
- * commit; the artifact is returned. abort: restore the previous state. */
+ * begin: every check that can fail before the body does (visibility,
+ * policy, field kind, change rules, saving conflict, size limits from the
+ * declared length, quotas) and the "saving" placeholder. write: bytes as
+ * they come; 0, 1 = taken but pause the body until the resume callback
+ * runs (the store is behind), -1 with 413 once a limit is passed. finish:
+ * size checks, type hook, store, commit; done(arg, artifact, err) reports
+ * the end (maybe before finish returns); -1 when it failed at once (done is
+ * then not called). Either way the upload is gone after finish. detach:
+ * the caller went away during finish; no callback. abort: restore the
+ * previous state. */
 typedef struct gl_upload gl_upload;
 
 gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
@@ -96,7 +101,12 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 				  int has_key, const char *content_type,
 				  int64_t content_length, gl_err *err);
 int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err);
-int gl_upload_finish(gl_upload *u, json_t **out, gl_err *err);
+void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg);
+typedef void (*gl_engine_done_fn)(void *arg, json_t *artifact,
+				  const gl_err *err);
+int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
+		     gl_err *err);
+void gl_upload_detach(gl_upload *u);
 void gl_upload_abort(gl_upload *u);
 
 /* ---- downloads ---------------------------------------------------------- */
@@ -106,13 +116,14 @@ typedef struct gl_request_info {
 	json_t *headers; /* lower-case name -> value */
 } gl_request_info;
 
-enum gl_dl_kind { GL_DL_FILE, GL_DL_DATABASE, GL_DL_REDIRECT, GL_DL_PROXY };
+enum gl_dl_kind { GL_DL_FILE, GL_DL_DATABASE, GL_DL_REDIRECT, GL_DL_PROXY,
+		  GL_DL_S3 };
 
 typedef struct gl_download {
 	enum gl_dl_kind kind;
 	int fd;                   /* GL_DL_FILE: open file, caller closes */
 	char *url;                /* GL_DL_REDIRECT / GL_DL_PROXY */
-	char *location;           /* GL_DL_DATABASE: data key */
+	char *location;           /* GL_DL_DATABASE / GL_DL_S3: object key */
 	int64_t size;             /* -1 unknown */
 	char content_type[256];
 	char md5[33], sha1[41], sha256[65];
@@ -135,8 +146,6 @@ void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
 
 /* ---- locations ------------------------------------------------------------- */
 
-typedef void (*gl_engine_done_fn)(void *arg, json_t *artifact,
-				  const gl_err *err);
 /* Register an external (fetched and verified) or internal location. The
  * result arrives through done (maybe before this returns). Returns -1 with
  * err if the request fails its pre-checks (done is then not called). */
@@ -158,8 +167,11 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 			      int *changed, gl_err *err);
 
 struct gl_fetch;
+struct gl_s3;
 /* The worker's fetcher (created on first use). */
 struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
+/* The S3 store's client, NULL when no store is S3. */
+struct gl_s3 *gl_engine_s3(gl_engine *e);
 
 struct event_base *gl_engine_base(gl_engine *e);
 const gl_conf *gl_engine_conf(gl_engine *e);

@@ -21,6 +21,9 @@ struct gl_engine {
 	gl_store *store;
 	gl_fetch *fetch;        /* created on first use */
 	struct gl_location_job *jobs; /* pending location registrations */
+	struct gl_upload *uploads;    /* uploads in progress */
+	struct gl_s3 *s3;             /* the S3 blob store, when configured */
+	struct event *maint;          /* heartbeat, takeover, S3 cleanup */
 	char node[128];         /* host:pid, recorded on saving blobs */
 };
 
@@ -72,10 +75,47 @@ void gl_engine_gc(gl_engine *e);
 int gl_engine_vkey(gl_engine *e, gl_types *ts, const char *version,
 		   gl_vkey *vk, char **suffix, char **meta, gl_err *err);
 
-/* blob.c */
-void gl_blob_engine_free(gl_engine *e);
-int gl_blob_recover(gl_engine *e, gl_err *err);
+/* ---- blob.c: shared by uploads, downloads and locations ----------------- */
+
+/* A blob (field[/key]) of a loaded artifact. */
+typedef struct gl_target {
+	gl_af af;
+	const gl_field *f;
+	const char *field;
+	const char *key;     /* NULL for a plain blob */
+	json_t *cur;         /* current record (borrowed from af.doc) or NULL */
+} gl_target;
+
+void gl_target_clear(gl_target *tg);
+json_t *gl_blob_record(const json_t *doc, const gl_field *f,
+		       const char *key);
+/* Resolve field/key on a loaded artifact (the 400s of spec §1.6 E8/E11). */
+int gl_blob_resolve(gl_target *tg, const char *field, const char *key,
+		    int has_key, int need_key, gl_err *err);
+/* Bytes the blob may hold: field limit, folder space, quotas (inside the
+ * write transaction so concurrent uploads cannot take the same bytes). */
+int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
+		    int64_t *limit, char *why, size_t whylen, gl_err *err);
+/* "file", "database" or "s3" for a type. */
+const char *gl_blob_store_of(gl_engine *e, const gl_type *t);
+/* A same_sha256 folder takes only copies of one blob. */
+int gl_blob_same_sha_ok(const gl_target *tg, const json_t *doc,
+			const char *sha, gl_err *err);
+/* Put back the record an upload or fetch replaced (or drop the new key). */
+int gl_blob_restore_prev(gl_engine *e, const char *id, const char *field,
+			 const char *key, const json_t *prev, gl_err *err);
 /* Release a blob record's stored data (inside a transaction). */
 int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err);
+
+int gl_blob_engine_init(gl_engine *e, gl_err *err);
+/* Remove S3 objects no record uses any more (blocking). */
+void gl_blob_gc_s3(gl_engine *e);
+void gl_blob_engine_free(gl_engine *e);
+int gl_blob_recover(gl_engine *e, gl_err *err);
+
+/* ---- upload.c ------------------------------------------------------------- */
+/* Refresh the heartbeat of this process's uploads in progress. */
+void gl_upload_heartbeat_all(gl_engine *e);
+void gl_upload_abort_all(gl_engine *e);
 
 #endif

@@ -51,7 +51,7 @@ struct gl_types {
 	gl_ljson lj;         /* null sentinel and marker metatables */
 	/* pre_upload's blob.read */
 	const char *read_path;
-	int64_t read_left;
+	int64_t read_left, read_end;
 };
 
 static gl_types *current_set;
@@ -832,6 +832,8 @@ static int l_blob_read(lua_State *L)
 		return luaL_error(L, "blob.read is only valid during pre_upload");
 	if (off < 0 || n < 0)
 		return luaL_error(L, "blob.read: offset and size must be >= 0");
+	if (off + n > ts->read_end)
+		n = off >= ts->read_end ? 0 : ts->read_end - off;
 	if (n > ts->read_left)
 		return luaL_error(L, "blob.read: the hook may read at most "
 				  "%I more bytes", (lua_Integer)ts->read_left);
@@ -921,7 +923,7 @@ int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
 int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
 			 const json_t *af, const char *field, const char *key,
 			 const json_t *blob, const char *path, int64_t max_read,
-			 gl_err *err)
+			 int64_t readable, gl_err *err)
 {
 	json_t *args;
 	int rc;
@@ -932,6 +934,7 @@ int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
 	args = json_pack("[s, s?, O]", field, key, blob);
 	ts->read_path = path;
 	ts->read_left = max_read;
+	ts->read_end = readable;
 	rc = gl_types_hook(ts, t, GL_HOOK_PRE_UPLOAD, ctx, af, args, NULL, err);
 	ts->read_path = NULL;
 	json_decref(args);

@@ -120,11 +120,11 @@ int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
 
 /* pre_upload: blob = {size, md5, sha1, sha256, content_type}; the hook's
  * blob.read(offset, n) reads the uploaded bytes from path, at most
- * max_read bytes in all. */
+ * max_read bytes in all, within the first `readable` bytes. */
 int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
 			 const json_t *af, const char *field, const char *key,
 			 const json_t *blob, const char *path, int64_t max_read,
-			 gl_err *err);
+			 int64_t readable, gl_err *err);
 /* A folder's select_location hook: *key = the chosen key (malloc'ed) or
  * NULL when the hook chose none. */
 int gl_types_select_location(gl_types *ts, const gl_type *t,

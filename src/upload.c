@@ -1,0 +1,668 @@
+/* upload.c - streaming blob uploads into the file, database and S3 stores.
+ *
+ * An upload is a small state machine around one "saving" blob record:
+ *
+ *   begin   every check that needs no body; reserve space; placeholder
+ *           {status: saving, reserved, prev: the record it replaces,
+ *            node: host:pid, heartbeat}
+ *   write   bytes -> md5/sha1/sha256 + a local temp file; limits enforced
+ *           as the bytes come. S3: every full part of the temp file goes
+ *           out as a multipart part while the body still arrives, and its
+ *           disk space is given back (hole punched) once S3 has it, so a
+ *           1000 GiB blob never sits on the node's disk whole. The body is
+ *           paused when S3 falls two parts behind.
+ *   finish  the type's pre_upload hook (bounded reads of the bytes), then
+ *           file:     fdatasync, note the sha256 the object will have (a
+ *                     crash leaves a trace), rename into the
+ *                     content-addressed store and record, in one write tx
+ *           database: copy into the metadata DB and record, in one tx
+ *           S3:       last part, complete, then record (asynchronously)
+ *   abort   temp file removed, S3 upload aborted, previous record restored
+ *
+ * While an upload runs its record's heartbeat is refreshed, so another
+ * node can tell a live upload from one whose node died (blob.c).
+ */
+#include "engine_priv.h"
+#include "digest.h"
+#include "log.h"
+#include "s3.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HOOK_READ_MAX (1 << 20) /* bytes a hook may read from an upload */
+
+typedef struct part {
+	struct gl_upload *u;
+	int64_t off, len;
+	int used;
+} part;
+
+struct gl_upload {
+	struct gl_upload *next;   /* e->uploads */
+	gl_engine *e;
+	const gl_ctx *ctx;
+	gl_target tg;
+	char *id, *field, *key;
+	char content_type[256];
+	int64_t limit, declared;
+	char why[256];
+	const char *store;
+	gl_store_tmp tmp;
+	gl_digest *dg;
+	gl_digest_hex h;
+	json_t *prev;
+	int placeholder;
+	/* S3 */
+	gl_s3_upload *s3u;
+	char *s3key;
+	int s3_ready;             /* upload id known */
+	int64_t part_size, sent;  /* bytes handed to parts so far */
+	int part_no, inflight;
+	part parts[GL_S3_MAX_INFLIGHT];
+	gl_err s3err;
+	int s3_failed, finishing, completing;
+	/* body backpressure and the asynchronous end */
+	void (*resume)(void *);
+	void *resume_arg;
+	int paused;
+	gl_engine_done_fn done;
+	void *done_arg;
+};
+
+static const char *sget(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static void upload_unlink(gl_upload *u)
+{
+	for (gl_upload **p = &u->e->uploads; *p; p = &(*p)->next)
+		if (*p == u) {
+			*p = u->next;
+			break;
+		}
+}
+
+static void upload_free(gl_upload *u)
+{
+	upload_unlink(u);
+	if (u->s3u)
+		gl_s3_upload_abort(u->s3u);
+	gl_store_tmp_discard(&u->tmp);
+	gl_digest_free(u->dg);
+	json_decref(u->prev);
+	gl_target_clear(&u->tg);
+	free(u->id);
+	free(u->field);
+	free(u->key);
+	free(u->s3key);
+	free(u);
+}
+
+/* Change the saving record in a transaction of its own; only while it is
+ * still this upload's (same temp file). */
+static int touch_record(gl_upload *u, const char *k1, json_t *v1,
+			const char *k2, json_t *v2, gl_err *err)
+{
+	gl_engine *e = u->e;
+	json_t *doc = NULL, *cur, *rec;
+	int rc = -1;
+
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto out;
+	if (gl_meta_get(e->meta, u->tg.af.type, u->id, &doc, err) != 0)
+		goto rollback;
+	cur = gl_blob_record(doc, u->tg.f, u->key);
+	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+		gl_fail(err, 409, "Conflict",
+			"The upload of %s was cancelled meanwhile", u->field);
+		u->placeholder = 0;
+		goto rollback;
+	}
+	rec = json_deep_copy(cur);
+	json_object_set(rec, k1, v1);
+	if (k2)
+		json_object_set(rec, k2, v2);
+	rc = gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
+			      rec, err);
+	json_decref(rec);
+	if (rc == 0 && gl_meta_commit(e->meta, err) == 0)
+		goto out;
+	rc = -1;
+rollback:
+	gl_meta_rollback(e->meta);
+out:
+	json_decref(doc);
+	json_decref(v1);
+	json_decref(v2);
+	return rc;
+}
+
+void gl_upload_heartbeat_all(gl_engine *e)
+{
+	for (gl_upload *u = e->uploads; u; u = u->next) {
+		gl_err err = { 0 };
+		if (u->placeholder &&
+		    touch_record(u, "heartbeat", json_integer(gl_now_us()), NULL,
+				 NULL, &err) < 0)
+			gl_warn("upload %s/%s: heartbeat: %s", u->id, u->field,
+				err.msg);
+	}
+}
+
+/* ---- S3 parts ---------------------------------------------------------------- */
+
+static void s3_pump(gl_upload *u);
+static void s3_continue(gl_upload *u);
+
+static void s3_fail(gl_upload *u, const gl_err *err)
+{
+	if (!u->s3_failed) {
+		u->s3_failed = 1;
+		u->s3err = *err;
+	}
+}
+
+static void part_done(void *arg, const gl_err *err)
+{
+	part *p = arg;
+	gl_upload *u = p->u;
+
+	p->used = 0;
+	u->inflight--;
+	if (err) {
+		s3_fail(u, err);
+	} else if (p->off > 0) {
+		/* S3 has these bytes: give the disk space back (the first
+		 * part stays for the type's pre_upload hook) */
+		if (fallocate(u->tmp.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      p->off, p->len) < 0 && errno != EOPNOTSUPP)
+			gl_debug("upload: punching a hole: %s", strerror(errno));
+	}
+	if (u->finishing)
+		s3_continue(u);
+	else
+		s3_pump(u);
+}
+
+static int send_part(gl_upload *u, int64_t len)
+{
+	gl_err err = { 0 };
+	part *p = NULL;
+
+	for (int i = 0; i < GL_S3_MAX_INFLIGHT; i++)
+		if (!u->parts[i].used) {
+			p = &u->parts[i];
+			break;
+		}
+	if (!p)
+		return 0;
+	*p = (part){ .u = u, .off = u->sent, .len = len, .used = 1 };
+	if (gl_s3_upload_part_fd(u->s3u, u->part_no + 1, u->tmp.fd, u->sent, len,
+				 part_done, p, &err) < 0) {
+		p->used = 0;
+		s3_fail(u, &err);
+		return -1;
+	}
+	u->part_no++;
+	u->inflight++;
+	u->sent += len;
+	return 1;
+}
+
+/* Hand every full part of the temp file to S3, and let the body flow again
+ * once S3 keeps up. */
+static void s3_pump(gl_upload *u)
+{
+	while (u->s3_ready && !u->s3_failed &&
+	       u->inflight < GL_S3_MAX_INFLIGHT &&
+	       u->tmp.size - u->sent >= u->part_size)
+		if (send_part(u, u->part_size) <= 0)
+			break;
+	if (u->paused && (u->s3_failed ||
+			  u->tmp.size - u->sent < 2 * u->part_size)) {
+		u->paused = 0;
+		if (u->resume)
+			u->resume(u->resume_arg);
+	}
+}
+
+static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
+{
+	gl_upload *u = arg;
+	gl_err e2 = { 0 };
+
+	if (!upload_id) {
+		s3_fail(u, err);
+	} else {
+		u->s3_ready = 1;
+		/* the id is what recovery needs to abort the parts */
+		if (touch_record(u, "s3_upload_id", json_string(upload_id),
+				 "location", json_string(u->s3key), &e2) < 0)
+			s3_fail(u, &e2);
+	}
+	if (u->finishing)
+		s3_continue(u);
+	else
+		s3_pump(u);
+}
+
+/* ---- begin / write / abort ------------------------------------------------------ */
+
+gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
+				  const char *type, const char *id,
+				  const char *field, const char *key,
+				  int has_key, const char *content_type,
+				  int64_t content_length, gl_err *err)
+{
+	gl_upload *u = calloc(1, sizeof *u);
+	json_t *fresh = NULL, *cur, *rec;
+	int in_tx = 0;
+	char uuid[37];
+
+	if (!u) {
+		gl_fail(err, 500, NULL, "out of memory");
+		return NULL;
+	}
+	u->e = e;
+	u->ctx = ctx;
+	u->tmp.fd = -1;
+	u->declared = content_length;
+	u->id = strdup(id);
+	u->field = strdup(field);
+	u->key = key ? strdup(key) : NULL;
+	u->next = e->uploads;
+	e->uploads = u;
+	gl_media_type(content_type, u->content_type, sizeof u->content_type);
+	if (!u->content_type[0])
+		snprintf(u->content_type, sizeof u->content_type,
+			 "application/octet-stream");
+
+	if (gl_engine_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
+		goto fail;
+	if (gl_engine_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
+		goto fail;
+	if (gl_blob_resolve(&u->tg, u->field, u->key, has_key, 1, err) < 0)
+		goto fail;
+	if (gl_engine_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
+		goto fail;
+	if (u->tg.f->kind == GK_FOLDER && !u->tg.cur &&
+	    (int)json_object_size(json_object_get(u->tg.af.doc, field)) >=
+		    u->tg.f->max_keys) {
+		gl_fail(err, 400, "BadRequest",
+			"Blob dict '%s' already holds the maximum of %d blobs",
+			field, u->tg.f->max_keys);
+		goto fail;
+	}
+	u->store = gl_blob_store_of(e, u->tg.af.type);
+
+	if (gl_meta_begin(e->meta, err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (gl_meta_get(e->meta, u->tg.af.type, id, &fresh, err) != 0) {
+		if (!fresh)
+			gl_fail(err, 404, "ArtifactNotFound",
+				"Artifact with id=%s not found", id);
+		goto fail;
+	}
+	if (gl_engine_change_allowed(u->tg.af.type, fresh, field, err) < 0)
+		goto fail;
+	cur = gl_blob_record(fresh, u->tg.f, u->tg.key);
+	if (cur && gl_streq(sget(cur, "status"), "saving")) {
+		gl_fail(err, 409, "Conflict",
+			"Blob '%s%s%s' is being uploaded by another request",
+			field, u->key ? "/" : "", u->key ? u->key : "");
+		goto fail;
+	}
+	if (gl_blob_allowed(e, &u->tg, fresh, &u->limit, u->why, sizeof u->why,
+			    err) < 0)
+		goto fail;
+	if (content_length >= 0 ? content_length > u->limit : u->limit < 0) {
+		gl_fail(err, 413, "RequestEntityTooLarge",
+			"Blob of %lld bytes exceeds %s",
+			(long long)(content_length >= 0 ? content_length : 0),
+			u->why);
+		goto fail;
+	}
+	if (content_length >= 0)
+		u->limit = content_length;
+	if (gl_store_tmp_create(e->store, &u->tmp, err) < 0)
+		goto fail;
+	u->prev = cur ? json_deep_copy(cur) : NULL;
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s, s:I}",
+			"status", "saving", "reserved", (json_int_t)u->limit,
+			"size", (json_int_t)u->limit, "external", 0, "node",
+			e->node, "temp", u->tmp.path, "content_type",
+			u->content_type, "store", u->store, "heartbeat",
+			(json_int_t)gl_now_us());
+	if (!strcmp(u->store, "s3")) {
+		/* not content-addressed: the sha256 is unknown while the
+		 * parts stream out */
+		gl_uuid4(uuid);
+		if (asprintf(&u->s3key, "objects/%s", uuid) < 0)
+			u->s3key = NULL;
+		json_object_set_new(rec, "location", json_string(u->s3key));
+	}
+	if (u->prev)
+		json_object_set(rec, "prev", u->prev);
+	if (gl_meta_blob_set(e->meta, id, field, u->key ? u->key : "", rec,
+			     err) < 0) {
+		json_decref(rec);
+		goto fail;
+	}
+	json_decref(rec);
+	if (gl_meta_commit(e->meta, err) < 0)
+		goto fail;
+	in_tx = 0;
+	u->placeholder = 1;
+	u->dg = gl_digest_new();
+	if (u->s3key) {
+		u->part_size = gl_s3_part_size(content_length, u->limit);
+		u->s3u = gl_s3_upload_start(e->s3, u->s3key, u->content_type,
+					    s3_ready, u, err);
+		if (!u->s3u) {
+			json_decref(fresh);
+			gl_upload_abort(u);
+			return NULL;
+		}
+	}
+	json_decref(fresh);
+	return u;
+fail:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	json_decref(fresh);
+	upload_free(u);
+	return NULL;
+}
+
+void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg)
+{
+	u->resume = fn;
+	u->resume_arg = arg;
+}
+
+int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err)
+{
+	if (u->tmp.size + (int64_t)len > u->limit) {
+		if (u->declared >= 0)
+			return gl_fail(err, 413, "RequestEntityTooLarge",
+				       "More data than the declared "
+				       "Content-Length of %lld bytes",
+				       (long long)u->declared);
+		return gl_fail(err, 413, "RequestEntityTooLarge",
+			       "Blob exceeds %s", u->why);
+	}
+	if (u->s3_failed) {
+		*err = u->s3err;
+		return -1;
+	}
+	gl_digest_update(u->dg, data, len);
+	if (gl_store_tmp_write(&u->tmp, data, len, err) < 0)
+		return -1;
+	if (!u->s3key)
+		return 0;
+	s3_pump(u);
+	if (u->tmp.size - u->sent >= 2 * u->part_size) {
+		u->paused = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Drop the placeholder: the blob is back to what it was. */
+static void upload_restore(gl_upload *u)
+{
+	gl_err err = { 0 };
+
+	if (!u->placeholder)
+		return;
+	if (gl_meta_begin(u->e->meta, &err) == 0) {
+		if (gl_blob_restore_prev(u->e, u->id, u->field, u->key, u->prev,
+					 &err) == 0 &&
+		    gl_meta_commit(u->e->meta, &err) == 0) {
+			u->placeholder = 0;
+			return;
+		}
+		gl_meta_rollback(u->e->meta);
+	}
+	/* the recovery pass will restore it */
+	gl_error("upload of %s/%s: cannot restore the previous blob: %s", u->id,
+		 u->field, err.msg);
+}
+
+void gl_upload_abort(gl_upload *u)
+{
+	if (!u)
+		return;
+	gl_store_tmp_discard(&u->tmp);
+	upload_restore(u);
+	upload_free(u);
+}
+
+void gl_upload_detach(gl_upload *u)
+{
+	u->done = NULL;
+	u->resume = NULL;
+}
+
+void gl_upload_abort_all(gl_engine *e)
+{
+	while (e->uploads) {
+		gl_upload *u = e->uploads;
+		u->done = NULL;
+		gl_upload_abort(u);
+	}
+}
+
+/* ---- finish ------------------------------------------------------------------------ */
+
+/* The end of the upload, either way: report and free. */
+static void end(gl_upload *u, json_t *af, const gl_err *err)
+{
+	gl_engine_done_fn done = u->done;
+	void *arg = u->done_arg;
+
+	if (!af) {
+		gl_store_tmp_discard(&u->tmp);
+		upload_restore(u);
+	}
+	upload_free(u);
+	if (done)
+		done(arg, af, err);
+	json_decref(af);
+}
+
+/* Record the stored object as the blob, release what it replaces. */
+static void commit(gl_upload *u, const char *location)
+{
+	gl_engine *e = u->e;
+	const gl_type *t = u->tg.af.type;
+	json_t *fresh = NULL, *cur, *rec = NULL, *af = NULL, *args;
+	gl_err err = { 0 };
+	int in_tx = 0;
+
+	if (gl_meta_begin(e->meta, &err) < 0)
+		goto fail;
+	in_tx = 1;
+	if (gl_meta_get(e->meta, t, u->id, &fresh, &err) != 0) {
+		if (!fresh)
+			gl_fail(&err, 404, "ArtifactNotFound",
+				"Artifact with id=%s was deleted", u->id);
+		goto fail;
+	}
+	cur = gl_blob_record(fresh, u->tg.f, u->key);
+	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+		gl_fail(&err, 409, "Conflict",
+			"The upload of %s was cancelled meanwhile", u->field);
+		u->placeholder = 0;
+		goto fail;
+	}
+	if (!strcmp(u->store, "file")) {
+		if (gl_store_commit(e->store, &u->tmp, u->h.sha256, &err) < 0)
+			goto fail;
+	} else if (!strcmp(u->store, "database")) {
+		if (gl_meta_data_exists(e->meta, u->h.sha256, &err) == 0 &&
+		    gl_meta_data_put_file(e->meta, u->h.sha256, u->tmp.fd,
+					  u->tmp.size, &err) < 0)
+			goto fail;
+	}
+	rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:s}",
+			"status", "active", "size", (json_int_t)u->tmp.size,
+			"md5", u->h.md5, "sha1", u->h.sha1, "sha256",
+			u->h.sha256, "external", 0, "content_type",
+			u->content_type, "store", u->store, "location",
+			location);
+	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
+			     rec, &err) < 0)
+		goto fail;
+	if (u->prev && gl_blob_release(e, u->prev, &err) < 0)
+		goto fail;
+	if (gl_meta_commit(e->meta, &err) < 0)
+		goto fail;
+	in_tx = 0;
+	u->placeholder = 0;
+	gl_engine_gc(e);
+	gl_info("blob %s/%s%s%s stored (%s): %lld bytes sha256 %s", u->id,
+		u->field, u->key ? "/" : "", u->key ? u->key : "", u->store,
+		(long long)u->tmp.size, u->h.sha256);
+
+	json_decref(fresh);
+	fresh = NULL;
+	if (gl_meta_get(e->meta, t, u->id, &fresh, &err) == 0) {
+		args = json_pack("[s, s?]", u->field, u->key);
+		if (gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
+				   fresh, args, NULL, &err) == 0)
+			af = gl_engine_output(e, u->tg.af.ts, t, fresh);
+		json_decref(args);
+	}
+	json_decref(rec);
+	json_decref(fresh);
+	u->placeholder = 0;
+	end(u, af, af ? NULL : &err);
+	return;
+fail:
+	if (in_tx)
+		gl_meta_rollback(e->meta);
+	if (!strcmp(u->store, "s3") && location) {
+		/* stored but not recorded: queue it for removal */
+		gl_err e2 = { 0 };
+		if (gl_meta_begin(e->meta, &e2) == 0 &&
+		    (gl_meta_gc_push(e->meta, "s3", location, &e2) < 0 ||
+		     gl_meta_commit(e->meta, &e2) < 0))
+			gl_meta_rollback(e->meta);
+	}
+	json_decref(rec);
+	json_decref(fresh);
+	end(u, NULL, &err);
+}
+
+static void s3_completed(void *arg, const gl_err *err)
+{
+	gl_upload *u = arg;
+
+	u->s3u = NULL; /* freed by the client after this callback */
+	if (err) {
+		end(u, NULL, err);
+		return;
+	}
+	commit(u, u->s3key);
+}
+
+/* Send what is left and complete, once S3 has the id and room. */
+static void s3_continue(gl_upload *u)
+{
+	gl_err err = { 0 };
+
+	if (u->completing)
+		return;
+	if (u->s3_failed) {
+		gl_err e2 = u->s3err;
+		end(u, NULL, &e2);
+		return;
+	}
+	if (!u->s3_ready)
+		return; /* s3_ready continues */
+	s3_pump(u);
+	if (u->s3_failed) {
+		gl_err e2 = u->s3err;
+		end(u, NULL, &e2);
+		return;
+	}
+	if (u->tmp.size > u->sent) {
+		if (send_part(u, u->tmp.size - u->sent) < 0) {
+			gl_err e2 = u->s3err;
+			end(u, NULL, &e2);
+		}
+		return; /* part_done continues */
+	}
+	if (u->inflight)
+		return;
+	u->completing = 1;
+	if (gl_s3_upload_complete(u->s3u, s3_completed, u, &err) < 0)
+		end(u, NULL, &err);
+}
+
+/* The Lua hook's bounded view of the uploaded bytes. */
+static json_t *blob_info(const char *ct, int64_t size, const gl_digest_hex *h)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s}", "size", (json_int_t)size,
+			 "md5", h->md5, "sha1", h->sha1, "sha256", h->sha256,
+			 "content_type", ct);
+}
+
+int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
+		     gl_err *err)
+{
+	gl_engine *e = u->e;
+	const gl_type *t = u->tg.af.type;
+
+	u->done = done;
+	u->done_arg = arg;
+	gl_digest_final(u->dg, &u->h);
+	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
+		json_t *cj = gl_engine_ctx_json(u->ctx);
+		json_t *af = gl_engine_output(e, u->tg.af.ts, t, u->tg.af.doc);
+		json_t *info = blob_info(u->content_type, u->tmp.size, &u->h);
+		/* S3 uploads keep only their first part on disk */
+		int64_t readable = u->s3key && u->tmp.size > u->part_size
+					   ? u->part_size : u->tmp.size;
+		int rc = gl_types_hook_upload(u->tg.af.ts, t, cj, af, u->field,
+					      u->key, info, u->tmp.path,
+					      HOOK_READ_MAX, readable, err);
+		json_decref(cj);
+		json_decref(af);
+		json_decref(info);
+		if (rc < 0)
+			goto fail;
+	}
+	if (u->s3key) {
+		u->finishing = 1;
+		s3_continue(u);
+		return 0;
+	}
+	if (!strcmp(u->store, "file")) {
+		json_t *sha;
+		if (gl_store_tmp_sync(&u->tmp, err) < 0)
+			goto fail;
+		/* note which object this upload becomes, so a crash between
+		 * the rename and the commit leaves a trace to clean up */
+		sha = json_string(u->h.sha256);
+		if (touch_record(u, "pending", sha, NULL, NULL, err) < 0)
+			goto fail;
+	}
+	commit(u, u->h.sha256);
+	return 0;
+fail:
+	u->done = NULL;
+	gl_store_tmp_discard(&u->tmp);
+	upload_restore(u);
+	upload_free(u);
+	return -1;
+}
