@@ -80,6 +80,8 @@ start() {
 	q="SELECT 1 FROM pg_roles WHERE rolname = 'glared'"
 	[ -n "$(psql_admin -tA -c "$q")" ] ||
 		psql_admin -c "CREATE ROLE glared LOGIN PASSWORD 'glared'"
+	# tests make a database per server (the two-node runs)
+	psql_admin -c "ALTER ROLE glared CREATEDB"
 	q="SELECT 1 FROM pg_database WHERE datname = 'glared'"
 	[ -n "$(psql_admin -tA -c "$q")" ] ||
 		psql_admin -c "CREATE DATABASE glared OWNER glared"

@@ -27,15 +27,28 @@ num() { # regex file -> first captured number or 0
 }
 
 # ---- services the scale-out tests run against ---------------------------------
-# A throwaway PostgreSQL on loopback, started once per run, stopped at exit.
+# A throwaway PostgreSQL and an S3 endpoint (Swift + s3api) on loopback,
+# started once per run, stopped at exit.
+trap 'scripts/pg.sh stop >/dev/null 2>&1; scripts/s3.sh stop >/dev/null 2>&1' EXIT
+services=1
 if scripts/pg.sh start > "$LOGDIR/pg.log" 2>&1; then
 	GLARED_PG_URL=$(scripts/pg.sh url)
 	export GLARED_PG_URL
-	trap 'scripts/pg.sh stop >/dev/null 2>&1' EXIT
 else
 	echo "== PostgreSQL did not start (see $LOGDIR/pg.log)"
 	tail -5 "$LOGDIR/pg.log"
 	total_fail=$((total_fail + 1))
+	services=0
+fi
+if scripts/s3.sh start > "$LOGDIR/s3.env" 2> "$LOGDIR/s3.log"; then
+	set -a
+	. "$LOGDIR/s3.env"
+	set +a
+else
+	echo "== the S3 endpoint did not start (see $LOGDIR/s3.log)"
+	tail -5 "$LOGDIR/s3.log"
+	total_fail=$((total_fail + 1))
+	services=0
 fi
 
 # ---- C unit tests --------------------------------------------------------
@@ -90,6 +103,13 @@ run_pytest() { # name dir
 }
 run_pytest sandbox tests/sandbox
 run_pytest http tests/http
+# the same black-box suite against two nodes on PostgreSQL + S3
+if [ "$services" = 1 ]; then
+	GLARED_TEST_CLUSTER=1
+	export GLARED_TEST_CLUSTER
+	run_pytest http-2nodes tests/http
+	unset GLARED_TEST_CLUSTER
+fi
 
 echo "logs: $LOGDIR"
 echo "$total_pass passed, $total_fail failed"

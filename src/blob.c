@@ -464,8 +464,10 @@ typedef struct gl_location_job {
 	gl_target tg;
 	char *id, *field, *key, *url;
 	char md5[33], sha1[41], sha256[65]; /* supplied, "" if none */
-	int internal;            /* import into our store */
-	gl_store_tmp tmp;
+	int internal;            /* import into our store, as an upload */
+	gl_upload *u;            /* internal: the upload the bytes feed */
+	gl_upload *finishing;    /* internal: the upload being finished */
+	gl_err werr;             /* internal: why the upload refused bytes */
 	json_t *prev;
 	gl_fetch_job *fj;
 	gl_engine_done_fn done;
@@ -483,7 +485,10 @@ static void job_unlink(gl_engine *e, gl_location_job *j)
 
 static void job_free(gl_location_job *j)
 {
-	gl_store_tmp_discard(&j->tmp);
+	if (j->u)
+		gl_upload_abort(j->u);
+	if (j->finishing)
+		gl_upload_detach(j->finishing); /* it ends without us */
 	json_decref(j->prev);
 	gl_target_clear(&j->tg);
 	free(j->id);
@@ -497,6 +502,8 @@ static void job_restore(gl_location_job *j)
 {
 	gl_err err = { 0 };
 	gl_engine *e = j->e;
+	if (j->internal)
+		return; /* the upload restores its own record */
 	if (gl_meta_begin(e->meta, &err) == 0) {
 		if (gl_blob_restore_prev(e, j->id, j->field, j->key, j->prev, &err) == 0 &&
 		    gl_meta_commit(e->meta, &err) == 0)
@@ -537,11 +544,45 @@ static int valid_hex(const char *s, size_t n)
 static int fetch_data(void *arg, const char *data, size_t len)
 {
 	gl_location_job *j = arg;
-	gl_err err = { 0 };
+	int rc;
 
 	if (!j->internal)
 		return 0;
-	return gl_store_tmp_write(&j->tmp, data, len, &err) < 0 ? -1 : 0;
+	/* the bytes of an internal location go into the store as an
+	 * upload's would: same limits, same stores, same records */
+	rc = gl_upload_write(j->u, data, len, &j->werr);
+	return rc < 0 ? -1 : rc; /* 1: the store is behind, pause */
+}
+
+static void import_resume(void *arg)
+{
+	gl_location_job *j = arg;
+	if (j->fj)
+		gl_fetch_resume(j->fj);
+}
+
+static void import_done(void *arg, json_t *af, const gl_err *err)
+{
+	gl_location_job *j = arg;
+	json_t *fresh = NULL, *args, *out = NULL;
+	gl_err e2 = { 0 };
+
+	j->u = NULL;
+	j->finishing = NULL;
+	if (!af) {
+		job_finish(j, NULL, err);
+		return;
+	}
+	if (gl_meta_get(j->e->meta, j->tg.af.type, j->id, &fresh, &e2) == 0) {
+		args = json_pack("[s, s?]", j->field, j->key);
+		if (gl_engine_hook(j->e, j->tg.af.ts, j->tg.af.type,
+				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
+				   NULL, &e2) == 0)
+			out = json_incref(af);
+		json_decref(args);
+	}
+	json_decref(fresh);
+	job_finish(j, out, out ? NULL : &e2);
 }
 
 static void fetch_done(void *arg, const gl_fetch_result *res)
@@ -559,6 +600,10 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 			      res->digest.sha256 };
 
 	j->fj = NULL;
+	if (j->internal && j->werr.status) {
+		job_fail(j, &j->werr); /* the upload's own refusal (413, ...) */
+		return;
+	}
 	if (!res->ok) {
 		err = res->err;
 		if (!err.status)
@@ -575,6 +620,17 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 			job_fail(j, &err);
 			return;
 		}
+	}
+	if (j->internal) {
+		gl_upload *u = j->u;
+		gl_upload_set_content_type(u, res->content_type);
+		j->u = NULL;
+		j->finishing = u; /* import_done may run before finish returns */
+		if (gl_upload_finish(u, import_done, j, &err) < 0) {
+			j->finishing = NULL;
+			job_finish(j, NULL, &err);
+		}
+		return;
 	}
 	gl_media_type(res->content_type, ct, sizeof ct);
 	if (gl_meta_begin(e->meta, &err) < 0)
@@ -595,27 +651,13 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 	}
 	if (gl_blob_same_sha_ok(&j->tg, fresh, res->digest.sha256, &err) < 0)
 		goto fail;
-	if (j->internal) {
-		if (gl_store_tmp_sync(&j->tmp, &err) < 0 ||
-		    gl_store_commit(e->store, &j->tmp, res->digest.sha256,
-				    &err) < 0)
-			goto fail;
-		rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:s}",
-				"status", "active", "size", (json_int_t)res->size,
-				"md5", got[0], "sha1", got[1], "sha256", got[2],
-				"external", 0, "content_type",
-				ct[0] ? ct : "application/octet-stream", "store",
-				"file", "location", got[2]);
-	} else {
-		rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s?, s:s, s:s, "
-				"s:s, s:I, s:s}",
-				"status", "active", "size", (json_int_t)res->size,
-				"md5", got[0], "sha1", got[1], "sha256", got[2],
-				"external", 1, "content_type", ct[0] ? ct : NULL,
-				"url", j->url, "store", "external", "location",
-				j->url, "verified_at", (json_int_t)gl_now_us(),
-				"verify_status", "ok");
-	}
+	rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s?, s:s, s:s, s:s, "
+			"s:I, s:s}",
+			"status", "active", "size", (json_int_t)res->size, "md5",
+			got[0], "sha1", got[1], "sha256", got[2], "external", 1,
+			"content_type", ct[0] ? ct : NULL, "url", j->url,
+			"store", "external", "location", j->url, "verified_at",
+			(json_int_t)gl_now_us(), "verify_status", "ok");
 	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "", rec,
 			     &err) < 0 ||
 	    gl_meta_commit(e->meta, &err) < 0)
@@ -696,7 +738,6 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		return gl_fail(err, 500, NULL, "out of memory");
 	j->e = e;
 	j->ctx = ctx;
-	j->tmp.fd = -1;
 	j->done = done;
 	j->arg = arg;
 	if (!json_is_object(body)) {
@@ -855,27 +896,38 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		job_finish(j, af, af ? NULL : err);
 		return 0;
 	}
-	if (gl_blob_allowed(e, &j->tg, fresh, &limit, why, sizeof why, err) < 0)
-		goto fail;
-	if (limit < 0) {
-		gl_fail(err, 413, "RequestEntityTooLarge", "No space left: %s",
-			why);
-		goto fail;
+	if (j->internal) {
+		/* an import is an upload whose body comes from the URL */
+		gl_meta_rollback(e->meta);
+		in_tx = 0;
+		j->u = gl_engine_upload_begin(e, ctx, type, id, field, j->key,
+					      has_key, "application/octet-stream",
+					      -1, err);
+		if (!j->u)
+			goto fail;
+		gl_upload_on_resume(j->u, import_resume, j);
+		limit = -1; /* the upload enforces its own limits */
+	} else {
+		if (gl_blob_allowed(e, &j->tg, fresh, &limit, why, sizeof why,
+				    err) < 0)
+			goto fail;
+		if (limit < 0) {
+			gl_fail(err, 413, "RequestEntityTooLarge",
+				"No space left: %s", why);
+			goto fail;
+		}
+		rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s, "
+				"s:I}", "status", "saving", "reserved",
+				(json_int_t)limit, "size", (json_int_t)limit,
+				"external", 1, "url", url, "node", e->node,
+				"store", "external", "temp", "", "heartbeat",
+				(json_int_t)gl_now_us());
+		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
+				     rec, err) < 0 ||
+		    gl_meta_commit(e->meta, err) < 0)
+			goto fail;
+		in_tx = 0;
 	}
-	if (j->internal && gl_store_tmp_create(e->store, &j->tmp, err) < 0)
-		goto fail;
-	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s, s:I}",
-			"status", "saving", "reserved", (json_int_t)limit,
-			"size", (json_int_t)limit, "external", !j->internal,
-			"url", url, "node", e->node, "store",
-			j->internal ? "file" : "external", "temp",
-			j->internal ? j->tmp.path : "", "heartbeat",
-			(json_int_t)gl_now_us());
-	if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "", rec,
-			     err) < 0 ||
-	    gl_meta_commit(e->meta, err) < 0)
-		goto fail;
-	in_tx = 0;
 	json_decref(rec);
 	rec = NULL;
 	json_decref(fresh);
@@ -988,18 +1040,21 @@ static int may_take_over(gl_engine *e, const json_t *b)
 {
 	const char *node = sget(b, "node"), *colon;
 	json_t *hb = json_object_get(b, "heartbeat");
+	int stale = json_is_integer(hb) &&
+		    gl_now_us() - json_integer_value(hb) >
+			    (int64_t)e->conf->upload_takeover_after * 1000000;
 	long pid;
 
 	if (!node || !(colon = strrchr(node, ':')))
 		return 1;
 	if (strncmp(e->node, node, (size_t)(colon - node) + 1) != 0)
-		return json_is_integer(hb) &&
-		       gl_now_us() - json_integer_value(hb) >
-			       (int64_t)e->conf->upload_takeover_after * 1000000;
+		return stale;
 	pid = strtol(colon + 1, NULL, 10);
 	if (pid <= 0 || pid == (long)getpid())
 		return 1;
-	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+	/* a live pid with a stale heartbeat is hung, or not ours any more
+	 * (pid reuse) */
+	return (kill((pid_t)pid, 0) < 0 && errno == ESRCH) || stale;
 }
 
 /* Roll back the uploads and registrations whose owner is gone. */

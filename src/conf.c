@@ -88,7 +88,7 @@ static const opt options[] = {
 	O("DEFAULT", "upload_heartbeat", K_INT, upload_heartbeat, "30", 1,
 	  INT_MAX),
 	O("DEFAULT", "upload_takeover_after", K_INT, upload_takeover_after,
-	  "300", 10, INT_MAX),
+	  "300", 3, INT_MAX),
 	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
 	O("database", "connection", K_STR, db_connection,
 	  "sqlite:///var/lib/glare/glare.db", ANY),

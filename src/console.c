@@ -26,6 +26,7 @@
 #include "fetch.h"
 #include "http.h"
 #include "ljson.h"
+#include "s3.h"
 #include "log.h"
 #include "util.h"
 
@@ -58,7 +59,7 @@
 #define DL_MT "glare.download"
 #define WAIT_MT "glare.wait"
 
-enum { W_LOCATION, W_FETCH };
+enum { W_LOCATION, W_FETCH, W_S3 };
 
 /* A glare.* call waiting for the event loop. A userdata on the calling
  * thread's stack: it survives the yield and is collected with the thread. */
@@ -78,6 +79,10 @@ typedef struct con_wait {
 	int64_t got;
 	int werrno;
 	gl_fetch_result res;
+	/* W_S3: an object of the S3 store into a file or into mem */
+	gl_s3_get *s3g;
+	char *mem;
+	int64_t memcap;
 } con_wait;
 
 struct gl_console {
@@ -185,6 +190,13 @@ static int wait_gc(lua_State *L)
 {
 	con_wait *w = lua_touserdata(L, 1);
 
+	/* a wait collected mid-flight must not be called back */
+	if (w->s3g)
+		gl_s3_get_cancel(w->s3g);
+	w->s3g = NULL;
+	if (w->fj)
+		gl_fetch_cancel(w->fj);
+	w->fj = NULL;
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
@@ -698,7 +710,11 @@ static void wait_cancel(con_wait *w)
 {
 	if (w->kind == W_LOCATION && !w->done)
 		gl_engine_cancel_location(w->c->e, w);
-	if (w->kind == W_FETCH) {
+	if (w->kind == W_S3 && w->s3g) {
+		gl_s3_get_cancel(w->s3g);
+		w->s3g = NULL;
+	}
+	if (w->kind == W_FETCH || w->kind == W_S3) {
 		if (w->fj)
 			gl_fetch_cancel(w->fj);
 		w->fj = NULL;
@@ -913,11 +929,17 @@ static int fetch_data(void *arg, const char *d, size_t n)
 	con_wait *w = arg;
 
 	gl_digest_update(w->dg, d, n);
-	w->got += (int64_t)n;
-	if (write_all(w->fd, d, n) < 0) {
+	if (w->mem) {
+		if (w->got + (int64_t)n > w->memcap) {
+			w->werrno = EFBIG;
+			return -1;
+		}
+		memcpy(w->mem + w->got, d, n);
+	} else if (write_all(w->fd, d, n) < 0) {
 		w->werrno = errno;
 		return -1;
 	}
+	w->got += (int64_t)n;
 	return 0;
 }
 
@@ -999,6 +1021,89 @@ static int fetch_to_file(lua_State *L, gl_download *dl, const char *path)
 	return await(L, w, fetch_finish);
 }
 
+/* ---- the S3 store: objects stream through the event loop --------------- */
+
+static void s3dl_done(void *arg, int status, int64_t total, const gl_err *err)
+{
+	con_wait *w = arg;
+
+	w->s3g = NULL;
+	w->res.ok = !err && (status == 200 || status == 206);
+	w->res.http_status = status;
+	if (err)
+		w->res.err = *err;
+	else if (!w->res.ok)
+		snprintf(w->res.err.msg, sizeof w->res.err.msg,
+			 "S3 answered %d", status);
+	wake(w);
+}
+
+static int s3dl_finish(lua_State *L, int status, lua_KContext ctx)
+{
+	con_wait *w = wait_take(L, ctx);
+	gl_download *dl = w->dl;
+	gl_digest_hex h;
+
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	gl_digest_final(w->dg, &h);
+	if (w->werrno || !w->res.ok || w->got != dl->size ||
+	    (dl->sha256[0] && strcmp(h.sha256, dl->sha256))) {
+		if (w->path)
+			unlink(w->path);
+		if (w->werrno)
+			return luaL_error(L, "cannot write: %s",
+					  strerror(w->werrno));
+		if (!w->res.ok)
+			return luaL_error(L, "reading from S3: %s",
+					  w->res.err.msg);
+		return luaL_error(L, "the S3 object differs from the record "
+				  "(%lld bytes, sha256 %s)", (long long)w->got,
+				  h.sha256);
+	}
+	if (w->mem) {
+		lua_pushlstring(L, w->mem, (size_t)w->got);
+		return 1;
+	}
+	push_dl_info(L, dl, w->path, w->got);
+	return 1;
+}
+
+/* Into the file at path, or into mem (memcap bytes) when path is NULL. */
+static int s3_to(lua_State *L, gl_download *dl, const char *path, char *mem,
+		 int64_t memcap)
+{
+	gl_console *c = con(L);
+	gl_s3 *s3 = gl_engine_s3(c->e);
+	gl_err err = { 0 };
+	con_wait *w;
+
+	if (!s3)
+		return luaL_error(L, "no S3 store is configured");
+	w = new_wait(L, W_S3);
+	w->dl = dl;
+	w->path = path;
+	w->mem = mem;
+	w->memcap = memcap;
+	w->dg = gl_digest_new();
+	if (path) {
+		w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0644);
+		if (w->fd < 0)
+			return luaL_error(L, "cannot create %s: %s", path,
+					  strerror(errno));
+	}
+	w->s3g = gl_s3_get_start(s3, dl->location, NULL, fetch_data,
+				 s3dl_done, w, &err);
+	if (!w->s3g) {
+		if (path)
+			unlink(path);
+		return raise_err(L, &err);
+	}
+	return await(L, w, s3dl_finish);
+}
+
 /* glare.download(type, id, "field[/key]", path [, {fetch = true}]) ->
  * {path, size, sha256, ...}. External blobs: {url, external = true}
  * without writing, unless fetch is set (then fetched and verified). */
@@ -1030,6 +1135,8 @@ static int api_download(lua_State *L)
 		}
 		return fetch_to_file(L, dl, path);
 	}
+	if (dl->kind == GL_DL_S3)
+		return s3_to(L, dl, path, NULL, 0);
 	buf = lua_newuserdatauv(L, PIECE, 0);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -1071,8 +1178,10 @@ static int api_read(lua_State *L)
 		return luaL_error(L, "the blob has %lld bytes, more than %lld "
 				  "(pass a larger max_bytes or use glare.download)",
 				  (long long)dl->size, (long long)max);
-	buf = lua_newuserdatauv(L, PIECE, 0);
 	mem = lua_newuserdatauv(L, (size_t)dl->size + 1, 0);
+	if (dl->kind == GL_DL_S3)
+		return s3_to(L, dl, NULL, mem, dl->size);
+	buf = lua_newuserdatauv(L, PIECE, 0);
 	if (copy_blob(c, dl, -1, mem, buf, why, sizeof why) < 0)
 		return luaL_error(L, "%s", why);
 	lua_pushlstring(L, mem, (size_t)dl->size);

@@ -102,6 +102,8 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 				  int64_t content_length, gl_err *err);
 int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err);
 void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg);
+/* The Content-Type learnt after begin (a fetched location's). */
+void gl_upload_set_content_type(gl_upload *u, const char *content_type);
 typedef void (*gl_engine_done_fn)(void *arg, json_t *artifact,
 				  const gl_err *err);
 int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,

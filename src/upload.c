@@ -382,6 +382,14 @@ fail:
 	return NULL;
 }
 
+void gl_upload_set_content_type(gl_upload *u, const char *content_type)
+{
+	gl_media_type(content_type, u->content_type, sizeof u->content_type);
+	if (!u->content_type[0])
+		snprintf(u->content_type, sizeof u->content_type,
+			 "application/octet-stream");
+}
+
 void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg)
 {
 	u->resume = fn;

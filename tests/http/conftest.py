@@ -4,9 +4,17 @@
 enabled). `make_server(**options)` starts a private one with extra config
 options, for tests that need special settings or kill the process.
 Options are "section.key" → value, or plain keys for [DEFAULT].
+
+With GLARED_TEST_CLUSTER=1 (and GLARED_PG_URL + GLARED_S3_* from
+scripts/pg.sh and scripts/s3.sh) every "server" is a two-node deployment:
+two glared processes on their own ports and local temp dirs, sharing a
+fresh PostgreSQL database and an S3 prefix; requests alternate between the
+nodes, so every test that makes more than one request crosses nodes.
+Raw-socket tests talk to the first node.
 """
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +27,20 @@ import requests
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 GLARED = os.environ.get("GLARED", os.path.join(ROOT, "glared"))
+CLUSTER = os.environ.get("GLARED_TEST_CLUSTER") == "1"
+
+# tests that look at the local content-addressed file store
+local_store = pytest.mark.skipif(
+    CLUSTER, reason="inspects the local file store; the cluster stores in S3")
+
+
+def new_pg_database():
+    base = os.environ["GLARED_PG_URL"]
+    name = "t_" + uuid.uuid4().hex[:12]
+    subprocess.run(["psql", "-X", "-q", base, "-c",
+                    "CREATE DATABASE %s" % name], check=True,
+                   capture_output=True, timeout=30)
+    return base.rsplit("/", 1)[0] + "/" + name
 
 ALL_TYPES = ("images,heat_templates,heat_environments,tosca_templates,"
              "murano_packages,secrets,sample_artifact,hooks_artifact,"
@@ -58,49 +80,105 @@ class Server:
             "glance_store.filesystem_store_datadir": "%s/blobs" % self.dir,
             "healthcheck.disable_by_file_path": "%s/hc_disable" % self.dir,
         }
+        if CLUSTER:
+            self.options.update({
+                "database.connection": new_pg_database(),
+                "glance_store.default_store": "s3",
+                "glance_store.s3_store_host": os.environ["GLARED_S3_ENDPOINT"],
+                "glance_store.s3_store_region": os.environ["GLARED_S3_REGION"],
+                "glance_store.s3_store_bucket": os.environ["GLARED_S3_BUCKET"],
+                "glance_store.s3_store_access_key":
+                    os.environ["GLARED_S3_ACCESS_KEY"],
+                "glance_store.s3_store_secret_key":
+                    os.environ["GLARED_S3_SECRET_KEY"],
+                "glance_store.s3_store_prefix":
+                    "t-%s/" % uuid.uuid4().hex[:12],
+            })
         self.options.update(options or {})
         self.conf = os.path.join(self.dir, "glare.conf")
         write_conf(self.conf, self.options)
-        self.log_path = os.path.join(self.dir, "glared.log")
+        # node B: same service, own port and local temp space
+        self.nodes = [(self.port, self.conf, os.path.join(self.dir,
+                                                          "glared.log"))]
+        if CLUSTER:
+            port_b = free_port()
+            opts_b = dict(self.options)
+            opts_b["bind_port"] = port_b
+            opts_b["glance_store.filesystem_store_datadir"] = \
+                "%s/blobs-b" % self.dir
+            conf_b = os.path.join(self.dir, "glare-b.conf")
+            write_conf(conf_b, opts_b)
+            self.nodes.append((port_b, conf_b,
+                               os.path.join(self.dir, "glared-b.log")))
+        self.log_path = self.nodes[0][2]
         self.proc = None
+        self.procs = []
         self.url = "http://127.0.0.1:%d" % self.port
+        self.urls = ["http://127.0.0.1:%d" % p for p, _, _ in self.nodes]
+        self.turn = 0
         self.start(wait)
 
     def start(self, wait=True):
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [GLARED, "serve", "--config-file", self.conf],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        self.logs = [open(log, "ab") for _, _, log in self.nodes]
+        self.procs = [subprocess.Popen(
+            [GLARED, "serve", "--config-file", conf], stdout=lg,
+            stderr=subprocess.STDOUT)
+            for (_, conf, _), lg in zip(self.nodes, self.logs)]
+        self.proc = self.procs[0]
+        self.log = self.logs[0]
         if wait:
             self.wait_ready()
 
     def wait_ready(self, timeout=15):
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("glared exited %s:\n%s" %
-                                   (self.proc.returncode, self.read_log()))
-            try:
-                requests.get(self.url + "/healthcheck", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.05)
-        raise RuntimeError("glared did not start:\n" + self.read_log())
+        for proc, url in zip(self.procs, self.urls):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError("glared exited %s:\n%s" %
+                                       (proc.returncode, self.read_log()))
+                try:
+                    requests.get(url + "/healthcheck", timeout=1)
+                    break
+                except requests.RequestException:
+                    if time.time() > deadline:
+                        raise RuntimeError("glared did not start:\n" +
+                                           self.read_log())
+                    time.sleep(0.05)
 
     def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        """Every node's log, lines merged in time order (a line without a
+        timestamp stays with the one before it)."""
+        entries = []
+        for n, (_, _, log) in enumerate(self.nodes):
+            if not os.path.exists(log):
+                continue
+            with open(log, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+            ts = ""
+            for i, line in enumerate(text.splitlines(True)):
+                if re.match(r"^\d{4}-\d\d-\d\dT", line):
+                    ts = line[:24]
+                entries.append((ts, n, i, line))
+        entries.sort()
+        return "".join(e[3] for e in entries)
+
+    def signal_all(self, sig):
+        for proc in self.procs:
+            proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(sig)
+        for proc in self.procs:
             try:
-                self.proc.wait(timeout)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
+                proc.kill()
+                proc.wait()
+        for lg in getattr(self, "logs", []):
+            lg.close()
+        if self.procs:
             self.check_sanitizers()
         return self.proc.returncode if self.proc else None
 
@@ -127,7 +205,10 @@ class Server:
         headers = kw.pop("headers", {}) or {}
         if token is not None and "X-Auth-Token" not in headers:
             headers["X-Auth-Token"] = token
-        return requests.request(method, self.url + path, headers=headers,
+        # alternate between the nodes of a cluster
+        url = self.urls[self.turn % len(self.urls)]
+        self.turn += 1
+        return requests.request(method, url + path, headers=headers,
                                 timeout=kw.pop("timeout", 60), **kw)
 
     def get(self, path, **kw):

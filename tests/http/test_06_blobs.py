@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN, USER1, USER2, GLARED, raw, status_of
+from conftest import ADMIN, USER1, USER2, GLARED, local_store, raw, status_of
 
 SA = "/artifacts/sample_artifact"
 OCT = {"Content-Type": "application/octet-stream"}
@@ -127,6 +127,7 @@ def test_oversize_rejected_before_body_is_read(server):
     s.close()
 
 
+@local_store
 def test_reupload_replaces_and_releases(server):
     af = new(server)
     assert put(server, af, "blob", b"first").status_code == 200
@@ -152,6 +153,7 @@ def test_failed_hook_rejects_and_restores(server):
     assert get(server, af, "blob").content == b"good data"
 
 
+@local_store
 def test_content_addressed_dedup(server):
     data = os.urandom(5000)
     a, b = new(server), new(server)
