@@ -38,6 +38,9 @@
 #include <curl/curl.h>
 
 #define FETCH_MAX_URL 2048
+/* Bytes one loop turn may take from all transfers before yielding: ~3 ms
+ * of hashing, so other requests see millisecond latencies meanwhile. */
+#define TURN_BUDGET (1 << 20)
 #define FETCH_BUFFER_SIZE (512L * 1024)
 #define FETCH_USER_AGENT "glared/0.1"
 
@@ -372,6 +375,7 @@ struct gl_fetch {
 	job_list queue;         /* waiting for a slot, FIFO */
 	gl_sock *socks;
 	int depth;              /* > 0 while inside curl (user data cbs) */
+	size_t turn_bytes;      /* bytes delivered in this loop turn */
 	/* copied from the conf: it may be reloaded under us */
 	int connect_timeout, timeout, low_speed_limit, low_speed_time;
 	int max_redirects, max_concurrent;
@@ -720,9 +724,8 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	}
 	gl_digest_update(j->dg, ptr + skip, fresh);
 	j->bytes += (int64_t)fresh;
-	if (!j->on_data)
-		return n;
-	r = j->on_data(j->arg, ptr + skip, fresh);
+	j->f->turn_bytes += fresh;
+	r = j->on_data ? j->on_data(j->arg, ptr + skip, fresh) : 0;
 	if (j->cancelled)
 		return CURL_WRITEFUNC_ERROR;
 	if (r < 0) {
@@ -733,6 +736,16 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		/* curl replays this whole piece (and the rest) on resume */
 		j->paused = 1;
 		j->redeliver = n;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (j->f->turn_bytes >= TURN_BUDGET) {
+		/* curl would go on reading (and we hashing) for up to ~100
+		 * buffers in one socket_action: yield the loop to other
+		 * requests and come back on the next pass */
+		j->paused = 1;
+		j->redeliver = n;
+		j->resume_pending = 1;
+		kick(j->f);
 		return CURL_WRITEFUNC_PAUSE;
 	}
 	return n;
@@ -796,6 +809,7 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 		flags |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
 		flags |= CURL_CSELECT_OUT;
+	f->turn_bytes = 0;
 	f->depth++;
 	curl_multi_socket_action(f->multi, fd, flags, &running);
 	f->depth--;
@@ -807,6 +821,7 @@ static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
 	gl_fetch *f = arg;
 	int running = 0;
 
+	f->turn_bytes = 0;
 	f->depth++;
 	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	f->depth--;
@@ -883,6 +898,7 @@ static void deferred_cb(evutil_socket_t fd, short what, void *arg)
 	gl_fetch_job *j, *next;
 	int again;
 
+	f->turn_bytes = 0; /* a new loop turn for the replays below */
 	for (j = f->active.head; j; j = next) {
 		next = j->next;
 		if (j->cancelled)

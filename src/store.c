@@ -15,6 +15,9 @@
 /* Writeback is started every WB_CHUNK bytes and waited for one chunk
  * behind, so at most ~2 chunks of an upload are dirty in the page cache. */
 #define WB_CHUNK (8 << 20)
+/* Body pieces arrive in a few KiB; one write per MiB instead of one per
+ * piece took a third off an upload's system time. */
+#define WBUF (1 << 20)
 
 struct gl_store {
 	char dir[PATH_MAX - 128];
@@ -104,11 +107,9 @@ int gl_store_tmp_create(gl_store *s, gl_store_tmp *t, gl_err *err)
 	return 0;
 }
 
-int gl_store_tmp_write(gl_store_tmp *t, const void *data, size_t len,
-		       gl_err *err)
+static int write_out(gl_store_tmp *t, const char *p, size_t len,
+		     gl_err *err)
 {
-	const char *p = data;
-
 	while (len) {
 		ssize_t n = write(t->fd, p, len);
 		if (n < 0) {
@@ -120,11 +121,11 @@ int gl_store_tmp_write(gl_store_tmp *t, const void *data, size_t len,
 		}
 		p += n;
 		len -= (size_t)n;
-		t->size += n;
+		t->written += n;
 	}
-	if (t->size - t->flushed >= WB_CHUNK) {
+	if (t->written - t->flushed >= WB_CHUNK) {
 		/* start writeback of the new chunk; wait for the previous */
-		sync_file_range(t->fd, t->flushed, t->size - t->flushed,
+		sync_file_range(t->fd, t->flushed, t->written - t->flushed,
 				SYNC_FILE_RANGE_WRITE);
 		if (t->flushed >= WB_CHUNK)
 			sync_file_range(t->fd, t->flushed - WB_CHUNK, WB_CHUNK,
@@ -132,13 +133,45 @@ int gl_store_tmp_write(gl_store_tmp *t, const void *data, size_t len,
 					SYNC_FILE_RANGE_WRITE |
 					SYNC_FILE_RANGE_WAIT_AFTER);
 		posix_fadvise(t->fd, 0, t->flushed, POSIX_FADV_DONTNEED);
-		t->flushed = t->size;
+		t->flushed = t->written;
+	}
+	return 0;
+}
+
+int gl_store_tmp_flush(gl_store_tmp *t, gl_err *err)
+{
+	size_t n = t->fill;
+
+	t->fill = 0;
+	return n ? write_out(t, t->buf, n, err) : 0;
+}
+
+int gl_store_tmp_write(gl_store_tmp *t, const void *data, size_t len,
+		       gl_err *err)
+{
+	const char *p = data;
+
+	t->size += (int64_t)len;
+	if (!t->buf && !(t->buf = malloc(WBUF)))
+		return write_out(t, p, len, err); /* unbuffered, then */
+	while (len) {
+		size_t n = WBUF - t->fill;
+		if (n > len)
+			n = len;
+		memcpy(t->buf + t->fill, p, n);
+		t->fill += n;
+		p += n;
+		len -= n;
+		if (t->fill == WBUF && gl_store_tmp_flush(t, err) < 0)
+			return -1;
 	}
 	return 0;
 }
 
 int gl_store_tmp_sync(gl_store_tmp *t, gl_err *err)
 {
+	if (gl_store_tmp_flush(t, err) < 0)
+		return -1;
 	if (fdatasync(t->fd) < 0)
 		return gl_fail(err, 500, "StoreError", "fdatasync: %s",
 			       strerror(errno));
@@ -157,6 +190,9 @@ int64_t gl_store_tmp_pread(gl_store_tmp *t, void *buf, int64_t len,
 
 void gl_store_tmp_discard(gl_store_tmp *t)
 {
+	free(t->buf);
+	t->buf = NULL;
+	t->fill = 0;
 	if (t->fd > 0) {
 		close(t->fd);
 		t->fd = -1;
@@ -178,6 +214,12 @@ int gl_store_commit(gl_store *s, gl_store_tmp *t, const char *sha256,
 		return gl_fail(err, 500, "StoreError", "bad object name");
 	}
 	object_path(s, sha256, dst, sizeof dst);
+	if (gl_store_tmp_flush(t, err) < 0) {
+		gl_store_tmp_discard(t);
+		return -1;
+	}
+	free(t->buf);
+	t->buf = NULL;
 	close(t->fd);
 	t->fd = -1;
 	if (stat(dst, &st) == 0 && st.st_size == t->size) {

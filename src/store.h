@@ -25,8 +25,11 @@ typedef struct gl_store gl_store;
 typedef struct gl_store_tmp {
 	int fd;
 	char path[PATH_MAX];
-	int64_t size;
+	int64_t size;    /* bytes given to gl_store_tmp_write */
+	int64_t written; /* bytes in the file (the rest is in buf) */
 	int64_t flushed; /* bytes handed to writeback so far */
+	char *buf;       /* coalesces small pieces into large writes */
+	size_t fill;
 } gl_store_tmp;
 
 gl_store *gl_store_open(const char *datadir, gl_err *err);
@@ -35,7 +38,9 @@ void gl_store_close(gl_store *s);
 int gl_store_tmp_create(gl_store *s, gl_store_tmp *t, gl_err *err);
 int gl_store_tmp_write(gl_store_tmp *t, const void *data, size_t len,
 		       gl_err *err);
-/* Bytes on stable storage (fdatasync). */
+/* Everything given so far into the file (readers of the path see it). */
+int gl_store_tmp_flush(gl_store_tmp *t, gl_err *err);
+/* Bytes on stable storage (flush + fdatasync). */
 int gl_store_tmp_sync(gl_store_tmp *t, gl_err *err);
 /* Read back (hooks inspect uploaded bytes). */
 int64_t gl_store_tmp_pread(gl_store_tmp *t, void *buf, int64_t len,

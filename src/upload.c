@@ -222,7 +222,7 @@ static void s3_pump(gl_upload *u)
 {
 	while (u->s3_ready && !u->s3_failed &&
 	       u->inflight < GL_S3_MAX_INFLIGHT &&
-	       u->tmp.size - u->sent >= u->part_size)
+	       u->tmp.written - u->sent >= u->part_size)
 		if (send_part(u, u->part_size) <= 0)
 			break;
 	if (u->paused && (u->s3_failed ||
@@ -416,6 +416,11 @@ int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err)
 		return -1;
 	if (!u->s3key)
 		return 0;
+	/* parts are read from the file: a full one must be in it */
+	if (u->tmp.size - u->sent >= u->part_size &&
+	    u->tmp.written - u->sent < u->part_size &&
+	    gl_store_tmp_flush(&u->tmp, err) < 0)
+		return -1;
 	s3_pump(u);
 	if (u->tmp.size - u->sent >= 2 * u->part_size) {
 		u->paused = 1;
@@ -597,6 +602,10 @@ static void s3_continue(gl_upload *u)
 	}
 	if (!u->s3_ready)
 		return; /* s3_ready continues */
+	if (gl_store_tmp_flush(&u->tmp, &err) < 0) {
+		end(u, NULL, &err);
+		return;
+	}
 	s3_pump(u);
 	if (u->s3_failed) {
 		gl_err e2 = u->s3err;
@@ -634,6 +643,9 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 	u->done = done;
 	u->done_arg = arg;
 	gl_digest_final(u->dg, &u->h);
+	/* everything into the file: the hook, S3 and the stores read it */
+	if (gl_store_tmp_flush(&u->tmp, err) < 0)
+		goto fail;
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
 		json_t *cj = gl_engine_ctx_json(u->ctx);
 		json_t *af = gl_engine_output(e, u->tg.af.ts, t, u->tg.af.doc);

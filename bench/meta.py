@@ -1,0 +1,168 @@
+"""Metadata API rates and latency percentiles at 10k and 100k artifacts
+(issue #5).
+
+One glared (sqlite, workers = BENCH_WORKERS, default 1) is filled through
+the API with `sample_artifact` artifacts (name load-<n>, int1 = n % 1000,
+int2 = n, str1 = s<n % 100>, bool1, one tag) by wrk with keep-alive
+(bench/wrk.lua, 8 connections). At each level of BENCH_META_N (default
+"10000 100000") wrk then runs each request kind for BENCH_META_SECS
+seconds (default 5) on BENCH_CONNS keep-alive connections (default 4):
+
+  healthcheck     GET /healthcheck: the baseline, what the client and the
+                  HTTP layer alone manage in the same run
+  show            GET /artifacts/sample_artifact/<random id>
+  list int1=eq    custom-property filter (N/1000 matches), sort=created_at
+  list int1>=900  custom-property range (N/10 matches), sort=created_at
+  list str1 +sort custom filter (N/100 matches), custom sort int1:asc
+  list name=eq    base filter, one match
+  list status     base filter matching every artifact, sort=created_at
+                  (a page of 25 plus total_count over N)
+  create          POST /artifacts/sample_artifact (adds artifacts: run
+                  last, so the reads above see exactly N)
+
+Every list returns a page of 25 (the default limit) and total_count.
+Latencies are wrk's, in ms; "srv CPU" is glared's CPU time over the run's
+wall time (100% = one core busy).
+
+  /usr/bin/python3 bench/meta.py
+"""
+import json
+import os
+import random
+import sys
+import time
+
+sys.dont_write_bytecode = True      # no __pycache__ in bench/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as B  # noqa: E402
+
+WRK_LUA = os.path.join(B.ROOT, "bench", "wrk.lua")
+TYPE = "sample_artifact"
+LOAD_CONNS = 8
+
+
+def wrk_run(srv, conns, secs, args):
+    c0 = B.proc_cpu_seconds(srv.pid)
+    p = B.run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % secs,
+               "--timeout", "60s", "-s", WRK_LUA, srv.url, "--"] + args)
+    cpu = B.proc_cpu_seconds(srv.pid) - c0
+    for line in p.stdout.splitlines():
+        if line.startswith("WRK "):
+            r = json.loads(line[4:])
+            r["cpu"] = cpu / (r["duration_us"] / 1e6)
+            return r
+    raise RuntimeError("wrk failed (%d):\n%s\n%s" %
+                       (p.returncode, p.stdout, p.stderr))
+
+
+def load(srv, start, count, ids_file):
+    """Create `count` artifacts load-<start>...; return the rate."""
+    if count <= 0:
+        return None
+    t0 = time.time()
+    p = B.run(["wrk", "-t1", "-c%d" % LOAD_CONNS, "-d3600s",
+               "-s", WRK_LUA, srv.url, "--", "create", TYPE, "load",
+               str(start), str(count), ids_file, B.TOKEN])
+    if p.returncode != 0:
+        raise RuntimeError("loader failed:\n%s\n%s" % (p.stdout, p.stderr))
+    return count / (time.time() - t0)
+
+
+def total(srv):
+    return srv.json("GET", "/artifacts/%s?limit=1" % TYPE)["total_count"]
+
+
+def paths_file(d, name, paths):
+    fn = os.path.join(d, "paths-%s.txt" % name)
+    with open(fn, "w") as f:
+        f.write("\n".join(paths) + "\n")
+    return fn
+
+
+def main():
+    levels = [int(x) for x in
+              os.environ.get("BENCH_META_N", "10000 100000").split()]
+    secs = int(B.env_float("BENCH_META_SECS", 5))
+    conns = int(B.env_float("BENCH_CONNS", 4))
+    d = B.workdir("glared-bench-meta-")
+    print("== meta: create/show/list at %s artifacts, %d s per run, %d "
+          "connections (%s)" % (" and ".join(map(str, levels)), secs, conns,
+                                d), flush=True)
+    srv_dir = os.path.join(d, "srv")
+    os.makedirs(srv_dir)
+    srv = B.Glared(srv_dir)
+    ids_file = os.path.join(d, "ids.txt")
+    open(ids_file, "w").close()
+    rnd = random.Random(42)
+    base = "/artifacts/%s" % TYPE
+
+    rows, notes = [], []
+    loaded = 0                    # load-<n> names used so far
+    for n in levels:
+        have = total(srv)
+        B.log("loading %d -> %d artifacts" % (have, n))
+        rate = load(srv, loaded, n - have, ids_file)
+        if rate:
+            loaded += n - have
+            notes.append("bulk load %d -> %d: %.0f creates/s (wrk, %d "
+                         "connections)" % (have, n, rate, LOAD_CONNS))
+        have = total(srv)
+        with open(ids_file) as f:
+            ids = [x for x in f.read().split() if x]
+        K = 2000
+        runs = [
+            ("healthcheck (baseline)", ["/healthcheck"]),
+            ("show", ["%s/%s" % (base, rnd.choice(ids)) for _ in range(K)]),
+            ("list int1=eq, sort created_at",
+             ["%s?int1=eq:%d&sort=created_at:desc" % (base, rnd.randrange(1000))
+              for _ in range(K)]),
+            ("list int1>=900, sort created_at",
+             ["%s?int1=gte:900&sort=created_at:desc" % base]),
+            ("list str1=eq, sort int1 (custom)",
+             ["%s?str1=eq:s%d&sort=int1:asc" % (base, rnd.randrange(100))
+              for _ in range(K)]),
+            ("list name=eq (base, 1 match)",
+             ["%s?name=load-%d" % (base, rnd.randrange(loaded))
+              for _ in range(K)]),
+            ("list status=drafted (base, all)",
+             ["%s?status=drafted&sort=created_at:desc" % base]),
+        ]
+        hc_rate = None
+        for label, paths in runs:
+            B.log("%d: %s" % (have, label))
+            fn = paths_file(d, "%d-%d" % (n, len(rows)), paths)
+            r = wrk_run(srv, conns, secs, ["get", fn, B.TOKEN])
+            rows.append(row(label, have, r, hc_rate))
+            if hc_rate is None:
+                hc_rate = r["requests"] / (r["duration_us"] / 1e6)
+        B.log("%d: create" % have)
+        r = wrk_run(srv, conns, secs, ["create", TYPE, "c%d" % n, "0", "0",
+                                       os.path.join(d, "ids-create.txt"),
+                                       B.TOKEN])
+        rows.append(row("create", "%d+" % have, r, hc_rate))
+    hwm = srv.hwm_kb()
+    srv.stop()
+    B.grid("meta: sqlite, workers=%s, wrk -t1 -c%d, %d s per row, latency "
+           "in ms" % (os.environ.get("BENCH_WORKERS") or "1", conns, secs),
+           ("operation", "artifacts", "req/s", "vs hc", "p50", "p95", "p99",
+            "max", "errors", "srv CPU"), rows,
+           notes + ["vs hc = req/s relative to healthcheck in the same run; "
+                    "errors = non-2xx + socket errors",
+                    "server peak RSS (VmHWM): %.1f MB" % (hwm / 1024.0)])
+    return 0
+
+
+def row(label, have, r, hc_rate):
+    secs = r["duration_us"] / 1e6
+    rate = r["requests"] / secs
+    errs = sum(r[k] for k in ("err_connect", "err_read", "err_write",
+                              "err_status", "err_timeout"))
+    return (label, have, "%.0f" % rate,
+            "%.2f" % (rate / hc_rate) if hc_rate else "1",
+            "%.2f" % (r["p50"] / 1000.0), "%.2f" % (r["p95"] / 1000.0),
+            "%.2f" % (r["p99"] / 1000.0), "%.1f" % (r["max"] / 1000.0),
+            str(errs), "%.0f%%" % (100 * r["cpu"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+#!/bin/sh
+# run.sh - the glared benchmarks, one after the other (what `make bench` runs).
+#
+#   bench/run.sh                  all: blob fetch meta sql lua (~10-15 min)
+#   bench/run.sh blob meta        a subset, in the order given
+#
+#   blob   2 GiB upload + download over loopback vs digest ceiling and a
+#          static server, peak RSS (issue #6)           bench/blob.py
+#   fetch  1 GiB external blob registration vs digest ceiling, RSS, latency
+#          of other requests meanwhile (issue #7)      bench/fetch.py
+#   meta   create/show/list rates and latency percentiles at 10k and 100k
+#          artifacts through the API, with wrk (issue #5) bench/meta.py
+#   sql    bench/meta_list.c: the listing SQL alone at 100k artifacts
+#   lua    bench/lua_validate.lua: µs per create-body validation (issue #4)
+#
+# Sizes (environment):
+#   BENCH_SIZE_GB=2          blob size in GiB (e.g. 0.25 for a quick run)
+#   BENCH_FETCH_GB=          external blob size (default BENCH_SIZE_GB / 2)
+#   BENCH_REPEAT=1           blob: uploads (and downloads) per figure, best kept
+#   BENCH_META_N="10000 100000"   meta: artifact counts to measure at
+#   BENCH_META_SECS=5        meta: seconds per measured row
+#   BENCH_CONNS=4            meta: keep-alive connections per row
+#   BENCH_WORKERS=1          glared `workers` for blob/fetch/meta
+#   BENCH_SQL_N=100000       sql: artifacts in the meta_list database
+#   BENCH_TMPDIR=/tmp        where data and servers live (removed at exit;
+#                            BENCH_KEEP=1 keeps them)
+#   GLARED=./glared          the binary under test
+#
+# Each benchmark prints its table; the summary at the end says which ones
+# missed a target (exit status 1) or failed to run (exit status 2).
+set -u
+
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+suites=${*:-blob fetch meta sql lua}
+for s in $suites; do
+	case $s in
+	blob|fetch|meta|sql|lua) ;;
+	*) echo "run.sh: unknown benchmark '$s' (blob fetch meta sql lua)" >&2
+	   exit 2 ;;
+	esac
+done
+
+TMP=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/glared-bench.XXXXXX") || exit 2
+child=""
+cleanup() { rm -rf "$TMP"; }
+# the benchmarks run in the background so that a signal reaches this trap
+# at once; it passes the signal on and waits for the child's own clean-up
+# (servers stopped, data removed)
+on_signal() {
+	if [ -n "$child" ]; then
+		kill -TERM "$child" 2>/dev/null
+		wait "$child" 2>/dev/null
+	fi
+	exit "$1"
+}
+trap cleanup EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+
+bg() { "$@" & child=$!; wait "$child"; r=$?; child=""; return $r; }
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# install a missing Debian package (as scripts/deps.sh does), if we can
+need_pkg() {	# command package
+	have "$1" && return 0
+	if [ "$(id -u)" -eq 0 ] && have apt-get; then
+		echo "run.sh: installing $2" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "$2" >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null 2>&1 &&
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "$2" >/dev/null 2>&1; }
+	fi
+	have "$1" || { echo "run.sh: '$1' is missing (Debian package $2)" >&2
+		       return 1; }
+}
+
+if [ -z "${GLARED:-}" ] && [ ! -x ./glared ]; then
+	make --no-print-directory glared >/dev/null || exit 2
+fi
+
+# meta_list.c's header carries its build command: use it, so the two
+# cannot drift apart (only the output path changes).
+meta_list_cc() {
+	sed -n '/Build and run by hand/,/meta_list \[/p' bench/meta_list.c |
+	sed -n '/^ \*  *cc /,/[^\\]$/p' |
+	sed 's/^ \*  *//; s/\\$//' | tr '\n' ' ' |
+	sed "s|-o /tmp/meta_list|-o $TMP/meta_list|"
+}
+
+run_sql() {
+	n=${BENCH_SQL_N:-100000}
+	echo "== sql: bench/meta_list.c, listing queries on $n artifacts"
+	cmd=$(meta_list_cc)
+	case $cmd in
+	cc*"-o $TMP/meta_list"*) ;;
+	*) echo "sql: no build command found in bench/meta_list.c"; return 2 ;;
+	esac
+	if ! sh -c "$cmd"; then
+		echo "sql: bench/meta_list.c does not build ($cmd)"
+		return 2
+	fi
+	mkdir -p "$TMP/sql"	# -d: the database lives (and dies) in $TMP
+	bg "$TMP/meta_list" -n "$n" -d "$TMP/sql"
+}
+
+summary=""
+worst=0
+start=$(date +%s)
+for s in $suites; do
+	t0=$(date +%s)
+	echo
+	case $s in
+	blob)  need_pkg curl curl && bg "$PY" bench/blob.py ;;
+	fetch) need_pkg curl curl && bg "$PY" bench/fetch.py ;;
+	meta)  need_pkg wrk wrk && bg "$PY" bench/meta.py ;;
+	sql)   run_sql ;;
+	lua)   need_pkg lua5.4 lua5.4 && bg "$PY" bench/lua.py ;;
+	esac
+	rc=$?
+	case $rc in
+	0) st="ok" ;;
+	1) st="TARGET MISSED" ;;
+	*) st="FAILED (exit $rc)"; rc=2 ;;
+	esac
+	[ $rc -gt $worst ] && worst=$rc
+	summary="$summary
+  $(printf '%-6s %-18s %4ss' "$s" "$st" $(( $(date +%s) - t0 )))"
+done
+
+echo
+echo "== summary ($(( $(date +%s) - start )) s)$summary"
+exit $worst
