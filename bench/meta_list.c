@@ -11,7 +11,7 @@
  *
  * Build and run by hand from the repository root:
  *   cc -std=gnu11 -D_GNU_SOURCE -O2 -Isrc -I/usr/include/postgresql \
- *      -o /tmp/meta_list bench/meta_list.c src/meta.c src/meta_pg.c \
+ *      -o /tmp/meta_list bench/meta_list.c src/meta.c src/meta_pg.c src/meta_common.c \
  *      src/util.c src/fault.c src/http.c src/log.c \
  *      -lsqlite3 -ljansson -lcrypto -levent -lhttp_parser -lpq
  *   /tmp/meta_list [-n N] [-a] [-p] [-d DIR]

@@ -1,25 +1,22 @@
 /* fetch.c - HTTP(S) fetches of external blobs inside the event loop
  * (see fetch.h).
  *
- * One curl multi handle per gl_fetch, driven by the caller's libevent base
- * the way curl's multi-event.c example does it (tech-notes §4): curl tells
- * us which sockets to watch (sock_cb) and when to wake it (timer_cb); our
- * events call curl_multi_socket_action and then collect finished transfers.
+ * Transport: one gl_curlev (curlev.c, libcurl's multi interface on the
+ * caller's libevent base) per gl_fetch; each job is one of its transfers.
+ * This file adds the policy: the concurrency cap (extra jobs wait in
+ * `queue`), limits, digests, error messages.
  *
- * Reentrancy. User code runs in two places:
- *  - the data callback, from inside curl (curl_multi_socket_action or
- *    curl_easy_pause). curl refuses most multi calls from there, so while
- *    f->depth > 0 nothing changes the active list: cancel only marks the
- *    job, start only queues it, resume only sets a flag, and the `deferred`
- *    event does the work on the next loop pass;
- *  - the done callback, called with curl idle (depth 0), where anything but
+ * Reentrancy (the rules are curlev.h's). User code runs in two places:
+ *  - the data callback, from inside curl: there cancel only marks the job
+ *    (curlev destroys it on the next pass), start and resume take effect on
+ *    the next pass;
+ *  - the done callback, called with curl idle, where anything but
  *    gl_fetch_free is fine and takes effect at once.
  *
- * Pausing. A data callback returning 1 has consumed its piece; we return
- * CURL_WRITEFUNC_PAUSE, and curl keeps that piece (and whatever follows)
- * and hands it to us again on resume. `redeliver` counts the bytes at the
- * head of that replay that were already digested and delivered, so each
- * byte is hashed, counted and delivered exactly once.
+ * Pausing. A data callback returning 1 has consumed its piece; write_cb
+ * returns gl_curlev_pause and curl hands the piece over again on resume,
+ * where gl_curlev_replayed says how much to skip, so each byte is hashed,
+ * counted and delivered exactly once.
  *
  * SSRF guard: gl_netguard, applied in CURLOPT_OPENSOCKETFUNCTION to every
  * address curl connects to (each hop, each address of a name).
@@ -29,13 +26,15 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
+
+#include "curlev.h"
+#include "util.h"
 
 #define FETCH_MAX_URL 2048
 /* Bytes one loop turn may take from all transfers before yielding: ~3 ms
@@ -359,22 +358,11 @@ typedef struct job_list {
 	int n;
 } job_list;
 
-/* One watched socket; curl keeps the pointer (curl_multi_assign). */
-typedef struct gl_sock {
-	struct event *ev;
-	struct gl_sock *prev, *next;
-} gl_sock;
-
 struct gl_fetch {
-	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;    /* curl's timeout */
-	struct event *deferred; /* work postponed out of curl callbacks */
+	gl_curlev *ev;
 	gl_netguard *guard;
-	job_list active;        /* added to the multi handle (or failing) */
+	job_list active;        /* handed to curlev (until it reports) */
 	job_list queue;         /* waiting for a slot, FIFO */
-	gl_sock *socks;
-	int depth;              /* > 0 while inside curl (user data cbs) */
 	size_t turn_bytes;      /* bytes delivered in this loop turn */
 	/* copied from the conf: it may be reloaded under us */
 	int connect_timeout, timeout, low_speed_limit, low_speed_time;
@@ -386,6 +374,7 @@ struct gl_fetch_job {
 	gl_fetch_job *prev, *next; /* in f->active or f->queue */
 	job_list *list;
 	CURL *easy;
+	gl_curlev_xfer x;
 	char *range;
 	int64_t max_bytes;
 	gl_fetch_data_fn on_data;
@@ -393,16 +382,10 @@ struct gl_fetch_job {
 	void *arg;
 	gl_digest *dg;
 	int64_t bytes;          /* digested and delivered */
-	size_t redeliver;       /* bytes curl will replay after a pause */
-	unsigned cancelled : 1;  /* waiting for `deferred` to free it */
-	unsigned paused : 1;
-	unsigned resume_pending : 1;
 	unsigned too_big : 1;
 	unsigned aborted : 1;
 	unsigned http_failed : 1;
 	unsigned in_done : 1;
-	unsigned fail_pending : 1; /* finish with fail_rc from `deferred` */
-	CURLcode fail_rc;
 	char reason[64];        /* reason phrase of the last status line */
 	char refused[320];      /* first address the guard refused */
 	char errbuf[CURL_ERROR_SIZE];
@@ -441,18 +424,10 @@ static void jl_remove(gl_fetch_job *j)
 	j->list = NULL;
 }
 
-static void kick(gl_fetch *f)
-{
-	event_active(f->deferred, 0, 0);
-}
-
-/* Free a job without calling back (it must not be inside curl). */
+/* Free a job without calling back (outside curl, or never handed over). */
 static void job_destroy(gl_fetch_job *j)
 {
-	gl_fetch *f = j->f;
-
-	if (j->list == &f->active)
-		curl_multi_remove_handle(f->multi, j->easy);
+	gl_curlev_detach(&j->x);
 	jl_remove(j);
 	if (j->easy)
 		curl_easy_cleanup(j->easy);
@@ -461,19 +436,18 @@ static void job_destroy(gl_fetch_job *j)
 	free(j);
 }
 
-/* Move queued jobs into free slots. Only at depth 0. */
-static void start_queued(gl_fetch *f)
+/* Move queued jobs into free slots (from inside curl, curlev adds them on
+ * the next pass). Also curlev's idle callback: finished jobs free slots. */
+static void start_queued(void *arg)
 {
+	gl_fetch *f = arg;
+
 	while (f->queue.head && f->active.n < f->max_concurrent) {
 		gl_fetch_job *j = f->queue.head;
 
 		jl_remove(j);
 		jl_push(&f->active, j);
-		if (curl_multi_add_handle(f->multi, j->easy) != CURLM_OK) {
-			j->fail_pending = 1;
-			j->fail_rc = CURLE_OUT_OF_MEMORY;
-			kick(f);
-		}
+		gl_curlev_add(&j->x);
 	}
 }
 
@@ -657,39 +631,19 @@ static void build_result(gl_fetch_job *j, CURLcode rc)
 	map_error(j, rc, status, &r->err);
 }
 
-/* Report and free a job. Only at depth 0: the callback may do anything
- * (start, cancel, resume other jobs) but free the fetcher. */
-static void finish(gl_fetch_job *j, CURLcode rc)
+/* curlev's done: report and free a job. Outside curl: the callback may do
+ * anything (start, cancel, resume other jobs) but free the fetcher. */
+static void finish(void *arg, CURLcode rc)
 {
-	gl_fetch *f = j->f;
+	gl_fetch_job *j = arg;
 
 	build_result(j, rc);
-	curl_multi_remove_handle(f->multi, j->easy);
 	jl_remove(j);
 	j->in_done = 1;
 	if (j->on_done)
 		j->on_done(j->arg, &j->res);
 	j->list = NULL;
 	job_destroy(j);
-}
-
-static void check_multi_info(gl_fetch *f)
-{
-	CURLMsg *msg;
-	int left;
-
-	while ((msg = curl_multi_info_read(f->multi, &left))) {
-		gl_fetch_job *j = NULL;
-		CURLcode rc = msg->data.result;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &j);
-		if (!j || j->cancelled)
-			continue; /* `deferred` frees it */
-		finish(j, rc);
-	}
-	start_queued(f);
 }
 
 /* ---- curl callbacks --- */
@@ -701,7 +655,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	long status = 0;
 	int r;
 
-	if (j->cancelled)
+	if (gl_curlev_cancelled(&j->x))
 		return CURL_WRITEFUNC_ERROR;
 	/* curl does not hand us the bodies of redirects it follows, so a
 	 * body here belongs to the final response: an error page is not
@@ -711,12 +665,9 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		j->http_failed = 1;
 		return CURL_WRITEFUNC_ERROR;
 	}
-	if (j->redeliver) {
-		skip = n < j->redeliver ? n : j->redeliver;
-		j->redeliver -= skip;
-		if (skip == n)
-			return n;
-	}
+	skip = gl_curlev_replayed(&j->x, n);
+	if (skip == n)
+		return n;
 	fresh = n - skip;
 	if (j->max_bytes >= 0 && j->bytes + (int64_t)fresh > j->max_bytes) {
 		j->too_big = 1;
@@ -726,28 +677,19 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	j->bytes += (int64_t)fresh;
 	j->f->turn_bytes += fresh;
 	r = j->on_data ? j->on_data(j->arg, ptr + skip, fresh) : 0;
-	if (j->cancelled)
+	if (gl_curlev_cancelled(&j->x))
 		return CURL_WRITEFUNC_ERROR;
 	if (r < 0) {
 		j->aborted = 1;
 		return CURL_WRITEFUNC_ERROR;
 	}
-	if (r > 0) {
-		/* curl replays this whole piece (and the rest) on resume */
-		j->paused = 1;
-		j->redeliver = n;
-		return CURL_WRITEFUNC_PAUSE;
-	}
-	if (j->f->turn_bytes >= TURN_BUDGET) {
+	if (r > 0)
+		return gl_curlev_pause(&j->x, n);
+	if (j->f->turn_bytes >= TURN_BUDGET)
 		/* curl would go on reading (and we hashing) for up to ~100
 		 * buffers in one socket_action: yield the loop to other
 		 * requests and come back on the next pass */
-		j->paused = 1;
-		j->redeliver = n;
-		j->resume_pending = 1;
-		kick(j->f);
-		return CURL_WRITEFUNC_PAUSE;
-	}
+		return gl_curlev_yield(&j->x, n);
 	return n;
 }
 
@@ -800,171 +742,37 @@ static curl_socket_t opensocket_cb(void *arg, curlsocktype purpose,
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
-static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_fetch *f = arg;
-	int flags = 0, running = 0;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	f->turn_bytes = 0;
-	f->depth++;
-	curl_multi_socket_action(f->multi, fd, flags, &running);
-	f->depth--;
-	check_multi_info(f);
-}
-
-static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_fetch *f = arg;
-	int running = 0;
-
-	f->turn_bytes = 0;
-	f->depth++;
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	f->depth--;
-	check_multi_info(f);
-}
-
-static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp,
-		   void *socketp)
-{
-	gl_fetch *f = userp;
-	gl_sock *gs = socketp;
-	short kind = EV_PERSIST;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (gs) {
-			if (gs->prev)
-				gs->prev->next = gs->next;
-			else
-				f->socks = gs->next;
-			if (gs->next)
-				gs->next->prev = gs->prev;
-			event_free(gs->ev);
-			free(gs);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (!gs) {
-		gs = calloc(1, sizeof *gs);
-		if (!gs)
-			return -1;
-		gs->ev = event_new(f->base, s, kind, sock_event_cb, f);
-		if (!gs->ev) {
-			free(gs);
-			return -1;
-		}
-		gs->next = f->socks;
-		if (f->socks)
-			f->socks->prev = gs;
-		f->socks = gs;
-		curl_multi_assign(f->multi, s, gs);
-	} else {
-		event_del(gs->ev);
-		event_assign(gs->ev, f->base, s, kind, sock_event_cb, f);
-	}
-	event_add(gs->ev, NULL);
-	return 0;
-}
-
-/* Never calls socket_action itself (curl would recurse); 0 ms means "on
- * the next loop pass". */
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	gl_fetch *f = userp;
-
-	if (timeout_ms < 0) {
-		evtimer_del(f->timer);
-	} else {
-		struct timeval tv = { timeout_ms / 1000,
-				      (timeout_ms % 1000) * 1000 };
-		evtimer_add(f->timer, &tv);
-	}
-	return 0;
-}
-
-/* Work curl callbacks could not do: free cancelled jobs, resume paused
- * ones, fail jobs that could not be started, fill free slots. */
-static void deferred_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_fetch *f = arg;
-	gl_fetch_job *j, *next;
-	int again;
-
-	f->turn_bytes = 0; /* a new loop turn for the replays below */
-	for (j = f->active.head; j; j = next) {
-		next = j->next;
-		if (j->cancelled)
-			job_destroy(j);
-	}
-	/* curl_easy_pause replays held data through write_cb (user code, at
-	 * depth > 0), which cannot change the active list */
-	for (j = f->active.head; j; j = j->next) {
-		CURLcode rc;
-
-		if (!j->resume_pending)
-			continue;
-		j->resume_pending = 0;
-		if (!j->paused || j->cancelled || j->fail_pending)
-			continue;
-		j->paused = 0;
-		f->depth++;
-		rc = curl_easy_pause(j->easy, CURLPAUSE_CONT);
-		f->depth--;
-		if (rc != CURLE_OK && !j->cancelled) {
-			/* the replay failed (limit, abort): curl still has the
-			 * transfer running, so end it here */
-			j->fail_pending = 1;
-			j->fail_rc = rc;
-		}
-	}
-	/* finish() runs the done callback, which may cancel anything: rescan
-	 * from the head each time */
-	do {
-		again = 0;
-		for (j = f->active.head; j; j = next) {
-			next = j->next;
-			if (j->cancelled) {
-				job_destroy(j);
-				again = 1;
-				break;
-			}
-			if (j->fail_pending) {
-				finish(j, j->fail_rc);
-				again = 1;
-				break;
-			}
-		}
-	} while (again);
-	check_multi_info(f);
-}
-
 /* ---- public API --- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
+/* curlev's turn: a new loop turn gets a fresh byte budget */
+static void new_turn(void *arg)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	gl_fetch *f = arg;
+
+	f->turn_bytes = 0;
 }
+
+static void destroy_cb(void *arg)
+{
+	job_destroy(arg);
+}
+
+static const gl_curlev_ops fetch_ops = {
+	.done = finish,
+	.destroy = destroy_cb,
+	.turn = new_turn,
+	.idle = start_queued,
+};
 
 gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 		       gl_err *err)
 {
 	gl_fetch *f;
+	CURLcode rc = gl_curl_global_init();
 
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK) {
+	if (rc != CURLE_OK) {
 		set_err(err, 500, "cannot initialise libcurl: %s",
-			curl_easy_strerror(curl_init_rc));
+			curl_easy_strerror(rc));
 		return NULL;
 	}
 	f = calloc(1, sizeof *f);
@@ -972,7 +780,6 @@ gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 		set_err(err, 500, "out of memory");
 		return NULL;
 	}
-	f->base = base;
 	f->connect_timeout = conf->fetch_connect_timeout;
 	f->timeout = conf->fetch_timeout;
 	f->low_speed_limit = conf->fetch_low_speed_limit;
@@ -984,17 +791,9 @@ gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 				   err);
 	if (!f->guard)
 		goto fail_quiet;
-	f->multi = curl_multi_init();
-	f->timer = evtimer_new(base, timer_event_cb, f);
-	f->deferred = event_new(base, -1, 0, deferred_cb, f);
-	if (!f->multi || !f->timer || !f->deferred)
-		goto fail;
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
-	return f;
-fail:
+	f->ev = gl_curlev_new(base, &fetch_ops, f);
+	if (f->ev)
+		return f;
 	set_err(err, 500, "out of memory");
 fail_quiet:
 	gl_fetch_free(f);
@@ -1009,19 +808,7 @@ void gl_fetch_free(gl_fetch *f)
 		job_destroy(f->active.head);
 	while (f->queue.head)
 		job_destroy(f->queue.head);
-	if (f->multi)
-		curl_multi_cleanup(f->multi);
-	/* sockets curl closed without a CURL_POLL_REMOVE */
-	while (f->socks) {
-		gl_sock *gs = f->socks;
-		f->socks = gs->next;
-		event_free(gs->ev);
-		free(gs);
-	}
-	if (f->timer)
-		event_free(f->timer);
-	if (f->deferred)
-		event_free(f->deferred);
+	gl_curlev_free(f->ev);
 	gl_netguard_free(f->guard);
 	free(f);
 }
@@ -1071,19 +858,6 @@ out:
 	return rc;
 }
 
-/* "a-b", "a-" or "-b" with decimal a and b */
-static int check_range(const char *r)
-{
-	const char *dash = strchr(r, '-');
-
-	if (!dash || strchr(dash + 1, '-') || (dash == r && !dash[1]))
-		return -1;
-	for (const char *p = r; *p; p++)
-		if (p != dash && !isdigit((unsigned char)*p))
-			return -1;
-	return 0;
-}
-
 static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url)
 {
 	CURL *e = curl_easy_init();
@@ -1092,13 +866,13 @@ static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url)
 	if (!e)
 		return -1;
 	j->easy = e;
+	gl_curlev_xfer_init(&j->x, f->ev, e, j);
 #define SET(opt, val)                                                          \
 	do {                                                                   \
 		if (rc == CURLE_OK)                                            \
 			rc = curl_easy_setopt(e, opt, val);                    \
 	} while (0)
 	SET(CURLOPT_URL, url);
-	SET(CURLOPT_PRIVATE, j);
 	SET(CURLOPT_ERRORBUFFER, j->errbuf);
 	SET(CURLOPT_WRITEFUNCTION, write_cb);
 	SET(CURLOPT_WRITEDATA, j);
@@ -1145,7 +919,7 @@ gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 
 	if (check_url(url, err) != 0)
 		return NULL;
-	if (opts && opts->range && check_range(opts->range) != 0) {
+	if (opts && opts->range && !gl_byte_range_valid(opts->range)) {
 		set_err(err, 400, "invalid byte range '%.64s'", opts->range);
 		return NULL;
 	}
@@ -1165,11 +939,7 @@ gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 	if (setup_easy(f, j, url) != 0)
 		goto oom;
 	jl_push(&f->queue, j);
-	/* curl refuses curl_multi_add_handle from inside its callbacks */
-	if (f->depth > 0)
-		kick(f);
-	else
-		start_queued(f);
+	start_queued(f);
 	return j;
 oom:
 	if (j) {
@@ -1187,34 +957,24 @@ void gl_fetch_cancel(gl_fetch_job *j)
 {
 	gl_fetch *f;
 
-	if (!j || j->in_done || j->cancelled)
+	if (!j || j->in_done || gl_curlev_cancelled(&j->x))
 		return;
 	f = j->f;
-	if (j->list == &f->queue) {
-		job_destroy(j); /* curl never saw it */
+	j->on_data = NULL;
+	j->on_done = NULL;
+	/* inside curl (maybe this job's own data callback) curlev only
+	 * marks it: write_cb refuses further data, curlev frees it later */
+	if (gl_curlev_cancel(&j->x))
 		return;
-	}
-	if (f->depth > 0) {
-		/* inside curl (maybe this job's own data callback): write_cb
-		 * refuses further data and `deferred` frees it */
-		j->cancelled = 1;
-		j->on_data = NULL;
-		j->on_done = NULL;
-		kick(f);
-		return;
-	}
 	job_destroy(j);
 	start_queued(f);
 }
 
 void gl_fetch_resume(gl_fetch_job *j)
 {
-	if (!j || j->in_done || j->cancelled)
+	if (!j || j->in_done)
 		return;
-	/* curl_easy_pause replays held data through the data callback right
-	 * away; do it from `deferred` so callers never see reentry */
-	j->resume_pending = 1;
-	kick(j->f);
+	gl_curlev_resume(&j->x);
 }
 
 int gl_fetch_active(const gl_fetch *f)
@@ -1222,7 +982,7 @@ int gl_fetch_active(const gl_fetch *f)
 	int n = f->queue.n;
 
 	for (const gl_fetch_job *j = f->active.head; j; j = j->next)
-		if (!j->cancelled)
+		if (!gl_curlev_cancelled(&j->x))
 			n++;
 	return n;
 }

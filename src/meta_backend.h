@@ -8,7 +8,9 @@
  * gl_meta_* function of the same name in meta.h; meta.c only dispatches.
  *
  * Backends: meta_sqlite.c (sqlite:// and bare paths), meta_pg.c
- * (postgresql:// and postgres://).
+ * (postgresql:// and postgres://). What they have in common (row shaping,
+ * parameter lists, the dialect-independent listing SQL) is written once,
+ * in meta_common.c (meta_common.h).
  */
 #ifndef GL_META_BACKEND_H
 #define GL_META_BACKEND_H

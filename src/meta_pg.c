@@ -36,15 +36,19 @@
  * path runs; nothing of that transaction was committed, and everything
  * committed before stays.
  *
- * Uses libpq, jansson, util.c (time), fault.c (gl_fail).
+ * Row shaping, parameter lists and the listing pieces that do not depend
+ * on the dialect are shared with meta_sqlite.c (meta_common.c).
+ *
+ * Uses libpq, jansson, meta_common.c, util.c (time, memory), fault.c
+ * (gl_fail).
  */
 #include "meta_backend.h"
+#include "meta_common.h"
 #include "util.h"
 
 #include <endian.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,8 +56,6 @@
 
 #include <libpq-fe.h>
 
-/* Listing statements kept prepared, by SQL text. */
-#define DYN_CACHE 16
 /* Piece size of the database blob store (both spellings must agree). */
 #define DATA_CHUNK (1 << 20)
 #define DATA_CHUNK_SQL "1048576"
@@ -198,25 +200,6 @@ static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
 /* ------------------------------------------------------------------------
  * Prepared statements.
  * ---------------------------------------------------------------------- */
-
-#define ART_COLS                                                              \
-	"a.id, a.type_name, a.name, a.version, a.owner, a.visibility,"        \
-	" a.status, a.description, a.display_type_name, a.created_at,"        \
-	" a.updated_at, a.activated_at, a.revision, a.doc"
-enum {
-	C_ID, C_TYPE, C_NAME, C_VERSION, C_OWNER, C_VIS, C_STATUS, C_DESC,
-	C_DTN, C_CREATED, C_UPDATED, C_ACTIVATED, C_REV, C_DOC, C_NCOLS
-};
-
-#define BLOB_COLS                                                             \
-	"b.url, b.size, b.md5, b.sha1, b.sha256, b.external, b.status,"       \
-	" b.content_type, b.store, b.location, b.reserved, b.node, b.prev,"   \
-	" b.temp, b.verified_at, b.verify_status, b.verify_error, b.extra"
-enum {
-	B_URL, B_SIZE, B_MD5, B_SHA1, B_SHA256, B_EXTERNAL, B_STATUS, B_CTYPE,
-	B_STORE, B_LOCATION, B_RESERVED, B_NODE, B_PREV, B_TEMP, B_VERIFIED,
-	B_VSTATUS, B_VERROR, B_EXTRA, B_NCOLS
-};
 
 enum stmt_id {
 	S_GET, S_GET_TYPED, S_INSERT, S_UPDATE, S_DELETE, S_DELETED,
@@ -374,20 +357,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DATA_DEL] = "DELETE FROM blob_data WHERE location = $1",
 };
 
-struct dyn_stmt {
-	char *sql;
-	char name[24];
-	uint64_t used;
-};
-
 /* The connection; `base` first, so a gl_meta * is a pg_meta *. */
 typedef struct pg_meta {
 	struct gl_meta base;
 	PGconn *conn;
 	int version;
 	unsigned char prepared[S_COUNT];
-	struct dyn_stmt dyn[DYN_CACHE];
-	uint64_t tick;
+	mc_lru lru;           /* listing statements, */
+	char dyn[MC_DYN_CACHE][24]; /* their names by slot ("" none) */
 	unsigned dyn_seq;     /* names of listing statements, never reused */
 	/* transaction state */
 	unsigned txn : 1;     /* the engine's transaction (gl_meta_begin) */
@@ -410,110 +387,8 @@ static int pg_blob_delete(gl_meta *gm, const char *artifact_id,
 			  const char *field, const char *key, gl_err *err);
 
 /* ------------------------------------------------------------------------
- * Memory and small helpers. Out of memory is fatal, as everywhere in
- * glared's core.
+ * Small helpers.
  * ---------------------------------------------------------------------- */
-
-__attribute__((noreturn))
-static void oom(void)
-{
-	fputs("glared: meta: out of memory\n", stderr);
-	abort();
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		oom();
-	return d;
-}
-
-/* A growable string. */
-typedef struct sbuf {
-	char *p;
-	size_t n, cap;
-} sbuf;
-
-static void sb_addn(sbuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-static void sb_add(sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3)))
-static void sb_addf(sbuf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	/* only used for aliases, column names and small integers */
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		abort();
-	sb_addn(b, tmp, (size_t)n);
-}
-
-static const char *str_of(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static const gl_field *type_field(const gl_type *t, const char *name)
-{
-	for (int i = 0; t && i < t->nfields; i++)
-		if (strcmp(t->fields[i].name, name) == 0)
-			return &t->fields[i];
-	return NULL;
-}
-
-/* A timestamp from the API shape (ISO-8601 string) or an integer of
- * microseconds. 1 set, 0 null/absent, -1 malformed. */
-static int json_time(const json_t *v, int64_t *us)
-{
-	if (!v || json_is_null(v))
-		return 0;
-	if (json_is_integer(v)) {
-		*us = json_integer_value(v);
-		return 1;
-	}
-	if (json_is_string(v) &&
-	    gl_parse_iso8601(json_string_value(v), us) == 0)
-		return 1;
-	return -1;
-}
-
-/* Full precision: the engine shows seconds, but sorting, markers and
- * rewrites of the row must keep the microseconds. */
-static json_t *time_json(int64_t us)
-{
-	char buf[40];
-
-	gl_iso8601_us(us, buf);
-	return json_string(buf);
-}
 
 /* The shortest decimal that reads back as the same double: stored in a
  * NUMERIC it compares exactly with integers and other doubles, and LIKE
@@ -586,85 +461,86 @@ static int pg_fail(pg_meta *m, const PGresult *r, gl_err *err)
 	return gl_fail(err, 500, NULL, "DBError: %s", line);
 }
 
-/* Parameters of a fixed statement, by position (1-based); unset ones are
- * NULL. Text format except for bytea pieces. */
-#define PV_MAX 24
-typedef struct pv {
-	int n;
-	const char *v[PV_MAX];
-	int len[PV_MAX];
-	int fmt[PV_MAX];
-	char num[PV_MAX][32];
-	char *own[PV_MAX];
-} pv;
-
-static void pv_text(pv *p, int i, const char *s)
+/* Parameters go to libpq as text (bytea pieces as binary): a value's
+ * text, written into buf for numbers; NULL for SQL NULL. */
+#define NUM_LEN 40
+static const char *val_text(const mc_val *v, char buf[NUM_LEN])
 {
-	p->v[i - 1] = s;
-	if (i > p->n)
-		p->n = i;
+	switch (v->t) {
+	case MC_INT:
+		snprintf(buf, NUM_LEN, "%lld", (long long)v->i);
+		return buf;
+	case MC_REAL:
+		real_text(v->d, buf, NUM_LEN);
+		return buf;
+	case MC_TEXT:
+	case MC_BIN:
+		return v->s;
+	default:
+		return NULL;
+	}
 }
 
-static void pv_int(pv *p, int i, int64_t v)
+/* Prepare name (once per connection: *prepared) and run it with the
+ * values. The result (to PQclear) or NULL + err. binary: results in binary
+ * format. */
+static PGresult *exec_vals(pg_meta *m, const char *name, const char *sql,
+			   unsigned char *prepared, const mc_val *v, int n,
+			   int binary, gl_err *err)
 {
-	snprintf(p->num[i - 1], sizeof p->num[i - 1], "%lld", (long long)v);
-	pv_text(p, i, p->num[i - 1]);
-}
+	const char **vals = gl_xcalloc((size_t)n + 1, sizeof *vals);
+	int *len = gl_xcalloc((size_t)n + 1, sizeof *len);
+	int *fmt = gl_xcalloc((size_t)n + 1, sizeof *fmt);
+	char (*num)[NUM_LEN] = gl_xcalloc((size_t)n + 1, sizeof *num);
+	PGresult *r = NULL;
 
-/* takes s (malloc'ed) */
-static void pv_own(pv *p, int i, char *s)
-{
-	free(p->own[i - 1]);
-	p->own[i - 1] = s;
-	pv_text(p, i, s);
-}
-
-static void pv_bin(pv *p, int i, const void *data, int len)
-{
-	pv_text(p, i, (const char *)data);
-	p->len[i - 1] = len;
-	p->fmt[i - 1] = 1;
-}
-
-static void pv_free(pv *p)
-{
-	for (int i = 0; i < PV_MAX; i++)
-		free(p->own[i]);
-}
-
-/* Run statement id (prepared on first use on this connection). The result
- * (to PQclear) or NULL + err. binary: results in binary format. */
-static PGresult *stq(pg_meta *m, enum stmt_id id, const pv *p, int binary,
-		   gl_err *err)
-{
-	PGresult *r;
-	char name[16];
-
-	snprintf(name, sizeof name, "gl_s%d", (int)id);
-	if (!m->prepared[id]) {
-		r = PQprepare(m->conn, name, stmt_sql[id], 0, NULL);
+	if (prepared && !*prepared) {
+		r = PQprepare(m->conn, name, sql, 0, NULL);
 		if (!res_ok(r)) {
 			pg_fail(m, r, err);
 			PQclear(r);
-			return NULL;
+			r = NULL;
+			goto out;
 		}
 		PQclear(r);
-		m->prepared[id] = 1;
+		*prepared = 1;
 	}
-	r = PQexecPrepared(m->conn, name, p ? p->n : 0, p ? p->v : NULL,
-			   p ? p->len : NULL, p ? p->fmt : NULL, binary);
+	for (int i = 0; i < n; i++) {
+		vals[i] = val_text(&v[i], num[i]);
+		if (v[i].t == MC_BIN) {
+			len[i] = v[i].len;
+			fmt[i] = 1;
+		}
+	}
+	r = PQexecPrepared(m->conn, name, n, vals, len, fmt, binary);
 	if (!res_ok(r)) {
 		pg_fail(m, r, err);
 		PQclear(r);
-		return NULL;
+		r = NULL;
 	}
+out:
+	free(vals);
+	free(len);
+	free(fmt);
+	free(num);
 	return r;
+}
+
+/* Run statement id (prepared on first use on this connection). */
+static PGresult *stq(pg_meta *m, enum stmt_id id, const mc_vals *p,
+		     int binary, gl_err *err)
+{
+	char name[16];
+
+	snprintf(name, sizeof name, "gl_s%d", (int)id);
+	return exec_vals(m, name, stmt_sql[id], &m->prepared[id],
+			 p ? p->v : NULL, p ? p->n : 0, binary, err);
 }
 
 /* Run a statement that returns no rows; *changed (optional): rows it
  * inserted, updated or deleted. */
-static int run(pg_meta *m, enum stmt_id id, const pv *p, int64_t *changed,
-	       gl_err *err)
+static int run(pg_meta *m, enum stmt_id id, const mc_vals *p,
+	       int64_t *changed, gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
 
@@ -707,38 +583,57 @@ static int64_t r_i64(const PGresult *r, int row, int c)
 	return strtoll(PQgetvalue(r, row, c), NULL, 10);
 }
 
-static json_t *r_text(const PGresult *r, int row, int c)
+/* A row of a text-format result, for meta_common.c's row shaping. */
+static int row_null(const mc_row *r, int c)
 {
-	if (PQgetisnull(r, row, c))
-		return json_null();
-	return json_stringn(PQgetvalue(r, row, c),
-			    (size_t)PQgetlength(r, row, c));
+	return PQgetisnull(r->res, r->row, c);
 }
 
-static json_t *r_int(const PGresult *r, int row, int c)
+static int64_t row_i64(const mc_row *r, int c)
 {
-	if (PQgetisnull(r, row, c))
-		return json_null();
-	return json_integer(r_i64(r, row, c));
+	return r_i64(r->res, r->row, c);
 }
 
-static json_t *r_time(const PGresult *r, int row, int c)
+static int row_truth(const mc_row *r, int c)
 {
-	if (PQgetisnull(r, row, c))
-		return json_null();
-	return time_json(r_i64(r, row, c));
+	return PQgetvalue(r->res, r->row, c)[0] == 't';
 }
 
-/* A JSON text column, parsed; NULL column -> null. */
-static json_t *r_json(const PGresult *r, int row, int c)
+static const char *row_text(const mc_row *r, int c, size_t *len)
 {
-	json_error_t jerr;
+	*len = (size_t)PQgetlength(r->res, r->row, c);
+	return PQgetvalue(r->res, r->row, c);
+}
 
-	if (PQgetisnull(r, row, c))
-		return json_null();
-	return json_loadb(PQgetvalue(r, row, c),
-			  (size_t)PQgetlength(r, row, c), JSON_DECODE_ANY,
-			  &jerr);
+static const struct mc_row_ops row_ops = {
+	.null = row_null, .i64 = row_i64, .truth = row_truth,
+	.text = row_text,
+};
+
+static mc_row row_of(const PGresult *r, int row)
+{
+	return (mc_row){ .ops = &row_ops, .res = r, .row = row };
+}
+
+/* Every row of statement id, shaped (mc_*_row), as an array. */
+static int rows_json(pg_meta *m, enum stmt_id id, const mc_vals *p,
+		     mc_shape_fn shape, json_t **out, gl_err *err)
+{
+	PGresult *r;
+	json_t *arr;
+
+	*out = NULL;
+	if (!(r = stq(m, id, p, 0, err)))
+		return -1;
+	arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		mc_row row = row_of(r, i);
+
+		json_array_append_new(arr, shape(&row));
+	}
+	PQclear(r);
+	*out = arr;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -757,10 +652,8 @@ static void quiet_notices(void *arg, const char *message)
 static int session_setup(pg_meta *m, gl_err *err)
 {
 	memset(m->prepared, 0, sizeof m->prepared);
-	for (int i = 0; i < DYN_CACHE; i++) {
-		free(m->dyn[i].sql);
-		memset(&m->dyn[i], 0, sizeof m->dyn[i]);
-	}
+	mc_lru_free(&m->lru);
+	memset(m->dyn, 0, sizeof m->dyn);
 	return simple(m, "SET lock_timeout = '5s';"
 		      " SET client_encoding = 'UTF8';"
 		      " SET standard_conforming_strings = on", err);
@@ -954,38 +847,22 @@ static int migrate(pg_meta *m, int upgrade, gl_err *err)
 {
 	int64_t v, tables;
 	char sql[128];
+	int rc;
 
 	if (read_version(m, &v, &tables, err))
 		return -1;
-	if (v == SCHEMA_VERSION)
-		return 0;
-	if (v > SCHEMA_VERSION)
-		return gl_fail(err, 500, NULL,
-			       "database schema is at version %lld, newer than"
-			       " this glared supports (%d)", (long long)v,
-			       SCHEMA_VERSION);
-	if (v == 0 && tables > 0)
-		return gl_fail(err, 500, NULL,
-			       "the database has tables but no glared schema"
-			       " version: not a glared database");
-	if (v > 0 && !upgrade)
-		return gl_fail(err, 500, NULL,
-			       "database schema is at version %lld, glared"
-			       " needs %d: run 'glared db upgrade'",
-			       (long long)v, SCHEMA_VERSION);
+	rc = mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
+	if (rc <= 0)
+		return rc;
 	if (simple(m, "BEGIN; SET LOCAL lock_timeout = 0; " WRITE_LOCK_SQL,
 		   err) ||
 	    simple(m, "CREATE TABLE IF NOT EXISTS glared_schema ("
 		   " version INTEGER NOT NULL PRIMARY KEY,"
 		   " applied_at BIGINT NOT NULL)", err) ||
-	    read_version(m, &v, NULL, err))
+	    read_version(m, &v, NULL, err) ||
+	    /* a newer glared may have migrated meanwhile */
+	    mc_schema_check(v, 0, 1, SCHEMA_VERSION, err) < 0)
 		goto fail;
-	if (v > SCHEMA_VERSION) {
-		gl_fail(err, 500, NULL, "database schema is at version %lld,"
-			" newer than this glared supports (%d)", (long long)v,
-			SCHEMA_VERSION);
-		goto fail;
-	}
 	for (; v < SCHEMA_VERSION; v++) {
 		snprintf(sql, sizeof sql, "INSERT INTO glared_schema (version,"
 			 " applied_at) VALUES (%d, %lld)", (int)v + 1,
@@ -1013,14 +890,13 @@ gl_meta *gl_meta_pg_open(const char *conn, int upgrade, gl_err *err)
 	};
 	const char *vals[] = { "10", "glared", "1", "30", "10", "3", conn,
 			       NULL };
-	pg_meta *m = xrealloc(NULL, sizeof *m);
+	pg_meta *m = gl_xcalloc(1, sizeof *m);
 	char line[512];
 
-	memset(m, 0, sizeof *m);
 	m->base.ops = &gl_meta_pg_ops;
 	m->conn = PQconnectdbParams(keys, vals, 1);
 	if (!m->conn)
-		oom();
+		gl_oom();
 	PQsetNoticeProcessor(m->conn, quiet_notices, NULL);
 	if (PQstatus(m->conn) != CONNECTION_OK) {
 		/* libpq's messages name host and user, never the password */
@@ -1049,8 +925,7 @@ static void pg_close(gl_meta *gm)
 
 	if (!m)
 		return;
-	for (int i = 0; i < DYN_CACHE; i++)
-		free(m->dyn[i].sql);
+	mc_lru_free(&m->lru);
 	PQfinish(m->conn); /* a transaction still open is rolled back */
 	free(m);
 }
@@ -1135,169 +1010,6 @@ static void pg_rollback(gl_meta *gm)
 }
 
 /* ------------------------------------------------------------------------
- * Rows to the API shape.
- * ---------------------------------------------------------------------- */
-
-/* Base fields that live in artifacts columns (column name = field name);
- * tags and metadata are base fields kept in doc (+ their tables). */
-static const char *const base_columns[] = {
-	"id", "type_name", "name", "version", "owner", "visibility", "status",
-	"description", "display_type_name", "created_at", "updated_at",
-	"activated_at",
-};
-
-static int is_base_column(const char *name)
-{
-	for (size_t i = 0; i < sizeof base_columns / sizeof *base_columns; i++)
-		if (strcmp(base_columns[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static int is_time_column(const char *name)
-{
-	return strcmp(name, "created_at") == 0 ||
-	       strcmp(name, "updated_at") == 0 ||
-	       strcmp(name, "activated_at") == 0;
-}
-
-/* Blob keys that have columns; any other key goes to `extra`. */
-static const char *const blob_keys[B_NCOLS] = {
-	[B_URL] = "url", [B_SIZE] = "size", [B_MD5] = "md5",
-	[B_SHA1] = "sha1", [B_SHA256] = "sha256", [B_EXTERNAL] = "external",
-	[B_STATUS] = "status", [B_CTYPE] = "content_type",
-	[B_STORE] = "store", [B_LOCATION] = "location",
-	[B_RESERVED] = "reserved", [B_NODE] = "node", [B_PREV] = "prev",
-	[B_TEMP] = "temp", [B_VERIFIED] = "verified_at",
-	[B_VSTATUS] = "verify_status", [B_VERROR] = "verify_error",
-	[B_EXTRA] = NULL,
-};
-
-/* The blob object of a row whose BLOB_COLS start at column c0. The API
- * keys are always present (null when unset); internal keys only when set. */
-static json_t *blob_json(const PGresult *r, int row, int c0)
-{
-	json_t *b = json_object();
-
-	json_object_set_new(b, "url", r_text(r, row, c0 + B_URL));
-	json_object_set_new(b, "size", r_int(r, row, c0 + B_SIZE));
-	json_object_set_new(b, "md5", r_text(r, row, c0 + B_MD5));
-	json_object_set_new(b, "sha1", r_text(r, row, c0 + B_SHA1));
-	json_object_set_new(b, "sha256", r_text(r, row, c0 + B_SHA256));
-	json_object_set_new(b, "external", json_boolean(
-		PQgetvalue(r, row, c0 + B_EXTERNAL)[0] == 't'));
-	json_object_set_new(b, "status", r_text(r, row, c0 + B_STATUS));
-	json_object_set_new(b, "content_type", r_text(r, row, c0 + B_CTYPE));
-	for (int c = B_STORE; c < B_EXTRA; c++) {
-		json_t *v;
-
-		if (r_null(r, row, c0 + c))
-			continue;
-		if (c == B_RESERVED || c == B_VERIFIED) /* microseconds */
-			v = r_int(r, row, c0 + c);
-		else if (c == B_PREV)
-			v = r_json(r, row, c0 + c);
-		else
-			v = r_text(r, row, c0 + c);
-		json_object_set_new(b, blob_keys[c], v);
-	}
-	if (!r_null(r, row, c0 + B_EXTRA)) {
-		json_t *extra = r_json(r, row, c0 + B_EXTRA);
-
-		if (json_is_object(extra))
-			json_object_update_missing(b, extra);
-		json_decref(extra);
-	}
-	return b;
-}
-
-/* The artifact of an ART_COLS row. type NULL: the all view (base fields and
- * type_name); otherwise every field of the type, custom ones from doc
- * (null when unset), blob fields null and folders {} until attached. */
-static int row_json(const PGresult *r, int row, const gl_type *type,
-		    json_t **out, gl_err *err)
-{
-	json_t *af, *doc;
-	json_error_t jerr;
-
-	doc = json_loadb(PQgetvalue(r, row, C_DOC),
-			 (size_t)PQgetlength(r, row, C_DOC), 0, &jerr);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		return gl_fail(err, 500, NULL,
-			       "DBError: artifact %s: bad document: %s",
-			       PQgetvalue(r, row, C_ID), jerr.text);
-	}
-	af = json_object();
-	json_object_set_new(af, "id", r_text(r, row, C_ID));
-	json_object_set_new(af, "name", r_text(r, row, C_NAME));
-	json_object_set_new(af, "version", r_text(r, row, C_VERSION));
-	json_object_set_new(af, "owner", r_text(r, row, C_OWNER));
-	json_object_set_new(af, "visibility", r_text(r, row, C_VIS));
-	json_object_set_new(af, "status", r_text(r, row, C_STATUS));
-	json_object_set_new(af, "description", r_text(r, row, C_DESC));
-	json_object_set_new(af, "display_type_name", r_text(r, row, C_DTN));
-	json_object_set_new(af, "created_at", r_time(r, row, C_CREATED));
-	json_object_set_new(af, "updated_at", r_time(r, row, C_UPDATED));
-	json_object_set_new(af, "activated_at", r_time(r, row, C_ACTIVATED));
-	json_object_set_new(af, "revision", r_int(r, row, C_REV));
-	if (!type) {
-		json_t *v;
-
-		json_object_set_new(af, "type_name", r_text(r, row, C_TYPE));
-		v = json_object_get(doc, "tags");
-		json_object_set(af, "tags", v ? v : json_null());
-		v = json_object_get(doc, "metadata");
-		json_object_set(af, "metadata", v ? v : json_null());
-	} else {
-		for (int i = 0; i < type->nfields; i++) {
-			const gl_field *f = &type->fields[i];
-			json_t *v;
-
-			if (f->base && is_base_column(f->name))
-				continue;
-			if (f->kind == GK_BLOB) {
-				v = json_null();
-			} else if (f->kind == GK_FOLDER) {
-				v = json_object();
-			} else {
-				v = json_object_get(doc, f->name);
-				v = v ? json_incref(v) : json_null();
-			}
-			json_object_set_new(af, f->name, v);
-		}
-	}
-	json_decref(doc);
-	*out = af;
-	return 0;
-}
-
-/* Attach the blob record of a row (field at column cf, key at cf + 1, then
- * BLOB_COLS) to its artifact. Records of fields the type no longer has are
- * left out. */
-static void attach_blob(json_t *af, const gl_type *type, const PGresult *r,
-			int row, int cf)
-{
-	const char *field = PQgetvalue(r, row, cf);
-	const char *key = PQgetvalue(r, row, cf + 1);
-	const gl_field *f = type_field(type, field);
-	json_t *folder;
-
-	if (!af || !f)
-		return;
-	if (f->kind == GK_FOLDER) {
-		folder = json_object_get(af, field);
-		if (!json_is_object(folder)) {
-			folder = json_object();
-			json_object_set_new(af, field, folder);
-		}
-		json_object_set_new(folder, key, blob_json(r, row, cf + 2));
-	} else if (f->kind == GK_BLOB && key[0] == '\0') {
-		json_object_set_new(af, field, blob_json(r, row, cf + 2));
-	}
-}
-
-/* ------------------------------------------------------------------------
  * Artifacts.
  * ---------------------------------------------------------------------- */
 
@@ -1305,23 +1017,28 @@ static int get_impl(pg_meta *m, const gl_type *type, const char *id,
 		    json_t **af, gl_err *err)
 {
 	PGresult *r;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	json_t *a = NULL;
 	int ret;
 
 	*af = NULL;
-	pv_text(&p, 1, id);
+	mc_set_text(&p, 1, id);
 	if (type)
-		pv_text(&p, 2, type->name);
+		mc_set_text(&p, 2, type->name);
 	if (!(r = stq(m, type ? S_GET_TYPED : S_GET, &p, 0, err)))
 		return -1;
 	if (PQntuples(r) == 0) {
 		ret = 1;
 	} else {
-		ret = row_json(r, 0, type, &a, err);
-		for (int i = 0; ret == 0 && type && i < PQntuples(r); i++)
+		mc_row row = row_of(r, 0);
+
+		ret = mc_artifact_json(&row, type, &a, err);
+		/* S_GET_TYPED: blob records follow the artifact's columns */
+		for (int i = 0; ret == 0 && type && i < PQntuples(r); i++) {
+			row = row_of(r, i);
 			if (!r_null(r, i, C_NCOLS))
-				attach_blob(a, type, r, i, C_NCOLS);
+				mc_attach_blob(a, type, &row, C_NCOLS);
+		}
 	}
 	PQclear(r);
 	*af = a;
@@ -1340,161 +1057,47 @@ static int pg_get(gl_meta *gm, const gl_type *type, const char *id,
 	return rc;
 }
 
-/* One property record per scalar (see PUT_CHILDREN); nulls and
- * non-scalars are not stored. Numbers go to value_num as text (exact);
- * DateTime strings become microseconds so filters compare numbers. */
-static void prop_row(json_t *rows, const char *name, const char *key,
-		     const json_t *v, int pos, gl_kind kind)
+/* One property record of PUT_CHILDREN's recordset (mc_each_prop): numbers
+ * go to value_num as text (exact; booleans 0/1, DateTime microseconds),
+ * strings to value_text. */
+static int prop_rec(void *ctx, const char *name, const char *key, int pos,
+		    const json_t *v)
 {
-	json_t *row;
-	char num[40];
-	int64_t us;
+	json_t *row = json_pack("{s:s, s:s, s:i}", "n", name, "k", key, "p",
+				pos);
+	char num[NUM_LEN];
+	mc_val mv;
 
-	if (!v || json_is_null(v) || json_is_object(v) || json_is_array(v))
-		return;
-	num[0] = '\0';
-	if (kind == GK_DATETIME && json_is_string(v) && json_time(v, &us) == 1)
-		snprintf(num, sizeof num, "%lld", (long long)us);
-	else if (json_is_integer(v))
-		snprintf(num, sizeof num, "%lld",
-			 (long long)json_integer_value(v));
-	else if (json_is_real(v))
-		real_text(json_real_value(v), num, sizeof num);
-	else if (json_is_boolean(v))
-		snprintf(num, sizeof num, "%d", json_is_true(v));
-	row = json_pack("{s:s, s:s, s:i}", "n", name, "k", key, "p", pos);
-	if (num[0])
-		json_object_set_new(row, "v", json_string(num));
+	mc_json_val(v, &mv);
+	if (mv.t == MC_INT || mv.t == MC_REAL)
+		json_object_set_new(row, "v",
+				    json_string(val_text(&mv, num)));
 	else
 		json_object_set(row, "t", (json_t *)v);
-	json_array_append_new(rows, row);
-}
-
-static void field_props(json_t *rows, const gl_field *f, const json_t *v)
-{
-	const char *k;
-	json_t *e;
-	size_t i;
-
-	if (f->kind == GK_LIST && json_is_array(v)) {
-		json_array_foreach(v, i, e)
-			prop_row(rows, f->name, "", e, (int)i, f->elem);
-	} else if (f->kind == GK_DICT && json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, e)
-			prop_row(rows, f->name, k, e, 0, f->elem);
-	} else if (f->kind != GK_LIST && f->kind != GK_DICT) {
-		prop_row(rows, f->name, "", v, 0, f->kind);
-	}
-}
-
-static char *dump(const json_t *v)
-{
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-
-	if (!s)
-		oom();
-	return s;
-}
-
-/* Parameters $1..$17 of S_INSERT / S_UPDATE from the artifact. */
-static int bind_artifact(pv *p, const gl_type *type, const json_t *af,
-			 const gl_vkey *vk, int64_t rev, gl_err *err)
-{
-	static const char *const tnames[3] = {
-		"created_at", "updated_at", "activated_at"
-	};
-	const char *ver = str_of(af, "version");
-	int64_t t[3];
-	int set[3];
-
-	for (int i = 0; i < 3; i++) {
-		set[i] = json_time(json_object_get(af, tnames[i]), &t[i]);
-		if (set[i] < 0)
-			return gl_fail(err, 500, NULL,
-				       "DBError: artifact %s: bad timestamp",
-				       tnames[i]);
-		/* created/updated are NOT NULL: the engine always sets them,
-		 * "now" only keeps a careless caller from failing */
-		if (!set[i] && i < 2) {
-			t[i] = gl_now_us();
-			set[i] = 1;
-		}
-	}
-	pv_text(p, 1, str_of(af, "id"));
-	pv_text(p, 2, type->name);
-	pv_text(p, 3, str_of(af, "name"));
-	pv_text(p, 4, ver ? ver : "0.0.0");
-	pv_int(p, 5, vk->prefix);
-	pv_text(p, 6, vk->suffix ? vk->suffix : "");
-	pv_text(p, 7, vk->meta ? vk->meta : "");
-	pv_text(p, 8, str_of(af, "owner"));
-	pv_text(p, 9, str_of(af, "visibility") ? str_of(af, "visibility")
-					       : "private");
-	pv_text(p, 10, str_of(af, "status") ? str_of(af, "status")
-					    : "drafted");
-	pv_text(p, 11, str_of(af, "description"));
-	pv_text(p, 12, str_of(af, "display_type_name"));
-	for (int i = 0; i < 3; i++) {
-		if (set[i])
-			pv_int(p, 13 + i, t[i]);
-		else
-			pv_text(p, 13 + i, NULL);
-	}
-	pv_int(p, 16, rev + 1);
+	json_array_append_new(ctx, row);
 	return 0;
 }
 
 static int put_impl(pg_meta *m, const gl_type *type, json_t *af,
 		    const gl_vkey *vk, int insert, gl_err *err)
 {
-	json_t *doc, *tags, *props, *v;
+	json_t *tags, *props;
 	int64_t rev = json_integer_value(json_object_get(af, "revision"));
 	PGresult *r = NULL;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int ret = -1;
-	size_t i;
 
-	/* doc: every field without a column and not a blob */
-	doc = json_object();
-	for (int f = 0; f < type->nfields; f++) {
-		const gl_field *fd = &type->fields[f];
-
-		if ((fd->base && is_base_column(fd->name)) ||
-		    fd->kind == GK_BLOB || fd->kind == GK_FOLDER)
-			continue;
-		v = json_object_get(af, fd->name);
-		if (v && !json_is_null(v))
-			json_object_set(doc, fd->name, v);
-	}
-	pv_own(&p, 17, dump(doc));
-	json_decref(doc);
-
-	tags = json_array();
-	json_array_foreach(json_object_get(af, "tags"), i, v)
-		if (json_is_string(v))
-			json_array_append(tags, v);
-	pv_own(&p, 18, dump(tags));
-	json_decref(tags);
-
-	props = json_array();
-	for (int f = 0; f < type->nfields; f++) {
-		const gl_field *fd = &type->fields[f];
-
-		if (fd->kind == GK_BLOB || fd->kind == GK_FOLDER)
-			continue;
-		if (fd->base && strcmp(fd->name, "metadata") != 0)
-			continue;
-		v = json_object_get(af, fd->name);
-		if (v)
-			field_props(props, fd, v);
-	}
-	pv_own(&p, 19, dump(props));
-	json_decref(props);
-
-	if (bind_artifact(&p, type, af, vk, rev, err))
+	if (mc_artifact_vals(&p, type, af, vk, rev, err))
 		goto out;
+	tags = mc_tags(af); /* deduplicated by the statement */
+	mc_set_own(&p, 18, mc_dump(tags));
+	json_decref(tags);
+	props = json_array();
+	mc_each_prop(type, af, prop_rec, props);
+	mc_set_own(&p, 19, mc_dump(props));
+	json_decref(props);
 	if (!insert)
-		pv_int(&p, 20, rev);
+		mc_set_int(&p, 20, rev);
 	if (wr_begin(m, 0, err))
 		goto out;
 	r = stq(m, insert ? S_INSERT : S_UPDATE, &p, 0, err);
@@ -1511,7 +1114,7 @@ static int put_impl(pg_meta *m, const gl_type *type, json_t *af,
 	if (wr_end(m, ret >= 0, err) && ret >= 0)
 		ret = -1;
 out:
-	pv_free(&p);
+	mc_vals_free(&p);
 	if (ret == 0)
 		json_object_set_new(af, "revision", json_integer(rev + 1));
 	return ret;
@@ -1523,19 +1126,16 @@ static int pg_put(gl_meta *gm, const gl_type *type, json_t *af,
 	pg_meta *m = pg(gm);
 	int rc;
 
-	if (!type || type->is_all || !str_of(af, "id") ||
-	    !str_of(af, "name") || !str_of(af, "owner") || !vk)
-		return gl_fail(err, 500, NULL,
-			       "DBError: artifact without type, id, name, owner"
-			       " or version key");
+	if (mc_put_check(type, af, vk, err))
+		return -1;
 	PG_CALL(m, err, rc, put_impl(m, type, af, vk, insert, err));
 	return rc;
 }
 
 /* A write of one statement (in the call's own transaction, see wr_begin);
  * *changed (optional): rows it touched. */
-static int write1(pg_meta *m, enum stmt_id id, const pv *p, int64_t *changed,
-		  gl_err *err)
+static int write1(pg_meta *m, enum stmt_id id, const mc_vals *p,
+		  int64_t *changed, gl_err *err)
 {
 	int ok;
 
@@ -1545,46 +1145,37 @@ static int write1(pg_meta *m, enum stmt_id id, const pv *p, int64_t *changed,
 	return wr_end(m, ok, err);
 }
 
-static int pg_delete(gl_meta *gm, const char *id, gl_err *err)
+/* A write call of one statement with n (up to 3) text parameters. */
+static int write_texts(pg_meta *m, enum stmt_id id, int n, const char *a1,
+		       const char *a2, const char *a3, gl_err *err)
 {
-	pg_meta *m = pg(gm);
-	pv p = { 0 };
+	const char *a[3] = { a1, a2, a3 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_text(&p, 1, id);
-	/* tags, properties, blobs: ON DELETE CASCADE */
-	PG_CALL(m, err, rc, write1(m, S_DELETE, &p, NULL, err));
+	for (int i = 0; i < n; i++)
+		mc_set_text(&p, i + 1, a[i]);
+	PG_CALL(m, err, rc, write1(m, id, &p, NULL, err));
 	return rc;
 }
 
-static int deleted_impl(pg_meta *m, int64_t before_us, int limit,
-			json_t **out, gl_err *err)
+static int pg_delete(gl_meta *gm, const char *id, gl_err *err)
 {
-	PGresult *r;
-	pv p = { 0 };
-	json_t *arr;
-
-	*out = NULL;
-	pv_int(&p, 1, before_us);
-	pv_int(&p, 2, limit);
-	if (!(r = stq(m, S_DELETED, &p, 0, err)))
-		return -1;
-	arr = json_array();
-	for (int i = 0; i < PQntuples(r); i++)
-		json_array_append_new(arr, json_pack("{s:o, s:o}",
-			"id", r_text(r, i, 0), "type_name", r_text(r, i, 1)));
-	PQclear(r);
-	*out = arr;
-	return 0;
+	/* tags, properties, blobs: ON DELETE CASCADE */
+	return write_texts(pg(gm), S_DELETE, 1, id, NULL, NULL, err);
 }
 
 static int pg_deleted(gl_meta *gm, int64_t before_us, int limit,
 		      json_t **out, gl_err *err)
 {
 	pg_meta *m = pg(gm);
+	mc_vals p = { 0 };
 	int rc;
 
-	PG_CALL(m, err, rc, deleted_impl(m, before_us, limit, out, err));
+	mc_set_int(&p, 1, before_us);
+	mc_set_int(&p, 2, limit);
+	PG_CALL(m, err, rc, rows_json(m, S_DELETED, &p, mc_deleted_row, out,
+				      err));
 	return rc;
 }
 
@@ -1593,12 +1184,12 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 {
 	pg_meta *m = pg(gm);
 	int64_t changed = 0;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_text(&p, 1, id);
-	pv_text(&p, 2, status);
-	pv_int(&p, 3, gl_now_us());
+	mc_set_text(&p, 1, id);
+	mc_set_text(&p, 2, status);
+	mc_set_int(&p, 3, gl_now_us());
 	PG_CALL(m, err, rc, write1(m, S_SET_STATUS, &p, &changed, err));
 	if (rc == 0 && changed == 0)
 		return gl_fail(err, 404, "ArtifactNotFound",
@@ -1606,31 +1197,22 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 	return rc;
 }
 
-/* A query of one row and one integer column (counts and sums). */
-static int query1(pg_meta *m, enum stmt_id id, const pv *p, int64_t *n,
+/* A query of at most one row: 1 if it returned one, 0 if not, -1 + err.
+ * *n (optional): its integer first column (counts and sums; 0 when NULL
+ * or no row). Also answers "is there such a row" (scope, data). */
+static int query1(pg_meta *m, enum stmt_id id, const mc_vals *p, int64_t *n,
 		  gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
+	int rows;
 
 	if (!r)
 		return -1;
-	*n = PQntuples(r) && !r_null(r, 0, 0) ? r_i64(r, 0, 0) : 0;
+	rows = PQntuples(r) > 0;
+	if (n)
+		*n = rows && !r_null(r, 0, 0) ? r_i64(r, 0, 0) : 0;
 	PQclear(r);
-	return 0;
-}
-
-static int scope_impl(pg_meta *m, const char *owner, const pv *p,
-		      gl_err *err)
-{
-	PGresult *r = stq(m, owner ? S_SCOPE_PRIVATE : S_SCOPE_PUBLIC, p, 0,
-			  err);
-	int taken;
-
-	if (!r)
-		return -1;
-	taken = PQntuples(r) > 0;
-	PQclear(r);
-	return taken;
+	return rows;
 }
 
 static int pg_scope_taken(gl_meta *gm, const char *type_name,
@@ -1639,33 +1221,26 @@ static int pg_scope_taken(gl_meta *gm, const char *type_name,
 			  gl_err *err)
 {
 	pg_meta *m = pg(gm);
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_text(&p, 1, type_name);
-	pv_text(&p, 2, name);
-	pv_int(&p, 3, vk->prefix);
-	pv_text(&p, 4, vk->suffix ? vk->suffix : "");
-	pv_text(&p, 5, vk->meta ? vk->meta : "");
-	/* "" is no id: `id <> NULL` would be NULL and match nothing */
-	pv_text(&p, 6, exclude_id ? exclude_id : "");
-	if (owner)
-		pv_text(&p, 7, owner);
-	PG_CALL(m, err, rc, scope_impl(m, owner, &p, err));
+	mc_scope_vals(&p, type_name, name, vk, owner, exclude_id);
+	PG_CALL(m, err, rc, query1(m, owner ? S_SCOPE_PRIVATE
+					    : S_SCOPE_PUBLIC, &p, NULL, err));
 	return rc;
 }
 
 static int count_query(pg_meta *m, enum stmt_id id, const char *a1,
 		       const char *a2, int64_t *n, gl_err *err)
 {
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_text(&p, 1, a1);
+	mc_set_text(&p, 1, a1);
 	if (a2)
-		pv_text(&p, 2, a2);
+		mc_set_text(&p, 2, a2);
 	PG_CALL(m, err, rc, query1(m, id, &p, n, err));
-	return rc;
+	return rc < 0 ? -1 : 0;
 }
 
 static int pg_count_artifacts(gl_meta *gm, const char *owner,
@@ -1693,83 +1268,25 @@ static int pg_blob_set(gl_meta *gm, const char *artifact_id,
 		       gl_err *err)
 {
 	pg_meta *m = pg(gm);
-	json_t *extra, *v;
-	const char *k;
-	int64_t us;
-	pv p = { 0 };
-	int c, rc;
+	mc_vals p = { 0 };
+	int rc;
 
 	if (!blob || json_is_null(blob))
 		return pg_blob_delete(gm, artifact_id, field, key, err);
-	if (!json_is_object(blob))
-		return gl_fail(err, 500, NULL,
-			       "DBError: blob is not an object");
-	pv_text(&p, 1, artifact_id);
-	pv_text(&p, 2, field);
-	pv_text(&p, 3, key ? key : "");
-	for (c = 0; c < B_EXTRA; c++) {
-		int i = 4 + c + (c > B_PREV ? 2 : 0); /* prev_store/location */
-
-		v = json_object_get(blob, blob_keys[c]);
-		switch (c) {
-		case B_SIZE:
-		case B_RESERVED:
-			if (json_is_integer(v)) /* exact above 2^53 */
-				pv_int(&p, i, json_integer_value(v));
-			else if (json_is_real(v))
-				pv_int(&p, i, (int64_t)json_real_value(v));
-			break;
-		case B_EXTERNAL:
-			pv_text(&p, i, json_is_true(v) ? "true" : "false");
-			break;
-		case B_PREV:
-			if (!json_is_object(v))
-				break;
-			pv_own(&p, i, dump(v));
-			pv_text(&p, i + 1, str_of(v, "store"));
-			pv_text(&p, i + 2, str_of(v, "location"));
-			break;
-		case B_VERIFIED:
-			if (json_time(v, &us) == 1)
-				pv_int(&p, i, us);
-			break;
-		default:
-			if (json_is_string(v))
-				pv_text(&p, i, json_string_value(v));
-		}
+	if (mc_blob_vals(&p, artifact_id, field, key, blob, err)) {
+		mc_vals_free(&p);
+		return -1;
 	}
-	/* keys without a column survive in `extra` */
-	extra = json_object();
-	json_object_foreach((json_t *)blob, k, v) {
-		int known = 0;
-
-		for (c = 0; c < B_EXTRA && !known; c++)
-			known = strcmp(blob_keys[c], k) == 0;
-		if (!known)
-			json_object_set(extra, k, v);
-	}
-	if (json_object_size(extra))
-		pv_own(&p, 23, dump(extra));
-	else
-		pv_text(&p, 23, NULL);
-	json_decref(extra);
 	PG_CALL(m, err, rc, write1(m, S_BLOB_SET, &p, NULL, err));
-	pv_free(&p);
+	mc_vals_free(&p);
 	return rc;
 }
 
 static int pg_blob_delete(gl_meta *gm, const char *artifact_id,
 			  const char *field, const char *key, gl_err *err)
 {
-	pg_meta *m = pg(gm);
-	pv p = { 0 };
-	int rc;
-
-	pv_text(&p, 1, artifact_id);
-	pv_text(&p, 2, field);
-	pv_text(&p, 3, key ? key : "");
-	PG_CALL(m, err, rc, write1(m, S_BLOB_DEL, &p, NULL, err));
-	return rc;
+	return write_texts(pg(gm), S_BLOB_DEL, 3, artifact_id, field,
+			   key ? key : "", err);
 }
 
 static int pg_blob_refs(gl_meta *gm, const char *store, const char *location,
@@ -1778,34 +1295,13 @@ static int pg_blob_refs(gl_meta *gm, const char *store, const char *location,
 	return count_query(pg(gm), S_BLOB_REFS, store, location, n, err);
 }
 
-/* Rows of BLOB_LIST_SQL as {artifact_id, type_name, field, key, blob}. */
-static int blob_list(pg_meta *m, enum stmt_id id, const pv *p, json_t **out,
-		     gl_err *err)
-{
-	PGresult *r;
-	json_t *arr;
-
-	*out = NULL;
-	if (!(r = stq(m, id, p, 0, err)))
-		return -1;
-	arr = json_array();
-	for (int i = 0; i < PQntuples(r); i++)
-		json_array_append_new(arr, json_pack(
-			"{s:o, s:o, s:o, s:o, s:o}",
-			"artifact_id", r_text(r, i, 0), "type_name",
-			r_text(r, i, 1), "field", r_text(r, i, 2), "key",
-			r_text(r, i, 3), "blob", blob_json(r, i, 4)));
-	PQclear(r);
-	*out = arr;
-	return 0;
-}
-
 static int pg_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 {
 	pg_meta *m = pg(gm);
 	int rc;
 
-	PG_CALL(m, err, rc, blob_list(m, S_SAVING, NULL, out, err));
+	PG_CALL(m, err, rc, rows_json(m, S_SAVING, NULL, mc_blob_row, out,
+				      err));
 	return rc;
 }
 
@@ -1813,11 +1309,12 @@ static int pg_external_blobs(gl_meta *gm, int limit, json_t **out,
 			     gl_err *err)
 {
 	pg_meta *m = pg(gm);
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_int(&p, 1, limit);
-	PG_CALL(m, err, rc, blob_list(m, S_EXTERNAL, &p, out, err));
+	mc_set_int(&p, 1, limit);
+	PG_CALL(m, err, rc, rows_json(m, S_EXTERNAL, &p, mc_blob_row, out,
+				      err));
 	return rc;
 }
 
@@ -1825,260 +1322,72 @@ static int pg_gc_push(gl_meta *gm, const char *store, const char *location,
 		      gl_err *err)
 {
 	pg_meta *m = pg(gm);
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_text(&p, 1, store);
-	pv_text(&p, 2, location);
-	pv_int(&p, 3, gl_now_us());
+	mc_set_text(&p, 1, store);
+	mc_set_text(&p, 2, location);
+	mc_set_int(&p, 3, gl_now_us());
 	PG_CALL(m, err, rc, write1(m, S_GC_PUSH, &p, NULL, err));
 	return rc;
-}
-
-static int gc_list_impl(pg_meta *m, const pv *p, json_t **out, gl_err *err)
-{
-	PGresult *r;
-	json_t *arr;
-
-	*out = NULL;
-	if (!(r = stq(m, S_GC_LIST, p, 0, err)))
-		return -1;
-	arr = json_array();
-	for (int i = 0; i < PQntuples(r); i++)
-		json_array_append_new(arr, json_pack("{s:o, s:o}",
-			"store", r_text(r, i, 0), "location", r_text(r, i, 1)));
-	PQclear(r);
-	*out = arr;
-	return 0;
 }
 
 static int pg_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
 	pg_meta *m = pg(gm);
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_int(&p, 1, limit);
-	PG_CALL(m, err, rc, gc_list_impl(m, &p, out, err));
+	mc_set_int(&p, 1, limit);
+	PG_CALL(m, err, rc, rows_json(m, S_GC_LIST, &p, mc_gc_row, out, err));
 	return rc;
 }
 
 static int pg_gc_pop(gl_meta *gm, const char *store, const char *location,
 		     gl_err *err)
 {
-	pg_meta *m = pg(gm);
-	pv p = { 0 };
-	int rc;
-
-	pv_text(&p, 1, store);
-	pv_text(&p, 2, location);
-	PG_CALL(m, err, rc, write1(m, S_GC_POP, &p, NULL, err));
-	return rc;
+	return write_texts(pg(gm), S_GC_POP, 2, store, location, NULL, err);
 }
 
 /* ------------------------------------------------------------------------
- * Listing: SQL built from fragments, each carrying its own parameters in
- * text order, so a fragment can be reused in the page and count queries.
- * A parameter is written as PH followed by its cast; the final text numbers
- * them $1, $2, ... in order (frag_sql). The cast is part of the text, so
- * one text always means the same parameter types.
+ * Listing. The conditions, sort keys and keyset pagination are shared
+ * with the SQLite store (meta_common.c); what is PostgreSQL's own: the
+ * value comparisons (typed value_num / value_text columns, ILIKE), the
+ * typed placeholders, and NULL order. No driving: the planner chooses
+ * between walking the sort index and a semi-join from its statistics.
  * ---------------------------------------------------------------------- */
 
-#define PH '\x01'
-
-typedef struct param {
-	int null;
-	const char *s;     /* text value (borrowed), NULL: buf */
-	char buf[40];      /* numbers */
-	const char *cast;  /* "int8", "numeric", "text" */
-	char *owned;       /* marker values: freed by their owner */
-} param;
-
-typedef struct frag {
-	sbuf sql;
-	param *pv;
-	int np, cap;
-} frag;
-
-static void f_sql(frag *f, const char *s)
-{
-	sb_add(&f->sql, s);
-}
-
-static void f_push(frag *f, const param *p)
-{
-	if (f->np == f->cap) {
-		f->cap = f->cap ? f->cap * 2 : 8;
-		f->pv = xrealloc(f->pv, (size_t)f->cap * sizeof *f->pv);
-	}
-	f->pv[f->np] = *p;
-	f->pv[f->np++].owned = NULL; /* ownership stays with the source */
-}
-
-static void f_param(frag *f, const param *p)
-{
-	char ph[2] = { PH, '\0' };
-
-	f_push(f, p);
-	sb_add(&f->sql, ph);
-	sb_addf(&f->sql, "::%s", p->cast);
-}
-
-static void f_text(frag *f, const char *s)
-{
-	param p = { .s = s, .cast = "text" };
-
-	f_param(f, &p);
-}
-
-static void f_int(frag *f, int64_t v)
-{
-	param p = { .cast = "int8" };
-
-	snprintf(p.buf, sizeof p.buf, "%lld", (long long)v);
-	f_param(f, &p);
-}
-
-static void f_cat(frag *dst, const frag *src)
-{
-	if (src->sql.p)
-		sb_add(&dst->sql, src->sql.p);
-	for (int i = 0; i < src->np; i++)
-		f_push(dst, &src->pv[i]);
-}
-
-static void f_free(frag *f)
-{
-	free(f->sql.p);
-	free(f->pv);
-	memset(f, 0, sizeof *f);
-}
-
-/* What a filter value is compared with: a BIGINT column of artifacts, a
- * TEXT column, or a property row (value_num or value_text by its kind). */
-enum target { TG_INT, TG_TEXT, TG_PROP };
-
-/* A filter value as a parameter. DateTime strings become microseconds;
- * booleans 0/1 as they are stored. Against a text column a number is its
- * text, as SQLite's TEXT affinity makes it. */
-static int value_param(const json_t *v, gl_kind kind, enum target tg,
-		       param *p, gl_err *err)
-{
-	memset(p, 0, sizeof *p);
-	p->cast = tg == TG_INT ? "int8" : tg == TG_TEXT ? "text" : "numeric";
-	switch (v ? json_typeof(v) : JSON_NULL) {
-	case JSON_INTEGER:
-		snprintf(p->buf, sizeof p->buf, "%lld",
-			 (long long)json_integer_value(v));
-		break;
-	case JSON_REAL:
-		real_text(json_real_value(v), p->buf, sizeof p->buf);
-		if (tg == TG_INT)
-			p->cast = "numeric";
-		break;
-	case JSON_TRUE:
-	case JSON_FALSE:
-		snprintf(p->buf, sizeof p->buf, "%d", json_is_true(v));
-		break;
-	case JSON_STRING:
-		if (kind == GK_DATETIME && tg != TG_TEXT) {
-			int64_t us;
-
-			if (gl_parse_iso8601(json_string_value(v), &us))
-				return gl_fail(err, 400, "BadRequest",
-					       "Invalid datetime value %s",
-					       json_string_value(v));
-			snprintf(p->buf, sizeof p->buf, "%lld", (long long)us);
-		} else {
-			p->s = json_string_value(v);
-			p->cast = "text";
-		}
-		break;
-	case JSON_NULL:
-		p->null = 1;
-		break;
-	default:
-		return gl_fail(err, 400, "BadRequest",
-			       "Filter values must be scalars");
-	}
-	return 0;
-}
-
 /* A number parameter compares with value_num, a string with value_text. */
-static const char *prop_column(const param *p)
+static const char *prop_column(const mc_val *p)
 {
 	return strcmp(p->cast, "text") == 0 ? "value_text" : "value_num";
 }
 
-static const char *op_sql(unsigned op)
-{
-	switch (op) {
-	case GL_OP_EQ: return " = ";
-	case GL_OP_NEQ: return " <> ";
-	case GL_OP_LT: return " < ";
-	case GL_OP_LTE: return " <= ";
-	case GL_OP_GT: return " > ";
-	case GL_OP_GTE: return " >= ";
-	default: return NULL;
-	}
-}
-
 /* LIKE as SQLite's: the user's wildcards, ASCII case-insensitive (ILIKE
  * folds only ASCII under the "C" collation), and no escape character. */
-static void like_sql(frag *f, const char *expr, const char *pattern)
+static void like_sql(mc_frag *f, const char *expr, const mc_val *pattern)
 {
-	f_sql(f, expr);
-	f_sql(f, " COLLATE \"C\" ILIKE ");
-	f_text(f, pattern);
-	f_sql(f, " ESCAPE ''");
+	mc_sql(f, expr);
+	mc_sql(f, " COLLATE \"C\" ILIKE ");
+	mc_arg(f, pattern);
+	mc_sql(f, " ESCAPE ''");
 }
 
-/* expr compared with the filter's values, for a column of artifacts (tg
- * TG_INT or TG_TEXT) or a dict key: " OP ?" or " IN (?, ...)". */
-static int column_cond(frag *f, const char *expr, const gl_filter *flt,
-		       gl_kind kind, enum target tg, gl_err *err)
-{
-	size_t n = json_array_size(flt->values);
-	param p;
+static const mc_dialect dialect;
 
-	if (flt->op == GL_OP_IN) {
-		if (n == 0) {
-			f_sql(f, "FALSE");
-			return 0;
-		}
-		f_sql(f, expr);
-		f_sql(f, " IN (");
-		for (size_t i = 0; i < n; i++) {
-			if (value_param(json_array_get(flt->values, i), kind,
-					tg, &p, err))
-				return -1;
-			if (i)
-				f_sql(f, ", ");
-			f_param(f, &p);
-		}
-		f_sql(f, ")");
-		return 0;
-	}
-	if ((flt->op != GL_OP_LIKE && !op_sql(flt->op)) || n < 1)
-		return gl_fail(err, 400, "BadRequest",
-			       "Unsupported filter on %s",
-			       flt->field ? flt->field->name : "tags");
-	if (value_param(json_array_get(flt->values, 0), kind, TG_TEXT, &p,
-			err))
+/* The dialect's LIKE on a column (mc_compare): a NULL value matches
+ * nothing, as in SQL. */
+static int pg_like(mc_frag *f, const char *expr, const json_t *v,
+		   gl_kind kind, gl_err *err)
+{
+	mc_val p;
+
+	if (mc_filter_value(v, kind, MC_TG_TEXT, &p, err))
 		return -1;
-	if (flt->op == GL_OP_LIKE) {
-		if (p.null) {
-			f_sql(f, "FALSE");
-			return 0;
-		}
-		like_sql(f, expr, p.s ? p.s : p.buf);
-		return 0;
-	}
-	if (value_param(json_array_get(flt->values, 0), kind, tg, &p, err))
-		return -1;
-	f_sql(f, expr);
-	f_sql(f, op_sql(flt->op));
-	f_param(f, &p);
+	if (p.t == MC_NULL)
+		mc_sql(f, "FALSE");
+	else
+		like_sql(f, expr, &p);
 	return 0;
 }
 
@@ -2086,387 +1395,85 @@ static int column_cond(frag *f, const char *expr, const gl_filter *flt,
  * the column of its kind. `neq` is IS DISTINCT FROM so that, as in SQLite,
  * a row of the other kind is "not equal" (properties are never NULL). A
  * NULL value matches nothing, as in SQL. */
-static int prop_cond(frag *f, const char *al, const gl_filter *flt,
+static int prop_cond(mc_frag *f, const char *al, const gl_filter *flt,
 		     gl_kind kind, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	char expr[48];
-	param p;
+	mc_val p;
 
 	if (flt->op == GL_OP_LIKE) {
-		if (n < 1 || value_param(json_array_get(flt->values, 0), kind,
-					 TG_TEXT, &p, err))
+		if (n < 1 || mc_filter_value(json_array_get(flt->values, 0),
+					     kind, MC_TG_TEXT, &p, err))
 			return n < 1 ? gl_fail(err, 400, "BadRequest",
 					       "Unsupported filter on %s",
 					       flt->field->name) : -1;
-		if (p.null) {
-			f_sql(f, "FALSE");
+		if (p.t == MC_NULL) {
+			mc_sql(f, "FALSE");
 			return 0;
 		}
 		/* SQLite matches numbers by their text */
 		snprintf(expr, sizeof expr, "coalesce(%s.value_text,"
 			 " %s.value_num::text)", al, al);
-		like_sql(f, expr, p.s ? p.s : p.buf);
+		like_sql(f, expr, &p);
 		return 0;
 	}
 	if (flt->op == GL_OP_IN) {
 		int terms = 0;
 
-		f_sql(f, "(");
+		mc_sql(f, "(");
 		/* numbers in one IN list, strings in another */
 		for (int text = 0; text < 2; text++) {
 			int k = 0;
 
 			for (size_t i = 0; i < n; i++) {
-				if (value_param(json_array_get(flt->values, i),
-						kind, TG_PROP, &p, err))
+				if (mc_filter_value(
+					    json_array_get(flt->values, i),
+					    kind, MC_TG_PROP, &p, err))
 					return -1;
-				if (p.null ||
+				if (p.t == MC_NULL ||
 				    (strcmp(prop_column(&p), "value_text") == 0)
 				    != text)
 					continue;
 				if (k++ == 0)
-					sb_addf(&f->sql, "%s%s.%s IN (",
+					mc_sqlf(f, "%s%s.%s IN (",
 						terms++ ? " OR " : "", al,
 						prop_column(&p));
 				else
-					f_sql(f, ", ");
-				f_param(f, &p);
+					mc_sql(f, ", ");
+				mc_arg(f, &p);
 			}
 			if (k)
-				f_sql(f, ")");
+				mc_sql(f, ")");
 		}
-		f_sql(f, terms ? ")" : "FALSE)");
+		mc_sql(f, terms ? ")" : "FALSE)");
 		return 0;
 	}
-	if (!op_sql(flt->op) || n < 1)
+	if (!mc_op_sql(flt->op) || n < 1)
 		return gl_fail(err, 400, "BadRequest",
 			       "Unsupported filter on %s", flt->field->name);
-	if (value_param(json_array_get(flt->values, 0), kind, TG_PROP, &p,
-			err))
+	if (mc_filter_value(json_array_get(flt->values, 0), kind, MC_TG_PROP,
+			    &p, err))
 		return -1;
-	if (p.null) {
-		f_sql(f, "FALSE");
+	if (p.t == MC_NULL) {
+		mc_sql(f, "FALSE");
 		return 0;
 	}
-	sb_addf(&f->sql, "%s.%s", al, prop_column(&p));
-	f_sql(f, flt->op == GL_OP_NEQ ? " IS DISTINCT FROM " : op_sql(flt->op));
-	f_param(f, &p);
+	mc_sqlf(f, "%s.%s", al, prop_column(&p));
+	mc_sql(f, flt->op == GL_OP_NEQ ? " IS DISTINCT FROM "
+				       : mc_op_sql(flt->op));
+	mc_arg(f, &p);
 	return 0;
 }
 
-/* The semver comparison of a version filter: equality on (prefix, suffix,
- * meta), order on (prefix, suffix) - build metadata does not order. The
- * prefix is a signed int8 whose order is the semver order. */
-static int version_cond(frag *f, const char *al, const gl_filter *flt,
-			gl_err *err)
+/* The dialect's value test (mc_dialect.cond). */
+static int pg_cond(mc_frag *f, const char *expr, const gl_filter *flt,
+		   gl_kind kind, enum mc_target tg, gl_err *err)
 {
-	size_t n = json_array_size(flt->values);
-	char expr[48];
-
-	if (flt->op == GL_OP_LIKE) {
-		snprintf(expr, sizeof expr, "%s.version", al);
-		return column_cond(f, expr, flt, GK_STRING, TG_TEXT, err);
-	}
-	if (!flt->vkeys || n < 1)
-		return gl_fail(err, 500, NULL,
-			       "DBError: version filter without version keys");
-	if (flt->op == GL_OP_EQ || flt->op == GL_OP_NEQ ||
-	    flt->op == GL_OP_IN) {
-		if (flt->op == GL_OP_NEQ)
-			f_sql(f, "NOT ");
-		f_sql(f, "(");
-		for (size_t i = 0; i < (flt->op == GL_OP_IN ? n : 1); i++) {
-			const gl_vkey *k = &flt->vkeys[i];
-
-			if (i)
-				f_sql(f, " OR ");
-			sb_addf(&f->sql, "(%s.version_prefix = ", al);
-			f_int(f, k->prefix);
-			sb_addf(&f->sql, " AND %s.version_suffix = ", al);
-			f_text(f, k->suffix ? k->suffix : "");
-			sb_addf(&f->sql, " AND %s.version_meta = ", al);
-			f_text(f, k->meta ? k->meta : "");
-			f_sql(f, ")");
-		}
-		f_sql(f, ")");
-		return 0;
-	}
-	if (!op_sql(flt->op))
-		return gl_fail(err, 400, "BadRequest", "Unsupported filter on"
-			       " version");
-	/* a row value compares lexicographically and can use an index */
-	sb_addf(&f->sql, "(%s.version_prefix, %s.version_suffix)%s(", al, al,
-		op_sql(flt->op));
-	f_int(f, flt->vkeys[0].prefix);
-	f_sql(f, ", ");
-	f_text(f, flt->vkeys[0].suffix ? flt->vkeys[0].suffix : "");
-	f_sql(f, ")");
-	return 0;
+	if (tg == MC_TG_PROP)
+		return prop_cond(f, expr, flt, kind, err);
+	return mc_compare(f, &dialect, expr, flt, kind, tg, err);
 }
-
-/* The property rows a filter is about, with the value test, over alias p:
- * "p.name = ? AND p.key = ... AND <value test>". */
-static int prop_match(frag *f, const char *p, const gl_filter *flt,
-		      gl_err *err)
-{
-	const gl_field *fd = flt->field;
-	gl_kind kind = fd->kind == GK_LIST || fd->kind == GK_DICT ? fd->elem
-								   : fd->kind;
-	char expr[32];
-
-	sb_addf(&f->sql, "%s.name = ", p);
-	f_text(f, fd->name);
-	switch (flt->kind) {
-	case GF_PROP:
-		sb_addf(&f->sql, " AND %s.key = '' AND ", p);
-		return prop_cond(f, p, flt, kind, err);
-	case GF_DICT_KEY:
-		if (flt->op != GL_OP_EQ && flt->op != GL_OP_IN)
-			return gl_fail(err, 400, "BadRequest",
-				       "Only eq and in filter on the keys of %s",
-				       fd->name);
-		/* keys are strings whatever the element kind */
-		f_sql(f, " AND ");
-		snprintf(expr, sizeof expr, "%s.key", p);
-		return column_cond(f, expr, flt, GK_STRING, TG_TEXT, err);
-	case GF_DICT_VAL:
-		sb_addf(&f->sql, " AND %s.key = ", p);
-		f_text(f, flt->key ? flt->key : "");
-		f_sql(f, " AND ");
-		return prop_cond(f, p, flt, kind, err);
-	default:
-		return gl_fail(err, 500, NULL, "DBError: bad filter kind");
-	}
-}
-
-/* A correlated probe of a property or tag table for artifact alias al,
- * closed by ")"; PostgreSQL plans it as a semi-join, walking the sort
- * index or hashing the matching rows as its statistics say. */
-static void member_open(frag *f, const char *al, const char *table,
-			const char *t)
-{
-	sb_addf(&f->sql, "EXISTS (SELECT 1 FROM %s %s WHERE %s.artifact_id"
-		" = %s.id AND ", table, t, t, al);
-}
-
-/* One filter as a boolean SQL expression over artifact alias al. An
- * artifact without the property never matches a property filter, not
- * even `neq` (Glare's join semantics). */
-static int filter_cond(frag *f, const char *al, const gl_filter *flt,
-		       gl_err *err)
-{
-	size_t n = json_array_size(flt->values);
-	char expr[48];
-
-	switch (flt->kind) {
-	case GF_BASE:
-		if (!flt->field || !is_base_column(flt->field->name))
-			return gl_fail(err, 400, "BadRequest",
-				       "Cannot filter on %s",
-				       flt->field ? flt->field->name : "?");
-		if (strcmp(flt->field->name, "version") == 0)
-			return version_cond(f, al, flt, err);
-		snprintf(expr, sizeof expr, "%s.%s", al, flt->field->name);
-		if (is_time_column(flt->field->name))
-			return column_cond(f, expr, flt, GK_DATETIME, TG_INT,
-					   err);
-		return column_cond(f, expr, flt, GK_STRING, TG_TEXT, err);
-	case GF_PROP:
-	case GF_DICT_KEY:
-	case GF_DICT_VAL:
-		if (!flt->field)
-			return gl_fail(err, 500, NULL,
-				       "DBError: filter without field");
-		member_open(f, al, "properties", "p");
-		if (prop_match(f, "p", flt, err))
-			return -1;
-		f_sql(f, ")");
-		return 0;
-	case GF_TAGS_ALL:
-		if (!n) {
-			f_sql(f, "TRUE");
-			return 0;
-		}
-		f_sql(f, "(");
-		for (size_t i = 0; i < n; i++) {
-			param p;
-
-			if (value_param(json_array_get(flt->values, i),
-					GK_STRING, TG_TEXT, &p, err))
-				return -1;
-			if (i)
-				f_sql(f, " AND ");
-			member_open(f, al, "tags", "t");
-			f_sql(f, "t.value = ");
-			f_param(f, &p);
-			f_sql(f, ")");
-		}
-		f_sql(f, ")");
-		return 0;
-	case GF_TAGS_ANY: {
-		gl_filter in = *flt;
-
-		if (!n) {
-			f_sql(f, "TRUE");
-			return 0;
-		}
-		in.op = GL_OP_IN;
-		member_open(f, al, "tags", "t");
-		if (column_cond(f, "t.value", &in, GK_STRING, TG_TEXT, err))
-			return -1;
-		f_sql(f, ")");
-		return 0;
-	}
-	}
-	return gl_fail(err, 500, NULL, "DBError: bad filter kind");
-}
-
-/* Everything that selects artifacts, over alias al: not deleted, the type,
- * the caller's visibility scope, the AND filters and the OR group. */
-static int where_sql(frag *f, const gl_list_query *q, const char *al,
-		     gl_err *err)
-{
-	int nor = 0;
-
-	sb_addf(&f->sql, "%s.status <> 'deleted'", al);
-	if (q->type_name) {
-		sb_addf(&f->sql, " AND %s.type_name = ", al);
-		f_text(f, q->type_name);
-	}
-	if (!q->see_all) {
-		if (q->public_only || !q->project) {
-			sb_addf(&f->sql, " AND %s.visibility = 'public'", al);
-		} else {
-			sb_addf(&f->sql, " AND (%s.owner = ", al);
-			f_text(f, q->project);
-			sb_addf(&f->sql, " OR %s.visibility = 'public')", al);
-		}
-	}
-	for (int i = 0; i < q->nfilters; i++) {
-		if (q->filters[i].or_group)
-			continue;
-		f_sql(f, " AND ");
-		if (filter_cond(f, al, &q->filters[i], err))
-			return -1;
-	}
-	for (int i = 0; i < q->nfilters; i++) {
-		if (!q->filters[i].or_group)
-			continue;
-		f_sql(f, nor++ ? " OR " : " AND (");
-		if (filter_cond(f, al, &q->filters[i], err))
-			return -1;
-	}
-	if (nor)
-		f_sql(f, ")");
-	return 0;
-}
-
-/* version=latest: no visible match of the same name (and type) has a
- * higher (prefix, suffix). Equivalent to rank() = 1 per name, as a
- * correlated probe on the name/version index. */
-static int latest_sql(frag *f, const gl_list_query *q, gl_err *err)
-{
-	f_sql(f, " AND NOT EXISTS (SELECT 1 FROM artifacts b"
-	      " WHERE b.name = a.name AND (b.version_prefix, b.version_suffix)"
-	      " > (a.version_prefix, a.version_suffix) AND ");
-	if (where_sql(f, q, "b", err))
-		return -1;
-	f_sql(f, ")");
-	return 0;
-}
-
-/* The statement text of a fragment, placeholders numbered in order. */
-static char *frag_text(const frag *f)
-{
-	sbuf out = { 0 };
-	int k = 0;
-
-	for (const char *s = f->sql.p; s && *s; s++) {
-		if (*s == PH)
-			sb_addf(&out, "$%d", ++k);
-		else
-			sb_addn(&out, s, 1);
-	}
-	if (!out.p)
-		sb_add(&out, "");
-	return out.p;
-}
-
-/* The prepared statement of a listing text from the LRU (prepared on a
- * miss; the evicted one is deallocated). */
-static const char *dyn_get(pg_meta *m, char *sql, gl_err *err)
-{
-	struct dyn_stmt *victim = &m->dyn[0];
-	PGresult *r;
-	char dealloc[48];
-
-	m->tick++;
-	for (int i = 0; i < DYN_CACHE; i++) {
-		struct dyn_stmt *d = &m->dyn[i];
-
-		if (d->sql && strcmp(d->sql, sql) == 0) {
-			d->used = m->tick;
-			free(sql);
-			return d->name;
-		}
-		if (d->used < victim->used)
-			victim = d;
-	}
-	if (victim->sql) {
-		snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s",
-			 victim->name);
-		PQclear(PQexec(m->conn, dealloc));
-		free(victim->sql);
-		memset(victim, 0, sizeof *victim);
-	}
-	snprintf(victim->name, sizeof victim->name, "gl_d%u", ++m->dyn_seq);
-	r = PQprepare(m->conn, victim->name, sql, 0, NULL);
-	if (!res_ok(r)) {
-		pg_fail(m, r, err);
-		PQclear(r);
-		free(sql);
-		victim->name[0] = '\0';
-		return NULL;
-	}
-	PQclear(r);
-	victim->sql = sql;
-	victim->used = m->tick;
-	return victim->name;
-}
-
-/* Prepare (or reuse) and run a fragment: the result or NULL + err. */
-static PGresult *frag_exec(pg_meta *m, const frag *f, gl_err *err)
-{
-	const char *name = dyn_get(m, frag_text(f), err);
-	const char **vals;
-	PGresult *r;
-
-	if (!name)
-		return NULL;
-	vals = xrealloc(NULL, (size_t)(f->np + 1) * sizeof *vals);
-	for (int i = 0; i < f->np; i++) {
-		const param *p = &f->pv[i];
-
-		vals[i] = p->null ? NULL : p->s ? p->s : p->buf;
-	}
-	r = PQexecPrepared(m->conn, name, f->np, vals, NULL, NULL, 0);
-	free(vals);
-	if (!res_ok(r)) {
-		pg_fail(m, r, err);
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* One sort column. Version sorts on two columns; a custom key on the
- * typed value of its property row joined as sN. */
-struct skey {
-	char expr[48];
-	int desc;
-	int notnull;     /* the column is never NULL in the result */
-};
 
 /* The property column a custom sort key sorts on, by the field's kind. */
 static const char *sort_column(const gl_field *fd)
@@ -2482,130 +1489,78 @@ static const char *sort_column(const gl_field *fd)
 	}
 }
 
-static int sort_keys(const gl_list_query *q, struct skey **out, int *nout,
-		     gl_err *err)
+static const mc_dialect dialect = {
+	.cond = pg_cond,
+	.like = pg_like,
+	.sort_column = sort_column,
+	.sort_typed = 1,  /* a row of the other kind has NULL there */
+	.null_order = 1,  /* PostgreSQL sorts NULL as the largest value */
+};
+
+/* "$k::cast": the cast is part of the text, so one text always means the
+ * same parameter types. */
+static void placeholder(gl_sb *out, int k, const mc_val *v)
 {
-	struct skey *k = xrealloc(NULL,
-				  (size_t)(q->nsorts * 2 + 1) * sizeof *k);
-	int n = 0, njoin = 0, has_id = 0;
+	const char *cast = v->cast ? v->cast
+			   : v->t == MC_INT ? "int8"
+			   : v->t == MC_REAL ? "numeric" : "text";
 
-	for (int i = 0; i < q->nsorts; i++) {
-		const gl_field *fd = q->sorts[i].field;
-		int desc = q->sorts[i].desc;
-
-		if (!fd)
-			continue;
-		if (fd->base && strcmp(fd->name, "version") == 0) {
-			snprintf(k[n].expr, sizeof k[n].expr,
-				 "a.version_prefix");
-			k[n].desc = desc;
-			k[n++].notnull = 1;
-			snprintf(k[n].expr, sizeof k[n].expr,
-				 "a.version_suffix");
-			k[n].desc = desc;
-			k[n++].notnull = 1;
-		} else if (fd->base) {
-			if (!is_base_column(fd->name)) {
-				free(k);
-				return gl_fail(err, 400, "BadRequest",
-					       "Cannot sort on %s", fd->name);
-			}
-			snprintf(k[n].expr, sizeof k[n].expr, "a.%s", fd->name);
-			k[n].desc = desc;
-			k[n++].notnull =
-				strcmp(fd->name, "description") != 0 &&
-				strcmp(fd->name, "display_type_name") != 0 &&
-				strcmp(fd->name, "activated_at") != 0;
-			has_id |= strcmp(fd->name, "id") == 0;
-		} else {
-			snprintf(k[n].expr, sizeof k[n].expr, "s%d.%s",
-				 njoin++, sort_column(fd));
-			k[n].desc = desc;
-			k[n++].notnull = 1; /* inner join, see sort_joins */
-		}
-	}
-	/* a total order, whatever the caller appended */
-	if (!has_id) {
-		snprintf(k[n].expr, sizeof k[n].expr, "a.id");
-		k[n].desc = 0;
-		k[n++].notnull = 1;
-	}
-	*out = k;
-	*nout = n;
-	return 0;
+	gl_sb_addf(out, "$%d::%s", k, cast);
 }
 
-/* The property row of each custom sort key, as sN (numbered as in
- * sort_keys), with a value of the key's kind. kw "JOIN" drops artifacts
- * without the value, as Glare does; "LEFT JOIN" is for reading the
- * marker, which keeps its place anyway. */
-static void sort_joins(frag *f, const gl_list_query *q, const char *kw)
+/* The prepared statement of a listing text from the LRU (prepared on a
+ * miss; the evicted one is deallocated). Takes sql. */
+static const char *dyn_get(pg_meta *m, char *sql, gl_err *err)
 {
-	int njoin = 0;
+	int hit, i = mc_lru_find(&m->lru, sql, &hit);
+	char *name = m->dyn[i], dealloc[48];
+	PGresult *r;
 
-	for (int i = 0; i < q->nsorts; i++) {
-		const gl_field *fd = q->sorts[i].field;
-
-		if (!fd || fd->base)
-			continue;
-		sb_addf(&f->sql, " %s properties s%d ON s%d.artifact_id = a.id"
-			" AND s%d.name = ", kw, njoin, njoin, njoin);
-		f_text(f, fd->name);
-		sb_addf(&f->sql, " AND s%d.key = '' AND s%d.pos = 0"
-			" AND s%d.%s IS NOT NULL", njoin, njoin, njoin,
-			sort_column(fd));
-		njoin++;
+	if (hit) {
+		free(sql);
+		return name;
 	}
+	if (name[0]) {
+		snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
+		PQclear(PQexec(m->conn, dealloc));
+	}
+	snprintf(name, sizeof m->dyn[i], "gl_d%u", ++m->dyn_seq);
+	r = PQprepare(m->conn, name, sql, 0, NULL);
+	if (!res_ok(r)) {
+		pg_fail(m, r, err);
+		PQclear(r);
+		free(sql);
+		name[0] = '\0';
+		return NULL;
+	}
+	PQclear(r);
+	mc_lru_keep(&m->lru, i, sql);
+	return name;
 }
 
-/* For counting: the custom sort keys' inner joins only drop artifacts
- * without the value, which a probe does without the join. */
-static void sort_exists(frag *f, const gl_list_query *q)
+/* Prepare (or reuse) and run a fragment: the result or NULL + err. */
+static PGresult *frag_exec(pg_meta *m, const mc_frag *f, gl_err *err)
 {
-	for (int i = 0; i < q->nsorts; i++) {
-		const gl_field *fd = q->sorts[i].field;
+	const char *name = dyn_get(m, mc_frag_render(f, placeholder), err);
 
-		if (!fd || fd->base)
-			continue;
-		f_sql(f, " AND ");
-		member_open(f, "a", "properties", "s");
-		f_sql(f, "s.name = ");
-		f_text(f, fd->name);
-		sb_addf(&f->sql, " AND s.key = '' AND s.pos = 0"
-			" AND s.%s IS NOT NULL)", sort_column(fd));
-	}
-}
-
-static void free_marker(param *mv, int n)
-{
-	for (int i = 0; mv && i < n; i++)
-		free(mv[i].owned);
-	free(mv);
+	if (!name)
+		return NULL;
+	return exec_vals(m, name, NULL, NULL, f->pv, f->np, 0, err);
 }
 
 /* The marker's sort values (owned copies, typed as their columns), read
  * from its row. */
 static int marker_values(pg_meta *m, const gl_list_query *q,
-			 const struct skey *k, int n, param **out,
-			 gl_err *err)
+			 const mc_skey *k, int n, mc_val **out, gl_err *err)
 {
-	frag f = { 0 };
+	mc_frag f = { 0 };
 	PGresult *r;
-	param *mv;
+	mc_val *mv;
 
 	*out = NULL;
-	f_sql(&f, "SELECT ");
-	for (int i = 0; i < n; i++) {
-		if (i)
-			f_sql(&f, ", ");
-		f_sql(&f, k[i].expr);
-	}
-	f_sql(&f, " FROM artifacts a");
-	sort_joins(&f, q, "LEFT JOIN");
-	f_sql(&f, " WHERE a.id = ");
-	f_text(&f, q->marker);
+	mc_marker_select(&f, &dialect, q, k, n);
 	r = frag_exec(m, &f, err);
-	f_free(&f);
+	mc_frag_free(&f);
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0) {
@@ -2613,87 +1568,22 @@ static int marker_values(pg_meta *m, const gl_list_query *q,
 		return gl_fail(err, 404, "ArtifactNotFound",
 			       "Artifact with id=%s not found", q->marker);
 	}
-	mv = xrealloc(NULL, (size_t)n * sizeof *mv);
-	memset(mv, 0, (size_t)n * sizeof *mv);
+	mv = gl_xcalloc((size_t)n, sizeof *mv);
 	for (int i = 0; i < n; i++) {
 		Oid t = PQftype(r, i);
 
 		/* int8 20, numeric 1700; everything else is text here */
 		mv[i].cast = t == 20 ? "int8" : t == 1700 ? "numeric" : "text";
-		if (r_null(r, 0, i)) {
-			mv[i].null = 1;
-			continue;
-		}
-		mv[i].owned = xstrdup(PQgetvalue(r, 0, i));
+		if (r_null(r, 0, i))
+			continue; /* MC_NULL */
+		mv[i].t = MC_TEXT;
+		mv[i].owned = gl_xstrdup(PQgetvalue(r, 0, i));
 		mv[i].s = mv[i].owned;
+		mv[i].len = -1;
 	}
 	PQclear(r);
 	*out = mv;
 	return 0;
-}
-
-/* Rows after the marker in the sort order (keyset pagination):
- *   k1 > m1 OR (k1 = m1 AND k2 > m2) OR ...
- * with > meaning "later" in each key's direction and NULL the smallest
- * value (SQLite's order, which order_sql asks PostgreSQL for). A bound on
- * the first key alone comes first so the index range starts at the
- * marker. */
-static void marker_sql(frag *f, const struct skey *k, int n, const param *mv)
-{
-	int terms = 0;
-
-	f_sql(f, " AND ");
-	if (k[0].notnull && !mv[0].null) {
-		f_sql(f, k[0].expr);
-		f_sql(f, k[0].desc ? " <= " : " >= ");
-		f_param(f, &mv[0]);
-		f_sql(f, " AND ");
-	}
-	f_sql(f, "(");
-	for (int i = 0; i < n; i++) {
-		/* nothing sorts after NULL going down */
-		if (k[i].desc && mv[i].null)
-			continue;
-		f_sql(f, terms++ ? " OR (" : "(");
-		for (int j = 0; j < i; j++) {
-			f_sql(f, k[j].expr);
-			if (mv[j].null) {
-				f_sql(f, " IS NULL AND ");
-			} else {
-				f_sql(f, " = ");
-				f_param(f, &mv[j]);
-				f_sql(f, " AND ");
-			}
-		}
-		if (mv[i].null) {
-			f_sql(f, k[i].expr);
-			f_sql(f, " IS NOT NULL");
-		} else if (k[i].desc && !k[i].notnull) {
-			sb_addf(&f->sql, "(%s < ", k[i].expr);
-			f_param(f, &mv[i]);
-			sb_addf(&f->sql, " OR %s IS NULL)", k[i].expr);
-		} else {
-			f_sql(f, k[i].expr);
-			f_sql(f, k[i].desc ? " < " : " > ");
-			f_param(f, &mv[i]);
-		}
-		f_sql(f, ")");
-	}
-	if (!terms)
-		f_sql(f, "FALSE");
-	f_sql(f, ")");
-}
-
-/* ORDER BY with SQLite's NULL order (NULL smallest) on nullable keys;
- * keys that are never NULL keep the plain form an index can serve. */
-static void order_sql(frag *f, const struct skey *k, int n)
-{
-	f_sql(f, " ORDER BY ");
-	for (int i = 0; i < n; i++)
-		sb_addf(&f->sql, "%s%s%s%s", i ? ", " : "", k[i].expr,
-			k[i].desc ? " DESC" : "",
-			k[i].notnull ? "" : k[i].desc ? " NULLS LAST"
-						      : " NULLS FIRST");
 }
 
 static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
@@ -2701,12 +1591,12 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 {
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
 				      ? q->type : NULL;
-	frag where = { 0 }, joins = { 0 }, page = { 0 }, cnt = { 0 };
-	struct skey *keys = NULL;
-	param *mv = NULL;
-	json_t *arr = NULL, *idx = NULL, *ids = NULL;
+	mc_frag where = { 0 }, joins = { 0 }, page = { 0 }, cnt = { 0 };
+	mc_skey *keys = NULL;
+	mc_val *mv = NULL;
+	mc_page pg;
 	PGresult *r = NULL;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int nkeys = 0, ret = -1;
 
 	*artifacts = NULL;
@@ -2714,61 +1604,59 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 		*total = 0;
 	if (rd_begin(m, err)) /* one snapshot for page, count and blobs */
 		return -1;
-	if (sort_keys(q, &keys, &nkeys, err) ||
-	    where_sql(&where, q, "a", err) ||
-	    (q->latest && latest_sql(&where, q, err)))
+	mc_page_init(&pg);
+	if (mc_sort_keys(&dialect, q, &keys, &nkeys, err) ||
+	    mc_where(&where, &dialect, q, "a", -1, 0, err) ||
+	    (q->latest && mc_latest(&where, &dialect, q, err)))
 		goto out;
-	sort_joins(&joins, q, "JOIN");
+	mc_sort_joins(&joins, &dialect, q, "JOIN", 0);
 
-	arr = json_array();
 	if (q->limit != 0) {
-		param lim = { .cast = "int8", .null = q->limit < 0 };
+		/* NULL: no limit */
+		mc_val lim = { .t = q->limit < 0 ? MC_NULL : MC_INT,
+			       .i = q->limit, .cast = "int8" };
 
 		if (q->marker &&
 		    marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
-		f_sql(&page, "SELECT " ART_COLS " FROM artifacts a");
-		f_cat(&page, &joins);
-		f_sql(&page, " WHERE ");
-		f_cat(&page, &where);
+		mc_sql(&page, "SELECT " ART_COLS " FROM artifacts a");
+		mc_cat(&page, &joins);
+		mc_sql(&page, " WHERE ");
+		mc_cat(&page, &where);
 		if (mv)
-			marker_sql(&page, keys, nkeys, mv);
-		order_sql(&page, keys, nkeys);
-		f_sql(&page, " LIMIT ");
-		snprintf(lim.buf, sizeof lim.buf, "%d", q->limit);
-		f_param(&page, &lim); /* NULL: no limit */
+			mc_marker_cond(&page, keys, nkeys, mv);
+		mc_order_by(&page, &dialect, keys, nkeys);
+		mc_sql(&page, " LIMIT ");
+		mc_arg(&page, &lim);
 		if (!(r = frag_exec(m, &page, err)))
 			goto out;
-		idx = json_object();
-		ids = json_array();
 		for (int i = 0; i < PQntuples(r); i++) {
+			mc_row row = row_of(r, i);
 			json_t *af;
 
-			if (row_json(r, i, view, &af, err))
+			if (mc_artifact_json(&row, view, &af, err))
 				goto out;
-			json_array_append_new(arr, af);
-			json_object_set(idx, json_string_value(
-				json_object_get(af, "id")), af);
-			json_array_append(ids, json_object_get(af, "id"));
+			mc_page_add(&pg, af);
 		}
 		PQclear(r);
 		r = NULL;
-		if (view && json_array_size(ids)) {
-			pv_own(&p, 1, dump(ids));
+		if (view && json_array_size(pg.ids)) {
+			mc_set_own(&p, 1, mc_page_ids(&pg));
 			if (!(r = stq(m, S_BLOBS_OF_PAGE, &p, 0, err)))
 				goto out;
-			for (int i = 0; i < PQntuples(r); i++)
-				attach_blob(json_object_get(idx,
-						PQgetvalue(r, i, 0)),
-					    view, r, i, 1);
+			for (int i = 0; i < PQntuples(r); i++) {
+				mc_row row = row_of(r, i);
+
+				mc_attach_page_blob(pg.idx, view, &row);
+			}
 			PQclear(r);
 			r = NULL;
 		}
 	}
 	if (total) {
-		f_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
-		f_cat(&cnt, &where);
-		sort_exists(&cnt, q);
+		mc_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
+		mc_cat(&cnt, &where);
+		mc_sort_exists(&cnt, &dialect, q);
 		if (!(r = frag_exec(m, &cnt, err)))
 			goto out;
 		*total = r_i64(r, 0, 0);
@@ -2780,19 +1668,14 @@ out:
 	PQclear(r);
 	if (rd_end(m, ret == 0, err))
 		ret = -1;
-	free_marker(mv, nkeys);
+	mc_marker_free(mv, nkeys);
 	free(keys);
-	pv_free(&p);
-	f_free(&where);
-	f_free(&joins);
-	f_free(&page);
-	f_free(&cnt);
-	json_decref(idx);
-	json_decref(ids);
-	if (ret == 0)
-		*artifacts = arr;
-	else
-		json_decref(arr);
+	mc_vals_free(&p);
+	mc_frag_free(&where);
+	mc_frag_free(&joins);
+	mc_frag_free(&page);
+	mc_frag_free(&cnt);
+	*artifacts = mc_page_done(&pg, ret == 0);
 	return ret;
 }
 
@@ -2810,43 +1693,34 @@ static int pg_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
  * Quotas.
  * ---------------------------------------------------------------------- */
 
+static int quota_clear(void *ctx, const char *project, gl_err *err)
+{
+	mc_vals p = { 0 };
+
+	mc_set_text(&p, 1, project);
+	return run(ctx, S_QUOTA_DEL, &p, NULL, err);
+}
+
+static int quota_add(void *ctx, const char *project, const char *name,
+		     int64_t value, gl_err *err)
+{
+	mc_vals p = { 0 };
+
+	mc_set_text(&p, 1, project);
+	mc_set_text(&p, 2, name);
+	mc_set_int(&p, 3, value);
+	return run(ctx, S_QUOTA_INS, &p, NULL, err);
+}
+
 static int quotas_set_impl(pg_meta *m, const json_t *projects, gl_err *err)
 {
-	json_t *pj, *qv;
-	size_t i, j;
-	int ret = -1;
+	static const mc_quota_ops ops = { quota_clear, quota_add };
+	int ok;
 
 	if (wr_begin(m, 1, err))
 		return -1;
-	json_array_foreach(projects, i, pj) {
-		const char *pid = str_of(pj, "project_id");
-		pv p = { 0 };
-
-		if (!pid) {
-			gl_fail(err, 500, NULL,
-				"DBError: quota without project_id");
-			goto out;
-		}
-		pv_text(&p, 1, pid);
-		if (run(m, S_QUOTA_DEL, &p, NULL, err))
-			goto out;
-		json_t *quotas = json_object_get(pj, "project_quotas");
-
-		json_array_foreach(quotas, j, qv) {
-			const char *name = str_of(qv, "quota_name");
-
-			if (!name)
-				continue;
-			pv_text(&p, 2, name);
-			pv_int(&p, 3, json_integer_value(
-				json_object_get(qv, "quota_value")));
-			if (run(m, S_QUOTA_INS, &p, NULL, err))
-				goto out;
-		}
-	}
-	ret = 0;
-out:
-	return wr_end(m, ret == 0, err);
+	ok = mc_quotas_each(projects, &ops, m, err) == 0;
+	return wr_end(m, ok, err);
 }
 
 static int pg_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
@@ -2854,9 +1728,8 @@ static int pg_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
 	pg_meta *m = pg(gm);
 	int rc;
 
-	if (!json_is_array(projects))
-		return gl_fail(err, 500, NULL,
-			       "DBError: quotas must be a list");
+	if (mc_quotas_check(projects, err))
+		return -1;
 	PG_CALL(m, err, rc, quotas_set_impl(m, projects, err));
 	return rc;
 }
@@ -2865,28 +1738,19 @@ static int quotas_get_impl(pg_meta *m, const char *project, json_t **out,
 			   gl_err *err)
 {
 	PGresult *r;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	json_t *res;
 
 	*out = NULL;
-	pv_text(&p, 1, project);
+	mc_set_text(&p, 1, project);
 	if (!(r = stq(m, project ? S_QUOTA_ONE : S_QUOTA_ALL,
-		    project ? &p : NULL, 0, err)))
+		      project ? &p : NULL, 0, err)))
 		return -1;
-	res = json_object();
-	/* a named project is always a key, even without overrides */
-	if (project)
-		json_object_set_new(res, project, json_object());
+	res = mc_quotas_new(project);
 	for (int i = 0; i < PQntuples(r); i++) {
-		const char *pid = PQgetvalue(r, i, 0);
-		json_t *o = json_object_get(res, pid);
+		mc_row row = row_of(r, i);
 
-		if (!o) {
-			o = json_object();
-			json_object_set_new(res, pid, o);
-		}
-		json_object_set_new(o, PQgetvalue(r, i, 1),
-				    json_integer(r_i64(r, i, 2)));
+		mc_quota_row(res, &row);
 	}
 	PQclear(r);
 	*out = res;
@@ -2914,13 +1778,13 @@ static int put_file_impl(pg_meta *m, const char *location, int fd,
 			 int64_t size, char *buf, gl_err *err)
 {
 	int64_t off = 0;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int ret = -1;
 
 	if (wr_begin(m, 1, err))
 		return -1;
-	pv_text(&p, 1, location);
-	pv_int(&p, 2, size);
+	mc_set_text(&p, 1, location);
+	mc_set_int(&p, 2, size);
 	if (run(m, S_DATA_SET, &p, NULL, err))
 		goto out;
 	p.n = 1;
@@ -2946,8 +1810,8 @@ static int put_file_impl(pg_meta *m, const char *location, int fd,
 			}
 			have += (size_t)got;
 		}
-		pv_int(&p, 2, seq);
-		pv_bin(&p, 3, buf, (int)have);
+		mc_set_int(&p, 2, seq);
+		mc_set_bin(&p, 3, buf, (int)have);
 		if (run(m, S_DATA_PIECE, &p, NULL, err))
 			goto out;
 		off += (int64_t)have;
@@ -2966,7 +1830,7 @@ static int pg_data_put_file(gl_meta *gm, const char *location, int fd,
 
 	if (size < 0)
 		return gl_fail(err, 500, NULL, "DBError: negative blob size");
-	buf = xrealloc(NULL, DATA_CHUNK);
+	buf = gl_xmalloc(DATA_CHUNK);
 	PG_CALL(m, err, rc, put_file_impl(m, location, fd, size, buf, err));
 	free(buf);
 	return rc;
@@ -2993,11 +1857,11 @@ static int64_t data_read_impl(pg_meta *m, const char *location, int64_t off,
 {
 	PGresult *r;
 	int64_t size, want, got = 0;
-	pv p = { 0 };
+	mc_vals p = { 0 };
 
-	pv_text(&p, 1, location);
-	pv_int(&p, 2, off);
-	pv_int(&p, 3, off + len);
+	mc_set_text(&p, 1, location);
+	mc_set_int(&p, 2, off);
+	mc_set_int(&p, 3, off + len);
 	/* binary results: the pieces' bytes as they are */
 	if (!(r = stq(m, S_DATA_READ, &p, 1, err)))
 		return -1;
@@ -3045,39 +1909,21 @@ static int64_t pg_data_read(gl_meta *gm, const char *location, int64_t off,
 	return rc;
 }
 
-static int data_exists_impl(pg_meta *m, const pv *p, gl_err *err)
-{
-	PGresult *r = stq(m, S_DATA_FIND, p, 0, err);
-	int found;
-
-	if (!r)
-		return -1;
-	found = PQntuples(r) > 0;
-	PQclear(r);
-	return found;
-}
-
 static int pg_data_exists(gl_meta *gm, const char *location, gl_err *err)
 {
 	pg_meta *m = pg(gm);
-	pv p = { 0 };
+	mc_vals p = { 0 };
 	int rc;
 
-	pv_text(&p, 1, location);
-	PG_CALL(m, err, rc, data_exists_impl(m, &p, err));
+	mc_set_text(&p, 1, location);
+	PG_CALL(m, err, rc, query1(m, S_DATA_FIND, &p, NULL, err));
 	return rc;
 }
 
 static int pg_data_delete(gl_meta *gm, const char *location, gl_err *err)
 {
-	pg_meta *m = pg(gm);
-	pv p = { 0 };
-	int rc;
-
-	pv_text(&p, 1, location);
 	/* the pieces: ON DELETE CASCADE */
-	PG_CALL(m, err, rc, write1(m, S_DATA_DEL, &p, NULL, err));
-	return rc;
+	return write_texts(pg(gm), S_DATA_DEL, 1, location, NULL, NULL, err);
 }
 
 const struct gl_meta_ops gl_meta_pg_ops = {

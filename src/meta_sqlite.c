@@ -26,14 +26,18 @@
  * whole type; a custom sort key is walked in value order on its property
  * rows. Counts use membership sets instead of probes.
  *
- * Uses sqlite3, jansson, util.c (time), fault.c (gl_fail).
+ * Row shaping, parameter lists and the listing pieces that do not depend
+ * on the dialect are shared with meta_pg.c (meta_common.c).
+ *
+ * Uses sqlite3, jansson, meta_common.c, util.c (time, memory), fault.c
+ * (gl_fail).
  */
 #include "meta_backend.h"
+#include "meta_common.h"
 #include "util.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,8 +55,6 @@
 #ifndef DRIVE_THRESHOLD /* bench/meta_list.c tries other values */
 #define DRIVE_THRESHOLD 4000
 #endif
-/* Listing statements kept prepared, by SQL text. */
-#define DYN_CACHE 16
 /* Piece size for streaming the database blob store. */
 #define DATA_CHUNK (1 << 20)
 
@@ -201,25 +203,6 @@ static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
  * Cached statements.
  * ---------------------------------------------------------------------- */
 
-#define ART_COLS                                                              \
-	"a.id, a.type_name, a.name, a.version, a.owner, a.visibility,"        \
-	" a.status, a.description, a.display_type_name, a.created_at,"        \
-	" a.updated_at, a.activated_at, a.revision, a.doc"
-enum {
-	C_ID, C_TYPE, C_NAME, C_VERSION, C_OWNER, C_VIS, C_STATUS, C_DESC,
-	C_DTN, C_CREATED, C_UPDATED, C_ACTIVATED, C_REV, C_DOC
-};
-
-#define BLOB_COLS                                                             \
-	"b.url, b.size, b.md5, b.sha1, b.sha256, b.external, b.status,"       \
-	" b.content_type, b.store, b.location, b.reserved, b.node, b.prev,"   \
-	" b.temp, b.verified_at, b.verify_status, b.verify_error, b.extra"
-enum {
-	B_URL, B_SIZE, B_MD5, B_SHA1, B_SHA256, B_EXTERNAL, B_STATUS, B_CTYPE,
-	B_STORE, B_LOCATION, B_RESERVED, B_NODE, B_PREV, B_TEMP, B_VERIFIED,
-	B_VSTATUS, B_VERROR, B_EXTRA, B_NCOLS
-};
-
 enum stmt_id {
 	S_SP_BEGIN, S_SP_RELEASE, S_SP_ROLLBACK, S_BEGIN, S_COMMIT,
 	S_ROLLBACK, S_GET, S_GET_TYPED, S_INSERT, S_UPDATE, S_TAGS_DEL,
@@ -328,20 +311,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DATA_DEL] = "DELETE FROM blob_data WHERE location = ?1",
 };
 
-struct dyn_stmt {
-	char *sql;
-	sqlite3_stmt *st;
-	uint64_t used;
-};
-
 /* The connection; `base` first, so a gl_meta * is an sq_meta *. */
 typedef struct sq_meta {
 	struct gl_meta base;
 	sqlite3 *db;
 	int version;
 	sqlite3_stmt *stmts[S_COUNT];
-	struct dyn_stmt dyn[DYN_CACHE];
-	uint64_t tick;
+	mc_lru lru;                       /* listing statements, */
+	sqlite3_stmt *dyn[MC_DYN_CACHE];  /* by slot */
 } sq_meta;
 
 static sq_meta *sq(gl_meta *gm)
@@ -354,111 +331,6 @@ static void sq_close(gl_meta *gm);
 static void sq_rollback(gl_meta *gm);
 static int sq_blob_delete(gl_meta *gm, const char *artifact_id,
 			  const char *field, const char *key, gl_err *err);
-
-/* ------------------------------------------------------------------------
- * Memory and small helpers. Out of memory is fatal, as everywhere in
- * glared's core.
- * ---------------------------------------------------------------------- */
-
-__attribute__((noreturn))
-static void oom(void)
-{
-	fputs("glared: meta: out of memory\n", stderr);
-	abort();
-}
-
-static void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-static char *xstrdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		oom();
-	return d;
-}
-
-/* A growable string. */
-typedef struct sbuf {
-	char *p;
-	size_t n, cap;
-} sbuf;
-
-static void sb_addn(sbuf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-}
-
-static void sb_add(sbuf *b, const char *s)
-{
-	sb_addn(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3)))
-static void sb_addf(sbuf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	/* only used for aliases, column names and small integers */
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		abort();
-	sb_addn(b, tmp, (size_t)n);
-}
-
-static const char *str_of(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-static const gl_field *type_field(const gl_type *t, const char *name)
-{
-	for (int i = 0; t && i < t->nfields; i++)
-		if (strcmp(t->fields[i].name, name) == 0)
-			return &t->fields[i];
-	return NULL;
-}
-
-/* A timestamp from the API shape (ISO-8601 string) or an integer of
- * microseconds. 1 set, 0 null/absent, -1 malformed. */
-static int json_time(const json_t *v, int64_t *us)
-{
-	if (!v || json_is_null(v))
-		return 0;
-	if (json_is_integer(v)) {
-		*us = json_integer_value(v);
-		return 1;
-	}
-	if (json_is_string(v) && gl_parse_iso8601(json_string_value(v), us) == 0)
-		return 1;
-	return -1;
-}
-
-/* Full precision: the engine shows seconds, but sorting, markers and
- * rewrites of the row must keep the microseconds. */
-static json_t *time_json(int64_t us)
-{
-	char buf[40];
-
-	gl_iso8601_us(us, buf);
-	return json_string(buf);
-}
 
 /* ------------------------------------------------------------------------
  * Errors and statement plumbing.
@@ -520,6 +392,20 @@ static int run_id(sq_meta *m, enum stmt_id id, gl_err *err)
 	return s ? run(m, s, err) : -1;
 }
 
+/* Step a statement that returns one integer (counts and sums), then reset
+ * it. */
+static int step_int(sq_meta *m, sqlite3_stmt *s, int64_t *n, gl_err *err)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		*n = sqlite3_column_int64(s, 0);
+	else
+		db_fail(m, rc, err);
+	finish(s);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
 {
 	if (v)
@@ -528,66 +414,113 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 		sqlite3_bind_null(s, i);
 }
 
-/* A JSON scalar as an SQL value: integers stay exact (int64), booleans
- * become 0/1, anything else not scalar becomes NULL. */
-static void bind_json(sqlite3_stmt *s, int i, const json_t *v)
+/* A value as it is: integers stay exact (int64), booleans are 0/1 already.
+ * keep: the text outlives the statement's use (no copy). */
+static void bind_val(sqlite3_stmt *s, int i, const mc_val *v, int keep)
 {
-	switch (v ? json_typeof(v) : JSON_NULL) {
-	case JSON_INTEGER:
-		sqlite3_bind_int64(s, i, json_integer_value(v));
+	switch (v->t) {
+	case MC_INT:
+		sqlite3_bind_int64(s, i, v->i);
 		break;
-	case JSON_REAL:
-		sqlite3_bind_double(s, i, json_real_value(v));
+	case MC_REAL:
+		sqlite3_bind_double(s, i, v->d);
 		break;
-	case JSON_TRUE:
-		sqlite3_bind_int(s, i, 1);
+	case MC_TEXT:
+		sqlite3_bind_text(s, i, v->s, v->len,
+				  keep ? SQLITE_STATIC : SQLITE_TRANSIENT);
 		break;
-	case JSON_FALSE:
-		sqlite3_bind_int(s, i, 0);
-		break;
-	case JSON_STRING:
-		sqlite3_bind_text(s, i, json_string_value(v),
-				  (int)json_string_length(v), SQLITE_TRANSIENT);
+	case MC_BIN:
+		sqlite3_bind_blob(s, i, v->s, v->len,
+				  keep ? SQLITE_STATIC : SQLITE_TRANSIENT);
 		break;
 	default:
 		sqlite3_bind_null(s, i);
 	}
 }
 
-static json_t *col_text(sqlite3_stmt *s, int c)
+static void bind_vals(sqlite3_stmt *s, const mc_vals *p)
 {
-	if (sqlite3_column_type(s, c) == SQLITE_NULL)
-		return json_null();
-	return json_stringn((const char *)sqlite3_column_text(s, c),
-			    (size_t)sqlite3_column_bytes(s, c));
+	for (int i = 0; i < p->n; i++)
+		bind_val(s, i + 1, &p->v[i], 0);
 }
 
-static json_t *col_int(sqlite3_stmt *s, int c)
+/* Run statement id with n (up to 3) text parameters. */
+static int run_texts(sq_meta *m, enum stmt_id id, int n, const char *a1,
+		     const char *a2, const char *a3, gl_err *err)
 {
-	if (sqlite3_column_type(s, c) == SQLITE_NULL)
-		return json_null();
-	return json_integer(sqlite3_column_int64(s, c));
+	const char *a[3] = { a1, a2, a3 };
+	sqlite3_stmt *s = st(m, id, err);
+
+	if (!s)
+		return -1;
+	for (int i = 0; i < n; i++)
+		bind_text(s, i + 1, a[i]);
+	return run(m, s, err);
 }
 
-static json_t *col_time(sqlite3_stmt *s, int c)
+/* A JSON scalar as an SQL value (anything not scalar is NULL). */
+static void bind_json(sqlite3_stmt *s, int i, const json_t *v)
 {
-	if (sqlite3_column_type(s, c) == SQLITE_NULL)
-		return json_null();
-	return time_json(sqlite3_column_int64(s, c));
+	mc_val mv;
+
+	mc_json_val(v, &mv);
+	bind_val(s, i, &mv, 0);
 }
 
-/* A JSON text column, parsed; NULL column -> null. */
-static json_t *col_json(sqlite3_stmt *s, int c)
+/* The current row of a statement, for meta_common.c's row shaping. */
+static int row_null(const mc_row *r, int c)
 {
-	json_error_t jerr;
-	json_t *v;
+	return sqlite3_column_type((sqlite3_stmt *)r->res, c) == SQLITE_NULL;
+}
 
-	if (sqlite3_column_type(s, c) == SQLITE_NULL)
-		return json_null();
-	v = json_loadb((const char *)sqlite3_column_text(s, c),
-		       (size_t)sqlite3_column_bytes(s, c), JSON_DECODE_ANY,
-		       &jerr);
-	return v;
+static int64_t row_i64(const mc_row *r, int c)
+{
+	return sqlite3_column_int64((sqlite3_stmt *)r->res, c);
+}
+
+static int row_truth(const mc_row *r, int c)
+{
+	return sqlite3_column_int((sqlite3_stmt *)r->res, c) != 0;
+}
+
+static const char *row_text(const mc_row *r, int c, size_t *len)
+{
+	sqlite3_stmt *s = (sqlite3_stmt *)r->res;
+	/* text before bytes: the length is that of the converted text */
+	const char *t = (const char *)sqlite3_column_text(s, c);
+
+	*len = (size_t)sqlite3_column_bytes(s, c);
+	return t ? t : "";
+}
+
+static const struct mc_row_ops row_ops = {
+	.null = row_null, .i64 = row_i64, .truth = row_truth,
+	.text = row_text,
+};
+
+static mc_row row_of(sqlite3_stmt *s)
+{
+	return (mc_row){ .ops = &row_ops, .res = s };
+}
+
+/* Every row of a statement, shaped (mc_*_row), as an array; resets s. */
+static int rows_json(sq_meta *m, sqlite3_stmt *s, mc_shape_fn shape,
+		     json_t **out, gl_err *err)
+{
+	mc_row r = row_of(s);
+	json_t *arr = json_array();
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(arr, shape(&r));
+	if (rc != SQLITE_DONE) {
+		db_fail(m, rc, err);
+		json_decref(arr);
+		arr = NULL;
+	}
+	finish(s);
+	*out = arr;
+	return arr ? 0 : -1;
 }
 
 /* Savepoints make each multi-statement call atomic on its own, inside the
@@ -650,7 +583,7 @@ static char *db_path(const char *conn, gl_err *err)
 		gl_fail(err, 500, NULL, "[database] connection has no path");
 		return NULL;
 	}
-	path = xrealloc(NULL, n + 1);
+	path = gl_xmalloc(n + 1);
 	memcpy(path, p, n);
 	path[n] = '\0';
 	return path;
@@ -659,7 +592,7 @@ static char *db_path(const char *conn, gl_err *err)
 /* mkdir -p of the directory part of path. */
 static int make_parent(const char *path, gl_err *err)
 {
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	char *dir = gl_xstrdup(path), *slash = strrchr(dir, '/');
 	int rc = 0;
 
 	if (!slash || slash == dir) {
@@ -729,30 +662,20 @@ static int migrate(sq_meta *m, int upgrade, gl_err *err)
 {
 	int64_t v, tables;
 	char sql[64];
+	int rc;
 
 	if (query_int(m, "PRAGMA user_version", &v, err) ||
 	    query_int(m, "SELECT count(*) FROM sqlite_schema"
 		      " WHERE type = 'table'", &tables, err))
 		return -1;
-	if (v == SCHEMA_VERSION)
-		return 0;
-	if (v > SCHEMA_VERSION)
-		return gl_fail(err, 500, NULL,
-			       "database schema is at version %lld, newer than"
-			       " this glared supports (%d)", (long long)v,
-			       SCHEMA_VERSION);
-	if (v == 0 && tables > 0)
-		return gl_fail(err, 500, NULL,
-			       "the database has tables but no glared schema"
-			       " version: not a glared database");
-	if (v > 0 && !upgrade)
-		return gl_fail(err, 500, NULL,
-			       "database schema is at version %lld, glared"
-			       " needs %d: run 'glared db upgrade'",
-			       (long long)v, SCHEMA_VERSION);
+	rc = mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
+	if (rc <= 0)
+		return rc;
 	if (exec_sql(m, "BEGIN IMMEDIATE", err))
 		return -1;
-	if (query_int(m, "PRAGMA user_version", &v, err))
+	/* a newer glared may have migrated meanwhile */
+	if (query_int(m, "PRAGMA user_version", &v, err) ||
+	    mc_schema_check(v, 0, 1, SCHEMA_VERSION, err) < 0)
 		goto fail;
 	for (; v < SCHEMA_VERSION; v++)
 		if (exec_sql(m, migrations[v], err))
@@ -778,8 +701,7 @@ gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade, gl_err *err)
 		free(path);
 		return NULL;
 	}
-	m = xrealloc(NULL, sizeof *m);
-	memset(m, 0, sizeof *m);
+	m = gl_xcalloc(1, sizeof *m);
 	rc = sqlite3_open_v2(path, &m->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			     SQLITE_OPEN_NOMUTEX, NULL);
@@ -817,10 +739,9 @@ static void sq_close(gl_meta *gm)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(m->stmts[i]);
-	for (int i = 0; i < DYN_CACHE; i++) {
-		sqlite3_finalize(m->dyn[i].st);
-		free(m->dyn[i].sql);
-	}
+	for (int i = 0; i < MC_DYN_CACHE; i++)
+		sqlite3_finalize(m->dyn[i]);
+	mc_lru_free(&m->lru);
 	/* no PRAGMA optimize: it would replace the shipped statistics with
 	 * sampled ones (see schema_v2) */
 	sqlite3_close(m->db);
@@ -867,187 +788,31 @@ static void sq_rollback(gl_meta *gm)
 }
 
 /* ------------------------------------------------------------------------
- * Rows to the API shape.
+ * Artifacts.
  * ---------------------------------------------------------------------- */
 
-/* Base fields that live in artifacts columns (column name = field name);
- * tags and metadata are base fields kept in doc (+ their tables). */
-static const char *const base_columns[] = {
-	"id", "type_name", "name", "version", "owner", "visibility", "status",
-	"description", "display_type_name", "created_at", "updated_at",
-	"activated_at",
-};
-
-static int is_base_column(const char *name)
-{
-	for (size_t i = 0; i < sizeof base_columns / sizeof *base_columns; i++)
-		if (strcmp(base_columns[i], name) == 0)
-			return 1;
-	return 0;
-}
-
-static int is_time_column(const char *name)
-{
-	return strcmp(name, "created_at") == 0 ||
-	       strcmp(name, "updated_at") == 0 ||
-	       strcmp(name, "activated_at") == 0;
-}
-
-/* Blob keys that have columns; any other key goes to `extra`. */
-static const char *const blob_keys[B_NCOLS] = {
-	[B_URL] = "url", [B_SIZE] = "size", [B_MD5] = "md5",
-	[B_SHA1] = "sha1", [B_SHA256] = "sha256", [B_EXTERNAL] = "external",
-	[B_STATUS] = "status", [B_CTYPE] = "content_type",
-	[B_STORE] = "store", [B_LOCATION] = "location",
-	[B_RESERVED] = "reserved", [B_NODE] = "node", [B_PREV] = "prev",
-	[B_TEMP] = "temp", [B_VERIFIED] = "verified_at",
-	[B_VSTATUS] = "verify_status", [B_VERROR] = "verify_error",
-	[B_EXTRA] = NULL,
-};
-
-/* The blob object of a row whose BLOB_COLS start at column c0. The API
- * keys are always present (null when unset); internal keys only when set. */
-static json_t *blob_json(sqlite3_stmt *s, int c0)
-{
-	json_t *b = json_object();
-
-	json_object_set_new(b, "url", col_text(s, c0 + B_URL));
-	json_object_set_new(b, "size", col_int(s, c0 + B_SIZE));
-	json_object_set_new(b, "md5", col_text(s, c0 + B_MD5));
-	json_object_set_new(b, "sha1", col_text(s, c0 + B_SHA1));
-	json_object_set_new(b, "sha256", col_text(s, c0 + B_SHA256));
-	json_object_set_new(b, "external",
-			    json_boolean(sqlite3_column_int(s, c0 + B_EXTERNAL)));
-	json_object_set_new(b, "status", col_text(s, c0 + B_STATUS));
-	json_object_set_new(b, "content_type", col_text(s, c0 + B_CTYPE));
-	for (int c = B_STORE; c < B_EXTRA; c++) {
-		json_t *v;
-
-		if (sqlite3_column_type(s, c0 + c) == SQLITE_NULL)
-			continue;
-		if (c == B_RESERVED)
-			v = col_int(s, c0 + c);
-		else if (c == B_PREV)
-			v = col_json(s, c0 + c);
-		else if (c == B_VERIFIED) /* microseconds, as written */
-			v = col_int(s, c0 + c);
-		else
-			v = col_text(s, c0 + c);
-		json_object_set_new(b, blob_keys[c], v);
-	}
-	if (sqlite3_column_type(s, c0 + B_EXTRA) != SQLITE_NULL) {
-		json_t *extra = col_json(s, c0 + B_EXTRA);
-		if (json_is_object(extra))
-			json_object_update_missing(b, extra);
-		json_decref(extra);
-	}
-	return b;
-}
-
-/* The artifact of an ART_COLS row. type NULL: the all view (base fields and
- * type_name); otherwise every field of the type, custom ones from doc
- * (null when unset), blob fields null and folders {} until attached. */
-static int row_json(sq_meta *m, sqlite3_stmt *s, const gl_type *type,
-		    json_t **out, gl_err *err)
-{
-	json_t *af = json_object(), *doc;
-	json_error_t jerr;
-
-	doc = json_loadb((const char *)sqlite3_column_text(s, C_DOC),
-			 (size_t)sqlite3_column_bytes(s, C_DOC), 0, &jerr);
-	if (!json_is_object(doc)) {
-		gl_fail(err, 500, NULL, "DBError: artifact %s: bad document: %s",
-			(const char *)sqlite3_column_text(s, C_ID), jerr.text);
-		json_decref(doc);
-		json_decref(af);
-		return -1;
-	}
-	json_object_set_new(af, "id", col_text(s, C_ID));
-	json_object_set_new(af, "name", col_text(s, C_NAME));
-	json_object_set_new(af, "version", col_text(s, C_VERSION));
-	json_object_set_new(af, "owner", col_text(s, C_OWNER));
-	json_object_set_new(af, "visibility", col_text(s, C_VIS));
-	json_object_set_new(af, "status", col_text(s, C_STATUS));
-	json_object_set_new(af, "description", col_text(s, C_DESC));
-	json_object_set_new(af, "display_type_name", col_text(s, C_DTN));
-	json_object_set_new(af, "created_at", col_time(s, C_CREATED));
-	json_object_set_new(af, "updated_at", col_time(s, C_UPDATED));
-	json_object_set_new(af, "activated_at", col_time(s, C_ACTIVATED));
-	json_object_set_new(af, "revision", col_int(s, C_REV));
-	if (!type) {
-		json_t *v;
-
-		json_object_set_new(af, "type_name", col_text(s, C_TYPE));
-		v = json_object_get(doc, "tags");
-		json_object_set(af, "tags", v ? v : json_null());
-		v = json_object_get(doc, "metadata");
-		json_object_set(af, "metadata", v ? v : json_null());
-	} else {
-		for (int i = 0; i < type->nfields; i++) {
-			const gl_field *f = &type->fields[i];
-			json_t *v;
-
-			if (f->base && is_base_column(f->name))
-				continue;
-			if (f->kind == GK_BLOB) {
-				v = json_null();
-			} else if (f->kind == GK_FOLDER) {
-				v = json_object();
-			} else {
-				v = json_object_get(doc, f->name);
-				v = v ? json_incref(v) : json_null();
-			}
-			json_object_set_new(af, f->name, v);
-		}
-	}
-	json_decref(doc);
-	*out = af;
-	return 0;
-}
-
 /* Attach the blob rows of a statement (artifact_id, field, key, BLOB_COLS)
- * to the artifacts in idx (id -> artifact). Records of fields the type no
- * longer has are left out. */
+ * to the artifacts in idx (id -> artifact); resets s. */
 static int attach_blobs(sq_meta *m, sqlite3_stmt *s, const gl_type *type,
 			json_t *idx, gl_err *err)
 {
+	mc_row r = row_of(s);
 	int rc;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(s, 0);
-		const char *field = (const char *)sqlite3_column_text(s, 1);
-		const char *key = (const char *)sqlite3_column_text(s, 2);
-		const gl_field *f = type_field(type, field);
-		json_t *af = json_object_get(idx, id), *folder;
-
-		if (!af || !f)
-			continue;
-		if (f->kind == GK_FOLDER) {
-			folder = json_object_get(af, field);
-			if (!json_is_object(folder)) {
-				folder = json_object();
-				json_object_set_new(af, field, folder);
-			}
-			json_object_set_new(folder, key, blob_json(s, 3));
-		} else if (f->kind == GK_BLOB && key[0] == '\0') {
-			json_object_set_new(af, field, blob_json(s, 3));
-		}
-	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		mc_attach_page_blob(idx, type, &r);
 	if (rc != SQLITE_DONE)
 		db_fail(m, rc, err);
 	finish(s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* ------------------------------------------------------------------------
- * Artifacts.
- * ---------------------------------------------------------------------- */
-
 static int sq_get(gl_meta *gm, const gl_type *type, const char *id, json_t **af,
 		  gl_err *err)
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
+	mc_row r;
 	json_t *a = NULL, *idx;
 	int rc, ret = -1;
 
@@ -1062,11 +827,12 @@ static int sq_get(gl_meta *gm, const gl_type *type, const char *id, json_t **af,
 	if (type)
 		bind_text(s, 2, type->name);
 	rc = sqlite3_step(s);
+	r = row_of(s);
 	if (rc == SQLITE_DONE) {
 		ret = 1;
 	} else if (rc != SQLITE_ROW) {
 		db_fail(m, rc, err);
-	} else if (row_json(m, s, type, &a, err) == 0) {
+	} else if (mc_artifact_json(&r, type, &a, err) == 0) {
 		ret = 0;
 	}
 	finish(s);
@@ -1091,145 +857,55 @@ out:
 	return ret;
 }
 
-/* One properties row per scalar; nulls and non-scalars are not stored.
- * DateTime values are stored as microseconds so filters compare numbers. */
-static int prop_row(sq_meta *m, sqlite3_stmt *s, const char *id,
-		    const char *name, const char *key, const json_t *v, int pos,
-		    gl_kind kind, gl_err *err)
+/* The property rows of a put (mc_each_prop), one INSERT each. */
+struct prop_ins {
+	sq_meta *m;
+	sqlite3_stmt *s;
+	const char *id;
+	gl_err *err;
+};
+
+static int prop_ins(void *ctx, const char *name, const char *key, int pos,
+		    const json_t *v)
 {
-	int64_t us;
+	struct prop_ins *pi = ctx;
 
-	if (!v || json_is_null(v) || json_is_object(v) || json_is_array(v))
-		return 0;
-	bind_text(s, 1, name);
-	bind_text(s, 2, key);
-	if (kind == GK_DATETIME && json_is_string(v) && json_time(v, &us) == 1)
-		sqlite3_bind_int64(s, 3, us);
-	else
-		bind_json(s, 3, v);
-	bind_text(s, 4, id);
-	sqlite3_bind_int(s, 5, pos);
-	return run(m, s, err);
-}
-
-static int field_props(sq_meta *m, sqlite3_stmt *s, const char *id,
-		       const gl_field *f, const json_t *v, gl_err *err)
-{
-	const char *k;
-	json_t *e;
-	size_t i;
-
-	if (f->kind == GK_LIST && json_is_array(v)) {
-		json_array_foreach(v, i, e)
-			if (prop_row(m, s, id, f->name, "", e, (int)i, f->elem,
-				     err))
-				return -1;
-	} else if (f->kind == GK_DICT && json_is_object(v)) {
-		json_object_foreach((json_t *)v, k, e)
-			if (prop_row(m, s, id, f->name, k, e, 0, f->elem, err))
-				return -1;
-	} else if (f->kind != GK_LIST && f->kind != GK_DICT) {
-		return prop_row(m, s, id, f->name, "", v, 0, f->kind, err);
-	}
-	return 0;
-}
-
-/* Bind ?1..?17 of S_INSERT / S_UPDATE from the artifact. */
-static int bind_artifact(sqlite3_stmt *s, const gl_type *type,
-			 const json_t *af, const gl_vkey *vk, int64_t rev,
-			 const char *doc, gl_err *err)
-{
-	static const char *const tnames[3] = {
-		"created_at", "updated_at", "activated_at"
-	};
-	const char *ver = str_of(af, "version");
-	int64_t t[3];
-	int set[3];
-
-	for (int i = 0; i < 3; i++) {
-		set[i] = json_time(json_object_get(af, tnames[i]), &t[i]);
-		if (set[i] < 0)
-			return gl_fail(err, 500, NULL,
-				       "DBError: artifact %s: bad timestamp",
-				       tnames[i]);
-		/* created/updated are NOT NULL: the engine always sets them,
-		 * "now" only keeps a careless caller from failing */
-		if (!set[i] && i < 2) {
-			t[i] = gl_now_us();
-			set[i] = 1;
-		}
-	}
-	bind_text(s, 1, str_of(af, "id"));
-	bind_text(s, 2, type->name);
-	bind_text(s, 3, str_of(af, "name"));
-	bind_text(s, 4, ver ? ver : "0.0.0");
-	sqlite3_bind_int64(s, 5, vk->prefix);
-	bind_text(s, 6, vk->suffix ? vk->suffix : "");
-	bind_text(s, 7, vk->meta ? vk->meta : "");
-	bind_text(s, 8, str_of(af, "owner"));
-	bind_text(s, 9, str_of(af, "visibility") ? str_of(af, "visibility")
-						  : "private");
-	bind_text(s, 10, str_of(af, "status") ? str_of(af, "status")
-					      : "drafted");
-	bind_text(s, 11, str_of(af, "description"));
-	bind_text(s, 12, str_of(af, "display_type_name"));
-	for (int i = 0; i < 3; i++) {
-		if (set[i])
-			sqlite3_bind_int64(s, 13 + i, t[i]);
-		else
-			sqlite3_bind_null(s, 13 + i);
-	}
-	sqlite3_bind_int64(s, 16, rev + 1);
-	bind_text(s, 17, doc);
-	return 0;
+	bind_text(pi->s, 1, name);
+	bind_text(pi->s, 2, key);
+	bind_json(pi->s, 3, v);
+	bind_text(pi->s, 4, pi->id);
+	sqlite3_bind_int(pi->s, 5, pos);
+	return run(pi->m, pi->s, pi->err);
 }
 
 static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 		  const gl_vkey *vk, int insert, gl_err *err)
 {
 	sq_meta *m = sq(gm);
-	const char *id = str_of(af, "id");
-	json_t *doc, *tags, *v;
-	char *doc_text = NULL;
+	const char *id;
+	json_t *tags = NULL, *v;
 	sqlite3_stmt *s;
+	mc_vals p = { 0 };
+	struct prop_ins pi;
 	int64_t rev = json_integer_value(json_object_get(af, "revision"));
 	int rc, ret = -1;
 	size_t i;
 
-	if (!type || type->is_all || !id || !str_of(af, "name") ||
-	    !str_of(af, "owner") || !vk)
-		return gl_fail(err, 500, NULL,
-			       "DBError: artifact without type, id, name, owner"
-			       " or version key");
-
-	/* doc: every field without a column and not a blob */
-	doc = json_object();
-	for (int f = 0; f < type->nfields; f++) {
-		const gl_field *fd = &type->fields[f];
-
-		if ((fd->base && is_base_column(fd->name)) ||
-		    fd->kind == GK_BLOB || fd->kind == GK_FOLDER)
-			continue;
-		v = json_object_get(af, fd->name);
-		if (v && !json_is_null(v))
-			json_object_set(doc, fd->name, v);
-	}
-	doc_text = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (!doc_text)
-		oom();
-
-	if (sp_begin(m, err)) {
-		free(doc_text);
+	if (mc_put_check(type, af, vk, err) ||
+	    mc_artifact_vals(&p, type, af, vk, rev, err)) {
+		mc_vals_free(&p);
 		return -1;
 	}
-	if (!(s = st(m, insert ? S_INSERT : S_UPDATE, err)) ||
-	    bind_artifact(s, type, af, vk, rev, doc_text, err)) {
-		finish(s);
-		goto out;
-	}
 	if (!insert)
-		sqlite3_bind_int64(s, 18, rev);
+		mc_set_int(&p, 18, rev);
+	id = p.v[0].s;
+	if (sp_begin(m, err)) {
+		mc_vals_free(&p);
+		return -1;
+	}
+	if (!(s = st(m, insert ? S_INSERT : S_UPDATE, err)))
+		goto out;
+	bind_vals(s, &p);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_DONE) {
 		if (insert && (rc & 0xff) == SQLITE_CONSTRAINT)
@@ -1258,13 +934,11 @@ static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 			goto out;
 	}
 
-	tags = json_object_get(af, "tags");
+	tags = mc_tags(af);
 	if (json_array_size(tags)) {
-		if (!(s = st(m, S_TAG_INS, err)))
+		if (!(s = st(m, S_TAG_INS, err))) /* OR IGNORE: duplicates */
 			goto out;
 		json_array_foreach(tags, i, v) {
-			if (!json_is_string(v))
-				continue;
 			bind_json(s, 1, v);
 			bind_text(s, 2, id);
 			if (run(m, s, err))
@@ -1273,22 +947,15 @@ static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 	}
 	if (!(s = st(m, S_PROP_INS, err)))
 		goto out;
-	for (int f = 0; f < type->nfields; f++) {
-		const gl_field *fd = &type->fields[f];
-
-		if (fd->kind == GK_BLOB || fd->kind == GK_FOLDER)
-			continue;
-		if (fd->base && strcmp(fd->name, "metadata") != 0)
-			continue;
-		v = json_object_get(af, fd->name);
-		if (v && field_props(m, s, id, fd, v, err))
-			goto out;
-	}
+	pi = (struct prop_ins){ .m = m, .s = s, .id = id, .err = err };
+	if (mc_each_prop(type, af, prop_ins, &pi))
+		goto out;
 	ret = 0;
 out:
-	free(doc_text);
+	json_decref(tags);
 	if (sp_end(m, ret >= 0, err) && ret >= 0)
 		ret = -1;
+	mc_vals_free(&p);
 	if (ret == 0)
 		json_object_set_new(af, "revision", json_integer(rev + 1));
 	return ret;
@@ -1296,13 +963,8 @@ out:
 
 static int sq_delete(gl_meta *gm, const char *id, gl_err *err)
 {
-	sq_meta *m = sq(gm);
-	sqlite3_stmt *s = st(m, S_DELETE, err);
-
-	if (!s)
-		return -1;
-	bind_text(s, 1, id);
-	return run(m, s, err); /* tags, properties, blobs: ON DELETE CASCADE */
+	/* tags, properties, blobs: ON DELETE CASCADE */
+	return run_texts(sq(gm), S_DELETE, 1, id, NULL, NULL, err);
 }
 
 static int sq_deleted(gl_meta *gm, int64_t before_us, int limit, json_t **out,
@@ -1310,26 +972,13 @@ static int sq_deleted(gl_meta *gm, int64_t before_us, int limit, json_t **out,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_DELETED, err);
-	json_t *arr;
-	int rc;
 
 	*out = NULL;
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, before_us);
 	sqlite3_bind_int(s, 2, limit);
-	arr = json_array();
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack("{s:o, s:o}",
-			"id", col_text(s, 0), "type_name", col_text(s, 1)));
-	if (rc != SQLITE_DONE) {
-		db_fail(m, rc, err);
-		json_decref(arr);
-		arr = NULL;
-	}
-	finish(s);
-	*out = arr;
-	return arr ? 0 : -1;
+	return rows_json(m, s, mc_deleted_row, out, err);
 }
 
 static int sq_set_status(gl_meta *gm, const char *id, const char *status,
@@ -1357,19 +1006,13 @@ static int sq_scope_taken(gl_meta *gm, const char *type_name, const char *name,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, owner ? S_SCOPE_PRIVATE : S_SCOPE_PUBLIC, err);
+	mc_vals p = { 0 };
 	int rc;
 
 	if (!s)
 		return -1;
-	bind_text(s, 1, type_name);
-	bind_text(s, 2, name);
-	sqlite3_bind_int64(s, 3, vk->prefix);
-	bind_text(s, 4, vk->suffix ? vk->suffix : "");
-	bind_text(s, 5, vk->meta ? vk->meta : "");
-	/* "" is no id: `id != NULL` would be NULL and match nothing */
-	bind_text(s, 6, exclude_id ? exclude_id : "");
-	if (owner)
-		bind_text(s, 7, owner);
+	mc_scope_vals(&p, type_name, name, vk, owner, exclude_id);
+	bind_vals(s, &p);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		db_fail(m, rc, err);
@@ -1381,20 +1024,13 @@ static int count_query(sq_meta *m, enum stmt_id id, const char *a1,
 		       const char *a2, int64_t *n, gl_err *err)
 {
 	sqlite3_stmt *s = st(m, id, err);
-	int rc;
 
 	if (!s)
 		return -1;
 	bind_text(s, 1, a1);
 	if (a2)
 		bind_text(s, 2, a2);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*n = sqlite3_column_int64(s, 0);
-	else
-		db_fail(m, rc, err);
-	finish(s);
-	return rc == SQLITE_ROW ? 0 : -1;
+	return step_int(m, s, n, err);
 }
 
 static int sq_count_artifacts(gl_meta *gm, const char *owner,
@@ -1424,89 +1060,27 @@ static int sq_blob_set(gl_meta *gm, const char *artifact_id, const char *field,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
-	json_t *extra, *v;
-	const char *k;
-	char *text;
-	int64_t us;
-	int c;
+	mc_vals p = { 0 };
+	int rc;
 
 	if (!blob || json_is_null(blob))
 		return sq_blob_delete(gm, artifact_id, field, key, err);
-	if (!json_is_object(blob))
-		return gl_fail(err, 500, NULL, "DBError: blob is not an object");
-	if (!(s = st(m, S_BLOB_SET, err)))
+	if (mc_blob_vals(&p, artifact_id, field, key, blob, err) ||
+	    !(s = st(m, S_BLOB_SET, err))) {
+		mc_vals_free(&p);
 		return -1;
-	bind_text(s, 1, artifact_id);
-	bind_text(s, 2, field);
-	bind_text(s, 3, key ? key : "");
-	for (c = 0; c < B_EXTRA; c++) {
-		int i = 4 + c + (c > B_PREV ? 2 : 0); /* prev_store/location */
-
-		v = json_object_get(blob, blob_keys[c]);
-		switch (c) {
-		case B_SIZE:
-		case B_RESERVED:
-			if (json_is_integer(v)) /* exact above 2^53 */
-				sqlite3_bind_int64(s, i, json_integer_value(v));
-			else if (json_is_real(v))
-				sqlite3_bind_int64(s, i,
-						   (int64_t)json_real_value(v));
-			break;
-		case B_EXTERNAL:
-			sqlite3_bind_int(s, i, json_is_true(v));
-			break;
-		case B_PREV:
-			if (!json_is_object(v))
-				break;
-			text = json_dumps(v, JSON_COMPACT);
-			if (!text)
-				oom();
-			sqlite3_bind_text(s, i, text, -1, SQLITE_TRANSIENT);
-			free(text);
-			bind_text(s, i + 1, str_of(v, "store"));
-			bind_text(s, i + 2, str_of(v, "location"));
-			break;
-		case B_VERIFIED:
-			if (json_time(v, &us) == 1)
-				sqlite3_bind_int64(s, i, us);
-			break;
-		default:
-			if (json_is_string(v))
-				bind_json(s, i, v);
-		}
 	}
-	/* keys without a column survive in `extra` */
-	extra = json_object();
-	json_object_foreach((json_t *)blob, k, v) {
-		int known = 0;
-		for (c = 0; c < B_EXTRA && !known; c++)
-			known = strcmp(blob_keys[c], k) == 0;
-		if (!known)
-			json_object_set(extra, k, v);
-	}
-	if (json_object_size(extra)) {
-		text = json_dumps(extra, JSON_COMPACT);
-		if (!text)
-			oom();
-		sqlite3_bind_text(s, 23, text, -1, SQLITE_TRANSIENT);
-		free(text);
-	}
-	json_decref(extra);
-	return run(m, s, err);
+	bind_vals(s, &p);
+	rc = run(m, s, err);
+	mc_vals_free(&p);
+	return rc;
 }
 
 static int sq_blob_delete(gl_meta *gm, const char *artifact_id,
 			  const char *field, const char *key, gl_err *err)
 {
-	sq_meta *m = sq(gm);
-	sqlite3_stmt *s = st(m, S_BLOB_DEL, err);
-
-	if (!s)
-		return -1;
-	bind_text(s, 1, artifact_id);
-	bind_text(s, 2, field);
-	bind_text(s, 3, key ? key : "");
-	return run(m, s, err);
+	return run_texts(sq(gm), S_BLOB_DEL, 3, artifact_id, field,
+			 key ? key : "", err);
 }
 
 static int sq_blob_refs(gl_meta *gm, const char *store, const char *location,
@@ -1517,35 +1091,13 @@ static int sq_blob_refs(gl_meta *gm, const char *store, const char *location,
 	return count_query(m, S_BLOB_REFS, store, location, n, err);
 }
 
-/* Rows of BLOB_LIST_SQL as {artifact_id, type_name, field, key, blob}. */
-static int blob_list(sq_meta *m, sqlite3_stmt *s, json_t **out, gl_err *err)
-{
-	json_t *arr = json_array();
-	int rc;
-
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack(
-			"{s:o, s:o, s:o, s:o, s:o}",
-			"artifact_id", col_text(s, 0), "type_name",
-			col_text(s, 1), "field", col_text(s, 2), "key",
-			col_text(s, 3), "blob", blob_json(s, 4)));
-	if (rc != SQLITE_DONE) {
-		db_fail(m, rc, err);
-		json_decref(arr);
-		arr = NULL;
-	}
-	finish(s);
-	*out = arr;
-	return arr ? 0 : -1;
-}
-
 static int sq_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_SAVING, err);
 
 	*out = NULL;
-	return s ? blob_list(m, s, out, err) : -1;
+	return s ? rows_json(m, s, mc_blob_row, out, err) : -1;
 }
 
 static int sq_external_blobs(gl_meta *gm, int limit, json_t **out, gl_err *err)
@@ -1557,7 +1109,7 @@ static int sq_external_blobs(gl_meta *gm, int limit, json_t **out, gl_err *err)
 	if (!s)
 		return -1;
 	sqlite3_bind_int(s, 1, limit);
-	return blob_list(m, s, out, err);
+	return rows_json(m, s, mc_blob_row, out, err);
 }
 
 static int sq_gc_push(gl_meta *gm, const char *store, const char *location,
@@ -1578,421 +1130,71 @@ static int sq_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_GC_LIST, err);
-	json_t *arr;
-	int rc;
 
 	*out = NULL;
 	if (!s)
 		return -1;
 	sqlite3_bind_int(s, 1, limit);
-	arr = json_array();
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack("{s:o, s:o}",
-			"store", col_text(s, 0), "location", col_text(s, 1)));
-	if (rc != SQLITE_DONE) {
-		db_fail(m, rc, err);
-		json_decref(arr);
-		arr = NULL;
-	}
-	finish(s);
-	*out = arr;
-	return arr ? 0 : -1;
+	return rows_json(m, s, mc_gc_row, out, err);
 }
 
 static int sq_gc_pop(gl_meta *gm, const char *store, const char *location,
 		     gl_err *err)
 {
-	sq_meta *m = sq(gm);
-	sqlite3_stmt *s = st(m, S_GC_POP, err);
-
-	if (!s)
-		return -1;
-	bind_text(s, 1, store);
-	bind_text(s, 2, location);
-	return run(m, s, err);
+	return run_texts(sq(gm), S_GC_POP, 2, store, location, NULL, err);
 }
 
 /* ------------------------------------------------------------------------
- * Listing: SQL built from fragments, each carrying its own parameters in
- * text order, so a fragment can be reused in the page and count queries.
+ * Listing. The conditions, sort keys and keyset pagination are shared
+ * with the PostgreSQL store (meta_common.c); what is SQLite's own: the
+ * value comparisons (typeless `value ANY` columns), driving the query
+ * from a selective filter's rows, walking a custom sort key's rows, and
+ * counting with membership sets.
  * ---------------------------------------------------------------------- */
 
-enum { P_NULL, P_INT, P_REAL, P_TEXT };
+static const mc_dialect dialect;
 
-typedef struct param {
-	int t;
-	int owned;       /* s is ours (marker values) */
-	int64_t i;
-	double d;
-	const char *s;   /* borrowed from the query unless owned */
-	int len;
-} param;
-
-typedef struct frag {
-	sbuf sql;
-	param *pv;
-	int np, cap;
-} frag;
-
-static void f_sql(frag *f, const char *s)
+/* The dialect's value test (mc_dialect.cond): a property row has one
+ * typeless `value` column, compared as SQLite compares mixed types. */
+static int sq_cond(mc_frag *f, const char *expr, const gl_filter *flt,
+		   gl_kind kind, enum mc_target tg, gl_err *err)
 {
-	sb_add(&f->sql, s);
-}
+	char col[48];
 
-static void f_param(frag *f, const param *p)
-{
-	if (f->np == f->cap) {
-		f->cap = f->cap ? f->cap * 2 : 8;
-		f->pv = xrealloc(f->pv, (size_t)f->cap * sizeof *f->pv);
+	if (tg == MC_TG_PROP) {
+		snprintf(col, sizeof col, "%s.value", expr);
+		expr = col;
 	}
-	f->pv[f->np] = *p;
-	f->pv[f->np++].owned = 0; /* ownership stays with the source */
-	sb_add(&f->sql, "?");
+	return mc_compare(f, &dialect, expr, flt, kind, tg, err);
 }
 
-static void f_text(frag *f, const char *s)
+/* SQLite's LIKE: ASCII case-insensitive, as Glare's filters are. */
+static int sq_like(mc_frag *f, const char *expr, const json_t *v,
+		   gl_kind kind, gl_err *err)
 {
-	param p = { .t = P_TEXT, .s = s, .len = -1 };
-	f_param(f, &p);
-}
+	mc_val p;
 
-static void f_cat(frag *dst, const frag *src)
-{
-	if (src->sql.p)
-		sb_add(&dst->sql, src->sql.p);
-	for (int i = 0; i < src->np; i++) {
-		if (dst->np == dst->cap) {
-			dst->cap = dst->cap ? dst->cap * 2 : 8;
-			dst->pv = xrealloc(dst->pv,
-					   (size_t)dst->cap * sizeof *dst->pv);
-		}
-		dst->pv[dst->np++] = src->pv[i];
-	}
-}
-
-static void f_free(frag *f)
-{
-	free(f->sql.p);
-	free(f->pv);
-	memset(f, 0, sizeof *f);
-}
-
-/* A filter value as a parameter. DateTime strings become microseconds;
- * booleans 0/1 as they are stored. */
-static int value_param(const json_t *v, gl_kind kind, param *p, gl_err *err)
-{
-	memset(p, 0, sizeof *p);
-	switch (v ? json_typeof(v) : JSON_NULL) {
-	case JSON_INTEGER:
-		p->t = P_INT;
-		p->i = json_integer_value(v);
-		break;
-	case JSON_REAL:
-		p->t = P_REAL;
-		p->d = json_real_value(v);
-		break;
-	case JSON_TRUE:
-	case JSON_FALSE:
-		p->t = P_INT;
-		p->i = json_is_true(v);
-		break;
-	case JSON_STRING:
-		if (kind == GK_DATETIME) {
-			if (gl_parse_iso8601(json_string_value(v), &p->i))
-				return gl_fail(err, 400, "BadRequest",
-					       "Invalid datetime value %s",
-					       json_string_value(v));
-			p->t = P_INT;
-		} else {
-			p->t = P_TEXT;
-			p->s = json_string_value(v);
-			p->len = (int)json_string_length(v);
-		}
-		break;
-	case JSON_NULL:
-		p->t = P_NULL;
-		break;
-	default:
-		return gl_fail(err, 400, "BadRequest",
-			       "Filter values must be scalars");
-	}
-	return 0;
-}
-
-static const char *op_sql(unsigned op)
-{
-	switch (op) {
-	case GL_OP_EQ: return " = ";
-	case GL_OP_NEQ: return " != ";
-	case GL_OP_LT: return " < ";
-	case GL_OP_LTE: return " <= ";
-	case GL_OP_GT: return " > ";
-	case GL_OP_GTE: return " >= ";
-	case GL_OP_LIKE: return " LIKE ";
-	default: return NULL;
-	}
-}
-
-/* " OP ?" or " IN (?, ...)" after a column expression. */
-static int compare(frag *f, const gl_filter *flt, gl_kind kind, gl_err *err)
-{
-	size_t n = json_array_size(flt->values);
-	param p;
-
-	if (flt->op == GL_OP_IN) {
-		f_sql(f, " IN (");
-		for (size_t i = 0; i < n; i++) {
-			if (value_param(json_array_get(flt->values, i), kind,
-					&p, err))
-				return -1;
-			if (i)
-				f_sql(f, ", ");
-			f_param(f, &p);
-		}
-		f_sql(f, ")");
-		return 0;
-	}
-	if (!op_sql(flt->op) || n < 1)
-		return gl_fail(err, 400, "BadRequest",
-			       "Unsupported filter on %s",
-			       flt->field ? flt->field->name : "tags");
-	if (value_param(json_array_get(flt->values, 0), kind, &p, err))
+	if (mc_value(v, kind == GK_DATETIME, &p, err))
 		return -1;
-	f_sql(f, op_sql(flt->op));
-	f_param(f, &p);
+	mc_sql(f, expr);
+	mc_sql(f, " LIKE ");
+	mc_arg(f, &p);
 	return 0;
 }
 
-/* The semver comparison of a version filter: equality on (prefix, suffix,
- * meta), order on (prefix, suffix) - build metadata does not order. */
-static int version_cond(frag *f, const char *al, const gl_filter *flt,
-			gl_err *err)
+static const char *sq_sort_column(const gl_field *fd)
 {
-	size_t n = json_array_size(flt->values);
-	param p = { .t = P_INT };
-
-	if (flt->op == GL_OP_LIKE) {
-		sb_addf(&f->sql, "%s.version", al);
-		return compare(f, flt, GK_STRING, err);
-	}
-	if (!flt->vkeys || n < 1)
-		return gl_fail(err, 500, NULL,
-			       "DBError: version filter without version keys");
-	if (flt->op == GL_OP_EQ || flt->op == GL_OP_NEQ ||
-	    flt->op == GL_OP_IN) {
-		if (flt->op == GL_OP_NEQ)
-			f_sql(f, "NOT ");
-		f_sql(f, "(");
-		for (size_t i = 0; i < (flt->op == GL_OP_IN ? n : 1); i++) {
-			const gl_vkey *k = &flt->vkeys[i];
-
-			if (i)
-				f_sql(f, " OR ");
-			p.i = k->prefix;
-			sb_addf(&f->sql, "(%s.version_prefix = ", al);
-			f_param(f, &p);
-			sb_addf(&f->sql, " AND %s.version_suffix = ", al);
-			f_text(f, k->suffix ? k->suffix : "");
-			sb_addf(&f->sql, " AND %s.version_meta = ", al);
-			f_text(f, k->meta ? k->meta : "");
-			f_sql(f, ")");
-		}
-		f_sql(f, ")");
-		return 0;
-	}
-	if (!op_sql(flt->op))
-		return gl_fail(err, 400, "BadRequest", "Unsupported filter on"
-			       " version");
-	/* a row value compares lexicographically and can use an index */
-	sb_addf(&f->sql, "(%s.version_prefix, %s.version_suffix)%s(", al, al,
-		op_sql(flt->op));
-	p.i = flt->vkeys[0].prefix;
-	f_param(f, &p);
-	f_sql(f, ", ");
-	f_text(f, flt->vkeys[0].suffix ? flt->vkeys[0].suffix : "");
-	f_sql(f, ")");
-	return 0;
+	(void)fd;
+	return "value";
 }
 
-/* The property rows a filter is about, without the value test:
- *   "p.name = ? AND p.key = ?" (+ " AND p.value OP ?" when with_value). */
-static int prop_match(frag *f, const char *p, const gl_filter *flt,
-		      gl_err *err)
-{
-	const gl_field *fd = flt->field;
-	gl_kind kind = fd->kind == GK_LIST || fd->kind == GK_DICT ? fd->elem
-								   : fd->kind;
-	param kp = { .t = P_TEXT, .len = -1 };
-
-	sb_addf(&f->sql, "%s.name = ", p);
-	f_text(f, fd->name);
-	switch (flt->kind) {
-	case GF_PROP:
-		sb_addf(&f->sql, " AND %s.key = '' AND %s.value", p, p);
-		return compare(f, flt, kind, err);
-	case GF_DICT_KEY:
-		if (flt->op != GL_OP_EQ && flt->op != GL_OP_IN)
-			return gl_fail(err, 400, "BadRequest",
-				       "Only eq and in filter on the keys of %s",
-				       fd->name);
-		sb_addf(&f->sql, " AND %s.key", p);
-		/* keys are strings whatever the element kind */
-		return compare(f, flt, GK_STRING, err);
-	case GF_DICT_VAL:
-		kp.s = flt->key ? flt->key : "";
-		sb_addf(&f->sql, " AND %s.key = ", p);
-		f_param(f, &kp);
-		sb_addf(&f->sql, " AND %s.value", p);
-		return compare(f, flt, kind, err);
-	default:
-		return gl_fail(err, 500, NULL, "DBError: bad filter kind");
-	}
-}
-
-/* The start of a property or tag test over alias al, closed by ")":
- * a correlated EXISTS probe (walking a sort index, it stops after a page),
- * or, in_form, membership in the uncorrelated set of matching artifacts
- * (SQLite builds that set once: twice as fast for counting everything).
- * The unary + keeps SQLite from turning the set into lookups by id, which
- * for a large set costs more than the scan it replaces. */
-static void member_open(frag *f, const char *al, const char *table,
-			const char *t, int in_form)
-{
-	if (in_form)
-		sb_addf(&f->sql, "+%s.id IN (SELECT %s.artifact_id FROM %s %s"
-			" WHERE ", al, t, table, t);
-	else
-		sb_addf(&f->sql, "EXISTS (SELECT 1 FROM %s %s WHERE"
-			" %s.artifact_id = %s.id AND ", table, t, t, al);
-}
-
-/* One filter as a boolean SQL expression over artifact alias al. An
- * artifact without the property never matches a property filter, not
- * even `neq` (Glare's join semantics). */
-static int filter_cond(frag *f, const char *al, const gl_filter *flt,
-		       int in_form, gl_err *err)
-{
-	size_t n = json_array_size(flt->values);
-
-	switch (flt->kind) {
-	case GF_BASE:
-		if (!flt->field || !is_base_column(flt->field->name))
-			return gl_fail(err, 400, "BadRequest",
-				       "Cannot filter on %s",
-				       flt->field ? flt->field->name : "?");
-		if (strcmp(flt->field->name, "version") == 0)
-			return version_cond(f, al, flt, err);
-		sb_addf(&f->sql, "%s.%s", al, flt->field->name);
-		return compare(f, flt,
-			       is_time_column(flt->field->name) ? GK_DATETIME
-								: GK_STRING,
-			       err);
-	case GF_PROP:
-	case GF_DICT_KEY:
-	case GF_DICT_VAL:
-		if (!flt->field)
-			return gl_fail(err, 500, NULL,
-				       "DBError: filter without field");
-		member_open(f, al, "properties", "p", in_form);
-		if (prop_match(f, "p", flt, err))
-			return -1;
-		f_sql(f, ")");
-		return 0;
-	case GF_TAGS_ALL:
-		if (!n) {
-			f_sql(f, "1");
-			return 0;
-		}
-		f_sql(f, "(");
-		for (size_t i = 0; i < n; i++) {
-			param p;
-
-			if (value_param(json_array_get(flt->values, i),
-					GK_STRING, &p, err))
-				return -1;
-			if (i)
-				f_sql(f, " AND ");
-			member_open(f, al, "tags", "t", in_form);
-			f_sql(f, "t.value = ");
-			f_param(f, &p);
-			f_sql(f, ")");
-		}
-		f_sql(f, ")");
-		return 0;
-	case GF_TAGS_ANY: {
-		gl_filter in = *flt;
-
-		if (!n) {
-			f_sql(f, "1");
-			return 0;
-		}
-		in.op = GL_OP_IN;
-		member_open(f, al, "tags", "t", in_form);
-		f_sql(f, "t.value");
-		if (compare(f, &in, GK_STRING, err))
-			return -1;
-		f_sql(f, ")");
-		return 0;
-	}
-	}
-	return gl_fail(err, 500, NULL, "DBError: bad filter kind");
-}
-
-/* Everything that selects artifacts, over alias al: not deleted, the type,
- * the caller's visibility scope, the AND filters and the OR group. Filter
- * `skip` is left out (the driving filter, already implied by the FROM). */
-static int where_sql(frag *f, const gl_list_query *q, const char *al,
-		     int skip, int in_form, gl_err *err)
-{
-	int nor = 0;
-
-	sb_addf(&f->sql, "%s.status != 'deleted'", al);
-	if (q->type_name) {
-		sb_addf(&f->sql, " AND %s.type_name = ", al);
-		f_text(f, q->type_name);
-	}
-	if (!q->see_all) {
-		if (q->public_only || !q->project) {
-			sb_addf(&f->sql, " AND %s.visibility = 'public'", al);
-		} else {
-			sb_addf(&f->sql, " AND (%s.owner = ", al);
-			f_text(f, q->project);
-			sb_addf(&f->sql, " OR %s.visibility = 'public')", al);
-		}
-	}
-	for (int i = 0; i < q->nfilters; i++) {
-		if (q->filters[i].or_group || i == skip)
-			continue;
-		f_sql(f, " AND ");
-		if (filter_cond(f, al, &q->filters[i], in_form, err))
-			return -1;
-	}
-	for (int i = 0; i < q->nfilters; i++) {
-		if (!q->filters[i].or_group)
-			continue;
-		f_sql(f, nor++ ? " OR " : " AND (");
-		if (filter_cond(f, al, &q->filters[i], in_form, err))
-			return -1;
-	}
-	if (nor)
-		f_sql(f, ")");
-	return 0;
-}
-
-/* version=latest: no visible match of the same name (and type) has a
- * higher (prefix, suffix). Equivalent to rank() = 1 per name, but as a
- * correlated probe on the name/version index it lets the page query stop
- * early instead of ranking every match. */
-static int latest_sql(frag *f, const gl_list_query *q, gl_err *err)
-{
-	f_sql(f, " AND NOT EXISTS (SELECT 1 FROM artifacts b"
-	      " WHERE b.name = a.name AND (b.version_prefix, b.version_suffix)"
-	      " > (a.version_prefix, a.version_suffix) AND ");
-	if (where_sql(f, q, "b", -1, 0, err))
-		return -1;
-	f_sql(f, ")");
-	return 0;
-}
+static const mc_dialect dialect = {
+	.cond = sq_cond,
+	.like = sq_like,
+	.sort_column = sq_sort_column,
+	.sort_typed = 0,  /* `value` is never NULL */
+	.null_order = 0,  /* NULL is the smallest value already */
+};
 
 /* How a filter can drive the query (drive_sql). */
 enum {
@@ -2003,10 +1205,10 @@ enum {
 /* The artifact_id rows of a filter's property/tag table, uncorrelated,
  * for driving the query. Returns 0 when the filter cannot drive (OR group,
  * neq, like, no values), else 1 + DRV_* flags. */
-static int drive_sql(frag *f, const gl_filter *flt, gl_err *err)
+static int drive_sql(mc_frag *f, const gl_filter *flt, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
-	param p;
+	mc_val p;
 
 	if (flt->or_group || !n)
 		return 0;
@@ -2017,8 +1219,8 @@ static int drive_sql(frag *f, const gl_filter *flt, gl_err *err)
 		if (!flt->field || flt->op == GL_OP_NEQ ||
 		    flt->op == GL_OP_LIKE)
 			return 0;
-		f_sql(f, "SELECT p.artifact_id AS id FROM properties p WHERE ");
-		if (prop_match(f, "p", flt, err))
+		mc_sql(f, "SELECT p.artifact_id AS id FROM properties p WHERE ");
+		if (mc_prop_match(f, &dialect, "p", flt, err))
 			return -1;
 		/* a List has a row per element; a Dict one per key */
 		if ((flt->kind == GF_PROP && flt->field->kind == GK_LIST) ||
@@ -2027,18 +1229,18 @@ static int drive_sql(frag *f, const gl_filter *flt, gl_err *err)
 		return 1;
 	case GF_TAGS_ALL:
 		/* one tag narrows enough; the filter still checks the rest */
-		if (value_param(json_array_get(flt->values, 0), GK_STRING, &p,
-				err))
+		if (mc_value(json_array_get(flt->values, 0), 0, &p, err))
 			return -1;
-		f_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE t.value = ");
-		f_param(f, &p);
+		mc_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE t.value = ");
+		mc_arg(f, &p);
 		return 1 + (n > 1 ? DRV_PARTIAL : 0);
 	case GF_TAGS_ANY: {
 		gl_filter in = *flt;
 
 		in.op = GL_OP_IN;
-		f_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE t.value");
-		if (compare(f, &in, GK_STRING, err))
+		mc_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE ");
+		if (mc_compare(f, &dialect, "t.value", &in, GK_STRING,
+			       MC_TG_TEXT, err))
 			return -1;
 		return 1 + (n > 1 ? DRV_DISTINCT : 0);
 	}
@@ -2047,81 +1249,56 @@ static int drive_sql(frag *f, const gl_filter *flt, gl_err *err)
 	}
 }
 
-/* A listing statement from the LRU (prepared on a miss). */
-static sqlite3_stmt *dyn_get(sq_meta *m, const char *sql, gl_err *err)
+/* A listing statement from the LRU (prepared on a miss). Takes sql. */
+static sqlite3_stmt *dyn_get(sq_meta *m, char *sql, gl_err *err)
 {
-	struct dyn_stmt *victim = &m->dyn[0];
-	int rc;
+	int hit, i = mc_lru_find(&m->lru, sql, &hit), rc;
 
-	m->tick++;
-	for (int i = 0; i < DYN_CACHE; i++) {
-		struct dyn_stmt *d = &m->dyn[i];
-
-		if (d->sql && strcmp(d->sql, sql) == 0) {
-			d->used = m->tick;
-			return d->st;
-		}
-		if (d->used < victim->used)
-			victim = d;
+	if (hit) {
+		free(sql);
+		return m->dyn[i];
 	}
-	sqlite3_finalize(victim->st);
-	free(victim->sql);
-	memset(victim, 0, sizeof *victim);
+	sqlite3_finalize(m->dyn[i]);
+	m->dyn[i] = NULL;
 	rc = sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-				&victim->st, NULL);
+				&m->dyn[i], NULL);
 	if (rc != SQLITE_OK) {
 		db_fail(m, rc, err);
-		sqlite3_finalize(victim->st);
-		victim->st = NULL;
+		sqlite3_finalize(m->dyn[i]);
+		m->dyn[i] = NULL;
+		free(sql);
 		return NULL;
 	}
-	victim->sql = xstrdup(sql);
-	victim->used = m->tick;
-	return victim->st;
+	mc_lru_keep(&m->lru, i, sql);
+	return m->dyn[i];
 }
 
-/* Prepare (or reuse) and bind a fragment. Text is bound SQLITE_STATIC: the
- * strings outlive the statement's use (reset before the call returns). */
-static sqlite3_stmt *frag_stmt(sq_meta *m, const frag *f, gl_err *err)
+static void placeholder(gl_sb *out, int k, const mc_val *v)
 {
-	sqlite3_stmt *s = dyn_get(m, f->sql.p, err);
+	(void)k;
+	(void)v;
+	gl_sb_add(out, "?");
+}
+
+/* Prepare (or reuse) and bind a fragment. Text is bound without a copy:
+ * the strings outlive the statement's use (reset before the call
+ * returns). */
+static sqlite3_stmt *frag_stmt(sq_meta *m, const mc_frag *f, gl_err *err)
+{
+	sqlite3_stmt *s = dyn_get(m, mc_frag_render(f, placeholder), err);
 
 	if (!s)
 		return NULL;
-	for (int i = 0; i < f->np; i++) {
-		const param *p = &f->pv[i];
-
-		switch (p->t) {
-		case P_INT:
-			sqlite3_bind_int64(s, i + 1, p->i);
-			break;
-		case P_REAL:
-			sqlite3_bind_double(s, i + 1, p->d);
-			break;
-		case P_TEXT:
-			sqlite3_bind_text(s, i + 1, p->s, p->len, SQLITE_STATIC);
-			break;
-		default:
-			sqlite3_bind_null(s, i + 1);
-		}
-	}
+	for (int i = 0; i < f->np; i++)
+		bind_val(s, i + 1, &f->pv[i], 1);
 	return s;
 }
 
-static int frag_count(sq_meta *m, const frag *f, int64_t *n, gl_err *err)
+static int frag_count(sq_meta *m, const mc_frag *f, int64_t *n, gl_err *err)
 {
 	sqlite3_stmt *s = frag_stmt(m, f, err);
-	int rc;
 
-	if (!s)
-		return -1;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*n = sqlite3_column_int64(s, 0);
-	else
-		db_fail(m, rc, err);
-	finish(s);
-	return rc == SQLITE_ROW ? 0 : -1;
+	return s ? step_int(m, s, n, err) : -1;
 }
 
 /* Pick the AND filter with the fewest rows, if under DRIVE_THRESHOLD, and
@@ -2129,46 +1306,46 @@ static int frag_count(sq_meta *m, const frag *f, int64_t *n, gl_err *err)
  * the filter the driving rows fully imply (-1 if none). Returns 1 driven,
  * 2 walking the first custom sort key (its join is then in the FROM), 0
  * plain, -1 error. */
-static int from_sql(sq_meta *m, frag *from, const gl_list_query *q,
+static int from_sql(sq_meta *m, mc_frag *from, const gl_list_query *q,
 		    int *skip, gl_err *err)
 {
-	frag best = { 0 };
+	mc_frag best = { 0 };
 	int64_t best_n = DRIVE_THRESHOLD;
 	int best_rc = 0, best_i = -1;
 
 	*skip = -1;
 	for (int i = 0; i < q->nfilters; i++) {
-		frag d = { 0 }, probe = { 0 };
+		mc_frag d = { 0 }, probe = { 0 };
 		int64_t n;
 		int rc = drive_sql(&d, &q->filters[i], err), prc;
 
 		if (rc <= 0) {
-			f_free(&d);
+			mc_frag_free(&d);
 			if (rc < 0) {
-				f_free(&best);
+				mc_frag_free(&best);
 				return -1;
 			}
 			continue;
 		}
 		/* bounded: never more than DRIVE_THRESHOLD index entries */
-		f_sql(&probe, "SELECT count(*) FROM (");
-		f_cat(&probe, &d);
-		sb_addf(&probe.sql, " LIMIT %d)", DRIVE_THRESHOLD);
+		mc_sql(&probe, "SELECT count(*) FROM (");
+		mc_cat(&probe, &d);
+		mc_sqlf(&probe, " LIMIT %d)", DRIVE_THRESHOLD);
 		prc = frag_count(m, &probe, &n, err);
-		f_free(&probe);
+		mc_frag_free(&probe);
 		if (prc) {
-			f_free(&d);
-			f_free(&best);
+			mc_frag_free(&d);
+			mc_frag_free(&best);
 			return -1;
 		}
 		if (n < best_n) {
 			best_n = n;
-			f_free(&best);
+			mc_frag_free(&best);
 			best = d;
 			best_rc = rc;
 			best_i = i;
 		} else {
-			f_free(&d);
+			mc_frag_free(&d);
 		}
 	}
 	if (!best.sql.p) {
@@ -2178,162 +1355,48 @@ static int from_sql(sq_meta *m, frag *from, const gl_list_query *q,
 			if (q->sorts[i].field && !q->sorts[i].field->base)
 				custom = q->sorts[i].field;
 		if (!custom) {
-			f_sql(from, " FROM artifacts a");
+			mc_sql(from, " FROM artifacts a");
 			return 0;
 		}
 		/* walk the custom key's rows in value order (the properties
 		 * primary key) and stop after a page; left to itself SQLite
 		 * sorts every match instead (100 ms vs 2 at 100k) */
-		f_sql(from, " FROM properties s0 CROSS JOIN artifacts a"
-		      " ON a.id = s0.artifact_id AND s0.name = ");
-		f_text(from, custom->name);
-		f_sql(from, " AND s0.key = '' AND s0.pos = 0");
+		mc_sql(from, " FROM properties s0 CROSS JOIN artifacts a"
+		       " ON a.id = s0.artifact_id AND s0.name = ");
+		mc_arg_text(from, custom->name);
+		mc_sql(from, " AND s0.key = '' AND s0.pos = 0");
 		return 2;
 	}
 	/* CROSS JOIN fixes the join order: SQLite would otherwise prefer
 	 * walking the sort index */
-	f_sql(from, " FROM (");
+	mc_sql(from, " FROM (");
 	if ((best_rc - 1) & DRV_DISTINCT) {
-		f_sql(from, "SELECT DISTINCT id FROM (");
-		f_cat(from, &best);
-		f_sql(from, ")");
+		mc_sql(from, "SELECT DISTINCT id FROM (");
+		mc_cat(from, &best);
+		mc_sql(from, ")");
 	} else {
-		f_cat(from, &best);
+		mc_cat(from, &best);
 	}
-	f_sql(from, ") AS drv CROSS JOIN artifacts a");
+	mc_sql(from, ") AS drv CROSS JOIN artifacts a");
 	if (!((best_rc - 1) & DRV_PARTIAL))
 		*skip = best_i;
-	f_free(&best);
+	mc_frag_free(&best);
 	return 1;
-}
-
-/* One sort column. Version sorts on two columns; a custom key on the
- * value of its property row joined as sN. */
-struct skey {
-	char expr[48];
-	int desc;
-	int notnull;     /* the column is never NULL in the result */
-};
-
-static int sort_keys(const gl_list_query *q, struct skey **out, int *nout,
-		     gl_err *err)
-{
-	struct skey *k = xrealloc(NULL, (size_t)(q->nsorts * 2 + 1) * sizeof *k);
-	int n = 0, njoin = 0, has_id = 0;
-
-	for (int i = 0; i < q->nsorts; i++) {
-		const gl_field *fd = q->sorts[i].field;
-		int desc = q->sorts[i].desc;
-
-		if (!fd)
-			continue;
-		if (fd->base && strcmp(fd->name, "version") == 0) {
-			snprintf(k[n].expr, sizeof k[n].expr,
-				 "a.version_prefix");
-			k[n].desc = desc;
-			k[n++].notnull = 1;
-			snprintf(k[n].expr, sizeof k[n].expr,
-				 "a.version_suffix");
-			k[n].desc = desc;
-			k[n++].notnull = 1;
-		} else if (fd->base) {
-			if (!is_base_column(fd->name)) {
-				free(k);
-				return gl_fail(err, 400, "BadRequest",
-					       "Cannot sort on %s", fd->name);
-			}
-			snprintf(k[n].expr, sizeof k[n].expr, "a.%s", fd->name);
-			k[n].desc = desc;
-			k[n++].notnull =
-				strcmp(fd->name, "description") != 0 &&
-				strcmp(fd->name, "display_type_name") != 0 &&
-				strcmp(fd->name, "activated_at") != 0;
-			has_id |= strcmp(fd->name, "id") == 0;
-		} else {
-			snprintf(k[n].expr, sizeof k[n].expr, "s%d.value",
-				 njoin++);
-			k[n].desc = desc;
-			k[n++].notnull = 1; /* inner join, see sort_joins */
-		}
-	}
-	/* a total order, whatever the caller appended */
-	if (!has_id) {
-		snprintf(k[n].expr, sizeof k[n].expr, "a.id");
-		k[n].desc = 0;
-		k[n++].notnull = 1;
-	}
-	*out = k;
-	*nout = n;
-	return 0;
-}
-
-/* The property row of each custom sort key, as sN (numbered as in
- * sort_keys). kw "JOIN" drops artifacts without the value, as Glare does;
- * "LEFT JOIN" is for reading the marker, which keeps its place anyway.
- * from: s0 is already the first table of the FROM (see from_sql). */
-static void sort_joins(frag *f, const gl_list_query *q, const char *kw,
-		       int from)
-{
-	int njoin = 0;
-
-	for (int i = 0; i < q->nsorts; i++) {
-		const gl_field *fd = q->sorts[i].field;
-
-		if (!fd || fd->base)
-			continue;
-		if (from && njoin == 0) {
-			njoin++;
-			continue;
-		}
-		sb_addf(&f->sql, " %s properties s%d ON s%d.artifact_id = a.id"
-			" AND s%d.name = ", kw, njoin, njoin, njoin);
-		f_text(f, fd->name);
-		sb_addf(&f->sql, " AND s%d.key = '' AND s%d.pos = 0", njoin,
-			njoin);
-		njoin++;
-	}
-}
-
-/* For counting: the custom sort keys' inner joins only drop artifacts
- * without the value, which a probe does without the join. (Not a
- * membership set: the set of every artifact having the field is large.) */
-static void sort_exists(frag *f, const gl_list_query *q)
-{
-	for (int i = 0; i < q->nsorts; i++) {
-		const gl_field *fd = q->sorts[i].field;
-
-		if (!fd || fd->base)
-			continue;
-		f_sql(f, " AND ");
-		member_open(f, "a", "properties", "s", 0);
-		f_sql(f, "s.name = ");
-		f_text(f, fd->name);
-		f_sql(f, " AND s.key = '' AND s.pos = 0)");
-	}
 }
 
 /* The marker's sort values (owned copies), read from its row. */
 static int marker_values(sq_meta *m, const gl_list_query *q,
-			 const struct skey *k, int n, param **out, gl_err *err)
+			 const mc_skey *k, int n, mc_val **out, gl_err *err)
 {
-	frag f = { 0 };
+	mc_frag f = { 0 };
 	sqlite3_stmt *s;
-	param *mv;
+	mc_val *mv;
 	int rc;
 
 	*out = NULL;
-	f_sql(&f, "SELECT ");
-	for (int i = 0; i < n; i++) {
-		if (i)
-			f_sql(&f, ", ");
-		f_sql(&f, k[i].expr);
-	}
-	f_sql(&f, " FROM artifacts a");
-	sort_joins(&f, q, "LEFT JOIN", 0);
-	f_sql(&f, " WHERE a.id = ");
-	f_text(&f, q->marker);
+	mc_marker_select(&f, &dialect, q, k, n);
 	s = frag_stmt(m, &f, err);
-	f_free(&f);
+	mc_frag_free(&f);
 	if (!s)
 		return -1;
 	rc = sqlite3_step(s);
@@ -2346,82 +1409,31 @@ static int marker_values(sq_meta *m, const gl_list_query *q,
 		finish(s);
 		return -1;
 	}
-	mv = xrealloc(NULL, (size_t)n * sizeof *mv);
-	memset(mv, 0, (size_t)n * sizeof *mv);
+	mv = gl_xcalloc((size_t)n, sizeof *mv);
 	for (int i = 0; i < n; i++) {
 		switch (sqlite3_column_type(s, i)) {
 		case SQLITE_INTEGER:
-			mv[i].t = P_INT;
+			mv[i].t = MC_INT;
 			mv[i].i = sqlite3_column_int64(s, i);
 			break;
 		case SQLITE_FLOAT:
-			mv[i].t = P_REAL;
+			mv[i].t = MC_REAL;
 			mv[i].d = sqlite3_column_double(s, i);
 			break;
 		case SQLITE_NULL:
-			mv[i].t = P_NULL;
+			mv[i].t = MC_NULL;
 			break;
 		default:
-			mv[i].t = P_TEXT;
-			mv[i].s = xstrdup((const char *)sqlite3_column_text(s, i));
+			mv[i].t = MC_TEXT;
+			mv[i].owned = gl_xstrdup(
+				(const char *)sqlite3_column_text(s, i));
+			mv[i].s = mv[i].owned;
 			mv[i].len = -1;
-			mv[i].owned = 1;
 		}
 	}
 	finish(s);
 	*out = mv;
 	return 0;
-}
-
-/* Rows after the marker in the sort order (keyset pagination):
- *   k1 > m1 OR (k1 = m1 AND k2 > m2) OR ...
- * with > meaning "later" in each key's direction and NULL the smallest
- * value (SQLite's order). A bound on the first key alone comes first so
- * SQLite can start the index range at the marker. */
-static void marker_sql(frag *f, const struct skey *k, int n, const param *mv)
-{
-	int terms = 0;
-
-	f_sql(f, " AND ");
-	if (k[0].notnull && mv[0].t != P_NULL) {
-		f_sql(f, k[0].expr);
-		f_sql(f, k[0].desc ? " <= " : " >= ");
-		f_param(f, &mv[0]);
-		f_sql(f, " AND ");
-	}
-	f_sql(f, "(");
-	for (int i = 0; i < n; i++) {
-		/* nothing sorts after NULL going down */
-		if (k[i].desc && mv[i].t == P_NULL)
-			continue;
-		f_sql(f, terms++ ? " OR (" : "(");
-		for (int j = 0; j < i; j++) {
-			f_sql(f, k[j].expr);
-			if (mv[j].t == P_NULL) {
-				f_sql(f, " IS NULL AND ");
-			} else {
-				f_sql(f, " = ");
-				f_param(f, &mv[j]);
-				f_sql(f, " AND ");
-			}
-		}
-		if (mv[i].t == P_NULL) {
-			f_sql(f, k[i].expr);
-			f_sql(f, " IS NOT NULL");
-		} else if (k[i].desc && !k[i].notnull) {
-			sb_addf(&f->sql, "(%s < ", k[i].expr);
-			f_param(f, &mv[i]);
-			sb_addf(&f->sql, " OR %s IS NULL)", k[i].expr);
-		} else {
-			f_sql(f, k[i].expr);
-			f_sql(f, k[i].desc ? " < " : " > ");
-			f_param(f, &mv[i]);
-		}
-		f_sql(f, ")");
-	}
-	if (!terms)
-		f_sql(f, "0");
-	f_sql(f, ")");
 }
 
 static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
@@ -2431,12 +1443,13 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
 				      ? q->type : NULL;
-	frag where = { 0 }, cwhere = { 0 }, from = { 0 }, joins = { 0 },
-	     page = { 0 }, cnt = { 0 };
-	struct skey *keys = NULL;
-	param *mv = NULL, lim = { .t = P_INT };
-	json_t *arr = NULL, *idx = NULL, *ids = NULL;
+	mc_frag where = { 0 }, cwhere = { 0 }, from = { 0 }, joins = { 0 },
+		page = { 0 }, cnt = { 0 };
+	mc_skey *keys = NULL;
+	mc_val *mv = NULL, lim = { .t = MC_INT };
+	mc_page pg;
 	sqlite3_stmt *s;
+	mc_row r;
 	int nkeys = 0, driven, skip, rc, ret = -1;
 	char *ids_text;
 
@@ -2445,48 +1458,41 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		*total = 0;
 	if (sp_begin(m, err)) /* one snapshot for page, count and blobs */
 		return -1;
-	if (sort_keys(q, &keys, &nkeys, err) ||
+	mc_page_init(&pg);
+	if (mc_sort_keys(&dialect, q, &keys, &nkeys, err) ||
 	    (driven = from_sql(m, &from, q, &skip, err)) < 0 ||
-	    where_sql(&where, q, "a", skip, 0, err) ||
-	    (q->latest && latest_sql(&where, q, err)))
+	    mc_where(&where, &dialect, q, "a", skip, 0, err) ||
+	    (q->latest && mc_latest(&where, &dialect, q, err)))
 		goto out;
-	sort_joins(&joins, q, "JOIN", driven == 2);
+	mc_sort_joins(&joins, &dialect, q, "JOIN", driven == 2);
 
-	arr = json_array();
 	if (q->limit != 0) {
 		if (q->marker &&
 		    marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
-		f_sql(&page, "SELECT " ART_COLS);
-		f_cat(&page, &from);
-		f_cat(&page, &joins);
-		f_sql(&page, driven == 1 ? " WHERE a.id = drv.id AND "
-					 : " WHERE ");
-		f_cat(&page, &where);
+		mc_sql(&page, "SELECT " ART_COLS);
+		mc_cat(&page, &from);
+		mc_cat(&page, &joins);
+		mc_sql(&page, driven == 1 ? " WHERE a.id = drv.id AND "
+					  : " WHERE ");
+		mc_cat(&page, &where);
 		if (mv)
-			marker_sql(&page, keys, nkeys, mv);
-		f_sql(&page, " ORDER BY ");
-		for (int i = 0; i < nkeys; i++)
-			sb_addf(&page.sql, "%s%s%s", i ? ", " : "",
-				keys[i].expr, keys[i].desc ? " DESC" : "");
-		f_sql(&page, " LIMIT ");
+			mc_marker_cond(&page, keys, nkeys, mv);
+		mc_order_by(&page, &dialect, keys, nkeys);
+		mc_sql(&page, " LIMIT ");
 		lim.i = q->limit < 0 ? -1 : q->limit;
-		f_param(&page, &lim);
+		mc_arg(&page, &lim);
 		if (!(s = frag_stmt(m, &page, err)))
 			goto out;
-		idx = json_object();
-		ids = json_array();
+		r = row_of(s);
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			json_t *af;
 
-			if (row_json(m, s, view, &af, err)) {
+			if (mc_artifact_json(&r, view, &af, err)) {
 				finish(s);
 				goto out;
 			}
-			json_array_append_new(arr, af);
-			json_object_set(idx, json_string_value(
-				json_object_get(af, "id")), af);
-			json_array_append(ids, json_object_get(af, "id"));
+			mc_page_add(&pg, af);
 		}
 		if (rc != SQLITE_DONE) {
 			db_fail(m, rc, err);
@@ -2494,33 +1500,32 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 			goto out;
 		}
 		finish(s);
-		if (view && json_array_size(ids)) {
+		if (view && json_array_size(pg.ids)) {
 			if (!(s = st(m, S_BLOBS_OF_PAGE, err)))
 				goto out;
-			ids_text = json_dumps(ids, JSON_COMPACT);
-			if (!ids_text)
-				oom();
+			ids_text = mc_page_ids(&pg);
 			sqlite3_bind_text(s, 1, ids_text, -1, SQLITE_TRANSIENT);
 			free(ids_text);
-			if (attach_blobs(m, s, view, idx, err))
+			if (attach_blobs(m, s, view, pg.idx, err))
 				goto out;
 		}
 	}
 	if (total) {
 		/* membership sets when counting everything; probes when the
 		 * driving rows already narrowed it down */
-		if (where_sql(&cwhere, q, "a", skip, driven != 1, err) ||
-		    (q->latest && latest_sql(&cwhere, q, err)))
+		if (mc_where(&cwhere, &dialect, q, "a", skip, driven != 1,
+			     err) ||
+		    (q->latest && mc_latest(&cwhere, &dialect, q, err)))
 			goto out;
-		sort_exists(&cwhere, q);
-		f_sql(&cnt, "SELECT count(*)");
+		mc_sort_exists(&cwhere, &dialect, q);
+		mc_sql(&cnt, "SELECT count(*)");
 		if (driven == 1)
-			f_cat(&cnt, &from);
+			mc_cat(&cnt, &from);
 		else
-			f_sql(&cnt, " FROM artifacts a");
-		f_sql(&cnt, driven == 1 ? " WHERE a.id = drv.id AND "
-					: " WHERE ");
-		f_cat(&cnt, &cwhere);
+			mc_sql(&cnt, " FROM artifacts a");
+		mc_sql(&cnt, driven == 1 ? " WHERE a.id = drv.id AND "
+					 : " WHERE ");
+		mc_cat(&cnt, &cwhere);
 		if (frag_count(m, &cnt, total, err))
 			goto out;
 	}
@@ -2528,23 +1533,15 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 out:
 	if (sp_end(m, ret == 0, err))
 		ret = -1;
-	for (int i = 0; mv && i < nkeys; i++)
-		if (mv[i].owned)
-			free((char *)mv[i].s);
-	free(mv);
+	mc_marker_free(mv, nkeys);
 	free(keys);
-	f_free(&where);
-	f_free(&cwhere);
-	f_free(&from);
-	f_free(&joins);
-	f_free(&page);
-	f_free(&cnt);
-	json_decref(idx);
-	json_decref(ids);
-	if (ret == 0)
-		*artifacts = arr;
-	else
-		json_decref(arr);
+	mc_frag_free(&where);
+	mc_frag_free(&cwhere);
+	mc_frag_free(&from);
+	mc_frag_free(&joins);
+	mc_frag_free(&page);
+	mc_frag_free(&cnt);
+	*artifacts = mc_page_done(&pg, ret == 0);
 	return ret;
 }
 
@@ -2552,46 +1549,42 @@ out:
  * Quotas.
  * ---------------------------------------------------------------------- */
 
+struct quota_ctx {
+	sq_meta *m;
+	sqlite3_stmt *del, *ins;
+};
+
+static int quota_clear(void *ctx, const char *project, gl_err *err)
+{
+	struct quota_ctx *c = ctx;
+
+	bind_text(c->del, 1, project);
+	return run(c->m, c->del, err);
+}
+
+static int quota_add(void *ctx, const char *project, const char *name,
+		     int64_t value, gl_err *err)
+{
+	struct quota_ctx *c = ctx;
+
+	bind_text(c->ins, 1, project);
+	bind_text(c->ins, 2, name);
+	sqlite3_bind_int64(c->ins, 3, value);
+	return run(c->m, c->ins, err);
+}
+
 static int sq_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
 {
-	sq_meta *m = sq(gm);
-	sqlite3_stmt *del, *ins;
-	json_t *p, *qv;
-	size_t i, j;
-	int ret = -1;
+	static const mc_quota_ops ops = { quota_clear, quota_add };
+	struct quota_ctx c = { .m = sq(gm) };
+	int ok;
 
-	if (!json_is_array(projects))
-		return gl_fail(err, 500, NULL, "DBError: quotas must be a list");
-	if (!(del = st(m, S_QUOTA_DEL, err)) || !(ins = st(m, S_QUOTA_INS, err)))
+	if (mc_quotas_check(projects, err) ||
+	    !(c.del = st(c.m, S_QUOTA_DEL, err)) ||
+	    !(c.ins = st(c.m, S_QUOTA_INS, err)) || sp_begin(c.m, err))
 		return -1;
-	if (sp_begin(m, err))
-		return -1;
-	json_array_foreach(projects, i, p) {
-		const char *pid = str_of(p, "project_id");
-
-		if (!pid) {
-			gl_fail(err, 500, NULL, "DBError: quota without project_id");
-			goto out;
-		}
-		bind_text(del, 1, pid);
-		if (run(m, del, err))
-			goto out;
-		json_array_foreach(json_object_get(p, "project_quotas"), j, qv) {
-			const char *name = str_of(qv, "quota_name");
-
-			if (!name)
-				continue;
-			bind_text(ins, 1, pid);
-			bind_text(ins, 2, name);
-			sqlite3_bind_int64(ins, 3, json_integer_value(
-				json_object_get(qv, "quota_value")));
-			if (run(m, ins, err))
-				goto out;
-		}
-	}
-	ret = 0;
-out:
-	return sp_end(m, ret == 0, err);
+	ok = mc_quotas_each(projects, &ops, &c, err) == 0;
+	return sp_end(c.m, ok, err);
 }
 
 static int sq_quotas_get(gl_meta *gm, const char *project, json_t **out,
@@ -2599,29 +1592,18 @@ static int sq_quotas_get(gl_meta *gm, const char *project, json_t **out,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, project ? S_QUOTA_ONE : S_QUOTA_ALL, err);
+	mc_row r = row_of(s);
 	json_t *res;
 	int rc;
 
 	*out = NULL;
 	if (!s)
 		return -1;
-	res = json_object();
-	/* a named project is always a key, even without overrides */
-	if (project) {
+	if (project)
 		bind_text(s, 1, project);
-		json_object_set_new(res, project, json_object());
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *pid = (const char *)sqlite3_column_text(s, 0);
-		json_t *o = json_object_get(res, pid);
-
-		if (!o) {
-			o = json_object();
-			json_object_set_new(res, pid, o);
-		}
-		json_object_set_new(o, (const char *)sqlite3_column_text(s, 1),
-				    json_integer(sqlite3_column_int64(s, 2)));
-	}
+	res = mc_quotas_new(project);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		mc_quota_row(res, &r);
 	if (rc != SQLITE_DONE) {
 		db_fail(m, rc, err);
 		json_decref(res);
@@ -2673,7 +1655,7 @@ static int sq_data_put_file(gl_meta *gm, const char *location, int fd,
 		db_fail(m, rc, err);
 		goto out;
 	}
-	buf = xrealloc(NULL, DATA_CHUNK);
+	buf = gl_xmalloc(DATA_CHUNK);
 	while (off < size) {
 		size_t want = size - off < DATA_CHUNK ? (size_t)(size - off)
 						      : DATA_CHUNK;
@@ -2772,13 +1754,7 @@ static int sq_data_exists(gl_meta *gm, const char *location, gl_err *err)
 
 static int sq_data_delete(gl_meta *gm, const char *location, gl_err *err)
 {
-	sq_meta *m = sq(gm);
-	sqlite3_stmt *s = st(m, S_DATA_DEL, err);
-
-	if (!s)
-		return -1;
-	bind_text(s, 1, location);
-	return run(m, s, err);
+	return run_texts(sq(gm), S_DATA_DEL, 1, location, NULL, NULL, err);
 }
 
 const struct gl_meta_ops gl_meta_sqlite_ops = {

@@ -1,10 +1,8 @@
 /* s3.c - S3 client for blob data, in the worker's event loop (see s3.h).
  *
- * Transport. One curl multi handle per gl_s3, driven by the caller's
- * libevent base exactly as fetch.c does it (tech-notes §4): curl says which
- * sockets to watch (sock_cb) and when to wake it (timer_cb); our events
- * call curl_multi_socket_action, then finished transfers are collected.
- * The blocking helpers use one separate easy handle and curl_easy_perform:
+ * Transport. One gl_curlev per gl_s3 (curlev.c: libcurl's multi interface
+ * on the caller's libevent base, shared with fetch.c); every request on the
+ * loop is one of its transfers. The blocking helpers use one separate easy handle and curl_easy_perform:
  * they are for tools, tests and start-up recovery, never the loop.
  *
  * Signing. CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3" signs each request (again
@@ -24,12 +22,10 @@
  * Idempotent requests are retried once after a connection error, a
  * timeout or a 5xx (a GET only while nothing was delivered yet).
  *
- * Reentrancy (as in fetch.c). Caller code runs in two places:
- *  - a GET's data callback, inside curl (socket_action, curl_easy_pause).
- *    curl refuses multi calls from there, so while s->depth > 0 nothing
- *    changes the multi handle: a cancel only marks the request, a new
- *    request is only queued, a resume only sets a flag, and the `deferred`
- *    event does the work on the next loop pass;
+ * Reentrancy (the rules are curlev.h's). Caller code runs in two places:
+ *  - a GET's data callback, inside curl: there a cancel only marks the
+ *    request (curlev destroys it on the next pass), and new requests and
+ *    resumes take effect on the next pass;
  *  - completion callbacks (ready, part_done, done), called with curl idle
  *    (depth 0), where anything but gl_s3_free is fine.
  * An upload counts the callbacks running on it (`busy`) so an abort from
@@ -39,7 +35,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +44,9 @@
 
 #include <curl/curl.h>
 
+#include "curlev.h"
 #include "log.h"
+#include "util.h"
 
 #define S3_MIN_PART (8LL << 20)        /* ours; S3's floor is 5 MiB */
 #define S3_MAX_PART (5LL << 30)        /* S3's ceiling */
@@ -119,83 +116,32 @@ char *gl_s3_encode(const char *s, int keep_slash)
 	return out;
 }
 
-/* A growing string for URLs and the CompleteMultipartUpload document. */
-typedef struct sbuf {
-	char *p;
-	size_t len, cap;
-	int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *np;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof tmp)
-		b->oom = 1; /* only used for short pieces */
-	else
-		sb_add(b, tmp, (size_t)n);
-}
-
-/* Append s percent-encoded. */
-static void sb_enc(sbuf *b, const char *s, int keep_slash)
+/* Strings (URLs, queries, the CompleteMultipartUpload document, decoded
+ * XML text) grow in a gl_sb (util.c): small, and out of memory there
+ * aborts, as everywhere the core builds text.
+ *
+ * Append s percent-encoded. */
+static void sb_enc(gl_sb *b, const char *s, int keep_slash)
 {
 	char *e = gl_s3_encode(s, keep_slash);
 
-	if (!e) {
-		b->oom = 1;
-		return;
-	}
-	sb_puts(b, e);
+	if (!e)
+		gl_oom();
+	gl_sb_add(b, e);
 	free(e);
 }
 
 /* Append s with the XML special characters escaped. */
-static void sb_xml(sbuf *b, const char *s)
+static void sb_xml(gl_sb *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': sb_puts(b, "&amp;"); break;
-		case '<': sb_puts(b, "&lt;"); break;
-		case '>': sb_puts(b, "&gt;"); break;
-		case '"': sb_puts(b, "&quot;"); break;
-		case '\'': sb_puts(b, "&apos;"); break;
-		default: sb_add(b, s, 1); break;
+		case '&': gl_sb_add(b, "&amp;"); break;
+		case '<': gl_sb_add(b, "&lt;"); break;
+		case '>': gl_sb_add(b, "&gt;"); break;
+		case '"': gl_sb_add(b, "&quot;"); break;
+		case '\'': gl_sb_add(b, "&apos;"); break;
+		default: gl_sb_addn(b, s, 1); break;
 		}
 	}
 }
@@ -255,28 +201,28 @@ static const char *xml_elem(const char *p, const char *end, const char *tag,
 	return NULL;
 }
 
-static void put_utf8(sbuf *b, unsigned long cp)
+static void put_utf8(gl_sb *b, unsigned long cp)
 {
 	char u[4];
 
 	if (cp < 0x80) {
 		u[0] = (char)cp;
-		sb_add(b, u, 1);
+		gl_sb_addn(b, u, 1);
 	} else if (cp < 0x800) {
 		u[0] = (char)(0xc0 | (cp >> 6));
 		u[1] = (char)(0x80 | (cp & 0x3f));
-		sb_add(b, u, 2);
+		gl_sb_addn(b, u, 2);
 	} else if (cp < 0x10000) {
 		u[0] = (char)(0xe0 | (cp >> 12));
 		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
 		u[2] = (char)(0x80 | (cp & 0x3f));
-		sb_add(b, u, 3);
+		gl_sb_addn(b, u, 3);
 	} else {
 		u[0] = (char)(0xf0 | (cp >> 18));
 		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
 		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
 		u[3] = (char)(0x80 | (cp & 0x3f));
-		sb_add(b, u, 4);
+		gl_sb_addn(b, u, 4);
 	}
 }
 
@@ -288,26 +234,26 @@ static char *xml_decode(const char *v, size_t n)
 		{ "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' },
 		{ "quot;", '"' }, { "apos;", '\'' },
 	};
-	sbuf b = { 0 };
+	gl_sb b = { 0 };
 	size_t i = 0;
 
-	sb_add(&b, "", 0);
+	gl_sb_addn(&b, "", 0); /* "" for an empty element, not NULL */
 	while (i < n) {
 		const char *amp = memchr(v + i, '&', n - i);
 		size_t k, rest;
 		int done = 0;
 
 		if (!amp) {
-			sb_add(&b, v + i, n - i);
+			gl_sb_addn(&b, v + i, n - i);
 			break;
 		}
-		sb_add(&b, v + i, (size_t)(amp - (v + i)));
+		gl_sb_addn(&b, v + i, (size_t)(amp - (v + i)));
 		i = (size_t)(amp - v) + 1;
 		rest = n - i;
 		for (k = 0; k < sizeof ents / sizeof ents[0]; k++) {
 			size_t el = strlen(ents[k].name);
 			if (rest >= el && !memcmp(v + i, ents[k].name, el)) {
-				sb_add(&b, &ents[k].c, 1);
+				gl_sb_addn(&b, &ents[k].c, 1);
 				i += el;
 				done = 1;
 				break;
@@ -337,11 +283,7 @@ static char *xml_decode(const char *v, size_t n)
 			}
 		}
 		if (!done)
-			sb_add(&b, "&", 1); /* not an entity: keep it */
-	}
-	if (b.oom) {
-		free(b.p);
-		return NULL;
+			gl_sb_addn(&b, "&", 1); /* not an entity: keep it */
 	}
 	return b.p;
 }
@@ -503,21 +445,14 @@ typedef enum req_kind {
 	K_SYNC,     /* blocking helpers */
 } req_kind;
 
-typedef enum req_state {
-	R_NEW,      /* not in the multi handle */
-	R_QUEUED,   /* waits for depth 0 to be added */
-	R_ACTIVE,   /* in the multi handle */
-	R_WAIT,     /* waits for its retry timer */
-} req_state;
-
 typedef struct s3_req s3_req;
 
 struct s3_req {
 	gl_s3 *s;
 	s3_req *prev, *next;      /* s->reqs */
 	req_kind kind;
-	req_state state;
 	CURL *easy;
+	gl_curlev_xfer x;         /* not for K_SYNC */
 	int borrowed;             /* easy is s->sync_easy */
 	struct curl_slist *hdrs;
 	char *url;
@@ -533,12 +468,9 @@ struct s3_req {
 	char *body;               /* collected (not for a 2xx GET) */
 	size_t blen, bcap;
 	int64_t delivered;        /* bytes given to on_data */
-	size_t redeliver;         /* replayed bytes already delivered */
-	int paused, resume_pending, stopped;
-	int fail_pending;
-	CURLcode fail_rc;
-	int cancelled, in_done;
-	struct event *retry_ev;
+	int stopped;
+	int in_done;
+	struct event *retry_ev;   /* pending: waits to be tried again */
 	char errbuf[CURL_ERROR_SIZE];
 	/* owner */
 	void *owner;              /* gl_s3_upload or gl_s3_get */
@@ -548,19 +480,9 @@ struct s3_req {
 	void *arg;
 };
 
-/* One watched socket; curl keeps the pointer (curl_multi_assign). */
-typedef struct s3_sock {
-	struct event *ev;
-	struct s3_sock *prev, *next;
-} s3_sock;
-
 struct gl_s3 {
 	struct event_base *base;
-	CURLM *multi;
-	struct event *timer;      /* curl's timeout */
-	struct event *deferred;   /* work curl callbacks cannot do */
-	s3_sock *socks;
-	int depth;                /* > 0 while inside curl */
+	gl_curlev *ev;
 	s3_req *reqs;
 	gl_s3_upload *uploads;
 	CURL *sync_easy;
@@ -605,11 +527,6 @@ struct gl_s3_get {
 	void *arg;
 };
 
-static void kick(gl_s3 *s)
-{
-	event_active(s->deferred, 0, 0);
-}
-
 static void list_push(gl_s3 *s, s3_req *r)
 {
 	r->prev = NULL;
@@ -630,15 +547,12 @@ static void list_remove(gl_s3 *s, s3_req *r)
 	r->prev = r->next = NULL;
 }
 
-/* Free a request without calling back. Only at depth 0 (it may leave the
- * multi handle). */
+/* Free a request without calling back. Outside curl, or when it is not
+ * handed to curlev. */
 static void req_destroy(s3_req *r)
 {
-	gl_s3 *s = r->s;
-
-	if (r->state == R_ACTIVE)
-		curl_multi_remove_handle(s->multi, r->easy);
-	list_remove(s, r);
+	gl_curlev_detach(&r->x);
+	list_remove(r->s, r);
 	if (r->retry_ev)
 		event_free(r->retry_ev);
 	if (r->easy && !r->borrowed)
@@ -654,39 +568,21 @@ static void req_destroy(s3_req *r)
 /* Forget a request: no callback will come from it. */
 static void req_cancel(s3_req *r)
 {
-	if (!r || r->in_done || r->cancelled)
+	if (!r || r->in_done || gl_curlev_cancelled(&r->x))
 		return;
 	r->owner = NULL;
 	r->done = NULL;
-	if (r->s->depth > 0) {
-		/* maybe inside its own callbacks: the read/write callbacks
-		 * refuse to go on and `deferred` frees it */
-		r->cancelled = 1;
-		kick(r->s);
-		return;
-	}
-	req_destroy(r);
+	/* inside curl (maybe its own callbacks) curlev only marks it: the
+	 * read/write callbacks refuse to go on and curlev frees it later; a
+	 * request waiting for its retry is not curl's and goes at once */
+	if (!gl_curlev_cancel(&r->x))
+		req_destroy(r);
 }
 
-static void req_finish(s3_req *r, CURLcode rc);
-
-/* Put a request into the multi handle (at depth 0; queued otherwise). */
+/* Hand a request to curl (curlev reports its end to req_finish). */
 static void req_submit(s3_req *r)
 {
-	gl_s3 *s = r->s;
-
-	if (s->depth > 0) {
-		r->state = R_QUEUED;
-		kick(s);
-		return;
-	}
-	r->state = R_ACTIVE;
-	if (curl_multi_add_handle(s->multi, r->easy) != CURLM_OK) {
-		r->state = R_NEW;
-		r->fail_pending = 1;
-		r->fail_rc = CURLE_OUT_OF_MEMORY;
-		kick(s);
-	}
+	gl_curlev_add(&r->x);
 }
 
 /* ---- curl callbacks --- */
@@ -698,7 +594,7 @@ static size_t read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	int64_t left = r->len - r->pos;
 	ssize_t n;
 
-	if (r->cancelled)
+	if (gl_curlev_cancelled(&r->x))
 		return CURL_READFUNC_ABORT;
 	if (left <= 0)
 		return 0;
@@ -767,7 +663,7 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	gl_s3_get *g;
 	int rv;
 
-	if (r->cancelled)
+	if (gl_curlev_cancelled(&r->x))
 		return CURL_WRITEFUNC_ERROR;
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (r->kind != K_GET || status < 200 || status > 299) {
@@ -776,221 +672,39 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 		return n;
 	}
 	g = r->owner;
-	if (r->redeliver) {
-		skip = n < r->redeliver ? n : r->redeliver;
-		r->redeliver -= skip;
-		if (skip == n)
-			return n;
-	}
+	skip = gl_curlev_replayed(&r->x, n);
+	if (skip == n)
+		return n;
 	r->delivered += (int64_t)(n - skip);
 	if (!g || !g->on_data)
 		return n;
 	rv = g->on_data(g->arg, ptr + skip, n - skip);
-	if (r->cancelled) /* g may be gone */
+	if (gl_curlev_cancelled(&r->x)) /* g may be gone */
 		return CURL_WRITEFUNC_ERROR;
 	if (rv < 0) {
 		r->stopped = 1;
 		return CURL_WRITEFUNC_ERROR;
 	}
-	if (rv > 0) {
-		/* curl hands this whole piece (and the rest) back on resume */
-		r->paused = 1;
-		r->redeliver = n;
-		return CURL_WRITEFUNC_PAUSE;
-	}
+	if (rv > 0)
+		return gl_curlev_pause(&r->x, n);
 	return n;
-}
-
-static void check_multi_info(gl_s3 *s);
-
-static void start_queued(gl_s3 *s)
-{
-	for (s3_req *r = s->reqs; r; r = r->next)
-		if (r->state == R_QUEUED && !r->cancelled)
-			req_submit(r);
-}
-
-static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_s3 *s = arg;
-	int flags = 0, running = 0;
-
-	if (what & EV_READ)
-		flags |= CURL_CSELECT_IN;
-	if (what & EV_WRITE)
-		flags |= CURL_CSELECT_OUT;
-	s->depth++;
-	curl_multi_socket_action(s->multi, fd, flags, &running);
-	s->depth--;
-	check_multi_info(s);
-}
-
-static void timer_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_s3 *s = arg;
-	int running = 0;
-
-	s->depth++;
-	curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	s->depth--;
-	check_multi_info(s);
-}
-
-static int sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-		   void *socketp)
-{
-	gl_s3 *s = userp;
-	s3_sock *ss = socketp;
-	short kind = EV_PERSIST;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (ss) {
-			if (ss->prev)
-				ss->prev->next = ss->next;
-			else
-				s->socks = ss->next;
-			if (ss->next)
-				ss->next->prev = ss->prev;
-			event_free(ss->ev);
-			free(ss);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		kind |= EV_READ;
-	if (what & CURL_POLL_OUT)
-		kind |= EV_WRITE;
-	if (!ss) {
-		ss = calloc(1, sizeof *ss);
-		if (!ss)
-			return -1;
-		ss->ev = event_new(s->base, fd, kind, sock_event_cb, s);
-		if (!ss->ev) {
-			free(ss);
-			return -1;
-		}
-		ss->next = s->socks;
-		if (s->socks)
-			s->socks->prev = ss;
-		s->socks = ss;
-		curl_multi_assign(s->multi, fd, ss);
-	} else {
-		event_del(ss->ev);
-		event_assign(ss->ev, s->base, fd, kind, sock_event_cb, s);
-	}
-	event_add(ss->ev, NULL);
-	return 0;
-}
-
-/* Never calls socket_action itself (curl would recurse); 0 ms means "on
- * the next loop pass". */
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	gl_s3 *s = userp;
-
-	if (timeout_ms < 0) {
-		evtimer_del(s->timer);
-	} else {
-		struct timeval tv = { timeout_ms / 1000,
-				      (timeout_ms % 1000) * 1000 };
-		evtimer_add(s->timer, &tv);
-	}
-	return 0;
-}
-
-/* Work curl callbacks could not do: free cancelled requests, resume
- * paused GETs, add queued requests, fail what could not start. */
-static void deferred_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_s3 *s = arg;
-	s3_req *r, *next;
-	int again;
-
-	for (r = s->reqs; r; r = next) {
-		next = r->next;
-		if (r->cancelled)
-			req_destroy(r);
-	}
-	/* curl_easy_pause replays held data through write_cb (caller code,
-	 * at depth > 0), which cannot change the request list */
-	for (r = s->reqs; r; r = r->next) {
-		CURLcode rc;
-
-		if (!r->resume_pending)
-			continue;
-		r->resume_pending = 0;
-		if (!r->paused || r->cancelled || r->fail_pending ||
-		    r->state != R_ACTIVE)
-			continue;
-		r->paused = 0;
-		s->depth++;
-		rc = curl_easy_pause(r->easy, CURLPAUSE_CONT);
-		s->depth--;
-		if (rc != CURLE_OK && !r->cancelled) {
-			/* the replay failed (stop): curl still has the
-			 * transfer, so end it here */
-			r->fail_pending = 1;
-			r->fail_rc = rc;
-		}
-	}
-	/* finishing runs callbacks, which may cancel anything: rescan from
-	 * the head each time */
-	do {
-		again = 0;
-		for (r = s->reqs; r; r = r->next) {
-			if (r->cancelled) {
-				req_destroy(r);
-				again = 1;
-				break;
-			}
-			if (r->fail_pending) {
-				r->fail_pending = 0;
-				req_finish(r, r->fail_rc);
-				again = 1;
-				break;
-			}
-		}
-	} while (again);
-	start_queued(s);
-	check_multi_info(s);
-}
-
-static void check_multi_info(gl_s3 *s)
-{
-	CURLMsg *msg;
-	int left;
-
-	while ((msg = curl_multi_info_read(s->multi, &left))) {
-		s3_req *r = NULL;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &r);
-		if (!r || r->cancelled)
-			continue; /* `deferred` frees it */
-		req_finish(r, msg->data.result);
-	}
 }
 
 /* ---- building requests --- */
 
 static char *url_of(gl_s3 *s, const char *key, const char *query)
 {
-	sbuf b = { 0 };
+	gl_sb b = { 0 };
 
-	sb_puts(&b, s->bucket_url);
+	gl_sb_add(&b, s->bucket_url);
 	if (key) {
-		sb_puts(&b, "/");
+		gl_sb_add(&b, "/");
 		sb_enc(&b, s->prefix, 1);
 		sb_enc(&b, key, 1);
 	}
 	if (query) {
-		sb_puts(&b, "?");
-		sb_puts(&b, query);
-	}
-	if (b.oom) {
-		free(b.p);
-		return NULL;
+		gl_sb_add(&b, "?");
+		gl_sb_add(&b, query);
 	}
 	return b.p;
 }
@@ -1060,7 +774,6 @@ static int req_setup(s3_req *r, const req_spec *sp)
 			rc = curl_easy_setopt(e, opt, val);                    \
 	} while (0)
 	SET(CURLOPT_URL, r->url);
-	SET(CURLOPT_PRIVATE, r);
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
 	SET(CURLOPT_HTTPHEADER, r->hdrs);
 	SET(CURLOPT_AWS_SIGV4, s->sigv4);
@@ -1143,6 +856,8 @@ static s3_req *req_new(gl_s3 *s, const req_spec *sp, char *mem, int fd,
 		curl_easy_reset(r->easy);
 	} else {
 		r->easy = curl_easy_init();
+		if (r->easy)
+			gl_curlev_xfer_init(&r->x, s->ev, r->easy, r);
 	}
 	r->url = url_of(s, sp->key, sp->query);
 	r->what = strdup(sp->key ? sp->key : s->bucket);
@@ -1162,9 +877,6 @@ static void req_reset(s3_req *r)
 	if (r->body)
 		r->body[0] = '\0';
 	r->delivered = 0;
-	r->redeliver = 0;
-	r->paused = 0;
-	r->resume_pending = 0;
 	r->errbuf[0] = '\0';
 	r->read_errno = 0;
 	r->short_read = 0;
@@ -1226,7 +938,7 @@ static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
 		set_err(e, 503, "S3 unavailable: %s: %s", host,
 			r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
 		/* a GET whose data the caller already has cannot restart */
-		*retry = r->delivered == 0 && !r->cancelled;
+		*retry = r->delivered == 0 && !gl_curlev_cancelled(&r->x);
 		return -1;
 	}
 	if (status >= 200 && status <= 299) {
@@ -1253,26 +965,21 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	s3_req *r = arg;
 
-	if (r->cancelled) {
-		req_destroy(r);
-		return;
-	}
+	/* a request waiting here is not curl's: a cancel freed it at once */
 	req_reset(r);
 	req_submit(r);
 }
 
-/* A transfer ended (depth 0): retry once if it may help, else report to
- * the owner and free the request. */
-static void req_finish(s3_req *r, CURLcode rc)
+/* curlev's done: a transfer ended (outside curl). Retry once if it may
+ * help, else report to the owner and free the request. */
+static void req_finish(void *arg, CURLcode rc)
 {
+	s3_req *r = arg;
 	gl_s3 *s = r->s;
 	gl_err err;
 	long status;
 	int retry;
 
-	if (r->state == R_ACTIVE)
-		curl_multi_remove_handle(s->multi, r->easy);
-	r->state = R_NEW;
 	memset(&err, 0, sizeof err);
 	if (req_outcome(r, rc, &status, &err, &retry) != 0 && retry &&
 	    r->idempotent && r->attempts == 0) {
@@ -1282,10 +989,8 @@ static void req_finish(s3_req *r, CURLcode rc)
 		gl_warn("S3: retrying %s after: %s", r->what, err.msg);
 		if (!r->retry_ev)
 			r->retry_ev = evtimer_new(s->base, retry_cb, r);
-		if (r->retry_ev && evtimer_add(r->retry_ev, &tv) == 0) {
-			r->state = R_WAIT;
+		if (r->retry_ev && evtimer_add(r->retry_ev, &tv) == 0)
 			return;
-		}
 	}
 	r->in_done = 1;
 	if (r->kind == K_GET)
@@ -1372,19 +1077,15 @@ static s3_req *upload_req(gl_s3_upload *u, req_kind kind, const char *method,
 static char *id_query(const char *id, int part_no)
 {
 	char *e = gl_s3_encode(id, 0);
-	sbuf b = { 0 };
+	gl_sb b = { 0 };
 
 	if (!e)
 		return NULL;
 	if (part_no > 0)
-		sb_printf(&b, "partNumber=%d&", part_no);
-	sb_puts(&b, "uploadId=");
-	sb_puts(&b, e);
+		gl_sb_addf(&b, "partNumber=%d&", part_no);
+	gl_sb_add(&b, "uploadId=");
+	gl_sb_add(&b, e);
 	free(e);
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
 	return b.p;
 }
 
@@ -1428,21 +1129,17 @@ static int record_part(gl_s3_upload *u, int no, const char *etag)
 
 static char *complete_doc(gl_s3_upload *u)
 {
-	sbuf b = { 0 };
+	gl_sb b = { 0 };
 
 	qsort(u->parts, (size_t)u->nparts, sizeof *u->parts, part_cmp);
-	sb_puts(&b, "<CompleteMultipartUpload>");
+	gl_sb_add(&b, "<CompleteMultipartUpload>");
 	for (int i = 0; i < u->nparts; i++) {
-		sb_printf(&b, "<Part><PartNumber>%d</PartNumber><ETag>",
-			  u->parts[i].no);
+		gl_sb_addf(&b, "<Part><PartNumber>%d</PartNumber><ETag>",
+			   u->parts[i].no);
 		sb_xml(&b, u->parts[i].etag);
-		sb_puts(&b, "</ETag></Part>");
+		gl_sb_add(&b, "</ETag></Part>");
 	}
-	sb_puts(&b, "</CompleteMultipartUpload>");
-	if (b.oom) {
-		free(b.p);
-		return NULL;
-	}
+	gl_sb_add(&b, "</CompleteMultipartUpload>");
 	return b.p;
 }
 
@@ -1703,9 +1400,9 @@ gl_s3_upload *gl_s3_upload_start(gl_s3 *s, const char *key,
 	return u;
 }
 
-int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
-			 int64_t len, gl_s3_done_fn part_done, void *arg,
-			 gl_err *err)
+/* May parts still be sent / the upload be completed? Else err says why
+ * (after a failed part, that part's error). */
+static int upload_open(gl_s3_upload *u, gl_err *err)
 {
 	if (u->abandoned || u->completing || u->finished) {
 		set_err(err, 500, "S3 upload of '%.300s' is finished",
@@ -1721,6 +1418,15 @@ int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
 			u->key);
 		return -1;
 	}
+	return 0;
+}
+
+int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
+			 int64_t len, gl_s3_done_fn part_done, void *arg,
+			 gl_err *err)
+{
+	if (upload_open(u, err) != 0)
+		return -1;
 	if (part_no < 1 || part_no > S3_MAX_PARTS || off < 0 || len < 0 ||
 	    len > S3_MAX_PART || (len > 0 && fd < 0)) {
 		set_err(err, 500, "invalid S3 part %d (%lld bytes)", part_no,
@@ -1741,20 +1447,8 @@ int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
 int gl_s3_upload_complete(gl_s3_upload *u, gl_s3_done_fn done, void *arg,
 			  gl_err *err)
 {
-	if (u->abandoned || u->completing || u->finished) {
-		set_err(err, 500, "S3 upload of '%.300s' is finished",
-			u->key);
+	if (upload_open(u, err) != 0)
 		return -1;
-	}
-	if (u->failed) {
-		*err = u->first;
-		return -1;
-	}
-	if (!u->id) {
-		set_err(err, 500, "S3 upload of '%.300s' is not started yet",
-			u->key);
-		return -1;
-	}
 	/* with parts in flight, the last part's answer sends it */
 	if (!u->inflight && complete_send(u, err) != 0)
 		return -1;
@@ -1793,18 +1487,6 @@ const char *gl_s3_upload_id(const gl_s3_upload *u)
 }
 
 /* ---- GET --- */
-
-static int check_range(const char *r)
-{
-	const char *dash = strchr(r, '-');
-
-	if (!dash || strchr(dash + 1, '-') || (dash == r && !dash[1]))
-		return -1;
-	for (const char *p = r; *p; p++)
-		if (p != dash && !isdigit((unsigned char)*p))
-			return -1;
-	return 0;
-}
 
 /* The object's size from a 200's Content-Length or a 206's
  * "bytes a-b/total". */
@@ -1853,7 +1535,7 @@ gl_s3_get *gl_s3_get_start(gl_s3 *s, const char *key, const char *range,
 
 	if (check_key(s, key, err) != 0)
 		return NULL;
-	if (range && (strlen(range) > 40 || check_range(range) != 0)) {
+	if (range && (strlen(range) > 40 || !gl_byte_range_valid(range))) {
 		set_err(err, 400, "invalid byte range '%.64s'", range);
 		return NULL;
 	}
@@ -1883,12 +1565,9 @@ gl_s3_get *gl_s3_get_start(gl_s3 *s, const char *key, const char *range,
 
 void gl_s3_get_resume(gl_s3_get *g)
 {
-	if (!g || !g->r || g->r->in_done || g->r->cancelled)
+	if (!g || !g->r || g->r->in_done)
 		return;
-	/* curl_easy_pause replays held data through on_data right away; do
-	 * it from `deferred` so callers never see reentry */
-	g->r->resume_pending = 1;
-	kick(g->r->s);
+	gl_curlev_resume(&g->r->x);
 }
 
 void gl_s3_get_cancel(gl_s3_get *g)
@@ -2040,7 +1719,7 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 	int rc = 0;
 
 	for (int page = 0; page < 100000; page++) {
-		sbuf q = { 0 };
+		gl_sb q = { 0 };
 		req_spec sp = { 0 };
 		char *nk = NULL, *ni = NULL, *body;
 		size_t blen;
@@ -2050,23 +1729,17 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 
 		/* sorted by name, as the canonical query must be */
 		if (key_marker) {
-			sb_puts(&q, "key-marker=");
+			gl_sb_add(&q, "key-marker=");
 			sb_enc(&q, key_marker, 0);
-			sb_puts(&q, "&");
+			gl_sb_add(&q, "&");
 		}
-		sb_puts(&q, "prefix=");
+		gl_sb_add(&q, "prefix=");
 		sb_enc(&q, s->prefix, 0);
 		if (id_marker) {
-			sb_puts(&q, "&upload-id-marker=");
+			gl_sb_add(&q, "&upload-id-marker=");
 			sb_enc(&q, id_marker, 0);
 		}
-		sb_puts(&q, "&uploads=");
-		if (q.oom) {
-			free(q.p);
-			set_err(err, 500, "out of memory");
-			rc = -1;
-			break;
-		}
+		gl_sb_add(&q, "&uploads=");
 		sp.kind = K_SYNC;
 		sp.method = "GET";
 		sp.query = q.p;
@@ -2117,13 +1790,15 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 
 /* ---- setup --- */
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
+static void destroy_cb(void *arg)
 {
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	req_destroy(arg);
 }
+
+static const gl_curlev_ops s3_ops = {
+	.done = req_finish,
+	.destroy = destroy_cb,
+};
 
 static char *dup_or(const char *v, const char *dflt)
 {
@@ -2134,12 +1809,12 @@ gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
 {
 	gl_s3 *s;
 	size_t n;
-	sbuf b = { 0 };
+	gl_sb b = { 0 };
+	CURLcode rc = gl_curl_global_init();
 
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK) {
+	if (rc != CURLE_OK) {
 		set_err(err, 500, "cannot initialise libcurl: %s",
-			curl_easy_strerror(curl_init_rc));
+			curl_easy_strerror(rc));
 		return NULL;
 	}
 	if (!c->endpoint || (strncmp(c->endpoint, "http://", 7) &&
@@ -2176,28 +1851,19 @@ gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
 	if (!s->region || !s->bucket || !s->access_key || !s->secret_key ||
 	    !s->prefix)
 		goto oom;
-	sb_printf(&b, "aws:amz:%.100s:s3", s->region);
+	gl_sb_addf(&b, "aws:amz:%.100s:s3", s->region);
 	s->sigv4 = b.p;
-	b = (sbuf){ 0 };
-	sb_puts(&b, s->endpoint);
-	sb_puts(&b, "/");
+	b = (gl_sb){ 0 };
+	gl_sb_add(&b, s->endpoint);
+	gl_sb_add(&b, "/");
 	sb_enc(&b, s->bucket, 0);
-	s->bucket_url = b.p;
-	if (!s->sigv4 || !s->bucket_url)
-		goto oom;
-	s->multi = curl_multi_init();
+	s->bucket_url = b.p; /* s owns both strings now */
+	s->ev = gl_curlev_new(base, &s3_ops, s);
 	s->sync_easy = curl_easy_init();
-	s->timer = evtimer_new(base, timer_event_cb, s);
-	s->deferred = event_new(base, -1, 0, deferred_cb, s);
-	if (!s->multi || !s->sync_easy || !s->timer || !s->deferred)
+	if (!s->ev || !s->sync_easy)
 		goto oom;
-	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
 	return s;
 oom:
-	free(b.p);
 	gl_s3_free(s);
 	set_err(err, 500, "out of memory");
 	return NULL;
@@ -2217,22 +1883,9 @@ void gl_s3_free(gl_s3 *s)
 	}
 	while (s->uploads)
 		upload_free(s->uploads);
-	if (s->multi)
-		curl_multi_cleanup(s->multi);
-	/* sockets curl closed without a CURL_POLL_REMOVE */
-	while (s->socks) {
-		s3_sock *ss = s->socks;
-
-		s->socks = ss->next;
-		event_free(ss->ev);
-		free(ss);
-	}
+	gl_curlev_free(s->ev);
 	if (s->sync_easy)
 		curl_easy_cleanup(s->sync_easy);
-	if (s->timer)
-		event_free(s->timer);
-	if (s->deferred)
-		event_free(s->deferred);
 	free(s->endpoint);
 	free(s->bucket_url);
 	free(s->region);

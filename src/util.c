@@ -1,7 +1,8 @@
-/* util.c - ids, time and text helpers (see util.h). */
+/* util.c - ids, time, text and memory helpers (see util.h). */
 #include "util.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,4 +264,120 @@ int gl_utf8_valid(const char *str, size_t len, int allow_4byte)
 int gl_streq(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
+}
+
+int gl_byte_range_valid(const char *r)
+{
+	const char *dash = strchr(r, '-');
+
+	if (!dash || strchr(dash + 1, '-') || (dash == r && !dash[1]))
+		return 0;
+	for (const char *p = r; *p; p++)
+		if (p != dash && !isdigit((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+void gl_oom(void)
+{
+	fputs("glared: out of memory\n", stderr);
+	abort();
+}
+
+void *gl_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		gl_oom();
+	return p;
+}
+
+void *gl_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		gl_oom();
+	return p;
+}
+
+void *gl_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		gl_oom();
+	return p;
+}
+
+char *gl_xstrdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		gl_oom();
+	return d;
+}
+
+/* Room for n more bytes and the NUL; doubling keeps appends amortised O(1). */
+static void sb_room(gl_sb *b, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = gl_xrealloc(b->p, b->cap);
+	}
+}
+
+void gl_sb_addn(gl_sb *b, const char *s, size_t n)
+{
+	sb_room(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void gl_sb_add(gl_sb *b, const char *s)
+{
+	gl_sb_addn(b, s, strlen(s));
+}
+
+void gl_sb_vaddf(gl_sb *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	char probe[1]; /* gcc -O1 flags vsnprintf(NULL, 0, ...) falsely */
+	int n;
+
+	va_copy(ap2, ap);
+	n = vsnprintf(probe, sizeof probe, fmt, ap2);
+	va_end(ap2);
+	/* only a malformed format fails here: a bug, and there is no error
+	 * channel to report it through */
+	if (n < 0)
+		abort();
+	sb_room(b, (size_t)n);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void gl_sb_addf(gl_sb *b, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	gl_sb_vaddf(b, fmt, ap);
+	va_end(ap);
+}
+
+void gl_sb_reset(gl_sb *b)
+{
+	b->len = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+void gl_sb_free(gl_sb *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
 }

@@ -1,4 +1,5 @@
-/* util.h - small helpers shared by every layer: ids, time, text.
+/* util.h - small helpers shared by every layer: ids, time, text, memory
+ * that aborts when it runs out, and a growable string.
  *
  * Uses OpenSSL's RAND_bytes for ids (not rand(): ids are guessable
  * otherwise) and libc.
@@ -6,6 +7,7 @@
 #ifndef GL_UTIL_H
 #define GL_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -39,5 +41,37 @@ void gl_media_type(const char *content_type, char *out, size_t len);
 int gl_utf8_valid(const char *s, size_t len, int allow_4byte);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
+
+/* 1 if r is a byte range as a Range header and CURLOPT_RANGE take it
+ * (without "bytes="): "a-b", "a-" or "-n" with decimal numbers. */
+int gl_byte_range_valid(const char *r);
+
+/* ---- memory that cannot fail ------------------------------------------------
+ * For code whose callers have no use for an out-of-memory error (SQL text,
+ * parameter lists): out of memory prints one line and aborts, as the core
+ * does wherever it cannot report the failure. A size of 0 is allocated as
+ * 1, so a NULL result always means failure. */
+__attribute__((noreturn)) void gl_oom(void);
+void *gl_xmalloc(size_t n);
+void *gl_xcalloc(size_t n, size_t size);
+void *gl_xrealloc(void *p, size_t n);
+char *gl_xstrdup(const char *s);
+
+/* ---- a growable string (aborts when out of memory) --------------------------
+ * Zero-initialise (gl_sb b = { 0 }); p stays NULL until something is
+ * added, and is always NUL-terminated after that. */
+typedef struct gl_sb {
+	char *p;
+	size_t len, cap;
+} gl_sb;
+
+void gl_sb_addn(gl_sb *b, const char *s, size_t n);
+void gl_sb_add(gl_sb *b, const char *s);
+__attribute__((format(printf, 2, 3)))
+void gl_sb_addf(gl_sb *b, const char *fmt, ...);
+__attribute__((format(printf, 2, 0)))
+void gl_sb_vaddf(gl_sb *b, const char *fmt, va_list ap);
+void gl_sb_reset(gl_sb *b); /* empty again; keeps the buffer */
+void gl_sb_free(gl_sb *b);  /* frees the buffer; b is empty again */
 
 #endif

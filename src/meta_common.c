@@ -1,0 +1,1358 @@
+/* meta_common.c - the parts of the metadata store that do not depend on
+ * the database (see meta_common.h); used by meta_sqlite.c and meta_pg.c.
+ *
+ * The API shape both backends return (docs/storage.md, "Semantics"): an
+ * artifact has every base field (activated_at null if unset) and its
+ * revision; a typed view adds every field of the type, custom fields null
+ * when unset, Blob fields null or the blob object, Folders {} or key ->
+ * blob; the all view adds type_name, tags and metadata instead. Blob
+ * objects always carry the API keys (null when unset); internal keys
+ * appear only when set; keys without a column come back from `extra`.
+ *
+ * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail).
+ */
+#include "meta_common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Fields and keys.
+ * ---------------------------------------------------------------------- */
+
+/* Base fields that live in artifacts columns (column name = field name);
+ * tags and metadata are base fields kept in doc (+ their tables). */
+static const char *const base_columns[] = {
+	"id", "type_name", "name", "version", "owner", "visibility", "status",
+	"description", "display_type_name", "created_at", "updated_at",
+	"activated_at",
+};
+
+static int is_base_column(const char *name)
+{
+	for (size_t i = 0; i < sizeof base_columns / sizeof *base_columns; i++)
+		if (strcmp(base_columns[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static int is_time_column(const char *name)
+{
+	return strcmp(name, "created_at") == 0 ||
+	       strcmp(name, "updated_at") == 0 ||
+	       strcmp(name, "activated_at") == 0;
+}
+
+/* Blob keys that have columns; any other key goes to `extra`. */
+static const char *const blob_keys[B_NCOLS] = {
+	[B_URL] = "url", [B_SIZE] = "size", [B_MD5] = "md5",
+	[B_SHA1] = "sha1", [B_SHA256] = "sha256", [B_EXTERNAL] = "external",
+	[B_STATUS] = "status", [B_CTYPE] = "content_type",
+	[B_STORE] = "store", [B_LOCATION] = "location",
+	[B_RESERVED] = "reserved", [B_NODE] = "node", [B_PREV] = "prev",
+	[B_TEMP] = "temp", [B_VERIFIED] = "verified_at",
+	[B_VSTATUS] = "verify_status", [B_VERROR] = "verify_error",
+	[B_EXTRA] = NULL,
+};
+
+static const char *str_of(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static const gl_field *type_field(const gl_type *t, const char *name)
+{
+	for (int i = 0; t && i < t->nfields; i++)
+		if (strcmp(t->fields[i].name, name) == 0)
+			return &t->fields[i];
+	return NULL;
+}
+
+int mc_json_time(const json_t *v, int64_t *us)
+{
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_integer(v)) {
+		*us = json_integer_value(v);
+		return 1;
+	}
+	if (json_is_string(v) &&
+	    gl_parse_iso8601(json_string_value(v), us) == 0)
+		return 1;
+	return -1;
+}
+
+int mc_schema_check(int64_t v, int64_t tables, int upgrade, int need,
+		    gl_err *err)
+{
+	if (v == need)
+		return 0;
+	if (v > need)
+		return gl_fail(err, 500, NULL,
+			       "database schema is at version %lld, newer than"
+			       " this glared supports (%d)", (long long)v,
+			       need);
+	if (v == 0 && tables > 0)
+		return gl_fail(err, 500, NULL,
+			       "the database has tables but no glared schema"
+			       " version: not a glared database");
+	if (v > 0 && !upgrade)
+		return gl_fail(err, 500, NULL,
+			       "database schema is at version %lld, glared"
+			       " needs %d: run 'glared db upgrade'",
+			       (long long)v, need);
+	return 1;
+}
+
+char *mc_dump(const json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	if (!s)
+		gl_oom();
+	return s;
+}
+
+/* ------------------------------------------------------------------------
+ * Rows to the API shape.
+ * ---------------------------------------------------------------------- */
+
+json_t *mc_col_text(const mc_row *r, int c)
+{
+	const char *s;
+	size_t n;
+
+	if (r->ops->null(r, c))
+		return json_null();
+	s = r->ops->text(r, c, &n);
+	return json_stringn(s, n);
+}
+
+json_t *mc_col_int(const mc_row *r, int c)
+{
+	if (r->ops->null(r, c))
+		return json_null();
+	return json_integer(r->ops->i64(r, c));
+}
+
+/* Full precision: the engine shows seconds, but sorting, markers and
+ * rewrites of the row must keep the microseconds. */
+json_t *mc_col_time(const mc_row *r, int c)
+{
+	char buf[40];
+
+	if (r->ops->null(r, c))
+		return json_null();
+	gl_iso8601_us(r->ops->i64(r, c), buf);
+	return json_string(buf);
+}
+
+json_t *mc_col_json(const mc_row *r, int c)
+{
+	json_error_t jerr;
+	const char *s;
+	size_t n;
+
+	if (r->ops->null(r, c))
+		return json_null();
+	s = r->ops->text(r, c, &n);
+	return json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+}
+
+json_t *mc_blob_json(const mc_row *r, int c0)
+{
+	json_t *b = json_object();
+
+	json_object_set_new(b, "url", mc_col_text(r, c0 + B_URL));
+	json_object_set_new(b, "size", mc_col_int(r, c0 + B_SIZE));
+	json_object_set_new(b, "md5", mc_col_text(r, c0 + B_MD5));
+	json_object_set_new(b, "sha1", mc_col_text(r, c0 + B_SHA1));
+	json_object_set_new(b, "sha256", mc_col_text(r, c0 + B_SHA256));
+	json_object_set_new(b, "external",
+			    json_boolean(r->ops->truth(r, c0 + B_EXTERNAL)));
+	json_object_set_new(b, "status", mc_col_text(r, c0 + B_STATUS));
+	json_object_set_new(b, "content_type", mc_col_text(r, c0 + B_CTYPE));
+	for (int c = B_STORE; c < B_EXTRA; c++) {
+		json_t *v;
+
+		if (r->ops->null(r, c0 + c))
+			continue;
+		if (c == B_RESERVED || c == B_VERIFIED) /* microseconds */
+			v = mc_col_int(r, c0 + c);
+		else if (c == B_PREV)
+			v = mc_col_json(r, c0 + c);
+		else
+			v = mc_col_text(r, c0 + c);
+		json_object_set_new(b, blob_keys[c], v);
+	}
+	if (!r->ops->null(r, c0 + B_EXTRA)) {
+		json_t *extra = mc_col_json(r, c0 + B_EXTRA);
+
+		if (json_is_object(extra))
+			json_object_update_missing(b, extra);
+		json_decref(extra);
+	}
+	return b;
+}
+
+/* Custom fields come from doc (null when unset); blob fields are null and
+ * folders {} until their records are attached. */
+int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
+		     gl_err *err)
+{
+	json_t *af, *doc;
+	json_error_t jerr;
+	const char *s;
+	size_t n;
+
+	s = r->ops->text(r, C_DOC, &n);
+	doc = json_loadb(s, n, 0, &jerr);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		s = r->ops->text(r, C_ID, &n);
+		return gl_fail(err, 500, NULL,
+			       "DBError: artifact %.*s: bad document: %s",
+			       (int)n, s, jerr.text);
+	}
+	af = json_object();
+	json_object_set_new(af, "id", mc_col_text(r, C_ID));
+	json_object_set_new(af, "name", mc_col_text(r, C_NAME));
+	json_object_set_new(af, "version", mc_col_text(r, C_VERSION));
+	json_object_set_new(af, "owner", mc_col_text(r, C_OWNER));
+	json_object_set_new(af, "visibility", mc_col_text(r, C_VIS));
+	json_object_set_new(af, "status", mc_col_text(r, C_STATUS));
+	json_object_set_new(af, "description", mc_col_text(r, C_DESC));
+	json_object_set_new(af, "display_type_name", mc_col_text(r, C_DTN));
+	json_object_set_new(af, "created_at", mc_col_time(r, C_CREATED));
+	json_object_set_new(af, "updated_at", mc_col_time(r, C_UPDATED));
+	json_object_set_new(af, "activated_at", mc_col_time(r, C_ACTIVATED));
+	json_object_set_new(af, "revision", mc_col_int(r, C_REV));
+	if (!type) {
+		json_t *v;
+
+		json_object_set_new(af, "type_name", mc_col_text(r, C_TYPE));
+		v = json_object_get(doc, "tags");
+		json_object_set(af, "tags", v ? v : json_null());
+		v = json_object_get(doc, "metadata");
+		json_object_set(af, "metadata", v ? v : json_null());
+	} else {
+		for (int i = 0; i < type->nfields; i++) {
+			const gl_field *f = &type->fields[i];
+			json_t *v;
+
+			if (f->base && is_base_column(f->name))
+				continue;
+			if (f->kind == GK_BLOB) {
+				v = json_null();
+			} else if (f->kind == GK_FOLDER) {
+				v = json_object();
+			} else {
+				v = json_object_get(doc, f->name);
+				v = v ? json_incref(v) : json_null();
+			}
+			json_object_set_new(af, f->name, v);
+		}
+	}
+	json_decref(doc);
+	*out = af;
+	return 0;
+}
+
+/* Records of fields the type no longer has are left out. */
+void mc_attach_blob(json_t *af, const gl_type *type, const mc_row *r, int cf)
+{
+	size_t n;
+	const char *field = r->ops->text(r, cf, &n);
+	const char *key = r->ops->text(r, cf + 1, &n);
+	const gl_field *f = type_field(type, field);
+	json_t *folder;
+
+	if (!af || !f)
+		return;
+	if (f->kind == GK_FOLDER) {
+		folder = json_object_get(af, field);
+		if (!json_is_object(folder)) {
+			folder = json_object();
+			json_object_set_new(af, field, folder);
+		}
+		json_object_set_new(folder, key, mc_blob_json(r, cf + 2));
+	} else if (f->kind == GK_BLOB && key[0] == '\0') {
+		json_object_set_new(af, field, mc_blob_json(r, cf + 2));
+	}
+}
+
+void mc_attach_page_blob(json_t *idx, const gl_type *type, const mc_row *r)
+{
+	size_t n;
+
+	mc_attach_blob(json_object_get(idx, r->ops->text(r, 0, &n)), type, r,
+		       1);
+}
+
+json_t *mc_deleted_row(const mc_row *r)
+{
+	return json_pack("{s:o, s:o}", "id", mc_col_text(r, 0), "type_name",
+			 mc_col_text(r, 1));
+}
+
+json_t *mc_gc_row(const mc_row *r)
+{
+	return json_pack("{s:o, s:o}", "store", mc_col_text(r, 0),
+			 "location", mc_col_text(r, 1));
+}
+
+json_t *mc_blob_row(const mc_row *r)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}",
+			 "artifact_id", mc_col_text(r, 0),
+			 "type_name", mc_col_text(r, 1),
+			 "field", mc_col_text(r, 2),
+			 "key", mc_col_text(r, 3),
+			 "blob", mc_blob_json(r, 4));
+}
+
+json_t *mc_quotas_new(const char *project)
+{
+	json_t *res = json_object();
+
+	/* a named project is always a key, even without overrides */
+	if (project)
+		json_object_set_new(res, project, json_object());
+	return res;
+}
+
+void mc_quota_row(json_t *res, const mc_row *r)
+{
+	size_t n;
+	const char *pid = r->ops->text(r, 0, &n);
+	json_t *o = json_object_get(res, pid);
+
+	if (!o) {
+		o = json_object();
+		json_object_set_new(res, pid, o);
+	}
+	json_object_set_new(o, r->ops->text(r, 1, &n),
+			    json_integer(r->ops->i64(r, 2)));
+}
+
+void mc_page_init(mc_page *pg)
+{
+	pg->arr = json_array();
+	pg->idx = json_object();
+	pg->ids = json_array();
+}
+
+void mc_page_add(mc_page *pg, json_t *af)
+{
+	json_t *id = json_object_get(af, "id");
+
+	json_array_append_new(pg->arr, af);
+	json_object_set(pg->idx, json_string_value(id), af);
+	json_array_append(pg->ids, id);
+}
+
+char *mc_page_ids(const mc_page *pg)
+{
+	return mc_dump(pg->ids);
+}
+
+json_t *mc_page_done(mc_page *pg, int keep)
+{
+	json_t *arr = pg->arr;
+
+	json_decref(pg->idx);
+	json_decref(pg->ids);
+	if (!keep)
+		json_decref(arr);
+	memset(pg, 0, sizeof *pg);
+	return keep ? arr : NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Values and parameter lists.
+ * ---------------------------------------------------------------------- */
+
+static mc_val *slot(mc_vals *p, int i)
+{
+	mc_val *v;
+
+	if (i < 1 || i > MC_VALS_MAX)
+		abort(); /* a statement with more parameters: a bug */
+	v = &p->v[i - 1];
+	free(v->owned);
+	memset(v, 0, sizeof *v);
+	if (i > p->n)
+		p->n = i;
+	return v;
+}
+
+void mc_set_text(mc_vals *p, int i, const char *s)
+{
+	mc_val *v = slot(p, i);
+
+	if (s) {
+		v->t = MC_TEXT;
+		v->s = s;
+		v->len = -1;
+	}
+}
+
+void mc_set_int(mc_vals *p, int i, int64_t n)
+{
+	mc_val *v = slot(p, i);
+
+	v->t = MC_INT;
+	v->i = n;
+}
+
+void mc_set_own(mc_vals *p, int i, char *s)
+{
+	mc_set_text(p, i, s);
+	p->v[i - 1].owned = s;
+}
+
+void mc_set_bin(mc_vals *p, int i, const void *data, int len)
+{
+	mc_val *v = slot(p, i);
+
+	v->t = MC_BIN;
+	v->s = data;
+	v->len = len;
+}
+
+void mc_vals_free(mc_vals *p)
+{
+	for (int i = 0; i < MC_VALS_MAX; i++)
+		free(p->v[i].owned);
+	memset(p, 0, sizeof *p);
+}
+
+void mc_json_val(const json_t *v, mc_val *out)
+{
+	memset(out, 0, sizeof *out);
+	switch (v ? json_typeof(v) : JSON_NULL) {
+	case JSON_INTEGER:
+		out->t = MC_INT;
+		out->i = json_integer_value(v);
+		break;
+	case JSON_REAL:
+		out->t = MC_REAL;
+		out->d = json_real_value(v);
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		out->t = MC_INT;
+		out->i = json_is_true(v);
+		break;
+	case JSON_STRING:
+		out->t = MC_TEXT;
+		out->s = json_string_value(v);
+		out->len = (int)json_string_length(v);
+		break;
+	default:
+		out->t = MC_NULL;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * What a write stores.
+ * ---------------------------------------------------------------------- */
+
+int mc_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
+		 gl_err *err)
+{
+	if (!type || type->is_all || !str_of(af, "id") ||
+	    !str_of(af, "name") || !str_of(af, "owner") || !vk)
+		return gl_fail(err, 500, NULL,
+			       "DBError: artifact without type, id, name, owner"
+			       " or version key");
+	return 0;
+}
+
+/* doc: every field without a column and not a blob; unset/null fields are
+ * left out. */
+static char *doc_text(const gl_type *type, const json_t *af)
+{
+	json_t *doc = json_object(), *v;
+	char *text;
+
+	for (int f = 0; f < type->nfields; f++) {
+		const gl_field *fd = &type->fields[f];
+
+		if ((fd->base && is_base_column(fd->name)) ||
+		    fd->kind == GK_BLOB || fd->kind == GK_FOLDER)
+			continue;
+		v = json_object_get(af, fd->name);
+		if (v && !json_is_null(v))
+			json_object_set(doc, fd->name, v);
+	}
+	text = mc_dump(doc);
+	json_decref(doc);
+	return text;
+}
+
+int mc_artifact_vals(mc_vals *p, const gl_type *type, const json_t *af,
+		     const gl_vkey *vk, int64_t rev, gl_err *err)
+{
+	static const char *const tnames[3] = {
+		"created_at", "updated_at", "activated_at"
+	};
+	const char *ver = str_of(af, "version");
+	int64_t t[3];
+	int set[3];
+
+	for (int i = 0; i < 3; i++) {
+		set[i] = mc_json_time(json_object_get(af, tnames[i]), &t[i]);
+		if (set[i] < 0)
+			return gl_fail(err, 500, NULL,
+				       "DBError: artifact %s: bad timestamp",
+				       tnames[i]);
+		/* created/updated are NOT NULL: the engine always sets them,
+		 * "now" only keeps a careless caller from failing */
+		if (!set[i] && i < 2) {
+			t[i] = gl_now_us();
+			set[i] = 1;
+		}
+	}
+	mc_set_text(p, 1, str_of(af, "id"));
+	mc_set_text(p, 2, type->name);
+	mc_set_text(p, 3, str_of(af, "name"));
+	mc_set_text(p, 4, ver ? ver : "0.0.0");
+	mc_set_int(p, 5, vk->prefix);
+	mc_set_text(p, 6, vk->suffix ? vk->suffix : "");
+	mc_set_text(p, 7, vk->meta ? vk->meta : "");
+	mc_set_text(p, 8, str_of(af, "owner"));
+	mc_set_text(p, 9, str_of(af, "visibility") ? str_of(af, "visibility")
+						   : "private");
+	mc_set_text(p, 10, str_of(af, "status") ? str_of(af, "status")
+						: "drafted");
+	mc_set_text(p, 11, str_of(af, "description"));
+	mc_set_text(p, 12, str_of(af, "display_type_name"));
+	for (int i = 0; i < 3; i++) {
+		if (set[i])
+			mc_set_int(p, 13 + i, t[i]);
+		else
+			mc_set_text(p, 13 + i, NULL);
+	}
+	mc_set_int(p, 16, rev + 1);
+	mc_set_own(p, 17, doc_text(type, af));
+	return 0;
+}
+
+json_t *mc_tags(const json_t *af)
+{
+	json_t *tags = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(af, "tags"), i, v)
+		if (json_is_string(v))
+			json_array_append(tags, v);
+	return tags;
+}
+
+/* One row per scalar. DateTime values are stored as microseconds so
+ * filters compare numbers. */
+static int prop_row(const char *name, const char *key, const json_t *v,
+		    int pos, gl_kind kind, mc_prop_fn fn, void *ctx)
+{
+	json_t *us_v = NULL;
+	int64_t us;
+	int rc;
+
+	if (!v || json_is_null(v) || json_is_object(v) || json_is_array(v))
+		return 0;
+	if (kind == GK_DATETIME && json_is_string(v) &&
+	    mc_json_time(v, &us) == 1)
+		v = us_v = json_integer(us);
+	rc = fn(ctx, name, key, pos, v);
+	json_decref(us_v);
+	return rc;
+}
+
+static int field_props(const gl_field *f, const json_t *v, mc_prop_fn fn,
+		       void *ctx)
+{
+	const char *k;
+	json_t *e;
+	size_t i;
+	int rc;
+
+	if (f->kind == GK_LIST && json_is_array(v)) {
+		json_array_foreach(v, i, e)
+			if ((rc = prop_row(f->name, "", e, (int)i, f->elem, fn,
+					   ctx)))
+				return rc;
+	} else if (f->kind == GK_DICT && json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e)
+			if ((rc = prop_row(f->name, k, e, 0, f->elem, fn, ctx)))
+				return rc;
+	} else if (f->kind != GK_LIST && f->kind != GK_DICT) {
+		return prop_row(f->name, "", v, 0, f->kind, fn, ctx);
+	}
+	return 0;
+}
+
+int mc_each_prop(const gl_type *type, const json_t *af, mc_prop_fn fn,
+		 void *ctx)
+{
+	for (int f = 0; f < type->nfields; f++) {
+		const gl_field *fd = &type->fields[f];
+		json_t *v;
+		int rc;
+
+		if (fd->kind == GK_BLOB || fd->kind == GK_FOLDER)
+			continue;
+		if (fd->base && strcmp(fd->name, "metadata") != 0)
+			continue;
+		v = json_object_get(af, fd->name);
+		if (v && (rc = field_props(fd, v, fn, ctx)))
+			return rc;
+	}
+	return 0;
+}
+
+int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
+		 const char *key, const json_t *blob, gl_err *err)
+{
+	json_t *extra, *v;
+	const char *k;
+	int64_t us;
+	int c;
+
+	if (!json_is_object(blob))
+		return gl_fail(err, 500, NULL,
+			       "DBError: blob is not an object");
+	mc_set_text(p, 1, artifact_id);
+	mc_set_text(p, 2, field);
+	mc_set_text(p, 3, key ? key : "");
+	for (c = 0; c < B_EXTRA; c++) {
+		int i = 4 + c + (c > B_PREV ? 2 : 0); /* prev_store/location */
+
+		v = json_object_get(blob, blob_keys[c]);
+		switch (c) {
+		case B_SIZE:
+		case B_RESERVED:
+			if (json_is_integer(v)) /* exact above 2^53 */
+				mc_set_int(p, i, json_integer_value(v));
+			else if (json_is_real(v))
+				mc_set_int(p, i, (int64_t)json_real_value(v));
+			break;
+		case B_EXTERNAL:
+			mc_set_int(p, i, json_is_true(v));
+			break;
+		case B_PREV:
+			if (!json_is_object(v))
+				break;
+			mc_set_own(p, i, mc_dump(v));
+			mc_set_text(p, i + 1, str_of(v, "store"));
+			mc_set_text(p, i + 2, str_of(v, "location"));
+			break;
+		case B_VERIFIED:
+			if (mc_json_time(v, &us) == 1)
+				mc_set_int(p, i, us);
+			break;
+		default:
+			if (json_is_string(v)) {
+				mc_set_text(p, i, json_string_value(v));
+				p->v[i - 1].len = (int)json_string_length(v);
+			}
+		}
+	}
+	/* keys without a column survive in `extra` */
+	extra = json_object();
+	json_object_foreach((json_t *)blob, k, v) {
+		int known = 0;
+
+		for (c = 0; c < B_EXTRA && !known; c++)
+			known = strcmp(blob_keys[c], k) == 0;
+		if (!known)
+			json_object_set(extra, k, v);
+	}
+	if (json_object_size(extra))
+		mc_set_own(p, 23, mc_dump(extra));
+	else
+		mc_set_text(p, 23, NULL);
+	json_decref(extra);
+	return 0;
+}
+
+void mc_scope_vals(mc_vals *p, const char *type_name, const char *name,
+		   const gl_vkey *vk, const char *owner,
+		   const char *exclude_id)
+{
+	mc_set_text(p, 1, type_name);
+	mc_set_text(p, 2, name);
+	mc_set_int(p, 3, vk->prefix);
+	mc_set_text(p, 4, vk->suffix ? vk->suffix : "");
+	mc_set_text(p, 5, vk->meta ? vk->meta : "");
+	/* "" is no id: `id != NULL` would be NULL and match nothing */
+	mc_set_text(p, 6, exclude_id ? exclude_id : "");
+	if (owner)
+		mc_set_text(p, 7, owner);
+}
+
+int mc_quotas_check(const json_t *projects, gl_err *err)
+{
+	if (!json_is_array(projects))
+		return gl_fail(err, 500, NULL,
+			       "DBError: quotas must be a list");
+	return 0;
+}
+
+int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
+		   void *ctx, gl_err *err)
+{
+	json_t *pj, *qv;
+	size_t i, j;
+
+	json_array_foreach(projects, i, pj) {
+		const char *pid = str_of(pj, "project_id");
+
+		if (!pid)
+			return gl_fail(err, 500, NULL,
+				       "DBError: quota without project_id");
+		if (ops->clear(ctx, pid, err))
+			return -1;
+		json_array_foreach(json_object_get(pj, "project_quotas"), j,
+				   qv) {
+			const char *name = str_of(qv, "quota_name");
+
+			if (!name)
+				continue;
+			if (ops->add(ctx, pid, name, json_integer_value(
+					json_object_get(qv, "quota_value")),
+				     err))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Listing fragments. A parameter is the byte PH in the text; values never
+ * appear in the text (field names of custom fields are parameters too,
+ * base column names are checked), so PH cannot come from elsewhere.
+ * ---------------------------------------------------------------------- */
+
+#define PH '\x01'
+
+void mc_sql(mc_frag *f, const char *s)
+{
+	gl_sb_add(&f->sql, s);
+}
+
+void mc_sqlf(mc_frag *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	gl_sb_vaddf(&f->sql, fmt, ap);
+	va_end(ap);
+}
+
+static void push(mc_frag *f, const mc_val *v)
+{
+	if (f->np == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 8;
+		f->pv = gl_xrealloc(f->pv, (size_t)f->cap * sizeof *f->pv);
+	}
+	f->pv[f->np] = *v;
+	f->pv[f->np++].owned = NULL; /* ownership stays with the source */
+}
+
+void mc_arg(mc_frag *f, const mc_val *v)
+{
+	push(f, v);
+	gl_sb_addn(&f->sql, (const char[]){ PH }, 1);
+}
+
+void mc_arg_text(mc_frag *f, const char *s)
+{
+	mc_val v = { .t = MC_TEXT, .s = s, .len = -1 };
+
+	mc_arg(f, &v);
+}
+
+void mc_arg_int(mc_frag *f, int64_t n)
+{
+	mc_val v = { .t = MC_INT, .i = n };
+
+	mc_arg(f, &v);
+}
+
+void mc_cat(mc_frag *dst, const mc_frag *src)
+{
+	if (src->sql.p)
+		gl_sb_add(&dst->sql, src->sql.p);
+	for (int i = 0; i < src->np; i++)
+		push(dst, &src->pv[i]);
+}
+
+void mc_frag_free(mc_frag *f)
+{
+	gl_sb_free(&f->sql);
+	free(f->pv);
+	memset(f, 0, sizeof *f);
+}
+
+char *mc_frag_render(const mc_frag *f, mc_ph_fn ph)
+{
+	gl_sb out = { 0 };
+	int k = 0;
+
+	for (const char *s = f->sql.p; s && *s; s++) {
+		if (*s == PH) {
+			ph(&out, k + 1, &f->pv[k]);
+			k++;
+		} else {
+			gl_sb_addn(&out, s, 1);
+		}
+	}
+	if (!out.p)
+		gl_sb_add(&out, "");
+	return out.p;
+}
+
+/* ------------------------------------------------------------------------
+ * Listing conditions.
+ * ---------------------------------------------------------------------- */
+
+int mc_value(const json_t *v, int to_us, mc_val *p, gl_err *err)
+{
+	switch (v ? json_typeof(v) : JSON_NULL) {
+	case JSON_INTEGER:
+	case JSON_REAL:
+	case JSON_TRUE:
+	case JSON_FALSE:
+	case JSON_NULL:
+		mc_json_val(v, p);
+		return 0;
+	case JSON_STRING:
+		mc_json_val(v, p);
+		if (to_us) {
+			if (gl_parse_iso8601(json_string_value(v), &p->i))
+				return gl_fail(err, 400, "BadRequest",
+					       "Invalid datetime value %s",
+					       json_string_value(v));
+			p->t = MC_INT;
+			p->s = NULL;
+			p->len = 0;
+		}
+		return 0;
+	default:
+		return gl_fail(err, 400, "BadRequest",
+			       "Filter values must be scalars");
+	}
+}
+
+int mc_filter_value(const json_t *v, gl_kind kind, enum mc_target tg,
+		    mc_val *p, gl_err *err)
+{
+	if (mc_value(v, kind == GK_DATETIME && tg != MC_TG_TEXT, p, err))
+		return -1;
+	p->cast = tg == MC_TG_TEXT || p->t == MC_TEXT ? "text"
+		  : p->t == MC_REAL || tg == MC_TG_PROP ? "numeric"
+		  : "int8";
+	return 0;
+}
+
+int mc_compare(mc_frag *f, const mc_dialect *d, const char *expr,
+	       const gl_filter *flt, gl_kind kind, enum mc_target tg,
+	       gl_err *err)
+{
+	size_t n = json_array_size(flt->values);
+	mc_val p;
+
+	if (flt->op == GL_OP_IN) {
+		if (n == 0) {
+			mc_sql(f, "FALSE");
+			return 0;
+		}
+		mc_sql(f, expr);
+		mc_sql(f, " IN (");
+		for (size_t i = 0; i < n; i++) {
+			if (mc_filter_value(json_array_get(flt->values, i),
+					    kind, tg, &p, err))
+				return -1;
+			if (i)
+				mc_sql(f, ", ");
+			mc_arg(f, &p);
+		}
+		mc_sql(f, ")");
+		return 0;
+	}
+	if (!mc_op_sql(flt->op) || n < 1)
+		return gl_fail(err, 400, "BadRequest",
+			       "Unsupported filter on %s",
+			       flt->field ? flt->field->name : "tags");
+	if (flt->op == GL_OP_LIKE)
+		return d->like(f, expr, json_array_get(flt->values, 0), kind,
+			       err);
+	if (mc_filter_value(json_array_get(flt->values, 0), kind, tg, &p,
+			    err))
+		return -1;
+	mc_sql(f, expr);
+	mc_sql(f, mc_op_sql(flt->op));
+	mc_arg(f, &p);
+	return 0;
+}
+
+const char *mc_op_sql(unsigned op)
+{
+	switch (op) {
+	case GL_OP_EQ: return " = ";
+	case GL_OP_NEQ: return " != ";
+	case GL_OP_LT: return " < ";
+	case GL_OP_LTE: return " <= ";
+	case GL_OP_GT: return " > ";
+	case GL_OP_GTE: return " >= ";
+	case GL_OP_LIKE: return " LIKE ";
+	default: return NULL;
+	}
+}
+
+void mc_member_open(mc_frag *f, const char *al, const char *table,
+		    const char *t, int in_form)
+{
+	if (in_form)
+		mc_sqlf(f, "+%s.id IN (SELECT %s.artifact_id FROM %s %s"
+			" WHERE ", al, t, table, t);
+	else
+		mc_sqlf(f, "EXISTS (SELECT 1 FROM %s %s WHERE"
+			" %s.artifact_id = %s.id AND ", table, t, t, al);
+}
+
+/* The semver comparison of a version filter: equality on (prefix, suffix,
+ * meta), order on (prefix, suffix) - build metadata does not order. The
+ * prefix is a signed 64-bit integer whose order is the semver order. */
+static int version_cond(mc_frag *f, const mc_dialect *d, const char *al,
+			const gl_filter *flt, gl_err *err)
+{
+	size_t n = json_array_size(flt->values);
+	char expr[48];
+
+	if (flt->op == GL_OP_LIKE) {
+		snprintf(expr, sizeof expr, "%s.version", al);
+		return d->cond(f, expr, flt, GK_STRING, MC_TG_TEXT, err);
+	}
+	if (!flt->vkeys || n < 1)
+		return gl_fail(err, 500, NULL,
+			       "DBError: version filter without version keys");
+	if (flt->op == GL_OP_EQ || flt->op == GL_OP_NEQ ||
+	    flt->op == GL_OP_IN) {
+		if (flt->op == GL_OP_NEQ)
+			mc_sql(f, "NOT ");
+		mc_sql(f, "(");
+		for (size_t i = 0; i < (flt->op == GL_OP_IN ? n : 1); i++) {
+			const gl_vkey *k = &flt->vkeys[i];
+
+			if (i)
+				mc_sql(f, " OR ");
+			mc_sqlf(f, "(%s.version_prefix = ", al);
+			mc_arg_int(f, k->prefix);
+			mc_sqlf(f, " AND %s.version_suffix = ", al);
+			mc_arg_text(f, k->suffix ? k->suffix : "");
+			mc_sqlf(f, " AND %s.version_meta = ", al);
+			mc_arg_text(f, k->meta ? k->meta : "");
+			mc_sql(f, ")");
+		}
+		mc_sql(f, ")");
+		return 0;
+	}
+	if (!mc_op_sql(flt->op))
+		return gl_fail(err, 400, "BadRequest", "Unsupported filter on"
+			       " version");
+	/* a row value compares lexicographically and can use an index */
+	mc_sqlf(f, "(%s.version_prefix, %s.version_suffix)%s(", al, al,
+		mc_op_sql(flt->op));
+	mc_arg_int(f, flt->vkeys[0].prefix);
+	mc_sql(f, ", ");
+	mc_arg_text(f, flt->vkeys[0].suffix ? flt->vkeys[0].suffix : "");
+	mc_sql(f, ")");
+	return 0;
+}
+
+int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
+		  const gl_filter *flt, gl_err *err)
+{
+	const gl_field *fd = flt->field;
+	gl_kind kind = fd->kind == GK_LIST || fd->kind == GK_DICT ? fd->elem
+								   : fd->kind;
+	char expr[32];
+
+	mc_sqlf(f, "%s.name = ", p);
+	mc_arg_text(f, fd->name);
+	switch (flt->kind) {
+	case GF_PROP:
+		mc_sqlf(f, " AND %s.key = '' AND ", p);
+		return d->cond(f, p, flt, kind, MC_TG_PROP, err);
+	case GF_DICT_KEY:
+		if (flt->op != GL_OP_EQ && flt->op != GL_OP_IN)
+			return gl_fail(err, 400, "BadRequest", "Only eq and in"
+				       " filter on the keys of %s", fd->name);
+		/* keys are strings whatever the element kind */
+		mc_sql(f, " AND ");
+		snprintf(expr, sizeof expr, "%s.key", p);
+		return d->cond(f, expr, flt, GK_STRING, MC_TG_TEXT, err);
+	case GF_DICT_VAL:
+		mc_sqlf(f, " AND %s.key = ", p);
+		mc_arg_text(f, flt->key ? flt->key : "");
+		mc_sql(f, " AND ");
+		return d->cond(f, p, flt, kind, MC_TG_PROP, err);
+	default:
+		return gl_fail(err, 500, NULL, "DBError: bad filter kind");
+	}
+}
+
+/* One filter as a boolean SQL expression over artifact alias al. An
+ * artifact without the property never matches a property filter, not
+ * even `neq` (Glare's join semantics). */
+static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
+		       const gl_filter *flt, int in_form, gl_err *err)
+{
+	size_t n = json_array_size(flt->values);
+	char expr[48];
+
+	switch (flt->kind) {
+	case GF_BASE:
+		if (!flt->field || !is_base_column(flt->field->name))
+			return gl_fail(err, 400, "BadRequest",
+				       "Cannot filter on %s",
+				       flt->field ? flt->field->name : "?");
+		if (strcmp(flt->field->name, "version") == 0)
+			return version_cond(f, d, al, flt, err);
+		snprintf(expr, sizeof expr, "%s.%s", al, flt->field->name);
+		if (is_time_column(flt->field->name))
+			return d->cond(f, expr, flt, GK_DATETIME, MC_TG_INT,
+				       err);
+		return d->cond(f, expr, flt, GK_STRING, MC_TG_TEXT, err);
+	case GF_PROP:
+	case GF_DICT_KEY:
+	case GF_DICT_VAL:
+		if (!flt->field)
+			return gl_fail(err, 500, NULL,
+				       "DBError: filter without field");
+		mc_member_open(f, al, "properties", "p", in_form);
+		if (mc_prop_match(f, d, "p", flt, err))
+			return -1;
+		mc_sql(f, ")");
+		return 0;
+	case GF_TAGS_ALL:
+		if (!n) {
+			mc_sql(f, "TRUE");
+			return 0;
+		}
+		mc_sql(f, "(");
+		for (size_t i = 0; i < n; i++) {
+			mc_val p;
+
+			if (mc_value(json_array_get(flt->values, i), 0, &p,
+				     err))
+				return -1;
+			p.cast = "text";
+			if (i)
+				mc_sql(f, " AND ");
+			mc_member_open(f, al, "tags", "t", in_form);
+			mc_sql(f, "t.value = ");
+			mc_arg(f, &p);
+			mc_sql(f, ")");
+		}
+		mc_sql(f, ")");
+		return 0;
+	case GF_TAGS_ANY: {
+		gl_filter in = *flt;
+
+		if (!n) {
+			mc_sql(f, "TRUE");
+			return 0;
+		}
+		in.op = GL_OP_IN;
+		mc_member_open(f, al, "tags", "t", in_form);
+		if (d->cond(f, "t.value", &in, GK_STRING, MC_TG_TEXT, err))
+			return -1;
+		mc_sql(f, ")");
+		return 0;
+	}
+	}
+	return gl_fail(err, 500, NULL, "DBError: bad filter kind");
+}
+
+int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+	     const char *al, int skip, int in_form, gl_err *err)
+{
+	int nor = 0;
+
+	mc_sqlf(f, "%s.status != 'deleted'", al);
+	if (q->type_name) {
+		mc_sqlf(f, " AND %s.type_name = ", al);
+		mc_arg_text(f, q->type_name);
+	}
+	if (!q->see_all) {
+		if (q->public_only || !q->project) {
+			mc_sqlf(f, " AND %s.visibility = 'public'", al);
+		} else {
+			mc_sqlf(f, " AND (%s.owner = ", al);
+			mc_arg_text(f, q->project);
+			mc_sqlf(f, " OR %s.visibility = 'public')", al);
+		}
+	}
+	for (int i = 0; i < q->nfilters; i++) {
+		if (q->filters[i].or_group || i == skip)
+			continue;
+		mc_sql(f, " AND ");
+		if (filter_cond(f, d, al, &q->filters[i], in_form, err))
+			return -1;
+	}
+	for (int i = 0; i < q->nfilters; i++) {
+		if (!q->filters[i].or_group)
+			continue;
+		mc_sql(f, nor++ ? " OR " : " AND (");
+		if (filter_cond(f, d, al, &q->filters[i], in_form, err))
+			return -1;
+	}
+	if (nor)
+		mc_sql(f, ")");
+	return 0;
+}
+
+/* No visible match of the same name (and type) has a higher (prefix,
+ * suffix). Equivalent to rank() = 1 per name, but as a correlated probe
+ * on the name/version index it lets the page query stop early instead of
+ * ranking every match. */
+int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+	      gl_err *err)
+{
+	mc_sql(f, " AND NOT EXISTS (SELECT 1 FROM artifacts b"
+	       " WHERE b.name = a.name AND (b.version_prefix, b.version_suffix)"
+	       " > (a.version_prefix, a.version_suffix) AND ");
+	if (mc_where(f, d, q, "b", -1, 0, err))
+		return -1;
+	mc_sql(f, ")");
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Sorting and keyset pagination.
+ * ---------------------------------------------------------------------- */
+
+int mc_sort_keys(const mc_dialect *d, const gl_list_query *q, mc_skey **out,
+		 int *nout, gl_err *err)
+{
+	mc_skey *k = gl_xmalloc((size_t)(q->nsorts * 2 + 1) * sizeof *k);
+	int n = 0, njoin = 0, has_id = 0;
+
+	for (int i = 0; i < q->nsorts; i++) {
+		const gl_field *fd = q->sorts[i].field;
+		int desc = q->sorts[i].desc;
+
+		if (!fd)
+			continue;
+		if (fd->base && strcmp(fd->name, "version") == 0) {
+			snprintf(k[n].expr, sizeof k[n].expr,
+				 "a.version_prefix");
+			k[n].desc = desc;
+			k[n++].notnull = 1;
+			snprintf(k[n].expr, sizeof k[n].expr,
+				 "a.version_suffix");
+			k[n].desc = desc;
+			k[n++].notnull = 1;
+		} else if (fd->base) {
+			if (!is_base_column(fd->name)) {
+				free(k);
+				return gl_fail(err, 400, "BadRequest",
+					       "Cannot sort on %s", fd->name);
+			}
+			snprintf(k[n].expr, sizeof k[n].expr, "a.%s", fd->name);
+			k[n].desc = desc;
+			k[n++].notnull =
+				strcmp(fd->name, "description") != 0 &&
+				strcmp(fd->name, "display_type_name") != 0 &&
+				strcmp(fd->name, "activated_at") != 0;
+			has_id |= strcmp(fd->name, "id") == 0;
+		} else {
+			snprintf(k[n].expr, sizeof k[n].expr, "s%d.%s",
+				 njoin++, d->sort_column(fd));
+			k[n].desc = desc;
+			k[n++].notnull = 1; /* inner join, see mc_sort_joins */
+		}
+	}
+	/* a total order, whatever the caller appended */
+	if (!has_id) {
+		snprintf(k[n].expr, sizeof k[n].expr, "a.id");
+		k[n].desc = 0;
+		k[n++].notnull = 1;
+	}
+	*out = k;
+	*nout = n;
+	return 0;
+}
+
+void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		   const char *kw, int from)
+{
+	int njoin = 0;
+
+	for (int i = 0; i < q->nsorts; i++) {
+		const gl_field *fd = q->sorts[i].field;
+
+		if (!fd || fd->base)
+			continue;
+		if (from && njoin == 0) {
+			njoin++;
+			continue;
+		}
+		mc_sqlf(f, " %s properties s%d ON s%d.artifact_id = a.id"
+			" AND s%d.name = ", kw, njoin, njoin, njoin);
+		mc_arg_text(f, fd->name);
+		mc_sqlf(f, " AND s%d.key = '' AND s%d.pos = 0", njoin, njoin);
+		if (d->sort_typed)
+			mc_sqlf(f, " AND s%d.%s IS NOT NULL", njoin,
+				d->sort_column(fd));
+		njoin++;
+	}
+}
+
+/* The custom sort keys' inner joins only drop artifacts without the
+ * value, which a probe does without the join. (Not a membership set: the
+ * set of every artifact having the field is large.) */
+void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q)
+{
+	for (int i = 0; i < q->nsorts; i++) {
+		const gl_field *fd = q->sorts[i].field;
+
+		if (!fd || fd->base)
+			continue;
+		mc_sql(f, " AND ");
+		mc_member_open(f, "a", "properties", "s", 0);
+		mc_sql(f, "s.name = ");
+		mc_arg_text(f, fd->name);
+		mc_sql(f, " AND s.key = '' AND s.pos = 0");
+		if (d->sort_typed)
+			mc_sqlf(f, " AND s.%s IS NOT NULL", d->sort_column(fd));
+		mc_sql(f, ")");
+	}
+}
+
+void mc_marker_select(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		      const mc_skey *k, int n)
+{
+	mc_sql(f, "SELECT ");
+	for (int i = 0; i < n; i++) {
+		if (i)
+			mc_sql(f, ", ");
+		mc_sql(f, k[i].expr);
+	}
+	mc_sql(f, " FROM artifacts a");
+	mc_sort_joins(f, d, q, "LEFT JOIN", 0);
+	mc_sql(f, " WHERE a.id = ");
+	mc_arg_text(f, q->marker);
+}
+
+/* Rows after the marker in the sort order:
+ *   k1 > m1 OR (k1 = m1 AND k2 > m2) OR ...
+ * with > meaning "later" in each key's direction and NULL the smallest
+ * value (SQLite's order, which PostgreSQL is asked for, mc_order_by). A
+ * bound on the first key alone comes first so the index range starts at
+ * the marker. */
+void mc_marker_cond(mc_frag *f, const mc_skey *k, int n, const mc_val *mv)
+{
+	int terms = 0;
+
+	mc_sql(f, " AND ");
+	if (k[0].notnull && mv[0].t != MC_NULL) {
+		mc_sql(f, k[0].expr);
+		mc_sql(f, k[0].desc ? " <= " : " >= ");
+		mc_arg(f, &mv[0]);
+		mc_sql(f, " AND ");
+	}
+	mc_sql(f, "(");
+	for (int i = 0; i < n; i++) {
+		/* nothing sorts after NULL going down */
+		if (k[i].desc && mv[i].t == MC_NULL)
+			continue;
+		mc_sql(f, terms++ ? " OR (" : "(");
+		for (int j = 0; j < i; j++) {
+			mc_sql(f, k[j].expr);
+			if (mv[j].t == MC_NULL) {
+				mc_sql(f, " IS NULL AND ");
+			} else {
+				mc_sql(f, " = ");
+				mc_arg(f, &mv[j]);
+				mc_sql(f, " AND ");
+			}
+		}
+		if (mv[i].t == MC_NULL) {
+			mc_sql(f, k[i].expr);
+			mc_sql(f, " IS NOT NULL");
+		} else if (k[i].desc && !k[i].notnull) {
+			mc_sqlf(f, "(%s < ", k[i].expr);
+			mc_arg(f, &mv[i]);
+			mc_sqlf(f, " OR %s IS NULL)", k[i].expr);
+		} else {
+			mc_sql(f, k[i].expr);
+			mc_sql(f, k[i].desc ? " < " : " > ");
+			mc_arg(f, &mv[i]);
+		}
+		mc_sql(f, ")");
+	}
+	if (!terms)
+		mc_sql(f, "FALSE");
+	mc_sql(f, ")");
+}
+
+void mc_marker_free(mc_val *mv, int n)
+{
+	for (int i = 0; mv && i < n; i++)
+		free(mv[i].owned);
+	free(mv);
+}
+
+/* Keys that are never NULL keep the plain form an index can serve. */
+void mc_order_by(mc_frag *f, const mc_dialect *d, const mc_skey *k, int n)
+{
+	mc_sql(f, " ORDER BY ");
+	for (int i = 0; i < n; i++)
+		mc_sqlf(f, "%s%s%s%s", i ? ", " : "", k[i].expr,
+			k[i].desc ? " DESC" : "",
+			!d->null_order || k[i].notnull ? ""
+			: k[i].desc ? " NULLS LAST" : " NULLS FIRST");
+}
+
+/* ------------------------------------------------------------------------
+ * The listing statements' LRU.
+ * ---------------------------------------------------------------------- */
+
+int mc_lru_find(mc_lru *l, const char *sql, int *hit)
+{
+	int victim = 0;
+
+	l->tick++;
+	for (int i = 0; i < MC_DYN_CACHE; i++) {
+		if (l->sql[i] && strcmp(l->sql[i], sql) == 0) {
+			l->used[i] = l->tick;
+			*hit = 1;
+			return i;
+		}
+		if (l->used[i] < l->used[victim])
+			victim = i;
+	}
+	*hit = 0;
+	free(l->sql[victim]);
+	l->sql[victim] = NULL;
+	l->used[victim] = 0;
+	return victim;
+}
+
+void mc_lru_keep(mc_lru *l, int slot, char *sql)
+{
+	l->sql[slot] = sql;
+	l->used[slot] = l->tick;
+}
+
+void mc_lru_free(mc_lru *l)
+{
+	for (int i = 0; i < MC_DYN_CACHE; i++)
+		free(l->sql[i]);
+	memset(l, 0, sizeof *l);
+}
