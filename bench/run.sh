@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
-#   bench/run.sh                  all: blob fetch meta sql lua (~10-15 min)
+#   bench/run.sh                  all: blob fetch meta sql lua scaleout
+#                                 (~15 min)
 #   bench/run.sh blob meta        a subset, in the order given
 #
 #   blob   2 GiB upload + download over loopback vs digest ceiling and a
@@ -12,6 +13,9 @@
 #          artifacts through the API, with wrk (issue #5) bench/meta.py
 #   sql    bench/meta_list.c: the listing SQL alone at 100k artifacts
 #   lua    bench/lua_validate.lua: µs per create-body validation (issue #4)
+#   scaleout  the meta and blob benchmarks on sqlite + local files and on
+#          PostgreSQL + S3 (scripts/pg.sh, scripts/s3.sh: Swift s3api),
+#          side by side (issue #9)                     bench/scaleout.py
 #
 # Sizes (environment):
 #   BENCH_SIZE_GB=2          blob size in GiB (e.g. 0.25 for a quick run)
@@ -22,6 +26,8 @@
 #   BENCH_CONNS=4            meta: keep-alive connections per row
 #   BENCH_WORKERS=1          glared `workers` for blob/fetch/meta
 #   BENCH_SQL_N=100000       sql: artifacts in the meta_list database
+#   BENCH_SCALEOUT_N=10000   scaleout: artifacts per back end
+#   BENCH_SCALEOUT_GB=       scaleout: blob size (default BENCH_SIZE_GB / 2)
 #   BENCH_TMPDIR=/tmp        where data and servers live (removed at exit;
 #                            BENCH_KEEP=1 keeps them)
 #   GLARED=./glared          the binary under test
@@ -35,18 +41,31 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta sql lua}
+suites=${*:-blob fetch meta sql lua scaleout}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|sql|lua) ;;
-	*) echo "run.sh: unknown benchmark '$s' (blob fetch meta sql lua)" >&2
+	blob|fetch|meta|sql|lua|scaleout) ;;
+	*) echo "run.sh: unknown benchmark '$s'" \
+		"(blob fetch meta sql lua scaleout)" >&2
 	   exit 2 ;;
 	esac
 done
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/glared-bench.XXXXXX") || exit 2
 child=""
-cleanup() { rm -rf "$TMP"; }
+pg_port=""
+s3_port=""
+# scaleout's PostgreSQL and Swift: bench/scaleout.py stops them itself;
+# this is in case it could not (both stops are no-ops on a stopped server)
+stop_backends() {
+	[ -n "$pg_port" ] &&
+		GLARED_PG_PORT=$pg_port sh scripts/pg.sh stop >/dev/null 2>&1
+	[ -n "$s3_port" ] &&
+		GLARED_S3_PORT=$s3_port sh scripts/s3.sh stop >/dev/null 2>&1
+	pg_port=""
+	s3_port=""
+}
+cleanup() { stop_backends; rm -rf "$TMP"; }
 # the benchmarks run in the background so that a signal reaches this trap
 # at once; it passes the signal on and waits for the child's own clean-up
 # (servers stopped, data removed)
@@ -110,6 +129,33 @@ run_sql() {
 	bg "$TMP/meta_list" -n "$n" -d "$TMP/sql"
 }
 
+# PostgreSQL 15 for scaleout (scripts/s3.sh installs Swift by itself)
+need_pg() {
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && return 0
+	if [ "$(id -u)" -eq 0 ] && have apt-get; then
+		echo "run.sh: installing postgresql-15" >&2
+		apt-get update -qq >/dev/null 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends postgresql-15 >/dev/null 2>&1
+	fi
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 ||
+	{ echo "run.sh: PostgreSQL is missing (Debian package" \
+	       "postgresql-15)" >&2; return 1; }
+}
+
+run_scaleout() {
+	need_pkg wrk wrk && need_pkg curl curl && need_pkg psql \
+		postgresql-client-15 && need_pg || return 2
+	ports=$("$PY" bench/scaleout.py --ports) || return 2
+	pg_port=${ports% *}
+	s3_port=${ports#* }
+	BENCH_PG_PORT=$pg_port BENCH_S3_PORT=$s3_port \
+		bg "$PY" bench/scaleout.py
+	r=$?
+	stop_backends
+	return $r
+}
+
 summary=""
 worst=0
 start=$(date +%s)
@@ -122,6 +168,7 @@ for s in $suites; do
 	meta)  need_pkg wrk wrk && bg "$PY" bench/meta.py ;;
 	sql)   run_sql ;;
 	lua)   need_pkg lua5.4 lua5.4 && bg "$PY" bench/lua.py ;;
+	scaleout) run_scaleout ;;
 	esac
 	rc=$?
 	case $rc in
@@ -131,7 +178,7 @@ for s in $suites; do
 	esac
 	[ $rc -gt $worst ] && worst=$rc
 	summary="$summary
-  $(printf '%-6s %-18s %4ss' "$s" "$st" $(( $(date +%s) - t0 )))"
+  $(printf '%-8s %-18s %4ss' "$s" "$st" $(( $(date +%s) - t0 )))"
 done
 
 echo
