@@ -45,32 +45,6 @@
 
 /* ---- errors --- */
 
-/* The names gl_err_default_type gives these statuses; kept here so this
- * unit links without fault.c (and its http.c dependency) in tools. */
-static const char *err_type(int status)
-{
-	switch (status) {
-	case 400: return "BadRequest";
-	case 413: return "RequestEntityTooLarge";
-	default: return "GlareException";
-	}
-}
-
-static void set_err(gl_err *e, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(gl_err *e, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!e)
-		return;
-	e->status = status;
-	snprintf(e->type, sizeof e->type, "%s", err_type(status));
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- network guard --- */
 
@@ -224,7 +198,7 @@ gl_netguard *gl_netguard_new(const gl_strlist *allow, gl_err *err)
 	for (int i = 0; i < n; i++) {
 		const char *s = allow->v[i] ? allow->v[i] : "";
 		if (parse_cidr(s, &g->v[i]) != 0) {
-			set_err(err, 400,
+			gl_fail(err, 400, NULL,
 				"invalid network '%s' in the allowed networks "
 				"(expected an IP address or CIDR such as "
 				"127.0.0.1/32)", s);
@@ -236,7 +210,7 @@ gl_netguard *gl_netguard_new(const gl_strlist *allow, gl_err *err)
 	return g;
 oom:
 	free(g);
-	set_err(err, 500, "out of memory");
+	gl_fail(err, 500, NULL, "out of memory");
 	return NULL;
 }
 
@@ -506,15 +480,15 @@ static void timeout_error(gl_fetch_job *j, gl_err *e)
 	secs = (long)((total + 500000) / 1000000);
 	current_host(j, host, sizeof host);
 	if (strstr(j->errbuf, "too slow"))
-		set_err(e, 400,
+		gl_fail(e, 400, NULL,
 			"fetching from %s timed out after %ld s: less than %d "
 			"bytes/s for %d s", host, secs, f->low_speed_limit,
 			f->low_speed_time);
 	else if (conn == 0)
-		set_err(e, 400, "connecting to %s timed out after %ld s", host,
+		gl_fail(e, 400, NULL, "connecting to %s timed out after %ld s", host,
 			secs);
 	else
-		set_err(e, 400,
+		gl_fail(e, 400, NULL,
 			"fetching from %s timed out after %ld s (the limit is "
 			"%d s)", host, secs, f->timeout);
 }
@@ -525,16 +499,16 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 	long oserr = 0;
 
 	if (j->aborted) {
-		set_err(e, 499, "aborted");
+		gl_fail(e, 499, NULL, "aborted");
 		return;
 	}
 	if (j->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-		set_err(e, 413, "external blob is larger than the allowed %lld "
+		gl_fail(e, 413, NULL, "external blob is larger than the allowed %lld "
 			"bytes", (long long)j->max_bytes);
 		return;
 	}
 	if (j->http_failed || rc == CURLE_OK) {
-		set_err(e, 400, "remote server answered %ld%s%s", status,
+		gl_fail(e, 400, NULL, "remote server answered %ld%s%s", status,
 			j->reason[0] ? " " : "", j->reason);
 		return;
 	}
@@ -542,11 +516,11 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 	switch (rc) {
 	case CURLE_COULDNT_CONNECT:
 		if (j->refused[0]) {
-			set_err(e, 400, "refusing to connect to %s", j->refused);
+			gl_fail(e, 400, NULL, "refusing to connect to %s", j->refused);
 			return;
 		}
 		curl_easy_getinfo(j->easy, CURLINFO_OS_ERRNO, &oserr);
-		set_err(e, 400, "cannot connect to %s: %s", host,
+		gl_fail(e, 400, NULL, "cannot connect to %s: %s", host,
 			oserr ? strerror((int)oserr) : j->errbuf);
 		return;
 	case CURLE_COULDNT_RESOLVE_HOST: {
@@ -554,14 +528,14 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 		char *colon = strrchr(host, ':');
 		if (colon && !strchr(colon, ']'))
 			*colon = '\0';
-		set_err(e, 400, "cannot resolve host %s", host);
+		gl_fail(e, 400, NULL, "cannot resolve host %s", host);
 		return;
 	}
 	case CURLE_OPERATION_TIMEDOUT:
 		timeout_error(j, e);
 		return;
 	case CURLE_TOO_MANY_REDIRECTS:
-		set_err(e, 400, "too many redirects (more than %d)",
+		gl_fail(e, 400, NULL, "too many redirects (more than %d)",
 			j->f->max_redirects);
 		return;
 	case CURLE_UNSUPPORTED_PROTOCOL: {
@@ -569,7 +543,7 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 		 * effective URL is its target (name the scheme only) */
 		char scheme[32];
 		url_scheme(j, scheme, sizeof scheme);
-		set_err(e, 400, "remote server redirected to a%s%s URL, which "
+		gl_fail(e, 400, NULL, "remote server redirected to a%s%s URL, which "
 			"is not http or https", scheme[0] ? " " : "", scheme);
 		return;
 	}
@@ -584,14 +558,14 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 	case CURLE_SSL_SHUTDOWN_FAILED:
 	case CURLE_SSL_CRL_BADFILE:
 	case CURLE_USE_SSL_FAILED:
-		set_err(e, 400, "TLS error with %s: %s", host,
+		gl_fail(e, 400, NULL, "TLS error with %s: %s", host,
 			j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
 		return;
 	case CURLE_OUT_OF_MEMORY:
-		set_err(e, 500, "out of memory while fetching from %s", host);
+		gl_fail(e, 500, NULL, "out of memory while fetching from %s", host);
 		return;
 	default:
-		set_err(e, 400, "fetching from %s failed: %s", host,
+		gl_fail(e, 400, NULL, "fetching from %s failed: %s", host,
 			j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
 		return;
 	}
@@ -771,13 +745,13 @@ gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 	CURLcode rc = gl_curl_global_init();
 
 	if (rc != CURLE_OK) {
-		set_err(err, 500, "cannot initialise libcurl: %s",
+		gl_fail(err, 500, NULL, "cannot initialise libcurl: %s",
 			curl_easy_strerror(rc));
 		return NULL;
 	}
 	f = calloc(1, sizeof *f);
 	if (!f) {
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return NULL;
 	}
 	f->connect_timeout = conf->fetch_connect_timeout;
@@ -794,7 +768,7 @@ gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 	f->ev = gl_curlev_new(base, &fetch_ops, f);
 	if (f->ev)
 		return f;
-	set_err(err, 500, "out of memory");
+	gl_fail(err, 500, NULL, "out of memory");
 fail_quiet:
 	gl_fetch_free(f);
 	return NULL;
@@ -821,33 +795,33 @@ static int check_url(const char *url, gl_err *err)
 	int rc = -1;
 
 	if (!url || !*url) {
-		set_err(err, 400, "the URL is empty");
+		gl_fail(err, 400, NULL, "the URL is empty");
 		return -1;
 	}
 	if (strlen(url) > FETCH_MAX_URL) {
-		set_err(err, 400, "the URL is longer than %d characters",
+		gl_fail(err, 400, NULL, "the URL is longer than %d characters",
 			FETCH_MAX_URL);
 		return -1;
 	}
 	u = curl_url();
 	if (!u) {
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return -1;
 	}
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
-		set_err(err, 400, "'%.200s' is not a valid URL", url);
+		gl_fail(err, 400, NULL, "'%.200s' is not a valid URL", url);
 		goto out;
 	}
 	/* curl lower-cases the scheme */
 	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
-		set_err(err, 400, "only http and https URLs can be fetched, "
+		gl_fail(err, 400, NULL, "only http and https URLs can be fetched, "
 			"not %.32s", scheme);
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
 	    !host[0]) {
-		set_err(err, 400, "the URL '%.200s' has no host", url);
+		gl_fail(err, 400, NULL, "the URL '%.200s' has no host", url);
 		goto out;
 	}
 	rc = 0;
@@ -920,7 +894,7 @@ gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 	if (check_url(url, err) != 0)
 		return NULL;
 	if (opts && opts->range && !gl_byte_range_valid(opts->range)) {
-		set_err(err, 400, "invalid byte range '%.64s'", opts->range);
+		gl_fail(err, 400, NULL, "invalid byte range '%.64s'", opts->range);
 		return NULL;
 	}
 	j = calloc(1, sizeof *j);
@@ -949,7 +923,7 @@ oom:
 		free(j->range);
 		free(j);
 	}
-	set_err(err, 500, "out of memory");
+	gl_fail(err, 500, NULL, "out of memory");
 	return NULL;
 }
 
@@ -1012,7 +986,7 @@ int gl_fetch_sync(const gl_conf *conf, const char *url,
 	memset(res, 0, sizeof *res);
 	base = event_base_new();
 	if (!base) {
-		set_err(&res->err, 500, "cannot create an event loop");
+		gl_fail(&res->err, 500, NULL, "cannot create an event loop");
 		return -1;
 	}
 	f = gl_fetch_new(base, conf, &res->err);
@@ -1021,7 +995,7 @@ int gl_fetch_sync(const gl_conf *conf, const char *url,
 			if (event_base_loop(base, EVLOOP_ONCE) != 0)
 				break; /* nothing left to wait for */
 		if (!c.done)
-			set_err(&res->err, 500, "the fetch stalled");
+			gl_fail(&res->err, 500, NULL, "the fetch stalled");
 	}
 	gl_fetch_free(f);
 	event_base_free(base);

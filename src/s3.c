@@ -61,36 +61,6 @@
 
 /* ---- errors --- */
 
-/* The names gl_err_default_type gives these statuses; kept here so this
- * unit links without fault.c (as fetch.c does). */
-static const char *err_type(int status)
-{
-	switch (status) {
-	case 400: return "BadRequest";
-	case 403: return "Forbidden";
-	case 404: return "NotFound";
-	case 413: return "RequestEntityTooLarge";
-	case 416: return "RequestRangeNotSatisfiable";
-	case 503: return "ServiceUnavailable";
-	default: return "GlareException";
-	}
-}
-
-static void set_err(gl_err *e, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(gl_err *e, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!e)
-		return;
-	e->status = status;
-	snprintf(e->type, sizeof e->type, "%s", err_type(status));
-	va_start(ap, fmt);
-	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- strings --- */
 
@@ -388,26 +358,26 @@ void gl_s3_map_error(long status, const char *body, size_t len,
 		detail[0] = '\0';
 	if (status == 404 && !strcmp(c, "NoSuchBucket"))
 		/* a configuration error, not a missing blob */
-		set_err(e, 500, "S3 bucket does not exist%s", detail);
+		gl_fail(e, 500, NULL, "S3 bucket does not exist%s", detail);
 	else if (status == 404 && !strcmp(c, "NoSuchUpload"))
-		set_err(e, 404, "S3 multipart upload for '%.300s' not found%s",
+		gl_fail(e, 404, NULL, "S3 multipart upload for '%.300s' not found%s",
 			what, detail);
 	else if (status == 404)
-		set_err(e, 404, "S3 object '%.300s' not found%s", what, detail);
+		gl_fail(e, 404, NULL, "S3 object '%.300s' not found%s", what, detail);
 	else if (status == 401 || status == 403)
-		set_err(e, 403, "S3 access denied%s", detail);
+		gl_fail(e, 403, NULL, "S3 access denied%s", detail);
 	else if (status == 416)
-		set_err(e, 416, "S3: requested range not satisfiable for "
+		gl_fail(e, 416, NULL, "S3: requested range not satisfiable for "
 			"'%.300s'%s", what, detail);
 	else if (!strcmp(c, "EntityTooLarge"))
-		set_err(e, 413, "S3 refused '%.300s' as too large%s", what,
+		gl_fail(e, 413, NULL, "S3 refused '%.300s' as too large%s", what,
 			detail);
 	else if (status >= 500 || !strcmp(c, "SlowDown") ||
 		 !strcmp(c, "InternalError") ||
 		 !strcmp(c, "ServiceUnavailable"))
-		set_err(e, 503, "S3 unavailable: HTTP %ld%s", status, detail);
+		gl_fail(e, 503, NULL, "S3 unavailable: HTTP %ld%s", status, detail);
 	else
-		set_err(e, 500, "S3 error: HTTP %ld for '%.300s'%s", status,
+		gl_fail(e, 500, NULL, "S3 error: HTTP %ld for '%.300s'%s", status,
 			what, detail);
 	free(code);
 	free(msg);
@@ -713,11 +683,11 @@ static char *url_of(gl_s3 *s, const char *key, const char *query)
 static int check_key(gl_s3 *s, const char *key, gl_err *err)
 {
 	if (!key || !*key) {
-		set_err(err, 500, "S3: empty object key");
+		gl_fail(err, 500, NULL, "S3: empty object key");
 		return -1;
 	}
 	if (strlen(s->prefix) + strlen(key) > S3_MAX_KEY) {
-		set_err(err, 500, "S3: object key longer than %d bytes",
+		gl_fail(err, 500, NULL, "S3: object key longer than %d bytes",
 			S3_MAX_KEY);
 		return -1;
 	}
@@ -839,7 +809,7 @@ static s3_req *req_new(gl_s3 *s, const req_spec *sp, char *mem, int fd,
 
 	if (!r) {
 		free(mem);
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return NULL;
 	}
 	r->s = s;
@@ -863,7 +833,7 @@ static s3_req *req_new(gl_s3 *s, const req_spec *sp, char *mem, int fd,
 	r->what = strdup(sp->key ? sp->key : s->bucket);
 	if (!r->easy || !r->url || !r->what || req_setup(r, sp) != 0) {
 		req_destroy(r);
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return NULL;
 	}
 	return r;
@@ -916,26 +886,26 @@ static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	*statusp = status;
 	if (r->read_errno) {
-		set_err(e, 500, "cannot read the data for S3 object '%.300s': "
+		gl_fail(e, 500, NULL, "cannot read the data for S3 object '%.300s': "
 			"%s", r->what, strerror(r->read_errno));
 		return -1;
 	}
 	if (r->short_read) {
-		set_err(e, 500, "the data for S3 object '%.300s' ended before "
+		gl_fail(e, 500, NULL, "the data for S3 object '%.300s' ended before "
 			"%lld bytes", r->what, (long long)r->len);
 		return -1;
 	}
 	if (r->stopped) {
-		set_err(e, 499, "S3 download of '%.300s' stopped", r->what);
+		gl_fail(e, 499, NULL, "S3 download of '%.300s' stopped", r->what);
 		return -1;
 	}
 	if (rc == CURLE_OUT_OF_MEMORY) {
-		set_err(e, 500, "out of memory");
+		gl_fail(e, 500, NULL, "out of memory");
 		return -1;
 	}
 	if (rc != CURLE_OK) {
 		host_of(r, host, sizeof host);
-		set_err(e, 503, "S3 unavailable: %s: %s", host,
+		gl_fail(e, 503, NULL, "S3 unavailable: %s: %s", host,
 			r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
 		/* a GET whose data the caller already has cannot restart */
 		*retry = r->delivered == 0 && !gl_curlev_cancelled(&r->x);
@@ -1151,7 +1121,7 @@ static int send_part(gl_s3_upload *u, int part_no, int fd, int64_t off,
 	s3_req *r;
 
 	if (!q) {
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return -1;
 	}
 	r = upload_req(u, K_PART, "PUT", q, NULL, fd, off, len, err);
@@ -1227,7 +1197,7 @@ static int complete_send(gl_s3_upload *u, gl_err *err)
 	q = doc ? id_query(u->id, 0) : NULL;
 	if (!q) {
 		free(doc);
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return -1;
 	}
 	u->complete = upload_req(u, K_COMPLETE, "POST", q, doc, -1, 0,
@@ -1296,7 +1266,7 @@ static void upload_req_done(s3_req *r, long status, const gl_err *err)
 			if (!u->id || !*u->id) {
 				free(u->id);
 				u->id = NULL;
-				set_err(&e, 500, "S3 did not return an upload "
+				gl_fail(&e, 500, NULL, "S3 did not return an upload "
 					"id for '%.300s'", u->key);
 				err = &e;
 			}
@@ -1321,11 +1291,11 @@ static void upload_req_done(s3_req *r, long status, const gl_err *err)
 			if (curl_easy_header(r->easy, "ETag", 0, CURLH_HEADER,
 					     -1, &h) != CURLHE_OK ||
 			    !h || !h->value || !*h->value) {
-				set_err(&e, 500, "S3 returned no ETag for part "
+				gl_fail(&e, 500, NULL, "S3 returned no ETag for part "
 					"%d of '%.300s'", r->part_no, u->key);
 				err = &e;
 			} else if (record_part(u, r->part_no, h->value) != 0) {
-				set_err(&e, 500, "out of memory");
+				gl_fail(&e, 500, NULL, "out of memory");
 				err = &e;
 			}
 		}
@@ -1380,7 +1350,7 @@ gl_s3_upload *gl_s3_upload_start(gl_s3 *s, const char *key,
 		if (u)
 			free(u->key);
 		free(u);
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return NULL;
 	}
 	u->s = s;
@@ -1405,7 +1375,7 @@ gl_s3_upload *gl_s3_upload_start(gl_s3 *s, const char *key,
 static int upload_open(gl_s3_upload *u, gl_err *err)
 {
 	if (u->abandoned || u->completing || u->finished) {
-		set_err(err, 500, "S3 upload of '%.300s' is finished",
+		gl_fail(err, 500, NULL, "S3 upload of '%.300s' is finished",
 			u->key);
 		return -1;
 	}
@@ -1414,7 +1384,7 @@ static int upload_open(gl_s3_upload *u, gl_err *err)
 		return -1;
 	}
 	if (!u->id) {
-		set_err(err, 500, "S3 upload of '%.300s' is not started yet",
+		gl_fail(err, 500, NULL, "S3 upload of '%.300s' is not started yet",
 			u->key);
 		return -1;
 	}
@@ -1429,12 +1399,12 @@ int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
 		return -1;
 	if (part_no < 1 || part_no > S3_MAX_PARTS || off < 0 || len < 0 ||
 	    len > S3_MAX_PART || (len > 0 && fd < 0)) {
-		set_err(err, 500, "invalid S3 part %d (%lld bytes)", part_no,
+		gl_fail(err, 500, NULL, "invalid S3 part %d (%lld bytes)", part_no,
 			(long long)len);
 		return -1;
 	}
 	if (u->inflight >= GL_S3_MAX_INFLIGHT) {
-		set_err(err, 500, "more than %d S3 parts in flight",
+		gl_fail(err, 500, NULL, "more than %d S3 parts in flight",
 			GL_S3_MAX_INFLIGHT);
 		return -1;
 	}
@@ -1536,12 +1506,12 @@ gl_s3_get *gl_s3_get_start(gl_s3 *s, const char *key, const char *range,
 	if (check_key(s, key, err) != 0)
 		return NULL;
 	if (range && (strlen(range) > 40 || !gl_byte_range_valid(range))) {
-		set_err(err, 400, "invalid byte range '%.64s'", range);
+		gl_fail(err, 400, NULL, "invalid byte range '%.64s'", range);
 		return NULL;
 	}
 	g = calloc(1, sizeof *g);
 	if (!g) {
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return NULL;
 	}
 	g->on_data = on_data;
@@ -1595,7 +1565,7 @@ static int sync_simple(gl_s3 *s, const char *method, const char *key,
 	if (len) {
 		mem = malloc(len);
 		if (!mem) {
-			set_err(err, 500, "out of memory");
+			gl_fail(err, 500, NULL, "out of memory");
 			return -1;
 		}
 		memcpy(mem, data, len);
@@ -1650,13 +1620,13 @@ static int abort_full(gl_s3 *s, const char *full_key, const char *id,
 	int rc;
 
 	if (strncmp(full_key, s->prefix, pl) || !full_key[pl]) {
-		set_err(err, 500, "S3 key '%.300s' is outside the prefix",
+		gl_fail(err, 500, NULL, "S3 key '%.300s' is outside the prefix",
 			full_key);
 		return -1;
 	}
 	q = id_query(id, 0);
 	if (!q) {
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return -1;
 	}
 	rc = sync_simple(s, "DELETE", full_key + pl, q, NULL, 0, NULL, err);
@@ -1671,12 +1641,12 @@ int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
 	int rc;
 
 	if (!upload_id || !*upload_id) {
-		set_err(err, 500, "S3: empty upload id");
+		gl_fail(err, 500, NULL, "S3: empty upload id");
 		return -1;
 	}
 	q = id_query(upload_id, 0);
 	if (!q) {
-		set_err(err, 500, "out of memory");
+		gl_fail(err, 500, NULL, "out of memory");
 		return -1;
 	}
 	rc = sync_simple(s, "DELETE", key, q, NULL, 0, NULL, err);
@@ -1764,7 +1734,7 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 		if (n < 0) {
 			free(nk);
 			free(ni);
-			set_err(err, 503, "S3 unavailable: cannot parse the "
+			gl_fail(err, 503, NULL, "S3 unavailable: cannot parse the "
 				"list of multipart uploads");
 			rc = -1;
 			break;
@@ -1813,22 +1783,22 @@ gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
 	CURLcode rc = gl_curl_global_init();
 
 	if (rc != CURLE_OK) {
-		set_err(err, 500, "cannot initialise libcurl: %s",
+		gl_fail(err, 500, NULL, "cannot initialise libcurl: %s",
 			curl_easy_strerror(rc));
 		return NULL;
 	}
 	if (!c->endpoint || (strncmp(c->endpoint, "http://", 7) &&
 			     strncmp(c->endpoint, "https://", 8))) {
-		set_err(err, 500, "S3 endpoint must be an http:// or https:// "
+		gl_fail(err, 500, NULL, "S3 endpoint must be an http:// or https:// "
 			"URL");
 		return NULL;
 	}
 	if (!c->bucket || !*c->bucket) {
-		set_err(err, 500, "S3 bucket is not set");
+		gl_fail(err, 500, NULL, "S3 bucket is not set");
 		return NULL;
 	}
 	if (!c->access_key || !*c->access_key || !c->secret_key) {
-		set_err(err, 500, "S3 credentials are not set");
+		gl_fail(err, 500, NULL, "S3 credentials are not set");
 		return NULL;
 	}
 	s = calloc(1, sizeof *s);
@@ -1865,7 +1835,7 @@ gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
 	return s;
 oom:
 	gl_s3_free(s);
-	set_err(err, 500, "out of memory");
+	gl_fail(err, 500, NULL, "out of memory");
 	return NULL;
 }
 
