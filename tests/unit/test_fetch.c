@@ -26,20 +26,6 @@
 #include "digest.h"
 #include "fetch.h"
 
-/* Like CHECK_STR for the 1 KiB error messages (bounded, so the format
- * stays within unit_msg). */
-#define CHECK_MSG(got, want)                                                  \
-	do {                                                                  \
-		const char *g_ = (got), *w_ = (want);                         \
-		if (strcmp(g_, w_) != 0) {                                    \
-			unit_failed = 1;                                      \
-			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: got \"%.200s\", want \"%.200s\"",     \
-				 __FILE__, __LINE__, g_, w_);                 \
-			return;                                               \
-		}                                                             \
-	} while (0)
-
 /* ---- netguard --- */
 
 /* Builds a sockaddr for a textual v4/v6 address. */
@@ -930,7 +916,7 @@ FETCH_CASE(fetch_max_bytes_undeclared, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 10));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 413);
-	CHECK_MSG(c.res.err.msg,
+	CHECK_STR(c.res.err.msg,
 		  "external blob is larger than the allowed 1048576 bytes");
 	CHECK(c.res.size <= 1024 * 1024);
 	CHECK(c.seen <= 1024 * 1024);
@@ -1008,7 +994,7 @@ FETCH_CASE(fetch_http_404, "127.0.0.1/32")
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.http_status, 404);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_MSG(c.res.err.msg, "remote server answered 404 Not Found");
+	CHECK_STR(c.res.err.msg, "remote server answered 404 Not Found");
 	CHECK_INT(c.seen, 0); /* the error page is not handed on */
 	CHECK_INT(c.res.size, 0);
 }
@@ -1038,7 +1024,7 @@ FETCH_CASE(fetch_redirect_loop, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 5));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_MSG(c.res.err.msg, "too many redirects (more than 3)");
+	CHECK_STR(c.res.err.msg, "too many redirects (more than 3)");
 }
 
 FETCH_CASE(fetch_redirect_to_private_refused, "127.0.0.1/32")
@@ -1050,7 +1036,7 @@ FETCH_CASE(fetch_redirect_to_private_refused, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 5));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_MSG(c.res.err.msg,
+	CHECK_STR(c.res.err.msg,
 		  "refusing to connect to 127.0.0.2: loopback (127.0.0.0/8)");
 }
 
@@ -1063,7 +1049,7 @@ FETCH_CASE(fetch_redirect_to_file_refused, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 5));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_MSG(c.res.err.msg, "remote server redirected to a file URL, which "
+	CHECK_STR(c.res.err.msg, "remote server redirected to a file URL, which "
 		  "is not http or https");
 	CHECK_INT(c.seen, 0);
 }
@@ -1291,7 +1277,7 @@ FETCH_CASE(fetch_abort_from_data, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 5));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 499);
-	CHECK_MSG(c.res.err.msg, "aborted");
+	CHECK_STR(c.res.err.msg, "aborted");
 	CHECK_INT(c.calls, 2);
 }
 
@@ -1325,7 +1311,7 @@ FETCH_CASE(fetch_loopback_refused_without_allow_list, NULL)
 	CHECK(run_until(t, &c.done, 1, 5));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_MSG(c.res.err.msg,
+	CHECK_STR(c.res.err.msg,
 		  "refusing to connect to 127.0.0.1: loopback (127.0.0.0/8)");
 	CHECK_INT(c.res.http_status, 0);
 	/* localhost: every address it resolves to is refused */
@@ -1378,7 +1364,7 @@ FETCH_CASE(fetch_dns_failure, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 12));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_MSG(c.res.err.msg, "cannot resolve host no-such-host.invalid");
+	CHECK_STR(c.res.err.msg, "cannot resolve host no-such-host.invalid");
 }
 
 FETCH_CASE(fetch_tls_error, "127.0.0.1/32")
@@ -1408,7 +1394,7 @@ FETCH_CASE(fetch_sync, "127.0.0.1/32")
 	CHECK_STR(r.digest.sha1, OK_SHA1);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/404", t->srv.port);
 	CHECK_INT(gl_fetch_sync(t->conf, url, NULL, &r), -1);
-	CHECK_MSG(r.err.msg, "remote server answered 404 Not Found");
+	CHECK_STR(r.err.msg, "remote server answered 404 Not Found");
 	CHECK_INT(gl_fetch_sync(t->conf, "ftp://x/", NULL, &r), -1);
 	CHECK_INT(r.err.status, 400);
 }

@@ -38,32 +38,6 @@
 #define MiB (1024LL * 1024)
 #define GiB (1024LL * MiB)
 
-/* Like CHECK_STR for the 1 KiB error messages. */
-#define CHECK_PREFIX(got, want)                                               \
-	do {                                                                  \
-		const char *g_ = (got), *w_ = (want);                         \
-		if (strncmp(g_, w_, strlen(w_)) != 0) {                       \
-			unit_failed = 1;                                      \
-			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: got \"%.200s\", want \"%.200s...\"",  \
-				 __FILE__, __LINE__, g_, w_);                 \
-			return;                                               \
-		}                                                             \
-	} while (0)
-
-/* Like CHECK_STR, bounded for the 1 KiB error messages. */
-#define CHECK_MSG(got, want)                                                  \
-	do {                                                                  \
-		const char *g_ = (got), *w_ = (want);                         \
-		if (strcmp(g_, w_) != 0) {                                    \
-			unit_failed = 1;                                      \
-			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: got \"%.200s\", want \"%.200s\"",     \
-				 __FILE__, __LINE__, g_, w_);                 \
-			return;                                               \
-		}                                                             \
-	} while (0)
-
 /* ---- part size --- */
 
 UNIT_TEST(part_size_limits)
@@ -265,11 +239,11 @@ UNIT_TEST(error_mapping)
 	    "<Key>p/k1</Key><RequestId>tx1</RequestId></Error>", &e);
 	CHECK_INT(e.status, 404);
 	CHECK_STR(e.type, "NotFound");
-	CHECK_MSG(e.msg, "S3 object 'k1' not found (NoSuchKey: The "
+	CHECK_STR(e.msg, "S3 object 'k1' not found (NoSuchKey: The "
 		  "specified key does not exist.)");
 	map(404, NULL, &e); /* HEAD: no body */
 	CHECK_INT(e.status, 404);
-	CHECK_MSG(e.msg, "S3 object 'k1' not found");
+	CHECK_STR(e.msg, "S3 object 'k1' not found");
 	map(404, "<Error><Code>NoSuchUpload</Code></Error>", &e);
 	CHECK_INT(e.status, 404);
 	CHECK_PREFIX(e.msg, "S3 multipart upload for 'k1' not found");
@@ -282,7 +256,7 @@ UNIT_TEST(error_mapping)
 	CHECK_STR(e.type, "Forbidden");
 	CHECK_PREFIX(e.msg, "S3 access denied (SignatureDoesNotMatch: ");
 	map(403, NULL, &e);
-	CHECK_MSG(e.msg, "S3 access denied");
+	CHECK_STR(e.msg, "S3 access denied");
 	map(503, "<Error><Code>SlowDown</Code><Message>Reduce your request "
 	    "rate.</Message></Error>", &e);
 	CHECK_INT(e.status, 503);
@@ -303,7 +277,7 @@ UNIT_TEST(error_mapping)
 	/* an HTML error page from a proxy: status only */
 	map(502, "<html><body>Bad Gateway</body></html>", &e);
 	CHECK_INT(e.status, 503);
-	CHECK_MSG(e.msg, "S3 unavailable: HTTP 502");
+	CHECK_STR(e.msg, "S3 unavailable: HTTP 502");
 }
 
 /* ---- against a server --- */
@@ -1187,28 +1161,28 @@ UNIT_TEST(wire_format)
 	fx_stop(&f);
 	CHECK_INT(atomic_load(&f.served), 5);
 
-	CHECK_MSG(f.reqs[0].line, "PUT /bkt/pre/d/a%20b HTTP/1.1");
-	CHECK_MSG(f.reqs[0].sha, "UNSIGNED-PAYLOAD");
-	CHECK_MSG(f.reqs[0].body, "hello");
+	CHECK_STR(f.reqs[0].line, "PUT /bkt/pre/d/a%20b HTTP/1.1");
+	CHECK_STR(f.reqs[0].sha, "UNSIGNED-PAYLOAD");
+	CHECK_STR(f.reqs[0].body, "hello");
 	/* signed with the whole key, ':' included, for the region */
 	CHECK(!strncmp(f.reqs[0].auth, "AWS4-HMAC-SHA256 Credential=acc:usr/",
 		       36));
 	CHECK(strstr(f.reqs[0].auth, "/eu-west-1/s3/aws4_request") != NULL);
 	CHECK(strstr(f.reqs[0].auth, "x-amz-content-sha256") != NULL);
 	/* the canonical query: "uploads=", sorted, encoded */
-	CHECK_MSG(f.reqs[1].line, "POST /bkt/pre/d/a%20b?uploads= HTTP/1.1");
-	CHECK_MSG(f.reqs[1].ctype, "application/x-test");
+	CHECK_STR(f.reqs[1].line, "POST /bkt/pre/d/a%20b?uploads= HTTP/1.1");
+	CHECK_STR(f.reqs[1].ctype, "application/x-test");
 	CHECK_INT(f.reqs[1].body_len, 0);
-	CHECK_MSG(f.reqs[2].line, "PUT /bkt/pre/d/a%20b?partNumber=1&"
+	CHECK_STR(f.reqs[2].line, "PUT /bkt/pre/d/a%20b?partNumber=1&"
 		  "uploadId=a%2Fb%2Bc%3D HTTP/1.1");
 	CHECK_INT(f.reqs[2].body_len, 1000);
-	CHECK_MSG(f.reqs[3].line, "POST /bkt/pre/d/a%20b?uploadId=a%2Fb%2Bc%3D "
+	CHECK_STR(f.reqs[3].line, "POST /bkt/pre/d/a%20b?uploadId=a%2Fb%2Bc%3D "
 		  "HTTP/1.1");
-	CHECK_MSG(f.reqs[3].ctype, "application/xml");
-	CHECK_MSG(f.reqs[3].body, "<CompleteMultipartUpload><Part><PartNumber>1"
+	CHECK_STR(f.reqs[3].ctype, "application/xml");
+	CHECK_STR(f.reqs[3].body, "<CompleteMultipartUpload><Part><PartNumber>1"
 		  "</PartNumber><ETag>&quot;e1&quot;</ETag></Part>"
 		  "</CompleteMultipartUpload>");
-	CHECK_MSG(f.reqs[4].line, "DELETE /bkt/pre/d/a%20b HTTP/1.1");
+	CHECK_STR(f.reqs[4].line, "DELETE /bkt/pre/d/a%20b HTTP/1.1");
 }
 
 static const canned retry_script[] = {
@@ -1277,16 +1251,16 @@ UNIT_TEST(retries_and_errors)
 	close(fd);
 	fx_stop(&f);
 	CHECK_INT(atomic_load(&f.served), 8);
-	CHECK_MSG(f.reqs[0].line, "GET /bkt/pre/g HTTP/1.1");
-	CHECK_MSG(f.reqs[1].line, "GET /bkt/pre/g HTTP/1.1");
-	CHECK_MSG(f.reqs[2].line, "POST /bkt/pre/k?uploads= HTTP/1.1");
-	CHECK_MSG(f.reqs[3].line, "POST /bkt/pre/k?uploads= HTTP/1.1");
+	CHECK_STR(f.reqs[0].line, "GET /bkt/pre/g HTTP/1.1");
+	CHECK_STR(f.reqs[1].line, "GET /bkt/pre/g HTTP/1.1");
+	CHECK_STR(f.reqs[2].line, "POST /bkt/pre/k?uploads= HTTP/1.1");
+	CHECK_STR(f.reqs[3].line, "POST /bkt/pre/k?uploads= HTTP/1.1");
 	/* the retried part carried the same 2000 bytes */
 	CHECK_INT(f.reqs[4].body_len, 2000);
 	CHECK_INT(f.reqs[5].body_len, 2000);
 	CHECK_INT(f.reqs[4].body_sum, f.reqs[5].body_sum);
 	CHECK_INT((unsigned char)f.reqs[5].body[0], byte_at(100));
-	CHECK_MSG(f.reqs[7].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
+	CHECK_STR(f.reqs[7].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
 }
 
 static const canned first_error_script[] = {
@@ -1322,15 +1296,15 @@ UNIT_TEST(first_error_kept)
 	CHECK_INT(err.status, 403);
 	CHECK(gl_s3_upload_complete(t.u, up_done, &t, &err) == -1);
 	CHECK_INT(err.status, 403);
-	CHECK_MSG(err.msg, "S3 access denied (AccessDenied: Access Denied)");
+	CHECK_STR(err.msg, "S3 access denied (AccessDenied: Access Denied)");
 	gl_s3_upload_abort(t.u);
 	CHECK(run(&r, NULL) == 0);
 	rig_close(&r);
 	close(fd);
 	fx_stop(&f);
 	CHECK_INT(atomic_load(&f.served), 4);
-	CHECK_MSG(f.reqs[2].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
-	CHECK_MSG(f.reqs[3].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
+	CHECK_STR(f.reqs[2].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
+	CHECK_STR(f.reqs[3].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
 }
 
 /* Needs no server: a closed port on loopback. */

@@ -47,7 +47,7 @@ extern char unit_msg[512];
 		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                      \
 			unit_failed = 1;                                      \
 			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: %s == %s (\"%s\" vs \"%s\")",        \
+				 "%s:%d: %s == %s (\"%.200s\" vs \"%.200s\")",  \
 				 __FILE__, __LINE__, #a, #b,                  \
 				 a_ ? a_ : "(null)", b_ ? b_ : "(null)");     \
 			return;                                               \
@@ -62,6 +62,19 @@ extern char unit_msg[512];
 			snprintf(unit_msg, sizeof unit_msg,                   \
 				 "%s:%d: %s == %s (%lld vs %lld)", __FILE__,  \
 				 __LINE__, #a, #b, a_, b_);                   \
+			return;                                               \
+		}                                                             \
+	} while (0)
+
+/* b is a prefix of a (error messages that end in details). */
+#define CHECK_PREFIX(got, want)                                               \
+	do {                                                                  \
+		const char *g_ = (got), *w_ = (want);                         \
+		if (strncmp(g_, w_, strlen(w_)) != 0) {                       \
+			unit_failed = 1;                                      \
+			snprintf(unit_msg, sizeof unit_msg,                   \
+				 "%s:%d: got \"%.200s\", want \"%.200s...\"",  \
+				 __FILE__, __LINE__, g_, w_);                 \
 			return;                                               \
 		}                                                             \
 	} while (0)
