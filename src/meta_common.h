@@ -206,6 +206,30 @@ char *mc_dump(const json_t *v);
  * microseconds: 1 set, 0 null/absent, -1 malformed. */
 int mc_json_time(const json_t *v, int64_t *us);
 
+/* ---- listing indexes ---------------------------------------------------------
+ * The indexes the listing SQL below relies on, the same in both dialects
+ * (schema version 2 of each backend). A migration never changes once
+ * shipped: a new index goes into a new schema version of both backends. */
+#define MC_LISTING_INDEXES                                                    \
+	/* default sort (created_at) within a type; the scope columns and id  \
+	 * make it covering for the visibility test and the property probes, \
+	 * so rows that do not match are never read from the table */        \
+	"CREATE INDEX IF NOT EXISTS artifacts_type_created"                   \
+	" ON artifacts(type_name, created_at, status, visibility, owner, id);" \
+	"CREATE INDEX IF NOT EXISTS artifacts_created ON artifacts(created_at);" \
+	"CREATE INDEX IF NOT EXISTS artifacts_type_updated"                   \
+	" ON artifacts(type_name, updated_at);"                               \
+	"CREATE INDEX IF NOT EXISTS artifacts_type_version"                   \
+	" ON artifacts(type_name, version_prefix, version_suffix);"           \
+	/* uniqueness check, name filters and sort, version=latest */         \
+	"CREATE INDEX IF NOT EXISTS artifacts_type_name_version"              \
+	" ON artifacts(type_name, name, version_prefix, version_suffix,"      \
+	" version_meta);"                                                     \
+	"CREATE INDEX IF NOT EXISTS artifacts_name_version"                   \
+	" ON artifacts(name, version_prefix, version_suffix);"                \
+	/* quotas (count per owner) and owner filters */                      \
+	"CREATE INDEX IF NOT EXISTS artifacts_owner ON artifacts(owner, type_name);"
+
 /* ---- listing SQL ------------------------------------------------------------
  * A fragment is SQL text plus its parameters in text order, so fragments
  * can be reused and concatenated (page and count queries share the

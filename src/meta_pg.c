@@ -171,23 +171,10 @@ static const char schema_v1[] =
 	" PRIMARY KEY (store, location));";
 
 /* Listing indexes, as in SQLite (IF NOT EXISTS: an operator may have added
- * one by hand). PostgreSQL keeps its own statistics (autovacuum's
- * ANALYZE), so there is nothing like SQLite's shipped sqlite_stat1. */
-static const char schema_v2[] =
-	"CREATE INDEX IF NOT EXISTS artifacts_type_created"
-	" ON artifacts(type_name, created_at, status, visibility, owner, id);"
-	"CREATE INDEX IF NOT EXISTS artifacts_created ON artifacts(created_at);"
-	"CREATE INDEX IF NOT EXISTS artifacts_type_updated"
-	" ON artifacts(type_name, updated_at);"
-	"CREATE INDEX IF NOT EXISTS artifacts_type_version"
-	" ON artifacts(type_name, version_prefix, version_suffix);"
-	"CREATE INDEX IF NOT EXISTS artifacts_type_name_version"
-	" ON artifacts(type_name, name, version_prefix, version_suffix,"
-	" version_meta);"
-	"CREATE INDEX IF NOT EXISTS artifacts_name_version"
-	" ON artifacts(name, version_prefix, version_suffix);"
-	"CREATE INDEX IF NOT EXISTS artifacts_owner"
-	" ON artifacts(owner, type_name);";
+ * one by hand; see meta_common.h). PostgreSQL keeps its own statistics
+ * (autovacuum's ANALYZE), so there is nothing like SQLite's shipped
+ * sqlite_stat1. */
+static const char schema_v2[] = MC_LISTING_INDEXES;
 
 /* The scrubber's query (gl_meta_deleted): deleted artifacts by age. */
 static const char schema_v3[] =

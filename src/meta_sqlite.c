@@ -147,24 +147,7 @@ static const char schema_v1[] =
  * ~10 versions per name, 8 property rows and 2 tags per artifact. Plans
  * only depend on the ratios; an operator's ANALYZE replaces the rows. */
 static const char schema_v2[] =
-	/* default sort (created_at) within a type; the scope columns and id
-	 * make it covering for the visibility test and the property probes,
-	 * so rows that do not match are never read from the table */
-	"CREATE INDEX IF NOT EXISTS artifacts_type_created"
-	" ON artifacts(type_name, created_at, status, visibility, owner, id);"
-	"CREATE INDEX IF NOT EXISTS artifacts_created ON artifacts(created_at);"
-	"CREATE INDEX IF NOT EXISTS artifacts_type_updated"
-	" ON artifacts(type_name, updated_at);"
-	"CREATE INDEX IF NOT EXISTS artifacts_type_version"
-	" ON artifacts(type_name, version_prefix, version_suffix);"
-	/* uniqueness check, name filters and sort, version=latest */
-	"CREATE INDEX IF NOT EXISTS artifacts_type_name_version"
-	" ON artifacts(type_name, name, version_prefix, version_suffix,"
-	" version_meta);"
-	"CREATE INDEX IF NOT EXISTS artifacts_name_version"
-	" ON artifacts(name, version_prefix, version_suffix);"
-	/* quotas (count per owner) and owner filters */
-	"CREATE INDEX IF NOT EXISTS artifacts_owner ON artifacts(owner, type_name);"
+	MC_LISTING_INDEXES
 	"ANALYZE sqlite_schema;" /* creates sqlite_stat1 */
 	"DELETE FROM sqlite_stat1;"
 	"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES"
