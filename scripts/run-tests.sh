@@ -29,6 +29,32 @@ num() { # regex file -> first captured number or 0
 # ---- services the scale-out tests run against ---------------------------------
 # A throwaway PostgreSQL and an S3 endpoint (Swift + s3api) on loopback,
 # started once per run, stopped at exit.
+# Free loopback ports unless the caller chose them, so runs from several
+# checkouts at once neither share nor stop each other's services.
+free_ports() { # count -> the first of count consecutive free ports
+	$PY -c '
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 60000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+        print(base)
+        sys.exit(0)
+    except OSError:
+        pass
+    finally:
+        for s in socks:
+            s.close()
+sys.exit(1)' "$1"
+}
+: "${GLARED_PG_PORT:=$(free_ports 1)}"
+: "${GLARED_S3_PORT:=$(free_ports 5)}"
+export GLARED_PG_PORT GLARED_S3_PORT
 trap 'scripts/pg.sh stop >/dev/null 2>&1; scripts/s3.sh stop >/dev/null 2>&1' EXIT
 services=1
 if scripts/pg.sh start > "$LOGDIR/pg.log" 2>&1; then
