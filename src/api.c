@@ -101,6 +101,9 @@ void gl_api_reply_json(gl_api_req *ar, int status, json_t *body)
 void gl_api_reply_empty(gl_api_req *ar, int status)
 {
 	gl_api_add_common_headers(ar);
+	/* clients read the header even without a body; Glare's (webob's)
+	 * default */
+	gl_http_add_header(ar->http, "Content-Type", "text/html; charset=UTF-8");
 	gl_http_reply(ar->http, status, NULL, 0);
 	gl_api_finish(ar);
 }

@@ -215,11 +215,20 @@ static json_t *headers_json(gl_http_req *r)
 	return h;
 }
 
+/* The one Content-Type of a download's answer, set where it is sent (a
+ * fault on the way brings its own): the blob's for its bytes (also on
+ * 206, 304 and HEAD), application/json on Glare's 301 to external data. */
+static void blob_ctype(gl_api_req *ar, const gl_download *dl)
+{
+	gl_http_add_header(ar->http, "Content-Type",
+			   dl->content_type[0] ? dl->content_type
+					       : "application/octet-stream");
+}
+
 static void checksum_headers(gl_api_req *ar, const gl_download *dl)
 {
 	gl_http_req *r = ar->http;
 
-	gl_http_add_header(r, "Content-Type", dl->content_type);
 	if (dl->md5[0])
 		gl_http_add_header(r, "Content-MD5", dl->md5);
 	if (dl->sha1[0])
@@ -352,6 +361,10 @@ static int proxy_data(void *arg, const char *d, size_t n)
 
 	gl_digest_update(op->dg, d, n);
 	op->got += (int64_t)n;
+	if (op->dl.trusted) {
+		gl_http_reply_data(ar->http, d, n); /* nothing to hold back for */
+		goto paced;
+	}
 	if (op->got > op->dl.size)
 		return -1; /* more than recorded: stop, the tail decides */
 	evbuffer_add(op->hold, d, n);
@@ -362,6 +375,7 @@ static int proxy_data(void *arg, const char *d, size_t n)
 		gl_http_reply_data(ar->http, p, send);
 		evbuffer_drain(op->hold, send);
 	}
+paced:
 	if (gl_http_output_pending(ar->http) > OUT_MAX) {
 		op->paused = 1;
 		return 1;
@@ -378,6 +392,17 @@ static void proxy_done(void *arg, const gl_fetch_result *res)
 
 	op->fj = NULL;
 	gl_digest_final(op->dg, &h);
+	if (op->dl.trusted) {
+		if (res->ok) {
+			gl_http_on_drain(ar->http, NULL, NULL);
+			gl_http_reply_end(ar->http);
+		} else {
+			gl_warn("download of %s: %s", op->dl.url, res->err.msg);
+			gl_http_reply_abort(ar->http);
+		}
+		gl_api_finish(ar);
+		return;
+	}
 	if (res->ok && op->got == op->dl.size &&
 	    !strcmp(h.sha256, op->dl.sha256) &&
 	    (!op->dl.md5[0] || !strcasecmp(h.md5, op->dl.md5))) {
@@ -410,7 +435,8 @@ static void proxy_start(gl_api_req *ar, blob_op *op)
 {
 	gl_err err = { 0 };
 	gl_fetch *f = gl_engine_fetch(E(ar), &err);
-	gl_fetch_opts fo = { .max_bytes = op->dl.size + 1, .range = NULL };
+	gl_fetch_opts fo = { .max_bytes = op->dl.trusted ? -1 : op->dl.size + 1,
+			     .range = NULL };
 
 	if (!f) {
 		gl_api_reply_fault(ar, &err);
@@ -424,8 +450,7 @@ static void proxy_start(gl_api_req *ar, blob_op *op)
 		gl_api_reply_fault(ar, &err);
 		return;
 	}
-	gl_api_add_common_headers(ar);
-	checksum_headers(ar, &op->dl);
+	blob_ctype(ar, &op->dl);
 	gl_http_on_drain(ar->http, proxy_resume, ar);
 	gl_http_reply_start(ar->http, 200, op->dl.size);
 }
@@ -535,8 +560,8 @@ void gl_h_blob_get(gl_api_req *ar)
 		 * know about the bytes */
 		gl_api_add_common_headers(ar);
 		checksum_headers(ar, dl);
-		gl_http_add_header(ar->http, "Location", dl->url);
 		gl_http_add_header(ar->http, "Content-Type", "application/json");
+		gl_http_add_header(ar->http, "Location", dl->url);
 		gl_http_reply(ar->http, 301, NULL, 0);
 		gl_api_finish(ar);
 		return;
@@ -548,6 +573,7 @@ void gl_h_blob_get(gl_api_req *ar)
 		gl_http_add_header(ar->http, "ETag", etag);
 	if (dl->kind == GL_DL_PROXY) {
 		if (gl_http_is_head(ar->http)) {
+			blob_ctype(ar, dl);
 			gl_http_reply_start(ar->http, 200, dl->size);
 			gl_http_reply_end(ar->http);
 			gl_api_finish(ar);
@@ -559,6 +585,7 @@ void gl_h_blob_get(gl_api_req *ar)
 	gl_http_add_header(ar->http, "Accept-Ranges", "bytes");
 	inm = gl_http_header(ar->http, "If-None-Match");
 	if (inm && dl->sha256[0] && etag_matches(inm, etag)) {
+		blob_ctype(ar, dl);
 		gl_http_reply(ar->http, 304, NULL, 0);
 		gl_api_finish(ar);
 		return;
@@ -587,6 +614,7 @@ void gl_h_blob_get(gl_api_req *ar)
 		a = 0;
 		b = dl->size - 1;
 	}
+	blob_ctype(ar, dl);
 	if (dl->kind == GL_DL_FILE) {
 		int fd = dl->fd;
 		dl->fd = -1;

@@ -361,6 +361,12 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 					   dl->sha256[0]
 				   ? GL_DL_PROXY
 				   : GL_DL_REDIRECT;
+	} else if (gl_streq(sget(b, "store"), "external")) {
+		/* an internal location taken on trust: its URL is not shown,
+		 * the bytes pass through us as they are */
+		dl->kind = GL_DL_PROXY;
+		dl->trusted = 1;
+		dl->url = strdup(sget(b, "location") ? sget(b, "location") : "");
 	} else if (gl_streq(sget(b, "store"), "database")) {
 		dl->kind = GL_DL_DATABASE;
 		dl->location = strdup(sget(b, "location"));
@@ -424,12 +430,18 @@ static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
 	if (!json_is_object(b))
 		goto rollback;
 	rec = json_deep_copy(b);
-	json_object_set_new(rec, "verify_status", json_string(status));
 	json_object_set_new(rec, "verified_at", json_integer(gl_now_us()));
-	if (why)
-		json_object_set_new(rec, "verify_error", json_string(why));
-	else
-		json_object_del(rec, "verify_error");
+	/* a check that could not be made judges nothing: a flag stands */
+	if (strcmp(status, "error") != 0 ||
+	    (!gl_streq(sget(b, "verify_status"), "changed") &&
+	     !gl_streq(sget(b, "verify_status"), "gone"))) {
+		json_object_set_new(rec, "verify_status", json_string(status));
+		if (why)
+			json_object_set_new(rec, "verify_error",
+					    json_string(why));
+		else
+			json_object_del(rec, "verify_error");
+	}
 	rc = gl_meta_blob_set(e->meta, artifact_id, field, key ? key : "", rec,
 			      &err);
 	json_decref(rec);
@@ -862,14 +874,16 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 			j->key ? "/" : "", j->key ? j->key : "");
 		goto fail;
 	}
-	if (!j->internal && !strcmp(verification, "trust")) {
+	if (!strcmp(verification, "trust")) {
 		/* Glare's behaviour, for clients that need it: record what
-		 * was said, fetch nothing */
-		rec = json_pack("{s:s, s:n, s:s, s:s?, s:s?, s:b, s:n, s:s, "
+		 * was said, fetch nothing. An internal location is then
+		 * served from its URL through us (gl_engine_download). */
+		rec = json_pack("{s:s, s:n, s:s?, s:s?, s:s?, s:b, s:n, s:s, "
 				"s:s, s:s}", "status", "active", "size", "md5",
-				j->md5, "sha1", j->sha1[0] ? j->sha1 : NULL,
-				"sha256", j->sha256[0] ? j->sha256 : NULL,
-				"external", 1, "content_type", "url", url,
+				j->md5[0] ? j->md5 : NULL, "sha1",
+				j->sha1[0] ? j->sha1 : NULL, "sha256",
+				j->sha256[0] ? j->sha256 : NULL, "external",
+				!j->internal, "content_type", "url", url,
 				"store", "external", "location", url);
 		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
 				     rec, err) < 0 ||

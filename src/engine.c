@@ -215,6 +215,24 @@ fail:
 	return -1;
 }
 
+/* What the last check of an external blob found (blob.c's set_verify
+ * writes it), in the shape docs/types.md documents; nothing before the
+ * first check. */
+static void blob_verification(json_t *o, const json_t *blob)
+{
+	const char *st = sget(blob, "verify_status");
+	json_t *at = json_object_get(blob, "verified_at"), *v;
+	char ts[32];
+
+	if (!st || !json_is_integer(at))
+		return;
+	gl_iso8601(json_integer_value(at), ts);
+	v = json_pack("{s:s, s:s}", "status", st, "checked_at", ts);
+	if (strcmp(st, "ok") != 0 && sget(blob, "verify_error"))
+		json_object_set(v, "detail", json_object_get(blob, "verify_error"));
+	json_object_set_new(o, "verification", v);
+}
+
 json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 			      const char *field, const char *key,
 			      const json_t *blob)
@@ -244,6 +262,8 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 	/* the size of a blob being saved is its reservation: show null */
 	if (gl_streq(sget(blob, "status"), "saving"))
 		json_object_set(o, "size", json_null());
+	if (external)
+		blob_verification(o, blob);
 	return o;
 }
 
@@ -331,28 +351,38 @@ int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 	return rc;
 }
 
-int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
-			     const char *field, gl_err *err)
+/* The change rules (spec §3.3) for an artifact going from status before
+ * to status after in one request: a field may change when the artifact
+ * ends drafted or active, an immutable one only while it was drafted (set
+ * and activate in one PATCH). */
+static int change_rule(const gl_type *t, const char *before,
+		       const char *after, const char *field, gl_err *err)
 {
 	const gl_field *f = gl_type_field(t, field);
-	const char *st = sget(doc, "status");
 
 	if (!f)
 		return gl_fail(err, 400, "BadRequest",
 			       "Unknown field '%s' for artifact type %s", field,
 			       t->name);
-	if (!gl_streq(st, "drafted") && !gl_streq(st, "active"))
+	if (!gl_streq(after, "drafted") && !gl_streq(after, "active"))
 		return gl_fail(err, 403, "Forbidden",
 			       "Forbidden to change fields of an artifact in "
-			       "status '%s'", st ? st : "?");
+			       "status '%s'", after ? after : "?");
 	if (f->system)
 		return gl_fail(err, 403, "Forbidden",
 			       "Forbidden to change system field '%s'", field);
-	if (gl_streq(st, "active") && !f->mutable_)
+	if (!gl_streq(before, "drafted") && !f->mutable_)
 		return gl_fail(err, 403, "Forbidden",
 			       "Forbidden to change immutable field '%s' of an "
 			       "active artifact", field);
 	return 0;
+}
+
+int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
+			     const char *field, gl_err *err)
+{
+	const char *st = sget(doc, "status");
+	return change_rule(t, st, st, field, err);
 }
 
 int gl_engine_vkey(gl_engine *e, gl_types *ts, const char *version,
@@ -701,15 +731,14 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	int64_t now;
 	int rc = -1, in_tx = 0;
 
+	/* the body's shape first, as Glare's deserializer */
+	if (!json_is_object(body))
+		return gl_fail(err, 400, "BadRequest",
+			       "Unexpected body type: a JSON object is expected");
 	if (gl_engine_type(e, type, &ts, &t, err) < 0)
 		return -1;
 	if (create_allowed(e, ctx, t, err) < 0)
 		goto out;
-	if (!json_is_object(body)) {
-		gl_fail(err, 400, "BadRequest",
-			"Unexpected body type: a JSON object is expected");
-		goto out;
-	}
 	/* keys that may never be given, then field rules, before values */
 	json_object_foreach((json_t *)body, k, v) {
 		const gl_field *f = gl_type_field(t, k);
@@ -1053,9 +1082,13 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	int acts[4], nacts = 0, rc = -1, in_tx = 0, changed = 0, noop_act;
 	int st_touched = 0, vis_touched = 0;
 	char *suffix = NULL, *vmeta = NULL;
+	const char *st_after;
 	gl_vkey vk;
 	size_t i;
 
+	/* a malformed patch is 400 before the artifact is looked up */
+	if (gl_jpatch_check(patch, err) < 0)
+		return -1;
 	if (gl_engine_load(e, ctx, type, id, 1, &af, err) < 0)
 		return -1;
 	t = af.type;
@@ -1083,6 +1116,12 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_jpatch_apply(view, patch, err) < 0)
 		goto out;
 	doc = json_deep_copy(af.doc);
+	/* judged on its result: an admin may reactivate and edit at once
+	 * (a bad status is transition()'s to report) */
+	st_after = sget(view, "status");
+	if (!gl_streq(st_after, "drafted") && !gl_streq(st_after, "active") &&
+	    !gl_streq(st_after, "deactivated"))
+		st_after = sget(af.doc, "status");
 	json_array_foreach(names, i, n) {
 		const char *f = json_string_value(n);
 		json_t *nv = json_object_get(view, f);
@@ -1095,7 +1134,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			json_object_set(doc, f, nv ? nv : json_null());
 			continue;
 		}
-		if (gl_engine_change_allowed(t, af.doc, f, err) < 0)
+		if (change_rule(t, sget(af.doc, "status"), st_after, f, err) < 0)
 			goto out;
 		/* unchanged values are not re-validated (a later, stricter
 		 * type version must not block unrelated edits) */

@@ -132,6 +132,8 @@ typedef struct gl_download {
 	char field[256];
 	char *key;                /* the folder key served (selected) */
 	char *artifact_id;
+	int trusted;              /* GL_DL_PROXY: nothing to check the bytes
+				   * against (internal location, trust mode) */
 } gl_download;
 
 int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,

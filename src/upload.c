@@ -517,6 +517,9 @@ static void commit(gl_upload *u, const char *location)
 		u->placeholder = 0;
 		goto fail;
 	}
+	/* again under the lock: another key may have been set meanwhile */
+	if (gl_blob_same_sha_ok(&u->tg, fresh, u->h.sha256, &err) < 0)
+		goto fail;
 	if (!strcmp(u->store, "file")) {
 		if (gl_store_commit(e->store, &u->tmp, u->h.sha256, &err) < 0)
 			goto fail;
@@ -643,6 +646,20 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 	u->done = done;
 	u->done_arg = arg;
 	gl_digest_final(u->dg, &u->h);
+	/* a copy that differs from the folder's others is refused before
+	 * anything is stored (commit checks again under the lock) */
+	if (u->tg.f->same_sha256) {
+		json_t *fresh = NULL;
+		int rc = gl_meta_get(e->meta, t, u->id, &fresh, err);
+		if (rc == 0)
+			rc = gl_blob_same_sha_ok(&u->tg, fresh, u->h.sha256, err);
+		else if (rc > 0)
+			rc = gl_fail(err, 404, "ArtifactNotFound",
+				     "Artifact with id=%s was deleted", u->id);
+		json_decref(fresh);
+		if (rc < 0)
+			goto fail;
+	}
 	/* everything into the file: the hook, S3 and the stores read it */
 	if (gl_store_tmp_flush(&u->tmp, err) < 0)
 		goto fail;

@@ -5,14 +5,14 @@ return glare.type {
   display_name = "Heat Templates",
   version = "1.0",
   fields = {
-    { environments = glare.Dict { of = glare.Link, mutable = true,
+    { environments = glare.Dict { of = glare.Link, mutable = true, required_on_activate = true,
         description = "Heat environments known to work with this template, by name "
           .. "(links to heat_environments artifacts)." } },
     { template = glare.Blob { required_on_activate = true,
         description = "The template document (HOT or CFN format)." } },
-    { nested_templates = glare.Folder {
+    { nested_templates = glare.Folder { required_on_activate = true,
         description = "Templates the main template refers to, keyed by the name it uses for them." } },
-    { default_envs = glare.Dict { of = glare.String, mutable = true,
+    { default_envs = glare.Dict { of = glare.String, mutable = true, required_on_activate = true,
         description = "Environments applied when a deployment names none, by name." } },
   },
 }

@@ -96,11 +96,16 @@ local function build_coercers(F)
     end
   end
 
+  local collection = kind == "List" or kind == "Dict"
   F._coerce = function(value)
     if value == nil or value == null then
+      -- a collection given null is back to its default (Glare keeps no
+      -- null list or dict: `tags = null` reads []); otherwise oslo's rule,
+      -- a non-nullable field given null takes its default
+      if F.default ~= nil and (collection or not F.nullable) then
+        return copy(F.default)
+      end
       if F.nullable then return null end
-      -- oslo semantics: a non-nullable field given null takes its default
-      if F.default ~= nil then return copy(F.default) end
       return nil, "Field cannot be null"
     end
     return base(value)
@@ -166,7 +171,9 @@ function compile.field(name, spec, base)
   end
   build_coercers(F)
 
-  if spec.default ~= nil then
+  if spec.default == null then
+    F.default = nil   -- a List/Dict declining its implicit default
+  elseif spec.default ~= nil then
     local v, err = F._coerce(spec.default)
     if v == nil then error("invalid default (the metaschema should have caught it): " .. err) end
     F.default = v

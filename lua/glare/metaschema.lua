@@ -190,7 +190,11 @@ local function check_default(ctx, spec, kind, ekind, coerce_value)
   if kind == "Blob" or kind == "Folder" then
     fail(ctx, "%s fields cannot have a default", kind)
   end
-  if d == json.null then fail(ctx, "default: leave it out instead of setting it to null") end
+  if d == json.null then
+    -- a collection's implicit []/{} default can be declined: unset, it reads null
+    if kind == "List" or kind == "Dict" then return end
+    fail(ctx, "default: leave it out instead of setting it to null")
+  end
   local ok, err = coerce_value(spec, kind, ekind, d)
   if ok == nil then fail(ctx, "default: %s", err) end
 end

@@ -41,6 +41,21 @@ function schema.blob()
       external = object({ type = "boolean" }),
       status = object({ type = "string", enum = arr("saving", "active") }),
       content_type = object({ type = "string" }),
+      -- glared's addition (docs/types.md): the last check of an external
+      -- blob's bytes at its URL; absent until one was made
+      verification = object({
+        type = "object",
+        description = "Last check of an external blob's data at its URL: ok, "
+          .. "changed (other bytes) or gone (no longer there), or error (the "
+          .. "check could not be made; an earlier changed or gone stands).",
+        properties = object({
+          status = object({ type = "string", enum = arr("ok", "changed", "gone", "error") }),
+          checked_at = object({ type = "string", format = "date-time" }),
+          detail = object({ type = "string" }),
+        }),
+        required = arr("status", "checked_at"),
+        additionalProperties = false,
+      }),
     }),
     required = arr("size", "md5", "sha1", "sha256", "external", "status", "content_type"),
     additionalProperties = false,

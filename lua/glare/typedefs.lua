@@ -78,11 +78,7 @@ defs.metadata = defs.Dict { filter_ops = STR_OPS,
   description = "Key-value pairs describing the artifact." }
 defs.visibility = S { sortable = true, nullable = false, mutable = true,
   required_on_activate = true, default = "private", filter_ops = STR_OPS,
-  -- Glare checks the value outside the field, so the schema carries no enum
-  custom_validator = function(v)
-    if v == "private" or v == "public" then return true end
-    return nil, "Visibility must be 'private' or 'public'"
-  end,
+  allowed_values = { "private", "public" },
   description = "Who can see the artifact: its project (private) or everyone (public)." }
 defs.version = defs.Version { sortable = true, nullable = false,
   default = "0.0.0", filter_ops = { "eq", "neq", "in", "gt", "gte", "lt", "lte" },
