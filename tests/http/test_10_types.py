@@ -56,13 +56,15 @@ def test_sample_artifact_schema_details(server):
     assert "required_on_activate" not in p["string_required"]
     assert p["string_mutable"]["mutable"] is True
     assert p["bool1"]["filter_ops"] == ["eq"] and p["bool1"]["default"] is False
-    assert p["metadata_attribute"]["metadata"] == {"key": "value"}
+    assert p["metadata_attribute"]["metadata"] == {"metadata1": "value1",
+                                                   "metadata2": "blahblahblah"}
     assert p["list_validators"]["maxItems"] == 3
     assert p["list_validators"]["uniqueItems"] is True
     blob = p["blob"]
     assert blob["glareType"] == "Blob"
     assert set(blob["properties"]) == {"size", "md5", "sha1", "sha256",
-                                       "external", "status", "content_type"}
+                                       "external", "status", "content_type",
+                                       "verification"}
     assert blob["additionalProperties"] is False
     assert p["dict_of_blobs"]["glareType"] == "BlobDict"
     assert p["status"]["enum"] == ["drafted", "active", "deactivated",

@@ -231,11 +231,25 @@ describe("coercion matrix", function()
   end)
 
   describe("null", function()
-    it("is json.null on a nullable field (any kind)", function()
-      for _, f in ipairs({ "s", "i", "f", "b", "v", "l", "d", "ls", "ds", "blob" }) do
+    it("is json.null on a nullable field (any kind but a collection)", function()
+      for _, f in ipairs({ "s", "i", "f", "b", "v", "l", "d", "blob" }) do
         assert.equal(json.null, runtime.coerce(T, f, json.null), f)
         assert.equal(json.null, runtime.coerce(T, f, nil), f)
       end
+    end)
+    it("gives a List or Dict its default back, nullable or not", function()
+      for f, want in pairs({ ls = "[]", ds = "{}" }) do
+        local a, b = runtime.coerce(T, f, json.null), runtime.coerce(T, f, nil)
+        assert.equal(want, H.encode(a), f)
+        assert.equal(want, H.encode(b), f)
+        assert.are_not.equal(a, b, f)   -- fresh copies
+      end
+    end)
+    it("stays null on a collection that declines its default", function()
+      local D = assert(H.load([[return glare.type { name = "nd", fields = {
+        { d = glare.Dict { of = glare.String, default = glare.json.null } } } }]]))
+      assert.equal(json.null, runtime.coerce(D, "d", json.null))
+      assert.is_nil(D.by_name.d.default)
     end)
     it("takes the default on a non-nullable field that has one", function()
       ok("nnd", json.null, 7)

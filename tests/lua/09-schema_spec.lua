@@ -7,7 +7,13 @@ local H = dofile("tests/lua/helpers.lua")
 local BLOB = '"properties":{"content_type":{"type":"string"},"external":{"type":"boolean"},'
   .. '"md5":{"type":["string","null"]},"sha1":{"type":["string","null"]},'
   .. '"sha256":{"type":["string","null"]},"size":{"type":["number","null"]},'
-  .. '"status":{"enum":["saving","active"],"type":"string"}},'
+  .. '"status":{"enum":["saving","active"],"type":"string"},'
+  .. '"verification":{"additionalProperties":false,"description":"Last check of an external '
+  .. "blob's data at its URL: ok, changed (other bytes) or gone (no longer there), or error "
+  .. '(the check could not be made; an earlier changed or gone stands).","properties":{'
+  .. '"checked_at":{"format":"date-time","type":"string"},"detail":{"type":"string"},'
+  .. '"status":{"enum":["ok","changed","gone","error"],"type":"string"}},'
+  .. '"required":["status","checked_at"],"type":"object"}},'
   .. '"required":["size","md5","sha1","sha256","external","status","content_type"]'
 local BLOB_SCHEMA = '{"additionalProperties":false,' .. BLOB .. ',"type":["object","null"]}'
 local UUID = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
@@ -59,8 +65,8 @@ local BASE = {
   metadata = '{"additionalProperties":{"maxLength":255,"minLength":1,"type":"string"},"default":{},'
     .. '"filter_ops":' .. STR_OPS .. ',"glareType":"StringDict","maxProperties":255,'
     .. '"required_on_activate":false,"type":["object","null"]}',
-  visibility = '{"default":"private","filter_ops":' .. STR_OPS .. ',"glareType":"String",'
-    .. '"maxLength":255,"mutable":true,"sortable":true,"type":"string"}',
+  visibility = '{"default":"private","enum":["private","public"],"filter_ops":' .. STR_OPS
+    .. ',"glareType":"String","mutable":true,"sortable":true,"type":"string"}',
   version = '{"default":"0.0.0","filter_ops":' .. NUM_OPS .. ',"glareType":"String","pattern":'
     .. '"/^([0-9]+)\\\\.([0-9]+)\\\\.([0-9]+)(?:-([0-9A-Za-z-]+(?:\\\\.[0-9A-Za-z-]+)*))?'
     .. '(?:\\\\+[0-9A-Za-z-]+)?$/","required_on_activate":false,"sortable":true,"type":"string"}',
@@ -102,12 +108,12 @@ describe("schema", function()
           .. '"sortable":true,"type":["integer","null"]}',
         float2 = '{"filter_ops":' .. NUM_OPS .. ',"glareType":"Float","required_on_activate":false,'
           .. '"sortable":true,"type":["number","null"]}',
-        str1 = '{"filter_ops":["eq","neq","in","like"],"glareType":"String","maxLength":255,'
+        str1 = '{"filter_ops":["like","eq","neq","in"],"glareType":"String","maxLength":255,'
           .. '"required_on_activate":false,"sortable":true,"type":["string","null"]}',
-        list_of_str = '{"default":[],"filter_ops":' .. STR_OPS .. ',"glareType":"StringList",'
+        list_of_str = '{"default":[],"filter_ops":["eq","in"],"glareType":"StringList",'
           .. '"items":{"maxLength":255,"type":"string"},"maxItems":255,"required_on_activate":false,'
           .. '"type":["array","null"]}',
-        list_of_int = '{"default":[],"filter_ops":' .. NUM_OPS .. ',"glareType":"IntegerList",'
+        list_of_int = '{"default":[],"filter_ops":["eq","in"],"glareType":"IntegerList",'
           .. '"items":{"type":"integer"},"maxItems":255,"required_on_activate":false,'
           .. '"type":["array","null"]}',
         dict_of_str = '{"additionalProperties":{"maxLength":255,"type":"string"},"default":{},'
@@ -136,10 +142,10 @@ describe("schema", function()
           .. '"type":["string","null"]}',
         int_validators = '{"filter_ops":' .. NUM_OPS .. ',"glareType":"Integer","maximum":20,'
           .. '"minimum":10,"required_on_activate":false,"type":["integer","null"]}',
-        list_validators = '{"default":[],"filter_ops":' .. STR_OPS .. ',"glareType":"StringList",'
+        list_validators = '{"default":[],"filter_ops":[],"glareType":"StringList",'
           .. '"items":{"maxLength":255,"type":"string"},"maxItems":3,"required_on_activate":false,'
           .. '"type":["array","null"],"uniqueItems":true}',
-        dict_validators = '{"additionalProperties":false,"default":{},"filter_ops":' .. STR_OPS
+        dict_validators = '{"additionalProperties":false,"filter_ops":[]'
           .. ',"glareType":"StringDict","maxProperties":3,"properties":{'
           .. '"abc":{"maxLength":255,"type":["string","null"]},'
           .. '"def":{"maxLength":255,"type":["string","null"]},'
@@ -147,10 +153,10 @@ describe("schema", function()
           .. '"jkl":{"maxLength":255,"type":["string","null"]}},'
           .. '"required_on_activate":false,"type":["object","null"]}',
         system_attribute = '{"default":"default","filter_ops":' .. STR_OPS .. ',"glareType":"String",'
-          .. '"maxLength":255,"readOnly":true,"required_on_activate":false,"sortable":true,'
+          .. '"maxLength":255,"readOnly":true,"sortable":true,"type":["string","null"]}',
+        metadata_attribute = '{"default":"default","filter_ops":' .. STR_OPS .. ',"glareType":"String",'
+          .. '"maxLength":255,"metadata":{"metadata1":"value1","metadata2":"blahblahblah"},'
           .. '"type":["string","null"]}',
-        metadata_attribute = '{"filter_ops":' .. STR_OPS .. ',"glareType":"String","maxLength":255,'
-          .. '"metadata":{"key":"value"},"required_on_activate":false,"type":["string","null"]}',
       })
     end)
   end)

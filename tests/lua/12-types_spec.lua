@@ -48,8 +48,8 @@ describe("stock types", function()
   it("heat_templates", function()
     local T = H.type("heat_templates")
     assert.equal("Heat Templates", T.display_name)
-    assert.equal("environments=Dict/Link M, template=Blob R, nested_templates=Folder, "
-      .. "default_envs=Dict/String M", custom(T))
+    assert.equal("environments=Dict/Link RM, template=Blob R, nested_templates=Folder R, "
+      .. "default_envs=Dict/String RM", custom(T))
   end)
 
   it("heat_environments", function()
@@ -61,8 +61,8 @@ describe("stock types", function()
   it("murano_packages", function()
     local T = H.type("murano_packages")
     assert.equal("Murano packages", T.display_name)
-    assert.equal("package=Blob, type=String R, display_name=String RM, categories=List/String M, "
-      .. "class_definitions=List/String, inherits=Dict/String, keywords=List/String M, "
+    assert.equal("package=Blob, type=String R, display_name=String RM, categories=List/String RM, "
+      .. "class_definitions=List/String R, inherits=Dict/String R, keywords=List/String RM, "
       .. "dependencies=List/Link", custom(T))
     assert.equal(104857600, T.by_name.package.max_blob_size)
     assert.equal("Application", T.by_name.type.default)
@@ -97,20 +97,20 @@ describe("stock types", function()
       .. "dict_of_int=Dict/Integer, dict_of_links=Dict/Link M, list_of_links=List/Link M, "
       .. "dict_of_blobs=Folder, string_mutable=String M, string_regex=String, "
       .. "string_required=String R, string_validators=String, int_validators=Integer, "
-      .. "list_validators=List/String, dict_validators=Dict/String, system_attribute=String SY, "
-      .. "metadata_attribute=String", custom(T))
+      .. "list_validators=List/String, dict_validators=Dict/String, system_attribute=String RSY, "
+      .. "metadata_attribute=String R", custom(T))
     local B = T.by_name
     assert.equal(10, B.small_blob.max_blob_size)
     assert.same({ 2000, 1000 }, { B.dict_of_blobs.max_folder_size, B.dict_of_blobs.max_key_length })
     assert.same({ false, false }, { B.bool1.default, B.bool2.default })
     assert.same({ "eq" }, B.bool1.filter_ops)
-    assert.same({ "eq", "neq", "in", "like" }, B.str1.filter_ops)
+    assert.same({ "like", "eq", "neq", "in" }, B.str1.filter_ops)
     assert.same({ "eq", "in" }, B.dict_of_str.filter_ops)
     assert.same({ "eq", "in" }, B.dict_of_int.filter_ops)
     assert.same({ "eq" }, B.dict_of_links.filter_ops)
     assert.same({ "eq" }, B.list_of_links.filter_ops)
     assert.equal("default", B.system_attribute.default)
-    assert.same({ key = "value" }, B.metadata_attribute.metadata)
+    assert.same({ metadata1 = "value1", metadata2 = "blahblahblah" }, B.metadata_attribute.metadata)
     assert.is_function(T.hooks.pre_upload)
     assert.is_function(T.to_dict)
     assert.is_function(T.format_all)

@@ -58,7 +58,8 @@ describe("filters", function()
     it("applies the field's validators (name= is 400, visibility=blabla is 400)", function()
       assert.equal("Type: sample_artifact. Field: name. Exception: String length must be at least 1 (got 0)",
         select(2, cf("name", "")))
-      assert.equal("Type: sample_artifact. Field: visibility. Exception: Visibility must be 'private' or 'public'",
+      assert.equal("Type: sample_artifact. Field: visibility. Exception: Value 'blabla' is not allowed; "
+        .. "it must be one of: private, public",
         select(2, cf("visibility", "blabla")))
       assert.equal("Type: sample_artifact. Field: int1. Exception: 'x' is not an integer",
         select(2, cf("int1", "x")))
