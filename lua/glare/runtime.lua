@@ -189,8 +189,8 @@ local function wrap(T, F, err)
 end
 
 --- Coerce and validate one field value (spec §2.3-2.5). Returns the stored
--- value (`json.null` for null on a nullable field; the default for null on
--- a non-nullable field that has one) or `nil, message`.
+-- value (for null: a List/Dict's default, else `json.null` on a nullable
+-- field, else the default of a non-nullable one) or `nil, message`.
 function runtime.coerce(T, field, value)
   local F = field_of(T, field)
   if not F then
