@@ -50,9 +50,12 @@ def raw_content_types(data):
             if h.lower().startswith("content-type:")]
 
 
-def test_every_response_has_one_content_type(make_server):
+def test_every_response_has_one_content_type(make_server, fx):  # noqa
     s = make_server({"artifact_type:images.external_location_verification":
-                     "trust", "max_json_body": 4096})
+                     "trust", "max_json_body": 4096,
+                     "external_location_allowed_networks": "127.0.0.1/32",
+                     "artifact_type:hooks_artifact.external_download":
+                         "proxy"})
     seen = {}
 
     def check(what, r, status, ctype=None):
@@ -69,11 +72,15 @@ def test_every_response_has_one_content_type(make_server):
     check("healthcheck", s.get("/healthcheck", token=None), 200)
     check("schemas", s.get("/schemas"), 200,
           "application/schema+json; charset=UTF-8")
+    check("schema", s.get("/schemas/images"), 200,
+          "application/schema+json; charset=UTF-8")
     check("list", s.get(SA), 200, json_ct)
+    check("list all", s.get("/artifacts/all"), 200, json_ct)
     af = check("create", s.post(SA, {"name": "ct", "string_required": "x"}),
                201, json_ct).json()
     url = "%s/%s" % (SA, af["id"])
     check("show", s.get(url), 200, json_ct)
+    check("show all", s.get("/artifacts/all/" + af["id"]), 200, json_ct)
     check("patch", s.patch(url, [{"op": "replace", "path": "/int1",
                                   "value": 1}]), 200, json_ct)
     check("upload", s.put(url + "/blob", data=b"0123456789",
@@ -100,6 +107,17 @@ def test_every_response_has_one_content_type(make_server):
     check("redirect", s.get(iurl + "/image", allow_redirects=False), 301,
           "application/json")
     check("delete external blob", s.delete(iurl + "/image"), 200, json_ct)
+    check("internal location", s.put(iurl + "/image", headers=dict(LOC),
+                                      token=ADMIN, json={
+        "url": fx.url + "/data/10", "location_type": "internal"}), 200,
+        json_ct)
+    check("download through glared", s.get(iurl + "/image"), 200,
+          "application/octet-stream")
+    hk = created(s, "/artifacts/hooks_artifact")
+    hurl = "/artifacts/hooks_artifact/%s/blob" % hk["id"]
+    check("fetched location", s.put(hurl, headers=dict(LOC), json={
+        "url": fx.url + "/data/20"}), 200, json_ct)
+    check("proxied download", s.get(hurl), 200, "application/x-test")
     check("delete", s.delete(iurl), 204, "text/html; charset=UTF-8")
     check("quotas set", s.req("PUT", "/quotas", token=ADMIN, json=[],
                               headers={"Content-Type": "application/json"}),
