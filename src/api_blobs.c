@@ -560,8 +560,8 @@ void gl_h_blob_get(gl_api_req *ar)
 		 * know about the bytes */
 		gl_api_add_common_headers(ar);
 		checksum_headers(ar, dl);
-		gl_http_add_header(ar->http, "Content-Type", "application/json");
 		gl_http_add_header(ar->http, "Location", dl->url);
+		gl_http_add_header(ar->http, "Content-Type", "application/json");
 		gl_http_reply(ar->http, 301, NULL, 0);
 		gl_api_finish(ar);
 		return;
