@@ -834,21 +834,20 @@ static int migrate(pg_meta *m, int upgrade, gl_err *err)
 {
 	int64_t v, tables;
 	char sql[128];
-	int rc;
 
 	if (read_version(m, &v, &tables, err))
 		return -1;
-	rc = mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
-	if (rc <= 0)
-		return rc;
+	if (mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err) == 0)
+		return 0;
+	/* judged again under the lock: the two reads above may have seen
+	 * another node's migration half (no version yet, then its tables) */
 	if (simple(m, "BEGIN; SET LOCAL lock_timeout = 0; " WRITE_LOCK_SQL,
 		   err) ||
+	    read_version(m, &v, &tables, err) ||
+	    mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err) < 0 ||
 	    simple(m, "CREATE TABLE IF NOT EXISTS glared_schema ("
 		   " version INTEGER NOT NULL PRIMARY KEY,"
-		   " applied_at BIGINT NOT NULL)", err) ||
-	    read_version(m, &v, NULL, err) ||
-	    /* a newer glared may have migrated meanwhile */
-	    mc_schema_check(v, 0, 1, SCHEMA_VERSION, err) < 0)
+		   " applied_at BIGINT NOT NULL)", err))
 		goto fail;
 	for (; v < SCHEMA_VERSION; v++) {
 		snprintf(sql, sizeof sql, "INSERT INTO glared_schema (version,"
