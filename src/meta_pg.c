@@ -811,9 +811,12 @@ static int read_version(pg_meta *m, int64_t *v, int64_t *tables,
 	int64_t exists;
 
 	*v = 0;
-	if (query_int(m, "SELECT (to_regclass(quote_ident(current_schema())"
-		      " || '.glared_schema') IS NOT NULL)::int", &exists,
-		      err) ||
+	/* the catalog itself, read in the statement's snapshot: to_regclass
+	 * would answer from this session's cache, which may still say "no
+	 * such table" after another node created it */
+	if (query_int(m, "SELECT count(*) FROM pg_catalog.pg_tables"
+		      " WHERE schemaname = current_schema()"
+		      " AND tablename = 'glared_schema'", &exists, err) ||
 	    (tables && query_int(m, "SELECT count(*) FROM pg_catalog.pg_tables"
 				 " WHERE schemaname = current_schema()"
 				 " AND tablename <> 'glared_schema'", tables,
