@@ -1,8 +1,11 @@
 /* api.c - Glare v1 request pipeline: id, healthcheck, versions, auth,
  * router, JSON I/O (see api.h). */
 #include "api.h"
+#include "access.h"
 #include "fault.h"
+#include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <http_parser.h>
@@ -117,9 +121,11 @@ static void send_fault(gl_http_req *req, int status, const char *type,
 		json_object_set_new(f, "min_version", json_string("1.0"));
 		json_object_set_new(f, "max_version", json_string("1.1"));
 	}
-	if (status >= 500)
+	if (status >= 500) {
 		gl_error("request %s failed: %d %s: %s",
 			 gl_http_request_id(req), status, type, msg);
+		gl_metrics_fault(type, msg);
+	}
 	send_json(req, status, f, "application/json; charset=UTF-8");
 	json_decref(f);
 }
@@ -167,8 +173,17 @@ int gl_api_policy(gl_api_req *ar, const char *rule, const json_t *target)
 	gl_creds cr;
 
 	gl_ctx_creds(&ar->ctx, &cr);
-	if (gl_policy_check(ar->app->policy, rule, &cr, target))
+	if (gl_policy_check(ar->app->policy, rule, &cr, target)) {
+		gl_debug("policy: %s allowed for user %s project %s (%s)", rule,
+			 ar->ctx.user_id ? ar->ctx.user_id : "-",
+			 ar->ctx.project_id ? ar->ctx.project_id : "-",
+			 ar->ctx.request_id);
 		return 1;
+	}
+	gl_debug("policy: %s denied for user %s project %s (%s)", rule,
+		 ar->ctx.user_id ? ar->ctx.user_id : "-",
+		 ar->ctx.project_id ? ar->ctx.project_id : "-",
+		 ar->ctx.request_id);
 	gl_api_fail(ar, 403, "PolicyException",
 		    "Policy check for %s failed with user credentials.", rule);
 	return 0;
@@ -396,13 +411,102 @@ static int negotiate(gl_api_req *ar)
 	return 0;
 }
 
+/* /metrics and the detailed healthcheck: [DEFAULT] metrics_access decides
+ * who may read. The peer is the socket's (never X-Forwarded-For): a header
+ * cannot make a remote client local. 1 allowed, else replied. */
+static int is_loopback(const char *peer)
+{
+	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") ||
+	       !strncmp(peer, "::ffff:127.", 11);
+}
+
+static int operator_allowed(gl_api_req *ar)
+{
+	const char *mode = ar->app->conf->metrics_access;
+	gl_err err = { 0 };
+
+	if (!strcmp(mode, "open") ||
+	    (!strcmp(mode, "loopback") && is_loopback(gl_http_peer(ar->http))))
+		return 1;
+	if (gl_auth_context(ar->app->conf, ar->app->policy, ar->http, &ar->ctx,
+			    &err) < 0) {
+		gl_api_reply_fault(ar, &err);
+		return 0;
+	}
+	if (!ar->ctx.is_admin) {
+		gl_api_fail(ar, 403, "Forbidden", "This is for admins (or "
+			    "loopback clients): see metrics_access");
+		return 0;
+	}
+	return 1;
+}
+
+static void metrics(gl_api_req *ar)
+{
+	size_t len;
+	char *text;
+
+	if (!operator_allowed(ar))
+		return;
+	text = gl_metrics_render(&len);
+	gl_http_add_header(ar->http, "x-openstack-request-id",
+			   ar->ctx.request_id);
+	gl_http_add_header(ar->http, "Content-Type",
+			   "text/plain; version=0.0.4; charset=utf-8");
+	gl_http_reply(ar->http, 200, text, len);
+	free(text);
+	gl_api_finish(ar);
+}
+
+/* ?detailed=true (oslo.middleware's convention): every part checked,
+ * as JSON; 503 names the first part that failed. */
+static void healthcheck_detailed(gl_api_req *ar, int down, const char *f)
+{
+	json_t *doc = json_object(), *reasons = json_array(), *r;
+	const char *bad = NULL;
+	char now[40];
+	int nbad;
+
+	r = json_pack("{s:s, s:s, s:{s:s?}}", "class", "disable_by_file",
+		      "reason", down ? "DISABLED BY FILE" : "OK", "details",
+		      "path", f);
+	json_array_append_new(reasons, r);
+	nbad = gl_health_check(ar->app->engine, reasons, &bad);
+	if (down && !bad)
+		bad = "disable_by_file";
+	gl_iso8601(gl_now_us(), now);
+	json_object_set_new(doc, "detailed", json_true());
+	json_object_set_new(doc, "now", json_string(now));
+	json_object_set_new(doc, "version", json_string(GLARED_VERSION));
+	json_object_set_new(doc, "pid", json_integer(getpid()));
+	json_object_set_new(doc, "reasons", reasons);
+	if (bad) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "%s failed", bad);
+		json_object_set_new(doc, "failed", json_string(bad));
+		json_object_set_new(doc, "message", json_string(msg));
+	}
+	ar->ver_minor = -1;
+	gl_api_reply_json(ar, down || nbad ? 503 : 200, doc);
+}
+
 static void healthcheck(gl_api_req *ar)
 {
 	struct stat st;
 	const char *f = ar->app->conf->healthcheck_disable_file;
 	int down = f && *f && stat(f, &st) == 0;
 	const char *body = down ? "DISABLED BY FILE" : "OK";
+	const char *q = gl_http_query(ar->http);
 
+	if (q && parse_query(ar, q) == 0) {
+		const char *d = gl_api_query_get(ar, "detailed");
+		int on = 0;
+		if (d && gl_conf_parse_bool(d, &on) == 0 && on) {
+			if (operator_allowed(ar))
+				healthcheck_detailed(ar, down, f);
+			return;
+		}
+	}
 	gl_http_add_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
 	gl_http_add_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
@@ -470,6 +574,7 @@ static void allow_header(char *buf, size_t len, unsigned m)
  * /artifacts path is the blob path (field[/key]) decoded as a whole. */
 static const route *match(gl_api_req *ar, const char *path, int *bad)
 {
+	int *rt = &gl_http_note_of(ar->http)->route;
 	const char *seg[4];
 	size_t len[4];
 	int n = 0;
@@ -501,21 +606,29 @@ static const route *match(gl_api_req *ar, const char *path, int *bad)
 #define SEG(i, s) (len[i] == sizeof(s) - 1 && !memcmp(seg[i], s, len[i]))
 #define DEC(i) gl_pct_decode(seg[i], len[i], 0)
 	if (SEG(0, "schemas")) {
-		if (n == 1)
+		if (n == 1) {
+			*rt = GL_ROUTE_SCHEMAS;
 			return &r_schemas;
+		}
 		if (n == 2) {
+			*rt = GL_ROUTE_SCHEMA;
 			if (!(ar->type = DEC(1)))
 				*bad = 1;
 			return &r_schema;
 		}
 		return NULL;
 	}
-	if (SEG(0, "quotas"))
-		return n == 1 ? &r_quotas : NULL;
+	if (SEG(0, "quotas") && n == 1) {
+		*rt = GL_ROUTE_QUOTAS;
+		return &r_quotas;
+	}
 	if (SEG(0, "project-quotas")) {
-		if (n == 1)
+		if (n == 1) {
+			*rt = GL_ROUTE_PROJECT_QUOTAS;
 			return &r_pquotas;
+		}
 		if (n == 2) {
+			*rt = GL_ROUTE_PROJECT_QUOTA;
 			if (!(ar->project = DEC(1)))
 				*bad = 1;
 			return &r_pquotas;
@@ -525,12 +638,16 @@ static const route *match(gl_api_req *ar, const char *path, int *bad)
 	if (SEG(0, "artifacts") && n >= 2) {
 		if (!(ar->type = DEC(1)))
 			*bad = 1;
-		if (n == 2)
+		if (n == 2) {
+			*rt = GL_ROUTE_LIST;
 			return &r_list;
+		}
 		if (!(ar->id = DEC(2)))
 			*bad = 1;
-		if (n == 3)
+		if (n == 3) {
+			*rt = GL_ROUTE_ARTIFACT;
 			return &r_artifact;
+		}
 		/* blob path: field[/key]; key may contain '/' */
 		const char *slash = memchr(seg[3], '/', len[3]);
 		size_t flen = slash ? (size_t)(slash - seg[3]) : len[3];
@@ -542,8 +659,11 @@ static const route *match(gl_api_req *ar, const char *path, int *bad)
 						      len[3] - flen - 1, 0)))
 				*bad = 1;
 		}
-		if (flen == 0)
+		if (flen == 0) {
+			*rt = GL_ROUTE_UNMATCHED;
 			return NULL;
+		}
+		*rt = ar->has_key ? GL_ROUTE_BLOB_KEY : GL_ROUTE_BLOB;
 		return &r_blob;
 	}
 #undef SEG
@@ -603,6 +723,10 @@ static void route_request(gl_api_req *ar)
 	case M_PATCH: h = rt->patch; break;
 	case M_DELETE: h = rt->del; break;
 	}
+	if (rt == &r_blob && bit == M_PUT) {
+		gl_http_note_of(ar->http)->uploading = 1;
+		gl_metrics_uploads(1);
+	}
 	h(ar);
 }
 
@@ -627,8 +751,22 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	snprintf(ar->ctx.request_id, sizeof ar->ctx.request_id, "req-%s", uuid);
 	gl_http_set_request_id(req, ar->ctx.request_id);
 	gl_http_on_close(req, ar_on_close, ar);
+	gl_http_note_of(req)->route = GL_ROUTE_UNMATCHED;
 
+	if (!strcmp(path, "/metrics")) {
+		gl_http_note_of(req)->route = GL_ROUTE_METRICS;
+		if (method_bit(gl_http_method_id(req)) != M_GET) {
+			gl_http_add_header(req, "Allow", "GET, HEAD");
+			gl_api_fail(ar, 405, "MethodNotAllowed",
+				    "Method %s is not allowed for %s",
+				    gl_http_method(req), path);
+			return;
+		}
+		metrics(ar);
+		return;
+	}
 	if (!strcmp(path, "/healthcheck")) {
+		gl_http_note_of(req)->route = GL_ROUTE_HEALTHCHECK;
 		if (method_bit(gl_http_method_id(req)) != M_GET) {
 			gl_http_add_header(req, "Allow", "GET, HEAD");
 			gl_api_fail(ar, 405, "MethodNotAllowed",
@@ -640,6 +778,8 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		return;
 	}
 	if (!strcmp(path, "/") || !strcmp(path, "/versions")) {
+		gl_http_note_of(req)->route = path[1] ? GL_ROUTE_VERSIONS
+						      : GL_ROUTE_ROOT;
 		if (method_bit(gl_http_method_id(req)) != M_GET) {
 			gl_http_add_header(req, "Allow", "GET, HEAD");
 			gl_api_fail(ar, 405, "MethodNotAllowed",
@@ -655,6 +795,13 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	if (gl_auth_context(app->conf, app->policy, req, &ar->ctx, &err) < 0) {
 		gl_api_reply_fault(ar, &err);
 		return;
+	}
+	{
+		gl_http_note *note = gl_http_note_of(req);
+		snprintf(note->user, sizeof note->user, "%s",
+			 ar->ctx.user_id ? ar->ctx.user_id : "");
+		snprintf(note->project, sizeof note->project, "%s",
+			 ar->ctx.project_id ? ar->ctx.project_id : "");
 	}
 	if (parse_query(ar, gl_http_query(req)) < 0) {
 		gl_api_fail(ar, 400, "BadRequest",

@@ -21,6 +21,7 @@
 #include "digest.h"
 #include "s3.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -1451,6 +1452,7 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 				"again; flag cleared", aid, f, url);
 		}
 		set_verify(e, aid, f, key, status, why[0] ? why : NULL);
+		gl_metrics_verify(status);
 		n++;
 	}
 	json_decref(list);

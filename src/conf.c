@@ -70,6 +70,10 @@ static const opt options[] = {
 	O("DEFAULT", "lua_instruction_limit", K_INT64, lua_instruction_limit,
 	  "10000000", 1000, INT64_MAX),
 	O("DEFAULT", "admin_socket", K_STR, admin_socket, NULL, ANY),
+	O("DEFAULT", "log_file", K_STR, log_file, NULL, ANY),
+	O("DEFAULT", "use_json", K_BOOL, use_json, "false", ANY),
+	O("DEFAULT", "trusted_proxies", K_LIST, trusted_proxies, "", ANY),
+	O("DEFAULT", "metrics_access", K_STR, metrics_access, "loopback", ANY),
 	O("DEFAULT", "external_location_verification", K_STR,
 	  external_location_verification, "fetch", ANY),
 	O("DEFAULT", "external_location_allowed_networks", K_LIST,
@@ -91,7 +95,7 @@ static const opt options[] = {
 	  "300", 3, INT_MAX),
 	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
 	O("database", "connection", K_STR, db_connection,
-	  "sqlite:///var/lib/glare/glare.db", ANY),
+	  "sqlite:////var/lib/glare/glare.db", ANY),
 	O("glance_store", "filesystem_store_datadir", K_STR,
 	  filesystem_store_datadir, "/var/lib/glare/artifacts", ANY),
 	O("glance_store", "default_store", K_STR, default_store, "file", ANY),
@@ -118,8 +122,7 @@ static const opt options[] = {
 /* Options of Glare we accept silently because glared has no use for them
  * (the service works without them), so old configs load without noise. */
 static const char *const glare_only[] = {
-	"DEFAULT:backlog", "DEFAULT:tcp_keepidle", "DEFAULT:log_file",
-	"DEFAULT:log_dir", "DEFAULT:use_stderr", "DEFAULT:verbose",
+	"DEFAULT:backlog", "DEFAULT:tcp_keepidle", "DEFAULT:log_dir", "DEFAULT:use_stderr", "DEFAULT:verbose",
 	"DEFAULT:transport_url", "DEFAULT:glare_publisher_id",
 	"DEFAULT:public_endpoint", "DEFAULT:digest_algorithm",
 	"DEFAULT:cert_file", "DEFAULT:key_file", "DEFAULT:ca_file",
@@ -273,6 +276,93 @@ static int is_glare_only(const char *section, const char *name)
 	return 0;
 }
 
+/* Sections of Glare's own configs that glared has no use for: accepted
+ * silently so an existing glare.conf loads without noise. */
+static const char *const glare_sections[] = {
+	"keystone_authtoken", "oslo_messaging_notifications",
+	"oslo_messaging_rabbit", "oslo_middleware", "oslo_concurrency", "cors",
+	"profiler", "keycloak_oidc", "matchmaker_redis", "glare", NULL
+};
+
+/* Edit distance, for "did you mean" hints (names are short). */
+static int distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	int row[64];
+
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	for (size_t i = 1; i <= la; i++) {
+		int diag = row[0];
+		row[0] = (int)i;
+		for (size_t j = 1; j <= lb; j++) {
+			int up = row[j];
+			int cost = tolower((unsigned char)a[i - 1]) !=
+				   tolower((unsigned char)b[j - 1]);
+			int v = diag + cost;
+			if (row[j] + 1 < v)
+				v = row[j] + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			row[j] = v;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+static int known_section(const char *section)
+{
+	if (!strncmp(section, "artifact_type:", 14))
+		return 1;
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
+		if (!strcasecmp(options[i].section, section))
+			return 1;
+	for (int i = 0; glare_sections[i]; i++)
+		if (!strcasecmp(glare_sections[i], section))
+			return 1;
+	return 0;
+}
+
+/* The known section (or option of section) nearest to name, if close. */
+static const char *nearest(const char *section, const char *name)
+{
+	const char *best = NULL;
+	int bd = 99;
+
+	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+		const char *cand = section ? options[i].name : options[i].section;
+		int d;
+		if (section && strcasecmp(options[i].section, section))
+			continue;
+		d = distance(name, cand);
+		if (d < bd) {
+			bd = d;
+			best = cand;
+		}
+	}
+	if (!section && distance(name, "artifact_type:") < bd)
+		best = "artifact_type:<name>", bd = distance(name, "artifact_type:");
+	/* a third of the name may be wrong, at least one letter */
+	return bd <= 1 || bd * 3 <= (int)strlen(name) ? best : NULL;
+}
+
+static void warn(gl_conf *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void warn(gl_conf *c, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	gl_warn("%s", msg);
+	c->warnings++;
+}
+
 static gl_type_conf *type_conf(gl_conf *c, const char *name)
 {
 	for (int i = 0; i < c->ntypes; i++)
@@ -362,11 +452,15 @@ static int apply(gl_conf *c, const char *section, const char *key,
 			return failf(err, errlen, "out of memory");
 		return set_type_opt(t, key, val, where, err, errlen);
 	}
+	if (!known_section(section))
+		return 0; /* warned once at the section header */
 	o = find_opt(section, key);
 	if (!o) {
+		const char *hint = nearest(section, key);
 		if (!is_glare_only(section, key))
-			gl_warn("%s: unknown option [%s] %s ignored", where,
-				section, key);
+			warn(c, "%s: unknown option [%s] %s ignored%s%s%s", where,
+			     section, key, hint ? " (did you mean " : "",
+			     hint ? hint : "", hint ? "?)" : "");
 		return 0;
 	}
 	return set_opt(c, o, val, where, err, errlen);
@@ -402,6 +496,13 @@ static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
 			}
 			*end = '\0';
 			snprintf(section, sizeof section, "%s", trim(s + 1));
+			if (!known_section(section)) {
+				const char *hint = nearest(NULL, section);
+				warn(c, "%s: unknown section [%s] ignored%s%s%s",
+				     where, section,
+				     hint ? " (did you mean [" : "",
+				     hint ? hint : "", hint ? "]?)" : "");
+			}
 			continue;
 		}
 		eq = strpbrk(s, "=:");
@@ -464,6 +565,56 @@ static int load_env(gl_conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* dir/rel, or NULL when rel needs no change (absolute, empty, no dir). */
+static char *join(const char *dir, const char *rel)
+{
+	char *out;
+
+	if (!dir || !rel || !*rel || rel[0] == '/')
+		return NULL;
+	if (asprintf(&out, "%s/%s", dir, rel) < 0)
+		return NULL;
+	return out;
+}
+
+static void resolve(const char *dir, char **p)
+{
+	char *j = join(dir, *p);
+	if (j) {
+		free(*p);
+		*p = j;
+	}
+}
+
+/* Relative paths in a config file are relative to its directory, so a
+ * server never depends on the directory it was started from. */
+static void resolve_paths(gl_conf *c)
+{
+	char *db = c->db_connection;
+
+	if (!c->dir)
+		return;
+	resolve(c->dir, &c->filesystem_store_datadir);
+	resolve(c->dir, &c->types_path);
+	resolve(c->dir, &c->lua_path);
+	resolve(c->dir, &c->policy_file);
+	resolve(c->dir, &c->log_file);
+	resolve(c->dir, &c->healthcheck_disable_file);
+	resolve(c->dir, &c->admin_socket);
+	if (!db)
+		return;
+	if (!strncmp(db, "sqlite:///", 10) && db[10] != '/' && db[10]) {
+		/* sqlite:///rel -> sqlite:////dir/rel */
+		char *n;
+		if (asprintf(&n, "sqlite:///%s/%s", c->dir, db + 10) >= 0) {
+			free(c->db_connection);
+			c->db_connection = n;
+		}
+	} else if (!strstr(db, "://") && strcmp(db, ":memory:") != 0) {
+		resolve(c->dir, &c->db_connection);
+	}
+}
+
 gl_conf *gl_conf_load(const char *path, char *err, size_t errlen)
 {
 	gl_conf *c = calloc(1, sizeof *c);
@@ -480,12 +631,30 @@ gl_conf *gl_conf_load(const char *path, char *err, size_t errlen)
 			goto fail;
 	}
 	if (path) {
+		char *real = realpath(path, NULL);
 		c->path = strdup(path);
+		if (real) {
+			char *slash = strrchr(real, '/');
+			if (slash == real)
+				slash[1] = '\0';
+			else if (slash)
+				*slash = '\0';
+			c->dir = real;
+		}
 		if (load_file(c, path, err, errlen) < 0)
 			goto fail;
 	}
 	if (load_env(c, err, errlen) < 0)
 		goto fail;
+	resolve_paths(c);
+	if (strcmp(c->metrics_access, "loopback") &&
+	    strcmp(c->metrics_access, "admin") &&
+	    strcmp(c->metrics_access, "open")) {
+		failf(err, errlen,
+		      "option [DEFAULT] metrics_access: '%s' is not one of "
+		      "loopback, admin, open", c->metrics_access);
+		goto fail;
+	}
 	if (strcmp(c->external_location_verification, "fetch") &&
 	    strcmp(c->external_location_verification, "trust")) {
 		failf(err, errlen,
@@ -534,6 +703,7 @@ void gl_conf_free(gl_conf *c)
 	}
 	free(c->types);
 	free(c->path);
+	free(c->dir);
 	free(c);
 }
 

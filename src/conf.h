@@ -39,6 +39,8 @@ typedef struct gl_type_conf {
 
 typedef struct gl_conf {
 	char *path;
+	char *dir;         /* the config file's directory (absolute) or NULL */
+	int warnings;      /* warnings while loading (check-config fails) */
 	/* [DEFAULT] */
 	char *bind_host;
 	int bind_port;
@@ -65,6 +67,11 @@ typedef struct gl_conf {
 	int64_t lua_memory_limit;
 	int64_t lua_instruction_limit;
 	char *admin_socket;
+	/* logging and the operator's view */
+	char *log_file;               /* NULL: stderr */
+	int use_json;                 /* one JSON object per log line */
+	gl_strlist trusted_proxies;   /* peers whose X-Forwarded-For counts */
+	char *metrics_access;         /* loopback | admin | open */
 	/* external locations */
 	char *external_location_verification; /* fetch | trust */
 	gl_strlist external_location_allowed_networks;

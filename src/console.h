@@ -77,9 +77,6 @@ typedef struct gl_console_opts {
 	int nargs;
 } gl_console_opts;
 
-/* Parse the console's arguments. Returns -1 when the caller should go on,
- * else the exit status to return at once (help, usage error). */
-int gl_console_parse_args(int argc, char **argv, gl_console_opts *o);
 /* Direct mode on an engine the caller built. Returns the exit status. */
 int gl_console_run_direct(gl_conf *conf, gl_engine *e,
 			  const gl_console_opts *o);

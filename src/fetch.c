@@ -22,6 +22,7 @@
  * address curl connects to (each hop, each address of a name).
  */
 #include "fetch.h"
+#include "metrics.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -222,6 +223,17 @@ void gl_netguard_free(gl_netguard *g)
 	free(g);
 }
 
+int gl_netguard_allows(const gl_netguard *g, const char *addr)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return allowed(g, AF_INET, a);
+	if (inet_pton(AF_INET6, addr, a) == 1)
+		return allowed(g, AF_INET6, a);
+	return 0;
+}
+
 /* The verdict on one address, with the parts both message styles need. */
 typedef struct verdict {
 	char addr[INET6_ADDRSTRLEN + INET_ADDRSTRLEN + 32];
@@ -401,6 +413,7 @@ static void jl_remove(gl_fetch_job *j)
 /* Free a job without calling back (outside curl, or never handed over). */
 static void job_destroy(gl_fetch_job *j)
 {
+	gl_metrics_fetch_ended();
 	gl_curlev_detach(&j->x);
 	jl_remove(j);
 	if (j->easy)
@@ -612,6 +625,10 @@ static void finish(void *arg, CURLcode rc)
 	gl_fetch_job *j = arg;
 
 	build_result(j, rc);
+	gl_metrics_fetch_outcome(j->res.ok ? GL_FETCH_OK
+			       : j->res.err.status == 413 ? GL_FETCH_TOO_LARGE
+			       : j->res.err.status == 499 ? GL_FETCH_CANCELLED
+			       : GL_FETCH_ERROR, j->bytes);
 	jl_remove(j);
 	j->in_done = 1;
 	if (j->on_done)
@@ -913,6 +930,7 @@ gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 	if (setup_easy(f, j, url) != 0)
 		goto oom;
 	jl_push(&f->queue, j);
+	gl_metrics_fetch_started();
 	start_queued(f);
 	return j;
 oom:
@@ -936,6 +954,7 @@ void gl_fetch_cancel(gl_fetch_job *j)
 	f = j->f;
 	j->on_data = NULL;
 	j->on_done = NULL;
+	gl_metrics_fetch_outcome(GL_FETCH_CANCELLED, j->bytes);
 	/* inside curl (maybe this job's own data callback) curlev only
 	 * marks it: write_cb refuses further data, curlev frees it later */
 	if (gl_curlev_cancel(&j->x))

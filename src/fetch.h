@@ -40,6 +40,8 @@ typedef struct gl_netguard gl_netguard;
  * address means /32 or /128). NULL + err on a malformed entry. */
 gl_netguard *gl_netguard_new(const gl_strlist *allowed, gl_err *err);
 void gl_netguard_free(gl_netguard *g);
+/* 1 if the address (text form) is in one of g's networks. */
+int gl_netguard_allows(const gl_netguard *g, const char *addr);
 /* 1 if connecting to this address is allowed, 0 if refused (and why). */
 int gl_netguard_check(const gl_netguard *g, const struct sockaddr *sa,
 		      char *why, size_t whylen);

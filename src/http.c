@@ -73,6 +73,8 @@ struct gl_http_server {
 	int shutting_down;
 	void (*shutdown_done)(void *);
 	void *shutdown_arg;
+	gl_http_complete_fn on_complete; /* access log and metrics */
+	void *complete_arg;
 };
 
 struct gl_http_req {
@@ -106,6 +108,7 @@ struct gl_http_req {
 	void *close_arg, *drain_arg;
 	char request_id[64];
 	struct timespec t0;
+	gl_http_note note;    /* the handler's words for the access log */
 };
 
 struct conn {
@@ -267,6 +270,11 @@ static void req_free(gl_http_req *r)
 static void access_log(gl_http_req *r)
 {
 	const char *t = r->target.p ? r->target.p : "-";
+
+	if (r->c->srv->on_complete) {
+		r->c->srv->on_complete(r, r->c->srv->complete_arg);
+		return;
+	}
 	gl_info("access: %s %.*s %d %lldB %.1fms %s%s",
 		r->method >= 0 ? http_method_str(r->method) : "-",
 		(int)(r->target.len > 1024 ? 1024 : r->target.len), t,
@@ -276,6 +284,18 @@ static void access_log(gl_http_req *r)
 }
 
 /* ---- accessors ---------------------------------------------------------- */
+
+void gl_http_server_on_complete(gl_http_server *s, gl_http_complete_fn fn,
+				void *arg)
+{
+	s->on_complete = fn;
+	s->complete_arg = arg;
+}
+gl_http_note *gl_http_note_of(gl_http_req *r) { return &r->note; }
+int gl_http_status(const gl_http_req *r) { return r->status; }
+int64_t gl_http_resp_bytes(const gl_http_req *r) { return r->resp_bytes; }
+int gl_http_aborted(const gl_http_req *r) { return r->resp_aborted; }
+double gl_http_elapsed_ms(const gl_http_req *r) { return elapsed_ms(&r->t0); }
 
 const char *gl_http_method(const gl_http_req *r)
 {

@@ -139,4 +139,22 @@ void gl_http_on_drain(gl_http_req *r, gl_http_done_fn fn, void *arg);
 
 const char *gl_http_reason(int status);
 
+/* ---- completion: the access log and metrics --------------------------------
+ * Called once per request when it is over (response written, failed, or
+ * the client gone: status 499), instead of the built-in access line. */
+typedef void (*gl_http_complete_fn)(gl_http_req *r, void *arg);
+void gl_http_server_on_complete(gl_http_server *s, gl_http_complete_fn fn,
+				void *arg);
+/* What the handler learnt, for the access log (copied, bounded). */
+typedef struct gl_http_note {
+	int route;             /* the route template (metrics.h), 0 unknown */
+	int uploading;         /* counted as an upload in flight */
+	char user[64], project[64];
+} gl_http_note;
+gl_http_note *gl_http_note_of(gl_http_req *r);
+int gl_http_status(const gl_http_req *r);
+int64_t gl_http_resp_bytes(const gl_http_req *r);
+int gl_http_aborted(const gl_http_req *r);
+double gl_http_elapsed_ms(const gl_http_req *r);
+
 #endif

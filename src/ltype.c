@@ -21,6 +21,7 @@
 #include "ltype.h"
 #include "ljson.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <math.h>
@@ -162,6 +163,8 @@ static int run(pcall_ctx *c, int64_t budget, gl_err *err, const char *what)
 	arm(ts, budget);
 	rc = lua_pcall(L, 1, 0, base + 1);
 	lua_sethook(L, NULL, 0, 0);
+	gl_metrics_lua(rc != LUA_OK, rc != LUA_OK && ts->steps > ts->budget,
+		       rc == LUA_ERRMEM);
 	if (rc != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 		char first[1024];

@@ -44,6 +44,8 @@ typedef struct gl_meta gl_meta;
 gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err);
 void gl_meta_close(gl_meta *m);
 int gl_meta_schema_version(gl_meta *m);
+/* The file a sqlite [database] connection names (malloc'ed; backups). */
+char *gl_meta_sqlite_path(const char *conn, gl_err *err);
 
 /* ---- transactions -------------------------------------------------------- */
 int gl_meta_begin(gl_meta *m, gl_err *err);   /* write transaction */

@@ -572,6 +572,11 @@ static char *db_path(const char *conn, gl_err *err)
 	return path;
 }
 
+char *gl_meta_sqlite_path(const char *conn, gl_err *err)
+{
+	return db_path(conn, err);
+}
+
 /* mkdir -p of the directory part of path. */
 static int make_parent(const char *path, gl_err *err)
 {

@@ -1,10 +1,12 @@
 /* server.c - `glared serve`: master, workers, signals (see server.h). */
 #include "server.h"
+#include "access.h"
 #include "admin.h"
 #include "api.h"
 #include "engine.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 
 #include <errno.h>
@@ -65,6 +67,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	worker *w = arg;
 	gl_err err = { 0 };
 
+	gl_log_reopen();
 	if (gl_engine_reload_types(w->app.engine, &err) < 0)
 		gl_error("reload: type files rejected, old set keeps serving: %s",
 			 err.msg);
@@ -97,6 +100,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	char msg[256];
 	int rc = 1;
 
+	gl_metrics_worker(idx);
 	w.app.conf = conf;
 	w.app.base = event_base_new();
 	w.app.policy = load_policy(conf);
@@ -116,6 +120,8 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	lim.max_conns = conf->max_connections;
 	w.http = gl_http_server_new(w.app.base, &lim, gl_api_dispatch,
 				    gl_api_http_error, &w.app);
+	if (w.http)
+		gl_http_server_on_complete(w.http, gl_access_complete, &w.app);
 	if (!w.http ||
 	    gl_http_server_listen(w.http, host, port, reuse, msg, sizeof msg)) {
 		gl_error("%s", w.http ? msg : "out of memory");
@@ -228,6 +234,8 @@ static int run_master(gl_conf *conf, const char *host, int port)
 			got_sig = 0;
 			if (sig == SIGTERM || sig == SIGINT)
 				stopping = 1;
+			if (sig == SIGHUP)
+				gl_log_reopen();
 			for (int i = 0; i < n; i++)
 				if (pids[i] > 0)
 					kill(pids[i], sig);
@@ -262,12 +270,55 @@ static int run_master(gl_conf *conf, const char *host, int port)
 	return 0;
 }
 
+/* "sqlite:////x", or a URL without its user:password@ part */
+static void mask_db(const char *conn, char *out, size_t len)
+{
+	const char *scheme = conn ? strstr(conn, "://") : NULL;
+	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+
+	if (!conn)
+		snprintf(out, len, "-");
+	else if (at && (!slash || at < slash))
+		snprintf(out, len, "%.*s***@%s", (int)(scheme + 3 - conn), conn,
+			 at + 1);
+	else
+		snprintf(out, len, "%s", conn);
+	/* a password may also sit in the query: password=... */
+	char *pw = strstr(out, "password=");
+	if (pw)
+		snprintf(pw + 9, len - (size_t)(pw + 9 - out), "***");
+}
+
+void gl_serve_summary(const gl_conf *conf, const char *host, int port)
+{
+	char db[512], types[512] = "";
+	size_t n = 0;
+
+	mask_db(conf->db_connection, db, sizeof db);
+	for (int i = 0; i < conf->enabled_artifact_types.n && n < sizeof types;
+	     i++)
+		n += (size_t)snprintf(types + n, sizeof types - n, "%s%s",
+				      i ? "," : "",
+				      conf->enabled_artifact_types.v[i]);
+	gl_info("glared %s starting: config %s; database %s; store %s "
+		"(files %s%s%s); types %s (from %s); flavor %s; workers %d; "
+		"bind %s:%d", GLARED_VERSION, conf->path ? conf->path : "-",
+		db, conf->default_store, conf->filesystem_store_datadir,
+		conf->s3_store_host ? ", s3 " : "",
+		conf->s3_store_host ? conf->s3_store_host : "", types,
+		conf->types_path, conf->flavor && *conf->flavor ? conf->flavor
+								  : "trusted",
+		conf->workers < 1 ? 1 : conf->workers, host, port);
+}
+
 int gl_serve(gl_conf *conf, const char *host, int port)
 {
 	const char *h = host ? host : conf->bind_host;
 	int p = port >= 0 ? port : conf->bind_port;
 	gl_err err = { 0 };
 
+	gl_serve_summary(conf, h, p);
 	/* recovery and checks once, before any worker serves */
 	{
 		gl_policy *pol = load_policy(conf);
@@ -291,6 +342,9 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 			return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* before any fork: the workers inherit the shared counters */
+	if (gl_metrics_init(conf->workers) < 0)
+		gl_warn("metrics: no shared memory, /metrics shows one worker");
 	if (conf->workers <= 1)
 		return run_worker(conf, h, p, 0, 0);
 	return run_master(conf, h, p);

@@ -13,6 +13,10 @@
 
 #include "conf.h"
 
+/* The start-up line: version, config, database (credentials masked),
+ * stores, types, flavor, workers, bind address. */
+void gl_serve_summary(const gl_conf *conf, const char *host, int port);
+
 /* Returns the process exit status. */
 int gl_serve(gl_conf *conf, const char *host, int port);
 

@@ -35,30 +35,93 @@ int gl_tool_db_upgrade(gl_conf *conf)
 	return 0;
 }
 
-int gl_tool_check_types(gl_conf *conf)
+/* One file: a copy of the configuration naming only it. */
+static gl_types *load_file(const gl_conf *conf, const char *file,
+			   gl_err *err)
 {
-	gl_err err = { 0 };
-	gl_types *ts = gl_types_load(conf, &err);
-	json_t *all;
-	char *s;
+	gl_conf c = *conf;
+	char *dir = strdup(file), *name, *dot, *slash;
+	gl_strlist one;
+	gl_types *ts;
 
-	if (!ts) {
-		fprintf(stderr, "%s\n", err.msg);
-		return 1;
+	if (!dir) {
+		gl_fail(err, 500, NULL, "out of memory");
+		return NULL;
 	}
-	all = json_object();
+	slash = strrchr(dir, '/');
+	name = slash ? slash + 1 : dir;
+	dot = strrchr(name, '.');
+	if (!dot || strcmp(dot, ".lua") != 0) {
+		gl_fail(err, 400, NULL, "%s: not a .lua type file", file);
+		free(dir);
+		return NULL;
+	}
+	*dot = '\0';
+	one.v = &name;
+	one.n = 1;
+	c.enabled_artifact_types = one;
+	c.custom_artifact_types_modules.n = 0;
+	if (slash) {
+		*slash = '\0';
+		c.types_path = slash == dir ? "/" : dir;
+	} else {
+		c.types_path = ".";
+	}
+	ts = gl_types_load(&c, err);
+	free(dir);
+	return ts;
+}
+
+static void add_schemas(json_t *all, gl_types *ts)
+{
 	for (int i = 0; i < gl_types_count(ts); i++) {
 		const gl_type *t = gl_types_at(ts, i);
-		json_object_set_new(all, t->name, gl_types_schema(ts, t));
+		if (!t->is_all)
+			json_object_set_new(all, t->name, gl_types_schema(ts, t));
 	}
-	s = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
-	printf("%s\n", s ? s : "{}");
-	fprintf(stderr, "%d types loaded from %s\n", gl_types_count(ts),
-		conf->types_path);
-	free(s);
+}
+
+int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
+			int schemas)
+{
+	json_t *all = json_object();
+	int ok = 0, bad = 0;
+
+	if (nfiles == 0) {
+		gl_err err = { 0 };
+		gl_types *ts = gl_types_load(conf, &err);
+		if (!ts) {
+			fprintf(stderr, "glared check-types: %s\n", err.msg);
+			json_decref(all);
+			return 1;
+		}
+		ok = gl_types_count(ts) - 1; /* without the "all" type */
+		add_schemas(all, ts);
+		gl_types_unref(ts);
+	}
+	for (int i = 0; i < nfiles; i++) {
+		gl_err err = { 0 };
+		gl_types *ts = load_file(conf, files[i], &err);
+		if (!ts) {
+			fprintf(stderr, "glared check-types: %s\n", err.msg);
+			bad++;
+			continue;
+		}
+		ok++;
+		add_schemas(all, ts);
+		gl_types_unref(ts);
+	}
+	if (schemas) {
+		char *s = json_dumps(all, JSON_INDENT(2) | JSON_SORT_KEYS);
+		printf("%s\n", s ? s : "{}");
+		free(s);
+	}
+	if (nfiles)
+		printf("%d of %d type file(s) OK\n", ok, nfiles);
+	else
+		printf("%d type(s) OK from %s\n", ok, conf->types_path);
 	json_decref(all);
-	gl_types_unref(ts);
-	return 0;
+	return bad ? 1 : 0;
 }
 
 typedef struct tool_env {
@@ -97,25 +160,15 @@ static void env_close(tool_env *te)
 		event_base_free(te->base);
 }
 
-static int has_flag(int argc, char **argv, const char *flag)
-{
-	for (int i = 0; i < argc; i++)
-		if (!strcmp(argv[i], flag))
-			return 1;
-	return 0;
-}
-
 static void sleep_until_stop(int seconds)
 {
 	for (int i = 0; i < seconds && !stop; i++)
 		sleep(1);
 }
 
-int gl_tool_scrub(gl_conf *conf, int argc, char **argv)
+int gl_tool_scrub(gl_conf *conf, int daemon)
 {
 	tool_env te;
-	int daemon = has_flag(argc, argv, "--daemon") ||
-		     has_flag(argc, argv, "-D");
 	int rc = 0;
 
 	if (env_open(conf, &te) < 0) {
@@ -144,18 +197,11 @@ int gl_tool_scrub(gl_conf *conf, int argc, char **argv)
 	return rc;
 }
 
-int gl_tool_verify(gl_conf *conf, int argc, char **argv)
+int gl_tool_verify(gl_conf *conf, int daemon, int interval, int min_age)
 {
 	tool_env te;
-	int daemon = has_flag(argc, argv, "--daemon");
-	int interval = 3600, min_age = -1, rc = 0;
+	int rc = 0;
 
-	for (int i = 0; i + 1 < argc; i++) {
-		if (!strcmp(argv[i], "--interval"))
-			interval = atoi(argv[i + 1]);
-		else if (!strcmp(argv[i], "--min-age"))
-			min_age = atoi(argv[i + 1]);
-	}
 	/* a daemon (one per node, maybe several nodes) skips what any
 	 * verifier checked within its own period */
 	if (min_age < 0)
@@ -188,17 +234,14 @@ int gl_tool_verify(gl_conf *conf, int argc, char **argv)
 	return rc;
 }
 
-int gl_tool_console(gl_conf *conf, int argc, char **argv)
+int gl_tool_console(gl_conf *conf, const gl_console_opts *o)
 {
-	gl_console_opts o;
 	tool_env te;
-	int rc = gl_console_parse_args(argc, argv, &o);
+	int rc;
 
-	if (rc >= 0)
-		return rc;
 	/* attached, the server's engine does the work: build none here */
-	if (o.attach)
-		return gl_console_run_attached(conf, &o);
+	if (o->attach)
+		return gl_console_run_attached(conf, o);
 	/* the engine's info lines would interleave with the REPL */
 	if (!conf->debug)
 		gl_log_set_min(GL_LOG_WARN);
@@ -206,7 +249,7 @@ int gl_tool_console(gl_conf *conf, int argc, char **argv)
 		env_close(&te);
 		return 1;
 	}
-	rc = gl_console_run_direct(conf, te.e, &o);
+	rc = gl_console_run_direct(conf, te.e, o);
 	env_close(&te);
 	return rc;
 }

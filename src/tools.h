@@ -7,11 +7,16 @@
 #define GL_TOOLS_H
 
 #include "conf.h"
+#include "console.h"
 
 int gl_tool_db_upgrade(gl_conf *conf);
-int gl_tool_check_types(gl_conf *conf);
-int gl_tool_scrub(gl_conf *conf, int argc, char **argv);
-int gl_tool_verify(gl_conf *conf, int argc, char **argv);
-int gl_tool_console(gl_conf *conf, int argc, char **argv);
+/* files: type files to check instead of the configured ones (nfiles 0);
+ * schemas: print their JSON schemas. */
+int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
+			int schemas);
+int gl_tool_scrub(gl_conf *conf, int daemon);
+/* min_age < 0: the interval as a daemon, else 0 */
+int gl_tool_verify(gl_conf *conf, int daemon, int interval, int min_age);
+int gl_tool_console(gl_conf *conf, const gl_console_opts *o);
 
 #endif

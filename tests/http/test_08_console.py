@@ -167,7 +167,7 @@ def test_piped_lines_act_as_the_repl(server):
 
 def test_usage_errors(server):
     r = console(server, "--bogus")
-    assert r.returncode == 2 and "unknown console option" in r.stderr
+    assert r.returncode == 2 and "unknown option '--bogus'" in r.stderr
     r = console(server, "--attach")       # no admin_socket configured
     assert r.returncode == 2 and "admin_socket" in r.stderr
     r = console(server, "--help")
