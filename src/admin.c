@@ -13,6 +13,10 @@
  *  - a glare.* call that needs the loop yields; console.c calls wake() when
  *    its result is there and the coroutine resumes from a zero-delay event
  *    (never from inside the engine's own callback).
+ *  - the same hook yields back to the event loop once a slice of SLICE_US
+ *    has run (when the chunk's own thread can yield there), and the run
+ *    continues from a zero-delay timer: a long command shares the worker
+ *    with HTTP traffic instead of stalling it until its deadline;
  * Every Lua call made here from C is protected: lua_resume, or lua_pcall of
  * a small p_* function, because a session's state is memory-capped and any
  * allocation may fail.
@@ -40,6 +44,7 @@
 
 #define HOOK_EVERY 10000
 #define POLL_US 100000
+#define SLICE_US 10000
 #define MAX_SESSIONS 16
 
 typedef struct session session;
@@ -63,6 +68,7 @@ struct session {
 	struct bufferevent *bev;
 	gl_console *c;
 	struct event *resume;
+	struct event *slice;    /* the next slice of a long run */
 	int id;
 	/* the request being read: its header, waiting for the payload */
 	json_t *req;
@@ -73,7 +79,8 @@ struct session {
 	int co_ref;
 	int print;
 	int timeout_s;
-	int64_t deadline, next_poll;
+	int64_t deadline, next_poll, slice_end;
+	int sliced;             /* the run yielded at the end of a slice */
 	enum stop stop;
 };
 
@@ -141,8 +148,14 @@ static int p_prepare(lua_State *L)
 		lua_xmove(p->co, L, 1);
 		return 1;
 	}
-	if (!p->script)
+	if (!p->script) {
+		/* the same closure: its _ENV becomes the session's */
+		lua_pushvalue(p->co, -1);
+		lua_xmove(p->co, L, 1);
+		gl_console_prepare_chunk(L, -1);
+		lua_pop(L, 1);
 		return 0;
+	}
 	lua_createtable(L, (int)json_array_size(p->args), 1);
 	lua_pushstring(L, p->script);
 	lua_rawseti(L, -2, 0);
@@ -227,7 +240,10 @@ static void admin_hook(lua_State *L, lua_Debug *ar)
 {
 	session *s = gl_console_user(gl_console_of(L));
 
-	(void)ar;
+	if (ar->event == LUA_HOOKRET) {
+		gl_console_keep_locals(L, ar);
+		return;
+	}
 	if (!s || !s->busy)
 		return;
 	if (s->stop == GO) {
@@ -239,8 +255,16 @@ static void admin_hook(lua_State *L, lua_Debug *ar)
 			if (peer_cancelled(s))
 				s->stop = CANCELLED;
 		}
-		if (s->stop == GO)
+		if (s->stop == GO) {
+			/* only the run's own thread: a yield inside the
+			 * chunk's coroutines would be taken for theirs */
+			if (now >= s->slice_end && L == s->co &&
+			    lua_isyieldable(L)) {
+				s->sliced = 1;
+				lua_yield(L, 0);
+			}
 			return;
+		}
 	}
 	/* from now on every instruction raises */
 	lua_sethook(L, admin_hook, LUA_MASKCOUNT, 1);
@@ -329,19 +353,32 @@ static void finish(session *s, int status)
 	end_run(s);
 }
 
-/* Resume the run's thread for one slice, with a fresh deadline. */
-static void run_slice(session *s, int nargs)
+/* Resume the run's thread for one slice; fresh: a new deadline (a new
+ * run, or back from a glare.* wait), else the slice continues the run. */
+static void run_slice(session *s, int nargs, int fresh)
 {
 	lua_State *L = gl_console_lua(s->c);
 	int64_t now = mono_us();
 	int nres = 0, st;
 
-	s->stop = GO;
-	s->deadline = now + (int64_t)s->timeout_s * 1000000;
+	if (fresh) {
+		s->stop = GO;
+		s->deadline = now + (int64_t)s->timeout_s * 1000000;
+	}
 	s->next_poll = now + POLL_US;
-	lua_sethook(s->co, admin_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	s->slice_end = now + SLICE_US;
+	s->sliced = 0;
+	lua_sethook(s->co, admin_hook, LUA_MASKCOUNT | LUA_MASKRET,
+		    HOOK_EVERY);
 	st = lua_resume(s->co, L, nargs, &nres);
 	lua_sethook(s->co, NULL, 0, 0);
+	if (st == LUA_YIELD && s->sliced) {
+		static const struct timeval zero = { 0, 0 };
+		lua_pop(s->co, nres);
+		/* a timer, not event_active: sockets get their turn first */
+		evtimer_add(s->slice, &zero);
+		return;
+	}
 	if (st == LUA_YIELD && gl_console_waiting(s->c)) {
 		/* the yielded values (none) are not results */
 		lua_pop(s->co, nres);
@@ -390,7 +427,7 @@ static void start_run(session *s, json_t *req, const char *code, size_t len)
 	s->busy = 1;
 	gl_console_set_thread(s->c, s->co);
 	gl_debug("admin: session %d runs %zu bytes (%s)", s->id, len, p.name);
-	run_slice(s, p.nargs);
+	run_slice(s, p.nargs, 1);
 }
 
 /* A glare.* wait finished: resume from the loop, not from the engine's
@@ -407,8 +444,19 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	if (!s->busy || !gl_console_waiting(s->c))
 		return;
-	run_slice(s, 0);
+	run_slice(s, 0, 1);
 	process_input(s);
+}
+
+static void slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	session *s = arg;
+
+	if (!s->busy || gl_console_waiting(s->c))
+		return;
+	run_slice(s, 0, 0);
+	if (!s->busy)
+		process_input(s);
 }
 
 /* ---- sessions ----------------------------------------------------------- */
@@ -428,6 +476,8 @@ static void sess_free(session *s)
 	gl_console_free(s->c);
 	if (s->resume)
 		event_free(s->resume);
+	if (s->slice)
+		event_free(s->slice);
 	if (s->bev)
 		bufferevent_free(s->bev);
 	json_decref(s->req);
@@ -481,6 +531,8 @@ static int handle(session *s)
 				json_decref(j);
 				if (s->busy && gl_console_waiting(s->c))
 					cancel_wait(s);
+				else if (s->busy && s->stop == GO)
+					s->stop = CANCELLED; /* next slice */
 				continue;
 			}
 			if (!op || strcmp(op, "run") ||
@@ -576,10 +628,11 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	s->c = gl_console_new(a->app->engine, 1, &err);
 	s->bev = bufferevent_socket_new(a->app->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->resume = event_new(a->app->base, -1, 0, resume_cb, s);
+	s->slice = evtimer_new(a->app->base, slice_cb, s);
 	s->next = a->list;
 	a->list = s;
 	a->nsess++;
-	if (!s->c || !s->bev || !s->resume) {
+	if (!s->c || !s->bev || !s->resume || !s->slice) {
 		gl_error("admin: cannot open a console session: %s",
 			 s->c ? "out of memory" : err.msg);
 		if (!s->bev)

@@ -1661,6 +1661,92 @@ static const struct {
 	{ "publish", "/visibility", "public" },
 };
 
+/* ---- locals that outlive their line ----------------------------------------
+ * Each line is its own chunk, so a `local` would die with it. Chunks get a
+ * session environment instead of _G: names declared local by an earlier
+ * chunk resolve to the values it left (and assignments update them),
+ * everything else is the globals. The values are taken from the chunk's
+ * frame by a return hook, when its locals are still in scope. */
+static const char session_env[] =
+"local G, setmetatable = ...\n"
+"local vals, declared = {}, {}\n"
+"local env = setmetatable({}, {\n"
+"  __index = function(_, k)\n"
+"    if declared[k] then return vals[k] end\n"
+"    return G[k]\n"
+"  end,\n"
+"  __newindex = function(_, k, v)\n"
+"    if declared[k] then vals[k] = v else G[k] = v end\n"
+"  end,\n"
+"})\n"
+"local function keep(k, v) declared[k] = true; vals[k] = v end\n"
+"local function names() return declared end\n"
+"return env, keep, names\n";
+
+#define ENV_KEY "glared.console.env"
+#define KEEP_KEY "glared.console.keep"
+#define NAMES_KEY "glared.console.names"
+#define CHUNK_KEY "glared.console.chunk"
+
+void gl_console_prepare_chunk(lua_State *L, int idx)
+{
+	const char *up;
+
+	idx = lua_absindex(L, idx);
+	if (lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		if (luaL_loadbufferx(L, session_env, sizeof session_env - 1,
+				     "=session", "t") != LUA_OK)
+			lua_error(L);
+		lua_pushglobaltable(L);
+		lua_getglobal(L, "setmetatable");
+		lua_call(L, 2, 3);
+		lua_setfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
+		lua_setfield(L, LUA_REGISTRYINDEX, KEEP_KEY);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, LUA_REGISTRYINDEX, ENV_KEY);
+	}
+	up = lua_getupvalue(L, idx, 1);
+	if (up && !strcmp(up, "_ENV")) {
+		lua_pop(L, 1);
+		lua_setupvalue(L, idx, 1);
+	} else {
+		lua_pop(L, up ? 2 : 1);
+	}
+	lua_pushvalue(L, idx);
+	lua_setfield(L, LUA_REGISTRYINDEX, CHUNK_KEY);
+}
+
+void gl_console_keep_locals(lua_State *L, lua_Debug *ar)
+{
+	const char *name;
+	int same;
+
+	if (!lua_checkstack(L, 4) || !lua_getinfo(L, "f", ar))
+		return;
+	lua_getfield(L, LUA_REGISTRYINDEX, CHUNK_KEY);
+	same = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	if (!same)
+		return;
+	for (int i = 1; (name = lua_getlocal(L, ar, i)); i++) {
+		if (name[0] == '(') {
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_getfield(L, LUA_REGISTRYINDEX, KEEP_KEY);
+		lua_pushstring(L, name);
+		lua_rotate(L, -3, 2);
+		lua_call(L, 2, 0);
+	}
+}
+
+static void ret_hook(lua_State *L, lua_Debug *ar)
+{
+	if (ar->event == LUA_HOOKRET)
+		gl_console_keep_locals(L, ar);
+}
+
 static int new_mt(lua_State *L, const char *name)
 {
 	lua_newtable(L);
@@ -1933,6 +2019,8 @@ static int docall(front *f, int narg, int nres)
 	lua_insert(L, base);
 	interrupted = 0;
 	hook_target = L;
+	if (f->c)
+		lua_sethook(L, ret_hook, LUA_MASKRET, 0);
 	st = lua_pcall(L, narg, nres, base);
 	hook_target = NULL;
 	lua_sethook(L, NULL, 0, 0);
@@ -2135,6 +2223,8 @@ static int run_chunk(front *f, const char *code, size_t len, const char *name,
 	}
 	base = lua_gettop(L);
 	st = luaL_loadbufferx(L, code, len, name, "t");
+	if (st == LUA_OK && !script)
+		gl_console_prepare_chunk(L, -1);
 	if (st == LUA_OK) {
 		if (script) {
 			lua_createtable(L, nargs, 1);
@@ -2310,6 +2400,194 @@ static int multiline(front *f)
 	}
 }
 
+enum { CMD_NONE, CMD_HELP, CMD_EXIT };
+
+/* The REPL's own words, alone on a line: help, exit, quit. */
+static int repl_command(const char *line)
+{
+	char w[16];
+	size_t n;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	n = strcspn(line, " \t");
+	if (n >= sizeof w || line[n + strspn(line + n, " \t")])
+		return CMD_NONE;
+	memcpy(w, line, n);
+	w[n] = '\0';
+	if (!strcmp(w, "help") || !strcmp(w, "help()") || !strcmp(w, "?"))
+		return CMD_HELP;
+	if (!strcmp(w, "exit") || !strcmp(w, "quit") ||
+	    !strcmp(w, "exit()") || !strcmp(w, "quit()"))
+		return CMD_EXIT;
+	return CMD_NONE;
+}
+
+/* ---- Tab completion: Lua globals, session locals, and table members
+ * (glare.*) of the word before the cursor, instead of file names. In
+ * attach mode the names come from a local state that knows the glare.*
+ * API by name (the values live in the server). */
+static front *completing;
+static char **cands;
+static size_t ncands;
+
+static void cands_clear(void)
+{
+	for (size_t i = 0; i < ncands; i++)
+		free(cands[i]);
+	free(cands);
+	cands = NULL;
+	ncands = 0;
+}
+
+static void cand_add(const char *prefix, const char *key, int is_fn)
+{
+	char **n = realloc(cands, sizeof *n * (ncands + 1));
+	if (!n)
+		return;
+	cands = n;
+	if (asprintf(&cands[ncands], "%s%s%s", prefix, key, is_fn ? "(" : "") >= 0)
+		ncands++;
+}
+
+/* Add the string keys of the table on top that start with part. */
+static void cands_from(lua_State *L, const char *prefix, const char *part)
+{
+	size_t pl = strlen(part);
+
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		if (lua_type(L, -2) == LUA_TSTRING) {
+			const char *k = lua_tostring(L, -2);
+			if (!strncmp(k, part, pl) && strcmp(k, "_ENV"))
+				cand_add(prefix, k, lua_isfunction(L, -1));
+		}
+		lua_pop(L, 1);
+	}
+}
+
+static void collect(lua_State *L, const char *text)
+{
+	const char *dot = strrchr(text, '.');
+	const char *colon = strrchr(text, ':');
+	const char *sep = colon > dot ? colon : dot;
+	int top = lua_gettop(L);
+
+	cands_clear();
+	if (!lua_checkstack(L, 8))
+		return;
+	if (!sep) {
+		lua_pushglobaltable(L);
+		cands_from(L, "", text);
+		lua_pop(L, 1);
+		if (lua_getfield(L, LUA_REGISTRYINDEX, NAMES_KEY) ==
+		    LUA_TFUNCTION && lua_pcall(L, 0, 1, 0) == LUA_OK &&
+		    lua_istable(L, -1))
+			cands_from(L, "", text);
+		lua_settop(L, top);
+		return;
+	}
+	/* walk a.b.c from the globals; no metamethods run */
+	{
+		char path[256], prefix[260];
+		size_t pl = (size_t)(sep - text);
+		char *save = NULL, *tok;
+
+		if (pl >= sizeof path)
+			return;
+		memcpy(path, text, pl);
+		path[pl] = '\0';
+		snprintf(prefix, sizeof prefix, "%.*s", (int)pl + 1, text);
+		lua_pushglobaltable(L);
+		for (tok = strtok_r(path, ".:", &save); tok;
+		     tok = strtok_r(NULL, ".:", &save)) {
+			if (!lua_istable(L, -1))
+				break;
+			lua_pushstring(L, tok);
+			lua_rawget(L, -2);
+			lua_remove(L, -2);
+		}
+		if (lua_istable(L, -1))
+			cands_from(L, prefix, sep + 1);
+		lua_settop(L, top);
+	}
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *complete_next(const char *text, int state)
+{
+	static size_t i;
+
+	if (!completing)
+		return NULL;
+	if (state == 0) {
+		collect(completing->L, text);
+		qsort(cands, ncands, sizeof *cands, cand_cmp);
+		i = 0;
+	}
+	while (i < ncands) {
+		char *c = cands[i++];
+		if (i < ncands && !strcmp(c, cands[i]))
+			continue; /* a name both global and local */
+		return strdup(c);
+	}
+	return NULL;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+	(void)start;
+	(void)end;
+	/* no file names when nothing matches */
+	rl_attempted_completion_over = 1;
+	return rl_completion_matches(text, complete_next);
+}
+
+/* Attach mode: a local glare table with the API's names, so Tab knows
+ * them; calling one here says where the real one runs. */
+static int remote_only(lua_State *L)
+{
+	return luaL_error(L, "runs in the server");
+}
+
+static void remote_names(lua_State *L)
+{
+	static const char *const extra[] = { "try", "all", "pp", "help",
+					     "activate", "deactivate",
+					     "reactivate", "publish", NULL };
+
+	luaL_openlibs(L);
+	lua_newtable(L);
+	for (const luaL_Reg *r = api; r->name; r++) {
+		lua_pushcfunction(L, remote_only);
+		lua_setfield(L, -2, r->name);
+	}
+	for (int i = 0; extra[i]; i++) {
+		lua_pushcfunction(L, remote_only);
+		lua_setfield(L, -2, extra[i]);
+	}
+	lua_pushboolean(L, 1);
+	lua_setfield(L, -2, "null");
+	lua_setglobal(L, "glare");
+}
+
+static void completion_on(front *f)
+{
+	static char breaks[] = " \t\n\"\\'`@$><=;|&{(,)}[]+-*/%^~#";
+
+	completing = f;
+	rl_attempted_completion_function = complete;
+	rl_completer_word_break_characters = breaks;
+	rl_basic_word_break_characters = breaks;
+	rl_completion_append_character = '\0';
+	if (f->cl)
+		remote_names(f->L);
+}
+
 static void repl(front *f)
 {
 	lua_State *L = f->L;
@@ -2318,9 +2596,10 @@ static void repl(front *f)
 	f->repl = 1;
 	if (f->tty) {
 		history_open(f);
-		printf("glared %s console (%s), %s. glare.help() lists the "
-		       "API; Ctrl-D exits.\n", GLARED_VERSION, LUA_RELEASE,
-		       f->where);
+		completion_on(f);
+		printf("glared %s console (%s), %s. `help` lists the glare.* "
+		       "API, Tab completes; `exit` or Ctrl-D exits.\n",
+		       GLARED_VERSION, LUA_RELEASE, f->where);
 		fflush(stdout);
 	}
 	for (;;) {
@@ -2336,6 +2615,16 @@ static void repl(front *f)
 			continue;
 		if (!lua_rawlen(L, -1))
 			continue;
+		switch (repl_command(lua_tostring(L, -1))) {
+		case CMD_EXIT:
+			goto out;
+		case CMD_HELP:
+			lua_settop(L, 0);
+			lua_pushliteral(L, "glare.help()");
+			break;
+		default:
+			break;
+		}
 		if (!addreturn(L)) {
 			int st = multiline(f);
 			if (st < 0) {
@@ -2355,10 +2644,13 @@ static void repl(front *f)
 		if (f->status)
 			break;    /* the server went away */
 	}
+out:
 	lua_settop(L, 0);
 	if (f->tty) {
 		fputc('\n', stdout);
 		fflush(stdout);
+		completing = NULL;
+		cands_clear();
 	}
 	f->repl = prev;
 }

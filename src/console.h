@@ -63,6 +63,12 @@ int gl_console_waiting(const gl_console *c);
  * and wake is not called. The thread must not be resumed afterwards. */
 void gl_console_cancel_wait(gl_console *c);
 
+/* Session locals: give a loaded chunk (at idx) the session environment,
+ * where names an earlier chunk declared `local` still resolve; and from a
+ * LUA_HOOKRET hook, keep the locals of that chunk as it returns. */
+void gl_console_prepare_chunk(lua_State *L, int idx);
+void gl_console_keep_locals(lua_State *L, lua_Debug *ar);
+
 /* ---- the command ----------------------------------------------------------- */
 
 typedef struct gl_console_opts {

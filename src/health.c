@@ -32,9 +32,8 @@ static int report(json_t *reasons, const char *cls, const gl_err *err,
 			    json_string(err ? err->msg : "OK"));
 	if (!details)
 		details = json_object();
-	json_object_set_new(details, "ms",
-			    json_real((double)(long)((now_ms() - t0) * 10) /
-				      10));
+	json_object_set_new(details, "us",
+			    json_integer((json_int_t)((now_ms() - t0) * 1000)));
 	json_object_set_new(r, "details", details);
 	json_array_append_new(reasons, r);
 	return err ? 1 : 0;
