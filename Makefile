@@ -5,6 +5,8 @@
 #   make test       install missing packages, build, run every test suite
 #   make asan       the same tests against an AddressSanitizer + UBSan build
 #   make bench      benchmarks (print figures next to their baselines)
+#   make install    PREFIX=/usr DESTDIR=... (binary, Lua library, types,
+#                   example config, man page, systemd unit)
 
 # ---- settings ---------------------------------------------------------------
 CC      ?= cc
@@ -32,7 +34,19 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o) $(BUILD)/unit/main.o
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 
-.PHONY: all deps test-deps run test asan unit bench clean
+.PHONY: all deps test-deps run test asan unit bench clean install
+
+# ---- install ----------------------------------------------------------------
+PREFIX  ?= /usr/local
+DESTDIR ?=
+SBINDIR ?= $(PREFIX)/sbin
+# glared finds lua/ and types/ in ../share/glared next to its binary
+DATADIR ?= $(PREFIX)/share/glared
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+STATEDIR ?= /var/lib/glared
 
 all: glared
 
@@ -94,6 +108,29 @@ asan: test-deps
 
 bench: deps glared
 	@sh bench/run.sh
+
+install: glared
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR) \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/glared
+	install -m 0755 glared $(DESTDIR)$(SBINDIR)/glared
+	cp -R lua types $(DESTDIR)$(DATADIR)/
+	find $(DESTDIR)$(DATADIR) -type d -exec chmod 0755 {} +
+	find $(DESTDIR)$(DATADIR) -type f -exec chmod 0644 {} +
+	install -m 0644 man/glared.8 $(DESTDIR)$(MANDIR)/man8/glared.8
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	  etc/glared.service.in > $(DESTDIR)$(UNITDIR)/glared.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/glared.service
+	install -m 0644 etc/glared.sysusers $(DESTDIR)$(SYSUSERSDIR)/glared.conf
+	@# the example config, with the state under $(STATEDIR); an
+	@# existing one is the operator's and stays
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/glared/glared.conf ]; then \
+	  { echo "# glared.conf - installed by make install; options: glared(8),"; \
+	    echo "# Glare's names. State under $(STATEDIR) (the unit's StateDirectory)."; \
+	    sed -e '/^#/d' -e 's|\.\./data|$(STATEDIR)|g' etc/glared.conf; \
+	  } > $(DESTDIR)$(SYSCONFDIR)/glared/glared.conf; \
+	  chmod 0640 $(DESTDIR)$(SYSCONFDIR)/glared/glared.conf; \
+	fi
 
 clean:
 	rm -rf build glared

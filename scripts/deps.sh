@@ -12,7 +12,8 @@ libjansson-dev liblua5.4-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
 libedit-dev libpq-dev"
 TEST="lua5.4 lua-busted luarocks python3 python3-pytest python3-requests
 python3-jsonschema python3-glareclient sqlite3 curl tmux postgresql-15
-swift swift-proxy swift-object swift-account swift-container memcached"
+swift swift-proxy swift-object swift-account swift-container memcached
+prometheus systemd man-db"
 
 want="$BUILD"
 [ "${1:-}" = "test" ] && want="$want $TEST"
