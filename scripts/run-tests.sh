@@ -3,8 +3,9 @@
 # print one summary line per suite, then the total: "N passed, N failed".
 #
 # Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
-# escape tests, the rockspec install check, and the black-box HTTP tests
-# (pytest against real glared processes on loopback).
+# escape tests, the rockspec install check, the black-box HTTP tests
+# (pytest against real glared processes on loopback) and the operator
+# suite (tests/ops: command line, metrics, install, backup, README).
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
@@ -129,6 +130,7 @@ run_pytest() { # name dir
 }
 run_pytest sandbox tests/sandbox
 run_pytest http tests/http
+run_pytest ops tests/ops
 # the same black-box suite against two nodes on PostgreSQL + S3
 if [ "$services" = 1 ]; then
 	GLARED_TEST_CLUSTER=1

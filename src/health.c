@@ -168,6 +168,8 @@ int gl_check_config(gl_conf *conf)
 	if (conf->warnings)
 		return problem(conf->path ? conf->path : "configuration",
 			       "warnings above (unknown sections or options)");
+	/* every problem is reported below, once */
+	gl_log_set_min(GL_LOG_ERROR);
 	ts = gl_types_load(conf, &err);
 	if (!ts)
 		return problem("types", err.msg);

@@ -87,6 +87,9 @@ int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
 	json_t *all = json_object();
 	int ok = 0, bad = 0;
 
+	/* the runtime also logs a load error; here it is printed once */
+	gl_log_set_min(GL_LOG_ERROR);
+
 	if (nfiles == 0) {
 		gl_err err = { 0 };
 		gl_types *ts = gl_types_load(conf, &err);
