@@ -173,17 +173,8 @@ int gl_api_policy(gl_api_req *ar, const char *rule, const json_t *target)
 	gl_creds cr;
 
 	gl_ctx_creds(&ar->ctx, &cr);
-	if (gl_policy_check(ar->app->policy, rule, &cr, target)) {
-		gl_debug("policy: %s allowed for user %s project %s (%s)", rule,
-			 ar->ctx.user_id ? ar->ctx.user_id : "-",
-			 ar->ctx.project_id ? ar->ctx.project_id : "-",
-			 ar->ctx.request_id);
+	if (gl_policy_check(ar->app->policy, rule, &cr, target))
 		return 1;
-	}
-	gl_debug("policy: %s denied for user %s project %s (%s)", rule,
-		 ar->ctx.user_id ? ar->ctx.user_id : "-",
-		 ar->ctx.project_id ? ar->ctx.project_id : "-",
-		 ar->ctx.request_id);
 	gl_api_fail(ar, 403, "PolicyException",
 		    "Policy check for %s failed with user credentials.", rule);
 	return 0;
@@ -472,8 +463,8 @@ static void healthcheck_detailed(gl_api_req *ar, int down, const char *f)
 		      "path", f);
 	json_array_append_new(reasons, r);
 	nbad = gl_health_check(ar->app->engine, reasons, &bad);
-	if (down && !bad)
-		bad = "disable_by_file";
+	if (down)
+		bad = "disable_by_file"; /* listed first */
 	gl_iso8601(gl_now_us(), now);
 	json_object_set_new(doc, "detailed", json_true());
 	json_object_set_new(doc, "now", json_string(now));

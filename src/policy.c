@@ -20,6 +20,7 @@
  * Uses jansson (targets, JSON files, the legacy list syntax).
  */
 #include "policy.h"
+#include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1111,7 +1112,12 @@ int gl_policy_check(const gl_policy *p, const char *name, const gl_creds *c,
 	if (!p || !name)
 		return 0;
 	v = eval_rule(&e, name);
-	return e.abort ? 0 : v;
+	v = e.abort ? 0 : v;
+	gl_debug("policy: %s %s for user %s project %s", name,
+		 v ? "allowed" : "denied",
+		 e.c->user_id ? e.c->user_id : "-",
+		 e.c->project_id ? e.c->project_id : "-");
+	return v;
 }
 
 int gl_policy_is_admin(const gl_policy *p, const gl_creds *c)
