@@ -2295,8 +2295,13 @@ static void history_add(front *f, const char *line)
 		return;
 	/* written each time: an os.exit() or a kill loses nothing; the
 	 * history may hold secrets, so owner only */
-	if (write_history(f->hist) == 0)
-		chmod(f->hist, 0600);
+	if (write_history(f->hist) == 0) {
+		struct stat st;
+		/* GLARED_HISTORY=/dev/null turns history off: leave
+		 * anything but a regular file alone */
+		if (stat(f->hist, &st) == 0 && S_ISREG(st.st_mode))
+			chmod(f->hist, 0600);
+	}
 }
 
 /* [-0, +1] Read a line and push it. 1 ok, 0 end of input, -1 Ctrl-C. */
@@ -2760,23 +2765,6 @@ static int run_front(front *f)
 	return f->status;
 }
 
-/* "direct on <connection>" for the banner, without a password: the
- * user:password@ part of a URL is left out. */
-static void describe_db(const char *conn, char *out, size_t len)
-{
-	const char *scheme = conn ? strstr(conn, "://") : NULL;
-	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-	const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-
-	if (!conn)
-		snprintf(out, len, "direct on the database");
-	else if (at && (!slash || at < slash))
-		snprintf(out, len, "direct on %.*s%s", (int)(scheme + 3 - conn),
-			 conn, at + 1);
-	else
-		snprintf(out, len, "direct on %s", conn);
-}
-
 int gl_console_run_direct(gl_conf *conf, gl_engine *e,
 			  const gl_console_opts *o)
 {
@@ -2791,7 +2779,11 @@ int gl_console_run_direct(gl_conf *conf, gl_engine *e,
 		return 1;
 	}
 	f.L = f.c->L;
-	describe_db(conf->db_connection, where, sizeof where);
+	{
+		char db[400];
+		gl_conn_display(conf->db_connection, db, sizeof db);
+		snprintf(where, sizeof where, "direct on %s", db);
+	}
 	f.where = where;
 	rc = run_front(&f);
 	gl_console_free(f.c);

@@ -8,6 +8,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
+#include "util.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -270,32 +271,12 @@ static int run_master(gl_conf *conf, const char *host, int port)
 	return 0;
 }
 
-/* "sqlite:////x", or a URL without its user:password@ part */
-static void mask_db(const char *conn, char *out, size_t len)
-{
-	const char *scheme = conn ? strstr(conn, "://") : NULL;
-	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
-	const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
-
-	if (!conn)
-		snprintf(out, len, "-");
-	else if (at && (!slash || at < slash))
-		snprintf(out, len, "%.*s***@%s", (int)(scheme + 3 - conn), conn,
-			 at + 1);
-	else
-		snprintf(out, len, "%s", conn);
-	/* a password may also sit in the query: password=... */
-	char *pw = strstr(out, "password=");
-	if (pw)
-		snprintf(pw + 9, len - (size_t)(pw + 9 - out), "***");
-}
-
 void gl_serve_summary(const gl_conf *conf, const char *host, int port)
 {
 	char db[512], types[512] = "";
 	size_t n = 0;
 
-	mask_db(conf->db_connection, db, sizeof db);
+	gl_conn_display(conf->db_connection, db, sizeof db);
 	for (int i = 0; i < conf->enabled_artifact_types.n && n < sizeof types;
 	     i++)
 		n += (size_t)snprintf(types + n, sizeof types - n, "%s%s",

@@ -381,3 +381,23 @@ void gl_sb_free(gl_sb *b)
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
+
+void gl_conn_display(const char *conn, char *out, size_t len)
+{
+	const char *scheme = conn ? strstr(conn, "://") : NULL;
+	const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	const char *slash = scheme ? strchr(scheme + 3, '/') : NULL;
+	char *pw;
+
+	if (!conn)
+		snprintf(out, len, "-");
+	else if (at && (!slash || at < slash))
+		snprintf(out, len, "%.*s***@%s", (int)(scheme + 3 - conn), conn,
+			 at + 1);
+	else
+		snprintf(out, len, "%s", conn);
+	/* libpq also takes the password as a parameter */
+	pw = strstr(out, "password=");
+	if (pw)
+		snprintf(pw + 9, len - (size_t)(pw + 9 - out), "***");
+}

@@ -74,4 +74,8 @@ void gl_sb_vaddf(gl_sb *b, const char *fmt, va_list ap);
 void gl_sb_reset(gl_sb *b); /* empty again; keeps the buffer */
 void gl_sb_free(gl_sb *b);  /* frees the buffer; b is empty again */
 
+/* A database connection string fit for logs: user:password@ and
+ * password=... masked. */
+void gl_conn_display(const char *conn, char *out, size_t len);
+
 #endif

@@ -102,10 +102,10 @@ def test_attach_long_command_does_not_stall_http(attached):
 
 
 class Tmux:
-    def __init__(self, cmd):
+    def __init__(self, cmd, hist):
         self.sock = "glared-ops-%s" % uuid.uuid4().hex[:8]
         self.tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "50",
-                  "env TERM=xterm GLARED_HISTORY=/dev/null " + cmd)
+                  "env TERM=xterm GLARED_HISTORY=%s %s" % (hist, cmd))
 
     def tmux(self, *args):
         return subprocess.run(["tmux", "-L", self.sock] + list(args),
@@ -138,7 +138,7 @@ def test_tab_completion(attached, tmp_path, mode):
     (tmp_path / "glare_file_not_to_complete").write_text("")
     cmd = "%s console --config-file %s%s" % (
         GLARED, s.conf, " --attach" if mode == "attach" else "")
-    t = Tmux(cmd)
+    t = Tmux(cmd, tmp_path / "history")
     try:
         t.wait(lambda sc: "glared> " in sc and "Tab completes" in sc)
         # a unique member completes in place
