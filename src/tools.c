@@ -76,8 +76,7 @@ static void add_schemas(json_t *all, gl_types *ts)
 {
 	for (int i = 0; i < gl_types_count(ts); i++) {
 		const gl_type *t = gl_types_at(ts, i);
-		if (!t->is_all)
-			json_object_set_new(all, t->name, gl_types_schema(ts, t));
+		json_object_set_new(all, t->name, gl_types_schema(ts, t));
 	}
 }
 

@@ -99,10 +99,10 @@ def test_check_types_ok_and_broken(tmp_path):
     conf = tmp_path / "g.conf"
     conf.write_text("[DEFAULT]\nenabled_artifact_types = images,secrets\n")
     p = subprocess.run([GLARED, "check-types", "--config-file", str(conf),
-                        "--types-path", str(d)], capture_output=True,
-                       text=True, timeout=60)
+                        "--types-path", str(d), "--schemas"],
+                       capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    out = json.loads(p.stdout)
+    out = json.loads(p.stdout[:p.stdout.rindex("}") + 1])
     assert set(out) == {"images", "secrets", "all"}
     (d / "secrets.lua").write_text(
         "return glare.type { name = 'secrets', fields = {"
