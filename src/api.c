@@ -723,6 +723,20 @@ static void route_request(gl_api_req *ar)
 
 /* ---- dispatch --------------------------------------------------------------- */
 
+/* The endpoints outside the router answer GET and HEAD only: 1 go on,
+ * 0 answered 405. */
+static int get_only(gl_api_req *ar, int route_id)
+{
+	gl_http_note_of(ar->http)->route = route_id;
+	if (method_bit(gl_http_method_id(ar->http)) == M_GET)
+		return 1;
+	gl_http_add_header(ar->http, "Allow", "GET, HEAD");
+	gl_api_fail(ar, 405, "MethodNotAllowed",
+		    "Method %s is not allowed for %s",
+		    gl_http_method(ar->http), gl_http_path(ar->http));
+	return 0;
+}
+
 void gl_api_dispatch(gl_http_req *req, void *arg)
 {
 	gl_app *app = arg;
@@ -745,40 +759,18 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	gl_http_note_of(req)->route = GL_ROUTE_UNMATCHED;
 
 	if (!strcmp(path, "/metrics")) {
-		gl_http_note_of(req)->route = GL_ROUTE_METRICS;
-		if (method_bit(gl_http_method_id(req)) != M_GET) {
-			gl_http_add_header(req, "Allow", "GET, HEAD");
-			gl_api_fail(ar, 405, "MethodNotAllowed",
-				    "Method %s is not allowed for %s",
-				    gl_http_method(req), path);
-			return;
-		}
-		metrics(ar);
+		if (get_only(ar, GL_ROUTE_METRICS))
+			metrics(ar);
 		return;
 	}
 	if (!strcmp(path, "/healthcheck")) {
-		gl_http_note_of(req)->route = GL_ROUTE_HEALTHCHECK;
-		if (method_bit(gl_http_method_id(req)) != M_GET) {
-			gl_http_add_header(req, "Allow", "GET, HEAD");
-			gl_api_fail(ar, 405, "MethodNotAllowed",
-				    "Method %s is not allowed for %s",
-				    gl_http_method(req), path);
-			return;
-		}
-		healthcheck(ar);
+		if (get_only(ar, GL_ROUTE_HEALTHCHECK))
+			healthcheck(ar);
 		return;
 	}
 	if (!strcmp(path, "/") || !strcmp(path, "/versions")) {
-		gl_http_note_of(req)->route = path[1] ? GL_ROUTE_VERSIONS
-						      : GL_ROUTE_ROOT;
-		if (method_bit(gl_http_method_id(req)) != M_GET) {
-			gl_http_add_header(req, "Allow", "GET, HEAD");
-			gl_api_fail(ar, 405, "MethodNotAllowed",
-				    "Method %s is not allowed for %s",
-				    gl_http_method(req), path);
-			return;
-		}
-		reply_versions(ar);
+		if (get_only(ar, path[1] ? GL_ROUTE_VERSIONS : GL_ROUTE_ROOT))
+			reply_versions(ar);
 		return;
 	}
 	if (negotiate(ar) < 0)

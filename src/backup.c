@@ -4,6 +4,7 @@
 #include "err.h"
 #include "log.h"
 #include "meta.h"
+#include "store.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -172,16 +173,6 @@ done:
 	return rc;
 }
 
-static int valid_sha(const char *s)
-{
-	if (strlen(s) != 64)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return 0;
-	return 1;
-}
-
 static void object_path(char *out, size_t len, const char *root,
 			const char *sha)
 {
@@ -246,7 +237,7 @@ static int copy_objects(const json_t *list, const char *from, const char *to,
 		struct stat st;
 		int rc;
 
-		if (!sha || !valid_sha(sha))
+		if (!sha || !gl_store_valid_name(sha))
 			continue; /* not a content address: nothing to copy */
 		object_path(src, sizeof src, from, sha);
 		object_path(dst, sizeof dst, to, sha);

@@ -128,14 +128,25 @@ static void jstr(char *out, size_t *n, size_t cap, const char *s)
 	*n = i;
 }
 
+/* The object's first members, without a trailing comma. */
 static void json_head(char *line, size_t *n, size_t cap, const char *level)
 {
 	char ts[40];
 
 	stamp(ts, sizeof ts);
 	*n = (size_t)snprintf(line, cap, "{\"time\": \"%s\", \"level\": \"%s\", "
-			      "\"program\": \"%s\", \"pid\": %d, ", ts, level,
+			      "\"program\": \"%s\", \"pid\": %d", ts, level,
 			      prog_name, (int)getpid());
+}
+
+/* Append ', "key": "value"' at *n, never past cap. */
+static void jfield(char *out, size_t *n, size_t cap, const char *key,
+		   const char *value)
+{
+	if (*n + strlen(key) + 8 >= cap)
+		return;
+	*n += (size_t)snprintf(out + *n, cap - *n, ", \"%s\": ", key);
+	jstr(out, n, cap, value);
 }
 
 void gl_log(enum gl_log_level lvl, const char *fmt, ...)
@@ -151,9 +162,7 @@ void gl_log(enum gl_log_level lvl, const char *fmt, ...)
 	va_end(ap);
 	if (json_on) {
 		json_head(line, &n, sizeof line - 2, level_names[lvl]);
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      "\"message\": ");
-		jstr(line, &n, sizeof line - 3, msg);
+		jfield(line, &n, sizeof line - 3, "message", msg);
 		line[n++] = '}';
 	} else {
 		stamp(ts, sizeof ts);
@@ -177,34 +186,23 @@ void gl_log_access(const gl_access *a)
 				 : (int)a->target_len, a->target);
 	if (json_on) {
 		json_head(line, &n, sizeof line - 2, "info");
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      "\"message\": \"access\", \"client\": ");
-		jstr(line, &n, sizeof line - 3, a->client);
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      ", \"user_id\": ");
-		jstr(line, &n, sizeof line - 3, a->user);
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      ", \"project_id\": ");
-		jstr(line, &n, sizeof line - 3, a->project);
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      ", \"method\": ");
-		jstr(line, &n, sizeof line - 3, a->method);
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      ", \"path\": ");
-		jstr(line, &n, sizeof line - 3, path);
-		n += (size_t)snprintf(line + n, sizeof line - 2 - n,
-				      ", \"route\": ");
-		jstr(line, &n, sizeof line - 3, a->route);
-		if (n < sizeof line - 2)
-			n += (size_t)snprintf(
-				line + n, sizeof line - 2 - n,
-				", \"status\": %d, \"bytes\": %lld, "
-				"\"received\": %lld, \"duration_ms\": %.1f, "
-				"\"aborted\": %s, \"request_id\": ",
-				a->status, (long long)a->bytes,
-				(long long)a->received, a->ms,
-				a->aborted ? "true" : "false");
-		jstr(line, &n, sizeof line - 3, a->request_id);
+		jfield(line, &n, sizeof line - 3, "message", "access");
+		jfield(line, &n, sizeof line - 3, "client", a->client);
+		jfield(line, &n, sizeof line - 3, "user_id", a->user);
+		jfield(line, &n, sizeof line - 3, "project_id", a->project);
+		jfield(line, &n, sizeof line - 3, "method", a->method);
+		jfield(line, &n, sizeof line - 3, "path", path);
+		jfield(line, &n, sizeof line - 3, "route", a->route);
+		n += (size_t)snprintf(line + n, sizeof line - 3 - n,
+				      ", \"status\": %d, \"bytes\": %lld, "
+				      "\"received\": %lld, \"duration_ms\": "
+				      "%.1f, \"aborted\": %s", a->status,
+				      (long long)a->bytes,
+				      (long long)a->received, a->ms,
+				      a->aborted ? "true" : "false");
+		if (n > sizeof line - 3)
+			n = sizeof line - 3;
+		jfield(line, &n, sizeof line - 3, "request_id", a->request_id);
 		line[n++] = '}';
 	} else {
 		stamp(ts, sizeof ts);

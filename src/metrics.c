@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <http_parser.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,26 @@ static void one(gl_sb *b, const char *name, const char *type,
 	gl_sb_addf(b, "%s %.17g\n", name, v);
 }
 
+/* A counter with one label over a fixed set of values: the slot's array
+ * of counters at off, summed over the slots. skip_zero: leave out values
+ * never counted (routes); outcomes always show. */
+static void labelled(gl_sb *b, const char *name, const char *help,
+		     const char *label, const char *const *values, int n,
+		     size_t off, int skip_zero)
+{
+	head(b, name, "counter", help);
+	for (int k = 0; k < n; k++) {
+		uint64_t v = 0;
+		for (int i = 0; i < nslots(); i++) {
+			uint64_t *arr = (uint64_t *)((char *)slot_at(i) + off);
+			v += GET(arr[k]);
+		}
+		if (v || !skip_zero)
+			gl_sb_addf(b, "%s{%s=\"%s\"} %llu\n", name, label,
+				   values[k], (unsigned long long)v);
+	}
+}
+
 /* Process figures of one pid from /proc: cpu seconds, rss, vsize, fds,
  * start time (seconds since the epoch). */
 typedef struct procfig {
@@ -388,24 +409,12 @@ char *gl_metrics_render(size_t *len)
 			     (unsigned long long)cum);
 	}
 
-	head(&b, "glared_http_received_bytes_total", "counter",
-	     "Request body bytes received, by route template.");
-	for (int r = 0; r < GL_ROUTE_COUNT; r++) {
-		uint64_t v = SUM(S->received[r]);
-		if (v)
-			gl_sb_addf(&b, "glared_http_received_bytes_total{"
-				     "route=\"%s\"} %llu\n", route_names[r],
-				     (unsigned long long)v);
-	}
-	head(&b, "glared_http_sent_bytes_total", "counter",
-	     "Response body bytes sent, by route template.");
-	for (int r = 0; r < GL_ROUTE_COUNT; r++) {
-		uint64_t v = SUM(S->sent[r]);
-		if (v)
-			gl_sb_addf(&b, "glared_http_sent_bytes_total{"
-				     "route=\"%s\"} %llu\n", route_names[r],
-				     (unsigned long long)v);
-	}
+	labelled(&b, "glared_http_received_bytes_total",
+		 "Request body bytes received, by route template.", "route",
+		 route_names, GL_ROUTE_COUNT, offsetof(slot, received), 1);
+	labelled(&b, "glared_http_sent_bytes_total",
+		 "Response body bytes sent, by route template.", "route",
+		 route_names, GL_ROUTE_COUNT, offsetof(slot, sent), 1);
 	one(&b, "glared_blob_upload_bytes_total", "counter",
 	    "Blob bytes received by uploads (PUT).",
 	    (double)SUM(S->upload_bytes));
@@ -419,21 +428,15 @@ char *gl_metrics_render(size_t *len)
 	    "External location fetches running or queued now.",
 	    (double)SUMI(S->fetches));
 
-	head(&b, "glared_external_fetches_total", "counter",
-	     "External location fetches by outcome.");
-	for (int o = 0; o < GL_FETCH_NOUTCOMES; o++)
-		gl_sb_addf(&b, "glared_external_fetches_total{outcome=\"%s\"} "
-			     "%llu\n", fetch_outcomes[o],
-			     (unsigned long long)SUM(S->fetch[o]));
+	labelled(&b, "glared_external_fetches_total",
+		 "External location fetches by outcome.", "outcome",
+		 fetch_outcomes, GL_FETCH_NOUTCOMES, offsetof(slot, fetch), 0);
 	one(&b, "glared_external_fetch_bytes_total", "counter",
 	    "Bytes received by external location fetches.",
 	    (double)SUM(S->fetch_bytes));
-	head(&b, "glared_verifications_total", "counter",
-	     "External blob verifications by outcome.");
-	for (int o = 0; o < NVERIFY; o++)
-		gl_sb_addf(&b, "glared_verifications_total{outcome=\"%s\"} "
-			     "%llu\n", verify_outcomes[o],
-			     (unsigned long long)SUM(S->verify[o]));
+	labelled(&b, "glared_verifications_total",
+		 "External blob verifications by outcome.", "outcome",
+		 verify_outcomes, NVERIFY, offsetof(slot, verify), 0);
 
 	one(&b, "glared_lua_calls_total", "counter",
 	    "Calls into the type runtime (hooks, coercion, output).",
@@ -447,12 +450,9 @@ char *gl_metrics_render(size_t *len)
 	one(&b, "glared_lua_memory_exceeded_total", "counter",
 	    "Calls stopped by lua_memory_limit.", (double)SUM(S->lua_memory));
 
-	head(&b, "glared_faults_total", "counter",
-	     "Server-side failures (5xx replies) by the part that failed.");
-	for (int i = 0; i < NFAULT; i++)
-		gl_sb_addf(&b, "glared_faults_total{component=\"%s\"} %llu\n",
-			     fault_parts[i],
-			     (unsigned long long)SUM(S->faults[i]));
+	labelled(&b, "glared_faults_total",
+		 "Server-side failures (5xx replies) by the part that failed.",
+		 "component", fault_parts, NFAULT, offsetof(slot, faults), 0);
 	process_figures(&b);
 	*len = b.len;
 	return b.p;

@@ -81,7 +81,7 @@ static void object_path(const gl_store *s, const char *sha, char *out,
 	snprintf(out, len, "%s/objects/%.2s/%s", s->dir, sha, sha);
 }
 
-static int valid_sha(const char *sha)
+int gl_store_valid_name(const char *sha)
 {
 	if (!sha || strlen(sha) != 64)
 		return 0;
@@ -209,7 +209,7 @@ int gl_store_commit(gl_store *s, gl_store_tmp *t, const char *sha256,
 	char dst[PATH_MAX], dir[PATH_MAX];
 	struct stat st;
 
-	if (!valid_sha(sha256)) {
+	if (!gl_store_valid_name(sha256)) {
 		gl_store_tmp_discard(t);
 		return gl_fail(err, 500, "StoreError", "bad object name");
 	}
@@ -256,7 +256,7 @@ int gl_store_open_object(gl_store *s, const char *sha256, int *fd,
 	char p[PATH_MAX];
 	struct stat st;
 
-	if (!valid_sha(sha256))
+	if (!gl_store_valid_name(sha256))
 		return gl_fail(err, 500, "StoreError", "bad object name");
 	object_path(s, sha256, p, sizeof p);
 	*fd = open(p, O_RDONLY | O_CLOEXEC);
@@ -276,7 +276,7 @@ int gl_store_open_object(gl_store *s, const char *sha256, int *fd,
 int gl_store_exists(gl_store *s, const char *sha256)
 {
 	char p[PATH_MAX];
-	if (!valid_sha(sha256))
+	if (!gl_store_valid_name(sha256))
 		return 0;
 	object_path(s, sha256, p, sizeof p);
 	return access(p, F_OK) == 0;
@@ -286,7 +286,7 @@ int gl_store_remove(gl_store *s, const char *sha256, gl_err *err)
 {
 	char p[PATH_MAX];
 
-	if (!valid_sha(sha256))
+	if (!gl_store_valid_name(sha256))
 		return 0;
 	object_path(s, sha256, p, sizeof p);
 	if (unlink(p) < 0 && errno != ENOENT)

@@ -61,5 +61,7 @@ int gl_store_remove(gl_store *s, const char *sha256, gl_err *err);
  * the number removed. */
 int gl_store_clean_tmp(gl_store *s);
 const char *gl_store_dir(const gl_store *s);
+/* 1 if name is an object name: 64 lower-case hex digits (a SHA-256). */
+int gl_store_valid_name(const char *name);
 
 #endif

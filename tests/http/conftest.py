@@ -271,6 +271,56 @@ def status_of(resp_bytes):
     return int(line.split()[1]) if line.startswith(b"HTTP/") else None
 
 
+class Tmux:
+    """An interactive program in a detached tmux session of its own:
+    keys in, screen out."""
+    def __init__(self, cmd, env):
+        self.sock = "glared-test-%s" % uuid.uuid4().hex[:8]
+        envs = " ".join("%s=%s" % kv for kv in env.items())
+        self.tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "60",
+                  "env %s %s" % (envs, cmd))
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-L", self.sock] + list(args),
+                              capture_output=True, text=True, timeout=10)
+
+    def send(self, text):
+        """Keys typed as text, no Enter."""
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def type(self, text):
+        self.tmux("send-keys", "-t", "t", "-l", text)
+        self.tmux("send-keys", "-t", "t", "Enter")
+
+    def key(self, k):
+        self.tmux("send-keys", "-t", "t", k)
+
+    def screen(self):
+        return self.tmux("capture-pane", "-t", "t", "-p", "-J", "-S", "-200").stdout
+
+    def wait(self, pred, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            s = self.screen()
+            if pred(s):
+                return s
+            time.sleep(0.1)
+        raise AssertionError("screen never matched:\n" + self.screen())
+
+    def prompts(self):
+        return self.screen().count("glared> ")
+
+    def run(self, text, expect, timeout=10):
+        n = self.prompts()
+        self.type(text)
+        return self.wait(lambda s: s.count("glared> ") > n and expect in s,
+                         timeout)
+
+    def close(self):
+        self.tmux("kill-server")
+
+
+
 @pytest.fixture(scope="session")
 def server():
     s = Server()
@@ -278,8 +328,9 @@ def server():
     s.stop()
 
 
-@pytest.fixture
-def make_server():
+def server_maker(sig):
+    """Generator behind make_server: servers made through it are stopped
+    with sig at the end."""
     servers = []
 
     def make(options=None, **kw):
@@ -290,10 +341,15 @@ def make_server():
     errors = []
     for s in servers:
         try:
-            s.stop(signal.SIGKILL)
+            s.stop(sig)
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def make_server():
+    yield from server_maker(signal.SIGKILL)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN, GLARED
+from conftest import ADMIN, GLARED, Tmux
 
 SA = "sample_artifact"
 
@@ -424,49 +424,6 @@ def test_attach_refused_without_server(make_server, tmp_path):
 
 
 # ---- interactive, through tmux ------------------------------------------------
-
-class Tmux:
-    def __init__(self, cmd, env):
-        self.sock = "glared-test-%s" % uuid.uuid4().hex[:8]
-        envs = " ".join("%s=%s" % kv for kv in env.items())
-        self.tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "60",
-                  "env %s %s" % (envs, cmd))
-
-    def tmux(self, *args):
-        return subprocess.run(["tmux", "-L", self.sock] + list(args),
-                              capture_output=True, text=True, timeout=10)
-
-    def type(self, text):
-        self.tmux("send-keys", "-t", "t", "-l", text)
-        self.tmux("send-keys", "-t", "t", "Enter")
-
-    def key(self, k):
-        self.tmux("send-keys", "-t", "t", k)
-
-    def screen(self):
-        return self.tmux("capture-pane", "-t", "t", "-p", "-J", "-S", "-200").stdout
-
-    def wait(self, pred, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            s = self.screen()
-            if pred(s):
-                return s
-            time.sleep(0.1)
-        raise AssertionError("screen never matched:\n" + self.screen())
-
-    def prompts(self):
-        return self.screen().count("glared> ")
-
-    def run(self, text, expect, timeout=10):
-        n = self.prompts()
-        self.type(text)
-        return self.wait(lambda s: s.count("glared> ") > n and expect in s,
-                         timeout)
-
-    def close(self):
-        self.tmux("kill-server")
-
 
 def unvis(line):
     """libedit's history file encodes characters as \\ooo."""

@@ -12,7 +12,18 @@ harness = importlib.util.module_from_spec(_spec)
 sys.modules["http_harness"] = harness
 _spec.loader.exec_module(harness)
 
+import signal
+
+import pytest
+
 # the fixtures, for pytest to find here
 server = harness.server
-make_server = harness.make_server
 uniq = harness.uniq
+
+
+@pytest.fixture
+def make_server():
+    """harness.make_server, but stopped with SIGTERM: a master killed
+    outright would leave its workers running (several tests here use
+    workers = 2)."""
+    yield from harness.server_maker(signal.SIGTERM)

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from http_harness import GLARED
+from http_harness import GLARED, Tmux
 
 
 def console(s, *args, input=None, timeout=60):
@@ -101,36 +101,6 @@ def test_attach_long_command_does_not_stall_http(attached):
     assert p.returncode == 1 and "interrupted!" in err
 
 
-class Tmux:
-    def __init__(self, cmd, hist):
-        self.sock = "glared-ops-%s" % uuid.uuid4().hex[:8]
-        self.tmux("new-session", "-d", "-s", "t", "-x", "150", "-y", "50",
-                  "env TERM=xterm GLARED_HISTORY=%s %s" % (hist, cmd))
-
-    def tmux(self, *args):
-        return subprocess.run(["tmux", "-L", self.sock] + list(args),
-                              capture_output=True, text=True, timeout=10)
-
-    def keys(self, text, literal=True):
-        self.tmux("send-keys", "-t", "t", *(["-l", text] if literal
-                                             else [text]))
-
-    def screen(self):
-        return self.tmux("capture-pane", "-t", "t", "-p", "-J").stdout
-
-    def wait(self, pred, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            sc = self.screen()
-            if pred(sc):
-                return sc
-            time.sleep(0.1)
-        raise AssertionError("screen never matched:\n" + self.screen())
-
-    def close(self):
-        self.tmux("kill-server")
-
-
 @pytest.mark.parametrize("mode", ["direct", "attach"])
 def test_tab_completion(attached, tmp_path, mode):
     s = attached
@@ -138,40 +108,40 @@ def test_tab_completion(attached, tmp_path, mode):
     (tmp_path / "glare_file_not_to_complete").write_text("")
     cmd = "%s console --config-file %s%s" % (
         GLARED, s.conf, " --attach" if mode == "attach" else "")
-    t = Tmux(cmd, tmp_path / "history")
+    t = Tmux(cmd, {"TERM": "xterm", "GLARED_HISTORY": tmp_path / "hist"})
     try:
         t.wait(lambda sc: "glared> " in sc and "Tab completes" in sc)
         # a unique member completes in place
-        t.keys("glare.crea")
-        t.keys("Tab", literal=False)
+        t.send("glare.crea")
+        t.key("Tab")
         t.wait(lambda sc: "glare.create(" in sc)
-        t.keys("C-u", literal=False)
+        t.key("C-u")
         # a global
-        t.keys("tostr")
-        t.keys("Tab", literal=False)
+        t.send("tostr")
+        t.key("Tab")
         t.wait(lambda sc: "tostring(" in sc)
-        t.keys("C-u", literal=False)
+        t.key("C-u")
         # several candidates: a second Tab lists them
-        t.keys("glare.de")
-        t.keys("Tab", literal=False)
-        t.keys("Tab", literal=False)
+        t.send("glare.de")
+        t.key("Tab")
+        t.key("Tab")
         sc = t.wait(lambda sc: "glare.delete_blob(" in sc and
                     "glare.decode(" in sc)
         assert "glare_file_not_to_complete" not in sc
-        t.keys("C-u", literal=False)
+        t.key("C-u")
         # session locals complete too (direct mode knows them here)
         if mode == "direct":
-            t.keys("local my_long_local = 7")
-            t.keys("Enter", literal=False)
-            t.keys("my_long_lo")
-            t.keys("Tab", literal=False)
+            t.send("local my_long_local = 7")
+            t.key("Enter")
+            t.send("my_long_lo")
+            t.key("Tab")
             t.wait(lambda sc: "my_long_local" in sc.splitlines()[-1] or
                    any(l.rstrip().endswith("my_long_local")
                        for l in sc.splitlines()))
-            t.keys("Enter", literal=False)
+            t.key("Enter")
             t.wait(lambda sc: "\n7\n" in sc)
-        t.keys("exit")
-        t.keys("Enter", literal=False)
+        t.send("exit")
+        t.key("Enter")
         deadline = time.time() + 10
         while time.time() < deadline and \
                 t.tmux("has-session", "-t", "t").returncode == 0:
