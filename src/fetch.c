@@ -36,6 +36,7 @@
 
 #include "curlev.h"
 #include "util.h"
+#include "log.h"
 
 #define FETCH_MAX_URL 2048
 /* Bytes one loop turn may take from all transfers before yielding: ~3 ms
@@ -629,6 +630,15 @@ static void finish(void *arg, CURLcode rc)
 			       : j->res.err.status == 413 ? GL_FETCH_TOO_LARGE
 			       : j->res.err.status == 499 ? GL_FETCH_CANCELLED
 			       : GL_FETCH_ERROR, j->bytes);
+	if (gl_log_debug_enabled()) {
+		char *url = NULL;
+		double secs = 0;
+		curl_easy_getinfo(j->easy, CURLINFO_EFFECTIVE_URL, &url);
+		curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME, &secs);
+		gl_debug("fetch: %.200s: %s, %lld bytes in %.3f s", url ? url : "?",
+			 j->res.ok ? "ok" : j->res.err.msg, (long long)j->bytes,
+			 secs);
+	}
 	jl_remove(j);
 	j->in_done = 1;
 	if (j->on_done)
