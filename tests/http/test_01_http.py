@@ -331,21 +331,25 @@ def test_unknown_option_warns(make_server):
 
 def test_env_overrides_option(tmp_path):
     import subprocess
-    from conftest import GLARED, Server
+    from conftest import GLARED, Server, free_port
     srv = Server(wait=False)
     srv.stop(signal.SIGKILL)
-    port = srv.port + 1
+    # a fresh free port: srv.port + 1 is odd, and Linux hands odd ports
+    # to outgoing connections, so it was sometimes taken
+    port = free_port()
     env = dict(os.environ, GLARED_DEFAULT_BIND_PORT=str(port))
     p = subprocess.Popen([GLARED, "serve", "--config-file", srv.conf],
                          env=env, stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(100):
+        r = None
+        deadline = time.time() + 30     # slow under ASan on a busy machine
+        while r is None and time.time() < deadline and p.poll() is None:
             try:
                 r = requests.get("http://127.0.0.1:%d/healthcheck" % port,
                                  timeout=1)
-                break
             except requests.RequestException:
                 time.sleep(0.05)
+        assert r is not None, "not serving on %d (exit %s)" % (port, p.poll())
         assert r.status_code == 200
     finally:
         p.kill()
