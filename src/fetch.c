@@ -631,11 +631,13 @@ static void finish(void *arg, CURLcode rc)
 			       : j->res.err.status == 499 ? GL_FETCH_CANCELLED
 			       : GL_FETCH_ERROR, j->bytes);
 	if (gl_log_debug_enabled()) {
-		char *url = NULL;
+		char *url = NULL, shown[300];
 		double secs = 0;
 		curl_easy_getinfo(j->easy, CURLINFO_EFFECTIVE_URL, &url);
 		curl_easy_getinfo(j->easy, CURLINFO_TOTAL_TIME, &secs);
-		gl_debug("fetch: %.200s: %s, %lld bytes in %.3f s", url ? url : "?",
+		/* no user:password@ in the log */
+		gl_conn_display(url, shown, sizeof shown);
+		gl_debug("fetch: %s: %s, %lld bytes in %.3f s", shown,
 			 j->res.ok ? "ok" : j->res.err.msg, (long long)j->bytes,
 			 secs);
 	}
