@@ -1,24 +1,16 @@
-/* blob.c - the data half of the engine: streaming uploads, downloads,
- * external and internal locations, deletion of external blobs, start-up
- * recovery and re-verification of external blobs.
+/* blob.c - the data half of the engine: downloads, external and internal
+ * locations, deletion of external blobs, the blob stores' set-up and
+ * re-verification of external blobs. Uploads are upload.c's; heartbeats,
+ * takeover of dead owners' work and the cleanups are maint.c's.
  *
- * An upload is a small state machine around one "saving" blob record:
- *
- *   begin   checks that need no body; reserve space; placeholder record
- *           {status: saving, reserved, prev: the record it replaces}
- *   write   bytes -> md5/sha1/sha256 + temp file, limits enforced as they come
- *   finish  fdatasync; type hook; record the sha256 the object will have
- *           (so a crash can clean it up); then in one write transaction:
- *           rename into the content-addressed store, record active,
- *           release the previous data
- *   abort   temp file removed; the previous record restored exactly
- *
- * Registering an external location runs the same way with a fetch (fetch.c)
- * in place of the request body: nothing is recorded unless the bytes were
- * received in full and match every checksum the client supplied.
+ * Registering an external location is a "saving" record like an upload's
+ * (upload.c), with a fetch (fetch.c) in place of the request body: nothing
+ * is recorded unless the bytes were received in full and match every
+ * checksum the client supplied.
  */
 #include "engine_priv.h"
 #include "digest.h"
+#include "owner.h"
 #include "s3.h"
 #include "log.h"
 #include "metrics.h"
@@ -30,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <signal.h>
 #include <unistd.h>
 
 #define HOOK_READ_MAX (1 << 20) /* bytes a hook may read from an upload */
@@ -931,12 +922,12 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 				"No space left: %s", why);
 			goto fail;
 		}
-		rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s, "
-				"s:I}", "status", "saving", "reserved",
+		rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s}",
+				"status", "saving", "reserved",
 				(json_int_t)limit, "size", (json_int_t)limit,
-				"external", 1, "url", url, "node", e->node,
-				"store", "external", "temp", "", "heartbeat",
-				(json_int_t)gl_now_us());
+				"external", 1, "url", url, "store", "external",
+				"temp", "");
+		gl_owner_stamp(rec);
 		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
 				     rec, err) < 0 ||
 		    gl_meta_commit(e->meta, err) < 0)
@@ -1044,157 +1035,9 @@ gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
 	return e->fetch;
 }
 
-/* ---- recovery and shutdown -------------------------------------------------- */
+/* ---- heartbeats ---------------------------------------------------------------- */
 
-/* A "saving" record names the process that writes it (host:pid) and
- * carries a heartbeat the process refreshes while it works. This host can
- * tell at once whether one of its own processes is gone; another host's
- * upload is taken over only once its heartbeat is older than
- * upload_takeover_after (its node died, or lost the database). */
-static int may_take_over(gl_engine *e, const json_t *b)
-{
-	const char *node = sget(b, "node"), *colon;
-	json_t *hb = json_object_get(b, "heartbeat");
-	int stale = json_is_integer(hb) &&
-		    gl_now_us() - json_integer_value(hb) >
-			    (int64_t)e->conf->upload_takeover_after * 1000000;
-	long pid;
-
-	if (!node || !(colon = strrchr(node, ':')))
-		return 1;
-	if (strncmp(e->node, node, (size_t)(colon - node) + 1) != 0)
-		return stale;
-	pid = strtol(colon + 1, NULL, 10);
-	if (pid <= 0 || pid == (long)getpid())
-		return 1;
-	/* a live pid with a stale heartbeat is hung, or not ours any more
-	 * (pid reuse) */
-	return (kill((pid_t)pid, 0) < 0 && errno == ESRCH) || stale;
-}
-
-/* Roll back the uploads and registrations whose owner is gone. */
-static int recover_saving(gl_engine *e, gl_err *err)
-{
-	json_t *list = NULL, *it;
-	size_t i;
-	int n = 0;
-
-	if (gl_meta_saving_blobs(e->meta, &list, err) < 0)
-		return -1;
-	json_array_foreach(list, i, it) {
-		const json_t *b = json_object_get(it, "blob");
-		const char *pending = sget(b, "pending");
-		const char *s3id = sget(b, "s3_upload_id");
-		if (!may_take_over(e, b))
-			continue; /* a live process is still at it */
-		if (s3id && e->s3) {
-			/* no part may outlive the upload */
-			gl_err e2 = { 0 };
-			if (gl_s3_abort_by_id(e->s3, sget(b, "location"), s3id,
-					      &e2) < 0 && e2.status != 404)
-				gl_warn("recovery: aborting S3 upload %s: %s",
-					s3id, e2.msg);
-		}
-		if (gl_meta_begin(e->meta, err) < 0)
-			break;
-		/* the object an interrupted commit may have renamed in */
-		if (pending &&
-		    gl_meta_gc_push(e->meta, sget(b, "store") ? sget(b, "store")
-							      : "file",
-				    pending, err) < 0) {
-			gl_meta_rollback(e->meta);
-			break;
-		}
-		if (gl_blob_restore_prev(e, sget(it, "artifact_id"),
-					 sget(it, "field"),
-					 sget(it, "key")[0] ? sget(it, "key")
-							    : NULL,
-					 json_object_get(b, "prev"), err) < 0 ||
-		    gl_meta_commit(e->meta, err) < 0) {
-			gl_meta_rollback(e->meta);
-			break;
-		}
-		gl_warn("recovery: upload of %s/%s%s%s by %s rolled back",
-			sget(it, "artifact_id"), sget(it, "field"),
-			sget(it, "key")[0] ? "/" : "", sget(it, "key"),
-			sget(b, "node") ? sget(b, "node") : "?");
-		n++;
-	}
-	json_decref(list);
-	return err->status ? -1 : n;
-}
-
-/* Remove S3 objects released by their last record. The database lock is
- * not held during the network call: S3 keys are never shared, so nothing
- * can start to use a released key meanwhile. Blocking (maintenance timer,
- * tools): S3 deletes are off the request path. */
-void gl_blob_gc_s3(gl_engine *e)
-{
-	json_t *list = NULL, *it;
-	size_t i;
-	gl_err err = { 0 };
-
-	if (!e->s3 || gl_meta_gc_list(e->meta, 256, &list, &err) < 0) {
-		json_decref(list);
-		return;
-	}
-	json_array_foreach(list, i, it) {
-		const char *loc = sget(it, "location");
-		int64_t refs = 1;
-		int take = 0;
-		if (!gl_streq(sget(it, "store"), "s3"))
-			continue;
-		if (gl_meta_begin(e->meta, &err) < 0)
-			break;
-		if (gl_meta_blob_refs(e->meta, "s3", loc, &refs, &err) == 0 &&
-		    gl_meta_gc_pop(e->meta, "s3", loc, &err) == 0 &&
-		    gl_meta_commit(e->meta, &err) == 0)
-			take = refs == 0;
-		else
-			gl_meta_rollback(e->meta);
-		if (take && gl_s3_delete(e->s3, loc, &err) < 0 &&
-		    err.status != 404) {
-			gl_warn("gc: deleting S3 object %s: %s (kept queued)", loc,
-				err.msg);
-			if (gl_meta_begin(e->meta, &err) == 0 &&
-			    (gl_meta_gc_push(e->meta, "s3", loc, &err) < 0 ||
-			     gl_meta_commit(e->meta, &err) < 0))
-				gl_meta_rollback(e->meta);
-		}
-	}
-	json_decref(list);
-}
-
-int gl_blob_recover(gl_engine *e, gl_err *err)
-{
-	int n, removed;
-
-	n = recover_saving(e, err);
-	if (n < 0)
-		return -1;
-	/* start-up only: no upload of this node is running yet */
-	removed = gl_store_clean_tmp(e->store);
-	if (e->s3) {
-		/* uploads started but never recorded (a crash right after
-		 * initiating): a week is far beyond any upload */
-		gl_err e2 = { 0 };
-		int k = gl_s3_abort_stale(e->s3, 7 * 86400, &e2);
-		if (k > 0)
-			gl_info("recovery: %d stale S3 multipart upload(s) "
-				"aborted", k);
-	}
-	gl_engine_gc(e);
-	gl_blob_gc_s3(e);
-	if (n || removed)
-		gl_info("recovery: %d interrupted upload(s) rolled back, %d "
-			"temporary file(s) removed", n, removed);
-	return 0;
-}
-
-/* ---- maintenance: heartbeats, takeover, S3 cleanup ---------------------------- */
-
-/* Refresh the heartbeat of this process's location registrations. */
-static void job_heartbeat(gl_engine *e)
+void gl_blob_jobs_heartbeat(gl_engine *e)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
 		json_t *doc = NULL, *cur, *rec;
@@ -1222,22 +1065,6 @@ static void job_heartbeat(gl_engine *e)
 	}
 }
 
-static void maint_cb(evutil_socket_t fd, short what, void *arg)
-{
-	gl_engine *e = arg;
-	static int ticks;
-	gl_err err = { 0 };
-	int every = e->conf->upload_takeover_after / e->conf->upload_heartbeat / 2;
-
-	gl_upload_heartbeat_all(e);
-	job_heartbeat(e);
-	if (every < 1 || ++ticks % every == 0) {
-		if (recover_saving(e, &err) < 0)
-			gl_warn("takeover: %s", err.msg);
-	}
-	gl_blob_gc_s3(e);
-}
-
 static int store_name_ok(const char *s)
 {
 	static const char *const ok[] = { "file", "filesystem", "database",
@@ -1252,7 +1079,6 @@ int gl_blob_engine_init(gl_engine *e, gl_err *err)
 {
 	const gl_conf *c = e->conf;
 	int want_s3 = !strcasecmp(c->default_store, "s3");
-	struct timeval tv = { c->upload_heartbeat, 0 };
 
 	if (!store_name_ok(c->default_store))
 		return gl_fail(err, 500, "ConfigError",
@@ -1289,10 +1115,7 @@ int gl_blob_engine_init(gl_engine *e, gl_err *err)
 		if (!e->s3)
 			return -1;
 	}
-	e->maint = event_new(e->base, -1, EV_PERSIST, maint_cb, e);
-	if (!e->maint || event_add(e->maint, &tv) < 0)
-		return gl_fail(err, 500, NULL, "cannot arm the maintenance timer");
-	return 0;
+	return gl_maint_init(e, err);
 }
 
 struct gl_s3 *gl_engine_s3(gl_engine *e) { return e->s3; }
@@ -1313,12 +1136,12 @@ void gl_blob_engine_free(gl_engine *e)
 		gl_fetch_free(e->fetch);
 		e->fetch = NULL;
 	}
-	if (e->maint)
-		event_free(e->maint);
-	e->maint = NULL;
+	/* requests in flight are dropped; cleanups it could not send go to
+	 * the cleanup queue (its hook) */
 	if (e->s3)
 		gl_s3_free(e->s3);
 	e->s3 = NULL;
+	gl_maint_free(e);
 }
 
 /* ---- re-verification ----------------------------------------------------------- */

@@ -36,7 +36,6 @@ gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
 			 struct event_base *base, gl_err *err)
 {
 	gl_engine *e = calloc(1, sizeof *e);
-	char host[64] = "localhost";
 
 	if (!e) {
 		gl_fail(err, 500, NULL, "out of memory");
@@ -45,8 +44,6 @@ gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
 	e->conf = conf;
 	e->policy = pol;
 	e->base = base;
-	gethostname(host, sizeof host - 1);
-	snprintf(e->node, sizeof e->node, "%s:%d", host, (int)getpid());
 	e->types = gl_types_load(conf, err);
 	if (!e->types)
 		goto fail;
@@ -90,7 +87,7 @@ int gl_engine_reload_types(gl_engine *e, gl_err *err)
 
 int gl_engine_recover(gl_engine *e, gl_err *err)
 {
-	return gl_blob_recover(e, err);
+	return gl_maint_recover(e, err);
 }
 
 struct event_base *gl_engine_base(gl_engine *e) { return e->base; }
@@ -426,6 +423,7 @@ void gl_engine_gc(gl_engine *e)
 	json_t *list = NULL, *it;
 	size_t i;
 	gl_err err = { 0 };
+	int s3 = 0;
 
 	if (gl_meta_gc_list(e->meta, 256, &list, &err) < 0 ||
 	    json_array_size(list) == 0) {
@@ -443,21 +441,31 @@ void gl_engine_gc(gl_engine *e)
 		int64_t refs = 0;
 		if (gl_meta_blob_refs(e->meta, store, loc, &refs, &err) < 0)
 			break;
-		if (gl_streq(store, "s3"))
-			continue; /* network: gl_blob_gc_s3, off this path */
 		if (refs == 0) {
 			if (gl_streq(store, "file"))
 				gl_store_remove(e->store, loc, &err);
 			else if (gl_streq(store, "database"))
 				gl_meta_data_delete(e->meta, loc, &err);
+			else if (gl_streq(store, "s3")) {
+				/* the network call is the cleanup queue's
+				 * (maint.c): S3 keys are never reused, so the
+				 * delete may wait for it */
+				if (gl_cleanup_queue(e, "s3_delete", loc, "", 0,
+						     &err) < 0)
+					break;
+				s3 = 1;
+			}
 		}
 		gl_meta_gc_pop(e->meta, store, loc, &err);
 	}
 	if (gl_meta_commit(e->meta, &err) < 0) {
 		gl_warn("gc: %s", err.msg);
 		gl_meta_rollback(e->meta);
+		s3 = 0;
 	}
 	json_decref(list);
+	if (s3)
+		gl_cleanup_kick(e);
 }
 
 /* ---- schemas --------------------------------------------------------------- */

@@ -37,6 +37,10 @@ int gl_engine_reload_types(gl_engine *e, gl_err *err);
 /* Start-up recovery: blobs left "saving" by a dead process, temp files,
  * unreferenced data. Run once before serving. */
 int gl_engine_recover(gl_engine *e, gl_err *err);
+/* Run a maintenance pass (heartbeats, takeover, sweeps, cleanups) as soon
+ * as the loop runs: a worker starting takes over its dead predecessors'
+ * work at once. */
+void gl_engine_maintain(gl_engine *e);
 
 /* ---- schemas and artifacts -------------------------------------------------- */
 

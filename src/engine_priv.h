@@ -11,6 +11,7 @@
 #include "store.h"
 
 struct gl_location_job;
+struct gl_cleanup_op;
 
 struct gl_engine {
 	gl_conf *conf;
@@ -23,8 +24,13 @@ struct gl_engine {
 	struct gl_location_job *jobs; /* pending location registrations */
 	struct gl_upload *uploads;    /* uploads in progress */
 	struct gl_s3 *s3;             /* the S3 blob store, when configured */
-	struct event *maint;          /* heartbeat, takeover, S3 cleanup */
-	char node[128];         /* host:pid, recorded on saving blobs */
+	/* maintenance (maint.c) */
+	struct event *maint;          /* heartbeat, takeover, cleanups */
+	struct event *kick;           /* runs the cleanup queue soon */
+	struct gl_cleanup_op *cleanups; /* cleanups in flight */
+	int ncleanups;
+	int ticks;                    /* maintenance passes so far */
+	struct gl_sweep *sweep;       /* the stale-upload sweep in flight */
 };
 
 /* A loaded artifact with the type it belongs to. */
@@ -108,10 +114,28 @@ int gl_blob_restore_prev(gl_engine *e, const char *id, const char *field,
 int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err);
 
 int gl_blob_engine_init(gl_engine *e, gl_err *err);
-/* Remove S3 objects no record uses any more (blocking). */
-void gl_blob_gc_s3(gl_engine *e);
 void gl_blob_engine_free(gl_engine *e);
-int gl_blob_recover(gl_engine *e, gl_err *err);
+/* Refresh the heartbeat of this process's location registrations. */
+void gl_blob_jobs_heartbeat(gl_engine *e);
+
+/* ---- maint.c: heartbeats, takeover, the cleanup queue, sweeps -------------- */
+
+/* Arm the maintenance timer (every upload_heartbeat seconds; the first
+ * pass runs at once) and hook the S3 client's failed cleanups. */
+int gl_maint_init(gl_engine *e, gl_err *err);
+/* Stop: cleanups in flight stay queued for any node to run. */
+void gl_maint_free(gl_engine *e);
+/* Start-up: take over the work of dead owners, remove unused temp files,
+ * release unreferenced data. */
+int gl_maint_recover(gl_engine *e, gl_err *err);
+/* Queue a cleanup ("s3_abort" key id, "s3_delete" key "") to be tried
+ * after delay_us, unless it is queued already; inside the caller's
+ * transaction if one is open, so the intent is as durable as the change
+ * that needs it. */
+int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
+		     const char *arg, int64_t delay_us, gl_err *err);
+/* Run the due cleanups soon (after the current callback returns). */
+void gl_cleanup_kick(gl_engine *e);
 
 /* ---- upload.c ------------------------------------------------------------- */
 /* Refresh the heartbeat of this process's uploads in progress. */

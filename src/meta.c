@@ -151,6 +151,34 @@ int gl_meta_gc_pop(gl_meta *m, const char *store, const char *location,
 	return m->ops->gc_pop(m, store, location, err);
 }
 
+int gl_meta_cleanup_put(gl_meta *m, const char *kind, const char *target,
+			const char *arg, int attempts, int64_t next_at,
+			const char *error, gl_err *err)
+{
+	return m->ops->cleanup_put(m, kind, target, arg, attempts, next_at,
+				   error, err);
+}
+
+int gl_meta_cleanup_due(gl_meta *m, int64_t now_us, int limit, json_t **out,
+			gl_err *err)
+{
+	return m->ops->cleanup_due(m, now_us, limit, out, err);
+}
+
+int gl_meta_cleanup_claim(gl_meta *m, const char *kind, const char *target,
+			  const char *arg, int64_t seen_next_at,
+			  int64_t until_us, gl_err *err)
+{
+	return m->ops->cleanup_claim(m, kind, target, arg, seen_next_at,
+				     until_us, err);
+}
+
+int gl_meta_cleanup_del(gl_meta *m, const char *kind, const char *target,
+			const char *arg, gl_err *err)
+{
+	return m->ops->cleanup_del(m, kind, target, arg, err);
+}
+
 int gl_meta_list(gl_meta *m, const gl_list_query *q, json_t **artifacts,
 		 int64_t *total, gl_err *err)
 {

@@ -126,6 +126,28 @@ int gl_meta_gc_list(gl_meta *m, int limit, json_t **out, gl_err *err);
 int gl_meta_gc_pop(gl_meta *m, const char *store, const char *location,
 		   gl_err *err);
 
+/* The cleanup queue: work that must get done even if it fails at first,
+ * retried with backoff by whichever node runs maintenance (blob.c) until
+ * it succeeds. An entry is (kind, target, arg): "s3_abort" (target the S3
+ * key, arg the multipart upload id) or "s3_delete" (target the S3 key, arg
+ * ""). next_at (microseconds): not tried before then.
+ * put: insert, or update attempts, next_at and error (queued_at stays).
+ * due: entries with next_at <= now_us, soonest first, at most limit:
+ *   array of {kind, target, arg, attempts, next_at, queued_at, error}.
+ * claim: move next_at from seen_next_at to until_us; 1 if this call did,
+ *   0 if it was moved (claimed) or removed meanwhile.
+ * del: remove the entry (no error if there is none). */
+int gl_meta_cleanup_put(gl_meta *m, const char *kind, const char *target,
+			const char *arg, int attempts, int64_t next_at,
+			const char *error, gl_err *err);
+int gl_meta_cleanup_due(gl_meta *m, int64_t now_us, int limit, json_t **out,
+			gl_err *err);
+int gl_meta_cleanup_claim(gl_meta *m, const char *kind, const char *target,
+			  const char *arg, int64_t seen_next_at,
+			  int64_t until_us, gl_err *err);
+int gl_meta_cleanup_del(gl_meta *m, const char *kind, const char *target,
+			const char *arg, gl_err *err);
+
 /* ---- listing ---------------------------------------------------------------- */
 
 enum gl_filter_kind {

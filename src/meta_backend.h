@@ -58,6 +58,17 @@ struct gl_meta_ops {
 	int (*gc_pop)(gl_meta *m, const char *store, const char *location,
 		      gl_err *err);
 
+	int (*cleanup_put)(gl_meta *m, const char *kind, const char *target,
+			   const char *arg, int attempts, int64_t next_at,
+			   const char *error, gl_err *err);
+	int (*cleanup_due)(gl_meta *m, int64_t now_us, int limit,
+			   json_t **out, gl_err *err);
+	int (*cleanup_claim)(gl_meta *m, const char *kind, const char *target,
+			     const char *arg, int64_t seen_next_at,
+			     int64_t until_us, gl_err *err);
+	int (*cleanup_del)(gl_meta *m, const char *kind, const char *target,
+			   const char *arg, gl_err *err);
+
 	int (*list)(gl_meta *m, const gl_list_query *q, json_t **artifacts,
 		    int64_t *total, gl_err *err);
 

@@ -302,6 +302,16 @@ json_t *mc_gc_row(const mc_row *r)
 			 "location", mc_col_text(r, 1));
 }
 
+json_t *mc_cleanup_row(const mc_row *r)
+{
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+			 "kind", mc_col_text(r, 0), "target", mc_col_text(r, 1),
+			 "arg", mc_col_text(r, 2), "attempts", mc_col_int(r, 3),
+			 "next_at", mc_col_int(r, 4),
+			 "queued_at", mc_col_int(r, 5),
+			 "error", mc_col_text(r, 6));
+}
+
 json_t *mc_blob_row(const mc_row *r)
 {
 	return json_pack("{s:o, s:o, s:o, s:o, s:o}",

@@ -96,6 +96,8 @@ void mc_attach_page_blob(json_t *idx, const gl_type *type, const mc_row *r);
  *                                           key, blob} */
 json_t *mc_deleted_row(const mc_row *r);
 json_t *mc_gc_row(const mc_row *r);
+/* kind, target, arg, attempts, next_at, queued_at, error */
+json_t *mc_cleanup_row(const mc_row *r);
 json_t *mc_blob_row(const mc_row *r);
 typedef json_t *(*mc_shape_fn)(const mc_row *r);
 

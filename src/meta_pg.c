@@ -181,7 +181,22 @@ static const char schema_v3[] =
 	"CREATE INDEX IF NOT EXISTS artifacts_deleted ON artifacts(updated_at)"
 	" WHERE status = 'deleted';";
 
-static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+/* The cleanup queue (gl_meta_cleanup_*): S3 aborts and deletes retried
+ * until they succeed. */
+static const char schema_v4[] =
+	"CREATE TABLE cleanup_queue ("
+	" kind " CTEXT " NOT NULL,"
+	" target " CTEXT " NOT NULL,"
+	" arg " CTEXT " NOT NULL,"
+	" attempts INTEGER NOT NULL,"
+	" next_at BIGINT NOT NULL,"
+	" queued_at BIGINT NOT NULL,"
+	" error TEXT,"
+	" PRIMARY KEY (kind, target, arg));"
+	"CREATE INDEX cleanup_queue_due ON cleanup_queue(next_at);";
+
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
+					   schema_v4 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -193,7 +208,8 @@ enum stmt_id {
 	S_SET_STATUS, S_SCOPE_PRIVATE, S_SCOPE_PUBLIC, S_COUNT_OWNER,
 	S_COUNT_OWNER_TYPE, S_USED_OWNER, S_USED_OWNER_TYPE, S_BLOBS_OF_PAGE,
 	S_BLOB_SET, S_BLOB_DEL, S_BLOB_REFS, S_SAVING, S_EXTERNAL, S_GC_PUSH,
-	S_GC_LIST, S_GC_POP, S_QUOTA_DEL, S_QUOTA_INS, S_QUOTA_ALL,
+	S_GC_LIST, S_GC_POP, S_CLEANUP_PUT, S_CLEANUP_DUE, S_CLEANUP_CLAIM,
+	S_CLEANUP_DEL, S_QUOTA_DEL, S_QUOTA_INS, S_QUOTA_ALL,
 	S_QUOTA_ONE, S_DATA_SET, S_DATA_CLEAR, S_DATA_PIECE, S_DATA_READ,
 	S_DATA_FIND, S_DATA_DEL, S_COUNT
 };
@@ -315,6 +331,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_GC_LIST] = "SELECT store, location FROM gc_queue"
 		      " ORDER BY queued_at, store, location LIMIT $1",
 	[S_GC_POP] = "DELETE FROM gc_queue WHERE store = $1 AND location = $2",
+	[S_CLEANUP_PUT] = "INSERT INTO cleanup_queue (kind, target, arg,"
+			  " attempts, next_at, queued_at, error)"
+			  " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			  " ON CONFLICT (kind, target, arg) DO UPDATE SET"
+			  " attempts = EXCLUDED.attempts,"
+			  " next_at = EXCLUDED.next_at, error = EXCLUDED.error",
+	[S_CLEANUP_DUE] = "SELECT kind, target, arg, attempts, next_at,"
+			  " queued_at, error FROM cleanup_queue"
+			  " WHERE next_at <= $1"
+			  " ORDER BY next_at, kind, target, arg LIMIT $2",
+	[S_CLEANUP_CLAIM] = "UPDATE cleanup_queue SET next_at = $5"
+			    " WHERE kind = $1 AND target = $2 AND arg = $3"
+			    " AND next_at = $4",
+	[S_CLEANUP_DEL] = "DELETE FROM cleanup_queue WHERE kind = $1"
+			  " AND target = $2 AND arg = $3",
 	[S_QUOTA_DEL] = "DELETE FROM quotas WHERE project_id = $1",
 	[S_QUOTA_INS] = "INSERT INTO quotas (project_id, quota_name,"
 			" quota_value) VALUES ($1, $2, $3)"
@@ -1338,6 +1369,64 @@ static int pg_gc_pop(gl_meta *gm, const char *store, const char *location,
 	return write_texts(pg(gm), S_GC_POP, 2, store, location, NULL, err);
 }
 
+static int pg_cleanup_put(gl_meta *gm, const char *kind, const char *target,
+			  const char *arg, int attempts, int64_t next_at,
+			  const char *error, gl_err *err)
+{
+	pg_meta *m = pg(gm);
+	mc_vals p = { 0 };
+	int rc;
+
+	mc_set_text(&p, 1, kind);
+	mc_set_text(&p, 2, target);
+	mc_set_text(&p, 3, arg ? arg : "");
+	mc_set_int(&p, 4, attempts);
+	mc_set_int(&p, 5, next_at);
+	mc_set_int(&p, 6, gl_now_us());
+	mc_set_text(&p, 7, error);
+	PG_CALL(m, err, rc, write1(m, S_CLEANUP_PUT, &p, NULL, err));
+	return rc;
+}
+
+static int pg_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
+			  json_t **out, gl_err *err)
+{
+	pg_meta *m = pg(gm);
+	mc_vals p = { 0 };
+	int rc;
+
+	mc_set_int(&p, 1, now_us);
+	mc_set_int(&p, 2, limit);
+	PG_CALL(m, err, rc, rows_json(m, S_CLEANUP_DUE, &p, mc_cleanup_row,
+				      out, err));
+	return rc;
+}
+
+static int pg_cleanup_claim(gl_meta *gm, const char *kind, const char *target,
+			    const char *arg, int64_t seen_next_at,
+			    int64_t until_us, gl_err *err)
+{
+	pg_meta *m = pg(gm);
+	mc_vals p = { 0 };
+	int64_t changed = 0;
+	int rc;
+
+	mc_set_text(&p, 1, kind);
+	mc_set_text(&p, 2, target);
+	mc_set_text(&p, 3, arg ? arg : "");
+	mc_set_int(&p, 4, seen_next_at);
+	mc_set_int(&p, 5, until_us);
+	PG_CALL(m, err, rc, write1(m, S_CLEANUP_CLAIM, &p, &changed, err));
+	return rc < 0 ? -1 : changed > 0;
+}
+
+static int pg_cleanup_del(gl_meta *gm, const char *kind, const char *target,
+			  const char *arg, gl_err *err)
+{
+	return write_texts(pg(gm), S_CLEANUP_DEL, 3, kind, target,
+			   arg ? arg : "", err);
+}
+
 /* ------------------------------------------------------------------------
  * Listing. The conditions, sort keys and keyset pagination are shared
  * with the SQLite store (meta_common.c); what is PostgreSQL's own: the
@@ -1938,6 +2027,10 @@ const struct gl_meta_ops gl_meta_pg_ops = {
 	.gc_push = pg_gc_push,
 	.gc_list = pg_gc_list,
 	.gc_pop = pg_gc_pop,
+	.cleanup_put = pg_cleanup_put,
+	.cleanup_due = pg_cleanup_due,
+	.cleanup_claim = pg_cleanup_claim,
+	.cleanup_del = pg_cleanup_del,
 	.list = pg_list,
 	.quotas_set = pg_quotas_set,
 	.quotas_get = pg_quotas_get,

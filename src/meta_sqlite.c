@@ -179,7 +179,22 @@ static const char schema_v3[] =
 	" ('artifacts', 'artifacts_deleted', '10000 1');"
 	"ANALYZE sqlite_schema;";
 
-static const char *const migrations[] = { schema_v1, schema_v2, schema_v3 };
+/* The cleanup queue (gl_meta_cleanup_*): S3 aborts and deletes retried
+ * until they succeed. */
+static const char schema_v4[] =
+	"CREATE TABLE cleanup_queue ("
+	" kind TEXT NOT NULL,"
+	" target TEXT NOT NULL,"
+	" arg TEXT NOT NULL,"
+	" attempts INTEGER NOT NULL,"
+	" next_at INTEGER NOT NULL,"
+	" queued_at INTEGER NOT NULL,"
+	" error TEXT,"
+	" PRIMARY KEY (kind, target, arg)) WITHOUT ROWID;"
+	"CREATE INDEX cleanup_queue_due ON cleanup_queue(next_at);";
+
+static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
+					   schema_v4 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -193,7 +208,8 @@ enum stmt_id {
 	S_SCOPE_PRIVATE, S_SCOPE_PUBLIC, S_COUNT_OWNER, S_COUNT_OWNER_TYPE,
 	S_USED_OWNER, S_USED_OWNER_TYPE, S_BLOBS_OF, S_BLOBS_OF_PAGE,
 	S_BLOB_SET, S_BLOB_DEL, S_BLOB_REFS, S_SAVING, S_EXTERNAL, S_GC_PUSH,
-	S_GC_LIST, S_GC_POP, S_QUOTA_DEL, S_QUOTA_INS, S_QUOTA_ALL,
+	S_GC_LIST, S_GC_POP, S_CLEANUP_PUT, S_CLEANUP_DUE, S_CLEANUP_CLAIM,
+	S_CLEANUP_DEL, S_QUOTA_DEL, S_QUOTA_INS, S_QUOTA_ALL,
 	S_QUOTA_ONE, S_DATA_INS, S_DATA_FIND, S_DATA_DEL, S_COUNT
 };
 
@@ -282,6 +298,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_GC_LIST] = "SELECT store, location FROM gc_queue"
 		      " ORDER BY queued_at, store, location LIMIT ?1",
 	[S_GC_POP] = "DELETE FROM gc_queue WHERE store = ?1 AND location = ?2",
+	[S_CLEANUP_PUT] = "INSERT INTO cleanup_queue (kind, target, arg,"
+			  " attempts, next_at, queued_at, error)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+			  " ON CONFLICT (kind, target, arg) DO UPDATE SET"
+			  " attempts = excluded.attempts,"
+			  " next_at = excluded.next_at, error = excluded.error",
+	[S_CLEANUP_DUE] = "SELECT kind, target, arg, attempts, next_at,"
+			  " queued_at, error FROM cleanup_queue"
+			  " WHERE next_at <= ?1"
+			  " ORDER BY next_at, kind, target, arg LIMIT ?2",
+	[S_CLEANUP_CLAIM] = "UPDATE cleanup_queue SET next_at = ?5"
+			    " WHERE kind = ?1 AND target = ?2 AND arg = ?3"
+			    " AND next_at = ?4",
+	[S_CLEANUP_DEL] = "DELETE FROM cleanup_queue WHERE kind = ?1"
+			  " AND target = ?2 AND arg = ?3",
 	[S_QUOTA_DEL] = "DELETE FROM quotas WHERE project_id = ?1",
 	[S_QUOTA_INS] = "INSERT OR REPLACE INTO quotas (project_id,"
 			" quota_name, quota_value) VALUES (?1, ?2, ?3)",
@@ -1132,6 +1163,65 @@ static int sq_gc_pop(gl_meta *gm, const char *store, const char *location,
 	return run_texts(sq(gm), S_GC_POP, 2, store, location, NULL, err);
 }
 
+static int sq_cleanup_put(gl_meta *gm, const char *kind, const char *target,
+			  const char *arg, int attempts, int64_t next_at,
+			  const char *error, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+	sqlite3_stmt *s = st(m, S_CLEANUP_PUT, err);
+
+	if (!s)
+		return -1;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, target);
+	bind_text(s, 3, arg ? arg : "");
+	sqlite3_bind_int(s, 4, attempts);
+	sqlite3_bind_int64(s, 5, next_at);
+	sqlite3_bind_int64(s, 6, gl_now_us());
+	bind_text(s, 7, error);
+	return run(m, s, err);
+}
+
+static int sq_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
+			  json_t **out, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+	sqlite3_stmt *s = st(m, S_CLEANUP_DUE, err);
+
+	*out = NULL;
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, now_us);
+	sqlite3_bind_int(s, 2, limit);
+	return rows_json(m, s, mc_cleanup_row, out, err);
+}
+
+static int sq_cleanup_claim(gl_meta *gm, const char *kind, const char *target,
+			    const char *arg, int64_t seen_next_at,
+			    int64_t until_us, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+	sqlite3_stmt *s = st(m, S_CLEANUP_CLAIM, err);
+
+	if (!s)
+		return -1;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, target);
+	bind_text(s, 3, arg ? arg : "");
+	sqlite3_bind_int64(s, 4, seen_next_at);
+	sqlite3_bind_int64(s, 5, until_us);
+	if (run(m, s, err) < 0)
+		return -1;
+	return sqlite3_changes(m->db) > 0;
+}
+
+static int sq_cleanup_del(gl_meta *gm, const char *kind, const char *target,
+			  const char *arg, gl_err *err)
+{
+	return run_texts(sq(gm), S_CLEANUP_DEL, 3, kind, target,
+			 arg ? arg : "", err);
+}
+
 /* ------------------------------------------------------------------------
  * Listing. The conditions, sort keys and keyset pagination are shared
  * with the PostgreSQL store (meta_common.c); what is SQLite's own: the
@@ -1768,6 +1858,10 @@ const struct gl_meta_ops gl_meta_sqlite_ops = {
 	.gc_push = sq_gc_push,
 	.gc_list = sq_gc_list,
 	.gc_pop = sq_gc_pop,
+	.cleanup_put = sq_cleanup_put,
+	.cleanup_due = sq_cleanup_due,
+	.cleanup_claim = sq_cleanup_claim,
+	.cleanup_del = sq_cleanup_del,
 	.list = sq_list,
 	.quotas_set = sq_quotas_set,
 	.quotas_get = sq_quotas_get,

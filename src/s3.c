@@ -2,8 +2,9 @@
  *
  * Transport. One gl_curlev per gl_s3 (curlev.c: libcurl's multi interface
  * on the caller's libevent base, shared with fetch.c); every request on the
- * loop is one of its transfers. The blocking helpers use one separate easy handle and curl_easy_perform:
- * they are for tools, tests and start-up recovery, never the loop.
+ * loop is one of its transfers. The blocking helpers use one separate easy
+ * handle and curl_easy_perform: they are for tools and tests, never the
+ * loop.
  *
  * Signing. CURLOPT_AWS_SIGV4 "aws:amz:REGION:s3" signs each request (again
  * on a retry). curl 7.88 takes the canonical URI and query exactly as
@@ -412,6 +413,8 @@ typedef enum req_kind {
 	K_COMPLETE, /* CompleteMultipartUpload */
 	K_CLEANUP,  /* abort or delete after an abandoned upload */
 	K_GET,      /* streamed GET */
+	K_OP,       /* a one-shot asynchronous delete or abort */
+	K_LIST,     /* a page of ListMultipartUploads, asynchronous */
 	K_SYNC,     /* blocking helpers */
 } req_kind;
 
@@ -443,10 +446,10 @@ struct s3_req {
 	struct event *retry_ev;   /* pending: waits to be tried again */
 	char errbuf[CURL_ERROR_SIZE];
 	/* owner */
-	void *owner;              /* gl_s3_upload or gl_s3_get */
+	void *owner;              /* gl_s3_upload, gl_s3_get or s3_list */
 	int part_no;
 	int internal;             /* the empty part of an empty object */
-	gl_s3_done_fn done;       /* a part's callback */
+	gl_s3_done_fn done;       /* a part's or a K_OP's callback */
 	void *arg;
 };
 
@@ -456,6 +459,8 @@ struct gl_s3 {
 	s3_req *reqs;
 	gl_s3_upload *uploads;
 	CURL *sync_easy;
+	gl_s3_cleanup_fn cleanup_hook;
+	void *cleanup_arg;
 	char *endpoint, *bucket_url, *region, *sigv4, *access_key,
 	     *secret_key, *prefix, *bucket;
 	int connect_timeout, timeout;
@@ -496,6 +501,16 @@ struct gl_s3_get {
 	gl_s3_get_done_fn done;
 	void *arg;
 };
+
+/* An asynchronous listing of multipart uploads, page by page. */
+typedef struct s3_list {
+	gl_s3 *s;
+	gl_s3_upload_fn each;
+	gl_s3_done_fn done;
+	void *arg;
+	int pages;
+	char *key_marker, *id_marker;
+} s3_list;
 
 static void list_push(gl_s3 *s, s3_req *r)
 {
@@ -930,6 +945,7 @@ static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
 
 static void upload_req_done(s3_req *r, long status, const gl_err *err);
 static void get_req_done(s3_req *r, long status, const gl_err *err);
+static void list_req_done(s3_req *r, const gl_err *err);
 
 static void retry_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -965,7 +981,11 @@ static void req_finish(void *arg, CURLcode rc)
 	r->in_done = 1;
 	if (r->kind == K_GET)
 		get_req_done(r, status, err.status ? &err : NULL);
-	else
+	else if (r->kind == K_OP && r->done)
+		r->done(r->arg, err.status ? &err : NULL);
+	else if (r->kind == K_LIST)
+		list_req_done(r, err.status ? &err : NULL);
+	else if (r->kind != K_OP)
 		upload_req_done(r, status, err.status ? &err : NULL);
 	req_destroy(r);
 }
@@ -1175,6 +1195,9 @@ static void send_cleanup(gl_s3_upload *u)
 	free(q);
 	if (u->cleanup)
 		req_submit(u->cleanup);
+	else if (u->s->cleanup_hook)
+		u->s->cleanup_hook(u->s->cleanup_arg, u->key,
+				   u->completed ? NULL : u->id, &err);
 	else
 		gl_warn("S3: cannot abort the upload of %s: %s", u->key,
 			err.msg);
@@ -1322,11 +1345,13 @@ static void upload_req_done(s3_req *r, long status, const gl_err *err)
 		break;
 	case K_CLEANUP:
 		u->cleanup = NULL;
-		if (err && err->status != 404)
-			gl_warn("S3: cleaning up the upload of %s failed "
-				"(aborted uploads older than the stale age "
-				"are retried at start-up): %s", u->key,
-				err->msg);
+		if (u->s->cleanup_hook)
+			/* the owner keeps a failed cleanup for later */
+			u->s->cleanup_hook(u->s->cleanup_arg, u->key,
+					   u->completed ? NULL : u->id, err);
+		else if (err && err->status != 404)
+			gl_warn("S3: cleaning up the upload of %s failed: %s",
+				u->key, err->msg);
 		break;
 	default:
 		break;
@@ -1654,6 +1679,47 @@ int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
 	return rc;
 }
 
+/* The query of a ListMultipartUploads page under the prefix: sorted by
+ * name, as the canonical query must be. */
+static char *uploads_query(gl_s3 *s, const char *key_marker,
+			   const char *id_marker)
+{
+	gl_sb q = { 0 };
+
+	if (key_marker) {
+		gl_sb_add(&q, "key-marker=");
+		sb_enc(&q, key_marker, 0);
+		gl_sb_add(&q, "&");
+	}
+	gl_sb_add(&q, "prefix=");
+	sb_enc(&q, s->prefix, 0);
+	if (id_marker) {
+		gl_sb_add(&q, "&upload-id-marker=");
+		sb_enc(&q, id_marker, 0);
+	}
+	gl_sb_add(&q, "&uploads=");
+	return q.p;
+}
+
+/* The next page's markers, or 0 when the listing is at its end (a server
+ * repeating its markers would loop forever). Takes nk and ni. */
+static int next_page(char **key_marker, char **id_marker, int truncated,
+		     char *nk, char *ni)
+{
+	if (!truncated || !nk || !*nk ||
+	    (*key_marker && !strcmp(nk, *key_marker) && ni && *id_marker &&
+	     !strcmp(ni, *id_marker))) {
+		free(nk);
+		free(ni);
+		return 0;
+	}
+	free(*key_marker);
+	free(*id_marker);
+	*key_marker = nk;
+	*id_marker = ni;
+	return 1;
+}
+
 typedef struct stale_ctx {
 	gl_s3 *s;
 	int64_t cutoff;
@@ -1689,33 +1755,20 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 	int rc = 0;
 
 	for (int page = 0; page < 100000; page++) {
-		gl_sb q = { 0 };
 		req_spec sp = { 0 };
-		char *nk = NULL, *ni = NULL, *body;
+		char *nk = NULL, *ni = NULL, *body, *q;
 		size_t blen;
 		s3_req *r;
 		long status;
 		int truncated, n;
 
-		/* sorted by name, as the canonical query must be */
-		if (key_marker) {
-			gl_sb_add(&q, "key-marker=");
-			sb_enc(&q, key_marker, 0);
-			gl_sb_add(&q, "&");
-		}
-		gl_sb_add(&q, "prefix=");
-		sb_enc(&q, s->prefix, 0);
-		if (id_marker) {
-			gl_sb_add(&q, "&upload-id-marker=");
-			sb_enc(&q, id_marker, 0);
-		}
-		gl_sb_add(&q, "&uploads=");
+		q = uploads_query(s, key_marker, id_marker);
 		sp.kind = K_SYNC;
 		sp.method = "GET";
-		sp.query = q.p;
+		sp.query = q;
 		sp.idempotent = 1;
 		r = req_new(s, &sp, NULL, -1, 0, 0, err);
-		free(q.p);
+		free(q);
 		if (!r || sync_run(r, &status, err) != 0) {
 			if (r)
 				req_destroy(r);
@@ -1739,23 +1792,159 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 			rc = -1;
 			break;
 		}
-		if (!truncated || !nk || !*nk ||
-		    (key_marker && !strcmp(nk, key_marker) && ni &&
-		     id_marker && !strcmp(ni, id_marker))) {
-			free(nk);
-			free(ni);
+		if (!next_page(&key_marker, &id_marker, truncated, nk, ni))
 			break;
-		}
-		free(key_marker);
-		free(id_marker);
-		key_marker = nk;
-		id_marker = ni;
 	}
 	free(key_marker);
 	free(id_marker);
 	if (rc != 0)
 		return -1;
 	return c.failed ? -1 : c.aborted;
+}
+
+/* ---- asynchronous one-shot requests --- */
+
+void gl_s3_set_cleanup_hook(gl_s3 *s, gl_s3_cleanup_fn fn, void *arg)
+{
+	s->cleanup_hook = fn;
+	s->cleanup_arg = arg;
+}
+
+static int op_start(gl_s3 *s, const char *method, const char *key,
+		    const char *query, gl_s3_done_fn done, void *arg,
+		    gl_err *err)
+{
+	req_spec sp = { 0 };
+	s3_req *r;
+
+	if (check_key(s, key, err) != 0)
+		return -1;
+	sp.kind = K_OP;
+	sp.method = method;
+	sp.key = key;
+	sp.query = query;
+	sp.idempotent = 1;
+	r = req_new(s, &sp, NULL, -1, 0, 0, err);
+	if (!r)
+		return -1;
+	r->done = done;
+	r->arg = arg;
+	req_submit(r);
+	return 0;
+}
+
+int gl_s3_delete_async(gl_s3 *s, const char *key, gl_s3_done_fn done,
+		       void *arg, gl_err *err)
+{
+	return op_start(s, "DELETE", key, NULL, done, arg, err);
+}
+
+int gl_s3_abort_async(gl_s3 *s, const char *key, const char *upload_id,
+		      gl_s3_done_fn done, void *arg, gl_err *err)
+{
+	char *q;
+	int rc;
+
+	if (!upload_id || !*upload_id) {
+		gl_fail(err, 500, NULL, "S3: empty upload id");
+		return -1;
+	}
+	q = id_query(upload_id, 0);
+	if (!q) {
+		gl_fail(err, 500, NULL, "out of memory");
+		return -1;
+	}
+	rc = op_start(s, "DELETE", key, q, done, arg, err);
+	free(q);
+	return rc;
+}
+
+static void list_free(s3_list *l)
+{
+	free(l->key_marker);
+	free(l->id_marker);
+	free(l);
+}
+
+static int list_send(s3_list *l, gl_err *err)
+{
+	req_spec sp = { 0 };
+	char *q = uploads_query(l->s, l->key_marker, l->id_marker);
+	s3_req *r;
+
+	sp.kind = K_LIST;
+	sp.method = "GET";
+	sp.query = q;
+	sp.idempotent = 1;
+	r = req_new(l->s, &sp, NULL, -1, 0, 0, err);
+	free(q);
+	if (!r)
+		return -1;
+	r->owner = l;
+	req_submit(r);
+	return 0;
+}
+
+/* Keys come relative to the prefix, as the callers name objects. */
+static int list_each(void *arg, const char *key, const char *id,
+		     int64_t initiated)
+{
+	s3_list *l = arg;
+	size_t pl = strlen(l->s->prefix);
+
+	if (strncmp(key, l->s->prefix, pl) || !key[pl])
+		return 0;
+	return l->each(l->arg, key + pl, id, initiated);
+}
+
+static void list_req_done(s3_req *r, const gl_err *err)
+{
+	s3_list *l = r->owner;
+	char *nk = NULL, *ni = NULL;
+	gl_err e = { 0 };
+	int truncated = 0, n;
+
+	r->owner = NULL;
+	if (!l)
+		return;
+	if (!err) {
+		n = gl_s3_parse_uploads(r->body, r->blen, list_each, l,
+					&truncated, &nk, &ni);
+		if (n < 0) {
+			gl_fail(&e, 503, NULL, "S3 unavailable: cannot parse the "
+				"list of multipart uploads");
+			err = &e;
+		} else if (++l->pages < 100000 &&
+			   next_page(&l->key_marker, &l->id_marker, truncated,
+				     nk, ni)) {
+			if (list_send(l, &e) == 0)
+				return;
+			err = &e;
+		}
+	}
+	if (l->done)
+		l->done(l->arg, err);
+	list_free(l);
+}
+
+int gl_s3_list_uploads_async(gl_s3 *s, gl_s3_upload_fn each,
+			     gl_s3_done_fn done, void *arg, gl_err *err)
+{
+	s3_list *l = calloc(1, sizeof *l);
+
+	if (!l) {
+		gl_fail(err, 500, NULL, "out of memory");
+		return -1;
+	}
+	l->s = s;
+	l->each = each;
+	l->done = done;
+	l->arg = arg;
+	if (list_send(l, err) != 0) {
+		list_free(l);
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- setup --- */
@@ -1843,12 +2032,30 @@ void gl_s3_free(gl_s3 *s)
 {
 	if (!s)
 		return;
-	/* no callbacks: gets are freed with their requests, uploads below */
+	/* cleanups that cannot be sent any more go to their owner, which
+	 * keeps them for later (the process is stopping) */
+	for (gl_s3_upload *u = s->uploads; u && s->cleanup_hook; u = u->next) {
+		gl_err e = { 0 };
+
+		if (!u->id || u->finished || (u->cleanup_sent && !u->cleanup))
+			continue;
+		gl_fail(&e, 503, NULL, "the cleanup of the S3 upload of %.300s "
+			"was not sent: the process stopped", u->key);
+		if (!u->completed)
+			s->cleanup_hook(s->cleanup_arg, u->key, u->id, &e);
+		if (u->complete || u->completed)
+			/* the completion may have stored the object */
+			s->cleanup_hook(s->cleanup_arg, u->key, NULL, &e);
+	}
+	/* no callbacks: gets and listings are freed with their requests,
+	 * uploads below */
 	while (s->reqs) {
 		s3_req *r = s->reqs;
 
 		if (r->kind == K_GET && r->owner)
 			free(r->owner);
+		if (r->kind == K_LIST && r->owner)
+			list_free(r->owner);
 		req_destroy(r);
 	}
 	while (s->uploads)

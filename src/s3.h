@@ -9,8 +9,10 @@
  * client's bytes arrive (never the whole blob in memory); part size is
  * chosen from the expected size so that 1000 GiB fits in S3's 10,000 parts
  * (at least 5 MiB). A failed or abandoned upload is aborted so no parts
- * are left behind, and gl_s3_abort_stale lists and aborts multipart uploads
- * older than a given age (recovery after a node died mid-upload).
+ * are left behind; when that abort fails, the cleanup hook tells the owner,
+ * which keeps it for a later try (the engine's cleanup queue). The
+ * multipart uploads under the prefix can be listed (the stale sweep after
+ * a node died mid-upload) and aborted by key and id.
  *
  * Downloads stream with optional Range passed through.
  *
@@ -85,11 +87,37 @@ int gl_s3_upload_complete(gl_s3_upload *u, gl_s3_done_fn done, void *arg,
 			  gl_err *err);
 void gl_s3_upload_abort(gl_s3_upload *u);
 const char *gl_s3_upload_id(const gl_s3_upload *u);
-/* Abort an upload known only by key + id (recovery). Blocking. */
+/* Told how every cleanup of an abandoned upload ended (err NULL: done),
+ * and of each cleanup gl_s3_free drops unsent: upload_id set for an abort
+ * of the multipart upload, NULL for a delete of the object (a completion
+ * that raced with the abort). A 404 comes as an error of status 404: the
+ * thing is gone, which is what the cleanup wanted. Without a hook, failures
+ * are logged. */
+typedef void (*gl_s3_cleanup_fn)(void *arg, const char *key,
+				 const char *upload_id, const gl_err *err);
+void gl_s3_set_cleanup_hook(gl_s3 *s, gl_s3_cleanup_fn fn, void *arg);
+
+/* Asynchronous one-shot requests on the loop (the maintenance's): done
+ * fires once, never from inside the call, err NULL on success (a 404 is an
+ * error of status 404). gl_s3_free drops them without callbacks.
+ * list_uploads: each(arg, key relative to the prefix, id, initiated) for
+ * every multipart upload under the prefix (non-zero stops), page by page,
+ * then done. */
+int gl_s3_delete_async(gl_s3 *s, const char *key, gl_s3_done_fn done,
+		       void *arg, gl_err *err);
+int gl_s3_abort_async(gl_s3 *s, const char *key, const char *upload_id,
+		      gl_s3_done_fn done, void *arg, gl_err *err);
+typedef int (*gl_s3_upload_fn)(void *arg, const char *key,
+			       const char *upload_id, int64_t initiated);
+int gl_s3_list_uploads_async(gl_s3 *s, gl_s3_upload_fn each,
+			     gl_s3_done_fn done, void *arg, gl_err *err);
+
+/* Abort an upload known only by key + id. Blocking (tools, tests). */
 int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
 		      gl_err *err);
 /* Abort every multipart upload under the prefix started more than
- * older_than_s seconds ago. Blocking. Returns the number aborted. */
+ * older_than_s seconds ago. Blocking (tools, tests). Returns the number
+ * aborted. */
 int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err);
 
 /* ---- objects ------------------------------------------------------------- */
@@ -131,8 +159,6 @@ void gl_s3_map_error(long status, const char *body, size_t len,
  * returns non-zero); *truncated and the next markers (malloc'd, may be
  * NULL) for the next page. Returns the number of uploads seen, -1 if the
  * document is not a ListMultipartUploadsResult. */
-typedef int (*gl_s3_upload_fn)(void *arg, const char *key,
-			       const char *upload_id, int64_t initiated);
 int gl_s3_parse_uploads(const char *xml, size_t len, gl_s3_upload_fn fn,
 			void *arg, int *truncated, char **next_key,
 			char **next_upload_id);

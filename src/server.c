@@ -1,4 +1,21 @@
-/* server.c - `glared serve`: master, workers, signals (see server.h). */
+/* server.c - `glared serve`: master, workers, signals (see server.h).
+ *
+ * Processes. With workers = 1 the process serves itself; with more, a
+ * master forks the workers, restarts one that dies and forwards SIGTERM,
+ * SIGINT and SIGHUP. Workers share the port with SO_REUSEPORT.
+ *
+ * A worker never outlives its master: it asks the kernel for SIGTERM when
+ * the master dies (PR_SET_PDEATHSIG, set right after fork; the master may
+ * have died before that, which getppid() tells) and then stops as on any
+ * SIGTERM, finishing or aborting its requests within shutdown_timeout.
+ *
+ * The port is glared's alone: before recovery and before any worker
+ * starts, the address is bound once without SO_REUSEPORT. That fails
+ * while anything else listens there - workers left by an earlier master
+ * (say one killed before this rule existed), or another server - and
+ * glared then refuses to start, naming the port, instead of sharing it
+ * with processes that serve another configuration.
+ */
 #include "server.h"
 #include "access.h"
 #include "admin.h"
@@ -15,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -138,6 +156,8 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	evsignal_add(w.sig_int, NULL);
 	evsignal_add(w.sig_hup, NULL);
 	gl_info("serving on %s:%d", host, gl_http_server_port(w.http));
+	/* a worker that replaces a dead one takes over its work at once */
+	gl_engine_maintain(w.app.engine);
 	event_base_dispatch(w.app.base);
 	rc = 0;
 out:
@@ -165,20 +185,27 @@ static volatile sig_atomic_t got_sig;
 
 static void master_sig(int sig) { got_sig = sig; }
 
-/* Bind once to report a busy port or bad address here, not in N workers. */
+/* Bind once without SO_REUSEPORT (see the top): a busy port or a bad
+ * address is reported here, before anything else happens. */
 static int probe_bind(const char *host, int port)
 {
 	struct event_base *b = event_base_new();
 	gl_http_limits lim;
 	gl_http_server *s;
 	char msg[256];
-	int rc;
+	int rc, e;
 
 	gl_http_limits_default(&lim);
 	s = gl_http_server_new(b, &lim, gl_api_dispatch, gl_api_http_error,
 			       NULL);
-	rc = gl_http_server_listen(s, host, port, 1, msg, sizeof msg);
-	if (rc)
+	rc = gl_http_server_listen(s, host, port, 0, msg, sizeof msg);
+	e = errno;
+	if (rc && e == EADDRINUSE)
+		gl_error("%s: another process listens on port %d (workers "
+			 "left by an earlier glared whose master was killed, "
+			 "or another server); glared does not share its port: "
+			 "stop that process first", msg, port);
+	else if (rc)
 		gl_error("%s", msg);
 	gl_http_server_free(s);
 	event_base_free(b);
@@ -187,12 +214,17 @@ static int probe_bind(const char *host, int port)
 
 static pid_t spawn(gl_conf *conf, const char *host, int port, int idx)
 {
+	pid_t master = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
+		/* the master's death is our SIGTERM; if it died already,
+		 * we were re-parented before asking */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+			_exit(1);
 		_exit(run_worker(conf, host, port, 1, idx));
 	}
 	if (pid < 0)
@@ -210,11 +242,6 @@ static int run_master(gl_conf *conf, const char *host, int port)
 
 	if (!pids || !started)
 		return 1;
-	if (probe_bind(host, port)) {
-		free(pids);
-		free(started);
-		return 1;
-	}
 	sa.sa_handler = master_sig;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
@@ -300,6 +327,8 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 	gl_err err = { 0 };
 
 	gl_serve_summary(conf, h, p);
+	if (probe_bind(h, p))
+		return 1;
 	/* recovery and checks once, before any worker serves */
 	{
 		gl_policy *pol = load_policy(conf);
@@ -327,6 +356,6 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 	if (gl_metrics_init(conf->workers) < 0)
 		gl_warn("metrics: no shared memory, /metrics shows one worker");
 	if (conf->workers <= 1)
-		return run_worker(conf, h, p, 0, 0);
+		return run_worker(conf, h, p, 0, 0); /* no port sharing */
 	return run_master(conf, h, p);
 }

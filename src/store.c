@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Writeback is started every WB_CHUNK bytes and waited for one chunk
@@ -104,6 +106,13 @@ int gl_store_tmp_create(gl_store *s, gl_store_tmp *t, gl_err *err)
 		return gl_fail(err, 500, "StoreError",
 			       "cannot create temporary file: %s",
 			       strerror(errno));
+	/* held until the name goes (see store.h); a new file is free */
+	if (flock(t->fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		gl_store_tmp_discard(t);
+		return gl_fail(err, 500, "StoreError",
+			       "cannot lock temporary file: %s", strerror(e));
+	}
 	return 0;
 }
 
@@ -193,13 +202,14 @@ void gl_store_tmp_discard(gl_store_tmp *t)
 	free(t->buf);
 	t->buf = NULL;
 	t->fill = 0;
-	if (t->fd > 0) {
-		close(t->fd);
-		t->fd = -1;
-	}
+	/* the name goes while the lock still holds it */
 	if (t->path[0]) {
 		unlink(t->path);
 		t->path[0] = '\0';
+	}
+	if (t->fd > 0) {
+		close(t->fd);
+		t->fd = -1;
 	}
 }
 
@@ -220,12 +230,9 @@ int gl_store_commit(gl_store *s, gl_store_tmp *t, const char *sha256,
 	}
 	free(t->buf);
 	t->buf = NULL;
-	close(t->fd);
-	t->fd = -1;
 	if (stat(dst, &st) == 0 && st.st_size == t->size) {
 		/* the same bytes are stored already */
-		unlink(t->path);
-		t->path[0] = '\0';
+		gl_store_tmp_discard(t);
 		return 0;
 	}
 	snprintf(dir, sizeof dir, "%s/objects/%.2s", s->dir, sha256);
@@ -241,6 +248,9 @@ int gl_store_commit(gl_store *s, gl_store_tmp *t, const char *sha256,
 			       strerror(e));
 	}
 	t->path[0] = '\0';
+	/* the lock goes only now that the name is gone (see store.h) */
+	close(t->fd);
+	t->fd = -1;
 	/* make the rename durable before the record that points at it */
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
@@ -295,7 +305,24 @@ int gl_store_remove(gl_store *s, const char *sha256, gl_err *err)
 	return 0;
 }
 
-int gl_store_clean_tmp(gl_store *s)
+/* Remove a temp file unless a process holds its lock or wrote to it in
+ * the last min_age_s seconds (a file just created is not locked yet). */
+static int remove_unheld(const char *path, int min_age_s)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_mtime + min_age_s <= time(NULL) &&
+	    unlink(path) == 0)
+		rc = 1;
+	close(fd); /* and the lock with it */
+	return rc;
+}
+
+int gl_store_clean_tmp(gl_store *s, int min_age_s)
 {
 	char p[PATH_MAX];
 	DIR *d;
@@ -311,9 +338,20 @@ int gl_store_clean_tmp(gl_store *s)
 		if (de->d_name[0] == '.')
 			continue;
 		snprintf(f, sizeof f, "%s/%s", p, de->d_name);
-		if (unlink(f) == 0)
-			n++;
+		n += remove_unheld(f, min_age_s);
 	}
 	closedir(d);
 	return n;
+}
+
+int gl_store_tmp_remove(const char *path)
+{
+	const char *base = path ? strrchr(path, '/') : NULL;
+	size_t n = base ? strlen(base) : 0;
+
+	/* a record's path is data: touch nothing but our own temp files */
+	if (!base || base - path < 4 || strncmp(base - 4, "/tmp", 4) ||
+	    n < 7 || strcmp(base + n - 5, ".part") || strstr(path, "/../"))
+		return 0;
+	return remove_unheld(path, 0);
 }

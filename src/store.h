@@ -9,6 +9,11 @@
  * upload runs (sync_file_range), so the final fdatasync before commit is
  * short and a big upload cannot fill the page cache with dirty data.
  *
+ * A temp file is locked (flock) by the process writing it for as long as
+ * it exists under its name, so a sweep can tell a live upload's file
+ * (another worker's, another glared's sharing the directory) from one
+ * whose process died: the kernel drops the lock with the process.
+ *
  * Used by the engine (blob.c). Uses libc only.
  */
 #ifndef GL_STORE_H
@@ -57,9 +62,13 @@ int gl_store_open_object(gl_store *s, const char *sha256, int *fd,
 int gl_store_exists(gl_store *s, const char *sha256);
 /* Remove an object (missing is fine). */
 int gl_store_remove(gl_store *s, const char *sha256, gl_err *err);
-/* Remove temp files left by a crash (start-up, before serving). Returns
- * the number removed. */
-int gl_store_clean_tmp(gl_store *s);
+/* Remove the temp files no process holds and nobody wrote to for
+ * min_age_s seconds (left by a crash). Returns the number removed. */
+int gl_store_clean_tmp(gl_store *s, int min_age_s);
+/* Remove one temp file named by a saving record that was taken over,
+ * unless a process still holds it. Only names of the form .../tmp/X.part
+ * are touched. 1 removed, 0 not (held, gone, not a temp file). */
+int gl_store_tmp_remove(const char *path);
 const char *gl_store_dir(const gl_store *s);
 /* 1 if name is an object name: 64 lower-case hex digits (a SHA-256). */
 int gl_store_valid_name(const char *name);

@@ -4,7 +4,7 @@
  *
  *   begin   every check that needs no body; reserve space; placeholder
  *           {status: saving, reserved, prev: the record it replaces,
- *            node: host:pid, heartbeat}
+ *            node: host:pid, incarnation, heartbeat (owner.h)}
  *   write   bytes -> md5/sha1/sha256 + a local temp file; limits enforced
  *           as the bytes come. S3: every full part of the temp file goes
  *           out as a multipart part while the body still arrives, and its
@@ -17,14 +17,20 @@
  *                     content-addressed store and record, in one write tx
  *           database: copy into the metadata DB and record, in one tx
  *           S3:       last part, complete, then record (asynchronously)
- *   abort   temp file removed, S3 upload aborted, previous record restored
+ *   abort   temp file removed, previous record restored and, in the same
+ *           transaction, the S3 upload queued for abort (the cleanup
+ *           queue, maint.c: the S3 client's own abort right after usually
+ *           takes it off again; if that fails, or the process dies first,
+ *           any node retries it)
  *
- * While an upload runs its record's heartbeat is refreshed, so another
- * node can tell a live upload from one whose node died (blob.c).
+ * While an upload runs its record's heartbeat is refreshed, so other
+ * processes can tell a live upload from one whose owner died (owner.h has
+ * the rule, maint.c takes over).
  */
 #include "engine_priv.h"
 #include "digest.h"
 #include "log.h"
+#include "owner.h"
 #include "s3.h"
 #include "util.h"
 
@@ -61,6 +67,7 @@ struct gl_upload {
 	/* S3 */
 	gl_s3_upload *s3u;
 	char *s3key;
+	char *s3id;               /* the multipart upload's id, once known */
 	int s3_ready;             /* upload id known */
 	int64_t part_size, sent;  /* bytes handed to parts so far */
 	int part_no, inflight;
@@ -102,6 +109,7 @@ static void upload_free(gl_upload *u)
 	free(u->field);
 	free(u->key);
 	free(u->s3key);
+	free(u->s3id);
 	free(u);
 }
 
@@ -242,6 +250,7 @@ static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
 		s3_fail(u, err);
 	} else {
 		u->s3_ready = 1;
+		u->s3id = strdup(upload_id);
 		/* the id is what recovery needs to abort the parts */
 		if (touch_record(u, "s3_upload_id", json_string(upload_id),
 				 "location", json_string(u->s3key), &e2) < 0)
@@ -335,12 +344,12 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 	if (gl_store_tmp_create(e->store, &u->tmp, err) < 0)
 		goto fail;
 	u->prev = cur ? json_deep_copy(cur) : NULL;
-	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s, s:s, s:I}",
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s}",
 			"status", "saving", "reserved", (json_int_t)u->limit,
-			"size", (json_int_t)u->limit, "external", 0, "node",
-			e->node, "temp", u->tmp.path, "content_type",
-			u->content_type, "store", u->store, "heartbeat",
-			(json_int_t)gl_now_us());
+			"size", (json_int_t)u->limit, "external", 0,
+			"temp", u->tmp.path, "content_type", u->content_type,
+			"store", u->store);
+	gl_owner_stamp(rec);
 	if (!strcmp(u->store, "s3")) {
 		/* not content-addressed: the sha256 is unknown while the
 		 * parts stream out */
@@ -429,6 +438,23 @@ int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err)
 	return 0;
 }
 
+/* What S3 may hold of an abandoned upload, queued for cleanup (inside the
+ * restore's transaction): the multipart upload, and the object if its
+ * completion was under way. The S3 client tries at once (upload_free);
+ * the queue keeps it for a retry until that is known to have worked. */
+static int queue_s3_cleanup(gl_upload *u, gl_err *err)
+{
+	int64_t later = (int64_t)u->e->conf->upload_takeover_after * 1000000;
+
+	if (u->s3id && gl_cleanup_queue(u->e, "s3_abort", u->s3key, u->s3id,
+					later, err) < 0)
+		return -1;
+	if (u->completing && u->s3u &&
+	    gl_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) < 0)
+		return -1;
+	return 0;
+}
+
 /* Drop the placeholder: the blob is back to what it was. */
 static void upload_restore(gl_upload *u)
 {
@@ -439,6 +465,7 @@ static void upload_restore(gl_upload *u)
 	if (gl_meta_begin(u->e->meta, &err) == 0) {
 		if (gl_blob_restore_prev(u->e, u->id, u->field, u->key, u->prev,
 					 &err) == 0 &&
+		    queue_s3_cleanup(u, &err) == 0 &&
 		    gl_meta_commit(u->e->meta, &err) == 0) {
 			u->placeholder = 0;
 			return;

@@ -1,8 +1,8 @@
 /* meta_scenarios.h - the metadata store scenarios every backend must pass
  * (see meta.h): artifact rows, revisions, transactions, blob records,
- * quotas, the gc queue, the database blob store and every listing feature
- * (filters, OR group, tags, dicts, lists, sorting, keyset pagination,
- * latest, visibility, counts).
+ * quotas, the gc and cleanup queues, the database blob store and every
+ * listing feature (filters, OR group, tags, dicts, lists, sorting, keyset
+ * pagination, latest, visibility, counts).
  *
  * Included by test_meta.c (sqlite) and test_meta_pg.c (PostgreSQL), each
  * of which first defines its fixture:
@@ -883,6 +883,81 @@ UNIT_TEST(gc_queue)
 	fx_close(&f);
 }
 
+static const char *cq_str(const json_t *list, size_t i, const char *k)
+{
+	return json_string_value(json_object_get(json_array_get(list, i), k));
+}
+
+static int64_t cq_int(const json_t *list, size_t i, const char *k)
+{
+	return json_integer_value(json_object_get(json_array_get(list, i), k));
+}
+
+UNIT_TEST(cleanup_queue)
+{
+	fx f;
+	json_t *out;
+
+	FX_START(f);
+	CHECK(gl_meta_cleanup_put(f.m, "s3_abort", "objects/a", "id-1", 0, 100,
+				  NULL, &f.err) == 0);
+	CHECK(gl_meta_cleanup_put(f.m, "s3_delete", "objects/b", "", 0, 50,
+				  NULL, &f.err) == 0);
+	CHECK(gl_meta_cleanup_put(f.m, "s3_abort", "objects/a", "id-2", 0, 300,
+				  NULL, &f.err) == 0);
+	/* due by time, soonest first */
+	CHECK(gl_meta_cleanup_due(f.m, 99, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 1);
+	CHECK_EQS(cq_str(out, 0, "kind"), "s3_delete");
+	CHECK_EQS(cq_str(out, 0, "arg"), "");
+	json_decref(out);
+	CHECK(gl_meta_cleanup_due(f.m, 1000, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 3);
+	CHECK_EQS(cq_str(out, 1, "arg"), "id-1");
+	CHECK_EQS(cq_str(out, 2, "arg"), "id-2");
+	CHECK_INT(cq_int(out, 1, "attempts"), 0);
+	CHECK(cq_int(out, 1, "queued_at") > 0);
+	CHECK(json_is_null(json_object_get(json_array_get(out, 1), "error")));
+	json_decref(out);
+	CHECK(gl_meta_cleanup_due(f.m, 1000, 2, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 2);
+	json_decref(out);
+	/* a claim is a test-and-set of next_at: the second one loses */
+	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/a", "id-1",
+					100, 5000, &f.err), 1);
+	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/a", "id-1",
+					100, 6000, &f.err), 0);
+	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/none", "x",
+					100, 6000, &f.err), 0);
+	/* a failed try: attempts and error recorded, queued_at kept */
+	CHECK(gl_meta_cleanup_put(f.m, "s3_abort", "objects/a", "id-1", 3, 200,
+				  "S3 unavailable", &f.err) == 0);
+	CHECK(gl_meta_cleanup_due(f.m, 250, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 2);
+	CHECK_EQS(cq_str(out, 1, "target"), "objects/a");
+	CHECK_INT(cq_int(out, 1, "attempts"), 3);
+	CHECK_INT(cq_int(out, 1, "next_at"), 200);
+	CHECK_EQS(cq_str(out, 1, "error"), "S3 unavailable");
+	json_decref(out);
+	/* inside a transaction, and rolled back with it */
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "",
+				  &f.err) == 0);
+	gl_meta_rollback(f.m);
+	CHECK(gl_meta_cleanup_due(f.m, 1000, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 3);
+	json_decref(out);
+	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "",
+				  &f.err) == 0);
+	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "",
+				  &f.err) == 0); /* gone already: fine */
+	CHECK(gl_meta_cleanup_due(f.m, INT64_MAX, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 2);
+	CHECK_EQS(cq_str(out, 0, "arg"), "id-1");
+	json_decref(out);
+	fx_close(&f);
+}
+
 UNIT_TEST(quotas)
 {
 	fx f;
@@ -1550,6 +1625,7 @@ UNIT_TEST(list_large_both_plans)
 	UNIT_CASE(blob_records), \
 	UNIT_CASE(saving_and_external_lists), \
 	UNIT_CASE(gc_queue), \
+	UNIT_CASE(cleanup_queue), \
 	UNIT_CASE(quotas), \
 	UNIT_CASE(database_store), \
 	UNIT_CASE(list_base_filters), \

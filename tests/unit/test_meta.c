@@ -135,13 +135,13 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 3);
+	CHECK_INT(gl_meta_schema_version(f.m), 4);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
-			  " 'gc_queue')"), 7);
-	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 3);
+			  " 'gc_queue', 'cleanup_queue')"), 8);
+	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 4);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -215,6 +215,7 @@ UNIT_TEST(schema_version_mismatch)
 	/* older: version 1 lacks the listing indexes (steps 2..) */
 	CHECK(raw_exec(f.path, "DROP INDEX artifacts_owner;"
 		       " DROP INDEX artifacts_deleted;"
+		       " DROP TABLE cleanup_queue;"
 		       " PRAGMA user_version = 1") == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"

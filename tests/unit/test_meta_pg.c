@@ -232,14 +232,14 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 3);
+	CHECK_INT(gl_meta_schema_version(f.m), 4);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
 			  " 'quotas', 'blob_data', 'blob_data_chunks',"
-			  " 'gc_queue', 'glared_schema')"), 9);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 3);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 3);
+			  " 'gc_queue', 'cleanup_queue', 'glared_schema')"), 10);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 4);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 4);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -290,7 +290,8 @@ UNIT_TEST(schema_version_mismatch)
 	/* older: version 1 lacks the listing indexes (steps 2..) */
 	CHECK(raw_exec(&f, "DELETE FROM glared_schema WHERE version > 1;"
 		       " DROP INDEX artifacts_owner;"
-		       " DROP INDEX artifacts_deleted") == 0);
+		       " DROP INDEX artifacts_deleted;"
+		       " DROP TABLE cleanup_queue") == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
 		 " needs %d: run 'glared db upgrade'", cur);
