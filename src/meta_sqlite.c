@@ -683,9 +683,11 @@ static int migrate(sq_meta *m, int upgrade, gl_err *err)
 	char sql[64];
 	int rc;
 
-	if (query_int(m, "PRAGMA user_version", &v, err) ||
-	    query_int(m, "SELECT count(*) FROM sqlite_schema"
-		      " WHERE type = 'table'", &tables, err))
+	/* tables first: a migration commits them with the version, so
+	 * another process's seen here means its version is seen next */
+	if (query_int(m, "SELECT count(*) FROM sqlite_schema"
+		      " WHERE type = 'table'", &tables, err) ||
+	    query_int(m, "PRAGMA user_version", &v, err))
 		return -1;
 	rc = mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
 	if (rc <= 0)

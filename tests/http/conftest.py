@@ -11,6 +11,11 @@ two glared processes on their own ports and local temp dirs, sharing a
 fresh PostgreSQL database and an S3 prefix; requests alternate between the
 nodes, so every test that makes more than one request crosses nodes.
 Raw-socket tests talk to the first node.
+
+Each glared starts in a process group of its own (a new session); stopping
+a server ends the whole group, so no worker outlives its test whatever
+happened to its master. scripts/run-tests.sh checks at the end that no
+glared of the run is left.
 """
 import contextlib
 import os
@@ -65,6 +70,31 @@ def write_conf(path, options):
                 if isinstance(v, bool):
                     v = "true" if v else "false"
                 f.write("%s = %s\n" % (k, v))
+
+
+def kill_group(pgid):
+    """SIGKILL every process of a group (a server's master and workers)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def group_pids(pgid):
+    """The live processes of a group, from /proc (zombies excluded)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(d))
+    return pids
 
 
 class Server:
@@ -122,7 +152,7 @@ class Server:
         self.logs = [open(log, "ab") for _, _, log in self.nodes]
         self.procs = [subprocess.Popen(
             [GLARED, "serve", "--config-file", conf], stdout=lg,
-            stderr=subprocess.STDOUT)
+            stderr=subprocess.STDOUT, start_new_session=True)
             for (_, conf, _), lg in zip(self.nodes, self.logs)]
         self.proc = self.procs[0]
         self.log = self.logs[0]
@@ -167,15 +197,23 @@ class Server:
             proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Signal each node and wait for it. SIGKILL goes to the whole
+        process group; other signals to the master alone (it forwards them:
+        a worker signalled twice stops at once instead of finishing its
+        requests). Whatever is left of a group afterwards is killed."""
         for proc in self.procs:
             if proc.poll() is None:
-                proc.send_signal(sig)
+                if sig == signal.SIGKILL:
+                    kill_group(proc.pid)
+                else:
+                    proc.send_signal(sig)
         for proc in self.procs:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            kill_group(proc.pid)
         for lg in getattr(self, "logs", []):
             lg.close()
         if self.procs:
