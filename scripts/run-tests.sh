@@ -5,13 +5,17 @@
 # Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
 # escape tests, the rockspec install check, the black-box HTTP tests
 # (pytest against real glared processes on loopback) and the operator
-# suite (tests/ops: command line, metrics, install, backup, README).
+# suite (tests/ops: command line, metrics, install, backup, README); last,
+# a check that no glared process started by the run outlives it.
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 case "$BUILD" in /*) BIN=$BUILD ;; *) BIN=$ROOT/$BUILD ;; esac
 LOGDIR=$(mktemp -d /tmp/glared-tests.XXXXXX)
+# every process of the run inherits this: the leftover check finds them
+GLARED_TEST_RUN=$LOGDIR
+export GLARED_TEST_RUN
 PY=/usr/bin/python3
 total_pass=0
 total_fail=0
@@ -137,6 +141,39 @@ if [ "$services" = 1 ]; then
 	export GLARED_TEST_CLUSTER
 	run_pytest http-2nodes tests/http
 	unset GLARED_TEST_CLUSTER
+fi
+
+# ---- no glared outlives the run ---------------------------------------------------
+# A glared process of this run (its environment has our GLARED_TEST_RUN)
+# still alive now outlived its test: an orphaned worker, a server a test
+# forgot. Servers still finishing a graceful stop get a few seconds.
+leftovers() {
+	for p in /proc/[0-9]*; do
+		case "$(readlink "$p/exe" 2>/dev/null)" in
+		*/glared | */glared" (deleted)") ;;
+		*) continue ;;
+		esac
+		tr '\0' '\n' < "$p/environ" 2>/dev/null |
+			grep -qxF "GLARED_TEST_RUN=$GLARED_TEST_RUN" &&
+			echo "${p#/proc/}"
+	done
+}
+left=$(leftovers)
+n=50
+while [ -n "$left" ] && [ $n -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+	left=$(leftovers)
+done
+if [ -n "$left" ]; then
+	echo "== glared processes outlived the tests (killed now):"
+	for pid in $left; do
+		echo "   $pid: $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)"
+		kill -9 "$pid" 2>/dev/null
+	done
+	add leftovers 0 1
+else
+	add leftovers 1 0
 fi
 
 echo "logs: $LOGDIR"

@@ -18,8 +18,9 @@
  * A blob object has the API keys (url size md5 sha1 sha256 external status
  * content_type) plus internal ones the engine strips from output:
  *   "store" ("file", "database", "external", ...), "location" (store key),
- *   "reserved" (bytes reserved while saving), "node", "prev" (the record a
- *   re-upload replaces, restored on failure), "temp" (temp file path),
+ *   "reserved" (bytes reserved while saving), "node", "incarnation",
+ *   "heartbeat" (the owner of a saving record, owner.h), "prev" (the record
+ *   a re-upload replaces, restored on failure), "temp" (temp file path),
  *   "verified_at", "verify_status" ("ok" | "changed" | "gone" | "error"),
  *   "verify_error".
  * Plus the internal artifact key "revision" (bumped on every write).
@@ -131,7 +132,9 @@ int gl_meta_gc_pop(gl_meta *m, const char *store, const char *location,
  * it succeeds. An entry is (kind, target, arg): "s3_abort" (target the S3
  * key, arg the multipart upload id) or "s3_delete" (target the S3 key, arg
  * ""). next_at (microseconds): not tried before then.
- * put: insert, or update attempts, next_at and error (queued_at stays).
+ * put: attempts 0 queues the entry unless it is queued already (its
+ *   retry schedule stays); attempts > 0 records a failed try: insert, or
+ *   update attempts, next_at and error (queued_at stays).
  * due: entries with next_at <= now_us, soonest first, at most limit:
  *   array of {kind, target, arg, attempts, next_at, queued_at, error}.
  * claim: move next_at from seen_next_at to until_us; 1 if this call did,

@@ -336,7 +336,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " VALUES ($1, $2, $3, $4, $5, $6, $7)"
 			  " ON CONFLICT (kind, target, arg) DO UPDATE SET"
 			  " attempts = EXCLUDED.attempts,"
-			  " next_at = EXCLUDED.next_at, error = EXCLUDED.error",
+			  " next_at = EXCLUDED.next_at, error = EXCLUDED.error"
+			  " WHERE EXCLUDED.attempts > 0",
 	[S_CLEANUP_DUE] = "SELECT kind, target, arg, attempts, next_at,"
 			  " queued_at, error FROM cleanup_queue"
 			  " WHERE next_at <= $1"

@@ -303,7 +303,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
 			  " ON CONFLICT (kind, target, arg) DO UPDATE SET"
 			  " attempts = excluded.attempts,"
-			  " next_at = excluded.next_at, error = excluded.error",
+			  " next_at = excluded.next_at, error = excluded.error"
+			  " WHERE excluded.attempts > 0",
 	[S_CLEANUP_DUE] = "SELECT kind, target, arg, attempts, next_at,"
 			  " queued_at, error FROM cleanup_queue"
 			  " WHERE next_at <= ?1"

@@ -47,6 +47,59 @@ def new_pg_database():
                    capture_output=True, timeout=30)
     return base.rsplit("/", 1)[0] + "/" + name
 
+HAVE_S3 = bool(os.environ.get("GLARED_S3_ENDPOINT"))
+needs_s3 = pytest.mark.skipif(not HAVE_S3,
+                              reason="no S3 endpoint (scripts/s3.sh)")
+
+
+def s3_options(endpoint=None):
+    """The options of the S3 blob store on the test endpoint, under a
+    fresh prefix of the shared bucket."""
+    env = os.environ
+    return {
+        "glance_store.default_store": "s3",
+        "glance_store.s3_store_host": endpoint or env["GLARED_S3_ENDPOINT"],
+        "glance_store.s3_store_region": env["GLARED_S3_REGION"],
+        "glance_store.s3_store_bucket": env["GLARED_S3_BUCKET"],
+        "glance_store.s3_store_access_key": env["GLARED_S3_ACCESS_KEY"],
+        "glance_store.s3_store_secret_key": env["GLARED_S3_SECRET_KEY"],
+        "glance_store.s3_store_prefix": "t-%s/" % uuid.uuid4().hex[:12],
+    }
+
+
+def s3(path, method="GET"):
+    """A signed request to the test S3 endpoint (curl does SigV4; netrc
+    because Swift's access keys contain ':'). Returns the body."""
+    env = os.environ
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write("machine 127.0.0.1 login %s password %s\n" %
+                (env["GLARED_S3_ACCESS_KEY"], env["GLARED_S3_SECRET_KEY"]))
+        netrc = f.name
+    try:
+        p = subprocess.run(
+            ["curl", "-s", "-X", method] + (["-d", ""] if method == "POST"
+                                            else []) + ["--netrc-file", netrc,
+             "--aws-sigv4", "aws:amz:%s:s3" % env["GLARED_S3_REGION"], "-H",
+             "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+             "%s/%s%s" % (env["GLARED_S3_ENDPOINT"], env["GLARED_S3_BUCKET"],
+                          path)], capture_output=True, text=True, timeout=30)
+        return p.stdout
+    finally:
+        os.unlink(netrc)
+
+
+def uploads_under(prefix):
+    """Keys of the multipart uploads in progress under an S3 prefix."""
+    xml = s3("?uploads=")
+    return [k for k in re.findall(r"<Key>([^<]*)</Key>", xml)
+            if k.startswith(prefix)]
+
+
+def objects_under(prefix):
+    xml = s3("?list-type=2&prefix=" + prefix.replace("/", "%2F"))
+    return re.findall(r"<Key>([^<]*)</Key>", xml)
+
+
 ALL_TYPES = ("images,heat_templates,heat_environments,tosca_templates,"
              "murano_packages,secrets,sample_artifact,hooks_artifact,"
              "non_nullable_fields_artifact,regional_images")
@@ -111,35 +164,18 @@ class Server:
             "healthcheck.disable_by_file_path": "%s/hc_disable" % self.dir,
         }
         if CLUSTER:
-            self.options.update({
-                "database.connection": new_pg_database(),
-                "glance_store.default_store": "s3",
-                "glance_store.s3_store_host": os.environ["GLARED_S3_ENDPOINT"],
-                "glance_store.s3_store_region": os.environ["GLARED_S3_REGION"],
-                "glance_store.s3_store_bucket": os.environ["GLARED_S3_BUCKET"],
-                "glance_store.s3_store_access_key":
-                    os.environ["GLARED_S3_ACCESS_KEY"],
-                "glance_store.s3_store_secret_key":
-                    os.environ["GLARED_S3_SECRET_KEY"],
-                "glance_store.s3_store_prefix":
-                    "t-%s/" % uuid.uuid4().hex[:12],
-            })
+            self.options["database.connection"] = new_pg_database()
+            self.options.update(s3_options())
         self.options.update(options or {})
         self.conf = os.path.join(self.dir, "glare.conf")
-        write_conf(self.conf, self.options)
         # node B: same service, own port and local temp space
         self.nodes = [(self.port, self.conf, os.path.join(self.dir,
                                                           "glared.log"))]
         if CLUSTER:
-            port_b = free_port()
-            opts_b = dict(self.options)
-            opts_b["bind_port"] = port_b
-            opts_b["glance_store.filesystem_store_datadir"] = \
-                "%s/blobs-b" % self.dir
-            conf_b = os.path.join(self.dir, "glare-b.conf")
-            write_conf(conf_b, opts_b)
-            self.nodes.append((port_b, conf_b,
+            self.nodes.append((free_port(),
+                               os.path.join(self.dir, "glare-b.conf"),
                                os.path.join(self.dir, "glared-b.log")))
+        self.write_confs()
         self.log_path = self.nodes[0][2]
         self.proc = None
         self.procs = []
@@ -147,6 +183,21 @@ class Server:
         self.urls = ["http://127.0.0.1:%d" % p for p, _, _ in self.nodes]
         self.turn = 0
         self.start(wait)
+
+    def write_confs(self):
+        """Each node's configuration file from self.options (node B: its
+        own port and local temp space)."""
+        for i, (port, conf, _) in enumerate(self.nodes):
+            opts = dict(self.options, bind_port=port)
+            if i:
+                opts["glance_store.filesystem_store_datadir"] = \
+                    "%s/blobs-b" % self.dir
+            write_conf(conf, opts)
+
+    def datadirs(self):
+        """Each node's local blob directory."""
+        return [self.options["glance_store.filesystem_store_datadir"]] + \
+            ["%s/blobs-b" % self.dir] * (len(self.nodes) - 1)
 
     def start(self, wait=True):
         self.logs = [open(log, "ab") for _, _, log in self.nodes]

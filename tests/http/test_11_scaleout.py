@@ -6,49 +6,18 @@ import re
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
 import requests
 
-from conftest import ADMIN, CLUSTER, GLARED, USER1, Server, status_of
+from conftest import (ADMIN, CLUSTER, GLARED, USER1, Server, objects_under,
+                      status_of, uploads_under)
 
 pytestmark = pytest.mark.skipif(not CLUSTER,
                                 reason="needs the two-node deployment")
 
 SA = "/artifacts/sample_artifact"
-
-
-def s3(path):
-    """A signed request to the test S3 endpoint (curl does SigV4; netrc
-    because Swift's access keys contain ':')."""
-    env = os.environ
-    with tempfile.NamedTemporaryFile("w", delete=False) as f:
-        f.write("machine 127.0.0.1 login %s password %s\n" %
-                (env["GLARED_S3_ACCESS_KEY"], env["GLARED_S3_SECRET_KEY"]))
-        netrc = f.name
-    try:
-        p = subprocess.run(
-            ["curl", "-s", "--netrc-file", netrc, "--aws-sigv4",
-             "aws:amz:%s:s3" % env["GLARED_S3_REGION"], "-H",
-             "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-             "%s/%s%s" % (env["GLARED_S3_ENDPOINT"], env["GLARED_S3_BUCKET"],
-                          path)], capture_output=True, text=True, timeout=30)
-        return p.stdout
-    finally:
-        os.unlink(netrc)
-
-
-def uploads_under(prefix):
-    xml = s3("?uploads=")
-    return [k for k in re.findall(r"<Key>([^<]*)</Key>", xml)
-            if k.startswith(prefix)]
-
-
-def objects_under(prefix):
-    xml = s3("?list-type=2&prefix=" + prefix.replace("/", "%2F"))
-    return re.findall(r"<Key>([^<]*)</Key>", xml)
 
 
 def test_nodes_share_state(server, uniq):

@@ -929,6 +929,12 @@ UNIT_TEST(cleanup_queue)
 					100, 6000, &f.err), 0);
 	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/none", "x",
 					100, 6000, &f.err), 0);
+	/* queued again while queued: nothing changes */
+	CHECK(gl_meta_cleanup_put(f.m, "s3_abort", "objects/a", "id-1", 0, 1,
+				  NULL, &f.err) == 0);
+	CHECK(gl_meta_cleanup_due(f.m, 10, 10, &out, &f.err) == 0);
+	CHECK_INT(json_array_size(out), 0);
+	json_decref(out);
 	/* a failed try: attempts and error recorded, queued_at kept */
 	CHECK(gl_meta_cleanup_put(f.m, "s3_abort", "objects/a", "id-1", 3, 200,
 				  "S3 unavailable", &f.err) == 0);
