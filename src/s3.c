@@ -1659,21 +1659,29 @@ static int abort_full(gl_s3 *s, const char *full_key, const char *id,
 	return rc;
 }
 
-int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
-		      gl_err *err)
+/* The query of AbortMultipartUpload, or NULL with err set. */
+static char *abort_query(const char *upload_id, gl_err *err)
 {
 	char *q;
-	int rc;
 
 	if (!upload_id || !*upload_id) {
 		gl_fail(err, 500, NULL, "S3: empty upload id");
-		return -1;
+		return NULL;
 	}
 	q = id_query(upload_id, 0);
-	if (!q) {
+	if (!q)
 		gl_fail(err, 500, NULL, "out of memory");
+	return q;
+}
+
+int gl_s3_abort_by_id(gl_s3 *s, const char *key, const char *upload_id,
+		      gl_err *err)
+{
+	char *q = abort_query(upload_id, err);
+	int rc;
+
+	if (!q)
 		return -1;
-	}
 	rc = sync_simple(s, "DELETE", key, q, NULL, 0, NULL, err);
 	free(q);
 	return rc;
@@ -1842,18 +1850,11 @@ int gl_s3_delete_async(gl_s3 *s, const char *key, gl_s3_done_fn done,
 int gl_s3_abort_async(gl_s3 *s, const char *key, const char *upload_id,
 		      gl_s3_done_fn done, void *arg, gl_err *err)
 {
-	char *q;
+	char *q = abort_query(upload_id, err);
 	int rc;
 
-	if (!upload_id || !*upload_id) {
-		gl_fail(err, 500, NULL, "S3: empty upload id");
+	if (!q)
 		return -1;
-	}
-	q = id_query(upload_id, 0);
-	if (!q) {
-		gl_fail(err, 500, NULL, "out of memory");
-		return -1;
-	}
 	rc = op_start(s, "DELETE", key, q, done, arg, err);
 	free(q);
 	return rc;
