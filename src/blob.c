@@ -1037,6 +1037,16 @@ gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
 
 /* ---- heartbeats ---------------------------------------------------------------- */
 
+int gl_blob_jobs_own(gl_engine *e, const char *id, const char *field,
+		     const char *key)
+{
+	for (gl_location_job *j = e->jobs; j; j = j->next)
+		if (j->fj && gl_streq(j->id, id) && gl_streq(j->field, field) &&
+		    gl_streq(j->key ? j->key : "", key ? key : ""))
+			return 1;
+	return 0;
+}
+
 void gl_blob_jobs_heartbeat(gl_engine *e)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next) {

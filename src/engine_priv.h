@@ -117,6 +117,10 @@ int gl_blob_engine_init(gl_engine *e, gl_err *err);
 void gl_blob_engine_free(gl_engine *e);
 /* Refresh the heartbeat of this process's location registrations. */
 void gl_blob_jobs_heartbeat(gl_engine *e);
+/* Is this process registering a location for the blob (key "" or NULL
+ * for a plain blob)? */
+int gl_blob_jobs_own(gl_engine *e, const char *id, const char *field,
+		     const char *key);
 
 /* ---- maint.c: heartbeats, takeover, the cleanup queue, sweeps -------------- */
 
@@ -140,6 +144,9 @@ void gl_cleanup_kick(gl_engine *e);
 /* ---- upload.c ------------------------------------------------------------- */
 /* Refresh the heartbeat of this process's uploads in progress. */
 void gl_upload_heartbeat_all(gl_engine *e);
+/* Is this process uploading the blob (its saving record still stands)? */
+int gl_upload_owns(gl_engine *e, const char *id, const char *field,
+		   const char *key);
 void gl_upload_abort_all(gl_engine *e);
 
 #endif

@@ -292,7 +292,12 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		const char *s3id = sget(b, "s3_upload_id");
 		const char *loc = sget(b, "location"), *key = sget(it, "key");
 		const char *node = sget(b, "node"), *temp = sget(b, "temp");
-		gl_owner_verdict v = gl_owner_judge(me, b, now, after);
+		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
+		gl_owner_verdict v = gl_owner_judge(
+			me, b,
+			gl_upload_owns(e, aid, f, key) ||
+				gl_blob_jobs_own(e, aid, f, key),
+			now, after);
 
 		if (!gl_owner_may_take_over(v))
 			continue; /* its owner is at it */
@@ -312,8 +317,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		if (s3id && loc &&
 		    gl_cleanup_queue(e, "s3_abort", loc, s3id, 0, err) < 0)
 			goto fail;
-		if (gl_blob_restore_prev(e, sget(it, "artifact_id"),
-					 sget(it, "field"), key && *key ? key : NULL,
+		if (gl_blob_restore_prev(e, aid, f, key && *key ? key : NULL,
 					 json_object_get(b, "prev"), err) < 0 ||
 		    gl_meta_commit(e->meta, err) < 0)
 			goto fail;
@@ -322,8 +326,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		if (s3id)
 			*s3 = 1;
 		gl_warn("takeover: upload of %s/%s%s%s by %s rolled back (its "
-			"owner %s)", sget(it, "artifact_id"), sget(it, "field"),
-			key && *key ? "/" : "", key ? key : "",
+			"owner %s)", aid, f, key && *key ? "/" : "", key ? key : "",
 			node ? node : "?", verdict_name(v));
 		n++;
 		continue;

@@ -48,7 +48,8 @@ void gl_owner_stamp(json_t *rec)
 }
 
 gl_owner_verdict gl_owner_judge(const gl_self *me, const json_t *rec,
-				int64_t now_us, int64_t takeover_after_us)
+				int still_mine, int64_t now_us,
+				int64_t takeover_after_us)
 {
 	const char *node = json_string_value(json_object_get(rec, "node"));
 	const char *inc = json_string_value(json_object_get(rec,
@@ -59,11 +60,12 @@ gl_owner_verdict gl_owner_judge(const gl_self *me, const json_t *rec,
 	char *end;
 	long pid;
 
-	/* 1. our own, whatever the heartbeat says */
-	if (inc && !strcmp(inc, me->incarnation))
-		return GL_OWNER_MINE;
-	if (colon && hostlen == strlen(me->host) &&
-	    !strncmp(node, me->host, hostlen)) {
+	/* 1. our own, whatever the heartbeat says; or let go of: rule 4 */
+	if (inc && !strcmp(inc, me->incarnation)) {
+		if (still_mine)
+			return GL_OWNER_MINE;
+	} else if (colon && hostlen == strlen(me->host) &&
+		   !strncmp(node, me->host, hostlen)) {
 		errno = 0;
 		pid = strtol(colon + 1, &end, 10);
 		if (!errno && end != colon + 1 && !*end && pid > 0) {

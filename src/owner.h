@@ -10,9 +10,12 @@
  * THE OWNERSHIP RULE (the only place it is decided; docs/storage.md,
  * "Uploads in progress and their owners"):
  *
- *   1. A record carrying this process's incarnation is its own: it is
- *      never taken over, however old its heartbeat (the owner is alive by
- *      definition; it fails its own work if it must).
+ *   1. A record carrying this process's incarnation that the process
+ *      still works on is never taken over, however old its heartbeat (the
+ *      owner is alive by definition; it fails its own work if it must).
+ *      One it let go of without restoring it (the database refused the
+ *      restore) falls under rule 4: taken back once its heartbeat, which
+ *      nobody refreshes any more, is stale.
  *   2. A record of this host whose incarnation differs but whose pid is
  *      this pid was written by a dead predecessor (pids are reused; the
  *      incarnation is not): taken over at once.
@@ -56,9 +59,12 @@ typedef enum gl_owner_verdict {
 	GL_OWNER_LIVE,          /* rule 4, heartbeat fresh: not yet */
 } gl_owner_verdict;
 
-/* Judge a saving record by the rule above at time now_us. */
+/* Judge a saving record by the rule above at time now_us; still_mine: the
+ * judging process has the work in progress (its uploads, its location
+ * registrations). */
 gl_owner_verdict gl_owner_judge(const gl_self *self, const json_t *rec,
-				int64_t now_us, int64_t takeover_after_us);
+				int still_mine, int64_t now_us,
+				int64_t takeover_after_us);
 
 /* 1 if the verdict lets the caller take the record over. */
 int gl_owner_may_take_over(gl_owner_verdict v);

@@ -152,6 +152,21 @@ out:
 	return rc;
 }
 
+static int same_key(const char *a, const char *b)
+{
+	return gl_streq(a ? a : "", b ? b : "");
+}
+
+int gl_upload_owns(gl_engine *e, const char *id, const char *field,
+		   const char *key)
+{
+	for (gl_upload *u = e->uploads; u; u = u->next)
+		if (u->placeholder && gl_streq(u->id, id) &&
+		    gl_streq(u->field, field) && same_key(u->key, key))
+			return 1;
+	return 0;
+}
+
 void gl_upload_heartbeat_all(gl_engine *e)
 {
 	for (gl_upload *u = e->uploads; u; u = u->next) {
@@ -615,6 +630,9 @@ static void s3_completed(void *arg, const gl_err *err)
 		end(u, NULL, err);
 		return;
 	}
+	/* completed: there is no multipart upload left to abort */
+	free(u->s3id);
+	u->s3id = NULL;
 	commit(u, u->s3key);
 }
 

@@ -34,9 +34,18 @@ static json_t *rec(const char *host, long pid, const char *inc, int64_t now,
 	return r;
 }
 
+/* Judged by a process that works on the record when it is its own. */
 static gl_owner_verdict judge(json_t *r, int64_t now)
 {
-	gl_owner_verdict v = gl_owner_judge(gl_self_get(), r, now, AFTER);
+	gl_owner_verdict v = gl_owner_judge(gl_self_get(), r, 1, now, AFTER);
+	json_decref(r);
+	return v;
+}
+
+/* Judged by a process that works on nothing of the kind. */
+static gl_owner_verdict judge_idle(json_t *r, int64_t now)
+{
+	gl_owner_verdict v = gl_owner_judge(gl_self_get(), r, 0, now, AFTER);
 	json_decref(r);
 	return v;
 }
@@ -120,6 +129,25 @@ UNIT_TEST(own_work_is_never_taken)
 	CHECK_INT(judge(rec(me->host, me->pid, me->incarnation, now, -1), now),
 		  GL_OWNER_MINE);
 	CHECK(!gl_owner_may_take_over(GL_OWNER_MINE));
+}
+
+/* Rule 1, second half: a record of ours we let go of (its restore failed)
+ * is taken back once nobody refreshes it, not at once (it may be about to
+ * be restored) and not never (it would stay saving forever). */
+UNIT_TEST(own_work_let_go_of_waits_for_stale_heartbeat)
+{
+	const gl_self *me = gl_self_get();
+	int64_t now = gl_now_us();
+
+	CHECK_INT(judge_idle(rec(me->host, me->pid, me->incarnation, now, 10),
+			     now), GL_OWNER_LIVE);
+	CHECK_INT(judge_idle(rec(me->host, me->pid, me->incarnation, now, 301),
+			     now), GL_OWNER_STALE);
+	/* what another process works on is not ours because we are idle */
+	CHECK_INT(judge_idle(rec("elsewhere", 1, "dd", now, 10), now),
+		  GL_OWNER_LIVE);
+	CHECK_INT(judge_idle(rec(me->host, dead_pid(), "dd", now, 10), now),
+		  GL_OWNER_DEAD);
 }
 
 /* Rule 2: this host and pid, another incarnation (or none, an older
@@ -234,6 +262,7 @@ UNIT_TEST(unreadable_owner)
 UNIT_SUITE(owner, UNIT_CASE(self_identity),
 	   UNIT_CASE(forked_child_is_a_new_incarnation), UNIT_CASE(stamp),
 	   UNIT_CASE(own_work_is_never_taken),
+	   UNIT_CASE(own_work_let_go_of_waits_for_stale_heartbeat),
 	   UNIT_CASE(predecessor_with_our_pid),
 	   UNIT_CASE(dead_process_of_this_host),
 	   UNIT_CASE(live_sibling_waits_for_stale_heartbeat),
