@@ -45,7 +45,9 @@ typedef struct gl_s3_conf {
 } gl_s3_conf;
 
 gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err);
-void gl_s3_free(gl_s3 *s);   /* cancels everything in flight, no callbacks */
+/* Cancels everything in flight without callbacks, except the cleanup
+ * hook's report of each cleanup it leaves unsent (below). */
+void gl_s3_free(gl_s3 *s);
 
 /* Part size for an object of about `size` bytes (-1: unknown, assume the
  * largest allowed blob, max_size). */

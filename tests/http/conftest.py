@@ -215,6 +215,7 @@ class Server:
         for proc, url in zip(self.procs, self.urls):
             while True:
                 if proc.poll() is not None:
+                    self.kill()     # the other nodes: nobody stops them
                     raise RuntimeError("glared exited %s:\n%s" %
                                        (proc.returncode, self.read_log()))
                 try:
@@ -222,9 +223,17 @@ class Server:
                     break
                 except requests.RequestException:
                     if time.time() > deadline:
+                        self.kill()
                         raise RuntimeError("glared did not start:\n" +
                                            self.read_log())
                     time.sleep(0.05)
+
+    def kill(self):
+        """SIGKILL every node's process group, without the checks of
+        stop() (a server that failed to start)."""
+        for proc in self.procs:
+            kill_group(proc.pid)
+            proc.wait()
 
     def read_log(self):
         """Every node's log, lines merged in time order (a line without a

@@ -19,8 +19,9 @@ import time
 import pytest
 import requests
 
-from conftest import (CLUSTER, GLARED, USER1, free_port, group_pids, needs_s3,
-                      s3, s3_options, uploads_under, write_conf)
+from conftest import (CLUSTER, GLARED, USER1, free_port, group_pids,
+                      kill_group, needs_s3, s3, s3_options, uploads_under,
+                      write_conf)
 
 IM = "/artifacts/images"     # blobs of up to 1000 GiB
 FAST = {"upload_heartbeat": 1, "upload_takeover_after": 3}
@@ -397,15 +398,17 @@ def test_refuses_a_port_in_use(tmp_path, workers, reuseport):
         "enabled_artifact_types": "images",
         "database.connection": "sqlite:///%s/glare.db" % tmp_path,
         "glance_store.filesystem_store_datadir": "%s/blobs" % tmp_path})
+    p = subprocess.Popen([GLARED, "serve", "--config-file", conf],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
     try:
-        p = subprocess.run([GLARED, "serve", "--config-file", conf],
-                           capture_output=True, text=True, timeout=20,
-                           start_new_session=True)
+        _, err = p.communicate(timeout=20)
     finally:
+        kill_group(p.pid)       # had it started, it must not stay
         squat.close()
     assert p.returncode != 0
-    assert "another process listens on port %d" % port in p.stderr, p.stderr
-    assert "serving on" not in p.stderr
+    assert "another process listens on port %d" % port in err, err
+    assert "serving on" not in err
     srv = subprocess.Popen([GLARED, "serve", "--config-file", conf],
                            stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, start_new_session=True)
@@ -414,10 +417,7 @@ def test_refuses_a_port_in_use(tmp_path, workers, reuseport):
     finally:
         srv.terminate()
         srv.wait(20)
-        try:
-            os.killpg(srv.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(srv.pid)
 
 
 def _healthy(port):
