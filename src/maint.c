@@ -281,7 +281,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 	gl_types *ts;
 	json_t *list = NULL, *it;
 	size_t i;
-	int n = 0;
+	int n = 0, failed = 0;
 
 	if (gl_meta_saving_blobs(e->meta, &list, err) < 0)
 		return -1;
@@ -301,8 +301,10 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 
 		if (!gl_owner_may_take_over(v))
 			continue; /* its owner is at it */
-		if (gl_meta_begin(e->meta, err) < 0)
+		if (gl_meta_begin(e->meta, err) < 0) {
+			failed = 1;
 			break;
+		}
 		if (!unchanged(e, ts, it)) {
 			gl_meta_rollback(e->meta);
 			continue;
@@ -332,11 +334,12 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		continue;
 fail:
 		gl_meta_rollback(e->meta);
+		failed = 1;
 		break;
 	}
 	gl_types_unref(ts);
 	json_decref(list);
-	return err->status ? -1 : n;
+	return failed ? -1 : n;
 }
 
 /* ---- the stale-upload sweep ------------------------------------------------------ */
