@@ -237,14 +237,6 @@ static void s3_cleanup_hook(void *arg, const char *key, const char *upload_id,
 
 /* ---- takeover ------------------------------------------------------------------ */
 
-static int same_host(const gl_self *me, const char *node)
-{
-	const char *colon = node ? strrchr(node, ':') : NULL;
-	size_t n = colon ? (size_t)(colon - node) : 0;
-
-	return colon && n == strlen(me->host) && !strncmp(node, me->host, n);
-}
-
 /* Is the record still the one that was judged? (The list is read outside
  * the transaction: the owner may have finished meanwhile.) */
 static int unchanged(gl_engine *e, gl_types *ts, const json_t *it)
@@ -323,7 +315,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 					 json_object_get(b, "prev"), err) < 0 ||
 		    gl_meta_commit(e->meta, err) < 0)
 			goto fail;
-		if (temp && *temp && same_host(me, node))
+		if (temp && *temp && gl_owner_same_host(me, node))
 			gl_store_tmp_remove(temp);
 		if (s3id)
 			*s3 = 1;

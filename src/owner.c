@@ -47,6 +47,14 @@ void gl_owner_stamp(json_t *rec)
 	json_object_set_new(rec, "heartbeat", json_integer(gl_now_us()));
 }
 
+int gl_owner_same_host(const gl_self *me, const char *node)
+{
+	const char *colon = node ? strrchr(node, ':') : NULL;
+	size_t n = colon ? (size_t)(colon - node) : 0;
+
+	return colon && n == strlen(me->host) && !strncmp(node, me->host, n);
+}
+
 gl_owner_verdict gl_owner_judge(const gl_self *me, const json_t *rec,
 				int still_mine, int64_t now_us,
 				int64_t takeover_after_us)
@@ -55,8 +63,6 @@ gl_owner_verdict gl_owner_judge(const gl_self *me, const json_t *rec,
 	const char *inc = json_string_value(json_object_get(rec,
 							    "incarnation"));
 	json_t *hb = json_object_get(rec, "heartbeat");
-	const char *colon = node ? strrchr(node, ':') : NULL;
-	size_t hostlen = colon ? (size_t)(colon - node) : 0;
 	char *end;
 	long pid;
 
@@ -64,8 +70,9 @@ gl_owner_verdict gl_owner_judge(const gl_self *me, const json_t *rec,
 	if (inc && !strcmp(inc, me->incarnation)) {
 		if (still_mine)
 			return GL_OWNER_MINE;
-	} else if (colon && hostlen == strlen(me->host) &&
-		   !strncmp(node, me->host, hostlen)) {
+	} else if (gl_owner_same_host(me, node)) {
+		const char *colon = strrchr(node, ':');
+
 		errno = 0;
 		pid = strtol(colon + 1, &end, 10);
 		if (!errno && end != colon + 1 && !*end && pid > 0) {

@@ -66,6 +66,9 @@ gl_owner_verdict gl_owner_judge(const gl_self *self, const json_t *rec,
 				int still_mine, int64_t now_us,
 				int64_t takeover_after_us);
 
+/* Is a record's `node` ("host:pid") of this process's host? */
+int gl_owner_same_host(const gl_self *self, const char *node);
+
 /* 1 if the verdict lets the caller take the record over. */
 int gl_owner_may_take_over(gl_owner_verdict v);
 
