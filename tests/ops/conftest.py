@@ -23,7 +23,7 @@ uniq = harness.uniq
 
 @pytest.fixture
 def make_server():
-    """harness.make_server, but stopped with SIGTERM: a master killed
-    outright would leave its workers running (several tests here use
-    workers = 2)."""
+    """harness.make_server, but stopped with SIGTERM, as an operator
+    stops glared (whatever is left of a server's process group afterwards
+    is killed)."""
     yield from harness.server_maker(signal.SIGTERM)
