@@ -232,6 +232,22 @@ int mc_json_time(const json_t *v, int64_t *us);
 	/* quotas (count per owner) and owner filters */                      \
 	"CREATE INDEX IF NOT EXISTS artifacts_owner ON artifacts(owner, type_name);"
 
+/* The counters' first values, from the rows already there (the schema
+ * step that creates quota_usage and artifact_counts in both backends). */
+#define MC_BLOB_BYTES(r)                                                      \
+	"(CASE WHEN " r ".status = 'saving' THEN coalesce(" r ".reserved, 0)" \
+	" ELSE coalesce(" r ".size, 0) END)"
+#define MC_COUNTERS_INIT                                                      \
+	"INSERT INTO quota_usage (project_id, type_name, artifacts, bytes)"   \
+	" SELECT a.owner, a.type_name, count(*), coalesce(sum(ab.bytes), 0)"  \
+	" FROM artifacts a LEFT JOIN (SELECT b.artifact_id,"                  \
+	" sum(" MC_BLOB_BYTES("b") ") AS bytes FROM blobs b"                  \
+	" GROUP BY b.artifact_id) ab ON ab.artifact_id = a.id"                \
+	" GROUP BY a.owner, a.type_name;"                                     \
+	"INSERT INTO artifact_counts (type_name, owner, visibility, status, n)" \
+	" SELECT type_name, owner, visibility, status, count(*)"              \
+	" FROM artifacts GROUP BY type_name, owner, visibility, status;"
+
 /* ---- listing SQL ------------------------------------------------------------
  * A fragment is SQL text plus its parameters in text order, so fragments
  * can be reused and concatenated (page and count queries share the

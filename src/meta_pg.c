@@ -195,8 +195,100 @@ static const char schema_v4[] =
 	" PRIMARY KEY (kind, target, arg));"
 	"CREATE INDEX cleanup_queue_due ON cleanup_queue(next_at);";
 
+/* The counters of SQLite's step 5 (see there and docs/storage.md,
+ * "Counters"), kept by triggers in the transaction of every change. Exact
+ * under concurrency: every writer holds the writers' lock, and each
+ * change is an atomic increment of one row anyway. The artifact delete
+ * trigger runs BEFORE the row goes, while its blobs are there; the
+ * cascade deletes them at the end of the statement, when their artifact
+ * is gone, so their trigger changes nothing. */
+#define BLOB_BYTES(r) MC_BLOB_BYTES(r)
+static const char schema_v5[] =
+	"CREATE TABLE quota_usage ("
+	" project_id " CTEXT " NOT NULL,"
+	" type_name " CTEXT " NOT NULL,"
+	" artifacts BIGINT NOT NULL,"
+	" bytes BIGINT NOT NULL,"
+	" PRIMARY KEY (project_id, type_name));"
+	"CREATE TABLE artifact_counts ("
+	" type_name " CTEXT " NOT NULL,"
+	" owner " CTEXT " NOT NULL,"
+	" visibility " CTEXT " NOT NULL,"
+	" status " CTEXT " NOT NULL,"
+	" n BIGINT NOT NULL,"
+	" PRIMARY KEY (type_name, owner, visibility, status));"
+	MC_COUNTERS_INIT
+	"CREATE FUNCTION glared_artifacts_counted() RETURNS trigger"
+	" LANGUAGE plpgsql AS $f$ BEGIN"
+	" IF TG_OP IN ('UPDATE', 'DELETE') AND"
+	"  (TG_OP = 'DELETE' OR (OLD.type_name, OLD.owner, OLD.visibility,"
+	"  OLD.status) IS DISTINCT FROM (NEW.type_name, NEW.owner,"
+	"  NEW.visibility, NEW.status)) THEN"
+	"  UPDATE artifact_counts SET n = n - 1 WHERE type_name = OLD.type_name"
+	"  AND owner = OLD.owner AND visibility = OLD.visibility"
+	"  AND status = OLD.status;"
+	" END IF;"
+	" IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (OLD.type_name,"
+	"  OLD.owner) IS DISTINCT FROM (NEW.type_name, NEW.owner)) THEN"
+	"  UPDATE quota_usage SET artifacts = artifacts - 1, bytes = bytes"
+	"  - (SELECT coalesce(sum(" BLOB_BYTES("b") "), 0) FROM blobs b"
+	"  WHERE b.artifact_id = OLD.id)"
+	"  WHERE project_id = OLD.owner AND type_name = OLD.type_name;"
+	" END IF;"
+	" IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;"
+	" IF TG_OP = 'INSERT' OR (OLD.type_name, OLD.owner, OLD.visibility,"
+	"  OLD.status) IS DISTINCT FROM (NEW.type_name, NEW.owner,"
+	"  NEW.visibility, NEW.status) THEN"
+	"  INSERT INTO artifact_counts AS c (type_name, owner, visibility,"
+	"  status, n) VALUES (NEW.type_name, NEW.owner, NEW.visibility,"
+	"  NEW.status, 1) ON CONFLICT (type_name, owner, visibility, status)"
+	"  DO UPDATE SET n = c.n + 1;"
+	" END IF;"
+	" IF TG_OP = 'INSERT' OR (OLD.type_name, OLD.owner) IS DISTINCT FROM"
+	"  (NEW.type_name, NEW.owner) THEN"
+	"  INSERT INTO quota_usage AS u (project_id, type_name, artifacts,"
+	"  bytes) VALUES (NEW.owner, NEW.type_name, 1,"
+	"  (SELECT coalesce(sum(" BLOB_BYTES("b") "), 0) FROM blobs b"
+	"  WHERE b.artifact_id = NEW.id))"
+	"  ON CONFLICT (project_id, type_name) DO UPDATE SET"
+	"  artifacts = u.artifacts + 1, bytes = u.bytes + EXCLUDED.bytes;"
+	" END IF;"
+	" RETURN NULL;"
+	" END $f$;"
+	"CREATE TRIGGER artifacts_counted_insert AFTER INSERT ON artifacts"
+	" FOR EACH ROW EXECUTE FUNCTION glared_artifacts_counted();"
+	"CREATE TRIGGER artifacts_counted_delete BEFORE DELETE ON artifacts"
+	" FOR EACH ROW EXECUTE FUNCTION glared_artifacts_counted();"
+	"CREATE TRIGGER artifacts_counted_update"
+	" AFTER UPDATE OF type_name, owner, visibility, status ON artifacts"
+	" FOR EACH ROW EXECUTE FUNCTION glared_artifacts_counted();"
+	/* a blob's bytes go to its artifact's row (none while the artifact
+	 * is being deleted: see above) */
+	"CREATE FUNCTION glared_blobs_counted() RETURNS trigger"
+	" LANGUAGE plpgsql AS $f$ BEGIN"
+	" IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+	"  UPDATE quota_usage u SET bytes = u.bytes - " BLOB_BYTES("OLD")
+	"  FROM artifacts a WHERE a.id = OLD.artifact_id"
+	"  AND u.project_id = a.owner AND u.type_name = a.type_name;"
+	" END IF;"
+	" IF TG_OP IN ('UPDATE', 'INSERT') THEN"
+	"  UPDATE quota_usage u SET bytes = u.bytes + " BLOB_BYTES("NEW")
+	"  FROM artifacts a WHERE a.id = NEW.artifact_id"
+	"  AND u.project_id = a.owner AND u.type_name = a.type_name;"
+	" END IF;"
+	" RETURN NULL;"
+	" END $f$;"
+	"CREATE TRIGGER blobs_counted_insert AFTER INSERT ON blobs"
+	" FOR EACH ROW EXECUTE FUNCTION glared_blobs_counted();"
+	"CREATE TRIGGER blobs_counted_delete AFTER DELETE ON blobs"
+	" FOR EACH ROW EXECUTE FUNCTION glared_blobs_counted();"
+	"CREATE TRIGGER blobs_counted_update AFTER UPDATE ON blobs"
+	" FOR EACH ROW WHEN (OLD.artifact_id <> NEW.artifact_id OR "
+	BLOB_BYTES("OLD") " <> " BLOB_BYTES("NEW") ")"
+	" EXECUTE FUNCTION glared_blobs_counted();";
+
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
-					   schema_v4 };
+					   schema_v4, schema_v5 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -231,12 +323,6 @@ enum stmt_id {
 	"SELECT 1 FROM artifacts WHERE type_name = $1 AND name = $2"          \
 	" AND version_prefix = $3 AND version_suffix = $4"                    \
 	" AND version_meta = $5 AND status <> 'deleted' AND id <> $6"
-#define USED_SQL                                                              \
-	"SELECT coalesce(sum(CASE WHEN b.status = 'saving'"                   \
-	" THEN coalesce(b.reserved, 0) ELSE coalesce(b.size, 0) END),"        \
-	" 0)::int8"                                                           \
-	" FROM artifacts a JOIN blobs b ON b.artifact_id = a.id"              \
-	" WHERE a.owner = $1"
 #define BLOB_LIST_SQL                                                         \
 	"SELECT b.artifact_id, a.type_name, b.field, b.key, " BLOB_COLS       \
 	" FROM blobs b JOIN artifacts a ON a.id = b.artifact_id"
@@ -283,11 +369,16 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SCOPE_PRIVATE] = SCOPE_SQL " AND owner = $7"
 			    " AND visibility = 'private' LIMIT 1",
 	[S_SCOPE_PUBLIC] = SCOPE_SQL " AND visibility = 'public' LIMIT 1",
-	[S_COUNT_OWNER] = "SELECT count(*) FROM artifacts WHERE owner = $1",
-	[S_COUNT_OWNER_TYPE] = "SELECT count(*) FROM artifacts"
-			       " WHERE owner = $1 AND type_name = $2",
-	[S_USED_OWNER] = USED_SQL,
-	[S_USED_OWNER_TYPE] = USED_SQL " AND a.type_name = $2",
+	[S_COUNT_OWNER] = "SELECT coalesce(sum(artifacts), 0)::int8"
+			  " FROM quota_usage WHERE project_id = $1",
+	[S_COUNT_OWNER_TYPE] = "SELECT coalesce(sum(artifacts), 0)::int8"
+			       " FROM quota_usage"
+			       " WHERE project_id = $1 AND type_name = $2",
+	[S_USED_OWNER] = "SELECT coalesce(sum(bytes), 0)::int8"
+			 " FROM quota_usage WHERE project_id = $1",
+	[S_USED_OWNER_TYPE] = "SELECT coalesce(sum(bytes), 0)::int8"
+			      " FROM quota_usage"
+			      " WHERE project_id = $1 AND type_name = $2",
 	[S_BLOBS_OF_PAGE] = "SELECT b.artifact_id, b.field, b.key, " BLOB_COLS
 			    " FROM blobs b WHERE b.artifact_id IN"
 			    " (SELECT json_array_elements_text($1::json))",

@@ -193,8 +193,108 @@ static const char schema_v4[] =
 	" PRIMARY KEY (kind, target, arg)) WITHOUT ROWID;"
 	"CREATE INDEX cleanup_queue_due ON cleanup_queue(next_at);";
 
+/* Counters kept by triggers in the transaction of every change, so they
+ * are exact whatever writes (docs/storage.md, "Counters"):
+ *   quota_usage      per project and type: artifacts (every status) and
+ *                    blob bytes (sizes, reservations of saving blobs): the
+ *                    quota checks read one row instead of counting;
+ *   artifact_counts  per type, owner, visibility and status: a listing
+ *                    total whose filters are on those columns only is a
+ *                    sum over a few rows instead of a scan.
+ * A blob's bytes are charged to its artifact's row; an artifact's delete
+ * discharges its blobs before the cascade, whose blob triggers then find
+ * no artifact and change nothing. The initial values come from the rows
+ * already there (`glared db upgrade`). */
+#define BLOB_BYTES(r) MC_BLOB_BYTES(r)
+#define ART_BYTES(id)                                                         \
+	"(SELECT coalesce(sum(" BLOB_BYTES("b") "), 0) FROM blobs b"          \
+	" WHERE b.artifact_id = " id ")"
+#define USAGE_OF(id)                                                          \
+	"(project_id, type_name) = (SELECT owner, type_name FROM artifacts"   \
+	" WHERE id = " id ")"
+#define COUNT_KEY(r)                                                          \
+	"(type_name, owner, visibility, status) = (" r ".type_name, " r       \
+	".owner, " r ".visibility, " r ".status)"
+static const char schema_v5[] =
+	"CREATE TABLE quota_usage ("
+	" project_id TEXT NOT NULL,"
+	" type_name TEXT NOT NULL,"
+	" artifacts INTEGER NOT NULL,"
+	" bytes INTEGER NOT NULL,"
+	" PRIMARY KEY (project_id, type_name)) WITHOUT ROWID;"
+	"CREATE TABLE artifact_counts ("
+	" type_name TEXT NOT NULL,"
+	" owner TEXT NOT NULL,"
+	" visibility TEXT NOT NULL,"
+	" status TEXT NOT NULL,"
+	" n INTEGER NOT NULL,"
+	" PRIMARY KEY (type_name, owner, visibility, status)) WITHOUT ROWID;"
+	MC_COUNTERS_INIT
+	"CREATE TRIGGER artifacts_counted_insert AFTER INSERT ON artifacts"
+	" BEGIN"
+	" INSERT INTO quota_usage (project_id, type_name, artifacts, bytes)"
+	"  VALUES (NEW.owner, NEW.type_name, 1, 0)"
+	"  ON CONFLICT (project_id, type_name)"
+	"  DO UPDATE SET artifacts = artifacts + 1;"
+	" INSERT INTO artifact_counts (type_name, owner, visibility, status, n)"
+	"  VALUES (NEW.type_name, NEW.owner, NEW.visibility, NEW.status, 1)"
+	"  ON CONFLICT (type_name, owner, visibility, status)"
+	"  DO UPDATE SET n = n + 1;"
+	" END;"
+	/* BEFORE: the blobs are still there (the cascade runs after the row
+	 * is gone) */
+	"CREATE TRIGGER artifacts_counted_delete BEFORE DELETE ON artifacts"
+	" BEGIN"
+	" UPDATE quota_usage SET artifacts = artifacts - 1,"
+	"  bytes = bytes - " ART_BYTES("OLD.id")
+	"  WHERE (project_id, type_name) = (OLD.owner, OLD.type_name);"
+	" UPDATE artifact_counts SET n = n - 1 WHERE " COUNT_KEY("OLD") ";"
+	" END;"
+	"CREATE TRIGGER artifacts_counted_update"
+	" AFTER UPDATE OF type_name, owner, visibility, status ON artifacts"
+	" WHEN OLD.type_name != NEW.type_name OR OLD.owner != NEW.owner"
+	"  OR OLD.visibility != NEW.visibility OR OLD.status != NEW.status"
+	" BEGIN"
+	" UPDATE artifact_counts SET n = n - 1 WHERE " COUNT_KEY("OLD") ";"
+	" INSERT INTO artifact_counts (type_name, owner, visibility, status, n)"
+	"  VALUES (NEW.type_name, NEW.owner, NEW.visibility, NEW.status, 1)"
+	"  ON CONFLICT (type_name, owner, visibility, status)"
+	"  DO UPDATE SET n = n + 1;"
+	" END;"
+	/* the engine never moves an artifact to another owner or type; if
+	 * something did, its count and bytes move with it */
+	"CREATE TRIGGER artifacts_counted_move"
+	" AFTER UPDATE OF type_name, owner ON artifacts"
+	" WHEN OLD.type_name != NEW.type_name OR OLD.owner != NEW.owner"
+	" BEGIN"
+	" UPDATE quota_usage SET artifacts = artifacts - 1,"
+	"  bytes = bytes - " ART_BYTES("NEW.id")
+	"  WHERE (project_id, type_name) = (OLD.owner, OLD.type_name);"
+	" INSERT INTO quota_usage (project_id, type_name, artifacts, bytes)"
+	"  VALUES (NEW.owner, NEW.type_name, 1, " ART_BYTES("NEW.id") ")"
+	"  ON CONFLICT (project_id, type_name) DO UPDATE SET"
+	"  artifacts = artifacts + 1, bytes = bytes + excluded.bytes;"
+	" END;"
+	"CREATE TRIGGER blobs_counted_insert AFTER INSERT ON blobs BEGIN"
+	" UPDATE quota_usage SET bytes = bytes + " BLOB_BYTES("NEW")
+	"  WHERE " USAGE_OF("NEW.artifact_id") ";"
+	" END;"
+	"CREATE TRIGGER blobs_counted_delete AFTER DELETE ON blobs BEGIN"
+	" UPDATE quota_usage SET bytes = bytes - " BLOB_BYTES("OLD")
+	"  WHERE " USAGE_OF("OLD.artifact_id") ";"
+	" END;"
+	"CREATE TRIGGER blobs_counted_update AFTER UPDATE ON blobs"
+	" WHEN OLD.artifact_id != NEW.artifact_id"
+	"  OR " BLOB_BYTES("OLD") " != " BLOB_BYTES("NEW")
+	" BEGIN"
+	" UPDATE quota_usage SET bytes = bytes - " BLOB_BYTES("OLD")
+	"  WHERE " USAGE_OF("OLD.artifact_id") ";"
+	" UPDATE quota_usage SET bytes = bytes + " BLOB_BYTES("NEW")
+	"  WHERE " USAGE_OF("NEW.artifact_id") ";"
+	" END;";
+
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
-					   schema_v4 };
+					   schema_v4, schema_v5 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -217,11 +317,6 @@ enum stmt_id {
 	"SELECT 1 FROM artifacts WHERE type_name = ?1 AND name = ?2"          \
 	" AND version_prefix = ?3 AND version_suffix = ?4"                    \
 	" AND version_meta = ?5 AND status != 'deleted' AND id != ?6"
-#define USED_SQL                                                              \
-	"SELECT coalesce(sum(CASE WHEN b.status = 'saving'"                   \
-	" THEN coalesce(b.reserved, 0) ELSE coalesce(b.size, 0) END), 0)"     \
-	" FROM artifacts a JOIN blobs b ON b.artifact_id = a.id"              \
-	" WHERE a.owner = ?1"
 #define BLOB_LIST_SQL                                                         \
 	"SELECT b.artifact_id, a.type_name, b.field, b.key, " BLOB_COLS       \
 	" FROM blobs b JOIN artifacts a ON a.id = b.artifact_id"
@@ -266,23 +361,46 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SCOPE_PRIVATE] = SCOPE_SQL " AND owner = ?7"
 			    " AND visibility = 'private' LIMIT 1",
 	[S_SCOPE_PUBLIC] = SCOPE_SQL " AND visibility = 'public' LIMIT 1",
-	[S_COUNT_OWNER] = "SELECT count(*) FROM artifacts WHERE owner = ?1",
-	[S_COUNT_OWNER_TYPE] = "SELECT count(*) FROM artifacts"
-			       " WHERE owner = ?1 AND type_name = ?2",
-	[S_USED_OWNER] = USED_SQL,
-	[S_USED_OWNER_TYPE] = USED_SQL " AND a.type_name = ?2",
+	[S_COUNT_OWNER] = "SELECT coalesce(sum(artifacts), 0) FROM quota_usage"
+			  " WHERE project_id = ?1",
+	[S_COUNT_OWNER_TYPE] = "SELECT coalesce(sum(artifacts), 0)"
+			       " FROM quota_usage"
+			       " WHERE project_id = ?1 AND type_name = ?2",
+	[S_USED_OWNER] = "SELECT coalesce(sum(bytes), 0) FROM quota_usage"
+			 " WHERE project_id = ?1",
+	[S_USED_OWNER_TYPE] = "SELECT coalesce(sum(bytes), 0) FROM quota_usage"
+			      " WHERE project_id = ?1 AND type_name = ?2",
 	[S_BLOBS_OF] = "SELECT b.artifact_id, b.field, b.key, " BLOB_COLS
 		       " FROM blobs b WHERE b.artifact_id = ?1",
 	[S_BLOBS_OF_PAGE] = "SELECT b.artifact_id, b.field, b.key, " BLOB_COLS
 			    " FROM blobs b WHERE b.artifact_id IN"
 			    " (SELECT value FROM json_each(?1))",
-	[S_BLOB_SET] = "INSERT OR REPLACE INTO blobs (artifact_id, field, key,"
+	/* an upsert, not INSERT OR REPLACE: a replaced row would leave
+	 * without its delete trigger (quota_usage) */
+	[S_BLOB_SET] = "INSERT INTO blobs (artifact_id, field, key,"
 		       " url, size, md5, sha1, sha256, external, status,"
 		       " content_type, store, location, reserved, node, prev,"
 		       " prev_store, prev_location, temp, verified_at,"
 		       " verify_status, verify_error, extra) VALUES (?1, ?2,"
 		       " ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-		       " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+		       " ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+		       " ON CONFLICT (artifact_id, field, key) DO UPDATE SET"
+		       " url = excluded.url, size = excluded.size,"
+		       " md5 = excluded.md5, sha1 = excluded.sha1,"
+		       " sha256 = excluded.sha256,"
+		       " external = excluded.external,"
+		       " status = excluded.status,"
+		       " content_type = excluded.content_type,"
+		       " store = excluded.store, location = excluded.location,"
+		       " reserved = excluded.reserved, node = excluded.node,"
+		       " prev = excluded.prev,"
+		       " prev_store = excluded.prev_store,"
+		       " prev_location = excluded.prev_location,"
+		       " temp = excluded.temp,"
+		       " verified_at = excluded.verified_at,"
+		       " verify_status = excluded.verify_status,"
+		       " verify_error = excluded.verify_error,"
+		       " extra = excluded.extra",
 	[S_BLOB_DEL] = "DELETE FROM blobs WHERE artifact_id = ?1"
 		       " AND field = ?2 AND key = ?3",
 	[S_BLOB_REFS] = "SELECT (SELECT count(*) FROM blobs"

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include "meta.h"
 #include "unit.h"
@@ -728,6 +729,190 @@ UNIT_TEST(count_and_used_bytes)
 	CHECK_INT(n, 7);
 	CHECK(gl_meta_used_bytes(f.m, "p9", NULL, &n, &f.err) == 0);
 	CHECK_INT(n, 0);
+	fx_close(&f);
+}
+
+/* ---- counters (quota_usage, artifact_counts) ------------------------------
+ * Kept by triggers; after any sequence of changes they equal what counting
+ * the rows gives. Each query below is the number of rows on which the two
+ * differ (groups whose counters are all 0 are the same as no group). */
+#define USAGE_NOW                                                             \
+	"SELECT a.owner, a.type_name, count(*), coalesce(sum(ab.bytes), 0)"   \
+	" FROM artifacts a LEFT JOIN (SELECT artifact_id, sum(CASE WHEN"      \
+	" status = 'saving' THEN coalesce(reserved, 0) ELSE coalesce(size, 0)" \
+	" END) AS bytes FROM blobs GROUP BY artifact_id) ab"                  \
+	" ON ab.artifact_id = a.id GROUP BY a.owner, a.type_name"
+#define USAGE_KEPT                                                            \
+	"SELECT project_id, type_name, artifacts, bytes FROM quota_usage"     \
+	" WHERE artifacts <> 0 OR bytes <> 0"
+#define COUNTS_NOW                                                            \
+	"SELECT type_name, owner, visibility, status, count(*) FROM artifacts" \
+	" GROUP BY type_name, owner, visibility, status"
+#define COUNTS_KEPT                                                           \
+	"SELECT type_name, owner, visibility, status, n FROM artifact_counts" \
+	" WHERE n <> 0"
+#define COUNTERS_DIFF                                                         \
+	"SELECT (SELECT count(*) FROM (" USAGE_NOW " EXCEPT " USAGE_KEPT      \
+	") x) + (SELECT count(*) FROM (" USAGE_KEPT " EXCEPT " USAGE_NOW      \
+	") y) + (SELECT count(*) FROM (" COUNTS_NOW " EXCEPT " COUNTS_KEPT    \
+	") z) + (SELECT count(*) FROM (" COUNTS_KEPT " EXCEPT " COUNTS_NOW    \
+	") w)"
+
+static json_t *blob_of(const char *status, int64_t size, int64_t reserved)
+{
+	json_t *b = json_pack("{s:s, s:s}", "status", status, "store", "file");
+
+	json_object_set_new(b, "size", size >= 0 ? json_integer(size)
+						 : json_null());
+	if (reserved >= 0)
+		json_object_set_new(b, "reserved", json_integer(reserved));
+	return b;
+}
+
+static int blob_put(gl_meta *m, const char *id, const char *field,
+		    const char *key, json_t *b, gl_err *err)
+{
+	int rc = gl_meta_blob_set(m, id, field, key, b, err);
+
+	json_decref(b);
+	return rc;
+}
+
+UNIT_TEST(counters_exact)
+{
+	fx f;
+	json_t *af;
+	int64_t n;
+
+	FX_START(f);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK(add(f.m, &T, mkaf("c1", "a", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("c2", "b", "1.0.0", "p1", 2), &f.err) == 0);
+	CHECK(add(f.m, &T2, mkaf("c3", "a", "1.0.0", "p1", 3), &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("c4", "a", "1.0.0", "p2", 4), &f.err) == 0);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK_INT(raw_int(&f, "SELECT n FROM artifact_counts WHERE"
+			  " type_name = 'tests' AND owner = 'p1' AND"
+			  " visibility = 'private' AND status = 'drafted'"), 2);
+	/* blobs: new, saving (its reservation), replaced, folder entries */
+	CHECK(blob_put(f.m, "c1", "blob1", "", blob_of("saving", -1, 500),
+		       &f.err) == 0);
+	CHECK(gl_meta_used_bytes(f.m, "p1", "tests", &n, &f.err) == 0);
+	CHECK_INT(n, 500);
+	CHECK(blob_put(f.m, "c1", "blob1", "", blob_of("active", 120, -1),
+		       &f.err) == 0);
+	CHECK(blob_put(f.m, "c1", "folder1", "x", blob_of("active", 3, -1),
+		       &f.err) == 0);
+	CHECK(blob_put(f.m, "c1", "folder1", "y", blob_of("active", 4, -1),
+		       &f.err) == 0);
+	CHECK(blob_put(f.m, "c3", "blob1", "", blob_of("active", 9, -1),
+		       &f.err) == 0);
+	CHECK(blob_put(f.m, "c4", "blob1", "", blob_of("saving", 10, 70),
+		       &f.err) == 0);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK(gl_meta_used_bytes(f.m, "p1", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 120 + 3 + 4 + 9);
+	CHECK(gl_meta_blob_delete(f.m, "c1", "folder1", "x", &f.err) == 0);
+	CHECK(gl_meta_blob_set(f.m, "c1", "folder1", "y", NULL, &f.err) == 0);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	/* status and visibility moves (put and set_status), in a rolled
+	 * back transaction too */
+	CHECK(gl_meta_get(f.m, &T, "c2", &af, &f.err) == 0);
+	set(af, "status", json_string("active"));
+	set(af, "visibility", json_string("public"));
+	CHECK(put(f.m, &T, af, 0, &f.err) == 0);
+	json_decref(af);
+	CHECK(gl_meta_set_status(f.m, "c4", "deleted", &f.err) == 0);
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(gl_meta_set_status(f.m, "c1", "active", &f.err) == 0);
+	CHECK(blob_put(f.m, "c1", "blob1", "", blob_of("active", 99999, -1),
+		       &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("c9", "z", "1.0.0", "p1", 9), &f.err) == 0);
+	gl_meta_rollback(f.m);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK(gl_meta_count_artifacts(f.m, "p1", "tests", &n, &f.err) == 0);
+	CHECK_INT(n, 2);
+	/* a delete takes the artifact's blobs with it, once */
+	CHECK(gl_meta_delete(f.m, "c1", &f.err) == 0);
+	CHECK(gl_meta_delete(f.m, "c4", &f.err) == 0);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK(gl_meta_used_bytes(f.m, "p1", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 9);
+	CHECK(gl_meta_used_bytes(f.m, "p2", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 0);
+	CHECK(gl_meta_count_artifacts(f.m, "p1", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 2);
+	CHECK(gl_meta_count_artifacts(f.m, "p2", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 0);
+	fx_close(&f);
+}
+
+/* Processes writing at once, each with its own connection (workers,
+ * nodes): creates with blobs, status changes and deletes in transactions
+ * and alone. The counters stay exact. */
+#define CC_PROCS 4
+#define CC_ROUNDS 25
+static int counters_child(fx *f, int who)
+{
+	gl_err err;
+	gl_meta *m = reopen(f, 0);
+	char id[32], name[32];
+	int ok = 1;
+
+	if (!m)
+		return 3;
+	for (int i = 0; i < CC_ROUNDS && ok; i++) {
+		const char *owner = i % 3 ? "p1" : "p2";
+
+		snprintf(id, sizeof id, "cc-%d-%d", who, i);
+		snprintf(name, sizeof name, "n%d-%d", who, i);
+		ok = gl_meta_begin(m, &err) == 0 &&
+		     add(m, i % 2 ? &T : &T2, mkaf(id, name, "1.0.0", owner,
+						   i), &err) == 0 &&
+		     blob_put(m, id, "blob1", "", blob_of("saving", -1, 100 + i),
+			      &err) == 0 &&
+		     gl_meta_commit(m, &err) == 0;
+		if (ok && i % 2)
+			ok = blob_put(m, id, "blob1", "",
+				      blob_of("active", 10 + i, -1), &err) == 0;
+		if (ok && i % 4 == 1)
+			ok = gl_meta_set_status(m, id, "active", &err) == 0;
+		if (ok && i % 5 == 2) {
+			snprintf(id, sizeof id, "cc-%d-%d", who, i - 1);
+			ok = gl_meta_delete(m, id, &err) == 0;
+		}
+	}
+	if (!ok)
+		fprintf(stderr, "counters_child: %d %s\n", err.status, err.msg);
+	gl_meta_close(m);
+	return ok ? 0 : 3;
+}
+
+UNIT_TEST(counters_concurrent)
+{
+	fx f;
+	pid_t pid[CC_PROCS];
+	int st, bad = 0;
+	int64_t n;
+
+	FX_START(f);
+	fflush(NULL);
+	for (int i = 0; i < CC_PROCS; i++) {
+		pid[i] = fork();
+		CHECK(pid[i] >= 0);
+		if (pid[i] == 0)
+			_exit(counters_child(&f, i));
+	}
+	for (int i = 0; i < CC_PROCS; i++)
+		if (waitpid(pid[i], &st, 0) != pid[i] || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0)
+			bad++;
+	CHECK_INT(bad, 0);
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK(gl_meta_count_artifacts(f.m, "p1", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, raw_int(&f, "SELECT count(*) FROM artifacts"
+			     " WHERE owner = 'p1'"));
+	CHECK(n > 0);
 	fx_close(&f);
 }
 
@@ -1628,6 +1813,8 @@ UNIT_TEST(list_large_both_plans)
 	UNIT_CASE(deleted_for_scrubber), \
 	UNIT_CASE(scope_taken), \
 	UNIT_CASE(count_and_used_bytes), \
+	UNIT_CASE(counters_exact), \
+	UNIT_CASE(counters_concurrent), \
 	UNIT_CASE(blob_records), \
 	UNIT_CASE(saving_and_external_lists), \
 	UNIT_CASE(gc_queue), \

@@ -135,13 +135,13 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 4);
+	CHECK_INT(gl_meta_schema_version(f.m), 5);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
 			  " 'gc_queue', 'cleanup_queue')"), 8);
-	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 4);
+	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 5);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -203,6 +203,13 @@ UNIT_TEST(schema_version_mismatch)
 
 	CHECK(fx_open(&f));
 	cur = gl_meta_schema_version(f.m);
+	/* rows from before the counters (step 5): the upgrade counts them */
+	CHECK(add(f.m, &T, mkaf("v1", "a", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(add(f.m, &T2, mkaf("v2", "a", "1.0.0", "p1", 2), &f.err) == 0);
+	CHECK(blob_put(f.m, "v1", "blob1", "", blob_of("active", 40, -1),
+		       &f.err) == 0);
+	CHECK(blob_put(f.m, "v2", "blob1", "", blob_of("saving", -1, 8),
+		       &f.err) == 0);
 	gl_meta_close(f.m);
 	f.m = NULL;
 	/* newer than this build */
@@ -216,6 +223,14 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK(raw_exec(f.path, "DROP INDEX artifacts_owner;"
 		       " DROP INDEX artifacts_deleted;"
 		       " DROP TABLE cleanup_queue;"
+		       " DROP TABLE quota_usage; DROP TABLE artifact_counts;"
+		       " DROP TRIGGER artifacts_counted_insert;"
+		       " DROP TRIGGER artifacts_counted_delete;"
+		       " DROP TRIGGER artifacts_counted_update;"
+		       " DROP TRIGGER artifacts_counted_move;"
+		       " DROP TRIGGER blobs_counted_insert;"
+		       " DROP TRIGGER blobs_counted_delete;"
+		       " DROP TRIGGER blobs_counted_update;"
 		       " PRAGMA user_version = 1") == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
@@ -228,6 +243,9 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), cur);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " name IN ('artifacts_owner', 'artifacts_deleted')"), 2);
+	/* the counters start from the rows that were there */
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
 	/* the planner statistics came back with the steps */
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_stat1 WHERE"
 			  " idx IN ('artifacts_owner', 'artifacts_deleted')"), 2);

@@ -232,14 +232,14 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 4);
+	CHECK_INT(gl_meta_schema_version(f.m), 5);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
 			  " 'quotas', 'blob_data', 'blob_data_chunks',"
 			  " 'gc_queue', 'cleanup_queue', 'glared_schema')"), 10);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 4);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 4);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 5);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 5);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -278,6 +278,13 @@ UNIT_TEST(schema_version_mismatch)
 
 	FX_START(f);
 	cur = gl_meta_schema_version(f.m);
+	/* rows from before the counters (step 5): the upgrade counts them */
+	CHECK(add(f.m, &T, mkaf("v1", "a", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(add(f.m, &T2, mkaf("v2", "a", "1.0.0", "p1", 2), &f.err) == 0);
+	CHECK(blob_put(f.m, "v1", "blob1", "", blob_of("active", 40, -1),
+		       &f.err) == 0);
+	CHECK(blob_put(f.m, "v2", "blob1", "", blob_of("saving", -1, 8),
+		       &f.err) == 0);
 	gl_meta_close(f.m);
 	leaked = f.m = NULL;
 	/* newer than this build */
@@ -291,7 +298,10 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK(raw_exec(&f, "DELETE FROM glared_schema WHERE version > 1;"
 		       " DROP INDEX artifacts_owner;"
 		       " DROP INDEX artifacts_deleted;"
-		       " DROP TABLE cleanup_queue") == 0);
+		       " DROP TABLE cleanup_queue;"
+		       " DROP TABLE quota_usage; DROP TABLE artifact_counts;"
+		       " DROP FUNCTION glared_artifacts_counted() CASCADE;"
+		       " DROP FUNCTION glared_blobs_counted() CASCADE") == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
 		 " needs %d: run 'glared db upgrade'", cur);
@@ -304,6 +314,9 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_indexes WHERE"
 			  " schemaname = current_schema() AND indexname IN"
 			  " ('artifacts_owner', 'artifacts_deleted')"), 2);
+	/* the counters start from the rows that were there */
+	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
+	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
 	/* somebody else's tables */
 	snprintf(foreign, sizeof foreign, "%s_foreign", f.schema);
 	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE;"
