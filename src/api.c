@@ -2,6 +2,7 @@
  * router, JSON I/O (see api.h). */
 #include "api.h"
 #include "access.h"
+#include "engine.h"
 #include "fault.h"
 #include "health.h"
 #include "log.h"
@@ -27,6 +28,10 @@
 
 static void ar_free(gl_api_req *ar)
 {
+	if (ar->held_status) {
+		gl_engine_durable_cancel(ar->app->engine, ar);
+		free(ar->held_body);
+	}
 	if (ar->cleanup)
 		ar->cleanup(ar);
 	gl_ctx_free(&ar->ctx);
@@ -74,11 +79,19 @@ void gl_api_add_common_headers(gl_api_req *ar)
 
 /* ---- replies ------------------------------------------------------------ */
 
+/* Python-style separators, UTF-8 unescaped, floats round-trip; NULL when
+ * out of memory */
+static char *dump_json(json_t *body)
+{
+	return json_dumps(body, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+}
+
+static const char json_ct[] = "application/json; charset=UTF-8";
+
 static void send_json(gl_http_req *req, int status, json_t *body,
 		      const char *ctype)
 {
-	/* Python-style separators, UTF-8 unescaped, floats round-trip */
-	char *s = json_dumps(body, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+	char *s = dump_json(body);
 
 	gl_http_add_header(req, "Content-Type", ctype);
 	if (!s) {
@@ -90,30 +103,8 @@ static void send_json(gl_http_req *req, int status, json_t *body,
 	free(s);
 }
 
-void gl_api_reply_json(gl_api_req *ar, int status, json_t *body)
-{
-	const char *ct = "application/json; charset=UTF-8";
-
-	if (!strncmp(gl_http_path(ar->http), "/schemas", 8) && status == 200)
-		ct = "application/schema+json; charset=UTF-8";
-	gl_api_add_common_headers(ar);
-	send_json(ar->http, status, body ? body : json_null(), ct);
-	json_decref(body);
-	gl_api_finish(ar);
-}
-
-void gl_api_reply_empty(gl_api_req *ar, int status)
-{
-	gl_api_add_common_headers(ar);
-	/* clients read the header even without a body; Glare's (webob's)
-	 * default */
-	gl_http_add_header(ar->http, "Content-Type", "text/html; charset=UTF-8");
-	gl_http_reply(ar->http, status, NULL, 0);
-	gl_api_finish(ar);
-}
-
-static void send_fault(gl_http_req *req, int status, const char *type,
-		       const char *msg)
+static json_t *fault_json(gl_http_req *req, int status, const char *type,
+			  const char *msg)
 {
 	json_t *f = gl_fault_json(status, type, msg);
 
@@ -123,19 +114,120 @@ static void send_fault(gl_http_req *req, int status, const char *type,
 	}
 	if (status >= 500) {
 		gl_error("request %s failed: %d %s: %s",
-			 gl_http_request_id(req), status, type, msg);
+			 gl_http_request_id(req), status,
+			 type ? type : "-", msg);
 		gl_metrics_fault(type, msg);
 	}
-	send_json(req, status, f, "application/json; charset=UTF-8");
+	return f;
+}
+
+static void send_fault(gl_http_req *req, int status, const char *type,
+		       const char *msg)
+{
+	json_t *f = fault_json(req, status, type, msg);
+
+	send_json(req, status, f, json_ct);
 	json_decref(f);
+}
+
+/* A held reply goes out: its request's commits are durable (ok), or the
+ * sync failed and the write may be lost. */
+static void release_reply(void *arg, int ok)
+{
+	gl_api_req *ar = arg;
+	int status = ar->held_status;
+	char *body = ar->held_body;
+
+	ar->held_status = 0;
+	ar->held_body = NULL;
+	if (ok) {
+		gl_http_add_header(ar->http, "Content-Type", ar->held_ctype);
+		gl_http_reply(ar->http, status, body, body ? strlen(body) : 0);
+	} else {
+		send_fault(ar->http, 500, "InternalServerError", "The change"
+			   " may not be durable: the database could not be"
+			   " synced");
+	}
+	free(body);
+	gl_api_finish(ar);
+}
+
+/* Group commit: the reply to anything but a read waits until the commits
+ * made so far are durable (gl_engine_when_durable), so no write is
+ * acknowledged before it is. Takes body (NULL: none); 1 if held, 0 if
+ * the reply may go now. */
+static int hold_reply(gl_api_req *ar, int status, char *body,
+		      const char *ct)
+{
+	int m = gl_http_method_id(ar->http), rc;
+
+	if (m == HTTP_GET || m == HTTP_HEAD || !ar->app->engine)
+		return 0;
+	rc = gl_engine_when_durable(ar->app->engine, release_reply, ar);
+	if (rc == 0)
+		return 0;
+	ar->held_status = status;
+	ar->held_body = body;
+	ar->held_ctype = ct;
+	if (rc < 0)
+		release_reply(ar, 0);
+	return 1;
+}
+
+/* The reply (body s, taken; NULL: none), now or once durable. */
+static void reply_text(gl_api_req *ar, int status, char *s, const char *ct)
+{
+	if (hold_reply(ar, status, s, ct))
+		return;
+	gl_http_add_header(ar->http, "Content-Type", ct);
+	gl_http_reply(ar->http, status, s, s ? strlen(s) : 0);
+	free(s);
+	gl_api_finish(ar);
+}
+
+static void reply_value(gl_api_req *ar, int status, json_t *body,
+			const char *ct)
+{
+	char *s = dump_json(body ? body : json_null());
+
+	json_decref(body);
+	if (!s) {
+		static const char oops[] = "{\"code\": 500}";
+
+		gl_http_add_header(ar->http, "Content-Type", ct);
+		gl_http_reply(ar->http, 500, oops, sizeof oops - 1);
+		gl_api_finish(ar);
+		return;
+	}
+	reply_text(ar, status, s, ct);
+}
+
+void gl_api_reply_json(gl_api_req *ar, int status, json_t *body)
+{
+	const char *ct = json_ct;
+
+	if (!strncmp(gl_http_path(ar->http), "/schemas", 8) && status == 200)
+		ct = "application/schema+json; charset=UTF-8";
+	gl_api_add_common_headers(ar);
+	reply_value(ar, status, body, ct);
+}
+
+void gl_api_reply_empty(gl_api_req *ar, int status)
+{
+	gl_api_add_common_headers(ar);
+	/* clients read the header even without a body; Glare's (webob's)
+	 * default */
+	reply_text(ar, status, NULL, "text/html; charset=UTF-8");
 }
 
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 {
 	int status = err->status ? err->status : 500;
+
 	gl_api_add_common_headers(ar);
-	send_fault(ar->http, status, err->type[0] ? err->type : NULL, err->msg);
-	gl_api_finish(ar);
+	reply_value(ar, status, fault_json(ar->http, status,
+					   err->type[0] ? err->type : NULL,
+					   err->msg), json_ct);
 }
 
 void gl_api_fail(gl_api_req *ar, int status, const char *type,

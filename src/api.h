@@ -55,6 +55,10 @@ struct gl_api_req {
 	int done;
 	void *handler_data;   /* owned by the handler; freed via cleanup */
 	void (*cleanup)(gl_api_req *ar);
+	/* a reply waiting for its commits to be durable (group commit) */
+	int held_status;      /* 0: none */
+	char *held_body;
+	const char *held_ctype;
 };
 
 /* Plug the API into an HTTP server's callbacks. */

@@ -96,6 +96,8 @@ static const opt options[] = {
 	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
 	O("database", "connection", K_STR, db_connection,
 	  "sqlite:////var/lib/glare/glare.db", ANY),
+	O("database", "sqlite_durability", K_STR, sqlite_durability, "group",
+	  ANY),
 	O("glance_store", "filesystem_store_datadir", K_STR,
 	  filesystem_store_datadir, "/var/lib/glare/artifacts", ANY),
 	O("glance_store", "default_store", K_STR, default_store, "file", ANY),

@@ -88,6 +88,7 @@ typedef struct gl_conf {
 	char *flavor;
 	/* [database] */
 	char *db_connection;
+	char *sqlite_durability; /* group | full | normal */
 	/* [glance_store] */
 	char *filesystem_store_datadir;
 	char *default_store;

@@ -91,6 +91,22 @@ int gl_engine_recover(gl_engine *e, gl_err *err)
 }
 
 struct event_base *gl_engine_base(gl_engine *e) { return e->base; }
+
+int gl_engine_attach_loop(gl_engine *e, gl_err *err)
+{
+	return gl_meta_attach_loop(e->meta, e->base, err);
+}
+
+int gl_engine_when_durable(gl_engine *e, void (*fn)(void *arg, int ok),
+			   void *arg)
+{
+	return gl_meta_when_durable(e->meta, fn, arg);
+}
+
+void gl_engine_durable_cancel(gl_engine *e, void *arg)
+{
+	gl_meta_durable_cancel(e->meta, arg);
+}
 const gl_conf *gl_engine_conf(gl_engine *e) { return e->conf; }
 
 /* ---- shared helpers ------------------------------------------------------ */
@@ -432,7 +448,16 @@ void gl_engine_gc(gl_engine *e)
 	}
 	/* the reference check and the removal happen under the write lock,
 	 * so no concurrent upload can commit a new reference in between */
+	/* the commits that dropped the last references must be durable
+	 * before data goes (group commit: gl_meta_sync); none can commit
+	 * meanwhile, the lock is held */
 	if (gl_meta_begin(e->meta, &err) < 0) {
+		json_decref(list);
+		return;
+	}
+	if (gl_meta_sync(e->meta, &err) < 0) {
+		gl_warn("gc: %s", err.msg);
+		gl_meta_rollback(e->meta);
 		json_decref(list);
 		return;
 	}

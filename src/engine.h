@@ -182,6 +182,13 @@ struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
 struct gl_s3 *gl_engine_s3(gl_engine *e);
 
 struct event_base *gl_engine_base(gl_engine *e);
+/* Group commit (gl_meta_attach_loop): a worker's engine commits without
+ * waiting for the disk; a reply acknowledging a write waits for
+ * gl_engine_when_durable (see gl_meta_when_durable for the returns). */
+int gl_engine_attach_loop(gl_engine *e, gl_err *err);
+int gl_engine_when_durable(gl_engine *e, void (*fn)(void *arg, int ok),
+			   void *arg);
+void gl_engine_durable_cancel(gl_engine *e, void *arg);
 const gl_conf *gl_engine_conf(gl_engine *e);
 
 #endif

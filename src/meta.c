@@ -28,7 +28,30 @@ gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err)
 	}
 	if (has_scheme(conn, "postgresql") || has_scheme(conn, "postgres"))
 		return gl_meta_pg_open(conn, upgrade, err);
-	return gl_meta_sqlite_open(conn, upgrade, err);
+	return gl_meta_sqlite_open(conn, upgrade, conf->sqlite_durability,
+				   err);
+}
+
+int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err)
+{
+	return m->ops->attach_loop ? m->ops->attach_loop(m, base, err) : 0;
+}
+
+int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok),
+			 void *arg)
+{
+	return m->ops->when_durable ? m->ops->when_durable(m, fn, arg) : 0;
+}
+
+void gl_meta_durable_cancel(gl_meta *m, void *arg)
+{
+	if (m->ops->durable_cancel)
+		m->ops->durable_cancel(m, arg);
+}
+
+int gl_meta_sync(gl_meta *m, gl_err *err)
+{
+	return m->ops->sync ? m->ops->sync(m, err) : 0;
 }
 
 void gl_meta_close(gl_meta *m)

@@ -151,6 +151,26 @@ int gl_meta_cleanup_claim(gl_meta *m, const char *kind, const char *target,
 int gl_meta_cleanup_del(gl_meta *m, const char *kind, const char *target,
 			const char *arg, gl_err *err);
 
+/* ---- durability (docs/storage.md, "Durable commits") ----------------------
+ * SQLite with [database] sqlite_durability = group (the default): once the
+ * store is attached to the worker's event loop, gl_meta_commit returns
+ * before its commit is durable, and a syncer thread makes the commits
+ * durable many at a time. A reply that acknowledges a write waits for
+ * gl_meta_when_durable. PostgreSQL commits are durable when they return
+ * (these calls do nothing there), as are sqlite's when not attached. */
+struct event_base;
+int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err);
+/* 0: every commit made so far is durable. 1: fn(arg, ok) runs on the loop
+ * once they are (ok = 0: the sync failed, the commit may be lost). -1:
+ * durability failed earlier (fn is not called). */
+int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok),
+			 void *arg);
+void gl_meta_durable_cancel(gl_meta *m, void *arg);
+/* Block until every commit made so far is durable: before an action a
+ * lost commit could not undo (removing data whose last reference the
+ * commit dropped). */
+int gl_meta_sync(gl_meta *m, gl_err *err);
+
 /* ---- listing ---------------------------------------------------------------- */
 
 enum gl_filter_kind {

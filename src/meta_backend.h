@@ -82,6 +82,13 @@ struct gl_meta_ops {
 			     void *buf, int64_t len, gl_err *err);
 	int (*data_exists)(gl_meta *m, const char *location, gl_err *err);
 	int (*data_delete)(gl_meta *m, const char *location, gl_err *err);
+
+	/* optional (NULL: commits are durable when they return) */
+	int (*attach_loop)(gl_meta *m, struct event_base *base, gl_err *err);
+	int (*when_durable)(gl_meta *m, void (*fn)(void *arg, int ok),
+			    void *arg);
+	void (*durable_cancel)(gl_meta *m, void *arg);
+	int (*sync)(gl_meta *m, gl_err *err);
 };
 
 /* The common header every backend's struct begins with. */
@@ -94,7 +101,8 @@ extern const struct gl_meta_ops gl_meta_sqlite_ops, gl_meta_pg_ops;
 /* Open a store from the [database] connection string (the backend parses
  * its own URL form; see meta.h for upgrade). NULL + err on failure; the
  * error never repeats the URL, which may carry a password. */
-gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade, gl_err *err);
+gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
+			     const char *durability, gl_err *err);
 gl_meta *gl_meta_pg_open(const char *conn, int upgrade, gl_err *err);
 
 #endif

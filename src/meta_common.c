@@ -1126,6 +1126,25 @@ int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	return 0;
 }
 
+int mc_counts_total(const gl_list_query *q)
+{
+	if (q->latest)
+		return 0;
+	for (int i = 0; i < q->nsorts; i++)
+		if (q->sorts[i].field && !q->sorts[i].field->base)
+			return 0;
+	for (int i = 0; i < q->nfilters; i++) {
+		const gl_field *fd = q->filters[i].field;
+
+		if (q->filters[i].kind != GF_BASE || !fd ||
+		    (strcmp(fd->name, "status") != 0 &&
+		     strcmp(fd->name, "visibility") != 0 &&
+		     strcmp(fd->name, "owner") != 0))
+			return 0;
+	}
+	return 1;
+}
+
 /* No visible match of the same name (and type) has a higher (prefix,
  * suffix). Equivalent to rank() = 1 per name, but as a correlated probe
  * on the name/version index it lets the page query stop early instead of

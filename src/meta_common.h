@@ -325,6 +325,11 @@ int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
  * the caller's scope, the AND filters (but filter skip) and the OR group. */
 int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	     const char *al, int skip, int in_form, gl_err *err);
+/* 1 when the total of q can be summed from artifact_counts (alias a, the
+ * same mc_where): no latest, no custom sort key (its join drops
+ * artifacts without the value), and filters on status, visibility and
+ * owner only, the columns the counts are kept by. */
+int mc_counts_total(const gl_list_query *q);
 /* version=latest: " AND NOT EXISTS (a higher version of the name)". */
 int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	      gl_err *err);

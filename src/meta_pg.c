@@ -1824,9 +1824,16 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 		}
 	}
 	if (total) {
-		mc_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
-		mc_cat(&cnt, &where);
-		mc_sort_exists(&cnt, &dialect, q);
+		if (mc_counts_total(q)) {
+			/* a sum over the kept counts (schema_v4) */
+			mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
+			       " FROM artifact_counts a WHERE ");
+			mc_cat(&cnt, &where);
+		} else {
+			mc_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
+			mc_cat(&cnt, &where);
+			mc_sort_exists(&cnt, &dialect, q);
+		}
 		if (!(r = frag_exec(m, &cnt, err)))
 			goto out;
 		*total = r_i64(r, 0, 0);

@@ -35,6 +35,7 @@
 #include "meta_backend.h"
 #include "meta_common.h"
 #include "util.h"
+#include "walsync.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -445,9 +446,14 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 
 /* The connection; `base` first, so a gl_meta * is an sq_meta *. */
+enum durability { DUR_GROUP, DUR_FULL, DUR_NORMAL };
+
 typedef struct sq_meta {
 	struct gl_meta base;
 	sqlite3 *db;
+	char *path;
+	enum durability durability;
+	gl_walsync *ws;                   /* group commit, once attached */
 	int version;
 	sqlite3_stmt *stmts[S_COUNT];
 	mc_lru lru;                       /* listing statements, */
@@ -829,12 +835,26 @@ fail:
 	return -1;
 }
 
-gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade, gl_err *err)
+gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
+			     const char *durability, gl_err *err)
 {
 	sq_meta *m;
-	char *path = db_path(conn, err);
+	char *path;
+	enum durability dur;
 	int rc;
 
+	if (!durability || strcmp(durability, "group") == 0) {
+		dur = DUR_GROUP;
+	} else if (strcmp(durability, "full") == 0) {
+		dur = DUR_FULL;
+	} else if (strcmp(durability, "normal") == 0) {
+		dur = DUR_NORMAL;
+	} else {
+		gl_fail(err, 500, NULL, "[database] sqlite_durability must be"
+			" group, full or normal, not '%s'", durability);
+		return NULL;
+	}
+	path = db_path(conn, err);
 	if (!path)
 		return NULL;
 	if (strcmp(path, ":memory:") != 0 && make_parent(path, err)) {
@@ -853,8 +873,11 @@ gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade, gl_err *err)
 	sqlite3_extended_result_codes(m->db, 1);
 	/* before journal_mode: switching to WAL needs a lock */
 	sqlite3_busy_timeout(m->db, 5000);
-	if (exec_sql(m, "PRAGMA journal_mode = WAL;"
-		     "PRAGMA synchronous = NORMAL;"
+	/* durable commits: FULL until a loop is attached (group commit,
+	 * walsync.c), NORMAL only when asked for */
+	if (exec_sql(m, dur == DUR_NORMAL ? "PRAGMA synchronous = NORMAL"
+					  : "PRAGMA synchronous = FULL", err) ||
+	    exec_sql(m, "PRAGMA journal_mode = WAL;"
 		     "PRAGMA foreign_keys = ON;"
 		     "PRAGMA temp_store = MEMORY;"
 		     "PRAGMA cache_size = -65536;", err))
@@ -863,12 +886,49 @@ gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade, gl_err *err)
 		goto fail;
 	m->base.ops = &gl_meta_sqlite_ops;
 	m->version = SCHEMA_VERSION;
-	free(path);
+	m->durability = dur;
+	m->path = path;
 	return &m->base;
 fail:
 	free(path);
 	sq_close(&m->base);
 	return NULL;
+}
+
+/* Group commit from now on (see walsync.h); the other modes, and an
+ * in-memory database, keep committing as they do. */
+static int sq_attach_loop(gl_meta *gm, struct event_base *base, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+
+	if (m->durability != DUR_GROUP || m->ws || !m->path ||
+	    strcmp(m->path, ":memory:") == 0)
+		return 0;
+	m->ws = gl_walsync_new(base, m->db, m->path, err);
+	return m->ws ? 0 : -1;
+}
+
+static int sq_when_durable(gl_meta *gm, void (*fn)(void *arg, int ok),
+			   void *arg)
+{
+	sq_meta *m = sq(gm);
+
+	return m->ws ? gl_walsync_wait(m->ws, fn, arg) : 0;
+}
+
+static void sq_durable_cancel(gl_meta *gm, void *arg)
+{
+	sq_meta *m = sq(gm);
+
+	if (m->ws)
+		gl_walsync_cancel(m->ws, arg);
+}
+
+static int sq_sync(gl_meta *gm, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+
+	return m->ws ? gl_walsync_now(m->ws, err) : 0;
 }
 
 static void sq_close(gl_meta *gm)
@@ -882,9 +942,12 @@ static void sq_close(gl_meta *gm)
 	for (int i = 0; i < MC_DYN_CACHE; i++)
 		sqlite3_finalize(m->dyn[i]);
 	mc_lru_free(&m->lru);
+	/* every commit durable, before the connection goes */
+	gl_walsync_free(m->ws);
 	/* no PRAGMA optimize: it would replace the shipped statistics with
 	 * sampled ones (see schema_v2) */
 	sqlite3_close(m->db);
+	free(m->path);
 	free(m);
 }
 
@@ -1709,7 +1772,14 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 				goto out;
 		}
 	}
-	if (total) {
+	if (total && mc_counts_total(q)) {
+		/* a sum over the kept counts (schema_v4) */
+		mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)"
+		       " FROM artifact_counts a WHERE ");
+		if (mc_where(&cnt, &dialect, q, "a", -1, 0, err) ||
+		    frag_count(m, &cnt, total, err))
+			goto out;
+	} else if (total) {
 		/* membership sets when counting everything; probes when the
 		 * driving rows already narrowed it down */
 		if (mc_where(&cwhere, &dialect, q, "a", skip, driven != 1,
@@ -1958,6 +2028,10 @@ static int sq_data_delete(gl_meta *gm, const char *location, gl_err *err)
 
 const struct gl_meta_ops gl_meta_sqlite_ops = {
 	.name = "sqlite",
+	.attach_loop = sq_attach_loop,
+	.when_durable = sq_when_durable,
+	.durable_cancel = sq_durable_cancel,
+	.sync = sq_sync,
 	.close = sq_close,
 	.schema_version = sq_schema_version,
 	.begin = sq_begin,

@@ -126,7 +126,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	if (!w.app.base || !w.app.policy)
 		goto out;
 	w.app.engine = gl_engine_new(conf, w.app.policy, w.app.base, &err);
-	if (!w.app.engine) {
+	if (!w.app.engine || gl_engine_attach_loop(w.app.engine, &err) < 0) {
 		gl_error("%s", err.msg);
 		goto out;
 	}

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <sqlite3.h>
 
 #include "meta.h"
@@ -259,7 +260,105 @@ UNIT_TEST(schema_version_mismatch)
 	fx_close(&f);
 }
 
+/* ---- group commit (walsync.c) ------------------------------------------- */
+
+struct durable_wait {
+	struct event_base *base;
+	int calls, ok;
+};
+
+static void durable_cb(void *arg, int ok)
+{
+	struct durable_wait *d = arg;
+
+	d->calls++;
+	d->ok = ok;
+	event_base_loopbreak(d->base);
+}
+
+/* Attached to a loop, commits are not waited for in the commit; a wait is
+ * answered from the loop once a sync covered it, and not before. The
+ * thread checkpoints: the WAL does not keep every page. */
+UNIT_TEST(group_commit)
+{
+	fx f;
+	struct event_base *base = event_base_new();
+	struct durable_wait d = { .base = base };
+	struct timeval tmo = { 5, 0 };
+	struct stat sb;
+	char id[32];
+
+	CHECK(fx_open(&f));
+	/* not attached: durable when the commit returns */
+	CHECK(add(f.m, &T, mkaf("g0", "a", "1.0.0", "p1", 0), &f.err) == 0);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 0);
+	CHECK(gl_meta_attach_loop(f.m, base, &f.err) == 0);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 0);
+	CHECK(add(f.m, &T, mkaf("g1", "b", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 1);
+	CHECK_INT(d.calls, 0); /* only from the loop */
+	event_base_loopexit(base, &tmo);
+	event_base_dispatch(base);
+	CHECK_INT(d.calls, 1);
+	CHECK_INT(d.ok, 1);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 0);
+	/* a cancelled wait is never called */
+	CHECK(add(f.m, &T, mkaf("g2", "c", "1.0.0", "p1", 2), &f.err) == 0);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 1);
+	gl_meta_durable_cancel(f.m, &d);
+	CHECK(gl_meta_sync(f.m, &f.err) == 0);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 0);
+	tmo.tv_sec = 0;
+	tmo.tv_usec = 100000;
+	event_base_loopexit(base, &tmo);
+	event_base_dispatch(base);
+	CHECK_INT(d.calls, 1);
+	/* many commits: the thread's checkpoints copy them into the database
+	 * file, so it grows past its first pages */
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(id, sizeof id, "m%d", i);
+		CHECK(add(f.m, &T, set(mkaf(id, id, "1.0.0", "p1", i),
+				       "description",
+				       json_string("a description long enough"
+						   " to take some room in a"
+						   " page of the database")),
+			  &f.err) == 0);
+		if (i % 50 == 49) {
+			CHECK(gl_meta_commit(f.m, &f.err) == 0);
+			CHECK(gl_meta_begin(f.m, &f.err) == 0);
+		}
+	}
+	CHECK(gl_meta_commit(f.m, &f.err) == 0);
+	CHECK_INT(gl_meta_when_durable(f.m, durable_cb, &d), 1);
+	tmo.tv_sec = 5;
+	tmo.tv_usec = 0;
+	for (int i = 0; i < 50 && d.calls < 2; i++) {
+		event_base_loopexit(base, &tmo);
+		event_base_dispatch(base);
+	}
+	CHECK_INT(d.calls, 2);
+	/* the database file itself grew: pages were copied out of the WAL
+	 * while the store was open (SQLite's own auto-checkpoint is off) */
+	tmo.tv_sec = 0;
+	tmo.tv_usec = 50000;
+	for (int i = 0; i < 100; i++) {
+		CHECK(stat(f.path, &sb) == 0);
+		if (sb.st_size > 512 * 1024)
+			break;
+		event_base_loopexit(base, &tmo);
+		event_base_dispatch(base);
+	}
+	CHECK(sb.st_size > 512 * 1024);
+	gl_meta_close(f.m);
+	f.m = NULL;
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM artifacts"), 3003);
+	fx_close(&f);
+	event_base_free(base);
+}
+
 UNIT_SUITE(meta,
 	UNIT_CASE(open_creates_schema),
 	UNIT_CASE(schema_version_mismatch),
+	UNIT_CASE(group_commit),
 	META_SCENARIOS);
