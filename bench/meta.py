@@ -126,6 +126,14 @@ def main():
               for _ in range(K)]),
             ("list status=drafted (base, all)",
              ["%s?status=drafted&sort=created_at:desc" % base]),
+            ("list tags=t3 (10%)", ["%s?tags=t3" % base]),
+            ("list version>=1.1 (semver, half)",
+             ["%s?version=gte:1.1" % base]),
+            ("list dict_of_str.k=v1 (dict, 1/4)",
+             ["%s?dict_of_str.k=eq:v1" % base]),
+            ("list limit=100", ["%s?limit=100" % base]),
+            ("list page 50 (next markers)", [page_50(srv, base)]),
+            ("list /artifacts/all", ["/artifacts/all"]),
         ]
         hc_rate = None
         for label, paths in runs:
@@ -150,6 +158,15 @@ def main():
                     "errors = non-2xx + socket errors",
                     "server peak RSS (VmHWM): %.1f MB" % (hwm / 1024.0)])
     return 0
+
+
+def page_50(srv, base):
+    """The path of the 50th page of the default listing, reached by
+    following `next` from the first."""
+    path = base
+    for _ in range(49):
+        path = srv.json("GET", path)["next"]
+    return path
 
 
 def row(label, have, r, hc_rate):

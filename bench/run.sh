@@ -11,6 +11,11 @@
 #          of other requests meanwhile (issue #7)      bench/fetch.py
 #   meta   create/show/list rates and latency percentiles at 10k and 100k
 #          artifacts through the API, with wrk (issue #5) bench/meta.py
+#   create creates/s with durable commits (sqlite_durability normal / full
+#          / group) and with quotas on as the catalogue grows (issue #18)
+#                                                      bench/create.py
+#   cpu    instructions per request under callgrind (show, list, create;
+#          load-independent; issue #18)                bench/cpu.py
 #   sql    bench/meta_list.c: the listing SQL alone at 100k artifacts
 #   lua    bench/lua_validate.lua: µs per create-body validation (issue #4)
 #   scaleout  the meta and blob benchmarks on sqlite + local files and on
@@ -25,6 +30,8 @@
 #   BENCH_META_SECS=5        meta: seconds per measured row
 #   BENCH_CONNS=4            meta: keep-alive connections per row
 #   BENCH_WORKERS=1          glared `workers` for blob/fetch/meta
+#   BENCH_CREATE_SECS=8      create: seconds per durability mode
+#   BENCH_QUOTA_N=70000      create: artifacts created with quotas on
 #   BENCH_SQL_N=100000       sql: artifacts in the meta_list database
 #   BENCH_SCALEOUT_N=10000   scaleout: artifacts per back end
 #   BENCH_SCALEOUT_GB=       scaleout: blob size (default BENCH_SIZE_GB / 2)
@@ -41,12 +48,12 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta sql lua scaleout}
+suites=${*:-blob fetch meta create cpu sql lua scaleout}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|sql|lua|scaleout) ;;
+	blob|fetch|meta|create|cpu|sql|lua|scaleout) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
-		"(blob fetch meta sql lua scaleout)" >&2
+		"(blob fetch meta create cpu sql lua scaleout)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -166,6 +173,9 @@ for s in $suites; do
 	blob)  need_pkg curl curl && bg "$PY" bench/blob.py ;;
 	fetch) need_pkg curl curl && bg "$PY" bench/fetch.py ;;
 	meta)  need_pkg wrk wrk && bg "$PY" bench/meta.py ;;
+	create) need_pkg wrk wrk && bg "$PY" bench/create.py ;;
+	cpu)   need_pkg wrk wrk && need_pkg valgrind valgrind &&
+	       bg "$PY" bench/cpu.py ;;
 	sql)   run_sql ;;
 	lua)   need_pkg lua5.4 lua5.4 && bg "$PY" bench/lua.py ;;
 	scaleout) run_scaleout ;;

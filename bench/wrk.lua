@@ -45,9 +45,11 @@ function request()
   local n = start + sent
   sent = sent + 1
   local body = string.format(
-    '{"name": "%s-%d", "version": "1.0", "description": "benchmark artifact %d", ' ..
-    '"int1": %d, "int2": %d, "str1": "s%d", "bool1": %s, "tags": ["t%d"]}',
-    prefix, n, n, n % 1000, n, n % 100, (n % 2 == 0) and "true" or "false", n % 10)
+    '{"name": "%s-%d", "version": "1.%d", "description": "benchmark artifact %d", ' ..
+    '"int1": %d, "int2": %d, "str1": "s%d", "bool1": %s, "tags": ["t%d"], ' ..
+    '"dict_of_str": {"k": "v%d"}}',
+    prefix, n, n % 2, n, n % 1000, n, n % 100, (n % 2 == 0) and "true" or "false",
+    n % 10, n % 4)
   return wrk.format("POST", "/artifacts/" .. typ,
                     { ["Content-Type"] = "application/json",
                       ["X-Auth-Token"] = token }, body)
