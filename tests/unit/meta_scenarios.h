@@ -778,6 +778,16 @@ static int blob_put(gl_meta *m, const char *id, const char *field,
 	return rc;
 }
 
+/* Rows with blobs for the schema_version_mismatch cases of both backends
+ * (48 bytes for p1), from before a downgrade the upgrade then counts. */
+static int counters_seed(gl_meta *m, gl_err *err)
+{
+	return add(m, &T, mkaf("v1", "a", "1.0.0", "p1", 1), err) ||
+	       add(m, &T2, mkaf("v2", "a", "1.0.0", "p1", 2), err) ||
+	       blob_put(m, "v1", "blob1", "", blob_of("active", 40, -1), err) ||
+	       blob_put(m, "v2", "blob1", "", blob_of("saving", -1, 8), err);
+}
+
 UNIT_TEST(counters_exact)
 {
 	fx f;
