@@ -107,6 +107,7 @@ void gl_engine_durable_cancel(gl_engine *e, void *arg)
 {
 	gl_meta_durable_cancel(e->meta, arg);
 }
+
 const gl_conf *gl_engine_conf(gl_engine *e) { return e->conf; }
 
 /* ---- shared helpers ------------------------------------------------------ */
@@ -447,10 +448,9 @@ void gl_engine_gc(gl_engine *e)
 		return;
 	}
 	/* the reference check and the removal happen under the write lock,
-	 * so no concurrent upload can commit a new reference in between */
-	/* the commits that dropped the last references must be durable
-	 * before data goes (group commit: gl_meta_sync); none can commit
-	 * meanwhile, the lock is held */
+	 * so no concurrent upload can commit a new reference in between;
+	 * and the commits that dropped the last references are made durable
+	 * first (group commit: gl_meta_sync), so none can come back */
 	if (gl_meta_begin(e->meta, &err) < 0) {
 		json_decref(list);
 		return;
