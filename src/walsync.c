@@ -36,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,8 @@ gl_walsync *gl_walsync_new(struct event_base *base, sqlite3 *db,
 {
 	gl_walsync *w = gl_xcalloc(1, sizeof *w);
 	size_t n = strlen(path);
+	sigset_t all, old;
+	int rc;
 
 	w->base = base;
 	w->db = db;
@@ -298,7 +301,13 @@ gl_walsync *gl_walsync_new(struct event_base *base, sqlite3 *db,
 	}
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
-	if (pthread_create(&w->thr, NULL, thread_main, w)) {
+	/* signals (TERM, HUP, ...) stay with the loop's thread: the syncer
+	 * starts with all of them blocked */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&w->thr, NULL, thread_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
 		gl_fail(err, 500, NULL, "walsync: cannot start the thread");
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
