@@ -1825,7 +1825,7 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 	}
 	if (total) {
 		if (mc_counts_total(q)) {
-			/* a sum over the kept counts (schema_v4) */
+			/* a sum over the kept counts (schema_v5) */
 			mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
 			       " FROM artifact_counts a WHERE ");
 			mc_cat(&cnt, &where);

@@ -1773,7 +1773,7 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		}
 	}
 	if (total && mc_counts_total(q)) {
-		/* a sum over the kept counts (schema_v4) */
+		/* a sum over the kept counts (schema_v5) */
 		mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)"
 		       " FROM artifact_counts a WHERE ");
 		if (mc_where(&cnt, &dialect, q, "a", -1, 0, err) ||
