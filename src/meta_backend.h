@@ -82,6 +82,9 @@ struct gl_meta_ops {
 			     void *buf, int64_t len, gl_err *err);
 	int (*data_exists)(gl_meta *m, const char *location, gl_err *err);
 	int (*data_delete)(gl_meta *m, const char *location, gl_err *err);
+
+	int (*exec)(gl_meta *m, const char *sql, const json_t *args,
+		    json_t **rows, int64_t *changed, gl_err *err);
 };
 
 /* The common header every backend's struct begins with. */

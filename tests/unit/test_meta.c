@@ -135,13 +135,14 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 4);
+	CHECK_INT(gl_meta_schema_version(f.m), 5);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
-			  " 'gc_queue', 'cleanup_queue')"), 8);
-	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 4);
+			  " 'gc_queue', 'cleanup_queue', 'subscriptions',"
+			  " 'outbox')"), 10);
+	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 5);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -216,6 +217,7 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK(raw_exec(f.path, "DROP INDEX artifacts_owner;"
 		       " DROP INDEX artifacts_deleted;"
 		       " DROP TABLE cleanup_queue;"
+		       " DROP TABLE outbox; DROP TABLE subscriptions;"
 		       " PRAGMA user_version = 1") == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
@@ -227,7 +229,8 @@ UNIT_TEST(schema_version_mismatch)
 	gl_meta_close(m);
 	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), cur);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
-			  " name IN ('artifacts_owner', 'artifacts_deleted')"), 2);
+			  " name IN ('artifacts_owner', 'artifacts_deleted',"
+			  " 'outbox', 'subscriptions')"), 4);
 	/* the planner statistics came back with the steps */
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_stat1 WHERE"
 			  " idx IN ('artifacts_owner', 'artifacts_deleted')"), 2);

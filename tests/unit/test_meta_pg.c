@@ -232,14 +232,15 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 4);
+	CHECK_INT(gl_meta_schema_version(f.m), 5);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
 			  " 'quotas', 'blob_data', 'blob_data_chunks',"
-			  " 'gc_queue', 'cleanup_queue', 'glared_schema')"), 10);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 4);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 4);
+			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
+			  " 'subscriptions', 'outbox')"), 12);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 5);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 5);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -291,7 +292,8 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK(raw_exec(&f, "DELETE FROM glared_schema WHERE version > 1;"
 		       " DROP INDEX artifacts_owner;"
 		       " DROP INDEX artifacts_deleted;"
-		       " DROP TABLE cleanup_queue") == 0);
+		       " DROP TABLE cleanup_queue;"
+		       " DROP TABLE outbox; DROP TABLE subscriptions") == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
 		 " needs %d: run 'glared db upgrade'", cur);
