@@ -10,7 +10,8 @@
 
 # ---- settings ---------------------------------------------------------------
 CC      ?= cc
-PKGS    := libevent jansson lua5.4 libcurl sqlite3 openssl libedit libpq
+PKGS    := libevent jansson lua5.4 libcurl sqlite3 openssl libedit libpq \
+           librabbitmq
 OPT     ?= -O2
 # -Wall -Wextra must stay clean; the extra warnings catch the bugs that
 # hurt most in a byte-pushing server (silent truncation, format strings).

@@ -1,8 +1,8 @@
 #!/bin/sh
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
-#   bench/run.sh                  all: blob fetch meta sql lua scaleout
-#                                 (~15 min)
+#   bench/run.sh                  all: blob fetch meta create cpu sql lua
+#                                 scaleout events
 #   bench/run.sh blob meta        a subset, in the order given
 #
 #   blob   2 GiB upload + download over loopback vs digest ceiling and a
@@ -21,6 +21,9 @@
 #   scaleout  the meta and blob benchmarks on sqlite + local files and on
 #          PostgreSQL + S3 (scripts/pg.sh, scripts/s3.sh: Swift s3api),
 #          side by side (issue #9)                     bench/scaleout.py
+#   events RabbitMQ notifications published per second vs oslo.messaging's
+#          notifier; API create rate with notifications on vs off
+#          (issue #16; scripts/rabbitmq.sh)            bench/events.py
 #
 # Sizes (environment):
 #   BENCH_SIZE_GB=2          blob size in GiB (e.g. 0.25 for a quick run)
@@ -35,6 +38,10 @@
 #   BENCH_SQL_N=100000       sql: artifacts in the meta_list database
 #   BENCH_SCALEOUT_N=10000   scaleout: artifacts per back end
 #   BENCH_SCALEOUT_GB=       scaleout: blob size (default BENCH_SIZE_GB / 2)
+#   BENCH_EVENTS_N=20000     events: notifications drained from the outbox
+#   BENCH_EVENTS_REF=2000    events: notifications oslo.messaging sends
+#   BENCH_EVENTS_SECS=5      events: seconds per create-rate row
+#   BENCH_EVENTS_ROUNDS=3    events: interleaved rounds of those rows (best kept)
 #   BENCH_TMPDIR=/tmp        where data and servers live (removed at exit;
 #                            BENCH_KEEP=1 keeps them)
 #   GLARED=./glared          the binary under test
@@ -48,12 +55,12 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta create cpu sql lua scaleout}
+suites=${*:-blob fetch meta create cpu sql lua scaleout events}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|create|cpu|sql|lua|scaleout) ;;
+	blob|fetch|meta|create|cpu|sql|lua|scaleout|events) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
-		"(blob fetch meta create cpu sql lua scaleout)" >&2
+		"(blob fetch meta create cpu sql lua scaleout events)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -179,6 +186,8 @@ for s in $suites; do
 	sql)   run_sql ;;
 	lua)   need_pkg lua5.4 lua5.4 && bg "$PY" bench/lua.py ;;
 	scaleout) run_scaleout ;;
+	events) need_pkg wrk wrk && need_pkg rabbitmq-server rabbitmq-server &&
+		bg "$PY" bench/events.py ;;
 	esac
 	rc=$?
 	case $rc in

@@ -9,11 +9,11 @@ set -eu
 
 BUILD="build-essential pkg-config libevent-dev libhttp-parser-dev
 libjansson-dev liblua5.4-dev libcurl4-openssl-dev libsqlite3-dev libssl-dev
-libedit-dev libpq-dev"
+libedit-dev libpq-dev librabbitmq-dev"
 TEST="lua5.4 lua-busted luarocks python3 python3-pytest python3-requests
 python3-jsonschema python3-glareclient sqlite3 curl tmux postgresql-15
 swift swift-proxy swift-object swift-account swift-container memcached
-prometheus systemd man-db"
+prometheus systemd man-db rabbitmq-server python3-oslo.messaging"
 
 want="$BUILD"
 [ "${1:-}" = "test" ] && want="$want $TEST"

@@ -4,9 +4,10 @@
 #
 # Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
 # escape tests, the rockspec install check, the black-box HTTP tests
-# (pytest against real glared processes on loopback) and the operator
-# suite (tests/ops: command line, metrics, install, backup, README); last,
-# a check that no glared process started by the run outlives it.
+# (pytest against real glared processes on loopback, with PostgreSQL, S3
+# and RabbitMQ services of their own) and the operator suite (tests/ops:
+# command line, metrics, install, backup, README); last, a check that no
+# glared process started by the run outlives it.
 set -u
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
@@ -31,17 +32,18 @@ num() { # regex file -> first captured number or 0
 	echo "${n:-0}"
 }
 
-# ---- services the scale-out tests run against ---------------------------------
-# A throwaway PostgreSQL and an S3 endpoint (Swift + s3api) on loopback,
-# started once per run, stopped at exit.
+# ---- services the scale-out and notification tests run against ----------------
+# A throwaway PostgreSQL, an S3 endpoint (Swift + s3api) and a RabbitMQ on
+# loopback, started once per run, stopped at exit.
 # Free loopback ports unless the caller chose them, so runs from several
 # checkouts at once neither share nor stop each other's services.
-free_ports() { # count -> the first of count consecutive free ports
+free_ports() { # count [lo hi] -> the first of count consecutive free ports
 	$PY -c '
 import random, socket, sys
 n = int(sys.argv[1])
+lo, hi = int(sys.argv[2]), int(sys.argv[3])
 for _ in range(200):
-    base = random.randrange(20000, 60000 - n)
+    base = random.randrange(lo, hi - n)
     socks = []
     try:
         for p in range(base, base + n):
@@ -55,12 +57,20 @@ for _ in range(200):
     finally:
         for s in socks:
             s.close()
-sys.exit(1)' "$1"
+sys.exit(1)' "$1" "${2:-20000}" "${3:-60000}"
 }
 : "${GLARED_PG_PORT:=$(free_ports 1)}"
 : "${GLARED_S3_PORT:=$(free_ports 5)}"
-export GLARED_PG_PORT GLARED_S3_PORT
-trap 'scripts/pg.sh stop >/dev/null 2>&1; scripts/s3.sh stop >/dev/null 2>&1' EXIT
+# RabbitMQ's three (AMQP, epmd, distribution) below the ephemeral range:
+# see scripts/rabbitmq.sh
+: "${GLARED_RABBIT_PORT:=$(free_ports 3 20000 32000)}"
+export GLARED_PG_PORT GLARED_S3_PORT GLARED_RABBIT_PORT
+trap 'scripts/pg.sh stop >/dev/null 2>&1; scripts/s3.sh stop >/dev/null 2>&1
+scripts/rabbitmq.sh stop >/dev/null 2>&1' EXIT
+# the broker boots slowly (Erlang): it starts in the background while the
+# other services start and the first suites run
+scripts/rabbitmq.sh start > "$LOGDIR/rabbit.log" 2>&1 &
+rabbit_pid=$!
 services=1
 if scripts/pg.sh start > "$LOGDIR/pg.log" 2>&1; then
 	GLARED_PG_URL=$(scripts/pg.sh url)
@@ -116,6 +126,15 @@ if [ -x scripts/test-rockspec.sh ]; then
 	f=$(num '[0-9]+ failed' "$LOGDIR/rockspec.log")
 	[ "$f" -ne 0 ] && tail -20 "$LOGDIR/rockspec.log"
 	add rockspec "$p" "$f"
+fi
+
+if wait "$rabbit_pid"; then
+	GLARED_RABBIT_URL=$(scripts/rabbitmq.sh url)
+	export GLARED_RABBIT_URL
+else
+	echo "== RabbitMQ did not start (see $LOGDIR/rabbit.log)"
+	tail -5 "$LOGDIR/rabbit.log"
+	total_fail=$((total_fail + 1))
 fi
 
 # ---- black-box HTTP tests (tests/http, tests/sandbox) ----------------------------

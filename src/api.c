@@ -220,6 +220,17 @@ void gl_api_reply_empty(gl_api_req *ar, int status)
 	reply_text(ar, status, NULL, "text/html; charset=UTF-8");
 }
 
+void gl_api_reply_result(gl_api_req *ar, int rc, int status, json_t *out,
+			 const gl_err *err)
+{
+	if (rc < 0)
+		gl_api_reply_fault(ar, err);
+	else if (status == 204)
+		gl_api_reply_empty(ar, 204);
+	else
+		gl_api_reply_json(ar, status, out);
+}
+
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 {
 	int status = err->status ? err->status : 500;
@@ -622,6 +633,12 @@ static const route r_quotas = { M_GET | M_PUT, gl_h_quotas_get, 0,
 				gl_h_quotas_put, 0, 0, M_GET };
 static const route r_pquotas = { M_GET, gl_h_project_quotas, 0, 0, 0, 0,
 				 M_GET };
+static const route r_subs = { M_GET | M_POST, gl_h_subscription_list,
+			      gl_h_subscription_create, 0, 0, 0, M_GET };
+static const route r_sub = { M_GET | M_DELETE, gl_h_subscription_show, 0, 0,
+			     0, gl_h_subscription_delete, M_GET | M_DELETE };
+static const route r_sub_dl = { M_GET, gl_h_subscription_deliveries, 0, 0, 0,
+				0, M_GET };
 
 static unsigned method_bit(int m)
 {
@@ -717,6 +734,22 @@ static const route *match(gl_api_req *ar, const char *path, int *bad)
 			return &r_pquotas;
 		}
 		return NULL;
+	}
+	if (SEG(0, "subscriptions")) {
+		if (n == 1) {
+			*rt = GL_ROUTE_SUBSCRIPTIONS;
+			return &r_subs;
+		}
+		if (!(ar->id = DEC(1)))
+			*bad = 1;
+		if (n == 2) {
+			*rt = GL_ROUTE_SUBSCRIPTION;
+			return &r_sub;
+		}
+		if (n != 3 || !SEG(2, "deliveries"))
+			return NULL;
+		*rt = GL_ROUTE_SUBSCRIPTION_DELIVERIES;
+		return &r_sub_dl;
 	}
 	if (SEG(0, "artifacts") && n >= 2) {
 		if (!(ar->type = DEC(1)))

@@ -3,8 +3,8 @@
  * api.c receives every request head from http.c and runs Glare's middleware
  * order: request id, healthcheck, version documents and negotiation (before
  * auth), authentication, then the router (404 / 405 + Allow / 501) and the
- * endpoint handler. Handlers live in api_artifacts.c, api_blobs.c and
- * api_quotas.c and answer through the helpers below, so every error leaves
+ * endpoint handler. Handlers live in api_artifacts.c, api_blobs.c,
+ * api_quotas.c and api_subscriptions.c and answer through the helpers below, so every error leaves
  * in Glare's fault format with the request id and version headers.
  *
  * Uses http.c, auth.c, policy.c, fault.c, conf.c and jansson.
@@ -72,6 +72,10 @@ void gl_api_reply_fault(gl_api_req *ar, const gl_err *err);
 void gl_api_fail(gl_api_req *ar, int status, const char *type,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void gl_api_reply_empty(gl_api_req *ar, int status);
+/* A handler's end: the fault of err when rc < 0, else status with out
+ * (steals it; 204 sends no body). */
+void gl_api_reply_result(gl_api_req *ar, int rc, int status, json_t *out,
+			 const gl_err *err);
 /* For handlers that reply through http.c themselves (blob downloads). */
 void gl_api_add_common_headers(gl_api_req *ar);
 void gl_api_finish(gl_api_req *ar);
@@ -103,5 +107,10 @@ void gl_h_blob_delete(gl_api_req *ar);
 void gl_h_quotas_get(gl_api_req *ar);
 void gl_h_quotas_put(gl_api_req *ar);
 void gl_h_project_quotas(gl_api_req *ar);
+void gl_h_subscription_create(gl_api_req *ar);
+void gl_h_subscription_list(gl_api_req *ar);
+void gl_h_subscription_show(gl_api_req *ar);
+void gl_h_subscription_delete(gl_api_req *ar);
+void gl_h_subscription_deliveries(gl_api_req *ar);
 
 #endif

@@ -7,23 +7,12 @@
 
 #define E(ar) ((ar)->app->engine)
 
-static void reply(gl_api_req *ar, int rc, int status, json_t *out,
-		  const gl_err *err)
-{
-	if (rc < 0)
-		gl_api_reply_fault(ar, err);
-	else if (status == 204)
-		gl_api_reply_empty(ar, 204);
-	else
-		gl_api_reply_json(ar, status, out);
-}
-
 void gl_h_schemas(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
 	int rc = gl_engine_schemas(E(ar), &ar->ctx, NULL, &out, &err);
-	reply(ar, rc, 200, out, &err);
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
 void gl_h_schema(gl_api_req *ar)
@@ -31,7 +20,7 @@ void gl_h_schema(gl_api_req *ar)
 	json_t *out = NULL;
 	gl_err err = { 0 };
 	int rc = gl_engine_schemas(E(ar), &ar->ctx, ar->type, &out, &err);
-	reply(ar, rc, 200, out, &err);
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
 void gl_h_list(gl_api_req *ar)
@@ -52,7 +41,7 @@ void gl_h_list(gl_api_req *ar)
 	rc = gl_engine_list(E(ar), &ar->ctx, ar->type, kv, ar->nquery, &out,
 			    &err);
 	free(kv);
-	reply(ar, rc, 200, out, &err);
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
 static void create_body(gl_api_req *ar, json_t *body)
@@ -60,7 +49,7 @@ static void create_body(gl_api_req *ar, json_t *body)
 	json_t *out = NULL;
 	gl_err err = { 0 };
 	int rc = gl_engine_create(E(ar), &ar->ctx, ar->type, body, &out, &err);
-	reply(ar, rc, 201, out, &err);
+	gl_api_reply_result(ar, rc, 201, out, &err);
 }
 
 /* Glare judges the body before the type or the artifact: an unparsable
@@ -91,7 +80,7 @@ void gl_h_show(gl_api_req *ar)
 	json_t *out = NULL;
 	gl_err err = { 0 };
 	int rc = gl_engine_show(E(ar), &ar->ctx, ar->type, ar->id, &out, &err);
-	reply(ar, rc, 200, out, &err);
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
 static void update_body(gl_api_req *ar, json_t *patch)
@@ -100,7 +89,7 @@ static void update_body(gl_api_req *ar, json_t *patch)
 	gl_err err = { 0 };
 	int rc = gl_engine_update(E(ar), &ar->ctx, ar->type, ar->id, patch,
 				  &out, &err);
-	reply(ar, rc, 200, out, &err);
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
 void gl_h_update(gl_api_req *ar)
@@ -122,5 +111,5 @@ void gl_h_delete(gl_api_req *ar)
 {
 	gl_err err = { 0 };
 	int rc = gl_engine_delete(E(ar), &ar->ctx, ar->type, ar->id, &err);
-	reply(ar, rc, 204, NULL, &err);
+	gl_api_reply_result(ar, rc, 204, NULL, &err);
 }

@@ -398,14 +398,36 @@ int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
 	return gl_meta_data_read(e->meta, location, off, buf, len, err);
 }
 
-static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
-		      const char *key, const char *status, const char *why)
+/* What one verification of an external blob saw. */
+typedef struct verify_seen {
+	const char *status;     /* ok | changed | gone | error */
+	const char *why;        /* NULL when ok */
+	int64_t size;           /* bytes received, -1 unknown */
+	const char *sha256;     /* of those bytes, NULL unknown */
+	int rehashed;           /* the bytes were hashed (not a 304) */
+	const char *etag, *last_modified; /* for the next conditional check */
+} verify_seen;
+
+static json_t *int_or_null(const json_t *v)
 {
-	json_t *doc = NULL, *b, *rec;
+	return json_is_integer(v) ? json_incref((json_t *)v) : json_null();
+}
+
+/* The one place a verification outcome is recorded: the blob's
+ * verification state (verify_status, verified_at, verify_error) and, when
+ * that state changes, its event (verify_changed, verify_gone,
+ * verify_restored), in one transaction. A check that could not be made
+ * ("error") judges nothing: a changed/gone flag stands. */
+static int record_verify(gl_engine *e, const char *artifact_id,
+			 const char *field, const char *key,
+			 const verify_seen *vs)
+{
+	json_t *doc = NULL, *b, *rec, *extra = NULL;
 	const gl_type *t = NULL;
 	gl_types *ts = gl_types_ref(e->types);
 	gl_err err = { 0 };
-	int rc = -1;
+	const char *prev, *event = NULL;
+	int rc = -1, now_flag, was_flag;
 
 	if (gl_meta_begin(e->meta, &err) < 0)
 		goto out;
@@ -421,34 +443,76 @@ static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
 		b = json_object_get(b, key);
 	if (!json_is_object(b))
 		goto rollback;
+	prev = sget(b, "verify_status");
+	was_flag = gl_streq(prev, "changed") || gl_streq(prev, "gone");
 	rec = json_deep_copy(b);
 	json_object_set_new(rec, "verified_at", json_integer(gl_now_us()));
-	/* a check that could not be made judges nothing: a flag stands */
-	if (strcmp(status, "error") != 0 ||
-	    (!gl_streq(sget(b, "verify_status"), "changed") &&
-	     !gl_streq(sget(b, "verify_status"), "gone"))) {
-		json_object_set_new(rec, "verify_status", json_string(status));
-		if (why)
+	if (strcmp(vs->status, "error") != 0 || !was_flag) {
+		json_object_set_new(rec, "verify_status",
+				    json_string(vs->status));
+		if (vs->why)
 			json_object_set_new(rec, "verify_error",
-					    json_string(why));
+					    json_string(vs->why));
 		else
 			json_object_del(rec, "verify_error");
+	}
+	if (vs->rehashed) {
+		/* what the next conditional check asks about */
+		json_object_set_new(rec, "rehashed_at",
+				    json_integer(gl_now_us()));
+		json_object_del(rec, "etag");
+		json_object_del(rec, "last_modified");
+		if (vs->etag && *vs->etag)
+			json_object_set_new(rec, "etag", json_string(vs->etag));
+		if (vs->last_modified && *vs->last_modified)
+			json_object_set_new(rec, "last_modified",
+					    json_string(vs->last_modified));
+	}
+	now_flag = !strcmp(vs->status, "changed") || !strcmp(vs->status, "gone");
+	if (now_flag && !gl_streq(prev, vs->status))
+		event = !strcmp(vs->status, "changed") ? "verify_changed"
+						       : "verify_gone";
+	else if (!strcmp(vs->status, "ok") && was_flag)
+		event = "verify_restored";
+	if (event) {
+		extra = json_pack("{s:s, s:s?, s:s?, s:o, s:s?, s:o, s:s?, s:s?}",
+				  "blob", field, "key", key && *key ? key : NULL,
+				  "url", sget(b, "url"), "expected_size",
+				  int_or_null(json_object_get(b, "size")),
+				  "expected_sha256", sget(b, "sha256"),
+				  "observed_size",
+				  vs->size >= 0 ? json_integer(vs->size)
+						: json_null(),
+				  "observed_sha256", vs->sha256, "reason",
+				  vs->why);
 	}
 	rc = gl_meta_blob_set(e->meta, artifact_id, field, key ? key : "", rec,
 			      &err);
 	json_decref(rec);
+	if (rc == 0 && event &&
+	    gl_events_emit(e->events, event, t->name, doc, extra, &err) < 0)
+		rc = -1;
 	if (rc == 0 && gl_meta_commit(e->meta, &err) == 0)
 		goto out;
 rollback:
 	gl_meta_rollback(e->meta);
 	rc = -1;
 out:
+	json_decref(extra);
 	json_decref(doc);
 	gl_types_unref(ts);
 	if (rc < 0 && err.msg[0])
 		gl_warn("verify %s/%s: cannot record status: %s", artifact_id,
 			field, err.msg);
 	return rc;
+}
+
+static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
+		      const char *key, const char *status, const char *why)
+{
+	verify_seen vs = { .status = status, .why = why, .size = -1 };
+
+	return record_verify(e, artifact_id, field, key, &vs);
 }
 
 void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
@@ -664,6 +728,8 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 			(json_int_t)gl_now_us(), "verify_status", "ok");
 	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "", rec,
 			     &err) < 0 ||
+	    gl_events_emit(e->events, "set_location", t->name, fresh, NULL,
+			   &err) < 0 ||
 	    gl_meta_commit(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 0;
@@ -879,6 +945,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 				"store", "external", "location", url);
 		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
 				     rec, err) < 0 ||
+		    gl_events_emit(e->events, "set_location",
+				   j->tg.af.type->name, fresh, NULL, err) < 0 ||
 		    gl_meta_commit(e->meta, err) < 0)
 			goto fail;
 		in_tx = 0;
@@ -911,6 +979,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 					      -1, err);
 		if (!j->u)
 			goto fail;
+		gl_upload_set_event(j->u, "set_location");
 		gl_upload_on_resume(j->u, import_resume, j);
 		limit = -1; /* the upload enforces its own limits */
 	} else {
@@ -1013,6 +1082,8 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	in_tx = 1;
 	if (gl_meta_blob_delete(e->meta, id, field, tg.key ? tg.key : "", err) < 0 ||
+	    gl_events_emit(e->events, "delete_blob", tg.af.type->name,
+			   tg.af.doc, NULL, err) < 0 ||
 	    gl_meta_commit(e->meta, err) < 0)
 		goto out;
 	in_tx = 0;
@@ -1201,10 +1272,30 @@ out:
 	return ok;
 }
 
+/* The conditional request a check may make instead of a full re-hash:
+ * the type has a re-hash interval, the last full check is recent enough,
+ * it left a validator, and the blob is not flagged (only a full re-hash
+ * can clear a flag). */
+static int conditional_ok(const gl_type_conf *tc, const json_t *b,
+			  int64_t now)
+{
+	json_t *at = json_object_get(b, "rehashed_at");
+	const char *vs = sget(b, "verify_status");
+
+	if (tc->external_location_rehash_interval <= 0 || !json_is_integer(at))
+		return 0;
+	if (vs && strcmp(vs, "ok") != 0)
+		return 0;
+	if (!sget(b, "etag") && !sget(b, "last_modified"))
+		return 0;
+	return now - json_integer_value(at) <
+	       (int64_t)tc->external_location_rehash_interval * 1000000;
+}
+
 int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 			      int *changed, gl_err *err)
 {
-	int64_t fresh_after = gl_now_us() - (int64_t)min_age_s * 1000000;
+	int64_t now = gl_now_us();
 	json_t *list = NULL, *it;
 	size_t i;
 	int n = 0;
@@ -1217,75 +1308,101 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
 		const char *key = sget(it, "key");
 		const char *url = sget(b, "url");
+		const gl_type_conf *tc = gl_conf_type(e->conf,
+						      sget(it, "type_name"));
+		int64_t age_us = (int64_t)(tc->external_location_check_interval > 0
+						   ? tc->external_location_check_interval
+						   : min_age_s) * 1000000;
 		gl_fetch_result res;
 		gl_fetch_opts fo;
 		json_t *sz = json_object_get(b, "size");
 		char why[1200];
-		const char *status = "ok";
+		verify_seen vs = { .status = "ok", .size = -1 };
 
 		if (!url || !gl_streq(sget(b, "status"), "active"))
 			continue;
 		if (key && !*key)
 			key = NULL;
-		if (min_age_s > 0 &&
+		/* the type's schedule, or the caller's minimum age */
+		if (age_us > 0 &&
 		    json_integer_value(json_object_get(b, "verified_at")) >
-			    fresh_after)
+			    now - age_us)
 			continue; /* checked recently (maybe by another node) */
 		if (!claim(e, aid, f, key, json_object_get(b, "verified_at")))
 			continue; /* another verifier took it meanwhile */
 		memset(&fo, 0, sizeof fo);
 		/* one byte more than recorded is enough to see growth */
 		fo.max_bytes = json_is_integer(sz) ? json_integer_value(sz) + 1 : -1;
+		if (conditional_ok(tc, b, now)) {
+			/* cheap first: unchanged since the last full check? */
+			fo.if_none_match = sget(b, "etag");
+			fo.if_modified_since = sget(b, "last_modified");
+		}
 		gl_fetch_sync(e->conf, url, &fo, &res);
 		why[0] = '\0';
-		if (!res.ok) {
+		vs.rehashed = res.http_status != 304;
+		vs.etag = res.etag;
+		vs.last_modified = res.last_modified;
+		if (!res.ok && res.http_status == 304 &&
+		    (fo.if_none_match || fo.if_modified_since)) {
+			vs.status = "ok";
+			vs.rehashed = 0;
+		} else if (!res.ok) {
 			if (res.err.status == 413) {
-				status = "changed";
+				vs.status = "changed";
 				snprintf(why, sizeof why,
 					 "more bytes than the recorded %lld",
 					 (long long)json_integer_value(sz));
 			} else if (res.http_status == 404 || res.http_status == 410) {
-				status = "gone";
+				vs.status = "gone";
 				snprintf(why, sizeof why, "%s", res.err.msg);
 			} else {
-				status = "error";
+				vs.status = "error";
 				snprintf(why, sizeof why, "%s", res.err.msg);
 			}
-		} else if (json_is_integer(sz) &&
-			   res.size != json_integer_value(sz)) {
-			status = "changed";
-			snprintf(why, sizeof why, "size %lld, recorded %lld",
-				 (long long)res.size,
-				 (long long)json_integer_value(sz));
+			vs.rehashed = 0;
 		} else {
-			static const char *const names[] = { "md5", "sha1",
-							     "sha256" };
-			const char *got[] = { res.digest.md5, res.digest.sha1,
-					      res.digest.sha256 };
-			for (int k = 0; k < 3; k++) {
-				const char *rec = sget(b, names[k]);
-				if (rec && strcasecmp(rec, got[k]) != 0) {
-					status = "changed";
-					snprintf(why, sizeof why,
-						 "%s %s, recorded %s", names[k],
-						 got[k], rec);
-					break;
+			vs.size = res.size;
+			vs.sha256 = res.digest.sha256;
+			if (json_is_integer(sz) &&
+			    res.size != json_integer_value(sz)) {
+				vs.status = "changed";
+				snprintf(why, sizeof why,
+					 "size %lld, recorded %lld",
+					 (long long)res.size,
+					 (long long)json_integer_value(sz));
+			} else {
+				static const char *const names[] = {
+					"md5", "sha1", "sha256" };
+				const char *got[] = { res.digest.md5,
+						      res.digest.sha1,
+						      res.digest.sha256 };
+				for (int k = 0; k < 3; k++) {
+					const char *rec = sget(b, names[k]);
+					if (rec && strcasecmp(rec, got[k]) != 0) {
+						vs.status = "changed";
+						snprintf(why, sizeof why,
+							 "%s %s, recorded %s",
+							 names[k], got[k], rec);
+						break;
+					}
 				}
 			}
 		}
-		if (!strcmp(status, "changed") || !strcmp(status, "gone")) {
+		if (!strcmp(vs.status, "changed") || !strcmp(vs.status, "gone")) {
 			(*changed)++;
 			gl_error("verify: external blob %s/%s%s%s at %s %s: %s",
 				 aid, f, key ? "/" : "", key ? key : "", url,
-				 status, why);
-		} else if (!strcmp(status, "ok") &&
+				 vs.status, why);
+		} else if (!strcmp(vs.status, "ok") &&
 			   (gl_streq(sget(b, "verify_status"), "changed") ||
 			    gl_streq(sget(b, "verify_status"), "gone"))) {
 			gl_info("verify: external blob %s/%s at %s verifies "
 				"again; flag cleared", aid, f, url);
 		}
-		set_verify(e, aid, f, key, status, why[0] ? why : NULL);
-		gl_metrics_verify(status);
+		vs.why = why[0] ? why : NULL;
+		record_verify(e, aid, f, key, &vs);
+		gl_metrics_verify(vs.status);
 		n++;
 	}
 	json_decref(list);

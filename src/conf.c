@@ -93,6 +93,49 @@ static const opt options[] = {
 	  INT_MAX),
 	O("DEFAULT", "upload_takeover_after", K_INT, upload_takeover_after,
 	  "300", 3, INT_MAX),
+	O("DEFAULT", "transport_url", K_STR, transport_url, NULL, ANY),
+	O("DEFAULT", "glare_publisher_id", K_STR, glare_publisher_id,
+	  "artifact.localhost", ANY),
+	O("DEFAULT", "control_exchange", K_STR, control_exchange, "glare",
+	  ANY),
+	O("oslo_messaging_notifications", "driver", K_LIST,
+	  notification_driver, "", ANY),
+	O("oslo_messaging_notifications", "transport_url", K_STR,
+	  notification_transport_url, NULL, ANY),
+	O("oslo_messaging_notifications", "topics", K_LIST,
+	  notification_topics, "notifications", ANY),
+	O("oslo_messaging_rabbit", "amqp_durable_queues", K_BOOL,
+	  amqp_durable_queues, "false", ANY),
+	O("oslo_messaging_rabbit", "amqp_auto_delete", K_BOOL,
+	  amqp_auto_delete, "false", ANY),
+	O("oslo_messaging_rabbit", "heartbeat_timeout_threshold", K_INT,
+	  rabbit_heartbeat, "60", 0, 3600),
+	O("events", "deliver", K_BOOL, events_deliver, "true", ANY),
+	O("events", "poll_interval", K_INT, events_poll_interval, "1", 1, 3600),
+	O("events", "claim_timeout", K_INT, events_claim_timeout, "60", 5,
+	  86400),
+	O("events", "webhook_timeout", K_INT, webhook_timeout, "10", 1, 600),
+	O("events", "webhook_max_concurrent", K_INT, webhook_max_concurrent,
+	  "16", 1, 1024),
+	O("events", "webhook_retry_period", K_INT, webhook_retry_period,
+	  "86400", 0, INT_MAX),
+	O("events", "retry_initial_delay_ms", K_INT, events_retry_initial_ms,
+	  "1000", 10, INT_MAX),
+	O("events", "retry_max_delay_ms", K_INT, events_retry_max_ms,
+	  "300000", 10, INT_MAX),
+	O("events", "delivered_retention", K_INT, events_delivered_retention,
+	  "86400", 0, INT_MAX),
+	O("events", "failed_retention", K_INT, events_failed_retention,
+	  "604800", 0, INT_MAX),
+	O("events", "max_age", K_INT, events_max_age, "604800", 60, INT_MAX),
+	O("events", "max_subscriptions", K_INT, max_subscriptions, "100", 0,
+	  INT_MAX),
+	O("events", "amqp_queue_size", K_INT, amqp_queue_size, "512", 1,
+	  1 << 20),
+	O("events", "amqp_confirm_timeout", K_INT, amqp_confirm_timeout, "30",
+	  1, 3600),
+	O("events", "amqp_connect_timeout", K_INT, amqp_connect_timeout, "5",
+	  1, 600),
 	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
 	O("database", "connection", K_STR, db_connection,
 	  "sqlite:////var/lib/glare/glare.db", ANY),
@@ -125,7 +168,6 @@ static const opt options[] = {
  * (the service works without them), so old configs load without noise. */
 static const char *const glare_only[] = {
 	"DEFAULT:backlog", "DEFAULT:tcp_keepidle", "DEFAULT:log_dir", "DEFAULT:use_stderr", "DEFAULT:verbose",
-	"DEFAULT:transport_url", "DEFAULT:glare_publisher_id",
 	"DEFAULT:public_endpoint", "DEFAULT:digest_algorithm",
 	"DEFAULT:cert_file", "DEFAULT:key_file", "DEFAULT:ca_file",
 	"paste_deploy:config_file", "scrubber:daemon",
@@ -135,7 +177,8 @@ static const char *const glare_only[] = {
 static const char *const type_keys[] = {
 	"max_uploaded_data", "max_artifact_number", "delayed_delete",
 	"default_store", "external_download",
-	"external_location_verification", NULL
+	"external_location_verification", "external_location_check_interval",
+	"external_location_rehash_interval", NULL
 };
 
 static int failf(char *err, size_t len, const char *fmt, ...)
@@ -281,8 +324,7 @@ static int is_glare_only(const char *section, const char *name)
 /* Sections of Glare's own configs that glared has no use for: accepted
  * silently so an existing glare.conf loads without noise. */
 static const char *const glare_sections[] = {
-	"keystone_authtoken", "oslo_messaging_notifications",
-	"oslo_messaging_rabbit", "oslo_middleware", "oslo_concurrency", "cors",
+	"keystone_authtoken", "oslo_middleware", "oslo_concurrency", "cors",
 	"profiler", "keycloak_oidc", "matchmaker_redis", "glare", NULL
 };
 
@@ -428,6 +470,17 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 				     val);
 		free(t->external_location_verification);
 		t->external_location_verification = strdup(val);
+	} else if (!strcmp(key, "external_location_check_interval") ||
+		   !strcmp(key, "external_location_rehash_interval")) {
+		if (gl_conf_parse_int64(val, &v) < 0 || v < 0 || v > INT_MAX)
+			return failf(err, errlen,
+				     "%s: option [artifact_type:%s] %s: '%s' is "
+				     "not a number of seconds", where, t->name,
+				     key, val);
+		if (strstr(key, "_check_"))
+			t->external_location_check_interval = (int)v;
+		else
+			t->external_location_rehash_interval = (int)v;
 	}
 	/* other keys are type-specific; the type runtime checks them */
 	return 0;

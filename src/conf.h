@@ -34,6 +34,10 @@ typedef struct gl_type_conf {
 	char *default_store;         /* NULL: use [glance_store] */
 	char *external_download;     /* "redirect" | "proxy" */
 	char *external_location_verification; /* NULL: [DEFAULT] */
+	/* watched external locations (glared verify): seconds between
+	 * checks of a blob and between its full re-hashes; 0 unset */
+	int external_location_check_interval;
+	int external_location_rehash_interval;
 	json_t *raw;                 /* every key of the section, as strings */
 } gl_type_conf;
 
@@ -84,6 +88,32 @@ typedef struct gl_conf {
 	/* uploads in progress: heartbeat, and takeover by another node */
 	int upload_heartbeat;
 	int upload_takeover_after;
+	/* notifications: oslo.messaging's options, as Glare reads them */
+	char *transport_url;            /* [DEFAULT] */
+	char *glare_publisher_id;
+	char *control_exchange;
+	gl_strlist notification_driver; /* [oslo_messaging_notifications] */
+	char *notification_transport_url;
+	gl_strlist notification_topics;
+	int amqp_durable_queues;        /* [oslo_messaging_rabbit] */
+	int amqp_auto_delete;
+	int rabbit_heartbeat;
+	/* [events]: the outbox, its delivery, webhooks (glared's own) */
+	int events_deliver;
+	int events_poll_interval;
+	int events_claim_timeout;
+	int webhook_timeout;
+	int webhook_max_concurrent;
+	int webhook_retry_period;
+	int events_retry_initial_ms;
+	int events_retry_max_ms;
+	int events_delivered_retention;
+	int events_failed_retention;
+	int events_max_age;
+	int max_subscriptions;
+	int amqp_queue_size;
+	int amqp_confirm_timeout;
+	int amqp_connect_timeout;
 	/* [paste_deploy] */
 	char *flavor;
 	/* [database] */

@@ -10,6 +10,7 @@
  * backpressure a caller would get from hashing inline anyway.
  */
 #include "digest.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -238,16 +239,6 @@ void gl_digest_update(gl_digest *d, const void *data, size_t len)
 	}
 }
 
-static void hex(const unsigned char *b, unsigned n, char *out)
-{
-	static const char h[] = "0123456789abcdef";
-	for (unsigned i = 0; i < n; i++) {
-		out[2 * i] = h[b[i] >> 4];
-		out[2 * i + 1] = h[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void gl_digest_final(gl_digest *d, gl_digest_hex *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -257,7 +248,7 @@ void gl_digest_final(gl_digest *d, gl_digest_hex *out)
 	stop_async(d); /* the hashers finish what is queued first */
 	for (int i = 0; i < 3; i++) {
 		EVP_DigestFinal_ex(d->ctx[i], md, &n);
-		hex(md, n, dst[i]);
+		gl_hex(md, n, dst[i]);
 	}
 }
 

@@ -53,6 +53,9 @@ gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
 	e->store = gl_store_open(conf->filesystem_store_datadir, err);
 	if (!e->store)
 		goto fail;
+	e->events = gl_events_new(conf, e->meta, base, err);
+	if (!e->events)
+		goto fail;
 	if (gl_blob_engine_init(e, err) < 0)
 		goto fail;
 	return e;
@@ -66,6 +69,7 @@ void gl_engine_free(gl_engine *e)
 	if (!e)
 		return;
 	gl_blob_engine_free(e);
+	gl_events_free(e->events);
 	if (e->types)
 		gl_types_unref(e->types);
 	gl_meta_close(e->meta);
@@ -91,6 +95,7 @@ int gl_engine_recover(gl_engine *e, gl_err *err)
 }
 
 struct event_base *gl_engine_base(gl_engine *e) { return e->base; }
+struct gl_events *gl_engine_events(gl_engine *e) { return e->events; }
 
 int gl_engine_attach_loop(gl_engine *e, gl_err *err)
 {
@@ -229,9 +234,9 @@ fail:
 	return -1;
 }
 
-/* What the last check of an external blob found (blob.c's set_verify
- * writes it), in the shape docs/types.md documents; nothing before the
- * first check. */
+/* What the last check of an external blob found (blob.c's record_verify
+ * writes it, with the verify_* event of the same outcome), in the shape
+ * docs/types.md documents; nothing before the first check. */
 static void blob_verification(json_t *o, const json_t *blob)
 {
 	const char *st = sget(blob, "verify_status");
@@ -870,6 +875,7 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	if (check_quota_count(e, ctx->project_id, t->name, err) < 0 ||
 	    gl_meta_put(e->meta, t, doc, &vk, 1, err) < 0 ||
+	    gl_events_emit(e->events, "create", t->name, doc, NULL, err) < 0 ||
 	    gl_meta_commit(e->meta, err) < 0) {
 		rc = -1;
 		goto out;
@@ -900,16 +906,16 @@ out:
 enum action { A_ACTIVATE, A_REACTIVATE, A_DEACTIVATE, A_PUBLISH };
 
 static const struct {
-	const char *rule;
+	const char *rule, *event;
 	enum gl_hook pre, post;
 } actions[] = {
-	[A_ACTIVATE] = { "artifact:activate", GL_HOOK_PRE_ACTIVATE,
+	[A_ACTIVATE] = { "artifact:activate", "activate", GL_HOOK_PRE_ACTIVATE,
 			 GL_HOOK_POST_ACTIVATE },
-	[A_REACTIVATE] = { "artifact:reactivate", GL_HOOK_PRE_REACTIVATE,
-			   GL_HOOK_POST_REACTIVATE },
-	[A_DEACTIVATE] = { "artifact:deactivate", GL_HOOK_PRE_DEACTIVATE,
-			   GL_HOOK_POST_DEACTIVATE },
-	[A_PUBLISH] = { "artifact:publish", GL_HOOK_PRE_PUBLISH,
+	[A_REACTIVATE] = { "artifact:reactivate", "reactivate",
+			   GL_HOOK_PRE_REACTIVATE, GL_HOOK_POST_REACTIVATE },
+	[A_DEACTIVATE] = { "artifact:deactivate", "deactivate",
+			   GL_HOOK_PRE_DEACTIVATE, GL_HOOK_POST_DEACTIVATE },
+	[A_PUBLISH] = { "artifact:publish", "publish", GL_HOOK_PRE_PUBLISH,
 			GL_HOOK_POST_PUBLISH },
 };
 
@@ -1267,6 +1273,13 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	}
 	rc = -1;
+	/* Glare's notifications: update, then each lifecycle action */
+	if (gl_events_emit(e->events, "update", t->name, doc, NULL, err) < 0)
+		goto out;
+	for (int a = 0; a < nacts; a++)
+		if (gl_events_emit(e->events, actions[acts[a]].event, t->name,
+				   doc, NULL, err) < 0)
+			goto out;
 	if (gl_meta_commit(e->meta, err) < 0)
 		goto out;
 	in_tx = 0;
@@ -1365,7 +1378,10 @@ int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	} else if (purge(e, af.type, fresh, err) < 0) {
 		goto out;
 	}
-	if (gl_meta_commit(e->meta, err) < 0)
+	/* the state before the deletion, as Glare sends it */
+	if (gl_events_emit(e->events, "delete", af.type->name, fresh, NULL,
+			   err) < 0 ||
+	    gl_meta_commit(e->meta, err) < 0)
 		goto out;
 	in_tx = 0;
 	if (!delayed)
@@ -1491,6 +1507,7 @@ int gl_engine_set_quotas(gl_engine *e, const gl_ctx *ctx, const json_t *body,
 	if (gl_meta_begin(e->meta, err) < 0)
 		return -1;
 	if (gl_meta_quotas_set(e->meta, body, err) < 0 ||
+	    gl_events_emit(e->events, "set_quotas", NULL, NULL, NULL, err) < 0 ||
 	    gl_meta_commit(e->meta, err) < 0) {
 		gl_meta_rollback(e->meta);
 		return -1;

@@ -181,6 +181,10 @@ struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
 /* The S3 store's client, NULL when no store is S3. */
 struct gl_s3 *gl_engine_s3(gl_engine *e);
 
+/* The event outbox: serve workers start its delivery, the API manages
+ * webhook subscriptions through it. */
+struct gl_events *gl_engine_events(gl_engine *e);
+
 struct event_base *gl_engine_base(gl_engine *e);
 /* Group commit (gl_meta_attach_loop): a worker's engine commits without
  * waiting for the disk; a reply acknowledging a write waits for

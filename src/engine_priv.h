@@ -5,6 +5,7 @@
 #define GL_ENGINE_PRIV_H
 
 #include "engine.h"
+#include "events.h"
 #include "fetch.h"
 #include "ltype.h"
 #include "meta.h"
@@ -31,6 +32,7 @@ struct gl_engine {
 	int ncleanups;
 	int ticks;                    /* maintenance passes so far */
 	struct gl_sweep *sweep;       /* the stale-upload sweep in flight */
+	gl_events *events;            /* the outbox (events.h) */
 };
 
 /* A loaded artifact with the type it belongs to. */
@@ -142,6 +144,9 @@ int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
 void gl_cleanup_kick(gl_engine *e);
 
 /* ---- upload.c ------------------------------------------------------------- */
+/* The event the upload's commit emits: "upload", or "set_location" for
+ * an internal location imported through it. */
+void gl_upload_set_event(gl_upload *u, const char *action);
 /* Refresh the heartbeat of this process's uploads in progress. */
 void gl_upload_heartbeat_all(gl_engine *e);
 /* Is this process uploading the blob (its saving record still stands)? */

@@ -363,6 +363,8 @@ struct gl_fetch_job {
 	CURL *easy;
 	gl_curlev_xfer x;
 	char *range;
+	char *post;             /* POST body, owned */
+	struct curl_slist *headers;
 	int64_t max_bytes;
 	gl_fetch_data_fn on_data;
 	gl_fetch_done_fn on_done;
@@ -421,6 +423,8 @@ static void job_destroy(gl_fetch_job *j)
 		curl_easy_cleanup(j->easy);
 	gl_digest_free(j->dg);
 	free(j->range);
+	free(j->post);
+	curl_slist_free_all(j->headers);
 	free(j);
 }
 
@@ -816,8 +820,8 @@ void gl_fetch_free(gl_fetch *f)
 	free(f);
 }
 
-/* http or https, at most FETCH_MAX_URL bytes, and curl can parse it. */
-static int check_url(const char *url, gl_err *err)
+int gl_fetch_check_url(const char *url, char *host_out, size_t hostlen,
+		       gl_err *err)
 {
 	CURLU *u;
 	char *scheme = NULL, *host = NULL;
@@ -853,6 +857,8 @@ static int check_url(const char *url, gl_err *err)
 		gl_fail(err, 400, NULL, "the URL '%.200s' has no host", url);
 		goto out;
 	}
+	if (host_out && hostlen)
+		snprintf(host_out, hostlen, "%s", host);
 	rc = 0;
 out:
 	curl_free(scheme);
@@ -861,7 +867,51 @@ out:
 	return rc;
 }
 
-static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url)
+static int add_header(gl_fetch_job *j, const char *name, const char *value)
+{
+	char line[1024];
+	struct curl_slist *l;
+
+	if (value)
+		snprintf(line, sizeof line, "%s: %s", name, value);
+	else
+		snprintf(line, sizeof line, "%s", name);
+	l = curl_slist_append(j->headers, line);
+	if (!l)
+		return -1;
+	j->headers = l;
+	return 0;
+}
+
+/* The request headers and body of opts (kept by the job). */
+static int setup_request(gl_fetch_job *j, const gl_fetch_opts *o)
+{
+	if (!o)
+		return 0;
+	if (o->if_none_match && *o->if_none_match &&
+	    add_header(j, "If-None-Match", o->if_none_match) < 0)
+		return -1;
+	if (o->if_modified_since && *o->if_modified_since &&
+	    add_header(j, "If-Modified-Since", o->if_modified_since) < 0)
+		return -1;
+	for (int i = 0; o->headers && o->headers[i]; i++)
+		if (add_header(j, o->headers[i], NULL) < 0)
+			return -1;
+	if (o->post) {
+		/* no 100-continue round trip for a small body */
+		if (add_header(j, "Expect:", NULL) < 0)
+			return -1;
+		j->post = malloc(o->post_len + 1);
+		if (!j->post)
+			return -1;
+		memcpy(j->post, o->post, o->post_len);
+		j->post[o->post_len] = '\0';
+	}
+	return 0;
+}
+
+static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url,
+		      const gl_fetch_opts *o)
 {
 	CURL *e = curl_easy_init();
 	CURLcode rc = CURLE_OK;
@@ -887,13 +937,14 @@ static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url)
 	SET(CURLOPT_USERAGENT, FETCH_USER_AGENT);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	SET(CURLOPT_FOLLOWLOCATION, 1L);
+	SET(CURLOPT_FOLLOWLOCATION, o && o->no_redirects ? 0L : 1L);
 	SET(CURLOPT_MAXREDIRS, (long)f->max_redirects);
 	/* no proxy from the environment: it would reroute the request and
 	 * the guard would only see the proxy */
 	SET(CURLOPT_PROXY, "");
 	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)f->connect_timeout * 1000L);
-	SET(CURLOPT_TIMEOUT_MS, (long)f->timeout * 1000L);
+	SET(CURLOPT_TIMEOUT_MS,
+	    (long)(o && o->timeout > 0 ? o->timeout : f->timeout) * 1000L);
 	if (f->low_speed_limit > 0 && f->low_speed_time > 0) {
 		SET(CURLOPT_LOW_SPEED_LIMIT, (long)f->low_speed_limit);
 		SET(CURLOPT_LOW_SPEED_TIME, (long)f->low_speed_time);
@@ -909,6 +960,12 @@ static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url)
 		SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)j->max_bytes);
 	if (j->range)
 		SET(CURLOPT_RANGE, j->range);
+	if (j->headers)
+		SET(CURLOPT_HTTPHEADER, j->headers);
+	if (j->post) {
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->post_len);
+		SET(CURLOPT_POSTFIELDS, j->post);
+	}
 #undef SET
 	return rc == CURLE_OK ? 0 : -1;
 }
@@ -920,7 +977,7 @@ gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 {
 	gl_fetch_job *j;
 
-	if (check_url(url, err) != 0)
+	if (gl_fetch_check_url(url, NULL, 0, err) != 0)
 		return NULL;
 	if (opts && opts->range && !gl_byte_range_valid(opts->range)) {
 		gl_fail(err, 400, NULL, "invalid byte range '%.64s'", opts->range);
@@ -939,7 +996,7 @@ gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 		goto oom;
 	if (opts && opts->range && !(j->range = strdup(opts->range)))
 		goto oom;
-	if (setup_easy(f, j, url) != 0)
+	if (setup_request(j, opts) != 0 || setup_easy(f, j, url, opts) != 0)
 		goto oom;
 	jl_push(&f->queue, j);
 	gl_metrics_fetch_started();
@@ -951,6 +1008,8 @@ oom:
 			curl_easy_cleanup(j->easy);
 		gl_digest_free(j->dg);
 		free(j->range);
+		free(j->post);
+		curl_slist_free_all(j->headers);
 		free(j);
 	}
 	gl_fail(err, 500, NULL, "out of memory");

@@ -46,11 +46,27 @@ int gl_netguard_allows(const gl_netguard *g, const char *addr);
 int gl_netguard_check(const gl_netguard *g, const struct sockaddr *sa,
 		      char *why, size_t whylen);
 
+/* http or https, at most 2048 bytes, and curl can parse it (400 + err
+ * otherwise); host_out (optional) receives its host ("[v6]" bracketed). */
+int gl_fetch_check_url(const char *url, char *host_out, size_t hostlen,
+		       gl_err *err);
+
 /* ---- fetches -------------------------------------------------------------- */
 
 typedef struct gl_fetch_opts {
 	int64_t max_bytes;        /* -1: no cap; exceeding it fails with 413 */
 	const char *range;        /* NULL, or "a-b" for a Range request */
+	/* conditional GET (the verifier): a 304 answer ends the fetch with
+	 * ok = 0 and http_status = 304 */
+	const char *if_none_match;
+	const char *if_modified_since;
+	/* a POST (webhooks): the body (copied) and extra request headers,
+	 * "Name: value", NULL-terminated */
+	const char *post;
+	size_t post_len;
+	const char *const *headers;
+	int timeout;              /* seconds; 0: fetch_timeout */
+	int no_redirects;         /* a 3xx answer is the result */
 } gl_fetch_opts;
 
 typedef struct gl_fetch_result {

@@ -240,3 +240,9 @@ int gl_meta_data_delete(gl_meta *m, const char *location, gl_err *err)
 {
 	return m->ops->data_delete(m, location, err);
 }
+
+int gl_meta_exec(gl_meta *m, const char *sql, const json_t *args,
+		 json_t **rows, int64_t *changed, gl_err *err)
+{
+	return m->ops->exec(m, sql, args, rows, changed, err);
+}

@@ -230,6 +230,20 @@ int gl_meta_quotas_set(gl_meta *m, const json_t *projects, gl_err *err);
 int gl_meta_quotas_get(gl_meta *m, const char *project, json_t **out,
 		       gl_err *err);
 
+/* ---- statements of other units ------------------------------------------------
+ * The event outbox and the webhook subscriptions (events.c) keep their
+ * SQL in their own unit, written once for both dialects: $1..$n
+ * placeholders, CAST(.. AS BIGINT) where a parameter's type must be
+ * spelled. sql must be a string constant: prepared statements are cached
+ * by its address. args: a JSON array of scalars (integers, strings,
+ * booleans as 0/1, null), or NULL. rows (optional): a new array with one
+ * array per result row (integers, strings, null). changed (optional): rows
+ * the statement wrote. A statement that does not start with SELECT is a
+ * write: outside gl_meta_begin it runs in a write transaction of its own.
+ * 0, or -1 + err. */
+int gl_meta_exec(gl_meta *m, const char *sql, const json_t *args,
+		 json_t **rows, int64_t *changed, gl_err *err);
+
 /* ---- the "database" blob store (bytes inside the metadata DB) --------------- */
 int gl_meta_data_put_file(gl_meta *m, const char *location, int fd,
 			  int64_t size, gl_err *err);

@@ -83,6 +83,8 @@ struct gl_meta_ops {
 	int (*data_exists)(gl_meta *m, const char *location, gl_err *err);
 	int (*data_delete)(gl_meta *m, const char *location, gl_err *err);
 
+	int (*exec)(gl_meta *m, const char *sql, const json_t *args,
+		    json_t **rows, int64_t *changed, gl_err *err);
 	/* optional (NULL: commits are durable when they return) */
 	int (*attach_loop)(gl_meta *m, struct event_base *base, gl_err *err);
 	int (*when_durable)(gl_meta *m, void (*fn)(void *arg, int ok),

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ------------------------------------------------------------------------
  * Fields and keys.
@@ -1384,4 +1385,11 @@ void mc_lru_free(mc_lru *l)
 	for (int i = 0; i < MC_DYN_CACHE; i++)
 		free(l->sql[i]);
 	memset(l, 0, sizeof *l);
+}
+
+int mc_is_write(const char *sql)
+{
+	while (*sql == ' ' || *sql == '\n' || *sql == '\t')
+		sql++;
+	return strncasecmp(sql, "SELECT", 6) != 0;
 }

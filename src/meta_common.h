@@ -208,6 +208,13 @@ char *mc_dump(const json_t *v);
  * microseconds: 1 set, 0 null/absent, -1 malformed. */
 int mc_json_time(const json_t *v, int64_t *us);
 
+/* ---- statements of other units (gl_meta_exec) ------------------------------
+ * How many distinct statement texts a connection keeps prepared for them
+ * (a bug beyond that: the texts are constants). */
+#define MC_EXT_MAX 48
+/* 1 if sql writes: it does not start with SELECT. */
+int mc_is_write(const char *sql);
+
 /* ---- listing indexes ---------------------------------------------------------
  * The indexes the listing SQL below relies on, the same in both dialects
  * (schema version 2 of each backend). A migration never changes once
@@ -232,8 +239,21 @@ int mc_json_time(const json_t *v, int64_t *us);
 	/* quotas (count per owner) and owner filters */                      \
 	"CREATE INDEX IF NOT EXISTS artifacts_owner ON artifacts(owner, type_name);"
 
-/* The counters' first values, from the rows already there (the schema
- * step that creates quota_usage and artifact_counts in both backends). */
+/* ---- events (schema version 5 of each backend) -------------------------------
+ * The indexes of the subscriptions and the outbox (events.c): the due rows
+ * of a sink, a subscription's deliveries, and the pruning of finished
+ * rows. */
+#define MC_EVENTS_INDEXES                                                     \
+	"CREATE INDEX subscriptions_owner ON subscriptions(owner);"           \
+	"CREATE INDEX outbox_due ON outbox(sink, next_at)"                    \
+	" WHERE state = 'pending';"                                           \
+	"CREATE INDEX outbox_subscription ON outbox(subscription_id, seq)"    \
+	" WHERE subscription_id IS NOT NULL;"                                 \
+	"CREATE INDEX outbox_done ON outbox(done_at) WHERE state <> 'pending';"
+
+/* ---- counters (schema version 6 of each backend) -----------------------------
+ * Their first values, from the rows already there (the step that creates
+ * quota_usage and artifact_counts in both backends). */
 #define MC_BLOB_BYTES(r)                                                      \
 	"(CASE WHEN " r ".status = 'saving' THEN coalesce(" r ".reserved, 0)" \
 	" ELSE coalesce(" r ".size, 0) END)"

@@ -194,6 +194,38 @@ static const char schema_v4[] =
 	" PRIMARY KEY (kind, target, arg)) WITHOUT ROWID;"
 	"CREATE INDEX cleanup_queue_due ON cleanup_queue(next_at);";
 
+/* Events (events.c): webhook subscriptions, and the outbox - one row per
+ * event and sink, written in the transaction of the change it reports,
+ * claimed by the node that delivers it (docs/notifications.md).
+ * AUTOINCREMENT: a delivery's seq is its id (X-Glare-Delivery) and is
+ * never reused after the row is pruned. */
+static const char schema_v5[] =
+	"CREATE TABLE subscriptions ("
+	" id TEXT NOT NULL PRIMARY KEY,"
+	" owner TEXT NOT NULL,"
+	" all_projects INTEGER NOT NULL DEFAULT 0,"
+	" url TEXT NOT NULL,"
+	" events TEXT NOT NULL,"
+	" secret TEXT,"
+	" type_name TEXT,"
+	" artifact_id TEXT,"
+	" created_at INTEGER NOT NULL);"
+	"CREATE TABLE outbox ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" event_id TEXT NOT NULL,"
+	" event_type TEXT NOT NULL,"
+	" sink TEXT NOT NULL,"
+	" subscription_id TEXT,"
+	" created_at INTEGER NOT NULL,"
+	" body TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'pending',"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" next_at INTEGER NOT NULL,"
+	" claimed_by TEXT, claim_until INTEGER,"
+	" last_at INTEGER, last_code INTEGER, last_error TEXT,"
+	" done_at INTEGER);"
+	MC_EVENTS_INDEXES;
+
 /* Counters kept by triggers in the transaction of every change, so they
  * are exact whatever writes (docs/storage.md, "Counters"):
  *   quota_usage      per project and type: artifacts (every status) and
@@ -216,7 +248,7 @@ static const char schema_v4[] =
 #define COUNT_KEY(r)                                                          \
 	"(type_name, owner, visibility, status) = (" r ".type_name, " r       \
 	".owner, " r ".visibility, " r ".status)"
-static const char schema_v5[] =
+static const char schema_v6[] =
 	"CREATE TABLE quota_usage ("
 	" project_id TEXT NOT NULL,"
 	" type_name TEXT NOT NULL,"
@@ -295,7 +327,7 @@ static const char schema_v5[] =
 	" END;";
 
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
-					   schema_v4, schema_v5 };
+					   schema_v4, schema_v5, schema_v6 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -458,6 +490,8 @@ typedef struct sq_meta {
 	sqlite3_stmt *stmts[S_COUNT];
 	mc_lru lru;                       /* listing statements, */
 	sqlite3_stmt *dyn[MC_DYN_CACHE];  /* by slot */
+	const char *ext_sql[MC_EXT_MAX];  /* gl_meta_exec statements, */
+	sqlite3_stmt *ext[MC_EXT_MAX];    /* by the address of their text */
 } sq_meta;
 
 static sq_meta *sq(gl_meta *gm)
@@ -941,6 +975,8 @@ static void sq_close(gl_meta *gm)
 		sqlite3_finalize(m->stmts[i]);
 	for (int i = 0; i < MC_DYN_CACHE; i++)
 		sqlite3_finalize(m->dyn[i]);
+	for (int i = 0; i < MC_EXT_MAX; i++)
+		sqlite3_finalize(m->ext[i]);
 	mc_lru_free(&m->lru);
 	/* every commit durable, before the connection goes */
 	gl_walsync_free(m->ws);
@@ -1773,7 +1809,7 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		}
 	}
 	if (total && mc_counts_total(q)) {
-		/* a sum over the kept counts (schema_v5) */
+		/* a sum over the kept counts (schema_v6) */
 		mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)"
 		       " FROM artifact_counts a WHERE ");
 		if (mc_where(&cnt, &dialect, q, "a", -1, 0, err) ||
@@ -2026,6 +2062,96 @@ static int sq_data_delete(gl_meta *gm, const char *location, gl_err *err)
 	return run_texts(sq(gm), S_DATA_DEL, 1, location, NULL, NULL, err);
 }
 
+/* ------------------------------------------------------------------------
+ * Statements of other units (gl_meta_exec): $n are named parameters to
+ * SQLite, bound by name, so one text serves both stores.
+ * ---------------------------------------------------------------------- */
+
+static sqlite3_stmt *ext_stmt(sq_meta *m, const char *sql, gl_err *err)
+{
+	int i, rc;
+
+	for (i = 0; i < MC_EXT_MAX && m->ext_sql[i]; i++)
+		if (m->ext_sql[i] == sql)
+			return m->ext[i];
+	if (i == MC_EXT_MAX) {
+		gl_fail(err, 500, NULL, "DBError: too many statement texts");
+		return NULL;
+	}
+	rc = sqlite3_prepare_v3(m->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+				&m->ext[i], NULL);
+	if (rc != SQLITE_OK) {
+		db_fail(m, rc, err);
+		return NULL;
+	}
+	m->ext_sql[i] = sql;
+	return m->ext[i];
+}
+
+static json_t *ext_col(sqlite3_stmt *s, int c)
+{
+	switch (sqlite3_column_type(s, c)) {
+	case SQLITE_INTEGER:
+		return json_integer(sqlite3_column_int64(s, c));
+	case SQLITE_FLOAT:
+		return json_real(sqlite3_column_double(s, c));
+	case SQLITE_NULL:
+		return json_null();
+	default: {
+		const char *t = (const char *)sqlite3_column_text(s, c);
+		json_t *v = t ? json_stringn(t, (size_t)sqlite3_column_bytes(s, c))
+			      : NULL;
+		return v ? v : json_null();
+	}
+	}
+}
+
+static int sq_exec(gl_meta *gm, const char *sql, const json_t *args,
+		   json_t **rows, int64_t *changed, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+	sqlite3_stmt *s = ext_stmt(m, sql, err);
+	json_t *arr = NULL, *v;
+	char name[24];
+	size_t i;
+	int rc;
+
+	if (rows)
+		*rows = NULL;
+	if (!s)
+		return -1;
+	json_array_foreach(args, i, v) {
+		int k;
+		snprintf(name, sizeof name, "$%zu", i + 1);
+		k = sqlite3_bind_parameter_index(s, name);
+		if (k > 0)
+			bind_json(s, k, v);
+	}
+	if (rows)
+		arr = json_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *row;
+		if (!arr)
+			continue;
+		row = json_array();
+		for (int c = 0; c < sqlite3_column_count(s); c++)
+			json_array_append_new(row, ext_col(s, c));
+		json_array_append_new(arr, row);
+	}
+	if (rc != SQLITE_DONE) {
+		db_fail(m, rc, err);
+		finish(s);
+		json_decref(arr);
+		return -1;
+	}
+	if (changed)
+		*changed = sqlite3_changes64(m->db);
+	finish(s);
+	if (rows)
+		*rows = arr;
+	return 0;
+}
+
 const struct gl_meta_ops gl_meta_sqlite_ops = {
 	.name = "sqlite",
 	.attach_loop = sq_attach_loop,
@@ -2064,4 +2190,5 @@ const struct gl_meta_ops gl_meta_sqlite_ops = {
 	.data_read = sq_data_read,
 	.data_exists = sq_data_exists,
 	.data_delete = sq_data_delete,
+	.exec = sq_exec,
 };

@@ -18,7 +18,8 @@ static const char *const route_names[GL_ROUTE_COUNT] = {
 	"/schemas", "/schemas/{type}", "/artifacts/{type}",
 	"/artifacts/{type}/{id}", "/artifacts/{type}/{id}/{field}",
 	"/artifacts/{type}/{id}/{field}/{key}", "/quotas", "/project-quotas",
-	"/project-quotas/{project}",
+	"/project-quotas/{project}", "/subscriptions", "/subscriptions/{id}",
+	"/subscriptions/{id}/deliveries",
 };
 
 const char *gl_metrics_route_name(int route)

@@ -862,6 +862,14 @@ static const struct {
 	{ "artifact:list_all_quotas", "rule:context_is_admin" },
 	{ "artifact:list_project_quotas",
 	  "project_id:%(project_id)s or rule:context_is_admin" },
+	/* webhook subscriptions (glared's own, after Glare's style) */
+	{ "subscription:create", "" },
+	{ "subscription:list", "" },
+	{ "subscription:list_all", "rule:context_is_admin" },
+	{ "subscription:get", "rule:admin_or_owner" },
+	{ "subscription:delete", "rule:admin_or_owner" },
+	{ "subscription:deliveries", "rule:admin_or_owner" },
+	{ "subscription:all_projects", "rule:context_is_admin" },
 };
 
 gl_policy *gl_policy_new(void)

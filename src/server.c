@@ -21,6 +21,7 @@
 #include "admin.h"
 #include "api.h"
 #include "engine.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -128,6 +129,11 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	w.app.engine = gl_engine_new(conf, w.app.policy, w.app.base, &err);
 	if (!w.app.engine || gl_engine_attach_loop(w.app.engine, &err) < 0) {
 		gl_error("%s", err.msg);
+		goto out;
+	}
+	/* each worker delivers events (claims keep them from colliding) */
+	if (gl_events_start(gl_engine_events(w.app.engine), &err) < 0) {
+		gl_error("events: %s", err.msg);
 		goto out;
 	}
 	gl_http_limits_default(&lim);

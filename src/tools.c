@@ -208,6 +208,12 @@ int gl_tool_verify(gl_conf *conf, int daemon, int interval, int min_age)
 	 * verifier checked within its own period */
 	if (min_age < 0)
 		min_age = daemon ? interval : 0;
+	/* types with their own schedule are checked on it */
+	for (int i = 0; i < conf->ntypes; i++) {
+		int ci = conf->types[i].external_location_check_interval;
+		if (ci > 0 && ci < interval)
+			interval = ci;
+	}
 	if (env_open(conf, &te) < 0) {
 		env_close(&te);
 		return 1;

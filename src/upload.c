@@ -80,6 +80,7 @@ struct gl_upload {
 	int paused;
 	gl_engine_done_fn done;
 	void *done_arg;
+	const char *event;        /* the event the commit emits */
 };
 
 static const char *sget(const json_t *o, const char *k)
@@ -296,6 +297,7 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 	}
 	u->e = e;
 	u->ctx = ctx;
+	u->event = "upload";
 	u->tmp.fd = -1;
 	u->declared = content_length;
 	u->id = strdup(id);
@@ -412,6 +414,11 @@ void gl_upload_set_content_type(gl_upload *u, const char *content_type)
 	if (!u->content_type[0])
 		snprintf(u->content_type, sizeof u->content_type,
 			 "application/octet-stream");
+}
+
+void gl_upload_set_event(gl_upload *u, const char *action)
+{
+	u->event = action;
 }
 
 void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg)
@@ -582,7 +589,8 @@ static void commit(gl_upload *u, const char *location)
 		goto fail;
 	if (u->prev && gl_blob_release(e, u->prev, &err) < 0)
 		goto fail;
-	if (gl_meta_commit(e->meta, &err) < 0)
+	if (gl_events_emit(e->events, u->event, t->name, fresh, NULL, &err) < 0 ||
+	    gl_meta_commit(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 0;
 	u->placeholder = 0;

@@ -401,3 +401,14 @@ void gl_conn_display(const char *conn, char *out, size_t len)
 	if (pw)
 		snprintf(pw + 9, len - (size_t)(pw + 9 - out), "***");
 }
+
+void gl_hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}

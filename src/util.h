@@ -42,6 +42,9 @@ int gl_utf8_valid(const char *s, size_t len, int allow_4byte);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
 
+/* n bytes as 2n lower-case hex digits and a NUL into out. */
+void gl_hex(const unsigned char *b, size_t n, char *out);
+
 /* 1 if r is a byte range as a Range header and CURLOPT_RANGE take it
  * (without "bytes="): "a-b", "a-" or "-n" with decimal numbers. */
 int gl_byte_range_valid(const char *r);

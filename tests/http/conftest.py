@@ -16,6 +16,9 @@ Each glared starts in a process group of its own (a new session); stopping
 a server ends the whole group, so no worker outlives its test whatever
 happened to its master. scripts/run-tests.sh checks at the end that no
 glared of the run is left.
+
+GLARED_RABBIT_URL (scripts/rabbitmq.sh) names the RabbitMQ the
+notification tests publish to; without it they are skipped.
 """
 import contextlib
 import os

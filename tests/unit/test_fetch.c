@@ -820,7 +820,7 @@ static const gl_digest_hex *big_digest(void)
 	return &hex;
 }
 
-#define NO_CAP (&(gl_fetch_opts){ -1, NULL })
+#define NO_CAP (&(gl_fetch_opts){ .max_bytes = -1 })
 
 /* ---- fetch cases --- */
 
@@ -890,7 +890,7 @@ FETCH_CASE(fetch_data_callback_sees_exact_bytes, "127.0.0.1/32")
 FETCH_CASE(fetch_range, "127.0.0.1/32")
 {
 	cap c = { 0 };
-	gl_fetch_opts o = { -1, "4-8" };
+	gl_fetch_opts o = { .max_bytes = -1, .range = "4-8" };
 	gl_err err;
 
 	CHECK(mkf(t));
@@ -909,7 +909,7 @@ FETCH_CASE(fetch_range, "127.0.0.1/32")
 FETCH_CASE(fetch_max_bytes_undeclared, "127.0.0.1/32")
 {
 	cap c = { .pattern = 1 };
-	gl_fetch_opts o = { 1024 * 1024, NULL };
+	gl_fetch_opts o = { .max_bytes = 1024 * 1024 };
 
 	CHECK(mkf(t));
 	CHECK(go(t, "/huge", &o, &c, 1));
@@ -932,7 +932,8 @@ FETCH_CASE(fetch_max_bytes_undeclared, "127.0.0.1/32")
 FETCH_CASE(fetch_max_bytes_declared, "127.0.0.1/32")
 {
 	cap c = { .pattern = 1 }, exact = { .pattern = 1 };
-	gl_fetch_opts o = { 1024 * 1024, NULL }, o2 = { CLBIG_SIZE, NULL };
+	gl_fetch_opts o = { .max_bytes = 1024 * 1024 },
+		      o2 = { .max_bytes = CLBIG_SIZE };
 
 	CHECK(mkf(t));
 	CHECK(go(t, "/cl-big", &o, &c, 1));
@@ -1239,7 +1240,7 @@ FETCH_CASE(fetch_pause_resume_from_timer, "127.0.0.1/32")
 FETCH_CASE(fetch_pause_resume_inside_callback, "127.0.0.1/32")
 {
 	cap c = { .pattern = 1, .pause_every = 1, .resume_inside = 1 };
-	gl_fetch_opts o = { BIG_SIZE, NULL };
+	gl_fetch_opts o = { .max_bytes = BIG_SIZE };
 
 	CHECK(mkf(t));
 	CHECK(go(t, "/big", &o, &c, 1));
@@ -1257,7 +1258,7 @@ FETCH_CASE(fetch_pause_then_limit, "127.0.0.1/32")
 	/* bytes replayed after a pause must not count twice: a cap of exactly
 	 * the size still passes, and a smaller one still fails */
 	cap c = { .pattern = 1, .pause_every = 2 };
-	gl_fetch_opts o = { BIG_SIZE - 1, NULL };
+	gl_fetch_opts o = { .max_bytes = BIG_SIZE - 1 };
 
 	CHECK(mkf(t));
 	CHECK(go(t, "/big", &o, &c, 1));

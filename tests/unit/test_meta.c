@@ -136,13 +136,14 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 5);
+	CHECK_INT(gl_meta_schema_version(f.m), 6);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
-			  " 'gc_queue', 'cleanup_queue')"), 8);
-	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 5);
+			  " 'gc_queue', 'cleanup_queue', 'subscriptions',"
+			  " 'outbox', 'quota_usage', 'artifact_counts')"), 12);
+	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 6);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -194,6 +195,22 @@ UNIT_TEST(open_creates_schema)
 	fx_close(&f);
 }
 
+/* What steps 2.. added, gone: a version 1 database. */
+static const char to_v1[] =
+	"DROP INDEX artifacts_owner;"
+	" DROP INDEX artifacts_deleted;"
+	" DROP TABLE cleanup_queue;"
+	" DROP TABLE outbox; DROP TABLE subscriptions;"
+	" DROP TABLE quota_usage; DROP TABLE artifact_counts;"
+	" DROP TRIGGER artifacts_counted_insert;"
+	" DROP TRIGGER artifacts_counted_delete;"
+	" DROP TRIGGER artifacts_counted_update;"
+	" DROP TRIGGER artifacts_counted_move;"
+	" DROP TRIGGER blobs_counted_insert;"
+	" DROP TRIGGER blobs_counted_delete;"
+	" DROP TRIGGER blobs_counted_update;"
+	" PRAGMA user_version = 1";
+
 UNIT_TEST(schema_version_mismatch)
 {
 	fx f;
@@ -204,7 +221,7 @@ UNIT_TEST(schema_version_mismatch)
 
 	CHECK(fx_open(&f));
 	cur = gl_meta_schema_version(f.m);
-	/* rows from before the counters (step 5): the upgrade counts them */
+	/* rows from before the counters (step 6): the upgrade counts them */
 	CHECK(counters_seed(f.m, &f.err) == 0);
 	gl_meta_close(f.m);
 	f.m = NULL;
@@ -216,18 +233,7 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK_EQS(f.err.msg, want);
 	CHECK(reopen(&f, 1) == NULL);
 	/* older: version 1 lacks the listing indexes (steps 2..) */
-	CHECK(raw_exec(f.path, "DROP INDEX artifacts_owner;"
-		       " DROP INDEX artifacts_deleted;"
-		       " DROP TABLE cleanup_queue;"
-		       " DROP TABLE quota_usage; DROP TABLE artifact_counts;"
-		       " DROP TRIGGER artifacts_counted_insert;"
-		       " DROP TRIGGER artifacts_counted_delete;"
-		       " DROP TRIGGER artifacts_counted_update;"
-		       " DROP TRIGGER artifacts_counted_move;"
-		       " DROP TRIGGER blobs_counted_insert;"
-		       " DROP TRIGGER blobs_counted_delete;"
-		       " DROP TRIGGER blobs_counted_update;"
-		       " PRAGMA user_version = 1") == 0);
+	CHECK(raw_exec(f.path, to_v1) == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
 		 " needs %d: run 'glared db upgrade'", cur);
@@ -238,7 +244,8 @@ UNIT_TEST(schema_version_mismatch)
 	gl_meta_close(m);
 	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), cur);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
-			  " name IN ('artifacts_owner', 'artifacts_deleted')"), 2);
+			  " name IN ('artifacts_owner', 'artifacts_deleted',"
+			  " 'outbox', 'subscriptions')"), 4);
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);

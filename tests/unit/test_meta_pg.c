@@ -232,14 +232,16 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 5);
+	CHECK_INT(gl_meta_schema_version(f.m), 6);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
 			  " 'quotas', 'blob_data', 'blob_data_chunks',"
-			  " 'gc_queue', 'cleanup_queue', 'glared_schema')"), 10);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 5);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 5);
+			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
+			  " 'subscriptions', 'outbox', 'quota_usage',"
+			  " 'artifact_counts')"), 14);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 6);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 6);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -278,7 +280,7 @@ UNIT_TEST(schema_version_mismatch)
 
 	FX_START(f);
 	cur = gl_meta_schema_version(f.m);
-	/* rows from before the counters (step 5): the upgrade counts them */
+	/* rows from before the counters (step 6): the upgrade counts them */
 	CHECK(counters_seed(f.m, &f.err) == 0);
 	gl_meta_close(f.m);
 	leaked = f.m = NULL;
@@ -294,6 +296,7 @@ UNIT_TEST(schema_version_mismatch)
 		       " DROP INDEX artifacts_owner;"
 		       " DROP INDEX artifacts_deleted;"
 		       " DROP TABLE cleanup_queue;"
+		       " DROP TABLE outbox; DROP TABLE subscriptions;"
 		       " DROP TABLE quota_usage; DROP TABLE artifact_counts;"
 		       " DROP FUNCTION glared_artifacts_counted() CASCADE;"
 		       " DROP FUNCTION glared_blobs_counted() CASCADE") == 0);
