@@ -38,6 +38,7 @@ setup_env() {
 	export HOME="$DIR" # the Erlang cookie
 	export ERL_EPMD_PORT="$EPMD_PORT"
 	export ERL_EPMD_ADDRESS=127.0.0.1
+	export ERL_CRASH_DUMP="$DIR/erl_crash.dump" # never in the working directory
 	export RABBITMQ_NODENAME="$NODE"
 	export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 	export RABBITMQ_NODE_PORT="$PORT"

@@ -36,8 +36,10 @@ num() { # regex file -> first captured number or 0
 # A throwaway PostgreSQL, an S3 endpoint (Swift + s3api) and a RabbitMQ on
 # loopback, started once per run, stopped at exit.
 # Free loopback ports unless the caller chose them, so runs from several
-# checkouts at once neither share nor stop each other's services.
-free_ports() { # count [lo hi] -> the first of count consecutive free ports
+# checkouts at once neither share nor stop each other's services. Below the
+# kernel's ephemeral range (32768+), where an outgoing connection could take
+# a port between the pick and the service's bind.
+free_ports() { # count -> the first of count consecutive free ports
 	$PY -c '
 import random, socket, sys
 n = int(sys.argv[1])
@@ -57,13 +59,12 @@ for _ in range(200):
     finally:
         for s in socks:
             s.close()
-sys.exit(1)' "$1" "${2:-20000}" "${3:-60000}"
+sys.exit(1)' "$1" 20000 32000
 }
 : "${GLARED_PG_PORT:=$(free_ports 1)}"
 : "${GLARED_S3_PORT:=$(free_ports 5)}"
-# RabbitMQ's three (AMQP, epmd, distribution) below the ephemeral range:
-# see scripts/rabbitmq.sh
-: "${GLARED_RABBIT_PORT:=$(free_ports 3 20000 32000)}"
+# RabbitMQ's three: AMQP, epmd, distribution (scripts/rabbitmq.sh)
+: "${GLARED_RABBIT_PORT:=$(free_ports 3)}"
 export GLARED_PG_PORT GLARED_S3_PORT GLARED_RABBIT_PORT
 trap 'scripts/pg.sh stop >/dev/null 2>&1; scripts/s3.sh stop >/dev/null 2>&1
 scripts/rabbitmq.sh stop >/dev/null 2>&1' EXIT
