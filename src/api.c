@@ -63,12 +63,12 @@ void gl_api_add_common_headers(gl_api_req *ar)
 {
 	char v[32];
 
-	gl_http_add_header(ar->http, "x-openstack-request-id",
+	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
 	if (ar->ver_minor >= 0) {
 		snprintf(v, sizeof v, "artifact 1.%d", ar->ver_minor);
-		gl_http_add_header(ar->http, "OpenStack-API-Version", v);
-		gl_http_add_header(ar->http, "Vary", "OpenStack-API-Version");
+		gl_http_set_header(ar->http, "OpenStack-API-Version", v);
+		gl_http_set_header(ar->http, "Vary", "OpenStack-API-Version");
 	}
 }
 
@@ -80,7 +80,7 @@ static void send_json(gl_http_req *req, int status, json_t *body,
 	/* Python-style separators, UTF-8 unescaped, floats round-trip */
 	char *s = json_dumps(body, JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 
-	gl_http_add_header(req, "Content-Type", ctype);
+	gl_http_set_header(req, "Content-Type", ctype);
 	if (!s) {
 		static const char oops[] = "{\"code\": 500}";
 		gl_http_reply(req, 500, oops, sizeof oops - 1);
@@ -107,7 +107,7 @@ void gl_api_reply_empty(gl_api_req *ar, int status)
 	gl_api_add_common_headers(ar);
 	/* clients read the header even without a body; Glare's (webob's)
 	 * default */
-	gl_http_add_header(ar->http, "Content-Type", "text/html; charset=UTF-8");
+	gl_http_set_header(ar->http, "Content-Type", "text/html; charset=UTF-8");
 	gl_http_reply(ar->http, status, NULL, 0);
 	gl_api_finish(ar);
 }
@@ -174,7 +174,7 @@ void gl_api_http_error(gl_http_req *req, int status, const char *msg,
 		snprintf(id, sizeof id, "req-%s", uuid);
 		gl_http_set_request_id(req, id);
 	}
-	gl_http_add_header(req, "x-openstack-request-id",
+	gl_http_set_header(req, "x-openstack-request-id",
 			   gl_http_request_id(req));
 	send_fault(req, status, gl_err_default_type(status), msg);
 }
@@ -451,9 +451,9 @@ static void metrics(gl_api_req *ar)
 	if (!operator_allowed(ar))
 		return;
 	text = gl_metrics_render(&len);
-	gl_http_add_header(ar->http, "x-openstack-request-id",
+	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
-	gl_http_add_header(ar->http, "Content-Type",
+	gl_http_set_header(ar->http, "Content-Type",
 			   "text/plain; version=0.0.4; charset=utf-8");
 	gl_http_reply(ar->http, 200, text, len);
 	free(text);
@@ -509,9 +509,9 @@ static void healthcheck(gl_api_req *ar)
 			return;
 		}
 	}
-	gl_http_add_header(ar->http, "x-openstack-request-id",
+	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
-	gl_http_add_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
+	gl_http_set_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
 	gl_http_reply(ar->http, down ? 503 : 200, body, strlen(body));
 	gl_api_finish(ar);
 }
@@ -729,7 +729,7 @@ static void route_request(gl_api_req *ar)
 	if (!(rt->methods & bit)) {
 		char allow[64];
 		allow_header(allow, sizeof allow, rt->methods);
-		gl_http_add_header(ar->http, "Allow", allow);
+		gl_http_set_header(ar->http, "Allow", allow);
 		gl_api_fail(ar, 405, "MethodNotAllowed",
 			    "Method %s is not allowed for %s; allowed: %s",
 			    gl_http_method(ar->http), path, allow);
@@ -763,7 +763,7 @@ static int get_only(gl_api_req *ar, int route_id)
 	gl_http_note_of(ar->http)->route = route_id;
 	if (method_bit(gl_http_method_id(ar->http)) == M_GET)
 		return 1;
-	gl_http_add_header(ar->http, "Allow", "GET, HEAD");
+	gl_http_set_header(ar->http, "Allow", "GET, HEAD");
 	gl_api_fail(ar, 405, "MethodNotAllowed",
 		    "Method %s is not allowed for %s",
 		    gl_http_method(ar->http), gl_http_path(ar->http));

@@ -275,10 +275,10 @@ UNIT_TEST(pipelined_bodies_in_order)
 	srv s;
 	char resp[4096];
 	const char req[] =
-		"PUT /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-		"PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+		"PUT /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 		"5\r\nhello\r\n0\r\n\r\n"
-		"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n";
+		"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	int fd;
 	size_t got = 0;
 	CHECK(srv_start(&s) == 0);

@@ -1,0 +1,333 @@
+"""Wire hardening (issue 12): HTTP framing corners (RFC 9112), connection
+slots under silent and idle connections, one decision per response header,
+and request values validated at the edge."""
+import json
+import re
+import socket
+import time
+
+import pytest
+
+from conftest import ADMIN, USER1, raw, status_of
+
+SA = "/artifacts/sample_artifact"
+TOKEN = "X-Auth-Token: %s\r\n" % USER1
+NEXT = "GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def statuses(out):
+    return [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)]
+
+
+def fault(out):
+    """The error message of the first fault body in out."""
+    m = re.search(rb"\{\"code.*?\}\}", out)
+    assert m, out[:400]
+    return json.loads(m.group(0))["error"]["message"]
+
+
+# ---- framing corners: each is refused, answered once, and the connection
+# closes (the pipelined request after it is never served) -----------------
+
+REFUSED = [
+    # whitespace before the colon or inside a field name (RFC 9112 5.1)
+    ("space_before_colon",
+     "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+     "Transfer-Encoding : chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" % (SA, TOKEN),
+     400, "Invalid character in a header field name"),
+    ("tab_before_colon",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A\t: 1\r\n\r\n",
+     400, None),
+    ("space_in_name", "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX A: 1\r\n\r\n",
+     400, "Invalid character in a header field name"),
+    ("paren_in_name", "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX(A): 1\r\n\r\n",
+     400, None),
+    ("del_in_name", "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX\x7fA: 1\r\n\r\n",
+     400, None),
+    ("empty_name", "GET /healthcheck HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n",
+     400, None),
+    # obs-fold (5.2) and whitespace before the first field (2.2)
+    ("obs_fold",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n  more\r\n\r\n",
+     400, "Obsolete line folding in a header field"),
+    ("obs_fold_tab",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\tmore\r\n\r\n",
+     400, "Obsolete line folding in a header field"),
+    ("ws_before_first_field",
+     "GET /healthcheck HTTP/1.1\r\n Host: x\r\n\r\n",
+     400, "Whitespace before the first header field"),
+    # bare CR (2.2)
+    ("bare_cr_in_value",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n",
+     400, "Bare CR in the request head"),
+    ("bare_cr_in_request_line",
+     "GET /healthcheck\rHTTP/1.1\r\nHost: x\r\n\r\n",
+     400, "Bare CR in the request head"),
+    ("bare_cr_ending_head",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\n\rX",
+     400, "Bare CR in the request head"),
+    # field values: controls, DEL, NUL, not UTF-8
+    ("ctl_in_value", "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n",
+     400, None),
+    ("del_in_value", "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: a\x7f\r\n\r\n",
+     400, None),
+    ("nul_in_value", "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
+     400, None),
+    ("latin1_value",
+     b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: caf\xe9\r\n\r\n",
+     400, "A header field value is not valid UTF-8"),
+    ("overlong_utf8_value",
+     b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-A: \xc0\xaf\r\n\r\n",
+     400, "A header field value is not valid UTF-8"),
+    # Content-Length: sign, list, junk, overflow
+    ("cl_plus",
+     "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+     "Content-Length: +2\r\n\r\n{}" % (SA, TOKEN), 400,
+     "Invalid Content-Length"),
+    ("cl_minus",
+     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: -2\r\n\r\n{}" % SA,
+     400, "Invalid Content-Length"),
+    ("cl_list",
+     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\n{}" % SA,
+     400, "Invalid Content-Length"),
+    ("cl_junk",
+     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2x\r\n\r\n{}" % SA,
+     400, "Invalid Content-Length"),
+    ("cl_overflow",
+     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999"
+     "\r\n\r\n{}" % SA, 400, "Invalid Content-Length"),
+    ("cl_twice",
+     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+     "Content-Length: 2\r\n\r\n{}" % SA, 400, None),
+    # Transfer-Encoding
+    ("te_and_cl",
+     "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" % SA, 400, None),
+    ("te_list",
+     "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n"
+     "\r\n0\r\n\r\n" % SA, 400, "Unsupported Transfer-Encoding"),
+    ("te_gzip",
+     "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n" % SA,
+     400, "Unsupported Transfer-Encoding"),
+    # chunk framing
+    ("chunk_size_sign",
+     "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n+2\r\n{}\r\n0\r\n\r\n" % (SA, TOKEN),
+     400, None),
+    ("chunk_size_overflow",
+     "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+     "Transfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n{}\r\n0\r\n\r\n"
+     % (SA, TOKEN), 400, "Invalid chunk size"),
+    ("chunk_ext_huge",
+     "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n2;e=%s\r\n{}\r\n0\r\n\r\n"
+     % (SA, TOKEN, "a" * 100000), 400,
+     "Chunk-size line or trailer section too long"),
+    ("chunk_data_overrun",
+     "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n2\r\n{}}\r\n0\r\n\r\n" % (SA, TOKEN),
+     400, None),
+    # Host (RFC 9112 3.2) and version
+    ("no_host", "GET /healthcheck HTTP/1.1\r\n\r\n", 400, "Missing Host header"),
+    ("two_hosts", "GET /healthcheck HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+     400, "Duplicate Host header"),
+    ("two_hosts_http10",
+     "GET /healthcheck HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400,
+     "Duplicate Host header"),
+    ("bad_host", "GET /healthcheck HTTP/1.1\r\nHost: a b\r\n\r\n", 400,
+     "Invalid Host header"),
+    ("bad_host_slash", "GET /healthcheck HTTP/1.1\r\nHost: a/b\r\n\r\n", 400,
+     "Invalid Host header"),
+    ("http2", "GET /healthcheck HTTP/2.0\r\nHost: x\r\n\r\n", 505, None),
+    ("http09", "GET /healthcheck\r\n\r\n", 505, None),
+    ("too_many_fields",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\n" +
+     "".join("X-%d: 1\r\n" % i for i in range(101)) + "\r\n",
+     431, "Too many header fields"),
+]
+
+
+@pytest.mark.parametrize("name,req,status,message", REFUSED,
+                         ids=[c[0] for c in REFUSED])
+def test_framing_corner_refused(server, name, req, status, message):
+    if isinstance(req, str):
+        req = req.encode("latin-1")
+    out = raw(server.port, req + NEXT.encode())
+    assert statuses(out) == [status], out[:600]
+    if message:
+        assert fault(out) == message
+    assert b"Connection: close" in out
+    # the server is fine afterwards
+    assert status_of(raw(server.port, "GET /healthcheck HTTP/1.1\r\nHost: x"
+                         "\r\nConnection: close\r\n\r\n")) == 200
+
+
+def test_http10_chunked_served_then_closed(server):
+    """RFC 9112 6.1: HTTP/1.0 with Transfer-Encoding is faulty framing:
+    the request is served, then the connection closes; the pipelined one
+    after it is never read, even with keep-alive asked for."""
+    body = json.dumps({"name": "h10-%d" % time.time_ns()})
+    out = raw(server.port,
+              "POST %s HTTP/1.0\r\nConnection: keep-alive\r\n%s"
+              "Content-Type: application/json\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+              % (SA, TOKEN, len(body), body) + NEXT)
+    assert statuses(out) == [201], out[:600]
+    assert b"Connection: close" in out
+
+
+def test_content_length_ows_is_fine(server):
+    """Optional whitespace around a field value is not part of it (the
+    parser takes trailing spaces, not tabs, after a Content-Length)."""
+    body = json.dumps({"name": "ows-%d" % time.time_ns()})
+    out = raw(server.port,
+              "POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json"
+              "\r\nContent-Length: \t %d  \r\nConnection: close\r\n\r\n%s"
+              % (SA, TOKEN, len(body), body))
+    assert statuses(out) == [201], out[:600]
+
+
+def test_small_chunk_extensions_and_trailers_ignored(server):
+    """Chunk extensions are skipped; trailer fields are read and dropped:
+    a Content-Length or Transfer-Encoding there changes no framing, and
+    the next pipelined request is parsed where it starts."""
+    body = json.dumps({"name": "tr-%d" % time.time_ns()}).encode()
+    out = raw(server.port,
+              b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json"
+              b"\r\nTransfer-Encoding: chunked\r\n\r\n%x;a=b;c=\"d\"\r\n%s\r\n"
+              b"0;last\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n"
+              b"X-Trailer: 1\r\n\r\n%s"
+              % (SA.encode(), TOKEN.encode(), len(body), body,
+                 b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
+                 b"Connection: close\r\n\r\n"))
+    assert statuses(out) == [201, 200], out[:800]
+
+
+def test_http10_without_host_is_fine(server):
+    out = raw(server.port, "GET /healthcheck HTTP/1.0\r\n\r\n")
+    assert status_of(out) == 200
+
+
+def test_bare_lf_line_ends_accepted(server):
+    """RFC 9112 2.2 lets a recipient take a lone LF as a line end."""
+    out = raw(server.port, "GET /healthcheck HTTP/1.1\nHost: x\n"
+              "Connection: close\n\n")
+    assert status_of(out) == 200
+
+
+# ---- connection slots ------------------------------------------------------
+
+def connect_from(port, src="127.0.0.1", timeout=10):
+    s = socket.socket()
+    s.settimeout(timeout)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def closed_by_server(s, wait=0.0):
+    """True if the server closed s (EOF or reset) within wait seconds."""
+    s.settimeout(wait if wait > 0 else 0.001)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def get_ok(port, src="127.0.0.1"):
+    s = connect_from(port, src)
+    try:
+        s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
+                  b"Connection: close\r\n\r\n")
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+        return status_of(out)
+    finally:
+        s.close()
+
+
+def test_first_byte_timeout_closes_silent_connection(make_server):
+    s = make_server({"first_byte_timeout": 1, "header_timeout": 30})
+    silent = connect_from(s.port)
+    talker = connect_from(s.port)
+    talker.sendall(b"GET /healthcheck HTTP/1.1\r\n")  # the head is on its way
+    t0 = time.time()
+    assert closed_by_server(silent, wait=5)
+    assert time.time() - t0 < 4.5
+    # silent: closed without a word; the talker is under header_timeout
+    assert not closed_by_server(talker, wait=0.5)
+    talker.sendall(b"Host: x\r\n\r\n")
+    assert talker.recv(100).startswith(b"HTTP/1.1 200")
+    silent.close()
+    talker.close()
+
+
+def test_silent_connections_do_not_starve_others(make_server):
+    """Far more silent connections than slots, from several addresses:
+    each new connection takes the slot of the longest idle one, so other
+    clients are still served, at once."""
+    s = make_server({"max_connections": 40, "max_connections_per_client": 0,
+                     "first_byte_timeout": 60})
+    silent = []
+    for i in range(120):
+        silent.append(connect_from(s.port, "127.0.0.%d" % (2 + i % 3)))
+    time.sleep(0.3)
+    for _ in range(20):
+        assert get_ok(s.port) == 200
+    gone = sum(closed_by_server(c, wait=0.01) for c in silent)
+    # 120 silent arrivals over 40 slots: 80 had to yield, and one more for
+    # the first served connection (each one after it found its slot free)
+    assert gone == 81
+    for c in silent:
+        c.close()
+
+
+def test_idle_keepalive_connections_yield(make_server):
+    s = make_server({"max_connections": 10, "max_connections_per_client": 0})
+    kept = []
+    for _ in range(10):
+        c = connect_from(s.port)
+        c.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.recv(1000).startswith(b"HTTP/1.1 200")
+        kept.append(c)             # keep-alive, idle from now on
+    assert get_ok(s.port) == 200
+    # the oldest idle one gave its slot
+    assert closed_by_server(kept[0], wait=2)
+    assert not closed_by_server(kept[-1], wait=0.1)
+    for c in kept:
+        c.close()
+
+
+def test_per_client_cap(make_server):
+    """One address cannot take every slot: past max_connections_per_client
+    its idle connections yield to its own new ones, busy ones make its next
+    connection a 503, and other addresses are served meanwhile."""
+    s = make_server({"max_connections": 100, "max_connections_per_client": 5,
+                     "header_timeout": 30})
+    busy = [connect_from(s.port, "127.0.0.2") for _ in range(5)]
+    for c in busy:
+        c.sendall(b"GET /healthcheck HTTP/1.1\r\n")
+    time.sleep(0.2)
+    extra = connect_from(s.port, "127.0.0.2")
+    extra.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = extra.recv(4096)
+    assert status_of(out) == 503
+    assert fault(out) == "Too many connections"
+    extra.close()
+    assert get_ok(s.port, "127.0.0.1") == 200
+    for c in busy:
+        c.close()
+    # five silent connections from one address: its sixth is served
+    silent = [connect_from(s.port, "127.0.0.3") for _ in range(5)]
+    time.sleep(0.2)
+    assert get_ok(s.port, "127.0.0.3") == 200
+    assert sum(closed_by_server(c, wait=0.2) for c in silent) == 1
+    for c in silent:
+        c.close()
+    assert "per-client connection cap reached" in s.read_log()
