@@ -141,9 +141,15 @@ static void send_fault(gl_http_req *req, int status, const char *type,
 	json_decref(f);
 }
 
+/* Headers a handler may set for its error reply (405, 416); any other
+ * it set was for a success that did not happen. */
+static const char *const fault_headers[] = { "Allow", "Content-Range",
+					     NULL };
+
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 {
 	int status = err->status ? err->status : 500;
+	gl_http_keep_headers(ar->http, fault_headers);
 	gl_api_add_common_headers(ar);
 	send_fault(ar->http, status, err->type[0] ? err->type : NULL, err->msg);
 	gl_api_finish(ar);
@@ -174,6 +180,7 @@ void gl_api_http_error(gl_http_req *req, int status, const char *msg,
 		snprintf(id, sizeof id, "req-%s", uuid);
 		gl_http_set_request_id(req, id);
 	}
+	gl_http_keep_headers(req, fault_headers);
 	gl_http_set_header(req, "x-openstack-request-id",
 			   gl_http_request_id(req));
 	send_fault(req, status, gl_err_default_type(status), msg);

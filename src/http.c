@@ -271,6 +271,14 @@ static double elapsed_ms(const struct timespec *t0)
 	       (t1.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* RFC 9110 5.6.2 token characters: a field name is nothing else (no
+ * whitespace before the colon, none inside). */
+static int tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
 /* ---- request object ----------------------------------------------------- */
 
 static gl_http_req *req_new(struct conn *c)
@@ -352,6 +360,24 @@ const char *gl_http_peer(const gl_http_req *r) { return r->c->peer_name; }
 int gl_http_peer_port(const gl_http_req *r) { return r->c->peer_port; }
 int64_t gl_http_body_received(const gl_http_req *r) { return r->body_received; }
 int gl_http_replied(const gl_http_req *r) { return r->resp != RESP_NONE; }
+
+void gl_http_keep_headers(gl_http_req *r, const char *const *names)
+{
+	struct evkeyval *kv, *next;
+
+	for (kv = TAILQ_FIRST(&r->out_headers); kv; kv = next) {
+		int keep = 0;
+		next = TAILQ_NEXT(kv, next);
+		for (int i = 0; names && names[i] && !keep; i++)
+			keep = !strcasecmp(kv->key, names[i]);
+		if (!keep) {
+			TAILQ_REMOVE(&r->out_headers, kv, next);
+			free(kv->key);
+			free(kv->value);
+			free(kv);
+		}
+	}
+}
 
 void gl_http_set_request_id(gl_http_req *r, const char *id)
 {
@@ -641,12 +667,27 @@ static int framing_header(const char *name)
 	       !strcasecmp(name, "Connection") || !strcasecmp(name, "Date");
 }
 
+/* A field line this unit will write: a token name, a value without
+ * controls (no CR/LF: no injected line, no obs-fold). */
+static int field_ok(const char *name, const char *value)
+{
+	if (!*name)
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!tchar((unsigned char)*p))
+			return 0;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
 void gl_http_set_header(gl_http_req *r, const char *name, const char *value)
 {
 	if (r->resp != RESP_NONE)
 		return;
-	if (framing_header(name)) {
-		gl_warn("http: handler header %s dropped", name);
+	if (framing_header(name) || !field_ok(name, value ? value : "")) {
+		gl_warn("http: response header %s dropped", name);
 		return;
 	}
 	/* evhttp_remove_header removes one match (any case) per call */
@@ -852,14 +893,6 @@ static int head_fail(struct conn *c, int status, const char *msg)
 	c->head_status = status;
 	c->head_msg = msg;
 	return -1;
-}
-
-/* RFC 9110 5.6.2 token characters: a field name is nothing else (no
- * whitespace before the colon, none inside). */
-static int tchar(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 /* Content-Length as RFC 9110 8.6 writes it: digits only (the parser

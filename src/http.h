@@ -148,6 +148,9 @@ void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg);
  * (a handler's are dropped). HEAD requests get the headers of the would-be
  * response and no body. */
 void gl_http_set_header(gl_http_req *r, const char *name, const char *value);
+/* Drop every header set so far except the names listed (NULL-terminated),
+ * e.g. before an error reply replaces a response under way. */
+void gl_http_keep_headers(gl_http_req *r, const char *const *names);
 int gl_http_replied(const gl_http_req *r);
 
 /* Whole response from memory (copied). */

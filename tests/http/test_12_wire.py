@@ -1,9 +1,12 @@
 """Wire hardening (issue 12): HTTP framing corners (RFC 9112), connection
 slots under silent and idle connections, one decision per response header,
 and request values validated at the edge."""
+import http.server
 import json
 import re
 import socket
+import socketserver
+import threading
 import time
 
 import pytest
@@ -331,3 +334,139 @@ def test_per_client_cap(make_server):
     for c in silent:
         c.close()
     assert "per-client connection cap reached" in s.read_log()
+
+
+# ---- one decision per response header -------------------------------------
+
+class Blobs(http.server.BaseHTTPRequestHandler):
+    """/data/N: N bytes, for external locations."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        n = int(self.path.rsplit("/", 1)[1])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-ext")
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        self.wfile.write(b"e" * n)
+
+
+@pytest.fixture(scope="module")
+def ext():
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Blobs)
+    srv.daemon_threads = True
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def exchange(port, method, path, headers=None, body=b""):
+    """One request on its own connection; (status, [(name, value)], body)
+    with the header lines exactly as sent."""
+    h = {"Host": "x", "Connection": "close"}
+    h.update(headers or {})
+    if body:
+        h["Content-Length"] = str(len(body))
+    head = "%s %s HTTP/1.1\r\n" % (method, path) + "".join(
+        "%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
+    out = raw(port, head.encode() + body, timeout=10)
+    top, _, rest = out.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    fields = [tuple(x.strip() for x in ln.split(":", 1)) for ln in lines[1:]]
+    return int(lines[0].split()[1]), fields, rest
+
+
+def test_no_response_repeats_a_header(make_server, ext):
+    s = make_server({"external_location_allowed_networks": "127.0.0.1/32",
+                     "artifact_type:images.external_download": "proxy",
+                     "max_json_body": 4096})
+    p = s.port
+    tok = {"X-Auth-Token": USER1}
+    js = dict(tok, **{"Content-Type": "application/json"})
+    loc = dict(tok, **{"Content-Type":
+                       "application/vnd+openstack.glare-custom-location+json"})
+    octet = dict(tok, **{"Content-Type": "application/octet-stream"})
+    seen = {}
+
+    def ex(kind, method, path, headers=None, body=b"", want=None):
+        st, fields, rest = exchange(p, method, path, headers, body)
+        seen[kind] = (st, fields)
+        if want:
+            assert st == want, (kind, st, rest[:300])
+        return st, fields, rest
+
+    _, _, b = ex("json 201", "POST", SA, js, b'{"name": "hdr"}', 201)
+    af = json.loads(b)["id"]
+    base = "%s/%s" % (SA, af)
+    ex("versions 300", "GET", "/versions", want=300)
+    ex("versions HEAD", "HEAD", "/versions", want=300)
+    ex("healthcheck", "GET", "/healthcheck", want=200)
+    ex("schema", "GET", "/schemas/sample_artifact", tok, want=200)
+    ex("list", "GET", SA, tok, want=200)
+    ex("patch", "PATCH", base, dict(tok, **{"Content-Type":
+                                            "application/json-patch+json"}),
+       b'[{"op": "replace", "path": "/int1", "value": 1}]', 200)
+    ex("upload", "PUT", base + "/small_blob", octet, b"0123456789", 200)
+    _, _, _ = ex("file 200", "GET", base + "/small_blob", tok, want=200)
+    etag = dict(seen["file 200"][1])["ETag"]
+    ex("file HEAD", "HEAD", base + "/small_blob", tok, want=200)
+    ex("range 206", "GET", base + "/small_blob",
+       dict(tok, Range="bytes=2-5"), want=206)
+    ex("range 416", "GET", base + "/small_blob",
+       dict(tok, Range="bytes=50-"), want=416)
+    ex("not modified 304", "GET", base + "/small_blob",
+       dict(tok, **{"If-None-Match": etag}), want=304)
+    ex("location", "PUT", base + "/blob", loc,
+       json.dumps({"url": ext + "/data/300"}).encode(), 200)
+    ex("redirect 301", "GET", base + "/blob", tok, want=301)
+    _, _, b = ex("images 201", "POST", "/artifacts/images", js,
+                 b'{"name": "px"}', 201)
+    img = "/artifacts/images/%s" % json.loads(b)["id"]
+    ex("images location", "PUT", img + "/image", loc,
+       json.dumps({"url": ext + "/data/500"}).encode(), 200)
+    _, _, b = ex("proxy 200", "GET", img + "/image", tok, want=200)
+    assert b == b"e" * 500
+    ex("proxy HEAD", "HEAD", img + "/image", tok, want=200)
+    ex("delete 204", "DELETE", "/artifacts/images/%s" %
+       img.rsplit("/", 1)[1], tok, want=204)
+    # errors, from every layer
+    ex("404", "GET", "/nowhere", tok, want=404)
+    ex("405", "PUT", SA, tok, want=405)
+    ex("401", "GET", SA, want=401)
+    ex("400 json", "POST", SA, js, b"{", 400)
+    ex("413", "POST", SA, js, b"{" + b" " * 5000 + b"}", 413)
+    ex("415", "POST", SA, dict(tok, **{"Content-Type": "text/plain"}),
+       b"x", 415)
+    ex("406", "GET", SA, dict(tok, **{"OpenStack-API-Version":
+                                      "artifact 9.0"}), want=406)
+    ex("404 other project", "PATCH", base,
+       {"X-Auth-Token": "u:p2:member",
+        "Content-Type": "application/json-patch+json"}, b"[]", 404)
+    ex("403 policy", "PATCH", base,
+       dict(tok, **{"Content-Type": "application/json-patch+json"}),
+       b'[{"op": "replace", "path": "/visibility", "value": "public"}]',
+       403)
+    ex("400 no such field", "GET", base + "/blob2", tok, want=400)
+    ex("framing 400", "GET", "/healthcheck", {"X A": "1"}, want=400)
+    ex("431", "GET", "/healthcheck", {"X-Big": "a" * 70000}, want=431)
+
+    for kind, (st, fields) in seen.items():
+        names = [n.lower() for n, _ in fields]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        assert not dup, "%s (%d) repeats %s: %s" % (kind, st, dup, fields)
+        assert names.count("date") == 1, kind
+    redirect = dict(seen["redirect 301"][1])
+    assert redirect["Location"] == ext + "/data/300"
+    assert redirect["Content-Type"] == "application/json"
+    # an error does not carry the headers of the success it replaced
+    assert "ETag" not in dict(seen["range 416"][1])
+    assert dict(seen["range 416"][1])["Content-Range"] == "bytes */10"
+    assert "Allow" in dict(seen["405"][1])
+    proxied = dict(seen["proxy 200"][1])
+    assert proxied["Content-Type"] == "application/x-ext"
+    assert proxied["Content-Length"] == "500"
