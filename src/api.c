@@ -23,6 +23,15 @@
 #define VER_MIN 0 /* 1.0 */
 #define VER_MAX 1 /* 1.1 */
 
+/* Values taken from the path and the query, after percent-decoding, are
+ * checked here, at the edge: UTF-8, no control character, bounded. Past
+ * this point they go into JSON (jansson refuses bad UTF-8), SQL, Lua and
+ * log lines. Lengths in bytes. */
+#define MAX_PATH_NAME 255     /* type name, artifact id, field, project */
+#define MAX_BLOB_KEY 4096     /* a type's max_key_length applies after */
+#define MAX_QUERY_VALUE 8192  /* one query parameter, name or value */
+#define MAX_QUERY_PARAMS 256
+
 /* ---- request lifetime ----------------------------------------------------- */
 
 static void ar_free(gl_api_req *ar)
@@ -283,10 +292,32 @@ void gl_api_read_json(gl_api_req *ar, gl_api_json_fn cb)
 	gl_http_body_accept(ar->http, json_body_data, json_body_done, ar);
 }
 
+/* NULL if s is acceptable text of at most max bytes, else why not (into
+ * buf). */
+static const char *text_problem(const char *s, size_t max, char *buf,
+				size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		snprintf(buf, len, "longer than %zu bytes", max);
+		return buf;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return "contains a control character";
+	if (!gl_utf8_valid(s, n, 1))
+		return "not valid UTF-8";
+	return NULL;
+}
+
 /* ---- query string --------------------------------------------------------- */
 
-static int parse_query(gl_api_req *ar, const char *q)
+/* 0, or -1 with the reason in msg (the caller answers 400). */
+static int parse_query(gl_api_req *ar, const char *q, char *msg, size_t len)
 {
+	char buf[64];
+
 	while (q && *q) {
 		const char *amp = strchr(q, '&');
 		size_t n = amp ? (size_t)(amp - q) : strlen(q);
@@ -298,14 +329,29 @@ static int parse_query(gl_api_req *ar, const char *q)
 				     : strdup("");
 			gl_qparam *nq = realloc(ar->query,
 						sizeof *nq * (ar->nquery + 1));
-			if (!k || !v || !nq) {
+			const char *bad = NULL;
+			int fail = 1;
+			if (nq)
+				ar->query = nq;
+			if (!k || !v || !nq)
+				snprintf(msg, len, "Malformed percent-encoding "
+					 "in the query string");
+			else if (ar->nquery >= MAX_QUERY_PARAMS)
+				snprintf(msg, len, "More than %d query "
+					 "parameters", MAX_QUERY_PARAMS);
+			else if ((bad = text_problem(k, MAX_QUERY_VALUE, buf,
+						     sizeof buf)) ||
+				 (bad = text_problem(v, MAX_QUERY_VALUE, buf,
+						     sizeof buf)))
+				snprintf(msg, len, "Invalid query parameter: "
+					 "%s", bad);
+			else
+				fail = 0;
+			if (fail) {
 				free(k);
 				free(v);
-				if (nq)
-					ar->query = nq;
 				return -1;
 			}
-			ar->query = nq;
 			ar->query[ar->nquery].name = k;
 			ar->query[ar->nquery].value = v;
 			ar->nquery++;
@@ -506,8 +552,10 @@ static void healthcheck(gl_api_req *ar)
 	int down = f && *f && stat(f, &st) == 0;
 	const char *body = down ? "DISABLED BY FILE" : "OK";
 	const char *q = gl_http_query(ar->http);
+	char msg[128];
 
-	if (q && parse_query(ar, q) == 0) {
+	/* a malformed query is ignored here: the probe answers anyway */
+	if (q && parse_query(ar, q, msg, sizeof msg) == 0) {
 		const char *d = gl_api_query_get(ar, "detailed");
 		int on = 0;
 		if (d && gl_conf_parse_bool(d, &on) == 0 && on) {
@@ -733,6 +781,26 @@ static void route_request(gl_api_req *ar)
 			    "Malformed percent-encoding in %s", path);
 		return;
 	}
+	{
+		static const char *const what[] = { "artifact type name",
+						    "artifact id", "blob field",
+						    "blob key", "project id" };
+		const char *v[] = { ar->type, ar->id, ar->field, ar->key,
+				    ar->project };
+		char buf[64];
+
+		for (int i = 0; i < 5; i++) {
+			const char *why = v[i] ? text_problem(
+				v[i], i == 3 ? MAX_BLOB_KEY : MAX_PATH_NAME,
+				buf, sizeof buf) : NULL;
+			if (why) {
+				gl_api_fail(ar, 400, "BadRequest",
+					    "Invalid %s in the request path: "
+					    "%s", what[i], why);
+				return;
+			}
+		}
+	}
 	if (!(rt->methods & bit)) {
 		char allow[64];
 		allow_header(allow, sizeof allow, rt->methods);
@@ -782,7 +850,7 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	gl_app *app = arg;
 	gl_api_req *ar = calloc(1, sizeof *ar);
 	const char *path = gl_http_path(req);
-	char uuid[37];
+	char uuid[37], msg[128];
 	gl_err err = { 0 };
 
 	if (!ar) {
@@ -826,9 +894,8 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		snprintf(note->project, sizeof note->project, "%s",
 			 ar->ctx.project_id ? ar->ctx.project_id : "");
 	}
-	if (parse_query(ar, gl_http_query(req)) < 0) {
-		gl_api_fail(ar, 400, "BadRequest",
-			    "Malformed percent-encoding in the query string");
+	if (parse_query(ar, gl_http_query(req), msg, sizeof msg) < 0) {
+		gl_api_fail(ar, 400, "BadRequest", "%s", msg);
 		return;
 	}
 	route_request(ar);

@@ -210,7 +210,7 @@ static json_t *headers_json(gl_http_req *r)
 		for (i = 0; kv->key[i] && i < sizeof name - 1; i++)
 			name[i] = (char)tolower((unsigned char)kv->key[i]);
 		name[i] = '\0';
-		json_object_set_new(h, name, json_string(kv->value));
+		json_object_set_new(h, name, gl_json_text(kv->value));
 	}
 	return h;
 }

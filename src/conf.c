@@ -1,6 +1,7 @@
 /* conf.c - Glare INI options: defaults, file, environment (see conf.h). */
 #include "conf.h"
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -434,7 +435,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 	int64_t v;
 	int b;
 
-	json_object_set_new(t->raw, key, json_string(val));
+	json_object_set_new(t->raw, key, gl_json_text(val));
 	if (!strcmp(key, "max_uploaded_data") ||
 	    !strcmp(key, "max_artifact_number")) {
 		if (gl_conf_parse_int64(val, &v) < 0 || v < -1)

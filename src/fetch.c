@@ -652,6 +652,17 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 	}
 }
 
+/* A remote server's header value, kept only if it is printable ASCII:
+ * it ends up in stored records and in our own response headers. */
+static void copy_text(char *out, size_t len, const char *v)
+{
+	out[0] = '\0';
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return;
+	snprintf(out, len, "%s", v);
+}
+
 static void copy_header(CURL *easy, const char *name, char *out, size_t len)
 {
 	struct curl_header *h = NULL;
@@ -659,7 +670,7 @@ static void copy_header(CURL *easy, const char *name, char *out, size_t len)
 	/* request -1: the last response, i.e. after the redirects */
 	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
 	    h && h->value)
-		snprintf(out, len, "%s", h->value);
+		copy_text(out, len, h->value);
 }
 
 static void build_result(gl_fetch_job *j, CURLcode rc)
@@ -674,7 +685,7 @@ static void build_result(gl_fetch_job *j, CURLcode rc)
 	r->size = j->bytes;
 	if (curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
 	    ct)
-		snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+		copy_text(r->content_type, sizeof r->content_type, ct);
 	copy_header(j->easy, "ETag", r->etag, sizeof r->etag);
 	copy_header(j->easy, "Last-Modified", r->last_modified,
 		    sizeof r->last_modified);

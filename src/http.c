@@ -1066,6 +1066,13 @@ static int on_headers_complete(http_parser *p)
 		r->keepalive = 0;
 		c->close_after = 1;
 	}
+	/* a URI is ASCII (RFC 3986 2); other bytes come percent-encoded */
+	for (size_t i = 0; i < r->target.len; i++) {
+		unsigned char ch = (unsigned char)r->target.p[i];
+		if (ch <= 0x20 || ch >= 0x7f)
+			return head_fail(c, 400, "Invalid character in the "
+					 "request target");
+	}
 	if (split_target(r) < 0)
 		return -1;
 	if (r->path[0] != '/')

@@ -470,3 +470,152 @@ def test_no_response_repeats_a_header(make_server, ext):
     proxied = dict(seen["proxy 200"][1])
     assert proxied["Content-Type"] == "application/x-ext"
     assert proxied["Content-Length"] == "500"
+
+
+# ---- request values validated at the edge ----------------------------------
+
+def api(port, method, path, headers=None, body=b""):
+    h = {"X-Auth-Token": USER1}
+    h.update(headers or {})
+    st, _, rest = exchange(port, method, path, h, body)
+    msg = json.loads(rest)["error"]["message"] if st >= 400 else None
+    return st, msg
+
+
+@pytest.fixture(scope="module")
+def edge_af(server):
+    r = server.post(SA, {"name": "edge-%d" % time.time_ns()})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+EDGE = [
+    # path segments, after percent-decoding
+    ("type_not_utf8", "GET", "/artifacts/sample%FFartifact",
+     "Invalid artifact type name in the request path: not valid UTF-8"),
+    ("type_control", "GET", "/artifacts/sample%01",
+     "Invalid artifact type name in the request path: contains a control "
+     "character"),
+    ("type_too_long", "GET", "/artifacts/" + "t" * 256,
+     "Invalid artifact type name in the request path: longer than 255 "
+     "bytes"),
+    ("schema_type_not_utf8", "GET", "/schemas/%C0%AF",
+     "Invalid artifact type name in the request path: not valid UTF-8"),
+    ("id_not_utf8", "GET", SA + "/%E9t%E9",
+     "Invalid artifact id in the request path: not valid UTF-8"),
+    ("id_too_long", "DELETE", SA + "/" + "i" * 300,
+     "Invalid artifact id in the request path: longer than 255 bytes"),
+    ("field_not_utf8", "GET", SA + "/{af}/blob%FF",
+     "Invalid blob field in the request path: not valid UTF-8"),
+    ("field_control", "PUT", SA + "/{af}/blob%0A",
+     "Invalid blob field in the request path: contains a control "
+     "character"),
+    ("blob_key_not_utf8", "GET", SA + "/{af}/dict_of_blobs/k%FF%FE",
+     "Invalid blob key in the request path: not valid UTF-8"),
+    ("blob_key_control", "PUT", SA + "/{af}/dict_of_blobs/a%0D%0Ab",
+     "Invalid blob key in the request path: contains a control character"),
+    ("blob_key_too_long", "GET", SA + "/{af}/dict_of_blobs/" + "k" * 4097,
+     "Invalid blob key in the request path: longer than 4096 bytes"),
+    ("project_not_utf8", "GET", "/project-quotas/p%FF",
+     "Invalid project id in the request path: not valid UTF-8"),
+    # raw bytes in the target: a URI is ASCII
+    ("raw_high_byte", "GET", SA + "/\xe9",
+     "Invalid character in the request target"),
+    # query parameters
+    ("query_value_not_utf8", "GET", SA + "?name=%FF",
+     "Invalid query parameter: not valid UTF-8"),
+    ("query_name_not_utf8", "GET", SA + "?n%FFme=x",
+     "Invalid query parameter: not valid UTF-8"),
+    ("query_control", "GET", SA + "?name=a%09b",
+     "Invalid query parameter: contains a control character"),
+    ("query_too_long", "GET", SA + "?name=" + "q" * 8193,
+     "Invalid query parameter: longer than 8192 bytes"),
+    ("query_too_many", "GET", SA + "?" + "&".join("n%d=1" % i
+                                                 for i in range(257)),
+     "More than 256 query parameters"),
+    ("query_nul", "GET", SA + "?name=a%00b",
+     "Malformed percent-encoding in the query string"),
+]
+
+
+@pytest.mark.parametrize("name,method,path,message", EDGE,
+                         ids=[c[0] for c in EDGE])
+def test_edge_value_refused(server, edge_af, name, method, path, message):
+    path = path.replace("{af}", edge_af)
+    body = b"x" if method == "PUT" else b""
+    hdr = {"Content-Type": "application/octet-stream"} if body else {}
+    st, msg = api(server.port, method, path.encode("latin-1").decode(
+        "latin-1"), hdr, body)
+    assert (st, msg) == (400, message)
+
+
+def token_case(token):
+    return ("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            "X-Auth-Token: " % SA).encode() + token + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("token,message", [
+    (b"u\xff:p:member", "A header field value is not valid UTF-8"),
+    (b"u:p\xc3:member", "A header field value is not valid UTF-8"),
+    (b"u:p:mem\xed\xa0\x80ber", "A header field value is not valid UTF-8"),
+    (b"u\t1:p:member", "The user id in the auth token contains a control "
+     "character"),
+    (b"u:p\tq:member", "The project id in the auth token contains a "
+     "control character"),
+    (b"u:p:a\tb", "The role in the auth token contains a control "
+     "character"),
+    (b"u" * 256 + b":p:member", "The user id in the auth token is longer "
+     "than 255 bytes"),
+    (b"u:" + b"p" * 256 + b":member", "The project id in the auth token is "
+     "longer than 255 bytes"),
+    (b"u:p:" + b"r" * 256, "The role in the auth token is longer than 255 "
+     "bytes"),
+    (b"u:p:" + b",".join(b"r%d" % i for i in range(65)),
+     "More than 64 roles in the auth token"),
+], ids=["user_utf8", "project_utf8", "role_surrogate", "user_tab",
+        "project_tab", "role_tab", "user_long", "project_long", "role_long",
+        "roles_many"])
+def test_identity_in_token_refused(server, token, message):
+    out = raw(server.port, token_case(token))
+    assert status_of(out) == 400
+    assert fault(out) == message
+
+
+def test_identity_headers_refused(make_server):
+    s = make_server({"paste_deploy.flavor": "noauth"})
+    base = (b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"X-Identity-Status: Confirmed\r\n" % SA.encode())
+    cases = [
+        (b"X-User-Id: u\tv\r\nX-Project-Id: p\r\n",
+         "The user id in the identity headers contains a control "
+         "character"),
+        (b"X-User-Id: u\r\nX-Project-Id: " + b"p" * 256 + b"\r\n",
+         "The project id in the identity headers is longer than 255 bytes"),
+        (b"X-User-Id: u\r\nX-Tenant-Id: p\tq\r\n",
+         "The project id in the identity headers contains a control "
+         "character"),
+        (b"X-User-Id: u\r\nX-Project-Id: p\r\nX-Roles: a,b\tc\r\n",
+         "The role in the identity headers contains a control character"),
+        (b"X-User-Id: u\r\nX-Project-Id: p\xff\r\n",
+         "A header field value is not valid UTF-8"),
+    ]
+    for hdrs, message in cases:
+        out = raw(s.port, base + hdrs + b"\r\n")
+        assert status_of(out) == 400, out[:300]
+        assert fault(out) == message
+    ok = raw(s.port, base + b"X-User-Id: u\r\nX-Project-Id: p\r\n"
+             b"X-Roles: member\r\n\r\n")
+    assert status_of(ok) == 200
+
+
+def test_valid_unicode_passes_the_edge(server):
+    """The edge refuses bad bytes, not non-ASCII text."""
+    name = "caf\u00e9-\u6f22-%d" % time.time_ns()
+    r = server.post(SA, {"name": name},
+                    token="us\u00e9r:pr\u00f8ject:member".encode())
+    assert r.status_code == 201, r.text
+    assert r.json()["owner"] == "pr\u00f8ject"
+    r = server.get(SA, params={"name": name},
+                   token="us\u00e9r:pr\u00f8ject:member".encode())
+    assert r.status_code == 200
+    assert [a["name"] for a in r.json()["artifacts"]] == [name]

@@ -731,6 +731,29 @@ UNIT_TEST(count_and_used_bytes)
 	fx_close(&f);
 }
 
+/* A record that failed to build (a constructor's NULL) is an error, never
+ * a deletion of the blob it was meant to update. */
+UNIT_TEST(blob_set_unbuilt_record_refused)
+{
+	fx f;
+	json_t *b = json_pack("{s:s, s:s}", "status", "active", "store", "file");
+	json_t *got;
+	int rc;
+
+	FX_START(f);
+	CHECK(add(f.m, &T, mkaf("n1", "a", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(gl_meta_blob_set(f.m, "n1", "blob1", "", b, &f.err) == 0);
+	json_decref(b);
+	rc = gl_meta_blob_set(f.m, "n1", "blob1", "", NULL, &f.err);
+	CHECK_INT(rc, -1);
+	CHECK_INT(f.err.status, 500);
+	CHECK(gl_meta_get(f.m, &T, "n1", &got, &f.err) == 0);
+	rc = json_is_object(json_object_get(got, "blob1"));
+	json_decref(got);
+	CHECK(rc);
+	fx_close(&f);
+}
+
 UNIT_TEST(blob_records)
 {
 	fx f;
@@ -1629,6 +1652,7 @@ UNIT_TEST(list_large_both_plans)
 	UNIT_CASE(scope_taken), \
 	UNIT_CASE(count_and_used_bytes), \
 	UNIT_CASE(blob_records), \
+	UNIT_CASE(blob_set_unbuilt_record_refused), \
 	UNIT_CASE(saving_and_external_lists), \
 	UNIT_CASE(gc_queue), \
 	UNIT_CASE(cleanup_queue), \
