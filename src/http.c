@@ -1052,8 +1052,10 @@ static int on_headers_complete(http_parser *p)
 				 "Transfer-Encoding");
 	if (r->n_transfer_encoding > 1 || r->bad_te)
 		return head_fail(c, 400, "Unsupported Transfer-Encoding");
-	/* the parser's reading of the framing and ours must agree */
+	/* the parser's reading of the framing and ours must agree (it takes
+	 * some names that are not Transfer-Encoding for it) */
 	if ((r->n_transfer_encoding != 0) != (r->chunked != 0) ||
+	    (r->n_transfer_encoding != 0) != (p->uses_transfer_encoding != 0) ||
 	    (r->n_content_length && r->cl_value != r->content_length))
 		return head_fail(c, 400, "Invalid message framing");
 	if (r->n_host > 1)
@@ -1260,8 +1262,10 @@ static void parse_error(struct conn *c, enum http_errno e)
 	}
 	evtimer_del(c->head_timer);
 	if (r->resp == RESP_NONE) {
-		if (r->body_accepted && r->on_close) {
-			/* the handler was streaming this body: it is broken */
+		if (r->head_done && r->on_close) {
+			/* dispatched: the handler holds the request (a body it
+			 * streams, or a reply it will send later); as when the
+			 * connection dies, this is its last contact */
 			gl_http_done_fn fn = r->on_close;
 			r->on_close = NULL;
 			fn(r, r->close_arg);
