@@ -109,6 +109,10 @@ REFUSED = [
     ("te_list",
      "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n"
      "\r\n0\r\n\r\n" % SA, 400, "Unsupported Transfer-Encoding"),
+    # a name http-parser would half-take for Transfer-Encoding
+    ("te_name_suffix",
+     "GET /healthcheck HTTP/1.1\r\nHost: x\r\nTransfer-Encodingx: 1\r\n\r\n",
+     400, "Invalid message framing"),
     ("te_gzip",
      "POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n" % SA,
      400, "Unsupported Transfer-Encoding"),
