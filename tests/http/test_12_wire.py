@@ -244,19 +244,8 @@ def closed_by_server(s, wait=0.0):
 
 
 def get_ok(port, src="127.0.0.1"):
-    s = connect_from(port, src)
-    try:
-        s.sendall(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
-                  b"Connection: close\r\n\r\n")
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-        return status_of(out)
-    finally:
-        s.close()
+    return status_of(raw(port, "GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
+                         "Connection: close\r\n\r\n", source=src))
 
 
 def test_first_byte_timeout_closes_silent_connection(make_server):
