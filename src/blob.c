@@ -463,10 +463,10 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 		json_object_del(rec, "etag");
 		json_object_del(rec, "last_modified");
 		if (vs->etag && *vs->etag)
-			json_object_set_new(rec, "etag", json_string(vs->etag));
+			json_object_set_new(rec, "etag", gl_json_text(vs->etag));
 		if (vs->last_modified && *vs->last_modified)
 			json_object_set_new(rec, "last_modified",
-					    json_string(vs->last_modified));
+					    gl_json_text(vs->last_modified));
 	}
 	now_flag = !strcmp(vs->status, "changed") || !strcmp(vs->status, "gone");
 	if (now_flag && !gl_streq(prev, vs->status))
