@@ -3,7 +3,9 @@
 #   make            build ./glared
 #   make run        install missing Debian packages, build, serve on 127.0.0.1:9494
 #   make test       install missing packages, build, run every test suite
-#   make asan       the same tests against an AddressSanitizer + UBSan build
+#   make asan       the same tests against an AddressSanitizer + UBSan build,
+#                   plus every fuzz harness for a bounded time
+#   make fuzz       build the libFuzzer harnesses (tests/fuzz) into build/fuzz
 #   make bench      benchmarks (print figures next to their baselines)
 #   make install    PREFIX=/usr DESTDIR=... (binary, Lua library, types,
 #                   example config, man page, systemd unit)
@@ -35,7 +37,24 @@ UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o) $(BUILD)/unit/main.o
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 
-.PHONY: all deps test-deps run test asan unit bench clean install
+# libFuzzer harnesses: every tests/fuzz/fuzz_<name>.c defines
+# LLVMFuzzerTestOneInput and is linked against the project's objects, all
+# built by clang with the fuzzer's coverage and ASan + UBSan into their own
+# directory; seeds live in tests/fuzz/corpus/<name>/ (run-tests.sh runs
+# each harness for FUZZ_SECONDS under make asan).
+FUZZ_CC    ?= clang-14
+FUZZ_BUILD := build/fuzz
+FUZZ_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 \
+              -D_GNU_SOURCE -DGLARED_VERSION=\"0.1.0\" -D_FILE_OFFSET_BITS=64 \
+              $(WARN) $(shell pkg-config --cflags $(PKGS))
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJS  := $(filter-out $(FUZZ_BUILD)/obj/main.o,\
+              $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o))
+
+.PHONY: all deps test-deps run test asan unit fuzz bench clean install
 
 # ---- install ----------------------------------------------------------------
 PREFIX  ?= /usr/local
@@ -91,6 +110,27 @@ unit: $(BUILD)/unit-tests
 
 -include $(OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
 
+# ---- fuzz harnesses -----------------------------------------------------------
+$(FUZZ_BUILD)/obj:
+	@mkdir -p $@
+
+$(FUZZ_BUILD)/obj/%.o: src/%.c | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c | $(FUZZ_BUILD)/obj
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/fuzz_%.o $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# the objects are kept between builds, not removed as intermediates
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/obj/%.o)
+
+fuzz:
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+-include $(wildcard $(FUZZ_BUILD)/obj/*.d)
+
 # ---- run and test -----------------------------------------------------------
 run: deps glared
 	@mkdir -p data
@@ -105,8 +145,10 @@ asan: test-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 	  SAN="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
 	  build/asan/glared build/asan/unit-tests
+	@$(MAKE) --no-print-directory fuzz
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1 GLARED_ASAN=1 \
+	 GLARED_FUZZ=$(FUZZ_BUILD) \
 	 sh scripts/run-tests.sh build/asan
 
 bench: deps glared

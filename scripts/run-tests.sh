@@ -5,8 +5,10 @@
 # Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
 # escape tests, the rockspec install check, the black-box HTTP tests
 # (pytest against real glared processes on loopback, with PostgreSQL, S3
-# and RabbitMQ services of their own) and the operator suite (tests/ops:
-# command line, metrics, install, backup, README); last, a check that no
+# and RabbitMQ services of their own), the operator suite (tests/ops:
+# command line, metrics, install, backup, README), when GLARED_FUZZ names
+# a directory of built harnesses (make asan) each libFuzzer harness for
+# FUZZ_SECONDS (default 25) from its seed corpus; last, a check that no
 # glared process started by the run outlives it.
 set -u
 BUILD=${1:-build}
@@ -161,6 +163,38 @@ if [ "$services" = 1 ]; then
 	export GLARED_TEST_CLUSTER
 	run_pytest http-2nodes tests/http
 	unset GLARED_TEST_CLUSTER
+fi
+
+# ---- fuzz harnesses (make asan) ----------------------------------------------
+# One suite line per harness: passed if it ran its time without a finding.
+# New inputs go to a scratch copy of the corpus, findings to the log dir.
+if [ -n "${GLARED_FUZZ:-}" ]; then
+	for bin in "$GLARED_FUZZ"/fuzz_*; do
+		[ -x "$bin" ] || continue
+		name=$(basename "$bin")
+		name=${name#fuzz_}
+		corpus="$LOGDIR/corpus-$name"
+		mkdir -p "$corpus"
+		cp tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null
+		dict=""
+		[ -f "tests/fuzz/fuzz_$name.dict" ] && \
+			dict="-dict=tests/fuzz/fuzz_$name.dict"
+		# shellcheck disable=SC2086
+		"$bin" -max_total_time="${FUZZ_SECONDS:-25}" -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 $dict \
+			-artifact_prefix="$LOGDIR/fuzz-$name-" "$corpus" \
+			> "$LOGDIR/fuzz-$name.log" 2>&1
+		rc=$?
+		runs=$(num 'Done [0-9]+ runs' "$LOGDIR/fuzz-$name.log")
+		if [ "$rc" -eq 0 ]; then
+			echo "   fuzz-$name: $runs inputs in ${FUZZ_SECONDS:-25} s"
+			add "fuzz-$name" 1 0
+		else
+			grep -E 'ERROR|SUMMARY|Test unit written' \
+				"$LOGDIR/fuzz-$name.log" | head -5
+			add "fuzz-$name" 0 1
+		fi
+	done
 fi
 
 # ---- no glared outlives the run ---------------------------------------------------

@@ -24,6 +24,15 @@
 #define VER_MIN 0 /* 1.0 */
 #define VER_MAX 1 /* 1.1 */
 
+/* Values taken from the path and the query, after percent-decoding, are
+ * checked here, at the edge: UTF-8, no control character, bounded. Past
+ * this point they go into JSON (jansson refuses bad UTF-8), SQL, Lua and
+ * log lines. Lengths in bytes. */
+#define MAX_PATH_NAME 255     /* type name, artifact id, field, project */
+#define MAX_BLOB_KEY 4096     /* a type's max_key_length applies after */
+#define MAX_QUERY_VALUE 8192  /* one query parameter, name or value */
+#define MAX_QUERY_PARAMS 256
+
 /* ---- request lifetime ----------------------------------------------------- */
 
 static void ar_free(gl_api_req *ar)
@@ -68,12 +77,12 @@ void gl_api_add_common_headers(gl_api_req *ar)
 {
 	char v[32];
 
-	gl_http_add_header(ar->http, "x-openstack-request-id",
+	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
 	if (ar->ver_minor >= 0) {
 		snprintf(v, sizeof v, "artifact 1.%d", ar->ver_minor);
-		gl_http_add_header(ar->http, "OpenStack-API-Version", v);
-		gl_http_add_header(ar->http, "Vary", "OpenStack-API-Version");
+		gl_http_set_header(ar->http, "OpenStack-API-Version", v);
+		gl_http_set_header(ar->http, "Vary", "OpenStack-API-Version");
 	}
 }
 
@@ -93,7 +102,7 @@ static void send_json(gl_http_req *req, int status, json_t *body,
 {
 	char *s = dump_json(body);
 
-	gl_http_add_header(req, "Content-Type", ctype);
+	gl_http_set_header(req, "Content-Type", ctype);
 	if (!s) {
 		static const char oops[] = "{\"code\": 500}";
 		gl_http_reply(req, 500, oops, sizeof oops - 1);
@@ -141,7 +150,7 @@ static void release_reply(void *arg, int ok)
 	ar->held_status = 0;
 	ar->held_body = NULL;
 	if (ok) {
-		gl_http_add_header(ar->http, "Content-Type", ar->held_ctype);
+		gl_http_set_header(ar->http, "Content-Type", ar->held_ctype);
 		gl_http_reply(ar->http, status, body, body ? strlen(body) : 0);
 	} else {
 		send_fault(ar->http, 500, "InternalServerError", "The change"
@@ -179,7 +188,7 @@ static void reply_text(gl_api_req *ar, int status, char *s, const char *ct)
 {
 	if (hold_reply(ar, status, s, ct))
 		return;
-	gl_http_add_header(ar->http, "Content-Type", ct);
+	gl_http_set_header(ar->http, "Content-Type", ct);
 	gl_http_reply(ar->http, status, s, s ? strlen(s) : 0);
 	free(s);
 	gl_api_finish(ar);
@@ -194,7 +203,7 @@ static void reply_value(gl_api_req *ar, int status, json_t *body,
 	if (!s) {
 		static const char oops[] = "{\"code\": 500}";
 
-		gl_http_add_header(ar->http, "Content-Type", ct);
+		gl_http_set_header(ar->http, "Content-Type", ct);
 		gl_http_reply(ar->http, 500, oops, sizeof oops - 1);
 		gl_api_finish(ar);
 		return;
@@ -231,10 +240,16 @@ void gl_api_reply_result(gl_api_req *ar, int rc, int status, json_t *out,
 		gl_api_reply_json(ar, status, out);
 }
 
+/* Headers a handler may set for its error reply (405, 416); any other
+ * it set was for a success that did not happen. */
+static const char *const fault_headers[] = { "Allow", "Content-Range",
+					     NULL };
+
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 {
 	int status = err->status ? err->status : 500;
 
+	gl_http_keep_headers(ar->http, fault_headers);
 	gl_api_add_common_headers(ar);
 	reply_value(ar, status, fault_json(ar->http, status,
 					   err->type[0] ? err->type : NULL,
@@ -266,7 +281,8 @@ void gl_api_http_error(gl_http_req *req, int status, const char *msg,
 		snprintf(id, sizeof id, "req-%s", uuid);
 		gl_http_set_request_id(req, id);
 	}
-	gl_http_add_header(req, "x-openstack-request-id",
+	gl_http_keep_headers(req, fault_headers);
+	gl_http_set_header(req, "x-openstack-request-id",
 			   gl_http_request_id(req));
 	send_fault(req, status, gl_err_default_type(status), msg);
 }
@@ -368,10 +384,32 @@ void gl_api_read_json(gl_api_req *ar, gl_api_json_fn cb)
 	gl_http_body_accept(ar->http, json_body_data, json_body_done, ar);
 }
 
+/* NULL if s is acceptable text of at most max bytes, else why not (into
+ * buf). */
+static const char *text_problem(const char *s, size_t max, char *buf,
+				size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		snprintf(buf, len, "longer than %zu bytes", max);
+		return buf;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return "contains a control character";
+	if (!gl_utf8_valid(s, n, 1))
+		return "not valid UTF-8";
+	return NULL;
+}
+
 /* ---- query string --------------------------------------------------------- */
 
-static int parse_query(gl_api_req *ar, const char *q)
+/* 0, or -1 with the reason in msg (the caller answers 400). */
+static int parse_query(gl_api_req *ar, const char *q, char *msg, size_t len)
 {
+	char buf[64];
+
 	while (q && *q) {
 		const char *amp = strchr(q, '&');
 		size_t n = amp ? (size_t)(amp - q) : strlen(q);
@@ -383,14 +421,29 @@ static int parse_query(gl_api_req *ar, const char *q)
 				     : strdup("");
 			gl_qparam *nq = realloc(ar->query,
 						sizeof *nq * (ar->nquery + 1));
-			if (!k || !v || !nq) {
+			const char *bad = NULL;
+			int fail = 1;
+			if (nq)
+				ar->query = nq;
+			if (!k || !v || !nq)
+				snprintf(msg, len, "Malformed percent-encoding "
+					 "in the query string");
+			else if (ar->nquery >= MAX_QUERY_PARAMS)
+				snprintf(msg, len, "More than %d query "
+					 "parameters", MAX_QUERY_PARAMS);
+			else if ((bad = text_problem(k, MAX_QUERY_VALUE, buf,
+						     sizeof buf)) ||
+				 (bad = text_problem(v, MAX_QUERY_VALUE, buf,
+						     sizeof buf)))
+				snprintf(msg, len, "Invalid query parameter: "
+					 "%s", bad);
+			else
+				fail = 0;
+			if (fail) {
 				free(k);
 				free(v);
-				if (nq)
-					ar->query = nq;
 				return -1;
 			}
-			ar->query = nq;
 			ar->query[ar->nquery].name = k;
 			ar->query[ar->nquery].value = v;
 			ar->nquery++;
@@ -543,9 +596,9 @@ static void metrics(gl_api_req *ar)
 	if (!operator_allowed(ar))
 		return;
 	text = gl_metrics_render(&len);
-	gl_http_add_header(ar->http, "x-openstack-request-id",
+	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
-	gl_http_add_header(ar->http, "Content-Type",
+	gl_http_set_header(ar->http, "Content-Type",
 			   "text/plain; version=0.0.4; charset=utf-8");
 	gl_http_reply(ar->http, 200, text, len);
 	free(text);
@@ -591,8 +644,10 @@ static void healthcheck(gl_api_req *ar)
 	int down = f && *f && stat(f, &st) == 0;
 	const char *body = down ? "DISABLED BY FILE" : "OK";
 	const char *q = gl_http_query(ar->http);
+	char msg[128];
 
-	if (q && parse_query(ar, q) == 0) {
+	/* a malformed query is ignored here: the probe answers anyway */
+	if (q && parse_query(ar, q, msg, sizeof msg) == 0) {
 		const char *d = gl_api_query_get(ar, "detailed");
 		int on = 0;
 		if (d && gl_conf_parse_bool(d, &on) == 0 && on) {
@@ -601,9 +656,9 @@ static void healthcheck(gl_api_req *ar)
 			return;
 		}
 	}
-	gl_http_add_header(ar->http, "x-openstack-request-id",
+	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
-	gl_http_add_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
+	gl_http_set_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
 	gl_http_reply(ar->http, down ? 503 : 200, body, strlen(body));
 	gl_api_finish(ar);
 }
@@ -818,10 +873,30 @@ static void route_request(gl_api_req *ar)
 			    "Malformed percent-encoding in %s", path);
 		return;
 	}
+	{
+		static const char *const what[] = { "artifact type name",
+						    "artifact id", "blob field",
+						    "blob key", "project id" };
+		const char *v[] = { ar->type, ar->id, ar->field, ar->key,
+				    ar->project };
+		char buf[64];
+
+		for (int i = 0; i < 5; i++) {
+			const char *why = v[i] ? text_problem(
+				v[i], i == 3 ? MAX_BLOB_KEY : MAX_PATH_NAME,
+				buf, sizeof buf) : NULL;
+			if (why) {
+				gl_api_fail(ar, 400, "BadRequest",
+					    "Invalid %s in the request path: "
+					    "%s", what[i], why);
+				return;
+			}
+		}
+	}
 	if (!(rt->methods & bit)) {
 		char allow[64];
 		allow_header(allow, sizeof allow, rt->methods);
-		gl_http_add_header(ar->http, "Allow", allow);
+		gl_http_set_header(ar->http, "Allow", allow);
 		gl_api_fail(ar, 405, "MethodNotAllowed",
 			    "Method %s is not allowed for %s; allowed: %s",
 			    gl_http_method(ar->http), path, allow);
@@ -855,7 +930,7 @@ static int get_only(gl_api_req *ar, int route_id)
 	gl_http_note_of(ar->http)->route = route_id;
 	if (method_bit(gl_http_method_id(ar->http)) == M_GET)
 		return 1;
-	gl_http_add_header(ar->http, "Allow", "GET, HEAD");
+	gl_http_set_header(ar->http, "Allow", "GET, HEAD");
 	gl_api_fail(ar, 405, "MethodNotAllowed",
 		    "Method %s is not allowed for %s",
 		    gl_http_method(ar->http), gl_http_path(ar->http));
@@ -867,7 +942,7 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	gl_app *app = arg;
 	gl_api_req *ar = calloc(1, sizeof *ar);
 	const char *path = gl_http_path(req);
-	char uuid[37];
+	char uuid[37], msg[128];
 	gl_err err = { 0 };
 
 	if (!ar) {
@@ -911,9 +986,8 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		snprintf(note->project, sizeof note->project, "%s",
 			 ar->ctx.project_id ? ar->ctx.project_id : "");
 	}
-	if (parse_query(ar, gl_http_query(req)) < 0) {
-		gl_api_fail(ar, 400, "BadRequest",
-			    "Malformed percent-encoding in the query string");
+	if (parse_query(ar, gl_http_query(req), msg, sizeof msg) < 0) {
+		gl_api_fail(ar, 400, "BadRequest", "%s", msg);
 		return;
 	}
 	route_request(ar);

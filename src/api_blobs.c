@@ -210,7 +210,7 @@ static json_t *headers_json(gl_http_req *r)
 		for (i = 0; kv->key[i] && i < sizeof name - 1; i++)
 			name[i] = (char)tolower((unsigned char)kv->key[i]);
 		name[i] = '\0';
-		json_object_set_new(h, name, json_string(kv->value));
+		json_object_set_new(h, name, gl_json_text(kv->value));
 	}
 	return h;
 }
@@ -220,7 +220,7 @@ static json_t *headers_json(gl_http_req *r)
  * 206, 304 and HEAD), application/json on Glare's 301 to external data. */
 static void blob_ctype(gl_api_req *ar, const gl_download *dl)
 {
-	gl_http_add_header(ar->http, "Content-Type",
+	gl_http_set_header(ar->http, "Content-Type",
 			   dl->content_type[0] ? dl->content_type
 					       : "application/octet-stream");
 }
@@ -230,11 +230,11 @@ static void checksum_headers(gl_api_req *ar, const gl_download *dl)
 	gl_http_req *r = ar->http;
 
 	if (dl->md5[0])
-		gl_http_add_header(r, "Content-MD5", dl->md5);
+		gl_http_set_header(r, "Content-MD5", dl->md5);
 	if (dl->sha1[0])
-		gl_http_add_header(r, "X-Openstack-Glare-Content-SHA1", dl->sha1);
+		gl_http_set_header(r, "X-Openstack-Glare-Content-SHA1", dl->sha1);
 	if (dl->sha256[0])
-		gl_http_add_header(r, "X-Openstack-Glare-Content-SHA256",
+		gl_http_set_header(r, "X-Openstack-Glare-Content-SHA256",
 				   dl->sha256);
 }
 
@@ -560,8 +560,8 @@ void gl_h_blob_get(gl_api_req *ar)
 		 * know about the bytes */
 		gl_api_add_common_headers(ar);
 		checksum_headers(ar, dl);
-		gl_http_add_header(ar->http, "Location", dl->url);
-		gl_http_add_header(ar->http, "Content-Type", "application/json");
+		gl_http_set_header(ar->http, "Location", dl->url);
+		gl_http_set_header(ar->http, "Content-Type", "application/json");
 		gl_http_reply(ar->http, 301, NULL, 0);
 		gl_api_finish(ar);
 		return;
@@ -570,7 +570,7 @@ void gl_h_blob_get(gl_api_req *ar)
 	gl_api_add_common_headers(ar);
 	checksum_headers(ar, dl);
 	if (dl->sha256[0])
-		gl_http_add_header(ar->http, "ETag", etag);
+		gl_http_set_header(ar->http, "ETag", etag);
 	if (dl->kind == GL_DL_PROXY) {
 		if (gl_http_is_head(ar->http)) {
 			blob_ctype(ar, dl);
@@ -582,7 +582,7 @@ void gl_h_blob_get(gl_api_req *ar)
 		proxy_start(ar, op);
 		return;
 	}
-	gl_http_add_header(ar->http, "Accept-Ranges", "bytes");
+	gl_http_set_header(ar->http, "Accept-Ranges", "bytes");
 	inm = gl_http_header(ar->http, "If-None-Match");
 	if (inm && dl->sha256[0] && etag_matches(inm, etag)) {
 		blob_ctype(ar, dl);
@@ -597,7 +597,7 @@ void gl_h_blob_get(gl_api_req *ar)
 		if (rr < 0) {
 			snprintf(cr, sizeof cr, "bytes */%lld",
 				 (long long)dl->size);
-			gl_http_add_header(ar->http, "Content-Range", cr);
+			gl_http_set_header(ar->http, "Content-Range", cr);
 			gl_api_fail(ar, 416, "RequestRangeNotSatisfiable",
 				    "Range %s is outside the %lld bytes of the "
 				    "blob", range, (long long)dl->size);
@@ -607,7 +607,7 @@ void gl_h_blob_get(gl_api_req *ar)
 			status = 206;
 			snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld",
 				 (long long)a, (long long)b, (long long)dl->size);
-			gl_http_add_header(ar->http, "Content-Range", cr);
+			gl_http_set_header(ar->http, "Content-Range", cr);
 		}
 	}
 	if (status == 200) {

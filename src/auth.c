@@ -1,11 +1,57 @@
 /* auth.c - request context from trusted headers or token (see auth.h). */
 #include "auth.h"
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Identity values go into policy checks, JSON for Lua hooks, records
+ * (owner) and logs: each is checked here, where it enters. */
+#define MAX_IDENTITY 255 /* bytes of a user id, project id or role */
+#define MAX_ROLES 64
+
+/* 0 if s is a usable identity value, else -1 with a 400 naming what. */
+static int check_identity(const char *what, const char *s, gl_err *err)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!s)
+		return 0;
+	if (n > MAX_IDENTITY)
+		return gl_fail(err, 400, "BadRequest", "The %s is longer than "
+			       "%d bytes", what, MAX_IDENTITY);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return gl_fail(err, 400, "BadRequest", "The %s contains "
+				       "a control character", what);
+	if (!gl_utf8_valid(s, n, 1))
+		return gl_fail(err, 400, "BadRequest", "The %s is not valid "
+			       "UTF-8", what);
+	return 0;
+}
+
+static int check_ctx(const gl_ctx *ctx, const char *where, gl_err *err)
+{
+	char what[64];
+
+	snprintf(what, sizeof what, "user id %s", where);
+	if (check_identity(what, ctx->user_id, err) < 0)
+		return -1;
+	snprintf(what, sizeof what, "project id %s", where);
+	if (check_identity(what, ctx->project_id, err) < 0)
+		return -1;
+	if (ctx->nroles > MAX_ROLES)
+		return gl_fail(err, 400, "BadRequest", "More than %d roles %s",
+			       MAX_ROLES, where);
+	snprintf(what, sizeof what, "role %s", where);
+	for (size_t i = 0; i < ctx->nroles; i++)
+		if (check_identity(what, ctx->roles[i], err) < 0)
+			return -1;
+	return 0;
+}
 
 static char *dup_trim(const char *s, size_t n)
 {
@@ -82,7 +128,7 @@ static int from_token(const gl_conf *conf, gl_http_req *req, gl_ctx *ctx,
 	ctx->project_id = tenant;
 	ctx->user_id = dup_trim(tok, (size_t)(c1 - tok));
 	set_roles(ctx, c2 + 1);
-	return 0;
+	return check_ctx(ctx, "in the auth token", err);
 }
 
 static int from_headers(const gl_conf *conf, gl_http_req *req, gl_ctx *ctx,
@@ -104,7 +150,7 @@ static int from_headers(const gl_conf *conf, gl_http_req *req, gl_ctx *ctx,
 		ctx->project_id = strdup(proj);
 	if (roles)
 		set_roles(ctx, roles);
-	return 0;
+	return check_ctx(ctx, "in the identity headers", err);
 }
 
 void gl_ctx_creds(const gl_ctx *ctx, gl_creds *out)

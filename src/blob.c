@@ -311,7 +311,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"Blob '%s' is being uploaded; try again later", field);
 		goto out;
 	}
-	args = json_pack("[s, s?]", field, tg.key);
+	args = gl_engine_blob_args(field, tg.key, NULL);
 	if (gl_engine_hook(e, tg.af.ts, tg.af.type, GL_HOOK_PRE_DOWNLOAD, ctx,
 			   tg.af.doc, args, NULL, err) < 0)
 		goto out;
@@ -449,10 +449,10 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 	json_object_set_new(rec, "verified_at", json_integer(gl_now_us()));
 	if (strcmp(vs->status, "error") != 0 || !was_flag) {
 		json_object_set_new(rec, "verify_status",
-				    json_string(vs->status));
+				    gl_json_text(vs->status));
 		if (vs->why)
 			json_object_set_new(rec, "verify_error",
-					    json_string(vs->why));
+					    gl_json_text(vs->why));
 		else
 			json_object_del(rec, "verify_error");
 	}
@@ -463,10 +463,10 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 		json_object_del(rec, "etag");
 		json_object_del(rec, "last_modified");
 		if (vs->etag && *vs->etag)
-			json_object_set_new(rec, "etag", json_string(vs->etag));
+			json_object_set_new(rec, "etag", gl_json_text(vs->etag));
 		if (vs->last_modified && *vs->last_modified)
 			json_object_set_new(rec, "last_modified",
-					    json_string(vs->last_modified));
+					    gl_json_text(vs->last_modified));
 	}
 	now_flag = !strcmp(vs->status, "changed") || !strcmp(vs->status, "gone");
 	if (now_flag && !gl_streq(prev, vs->status))
@@ -642,7 +642,7 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 		return;
 	}
 	if (gl_meta_get(j->e->meta, j->tg.af.type, j->id, &fresh, &e2) == 0) {
-		args = json_pack("[s, s?]", j->field, j->key);
+		args = gl_engine_blob_args(j->field, j->key, NULL);
 		if (gl_engine_hook(j->e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
 				   NULL, &e2) == 0)
@@ -739,7 +739,7 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 	json_decref(fresh);
 	fresh = NULL;
 	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) == 0) {
-		args = json_pack("[s, s?]", j->field, j->key);
+		args = gl_engine_blob_args(j->field, j->key, NULL);
 		if (gl_engine_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
 				   j->ctx, fresh, args, NULL, &err) == 0)
 			af = gl_engine_output(e, j->tg.af.ts, t, fresh);
@@ -907,7 +907,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"(trust mode)");
 		goto fail;
 	}
-	args = json_pack("[s, s?, O]", field, j->key, body);
+	args = gl_engine_blob_args(field, j->key, body);
 	if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
 			   GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
 			   NULL, err) < 0) {
@@ -957,7 +957,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		if (gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err) != 0)
 			goto fail;
 		json_t *af = NULL;
-		args = json_pack("[s, s?]", field, j->key);
+		args = gl_engine_blob_args(field, j->key, NULL);
 		if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, ctx, fresh, args,
 				   NULL, err) == 0)

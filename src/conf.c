@@ -1,6 +1,7 @@
 /* conf.c - Glare INI options: defaults, file, environment (see conf.h). */
 #include "conf.h"
 #include "log.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -59,8 +60,12 @@ static const opt options[] = {
 	O("DEFAULT", "client_socket_timeout", K_INT, client_socket_timeout,
 	  "900", 0, INT_MAX),
 	O("DEFAULT", "header_timeout", K_INT, header_timeout, "60", 1, INT_MAX),
+	O("DEFAULT", "first_byte_timeout", K_INT, first_byte_timeout, "10", 1,
+	  INT_MAX),
 	O("DEFAULT", "max_connections", K_INT, max_connections, "1024", 1,
 	  1 << 20),
+	O("DEFAULT", "max_connections_per_client", K_INT,
+	  max_connections_per_client, "256", 0, 1 << 20),
 	O("DEFAULT", "shutdown_timeout", K_INT, shutdown_timeout, "30", 0,
 	  INT_MAX),
 	O("DEFAULT", "max_json_body", K_INT64, max_json_body, "16777216", 1024,
@@ -432,7 +437,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 	int64_t v;
 	int b;
 
-	json_object_set_new(t->raw, key, json_string(val));
+	json_object_set_new(t->raw, key, gl_json_text(val));
 	if (!strcmp(key, "max_uploaded_data") ||
 	    !strcmp(key, "max_artifact_number")) {
 		if (gl_conf_parse_int64(val, &v) < 0 || v < -1)

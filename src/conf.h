@@ -65,7 +65,9 @@ typedef struct gl_conf {
 	int http_keepalive;
 	int client_socket_timeout;
 	int header_timeout;
+	int first_byte_timeout;
 	int max_connections;
+	int max_connections_per_client;
 	int shutdown_timeout;
 	int64_t max_json_body;
 	int64_t lua_memory_limit;

@@ -462,7 +462,7 @@ static json_t *pointer(const char *name)
 		}
 	}
 	*q = '\0';
-	s = json_string(p);
+	s = gl_json_text(p);
 	free(p);
 	return s;
 }
@@ -912,6 +912,8 @@ static int api_add_location(lua_State *L)
 	if (lua_type(L, 4) == LUA_TSTRING) {
 		json_t **b = new_box(L);
 		*b = json_pack("{s:s}", "url", lua_tostring(L, 4));
+		if (!*b)
+			luaL_argerror(L, 4, "the URL is not valid UTF-8");
 		body = *b;
 	} else {
 		luaL_checktype(L, 4, LUA_TTABLE);
@@ -1285,6 +1287,8 @@ static int api_set_quotas(lua_State *L)
 		list = json_array();
 		*b = json_pack("[{s:s, s:o}]", "project_id", lua_tostring(L, 1),
 			       "project_quotas", list);
+		if (!*b)
+			luaL_argerror(L, 1, "the project id is not valid UTF-8");
 		json_object_foreach(map, k, v)
 			json_array_append_new(list,
 					      json_pack("{s:s, s:O}", "quota_name",
@@ -2166,8 +2170,16 @@ static int cl_run(front *f, const char *code, size_t len, const char *name,
 	if (script) {
 		a = json_array();
 		for (int i = 0; i < nargs; i++)
-			json_array_append_new(a, json_string(args[i]));
-		json_object_set_new(req, "script", json_string(script));
+			if (json_array_append_new(a, json_string(args[i])) < 0)
+				break;
+		if (json_array_size(a) < (size_t)nargs ||
+		    json_object_set_new(req, "script", json_string(script))) {
+			json_decref(a);
+			json_decref(req);
+			report(f, "cannot encode the request (script name or "
+			       "argument not UTF-8?)");
+			return 1;
+		}
 		json_object_set_new(req, "args", a);
 	}
 	hdr = json_dumps(req, JSON_COMPACT);

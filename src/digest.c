@@ -13,6 +13,7 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +42,11 @@ struct gl_digest {
 	unsigned tail[2];   /* chunks each hasher finished */
 	size_t fill;        /* bytes in ring[head % RING] not yet queued */
 	int stop;
+	int inline_only;    /* the threads could not start: no retry until reset */
 };
+
+int (*gl_digest_thread_create)(pthread_t *, const pthread_attr_t *,
+			       void *(*)(void *), void *) = pthread_create;
 
 typedef struct worker_arg {
 	gl_digest *d;
@@ -118,47 +123,79 @@ static void *hasher(void *arg)
 	return NULL;
 }
 
+static void free_ring(gl_digest *d)
+{
+	for (int i = 0; i < RING; i++) {
+		free(d->ring[i].data);
+		d->ring[i].data = NULL;
+	}
+}
+
+/* Stop the hashers that are running (n of them) and wait for them. The flag
+ * changes under the mutex with a broadcast, so a hasher between its check
+ * and its wait cannot miss it. */
+static void stop_threads(gl_digest *d, int n)
+{
+	pthread_mutex_lock(&d->mu);
+	d->stop = 1;
+	pthread_cond_broadcast(&d->work);
+	pthread_mutex_unlock(&d->mu);
+	for (int i = 0; i < n; i++)
+		pthread_join(d->th[i], NULL);
+}
+
+static void destroy_sync(gl_digest *d)
+{
+	pthread_cond_destroy(&d->work);
+	pthread_cond_destroy(&d->space);
+	pthread_mutex_destroy(&d->mu);
+}
+
+/* 0: the hashers run. -1: they could not start; everything this one
+ * allocated is released and the caller hashes inline. */
 static int start_async(gl_digest *d)
 {
+	sigset_t all, old;
+	int started = 0;
+
 	for (int i = 0; i < RING; i++) {
 		d->ring[i].data = malloc(CHUNK);
 		if (!d->ring[i].data) {
-			while (i-- > 0) {
-				free(d->ring[i].data);
-				d->ring[i].data = NULL;
-			}
-			return -1; /* hash inline then */
+			free_ring(d);
+			return -1;
 		}
 	}
-	pthread_mutex_init(&d->mu, NULL);
+	if (pthread_mutex_init(&d->mu, NULL) != 0) {
+		free_ring(d);
+		return -1;
+	}
 	pthread_cond_init(&d->work, NULL);
 	pthread_cond_init(&d->space, NULL);
 	d->head = d->tail[0] = d->tail[1] = 0;
 	d->fill = 0;
 	d->stop = 0;
-	for (int i = 0; i < 2; i++) {
+	/* the hashers inherit this mask: signals (the console's SIGINT, the
+	 * server's TERM/HUP) are for the loop thread, never for them */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (; started < 2; started++) {
 		worker_arg *wa = malloc(sizeof *wa);
-		if (!wa) {
-			/* one thread may be up: let it stop, then go inline */
-			if (i == 1) {
-				d->stop = 1;
-				pthread_join(d->th[0], NULL);
-			}
-			return -1;
-		}
+		if (!wa)
+			break;
 		wa->d = d;
-		wa->id = i;
-		if (pthread_create(&d->th[i], NULL, hasher, wa) != 0) {
+		wa->id = started;
+		if (gl_digest_thread_create(&d->th[started], NULL, hasher,
+					    wa) != 0) {
 			free(wa);
-			if (i == 1) {
-				pthread_mutex_lock(&d->mu);
-				d->stop = 1;
-				pthread_cond_broadcast(&d->work);
-				pthread_mutex_unlock(&d->mu);
-				pthread_join(d->th[0], NULL);
-			}
-			return -1;
+			break;
 		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (started < 2) {
+		stop_threads(d, started);
+		destroy_sync(d);
+		free_ring(d);
+		return -1;
 	}
 	d->async = 1;
 	return 0;
@@ -182,19 +219,9 @@ static void stop_async(gl_digest *d)
 	if (!d->async)
 		return;
 	queue_fill(d);
-	pthread_mutex_lock(&d->mu);
-	d->stop = 1;
-	pthread_cond_broadcast(&d->work);
-	pthread_mutex_unlock(&d->mu);
-	for (int i = 0; i < 2; i++)
-		pthread_join(d->th[i], NULL);
-	for (int i = 0; i < RING; i++) {
-		free(d->ring[i].data);
-		d->ring[i].data = NULL;
-	}
-	pthread_cond_destroy(&d->work);
-	pthread_cond_destroy(&d->space);
-	pthread_mutex_destroy(&d->mu);
+	stop_threads(d, 2);
+	free_ring(d);
+	destroy_sync(d);
 	d->async = 0;
 }
 
@@ -206,6 +233,7 @@ void gl_digest_reset(gl_digest *d)
 	for (int i = 0; i < 3; i++)
 		EVP_DigestInit_ex2(d->ctx[i], algs[i], NULL);
 	d->bytes = 0;
+	d->inline_only = 0;
 }
 
 void gl_digest_update(gl_digest *d, const void *data, size_t len)
@@ -213,7 +241,10 @@ void gl_digest_update(gl_digest *d, const void *data, size_t len)
 	const unsigned char *p = data;
 
 	d->bytes += (int64_t)len;
-	if (!d->async && (d->bytes < ASYNC_AFTER || start_async(d) < 0)) {
+	if (!d->async && !d->inline_only && d->bytes >= ASYNC_AFTER &&
+	    start_async(d) < 0)
+		d->inline_only = 1;
+	if (!d->async) {
 		for (int i = 0; i < 3; i++)
 			EVP_DigestUpdate(d->ctx[i], data, len);
 		return;

@@ -143,7 +143,7 @@ json_t *gl_engine_ctx_json(const gl_ctx *ctx)
 {
 	json_t *roles = json_array();
 	for (size_t i = 0; i < ctx->nroles; i++)
-		json_array_append_new(roles, json_string(ctx->roles[i]));
+		json_array_append_new(roles, gl_json_text(ctx->roles[i]));
 	return json_pack("{s:s?, s:s?, s:o, s:b, s:b, s:s}", "user_id",
 			 ctx->user_id, "project_id", ctx->project_id, "roles",
 			 roles, "is_admin", ctx->is_admin, "read_only",
@@ -158,11 +158,11 @@ json_t *gl_engine_target(const json_t *doc)
 	for (int i = 0; keys[i]; i++) {
 		const char *v = sget(doc, keys[i]);
 		if (v)
-			json_object_set_new(t, keys[i], json_string(v));
+			json_object_set_new(t, keys[i], gl_json_text(v));
 	}
 	if (sget(doc, "owner"))
 		json_object_set_new(t, "project_id",
-				    json_string(sget(doc, "owner")));
+				    gl_json_text(sget(doc, "owner")));
 	return t;
 }
 
@@ -182,7 +182,7 @@ int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 
 	if (ctx->project_id && !json_object_get(target, "project_id"))
 		json_object_set_new(target, "project_id",
-				    json_string(ctx->project_id));
+				    gl_json_text(ctx->project_id));
 	ok = policy_ok(e, ctx, rule, target);
 	json_decref(target);
 	if (!ok)
@@ -271,7 +271,7 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 		else
 			snprintf(url, sizeof url, "/artifacts/%s/%s/%s",
 				 t->name, id, field);
-		json_object_set_new(o, "url", json_string(url));
+		json_object_set_new(o, "url", gl_json_text(url));
 	}
 	for (int i = 0; keys[i]; i++) {
 		json_t *v = json_object_get(blob, keys[i]);
@@ -318,7 +318,7 @@ static json_t *plain_output(const gl_type *t, const json_t *doc)
 			/* stored with microseconds, shown to the second */
 			char ts[40];
 			snprintf(ts, sizeof ts, "%.19sZ", json_string_value(v));
-			json_object_set_new(out, f->name, json_string(ts));
+			json_object_set_new(out, f->name, gl_json_text(ts));
 		} else if (v) {
 			json_object_set(out, f->name, v);
 		} else {
@@ -349,6 +349,20 @@ json_t *gl_engine_output(gl_engine *e, gl_types *ts, const gl_type *t,
 	if (t->has_to_dict)
 		out = gl_types_output(ts, t, out, 0);
 	return out;
+}
+
+json_t *gl_engine_blob_args(const char *field, const char *key,
+			    const json_t *extra)
+{
+	json_t *a = json_array();
+
+	if (!a)
+		gl_oom();
+	json_array_append_new(a, gl_json_text(field));
+	json_array_append_new(a, gl_json_text(key));
+	if (extra)
+		json_array_append(a, (json_t *)extra);
+	return a;
 }
 
 int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
@@ -690,7 +704,7 @@ static void stamp(json_t *doc, const char *key, int64_t us)
 {
 	char ts[40];
 	gl_iso8601_us(us, ts);
-	json_object_set_new(doc, key, json_string(ts));
+	json_object_set_new(doc, key, gl_json_text(ts));
 }
 
 /* Apply defaults and check non-nullable fields. */
@@ -821,12 +835,12 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	gl_uuid4(uuid);
 	now = gl_now_us();
-	json_object_set_new(doc, "id", json_string(uuid));
-	json_object_set_new(doc, "owner", json_string(ctx->project_id));
+	json_object_set_new(doc, "id", gl_json_text(uuid));
+	json_object_set_new(doc, "owner", gl_json_text(ctx->project_id));
 	json_object_set_new(doc, "status", json_string("drafted"));
 	json_object_set_new(doc, "visibility", json_string("private"));
 	json_object_set_new(doc, "display_type_name",
-			    t->display_name ? json_string(t->display_name)
+			    t->display_name ? gl_json_text(t->display_name)
 					    : json_null());
 	stamp(doc, "created_at", now);
 	stamp(doc, "updated_at", now);
@@ -980,7 +994,7 @@ static int patch_fields(const gl_type *t, const json_t *patch, json_t *names,
 				if (!strcmp(json_string_value(n), field))
 					seen = 1;
 			if (!seen && strcmp(opn, "test") != 0)
-				json_array_append_new(names, json_string(field));
+				json_array_append_new(names, gl_json_text(field));
 			json_decref(toks);
 		}
 	}
@@ -1582,6 +1596,8 @@ int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
 		return gl_fail(err, 403, "Forbidden",
 			       "Anonymous users have no project quotas");
 	target = json_pack("{s:s}", "project_id", project);
+	if (!target)
+		return gl_fail(err, 400, "BadRequest", "Invalid project id");
 	ok = policy_ok(e, ctx, "artifact:list_project_quotas", target);
 	json_decref(target);
 	if (!ok)
@@ -1596,5 +1612,5 @@ int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
 	*out = json_pack("[{s:s, s:o}]", "project_id", project,
 			 "project_quotas", quota_list(merged));
 	json_decref(merged);
-	return 0;
+	return *out ? 0 : gl_fail(err, 500, NULL, "quotas could not be built");
 }

@@ -70,6 +70,10 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
  * immutable). */
 int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
 			     const char *field, gl_err *err);
+/* The arguments of a blob hook: [field, key or null] plus extra (if not
+ * NULL). Never NULL: no hook runs without them (aborts out of memory). */
+json_t *gl_engine_blob_args(const char *field, const char *key,
+			    const json_t *extra);
 /* Run a hook with the standard arguments. */
 int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 		   enum gl_hook h, const gl_ctx *ctx, const json_t *doc,

@@ -1,6 +1,7 @@
 /* fault.c - errors to Glare's fault JSON (see fault.h, err.h). */
 #include "fault.h"
 #include "http.h"
+#include "util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,31 +41,14 @@ const char *gl_fault_explanation(int status)
 	}
 }
 
-/* Messages can quote client input; invalid UTF-8 would make jansson refuse
- * the string, so such bytes become '?'. */
-static json_t *lossy_string(const char *s)
-{
-	json_t *j = json_string(s);
-	if (j)
-		return j;
-	char *copy = strdup(s);
-	if (!copy)
-		return json_string("");
-	for (unsigned char *p = (unsigned char *)copy; *p; p++)
-		if (*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j ? j : json_string("");
-}
-
 json_t *gl_fault_json(int status, const char *type, const char *message)
 {
 	json_t *err = json_object(), *f = json_object();
 
-	json_object_set_new(err, "message", lossy_string(message ? message : ""));
+	/* messages can quote client input: never lose them to bad UTF-8 */
+	json_object_set_new(err, "message", gl_json_text(message ? message : ""));
 	json_object_set_new(err, "type",
-			    json_string(type ? type : gl_err_default_type(status)));
+			    gl_json_text(type ? type : gl_err_default_type(status)));
 	json_object_set_new(f, "code", json_integer(status));
 	json_object_set_new(f, "title", json_string(gl_http_reason(status)));
 	json_object_set_new(f, "explanation",

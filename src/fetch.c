@@ -64,43 +64,97 @@ struct gl_netguard {
 typedef struct deny_range {
 	const char *net;   /* also the text shown in messages */
 	int prefix;
-	const char *label; /* completes "address X is ..." */
+	/* completes "address X is ..."; NULL: globally reachable, allowed */
+	const char *label;
+	int unwrap;        /* v6: the IPv4 address inside starts at this byte */
+	const char *ref;   /* where the range is defined */
 } deny_range;
 
-/* Most specific first where ranges nest (broadcast inside 240/4, the
- * documentation prefix inside Teredo), so the message names the narrower. */
+/* Every entry of the IANA IPv4 Special-Purpose Address Registry, plus
+ * multicast. The rule: refuse what the registry marks not globally
+ * reachable, let through what it marks globally reachable (those stay in
+ * the table so the more specific entry wins over the block around it).
+ * First match wins: most specific first where ranges nest. */
 static const deny_range deny4[] = {
-	{ "255.255.255.255", 32, "the broadcast address" },
-	{ "0.0.0.0", 8, "in the \"this network\" block" },
-	{ "10.0.0.0", 8, "in a private network" },
-	{ "100.64.0.0", 10, "in the carrier-grade NAT range" },
-	{ "127.0.0.0", 8, "loopback" },
-	{ "169.254.0.0", 16, "link-local" },
-	{ "172.16.0.0", 12, "in a private network" },
-	{ "192.0.0.0", 24, "in the IETF protocol assignments block" },
-	{ "192.0.2.0", 24, "in a documentation range" },
-	{ "192.88.99.0", 24, "in the 6to4 relay anycast block" },
-	{ "192.168.0.0", 16, "in a private network" },
-	{ "198.18.0.0", 15, "in the benchmarking range" },
-	{ "198.51.100.0", 24, "in a documentation range" },
-	{ "203.0.113.0", 24, "in a documentation range" },
-	{ "224.0.0.0", 4, "multicast" },
-	{ "240.0.0.0", 4, "in the reserved range" },
+	{ "0.0.0.0", 32, "the \"this host on this network\" address", 0,
+	  "RFC 1122 3.2.1.3" },
+	{ "0.0.0.0", 8, "in the \"this network\" block", 0, "RFC 791 3.2" },
+	{ "10.0.0.0", 8, "in a private network", 0, "RFC 1918" },
+	{ "100.64.0.0", 10, "in the carrier-grade NAT range", 0,
+	  "RFC 6598 shared address space" },
+	{ "127.0.0.0", 8, "loopback", 0, "RFC 1122 3.2.1.3" },
+	{ "169.254.0.0", 16, "link-local", 0, "RFC 3927" },
+	{ "172.16.0.0", 12, "in a private network", 0, "RFC 1918" },
+	{ "192.0.0.0", 29, "in the IPv4 service continuity prefix", 0,
+	  "RFC 7335" },
+	{ "192.0.0.8", 32, "the IPv4 dummy address", 0, "RFC 7600" },
+	{ "192.0.0.9", 32, NULL, 0, "RFC 7723 PCP anycast" },
+	{ "192.0.0.10", 32, NULL, 0, "RFC 8155 TURN anycast" },
+	{ "192.0.0.170", 32, "a NAT64/DNS64 discovery address", 0,
+	  "RFC 8880, RFC 7050 2.2" },
+	{ "192.0.0.171", 32, "a NAT64/DNS64 discovery address", 0,
+	  "RFC 8880, RFC 7050 2.2" },
+	{ "192.0.0.0", 24, "in the IETF protocol assignments block", 0,
+	  "RFC 6890 2.1" },
+	{ "192.0.2.0", 24, "in a documentation range", 0,
+	  "RFC 5737 TEST-NET-1" },
+	{ "192.31.196.0", 24, NULL, 0, "RFC 7535 AS112-v4" },
+	{ "192.52.193.0", 24, NULL, 0, "RFC 7450 AMT" },
+	{ "192.88.99.0", 24, "in the 6to4 relay anycast block", 0,
+	  "RFC 7526, deprecated" },
+	{ "192.168.0.0", 16, "in a private network", 0, "RFC 1918" },
+	{ "192.175.48.0", 24, NULL, 0, "RFC 7534 AS112 direct delegation" },
+	{ "198.18.0.0", 15, "in the benchmarking range", 0, "RFC 2544" },
+	{ "198.51.100.0", 24, "in a documentation range", 0,
+	  "RFC 5737 TEST-NET-2" },
+	{ "203.0.113.0", 24, "in a documentation range", 0,
+	  "RFC 5737 TEST-NET-3" },
+	{ "224.0.0.0", 4, "multicast", 0,
+	  "RFC 5771, the multicast registry" },
+	{ "255.255.255.255", 32, "the broadcast address", 0,
+	  "RFC 8190, RFC 919 7" },
+	{ "240.0.0.0", 4, "in the reserved range", 0, "RFC 1112 4" },
 };
 
+/* Every entry of the IANA IPv6 Special-Purpose Address Registry, plus
+ * multicast, deprecated site-local, and the forms that carry an IPv4
+ * address in a fixed place (unwrap: that address is judged by deny4).
+ * ISATAP interface identifiers can follow any prefix: guard_judge checks
+ * them apart. Same rule and order as deny4. */
 static const deny_range deny6[] = {
-	{ "::", 128, "the unspecified address" },
-	{ "::1", 128, "loopback" },
-	{ "fc00::", 7, "in a unique-local network" },
-	{ "fe80::", 10, "link-local" },
-	{ "fec0::", 10, "site-local" },
-	{ "ff00::", 8, "multicast" },
-	{ "100::", 64, "in the discard-only range" },
-	{ "2001:db8::", 32, "in a documentation range" },
-	{ "2001::", 32, "a Teredo address" },
-	/* RFC 8215 local-use NAT64: where the IPv4 part sits depends on the
-	 * operator's prefix length, so it cannot be unwrapped; refuse it. */
-	{ "64:ff9b:1::", 48, "in the local-use NAT64 range" },
+	{ "::", 128, "the unspecified address", 0, "RFC 4291 2.5.2" },
+	{ "::1", 128, "loopback", 0, "RFC 4291 2.5.3" },
+	{ "::ffff:0:0", 96, "IPv4-mapped", 12, "RFC 4291 2.5.5.2" },
+	{ "::ffff:0:0:0", 96, "IPv4-translated", 12, "RFC 2765 2.1, SIIT" },
+	{ "::", 96, "IPv4-compatible", 12, "RFC 4291 2.5.5.1, deprecated" },
+	{ "64:ff9b::", 96, "NAT64", 12, "RFC 6052 2.1" },
+	/* where the IPv4 part of a local-use NAT64 address sits depends on
+	 * the operator's prefix length, so it cannot be unwrapped */
+	{ "64:ff9b:1::", 48, "in the local-use NAT64 range", 0, "RFC 8215" },
+	{ "100::", 64, "in the discard-only range", 0, "RFC 6666" },
+	{ "100:0:0:1::", 64, "in the dummy IPv6 prefix", 0, "RFC 9780" },
+	/* the Teredo client address is obfuscated; refuse the range */
+	{ "2001::", 32, "a Teredo address", 0, "RFC 4380, RFC 8190" },
+	{ "2001:1::1", 128, NULL, 0, "RFC 7723 PCP anycast" },
+	{ "2001:1::2", 128, NULL, 0, "RFC 8155 TURN anycast" },
+	{ "2001:1::3", 128, NULL, 0, "RFC 9665 DNS-SD SRP anycast" },
+	{ "2001:2::", 48, "in the benchmarking range", 0, "RFC 5180" },
+	{ "2001:3::", 32, NULL, 0, "RFC 7450 AMT" },
+	{ "2001:4:112::", 48, NULL, 0, "RFC 7535 AS112-v6" },
+	{ "2001:10::", 28, "in the deprecated ORCHID range", 0, "RFC 4843" },
+	{ "2001:20::", 28, NULL, 0, "RFC 7343 ORCHIDv2" },
+	{ "2001:30::", 28, NULL, 0, "RFC 9374 DET prefix" },
+	{ "2001::", 23, "in the IETF protocol assignments block", 0,
+	  "RFC 2928" },
+	{ "2001:db8::", 32, "in a documentation range", 0, "RFC 3849" },
+	{ "2002::", 16, "6to4", 2, "RFC 3056" },
+	{ "2620:4f:8000::", 48, NULL, 0, "RFC 7534 AS112 direct delegation" },
+	{ "3fff::", 20, "in a documentation range", 0, "RFC 9637" },
+	{ "5f00::", 16, "in the SRv6 SID block", 0, "RFC 9602" },
+	{ "fc00::", 7, "in a unique-local network", 0, "RFC 4193, RFC 8190" },
+	{ "fe80::", 10, "link-local", 0, "RFC 4291 2.5.6" },
+	{ "fec0::", 10, "site-local", 0, "RFC 3879, deprecated" },
+	{ "ff00::", 8, "multicast", 0, "RFC 4291 2.7" },
 };
 
 /* First `prefix` bits of a and b equal? */
@@ -243,11 +297,42 @@ typedef struct verdict {
 	int prefix;
 } verdict;
 
+/* Judge an IPv4 address found inside an IPv6 one: 1 allowed, else 0 and
+ * the verdict names both. */
+static int judge_inner(const gl_netguard *g, const char *v6txt,
+		       const char *kind, const unsigned char *v4,
+		       verdict *v)
+{
+	char v4txt[INET_ADDRSTRLEN];
+	const deny_range *d;
+
+	if (allowed(g, AF_INET, v4))
+		return 1;
+	d = deny_lookup(deny4, sizeof deny4 / sizeof deny4[0], AF_INET, v4);
+	if (!d || !d->label)
+		return 1;
+	inet_ntop(AF_INET, v4, v4txt, sizeof v4txt);
+	snprintf(v->addr, sizeof v->addr, "%s (%s %s)", v6txt, kind, v4txt);
+	v->label = d->label;
+	v->net = d->net;
+	v->prefix = d->prefix;
+	return 0;
+}
+
+/* An ISATAP interface identifier (RFC 5214 6.1): 0000:5efe or, with the
+ * u and g bits, 0100/0200/0300:5efe, then an IPv4 address. It can follow
+ * any prefix, and an ISATAP interface on this host would reach that IPv4
+ * address. */
+static int isatap(const unsigned char *a)
+{
+	return (a[8] & 0xfc) == 0 && a[9] == 0 && a[10] == 0x5e &&
+	       a[11] == 0xfe;
+}
+
 static int guard_judge(const gl_netguard *g, const struct sockaddr *sa,
 		       verdict *v)
 {
 	const deny_range *d;
-	char txt[INET6_ADDRSTRLEN], v4txt[INET_ADDRSTRLEN];
 
 	memset(v, 0, sizeof *v);
 	if (!sa) {
@@ -267,13 +352,7 @@ static int guard_judge(const gl_netguard *g, const struct sockaddr *sa,
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 		const unsigned char *a = s6->sin6_addr.s6_addr;
-		static const unsigned char z[12] = { 0 };
-		static const unsigned char mapped[12] = {
-			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-		static const unsigned char nat64[12] = {
-			0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
-		const unsigned char *v4 = NULL;
-		const char *kind = NULL;
+		char txt[INET6_ADDRSTRLEN];
 
 		inet_ntop(AF_INET6, a, txt, sizeof txt);
 		snprintf(v->addr, sizeof v->addr, "%s", txt);
@@ -281,39 +360,23 @@ static int guard_judge(const gl_netguard *g, const struct sockaddr *sa,
 			return 1;
 		d = deny_lookup(deny6, sizeof deny6 / sizeof deny6[0],
 				AF_INET6, a);
-		if (d)
-			goto out;
-		/* forms that reach an IPv4 address: judge that address */
-		if (!memcmp(a, mapped, 12)) {
-			v4 = a + 12;
-			kind = "IPv4-mapped";
-		} else if (!memcmp(a, z, 12)) {
-			v4 = a + 12;
-			kind = "IPv4-compatible";
-		} else if (!memcmp(a, nat64, 12)) {
-			v4 = a + 12;
-			kind = "NAT64";
-		} else if (a[0] == 0x20 && a[1] == 0x02) {
-			v4 = a + 2;
-			kind = "6to4";
+		/* forms that reach an IPv4 address: judge that address, and
+		 * every one inside if there are two (6to4 + ISATAP) */
+		if (d && d->unwrap) {
+			if (!judge_inner(g, txt, d->label, a + d->unwrap, v))
+				return 0;
+			d = NULL;
 		}
-		if (!v4)
-			return 1;
-		inet_ntop(AF_INET, v4, v4txt, sizeof v4txt);
-		snprintf(v->addr, sizeof v->addr, "%s (%s %s)", txt, kind,
-			 v4txt);
-		if (allowed(g, AF_INET, v4))
-			return 1;
-		d = deny_lookup(deny4, sizeof deny4 / sizeof deny4[0],
-				AF_INET, v4);
+		if ((!d || !d->label) && isatap(a) &&
+		    !judge_inner(g, txt, "ISATAP", a + 12, v))
+			return 0;
 	} else {
 		snprintf(v->addr, sizeof v->addr, "of family %d",
 			 (int)sa->sa_family);
 		v->label = "not an IP address";
 		return 0;
 	}
-out:
-	if (!d)
+	if (!d || !d->label)
 		return 1;
 	v->label = d->label;
 	v->net = d->net;
@@ -589,6 +652,17 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 	}
 }
 
+/* A remote server's header value, kept only if it is printable ASCII:
+ * it ends up in stored records and in our own response headers. */
+static void copy_text(char *out, size_t len, const char *v)
+{
+	out[0] = '\0';
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			return;
+	snprintf(out, len, "%s", v);
+}
+
 static void copy_header(CURL *easy, const char *name, char *out, size_t len)
 {
 	struct curl_header *h = NULL;
@@ -596,7 +670,7 @@ static void copy_header(CURL *easy, const char *name, char *out, size_t len)
 	/* request -1: the last response, i.e. after the redirects */
 	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
 	    h && h->value)
-		snprintf(out, len, "%s", h->value);
+		copy_text(out, len, h->value);
 }
 
 static void build_result(gl_fetch_job *j, CURLcode rc)
@@ -611,7 +685,7 @@ static void build_result(gl_fetch_job *j, CURLcode rc)
 	r->size = j->bytes;
 	if (curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
 	    ct)
-		snprintf(r->content_type, sizeof r->content_type, "%s", ct);
+		copy_text(r->content_type, sizeof r->content_type, ct);
 	copy_header(j->easy, "ETag", r->etag, sizeof r->etag);
 	copy_header(j->easy, "Last-Modified", r->last_modified,
 		    sizeof r->last_modified);

@@ -9,10 +9,12 @@
  *
  * SSRF guard: the address of every connection curl makes (each address of a
  * name, each redirect hop, whatever DNS said at that moment) is checked in
- * CURLOPT_OPENSOCKETFUNCTION before connecting. Loopback, private,
- * link-local, CGNAT, multicast, reserved, documentation/benchmark ranges,
- * and IPv4-mapped / IPv4-compatible / NAT64 / 6to4 / Teredo forms of them
- * are refused unless an allow-list CIDR covers them. Only http and https,
+ * CURLOPT_OPENSOCKETFUNCTION before connecting. Every range the IANA
+ * special-purpose registries mark not globally reachable (loopback,
+ * private, link-local, CGNAT, documentation, benchmarking, ...), multicast
+ * and Teredo are refused, and the IPv4-mapped / -compatible / -translated,
+ * NAT64, 6to4 and ISATAP forms are judged by the IPv4 address inside,
+ * unless an allow-list CIDR covers them. Only http and https,
  * also for redirects; proxies from the environment are ignored.
  *
  * Used by the engine (location registration, proxy downloads) and the

@@ -7,6 +7,7 @@
 #include "policy.h"
 #include "s3.h"
 #include "store.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,9 @@ static int report(json_t *reasons, const char *cls, const gl_err *err,
 	json_t *r = json_object();
 
 	json_object_set_new(r, "class", json_string(cls));
+	/* a backend's message (a database error) may be any bytes */
 	json_object_set_new(r, "reason",
-			    json_string(err ? err->msg : "OK"));
+			    gl_json_text(err ? err->msg : "OK"));
 	if (!details)
 		details = json_object();
 	json_object_set_new(details, "us",

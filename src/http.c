@@ -14,10 +14,17 @@
  * Nothing that frees the connection runs inside a parser callback or inside
  * a handler's call into this unit: such paths set flags and "kick" the
  * connection (a zero-delay event), and only top-level libevent callbacks
- * free. That keeps handlers free to reply from anywhere.
+ * free. That keeps handlers free to reply from anywhere. (One exception:
+ * an idle connection evicted for a new one is freed from the accept path,
+ * where none of its callbacks can be running.)
+ *
+ * http-parser is lenient where RFC 9112 is strict (it takes "Name : v" and
+ * folded lines), so head_scan() reads the raw head bytes before the parser
+ * does, and header_done() checks each field as it completes.
  */
 #include "http.h"
 #include "log.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -60,6 +67,16 @@ enum resp_state { RESP_NONE, RESP_STREAMING, RESP_DONE };
 
 struct conn;
 
+/* Connections per client address (IPv6: per /64, what one host is
+ * usually given). */
+struct peer {
+	LIST_ENTRY(peer) link;
+	int family;
+	unsigned char addr[16];
+	int nconns;
+};
+#define PEER_BUCKETS 256
+
 struct gl_http_server {
 	struct event_base *base;
 	struct evconnlistener *lis;
@@ -68,7 +85,12 @@ struct gl_http_server {
 	gl_http_error_fn on_error;
 	void *arg;
 	TAILQ_HEAD(conn_list, conn) conns;
+	/* connections with no request in progress, longest idle first */
+	TAILQ_HEAD(idle_list, conn) idle;
+	LIST_HEAD(peer_list, peer) peers[PEER_BUCKETS];
 	int nconns;
+	time_t refuse_logged;  /* refusals are logged once a second */
+	int refused;
 	int port;
 	int shutting_down;
 	void (*shutdown_done)(void *);
@@ -86,8 +108,10 @@ struct gl_http_req {
 	struct evkeyvalq headers;
 	int64_t content_length;
 	int chunked, has_body, expect_continue, keepalive;
-	int n_content_length, n_transfer_encoding;
+	int n_content_length, n_transfer_encoding, n_host, nheaders;
 	int bad_te;
+	int64_t cl_value;     /* Content-Length as read here; -1 malformed */
+	int head_done;        /* later header callbacks are trailer fields */
 	/* header accumulation: http-parser may split names and values */
 	sbuf hname, hval;
 	int in_value;
@@ -113,11 +137,14 @@ struct gl_http_req {
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
+	TAILQ_ENTRY(conn) idle_link;
+	int idle;             /* on srv->idle */
+	struct peer *peer;
 	gl_http_server *srv;
 	struct bufferevent *bev;
 	http_parser parser;
 	gl_http_req *req;
-	char peer[INET6_ADDRSTRLEN];
+	char peer_name[INET6_ADDRSTRLEN];
 	int peer_port;
 	size_t head_bytes;
 	int head_status;      /* limit breached while parsing the head */
@@ -129,6 +156,10 @@ struct conn {
 	int lingering;
 	int want_free;
 	int in_callback;      /* depth of top-level callbacks on this conn */
+	int msg_boundary;     /* a message ended: scan the next head */
+	int scan_state;       /* head_scan() */
+	int scan_lines;
+	size_t scanned;       /* input bytes head_scan() has seen */
 	struct event *head_timer, *kick, *linger_timer;
 };
 
@@ -164,10 +195,13 @@ void gl_http_limits_default(gl_http_limits *lim)
 	lim->max_header_line = 16384;
 	lim->max_header_size = 65536;
 	lim->max_url = 16384;
+	lim->max_headers = 100;
 	lim->client_timeout = 900;
 	lim->header_timeout = 60;
+	lim->first_byte_timeout = 10;
 	lim->keepalive = 1;
 	lim->max_conns = 1024;
+	lim->max_conns_per_client = 256;
 	lim->max_discard = 65536;
 }
 
@@ -235,6 +269,14 @@ static double elapsed_ms(const struct timespec *t0)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	return (t1.tv_sec - t0->tv_sec) * 1e3 +
 	       (t1.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* RFC 9110 5.6.2 token characters: a field name is nothing else (no
+ * whitespace before the colon, none inside). */
+static int tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 /* ---- request object ----------------------------------------------------- */
@@ -314,10 +356,28 @@ struct evkeyvalq *gl_http_headers(gl_http_req *r) { return &r->headers; }
 int64_t gl_http_content_length(const gl_http_req *r) { return r->content_length; }
 int gl_http_has_body(const gl_http_req *r) { return r->has_body; }
 int gl_http_is_chunked(const gl_http_req *r) { return r->chunked; }
-const char *gl_http_peer(const gl_http_req *r) { return r->c->peer; }
+const char *gl_http_peer(const gl_http_req *r) { return r->c->peer_name; }
 int gl_http_peer_port(const gl_http_req *r) { return r->c->peer_port; }
 int64_t gl_http_body_received(const gl_http_req *r) { return r->body_received; }
 int gl_http_replied(const gl_http_req *r) { return r->resp != RESP_NONE; }
+
+void gl_http_keep_headers(gl_http_req *r, const char *const *names)
+{
+	struct evkeyval *kv, *next;
+
+	for (kv = TAILQ_FIRST(&r->out_headers); kv; kv = next) {
+		int keep = 0;
+		next = TAILQ_NEXT(kv, next);
+		for (int i = 0; names && names[i] && !keep; i++)
+			keep = !strcasecmp(kv->key, names[i]);
+		if (!keep) {
+			TAILQ_REMOVE(&r->out_headers, kv, next);
+			free(kv->key);
+			free(kv->value);
+			free(kv);
+		}
+	}
+}
 
 void gl_http_set_request_id(gl_http_req *r, const char *id)
 {
@@ -340,6 +400,98 @@ void gl_http_on_drain(gl_http_req *r, gl_http_done_fn fn, void *arg)
 size_t gl_http_output_pending(const gl_http_req *r)
 {
 	return evbuffer_get_length(bufferevent_get_output(r->c->bev));
+}
+
+/* ---- connection slots ------------------------------------------------------ */
+
+static void idle_enter(struct conn *c)
+{
+	if (c->idle)
+		return;
+	TAILQ_INSERT_TAIL(&c->srv->idle, c, idle_link);
+	c->idle = 1;
+}
+
+static void idle_leave(struct conn *c)
+{
+	if (!c->idle)
+		return;
+	TAILQ_REMOVE(&c->srv->idle, c, idle_link);
+	c->idle = 0;
+}
+
+/* The counting key of a client address: IPv4 (also when IPv4-mapped), an
+ * IPv6 /64, or one shared key for anything else. */
+static void peer_key(const struct sockaddr *sa, int *family,
+		    unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	*family = 0;
+	if (sa && sa->sa_family == AF_INET) {
+		*family = AF_INET;
+		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const unsigned char *a =
+			((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a)) {
+			*family = AF_INET;
+			memcpy(addr, a + 12, 4);
+		} else {
+			*family = AF_INET6;
+			memcpy(addr, a, 8);
+		}
+	}
+}
+
+static struct peer *peer_get(gl_http_server *s, const struct sockaddr *sa)
+{
+	unsigned char addr[16];
+	unsigned h = 2166136261u;
+	int family;
+	struct peer *p;
+
+	peer_key(sa, &family, addr);
+	for (int i = 0; i < 16; i++)
+		h = (h ^ addr[i]) * 16777619u;
+	h %= PEER_BUCKETS;
+	LIST_FOREACH(p, &s->peers[h], link)
+		if (p->family == family && !memcmp(p->addr, addr, 16))
+			break;
+	if (!p) {
+		p = calloc(1, sizeof *p);
+		if (!p)
+			return NULL;
+		p->family = family;
+		memcpy(p->addr, addr, 16);
+		LIST_INSERT_HEAD(&s->peers[h], p, link);
+	}
+	p->nconns++;
+	return p;
+}
+
+static void peer_put(struct peer *p)
+{
+	if (p && --p->nconns == 0) {
+		LIST_REMOVE(p, link);
+		free(p);
+	}
+}
+
+static void conn_free(struct conn *c);
+
+/* Free the longest idle connection (of peer p, or any if p is NULL) to
+ * make room for a new one. 1 if one went. */
+static int evict_idle(gl_http_server *s, const struct peer *p)
+{
+	struct conn *c;
+
+	TAILQ_FOREACH(c, &s->idle, idle_link) {
+		if ((p && c->peer != p) || c->in_callback || c->want_free)
+			continue;
+		conn_free(c);
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- connection lifetime ------------------------------------------------ */
@@ -376,6 +528,8 @@ static void conn_free(struct conn *c)
 	if (c->linger_timer)
 		event_free(c->linger_timer);
 	bufferevent_free(c->bev);
+	idle_leave(c);
+	peer_put(c->peer);
 	TAILQ_REMOVE(&s->conns, c, link);
 	s->nconns--;
 	free(c);
@@ -394,6 +548,7 @@ static void conn_leave(struct conn *c)
 static void conn_kill(struct conn *c)
 {
 	c->want_free = 1;
+	idle_leave(c);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	if (c->in_callback == 0)
 		conn_kick(c);
@@ -417,8 +572,8 @@ static void conn_start_linger(struct conn *c)
 	if (c->lingering)
 		return;
 	c->lingering = 1;
-	if (!c->unread) {
-		/* nothing unread is expected: plain close */
+	if (!c->unread || fd < 0) {
+		/* nothing unread is expected (or no socket): plain close */
 		conn_kill(c);
 		return;
 	}
@@ -438,6 +593,7 @@ static void conn_close_when_flushed(struct conn *c)
 {
 	c->closing = 1;
 	c->stop_parse = 1;
+	idle_leave(c);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_start_linger(c);
 	/* else the write callback sees the empty buffer */
@@ -503,10 +659,40 @@ static void reply_done(gl_http_req *r)
 	conn_kick(r->c);
 }
 
-void gl_http_add_header(gl_http_req *r, const char *name, const char *value)
+/* The framing of a response is this unit's alone. */
+static int framing_header(const char *name)
+{
+	return !strcasecmp(name, "Content-Length") ||
+	       !strcasecmp(name, "Transfer-Encoding") ||
+	       !strcasecmp(name, "Connection") || !strcasecmp(name, "Date");
+}
+
+/* A field line this unit will write: a token name, a value without
+ * controls (no CR/LF: no injected line, no obs-fold). */
+static int field_ok(const char *name, const char *value)
+{
+	if (!*name)
+		return 0;
+	for (const char *p = name; *p; p++)
+		if (!tchar((unsigned char)*p))
+			return 0;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+void gl_http_set_header(gl_http_req *r, const char *name, const char *value)
 {
 	if (r->resp != RESP_NONE)
 		return;
+	if (framing_header(name) || !field_ok(name, value ? value : "")) {
+		gl_warn("http: response header %s dropped", name);
+		return;
+	}
+	/* evhttp_remove_header removes one match (any case) per call */
+	while (evhttp_remove_header(&r->out_headers, name) == 0)
+		;
 	if (evhttp_add_header(&r->out_headers, name, value) < 0)
 		gl_warn("http: dropped invalid response header %s", name);
 }
@@ -676,6 +862,7 @@ static int on_message_begin(http_parser *p)
 	struct conn *c = p->data;
 	struct timeval tv = { c->srv->lim.header_timeout, 0 };
 
+	idle_leave(c);
 	c->req = req_new(c);
 	if (!c->req)
 		return -1;
@@ -701,28 +888,94 @@ static int on_url(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+static int head_fail(struct conn *c, int status, const char *msg)
+{
+	c->head_status = status;
+	c->head_msg = msg;
+	return -1;
+}
+
+/* Content-Length as RFC 9110 8.6 writes it: digits only (the parser
+ * already refused what it cannot read; this catches what it reads
+ * differently). -1: malformed or beyond int64. */
+static int64_t parse_cl(const char *v)
+{
+	int64_t n = 0;
+
+	if (!*v)
+		return -1;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9' || n > (INT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (*v - '0');
+	}
+	return n;
+}
+
+/* Host: uri-host [":" port] (RFC 9112 3.2, RFC 3986 3.2.2), possibly
+ * empty; the characters of a reg-name, an IPv4 or an IP literal. */
+static int host_valid(const char *h)
+{
+	for (; *h; h++) {
+		unsigned char ch = (unsigned char)*h;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') ||
+		      strchr("-._~!$&'()*+,;=%:[]", ch)))
+			return 0;
+	}
+	return 1;
+}
+
 static int header_done(struct conn *c)
 {
 	gl_http_req *r = c->req;
+	char *v = r->hval.p ? r->hval.p : "";
+	size_t vlen = r->hval.len;
 
-	if (!r->hname.len)
+	r->in_value = 0;
+	if (r->head_done) {
+		/* a trailer field: read, counted against the head limits,
+		 * never taken as framing or as a request header */
+		sbuf_reset(&r->hname);
+		sbuf_reset(&r->hval);
 		return 0;
-	if (!strcasecmp(r->hname.p, "content-length"))
+	}
+	if (!r->hname.len)
+		return head_fail(c, 400, "Empty header field name");
+	for (size_t i = 0; i < r->hname.len; i++)
+		if (!tchar((unsigned char)r->hname.p[i]))
+			return head_fail(c, 400, "Invalid character in a header "
+					 "field name");
+	/* optional whitespace after the value is not part of it */
+	while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		v[--vlen] = '\0';
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return head_fail(c, 400, "Invalid character in a header "
+					 "field value");
+	}
+	if (!gl_utf8_valid(v, vlen, 1))
+		return head_fail(c, 400, "A header field value is not valid "
+				 "UTF-8");
+	if (++r->nheaders > c->srv->lim.max_headers)
+		return head_fail(c, 431, "Too many header fields");
+	if (!strcasecmp(r->hname.p, "content-length")) {
 		r->n_content_length++;
-	else if (!strcasecmp(r->hname.p, "transfer-encoding")) {
+		r->cl_value = parse_cl(v);
+	} else if (!strcasecmp(r->hname.p, "transfer-encoding")) {
 		r->n_transfer_encoding++;
-		if (strcasecmp(r->hval.p ? r->hval.p : "", "chunked") != 0)
+		if (strcasecmp(v, "chunked") != 0)
 			r->bad_te = 1;
+	} else if (!strcasecmp(r->hname.p, "host")) {
+		r->n_host++;
+		if (!host_valid(v))
+			return head_fail(c, 400, "Invalid Host header");
 	}
-	if (evhttp_add_header(&r->headers, r->hname.p,
-			      r->hval.p ? r->hval.p : "") < 0) {
-		c->head_status = 400;
-		c->head_msg = "Invalid header value";
-		return -1;
-	}
+	if (evhttp_add_header(&r->headers, r->hname.p, v) < 0)
+		return head_fail(c, 400, "Invalid header value");
 	sbuf_reset(&r->hname);
 	sbuf_reset(&r->hval);
-	r->in_value = 0;
 	return 0;
 }
 
@@ -778,6 +1031,7 @@ static int on_headers_complete(http_parser *p)
 
 	if (r->in_value && header_done(c) < 0)
 		return -1;
+	r->head_done = 1;
 	evtimer_del(c->head_timer);
 	r->method = p->method;
 	r->http_major = p->http_major;
@@ -788,36 +1042,47 @@ static int on_headers_complete(http_parser *p)
 	r->has_body = r->chunked || r->content_length > 0;
 	r->keepalive = http_should_keep_alive(p) && c->srv->lim.keepalive;
 
+	if (p->http_major != 1)
+		return head_fail(c, 505, "HTTP version not supported");
 	/* framing that could smuggle a second request past a proxy */
-	if (r->n_content_length > 1) {
-		c->head_status = 400;
-		c->head_msg = "Duplicate Content-Length";
-		return -1;
+	if (r->n_content_length > 1)
+		return head_fail(c, 400, "Duplicate Content-Length");
+	if (r->n_content_length && r->n_transfer_encoding)
+		return head_fail(c, 400, "Both Content-Length and "
+				 "Transfer-Encoding");
+	if (r->n_transfer_encoding > 1 || r->bad_te)
+		return head_fail(c, 400, "Unsupported Transfer-Encoding");
+	/* the parser's reading of the framing and ours must agree (it takes
+	 * some names that are not Transfer-Encoding for it) */
+	if ((r->n_transfer_encoding != 0) != (r->chunked != 0) ||
+	    (r->n_transfer_encoding != 0) != (p->uses_transfer_encoding != 0) ||
+	    (r->n_content_length && r->cl_value != r->content_length))
+		return head_fail(c, 400, "Invalid message framing");
+	if (r->n_host > 1)
+		return head_fail(c, 400, "Duplicate Host header");
+	if (!r->n_host && p->http_minor >= 1)
+		return head_fail(c, 400, "Missing Host header");
+	/* RFC 9112 6.1: HTTP/1.0 with Transfer-Encoding is faulty framing:
+	 * serve it, then close */
+	if (r->chunked && p->http_minor == 0) {
+		r->keepalive = 0;
+		c->close_after = 1;
 	}
-	if (r->n_content_length && r->n_transfer_encoding) {
-		c->head_status = 400;
-		c->head_msg = "Both Content-Length and Transfer-Encoding";
-		return -1;
-	}
-	if (r->n_transfer_encoding > 1 || r->bad_te) {
-		c->head_status = 400;
-		c->head_msg = "Unsupported Transfer-Encoding";
-		return -1;
+	/* a URI is ASCII (RFC 3986 2); other bytes come percent-encoded */
+	for (size_t i = 0; i < r->target.len; i++) {
+		unsigned char ch = (unsigned char)r->target.p[i];
+		if (ch <= 0x20 || ch >= 0x7f)
+			return head_fail(c, 400, "Invalid character in the "
+					 "request target");
 	}
 	if (split_target(r) < 0)
 		return -1;
-	if (r->path[0] != '/') {
-		c->head_status = 400;
-		c->head_msg = "Invalid request target";
-		return -1;
-	}
+	if (r->path[0] != '/')
+		return head_fail(c, 400, "Invalid request target");
 	expect = evhttp_find_header(&r->headers, "Expect");
 	if (expect) {
-		if (strcasecmp(expect, "100-continue") != 0) {
-			c->head_status = 417;
-			c->head_msg = "Unsupported expectation";
-			return -1;
-		}
+		if (strcasecmp(expect, "100-continue") != 0)
+			return head_fail(c, 417, "Unsupported expectation");
 		if (r->http_major == 1 && r->http_minor >= 1 && r->has_body)
 			r->expect_continue = 1;
 	}
@@ -879,6 +1144,7 @@ static int on_message_complete(http_parser *p)
 	gl_http_req *r = c->req;
 
 	r->msg_done = 1;
+	c->msg_boundary = 1;
 	if (r->body_accepted && !r->body_aborted && r->on_done &&
 	    r->resp == RESP_NONE)
 		r->on_done(r, r->body_arg);
@@ -899,6 +1165,59 @@ static const http_parser_settings parser_settings = {
 
 /* ---- the parse loop ------------------------------------------------------- */
 
+/* The raw head, line by line, for what http-parser lets through: a CR not
+ * followed by LF, obs-fold (a line starting with whitespace, RFC 9112 5.2),
+ * whitespace between the request line and the first field (2.2). A lone
+ * LF ends a line (2.2 allows it). Leading empty lines are skipped, as the
+ * parser does. Body and trailers are not scanned. */
+enum { SC_START, SC_LINE, SC_CR, SC_BOL, SC_BOL_CR, SC_BODY };
+
+static const char *head_scan(struct conn *c, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && c->scan_state != SC_BODY; i++) {
+		char ch = p[i];
+
+		switch (c->scan_state) {
+		case SC_START:
+			if (ch != '\r' && ch != '\n') {
+				c->scan_state = SC_LINE;
+				c->scan_lines = 0;
+			}
+			break;
+		case SC_LINE:
+			if (ch == '\r')
+				c->scan_state = SC_CR;
+			else if (ch == '\n')
+				c->scan_state = SC_BOL;
+			break;
+		case SC_CR:
+		case SC_BOL_CR:
+			if (ch != '\n')
+				return "Bare CR in the request head";
+			c->scan_state = c->scan_state == SC_CR ? SC_BOL
+							       : SC_BODY;
+			break;
+		case SC_BOL:
+			if (ch == '\r') {
+				c->scan_state = SC_BOL_CR;
+			} else if (ch == '\n') {
+				c->scan_state = SC_BODY;
+			} else if (ch == ' ' || ch == '\t') {
+				return c->scan_lines == 0
+					       ? "Whitespace before the first "
+						 "header field"
+					       : "Obsolete line folding in a "
+						 "header field";
+			} else {
+				c->scan_state = SC_LINE;
+				c->scan_lines++;
+			}
+			break;
+		}
+	}
+	return NULL;
+}
+
 static void parse_error(struct conn *c, enum http_errno e)
 {
 	int status = 400;
@@ -908,6 +1227,14 @@ static void parse_error(struct conn *c, enum http_errno e)
 	if (c->head_status) {
 		status = c->head_status;
 		msg = c->head_msg;
+	} else if (r && r->head_done && r->chunked &&
+		   (e == HPE_HEADER_OVERFLOW || e == HPE_INVALID_CONTENT_LENGTH ||
+		    e == HPE_INVALID_CHUNK_SIZE)) {
+		/* the parser counts a chunk-size line (extensions included)
+		 * like a head, and its size like a Content-Length */
+		msg = e == HPE_HEADER_OVERFLOW
+			      ? "Chunk-size line or trailer section too long"
+			      : "Invalid chunk size";
 	} else if (e == HPE_INVALID_METHOD) {
 		status = 501;
 		msg = "Unknown request method";
@@ -924,6 +1251,7 @@ static void parse_error(struct conn *c, enum http_errno e)
 	c->stop_parse = 1;
 	c->close_after = 1;
 	c->unread = 1;
+	idle_leave(c);
 	if (!r) {
 		r = c->req = req_new(c);
 		if (!r) {
@@ -934,8 +1262,10 @@ static void parse_error(struct conn *c, enum http_errno e)
 	}
 	evtimer_del(c->head_timer);
 	if (r->resp == RESP_NONE) {
-		if (r->body_accepted && r->on_close) {
-			/* the handler was streaming this body: it is broken */
+		if (r->head_done && r->on_close) {
+			/* dispatched: the handler holds the request (a body it
+			 * streams, or a reply it will send later); as when the
+			 * connection dies, this is its last contact */
 			gl_http_done_fn fn = r->on_close;
 			r->on_close = NULL;
 			fn(r, r->close_arg);
@@ -954,6 +1284,8 @@ static void conn_finish_req(struct conn *c)
 	c->req = NULL;
 	if (c->close_after || c->srv->shutting_down)
 		conn_close_when_flushed(c);
+	else
+		idle_enter(c); /* until the next request's first byte */
 }
 
 static int req_complete(const struct conn *c)
@@ -985,9 +1317,28 @@ static void conn_parse(struct conn *c)
 			return; /* waiting for the handler */
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
+		if (c->scanned < v.iov_len) {
+			const char *bad = head_scan(c,
+						    (char *)v.iov_base + c->scanned,
+						    v.iov_len - c->scanned);
+			c->scanned = v.iov_len;
+			if (bad) {
+				c->head_status = 400;
+				c->head_msg = bad;
+				parse_error(c, HPE_UNKNOWN);
+				continue;
+			}
+		}
 		got = http_parser_execute(&c->parser, &parser_settings,
 					  v.iov_base, v.iov_len);
 		evbuffer_drain(in, got);
+		c->scanned = c->scanned > got ? c->scanned - got : 0;
+		if (c->msg_boundary) {
+			/* what follows is the next request's head */
+			c->msg_boundary = 0;
+			c->scan_state = SC_START;
+			c->scanned = 0;
+		}
 		e = HTTP_PARSER_ERRNO(&c->parser);
 		if (e == HPE_PAUSED) {
 			http_parser_pause(&c->parser, 0);
@@ -1025,12 +1376,17 @@ static void conn_kick(struct conn *c)
 	event_active(c->kick, EV_TIMEOUT, 0);
 }
 
+/* Armed at accept (first_byte_timeout) and at each request's first byte
+ * (header_timeout); the head completing disarms it. */
 static void head_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 
 	conn_enter(c);
-	if (c->req && c->req->resp == RESP_NONE && !c->req->msg_done) {
+	if (!c->req && !c->closing) {
+		/* not a byte since accept: nothing to answer */
+		conn_kill(c);
+	} else if (c->req && c->req->resp == RESP_NONE && !c->req->msg_done) {
 		c->head_status = 408;
 		c->head_msg = "Request head not received in time";
 		parse_error(c, HPE_UNKNOWN);
@@ -1112,46 +1468,66 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
-		      struct sockaddr *sa, int salen, void *arg)
+/* Over a cap with no idle connection to give way: say so and close,
+ * instead of leaving the client hanging in the accept queue. */
+static void conn_refuse(struct conn *c, const char *why)
 {
-	gl_http_server *s = arg;
+	gl_http_server *s = c->srv;
+	time_t now = time(NULL);
+
+	s->refused++;
+	if (now != s->refuse_logged) {
+		gl_warn("http: %s: refused %d connection(s), the last from %s",
+			why, s->refused, c->peer_name);
+		s->refuse_logged = now;
+		s->refused = 0;
+	}
+	conn_enter(c);
+	c->head_status = 503;
+	c->head_msg = "Too many connections";
+	parse_error(c, HPE_UNKNOWN);
+	conn_leave(c);
+}
+
+void gl_http_server_adopt(gl_http_server *s, struct bufferevent *bev,
+			  const struct sockaddr *sa)
+{
 	struct conn *c;
 	struct timeval tv = { s->lim.client_timeout, 0 };
-	int one = 1;
+	struct timeval fb = { s->lim.first_byte_timeout, 0 };
 
 	c = calloc(1, sizeof *c);
 	if (!c) {
-		close(fd);
+		bufferevent_free(bev);
 		return;
 	}
 	c->srv = s;
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bev;
 	c->kick = event_new(s->base, -1, 0, kick_cb, c);
 	c->head_timer = evtimer_new(s->base, head_timer_cb, c);
-	if (!c->bev || !c->kick || !c->head_timer) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
+	c->peer = peer_get(s, sa);
+	if (!c->kick || !c->head_timer || !c->peer) {
+		bufferevent_free(bev);
 		if (c->kick)
 			event_free(c->kick);
 		if (c->head_timer)
 			event_free(c->head_timer);
+		peer_put(c->peer);
 		free(c);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, c->peer, sizeof c->peer);
+	if (sa && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, c->peer_name,
+			  sizeof c->peer_name);
 		c->peer_port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, c->peer, sizeof c->peer);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, c->peer_name,
+			  sizeof c->peer_name);
 		c->peer_port = ntohs(in6->sin6_port);
 	} else {
-		snprintf(c->peer, sizeof c->peer, "local");
+		snprintf(c->peer_name, sizeof c->peer_name, "local");
 	}
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
@@ -1165,28 +1541,36 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
-	if (s->lim.max_conns > 0 && s->nconns > s->lim.max_conns) {
-		/* over the cap: say so and close, instead of leaving the
-		 * client hanging in the accept queue */
-		static const char body[] =
-			"{\"code\": 503, \"title\": \"Service Unavailable\", "
-			"\"explanation\": \"Too many connections.\", "
-			"\"error\": {\"message\": \"Too many connections\", "
-			"\"type\": \"ServiceUnavailable\"}}";
-		evbuffer_add_printf(bufferevent_get_output(c->bev),
-				    "HTTP/1.1 503 Service Unavailable\r\n"
-				    "Content-Type: application/json\r\n"
-				    "Connection: close\r\n"
-				    "Content-Length: %zu\r\n\r\n%s",
-				    sizeof body - 1, body);
-		c->unread = 1;
-		gl_warn("http: connection cap %d reached, refusing %s",
-			s->lim.max_conns, c->peer);
-		c->stop_parse = 1;
-		conn_enter(c);
-		conn_close_when_flushed(c);
-		conn_leave(c);
+	/* at a cap, the longest idle connection gives way */
+	if (s->lim.max_conns > 0 && s->nconns > s->lim.max_conns &&
+	    !evict_idle(s, NULL)) {
+		conn_refuse(c, "connection cap reached");
+		return;
 	}
+	if (s->lim.max_conns_per_client > 0 &&
+	    c->peer->nconns > s->lim.max_conns_per_client &&
+	    !evict_idle(s, c->peer)) {
+		conn_refuse(c, "per-client connection cap reached");
+		return;
+	}
+	idle_enter(c);
+	evtimer_add(c->head_timer, &fb);
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+		      struct sockaddr *sa, int salen, void *arg)
+{
+	gl_http_server *s = arg;
+	struct bufferevent *bev;
+	int one = 1;
+
+	bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	gl_http_server_adopt(s, bev, sa);
 }
 
 static void accept_error_cb(struct evconnlistener *lis, void *arg)
@@ -1210,6 +1594,9 @@ gl_http_server *gl_http_server_new(struct event_base *base,
 	s->on_error = on_error;
 	s->arg = arg;
 	TAILQ_INIT(&s->conns);
+	TAILQ_INIT(&s->idle);
+	for (int i = 0; i < PEER_BUCKETS; i++)
+		LIST_INIT(&s->peers[i]);
 	return s;
 }
 

@@ -11,6 +11,22 @@
  * the input buffer until the previous response is complete, so responses go
  * out in order and memory stays bounded (read high-water mark).
  *
+ * The head is held to RFC 9112 where a lenient reading could let a request
+ * mean one thing here and another to a proxy in front: obs-fold, bare CR,
+ * whitespace in or before a field name, characters outside the token set,
+ * a value that is not UTF-8, a missing or repeated Host, CL/TE ambiguity,
+ * HTTP major versions other than 1 are all refused with a 4xx/505 (and the
+ * connection closed); an HTTP/1.0 request with Transfer-Encoding is served
+ * and the connection closed after it (RFC 9112 6.1). Trailer fields are
+ * read (counted against the head limits) and dropped.
+ *
+ * Connection slots: a connection must send its first byte within
+ * first_byte_timeout of accept or it is closed; connections with no request
+ * in progress (fresh or keep-alive) are idle and give their slot to a new
+ * connection when the server (max_conns) or the client's address
+ * (max_conns_per_client; IPv6 per /64) is at its cap, oldest idle first;
+ * only when no idle one can go is the new connection refused with 503.
+ *
  * Contract for the dispatch callback: for a request with a body it must,
  * before returning, either reply (the body is then discarded, or the
  * connection closed if the body is large) or accept the body with
@@ -30,8 +46,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+
+struct sockaddr;
 
 typedef struct gl_http_server gl_http_server;
 typedef struct gl_http_req gl_http_req;
@@ -40,10 +59,13 @@ typedef struct gl_http_limits {
 	size_t max_header_line; /* one header line, name + value (16384) */
 	size_t max_header_size; /* the whole request head (65536) */
 	size_t max_url;         /* the request target (16384) */
+	int max_headers;        /* header fields in one head (100) */
 	int client_timeout;     /* s of silence allowed while reading/writing */
 	int header_timeout;     /* s allowed for one request head to arrive */
+	int first_byte_timeout; /* s from accept to the first byte (10) */
 	int keepalive;          /* 0: close after every response */
-	int max_conns;          /* over this, new connections get 503 */
+	int max_conns;          /* over this, idle ones yield, else 503 */
+	int max_conns_per_client; /* same, per client address; 0: no cap */
 	size_t max_discard;     /* body bytes skipped after an early reply */
 } gl_http_limits;
 
@@ -63,6 +85,11 @@ gl_http_server *gl_http_server_new(struct event_base *base,
  * Returns 0 or -1 with a message in err. */
 int gl_http_server_listen(gl_http_server *s, const char *host, int port,
 			  int reuseport, char *err, size_t errlen);
+/* Serve a connection that already exists as a bufferevent (the server
+ * takes it over and frees it); sa is the peer (NULL: "local"). Tests and
+ * the fuzz harness feed one end of a bufferevent pair through this. */
+void gl_http_server_adopt(gl_http_server *s, struct bufferevent *bev,
+			  const struct sockaddr *sa);
 /* Port actually bound (useful with port 0). */
 int gl_http_server_port(const gl_http_server *s);
 /* Stop accepting, close idle connections, and call done(arg) once no
@@ -114,10 +141,16 @@ int64_t gl_http_body_received(const gl_http_req *r);
 void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg);
 
 /* ---- the response ----------------------------------------------------------
- * Headers added before the reply starts. Content-Length / Transfer-Encoding,
- * Connection and Date are written by this unit. HEAD requests get the
- * headers of the would-be response and no body. */
-void gl_http_add_header(gl_http_req *r, const char *name, const char *value);
+ * Headers are set before the reply starts; this is the one place that
+ * decides them: a name set again (in any letter case) replaces the earlier
+ * value, so no response repeats a header. Content-Length /
+ * Transfer-Encoding, Connection and Date are written by this unit alone
+ * (a handler's are dropped). HEAD requests get the headers of the would-be
+ * response and no body. */
+void gl_http_set_header(gl_http_req *r, const char *name, const char *value);
+/* Drop every header set so far except the names listed (NULL-terminated),
+ * e.g. before an error reply replaces a response under way. */
+void gl_http_keep_headers(gl_http_req *r, const char *const *names);
 int gl_http_replied(const gl_http_req *r);
 
 /* Whole response from memory (copied). */

@@ -55,7 +55,15 @@ json_t *gl_jpointer_split(const char *ptr, gl_err *err)
 			}
 		}
 		*o = '\0';
-		json_array_append_new(toks, json_string(tok));
+		/* a token that is not a JSON string would drop out of the
+		 * list and the pointer would name its parent */
+		if (json_array_append_new(toks, json_string(tok)) < 0) {
+			free(tok);
+			json_decref(toks);
+			gl_fail(err, 400, "BadRequest",
+				"Invalid JSON pointer '%s'", ptr);
+			return NULL;
+		}
 		free(tok);
 		p = start + n;
 	}

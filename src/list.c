@@ -135,7 +135,7 @@ static json_t *split_values(const char *v, gl_err *err)
 			}
 		}
 		buf[o] = '\0';
-		json_array_append_new(out, json_string(buf));
+		json_array_append_new(out, gl_json_text(buf));
 		if (i >= n)
 			break;
 		i++; /* comma */
@@ -167,6 +167,10 @@ static int add_values(gl_engine *e, gl_types *ts, const gl_type *t,
 			return -1;
 	} else {
 		raw = json_pack("[s]", value);
+		if (!raw)
+			return gl_fail(err, 400, "BadRequest",
+				       "Filter value of '%s' is not valid text",
+				       f->name);
 	}
 	flt->values = json_array();
 	if (kind == GK_VERSION)
@@ -188,7 +192,7 @@ static int add_values(gl_engine *e, gl_types *ts, const gl_type *t,
 		}
 		if (flt->op == GL_OP_LIKE) {
 			/* patterns are not values: no coercion */
-			json_array_append_new(flt->values, json_string(s));
+			json_array_append_new(flt->values, gl_json_text(s));
 			continue;
 		}
 		if (gl_types_coerce_filter(ts, t, f->name, s, element, &c,
@@ -311,7 +315,10 @@ static int add_filter(gl_engine *e, gl_types *ts, const gl_type *t,
 		flt->values = op == GL_OP_IN ? split_values(val, err)
 					     : json_pack("[s]", val);
 		if (!flt->values)
-			return -1;
+			return err->status ? -1
+					   : gl_fail(err, 400, "BadRequest",
+						     "Filter value of '%s' is "
+						     "not valid text", f->name);
 		q->nfilters++;
 		return 0;
 	} else if (f->kind == GK_LIST) {
@@ -474,9 +481,9 @@ static json_t *link(const char *type, const gl_kv *qp, int nq,
 		free(en);
 		free(ev);
 	}
-	j = json_string(buf);
+	j = gl_json_text(buf);
 	free(buf);
-	return j ? j : json_null();
+	return j;
 }
 
 int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
@@ -562,6 +569,10 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 			 "artifacts", arts, "first",
 			 link(t->name, query, nquery, NULL), "schema",
 			 "/schemas/", t->name, "total_count", (json_int_t)total);
+	if (!*out) {
+		gl_fail(err, 500, NULL, "the listing could not be built");
+		goto out;
+	}
 	if (json_array_size(page) > 0 && (int64_t)json_array_size(page) == limit) {
 		json_t *last = json_array_get(page, json_array_size(page) - 1);
 		json_object_set_new(*out, "next",

@@ -15,6 +15,8 @@ static void push(lua_State *L, const gl_ljson *lj, const json_t *j, int depth)
 	if (depth > GL_LJSON_MAX_DEPTH)
 		luaL_error(L, "value nested deeper than %d levels",
 			   GL_LJSON_MAX_DEPTH);
+	if (!j) /* a constructor failed upstream: refuse, never crash */
+		luaL_error(L, "a value could not be built");
 	luaL_checkstack(L, 4, "converting a value");
 	switch (json_typeof(j)) {
 	case JSON_NULL:

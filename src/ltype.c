@@ -904,6 +904,9 @@ int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
 		*af_out = NULL;
 	if (!(t->hooks & (1u << h)))
 		return 0;
+	if (!ctx || !af)
+		return gl_fail(err, 500, NULL, "the arguments of hook %s of %s "
+			       "could not be built", hook_names[h], t->name);
 	snprintf(what, sizeof what, "hook %s of %s", hook_names[h], t->name);
 	rc = run(&c, ts->hook_budget, err, what);
 	if (rc < 0) {
@@ -937,6 +940,9 @@ int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
 		return 0;
 	/* p_hook adds read() to the blob table while read_path is set */
 	args = json_pack("[s, s?, O]", field, key, blob);
+	if (!args)
+		return gl_fail(err, 500, NULL, "the arguments of hook pre_upload "
+			       "of %s could not be built", t->name);
 	ts->read_path = path;
 	ts->read_left = max_read;
 	ts->read_end = readable;
@@ -990,9 +996,13 @@ int gl_types_select_location(gl_types *ts, const gl_type *t,
 {
 	pcall_ctx c = { .ts = ts, .fn = p_select, .t = t, .s1 = field,
 			.j1 = ctx, .j2 = af, .j3 = request };
-	int rc = run(&c, ts->hook_budget, err, "select_location");
+	int rc;
 
 	*key = NULL;
+	if (!ctx || !af || !request)
+		return gl_fail(err, 500, NULL, "the arguments of "
+			       "select_location could not be built");
+	rc = run(&c, ts->hook_budget, err, "select_location");
 	if (rc < 0) {
 		err->status = 400;
 		return -1;

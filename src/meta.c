@@ -132,6 +132,11 @@ int gl_meta_used_bytes(gl_meta *m, const char *owner, const char *type_name,
 int gl_meta_blob_set(gl_meta *m, const char *artifact_id, const char *field,
 		     const char *key, const json_t *blob, gl_err *err)
 {
+	/* a record that failed to build (NULL) must not read as "no blob":
+	 * only JSON null deletes */
+	if (!blob)
+		return gl_fail(err, 500, NULL, "the record of blob %s could not "
+			       "be built", field);
 	return m->ops->blob_set(m, artifact_id, field, key, blob, err);
 }
 

@@ -818,7 +818,11 @@ static void rule_put(gl_policy *p, char *name, struct node *root)
 	p->n++;
 }
 
-/* Spec §3.6, as in glare/common/policy.py. */
+/* Spec §3.6, as in glare/common/policy.py, with one deliberate difference:
+ * upload, set_location and delete_blob also carry the update_public clause
+ * of artifact:update, so the content of a public artifact (a mutable blob
+ * of it) changes only by an admin's hand, like its fields. A policy file
+ * setting these three to "rule:admin_or_owner" restores Glare's rules. */
 static const struct {
 	const char *name, *rule;
 } defaults[] = {
@@ -848,16 +852,19 @@ static const struct {
 	{ "artifact:delete",
 	  "rule:admin_or_owner and rule:artifact:delete_public "
 	  "and rule:artifact:delete_deactivated" },
-	{ "artifact:set_location", "rule:admin_or_owner" },
+	{ "artifact:set_location",
+	  "rule:admin_or_owner and rule:artifact:update_public" },
 	{ "artifact:set_internal_location", "rule:context_is_admin" },
-	{ "artifact:upload", "rule:admin_or_owner" },
+	{ "artifact:upload",
+	  "rule:admin_or_owner and rule:artifact:update_public" },
 	{ "artifact:download_deactivated",
 	  "'deactivated':%(status)s and rule:context_is_admin "
 	  "or not 'deactivated':%(status)s" },
 	{ "artifact:download",
 	  "rule:admin_or_owner and rule:artifact:download_deactivated" },
 	{ "artifact:download_from_any_artifact", "rule:context_is_admin" },
-	{ "artifact:delete_blob", "rule:admin_or_owner" },
+	{ "artifact:delete_blob",
+	  "rule:admin_or_owner and rule:artifact:update_public" },
 	{ "artifact:set_quotas", "rule:context_is_admin" },
 	{ "artifact:list_all_quotas", "rule:context_is_admin" },
 	{ "artifact:list_project_quotas",

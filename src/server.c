@@ -141,8 +141,10 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	lim.max_header_size = (size_t)conf->max_header_size;
 	lim.client_timeout = conf->client_socket_timeout;
 	lim.header_timeout = conf->header_timeout;
+	lim.first_byte_timeout = conf->first_byte_timeout;
 	lim.keepalive = conf->http_keepalive;
 	lim.max_conns = conf->max_connections;
+	lim.max_conns_per_client = conf->max_connections_per_client;
 	w.http = gl_http_server_new(w.app.base, &lim, gl_api_dispatch,
 				    gl_api_http_error, &w.app);
 	if (w.http)

@@ -268,8 +268,8 @@ static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
 		u->s3_ready = 1;
 		u->s3id = strdup(upload_id);
 		/* the id is what recovery needs to abort the parts */
-		if (touch_record(u, "s3_upload_id", json_string(upload_id),
-				 "location", json_string(u->s3key), &e2) < 0)
+		if (touch_record(u, "s3_upload_id", gl_json_text(upload_id),
+				 "location", gl_json_text(u->s3key), &e2) < 0)
 			s3_fail(u, &e2);
 	}
 	if (u->finishing)
@@ -373,7 +373,7 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 		gl_uuid4(uuid);
 		if (asprintf(&u->s3key, "objects/%s", uuid) < 0)
 			u->s3key = NULL;
-		json_object_set_new(rec, "location", json_string(u->s3key));
+		json_object_set_new(rec, "location", gl_json_text(u->s3key));
 	}
 	if (u->prev)
 		json_object_set(rec, "prev", u->prev);
@@ -602,7 +602,7 @@ static void commit(gl_upload *u, const char *location)
 	json_decref(fresh);
 	fresh = NULL;
 	if (gl_meta_get(e->meta, t, u->id, &fresh, &err) == 0) {
-		args = json_pack("[s, s?]", u->field, u->key);
+		args = gl_engine_blob_args(u->field, u->key, NULL);
 		if (gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
 				   fresh, args, NULL, &err) == 0)
 			af = gl_engine_output(e, u->tg.af.ts, t, fresh);
@@ -743,7 +743,7 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 			goto fail;
 		/* note which object this upload becomes, so a crash between
 		 * the rename and the commit leaves a trace to clean up */
-		sha = json_string(u->h.sha256);
+		sha = gl_json_text(u->h.sha256);
 		if (touch_record(u, "pending", sha, NULL, NULL, err) < 0)
 			goto fail;
 	}

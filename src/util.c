@@ -219,6 +219,38 @@ void gl_media_type(const char *ct, char *out, size_t len)
 	out[n] = '\0';
 }
 
+json_t *gl_json_text(const char *s)
+{
+	json_t *j;
+	gl_sb b = { 0 };
+	size_t n, i = 0;
+
+	if (!s)
+		return json_null();
+	n = strlen(s);
+	j = json_stringn(s, n);
+	if (j)
+		return j;
+	/* replace each byte that does not start a valid sequence */
+	while (i < n) {
+		size_t k = 1;
+		while (k <= 4 && i + k <= n && !gl_utf8_valid(s + i, k, 1))
+			k++;
+		if (k <= 4 && i + k <= n) {
+			gl_sb_addn(&b, s + i, k);
+			i += k;
+		} else {
+			gl_sb_add(&b, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	j = json_stringn(b.p ? b.p : "", b.len);
+	gl_sb_free(&b);
+	if (!j)
+		gl_oom();
+	return j;
+}
+
 int gl_utf8_valid(const char *str, size_t len, int allow_4byte)
 {
 	const unsigned char *s = (const unsigned char *)str;

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 /* Random (version 4) UUID, lower-case canonical form, 36 chars + NUL. */
 void gl_uuid4(char out[37]);
 /* 1 if s is a canonical or upper-case 8-4-4-4-12 hex UUID. */
@@ -44,6 +46,14 @@ int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
 
 /* n bytes as 2n lower-case hex digits and a NUL into out. */
 void gl_hex(const unsigned char *b, size_t n, char *out);
+
+/* A JSON string of s that cannot fail: bytes that are not UTF-8 become
+ * U+FFFD (jansson's json_string returns NULL for them, and a NULL that
+ * reaches a record or a Lua call loses data or crashes); NULL s gives JSON
+ * null. Aborts when out of memory, like gl_xmalloc. For text that is not
+ * the client's to get exactly back (messages, derived values); values from
+ * a request are validated at the edge instead. */
+json_t *gl_json_text(const char *s);
 
 /* 1 if r is a byte range as a Range header and CURLOPT_RANGE take it
  * (without "bytes="): "a-b", "a-" or "-n" with decimal numbers. */

@@ -339,10 +339,12 @@ USER1 = "user1:project1:member"
 USER2 = "user2:project2:member"
 
 
-def raw(port, data, timeout=5, shut=False, read_until_close=True):
-    """Send raw bytes, return everything read until the server closes or
-    the timeout passes."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def raw(port, data, timeout=5, shut=False, read_until_close=True,
+        source="127.0.0.1"):
+    """Send raw bytes (from the loopback address source), return everything
+    read until the server closes or the timeout passes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                 source_address=(source, 0))
     try:
         if isinstance(data, str):
             data = data.encode()

@@ -51,7 +51,7 @@ def test_http10_closes_by_default(server):
 
 
 def test_header_line_too_long_431(server):
-    out = raw(server.port, "GET /healthcheck HTTP/1.1\r\nX-Big: " +
+    out = raw(server.port, "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-Big: " +
               "a" * 17000 + "\r\n\r\n")
     assert status_of(out) == 431
     body = json.loads(out.split(b"\r\n\r\n", 1)[1])
@@ -60,14 +60,15 @@ def test_header_line_too_long_431(server):
 
 def test_header_line_at_limit_ok(server):
     # name + value up to 16384 bytes is accepted
-    out = raw(server.port, "GET /healthcheck HTTP/1.1\r\nX-Big: " +
+    out = raw(server.port, "GET /healthcheck HTTP/1.1\r\nHost: x\r\nX-Big: " +
               "a" * 16000 + "\r\nConnection: close\r\n\r\n")
     assert status_of(out) == 200
 
 
 def test_total_headers_too_large_431(server):
     hdrs = "".join("X-H%d: %s\r\n" % (i, "b" * 8000) for i in range(10))
-    out = raw(server.port, "GET /healthcheck HTTP/1.1\r\n" + hdrs + "\r\n")
+    out = raw(server.port, "GET /healthcheck HTTP/1.1\r\nHost: x\r\n" + hdrs +
+              "\r\n")
     assert status_of(out) == 431
 
 
@@ -256,15 +257,20 @@ def test_keepalive_off_closes_after_response(make_server):
 
 
 def test_connection_cap_503(make_server):
+    """Busy connections (a head on its way) hold their slots: the next one
+    gets 503. Idle ones give way instead (test_12_wire)."""
     s = make_server({"max_connections": 2})
     held = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
+    for c in held:
+        c.sendall(b"GET /healthcheck HTTP/1.1\r\n")
     time.sleep(0.2)
     out = raw(s.port, "GET /healthcheck HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(out) == 503
     for c in held:
         c.close()
     time.sleep(0.2)
-    out = raw(s.port, "GET /healthcheck HTTP/1.1\r\nConnection: close\r\n\r\n")
+    out = raw(s.port, "GET /healthcheck HTTP/1.1\r\nHost: x\r\n"
+              "Connection: close\r\n\r\n")
     assert status_of(out) == 200
 
 

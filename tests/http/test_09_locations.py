@@ -217,6 +217,7 @@ def test_redirects(gs, fx):
     "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
     "240.0.0.1", "2130706434", "[::ffff:127.0.0.2]", "[::ffff:10.0.0.1]",
     "[64:ff9b::a00:1]", "[2002:a00:1::1]", "[fc00::1]", "[fe80::1]",
+    "[::ffff:0:7f00:2]", "[::5efe:7f00:2]", "[2a00:1450::200:5efe:a00:1]",
     "198.18.0.1"])
 def test_refused_address_forms(gs, fx, host):
     af = new(gs)
@@ -261,6 +262,65 @@ def test_location_policy(gs, fx):
     af = new(gs)
     r = add_loc(gs, af, "blob", {"url": fx.url + "/data/1"}, token=USER2)
     assert r.status_code == 404
+
+
+def published_with_blobs(s, fx):
+    """A public artifact of USER1 with an external "blob" and an uploaded
+    mutable "small_blob"."""
+    af = new(s, string_required="x")
+    assert add_loc(s, af, "blob", {"url": fx.url + "/data/40"}).status_code \
+        == 200
+    assert s.put("%s/%s/small_blob" % (SA, af["id"]), data=b"v1",
+                 headers={"Content-Type": "application/octet-stream"}
+                 ).status_code == 200
+    url = "%s/%s" % (SA, af["id"])
+    assert s.patch(url, [{"op": "replace", "path": "/status",
+                          "value": "active"}]).status_code == 200
+    r = s.patch(url, [{"op": "replace", "path": "/visibility",
+                       "value": "public"}], token=ADMIN)
+    assert r.status_code == 200, r.text
+    return af
+
+
+def blob_ops(s, fx, af, token):
+    """Statuses of: replace the mutable small_blob, delete the external
+    blob, set a new location on it."""
+    base = "%s/%s" % (SA, af["id"])
+    up = s.put(base + "/small_blob", data=b"v2", token=token,
+               headers={"Content-Type": "application/octet-stream"})
+    de = s.delete(base + "/blob", token=token)
+    lo = add_loc(s, af, "blob", {"url": fx.url + "/data/41"}, token=token)
+    return up, de, lo
+
+
+def test_public_blobs_change_only_by_admin(gs, fx):
+    """Glared's deliberate difference from Glare: upload, set_location and
+    delete_blob carry artifact:update_public, so the owner (a member)
+    cannot change the content of their public artifact; an admin can."""
+    af = published_with_blobs(gs, fx)
+    for r in blob_ops(gs, fx, af, USER1):
+        assert r.status_code == 403, r.text
+        assert "Policy check for artifact:" in msg(r)
+    got = gs.get("%s/%s/small_blob" % (SA, af["id"]))
+    assert got.content == b"v1"
+    up, de, lo = blob_ops(gs, fx, af, ADMIN)
+    assert (up.status_code, de.status_code, lo.status_code) == (200, 200, 200)
+    assert gs.get("%s/%s/small_blob" % (SA, af["id"])).content == b"v2"
+
+
+def test_policy_file_restores_glare_blob_rules(make_server, fx, tmp_path):
+    pol = tmp_path / "policy.yaml"
+    pol.write_text("artifact:upload: rule:admin_or_owner\n"
+                   "artifact:set_location: rule:admin_or_owner\n"
+                   "artifact:delete_blob: rule:admin_or_owner\n")
+    s = make_server({"oslo_policy.policy_file": str(pol),
+                     "external_location_allowed_networks": "127.0.0.1/32"})
+    af = published_with_blobs(s, fx)
+    up, de, lo = blob_ops(s, fx, af, USER1)
+    assert (up.status_code, de.status_code, lo.status_code) == (200, 200, 200)
+    # another member still cannot
+    for r in blob_ops(s, fx, af, USER2):
+        assert r.status_code in (403, 404), r.text
 
 
 def test_trust_mode_keeps_glare_behaviour(gs, fx):

@@ -823,7 +823,7 @@ UNIT_TEST(counters_exact)
 	CHECK(gl_meta_used_bytes(f.m, "p1", NULL, &n, &f.err) == 0);
 	CHECK_INT(n, 120 + 3 + 4 + 9);
 	CHECK(gl_meta_blob_delete(f.m, "c1", "folder1", "x", &f.err) == 0);
-	CHECK(gl_meta_blob_set(f.m, "c1", "folder1", "y", NULL, &f.err) == 0);
+	CHECK(gl_meta_blob_delete(f.m, "c1", "folder1", "y", &f.err) == 0);
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	/* status and visibility moves (put and set_status), in a rolled
 	 * back transaction too */
@@ -923,6 +923,29 @@ UNIT_TEST(counters_concurrent)
 	CHECK_INT(n, raw_int(&f, "SELECT count(*) FROM artifacts"
 			     " WHERE owner = 'p1'"));
 	CHECK(n > 0);
+	fx_close(&f);
+}
+
+/* A record that failed to build (a constructor's NULL) is an error, never
+ * a deletion of the blob it was meant to update. */
+UNIT_TEST(blob_set_unbuilt_record_refused)
+{
+	fx f;
+	json_t *b = json_pack("{s:s, s:s}", "status", "active", "store", "file");
+	json_t *got;
+	int rc;
+
+	FX_START(f);
+	CHECK(add(f.m, &T, mkaf("n1", "a", "1.0.0", "p1", 1), &f.err) == 0);
+	CHECK(gl_meta_blob_set(f.m, "n1", "blob1", "", b, &f.err) == 0);
+	json_decref(b);
+	rc = gl_meta_blob_set(f.m, "n1", "blob1", "", NULL, &f.err);
+	CHECK_INT(rc, -1);
+	CHECK_INT(f.err.status, 500);
+	CHECK(gl_meta_get(f.m, &T, "n1", &got, &f.err) == 0);
+	rc = json_is_object(json_object_get(got, "blob1"));
+	json_decref(got);
+	CHECK(rc);
 	fx_close(&f);
 }
 
@@ -1826,6 +1849,7 @@ UNIT_TEST(list_large_both_plans)
 	UNIT_CASE(counters_exact), \
 	UNIT_CASE(counters_concurrent), \
 	UNIT_CASE(blob_records), \
+	UNIT_CASE(blob_set_unbuilt_record_refused), \
 	UNIT_CASE(saving_and_external_lists), \
 	UNIT_CASE(gc_queue), \
 	UNIT_CASE(cleanup_queue), \

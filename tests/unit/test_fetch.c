@@ -59,59 +59,84 @@ typedef struct gcase {
 	const char *why; /* substring of the refusal, or NULL */
 } gcase;
 
+/* One block per entry of the IANA special-purpose registries (and the
+ * multicast / site-local ranges): an address inside with the refusal it
+ * must get (or "allowed" for the globally reachable entries), and the
+ * neighbours just outside where the entry is a boundary of its own. */
 static const gcase deny_cases[] = {
-	/* 0.0.0.0/8 */
-	{ "0.0.0.0", 0, "(0.0.0.0/8)" },
+	/* 0.0.0.0/32 this host, RFC 1122 */
+	{ "0.0.0.0", 0, "\"this host on this network\" address (0.0.0.0/32)" },
+	/* 0.0.0.0/8 this network, RFC 791 */
+	{ "0.0.0.1", 0, "\"this network\" block (0.0.0.0/8)" },
 	{ "0.255.255.255", 0, "(0.0.0.0/8)" },
 	{ "1.0.0.0", 1, NULL },
-	/* 10/8 */
+	/* 10/8 private, RFC 1918 */
 	{ "10.1.2.3", 0, "address 10.1.2.3 is in a private network (10.0.0.0/8)" },
 	{ "9.255.255.255", 1, NULL },
 	{ "11.0.0.0", 1, NULL },
-	/* 100.64/10 */
-	{ "100.64.0.0", 0, "(100.64.0.0/10)" },
+	/* 100.64/10 shared address space, RFC 6598 */
+	{ "100.64.0.0", 0, "carrier-grade NAT range (100.64.0.0/10)" },
 	{ "100.127.255.255", 0, "(100.64.0.0/10)" },
 	{ "100.63.255.255", 1, NULL },
 	{ "100.128.0.0", 1, NULL },
-	/* 127/8 */
+	/* 127/8 loopback, RFC 1122 */
 	{ "127.0.0.1", 0, "is loopback (127.0.0.0/8)" },
 	{ "127.255.255.254", 0, "(127.0.0.0/8)" },
 	{ "126.255.255.255", 1, NULL },
 	{ "128.0.0.0", 1, NULL },
-	/* 169.254/16 */
+	/* 169.254/16 link-local, RFC 3927 */
 	{ "169.254.169.254", 0, "link-local (169.254.0.0/16)" },
 	{ "169.253.255.255", 1, NULL },
 	{ "169.255.0.0", 1, NULL },
-	/* 172.16/12 */
+	/* 172.16/12 private, RFC 1918 */
 	{ "172.16.0.1", 0, "private network (172.16.0.0/12)" },
 	{ "172.31.255.255", 0, "(172.16.0.0/12)" },
 	{ "172.15.255.255", 1, NULL },
 	{ "172.32.0.0", 1, NULL },
-	/* 192.0.0/24, 192.0.2/24 */
-	{ "192.0.0.8", 0, "(192.0.0.0/24)" },
+	/* 192.0.0.0/29 IPv4 service continuity, RFC 7335 */
+	{ "192.0.0.1", 0, "service continuity prefix (192.0.0.0/29)" },
+	{ "192.0.0.7", 0, "(192.0.0.0/29)" },
+	/* 192.0.0.8/32 dummy, RFC 7600 */
+	{ "192.0.0.8", 0, "the IPv4 dummy address (192.0.0.8/32)" },
+	/* 192.0.0.9/32 PCP anycast, 192.0.0.10/32 TURN anycast: global */
+	{ "192.0.0.9", 1, NULL },
+	{ "192.0.0.10", 1, NULL },
+	/* 192.0.0.170/32, .171/32 NAT64/DNS64 discovery, RFC 8880 */
+	{ "192.0.0.170", 0, "NAT64/DNS64 discovery address (192.0.0.170/32)" },
+	{ "192.0.0.171", 0, "(192.0.0.171/32)" },
+	/* 192.0.0.0/24 IETF protocol assignments, RFC 6890 */
+	{ "192.0.0.11", 0, "IETF protocol assignments block (192.0.0.0/24)" },
+	{ "192.0.0.255", 0, "(192.0.0.0/24)" },
+	{ "191.255.255.255", 1, NULL },
 	{ "192.0.1.1", 1, NULL },
+	/* 192.0.2.0/24 TEST-NET-1, RFC 5737 */
 	{ "192.0.2.1", 0, "documentation range (192.0.2.0/24)" },
 	{ "192.0.3.0", 1, NULL },
-	/* 192.88.99/24 */
-	{ "192.88.99.1", 0, "(192.88.99.0/24)" },
+	/* 192.31.196.0/24 AS112-v4, 192.52.193.0/24 AMT: global */
+	{ "192.31.196.1", 1, NULL },
+	{ "192.52.193.1", 1, NULL },
+	/* 192.88.99.0/24 6to4 relay anycast, RFC 7526 */
+	{ "192.88.99.1", 0, "6to4 relay anycast block (192.88.99.0/24)" },
 	{ "192.88.98.255", 1, NULL },
 	{ "192.88.100.0", 1, NULL },
-	/* 192.168/16 */
+	/* 192.168/16 private, RFC 1918 */
 	{ "192.168.1.1", 0, "private network (192.168.0.0/16)" },
 	{ "192.167.255.255", 1, NULL },
 	{ "192.169.0.0", 1, NULL },
-	/* 198.18/15 */
-	{ "198.18.0.0", 0, "(198.18.0.0/15)" },
+	/* 192.175.48.0/24 AS112 direct delegation: global */
+	{ "192.175.48.1", 1, NULL },
+	/* 198.18/15 benchmarking, RFC 2544 */
+	{ "198.18.0.0", 0, "benchmarking range (198.18.0.0/15)" },
 	{ "198.19.255.255", 0, "(198.18.0.0/15)" },
 	{ "198.17.255.255", 1, NULL },
 	{ "198.20.0.0", 1, NULL },
-	/* 198.51.100/24, 203.0.113/24 */
-	{ "198.51.100.7", 0, "(198.51.100.0/24)" },
+	/* 198.51.100/24 TEST-NET-2, 203.0.113/24 TEST-NET-3, RFC 5737 */
+	{ "198.51.100.7", 0, "documentation range (198.51.100.0/24)" },
 	{ "198.51.101.0", 1, NULL },
-	{ "203.0.113.9", 0, "(203.0.113.0/24)" },
+	{ "203.0.113.9", 0, "documentation range (203.0.113.0/24)" },
 	{ "203.0.112.255", 1, NULL },
 	{ "203.0.114.0", 1, NULL },
-	/* 224/4, 240/4, broadcast */
+	/* 224/4 multicast, 240/4 reserved, limited broadcast */
 	{ "224.0.0.1", 0, "multicast (224.0.0.0/4)" },
 	{ "239.255.255.255", 0, "(224.0.0.0/4)" },
 	{ "223.255.255.255", 1, NULL },
@@ -121,25 +146,67 @@ static const gcase deny_cases[] = {
 	/* public */
 	{ "8.8.8.8", 1, NULL },
 	{ "1.1.1.1", 1, NULL },
-	/* IPv6 */
+
+	/* ::/128, ::1/128, RFC 4291 */
 	{ "::", 0, "unspecified address (::/128)" },
 	{ "::1", 0, "address ::1 is loopback (::1/128)" },
+	/* 64:ff9b:1::/48 local-use NAT64, RFC 8215 */
+	{ "64:ff9b:1::1", 0, "local-use NAT64 range (64:ff9b:1::/48)" },
+	{ "64:ff9b:1:ffff::1", 0, "(64:ff9b:1::/48)" },
+	{ "64:ff9b:2::1", 1, NULL },
+	/* 100::/64 discard-only, RFC 6666 */
+	{ "100::1", 0, "discard-only range (100::/64)" },
+	/* 100:0:0:1::/64 dummy prefix, RFC 9780 */
+	{ "100:0:0:1::5", 0, "dummy IPv6 prefix (100:0:0:1::/64)" },
+	{ "100:0:0:2::", 1, NULL },
+	/* 2001::/32 Teredo, RFC 4380 */
+	{ "2001:0:4136:e378:8000:63bf:3fff:fdd2", 0, "Teredo address (2001::/32)" },
+	/* 2001:1::1, ::2, ::3 anycast: global */
+	{ "2001:1::1", 1, NULL },
+	{ "2001:1::2", 1, NULL },
+	{ "2001:1::3", 1, NULL },
+	{ "2001:1::4", 0, "IETF protocol assignments block (2001::/23)" },
+	/* 2001:2::/48 benchmarking, RFC 5180 */
+	{ "2001:2::1", 0, "benchmarking range (2001:2::/48)" },
+	{ "2001:2:1::1", 0, "(2001::/23)" },
+	/* 2001:3::/32 AMT, 2001:4:112::/48 AS112-v6: global */
+	{ "2001:3::1", 1, NULL },
+	{ "2001:4:112::1", 1, NULL },
+	{ "2001:4:113::1", 0, "(2001::/23)" },
+	/* 2001:10::/28 deprecated ORCHID, RFC 4843 */
+	{ "2001:10::1", 0, "deprecated ORCHID range (2001:10::/28)" },
+	/* 2001:20::/28 ORCHIDv2, 2001:30::/28 DETs: global */
+	{ "2001:20::1", 1, NULL },
+	{ "2001:30::1", 1, NULL },
+	/* 2001::/23 IETF protocol assignments, RFC 2928 */
+	{ "2001:1ff:ffff::1", 0, "(2001::/23)" },
+	{ "2001:200::1", 1, NULL },
+	/* 2001:db8::/32 documentation, RFC 3849 */
+	{ "2001:db8::1", 0, "documentation range (2001:db8::/32)" },
+	{ "2001:db9::1", 1, NULL },
+	/* 2620:4f:8000::/48 AS112 direct delegation: global */
+	{ "2620:4f:8000::1", 1, NULL },
+	/* 3fff::/20 documentation, RFC 9637 */
+	{ "3fff::1", 0, "documentation range (3fff::/20)" },
+	{ "3fff:fff::1", 0, "(3fff::/20)" },
+	{ "3fff:1000::1", 1, NULL },
+	/* 5f00::/16 SRv6 SIDs, RFC 9602 */
+	{ "5f00:1::1", 0, "SRv6 SID block (5f00::/16)" },
+	{ "5f01::1", 1, NULL },
+	/* fc00::/7 unique-local, RFC 4193 */
 	{ "fc00::1", 0, "(fc00::/7)" },
 	{ "fdff:ffff::1", 0, "(fc00::/7)" },
 	{ "fbff:ffff::1", 1, NULL },
 	{ "fe00::1", 1, NULL },
+	/* fe80::/10 link-local, RFC 4291 */
 	{ "fe80::1", 0, "link-local (fe80::/10)" },
 	{ "febf:ffff::1", 0, "(fe80::/10)" },
+	/* fec0::/10 site-local, RFC 3879 */
 	{ "fec0::1", 0, "site-local (fec0::/10)" },
 	{ "feff::1", 0, "(fec0::/10)" },
+	/* ff00::/8 multicast */
 	{ "ff02::1", 0, "multicast (ff00::/8)" },
-	{ "100::1", 0, "(100::/64)" },
-	{ "100:0:0:1::", 1, NULL },
-	{ "2001:db8::1", 0, "documentation range (2001:db8::/32)" },
-	{ "2001:db9::1", 1, NULL },
-	{ "2001:0:4136:e378:8000:63bf:3fff:fdd2", 0, "Teredo address (2001::/32)" },
-	{ "2001:1::1", 1, NULL },
-	{ "64:ff9b:1::1", 0, "(64:ff9b:1::/48)" },
+	/* public */
 	{ "2606:4700::1111", 1, NULL },
 	{ "2a00:1450:4001::200e", 1, NULL },
 };
@@ -186,6 +253,30 @@ static const gcase wrapped_cases[] = {
 	{ "2002:c0a8:101::1", 0, "(6to4 192.168.1.1)" },
 	{ "2002:808:808::1", 1, NULL },
 	{ "2001:0:7f00:1::", 0, "Teredo" },
+	/* IPv4-translated ::ffff:0:0:0/96 (RFC 2765 SIIT) */
+	{ "::ffff:0:127.0.0.1", 0,
+	  "address ::ffff:0:7f00:1 (IPv4-translated 127.0.0.1) is loopback "
+	  "(127.0.0.0/8)" },
+	{ "::ffff:0:10.1.1.1", 0, "(IPv4-translated 10.1.1.1) is in a private" },
+	{ "::ffff:0:8.8.8.8", 1, NULL },
+	/* ISATAP interface identifiers (RFC 5214) after any prefix: local
+	 * (0000:5efe) and universal (0200:5efe), u/g bit variants */
+	{ "::5efe:127.0.0.1", 0, "(ISATAP 127.0.0.1) is loopback" },
+	{ "::200:5efe:10.0.0.1", 0, "(ISATAP 10.0.0.1) is in a private" },
+	{ "2a00:1450::5efe:169.254.169.254", 0, "(ISATAP 169.254.169.254)" },
+	{ "2a00:1450::200:5efe:192.168.0.1", 0, "(ISATAP 192.168.0.1)" },
+	{ "2a00:1450::100:5efe:127.0.0.1", 0, "(ISATAP 127.0.0.1)" },
+	{ "2a00:1450::300:5efe:127.0.0.1", 0, "(ISATAP 127.0.0.1)" },
+	{ "2a00:1450::200:5efe:8.8.8.8", 1, NULL },
+	{ "2a00:1450::400:5efe:127.0.0.1", 1, NULL }, /* not ISATAP */
+	/* a globally reachable entry does not hide an ISATAP identifier */
+	{ "2001:3::5efe:127.0.0.1", 0, "(ISATAP 127.0.0.1)" },
+	/* two IPv4 addresses inside (6to4 and ISATAP): each is judged */
+	{ "2002:808:808::5efe:10.0.0.1", 0, "(ISATAP 10.0.0.1)" },
+	{ "2002:a00:1::5efe:8.8.8.8", 0, "(6to4 10.0.0.1)" },
+	{ "2002:808:808::5efe:8.8.4.4", 1, NULL },
+	/* the prefix itself refused first */
+	{ "fe80::5efe:8.8.8.8", 0, "link-local (fe80::/10)" },
 };
 
 UNIT_TEST(netguard_wrapped_forms)

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -275,10 +276,10 @@ UNIT_TEST(pipelined_bodies_in_order)
 	srv s;
 	char resp[4096];
 	const char req[] =
-		"PUT /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-		"PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		"PUT /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+		"PUT /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 		"5\r\nhello\r\n0\r\n\r\n"
-		"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n";
+		"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 	int fd;
 	size_t got = 0;
 	CHECK(srv_start(&s) == 0);
@@ -304,7 +305,92 @@ UNIT_TEST(pipelined_bodies_in_order)
 	CHECK(strstr(p2, "\r\n\r\n5") != NULL);
 }
 
-UNIT_SUITE(http, UNIT_CASE(pipelined_bodies_in_order),
+/* ---- the head checks over split reads (a bufferevent pair, no socket) ---
+ * The raw head scan keeps its state between reads: a request gets the same
+ * answer whole and one byte at a time. */
+
+static void pair_dispatch(gl_http_req *r, void *arg)
+{
+	if (gl_http_has_body(r))
+		gl_http_body_accept(r, on_data, on_done, arg);
+	else
+		gl_http_reply(r, 204, NULL, 0);
+}
+
+/* The status line's code of the first response to input fed in pieces of
+ * `piece` bytes. */
+static int status_when_split(const char *in, size_t piece)
+{
+	struct event_base *b = event_base_new();
+	struct bufferevent *pair[2];
+	gl_http_limits lim;
+	gl_http_server *hs;
+	srv s = { 0 };
+	size_t n = strlen(in);
+	char out[64] = "";
+	int code = -1;
+
+	gl_http_limits_default(&lim);
+	hs = gl_http_server_new(b, &lim, pair_dispatch, on_error, &s);
+	if (bufferevent_pair_new(b, BEV_OPT_CLOSE_ON_FREE |
+				 BEV_OPT_DEFER_CALLBACKS, pair) < 0)
+		return -2;
+	gl_http_server_adopt(hs, pair[0], NULL);
+	bufferevent_enable(pair[1], EV_READ | EV_WRITE);
+	for (size_t off = 0; off < n; off += piece) {
+		bufferevent_write(pair[1], in + off,
+				  n - off < piece ? n - off : piece);
+		for (int i = 0; i < 4; i++)
+			event_base_loop(b, EVLOOP_NONBLOCK);
+	}
+	for (int i = 0; i < 8; i++)
+		event_base_loop(b, EVLOOP_NONBLOCK);
+	bufferevent_read(pair[1], out, sizeof out - 1);
+	if (!strncmp(out, "HTTP/1.1 ", 9))
+		code = atoi(out + 9);
+	bufferevent_free(pair[1]);
+	gl_http_server_free(hs);
+	event_base_free(b);
+	return code;
+}
+
+UNIT_TEST(head_checks_hold_over_split_reads)
+{
+	static const struct {
+		const char *in;
+		int status;
+	} cases[] = {
+		{ "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 204 },
+		{ "\r\nGET / HTTP/1.1\nHost: x\n\n", 204 },
+		{ "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
+		  "\r\n", 200 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nX: 1\r\n 2\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\rX: 1\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\n\rX", 400 },
+		{ "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400 },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encodingx: 1\r\n\r\n",
+		  400 },
+		/* a body that looks like a folded line is a body */
+		{ "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"
+		  "\n x\r", 200 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		for (size_t piece = 1; piece <= 7; piece += 3) {
+			int got = status_when_split(cases[i].in, piece);
+			if (got != cases[i].status) {
+				unit_failed = 1;
+				snprintf(unit_msg, sizeof unit_msg,
+					 "case %zu in %zu-byte pieces: %d, want "
+					 "%d", i, piece, got, cases[i].status);
+				return;
+			}
+		}
+	}
+}
+
+UNIT_SUITE(http, UNIT_CASE(head_checks_hold_over_split_reads),
+	   UNIT_CASE(pipelined_bodies_in_order),
 	   UNIT_CASE(backpressure_pauses_keep_every_byte),
 	   UNIT_CASE(stream_2gib_content_length),
 	   UNIT_CASE(stream_2gib_chunked), UNIT_CASE(child_stream_cl),

@@ -189,6 +189,60 @@ UNIT_TEST(defaults_admin_or_owner_rules)
 	CHECK_INT(bad, 0);
 }
 
+/* Glared's difference from Glare: blob content of a public artifact is
+ * changed only by an admin, like its fields (artifact:update). */
+static const char *const blob_rules[] = { "artifact:upload",
+					  "artifact:set_location",
+					  "artifact:delete_blob" };
+
+UNIT_TEST(defaults_blob_rules_public_need_admin)
+{
+	gl_policy *p = gl_policy_new();
+	json_t *pub = art("public", "active");
+	size_t bad = 0;
+
+	for (size_t i = 0; i < 3; i++) {
+		if (chk(p, blob_rules[i], &admin, pub) != 1 ||
+		    chk(p, blob_rules[i], &owner, pub) != 0 ||
+		    chk(p, blob_rules[i], &other, pub) != 0 ||
+		    chk(p, blob_rules[i], &anon, pub) != 0) {
+			fprintf(stderr, "public blob rule %s wrong\n",
+				blob_rules[i]);
+			bad++;
+		}
+	}
+	json_decref(pub);
+	gl_policy_free(p);
+	CHECK_INT(bad, 0);
+}
+
+UNIT_TEST(policy_file_restores_glare_blob_rules)
+{
+	gl_policy *p = gl_policy_new();
+	json_t *pub = art("public", "active");
+	char *err = NULL;
+	size_t bad = 0;
+	int rc = load_text(p,
+			   "artifact:upload: rule:admin_or_owner\n"
+			   "artifact:set_location: rule:admin_or_owner\n"
+			   "artifact:delete_blob: rule:admin_or_owner\n",
+			   &err);
+
+	for (size_t i = 0; rc == 0 && i < 3; i++) {
+		if (chk(p, blob_rules[i], &owner, pub) != 1 ||
+		    chk(p, blob_rules[i], &other, pub) != 0) {
+			fprintf(stderr, "restored rule %s wrong\n",
+				blob_rules[i]);
+			bad++;
+		}
+	}
+	json_decref(pub);
+	gl_policy_free(p);
+	free(err);
+	CHECK_INT(rc, 0);
+	CHECK_INT(bad, 0);
+}
+
 UNIT_TEST(defaults_update_private)
 {
 	gl_policy *p = gl_policy_new();
@@ -1055,6 +1109,8 @@ UNIT_SUITE(policy,
 	   UNIT_CASE(defaults_open_rules),
 	   UNIT_CASE(defaults_admin_only_rules),
 	   UNIT_CASE(defaults_admin_or_owner_rules),
+	   UNIT_CASE(defaults_blob_rules_public_need_admin),
+	   UNIT_CASE(policy_file_restores_glare_blob_rules),
 	   UNIT_CASE(defaults_update_private),
 	   UNIT_CASE(defaults_update_public_needs_admin),
 	   UNIT_CASE(defaults_delete),
