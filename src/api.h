@@ -29,6 +29,7 @@ typedef struct gl_app {
 	gl_policy *policy;
 	struct event_base *base;
 	struct gl_engine *engine;
+	gl_auth *auth;
 } gl_app;
 
 typedef struct gl_qparam {
@@ -53,6 +54,9 @@ struct gl_api_req {
 	struct evbuffer *body;
 	gl_api_json_fn body_cb;
 	int done;
+	gl_auth_wait *auth_wait; /* the token check this request waits for */
+	void (*next)(gl_api_req *ar); /* what runs once the caller is known */
+	int *freed;           /* set to 1 when the request is freed */
 	void *handler_data;   /* owned by the handler; freed via cleanup */
 	void (*cleanup)(gl_api_req *ar);
 	/* a reply waiting for its commits to be durable (group commit) */

@@ -120,6 +120,7 @@ struct gl_http_req {
 	gl_http_done_fn on_done;
 	void *body_arg;
 	int body_accepted, body_paused, body_aborted;
+	int body_held;      /* the handler will decide later */
 	int64_t body_received, discarded;
 	int msg_done;
 	/* response */
@@ -825,6 +826,28 @@ void gl_http_body_accept(gl_http_req *r, gl_http_body_fn on_data,
 				    "HTTP/1.1 100 Continue\r\n\r\n");
 	}
 	/* a request without body completes through on_message_complete */
+	if (r->body_held) {
+		/* the parser stopped before the body: go on */
+		r->body_held = 0;
+		conn_kick(r->c);
+	}
+}
+
+void gl_http_body_hold(gl_http_req *r)
+{
+	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE)
+		r->body_held = 1;
+}
+
+int gl_http_body_taken(const gl_http_req *r)
+{
+	return r->body_accepted;
+}
+
+/* The handler holds the body and has neither taken it nor replied. */
+static int body_waits(const gl_http_req *r)
+{
+	return r->body_held && !r->body_accepted && r->resp == RESP_NONE;
 }
 
 void gl_http_body_resume(gl_http_req *r)
@@ -1089,6 +1112,11 @@ static int on_headers_complete(http_parser *p)
 
 	c->srv->dispatch(r, c->srv->arg);
 
+	if (body_waits(r)) {
+		/* parse nothing more until the handler decides */
+		http_parser_pause(p, 1);
+		return 0;
+	}
 	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE) {
 		gl_error("http: handler neither replied nor took the body of %s %s",
 			 http_method_str(r->method), r->path);
@@ -1313,7 +1341,8 @@ static void conn_parse(struct conn *c)
 		}
 		if (c->stop_parse)
 			return;
-		if (c->req && (c->req->msg_done || c->req->body_paused))
+		if (c->req && (c->req->msg_done || c->req->body_paused ||
+			       body_waits(c->req)))
 			return; /* waiting for the handler */
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
@@ -1433,7 +1462,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_enter(c);
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && r &&
-		    (r->msg_done || r->body_paused || r->resp != RESP_NONE) &&
+		    (r->msg_done || r->body_paused || r->body_held ||
+		     r->resp != RESP_NONE) &&
 		    !c->lingering) {
 			/* the request is with the handler; silence is fine */
 			bufferevent_enable(bev, EV_READ);
