@@ -157,7 +157,7 @@ enabled = false
 password_hash_rounds = 4
 EOF
 	# the second server: same database and keys, 8-second tokens
-	sed 's/^expiration = 3600$/expiration = 5/' "$DIR/keystone.conf" \
+	sed 's/^expiration = 3600$/expiration = 8/' "$DIR/keystone.conf" \
 		>"$DIR/keystone-short.conf"
 	# WAL is a property of the database file: set before the schema
 	sqlite3 "$DIR/keystone.db" 'PRAGMA journal_mode=WAL;' >/dev/null
