@@ -180,26 +180,30 @@ def test_malformed_tokens(kc, issuer, keys):
 
 
 def test_unknown_kid_refetch_is_rate_limited(make_server, issuer):
-    k1 = Key("RSA")
+    k1, k2, k3 = Key("RSA"), Key("RSA"), Key("RSA")
     issuer.publish("rl", [k1])
     s = make_server(kc_options(issuer))
     assert get(s, "/artifacts/images", issuer.token("rl", k1)).status_code \
         == 200
     assert issuer.fetches["rl"] == 1
     # a key set fetched this moment is not fetched again for a new kid
-    assert_401(get(s, "/artifacts/images", issuer.token("rl", Key("RSA"))))
+    assert_401(get(s, "/artifacts/images", issuer.token("rl", k2)))
     assert issuer.fetches["rl"] == 1
     time.sleep(REFETCH + 0.5)
     # later an unknown kid: one refetch, then still unknown
-    assert_401(get(s, "/artifacts/images", issuer.token("rl", Key("RSA"))))
+    assert_401(get(s, "/artifacts/images", issuer.token("rl", k2,
+                                                        user="again")))
     assert issuer.fetches["rl"] == 2
     # garbage kids within the interval cost the issuer nothing
-    for _ in range(5):
-        assert_401(get(s, "/artifacts/images",
-                       issuer.token("rl", Key("RSA", kid="junk"))))
+    junk = [Key("RSA", kid="junk"), Key("EC", kid="junk2")]
+    for i in range(6):
+        j = junk[i % 2]
+        assert_401(get(s, "/artifacts/images", issuer.token(
+            "rl", j, alg="RS256" if j.kind == "RSA" else "ES256",
+            user="u%d" % i)))
     assert issuer.fetches["rl"] == 2
     time.sleep(REFETCH + 0.5)
-    assert_401(get(s, "/artifacts/images", issuer.token("rl", Key("RSA"))))
+    assert_401(get(s, "/artifacts/images", issuer.token("rl", k3)))
     assert issuer.fetches["rl"] == 3
 
 
