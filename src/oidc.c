@@ -32,7 +32,7 @@ typedef struct realm {
 	time_t last_try;     /* when the last fetch started; 0 never */
 	time_t used;
 	int fail_status;     /* the last fetch: 0 fine, 401 no realm, 503 */
-	char fail_why[200];
+	char fail_why[300];
 	gl_idhttp_req *req;
 	gl_oidc_job *waiting;
 } realm;

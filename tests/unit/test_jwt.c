@@ -727,7 +727,7 @@ UNIT_TEST(cache_evicts_least_recently_used)
 	unsigned char k[5][32];
 	const gl_ident *id;
 	const char *why;
-	char name[8];
+	char name[16];
 
 	for (int i = 0; i < 5; i++) {
 		snprintf(name, sizeof name, "t%d", i);
