@@ -385,8 +385,8 @@ static int is_glare_only(const char *section, const char *name)
 /* Sections of Glare's own configs that glared has no use for: accepted
  * silently so an existing glare.conf loads without noise. */
 static const char *const glare_sections[] = {
-	"keystone_authtoken", "oslo_middleware", "oslo_concurrency", "cors",
-	"profiler", "keycloak_oidc", "matchmaker_redis", "glare", NULL
+	"oslo_middleware", "oslo_concurrency", "cors", "profiler",
+	"matchmaker_redis", "glare", NULL
 };
 
 /* Edit distance, for "did you mean" hints (names are short). */
