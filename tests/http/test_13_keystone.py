@@ -196,7 +196,8 @@ def test_keystone_roles_drive_policy(make_server, tmp_path, uniq):
         "artifact:type_list": "user_domain_id:default and "
                               "project_domain_id:default",
     }))
-    s = make_server(ks_options(oslo_policy__policy_file=str(pol)))
+    s = make_server(ks_options(oslo_policy__policy_file=str(pol),
+                               metrics_access="admin"))
     alice_t, _ = ks_token("alice", "demo")
     bob_t, _ = ks_token("bob", "demo")
     admin_t, _ = ks_token("admin", "admin", ADMIN_PW)
@@ -210,6 +211,12 @@ def test_keystone_roles_drive_policy(make_server, tmp_path, uniq):
     assert get(s, "/quotas", alice_t).status_code == 403
     # Keystone's domain ids are credentials rules can name
     assert get(s, "/schemas", bob_t).status_code == 200
+    # the operator endpoints, for admins only here: checked the same way
+    for path in ("/metrics", "/healthcheck?detailed=true"):
+        assert_401(get(s, path))
+        assert get(s, path, alice_t).status_code == 403
+        assert get(s, path, admin_t).status_code == 200
+    assert get(s, "/healthcheck").status_code == 200
 
 
 def test_bad_tokens_are_401(ksrv, alice):
