@@ -564,15 +564,6 @@ static int negotiate(gl_api_req *ar)
 	return 0;
 }
 
-/* /metrics and the detailed healthcheck: [DEFAULT] metrics_access decides
- * who may read. The peer is the socket's (never X-Forwarded-For): a header
- * cannot make a remote client local. 1 allowed, else replied. */
-static int is_loopback(const char *peer)
-{
-	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") ||
-	       !strncmp(peer, "::ffff:127.", 11);
-}
-
 /* The verdict of a token check came from the event loop. */
 static void auth_done(void *arg, const gl_err *err)
 {
@@ -619,6 +610,16 @@ static void authenticate(gl_api_req *ar, void (*next)(gl_api_req *ar))
 		gl_api_reply_fault(ar, &err);
 		return;
 	}
+}
+
+/* /metrics and the detailed healthcheck: [DEFAULT] metrics_access decides
+ * who may read: anyone (open), loopback clients, or admins only. The peer
+ * is the socket's (never X-Forwarded-For): a header cannot make a remote
+ * client local. */
+static int is_loopback(const char *peer)
+{
+	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") ||
+	       !strncmp(peer, "::ffff:127.", 11);
 }
 
 static int operator_open(gl_api_req *ar)

@@ -2,10 +2,12 @@
  *
  * api.c receives every request head from http.c and runs Glare's middleware
  * order: request id, healthcheck, version documents and negotiation (before
- * auth), authentication, then the router (404 / 405 + Allow / 501) and the
- * endpoint handler. Handlers live in api_artifacts.c, api_blobs.c,
- * api_quotas.c and api_subscriptions.c and answer through the helpers below, so every error leaves
- * in Glare's fault format with the request id and version headers.
+ * auth), authentication (which may wait for a token check on the event
+ * loop, the request's body unread meanwhile), then the router (404 / 405 +
+ * Allow / 501) and the endpoint handler. Handlers live in api_artifacts.c,
+ * api_blobs.c, api_quotas.c and api_subscriptions.c and answer through the
+ * helpers below, so every error leaves in Glare's fault format with the
+ * request id and version headers.
  *
  * Uses http.c, auth.c, policy.c, fault.c, conf.c and jansson.
  */
