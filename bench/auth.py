@@ -48,7 +48,7 @@ PATH = "/artifacts/images?limit=1"
 
 def free_ports(n):
     for _ in range(200):
-        base = random.randrange(20000, 60000 - n)
+        base = random.randrange(20000, 32000 - n)  # below ephemeral ports
         socks = []
         try:
             for p in range(base, base + n):

@@ -28,9 +28,11 @@ typedef struct realm {
 	gl_oidc *o;
 	char *iss, *name;
 	gl_jwks *jwks;
-	time_t fetched;      /* when jwks arrived */
-	time_t last_try;     /* when the last fetch started; 0 never */
-	time_t used;
+	/* monotonic seconds (mono()): the rate limit must hold to the
+	 * fraction, and wall-clock jumps must not lift it */
+	double fetched;      /* when jwks arrived */
+	double last_try;     /* when the last fetch started; 0 never */
+	double used;
 	int fail_status;     /* the last fetch: 0 fine, 401 no realm, 503 */
 	char fail_why[300];
 	gl_idhttp_req *req;
@@ -63,6 +65,14 @@ struct gl_oidc {
 	gl_oidc_job *all;
 };
 
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9 + 1; /* never 0 */
+}
+
 static int refuse(gl_err *err, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int refuse(gl_err *err, int status, const char *fmt, ...)
@@ -90,7 +100,7 @@ static void realm_clear(realm *r)
 }
 
 static realm *realm_get(gl_oidc *o, const char *iss, const char *name,
-			time_t now)
+			double now)
 {
 	realm *r = NULL;
 
@@ -122,7 +132,7 @@ found:
 	return r;
 }
 
-static void start_fetch(realm *r, time_t now)
+static void start_fetch(realm *r, double now)
 {
 	gl_sb url = { 0 };
 	static const char *const hdrs[] = { "Accept: application/json", NULL };
@@ -201,8 +211,8 @@ static gl_ident *ident_from(const gl_jwt *t, const char *realm_name)
 static int evaluate(gl_oidc *o, const char *tok, gl_ident **out, gl_err *err,
 		    realm **wait, int may_wait)
 {
-	time_t now = time(NULL);
-	gl_jwt_rules rules = { .now = now, .leeway = o->leeway };
+	double now = mono();
+	gl_jwt_rules rules = { .now = time(NULL), .leeway = o->leeway };
 	gl_jwt t;
 	char why[200];
 	const char *iss, *name;
@@ -263,8 +273,8 @@ static int evaluate(gl_oidc *o, const char *tok, gl_ident **out, gl_err *err,
 			rc = 1;
 			break;
 		}
-		rc = refuse(err, 401, "%s (key set of realm %s fetched %lld s "
-			    "ago)", why, r->name, (long long)(now - r->fetched));
+		rc = refuse(err, 401, "%s (key set of realm %s fetched %.0f s "
+			    "ago)", why, r->name, now - r->fetched);
 		break;
 	default:
 		rc = refuse(err, 401, "%s", why);
@@ -422,7 +432,7 @@ static void fetch_done(void *arg, const gl_idhttp_resp *resp)
 			"skipped)", r->name, set->n, set->skipped);
 		gl_jwks_free(r->jwks);
 		r->jwks = set;
-		r->fetched = time(NULL);
+		r->fetched = mono();
 		r->fail_status = 0;
 		r->fail_why[0] = '\0';
 	} else {
