@@ -30,8 +30,6 @@ best round is kept.
 import http.client
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import time
@@ -44,24 +42,6 @@ import benchlib as B  # noqa: E402
 
 WRK_LUA = os.path.join(B.ROOT, "bench", "wrk.lua")
 PATH = "/artifacts/images?limit=1"
-
-
-def free_ports(n):
-    for _ in range(200):
-        base = random.randrange(20000, 32000 - n)  # below ephemeral ports
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            pass
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 def keystone(cmd, port):
@@ -159,7 +139,7 @@ def main():
           "per run, best of %d interleaved rounds" % (PATH, secs, rounds),
           flush=True)
 
-    port = free_ports(3)
+    port = B.free_port_range(3)
     B.on_exit(lambda: keystone("stop", port))
     B.log("starting Keystone (scripts/keystone.sh) on port %d" % port)
     ks = keystone("start", port)

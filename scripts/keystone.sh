@@ -63,6 +63,8 @@ PKGS="keystone uwsgi-plugin-python3 python3-requests sqlite3"
 PY=/usr/bin/python3
 
 say() { echo "keystone.sh: $*" >&2; }
+# shellcheck source=scripts/svc-lib.sh
+. "$(dirname "$0")/svc-lib.sh"
 
 env_lines() {
 	echo "GLARED_KEYSTONE_URL=$URL"
@@ -75,25 +77,6 @@ env_lines() {
 	echo "GLARED_KEYSTONE_SHORT_URL=$SHORT_URL"
 }
 
-install_missing() {
-	missing=""
-	for p in $PKGS; do
-		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-		case "$st" in
-		*" installed") ;;
-		*) missing="$missing $p" ;;
-		esac
-	done
-	[ -z "$missing" ] && return 0
-	say "installing:$missing"
-	SUDO=""
-	[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -qq
-	# shellcheck disable=SC2086
-	$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
-}
-
 alive() { # [name]
 	f="$DIR/${1:-uwsgi}.pid"
 	[ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
@@ -101,22 +84,6 @@ alive() { # [name]
 
 answers() { # [url]
 	curl -fs -o /dev/null "${1:-$URL}"
-}
-
-port_free() {
-	! (ss -Htln "sport = :$1" 2>/dev/null | grep -q .)
-}
-
-# wait up to $1 tenths of a second for the command after it to succeed
-wait_for() {
-	n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
 }
 
 # keystone-manage, quiet unless it fails (its logging prints tracebacks
@@ -223,12 +190,10 @@ r = s.post(url + "/auth/tokens", json=auth, timeout=30)
 r.raise_for_status()
 s.headers["X-Auth-Token"] = r.headers["X-Subject-Token"]
 
-
 def make(kind, key, body):
     r = s.post("%s/%s" % (url, kind), json={key: body}, timeout=30)
     r.raise_for_status()
     return r.json()[key]["id"]
-
 
 def role_id(name):
     r = s.get(url + "/roles", params={"name": name}, timeout=30)
@@ -237,11 +202,9 @@ def role_id(name):
     return roles[0]["id"] if roles else make("roles", "role",
                                              {"name": name})
 
-
 def grant(project, user, role):
     s.put("%s/projects/%s/users/%s/roles/%s" % (url, project, user, role),
           timeout=30).raise_for_status()
-
 
 roles = {n: role_id(n) for n in ("admin", "member", "reader", "service")}
 projects = {n: make("projects", "project", {"name": n, "domain_id": "default"})
