@@ -227,8 +227,8 @@ def main():
             "fast rows: wrk (bench/wrk.lua); the Keystone miss row and "
             "Keystone's own answer time: %d sequential requests, a "
             "connection each (python http.client)" % n_slow,
-            "Keystone: scripts/keystone.sh (uWSGI, 2 processes, sqlite, "
-            "no Keystone cache)"])
+            "Keystone: scripts/keystone.sh (uWSGI, 1 process of 4 threads, "
+            "sqlite, Keystone's in-memory cache)"])
     return 0
 
 
