@@ -341,6 +341,7 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 	gl_err err = { 0 };
 
 	gl_serve_summary(conf, h, p);
+	gl_auth_warn_exposure(conf, h);
 	if (probe_bind(h, p))
 		return 1;
 	/* recovery and checks once, before any worker serves */
@@ -370,7 +371,6 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 		if (rc < 0)
 			return 1;
 	}
-	gl_auth_warn_exposure(conf, h);
 	signal(SIGPIPE, SIG_IGN);
 	/* before any fork: the workers inherit the shared counters */
 	if (gl_metrics_init(conf->workers) < 0)

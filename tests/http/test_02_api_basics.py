@@ -235,8 +235,8 @@ def test_errors_keep_server_serving(server):
 
 def test_believing_flavors_warn_beyond_loopback(tmp_path):
     """The trusted-token and noauth flavors shout when they listen beyond
-    loopback. 127.0.0.1:P is held here, so glared's bind of 0.0.0.0:P fails
-    after the start-up checks: nothing ever listens outside loopback."""
+    loopback, first thing at start-up. 127.0.0.1:P is held here, so glared's
+    bind of 0.0.0.0:P fails: nothing ever listens outside loopback."""
     import socket
     import subprocess
     from conftest import GLARED, Server, write_conf
