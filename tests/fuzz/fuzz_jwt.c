@@ -7,11 +7,8 @@
  * Nothing may crash, leak or read out of bounds; a verified token can only
  * come from the seeds' keys.
  *
- * Build by hand (until the Makefile builds tests/fuzz/fuzz_*.c):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
- *     tests/fuzz/fuzz_jwt.c src/jwt.c -o build/fuzz_jwt \
- *     $(pkg-config --cflags --libs jansson openssl)
- *   build/fuzz_jwt -max_total_time=60 tests/fuzz/corpus/jwt
+ * `make fuzz` builds it (build/fuzz/fuzz_jwt); `make asan` runs it for
+ * FUZZ_SECONDS; by hand: build/fuzz/fuzz_jwt tests/fuzz/corpus/jwt
  */
 #include <stddef.h>
 #include <stdint.h>

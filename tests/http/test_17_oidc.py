@@ -303,3 +303,18 @@ def test_tokens_never_reach_the_log(kc, issuer, keys):
         assert t not in log and t.split(".")[2][:20] not in log
         assert "sha256:" + hashlib.sha256(t.encode()).hexdigest()[:8] in log
     assert "bad signature" in log
+
+
+def test_unusable_identity_values_are_400(kc, issuer, keys):
+    """A signed token still cannot carry values glared refuses everywhere
+    (control characters, over-long ids, too many roles): 400, as for the
+    test flavors' identities."""
+    k = keys["rsa"]
+    for kw in ({"roles": ["member", "bad\u0001role"]},
+               {"sub": "u" * 300},
+               {"roles": ["r%d" % i for i in range(100)]}):
+        r = get(kc, "/artifacts/images", issuer.token("demo", k, **kw))
+        assert r.status_code == 400, (kw, r.text)
+        assert r.json()["error"]["type"] == "BadRequest"
+    assert get(kc, "/artifacts/images", issuer.token(
+        "demo", k, user="fine")).status_code == 200
