@@ -1487,6 +1487,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			c->close_after = 1;
 			c->stop_parse = 1;
 			bufferevent_disable(bev, EV_READ);
+		} else if (r && body_waits(r) && !r->chunked &&
+			   (int64_t)evbuffer_get_length(bufferevent_get_input(
+				   bev)) >= r->content_length) {
+			/* half-closed after the whole body, which the handler
+			 * holds: it is parsed once taken; answer, then close */
+			c->close_after = 1;
+			bufferevent_disable(bev, EV_READ);
 		} else {
 			conn_kill(c);
 		}

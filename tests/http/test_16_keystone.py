@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from conftest import CLUSTER, status_of
+from conftest import CLUSTER, raw, status_of
 
 KS = os.environ.get("GLARED_KEYSTONE_URL")
 KS_SHORT = os.environ.get("GLARED_KEYSTONE_SHORT_URL")
@@ -226,6 +226,21 @@ def test_bad_tokens_are_401(ksrv, alice):
     for bad in ("garbage", altered, "x" * 9000,
                 "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0."):
         assert_401(get(ksrv, "/artifacts/images", bad))
+
+
+def test_upload_waits_for_the_check_then_goes_on(ksrv, alice, uniq):
+    """A body held during the check is read once the token is accepted,
+    also from a client that sent everything and half-closed."""
+    tok, _ = alice
+    aid = create(ksrv, tok, uniq("up")).json()["id"]
+    fresh, _ = ks_token("bob", "demo")   # not cached yet: a check is out
+    req = ("PUT /artifacts/images/%s/image HTTP/1.1\r\nHost: x\r\n"
+           "X-Auth-Token: %s\r\nContent-Type: application/octet-stream\r\n"
+           "Content-Length: 5\r\n\r\nhello" % (aid, fresh))
+    out = raw(ksrv.port, req, timeout=60, shut=True)
+    assert status_of(out) == 200, out[:300]
+    r = get(ksrv, "/artifacts/images/%s/image" % aid, tok)
+    assert r.status_code == 200 and r.content == b"hello"
 
 
 def test_trusted_token_form_is_just_a_bad_token(ksrv):
