@@ -178,7 +178,16 @@ static int s_format(lua_State *L)
 	}
 	lua_pushvalue(L, lua_upvalueindex(1));
 	lua_insert(L, 1);
-	lua_call(L, top, 1);
+	if (lua_pcall(L, top, 1, 0) != LUA_OK) {
+		/* the stock function's errors carry no position: add the
+		 * caller's, as a direct call would have */
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			luaL_where(L, 1);
+			lua_insert(L, -2);
+			lua_concat(L, 2);
+		}
+		return lua_error(L);
+	}
 	return 1;
 }
 
@@ -998,50 +1007,51 @@ static int t_unpack(lua_State *L)
 	return (int)n;
 }
 
-/* table.sort: a heap sort over a scratch copy (every comparison charged),
- * written back through the table's own __newindex if it has one */
-static int less(lua_State *L, int scratch, lua_Integer a, lua_Integer b,
-		meter *m)
+/* table.sort: a heap sort in place, through the table's metamethods like
+ * the stock function; every comparison and move is charged, and it
+ * allocates nothing, so the budget (not memory) is what stops a hostile
+ * length. */
+static int less(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 {
 	int r;
 
 	tick(m);
-	if (!lua_isnoneornil(L, 2)) {
+	if (!lua_isnil(L, 2)) {
 		lua_pushvalue(L, 2);
-		lua_rawgeti(L, scratch, a);
-		lua_rawgeti(L, scratch, b);
+		lua_geti(L, 1, a);
+		lua_geti(L, 1, b);
 		lua_call(L, 2, 1);
 		r = lua_toboolean(L, -1);
 		lua_pop(L, 1);
 		return r;
 	}
-	lua_rawgeti(L, scratch, a);
-	lua_rawgeti(L, scratch, b);
+	lua_geti(L, 1, a);
+	lua_geti(L, 1, b);
 	r = lua_compare(L, -2, -1, LUA_OPLT);
 	lua_pop(L, 2);
 	return r;
 }
 
-static void swap(lua_State *L, int scratch, lua_Integer a, lua_Integer b)
+static void swap(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 {
-	lua_rawgeti(L, scratch, a);
-	lua_rawgeti(L, scratch, b);
-	lua_rawseti(L, scratch, a);
-	lua_rawseti(L, scratch, b);
+	tick(m);
+	lua_geti(L, 1, a);
+	lua_geti(L, 1, b);
+	lua_seti(L, 1, a);
+	lua_seti(L, 1, b);
 }
 
-static void sift(lua_State *L, int scratch, lua_Integer root, lua_Integer n,
-		 meter *m)
+static void sift(lua_State *L, lua_Integer root, lua_Integer n, meter *m)
 {
 	for (;;) {
 		lua_Integer child = 2 * root, big = root;
-		if (child <= n && less(L, scratch, big, child, m))
+		if (child <= n && less(L, big, child, m))
 			big = child;
-		if (child + 1 <= n && less(L, scratch, big, child + 1, m))
+		if (child + 1 <= n && less(L, big, child + 1, m))
 			big = child + 1;
 		if (big == root)
 			return;
-		swap(L, scratch, root, big);
+		swap(L, root, big, m);
 		root = big;
 	}
 }
@@ -1050,7 +1060,6 @@ static int t_sort(lua_State *L)
 {
 	lua_Integer n = check_len(L, 1);
 	meter m = { L, 0 };
-	int scratch;
 
 	if (n <= 1)
 		return 0;
@@ -1058,23 +1067,11 @@ static int t_sort(lua_State *L)
 	if (!lua_isnoneornil(L, 2))
 		luaL_checktype(L, 2, LUA_TFUNCTION);
 	lua_settop(L, 2);
-	lua_createtable(L, (int)(n < 65536 ? n : 65536), 0);
-	scratch = lua_gettop(L);
-	for (lua_Integer i = 1; i <= n; i++) {
-		tick(&m);
-		lua_geti(L, 1, i);
-		lua_rawseti(L, scratch, i);
-	}
 	for (lua_Integer i = n / 2; i >= 1; i--)
-		sift(L, scratch, i, n, &m);
+		sift(L, i, n, &m);
 	for (lua_Integer end = n; end > 1; end--) {
-		swap(L, scratch, 1, end);
-		sift(L, scratch, 1, end - 1, &m);
-	}
-	for (lua_Integer i = 1; i <= n; i++) {
-		tick(&m);
-		lua_rawgeti(L, scratch, i);
-		lua_seti(L, 1, i);
+		swap(L, 1, end, &m);
+		sift(L, 1, end - 1, &m);
 	}
 	done(&m);
 	return 0;

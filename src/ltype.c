@@ -72,6 +72,7 @@ typedef struct gl_tstate {
 	gl_lreq *rq;
 	int64_t steps_limit, ns_limit, t0, deadline;
 	int spent;               /* 1: instructions, 2: time */
+	int loading;             /* declaring the type (budget wording) */
 	char where[160];         /* where the budget ran out */
 	/* pre_upload's blob.read */
 	const char *read_path;
@@ -146,16 +147,25 @@ static void check_budget(lua_State *L, gl_tstate *st)
 			st->spent = 2;
 		else
 			return;
-		luaL_where(L, 1);
-		snprintf(st->where, sizeof st->where, "%s", lua_tostring(L, -1));
-		lua_pop(L, 1);
+		/* where the type was: the first level with a line (level 0
+		 * is the interrupted function in a hook, the charging C
+		 * function, which has none, otherwise) */
+		st->where[0] = '\0';
+		for (int lv = 0; lv <= 3 && !st->where[0]; lv++) {
+			luaL_where(L, lv);
+			snprintf(st->where, sizeof st->where, "%s",
+				 lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
 		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
 	}
 	if (st->spent == 1)
-		luaL_error(L, "instruction budget of %I per request exceeded",
-			   (lua_Integer)st->steps_limit);
-	luaL_error(L, "time budget of %I ms per request exceeded",
-		   (lua_Integer)(st->ns_limit / 1000000));
+		luaL_error(L, "instruction budget of %I %s exceeded",
+			   (lua_Integer)st->steps_limit,
+			   st->loading ? "for loading" : "per request");
+	luaL_error(L, "time budget of %I ms %s exceeded",
+		   (lua_Integer)(st->ns_limit / 1000000),
+		   st->loading ? "for loading" : "per request");
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
@@ -332,14 +342,15 @@ static int run_limits(pcall_ctx *c, gl_lreq *rq, int64_t steps_limit,
 	if (rc != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
 		c->internal = 1;
+		const char *per = st->loading ? "for loading" : "per request";
 		if (st->spent == 1)
 			snprintf(c->msg, sizeof c->msg, "%sinstruction budget of "
-				 "%lld per request exceeded", st->where,
-				 (long long)steps_limit);
+				 "%lld %s exceeded", st->where,
+				 (long long)steps_limit, per);
 		else if (st->spent)
 			snprintf(c->msg, sizeof c->msg, "%stime budget of %lld ms "
-				 "per request exceeded", st->where,
-				 (long long)(ns_limit / 1000000));
+				 "%s exceeded", st->where,
+				 (long long)(ns_limit / 1000000), per);
 		else if (rc == LUA_ERRMEM || st->mem_refused)
 			snprintf(c->msg, sizeof c->msg, "memory limit of %zu "
 				 "bytes exceeded: %s", st->mem_cap, m ? m : "?");
@@ -381,12 +392,11 @@ static int finish(pcall_ctx *c, int rc, gl_lreq *rq, const char *what,
 		gl_error("request %s: %s failed: %s", rid ? rid : "-", what,
 			 c->msg);
 		if (rid)
-			return gl_fail(err, 500, "InternalServerError",
-				       "%s failed (internal error; see the "
-				       "server log for request %s)", what, rid);
-		return gl_fail(err, 500, "InternalServerError",
-			       "%s failed (internal error; see the server "
-			       "log)", what);
+			return gl_fail(err, 500, NULL, "%s failed (internal "
+				       "error; see the server log for request "
+				       "%s)", what, rid);
+		return gl_fail(err, 500, NULL, "%s failed (internal error; "
+			       "see the server log)", what);
 	}
 	if (c->status >= 400 && c->status <= 499)
 		return gl_fail(err, c->status,
@@ -396,10 +406,9 @@ static int finish(pcall_ctx *c, int rc, gl_lreq *rq, const char *what,
 		/* glare.fail only makes 4xx: anything else is a forgery */
 		gl_error("request %s: %s failed: status %d out of range: %s",
 			 rid ? rid : "-", what, c->status, c->msg);
-		return gl_fail(err, 500, "InternalServerError",
-			       "%s failed (internal error; see the server "
-			       "log%s%s)", what, rid ? " for request " : "",
-			       rid ? rid : "");
+		return gl_fail(err, 500, NULL, "%s failed (internal error; see "
+			       "the server log%s%s)", what,
+			       rid ? " for request " : "", rid ? rid : "");
 	}
 	return 0;
 }
@@ -598,7 +607,8 @@ static int log_sink(lua_State *L)
 	size_t keep = len < GL_LOG_RECORD_MAX ? len : GL_LOG_RECORD_MAX;
 
 	if (rq) {
-		if (rq->log_records >= GL_LOG_RECORDS ||
+		/* once records are dropped, every later one of the request is */
+		if (rq->log_dropped || rq->log_records >= GL_LOG_RECORDS ||
 		    rq->log_bytes + (int64_t)keep > GL_LOG_BYTES) {
 			if (rq->log_dropped++ == 0)
 				gl_warn("request %s: type %s: further log records "
@@ -820,6 +830,7 @@ static int p_load(lua_State *L, pcall_ctx *c)
 		if (lua_isnil(L, -2)) {
 			/* the loader's message names the file already */
 			c->internal = 1;
+			c->flag = 1;
 			snprintf(c->msg, sizeof c->msg, "%s",
 				 lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
 			return 0;
@@ -976,14 +987,16 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
 			goto out;
 		}
 		c.st = ts->states[i];
+		c.st->loading = 1;
 		c.fn = p_load;
 		c.arg = &la;
 		c.t = &ts->types[i];
 		if (run_limits(&c, &rq, ts->steps_limit * LOAD_STEPS_FACTOR,
 			       ts->ns_limit * LOAD_TIME_FACTOR) < 0) {
 			one_line(c.msg);
-			/* the loader's messages start with the file name */
-			if (!strncmp(c.msg, chunk, strlen(chunk)) ||
+			/* the loader's messages name the file already */
+			if ((c.flag && !c.st->mem_refused) ||
+			    !strncmp(c.msg, chunk, strlen(chunk)) ||
 			    !strncmp(c.msg, "artifact type ", 14))
 				rc = gl_fail(err, 500, NULL, "%s", c.msg);
 			else
@@ -993,6 +1006,8 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
 		}
 		if (i == nnames)
 			ts->types[i].is_all = 1;
+		ts->states[i]->loading = 0;
+		lua_gc(ts->states[i]->L, LUA_GCCOLLECT);
 		ts->states[i]->mem_sealed = ts->states[i]->mem_used;
 	}
 out:

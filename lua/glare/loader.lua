@@ -93,7 +93,11 @@ function loader.load(source, chunkname, opts)
   local env, ctl = sandbox.new_env(base)
 
   local chunk, err = load(source, lua_name, "t", env)
-  if not chunk then return nil, err end
+  if not chunk then
+    -- syntax errors name the file; "attempt to load a binary chunk" does not
+    if err:sub(1, #display) ~= display then err = display .. ": " .. err end
+    return nil, err
+  end
   local ok, def = pcall(chunk)
   if not ok then return nil, error_text(def) end
 

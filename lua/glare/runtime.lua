@@ -102,24 +102,25 @@ local function handler(e)
   return e
 end
 
+-- `true, result`, or `false, status, message, detail`: `detail` is the
+-- error itself with its traceback (for the server's log).
 local function outcome(T, name, ok, res)
   if ok then return true, res end
   local status, msg = runtime.hook_error(T, name, res)
   if status < 500 then return false, status, msg end
-  local tb = type(res) == "string" and res or nil
-  if tb and tb:find("\n", 1, true) then
-    -- the first line is the error itself
-    msg = format("Hook %s of type %s failed: %s", name, T.name, tb:match("^[^\n]*"))
-    tb = format("Hook %s of type %s failed: %s", name, T.name, tb)
+  if type(res) ~= "string" then
+    return false, status, msg, format("(error object is a %s) %s", type(res), error_text(res))
   end
-  return false, status, msg, tb or msg
+  -- the first line is the error itself, then the traceback
+  msg = format("Hook %s of type %s failed: %s", name, T.name, res:match("^[^\n]*"))
+  return false, status, msg, res
 end
 
 --- Convenience for the C core: call hook `name` of `T` with `...`.
 -- Returns `true, result` (also when the type has no such hook) or
--- `false, status, message, detail`: a `glare.fail` keeps its 4xx status
+-- `false, status, message[, detail]`: a `glare.fail` keeps its 4xx status
 -- and message; any other error is `500, "Hook <name> of type <type>
--- failed: <error>"` with the traceback in `detail`. File-level locals the
+-- failed: <error>"` with the error and its traceback in `detail`. File-level locals the
 -- hook assigned are put back afterwards.
 function runtime.run_hook(T, name, ...)
   local fn = T.hooks[name]

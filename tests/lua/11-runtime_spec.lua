@@ -103,7 +103,7 @@ describe("runtime", function()
       local ok, status, msg, detail = runtime.run_hook(F, "pre_update", {}, {}, {})
       assert.same({ false, 500, "Hook pre_update of type f failed: types/f.lua:4: plain error" },
         { ok, status, msg })
-      assert.matches("^Hook pre_update of type f failed: types/f.lua:4: plain error\nstack traceback:\n", detail)
+      assert.matches("^types/f.lua:4: plain error\nstack traceback:\n", detail)
       ok, status, msg = runtime.run_hook(F, "post_create", {}, {})
       assert.same({ false, 500 }, { ok, status })
       assert.matches("^Hook post_create of type f failed: .*status must be a 4xx integer", msg)
