@@ -136,7 +136,7 @@ def run(argv, input=None):
 class Glared:
     """glared serve on a free loopback port with a temp config."""
 
-    def __init__(self, d, options=None):
+    def __init__(self, d, options=None, binary=None):
         self.dir = d
         self.port = free_port()
         opts = {
@@ -164,7 +164,7 @@ class Glared:
         self.url = "http://127.0.0.1:%d" % self.port
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
-                [GLARED, "serve", "--config-file", self.conf],
+                [binary or GLARED, "serve", "--config-file", self.conf],
                 stdout=logf, stderr=subprocess.STDOUT)
         on_exit(self.stop)
         self.pid = self.proc.pid

@@ -849,18 +849,25 @@ static lua_Integer check_len(lua_State *L, int idx)
 	return luaL_len(L, idx);
 }
 
-/* charge per element, in batches */
+/* charge per table access (a get or set may run a metamethod), in
+ * batches */
 typedef struct meter {
 	lua_State *L;
 	int64_t n;
 } meter;
 
-static void tick(meter *m)
+static void ticks(meter *m, int n)
 {
-	if (++m->n >= 256) {
+	m->n += n;
+	if (m->n >= 256) {
 		gl_lsafe_charge(m->L, m->n);
 		m->n = 0;
 	}
+}
+
+static void tick(meter *m)
+{
+	ticks(m, 1);
 }
 
 static void done(meter *m)
@@ -915,7 +922,7 @@ static int t_insert(lua_State *L)
 		luaL_argcheck(L, (lua_Unsigned)pos - 1u < (lua_Unsigned)e, 2,
 			      "position out of bounds");
 		for (lua_Integer i = e; i > pos; i--) {
-			tick(&m);
+			ticks(&m, 2);
 			lua_geti(L, 1, i - 1);
 			lua_seti(L, 1, i);
 		}
@@ -940,7 +947,7 @@ static int t_remove(lua_State *L)
 			      "position out of bounds");
 	lua_geti(L, 1, pos);
 	for (; pos < size; pos++) {
-		tick(&m);
+		ticks(&m, 2);
 		lua_geti(L, 1, pos + 1);
 		lua_seti(L, 1, pos);
 	}
@@ -969,13 +976,13 @@ static int t_move(lua_State *L)
 			      "destination wrap around");
 		if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
 			for (lua_Integer i = 0; i < n; i++) {
-				tick(&m);
+				ticks(&m, 2);
 				lua_geti(L, 1, f + i);
 				lua_seti(L, tt, t + i);
 			}
 		} else {
 			for (lua_Integer i = n - 1; i >= 0; i--) {
-				tick(&m);
+				ticks(&m, 2);
 				lua_geti(L, 1, f + i);
 				lua_seti(L, tt, t + i);
 			}
@@ -1015,7 +1022,7 @@ static int less(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 {
 	int r;
 
-	tick(m);
+	ticks(m, 2);
 	if (!lua_isnil(L, 2)) {
 		lua_pushvalue(L, 2);
 		lua_geti(L, 1, a);
@@ -1034,7 +1041,7 @@ static int less(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 
 static void swap(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 {
-	tick(m);
+	ticks(m, 4);
 	lua_geti(L, 1, a);
 	lua_geti(L, 1, b);
 	lua_seti(L, 1, a);

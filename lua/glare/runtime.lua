@@ -21,6 +21,9 @@ local setmetatable, ipairs, pairs, rawget = setmetatable, ipairs, pairs, rawget
 local format, concat = string.format, table.concat
 local math_type = math.type
 local traceback = debug.traceback
+-- The C core puts the type's locals back after every call it makes (also
+-- when the call fails); offline, the functions below do it themselves.
+local restore = not sandbox.core and sandbox.restore or function() end
 
 ----------------------------------------------------------------------------
 -- Logging
@@ -126,7 +129,7 @@ function runtime.run_hook(T, name, ...)
   local fn = T.hooks[name]
   if fn == nil then return true, nil end
   local ok, res = xpcall(fn, handler, ...)
-  if T._boxes then sandbox.restore(T._boxes) end
+  if T._boxes then restore(T._boxes) end
   return outcome(T, name, ok, res)
 end
 
@@ -138,7 +141,7 @@ function runtime.run_select(T, field, ctx, af, folder, request)
   local fn = F and F.select_location
   if fn == nil then return true, nil end
   local ok, res = xpcall(fn, handler, ctx, af, folder, request)
-  if T._boxes then sandbox.restore(T._boxes) end
+  if T._boxes then restore(T._boxes) end
   if ok and type(res) ~= "string" then res = nil end
   return outcome(T, "select_location", ok, res)
 end
@@ -294,7 +297,7 @@ end
 local function post_process(T, fn, what, artifact)
   if fn == nil then return artifact end
   local ok, res = xpcall(fn, handler, artifact)
-  if T._boxes then sandbox.restore(T._boxes) end
+  if T._boxes then restore(T._boxes) end
   if not ok then
     local _, _, msg, detail = outcome(T, what, false, res)
     return nil, msg, detail
