@@ -795,7 +795,6 @@ typedef struct load_args {
 static int p_load(lua_State *L, pcall_ctx *c)
 {
 	gl_tstate *st = c->st;
-	gl_types *ts = st->ts;
 	const load_args *la = c->arg;
 	gl_type *t = (gl_type *)c->t;
 	int loader;
@@ -864,7 +863,6 @@ static int p_load(lua_State *L, pcall_ctx *c)
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
-	(void)ts;
 	return 0;
 }
 

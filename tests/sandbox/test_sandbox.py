@@ -31,7 +31,8 @@ HOSTILE = ["evil_artifact", "leak_artifact", "proto_artifact", "state_artifact",
            "forge_artifact", "logflood_artifact"]
 MEMORY = 33554432          # lua_memory_limit of the main server
 STEPS = 2000000            # lua_instruction_limit of the main server
-TIME_MS = 1000             # lua_time_limit of the main server
+TIME_MS = 5000             # lua_time_limit of the main server (ample:
+#                            instructions or memory bind there)
 ASAN = os.environ.get("GLARED_ASAN") == "1"
 
 

@@ -19,7 +19,7 @@ attacks.hoard = function(af)
   -- fill the state's memory, keep going after the error, return normally
   local keep = {}
   pcall(function()
-    for i = 1, 1e9 do keep[i] = string.rep("x", 1000) .. i end
+    for i = 1, 1e9 do keep[i] = string.rep("x", 1 << 20) .. i end
   end)
   af.description = "hoarded"
   return af
@@ -39,7 +39,7 @@ return glare.type {
   to_dict = function(af)
     if af.name == "hoard_to_dict" then
       local keep = {}
-      for i = 1, 1e9 do keep[i] = string.rep("y", 1000) .. i end
+      for i = 1, 1e9 do keep[i] = string.rep("y", 1 << 20) .. i end
     end
     if af.name == "shared_to_dict" then af.tree = shared(40) end
     return af
