@@ -57,6 +57,8 @@
 typedef struct libsrc {
 	char *name, *src;
 	size_t len;
+	char *bc;                /* compiled by the first state that loaded it */
+	size_t bclen;
 } libsrc;
 
 typedef struct gl_tstate {
@@ -682,8 +684,24 @@ static char *slurp(const char *path, size_t max, size_t *len, char *err,
 	return buf;
 }
 
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
+{
+	libsrc *e = ud;
+	char *n = realloc(e->bc, e->bclen + sz);
+
+	if (!n)
+		return 1;
+	memcpy(n + e->bclen, p, sz);
+	e->bc = n;
+	e->bclen += sz;
+	return 0;
+}
+
 /* package.searchers entry: library modules from lua_path, each file read
- * once per load and shared by the set's states. Only "glare.x" names. */
+ * once per load and shared by the set's states. Only "glare.x" names. The
+ * first state compiles the text; the others load that compiled form
+ * (parsing the library was most of a state's start-up), never a binary
+ * chunk from a file. */
 static int lib_searcher(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
@@ -710,6 +728,8 @@ static int lib_searcher(lua_State *L)
 		e->src = slurp(path, MAX_LIB_FILE, &e->len, err, sizeof err);
 		if (!e->src)
 			return luaL_error(L, "%s", err);
+		e->bc = NULL;
+		e->bclen = 0;
 		e->name = strdup(name);
 		if (!e->name) {
 			free(e->src);
@@ -718,9 +738,20 @@ static int lib_searcher(lua_State *L)
 		ts->nlib++;
 	}
 	lua_pushfstring(L, "@%s", path);
-	if (luaL_loadbufferx(L, e->src, e->len, lua_tostring(L, -1), "t") !=
-	    LUA_OK)
-		return lua_error(L);
+	if (e->bc) {
+		if (luaL_loadbufferx(L, e->bc, e->bclen, lua_tostring(L, -1),
+				     "b") != LUA_OK)
+			return lua_error(L);
+	} else {
+		if (luaL_loadbufferx(L, e->src, e->len, lua_tostring(L, -1),
+				     "t") != LUA_OK)
+			return lua_error(L);
+		if (lua_dump(L, dump_writer, e, 0) != 0) {
+			free(e->bc);
+			e->bc = NULL;
+			e->bclen = 0;
+		}
+	}
 	lua_pushstring(L, path);
 	return 2;
 }
@@ -900,6 +931,7 @@ static void types_free(gl_types *ts)
 	for (int i = 0; i < ts->nlib; i++) {
 		free(ts->lib[i].name);
 		free(ts->lib[i].src);
+		free(ts->lib[i].bc);
 	}
 	free(ts->lib);
 	free(ts->states);
