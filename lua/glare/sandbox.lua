@@ -123,17 +123,21 @@ local function make_view(p, c, name, mt)
   local fm = { [FROZEN] = c, [NAME] = name, __index = c, __newindex = ro_newindex,
     __len = ro_len, __pairs = ro_pairs, __metatable = false }
   if mt ~= nil then
-    for _, k in ipairs(KEEP) do fm[k] = rawget(mt, k) end
-    if rawget(mt, "__len") ~= nil then fm.__len = rawget(mt, "__len") end
-    if rawget(mt, "__pairs") ~= nil then fm.__pairs = rawget(mt, "__pairs") end
+    -- the metamethods: from the metatable's own contents if it is read-only
+    -- already (a frozen "class"), from the table's if it is its own
+    local mm = mt == p and c or contents(mt) or mt
+    for _, k in ipairs(KEEP) do fm[k] = rawget(mm, k) end
+    if rawget(mm, "__len") ~= nil then fm.__len = rawget(mm, "__len") end
+    if rawget(mm, "__pairs") ~= nil then fm.__pairs = rawget(mm, "__pairs") end
     -- library code still sees the metatable it knows (field kinds, JSON marks)
-    local shown = rawget(mt, "__metatable")
+    local shown = rawget(mm, "__metatable")
     if shown == nil then shown = mt end
     fm.__metatable = shown
     if mt == json.array_mt or mt == json.object_mt then
       dsetmetatable(c, mt)   -- the C converter reads the mark from the contents
     end
-    local idx = rawget(mt, "__index")
+    local idx = rawget(mm, "__index")
+    if idx == p then idx = nil end   -- a table that is its own class
     if type(idx) == "table" then
       dsetmetatable(c, { __index = idx })
     elseif idx ~= nil then

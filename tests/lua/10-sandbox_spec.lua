@@ -159,6 +159,25 @@ describe("sandbox", function()
       local _, err = H.load("MT = setmetatable({}, { __gc = print })", "types/d.lua")
       assert.equal("types/d.lua:1: setmetatable: metatables with __gc are not allowed in the sandbox", err)
     end)
+    it("keeps objects made at load time working with their (frozen) class", function()
+      local prelude = [[
+        local Point = {}
+        Point.__index = Point
+        Point.__tostring = function(p) return "(" .. p.x .. "," .. p.y .. ")" end
+        Point.__add = function(a, b) return setmetatable({ x = a.x + b.x, y = a.y + b.y }, Point) end
+        function Point.new(x, y) return setmetatable({ x = x, y = y }, Point) end
+        function Point:norm1() return math.abs(self.x) + math.abs(self.y) end
+        local ORIGIN = Point.new(1, 2)
+        local SELF = {}
+        SELF.__index = SELF
+        SELF.v = 7
+        setmetatable(SELF, SELF)]]
+      assert.equal("(1,2) 3 (4,6) 7", run([[
+        return tostring(ORIGIN) .. " " .. ORIGIN:norm1() .. " " .. tostring(ORIGIN + Point.new(3, 4))
+          .. " " .. SELF.v]], prelude))
+      fails("ORIGIN.x = 5", "ORIGIN is read%-only %(attempt to set 'x'%)", prelude)
+      fails("Point.norm1 = nil", "Point is read%-only %(attempt to set 'norm1'%)", prelude)
+    end)
     it("lets a read-only table serve as a class", function()
       assert.equal("hi from Class", run("return setmetatable({}, Class):hi()", [[
         local Class = {}
