@@ -58,7 +58,7 @@ typedef struct libsrc {
 	char *name, *src;
 	size_t len;
 	char *bc;                /* compiled by the first state that loaded it */
-	size_t bclen;
+	size_t bclen, bccap;
 } libsrc;
 
 typedef struct gl_tstate {
@@ -684,15 +684,24 @@ static char *slurp(const char *path, size_t max, size_t *len, char *err,
 	return buf;
 }
 
+/* lua_dump hands the compiled chunk over in many small pieces: grow the
+ * buffer geometrically */
 static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 {
 	libsrc *e = ud;
-	char *n = realloc(e->bc, e->bclen + sz);
 
-	if (!n)
-		return 1;
-	memcpy(n + e->bclen, p, sz);
-	e->bc = n;
+	if (e->bclen + sz > e->bccap) {
+		size_t cap = e->bccap ? e->bccap : 16384;
+		char *n;
+		while (cap < e->bclen + sz)
+			cap *= 2;
+		n = realloc(e->bc, cap);
+		if (!n)
+			return 1;
+		e->bc = n;
+		e->bccap = cap;
+	}
+	memcpy(e->bc + e->bclen, p, sz);
 	e->bclen += sz;
 	return 0;
 }
@@ -729,7 +738,7 @@ static int lib_searcher(lua_State *L)
 		if (!e->src)
 			return luaL_error(L, "%s", err);
 		e->bc = NULL;
-		e->bclen = 0;
+		e->bclen = e->bccap = 0;
 		e->name = strdup(name);
 		if (!e->name) {
 			free(e->src);
@@ -749,7 +758,7 @@ static int lib_searcher(lua_State *L)
 		if (lua_dump(L, dump_writer, e, 0) != 0) {
 			free(e->bc);
 			e->bc = NULL;
-			e->bclen = 0;
+			e->bclen = e->bccap = 0;
 		}
 	}
 	lua_pushstring(L, path);
