@@ -566,6 +566,13 @@ def test_8_hook_logging_is_limited_per_request(srv):
 
 # ---- 9: reload and load errors -----------------------------------------------------
 
+def load_error(p):
+    """The one error `glared check-types` printed."""
+    prefix = "glared check-types: "
+    assert p.stderr.startswith(prefix), p.stderr
+    return p.stderr[len(prefix):].strip()
+
+
 def check_types(d, names, extra=""):
     conf = d / "g.conf"
     conf.write_text("[DEFAULT]\nenabled_artifact_types = %s\ntypes_path = %s\n"
@@ -604,8 +611,8 @@ def test_9_fifo_or_directory_never_blocks_a_reload(tmp_path):
     (d / "state_artifact.lua").mkdir()
     p, took = check_types(d, ["state_artifact"])
     assert p.returncode != 0 and took < 10
-    assert p.stderr.strip() == ("artifact type state_artifact: %s/"
-                                "state_artifact.lua: not a regular file" % d)
+    assert load_error(p) == ("artifact type state_artifact: %s/"
+                             "state_artifact.lua: not a regular file" % d)
 
 
 def test_9_big_type_file_refused(tmp_path):
@@ -616,9 +623,8 @@ def test_9_big_type_file_refused(tmp_path):
         "'big_artifact' }\n")
     p, _ = check_types(d, ["big_artifact"])
     assert p.returncode != 0
-    assert p.stderr.strip() == ("artifact type big_artifact: %s/"
-                                "big_artifact.lua: larger than 1048576 bytes"
-                                % d)
+    assert load_error(p) == ("artifact type big_artifact: %s/"
+                             "big_artifact.lua: larger than 1048576 bytes" % d)
 
 
 @pytest.mark.parametrize("src,message", [
@@ -640,7 +646,7 @@ def test_9_load_errors_name_the_file(tmp_path, src, message):
                           "lua_instruction_limit = 1000000\n"
                           "lua_memory_limit = 4194304\n")
     assert p.returncode != 0
-    assert p.stderr.strip() == message
+    assert load_error(p) == message
     assert took < 30
 
 
@@ -650,8 +656,8 @@ def test_9_bytecode_refused(tmp_path):
     (d / "bc_artifact.lua").write_bytes(b"\x1bLuaT\x00\x19\x93\r\n\x1a\n")
     p, _ = check_types(d, ["bc_artifact"])
     assert p.returncode != 0
-    assert p.stderr.strip() == ("types/bc_artifact.lua: attempt to load a "
-                                "binary chunk (mode is 't')")
+    assert load_error(p) == ("types/bc_artifact.lua: attempt to load a "
+                             "binary chunk (mode is 't')")
     assert "while loading" not in p.stderr
 
 
