@@ -35,7 +35,7 @@ attacks.unpack_index = function()
   return select("#", table.unpack(setmetatable({}, { __index = type }), 1, 100000))
 end
 
-local BURN = 200000
+local BURN = 400000
 local function burn()
   local n = 0
   for i = 1, BURN do n = n + i end
