@@ -35,6 +35,7 @@
 #include "conf.h"
 #include "err.h"
 #include "http.h"
+#include "ltype.h"
 #include "policy.h"
 
 typedef struct gl_ctx {
@@ -50,7 +51,15 @@ typedef struct gl_ctx {
 	int read_only;
 	int anonymous;
 	char request_id[48];
+	gl_lreq lua;          /* what the request has spent in Lua */
 } gl_ctx;
+
+/* The request's Lua account. Accounting is not part of who is calling, so
+ * it is kept up to date through a const context (contexts are never const
+ * objects). */
+gl_lreq *gl_ctx_lua(const gl_ctx *ctx);
+/* Start a new account (the console: one per command). */
+void gl_ctx_lua_reset(gl_ctx *ctx);
 
 typedef struct gl_auth gl_auth;
 typedef struct gl_auth_wait gl_auth_wait;
