@@ -62,6 +62,10 @@ struct gl_oidc {
 	int jwks_cache_time, refetch_interval;
 	realm realms[MAX_REALMS];
 	int nrealms;
+	/* fetches for realms not in realms[]: the per-realm limit cannot see
+	 * tokens that name a new realm each, so these draw on a budget of
+	 * their own (MAX_REALMS at once, then one per refetch_interval) */
+	double new_credit, new_credit_at;
 	gl_oidc_job *all;
 };
 
@@ -99,6 +103,22 @@ static void realm_clear(realm *r)
 	memset(r, 0, sizeof *r);
 }
 
+/* May a realm glared does not know yet be looked up now? */
+static int new_realm_allowed(gl_oidc *o, double now)
+{
+	if (o->refetch_interval <= 0)
+		return 1;
+	o->new_credit += (now - o->new_credit_at) / o->refetch_interval;
+	if (o->new_credit > MAX_REALMS)
+		o->new_credit = MAX_REALMS;
+	o->new_credit_at = now;
+	if (o->new_credit < 1)
+		return 0;
+	o->new_credit -= 1;
+	return 1;
+}
+
+/* The realm of iss; NULL when it is new and may not be looked up now. */
 static realm *realm_get(gl_oidc *o, const char *iss, const char *name,
 			double now)
 {
@@ -109,17 +129,30 @@ static realm *realm_get(gl_oidc *o, const char *iss, const char *name,
 			r = &o->realms[i];
 			goto found;
 		}
+	if (!new_realm_allowed(o, now)) {
+		gl_info("oidc: realm %s not looked up: too many new realms of "
+			"late", name);
+		return NULL;
+	}
 	if (o->nrealms < MAX_REALMS) {
 		r = &o->realms[o->nrealms++];
 	} else {
-		/* the least recently used realm that nothing waits on */
+		/* the least recently used realm that nothing waits on, one
+		 * without keys first: realms named by garbage tokens (the
+		 * issuer has none such) push out each other, not the ones in
+		 * use */
 		for (int i = 0; i < o->nrealms; i++) {
 			realm *c = &o->realms[i];
-			if (!c->req && !c->waiting && (!r || c->used < r->used))
+			if (c->req || c->waiting)
+				continue;
+			if (!r || (!c->jwks && r->jwks) ||
+			    (!c->jwks == !r->jwks && c->used < r->used))
 				r = c;
 		}
-		if (!r)
+		if (!r) {
+			o->new_credit += 1; /* not spent */
 			return NULL;
+		}
 		gl_info("oidc: forgetting realm %s (more than %d in use)",
 			r->name, MAX_REALMS);
 		realm_clear(r);
@@ -161,8 +194,15 @@ static const char *realm_of(const gl_oidc *o, const char *iss)
 	    strncmp(iss + n, "/realms/", 8) != 0)
 		return NULL;
 	name = iss + n + 8;
-	if (!*name || strlen(name) > MAX_REALM_NAME || strchr(name, '/'))
+	if (!*name || strlen(name) > MAX_REALM_NAME ||
+	    !strcmp(name, ".") || !strcmp(name, ".."))
 		return NULL;
+	/* one path segment, so the key set is fetched from the realm
+	 * itself and not from a neighbour or a query */
+	for (const char *p = name; *p; p++)
+		if (*p == '/' || *p == '?' || *p == '#' ||
+		    (unsigned char)*p <= 0x20 || *p == 0x7f)
+			return NULL;
 	return name;
 }
 
@@ -240,7 +280,7 @@ static int evaluate(gl_oidc *o, const char *tok, gl_ident **out, gl_err *err,
 	}
 	r = realm_get(o, iss, name, now);
 	if (!r) {
-		rc = refuse(err, 503, "too many realms being fetched");
+		rc = refuse(err, 503, "too many new realms at once");
 		goto out;
 	}
 	stale = !r->jwks || now - r->fetched >= o->jwks_cache_time;
@@ -544,6 +584,8 @@ gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base, char *err,
 	o->use_userinfo = conf->kc_use_userinfo;
 	o->jwks_cache_time = conf->kc_jwks_cache_time;
 	o->refetch_interval = conf->kc_jwks_refetch_interval;
+	o->new_credit = MAX_REALMS;
+	o->new_credit_at = mono();
 	o->http = gl_idhttp_new(base, &opts);
 	if (!o->http) {
 		snprintf(err, errlen, "cannot set up the OIDC client");

@@ -88,6 +88,7 @@ class Issuer:
     def __init__(self):
         self.realms = {}          # name -> published keys
         self.fetches = {}         # name -> key set fetches
+        self.requests = 0         # every request, known realm or not
         self.userinfo_calls = 0
         self.revoked = set()      # tokens userinfo refuses
         self.down = False
@@ -134,6 +135,7 @@ class Issuer:
         self.fetches.setdefault(realm, 0)
 
     def handle(self, h):
+        self.requests += 1
         parts = h.path.split("?")[0].split("/")
         # /auth/realms/<realm>/protocol/openid-connect/<what>
         if self.down:

@@ -73,6 +73,10 @@ def ks_options(**extra):
         "keystone_authtoken.token_cache_time": 300,
         "keystone_authtoken.http_connect_timeout": 5,
         "keystone_authtoken.http_request_max_retries": 1,
+        # auth_token options glared has no use for, as real glare.conf
+        # files carry them
+        "keystone_authtoken.memcached_servers": "127.0.0.1:11211",
+        "keystone_authtoken.service_token_roles_required": "true",
     }
     opts.update({k.replace("__", "."): v for k, v in extra.items()})
     return opts
@@ -165,6 +169,15 @@ def test_versions_and_healthcheck_need_no_token(ksrv):
     assert get(ksrv, "/versions").status_code == 300
     r = get(ksrv, "/healthcheck")
     assert r.status_code == 200 and r.text == "OK"
+
+
+def test_auth_token_options_glared_lacks_get_one_warning_each(ksrv):
+    log = ksrv.read_log()
+    for name in ("memcached_servers", "service_token_roles_required"):
+        assert log.count("unknown option [keystone_authtoken] %s ignored"
+                         % name) == 1, log
+    # the options glared has are taken without a word
+    assert "unknown option [keystone_authtoken] auth_type" not in log
 
 
 def test_no_token_is_401_with_the_keystone_challenge(ksrv):

@@ -146,15 +146,20 @@ def test_alg_none_and_hmac_are_refused(kc, issuer, keys):
 
 
 def test_foreign_issuers(kc, issuer, keys):
-    before = dict(issuer.fetches)
+    before = issuer.requests
     for iss in ("http://127.0.0.1:1/auth/realms/demo",
                 issuer.base + "-evil/realms/demo",
                 issuer.base + "/realms/demo/extra",
                 issuer.base + "/realms/",
+                issuer.base + "/realms/..",
+                issuer.base + "/realms/demo?x=",
+                issuer.base + "/realms/demo#",
+                issuer.base + "/realms/de mo",
                 issuer.base.replace("/auth", "") + "/realms/demo"):
         assert_401(get(kc, "/artifacts/images", issuer.token(
             "demo", keys["rsa"], claims={"iss": iss})))
-    assert issuer.fetches == before
+    # none of them made glared ask anyone for keys
+    assert issuer.requests == before
     # a realm the issuer does not have: its key set is a 404
     issuer.publish("ghost", [])
     del issuer.realms["ghost"]
@@ -212,6 +217,30 @@ def test_unknown_kid_refetch_is_rate_limited(make_server, issuer):
     time.sleep(REFETCH + 0.5)
     assert_401(get(s, "/artifacts/images", issuer.token("rl", k3)))
     assert issuer.fetches["rl"] == n0 + 1
+
+
+def test_tokens_naming_new_realms_are_rate_limited(make_server, issuer,
+                                                  keys):
+    s = make_server(kc_options(issuer))
+    good = issuer.token("demo", keys["rsa"], user="steady")
+    assert get(s, "/artifacts/images", good).status_code == 200
+    # garbage tokens, each naming a realm the issuer does not have: a
+    # burst of 16 lookups (glared's realm table), then one per REFETCH s
+    n0, t0 = issuer.requests, time.time()
+    codes = []
+    for i in range(40):
+        codes.append(get(s, "/artifacts/images", issuer.token(
+            "nowhere%d" % i, keys["rsa"])).status_code)
+    elapsed = time.time() - t0
+    assert set(codes) <= {401, 503}, codes
+    assert issuer.requests - n0 <= 16 + 1 + elapsed // REFETCH, elapsed
+    # each lookup is a 404 (a 401 for the client); the rest wait: 503
+    assert codes.count(401) == issuer.requests - n0
+    # the realm in use kept its keys: a new token of it needs no lookup
+    n0 = issuer.requests
+    assert get(s, "/artifacts/images", issuer.token(
+        "demo", keys["ec"], alg="ES256", user="steady2")).status_code == 200
+    assert issuer.requests == n0
 
 
 def test_key_rotation(make_server, issuer):
