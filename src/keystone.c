@@ -21,7 +21,8 @@
 #define KS_LOGIN_MAX_BODY (8u << 20) /* glared's own, with the catalog */
 #define KS_TIMEOUT 30            /* s for one exchange */
 #define KS_MIN_LEFT 10           /* s: glared's token is not used closer
-				  * than this to its end */
+				  * than this (or an eighth of its life)
+				  * to its end */
 
 struct gl_ks_check {
 	gl_keystone *k;
@@ -45,11 +46,14 @@ struct gl_keystone {
 	char *login_body;
 	char *interface, *region;
 	int max_retries;
-	/* glared's own token */
+	/* glared's own token; its times on glared's clock (Keystone's
+	 * lifetime counted from the login request), so a skew between
+	 * the two clocks cannot make it look expired or everlasting */
 	char *svc_token;
 	time_t svc_issued, svc_expires;
 	unsigned svc_gen;       /* counts logins */
 	gl_idhttp_req *login;
+	time_t login_sent;      /* the token is no older than this */
 	int login_attempts;
 	gl_ks_check *all;
 	gl_ks_check *waiting, **waiting_tail;
@@ -60,7 +64,11 @@ static void send_check(gl_ks_check *c);
 
 static int svc_usable(const gl_keystone *k, time_t now)
 {
-	return k->svc_token && now < k->svc_expires - KS_MIN_LEFT;
+	time_t left = (k->svc_expires - k->svc_issued) / 8;
+
+	if (left > KS_MIN_LEFT)
+		left = KS_MIN_LEFT;
+	return k->svc_token && now < k->svc_expires - left;
 }
 
 char *gl_keystone_v3_url(const char *url)
@@ -455,7 +463,7 @@ static void login_done(void *arg, const gl_idhttp_resp *r)
 		return;
 	}
 	if (parse_time(jstr(tok, "issued_at"), &issued) < 0)
-		issued = time(NULL);
+		issued = time(NULL); /* then the clocks had better agree */
 	url = catalog_identity(k, json_object_get(tok, "catalog"));
 	if (url && (!k->check_v3 || strcmp(url, k->check_v3) != 0))
 		gl_info("keystone: checking tokens at %s (%s endpoint of the "
@@ -467,11 +475,11 @@ static void login_done(void *arg, const gl_idhttp_resp *r)
 	json_decref(root);
 	free(k->svc_token);
 	k->svc_token = gl_xstrdup(r->subject_token);
-	k->svc_issued = issued;
-	k->svc_expires = expires;
+	k->svc_issued = k->login_sent;
+	k->svc_expires = k->login_sent + (expires - issued);
 	k->svc_gen++;
-	gl_info("keystone: glared logged in, service token valid until %lld",
-		(long long)expires);
+	gl_info("keystone: glared logged in, service token valid for %lld s",
+		(long long)(expires - issued));
 	release_waiting(k, svc_usable(k, time(NULL))
 			   ? NULL : "glared's Keystone token is too short-lived");
 }
@@ -482,6 +490,7 @@ static void start_login(gl_keystone *k)
 	static const char *const hdrs[] = { "Accept: application/json", NULL };
 
 	k->login_attempts++;
+	k->login_sent = time(NULL);
 	gl_sb_addf(&url, "%s/auth/tokens", k->auth_v3);
 	k->login = gl_idhttp_start(k->http, url.p, hdrs, k->login_body,
 				   KS_LOGIN_MAX_BODY, login_done, k);

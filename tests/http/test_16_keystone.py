@@ -481,6 +481,27 @@ def test_keystone_down_503_while_cached_tokens_work(make_server):
     assert "Keystone unreachable" in s.read_log()
 
 
+def test_service_token_renewed_before_it_ends(make_server):
+    # glared logs in to the 8-second Keystone: its own token must be
+    # renewed while user tokens are checked (none cached) throughout
+    s = make_server(ks_options(
+        keystone_authtoken__auth_url=KS_SHORT.rsplit("/v3", 1)[0],
+        keystone_authtoken__token_cache_time=-1))
+    tok, _ = ks_token("alice", "demo")
+    t0 = time.time()
+    n = 0
+    while time.time() - t0 < 14:    # at most ~28 rounds
+        r = get(s, "/artifacts/images", tok)
+        assert r.status_code == 200, (time.time() - t0, r.text)
+        n += 1
+        time.sleep(0.5)
+    log = s.read_log()
+    assert log.count("glared logged in") >= 2, log
+    # renewed because it was ending, not because Keystone refused it
+    assert "service token was refused" not in log
+    assert n >= 5
+
+
 def test_service_token_revoked_glared_logs_in_again(make_server, uniq):
     # a service user of this test's own: revoking its tokens disturbs no
     # other glared
