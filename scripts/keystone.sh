@@ -230,15 +230,8 @@ EOF
 stop_server() { # [name port]
 	name=${1:-uwsgi}
 	[ -f "$DIR/$name.pid" ] || return 0
-	pid=$(cat "$DIR/$name.pid")
-	kill "$pid" 2>/dev/null || true
-	n=100
-	while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do
-		sleep 0.1
-		n=$((n - 1))
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$DIR/$name.pid"
+	kill "$(cat "$DIR/$name.pid")" 2>/dev/null || true
+	reap "$DIR/$name.pid" 100
 	# the port is closed when the function returns
 	wait_for 50 port_free "${2:-$PORT}" || true
 }

@@ -205,14 +205,7 @@ stop_daemons() {
 	done
 	for d in $DAEMONS; do
 		[ -f "$DIR/$d.pid" ] || continue
-		pid=$(cat "$DIR/$d.pid")
-		n=50
-		while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do
-			sleep 0.1
-			n=$((n - 1))
-		done
-		kill -9 "$pid" 2>/dev/null || true
-		rm -f "$DIR/$d.pid"
+		reap "$DIR/$d.pid" 50
 	done
 }
 

@@ -1,8 +1,9 @@
 # shellcheck shell=sh
-# svc-lib.sh - what the throwaway-service scripts (s3.sh, keystone.sh)
-# share. Sourced, not run; the sourcing script defines say() and PKGS.
+# svc-lib.sh - what deps.sh and the throwaway-service scripts (s3.sh,
+# keystone.sh) share. Sourced, not run; the sourcing script defines say()
+# and PKGS.
 
-# Install the Debian packages of $PKGS that are missing (as deps.sh does).
+# Install the Debian packages of $PKGS that are missing.
 install_missing() {
 	missing=""
 	for p in $PKGS; do
@@ -36,4 +37,17 @@ wait_for() {
 		n=$((n - 1))
 	done
 	return 1
+}
+
+# The process of pid file $1 was sent SIGTERM: give it $2 tenths of a
+# second to end, then SIGKILL; the pid file goes.
+reap() {
+	pid=$(cat "$1")
+	n=$2
+	while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	kill -9 "$pid" 2>/dev/null || true
+	rm -f "$1"
 }
