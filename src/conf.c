@@ -71,7 +71,7 @@ static const opt options[] = {
 	O("DEFAULT", "max_json_body", K_INT64, max_json_body, "16777216", 1024,
 	  INT64_MAX),
 	O("DEFAULT", "max_json_depth", K_INT, max_json_depth, "32", 2, 256),
-	O("DEFAULT", "max_json_values", K_INT64, max_json_values, "100000", 64,
+	O("DEFAULT", "max_json_values", K_INT64, max_json_values, "20000", 64,
 	  INT64_MAX),
 	O("DEFAULT", "max_patch_operations", K_INT, max_patch_operations,
 	  "1000", 1, INT_MAX),

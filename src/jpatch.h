@@ -33,7 +33,7 @@ typedef struct gl_jpatch_limits {
 /* The defaults the fuzzer and tests use (the server takes conf.c's). */
 #define GL_JPATCH_MAX_OPS 1000
 #define GL_JPATCH_MAX_DEPTH 32
-#define GL_JPATCH_MAX_VALUES 100000
+#define GL_JPATCH_MAX_VALUES 20000
 #define GL_JPATCH_MAX_BYTES (16 << 20)
 extern const gl_jpatch_limits gl_jpatch_defaults;
 
