@@ -37,7 +37,8 @@ def new(s, token=USER1, **kw):
 
 
 def count(s, token=USER1):
-    r = s.get(SA + "?limit=0", token=token)
+    """Artifacts the token's project owns (public ones of others aside)."""
+    r = s.get(SA + "?limit=0&owner=" + token.split(":")[1], token=token)
     assert r.status_code == 200, r.text
     return r.json()["total_count"]
 
