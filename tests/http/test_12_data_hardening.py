@@ -15,7 +15,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import ADMIN, USER1
+from conftest import ADMIN, GLARED, USER1, Server
 from test_09_locations import Fixture, data_of, fx  # noqa: F401 (fixture)
 
 SA = "/artifacts/sample_artifact"
@@ -346,15 +346,17 @@ def test_limits_are_configurable(make_server):
 
 # ---- item 6: trust mode and proxied downloads ------------------------------------
 
+TRUST = {"external_location_allowed_networks": "127.0.0.1/32",
+         "fetch_timeout": 10,
+         "artifact_type:sample_artifact.external_location_verification":
+             "trust",
+         "artifact_type:sample_artifact.external_download": "proxy",
+         "artifact_type:hooks_artifact.external_download": "proxy"}
+
+
 @pytest.fixture(scope="module")
 def ts():
-    from conftest import Server
-    s = Server({"external_location_allowed_networks": "127.0.0.1/32",
-                "fetch_timeout": 10,
-                "artifact_type:sample_artifact.external_location_verification":
-                    "trust",
-                "artifact_type:sample_artifact.external_download": "proxy",
-                "artifact_type:hooks_artifact.external_download": "proxy"})
+    s = Server(TRUST)
     yield s
     s.stop()
 
@@ -424,6 +426,37 @@ def test_bytes_that_differ_flag(ts, fx):
     assert body != Fixture.mutable          # never the whole wrong body
     r = ts.get(url)
     assert r.status_code == 409 and "changed" in msg(r)
+
+
+def test_verify_trust_mode_blobs(fx):
+    # glared verify reads blobs of unknown size up to the field's limit;
+    # a refused fetch is an error, a vanished URL gone, other bytes changed
+    s = Server(TRUST)
+    try:
+        Fixture.mutable = data_of(6000)
+        Fixture.mutable_gone = False
+        port = fx.server_address[1]
+        ok = trusted(s, fx.url + "/mutable", Fixture.mutable)
+        refused = trusted(s, "http://127.0.0.2:%d/data/10" % port,
+                          data_of(10))
+        gone = trusted(s, fx.url + "/404", data_of(10))
+
+        def verify():
+            return subprocess.run([GLARED, "verify", "--config-file", s.conf],
+                                  capture_output=True, text=True, timeout=120)
+        p = verify()
+        assert "3 external blob(s), 1 changed" in p.stdout, p.stdout + p.stderr
+        assert try_get(s, ok) == (200, Fixture.mutable)
+        assert try_get(s, refused)[0] != 409
+        assert s.get(gone).status_code == 410
+        Fixture.mutable = bytes(reversed(Fixture.mutable))
+        p = verify()
+        assert p.returncode == 3 and "2 changed" in p.stdout, p.stdout
+        r = s.get(ok)
+        assert r.status_code == 409 and "changed" in msg(r)
+        assert try_get(s, refused)[0] != 409
+    finally:
+        s.stop()
 
 
 def test_known_size_failed_fetch_never_flags(ts, fx):
