@@ -377,10 +377,10 @@ def trusted(s, url, data, field="blob"):
     return "%s/%s/%s" % (SA, af["id"], field)
 
 
-def try_get(s, url):
+def try_get(s, url, token=USER1):
     """(status, body or None when the transfer broke off)."""
     try:
-        r = s.get(url, timeout=30)
+        r = s.get(url, timeout=30, token=token)
         return r.status_code, r.content
     except requests.exceptions.RequestException:
         return None, None
@@ -413,6 +413,20 @@ def test_failed_or_refused_fetch_never_flags(ts, fx, where):
         assert status != 409, "flagged after a failed fetch"
         assert body != data
     assert "flagged" not in ts.read_log()[-20000:]
+
+
+def test_trusted_internal_location_bounded(ts, fx):
+    # taken on trust, passed through as it is, but never more than the
+    # field holds (small_blob: 10 bytes)
+    af = new(ts, token=ADMIN)
+    for field, n, whole in (("blob", 300, True), ("small_blob", 3000, False)):
+        r = put_loc(ts, "%s/%s/%s" % (SA, af["id"], field),
+                    {"url": fx.url + "/data/%d" % n,
+                     "location_type": "internal"}, token=ADMIN)
+        assert r.status_code == 200, r.text
+        status, body = try_get(ts, "%s/%s/%s" % (SA, af["id"], field),
+                               token=ADMIN)
+        assert (body == data_of(n)) == whole, (field, status)
 
 
 def test_bytes_that_differ_flag(ts, fx):
