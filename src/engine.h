@@ -156,8 +156,9 @@ int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
  * -1 no verdict. Only bytes that were read and differ count: more bytes
  * than recorded, or a complete read of another size or checksum; a
  * fetch that failed or was refused (network, HTTP error, a cap reached
- * on a blob of unknown size) says nothing about them. complete: every
- * byte was read (h is then valid). */
+ * on a blob of unknown size) says nothing about them; bytes taken on
+ * trust (dl->trusted) are never judged. complete: every byte was read (h
+ * is then valid). */
 int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
 			const gl_digest_hex *h, char *why, size_t whylen);
 /* A proxied external download found different bytes: flag the blob. */

@@ -86,6 +86,14 @@ UNIT_TEST(unknown_size)
 	dl = rec(-1, NULL, NULL);
 	CHECK_INT(gl_external_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
 		  0);
+	/* an internal location taken on trust is never judged, even with
+	 * checksums as given */
+	dl = rec(5, MD5, SHA256);
+	dl.trusted = 1;
+	CHECK_INT(gl_external_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
+		  0);
+	CHECK_INT(gl_external_verdict(&dl, 0, 10, &other_md5, why, sizeof why),
+		  -1);
 }
 
 UNIT_SUITE(verdict,
