@@ -283,14 +283,14 @@ int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
 	if (dl->trusted) /* taken on trust: nothing to hold the bytes to */
 		return complete ? 0 : -1;
 	if (dl->size >= 0 && got > dl->size) {
-		snprintf(why, whylen, "%lld bytes or more, recorded %lld",
-			 (long long)got, (long long)dl->size);
+		snprintf(why, whylen, "more bytes than the recorded %lld "
+			 "(%lld read)", (long long)dl->size, (long long)got);
 		return 1;
 	}
 	if (!complete)
 		return -1;
 	if (dl->size >= 0 && got != dl->size) {
-		snprintf(why, whylen, "%lld bytes, recorded %lld",
+		snprintf(why, whylen, "size %lld, recorded %lld",
 			 (long long)got, (long long)dl->size);
 		return 1;
 	}

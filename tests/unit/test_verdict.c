@@ -48,10 +48,10 @@ UNIT_TEST(known_size)
 	CHECK_INT(gl_external_verdict(&dl, 1, 100, &other, why, sizeof why), 1);
 	CHECK(strstr(why, "sha256 ff11"));
 	CHECK_INT(gl_external_verdict(&dl, 1, 99, &same, why, sizeof why), 1);
-	CHECK(strstr(why, "99 bytes, recorded 100"));
+	CHECK(strstr(why, "size 99, recorded 100"));
 	/* more bytes than recorded were read: a change, complete or not */
 	CHECK_INT(gl_external_verdict(&dl, 0, 101, &same, why, sizeof why), 1);
-	CHECK(strstr(why, "101 bytes or more"));
+	CHECK(strstr(why, "more bytes than the recorded 100 (101 read)"));
 	/* a transfer that broke off says nothing, even with other digests */
 	CHECK_INT(gl_external_verdict(&dl, 0, 50, &other, why, sizeof why), -1);
 	CHECK_INT(gl_external_verdict(&dl, 0, 0, &other, why, sizeof why), -1);
