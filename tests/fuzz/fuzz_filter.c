@@ -16,6 +16,7 @@
  * store it opens is removed at once (a listing never touches it, and
  * libFuzzer may end the process without running exit handlers).
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,14 +67,16 @@ static void create(const char *body)
 
 static void setup(void)
 {
-	const char *root = getenv("GLARED_ROOT");
-	char conf_path[128], err[512];
+	const char *env = getenv("GLARED_ROOT");
+	char root[PATH_MAX], conf_path[128], err[512];
 	gl_conf *conf;
 	gl_err e = { 0 };
 	FILE *f;
 
-	if (!root)
-		root = ".";
+	/* absolute: relative paths in a configuration are taken from its
+	 * directory, a temporary one here */
+	if (!realpath(env ? env : ".", root))
+		die("GLARED_ROOT", env ? env : ".");
 	snprintf(dir, sizeof dir, "/tmp/glfuzz.XXXXXX");
 	if (!mkdtemp(dir))
 		die("mkdtemp", dir);
