@@ -344,6 +344,73 @@ def test_limits_are_configurable(make_server):
     assert r.status_code == 400 and "at most 2 are allowed" in msg(r)
 
 
+# ---- items 2-4 by the other roads to the engine: console and hooks ----------
+
+def console(s, chunk):
+    return subprocess.run([GLARED, "console", "--config-file", s.conf,
+                           "-e", chunk], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_console_keeps_to_the_same_rules(make_server):
+    s = make_server({})
+    big = 'local l = {} for i = 1, 300 do l[i] = "x" end '
+    for chunk, part in [
+            ('glare.create("sample_artifact", {name = "c\\0x"})',
+             "400 Bad Request: The request body has a string with U+0000"),
+            (big + 'glare.create("sample_artifact", {name = "c-big", '
+             'list_of_str = l})',
+             "List must have at most 255 items (got 300)"),
+            ('local af = glare.create("sample_artifact", {name = "c-dbl", '
+             'list_of_str = {"a", "b"}}) local p = {} for i = 1, 40 do '
+             'p[i] = {op = "copy", from = "/list_of_str", '
+             'path = "/list_of_str/-"} end '
+             'glare.update("sample_artifact", af.id, p)',
+             "the patch would create more than 20000 values")]:
+        r = console(s, chunk)
+        assert r.returncode == 1 and part in r.stderr, r.stderr
+    # only the artifact the refused patch was for, unchanged
+    r = s.get(SA, token=ADMIN).json()["artifacts"]
+    assert [(a["name"], a["list_of_str"]) for a in r] == \
+        [("c-dbl", ["a", "b"])]
+
+
+POISON = """
+return glare.type {
+  name = "poison_artifact", display_name = "Poison", version = "1.0",
+  fields = { { note = glare.String {} },
+             { items = glare.List { of = glare.String } } },
+  hooks = {
+    pre_create = function(ctx, af)
+      if af.name == "nul" then af.note = "a\\0b" end
+      if af.name == "many" then
+        local l = {}
+        for i = 1, 300 do l[i] = "x" end
+        af.items = l
+      end
+      return af
+    end,
+  },
+}
+"""
+
+
+def test_hook_output_keeps_to_the_same_rules(make_server, tmp_path):
+    (tmp_path / "poison_artifact.lua").write_text(POISON)
+    s = make_server({"types_path": str(tmp_path),
+                     "enabled_artifact_types": "poison_artifact"})
+    for name, part in [("nul", "Field 'note': U+0000 is not allowed"),
+                       ("many", "Field: items. Exception: List must have "
+                        "at most 255 items (got 300)")]:
+        r = s.post("/artifacts/poison_artifact", {"name": name})
+        assert r.status_code == 400, r.text
+        assert part in msg(r), msg(r)
+    assert s.post("/artifacts/poison_artifact",
+                  {"name": "fine"}).status_code == 201
+    r = s.get("/artifacts/poison_artifact")
+    assert [a["name"] for a in r.json()["artifacts"]] == ["fine"]
+
+
 # ---- item 6: trust mode and proxied downloads ------------------------------------
 
 TRUST = {"external_location_allowed_networks": "127.0.0.1/32",
