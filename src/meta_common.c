@@ -1146,6 +1146,82 @@ int mc_counts_total(const gl_list_query *q)
 	return 1;
 }
 
+static int scope_filter(const gl_filter *flt)
+{
+	const char *n = flt->field ? flt->field->name : "";
+
+	return flt->kind == GF_BASE && (strcmp(n, "status") == 0 ||
+					strcmp(n, "visibility") == 0 ||
+					strcmp(n, "owner") == 0);
+}
+
+int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		    gl_err *err)
+{
+	const gl_filter *flt = NULL;
+	int one_row, skip = -1;
+	size_t n;
+
+	if (!q->type_name || q->latest)
+		return 0;
+	for (int i = 0; i < q->nsorts; i++)
+		if (q->sorts[i].field && !q->sorts[i].field->base)
+			return 0;
+	for (int i = 0; i < q->nfilters; i++) {
+		if (scope_filter(&q->filters[i]))
+			continue;
+		if (flt || q->filters[i].or_group)
+			return 0;
+		flt = &q->filters[i];
+		skip = i;
+	}
+	if (!flt)
+		return 0;
+	n = json_array_size(flt->values);
+	/* an artifact matches when one of its rows does: count(*) where it
+	 * has at most one matching row, else its distinct ids */
+	switch (flt->kind) {
+	case GF_PROP:
+		if (!flt->field)
+			return 0;
+		one_row = flt->field->kind != GK_LIST;
+		break;
+	case GF_DICT_VAL:
+		one_row = 1;
+		break;
+	case GF_DICT_KEY:
+		one_row = flt->op != GL_OP_IN || n < 2;
+		break;
+	case GF_TAGS_ALL:
+		if (n != 1)
+			return 0;
+		one_row = 1; /* (value, artifact) is unique */
+		break;
+	case GF_TAGS_ANY:
+		if (!n)
+			return 0;
+		one_row = n == 1;
+		break;
+	default:
+		return 0;
+	}
+	mc_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
+	       " a.artifact_id)");
+	mc_sql(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
+		  ? " FROM tags a WHERE " : " FROM properties a WHERE ");
+	if (mc_where(f, d, q, "a", skip, 0, err))
+		return -1;
+	mc_sql(f, " AND ");
+	if (flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY) {
+		gl_filter in = *flt;
+
+		in.op = GL_OP_IN;
+		return d->cond(f, "a.value", &in, GK_STRING, MC_TG_TEXT, err)
+		       ? -1 : 1;
+	}
+	return mc_prop_match(f, d, "a", flt, err) ? -1 : 1;
+}
+
 /* No visible match of the same name (and type) has a higher (prefix,
  * suffix). Equivalent to rank() = 1 per name, but as a correlated probe
  * on the name/version index it lets the page query stop early instead of
