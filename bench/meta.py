@@ -20,7 +20,8 @@ seconds (default 5) on BENCH_CONNS keep-alive connections (default 4):
   create          POST /artifacts/sample_artifact (adds artifacts: run
                   last, so the reads above see exactly N)
 
-BENCH_META_DIR=<dir> reuses the directory of an earlier run kept with
+BENCH_META_DB=postgresql://... puts the metadata in that (empty)
+PostgreSQL database instead of sqlite. BENCH_META_DIR=<dir> reuses the directory of an earlier run kept with
 BENCH_KEEP=1 (its database and ids.txt: no reload for the artifacts
 already there). BENCH_BEFORE=<glared> measures that binary first at
 each level (it also does the loading), then upgrades the same database
@@ -98,7 +99,9 @@ def main():
                                 d), flush=True)
     srv_dir = os.path.join(d, "srv")
     os.makedirs(srv_dir, exist_ok=True)
-    srv = B.Glared(srv_dir, binary=before)
+    db = os.environ.get("BENCH_META_DB")
+    opts = {"database.connection": db} if db else None
+    srv = B.Glared(srv_dir, opts, binary=before)
     ids_file = os.path.join(d, "ids.txt")
     open(ids_file, "a").close()
     base = "/artifacts/%s" % TYPE
@@ -125,7 +128,7 @@ def main():
                        srv.conf])
                 notes.append("glared db upgrade at %d artifacts: %.1f s"
                              % (have, time.time() - t0))
-                srv = B.Glared(srv_dir)
+                srv = B.Glared(srv_dir, opts)
             tag = "" if not before else "before: " if binary else "now: "
             hc_rate = measure(srv, d, base, have, loaded, ids, secs, conns,
                               tag, rows)
@@ -137,8 +140,9 @@ def main():
         rows.append(row("create", "%d+" % have, r, hc_rate))
     hwm = srv.hwm_kb()
     srv.stop()
-    B.grid("meta: sqlite, workers=%s, wrk -t1 -c%d, %d s per row, latency "
-           "in ms" % (os.environ.get("BENCH_WORKERS") or "1", conns, secs),
+    B.grid("meta: %s, workers=%s, wrk -t1 -c%d, %d s per row, latency "
+           "in ms" % ("postgresql" if db else "sqlite",
+                      os.environ.get("BENCH_WORKERS") or "1", conns, secs),
            ("operation", "artifacts", "req/s", "vs hc", "p50", "p95", "p99",
             "max", "errors", "srv CPU"), rows,
            notes + ["vs hc = req/s relative to healthcheck in the same run; "
