@@ -1020,7 +1020,8 @@ int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
  * artifact without the property never matches a property filter, not
  * even `neq` (Glare's join semantics). */
 static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
-		       const gl_filter *flt, int in_form, gl_err *err)
+		       const char *type_name, const gl_filter *flt,
+		       int in_form, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	char expr[48];
@@ -1045,6 +1046,13 @@ static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
 			return gl_fail(err, 500, NULL,
 				       "DBError: filter without field");
 		mc_member_open(f, al, "properties", "p", in_form);
+		/* the uncorrelated set: the type's rows only (the property
+		 * key starts with the type's copy, schema step 7) */
+		if (in_form && type_name) {
+			mc_sql(f, "p.type_name = ");
+			mc_arg_text(f, type_name);
+			mc_sql(f, " AND ");
+		}
 		if (mc_prop_match(f, d, "p", flt, err))
 			return -1;
 		mc_sql(f, ")");
@@ -1112,14 +1120,16 @@ int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 		if (q->filters[i].or_group || i == skip)
 			continue;
 		mc_sql(f, " AND ");
-		if (filter_cond(f, d, al, &q->filters[i], in_form, err))
+		if (filter_cond(f, d, al, q->type_name, &q->filters[i],
+				in_form, err))
 			return -1;
 	}
 	for (int i = 0; i < q->nfilters; i++) {
 		if (!q->filters[i].or_group)
 			continue;
 		mc_sql(f, nor++ ? " OR " : " AND (");
-		if (filter_cond(f, d, al, &q->filters[i], in_form, err))
+		if (filter_cond(f, d, al, q->type_name, &q->filters[i],
+				in_form, err))
 			return -1;
 	}
 	if (nor)
