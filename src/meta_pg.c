@@ -354,6 +354,12 @@ static const char schema_v7[] =
 	"  OLD.status) IS DISTINCT FROM (NEW.type_name, NEW.owner,"
 	"  NEW.visibility, NEW.status))"
 	" EXECUTE FUNCTION glared_scope_copies();"
+	/* name, key and value are far from independent (a dict key names
+	 * its dict): multiplied as independent, a filter matching a quarter
+	 * of a type was estimated at 0.4% and paged by sorting every match
+	 * (600 ms at 100k) instead of walking created_at (1 ms) */
+	"CREATE STATISTICS properties_values (mcv, dependencies)"
+	" ON name, key, value_text, value_num FROM properties;"
 	"ANALYZE artifacts; ANALYZE properties; ANALYZE tags;";
 
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,

@@ -281,6 +281,7 @@ static const char to_v1[] =
 	" DROP FUNCTION glared_artifacts_counted() CASCADE;"
 	" DROP FUNCTION glared_blobs_counted() CASCADE;"
 	" DROP FUNCTION glared_scope_copies() CASCADE;"
+	" DROP STATISTICS properties_values;"
 	" DROP INDEX artifacts_type_version_scope;"
 	" ALTER TABLE properties DROP COLUMN type_name,"
 	"  DROP COLUMN owner, DROP COLUMN visibility,"
