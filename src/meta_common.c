@@ -1156,6 +1156,9 @@ int mc_counts_total(const gl_list_query *q)
 	return 1;
 }
 
+static void sort_exists_on(mc_frag *f, const mc_dialect *d,
+			   const gl_list_query *q, const char *id);
+
 static int scope_filter(const gl_filter *flt)
 {
 	const char *n = flt->field ? flt->field->name : "";
@@ -1174,9 +1177,6 @@ int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 
 	if (!q->type_name || q->latest)
 		return 0;
-	for (int i = 0; i < q->nsorts; i++)
-		if (q->sorts[i].field && !q->sorts[i].field->base)
-			return 0;
 	for (int i = 0; i < q->nfilters; i++) {
 		if (scope_filter(&q->filters[i]))
 			continue;
@@ -1226,10 +1226,14 @@ int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 		gl_filter in = *flt;
 
 		in.op = GL_OP_IN;
-		return d->cond(f, "a.value", &in, GK_STRING, MC_TG_TEXT, err)
-		       ? -1 : 1;
+		if (d->cond(f, "a.value", &in, GK_STRING, MC_TG_TEXT, err))
+			return -1;
+	} else if (mc_prop_match(f, d, "a", flt, err)) {
+		return -1;
 	}
-	return mc_prop_match(f, d, "a", flt, err) ? -1 : 1;
+	/* a custom sort key's join drops artifacts without its value */
+	sort_exists_on(f, d, q, "a.artifact_id");
+	return 1;
 }
 
 /* No visible match of the same name (and type) has a higher (prefix,
@@ -1332,22 +1336,27 @@ void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 /* The custom sort keys' inner joins only drop artifacts without the
  * value, which a probe does without the join. (Not a membership set: the
  * set of every artifact having the field is large.) */
-void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q)
+static void sort_exists_on(mc_frag *f, const mc_dialect *d,
+			   const gl_list_query *q, const char *id)
 {
 	for (int i = 0; i < q->nsorts; i++) {
 		const gl_field *fd = q->sorts[i].field;
 
 		if (!fd || fd->base)
 			continue;
-		mc_sql(f, " AND ");
-		mc_member_open(f, "a", "properties", "s", 0);
-		mc_sql(f, "s.name = ");
+		mc_sqlf(f, " AND EXISTS (SELECT 1 FROM properties s WHERE"
+			" s.artifact_id = %s AND s.name = ", id);
 		mc_arg_text(f, fd->name);
 		mc_sql(f, " AND s.key = '' AND s.pos = 0");
 		if (d->sort_typed)
 			mc_sqlf(f, " AND s.%s IS NOT NULL", d->sort_column(fd));
 		mc_sql(f, ")");
 	}
+}
+
+void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q)
+{
+	sort_exists_on(f, d, q, "a.id");
 }
 
 void mc_marker_select(mc_frag *f, const mc_dialect *d, const gl_list_query *q,

@@ -941,6 +941,14 @@ UNIT_TEST(scope_copies)
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a05");
 	CHECK_INT(n, 2);
 	lq_free(&l);
+	/* a custom sort key drops the matches without a value from the
+	 * total too (float1: a01 only among the linux ones) */
+	lq_init(&l, &T);
+	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]");
+	lq_sort(&l, "float1", 0);
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a01");
+	CHECK_INT(n, 1);
+	lq_free(&l);
 	fx_close(&f);
 }
 
