@@ -134,7 +134,9 @@ def main():
                               tag, rows)
         # runs last, so the reads above see exactly N
         B.log("%d: create" % have)
-        r = wrk_run(srv, conns, secs, ["create", TYPE, "c%d" % n, "0", "0",
+        # names of their own: a reused directory has the last run's
+        prefix = "c%d-%d" % (n, time.time())
+        r = wrk_run(srv, conns, secs, ["create", TYPE, prefix, "0", "0",
                                        os.path.join(d, "ids-create.txt"),
                                        B.TOKEN])
         rows.append(row("create", "%d+" % have, r, hc_rate))
