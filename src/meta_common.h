@@ -366,11 +366,12 @@ int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 int mc_counts_total(const gl_list_query *q);
 /* The total of q counted from the scope copies (schema step 7) when q has
  * one property, dict or tag filter, otherwise filters mc_counts_total
- * takes and no latest (custom sort keys are probed): the SELECT over `properties` or `tags` alone (alias a, whose
- * type_name, owner, visibility and status repeat the artifact's), an
- * index-only range scan instead of a probe of each match's artifact row.
- * Returns 1 with the statement in f, 0 when q has another shape (f
- * untouched), -1 on a bad filter. */
+ * takes and no latest (custom sort keys are probed): the SELECT over
+ * `properties` or `tags` alone (alias a, whose type_name, owner,
+ * visibility and status repeat the artifact's), an index-only range scan
+ * instead of a probe of each match's artifact row. Returns 1 with the
+ * statement in f, 0 when q has another shape (f untouched), -1 on a bad
+ * filter. */
 int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 		    gl_err *err);
 /* version=latest: " AND NOT EXISTS (a higher version of the name)". */

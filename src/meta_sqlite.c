@@ -328,12 +328,12 @@ static const char schema_v6[] =
 
 /* Scope copies: the property and tag rows repeat their artifact's
  * type_name, owner, visibility and status, so a listing total over one
- * property, dict or tag filter is an index-only range scan of their scope
- * index instead of a probe of each match's artifact row (1.5-4 us per
- * match, 40 ms for 10% of 100k; docs/benchmarks.md). A put writes them
- * with the rows; the trigger keeps them in step when set_status or a put
- * moves the artifact. The version index carries the scope columns for
- * the same reason (a version range's total). */
+ * property, dict or tag filter is a range scan of the property key or the
+ * tag scope index alone instead of a probe of each match's artifact row
+ * (2-7 us per match, 60 ms for 10% of 100k; docs/benchmarks.md). A put
+ * writes them with the rows; the trigger keeps them in step when
+ * set_status or a put moves the artifact. The version index carries the
+ * scope columns for the same reason (a version range's total). */
 #define SCOPE_COPY_COLS(t)                                                    \
 	"ALTER TABLE " t " ADD COLUMN type_name TEXT NOT NULL DEFAULT '';"    \
 	"ALTER TABLE " t " ADD COLUMN owner TEXT NOT NULL DEFAULT '';"        \
