@@ -933,9 +933,11 @@ UNIT_TEST(scope_copies)
 	lq_f(&l, GF_BASE, "status", GL_OP_EQ, "[\"active\"]");
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a01");
 	CHECK_INT(n, 1);
+	lq_free(&l);
+	lq_init(&l, &T);
+	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]");
 	l.q.see_all = 0;
 	l.q.project = "p2";
-	l.q.nfilters = 1;
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a05,a03");
 	CHECK_INT(n, 2);
 	/* a page shorter than the total */
