@@ -93,8 +93,6 @@ struct gl_types {
 	int64_t steps_limit, ns_limit;
 };
 
-static gl_types *current_set;
-
 static gl_tstate *state_of(lua_State *L)
 {
 	return *(gl_tstate **)lua_getextraspace(L);
@@ -425,7 +423,7 @@ static void push_rt(lua_State *L, gl_tstate *st, const char *name)
 
 /* ---- loading ------------------------------------------------------------------- */
 
-const char *gl_kind_name(gl_kind k)
+static const char *kind_name(gl_kind k)
 {
 	static const char *const n[] = { "String", "Integer", "Float",
 					 "Boolean", "Version", "Link", "Blob",
@@ -436,7 +434,7 @@ const char *gl_kind_name(gl_kind k)
 static int kind_of(const char *s, gl_kind *k)
 {
 	for (int i = GK_STRING; i <= GK_DATETIME; i++)
-		if (s && !strcmp(s, gl_kind_name((gl_kind)i))) {
+		if (s && !strcmp(s, kind_name((gl_kind)i))) {
 			*k = (gl_kind)i;
 			return 0;
 		}
@@ -446,20 +444,13 @@ static int kind_of(const char *s, gl_kind *k)
 static const char *const op_names[] = { "eq", "neq", "lt", "lte", "gt",
 					"gte", "in", "like", NULL };
 
-unsigned gl_op_from_name(const char *name)
+/* 0 if unknown */
+static unsigned op_from_name(const char *name)
 {
 	for (int i = 0; op_names[i]; i++)
 		if (!strcmp(op_names[i], name))
 			return 1u << i;
 	return 0;
-}
-
-const char *gl_op_name(unsigned op)
-{
-	for (int i = 0; op_names[i]; i++)
-		if (op == 1u << i)
-			return op_names[i];
-	return "?";
 }
 
 static const char *const hook_names[GL_HOOK_COUNT] = {
@@ -581,7 +572,7 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 				lua_rawgeti(L, -1, (lua_Integer)k);
 				if (lua_type(L, -1) == LUA_TSTRING)
 					f->filter_ops |=
-						gl_op_from_name(lua_tostring(L, -1));
+						op_from_name(lua_tostring(L, -1));
 				lua_pop(L, 1);
 			}
 		}
@@ -946,8 +937,6 @@ static void types_free(gl_types *ts)
 	free(ts->states);
 	free(ts->types);
 	free(ts->lua_path);
-	if (current_set == ts)
-		current_set = NULL;
 	free(ts);
 }
 
@@ -1057,8 +1046,6 @@ out:
 		types_free(ts);
 		return NULL;
 	}
-	if (!current_set)
-		current_set = ts;
 	return ts;
 }
 
@@ -1073,9 +1060,6 @@ void gl_types_unref(gl_types *t)
 	if (t && --t->refs == 0)
 		types_free(t);
 }
-
-gl_types *gl_types_current(void) { return current_set; }
-void gl_types_set_current(gl_types *t) { current_set = t; }
 
 const gl_type *gl_types_find(const gl_types *ts, const char *name)
 {

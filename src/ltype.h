@@ -107,10 +107,6 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err);
 gl_types *gl_types_ref(gl_types *t);
 void gl_types_unref(gl_types *t);
 
-/* The set in service for this worker, and swapping it (reload). */
-gl_types *gl_types_current(void);
-void gl_types_set_current(gl_types *t);
-
 const gl_type *gl_types_find(const gl_types *t, const char *name);
 int gl_types_count(const gl_types *t);
 const gl_type *gl_types_at(const gl_types *t, int i);
@@ -165,9 +161,5 @@ int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			     const char *field, const json_t *ctx,
 			     const json_t *af, const json_t *request,
 			     char **key, gl_err *err);
-
-const char *gl_kind_name(gl_kind k);
-unsigned gl_op_from_name(const char *name); /* 0 if unknown */
-const char *gl_op_name(unsigned op);
 
 #endif
