@@ -22,6 +22,10 @@
  *    budget and cycle detection (ljson.c);
  *  - the mapping of errors: refusals are 4xx with the type's message,
  *    anything else a 500 without file names, logged in full.
+ *
+ * Functions that touch a Lua stack carry the Lua manual's note
+ * [-o, +p, x]: pops o values, pushes p, and x says what it may raise
+ * (- nothing, m a memory error, e any error, v an error on purpose).
  */
 #include "ltype.h"
 #include "ljson.h"
@@ -136,7 +140,7 @@ static void *cap_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
-/* Raise if the request's budget is spent. Once spent, the hook fires on
+/* [-0, +0, v] Raise if the request's budget is spent. Once spent, the hook fires on
  * every instruction, so an inner pcall cannot catch the error and carry
  * on: the first instruction after it raises again. */
 static void check_budget(lua_State *L, gl_tstate *st)
@@ -169,6 +173,7 @@ static void check_budget(lua_State *L, gl_tstate *st)
 		   st->loading ? "for loading" : "per request");
 }
 
+/* [-0, +0, v] The count hook: charge HOOK_EVERY steps. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
 	gl_tstate *st = state_of(L);
@@ -177,6 +182,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 	check_budget(L, st);
 }
 
+/* [-0, +0, v] lsafe.c's charge: C work the count hook cannot see. */
 static void host_charge(lua_State *L, int64_t steps)
 {
 	gl_tstate *st = state_of(L);
@@ -187,6 +193,7 @@ static void host_charge(lua_State *L, int64_t steps)
 	check_budget(L, st);
 }
 
+/* [-0, +0, -] os.clock: the request's seconds in Lua so far. */
 static double host_clock(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
@@ -215,6 +222,7 @@ static uint64_t next_seed(void)
 	return z ^ (z >> 31);
 }
 
+/* [-0, +0, -] Never reached (every call is protected): log, abort. */
 static int at_panic(lua_State *L)
 {
 	gl_error("lua: unprotected error: %s",
@@ -257,7 +265,7 @@ static int trampoline(lua_State *L)
 	return c->fn(L, c);
 }
 
-/* Message handler of run(): may run inside the count hook with hooks off,
+/* [-1, +1, m] Message handler of run(): may run inside the count hook with hooks off,
  * so it runs no type code (raw access only, no __tostring). */
 static int traceback(lua_State *L)
 {
@@ -276,7 +284,7 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
-/* Put back every file-level local (and _ENV) of the type's functions as
+/* [-0, +0, -] Put back every file-level local (and _ENV) of the type's functions as
  * they were when the type was sealed: a hook may assign them during a
  * call, the next call never sees it. */
 static void restore(gl_tstate *st)
@@ -409,7 +417,7 @@ static int finish(tcall *c, int rc, gl_lreq *rq, const char *what,
 	return 0;
 }
 
-/* push runtime[name] */
+/* [-0, +1, e] push runtime[name] */
 static void push_rt(lua_State *L, gl_tstate *st, const char *name)
 {
 	lua_rawgeti(L, LUA_REGISTRYINDEX, st->rt_ref);
@@ -457,6 +465,8 @@ static const char *const hook_names[GL_HOOK_COUNT] = {
 	"pre_download", "post_download", "pre_delete", "post_delete",
 };
 
+/* [-0, +0, e] t[k] of the table at idx, as a C value (get_str: malloc'ed
+ * or NULL) */
 static int get_bool(lua_State *L, int idx, const char *k)
 {
 	int b;
@@ -579,9 +589,10 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* glare.log and print: at most GL_LOG_RECORDS records and GL_LOG_BYTES
- * bytes per request, each record cut at GL_LOG_RECORD_MAX bytes and kept
- * on one line; one warning says when records start to be dropped. */
+/* [-3, +0, m] log_sink(level, msg, type) behind glare.log and print: at
+ * most GL_LOG_RECORDS records and GL_LOG_BYTES bytes per request, each
+ * record cut at GL_LOG_RECORD_MAX bytes and kept on one line; one warning
+ * says when records start to be dropped. */
 static int log_sink(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
@@ -693,7 +704,7 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 	return 0;
 }
 
-/* package.searchers entry: library modules from lua_path, each file read
+/* [-1, +2, v] package.searchers entry: library modules from lua_path, each file read
  * once per load and shared by the set's states. Only "glare.x" names. The
  * first state compiles the text; the others load that compiled form
  * (parsing the library was most of a state's start-up), never a binary
@@ -753,6 +764,7 @@ static int lib_searcher(lua_State *L)
 	return 2;
 }
 
+/* [-0, +1, e] require(name) */
 static void require(lua_State *L, const char *name)
 {
 	lua_getglobal(L, "require");
@@ -760,7 +772,8 @@ static void require(lua_State *L, const char *name)
 	lua_call(L, 1, 1);
 }
 
-/* The library in a fresh state: stock libraries, the sandbox's C
+/* [-0, +1, e] The library in a fresh state, leaving glare.loader on
+ * top: stock libraries, the sandbox's C
  * replacements as glare.core (installed by glare.sandbox before the other
  * modules capture anything), then glare.runtime and glare.loader. */
 static void setup_library(lua_State *L, gl_tstate *st)
@@ -1362,7 +1375,8 @@ json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
 	return a.out;
 }
 
-/* blob.read(offset, n) for pre_upload: bounded reads of the temp file */
+/* [-(2|3), +1, v] blob.read(offset, n) for pre_upload: bounded reads of
+ * the temp file */
 static int l_blob_read(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
