@@ -877,12 +877,22 @@ static int declare_file(lua_State *L, load_call *la)
 	return 0;
 }
 
-/* [-1, +1, e] The `all` meta-type replaces the loader table at the top. */
-static void declare_all(lua_State *L)
+/* [-1, +1, e] The `all` meta-type replaces the loader table at the top
+ * (the library's own sandbox self-check runs first). -1 with the failure
+ * in c. */
+static int declare_all(lua_State *L, load_call *la)
 {
 	lua_getfield(L, -1, "all_type");
-	lua_call(L, 0, 1);
+	lua_call(L, 0, 2);
+	if (lua_isnil(L, -2)) {
+		la->named = 1;
+		internal(&la->c, "%s: %s", la->c.st->chunk, lua_tostring(L, -1)
+			 ? lua_tostring(L, -1) : "?");
+		return -1;
+	}
+	lua_pop(L, 1);
 	lua_replace(L, -2);
+	return 0;
 }
 
 /* [-1, +0, e] Take the compiled type at the top into la->t and keep its
@@ -923,12 +933,8 @@ static int p_load(lua_State *L, tcall *c)
 	load_call *la = (load_call *)c;
 
 	setup_library(L, c->st);
-	if (la->name) {
-		if (declare_file(L, la) < 0)
-			return 0;
-	} else {
-		declare_all(L);
-	}
+	if ((la->name ? declare_file(L, la) : declare_all(L, la)) < 0)
+		return 0;
 	adopt_type(L, la);
 	return 0;
 }

@@ -683,6 +683,29 @@ def test_self_check_failure_refuses_to_serve(tmp_path):
     s.stop()
 
 
+def test_self_check_runs_in_the_library_state(tmp_path):
+    """The state of the `all` meta-type runs no type file, but holds its own
+    copy of the library: the self-check runs there too, so a broken
+    sandbox is refused even when no type file is enabled."""
+    lua = tmp_path / "lua"
+    shutil.copytree(os.path.join(ROOT, "lua"), str(lua))
+    sb = lua / "glare" / "sandbox.lua"
+    src = sb.read_text()
+    broken = src.replace('string = sandbox.view(sandbox.string, "string"),',
+                         "string = sandbox.string,")
+    assert broken != src
+    sb.write_text(broken)
+    conf = tmp_path / "g.conf"
+    conf.write_text("[DEFAULT]\nenabled_artifact_types = all\n"
+                    "types_path = %s\nlua_path = %s\n" % (tmp_path, lua))
+    p = subprocess.run([GLARED, "check-types", "--config-file", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert load_error(p) == ("the library (type all): sandbox self-check "
+                             "failed: string is writable (raw contents "
+                             "visible)")
+
+
 # ---- the witness and the tenants after all of the above ------------------------
 
 def test_witness_and_tenants_untouched_at_the_end(srv):
