@@ -458,12 +458,20 @@ static unsigned op_from_name(const char *name)
 }
 
 static const char *const hook_names[GL_HOOK_COUNT] = {
-	"pre_create", "post_create", "pre_update", "post_update",
-	"pre_activate", "post_activate", "pre_reactivate", "post_reactivate",
-	"pre_deactivate", "post_deactivate", "pre_publish", "post_publish",
-	"pre_upload", "post_upload", "pre_add_location", "post_add_location",
-	"pre_download", "post_download", "pre_delete", "post_delete",
+#define HOOK_NAME(up, low) #low,
+	GL_HOOKS(HOOK_NAME)
+#undef HOOK_NAME
 };
+
+/* [-0, +1, m] The hook names as a Lua list (the library's glare.hooks). */
+static void push_hooks(lua_State *L)
+{
+	lua_createtable(L, GL_HOOK_COUNT, 0);
+	for (int h = 0; h < GL_HOOK_COUNT; h++) {
+		lua_pushstring(L, hook_names[h]);
+		lua_rawseti(L, -2, h + 1);
+	}
+}
 
 /* [-0, +0, e] t[k] of the table at idx, as a C value (get_str: malloc'ed
  * or NULL) */
@@ -798,6 +806,10 @@ static void setup_library(lua_State *L, gl_tstate *st)
 	lua_getfield(L, -1, "loaded");
 	gl_lsafe_open(L);
 	lua_setfield(L, -2, "glare.core");
+	/* the server's list of hooks, not lua/glare/hooks.lua (a copy of it
+	 * for offline use) */
+	push_hooks(L);
+	lua_setfield(L, -2, "glare.hooks");
 	lua_pop(L, 2);
 
 	require(L, "glare.sandbox");
