@@ -848,6 +848,27 @@ typedef struct load_call {
 	int named;               /* the loader's message names the file */
 } load_call;
 
+/* types_path is a search list, directories separated by ':': the file
+ * name.lua of the first directory that has one, else of the first
+ * directory (so a missing file is reported there). */
+static void type_file(const char *types_path, const char *name, char *path,
+		      size_t size)
+{
+	const char *p = types_path;
+
+	for (;;) {
+		size_t n = strcspn(p, ":");
+		snprintf(path, size, "%.*s/%s.lua", (int)n, p, name);
+		if (access(path, F_OK) == 0)
+			return;
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	snprintf(path, size, "%.*s/%s.lua", (int)strcspn(types_path, ":"),
+		 types_path, name);
+}
+
 /* [-1, +1, e] Declare the type from its file: the loader table at the
  * top is replaced by the compiled type. -1 with the failure in c. */
 static int declare_file(lua_State *L, load_call *la)
@@ -859,8 +880,7 @@ static int declare_file(lua_State *L, load_call *la)
 	size_t len;
 	char *src;
 
-	snprintf(path, sizeof path, "%s/%s.lua", la->conf->types_path,
-		 la->name);
+	type_file(la->conf->types_path, la->name, path, sizeof path);
 	src = slurp(path, MAX_TYPE_FILE, &len, &e);
 	if (!src) {
 		internal(&la->c, "artifact type %.100s: %.900s", la->name,

@@ -235,7 +235,8 @@ return glare.type {
 @pytest.fixture(scope="module")
 def oops(tmp_path_factory):
     d = tmp_path_factory.mktemp("types")
-    shutil.copy(os.path.join(ROOT, "types", "sample_artifact.lua"), str(d))
+    shutil.copy(os.path.join(ROOT, "tests", "types", "sample_artifact.lua"),
+                str(d))
     (d / "oops_artifact.lua").write_text(OOPS)
     s = Server({"types_path": str(d),
                 "enabled_artifact_types": "sample_artifact,oops_artifact"})
