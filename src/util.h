@@ -44,6 +44,9 @@ int gl_utf8_valid(const char *s, size_t len, int allow_4byte);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
 
+/* Write all n bytes to fd (retrying short writes and EINTR); -1 + errno. */
+int gl_write_all(int fd, const void *p, size_t n);
+
 /* n bytes as 2n lower-case hex digits and a NUL into out. */
 void gl_hex(const unsigned char *b, size_t n, char *out);
 
