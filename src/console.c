@@ -306,6 +306,24 @@ static void add_param(lua_State *L, int t)
  * percent-encoded) or a table {name = "x", tags = {"a", "b"}, limit = 5}.
  * Returns a gl_kv array living in a userdata; the strings it points to are
  * kept in a table; both stay on the stack. */
+typedef struct query_into {
+	lua_State *L;
+	int t;
+} query_into;
+
+/* [-0, +0, m] gl_query_parse's callback: one parameter into table t */
+static int query_param(void *arg, char *k, char *v, gl_err *err)
+{
+	query_into *qi = arg;
+
+	lua_pushstring(qi->L, k);
+	lua_pushstring(qi->L, v);
+	free(k);
+	free(v);
+	add_param(qi->L, qi->t);
+	return 0;
+}
+
 static gl_kv *build_query(lua_State *L, int idx, int *nkv)
 {
 	int t, n;
@@ -315,31 +333,13 @@ static gl_kv *build_query(lua_State *L, int idx, int *nkv)
 	t = lua_gettop(L);
 	if (lua_type(L, idx) == LUA_TSTRING) {
 		const char *q = lua_tostring(L, idx);
-		if (*q == '?')
-			q++;
-		while (*q) {
-			const char *amp = strchr(q, '&');
-			size_t len = amp ? (size_t)(amp - q) : strlen(q);
-			const char *eq = memchr(q, '=', len);
-			if (len) {
-				size_t kl = eq ? (size_t)(eq - q) : len;
-				char *k = gl_pct_decode(q, kl, 1);
-				char *v = eq ? gl_pct_decode(eq + 1, len - kl - 1, 1)
-					     : strdup("");
-				if (!k || !v) {
-					free(k);
-					free(v);
-					luaL_error(L, "malformed percent-encoding in "
-						   "the query string");
-				}
-				lua_pushstring(L, k);
-				lua_pushstring(L, v);
-				free(k);
-				free(v);
-				add_param(L, t);
-			}
-			q = amp ? amp + 1 : q + len;
-		}
+		query_into qi = { L, t };
+		gl_err err;
+
+		if (gl_query_parse(*q == '?' ? q + 1 : q, query_param, &qi,
+				   &err) < 0)
+			luaL_error(L, "malformed percent-encoding in the query "
+				   "string");
 	} else if (lua_type(L, idx) == LUA_TTABLE) {
 		lua_pushnil(L);
 		while (lua_next(L, idx)) {

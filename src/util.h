@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "err.h"
+
 /* Random (version 4) UUID, lower-case canonical form, 36 chars + NUL. */
 void gl_uuid4(char out[37]);
 /* 1 if s is a canonical or upper-case 8-4-4-4-12 hex UUID. */
@@ -43,6 +45,14 @@ void gl_media_type(const char *content_type, char *out, size_t len);
 int gl_utf8_valid(const char *s, size_t len, int allow_4byte);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
+
+/* The query-string parser of the API and the console: q split at '&'
+ * into name=value pairs, each percent-decoded with '+' as a space; empty
+ * pieces are skipped, a piece without '=' has the value "". fn gets each
+ * pair as malloc'ed strings it owns and returns 0, or -1 with err filled
+ * to stop. -1 + err (400) on a malformed percent-encoding. */
+typedef int (*gl_query_fn)(void *arg, char *name, char *value, gl_err *err);
+int gl_query_parse(const char *q, gl_query_fn fn, void *arg, gl_err *err);
 
 /* Write all n bytes to fd (retrying short writes and EINTR); -1 + errno. */
 int gl_write_all(int fd, const void *p, size_t n);
