@@ -215,12 +215,12 @@ static con_wait *new_wait(lua_State *L, int kind)
 static json_t *arg_json(lua_State *L, int idx)
 {
 	gl_console *c = con(L);
-	char why[256];
+	gl_err err;
 	json_t **b = new_box(L);
 
-	*b = gl_ljson_to(L, &c->lj, idx, why, sizeof why);
+	*b = gl_ljson_to(L, &c->lj, idx, &err);
 	if (!*b)
-		luaL_argerror(L, idx, why);
+		luaL_argerror(L, idx, err.msg);
 	return *b;
 }
 
@@ -588,54 +588,45 @@ static gl_download *start_download(lua_State *L, const blob_ref *r,
 }
 
 /* Copy a local-file or database-store blob into fd, or into mem. 0, or
- * -1 with why. */
+ * -1 + err. */
 static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
-		     char *buf, char *why, size_t whylen)
+		     char *buf, gl_err *err)
 {
 	int64_t off = 0;
-	gl_err err = { 0 };
 
 	while (dl->size < 0 || off < dl->size) {
 		int64_t want = PIECE, n;
 
-		if (stop_requested(c)) {
-			snprintf(why, whylen, "interrupted!");
-			return -1;
-		}
+		if (stop_requested(c))
+			return gl_fail(err, 500, NULL, "interrupted!");
 		if (dl->size >= 0 && dl->size - off < want)
 			want = dl->size - off;
 		if (dl->kind == GL_DL_FILE) {
 			n = read(dl->fd, buf, (size_t)want);
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0) {
-				snprintf(why, whylen, "cannot read the blob: %s",
-					 strerror(errno));
-				return -1;
-			}
+			if (n < 0)
+				return gl_fail(err, 500, NULL, "cannot read the "
+					       "blob: %s", strerror(errno));
 		} else {
 			n = gl_engine_read_data(c->e, dl->location, off, buf,
-						want, &err);
-			if (n < 0) {
-				snprintf(why, whylen, "%s", err.msg);
+						want, err);
+			if (n < 0)
 				return -1;
-			}
 		}
 		if (n == 0)
 			break;
 		if (mem)
 			memcpy(mem + off, buf, (size_t)n);
-		else if (gl_write_all(fd, buf, (size_t)n) < 0) {
-			snprintf(why, whylen, "write: %s", strerror(errno));
-			return -1;
-		}
+		else if (gl_write_all(fd, buf, (size_t)n) < 0)
+			return gl_fail(err, 500, NULL, "write: %s",
+				       strerror(errno));
 		off += n;
 	}
-	if (dl->size >= 0 && off != dl->size) {
-		snprintf(why, whylen, "the blob ended after %lld of %lld bytes",
-			 (long long)off, (long long)dl->size);
-		return -1;
-	}
+	if (dl->size >= 0 && off != dl->size)
+		return gl_fail(err, 500, NULL, "the blob ended after %lld of "
+			       "%lld bytes", (long long)off,
+			       (long long)dl->size);
 	return 0;
 }
 
@@ -1093,7 +1084,7 @@ static int api_download(lua_State *L)
 	const char *path;
 	gl_download *dl;
 	gl_err err = { 0 };
-	char why[1200], *buf;
+	char *buf;
 	int fetch = 0, fd;
 
 	lua_settop(L, 5);  /* optional arguments in fixed slots */
@@ -1121,10 +1112,10 @@ static int api_download(lua_State *L)
 	if (fd < 0)
 		return luaL_error(L, "cannot create %s: %s", path,
 				  strerror(errno));
-	if (copy_blob(c, dl, fd, NULL, buf, why, sizeof why) < 0) {
+	if (copy_blob(c, dl, fd, NULL, buf, &err) < 0) {
 		close(fd);
 		unlink(path);
-		return luaL_error(L, "%s", why);
+		return luaL_error(L, "%s", err.msg);
 	}
 	if (close(fd) < 0) {
 		unlink(path);
@@ -1143,7 +1134,7 @@ static int api_read(lua_State *L)
 	blob_ref r;
 	gl_download *dl;
 	gl_err err = { 0 };
-	char why[1200], *buf, *mem;
+	char *buf, *mem;
 
 	lua_settop(L, 4);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
@@ -1161,8 +1152,8 @@ static int api_read(lua_State *L)
 	if (dl->kind == GL_DL_S3)
 		return s3_to(L, dl, NULL, mem, dl->size);
 	buf = lua_newuserdatauv(L, PIECE, 0);
-	if (copy_blob(c, dl, -1, mem, buf, why, sizeof why) < 0)
-		return luaL_error(L, "%s", why);
+	if (copy_blob(c, dl, -1, mem, buf, &err) < 0)
+		return luaL_error(L, "%s", err.msg);
 	lua_pushlstring(L, mem, (size_t)dl->size);
 	return 1;
 }
@@ -1368,7 +1359,7 @@ static int api_object(lua_State *L) { return mark(L, con(L)->lj.omt_ref); }
 /* [-0, +1, e] One value as the REPL shows it. */
 static void format_one(gl_console *c, lua_State *L, int idx)
 {
-	char why[256];
+	gl_err err;
 	json_t *j;
 	char *s;
 
@@ -1387,7 +1378,7 @@ static void format_one(gl_console *c, lua_State *L, int idx)
 		luaL_tolstring(L, idx, NULL);
 		return;
 	}
-	j = gl_ljson_to(L, &c->lj, idx, why, sizeof why);
+	j = gl_ljson_to(L, &c->lj, idx, &err);
 	if (j) {
 		s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2) |
 				  JSON_SORT_KEYS | JSON_REAL_PRECISION(14));

@@ -241,30 +241,26 @@ static int cl_payload(client *cl, size_t n, FILE *to, char **mem)
 	return 0;
 }
 
-static int cl_connect(client *cl, const char *path, char *why, size_t wl)
+static int cl_connect(client *cl, const char *path, gl_err *err)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	json_t *hello;
 
-	if (strlen(path) >= sizeof sa.sun_path) {
-		snprintf(why, wl, "socket path too long: %s", path);
-		return -1;
-	}
+	if (strlen(path) >= sizeof sa.sun_path)
+		return gl_fail(err, 400, NULL, "socket path too long: %s", path);
 	strcpy(sa.sun_path, path);
 	cl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		snprintf(why, wl, "cannot connect to %s: %s (is the server "
-			 "running with this admin_socket?)", path,
-			 strerror(errno));
-		return -1;
-	}
+	if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		return gl_fail(err, 503, NULL, "cannot connect to %s: %s (is the "
+			       "server running with this admin_socket?)", path,
+			       strerror(errno));
 	hello = cl_header(cl);
 	if (!hello || json_integer_value(json_object_get(hello, "protocol")) !=
 			      GL_ADMIN_PROTOCOL) {
 		const char *e = json_string_value(json_object_get(hello, "error"));
-		snprintf(why, wl, "%s: %s", path,
-			 e ? e : "not a glared admin socket (or another protocol "
-				 "version)");
+		gl_fail(err, 502, NULL, "%s: %s", path,
+			e ? e : "not a glared admin socket (or another protocol "
+				"version)");
 		json_decref(hello);
 		return -1;
 	}
@@ -929,7 +925,8 @@ int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o)
 	front f = { .conf = conf, .o = o };
 	client *cl = calloc(1, sizeof *cl);
 	const char *path = o->socket ? o->socket : conf->admin_socket;
-	char why[1024], where[512];
+	gl_err err;
+	char where[512];
 	int rc;
 
 	if (!cl)
@@ -944,8 +941,8 @@ int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o)
 	cl->fd = -1;
 	cl->timeout = o->timeout > 0 ? o->timeout : GL_ADMIN_DEFAULT_TIMEOUT;
 	signal(SIGPIPE, SIG_IGN);
-	if (cl_connect(cl, path, why, sizeof why) < 0) {
-		fprintf(stderr, "glared: %s\n", why);
+	if (cl_connect(cl, path, &err) < 0) {
+		fprintf(stderr, "glared: %s\n", err.msg);
 		if (cl->fd >= 0)
 			close(cl->fd);
 		free(cl);

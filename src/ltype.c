@@ -509,7 +509,7 @@ static char *get_str(lua_State *L, int idx, const char *k)
 static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 {
 	int T = lua_gettop(L);
-	char msg[256];
+	gl_err e;
 
 	t->name = get_str(L, T, "name");
 	t->display_name = get_str(L, T, "display_name");
@@ -573,10 +573,10 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 		f->max_keys = (int)get_int(L, F, "max_keys", 255);
 		lua_getfield(L, F, "default");
 		if (!lua_isnil(L, -1)) {
-			f->def = gl_ljson_to(L, &st->lj, -1, msg, sizeof msg);
+			f->def = gl_ljson_to(L, &st->lj, -1, &e);
 			if (!f->def)
 				luaL_error(L, "type %s: field %s: default: %s",
-					   t->name, f->name, msg);
+					   t->name, f->name, e.msg);
 		}
 		lua_pop(L, 1);
 		lua_getfield(L, F, "filter_ops");
@@ -1167,11 +1167,11 @@ const gl_field *gl_type_field(const gl_type *t, const char *name)
  * JSON form is a server-side failure (NULL). */
 static json_t *take_value(lua_State *L, tcall *c, int idx, const char *what)
 {
-	char m[256];
-	json_t *j = gl_ljson_to(L, &c->st->lj, idx, m, sizeof m);
+	gl_err e;
+	json_t *j = gl_ljson_to(L, &c->st->lj, idx, &e);
 
 	if (!j)
-		internal(c, "%s: %s", what, m);
+		internal(c, "%s: %s", what, e.msg);
 	return j;
 }
 
