@@ -869,6 +869,23 @@ static void type_file(const char *types_path, const char *name, char *path,
 		 types_path, name);
 }
 
+/* [-3, +1, -] The loader's "T" or "nil, message" at the top two slots
+ * replace the loader table below them: T stays, or -1 with the message
+ * (after "prefix: " when given) in c. */
+static int take_declared(lua_State *L, load_call *la, const char *prefix)
+{
+	if (lua_isnil(L, -2)) {
+		const char *m = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
+		la->named = 1;
+		internal(&la->c, "%s%s%s", prefix ? prefix : "",
+			 prefix ? ": " : "", m);
+		return -1;
+	}
+	lua_pop(L, 1);
+	lua_replace(L, -2);
+	return 0;
+}
+
 /* [-1, +1, e] Declare the type from its file: the loader table at the
  * top is replaced by the compiled type. -1 with the failure in c. */
 static int declare_file(lua_State *L, load_call *la)
@@ -897,16 +914,8 @@ static int declare_file(lua_State *L, load_call *la)
 		lua_setfield(L, -2, "options");
 	}
 	lua_call(L, 3, 2);
-	if (lua_isnil(L, -2)) {
-		/* the loader's message names the file already */
-		la->named = 1;
-		internal(&la->c, "%s", lua_tostring(L, -1)
-			 ? lua_tostring(L, -1) : "?");
-		return -1;
-	}
-	lua_pop(L, 1);
-	lua_replace(L, -2);
-	return 0;
+	/* the loader's message names the file already */
+	return take_declared(L, la, NULL);
 }
 
 /* [-1, +1, e] The `all` meta-type replaces the loader table at the top
@@ -916,15 +925,7 @@ static int declare_all(lua_State *L, load_call *la)
 {
 	lua_getfield(L, -1, "all_type");
 	lua_call(L, 0, 2);
-	if (lua_isnil(L, -2)) {
-		la->named = 1;
-		internal(&la->c, "%s: %s", la->c.st->chunk, lua_tostring(L, -1)
-			 ? lua_tostring(L, -1) : "?");
-		return -1;
-	}
-	lua_pop(L, 1);
-	lua_replace(L, -2);
-	return 0;
+	return take_declared(L, la, la->c.st->chunk);
 }
 
 /* [-1, +0, e] Take the compiled type at the top into la->t and keep its

@@ -675,9 +675,9 @@ def test_9_bytecode_refused(tmp_path):
                              "binary chunk (mode is 't')")
 
 
-def test_self_check_failure_refuses_to_serve(tmp_path):
-    """A library whose sandbox does not hold (here: a string library that
-    is a plain, writable table) makes the server refuse to start."""
+def broken_library(tmp_path):
+    """A copy of lua/ whose sandbox does not hold: the string library is a
+    plain, writable table."""
     lua = tmp_path / "lua"
     shutil.copytree(os.path.join(ROOT, "lua"), str(lua))
     sb = lua / "glare" / "sandbox.lua"
@@ -686,6 +686,13 @@ def test_self_check_failure_refuses_to_serve(tmp_path):
                          "string = sandbox.string,")
     assert broken != src
     sb.write_text(broken)
+    return lua
+
+
+def test_self_check_failure_refuses_to_serve(tmp_path):
+    """A library whose sandbox does not hold (here: a string library that
+    is a plain, writable table) makes the server refuse to start."""
+    lua = broken_library(tmp_path)
     d = tmp_path / "types"
     d.mkdir()
     copy_types(d, ["witness_artifact"])
@@ -701,14 +708,7 @@ def test_self_check_runs_in_the_library_state(tmp_path):
     """The state of the `all` meta-type runs no type file, but holds its own
     copy of the library: the self-check runs there too, so a broken
     sandbox is refused even when no type file is enabled."""
-    lua = tmp_path / "lua"
-    shutil.copytree(os.path.join(ROOT, "lua"), str(lua))
-    sb = lua / "glare" / "sandbox.lua"
-    src = sb.read_text()
-    broken = src.replace('string = sandbox.view(sandbox.string, "string"),',
-                         "string = sandbox.string,")
-    assert broken != src
-    sb.write_text(broken)
+    lua = broken_library(tmp_path)
     conf = tmp_path / "g.conf"
     conf.write_text("[DEFAULT]\nenabled_artifact_types = all\n"
                     "types_path = %s\nlua_path = %s\n" % (tmp_path, lua))
