@@ -8,7 +8,7 @@
  * Needs GLARED_PG_URL, e.g.
  *   scripts/pg.sh start && GLARED_PG_URL=$(scripts/pg.sh url) \
  *       build/unit-tests meta_pg
- * Without it every case prints "skip" and passes.
+ * Without it every case is reported as skipped.
  *
  * Each case gets a fresh schema (glared_t<pid>) in that database, chosen
  * through the URL (options=-csearch_path=...), so cases never see each
@@ -52,12 +52,10 @@ static const char *pg_url(void)
 	return u && *u ? u : NULL;
 }
 
-static int fx_skip(void)
+static const char *fx_skip(void)
 {
-	if (pg_url())
-		return 0;
-	printf("skip meta_pg: GLARED_PG_URL is not set (scripts/pg.sh)\n");
-	return 1;
+	return pg_url() ? NULL
+			: "GLARED_PG_URL is not set (scripts/pg.sh)";
 }
 
 /* A raw connection beside the store (search_path: schema, if given). */
