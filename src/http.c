@@ -50,7 +50,8 @@
  * socket (TCP backpressure) instead of growing memory. */
 #define READ_HIGH_WATER (256 * 1024)
 /* libevent reads/writes 16 KiB per callback by default; 256 KiB measured
- * ~5-10% faster for multi-GB bodies (tech-notes §1) at no memory cost. */
+ * ~5-10% faster for multi-GB bodies at no memory cost
+ * (docs/design-notes.md "Streaming request bodies"). */
 #define MAX_SINGLE_IO (256 * 1024)
 /* Streamed responses are fed again once the output is below this. */
 #define OUT_LOW_WATER (256 * 1024)
@@ -738,7 +739,8 @@ void gl_http_reply_file(gl_http_req *r, int status, int fd, off_t off,
 	write_head(r, status, (int64_t)len, 0);
 	out = bufferevent_get_output(r->c->bev);
 	/* a socket bufferevent's output drains to the fd, so this chain is
-	 * written with sendfile, never mapped or copied (tech-notes §2) */
+	 * written with sendfile, never mapped or copied
+	 * (docs/design-notes.md "Downloads with sendfile") */
 	if (r->method == HTTP_HEAD || len == 0) {
 		close(fd);
 	} else if (evbuffer_add_file(out, fd, off, len) < 0) {

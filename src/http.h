@@ -1,7 +1,8 @@
 /* http.h - HTTP/1.1 server connections on libevent bufferevents + http-parser.
  *
  * evhttp in libevent 2.1 buffers whole request bodies before its handlers run
- * (docs: tech-notes §1), and blobs here can be 1000 GiB, so this unit owns
+ * (docs/design-notes.md "Streaming request bodies"), and blobs here can be
+ * 1000 GiB, so this unit owns
  * the connection: it parses with http-parser, hands the request head to a
  * dispatch callback before any body byte is read, streams the body to a
  * consumer piece by piece with backpressure, and writes responses from

@@ -818,8 +818,9 @@ static void rule_put(gl_policy *p, char *name, struct node *root)
 	p->n++;
 }
 
-/* Spec §3.6, as in glare/common/policy.py, with one deliberate difference:
- * upload, set_location and delete_blob also carry the update_public clause
+/* Glare's default rules (docs/glare-contract.md "Policy rules"), with one
+ * deliberate difference: upload, set_location and delete_blob also carry
+ * the update_public clause
  * of artifact:update, so the content of a public artifact (a mutable blob
  * of it) changes only by an admin's hand, like its fields. A policy file
  * setting these three to "rule:admin_or_owner" restores Glare's rules. */

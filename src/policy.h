@@ -1,6 +1,7 @@
 /* policy.h - access-control rules in the oslo.policy language.
  *
- * Holds Glare's default rule set (spec §3.6) and lets a policy file (JSON or
+ * Holds Glare's default rule set (docs/glare-contract.md "Policy rules")
+ * and lets a policy file (JSON or
  * the YAML subset oslo.policy files use) override single rules. Rules are
  * parsed once into small expression trees; a check walks the tree against
  * the caller's credentials and the target artifact's attributes.

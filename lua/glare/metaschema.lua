@@ -21,7 +21,7 @@ local math_type = math.type
 local vdefs = validators.defs
 local kind_of = typedefs.kind_of
 
---- Hooks a type may define (spec §4.10 / docs/lua-runtime.md).
+--- Hooks a type may define (docs/glare-contract.md "Hooks").
 metaschema.HOOKS = {
   "pre_create", "post_create", "pre_update", "post_update",
   "pre_activate", "post_activate", "pre_reactivate", "post_reactivate",

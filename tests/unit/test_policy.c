@@ -316,7 +316,8 @@ UNIT_TEST(defaults_download)
 	r[0] = chk(p, "artifact:download", &owner, act);
 	r[1] = chk(p, "artifact:download", &owner, deact);
 	r[2] = chk(p, "artifact:download", &admin, deact);
-	/* spec §3.6: other projects cannot download even public blobs */
+	/* other projects cannot download even public blobs
+	 * (docs/glare-contract.md "Policy rules") */
 	r[3] = chk(p, "artifact:download", &other, pub);
 	r[4] = chk(p, "artifact:download_deactivated", &owner, act);
 	r[5] = chk(p, "artifact:download", &anon, pub);
