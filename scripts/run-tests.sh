@@ -3,7 +3,8 @@
 # print one summary line per suite, then the total: "N passed, N failed,
 # N skipped" (a skipped test is neither: it did not run).
 #
-# Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
+# Suites: the design references of the sources (scripts/check-refs.py),
+# C unit tests, busted specs (lua/ and types/), the Lua sandbox
 # escape tests, the rockspec install check, the black-box HTTP tests
 # (pytest against real glared processes on loopback, with PostgreSQL, S3
 # and RabbitMQ services of their own), the operator suite (tests/ops:
@@ -96,6 +97,15 @@ else
 	tail -5 "$LOGDIR/s3.log"
 	total_fail=$((total_fail + 1))
 	services=0
+fi
+
+# ---- design references (scripts/check-refs.py) ------------------------------
+# Every docs/<file>.md "<section>" and endpoint id the sources cite exists.
+if $PY scripts/check-refs.py > "$LOGDIR/refs.log" 2>&1; then
+	add refs 1 0
+else
+	grep -v '^refs:' "$LOGDIR/refs.log" | head -20
+	add refs 0 1
 fi
 
 # ---- C unit tests --------------------------------------------------------
