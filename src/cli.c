@@ -473,7 +473,7 @@ int gl_cli_main(int argc, char **argv)
 {
 	const command *c;
 	args a = { .port = -1, .interval = 3600, .min_age = -1 };
-	char err[1024];
+	gl_err err = { 0 };
 	gl_conf *conf;
 	int skip, rc;
 
@@ -531,9 +531,9 @@ int gl_cli_main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 
-	conf = gl_conf_load(a.config, err, sizeof err);
+	conf = gl_conf_load(a.config, &err);
 	if (!conf) {
-		fprintf(stderr, "glared: %s\n", err);
+		fprintf(stderr, "glared: %s\n", err.msg);
 		return 1;
 	}
 	if (a.types_path) {
