@@ -155,11 +155,10 @@ static void fill_paths(gl_conf *c)
  * others answer on the terminal. */
 static int log_to_file(gl_conf *conf)
 {
-	char err[1024];
+	gl_err err;
 
-	if (gl_log_configure(conf->log_file, conf->use_json, err,
-			     sizeof err) < 0) {
-		fprintf(stderr, "glared: %s\n", err);
+	if (gl_log_configure(conf->log_file, conf->use_json, &err) < 0) {
+		fprintf(stderr, "glared: %s\n", err.msg);
 		return -1;
 	}
 	return 0;

@@ -1603,7 +1603,7 @@ gl_http_server *gl_http_server_new(struct event_base *base,
 }
 
 int gl_http_server_listen(gl_http_server *s, const char *host, int port,
-			  int reuseport, char *err, size_t errlen)
+			  int reuseport, gl_err *err)
 {
 	struct evutil_addrinfo hints = { 0 }, *res = NULL;
 	char portstr[16];
@@ -1618,17 +1618,17 @@ int gl_http_server_listen(gl_http_server *s, const char *host, int port,
 	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
 	snprintf(portstr, sizeof portstr, "%d", port);
 	rc = evutil_getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(err, errlen, "cannot resolve bind_host '%s': %s", host,
-			 evutil_gai_strerror(rc));
-		return -1;
-	}
+	if (rc != 0 || !res)
+		return gl_fail(err, 500, NULL, "cannot resolve bind_host '%s': %s",
+			       host, evutil_gai_strerror(rc));
 	s->lis = evconnlistener_new_bind(s->base, accept_cb, s, flags, 4096,
 					 res->ai_addr, (int)res->ai_addrlen);
 	evutil_freeaddrinfo(res);
 	if (!s->lis) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
-			 strerror(errno));
+		int e = errno; /* the caller tells a busy port by it */
+		gl_fail(err, 500, NULL, "cannot listen on %s:%d: %s", host, port,
+			strerror(e));
+		errno = e;
 		return -1;
 	}
 	evconnlistener_set_error_cb(s->lis, accept_error_cb);

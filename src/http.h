@@ -51,6 +51,8 @@
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 
+#include "err.h"
+
 struct sockaddr;
 
 typedef struct gl_http_server gl_http_server;
@@ -83,9 +85,9 @@ gl_http_server *gl_http_server_new(struct event_base *base,
 				   gl_http_dispatch_fn dispatch,
 				   gl_http_error_fn on_error, void *arg);
 /* Bind and listen. reuseport lets several worker processes share the port.
- * Returns 0 or -1 with a message in err. */
+ * Returns 0 or -1 with err filled (errno still says why a bind failed). */
 int gl_http_server_listen(gl_http_server *s, const char *host, int port,
-			  int reuseport, char *err, size_t errlen);
+			  int reuseport, gl_err *err);
 /* Serve a connection that already exists as a bufferevent (the server
  * takes it over and frees it); sa is the peer (NULL: "local"). Tests and
  * the fuzz harness feed one end of a bufferevent pair through this. */
