@@ -98,12 +98,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 static gl_policy *load_policy(const gl_conf *conf)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err;
 
 	if (conf->policy_file && *conf->policy_file &&
 	    gl_policy_load_file(p, conf->policy_file, &err) < 0) {
-		gl_error("policy file %s: %s", conf->policy_file, err);
-		free(err);
+		gl_error("policy file %s: %s", conf->policy_file, err.msg);
 		gl_policy_free(p);
 		return NULL;
 	}
