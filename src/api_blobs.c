@@ -366,7 +366,7 @@ static int proxy_data(void *arg, const char *d, size_t n)
 		gl_http_reply_data(ar->http, d, n); /* nothing to hold back for */
 		goto paced;
 	}
-	if (op->got > op->dl.size)
+	if (op->dl.size >= 0 && op->got > op->dl.size)
 		return -1; /* more than recorded: stop, the tail decides */
 	evbuffer_add(op->hold, d, n);
 	len = evbuffer_get_length(op->hold);
@@ -404,9 +404,9 @@ static void proxy_done(void *arg, const gl_fetch_result *res)
 		gl_api_finish(ar);
 		return;
 	}
-	if (res->ok && op->got == op->dl.size &&
-	    !strcmp(h.sha256, op->dl.sha256) &&
-	    (!op->dl.md5[0] || !strcasecmp(h.md5, op->dl.md5))) {
+	switch (gl_external_verdict(&op->dl, res->ok, op->got, &h, why,
+				    sizeof why)) {
+	case 0: {
 		size_t len = evbuffer_get_length(op->hold);
 		gl_http_reply_data(ar->http, evbuffer_pullup(op->hold, -1), len);
 		gl_http_on_drain(ar->http, NULL, NULL);
@@ -414,20 +414,16 @@ static void proxy_done(void *arg, const gl_fetch_result *res)
 		gl_api_finish(ar);
 		return;
 	}
-	if (!res->ok && op->got <= op->dl.size && res->err.status != 499)
-		snprintf(why, sizeof why, "fetch failed: %s", res->err.msg);
-	else if (op->got != op->dl.size)
-		snprintf(why, sizeof why, "%lld bytes, recorded %lld",
-			 (long long)op->got, (long long)op->dl.size);
-	else
-		snprintf(why, sizeof why, "sha256 %s, recorded %s", h.sha256,
-			 op->dl.sha256);
-	/* a transfer error says nothing about the bytes; a difference does */
-	if (strncmp(why, "fetch failed", 12) != 0)
+	case 1:
 		gl_engine_flag_blob(E(ar), op->dl.artifact_id, op->dl.field,
 				    op->dl.key, why);
-	else
-		gl_warn("proxy download of %s: %s", op->dl.url, why);
+		break;
+	default:
+		/* a transfer that failed or was refused says nothing about
+		 * the bytes: the client's download fails, the blob stays */
+		gl_warn("proxy download of %s: fetch failed: %s", op->dl.url,
+			res->err.msg);
+	}
 	gl_http_reply_abort(ar->http);
 	gl_api_finish(ar);
 }
@@ -436,7 +432,12 @@ static void proxy_start(gl_api_req *ar, blob_op *op)
 {
 	gl_err err = { 0 };
 	gl_fetch *f = gl_engine_fetch(E(ar), &err);
-	gl_fetch_opts fo = { .max_bytes = op->dl.trusted ? -1 : op->dl.size + 1,
+	/* one byte more than recorded shows growth; a size unknown (trust
+	 * mode) or bytes taken on trust are read up to the field's limit,
+	 * never without end and never capped at nothing */
+	gl_fetch_opts fo = { .max_bytes = !op->dl.trusted && op->dl.size >= 0
+						  ? op->dl.size + 1
+						  : op->dl.max_size,
 			     .range = NULL };
 
 	if (!f) {
