@@ -13,7 +13,8 @@
  * read back byte-identical (whole, a Range across parts, with pauses),
  * aborts that leave no upload behind, gl_s3_abort_stale, HEAD/DELETE, 404
  * and 403 mapping, odd keys, an empty object, cancellation from inside
- * callbacks. Without one those cases are reported as skipped. Every case works under its own key prefix, so runs do not meet.
+ * callbacks. Without one those cases are reported as skipped. Every case
+ * works under its own key prefix, so runs do not meet.
  */
 #include "unit.h"
 
