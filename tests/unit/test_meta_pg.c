@@ -421,7 +421,7 @@ UNIT_TEST(schema_version_mismatch)
 static const char *const sqlite_only[] = {
 	"column blob_data.data blob not null",
 	"column properties.value any not null",
-	"pk properties (name,key,value,artifact_id,pos)",
+	"pk properties (type_name,name,key,value,artifact_id,pos)",
 	"pk tags (value,artifact_id)",
 	NULL
 };
@@ -438,6 +438,10 @@ static const char *const pg_only[] = {
 	" partial",
 	"index properties properties_text (name,key,value_text,artifact_id)"
 	" partial",
+	"index properties properties_scope_num (type_name,name,key,value_num,"
+	"status,visibility,owner,artifact_id) partial",
+	"index properties properties_scope_text (type_name,name,key,value_text,"
+	"status,visibility,owner,artifact_id) partial",
 	"index tags tags_value (value,artifact_id)",
 	"pk blob_data_chunks (location,seq)",
 	"pk glared_schema (version)",
@@ -455,28 +459,35 @@ static int listed(const char *const *list, const char *line)
 }
 
 /* The first line of text a (sorted lines) that is not in b nor in the
- * allowed list, copied to out; 0 if there is none. */
+ * allowed list, copied to out; 0 if there is none. Every such line goes
+ * to stderr too (side names a), so one run shows the whole drift. */
 static int first_extra(const char *a, const char *b,
-		       const char *const *allowed, char *out, size_t n)
+		       const char *const *allowed, const char *side, char *out,
+		       size_t n)
 {
 	const char *p = a;
+	char line[200];
+	int extra = 0;
 
 	while (*p) {
 		size_t len = strcspn(p, "\n");
 		const char *q = b;
 		int found = 0;
 
-		snprintf(out, n, "%.*s", (int)len, p);
+		snprintf(line, sizeof line, "%.*s", (int)len, p);
 		while (*q && !found) {
 			size_t ql = strcspn(q, "\n");
 			found = ql == len && memcmp(q, p, len) == 0;
 			q += ql + (q[ql] == '\n');
 		}
-		if (!found && !listed(allowed, out))
-			return 1;
+		if (!found && !listed(allowed, line)) {
+			fprintf(stderr, "meta_pg: only in %s: %s\n", side, line);
+			if (!extra++)
+				snprintf(out, n, "%s", line);
+		}
 		p += len + (p[len] == '\n');
 	}
-	return 0;
+	return extra > 0;
 }
 
 /* A fresh SQLite store's schema lines (malloc'd), or NULL. */
@@ -549,12 +560,13 @@ static int has_line(const char *lines, const char *line)
  * is gone (a stale entry would hide the drift it was written for). */
 static int schema_diff(const char *sq, const char *pg, char *msg, size_t n)
 {
-	char line[200];
+	char line[200] = "", line2[200] = "";
 
-	if (first_extra(sq, pg, sqlite_only, line, sizeof line))
-		return snprintf(msg, n, "only in SQLite: %s", line);
-	if (first_extra(pg, sq, pg_only, line, sizeof line))
-		return snprintf(msg, n, "only in PostgreSQL: %s", line);
+	if (first_extra(sq, pg, sqlite_only, "SQLite", line, sizeof line) |
+	    first_extra(pg, sq, pg_only, "PostgreSQL", line2, sizeof line2))
+		return snprintf(msg, n, "only in %s: %s",
+				line[0] ? "SQLite" : "PostgreSQL",
+				line[0] ? line : line2);
 	for (int i = 0; sqlite_only[i]; i++)
 		if (!has_line(sq, sqlite_only[i]) || has_line(pg, sqlite_only[i]))
 			return snprintf(msg, n, "not SQLite's alone: %s",
