@@ -1,7 +1,8 @@
 #!/bin/sh
 # run-tests.sh BUILD_DIR - run every test suite against BUILD_DIR/glared and
-# print one summary line per suite, then the total: "N passed, N failed,
-# N skipped" (a skipped test is neither: it did not run).
+# print one summary line per suite, the skips ("N skipped": a skipped test
+# is neither passed nor failed, it did not run), then the last line, the
+# total the project's CI reads: "N passed, N failed".
 #
 # Suites: the design references of the sources (scripts/check-refs.py),
 # C unit tests, busted specs (lua/ and types/), the Lua sandbox
@@ -247,5 +248,6 @@ else
 fi
 
 echo "logs: $LOGDIR"
-echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+echo "$total_skip skipped"
+echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
