@@ -164,7 +164,7 @@ int gl_check_config(gl_conf *conf)
 	gl_meta *m;
 	gl_engine *e;
 	struct event_base *base;
-	char *perr = NULL;
+	gl_err perr;
 	json_t *reasons;
 	const char *bad;
 	int rc = 0;
@@ -183,8 +183,7 @@ int gl_check_config(gl_conf *conf)
 	pol = gl_policy_new();
 	if (conf->policy_file && *conf->policy_file &&
 	    gl_policy_load_file(pol, conf->policy_file, &perr) < 0) {
-		rc = problem("policy file", perr);
-		free(perr);
+		rc = problem("policy file", perr.msg);
 		gl_policy_free(pol);
 		return rc;
 	}
@@ -223,11 +222,11 @@ int gl_check_config(gl_conf *conf)
 		gl_engine_free(e);
 	}
 	{
-		char msg[300];
-		gl_auth *au = gl_auth_new(conf, base, msg, sizeof msg);
+		gl_err aerr;
+		gl_auth *au = gl_auth_new(conf, base, &aerr);
 
 		if (!au)
-			rc = problem("identity", msg);
+			rc = problem("identity", aerr.msg);
 		else
 			printf("identity: flavor %s\n",
 			       *conf->flavor ? conf->flavor : "trusted-auth");
