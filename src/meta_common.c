@@ -1288,11 +1288,12 @@ static int scope_filter(const gl_filter *flt)
 					strcmp(n, "owner") == 0);
 }
 
-int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
-		    gl_err *err)
+int mc_scoped_rows(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		   const char *al, int *one_row, gl_err *err)
 {
 	const gl_filter *flt = NULL;
-	int one_row, skip = -1;
+	int skip = -1;
+	char expr[48];
 	size_t n;
 
 	if (!q->type_name || q->latest)
@@ -1308,52 +1309,67 @@ int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	if (!flt)
 		return 0;
 	n = json_array_size(flt->values);
-	/* an artifact matches when one of its rows does: count(*) where it
-	 * has at most one matching row, else its distinct ids */
+	/* an artifact matches when one of its rows does: at most one
+	 * matching row each, or several */
 	switch (flt->kind) {
 	case GF_PROP:
 		if (!flt->field)
 			return 0;
-		one_row = flt->field->kind != GK_LIST;
+		*one_row = flt->field->kind != GK_LIST;
 		break;
 	case GF_DICT_VAL:
-		one_row = 1;
+		*one_row = 1;
 		break;
 	case GF_DICT_KEY:
-		one_row = flt->op != GL_OP_IN || n < 2;
+		*one_row = flt->op != GL_OP_IN || n < 2;
 		break;
 	case GF_TAGS_ALL:
 		if (n != 1)
 			return 0;
-		one_row = 1; /* (value, artifact) is unique */
+		*one_row = 1; /* (value, artifact) is unique */
 		break;
 	case GF_TAGS_ANY:
 		if (!n)
 			return 0;
-		one_row = n == 1;
+		*one_row = n == 1;
 		break;
 	default:
 		return 0;
 	}
-	mc_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
-	       " a.artifact_id)");
-	mc_sql(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
-		  ? " FROM tags a WHERE " : " FROM properties a WHERE ");
-	if (mc_where(f, d, q, "a", skip, 0, err))
+	mc_sqlf(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
+		   ? " FROM tags %s WHERE " : " FROM properties %s WHERE ", al);
+	if (mc_where(f, d, q, al, skip, 0, err))
 		return -1;
 	mc_sql(f, " AND ");
 	if (flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY) {
 		gl_filter in = *flt;
 
 		in.op = GL_OP_IN;
-		if (d->cond(f, "a.value", &in, GK_STRING, MC_TG_TEXT, err))
+		snprintf(expr, sizeof expr, "%s.value", al);
+		if (d->cond(f, expr, &in, GK_STRING, MC_TG_TEXT, err))
 			return -1;
-	} else if (mc_prop_match(f, d, "a", flt, err)) {
+	} else if (mc_prop_match(f, d, al, flt, err)) {
 		return -1;
 	}
-	/* a custom sort key's join drops artifacts without its value */
-	sort_exists_on(f, d, q, "a.artifact_id");
 	return 1;
+}
+
+int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		    gl_err *err)
+{
+	mc_frag rows = { 0 };
+	int one_row = 0, rc = mc_scoped_rows(&rows, d, q, "a", &one_row, err);
+
+	if (rc == 1) {
+		mc_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
+		       " a.artifact_id)");
+		mc_cat(f, &rows);
+		/* a custom sort key's join drops artifacts without its
+		 * value */
+		sort_exists_on(f, d, q, "a.artifact_id");
+	}
+	mc_frag_free(&rows);
+	return rc;
 }
 
 /* No visible match of the same name (and type) has a higher (prefix,

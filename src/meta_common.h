@@ -377,6 +377,12 @@ int mc_counts_total(const gl_list_query *q);
  * filter. */
 int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 		    gl_err *err);
+/* The rows mc_scoped_count counts: " FROM properties|tags <al> WHERE
+ * ..." (the scope on their copies and the one filter). *one_row: an
+ * artifact has at most one of them. Returns 1, 0 when q has another
+ * shape (f untouched), -1 on a bad filter. */
+int mc_scoped_rows(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		   const char *al, int *one_row, gl_err *err);
 /* version=latest: " AND NOT EXISTS (a higher version of the name)". */
 int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	      gl_err *err);
