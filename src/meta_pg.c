@@ -1856,11 +1856,15 @@ static int marker_values(pg_meta *m, const gl_list_query *q,
  * match's sort values, narrow rows to sort), and only those ids read
  * their whole artifact row. Left to itself, PostgreSQL flips by its
  * statistics to walking the sort key in value order, probing each row.
- * Returns 1 with the statement in page, 0 when q has another shape or the
- * filter is not selective, -1 on error. */
+ * Without a marker, the page's last column is also the total
+ * (*counted = 1): every match whose sort values the page joined, which is
+ * what mc_scoped_count would count in a second pass over them. Returns 1
+ * with the statement in page, 0 when q has another shape or the filter is
+ * not selective, -1 on error. */
 static int driven_page(pg_meta *m, mc_frag *page, const gl_list_query *q,
 		       const mc_skey *keys, int nkeys, const mc_frag *joins,
-		       const mc_val *mv, const mc_val *lim, gl_err *err)
+		       const mc_val *mv, const mc_val *lim, int *counted,
+		       gl_err *err)
 {
 	mc_frag rows = { 0 }, probe = { 0 };
 	mc_skey *tk = NULL;
@@ -1894,7 +1898,10 @@ static int driven_page(pg_meta *m, mc_frag *page, const gl_list_query *q,
 	mc_cat(page, &rows);
 	/* the page's ids and sort values (as t.kN) */
 	tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
-	mc_sql(page, ") SELECT " ART_COLS " FROM (SELECT a.id");
+	*counted = !mv;
+	mc_sql(page, *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
+		     " count(*) OVER () AS n" : ") SELECT " ART_COLS
+		     " FROM (SELECT a.id");
 	for (int i = 0; i < nkeys; i++) {
 		tk[i] = keys[i];
 		if (strcmp(keys[i].expr, "a.id") == 0)
@@ -1933,7 +1940,7 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 	mc_page pg;
 	PGresult *r = NULL;
 	mc_vals p = { 0 };
-	int nkeys = 0, ret = -1, rc;
+	int nkeys = 0, ret = -1, rc, counted = 0;
 
 	*artifacts = NULL;
 	if (total)
@@ -1956,7 +1963,7 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 		    marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
 		if ((rc = driven_page(m, &page, q, keys, nkeys, &joins, mv,
-				      &lim, err)) < 0)
+				      &lim, &counted, err)) < 0)
 			goto out;
 		if (!rc) {
 			mc_sql(&page, "SELECT " ART_COLS " FROM artifacts a");
@@ -1971,6 +1978,9 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 		}
 		if (!(r = frag_exec(m, &page, err)))
 			goto out;
+		if (counted && total)
+			*total = PQntuples(r) ? r_i64(r, 0, PQnfields(r) - 1)
+					      : 0;
 		for (int i = 0; i < PQntuples(r); i++) {
 			mc_row row = row_of(r, i);
 			json_t *af;
@@ -1994,7 +2004,7 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 			r = NULL;
 		}
 	}
-	if (total) {
+	if (total && !counted) {
 		if (mc_counts_total(q)) {
 			/* a sum over the kept counts (schema_v6) */
 			mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
