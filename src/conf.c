@@ -828,7 +828,7 @@ gl_conf *gl_conf_load(const char *path, gl_err *err)
 	if (strcmp(c->flavor, "") && strcmp(c->flavor, "trusted-auth") &&
 	    strcmp(c->flavor, "noauth") && strcmp(c->flavor, "keystone") &&
 	    strcmp(c->flavor, "keycloak")) {
-		failf(err, errlen,
+		failf(err,
 		      "option [paste_deploy] flavor: '%s' is not one of "
 		      "keystone, keycloak, noauth, trusted-auth (or empty)",
 		      c->flavor);

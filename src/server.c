@@ -116,6 +116,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	worker w = { 0 };
 	gl_http_limits lim;
 	gl_err err = { 0 };
+	char msg[512];
 	int rc = 1;
 
 	gl_metrics_worker(idx);
