@@ -2,7 +2,7 @@
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
 #   bench/run.sh                  all: blob fetch meta create cpu sql lua
-#                                 scaleout events
+#                                 scaleout events auth
 #   bench/run.sh blob meta        a subset, in the order given
 #
 #   blob   2 GiB upload + download over loopback vs digest ceiling and a
@@ -24,6 +24,9 @@
 #   events RabbitMQ notifications published per second vs oslo.messaging's
 #          notifier; API create rate with notifications on vs off
 #          (issue #16; scripts/rabbitmq.sh)            bench/events.py
+#   auth   µs per request by identity flavor: Keystone (scripts/
+#          keystone.sh) and OIDC tokens, cache hit and miss, next to the
+#          trusted-token flavor (issue #14)             bench/auth.py
 #
 # Sizes (environment):
 #   BENCH_SIZE_GB=2          blob size in GiB (e.g. 0.25 for a quick run)
@@ -55,12 +58,12 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta create cpu sql lua scaleout events}
+suites=${*:-blob fetch meta create cpu sql lua scaleout events auth}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|create|cpu|sql|lua|scaleout|events) ;;
+	blob|fetch|meta|create|cpu|sql|lua|scaleout|events|auth) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
-		"(blob fetch meta create cpu sql lua scaleout events)" >&2
+		"(blob fetch meta create cpu sql lua scaleout events auth)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -188,6 +191,7 @@ for s in $suites; do
 	scaleout) run_scaleout ;;
 	events) need_pkg wrk wrk && need_pkg rabbitmq-server rabbitmq-server &&
 		bg "$PY" bench/events.py ;;
+	auth)  need_pkg wrk wrk && bg "$PY" bench/auth.py ;;
 	esac
 	rc=$?
 	case $rc in

@@ -122,6 +122,7 @@ struct gl_http_req {
 	gl_http_done_fn on_done;
 	void *body_arg;
 	int body_accepted, body_paused, body_aborted;
+	int body_held;      /* the handler will decide later */
 	int64_t body_received, discarded;
 	int msg_done;
 	/* response */
@@ -785,6 +786,28 @@ void gl_http_body_accept(gl_http_req *r, gl_http_body_fn on_data,
 				    "HTTP/1.1 100 Continue\r\n\r\n");
 	}
 	/* a request without body completes through on_message_complete */
+	if (r->body_held) {
+		/* the parser stopped before the body: go on */
+		r->body_held = 0;
+		conn_kick(r->c);
+	}
+}
+
+void gl_http_body_hold(gl_http_req *r)
+{
+	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE)
+		r->body_held = 1;
+}
+
+int gl_http_body_taken(const gl_http_req *r)
+{
+	return r->body_accepted;
+}
+
+/* The handler holds the body and has neither taken it nor replied. */
+static int body_waits(const gl_http_req *r)
+{
+	return r->body_held && !r->body_accepted && r->resp == RESP_NONE;
 }
 
 void gl_http_body_resume(gl_http_req *r)
@@ -1049,6 +1072,11 @@ static int on_headers_complete(http_parser *p)
 
 	c->srv->dispatch(r, c->srv->arg);
 
+	if (body_waits(r)) {
+		/* parse nothing more until the handler decides */
+		http_parser_pause(p, 1);
+		return 0;
+	}
 	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE) {
 		gl_error("http: handler neither replied nor took the body of %s %s",
 			 http_method_str(r->method), r->path);
@@ -1273,7 +1301,8 @@ static void conn_parse(struct conn *c)
 		}
 		if (c->stop_parse)
 			return;
-		if (c->req && (c->req->msg_done || c->req->body_paused))
+		if (c->req && (c->req->msg_done || c->req->body_paused ||
+			       body_waits(c->req)))
 			return; /* waiting for the handler */
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
@@ -1393,7 +1422,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_enter(c);
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && r &&
-		    (r->msg_done || r->body_paused || r->resp != RESP_NONE) &&
+		    (r->msg_done || r->body_paused || r->body_held ||
+		     r->resp != RESP_NONE) &&
 		    !c->lingering) {
 			/* the request is with the handler; silence is fine */
 			bufferevent_enable(bev, EV_READ);
@@ -1416,6 +1446,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			/* client half-closed after its request: answer it */
 			c->close_after = 1;
 			c->stop_parse = 1;
+			bufferevent_disable(bev, EV_READ);
+		} else if (r && body_waits(r) && !r->chunked &&
+			   (int64_t)evbuffer_get_length(bufferevent_get_input(
+				   bev)) >= r->content_length) {
+			/* half-closed after the whole body, which the handler
+			 * holds: it is parsed once taken; answer, then close */
+			c->close_after = 1;
 			bufferevent_disable(bev, EV_READ);
 		} else {
 			conn_kill(c);

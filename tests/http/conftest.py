@@ -159,7 +159,8 @@ def group_pids(pgid):
 class Server:
     def __init__(self, options=None, workers=1, wait=True):
         self.dir = tempfile.mkdtemp(prefix="glared-test-")
-        self.port = free_port()
+        # a test may need a fixed port (a service catalog points at it)
+        self.port = int((options or {}).get("bind_port") or free_port())
         self.options = {
             "bind_host": "127.0.0.1",
             "bind_port": self.port,
