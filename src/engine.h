@@ -21,7 +21,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "auth.h"
+#include "ctx.h"
 #include "conf.h"
 #include "digest.h"
 #include "err.h"

@@ -25,7 +25,7 @@
  *   "verify_error".
  * Plus the internal artifact key "revision" (bumped on every write).
  *
- * Uses jansson and ltype.h (field layout).
+ * Uses jansson and type.h (field layout).
  */
 #ifndef GL_META_H
 #define GL_META_H
@@ -35,7 +35,7 @@
 
 #include "conf.h"
 #include "err.h"
-#include "ltype.h"
+#include "type.h"
 
 typedef struct gl_meta gl_meta;
 
