@@ -24,12 +24,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define HOOK_READ_MAX (1 << 20) /* bytes a hook may read from an upload */
-
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
 
 /* ---- shared checks ------------------------------------------------------- */
 
@@ -103,14 +97,14 @@ int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
 		    int64_t *limit, char *why, size_t whylen, gl_err *err)
 {
 	const gl_field *f = tg->f;
-	const char *owner = sget(doc, "owner");
+	const char *owner = gl_json_str(doc, "owner");
 	const char *scopes[2] = { NULL, tg->af.type->name };
 	int64_t cur_size = 0;
 	json_t *cur = gl_blob_record(doc, f, tg->key);
 
 	if (cur)
 		cur_size = json_integer_value(json_object_get(
-			cur, gl_streq(sget(cur, "status"), "saving") ? "reserved"
+			cur, gl_streq(gl_json_str(cur, "status"), "saving") ? "reserved"
 								     : "size"));
 	*limit = f->max_blob_size;
 	snprintf(why, whylen, "the maximum blob size of field '%s' (%lld bytes)",
@@ -123,7 +117,7 @@ int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
 			if (tg->key && !strcmp(k, tg->key))
 				continue;
 			used += json_integer_value(json_object_get(
-				b, gl_streq(sget(b, "status"), "saving")
+				b, gl_streq(gl_json_str(b, "status"), "saving")
 					   ? "reserved" : "size"));
 		}
 		if (f->max_folder_size - used < *limit) {
@@ -180,10 +174,10 @@ int gl_blob_same_sha_ok(const gl_target *tg, const json_t *doc,
 		return 0;
 	folder = json_object_get(doc, tg->f->name);
 	json_object_foreach(folder, k, b) {
-		const char *s = sget(b, "sha256");
+		const char *s = gl_json_str(b, "sha256");
 		if (tg->key && !strcmp(k, tg->key))
 			continue;
-		if (!gl_streq(sget(b, "status"), "active") || !s)
+		if (!gl_streq(gl_json_str(b, "status"), "active") || !s)
 			continue;
 		if (strcmp(s, sha) != 0)
 			return gl_fail(err, 409, "Conflict",
@@ -196,7 +190,7 @@ int gl_blob_same_sha_ok(const gl_target *tg, const json_t *doc,
 
 int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
 {
-	const char *store = sget(blob, "store"), *loc = sget(blob, "location");
+	const char *store = gl_json_str(blob, "store"), *loc = gl_json_str(blob, "location");
 
 	/* external data is never ours to delete: the record just goes */
 	if (json_is_true(json_object_get(blob, "external")) || !store || !loc ||
@@ -328,7 +322,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (!any && gl_engine_policy(e, ctx, "artifact:download", tg.af.doc,
 				     err) < 0)
 		goto out;
-	if (gl_streq(sget(tg.af.doc, "status"), "deleted")) {
+	if (gl_streq(gl_json_str(tg.af.doc, "status"), "deleted")) {
 		gl_fail(err, 403, "Forbidden",
 			"Artifact %s is deleted: its blobs cannot be downloaded",
 			id);
@@ -379,7 +373,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			tg.key ? "/" : "", tg.key ? tg.key : "");
 		goto out;
 	}
-	if (gl_streq(sget(b, "status"), "saving")) {
+	if (gl_streq(gl_json_str(b, "status"), "saving")) {
 		gl_fail(err, 409, "Conflict",
 			"Blob '%s' is being uploaded; try again later", field);
 		goto out;
@@ -394,24 +388,24 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			   : -1;
 	dl->max_size = tg.f->max_blob_size;
 	copy_str(dl->content_type, sizeof dl->content_type,
-		 header_safe(sget(b, "content_type"))
-			 ? sget(b, "content_type")
+		 header_safe(gl_json_str(b, "content_type"))
+			 ? gl_json_str(b, "content_type")
 			 : "application/octet-stream");
-	copy_sum(dl->md5, 0, sget(b, "md5"));
-	copy_sum(dl->sha1, 1, sget(b, "sha1"));
-	copy_sum(dl->sha256, 2, sget(b, "sha256"));
+	copy_sum(dl->md5, 0, gl_json_str(b, "md5"));
+	copy_sum(dl->sha1, 1, gl_json_str(b, "sha1"));
+	copy_sum(dl->sha256, 2, gl_json_str(b, "sha256"));
 	copy_str(dl->field, sizeof dl->field, field);
 	dl->key = tg.key ? strdup(tg.key) : NULL;
 	dl->artifact_id = strdup(id);
 	if (json_is_true(json_object_get(b, "external"))) {
-		const char *vs = sget(b, "verify_status");
+		const char *vs = gl_json_str(b, "verify_status");
 		const gl_type_conf *tc = gl_conf_type(e->conf, tg.af.type->name);
 		if (gl_streq(vs, "changed")) {
 			gl_fail(err, 409, "Conflict",
 				"External blob '%s' changed since it was "
 				"registered (%s); it is not served until it "
 				"verifies again", field,
-				sget(b, "verify_error") ? sget(b, "verify_error")
+				gl_json_str(b, "verify_error") ? gl_json_str(b, "verify_error")
 							: "checksum mismatch");
 			goto out;
 		}
@@ -419,33 +413,33 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			gl_fail(err, 410, "Gone",
 				"External blob '%s' is no longer available at "
 				"its URL (%s)", field,
-				sget(b, "verify_error") ? sget(b, "verify_error")
+				gl_json_str(b, "verify_error") ? gl_json_str(b, "verify_error")
 							: "not found");
 			goto out;
 		}
-		if (usable_url(dl, sget(b, "url"), field, err) < 0)
+		if (usable_url(dl, gl_json_str(b, "url"), field, err) < 0)
 			goto out;
 		dl->kind = gl_streq(tc->external_download, "proxy") &&
 					   dl->sha256[0]
 				   ? GL_DL_PROXY
 				   : GL_DL_REDIRECT;
-	} else if (gl_streq(sget(b, "store"), "external")) {
+	} else if (gl_streq(gl_json_str(b, "store"), "external")) {
 		/* an internal location taken on trust: its URL is not shown,
 		 * the bytes pass through us as they are */
-		if (usable_url(dl, sget(b, "location"), field, err) < 0)
+		if (usable_url(dl, gl_json_str(b, "location"), field, err) < 0)
 			goto out;
 		dl->kind = GL_DL_PROXY;
 		dl->trusted = 1;
-	} else if (gl_streq(sget(b, "store"), "database")) {
+	} else if (gl_streq(gl_json_str(b, "store"), "database")) {
 		dl->kind = GL_DL_DATABASE;
-		dl->location = strdup(sget(b, "location"));
-	} else if (gl_streq(sget(b, "store"), "s3")) {
+		dl->location = strdup(gl_json_str(b, "location"));
+	} else if (gl_streq(gl_json_str(b, "store"), "s3")) {
 		dl->kind = GL_DL_S3;
-		dl->location = strdup(sget(b, "location"));
+		dl->location = strdup(gl_json_str(b, "location"));
 	} else {
 		int64_t sz;
 		dl->kind = GL_DL_FILE;
-		if (gl_store_open_object(e->store, sget(b, "location"), &dl->fd,
+		if (gl_store_open_object(e->store, gl_json_str(b, "location"), &dl->fd,
 					 &sz, err) < 0)
 			goto out;
 		if (dl->size >= 0 && sz != dl->size) {
@@ -510,7 +504,7 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 		goto out;
 	if (gl_meta_get(e->meta, NULL, artifact_id, &doc, &err) != 0)
 		goto rollback;
-	t = gl_types_find(ts, sget(doc, "type_name"));
+	t = gl_types_find(ts, gl_json_str(doc, "type_name"));
 	json_decref(doc);
 	doc = NULL;
 	if (!t || gl_meta_get(e->meta, t, artifact_id, &doc, &err) != 0)
@@ -520,7 +514,7 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 		b = json_object_get(b, key);
 	if (!json_is_object(b))
 		goto rollback;
-	prev = sget(b, "verify_status");
+	prev = gl_json_str(b, "verify_status");
 	was_flag = gl_streq(prev, "changed") || gl_streq(prev, "gone");
 	rec = json_deep_copy(b);
 	json_object_set_new(rec, "verified_at", json_integer(gl_now_us()));
@@ -554,9 +548,9 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 	if (event) {
 		extra = json_pack("{s:s, s:s?, s:s?, s:o, s:s?, s:o, s:s?, s:s?}",
 				  "blob", field, "key", key && *key ? key : NULL,
-				  "url", sget(b, "url"), "expected_size",
+				  "url", gl_json_str(b, "url"), "expected_size",
 				  int_or_null(json_object_get(b, "size")),
-				  "expected_sha256", sget(b, "sha256"),
+				  "expected_sha256", gl_json_str(b, "sha256"),
 				  "observed_size",
 				  vs->size >= 0 ? json_integer(vs->size)
 						: json_null(),
@@ -777,8 +771,8 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 		goto fail;
 	}
 	cur = gl_blob_record(fresh, j->tg.f, j->key);
-	if (!cur || !gl_streq(sget(cur, "status"), "saving") ||
-	    !gl_streq(sget(cur, "url"), j->url)) {
+	if (!cur || !gl_streq(gl_json_str(cur, "status"), "saving") ||
+	    !gl_streq(gl_json_str(cur, "url"), j->url)) {
 		gl_fail(&err, 409, "Conflict",
 			"The location of %s was changed meanwhile", j->field);
 		goto fail_noprev;
@@ -889,7 +883,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 				"Unexpected key '%s' in the location", k);
 			goto fail;
 		}
-	url = sget(body, "url");
+	url = gl_json_str(body, "url");
 	if (!url || !*url) {
 		gl_fail(err, 400, "BadRequest", "The location needs a 'url'");
 		goto fail;
@@ -900,7 +894,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 			GL_URL_MAX);
 		goto fail;
 	}
-	lt = json_object_get(body, "location_type") ? sget(body, "location_type")
+	lt = json_object_get(body, "location_type") ? gl_json_str(body, "location_type")
 						    : "external";
 	if (!lt || (strcmp(lt, "external") && strcmp(lt, "internal"))) {
 		gl_fail(err, 400, "BadRequest",
@@ -1148,7 +1142,7 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"'%s' holds uploaded data", field);
 		goto out;
 	}
-	if (gl_streq(sget(tg.cur, "status"), "saving")) {
+	if (gl_streq(gl_json_str(tg.cur, "status"), "saving")) {
 		gl_fail(err, 409, "Conflict",
 			"The location of '%s' is being registered", field);
 		goto out;
@@ -1202,8 +1196,8 @@ void gl_blob_jobs_heartbeat(gl_engine *e)
 			continue;
 		if (gl_meta_get(e->meta, j->tg.af.type, j->id, &doc, &err) == 0 &&
 		    (cur = gl_blob_record(doc, j->tg.f, j->key)) != NULL &&
-		    gl_streq(sget(cur, "status"), "saving") &&
-		    gl_streq(sget(cur, "url"), j->url)) {
+		    gl_streq(gl_json_str(cur, "status"), "saving") &&
+		    gl_streq(gl_json_str(cur, "url"), j->url)) {
 			rec = json_deep_copy(cur);
 			json_object_set_new(rec, "heartbeat",
 					    json_integer(gl_now_us()));
@@ -1317,7 +1311,7 @@ static int claim(gl_engine *e, const char *aid, const char *field,
 	if (gl_meta_begin(e->meta, &err) < 0)
 		goto out;
 	if (gl_meta_get(e->meta, NULL, aid, &doc, &err) != 0 ||
-	    !(t = gl_types_find(ts, sget(doc, "type_name"))))
+	    !(t = gl_types_find(ts, gl_json_str(doc, "type_name"))))
 		goto rollback;
 	json_decref(doc);
 	doc = NULL;
@@ -1355,13 +1349,13 @@ static int conditional_ok(const gl_type_conf *tc, const json_t *b,
 			  int64_t now)
 {
 	json_t *at = json_object_get(b, "rehashed_at");
-	const char *vs = sget(b, "verify_status");
+	const char *vs = gl_json_str(b, "verify_status");
 
 	if (tc->external_location_rehash_interval <= 0 || !json_is_integer(at))
 		return 0;
 	if (vs && strcmp(vs, "ok") != 0)
 		return 0;
-	if (!sget(b, "etag") && !sget(b, "last_modified"))
+	if (!gl_json_str(b, "etag") && !gl_json_str(b, "last_modified"))
 		return 0;
 	return now - json_integer_value(at) <
 	       (int64_t)tc->external_location_rehash_interval * 1000000;
@@ -1393,11 +1387,11 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 	ts = gl_types_ref(e->types);
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
-		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
-		const char *key = sget(it, "key");
-		const char *url = sget(b, "url");
+		const char *aid = gl_json_str(it, "artifact_id"), *f = gl_json_str(it, "field");
+		const char *key = gl_json_str(it, "key");
+		const char *url = gl_json_str(b, "url");
 		const gl_type_conf *tc = gl_conf_type(e->conf,
-						      sget(it, "type_name"));
+						      gl_json_str(it, "type_name"));
 		int64_t age_us = (int64_t)(tc->external_location_check_interval > 0
 						   ? tc->external_location_check_interval
 						   : min_age_s) * 1000000;
@@ -1408,7 +1402,7 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 		char why[1200];
 		verify_seen vs = { .status = "ok", .size = -1 };
 
-		if (!url || !gl_streq(sget(b, "status"), "active"))
+		if (!url || !gl_streq(gl_json_str(b, "status"), "active"))
 			continue;
 		if (key && !*key)
 			key = NULL;
@@ -1424,17 +1418,17 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 		rec.size = json_is_integer(sz) ? json_integer_value(sz) : -1;
 		for (int k = 0; k < 3; k++)
 			copy_sum(k == 0 ? rec.md5 : k == 1 ? rec.sha1 : rec.sha256,
-				 k, sget(b, sum_names[k]));
+				 k, gl_json_str(b, sum_names[k]));
 		/* read up to the field's limit (a size unknown in trust mode
 		 * is no reason to read without end), at least one byte more
 		 * than recorded to see growth */
-		fo.max_bytes = field_cap(ts, sget(it, "type_name"), f);
+		fo.max_bytes = field_cap(ts, gl_json_str(it, "type_name"), f);
 		if (rec.size >= 0 && rec.size + 1 > fo.max_bytes)
 			fo.max_bytes = rec.size + 1;
 		if (conditional_ok(tc, b, now)) {
 			/* cheap first: unchanged since the last full check? */
-			fo.if_none_match = sget(b, "etag");
-			fo.if_modified_since = sget(b, "last_modified");
+			fo.if_none_match = gl_json_str(b, "etag");
+			fo.if_modified_since = gl_json_str(b, "last_modified");
 		}
 		why[0] = '\0';
 		if (gl_url_check(url, strlen(url), why, sizeof why) < 0) {
@@ -1479,8 +1473,8 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 				 aid, f, key ? "/" : "", key ? key : "", url,
 				 vs.status, why);
 		} else if (!strcmp(vs.status, "ok") &&
-			   (gl_streq(sget(b, "verify_status"), "changed") ||
-			    gl_streq(sget(b, "verify_status"), "gone"))) {
+			   (gl_streq(gl_json_str(b, "verify_status"), "changed") ||
+			    gl_streq(gl_json_str(b, "verify_status"), "gone"))) {
 			gl_info("verify: external blob %s/%s at %s verifies "
 				"again; flag cleared", aid, f, url);
 		}

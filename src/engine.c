@@ -26,11 +26,6 @@ static const char *const base_fields[] = {
 	"activated_at", "tags", "metadata", NULL
 };
 
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 /* ---- life cycle of the engine ------------------------------------------- */
 
 gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
@@ -157,13 +152,13 @@ json_t *gl_engine_target(const json_t *doc)
 	static const char *const keys[] = { "owner", "visibility", "status",
 					    "id", "name", NULL };
 	for (int i = 0; keys[i]; i++) {
-		const char *v = sget(doc, keys[i]);
+		const char *v = gl_json_str(doc, keys[i]);
 		if (v)
 			json_object_set_new(t, keys[i], gl_json_text(v));
 	}
-	if (sget(doc, "owner"))
+	if (gl_json_str(doc, "owner"))
 		json_object_set_new(t, "project_id",
-				    gl_json_text(sget(doc, "owner")));
+				    gl_json_text(gl_json_str(doc, "owner")));
 	return t;
 }
 
@@ -208,8 +203,8 @@ int gl_engine_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto fail;
 	if (rc > 0)
 		goto notfound;
-	owner = sget(af->doc, "owner");
-	vis = sget(af->doc, "visibility");
+	owner = gl_json_str(af->doc, "owner");
+	vis = gl_json_str(af->doc, "visibility");
 	if (ctx->is_admin) {
 		visible = 1;
 	} else if (ctx->anonymous) {
@@ -240,7 +235,7 @@ fail:
  * docs/types.md documents; nothing before the first check. */
 static void blob_verification(json_t *o, const json_t *blob)
 {
-	const char *st = sget(blob, "verify_status");
+	const char *st = gl_json_str(blob, "verify_status");
 	json_t *at = json_object_get(blob, "verified_at"), *v;
 	char ts[32];
 
@@ -248,7 +243,7 @@ static void blob_verification(json_t *o, const json_t *blob)
 		return;
 	gl_iso8601(json_integer_value(at), ts);
 	v = json_pack("{s:s, s:s}", "status", st, "checked_at", ts);
-	if (strcmp(st, "ok") != 0 && sget(blob, "verify_error"))
+	if (strcmp(st, "ok") != 0 && gl_json_str(blob, "verify_error"))
 		json_object_set(v, "detail", json_object_get(blob, "verify_error"));
 	json_object_set_new(o, "verification", v);
 }
@@ -280,7 +275,7 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 	}
 	json_object_set_new(o, "external", json_boolean(external));
 	/* the size of a blob being saved is its reservation: show null */
-	if (gl_streq(sget(blob, "status"), "saving"))
+	if (gl_streq(gl_json_str(blob, "status"), "saving"))
 		json_object_set(o, "size", json_null());
 	if (external)
 		blob_verification(o, blob);
@@ -291,7 +286,7 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 static json_t *plain_output(const gl_type *t, const json_t *doc)
 {
 	json_t *out = json_object();
-	const char *id = sget(doc, "id");
+	const char *id = gl_json_str(doc, "id");
 
 	for (int i = 0; i < t->nfields; i++) {
 		const gl_field *f = &t->fields[i];
@@ -328,7 +323,7 @@ static json_t *plain_output(const gl_type *t, const json_t *doc)
 						   : json_null());
 		}
 	}
-	if (t->is_all && sget(doc, "type_name"))
+	if (t->is_all && gl_json_str(doc, "type_name"))
 		json_object_set(out, "type_name", json_object_get(doc, "type_name"));
 	return out;
 }
@@ -340,7 +335,7 @@ json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 
 	if (t->is_all) {
 		/* formatted by the artifact's own type */
-		const gl_type *rt = gl_types_find(ts, sget(doc, "type_name"));
+		const gl_type *rt = gl_types_find(ts, gl_json_str(doc, "type_name"));
 		out = plain_output(t, doc);
 		if (out && rt && rt->has_format_all)
 			out = gl_types_output(ts, gl_ctx_lua(ctx), rt, out, 1,
@@ -429,7 +424,7 @@ static int change_rule(const gl_type *t, const char *before,
 int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
 			     const char *field, gl_err *err)
 {
-	const char *st = sget(doc, "status");
+	const char *st = gl_json_str(doc, "status");
 	return change_rule(t, st, st, field, err);
 }
 
@@ -497,7 +492,7 @@ void gl_engine_gc(gl_engine *e)
 		return;
 	}
 	json_array_foreach(list, i, it) {
-		const char *store = sget(it, "store"), *loc = sget(it, "location");
+		const char *store = gl_json_str(it, "store"), *loc = gl_json_str(it, "location");
 		int64_t refs = 0;
 		if (gl_meta_blob_refs(e->meta, store, loc, &refs, &err) < 0)
 			break;
@@ -914,22 +909,22 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 				goto out;
 		}
 	}
-	if (gl_engine_vkey(e, ctx, ts, sget(doc, "version"), &vk, &suffix,
+	if (gl_engine_vkey(e, ctx, ts, gl_json_str(doc, "version"), &vk, &suffix,
 			   &vmeta, err) < 0)
 		goto out;
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
 	in_tx = 1;
-	rc = gl_meta_scope_taken(e->meta, t->name, sget(doc, "name"), &vk,
+	rc = gl_meta_scope_taken(e->meta, t->name, gl_json_str(doc, "name"), &vk,
 				 ctx->project_id, NULL, err);
 	if (rc < 0)
 		goto out;
 	if (rc > 0) {
 		rc = gl_fail(err, 409, "Conflict",
 			     "Artifact with name=%s and version=%s already "
-			     "exists for this project", sget(doc, "name"),
-			     sget(doc, "version"));
+			     "exists for this project", gl_json_str(doc, "name"),
+			     gl_json_str(doc, "version"));
 		goto out;
 	}
 	if (check_quota_count(e, ctx->project_id, t->name, err) < 0 ||
@@ -992,8 +987,8 @@ static int patch_fields(const gl_type *t, const json_t *patch,
 	if (gl_jpatch_check(patch, lim, err) < 0)
 		return -1;
 	json_array_foreach(patch, i, op) {
-		const char *paths[2] = { sget(op, "path"), sget(op, "from") };
-		const char *opn = sget(op, "op");
+		const char *paths[2] = { gl_json_str(op, "path"), gl_json_str(op, "from") };
+		const char *opn = gl_json_str(op, "op");
 		for (int p = 0; p < 2; p++) {
 			json_t *toks;
 			const char *field;
@@ -1056,11 +1051,11 @@ static int any_blob_saving(const gl_type *t, const json_t *doc)
 		json_t *v = json_object_get(doc, f->name), *b;
 		const char *k;
 		if (f->kind == GK_BLOB && json_is_object(v) &&
-		    gl_streq(sget(v, "status"), "saving"))
+		    gl_streq(gl_json_str(v, "status"), "saving"))
 			return 1;
 		if (f->kind == GK_FOLDER && json_is_object(v))
 			json_object_foreach(v, k, b)
-				if (gl_streq(sget(b, "status"), "saving"))
+				if (gl_streq(gl_json_str(b, "status"), "saving"))
 					return 1;
 	}
 	return 0;
@@ -1122,7 +1117,7 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 		      int vis_touched, int *acts, int *nacts,
 		      int *noop_activate, gl_err *err)
 {
-	const char *os = sget(old, "status"), *ov = sget(old, "visibility");
+	const char *os = gl_json_str(old, "status"), *ov = gl_json_str(old, "visibility");
 	json_t *sv = json_object_get(nw, "status");
 	json_t *vv = json_object_get(nw, "visibility");
 	const char *ns, *nv;
@@ -1162,7 +1157,7 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 			acts[(*nacts)++] = A_DEACTIVATE;
 		}
 	}
-	ns = sget(nw, "status");
+	ns = gl_json_str(nw, "status");
 	if (vis_touched) {
 		if (!json_is_string(vv) ||
 		    (strcmp(json_string_value(vv), "private") &&
@@ -1248,10 +1243,10 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	doc = json_deep_copy(af.doc);
 	/* judged on its result: an admin may reactivate and edit at once
 	 * (a bad status is transition()'s to report) */
-	st_after = sget(view, "status");
+	st_after = gl_json_str(view, "status");
 	if (!gl_streq(st_after, "drafted") && !gl_streq(st_after, "active") &&
 	    !gl_streq(st_after, "deactivated"))
-		st_after = sget(af.doc, "status");
+		st_after = gl_json_str(af.doc, "status");
 	json_array_foreach(names, i, n) {
 		const char *f = json_string_value(n);
 		json_t *nv = json_object_get(view, f);
@@ -1264,7 +1259,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			json_object_set(doc, f, nv ? nv : json_null());
 			continue;
 		}
-		if (change_rule(t, sget(af.doc, "status"), st_after, f, err) < 0)
+		if (change_rule(t, gl_json_str(af.doc, "status"), st_after, f, err) < 0)
 			goto out;
 		/* unchanged values are not re-validated (a later, stricter
 		 * type version must not block unrelated edits) */
@@ -1305,7 +1300,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (nacts && (acts[0] == A_ACTIVATE || acts[0] == A_REACTIVATE))
 		stamp(doc, "activated_at", gl_now_us());
 	stamp(doc, "updated_at", gl_now_us());
-	if (gl_engine_vkey(e, ctx, af.ts, sget(doc, "version"), &vk, &suffix,
+	if (gl_engine_vkey(e, ctx, af.ts, gl_json_str(doc, "version"), &vk, &suffix,
 			   &vmeta, err) < 0)
 		goto out;
 
@@ -1315,22 +1310,22 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	{
 		/* the name/version scope after the change: private (owner's)
 		 * or public (everyone's) */
-		int pub = gl_streq(sget(doc, "visibility"), "public");
+		int pub = gl_streq(gl_json_str(doc, "visibility"), "public");
 		int scope_changed =
-			!gl_streq(sget(doc, "name"), sget(af.doc, "name")) ||
-			!gl_streq(sget(doc, "version"), sget(af.doc, "version")) ||
-			pub != gl_streq(sget(af.doc, "visibility"), "public");
+			!gl_streq(gl_json_str(doc, "name"), gl_json_str(af.doc, "name")) ||
+			!gl_streq(gl_json_str(doc, "version"), gl_json_str(af.doc, "version")) ||
+			pub != gl_streq(gl_json_str(af.doc, "visibility"), "public");
 		if (scope_changed) {
 			int taken = gl_meta_scope_taken(
-				e->meta, t->name, sget(doc, "name"), &vk,
-				pub ? NULL : sget(doc, "owner"), id, err);
+				e->meta, t->name, gl_json_str(doc, "name"), &vk,
+				pub ? NULL : gl_json_str(doc, "owner"), id, err);
 			if (taken < 0)
 				goto out;
 			if (taken) {
 				gl_fail(err, 409, "Conflict",
 					"Artifact with name=%s and version=%s "
 					"already exists in the %s scope",
-					sget(doc, "name"), sget(doc, "version"),
+					gl_json_str(doc, "name"), gl_json_str(doc, "version"),
 					pub ? "public" : "project");
 				goto out;
 			}
@@ -1448,7 +1443,7 @@ int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 			   NULL, NULL, err) < 0)
 		goto out;
 	delayed = delayed_delete(e, af.type) &&
-		  !gl_streq(sget(af.doc, "status"), "deleted");
+		  !gl_streq(gl_json_str(af.doc, "status"), "deleted");
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
@@ -1505,26 +1500,26 @@ int gl_engine_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err)
 		return -1;
 	}
 	json_array_foreach(list, i, it) {
-		const gl_type *t = gl_types_find(ts, sget(it, "type_name"));
+		const gl_type *t = gl_types_find(ts, gl_json_str(it, "type_name"));
 		json_t *doc = NULL;
 		gl_err e2 = { 0 };
 		if (!t) {
 			gl_warn("scrub: artifact %s has unknown type %s; left",
-				sget(it, "id"), sget(it, "type_name"));
+				gl_json_str(it, "id"), gl_json_str(it, "type_name"));
 			continue;
 		}
 		if (gl_meta_begin(e->meta, &e2) < 0)
 			break;
-		if (gl_meta_get(e->meta, t, sget(it, "id"), &doc, &e2) == 0 &&
-		    gl_streq(sget(doc, "status"), "deleted") &&
-		    purge(e, t, sget(it, "id"), doc, &e2) == 0 &&
+		if (gl_meta_get(e->meta, t, gl_json_str(it, "id"), &doc, &e2) == 0 &&
+		    gl_streq(gl_json_str(doc, "status"), "deleted") &&
+		    purge(e, t, gl_json_str(it, "id"), doc, &e2) == 0 &&
 		    gl_meta_commit(e->meta, &e2) == 0) {
 			n++;
-			gl_info("scrub: purged %s/%s", t->name, sget(it, "id"));
+			gl_info("scrub: purged %s/%s", t->name, gl_json_str(it, "id"));
 		} else {
 			gl_meta_rollback(e->meta);
 			if (e2.msg[0])
-				gl_warn("scrub: %s: %s", sget(it, "id"), e2.msg);
+				gl_warn("scrub: %s: %s", gl_json_str(it, "id"), e2.msg);
 		}
 		json_decref(doc);
 	}

@@ -58,11 +58,6 @@ typedef struct gl_sweep {
 	json_t *found;           /* [[key, upload id], ...] */
 } gl_sweep;
 
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static int64_t secs(int s)
 {
 	return (int64_t)s * 1000000;
@@ -167,8 +162,8 @@ static void cleanup_run(gl_engine *e)
 		return;
 	}
 	json_array_foreach(list, i, it) {
-		const char *kind = sget(it, "kind"), *target = sget(it, "target");
-		const char *arg = sget(it, "arg");
+		const char *kind = gl_json_str(it, "kind"), *target = gl_json_str(it, "target");
+		const char *arg = gl_json_str(it, "arg");
 		cleanup_op *op;
 		int rc;
 
@@ -241,16 +236,16 @@ static void s3_cleanup_hook(void *arg, const char *key, const char *upload_id,
  * the transaction: the owner may have finished meanwhile.) */
 static int unchanged(gl_engine *e, gl_types *ts, const json_t *it)
 {
-	const gl_type *t = gl_types_find(ts, sget(it, "type_name"));
-	const gl_field *f = t ? gl_type_field(t, sget(it, "field")) : NULL;
-	const char *key = sget(it, "key");
+	const gl_type *t = gl_types_find(ts, gl_json_str(it, "type_name"));
+	const gl_field *f = t ? gl_type_field(t, gl_json_str(it, "field")) : NULL;
+	const char *key = gl_json_str(it, "key");
 	json_t *doc = NULL;
 	gl_err err = { 0 };
 	int same;
 
 	if (!f)
 		return 1; /* a type not loaded here: trust the list */
-	if (gl_meta_get(e->meta, t, sget(it, "artifact_id"), &doc, &err) != 0)
+	if (gl_meta_get(e->meta, t, gl_json_str(it, "artifact_id"), &doc, &err) != 0)
 		return 0;
 	same = json_equal(gl_blob_record(doc, f, key && *key ? key : NULL),
 			  json_object_get(it, "blob"));
@@ -280,11 +275,11 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 	ts = gl_types_ref(e->types);
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
-		const char *pending = sget(b, "pending");
-		const char *s3id = sget(b, "s3_upload_id");
-		const char *loc = sget(b, "location"), *key = sget(it, "key");
-		const char *node = sget(b, "node"), *temp = sget(b, "temp");
-		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
+		const char *pending = gl_json_str(b, "pending");
+		const char *s3id = gl_json_str(b, "s3_upload_id");
+		const char *loc = gl_json_str(b, "location"), *key = gl_json_str(it, "key");
+		const char *node = gl_json_str(b, "node"), *temp = gl_json_str(b, "temp");
+		const char *aid = gl_json_str(it, "artifact_id"), *f = gl_json_str(it, "field");
 		gl_owner_verdict v = gl_owner_judge(
 			me, b,
 			gl_upload_owns(e, aid, f, key) ||
@@ -303,7 +298,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		}
 		/* the object an interrupted commit may have renamed in */
 		if (pending &&
-		    gl_meta_gc_push(e->meta, sget(b, "store") ? sget(b, "store")
+		    gl_meta_gc_push(e->meta, gl_json_str(b, "store") ? gl_json_str(b, "store")
 							      : "file",
 				    pending, err) < 0)
 			goto fail;
@@ -375,7 +370,7 @@ static void sweep_done(void *arg, const gl_err *lerr)
 		goto out;
 	}
 	json_array_foreach(saving, i, it) {
-		const char *id = sget(json_object_get(it, "blob"),
+		const char *id = gl_json_str(json_object_get(it, "blob"),
 				      "s3_upload_id");
 		if (id)
 			json_object_set_new(ids, id, json_true());

@@ -65,11 +65,6 @@ static const char *const blob_keys[B_NCOLS] = {
 	[B_EXTRA] = NULL,
 };
 
-static const char *str_of(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 static const gl_field *type_field(const gl_type *t, const char *name)
 {
 	for (int i = 0; t && i < t->nfields; i++)
@@ -593,8 +588,8 @@ void mc_json_val(const json_t *v, mc_val *out)
 int mc_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
 		 gl_err *err)
 {
-	if (!type || type->is_all || !str_of(af, "id") ||
-	    !str_of(af, "name") || !str_of(af, "owner") || !vk)
+	if (!type || type->is_all || !gl_json_str(af, "id") ||
+	    !gl_json_str(af, "name") || !gl_json_str(af, "owner") || !vk)
 		return gl_fail(err, 500, NULL,
 			       "DBError: artifact without type, id, name, owner"
 			       " or version key");
@@ -629,7 +624,7 @@ int mc_artifact_vals(mc_vals *p, const gl_type *type, const json_t *af,
 	static const char *const tnames[3] = {
 		"created_at", "updated_at", "activated_at"
 	};
-	const char *ver = str_of(af, "version");
+	const char *ver = gl_json_str(af, "version");
 	int64_t t[3];
 	int set[3];
 
@@ -646,20 +641,20 @@ int mc_artifact_vals(mc_vals *p, const gl_type *type, const json_t *af,
 			set[i] = 1;
 		}
 	}
-	mc_set_text(p, 1, str_of(af, "id"));
+	mc_set_text(p, 1, gl_json_str(af, "id"));
 	mc_set_text(p, 2, type->name);
-	mc_set_text(p, 3, str_of(af, "name"));
+	mc_set_text(p, 3, gl_json_str(af, "name"));
 	mc_set_text(p, 4, ver ? ver : "0.0.0");
 	mc_set_int(p, 5, vk->prefix);
 	mc_set_text(p, 6, vk->suffix ? vk->suffix : "");
 	mc_set_text(p, 7, vk->meta ? vk->meta : "");
-	mc_set_text(p, 8, str_of(af, "owner"));
-	mc_set_text(p, 9, str_of(af, "visibility") ? str_of(af, "visibility")
+	mc_set_text(p, 8, gl_json_str(af, "owner"));
+	mc_set_text(p, 9, gl_json_str(af, "visibility") ? gl_json_str(af, "visibility")
 						   : "private");
-	mc_set_text(p, 10, str_of(af, "status") ? str_of(af, "status")
+	mc_set_text(p, 10, gl_json_str(af, "status") ? gl_json_str(af, "status")
 						: "drafted");
-	mc_set_text(p, 11, str_of(af, "description"));
-	mc_set_text(p, 12, str_of(af, "display_type_name"));
+	mc_set_text(p, 11, gl_json_str(af, "description"));
+	mc_set_text(p, 12, gl_json_str(af, "display_type_name"));
 	for (int i = 0; i < 3; i++) {
 		if (set[i])
 			mc_set_int(p, 13 + i, t[i]);
@@ -776,8 +771,8 @@ int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
 			if (!json_is_object(v))
 				break;
 			mc_set_own(p, i, mc_dump(v));
-			mc_set_text(p, i + 1, str_of(v, "store"));
-			mc_set_text(p, i + 2, str_of(v, "location"));
+			mc_set_text(p, i + 1, gl_json_str(v, "store"));
+			mc_set_text(p, i + 2, gl_json_str(v, "location"));
 			break;
 		case B_VERIFIED:
 			if (mc_json_time(v, &us) == 1)
@@ -838,7 +833,7 @@ int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
 	size_t i, j;
 
 	json_array_foreach(projects, i, pj) {
-		const char *pid = str_of(pj, "project_id");
+		const char *pid = gl_json_str(pj, "project_id");
 
 		if (!pid)
 			return gl_fail(err, 500, NULL,
@@ -847,7 +842,7 @@ int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
 			return -1;
 		json_array_foreach(json_object_get(pj, "project_quotas"), j,
 				   qv) {
-			const char *name = str_of(qv, "quota_name");
+			const char *name = gl_json_str(qv, "quota_name");
 
 			if (!name)
 				continue;

@@ -83,11 +83,6 @@ struct gl_upload {
 	const char *event;        /* the event the commit emits */
 };
 
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static void upload_unlink(gl_upload *u)
 {
 	for (gl_upload **p = &u->e->uploads; *p; p = &(*p)->next)
@@ -128,7 +123,7 @@ static int touch_record(gl_upload *u, const char *k1, json_t *v1,
 	if (gl_meta_get(e->meta, u->tg.af.type, u->id, &doc, err) != 0)
 		goto rollback;
 	cur = gl_blob_record(doc, u->tg.f, u->key);
-	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
 		gl_fail(err, 409, "Conflict",
 			"The upload of %s was cancelled meanwhile", u->field);
 		u->placeholder = 0;
@@ -340,7 +335,7 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 	if (gl_engine_change_allowed(u->tg.af.type, fresh, field, err) < 0)
 		goto fail;
 	cur = gl_blob_record(fresh, u->tg.f, u->tg.key);
-	if (cur && gl_streq(sget(cur, "status"), "saving")) {
+	if (cur && gl_streq(gl_json_str(cur, "status"), "saving")) {
 		gl_fail(err, 409, "Conflict",
 			"Blob '%s%s%s' is being uploaded by another request",
 			field, u->key ? "/" : "", u->key ? u->key : "");
@@ -560,7 +555,7 @@ static void commit(gl_upload *u, const char *location)
 		goto fail;
 	}
 	cur = gl_blob_record(fresh, u->tg.f, u->key);
-	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
 		gl_fail(&err, 409, "Conflict",
 			"The upload of %s was cancelled meanwhile", u->field);
 		u->placeholder = 0;
