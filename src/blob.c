@@ -764,12 +764,12 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 	if (gl_meta_begin(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 1;
-	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) != 0) {
-		if (!fresh)
-			gl_fail(&err, 404, "ArtifactNotFound",
-				"Artifact with id=%s was deleted", j->id);
+	int gone = gl_meta_get(e->meta, t, j->id, &fresh, &err);
+	if (gone > 0) /* gone meanwhile; a store error keeps its own */
+		gl_fail(&err, 404, "ArtifactNotFound",
+			"Artifact with id=%s was deleted", j->id);
+	if (gone != 0)
 		goto fail;
-	}
 	cur = gl_blob_record(fresh, j->tg.f, j->key);
 	if (!cur || !gl_streq(gl_json_str(cur, "status"), "saving") ||
 	    !gl_streq(gl_json_str(cur, "url"), j->url)) {
@@ -988,12 +988,12 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto fail;
 	in_tx = 1;
-	if (gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err) != 0) {
-		if (!fresh)
-			gl_fail(err, 404, "ArtifactNotFound",
-				"Artifact with id=%s not found", id);
+	int gone = gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err);
+	if (gone > 0) /* gone meanwhile; a store error keeps its own */
+		gl_fail(err, 404, "ArtifactNotFound",
+			"Artifact with id=%s not found", id);
+	if (gone != 0)
 		goto fail;
-	}
 	cur = gl_blob_record(fresh, j->tg.f, j->key);
 	if (cur) {
 		gl_fail(err, 409, "Conflict",
@@ -1023,7 +1023,11 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		rec = NULL;
 		json_decref(fresh);
 		fresh = NULL;
-		if (gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err) != 0)
+		gone = gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err);
+		if (gone > 0) /* deleted right after the commit */
+			gl_fail(err, 404, "ArtifactNotFound",
+				"Artifact with id=%s was deleted", id);
+		if (gone != 0)
 			goto fail;
 		json_t *af = NULL;
 		args = gl_engine_blob_args(field, j->key, NULL);
@@ -1156,7 +1160,11 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 	    gl_meta_commit(e->meta, err) < 0)
 		goto out;
 	in_tx = 0;
-	if (gl_meta_get(e->meta, tg.af.type, id, &fresh, err) != 0)
+	int gone = gl_meta_get(e->meta, tg.af.type, id, &fresh, err);
+	if (gone > 0) /* deleted right after the commit */
+		gl_fail(err, 404, "ArtifactNotFound",
+			"Artifact with id=%s was deleted", id);
+	if (gone != 0)
 		goto out;
 	*out = gl_engine_output(e, ctx, tg.af.ts, tg.af.type, fresh, err);
 	rc = *out ? 0 : -1;

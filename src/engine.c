@@ -1334,12 +1334,12 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (nacts) {
 		/* status changes wait for uploads in progress */
 		json_t *fresh = NULL;
-		if (gl_meta_get(e->meta, t, id, &fresh, err) != 0) {
-			if (!fresh)
-				gl_fail(err, 409, "Conflict",
-					"Artifact %s changed meanwhile", id);
+		int gone = gl_meta_get(e->meta, t, id, &fresh, err);
+		if (gone > 0) /* gone meanwhile; a store error keeps its own */
+			gl_fail(err, 409, "Conflict",
+				"Artifact %s changed meanwhile", id);
+		if (gone != 0)
 			goto out;
-		}
 		int saving = any_blob_saving(t, fresh);
 		json_decref(fresh);
 		if (saving) {
@@ -1448,12 +1448,12 @@ int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
 	in_tx = 1;
-	if (gl_meta_get(e->meta, af.type, id, &fresh, err) != 0) {
-		if (!fresh)
-			gl_fail(err, 404, "ArtifactNotFound",
-				"Artifact with id=%s not found", id);
+	int gone = gl_meta_get(e->meta, af.type, id, &fresh, err);
+	if (gone > 0) /* gone meanwhile; a store error keeps its own */
+		gl_fail(err, 404, "ArtifactNotFound",
+			"Artifact with id=%s not found", id);
+	if (gone != 0)
 		goto out;
-	}
 	if (any_blob_saving(af.type, fresh)) {
 		gl_fail(err, 409, "Conflict",
 			"Artifact %s has a blob being uploaded; try again when "
