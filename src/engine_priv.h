@@ -88,6 +88,15 @@ int gl_engine_quota(gl_engine *e, const char *project, const char *name,
 		    const char *type, int64_t *limit, gl_err *err);
 /* Release stored data no record refers to any more (gc queue). */
 void gl_engine_gc(gl_engine *e);
+/* A policy rule holds for the caller against target (no error). */
+int gl_engine_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
+			const json_t *target);
+/* The API view of a doc before any type hook (shares doc's values). */
+json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc);
+/* May field change while the status goes from before to after (400
+ * unknown, 403 frozen/system/immutable)? */
+int gl_engine_change_rule(const gl_type *t, const char *before,
+			  const char *after, const char *field, gl_err *err);
 /* Version sort key of a doc's version. */
 int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		   const char *version, gl_vkey *vk, char **suffix, char **meta,

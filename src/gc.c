@@ -1,0 +1,65 @@
+/* gc.c - stored data no record refers to any more: the blob files,
+ * database pieces and S3 objects on the gc queue are released under the
+ * write lock, S3 deletions through the cleanup queue (gc.h).
+ */
+#include "engine_priv.h"
+#include "log.h"
+#include "util.h"
+
+void gl_engine_gc(gl_engine *e)
+{
+	json_t *list = NULL, *it;
+	size_t i;
+	gl_err err = { 0 };
+	int s3 = 0;
+
+	if (gl_meta_gc_list(e->meta, 256, &list, &err) < 0 ||
+	    json_array_size(list) == 0) {
+		json_decref(list);
+		return;
+	}
+	/* the reference check and the removal happen under the write lock,
+	 * so no concurrent upload can commit a new reference in between;
+	 * and the commits that dropped the last references are made durable
+	 * first (group commit: gl_meta_sync), so none can come back */
+	if (gl_meta_begin(e->meta, &err) < 0) {
+		json_decref(list);
+		return;
+	}
+	if (gl_meta_sync(e->meta, &err) < 0) {
+		gl_warn("gc: %s", err.msg);
+		gl_meta_rollback(e->meta);
+		json_decref(list);
+		return;
+	}
+	json_array_foreach(list, i, it) {
+		const char *store = gl_json_str(it, "store"), *loc = gl_json_str(it, "location");
+		int64_t refs = 0;
+		if (gl_meta_blob_refs(e->meta, store, loc, &refs, &err) < 0)
+			break;
+		if (refs == 0) {
+			if (gl_streq(store, "file"))
+				gl_store_remove(e->store, loc, &err);
+			else if (gl_streq(store, "database"))
+				gl_meta_data_delete(e->meta, loc, &err);
+			else if (gl_streq(store, "s3")) {
+				/* the network call is the cleanup queue's
+				 * (maint.c): S3 keys are never reused, so the
+				 * delete may wait for it */
+				if (gl_cleanup_queue(e, "s3_delete", loc, "", 0,
+						     &err) < 0)
+					break;
+				s3 = 1;
+			}
+		}
+		gl_meta_gc_pop(e->meta, store, loc, &err);
+	}
+	if (gl_meta_commit(e->meta, &err) < 0) {
+		gl_warn("gc: %s", err.msg);
+		gl_meta_rollback(e->meta);
+		s3 = 0;
+	}
+	json_decref(list);
+	if (s3)
+		gl_cleanup_kick(e);
+}
