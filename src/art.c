@@ -8,7 +8,9 @@
  * a concurrent writer could have changed (revision, name/version scope,
  * quotas, saving blobs), and run post-hooks after the commit.
  */
-#include "engine_priv.h"
+#include "art.h"
+#include "core.h"
+#include "gc.h"
 #include "jlimits.h"
 #include "jpatch.h"
 #include "log.h"

@@ -188,17 +188,6 @@ int gl_blob_same_sha_ok(const gl_target *tg, const json_t *doc,
 	return 0;
 }
 
-int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
-{
-	const char *store = gl_json_str(blob, "store"), *loc = gl_json_str(blob, "location");
-
-	/* external data is never ours to delete: the record just goes */
-	if (json_is_true(json_object_get(blob, "external")) || !store || !loc ||
-	    !strcmp(store, "external"))
-		return 0;
-	return gl_meta_gc_push(e->meta, store, loc, err);
-}
-
 /* Put back the record an upload or fetch replaced (or drop the new key). */
 int gl_blob_restore_prev(gl_engine *e, const char *id, const char *field,
 			 const char *key, const json_t *prev, gl_err *err)

@@ -27,6 +27,9 @@
 #include "err.h"
 #include "policy.h"
 
+#include "art.h"
+#include "quota.h"
+
 typedef struct gl_engine gl_engine;
 
 gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
@@ -42,50 +45,6 @@ int gl_engine_recover(gl_engine *e, gl_err *err);
  * as the loop runs: a worker starting takes over its dead predecessors'
  * work at once. */
 void gl_engine_maintain(gl_engine *e);
-
-/* ---- schemas and artifacts -------------------------------------------------- */
-
-/* type NULL: {"schemas": {...every type...}}; else {"schemas": {type: ...}} */
-int gl_engine_schemas(gl_engine *e, const gl_ctx *ctx, const char *type,
-		      json_t **out, gl_err *err);
-
-/* A query parameter, percent-decoded (the list endpoint's filters). */
-typedef struct gl_kv {
-	const char *name, *value;
-} gl_kv;
-
-/* The list response body: {type_name, artifacts, first, schema,
- * total_count[, next]}. */
-int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
-		   const gl_kv *query, int nquery, json_t **out, gl_err *err);
-int gl_engine_show(gl_engine *e, const gl_ctx *ctx, const char *type,
-		   const char *id, json_t **out, gl_err *err);
-/* The checks of create / update that need no body, so the API can answer
- * them before the client sends it (Expect: 100-continue). */
-int gl_engine_precheck_create(gl_engine *e, const gl_ctx *ctx,
-			      const char *type, gl_err *err);
-int gl_engine_precheck_update(gl_engine *e, const gl_ctx *ctx,
-			      const char *type, const char *id, gl_err *err);
-int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
-		     const json_t *body, json_t **out, gl_err *err);
-/* patch: a JSON-patch array (RFC 6902). */
-int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
-		     const char *id, const json_t *patch, json_t **out,
-		     gl_err *err);
-int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
-		     const char *id, gl_err *err);
-/* Purge artifacts deleted (delayed) at least min_age_s seconds ago, at
- * most limit per call. Returns the number purged, or -1. */
-int gl_engine_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err);
-
-/* ---- quotas --------------------------------------------------------------- */
-int gl_engine_set_quotas(gl_engine *e, const gl_ctx *ctx, const json_t *body,
-			 gl_err *err);
-int gl_engine_list_quotas(gl_engine *e, const gl_ctx *ctx, json_t **out,
-			  gl_err *err);
-/* project NULL: the caller's project. */
-int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
-			     const char *project, json_t **out, gl_err *err);
 
 /* ---- blob uploads (streaming) ---------------------------------------------------
  * begin: every check that can fail before the body does (visibility,

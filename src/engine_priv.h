@@ -4,103 +4,10 @@
 #ifndef GL_ENGINE_PRIV_H
 #define GL_ENGINE_PRIV_H
 
+#include "core.h"
 #include "engine.h"
-#include "events.h"
 #include "fetch.h"
-#include "ltype.h"
-#include "meta.h"
-#include "store.h"
-
-struct gl_location_job;
-struct gl_cleanup_op;
-
-struct gl_engine {
-	gl_conf *conf;
-	gl_policy *policy;
-	struct event_base *base;
-	gl_types *types;        /* current set; requests take a reference */
-	gl_meta *meta;
-	gl_store *store;
-	gl_fetch *fetch;        /* created on first use */
-	struct gl_location_job *jobs; /* pending location registrations */
-	struct gl_upload *uploads;    /* uploads in progress */
-	struct gl_s3 *s3;             /* the S3 blob store, when configured */
-	/* maintenance (maint.c) */
-	struct event *maint;          /* heartbeat, takeover, cleanups */
-	struct event *kick;           /* runs the cleanup queue soon */
-	struct gl_cleanup_op *cleanups; /* cleanups in flight */
-	int ncleanups;
-	int ticks;                    /* maintenance passes so far */
-	struct gl_sweep *sweep;       /* the stale-upload sweep in flight */
-	gl_events *events;            /* the outbox (events.h) */
-};
-
-/* A loaded artifact with the type it belongs to. */
-typedef struct gl_af {
-	gl_types *ts;           /* referenced */
-	const gl_type *type;
-	json_t *doc;            /* as the meta store returns it */
-} gl_af;
-
-void gl_af_clear(gl_af *af);
-
-/* Find a type (404 TypeNotFound). Takes a reference on the set. */
-int gl_engine_type(gl_engine *e, const char *name, gl_types **ts,
-		   const gl_type **t, gl_err *err);
-/* Load an artifact the caller may see (404 otherwise). rw: also require
- * the caller may write it, i.e. own project or admin (others get 404 for
- * private artifacts; policy decides about public ones). */
-int gl_engine_load(gl_engine *e, const gl_ctx *ctx, const char *type,
-		   const char *id, int rw, gl_af *af, gl_err *err);
-/* Policy check against an artifact (403 "Policy check for ..."). */
-int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
-		     const json_t *doc, gl_err *err);
-/* The policy target of an artifact: owner, visibility, status, ... */
-json_t *gl_engine_target(const json_t *doc);
-/* The hook view of a context. */
-json_t *gl_engine_ctx_json(const gl_ctx *ctx);
-/* API shape of an artifact (new ref), after the type's to_dict or
- * format_all; NULL + err (500) when that fails. */
-json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
-			 const gl_type *t, const json_t *doc, gl_err *err);
-/* API shape of a blob record. */
-json_t *gl_engine_blob_output(const gl_type *t, const char *id,
-			      const char *field, const char *key,
-			      const json_t *blob);
-/* A document from a client (body, patch, location) within the JSON
- * limits of the configuration, no U+0000 in it (400 otherwise). */
-int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
-		      gl_err *err);
-/* Change rules of spec §3.3 for a field (400 unknown, 403 frozen/system/
- * immutable). */
-int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
-			     const char *field, gl_err *err);
-/* The arguments of a blob hook: [field, key or null] plus extra (if not
- * NULL). Never NULL: no hook runs without them (aborts out of memory). */
-json_t *gl_engine_blob_args(const char *field, const char *key,
-			    const json_t *extra);
-/* Run a hook with the standard arguments. */
-int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
-		   enum gl_hook h, const gl_ctx *ctx, const json_t *doc,
-		   const json_t *args, json_t **af_out, gl_err *err);
-/* Quota limit in effect (-1 unlimited): project override, else config. */
-int gl_engine_quota(gl_engine *e, const char *project, const char *name,
-		    const char *type, int64_t *limit, gl_err *err);
-/* Release stored data no record refers to any more (gc queue). */
-void gl_engine_gc(gl_engine *e);
-/* A policy rule holds for the caller against target (no error). */
-int gl_engine_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
-			const json_t *target);
-/* The API view of a doc before any type hook (shares doc's values). */
-json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc);
-/* May field change while the status goes from before to after (400
- * unknown, 403 frozen/system/immutable)? */
-int gl_engine_change_rule(const gl_type *t, const char *before,
-			  const char *after, const char *field, gl_err *err);
-/* Version sort key of a doc's version. */
-int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
-		   const char *version, gl_vkey *vk, char **suffix, char **meta,
-		   gl_err *err);
+#include "gc.h"
 
 /* ---- blob.c: shared by uploads, downloads and locations ----------------- */
 
@@ -131,8 +38,6 @@ int gl_blob_same_sha_ok(const gl_target *tg, const json_t *doc,
 /* Put back the record an upload or fetch replaced (or drop the new key). */
 int gl_blob_restore_prev(gl_engine *e, const char *id, const char *field,
 			 const char *key, const json_t *prev, gl_err *err);
-/* Release a blob record's stored data (inside a transaction). */
-int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err);
 
 int gl_blob_engine_init(gl_engine *e, gl_err *err);
 void gl_blob_engine_free(gl_engine *e);
@@ -153,14 +58,6 @@ void gl_maint_free(gl_engine *e);
 /* Start-up: take over the work of dead owners, remove unused temp files,
  * release unreferenced data. */
 int gl_maint_recover(gl_engine *e, gl_err *err);
-/* Queue a cleanup ("s3_abort" key id, "s3_delete" key "") to be tried
- * after delay_us, unless it is queued already; inside the caller's
- * transaction if one is open, so the intent is as durable as the change
- * that needs it. */
-int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
-		     const char *arg, int64_t delay_us, gl_err *err);
-/* Run the due cleanups soon (after the current callback returns). */
-void gl_cleanup_kick(gl_engine *e);
 
 /* ---- upload.c ------------------------------------------------------------- */
 /* The event the upload's commit emits: "upload", or "set_location" for

@@ -2,9 +2,12 @@
  * database pieces and S3 objects on the gc queue are released under the
  * write lock, S3 deletions through the cleanup queue (gc.h).
  */
-#include "engine_priv.h"
+#include "core.h"
+#include "gc.h"
 #include "log.h"
 #include "util.h"
+
+#include <string.h>
 
 void gl_engine_gc(gl_engine *e)
 {
@@ -62,4 +65,30 @@ void gl_engine_gc(gl_engine *e)
 	json_decref(list);
 	if (s3)
 		gl_cleanup_kick(e);
+}
+
+/* ---- handing data over ------------------------------------------------------ */
+
+int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
+{
+	const char *store = gl_json_str(blob, "store"), *loc = gl_json_str(blob, "location");
+
+	/* external data is never ours to delete: the record just goes */
+	if (json_is_true(json_object_get(blob, "external")) || !store || !loc ||
+	    !strcmp(store, "external"))
+		return 0;
+	return gl_meta_gc_push(e->meta, store, loc, err);
+}
+
+int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
+		     const char *arg, int64_t delay_us, gl_err *err)
+{
+	return gl_meta_cleanup_put(e->meta, kind, target, arg ? arg : "", 0,
+				   gl_now_us() + delay_us, NULL, err);
+}
+
+void gl_cleanup_kick(gl_engine *e)
+{
+	if (e->kick && e->s3)
+		event_active(e->kick, EV_TIMEOUT, 1);
 }

@@ -75,13 +75,6 @@ static int64_t backoff_us(const gl_engine *e, int attempts)
 	return d < cap ? d : cap;
 }
 
-int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
-		     const char *arg, int64_t delay_us, gl_err *err)
-{
-	return gl_meta_cleanup_put(e->meta, kind, target, arg ? arg : "", 0,
-				   gl_now_us() + delay_us, NULL, err);
-}
-
 static void cleanup_failed(gl_engine *e, const char *kind, const char *target,
 			   const char *arg, int attempts, const gl_err *why)
 {
@@ -207,12 +200,6 @@ static void cleanup_run(gl_engine *e)
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	cleanup_run(arg);
-}
-
-void gl_cleanup_kick(gl_engine *e)
-{
-	if (e->kick && e->s3)
-		event_active(e->kick, EV_TIMEOUT, 1);
 }
 
 /* The S3 client's own cleanup of an abandoned upload ended (or was dropped

@@ -1,7 +1,8 @@
 /* quota.c - the quota API: setting, listing and showing the per-project
  * limits (quota.h); the limit in effect is core.c's.
  */
-#include "engine_priv.h"
+#include "core.h"
+#include "quota.h"
 #include "util.h"
 
 #include <stdio.h>
