@@ -1,5 +1,5 @@
 /* fuzz_filter.c - libFuzzer harness for the listing query language: the
- * filter, sort, limit and marker grammar of list.c, the type runtime's
+ * filter, sort, limit and marker grammar of art_list.c, the type runtime's
  * coercion of filter values, and the SQL meta_sql.c and meta_sqlite.c
  * compile it to, run against a real in-memory sqlite store holding a few
  * artifacts.

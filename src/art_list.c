@@ -1,11 +1,12 @@
-/* list.c - GET /artifacts/{type}: Glare's list query language (spec §5)
+/* art_list.c - GET /artifacts/{type}: Glare's list query language (spec §5)
  * parsed into a gl_list_query for the meta store, and the list response
  * with its first/next links.
  *
  * Filter values are coerced by the type runtime exactly like field values,
  * so `visibility=blabla` or `int1=abc` are 400s, not empty lists.
  */
-#include "engine_priv.h"
+#include "art.h"
+#include "core.h"
 #include "util.h"
 
 #include <ctype.h>
