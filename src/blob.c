@@ -838,19 +838,228 @@ static int is_http_url(const char *url)
 	return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
 }
 
+/* The location body: an object with a 'url' and nothing unexpected (400
+ * otherwise); sets j->internal from location_type. */
+static int loc_body(gl_engine *e, const json_t *body, gl_location_job *j,
+		    const char **url_out, gl_err *err)
+{
+	const char *url, *lt, *k;
+	json_t *v;
+
+	if (!json_is_object(body))
+		return gl_fail(err, 400, "BadRequest",
+			       "A location must be a JSON object with a 'url'");
+	if (gl_engine_json_ok(e, body, "The location", err) < 0)
+		return -1;
+	json_object_foreach((json_t *)body, k, v)
+		if (strcmp(k, "url") && strcmp(k, "md5") && strcmp(k, "sha1") &&
+		    strcmp(k, "sha256") && strcmp(k, "location_type"))
+			return gl_fail(err, 400, "BadRequest",
+				       "Unexpected key '%s' in the location", k);
+	url = gl_json_str(body, "url");
+	if (!url || !*url)
+		return gl_fail(err, 400, "BadRequest",
+			       "The location needs a 'url'");
+	if (strlen(url) > GL_URL_MAX)
+		return gl_fail(err, 400, "BadRequest",
+			       "The location URL is longer than %d characters",
+			       GL_URL_MAX);
+	lt = json_object_get(body, "location_type")
+		     ? gl_json_str(body, "location_type")
+		     : "external";
+	if (!lt || (strcmp(lt, "external") && strcmp(lt, "internal")))
+		return gl_fail(err, 400, "BadRequest",
+			       "location_type must be 'external' or 'internal'");
+	j->internal = !strcmp(lt, "internal");
+	*url_out = url;
+	return 0;
+}
+
+/* The URL's scheme for the kind of location, and the URL checks every
+ * stored, redirected-to or fetched URL passes. */
+static int loc_url_ok(const char *url, int internal, gl_err *err)
+{
+	char why[256];
+
+	if (internal) {
+		if (scheme_in(url, restricted_schemes))
+			return gl_fail(err, 403, "Forbidden",
+				       "Internal locations with this scheme "
+				       "are not allowed: %s", url);
+		if (!is_http_url(url))
+			return gl_fail(err, 400, "BadRequest",
+				       scheme_in(url, other_schemes)
+					       ? "No store of glared serves the "
+						 "scheme of %s"
+					       : "Unknown scheme in %s",
+				       url);
+	} else if (!is_http_url(url)) {
+		return gl_fail(err, 400, "BadRequest",
+			       "External locations must be http or https "
+			       "URLs: %.200s", url);
+	}
+	if (gl_url_check(url, strlen(url), why, sizeof why) < 0)
+		return gl_fail(err, 400, "BadRequest",
+			       "Invalid location URL: %s", why);
+	return 0;
+}
+
+/* The checksums the client gave, into j (trust mode too: a checksum is
+ * stored, compared and sent in headers, so it must be one). */
+static int loc_sums(const json_t *body, gl_location_job *j, gl_err *err)
+{
+	for (int i = 0; i < 3; i++) {
+		json_t *v = json_object_get(body, sum_names[i]);
+		const char *s;
+
+		if (!v || json_is_null(v))
+			continue;
+		s = json_string_value(v);
+		if (!s)
+			return gl_fail(err, 400, "BadRequest",
+				       "%s must be a string", sum_names[i]);
+		if (!gl_hex_valid(s, json_string_length(v), sum_len[i]))
+			return gl_fail(err, 400, "BadRequest",
+				       "%s must be %zu hexadecimal digits",
+				       sum_names[i], sum_len[i]);
+		snprintf(i == 0 ? j->md5 : i == 1 ? j->sha1 : j->sha256,
+			 sum_len[i] + 1, "%s", s);
+	}
+	return 0;
+}
+
+/* Trust mode (Glare's behaviour, for clients that need it): record what
+ * was said, fetch nothing. An internal location is then served from its
+ * URL through us (gl_engine_download). Inside the transaction the caller
+ * opened (*in_tx); the job finishes here when 0 is returned. */
+static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
+		     gl_err *err)
+{
+	gl_engine *e = j->e;
+	json_t *rec, *af = NULL, *args;
+	int gone;
+
+	rec = json_pack("{s:s, s:n, s:s?, s:s?, s:s?, s:b, s:n, s:s, s:s, "
+			"s:s}", "status", "active", "size", "md5",
+			j->md5[0] ? j->md5 : NULL, "sha1",
+			j->sha1[0] ? j->sha1 : NULL, "sha256",
+			j->sha256[0] ? j->sha256 : NULL, "external",
+			!j->internal, "content_type", "url", j->url, "store",
+			"external", "location", j->url);
+	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "",
+			     rec, err) < 0 ||
+	    gl_events_emit(e->events, "set_location", j->tg.af.type->name,
+			   fresh, NULL, err) < 0 ||
+	    gl_meta_commit(e->meta, err) < 0) {
+		json_decref(rec);
+		return -1;
+	}
+	*in_tx = 0;
+	json_decref(rec);
+	fresh = NULL;
+	gone = gl_meta_get(e->meta, j->tg.af.type, j->id, &fresh, err);
+	if (gone > 0) /* deleted right after the commit */
+		gl_fail(err, 404, "ArtifactNotFound",
+			"Artifact with id=%s was deleted", j->id);
+	if (gone != 0)
+		return -1;
+	args = gl_engine_blob_args(j->field, j->key, NULL);
+	if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
+			   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args, NULL,
+			   err) == 0)
+		af = gl_engine_output(e, j->ctx, j->tg.af.ts, j->tg.af.type,
+				      fresh, err);
+	json_decref(args);
+	json_decref(fresh);
+	j->next = e->jobs;
+	e->jobs = j;
+	job_finish(j, af, af ? NULL : err);
+	return 0;
+}
+
+/* An external location: reserve the space (the field limit, folder space
+ * and quotas) with a "saving" placeholder, committed; *limit: the bytes
+ * the fetch may bring. */
+static int loc_reserve(gl_location_job *j, const json_t *fresh,
+		       int64_t *limit, int *in_tx, gl_err *err)
+{
+	gl_engine *e = j->e;
+	json_t *rec;
+	char why[256];
+
+	if (gl_blob_allowed(e, &j->tg, fresh, limit, why, sizeof why, err) < 0)
+		return -1;
+	if (*limit < 0)
+		return gl_fail(err, 413, "RequestEntityTooLarge",
+			       "No space left: %s", why);
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s}", "status",
+			"saving", "reserved", (json_int_t)*limit, "size",
+			(json_int_t)*limit, "external", 1, "url", j->url,
+			"store", "external", "temp", "");
+	gl_owner_stamp(rec);
+	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "",
+			     rec, err) < 0 ||
+	    gl_meta_commit(e->meta, err) < 0) {
+		json_decref(rec);
+		return -1;
+	}
+	*in_tx = 0;
+	json_decref(rec);
+	return 0;
+}
+
+/* An internal location is an upload whose body comes from the URL (the
+ * upload enforces its own limits and restores its own record). */
+static int loc_import_begin(gl_location_job *j, const char *type,
+			    int has_key, gl_err *err)
+{
+	j->u = gl_engine_upload_begin(j->e, j->ctx, type, j->id, j->field,
+				      j->key, has_key,
+				      "application/octet-stream", -1, err);
+	if (!j->u)
+		return -1;
+	gl_upload_set_event(j->u, "set_location");
+	gl_upload_on_resume(j->u, import_resume, j);
+	return 0;
+}
+
+/* Fetch the URL (at most limit bytes, -1: the upload's limits); the
+ * placeholder goes again if the fetch cannot start. */
+static int loc_fetch_start(gl_location_job *j, int64_t limit, gl_err *err)
+{
+	gl_engine *e = j->e;
+	gl_fetch_opts fo = { .max_bytes = limit, .range = NULL };
+
+	if (!gl_engine_fetch(e, err)) {
+		job_restore(j);
+		return -1;
+	}
+	j->fj = gl_fetch_start(e->fetch, j->url, &fo, fetch_data, fetch_done,
+			       j, err);
+	if (!j->fj) {
+		job_restore(j);
+		return -1;
+	}
+	j->next = e->jobs;
+	e->jobs = j;
+	return 0;
+}
+
+/* Checks that need no transaction (body, visibility, policy, URL, field,
+ * change rules, checksums, the pre hook), then one of three pipelines:
+ * trust (record at once), external (placeholder, fetch, verify, record;
+ * fetch_done) or internal (an upload fed by the fetch; import_done). */
 int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 			   const char *id, const char *field, const char *key,
 			   int has_key, const json_t *body,
 			   gl_engine_done_fn done, void *arg, gl_err *err)
 {
 	gl_location_job *j = calloc(1, sizeof *j);
-	const char *url, *lt, *k;
-	json_t *v, *fresh = NULL, *cur, *rec = NULL, *args;
+	const char *url = NULL, *verification;
+	json_t *fresh = NULL, *args;
 	const gl_type_conf *tc;
-	const char *verification;
-	int64_t limit;
-	char why[256];
-	int in_tx = 0;
+	int64_t limit = -1;
+	int in_tx = 0, gone, rc;
 
 	if (!j)
 		return gl_fail(err, 500, NULL, "out of memory");
@@ -858,39 +1067,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	j->ctx = ctx;
 	j->done = done;
 	j->arg = arg;
-	if (!json_is_object(body)) {
-		gl_fail(err, 400, "BadRequest",
-			"A location must be a JSON object with a 'url'");
+	if (loc_body(e, body, j, &url, err) < 0)
 		goto fail;
-	}
-	if (gl_engine_json_ok(e, body, "The location", err) < 0)
-		goto fail;
-	json_object_foreach((json_t *)body, k, v)
-		if (strcmp(k, "url") && strcmp(k, "md5") && strcmp(k, "sha1") &&
-		    strcmp(k, "sha256") && strcmp(k, "location_type")) {
-			gl_fail(err, 400, "BadRequest",
-				"Unexpected key '%s' in the location", k);
-			goto fail;
-		}
-	url = gl_json_str(body, "url");
-	if (!url || !*url) {
-		gl_fail(err, 400, "BadRequest", "The location needs a 'url'");
-		goto fail;
-	}
-	if (strlen(url) > GL_URL_MAX) {
-		gl_fail(err, 400, "BadRequest",
-			"The location URL is longer than %d characters",
-			GL_URL_MAX);
-		goto fail;
-	}
-	lt = json_object_get(body, "location_type") ? gl_json_str(body, "location_type")
-						    : "external";
-	if (!lt || (strcmp(lt, "external") && strcmp(lt, "internal"))) {
-		gl_fail(err, 400, "BadRequest",
-			"location_type must be 'external' or 'internal'");
-		goto fail;
-	}
-	j->internal = !strcmp(lt, "internal");
 	if (gl_engine_load(e, ctx, type, id, 1, &j->tg.af, err) < 0)
 		goto fail;
 	if (gl_engine_policy(e, ctx,
@@ -898,33 +1076,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 					 : "artifact:set_location",
 			     j->tg.af.doc, err) < 0)
 		goto fail;
-	if (j->internal) {
-		if (scheme_in(url, restricted_schemes)) {
-			gl_fail(err, 403, "Forbidden",
-				"Internal locations with this scheme are not "
-				"allowed: %s", url);
-			goto fail;
-		}
-		if (!is_http_url(url)) {
-			gl_fail(err, 400, "BadRequest",
-				scheme_in(url, other_schemes)
-					? "No store of glared serves the scheme "
-					  "of %s"
-					: "Unknown scheme in %s",
-				url);
-			goto fail;
-		}
-	} else if (!is_http_url(url)) {
-		gl_fail(err, 400, "BadRequest",
-			"External locations must be http or https URLs: %.200s",
-			url);
+	if (loc_url_ok(url, j->internal, err) < 0)
 		goto fail;
-	}
-	/* whatever the mode: the URL is stored, redirected to, fetched */
-	if (gl_url_check(url, strlen(url), why, sizeof why) < 0) {
-		gl_fail(err, 400, "BadRequest", "Invalid location URL: %s", why);
-		goto fail;
-	}
 	j->id = strdup(id);
 	j->field = strdup(field);
 	j->key = key ? strdup(key) : NULL;
@@ -937,28 +1090,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	verification = tc->external_location_verification
 			       ? tc->external_location_verification
 			       : e->conf->external_location_verification;
-	/* trust mode too: a checksum is stored, compared and sent in
-	 * headers, so it must be one */
-	for (int i = 0; i < 3; i++) {
-		const char *s;
-		v = json_object_get(body, sum_names[i]);
-		if (!v || json_is_null(v))
-			continue;
-		s = json_string_value(v);
-		if (!s) {
-			gl_fail(err, 400, "BadRequest", "%s must be a string",
-				sum_names[i]);
-			goto fail;
-		}
-		if (!gl_hex_valid(s, json_string_length(v), sum_len[i])) {
-			gl_fail(err, 400, "BadRequest",
-				"%s must be %zu hexadecimal digits", sum_names[i],
-				sum_len[i]);
-			goto fail;
-		}
-		snprintf(i == 0 ? j->md5 : i == 1 ? j->sha1 : j->sha256,
-			 sum_len[i] + 1, "%s", s);
-	}
+	if (loc_sums(body, j, err) < 0)
+		goto fail;
 	if (!j->internal && !strcmp(verification, "trust") && !j->md5[0]) {
 		gl_fail(err, 400, "BadRequest",
 			"An md5 checksum is required for external locations "
@@ -966,129 +1099,53 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto fail;
 	}
 	args = gl_engine_blob_args(field, j->key, body);
-	if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
-			   GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
-			   NULL, err) < 0) {
-		json_decref(args);
-		goto fail;
-	}
+	rc = gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
+			    GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
+			    NULL, err);
 	json_decref(args);
+	if (rc < 0)
+		goto fail;
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto fail;
 	in_tx = 1;
-	int gone = gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err);
+	gone = gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err);
 	if (gone > 0) /* gone meanwhile; a store error keeps its own */
 		gl_fail(err, 404, "ArtifactNotFound",
 			"Artifact with id=%s not found", id);
 	if (gone != 0)
 		goto fail;
-	cur = gl_blob_record(fresh, j->tg.f, j->key);
-	if (cur) {
+	if (gl_blob_record(fresh, j->tg.f, j->key)) {
 		gl_fail(err, 409, "Conflict",
 			"Blob '%s%s%s' already has a value", field,
 			j->key ? "/" : "", j->key ? j->key : "");
 		goto fail;
 	}
 	if (!strcmp(verification, "trust")) {
-		/* Glare's behaviour, for clients that need it: record what
-		 * was said, fetch nothing. An internal location is then
-		 * served from its URL through us (gl_engine_download). */
-		rec = json_pack("{s:s, s:n, s:s?, s:s?, s:s?, s:b, s:n, s:s, "
-				"s:s, s:s}", "status", "active", "size", "md5",
-				j->md5[0] ? j->md5 : NULL, "sha1",
-				j->sha1[0] ? j->sha1 : NULL, "sha256",
-				j->sha256[0] ? j->sha256 : NULL, "external",
-				!j->internal, "content_type", "url", url,
-				"store", "external", "location", url);
-		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
-				     rec, err) < 0 ||
-		    gl_events_emit(e->events, "set_location",
-				   j->tg.af.type->name, fresh, NULL, err) < 0 ||
-		    gl_meta_commit(e->meta, err) < 0)
-			goto fail;
-		in_tx = 0;
-		json_decref(rec);
-		rec = NULL;
-		json_decref(fresh);
+		json_t *f = fresh;
 		fresh = NULL;
-		gone = gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err);
-		if (gone > 0) /* deleted right after the commit */
-			gl_fail(err, 404, "ArtifactNotFound",
-				"Artifact with id=%s was deleted", id);
-		if (gone != 0)
+		rc = loc_trust(j, f, &in_tx, err);
+		json_decref(f);
+		if (rc < 0)
 			goto fail;
-		json_t *af = NULL;
-		args = gl_engine_blob_args(field, j->key, NULL);
-		if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
-				   GL_HOOK_POST_ADD_LOCATION, ctx, fresh, args,
-				   NULL, err) == 0)
-			af = gl_engine_output(e, ctx, j->tg.af.ts,
-					      j->tg.af.type, fresh, err);
-		json_decref(args);
-		json_decref(fresh);
-		j->next = e->jobs;
-		e->jobs = j;
-		job_finish(j, af, af ? NULL : err);
 		return 0;
 	}
 	if (j->internal) {
-		/* an import is an upload whose body comes from the URL */
 		gl_meta_rollback(e->meta);
 		in_tx = 0;
-		j->u = gl_engine_upload_begin(e, ctx, type, id, field, j->key,
-					      has_key, "application/octet-stream",
-					      -1, err);
-		if (!j->u)
+		if (loc_import_begin(j, type, has_key, err) < 0)
 			goto fail;
-		gl_upload_set_event(j->u, "set_location");
-		gl_upload_on_resume(j->u, import_resume, j);
-		limit = -1; /* the upload enforces its own limits */
-	} else {
-		if (gl_blob_allowed(e, &j->tg, fresh, &limit, why, sizeof why,
-				    err) < 0)
-			goto fail;
-		if (limit < 0) {
-			gl_fail(err, 413, "RequestEntityTooLarge",
-				"No space left: %s", why);
-			goto fail;
-		}
-		rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s}",
-				"status", "saving", "reserved",
-				(json_int_t)limit, "size", (json_int_t)limit,
-				"external", 1, "url", url, "store", "external",
-				"temp", "");
-		gl_owner_stamp(rec);
-		if (gl_meta_blob_set(e->meta, id, field, j->key ? j->key : "",
-				     rec, err) < 0 ||
-		    gl_meta_commit(e->meta, err) < 0)
-			goto fail;
-		in_tx = 0;
+	} else if (loc_reserve(j, fresh, &limit, &in_tx, err) < 0) {
+		goto fail;
 	}
-	json_decref(rec);
-	rec = NULL;
 	json_decref(fresh);
 	fresh = NULL;
-	if (!gl_engine_fetch(e, err)) {
-		job_restore(j);
+	if (loc_fetch_start(j, limit, err) < 0)
 		goto fail;
-	}
-	{
-		gl_fetch_opts fo = { .max_bytes = limit, .range = NULL };
-		j->fj = gl_fetch_start(e->fetch, url, &fo, fetch_data, fetch_done,
-				       j, err);
-	}
-	if (!j->fj) {
-		job_restore(j);
-		goto fail;
-	}
-	j->next = e->jobs;
-	e->jobs = j;
 	return 0;
 fail:
 	if (in_tx)
 		gl_meta_rollback(e->meta);
-	json_decref(rec);
 	json_decref(fresh);
 	job_free(j);
 	return -1;
