@@ -117,4 +117,7 @@ int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		   const char *version, gl_vkey *vk, char **suffix, char **meta,
 		   gl_err *err);
 
+/* The worker's fetcher (created on first use). */
+struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
+
 #endif

@@ -23,11 +23,11 @@
 
 #include "ctx.h"
 #include "conf.h"
-#include "digest.h"
 #include "err.h"
 #include "policy.h"
 
 #include "art.h"
+#include "download.h"
 #include "quota.h"
 
 typedef struct gl_engine gl_engine;
@@ -74,55 +74,6 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 		     gl_err *err);
 void gl_upload_detach(gl_upload *u);
 void gl_upload_abort(gl_upload *u);
-
-/* ---- downloads ---------------------------------------------------------- */
-
-typedef struct gl_request_info {
-	const char *method, *path, *remote_addr;
-	json_t *headers; /* lower-case name -> value */
-} gl_request_info;
-
-enum gl_dl_kind { GL_DL_FILE, GL_DL_DATABASE, GL_DL_REDIRECT, GL_DL_PROXY,
-		  GL_DL_S3 };
-
-typedef struct gl_download {
-	enum gl_dl_kind kind;
-	int fd;                   /* GL_DL_FILE: open file, caller closes */
-	char *url;                /* GL_DL_REDIRECT / GL_DL_PROXY */
-	char *location;           /* GL_DL_DATABASE / GL_DL_S3: object key */
-	int64_t size;             /* -1 unknown */
-	int64_t max_size;         /* the field's limit (bounds a fetch of
-				   * unknown size) */
-	char content_type[256];
-	char md5[33], sha1[41], sha256[65];
-	char field[256];
-	char *key;                /* the folder key served (selected) */
-	char *artifact_id;
-	int trusted;              /* GL_DL_PROXY: nothing to check the bytes
-				   * against (internal location, trust mode) */
-} gl_download;
-
-int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
-		       const char *id, const char *field, const char *key,
-		       int has_key, const gl_request_info *ri,
-		       gl_download *dl, gl_err *err);
-void gl_download_free(gl_download *dl);
-/* Database store reads for GL_DL_DATABASE. */
-int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
-			    void *buf, int64_t len, gl_err *err);
-/* What fetched bytes of an external blob say against dl's record (size,
- * checksums): 1 they differ (why says how), 0 they are the recorded ones,
- * -1 no verdict. Only bytes that were read and differ count: more bytes
- * than recorded, or a complete read of another size or checksum; a
- * fetch that failed or was refused (network, HTTP error, a cap reached
- * on a blob of unknown size) says nothing about them; bytes taken on
- * trust (dl->trusted) are never judged. complete: every byte was read (h
- * is then valid). */
-int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
-			const gl_digest_hex *h, char *why, size_t whylen);
-/* A proxied external download found different bytes: flag the blob. */
-void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
-			 const char *field, const char *key, const char *why);
 
 /* ---- locations ------------------------------------------------------------- */
 

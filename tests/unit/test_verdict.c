@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "digest.h"
 #include "engine.h"
 
 static const char *const MD5 = "00112233445566778899aabbccddeeff";
