@@ -1322,8 +1322,6 @@ int gl_blob_engine_init(gl_engine *e, gl_err *err)
 	return gl_maint_init(e, err);
 }
 
-struct gl_s3 *gl_engine_s3(gl_engine *e) { return e->s3; }
-
 void gl_blob_engine_free(gl_engine *e)
 {
 	gl_upload_abort_all(e);

@@ -22,11 +22,8 @@
  */
 #include "console.h"
 #include "admin.h"
-#include "digest.h"
-#include "fetch.h"
 #include "http.h"
 #include "ljson.h"
-#include "s3.h"
 #include "log.h"
 #include "util.h"
 
@@ -59,7 +56,7 @@
 #define DL_MT "glare.download"
 #define WAIT_MT "glare.wait"
 
-enum { W_LOCATION, W_FETCH, W_S3 };
+enum { W_LOCATION, W_READ };
 
 /* A glare.* call waiting for the event loop. A userdata on the calling
  * thread's stack: it survives the yield and is collected with the thread. */
@@ -70,17 +67,15 @@ typedef struct con_wait {
 	/* W_LOCATION */
 	gl_err err;
 	json_t *af;
-	/* W_FETCH: an external blob into a file */
+	/* W_READ: an external blob or an S3 object into a file, or into
+	 * mem (the engine's reader judges the bytes) */
 	gl_download *dl;
-	gl_fetch_job *fj;
+	gl_download_read *rd;
 	int fd;
 	const char *path;    /* a string on the same stack */
-	gl_digest *dg;
 	int64_t got;
 	int werrno;
-	gl_fetch_result res;
-	/* W_S3: an object of the S3 store into a file or into mem */
-	gl_s3_get *s3g;
+	int failed;          /* err holds why the read ended */
 	char *mem;
 	int64_t memcap;
 } con_wait;
@@ -198,17 +193,11 @@ static int wait_gc(lua_State *L)
 	con_wait *w = lua_touserdata(L, 1);
 
 	/* a wait collected mid-flight must not be called back */
-	if (w->s3g)
-		gl_s3_get_cancel(w->s3g);
-	w->s3g = NULL;
-	if (w->fj)
-		gl_fetch_cancel(w->fj);
-	w->fj = NULL;
+	gl_download_read_cancel(w->rd);
+	w->rd = NULL;
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
-	gl_digest_free(w->dg);
-	w->dg = NULL;
 	json_decref(w->af);
 	w->af = NULL;
 	return 0;
@@ -717,14 +706,9 @@ static void wait_cancel(con_wait *w)
 {
 	if (w->kind == W_LOCATION && !w->done)
 		gl_engine_cancel_location(w->c->e, w);
-	if (w->kind == W_S3 && w->s3g) {
-		gl_s3_get_cancel(w->s3g);
-		w->s3g = NULL;
-	}
-	if (w->kind == W_FETCH || w->kind == W_S3) {
-		if (w->fj)
-			gl_fetch_cancel(w->fj);
-		w->fj = NULL;
+	if (w->kind == W_READ) {
+		gl_download_read_cancel(w->rd);
+		w->rd = NULL;
 		if (w->fd >= 0)
 			close(w->fd);
 		w->fd = -1;
@@ -933,11 +917,10 @@ static int api_add_location(lua_State *L)
 	return await(L, w, loc_finish);
 }
 
-static int fetch_data(void *arg, const char *d, size_t n)
+static int read_data(void *arg, const char *d, size_t n)
 {
 	con_wait *w = arg;
 
-	gl_digest_update(w->dg, d, n);
 	if (w->mem) {
 		if (w->got + (int64_t)n > w->memcap) {
 			w->werrno = EFBIG;
@@ -952,121 +935,42 @@ static int fetch_data(void *arg, const char *d, size_t n)
 	return 0;
 }
 
-static void fetch_done(void *arg, const gl_fetch_result *res)
+static void read_done(void *arg, const gl_err *err)
 {
 	con_wait *w = arg;
 
-	w->res = *res;
-	w->fj = NULL;
-	wake(w);
-}
-
-static int fetch_finish(lua_State *L, int status, lua_KContext ctx)
-{
-	con_wait *w = wait_take(L, ctx);
-	gl_download *dl = w->dl;
-	gl_digest_hex h;
-	char why[1200] = "";
-
-	close(w->fd);
-	w->fd = -1;
-	gl_digest_final(w->dg, &h);
-	if (w->werrno) {
-		unlink(w->path);
-		return luaL_error(L, "cannot write %s: %s", w->path,
-				  strerror(w->werrno));
-	}
-	/* the same verdict as a proxied download: bytes that were read and
-	 * differ flag the blob; a failed or refused fetch only fails */
-	switch (gl_external_verdict(dl, w->res.ok, w->got, &h, why,
-				    sizeof why)) {
-	case 0:
-		break;
-	case 1:
-		unlink(w->path);
-		gl_engine_flag_blob(con(L)->e, dl->artifact_id, dl->field,
-				    dl->key, why);
-		return luaL_error(L, "502 Bad Gateway: the data at %s changed "
-				  "(%s); the blob is flagged", dl->url, why);
-	default:
-		unlink(w->path);
-		return raise_err(L, &w->res.err);
-	}
-	push_dl_info(L, dl, w->path, w->got);
-	return 1;
-}
-
-static int fetch_to_file(lua_State *L, gl_download *dl, const char *path)
-{
-	gl_console *c = con(L);
-	gl_fetch_opts fo = { .max_bytes = dl->size >= 0 ? dl->size + 1
-						      : dl->max_size,
-			     .range = NULL };
-	gl_err err = { 0 };
-	gl_fetch *f = gl_engine_fetch(c->e, &err);
-	con_wait *w;
-
-	if (!f)
-		return raise_err(L, &err);
-	w = new_wait(L, W_FETCH);
-	w->dl = dl;
-	w->path = path;
-	w->dg = gl_digest_new();
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->fd < 0)
-		return luaL_error(L, "cannot create %s: %s", path,
-				  strerror(errno));
-	w->fj = gl_fetch_start(f, dl->url, &fo, fetch_data, fetch_done, w,
-			       &err);
-	if (!w->fj) {
-		close(w->fd);
-		w->fd = -1;
-		unlink(path);
-		return raise_err(L, &err);
-	}
-	return await(L, w, fetch_finish);
-}
-
-/* ---- the S3 store: objects stream through the event loop --------------- */
-
-static void s3dl_done(void *arg, int status, int64_t total, const gl_err *err)
-{
-	con_wait *w = arg;
-
-	w->s3g = NULL;
-	w->res.ok = !err && (status == 200 || status == 206);
-	w->res.http_status = status;
+	w->rd = NULL;
+	w->failed = err != NULL;
 	if (err)
-		w->res.err = *err;
-	else if (!w->res.ok)
-		snprintf(w->res.err.msg, sizeof w->res.err.msg,
-			 "S3 answered %d", status);
+		w->err = *err;
 	wake(w);
 }
 
-static int s3dl_finish(lua_State *L, int status, lua_KContext ctx)
+/* The reader's errors as the console said them: an S3 store's plainly, a
+ * fetch's (502 for a blob found changed and flagged) with its status. */
+static int read_error(lua_State *L, const gl_download *dl, const gl_err *err)
+{
+	if (dl->kind == GL_DL_S3)
+		return luaL_error(L, "%s", err->msg);
+	return raise_err(L, err);
+}
+
+static int read_finish(lua_State *L, int status, lua_KContext ctx)
 {
 	con_wait *w = wait_take(L, ctx);
 	gl_download *dl = w->dl;
-	gl_digest_hex h;
 
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
-	gl_digest_final(w->dg, &h);
-	if (w->werrno || !w->res.ok || w->got != dl->size ||
-	    (dl->sha256[0] && strcmp(h.sha256, dl->sha256))) {
+	if (w->werrno || w->failed) {
 		if (w->path)
 			unlink(w->path);
 		if (w->werrno)
-			return luaL_error(L, "cannot write: %s",
+			return luaL_error(L, "cannot write %s: %s",
+					  w->path ? w->path : "into memory",
 					  strerror(w->werrno));
-		if (!w->res.ok)
-			return luaL_error(L, "reading from S3: %s",
-					  w->res.err.msg);
-		return luaL_error(L, "the S3 object differs from the record "
-				  "(%lld bytes, sha256 %s)", (long long)w->got,
-				  h.sha256);
+		return read_error(L, dl, &w->err);
 	}
 	if (w->mem) {
 		lua_pushlstring(L, w->mem, (size_t)w->got);
@@ -1076,23 +980,21 @@ static int s3dl_finish(lua_State *L, int status, lua_KContext ctx)
 	return 1;
 }
 
-/* Into the file at path, or into mem (memcap bytes) when path is NULL. */
-static int s3_to(lua_State *L, gl_download *dl, const char *path, char *mem,
-		 int64_t memcap)
+/* An external blob (fetched) or an S3 object into the file at path, or
+ * into mem (memcap bytes) when path is NULL: the engine's reader fetches
+ * and judges, the bytes come here. */
+static int read_to(lua_State *L, gl_download *dl, const char *path,
+		   char *mem, int64_t memcap)
 {
 	gl_console *c = con(L);
-	gl_s3 *s3 = gl_engine_s3(c->e);
 	gl_err err = { 0 };
 	con_wait *w;
 
-	if (!s3)
-		return luaL_error(L, "no S3 store is configured");
-	w = new_wait(L, W_S3);
+	w = new_wait(L, W_READ);
 	w->dl = dl;
 	w->path = path;
 	w->mem = mem;
 	w->memcap = memcap;
-	w->dg = gl_digest_new();
 	if (path) {
 		w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			     0644);
@@ -1100,14 +1002,17 @@ static int s3_to(lua_State *L, gl_download *dl, const char *path, char *mem,
 			return luaL_error(L, "cannot create %s: %s", path,
 					  strerror(errno));
 	}
-	w->s3g = gl_s3_get_start(s3, dl->location, NULL, fetch_data,
-				 s3dl_done, w, &err);
-	if (!w->s3g) {
+	w->rd = gl_download_read_start(c->e, dl, 0, -1, read_data, read_done,
+				       w, &err);
+	if (!w->rd) {
+		if (w->fd >= 0)
+			close(w->fd);
+		w->fd = -1;
 		if (path)
 			unlink(path);
-		return raise_err(L, &err);
+		return read_error(L, dl, &err);
 	}
-	return await(L, w, s3dl_finish);
+	return await(L, w, read_finish);
 }
 
 /* glare.download(type, id, "field[/key]", path [, {fetch = true}]) ->
@@ -1139,10 +1044,10 @@ static int api_download(lua_State *L)
 			push_dl_info(L, dl, NULL, dl->size);
 			return 1;
 		}
-		return fetch_to_file(L, dl, path);
+		return read_to(L, dl, path, NULL, 0);
 	}
 	if (dl->kind == GL_DL_S3)
-		return s3_to(L, dl, path, NULL, 0);
+		return read_to(L, dl, path, NULL, 0);
 	buf = lua_newuserdatauv(L, PIECE, 0);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -1186,7 +1091,7 @@ static int api_read(lua_State *L)
 				  (long long)dl->size, (long long)max);
 	mem = lua_newuserdatauv(L, (size_t)dl->size + 1, 0);
 	if (dl->kind == GL_DL_S3)
-		return s3_to(L, dl, NULL, mem, dl->size);
+		return read_to(L, dl, NULL, mem, dl->size);
 	buf = lua_newuserdatauv(L, PIECE, 0);
 	if (copy_blob(c, dl, -1, mem, buf, why, sizeof why) < 0)
 		return luaL_error(L, "%s", why);

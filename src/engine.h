@@ -97,13 +97,6 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 			      int *changed, gl_err *err);
 
-struct gl_fetch;
-struct gl_s3;
-/* The worker's fetcher (created on first use). */
-struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
-/* The S3 store's client, NULL when no store is S3. */
-struct gl_s3 *gl_engine_s3(gl_engine *e);
-
 /* The event outbox: serve workers start its delivery, the API manages
  * webhook subscriptions through it. */
 struct gl_events *gl_engine_events(gl_engine *e);
