@@ -3,7 +3,8 @@
  * and blobs, hooks with their standard arguments, the change rules of a
  * field, quota limits and version keys (core.h).
  */
-#include "engine_priv.h"
+#include "core.h"
+#include "fetch.h"
 #include "jlimits.h"
 #include "util.h"
 
@@ -363,4 +364,11 @@ int gl_engine_quota(gl_engine *e, const char *project, const char *name,
 	}
 	json_decref(q);
 	return 0;
+}
+
+gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
+{
+	if (!e->fetch)
+		e->fetch = gl_fetch_new(e->base, e->conf, err);
+	return e->fetch;
 }

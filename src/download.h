@@ -104,4 +104,11 @@ gl_download_read *gl_download_read_start(gl_engine *e, const gl_download *dl,
 void gl_download_read_resume(gl_download_read *r);
 void gl_download_read_cancel(gl_download_read *r);
 
+/* ---- external re-verification ---------------------------------------------- */
+/* Re-fetch up to limit external blobs (least recently verified first, none
+ * verified in the last min_age_s seconds) and compare; returns the number
+ * checked, or -1. Blocking (tools). */
+int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
+			      int *changed, gl_err *err);
+
 #endif

@@ -28,7 +28,9 @@
 
 #include "art.h"
 #include "download.h"
+#include "location.h"
 #include "quota.h"
+#include "upload.h"
 
 typedef struct gl_engine gl_engine;
 
@@ -45,57 +47,6 @@ int gl_engine_recover(gl_engine *e, gl_err *err);
  * as the loop runs: a worker starting takes over its dead predecessors'
  * work at once. */
 void gl_engine_maintain(gl_engine *e);
-
-/* ---- blob uploads (streaming) ---------------------------------------------------
- * begin: every check that can fail before the body does (visibility,
- * policy, field kind, change rules, saving conflict, size limits from the
- * declared length, quotas) and the "saving" placeholder. write: bytes as
- * they come; 0, 1 = taken but pause the body until the resume callback
- * runs (the store is behind), -1 with 413 once a limit is passed. finish:
- * size checks, type hook, store, commit; done(arg, artifact, err) reports
- * the end (maybe before finish returns); -1 when it failed at once (done is
- * then not called). Either way the upload is gone after finish. detach:
- * the caller went away during finish; no callback. abort: restore the
- * previous state. */
-typedef struct gl_upload gl_upload;
-
-gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
-				  const char *type, const char *id,
-				  const char *field, const char *key,
-				  int has_key, const char *content_type,
-				  int64_t content_length, gl_err *err);
-int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err);
-void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg);
-/* The Content-Type learnt after begin (a fetched location's). */
-void gl_upload_set_content_type(gl_upload *u, const char *content_type);
-typedef void (*gl_engine_done_fn)(void *arg, json_t *artifact,
-				  const gl_err *err);
-int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
-		     gl_err *err);
-void gl_upload_detach(gl_upload *u);
-void gl_upload_abort(gl_upload *u);
-
-/* ---- locations ------------------------------------------------------------- */
-
-/* Register an external (fetched and verified) or internal location. The
- * result arrives through done (maybe before this returns). Returns -1 with
- * err if the request fails its pre-checks (done is then not called). */
-int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
-			   const char *id, const char *field, const char *key,
-			   int has_key, const json_t *body,
-			   gl_engine_done_fn done, void *arg, gl_err *err);
-/* Cancel a pending registration (client went away): nothing is kept. */
-void gl_engine_cancel_location(gl_engine *e, void *arg);
-int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
-			  const char *id, const char *field, const char *key,
-			  int has_key, json_t **out, gl_err *err);
-
-/* ---- external re-verification ------------------------------------------------ */
-/* Re-fetch up to limit external blobs (least recently verified first, none
- * verified in the last min_age_s seconds) and compare; returns the number
- * checked, or -1. Blocking (tools). */
-int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
-			      int *changed, gl_err *err);
 
 /* The event outbox: serve workers start its delivery, the API manages
  * webhook subscriptions through it. */

@@ -32,7 +32,12 @@
  * entry; running one twice is harmless (a second abort or delete finds
  * nothing: 404).
  */
-#include "engine_priv.h"
+#include "blob.h"
+#include "core.h"
+#include "gc.h"
+#include "location.h"
+#include "maint.h"
+#include "upload.h"
 #include "log.h"
 #include "owner.h"
 #include "s3.h"
@@ -446,7 +451,7 @@ int gl_maint_init(gl_engine *e, gl_err *err)
 	return 0;
 }
 
-void gl_engine_maintain(gl_engine *e)
+void gl_maint_soon(gl_engine *e)
 {
 	if (e->maint)
 		event_active(e->maint, EV_TIMEOUT, 1);

@@ -27,7 +27,10 @@
  * processes can tell a live upload from one whose owner died (owner.h has
  * the rule, maint.c takes over).
  */
-#include "engine_priv.h"
+#include "blob.h"
+#include "core.h"
+#include "gc.h"
+#include "upload.h"
 #include "digest.h"
 #include "log.h"
 #include "owner.h"

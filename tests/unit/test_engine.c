@@ -23,7 +23,8 @@
 
 #include <event2/event.h>
 
-#include "engine_priv.h"
+#include "core.h"
+#include "engine.h"
 #include "meta_backend.h"
 
 typedef struct fx {
