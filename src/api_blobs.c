@@ -52,7 +52,7 @@ static void op_cleanup(gl_api_req *ar)
 		gl_upload_detach(op->finishing); /* it ends without us */
 	gl_download_read_cancel(op->rd);
 	if (op->location_pending)
-		gl_engine_cancel_location(E(ar), ar);
+		gl_location_cancel(E(ar), ar);
 	gl_download_free(&op->dl);
 	free(op);
 	ar->handler_data = NULL;
@@ -142,7 +142,7 @@ static void loc_body(gl_api_req *ar, json_t *body)
 
 	/* done may run before add_location returns: mark first */
 	op->location_pending = 1;
-	if (gl_engine_add_location(E(ar), &ar->ctx, ar->type, ar->id,
+	if (gl_location_add(E(ar), &ar->ctx, ar->type, ar->id,
 				   ar->field, ar->key, ar->has_key, body,
 				   loc_done, ar, &err) < 0) {
 		op->location_pending = 0;
@@ -172,7 +172,7 @@ void gl_h_blob_put(gl_api_req *ar)
 		gl_api_read_json(ar, loc_body);
 		return;
 	}
-	op->u = gl_engine_upload_begin(E(ar), &ar->ctx, ar->type, ar->id,
+	op->u = gl_upload_begin(E(ar), &ar->ctx, ar->type, ar->id,
 				       ar->field, ar->key, ar->has_key, ct,
 				       gl_http_content_length(ar->http), &err);
 	if (!op->u) {
@@ -305,7 +305,7 @@ static void db_feed(gl_http_req *r, void *arg)
 		int64_t n;
 		if (want > DB_PIECE)
 			want = DB_PIECE;
-		n = gl_engine_read_data(E(ar), op->dl.location, op->off, buf, want,
+		n = gl_download_read_data(E(ar), op->dl.location, op->off, buf, want,
 					&err);
 		if (n <= 0) {
 			gl_error("download %s: database store read: %s",
@@ -433,7 +433,7 @@ void gl_h_blob_get(gl_api_req *ar)
 	ri.path = gl_http_path(ar->http);
 	ri.remote_addr = gl_http_peer(ar->http);
 	ri.headers = headers_json(ar->http);
-	rr = gl_engine_download(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+	rr = gl_download_open(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
 				ar->key, ar->has_key, &ri, dl, &err);
 	json_decref(ri.headers);
 	if (rr < 0) {
@@ -530,7 +530,7 @@ void gl_h_blob_delete(gl_api_req *ar)
 	json_t *out = NULL;
 	gl_err err = { 0 };
 
-	if (gl_engine_delete_blob(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+	if (gl_location_delete_blob(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
 				  ar->key, ar->has_key, &out, &err) < 0)
 		gl_api_reply_fault(ar, &err);
 	else

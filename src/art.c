@@ -29,18 +29,18 @@ static const char *const base_fields[] = {
 
 /* ---- schemas --------------------------------------------------------------- */
 
-int gl_engine_schemas(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_art_schemas(gl_engine *e, const gl_ctx *ctx, const char *type,
 		      json_t **out, gl_err *err)
 {
 	gl_types *ts;
 	json_t *all;
 
-	if (gl_engine_policy(e, ctx, "artifact:type_list", NULL, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:type_list", NULL, err) < 0)
 		return -1;
 	all = json_object();
 	if (type) {
 		const gl_type *t;
-		if (gl_engine_type(e, type, &ts, &t, err) < 0) {
+		if (gl_core_type(e, type, &ts, &t, err) < 0) {
 			json_decref(all);
 			return -1;
 		}
@@ -70,16 +70,16 @@ fail:
 
 /* ---- show ---------------------------------------------------------------- */
 
-int gl_engine_show(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_art_show(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, json_t **out, gl_err *err)
 {
 	gl_af af;
 
-	if (gl_engine_policy(e, ctx, "artifact:get", NULL, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:get", NULL, err) < 0)
 		return -1;
-	if (gl_engine_load(e, ctx, type, id, 0, &af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 0, &af, err) < 0)
 		return -1;
-	*out = gl_engine_output(e, ctx, af.ts, af.type, af.doc, err);
+	*out = gl_core_output(e, ctx, af.ts, af.type, af.doc, err);
 	gl_af_clear(&af);
 	return *out ? 0 : -1;
 }
@@ -156,7 +156,7 @@ static int check_link(gl_engine *e, const gl_ctx *ctx, const char *field,
 			       "Field '%s': link %s is not /artifacts/<type>/<id>",
 			       field, s);
 	snprintf(type, sizeof type, "%.*s", (int)(id - (s + 11)), s + 11);
-	if (gl_engine_load(e, ctx, "all", id + 1, 0, &target, err) < 0)
+	if (gl_core_load(e, ctx, "all", id + 1, 0, &target, err) < 0)
 		return gl_fail(err, 400, "BadRequest",
 			       "Field '%s': link %s does not point to an "
 			       "artifact you can see", field, s);
@@ -223,7 +223,7 @@ static int check_quota_count(gl_engine *e, const char *project,
 
 	for (int i = 0; i < 2; i++) {
 		int64_t limit, n;
-		if (gl_engine_quota(e, project, "max_artifact_number", scopes[i],
+		if (gl_core_quota(e, project, "max_artifact_number", scopes[i],
 				    &limit, err) < 0)
 			return -1;
 		if (limit < 0)
@@ -279,41 +279,41 @@ static int create_allowed(gl_engine *e, const gl_ctx *ctx,
 		return gl_fail(err, 403, "Forbidden",
 			       "Creating artifacts is forbidden to anonymous "
 			       "users");
-	return gl_engine_policy(e, ctx, "artifact:create", NULL, err);
+	return gl_core_policy(e, ctx, "artifact:create", NULL, err);
 }
 
-int gl_engine_precheck_create(gl_engine *e, const gl_ctx *ctx,
+int gl_art_precheck_create(gl_engine *e, const gl_ctx *ctx,
 			      const char *type, gl_err *err)
 {
 	gl_types *ts;
 	const gl_type *t;
 	int rc;
 
-	if (gl_engine_type(e, type, &ts, &t, err) < 0)
+	if (gl_core_type(e, type, &ts, &t, err) < 0)
 		return -1;
 	rc = create_allowed(e, ctx, t, err);
 	gl_types_unref(ts);
 	return rc;
 }
 
-int gl_engine_precheck_update(gl_engine *e, const gl_ctx *ctx,
+int gl_art_precheck_update(gl_engine *e, const gl_ctx *ctx,
 			      const char *type, const char *id, gl_err *err)
 {
 	gl_af af;
 	int rc = -1;
 
-	if (gl_engine_load(e, ctx, type, id, 1, &af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &af, err) < 0)
 		return -1;
 	if (af.type->is_all)
 		gl_fail(err, 403, "Forbidden",
 			"Artifacts cannot be changed through the all type");
 	else
-		rc = gl_engine_policy(e, ctx, "artifact:update", af.doc, err);
+		rc = gl_core_policy(e, ctx, "artifact:update", af.doc, err);
 	gl_af_clear(&af);
 	return rc;
 }
 
-int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_art_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		     const json_t *body, json_t **out, gl_err *err)
 {
 	gl_types *ts = NULL;
@@ -329,9 +329,9 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (!json_is_object(body))
 		return gl_fail(err, 400, "BadRequest",
 			       "Unexpected body type: a JSON object is expected");
-	if (gl_engine_json_ok(e, body, "The request body", err) < 0)
+	if (gl_core_json_ok(e, body, "The request body", err) < 0)
 		return -1;
-	if (gl_engine_type(e, type, &ts, &t, err) < 0)
+	if (gl_core_type(e, type, &ts, &t, err) < 0)
 		return -1;
 	if (create_allowed(e, ctx, t, err) < 0)
 		goto out;
@@ -396,7 +396,7 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (!json_object_get(doc, "metadata"))
 		json_object_set_new(doc, "metadata", json_object());
 
-	if (gl_engine_hook(e, ts, t, GL_HOOK_PRE_CREATE, ctx, doc, NULL,
+	if (gl_core_hook(e, ts, t, GL_HOOK_PRE_CREATE, ctx, doc, NULL,
 			   &hooked, err) < 0)
 		goto out;
 	if (hooked) {
@@ -413,7 +413,7 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 				goto out;
 		}
 	}
-	if (gl_engine_vkey(e, ctx, ts, gl_json_str(doc, "version"), &vk, &suffix,
+	if (gl_core_vkey(e, ctx, ts, gl_json_str(doc, "version"), &vk, &suffix,
 			   &vmeta, err) < 0)
 		goto out;
 
@@ -441,13 +441,13 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	in_tx = 0;
 	rc = 0;
 	gl_info("artifact %s/%s created by %s", t->name, uuid, ctx->project_id);
-	if (gl_engine_hook(e, ts, t, GL_HOOK_POST_CREATE, ctx, doc, NULL, NULL,
+	if (gl_core_hook(e, ts, t, GL_HOOK_POST_CREATE, ctx, doc, NULL, NULL,
 			   err) < 0) {
 		/* the artifact exists; report the hook's error (Glare does) */
 		rc = -1;
 		goto out;
 	}
-	*out = gl_engine_output(e, ctx, ts, t, doc, err);
+	*out = gl_core_output(e, ctx, ts, t, doc, err);
 	if (!*out)
 		rc = -1;
 out:
@@ -683,10 +683,10 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 		}
 	}
 	if (*noop_activate &&
-	    gl_engine_policy(e, ctx, actions[A_ACTIVATE].rule, old, err) < 0)
+	    gl_core_policy(e, ctx, actions[A_ACTIVATE].rule, old, err) < 0)
 		return -1;
 	for (int i = 0; i < *nacts; i++)
-		if (gl_engine_policy(e, ctx, actions[acts[i]].rule, old, err) < 0)
+		if (gl_core_policy(e, ctx, actions[acts[i]].rule, old, err) < 0)
 			return -1;
 	if (*nacts && (acts[0] == A_ACTIVATE) &&
 	    missing_required(t, nw, miss, sizeof miss))
@@ -696,7 +696,7 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 	return 0;
 }
 
-int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		     const char *id, const json_t *patch, json_t **out,
 		     gl_err *err)
 {
@@ -714,10 +714,10 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	/* a malformed or oversized patch is 400 before the artifact is
 	 * looked up (and before the pre_update hook sees it) */
 	patch_limits(e, NULL, &pl);
-	if (gl_engine_json_ok(e, patch, "The patch", err) < 0 ||
+	if (gl_core_json_ok(e, patch, "The patch", err) < 0 ||
 	    gl_jpatch_check(patch, &pl, err) < 0)
 		return -1;
-	if (gl_engine_load(e, ctx, type, id, 1, &af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &af, err) < 0)
 		return -1;
 	t = af.type;
 	patch_limits(e, t, &pl);
@@ -726,19 +726,19 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"Artifacts cannot be changed through the all type");
 		goto out;
 	}
-	if (gl_engine_policy(e, ctx, "artifact:update", af.doc, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:update", af.doc, err) < 0)
 		goto out;
 	names = json_array();
 	if (patch_fields(t, patch, &pl, names, err) < 0)
 		goto out;
-	if (gl_engine_hook(e, af.ts, t, GL_HOOK_PRE_UPDATE, ctx, af.doc, patch,
+	if (gl_core_hook(e, af.ts, t, GL_HOOK_PRE_UPDATE, ctx, af.doc, patch,
 			   NULL, err) < 0)
 		goto out;
 
-	/* apply to a private copy of the API view (gl_engine_plain_output shares the
+	/* apply to a private copy of the API view (gl_core_plain_output shares the
 	 * doc's values), then take back the touched fields */
 	{
-		json_t *plain = gl_engine_plain_output(t, af.doc);
+		json_t *plain = gl_core_plain_output(t, af.doc);
 		view = json_deep_copy(plain);
 		json_decref(plain);
 	}
@@ -763,7 +763,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			json_object_set(doc, f, nv ? nv : json_null());
 			continue;
 		}
-		if (gl_engine_change_rule(t, gl_json_str(af.doc, "status"), st_after, f, err) < 0)
+		if (gl_core_change_rule(t, gl_json_str(af.doc, "status"), st_after, f, err) < 0)
 			goto out;
 		/* unchanged values are not re-validated (a later, stricter
 		 * type version must not block unrelated edits) */
@@ -778,7 +778,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (transition(e, ctx, t, af.doc, doc, st_touched, vis_touched, acts,
 		       &nacts, &noop_act, err) < 0)
 		goto out;
-	if (noop_act && gl_engine_hook(e, af.ts, t, GL_HOOK_PRE_ACTIVATE, ctx,
+	if (noop_act && gl_core_hook(e, af.ts, t, GL_HOOK_PRE_ACTIVATE, ctx,
 				       doc, NULL, NULL, err) < 0)
 		goto out;
 
@@ -793,18 +793,18 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			changed = 1;
 	}
 	if (!changed && nacts == 0) {
-		*out = gl_engine_output(e, ctx, af.ts, t, af.doc, err);
+		*out = gl_core_output(e, ctx, af.ts, t, af.doc, err);
 		rc = *out ? 0 : -1;
 		goto out;
 	}
 	for (int a = 0; a < nacts; a++)
-		if (gl_engine_hook(e, af.ts, t, actions[acts[a]].pre, ctx, doc,
+		if (gl_core_hook(e, af.ts, t, actions[acts[a]].pre, ctx, doc,
 				   NULL, NULL, err) < 0)
 			goto out;
 	if (nacts && (acts[0] == A_ACTIVATE || acts[0] == A_REACTIVATE))
 		stamp(doc, "activated_at", gl_now_us());
 	stamp(doc, "updated_at", gl_now_us());
-	if (gl_engine_vkey(e, ctx, af.ts, gl_json_str(doc, "version"), &vk, &suffix,
+	if (gl_core_vkey(e, ctx, af.ts, gl_json_str(doc, "version"), &vk, &suffix,
 			   &vmeta, err) < 0)
 		goto out;
 
@@ -874,14 +874,14 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	in_tx = 0;
 	if (changed &&
-	    gl_engine_hook(e, af.ts, t, GL_HOOK_POST_UPDATE, ctx, doc, NULL,
+	    gl_core_hook(e, af.ts, t, GL_HOOK_POST_UPDATE, ctx, doc, NULL,
 			   NULL, err) < 0)
 		goto out;
 	for (int a = 0; a < nacts; a++)
-		if (gl_engine_hook(e, af.ts, t, actions[acts[a]].post, ctx, doc,
+		if (gl_core_hook(e, af.ts, t, actions[acts[a]].post, ctx, doc,
 				   NULL, NULL, err) < 0)
 			goto out;
-	*out = gl_engine_output(e, ctx, af.ts, t, doc, err);
+	*out = gl_core_output(e, ctx, af.ts, t, doc, err);
 	rc = *out ? 0 : -1;
 out:
 	if (in_tx)
@@ -909,11 +909,11 @@ static int purge(gl_engine *e, const gl_type *t, const char *id,
 		json_t *v = json_object_get(doc, f->name), *b;
 		const char *k;
 		if (f->kind == GK_BLOB && json_is_object(v)) {
-			if (gl_blob_release(e, v, err) < 0)
+			if (gl_gc_release(e, v, err) < 0)
 				return -1;
 		} else if (f->kind == GK_FOLDER && json_is_object(v)) {
 			json_object_foreach(v, k, b)
-				if (gl_blob_release(e, b, err) < 0)
+				if (gl_gc_release(e, b, err) < 0)
 					return -1;
 		}
 	}
@@ -927,23 +927,23 @@ static int delayed_delete(gl_engine *e, const gl_type *t)
 				       : e->conf->delayed_delete;
 }
 
-int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_art_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 		     const char *id, gl_err *err)
 {
 	gl_af af;
 	json_t *fresh = NULL;
 	int rc = -1, in_tx = 0, delayed;
 
-	if (gl_engine_load(e, ctx, type, id, 1, &af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &af, err) < 0)
 		return -1;
 	if (af.type->is_all) {
 		gl_fail(err, 403, "Forbidden",
 			"Artifacts cannot be deleted through the all type");
 		goto out;
 	}
-	if (gl_engine_policy(e, ctx, "artifact:delete", af.doc, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:delete", af.doc, err) < 0)
 		goto out;
-	if (gl_engine_hook(e, af.ts, af.type, GL_HOOK_PRE_DELETE, ctx, af.doc,
+	if (gl_core_hook(e, af.ts, af.type, GL_HOOK_PRE_DELETE, ctx, af.doc,
 			   NULL, NULL, err) < 0)
 		goto out;
 	delayed = delayed_delete(e, af.type) &&
@@ -977,11 +977,11 @@ int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	in_tx = 0;
 	if (!delayed)
-		gl_engine_gc(e);
+		gl_gc_run(e);
 	gl_info("artifact %s/%s %s by %s", af.type->name, id,
 		delayed ? "marked deleted" : "deleted",
 		ctx->project_id ? ctx->project_id : "-");
-	rc = gl_engine_hook(e, af.ts, af.type, GL_HOOK_POST_DELETE, ctx,
+	rc = gl_core_hook(e, af.ts, af.type, GL_HOOK_POST_DELETE, ctx,
 			    af.doc, NULL, NULL, err);
 out:
 	if (in_tx)
@@ -991,7 +991,7 @@ out:
 	return rc;
 }
 
-int gl_engine_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err)
+int gl_art_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err)
 {
 	json_t *list = NULL, *it;
 	size_t i;
@@ -1029,6 +1029,6 @@ int gl_engine_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err)
 	}
 	json_decref(list);
 	gl_types_unref(ts);
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	return n;
 }

@@ -120,7 +120,7 @@ int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
 	}
 	for (int i = 0; i < 2; i++) {
 		int64_t q, used;
-		if (gl_engine_quota(e, owner, "max_uploaded_data", scopes[i], &q,
+		if (gl_core_quota(e, owner, "max_uploaded_data", scopes[i], &q,
 				    err) < 0)
 			return -1;
 		if (q < 0)

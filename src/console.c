@@ -262,7 +262,7 @@ static int api_types(lua_State *L)
 	json_t *v;
 	size_t n = 0;
 
-	if (gl_engine_schemas(c->e, cmd_ctx(c), NULL, out, &err) < 0)
+	if (gl_art_schemas(c->e, cmd_ctx(c), NULL, out, &err) < 0)
 		return raise_err(L, &err);
 	s = json_object_get(*out, "schemas");
 	names = lua_newuserdatauv(L, (json_object_size(s) + 1) * sizeof *names,
@@ -288,7 +288,7 @@ static int api_schema(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out = new_box(L), *s;
 
-	if (gl_engine_schemas(c->e, cmd_ctx(c), type, out, &err) < 0)
+	if (gl_art_schemas(c->e, cmd_ctx(c), type, out, &err) < 0)
 		return raise_err(L, &err);
 	s = json_object_get(*out, "schemas");
 	if (type && json_object_get(s, type))
@@ -397,7 +397,7 @@ static int api_page(lua_State *L)
 	lua_settop(L, 2);  /* optional arguments in fixed slots */
 	kv = build_query(L, 2, &n);
 	out = new_box(L);
-	if (gl_engine_list(c->e, cmd_ctx(c), type, kv, n, out, &err) < 0)
+	if (gl_art_list(c->e, cmd_ctx(c), type, kv, n, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -417,7 +417,7 @@ static int api_get(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
-	if (gl_engine_show(c->e, cmd_ctx(c), type, id, out, &err) < 0)
+	if (gl_art_show(c->e, cmd_ctx(c), type, id, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -434,7 +434,7 @@ static int api_create(lua_State *L)
 	if (!json_is_object(body))
 		luaL_argerror(L, 2, "a table of field = value expected");
 	out = new_box(L);
-	if (gl_engine_create(c->e, cmd_ctx(c), type, body, out, &err) < 0)
+	if (gl_art_create(c->e, cmd_ctx(c), type, body, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -487,7 +487,7 @@ static int do_update(lua_State *L, const char *type, const char *id,
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
-	if (gl_engine_update(c->e, cmd_ctx(c), type, id, patch, out, &err) < 0)
+	if (gl_art_update(c->e, cmd_ctx(c), type, id, patch, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -524,7 +524,7 @@ static int api_delete(lua_State *L)
 	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
 	gl_err err = { 0 };
 
-	if (gl_engine_delete(c->e, cmd_ctx(c), type, id, &err) < 0)
+	if (gl_art_delete(c->e, cmd_ctx(c), type, id, &err) < 0)
 		return raise_err(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -600,7 +600,7 @@ static gl_download *start_download(lua_State *L, const blob_ref *r,
 	ri.remote_addr = "console";
 	ri.headers = *hdrs;
 	dl = new_dl(L);
-	if (gl_engine_download(c->e, cmd_ctx(c), r->type, r->id, r->field, r->key,
+	if (gl_download_open(c->e, cmd_ctx(c), r->type, r->id, r->field, r->key,
 			       r->has_key, &ri, dl, err) < 0)
 		return NULL;
 	return dl;
@@ -633,7 +633,7 @@ static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
 				return -1;
 			}
 		} else {
-			n = gl_engine_read_data(c->e, dl->location, off, buf,
+			n = gl_download_read_data(c->e, dl->location, off, buf,
 						want, &err);
 			if (n < 0) {
 				snprintf(why, whylen, "%s", err.msg);
@@ -705,7 +705,7 @@ static void wake(con_wait *w)
 static void wait_cancel(con_wait *w)
 {
 	if (w->kind == W_LOCATION && !w->done)
-		gl_engine_cancel_location(w->c->e, w);
+		gl_location_cancel(w->c->e, w);
 	if (w->kind == W_READ) {
 		gl_download_read_cancel(w->rd);
 		w->rd = NULL;
@@ -842,7 +842,7 @@ static int api_upload(lua_State *L)
 		close(fd);
 		return luaL_error(L, "%s is not a regular file", path);
 	}
-	u = gl_engine_upload_begin(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
+	u = gl_upload_begin(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				   r.has_key, ct, (int64_t)st.st_size, &err);
 	if (!u) {
 		close(fd);
@@ -911,7 +911,7 @@ static int api_add_location(lua_State *L)
 		body = arg_json(L, 4);
 	}
 	w = new_wait(L, W_LOCATION);
-	if (gl_engine_add_location(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
+	if (gl_location_add(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				   r.has_key, body, loc_done, w, &err) < 0)
 		return raise_err(L, &err);
 	return await(L, w, loc_finish);
@@ -1111,7 +1111,7 @@ static int api_delete_blob(lua_State *L)
 	lua_settop(L, 3);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	out = new_box(L);
-	if (gl_engine_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
+	if (gl_location_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				  r.has_key, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
@@ -1131,7 +1131,7 @@ static int api_verify(lua_State *L)
 				  "direct console (without --attach) or with "
 				  "`glared verify`");
 	luaL_argcheck(L, limit > 0 && limit <= 1000000, 1, "out of range");
-	n = gl_engine_verify_external(c->e, (int)limit, 0, &changed, &err);
+	n = gl_download_verify_external(c->e, (int)limit, 0, &changed, &err);
 	if (n < 0)
 		return raise_err(L, &err);
 	lua_createtable(L, 0, 2);
@@ -1155,11 +1155,11 @@ static int api_quotas(lua_State *L)
 	size_t i;
 
 	if (!project) {
-		if (gl_engine_list_quotas(c->e, cmd_ctx(c), out, &err) < 0)
+		if (gl_quota_list(c->e, cmd_ctx(c), out, &err) < 0)
 			return raise_err(L, &err);
 		return push_result(L, out);
 	}
-	if (gl_engine_project_quotas(c->e, cmd_ctx(c), project, out, &err) < 0)
+	if (gl_quota_project(c->e, cmd_ctx(c), project, out, &err) < 0)
 		return raise_err(L, &err);
 	list = json_object_get(json_array_get(*out, 0), "project_quotas");
 	lua_newtable(L);
@@ -1207,7 +1207,7 @@ static int api_set_quotas(lua_State *L)
 		luaL_checktype(L, 1, LUA_TTABLE);
 		body = arg_json(L, 1);
 	}
-	if (gl_engine_set_quotas(c->e, cmd_ctx(c), body, &err) < 0)
+	if (gl_quota_set(c->e, cmd_ctx(c), body, &err) < 0)
 		return raise_err(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -1237,7 +1237,7 @@ static int api_scrub(lua_State *L)
 
 	luaL_argcheck(L, age >= 0 && age <= INT32_MAX, 1, "out of range");
 	luaL_argcheck(L, batch > 0 && batch <= INT32_MAX, 2, "out of range");
-	while ((n = gl_engine_scrub(c->e, (int)age, (int)batch, &err)) > 0)
+	while ((n = gl_art_scrub(c->e, (int)age, (int)batch, &err)) > 0)
 		total += n;
 	if (n < 0)
 		return raise_err(L, &err);

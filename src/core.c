@@ -22,7 +22,7 @@ void gl_af_clear(gl_af *af)
 	memset(af, 0, sizeof *af);
 }
 
-int gl_engine_type(gl_engine *e, const char *name, gl_types **ts,
+int gl_core_type(gl_engine *e, const char *name, gl_types **ts,
 		   const gl_type **t, gl_err *err)
 {
 	*ts = gl_types_ref(e->types);
@@ -36,7 +36,7 @@ int gl_engine_type(gl_engine *e, const char *name, gl_types **ts,
 	return 0;
 }
 
-json_t *gl_engine_ctx_json(const gl_ctx *ctx)
+json_t *gl_core_ctx_json(const gl_ctx *ctx)
 {
 	json_t *roles = json_array();
 	for (size_t i = 0; i < ctx->nroles; i++)
@@ -47,7 +47,7 @@ json_t *gl_engine_ctx_json(const gl_ctx *ctx)
 			 ctx->read_only, "request_id", ctx->request_id);
 }
 
-json_t *gl_engine_target(const json_t *doc)
+json_t *gl_core_target(const json_t *doc)
 {
 	json_t *t = json_object();
 	static const char *const keys[] = { "owner", "visibility", "status",
@@ -63,7 +63,7 @@ json_t *gl_engine_target(const json_t *doc)
 	return t;
 }
 
-int gl_engine_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
+int gl_core_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
 		     const json_t *target)
 {
 	gl_creds cr;
@@ -71,16 +71,16 @@ int gl_engine_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
 	return gl_policy_check(e->policy, rule, &cr, target);
 }
 
-int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
+int gl_core_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 		     const json_t *doc, gl_err *err)
 {
-	json_t *target = doc ? gl_engine_target(doc) : json_object();
+	json_t *target = doc ? gl_core_target(doc) : json_object();
 	int ok;
 
 	if (ctx->project_id && !json_object_get(target, "project_id"))
 		json_object_set_new(target, "project_id",
 				    gl_json_text(ctx->project_id));
-	ok = gl_engine_policy_ok(e, ctx, rule, target);
+	ok = gl_core_policy_ok(e, ctx, rule, target);
 	json_decref(target);
 	if (!ok)
 		return gl_fail(err, 403, "PolicyException",
@@ -89,14 +89,14 @@ int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 	return 0;
 }
 
-int gl_engine_load(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_core_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, int rw, gl_af *af, gl_err *err)
 {
 	const char *owner, *vis;
 	int rc, visible;
 
 	memset(af, 0, sizeof *af);
-	if (gl_engine_type(e, type, &af->ts, &af->type, err) < 0)
+	if (gl_core_type(e, type, &af->ts, &af->type, err) < 0)
 		return -1;
 	rc = gl_meta_get(e->meta, af->type->is_all ? NULL : af->type, id,
 			 &af->doc, err);
@@ -114,8 +114,8 @@ int gl_engine_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 		visible = gl_streq(owner, ctx->project_id) ||
 			  gl_streq(vis, "public");
 		if (!visible && !rw) {
-			json_t *t = gl_engine_target(af->doc);
-			visible = gl_engine_policy_ok(e, ctx, "artifact:get_any_artifact",
+			json_t *t = gl_core_target(af->doc);
+			visible = gl_core_policy_ok(e, ctx, "artifact:get_any_artifact",
 					    t);
 			json_decref(t);
 		}
@@ -149,7 +149,7 @@ static void blob_verification(json_t *o, const json_t *blob)
 	json_object_set_new(o, "verification", v);
 }
 
-json_t *gl_engine_blob_output(const gl_type *t, const char *id,
+json_t *gl_core_blob_output(const gl_type *t, const char *id,
 			      const char *field, const char *key,
 			      const json_t *blob)
 {
@@ -184,7 +184,7 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 }
 
 /* The artifact in API shape, before the type's output hook. */
-json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc)
+json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 {
 	json_t *out = json_object();
 	const char *id = gl_json_str(doc, "id");
@@ -196,7 +196,7 @@ json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc)
 		if (f->kind == GK_BLOB) {
 			json_object_set_new(out, f->name,
 					    json_is_object(v)
-						    ? gl_engine_blob_output(
+						    ? gl_core_blob_output(
 							      t, id, f->name,
 							      NULL, v)
 						    : json_null());
@@ -207,7 +207,7 @@ json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc)
 				json_object_foreach(v, k, b)
 					json_object_set_new(
 						fo, k,
-						gl_engine_blob_output(
+						gl_core_blob_output(
 							t, id, f->name, k, b));
 			json_object_set_new(out, f->name, fo);
 		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
@@ -229,7 +229,7 @@ json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc)
 	return out;
 }
 
-json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			 const gl_type *t, const json_t *doc, gl_err *err)
 {
 	json_t *out;
@@ -237,12 +237,12 @@ json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	if (t->is_all) {
 		/* formatted by the artifact's own type */
 		const gl_type *rt = gl_types_find(ts, gl_json_str(doc, "type_name"));
-		out = gl_engine_plain_output(t, doc);
+		out = gl_core_plain_output(t, doc);
 		if (out && rt && rt->has_format_all)
 			out = gl_types_output(ts, gl_ctx_lua(ctx), rt, out, 1,
 					      err);
 	} else {
-		out = gl_engine_plain_output(t, doc);
+		out = gl_core_plain_output(t, doc);
 		if (out && t->has_to_dict)
 			out = gl_types_output(ts, gl_ctx_lua(ctx), t, out, 0,
 					      err);
@@ -252,7 +252,7 @@ json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	return out;
 }
 
-json_t *gl_engine_blob_args(const char *field, const char *key,
+json_t *gl_core_blob_args(const char *field, const char *key,
 			    const json_t *extra)
 {
 	json_t *a = json_array();
@@ -266,7 +266,7 @@ json_t *gl_engine_blob_args(const char *field, const char *key,
 	return a;
 }
 
-int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
+int gl_core_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 		   enum gl_hook h, const gl_ctx *ctx, const json_t *doc,
 		   const json_t *args, json_t **af_out, gl_err *err)
 {
@@ -277,8 +277,8 @@ int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 		*af_out = NULL;
 	if (!(t->hooks & (1u << h)))
 		return 0;
-	cj = gl_engine_ctx_json(ctx);
-	af = gl_engine_plain_output(t, doc);
+	cj = gl_core_ctx_json(ctx);
+	af = gl_core_plain_output(t, doc);
 	rc = gl_types_hook(ts, gl_ctx_lua(ctx), t, h, cj, af, args, af_out,
 			   err);
 	json_decref(cj);
@@ -286,7 +286,7 @@ int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 	return rc;
 }
 
-int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
+int gl_core_json_ok(gl_engine *e, const json_t *v, const char *what,
 		      gl_err *err)
 {
 	gl_jlimits lim;
@@ -299,7 +299,7 @@ int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
  * to status after in one request: a field may change when the artifact
  * ends drafted or active, an immutable one only while it was drafted (set
  * and activate in one PATCH). */
-int gl_engine_change_rule(const gl_type *t, const char *before,
+int gl_core_change_rule(const gl_type *t, const char *before,
 		       const char *after, const char *field, gl_err *err)
 {
 	const gl_field *f = gl_type_field(t, field);
@@ -322,14 +322,14 @@ int gl_engine_change_rule(const gl_type *t, const char *before,
 	return 0;
 }
 
-int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
+int gl_core_change_allowed(const gl_type *t, const json_t *doc,
 			     const char *field, gl_err *err)
 {
 	const char *st = gl_json_str(doc, "status");
-	return gl_engine_change_rule(t, st, st, field, err);
+	return gl_core_change_rule(t, st, st, field, err);
 }
 
-int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+int gl_core_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		   const char *version, gl_vkey *vk, char **suffix, char **meta,
 		   gl_err *err)
 {
@@ -341,7 +341,7 @@ int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	return 0;
 }
 
-int gl_engine_quota(gl_engine *e, const char *project, const char *name,
+int gl_core_quota(gl_engine *e, const char *project, const char *name,
 		    const char *type, int64_t *limit, gl_err *err)
 {
 	char qname[512];
@@ -366,7 +366,7 @@ int gl_engine_quota(gl_engine *e, const char *project, const char *name,
 	return 0;
 }
 
-gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err)
+gl_fetch *gl_core_fetch(gl_engine *e, gl_err *err)
 {
 	if (!e->fetch)
 		e->fetch = gl_fetch_new(e->base, e->conf, err);

@@ -62,62 +62,62 @@ typedef struct gl_af {
 void gl_af_clear(gl_af *af);
 
 /* Find a type (404 TypeNotFound). Takes a reference on the set. */
-int gl_engine_type(gl_engine *e, const char *name, gl_types **ts,
+int gl_core_type(gl_engine *e, const char *name, gl_types **ts,
 		   const gl_type **t, gl_err *err);
 /* Load an artifact the caller may see (404 otherwise). rw: also require
  * the caller may write it, i.e. own project or admin (others get 404 for
  * private artifacts; policy decides about public ones). */
-int gl_engine_load(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_core_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, int rw, gl_af *af, gl_err *err);
 /* Policy check against an artifact (403 "Policy check for ..."). */
-int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
+int gl_core_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 		     const json_t *doc, gl_err *err);
 /* The policy target of an artifact: owner, visibility, status, ... */
-json_t *gl_engine_target(const json_t *doc);
+json_t *gl_core_target(const json_t *doc);
 /* The hook view of a context. */
-json_t *gl_engine_ctx_json(const gl_ctx *ctx);
+json_t *gl_core_ctx_json(const gl_ctx *ctx);
 /* API shape of an artifact (new ref), after the type's to_dict or
  * format_all; NULL + err (500) when that fails. */
-json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			 const gl_type *t, const json_t *doc, gl_err *err);
 /* API shape of a blob record. */
-json_t *gl_engine_blob_output(const gl_type *t, const char *id,
+json_t *gl_core_blob_output(const gl_type *t, const char *id,
 			      const char *field, const char *key,
 			      const json_t *blob);
 /* A document from a client (body, patch, location) within the JSON
  * limits of the configuration, no U+0000 in it (400 otherwise). */
-int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
+int gl_core_json_ok(gl_engine *e, const json_t *v, const char *what,
 		      gl_err *err);
 /* Change rules of spec §3.3 for a field (400 unknown, 403 frozen/system/
  * immutable). */
-int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
+int gl_core_change_allowed(const gl_type *t, const json_t *doc,
 			     const char *field, gl_err *err);
 /* The arguments of a blob hook: [field, key or null] plus extra (if not
  * NULL). Never NULL: no hook runs without them (aborts out of memory). */
-json_t *gl_engine_blob_args(const char *field, const char *key,
+json_t *gl_core_blob_args(const char *field, const char *key,
 			    const json_t *extra);
 /* Run a hook with the standard arguments. */
-int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
+int gl_core_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 		   enum gl_hook h, const gl_ctx *ctx, const json_t *doc,
 		   const json_t *args, json_t **af_out, gl_err *err);
 /* Quota limit in effect (-1 unlimited): project override, else config. */
-int gl_engine_quota(gl_engine *e, const char *project, const char *name,
+int gl_core_quota(gl_engine *e, const char *project, const char *name,
 		    const char *type, int64_t *limit, gl_err *err);
 /* A policy rule holds for the caller against target (no error). */
-int gl_engine_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
+int gl_core_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
 			const json_t *target);
 /* The API view of a doc before any type hook (shares doc's values). */
-json_t *gl_engine_plain_output(const gl_type *t, const json_t *doc);
+json_t *gl_core_plain_output(const gl_type *t, const json_t *doc);
 /* May field change while the status goes from before to after (400
  * unknown, 403 frozen/system/immutable)? */
-int gl_engine_change_rule(const gl_type *t, const char *before,
+int gl_core_change_rule(const gl_type *t, const char *before,
 			  const char *after, const char *field, gl_err *err);
 /* Version sort key of a doc's version. */
-int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+int gl_core_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		   const char *version, gl_vkey *vk, char **suffix, char **meta,
 		   gl_err *err);
 
 /* The worker's fetcher (created on first use). */
-struct gl_fetch *gl_engine_fetch(gl_engine *e, gl_err *err);
+struct gl_fetch *gl_core_fetch(gl_engine *e, gl_err *err);
 
 #endif

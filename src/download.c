@@ -79,7 +79,7 @@ static int usable_url(gl_download *dl, const char *url, const char *field,
 	return 0;
 }
 
-int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
+int gl_download_verdict(const gl_download *dl, int complete, int64_t got,
 			const gl_digest_hex *h, char *why, size_t whylen)
 {
 	const char *rec[] = { dl->md5, dl->sha1, dl->sha256 };
@@ -108,7 +108,7 @@ int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
 	return 0;
 }
 
-int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 		       const char *id, const char *field, const char *key,
 		       int has_key, const gl_request_info *ri,
 		       gl_download *dl, gl_err *err)
@@ -123,14 +123,14 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 	memset(&tg, 0, sizeof tg);
 	memset(dl, 0, sizeof *dl);
 	dl->fd = -1;
-	if (gl_engine_load(e, ctx, type, id, 0, &tg.af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 0, &tg.af, err) < 0)
 		return -1;
-	tgt = gl_engine_target(tg.af.doc);
+	tgt = gl_core_target(tg.af.doc);
 	gl_ctx_creds(ctx, &cr);
 	any = gl_policy_check(e->policy, "artifact:download_from_any_artifact",
 			      &cr, tgt);
 	json_decref(tgt);
-	if (!any && gl_engine_policy(e, ctx, "artifact:download", tg.af.doc,
+	if (!any && gl_core_policy(e, ctx, "artifact:download", tg.af.doc,
 				     err) < 0)
 		goto out;
 	if (gl_streq(gl_json_str(tg.af.doc, "status"), "deleted")) {
@@ -150,11 +150,11 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 				field);
 			goto out;
 		}
-		af = gl_engine_output(e, ctx, tg.af.ts, tg.af.type, tg.af.doc,
+		af = gl_core_output(e, ctx, tg.af.ts, tg.af.type, tg.af.doc,
 				      err);
 		if (!af)
 			goto out;
-		cj = gl_engine_ctx_json(ctx);
+		cj = gl_core_ctx_json(ctx);
 		rq = json_pack("{s:s, s:s, s:s, s:O}", "method",
 			       ri && ri->method ? ri->method : "GET", "path",
 			       ri && ri->path ? ri->path : "", "remote_addr",
@@ -189,8 +189,8 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"Blob '%s' is being uploaded; try again later", field);
 		goto out;
 	}
-	args = gl_engine_blob_args(field, tg.key, NULL);
-	if (gl_engine_hook(e, tg.af.ts, tg.af.type, GL_HOOK_PRE_DOWNLOAD, ctx,
+	args = gl_core_blob_args(field, tg.key, NULL);
+	if (gl_core_hook(e, tg.af.ts, tg.af.type, GL_HOOK_PRE_DOWNLOAD, ctx,
 			   tg.af.doc, args, NULL, err) < 0)
 		goto out;
 
@@ -261,7 +261,7 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 			goto out;
 		}
 	}
-	if (gl_engine_hook(e, tg.af.ts, tg.af.type, GL_HOOK_POST_DOWNLOAD, ctx,
+	if (gl_core_hook(e, tg.af.ts, tg.af.type, GL_HOOK_POST_DOWNLOAD, ctx,
 			   tg.af.doc, args, NULL, err) < 0)
 		goto out;
 	rc = 0;
@@ -274,7 +274,7 @@ out:
 	return rc;
 }
 
-int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
+int64_t gl_download_read_data(gl_engine *e, const char *location, int64_t off,
 			    void *buf, int64_t len, gl_err *err)
 {
 	return gl_meta_data_read(e->meta, location, off, buf, len, err);
@@ -397,7 +397,7 @@ static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
 	return record_verify(e, artifact_id, field, key, &vs);
 }
 
-void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
+void gl_download_flag(gl_engine *e, const char *artifact_id,
 			 const char *field, const char *key, const char *why)
 {
 	gl_error("external blob %s/%s%s%s flagged: %s", artifact_id, field,
@@ -521,7 +521,7 @@ static void fetch_end(void *arg, const gl_fetch_result *res)
 		return;
 	}
 	gl_digest_final(r->dg, &h);
-	switch (gl_external_verdict(dl, res->ok, r->got, &h, why,
+	switch (gl_download_verdict(dl, res->ok, r->got, &h, why,
 				    sizeof why)) {
 	case 0:
 		if (rd_release(r) < 0) {
@@ -531,7 +531,7 @@ static void fetch_end(void *arg, const gl_fetch_result *res)
 		rd_end(r, NULL);
 		return;
 	case 1:
-		gl_engine_flag_blob(r->e, dl->artifact_id, dl->field, dl->key,
+		gl_download_flag(r->e, dl->artifact_id, dl->field, dl->key,
 				    why);
 		gl_fail(&err, 502, "BadGateway",
 			"the data at %s changed (%s); the blob is flagged",
@@ -577,7 +577,7 @@ static void s3_end(void *arg, int status, int64_t total, const gl_err *serr)
 	}
 	if (r->judge) {
 		gl_digest_final(r->dg, &h);
-		if (gl_external_verdict(dl, 1, r->got, &h, why,
+		if (gl_download_verdict(dl, 1, r->got, &h, why,
 					sizeof why) != 0) {
 			gl_fail(&err, 500, "StoreError",
 				"the S3 object differs from the record (%s)",
@@ -637,7 +637,7 @@ gl_download_read *gl_download_read_start(gl_engine *e, const gl_download *dl,
 							  ? dl->size + 1
 							  : dl->max_size,
 				     .range = NULL };
-		gl_fetch *f = gl_engine_fetch(e, err);
+		gl_fetch *f = gl_core_fetch(e, err);
 
 		if (!f)
 			goto fail;
@@ -765,7 +765,7 @@ static int64_t field_cap(gl_types *ts, const char *type_name,
 	return f ? f->max_blob_size : 10485760;
 }
 
-int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
+int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 			      int *changed, gl_err *err)
 {
 	int64_t now = gl_now_us();
@@ -845,7 +845,7 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 			/* only bytes that were read and differ make a change;
 			 * a failed or refused fetch is an error (or the URL is
 			 * gone) */
-			switch (gl_external_verdict(&rec, res.ok, res.size,
+			switch (gl_download_verdict(&rec, res.ok, res.size,
 						    &res.digest, why,
 						    sizeof why)) {
 			case 1:

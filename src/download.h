@@ -43,13 +43,13 @@ typedef struct gl_download {
 				   * against (internal location, trust mode) */
 } gl_download;
 
-int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 		       const char *id, const char *field, const char *key,
 		       int has_key, const gl_request_info *ri,
 		       gl_download *dl, gl_err *err);
 void gl_download_free(gl_download *dl);
 /* Database store reads for GL_DL_DATABASE. */
-int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
+int64_t gl_download_read_data(gl_engine *e, const char *location, int64_t off,
 			    void *buf, int64_t len, gl_err *err);
 /* What fetched bytes of an external blob say against dl's record (size,
  * checksums): 1 they differ (why says how), 0 they are the recorded ones,
@@ -59,11 +59,11 @@ int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
  * on a blob of unknown size) says nothing about them; bytes taken on
  * trust (dl->trusted) are never judged. complete: every byte was read (h
  * is then valid). */
-int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
+int gl_download_verdict(const gl_download *dl, int complete, int64_t got,
 			const struct gl_digest_hex *h, char *why,
 			size_t whylen);
 /* A proxied external download found different bytes: flag the blob. */
-void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
+void gl_download_flag(gl_engine *e, const char *artifact_id,
 			 const char *field, const char *key, const char *why);
 
 /* ---- reading a blob's bytes ------------------------------------------------
@@ -79,7 +79,7 @@ void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
  * comparison passes, the last GL_DOWNLOAD_HOLD bytes are withheld, so no
  * consumer ever gets a complete wrong blob. Bytes taken on trust
  * (dl->trusted) are never judged, and a byte range cannot be: both pass as
- * they come. An external blob whose bytes differ (gl_external_verdict:
+ * they come. An external blob whose bytes differ (gl_download_verdict:
  * only bytes that were read and differ count) is flagged and the read
  * ends with 502; a stored S3 object that differs ends it with 500
  * StoreError; a transfer that failed says nothing about the bytes.
@@ -108,7 +108,7 @@ void gl_download_read_cancel(gl_download_read *r);
 /* Re-fetch up to limit external blobs (least recently verified first, none
  * verified in the last min_age_s seconds) and compare; returns the number
  * checked, or -1. Blocking (tools). */
-int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
+int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 			      int *changed, gl_err *err);
 
 #endif

@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-void gl_engine_gc(gl_engine *e)
+void gl_gc_run(gl_engine *e)
 {
 	json_t *list = NULL, *it;
 	size_t i;
@@ -49,7 +49,7 @@ void gl_engine_gc(gl_engine *e)
 				/* the network call is the cleanup queue's
 				 * (maint.c): S3 keys are never reused, so the
 				 * delete may wait for it */
-				if (gl_cleanup_queue(e, "s3_delete", loc, "", 0,
+				if (gl_gc_cleanup_queue(e, "s3_delete", loc, "", 0,
 						     &err) < 0)
 					break;
 				s3 = 1;
@@ -64,12 +64,12 @@ void gl_engine_gc(gl_engine *e)
 	}
 	json_decref(list);
 	if (s3)
-		gl_cleanup_kick(e);
+		gl_gc_cleanup_kick(e);
 }
 
 /* ---- handing data over ------------------------------------------------------ */
 
-int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
+int gl_gc_release(gl_engine *e, const json_t *blob, gl_err *err)
 {
 	const char *store = gl_json_str(blob, "store"), *loc = gl_json_str(blob, "location");
 
@@ -80,14 +80,14 @@ int gl_blob_release(gl_engine *e, const json_t *blob, gl_err *err)
 	return gl_meta_gc_push(e->meta, store, loc, err);
 }
 
-int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
+int gl_gc_cleanup_queue(gl_engine *e, const char *kind, const char *target,
 		     const char *arg, int64_t delay_us, gl_err *err)
 {
 	return gl_meta_cleanup_put(e->meta, kind, target, arg ? arg : "", 0,
 				   gl_now_us() + delay_us, NULL, err);
 }
 
-void gl_cleanup_kick(gl_engine *e)
+void gl_gc_cleanup_kick(gl_engine *e)
 {
 	if (e->kick && e->s3)
 		event_active(e->kick, EV_TIMEOUT, 1);

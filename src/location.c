@@ -39,7 +39,7 @@ typedef struct gl_location_job {
 	gl_err werr;             /* internal: why the upload refused bytes */
 	json_t *prev;
 	gl_fetch_job *fj;
-	gl_engine_done_fn done;
+	gl_upload_done_fn done;
 	void *arg;
 } gl_location_job;
 
@@ -85,7 +85,7 @@ static void job_restore(gl_location_job *j)
 
 static void job_finish(gl_location_job *j, json_t *af, const gl_err *err)
 {
-	gl_engine_done_fn done = j->done;
+	gl_upload_done_fn done = j->done;
 	void *arg = j->arg;
 
 	job_unlink(j->e, j);
@@ -133,8 +133,8 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 		return;
 	}
 	if (gl_meta_get(j->e->meta, j->tg.af.type, j->id, &fresh, &e2) == 0) {
-		args = gl_engine_blob_args(j->field, j->key, NULL);
-		if (gl_engine_hook(j->e, j->tg.af.ts, j->tg.af.type,
+		args = gl_core_blob_args(j->field, j->key, NULL);
+		if (gl_core_hook(j->e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
 				   NULL, &e2) == 0)
 			out = json_incref(af);
@@ -229,10 +229,10 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 	json_decref(fresh);
 	fresh = NULL;
 	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) == 0) {
-		args = gl_engine_blob_args(j->field, j->key, NULL);
-		if (gl_engine_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
+		args = gl_core_blob_args(j->field, j->key, NULL);
+		if (gl_core_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
 				   j->ctx, fresh, args, NULL, &err) == 0)
-			af = gl_engine_output(e, j->ctx, j->tg.af.ts, t, fresh,
+			af = gl_core_output(e, j->ctx, j->tg.af.ts, t, fresh,
 					      &err);
 		json_decref(args);
 	}
@@ -290,7 +290,7 @@ static int loc_body(gl_engine *e, const json_t *body, gl_location_job *j,
 	if (!json_is_object(body))
 		return gl_fail(err, 400, "BadRequest",
 			       "A location must be a JSON object with a 'url'");
-	if (gl_engine_json_ok(e, body, "The location", err) < 0)
+	if (gl_core_json_ok(e, body, "The location", err) < 0)
 		return -1;
 	json_object_foreach((json_t *)body, k, v)
 		if (strcmp(k, "url") && strcmp(k, "md5") && strcmp(k, "sha1") &&
@@ -371,7 +371,7 @@ static int loc_sums(const json_t *body, gl_location_job *j, gl_err *err)
 
 /* Trust mode (Glare's behaviour, for clients that need it): record what
  * was said, fetch nothing. An internal location is then served from its
- * URL through us (gl_engine_download). Inside the transaction the caller
+ * URL through us (gl_download_open). Inside the transaction the caller
  * opened (*in_tx); the job finishes here when 0 is returned. */
 static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 		     gl_err *err)
@@ -404,11 +404,11 @@ static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 			"Artifact with id=%s was deleted", j->id);
 	if (gone != 0)
 		return -1;
-	args = gl_engine_blob_args(j->field, j->key, NULL);
-	if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
+	args = gl_core_blob_args(j->field, j->key, NULL);
+	if (gl_core_hook(e, j->tg.af.ts, j->tg.af.type,
 			   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args, NULL,
 			   err) == 0)
-		af = gl_engine_output(e, j->ctx, j->tg.af.ts, j->tg.af.type,
+		af = gl_core_output(e, j->ctx, j->tg.af.ts, j->tg.af.type,
 				      fresh, err);
 	json_decref(args);
 	json_decref(fresh);
@@ -454,7 +454,7 @@ static int loc_reserve(gl_location_job *j, const json_t *fresh,
 static int loc_import_begin(gl_location_job *j, const char *type,
 			    int has_key, gl_err *err)
 {
-	j->u = gl_engine_upload_begin(j->e, j->ctx, type, j->id, j->field,
+	j->u = gl_upload_begin(j->e, j->ctx, type, j->id, j->field,
 				      j->key, has_key,
 				      "application/octet-stream", -1, err);
 	if (!j->u)
@@ -471,7 +471,7 @@ static int loc_fetch_start(gl_location_job *j, int64_t limit, gl_err *err)
 	gl_engine *e = j->e;
 	gl_fetch_opts fo = { .max_bytes = limit, .range = NULL };
 
-	if (!gl_engine_fetch(e, err)) {
+	if (!gl_core_fetch(e, err)) {
 		job_restore(j);
 		return -1;
 	}
@@ -490,10 +490,10 @@ static int loc_fetch_start(gl_location_job *j, int64_t limit, gl_err *err)
  * change rules, checksums, the pre hook), then one of three pipelines:
  * trust (record at once), external (placeholder, fetch, verify, record;
  * fetch_done) or internal (an upload fed by the fetch; import_done). */
-int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 			   const char *id, const char *field, const char *key,
 			   int has_key, const json_t *body,
-			   gl_engine_done_fn done, void *arg, gl_err *err)
+			   gl_upload_done_fn done, void *arg, gl_err *err)
 {
 	gl_location_job *j = calloc(1, sizeof *j);
 	const char *url = NULL, *verification;
@@ -510,9 +510,9 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	j->arg = arg;
 	if (loc_body(e, body, j, &url, err) < 0)
 		goto fail;
-	if (gl_engine_load(e, ctx, type, id, 1, &j->tg.af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &j->tg.af, err) < 0)
 		goto fail;
-	if (gl_engine_policy(e, ctx,
+	if (gl_core_policy(e, ctx,
 			     j->internal ? "artifact:set_internal_location"
 					 : "artifact:set_location",
 			     j->tg.af.doc, err) < 0)
@@ -525,7 +525,7 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	j->url = strdup(url);
 	if (gl_blob_resolve(&j->tg, j->field, j->key, has_key, 1, err) < 0)
 		goto fail;
-	if (gl_engine_change_allowed(j->tg.af.type, j->tg.af.doc, field, err) < 0)
+	if (gl_core_change_allowed(j->tg.af.type, j->tg.af.doc, field, err) < 0)
 		goto fail;
 	tc = gl_conf_type(e->conf, j->tg.af.type->name);
 	verification = tc->external_location_verification
@@ -539,8 +539,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"(trust mode)");
 		goto fail;
 	}
-	args = gl_engine_blob_args(field, j->key, body);
-	rc = gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
+	args = gl_core_blob_args(field, j->key, body);
+	rc = gl_core_hook(e, j->tg.af.ts, j->tg.af.type,
 			    GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
 			    NULL, err);
 	json_decref(args);
@@ -592,7 +592,7 @@ fail:
 	return -1;
 }
 
-void gl_engine_cancel_location(gl_engine *e, void *arg)
+void gl_location_cancel(gl_engine *e, void *arg)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
 		if (j->arg != arg)
@@ -607,7 +607,7 @@ void gl_engine_cancel_location(gl_engine *e, void *arg)
 	}
 }
 
-int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 			  const char *id, const char *field, const char *key,
 			  int has_key, json_t **out, gl_err *err)
 {
@@ -616,9 +616,9 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 	int rc = -1, in_tx = 0;
 
 	memset(&tg, 0, sizeof tg);
-	if (gl_engine_load(e, ctx, type, id, 1, &tg.af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &tg.af, err) < 0)
 		return -1;
-	if (gl_engine_policy(e, ctx, "artifact:delete_blob", tg.af.doc, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:delete_blob", tg.af.doc, err) < 0)
 		goto out;
 	if (gl_blob_resolve(&tg, field, key, has_key, 1, err) < 0)
 		goto out;
@@ -653,7 +653,7 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"Artifact with id=%s was deleted", id);
 	if (gone != 0)
 		goto out;
-	*out = gl_engine_output(e, ctx, tg.af.ts, tg.af.type, fresh, err);
+	*out = gl_core_output(e, ctx, tg.af.ts, tg.af.type, fresh, err);
 	rc = *out ? 0 : -1;
 out:
 	if (in_tx)
@@ -665,7 +665,7 @@ out:
 
 /* ---- heartbeats ---------------------------------------------------------------- */
 
-int gl_blob_jobs_own(gl_engine *e, const char *id, const char *field,
+int gl_location_owns(gl_engine *e, const char *id, const char *field,
 		     const char *key)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next)
@@ -675,7 +675,7 @@ int gl_blob_jobs_own(gl_engine *e, const char *id, const char *field,
 	return 0;
 }
 
-void gl_blob_jobs_heartbeat(gl_engine *e)
+void gl_location_heartbeat_all(gl_engine *e)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
 		json_t *doc = NULL, *cur, *rec;

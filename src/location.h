@@ -17,22 +17,22 @@ typedef struct gl_engine gl_engine;
 /* Register an external (fetched and verified) or internal location. The
  * result arrives through done (maybe before this returns). Returns -1 with
  * err if the request fails its pre-checks (done is then not called). */
-int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 			   const char *id, const char *field, const char *key,
 			   int has_key, const json_t *body,
-			   gl_engine_done_fn done, void *arg, gl_err *err);
+			   gl_upload_done_fn done, void *arg, gl_err *err);
 /* Cancel a pending registration (client went away): nothing is kept. */
-void gl_engine_cancel_location(gl_engine *e, void *arg);
-int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
+void gl_location_cancel(gl_engine *e, void *arg);
+int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 			  const char *id, const char *field, const char *key,
 			  int has_key, json_t **out, gl_err *err);
 
 /* ---- for the engine's units (maint.c, engine.c) -------------------------- */
 /* Refresh the heartbeat of this process's location registrations. */
-void gl_blob_jobs_heartbeat(gl_engine *e);
+void gl_location_heartbeat_all(gl_engine *e);
 /* Is this process registering a location for the blob (key "" or NULL
  * for a plain blob)? */
-int gl_blob_jobs_own(gl_engine *e, const char *id, const char *field,
+int gl_location_owns(gl_engine *e, const char *id, const char *field,
 		     const char *key);
 /* Stop: registrations in flight are dropped, their placeholders put back. */
 void gl_location_free_all(gl_engine *e);

@@ -17,7 +17,7 @@
  *                  (a process died between initiating one and recording
  *                  its id) are queued for abort;
  *   gc             released file and database objects removed, released
- *                  S3 objects queued for deletion (gl_engine_gc);
+ *                  S3 objects queued for deletion (gl_gc_run);
  *   cleanup queue  S3 aborts and deletes that must happen (the metadata
  *                  store's cleanup_queue, shared by all nodes): each due
  *                  entry is claimed with a test-and-set of its next_at (a
@@ -275,7 +275,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		gl_owner_verdict v = gl_owner_judge(
 			me, b,
 			gl_upload_owns(e, aid, f, key) ||
-				gl_blob_jobs_own(e, aid, f, key),
+				gl_location_owns(e, aid, f, key),
 			now, after);
 
 		if (!gl_owner_may_take_over(v))
@@ -296,7 +296,7 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 			goto fail;
 		/* no part may outlive the upload */
 		if (s3id && loc &&
-		    gl_cleanup_queue(e, "s3_abort", loc, s3id, 0, err) < 0)
+		    gl_gc_cleanup_queue(e, "s3_abort", loc, s3id, 0, err) < 0)
 			goto fail;
 		if (gl_blob_restore_prev(e, aid, f, key && *key ? key : NULL,
 					 json_object_get(b, "prev"), err) < 0 ||
@@ -372,7 +372,7 @@ static void sweep_done(void *arg, const gl_err *lerr)
 		const char *id = json_string_value(json_array_get(it, 1));
 		if (!key || !id || json_object_get(ids, id))
 			continue; /* a live upload's */
-		if (gl_cleanup_queue(e, "s3_abort", key, id, 0, &err) < 0) {
+		if (gl_gc_cleanup_queue(e, "s3_abort", key, id, 0, &err) < 0) {
 			gl_warn("sweep: %s", err.msg);
 			break;
 		}
@@ -381,7 +381,7 @@ static void sweep_done(void *arg, const gl_err *lerr)
 		n++;
 	}
 	if (n)
-		gl_cleanup_kick(e);
+		gl_gc_cleanup_kick(e);
 out:
 	json_decref(saving);
 	json_decref(ids);
@@ -422,7 +422,7 @@ static void takeover_pass(gl_engine *e)
 	gl_store_clean_tmp(e->store, e->conf->upload_heartbeat);
 	sweep_start(e);
 	if (s3)
-		gl_cleanup_kick(e);
+		gl_gc_cleanup_kick(e);
 }
 
 static void maint_cb(evutil_socket_t fd, short what, void *arg)
@@ -431,10 +431,10 @@ static void maint_cb(evutil_socket_t fd, short what, void *arg)
 	int every = e->conf->upload_takeover_after / e->conf->upload_heartbeat / 2;
 
 	gl_upload_heartbeat_all(e);
-	gl_blob_jobs_heartbeat(e);
+	gl_location_heartbeat_all(e);
 	if (every < 1 || e->ticks++ % every == 0)
 		takeover_pass(e);
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	cleanup_run(e);
 }
 
@@ -484,7 +484,7 @@ int gl_maint_recover(gl_engine *e, gl_err *err)
 	if (n < 0)
 		return -1;
 	removed = gl_store_clean_tmp(e->store, e->conf->upload_heartbeat);
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	/* S3 aborts and deletes queued here are the workers' first job */
 	if (n || removed)
 		gl_info("recovery: %d interrupted upload(s) rolled back, %d "

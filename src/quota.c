@@ -66,11 +66,11 @@ static int check_quota_body(const json_t *body, gl_err *err)
 	return 0;
 }
 
-int gl_engine_set_quotas(gl_engine *e, const gl_ctx *ctx, const json_t *body,
+int gl_quota_set(gl_engine *e, const gl_ctx *ctx, const json_t *body,
 			 gl_err *err)
 {
-	if (gl_engine_policy(e, ctx, "artifact:set_quotas", NULL, err) < 0 ||
-	    gl_engine_json_ok(e, body, "The request body", err) < 0 ||
+	if (gl_core_policy(e, ctx, "artifact:set_quotas", NULL, err) < 0 ||
+	    gl_core_json_ok(e, body, "The request body", err) < 0 ||
 	    check_quota_body(body, err) < 0)
 		return -1;
 	if (gl_meta_begin(e->meta, err) < 0)
@@ -119,13 +119,13 @@ static json_t *quota_list(const json_t *obj)
 	return l;
 }
 
-int gl_engine_list_quotas(gl_engine *e, const gl_ctx *ctx, json_t **out,
+int gl_quota_list(gl_engine *e, const gl_ctx *ctx, json_t **out,
 			  gl_err *err)
 {
 	json_t *all = NULL, *list, *v;
 	const char *p;
 
-	if (gl_engine_policy(e, ctx, "artifact:list_all_quotas", NULL, err) < 0 ||
+	if (gl_core_policy(e, ctx, "artifact:list_all_quotas", NULL, err) < 0 ||
 	    gl_meta_quotas_get(e->meta, NULL, &all, err) < 0)
 		return -1;
 	list = json_array();
@@ -139,7 +139,7 @@ int gl_engine_list_quotas(gl_engine *e, const gl_ctx *ctx, json_t **out,
 	return 0;
 }
 
-int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
+int gl_quota_project(gl_engine *e, const gl_ctx *ctx,
 			     const char *project, json_t **out, gl_err *err)
 {
 	json_t *target, *q = NULL, *merged;
@@ -153,7 +153,7 @@ int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
 	target = json_pack("{s:s}", "project_id", project);
 	if (!target)
 		return gl_fail(err, 400, "BadRequest", "Invalid project id");
-	ok = gl_engine_policy_ok(e, ctx, "artifact:list_project_quotas", target);
+	ok = gl_core_policy_ok(e, ctx, "artifact:list_project_quotas", target);
 	json_decref(target);
 	if (!ok)
 		return gl_fail(err, 403, "PolicyException",

@@ -14,12 +14,12 @@
 
 typedef struct gl_engine gl_engine;
 
-int gl_engine_set_quotas(gl_engine *e, const gl_ctx *ctx, const json_t *body,
+int gl_quota_set(gl_engine *e, const gl_ctx *ctx, const json_t *body,
 			 gl_err *err);
-int gl_engine_list_quotas(gl_engine *e, const gl_ctx *ctx, json_t **out,
+int gl_quota_list(gl_engine *e, const gl_ctx *ctx, json_t **out,
 			  gl_err *err);
 /* project NULL: the caller's project. */
-int gl_engine_project_quotas(gl_engine *e, const gl_ctx *ctx,
+int gl_quota_project(gl_engine *e, const gl_ctx *ctx,
 			     const char *project, json_t **out, gl_err *err);
 
 #endif

@@ -81,7 +81,7 @@ struct gl_upload {
 	void (*resume)(void *);
 	void *resume_arg;
 	int paused;
-	gl_engine_done_fn done;
+	gl_upload_done_fn done;
 	void *done_arg;
 	const char *event;        /* the event the commit emits */
 };
@@ -282,7 +282,7 @@ static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
 
 /* ---- begin / write / abort ------------------------------------------------------ */
 
-gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
+gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
 				  const char *type, const char *id,
 				  const char *field, const char *key,
 				  int has_key, const char *content_type,
@@ -312,13 +312,13 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 		snprintf(u->content_type, sizeof u->content_type,
 			 "application/octet-stream");
 
-	if (gl_engine_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
 		goto fail;
-	if (gl_engine_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
 		goto fail;
 	if (gl_blob_resolve(&u->tg, u->field, u->key, has_key, 1, err) < 0)
 		goto fail;
-	if (gl_engine_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
+	if (gl_core_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
 		goto fail;
 	if (u->tg.f->kind == GK_FOLDER && !u->tg.cur &&
 	    (int)json_object_size(json_object_get(u->tg.af.doc, field)) >=
@@ -339,7 +339,7 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 			"Artifact with id=%s not found", id);
 	if (gone != 0)
 		goto fail;
-	if (gl_engine_change_allowed(u->tg.af.type, fresh, field, err) < 0)
+	if (gl_core_change_allowed(u->tg.af.type, fresh, field, err) < 0)
 		goto fail;
 	cur = gl_blob_record(fresh, u->tg.f, u->tg.key);
 	if (cur && gl_streq(gl_json_str(cur, "status"), "saving")) {
@@ -470,11 +470,11 @@ static int queue_s3_cleanup(gl_upload *u, gl_err *err)
 {
 	int64_t later = (int64_t)u->e->conf->upload_takeover_after * 1000000;
 
-	if (u->s3id && gl_cleanup_queue(u->e, "s3_abort", u->s3key, u->s3id,
+	if (u->s3id && gl_gc_cleanup_queue(u->e, "s3_abort", u->s3key, u->s3id,
 					later, err) < 0)
 		return -1;
 	if (u->completing && u->s3u &&
-	    gl_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) < 0)
+	    gl_gc_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) < 0)
 		return -1;
 	return 0;
 }
@@ -530,7 +530,7 @@ void gl_upload_abort_all(gl_engine *e)
 /* The end of the upload, either way: report and free. */
 static void end(gl_upload *u, json_t *af, const gl_err *err)
 {
-	gl_engine_done_fn done = u->done;
+	gl_upload_done_fn done = u->done;
 	void *arg = u->done_arg;
 
 	if (!af) {
@@ -589,14 +589,14 @@ static void commit(gl_upload *u, const char *location)
 	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
 			     rec, &err) < 0)
 		goto fail;
-	if (u->prev && gl_blob_release(e, u->prev, &err) < 0)
+	if (u->prev && gl_gc_release(e, u->prev, &err) < 0)
 		goto fail;
 	if (gl_events_emit(e->events, u->event, t->name, fresh, NULL, &err) < 0 ||
 	    gl_meta_commit(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 0;
 	u->placeholder = 0;
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	gl_info("blob %s/%s%s%s stored (%s): %lld bytes sha256 %s", u->id,
 		u->field, u->key ? "/" : "", u->key ? u->key : "", u->store,
 		(long long)u->tmp.size, u->h.sha256);
@@ -604,10 +604,10 @@ static void commit(gl_upload *u, const char *location)
 	json_decref(fresh);
 	fresh = NULL;
 	if (gl_meta_get(e->meta, t, u->id, &fresh, &err) == 0) {
-		args = gl_engine_blob_args(u->field, u->key, NULL);
-		if (gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
+		args = gl_core_blob_args(u->field, u->key, NULL);
+		if (gl_core_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
 				   fresh, args, NULL, &err) == 0)
-			af = gl_engine_output(e, u->ctx, u->tg.af.ts, t, fresh,
+			af = gl_core_output(e, u->ctx, u->tg.af.ts, t, fresh,
 					      &err);
 		json_decref(args);
 	}
@@ -693,7 +693,7 @@ static json_t *blob_info(const char *ct, int64_t size, const gl_digest_hex *h)
 			 "content_type", ct);
 }
 
-int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
+int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 		     gl_err *err)
 {
 	gl_engine *e = u->e;
@@ -720,7 +720,7 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 	if (gl_store_tmp_flush(&u->tmp, err) < 0)
 		goto fail;
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
-		json_t *af = gl_engine_output(e, u->ctx, u->tg.af.ts, t,
+		json_t *af = gl_core_output(e, u->ctx, u->tg.af.ts, t,
 					      u->tg.af.doc, err);
 		json_t *cj, *info;
 		/* S3 uploads keep only their first part on disk */
@@ -730,7 +730,7 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 
 		if (!af)
 			goto fail;
-		cj = gl_engine_ctx_json(u->ctx);
+		cj = gl_core_ctx_json(u->ctx);
 		info = blob_info(u->content_type, u->tmp.size, &u->h);
 		rc = gl_types_hook_upload(u->tg.af.ts, gl_ctx_lua(u->ctx), t, cj,
 					  af, u->field, u->key, info,

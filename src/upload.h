@@ -28,7 +28,7 @@
 typedef struct gl_engine gl_engine;
 typedef struct gl_upload gl_upload;
 
-gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
+gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
 				  const char *type, const char *id,
 				  const char *field, const char *key,
 				  int has_key, const char *content_type,
@@ -37,9 +37,9 @@ int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err);
 void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg);
 /* The Content-Type learnt after begin (a fetched location's). */
 void gl_upload_set_content_type(gl_upload *u, const char *content_type);
-typedef void (*gl_engine_done_fn)(void *arg, json_t *artifact,
+typedef void (*gl_upload_done_fn)(void *arg, json_t *artifact,
 				  const gl_err *err);
-int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
+int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 		     gl_err *err);
 void gl_upload_detach(gl_upload *u);
 void gl_upload_abort(gl_upload *u);

@@ -134,7 +134,7 @@ static int new_image(fx *f, char *id, size_t idlen)
 				 "container_format", "bare", "disk_format",
 				 "raw");
 	json_t *out = NULL;
-	int rc = gl_engine_create(f->e, &f->ctx, "images", body, &out, &f->err);
+	int rc = gl_art_create(f->e, &f->ctx, "images", body, &out, &f->err);
 
 	json_decref(body);
 	if (rc == 0)
@@ -150,7 +150,7 @@ static const char *status_of(fx *f, const char *id)
 	json_t *out = NULL;
 
 	st[0] = 0;
-	if (gl_engine_show(f->e, &f->ctx, "images", id, &out, &f->err) == 0)
+	if (gl_art_show(f->e, &f->ctx, "images", id, &out, &f->err) == 0)
 		snprintf(st, sizeof st, "%s",
 			 json_string_value(json_object_get(out, "status")));
 	json_decref(out);
@@ -172,7 +172,7 @@ UNIT_TEST(update_store_error_is_500)
 			  "/status", "value", "active");
 	arm(&f, 2); /* the first read is the load */
 	memset(&f.err, 0, sizeof f.err);
-	rc = gl_engine_update(f.e, &f.ctx, "images", id, patch, &out, &f.err);
+	rc = gl_art_update(f.e, &f.ctx, "images", id, patch, &out, &f.err);
 	arm(&f, 0);
 	CHECK_INT(rc, -1);
 	CHECK(out == NULL);
@@ -181,7 +181,7 @@ UNIT_TEST(update_store_error_is_500)
 	CHECK_STR(f.err.msg, "DBError: injected fault");
 	/* nothing changed; and the same patch then works */
 	CHECK_STR(status_of(&f, id), "drafted");
-	CHECK(gl_engine_update(f.e, &f.ctx, "images", id, patch, &out,
+	CHECK(gl_art_update(f.e, &f.ctx, "images", id, patch, &out,
 			    &f.err) == 0);
 	CHECK_STR(json_string_value(json_object_get(out, "status")), "active");
 	json_decref(out);
@@ -201,15 +201,15 @@ UNIT_TEST(delete_store_error_is_500)
 	CHECK(new_image(&f, id, sizeof id) == 0);
 	arm(&f, 2);
 	memset(&f.err, 0, sizeof f.err);
-	rc = gl_engine_delete(f.e, &f.ctx, "images", id, &f.err);
+	rc = gl_art_delete(f.e, &f.ctx, "images", id, &f.err);
 	arm(&f, 0);
 	CHECK_INT(rc, -1);
 	CHECK_INT(get_calls, 2);
 	CHECK_INT(f.err.status, 500);
 	CHECK_STR(f.err.msg, "DBError: injected fault");
 	CHECK_STR(status_of(&f, id), "drafted");
-	CHECK(gl_engine_delete(f.e, &f.ctx, "images", id, &f.err) == 0);
-	CHECK(gl_engine_show(f.e, &f.ctx, "images", id, &(json_t *){ NULL },
+	CHECK(gl_art_delete(f.e, &f.ctx, "images", id, &f.err) == 0);
+	CHECK(gl_art_show(f.e, &f.ctx, "images", id, &(json_t *){ NULL },
 			  &f.err) == -1);
 	CHECK_INT(f.err.status, 404);
 	fx_close(&f);
@@ -227,7 +227,7 @@ UNIT_TEST(load_store_error_is_500)
 	CHECK(new_image(&f, id, sizeof id) == 0);
 	arm(&f, 1);
 	memset(&f.err, 0, sizeof f.err);
-	rc = gl_engine_delete(f.e, &f.ctx, "images", id, &f.err);
+	rc = gl_art_delete(f.e, &f.ctx, "images", id, &f.err);
 	arm(&f, 0);
 	CHECK_INT(rc, -1);
 	CHECK_INT(f.err.status, 500);
