@@ -83,6 +83,18 @@ static void job_restore(gl_location_job *j)
 		 j->field, err.msg);
 }
 
+/* A registration nobody waits for any more: its fetch stops, its
+ * placeholder goes, nothing of it is kept. */
+static void job_drop(gl_location_job *j)
+{
+	if (j->fj)
+		gl_fetch_cancel(j->fj);
+	j->fj = NULL;
+	job_restore(j);
+	job_unlink(j->e, j);
+	job_free(j);
+}
+
 static void job_finish(gl_location_job *j, json_t *af, const gl_err *err)
 {
 	gl_upload_done_fn done = j->done;
@@ -597,12 +609,7 @@ void gl_location_cancel(gl_engine *e, void *arg)
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
 		if (j->arg != arg)
 			continue;
-		if (j->fj)
-			gl_fetch_cancel(j->fj);
-		j->fj = NULL;
-		job_restore(j);
-		job_unlink(e, j);
-		job_free(j);
+		job_drop(j);
 		return;
 	}
 }
@@ -707,13 +714,6 @@ void gl_location_heartbeat_all(gl_engine *e)
  * back. */
 void gl_location_free_all(gl_engine *e)
 {
-	while (e->jobs) {
-		gl_location_job *j = e->jobs;
-		if (j->fj)
-			gl_fetch_cancel(j->fj);
-		j->fj = NULL;
-		job_restore(j);
-		job_unlink(e, j);
-		job_free(j);
-	}
+	while (e->jobs)
+		job_drop(e->jobs);
 }

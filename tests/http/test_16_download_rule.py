@@ -9,39 +9,16 @@ which only the digests can tell."""
 import hashlib
 import os
 import subprocess
-import tempfile
 
 import pytest
 import requests
 
-from conftest import ADMIN, GLARED, USER1, needs_s3, objects_under, \
+from conftest import GLARED, USER1, needs_s3, objects_under, s3, \
     s3_options
 
 IM = "/artifacts/images"
 OCTETS = {"Content-Type": "application/octet-stream"}
 HOLD = 64 * 1024
-
-
-def s3_put(key, body):
-    """Overwrite an object of the test bucket (a signed PUT, as the
-    conftest's s3() signs its requests)."""
-    env = os.environ
-    with tempfile.NamedTemporaryFile("w", delete=False) as f:
-        f.write("machine 127.0.0.1 login %s password %s\n" %
-                (env["GLARED_S3_ACCESS_KEY"], env["GLARED_S3_SECRET_KEY"]))
-        netrc = f.name
-    try:
-        p = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X",
-             "PUT", "--data-binary", "@-", "--netrc-file", netrc,
-             "--aws-sigv4", "aws:amz:%s:s3" % env["GLARED_S3_REGION"], "-H",
-             "x-amz-content-sha256: UNSIGNED-PAYLOAD",
-             "%s/%s/%s" % (env["GLARED_S3_ENDPOINT"], env["GLARED_S3_BUCKET"],
-                           key)], input=body, capture_output=True,
-            timeout=30)
-        return p.stdout.decode()
-    finally:
-        os.unlink(netrc)
 
 
 def read_all(url, headers):
@@ -78,7 +55,7 @@ def changed_s3_blob(make_server):
                               {"X-Auth-Token": USER1})
     assert (st, whole) == (200, True) and got == body
     other = bytes(b ^ 0xFF for b in body)
-    assert s3_put(keys[0], other) in ("200", "201"), keys[0]
+    assert s3("/" + keys[0], "PUT", body=other) in ("200", "201"), keys[0]
     return s, aid, body, other
 
 

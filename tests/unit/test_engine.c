@@ -15,7 +15,6 @@
  */
 #include "unit.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,15 +62,6 @@ static void arm(fx *f, int n)
 		faulty_ops.get = faulty_get;
 	}
 	f->e->meta->ops = n ? &faulty_ops : real_ops;
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static gl_engine *fx_open(fx *f)
@@ -124,7 +114,7 @@ static void fx_close(fx *f)
 	gl_policy_free(f->pol);
 	gl_conf_free(f->conf);
 	if (f->dir[0])
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		unit_rm_tree(f->dir);
 }
 
 /* A drafted image that may be activated; its id into id. */
