@@ -952,11 +952,7 @@ int gl_art_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
 	in_tx = 1;
-	int gone = gl_meta_get(e->meta, af.type, id, &fresh, err);
-	if (gone > 0) /* gone meanwhile; a store error keeps its own */
-		gl_fail(err, 404, "ArtifactNotFound",
-			"Artifact with id=%s not found", id);
-	if (gone != 0)
+	if (gl_core_reread(e, af.type, id, "not found", &fresh, err) < 0)
 		goto out;
 	if (any_blob_saving(af.type, fresh)) {
 		gl_fail(err, 409, "Conflict",

@@ -89,6 +89,17 @@ int gl_core_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 	return 0;
 }
 
+int gl_core_reread(gl_engine *e, const gl_type *t, const char *id,
+		   const char *gone, json_t **doc, gl_err *err)
+{
+	int rc = gl_meta_get(e->meta, t, id, doc, err);
+
+	if (rc > 0)
+		gl_fail(err, 404, "ArtifactNotFound", "Artifact with id=%s %s",
+			id, gone);
+	return rc == 0 ? 0 : -1;
+}
+
 int gl_core_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, int rw, gl_af *af, gl_err *err)
 {

@@ -69,6 +69,13 @@ int gl_core_type(gl_engine *e, const char *name, gl_types **ts,
  * private artifacts; policy decides about public ones). */
 int gl_core_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, int rw, gl_af *af, gl_err *err);
+/* The artifact again, inside a write transaction or right after a commit:
+ * 0 with *doc, or -1 with err - a store failure as the store reported it,
+ * an artifact deleted meanwhile as 404 ArtifactNotFound "Artifact with
+ * id=ID GONE" (gone: "not found", "was deleted"). Never a -1 without an
+ * error, never a store failure taken for a missing artifact. */
+int gl_core_reread(gl_engine *e, const gl_type *t, const char *id,
+		   const char *gone, json_t **doc, gl_err *err);
 /* Policy check against an artifact (403 "Policy check for ..."). */
 int gl_core_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 		     const json_t *doc, gl_err *err);

@@ -206,11 +206,7 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 	if (gl_meta_begin(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 1;
-	int gone = gl_meta_get(e->meta, t, j->id, &fresh, &err);
-	if (gone > 0) /* gone meanwhile; a store error keeps its own */
-		gl_fail(&err, 404, "ArtifactNotFound",
-			"Artifact with id=%s was deleted", j->id);
-	if (gone != 0)
+	if (gl_core_reread(e, t, j->id, "was deleted", &fresh, &err) < 0)
 		goto fail;
 	cur = gl_blob_record(fresh, j->tg.f, j->key);
 	if (!cur || !gl_streq(gl_json_str(cur, "status"), "saving") ||
@@ -390,7 +386,6 @@ static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 {
 	gl_engine *e = j->e;
 	json_t *rec, *af = NULL, *args;
-	int gone;
 
 	rec = json_pack("{s:s, s:n, s:s?, s:s?, s:s?, s:b, s:n, s:s, s:s, "
 			"s:s}", "status", "active", "size", "md5",
@@ -410,11 +405,8 @@ static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 	*in_tx = 0;
 	json_decref(rec);
 	fresh = NULL;
-	gone = gl_meta_get(e->meta, j->tg.af.type, j->id, &fresh, err);
-	if (gone > 0) /* deleted right after the commit */
-		gl_fail(err, 404, "ArtifactNotFound",
-			"Artifact with id=%s was deleted", j->id);
-	if (gone != 0)
+	if (gl_core_reread(e, j->tg.af.type, j->id, "was deleted", &fresh,
+			   err) < 0)
 		return -1;
 	args = gl_core_blob_args(j->field, j->key, NULL);
 	if (gl_core_hook(e, j->tg.af.ts, j->tg.af.type,
@@ -512,7 +504,7 @@ int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 	json_t *fresh = NULL, *args;
 	const gl_type_conf *tc;
 	int64_t limit = -1;
-	int in_tx = 0, gone, rc;
+	int in_tx = 0, rc;
 
 	if (!j)
 		return gl_fail(err, 500, NULL, "out of memory");
@@ -562,11 +554,7 @@ int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto fail;
 	in_tx = 1;
-	gone = gl_meta_get(e->meta, j->tg.af.type, id, &fresh, err);
-	if (gone > 0) /* gone meanwhile; a store error keeps its own */
-		gl_fail(err, 404, "ArtifactNotFound",
-			"Artifact with id=%s not found", id);
-	if (gone != 0)
+	if (gl_core_reread(e, j->tg.af.type, id, "not found", &fresh, err) < 0)
 		goto fail;
 	if (gl_blob_record(fresh, j->tg.f, j->key)) {
 		gl_fail(err, 409, "Conflict",
@@ -654,11 +642,7 @@ int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 	    gl_meta_commit(e->meta, err) < 0)
 		goto out;
 	in_tx = 0;
-	int gone = gl_meta_get(e->meta, tg.af.type, id, &fresh, err);
-	if (gone > 0) /* deleted right after the commit */
-		gl_fail(err, 404, "ArtifactNotFound",
-			"Artifact with id=%s was deleted", id);
-	if (gone != 0)
+	if (gl_core_reread(e, tg.af.type, id, "was deleted", &fresh, err) < 0)
 		goto out;
 	*out = gl_core_output(e, ctx, tg.af.ts, tg.af.type, fresh, err);
 	rc = *out ? 0 : -1;

@@ -123,11 +123,8 @@ static int touch_record(gl_upload *u, const char *k1, json_t *v1,
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
-	int gone = gl_meta_get(e->meta, u->tg.af.type, u->id, &doc, err);
-	if (gone > 0)
-		gl_fail(err, 404, "ArtifactNotFound",
-			"Artifact with id=%s was deleted", u->id);
-	if (gone != 0)
+	if (gl_core_reread(e, u->tg.af.type, u->id, "was deleted", &doc,
+			   err) < 0)
 		goto rollback;
 	cur = gl_blob_record(doc, u->tg.f, u->key);
 	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
@@ -333,11 +330,7 @@ gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto fail;
 	in_tx = 1;
-	int gone = gl_meta_get(e->meta, u->tg.af.type, id, &fresh, err);
-	if (gone > 0) /* gone meanwhile; a store error keeps its own */
-		gl_fail(err, 404, "ArtifactNotFound",
-			"Artifact with id=%s not found", id);
-	if (gone != 0)
+	if (gl_core_reread(e, u->tg.af.type, id, "not found", &fresh, err) < 0)
 		goto fail;
 	if (gl_core_change_allowed(u->tg.af.type, fresh, field, err) < 0)
 		goto fail;
@@ -555,11 +548,7 @@ static void commit(gl_upload *u, const char *location)
 	if (gl_meta_begin(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 1;
-	int gone = gl_meta_get(e->meta, t, u->id, &fresh, &err);
-	if (gone > 0) /* gone meanwhile; a store error keeps its own */
-		gl_fail(&err, 404, "ArtifactNotFound",
-			"Artifact with id=%s was deleted", u->id);
-	if (gone != 0)
+	if (gl_core_reread(e, t, u->id, "was deleted", &fresh, &err) < 0)
 		goto fail;
 	cur = gl_blob_record(fresh, u->tg.f, u->key);
 	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
