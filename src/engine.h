@@ -1,11 +1,19 @@
-/* engine.h - artifact rules: lifecycle, visibility, immutability,
- * uniqueness, quotas, hooks; blob upload/download/location pipelines.
+/* engine.h - the engine: artifact rules (lifecycle, visibility,
+ * immutability, uniqueness, quotas, hooks) and the blob pipelines, seen
+ * from the layers above; its life cycle (engine.c) is declared here, each
+ * operation in its unit's header, all of which this one includes:
+ *   art.h       schemas, list, show, create, update, delete, scrub
+ *   quota.h     the quota API
+ *   upload.h    streaming uploads
+ *   download.h  downloads, the reader of outside bytes, re-verification
+ *   location.h  external and internal locations, deleting external blobs
+ * docs/architecture.md draws the units inside and their arrows.
  *
  * The engine is the only place that decides whether a change is allowed.
  * The HTTP API and the console both call it with a request context, so
  * there is no back door around validation or lifecycle. It owns the
- * worker's type runtime (ltype.c), metadata store (meta.h), blob store
- * (store.c) and fetcher (fetch.c).
+ * worker's type runtime (ltype.c), metadata store (meta.h), blob stores
+ * (store.c, s3.c) and fetcher (fetch.c).
  *
  * Every call returns 0 (or a documented positive value) on success and -1
  * with err filled (status, Glare exception name, message) on failure.
@@ -14,9 +22,6 @@
  */
 #ifndef GL_ENGINE_H
 #define GL_ENGINE_H
-
-#include <stdint.h>
-#include <sys/types.h>
 
 #include <event2/event.h>
 #include <jansson.h>
