@@ -25,18 +25,6 @@ enum {
 	GL_OP_IN = 1 << 6, GL_OP_LIKE = 1 << 7
 };
 
-/* hooks, as a bit set (which ones a type defines) */
-enum gl_hook {
-	GL_HOOK_PRE_CREATE, GL_HOOK_POST_CREATE, GL_HOOK_PRE_UPDATE,
-	GL_HOOK_POST_UPDATE, GL_HOOK_PRE_ACTIVATE, GL_HOOK_POST_ACTIVATE,
-	GL_HOOK_PRE_REACTIVATE, GL_HOOK_POST_REACTIVATE,
-	GL_HOOK_PRE_DEACTIVATE, GL_HOOK_POST_DEACTIVATE, GL_HOOK_PRE_PUBLISH,
-	GL_HOOK_POST_PUBLISH, GL_HOOK_PRE_UPLOAD, GL_HOOK_POST_UPLOAD,
-	GL_HOOK_PRE_ADD_LOCATION, GL_HOOK_POST_ADD_LOCATION,
-	GL_HOOK_PRE_DOWNLOAD, GL_HOOK_POST_DOWNLOAD, GL_HOOK_PRE_DELETE,
-	GL_HOOK_POST_DELETE, GL_HOOK_COUNT
-};
-
 typedef struct gl_field {
 	char *name;
 	gl_kind kind;
@@ -63,7 +51,7 @@ typedef struct gl_type {
 	char *version;
 	gl_field *fields;
 	int nfields;
-	unsigned hooks;        /* 1 << GL_HOOK_* */
+	unsigned hooks;        /* 1 << GL_HOOK_* (ltype.h) */
 	unsigned has_to_dict : 1, has_format_all : 1, is_all : 1;
 	int ref;               /* Lua registry ref of the compiled type */
 } gl_type;
