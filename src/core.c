@@ -142,7 +142,7 @@ fail:
 	return -1;
 }
 
-/* What the last check of an external blob found (blob.c's record_verify
+/* What the last check of an external blob found (download.c's record_verify
  * writes it, with the verify_* event of the same outcome), in the shape
  * docs/types.md documents; nothing before the first check. */
 static void blob_verification(json_t *o, const json_t *blob)

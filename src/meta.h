@@ -128,7 +128,7 @@ int gl_meta_gc_pop(gl_meta *m, const char *store, const char *location,
 		   gl_err *err);
 
 /* The cleanup queue: work that must get done even if it fails at first,
- * retried with backoff by whichever node runs maintenance (blob.c) until
+ * retried with backoff by whichever node runs maintenance (maint.c) until
  * it succeeds. An entry is (kind, target, arg): "s3_abort" (target the S3
  * key, arg the multipart upload id) or "s3_delete" (target the S3 key, arg
  * ""). next_at (microseconds): not tried before then.
