@@ -207,7 +207,8 @@ static int set_field(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		return -1;
 	}
 	if (json_is_null(c) && !is_base(name)) {
-		/* unset custom field: reads show the default (spec §2.3) */
+		/* unset custom field: reads show the default
+		 * (docs/glare-contract.md "Field types and coercion") */
 		json_object_del(doc, name);
 		json_decref(c);
 	} else {
@@ -565,7 +566,8 @@ static int any_blob_saving(const gl_type *t, const json_t *doc)
 	return 0;
 }
 
-/* Fields that must be set before activation (spec §3.1). A folder's
+/* Fields that must be set before activation (docs/glare-contract.md
+ * "Status machine"). A folder's
  * default {} counts as set, as in Glare. */
 static int missing_required(const gl_type *t, const json_t *doc, char *buf,
 			    size_t len)

@@ -306,7 +306,8 @@ int gl_core_json_ok(gl_engine *e, const json_t *v, const char *what,
 	return gl_jlimits_check(v, &lim, what, err);
 }
 
-/* The change rules (spec §3.3) for an artifact going from status before
+/* The change rules (docs/glare-contract.md "Change rules") for an artifact
+ * going from status before
  * to status after in one request: a field may change when the artifact
  * ends drafted or active, an immutable one only while it was drafted (set
  * and activate in one PATCH). */

@@ -95,8 +95,8 @@ json_t *gl_core_blob_output(const gl_type *t, const char *id,
  * limits of the configuration, no U+0000 in it (400 otherwise). */
 int gl_core_json_ok(gl_engine *e, const json_t *v, const char *what,
 		      gl_err *err);
-/* Change rules of spec §3.3 for a field (400 unknown, 403 frozen/system/
- * immutable). */
+/* The change rules for a field (400 unknown, 403 frozen/system/immutable;
+ * docs/glare-contract.md "Change rules"). */
 int gl_core_change_allowed(const gl_type *t, const json_t *doc,
 			     const char *field, gl_err *err);
 /* The arguments of a blob hook: [field, key or null] plus extra (if not

@@ -66,7 +66,7 @@ static void arm(fx *f, int n)
 
 static gl_engine *fx_open(fx *f)
 {
-	char cwd[512], msg[256];
+	char cwd[512];
 	FILE *fp;
 
 	memset(f, 0, sizeof *f);
@@ -90,11 +90,9 @@ static gl_engine *fx_open(fx *f)
 		"filesystem_store_datadir = %s/blobs\n",
 		cwd, cwd, f->dir, f->dir);
 	fclose(fp);
-	f->conf = gl_conf_load(f->conf_path, msg, sizeof msg);
-	if (!f->conf) {
-		snprintf(f->err.msg, sizeof f->err.msg, "%s", msg);
+	f->conf = gl_conf_load(f->conf_path, &f->err);
+	if (!f->conf)
 		return NULL;
-	}
 	f->pol = gl_policy_new();
 	f->base = event_base_new();
 	f->e = gl_engine_new(f->conf, f->pol, f->base, &f->err);

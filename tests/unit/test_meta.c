@@ -37,9 +37,9 @@ typedef struct fx {
 } fx;
 
 /* sqlite is always there */
-static int fx_skip(void)
+static const char *fx_skip(void)
 {
-	return 0;
+	return NULL;
 }
 
 /* A store in a fresh temp dir, at a path whose parent does not exist yet. */
