@@ -179,6 +179,10 @@ static int hold_reply(gl_api_req *ar, int status, char *body,
 	rc = gl_engine_when_durable(ar->app->engine, release_reply, ar);
 	if (rc == 0)
 		return 0;
+	/* an answer given before the body was taken (a refusal) waits too:
+	 * the body stays unread until it goes, not judged "not handled" */
+	if (rc > 0)
+		gl_http_body_hold(ar->http);
 	ar->held_status = status;
 	ar->held_body = body;
 	ar->held_ctype = ct;

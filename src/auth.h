@@ -33,33 +33,10 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "ctx.h"
 #include "err.h"
 #include "http.h"
-#include "ltype.h"
 #include "policy.h"
-
-typedef struct gl_ctx {
-	char *user_id;
-	char *user_name;
-	char *user_domain_id;
-	char *project_id;        /* owner of what the caller creates */
-	char *project_name;
-	char *project_domain_id;
-	char **roles;
-	size_t nroles;
-	int is_admin;
-	int read_only;
-	int anonymous;
-	char request_id[48];
-	gl_lreq lua;          /* what the request has spent in Lua */
-} gl_ctx;
-
-/* The request's Lua account. Accounting is not part of who is calling, so
- * it is kept up to date through a const context (contexts are never const
- * objects). */
-gl_lreq *gl_ctx_lua(const gl_ctx *ctx);
-/* Start a new account (the console: one per command). */
-void gl_ctx_lua_reset(gl_ctx *ctx);
 
 typedef struct gl_auth gl_auth;
 typedef struct gl_auth_wait gl_auth_wait;
@@ -88,11 +65,5 @@ const char *gl_auth_challenge(const gl_auth *a);
 /* Start-up: shout when a flavor that believes what clients say about
  * themselves listens beyond loopback. Returns 1 if it warned. */
 int gl_auth_warn_exposure(const gl_conf *conf, const char *host);
-
-/* An admin context for internal work (scrubber, console). */
-void gl_ctx_admin(gl_ctx *ctx, const char *who);
-void gl_ctx_free(gl_ctx *ctx);
-/* Borrowing view for policy checks. */
-void gl_ctx_creds(const gl_ctx *ctx, gl_creds *out);
 
 #endif

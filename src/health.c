@@ -1,7 +1,8 @@
 /* health.c - checks of the engine's parts (see health.h). */
 #include "health.h"
 #include "auth.h"
-#include "engine_priv.h"
+#include "core.h"
+#include "engine.h"
 #include "log.h"
 #include "ltype.h"
 #include "meta.h"

@@ -151,7 +151,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	w.http = gl_http_server_new(w.app.base, &lim, gl_api_dispatch,
 				    gl_api_http_error, &w.app);
 	if (w.http)
-		gl_http_server_on_complete(w.http, gl_access_complete, &w.app);
+		gl_http_server_on_complete(w.http, gl_access_complete, conf);
 	if (!w.http ||
 	    gl_http_server_listen(w.http, host, port, reuse, &err)) {
 		gl_error("%s", w.http ? err.msg : "out of memory");
