@@ -855,16 +855,8 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			goto out;
 		}
 	}
-	rc = gl_meta_put(e->meta, t, doc, &vk, 0, err);
-	if (rc != 0) {
-		if (rc > 0)
-			gl_fail(err, 409, "Conflict",
-				"Artifact %s was changed by a concurrent "
-				"request", id);
-		rc = -1;
+	if (gl_meta_put(e->meta, t, doc, &vk, 0, err) < 0)
 		goto out;
-	}
-	rc = -1;
 	/* Glare's notifications: update, then each lifecycle action */
 	if (gl_events_emit(e->events, "update", t->name, doc, NULL, err) < 0)
 		goto out;

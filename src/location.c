@@ -144,7 +144,8 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 		job_finish(j, NULL, err);
 		return;
 	}
-	if (gl_meta_get(j->e->meta, j->tg.af.type, j->id, &fresh, &e2) == 0) {
+	if (gl_core_reread(j->e, j->tg.af.type, j->id, "was deleted", &fresh,
+			   &e2) == 0) {
 		args = gl_core_blob_args(j->field, j->key, NULL);
 		if (gl_core_hook(j->e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
@@ -236,7 +237,7 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 		j->key ? j->key : "", (long long)res->size, got[2]);
 	json_decref(fresh);
 	fresh = NULL;
-	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) == 0) {
+	if (gl_core_reread(e, t, j->id, "was deleted", &fresh, &err) == 0) {
 		args = gl_core_blob_args(j->field, j->key, NULL);
 		if (gl_core_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
 				   j->ctx, fresh, args, NULL, &err) == 0)

@@ -89,7 +89,13 @@ int gl_meta_get(gl_meta *m, const gl_type *type, const char *id,
 int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af,
 		const gl_vkey *vk, int insert, gl_err *err)
 {
-	return m->ops->put(m, type, af, vk, insert, err);
+	int rc = m->ops->put(m, type, af, vk, insert, err);
+
+	if (rc > 0)
+		return gl_fail(err, 409, "Conflict",
+			       "Artifact %s was changed by a concurrent request",
+			       json_string_value(json_object_get(af, "id")));
+	return rc;
 }
 
 int gl_meta_delete(gl_meta *m, const char *id, gl_err *err)

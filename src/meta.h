@@ -68,9 +68,9 @@ int gl_meta_get(gl_meta *m, const gl_type *type, const char *id,
 		json_t **af, gl_err *err);
 
 /* Write the artifact's row, tags and property rows (not its blobs).
- * insert: a new row (id must be unused). Otherwise the row is replaced only
- * if its revision still equals af.revision; 1 is returned if it changed
- * meanwhile (the engine answers 409). The stored revision becomes
+ * insert: a new row (id must be unused, else 409 Conflict). Otherwise the
+ * row is replaced only if its revision still equals af.revision, else 409
+ * Conflict (changed or deleted meanwhile). The stored revision becomes
  * af.revision + 1 (the caller's object is updated). 0 ok, -1 error. */
 int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af,
 		const gl_vkey *vk, int insert, gl_err *err);

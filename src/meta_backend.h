@@ -5,7 +5,9 @@
  * header), so meta.c can reach the ops table of any store through the one
  * opaque gl_meta pointer, and each backend converts the pointer back to its
  * own struct. Every op has exactly the semantics documented for the
- * gl_meta_* function of the same name in meta.h; meta.c only dispatches.
+ * gl_meta_* function of the same name in meta.h; meta.c only dispatches,
+ * except put: a backend returns 1 when the revision check matched no row,
+ * and meta.c turns that into the 409 the interface promises (one message).
  *
  * Backends: meta_sqlite.c (sqlite:// and bare paths), meta_pg.c
  * (postgresql:// and postgres://). What they have in common (row shaping,

@@ -592,7 +592,7 @@ static void commit(gl_upload *u, const char *location)
 
 	json_decref(fresh);
 	fresh = NULL;
-	if (gl_meta_get(e->meta, t, u->id, &fresh, &err) == 0) {
+	if (gl_core_reread(e, t, u->id, "was deleted", &fresh, &err) == 0) {
 		args = gl_core_blob_args(u->field, u->key, NULL);
 		if (gl_core_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
 				   fresh, args, NULL, &err) == 0)
@@ -695,12 +695,9 @@ int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 	 * anything is stored (commit checks again under the lock) */
 	if (u->tg.f->same_sha256) {
 		json_t *fresh = NULL;
-		int rc = gl_meta_get(e->meta, t, u->id, &fresh, err);
+		int rc = gl_core_reread(e, t, u->id, "was deleted", &fresh, err);
 		if (rc == 0)
 			rc = gl_blob_same_sha_ok(&u->tg, fresh, u->h.sha256, err);
-		else if (rc > 0)
-			rc = gl_fail(err, 404, "ArtifactNotFound",
-				     "Artifact with id=%s was deleted", u->id);
 		json_decref(fresh);
 		if (rc < 0)
 			goto fail;

@@ -2,9 +2,10 @@
  * the middle of an operation.
  *
  * A real engine (the stock images type, sqlite in a temp dir) runs every
- * step against the real store; only the store's artifact read is wrapped:
- * the wrapper passes each call through to the sqlite backend, except the
- * one armed call, which fails as a database error does (500 DBError).
+ * step against the real store; only the store's artifact read and write
+ * are wrapped: the wrapper passes each call through to the sqlite backend,
+ * except the one armed call, which fails as a database error does (500
+ * DBError), or (put_race) is preceded by a real write of the same row.
  * sqlite offers no way to make one read inside a write transaction fail on
  * demand (a lock fails the BEGIN before it, a read-only file only the
  * writes after it), hence the wrapper; nothing else is replaced.
@@ -39,7 +40,9 @@ typedef struct fx {
 
 static const struct gl_meta_ops *real_ops;
 static struct gl_meta_ops faulty_ops;
-static int get_calls, fail_at;
+static int get_calls, fail_at, put_mode;
+
+enum { PUT_PASS, PUT_FAIL, PUT_RACE };
 
 static int faulty_get(gl_meta *m, const gl_type *type, const char *id,
 		      json_t **af, gl_err *err)
@@ -47,6 +50,21 @@ static int faulty_get(gl_meta *m, const gl_type *type, const char *id,
 	if (++get_calls == fail_at)
 		return gl_fail(err, 500, NULL, "DBError: injected fault");
 	return real_ops->get(m, type, id, af, err);
+}
+
+static int faulty_put(gl_meta *m, const gl_type *type, json_t *af,
+		      const gl_vkey *vk, int insert, gl_err *err)
+{
+	const char *id = json_string_value(json_object_get(af, "id"));
+
+	if (put_mode == PUT_FAIL)
+		return gl_fail(err, 500, NULL, "DBError: injected fault");
+	/* another writer got there first: the row's revision moves on */
+	if (put_mode == PUT_RACE &&
+	    real_ops->set_status(m, id, json_string_value(json_object_get(
+					      af, "status")), err) < 0)
+		return -1;
+	return real_ops->put(m, type, af, vk, insert, err);
 }
 
 /* Fail the n-th artifact read from now on (0: none; get_calls keeps the
@@ -60,8 +78,15 @@ static void arm(fx *f, int n)
 		real_ops = f->e->meta->ops;
 		faulty_ops = *real_ops;
 		faulty_ops.get = faulty_get;
+		faulty_ops.put = faulty_put;
 	}
-	f->e->meta->ops = n ? &faulty_ops : real_ops;
+	f->e->meta->ops = n || put_mode ? &faulty_ops : real_ops;
+}
+
+static void arm_put(fx *f, int mode)
+{
+	put_mode = mode;
+	arm(f, 0);
 }
 
 static gl_engine *fx_open(fx *f)
@@ -223,7 +248,66 @@ UNIT_TEST(load_store_error_is_500)
 	fx_close(&f);
 }
 
+/* The artifact write failing is the store's error, not the 409 a
+ * concurrent change gets. */
+UNIT_TEST(put_store_error_is_500)
+{
+	fx f;
+	char id[64];
+	json_t *patch, *out = NULL;
+	int rc;
+
+	CHECK(fx_open(&f));
+	CHECK(new_image(&f, id, sizeof id) == 0);
+	patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path",
+			  "/description", "value", "d");
+	arm_put(&f, PUT_FAIL);
+	memset(&f.err, 0, sizeof f.err);
+	rc = gl_art_update(f.e, &f.ctx, "images", id, patch, &out, &f.err);
+	arm_put(&f, PUT_PASS);
+	CHECK_INT(rc, -1);
+	CHECK(out == NULL);
+	CHECK_INT(f.err.status, 500);
+	CHECK_STR(f.err.msg, "DBError: injected fault");
+	CHECK(gl_art_update(f.e, &f.ctx, "images", id, patch, &out,
+			    &f.err) == 0);
+	CHECK_STR(json_string_value(json_object_get(out, "description")), "d");
+	json_decref(out);
+	json_decref(patch);
+	fx_close(&f);
+}
+
+/* A row changed between the read and the write is the 409 of the
+ * revision check, with its message. */
+UNIT_TEST(put_revision_race_is_409)
+{
+	fx f;
+	char id[64], want[160];
+	json_t *patch, *out = NULL;
+	int rc;
+
+	CHECK(fx_open(&f));
+	CHECK(new_image(&f, id, sizeof id) == 0);
+	patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path",
+			  "/description", "value", "d");
+	arm_put(&f, PUT_RACE);
+	memset(&f.err, 0, sizeof f.err);
+	rc = gl_art_update(f.e, &f.ctx, "images", id, patch, &out, &f.err);
+	arm_put(&f, PUT_PASS);
+	CHECK_INT(rc, -1);
+	CHECK(out == NULL);
+	CHECK_INT(f.err.status, 409);
+	CHECK_STR(f.err.type, "Conflict");
+	snprintf(want, sizeof want,
+		 "Artifact %s was changed by a concurrent request", id);
+	CHECK_STR(f.err.msg, want);
+	json_decref(patch);
+	fx_close(&f);
+}
+
 UNIT_SUITE(engine,
 	UNIT_CASE(update_store_error_is_500),
 	UNIT_CASE(delete_store_error_is_500),
-	UNIT_CASE(load_store_error_is_500));
+	UNIT_CASE(load_store_error_is_500),
+	UNIT_CASE(put_store_error_is_500),
+	UNIT_CASE(put_revision_race_is_409));
