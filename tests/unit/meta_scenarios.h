@@ -518,7 +518,9 @@ UNIT_TEST(put_revision_conflict)
 
 	/* a writer that read revision 1 loses */
 	set(stale, "int1", json_integer(3));
-	CHECK(put(f.m, &T, stale, 0, &f.err) == 1);
+	CHECK(put(f.m, &T, stale, 0, &f.err) == -1);
+	CHECK_INT(f.err.status, 409);
+	CHECK_STR(f.err.type, "Conflict");
 	CHECK_INT(json_integer_value(json_object_get(stale, "revision")), 1);
 	CHECK(gl_meta_get(f.m, &T, "c1", &got, &f.err) == 0);
 	CHECK_INT(json_integer_value(json_object_get(got, "int1")), 2);
