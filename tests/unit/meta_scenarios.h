@@ -542,7 +542,8 @@ UNIT_TEST(put_revision_conflict)
 
 	/* set_status bumps the revision too */
 	CHECK(gl_meta_set_status(f.m, "c1", "active", &f.err) == 0);
-	CHECK(put(f.m, &T, af, 0, &f.err) == 1);
+	CHECK(put(f.m, &T, af, 0, &f.err) == -1);
+	CHECK_INT(f.err.status, 409);
 	CHECK(gl_meta_set_status(f.m, "zz", "active", &f.err) == -1);
 	CHECK_INT(f.err.status, 404);
 	json_decref(af);
