@@ -67,7 +67,7 @@ static int dir_empty_or_absent(const char *path)
  * consistent snapshot even while the server writes (one step holds one
  * read transaction from the first page to the last). */
 static int db_copy(const char *from, const char *to, int readonly_src,
-		   char *why, size_t wl)
+		   gl_err *err)
 {
 	sqlite3 *src = NULL, *dst = NULL;
 	sqlite3_backup *b;
@@ -76,7 +76,7 @@ static int db_copy(const char *from, const char *to, int readonly_src,
 	rc = sqlite3_open_v2(from, &src, readonly_src ? SQLITE_OPEN_READONLY
 				       : SQLITE_OPEN_READWRITE, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(why, wl, "open %s: %s", from,
+		gl_fail(err, 500, NULL, "open %s: %s", from,
 			 src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
 		goto out;
 	}
@@ -84,14 +84,14 @@ static int db_copy(const char *from, const char *to, int readonly_src,
 	rc = sqlite3_open_v2(to, &dst, SQLITE_OPEN_READWRITE |
 			     SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(why, wl, "open %s: %s", to,
+		gl_fail(err, 500, NULL, "open %s: %s", to,
 			 dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
 		goto out;
 	}
 	sqlite3_busy_timeout(dst, 10000);
 	b = sqlite3_backup_init(dst, "main", src, "main");
 	if (!b) {
-		snprintf(why, wl, "backup %s: %s", to, sqlite3_errmsg(dst));
+		gl_fail(err, 500, NULL, "backup %s: %s", to, sqlite3_errmsg(dst));
 		rc = SQLITE_ERROR;
 		goto out;
 	}
@@ -103,7 +103,7 @@ static int db_copy(const char *from, const char *to, int readonly_src,
 	}
 	sqlite3_backup_finish(b);
 	if (rc != SQLITE_DONE) {
-		snprintf(why, wl, "copy %s to %s: %s", from, to,
+		gl_fail(err, 500, NULL, "copy %s to %s: %s", from, to,
 			 sqlite3_errmsg(dst));
 		goto out;
 	}
@@ -116,9 +116,9 @@ out:
 
 /* Copy a stored object, checking on the way that its bytes still hash to
  * its name (a backup of damaged data is worse than none). 0 ok, 1 the
- * source is gone, -1 failed (why). */
+ * source is gone, -1 failed (err). */
 static int copy_object(const char *from, const char *to, const char *sha,
-		       int64_t *bytes, char *why, size_t wl)
+		       int64_t *bytes, gl_err *err)
 {
 	char tmp[PATH_MAX + 8], buf[1 << 16];
 	int in, out, rc = -1;
@@ -130,13 +130,13 @@ static int copy_object(const char *from, const char *to, const char *sha,
 	if (in < 0) {
 		if (errno == ENOENT)
 			return 1;
-		snprintf(why, wl, "open %s: %s", from, strerror(errno));
+		gl_fail(err, 500, NULL, "open %s: %s", from, strerror(errno));
 		return -1;
 	}
 	snprintf(tmp, sizeof tmp, "%s.part", to);
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (out < 0) {
-		snprintf(why, wl, "create %s: %s", tmp, strerror(errno));
+		gl_fail(err, 500, NULL, "create %s: %s", tmp, strerror(errno));
 		close(in);
 		return -1;
 	}
@@ -144,23 +144,23 @@ static int copy_object(const char *from, const char *to, const char *sha,
 	while ((n = read(in, buf, sizeof buf)) > 0) {
 		gl_digest_update(dg, buf, (size_t)n);
 		if (write(out, buf, (size_t)n) != n) {
-			snprintf(why, wl, "write %s: %s", tmp, strerror(errno));
+			gl_fail(err, 500, NULL, "write %s: %s", tmp, strerror(errno));
 			goto done;
 		}
 		*bytes += n;
 	}
 	if (n < 0) {
-		snprintf(why, wl, "read %s: %s", from, strerror(errno));
+		gl_fail(err, 500, NULL, "read %s: %s", from, strerror(errno));
 		goto done;
 	}
 	gl_digest_final(dg, &hex);
 	if (sha && strcmp(hex.sha256, sha) != 0) {
-		snprintf(why, wl, "%s: content hashes to %s, not its name", from,
+		gl_fail(err, 500, NULL, "%s: content hashes to %s, not its name", from,
 			 hex.sha256);
 		goto done;
 	}
 	if (fsync(out) < 0 || rename(tmp, to) < 0) {
-		snprintf(why, wl, "finish %s: %s", to, strerror(errno));
+		gl_fail(err, 500, NULL, "finish %s: %s", to, strerror(errno));
 		goto done;
 	}
 	rc = 0;
@@ -181,7 +181,7 @@ static void object_path(char *out, size_t len, const char *root,
 
 /* Every local object the database at path references; counts of blobs
  * kept elsewhere (S3) into *remote. */
-static json_t *referenced(const char *path, int *remote, char *why, size_t wl)
+static json_t *referenced(const char *path, int *remote, gl_err *err)
 {
 	static const char q[] =
 		"SELECT location FROM blobs WHERE store IN " FILE_STORES
@@ -197,7 +197,7 @@ static json_t *referenced(const char *path, int *remote, char *why, size_t wl)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
 		    SQLITE_OK ||
 	    sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
-		snprintf(why, wl, "read %s: %s", path, sqlite3_errmsg(db));
+		gl_fail(err, 500, NULL, "read %s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
 	out = json_array();
@@ -205,7 +205,7 @@ static json_t *referenced(const char *path, int *remote, char *why, size_t wl)
 		json_array_append_new(out, json_string((const char *)
 				      sqlite3_column_text(st, 0)));
 	if (rc != SQLITE_DONE) {
-		snprintf(why, wl, "read %s: %s", path, sqlite3_errmsg(db));
+		gl_fail(err, 500, NULL, "read %s: %s", path, sqlite3_errmsg(db));
 		json_decref(out);
 		out = NULL;
 		goto out;
@@ -223,9 +223,9 @@ out:
 }
 
 /* Copy the objects of list from root `from` to root `to`. Returns the
- * number missing at the source, or -1 (why). */
+ * number missing at the source, or -1 (err). */
 static int copy_objects(const json_t *list, const char *from, const char *to,
-			int64_t *bytes, int *copied, char *why, size_t wl)
+			int64_t *bytes, int *copied, gl_err *err)
 {
 	size_t i;
 	json_t *v;
@@ -245,10 +245,10 @@ static int copy_objects(const json_t *list, const char *from, const char *to,
 			continue; /* content-addressed: same name, same bytes */
 		snprintf(dir, sizeof dir, "%s/objects/%.2s", to, sha);
 		if (mkdirs(dir) < 0) {
-			snprintf(why, wl, "mkdir %s: %s", dir, strerror(errno));
+			gl_fail(err, 500, NULL, "mkdir %s: %s", dir, strerror(errno));
 			return -1;
 		}
-		rc = copy_object(src, dst, sha, bytes, why, wl);
+		rc = copy_object(src, dst, sha, bytes, err);
 		if (rc < 0)
 			return -1;
 		if (rc == 1) {
@@ -283,7 +283,7 @@ static int write_manifest(const char *dest, const gl_conf *conf, int objects,
 
 int gl_backup(gl_conf *conf, const char *dest)
 {
-	char why[PATH_MAX + 256], db_dst[PATH_MAX], blobs[PATH_MAX];
+	char db_dst[PATH_MAX], blobs[PATH_MAX];
 	gl_err err = { 0 };
 	char *db_src;
 	int rc = 1;
@@ -328,27 +328,26 @@ int gl_backup(gl_conf *conf, const char *dest)
 		json_t *list;
 
 		unlink(db_dst);
-		if (db_copy(db_src, db_dst, 1, why, sizeof why) < 0)
+		if (db_copy(db_src, db_dst, 1, &err) < 0)
 			break;
-		list = referenced(db_dst, &remote, why, sizeof why);
+		list = referenced(db_dst, &remote, &err);
 		if (!list)
 			break;
 		missing = copy_objects(list, conf->filesystem_store_datadir,
-				       blobs, &bytes, &copied, why,
-				       sizeof why);
+				       blobs, &bytes, &copied, &err);
 		if (missing < 0) {
 			json_decref(list);
 			break;
 		}
 		if (missing > 0) {
 			json_decref(list);
-			snprintf(why, sizeof why, "%d referenced object(s) "
+			gl_fail(&err, 500, NULL, "%d referenced object(s) "
 				 "kept disappearing from the store", missing);
 			continue;
 		}
 		if (write_manifest(dest, conf, (int)json_array_size(list),
 				   bytes, remote) < 0) {
-			snprintf(why, sizeof why, "cannot write %s/MANIFEST.json",
+			gl_fail(&err, 500, NULL, "cannot write %s/MANIFEST.json",
 				 dest);
 			json_decref(list);
 			break;
@@ -360,19 +359,18 @@ int gl_backup(gl_conf *conf, const char *dest)
 			printf("note: %d blob(s) live in S3 and are not in this "
 			       "backup (see docs/operations.md)\n", remote);
 		json_decref(list);
-		why[0] = '\0';
 		rc = 0;
 		break;
 	}
 	if (rc)
-		fprintf(stderr, "glared backup: %s\n", why);
+		fprintf(stderr, "glared backup: %s\n", err.msg);
 	free(db_src);
 	return rc;
 }
 
 int gl_restore(gl_conf *conf, const char *src, int force)
 {
-	char why[PATH_MAX + 256], db_src[PATH_MAX], blobs[PATH_MAX];
+	char db_src[PATH_MAX], blobs[PATH_MAX];
 	char manifest[PATH_MAX];
 	gl_err err = { 0 };
 	json_t *list;
@@ -405,20 +403,20 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 		free(db_dst);
 		return 1;
 	}
-	list = referenced(db_src, &remote, why, sizeof why);
+	list = referenced(db_src, &remote, &err);
 	if (!list)
 		goto out;
 	/* objects first: the database must never name an absent object */
 	if (mkdirs(conf->filesystem_store_datadir) < 0) {
-		snprintf(why, sizeof why, "mkdir %s: %s",
+		gl_fail(&err, 500, NULL, "mkdir %s: %s",
 			 conf->filesystem_store_datadir, strerror(errno));
 		goto out;
 	}
 	missing = copy_objects(list, blobs, conf->filesystem_store_datadir,
-			       &bytes, &copied, why, sizeof why);
+			       &bytes, &copied, &err);
 	if (missing != 0) {
 		if (missing > 0)
-			snprintf(why, sizeof why, "%d object(s) missing from the "
+			gl_fail(&err, 500, NULL, "%d object(s) missing from the "
 				 "backup", missing);
 		goto out;
 	}
@@ -427,7 +425,7 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 		if (slash && slash != db_dst) {
 			*slash = '\0';
 			if (mkdirs(db_dst) < 0) {
-				snprintf(why, sizeof why, "mkdir %s: %s", db_dst,
+				gl_fail(&err, 500, NULL, "mkdir %s: %s", db_dst,
 					 strerror(errno));
 				*slash = '/';
 				goto out;
@@ -435,14 +433,14 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 			*slash = '/';
 		}
 	}
-	if (db_copy(db_src, db_dst, 1, why, sizeof why) < 0)
+	if (db_copy(db_src, db_dst, 1, &err) < 0)
 		goto out;
 	printf("restored %s into %s: %zu object(s), %lld byte(s) copied\n",
 	       src, db_dst, json_array_size(list), (long long)bytes);
 	rc = 0;
 out:
 	if (rc)
-		fprintf(stderr, "glared restore: %s\n", why);
+		fprintf(stderr, "glared restore: %s\n", err.msg);
 	json_decref(list);
 	free(db_dst);
 	return rc;
