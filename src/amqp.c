@@ -384,21 +384,21 @@ static void reply_why(amqp_rpc_reply_t r, char *out, size_t n)
 	snprintf(out, n, "unknown reply");
 }
 
-static int rpc_ok(gl_amqp *a, const char *what, char *why, size_t n)
+/* The broker's reply to the last RPC: 0 ok, -1 refused (err). */
+static int rpc_check(gl_amqp *a, const char *what, gl_err *err)
 {
 	amqp_rpc_reply_t r = amqp_get_rpc_reply(a->conn);
 	char tmp[200];
 
 	if (r.reply_type == AMQP_RESPONSE_NORMAL)
-		return 1;
+		return 0;
 	reply_why(r, tmp, sizeof tmp);
-	snprintf(why, n, "%s: %s", what, tmp);
-	return 0;
+	return gl_fail(err, 503, NULL, "%s: %s", what, tmp);
 }
 
 /* Connect to the next host, log in, open the channel in confirm mode,
  * declare what oslo.messaging's notifier declares. */
-static int connect_one(gl_amqp *a, char *why, size_t n)
+static int connect_one(gl_amqp *a, gl_err *err)
 {
 	const gl_amqp_host *h = &a->c.hosts[a->host_idx++ % a->c.nhosts];
 	struct timeval tv = { a->c.connect_timeout, 0 };
@@ -410,19 +410,19 @@ static int connect_one(gl_amqp *a, char *why, size_t n)
 
 	a->conn = amqp_new_connection();
 	if (!a->conn) {
-		snprintf(why, n, "out of memory");
+		gl_fail(err, 503, NULL, "out of memory");
 		return -1;
 	}
 	amqp_set_handshake_timeout(a->conn, &tv);
 	amqp_set_rpc_timeout(a->conn, &tv);
 	sock = amqp_tcp_socket_new(a->conn);
 	if (!sock) {
-		snprintf(why, n, "out of memory");
+		gl_fail(err, 503, NULL, "out of memory");
 		goto fail;
 	}
 	rc = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
 	if (rc != AMQP_STATUS_OK) {
-		snprintf(why, n, "cannot connect to %s:%d: %s", h->host,
+		gl_fail(err, 503, NULL, "cannot connect to %s:%d: %s", h->host,
 			 h->port, amqp_error_string2(rc));
 		goto fail;
 	}
@@ -431,29 +431,29 @@ static int connect_one(gl_amqp *a, char *why, size_t n)
 		       h->pass);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		reply_why(r, tmp, sizeof tmp);
-		snprintf(why, n, "logging in to %s:%d as %s: %s", h->host,
+		gl_fail(err, 503, NULL, "logging in to %s:%d as %s: %s", h->host,
 			 h->port, h->user, tmp);
 		goto fail;
 	}
 	amqp_channel_open(a->conn, CHANNEL);
-	if (!rpc_ok(a, "opening a channel", why, n))
+	if (rpc_check(a, "opening a channel", err) < 0)
 		goto fail;
 	amqp_confirm_select(a->conn, CHANNEL);
-	if (!rpc_ok(a, "confirm.select", why, n))
+	if (rpc_check(a, "confirm.select", err) < 0)
 		goto fail;
 	amqp_exchange_declare(a->conn, CHANNEL, ex, amqp_cstring_bytes("topic"),
 			      0, a->c.durable, a->c.auto_delete, 0,
 			      amqp_empty_table);
-	if (!rpc_ok(a, "declaring the exchange", why, n))
+	if (rpc_check(a, "declaring the exchange", err) < 0)
 		goto fail;
 	for (int i = 0; i < a->c.nkeys; i++) {
 		amqp_bytes_t k = amqp_cstring_bytes(a->c.keys[i]);
 		amqp_queue_declare(a->conn, CHANNEL, k, 0, a->c.durable, 0,
 				   a->c.auto_delete, amqp_empty_table);
-		if (!rpc_ok(a, "declaring a queue", why, n))
+		if (rpc_check(a, "declaring a queue", err) < 0)
 			goto fail;
 		amqp_queue_bind(a->conn, CHANNEL, k, ex, k, amqp_empty_table);
-		if (!rpc_ok(a, "binding a queue", why, n))
+		if (rpc_check(a, "binding a queue", err) < 0)
 			goto fail;
 	}
 	a->next_tag = 1; /* confirm.select numbers from 1 on the channel */
@@ -466,7 +466,7 @@ fail:
 	return -1;
 }
 
-static int publish(gl_amqp *a, msg *m, char *why, size_t n)
+static int publish(gl_amqp *a, msg *m, gl_err *err)
 {
 	amqp_basic_properties_t props;
 
@@ -491,7 +491,7 @@ static int publish(gl_amqp *a, msg *m, char *why, size_t n)
 				amqp_cstring_bytes(a->c.keys[k]), 0, 0, &props,
 				amqp_cstring_bytes(m->bodies[b]));
 			if (rc != AMQP_STATUS_OK) {
-				snprintf(why, n, "publishing: %s",
+				gl_fail(err, 503, NULL, "publishing: %s",
 					 amqp_error_string2(rc));
 				return -1;
 			}
@@ -508,7 +508,7 @@ static int publish(gl_amqp *a, msg *m, char *why, size_t n)
 }
 
 /* Frames the broker sent: confirms, or the end of the connection. */
-static int read_frames(gl_amqp *a, char *why, size_t n)
+static int read_frames(gl_amqp *a, gl_err *err)
 {
 	for (;;) {
 		amqp_frame_t f;
@@ -518,7 +518,7 @@ static int read_frames(gl_amqp *a, char *why, size_t n)
 		if (rc == AMQP_STATUS_TIMEOUT)
 			return 0;
 		if (rc != AMQP_STATUS_OK) {
-			snprintf(why, n, "%s", amqp_error_string2(rc));
+			gl_fail(err, 503, NULL, "%s", amqp_error_string2(rc));
 			return -1;
 		}
 		if (f.frame_type != AMQP_FRAME_METHOD)
@@ -536,14 +536,14 @@ static int read_frames(gl_amqp *a, char *why, size_t n)
 		}
 		case AMQP_CHANNEL_CLOSE_METHOD: {
 			amqp_channel_close_t *c = f.payload.method.decoded;
-			snprintf(why, n, "channel closed by the broker: %d %.*s",
+			gl_fail(err, 503, NULL, "channel closed by the broker: %d %.*s",
 				 c->reply_code, (int)c->reply_text.len,
 				 (const char *)c->reply_text.bytes);
 			return -1;
 		}
 		case AMQP_CONNECTION_CLOSE_METHOD: {
 			amqp_connection_close_t *c = f.payload.method.decoded;
-			snprintf(why, n, "connection closed by the broker: %d "
+			gl_fail(err, 503, NULL, "connection closed by the broker: %d "
 				 "%.*s", c->reply_code, (int)c->reply_text.len,
 				 (const char *)c->reply_text.bytes);
 			return -1;
@@ -593,15 +593,15 @@ static void *run(void *arg)
 	gl_amqp *a = arg;
 	int backoff = BACKOFF_MIN_MS;
 	int tick = a->c.heartbeat > 0 && a->c.heartbeat < 2 ? 500 : 1000;
-	char why[512];
+	gl_err err;
 
 	while (!stopping(a)) {
 		msg *in;
 
 		if (!a->conn) {
-			if (connect_one(a, why, sizeof why) < 0) {
+			if (connect_one(a, &err) < 0) {
 				warn_rate(a, "notifications: RabbitMQ "
-					  "unreachable: %s; retrying", why);
+					  "unreachable: %s; retrying", err.msg);
 				wait_io(a, backoff);
 				/* exponential, with jitter so that many
 				 * workers do not reconnect in lockstep */
@@ -636,8 +636,8 @@ static void *run(void *arg)
 				m->failed = 1;
 				snprintf(m->why, sizeof m->why, "connection lost");
 				finish(a, m);
-			} else if (publish(a, m, why, sizeof why) < 0) {
-				drop(a, why); /* m failed with the others */
+			} else if (publish(a, m, &err) < 0) {
+				drop(a, err.msg); /* m failed with the others */
 			} else if (m->pending == 0) {
 				finish(a, m); /* nothing to publish */
 			}
@@ -645,8 +645,8 @@ static void *run(void *arg)
 		if (!a->conn)
 			continue;
 		wait_io(a, tick);
-		if (read_frames(a, why, sizeof why) < 0) {
-			drop(a, why);
+		if (read_frames(a, &err) < 0) {
+			drop(a, err.msg);
 			continue;
 		}
 		/* a confirm that does not come means a dead connection */
