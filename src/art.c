@@ -141,11 +141,11 @@ static int check_link(gl_engine *e, const gl_ctx *ctx, const char *field,
 	char type[256];
 
 	if (s && !strncasecmp(s, "http", 4)) {
-		char why[128];
-		if (gl_url_check(s, json_string_length(v), why, sizeof why) < 0)
+		gl_err why;
+		if (gl_url_check(s, json_string_length(v), &why) < 0)
 			return gl_fail(err, 400, "BadRequest",
 				       "Field '%s': link %.200s: %s", field, s,
-				       why);
+				       why.msg);
 		return 0;
 	}
 	if (!s || strncmp(s, "/artifacts/", 11) != 0)

@@ -66,14 +66,14 @@ static const char *header_safe(const char *s)
 static int usable_url(gl_download *dl, const char *url, const char *field,
 		      gl_err *err)
 {
-	char why[128];
+	gl_err why;
 
 	if (!url)
 		url = "";
-	if (gl_url_check(url, strlen(url), why, sizeof why) < 0)
+	if (gl_url_check(url, strlen(url), &why) < 0)
 		return gl_fail(err, 409, "Conflict",
 			       "The recorded URL of blob '%s' is not usable "
-			       "(%s); set the location again", field, why);
+			       "(%s); set the location again", field, why.msg);
 	if (!(dl->url = strdup(url)))
 		return gl_fail(err, 500, NULL, "out of memory");
 	return 0;
@@ -793,6 +793,7 @@ int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 		gl_download rec;
 		json_t *sz = json_object_get(b, "size");
 		char why[1200];
+		gl_err uerr;
 		verify_seen vs = { .status = "ok", .size = -1 };
 
 		if (!url || !gl_streq(gl_json_str(b, "status"), "active"))
@@ -824,7 +825,8 @@ int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 			fo.if_modified_since = gl_json_str(b, "last_modified");
 		}
 		why[0] = '\0';
-		if (gl_url_check(url, strlen(url), why, sizeof why) < 0) {
+		if (gl_url_check(url, strlen(url), &uerr) < 0) {
+			snprintf(why, sizeof why, "%s", uerr.msg);
 			memset(&res, 0, sizeof res); /* a record from before */
 		} else {
 			gl_fetch_sync(e->conf, url, &fo, &res);

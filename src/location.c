@@ -329,7 +329,7 @@ static int loc_body(gl_engine *e, const json_t *body, gl_location_job *j,
  * stored, redirected-to or fetched URL passes. */
 static int loc_url_ok(const char *url, int internal, gl_err *err)
 {
-	char why[256];
+	gl_err why;
 
 	if (internal) {
 		if (scheme_in(url, restricted_schemes))
@@ -348,9 +348,9 @@ static int loc_url_ok(const char *url, int internal, gl_err *err)
 			       "External locations must be http or https "
 			       "URLs: %.200s", url);
 	}
-	if (gl_url_check(url, strlen(url), why, sizeof why) < 0)
+	if (gl_url_check(url, strlen(url), &why) < 0)
 		return gl_fail(err, 400, "BadRequest",
-			       "Invalid location URL: %s", why);
+			       "Invalid location URL: %s", why.msg);
 	return 0;
 }
 

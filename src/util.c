@@ -337,42 +337,38 @@ int gl_hex_valid(const char *s, size_t len, size_t want)
 	return 1;
 }
 
-int gl_url_check(const char *url, size_t len, char *why, size_t whylen)
+int gl_url_check(const char *url, size_t len, gl_err *err)
 {
 	const char *host;
 	size_t i;
 
-	if (len == 0) {
-		snprintf(why, whylen, "the URL is empty");
-		return -1;
-	}
-	if (len > GL_URL_MAX) {
-		snprintf(why, whylen, "the URL is longer than %d characters",
-			 GL_URL_MAX);
-		return -1;
-	}
+	if (len == 0)
+		return gl_fail(err, 400, "BadRequest", "the URL is empty");
+	if (len > GL_URL_MAX)
+		return gl_fail(err, 400, "BadRequest",
+			       "the URL is longer than %d characters",
+			       GL_URL_MAX);
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)url[i];
-		if (c <= 0x20 || c >= 0x7f) {
-			snprintf(why, whylen, "the URL has a %s at byte %zu: "
-				 "percent-encode it",
-				 c == ' ' ? "space" : c < 0x20 || c == 0x7f
-				 ? "control character" : "non-ASCII byte", i);
-			return -1;
-		}
+		if (c <= 0x20 || c >= 0x7f)
+			return gl_fail(err, 400, "BadRequest",
+				       "the URL has a %s at byte %zu: "
+				       "percent-encode it",
+				       c == ' ' ? "space"
+				       : c < 0x20 || c == 0x7f
+					       ? "control character"
+					       : "non-ASCII byte",
+				       i);
 	}
 	if (!strncasecmp(url, "http://", 7))
 		host = url + 7;
 	else if (!strncasecmp(url, "https://", 8))
 		host = url + 8;
-	else {
-		snprintf(why, whylen, "only http and https URLs are allowed");
-		return -1;
-	}
-	if (!*host || *host == '/' || *host == '?' || *host == '#') {
-		snprintf(why, whylen, "the URL has no host");
-		return -1;
-	}
+	else
+		return gl_fail(err, 400, "BadRequest",
+			       "only http and https URLs are allowed");
+	if (!*host || *host == '/' || *host == '?' || *host == '#')
+		return gl_fail(err, 400, "BadRequest", "the URL has no host");
 	return 0;
 }
 

@@ -58,9 +58,9 @@ int gl_hex_valid(const char *s, size_t len, size_t want);
 /* A URL glared may store, redirect to or fetch: 1..GL_URL_MAX bytes of
  * printable ASCII (no space, no control character: it ends up in a
  * Location header), http:// or https:// and a host. 0, or -1 with the
- * reason in why. */
+ * reason in err (400 BadRequest; callers say which URL). */
 #define GL_URL_MAX 2048
-int gl_url_check(const char *url, size_t len, char *why, size_t whylen);
+int gl_url_check(const char *url, size_t len, gl_err *err);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
 

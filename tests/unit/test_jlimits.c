@@ -194,27 +194,28 @@ UNIT_TEST(utf8_repair)
 
 UNIT_TEST(checksums_and_urls)
 {
-	char why[128];
+	gl_err uerr;
 
 	CHECK(gl_hex_valid("0123456789abcdefABCDEF0123456789", 32, 32));
 	CHECK(!gl_hex_valid("zz", 2, 32));
 	CHECK(!gl_hex_valid("0123456789abcdef0123456789abcdeg", 32, 32));
 	CHECK(!gl_hex_valid("0123456789abcdef0123456789abcdef0", 33, 32));
-#define URL_OK(u) (gl_url_check(u, strlen(u), why, sizeof why) == 0)
+#define URL_OK(u) (gl_url_check(u, strlen(u), &uerr) == 0)
 	CHECK(URL_OK("http://example.com/a?b=c#d"));
 	CHECK(URL_OK("HTTPS://example.com"));
 	CHECK(!URL_OK("ftp://example.com/x"));
 	CHECK(!URL_OK("http://"));
 	CHECK(!URL_OK("http:///path"));
 	CHECK(!URL_OK("http://example.com/a b"));
-	CHECK(strstr(why, "space"));
+	CHECK(strstr(uerr.msg, "space"));
 	CHECK(!URL_OK("http://example.com/a\r\nSet-Cookie: x"));
-	CHECK(strstr(why, "control character"));
+	CHECK(strstr(uerr.msg, "control character"));
 	CHECK(!URL_OK("http://example.com/\t"));
 	CHECK(!URL_OK("http://example.com/\x7f"));
 	CHECK(!URL_OK("http://ex\xc3\xa9.com/"));
 	CHECK(!URL_OK(""));
-	CHECK(gl_url_check("http://a/\0b", 11, why, sizeof why) < 0);
+	CHECK(gl_url_check("http://a/\0b", 11, &uerr) < 0);
+	CHECK_INT(uerr.status, 400);
 	{
 		char u[GL_URL_MAX + 2];
 		memset(u, 'a', sizeof u - 1);
@@ -224,7 +225,7 @@ UNIT_TEST(checksums_and_urls)
 		u[GL_URL_MAX] = 'a';
 		u[GL_URL_MAX + 1] = '\0';
 		CHECK(!URL_OK(u));
-		CHECK(strstr(why, "longer than"));
+		CHECK(strstr(uerr.msg, "longer than"));
 	}
 #undef URL_OK
 }
