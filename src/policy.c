@@ -92,35 +92,6 @@ static char *xstrdup(const char *s)
 	return xstrndup(s, strlen(s));
 }
 
-__attribute__((format(printf, 1, 0)))
-static char *vfmt(const char *f, va_list ap)
-{
-	va_list ap2;
-	int n;
-	char *s;
-
-	va_copy(ap2, ap);
-	n = vsnprintf(NULL, 0, f, ap2);
-	va_end(ap2);
-	if (n < 0)
-		oom();
-	s = xmalloc((size_t)n + 1);
-	vsnprintf(s, (size_t)n + 1, f, ap);
-	return s;
-}
-
-__attribute__((format(printf, 1, 2)))
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	s = vfmt(f, ap);
-	va_end(ap);
-	return s;
-}
-
 /* A growable byte string, for YAML scalars and %(key)s expansion. */
 struct sbuf {
 	char *s;
@@ -274,7 +245,8 @@ struct parser {
 	size_t slen;
 	struct tok *toks;
 	size_t ntoks, pos;
-	char *msg; /* the first error; malloc'ed */
+	gl_err *err; /* the first error */
+	int failed;
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -282,10 +254,11 @@ static void perr(struct parser *ps, const char *f, ...)
 {
 	va_list ap;
 
-	if (ps->msg)
+	if (ps->failed)
 		return;
+	ps->failed = 1;
 	va_start(ap, f);
-	ps->msg = vfmt(f, ap);
+	gl_vfail(ps->err, 500, NULL, f, ap);
 	va_end(ap);
 }
 
@@ -633,10 +606,10 @@ static struct node *parse_or(struct parser *ps, int nest)
 }
 
 /* Parses oslo text syntax (no list syntax). Returns the tree, or NULL with
- * *msg set to a bare message (no rule name). */
-static struct node *parse_expr(const char *text, char **msg)
+ * err holding a bare message (no rule name). */
+static struct node *parse_expr(const char *text, gl_err *err)
 {
-	struct parser ps = { .s = text, .slen = strlen(text) };
+	struct parser ps = { .s = text, .slen = strlen(text), .err = err };
 	size_t b = 0, e = ps.slen;
 	struct node *n = NULL;
 
@@ -660,25 +633,24 @@ static struct node *parse_expr(const char *text, char **msg)
 		}
 	}
 	free(ps.toks);
-	if (!n)
-		*msg = ps.msg ? ps.msg : xstrdup("invalid rule");
-	else
-		free(ps.msg);
+	if (!n && !ps.failed)
+		gl_fail(err, 500, NULL, "invalid rule");
 	return n;
 }
 
 /* The legacy syntax: a list of lists of rule strings = OR of ANDs. As in
  * oslo, [] allows, an inner bare string is a one-item list, empty inner
  * lists are skipped, and nothing left means deny. */
-static struct node *parse_list(const char *name, const json_t *arr, char **msg)
+static struct node *parse_list(const char *name, const json_t *arr,
+			       gl_err *err)
 {
 	struct node *or, *and, *k;
 	const json_t *inner, *item;
 	size_t i, j, nitems;
-	char *m;
+	gl_err m;
 
 	if (!json_is_array(arr)) {
-		*msg = fmt("policy rule '%s': expected a list", name);
+		gl_fail(err, 500, NULL, "policy rule '%s': expected a list", name);
 		return NULL;
 	}
 	if (json_array_size(arr) == 0)
@@ -688,7 +660,7 @@ static struct node *parse_list(const char *name, const json_t *arr, char **msg)
 		if (json_is_array(inner) && json_array_size(inner) == 0)
 			continue;
 		if (!json_is_array(inner) && !json_is_string(inner)) {
-			*msg = fmt("policy rule '%s': list item [%zu] must be "
+			gl_fail(err, 500, NULL, "policy rule '%s': list item [%zu] must be "
 				   "a string or a list of strings", name, i);
 			goto fail;
 		}
@@ -699,16 +671,15 @@ static struct node *parse_list(const char *name, const json_t *arr, char **msg)
 			item = json_is_array(inner) ? json_array_get(inner, j) :
 						      inner;
 			if (!json_is_string(item)) {
-				*msg = fmt("policy rule '%s': list item "
+				gl_fail(err, 500, NULL, "policy rule '%s': list item "
 					   "[%zu][%zu] must be a string",
 					   name, i, j);
 				goto fail;
 			}
 			k = parse_expr(json_string_value(item), &m);
 			if (!k) {
-				*msg = fmt("policy rule '%s': list item "
-					   "[%zu][%zu]: %s", name, i, j, m);
-				free(m);
+				gl_fail(err, 500, NULL, "policy rule '%s': list "
+					"item [%zu][%zu]: %s", name, i, j, m.msg);
 				goto fail;
 			}
 			node_add(and, k);
@@ -727,33 +698,32 @@ fail:
 
 /* Parses one rule's text: oslo syntax, or the list syntax when the text is
  * a JSON array (no text rule can start with '['). On error returns NULL
- * with *msg = "policy rule '<name>': ...". */
-static struct node *parse_rule(const char *name, const char *text, char **msg)
+ * with err = "policy rule '<name>': ...". */
+static struct node *parse_rule(const char *name, const char *text,
+			       gl_err *err)
 {
 	const char *t = text ? text : "";
 	struct node *n;
 	json_error_t je;
 	json_t *arr;
-	char *m;
+	gl_err m;
 
 	while (is_space((unsigned char)*t))
 		t++;
 	if (*t == '[') {
 		arr = json_loads(t, 0, &je);
 		if (!arr) {
-			*msg = fmt("policy rule '%s': invalid list syntax: %s",
+			gl_fail(err, 500, NULL, "policy rule '%s': invalid list syntax: %s",
 				   name, je.text);
 			return NULL;
 		}
-		n = parse_list(name, arr, msg);
+		n = parse_list(name, arr, err);
 		json_decref(arr);
 		return n;
 	}
 	n = parse_expr(text ? text : "", &m);
-	if (!n) {
-		*msg = fmt("policy rule '%s': %s", name, m);
-		free(m);
-	}
+	if (!n)
+		gl_fail(err, 500, NULL, "policy rule '%s': %s", name, m.msg);
 	return n;
 }
 
@@ -891,12 +861,12 @@ gl_policy *gl_policy_new(void)
 	gl_policy *p = xcalloc(1, sizeof *p);
 
 	for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
-		char *msg = NULL;
+		gl_err err;
 		struct node *n = parse_rule(defaults[i].name, defaults[i].rule,
-					    &msg);
+					    &err);
 
 		if (!n) { /* a bug in the table above, not a runtime case */
-			fprintf(stderr, "glared: default %s\n", msg);
+			fprintf(stderr, "glared: default %s\n", err.msg);
 			abort();
 		}
 		rule_put(p, xstrdup(defaults[i].name), n);
@@ -916,26 +886,16 @@ void gl_policy_free(gl_policy *p)
 	free(p);
 }
 
-/* The parsers build their first error as a malloc'ed message; it goes out
- * as a gl_err (taking msg). */
-static int set_err(gl_err *err, char *msg)
-{
-	gl_fail(err, 500, NULL, "%s", msg);
-	free(msg);
-	return -1;
-}
-
 int gl_policy_set_rule(gl_policy *p, const char *name, const char *rule,
 		       gl_err *err)
 {
 	struct node *n;
-	char *msg = NULL;
 
 	if (!name || !*name)
 		return gl_fail(err, 500, NULL, "policy rule name is empty");
-	n = parse_rule(name, rule, &msg);
+	n = parse_rule(name, rule, err);
 	if (!n)
-		return set_err(err, msg);
+		return -1;
 	rule_put(p, xstrdup(name), n);
 	return 0;
 }
@@ -1193,7 +1153,7 @@ static void stage_apply(gl_policy *p, struct stage *st)
 }
 
 static int read_file(const char *path, char **out, size_t *outlen,
-		     char **msg)
+		     gl_err *err)
 {
 	FILE *f = fopen(path, "rb");
 	struct sbuf b = { 0 };
@@ -1201,19 +1161,19 @@ static int read_file(const char *path, char **out, size_t *outlen,
 	size_t got;
 
 	if (!f) {
-		*msg = fmt("%s: %s", path, strerror(errno));
+		gl_fail(err, 500, NULL, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
 		if (b.len + got > POL_MAX_FILE) {
-			*msg = fmt("%s: policy file larger than %u bytes",
+			gl_fail(err, 500, NULL, "%s: policy file larger than %u bytes",
 				   path, POL_MAX_FILE);
 			goto fail;
 		}
 		sb_putn(&b, chunk, got);
 	}
 	if (ferror(f)) {
-		*msg = fmt("%s: read error: %s", path, strerror(errno));
+		gl_fail(err, 500, NULL, "%s: read error: %s", path, strerror(errno));
 		goto fail;
 	}
 	fclose(f);
@@ -1227,27 +1187,27 @@ fail:
 }
 
 static int load_json(const char *path, const char *buf, size_t len,
-		     struct stage *st, char **msg)
+		     struct stage *st, gl_err *err)
 {
 	json_error_t je;
 	json_t *doc = json_loadb(buf, len, 0, &je), *val;
 	const char *key;
 	struct node *n;
-	char *m;
+	gl_err m;
 
 	if (!doc) {
-		*msg = fmt("%s:%d:%d: invalid JSON: %s", path, je.line,
+		gl_fail(err, 500, NULL, "%s:%d:%d: invalid JSON: %s", path, je.line,
 			   je.column, je.text);
 		return -1;
 	}
 	if (!json_is_object(doc)) {
-		*msg = fmt("%s: policy file must be a JSON object", path);
+		gl_fail(err, 500, NULL, "%s: policy file must be a JSON object", path);
 		goto fail;
 	}
 	json_object_foreach(doc, key, val) {
-		m = NULL;
+		m.msg[0] = '\0';
 		if (!*key) {
-			*msg = fmt("%s: policy rule name is empty", path);
+			gl_fail(err, 500, NULL, "%s: policy rule name is empty", path);
 			goto fail;
 		}
 		if (json_is_string(val))
@@ -1256,12 +1216,11 @@ static int load_json(const char *path, const char *buf, size_t len,
 			n = parse_list(key, val, &m);
 		else
 			n = NULL;
-		if (!n && !m)
-			m = fmt("policy rule '%s': value must be a string or "
-				"a list", key);
+		if (!n && !m.msg[0])
+			gl_fail(&m, 500, NULL, "policy rule '%s': value must "
+				"be a string or a list", key);
 		if (!n) {
-			*msg = fmt("%s: %s", path, m);
-			free(m);
+			gl_fail(err, 500, NULL, "%s: %s", path, m.msg);
 			goto fail;
 		}
 		stage_add(st, xstrdup(key), n);
@@ -1283,21 +1242,19 @@ struct yaml {
 	const char *s, *path;
 	size_t len, pos; /* pos: always at the start of a line between rules */
 	unsigned line;
-	char *msg;
+	gl_err *err;
 };
 
 __attribute__((format(printf, 3, 4)))
 static int yerr(struct yaml *y, unsigned line, const char *f, ...)
 {
 	va_list ap;
-	char *m;
+	char m[sizeof y->err->msg];
 
 	va_start(ap, f);
-	m = vfmt(f, ap);
+	vsnprintf(m, sizeof m, f, ap);
 	va_end(ap);
-	y->msg = fmt("%s:%u: %s", y->path, line, m);
-	free(m);
-	return -1;
+	return gl_fail(y->err, 500, NULL, "%s:%u: %s", y->path, line, m);
 }
 
 /* End of the line starting at i: the '\n' or the end of the buffer. */
@@ -1469,16 +1426,18 @@ static int yaml_value(struct yaml *y, size_t i, struct sbuf *out)
 }
 
 static int load_yaml(const char *path, const char *buf, size_t len,
-		     struct stage *st, char **msg)
+		     struct stage *st, gl_err *err)
 {
-	struct yaml y = { .s = buf, .path = path, .len = len, .line = 1 };
+	struct yaml y = { .s = buf, .path = path, .len = len, .line = 1,
+			  .err = err };
 	struct sbuf key = { 0 }, val = { 0 };
 
 	while (y.pos < y.len) {
 		size_t i = y.pos, e = content_end(&y, i), k, e2;
 		unsigned kline = y.line;
 		struct node *n;
-		char *name, *text, *m;
+		char *name, *text;
+		gl_err m;
 
 		while (i < e && is_blank(buf[i]))
 			i++;
@@ -1547,8 +1506,7 @@ static int load_yaml(const char *path, const char *buf, size_t len,
 		n = parse_rule(name, text, &m);
 		free(text);
 		if (!n) {
-			yerr(&y, kline, "%s", m);
-			free(m);
+			yerr(&y, kline, "%s", m.msg);
 			free(name);
 			goto fail;
 		}
@@ -1558,21 +1516,21 @@ static int load_yaml(const char *path, const char *buf, size_t len,
 fail:
 	free(key.s);
 	free(val.s);
-	*msg = y.msg;
 	return -1;
 }
 
 int gl_policy_load_file(gl_policy *p, const char *path, gl_err *err)
 {
 	struct stage st = { 0 };
-	char *buf = NULL, *msg = NULL;
+	char *buf = NULL;
 	size_t len = 0, bom = 0, i;
 	int rc = -1;
 
-	if (read_file(path, &buf, &len, &msg))
+	if (read_file(path, &buf, &len, err))
 		goto done;
 	if (memchr(buf, '\0', len)) {
-		msg = fmt("%s: policy file contains a NUL byte", path);
+		gl_fail(err, 500, NULL, "%s: policy file contains a NUL byte",
+			path);
 		goto done;
 	}
 	if (len >= 3 && !memcmp(buf, "\xef\xbb\xbf", 3))
@@ -1580,15 +1538,13 @@ int gl_policy_load_file(gl_policy *p, const char *path, gl_err *err)
 	for (i = bom; i < len && is_space((unsigned char)buf[i]); i++)
 		;
 	if (i < len && buf[i] == '{')
-		rc = load_json(path, buf + bom, len - bom, &st, &msg);
+		rc = load_json(path, buf + bom, len - bom, &st, err);
 	else
-		rc = load_yaml(path, buf + bom, len - bom, &st, &msg);
+		rc = load_yaml(path, buf + bom, len - bom, &st, err);
 	if (rc == 0)
 		stage_apply(p, &st);
 done:
 	stage_free(&st);
 	free(buf);
-	if (rc)
-		set_err(err, msg);
 	return rc;
 }
