@@ -11,7 +11,7 @@
  * [artifact_type:<name>] sections keep their standard options typed and
  * every key also as a raw string, for the options a type file declares.
  *
- * Used by main.c and every layer that needs settings. Uses jansson (raw
+ * Used by cli.c and every layer that needs settings. Uses jansson (raw
  * per-type options) and log.c.
  */
 #ifndef GL_CONF_H

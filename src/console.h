@@ -3,9 +3,10 @@
  * front end (console_front.c).
  *
  * One gl_console is one Lua state with the full standard library plus the
- * glare table (docs/console.md). Every glare.* call goes through the engine
- * (gl_engine_*) with an admin context, so the same rules apply as for HTTP
- * requests. Two homes:
+ * glare table (docs/console.md). Every glare.* call goes through the
+ * engine's operations (gl_art_*, gl_upload_*, gl_download_*,
+ * gl_location_*, gl_quota_*) with an admin context, so the same rules apply
+ * as for HTTP requests. Two homes:
  *  - direct: `glared console` builds its own engine on the configured
  *    database and stores and runs the REPL, -e chunks or a script;
  *  - server: admin.c gives each admin-socket session its own gl_console
@@ -14,8 +15,9 @@
  *    event loop (locations, external fetches) yield the running coroutine
  *    instead of spinning a nested loop.
  *
- * Used by tools.c (direct mode) and admin.c (server mode). Uses engine.c,
- * fetch.c, digest.c, Lua 5.4, jansson, libevent and libedit.
+ * Used by tools.c (direct mode) and admin.c (server mode). Uses engine.h
+ * (and the operation headers it brings), status.h, ljson.h, Lua 5.4,
+ * jansson, libevent and libedit.
  */
 #ifndef GL_CONSOLE_H
 #define GL_CONSOLE_H

@@ -6,7 +6,7 @@
  * request to S3, a call into the Lua state) and reports
  * {"class": PART, "reason": "OK" | what failed, "details": ...}.
  *
- * Used by api.c and tools.c. Uses engine internals, meta.h, store.h,
+ * Used by api.c and cli.c. Uses core.h (engine internals), meta.h, store.h,
  * s3.h, ltype.h.
  */
 #ifndef GL_HEALTH_H

@@ -15,7 +15,7 @@
  *     sort keys, keyset pagination); the backend supplies the value
  *     comparisons and the few spellings that differ (gl_msql_dialect).
  *
- * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail).
+ * Uses jansson, util.c (memory, strings, time), err.c (gl_fail).
  */
 #ifndef GL_META_SQL_H
 #define GL_META_SQL_H

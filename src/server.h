@@ -6,7 +6,7 @@
  * forwards signals (TERM/INT stop, HUP reloads types) and restarts a worker
  * that dies unexpectedly.
  *
- * Used by main.c. Uses libevent, http.c, api.c, engine.c, conf.c.
+ * Used by cli.c. Uses libevent, http.c, api.c, engine.c, conf.c.
  */
 #ifndef GL_SERVER_H
 #define GL_SERVER_H
