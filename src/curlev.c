@@ -10,6 +10,7 @@
 #include "curlev.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 /* One watched socket; curl keeps the pointer (curl_multi_assign). */
@@ -42,6 +43,37 @@ CURLcode gl_curl_global_init(void)
 {
 	pthread_once(&curl_once, curl_init_once);
 	return curl_init_rc;
+}
+
+int gl_curl_init(gl_err *err)
+{
+	CURLcode rc = gl_curl_global_init();
+
+	if (rc != CURLE_OK)
+		return gl_fail(err, 500, NULL, "cannot initialise libcurl: %s",
+			       curl_easy_strerror(rc));
+	return 0;
+}
+
+void gl_curl_url_host(const char *url, const char *dflt, char *out,
+		      size_t len)
+{
+	char *host = NULL, *port = NULL;
+	CURLU *u;
+
+	snprintf(out, len, "%s", dflt);
+	if (!url || !(u = curl_url()))
+		return;
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+			snprintf(out, len, "%s:%s", host, port);
+		else
+			snprintf(out, len, "%s", host);
+	}
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
 }
 
 static void kick(gl_curlev *ev)

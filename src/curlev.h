@@ -28,7 +28,7 @@
  *
  * Used by fetch.c (external blobs) and s3.c (the S3 client); each keeps its
  * own policy (queueing, retries, SSRF guard, signing) and its own lists.
- * Uses libcurl and libevent.
+ * Uses libcurl, libevent and err.h.
  */
 #ifndef GL_CURLEV_H
 #define GL_CURLEV_H
@@ -37,6 +37,8 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+
+#include "err.h"
 
 typedef struct gl_curlev gl_curlev;
 
@@ -79,6 +81,13 @@ typedef struct gl_curlev_xfer {
 
 /* curl_global_init, once per process, thread-safe; its result. */
 CURLcode gl_curl_global_init(void);
+/* The same as 0, or -1 with "cannot initialise libcurl: ..." in err. */
+int gl_curl_init(gl_err *err);
+
+/* "host" or "host:port" of url into out, for messages: never the whole
+ * URL, which may carry credentials; dflt if url is NULL or unparsable. */
+void gl_curl_url_host(const char *url, const char *dflt, char *out,
+		      size_t len);
 
 /* NULL if out of memory or curl could not be initialised. ops must outlive
  * the driver; arg goes to turn and idle. */

@@ -512,23 +512,10 @@ static void start_queued(void *arg)
  * whole URL, which may carry credentials. */
 static void current_host(gl_fetch_job *j, char *out, size_t len)
 {
-	char *url = NULL, *host = NULL, *port = NULL;
-	CURLU *u;
+	char *url = NULL;
 
-	snprintf(out, len, "the remote host");
 	curl_easy_getinfo(j->easy, CURLINFO_EFFECTIVE_URL, &url);
-	if (!url || !(u = curl_url()))
-		return;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
-			snprintf(out, len, "%s:%s", host, port);
-		else
-			snprintf(out, len, "%s", host);
-	}
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
+	gl_curl_url_host(url, "the remote host", out, len);
 }
 
 static void url_scheme(gl_fetch_job *j, char *out, size_t len)
@@ -849,13 +836,9 @@ gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 		       gl_err *err)
 {
 	gl_fetch *f;
-	CURLcode rc = gl_curl_global_init();
 
-	if (rc != CURLE_OK) {
-		gl_fail(err, 500, NULL, "cannot initialise libcurl: %s",
-			curl_easy_strerror(rc));
+	if (gl_curl_init(err) < 0)
 		return NULL;
-	}
 	f = calloc(1, sizeof *f);
 	if (!f) {
 		gl_fail(err, 500, NULL, "out of memory");

@@ -869,26 +869,6 @@ static void req_reset(s3_req *r)
 
 /* ---- outcome of one attempt --- */
 
-static void host_of(s3_req *r, char *out, size_t len)
-{
-	char *host = NULL, *port = NULL;
-	CURLU *u = curl_url();
-
-	snprintf(out, len, "the S3 endpoint");
-	if (!u)
-		return;
-	if (curl_url_set(u, CURLUPART_URL, r->s->endpoint, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
-			snprintf(out, len, "%s:%s", host, port);
-		else
-			snprintf(out, len, "%s", host);
-	}
-	curl_free(host);
-	curl_free(port);
-	curl_url_cleanup(u);
-}
-
 /* 0 if the attempt succeeded; else err filled and *retry says whether
  * trying again could help. */
 static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
@@ -919,7 +899,8 @@ static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
 		return -1;
 	}
 	if (rc != CURLE_OK) {
-		host_of(r, host, sizeof host);
+		gl_curl_url_host(r->s->endpoint, "the S3 endpoint", host,
+				 sizeof host);
 		gl_fail(e, 503, NULL, "S3 unavailable: %s: %s", host,
 			r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
 		/* a GET whose data the caller already has cannot restart */
@@ -1970,13 +1951,9 @@ gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
 	gl_s3 *s;
 	size_t n;
 	gl_sb b = { 0 };
-	CURLcode rc = gl_curl_global_init();
 
-	if (rc != CURLE_OK) {
-		gl_fail(err, 500, NULL, "cannot initialise libcurl: %s",
-			curl_easy_strerror(rc));
+	if (gl_curl_init(err) < 0)
 		return NULL;
-	}
 	if (!c->endpoint || (strncmp(c->endpoint, "http://", 7) &&
 			     strncmp(c->endpoint, "https://", 8))) {
 		gl_fail(err, 500, NULL, "S3 endpoint must be an http:// or https:// "
