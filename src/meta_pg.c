@@ -39,7 +39,7 @@
  * Row shaping, parameter lists and the listing pieces that do not depend
  * on the dialect are shared with meta_sqlite.c (meta_sql.c).
  *
- * Uses libpq, jansson, meta_sql.c, util.c (time, memory), fault.c
+ * Uses libpq, jansson, meta_sql.c, util.c (time, memory), err.c
  * (gl_fail).
  */
 #include "meta_backend.h"

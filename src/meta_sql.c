@@ -16,7 +16,7 @@
  * default) and logged once, so the artifact can still be listed, shown
  * and deleted.
  *
- * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail), log.c.
+ * Uses jansson, util.c (memory, strings, time), err.c (gl_fail), log.c.
  */
 #include "meta_sql.h"
 #include "log.h"
