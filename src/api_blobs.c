@@ -530,10 +530,9 @@ void gl_h_blob_delete(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
+	int rc = gl_location_delete_blob(E(ar), &ar->ctx, ar->type, ar->id,
+					 ar->field, ar->key, ar->has_key, &out,
+					 &err);
 
-	if (gl_location_delete_blob(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
-				  ar->key, ar->has_key, &out, &err) < 0)
-		gl_api_reply_fault(ar, &err);
-	else
-		gl_api_reply_json(ar, 200, out);
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }

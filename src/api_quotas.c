@@ -8,10 +8,9 @@
 static void set_body(gl_api_req *ar, json_t *body)
 {
 	gl_err err = { 0 };
-	if (gl_quota_set(E(ar), &ar->ctx, body, &err) < 0)
-		gl_api_reply_fault(ar, &err);
-	else
-		gl_api_reply_json(ar, 200, json_null());
+	int rc = gl_quota_set(E(ar), &ar->ctx, body, &err);
+
+	gl_api_reply_result(ar, rc, 200, json_null(), &err);
 }
 
 void gl_h_quotas_put(gl_api_req *ar)
@@ -25,19 +24,16 @@ void gl_h_quotas_get(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	if (gl_quota_list(E(ar), &ar->ctx, &out, &err) < 0)
-		gl_api_reply_fault(ar, &err);
-	else
-		gl_api_reply_json(ar, 200, out);
+	int rc = gl_quota_list(E(ar), &ar->ctx, &out, &err);
+
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
 void gl_h_project_quotas(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	if (gl_quota_project(E(ar), &ar->ctx, ar->project, &out,
-				     &err) < 0)
-		gl_api_reply_fault(ar, &err);
-	else
-		gl_api_reply_json(ar, 200, out);
+	int rc = gl_quota_project(E(ar), &ar->ctx, ar->project, &out, &err);
+
+	gl_api_reply_result(ar, rc, 200, out, &err);
 }
