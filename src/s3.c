@@ -271,9 +271,8 @@ char *gl_s3_xml_text(const char *xml, size_t len, const char *tag)
 
 int64_t gl_s3_parse_time(const char *iso)
 {
-	struct tm tm;
 	int y, mo, d, h, mi, s, n = 0;
-	time_t t;
+	int64_t t;
 
 	if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h,
 			   &mi, &s, &n) != 6 || n != 19)
@@ -284,18 +283,9 @@ int64_t gl_s3_parse_time(const char *iso)
 			;
 	if (strcmp(iso, "Z") && strcmp(iso, "+00:00") && *iso)
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    s > 60)
+	if (gl_utc_seconds(y, mo, d, h, mi, s, &t) < 0)
 		return -1;
-	memset(&tm, 0, sizeof tm);
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = s;
-	t = timegm(&tm);
-	return t == (time_t)-1 ? -1 : (int64_t)t;
+	return t; /* -1 where timegm cannot answer */
 }
 
 int gl_s3_parse_uploads(const char *xml, size_t len, gl_s3_upload_fn fn,

@@ -89,10 +89,27 @@ static int digits(const char **p, int n, int *out)
 	return 0;
 }
 
+int gl_utc_seconds(int y, int mo, int d, int h, int mi, int s, int64_t *t)
+{
+	struct tm tm = { 0 };
+
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    s > 60)
+		return -1;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = s;
+	*t = (int64_t)timegm(&tm);
+	return 0;
+}
+
 int gl_parse_iso8601(const char *s, int64_t *us)
 {
 	const char *p = s;
-	struct tm tm = { 0 };
+	int64_t t;
 	int y, mo, d, h = 0, mi = 0, sec = 0, frac_us = 0, off = 0;
 
 	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) ||
@@ -134,16 +151,9 @@ int gl_parse_iso8601(const char *s, int64_t *us)
 	}
 	if (*p != '\0')
 		return -1;
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60)
+	if (gl_utc_seconds(y, mo, d, h, mi, sec, &t) < 0)
 		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	*us = ((int64_t)timegm(&tm) - off) * 1000000 + frac_us;
+	*us = (t - off) * 1000000 + frac_us;
 	return 0;
 }
 

@@ -30,6 +30,10 @@ void gl_iso8601_us(int64_t us, char out[40]);
 /* Parse ISO-8601 (date, date+time, optional fraction, Z or +hh:mm) into
  * microseconds since the epoch. Returns 0 or -1. */
 int gl_parse_iso8601(const char *s, int64_t *us);
+/* Seconds since the epoch of a UTC civil time into *t (timegm's answer);
+ * -1 if a field is out of range (month 1..12, day 1..31, hour to 23,
+ * minute to 59, second to 60). */
+int gl_utc_seconds(int y, int mo, int d, int h, int mi, int s, int64_t *t);
 
 /* Percent-decode into a new string; "+" stays "+" (paths) unless
  * plus_is_space. Returns NULL on a malformed escape or an embedded NUL. */

@@ -230,10 +230,32 @@ UNIT_TEST(checksums_and_urls)
 #undef URL_OK
 }
 
+/* ISO-8601 times (filters, token expiry) and the civil-time check S3's
+ * listing dates share with them. */
+UNIT_TEST(iso8601_times)
+{
+	int64_t us = 0, t = 0;
+
+	CHECK(gl_parse_iso8601("1970-01-01T00:00:00Z", &us) == 0);
+	CHECK(us == 0);
+	CHECK(gl_parse_iso8601("2024-05-01T12:00:00.5+02:00", &us) == 0);
+	CHECK(us == (int64_t)(1714564800 - 7200) * 1000000 + 500000);
+	CHECK(gl_parse_iso8601("2024-05-01", &us) == 0);
+	CHECK(us == (int64_t)1714521600 * 1000000);
+	CHECK(gl_parse_iso8601("2024-13-01T00:00:00Z", &us) < 0);
+	CHECK(gl_parse_iso8601("2024-05-01T24:00:00Z", &us) < 0);
+	CHECK(gl_parse_iso8601("2024-05-01T12:00:00Zx", &us) < 0);
+	CHECK(gl_utc_seconds(2024, 5, 1, 12, 0, 0, &t) == 0);
+	CHECK(t == 1714564800);
+	CHECK(gl_utc_seconds(2024, 5, 32, 12, 0, 0, &t) < 0);
+	CHECK(gl_utc_seconds(2024, 5, 1, 12, 60, 0, &t) < 0);
+}
+
 UNIT_SUITE(jlimits,
 	UNIT_CASE(scan_counts_like_the_tree),
 	UNIT_CASE(scan_limits),
 	UNIT_CASE(tree_check),
 	UNIT_CASE(field_limits),
 	UNIT_CASE(utf8_repair),
-	UNIT_CASE(checksums_and_urls));
+	UNIT_CASE(checksums_and_urls),
+	UNIT_CASE(iso8601_times));
