@@ -143,7 +143,17 @@ typedef struct tool_env {
 	gl_engine *e;
 } tool_env;
 
-static int env_open(gl_conf *conf, tool_env *te)
+static void env_close(tool_env *te)
+{
+	gl_engine_free(te->e);
+	gl_policy_free(te->pol);
+	if (te->base)
+		event_base_free(te->base);
+}
+
+/* An engine of the tool's own; on failure said on stderr and nothing is
+ * left open. stoppable: SIGTERM and SIGINT end the tool's loop. */
+static int env_open(gl_conf *conf, tool_env *te, int stoppable)
 {
 	gl_err err = { 0 };
 	gl_err perr;
@@ -154,22 +164,20 @@ static int env_open(gl_conf *conf, tool_env *te)
 	if (conf->policy_file && *conf->policy_file &&
 	    gl_policy_load_file(te->pol, conf->policy_file, &perr) < 0) {
 		fprintf(stderr, "glared: policy: %s\n", perr.msg);
+		env_close(te);
 		return -1;
 	}
 	te->e = gl_engine_new(conf, te->pol, te->base, &err);
 	if (!te->e) {
 		fprintf(stderr, "glared: %s\n", err.msg);
+		env_close(te);
 		return -1;
 	}
+	if (stoppable) {
+		signal(SIGTERM, on_stop);
+		signal(SIGINT, on_stop);
+	}
 	return 0;
-}
-
-static void env_close(tool_env *te)
-{
-	gl_engine_free(te->e);
-	gl_policy_free(te->pol);
-	if (te->base)
-		event_base_free(te->base);
 }
 
 static void sleep_until_stop(int seconds)
@@ -183,12 +191,8 @@ int gl_tool_scrub(gl_conf *conf, int daemon)
 	tool_env te;
 	int rc = 0;
 
-	if (env_open(conf, &te) < 0) {
-		env_close(&te);
+	if (env_open(conf, &te, 1) < 0)
 		return 1;
-	}
-	signal(SIGTERM, on_stop);
-	signal(SIGINT, on_stop);
 	do {
 		gl_err err = { 0 };
 		int n, total = 0;
@@ -224,12 +228,8 @@ int gl_tool_verify(gl_conf *conf, int daemon, int interval, int min_age)
 		if (ci > 0 && ci < interval)
 			interval = ci;
 	}
-	if (env_open(conf, &te) < 0) {
-		env_close(&te);
+	if (env_open(conf, &te, 1) < 0)
 		return 1;
-	}
-	signal(SIGTERM, on_stop);
-	signal(SIGINT, on_stop);
 	do {
 		gl_err err = { 0 };
 		int changed = 0;
@@ -263,10 +263,8 @@ int gl_tool_console(gl_conf *conf, const gl_console_opts *o)
 	/* the engine's info lines would interleave with the REPL */
 	if (!conf->debug)
 		gl_log_set_min(GL_LOG_WARN);
-	if (env_open(conf, &te) < 0) {
-		env_close(&te);
+	if (env_open(conf, &te, 0) < 0)
 		return 1;
-	}
 	rc = gl_console_run_direct(conf, te.e, o);
 	env_close(&te);
 	return rc;
