@@ -1273,22 +1273,30 @@ static int p_coerce_filter(lua_State *L, tcall *c)
 	return 0;
 }
 
+/* Run a coercion; its value into *out, or -1 with what failed. */
+static int coerce_run(coerce_call *a, gl_lreq *rq, const char *what,
+		      json_t **out, gl_err *err)
+{
+	int rc = run(&a->c, rq);
+
+	if (finish(&a->c, rc, rq, what, err) < 0) {
+		json_decref(a->out);
+		return -1;
+	}
+	*out = a->out;
+	return 0;
+}
+
 int gl_types_coerce(gl_types *ts, gl_lreq *rq, const gl_type *t,
 		    const char *field, json_t *in, json_t **out, gl_err *err)
 {
 	coerce_call a = { .c = { .st = type_state(ts, t), .fn = p_coerce },
 			  .t = t, .field = field, .in = in };
 	char what[512];
-	int rc = run(&a.c, rq);
 
 	snprintf(what, sizeof what, "Validation of field '%s' of artifact "
 		 "type %s", field, t->name);
-	if (finish(&a.c, rc, rq, what, err) < 0) {
-		json_decref(a.out);
-		return -1;
-	}
-	*out = a.out;
-	return 0;
+	return coerce_run(&a, rq, what, out, err);
 }
 
 int gl_types_coerce_filter(gl_types *ts, gl_lreq *rq, const gl_type *t,
@@ -1300,16 +1308,10 @@ int gl_types_coerce_filter(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			  .t = t, .field = field, .text = value,
 			  .element = element != 0 };
 	char what[512];
-	int rc = run(&a.c, rq);
 
 	snprintf(what, sizeof what, "Filter on field '%s' of artifact type "
 		 "%s", field, t->name);
-	if (finish(&a.c, rc, rq, what, err) < 0) {
-		json_decref(a.out);
-		return -1;
-	}
-	*out = a.out;
-	return 0;
+	return coerce_run(&a, rq, what, out, err);
 }
 
 typedef struct vkey_call {
