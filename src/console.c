@@ -78,8 +78,7 @@ struct gl_console {
 	gl_ljson lj;
 	int render_ref;
 	/* server mode: captured output */
-	char *out;
-	size_t outlen, outcap;
+	gl_sb out;
 	int out_cut;
 	void *user;
 	lua_State *thread;
@@ -1318,9 +1317,9 @@ static void out_add(gl_console *c, const char *s, size_t n)
 {
 	if (c->out_cut)
 		return;
-	if (c->outlen + n > OUTPUT_CAP) {
+	if (c->out.len + n > OUTPUT_CAP) {
 		static const char cut[] = "\n[output truncated]\n";
-		n = OUTPUT_CAP - c->outlen;
+		n = OUTPUT_CAP - c->out.len;
 		c->out_cut = 1;
 		out_add(c, s, n);
 		c->out_cut = 0;
@@ -1328,39 +1327,23 @@ static void out_add(gl_console *c, const char *s, size_t n)
 		c->out_cut = 1;
 		return;
 	}
-	if (c->outlen + n + 1 > c->outcap) {
-		size_t cap = c->outcap ? c->outcap : 4096;
-		char *p;
-		while (cap < c->outlen + n + 1)
-			cap *= 2;
-		p = realloc(c->out, cap);
-		if (!p) {
-			c->out_cut = 1;
-			return;
-		}
-		c->out = p;
-		c->outcap = cap;
-	}
-	memcpy(c->out + c->outlen, s, n);
-	c->outlen += n;
-	c->out[c->outlen] = '\0';
+	if (gl_sb_try_addn(&c->out, s, n) < 0)
+		c->out_cut = 1;
 }
 
 const char *gl_console_output(gl_console *c, size_t *len)
 {
-	*len = c->outlen;
-	return c->out ? c->out : "";
+	*len = c->out.len;
+	return c->out.p ? c->out.p : "";
 }
 
 void gl_console_output_reset(gl_console *c)
 {
-	c->outlen = 0;
 	c->out_cut = 0;
-	if (c->outcap > (1 << 20)) {
-		free(c->out);
-		c->out = NULL;
-		c->outcap = 0;
-	}
+	if (c->out.cap > (1 << 20))
+		gl_sb_free(&c->out);
+	else
+		gl_sb_reset(&c->out);
 }
 
 /* Server mode print: the standard print, into the reply. */
@@ -1765,7 +1748,7 @@ void gl_console_free(gl_console *c)
 	if (c->L)
 		lua_close(c->L);
 	gl_ctx_free(&c->ctx);
-	free(c->out);
+	gl_sb_free(&c->out);
 	free(c);
 }
 

@@ -60,10 +60,6 @@
  * this long so the client sees the reply instead of a reset. */
 #define LINGER_SECONDS 2
 
-typedef struct sbuf {
-	char *p;
-	size_t len, cap;
-} sbuf;
 
 enum resp_state { RESP_NONE, RESP_STREAMING, RESP_DONE };
 
@@ -105,7 +101,7 @@ struct gl_http_req {
 	struct conn *c;
 	int method;
 	int http_major, http_minor;
-	sbuf target;
+	gl_sb target;
 	char *path, *query;
 	struct evkeyvalq headers;
 	int64_t content_length;
@@ -115,7 +111,7 @@ struct gl_http_req {
 	int64_t cl_value;     /* Content-Length as read here; -1 malformed */
 	int head_done;        /* later header callbacks are trailer fields */
 	/* header accumulation: http-parser may split names and values */
-	sbuf hname, hval;
+	gl_sb hname, hval;
 	int in_value;
 	/* body */
 	gl_http_body_fn on_data;
@@ -172,26 +168,7 @@ static void conn_leave(struct conn *c);
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int sbuf_add(sbuf *b, const char *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *np = realloc(b->p, cap);
-		if (!np)
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
 
-static void sbuf_reset(sbuf *b) { b->len = 0; if (b->p) b->p[0] = '\0'; }
-static void sbuf_free(sbuf *b) { free(b->p); b->p = NULL; b->len = b->cap = 0; }
 
 void gl_http_limits_default(gl_http_limits *lim)
 {
@@ -261,9 +238,9 @@ static void req_free(gl_http_req *r)
 		return;
 	evhttp_clear_headers(&r->headers);
 	evhttp_clear_headers(&r->out_headers);
-	sbuf_free(&r->target);
-	sbuf_free(&r->hname);
-	sbuf_free(&r->hval);
+	gl_sb_free(&r->target);
+	gl_sb_free(&r->hname);
+	gl_sb_free(&r->hval);
 	free(r->path);
 	free(r->query);
 	free(r);
@@ -866,7 +843,7 @@ static int on_url(http_parser *p, const char *at, size_t len)
 		c->head_msg = "Request-URI too long";
 		return -1;
 	}
-	if (head_limit(c, len, 0) < 0 || sbuf_add(&r->target, at, len) < 0)
+	if (head_limit(c, len, 0) < 0 || gl_sb_try_addn(&r->target, at, len) < 0)
 		return -1;
 	return 0;
 }
@@ -919,8 +896,8 @@ static int header_done(struct conn *c)
 	if (r->head_done) {
 		/* a trailer field: read, counted against the head limits,
 		 * never taken as framing or as a request header */
-		sbuf_reset(&r->hname);
-		sbuf_reset(&r->hval);
+		gl_sb_reset(&r->hname);
+		gl_sb_reset(&r->hval);
 		return 0;
 	}
 	if (!r->hname.len)
@@ -957,8 +934,8 @@ static int header_done(struct conn *c)
 	}
 	if (evhttp_add_header(&r->headers, r->hname.p, v) < 0)
 		return head_fail(c, 400, "Invalid header value");
-	sbuf_reset(&r->hname);
-	sbuf_reset(&r->hval);
+	gl_sb_reset(&r->hname);
+	gl_sb_reset(&r->hval);
 	return 0;
 }
 
@@ -969,7 +946,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 
 	if (r->in_value && header_done(c) < 0)
 		return -1;
-	if (sbuf_add(&r->hname, at, len) < 0)
+	if (gl_sb_try_addn(&r->hname, at, len) < 0)
 		return -1;
 	return head_limit(c, len, r->hname.len);
 }
@@ -980,7 +957,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 	gl_http_req *r = c->req;
 
 	r->in_value = 1;
-	if (sbuf_add(&r->hval, at, len) < 0)
+	if (gl_sb_try_addn(&r->hval, at, len) < 0)
 		return -1;
 	return head_limit(c, len, r->hname.len + r->hval.len);
 }

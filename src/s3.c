@@ -428,8 +428,7 @@ struct s3_req {
 	int64_t off, len, pos;
 	int read_errno, short_read;
 	/* response */
-	char *body;               /* collected (not for a 2xx GET) */
-	size_t blen, bcap;
+	gl_sb body;               /* collected (not for a 2xx GET) */
 	int64_t delivered;        /* bytes given to on_data */
 	int stopped;
 	int in_done;
@@ -536,7 +535,7 @@ static void req_destroy(s3_req *r)
 	free(r->url);
 	free(r->what);
 	free(r->mem);
-	free(r->body);
+	gl_sb_free(&r->body);
 	free(r);
 }
 
@@ -609,25 +608,12 @@ static int seek_cb(void *arg, curl_off_t offset, int origin)
 
 static void collect(s3_req *r, const char *p, size_t n)
 {
-	if (r->blen + n > S3_BODY_CAP)
-		n = r->blen < S3_BODY_CAP ? S3_BODY_CAP - r->blen : 0;
+	if (r->body.len + n > S3_BODY_CAP)
+		n = r->body.len < S3_BODY_CAP ? S3_BODY_CAP - r->body.len : 0;
 	if (!n)
 		return;
-	if (r->blen + n + 1 > r->bcap) {
-		size_t cap = r->bcap ? r->bcap : 4096;
-		char *np;
-
-		while (cap < r->blen + n + 1)
-			cap *= 2;
-		np = realloc(r->body, cap);
-		if (!np)
-			return; /* the answer is cut; parsing will say so */
-		r->body = np;
-		r->bcap = cap;
-	}
-	memcpy(r->body + r->blen, p, n);
-	r->blen += n;
-	r->body[r->blen] = '\0';
+	/* out of memory: the answer is cut; parsing will say so */
+	(void)gl_sb_try_addn(&r->body, p, n);
 }
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -848,9 +834,7 @@ static s3_req *req_new(gl_s3 *s, const req_spec *sp, char *mem, int fd,
 static void req_reset(s3_req *r)
 {
 	r->pos = 0;
-	r->blen = 0;
-	if (r->body)
-		r->body[0] = '\0';
+	gl_sb_reset(&r->body);
 	r->delivered = 0;
 	r->errbuf[0] = '\0';
 	r->read_errno = 0;
@@ -903,13 +887,13 @@ static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
 		/* CompleteMultipartUpload can fail after its 200 (S3 sends
 		 * the status before it knows): the body tells */
 		if (r->kind != K_COMPLETE ||
-		    !(code = gl_s3_xml_text(r->body, r->blen, "Code")))
+		    !(code = gl_s3_xml_text(r->body.p, r->body.len, "Code")))
 			return 0;
 		free(code);
-		gl_s3_map_error(500, r->body, r->blen, r->what, e);
+		gl_s3_map_error(500, r->body.p, r->body.len, r->what, e);
 		return -1;
 	}
-	gl_s3_map_error(status, r->body, r->blen, r->what, e);
+	gl_s3_map_error(status, r->body.p, r->body.len, r->what, e);
 	*retry = status >= 500;
 	return -1;
 }
@@ -1256,7 +1240,7 @@ static void upload_req_done(s3_req *r, long status, const gl_err *err)
 	case K_INIT:
 		u->init = NULL;
 		if (!err) {
-			u->id = gl_s3_xml_text(r->body, r->blen, "UploadId");
+			u->id = gl_s3_xml_text(r->body.p, r->body.len, "UploadId");
 			if (!u->id || !*u->id) {
 				free(u->id);
 				u->id = NULL;
@@ -1756,9 +1740,9 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 		}
 		/* the aborts reuse the blocking handle: free the request,
 		 * keep its answer */
-		body = r->body;
-		blen = r->blen;
-		r->body = NULL;
+		body = r->body.p;
+		blen = r->body.len;
+		r->body = (gl_sb){ 0 };
 		req_destroy(r);
 		n = gl_s3_parse_uploads(body, blen, stale_one, &c, &truncated,
 					&nk, &ni);
@@ -1880,7 +1864,7 @@ static void list_req_done(s3_req *r, const gl_err *err)
 	if (!l)
 		return;
 	if (!err) {
-		n = gl_s3_parse_uploads(r->body, r->blen, list_each, l,
+		n = gl_s3_parse_uploads(r->body.p, r->body.len, list_each, l,
 					&truncated, &nk, &ni);
 		if (n < 0) {
 			gl_fail(&e, 503, NULL, "S3 unavailable: cannot parse the "

@@ -457,6 +457,26 @@ void gl_sb_addn(gl_sb *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+int gl_sb_try_addn(gl_sb *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
 void gl_sb_add(gl_sb *b, const char *s)
 {
 	gl_sb_addn(b, s, strlen(s));

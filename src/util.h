@@ -117,6 +117,9 @@ typedef struct gl_sb {
 } gl_sb;
 
 void gl_sb_addn(gl_sb *b, const char *s, size_t n);
+/* The same without aborting: 0, or -1 out of memory (b unchanged). For
+ * buffers a request or a peer fills, where a failure is answered. */
+int gl_sb_try_addn(gl_sb *b, const char *s, size_t n);
 void gl_sb_add(gl_sb *b, const char *s);
 __attribute__((format(printf, 2, 3)))
 void gl_sb_addf(gl_sb *b, const char *fmt, ...);

@@ -251,6 +251,28 @@ UNIT_TEST(iso8601_times)
 	CHECK(gl_utc_seconds(2024, 5, 1, 12, 60, 0, &t) < 0);
 }
 
+/* The growable string the HTTP parser, the S3 client and the console
+ * output fill: always NUL-terminated, reset keeps the buffer. */
+UNIT_TEST(sb_try_addn)
+{
+	gl_sb b = { 0 };
+	char big[5000];
+
+	CHECK(gl_sb_try_addn(&b, "ab", 2) == 0);
+	CHECK(gl_sb_try_addn(&b, "cd", 1) == 0);
+	CHECK_STR(b.p, "abc");
+	CHECK(b.len == 3);
+	memset(big, 'x', sizeof big);
+	CHECK(gl_sb_try_addn(&b, big, sizeof big) == 0);
+	CHECK(b.len == 3 + sizeof big);
+	CHECK(b.p[b.len] == '\0');
+	CHECK(b.cap > b.len);
+	gl_sb_reset(&b);
+	CHECK(b.len == 0 && b.p && b.p[0] == '\0');
+	gl_sb_free(&b);
+	CHECK(b.p == NULL && b.cap == 0);
+}
+
 UNIT_SUITE(jlimits,
 	UNIT_CASE(scan_counts_like_the_tree),
 	UNIT_CASE(scan_limits),
@@ -258,4 +280,5 @@ UNIT_SUITE(jlimits,
 	UNIT_CASE(field_limits),
 	UNIT_CASE(utf8_repair),
 	UNIT_CASE(checksums_and_urls),
-	UNIT_CASE(iso8601_times));
+	UNIT_CASE(iso8601_times),
+	UNIT_CASE(sb_try_addn));
