@@ -71,7 +71,7 @@ FUZZ_OBJS  := $(filter-out $(FUZZ_BUILD)/obj/main.o,\
               $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o))
 
 .PHONY: all deps test-deps run test asan unit fuzz bench clean install \
-        compile_commands.json
+        compile_commands.json format format-check
 
 # ---- install ----------------------------------------------------------------
 PREFIX  ?= /usr/local
@@ -182,6 +182,14 @@ asan: test-deps
 
 bench: deps glared
 	@sh bench/run.sh
+
+# clang-format (.clang-format): format rewrites the C in place;
+# format-check changes nothing and says how many lines would change
+format:
+	@sh scripts/format.sh
+
+format-check:
+	@sh scripts/format.sh --check
 
 install: glared
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(DATADIR) \

@@ -24,6 +24,7 @@
 #include <ftw.h>
 #include <time.h>
 
+/* clang-format off */
 static gl_field fields[] = {
 	{ .name = "id", .kind = GK_STRING, .base = 1, .sortable = 1 },
 	{ .name = "name", .kind = GK_STRING, .base = 1, .sortable = 1 },
@@ -48,6 +49,7 @@ static gl_field fields[] = {
 };
 static const gl_type T = { .name = "images", .fields = fields,
 			   .nfields = (int)(sizeof fields / sizeof fields[0]) };
+/* clang-format on */
 
 static const gl_field *fld(const char *name)
 {
@@ -316,7 +318,9 @@ int main(int argc, char **argv)
 	json_t *v_arch = json_pack("[i]", 2);
 	json_t *v_name = json_pack("[s]", "art-42");
 	json_t *v_score = json_pack("[f]", 1.0);
+/* clang-format off */
 #define PROP(f_, op_, v_) { .kind = GF_PROP, .field = fld(f_), .op = op_, .values = v_ }
+/* clang-format on */
 	bq qs[] = {
 		{ .label = "no filter" },
 		{ .label = "os=linux (1/3)", .nf = 1,

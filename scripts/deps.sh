@@ -14,7 +14,7 @@ TEST="lua5.4 lua-busted luarocks python3 python3-pytest python3-requests
 python3-jsonschema python3-glareclient sqlite3 curl tmux postgresql-15
 swift swift-proxy swift-object swift-account swift-container memcached
 prometheus systemd man-db rabbitmq-server python3-oslo.messaging
-clang-14 libclang-rt-14-dev keystone uwsgi-plugin-python3
+clang-14 clang-format-14 libclang-rt-14-dev keystone uwsgi-plugin-python3
 python3-openstackclient python3-cryptography"
 
 say() { echo "deps: $*" >&2; }

@@ -250,8 +250,10 @@ void gl_api_reply_result(gl_api_req *ar, int rc, int status, json_t *out,
 
 /* Headers a handler may set for its error reply (405, 416); any other
  * it set was for a success that did not happen. */
+/* clang-format off */
 static const char *const fault_headers[] = { "Allow", "Content-Range",
 					     NULL };
+/* clang-format on */
 
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 {
@@ -767,6 +769,7 @@ typedef struct route {
 
 static const route r_schemas = { M_GET, gl_h_schemas, 0, 0, 0, 0, M_GET };
 static const route r_schema = { M_GET, gl_h_schema, 0, 0, 0, 0, M_GET };
+/* clang-format off */
 static const route r_list = { M_GET | M_POST, gl_h_list, gl_h_create, 0, 0,
 			      0, M_GET };
 static const route r_artifact = { M_GET | M_PATCH | M_DELETE, gl_h_show, 0, 0,
@@ -784,6 +787,7 @@ static const route r_sub = { M_GET | M_DELETE, gl_h_subscription_show, 0, 0,
 			     0, gl_h_subscription_delete, M_GET | M_DELETE };
 static const route r_sub_dl = { M_GET, gl_h_subscription_deliveries, 0, 0, 0,
 				0, M_GET };
+/* clang-format on */
 
 static unsigned method_bit(int m)
 {

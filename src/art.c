@@ -21,11 +21,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* clang-format off */
 static const char *const base_fields[] = {
 	"id", "name", "owner", "status", "visibility", "version",
 	"description", "display_type_name", "created_at", "updated_at",
 	"activated_at", "tags", "metadata", NULL
 };
+/* clang-format on */
 
 /* ---- schemas --------------------------------------------------------------- */
 

@@ -39,8 +39,10 @@ static void lq_free(lq *q)
 		free(q->vbufs[i]);
 }
 
+/* clang-format off */
 static const char *const op_names[] = { "eq", "neq", "lt", "lte", "gt",
 					"gte", "in", "like", NULL };
+/* clang-format on */
 
 static unsigned op_bit(const char *s)
 {

@@ -27,6 +27,7 @@
 
 #include <lua.h>
 
+/* clang-format off */
 enum {
 	O_HELP = 'h',
 	O_CONFIG = 256, O_HOST, O_PORT, O_TYPES, O_DAEMON, O_INTERVAL,
@@ -36,6 +37,7 @@ enum {
 #define OPT_CONFIG { "config-file", required_argument, NULL, O_CONFIG }
 #define OPT_HELP { "help", no_argument, NULL, O_HELP }
 #define OPT_END { NULL, 0, NULL, 0 }
+/* clang-format on */
 
 typedef struct args {
 	const char *config;
@@ -62,13 +64,16 @@ struct command {
 
 /* ---- the option tables --------------------------------------------------- */
 
+/* clang-format off */
 static const struct option serve_opts[] = {
 	OPT_CONFIG, OPT_HELP,
 	{ "host", required_argument, NULL, O_HOST },
 	{ "port", required_argument, NULL, O_PORT },
 	OPT_END
 };
+/* clang-format on */
 static const struct option plain_opts[] = { OPT_CONFIG, OPT_HELP, OPT_END };
+/* clang-format off */
 static const struct option scrub_opts[] = {
 	OPT_CONFIG, OPT_HELP,
 	{ "daemon", no_argument, NULL, O_DAEMON },
@@ -102,6 +107,7 @@ static const struct option restore_opts[] = {
 #define CONFIG_HELP \
 	"  --config-file F   the Glare INI configuration (default: none, " \
 	"built-in defaults)\n"
+/* clang-format on */
 
 /* ---- commands -------------------------------------------------------------- */
 
@@ -220,6 +226,7 @@ static int run_restore(const command *cmd, args *a, gl_conf *conf)
 	return gl_restore(conf, a->pos[0], a->force);
 }
 
+/* clang-format off */
 static const command commands[] = {
 	{ "serve", "[--config-file F] [--host H] [--port P]",
 	  "serve the Glare v1 API",
@@ -286,6 +293,7 @@ static const command commands[] = {
 	  "  SRC               a directory written by `glared backup`\n",
 	  ":h", restore_opts, 1, 1, run_restore },
 };
+/* clang-format on */
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -33,6 +33,7 @@ typedef struct opt {
 
 /* Every option glared reads. Names and defaults follow Glare where Glare
  * has the option; the rest are glared's own. */
+/* clang-format off */
 static const opt options[] = {
 	O("DEFAULT", "bind_host", K_STR, bind_host, "0.0.0.0", ANY),
 	O("DEFAULT", "bind_port", K_INT, bind_port, "9494", 0, 65535),
@@ -251,6 +252,7 @@ static const char *const type_keys[] = {
 	"external_location_verification", "external_location_check_interval",
 	"external_location_rehash_interval", NULL
 };
+/* clang-format on */
 
 /* A configuration error: gl_fail with the status of a server that cannot
  * start (the message is all a caller shows). */
@@ -397,10 +399,12 @@ static int is_glare_only(const char *section, const char *name)
 
 /* Sections of Glare's own configs that glared has no use for: accepted
  * silently so an existing glare.conf loads without noise. */
+/* clang-format off */
 static const char *const glare_sections[] = {
 	"oslo_middleware", "oslo_concurrency", "cors", "profiler",
 	"matchmaker_redis", "glare", NULL
 };
+/* clang-format on */
 
 /* Edit distance, for "did you mean" hints (names are short). */
 static int distance(const char *a, const char *b)

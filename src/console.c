@@ -1391,6 +1391,7 @@ static int con_unavailable(lua_State *L)
 /* The Lua half of glare.*: helpers that are plain Lua over the C calls,
  * and the renderer for values JSON cannot show. Trusted code, loaded once
  * per state. */
+/* clang-format off */
 static const char prelude[] =
 "local glare, render_null = ...\n"
 "local pack, unpack = table.pack, table.unpack\n"
@@ -1508,6 +1509,7 @@ static const luaL_Reg api[] = {
 	{ "format", gl_console_format_values },
 	{ NULL, NULL }
 };
+/* clang-format on */
 
 const char *gl_console_api_name(int i)
 {
@@ -1530,6 +1532,7 @@ static const struct {
  * chunk resolve to the values it left (and assignments update them),
  * everything else is the globals. The values are taken from the chunk's
  * frame by a return hook, when its locals are still in scope. */
+/* clang-format off */
 static const char session_env[] =
 "local G, setmetatable = ...\n"
 "local vals, declared = {}, {}\n"
@@ -1545,6 +1548,7 @@ static const char session_env[] =
 "local function keep(k, v) declared[k] = true; vals[k] = v end\n"
 "local function names() return declared end\n"
 "return env, keep, names\n";
+/* clang-format on */
 
 #define ENV_KEY "glared.console.env"
 #define KEEP_KEY "glared.console.keep"

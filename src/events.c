@@ -43,11 +43,13 @@
 #define IN_CHUNK 16 /* seq IN ($1..$16) */
 #define COALESCE_US 20000 /* see kick() */
 
+/* clang-format off */
 static const char *const known_actions[] = {
 	"create", "update", "upload", "activate", "publish", "deactivate",
 	"reactivate", "set_location", "delete_blob", "delete", "set_quotas",
 	"verify_changed", "verify_gone", "verify_restored", NULL
 };
+/* clang-format on */
 
 int gl_events_known(const char *action)
 {
@@ -85,6 +87,7 @@ static const char emit_sql[] =
 static const char probe_sql[] =
 	"SELECT seq FROM outbox WHERE" DUE("$1", "$2") " LIMIT 1";
 
+/* clang-format off */
 static const char claim_sql[] =
 	"UPDATE outbox SET claimed_by = $1, claim_until = CAST($2 AS BIGINT),"
 	" attempts = attempts + 1"
@@ -92,6 +95,7 @@ static const char claim_sql[] =
 	" ORDER BY seq LIMIT CAST($5 AS BIGINT))"
 	" RETURNING seq, event_id, event_type, subscription_id, body,"
 	" attempts, created_at";
+/* clang-format on */
 
 static const char delete_sql[] =
 	"DELETE FROM outbox WHERE seq IN ($1, $2, $3, $4, $5, $6, $7, $8, $9,"

@@ -75,6 +75,7 @@ typedef struct deny_range {
  * reachable, let through what it marks globally reachable (those stay in
  * the table so the more specific entry wins over the block around it).
  * First match wins: most specific first where ranges nest. */
+/* clang-format off */
 static const deny_range deny4[] = {
 	{ "0.0.0.0", 32, "the \"this host on this network\" address", 0,
 	  "RFC 1122 3.2.1.3" },
@@ -115,6 +116,7 @@ static const deny_range deny4[] = {
 	  "RFC 8190, RFC 919 7" },
 	{ "240.0.0.0", 4, "in the reserved range", 0, "RFC 1112 4" },
 };
+/* clang-format on */
 
 /* Every entry of the IANA IPv6 Special-Purpose Address Registry, plus
  * multicast, deprecated site-local, and the forms that carry an IPv4

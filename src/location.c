@@ -266,12 +266,14 @@ fail_noprev:
 	job_finish(j, NULL, &err);
 }
 
+/* clang-format off */
 static const char *const restricted_schemes[] = { "file", "filesystem",
 						  "swift+config", "sql", NULL };
 static const char *const other_schemes[] = {
 	"swift", "swift+http", "swift+https", "rbd", "sheepdog", "cinder",
 	"vsphere", NULL
 };
+/* clang-format on */
 
 static int scheme_in(const char *url, const char *const *list)
 {

@@ -1107,6 +1107,7 @@ static int t_sort(lua_State *L)
 
 int gl_lsafe_open(lua_State *L)
 {
+	/* clang-format off */
 	static const luaL_Reg fns[] = {
 		{ "rep", s_rep }, { "find", s_find }, { "match", s_match },
 		{ "gmatch", s_gmatch }, { "gsub", s_gsub },
@@ -1116,6 +1117,7 @@ int gl_lsafe_open(lua_State *L)
 		{ "random", s_random }, { "clock", s_clock },
 		{ "tostring", s_tostring }, { NULL, NULL }
 	};
+	/* clang-format on */
 
 	luaL_newlib(L, fns);
 	/* format wraps the stock one */

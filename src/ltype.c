@@ -446,8 +446,10 @@ static int kind_of(const char *s, gl_kind *k)
 	return -1;
 }
 
+/* clang-format off */
 static const char *const op_names[] = { "eq", "neq", "lt", "lte", "gt",
 					"gte", "in", "like", NULL };
+/* clang-format on */
 
 /* 0 if unknown */
 static unsigned op_from_name(const char *name)

@@ -57,12 +57,14 @@
 	X(POST_DELETE, post_delete)
 
 /* hooks, as a bit set (which ones a type defines) */
+/* clang-format off */
 enum gl_hook {
 #define GL_HOOK_ENUM(up, low) GL_HOOK_##up,
 	GL_HOOKS(GL_HOOK_ENUM)
 #undef GL_HOOK_ENUM
 	GL_HOOK_COUNT
 };
+/* clang-format on */
 
 /* Load and check the library and every enabled type, each in its own
  * state, and run the sandbox self-check in each. NULL + err on failure,

@@ -173,6 +173,7 @@ int gl_meta_sync(gl_meta *m, gl_err *err);
 
 /* ---- listing ---------------------------------------------------------------- */
 
+/* clang-format off */
 enum gl_filter_kind {
 	GF_BASE,      /* base column (name, owner, version, created_at, ...) */
 	GF_PROP,      /* custom scalar, or any element of a custom List */
@@ -181,6 +182,7 @@ enum gl_filter_kind {
 	GF_TAGS_ALL,  /* tags=a,b */
 	GF_TAGS_ANY,  /* tags-any=a,b */
 };
+/* clang-format on */
 
 typedef struct gl_filter {
 	enum gl_filter_kind kind;

@@ -91,6 +91,7 @@
 #define MS_TAGS_KEY ");CREATE INDEX tags_value ON tags(value, artifact_id);"
 #include "meta_schema.h"
 
+/* clang-format off */
 static const char schema_v1[] =
 	MS_ARTIFACTS
 	MS_TAGS
@@ -127,6 +128,7 @@ static const char schema_v1[] =
 	" PRIMARY KEY (location, seq));"
 	"ALTER TABLE blob_data_chunks ALTER COLUMN data SET STORAGE EXTERNAL;"
 	MS_GC_QUEUE;
+/* clang-format on */
 
 /* Listing indexes, as in SQLite (IF NOT EXISTS: an operator may have added
  * one by hand; see meta_sql.h). PostgreSQL keeps its own statistics
@@ -147,6 +149,7 @@ static const char schema_v5[] = MS_EVENTS;
  * cascade deletes them at the end of the statement, when their artifact
  * is gone, so their trigger changes nothing. */
 #define BLOB_BYTES(r) GL_MSQL_BLOB_BYTES(r)
+/* clang-format off */
 static const char schema_v6[] =
 	MS_COUNTERS
 	"CREATE FUNCTION glared_artifacts_counted() RETURNS trigger"
@@ -230,10 +233,12 @@ static const char schema_v6[] =
 	"UPDATE " t " c SET type_name = a.type_name, owner = a.owner,"        \
 	" visibility = a.visibility, status = a.status"                       \
 	" FROM artifacts a WHERE a.id = c.artifact_id;"
+/* clang-format on */
 #define SCOPE_COPY_SET(t)                                                     \
 	" UPDATE " t " SET type_name = NEW.type_name, owner = NEW.owner,"     \
 	"  visibility = NEW.visibility, status = NEW.status"                  \
 	"  WHERE artifact_id = NEW.id;"
+/* clang-format off */
 static const char schema_v7[] =
 	SCOPE_COPY_COLS("properties")
 	SCOPE_COPY_COLS("tags")
@@ -267,12 +272,14 @@ static const char schema_v7[] =
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
 					   schema_v4, schema_v5, schema_v6,
 					   schema_v7 };
+/* clang-format on */
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
  * Prepared statements.
  * ---------------------------------------------------------------------- */
 
+/* clang-format off */
 enum stmt_id {
 	S_GET, S_GET_TYPED, S_INSERT, S_UPDATE, S_DELETE, S_DELETED,
 	S_SET_STATUS, S_SCOPE_PRIVATE, S_SCOPE_PUBLIC, S_COUNT_OWNER,
@@ -299,6 +306,7 @@ enum stmt_id {
 	"  json_to_recordset($19::json) AS x(n text, k text, p int,"          \
 	"  v numeric, t text))"                                               \
 	" SELECT count(*) FROM a"
+/* clang-format on */
 #define SCOPE_SQL                                                             \
 	"SELECT 1 FROM artifacts WHERE type_name = $1 AND name = $2"          \
 	" AND version_prefix = $3 AND version_suffix = $4"                    \
@@ -310,6 +318,7 @@ enum stmt_id {
 /* byte offset of piece c.seq within a read of [$2, $3) */
 #define PIECE_START "greatest($2::int8 - c.seq::int8 * " DATA_CHUNK_SQL ", 0)"
 
+/* clang-format off */
 static const char *const stmt_sql[S_COUNT] = {
 	[S_GET] = "SELECT " ART_COLS " FROM artifacts a WHERE a.id = $1",
 	/* the row with its blob records, one round trip and one snapshot */
@@ -446,6 +455,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DATA_FIND] = "SELECT size FROM blob_data WHERE location = $1",
 	[S_DATA_DEL] = "DELETE FROM blob_data WHERE location = $1",
 };
+/* clang-format on */
 
 /* The connection; `base` first, so a gl_meta * is a pg_meta *. */
 typedef struct pg_meta {
@@ -698,10 +708,12 @@ static const char *row_text(const gl_msql_row *r, int c, size_t *len)
 	return PQgetvalue(r->res, r->row, c);
 }
 
+/* clang-format off */
 static const struct gl_msql_row_ops row_ops = {
 	.null = row_null, .i64 = row_i64, .truth = row_truth,
 	.text = row_text,
 };
+/* clang-format on */
 
 static gl_msql_row row_of(const PGresult *r, int row)
 {
@@ -983,11 +995,13 @@ gl_meta *gl_meta_pg_open(const char *conn, int upgrade, gl_err *err)
 	/* defaults the URL's own parameters override: give up connecting
 	 * after 10 s, and notice a server that vanished without closing the
 	 * connection (power, network) within about a minute */
+	/* clang-format off */
 	static const char *const keys[] = {
 		"connect_timeout", "fallback_application_name", "keepalives",
 		"keepalives_idle", "keepalives_interval", "keepalives_count",
 		"dbname", NULL
 	};
+	/* clang-format on */
 	const char *vals[] = { "10", "glared", "1", "30", "10", "3", conn,
 			       NULL };
 	pg_meta *m = gl_xcalloc(1, sizeof *m);
@@ -1647,6 +1661,7 @@ static const char *sort_column(const gl_field *fd)
 	}
 }
 
+/* clang-format off */
 static const gl_msql_dialect dialect = {
 	.cond = pg_cond,
 	.like = pg_like,
@@ -1654,6 +1669,7 @@ static const gl_msql_dialect dialect = {
 	.sort_typed = 1,  /* a row of the other kind has NULL there */
 	.null_order = 1,  /* PostgreSQL sorts NULL as the largest value */
 };
+/* clang-format on */
 
 /* "$k::cast": the cast is part of the text, so one text always means the
  * same parameter types. */

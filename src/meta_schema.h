@@ -65,6 +65,7 @@
 /* one row per blob / folder entry, API and internal keys;
  * prev_store/prev_location repeat the replaced record's data key so
  * reference counting sees data a failed re-upload would restore */
+/* clang-format off */
 #define MS_BLOBS                                                              \
 	"CREATE TABLE blobs ("                                                \
 	" artifact_id " MS_CTEXT " NOT NULL REFERENCES artifacts(id)"         \
@@ -88,6 +89,7 @@
 	" WHERE " MS_TRUE("external") ";"                                     \
 	"CREATE INDEX blobs_saving ON blobs(artifact_id)"                     \
 	" WHERE status = 'saving';"
+/* clang-format on */
 
 #define MS_QUOTAS                                                             \
 	"CREATE TABLE quotas ("                                               \
@@ -106,9 +108,11 @@
 
 /* ---- step 3: the scrubber's query (gl_meta_deleted), by age ------------------ */
 
+/* clang-format off */
 #define MS_DELETED_INDEX                                                      \
 	"CREATE INDEX IF NOT EXISTS artifacts_deleted ON artifacts(updated_at)"\
 	" WHERE status = 'deleted';"
+/* clang-format on */
 
 /* ---- step 4: the cleanup queue (gl_meta_cleanup_*) -----------------------------
  * S3 aborts and deletes, retried until they succeed. */
@@ -129,6 +133,7 @@
  * written in the transaction of the change it reports, claimed by the
  * node that delivers it. A delivery's seq is its id (X-Glare-Delivery),
  * never reused after the row is pruned. */
+/* clang-format off */
 #define MS_EVENTS                                                             \
 	"CREATE TABLE subscriptions ("                                        \
 	" id " MS_CTEXT " NOT NULL PRIMARY KEY,"                              \
@@ -173,5 +178,6 @@
 	" n " MS_INT8 " NOT NULL,"                                            \
 	" PRIMARY KEY (type_name, owner, visibility, status))" MS_NOROWID ";" \
 	GL_MSQL_COUNTERS_INIT
+/* clang-format on */
 
 #endif

@@ -32,11 +32,13 @@
 
 /* Base fields that live in artifacts columns (column name = field name);
  * tags and metadata are base fields kept in doc (+ their tables). */
+/* clang-format off */
 static const char *const base_columns[] = {
 	"id", "type_name", "name", "version", "owner", "visibility", "status",
 	"description", "display_type_name", "created_at", "updated_at",
 	"activated_at",
 };
+/* clang-format on */
 
 static int is_base_column(const char *name)
 {
@@ -54,6 +56,7 @@ static int is_time_column(const char *name)
 }
 
 /* Blob keys that have columns; any other key goes to `extra`. */
+/* clang-format off */
 static const char *const blob_keys[B_NCOLS] = {
 	[B_URL] = "url", [B_SIZE] = "size", [B_MD5] = "md5",
 	[B_SHA1] = "sha1", [B_SHA256] = "sha256", [B_EXTERNAL] = "external",
@@ -64,6 +67,7 @@ static const char *const blob_keys[B_NCOLS] = {
 	[B_VSTATUS] = "verify_status", [B_VERROR] = "verify_error",
 	[B_EXTRA] = NULL,
 };
+/* clang-format on */
 
 static const gl_field *type_field(const gl_type *t, const char *name)
 {
@@ -621,9 +625,11 @@ static char *doc_text(const gl_type *type, const json_t *af)
 int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af,
 		     const gl_vkey *vk, int64_t rev, gl_err *err)
 {
+	/* clang-format off */
 	static const char *const tnames[3] = {
 		"created_at", "updated_at", "activated_at"
 	};
+	/* clang-format on */
 	const char *ver = gl_json_str(af, "version");
 	int64_t t[3];
 	int set[3];

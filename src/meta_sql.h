@@ -33,10 +33,12 @@
 	"a.id, a.type_name, a.name, a.version, a.owner, a.visibility,"        \
 	" a.status, a.description, a.display_type_name, a.created_at,"        \
 	" a.updated_at, a.activated_at, a.revision, a.doc"
+/* clang-format off */
 enum {
 	C_ID, C_TYPE, C_NAME, C_VERSION, C_OWNER, C_VIS, C_STATUS, C_DESC,
 	C_DTN, C_CREATED, C_UPDATED, C_ACTIVATED, C_REV, C_DOC, C_NCOLS
 };
+/* clang-format on */
 
 /* A blob record (after its artifact_id, field, key where a query has
  * them); the enum numbers the columns from the first. */
@@ -44,11 +46,13 @@ enum {
 	"b.url, b.size, b.md5, b.sha1, b.sha256, b.external, b.status,"       \
 	" b.content_type, b.store, b.location, b.reserved, b.node, b.prev,"   \
 	" b.temp, b.verified_at, b.verify_status, b.verify_error, b.extra"
+/* clang-format off */
 enum {
 	B_URL, B_SIZE, B_MD5, B_SHA1, B_SHA256, B_EXTERNAL, B_STATUS, B_CTYPE,
 	B_STORE, B_LOCATION, B_RESERVED, B_NODE, B_PREV, B_TEMP, B_VERIFIED,
 	B_VSTATUS, B_VERROR, B_EXTRA, B_NCOLS
 };
+/* clang-format on */
 
 /* ---- reading rows -----------------------------------------------------------
  * One row of a result, read through its backend (an sqlite3_stmt after a
@@ -222,6 +226,7 @@ int gl_msql_is_write(const char *sql);
  * The indexes the listing SQL below relies on, the same in both dialects
  * (schema version 2 of each backend). A migration never changes once
  * shipped: a new index goes into a new schema version of both backends. */
+/* clang-format off */
 #define GL_MSQL_LISTING_INDEXES                                                    \
 	/* default sort (created_at) within a type; the scope columns and id  \
 	 * make it covering for the visibility test and the property probes, \
@@ -284,6 +289,7 @@ int gl_msql_is_write(const char *sql);
 	"INSERT INTO artifact_counts (type_name, owner, visibility, status, n)" \
 	" SELECT type_name, owner, visibility, status, count(*)"              \
 	" FROM artifacts GROUP BY type_name, owner, visibility, status;"
+/* clang-format on */
 
 /* ---- listing SQL ------------------------------------------------------------
  * A fragment is SQL text plus its parameters in text order, so fragments

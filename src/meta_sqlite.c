@@ -77,6 +77,7 @@
 #define MS_TAGS_KEY ", PRIMARY KEY (value, artifact_id)) WITHOUT ROWID;"
 #include "meta_schema.h"
 
+/* clang-format off */
 static const char schema_v1[] =
 	MS_ARTIFACTS
 	MS_TAGS
@@ -141,6 +142,7 @@ static const char schema_v3[] =
 	"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES"
 	" ('artifacts', 'artifacts_deleted', '10000 1');"
 	"ANALYZE sqlite_schema;";
+/* clang-format on */
 
 /* The cleanup queue (meta_schema.h). */
 static const char schema_v4[] = MS_CLEANUP_QUEUE;
@@ -162,15 +164,18 @@ static const char schema_v5[] = MS_EVENTS;
  * no artifact and change nothing. The initial values come from the rows
  * already there (`glared db upgrade`). */
 #define BLOB_BYTES(r) GL_MSQL_BLOB_BYTES(r)
+/* clang-format off */
 #define ART_BYTES(id)                                                         \
 	"(SELECT coalesce(sum(" BLOB_BYTES("b") "), 0) FROM blobs b"          \
 	" WHERE b.artifact_id = " id ")"
+/* clang-format on */
 #define USAGE_OF(id)                                                          \
 	"(project_id, type_name) = (SELECT owner, type_name FROM artifacts"   \
 	" WHERE id = " id ")"
 #define COUNT_KEY(r)                                                          \
 	"(type_name, owner, visibility, status) = (" r ".type_name, " r       \
 	".owner, " r ".visibility, " r ".status)"
+/* clang-format off */
 static const char schema_v6[] =
 	MS_COUNTERS
 	"CREATE TRIGGER artifacts_counted_insert AFTER INSERT ON artifacts"
@@ -235,6 +240,7 @@ static const char schema_v6[] =
 	" UPDATE quota_usage SET bytes = bytes + " BLOB_BYTES("NEW")
 	"  WHERE " USAGE_OF("NEW.artifact_id") ";"
 	" END;";
+/* clang-format on */
 
 /* Scope copies: the property and tag rows repeat their artifact's
  * type_name, owner, visibility and status, so a listing total over one
@@ -261,6 +267,7 @@ static const char schema_v6[] =
  * key's range itself, and a put writes no extra index entry per row
  * (a secondary index over the copies cost creates 24% more instructions,
  * bench/cpu.py). Filters and sort walks constrain type_name to use it. */
+/* clang-format off */
 static const char schema_v7[] =
 	"CREATE TABLE properties7 ("
 	" name TEXT NOT NULL,"
@@ -305,12 +312,14 @@ static const char schema_v7[] =
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
 					   schema_v4, schema_v5, schema_v6,
 					   schema_v7 };
+/* clang-format on */
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
  * Cached statements.
  * ---------------------------------------------------------------------- */
 
+/* clang-format off */
 enum stmt_id {
 	S_SP_BEGIN, S_SP_RELEASE, S_SP_ROLLBACK, S_BEGIN, S_COMMIT,
 	S_ROLLBACK, S_GET, S_GET_TYPED, S_INSERT, S_UPDATE, S_TAGS_DEL,
@@ -322,6 +331,7 @@ enum stmt_id {
 	S_CLEANUP_DEL, S_QUOTA_DEL, S_QUOTA_INS, S_QUOTA_ALL,
 	S_QUOTA_ONE, S_DATA_INS, S_DATA_FIND, S_DATA_DEL, S_COUNT
 };
+/* clang-format on */
 
 #define SCOPE_SQL                                                             \
 	"SELECT 1 FROM artifacts WHERE type_name = ?1 AND name = ?2"          \
@@ -332,6 +342,7 @@ enum stmt_id {
 	" FROM blobs b JOIN artifacts a ON a.id = b.artifact_id"
 #define QUOTA_SQL "SELECT project_id, quota_name, quota_value FROM quotas"
 
+/* clang-format off */
 static const char *const stmt_sql[S_COUNT] = {
 	[S_SP_BEGIN] = "SAVEPOINT gl_sp",
 	[S_SP_RELEASE] = "RELEASE gl_sp",
@@ -455,6 +466,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			" WHERE location = ?1",
 	[S_DATA_DEL] = "DELETE FROM blob_data WHERE location = ?1",
 };
+/* clang-format on */
 
 /* The connection; `base` first, so a gl_meta * is an sq_meta *. */
 enum durability { DUR_GROUP, DUR_FULL, DUR_NORMAL };
@@ -645,10 +657,12 @@ static const char *row_text(const gl_msql_row *r, int c, size_t *len)
 	return t ? t : "";
 }
 
+/* clang-format off */
 static const struct gl_msql_row_ops row_ops = {
 	.null = row_null, .i64 = row_i64, .truth = row_truth,
 	.text = row_text,
 };
+/* clang-format on */
 
 static gl_msql_row row_of(sqlite3_stmt *s)
 {
@@ -1480,6 +1494,7 @@ static const char *sq_sort_column(const gl_field *fd)
 	return "value";
 }
 
+/* clang-format off */
 static const gl_msql_dialect dialect = {
 	.cond = sq_cond,
 	.like = sq_like,
@@ -1487,6 +1502,7 @@ static const gl_msql_dialect dialect = {
 	.sort_typed = 0,  /* `value` is never NULL */
 	.null_order = 0,  /* NULL is the smallest value already */
 };
+/* clang-format on */
 
 /* How a filter can drive the query (drive_sql). */
 enum {

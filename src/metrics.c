@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* clang-format off */
 static const char *const route_names[GL_ROUTE_COUNT] = {
 	"-", "unmatched", "/", "/versions", "/healthcheck", "/metrics",
 	"/schemas", "/schemas/{type}", "/artifacts/{type}",
@@ -21,6 +22,7 @@ static const char *const route_names[GL_ROUTE_COUNT] = {
 	"/project-quotas/{project}", "/subscriptions", "/subscriptions/{id}",
 	"/subscriptions/{id}/deliveries",
 };
+/* clang-format on */
 
 const char *gl_metrics_route_name(int route)
 {
@@ -33,25 +35,33 @@ static const char *const method_names[NMETHODS] = {
 };
 
 /* The statuses glared answers with; anything else counts as "other". */
+/* clang-format off */
 static const short status_codes[] = {
 	100, 200, 201, 202, 204, 206, 300, 301, 302, 304, 307, 400, 401,
 	403, 404, 405, 406, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417,
 	423, 424, 429, 431, 499, 500, 501, 502, 503, 504, 505,
 };
+/* clang-format on */
 #define NSTATUS (sizeof status_codes / sizeof status_codes[0] + 1)
 
 /* Latency bucket bounds in seconds (the last bucket is +Inf). */
+/* clang-format off */
 static const double bounds[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
 				 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 };
+/* clang-format on */
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
 
+/* clang-format off */
 static const char *const fetch_outcomes[GL_FETCH_NOUTCOMES] = {
 	"ok", "error", "too_large", "cancelled"
 };
+/* clang-format on */
 #define NVERIFY 4
+/* clang-format off */
 static const char *const verify_outcomes[NVERIFY] = {
 	"ok", "changed", "gone", "error"
 };
+/* clang-format on */
 #define NFAULT 3
 static const char *const fault_parts[NFAULT] = { "database", "store",
 						 "other" };

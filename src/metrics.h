@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 /* Route templates: the label of every request. */
+/* clang-format off */
 enum gl_route {
 	GL_ROUTE_NONE,          /* rejected before routing (bad framing) */
 	GL_ROUTE_UNMATCHED,     /* no route: 404 / 501 */
@@ -43,6 +44,7 @@ enum gl_route {
 	GL_ROUTE_SUBSCRIPTION_DELIVERIES,
 	GL_ROUTE_COUNT
 };
+/* clang-format on */
 
 const char *gl_metrics_route_name(int route);
 

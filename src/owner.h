@@ -52,12 +52,14 @@ const gl_self *gl_self_get(void);
  * heartbeat = now). */
 void gl_owner_stamp(json_t *rec);
 
+/* clang-format off */
 typedef enum gl_owner_verdict {
 	GL_OWNER_MINE,          /* rule 1: never */
 	GL_OWNER_DEAD,          /* rules 2 and 3: at once */
 	GL_OWNER_STALE,         /* rule 4, heartbeat too old: now */
 	GL_OWNER_LIVE,          /* rule 4, heartbeat fresh: not yet */
 } gl_owner_verdict;
+/* clang-format on */
 
 /* Judge a saving record by the rule above at time now_us; still_mine: the
  * judging process has the work in progress (its uploads, its location

@@ -159,6 +159,7 @@ enum node_kind {
 };
 
 /* What the left side of a generic check names. */
+/* clang-format off */
 enum attr {
 	A_LITERAL,    /* 'public', "x", True, 42: compared as text */
 	A_USER_ID,
@@ -169,6 +170,7 @@ enum attr {
 	A_PROJECT_DOMAIN_ID,
 	A_OTHER,      /* a credential we do not have: never matches */
 };
+/* clang-format on */
 
 struct node {
 	enum node_kind kind;
@@ -644,7 +646,7 @@ static struct node *parse_expr(const char *text, gl_err *err)
 static struct node *parse_list(const char *name, const json_t *arr,
 			       gl_err *err)
 {
-	struct node *or, *and, *k;
+	struct node *anyof, *allof, *k;
 	const json_t *inner, *item;
 	size_t i, j, nitems;
 	gl_err m;
@@ -655,7 +657,7 @@ static struct node *parse_list(const char *name, const json_t *arr,
 	}
 	if (json_array_size(arr) == 0)
 		return node_new(N_TRUE);
-	or = node_new(N_OR);
+	anyof = node_new(N_OR);
 	json_array_foreach(arr, i, inner) {
 		if (json_is_array(inner) && json_array_size(inner) == 0)
 			continue;
@@ -665,8 +667,8 @@ static struct node *parse_list(const char *name, const json_t *arr,
 			goto fail;
 		}
 		nitems = json_is_array(inner) ? json_array_size(inner) : 1;
-		and = node_new(N_AND);
-		node_add(or, and);
+		allof = node_new(N_AND);
+		node_add(anyof, allof);
 		for (j = 0; j < nitems; j++) {
 			item = json_is_array(inner) ? json_array_get(inner, j) :
 						      inner;
@@ -682,17 +684,17 @@ static struct node *parse_list(const char *name, const json_t *arr,
 					"item [%zu][%zu]: %s", name, i, j, m.msg);
 				goto fail;
 			}
-			node_add(and, k);
+			node_add(allof, k);
 		}
-		or->kids[or->nkids - 1] = node_unwrap(and);
+		anyof->kids[anyof->nkids - 1] = node_unwrap(allof);
 	}
-	if (or->nkids == 0) {
-		node_free(or);
+	if (anyof->nkids == 0) {
+		node_free(anyof);
 		return node_new(N_FALSE);
 	}
-	return node_unwrap(or);
+	return node_unwrap(anyof);
 fail:
-	node_free(or);
+	node_free(anyof);
 	return NULL;
 }
 

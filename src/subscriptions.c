@@ -32,11 +32,13 @@ static const char insert_sql[] =
 	" CAST($3 AS INTEGER), $4, $5, $6, $7, $8, CAST($9 AS BIGINT))";
 static const char count_sql[] =
 	"SELECT count(*) FROM subscriptions WHERE owner = $1";
+/* clang-format off */
 static const char get_sql[] =
 	"SELECT " SUB_COLS " FROM subscriptions WHERE id = $1";
 static const char list_own_sql[] =
 	"SELECT " SUB_COLS " FROM subscriptions WHERE owner = $1"
 	" ORDER BY created_at, id";
+/* clang-format on */
 static const char list_all_sql[] =
 	"SELECT " SUB_COLS " FROM subscriptions ORDER BY created_at, id";
 static const char delete_sql[] = "DELETE FROM subscriptions WHERE id = $1";

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <jansson.h>
 
+/* clang-format off */
 typedef enum gl_kind {
 	GK_STRING, GK_INTEGER, GK_FLOAT, GK_BOOLEAN, GK_VERSION, GK_LINK,
 	GK_BLOB, GK_FOLDER, GK_LIST, GK_DICT, GK_DATETIME
@@ -24,6 +25,7 @@ enum {
 	GL_OP_LTE = 1 << 3, GL_OP_GT = 1 << 4, GL_OP_GTE = 1 << 5,
 	GL_OP_IN = 1 << 6, GL_OP_LIKE = 1 << 7
 };
+/* clang-format on */
 
 typedef struct gl_field {
 	char *name;

@@ -112,6 +112,7 @@ static gl_field all_fields[] = {
 };
 
 #define NFIELDS(a) ((int)(sizeof a / sizeof a[0]))
+/* clang-format off */
 static const gl_type T = { .name = "tests", .fields = test_fields,
 			   .nfields = NFIELDS(test_fields) };
 /* a second type with the same layout */
@@ -119,6 +120,7 @@ static const gl_type T2 = { .name = "others", .fields = test_fields,
 			    .nfields = NFIELDS(test_fields) };
 static const gl_type TALL = { .name = "all", .fields = all_fields,
 			      .nfields = NFIELDS(all_fields), .is_all = 1 };
+/* clang-format on */
 
 static const gl_field *fld(const gl_type *t, const char *name)
 {
@@ -754,18 +756,22 @@ UNIT_TEST(count_and_used_bytes)
  * Kept by triggers; after any sequence of changes they equal what counting
  * the rows gives. Each query below is the number of rows on which the two
  * differ (groups whose counters are all 0 are the same as no group). */
+/* clang-format off */
 #define USAGE_NOW                                                             \
 	"SELECT a.owner, a.type_name, count(*), coalesce(sum(ab.bytes), 0)"   \
 	" FROM artifacts a LEFT JOIN (SELECT artifact_id, sum(CASE WHEN"      \
 	" status = 'saving' THEN coalesce(reserved, 0) ELSE coalesce(size, 0)" \
 	" END) AS bytes FROM blobs GROUP BY artifact_id) ab"                  \
 	" ON ab.artifact_id = a.id GROUP BY a.owner, a.type_name"
+/* clang-format on */
 #define USAGE_KEPT                                                            \
 	"SELECT project_id, type_name, artifacts, bytes FROM quota_usage"     \
 	" WHERE artifacts <> 0 OR bytes <> 0"
+/* clang-format off */
 #define COUNTS_NOW                                                            \
 	"SELECT type_name, owner, visibility, status, count(*) FROM artifacts" \
 	" GROUP BY type_name, owner, visibility, status"
+/* clang-format on */
 #define COUNTS_KEPT                                                           \
 	"SELECT type_name, owner, visibility, status, n FROM artifact_counts" \
 	" WHERE n <> 0"

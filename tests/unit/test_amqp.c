@@ -98,6 +98,7 @@ UNIT_TEST(url_escapes)
 
 UNIT_TEST(url_refused)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"amqp://h/", "kafka://h:9092", "h:5672", "", "rabbit://",
 		"rabbit:///vhost", "rabbit://h:0/", "rabbit://h:99999/",
@@ -106,6 +107,7 @@ UNIT_TEST(url_refused)
 		"rabbit://h/?ssl=1", "rabbit://u:%zz@h/",
 		NULL
 	};
+	/* clang-format on */
 
 	for (int i = 0; bad[i]; i++) {
 		gl_amqp_conf c;
@@ -162,6 +164,7 @@ UNIT_TEST(subscription_policy_defaults)
 	gl_policy_free(p);
 }
 
+/* clang-format off */
 UNIT_SUITE(amqp,
 	   UNIT_CASE(url_single_host),
 	   UNIT_CASE(url_defaults),
@@ -170,3 +173,4 @@ UNIT_SUITE(amqp,
 	   UNIT_CASE(url_refused),
 	   UNIT_CASE(url_error_hides_password),
 	   UNIT_CASE(subscription_policy_defaults));
+/* clang-format on */

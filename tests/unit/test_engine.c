@@ -304,9 +304,11 @@ UNIT_TEST(put_revision_race_is_409)
 	fx_close(&f);
 }
 
+/* clang-format off */
 UNIT_SUITE(engine,
 	UNIT_CASE(update_store_error_is_500),
 	UNIT_CASE(delete_store_error_is_500),
 	UNIT_CASE(load_store_error_is_500),
 	UNIT_CASE(put_store_error_is_500),
 	UNIT_CASE(put_revision_race_is_409));
+/* clang-format on */

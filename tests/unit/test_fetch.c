@@ -63,6 +63,7 @@ typedef struct gcase {
  * multicast / site-local ranges): an address inside with the refusal it
  * must get (or "allowed" for the globally reachable entries), and the
  * neighbours just outside where the entry is a boundary of its own. */
+/* clang-format off */
 static const gcase deny_cases[] = {
 	/* 0.0.0.0/32 this host, RFC 1122 */
 	{ "0.0.0.0", 0, "\"this host on this network\" address (0.0.0.0/32)" },
@@ -210,6 +211,7 @@ static const gcase deny_cases[] = {
 	{ "2606:4700::1111", 1, NULL },
 	{ "2a00:1450:4001::200e", 1, NULL },
 };
+/* clang-format on */
 
 UNIT_TEST(netguard_deny_table)
 {
@@ -236,6 +238,7 @@ UNIT_TEST(netguard_deny_table)
 	gl_netguard_free(g);
 }
 
+/* clang-format off */
 static const gcase wrapped_cases[] = {
 	{ "::ffff:127.0.0.1", 0,
 	  "address ::ffff:127.0.0.1 (IPv4-mapped 127.0.0.1) is loopback "
@@ -278,6 +281,7 @@ static const gcase wrapped_cases[] = {
 	/* the prefix itself refused first */
 	{ "fe80::5efe:8.8.8.8", 0, "link-local (fe80::/10)" },
 };
+/* clang-format on */
 
 UNIT_TEST(netguard_wrapped_forms)
 {
@@ -361,12 +365,14 @@ UNIT_TEST(netguard_allow_list)
 
 UNIT_TEST(netguard_malformed_cidrs)
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"10.0.0.0/33", "::1/129", "10.0.0/8", "abc", "10.0.0.0/",
 		"/8", "10.0.0.0/8x", "10.0.0.0/-1", "", "10.0.0.0/+8",
 		"10.0.0.0/8/8", "1.2.3.4.5", "fe80::1%eth0", "10.0.0.0 /8",
 		"10.0.0.0/0008",
 	};
+	/* clang-format on */
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		const char *const one[] = { "127.0.0.1/32", bad[i] };
 		gl_err err = { 0 };
@@ -1148,11 +1154,13 @@ FETCH_CASE(fetch_redirect_to_file_refused, "127.0.0.1/32")
 
 FETCH_CASE(fetch_invalid_urls, "127.0.0.1/32")
 {
+	/* clang-format off */
 	static const char *const bad[] = {
 		"ftp://127.0.0.1/x", "not a url", "", "file:///etc/passwd",
 		"gopher://127.0.0.1/", "http://", "http://a b/",
 		"dict://127.0.0.1:11211/stat", "//127.0.0.1/x",
 	};
+	/* clang-format on */
 	char url[2100];
 	gl_err err;
 	cap c = { 0 };
@@ -1510,6 +1518,7 @@ UNIT_TEST(fetch_new_rejects_bad_allow_list)
 	CHECK(strstr(err.msg, "10.0.0.0/99"));
 }
 
+/* clang-format off */
 UNIT_SUITE(fetch,
 	   UNIT_CASE(netguard_deny_table),
 	   UNIT_CASE(netguard_wrapped_forms),
@@ -1547,3 +1556,4 @@ UNIT_SUITE(fetch,
 	   UNIT_CASE(fetch_dns_failure),
 	   UNIT_CASE(fetch_tls_error),
 	   UNIT_CASE(fetch_sync));
+/* clang-format on */

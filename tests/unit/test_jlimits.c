@@ -47,12 +47,14 @@ static int64_t scan_values(const char *text)
 
 UNIT_TEST(scan_counts_like_the_tree)
 {
+	/* clang-format off */
 	static const char *const docs[] = {
 		"1", "[]", "{}", "[1, 2, 3]", "{\"a\": 1, \"b\": [true, null]}",
 		"[[], {}, [[]], \"x,y\", {\"k,\": \"[\"}]",
 		"{\"a\": {\"b\": {\"c\": []}}, \"d\": \"\\\"]\"}",
 		" [ 1 , [ 2 , { \"x\" : -3.5e2 } ] ] ",
 	};
+	/* clang-format on */
 
 	for (size_t i = 0; i < sizeof docs / sizeof *docs; i++)
 		CHECK_INT(scan_values(docs[i]), tree_values(docs[i]));
@@ -273,6 +275,7 @@ UNIT_TEST(sb_try_addn)
 	CHECK(b.p == NULL && b.cap == 0);
 }
 
+/* clang-format off */
 UNIT_SUITE(jlimits,
 	UNIT_CASE(scan_counts_like_the_tree),
 	UNIT_CASE(scan_limits),
@@ -282,3 +285,4 @@ UNIT_SUITE(jlimits,
 	UNIT_CASE(checksums_and_urls),
 	UNIT_CASE(iso8601_times),
 	UNIT_CASE(sb_try_addn));
+/* clang-format on */

@@ -247,6 +247,7 @@ UNIT_TEST(pointer)
 	CHECK(!gl_jpointer_split("/\xff", &err)); /* not from JSON */
 }
 
+/* clang-format off */
 UNIT_SUITE(jpatch,
 	UNIT_CASE(operations),
 	UNIT_CASE(errors),
@@ -254,3 +255,4 @@ UNIT_SUITE(jpatch,
 	UNIT_CASE(budgets),
 	UNIT_CASE(step_check),
 	UNIT_CASE(pointer));
+/* clang-format on */

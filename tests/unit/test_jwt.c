@@ -373,6 +373,7 @@ UNIT_TEST(kid_less_tokens)
 
 UNIT_TEST(refused_algorithms)
 {
+	/* clang-format off */
 	static const char *const hdrs[] = {
 		"{\"alg\":\"none\"}", "{\"alg\":\"None\"}",
 		"{\"alg\":\"HS256\",\"kid\":\"r1\"}", "{\"alg\":\"HS512\"}",
@@ -381,6 +382,7 @@ UNIT_TEST(refused_algorithms)
 		"{\"alg\":\"RS256\",\"crit\":[\"exp\"]}",
 		"{\"alg\":\"RS256\",\"kid\":7}",
 	};
+	/* clang-format on */
 	char *c = gl_b64url_encode((const unsigned char *)claims_ok,
 				   strlen(claims_ok));
 	char tok[1024], why[200];
@@ -442,10 +444,12 @@ UNIT_TEST(malformed_and_huge_tokens)
 	free(big);
 	/* header and payload must be JSON objects, without duplicates */
 	{
+		/* clang-format off */
 		static const char *const bad_claims[] = {
 			"[1,2]", "\"str\"", "{\"sub\":\"a\",\"sub\":\"b\"}",
 			"{\"sub\":", "",
 		};
+		/* clang-format on */
 		char *h = gl_b64url_encode((const unsigned char *)
 					   "{\"alg\":\"RS256\"}", 15);
 		for (size_t i = 0; i < 5; i++) {
@@ -801,6 +805,7 @@ UNIT_TEST(zz_free_keys)
 	CHECK(rsa_a == NULL);
 }
 
+/* clang-format off */
 UNIT_SUITE(jwt,
 	   UNIT_CASE(b64url_vectors),
 	   UNIT_CASE(b64url_refuses_bad_input),
@@ -820,3 +825,4 @@ UNIT_SUITE(jwt,
 	   UNIT_CASE(cache_evicts_least_recently_used),
 	   UNIT_CASE(cache_many_entries),
 	   UNIT_CASE(zz_free_keys));
+/* clang-format on */

@@ -385,6 +385,7 @@ UNIT_TEST(random_is_uniform_and_checked)
 	lua_close(L);
 }
 
+/* clang-format off */
 UNIT_SUITE(lsafe,
 	   UNIT_CASE(patterns_match_stock_lua),
 	   UNIT_CASE(pattern_errors_match_stock_lua),
@@ -394,3 +395,4 @@ UNIT_SUITE(lsafe,
 	   UNIT_CASE(rep_refuses_big_and_empty_loops),
 	   UNIT_CASE(tostring_and_format_hide_addresses),
 	   UNIT_CASE(random_is_uniform_and_checked));
+/* clang-format on */

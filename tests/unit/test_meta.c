@@ -442,9 +442,11 @@ UNIT_TEST(read_damaged_text)
 	fx_close(&f);
 }
 
+/* clang-format off */
 UNIT_SUITE(meta,
 	UNIT_CASE(open_creates_schema),
 	UNIT_CASE(schema_version_mismatch),
 	UNIT_CASE(group_commit),
 	UNIT_CASE(read_damaged_text),
 	META_SCENARIOS);
+/* clang-format on */

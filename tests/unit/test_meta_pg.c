@@ -353,6 +353,7 @@ UNIT_TEST(schema_version_mismatch)
  *   pk T (C,...)
  *   index T NAME (C,...) [unique] [partial]
  * (PostgreSQL's booleans are SQLite's 0/1 integers: both are int.) */
+/* clang-format off */
 #define SCHEMA_LINES_PG                                                       \
 	"SELECT string_agg(l, E'\\n' ORDER BY l) FROM ("                      \
 	" SELECT 'table ' || tablename FROM pg_tables"                        \
@@ -415,6 +416,7 @@ static const char *const sqlite_only[] = {
 	"pk tags (value,artifact_id)",
 	NULL
 };
+/* clang-format on */
 static const char *const pg_only[] = {
 	"column blob_data.size int not null",
 	"column blob_data_chunks.data bytea not null",
@@ -857,6 +859,7 @@ UNIT_TEST(reconnect_in_transaction)
 	fx_close(&f);
 }
 
+/* clang-format off */
 UNIT_SUITE(meta_pg,
 	UNIT_CASE(open_creates_schema),
 	UNIT_CASE(schema_same_as_sqlite),
@@ -867,3 +870,4 @@ UNIT_SUITE(meta_pg,
 	UNIT_CASE(reconnect_between_calls),
 	UNIT_CASE(reconnect_in_transaction),
 	META_SCENARIOS);
+/* clang-format on */

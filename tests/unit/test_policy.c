@@ -138,6 +138,7 @@ UNIT_TEST(defaults_open_rules)
 
 UNIT_TEST(defaults_admin_only_rules)
 {
+	/* clang-format off */
 	static const char *const adm[] = {
 		"artifact:reactivate", "artifact:deactivate",
 		"artifact:publish", "artifact:get_any_artifact",
@@ -146,6 +147,7 @@ UNIT_TEST(defaults_admin_only_rules)
 		"artifact:download_from_any_artifact", "artifact:set_quotas",
 		"artifact:list_all_quotas", "context_is_admin",
 	};
+	/* clang-format on */
 	gl_policy *p = gl_policy_new();
 	json_t *t = art("private", "active");
 	size_t bad = 0;
@@ -1109,6 +1111,7 @@ UNIT_TEST(file_misc)
 	CHECK(strstr(e3.msg, ":1: expected 'name: rule'"));
 }
 
+/* clang-format off */
 UNIT_SUITE(policy,
 	   UNIT_CASE(defaults_open_rules),
 	   UNIT_CASE(defaults_admin_only_rules),
@@ -1154,3 +1157,4 @@ UNIT_SUITE(policy,
 	   UNIT_CASE(yaml_file_escapes_and_multiline),
 	   UNIT_CASE(yaml_file_errors_name_the_line),
 	   UNIT_CASE(file_misc));
+/* clang-format on */

@@ -782,10 +782,12 @@ UNIT_TEST(real_abort_stale)
 UNIT_TEST(real_objects)
 {
 	/* characters that need encoding, and dots curl must not fold */
+	/* clang-format off */
 	static const char *keys[] = {
 		"plain", "dir/a b+c%d&e=f?g#h", "caf\xc3\xa9/\xe2\x82\xac",
 		"x/./y/../z", "semi;colon,comma'quote\"(paren)*!$@",
 	};
+	/* clang-format on */
 	env v;
 	rig r;
 	gl_err err = { 0 };
@@ -1184,6 +1186,7 @@ UNIT_TEST(wire_format)
 	CHECK_STR(f.reqs[4].line, "DELETE /bkt/pre/d/a%20b HTTP/1.1");
 }
 
+/* clang-format off */
 static const canned retry_script[] = {
 	/* GET: 503, then the data */
 	{ 503, NULL, "<Error><Code>SlowDown</Code></Error>" },
@@ -1201,6 +1204,7 @@ static const canned retry_script[] = {
 		     "</Message></Error>" },
 	{ 204, NULL, "" },
 };
+/* clang-format on */
 
 UNIT_TEST(retries_and_errors)
 {
@@ -1262,6 +1266,7 @@ UNIT_TEST(retries_and_errors)
 	CHECK_STR(f.reqs[7].line, "DELETE /bkt/pre/k?uploadId=u1 HTTP/1.1");
 }
 
+/* clang-format off */
 static const canned first_error_script[] = {
 	{ 200, NULL, "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
 		     "</InitiateMultipartUploadResult>" },
@@ -1271,6 +1276,7 @@ static const canned first_error_script[] = {
 	{ 500, NULL, "" },
 	{ 204, NULL, "" },
 };
+/* clang-format on */
 
 UNIT_TEST(first_error_kept)
 {
@@ -1368,6 +1374,7 @@ UNIT_TEST(bad_arguments)
 	rig_close(&r);
 }
 
+/* clang-format off */
 UNIT_SUITE(s3,
 	   UNIT_CASE(part_size_limits),
 	   UNIT_CASE(key_encoding),
@@ -1389,3 +1396,4 @@ UNIT_SUITE(s3,
 	   UNIT_CASE(real_not_found),
 	   UNIT_CASE(real_wrong_credentials),
 	   UNIT_CASE(real_cancel_in_callback));
+/* clang-format on */

@@ -97,6 +97,8 @@ UNIT_TEST(unknown_size)
 		  -1);
 }
 
+/* clang-format off */
 UNIT_SUITE(verdict,
 	UNIT_CASE(known_size),
 	UNIT_CASE(unknown_size));
+/* clang-format on */

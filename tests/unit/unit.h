@@ -95,7 +95,9 @@ extern char unit_msg[512];
 /* Remove dir and everything below it (a case's temp directory). */
 void unit_rm_tree(const char *dir);
 
+/* clang-format off */
 #define UNIT_CASE(fn) { #fn, fn }
+/* clang-format on */
 
 #define UNIT_SUITE(sname, ...)                                                \
 	static const unit_case sname##_cases[] = { __VA_ARGS__ };             \
