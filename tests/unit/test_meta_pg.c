@@ -761,7 +761,7 @@ static int race_update(gl_meta *m, gl_err *err)
 	json_object_set_new(af, "int1", json_integer(getpid()));
 	rc = put(m, &T, af, 0, err);
 	json_decref(af);
-	if (rc == 1) {
+	if (rc < 0 && err->status == 409) { /* the revision moved on */
 		gl_meta_rollback(m);
 		return 2;
 	}
