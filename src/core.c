@@ -6,6 +6,7 @@
 #include "core.h"
 #include "fetch.h"
 #include "jlimits.h"
+#include "jtext.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -238,6 +239,96 @@ json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 	if (t->is_all && gl_json_str(doc, "type_name"))
 		json_object_set(out, "type_name", json_object_get(doc, "type_name"));
 	return out;
+}
+
+/* gl_core_plain_output written as JSON text: no tree per artifact. */
+void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
+			       gl_sb *b)
+{
+	const char *id = gl_json_str(doc, "id");
+	int has_type_name = 0;
+
+	gl_sb_addn(b, "{", 1);
+	for (int i = 0; i < t->nfields; i++) {
+		const gl_field *f = &t->fields[i];
+		json_t *v = json_object_get(doc, f->name);
+
+		gl_jtext_key(b, f->name, strlen(f->name), i == 0);
+		has_type_name |= !strcmp(f->name, "type_name");
+		if (f->kind == GK_BLOB) {
+			json_t *o = json_is_object(v)
+					    ? gl_core_blob_output(t, id, f->name,
+								  NULL, v)
+					    : NULL;
+			gl_jtext_value(b, o);
+			json_decref(o);
+		} else if (f->kind == GK_FOLDER) {
+			json_t *bv;
+			const char *k;
+			size_t kl;
+			int first = 1;
+			gl_sb_addn(b, "{", 1);
+			if (json_is_object(v))
+				json_object_keylen_foreach(v, k, kl, bv) {
+					json_t *o = gl_core_blob_output(
+						t, id, f->name, k, bv);
+					gl_jtext_key(b, k, kl, first);
+					gl_jtext_value(b, o);
+					json_decref(o);
+					first = 0;
+				}
+			gl_sb_addn(b, "}", 1);
+		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
+			   strchr(json_string_value(v), '.')) {
+			/* stored with microseconds, shown to the second */
+			char ts[40];
+			int n = snprintf(ts, sizeof ts, "%.19sZ",
+					 json_string_value(v));
+			if (gl_utf8_valid(ts, (size_t)n, 1)) {
+				gl_jtext_str(b, ts, (size_t)n);
+			} else {
+				json_t *r = gl_json_text(ts);
+				gl_jtext_value(b, r);
+				json_decref(r);
+			}
+		} else {
+			gl_jtext_value(b, v ? v : f->def);
+		}
+	}
+	if (t->is_all && !has_type_name && gl_json_str(doc, "type_name")) {
+		gl_jtext_key(b, "type_name", 9, t->nfields == 0);
+		gl_jtext_value(b, json_object_get(doc, "type_name"));
+	}
+	gl_sb_addn(b, "}", 1);
+}
+
+int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+			const gl_type *t, const json_t *doc, gl_sb *b,
+			gl_err *err)
+{
+	const gl_type *rt = NULL;
+	json_t *plain;
+
+	(void)e;
+	if (t->is_all) {
+		rt = gl_types_find(ts, gl_json_str(doc, "type_name"));
+		if (rt && !rt->has_format_all)
+			rt = NULL;
+	} else if (t->has_to_dict) {
+		rt = t;
+	}
+	if (!rt) {
+		gl_core_plain_output_text(t, doc, b);
+		return 0;
+	}
+	plain = gl_core_plain_output(t, doc);
+	if (!plain)
+		return gl_fail(err, 500, NULL, "out of memory");
+	if (gl_types_output_text(ts, gl_ctx_lua(ctx), rt, plain, t->is_all,
+				 b, err) < 0)
+		return err->status ? -1 : gl_fail(err, 500, NULL,
+						  "out of memory");
+	return 0;
 }
 
 json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,

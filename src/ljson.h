@@ -23,6 +23,7 @@
 #include <lua.h>
 
 #include "err.h"
+#include "util.h"
 
 #define GL_LJSON_MAX_DEPTH 64
 #define GL_LJSON_MAX_NODES 200000
@@ -42,6 +43,12 @@ void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j);
  * (functions, NaN, non-string keys, invalid UTF-8, too deep, a cycle,
  * past the node or byte budget). Never raises. */
 json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err);
+
+/* [-0, +0, -] The value at idx as JSON text appended to b: exactly
+ * json_dumps (the API's flags, jtext.h) of what gl_ljson_to gives, or -1
+ * + the same err (b as it was). Never raises. */
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx, gl_sb *b,
+		   gl_err *err);
 
 /* 1 if j is nested at most GL_LJSON_MAX_DEPTH levels (what push takes). */
 int gl_ljson_depth_ok(const json_t *j);

@@ -1,0 +1,136 @@
+/* jtext.c - JSON text into a gl_sb (see jtext.h). */
+#include "jtext.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+void gl_jtext_str(gl_sb *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n,
+			    *run = p;
+
+	gl_sb_addn(b, "\"", 1);
+	for (; p < end; p++) {
+		char esc[6];
+		const char *e = esc;
+		size_t el = 2;
+
+		if (*p >= 0x20 && *p != '"' && *p != '\\')
+			continue;
+		if (p > run)
+			gl_sb_addn(b, (const char *)run, (size_t)(p - run));
+		run = p + 1;
+		switch (*p) {
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		case '\b': e = "\\b"; break;
+		case '\f': e = "\\f"; break;
+		case '\n': e = "\\n"; break;
+		case '\r': e = "\\r"; break;
+		case '\t': e = "\\t"; break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[*p >> 4];
+			esc[5] = hex[*p & 15];
+			el = 6;
+		}
+		gl_sb_addn(b, e, el);
+	}
+	if (p > run)
+		gl_sb_addn(b, (const char *)run, (size_t)(p - run));
+	gl_sb_addn(b, "\"", 1);
+}
+
+void gl_jtext_int(gl_sb *b, int64_t v)
+{
+	char s[24];
+	int n = snprintf(s, sizeof s, "%" PRId64, v);
+
+	gl_sb_addn(b, s, (size_t)n);
+}
+
+void gl_jtext_real(gl_sb *b, double v)
+{
+	char s[40], *e;
+	int n = snprintf(s, sizeof s - 3, "%.17g", v);
+
+	if (n < 0 || (size_t)n >= sizeof s - 3)
+		n = 0; /* cannot happen with %.17g: 24 bytes at most */
+	/* as jansson: a real never reads back as an integer ... */
+	if (!strchr(s, '.') && !strchr(s, 'e')) {
+		memcpy(s + n, ".0", 3);
+		n += 2;
+	}
+	/* ... and its exponent has no '+' and no leading zeros */
+	e = strchr(s, 'e');
+	if (e) {
+		char *start = e + 1, *end = start + 1;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, (size_t)(s + n - end) + 1);
+			n -= (int)(end - start);
+		}
+	}
+	gl_sb_addn(b, s, (size_t)n);
+}
+
+void gl_jtext_key(gl_sb *b, const char *k, size_t n, int first)
+{
+	if (!first)
+		gl_sb_addn(b, ", ", 2);
+	gl_jtext_str(b, k, n);
+	gl_sb_addn(b, ": ", 2);
+}
+
+void gl_jtext_value(gl_sb *b, const json_t *j)
+{
+	size_t i;
+	const char *k;
+	size_t kl;
+	json_t *v;
+	int first = 1;
+
+	switch (j ? json_typeof(j) : JSON_NULL) {
+	case JSON_NULL:
+		gl_sb_addn(b, "null", 4);
+		break;
+	case JSON_TRUE:
+		gl_sb_addn(b, "true", 4);
+		break;
+	case JSON_FALSE:
+		gl_sb_addn(b, "false", 5);
+		break;
+	case JSON_INTEGER:
+		gl_jtext_int(b, (int64_t)json_integer_value(j));
+		break;
+	case JSON_REAL:
+		gl_jtext_real(b, json_real_value(j));
+		break;
+	case JSON_STRING:
+		gl_jtext_str(b, json_string_value(j), json_string_length(j));
+		break;
+	case JSON_ARRAY:
+		gl_sb_addn(b, "[", 1);
+		json_array_foreach(j, i, v) {
+			if (i)
+				gl_sb_addn(b, ", ", 2);
+			gl_jtext_value(b, v);
+		}
+		gl_sb_addn(b, "]", 1);
+		break;
+	case JSON_OBJECT:
+		gl_sb_addn(b, "{", 1);
+		json_object_keylen_foreach((json_t *)j, k, kl, v) {
+			gl_jtext_key(b, k, kl, first);
+			first = 0;
+			gl_jtext_value(b, v);
+		}
+		gl_sb_addn(b, "}", 1);
+		break;
+	}
+}
