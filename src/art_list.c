@@ -499,18 +499,18 @@ static int list_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	size_t i, n = json_array_size(page);
 	json_t *a, *l;
 
-	gl_sb_addn(b, "{", 1);
+	gl_jtext_raw(b, "{", 1);
 	gl_jtext_key(b, "type_name", 9, 1);
 	gl_jtext_str(b, t->name, strlen(t->name));
 	gl_jtext_key(b, "artifacts", 9, 0);
-	gl_sb_addn(b, "[", 1);
+	gl_jtext_raw(b, "[", 1);
 	json_array_foreach(page, i, a) {
 		if (i)
-			gl_sb_addn(b, ", ", 2);
+			gl_jtext_raw(b, ", ", 2);
 		if (gl_core_output_text(e, ctx, ts, t, a, b, err) < 0)
 			return -1;
 	}
-	gl_sb_addn(b, "]", 1);
+	gl_jtext_raw(b, "]", 1);
 	gl_jtext_key(b, "first", 5, 0);
 	l = link(t->name, query, nquery, NULL);
 	gl_jtext_value(b, l);
@@ -529,7 +529,7 @@ static int list_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		gl_jtext_value(b, l);
 		json_decref(l);
 	}
-	gl_sb_addn(b, "}", 1);
+	gl_jtext_raw(b, "}", 1);
 	return 0;
 }
 

@@ -248,7 +248,7 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 	const char *id = gl_json_str(doc, "id");
 	int has_type_name = 0;
 
-	gl_sb_addn(b, "{", 1);
+	gl_jtext_raw(b, "{", 1);
 	for (int i = 0; i < t->nfields; i++) {
 		const gl_field *f = &t->fields[i];
 		json_t *v = json_object_get(doc, f->name);
@@ -267,7 +267,7 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 			const char *k;
 			size_t kl;
 			int first = 1;
-			gl_sb_addn(b, "{", 1);
+			gl_jtext_raw(b, "{", 1);
 			if (json_is_object(v))
 				json_object_keylen_foreach(v, k, kl, bv) {
 					json_t *o = gl_core_blob_output(
@@ -277,7 +277,7 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 					json_decref(o);
 					first = 0;
 				}
-			gl_sb_addn(b, "}", 1);
+			gl_jtext_raw(b, "}", 1);
 		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
 			   strchr(json_string_value(v), '.')) {
 			/* stored with microseconds, shown to the second */
@@ -299,7 +299,7 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 		gl_jtext_key(b, "type_name", 9, t->nfields == 0);
 		gl_jtext_value(b, json_object_get(doc, "type_name"));
 	}
-	gl_sb_addn(b, "}", 1);
+	gl_jtext_raw(b, "}", 1);
 }
 
 int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,

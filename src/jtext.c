@@ -1,7 +1,6 @@
 /* jtext.c - JSON text into a gl_sb (see jtext.h). */
 #include "jtext.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +10,7 @@ void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 	const unsigned char *p = (const unsigned char *)s, *end = p + n,
 			    *run = p;
 
-	gl_sb_addn(b, "\"", 1);
+	gl_jtext_raw(b, "\"", 1);
 	for (; p < end; p++) {
 		char esc[6];
 		const char *e = esc;
@@ -20,7 +19,7 @@ void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 		if (*p >= 0x20 && *p != '"' && *p != '\\')
 			continue;
 		if (p > run)
-			gl_sb_addn(b, (const char *)run, (size_t)(p - run));
+			gl_jtext_raw(b, (const char *)run, (size_t)(p - run));
 		run = p + 1;
 		switch (*p) {
 		case '"': e = "\\\""; break;
@@ -36,19 +35,25 @@ void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 			esc[5] = hex[*p & 15];
 			el = 6;
 		}
-		gl_sb_addn(b, e, el);
+		gl_jtext_raw(b, e, el);
 	}
 	if (p > run)
-		gl_sb_addn(b, (const char *)run, (size_t)(p - run));
-	gl_sb_addn(b, "\"", 1);
+		gl_jtext_raw(b, (const char *)run, (size_t)(p - run));
+	gl_jtext_raw(b, "\"", 1);
 }
 
 void gl_jtext_int(gl_sb *b, int64_t v)
 {
-	char s[24];
-	int n = snprintf(s, sizeof s, "%" PRId64, v);
+	char s[24], *p = s + sizeof s;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
-	gl_sb_addn(b, s, (size_t)n);
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	gl_jtext_raw(b, p, (size_t)(s + sizeof s - p));
 }
 
 void gl_jtext_real(gl_sb *b, double v)
@@ -76,15 +81,15 @@ void gl_jtext_real(gl_sb *b, double v)
 			n -= (int)(end - start);
 		}
 	}
-	gl_sb_addn(b, s, (size_t)n);
+	gl_jtext_raw(b, s, (size_t)n);
 }
 
 void gl_jtext_key(gl_sb *b, const char *k, size_t n, int first)
 {
 	if (!first)
-		gl_sb_addn(b, ", ", 2);
+		gl_jtext_raw(b, ", ", 2);
 	gl_jtext_str(b, k, n);
-	gl_sb_addn(b, ": ", 2);
+	gl_jtext_raw(b, ": ", 2);
 }
 
 void gl_jtext_value(gl_sb *b, const json_t *j)
@@ -97,13 +102,13 @@ void gl_jtext_value(gl_sb *b, const json_t *j)
 
 	switch (j ? json_typeof(j) : JSON_NULL) {
 	case JSON_NULL:
-		gl_sb_addn(b, "null", 4);
+		gl_jtext_raw(b, "null", 4);
 		break;
 	case JSON_TRUE:
-		gl_sb_addn(b, "true", 4);
+		gl_jtext_raw(b, "true", 4);
 		break;
 	case JSON_FALSE:
-		gl_sb_addn(b, "false", 5);
+		gl_jtext_raw(b, "false", 5);
 		break;
 	case JSON_INTEGER:
 		gl_jtext_int(b, (int64_t)json_integer_value(j));
@@ -115,22 +120,22 @@ void gl_jtext_value(gl_sb *b, const json_t *j)
 		gl_jtext_str(b, json_string_value(j), json_string_length(j));
 		break;
 	case JSON_ARRAY:
-		gl_sb_addn(b, "[", 1);
+		gl_jtext_raw(b, "[", 1);
 		json_array_foreach(j, i, v) {
 			if (i)
-				gl_sb_addn(b, ", ", 2);
+				gl_jtext_raw(b, ", ", 2);
 			gl_jtext_value(b, v);
 		}
-		gl_sb_addn(b, "]", 1);
+		gl_jtext_raw(b, "]", 1);
 		break;
 	case JSON_OBJECT:
-		gl_sb_addn(b, "{", 1);
+		gl_jtext_raw(b, "{", 1);
 		json_object_keylen_foreach((json_t *)j, k, kl, v) {
 			gl_jtext_key(b, k, kl, first);
 			first = 0;
 			gl_jtext_value(b, v);
 		}
-		gl_sb_addn(b, "}", 1);
+		gl_jtext_raw(b, "}", 1);
 		break;
 	}
 }

@@ -14,10 +14,24 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
 #include "util.h"
+
+/* n bytes as they are; gl_sb_addn without the call when there is room
+ * (most pieces are a few bytes). */
+static inline void gl_jtext_raw(gl_sb *b, const char *s, size_t n)
+{
+	if (b->len + n < b->cap) {
+		memcpy(b->p + b->len, s, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+	} else {
+		gl_sb_addn(b, s, n);
+	}
+}
 
 /* A string (n bytes of valid UTF-8, NULs allowed) as a JSON string. */
 void gl_jtext_str(gl_sb *b, const char *s, size_t n);

@@ -310,6 +310,16 @@ json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err)
  * json_dumps would give, byte for byte. One case is left to to(): a key
  * with a NUL byte, which jansson takes up to the NUL (two such keys can
  * become one); 1 asks the caller for that path. */
+/* gl_utf8_valid, ASCII first: most text is */
+static int utf8_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && !((unsigned char)s[i] & 0x80))
+		i++;
+	return i == n || gl_utf8_valid(s + i, n - i, 1);
+}
+
 static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 {
 	int arr, rc = 0;
@@ -325,15 +335,15 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 	case LUA_TNIL:
 		if (spend(cv, 4) < 0)
 			return -1;
-		gl_sb_addn(b, "null", 4);
+		gl_jtext_raw(b, "null", 4);
 		return 0;
 	case LUA_TBOOLEAN:
 		if (spend(cv, 5) < 0)
 			return -1;
 		if (lua_toboolean(L, idx))
-			gl_sb_addn(b, "true", 4);
+			gl_jtext_raw(b, "true", 4);
 		else
-			gl_sb_addn(b, "false", 5);
+			gl_jtext_raw(b, "false", 5);
 		return 0;
 	case LUA_TNUMBER:
 		if (spend(cv, 24) < 0)
@@ -352,7 +362,7 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		const char *s = lua_tolstring(L, idx, &n);
 		if (spend(cv, n + 2) < 0)
 			return -1;
-		if (!gl_utf8_valid(s, n, 1))
+		if (!utf8_ok(s, n))
 			return gl_fail(cv->err, 500, NULL, "string is not valid "
 				       "UTF-8");
 		gl_jtext_str(b, s, n);
@@ -364,7 +374,7 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		if (is_ref(L, idx, cv->lj->null_ref)) {
 			if (spend(cv, 4) < 0)
 				return -1;
-			gl_sb_addn(b, "null", 4);
+			gl_jtext_raw(b, "null", 4);
 			return 0;
 		}
 		if (lua_type(L, idx) == LUA_TTABLE)
@@ -391,19 +401,19 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		arr = looks_like_array(L, idx) ? 1 : -1;
 	if (arr > 0) {
 		lua_Unsigned n = lua_rawlen(L, idx);
-		gl_sb_addn(b, "[", 1);
+		gl_jtext_raw(b, "[", 1);
 		for (lua_Unsigned i = 1; rc == 0 && i <= n; i++) {
 			if (i > 1)
-				gl_sb_addn(b, ", ", 2);
+				gl_jtext_raw(b, ", ", 2);
 			lua_rawgeti(L, idx, (lua_Integer)i);
 			rc = write_val(L, cv, -1, depth + 1, b);
 			lua_pop(L, 1);
 		}
-		gl_sb_addn(b, "]", 1);
+		gl_jtext_raw(b, "]", 1);
 		lua_pop(L, 1);
 		return rc;
 	}
-	gl_sb_addn(b, "{", 1);
+	gl_jtext_raw(b, "{", 1);
 	lua_pushnil(L);
 	for (int first = 1; lua_next(L, idx); first = 0) {
 		size_t kl;
@@ -420,7 +430,7 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 			return 1;
 		}
 		/* to() judges the key after its value */
-		bad = !gl_utf8_valid(k, kl, 1);
+		bad = !utf8_ok(k, kl);
 		if (spend(cv, kl + 2) < 0) {
 			lua_pop(L, 3);
 			return -1;
@@ -435,7 +445,7 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		}
 		lua_pop(L, 1);
 	}
-	gl_sb_addn(b, "}", 1);
+	gl_jtext_raw(b, "}", 1);
 	lua_pop(L, 1);
 	return 0;
 }
