@@ -7,6 +7,7 @@
 #include "fetch.h"
 #include "jlimits.h"
 #include "jtext.h"
+#include "ljson.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -302,12 +303,66 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 	gl_jtext_raw(b, "}", 1);
 }
 
+/* gl_core_plain_output as members for the hook's argument (ljson.h): the
+ * doc's values borrowed, what is built for the API (blobs, folders, a
+ * repaired time) in owned[i]. The number of members. */
+static int plain_members(const gl_type *t, const json_t *doc, gl_member *m,
+			 json_t **owned)
+{
+	const char *id = gl_json_str(doc, "id");
+	int n = 0, has_type_name = 0;
+
+	for (int i = 0; i < t->nfields; i++, n++) {
+		const gl_field *f = &t->fields[i];
+		json_t *v = json_object_get(doc, f->name);
+
+		m[n].key = f->name;
+		has_type_name |= !strcmp(f->name, "type_name");
+		if (f->kind == GK_BLOB) {
+			if (json_is_object(v))
+				m[n].v = owned[n] = gl_core_blob_output(
+					t, id, f->name, NULL, v);
+		} else if (f->kind == GK_FOLDER) {
+			json_t *fo = json_object(), *bv;
+			const char *k;
+			if (json_is_object(v))
+				json_object_foreach(v, k, bv)
+					json_object_set_new(
+						fo, k,
+						gl_core_blob_output(
+							t, id, f->name, k, bv));
+			m[n].v = owned[n] = fo;
+		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
+			   strchr(json_string_value(v), '.')) {
+			/* stored with microseconds, shown to the second */
+			int l = snprintf(m[n].text, sizeof m[n].text, "%.19sZ",
+					 json_string_value(v));
+			if (gl_utf8_valid(m[n].text, (size_t)l, 1)) {
+				m[n].s = m[n].text;
+				m[n].n = (size_t)l;
+			} else {
+				m[n].v = owned[n] = gl_json_text(m[n].text);
+			}
+		} else {
+			m[n].v = v ? v : f->def;
+		}
+	}
+	if (t->is_all && !has_type_name && gl_json_str(doc, "type_name")) {
+		m[n].key = "type_name";
+		m[n].v = json_object_get(doc, "type_name");
+		n++;
+	}
+	return n;
+}
+
 int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			const gl_type *t, const json_t *doc, gl_sb *b,
 			gl_err *err)
 {
 	const gl_type *rt = NULL;
-	json_t *plain;
+	gl_member *m;
+	json_t **owned;
+	int n, rc;
 
 	(void)e;
 	if (t->is_all) {
@@ -321,11 +376,16 @@ int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		gl_core_plain_output_text(t, doc, b);
 		return 0;
 	}
-	plain = gl_core_plain_output(t, doc);
-	if (!plain)
-		return gl_fail(err, 500, NULL, "out of memory");
-	if (gl_types_output_text(ts, gl_ctx_lua(ctx), rt, plain, t->is_all,
-				 b, err) < 0)
+	m = gl_xcalloc((size_t)t->nfields + 1, sizeof *m);
+	owned = gl_xcalloc((size_t)t->nfields + 1, sizeof *owned);
+	n = plain_members(t, doc, m, owned);
+	rc = gl_types_output_text(ts, gl_ctx_lua(ctx), rt, m, n, t->is_all, b,
+				  err);
+	for (int i = 0; i < n; i++)
+		json_decref(owned[i]);
+	free(owned);
+	free(m);
+	if (rc < 0)
 		return err->status ? -1 : gl_fail(err, 500, NULL,
 						  "out of memory");
 	return 0;

@@ -66,6 +66,25 @@ void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j)
 	push(L, lj, j, 0);
 }
 
+void gl_ljson_push_members(lua_State *L, const gl_ljson *lj,
+			   const gl_member *m, int n)
+{
+	luaL_checkstack(L, 4, "converting a value");
+	lua_createtable(L, 0, n);
+	for (int i = 0; i < n; i++) {
+		lua_pushstring(L, m[i].key);
+		if (m[i].v)
+			push(L, lj, m[i].v, 1);
+		else if (m[i].s)
+			lua_pushlstring(L, m[i].s, m[i].n);
+		else
+			lua_rawgeti(L, LUA_REGISTRYINDEX, lj->null_ref);
+		lua_rawset(L, -3);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lj->omt_ref);
+	lua_setmetatable(L, -2);
+}
+
 static int depth_ok(const json_t *j, int depth)
 {
 	size_t i;

@@ -1429,6 +1429,8 @@ static int p_output(lua_State *L, tcall *c)
 
 typedef struct output_text_call {
 	output_call o;
+	const gl_member *m;
+	int n;
 	gl_sb *b;
 } output_text_call;
 
@@ -1441,7 +1443,7 @@ static int p_output_text(lua_State *L, tcall *c)
 
 	push_rt(L, c->st, a->o.format_all ? "format_all" : "output");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->o.t->ref);
-	gl_ljson_push(L, &c->st->lj, a->o.af);
+	gl_ljson_push_members(L, &c->st->lj, a->m, a->n);
 	lua_call(L, 2, 3);
 	if (lua_isnil(L, -3)) {
 		internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
@@ -1462,18 +1464,17 @@ static int p_output_text(lua_State *L, tcall *c)
 }
 
 int gl_types_output_text(gl_types *ts, gl_lreq *rq, const gl_type *t,
-			 json_t *af, int format_all, gl_sb *b, gl_err *err)
+			 const gl_member *m, int n, int format_all, gl_sb *b,
+			 gl_err *err)
 {
 	output_text_call a = { .o = { .c = { .st = type_state(ts, t),
 					     .fn = p_output_text },
-				      .t = t, .af = af,
-				      .format_all = format_all },
-			       .b = b };
+				      .t = t, .format_all = format_all },
+			       .m = m, .n = n, .b = b };
 	size_t start = b->len;
 	char what[300];
 	int rc = run(&a.o.c, rq);
 
-	json_decref(af);
 	snprintf(what, sizeof what, "%s of artifact type %s",
 		 format_all ? "format_all" : "to_dict", t->name);
 	if (finish(&a.o.c, rc, rq, what, err) < 0) {
