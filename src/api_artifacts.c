@@ -83,10 +83,16 @@ void gl_h_create(gl_api_req *ar)
 
 void gl_h_show(gl_api_req *ar)
 {
-	json_t *out = NULL;
+	gl_sb out = { 0 };
 	gl_err err = { 0 };
-	int rc = gl_art_show(E(ar), &ar->ctx, ar->type, ar->id, &out, &err);
-	gl_api_reply_result(ar, rc, 200, out, &err);
+
+	if (gl_art_show_text(E(ar), &ar->ctx, ar->type, ar->id, &out,
+			     &err) < 0) {
+		gl_sb_free(&out);
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	gl_api_reply_json_text(ar, 200, out.p);
 }
 
 static void update_body(gl_api_req *ar, json_t *patch)

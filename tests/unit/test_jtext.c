@@ -7,7 +7,7 @@
  * (gl_ljson_write against gl_ljson_to, successes and refusals with their
  * messages), and whole listings of a real engine (sqlite in a temp dir,
  * the images type without an output hook, sample_artifact with to_dict,
- * /artifacts/all with format_all) over artifacts with unicode, escapes,
+ * /artifacts/all with format_all; and show) over artifacts with unicode, escapes,
  * big integers, floats, nulls, nested values, tags and blob records. */
 #include "unit.h"
 
@@ -365,6 +365,47 @@ static int list_same(efx *f, const char *type, const char *q)
 	return ok;
 }
 
+/* Every artifact shown both ways (show has the same two paths); the
+ * number shown. */
+static int shows_same(efx *f)
+{
+	json_t *all = NULL, *a;
+	size_t i;
+	int n = 0;
+
+	if (gl_art_list(f->e, &f->ctx, "all", NULL, 0, &all, &f->err) < 0)
+		return -1;
+	json_array_foreach(json_object_get(all, "artifacts"), i, a) {
+		const char *type = gl_json_str(a, "type_name");
+		const char *id = gl_json_str(a, "id");
+		json_t *out = NULL;
+		gl_sb b = { 0 };
+		char *want = NULL;
+		int ok;
+
+		ok = gl_art_show(f->e, &f->ctx, type, id, &out, &f->err) == 0 &&
+		     gl_art_show_text(f->e, &f->ctx, type, id, &b,
+				      &f->err) == 0;
+		if (ok)
+			want = json_dumps(out, DUMP_FLAGS);
+		ok = ok && want && b.p && !strcmp(want, b.p);
+		if (!ok)
+			fprintf(stderr, "show %s/%s\n  jansson: %s\n  text:    "
+				"%s\n", type, id, want ? want : "-",
+				b.p ? b.p : "-");
+		free(want);
+		json_decref(out);
+		gl_sb_free(&b);
+		if (!ok) {
+			n = -1;
+			break;
+		}
+		n++;
+	}
+	json_decref(all);
+	return n;
+}
+
 UNIT_TEST(listing_text_as_jansson)
 {
 	efx f;
@@ -432,6 +473,7 @@ UNIT_TEST(listing_text_as_jansson)
 	CHECK(list_same(&f, "images", "limit=1"));
 	CHECK(list_same(&f, "all", ""));
 	CHECK(list_same(&f, "all", "sort=name:asc&limit=2"));
+	CHECK_INT(shows_same(&f), 5);
 	efx_close(&f);
 }
 
