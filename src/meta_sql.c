@@ -370,6 +370,78 @@ int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **ou
 	return 0;
 }
 
+/* gl_msql_artifact_json for a listing's page: the same members, in
+ * another order (the API writes fields in the type's order whatever the
+ * order here), built in the document's own object instead of copied
+ * into a new one: a page row is read once and shown. A document with
+ * members the type does not have (a field removed since), or none that
+ * is an object, takes the general path. */
+int gl_msql_page_artifact_json(const gl_msql_row *r, const gl_type *type,
+			       json_t **out, gl_err *err)
+{
+	static const struct {
+		const char *key;
+		int col;
+	} texts[] = {
+		{ "name", C_NAME }, { "version", C_VERSION },
+		{ "owner", C_OWNER }, { "visibility", C_VIS },
+		{ "status", C_STATUS }, { "description", C_DESC },
+		{ "display_type_name", C_DTN },
+	}, times[] = {
+		{ "created_at", C_CREATED }, { "updated_at", C_UPDATED },
+		{ "activated_at", C_ACTIVATED },
+	};
+	json_t *doc, *idv;
+	const char *id;
+	size_t present = 0;
+	json_error_t jerr;
+	const char *s;
+	size_t n;
+
+	if (!type || r->ops->null(r, C_DOC))
+		return gl_msql_artifact_json(r, type, out, err);
+	s = r->ops->text(r, C_DOC, &n);
+	doc = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return gl_msql_artifact_json(r, type, out, err);
+	}
+	for (int i = 0; i < type->nfields; i++) {
+		const gl_field *f = &type->fields[i];
+		if (!(f->base && is_base_column(f->name)) &&
+		    json_object_get(doc, f->name))
+			present++;
+	}
+	if (present != json_object_size(doc)) {
+		json_decref(doc);
+		return gl_msql_artifact_json(r, type, out, err);
+	}
+	for (int i = 0; i < type->nfields; i++) {
+		const gl_field *f = &type->fields[i];
+
+		if (f->base && is_base_column(f->name))
+			continue;
+		if (f->kind == GK_BLOB)
+			json_object_set_new(doc, f->name, json_null());
+		else if (f->kind == GK_FOLDER)
+			json_object_set_new(doc, f->name, json_object());
+		else if (!json_object_get(doc, f->name))
+			json_object_set_new(doc, f->name, json_null());
+	}
+	idv = text_col(r, C_ID, NULL, NULL);
+	json_object_set_new(doc, "id", idv);
+	id = json_string_value(idv);
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+		json_object_set_new(doc, texts[i].key,
+				    text_col(r, texts[i].col, id, texts[i].key));
+	for (size_t i = 0; i < sizeof times / sizeof *times; i++)
+		json_object_set_new(doc, times[i].key,
+				    time_col(r, times[i].col, id, times[i].key));
+	json_object_set_new(doc, "revision", gl_msql_col_int(r, C_REV));
+	*out = doc;
+	return 0;
+}
+
 /* Records of fields the type no longer has are left out. */
 void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r, int cf)
 {
