@@ -283,10 +283,12 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 			   strchr(json_string_value(v), '.')) {
 			/* stored with microseconds, shown to the second */
 			char ts[40];
-			int n = snprintf(ts, sizeof ts, "%.19sZ",
-					 json_string_value(v));
-			if (gl_utf8_valid(ts, (size_t)n, 1)) {
-				gl_jtext_str(b, ts, (size_t)n);
+			size_t n = strnlen(json_string_value(v), 19);
+			memcpy(ts, json_string_value(v), n);
+			memcpy(ts + n, "Z", 2);
+			n++;
+			if (gl_utf8_valid(ts, n, 1)) {
+				gl_jtext_str(b, ts, n);
 			} else {
 				json_t *r = gl_json_text(ts);
 				gl_jtext_value(b, r);
@@ -335,11 +337,13 @@ static int plain_members(const gl_type *t, const json_t *doc, gl_member *m,
 		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
 			   strchr(json_string_value(v), '.')) {
 			/* stored with microseconds, shown to the second */
-			int l = snprintf(m[n].text, sizeof m[n].text, "%.19sZ",
-					 json_string_value(v));
-			if (gl_utf8_valid(m[n].text, (size_t)l, 1)) {
+			size_t l = strnlen(json_string_value(v), 19);
+			memcpy(m[n].text, json_string_value(v), l);
+			memcpy(m[n].text + l, "Z", 2);
+			l++;
+			if (gl_utf8_valid(m[n].text, l, 1)) {
 				m[n].s = m[n].text;
-				m[n].n = (size_t)l;
+				m[n].n = l;
 			} else {
 				m[n].v = owned[n] = gl_json_text(m[n].text);
 			}

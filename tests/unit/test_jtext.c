@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -26,6 +27,7 @@
 #include "engine.h"
 #include "jtext.h"
 #include "ljson.h"
+#include "util.h"
 
 #define DUMP_FLAGS (JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 
@@ -99,6 +101,51 @@ UNIT_TEST(jtext_values_as_jansson)
 		gl_jtext_value(&b, NULL);
 		CHECK_STR(b.p, "null");
 		gl_sb_free(&b);
+	}
+}
+
+/* The calendar by arithmetic against gmtime_r + strftime. */
+static int iso_same(int64_t us)
+{
+	time_t t = (time_t)(us / 1000000);
+	int frac = (int)(us % 1000000);
+	struct tm tm;
+	char base[32], want[40], got[40];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (frac)
+		snprintf(want, sizeof want, "%.19s.%06dZ", base, frac);
+	else
+		snprintf(want, sizeof want, "%.19sZ", base);
+	gl_iso8601_us(us, got);
+	if (strcmp(want, got))
+		fprintf(stderr, "%lld: want %s got %s\n", (long long)us, want,
+			got);
+	return !strcmp(want, got);
+}
+
+UNIT_TEST(iso8601_us_as_strftime)
+{
+	static const int64_t edges[] = {
+		0, 1, 999999, 1000000, 86399999999LL, 86400000000LL,
+		951782400000000LL,        /* 2000-02-29 */
+		951868799999999LL,        /* 2000-02-29T23:59:59.999999 */
+		4107542400000000LL,       /* 2100-03-01 */
+		253402300799999999LL,     /* 9999-12-31T23:59:59.999999 */
+	};
+	uint64_t x = 88172645463325252ULL;
+
+	for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+		CHECK(iso_same(edges[i]));
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		CHECK(iso_same((int64_t)(x % 253402300800000000ULL)));
+		/* whole seconds and whole days too */
+		CHECK(iso_same((int64_t)(x % 253402300800ULL) * 1000000));
+		CHECK(iso_same((int64_t)(x % 2932896ULL) * 86400000000LL));
 	}
 }
 
@@ -482,5 +529,6 @@ UNIT_TEST(listing_text_as_jansson)
 }
 
 UNIT_SUITE(jtext, UNIT_CASE(jtext_reals_as_jansson),
+	   UNIT_CASE(iso8601_us_as_strftime),
 	   UNIT_CASE(jtext_values_as_jansson), UNIT_CASE(lua_write_as_to),
 	   UNIT_CASE(listing_text_as_jansson));
