@@ -4,6 +4,18 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Any byte of w below 0x20, a quote or a backslash? (May say yes for a
+ * clean word after a borrow; never no for one that is not clean.) */
+static inline int special8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL,
+		       high = 0x8080808080808080ULL;
+	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+
+	return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) |
+		((bs - ones) & ~bs)) & high) != 0;
+}
+
 void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -11,13 +23,26 @@ void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 			    *run = p;
 
 	gl_jtext_raw(b, "\"", 1);
-	for (; p < end; p++) {
+	while (p < end) {
 		char esc[6];
 		const char *e = esc;
 		size_t el = 2;
+		uint64_t w;
 
-		if (*p >= 0x20 && *p != '"' && *p != '\\')
+		/* eight clean bytes at a time: most text has nothing to
+		 * escape */
+		while (end - p >= 8) {
+			memcpy(&w, p, 8);
+			if (special8(w))
+				break;
+			p += 8;
+		}
+		if (p == end)
+			break;
+		if (*p >= 0x20 && *p != '"' && *p != '\\') {
+			p++;
 			continue;
+		}
 		if (p > run)
 			gl_jtext_raw(b, (const char *)run, (size_t)(p - run));
 		run = p + 1;
@@ -36,6 +61,7 @@ void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 			el = 6;
 		}
 		gl_jtext_raw(b, e, el);
+		p++;
 	}
 	if (p > run)
 		gl_jtext_raw(b, (const char *)run, (size_t)(p - run));

@@ -3,6 +3,7 @@
 #include "jtext.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -333,7 +334,14 @@ json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err)
 static int utf8_ok(const char *s, size_t n)
 {
 	size_t i = 0;
+	uint64_t w;
 
+	while (n - i >= 8) {
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080ULL)
+			break;
+		i += 8;
+	}
 	while (i < n && !((unsigned char)s[i] & 0x80))
 		i++;
 	return i == n || gl_utf8_valid(s + i, n - i, 1);
