@@ -84,9 +84,6 @@ json_t *gl_msql_blob_json(const gl_msql_row *r, int c0);
  * decoded is left out and logged (reading is total). */
 int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **out,
 		     gl_err *err);
-/* The same for a row of a listing's page (members in another order). */
-int gl_msql_page_artifact_json(const gl_msql_row *r, const gl_type *type,
-			       json_t **out, gl_err *err);
 /* Attach the blob record of a row (field at column cf, key at cf + 1,
  * then BLOB_COLS) to af (NULL: nothing to do). */
 void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r,

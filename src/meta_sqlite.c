@@ -1798,7 +1798,7 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			json_t *af;
 
-			if (gl_msql_page_artifact_json(&r, view, &af, err)) {
+			if (gl_msql_artifact_json(&r, view, &af, err)) {
 				finish(s);
 				goto out;
 			}

@@ -413,8 +413,7 @@ static int list_same(efx *f, const char *type, const char *q)
 }
 
 /* Every artifact of type shown both ways (show has the same two paths),
- * and as its listing shows it (a page row is decoded on its own path,
- * gl_msql_page_artifact_json); the number shown. */
+ * and as its listing shows it; the number shown. */
 static int shows_same(efx *f, const char *type)
 {
 	json_t *all = NULL, *a;
