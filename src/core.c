@@ -196,11 +196,42 @@ json_t *gl_core_blob_output(const gl_type *t, const char *id,
 	return o;
 }
 
+/* A folder's entries in API shape (v: the stored folder, or not one). */
+static json_t *folder_output(const gl_type *t, const char *id,
+			     const gl_field *f, const json_t *v)
+{
+	json_t *fo = json_object(), *b;
+	const char *k;
+
+	if (json_is_object(v))
+		json_object_foreach((json_t *)v, k, b)
+			json_object_set_new(fo, k,
+					    gl_core_blob_output(t, id, f->name,
+								k, b));
+	return fo;
+}
+
+/* A time stored with microseconds is shown to the second: its text into
+ * out (length returned), or 0 when v is not such a time. */
+static size_t shown_time(const gl_field *f, const json_t *v, char out[40])
+{
+	const char *s = json_string_value(v);
+	size_t n;
+
+	if (f->kind != GK_DATETIME || !s || !strchr(s, '.'))
+		return 0;
+	n = strnlen(s, 19);
+	memcpy(out, s, n);
+	memcpy(out + n, "Z", 2);
+	return n + 1;
+}
+
 /* The artifact in API shape, before the type's output hook. */
 json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 {
 	json_t *out = json_object();
 	const char *id = gl_json_str(doc, "id");
+	char ts[40];
 
 	for (int i = 0; i < t->nfields; i++) {
 		const gl_field *f = &t->fields[i];
@@ -214,20 +245,9 @@ json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 							      NULL, v)
 						    : json_null());
 		} else if (f->kind == GK_FOLDER) {
-			json_t *fo = json_object(), *b;
-			const char *k;
-			if (json_is_object(v))
-				json_object_foreach(v, k, b)
-					json_object_set_new(
-						fo, k,
-						gl_core_blob_output(
-							t, id, f->name, k, b));
-			json_object_set_new(out, f->name, fo);
-		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
-			   strchr(json_string_value(v), '.')) {
-			/* stored with microseconds, shown to the second */
-			char ts[40];
-			snprintf(ts, sizeof ts, "%.19sZ", json_string_value(v));
+			json_object_set_new(out, f->name,
+					    folder_output(t, id, f, v));
+		} else if (shown_time(f, v, ts)) {
 			json_object_set_new(out, f->name, gl_json_text(ts));
 		} else if (v) {
 			json_object_set(out, f->name, v);
@@ -248,6 +268,8 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 {
 	const char *id = gl_json_str(doc, "id");
 	int has_type_name = 0;
+	char ts[40];
+	size_t n;
 
 	gl_jtext_raw(b, "{", 1);
 	for (int i = 0; i < t->nfields; i++) {
@@ -264,29 +286,10 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 			gl_jtext_value(b, o);
 			json_decref(o);
 		} else if (f->kind == GK_FOLDER) {
-			json_t *bv;
-			const char *k;
-			size_t kl;
-			int first = 1;
-			gl_jtext_raw(b, "{", 1);
-			if (json_is_object(v))
-				json_object_keylen_foreach(v, k, kl, bv) {
-					json_t *o = gl_core_blob_output(
-						t, id, f->name, k, bv);
-					gl_jtext_key(b, k, kl, first);
-					gl_jtext_value(b, o);
-					json_decref(o);
-					first = 0;
-				}
-			gl_jtext_raw(b, "}", 1);
-		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
-			   strchr(json_string_value(v), '.')) {
-			/* stored with microseconds, shown to the second */
-			char ts[40];
-			size_t n = strnlen(json_string_value(v), 19);
-			memcpy(ts, json_string_value(v), n);
-			memcpy(ts + n, "Z", 2);
-			n++;
+			json_t *fo = folder_output(t, id, f, v);
+			gl_jtext_value(b, fo);
+			json_decref(fo);
+		} else if ((n = shown_time(f, v, ts))) {
 			if (gl_utf8_valid(ts, n, 1)) {
 				gl_jtext_str(b, ts, n);
 			} else {
@@ -313,6 +316,7 @@ static int plain_members(const gl_type *t, const json_t *doc, gl_member *m,
 {
 	const char *id = gl_json_str(doc, "id");
 	int n = 0, has_type_name = 0;
+	size_t l;
 
 	for (int i = 0; i < t->nfields; i++, n++) {
 		const gl_field *f = &t->fields[i];
@@ -325,22 +329,8 @@ static int plain_members(const gl_type *t, const json_t *doc, gl_member *m,
 				m[n].v = owned[n] = gl_core_blob_output(
 					t, id, f->name, NULL, v);
 		} else if (f->kind == GK_FOLDER) {
-			json_t *fo = json_object(), *bv;
-			const char *k;
-			if (json_is_object(v))
-				json_object_foreach(v, k, bv)
-					json_object_set_new(
-						fo, k,
-						gl_core_blob_output(
-							t, id, f->name, k, bv));
-			m[n].v = owned[n] = fo;
-		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
-			   strchr(json_string_value(v), '.')) {
-			/* stored with microseconds, shown to the second */
-			size_t l = strnlen(json_string_value(v), 19);
-			memcpy(m[n].text, json_string_value(v), l);
-			memcpy(m[n].text + l, "Z", 2);
-			l++;
+			m[n].v = owned[n] = folder_output(t, id, f, v);
+		} else if ((l = shown_time(f, v, m[n].text))) {
 			if (gl_utf8_valid(m[n].text, l, 1)) {
 				m[n].s = m[n].text;
 				m[n].n = l;

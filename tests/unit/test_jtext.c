@@ -27,6 +27,7 @@
 #include "engine.h"
 #include "jtext.h"
 #include "ljson.h"
+#include "unit_engine.h"
 #include "util.h"
 
 #define DUMP_FLAGS (JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
@@ -274,64 +275,7 @@ UNIT_TEST(lua_write_as_to)
 
 /* ---- whole listings of a real engine ----------------------------------- */
 
-typedef struct efx {
-	char dir[64];
-	char conf_path[128];
-	gl_conf *conf;
-	gl_policy *pol;
-	struct event_base *base;
-	gl_engine *e;
-	gl_ctx ctx;
-	gl_err err;
-} efx;
-
-static gl_engine *efx_open(efx *f)
-{
-	char cwd[512];
-	FILE *fp;
-
-	memset(f, 0, sizeof *f);
-	if (!getcwd(cwd, sizeof cwd))
-		return NULL;
-	snprintf(f->dir, sizeof f->dir, "/tmp/gljtext.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return NULL;
-	snprintf(f->conf_path, sizeof f->conf_path, "%s/glared.conf", f->dir);
-	fp = fopen(f->conf_path, "w");
-	if (!fp)
-		return NULL;
-	fprintf(fp,
-		"[DEFAULT]\n"
-		"enabled_artifact_types = images,sample_artifact\n"
-		"types_path = %s/types:%s/tests/types\n"
-		"lua_path = %s/lua\n"
-		"[database]\n"
-		"connection = sqlite:///%s/glare.db\n"
-		"[glance_store]\n"
-		"filesystem_store_datadir = %s/blobs\n",
-		cwd, cwd, cwd, f->dir, f->dir);
-	fclose(fp);
-	f->conf = gl_conf_load(f->conf_path, &f->err);
-	if (!f->conf)
-		return NULL;
-	f->pol = gl_policy_new();
-	f->base = event_base_new();
-	f->e = gl_engine_new(f->conf, f->pol, f->base, &f->err);
-	gl_ctx_admin(&f->ctx, "test");
-	return f->e;
-}
-
-static void efx_close(efx *f)
-{
-	gl_engine_free(f->e);
-	gl_ctx_free(&f->ctx);
-	if (f->base)
-		event_base_free(f->base);
-	gl_policy_free(f->pol);
-	gl_conf_free(f->conf);
-	if (f->dir[0])
-		unit_rm_tree(f->dir);
-}
+typedef unit_engine efx;
 
 static int create(efx *f, const char *type, const char *body_json,
 		  char *id, size_t idlen)
@@ -471,8 +415,9 @@ UNIT_TEST(listing_text_as_jansson)
 		"\"description\": \"line1\\nline2\"}";
 
 
-	if (!efx_open(&f)) {
+	if (!unit_engine_open(&f, "images,sample_artifact")) {
 		fprintf(stderr, "engine: %s\n", f.err.msg);
+		unit_engine_close(&f);
 		CHECK(!"the engine did not open");
 	}
 	CHECK(create(&f, "sample_artifact", first, id, sizeof id) == 0);
@@ -524,7 +469,7 @@ UNIT_TEST(listing_text_as_jansson)
 	CHECK(list_same(&f, "all", "sort=name:asc&limit=2"));
 	CHECK_INT(shows_same(&f, "sample_artifact"), 3);
 	CHECK_INT(shows_same(&f, "images"), 2);
-	efx_close(&f);
+	unit_engine_close(&f);
 }
 
 UNIT_SUITE(jtext, UNIT_CASE(jtext_reals_as_jansson),
