@@ -202,11 +202,37 @@ static void push_contents(lua_State *L, const gl_ljson *lj, int idx)
 	lua_pushvalue(L, idx);
 }
 
+/* A table about to be converted: its budget spent, its contents pushed
+ * (a frozen table read through), a cycle refused. 1 array, -1 object
+ * (the contents at the top), 0 refused (err set, nothing pushed). */
+static int open_table(lua_State *L, conv *cv, int idx, int depth)
+{
+	const void *self;
+	int arr;
+
+	if (spend(cv, 2) < 0)
+		return 0;
+	push_contents(L, cv->lj, idx);
+	idx = lua_gettop(L);
+	self = lua_topointer(L, idx);
+	for (int d = 0; d < depth; d++)
+		if (cv->path[d] == self) {
+			lua_pop(L, 1);
+			gl_fail(cv->err, 500, NULL, "value contains itself (a "
+				"cycle)");
+			return 0;
+		}
+	cv->path[depth] = self;
+	arr = gl_ljson_marked(L, cv->lj, idx);
+	if (arr == 0)
+		arr = looks_like_array(L, idx) ? 1 : -1;
+	return arr;
+}
+
 static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 {
 	json_t *out;
 	int arr;
-	const void *self;
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH) {
@@ -257,22 +283,10 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 			 luaL_typename(L, idx));
 		return NULL;
 	}
-	if (spend(cv, 2) < 0)
+	arr = open_table(L, cv, idx, depth);
+	if (!arr)
 		return NULL;
-	push_contents(L, cv->lj, idx);
 	idx = lua_gettop(L);
-	self = lua_topointer(L, idx);
-	for (int d = 0; d < depth; d++)
-		if (cv->path[d] == self) {
-			gl_fail(cv->err, 500, NULL, "value contains itself (a "
-				 "cycle)");
-			lua_pop(L, 1);
-			return NULL;
-		}
-	cv->path[depth] = self;
-	arr = gl_ljson_marked(L, cv->lj, idx);
-	if (arr == 0)
-		arr = looks_like_array(L, idx) ? 1 : -1;
 	if (arr > 0) {
 		lua_Unsigned n = lua_rawlen(L, idx);
 		out = json_array();
@@ -350,7 +364,6 @@ static int utf8_ok(const char *s, size_t n)
 static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 {
 	int arr, rc = 0;
-	const void *self;
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH)
@@ -411,21 +424,10 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		return gl_fail(cv->err, 500, NULL, "a %s has no JSON form",
 			       luaL_typename(L, idx));
 	}
-	if (spend(cv, 2) < 0)
+	arr = open_table(L, cv, idx, depth);
+	if (!arr)
 		return -1;
-	push_contents(L, cv->lj, idx);
 	idx = lua_gettop(L);
-	self = lua_topointer(L, idx);
-	for (int d = 0; d < depth; d++)
-		if (cv->path[d] == self) {
-			lua_pop(L, 1);
-			return gl_fail(cv->err, 500, NULL, "value contains itself "
-				       "(a cycle)");
-		}
-	cv->path[depth] = self;
-	arr = gl_ljson_marked(L, cv->lj, idx);
-	if (arr == 0)
-		arr = looks_like_array(L, idx) ? 1 : -1;
 	if (arr > 0) {
 		lua_Unsigned n = lua_rawlen(L, idx);
 		gl_jtext_raw(b, "[", 1);
