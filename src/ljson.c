@@ -479,8 +479,8 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 	return 0;
 }
 
-int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx, gl_sb *b,
-		   gl_err *err)
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx,
+		   struct gl_sb *b, gl_err *err)
 {
 	conv cv = { .lj = lj, .err = err };
 	size_t start = b->len;

@@ -23,7 +23,6 @@
 #include <lua.h>
 
 #include "err.h"
-#include "util.h"
 
 #define GL_LJSON_MAX_DEPTH 64
 #define GL_LJSON_MAX_NODES 200000
@@ -63,8 +62,9 @@ json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err);
 /* [-0, +0, -] The value at idx as JSON text appended to b: exactly
  * json_dumps (the API's flags, jtext.h) of what gl_ljson_to gives, or -1
  * + the same err (b as it was). Never raises. */
-int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx, gl_sb *b,
-		   gl_err *err);
+struct gl_sb;
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx,
+		   struct gl_sb *b, gl_err *err);
 
 /* 1 if j is nested at most GL_LJSON_MAX_DEPTH levels (what push takes). */
 int gl_ljson_depth_ok(const json_t *j);
