@@ -20,9 +20,11 @@ glared (sqlite) is started through `taskset -c` (its workers inherit the
 mask), wrk (-t1, BENCH_WORKERS_CONNS connections, default 16, so that
 SO_REUSEPORT spreads them over both workers) through `taskset -c` too.
 BENCH_WORKERS_N artifacts (default 2000) are loaded once; each
-configuration then runs BENCH_WORKERS_ROUNDS rounds (default 2; best
-kept) of workers = 1 then workers = 2, each measuring every request kind
-for BENCH_WORKERS_SECS seconds (default 5):
+configuration then starts a workers = 1 and a workers = 2 glared, each
+on its own copy of the data, and runs BENCH_WORKERS_ROUNDS rounds
+(default 3; best kept) of every request kind for BENCH_WORKERS_SECS
+seconds (default 5) on one server and at once on the other (the order
+alternating by round), so the two figures of a row are seconds apart:
 
   healthcheck   the baseline: what the client and the HTTP layer manage
   show          GET /artifacts/sample_artifact/<random id>
@@ -38,8 +40,10 @@ holds (a projection from measured CPU, not a measured rate).
 
   /usr/bin/python3 bench/workers.py
 """
+import json
 import os
 import random
+import shutil
 import sys
 
 sys.dont_write_bytecode = True
@@ -90,7 +94,6 @@ def wrk(srv, cli_cpu, conns, secs, paths_file):
     c1 = tree_cpu(srv.pid)
     for line in p.stdout.splitlines():
         if line.startswith("WRK "):
-            import json
             r = json.loads(line[4:])
             errs = sum(r[k] for k in ("err_connect", "err_read",
                                       "err_write", "err_status",
@@ -111,7 +114,7 @@ def main():
     n = int(B.env_float("BENCH_WORKERS_N", 2000))
     secs = int(B.env_float("BENCH_WORKERS_SECS", 5))
     conns = int(B.env_float("BENCH_WORKERS_CONNS", 16))
-    rounds = int(B.env_float("BENCH_WORKERS_ROUNDS", 2))
+    rounds = int(B.env_float("BENCH_WORKERS_ROUNDS", 3))
     cli = os.environ.get("BENCH_WORKERS_CLI_CPU", "0")
     apart = os.environ.get("BENCH_WORKERS_SRV_CPUS") or ",".join(
         str(c) for c in range(ncpu) if str(c) != cli)
@@ -127,7 +130,6 @@ def main():
     ids_file = os.path.join(d, "ids.txt")
     B.log("loading %d artifacts" % n)
     M.load(srv, 0, n, ids_file)
-    conf = srv.conf
     srv.stop()
     with open(ids_file) as f:
         ids = [x for x in f.read().split() if x]
@@ -143,23 +145,31 @@ def main():
     ]
     files = [M.paths_file(d, "k%d" % i, p) for i, (_, p) in enumerate(kinds)]
 
+    # one copy of the data per worker count, both servers up at once, so
+    # that the two figures of a row are measured seconds apart (the load
+    # of a shared machine drifts over minutes)
+    dirs = {}
+    for w in (1, 2):
+        dirs[w] = os.path.join(d, "srv-w%d" % w)
+        shutil.copytree(srv_dir, dirs[w], ignore=shutil.ignore_patterns(
+            "glared.log", "glare.conf", "types"))
     configs = [("apart", apart, cli), ("shared", every, cli)]
     best = {}
     for cname, scpus, ccpu in configs:
         wrap = wrapper(d, scpus)
+        srvs = {w: B.Glared(dirs[w], {"workers": w}, binary=wrap)
+                for w in (1, 2)}
         for rd in range(rounds):
-            for w in (1, 2):
-                B.log("%s (server on %s, client on %s), round %d, workers=%d"
-                      % (cname, scpus, ccpu, rd + 1, w))
-                # the loader's config and database, the worker count changed
-                s = B.Glared(srv_dir, {"workers": w}, binary=wrap)
-                assert s.conf == conf
-                for k, fn in enumerate(files):
-                    r = wrk(s, ccpu, conns, secs, fn)
+            B.log("%s (server on %s, client on %s), round %d" %
+                  (cname, scpus, ccpu, rd + 1))
+            for k, fn in enumerate(files):
+                for w in ((1, 2) if rd % 2 == 0 else (2, 1)):
+                    r = wrk(srvs[w], ccpu, conns, secs, fn)
                     key = (cname, k, w)
                     if key not in best or r["rate"] > best[key]["rate"]:
                         best[key] = r
-                s.stop()
+        for s in srvs.values():
+            s.stop()
 
     rows = []
     for cname, scpus, ccpu in configs:
