@@ -57,16 +57,33 @@ class RssSampler:
         self._t.join()
 
 
-def upload(srv, path, repeat, chunked, label):
+def objects(srv):
+    """Files in the server's content-addressed blob store."""
+    n = 0
+    for _, _, files in os.walk(os.path.join(srv.dir, "blobs", "objects")):
+        n += len(files)
+    return n
+
+
+def upload(srv, path, size, sha256, repeat, chunked, label, keep):
     """Best of `repeat` uploads to fresh artifacts: (MB/s, seconds,
     (user, sys) CPU s of that best upload, highest RSS kB over all, the
-    last artifact id)."""
+    kept artifact's id or None, every stored size + sha256 right).
+
+    Every upload must store new bytes: the same bytes again would find
+    their object in the store and take another path (the temp file is
+    dropped instead of renamed, and freeing its blocks on close is
+    charged to the upload). So each artifact is deleted after its upload
+    (its object goes with it) but the last when `keep`."""
     hdr = ["-H", "X-Auth-Token: " + B.TOKEN,
            "-H", "Content-Type: application/octet-stream"]
     if chunked:
         hdr += ["-H", "Transfer-Encoding: chunked"]
-    best, secs, cpu, rss, art = 0.0, 0.0, (0, 0), 0, None
+    best, secs, cpu, rss, ok = 0.0, 0.0, (0, 0), 0, True
     for i in range(repeat):
+        if objects(srv):
+            raise RuntimeError("the blob store is not empty before an "
+                               "upload: it would not store new bytes")
         art = srv.json("POST", "/artifacts/images",
                        {"name": "bench-%s-%d" % (label, i),
                         "version": "1.0"})["id"]
@@ -85,7 +102,14 @@ def upload(srv, path, repeat, chunked, label):
         if float(sp) / 1e6 > best:
             best, secs = float(sp) / 1e6, dt
             cpu = (c1[0] - c0[0], c1[1] - c0[1])
-    return best, secs, cpu, rss, art
+        blob = srv.json("GET", "/artifacts/images/%s" % art)["image"]
+        ok = ok and bool(blob) and blob.get("size") == size and \
+            blob.get("sha256") == sha256
+        if keep and i == repeat - 1:
+            return best, secs, cpu, rss, art, ok
+        srv.json("DELETE", "/artifacts/images/%s" % art,
+                 expect=(200, 204))
+    return best, secs, cpu, rss, None, ok
 
 
 def one_size(d, size, repeat):
@@ -119,13 +143,9 @@ def one_size(d, size, repeat):
     srv = B.Glared(srv_dir)
     hwm_idle = srv.hwm_kb()
 
-    up = upload(srv, path, repeat, False, "length")
-    ch = upload(srv, path, repeat, True, "chunked")
-    ok = True
-    for art in (up[4], ch[4]):
-        blob = srv.json("GET", "/artifacts/images/%s" % art)["image"]
-        ok = ok and bool(blob) and blob.get("size") == size and \
-            blob.get("sha256") == sha256
+    up = upload(srv, path, size, sha256, repeat, False, "length", False)
+    ch = upload(srv, path, size, sha256, repeat, True, "chunked", True)
+    ok = up[5] and ch[5]
     url = "%s/artifacts/images/%s/image" % (srv.url, ch[4])
 
     hdr = ["-H", "X-Auth-Token: " + B.TOKEN]
