@@ -229,6 +229,12 @@ void gl_api_reply_json(gl_api_req *ar, int status, json_t *body)
 	reply_value(ar, status, body, ct);
 }
 
+void gl_api_reply_json_text(gl_api_req *ar, int status, char *text)
+{
+	gl_api_add_common_headers(ar);
+	reply_text(ar, status, text, json_ct);
+}
+
 void gl_api_reply_empty(gl_api_req *ar, int status)
 {
 	gl_api_add_common_headers(ar);

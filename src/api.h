@@ -74,6 +74,8 @@ void gl_api_http_error(gl_http_req *req, int status, const char *msg,
 
 /* ---- replies (each frees the gl_api_req) ---------------------------------- */
 void gl_api_reply_json(gl_api_req *ar, int status, json_t *body); /* steals */
+/* A JSON body already written as text (application/json); takes text. */
+void gl_api_reply_json_text(gl_api_req *ar, int status, char *text);
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err);
 void gl_api_fail(gl_api_req *ar, int status, const char *type,
 		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -27,7 +27,7 @@ void gl_h_schema(gl_api_req *ar)
 void gl_h_list(gl_api_req *ar)
 {
 	gl_kv *kv = calloc((size_t)ar->nquery + 1, sizeof *kv);
-	json_t *out = NULL;
+	gl_sb out = { 0 };
 	gl_err err = { 0 };
 	int rc;
 
@@ -39,10 +39,15 @@ void gl_h_list(gl_api_req *ar)
 		kv[i].name = ar->query[i].name;
 		kv[i].value = ar->query[i].value;
 	}
-	rc = gl_art_list(E(ar), &ar->ctx, ar->type, kv, ar->nquery, &out,
-			    &err);
+	rc = gl_art_list_text(E(ar), &ar->ctx, ar->type, kv, ar->nquery,
+			      &out, &err);
 	free(kv);
-	gl_api_reply_result(ar, rc, 200, out, &err);
+	if (rc < 0) {
+		gl_sb_free(&out);
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	gl_api_reply_json_text(ar, 200, out.p);
 }
 
 static void create_body(gl_api_req *ar, json_t *body)
@@ -78,10 +83,16 @@ void gl_h_create(gl_api_req *ar)
 
 void gl_h_show(gl_api_req *ar)
 {
-	json_t *out = NULL;
+	gl_sb out = { 0 };
 	gl_err err = { 0 };
-	int rc = gl_art_show(E(ar), &ar->ctx, ar->type, ar->id, &out, &err);
-	gl_api_reply_result(ar, rc, 200, out, &err);
+
+	if (gl_art_show_text(E(ar), &ar->ctx, ar->type, ar->id, &out,
+			     &err) < 0) {
+		gl_sb_free(&out);
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	gl_api_reply_json_text(ar, 200, out.p);
 }
 
 static void update_body(gl_api_req *ar, json_t *patch)

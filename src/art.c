@@ -86,6 +86,21 @@ int gl_art_show(gl_engine *e, const gl_ctx *ctx, const char *type,
 	return *out ? 0 : -1;
 }
 
+int gl_art_show_text(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const char *id, gl_sb *out, gl_err *err)
+{
+	gl_af af;
+	int rc;
+
+	if (gl_core_policy(e, ctx, "artifact:get", NULL, err) < 0)
+		return -1;
+	if (gl_core_load(e, ctx, type, id, 0, &af, err) < 0)
+		return -1;
+	rc = gl_core_output_text(e, ctx, af.ts, af.type, af.doc, out, err);
+	gl_af_clear(&af);
+	return rc;
+}
+
 /* ---- create ---------------------------------------------------------------- */
 
 static int is_base(const char *k)

@@ -14,6 +14,7 @@
 
 #include "ctx.h"
 #include "err.h"
+#include "util.h"
 
 typedef struct gl_engine gl_engine;
 
@@ -30,8 +31,16 @@ typedef struct gl_kv {
  * total_count[, next]}. */
 int gl_art_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const gl_kv *query, int nquery, json_t **out, gl_err *err);
+/* The same body as JSON text appended to out (what the API's dump of
+ * gl_art_list's value gives, byte for byte; out as it was on -1). */
+int gl_art_list_text(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const gl_kv *query, int nquery, gl_sb *out, gl_err *err);
 int gl_art_show(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const char *id, json_t **out, gl_err *err);
+/* The same as JSON text appended to out (what the API's dump of
+ * gl_art_show's value gives, byte for byte; out as it was on -1). */
+int gl_art_show_text(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const char *id, gl_sb *out, gl_err *err);
 /* The checks of create / update that need no body, so the API can answer
  * them before the client sends it (Expect: 100-continue). */
 int gl_art_precheck_create(gl_engine *e, const gl_ctx *ctx,

@@ -8,6 +8,7 @@
  */
 #include "art.h"
 #include "core.h"
+#include "jtext.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -491,8 +492,55 @@ static json_t *link(const char *type, const gl_kv *qp, int nq,
 	return j;
 }
 
-int gl_art_list(gl_engine *e, const gl_ctx *ctx, const char *type,
-		   const gl_kv *query, int nquery, json_t **out, gl_err *err)
+/* The body gl_art_list builds, in the order of its json_pack, as text. */
+static int list_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+		     const gl_type *t, const gl_kv *query, int nquery,
+		     const json_t *page, int64_t total, int64_t limit,
+		     gl_sb *b, gl_err *err)
+{
+	size_t i, n = json_array_size(page);
+	json_t *a, *l;
+
+	gl_jtext_raw(b, "{", 1);
+	gl_jtext_key(b, "type_name", 9, 1);
+	gl_jtext_str(b, t->name, strlen(t->name));
+	gl_jtext_key(b, "artifacts", 9, 0);
+	gl_jtext_raw(b, "[", 1);
+	json_array_foreach(page, i, a) {
+		if (i)
+			gl_jtext_raw(b, ", ", 2);
+		if (gl_core_output_text(e, ctx, ts, t, a, b, err) < 0)
+			return -1;
+	}
+	gl_jtext_raw(b, "]", 1);
+	gl_jtext_key(b, "first", 5, 0);
+	l = link(t->name, query, nquery, NULL);
+	gl_jtext_value(b, l);
+	json_decref(l);
+	gl_jtext_key(b, "schema", 6, 0);
+	l = json_pack("s+", "/schemas/", t->name);
+	gl_jtext_value(b, l);
+	json_decref(l);
+	gl_jtext_key(b, "total_count", 11, 0);
+	gl_jtext_int(b, total);
+	if (n > 0 && (int64_t)n == limit) {
+		json_t *last = json_array_get(page, n - 1);
+		gl_jtext_key(b, "next", 4, 0);
+		l = link(t->name, query, nquery,
+			 json_string_value(json_object_get(last, "id")));
+		gl_jtext_value(b, l);
+		json_decref(l);
+	}
+	gl_jtext_raw(b, "}", 1);
+	return 0;
+}
+
+/* The listing as a jansson value (*out) or, text non-NULL, as the JSON
+ * text of that value appended to text: rows written one after the other
+ * into the one buffer (jtext.h), no tree per row. */
+static int list(gl_engine *e, const gl_ctx *ctx, const char *type,
+		const gl_kv *query, int nquery, json_t **out, gl_sb *text,
+		gl_err *err)
 {
 	gl_types *ts = NULL;
 	const gl_type *t;
@@ -572,6 +620,11 @@ int gl_art_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_list(e->meta, &lqy, &page, &total, err) < 0)
 		goto out;
 
+	if (text) {
+		rc = list_text(e, ctx, ts, t, query, nquery, page, total, limit,
+			       text, err);
+		goto out;
+	}
 	arts = json_array();
 	json_array_foreach(page, i, a) {
 		json_t *o = gl_core_output(e, ctx, ts, t, a, err);
@@ -605,5 +658,24 @@ out:
 	json_decref(page);
 	lq_free(&q);
 	gl_types_unref(ts);
+	return rc;
+}
+
+int gl_art_list(gl_engine *e, const gl_ctx *ctx, const char *type,
+		const gl_kv *query, int nquery, json_t **out, gl_err *err)
+{
+	return list(e, ctx, type, query, nquery, out, NULL, err);
+}
+
+int gl_art_list_text(gl_engine *e, const gl_ctx *ctx, const char *type,
+		     const gl_kv *query, int nquery, gl_sb *out, gl_err *err)
+{
+	size_t start = out->len;
+	int rc = list(e, ctx, type, query, nquery, NULL, out, err);
+
+	if (rc < 0 && out->p) {
+		out->len = start;
+		out->p[start] = '\0';
+	}
 	return rc;
 }

@@ -6,6 +6,8 @@
 #include "core.h"
 #include "fetch.h"
 #include "jlimits.h"
+#include "jtext.h"
+#include "ljson.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -194,11 +196,42 @@ json_t *gl_core_blob_output(const gl_type *t, const char *id,
 	return o;
 }
 
+/* A folder's entries in API shape (v: the stored folder, or not one). */
+static json_t *folder_output(const gl_type *t, const char *id,
+			     const gl_field *f, const json_t *v)
+{
+	json_t *fo = json_object(), *b;
+	const char *k;
+
+	if (json_is_object(v))
+		json_object_foreach((json_t *)v, k, b)
+			json_object_set_new(fo, k,
+					    gl_core_blob_output(t, id, f->name,
+								k, b));
+	return fo;
+}
+
+/* A time stored with microseconds is shown to the second: its text into
+ * out (length returned), or 0 when v is not such a time. */
+static size_t shown_time(const gl_field *f, const json_t *v, char out[40])
+{
+	const char *s = json_string_value(v);
+	size_t n;
+
+	if (f->kind != GK_DATETIME || !s || !strchr(s, '.'))
+		return 0;
+	n = strnlen(s, 19);
+	memcpy(out, s, n);
+	memcpy(out + n, "Z", 2);
+	return n + 1;
+}
+
 /* The artifact in API shape, before the type's output hook. */
 json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 {
 	json_t *out = json_object();
 	const char *id = gl_json_str(doc, "id");
+	char ts[40];
 
 	for (int i = 0; i < t->nfields; i++) {
 		const gl_field *f = &t->fields[i];
@@ -212,20 +245,9 @@ json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 							      NULL, v)
 						    : json_null());
 		} else if (f->kind == GK_FOLDER) {
-			json_t *fo = json_object(), *b;
-			const char *k;
-			if (json_is_object(v))
-				json_object_foreach(v, k, b)
-					json_object_set_new(
-						fo, k,
-						gl_core_blob_output(
-							t, id, f->name, k, b));
-			json_object_set_new(out, f->name, fo);
-		} else if (v && f->kind == GK_DATETIME && json_is_string(v) &&
-			   strchr(json_string_value(v), '.')) {
-			/* stored with microseconds, shown to the second */
-			char ts[40];
-			snprintf(ts, sizeof ts, "%.19sZ", json_string_value(v));
+			json_object_set_new(out, f->name,
+					    folder_output(t, id, f, v));
+		} else if (shown_time(f, v, ts)) {
 			json_object_set_new(out, f->name, gl_json_text(ts));
 		} else if (v) {
 			json_object_set(out, f->name, v);
@@ -238,6 +260,129 @@ json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 	if (t->is_all && gl_json_str(doc, "type_name"))
 		json_object_set(out, "type_name", json_object_get(doc, "type_name"));
 	return out;
+}
+
+/* gl_core_plain_output written as JSON text: no tree per artifact. */
+void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
+			       gl_sb *b)
+{
+	const char *id = gl_json_str(doc, "id");
+	int has_type_name = 0;
+	char ts[40];
+	size_t n;
+
+	gl_jtext_raw(b, "{", 1);
+	for (int i = 0; i < t->nfields; i++) {
+		const gl_field *f = &t->fields[i];
+		json_t *v = json_object_get(doc, f->name);
+
+		gl_jtext_key(b, f->name, strlen(f->name), i == 0);
+		has_type_name |= !strcmp(f->name, "type_name");
+		if (f->kind == GK_BLOB) {
+			json_t *o = json_is_object(v)
+					    ? gl_core_blob_output(t, id, f->name,
+								  NULL, v)
+					    : NULL;
+			gl_jtext_value(b, o);
+			json_decref(o);
+		} else if (f->kind == GK_FOLDER) {
+			json_t *fo = folder_output(t, id, f, v);
+			gl_jtext_value(b, fo);
+			json_decref(fo);
+		} else if ((n = shown_time(f, v, ts))) {
+			if (gl_utf8_valid(ts, n, 1)) {
+				gl_jtext_str(b, ts, n);
+			} else {
+				json_t *r = gl_json_text(ts);
+				gl_jtext_value(b, r);
+				json_decref(r);
+			}
+		} else {
+			gl_jtext_value(b, v ? v : f->def);
+		}
+	}
+	if (t->is_all && !has_type_name && gl_json_str(doc, "type_name")) {
+		gl_jtext_key(b, "type_name", 9, t->nfields == 0);
+		gl_jtext_value(b, json_object_get(doc, "type_name"));
+	}
+	gl_jtext_raw(b, "}", 1);
+}
+
+/* gl_core_plain_output as members for the hook's argument (ljson.h): the
+ * doc's values borrowed, what is built for the API (blobs, folders, a
+ * repaired time) in owned[i]. The number of members. */
+static int plain_members(const gl_type *t, const json_t *doc, gl_member *m,
+			 json_t **owned)
+{
+	const char *id = gl_json_str(doc, "id");
+	int n = 0, has_type_name = 0;
+	size_t l;
+
+	for (int i = 0; i < t->nfields; i++, n++) {
+		const gl_field *f = &t->fields[i];
+		json_t *v = json_object_get(doc, f->name);
+
+		m[n].key = f->name;
+		has_type_name |= !strcmp(f->name, "type_name");
+		if (f->kind == GK_BLOB) {
+			if (json_is_object(v))
+				m[n].v = owned[n] = gl_core_blob_output(
+					t, id, f->name, NULL, v);
+		} else if (f->kind == GK_FOLDER) {
+			m[n].v = owned[n] = folder_output(t, id, f, v);
+		} else if ((l = shown_time(f, v, m[n].text))) {
+			if (gl_utf8_valid(m[n].text, l, 1)) {
+				m[n].s = m[n].text;
+				m[n].n = l;
+			} else {
+				m[n].v = owned[n] = gl_json_text(m[n].text);
+			}
+		} else {
+			m[n].v = v ? v : f->def;
+		}
+	}
+	if (t->is_all && !has_type_name && gl_json_str(doc, "type_name")) {
+		m[n].key = "type_name";
+		m[n].v = json_object_get(doc, "type_name");
+		n++;
+	}
+	return n;
+}
+
+int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+			const gl_type *t, const json_t *doc, gl_sb *b,
+			gl_err *err)
+{
+	const gl_type *rt = NULL;
+	gl_member *m;
+	json_t **owned;
+	int n, rc;
+
+	(void)e;
+	if (t->is_all) {
+		rt = gl_types_find(ts, gl_json_str(doc, "type_name"));
+		if (rt && !rt->has_format_all)
+			rt = NULL;
+	} else if (t->has_to_dict) {
+		rt = t;
+	}
+	if (!rt) {
+		gl_core_plain_output_text(t, doc, b);
+		return 0;
+	}
+	m = gl_xcalloc((size_t)t->nfields + 1, sizeof *m);
+	owned = gl_xcalloc((size_t)t->nfields + 1, sizeof *owned);
+	n = plain_members(t, doc, m, owned);
+	rc = gl_types_output_text(ts, gl_ctx_lua(ctx), rt, m, n, t->is_all, b,
+				  err);
+	for (int i = 0; i < n; i++)
+		json_decref(owned[i]);
+	free(owned);
+	free(m);
+	if (rc < 0)
+		return err->status ? -1 : gl_fail(err, 500, NULL,
+						  "out of memory");
+	return 0;
 }
 
 json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,

@@ -25,6 +25,7 @@
 #include "meta.h"
 #include "policy.h"
 #include "store.h"
+#include "util.h"
 
 typedef struct gl_engine gl_engine;
 
@@ -87,6 +88,15 @@ json_t *gl_core_ctx_json(const gl_ctx *ctx);
  * format_all; NULL + err (500) when that fails. */
 json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			 const gl_type *t, const json_t *doc, gl_err *err);
+/* The same appended to b as JSON text (jtext.h), byte for byte what
+ * the API's dump of gl_core_output gives; 0 or -1 + err. A type without
+ * the hook is written straight from doc. */
+int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+			const gl_type *t, const json_t *doc, gl_sb *b,
+			gl_err *err);
+/* gl_core_plain_output as JSON text appended to b. */
+void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
+			       gl_sb *b);
 /* API shape of a blob record. */
 json_t *gl_core_blob_output(const gl_type *t, const char *id,
 			      const char *field, const char *key,

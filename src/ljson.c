@@ -1,8 +1,11 @@
 /* ljson.c - JSON <-> Lua values (see ljson.h). */
 #include "ljson.h"
+#include "jtext.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <lauxlib.h>
 
@@ -62,6 +65,25 @@ static void push(lua_State *L, const gl_ljson *lj, const json_t *j, int depth)
 void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j)
 {
 	push(L, lj, j, 0);
+}
+
+void gl_ljson_push_members(lua_State *L, const gl_ljson *lj,
+			   const gl_member *m, int n)
+{
+	luaL_checkstack(L, 4, "converting a value");
+	lua_createtable(L, 0, n);
+	for (int i = 0; i < n; i++) {
+		lua_pushstring(L, m[i].key);
+		if (m[i].v)
+			push(L, lj, m[i].v, 1);
+		else if (m[i].s)
+			lua_pushlstring(L, m[i].s, m[i].n);
+		else
+			lua_rawgeti(L, LUA_REGISTRYINDEX, lj->null_ref);
+		lua_rawset(L, -3);
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, lj->omt_ref);
+	lua_setmetatable(L, -2);
 }
 
 static int depth_ok(const json_t *j, int depth)
@@ -180,11 +202,37 @@ static void push_contents(lua_State *L, const gl_ljson *lj, int idx)
 	lua_pushvalue(L, idx);
 }
 
+/* A table about to be converted: its budget spent, its contents pushed
+ * (a frozen table read through), a cycle refused. 1 array, -1 object
+ * (the contents at the top), 0 refused (err set, nothing pushed). */
+static int open_table(lua_State *L, conv *cv, int idx, int depth)
+{
+	const void *self;
+	int arr;
+
+	if (spend(cv, 2) < 0)
+		return 0;
+	push_contents(L, cv->lj, idx);
+	idx = lua_gettop(L);
+	self = lua_topointer(L, idx);
+	for (int d = 0; d < depth; d++)
+		if (cv->path[d] == self) {
+			lua_pop(L, 1);
+			gl_fail(cv->err, 500, NULL, "value contains itself (a "
+				"cycle)");
+			return 0;
+		}
+	cv->path[depth] = self;
+	arr = gl_ljson_marked(L, cv->lj, idx);
+	if (arr == 0)
+		arr = looks_like_array(L, idx) ? 1 : -1;
+	return arr;
+}
+
 static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 {
 	json_t *out;
 	int arr;
-	const void *self;
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH) {
@@ -235,22 +283,10 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 			 luaL_typename(L, idx));
 		return NULL;
 	}
-	if (spend(cv, 2) < 0)
+	arr = open_table(L, cv, idx, depth);
+	if (!arr)
 		return NULL;
-	push_contents(L, cv->lj, idx);
 	idx = lua_gettop(L);
-	self = lua_topointer(L, idx);
-	for (int d = 0; d < depth; d++)
-		if (cv->path[d] == self) {
-			gl_fail(cv->err, 500, NULL, "value contains itself (a "
-				 "cycle)");
-			lua_pop(L, 1);
-			return NULL;
-		}
-	cv->path[depth] = self;
-	arr = gl_ljson_marked(L, cv->lj, idx);
-	if (arr == 0)
-		arr = looks_like_array(L, idx) ? 1 : -1;
 	if (arr > 0) {
 		lua_Unsigned n = lua_rawlen(L, idx);
 		out = json_array();
@@ -300,4 +336,173 @@ json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err)
 	conv cv = { .lj = lj, .err = err };
 
 	return to(L, &cv, idx, 0);
+}
+
+/* ---- straight to JSON text ------------------------------------------------
+ * The same walk as to() (the same order, budget, checks and messages),
+ * writing text instead of building jansson values: what to() then
+ * json_dumps would give, byte for byte. One case is left to to(): a key
+ * with a NUL byte, which jansson takes up to the NUL (two such keys can
+ * become one); 1 asks the caller for that path. */
+/* gl_utf8_valid, ASCII first: most text is */
+static int utf8_ok(const char *s, size_t n)
+{
+	size_t i = 0;
+	uint64_t w;
+
+	while (n - i >= 8) {
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080ULL)
+			break;
+		i += 8;
+	}
+	while (i < n && !((unsigned char)s[i] & 0x80))
+		i++;
+	return i == n || gl_utf8_valid(s + i, n - i, 1);
+}
+
+static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
+{
+	int arr, rc = 0;
+
+	idx = lua_absindex(L, idx);
+	if (depth > GL_LJSON_MAX_DEPTH)
+		return gl_fail(cv->err, 500, NULL, "value nested deeper than "
+			       "%d levels", GL_LJSON_MAX_DEPTH);
+	if (!lua_checkstack(L, 6))
+		return gl_fail(cv->err, 500, NULL, "Lua stack exhausted");
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		if (spend(cv, 4) < 0)
+			return -1;
+		gl_jtext_raw(b, "null", 4);
+		return 0;
+	case LUA_TBOOLEAN:
+		if (spend(cv, 5) < 0)
+			return -1;
+		if (lua_toboolean(L, idx))
+			gl_jtext_raw(b, "true", 4);
+		else
+			gl_jtext_raw(b, "false", 5);
+		return 0;
+	case LUA_TNUMBER:
+		if (spend(cv, 24) < 0)
+			return -1;
+		if (lua_isinteger(L, idx)) {
+			gl_jtext_int(b, (int64_t)lua_tointeger(L, idx));
+			return 0;
+		}
+		if (!isfinite(lua_tonumber(L, idx)))
+			return gl_fail(cv->err, 500, NULL, "NaN or infinity has "
+				       "no JSON form");
+		gl_jtext_real(b, lua_tonumber(L, idx));
+		return 0;
+	case LUA_TSTRING: {
+		size_t n;
+		const char *s = lua_tolstring(L, idx, &n);
+		if (spend(cv, n + 2) < 0)
+			return -1;
+		if (!utf8_ok(s, n))
+			return gl_fail(cv->err, 500, NULL, "string is not valid "
+				       "UTF-8");
+		gl_jtext_str(b, s, n);
+		return 0;
+	}
+	case LUA_TTABLE:
+	case LUA_TUSERDATA:
+	case LUA_TLIGHTUSERDATA:
+		if (is_ref(L, idx, cv->lj->null_ref)) {
+			if (spend(cv, 4) < 0)
+				return -1;
+			gl_jtext_raw(b, "null", 4);
+			return 0;
+		}
+		if (lua_type(L, idx) == LUA_TTABLE)
+			break;
+		/* fall through */
+	default:
+		return gl_fail(cv->err, 500, NULL, "a %s has no JSON form",
+			       luaL_typename(L, idx));
+	}
+	arr = open_table(L, cv, idx, depth);
+	if (!arr)
+		return -1;
+	idx = lua_gettop(L);
+	if (arr > 0) {
+		lua_Unsigned n = lua_rawlen(L, idx);
+		gl_jtext_raw(b, "[", 1);
+		for (lua_Unsigned i = 1; rc == 0 && i <= n; i++) {
+			if (i > 1)
+				gl_jtext_raw(b, ", ", 2);
+			lua_rawgeti(L, idx, (lua_Integer)i);
+			rc = write_val(L, cv, -1, depth + 1, b);
+			lua_pop(L, 1);
+		}
+		gl_jtext_raw(b, "]", 1);
+		lua_pop(L, 1);
+		return rc;
+	}
+	gl_jtext_raw(b, "{", 1);
+	lua_pushnil(L);
+	for (int first = 1; lua_next(L, idx); first = 0) {
+		size_t kl;
+		const char *k;
+		int bad;
+		if (lua_type(L, -2) != LUA_TSTRING) {
+			lua_pop(L, 3);
+			return gl_fail(cv->err, 500, NULL, "table keys must be "
+				       "strings");
+		}
+		k = lua_tolstring(L, -2, &kl);
+		if (memchr(k, '\0', kl)) {
+			lua_pop(L, 3);
+			return 1;
+		}
+		/* to() judges the key after its value */
+		bad = !utf8_ok(k, kl);
+		if (spend(cv, kl + 2) < 0) {
+			lua_pop(L, 3);
+			return -1;
+		}
+		gl_jtext_key(b, k, kl, first);
+		rc = write_val(L, cv, -1, depth + 1, b);
+		if (rc == 0 && bad)
+			rc = gl_fail(cv->err, 500, NULL, "key is not valid UTF-8");
+		if (rc) {
+			lua_pop(L, 3);
+			return rc;
+		}
+		lua_pop(L, 1);
+	}
+	gl_jtext_raw(b, "}", 1);
+	lua_pop(L, 1);
+	return 0;
+}
+
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx,
+		   struct gl_sb *b, gl_err *err)
+{
+	conv cv = { .lj = lj, .err = err };
+	size_t start = b->len;
+	int top = lua_gettop(L), rc;
+	json_t *j;
+
+	idx = lua_absindex(L, idx);
+	rc = write_val(L, &cv, idx, 0, b);
+	lua_settop(L, top);
+	if (rc == 0)
+		return 0;
+	if (b->p) {
+		b->len = start;
+		b->p[start] = '\0';
+	}
+	if (rc < 0)
+		return -1;
+	/* a key with a NUL: jansson's own reading of it */
+	j = gl_ljson_to(L, lj, idx, err);
+	if (!j)
+		return -1;
+	gl_jtext_value(b, j);
+	json_decref(j);
+	return 0;
 }

@@ -38,10 +38,33 @@ typedef struct gl_ljson {
 /* [-0, +1, m] Push j; raises on nesting beyond the limit or memory. */
 void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j);
 
+/* A member of an object pushed without building it in jansson first: the
+ * value v (borrowed), or when v is NULL the string s (n bytes; NULL:
+ * null). */
+typedef struct gl_member {
+	const char *key;
+	const json_t *v;
+	const char *s;
+	size_t n;
+	char text[40]; /* room for s */
+} gl_member;
+
+/* [-0, +1, m] Push the object of these n members (keys distinct) exactly
+ * as gl_ljson_push pushes the jansson object with them in this order. */
+void gl_ljson_push_members(lua_State *L, const gl_ljson *lj,
+			   const gl_member *m, int n);
+
 /* [-0, +0, -] The value at idx as JSON (new reference), or NULL + err
  * (functions, NaN, non-string keys, invalid UTF-8, too deep, a cycle,
  * past the node or byte budget). Never raises. */
 json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err);
+
+/* [-0, +0, -] The value at idx as JSON text appended to b: exactly
+ * json_dumps (the API's flags, jtext.h) of what gl_ljson_to gives, or -1
+ * + the same err (b as it was). Never raises. */
+struct gl_sb;
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx,
+		   struct gl_sb *b, gl_err *err);
 
 /* 1 if j is nested at most GL_LJSON_MAX_DEPTH levels (what push takes). */
 int gl_ljson_depth_ok(const json_t *j);

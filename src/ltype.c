@@ -1431,6 +1431,66 @@ static int p_output(lua_State *L, tcall *c)
 	return 0;
 }
 
+typedef struct output_text_call {
+	output_call o;
+	const gl_member *m;
+	int n;
+	gl_sb *b;
+} output_text_call;
+
+/* [-0, +0, e] p_output, the result written as JSON text */
+static int p_output_text(lua_State *L, tcall *c)
+{
+	output_text_call *a = (output_text_call *)c;
+	size_t start = a->b->len;
+	gl_err e;
+
+	push_rt(L, c->st, a->o.format_all ? "format_all" : "output");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->o.t->ref);
+	gl_ljson_push_members(L, &c->st->lj, a->m, a->n);
+	lua_call(L, 2, 3);
+	if (lua_isnil(L, -3)) {
+		internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
+			 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+		return 0;
+	}
+	if (gl_ljson_write(L, &c->st->lj, -3, a->b, &e) < 0) {
+		internal(c, "the artifact it returned: %s", e.msg);
+		return 0;
+	}
+	if (a->b->p[start] != '{') {
+		internal(c, "it returned a %s, not an artifact (an object)",
+			 a->b->p[start] == '[' ? "list" : "scalar");
+		a->b->len = start;
+		a->b->p[start] = '\0';
+	}
+	return 0;
+}
+
+int gl_types_output_text(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			 const gl_member *m, int n, int format_all, gl_sb *b,
+			 gl_err *err)
+{
+	output_text_call a = { .o = { .c = { .st = type_state(ts, t),
+					     .fn = p_output_text },
+				      .t = t, .format_all = format_all },
+			       .m = m, .n = n, .b = b };
+	size_t start = b->len;
+	char what[300];
+	int rc = run(&a.o.c, rq);
+
+	snprintf(what, sizeof what, "%s of artifact type %s",
+		 format_all ? "format_all" : "to_dict", t->name);
+	if (finish(&a.o.c, rc, rq, what, err) < 0) {
+		if (b->p) {
+			b->len = start;
+			b->p[start] = '\0';
+		}
+		return -1;
+	}
+	return 0;
+}
+
 json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			json_t *af, int format_all, gl_err *err)
 {

@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "err.h"
 #include "type.h"
+#include "util.h"
 
 /* The hooks a type may define, in one list: the enum below, the names in
  * ltype.c and the library's glare.hooks (given to every state at start-up,
@@ -106,6 +107,14 @@ json_t *gl_types_schema(gl_types *ts, gl_lreq *rq, const gl_type *t,
  * returns one, or NULL + err (af released). */
 json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			json_t *af, int format_all, gl_err *err);
+/* The same for the artifact given as its n members (ljson.h; nothing
+ * taken), the result appended to b as JSON text (jtext.h), exactly what
+ * json_dumps of gl_types_output's value gives; 0 or -1 + err (b as it
+ * was). */
+struct gl_member;
+int gl_types_output_text(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			 const struct gl_member *m, int n, int format_all,
+			 gl_sb *b, gl_err *err);
 
 /* Call a hook if the type defines it. args is a JSON array of the hook's
  * extra arguments (may be NULL). For hooks that may change the artifact

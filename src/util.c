@@ -61,6 +61,14 @@ void gl_iso8601(int64_t us, char out[32])
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static void put_digits(char *p, unsigned v, int w)
+{
+	while (w--) {
+		p[w] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void gl_iso8601_us(int64_t us, char out[40])
 {
 	time_t t = (time_t)(us / 1000000);
@@ -68,6 +76,38 @@ void gl_iso8601_us(int64_t us, char out[40])
 	struct tm tm;
 	char base[32];
 
+	/* every row of a listing has three of these: the calendar by
+	 * arithmetic (days to civil date, proleptic Gregorian, 1970-9999)
+	 * instead of gmtime_r + strftime + snprintf; the same text */
+	if (us >= 0 && us < 253402300800LL * 1000000) {
+		int64_t days = t / 86400, z = days + 719468;
+		unsigned sod = (unsigned)(t % 86400);
+		int64_t era = z / 146097;
+		unsigned doe = (unsigned)(z - era * 146097);
+		unsigned yoe = (doe - doe / 1460 + doe / 36524 -
+				doe / 146096) / 365;
+		unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+		unsigned mp = (5 * doy + 2) / 153;
+		unsigned d = doy - (153 * mp + 2) / 5 + 1;
+		unsigned m = mp < 10 ? mp + 3 : mp - 9;
+		unsigned y = (unsigned)(yoe + era * 400) + (m <= 2);
+
+		memcpy(out, "0000-00-00T00:00:00", 19);
+		put_digits(out, y, 4);
+		put_digits(out + 5, m, 2);
+		put_digits(out + 8, d, 2);
+		put_digits(out + 11, sod / 3600, 2);
+		put_digits(out + 14, sod / 60 % 60, 2);
+		put_digits(out + 17, sod % 60, 2);
+		if (frac) {
+			out[19] = '.';
+			put_digits(out + 20, (unsigned)frac, 6);
+			memcpy(out + 26, "Z", 2);
+		} else {
+			memcpy(out + 19, "Z", 2);
+		}
+		return;
+	}
 	gmtime_r(&t, &tm);
 	strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (frac)

@@ -26,17 +26,9 @@
 #include "core.h"
 #include "engine.h"
 #include "meta_backend.h"
+#include "unit_engine.h"
 
-typedef struct fx {
-	char dir[64];
-	char conf_path[128];
-	gl_conf *conf;
-	gl_policy *pol;
-	struct event_base *base;
-	gl_engine *e;
-	gl_ctx ctx;
-	gl_err err;
-} fx;
+typedef unit_engine fx;
 
 static const struct gl_meta_ops *real_ops;
 static struct gl_meta_ops faulty_ops;
@@ -91,38 +83,7 @@ static void arm_put(fx *f, int mode)
 
 static gl_engine *fx_open(fx *f)
 {
-	char cwd[512];
-	FILE *fp;
-
-	memset(f, 0, sizeof *f);
-	if (!getcwd(cwd, sizeof cwd))
-		return NULL;
-	snprintf(f->dir, sizeof f->dir, "/tmp/glengine.XXXXXX");
-	if (!mkdtemp(f->dir))
-		return NULL;
-	snprintf(f->conf_path, sizeof f->conf_path, "%s/glared.conf", f->dir);
-	fp = fopen(f->conf_path, "w");
-	if (!fp)
-		return NULL;
-	fprintf(fp,
-		"[DEFAULT]\n"
-		"enabled_artifact_types = images\n"
-		"types_path = %s/types\n"
-		"lua_path = %s/lua\n"
-		"[database]\n"
-		"connection = sqlite:///%s/glare.db\n"
-		"[glance_store]\n"
-		"filesystem_store_datadir = %s/blobs\n",
-		cwd, cwd, f->dir, f->dir);
-	fclose(fp);
-	f->conf = gl_conf_load(f->conf_path, &f->err);
-	if (!f->conf)
-		return NULL;
-	f->pol = gl_policy_new();
-	f->base = event_base_new();
-	f->e = gl_engine_new(f->conf, f->pol, f->base, &f->err);
-	gl_ctx_admin(&f->ctx, "test");
-	return f->e;
+	return unit_engine_open(f, "images");
 }
 
 static void fx_close(fx *f)
@@ -130,14 +91,7 @@ static void fx_close(fx *f)
 	if (real_ops && f->e)
 		f->e->meta->ops = real_ops;
 	real_ops = NULL;
-	gl_engine_free(f->e);
-	gl_ctx_free(&f->ctx);
-	if (f->base)
-		event_base_free(f->base);
-	gl_policy_free(f->pol);
-	gl_conf_free(f->conf);
-	if (f->dir[0])
-		unit_rm_tree(f->dir);
+	unit_engine_close(f);
 }
 
 /* A drafted image that may be activated; its id into id. */
