@@ -104,6 +104,17 @@ static gl_console *con(lua_State *L)
 }
 
 gl_console *gl_console_of(lua_State *L) { return con(L); }
+
+int gl_console_set_project(gl_console *c, const char *p)
+{
+	char *dup = strdup(p);
+
+	if (!dup)
+		return -1;
+	free(c->ctx.project_id);
+	c->ctx.project_id = dup;
+	return 0;
+}
 lua_State *gl_console_lua(gl_console *c) { return c->L; }
 void gl_console_set_user(gl_console *c, void *user) { c->user = user; }
 void *gl_console_user(gl_console *c) { return c->user; }
