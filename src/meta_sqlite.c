@@ -315,6 +315,7 @@ static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
 
 enum stmt_id {
 	S_SP_BEGIN, S_SP_RELEASE, S_SP_ROLLBACK, S_BEGIN, S_COMMIT,
+	S_BATCH_SP, S_BATCH_RELEASE, S_BATCH_ROLLBACK,
 	S_ROLLBACK, S_GET, S_GET_TYPED, S_INSERT, S_UPDATE, S_TAGS_DEL,
 	S_TAG_INS, S_PROPS_DEL, S_PROP_INS, S_DELETE, S_DELETED, S_SET_STATUS,
 	S_SCOPE_PRIVATE, S_SCOPE_PUBLIC, S_COUNT_OWNER, S_COUNT_OWNER_TYPE,
@@ -339,6 +340,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SP_RELEASE] = "RELEASE gl_sp",
 	[S_SP_ROLLBACK] = "ROLLBACK TO gl_sp",
 	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_BATCH_SP] = "SAVEPOINT gl_batch",
+	[S_BATCH_RELEASE] = "RELEASE gl_batch",
+	[S_BATCH_ROLLBACK] = "ROLLBACK TO gl_batch",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_GET] = "SELECT " ART_COLS " FROM artifacts a WHERE a.id = ?1",
@@ -467,6 +471,7 @@ typedef struct sq_meta {
 	char *path;
 	enum durability durability;
 	gl_walsync *ws;                   /* group commit, once attached */
+	int batch;                        /* gl_meta_batch: a transaction open */
 	int version;
 	sqlite3_stmt *stmts[S_COUNT];
 	gl_msql_lru lru;                       /* listing statements, */
@@ -983,7 +988,7 @@ static int sq_begin(gl_meta *gm, gl_err *err)
 {
 	sq_meta *m = sq(gm);
 
-	return run_id(m, S_BEGIN, err);
+	return run_id(m, m->batch ? S_BATCH_SP : S_BEGIN, err);
 }
 
 /* A failed COMMIT leaves the transaction open; it is rolled back here so
@@ -992,7 +997,7 @@ static int sq_commit(gl_meta *gm, gl_err *err)
 {
 	sq_meta *m = sq(gm);
 
-	if (run_id(m, S_COMMIT, err) == 0)
+	if (run_id(m, m->batch ? S_BATCH_RELEASE : S_COMMIT, err) == 0)
 		return 0;
 	sq_rollback(&m->base);
 	return -1;
@@ -1003,8 +1008,46 @@ static void sq_rollback(gl_meta *gm)
 	sq_meta *m = sq(gm);
 	gl_err ignore;
 
+	if (m->batch) { /* this write alone; fails if none is open */
+		if (run_id(m, S_BATCH_ROLLBACK, &ignore) == 0)
+			run_id(m, S_BATCH_RELEASE, &ignore);
+	} else if (!sqlite3_get_autocommit(m->db)) {
+		run_id(m, S_ROLLBACK, &ignore);
+	}
+}
+
+static int sq_batch(gl_meta *gm, int on, gl_err *err)
+{
+	sq_meta *m = sq(gm);
+	gl_err ignore;
+
+	if (on < 0) { /* roll the whole batch back */
+		if (m->batch && !sqlite3_get_autocommit(m->db))
+			run_id(m, S_ROLLBACK, &ignore);
+		m->batch = 0;
+		return 0;
+	}
+	if (on) {
+		if (m->batch || m->ws) {
+			gl_fail(err, 400, NULL, m->batch ? "a batch is open"
+				" already" : "no batches on a serving worker");
+			return -1;
+		}
+		if (run_id(m, S_BEGIN, err))
+			return -1;
+		m->batch = 1;
+		return 0;
+	}
+	if (!m->batch) {
+		gl_fail(err, 400, NULL, "no batch is open");
+		return -1;
+	}
+	m->batch = 0;
+	if (run_id(m, S_COMMIT, err) == 0)
+		return 0;
 	if (!sqlite3_get_autocommit(m->db))
 		run_id(m, S_ROLLBACK, &ignore);
+	return -1;
 }
 
 /* ------------------------------------------------------------------------
@@ -2260,6 +2303,7 @@ const struct gl_meta_ops gl_meta_sqlite_ops = {
 	.sync = sq_sync,
 	.close = sq_close,
 	.schema_version = sq_schema_version,
+	.batch = sq_batch,
 	.begin = sq_begin,
 	.commit = sq_commit,
 	.rollback = sq_rollback,
