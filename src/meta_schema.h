@@ -180,8 +180,9 @@
  * adds to every sort: a custom-sorted page driven by a selective filter
  * then takes each match's scope and created_at from the filter's own row
  * and its sort value from an index, and reads whole artifact rows for the
- * page alone (docs/benchmarks.md, "list100k": 1,000 matches at 100k, 11-13
- * ms to 5 with a cold cache, where every match's artifact row was read). */
+ * page alone (docs/benchmarks.md, "Custom sort from the copies": 1,000
+ * matches at 100k, 11-13 ms to 5 with a cold cache, where every match's
+ * artifact row was read). */
 #define MS_CREATED_COPY(t)                                                    \
 	"ALTER TABLE " t " ADD COLUMN created_at " MS_INT8                    \
 	" NOT NULL DEFAULT 0;"                                                \

@@ -1800,10 +1800,10 @@ static int marker_values(sq_meta *m, const gl_list_query *q,
  * artifact row of the page's ids alone. The plain driven page read every
  * match's artifact row and sorted them whole: 11-13 ms for 1,000 matches
  * at 100k with the rows out of the cache, 5 ms this way
- * (docs/benchmarks.md, "list100k"). Without a marker (counted), each row
- * also carries the total, count(*) OVER () over the joined matches before
- * the LIMIT: every artifact the listing pages through, which the count
- * would visit again. Returns 1 with the statement in page and the outer
+ * (docs/benchmarks.md, "Custom sort from the copies"). Without a marker
+ * (counted), each row also carries the total, count(*) OVER () over the
+ * joined matches before the LIMIT: every artifact the listing pages
+ * through, which the count would visit again. Returns 1 with the statement in page and the outer
  * sort keys (t.kN) in *tkp, 0 when q has another shape, -1 on error. */
 static int copies_page(gl_msql_frag *page, const gl_list_query *q,
 		       const gl_msql_skey *keys, int nkeys,
