@@ -1775,7 +1775,7 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 	gl_msql_frag rows = { 0 }, probe = { 0 };
 	gl_msql_skey *tk = NULL;
 	PGresult *r;
-	int one_row = 0, custom = 0, base = 0, rc = 0, nk = 0;
+	int one_row = 0, custom = 0, base = 0, rc = 0;
 
 	for (int i = 0; i < nkeys; i++) {
 		if (keys[i].expr[0] == 's')
@@ -1804,18 +1804,11 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 		     " DISTINCT x.artifact_id AS id, x.created_at");
 	gl_msql_cat(page, &rows);
 	/* the page's ids and sort values (as t.kN) */
-	tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
 	*counted = !mv;
 	gl_msql_sql(page, *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
 		     " count(*) OVER () AS n" : ") SELECT " ART_COLS
 		     " FROM (SELECT a.id");
-	for (int i = 0; i < nkeys; i++) {
-		tk[i] = keys[i];
-		if (strcmp(keys[i].expr, "a.id") == 0)
-			continue;
-		gl_msql_sqlf(page, ", %s AS k%d", keys[i].expr, nk);
-		snprintf(tk[i].expr, sizeof tk[i].expr, "t.k%d", nk++);
-	}
+	tk = gl_msql_top_keys(page, keys, nkeys);
 	/* created_at (the tie-breaker the API adds) comes with the rows'
 	 * copies (schema_v8); other base sort keys are read from each
 	 * match's artifact row */
@@ -1823,13 +1816,7 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 			  : " FROM drv a");
 	gl_msql_cat(page, joins);
 	gl_msql_sql(page, " WHERE TRUE");
-	if (mv)
-		gl_msql_marker_cond(page, keys, nkeys, mv);
-	gl_msql_order_by(page, &dialect, keys, nkeys);
-	gl_msql_sql(page, " LIMIT ");
-	gl_msql_arg(page, lim);
-	gl_msql_sql(page, ") t JOIN artifacts a ON a.id = t.id");
-	gl_msql_order_by(page, &dialect, tk, nkeys);
+	gl_msql_top_end(page, &dialect, keys, tk, nkeys, mv, lim, "JOIN");
 out:
 	free(tk);
 	gl_msql_frag_free(&rows);

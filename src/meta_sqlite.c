@@ -1812,8 +1812,7 @@ static int copies_page(gl_msql_frag *page, const gl_list_query *q,
 		       gl_msql_skey **tkp, gl_err *err)
 {
 	gl_msql_frag rows = { 0 };
-	gl_msql_skey *tk;
-	int one_row = 0, custom = 0, nk = 0, rc;
+	int one_row = 0, custom = 0, rc;
 
 	for (int i = 0; i < nkeys; i++) {
 		if (keys[i].expr[0] == 's') /* sN.value, gl_msql_sort_keys */
@@ -1829,17 +1828,10 @@ static int copies_page(gl_msql_frag *page, const gl_list_query *q,
 		gl_msql_frag_free(&rows);
 		return rc;
 	}
-	tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
 	gl_msql_sql(page, counted ? "SELECT " ART_COLS ", t.n FROM (SELECT"
 		    " a.id AS id, count(*) OVER () AS n"
 		    : "SELECT " ART_COLS " FROM (SELECT a.id AS id");
-	for (int i = 0; i < nkeys; i++) {
-		tk[i] = keys[i];
-		if (strcmp(keys[i].expr, "a.id") == 0)
-			continue;
-		gl_msql_sqlf(page, ", %s AS k%d", keys[i].expr, nk);
-		snprintf(tk[i].expr, sizeof tk[i].expr, "t.k%d", nk++);
-	}
+	*tkp = gl_msql_top_keys(page, keys, nkeys);
 	gl_msql_sql(page, one_row ? " FROM (SELECT x.artifact_id AS id,"
 		    " x.created_at AS created_at"
 		    : " FROM (SELECT DISTINCT x.artifact_id AS id,"
@@ -1848,15 +1840,10 @@ static int copies_page(gl_msql_frag *page, const gl_list_query *q,
 	gl_msql_sql(page, ") AS a");
 	gl_msql_cat(page, joins);
 	gl_msql_sql(page, " WHERE 1");
-	if (mv)
-		gl_msql_marker_cond(page, keys, nkeys, mv);
-	gl_msql_order_by(page, &dialect, keys, nkeys);
-	gl_msql_sql(page, " LIMIT ");
-	gl_msql_arg(page, lim);
-	gl_msql_sql(page, ") AS t CROSS JOIN artifacts a ON a.id = t.id");
-	gl_msql_order_by(page, &dialect, tk, nkeys);
+	/* CROSS JOIN: the page's ids first, whatever the estimates */
+	gl_msql_top_end(page, &dialect, keys, *tkp, nkeys, mv, lim,
+			"CROSS JOIN");
 	gl_msql_frag_free(&rows);
-	*tkp = tk;
 	return 1;
 }
 
