@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN, GLARED, Tmux
+from conftest import ADMIN, CLUSTER, GLARED, Tmux
 
 SA = "sample_artifact"
 
@@ -487,8 +487,22 @@ def test_interactive_session(make_server, tmp_path, mode):
 def test_batch_and_project(server, uniq):
     """--project owns what the console creates; glare.batch runs many
     writes in one transaction: a failed write inside undoes itself alone,
-    an error out of the function undoes the whole batch."""
+    an error out of the function undoes the whole batch. sqlite only: on
+    PostgreSQL (the cluster) it is refused and nothing is written."""
     name = uniq("bat")
+    if CLUSTER:
+        r = console(server, "--project", "bulkproj", "-e",
+                    "glare.batch(function() glare.create('sample_artifact',"
+                    " {name = %s}) end)" % lua_str(name))
+        assert r.returncode == 1
+        assert "400" in r.stderr and "sqlite" in r.stderr
+        ok(console(server, "--project", "bulkproj", "-e",
+                   "glare.create('sample_artifact', {name = %s})"
+                   % lua_str(name)))
+        got = server.get("/artifacts/sample_artifact?name=%s" % name,
+                         token=ADMIN).json()
+        assert [a["owner"] for a in got["artifacts"]] == ["bulkproj"]
+        return
     code = """
 local made = glare.batch(function(n)
   local ids = {}
