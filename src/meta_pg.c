@@ -1865,11 +1865,8 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 			gl_msql_cat(&page, &joins);
 			gl_msql_sql(&page, " WHERE ");
 			gl_msql_cat(&page, &where);
-			if (mv)
-				gl_msql_marker_cond(&page, keys, nkeys, mv);
-			gl_msql_order_by(&page, &dialect, keys, nkeys);
-			gl_msql_sql(&page, " LIMIT ");
-			gl_msql_arg(&page, &lim);
+			gl_msql_page_end(&page, &dialect, keys, nkeys, mv,
+					 &lim);
 		}
 		if (!(r = frag_exec(m, &page, err)))
 			goto out;

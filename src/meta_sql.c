@@ -1490,6 +1490,16 @@ void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_lis
 	sort_exists_on(f, d, q, "a.id");
 }
 
+void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
+		      int nkeys, const gl_msql_val *mv, const gl_msql_val *lim)
+{
+	if (mv)
+		gl_msql_marker_cond(f, keys, nkeys, mv);
+	gl_msql_order_by(f, d, keys, nkeys);
+	gl_msql_sql(f, " LIMIT ");
+	gl_msql_arg(f, lim);
+}
+
 gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nkeys)
 {
 	gl_msql_skey *tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
@@ -1509,11 +1519,7 @@ void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_sk
 		     const gl_msql_skey *tk, int nkeys, const gl_msql_val *mv,
 		     const gl_msql_val *lim, const char *join)
 {
-	if (mv)
-		gl_msql_marker_cond(f, keys, nkeys, mv);
-	gl_msql_order_by(f, d, keys, nkeys);
-	gl_msql_sql(f, " LIMIT ");
-	gl_msql_arg(f, lim);
+	gl_msql_page_end(f, d, keys, nkeys, mv, lim);
 	gl_msql_sqlf(f, ") t %s artifacts a ON a.id = t.id", join);
 	gl_msql_order_by(f, d, tk, nkeys);
 }

@@ -410,6 +410,9 @@ void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_lis
  * page's ids to their artifact rows with `join` and orders the outer
  * query. */
 gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nkeys);
+/* The end of a page query: the marker's bound, the order, the LIMIT. */
+void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
+		      int nkeys, const gl_msql_val *mv, const gl_msql_val *lim);
 void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
 		     const gl_msql_skey *tk, int nkeys, const gl_msql_val *mv,
 		     const gl_msql_val *lim, const char *join);

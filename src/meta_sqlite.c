@@ -1893,11 +1893,8 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 			gl_msql_sql(&page, driven == 1 ? " WHERE a.id = drv.id"
 				    " AND " : " WHERE ");
 			gl_msql_cat(&page, &where);
-			if (mv)
-				gl_msql_marker_cond(&page, keys, nkeys, mv);
-			gl_msql_order_by(&page, &dialect, keys, nkeys);
-			gl_msql_sql(&page, " LIMIT ");
-			gl_msql_arg(&page, &lim);
+			gl_msql_page_end(&page, &dialect, keys, nkeys, mv,
+					 &lim);
 		} else if (rc < 0) {
 			goto out;
 		}
