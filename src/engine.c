@@ -96,6 +96,11 @@ void gl_engine_maintain(gl_engine *e)
 struct event_base *gl_engine_base(gl_engine *e) { return e->base; }
 struct gl_events *gl_engine_events(gl_engine *e) { return e->events; }
 
+int gl_engine_batch(gl_engine *e, int on, gl_err *err)
+{
+	return gl_meta_batch(e->meta, on, err);
+}
+
 int gl_engine_attach_loop(gl_engine *e, gl_err *err)
 {
 	return gl_meta_attach_loop(e->meta, e->base, err);

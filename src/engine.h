@@ -66,5 +66,7 @@ int gl_engine_when_durable(gl_engine *e, void (*fn)(void *arg, int ok),
 			   void *arg);
 void gl_engine_durable_cancel(gl_engine *e, void *arg);
 const gl_conf *gl_engine_conf(gl_engine *e);
+/* gl_meta_batch on the engine's store (the console's glare.batch). */
+int gl_engine_batch(gl_engine *e, int on, gl_err *err);
 
 #endif

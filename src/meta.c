@@ -37,6 +37,15 @@ int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err)
 	return m->ops->attach_loop ? m->ops->attach_loop(m, base, err) : 0;
 }
 
+int gl_meta_batch(gl_meta *m, int on, gl_err *err)
+{
+	if (!m->ops->batch) {
+		gl_fail(err, 400, NULL, "batches need the sqlite store");
+		return -1;
+	}
+	return m->ops->batch(m, on, err);
+}
+
 int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok),
 			 void *arg)
 {

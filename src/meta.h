@@ -158,6 +158,13 @@ int gl_meta_cleanup_del(gl_meta *m, const char *kind, const char *target,
  * durable many at a time. A reply that acknowledges a write waits for
  * gl_meta_when_durable. PostgreSQL commits are durable when they return
  * (these calls do nothing there), as are sqlite's when not attached. */
+/* Bulk loading (the console's glare.batch, bench/load.lua): on = 1 opens
+ * one write transaction in which each later begin / commit / rollback is
+ * a savepoint, so a failed write still undoes itself alone; on = 0 commits
+ * the whole (-1: it was rolled back), on = -1 rolls the whole back. Thousands of creates then write each B-tree page they share once
+ * instead of once per create (the WAL of one create is ~60 pages). SQLite
+ * only, not attached to a loop: 400 otherwise. */
+int gl_meta_batch(gl_meta *m, int on, gl_err *err);
 struct event_base;
 int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err);
 /* 0: every commit made so far is durable. 1: fn(arg, ok) runs on the loop

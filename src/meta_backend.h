@@ -91,6 +91,8 @@ struct gl_meta_ops {
 			    void *arg);
 	void (*durable_cancel)(gl_meta *m, void *arg);
 	int (*sync)(gl_meta *m, gl_err *err);
+	/* optional (NULL: not offered) */
+	int (*batch)(gl_meta *m, int on, gl_err *err);
 };
 
 /* The common header every backend's struct begins with. */

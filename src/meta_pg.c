@@ -264,9 +264,12 @@ static const char schema_v7[] =
 	" ON name, key, value_text, value_num FROM properties;"
 	"ANALYZE artifacts; ANALYZE properties; ANALYZE tags;";
 
+/* created_at among the copies (meta_schema.h says why) */
+static const char schema_v8[] = MS_CREATED_COPIES "ANALYZE properties;";
+
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
 					   schema_v4, schema_v5, schema_v6,
-					   schema_v7 };
+					   schema_v7, schema_v8 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -290,12 +293,13 @@ enum stmt_id {
  * a JSON array of {n name, k key, p pos, v number as text, t text}). */
 #define PUT_CHILDREN                                                          \
 	" t AS (INSERT INTO tags (value, artifact_id, type_name, owner,"       \
-	"  visibility, status)"                                               \
-	"  SELECT DISTINCT e.v, a.id, $2, $8, $9, $10 FROM a,"                \
+	"  visibility, status, created_at)"                                   \
+	"  SELECT DISTINCT e.v, a.id, $2, $8, $9, $10, $13 FROM a,"           \
 	"  json_array_elements_text($18::json) AS e(v)),"                     \
 	" p AS (INSERT INTO properties (artifact_id, name, key, pos,"         \
-	"  value_num, value_text, type_name, owner, visibility, status)"      \
-	"  SELECT a.id, x.n, x.k, x.p, x.v, x.t, $2, $8, $9, $10 FROM a,"     \
+	"  value_num, value_text, type_name, owner, visibility, status,"      \
+	"  created_at)"                                                       \
+	"  SELECT a.id, x.n, x.k, x.p, x.v, x.t, $2, $8, $9, $10, $13 FROM a,"\
 	"  json_to_recordset($19::json) AS x(n text, k text, p int,"          \
 	"  v numeric, t text))"                                               \
 	" SELECT count(*) FROM a"
@@ -1771,12 +1775,13 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 	gl_msql_frag rows = { 0 }, probe = { 0 };
 	gl_msql_skey *tk = NULL;
 	PGresult *r;
-	int one_row = 0, custom = 0, base = 0, rc = 0, nk = 0;
+	int one_row = 0, custom = 0, base = 0, rc = 0;
 
 	for (int i = 0; i < nkeys; i++) {
 		if (keys[i].expr[0] == 's')
 			custom++;
-		else if (strcmp(keys[i].expr, "a.id") != 0)
+		else if (strcmp(keys[i].expr, "a.id") != 0 &&
+			 strcmp(keys[i].expr, "a.created_at") != 0)
 			base++;
 	}
 	if (!custom || (rc = gl_msql_scoped_rows(&rows, &dialect, q, "x",
@@ -1795,35 +1800,23 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 	if (!rc)
 		goto out;
 	gl_msql_sql(page, one_row ? "WITH drv AS MATERIALIZED (SELECT x.artifact_id"
-		     " AS id" : "WITH drv AS MATERIALIZED (SELECT DISTINCT"
-		     " x.artifact_id AS id");
+		     " AS id, x.created_at" : "WITH drv AS MATERIALIZED (SELECT"
+		     " DISTINCT x.artifact_id AS id, x.created_at");
 	gl_msql_cat(page, &rows);
 	/* the page's ids and sort values (as t.kN) */
-	tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
 	*counted = !mv;
 	gl_msql_sql(page, *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
 		     " count(*) OVER () AS n" : ") SELECT " ART_COLS
 		     " FROM (SELECT a.id");
-	for (int i = 0; i < nkeys; i++) {
-		tk[i] = keys[i];
-		if (strcmp(keys[i].expr, "a.id") == 0)
-			continue;
-		gl_msql_sqlf(page, ", %s AS k%d", keys[i].expr, nk);
-		snprintf(tk[i].expr, sizeof tk[i].expr, "t.k%d", nk++);
-	}
-	/* base sort keys (created_at, the tie-breaker the API adds) are
-	 * read from each match's artifact row */
+	tk = gl_msql_top_keys(page, keys, nkeys);
+	/* created_at (the tie-breaker the API adds) comes with the rows'
+	 * copies (schema_v8); other base sort keys are read from each
+	 * match's artifact row */
 	gl_msql_sql(page, base ? " FROM drv d JOIN artifacts a ON a.id = d.id"
 			  : " FROM drv a");
 	gl_msql_cat(page, joins);
 	gl_msql_sql(page, " WHERE TRUE");
-	if (mv)
-		gl_msql_marker_cond(page, keys, nkeys, mv);
-	gl_msql_order_by(page, &dialect, keys, nkeys);
-	gl_msql_sql(page, " LIMIT ");
-	gl_msql_arg(page, lim);
-	gl_msql_sql(page, ") t JOIN artifacts a ON a.id = t.id");
-	gl_msql_order_by(page, &dialect, tk, nkeys);
+	gl_msql_top_end(page, &dialect, keys, tk, nkeys, mv, lim, "JOIN");
 out:
 	free(tk);
 	gl_msql_frag_free(&rows);
@@ -1872,11 +1865,8 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 			gl_msql_cat(&page, &joins);
 			gl_msql_sql(&page, " WHERE ");
 			gl_msql_cat(&page, &where);
-			if (mv)
-				gl_msql_marker_cond(&page, keys, nkeys, mv);
-			gl_msql_order_by(&page, &dialect, keys, nkeys);
-			gl_msql_sql(&page, " LIMIT ");
-			gl_msql_arg(&page, &lim);
+			gl_msql_page_end(&page, &dialect, keys, nkeys, mv,
+					 &lim);
 		}
 		if (!(r = frag_exec(m, &page, err)))
 			goto out;

@@ -227,7 +227,7 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 7);
+	CHECK_INT(gl_meta_schema_version(f.m), 8);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
@@ -235,8 +235,8 @@ UNIT_TEST(open_creates_schema)
 			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
 			  " 'subscriptions', 'outbox', 'quota_usage',"
 			  " 'artifact_counts')"), 14);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 7);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 7);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 8);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 8);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -280,10 +280,10 @@ static const char to_v1[] =
 	" DROP INDEX artifacts_type_version_scope;"
 	" ALTER TABLE properties DROP COLUMN type_name,"
 	"  DROP COLUMN owner, DROP COLUMN visibility,"
-	"  DROP COLUMN status;"
+	"  DROP COLUMN status, DROP COLUMN created_at;"
 	" ALTER TABLE tags DROP COLUMN type_name,"
 	"  DROP COLUMN owner, DROP COLUMN visibility,"
-	"  DROP COLUMN status";
+	"  DROP COLUMN status, DROP COLUMN created_at";
 
 UNIT_TEST(schema_version_mismatch)
 {
@@ -323,7 +323,7 @@ UNIT_TEST(schema_version_mismatch)
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
-	/* the scope copies (step 7) come from the artifacts */
+	/* the scope copies (steps 7, 8) come from the artifacts */
 	CHECK_INT(scope_diff(&f), 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
 			  " type_name = 'tests' AND owner = 'p1'"), 1);
