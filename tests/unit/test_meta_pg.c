@@ -558,6 +558,131 @@ UNIT_TEST(reconnect_between_calls)
 	fx_close(&f);
 }
 
+/* Several processes (nodes, workers, the start-up recovery) opening one
+ * fresh database at the same moment: every one of them opens it, at the
+ * current version, and none carries an error out of a successful open
+ * (the start-up recovery once judged by err->status and failed with the
+ * stale "has tables but no glared schema version" of a check made
+ * without the lock). Bounded: OPEN_ROUNDS rounds of OPEN_PROCS. */
+/* the version a fresh open creates */
+#define SCHEMA_NOW 4
+#define OPEN_ROUNDS 12
+#define OPEN_PROCS 4
+UNIT_TEST(open_race_fresh_database)
+{
+	fx f;
+	char sql[192];
+	int bad = 0;
+
+	FX_START(f);
+	for (int round = 0; round < OPEN_ROUNDS; round++) {
+		pid_t pid[OPEN_PROCS];
+		int go[2], st, n = 0;
+
+		snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE;"
+			 " CREATE SCHEMA %s", f.schema, f.schema);
+		CHECK(raw_exec_in(NULL, sql) == 0);
+		CHECK(pipe(go) == 0);
+		fflush(NULL);
+		for (int i = 0; i < OPEN_PROCS; i++) {
+			pid[i] = fork();
+			CHECK(pid[i] >= 0);
+			if (pid[i] == 0) {
+				gl_meta *m;
+				char c;
+				int ok;
+
+				close(go[1]);
+				if (read(go[0], &c, 1) != 1)
+					_exit(3);
+				memset(&f.err, 0, sizeof f.err);
+				m = reopen(&f, 0);
+				ok = m && f.err.status == 0 &&
+				     gl_meta_schema_version(m) == SCHEMA_NOW;
+				if (!ok)
+					fprintf(stderr, "open race: %s (%d)\n",
+						f.err.msg, f.err.status);
+				gl_meta_close(m);
+				_exit(ok ? 0 : 1);
+			}
+		}
+		close(go[0]);
+		/* all at once */
+		if (write(go[1], "gggggggg", OPEN_PROCS) != OPEN_PROCS)
+			bad++;
+		close(go[1]);
+		for (int i = 0; i < OPEN_PROCS; i++)
+			if (waitpid(pid[i], &st, 0) == pid[i] &&
+			    WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				n++;
+		bad += OPEN_PROCS - n;
+		CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+			  SCHEMA_NOW);
+	}
+	CHECK_INT(bad, 0);
+	fx_close(&f);
+}
+
+/* The same race made certain: the open's first look (without the lock)
+ * sees a table and no version, as it would in the middle of another
+ * node's migration; by the time it holds the lock the table is gone and
+ * it creates the schema. The open succeeds with its err untouched. */
+UNIT_TEST(open_judged_under_the_lock)
+{
+	fx f;
+	PGconn *holder;
+	PGresult *r;
+	char sql[256];
+	pid_t pid;
+	int st = -1, waiting = 0;
+
+	FX_START(f);
+	snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s;"
+		 " CREATE TABLE %s.half (x int)", f.schema, f.schema, f.schema);
+	CHECK(raw_exec_in(NULL, sql) == 0);
+	holder = raw_conn(f.schema);
+	CHECK(holder);
+	r = PQexec(holder, "BEGIN; SELECT pg_advisory_xact_lock(1735156082,"
+		   " hashtext(current_schema()))");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+	PQclear(r);
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		gl_meta *m;
+		int ok;
+
+		memset(&f.err, 0, sizeof f.err);
+		m = reopen(&f, 0);
+		ok = m && f.err.status == 0 &&
+		     gl_meta_schema_version(m) == SCHEMA_NOW;
+		if (!ok)
+			fprintf(stderr, "open under the lock: %s (%d)\n",
+				f.err.msg, f.err.status);
+		gl_meta_close(m);
+		_exit(ok ? 0 : 1);
+	}
+	/* until the child waits for the lock (bounded: 10 s) */
+	for (int i = 0; i < 1000 && !waiting; i++) {
+		if (raw_int(&f, "SELECT count(*) FROM pg_locks WHERE"
+			    " locktype = 'advisory' AND NOT granted") > 0)
+			waiting = 1;
+		else
+			usleep(10000);
+	}
+	CHECK(waiting);
+	r = PQexec(holder, "DROP TABLE half; COMMIT");
+	CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(holder);
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+		  SCHEMA_NOW);
+	fx_close(&f);
+}
+
 /* Dropped inside the engine's transaction: 503, the rollback path runs,
  * nothing of the transaction was committed and everything before it
  * stays; then the store works again. */
@@ -600,6 +725,8 @@ UNIT_SUITE(meta_pg,
 	UNIT_CASE(data_pieces),
 	UNIT_CASE(race_name_version_scope),
 	UNIT_CASE(race_one_artifact),
+	UNIT_CASE(open_race_fresh_database),
+	UNIT_CASE(open_judged_under_the_lock),
 	UNIT_CASE(reconnect_between_calls),
 	UNIT_CASE(reconnect_in_transaction),
 	META_SCENARIOS);
