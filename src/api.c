@@ -2,6 +2,7 @@
  * router, JSON I/O (see api.h). */
 #include "api.h"
 #include "access.h"
+#include "coro.h"
 #include "engine.h"
 #include "fault.h"
 #include "health.h"
@@ -43,6 +44,7 @@ static void ar_free(gl_api_req *ar)
 	}
 	if (ar->cleanup)
 		ar->cleanup(ar);
+	json_decref(ar->body_json);
 	gl_ctx_free(&ar->ctx);
 	free(ar->type);
 	free(ar->id);
@@ -84,6 +86,35 @@ void gl_api_add_common_headers(gl_api_req *ar)
 		gl_http_set_header(ar->http, "OpenStack-API-Version", v);
 		gl_http_set_header(ar->http, "Vary", "OpenStack-API-Version");
 	}
+}
+
+/* ---- handlers in coroutines ---------------------------------------------
+ * Every step of a request that may reach the metadata store runs in a
+ * coroutine (coro.h), so a wait for PostgreSQL lets the worker serve
+ * others. The request's connection is held meanwhile (gl_http_hold): a
+ * client that leaves is noticed after the step, which finishes (its
+ * transaction commits or rolls back as it would have) and answers no one.
+ */
+
+typedef struct api_step {
+	gl_api_req *ar;
+	void (*fn)(gl_api_req *ar);
+	gl_http_pin *pin;
+} api_step;
+
+static void api_step_run(void *arg)
+{
+	api_step st = *(api_step *)arg; /* the starter's frame goes away */
+
+	st.fn(st.ar); /* may free ar (a reply) */
+	gl_http_release(st.pin);
+}
+
+void gl_api_go(gl_api_req *ar, void (*fn)(gl_api_req *ar))
+{
+	api_step st = { ar, fn, gl_http_hold(ar->http) };
+
+	gl_coro_go(api_step_run, &st);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -345,6 +376,15 @@ static int json_body_data(gl_http_req *req, const char *data, size_t len,
 	return GL_HTTP_BODY_OK;
 }
 
+static void json_body_step(gl_api_req *ar)
+{
+	json_t *j = ar->body_json;
+
+	ar->body_json = NULL;
+	ar->body_cb(ar, j); /* may free ar */
+	json_decref(j);
+}
+
 static void json_body_done(gl_http_req *req, void *arg)
 {
 	gl_api_req *ar = arg;
@@ -365,8 +405,8 @@ static void json_body_done(gl_http_req *req, void *arg)
 	}
 	evbuffer_free(ar->body);
 	ar->body = NULL;
-	ar->body_cb(ar, j);
-	json_decref(j);
+	ar->body_json = j;
+	gl_api_go(ar, json_body_step);
 }
 
 void gl_api_read_json(gl_api_req *ar, gl_api_json_fn cb)
@@ -937,6 +977,11 @@ static int get_only(gl_api_req *ar, int route_id)
 	return 0;
 }
 
+static void call(gl_api_req *ar, void (*fn)(gl_api_req *ar))
+{
+	fn(ar);
+}
+
 void gl_api_dispatch(gl_http_req *req, void *arg)
 {
 	gl_app *app = arg;
@@ -964,8 +1009,9 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		return;
 	}
 	if (!strcmp(path, "/healthcheck")) {
+		/* only ?detailed=true reads the database */
 		if (get_only(ar, GL_ROUTE_HEALTHCHECK))
-			healthcheck(ar);
+			(gl_http_query(req) ? gl_api_go : call)(ar, healthcheck);
 		return;
 	}
 	if (!strcmp(path, "/") || !strcmp(path, "/versions")) {
@@ -990,5 +1036,5 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		gl_api_fail(ar, 400, "BadRequest", "%s", msg);
 		return;
 	}
-	route_request(ar);
+	gl_api_go(ar, route_request);
 }

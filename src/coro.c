@@ -110,6 +110,11 @@ int gl_coro_enabled(void)
 	return wake_base != NULL;
 }
 
+struct event_base *gl_coro_base(void)
+{
+	return wake_base;
+}
+
 gl_coro *gl_coro_self(void)
 {
 	return cur == &main_ctx ? NULL : cur;

@@ -59,6 +59,8 @@ typedef void (*gl_coro_fn)(void *arg);
  * (gl_coro_wake). NULL switches them off again (once none is alive). */
 void gl_coro_enable(struct event_base *base);
 int gl_coro_enabled(void);
+/* That loop (NULL while off). */
+struct event_base *gl_coro_base(void);
 
 /* Run fn(arg) in a new coroutine, now: returns when it has finished or
  * first yields. Inside a coroutine, when coroutines are off, or when no

@@ -64,6 +64,12 @@ fail:
 	return NULL;
 }
 
+void gl_engine_stop(gl_engine *e)
+{
+	if (e)
+		gl_meta_stop(e->meta);
+}
+
 void gl_engine_free(gl_engine *e)
 {
 	if (!e)

@@ -160,6 +160,8 @@ struct conn {
 	int scan_state;       /* head_scan() */
 	int scan_lines;
 	size_t scanned;       /* input bytes head_scan() has seen */
+	int held;             /* gl_http_hold: a handler's coroutine is out */
+	int parse_blocked;    /* parsing waits for the last release */
 	struct event *head_timer, *kick, *linger_timer;
 };
 
@@ -835,6 +837,38 @@ void gl_http_body_resume(gl_http_req *r)
 	conn_kick(r->c);
 }
 
+/* ---- holding the request for a coroutine ------------------------------- */
+
+gl_http_pin *gl_http_hold(gl_http_req *r)
+{
+	struct conn *c = r->c;
+
+	c->held++;
+	conn_enter(c);
+	return (gl_http_pin *)c;
+}
+
+void gl_http_release(gl_http_pin *pin)
+{
+	struct conn *c = (struct conn *)pin;
+	gl_http_req *r = c->req;
+
+	c->held--;
+	c->in_callback--;
+	if (c->held == 0 && !c->want_free && r && r->has_body &&
+	    !r->body_accepted && r->resp == RESP_NONE && !c->stop_parse) {
+		gl_error("http: handler neither replied nor took the body of %s %s",
+			 http_method_str(r->method), r->path);
+		c->srv->on_error(r, 500, "Request not handled", c->srv->arg);
+	}
+	/* the rest (parsing on, or freeing a connection the client left)
+	 * happens from the loop, never on the releasing coroutine's stack */
+	if (c->held == 0 && (c->want_free || c->parse_blocked)) {
+		c->parse_blocked = 0;
+		conn_kick(c);
+	}
+}
+
 /* ---- parser callbacks ----------------------------------------------------- */
 
 static int head_limit(struct conn *c, size_t add, size_t line)
@@ -1089,6 +1123,13 @@ static int on_headers_complete(http_parser *p)
 
 	c->srv->dispatch(r, c->srv->arg);
 
+	if (c->held) {
+		/* the handler goes on in a coroutine: no body byte is read
+		 * before it took the body or replied (gl_http_release) */
+		c->parse_blocked = 1;
+		http_parser_pause(p, 1);
+		return 0;
+	}
 	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE) {
 		gl_error("http: handler neither replied nor took the body of %s %s",
 			 http_method_str(r->method), r->path);
@@ -1307,6 +1348,10 @@ static void conn_parse(struct conn *c)
 
 		if (c->want_free || c->closing)
 			return;
+		if (c->held) {
+			c->parse_blocked = 1; /* the release kicks */
+			return;
+		}
 		if (c->req && req_complete(c)) {
 			conn_finish_req(c);
 			continue;
@@ -1433,7 +1478,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_enter(c);
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && r &&
-		    (r->msg_done || r->body_paused || r->resp != RESP_NONE) &&
+		    (r->msg_done || r->body_paused || r->resp != RESP_NONE ||
+		     c->held) &&
 		    !c->lingering) {
 			/* the request is with the handler; silence is fine */
 			bufferevent_enable(bev, EV_READ);

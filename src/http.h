@@ -140,6 +140,16 @@ int64_t gl_http_body_received(const gl_http_req *r);
 /* Called if the connection is lost before the reply is complete. */
 void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg);
 
+/* A handler that goes on in a coroutine (api.c) may return to the loop
+ * before it replied or took the body. Until the matching release, the
+ * connection stays (a client that leaves is noticed, and its close
+ * callback runs, after the release), nothing more is parsed, and the
+ * "neither replied nor took the body" check waits. The pin outlives the
+ * request: release it even after the reply. */
+typedef struct gl_http_pin gl_http_pin;
+gl_http_pin *gl_http_hold(gl_http_req *r);
+void gl_http_release(gl_http_pin *pin);
+
 /* ---- the response ----------------------------------------------------------
  * Headers are set before the reply starts; this is the one place that
  * decides them: a name set again (in any letter case) replaces the earlier

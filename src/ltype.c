@@ -19,6 +19,7 @@
  *    a depth limit, and every conversion inside a protected call.
  */
 #include "ltype.h"
+#include "coro.h"
 #include "ljson.h"
 #include "log.h"
 #include "metrics.h"
@@ -161,7 +162,11 @@ static int run(pcall_ctx *c, int64_t budget, gl_err *err, const char *what)
 	lua_pushcfunction(L, trampoline);
 	lua_pushlightuserdata(L, c);
 	arm(ts, budget);
+	/* a call into Lua never spans a yield: the state (and its budget)
+	 * is the worker's, shared by every request's coroutine */
+	gl_coro_noyield_enter();
 	rc = lua_pcall(L, 1, 0, base + 1);
+	gl_coro_noyield_leave();
 	lua_sethook(L, NULL, 0, 0);
 	gl_metrics_lua(rc != LUA_OK, rc != LUA_OK && ts->steps > ts->budget,
 		       rc == LUA_ERRMEM);

@@ -20,6 +20,7 @@
 #include "access.h"
 #include "admin.h"
 #include "api.h"
+#include "coro.h"
 #include "engine.h"
 #include "events.h"
 #include "http.h"
@@ -136,6 +137,9 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 		gl_error("events: %s", err.msg);
 		goto out;
 	}
+	/* requests run in coroutines from here on (api.c), so waits for
+	 * PostgreSQL leave the loop free */
+	gl_coro_enable(w.app.base);
 	gl_http_limits_default(&lim);
 	lim.max_header_line = (size_t)conf->max_header_line;
 	lim.max_header_size = (size_t)conf->max_header_size;
@@ -169,6 +173,14 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	event_base_dispatch(w.app.base);
 	rc = 0;
 out:
+	/* coroutines still waiting for the database (a forced stop, a
+	 * timer's work) end now; what runs after, blocks */
+	gl_engine_stop(w.app.engine);
+	if (gl_coro_live() > 0)
+		gl_warn("shutdown: %d coroutine(s) did not finish",
+			gl_coro_live());
+	else
+		gl_coro_enable(NULL);
 	gl_admin_free(w.admin);
 	if (w.http)
 		gl_http_server_free(w.http);
