@@ -9,6 +9,7 @@
  * checksum the client supplied.
  */
 #include "engine_priv.h"
+#include "coro.h"
 #include "digest.h"
 #include "owner.h"
 #include "s3.h"
@@ -515,12 +516,33 @@ static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
 	return record_verify(e, artifact_id, field, key, &vs);
 }
 
+typedef struct flag_args {
+	gl_engine *e;
+	const char *artifact_id, *field, *key, *why;
+} flag_args;
+
+static void flag_run(void *arg)
+{
+	flag_args a = *(flag_args *)arg;
+	char *id = gl_xstrdup(a.artifact_id), *f = gl_xstrdup(a.field);
+	char *k = a.key ? gl_xstrdup(a.key) : NULL, *w = gl_xstrdup(a.why);
+
+	/* the caller's strings are gone after the first wait */
+	set_verify(a.e, id, f, k, "changed", w);
+	free(id);
+	free(f);
+	free(k);
+	free(w);
+}
+
 void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
 			 const char *field, const char *key, const char *why)
 {
+	flag_args a = { e, artifact_id, field, key, why };
+
 	gl_error("external blob %s/%s%s%s flagged: %s", artifact_id, field,
 		 key ? "/" : "", key ? key : "", why);
-	set_verify(e, artifact_id, field, key, "changed", why);
+	gl_coro_go(flag_run, &a); /* from a download's end: database work */
 }
 
 /* ---- locations ------------------------------------------------------------------ */
@@ -540,6 +562,11 @@ typedef struct gl_location_job {
 	gl_fetch_job *fj;
 	gl_engine_done_fn done;
 	void *arg;
+	/* fetch_done's coroutine is at work: a cancel only detaches */
+	int completing;
+	/* the heartbeat holds jobs across its waits: job_free then leaves
+	 * the memory to the last hold */
+	int holds, gone;
 } gl_location_job;
 
 static void job_unlink(gl_engine *e, gl_location_job *j)
@@ -551,12 +578,23 @@ static void job_unlink(gl_engine *e, gl_location_job *j)
 		}
 }
 
+static void job_mem_free(gl_location_job *j);
+
 static void job_free(gl_location_job *j)
 {
 	if (j->u)
 		gl_upload_abort(j->u);
+	j->u = NULL;
 	if (j->finishing)
 		gl_upload_detach(j->finishing); /* it ends without us */
+	j->finishing = NULL;
+	j->gone = 1;
+	if (!j->holds)
+		job_mem_free(j);
+}
+
+static void job_mem_free(gl_location_job *j)
+{
 	json_decref(j->prev);
 	gl_target_clear(&j->tg);
 	free(j->id);
@@ -589,7 +627,8 @@ static void job_finish(gl_location_job *j, json_t *af, const gl_err *err)
 
 	job_unlink(j->e, j);
 	job_free(j);
-	done(arg, af, err);
+	if (done) /* NULL: the caller left (gl_engine_cancel_location) */
+		done(arg, af, err);
 	json_decref(af);
 }
 
@@ -641,7 +680,10 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 		job_finish(j, NULL, err);
 		return;
 	}
-	if (gl_meta_get(j->e->meta, j->tg.af.type, j->id, &fresh, &e2) == 0) {
+	if (!j->ctx) {
+		/* detached: nobody waits for the answer (nor its hook) */
+	} else if (gl_meta_get(j->e->meta, j->tg.af.type, j->id, &fresh,
+			       &e2) == 0) {
 		args = gl_engine_blob_args(j->field, j->key, NULL);
 		if (gl_engine_hook(j->e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
@@ -653,9 +695,35 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 	job_finish(j, out, out ? NULL : &e2);
 }
 
+static void fetch_done_run(void *arg);
+static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res);
+
+/* The fetch ended: the rest is database work, in a coroutine. */
+typedef struct fetch_end {
+	gl_location_job *j;
+	gl_fetch_result res;
+} fetch_end;
+
 static void fetch_done(void *arg, const gl_fetch_result *res)
 {
-	gl_location_job *j = arg;
+	fetch_end *fe = gl_xmalloc(sizeof *fe);
+
+	fe->j = arg;
+	fe->res = *res;
+	fe->j->completing = 1;
+	gl_coro_go(fetch_done_run, fe);
+}
+
+static void fetch_done_run(void *arg)
+{
+	fetch_end *fe = arg;
+
+	fetch_done_steps(fe->j, &fe->res);
+	free(fe);
+}
+
+static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
+{
 	gl_engine *e = j->e;
 	gl_err err = { 0 };
 	json_t *rec = NULL, *fresh = NULL, *cur, *af = NULL, *args;
@@ -738,7 +806,9 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 		j->key ? j->key : "", (long long)res->size, got[2]);
 	json_decref(fresh);
 	fresh = NULL;
-	if (gl_meta_get(e->meta, t, j->id, &fresh, &err) == 0) {
+	if (!j->ctx) {
+		/* detached: nobody waits for the answer (nor its hook) */
+	} else if (gl_meta_get(e->meta, t, j->id, &fresh, &err) == 0) {
 		args = gl_engine_blob_args(j->field, j->key, NULL);
 		if (gl_engine_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
 				   j->ctx, fresh, args, NULL, &err) == 0)
@@ -1032,17 +1102,33 @@ fail:
 	return -1;
 }
 
+static void cancel_run(void *arg)
+{
+	gl_location_job *j = arg;
+
+	job_restore(j);
+	job_free(j);
+}
+
 void gl_engine_cancel_location(gl_engine *e, void *arg)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
 		if (j->arg != arg)
 			continue;
+		if (j->completing) {
+			/* its coroutine finishes it; the caller is gone */
+			j->done = NULL;
+			j->ctx = NULL;
+			if (j->finishing)
+				gl_upload_detach(j->finishing);
+			return;
+		}
 		if (j->fj)
 			gl_fetch_cancel(j->fj);
 		j->fj = NULL;
-		job_restore(j);
+		j->ctx = NULL;
 		job_unlink(e, j);
-		job_free(j);
+		gl_coro_go(cancel_run, j); /* the restore is database work */
 		return;
 	}
 }
@@ -1118,32 +1204,58 @@ int gl_blob_jobs_own(gl_engine *e, const char *id, const char *field,
 	return 0;
 }
 
+static void job_beat(gl_engine *e, gl_location_job *j);
+
 void gl_blob_jobs_heartbeat(gl_engine *e)
 {
+	gl_location_job **all;
+	size_t n = 0, k = 0;
+
+	/* the list changes while the records are written: hold a copy */
+	for (gl_location_job *j = e->jobs; j; j = j->next)
+		n++;
+	if (!n)
+		return;
+	all = gl_xcalloc(n, sizeof *all);
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
-		json_t *doc = NULL, *cur, *rec;
-		gl_err err = { 0 };
-		if (!j->fj || gl_meta_begin(e->meta, &err) < 0)
-			continue;
-		if (gl_meta_get(e->meta, j->tg.af.type, j->id, &doc, &err) == 0 &&
-		    (cur = gl_blob_record(doc, j->tg.f, j->key)) != NULL &&
-		    gl_streq(sget(cur, "status"), "saving") &&
-		    gl_streq(sget(cur, "url"), j->url)) {
-			rec = json_deep_copy(cur);
-			json_object_set_new(rec, "heartbeat",
-					    json_integer(gl_now_us()));
-			if (gl_meta_blob_set(e->meta, j->id, j->field,
-					     j->key ? j->key : "", rec, &err) == 0 &&
-			    gl_meta_commit(e->meta, &err) == 0) {
-				json_decref(rec);
-				json_decref(doc);
-				continue;
-			}
-			json_decref(rec);
-		}
-		gl_meta_rollback(e->meta);
-		json_decref(doc);
+		j->holds++;
+		all[k++] = j;
 	}
+	for (size_t i = 0; i < n; i++) {
+		gl_location_job *j = all[i];
+
+		if (!j->gone && j->fj)
+			job_beat(e, j);
+		if (--j->holds == 0 && j->gone)
+			job_mem_free(j);
+	}
+	free(all);
+}
+
+static void job_beat(gl_engine *e, gl_location_job *j)
+{
+	json_t *doc = NULL, *cur, *rec;
+	gl_err err = { 0 };
+
+	if (gl_meta_begin(e->meta, &err) < 0)
+		return;
+	if (gl_meta_get(e->meta, j->tg.af.type, j->id, &doc, &err) == 0 &&
+	    (cur = gl_blob_record(doc, j->tg.f, j->key)) != NULL &&
+	    gl_streq(sget(cur, "status"), "saving") &&
+	    gl_streq(sget(cur, "url"), j->url)) {
+		rec = json_deep_copy(cur);
+		json_object_set_new(rec, "heartbeat", json_integer(gl_now_us()));
+		if (gl_meta_blob_set(e->meta, j->id, j->field,
+				     j->key ? j->key : "", rec, &err) == 0 &&
+		    gl_meta_commit(e->meta, &err) == 0) {
+			json_decref(rec);
+			json_decref(doc);
+			return;
+		}
+		json_decref(rec);
+	}
+	gl_meta_rollback(e->meta);
+	json_decref(doc);
 }
 
 static int store_name_ok(const char *s)
