@@ -2,9 +2,11 @@
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
 #   bench/run.sh                  all: blob fetch meta create cpu sql lua
-#                                 scaleout events
+#                                 scaleout events pgwait
 #   bench/run.sh blob meta        a subset, in the order given
 #
+#   pgwait PostgreSQL behind +1 ms each way: blocking vs coroutines, 32
+#          clients (issue 18)                         bench/pgwait.py
 #   blob   2 GiB upload + download over loopback vs digest ceiling and a
 #          static server, peak RSS (issue #6)           bench/blob.py
 #   fetch  1 GiB external blob registration vs digest ceiling, RSS, latency
@@ -55,12 +57,12 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta create cpu sql lua scaleout events}
+suites=${*:-blob fetch meta create cpu sql lua scaleout events pgwait}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|create|cpu|sql|lua|scaleout|events) ;;
+	blob|fetch|meta|create|cpu|sql|lua|scaleout|events|pgwait) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
-		"(blob fetch meta create cpu sql lua scaleout events)" >&2
+		"(blob fetch meta create cpu sql lua scaleout events pgwait)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -188,6 +190,8 @@ for s in $suites; do
 	scaleout) run_scaleout ;;
 	events) need_pkg wrk wrk && need_pkg rabbitmq-server rabbitmq-server &&
 		bg "$PY" bench/events.py ;;
+	pgwait) need_pkg wrk wrk && need_pkg psql postgresql-client-15 &&
+		need_pg && bg "$PY" bench/pgwait.py ;;
 	esac
 	rc=$?
 	case $rc in
