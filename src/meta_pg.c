@@ -524,6 +524,7 @@ typedef struct pg_conn {
 				   * repeat a write that did commit */
 	unsigned dead : 1;    /* left in the middle of a statement (I/O
 			       * failed, or shutdown): closed when given back */
+	unsigned stopped : 1; /* closed under a waiter by gl_meta_stop */
 	/* waiting in a coroutine for the socket */
 	struct event *ev;
 	evutil_socket_t ev_fd;
@@ -603,10 +604,12 @@ static const void *me(void)
 	return c ? (const void *)c : &main_owner;
 }
 
-/* 1 if this call may yield while it waits. */
+/* 1 if this call may yield while it waits: in a coroutine, on a loop
+ * that still runs (after gl_meta_stop every wait blocks). */
 static int may_yield(const pg_meta *pm)
 {
-	return !pm->blocking && gl_coro_self() && gl_coro_base();
+	return !pm->blocking && !pm->closing && gl_coro_self() &&
+	       gl_coro_base();
 }
 
 static int conn_ok(const pg_conn *m)
@@ -645,10 +648,6 @@ static int wait_io(pg_conn *m, short what)
 			}
 		return 0;
 	}
-	if (m->pm->closing) {
-		m->dead = 1;
-		return -1;
-	}
 	if (!m->ev || m->ev_fd != fd || m->ev_what != what) {
 		if (m->ev)
 			event_free(m->ev);
@@ -662,11 +661,8 @@ static int wait_io(pg_conn *m, short what)
 	event_add(m->ev, NULL);
 	gl_coro_yield();
 	m->waiter = NULL;
-	if (m->pm->closing) {
-		event_del(m->ev);
-		m->dead = 1;
-		return -1;
-	}
+	if (m->stopped)
+		return -1; /* gl_meta_stop closed the connection */
 	return 0;
 }
 
@@ -759,7 +755,7 @@ static int pg_fail(pg_conn *m, const PGresult *r, gl_err *err)
 	/* class 08 is the connection's, except 08P01 (protocol violation:
 	 * a bug of ours on a healthy connection); 57P01-57P03: the server
 	 * is shutting down or restarting */
-	if (m->pm->closing && may_yield(m->pm)) {
+	if (m->stopped) {
 		m->lost = 1;
 		return gl_fail(err, 503, NULL, "the server is shutting down");
 	}
@@ -997,7 +993,8 @@ static int conn_open(pg_conn *m, gl_err *err)
 
 	if (m->conn)
 		PQfinish(m->conn); /* the server rolls back what was open */
-	m->dead = 0;
+	m->conn = NULL;
+	m->dead = m->stopped = 0;
 	m->txn = m->inner = m->sp = 0;
 	if (may_yield(m->pm)) {
 		PostgresPollingStatusType st = PGRES_POLLING_WRITING;
@@ -1019,8 +1016,8 @@ static int conn_open(pg_conn *m, gl_err *err)
 	}
 	if (m->dead || PQstatus(m->conn) != CONNECTION_OK) {
 		/* libpq's messages name host and user, never the password */
-		one_line(m->dead && m->pm->closing ? "the server is shutting"
-			 " down" : PQerrorMessage(m->conn), line, sizeof line);
+		one_line(m->stopped ? "the server is shutting down"
+				    : PQerrorMessage(m->conn), line, sizeof line);
 		m->dead = 1;
 		return gl_fail(err, 503, NULL, "cannot connect to the"
 			       " database: %s", line);
@@ -1072,7 +1069,8 @@ static int call_enter(pg_conn *m, gl_err *err)
  * and no COMMIT of its own was in flight (that write may have landed). */
 static int call_again(pg_conn *m, int *tries, gl_err *err)
 {
-	if (!m->lost || m->txn || m->commit_sent || (*tries)++ > 0)
+	if (!m->lost || m->txn || m->commit_sent || m->stopped ||
+	    (*tries)++ > 0)
 		return 0;
 	return reconnect(m, err) == 0;
 }
@@ -1144,8 +1142,6 @@ static pg_conn *conn_take(pg_meta *pm, gl_err *err)
 	for (;;) {
 		if ((m = conn_mine(pm)))
 			return m;
-		if (pm->closing && may_yield(pm))
-			break;
 		for (int i = 0; i < pm->n; i++)
 			if (!pm->pool[i]->owner) {
 				pm->pool[i]->owner = me();
@@ -1170,8 +1166,6 @@ static pg_conn *conn_take(pg_meta *pm, gl_err *err)
 		gl_coro_yield(); /* conn_give hands one over, or gl_meta_stop */
 		queue_drop(pm, gl_coro_self());
 	}
-	gl_fail(err, 503, NULL, "the server is shutting down");
-	return NULL;
 }
 
 /* Run expr (an op's body returning < 0 on failure) on a connection of the
@@ -1410,35 +1404,36 @@ static void pg_close(gl_meta *gm)
 	free(pm);
 }
 
-/* The loop is ending: every coroutine waiting for the database (for an
- * answer or for a connection) is resumed and its call fails with 503;
- * later calls from coroutines fail at once, so each runs to its end
- * without waiting. Connections left mid-statement are closed. */
+/* The loop is ending. Every statement a coroutine waits for is abandoned:
+ * its connection is closed first (so the server rolls back and frees the
+ * locks it held), then the coroutine resumes with 503 "the server is
+ * shutting down". Coroutines waiting for a connection resume too. From
+ * here on every call waits blocking, so each coroutine runs to its end
+ * (its rollback, its cleanup) without the loop. */
 static void pg_stop(gl_meta *gm)
 {
 	pg_meta *pm = pg(gm);
-	int again = 1;
+	gl_coro **wake;
+	int n = 0;
 
 	pm->closing = 1;
-	for (int round = 0; again && round < 1000; round++) {
-		again = 0;
-		for (int i = 0; i < pm->n; i++) {
-			pg_conn *m = pm->pool[i];
+	wake = gl_xcalloc((size_t)(pm->n + pm->nq) + 1, sizeof *wake);
+	for (int i = 0; i < pm->n; i++) {
+		pg_conn *m = pm->pool[i];
 
-			if (m->waiter) {
-				event_del(m->ev);
-				gl_coro_resume(m->waiter);
-				again = 1;
-			}
-		}
-		if (pm->nq > 0) {
-			gl_coro_resume(pm->queue[0]);
-			again = 1;
-		}
+		if (!m->waiter)
+			continue;
+		event_del(m->ev);
+		PQfinish(m->conn);
+		m->conn = NULL;
+		m->dead = m->stopped = 1;
+		wake[n++] = m->waiter;
 	}
-	for (int i = 0; i < pm->n; i++)
-		if (!pm->pool[i]->owner && pm->pool[i]->dead)
-			conn_give(pm->pool[i]);
+	for (int i = 0; i < pm->nq; i++)
+		wake[n++] = pm->queue[i];
+	for (int i = 0; i < n; i++)
+		gl_coro_resume(wake[i]);
+	free(wake);
 }
 
 static int pg_schema_version(gl_meta *gm)

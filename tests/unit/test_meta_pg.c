@@ -29,8 +29,11 @@
 
 #include <libpq-fe.h>
 
+#include "coro.h"
 #include "meta.h"
 #include "util.h"
+
+#include <event2/event.h>
 
 /* ---- fixture (see meta_scenarios.h) ------------------------------------- */
 
@@ -183,8 +186,9 @@ static void fx_close(fx *f)
 	if (leaked == f->m)
 		leaked = NULL;
 	f->m = NULL;
-	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE",
-		 f->schema);
+	/* bounded: a failed case may have left a transaction behind */
+	snprintf(sql, sizeof sql, "SET lock_timeout = '10s';"
+		 " DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
 	raw_exec_in(NULL, sql);
 	if (f->dir[0])
 		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -719,6 +723,363 @@ UNIT_TEST(reconnect_in_transaction)
 	fx_close(&f);
 }
 
+/* ========================================================================
+ * In coroutines (a serving worker): waits yield to the loop
+ * ====================================================================== */
+
+/* A store on f's schema with a pool of `pool` connections. */
+static gl_meta *open_pool(fx *f, int pool, int blocking)
+{
+	gl_conf conf;
+
+	memset(&conf, 0, sizeof conf);
+	conf.db_connection = f->conn;
+	conf.db_max_pool_size = pool;
+	conf.db_blocking_queries = blocking;
+	return gl_meta_open(&conf, 0, &f->err);
+}
+
+/* Backends of f's schema (its store's pool), from another session. */
+static int64_t backends(fx *f)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity"
+		 " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
+		 f->schema);
+	return raw_int(f, sql);
+}
+
+/* Run the loop until *done reaches want (bounded: 20 s). */
+static int drive(struct event_base *base, const int *done, int want)
+{
+	for (int i = 0; i < 20000 && *done < want; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (*done < want)
+			usleep(1000);
+	}
+	return *done >= want;
+}
+
+typedef struct job {
+	gl_meta *m;
+	const char *id;
+	int step;          /* how far it got */
+	int rc;
+	gl_err err;
+	int *done;
+	char *trace;       /* shared: who finished what, in order */
+} job;
+
+static void trace_add(char *t, char c)
+{
+	size_t n = strlen(t);
+
+	t[n] = c;
+	t[n + 1] = '\0';
+}
+
+/* A: the writers' lock, a write, then it stops (a slow round trip) until
+ * the test resumes it, and commits. */
+static void writer_a(void *arg)
+{
+	job *j = arg;
+
+	j->rc = gl_meta_begin(j->m, &j->err);
+	if (!j->rc)
+		j->rc = add(j->m, &T, mkaf(j->id, "n", "1.0.0", "p1", 1),
+			    &j->err);
+	j->step = 1;
+	gl_coro_yield(); /* holds the lock meanwhile */
+	if (!j->rc)
+		j->rc = gl_meta_commit(j->m, &j->err);
+	else
+		gl_meta_rollback(j->m);
+	trace_add(j->trace, 'A');
+	(*j->done)++;
+}
+
+/* B: a writer that has to wait for A's lock (inside PostgreSQL). */
+static void writer_b(void *arg)
+{
+	job *j = arg;
+
+	j->rc = gl_meta_begin(j->m, &j->err);
+	trace_add(j->trace, 'b'); /* has the lock */
+	if (!j->rc)
+		j->rc = add(j->m, &T, mkaf(j->id, "n", "2.0.0", "p1", 2),
+			    &j->err);
+	if (!j->rc)
+		j->rc = gl_meta_commit(j->m, &j->err);
+	else
+		gl_meta_rollback(j->m);
+	trace_add(j->trace, 'B');
+	(*j->done)++;
+}
+
+/* C: a reader; never waits for writers. */
+static void reader_c(void *arg)
+{
+	job *j = arg;
+	json_t *got = NULL;
+
+	j->rc = gl_meta_get(j->m, &T, j->id, &got, &j->err);
+	json_decref(got);
+	trace_add(j->trace, 'C');
+	(*j->done)++;
+}
+
+/* While a coroutine holds the writers' lock and waits, the loop goes on:
+ * a reader finishes, a second writer waits for the lock inside
+ * PostgreSQL (yielding, not blocking), and gets it once the first one
+ * commits; no deadlock, and the pool stays within its size. */
+UNIT_TEST(coro_interleave_under_the_writers_lock)
+{
+	fx f;
+	struct event_base *base = event_base_new();
+	gl_meta *m;
+	gl_coro *ca;
+	char trace[16] = "";
+	int done = 0;
+	job a = { .id = "wa", .trace = trace, .done = &done };
+	job b = { .id = "wb", .trace = trace, .done = &done };
+	job c = { .id = "k0", .trace = trace, .done = &done };
+
+	FX_START(f);
+	CHECK(base);
+	CHECK(add(f.m, &T, mkaf("k0", "n", "0.1.0", "p1", 1), &f.err) == 0);
+	m = open_pool(&f, 3, 0);
+	CHECK(m);
+	a.m = b.m = c.m = m;
+	gl_coro_enable(base);
+	ca = gl_coro_new(writer_a, &a, 0);
+	CHECK(ca);
+	CHECK_INT(gl_coro_resume(ca), 1); /* waits for PostgreSQL */
+	for (int i = 0; i < 10000 && a.step < 1; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_INT(a.step, 1);
+	CHECK_INT(a.rc, 0);
+	gl_coro_go(writer_b, &b);
+	gl_coro_go(reader_c, &c);
+	CHECK(drive(base, &done, 1)); /* the reader, while A holds the lock */
+	CHECK_STR(trace, "C");
+	CHECK_INT(c.rc, 0);
+	/* B still waits for the lock, and the loop is not blocked by it */
+	for (int i = 0; i < 200; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_STR(trace, "C");
+	CHECK(backends(&f) <= 3 + 1); /* + the fixture's own store */
+	CHECK_INT(gl_coro_resume(ca), 1); /* A commits: a wait again */
+	CHECK(drive(base, &done, 3));
+	CHECK_STR(trace, "CAbB");
+	CHECK_INT(a.rc, 0);
+	CHECK_INT(b.rc, 0);
+	CHECK_INT(gl_coro_live(), 0);
+	gl_meta_close(m);
+	gl_coro_enable(NULL);
+	event_base_free(base);
+	fx_close(&f);
+}
+
+static void one_write(void *arg)
+{
+	job *j = arg;
+
+	j->rc = gl_meta_begin(j->m, &j->err);
+	if (!j->rc)
+		j->rc = add(j->m, &T, mkaf(j->id, j->id, "1.0.0", "p1", 1),
+			    &j->err);
+	if (!j->rc)
+		j->rc = gl_meta_commit(j->m, &j->err);
+	else
+		gl_meta_rollback(j->m);
+	(*j->done)++;
+}
+
+/* More coroutines than connections: the others wait in line for one,
+ * all of them commit, and no more than max_pool_size sessions exist. */
+UNIT_TEST(coro_pool_queue)
+{
+	fx f;
+	struct event_base *base = event_base_new();
+	char ids[8][8], trace[32] = "";
+	job jobs[8];
+	gl_meta *m;
+	int done = 0;
+	int64_t n = -1;
+
+	FX_START(f);
+	CHECK(base);
+	m = open_pool(&f, 2, 0);
+	CHECK(m);
+	gl_coro_enable(base);
+	for (int i = 0; i < 8; i++) {
+		snprintf(ids[i], sizeof ids[i], "q%d", i);
+		jobs[i] = (job){ .m = m, .id = ids[i], .done = &done,
+				 .trace = trace };
+		gl_coro_go(one_write, &jobs[i]);
+	}
+	CHECK(done < 8); /* they wait */
+	CHECK(drive(base, &done, 8));
+	for (int i = 0; i < 8; i++)
+		CHECK_INT(jobs[i].rc, 0);
+	CHECK(backends(&f) <= 2 + 1); /* + the fixture's own store */
+	CHECK(gl_meta_count_artifacts(m, "p1", NULL, &n, &f.err) == 0);
+	CHECK_INT(n, 8);
+	gl_meta_close(m);
+	gl_coro_enable(NULL);
+	event_base_free(base);
+	fx_close(&f);
+}
+
+/* Stopping the loop (SIGTERM past shutdown_timeout): a coroutine waiting
+ * for PostgreSQL (here for the writers' lock) gets 503 at once, its
+ * session closed; from then on calls block, so the holder of the lock
+ * still commits when it runs, and the main stack's calls work. */
+UNIT_TEST(coro_stop_ends_the_waits)
+{
+	fx f;
+	struct event_base *base = event_base_new();
+	gl_meta *m;
+	gl_coro *ca;
+	char trace[16] = "";
+	int done = 0;
+	json_t *got = NULL;
+	job a = { .id = "sa", .trace = trace, .done = &done };
+	job b = { .id = "sb", .trace = trace, .done = &done };
+
+	FX_START(f);
+	CHECK(base);
+	m = open_pool(&f, 3, 0);
+	CHECK(m);
+	a.m = b.m = m;
+	gl_coro_enable(base);
+	ca = gl_coro_new(writer_a, &a, 0);
+	CHECK(ca);
+	CHECK_INT(gl_coro_resume(ca), 1);
+	for (int i = 0; i < 10000 && a.step < 1; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_INT(a.step, 1);
+	gl_coro_go(writer_b, &b); /* waits for A's lock */
+	for (int i = 0; i < 100; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_STR(trace, "");
+	gl_meta_stop(m);
+	CHECK_STR(trace, "bB"); /* B failed and ended */
+	CHECK_INT(b.rc, -1);
+	CHECK_INT(b.err.status, 503);
+	CHECK_STR(b.err.msg, "the server is shutting down");
+	CHECK_INT(gl_coro_resume(ca), 0); /* A commits, blocking */
+	CHECK_INT(a.rc, 0);
+	CHECK_STR(trace, "bBA");
+	CHECK_INT(gl_coro_live(), 0);
+	gl_coro_enable(NULL);
+	/* the main stack: blocking calls work; A's write stays, B's is gone */
+	CHECK(gl_meta_get(m, &T, "sa", &got, &f.err) == 0);
+	json_decref(got);
+	CHECK(gl_meta_get(m, &T, "sb", &got, &f.err) == 1);
+	CHECK(gl_meta_begin(m, &f.err) == 0);
+	CHECK(gl_meta_commit(m, &f.err) == 0);
+	gl_meta_close(m);
+	event_base_free(base);
+	fx_close(&f);
+}
+
+/* The connection dropped inside a coroutine's transaction: 503, the
+ * rollback ends it, and the next call reconnects (without blocking). */
+static void lost_in_txn(void *arg)
+{
+	job *j = arg;
+	fx *f = (fx *)j->trace;
+	json_t *got = NULL;
+
+	j->rc = gl_meta_begin(j->m, &j->err);
+	if (!j->rc)
+		j->rc = add(j->m, &T, mkaf("l1", "n", "1.0.0", "p1", 1),
+			    &j->err);
+	if (!j->rc && terminate_store(f) >= 1 &&
+	    add(j->m, &T, mkaf("l2", "n", "2.0.0", "p1", 2), &j->err) == -1 &&
+	    j->err.status == 503) {
+		gl_meta_rollback(j->m);
+		j->step = gl_meta_get(j->m, &T, "l1", &got, &j->err) == 1 &&
+			  add(j->m, &T, mkaf("l3", "n", "3.0.0", "p1", 3),
+			      &j->err) == 0;
+	}
+	json_decref(got);
+	(*j->done)++;
+}
+
+UNIT_TEST(coro_connection_lost_in_transaction)
+{
+	fx f;
+	struct event_base *base = event_base_new();
+	gl_meta *m;
+	int done = 0;
+	json_t *got = NULL;
+	job j = { .id = "l", .done = &done };
+
+	FX_START(f);
+	CHECK(base);
+	m = open_pool(&f, 2, 0);
+	CHECK(m);
+	j.m = m;
+	j.trace = (char *)&f;
+	gl_coro_enable(base);
+	gl_coro_go(lost_in_txn, &j);
+	CHECK(drive(base, &done, 1));
+	CHECK_INT(j.rc, 0);
+	CHECK_INT(j.step, 1);
+	gl_coro_enable(NULL);
+	CHECK(gl_meta_get(m, &T, "l3", &got, &f.err) == 0);
+	json_decref(got);
+	gl_meta_close(m);
+	event_base_free(base);
+	fx_close(&f);
+}
+
+/* [database] blocking_queries: a coroutine's call never yields. */
+static void one_read(void *arg)
+{
+	job *j = arg;
+	json_t *got = NULL;
+
+	j->rc = gl_meta_get(j->m, &T, "none", &got, &j->err);
+	(*j->done)++;
+}
+
+UNIT_TEST(coro_blocking_queries_never_yield)
+{
+	fx f;
+	struct event_base *base = event_base_new();
+	gl_meta *m;
+	gl_coro *c;
+	int done = 0;
+	job j = { .done = &done };
+
+	FX_START(f);
+	CHECK(base);
+	m = open_pool(&f, 2, 1);
+	CHECK(m);
+	j.m = m;
+	gl_coro_enable(base);
+	c = gl_coro_new(one_read, &j, 0);
+	CHECK(c);
+	CHECK_INT(gl_coro_resume(c), 0); /* done without the loop */
+	CHECK_INT(j.rc, 1);
+	gl_coro_enable(NULL);
+	gl_meta_close(m);
+	event_base_free(base);
+	fx_close(&f);
+}
+
 UNIT_SUITE(meta_pg,
 	UNIT_CASE(open_creates_schema),
 	UNIT_CASE(schema_version_mismatch),
@@ -729,4 +1090,9 @@ UNIT_SUITE(meta_pg,
 	UNIT_CASE(open_judged_under_the_lock),
 	UNIT_CASE(reconnect_between_calls),
 	UNIT_CASE(reconnect_in_transaction),
+	UNIT_CASE(coro_interleave_under_the_writers_lock),
+	UNIT_CASE(coro_pool_queue),
+	UNIT_CASE(coro_stop_ends_the_waits),
+	UNIT_CASE(coro_connection_lost_in_transaction),
+	UNIT_CASE(coro_blocking_queries_never_yield),
 	META_SCENARIOS);
