@@ -1,0 +1,159 @@
+"""PostgreSQL behind a slow network (scripts/delayproxy.py adds a delay each
+way): a worker waits for the database in coroutines, so its requests
+overlap; a client that leaves, or a SIGTERM, while requests wait changes
+nothing for the others and ends cleanly. Runs only in the two-node pass
+of make test (GLARED_TEST_CLUSTER=1: PostgreSQL is there)."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import CLUSTER, ROOT, USER1, new_pg_database
+
+pytestmark = pytest.mark.skipif(not CLUSTER, reason="needs PostgreSQL")
+
+SA = "/artifacts/sample_artifact"
+H = {"X-Auth-Token": USER1}
+
+
+@pytest.fixture
+def slow_db():
+    """A fresh database reached through a proxy that delays every byte by
+    DELAY_MS each way; yields its URL."""
+    url = new_pg_database()
+    m = re.match(r"(postgresql://[^@]*@)([^:/]+):(\d+)(/.*)", url)
+    assert m, url
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([sys.executable,
+                          os.path.join(ROOT, "scripts", "delayproxy.py"),
+                          str(port), m.group(3), str(slow_db.delay_ms)],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        yield "%s127.0.0.1:%d%s" % (m.group(1), port, m.group(4))
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+slow_db.delay_ms = 100  # a round trip: +200 ms
+
+
+def one_node(make_server, url, **opts):
+    options = {"database.connection": url}
+    options.update(opts)
+    s = make_server(options)
+    return s, s.urls[0]
+
+
+def test_requests_overlap_while_they_wait(make_server, slow_db):
+    """Eight shows, each at least one 200 ms round trip: blocking, they
+    would take 1.6 s one after the other; in coroutines they overlap.
+    Meanwhile the healthcheck (no database) answers."""
+    s, url = one_node(make_server, slow_db)
+    af = requests.post(url + SA, json={"name": "w"}, headers=H).json()
+    out = []
+
+    def show():
+        r = requests.get(url + SA + "/" + af["id"], headers=H, timeout=30)
+        out.append(r.status_code)
+    threads = [threading.Thread(target=show) for _ in range(8)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    hc = requests.get(url + "/healthcheck", timeout=30)
+    for t in threads:
+        t.join(60)
+    took = time.monotonic() - t0
+    assert hc.status_code == 200
+    assert out == [200] * 8
+    assert took < 1.2, "shows did not overlap: %.2f s" % took
+
+
+def test_blocking_queries_switch(make_server, slow_db):
+    """[database] blocking_queries = true: the same shows one at a time."""
+    s, url = one_node(make_server, slow_db,
+                      **{"database.blocking_queries": True})
+    af = requests.post(url + SA, json={"name": "w"}, headers=H).json()
+    threads = [threading.Thread(target=lambda: requests.get(
+        url + SA + "/" + af["id"], headers=H, timeout=30))
+        for _ in range(6)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert time.monotonic() - t0 >= 6 * 0.2
+
+
+def send_and_leave(url, body):
+    """POST a create and close the socket before any answer."""
+    host, port = re.match(r"http://([^:]+):(\d+)", url).groups()
+    data = ('POST %s HTTP/1.1\r\nHost: x\r\nX-Auth-Token: %s\r\n'
+            'Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
+            % (SA, USER1, len(body), body)).encode()
+    with socket.create_connection((host, int(port))) as c:
+        c.sendall(data)
+        time.sleep(0.05)  # the request is in, its coroutine waits
+
+
+def test_client_leaves_while_its_request_waits(make_server, slow_db):
+    """Clients that leave mid-wait: their requests run to their end (each
+    create commits whole or not at all), the worker serves on."""
+    s, url = one_node(make_server, slow_db)
+    for i in range(6):
+        send_and_leave(url, '{"name": "gone-%d"}' % i)
+    time.sleep(2)  # the abandoned requests finish
+    r = requests.get(url + SA + "?limit=100", headers=H, timeout=30)
+    assert r.status_code == 200
+    for a in r.json()["artifacts"]:
+        assert a["name"].startswith("gone-")
+        # a whole artifact, readable
+        assert requests.get(url + SA + "/" + a["id"], headers=H,
+                            timeout=30).status_code == 200
+    r = requests.post(url + SA, json={"name": "after"}, headers=H, timeout=30)
+    assert r.status_code == 201
+    assert " error: " not in s.read_log()
+
+
+def test_sigterm_while_requests_wait(make_server, slow_db):
+    """SIGTERM with requests waiting for the database: graceful, they are
+    answered and the worker exits 0; with shutdown_timeout = 0 the waits
+    are cut (503 to no one), and it still exits 0, promptly."""
+    for timeout, answered in ((30, True), (0, False)):
+        s, url = one_node(make_server, slow_db, shutdown_timeout=timeout)
+        r = requests.post(url + SA, json={"name": "t%d" % timeout},
+                          headers=H)
+        assert r.status_code == 201, r.text
+        af = r.json()
+        codes = []
+
+        def show():
+            try:
+                r = requests.get(url + SA + "/" + af["id"], headers=H,
+                                 timeout=30)
+                codes.append(r.status_code)
+            except requests.RequestException:
+                codes.append(None)
+        threads = [threading.Thread(target=show) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.1)  # in, and waiting
+        t0 = time.monotonic()
+        assert s.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - t0 < 10
+        for t in threads:
+            t.join(30)
+        if answered:
+            assert codes == [200] * 4
+        log = s.read_log()
+        assert "did not finish" not in log, log
