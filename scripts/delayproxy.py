@@ -10,7 +10,7 @@ throughput: pieces are queued with their arrival time and sent when due.
 Prints "ready" once listening; stops on SIGTERM / SIGINT.
 
 Used by the PostgreSQL-behind-a-slow-network benchmark (bench/pgwait.py)
-and test (tests/http/test_13_pg_wait.py). Loopback only.
+and test (tests/http/test_15_pg_wait.py). Loopback only.
 """
 import collections
 import signal

@@ -569,7 +569,7 @@ UNIT_TEST(reconnect_between_calls)
  * stale "has tables but no glared schema version" of a check made
  * without the lock). Bounded: OPEN_ROUNDS rounds of OPEN_PROCS. */
 /* the version a fresh open creates */
-#define SCHEMA_NOW 4
+#define SCHEMA_NOW 5
 #define OPEN_ROUNDS 12
 #define OPEN_PROCS 4
 UNIT_TEST(open_race_fresh_database)
