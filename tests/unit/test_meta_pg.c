@@ -571,6 +571,22 @@ UNIT_TEST(reconnect_between_calls)
 /* the version a fresh open creates */
 #define SCHEMA_NOW 5
 #define OPEN_ROUNDS 12
+
+/* In a child: open the store, exit 0 if it is current and err stayed
+ * clean, 1 (with the error on stderr) if not. */
+static void child_open(fx *f, const char *what)
+{
+	gl_meta *m;
+	int ok;
+
+	memset(&f->err, 0, sizeof f->err);
+	m = reopen(f, 0);
+	ok = m && f->err.status == 0 && gl_meta_schema_version(m) == SCHEMA_NOW;
+	if (!ok)
+		fprintf(stderr, "%s: %s (%d)\n", what, f->err.msg, f->err.status);
+	gl_meta_close(m);
+	_exit(ok ? 0 : 1);
+}
 #define OPEN_PROCS 4
 UNIT_TEST(open_race_fresh_database)
 {
@@ -592,22 +608,12 @@ UNIT_TEST(open_race_fresh_database)
 			pid[i] = fork();
 			CHECK(pid[i] >= 0);
 			if (pid[i] == 0) {
-				gl_meta *m;
 				char c;
-				int ok;
 
 				close(go[1]);
 				if (read(go[0], &c, 1) != 1)
 					_exit(3);
-				memset(&f.err, 0, sizeof f.err);
-				m = reopen(&f, 0);
-				ok = m && f.err.status == 0 &&
-				     gl_meta_schema_version(m) == SCHEMA_NOW;
-				if (!ok)
-					fprintf(stderr, "open race: %s (%d)\n",
-						f.err.msg, f.err.status);
-				gl_meta_close(m);
-				_exit(ok ? 0 : 1);
+				child_open(&f, "open race");
 			}
 		}
 		close(go[0]);
@@ -653,20 +659,8 @@ UNIT_TEST(open_judged_under_the_lock)
 	fflush(NULL);
 	pid = fork();
 	CHECK(pid >= 0);
-	if (pid == 0) {
-		gl_meta *m;
-		int ok;
-
-		memset(&f.err, 0, sizeof f.err);
-		m = reopen(&f, 0);
-		ok = m && f.err.status == 0 &&
-		     gl_meta_schema_version(m) == SCHEMA_NOW;
-		if (!ok)
-			fprintf(stderr, "open under the lock: %s (%d)\n",
-				f.err.msg, f.err.status);
-		gl_meta_close(m);
-		_exit(ok ? 0 : 1);
-	}
+	if (pid == 0)
+		child_open(&f, "open under the lock");
 	/* until the child waits for the lock (bounded: 10 s) */
 	for (int i = 0; i < 1000 && !waiting; i++) {
 		if (raw_int(&f, "SELECT count(*) FROM pg_locks WHERE"
@@ -764,6 +758,7 @@ static int drive(struct event_base *base, const int *done, int want)
 typedef struct job {
 	gl_meta *m;
 	const char *id;
+	int pause;         /* writer: stop after the write */
 	int step;          /* how far it got */
 	int rc;
 	gl_err err;
@@ -779,41 +774,28 @@ static void trace_add(char *t, char c)
 	t[n + 1] = '\0';
 }
 
-/* A: the writers' lock, a write, then it stops (a slow round trip) until
- * the test resumes it, and commits. */
-static void writer_a(void *arg)
+/* A writer: the writers' lock, a write, a commit. With pause (A) it
+ * stops after the write (a slow round trip, holding the lock) until the
+ * test resumes it; without (B) it notes when it got the lock, which may
+ * mean waiting for A's inside PostgreSQL. */
+static void writer(void *arg)
 {
 	job *j = arg;
 
 	j->rc = gl_meta_begin(j->m, &j->err);
+	if (!j->pause)
+		trace_add(j->trace, 'b'); /* has the lock */
 	if (!j->rc)
-		j->rc = add(j->m, &T, mkaf(j->id, "n", "1.0.0", "p1", 1),
+		j->rc = add(j->m, &T, mkaf(j->id, j->id, "1.0.0", "p1", 1),
 			    &j->err);
 	j->step = 1;
-	gl_coro_yield(); /* holds the lock meanwhile */
+	if (j->pause)
+		gl_coro_yield();
 	if (!j->rc)
 		j->rc = gl_meta_commit(j->m, &j->err);
 	else
 		gl_meta_rollback(j->m);
-	trace_add(j->trace, 'A');
-	(*j->done)++;
-}
-
-/* B: a writer that has to wait for A's lock (inside PostgreSQL). */
-static void writer_b(void *arg)
-{
-	job *j = arg;
-
-	j->rc = gl_meta_begin(j->m, &j->err);
-	trace_add(j->trace, 'b'); /* has the lock */
-	if (!j->rc)
-		j->rc = add(j->m, &T, mkaf(j->id, "n", "2.0.0", "p1", 2),
-			    &j->err);
-	if (!j->rc)
-		j->rc = gl_meta_commit(j->m, &j->err);
-	else
-		gl_meta_rollback(j->m);
-	trace_add(j->trace, 'B');
+	trace_add(j->trace, j->pause ? 'A' : 'B');
 	(*j->done)++;
 }
 
@@ -829,6 +811,21 @@ static void reader_c(void *arg)
 	(*j->done)++;
 }
 
+/* Start a pausing writer (A) in a coroutine and run the loop until it holds the
+ * writers' lock (bounded: 10 s); its coroutine, or NULL. */
+static gl_coro *start_holder(struct event_base *base, job *a)
+{
+	gl_coro *ca = gl_coro_new(writer, a, 0);
+
+	if (!ca || gl_coro_resume(ca) != 1)
+		return NULL;
+	for (int i = 0; i < 10000 && a->step < 1; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	return a->step == 1 ? ca : NULL;
+}
+
 /* While a coroutine holds the writers' lock and waits, the loop goes on:
  * a reader finishes, a second writer waits for the lock inside
  * PostgreSQL (yielding, not blocking), and gets it once the first one
@@ -841,7 +838,7 @@ UNIT_TEST(coro_interleave_under_the_writers_lock)
 	gl_coro *ca;
 	char trace[16] = "";
 	int done = 0;
-	job a = { .id = "wa", .trace = trace, .done = &done };
+	job a = { .id = "wa", .pause = 1, .trace = trace, .done = &done };
 	job b = { .id = "wb", .trace = trace, .done = &done };
 	job c = { .id = "k0", .trace = trace, .done = &done };
 
@@ -852,16 +849,10 @@ UNIT_TEST(coro_interleave_under_the_writers_lock)
 	CHECK(m);
 	a.m = b.m = c.m = m;
 	gl_coro_enable(base);
-	ca = gl_coro_new(writer_a, &a, 0);
+	ca = start_holder(base, &a);
 	CHECK(ca);
-	CHECK_INT(gl_coro_resume(ca), 1); /* waits for PostgreSQL */
-	for (int i = 0; i < 10000 && a.step < 1; i++) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		usleep(1000);
-	}
-	CHECK_INT(a.step, 1);
 	CHECK_INT(a.rc, 0);
-	gl_coro_go(writer_b, &b);
+	gl_coro_go(writer, &b);
 	gl_coro_go(reader_c, &c);
 	CHECK(drive(base, &done, 1)); /* the reader, while A holds the lock */
 	CHECK_STR(trace, "C");
@@ -885,21 +876,6 @@ UNIT_TEST(coro_interleave_under_the_writers_lock)
 	fx_close(&f);
 }
 
-static void one_write(void *arg)
-{
-	job *j = arg;
-
-	j->rc = gl_meta_begin(j->m, &j->err);
-	if (!j->rc)
-		j->rc = add(j->m, &T, mkaf(j->id, j->id, "1.0.0", "p1", 1),
-			    &j->err);
-	if (!j->rc)
-		j->rc = gl_meta_commit(j->m, &j->err);
-	else
-		gl_meta_rollback(j->m);
-	(*j->done)++;
-}
-
 /* More coroutines than connections: the others wait in line for one,
  * all of them commit, and no more than max_pool_size sessions exist. */
 UNIT_TEST(coro_pool_queue)
@@ -921,7 +897,7 @@ UNIT_TEST(coro_pool_queue)
 		snprintf(ids[i], sizeof ids[i], "q%d", i);
 		jobs[i] = (job){ .m = m, .id = ids[i], .done = &done,
 				 .trace = trace };
-		gl_coro_go(one_write, &jobs[i]);
+		gl_coro_go(writer, &jobs[i]);
 	}
 	CHECK(done < 8); /* they wait */
 	CHECK(drive(base, &done, 8));
@@ -949,7 +925,7 @@ UNIT_TEST(coro_stop_ends_the_waits)
 	char trace[16] = "";
 	int done = 0;
 	json_t *got = NULL;
-	job a = { .id = "sa", .trace = trace, .done = &done };
+	job a = { .id = "sa", .pause = 1, .trace = trace, .done = &done };
 	job b = { .id = "sb", .trace = trace, .done = &done };
 
 	FX_START(f);
@@ -958,15 +934,9 @@ UNIT_TEST(coro_stop_ends_the_waits)
 	CHECK(m);
 	a.m = b.m = m;
 	gl_coro_enable(base);
-	ca = gl_coro_new(writer_a, &a, 0);
+	ca = start_holder(base, &a);
 	CHECK(ca);
-	CHECK_INT(gl_coro_resume(ca), 1);
-	for (int i = 0; i < 10000 && a.step < 1; i++) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
-		usleep(1000);
-	}
-	CHECK_INT(a.step, 1);
-	gl_coro_go(writer_b, &b); /* waits for A's lock */
+	gl_coro_go(writer, &b); /* waits for A's lock */
 	for (int i = 0; i < 100; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		usleep(1000);
@@ -1046,23 +1016,15 @@ UNIT_TEST(coro_connection_lost_in_transaction)
 }
 
 /* [database] blocking_queries: a coroutine's call never yields. */
-static void one_read(void *arg)
-{
-	job *j = arg;
-	json_t *got = NULL;
-
-	j->rc = gl_meta_get(j->m, &T, "none", &got, &j->err);
-	(*j->done)++;
-}
-
 UNIT_TEST(coro_blocking_queries_never_yield)
 {
 	fx f;
 	struct event_base *base = event_base_new();
 	gl_meta *m;
 	gl_coro *c;
+	char trace[16] = "";
 	int done = 0;
-	job j = { .done = &done };
+	job j = { .id = "none", .trace = trace, .done = &done };
 
 	FX_START(f);
 	CHECK(base);
@@ -1070,7 +1032,7 @@ UNIT_TEST(coro_blocking_queries_never_yield)
 	CHECK(m);
 	j.m = m;
 	gl_coro_enable(base);
-	c = gl_coro_new(one_read, &j, 0);
+	c = gl_coro_new(reader_c, &j, 0);
 	CHECK(c);
 	CHECK_INT(gl_coro_resume(c), 0); /* done without the loop */
 	CHECK_INT(j.rc, 1);
