@@ -882,7 +882,7 @@ UNIT_TEST(coro_pool_queue)
 {
 	fx f;
 	struct event_base *base = event_base_new();
-	char ids[8][8], trace[32] = "";
+	char ids[8][16], trace[32] = "";
 	job jobs[8];
 	gl_meta *m;
 	int done = 0;
