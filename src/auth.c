@@ -195,6 +195,19 @@ void gl_ctx_admin(gl_ctx *ctx, const char *who)
 	ctx->is_admin = 1;
 }
 
+gl_lreq *gl_ctx_lua(const gl_ctx *ctx)
+{
+	gl_lreq *rq = (gl_lreq *)&ctx->lua;
+
+	rq->rid = ctx->request_id;
+	return rq;
+}
+
+void gl_ctx_lua_reset(gl_ctx *ctx)
+{
+	memset(&ctx->lua, 0, sizeof ctx->lua);
+}
+
 void gl_ctx_free(gl_ctx *ctx)
 {
 	free(ctx->user_id);

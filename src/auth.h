@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "err.h"
 #include "http.h"
+#include "ltype.h"
 #include "policy.h"
 
 typedef struct gl_ctx {
@@ -27,7 +28,15 @@ typedef struct gl_ctx {
 	int read_only;
 	int anonymous;
 	char request_id[48];
+	gl_lreq lua;          /* what the request has spent in Lua */
 } gl_ctx;
+
+/* The request's Lua account. Accounting is not part of who is calling, so
+ * it is kept up to date through a const context (contexts are never const
+ * objects). */
+gl_lreq *gl_ctx_lua(const gl_ctx *ctx);
+/* Start a new account (the console: one per command). */
+void gl_ctx_lua_reset(gl_ctx *ctx);
 
 /* Fill ctx from the request. 0, or -1 with err (401). */
 int gl_auth_context(const gl_conf *conf, const gl_policy *pol,

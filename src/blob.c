@@ -277,16 +277,20 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 				field);
 			goto out;
 		}
+		af = gl_engine_output(e, ctx, tg.af.ts, tg.af.type, tg.af.doc,
+				      err);
+		if (!af)
+			goto out;
 		cj = gl_engine_ctx_json(ctx);
-		af = gl_engine_output(e, tg.af.ts, tg.af.type, tg.af.doc);
 		rq = json_pack("{s:s, s:s, s:s, s:O}", "method",
 			       ri && ri->method ? ri->method : "GET", "path",
 			       ri && ri->path ? ri->path : "", "remote_addr",
 			       ri && ri->remote_addr ? ri->remote_addr : "",
 			       "headers",
 			       ri && ri->headers ? ri->headers : json_object());
-		rc = gl_types_select_location(tg.af.ts, tg.af.type, field, cj, af,
-					      rq, &selected, err);
+		rc = gl_types_select_location(tg.af.ts, gl_ctx_lua(ctx),
+					      tg.af.type, field, cj, af, rq,
+					      &selected, err);
 		json_decref(cj);
 		json_decref(af);
 		json_decref(rq);
@@ -812,7 +816,8 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 		args = gl_engine_blob_args(j->field, j->key, NULL);
 		if (gl_engine_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
 				   j->ctx, fresh, args, NULL, &err) == 0)
-			af = gl_engine_output(e, j->tg.af.ts, t, fresh);
+			af = gl_engine_output(e, j->ctx, j->tg.af.ts, t, fresh,
+					      &err);
 		json_decref(args);
 	}
 	json_decref(rec);
@@ -1031,8 +1036,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		if (gl_engine_hook(e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, ctx, fresh, args,
 				   NULL, err) == 0)
-			af = gl_engine_output(e, j->tg.af.ts, j->tg.af.type,
-					      fresh);
+			af = gl_engine_output(e, ctx, j->tg.af.ts,
+					      j->tg.af.type, fresh, err);
 		json_decref(args);
 		json_decref(fresh);
 		j->next = e->jobs;
@@ -1175,8 +1180,8 @@ int gl_engine_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 	in_tx = 0;
 	if (gl_meta_get(e->meta, tg.af.type, id, &fresh, err) != 0)
 		goto out;
-	*out = gl_engine_output(e, tg.af.ts, tg.af.type, fresh);
-	rc = 0;
+	*out = gl_engine_output(e, ctx, tg.af.ts, tg.af.type, fresh, err);
+	rc = *out ? 0 : -1;
 out:
 	if (in_tx)
 		gl_meta_rollback(e->meta);

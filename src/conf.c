@@ -27,6 +27,9 @@ typedef struct opt {
 #define O(sec, nm, k, field, d, ...) \
 	{ sec, nm, k, offsetof(gl_conf, field), d, __VA_ARGS__ }
 #define ANY INT64_MIN, INT64_MAX
+/* loading a type may take 100x the request budget (ltype.c): keep the
+ * products in range */
+#define HOOK_FACTOR 1000
 
 /* Every option glared reads. Names and defaults follow Glare where Glare
  * has the option; the rest are glared's own. */
@@ -73,7 +76,9 @@ static const opt options[] = {
 	O("DEFAULT", "lua_memory_limit", K_INT64, lua_memory_limit, "67108864",
 	  1 << 20, INT64_MAX),
 	O("DEFAULT", "lua_instruction_limit", K_INT64, lua_instruction_limit,
-	  "10000000", 1000, INT64_MAX),
+	  "10000000", 1000, INT64_MAX / (HOOK_FACTOR)),
+	O("DEFAULT", "lua_time_limit", K_INT64, lua_time_limit, "1000", 1,
+	  INT64_MAX / 1000000 / (HOOK_FACTOR)),
 	O("DEFAULT", "admin_socket", K_STR, admin_socket, NULL, ANY),
 	O("DEFAULT", "log_file", K_STR, log_file, NULL, ANY),
 	O("DEFAULT", "use_json", K_BOOL, use_json, "false", ANY),

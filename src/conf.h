@@ -71,7 +71,8 @@ typedef struct gl_conf {
 	int shutdown_timeout;
 	int64_t max_json_body;
 	int64_t lua_memory_limit;
-	int64_t lua_instruction_limit;
+	int64_t lua_instruction_limit;  /* per request, all types */
+	int64_t lua_time_limit;         /* ms of Lua per request */
 	char *admin_socket;
 	/* logging and the operator's view */
 	char *log_file;               /* NULL: stderr */

@@ -110,6 +110,13 @@ struct gl_console {
 static volatile sig_atomic_t interrupted;
 static lua_State *volatile hook_target;
 
+/* Every console command is a request of its own for the Lua budget. */
+static const gl_ctx *cmd_ctx(gl_console *c)
+{
+	gl_ctx_lua_reset(&c->ctx);
+	return &c->ctx;
+}
+
 static gl_console *con(lua_State *L)
 {
 	return *(gl_console **)lua_getextraspace(L);
@@ -266,7 +273,7 @@ static int api_types(lua_State *L)
 	json_t *v;
 	size_t n = 0;
 
-	if (gl_engine_schemas(c->e, &c->ctx, NULL, out, &err) < 0)
+	if (gl_engine_schemas(c->e, cmd_ctx(c), NULL, out, &err) < 0)
 		return raise_err(L, &err);
 	s = json_object_get(*out, "schemas");
 	names = lua_newuserdatauv(L, (json_object_size(s) + 1) * sizeof *names,
@@ -292,7 +299,7 @@ static int api_schema(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out = new_box(L), *s;
 
-	if (gl_engine_schemas(c->e, &c->ctx, type, out, &err) < 0)
+	if (gl_engine_schemas(c->e, cmd_ctx(c), type, out, &err) < 0)
 		return raise_err(L, &err);
 	s = json_object_get(*out, "schemas");
 	if (type && json_object_get(s, type))
@@ -401,7 +408,7 @@ static int api_page(lua_State *L)
 	lua_settop(L, 2);  /* optional arguments in fixed slots */
 	kv = build_query(L, 2, &n);
 	out = new_box(L);
-	if (gl_engine_list(c->e, &c->ctx, type, kv, n, out, &err) < 0)
+	if (gl_engine_list(c->e, cmd_ctx(c), type, kv, n, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -421,7 +428,7 @@ static int api_get(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
-	if (gl_engine_show(c->e, &c->ctx, type, id, out, &err) < 0)
+	if (gl_engine_show(c->e, cmd_ctx(c), type, id, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -438,7 +445,7 @@ static int api_create(lua_State *L)
 	if (!json_is_object(body))
 		luaL_argerror(L, 2, "a table of field = value expected");
 	out = new_box(L);
-	if (gl_engine_create(c->e, &c->ctx, type, body, out, &err) < 0)
+	if (gl_engine_create(c->e, cmd_ctx(c), type, body, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -491,7 +498,7 @@ static int do_update(lua_State *L, const char *type, const char *id,
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
-	if (gl_engine_update(c->e, &c->ctx, type, id, patch, out, &err) < 0)
+	if (gl_engine_update(c->e, cmd_ctx(c), type, id, patch, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -528,7 +535,7 @@ static int api_delete(lua_State *L)
 	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
 	gl_err err = { 0 };
 
-	if (gl_engine_delete(c->e, &c->ctx, type, id, &err) < 0)
+	if (gl_engine_delete(c->e, cmd_ctx(c), type, id, &err) < 0)
 		return raise_err(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -604,7 +611,7 @@ static gl_download *start_download(lua_State *L, const blob_ref *r,
 	ri.remote_addr = "console";
 	ri.headers = *hdrs;
 	dl = new_dl(L);
-	if (gl_engine_download(c->e, &c->ctx, r->type, r->id, r->field, r->key,
+	if (gl_engine_download(c->e, cmd_ctx(c), r->type, r->id, r->field, r->key,
 			       r->has_key, &ri, dl, err) < 0)
 		return NULL;
 	return dl;
@@ -851,7 +858,7 @@ static int api_upload(lua_State *L)
 		close(fd);
 		return luaL_error(L, "%s is not a regular file", path);
 	}
-	u = gl_engine_upload_begin(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+	u = gl_engine_upload_begin(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				   r.has_key, ct, (int64_t)st.st_size, &err);
 	if (!u) {
 		close(fd);
@@ -920,7 +927,7 @@ static int api_add_location(lua_State *L)
 		body = arg_json(L, 4);
 	}
 	w = new_wait(L, W_LOCATION);
-	if (gl_engine_add_location(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+	if (gl_engine_add_location(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				   r.has_key, body, loc_done, w, &err) < 0)
 		return raise_err(L, &err);
 	return await(L, w, loc_finish);
@@ -1202,7 +1209,7 @@ static int api_delete_blob(lua_State *L)
 	lua_settop(L, 3);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	out = new_box(L);
-	if (gl_engine_delete_blob(c->e, &c->ctx, r.type, r.id, r.field, r.key,
+	if (gl_engine_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				  r.has_key, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
@@ -1246,11 +1253,11 @@ static int api_quotas(lua_State *L)
 	size_t i;
 
 	if (!project) {
-		if (gl_engine_list_quotas(c->e, &c->ctx, out, &err) < 0)
+		if (gl_engine_list_quotas(c->e, cmd_ctx(c), out, &err) < 0)
 			return raise_err(L, &err);
 		return push_result(L, out);
 	}
-	if (gl_engine_project_quotas(c->e, &c->ctx, project, out, &err) < 0)
+	if (gl_engine_project_quotas(c->e, cmd_ctx(c), project, out, &err) < 0)
 		return raise_err(L, &err);
 	list = json_object_get(json_array_get(*out, 0), "project_quotas");
 	lua_newtable(L);
@@ -1298,7 +1305,7 @@ static int api_set_quotas(lua_State *L)
 		luaL_checktype(L, 1, LUA_TTABLE);
 		body = arg_json(L, 1);
 	}
-	if (gl_engine_set_quotas(c->e, &c->ctx, body, &err) < 0)
+	if (gl_engine_set_quotas(c->e, cmd_ctx(c), body, &err) < 0)
 		return raise_err(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -1798,6 +1805,7 @@ static int p_init(lua_State *L)
 	lua_pop(L, 3);
 	c->lj.amt_ref = new_mt(L, "glare.array");
 	c->lj.omt_ref = new_mt(L, "glare.object");
+	c->lj.frozen_ref = LUA_NOREF; /* no sandbox in the console */
 
 	luaL_newlib(L, api);
 	glare = lua_gettop(L);

@@ -338,8 +338,8 @@ static json_t *plain_output(const gl_type *t, const json_t *doc)
 	return out;
 }
 
-json_t *gl_engine_output(gl_engine *e, gl_types *ts, const gl_type *t,
-			 const json_t *doc)
+json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+			 const gl_type *t, const json_t *doc, gl_err *err)
 {
 	json_t *out;
 
@@ -347,13 +347,17 @@ json_t *gl_engine_output(gl_engine *e, gl_types *ts, const gl_type *t,
 		/* formatted by the artifact's own type */
 		const gl_type *rt = gl_types_find(ts, sget(doc, "type_name"));
 		out = plain_output(t, doc);
-		if (rt && rt->has_format_all)
-			out = gl_types_output(ts, rt, out, 1);
-		return out;
+		if (out && rt && rt->has_format_all)
+			out = gl_types_output(ts, gl_ctx_lua(ctx), rt, out, 1,
+					      err);
+	} else {
+		out = plain_output(t, doc);
+		if (out && t->has_to_dict)
+			out = gl_types_output(ts, gl_ctx_lua(ctx), t, out, 0,
+					      err);
 	}
-	out = plain_output(t, doc);
-	if (t->has_to_dict)
-		out = gl_types_output(ts, t, out, 0);
+	if (!out && !err->status)
+		gl_fail(err, 500, NULL, "out of memory");
 	return out;
 }
 
@@ -384,7 +388,8 @@ int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 		return 0;
 	cj = gl_engine_ctx_json(ctx);
 	af = plain_output(t, doc);
-	rc = gl_types_hook(ts, t, h, cj, af, args, af_out, err);
+	rc = gl_types_hook(ts, gl_ctx_lua(ctx), t, h, cj, af, args, af_out,
+			   err);
 	json_decref(cj);
 	json_decref(af);
 	return rc;
@@ -424,11 +429,12 @@ int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
 	return change_rule(t, st, st, field, err);
 }
 
-int gl_engine_vkey(gl_engine *e, gl_types *ts, const char *version,
-		   gl_vkey *vk, char **suffix, char **meta, gl_err *err)
+int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+		   const char *version, gl_vkey *vk, char **suffix, char **meta,
+		   gl_err *err)
 {
-	if (gl_types_version_key(ts, version, &vk->prefix, suffix, meta,
-				 err) < 0)
+	if (gl_types_version_key(ts, gl_ctx_lua(ctx), version, &vk->prefix,
+				 suffix, meta, err) < 0)
 		return -1;
 	vk->suffix = *suffix;
 	vk->meta = *meta;
@@ -535,17 +541,28 @@ int gl_engine_schemas(gl_engine *e, const gl_ctx *ctx, const char *type,
 			json_decref(all);
 			return -1;
 		}
-		json_object_set_new(all, t->name, gl_types_schema(ts, t));
+		json_t *sch = gl_types_schema(ts, gl_ctx_lua(ctx), t, err);
+		if (!sch)
+			goto fail;
+		json_object_set_new(all, t->name, sch);
 	} else {
 		ts = gl_types_ref(e->types);
 		for (int i = 0; i < gl_types_count(ts); i++) {
 			const gl_type *t = gl_types_at(ts, i);
-			json_object_set_new(all, t->name, gl_types_schema(ts, t));
+			json_t *sch = gl_types_schema(ts, gl_ctx_lua(ctx), t,
+						      err);
+			if (!sch)
+				goto fail;
+			json_object_set_new(all, t->name, sch);
 		}
 	}
 	gl_types_unref(ts);
 	*out = json_pack("{s:o}", "schemas", all);
 	return 0;
+fail:
+	gl_types_unref(ts);
+	json_decref(all);
+	return -1;
 }
 
 /* ---- show ---------------------------------------------------------------- */
@@ -559,9 +576,9 @@ int gl_engine_show(gl_engine *e, const gl_ctx *ctx, const char *type,
 		return -1;
 	if (gl_engine_load(e, ctx, type, id, 0, &af, err) < 0)
 		return -1;
-	*out = gl_engine_output(e, af.ts, af.type, af.doc);
+	*out = gl_engine_output(e, ctx, af.ts, af.type, af.doc, err);
 	gl_af_clear(&af);
-	return 0;
+	return *out ? 0 : -1;
 }
 
 /* ---- create ---------------------------------------------------------------- */
@@ -664,7 +681,7 @@ static int set_field(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 
 	if (check_strings(v, name, err) < 0)
 		return -1;
-	if (gl_types_coerce(ts, t, name, v, &c, err) < 0)
+	if (gl_types_coerce(ts, gl_ctx_lua(ctx), t, name, v, &c, err) < 0)
 		return -1;
 	if (f && check_links(e, ctx, f, c, err) < 0) {
 		json_decref(c);
@@ -875,8 +892,8 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 				goto out;
 		}
 	}
-	if (gl_engine_vkey(e, ts, sget(doc, "version"), &vk, &suffix, &vmeta,
-			   err) < 0)
+	if (gl_engine_vkey(e, ctx, ts, sget(doc, "version"), &vk, &suffix,
+			   &vmeta, err) < 0)
 		goto out;
 
 	if (gl_meta_begin(e->meta, err) < 0)
@@ -909,7 +926,9 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		rc = -1;
 		goto out;
 	}
-	*out = gl_engine_output(e, ts, t, doc);
+	*out = gl_engine_output(e, ctx, ts, t, doc, err);
+	if (!*out)
+		rc = -1;
 out:
 	if (in_tx)
 		gl_meta_rollback(e->meta);
@@ -1223,8 +1242,8 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			changed = 1;
 	}
 	if (!changed && nacts == 0) {
-		*out = gl_engine_output(e, af.ts, t, af.doc);
-		rc = 0;
+		*out = gl_engine_output(e, ctx, af.ts, t, af.doc, err);
+		rc = *out ? 0 : -1;
 		goto out;
 	}
 	for (int a = 0; a < nacts; a++)
@@ -1234,7 +1253,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (nacts && (acts[0] == A_ACTIVATE || acts[0] == A_REACTIVATE))
 		stamp(doc, "activated_at", gl_now_us());
 	stamp(doc, "updated_at", gl_now_us());
-	if (gl_engine_vkey(e, af.ts, sget(doc, "version"), &vk, &suffix,
+	if (gl_engine_vkey(e, ctx, af.ts, sget(doc, "version"), &vk, &suffix,
 			   &vmeta, err) < 0)
 		goto out;
 
@@ -1311,8 +1330,8 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		if (gl_engine_hook(e, af.ts, t, actions[acts[a]].post, ctx, doc,
 				   NULL, NULL, err) < 0)
 			goto out;
-	*out = gl_engine_output(e, af.ts, t, doc);
-	rc = 0;
+	*out = gl_engine_output(e, ctx, af.ts, t, doc, err);
+	rc = *out ? 0 : -1;
 out:
 	if (in_tx)
 		gl_meta_rollback(e->meta);

@@ -60,9 +60,10 @@ int gl_engine_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 json_t *gl_engine_target(const json_t *doc);
 /* The hook view of a context. */
 json_t *gl_engine_ctx_json(const gl_ctx *ctx);
-/* API shape of an artifact (new ref). */
-json_t *gl_engine_output(gl_engine *e, gl_types *ts, const gl_type *t,
-			 const json_t *doc);
+/* API shape of an artifact (new ref), after the type's to_dict or
+ * format_all; NULL + err (500) when that fails. */
+json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+			 const gl_type *t, const json_t *doc, gl_err *err);
 /* API shape of a blob record. */
 json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 			      const char *field, const char *key,
@@ -85,8 +86,9 @@ int gl_engine_quota(gl_engine *e, const char *project, const char *name,
 /* Release stored data no record refers to any more (gc queue). */
 void gl_engine_gc(gl_engine *e);
 /* Version sort key of a doc's version. */
-int gl_engine_vkey(gl_engine *e, gl_types *ts, const char *version,
-		   gl_vkey *vk, char **suffix, char **meta, gl_err *err);
+int gl_engine_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+		   const char *version, gl_vkey *vk, char **suffix, char **meta,
+		   gl_err *err);
 
 /* ---- blob.c: shared by uploads, downloads and locations ----------------- */
 

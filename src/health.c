@@ -101,7 +101,8 @@ static int check_s3(gl_engine *e, json_t *reasons)
 	return report(reasons, "store:s3", NULL, t0, d);
 }
 
-/* A call into the type runtime's Lua state. */
+/* A call into the type runtime (the library's own code, in the state of
+ * the `all` meta-type). */
 static int check_lua(gl_engine *e, json_t *reasons)
 {
 	gl_err err = { 0 };
@@ -109,8 +110,8 @@ static int check_lua(gl_engine *e, json_t *reasons)
 	int64_t prefix = 0;
 	char *suffix = NULL, *meta = NULL;
 	json_t *d = json_pack("{s:i}", "types", gl_types_count(e->types) - 1);
-	int rc = gl_types_version_key(e->types, "1.2.3-rc.1", &prefix, &suffix,
-				      &meta, &err);
+	int rc = gl_types_version_key(e->types, NULL, "1.2.3-rc.1", &prefix,
+				      &suffix, &meta, &err);
 
 	free(suffix);
 	free(meta);

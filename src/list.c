@@ -152,9 +152,9 @@ fail:
 	return NULL;
 }
 
-static int add_values(gl_engine *e, gl_types *ts, const gl_type *t,
-		      const gl_field *f, gl_filter *flt, const char *value,
-		      int element, lq *q, gl_err *err)
+static int add_values(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+		      const gl_type *t, const gl_field *f, gl_filter *flt,
+		      const char *value, int element, lq *q, gl_err *err)
 {
 	json_t *raw;
 	size_t i;
@@ -195,8 +195,8 @@ static int add_values(gl_engine *e, gl_types *ts, const gl_type *t,
 			json_array_append_new(flt->values, gl_json_text(s));
 			continue;
 		}
-		if (gl_types_coerce_filter(ts, t, f->name, s, element, &c,
-					   err) < 0) {
+		if (gl_types_coerce_filter(ts, gl_ctx_lua(ctx), t, f->name, s,
+					   element, &c, err) < 0) {
 			json_decref(raw);
 			return -1;
 		}
@@ -211,7 +211,7 @@ static int add_values(gl_engine *e, gl_types *ts, const gl_type *t,
 			char *suffix = NULL, *vmeta = NULL;
 			if (q->nvbufs + 2 > (int)(sizeof q->vbufs /
 						  sizeof q->vbufs[0]) ||
-			    gl_engine_vkey(e, ts, json_string_value(c),
+			    gl_engine_vkey(e, ctx, ts, json_string_value(c),
 					   &flt->vkeys[i], &suffix, &vmeta,
 					   err) < 0) {
 				free(suffix);
@@ -265,8 +265,9 @@ static int add_tags(const char *name, const char *value, lq *q, gl_err *err)
 	return 0;
 }
 
-static int add_filter(gl_engine *e, gl_types *ts, const gl_type *t,
-		      const char *name, const char *value, lq *q, gl_err *err)
+static int add_filter(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
+		      const gl_type *t, const char *name, const char *value,
+		      lq *q, gl_err *err)
 {
 	const gl_field *f = gl_type_field(t, name);
 	const char *dot = NULL, *val;
@@ -339,7 +340,7 @@ static int add_filter(gl_engine *e, gl_types *ts, const gl_type *t,
 			       opn, f->name);
 	}
 	q->nfilters++;
-	return add_values(e, ts, t, f, flt, val, element, q, err);
+	return add_values(e, ctx, ts, t, f, flt, val, element, q, err);
 }
 
 static int add_sort_key(const gl_type *t, const char *spec, lq *q, int *custom,
@@ -515,7 +516,7 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 			sort = v;
 		else if (!strcmp(n, "version") && !strcmp(v, "latest"))
 			lqy.latest = 1;
-		else if (add_filter(e, ts, t, n, v, &q, err) < 0)
+		else if (add_filter(e, ctx, ts, t, n, v, &q, err) < 0)
 			goto out;
 	}
 	limit = e->conf->default_api_limit;
@@ -562,8 +563,12 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 
 	arts = json_array();
 	json_array_foreach(page, i, a) {
-		const gl_type *at = t;
-		json_array_append_new(arts, gl_engine_output(e, ts, at, a));
+		json_t *o = gl_engine_output(e, ctx, ts, t, a, err);
+		if (!o) {
+			json_decref(arts);
+			goto out;
+		}
+		json_array_append_new(arts, o);
 	}
 	*out = json_pack("{s:s, s:o, s:o, s:s+, s:I}", "type_name", t->name,
 			 "artifacts", arts, "first",

@@ -64,6 +64,31 @@ void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j)
 	push(L, lj, j, 0);
 }
 
+static int depth_ok(const json_t *j, int depth)
+{
+	size_t i;
+	const char *k;
+	json_t *v;
+
+	if (depth > GL_LJSON_MAX_DEPTH)
+		return 0;
+	if (json_is_array(j)) {
+		json_array_foreach(j, i, v)
+			if (!depth_ok(v, depth + 1))
+				return 0;
+	} else if (json_is_object(j)) {
+		json_object_foreach((json_t *)j, k, v)
+			if (!depth_ok(v, depth + 1))
+				return 0;
+	}
+	return 1;
+}
+
+int gl_ljson_depth_ok(const json_t *j)
+{
+	return !j || depth_ok(j, 0);
+}
+
 static int is_ref(lua_State *L, int idx, int ref)
 {
 	int eq;
@@ -113,32 +138,77 @@ static int looks_like_array(lua_State *L, int idx)
 	return n > 0 && n == max;
 }
 
-static json_t *to(lua_State *L, const gl_ljson *lj, int idx, int depth,
-		  char *why, size_t whylen)
+/* One conversion: the tables on the current path (cycles) and what has
+ * been produced so far (the budget). */
+typedef struct conv {
+	const gl_ljson *lj;
+	const void *path[GL_LJSON_MAX_DEPTH + 2];
+	long nodes;
+	size_t bytes;
+	char *why;
+	size_t whylen;
+} conv;
+
+static int spend(conv *cv, size_t bytes)
+{
+	if (++cv->nodes > GL_LJSON_MAX_NODES) {
+		snprintf(cv->why, cv->whylen, "value has more than %d nodes",
+			 GL_LJSON_MAX_NODES);
+		return -1;
+	}
+	cv->bytes += bytes;
+	if (cv->bytes > GL_LJSON_MAX_BYTES) {
+		snprintf(cv->why, cv->whylen, "value is larger than %d bytes",
+			 GL_LJSON_MAX_BYTES);
+		return -1;
+	}
+	return 0;
+}
+
+/* A frozen table keeps its contents in a table its metatable holds under
+ * the sandbox's key: push that (or the table itself). [-0, +1, -] */
+static void push_contents(lua_State *L, const gl_ljson *lj, int idx)
+{
+	if (lj->frozen_ref != LUA_NOREF && lua_getmetatable(L, idx)) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, lj->frozen_ref);
+		lua_rawget(L, -2);
+		if (lua_type(L, -1) == LUA_TTABLE) {
+			lua_remove(L, -2);
+			return;
+		}
+		lua_pop(L, 2);
+	}
+	lua_pushvalue(L, idx);
+}
+
+static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 {
 	json_t *out;
 	int arr;
+	const void *self;
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH) {
-		snprintf(why, whylen, "value nested deeper than %d levels",
+		snprintf(cv->why, cv->whylen, "value nested deeper than %d levels",
 			 GL_LJSON_MAX_DEPTH);
 		return NULL;
 	}
-	if (!lua_checkstack(L, 4)) {
-		snprintf(why, whylen, "Lua stack exhausted");
+	if (!lua_checkstack(L, 6)) {
+		snprintf(cv->why, cv->whylen, "Lua stack exhausted");
 		return NULL;
 	}
 	switch (lua_type(L, idx)) {
 	case LUA_TNIL:
-		return json_null();
+		return spend(cv, 4) < 0 ? NULL : json_null();
 	case LUA_TBOOLEAN:
-		return json_boolean(lua_toboolean(L, idx));
+		return spend(cv, 5) < 0 ? NULL : json_boolean(lua_toboolean(L, idx));
 	case LUA_TNUMBER:
+		if (spend(cv, 24) < 0)
+			return NULL;
 		if (lua_isinteger(L, idx))
 			return json_integer((json_int_t)lua_tointeger(L, idx));
 		if (!isfinite(lua_tonumber(L, idx))) {
-			snprintf(why, whylen, "NaN or infinity has no JSON form");
+			snprintf(cv->why, cv->whylen, "NaN or infinity has no JSON form");
 			return NULL;
 		}
 		return json_real(lua_tonumber(L, idx));
@@ -146,68 +216,92 @@ static json_t *to(lua_State *L, const gl_ljson *lj, int idx, int depth,
 		size_t n;
 		/* a real string: lua_tolstring converts nothing here */
 		const char *s = lua_tolstring(L, idx, &n);
+		if (spend(cv, n + 2) < 0)
+			return NULL;
 		out = json_stringn(s, n);
 		if (!out)
-			snprintf(why, whylen, "string is not valid UTF-8");
+			snprintf(cv->why, cv->whylen, "string is not valid UTF-8");
 		return out;
 	}
 	case LUA_TTABLE:
 	case LUA_TUSERDATA:
 	case LUA_TLIGHTUSERDATA:
-		if (is_ref(L, idx, lj->null_ref))
-			return json_null();
+		if (is_ref(L, idx, cv->lj->null_ref))
+			return spend(cv, 4) < 0 ? NULL : json_null();
 		if (lua_type(L, idx) == LUA_TTABLE)
 			break;
 		/* fall through */
 	default:
-		snprintf(why, whylen, "a %s has no JSON form",
+		snprintf(cv->why, cv->whylen, "a %s has no JSON form",
 			 luaL_typename(L, idx));
 		return NULL;
 	}
-	arr = gl_ljson_marked(L, lj, idx);
+	if (spend(cv, 2) < 0)
+		return NULL;
+	push_contents(L, cv->lj, idx);
+	idx = lua_gettop(L);
+	self = lua_topointer(L, idx);
+	for (int d = 0; d < depth; d++)
+		if (cv->path[d] == self) {
+			snprintf(cv->why, cv->whylen, "value contains itself (a "
+				 "cycle)");
+			lua_pop(L, 1);
+			return NULL;
+		}
+	cv->path[depth] = self;
+	arr = gl_ljson_marked(L, cv->lj, idx);
 	if (arr == 0)
 		arr = looks_like_array(L, idx) ? 1 : -1;
 	if (arr > 0) {
 		lua_Unsigned n = lua_rawlen(L, idx);
 		out = json_array();
-		for (lua_Unsigned i = 1; i <= n; i++) {
+		for (lua_Unsigned i = 1; out && i <= n; i++) {
 			json_t *v;
 			lua_rawgeti(L, idx, (lua_Integer)i);
-			v = to(L, lj, -1, depth + 1, why, whylen);
+			v = to(L, cv, -1, depth + 1);
 			lua_pop(L, 1);
-			if (!v) {
+			if (!v || json_array_append_new(out, v) < 0) {
 				json_decref(out);
-				return NULL;
+				out = NULL;
 			}
-			json_array_append_new(out, v);
 		}
+		lua_pop(L, 1);
 		return out;
 	}
 	out = json_object();
 	lua_pushnil(L);
-	while (lua_next(L, idx)) {
+	while (out && lua_next(L, idx)) {
 		json_t *v;
+		size_t kl;
 		if (lua_type(L, -2) != LUA_TSTRING) {
-			snprintf(why, whylen, "table keys must be strings");
+			snprintf(cv->why, cv->whylen, "table keys must be strings");
 			lua_pop(L, 2);
 			json_decref(out);
-			return NULL;
+			out = NULL;
+			break;
 		}
-		v = to(L, lj, -1, depth + 1, why, whylen);
+		lua_tolstring(L, -2, &kl);
+		v = spend(cv, kl + 2) < 0 ? NULL : to(L, cv, -1, depth + 1);
 		if (!v || json_object_set_new(out, lua_tostring(L, -2), v) < 0) {
 			if (v)
-				snprintf(why, whylen, "key is not valid UTF-8");
+				snprintf(cv->why, cv->whylen, "key is not valid UTF-8");
 			lua_pop(L, 2);
 			json_decref(out);
-			return NULL;
+			out = NULL;
+			break;
 		}
 		lua_pop(L, 1);
 	}
+	lua_pop(L, 1);
 	return out;
 }
 
 json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, char *why,
 		    size_t whylen)
 {
-	return to(L, lj, idx, 0, why, whylen);
+	conv cv = { .lj = lj, .why = why, .whylen = whylen };
+
+	if (whylen)
+		why[0] = '\0';
+	return to(L, &cv, idx, 0);
 }

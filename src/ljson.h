@@ -6,8 +6,11 @@
  * integers, JSON null is a sentinel value, arrays and objects are tables
  * marked with one of two metatables, an unmarked table is an array when its
  * keys are exactly 1..n. Tables are read with raw access only (lua_next,
- * lua_rawgeti), so a hostile __index/__pairs never runs here. Nesting is
- * limited (cycles end there too).
+ * lua_rawgeti), so a hostile __index/__pairs never runs here; a table the
+ * sandbox froze is read through to its contents. A conversion to JSON
+ * has a budget: nesting depth, node count and bytes of text, so a value
+ * that shares one table many times over cannot expand into gigabytes,
+ * and a table that contains itself is refused as a cycle.
  *
  * Used by ltype.c and console.c. Uses Lua 5.4 and jansson.
  */
@@ -20,10 +23,14 @@
 #include <lua.h>
 
 #define GL_LJSON_MAX_DEPTH 64
+#define GL_LJSON_MAX_NODES 200000
+#define GL_LJSON_MAX_BYTES (16 << 20)
 
-/* Registry references of a state's null sentinel and marker metatables. */
+/* Registry references of a state's null sentinel and marker metatables,
+ * and of the key under which a frozen table's metatable holds its
+ * contents (LUA_NOREF in a state without the sandbox). */
 typedef struct gl_ljson {
-	int null_ref, amt_ref, omt_ref;
+	int null_ref, amt_ref, omt_ref, frozen_ref;
 } gl_ljson;
 
 /* [-0, +1, m] Push j; raises on nesting beyond the limit or memory. */
@@ -31,9 +38,12 @@ void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j);
 
 /* [-0, +0, -] The value at idx as JSON (new reference), or NULL with the
  * reason in why (functions, NaN, non-string keys, invalid UTF-8, too
- * deep). Never raises. */
+ * deep, a cycle, past the node or byte budget). Never raises. */
 json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, char *why,
 		    size_t whylen);
+
+/* 1 if j is nested at most GL_LJSON_MAX_DEPTH levels (what push takes). */
+int gl_ljson_depth_ok(const json_t *j);
 
 /* 1 if the value at idx is the null sentinel; marker of a table: 1 array,
  * -1 object, 0 unmarked. */

@@ -1,27 +1,33 @@
 /* ltype.c - the sandboxed Lua type runtime (see ltype.h and
  * docs/lua-runtime.md).
  *
- * One lua_State per type set. The state's own globals belong to the
- * trusted library in lua/glare (loaded with require from lua_path); type
- * files and hooks only ever run in the allow-listed environments that
- * library builds. The C side adds what Lua cannot do for itself:
- *  - a capped allocator (lua_memory_limit for the whole state): growth past
- *    the cap fails, which Lua turns into a memory error inside the call;
- *  - an instruction budget per call (lua_instruction_limit) from a count
- *    hook that, once over budget, fires on every instruction so a script's
- *    own pcall cannot swallow the error;
- *  - text-only chunks (the library loads with mode "t"; C never loads
- *    bytecode), no C modules (package.cpath emptied, loadlib removed), and
- *    the VM-wide string metatable pointed at the library's capped string
- *    functions and hidden;
- *  - Lua <-> JSON conversion over jansson with raw table access only (a
- *    hostile __index/__pairs never runs here), integers kept as integers,
- *    a depth limit, and every conversion inside a protected call.
+ * One lua_State per type per worker. A state's globals belong to its own
+ * copy of the trusted library in lua/glare (read once per load from
+ * lua_path, regular files only); the type file and its hooks only ever
+ * run in the allow-listed environments that library builds, and once the
+ * file has declared its type the library seals what it built (read-only
+ * tables, file-level locals put back after every call). The C side adds
+ * what Lua cannot do for itself:
+ *  - a capped allocator per state (lua_memory_limit), so a type can only
+ *    ever exhaust its own memory;
+ *  - one budget per request (gl_lreq) in instructions, from a count hook
+ *    that, once the budget is spent, fires on every instruction so a
+ *    script's own pcall cannot swallow the error, and in wall time, from
+ *    the monotonic clock read by the same hook; the C functions of
+ *    lsafe.c charge the work the hook cannot see to the same budget;
+ *  - text-only chunks, no C modules, no finalizers (setmetatable refuses
+ *    __gc and the library never hands its metatables out), so lua_close
+ *    never runs type code;
+ *  - Lua <-> JSON conversion with raw access only, a depth, node and size
+ *    budget and cycle detection (ljson.c);
+ *  - the mapping of errors: refusals are 4xx with the type's message,
+ *    anything else a 500 without file names, logged in full.
  */
 #include "ltype.h"
 #include "coro.h"
 #include "ljson.h"
 #include "log.h"
+#include "lsafe.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -30,8 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -39,66 +47,174 @@
 #include <lualib.h>
 
 #define MAX_TYPE_FILE (1 << 20)
+#define MAX_LIB_FILE (1 << 20)
 #define HOOK_EVERY 1000
+/* declaring a type may take this many times a request's budget */
+#define LOAD_STEPS_FACTOR 100
+#define LOAD_TIME_FACTOR 10
+/* a call that left this much garbage behind gets a full collection */
+#define GC_SLACK (8u << 20)
 
-struct gl_types {
-	int refs;
+typedef struct libsrc {
+	char *name, *src;
+	size_t len;
+	char *bc;                /* compiled by the first state that loaded it */
+	size_t bclen, bccap;
+} libsrc;
+
+typedef struct gl_tstate {
+	gl_lsafe_host host;      /* first: what lua_getextraspace points at */
 	lua_State *L;
-	size_t mem_used, mem_cap;
-	int64_t steps, budget;
-	int64_t hook_budget;     /* lua_instruction_limit */
-	gl_type *types;
-	int ntypes;
-	int rt_ref;          /* glare.runtime */
-	gl_ljson lj;         /* null sentinel and marker metatables */
+	gl_types *ts;
+	char chunk[300];         /* "types/x.lua", for messages */
+	size_t mem_used, mem_cap, mem_sealed;
+	int mem_refused;         /* the cap refused an allocation this call */
+	int rt_ref, boxes_ref, nboxes;
+	gl_ljson lj;
+	/* the call in progress */
+	gl_lreq *rq;
+	int64_t steps_limit, ns_limit, t0, deadline;
+	int spent;               /* 1: instructions, 2: time */
+	int loading;             /* declaring the type (budget wording) */
+	char where[160];         /* where the budget ran out */
 	/* pre_upload's blob.read */
 	const char *read_path;
 	int64_t read_left, read_end;
+} gl_tstate;
+
+struct gl_types {
+	int refs;
+	gl_type *types;
+	gl_tstate **states;      /* states[i] runs types[i] */
+	int ntypes;
+	char *lua_path;
+	libsrc *lib;             /* library sources, read once per load */
+	int nlib;
+	size_t mem_cap;
+	int64_t steps_limit, ns_limit;
 };
 
 static gl_types *current_set;
 
-/* ---- the capped allocator and the budget hook ------------------------------ */
+static gl_tstate *state_of(lua_State *L)
+{
+	return *(gl_tstate **)lua_getextraspace(L);
+}
+
+static gl_tstate *type_state(gl_types *ts, const gl_type *t)
+{
+	return ts->states[t - ts->types];
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* ---- the capped allocator and the budget -------------------------------- */
 
 static void *cap_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-	gl_types *ts = ud;
+	gl_tstate *st = ud;
 	size_t old = ptr ? osize : 0;
 
 	if (nsize == 0) {
 		free(ptr);
-		ts->mem_used -= old;
+		st->mem_used -= old;
 		return NULL;
 	}
 	/* refuse only growth past the cap; shrinking always succeeds */
-	if (nsize > old && ts->mem_used + (nsize - old) > ts->mem_cap)
+	if (nsize > old && st->mem_used + (nsize - old) > st->mem_cap) {
+		st->mem_refused = 1;
 		return NULL;
+	}
 	void *np = realloc(ptr, nsize);
 	if (np)
-		ts->mem_used = ts->mem_used - old + nsize;
+		st->mem_used = st->mem_used - old + nsize;
 	return np;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Raise if the request's budget is spent. Once spent, the hook fires on
+ * every instruction, so an inner pcall cannot catch the error and carry
+ * on: the first instruction after it raises again. */
+static void check_budget(lua_State *L, gl_tstate *st)
+{
+	if (!st->spent) {
+		if (st->rq->steps > st->steps_limit)
+			st->spent = 1;
+		else if (mono_ns() > st->deadline)
+			st->spent = 2;
+		else
+			return;
+		/* where the type was: the first level with a line (level 0
+		 * is the interrupted function in a hook, the charging C
+		 * function, which has none, otherwise) */
+		st->where[0] = '\0';
+		for (int lv = 0; lv <= 3 && !st->where[0]; lv++) {
+			luaL_where(L, lv);
+			snprintf(st->where, sizeof st->where, "%s",
+				 lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
+	}
+	if (st->spent == 1)
+		luaL_error(L, "instruction budget of %I %s exceeded",
+			   (lua_Integer)st->steps_limit,
+			   st->loading ? "for loading" : "per request");
+	luaL_error(L, "time budget of %I ms %s exceeded",
+		   (lua_Integer)(st->ns_limit / 1000000),
+		   st->loading ? "for loading" : "per request");
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-	gl_types *ts = *(gl_types **)lua_getextraspace(L);
+	gl_tstate *st = state_of(L);
 
-	ts->steps += HOOK_EVERY;
-	if (ts->steps > ts->budget) {
-		/* from now on every instruction raises, so an inner pcall
-		 * cannot catch the error and carry on */
-		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
-		ts->steps = ts->budget + 1;
-		luaL_error(L, "instruction budget of %I exceeded",
-			   (lua_Integer)ts->budget);
-	}
+	st->rq->steps += HOOK_EVERY;
+	check_budget(L, st);
 }
 
-static void arm(gl_types *ts, int64_t budget)
+static void host_charge(lua_State *L, int64_t steps)
 {
-	ts->steps = 0;
-	ts->budget = budget;
-	lua_sethook(ts->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	gl_tstate *st = state_of(L);
+
+	if (!st->rq)
+		return;
+	st->rq->steps += steps;
+	check_budget(L, st);
+}
+
+static double host_clock(lua_State *L)
+{
+	gl_tstate *st = state_of(L);
+
+	if (!st->rq)
+		return 0;
+	return (double)(st->rq->ns + mono_ns() - st->t0) / 1e9;
+}
+
+/* A fresh seed for math.random per call, from a generator seeded once
+ * per worker. */
+static uint64_t next_seed(void)
+{
+	static uint64_t s;
+	static int seeded;
+
+	if (!seeded) {
+		if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s)
+			s = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+		seeded = 1;
+	}
+	s += 0x9e3779b97f4a7c15ULL;
+	uint64_t z = s;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
 }
 
 static int at_panic(lua_State *L)
@@ -109,24 +225,26 @@ static int at_panic(lua_State *L)
 	return 0;
 }
 
-/* ---- protected calls ------------------------------------------------------------ */
+/* ---- protected calls ------------------------------------------------------ */
 
-/* Everything that touches the state runs inside one lua_pcall of a C
+/* Everything that touches a state runs inside one lua_pcall of a C
  * function, so a memory error or a runaway script unwinds to here and
  * never to the panic handler. */
 typedef struct pcall_ctx {
-	gl_types *ts;
+	gl_tstate *st;
 	int (*fn)(lua_State *L, struct pcall_ctx *c);
 	/* in */
 	const gl_type *t;
-	const char *s1, *s2, *s3;
-	const json_t *j1, *j2, *j3, *j4;
+	const char *s1, *s2;
+	const json_t *j1, *j2, *j3;
+	const void *arg;
 	int flag;
 	/* out */
 	json_t *out;
-	char *str;
+	char *str, *str2;
 	int64_t i64;
-	int status;          /* for hook failures: 4xx */
+	int status;          /* a refusal: 4xx and msg for the client */
+	int internal;        /* a server-side failure: msg for the log */
 	char msg[1024];
 } pcall_ctx;
 
@@ -137,13 +255,17 @@ static int trampoline(lua_State *L)
 	return c->fn(L, c);
 }
 
+/* Message handler of run(): may run inside the count hook with hooks off,
+ * so it runs no type code (raw access only, no __tostring). */
 static int traceback(lua_State *L)
 {
 	const char *m = lua_tostring(L, 1);
 	if (!m) {
 		if (lua_type(L, 1) == LUA_TTABLE) {
-			lua_getfield(L, 1, "message");
-			m = lua_tostring(L, -1);
+			lua_pushliteral(L, "message");
+			lua_rawget(L, 1);
+			m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+							   : NULL;
 		}
 		if (!m)
 			m = "(error object is not a string)";
@@ -152,46 +274,157 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
-static int run(pcall_ctx *c, int64_t budget, gl_err *err, const char *what)
+/* Put back every file-level local (and _ENV) of the type's functions as
+ * they were when the type was sealed: a hook may assign them during a
+ * call, the next call never sees it. */
+static void restore(gl_tstate *st)
 {
-	gl_types *ts = c->ts;
-	lua_State *L = ts->L;
-	int base = lua_gettop(L), rc;
+	lua_State *L = st->L;
 
+	if (!st->nboxes || !lua_checkstack(L, 4))
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, st->boxes_ref);
+	for (int i = 0; i < st->nboxes; i++) {
+		lua_Integer n;
+		lua_rawgeti(L, -1, 3 * i + 1);
+		lua_rawgeti(L, -2, 3 * i + 2);
+		n = lua_tointeger(L, -1);
+		lua_pop(L, 1);
+		lua_rawgeti(L, -2, 3 * i + 3);
+		if (!lua_setupvalue(L, -2, (int)n))
+			lua_pop(L, 1);
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+/* Replace control characters so one hook record stays one log line. */
+static void one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = *s == '\n' ? '|' : ' ';
+}
+
+/* Run c->fn in st with the budget of rq (NULL: a budget of its own).
+ * Returns 0, or -1 with c->internal set and the reason in c->msg. */
+static int run_limits(pcall_ctx *c, gl_lreq *rq, int64_t steps_limit,
+		      int64_t ns_limit)
+{
+	gl_tstate *st = c->st;
+	lua_State *L = st->L;
+	gl_lreq own = { 0 };
+	int base = lua_gettop(L), rc;
+	int64_t now;
+
+	if (!rq)
+		rq = &own;
+	if (rq->steps > steps_limit || rq->ns > ns_limit) {
+		c->internal = 1;
+		snprintf(c->msg, sizeof c->msg, "the request's Lua budget "
+			 "(%lld instructions, %lld ms) is spent",
+			 (long long)steps_limit, (long long)(ns_limit / 1000000));
+		return -1;
+	}
+	st->rq = rq;
+	st->steps_limit = steps_limit;
+	st->ns_limit = ns_limit;
+	st->spent = 0;
+	st->mem_refused = 0;
+	now = mono_ns();
+	st->t0 = now;
+	st->deadline = now + (ns_limit - rq->ns);
+	gl_lsafe_seed(st->host.rng, next_seed());
 	lua_pushcfunction(L, traceback);
 	lua_pushcfunction(L, trampoline);
 	lua_pushlightuserdata(L, c);
-	arm(ts, budget);
-	/* a call into Lua never spans a yield: the state (and its budget)
-	 * is the worker's, shared by every request's coroutine */
+	lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	/* a call into Lua never spans a yield: the state, its sealed
+	 * upvalues and st->rq (this request's budget) are shared by every
+	 * coroutine of the worker */
 	gl_coro_noyield_enter();
 	rc = lua_pcall(L, 1, 0, base + 1);
 	gl_coro_noyield_leave();
 	lua_sethook(L, NULL, 0, 0);
-	gl_metrics_lua(rc != LUA_OK, rc != LUA_OK && ts->steps > ts->budget,
-		       rc == LUA_ERRMEM);
+	rq->ns += mono_ns() - now;
 	if (rc != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
-		char first[1024];
-		snprintf(first, sizeof first, "%s", m ? m : "?");
-		/* the first line for clients; the traceback for the log */
-		first[strcspn(first, "\n")] = '\0';
-		gl_warn("lua: %s: %s", what, m ? m : "?");
-		lua_settop(L, base);
-		if (rc == LUA_ERRMEM)
-			return gl_fail(err, 500, "LuaError",
-				       "%s: the type runtime ran out of its "
-				       "memory budget", what);
-		return gl_fail(err, 500, "LuaError", "%s: %s", what, first);
+		c->internal = 1;
+		const char *per = st->loading ? "for loading" : "per request";
+		if (st->spent == 1)
+			snprintf(c->msg, sizeof c->msg, "%sinstruction budget of "
+				 "%lld %s exceeded", st->where,
+				 (long long)steps_limit, per);
+		else if (st->spent)
+			snprintf(c->msg, sizeof c->msg, "%stime budget of %lld ms "
+				 "%s exceeded", st->where,
+				 (long long)(ns_limit / 1000000), per);
+		else if (rc == LUA_ERRMEM || st->mem_refused)
+			snprintf(c->msg, sizeof c->msg, "memory limit of %zu "
+				 "bytes exceeded: %s", st->mem_cap, m ? m : "?");
+		else
+			snprintf(c->msg, sizeof c->msg, "%s", m ? m : "?");
+	} else if (c->internal && st->mem_refused &&
+		   !strstr(c->msg, "memory limit")) {
+		char m[sizeof c->msg];
+		snprintf(m, sizeof m, "%s", c->msg);
+		snprintf(c->msg, sizeof c->msg, "memory limit of %zu bytes "
+			 "exceeded: %.900s", st->mem_cap, m);
 	}
+	gl_metrics_lua(rc != LUA_OK || c->internal, st->spent != 0,
+		       rc == LUA_ERRMEM || st->mem_refused);
 	lua_settop(L, base);
+	restore(st);
+	st->rq = NULL;
+	if (st->mem_used > st->mem_sealed + GC_SLACK)
+		lua_gc(L, LUA_GCCOLLECT);
+	return rc == LUA_OK && !c->internal ? 0 : -1;
+}
+
+static int run(pcall_ctx *c, gl_lreq *rq)
+{
+	gl_types *ts = c->st->ts;
+	return run_limits(c, rq, ts->steps_limit, ts->ns_limit);
+}
+
+/* The outcome of a call as gl_err: a refusal keeps its status and
+ * message; a server-side failure is logged with its detail and answered
+ * with a 500 that names what failed but no file. */
+static int finish(pcall_ctx *c, int rc, gl_lreq *rq, const char *what,
+		  gl_err *err)
+{
+	const char *rid = rq && rq->rid && rq->rid[0] ? rq->rid : NULL;
+
+	if (rc < 0 || c->internal) {
+		one_line(c->msg);
+		gl_error("request %s: %s failed: %s", rid ? rid : "-", what,
+			 c->msg);
+		if (rid)
+			return gl_fail(err, 500, NULL, "%s failed (internal "
+				       "error; see the server log for request "
+				       "%s)", what, rid);
+		return gl_fail(err, 500, NULL, "%s failed (internal error; "
+			       "see the server log)", what);
+	}
+	if (c->status >= 400 && c->status <= 499)
+		return gl_fail(err, c->status,
+			       c->status == 400 ? "BadRequest" : NULL, "%s",
+			       c->msg);
+	if (c->status) {
+		/* glare.fail only makes 4xx: anything else is a forgery */
+		gl_error("request %s: %s failed: status %d out of range: %s",
+			 rid ? rid : "-", what, c->status, c->msg);
+		return gl_fail(err, 500, NULL, "%s failed (internal error; see "
+			       "the server log%s%s)", what,
+			       rid ? " for request " : "", rid ? rid : "");
+	}
 	return 0;
 }
 
 /* push runtime[name] */
-static void push_rt(lua_State *L, gl_types *ts, const char *name)
+static void push_rt(lua_State *L, gl_tstate *st, const char *name)
 {
-	lua_rawgeti(L, LUA_REGISTRYINDEX, ts->rt_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, st->rt_ref);
 	lua_getfield(L, -1, name);
 	lua_remove(L, -2);
 }
@@ -274,7 +507,7 @@ static char *get_str(lua_State *L, int idx, const char *k)
 
 /* Copy the compiled type at the top of the stack into t. Raises on a
  * malformed compiled table (a library bug). [-0, +0, e] */
-static void import_type(lua_State *L, gl_types *ts, gl_type *t)
+static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 {
 	int T = lua_gettop(L);
 	char msg[256];
@@ -341,7 +574,7 @@ static void import_type(lua_State *L, gl_types *ts, gl_type *t)
 		f->max_keys = (int)get_int(L, F, "max_keys", 255);
 		lua_getfield(L, F, "default");
 		if (!lua_isnil(L, -1)) {
-			f->def = gl_ljson_to(L, &ts->lj, -1, msg, sizeof msg);
+			f->def = gl_ljson_to(L, &st->lj, -1, msg, sizeof msg);
 			if (!f->def)
 				luaL_error(L, "type %s: field %s: default: %s",
 					   t->name, f->name, msg);
@@ -365,172 +598,317 @@ static void import_type(lua_State *L, gl_types *ts, gl_type *t)
 	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* glare.log and print: at most GL_LOG_RECORDS records and GL_LOG_BYTES
+ * bytes per request, each record cut at GL_LOG_RECORD_MAX bytes and kept
+ * on one line; one warning says when records start to be dropped. */
 static int log_sink(lua_State *L)
 {
+	gl_tstate *st = state_of(L);
+	gl_lreq *rq = st->rq;
+	size_t len;
 	const char *level = luaL_optstring(L, 1, "info");
-	const char *msg = luaL_optstring(L, 2, "");
+	const char *msg = luaL_optlstring(L, 2, "", &len);
 	const char *tn = luaL_optstring(L, 3, "-");
+	const char *rid = rq && rq->rid && rq->rid[0] ? rq->rid : "-";
 	enum gl_log_level lv = GL_LOG_INFO;
+	char buf[GL_LOG_RECORD_MAX + 4];
+	size_t keep = len < GL_LOG_RECORD_MAX ? len : GL_LOG_RECORD_MAX;
 
+	if (rq) {
+		/* once records are dropped, every later one of the request is */
+		if (rq->log_dropped || rq->log_records >= GL_LOG_RECORDS ||
+		    rq->log_bytes + (int64_t)keep > GL_LOG_BYTES) {
+			if (rq->log_dropped++ == 0)
+				gl_warn("request %s: type %s: further log records "
+					"of this request dropped (limit %d records, "
+					"%d bytes)", rid, tn, GL_LOG_RECORDS,
+					GL_LOG_BYTES);
+			return 0;
+		}
+		rq->log_records++;
+		rq->log_bytes += (int64_t)keep;
+	}
+	memcpy(buf, msg, keep);
+	buf[keep] = '\0';
+	if (keep < len)
+		strcpy(buf + keep, "...");
+	/* embedded NULs end the record: it is text for the log */
+	one_line(buf);
 	if (!strcasecmp(level, "debug"))
 		lv = GL_LOG_DEBUG;
 	else if (!strncasecmp(level, "warn", 4))
 		lv = GL_LOG_WARN;
 	else if (!strcasecmp(level, "error"))
 		lv = GL_LOG_ERROR;
-	gl_log(lv, "type %s: %s%s%s", tn,
-	       strcasecmp(level, "hook") ? "" : "hook ", msg, "");
+	gl_log(lv, "request %s: type %.100s: %s%s", rid, tn,
+	       strcasecmp(level, "hook") ? "" : "hook ", buf);
 	return 0;
 }
 
-/* Read a whole type file (small, bounded). */
-static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
+/* Read a whole file: a regular file only, never blocking (a FIFO or a
+ * device in types_path must not hang a reload), at most max bytes. */
+static char *slurp(const char *path, size_t max, size_t *len, char *err,
+		   size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
 	char *buf;
-	ssize_t n;
+	size_t got = 0;
 
 	if (fd < 0) {
 		snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || st.st_size > MAX_TYPE_FILE) {
-		snprintf(err, errlen, "%.900s: missing or larger than %d bytes", path,
-			 MAX_TYPE_FILE);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%.900s: not a regular file", path);
+		close(fd);
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "%.900s: larger than %zu bytes", path, max);
 		close(fd);
 		return NULL;
 	}
 	buf = malloc((size_t)st.st_size + 1);
-	n = buf ? read(fd, buf, (size_t)st.st_size) : -1;
+	while (buf && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		got += (size_t)n;
+	}
 	close(fd);
-	if (n != st.st_size) {
+	if (!buf || got != (size_t)st.st_size) {
 		free(buf);
 		snprintf(err, errlen, "%.900s: read failed", path);
 		return NULL;
 	}
-	buf[n] = '\0';
-	*len = (size_t)n;
+	buf[got] = '\0';
+	*len = got;
 	return buf;
 }
 
-typedef struct load_args {
-	const gl_conf *conf;
-	char **names;
-	int nnames;
-} load_args;
-
-/* The part of loading that runs inside the protected call. */
-static int p_load(lua_State *L, pcall_ctx *c)
+/* lua_dump hands the compiled chunk over in many small pieces: grow the
+ * buffer geometrically */
+static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 {
-	gl_types *ts = c->ts;
-	const load_args *la = (const load_args *)c->j1;
-	const gl_conf *conf = la->conf;
-	char path[4096], err[1024];
+	libsrc *e = ud;
 
+	if (e->bclen + sz > e->bccap) {
+		size_t cap = e->bccap ? e->bccap : 16384;
+		char *n;
+		while (cap < e->bclen + sz)
+			cap *= 2;
+		n = realloc(e->bc, cap);
+		if (!n)
+			return 1;
+		e->bc = n;
+		e->bccap = cap;
+	}
+	memcpy(e->bc + e->bclen, p, sz);
+	e->bclen += sz;
+	return 0;
+}
+
+/* package.searchers entry: library modules from lua_path, each file read
+ * once per load and shared by the set's states. Only "glare.x" names. The
+ * first state compiles the text; the others load that compiled form
+ * (parsing the library was most of a state's start-up), never a binary
+ * chunk from a file. */
+static int lib_searcher(lua_State *L)
+{
+	gl_tstate *st = state_of(L);
+	gl_types *ts = st->ts;
+	const char *name = luaL_checkstring(L, 1);
+	char path[4096], err[1024];
+	libsrc *e = NULL;
+
+	if (strncmp(name, "glare.", 6) != 0 ||
+	    strspn(name + 6, "abcdefghijklmnopqrstuvwxyz_") != strlen(name + 6)) {
+		lua_pushfstring(L, "\n\tno library module '%s'", name);
+		return 1;
+	}
+	snprintf(path, sizeof path, "%s/glare/%s.lua", ts->lua_path, name + 6);
+	for (int i = 0; i < ts->nlib; i++)
+		if (!strcmp(ts->lib[i].name, name))
+			e = &ts->lib[i];
+	if (!e) {
+		libsrc *n = realloc(ts->lib, sizeof *n * (size_t)(ts->nlib + 1));
+		if (!n)
+			return luaL_error(L, "out of memory");
+		ts->lib = n;
+		e = &ts->lib[ts->nlib];
+		e->src = slurp(path, MAX_LIB_FILE, &e->len, err, sizeof err);
+		if (!e->src)
+			return luaL_error(L, "%s", err);
+		e->bc = NULL;
+		e->bclen = e->bccap = 0;
+		e->name = strdup(name);
+		if (!e->name) {
+			free(e->src);
+			return luaL_error(L, "out of memory");
+		}
+		ts->nlib++;
+	}
+	lua_pushfstring(L, "@%s", path);
+	if (e->bc) {
+		if (luaL_loadbufferx(L, e->bc, e->bclen, lua_tostring(L, -1),
+				     "b") != LUA_OK)
+			return lua_error(L);
+	} else {
+		if (luaL_loadbufferx(L, e->src, e->len, lua_tostring(L, -1),
+				     "t") != LUA_OK)
+			return lua_error(L);
+		if (lua_dump(L, dump_writer, e, 0) != 0) {
+			free(e->bc);
+			e->bc = NULL;
+			e->bclen = e->bccap = 0;
+		}
+	}
+	lua_pushstring(L, path);
+	return 2;
+}
+
+static void require(lua_State *L, const char *name)
+{
+	lua_getglobal(L, "require");
+	lua_pushstring(L, name);
+	lua_call(L, 1, 1);
+}
+
+/* The library in a fresh state: stock libraries, the sandbox's C
+ * replacements as glare.core (installed by glare.sandbox before the other
+ * modules capture anything), then glare.runtime and glare.loader. */
+static void setup_library(lua_State *L, gl_tstate *st)
+{
 	luaL_openlibs(L);
-	/* library modules from lua_path only; no C modules ever */
 	lua_getglobal(L, "package");
-	lua_pushfstring(L, "%s/?.lua;%s/?/init.lua", conf->lua_path,
-			conf->lua_path);
+	lua_pushliteral(L, "");
 	lua_setfield(L, -2, "path");
-	lua_pushstring(L, "");
+	lua_pushliteral(L, "");
 	lua_setfield(L, -2, "cpath");
 	lua_pushnil(L);
 	lua_setfield(L, -2, "loadlib");
+	/* searchers: preload, then the library; never files or C modules */
 	lua_getfield(L, -1, "searchers");
+	lua_pushcfunction(L, lib_searcher);
+	lua_rawseti(L, -2, 2);
 	for (int i = 3; i <= 4; i++) {
 		lua_pushnil(L);
 		lua_rawseti(L, -2, i);
 	}
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "loaded");
+	gl_lsafe_open(L);
+	lua_setfield(L, -2, "glare.core");
 	lua_pop(L, 2);
 
-	lua_getglobal(L, "require");
-	lua_pushstring(L, "glare.runtime");
-	lua_call(L, 1, 1);
-	ts->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_getglobal(L, "require");
-	lua_pushstring(L, "glare.json");
-	lua_call(L, 1, 1);
-	lua_getfield(L, -1, "null");
-	ts->lj.null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_getfield(L, -1, "array_mt");
-	ts->lj.amt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_getfield(L, -1, "object_mt");
-	ts->lj.omt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	require(L, "glare.sandbox");
+	lua_getfield(L, -1, "FROZEN");
+	st->lj.frozen_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pop(L, 1);
-	push_rt(L, ts, "set_log_sink");
+	require(L, "glare.runtime");
+	st->rt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	require(L, "glare.json");
+	lua_getfield(L, -1, "null");
+	st->lj.null_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_getfield(L, -1, "array_mt");
+	st->lj.amt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_getfield(L, -1, "object_mt");
+	st->lj.omt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1);
+	push_rt(L, st, "set_log_sink");
 	lua_pushcfunction(L, log_sink);
 	lua_call(L, 1, 0);
-	lua_getglobal(L, "require");
-	lua_pushstring(L, "glare.sandbox");
-	lua_call(L, 1, 1);
-	lua_getfield(L, -1, "protect_string_metatable");
-	lua_call(L, 0, 0);
-	lua_pop(L, 1);
-	lua_getglobal(L, "require");
-	lua_pushstring(L, "glare.loader");
-	lua_call(L, 1, 1);
-	int loader = lua_gettop(L);
-
+	require(L, "glare.loader");
 	/* what trusted code no longer needs once the library is in */
-	static const char *const drop[] = { "dofile", "loadfile", "debug",
-					    "collectgarbage", NULL };
+	static const char *const drop[] = { "dofile", "loadfile", "load",
+					    "debug", "collectgarbage", "io",
+					    "os", "require", "package", NULL };
 	for (int i = 0; drop[i]; i++) {
 		lua_pushnil(L);
 		lua_setglobal(L, drop[i]);
 	}
+}
 
-	ts->ntypes = 0;
-	ts->types = calloc((size_t)la->nnames + 1, sizeof *ts->types);
-	if (!ts->types)
-		luaL_error(L, "out of memory");
-	for (int i = 0; i < la->nnames; i++) {
-		const char *name = la->names[i];
-		char chunk[512];
+typedef struct load_args {
+	const gl_conf *conf;
+	const char *name;        /* NULL: the `all` meta-type */
+} load_args;
+
+static int p_load(lua_State *L, pcall_ctx *c)
+{
+	gl_tstate *st = c->st;
+	const load_args *la = c->arg;
+	gl_type *t = (gl_type *)c->t;
+	int loader;
+
+	setup_library(L, st);
+	loader = lua_gettop(L);
+	if (la->name) {
+		char path[4096], err[1024];
 		size_t len;
 		char *src;
-		const gl_type_conf *tc = gl_conf_type(conf, name);
+		const gl_type_conf *tc = gl_conf_type(la->conf, la->name);
 
-		snprintf(path, sizeof path, "%s/%s.lua", conf->types_path, name);
-		snprintf(chunk, sizeof chunk, "types/%s.lua", name);
-		src = slurp(path, &len, err, sizeof err);
-		if (!src)
-			luaL_error(L, "artifact type %s: %s", name, err);
+		snprintf(path, sizeof path, "%s/%s.lua", la->conf->types_path,
+			 la->name);
+		src = slurp(path, MAX_TYPE_FILE, &len, err, sizeof err);
+		if (!src) {
+			c->internal = 1;
+			snprintf(c->msg, sizeof c->msg, "artifact type %.100s: "
+				 "%.900s", la->name, err);
+			return 0;
+		}
 		lua_getfield(L, loader, "load");
 		lua_pushlstring(L, src, len);
 		free(src);
-		lua_pushstring(L, chunk);
+		lua_pushstring(L, st->chunk);
 		lua_createtable(L, 0, 1);
 		if (tc->raw) {
-			gl_ljson_push(L, &ts->lj, tc->raw);
+			gl_ljson_push(L, &st->lj, tc->raw);
 			lua_setfield(L, -2, "options");
 		}
 		lua_call(L, 3, 2);
-		if (lua_isnil(L, -2))
-			luaL_error(L, "%s", lua_tostring(L, -1));
+		if (lua_isnil(L, -2)) {
+			/* the loader's message names the file already */
+			c->internal = 1;
+			c->flag = 1;
+			snprintf(c->msg, sizeof c->msg, "%s",
+				 lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+			return 0;
+		}
 		lua_pop(L, 1);
-		import_type(L, ts, &ts->types[ts->ntypes]);
-		lua_pop(L, 1);
-		if (!ts->types[ts->ntypes].name ||
-		    strcmp(ts->types[ts->ntypes].name, name) != 0)
-			luaL_error(L, "%s: declares type '%s', expected '%s' "
-				   "(the file name)", chunk,
-				   ts->types[ts->ntypes].name
-					   ? ts->types[ts->ntypes].name : "?",
-				   name);
-		ts->ntypes++;
+	} else {
+		lua_getfield(L, loader, "all_type");
+		lua_call(L, 0, 1);
 	}
-	lua_getfield(L, loader, "all_type");
-	lua_call(L, 0, 1);
-	import_type(L, ts, &ts->types[ts->ntypes]);
-	ts->types[ts->ntypes].is_all = 1;
-	/* on the all type, type_name is a column like the base fields */
-	for (int i = 0; i < ts->types[ts->ntypes].nfields; i++)
-		if (!strcmp(ts->types[ts->ntypes].fields[i].name, "type_name"))
-			ts->types[ts->ntypes].fields[i].base = 1;
-	ts->ntypes++;
-	lua_pop(L, 2);
+	import_type(L, st, t);
+	if (la->name && (!t->name || strcmp(t->name, la->name) != 0)) {
+		c->internal = 1;
+		snprintf(c->msg, sizeof c->msg, "%s: declares type '%s', "
+			 "expected '%s' (the file name)", st->chunk,
+			 t->name ? t->name : "?", la->name);
+		return 0;
+	}
+	if (!la->name)
+		/* on the all type, type_name is a column like the base fields */
+		for (int i = 0; i < t->nfields; i++)
+			if (!strcmp(t->fields[i].name, "type_name"))
+				t->fields[i].base = 1;
+	/* the file-level locals sealed with the type, put back after calls */
+	lua_getfield(L, -1, "_boxes");
+	if (lua_istable(L, -1)) {
+		lua_getfield(L, -1, "n");
+		st->nboxes = (int)(lua_tointeger(L, -1) / 3);
+		lua_pop(L, 1);
+		st->boxes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	} else {
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	return 0;
 }
 
@@ -558,21 +936,60 @@ static void types_free(gl_types *ts)
 		free(t->name);
 		free(t->display_name);
 		free(t->version);
+		if (ts->states && ts->states[i]) {
+			/* no finalizers can exist: closing runs no type code */
+			if (ts->states[i]->L)
+				lua_close(ts->states[i]->L);
+			free(ts->states[i]);
+		}
 	}
+	for (int i = 0; i < ts->nlib; i++) {
+		free(ts->lib[i].name);
+		free(ts->lib[i].src);
+		free(ts->lib[i].bc);
+	}
+	free(ts->lib);
+	free(ts->states);
 	free(ts->types);
-	if (ts->L)
-		lua_close(ts->L);
+	free(ts->lua_path);
 	if (current_set == ts)
 		current_set = NULL;
 	free(ts);
 }
 
+static gl_tstate *state_new(gl_types *ts, const char *chunk)
+{
+	gl_tstate *st = calloc(1, sizeof *st);
+
+	if (!st)
+		return NULL;
+	st->ts = ts;
+	st->mem_cap = ts->mem_cap;
+	st->host.charge = host_charge;
+	st->host.clock = host_clock;
+	st->rt_ref = st->boxes_ref = LUA_NOREF;
+	st->lj.null_ref = st->lj.amt_ref = st->lj.omt_ref = LUA_NOREF;
+	st->lj.frozen_ref = LUA_NOREF;
+	snprintf(st->chunk, sizeof st->chunk, "%s", chunk);
+	st->L = lua_newstate(cap_alloc, st);
+	if (!st->L) {
+		free(st);
+		return NULL;
+	}
+	lua_atpanic(st->L, at_panic);
+	/* request garbage dies young: the generational collector keeps up
+	 * without the full steps an incremental cycle would take per call
+	 * (a forced step per call measured ~40% of a create's CPU) */
+	lua_gc(st->L, LUA_GCGEN, 0, 0);
+	*(gl_tstate **)lua_getextraspace(st->L) = st;
+	return st;
+}
+
 gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
 {
 	gl_types *ts = calloc(1, sizeof *ts);
-	load_args la = { conf, NULL, 0 };
-	pcall_ctx c = { 0 };
-	int rc;
+	char **names = NULL;
+	int nnames = 0, rc = 0;
 
 	if (!ts) {
 		gl_fail(err, 500, NULL, "out of memory");
@@ -580,44 +997,69 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
 	}
 	ts->refs = 1;
 	ts->mem_cap = (size_t)conf->lua_memory_limit;
-	ts->hook_budget = conf->lua_instruction_limit;
-	ts->L = lua_newstate(cap_alloc, ts);
-	if (!ts->L) {
-		free(ts);
-		gl_fail(err, 500, NULL, "cannot create a Lua state");
-		return NULL;
-	}
-	lua_atpanic(ts->L, at_panic);
-	/* request garbage dies young: the generational collector keeps up
-	 * without the full steps an incremental cycle would take per call
-	 * (a forced step per call measured ~40% of a create's CPU) */
-	lua_gc(ts->L, LUA_GCGEN, 0, 0);
-	*(gl_types **)lua_getextraspace(ts->L) = ts;
-
+	ts->steps_limit = conf->lua_instruction_limit;
+	ts->ns_limit = conf->lua_time_limit * 1000000;
+	ts->lua_path = strdup(conf->lua_path);
 	/* enabled types, then custom modules: a.b.c names file c.lua */
 	for (int i = 0; i < conf->enabled_artifact_types.n; i++)
 		if (strcmp(conf->enabled_artifact_types.v[i], "all") != 0)
-			add_name(&la.names, &la.nnames,
-				 conf->enabled_artifact_types.v[i]);
+			add_name(&names, &nnames, conf->enabled_artifact_types.v[i]);
 	for (int i = 0; i < conf->custom_artifact_types_modules.n; i++) {
 		const char *m = conf->custom_artifact_types_modules.v[i];
 		const char *dot = strrchr(m, '.');
-		add_name(&la.names, &la.nnames, dot ? dot + 1 : m);
+		add_name(&names, &nnames, dot ? dot + 1 : m);
 	}
-	c.ts = ts;
-	c.fn = p_load;
-	c.j1 = (const json_t *)&la;
-	/* a type file gets the load budget of 100 hook calls */
-	rc = run(&c, conf->lua_instruction_limit * 100, err, "loading types");
-	for (int i = 0; i < la.nnames; i++)
-		free(la.names[i]);
-	free(la.names);
+	ts->types = calloc((size_t)nnames + 1, sizeof *ts->types);
+	ts->states = calloc((size_t)nnames + 1, sizeof *ts->states);
+	if (!ts->types || !ts->states || !ts->lua_path) {
+		rc = gl_fail(err, 500, NULL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i <= nnames; i++) {
+		load_args la = { conf, i < nnames ? names[i] : NULL };
+		pcall_ctx c = { 0 };
+		char chunk[300];
+		gl_lreq rq = { 0 };
+
+		snprintf(chunk, sizeof chunk, la.name ? "types/%s.lua"
+						      : "the library (type %s)",
+			 la.name ? la.name : "all");
+		ts->states[i] = state_new(ts, chunk);
+		ts->ntypes = i + 1;
+		if (!ts->states[i]) {
+			rc = gl_fail(err, 500, NULL, "%s: cannot create a Lua "
+				     "state", chunk);
+			goto out;
+		}
+		c.st = ts->states[i];
+		c.st->loading = 1;
+		c.fn = p_load;
+		c.arg = &la;
+		c.t = &ts->types[i];
+		if (run_limits(&c, &rq, ts->steps_limit * LOAD_STEPS_FACTOR,
+			       ts->ns_limit * LOAD_TIME_FACTOR) < 0) {
+			one_line(c.msg);
+			/* the loader's messages name the file already */
+			if ((c.flag && !c.st->mem_refused) ||
+			    !strncmp(c.msg, chunk, strlen(chunk)) ||
+			    !strncmp(c.msg, "artifact type ", 14))
+				rc = gl_fail(err, 500, NULL, "%s", c.msg);
+			else
+				rc = gl_fail(err, 500, NULL, "%s: %s while "
+					     "loading", chunk, c.msg);
+			goto out;
+		}
+		if (i == nnames)
+			ts->types[i].is_all = 1;
+		ts->states[i]->loading = 0;
+		lua_gc(ts->states[i]->L, LUA_GCCOLLECT);
+		ts->states[i]->mem_sealed = ts->states[i]->mem_used;
+	}
+out:
+	for (int i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
 	if (rc < 0) {
-		/* the library's message is already precise: drop the prefix */
-		const char *p = strstr(err->msg, "loading types: ");
-		if (p == err->msg)
-			memmove(err->msg, err->msg + 15, strlen(err->msg + 15) + 1);
-		err->status = 500;
 		types_free(ts);
 		return NULL;
 	}
@@ -646,7 +1088,7 @@ const gl_type *gl_types_find(const gl_types *ts, const char *name)
 	if (!name)
 		return NULL;
 	for (int i = 0; i < ts->ntypes; i++)
-		if (!strcmp(ts->types[i].name, name))
+		if (ts->types[i].name && !strcmp(ts->types[i].name, name))
 			return &ts->types[i];
 	return NULL;
 }
@@ -666,27 +1108,53 @@ const gl_field *gl_type_field(const gl_type *t, const char *name)
 
 /* ---- runtime calls ------------------------------------------------------------ */
 
-/* Results "v" or "nil, msg" at the top two slots after a call returning 2
- * values: convert to c->out, or c->msg + status 400. */
-static void take_result(lua_State *L, pcall_ctx *c)
+/* A value the type runtime returned, as JSON; a value without a JSON form
+ * is a server-side failure. */
+static void take_value(lua_State *L, pcall_ctx *c, int idx, const char *what)
 {
 	char m[256];
+
+	c->out = gl_ljson_to(L, &c->st->lj, idx, m, sizeof m);
+	if (!c->out) {
+		c->internal = 1;
+		snprintf(c->msg, sizeof c->msg, "%s: %s", what, m);
+	}
+}
+
+/* Results "v" or "nil, msg" at the top two slots: a data error is a 400
+ * with the library's message. */
+static void take_result(lua_State *L, pcall_ctx *c)
+{
 	if (lua_isnil(L, -2)) {
 		snprintf(c->msg, sizeof c->msg, "%s",
 			 lua_tostring(L, -1) ? lua_tostring(L, -1) : "invalid value");
 		c->status = 400;
 		return;
 	}
-	c->out = gl_ljson_to(L, &c->ts->lj, -2, m, sizeof m);
-	if (!c->out) {
-		snprintf(c->msg, sizeof c->msg, "%s", m);
-		c->status = 400;
-	}
+	take_value(L, c, -2, "the coerced value");
+}
+
+/* Client JSON goes into Lua only within the conversion's depth. */
+static int too_deep(pcall_ctx *c, const json_t *j, const char *what)
+{
+	if (gl_ljson_depth_ok(j))
+		return 0;
+	snprintf(c->msg, sizeof c->msg, "%s%svalue nested deeper than %d levels",
+		 what ? what : "", what ? ": " : "", GL_LJSON_MAX_DEPTH);
+	c->status = 400;
+	return 1;
 }
 
 static int p_coerce(lua_State *L, pcall_ctx *c)
 {
-	push_rt(L, c->ts, c->flag >= 0 ? "coerce_filter" : "coerce");
+	if (c->flag < 0) {
+		char what[512];
+		snprintf(what, sizeof what, "Type: %s. Field: %s. Exception",
+			 c->t->name, c->s1);
+		if (too_deep(c, c->j1, what))
+			return 0;
+	}
+	push_rt(L, c->st, c->flag >= 0 ? "coerce_filter" : "coerce");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
 	lua_pushstring(L, c->s1);
 	if (c->flag >= 0) {
@@ -694,32 +1162,24 @@ static int p_coerce(lua_State *L, pcall_ctx *c)
 		lua_pushboolean(L, c->flag);
 		lua_call(L, 4, 2);
 	} else {
-		gl_ljson_push(L, &c->ts->lj, c->j1);
+		gl_ljson_push(L, &c->st->lj, c->j1);
 		lua_call(L, 3, 2);
 	}
 	take_result(L, c);
 	return 0;
 }
 
-static int finish(pcall_ctx *c, int rc, gl_err *err)
+int gl_types_coerce(gl_types *ts, gl_lreq *rq, const gl_type *t,
+		    const char *field, json_t *in, json_t **out, gl_err *err)
 {
-	if (rc < 0)
-		return -1;
-	if (c->status)
-		return gl_fail(err, c->status, c->status == 400 ? "BadRequest"
-								 : NULL,
-			       "%s", c->msg);
-	return 0;
-}
+	pcall_ctx c = { .st = type_state(ts, t), .fn = p_coerce, .t = t,
+			.s1 = field, .j1 = in, .flag = -1 };
+	char what[512];
+	int rc = run(&c, rq);
 
-int gl_types_coerce(gl_types *ts, const gl_type *t, const char *field,
-		    json_t *in, json_t **out, gl_err *err)
-{
-	pcall_ctx c = { .ts = ts, .fn = p_coerce, .t = t, .s1 = field, .j1 = in,
-			.flag = -1 };
-	/* custom validators are type code: same budget as hooks */
-	int rc = run(&c, ts->hook_budget, err, "coercion");
-	if (finish(&c, rc, err) < 0) {
+	snprintf(what, sizeof what, "Validation of field '%s' of artifact "
+		 "type %s", field, t->name);
+	if (finish(&c, rc, rq, what, err) < 0) {
 		json_decref(c.out);
 		return -1;
 	}
@@ -727,14 +1187,18 @@ int gl_types_coerce(gl_types *ts, const gl_type *t, const char *field,
 	return 0;
 }
 
-int gl_types_coerce_filter(gl_types *ts, const gl_type *t, const char *field,
-			   const char *value, int element, json_t **out,
-			   gl_err *err)
+int gl_types_coerce_filter(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			   const char *field, const char *value, int element,
+			   json_t **out, gl_err *err)
 {
-	pcall_ctx c = { .ts = ts, .fn = p_coerce, .t = t, .s1 = field,
-			.s2 = value, .flag = element ? 1 : 0 };
-	int rc = run(&c, ts->hook_budget, err, "filter coercion");
-	if (finish(&c, rc, err) < 0) {
+	pcall_ctx c = { .st = type_state(ts, t), .fn = p_coerce, .t = t,
+			.s1 = field, .s2 = value, .flag = element ? 1 : 0 };
+	char what[512];
+	int rc = run(&c, rq);
+
+	snprintf(what, sizeof what, "Filter on field '%s' of artifact type "
+		 "%s", field, t->name);
+	if (finish(&c, rc, rq, what, err) < 0) {
 		json_decref(c.out);
 		return -1;
 	}
@@ -744,92 +1208,115 @@ int gl_types_coerce_filter(gl_types *ts, const gl_type *t, const char *field,
 
 static int p_vkey(lua_State *L, pcall_ctx *c)
 {
-	push_rt(L, c->ts, "version_key");
+	push_rt(L, c->st, "version_key");
 	lua_pushstring(L, c->s1);
 	lua_call(L, 1, 3);
 	if (!lua_isinteger(L, -3)) {
-		snprintf(c->msg, sizeof c->msg, "invalid version '%s'", c->s1);
+		snprintf(c->msg, sizeof c->msg, "invalid version '%.200s'", c->s1);
 		c->status = 400;
 		return 0;
 	}
 	c->i64 = lua_tointeger(L, -3);
 	c->str = strdup(lua_tostring(L, -2) ? lua_tostring(L, -2) : "");
-	c->s3 = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	c->str2 = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	if (!c->str || !c->str2)
+		luaL_error(L, "out of memory");
 	return 0;
 }
 
-int gl_types_version_key(gl_types *ts, const char *version, int64_t *prefix,
-			 char **suffix, char **meta, gl_err *err)
+int gl_types_version_key(gl_types *ts, gl_lreq *rq, const char *version,
+			 int64_t *prefix, char **suffix, char **meta,
+			 gl_err *err)
 {
-	pcall_ctx c = { .ts = ts, .fn = p_vkey, .s1 = version ? version : "" };
-	int rc = run(&c, INT64_MAX / 2, err, "version key");
-	if (finish(&c, rc, err) < 0) {
+	/* library code only: it runs in the `all` type's state */
+	pcall_ctx c = { .st = ts->states[ts->ntypes - 1], .fn = p_vkey,
+			.s1 = version ? version : "" };
+	int rc = run(&c, rq);
+
+	if (finish(&c, rc, rq, "Version ordering", err) < 0) {
 		free(c.str);
-		free((char *)c.s3);
+		free(c.str2);
 		return -1;
 	}
 	/* the key is an unsigned bit pattern (major << 48 ...): flipping the
 	 * sign bit makes signed comparison (SQL INTEGER) order it right */
 	*prefix = (int64_t)((uint64_t)c.i64 ^ 0x8000000000000000ULL);
 	*suffix = c.str;
-	*meta = (char *)c.s3;
+	*meta = c.str2;
 	return 0;
 }
 
 static int p_schema(lua_State *L, pcall_ctx *c)
 {
-	char m[256];
-	push_rt(L, c->ts, "schema");
+	push_rt(L, c->st, "schema");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
 	lua_call(L, 1, 1);
-	c->out = gl_ljson_to(L, &c->ts->lj, -1, m, sizeof m);
-	if (!c->out)
-		luaL_error(L, "schema of %s: %s", c->t->name, m);
+	take_value(L, c, -1, "the schema");
 	return 0;
 }
 
-json_t *gl_types_schema(gl_types *ts, const gl_type *t)
+json_t *gl_types_schema(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			gl_err *err)
 {
-	pcall_ctx c = { .ts = ts, .fn = p_schema, .t = t };
-	gl_err err = { 0 };
-	if (run(&c, INT64_MAX / 2, &err, "schema") < 0)
-		return json_object();
+	pcall_ctx c = { .st = type_state(ts, t), .fn = p_schema, .t = t };
+	char what[300];
+	int rc = run(&c, rq);
+
+	snprintf(what, sizeof what, "Schema of artifact type %s", t->name);
+	if (finish(&c, rc, rq, what, err) < 0) {
+		json_decref(c.out);
+		return NULL;
+	}
 	return c.out;
 }
 
+/* to_dict / format_all: any failure is the type's (runtime.output returns
+ * nil, message, traceback) */
 static int p_output(lua_State *L, pcall_ctx *c)
 {
-	push_rt(L, c->ts, c->flag ? "format_all" : "output");
+	push_rt(L, c->st, c->flag ? "format_all" : "output");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	gl_ljson_push(L, &c->ts->lj, c->j1);
-	lua_call(L, 2, 2);
-	take_result(L, c);
+	gl_ljson_push(L, &c->st->lj, c->j1);
+	lua_call(L, 2, 3);
+	if (lua_isnil(L, -3)) {
+		c->internal = 1;
+		snprintf(c->msg, sizeof c->msg, "%s",
+			 lua_tostring(L, -1) ? lua_tostring(L, -1)
+			 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+		return 0;
+	}
+	take_value(L, c, -3, "the artifact it returned");
+	if (c->out && !json_is_object(c->out)) {
+		c->internal = 1;
+		snprintf(c->msg, sizeof c->msg, "it returned a %s, not an "
+			 "artifact (an object)", json_is_array(c->out) ? "list"
+								  : "scalar");
+	}
 	return 0;
 }
 
-json_t *gl_types_output(gl_types *ts, const gl_type *t, json_t *af,
-			int format_all)
+json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			json_t *af, int format_all, gl_err *err)
 {
-	pcall_ctx c = { .ts = ts, .fn = p_output, .t = t, .j1 = af,
-			.flag = format_all };
-	gl_err err = { 0 };
+	pcall_ctx c = { .st = type_state(ts, t), .fn = p_output, .t = t,
+			.j1 = af, .flag = format_all };
+	char what[300];
+	int rc = run(&c, rq);
 
-	if (run(&c, INT64_MAX / 2, &err, format_all ? "format_all" : "to_dict") <
-		    0 ||
-	    c.status || !json_is_object(c.out)) {
-		if (c.status)
-			gl_warn("type %s: output hook: %s", t->name, c.msg);
-		json_decref(c.out);
-		return af; /* the plain artifact beats no answer */
-	}
 	json_decref(af);
+	snprintf(what, sizeof what, "%s of artifact type %s",
+		 format_all ? "format_all" : "to_dict", t->name);
+	if (finish(&c, rc, rq, what, err) < 0) {
+		json_decref(c.out);
+		return NULL;
+	}
 	return c.out;
 }
 
 /* blob.read(offset, n) for pre_upload: bounded reads of the temp file */
 static int l_blob_read(lua_State *L)
 {
-	gl_types *ts = *(gl_types **)lua_getextraspace(L);
+	gl_tstate *st = state_of(L);
 	int a = lua_istable(L, 1) ? 2 : 1; /* blob.read or blob:read */
 	lua_Integer off = luaL_checkinteger(L, a);
 	lua_Integer n = luaL_optinteger(L, a + 1, 65536);
@@ -838,16 +1325,17 @@ static int l_blob_read(lua_State *L)
 	int fd;
 	ssize_t got;
 
-	if (!ts->read_path)
+	if (!st->read_path)
 		return luaL_error(L, "blob.read is only valid during pre_upload");
 	if (off < 0 || n < 0)
 		return luaL_error(L, "blob.read: offset and size must be >= 0");
-	if (off + n > ts->read_end)
-		n = off >= ts->read_end ? 0 : ts->read_end - off;
-	if (n > ts->read_left)
+	if (off > st->read_end || n > st->read_end - off)
+		n = off >= st->read_end ? 0 : st->read_end - off;
+	if (n > st->read_left)
 		return luaL_error(L, "blob.read: the hook may read at most "
-				  "%I more bytes", (lua_Integer)ts->read_left);
-	fd = open(ts->read_path, O_RDONLY | O_CLOEXEC);
+				  "%I more bytes", (lua_Integer)st->read_left);
+	gl_lsafe_charge(L, 1 + n / 64);
+	fd = open(st->read_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return luaL_error(L, "blob.read: %s", strerror(errno));
 	p = luaL_buffinitsize(L, &b, (size_t)n);
@@ -855,8 +1343,29 @@ static int l_blob_read(lua_State *L)
 	close(fd);
 	if (got < 0)
 		return luaL_error(L, "blob.read: %s", strerror(errno));
-	ts->read_left -= got;
+	st->read_left -= got;
 	luaL_pushresultsize(&b, (size_t)got);
+	return 1;
+}
+
+/* The outcome of runtime.run_hook / run_select at the top four slots:
+ * true, result | false, status, message, traceback. A 4xx is the hook's
+ * refusal; any other status is a failure of the hook (server side). */
+static int take_hook_failure(lua_State *L, pcall_ctx *c)
+{
+	if (lua_toboolean(L, -4))
+		return 0;
+	c->status = lua_isinteger(L, -3) ? (int)lua_tointeger(L, -3) : 500;
+	if (c->status >= 400 && c->status <= 499) {
+		snprintf(c->msg, sizeof c->msg, "%s",
+			 lua_tostring(L, -2) ? lua_tostring(L, -2) : "refused");
+		return 1;
+	}
+	c->status = 0;
+	c->internal = 1;
+	snprintf(c->msg, sizeof c->msg, "%s",
+		 lua_tostring(L, -1) ? lua_tostring(L, -1)
+		 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
 	return 1;
 }
 
@@ -866,43 +1375,39 @@ static int p_hook(lua_State *L, pcall_ctx *c)
 	size_t i, nargs = c->j3 ? json_array_size(c->j3) : 0;
 	json_t *v;
 
-	push_rt(L, c->ts, "run_hook");
+	if (too_deep(c, c->j3, NULL))
+		return 0;
+	push_rt(L, c->st, "run_hook");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
 	lua_pushstring(L, c->s1);
-	gl_ljson_push(L, &c->ts->lj, c->j1);
-	gl_ljson_push(L, &c->ts->lj, c->j2);
+	gl_ljson_push(L, &c->st->lj, c->j1);
+	gl_ljson_push(L, &c->st->lj, c->j2);
 	luaL_checkstack(L, (int)nargs + 4, "hook arguments");
 	if (c->j3)
 		json_array_foreach(c->j3, i, v)
-			gl_ljson_push(L, &c->ts->lj, v);
-	if (c->ts->read_path && nargs >= 3 && lua_istable(L, -1)) {
+			gl_ljson_push(L, &c->st->lj, v);
+	if (c->st->read_path && nargs >= 3 && lua_istable(L, -1)) {
 		/* pre_upload's blob gets its bounded reader */
 		lua_pushstring(L, "read");
 		lua_pushcfunction(L, l_blob_read);
 		lua_rawset(L, -3);
 	}
-	lua_call(L, (int)nargs + 4, 3);
-	if (!lua_toboolean(L, -3)) {
-		c->status = (int)luaL_optinteger(L, -2, 400);
-		snprintf(c->msg, sizeof c->msg, "%s",
-			 lua_tostring(L, -1) ? lua_tostring(L, -1)
-					     : "hook failed");
+	lua_call(L, (int)nargs + 4, 4);
+	if (take_hook_failure(L, c))
 		return 0;
-	}
-	if (c->flag && lua_istable(L, -2)) {
-		char m[256];
-		c->out = gl_ljson_to(L, &c->ts->lj, -2, m, sizeof m);
-	}
+	if (c->flag && lua_istable(L, -3))
+		take_value(L, c, -3, "the artifact it returned");
 	return 0;
 }
 
-int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
-		  const json_t *ctx, const json_t *af, const json_t *args,
-		  json_t **af_out, gl_err *err)
+int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
+		  enum gl_hook h, const json_t *ctx, const json_t *af,
+		  const json_t *args, json_t **af_out, gl_err *err)
 {
-	pcall_ctx c = { .ts = ts, .fn = p_hook, .t = t, .s1 = hook_names[h],
-			.j1 = ctx, .j2 = af, .j3 = args, .flag = af_out != NULL };
-	char what[64];
+	pcall_ctx c = { .st = type_state(ts, t), .fn = p_hook, .t = t,
+			.s1 = hook_names[h], .j1 = ctx, .j2 = af, .j3 = args,
+			.flag = af_out != NULL };
+	char what[300];
 	int rc;
 
 	if (af_out)
@@ -912,19 +1417,12 @@ int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
 	if (!ctx || !af)
 		return gl_fail(err, 500, NULL, "the arguments of hook %s of %s "
 			       "could not be built", hook_names[h], t->name);
-	snprintf(what, sizeof what, "hook %s of %s", hook_names[h], t->name);
-	rc = run(&c, ts->hook_budget, err, what);
-	if (rc < 0) {
-		/* runaway or out of memory: the hook failed, not the server */
-		err->status = 400;
-		snprintf(err->type, sizeof err->type, "BadRequest");
-		return -1;
-	}
-	if (c.status) {
+	rc = run(&c, rq);
+	snprintf(what, sizeof what, "Hook %s of artifact type %s",
+		 hook_names[h], t->name);
+	if (finish(&c, rc, rq, what, err) < 0) {
 		json_decref(c.out);
-		return gl_fail(err, c.status, c.status == 400 ? "BadRequest"
-							      : NULL,
-			       "%s", c.msg);
+		return -1;
 	}
 	if (af_out)
 		*af_out = c.out;
@@ -933,11 +1431,13 @@ int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
 	return 0;
 }
 
-int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
-			 const json_t *af, const char *field, const char *key,
+int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			 const json_t *ctx, const json_t *af,
+			 const char *field, const char *key,
 			 const json_t *blob, const char *path, int64_t max_read,
 			 int64_t readable, gl_err *err)
 {
+	gl_tstate *st = type_state(ts, t);
 	json_t *args;
 	int rc;
 
@@ -948,73 +1448,65 @@ int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
 	if (!args)
 		return gl_fail(err, 500, NULL, "the arguments of hook pre_upload "
 			       "of %s could not be built", t->name);
-	ts->read_path = path;
-	ts->read_left = max_read;
-	ts->read_end = readable;
-	rc = gl_types_hook(ts, t, GL_HOOK_PRE_UPLOAD, ctx, af, args, NULL, err);
-	ts->read_path = NULL;
+	st->read_path = path;
+	st->read_left = max_read;
+	st->read_end = readable;
+	rc = gl_types_hook(ts, rq, t, GL_HOOK_PRE_UPLOAD, ctx, af, args, NULL,
+			   err);
+	st->read_path = NULL;
 	json_decref(args);
 	return rc;
 }
 
 static int p_select(lua_State *L, pcall_ctx *c)
 {
-	int F;
+	json_t *folder = json_object_get(c->j2, c->s1);
 
+	push_rt(L, c->st, "run_select");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	lua_getfield(L, -1, "by_name");
-	lua_getfield(L, -1, c->s1);
-	F = lua_gettop(L);
-	lua_getfield(L, F, "select_location");
-	if (!lua_isfunction(L, -1))
-		return 0;
-	gl_ljson_push(L, &c->ts->lj, c->j1);
-	gl_ljson_push(L, &c->ts->lj, c->j2);
+	lua_pushstring(L, c->s1);
+	gl_ljson_push(L, &c->st->lj, c->j1);
+	gl_ljson_push(L, &c->st->lj, c->j2);
 	/* the folder's value: its blobs by key */
-	{
-		json_t *folder = json_object_get(c->j2, c->s1);
-		json_t *empty = json_object();
-		gl_ljson_push(L, &c->ts->lj, folder ? folder : empty);
-		json_decref(empty);
+	if (folder) {
+		gl_ljson_push(L, &c->st->lj, folder);
+	} else {
+		lua_newtable(L);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->lj.omt_ref);
+		lua_setmetatable(L, -2);
 	}
-	gl_ljson_push(L, &c->ts->lj, c->j3);
-	if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
-		push_rt(L, c->ts, "hook_error");
-		lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-		lua_pushstring(L, "select_location");
-		lua_pushvalue(L, -4);
-		lua_call(L, 3, 2);
-		c->status = (int)luaL_optinteger(L, -2, 400);
-		snprintf(c->msg, sizeof c->msg, "%s",
-			 lua_tostring(L, -1) ? lua_tostring(L, -1) : "failed");
+	gl_ljson_push(L, &c->st->lj, c->j3);
+	lua_call(L, 6, 4);
+	if (take_hook_failure(L, c))
 		return 0;
+	if (lua_type(L, -3) == LUA_TSTRING) {
+		c->str = strdup(lua_tostring(L, -3));
+		if (!c->str)
+			luaL_error(L, "out of memory");
 	}
-	if (lua_type(L, -1) == LUA_TSTRING)
-		c->str = strdup(lua_tostring(L, -1));
 	return 0;
 }
 
-int gl_types_select_location(gl_types *ts, const gl_type *t,
+int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			     const char *field, const json_t *ctx,
 			     const json_t *af, const json_t *request,
 			     char **key, gl_err *err)
 {
-	pcall_ctx c = { .ts = ts, .fn = p_select, .t = t, .s1 = field,
-			.j1 = ctx, .j2 = af, .j3 = request };
+	pcall_ctx c = { .st = type_state(ts, t), .fn = p_select, .t = t,
+			.s1 = field, .j1 = ctx, .j2 = af, .j3 = request };
+	char what[512];
 	int rc;
 
 	*key = NULL;
 	if (!ctx || !af || !request)
 		return gl_fail(err, 500, NULL, "the arguments of "
 			       "select_location could not be built");
-	rc = run(&c, ts->hook_budget, err, "select_location");
-	if (rc < 0) {
-		err->status = 400;
-		return -1;
-	}
-	if (c.status) {
+	rc = run(&c, rq);
+	snprintf(what, sizeof what, "select_location of field '%s' of "
+		 "artifact type %s", field, t->name);
+	if (finish(&c, rc, rq, what, err) < 0) {
 		free(c.str);
-		return gl_fail(err, c.status, NULL, "%s", c.msg);
+		return -1;
 	}
 	*key = c.str;
 	return 0;

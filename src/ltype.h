@@ -1,9 +1,12 @@
 /* ltype.h - the sandboxed Lua type runtime, seen from C.
  *
- * Loads lua/glare (the type DSL library) and the enabled type files (types/NAME.lua) into
- * one lua_State per worker, with a memory cap (custom allocator), an
- * instruction budget per call, text-only chunks and allow-listed
- * environments (see docs/lua-runtime.md for the Lua side of the contract).
+ * Each enabled type file (types/NAME.lua) gets a lua_State of its own in
+ * every worker, with its own copy of lua/glare (the type DSL library), its
+ * own memory cap (custom allocator), text-only chunks and allow-listed
+ * environments; once declared, everything the type built is sealed
+ * read-only, so no request leaves anything behind for the next one. All
+ * the Lua a request runs, in any type, shares one budget of instructions
+ * and wall time (gl_lreq). The isolation model is in docs/lua-runtime.md.
  * After loading, every type's field list is copied into plain C structs
  * (gl_type / gl_field) so the engine and the SQL layer never call into Lua
  * for metadata; Lua runs only for coercion, schemas, output shaping and
@@ -77,8 +80,29 @@ typedef struct gl_type {
 
 typedef struct gl_types gl_types;
 
-/* Load and check the library and every enabled type. NULL + err (with the
- * metaschema's message, e.g. "types/x.lua: field 'a': ...") on failure. */
+/* What one request has spent in Lua so far. Every call a request makes
+ * (hooks, validators, to_dict, ...) draws on the same budget:
+ * lua_instruction_limit instructions and lua_time_limit ms of wall time.
+ * Zero it for a new request; NULL where a function takes one means a
+ * budget of its own for that call alone. */
+typedef struct gl_lreq {
+	int64_t steps;        /* instructions and charged C work */
+	int64_t ns;           /* wall time inside Lua */
+	int log_records;      /* glare.log records written */
+	int64_t log_bytes;
+	int log_dropped;      /* records refused past the limits */
+	const char *rid;      /* request id for the log (may be NULL) */
+} gl_lreq;
+
+/* glare.log limits per request (docs/types.md) */
+#define GL_LOG_RECORDS 100
+#define GL_LOG_BYTES 65536
+#define GL_LOG_RECORD_MAX 2048
+
+/* Load and check the library and every enabled type, each in its own
+ * state, and run the sandbox self-check in each. NULL + err on failure,
+ * the message naming the file ("types/x.lua: field 'a': ...",
+ * "types/x.lua: memory limit of ... exceeded while loading"). */
 gl_types *gl_types_load(const gl_conf *conf, gl_err *err);
 gl_types *gl_types_ref(gl_types *t);
 void gl_types_unref(gl_types *t);
@@ -92,42 +116,52 @@ int gl_types_count(const gl_types *t);
 const gl_type *gl_types_at(const gl_types *t, int i);
 const gl_field *gl_type_field(const gl_type *t, const char *name);
 
-/* Coerce and validate one field value (JSON in, JSON out, new ref).
- * 400 with the type runtime's message on failure. */
-int gl_types_coerce(gl_types *ts, const gl_type *t, const char *field,
-		    json_t *in, json_t **out, gl_err *err);
+/* Errors: input the type refuses is a 400 (or the 4xx a hook chose with
+ * glare.fail) with the type's message. Anything else that goes wrong in
+ * Lua (a runtime error in type code, a spent budget, the memory cap, a
+ * result that has no JSON form) is the server's fault: a 500 whose
+ * message names the type and the hook but no file, while the log gets
+ * the Lua error with its file:line and the request id. */
+
+/* Coerce and validate one field value (JSON in, JSON out, new ref). */
+int gl_types_coerce(gl_types *ts, gl_lreq *rq, const gl_type *t,
+		    const char *field, json_t *in, json_t **out, gl_err *err);
 /* Coerce a filter value (a query-string string) to the field's kind, or its
  * element kind when element != 0. */
-int gl_types_coerce_filter(gl_types *ts, const gl_type *t, const char *field,
-			   const char *value, int element, json_t **out,
-			   gl_err *err);
+int gl_types_coerce_filter(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			   const char *field, const char *value, int element,
+			   json_t **out, gl_err *err);
 /* Semver sort key of a coerced version string. */
-int gl_types_version_key(gl_types *ts, const char *version, int64_t *prefix,
-			 char **suffix, char **meta, gl_err *err);
+int gl_types_version_key(gl_types *ts, gl_lreq *rq, const char *version,
+			 int64_t *prefix, char **suffix, char **meta,
+			 gl_err *err);
 
-/* JSON schema of one type (new ref). */
-json_t *gl_types_schema(gl_types *ts, const gl_type *t);
-/* Output shaping (to_dict / format_all); takes and returns a reference. */
-json_t *gl_types_output(gl_types *ts, const gl_type *t, json_t *af,
-			int format_all);
+/* JSON schema of one type (new ref), or NULL + err. */
+json_t *gl_types_schema(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			gl_err *err);
+/* Output shaping (to_dict / format_all); takes a reference to af and
+ * returns one, or NULL + err (af released). */
+json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			json_t *af, int format_all, gl_err *err);
 
 /* Call a hook if the type defines it. args is a JSON array of the hook's
  * extra arguments (may be NULL). For hooks that may change the artifact
  * (pre_create), *af_out receives the new artifact (new ref) or NULL. */
-int gl_types_hook(gl_types *ts, const gl_type *t, enum gl_hook h,
-		  const json_t *ctx, const json_t *af, const json_t *args,
-		  json_t **af_out, gl_err *err);
+int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
+		  enum gl_hook h, const json_t *ctx, const json_t *af,
+		  const json_t *args, json_t **af_out, gl_err *err);
 
 /* pre_upload: blob = {size, md5, sha1, sha256, content_type}; the hook's
  * blob.read(offset, n) reads the uploaded bytes from path, at most
  * max_read bytes in all, within the first `readable` bytes. */
-int gl_types_hook_upload(gl_types *ts, const gl_type *t, const json_t *ctx,
-			 const json_t *af, const char *field, const char *key,
+int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
+			 const json_t *ctx, const json_t *af,
+			 const char *field, const char *key,
 			 const json_t *blob, const char *path, int64_t max_read,
 			 int64_t readable, gl_err *err);
 /* A folder's select_location hook: *key = the chosen key (malloc'ed) or
  * NULL when the hook chose none. */
-int gl_types_select_location(gl_types *ts, const gl_type *t,
+int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			     const char *field, const json_t *ctx,
 			     const json_t *af, const json_t *request,
 			     char **key, gl_err *err);

@@ -72,12 +72,20 @@ static gl_types *load_file(const gl_conf *conf, const char *file,
 	return ts;
 }
 
-static void add_schemas(json_t *all, gl_types *ts)
+/* Add the schemas of ts to all; -1 (printed) if one cannot be made. */
+static int add_schemas(json_t *all, gl_types *ts)
 {
 	for (int i = 0; i < gl_types_count(ts); i++) {
 		const gl_type *t = gl_types_at(ts, i);
-		json_object_set_new(all, t->name, gl_types_schema(ts, t));
+		gl_err err = { 0 };
+		json_t *sch = gl_types_schema(ts, NULL, t, &err);
+		if (!sch) {
+			fprintf(stderr, "glared check-types: %s\n", err.msg);
+			return -1;
+		}
+		json_object_set_new(all, t->name, sch);
 	}
+	return 0;
 }
 
 int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
@@ -98,7 +106,8 @@ int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
 			return 1;
 		}
 		ok = gl_types_count(ts) - 1; /* without the "all" type */
-		add_schemas(all, ts);
+		if (add_schemas(all, ts) < 0)
+			bad++;
 		gl_types_unref(ts);
 	}
 	for (int i = 0; i < nfiles; i++) {
@@ -109,8 +118,10 @@ int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
 			bad++;
 			continue;
 		}
-		ok++;
-		add_schemas(all, ts);
+		if (add_schemas(all, ts) < 0)
+			bad++;
+		else
+			ok++;
 		gl_types_unref(ts);
 	}
 	if (schemas) {

@@ -729,7 +729,8 @@ static void commit(gl_upload *u, const char *location)
 		args = gl_engine_blob_args(u->field, u->key, NULL);
 		if (gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
 				   fresh, args, NULL, &err) == 0)
-			af = gl_engine_output(e, u->tg.af.ts, t, fresh);
+			af = gl_engine_output(e, u->ctx, u->tg.af.ts, t, fresh,
+					      &err);
 		json_decref(args);
 	}
 	json_decref(rec);
@@ -852,15 +853,22 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 	if (gl_store_tmp_flush(&u->tmp, err) < 0)
 		goto fail;
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
-		json_t *cj = gl_engine_ctx_json(u->ctx);
-		json_t *af = gl_engine_output(e, u->tg.af.ts, t, u->tg.af.doc);
-		json_t *info = blob_info(u->content_type, u->tmp.size, &u->h);
+		json_t *af = gl_engine_output(e, u->ctx, u->tg.af.ts, t,
+					      u->tg.af.doc, err);
+		json_t *cj, *info;
 		/* S3 uploads keep only their first part on disk */
 		int64_t readable = u->s3key && u->tmp.size > u->part_size
 					   ? u->part_size : u->tmp.size;
-		int rc = gl_types_hook_upload(u->tg.af.ts, t, cj, af, u->field,
-					      u->key, info, u->tmp.path,
-					      HOOK_READ_MAX, readable, err);
+		int rc;
+
+		if (!af)
+			goto fail;
+		cj = gl_engine_ctx_json(u->ctx);
+		info = blob_info(u->content_type, u->tmp.size, &u->h);
+		rc = gl_types_hook_upload(u->tg.af.ts, gl_ctx_lua(u->ctx), t, cj,
+					  af, u->field, u->key, info,
+					  u->tmp.path, HOOK_READ_MAX, readable,
+					  err);
 		json_decref(cj);
 		json_decref(af);
 		json_decref(info);

@@ -9,6 +9,7 @@
 -- body is a straight run of closures.
 local fields = require("glare.fields")
 local json = require("glare.json")
+local schema = require("glare.schema")
 local typedefs = require("glare.typedefs")
 local validators = require("glare.validators")
 
@@ -146,7 +147,8 @@ function compile.field(name, spec, base)
     sortable = spec.sortable or false,
     nullable = spec.nullable ~= false,
     description = spec.description or "",
-    metadata = spec.metadata,
+    -- a copy: the schema never reads the type's own tables at run time
+    metadata = spec.metadata ~= nil and schema.to_json(spec.metadata) or nil,
   }
   local ops = spec.filter_ops or fields.filter_ops_for(kind, element).default
   F.filter_ops = json.array()

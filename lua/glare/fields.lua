@@ -69,7 +69,22 @@ end
 -- Scalar coercion
 ----------------------------------------------------------------------------
 
-local function trim(s) return (s:match("^%s*(.-)%s*$")) end
+local str_find, str_byte, str_sub = string.find, string.byte, string.sub
+local SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true }
+
+-- Python's str.strip(), in time linear in the value (the obvious pattern
+-- "^%s*(.-)%s*$" is quadratic on a long run of inner spaces).
+local function trim(s)
+  local i = str_find(s, "%S")
+  if not i then return "" end
+  local j = #s
+  while SPACE[str_byte(s, j)] do j = j - 1 end
+  return str_sub(s, i, j)
+end
+
+-- Longest numeric string worth parsing (int() and float() of longer
+-- strings are refused before any pattern work).
+local MAX_NUMBER_TEXT = 400
 
 local ARTICLE = { integer = "an integer", list = "a list", dict = "a dict",
   float = "a float", boolean = "a boolean", string = "a string", null = "null" }
@@ -109,7 +124,7 @@ function coerce.Integer(value)
     return value and 1 or 0
   elseif t == "string" then
     local s = trim(value)
-    if s:find("^[+-]?%d+$") then
+    if #s <= MAX_NUMBER_TEXT and s:find("^[+-]?%d+$") then
       local n = tonumber(s)
       if math_type(n) == "integer" then return n end
       return nil, format("%s is out of the 64-bit integer range", quote(value))
@@ -130,6 +145,7 @@ function coerce.Float(value)
     return value and 1.0 or 0.0
   elseif t == "string" then
     local s = trim(value)
+    if #s > MAX_NUMBER_TEXT then return nil, format("%s is not a number", quote(value)) end
     local mant = s:match("^[+-]?(%d*%.?%d*)$") or s:match("^[+-]?(%d*%.?%d*)[eE][+-]?%d+$")
     if not mant or not mant:find("%d") then
       return nil, format("%s is not a number", quote(value))

@@ -6,7 +6,7 @@
 -- See docs/lua-runtime.md, "Values".
 local json = {}
 
-local setmetatable, getmetatable, next, type = setmetatable, getmetatable, next, type
+local setmetatable, getmetatable, pairs, type = setmetatable, getmetatable, pairs, type
 local math_type = math.type
 
 --- The JSON `null` sentinel. Compare with `==`; it is never equal to `nil`.
@@ -24,9 +24,9 @@ json.array_mt = { __name = "json.array" }
 --- Metatable marking a table as a JSON object.
 json.object_mt = { __name = "json.object" }
 
--- Both markers are shared by every artifact in the worker: a hook adding
--- `__gc` or `__index` to one would change every array. They get a guard
--- metatable so that adding keys raises (sandboxed code has no rawset).
+-- Both markers are shared by every artifact of the state. Sandboxed code
+-- never sees them (`glare.json` at run time has no `array_mt`/`object_mt`,
+-- and there is no getmetatable); the guard is for library code.
 local guard = {
   __newindex = function() error("JSON marker metatables are read-only", 2) end,
   __metatable = "json marker",
@@ -46,13 +46,14 @@ end
 
 --- True when `t` converts to a JSON array: marked as one, or unmarked with
 -- keys exactly `1..n`, `n >= 1` (the rule C applies to unmarked tables).
+-- Read-only tables are looked at through `pairs`.
 function json.is_array(t)
   if type(t) ~= "table" then return false end
   local mt = getmetatable(t)
   if mt == json.array_mt then return true end
   if mt == json.object_mt or t == json.null then return false end
   local n, max = 0, 0
-  for k in next, t do
+  for k in pairs(t) do
     if math_type(k) ~= "integer" or k < 1 then return false end
     n = n + 1
     if k > max then max = k end

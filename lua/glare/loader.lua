@@ -8,9 +8,15 @@
 --    ... glare.typedefs, glare.json, glare.semver, glare.log);
 -- 2. the returned definition is checked by glare.metaschema;
 -- 3. it is compiled to the table of docs/lua-runtime.md;
--- 4. the file's environment switches to the runtime API (glare.log,
---    glare.fail, glare.options, ...) and its globals become read-only, so
---    hooks defined in the file see only what hooks may use.
+-- 4. the type is sealed: every table the file built (its globals, its
+--    file-level locals, the definition) becomes read-only, and the
+--    file-level locals of its functions are recorded to be put back after
+--    every call (sandbox.seal), so no request leaves anything for the next;
+-- 5. the file's environment switches to the runtime API (glare.log,
+--    glare.fail, glare.options, ...), read-only, so hooks defined in the
+--    file see only what hooks may use;
+-- 6. sandbox.self_check runs on that environment: a type whose sandbox
+--    does not hold is refused.
 local compile = require("glare.compile")
 local json = require("glare.json")
 local metaschema = require("glare.metaschema")
@@ -23,12 +29,15 @@ local fields = require("glare.fields")
 local loader = {}
 
 local type, pairs, pcall, tostring, load, error = type, pairs, pcall, tostring, load, error
-local setmetatable = setmetatable
 local format = string.format
 
 local RUNTIME_ONLY = { fail = true, options = true, type_name = true }
 
--- The declaration `glare` table. `log` is bound to the file being loaded.
+local DECL_JSON = runtime.json_api()
+local DECL_SEMVER = runtime.semver_api()
+
+-- The declaration `glare` table (read-only). `log` is bound to the file
+-- being loaded.
 local function declaration_api(log)
   local api = {
     type = function(def)
@@ -37,26 +46,20 @@ local function declaration_api(log)
       end
       return def
     end,
-    typedefs = sandbox.readonly(typedefs, "glare.typedefs"),
-    json = sandbox.readonly(json, "glare.json"),
-    semver = sandbox.readonly(semver, "glare.semver"),
+    typedefs = typedefs,
+    json = DECL_JSON,
+    semver = DECL_SEMVER,
     log = log,
   }
   for _, kind in ipairs(fields.KINDS) do api[kind] = typedefs[kind] end
-  return setmetatable({}, {
+  return sandbox.view(api, "glare", {
     __index = function(_, k)
-      local v = api[k]
-      if v ~= nil then return v end
       if RUNTIME_ONLY[k] then
         error(format("glare.%s is part of the runtime API: use it inside hooks", k), 2)
       end
       error(format("glare.%s does not exist (field kinds: %s)", tostring(k),
         table.concat(fields.KINDS, ", ")), 2)
     end,
-    __newindex = function(_, k)
-      error(format("glare is read-only (attempt to set '%s')", tostring(k)), 2)
-    end,
-    __metatable = false,
   })
 end
 
@@ -87,10 +90,14 @@ function loader.load(source, chunkname, opts)
     if k ~= "options" and k ~= "env" then base[k] = v end
   end
   for k, v in pairs(opts.env or {}) do base[k] = v end
-  local env, switch = sandbox.new_env(base)
+  local env, ctl = sandbox.new_env(base)
 
   local chunk, err = load(source, lua_name, "t", env)
-  if not chunk then return nil, err end
+  if not chunk then
+    -- syntax errors name the file; "attempt to load a binary chunk" does not
+    if err:sub(1, #display) ~= display then err = display .. ": " .. err end
+    return nil, err
+  end
   local ok, def = pcall(chunk)
   if not ok then return nil, error_text(def) end
 
@@ -100,9 +107,21 @@ function loader.load(source, chunkname, opts)
   ok, err = runtime.configure(T, opts.options)
   if not ok then return nil, err end
 
+  -- nothing the file built stays writable; its locals are put back after
+  -- every call (run_hook & co, and the C core after any call)
+  local roots = {}
+  for k, v in pairs(ctl.globals()) do roots[#roots + 1] = { v, tostring(k) } end
+  roots[#roots + 1] = { def, "the type definition" }
+  ok, err = pcall(function()
+    T._boxes = sandbox.seal(roots, lua_name, { env })
+  end)
+  if not ok then return nil, format("%s: %s", display, error_text(err)) end
+
   local rbase = sandbox.base(function(level, msg) log(level, msg) end)
   rbase.glare = runtime.api(T)
-  switch(rbase)
+  ctl.switch(rbase)
+  ok, err = sandbox.self_check(env, true)
+  if not ok then return nil, format("%s: sandbox self-check failed: %s", display, err) end
   return T
 end
 

@@ -4,10 +4,11 @@
 -- they raise only on programming errors (docs/lua-runtime.md). Note that
 -- `false` is a valid result (a Boolean field): test for `nil`.
 --
--- Hooks see `glare` = { log, fail, json, semver, options, type_name }.
--- `glare.fail(status, message)` raises `{status = 4xx, message = "..."}`
--- (with a metatable, see `runtime.is_failure`); `glare.log(level, ...)`
--- goes to the log sink the C core installs with `set_log_sink`.
+-- Hooks see `glare` = { log, fail, json, semver, options, type_name }, all
+-- read-only. `glare.fail(status, message)` raises a failure object whose
+-- status (4xx) and message are fixed when it is made (`runtime.is_failure`);
+-- `glare.log(level, ...)` goes to the log sink the C core installs with
+-- `set_log_sink`.
 local json = require("glare.json")
 local sandbox = require("glare.sandbox")
 local schema = require("glare.schema")
@@ -15,10 +16,14 @@ local semver = require("glare.semver")
 
 local runtime = {}
 
-local type, tostring, select, pcall, error = type, tostring, select, pcall, error
-local setmetatable, getmetatable = setmetatable, getmetatable
+local type, tostring, select, pcall, xpcall, error = type, tostring, select, pcall, xpcall, error
+local setmetatable, ipairs, pairs, rawget = setmetatable, ipairs, pairs, rawget
 local format, concat = string.format, table.concat
 local math_type = math.type
+local traceback = debug.traceback
+-- The C core puts the type's locals back after every call it makes (also
+-- when the call fails); offline, the functions below do it themselves.
+local restore = not sandbox.core and sandbox.restore or function() end
 
 ----------------------------------------------------------------------------
 -- Logging
@@ -50,9 +55,15 @@ end
 -- Failures raised by hooks
 ----------------------------------------------------------------------------
 
-local Failure = {
+-- Failures are read-only views (sandbox.view): status and message are
+-- fixed when glare.fail makes one; only those made here are failures.
+local FAILURES = setmetatable({}, { __mode = "k" })
+local FAILURE_MT = {
   __name = "glare.failure",
-  __tostring = function(e) return format("%d: %s", e.status, e.message) end,
+  __tostring = function(e)
+    local c = sandbox.contents(e)
+    return format("%d: %s", c.status, c.message)
+  end,
 }
 
 --- Raise a client error from a hook: `status` must be an integer 400..499.
@@ -60,31 +71,79 @@ function runtime.fail(status, message)
   if math_type(status) ~= "integer" or status < 400 or status > 499 then
     error(format("glare.fail: status must be a 4xx integer, got %s", tostring(status)), 2)
   end
-  error(setmetatable({ status = status, message = tostring(message or "") }, Failure))
+  local e = sandbox.view({ status = status, message = tostring(message or "") },
+    "glare failure", FAILURE_MT)
+  FAILURES[e] = true
+  error(e)
 end
 
 --- True when `e` was raised by `glare.fail`.
 function runtime.is_failure(e)
-  return type(e) == "table" and getmetatable(e) == Failure
+  return type(e) == "table" and FAILURES[e] == true
 end
 
---- Map an error raised by a hook to `status, message`: a `glare.fail` keeps
--- its own; anything else is a 400 naming the hook and the type.
+-- The message of anything raised, for the log.
+local function error_text(err)
+  if type(err) == "table" and type(rawget(err, "message")) == "string" then
+    return err.message
+  end
+  return tostring(err)
+end
+
+--- Map an error raised by a hook to `status, message`: a `glare.fail`
+-- keeps its own (4xx); anything else is the hook's failure, a 500 whose
+-- message (for the log) names the hook and the type.
 function runtime.hook_error(T, hook, err)
   if runtime.is_failure(err) then return err.status, err.message end
-  if type(err) == "table" and err.message then err = err.message end
-  return 400, format("Hook %s of type %s failed: %s", hook, T.name, tostring(err))
+  return 500, format("Hook %s of type %s failed: %s", hook, T.name, error_text(err))
+end
+
+-- The message handler of hook calls: a traceback for the log. It may run
+-- inside the instruction hook (no budget), so it runs no type code.
+local function handler(e)
+  if type(e) == "string" then return traceback(e, 2) end
+  return e
+end
+
+-- `true, result`, or `false, status, message, detail`: `detail` is the
+-- error itself with its traceback (for the server's log).
+local function outcome(T, name, ok, res)
+  if ok then return true, res end
+  local status, msg = runtime.hook_error(T, name, res)
+  if status < 500 then return false, status, msg end
+  if type(res) ~= "string" then
+    return false, status, msg, format("(error object is a %s) %s", type(res), error_text(res))
+  end
+  -- the first line is the error itself, then the traceback
+  msg = format("Hook %s of type %s failed: %s", name, T.name, res:match("^[^\n]*"))
+  return false, status, msg, res
 end
 
 --- Convenience for the C core: call hook `name` of `T` with `...`.
 -- Returns `true, result` (also when the type has no such hook) or
--- `false, status, message`.
+-- `false, status, message[, detail]`: a `glare.fail` keeps its 4xx status
+-- and message; any other error is `500, "Hook <name> of type <type>
+-- failed: <error>"` with the error and its traceback in `detail`. File-level locals the
+-- hook assigned are put back afterwards.
 function runtime.run_hook(T, name, ...)
   local fn = T.hooks[name]
   if fn == nil then return true, nil end
-  local ok, res = pcall(fn, ...)
-  if ok then return true, res end
-  return false, runtime.hook_error(T, name, res)
+  local ok, res = xpcall(fn, handler, ...)
+  if T._boxes then restore(T._boxes) end
+  return outcome(T, name, ok, res)
+end
+
+--- A Folder field's select_location hook, like run_hook: `true, key` (a
+-- string, or nil to let the server decide) or `false, status, message,
+-- detail`.
+function runtime.run_select(T, field, ctx, af, folder, request)
+  local F = T.by_name[field]
+  local fn = F and F.select_location
+  if fn == nil then return true, nil end
+  local ok, res = xpcall(fn, handler, ctx, af, folder, request)
+  if T._boxes then restore(T._boxes) end
+  if ok and type(res) ~= "string" then res = nil end
+  return outcome(T, "select_location", ok, res)
 end
 
 ----------------------------------------------------------------------------
@@ -133,7 +192,7 @@ function runtime.configure(T, values)
     end
     out[o.name] = v
   end
-  -- hooks hold a view of this table: refill it, keep its identity
+  -- hooks hold a read-only view of this table: refill it, keep its identity
   local cur = T._option_values
   if not cur then T._option_values = out return true end
   for k in pairs(cur) do cur[k] = nil end
@@ -148,30 +207,40 @@ end
 local DECLARATION_ONLY = { type = true, typedefs = true }
 for _, k in ipairs(require("glare.fields").KINDS) do DECLARATION_ONLY[k] = true end
 
+-- What `glare.json` and `glare.semver` offer type code (the JSON marker
+-- metatables are the library's own and stay out of reach).
+local JSON_API = { "null", "array", "object", "is_array", "is_object" }
+local SEMVER_API = { "coerce", "parse", "compare", "tostring", "version_key" }
+
+local function pick(mod, names)
+  local t = {}
+  for _, k in ipairs(names) do t[k] = mod[k] end
+  return t
+end
+
+--- The read-only `glare.json` of type code.
+function runtime.json_api() return sandbox.view(pick(json, JSON_API), "glare.json") end
+--- The read-only `glare.semver` of type code.
+function runtime.semver_api() return sandbox.view(pick(semver, SEMVER_API), "glare.semver") end
+
 --- Build the `glare` table hooks of `T` see (read-only).
 function runtime.api(T)
   if not T._option_values then runtime.configure(T, nil) end
   local api = {
     log = function(level, ...) runtime.log(T.name, level, ...) end,
     fail = runtime.fail,
-    json = sandbox.readonly(json, "glare.json"),
-    semver = sandbox.readonly(semver, "glare.semver"),
-    options = sandbox.readonly(T._option_values, "glare.options"),
+    json = runtime.json_api(),
+    semver = runtime.semver_api(),
+    options = sandbox.view(T._option_values, "glare.options"),
     type_name = T.name,
   }
-  return setmetatable({}, {
+  return sandbox.view(api, "glare", {
     __index = function(_, k)
-      local v = api[k]
-      if v ~= nil then return v end
       if DECLARATION_ONLY[k] then
         error(format("glare.%s is part of the declaration API: it is not available once the type has loaded (in hooks)", k), 2)
       end
       error(format("glare.%s does not exist", tostring(k)), 2)
     end,
-    __newindex = function(_, k)
-      error(format("glare is read-only (attempt to set '%s')", tostring(k)), 2)
-    end,
-    __metatable = false,
   })
 end
 
@@ -227,16 +296,18 @@ end
 
 local function post_process(T, fn, what, artifact)
   if fn == nil then return artifact end
-  local ok, res = pcall(fn, artifact)
+  local ok, res = xpcall(fn, handler, artifact)
+  if T._boxes then restore(T._boxes) end
   if not ok then
-    local _, msg = runtime.hook_error(T, what, res)
-    return nil, msg
+    local _, _, msg, detail = outcome(T, what, false, res)
+    return nil, msg, detail
   end
   if res == nil then return artifact end
   return res
 end
 
---- The type's `to_dict` post-processing of an artifact (identity if none).
+--- The type's `to_dict` post-processing of an artifact (identity if none);
+-- `nil, message, detail` if it raises.
 function runtime.output(T, artifact)
   return post_process(T, T.to_dict, "to_dict", artifact)
 end

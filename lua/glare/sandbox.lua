@@ -1,4 +1,7 @@
---- Allow-listed environments for type files and hooks.
+--- The sandbox of type files: allow-listed environments, read-only
+-- (frozen) tables, the seal that leaves nothing mutable behind once a type
+-- has loaded, and the start-up self check. docs/lua-runtime.md
+-- ("Isolation") describes the model form by form.
 --
 -- A type file runs once in a *declaration* environment (the `glare` DSL);
 -- its hooks later run in a *runtime* environment (`glare.log`, `glare.fail`,
@@ -7,32 +10,55 @@
 --   basics   assert error ipairs next pairs pcall select tonumber tostring
 --            type xpcall _VERSION, setmetatable (no __gc/__close/__mode),
 --            print (to the log sink)
---   string   a copy without `dump`; `rep` capped in result size; find,
---            match, gmatch and gsub capped in pattern and subject length
---            and in pattern complexity (a C call cannot be interrupted by
---            the instruction budget, so its work must be bounded up front)
---   table    a copy; `move` capped in element count
---   math, utf8, os.time/clock/date
+--   string   without `dump`; in the server every function whose work the
+--            instruction count cannot see is the C core's budget-charged
+--            replacement (`glare.core`); offline, `rep`, the pattern
+--            functions and `table.move` are capped instead
+--   table, math (without randomseed), utf8, os.time/clock/date
 --
 -- Absent on purpose: io, os (rest), debug, package/require, load/loadfile/
 -- dofile, string.dump, collectgarbage, rawset/rawget/rawequal/rawlen,
 -- getmetatable, coroutine.
 --
--- Every shared table is a read-only proxy whose metatable is hidden. The
--- string metatable is VM-wide, so only the host can protect it: the C core
--- calls `sandbox.protect_string_metatable()` (or does the same in C) when it
--- creates a worker state.
+-- Read-only tables. A frozen table is empty itself; its metatable, hidden
+-- behind `__metatable`, holds the contents under a private key and serves
+-- reads from them, refuses writes (`__newindex`), and answers `#` and
+-- `pairs` without ever handing the contents table out. Sandboxed code has
+-- no `rawset` and no `getmetatable`, so nothing reaches the contents.
 local sandbox = {}
 
-local json = require("glare.json")
+-- Trusted references, taken before the server removes `debug` and the
+-- other host functions from the state's globals.
+local core = package and package.loaded and package.loaded["glare.core"]
+local dgetmetatable, dsetmetatable = debug.getmetatable, debug.setmetatable
+local getupvalue, setupvalue, upvalueid, getinfo =
+  debug.getupvalue, debug.setupvalue, debug.upvalueid, debug.getinfo
+local type, error, pairs, ipairs, next, select, pcall =
+  type, error, pairs, ipairs, next, select, pcall
+local rawget, rawset, rawlen, setmetatable = rawget, rawset, rawlen, setmetatable
 
-local type, error, tostring, pairs, next, select = type, error, tostring, pairs, next, select
-local setmetatable, getmetatable, rawget = setmetatable, getmetatable, rawget
+-- In the server, the C replacements go into the state's own libraries
+-- before any other module captures a function: library code and type code
+-- then run the same budget-charged functions.
+if core then
+  for _, k in ipairs({ "rep", "find", "match", "gmatch", "gsub", "format" }) do string[k] = core[k] end
+  for _, k in ipairs({ "concat", "insert", "remove", "move", "unpack", "sort" }) do table[k] = core[k] end
+  math.random = core.random
+  os.clock = core.clock
+  tostring = core.tostring
+  string.dump = nil
+end
+
+local tostring = tostring
 local format, concat = string.format, table.concat
 local str_sub, str_byte = string.sub, string.byte
 
---- Limits applied by the wrapped string/table functions. The C core may
--- change them before creating environments.
+local json = require("glare.json")
+
+sandbox.core = core ~= nil
+
+--- Limits of the offline (pure Lua) string and table wrappers; the server
+-- charges the work to the request's budget instead.
 sandbox.limits = {
   rep = 1 << 20,          -- bytes: largest string.rep / gsub result
   subject = 1 << 16,      -- bytes: largest subject for find/match/gmatch/gsub
@@ -48,68 +74,183 @@ sandbox.FORBIDDEN = { "io", "debug", "package", "require", "load", "loadfile",
   "getfenv" }
 
 ----------------------------------------------------------------------------
--- Read-only views
+-- Read-only tables
 ----------------------------------------------------------------------------
 
-local function readonly_error(name)
-  return function(_, k)
-    error(format("%s is read-only (attempt to set '%s')", name, tostring(k)), 2)
+local FROZEN, NAME = {}, {}
+--- The key under which a frozen table's metatable holds its contents (the
+-- C core reads frozen tables through it when converting to JSON).
+sandbox.FROZEN = FROZEN
+
+local function contents(t)
+  local mt = dgetmetatable(t)
+  return mt and rawget(mt, FROZEN)
+end
+
+--- The contents of a read-only view (library code only), or nil.
+function sandbox.contents(t)
+  if type(t) ~= "table" then return nil end
+  return contents(t)
+end
+
+local function ro_newindex(t, k)
+  error(format("%s is read-only (attempt to set '%s')",
+    rawget(dgetmetatable(t), NAME) or "table", tostring(k)), 2)
+end
+
+local function ro_len(t) return rawlen(contents(t)) end
+
+-- The iterator `pairs` returns for a read-only table: it reads the
+-- contents of the table it is given, and hands out values only.
+local function ro_next(t, k)
+  local c = type(t) == "table" and contents(t)
+  if not c then error("bad argument #1 to 'next' (read-only table expected)", 2) end
+  return next(c, k)
+end
+
+local function ro_pairs(t) return ro_next, t, nil end
+
+-- Metamethods a frozen table keeps from its own metatable (those that
+-- receive the table itself; __index/__len/__pairs are rebuilt, __gc,
+-- __close and __mode are never carried over).
+local KEEP = { "__call", "__tostring", "__name", "__eq", "__lt", "__le", "__concat",
+  "__unm", "__add", "__sub", "__mul", "__div", "__mod", "__pow", "__idiv", "__band",
+  "__bor", "__bxor", "__shl", "__shr", "__bnot" }
+
+-- Make the empty table `p` a read-only view of `c`; `mt` is the metatable
+-- the frozen table had (its metamethods keep working).
+local function make_view(p, c, name, mt)
+  local fm = { [FROZEN] = c, [NAME] = name, __index = c, __newindex = ro_newindex,
+    __len = ro_len, __pairs = ro_pairs, __metatable = false }
+  if mt ~= nil then
+    -- the metamethods: from the metatable's own contents if it is read-only
+    -- already (a frozen "class"), from the table's if it is its own
+    local mm = mt == p and c or contents(mt) or mt
+    for _, k in ipairs(KEEP) do fm[k] = rawget(mm, k) end
+    if rawget(mm, "__len") ~= nil then fm.__len = rawget(mm, "__len") end
+    if rawget(mm, "__pairs") ~= nil then fm.__pairs = rawget(mm, "__pairs") end
+    -- library code still sees the metatable it knows (field kinds, JSON marks)
+    local shown = rawget(mm, "__metatable")
+    if shown == nil then shown = mt end
+    fm.__metatable = shown
+    if mt == json.array_mt or mt == json.object_mt then
+      dsetmetatable(c, mt)   -- the C converter reads the mark from the contents
+    end
+    local idx = rawget(mm, "__index")
+    if idx == p then idx = nil end   -- a table that is its own class
+    if type(idx) == "table" then
+      dsetmetatable(c, { __index = idx })
+    elseif idx ~= nil then
+      -- a function gets the frozen table itself, never its contents
+      fm.__index = function(self, k)
+        local v = rawget(c, k)
+        if v ~= nil then return v end
+        if type(idx) == "function" then return idx(self, k) end
+        return idx[k]
+      end
+    end
+  end
+  dsetmetatable(p, fm)
+  return p
+end
+
+--- A new read-only view of `t` (a table only library code holds). `mt`
+-- optionally supplies metamethods (__tostring, __name, ...).
+function sandbox.view(t, name, mt)
+  return make_view({}, t, name or "table", mt)
+end
+
+--- Freeze `t` in place (shallow): its contents move behind its metatable,
+-- its identity stays. Returns `t`.
+function sandbox.freeze(t, name)
+  if contents(t) then return t end
+  local c = {}
+  for k, v in next, t do c[k] = v end
+  for k in next, c do rawset(t, k, nil) end
+  return make_view(t, c, name or "table", dgetmetatable(t))
+end
+
+--- True when `t` is read-only (frozen or a view).
+function sandbox.is_frozen(t)
+  return type(t) == "table" and contents(t) ~= nil
+end
+
+-- Freeze everything reachable from `v`. Functions defined in `st.source`
+-- (the type file) are walked through their upvalues, whose slots are
+-- recorded in `st.boxes` so that they can be put back after every call;
+-- other functions (the library's, C functions) are not walked.
+local function walk(v, name, st)
+  local tv = type(v)
+  if tv == "table" then
+    if st.seen[v] or v == json.null or st.skip[v] then return end
+    st.seen[v] = true
+    if contents(v) then return end
+    local mt = dgetmetatable(v)
+    for k, x in next, v do
+      walk(k, name, st)
+      walk(x, type(k) == "string" and (name .. "." .. k) or format("%s[%s]", name, tostring(k)), st)
+    end
+    if mt ~= nil and mt ~= json.array_mt and mt ~= json.object_mt then
+      for _, x in next, mt do walk(x, name, st) end
+    end
+    sandbox.freeze(v, name)
+  elseif tv == "function" then
+    if st.seen[v] then return end
+    st.seen[v] = true
+    if st.source == nil or getinfo(v, "S").source ~= st.source then return end
+    local i = 1
+    while true do
+      local uname, x = getupvalue(v, i)
+      if uname == nil then break end
+      local id = upvalueid(v, i)
+      if not st.boxed[id] then
+        st.boxed[id] = true
+        local b = st.boxes
+        local n = b.n
+        b[n + 1], b[n + 2], b[n + 3] = v, i, x
+        b.n = n + 3
+      end
+      walk(x, uname, st)
+      i = i + 1
+    end
   end
 end
 
---- A read-only proxy of `t` (shallow): reads go to `t`, writes raise,
--- `pairs` works, the metatable is hidden.
-function sandbox.readonly(t, name)
-  return setmetatable({}, {
-    __index = t,
-    __newindex = readonly_error(name or "table"),
-    __pairs = function() return next, t, nil end,
-    __len = function() return #t end,
-    __metatable = false,
-  })
+--- Freeze `t` and everything reachable from it (library data: functions
+-- are not walked). Returns `t`.
+function sandbox.freeze_all(t, name)
+  walk(t, name or "table", { seen = {}, skip = {}, boxed = {}, boxes = { n = 0 } })
+  return t
 end
 
---- A deep read-only view: nested tables are wrapped on access (one proxy
--- per table, cached), so a hook cannot change state shared between
--- requests through a global. Plain and JSON-marked tables are wrapped;
--- tables with any other metatable (json.null, field specs) are returned
--- as they are.
-function sandbox.readonly_deep(t, name)
-  local cache = setmetatable({}, { __mode = "k" })
-  local function wrap(v, path)
-    if type(v) ~= "table" then return v end
-    local mt = getmetatable(v)
-    if mt ~= nil and mt ~= json.array_mt and mt ~= json.object_mt then return v end
-    local p = cache[v]
-    if p then return p end
-    p = setmetatable({}, {
-      __index = function(_, k) return wrap(v[k], path .. "." .. tostring(k)) end,
-      __newindex = readonly_error(path),
-      __pairs = function()
-        return function(_, k)
-          local nk, nv = next(v, k)
-          if nk ~= nil then return nk, wrap(nv, path .. "." .. tostring(nk)) end
-        end, p, nil
-      end,
-      __len = function() return #v end,
-      __metatable = false,
-    })
-    cache[v] = p
-    return p
-  end
-  return wrap(t, name or "table")
+--- Seal a loaded type: every table reachable from `roots` (a list of
+-- `{ value, name }`) and from the upvalues of the functions the file
+-- defines (`source` is the file's chunk name, "@types/x.lua") becomes
+-- read-only. `skip` lists tables left alone (the file's environment).
+-- Returns the upvalue slots as a flat list `{ f, n, value, ..., n = size }`
+-- (values may be nil) for `sandbox.restore`.
+function sandbox.seal(roots, source, skip)
+  local st = { seen = {}, skip = {}, boxed = {}, boxes = { n = 0 }, source = source }
+  for _, t in ipairs(skip or {}) do st.skip[t] = true end
+  for _, r in ipairs(roots) do walk(r[1], r[2], st) end
+  return st.boxes
+end
+
+--- Put back the upvalues recorded by `seal`: file-level locals (and a
+-- rebound `_ENV`) a call assigned are what they were at load time again.
+function sandbox.restore(boxes)
+  for i = 1, boxes.n, 3 do setupvalue(boxes[i], boxes[i + 1], boxes[i + 2]) end
 end
 
 ----------------------------------------------------------------------------
--- Safe string library
+-- Offline wrappers (stock lua5.4, no C core): caps instead of a budget
 ----------------------------------------------------------------------------
 
 -- Estimated worst-case steps of a Lua pattern match: each unbounded
 -- quantifier (`*`, `+`, `-`, `%b`) can multiply the work by the subject
 -- length, each `?` by two, and an unanchored search adds one more factor
--- (every start position). cost = n^e / e! * 2^q. Deliberately coarse: it
--- refuses the classic blow-ups (`("a-"):rep(12) .. "b"` on 26 bytes took
--- 104 s in one C call) while trimming patterns on short strings pass.
+-- (every start position). cost = n^e / e! * 2^q. Deliberately coarse, and
+-- only used offline: the server counts the matcher's steps instead.
 function sandbox.pattern_cost(pattern, n, anchored_ok)
   local i, len = 1, #pattern
   local k, q = 0, 0
@@ -121,7 +262,6 @@ function sandbox.pattern_cost(pattern, n, anchored_ok)
     elseif c == "?" then q = q + 1; i = i + 1 end
   end
   local function skip_set()
-    -- i is on '['
     i = i + 1
     if str_sub(pattern, i, i) == "^" then i = i + 1 end
     if str_sub(pattern, i, i) == "]" then i = i + 1 end
@@ -167,17 +307,15 @@ local function check_match(fname, s, p, init, plain, anchored_ok)
   end
 end
 
-local function make_safe_string()
-  local s = {}
-  for k, v in pairs(string) do s[k] = v end
-  s.dump = nil
+local function offline_string(s)
   local rep, find, match, gmatch, gsub = string.rep, string.find, string.match,
     string.gmatch, string.gsub
-
   s.rep = function(str, n, sep)
     local ls = type(str) == "string" and #str or #tostring(str)
     local lsep = type(sep) == "string" and #sep or 0
+    n = math.tointeger(tonumber(n)) or n
     if type(n) == "number" and n > 0 then
+      if ls + lsep == 0 then return "" end
       local size = (ls + 0.0) * n + lsep * (n - 1.0)
       if size > sandbox.limits.rep then
         error(format("string.rep: result of %.0f bytes is above the sandbox limit of %d",
@@ -207,55 +345,64 @@ local function make_safe_string()
     end
     return gsub(str, p, repl, n)
   end
-  return s
 end
 
-local function make_safe_table()
-  local t = {}
-  for k, v in pairs(table) do t[k] = v end
+local function offline_table(t)
   local move = table.move
   t.move = function(a1, f, e, tpos, a2)
-    if type(f) == "number" and type(e) == "number" and e - f + 1 > sandbox.limits.move then
+    local nf, ne = math.tointeger(tonumber(f)), math.tointeger(tonumber(e))
+    if nf and ne and ne - nf + 1 > sandbox.limits.move then
       error(format("table.move: %.0f elements is above the sandbox limit of %d",
-        e - f + 1.0, sandbox.limits.move), 2)
+        ne - nf + 1.0, sandbox.limits.move), 2)
     end
     return move(a1, f, e, tpos, a2)
   end
-  return t
 end
 
-local function copy(t)
+----------------------------------------------------------------------------
+-- The allow-listed libraries (one copy per state, behind read-only views)
+----------------------------------------------------------------------------
+
+local function copy(t, without)
   local c = {}
-  for k, v in pairs(t) do c[k] = v end
+  for k, v in pairs(t) do
+    if not (without and without[k]) then c[k] = v end
+  end
   return c
 end
 
---- The safe string library (a plain table; use it as the string metatable's
--- `__index` in a worker state).
-sandbox.string = make_safe_string()
+--- The string library of sandboxed code (a plain table held by the
+-- library; the string metatable's `__index` in a server state).
+sandbox.string = copy(string, { dump = true })
+if not core then offline_string(sandbox.string) end
+local safe_table = copy(table)
+if not core then offline_table(safe_table) end
 
 local LIBS = {
-  string = sandbox.readonly(sandbox.string, "string"),
-  table = sandbox.readonly(make_safe_table(), "table"),
-  math = sandbox.readonly(copy(math), "math"),
-  utf8 = sandbox.readonly(copy(utf8), "utf8"),
-  os = sandbox.readonly({ time = os.time, clock = os.clock, date = os.date }, "os"),
+  string = sandbox.view(sandbox.string, "string"),
+  table = sandbox.view(safe_table, "table"),
+  math = sandbox.view(copy(math, { randomseed = true }), "math"),
+  utf8 = sandbox.view(copy(utf8), "utf8"),
+  os = sandbox.view({ time = os.time, clock = os.clock, date = os.date }, "os"),
 }
 
---- Replace the VM-wide string metatable's `__index` with the safe string
--- library and hide the metatable. Call once per worker state (it changes
--- method calls like `("x"):rep(n)` for all code in the state).
+--- Point the state's string metatable at the sandbox's string library and
+-- hide it, so `("x"):rep(n)` is `string.rep` of the sandbox. The server
+-- does it when it builds a state; call it yourself offline if you want it.
 function sandbox.protect_string_metatable()
-  local mt = getmetatable("")
+  local mt = dgetmetatable("")
   if type(mt) ~= "table" then return false end
   mt.__index = sandbox.string
   mt.__metatable = false
   return true
 end
+if core then sandbox.protect_string_metatable() end
 
 --- `setmetatable` for sandboxed code: refuses metatables carrying `__gc`
 -- (a finalizer would run outside any budget, e.g. in lua_close), `__close`
--- and `__mode`; protected metatables stay protected.
+-- and `__mode`; protected (and read-only) tables keep their metatable. A
+-- read-only table may serve as a metatable (a frozen "class").
+local REFUSED_MM = { "__gc", "__close", "__mode" }
 function sandbox.setmetatable(t, mt)
   if type(t) ~= "table" then
     error(format("bad argument #1 to 'setmetatable' (table expected, got %s)", type(t)), 2)
@@ -264,23 +411,41 @@ function sandbox.setmetatable(t, mt)
     if type(mt) ~= "table" then
       error(format("bad argument #2 to 'setmetatable' (nil or table expected, got %s)", type(mt)), 2)
     end
-    for _, k in ipairs({ "__gc", "__close", "__mode" }) do
+    mt = contents(mt) or mt
+    for _, k in ipairs(REFUSED_MM) do
       if rawget(mt, k) ~= nil then
         error(format("setmetatable: metatables with %s are not allowed in the sandbox", k), 2)
       end
     end
   end
-  return setmetatable(t, mt)
+  local cur = dgetmetatable(t)
+  if cur ~= nil and rawget(cur, "__metatable") ~= nil then
+    error("cannot change a protected metatable", 2)
+  end
+  return dsetmetatable(t, mt)
+end
+
+--- `xpcall` for sandboxed code: the handler runs after the error has
+-- unwound, as an ordinary call under the budget. (A real message handler
+-- can run inside the instruction hook, where no budget applies.)
+function sandbox.xpcall(f, handler, ...)
+  if type(handler) ~= "function" then
+    error(format("bad argument #2 to 'xpcall' (function expected, got %s)", type(handler)), 2)
+  end
+  local function finish(ok, ...)
+    if ok then return true, ... end
+    return false, handler((...))
+  end
+  return finish(pcall(f, ...))
 end
 
 --- The allow-listed base of every environment: a fresh plain table (the
--- caller adds `glare` and makes it read-only). `print(...)` calls
--- `log("info", message)`.
+-- caller adds `glare`). `print(...)` calls `log("info", message)`.
 function sandbox.base(log)
   local b = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
-    type = type, xpcall = xpcall, _VERSION = _VERSION,
+    type = type, xpcall = sandbox.xpcall, _VERSION = _VERSION,
     setmetatable = sandbox.setmetatable,
     print = function(...)
       local parts = {}
@@ -292,15 +457,20 @@ function sandbox.base(log)
   return b
 end
 
+local function undeclared(_, k)
+  error(format("attempt to read undeclared global '%s'", tostring(k)), 2)
+end
+
 --- Create a type's global environment. Reads look in the type's own
 -- globals, then in `base` (unknown names raise: typos surface at once).
--- While declaring, writes define the type's globals; `switch(base2)`
--- installs the runtime base and freezes the globals (deep read-only).
--- Returns `env, switch`.
+-- While declaring, writes define the type's globals. Returns `env, ctl`:
+-- `ctl.globals()` is the table of the type's own globals, and
+-- `ctl.switch(base2)` installs the runtime base; from then on the
+-- environment is read-only (seal the globals themselves first).
 function sandbox.new_env(base)
   local user = {}
-  local frozen = false
-  local env = setmetatable({}, {
+  local emt
+  emt = {
     __index = function(_, k)
       local v = user[k]
       if v == nil then v = base[k] end
@@ -309,45 +479,103 @@ function sandbox.new_env(base)
       end
       return v
     end,
-    __newindex = function(_, k, v)
-      if frozen then
-        error(format("attempt to set global '%s': globals are read-only once the type has loaded",
-          tostring(k)), 2)
-      end
-      user[k] = v
-    end,
+    __newindex = function(_, k, v) user[k] = v end,
     __pairs = function() return next, {}, nil end,
     __metatable = false,
-  })
-  local function switch(new_base)
-    local view = {}
-    for k, v in pairs(user) do view[k] = sandbox.readonly_deep(v, k) end
-    user = view
-    base = new_base
-    frozen = true
+  }
+  local env = setmetatable({}, emt)
+  local ctl = {}
+  function ctl.globals() return user end
+  function ctl.switch(new_base)
+    local g = {}
+    for k, v in next, new_base do g[k] = v end
+    for k, v in next, user do g[k] = v end
+    setmetatable(g, { __index = undeclared })
+    emt.__index = g
+    emt.__newindex = function(_, k)
+      error(format("attempt to set global '%s': globals are read-only once the type has loaded",
+        tostring(k)), 2)
+    end
   end
-  return env, switch
+  return env, ctl
 end
 
---- Start-up self check: `true`, or `nil, message` naming the first
--- forbidden name reachable from `env` (globals, and `os` beyond
--- time/clock/date, `string.dump`).
-function sandbox.self_check(env)
-  for _, name in ipairs(sandbox.FORBIDDEN) do
-    local ok, v = pcall(function() return env[name] end)
-    if ok and v ~= nil then return nil, "forbidden global reachable: " .. name end
+----------------------------------------------------------------------------
+-- Self check
+----------------------------------------------------------------------------
+
+local function probe(env, name)
+  local ok, v = pcall(function() return env[name] end)
+  return ok and v or nil
+end
+
+-- A library table of the environment must refuse writes, show nothing to
+-- raw access, and hand out no other table from `pairs`.
+local function check_readonly(lib, name)
+  if type(lib) ~= "table" then return true end
+  if next(lib) ~= nil then return nil, name .. " is writable (raw contents visible)" end
+  if pcall(function() lib.__self_check = true end) then
+    return nil, name .. " accepts new keys"
   end
-  local ok, os_ = pcall(function() return env.os end)
-  if ok and os_ ~= nil then
+  local f, s = pairs(lib)
+  if s ~= lib then return nil, "pairs(" .. name .. ") reveals another table" end
+  local k = f(s, nil)
+  if k ~= nil and pcall(function() lib[k] = lib[k] end) then
+    return nil, name .. "." .. tostring(k) .. " can be replaced"
+  end
+  if pcall(sandbox.setmetatable, lib, {}) then
+    return nil, "the metatable of " .. name .. " can be replaced"
+  end
+  return true
+end
+
+--- Start-up self check of an environment (run on every type as it loads,
+-- at start-up and reload): `true`, or `nil, message` naming the first
+-- problem: a forbidden name reachable, `os` beyond time/clock/date,
+-- `string.dump`, a library table that is writable or whose `pairs`
+-- reveals its contents, a finalizer accepted by `setmetatable`, a
+-- writable global. `runtime` also checks the globals are read-only.
+function sandbox.self_check(env, runtime)
+  for _, name in ipairs(sandbox.FORBIDDEN) do
+    if probe(env, name) ~= nil then return nil, "forbidden global reachable: " .. name end
+  end
+  local os_ = probe(env, "os")
+  if os_ ~= nil then
     for k in pairs(os_) do
       if k ~= "time" and k ~= "clock" and k ~= "date" then
         return nil, "forbidden function reachable: os." .. k
       end
     end
   end
-  local ok2, str = pcall(function() return env.string end)
-  if ok2 and str ~= nil and str.dump ~= nil then
+  local str = probe(env, "string")
+  if str ~= nil and str.dump ~= nil then
     return nil, "forbidden function reachable: string.dump"
+  end
+  local smt = dgetmetatable("")
+  if smt and smt.__index == sandbox.string and ("").dump ~= nil then
+    return nil, "forbidden function reachable: (\"\").dump"
+  end
+  if core and not (smt and smt.__index == sandbox.string and smt.__metatable == false) then
+    return nil, "the string metatable is not the sandbox's"
+  end
+  for _, name in ipairs({ "string", "table", "math", "utf8", "os", "glare" }) do
+    local lib = probe(env, name)
+    local ok, err = check_readonly(lib, name)
+    if not ok then return nil, err end
+    if name == "glare" and lib ~= nil then
+      for _, sub in ipairs({ "json", "semver", "options", "typedefs" }) do
+        local s = probe(lib, sub)
+        ok, err = check_readonly(s, "glare." .. sub)
+        if not ok then return nil, err end
+      end
+    end
+  end
+  local setmt = probe(env, "setmetatable")
+  if setmt ~= nil and pcall(setmt, {}, { __gc = function() end }) then
+    return nil, "setmetatable accepts a finalizer (__gc)"
+  end
+  if runtime and pcall(function() env.__self_check = true end) then
+    return nil, "globals are writable at run time"
   end
   return true
 end

@@ -125,6 +125,12 @@ function semver.coerce(value)
     return nil, "a version must be a string or a number"
   end
   local s = util.py_str(value)
+  -- coercion turns at most 4 bytes (one character) into one: anything
+  -- longer than this cannot make a version of MAX_LENGTH characters
+  if #s > 4 * MAX_LENGTH + 8 then
+    return nil, format("%s is not a valid version: version is longer than %d characters",
+      util.quote(s), MAX_LENGTH)
+  end
   -- fast path: already MAJOR.MINOR.PATCH
   if s:find("^%d+%.%d+%.%d+$") then
     local v, err = semver.parse(s)

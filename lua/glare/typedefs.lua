@@ -5,8 +5,11 @@
 -- mutated), itself callable again: `typedefs.name { description = "x" }`.
 -- The kind lives in the spec's metatable, not in a key, so a type file
 -- cannot change it and `kind_of` is a table lookup. Indexing an unknown
--- typedef raises at load time.
+-- typedef raises at load time. Every prototype, and the module itself, is
+-- read-only: a type file cannot change what `glare.String` or a base field
+-- means, not even for itself.
 local fields = require("glare.fields")
+local sandbox = require("glare.sandbox")
 
 local typedefs = {}
 local defs = {}          -- name -> spec
@@ -103,7 +106,10 @@ for _, n in ipairs(typedefs.BASE_FIELDS) do typedefs.IS_BASE[n] = true end
 defs.uuid = S { uuid = true, description = "A UUID." }
 defs.semver = defs.Version {}
 
-return setmetatable(typedefs, {
+for name, d in pairs(defs) do
+  sandbox.freeze_all(d, fields.IS_KIND[name] and "glare." .. name or "glare.typedefs." .. name)
+end
+setmetatable(typedefs, {
   __index = function(_, k)
     local d = defs[k]
     if d == nil then
@@ -112,3 +118,4 @@ return setmetatable(typedefs, {
     return d
   end,
 })
+return sandbox.freeze_all(typedefs, "glare.typedefs")

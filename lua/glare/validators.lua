@@ -15,6 +15,8 @@
 -- (cheap equality first), so messages are deterministic.
 local json = require("glare.json")
 local regex = require("glare.regex")
+-- glare.runtime requires this module: look it up when a validator fails
+local loaded = package.loaded
 local util = require("glare.util")
 
 local validators = {}
@@ -136,8 +138,10 @@ defs.allowed_values = {
 }
 
 -- Python's uuid.UUID(): optional "urn:uuid:" prefix and braces, hyphens
--- anywhere, exactly 32 hex digits.
+-- anywhere, exactly 32 hex digits. (This runs before the length checks:
+-- a value longer than any sane spelling is no UUID, without more work.)
 local function is_uuid(s)
+  if #s > 1024 then return false end
   local h = s:gsub("^urn:", ""):gsub("^uuid:", ""):gsub("^{", ""):gsub("}$", ""):gsub("-", "")
   return #h == 32 and h:find("^%x+$") ~= nil
 end
@@ -412,12 +416,16 @@ defs.custom_validator = {
     if type(v) == "function" then return true end
     return nil, "must be a function(value) returning true or nil, message"
   end,
+  -- A refusal is `nil, message` or glare.fail (its message is the 400's);
+  -- any other error is the validator's failure, raised on to the caller (a
+  -- 500 in the server, its file:line in the log).
   build = function(fn)
     return function(value)
       local ok, res, msg = pcall(fn, value)
       if not ok then
-        if type(res) == "table" and res.message then res = res.message end
-        return nil, tostring(res)
+        local runtime = loaded["glare.runtime"]
+        if runtime and runtime.is_failure(res) then return nil, res.message end
+        error(res, 0)
       end
       if res then return true end
       return nil, msg and tostring(msg) or "Value is not valid"

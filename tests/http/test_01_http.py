@@ -365,14 +365,18 @@ def test_env_overrides_option(tmp_path):
 def test_workers_share_one_port(make_server):
     s = make_server(workers=2)
     pids = set()
-    for _ in range(40):
-        r = requests.get(s.url + "/healthcheck")
-        assert r.status_code == 200
-    time.sleep(0.3)
-    with open(s.log_path) as f:         # the first node's workers
-        for line in f:
-            if "access: GET /healthcheck" in line:
-                pids.add(line.split("glared[")[1].split("]")[0])
+    # the second worker may still be loading its types when the first
+    # answers: ask again (bounded) until both have served
+    deadline = time.time() + 30
+    while len(pids) < 2 and time.time() < deadline:
+        for _ in range(40):
+            r = requests.get(s.url + "/healthcheck")
+            assert r.status_code == 200
+        time.sleep(0.3)
+        with open(s.log_path) as f:         # the first node's workers
+            for line in f:
+                if "access: GET /healthcheck" in line:
+                    pids.add(line.split("glared[")[1].split("]")[0])
     # SO_REUSEPORT spreads connections over both workers
     assert len(pids) == 2
     assert "master: 2 workers" in s.read_log()

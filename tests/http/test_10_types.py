@@ -147,7 +147,10 @@ def test_sighup_reload(tmp_path):
         # a broken file leaves the current set serving
         (d / "images.lua").write_text("return 42\n")
         s.signal_all(signal.SIGHUP)
-        time.sleep(0.5)
+        for _ in range(100):    # each node loads a whole set, then refuses
+            if s.read_log().count("old set keeps serving") >= len(s.nodes):
+                break
+            time.sleep(0.1)
         assert "flavor_hint" in props()
         assert "old set keeps serving" in s.read_log()
         r = s.post("/artifacts/images", {"name": "after", "flavor_hint": "m1"})
@@ -208,3 +211,127 @@ def test_hook_memory_and_budget_configurable(make_server):
                      "lua_instruction_limit": 100000})
     assert s.post("/artifacts/sample_artifact", {"name": "m"}).status_code \
         == 201
+
+
+# ---- errors of type code and of the type runtime (issues 12.9, 15.9) ------
+
+OOPS = """
+return glare.type {
+  name = "oops_artifact", display_name = "Oops", version = "1.0",
+  fields = { { note = glare.String {} } },
+  hooks = {
+    pre_create = function(ctx, af)
+      if af.name == "bug" then
+        local missing = nil
+        return missing.field
+      end
+      if af.name == "refuse" then glare.fail(422, "refused by the type") end
+    end,
+  },
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def oops(tmp_path_factory):
+    d = tmp_path_factory.mktemp("types")
+    shutil.copy(os.path.join(ROOT, "types", "sample_artifact.lua"), str(d))
+    (d / "oops_artifact.lua").write_text(OOPS)
+    s = Server({"types_path": str(d),
+                "enabled_artifact_types": "sample_artifact,oops_artifact"})
+    yield s
+    s.stop()
+
+
+def test_hook_runtime_error_is_a_500_without_paths(oops):
+    r = oops.post("/artifacts/oops_artifact", {"name": "bug"})
+    rid = r.headers["x-openstack-request-id"]
+    assert r.status_code == 500
+    assert r.json()["error"]["message"] == (
+        "Hook pre_create of artifact type oops_artifact failed (internal "
+        "error; see the server log for request %s)" % rid)
+    assert ".lua" not in r.text
+    # the log has the error with its file:line and the request id
+    want = ("request %s: Hook pre_create of artifact type oops_artifact "
+            "failed: types/oops_artifact.lua:9: attempt to index a nil value "
+            "(local 'missing')|stack traceback:" % rid)
+    assert want in oops.read_log()
+    # nothing was created
+    assert oops.get("/artifacts/oops_artifact?name=bug").json()[
+        "artifacts"] == []
+
+
+def test_hook_refusal_stays_a_4xx_with_its_message(oops):
+    r = oops.post("/artifacts/oops_artifact", {"name": "refuse"})
+    assert r.status_code == 422
+    assert r.json()["error"]["message"] == "refused by the type"
+    assert oops.post("/artifacts/oops_artifact",
+                     {"name": "fine"}).status_code == 201
+
+
+def nested(depth, leaf):
+    v = leaf
+    for _ in range(depth):
+        v = [v]
+    return v
+
+
+@pytest.mark.parametrize("field,value", [
+    ("list_of_str", nested(100, "x")),
+    ("dict_of_str", {"a": nested(100, "x")}),
+    ("string_mutable", nested(70, 1)),
+])
+def test_input_nested_too_deep_is_a_400(oops, field, value):
+    r = oops.post("/artifacts/sample_artifact", {"name": "deep", field: value})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == (
+        "Type: sample_artifact. Field: %s. Exception: value nested deeper "
+        "than 64 levels" % field)
+    af = oops.post("/artifacts/sample_artifact",
+                   {"name": "deep-" + field}).json()
+    r = oops.patch("/artifacts/sample_artifact/%s" % af["id"],
+                   [{"op": "add", "path": "/%s" % field, "value": value}])
+    assert r.status_code == 400, r.text
+    assert ".lua" not in r.text
+
+
+def test_versions_long_or_with_many_parts(oops):
+    r = oops.post("/artifacts/sample_artifact",
+                  {"name": "v300", "version": "1" * 300})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == (
+        "Type: sample_artifact. Field: version. Exception: '%s...' is not a "
+        "valid version: version is longer than 255 characters" % ("1" * 57))
+    r = oops.post("/artifacts/sample_artifact",
+                  {"name": "vbig", "version": "1." * 5000})
+    assert r.status_code == 400
+    assert "version is longer than 255 characters" in \
+        r.json()["error"]["message"]
+    # 120 prerelease identifiers are a valid version of 245 characters
+    v = "1.0.0-" + ".".join(["a"] * 120)
+    r = oops.post("/artifacts/sample_artifact", {"name": "v120", "version": v})
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == v
+    v = "1.0.0-" + ".".join(["1"] * 120)
+    r = oops.post("/artifacts/sample_artifact", {"name": "v120n", "version": v})
+    assert r.status_code == 201, r.text
+    r = oops.get("/artifacts/sample_artifact?version=gt:1.0.0-1")
+    assert r.status_code == 200 and r.json()["artifacts"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("int1", "1" + " " * 70000 + "2", "'1                                  "
+     "                      ...' is not an integer"),
+    ("float1", "1" * 100000 + "x", "'%s...' is not a number" % ("1" * 57)),
+    ("int1", " " * 100000 + "7" + " " * 100000, None),
+])
+def test_big_inputs_are_judged_not_choked_on(oops, field, value, message):
+    r = oops.post("/artifacts/sample_artifact",
+                  {"name": "big-%d" % len(value), field: value})
+    if message is None:
+        assert r.status_code == 201, r.text
+        assert r.json()[field] == 7
+        return
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == (
+        "Type: sample_artifact. Field: %s. Exception: %s" % (field, message))

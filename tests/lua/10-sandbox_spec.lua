@@ -1,6 +1,7 @@
 -- The sandbox: one test per escape class we guard in pure Lua. (Memory and
 -- instruction budgets are enforced by the C core: tests/sandbox/.)
 local json = require("glare.json")
+local runtime = require("glare.runtime")
 local sandbox = require("glare.sandbox")
 local H = dofile("tests/lua/helpers.lua")
 
@@ -8,11 +9,21 @@ local H = dofile("tests/lua/helpers.lua")
 -- it executes in the sandboxed runtime environment (a closure written in
 -- this spec would run in busted's own environment). `prelude` is
 -- declaration-time code placed before the type definition.
-local function run(body, prelude)
+local function probe_type(body, prelude)
   local src = (prelude or "") .. "\nreturn glare.type { name = 'probe', hooks = {\n"
     .. "pre_create = function(ctx, af)\n" .. body .. "\nend } }"
-  local T = assert(H.load(src, "types/probe.lua"))
-  return T.hooks.pre_create({}, {})
+  return assert(H.load(src, "types/probe.lua"))
+end
+
+local function run(body, prelude)
+  return probe_type(body, prelude).hooks.pre_create({}, {})
+end
+
+-- The message of the error a hook raises, through run_hook (a 500).
+local function hook_error(T, ...)
+  local ok, status, msg = runtime.run_hook(T, "pre_create", ...)
+  assert.same({ false, 500 }, { ok, status })
+  return msg
 end
 
 local PRELUDE = [[
@@ -137,10 +148,42 @@ describe("sandbox", function()
     it("allows ordinary metatables", function()
       assert.equal(42, run("return setmetatable({}, { __index = function() return 42 end }).anything"))
     end)
-    it("cannot replace protected metatables or change the shared JSON markers", function()
+    it("cannot replace protected metatables; the shared JSON markers are out of reach", function()
       fails("return setmetatable(glare.json.null, {})", "cannot change a protected metatable")
-      fails("glare.json.array_mt.__gc = print", "JSON marker metatables are read%-only")
       fails("return setmetatable(string, {})", "cannot change a protected metatable")
+      assert.is_true(run("return glare.json.array_mt == nil and glare.json.object_mt == nil"))
+    end)
+    it("refuses a finalizer hidden in a read-only table used as a metatable", function()
+      fails("return setmetatable({}, MT)", "setmetatable: metatables with __gc are not allowed in the sandbox",
+        "MT = { __gc = print }")
+      local _, err = H.load("MT = setmetatable({}, { __gc = print })", "types/d.lua")
+      assert.equal("types/d.lua:1: setmetatable: metatables with __gc are not allowed in the sandbox", err)
+    end)
+    it("keeps objects made at load time working with their (frozen) class", function()
+      local prelude = [[
+        local Point = {}
+        Point.__index = Point
+        Point.__tostring = function(p) return "(" .. p.x .. "," .. p.y .. ")" end
+        Point.__add = function(a, b) return setmetatable({ x = a.x + b.x, y = a.y + b.y }, Point) end
+        function Point.new(x, y) return setmetatable({ x = x, y = y }, Point) end
+        function Point:norm1() return math.abs(self.x) + math.abs(self.y) end
+        local ORIGIN = Point.new(1, 2)
+        local SELF = {}
+        SELF.__index = SELF
+        SELF.v = 7
+        setmetatable(SELF, SELF)]]
+      assert.equal("(1,2) 3 (4,6) 7", run([[
+        return tostring(ORIGIN) .. " " .. ORIGIN:norm1() .. " " .. tostring(ORIGIN + Point.new(3, 4))
+          .. " " .. SELF.v]], prelude))
+      fails("ORIGIN.x = 5", "ORIGIN is read%-only %(attempt to set 'x'%)", prelude)
+      fails("Point.norm1 = nil", "Point is read%-only %(attempt to set 'norm1'%)", prelude)
+    end)
+    it("lets a read-only table serve as a class", function()
+      assert.equal("hi from Class", run("return setmetatable({}, Class):hi()", [[
+        local Class = {}
+        Class.__index = Class
+        function Class.hi(self) return "hi from Class" end
+        _G_CLASS = Class]]))
     end)
   end)
 
@@ -220,14 +263,154 @@ describe("sandbox", function()
     assert.equal("ok", out)
   end)
 
-  it("readonly proxies hide their metatable and support pairs and #", function()
-    local p = sandbox.readonly({ 1, 2, a = 3 }, "t")
+  it("read-only views hide their metatable and contents, and support pairs and #", function()
+    local c = { 1, 2, a = 3 }
+    local p = sandbox.view(c, "t")
     assert.equal(false, getmetatable(p))
+    assert.is_nil(next(p))
     assert.equal(2, #p)
-    local n = 0
-    for _ in pairs(p) do n = n + 1 end
+    local n, seen = 0, {}
+    local f, s = pairs(p)
+    assert.equal(p, s)
+    for k, v in f, s do n = n + 1; seen[k] = v end
     assert.equal(3, n)
+    assert.same(c, seen)
     assert.has_error(function() p.b = 1 end, "t is read-only (attempt to set 'b')")
+    assert.has_error(function() p[1] = 9 end, "t is read-only (attempt to set '1')")
+    assert.has_error(function() f({}, nil) end)
+  end)
+
+  it("freeze keeps identity, metamethods and the JSON marks", function()
+    local t = setmetatable({ x = 1 }, { __tostring = function() return "T!" end })
+    assert.equal(t, sandbox.freeze(t, "t"))
+    assert.equal("T!", tostring(t))
+    assert.equal(1, t.x)
+    assert.has_error(function() t.x = 2 end, "t is read-only (attempt to set 'x')")
+    local a = sandbox.freeze(json.array({ 1, 2 }), "a")
+    assert.is_true(json.is_array(a))
+    local plain = sandbox.freeze({ 1, 2, 3 }, "p")
+    assert.is_true(json.is_array(plain))
+    assert.is_true(json.is_object(sandbox.freeze({ k = 1 }, "o")))
+  end)
+
+  describe("isolation (issue 20)", function()
+    it("1: pairs on a library table hands out no writable table", function()
+      for _, lib in ipairs({ "string", "table", "math", "utf8", "os", "glare", "glare.json",
+          "glare.semver", "glare.options" }) do
+        assert.is_true(run(("local _, S = pairs(%s) return S == %s and next(%s) == nil"):format(lib, lib, lib)), lib)
+        local key = run(("local f, s = pairs(%s) return (f(s, nil))"):format(lib))
+        if key ~= nil then
+          fails(("local f, s = pairs(%s) local k = f(s, nil) s[k] = function() return 'PWNED' end"):format(lib),
+            lib:gsub("%.", "%%.") .. " is read%-only %(attempt to set '" .. key .. "'%)")
+        end
+      end
+      fails("local _, S = pairs(string) S.upper = function() return 'PWNED' end",
+        "string is read%-only %(attempt to set 'upper'%)")
+      assert.equal("ABC", run("return ('abc'):upper()"))
+    end)
+
+    it("2: declaration prototypes are read-only", function()
+      local cases = {
+        { "glare.String.max_length = 7", "glare.String is read-only (attempt to set 'max_length')" },
+        { "glare.typedefs.description.custom_validator = print",
+          "glare.typedefs.description is read-only (attempt to set 'custom_validator')" },
+        { "glare.typedefs.BASE_FIELDS[3] = 'x'", "glare.typedefs.BASE_FIELDS is read-only (attempt to set '3')" },
+        { "glare.typedefs.owner.system = false", "glare.typedefs.owner is read-only (attempt to set 'system')" },
+        { "glare.typedefs.tags.of.max_length = 1", "glare.typedefs.tags.of is read-only (attempt to set 'max_length')" },
+        { "glare.typedefs.newdef = {}", "glare.typedefs is read-only (attempt to set 'newdef')" },
+      }
+      for _, c in ipairs(cases) do
+        local _, err = H.load(c[1] .. "\nreturn glare.type { name = 'd' }", "types/d.lua")
+        assert.equal("types/d.lua:1: " .. c[2], err)
+      end
+      -- and a String made later still has the stock limits
+      local T = assert(H.load("return glare.type { name = 'd', fields = { { s = glare.String {} } } }"))
+      assert.equal(255, T.by_name.s._attrs.max_length)
+    end)
+
+    it("3: a file-level local table is read-only at run time", function()
+      local T = probe_type("seen[#seen + 1] = af.name", "local seen = {}")
+      assert.equal("Hook pre_create of type probe failed: types/probe.lua:4: seen is read-only (attempt to set '1')",
+        hook_error(T, {}, { name = "tenant-a" }))
+    end)
+
+    it("3: a file-level scalar is put back after every call", function()
+      local T = probe_type("local prev = last; last = af.name; count = count + 1; return (prev or '-') .. count",
+        "local last, count = nil, 0")
+      assert.same({ true, "-1" }, { runtime.run_hook(T, "pre_create", {}, { name = "a" }) })
+      assert.same({ true, "-1" }, { runtime.run_hook(T, "pre_create", {}, { name = "b" }) })
+    end)
+
+    it("3: a local function replaced by a hook comes back", function()
+      local T = probe_type("local r = f() f = function() return af.name end return r",
+        "local function f0() return 'original' end local f = f0")
+      assert.same({ true, "original" }, { runtime.run_hook(T, "pre_create", {}, { name = "a" }) })
+      assert.same({ true, "original" }, { runtime.run_hook(T, "pre_create", {}, { name = "b" }) })
+    end)
+
+    it("3: a global table with a metatable is read-only too", function()
+      local T = probe_type("STORE.last = af.name",
+        "STORE = setmetatable({}, { __index = function() return 'default' end })")
+      assert.equal("Hook pre_create of type probe failed: types/probe.lua:4: STORE is read-only (attempt to set 'last')",
+        hook_error(T, {}, { name = "a" }))
+      assert.equal("default", run("return STORE.anything",
+        "STORE = setmetatable({}, { __index = function() return 'default' end })"))
+    end)
+
+    it("3: a rebound _ENV is put back after the call", function()
+      local src = [[
+        local _ENV = _ENV
+        return glare.type { name = 'probe', hooks = {
+          pre_create = function(ctx, af)
+            if af.name == "set" then _ENV = { LEAK = "secret of tenant a" } return "set" end
+            return LEAK
+          end } }]]
+      local T = assert(H.load(src, "types/probe.lua"))
+      assert.same({ true, "set" }, { runtime.run_hook(T, "pre_create", {}, { name = "set" }) })
+      assert.equal("Hook pre_create of type probe failed: types/probe.lua:5: attempt to read undeclared global 'LEAK'",
+        hook_error(T, {}, { name = "read" }))
+    end)
+
+    it("7: a failure's status is fixed when it is made", function()
+      fails("local _, e = pcall(glare.fail, 404, 'x') e.status = 200",
+        "glare failure is read%-only %(attempt to set 'status'%)")
+      fails("local _, e = pcall(glare.fail, 404, 'x') setmetatable(e, nil)", "cannot change a protected metatable")
+      local T = probe_type("local _, e = pcall(glare.fail, 404, 'x') pcall(function() e.status = 200 end) error(e)")
+      assert.same({ false, 404, "x" }, { runtime.run_hook(T, "pre_create", {}, {}) })
+      -- a table that looks like a failure is just an error
+      T = probe_type("error({ status = 200, message = 'forged' })")
+      local ok, status = runtime.run_hook(T, "pre_create", {}, {})
+      assert.same({ false, 500 }, { ok, status })
+      fails("glare.fail(math.maxinteger, 'x')", "glare.fail: status must be a 4xx integer, got 9223372036854775807")
+    end)
+
+    it("xpcall's handler runs after the error has unwound", function()
+      assert.equal("handled: types/probe.lua:4: x",
+        run("return select(2, xpcall(function() error('x') end, function(m) return 'handled: ' .. m end))"))
+      assert.same({ true, 1, 2 }, { run("return xpcall(function(a, b) return a, b end, print, 1, 2)") })
+      fails("return xpcall(print, 42)", "bad argument #2 to 'xpcall' %(function expected, got number%)")
+    end)
+
+    it("the self check finds a writable library or a leaking proxy", function()
+      local base = sandbox.base(function() end)
+      base.string = { upper = string.upper }
+      assert.same({ nil, "string is writable (raw contents visible)" },
+        { sandbox.self_check((sandbox.new_env(base))) })
+      base = sandbox.base(function() end)
+      local backing = { upper = string.upper }
+      base.string = setmetatable({}, { __index = backing, __newindex = function() error("ro") end,
+        __pairs = function() return next, backing, nil end, __metatable = false })
+      assert.same({ nil, "pairs(string) reveals another table" },
+        { sandbox.self_check((sandbox.new_env(base))) })
+      base = sandbox.base(function() end)
+      base.setmetatable = setmetatable
+      assert.same({ nil, "setmetatable accepts a finalizer (__gc)" },
+        { sandbox.self_check((sandbox.new_env(base))) })
+      local env, ctl = sandbox.new_env(sandbox.base(function() end))
+      assert.same({ nil, "globals are writable at run time" }, { sandbox.self_check(env, true) })
+      ctl.switch(sandbox.base(function() end))
+      assert.is_true(sandbox.self_check(env, true))
+    end)
   end)
 
   it("json.null keeps its identity inside hooks", function()

@@ -99,10 +99,13 @@ describe("runtime", function()
       local af = {}
       assert.same({ true, af }, { runtime.run_hook(F, "post_update", {}, af) })
       assert.same({ false, 403, "no way" }, { runtime.run_hook(F, "pre_create", {}, { name = "way" }) })
-      assert.same({ false, 400, "Hook pre_update of type f failed: types/f.lua:4: plain error" },
-        { runtime.run_hook(F, "pre_update", {}, {}, {}) })
-      local ok, status, msg = runtime.run_hook(F, "post_create", {}, {})
-      assert.same({ false, 400 }, { ok, status })
+      -- any other error is the hook's failure: 500, and a traceback
+      local ok, status, msg, detail = runtime.run_hook(F, "pre_update", {}, {}, {})
+      assert.same({ false, 500, "Hook pre_update of type f failed: types/f.lua:4: plain error" },
+        { ok, status, msg })
+      assert.matches("^types/f.lua:4: plain error\nstack traceback:\n", detail)
+      ok, status, msg = runtime.run_hook(F, "post_create", {}, {})
+      assert.same({ false, 500 }, { ok, status })
       assert.matches("^Hook post_create of type f failed: .*status must be a 4xx integer", msg)
     end)
   end)
