@@ -569,7 +569,7 @@ UNIT_TEST(reconnect_between_calls)
  * stale "has tables but no glared schema version" of a check made
  * without the lock). Bounded: OPEN_ROUNDS rounds of OPEN_PROCS. */
 /* the version a fresh open creates */
-#define SCHEMA_NOW 5
+#define SCHEMA_NOW 6
 #define OPEN_ROUNDS 12
 
 /* In a child: open the store, exit 0 if it is current and err stayed
@@ -866,7 +866,12 @@ UNIT_TEST(coro_interleave_under_the_writers_lock)
 	CHECK(backends(&f) <= 3 + 1); /* + the fixture's own store */
 	CHECK_INT(gl_coro_resume(ca), 1); /* A commits: a wait again */
 	CHECK(drive(base, &done, 3));
-	CHECK_STR(trace, "CAbB");
+	/* PostgreSQL releases the lock as it commits, before it answers A:
+	 * B's grant and A's answer may reach the loop in one turn, in either
+	 * order. Either way B got the lock only now (the trace stayed "C"
+	 * while A held it). */
+	if (strcmp(trace, "CbAB"))
+		CHECK_STR(trace, "CAbB");
 	CHECK_INT(a.rc, 0);
 	CHECK_INT(b.rc, 0);
 	CHECK_INT(gl_coro_live(), 0);
