@@ -143,25 +143,34 @@ void gl_coro_noyield_leave(void)
 	noyield--;
 }
 
-/* Save the running context in save and continue in to. Under ASan not
- * with swapcontext: its interceptor prints a warning into the log (which
- * must stay one JSON object a line with use_json) and clears the target
- * stack's shadow behind the annotations' back; getcontext and setcontext
- * do the same switch unseen. */
-static void switch_ctx(ucontext_t *save, const ucontext_t *to)
+/* Save the running context in from and continue in to; returns when a
+ * switch comes back to from. AddressSanitizer is told of both ends; with
+ * learn, of the bounds of the stack that switched back (from's caller: a
+ * yield may be resumed by another context each time, and the main stack's
+ * bounds are known only this way). Under ASan not with swapcontext: its
+ * interceptor prints a warning into the log (which must stay one JSON
+ * object a line with use_json) and clears the target stack's shadow
+ * behind the annotations' back; getcontext and setcontext do the same
+ * switch unseen. */
+static void switch_to(gl_coro *from, gl_coro *to, int learn)
 {
 #ifdef CORO_ASAN
 	volatile int back = 0;
 
-	if (getcontext(save) < 0)
+	__sanitizer_start_switch_fiber(&from->fake, to->lo, to->size);
+	if (getcontext(&from->uc) < 0)
 		die("getcontext failed");
-	if (back)
-		return; /* resumed */
-	back = 1;
-	setcontext(to);
-	die("setcontext returned");
+	if (!back) {
+		back = 1;
+		setcontext(&to->uc);
+		die("setcontext returned");
+	}
+	__sanitizer_finish_switch_fiber(from->fake,
+					learn ? &from->caller->lo : NULL,
+					learn ? &from->caller->size : NULL);
 #else
-	if (swapcontext(save, to) < 0)
+	(void)learn;
+	if (swapcontext(&from->uc, &to->uc) < 0)
 		die("swapcontext failed");
 #endif
 }
@@ -276,13 +285,7 @@ int gl_coro_resume(gl_coro *c)
 	c->caller = from;
 	c->active = 1;
 	cur = c;
-#ifdef CORO_ASAN
-	__sanitizer_start_switch_fiber(&from->fake, c->lo, c->size);
-#endif
-	switch_ctx(&from->uc, &c->uc);
-#ifdef CORO_ASAN
-	__sanitizer_finish_switch_fiber(from->fake, NULL, NULL);
-#endif
+	switch_to(from, c, 0); /* back when c yields or ends */
 	cur = from;
 	if (c->done) {
 		retire(c);
@@ -302,16 +305,7 @@ void gl_coro_yield(void)
 	to = c->caller;
 	c->active = 0;
 	cur = to;
-#ifdef CORO_ASAN
-	__sanitizer_start_switch_fiber(&c->fake, to->lo, to->size);
-#endif
-	switch_ctx(&c->uc, &to->uc);
-#ifdef CORO_ASAN
-	/* resumed, maybe by another context than last time: learn its
-	 * stack (the main stack's bounds are known only this way) */
-	__sanitizer_finish_switch_fiber(c->fake, &c->caller->lo,
-					&c->caller->size);
-#endif
+	switch_to(c, to, 1); /* back when resumed */
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -350,4 +344,28 @@ void gl_coro_go(gl_coro_fn fn, void *arg)
 		return;
 	}
 	gl_coro_resume(c);
+}
+
+typedef struct go_err {
+	gl_coro_err_fn fn;
+	void *arg;
+	gl_err err;
+	int failed;
+} go_err;
+
+static void go_err_run(void *arg)
+{
+	/* copied before the first wait: the caller's frame is gone after */
+	go_err g = *(go_err *)arg;
+
+	g.fn(g.arg, g.failed ? &g.err : NULL);
+}
+
+void gl_coro_go_err(gl_coro_err_fn fn, void *arg, const gl_err *err)
+{
+	go_err g = { .fn = fn, .arg = arg, .failed = err != NULL };
+
+	if (err)
+		g.err = *err;
+	gl_coro_go(go_err_run, &g);
 }

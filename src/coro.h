@@ -44,8 +44,11 @@
 
 #include <event2/event.h>
 
+#include "err.h"
+
 typedef struct gl_coro gl_coro;
 typedef void (*gl_coro_fn)(void *arg);
+typedef void (*gl_coro_err_fn)(void *arg, const gl_err *err);
 
 /* Stack size of every coroutine (plus the guard page). Whatever a
  * request does runs on it, Lua hooks included. Measured high-water marks
@@ -74,6 +77,9 @@ struct event_base *gl_coro_base(void);
  * first yields. Inside a coroutine, when coroutines are off, or when no
  * stack can be had, fn runs right here on the caller's stack. */
 void gl_coro_go(gl_coro_fn fn, void *arg);
+/* The same for a completion callback's work: fn(arg, err) with a copy of
+ * *err (NULL stays NULL), which the caller need not keep. */
+void gl_coro_go_err(gl_coro_err_fn fn, void *arg, const gl_err *err);
 
 /* The lower level (gl_coro_go, the tests). new: a suspended coroutine that
  * will run fn(arg) on a stack of stack_size bytes (0: GL_CORO_STACK), or

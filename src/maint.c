@@ -129,18 +129,10 @@ static void op_free(cleanup_op *op)
 	free(op);
 }
 
-typedef struct op_end {
-	cleanup_op *op;
-	gl_err err;
-	int failed;
-} op_end;
-
-static void op_done_run(void *arg)
+static void op_done_run(void *arg, const gl_err *err)
 {
-	op_end oe = *(op_end *)arg;
-	cleanup_op *op = oe.op;
+	cleanup_op *op = arg;
 	gl_engine *e = op->e;
-	const gl_err *err = oe.failed ? &oe.err : NULL;
 
 	for (cleanup_op **p = &e->cleanups; *p; p = &(*p)->next)
 		if (*p == op) {
@@ -161,11 +153,7 @@ static void op_done_run(void *arg)
 
 static void op_done(void *arg, const gl_err *err)
 {
-	op_end oe = { .op = arg, .failed = err != NULL };
-
-	if (err)
-		oe.err = *err;
-	gl_coro_go(op_done_run, &oe);
+	gl_coro_go_err(op_done_run, arg, err);
 }
 
 /* Claim the due entries (as many as there is room for) and send them. */
@@ -401,8 +389,9 @@ static void sweep_free(gl_sweep *sw)
 	free(sw);
 }
 
-static void sweep_done_run(gl_sweep *sw, const gl_err *lerr)
+static void sweep_done_run(void *arg, const gl_err *lerr)
 {
+	gl_sweep *sw = arg;
 	gl_engine *e = sw->e;
 	json_t *saving = NULL, *ids = json_object(), *it;
 	gl_err err = { 0 };
@@ -449,26 +438,9 @@ out:
 	sweep_free(sw);
 }
 
-typedef struct sweep_end {
-	gl_sweep *sw;
-	gl_err err;
-	int failed;
-} sweep_end;
-
-static void sweep_done_co(void *arg)
-{
-	sweep_end se = *(sweep_end *)arg;
-
-	sweep_done_run(se.sw, se.failed ? &se.err : NULL);
-}
-
 static void sweep_done(void *arg, const gl_err *lerr)
 {
-	sweep_end se = { .sw = arg, .failed = lerr != NULL };
-
-	if (lerr)
-		se.err = *lerr;
-	gl_coro_go(sweep_done_co, &se);
+	gl_coro_go_err(sweep_done_run, arg, lerr);
 }
 
 static void sweep_start(gl_engine *e)

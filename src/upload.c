@@ -250,18 +250,14 @@ static void s3_fail(gl_upload *u, const gl_err *err)
  * upload. */
 typedef struct s3_event {
 	gl_upload *u;
-	part *p;
 	const char *upload_id;
 	gl_err err;
-	int failed;
 } s3_event;
 
-static void part_done_run(void *arg)
+static void part_done_run(void *arg, const gl_err *err)
 {
-	s3_event ev = *(s3_event *)arg;
-	part *p = ev.p;
+	part *p = arg;
 	gl_upload *u = p->u;
-	const gl_err *err = ev.failed ? &ev.err : NULL;
 
 	p->used = 0;
 	u->inflight--;
@@ -286,11 +282,7 @@ static void part_done_run(void *arg)
 
 static void part_done(void *arg, const gl_err *err)
 {
-	s3_event ev = { .p = arg, .failed = err != NULL };
-
-	if (err)
-		ev.err = *err;
-	gl_coro_go(part_done_run, &ev);
+	gl_coro_go_err(part_done_run, arg, err);
 }
 
 static int send_part(gl_upload *u, int64_t len)
@@ -754,13 +746,12 @@ fail:
 	end(u, NULL, &err);
 }
 
-static void s3_completed_run(void *arg)
+static void s3_completed_run(void *arg, const gl_err *err)
 {
-	s3_event ev = *(s3_event *)arg;
-	gl_upload *u = ev.u;
+	gl_upload *u = arg;
 
-	if (ev.failed) {
-		end(u, NULL, &ev.err);
+	if (err) {
+		end(u, NULL, err);
 		return;
 	}
 	/* completed: there is no multipart upload left to abort */
@@ -771,13 +762,10 @@ static void s3_completed_run(void *arg)
 
 static void s3_completed(void *arg, const gl_err *err)
 {
-	s3_event ev = { .u = arg, .failed = err != NULL };
 	gl_upload *u = arg;
 
 	u->s3u = NULL; /* freed by the client after this callback */
-	if (err)
-		ev.err = *err;
-	gl_coro_go(s3_completed_run, &ev);
+	gl_coro_go_err(s3_completed_run, u, err);
 }
 
 /* Send what is left and complete, once S3 has the id and room. */

@@ -147,7 +147,7 @@ static void schema_url(char *out, size_t n, const char *schema)
 /* A case that failed a CHECK returns without fx_close; its connection
  * would keep its transaction (and the writers' lock) and make every later
  * case wait. The next fx_open closes it. */
-static gl_meta *leaked;
+static gl_meta *leaked, *leaked_pool;
 
 /* A store in a fresh schema, and a temp dir for files. */
 static gl_meta *fx_open(fx *f)
@@ -158,6 +158,10 @@ static gl_meta *fx_open(fx *f)
 	if (leaked) {
 		gl_meta_close(leaked);
 		leaked = NULL;
+	}
+	if (leaked_pool) { /* a coroutine case's (cfx) */
+		gl_meta_close(leaked_pool);
+		leaked_pool = NULL;
 	}
 	memset(f, 0, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "/tmp/glmetapg.XXXXXX");
@@ -721,7 +725,18 @@ UNIT_TEST(reconnect_in_transaction)
  * In coroutines (a serving worker): waits yield to the loop
  * ====================================================================== */
 
-/* A store on f's schema with a pool of `pool` connections. */
+/* A coroutine case: the fixture, a loop with coroutines enabled on it,
+ * a second store on f's schema with a pool of its own (m), and the trace
+ * and count its jobs share. */
+typedef struct cfx {
+	fx f;
+	struct event_base *base;
+	gl_meta *m;
+	char trace[32];
+	int done;
+	int live0; /* coroutines a failed case left suspended */
+} cfx;
+
 static gl_meta *open_pool(fx *f, int pool, int blocking)
 {
 	gl_conf conf;
@@ -731,6 +746,28 @@ static gl_meta *open_pool(fx *f, int pool, int blocking)
 	conf.db_max_pool_size = pool;
 	conf.db_blocking_queries = blocking;
 	return gl_meta_open(&conf, 0, &f->err);
+}
+
+#define CFX_START(c, pool, blocking)                                          \
+	do {                                                                  \
+		memset(&(c), 0, sizeof(c));                                   \
+		FX_START((c).f);                                              \
+		(c).base = event_base_new();                                  \
+		CHECK((c).base);                                              \
+		leaked_pool = (c).m = open_pool(&(c).f, pool, blocking);      \
+		CHECK((c).m);                                                 \
+		gl_coro_enable((c).base);                                     \
+		(c).live0 = gl_coro_live();                                   \
+	} while (0)
+
+static void cfx_close(cfx *c)
+{
+	gl_meta_close(c->m);
+	if (leaked_pool == c->m)
+		leaked_pool = NULL;
+	gl_coro_enable(NULL);
+	event_base_free(c->base);
+	fx_close(&c->f);
 }
 
 /* Backends of f's schema (its store's pool), from another session. */
@@ -832,89 +869,68 @@ static gl_coro *start_holder(struct event_base *base, job *a)
  * commits; no deadlock, and the pool stays within its size. */
 UNIT_TEST(coro_interleave_under_the_writers_lock)
 {
-	fx f;
-	struct event_base *base = event_base_new();
-	gl_meta *m;
+	cfx x;
 	gl_coro *ca;
-	char trace[16] = "";
-	int done = 0;
-	job a = { .id = "wa", .pause = 1, .trace = trace, .done = &done };
-	job b = { .id = "wb", .trace = trace, .done = &done };
-	job c = { .id = "k0", .trace = trace, .done = &done };
 
-	FX_START(f);
-	CHECK(base);
-	CHECK(add(f.m, &T, mkaf("k0", "n", "0.1.0", "p1", 1), &f.err) == 0);
-	m = open_pool(&f, 3, 0);
-	CHECK(m);
-	a.m = b.m = c.m = m;
-	gl_coro_enable(base);
-	ca = start_holder(base, &a);
+	CFX_START(x, 3, 0);
+	job a = { .m = x.m, .id = "wa", .pause = 1, .trace = x.trace,
+		  .done = &x.done };
+	job b = { .m = x.m, .id = "wb", .trace = x.trace, .done = &x.done };
+	job c = { .m = x.m, .id = "k0", .trace = x.trace, .done = &x.done };
+	CHECK(add(x.f.m, &T, mkaf("k0", "n", "0.1.0", "p1", 1), &x.f.err) == 0);
+	ca = start_holder(x.base, &a);
 	CHECK(ca);
 	CHECK_INT(a.rc, 0);
 	gl_coro_go(writer, &b);
 	gl_coro_go(reader_c, &c);
-	CHECK(drive(base, &done, 1)); /* the reader, while A holds the lock */
-	CHECK_STR(trace, "C");
+	CHECK(drive(x.base, &x.done, 1)); /* the reader, while A holds the lock */
+	CHECK_STR(x.trace, "C");
 	CHECK_INT(c.rc, 0);
 	/* B still waits for the lock, and the loop is not blocked by it */
 	for (int i = 0; i < 200; i++) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
+		event_base_loop(x.base, EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
-	CHECK_STR(trace, "C");
-	CHECK(backends(&f) <= 3 + 1); /* + the fixture's own store */
+	CHECK_STR(x.trace, "C");
+	CHECK(backends(&x.f) <= 3 + 1); /* + the fixture's own store */
 	CHECK_INT(gl_coro_resume(ca), 1); /* A commits: a wait again */
-	CHECK(drive(base, &done, 3));
+	CHECK(drive(x.base, &x.done, 3));
 	/* PostgreSQL releases the lock as it commits, before it answers A:
 	 * B's grant and A's answer may reach the loop in one turn, in either
 	 * order. Either way B got the lock only now (the trace stayed "C"
 	 * while A held it). */
-	if (strcmp(trace, "CbAB"))
-		CHECK_STR(trace, "CAbB");
+	if (strcmp(x.trace, "CbAB"))
+		CHECK_STR(x.trace, "CAbB");
 	CHECK_INT(a.rc, 0);
 	CHECK_INT(b.rc, 0);
-	CHECK_INT(gl_coro_live(), 0);
-	gl_meta_close(m);
-	gl_coro_enable(NULL);
-	event_base_free(base);
-	fx_close(&f);
+	CHECK_INT(gl_coro_live(), x.live0);
+	cfx_close(&x);
 }
 
 /* More coroutines than connections: the others wait in line for one,
  * all of them commit, and no more than max_pool_size sessions exist. */
 UNIT_TEST(coro_pool_queue)
 {
-	fx f;
-	struct event_base *base = event_base_new();
-	char ids[8][16], trace[32] = "";
+	cfx x;
+	char ids[8][16];
 	job jobs[8];
-	gl_meta *m;
-	int done = 0;
 	int64_t n = -1;
 
-	FX_START(f);
-	CHECK(base);
-	m = open_pool(&f, 2, 0);
-	CHECK(m);
-	gl_coro_enable(base);
+	CFX_START(x, 2, 0);
 	for (int i = 0; i < 8; i++) {
 		snprintf(ids[i], sizeof ids[i], "q%d", i);
-		jobs[i] = (job){ .m = m, .id = ids[i], .done = &done,
-				 .trace = trace };
+		jobs[i] = (job){ .m = x.m, .id = ids[i], .done = &x.done,
+				 .trace = x.trace };
 		gl_coro_go(writer, &jobs[i]);
 	}
-	CHECK(done < 8); /* they wait */
-	CHECK(drive(base, &done, 8));
+	CHECK(x.done < 8); /* they wait */
+	CHECK(drive(x.base, &x.done, 8));
 	for (int i = 0; i < 8; i++)
 		CHECK_INT(jobs[i].rc, 0);
-	CHECK(backends(&f) <= 2 + 1); /* + the fixture's own store */
-	CHECK(gl_meta_count_artifacts(m, "p1", NULL, &n, &f.err) == 0);
+	CHECK(backends(&x.f) <= 2 + 1); /* + the fixture's own store */
+	CHECK(gl_meta_count_artifacts(x.m, "p1", NULL, &n, &x.f.err) == 0);
 	CHECK_INT(n, 8);
-	gl_meta_close(m);
-	gl_coro_enable(NULL);
-	event_base_free(base);
-	fx_close(&f);
+	cfx_close(&x);
 }
 
 /* Stopping the loop (SIGTERM past shutdown_timeout): a coroutine waiting
@@ -923,49 +939,40 @@ UNIT_TEST(coro_pool_queue)
  * still commits when it runs, and the main stack's calls work. */
 UNIT_TEST(coro_stop_ends_the_waits)
 {
-	fx f;
-	struct event_base *base = event_base_new();
-	gl_meta *m;
+	cfx x;
 	gl_coro *ca;
-	char trace[16] = "";
-	int done = 0;
 	json_t *got = NULL;
-	job a = { .id = "sa", .pause = 1, .trace = trace, .done = &done };
-	job b = { .id = "sb", .trace = trace, .done = &done };
 
-	FX_START(f);
-	CHECK(base);
-	m = open_pool(&f, 3, 0);
-	CHECK(m);
-	a.m = b.m = m;
-	gl_coro_enable(base);
-	ca = start_holder(base, &a);
+	CFX_START(x, 3, 0);
+	gl_meta *m = x.m;
+	job a = { .m = m, .id = "sa", .pause = 1, .trace = x.trace,
+		  .done = &x.done };
+	job b = { .m = m, .id = "sb", .trace = x.trace, .done = &x.done };
+	ca = start_holder(x.base, &a);
 	CHECK(ca);
 	gl_coro_go(writer, &b); /* waits for A's lock */
 	for (int i = 0; i < 100; i++) {
-		event_base_loop(base, EVLOOP_NONBLOCK);
+		event_base_loop(x.base, EVLOOP_NONBLOCK);
 		usleep(1000);
 	}
-	CHECK_STR(trace, "");
+	CHECK_STR(x.trace, "");
 	gl_meta_stop(m);
-	CHECK_STR(trace, "bB"); /* B failed and ended */
+	CHECK_STR(x.trace, "bB"); /* B failed and ended */
 	CHECK_INT(b.rc, -1);
 	CHECK_INT(b.err.status, 503);
 	CHECK_STR(b.err.msg, "the server is shutting down");
 	CHECK_INT(gl_coro_resume(ca), 0); /* A commits, blocking */
 	CHECK_INT(a.rc, 0);
-	CHECK_STR(trace, "bBA");
-	CHECK_INT(gl_coro_live(), 0);
+	CHECK_STR(x.trace, "bBA");
+	CHECK_INT(gl_coro_live(), x.live0);
 	gl_coro_enable(NULL);
 	/* the main stack: blocking calls work; A's write stays, B's is gone */
-	CHECK(gl_meta_get(m, &T, "sa", &got, &f.err) == 0);
+	CHECK(gl_meta_get(m, &T, "sa", &got, &x.f.err) == 0);
 	json_decref(got);
-	CHECK(gl_meta_get(m, &T, "sb", &got, &f.err) == 1);
-	CHECK(gl_meta_begin(m, &f.err) == 0);
-	CHECK(gl_meta_commit(m, &f.err) == 0);
-	gl_meta_close(m);
-	event_base_free(base);
-	fx_close(&f);
+	CHECK(gl_meta_get(m, &T, "sb", &got, &x.f.err) == 1);
+	CHECK(gl_meta_begin(m, &x.f.err) == 0);
+	CHECK(gl_meta_commit(m, &x.f.err) == 0);
+	cfx_close(&x);
 }
 
 /* The connection dropped inside a coroutine's transaction: 503, the
@@ -994,57 +1001,35 @@ static void lost_in_txn(void *arg)
 
 UNIT_TEST(coro_connection_lost_in_transaction)
 {
-	fx f;
-	struct event_base *base = event_base_new();
-	gl_meta *m;
-	int done = 0;
+	cfx x;
 	json_t *got = NULL;
-	job j = { .id = "l", .done = &done };
 
-	FX_START(f);
-	CHECK(base);
-	m = open_pool(&f, 2, 0);
-	CHECK(m);
-	j.m = m;
-	j.trace = (char *)&f;
-	gl_coro_enable(base);
+	CFX_START(x, 2, 0);
+	job j = { .m = x.m, .id = "l", .done = &x.done,
+		  .trace = (char *)&x.f };
 	gl_coro_go(lost_in_txn, &j);
-	CHECK(drive(base, &done, 1));
+	CHECK(drive(x.base, &x.done, 1));
 	CHECK_INT(j.rc, 0);
 	CHECK_INT(j.step, 1);
 	gl_coro_enable(NULL);
-	CHECK(gl_meta_get(m, &T, "l3", &got, &f.err) == 0);
+	CHECK(gl_meta_get(x.m, &T, "l3", &got, &x.f.err) == 0);
 	json_decref(got);
-	gl_meta_close(m);
-	event_base_free(base);
-	fx_close(&f);
+	cfx_close(&x);
 }
 
 /* [database] blocking_queries: a coroutine's call never yields. */
 UNIT_TEST(coro_blocking_queries_never_yield)
 {
-	fx f;
-	struct event_base *base = event_base_new();
-	gl_meta *m;
+	cfx x;
 	gl_coro *c;
-	char trace[16] = "";
-	int done = 0;
-	job j = { .id = "none", .trace = trace, .done = &done };
 
-	FX_START(f);
-	CHECK(base);
-	m = open_pool(&f, 2, 1);
-	CHECK(m);
-	j.m = m;
-	gl_coro_enable(base);
+	CFX_START(x, 2, 1);
+	job j = { .m = x.m, .id = "none", .trace = x.trace, .done = &x.done };
 	c = gl_coro_new(reader_c, &j, 0);
 	CHECK(c);
 	CHECK_INT(gl_coro_resume(c), 0); /* done without the loop */
 	CHECK_INT(j.rc, 1);
-	gl_coro_enable(NULL);
-	gl_meta_close(m);
-	event_base_free(base);
-	fx_close(&f);
+	cfx_close(&x);
 }
 
 UNIT_SUITE(meta_pg,
