@@ -6,6 +6,7 @@
 #include "engine.h"
 #include "fault.h"
 #include "health.h"
+#include "jlimits.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -393,11 +394,26 @@ static void json_body_done(gl_http_req *req, void *arg)
 	json_error_t je;
 	json_t *j;
 
+	gl_jlimits lim;
+	gl_err err = { 0 };
+
 	if (len == 0) {
 		gl_api_fail(ar, 400, "BadRequest", "Malformed JSON: empty body");
 		return;
 	}
-	j = json_loadb(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	/* counted on the bytes before the parser builds a million values;
+	 * U+0000 is refused for every body here (jlimits.h says why) */
+	gl_jlimits_of(ar->app->conf, &lim);
+	if (gl_jlimits_scan(p, len, &lim, &err) < 0) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	j = json_loadb(p, len, JSON_DECODE_ANY, &je);
+	if (!j && json_error_code(&je) == json_error_null_character) {
+		gl_api_fail(ar, 400, "BadRequest", "The request body has a "
+			    "string with U+0000, which is not allowed");
+		return;
+	}
 	if (!j) {
 		gl_api_fail(ar, 400, "BadRequest", "Malformed JSON in request "
 			    "body: %s", je.text);

@@ -400,7 +400,7 @@ static int proxy_data(void *arg, const char *d, size_t n)
 		gl_http_reply_data(ar->http, d, n); /* nothing to hold back for */
 		goto paced;
 	}
-	if (op->got > op->dl.size)
+	if (op->dl.size >= 0 && op->got > op->dl.size)
 		return -1; /* more than recorded: stop, the tail decides */
 	evbuffer_add(op->hold, d, n);
 	len = evbuffer_get_length(op->hold);
@@ -435,7 +435,6 @@ static void proxy_done(void *arg, const gl_fetch_result *res)
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
 	gl_digest_hex h;
-	char why[1200] = "";
 
 	op->fj = NULL;
 	gl_digest_final(op->dg, &h);
@@ -450,9 +449,9 @@ static void proxy_done(void *arg, const gl_fetch_result *res)
 		gl_api_finish(ar);
 		return;
 	}
-	if (res->ok && op->got == op->dl.size &&
-	    !strcmp(h.sha256, op->dl.sha256) &&
-	    (!op->dl.md5[0] || !strcasecmp(h.md5, op->dl.md5))) {
+	switch (gl_external_verdict(&op->dl, res->ok, op->got, &h, op->why,
+				    sizeof op->why)) {
+	case 0: {
 		size_t len = evbuffer_get_length(op->hold);
 		gl_http_reply_data(ar->http, evbuffer_pullup(op->hold, -1), len);
 		gl_http_on_drain(ar->http, NULL, NULL);
@@ -460,21 +459,15 @@ static void proxy_done(void *arg, const gl_fetch_result *res)
 		gl_api_finish(ar);
 		return;
 	}
-	if (!res->ok && op->got <= op->dl.size && res->err.status != 499)
-		snprintf(why, sizeof why, "fetch failed: %s", res->err.msg);
-	else if (op->got != op->dl.size)
-		snprintf(why, sizeof why, "%lld bytes, recorded %lld",
-			 (long long)op->got, (long long)op->dl.size);
-	else
-		snprintf(why, sizeof why, "sha256 %s, recorded %s", h.sha256,
-			 op->dl.sha256);
-	/* a transfer error says nothing about the bytes; a difference does */
-	if (strncmp(why, "fetch failed", 12) != 0) {
-		snprintf(op->why, sizeof op->why, "%s", why);
+	case 1: /* database work, in the request's coroutine */
 		gl_api_go(ar, proxy_flag);
 		return;
+	default:
+		/* a transfer that failed or was refused says nothing about
+		 * the bytes: the client's download fails, the blob stays */
+		gl_warn("proxy download of %s: fetch failed: %s", op->dl.url,
+			res->err.msg);
 	}
-	gl_warn("proxy download of %s: %s", op->dl.url, why);
 	gl_http_reply_abort(ar->http);
 	gl_api_finish(ar);
 }
@@ -483,7 +476,12 @@ static void proxy_start(gl_api_req *ar, blob_op *op)
 {
 	gl_err err = { 0 };
 	gl_fetch *f = gl_engine_fetch(E(ar), &err);
-	gl_fetch_opts fo = { .max_bytes = op->dl.trusted ? -1 : op->dl.size + 1,
+	/* one byte more than recorded shows growth; a size unknown (trust
+	 * mode) or bytes taken on trust are read up to the field's limit,
+	 * never without end and never capped at nothing */
+	gl_fetch_opts fo = { .max_bytes = !op->dl.trusted && op->dl.size >= 0
+						  ? op->dl.size + 1
+						  : op->dl.max_size,
 			     .range = NULL };
 
 	if (!f) {

@@ -235,6 +235,75 @@ static void copy_str(char *dst, size_t len, const char *src)
 	snprintf(dst, len, "%s", src ? src : "");
 }
 
+/* Checksum lengths in hex digits: md5, sha1, sha256. */
+static const char *const sum_names[] = { "md5", "sha1", "sha256" };
+static const size_t sum_len[] = { 32, 40, 64 };
+
+/* A recorded checksum, only if it is one: these go out in headers, and a
+ * record may predate the checks (trust mode once took any string). */
+static void copy_sum(char *dst, int which, const char *src)
+{
+	dst[0] = '\0';
+	if (src && gl_hex_valid(src, strlen(src), sum_len[which]))
+		memcpy(dst, src, sum_len[which] + 1);
+}
+
+/* Printable ASCII only (a header value), else NULL. */
+static const char *header_safe(const char *s)
+{
+	for (const char *p = s; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			return NULL;
+	return s;
+}
+
+/* dl->url from a record, which may predate the URL checks: never
+ * redirect to or fetch what would not be accepted today. */
+static int usable_url(gl_download *dl, const char *url, const char *field,
+		      gl_err *err)
+{
+	char why[128];
+
+	if (!url)
+		url = "";
+	if (gl_url_check(url, strlen(url), why, sizeof why) < 0)
+		return gl_fail(err, 409, "Conflict",
+			       "The recorded URL of blob '%s' is not usable "
+			       "(%s); set the location again", field, why);
+	if (!(dl->url = strdup(url)))
+		return gl_fail(err, 500, NULL, "out of memory");
+	return 0;
+}
+
+int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
+			const gl_digest_hex *h, char *why, size_t whylen)
+{
+	const char *rec[] = { dl->md5, dl->sha1, dl->sha256 };
+	const char *have[] = { h->md5, h->sha1, h->sha256 };
+
+	if (dl->trusted) /* taken on trust: nothing to hold the bytes to */
+		return complete ? 0 : -1;
+	if (dl->size >= 0 && got > dl->size) {
+		snprintf(why, whylen, "more bytes than the recorded %lld "
+			 "(%lld read)", (long long)dl->size, (long long)got);
+		return 1;
+	}
+	if (!complete)
+		return -1;
+	if (dl->size >= 0 && got != dl->size) {
+		snprintf(why, whylen, "size %lld, recorded %lld",
+			 (long long)got, (long long)dl->size);
+		return 1;
+	}
+	for (int i = 0; i < 3; i++)
+		if (rec[i][0] && strcasecmp(rec[i], have[i]) != 0) {
+			snprintf(why, whylen, "%s %s, recorded %s",
+				 sum_names[i], have[i], rec[i]);
+			return 1;
+		}
+	return 0;
+}
+
 int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 		       const char *id, const char *field, const char *key,
 		       int has_key, const gl_request_info *ri,
@@ -324,12 +393,14 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 	dl->size = json_is_integer(json_object_get(b, "size"))
 			   ? json_integer_value(json_object_get(b, "size"))
 			   : -1;
+	dl->max_size = tg.f->max_blob_size;
 	copy_str(dl->content_type, sizeof dl->content_type,
-		 sget(b, "content_type") ? sget(b, "content_type")
-					 : "application/octet-stream");
-	copy_str(dl->md5, sizeof dl->md5, sget(b, "md5"));
-	copy_str(dl->sha1, sizeof dl->sha1, sget(b, "sha1"));
-	copy_str(dl->sha256, sizeof dl->sha256, sget(b, "sha256"));
+		 header_safe(sget(b, "content_type"))
+			 ? sget(b, "content_type")
+			 : "application/octet-stream");
+	copy_sum(dl->md5, 0, sget(b, "md5"));
+	copy_sum(dl->sha1, 1, sget(b, "sha1"));
+	copy_sum(dl->sha256, 2, sget(b, "sha256"));
 	copy_str(dl->field, sizeof dl->field, field);
 	dl->key = tg.key ? strdup(tg.key) : NULL;
 	dl->artifact_id = strdup(id);
@@ -353,7 +424,8 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 							: "not found");
 			goto out;
 		}
-		dl->url = strdup(sget(b, "url") ? sget(b, "url") : "");
+		if (usable_url(dl, sget(b, "url"), field, err) < 0)
+			goto out;
 		dl->kind = gl_streq(tc->external_download, "proxy") &&
 					   dl->sha256[0]
 				   ? GL_DL_PROXY
@@ -361,9 +433,10 @@ int gl_engine_download(gl_engine *e, const gl_ctx *ctx, const char *type,
 	} else if (gl_streq(sget(b, "store"), "external")) {
 		/* an internal location taken on trust: its URL is not shown,
 		 * the bytes pass through us as they are */
+		if (usable_url(dl, sget(b, "location"), field, err) < 0)
+			goto out;
 		dl->kind = GL_DL_PROXY;
 		dl->trusted = 1;
-		dl->url = strdup(sget(b, "location") ? sget(b, "location") : "");
 	} else if (gl_streq(sget(b, "store"), "database")) {
 		dl->kind = GL_DL_DATABASE;
 		dl->location = strdup(sget(b, "location"));
@@ -642,16 +715,6 @@ static void job_fail(gl_location_job *j, const gl_err *err)
 	job_finish(j, NULL, err);
 }
 
-static int valid_hex(const char *s, size_t n)
-{
-	if (strlen(s) != n)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	return 1;
-}
-
 static int fetch_data(void *arg, const char *data, size_t len)
 {
 	gl_location_job *j = arg;
@@ -734,7 +797,6 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 	const gl_type *t = j->tg.af.type;
 	char ct[256];
 	int in_tx = 0;
-	static const char *const names[] = { "md5", "sha1", "sha256" };
 	const char *given[] = { j->md5, j->sha1, j->sha256 };
 	const char *got[] = { res->digest.md5, res->digest.sha1,
 			      res->digest.sha256 };
@@ -756,7 +818,7 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 		if (given[i][0] && strcasecmp(given[i], got[i]) != 0) {
 			gl_fail(&err, 400, "BadRequest",
 				"%s mismatch for %s: supplied %s, computed %s",
-				names[i], j->url, given[i], got[i]);
+				sum_names[i], j->url, given[i], got[i]);
 			job_fail(j, &err);
 			return;
 		}
@@ -876,8 +938,6 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	int64_t limit;
 	char why[256];
 	int in_tx = 0;
-	static const char *const sums[] = { "md5", "sha1", "sha256" };
-	static const size_t sumlen[] = { 32, 40, 64 };
 
 	if (!j)
 		return gl_fail(err, 500, NULL, "out of memory");
@@ -890,6 +950,8 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 			"A location must be a JSON object with a 'url'");
 		goto fail;
 	}
+	if (gl_engine_json_ok(e, body, "The location", err) < 0)
+		goto fail;
 	json_object_foreach((json_t *)body, k, v)
 		if (strcmp(k, "url") && strcmp(k, "md5") && strcmp(k, "sha1") &&
 		    strcmp(k, "sha256") && strcmp(k, "location_type")) {
@@ -902,9 +964,10 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		gl_fail(err, 400, "BadRequest", "The location needs a 'url'");
 		goto fail;
 	}
-	if (strlen(url) > 2048) {
+	if (strlen(url) > GL_URL_MAX) {
 		gl_fail(err, 400, "BadRequest",
-			"The location URL is longer than 2048 characters");
+			"The location URL is longer than %d characters",
+			GL_URL_MAX);
 		goto fail;
 	}
 	lt = json_object_get(body, "location_type") ? sget(body, "location_type")
@@ -940,7 +1003,13 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 		}
 	} else if (!is_http_url(url)) {
 		gl_fail(err, 400, "BadRequest",
-			"External locations must be http or https URLs: %s", url);
+			"External locations must be http or https URLs: %.200s",
+			url);
+		goto fail;
+	}
+	/* whatever the mode: the URL is stored, redirected to, fetched */
+	if (gl_url_check(url, strlen(url), why, sizeof why) < 0) {
+		gl_fail(err, 400, "BadRequest", "Invalid location URL: %s", why);
 		goto fail;
 	}
 	j->id = strdup(id);
@@ -955,26 +1024,27 @@ int gl_engine_add_location(gl_engine *e, const gl_ctx *ctx, const char *type,
 	verification = tc->external_location_verification
 			       ? tc->external_location_verification
 			       : e->conf->external_location_verification;
+	/* trust mode too: a checksum is stored, compared and sent in
+	 * headers, so it must be one */
 	for (int i = 0; i < 3; i++) {
 		const char *s;
-		v = json_object_get(body, sums[i]);
+		v = json_object_get(body, sum_names[i]);
 		if (!v || json_is_null(v))
 			continue;
 		s = json_string_value(v);
 		if (!s) {
 			gl_fail(err, 400, "BadRequest", "%s must be a string",
-				sums[i]);
+				sum_names[i]);
 			goto fail;
 		}
-		if (strcmp(verification, "trust") != 0 &&
-		    !valid_hex(s, sumlen[i])) {
+		if (!gl_hex_valid(s, json_string_length(v), sum_len[i])) {
 			gl_fail(err, 400, "BadRequest",
-				"%s must be %zu hexadecimal digits", sums[i],
-				sumlen[i]);
+				"%s must be %zu hexadecimal digits", sum_names[i],
+				sum_len[i]);
 			goto fail;
 		}
 		snprintf(i == 0 ? j->md5 : i == 1 ? j->sha1 : j->sha256,
-			 sumlen[i] + 1, "%s", s);
+			 sum_len[i] + 1, "%s", s);
 	}
 	if (!j->internal && !strcmp(verification, "trust") && !j->md5[0]) {
 		gl_fail(err, 400, "BadRequest",
@@ -1409,6 +1479,17 @@ static int conditional_ok(const gl_type_conf *tc, const json_t *b,
 	       (int64_t)tc->external_location_rehash_interval * 1000000;
 }
 
+/* The most bytes a blob of type_name's field may hold (a default when the
+ * type is gone). */
+static int64_t field_cap(gl_types *ts, const char *type_name,
+			 const char *field)
+{
+	const gl_type *t = type_name ? gl_types_find(ts, type_name) : NULL;
+	const gl_field *f = t && field ? gl_type_field(t, field) : NULL;
+
+	return f ? f->max_blob_size : 10485760;
+}
+
 int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 			      int *changed, gl_err *err)
 {
@@ -1416,10 +1497,12 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 	json_t *list = NULL, *it;
 	size_t i;
 	int n = 0;
+	gl_types *ts;
 
 	*changed = 0;
 	if (gl_meta_external_blobs(e->meta, limit, &list, err) < 0)
 		return -1;
+	ts = gl_types_ref(e->types);
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
 		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
@@ -1432,6 +1515,7 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 						   : min_age_s) * 1000000;
 		gl_fetch_result res;
 		gl_fetch_opts fo;
+		gl_download rec;
 		json_t *sz = json_object_get(b, "size");
 		char why[1200];
 		verify_seen vs = { .status = "ok", .size = -1 };
@@ -1448,62 +1532,57 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 		if (!claim(e, aid, f, key, json_object_get(b, "verified_at")))
 			continue; /* another verifier took it meanwhile */
 		memset(&fo, 0, sizeof fo);
-		/* one byte more than recorded is enough to see growth */
-		fo.max_bytes = json_is_integer(sz) ? json_integer_value(sz) + 1 : -1;
+		memset(&rec, 0, sizeof rec);
+		rec.size = json_is_integer(sz) ? json_integer_value(sz) : -1;
+		for (int k = 0; k < 3; k++)
+			copy_sum(k == 0 ? rec.md5 : k == 1 ? rec.sha1 : rec.sha256,
+				 k, sget(b, sum_names[k]));
+		/* read up to the field's limit (a size unknown in trust mode
+		 * is no reason to read without end), at least one byte more
+		 * than recorded to see growth */
+		fo.max_bytes = field_cap(ts, sget(it, "type_name"), f);
+		if (rec.size >= 0 && rec.size + 1 > fo.max_bytes)
+			fo.max_bytes = rec.size + 1;
 		if (conditional_ok(tc, b, now)) {
 			/* cheap first: unchanged since the last full check? */
 			fo.if_none_match = sget(b, "etag");
 			fo.if_modified_since = sget(b, "last_modified");
 		}
-		gl_fetch_sync(e->conf, url, &fo, &res);
 		why[0] = '\0';
-		vs.rehashed = res.http_status != 304;
+		if (gl_url_check(url, strlen(url), why, sizeof why) < 0) {
+			memset(&res, 0, sizeof res); /* a record from before */
+		} else {
+			gl_fetch_sync(e->conf, url, &fo, &res);
+			snprintf(why, sizeof why, "%s", res.err.msg);
+		}
+		vs.rehashed = res.ok && res.http_status != 304;
 		vs.etag = res.etag;
 		vs.last_modified = res.last_modified;
 		if (!res.ok && res.http_status == 304 &&
 		    (fo.if_none_match || fo.if_modified_since)) {
 			vs.status = "ok";
-			vs.rehashed = 0;
-		} else if (!res.ok) {
-			if (res.err.status == 413) {
-				vs.status = "changed";
-				snprintf(why, sizeof why,
-					 "more bytes than the recorded %lld",
-					 (long long)json_integer_value(sz));
-			} else if (res.http_status == 404 || res.http_status == 410) {
-				vs.status = "gone";
-				snprintf(why, sizeof why, "%s", res.err.msg);
-			} else {
-				vs.status = "error";
-				snprintf(why, sizeof why, "%s", res.err.msg);
-			}
-			vs.rehashed = 0;
+			why[0] = '\0';
 		} else {
-			vs.size = res.size;
-			vs.sha256 = res.digest.sha256;
-			if (json_is_integer(sz) &&
-			    res.size != json_integer_value(sz)) {
+			if (res.ok) {
+				vs.size = res.size;
+				vs.sha256 = res.digest.sha256;
+			}
+			/* only bytes that were read and differ make a change;
+			 * a failed or refused fetch is an error (or the URL is
+			 * gone) */
+			switch (gl_external_verdict(&rec, res.ok, res.size,
+						    &res.digest, why,
+						    sizeof why)) {
+			case 1:
 				vs.status = "changed";
-				snprintf(why, sizeof why,
-					 "size %lld, recorded %lld",
-					 (long long)res.size,
-					 (long long)json_integer_value(sz));
-			} else {
-				static const char *const names[] = {
-					"md5", "sha1", "sha256" };
-				const char *got[] = { res.digest.md5,
-						      res.digest.sha1,
-						      res.digest.sha256 };
-				for (int k = 0; k < 3; k++) {
-					const char *rec = sget(b, names[k]);
-					if (rec && strcasecmp(rec, got[k]) != 0) {
-						vs.status = "changed";
-						snprintf(why, sizeof why,
-							 "%s %s, recorded %s",
-							 names[k], got[k], rec);
-						break;
-					}
-				}
+				break;
+			case 0:
+				why[0] = '\0';
+				break;
+			default:
+				vs.status = res.http_status == 404 ||
+						    res.http_status == 410
+						    ? "gone" : "error";
 			}
 		}
 		if (!strcmp(vs.status, "changed") || !strcmp(vs.status, "gone")) {
@@ -1523,5 +1602,6 @@ int gl_engine_verify_external(gl_engine *e, int limit, int min_age_s,
 		n++;
 	}
 	json_decref(list);
+	gl_types_unref(ts);
 	return n;
 }

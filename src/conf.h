@@ -70,6 +70,10 @@ typedef struct gl_conf {
 	int max_connections_per_client;
 	int shutdown_timeout;
 	int64_t max_json_body;
+	/* limits on client JSON checked before any work (docs/security.md) */
+	int max_json_depth;
+	int64_t max_json_values;
+	int max_patch_operations;
 	int64_t lua_memory_limit;
 	int64_t lua_instruction_limit;  /* per request, all types */
 	int64_t lua_time_limit;         /* ms of Lua per request */

@@ -976,25 +976,21 @@ static int fetch_finish(lua_State *L, int status, lua_KContext ctx)
 		return luaL_error(L, "cannot write %s: %s", w->path,
 				  strerror(w->werrno));
 	}
-	if (!w->res.ok && w->res.err.status != 413) {
-		unlink(w->path);
-		return raise_err(L, &w->res.err);
-	}
-	/* the same check as a proxied download: the bytes must be the ones
-	 * recorded, else the blob is flagged */
-	if (!w->res.ok || (dl->size >= 0 && w->got != dl->size))
-		snprintf(why, sizeof why, "%lld bytes%s, recorded %lld",
-			 (long long)w->got, w->res.ok ? "" : " or more",
-			 (long long)dl->size);
-	else if (dl->sha256[0] && strcmp(h.sha256, dl->sha256))
-		snprintf(why, sizeof why, "sha256 %s, recorded %s", h.sha256,
-			 dl->sha256);
-	if (why[0]) {
+	/* the same verdict as a proxied download: bytes that were read and
+	 * differ flag the blob; a failed or refused fetch only fails */
+	switch (gl_external_verdict(dl, w->res.ok, w->got, &h, why,
+				    sizeof why)) {
+	case 0:
+		break;
+	case 1:
 		unlink(w->path);
 		gl_engine_flag_blob(con(L)->e, dl->artifact_id, dl->field,
 				    dl->key, why);
 		return luaL_error(L, "502 Bad Gateway: the data at %s changed "
 				  "(%s); the blob is flagged", dl->url, why);
+	default:
+		unlink(w->path);
+		return raise_err(L, &w->res.err);
 	}
 	push_dl_info(L, dl, w->path, w->got);
 	return 1;
@@ -1003,7 +999,8 @@ static int fetch_finish(lua_State *L, int status, lua_KContext ctx)
 static int fetch_to_file(lua_State *L, gl_download *dl, const char *path)
 {
 	gl_console *c = con(L);
-	gl_fetch_opts fo = { .max_bytes = dl->size >= 0 ? dl->size + 1 : -1,
+	gl_fetch_opts fo = { .max_bytes = dl->size >= 0 ? dl->size + 1
+						      : dl->max_size,
 			     .range = NULL };
 	gl_err err = { 0 };
 	gl_fetch *f = gl_engine_fetch(c->e, &err);

@@ -54,12 +54,12 @@ typedef void (*gl_coro_err_fn)(void *arg, const gl_err *err);
  * request does runs on it, Lua hooks included. Measured high-water marks
  * (-O2): a hook recursing through C functions until Lua refuses (its
  * limit of 200 nested C calls; gsub with a replacement function takes
- * ~2 KB a level) 424 KB; a request body nested 2,000 deep (jansson parses
- * up to 2,048) 228 KB; the black-box suite on PostgreSQL + S3 21 KB at
- * most. 1 MiB is over twice the worst, costs memory only for the pages
- * touched (MAP_NORESERVE), and stays below the size of a transparent huge
- * page. Four times that under AddressSanitizer, whose frames carry red
- * zones. */
+ * ~2 KB a level) 424 KB; a request body nested 2,000 deep 228 KB (now
+ * refused unparsed past max_json_depth, at most 256); the black-box suite
+ * on PostgreSQL + S3 21 KB at most. 1 MiB is over twice the worst, costs
+ * memory only for the pages touched (MAP_NORESERVE), and stays below the
+ * size of a transparent huge page. Four times that under
+ * AddressSanitizer, whose frames carry red zones. */
 #if defined(__SANITIZE_ADDRESS__)
 #define GL_CORO_STACK (4u << 20)
 #else

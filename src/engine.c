@@ -8,6 +8,7 @@
  * quotas, saving blobs), and run post-hooks after the commit.
  */
 #include "engine_priv.h"
+#include "jlimits.h"
 #include "jpatch.h"
 #include "log.h"
 #include "util.h"
@@ -395,6 +396,15 @@ int gl_engine_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 	return rc;
 }
 
+int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
+		      gl_err *err)
+{
+	gl_jlimits lim;
+
+	gl_jlimits_of(e->conf, &lim);
+	return gl_jlimits_check(v, &lim, what, err);
+}
+
 /* The change rules (spec §3.3) for an artifact going from status before
  * to status after in one request: a field may change when the artifact
  * ends drafted or active, an immutable one only while it was drafted (set
@@ -592,7 +602,8 @@ static int is_base(const char *k)
 }
 
 /* UTF-8 in stored strings: valid, and no 4-byte sequences (Glare's
- * MySQL heritage; clients rely on the 400). */
+ * MySQL heritage; clients rely on the 400); no U+0000 (a hook's value
+ * may carry one; see jlimits.h). */
 static int check_strings(const json_t *v, const char *field, gl_err *err)
 {
 	size_t i;
@@ -600,6 +611,10 @@ static int check_strings(const json_t *v, const char *field, gl_err *err)
 	json_t *x;
 
 	if (json_is_string(v)) {
+		if (memchr(json_string_value(v), '\0', json_string_length(v)))
+			return gl_fail(err, 400, "BadRequest",
+				       "Field '%s': U+0000 is not allowed in a "
+				       "string", field);
 		if (!gl_utf8_valid(json_string_value(v), json_string_length(v), 0))
 			return gl_fail(err, 400, "BadRequest",
 				       "Field '%s': 4-byte UTF-8 characters are "
@@ -632,6 +647,14 @@ static int check_link(gl_engine *e, const gl_ctx *ctx, const char *field,
 	gl_af target;
 	char type[256];
 
+	if (s && !strncasecmp(s, "http", 4)) {
+		char why[128];
+		if (gl_url_check(s, json_string_length(v), why, sizeof why) < 0)
+			return gl_fail(err, 400, "BadRequest",
+				       "Field '%s': link %.200s: %s", field, s,
+				       why);
+		return 0;
+	}
 	if (!s || strncmp(s, "/artifacts/", 11) != 0)
 		return 0;
 	id = strchr(s + 11, '/');
@@ -680,6 +703,9 @@ static int set_field(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	const gl_field *f = gl_type_field(t, name);
 
 	if (check_strings(v, name, err) < 0)
+		return -1;
+	/* sizes first, counted in C: Lua would convert all of it */
+	if (f && gl_jlimits_field(t, f, v, err) < 0)
 		return -1;
 	if (gl_types_coerce(ts, gl_ctx_lua(ctx), t, name, v, &c, err) < 0)
 		return -1;
@@ -806,10 +832,12 @@ int gl_engine_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	int64_t now;
 	int rc = -1, in_tx = 0;
 
-	/* the body's shape first, as Glare's deserializer */
+	/* the body's shape first, as Glare's deserializer; its size too */
 	if (!json_is_object(body))
 		return gl_fail(err, 400, "BadRequest",
 			       "Unexpected body type: a JSON object is expected");
+	if (gl_engine_json_ok(e, body, "The request body", err) < 0)
+		return -1;
 	if (gl_engine_type(e, type, &ts, &t, err) < 0)
 		return -1;
 	if (create_allowed(e, ctx, t, err) < 0)
@@ -960,13 +988,14 @@ static const struct {
 
 /* Which top-level fields a patch touches, in patch order; rejects the
  * operations Glare never allows before anything is applied. */
-static int patch_fields(const gl_type *t, const json_t *patch, json_t *names,
+static int patch_fields(const gl_type *t, const json_t *patch,
+			const gl_jpatch_limits *lim, json_t *names,
 			gl_err *err)
 {
 	size_t i;
 	json_t *op;
 
-	if (gl_jpatch_check(patch, err) < 0)
+	if (gl_jpatch_check(patch, lim, err) < 0)
 		return -1;
 	json_array_foreach(patch, i, op) {
 		const char *paths[2] = { sget(op, "path"), sget(op, "from") };
@@ -1067,6 +1096,30 @@ static int missing_required(const gl_type *t, const json_t *doc, char *buf,
 	return n;
 }
 
+/* After each patch operation the field it touched is still within its
+ * type's limits (a patch cannot build what a body could not carry). */
+static int patch_step(void *ctx, json_t *view, const char *field,
+		      gl_err *err)
+{
+	const gl_type *t = ctx;
+	const gl_field *f = gl_type_field(t, field);
+	json_t *v = json_object_get(view, field);
+
+	return f && v ? gl_jlimits_field(t, f, v, err) : 0;
+}
+
+/* The limits of a patch on an artifact of type t (NULL: not known yet). */
+static void patch_limits(gl_engine *e, const gl_type *t,
+			 gl_jpatch_limits *pl)
+{
+	pl->max_ops = e->conf->max_patch_operations;
+	pl->max_depth = e->conf->max_json_depth;
+	pl->max_values = e->conf->max_json_values;
+	pl->max_bytes = e->conf->max_json_body;
+	pl->check = t ? patch_step : NULL;
+	pl->ctx = (void *)t;
+}
+
 /* Status and visibility changes: allowed? which actions, in order?
  * *noop_activate: the patch asked for active on an active artifact (the
  * activate policy and pre-hook still run, nothing is written). */
@@ -1155,6 +1208,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		     gl_err *err)
 {
 	gl_af af;
+	gl_jpatch_limits pl;
 	json_t *names = NULL, *view = NULL, *doc = NULL, *n;
 	const gl_type *t;
 	int acts[4], nacts = 0, rc = -1, in_tx = 0, changed = 0, noop_act;
@@ -1164,12 +1218,16 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	gl_vkey vk;
 	size_t i;
 
-	/* a malformed patch is 400 before the artifact is looked up */
-	if (gl_jpatch_check(patch, err) < 0)
+	/* a malformed or oversized patch is 400 before the artifact is
+	 * looked up (and before the pre_update hook sees it) */
+	patch_limits(e, NULL, &pl);
+	if (gl_engine_json_ok(e, patch, "The patch", err) < 0 ||
+	    gl_jpatch_check(patch, &pl, err) < 0)
 		return -1;
 	if (gl_engine_load(e, ctx, type, id, 1, &af, err) < 0)
 		return -1;
 	t = af.type;
+	patch_limits(e, t, &pl);
 	if (t->is_all) {
 		gl_fail(err, 403, "Forbidden",
 			"Artifacts cannot be changed through the all type");
@@ -1178,7 +1236,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_engine_policy(e, ctx, "artifact:update", af.doc, err) < 0)
 		goto out;
 	names = json_array();
-	if (patch_fields(t, patch, names, err) < 0)
+	if (patch_fields(t, patch, &pl, names, err) < 0)
 		goto out;
 	if (gl_engine_hook(e, af.ts, t, GL_HOOK_PRE_UPDATE, ctx, af.doc, patch,
 			   NULL, err) < 0)
@@ -1191,7 +1249,7 @@ int gl_engine_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		view = json_deep_copy(plain);
 		json_decref(plain);
 	}
-	if (gl_jpatch_apply(view, patch, err) < 0)
+	if (gl_jpatch_apply(view, patch, &pl, err) < 0)
 		goto out;
 	doc = json_deep_copy(af.doc);
 	/* judged on its result: an admin may reactivate and edit at once
@@ -1347,9 +1405,11 @@ out:
 /* ---- delete ------------------------------------------------------------------ */
 
 /* Remove the artifact row and release its stored data (no external data
- * is ever touched: those blobs are only records). Inside a transaction. */
-static int purge(gl_engine *e, const gl_type *t, const json_t *doc,
-		 gl_err *err)
+ * is ever touched: those blobs are only records). Inside a transaction.
+ * id is the one the row was found by: a damaged row's id may not read
+ * back as stored. */
+static int purge(gl_engine *e, const gl_type *t, const char *id,
+		 const json_t *doc, gl_err *err)
 {
 	for (int i = 0; i < t->nfields; i++) {
 		const gl_field *f = &t->fields[i];
@@ -1364,7 +1424,7 @@ static int purge(gl_engine *e, const gl_type *t, const json_t *doc,
 					return -1;
 		}
 	}
-	return gl_meta_delete(e->meta, sget(doc, "id"), err);
+	return gl_meta_delete(e->meta, id, err);
 }
 
 static int delayed_delete(gl_engine *e, const gl_type *t)
@@ -1414,7 +1474,7 @@ int gl_engine_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (delayed) {
 		if (gl_meta_set_status(e->meta, id, "deleted", err) < 0)
 			goto out;
-	} else if (purge(e, af.type, fresh, err) < 0) {
+	} else if (purge(e, af.type, id, fresh, err) < 0) {
 		goto out;
 	}
 	/* the state before the deletion, as Glare sends it */
@@ -1463,7 +1523,7 @@ int gl_engine_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err)
 			break;
 		if (gl_meta_get(e->meta, t, sget(it, "id"), &doc, &e2) == 0 &&
 		    gl_streq(sget(doc, "status"), "deleted") &&
-		    purge(e, t, doc, &e2) == 0 &&
+		    purge(e, t, sget(it, "id"), doc, &e2) == 0 &&
 		    gl_meta_commit(e->meta, &e2) == 0) {
 			n++;
 			gl_info("scrub: purged %s/%s", t->name, sget(it, "id"));
@@ -1541,6 +1601,7 @@ int gl_engine_set_quotas(gl_engine *e, const gl_ctx *ctx, const json_t *body,
 			 gl_err *err)
 {
 	if (gl_engine_policy(e, ctx, "artifact:set_quotas", NULL, err) < 0 ||
+	    gl_engine_json_ok(e, body, "The request body", err) < 0 ||
 	    check_quota_body(body, err) < 0)
 		return -1;
 	if (gl_meta_begin(e->meta, err) < 0)

@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "conf.h"
+#include "digest.h"
 #include "err.h"
 #include "policy.h"
 
@@ -134,6 +135,8 @@ typedef struct gl_download {
 	char *url;                /* GL_DL_REDIRECT / GL_DL_PROXY */
 	char *location;           /* GL_DL_DATABASE / GL_DL_S3: object key */
 	int64_t size;             /* -1 unknown */
+	int64_t max_size;         /* the field's limit (bounds a fetch of
+				   * unknown size) */
 	char content_type[256];
 	char md5[33], sha1[41], sha256[65];
 	char field[256];
@@ -151,6 +154,16 @@ void gl_download_free(gl_download *dl);
 /* Database store reads for GL_DL_DATABASE. */
 int64_t gl_engine_read_data(gl_engine *e, const char *location, int64_t off,
 			    void *buf, int64_t len, gl_err *err);
+/* What fetched bytes of an external blob say against dl's record (size,
+ * checksums): 1 they differ (why says how), 0 they are the recorded ones,
+ * -1 no verdict. Only bytes that were read and differ count: more bytes
+ * than recorded, or a complete read of another size or checksum; a
+ * fetch that failed or was refused (network, HTTP error, a cap reached
+ * on a blob of unknown size) says nothing about them; bytes taken on
+ * trust (dl->trusted) are never judged. complete: every byte was read (h
+ * is then valid). */
+int gl_external_verdict(const gl_download *dl, int complete, int64_t got,
+			const gl_digest_hex *h, char *why, size_t whylen);
 /* A proxied external download found different bytes: flag the blob. */
 void gl_engine_flag_blob(gl_engine *e, const char *artifact_id,
 			 const char *field, const char *key, const char *why);

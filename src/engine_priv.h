@@ -68,6 +68,10 @@ json_t *gl_engine_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 json_t *gl_engine_blob_output(const gl_type *t, const char *id,
 			      const char *field, const char *key,
 			      const json_t *blob);
+/* A document from a client (body, patch, location) within the JSON
+ * limits of the configuration, no U+0000 in it (400 otherwise). */
+int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
+		      gl_err *err);
 /* Change rules of spec §3.3 for a field (400 unknown, 403 frozen/system/
  * immutable). */
 int gl_engine_change_allowed(const gl_type *t, const json_t *doc,

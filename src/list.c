@@ -508,6 +508,13 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	for (int k = 0; k < nquery; k++) {
 		const char *n = query[k].name, *v = query[k].value;
+		/* values become JSON strings and SQL text: UTF-8 only */
+		if (!gl_utf8_valid(n, strlen(n), 1) ||
+		    !gl_utf8_valid(v, strlen(v), 1)) {
+			gl_fail(err, 400, "BadRequest",
+				"Query parameter %d is not valid UTF-8", k + 1);
+			goto out;
+		}
 		if (!strcmp(n, "limit"))
 			limit_s = v;
 		else if (!strcmp(n, "marker"))

@@ -31,6 +31,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -505,6 +506,35 @@ static char *get_str(lua_State *L, int idx, const char *k)
 	return s;
 }
 
+/* The effective validator limits of a compiled field (its private _attrs
+ * and _eattrs, implicit limits included) that C checks first. */
+static int get_limit(lua_State *L, int idx, const char *k)
+{
+	int64_t v = get_int(L, idx, k, -1);
+	return v > INT_MAX ? INT_MAX : v < 0 ? -1 : (int)v;
+}
+
+static void import_limits(lua_State *L, int F, gl_field *f)
+{
+	f->max_items = f->max_length = f->elem_max_length = -1;
+	lua_getfield(L, F, "_attrs");
+	if (lua_istable(L, -1)) {
+		if (f->kind == GK_LIST)
+			f->max_items = get_limit(L, -1, "max_items");
+		if (f->kind == GK_STRING)
+			f->max_length = get_limit(L, -1, "max_length");
+		if (f->kind == GK_DICT) {
+			f->max_keys = get_limit(L, -1, "max_keys");
+			f->max_key_length = get_limit(L, -1, "max_key_length");
+		}
+	}
+	lua_pop(L, 1);
+	lua_getfield(L, F, "_eattrs");
+	if (lua_istable(L, -1) && f->elem == GK_STRING)
+		f->elem_max_length = get_limit(L, -1, "max_length");
+	lua_pop(L, 1);
+}
+
 /* Copy the compiled type at the top of the stack into t. Raises on a
  * malformed compiled table (a library bug). [-0, +0, e] */
 static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
@@ -572,6 +602,7 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 		f->max_folder_size = get_int(L, F, "max_folder_size", 2673868800LL);
 		f->max_key_length = (int)get_int(L, F, "max_key_length", 255);
 		f->max_keys = (int)get_int(L, F, "max_keys", 255);
+		import_limits(L, F, f);
 		lua_getfield(L, F, "default");
 		if (!lua_isnil(L, -1)) {
 			f->def = gl_ljson_to(L, &st->lj, -1, msg, sizeof msg);

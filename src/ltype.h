@@ -63,8 +63,13 @@ typedef struct gl_field {
 	json_t *def;           /* default value or NULL */
 	int64_t max_blob_size; /* Blob, Folder */
 	int64_t max_folder_size;
-	int max_key_length;    /* Folder keys */
-	int max_keys;          /* Folder: most blobs it may hold */
+	int max_key_length;    /* Folder, Dict keys */
+	int max_keys;          /* Folder: most blobs it may hold; Dict */
+	/* declared limits the C core checks before Lua coerces a value
+	 * (jlimits.c); -1: none */
+	int max_items;         /* List */
+	int max_length;        /* String (characters) */
+	int elem_max_length;   /* String items of a List or Dict */
 } gl_field;
 
 typedef struct gl_type {

@@ -9,9 +9,17 @@
  * objects always carry the API keys (null when unset); internal keys
  * appear only when set; keys without a column come back from `extra`.
  *
- * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail).
+ * Reading is total: a row that cannot be decoded (text that is not UTF-8,
+ * a doc that is not a JSON object, a timestamp out of range, a value
+ * stored before a check existed or written by hand) never fails a get or
+ * a listing. What cannot be read is left out (null, or the field's
+ * default) and logged once, so the artifact can still be listed, shown
+ * and deleted.
+ *
+ * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail), log.c.
  */
 #include "meta_common.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -119,15 +127,73 @@ char *mc_dump(const json_t *v)
  * Rows to the API shape.
  * ---------------------------------------------------------------------- */
 
-json_t *mc_col_text(const mc_row *r, int c)
+/* Each damaged (row, part) is logged once per process: listings read the
+ * same rows again and again. */
+#define DAMAGE_SEEN 256
+static uint64_t damage_seen[DAMAGE_SEEN];
+static unsigned damage_next;
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void damaged(const char *who, const char *what, const char *detail)
+{
+	uint64_t h;
+
+	who = who ? who : "?";
+	h = fnv1a(fnv1a(14695981039346656037ULL, who), what);
+	for (int i = 0; i < DAMAGE_SEEN; i++)
+		if (damage_seen[i] == h)
+			return;
+	damage_seen[damage_next++ % DAMAGE_SEEN] = h;
+	gl_warn("artifact %.100s: the stored %s is damaged (%.300s); it is "
+		"served repaired or left out", who, what, detail);
+}
+
+/* A text column as a string that JSON can carry: bytes that are not UTF-8
+ * become U+FFFD (reported once as damage of `what`). */
+static json_t *text_col(const mc_row *r, int c, const char *who,
+			const char *what)
 {
 	const char *s;
+	char *fixed;
+	json_t *v;
 	size_t n;
 
 	if (r->ops->null(r, c))
 		return json_null();
 	s = r->ops->text(r, c, &n);
-	return json_stringn(s, n);
+	if ((v = json_stringn(s, n)))
+		return v;
+	if (!(fixed = gl_utf8_repair(s, n, &n)))
+		gl_oom();
+	if (what)
+		damaged(who, what, "not UTF-8");
+	v = json_stringn(fixed, n);
+	free(fixed);
+	return v ? v : json_null();
+}
+
+/* A text column as a C string for a key (malloc'ed, valid UTF-8; cut at
+ * an embedded NUL as every key is). */
+static char *text_key(const mc_row *r, int c)
+{
+	size_t n;
+	const char *s = r->ops->text(r, c, &n);
+	char *k = gl_utf8_repair(s, n, NULL);
+
+	if (!k)
+		gl_oom();
+	return k;
+}
+
+json_t *mc_col_text(const mc_row *r, int c)
+{
+	return text_col(r, c, NULL, NULL);
 }
 
 json_t *mc_col_int(const mc_row *r, int c)
@@ -139,56 +205,85 @@ json_t *mc_col_int(const mc_row *r, int c)
 
 /* Full precision: the engine shows seconds, but sorting, markers and
  * rewrites of the row must keep the microseconds. */
-json_t *mc_col_time(const mc_row *r, int c)
+/* Years 1 to 9999: what ISO-8601 with four digits can say. */
+#define TIME_MIN_US (-62135596800LL * 1000000)
+#define TIME_MAX_US (253402300800LL * 1000000 - 1)
+
+static json_t *time_col(const mc_row *r, int c, const char *who,
+			const char *what)
 {
 	char buf[40];
+	int64_t us;
 
 	if (r->ops->null(r, c))
 		return json_null();
-	gl_iso8601_us(r->ops->i64(r, c), buf);
+	us = r->ops->i64(r, c);
+	if (us < TIME_MIN_US || us > TIME_MAX_US) {
+		if (what)
+			damaged(who, what, "timestamp out of range");
+		return json_null();
+	}
+	gl_iso8601_us(us, buf);
 	return json_string(buf);
 }
 
-json_t *mc_col_json(const mc_row *r, int c)
+json_t *mc_col_time(const mc_row *r, int c)
+{
+	return time_col(r, c, NULL, NULL);
+}
+
+/* A JSON text column; what was written is read back, U+0000 included.
+ * NULL when it is not JSON (reported once as damage of `what`). */
+static json_t *json_col(const mc_row *r, int c, const char *who,
+			const char *what)
 {
 	json_error_t jerr;
 	const char *s;
+	json_t *v;
 	size_t n;
 
 	if (r->ops->null(r, c))
 		return json_null();
 	s = r->ops->text(r, c, &n);
-	return json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+	v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!v && what)
+		damaged(who, what, jerr.text);
+	return v;
 }
 
-json_t *mc_blob_json(const mc_row *r, int c0)
+json_t *mc_col_json(const mc_row *r, int c)
 {
-	json_t *b = json_object();
+	return json_col(r, c, NULL, NULL);
+}
 
-	json_object_set_new(b, "url", mc_col_text(r, c0 + B_URL));
+static json_t *blob_json(const mc_row *r, int c0, const char *who)
+{
+	static const int texts[] = { B_URL, B_MD5, B_SHA1, B_SHA256, B_STATUS,
+				     B_CTYPE };
+	json_t *b = json_object(), *v;
+
 	json_object_set_new(b, "size", mc_col_int(r, c0 + B_SIZE));
-	json_object_set_new(b, "md5", mc_col_text(r, c0 + B_MD5));
-	json_object_set_new(b, "sha1", mc_col_text(r, c0 + B_SHA1));
-	json_object_set_new(b, "sha256", mc_col_text(r, c0 + B_SHA256));
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+		json_object_set_new(b, blob_keys[texts[i]],
+				    text_col(r, c0 + texts[i], who,
+					     "blob record"));
 	json_object_set_new(b, "external",
 			    json_boolean(r->ops->truth(r, c0 + B_EXTERNAL)));
-	json_object_set_new(b, "status", mc_col_text(r, c0 + B_STATUS));
-	json_object_set_new(b, "content_type", mc_col_text(r, c0 + B_CTYPE));
 	for (int c = B_STORE; c < B_EXTRA; c++) {
-		json_t *v;
-
 		if (r->ops->null(r, c0 + c))
 			continue;
 		if (c == B_RESERVED || c == B_VERIFIED) /* microseconds */
 			v = mc_col_int(r, c0 + c);
 		else if (c == B_PREV)
-			v = mc_col_json(r, c0 + c);
+			v = json_col(r, c0 + c, who, "blob record (prev)");
 		else
-			v = mc_col_text(r, c0 + c);
-		json_object_set_new(b, blob_keys[c], v);
+			v = text_col(r, c0 + c, who, "blob record");
+		if (v)
+			json_object_set_new(b, blob_keys[c], v);
 	}
 	if (!r->ops->null(r, c0 + B_EXTRA)) {
-		json_t *extra = mc_col_json(r, c0 + B_EXTRA);
+		json_t *extra = json_col(r, c0 + B_EXTRA, who,
+					 "blob record (extra)");
 
 		if (json_is_object(extra))
 			json_object_update_missing(b, extra);
@@ -197,46 +292,63 @@ json_t *mc_blob_json(const mc_row *r, int c0)
 	return b;
 }
 
+json_t *mc_blob_json(const mc_row *r, int c0)
+{
+	return blob_json(r, c0, NULL);
+}
+
 /* Custom fields come from doc (null when unset); blob fields are null and
  * folders {} until their records are attached. */
 int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
 		     gl_err *err)
 {
-	json_t *af, *doc;
-	json_error_t jerr;
-	const char *s;
-	size_t n;
+	static const struct {
+		const char *key;
+		int col;
+	} texts[] = {
+		{ "name", C_NAME }, { "version", C_VERSION },
+		{ "owner", C_OWNER }, { "visibility", C_VIS },
+		{ "status", C_STATUS }, { "description", C_DESC },
+		{ "display_type_name", C_DTN },
+	}, times[] = {
+		{ "created_at", C_CREATED }, { "updated_at", C_UPDATED },
+		{ "activated_at", C_ACTIVATED },
+	};
+	json_t *af, *doc, *idv;
+	const char *id;
+	int lost = 0;
 
-	s = r->ops->text(r, C_DOC, &n);
-	doc = json_loadb(s, n, 0, &jerr);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		s = r->ops->text(r, C_ID, &n);
-		return gl_fail(err, 500, NULL,
-			       "DBError: artifact %.*s: bad document: %s",
-			       (int)n, s, jerr.text);
-	}
 	af = json_object();
-	json_object_set_new(af, "id", mc_col_text(r, C_ID));
-	json_object_set_new(af, "name", mc_col_text(r, C_NAME));
-	json_object_set_new(af, "version", mc_col_text(r, C_VERSION));
-	json_object_set_new(af, "owner", mc_col_text(r, C_OWNER));
-	json_object_set_new(af, "visibility", mc_col_text(r, C_VIS));
-	json_object_set_new(af, "status", mc_col_text(r, C_STATUS));
-	json_object_set_new(af, "description", mc_col_text(r, C_DESC));
-	json_object_set_new(af, "display_type_name", mc_col_text(r, C_DTN));
-	json_object_set_new(af, "created_at", mc_col_time(r, C_CREATED));
-	json_object_set_new(af, "updated_at", mc_col_time(r, C_UPDATED));
-	json_object_set_new(af, "activated_at", mc_col_time(r, C_ACTIVATED));
+	idv = text_col(r, C_ID, NULL, NULL);
+	json_object_set_new(af, "id", idv);
+	id = json_string_value(idv);
+	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+		json_object_set_new(af, texts[i].key,
+				    text_col(r, texts[i].col, id, texts[i].key));
+	for (size_t i = 0; i < sizeof times / sizeof *times; i++)
+		json_object_set_new(af, times[i].key,
+				    time_col(r, times[i].col, id, times[i].key));
 	json_object_set_new(af, "revision", mc_col_int(r, C_REV));
+	doc = json_col(r, C_DOC, id, "document");
+	if (!json_is_object(doc)) {
+		if (doc)
+			damaged(id, "document", "not a JSON object");
+		json_decref(doc);
+		doc = json_object();
+		lost = 1;
+	}
 	if (!type) {
 		json_t *v;
 
-		json_object_set_new(af, "type_name", mc_col_text(r, C_TYPE));
+		json_object_set_new(af, "type_name",
+				    text_col(r, C_TYPE, id, "type_name"));
 		v = json_object_get(doc, "tags");
-		json_object_set(af, "tags", v ? v : json_null());
+		json_object_set_new(af, "tags", v ? json_incref(v)
+					  : lost ? json_array() : json_null());
 		v = json_object_get(doc, "metadata");
-		json_object_set(af, "metadata", v ? v : json_null());
+		json_object_set_new(af, "metadata", v ? json_incref(v)
+					      : lost ? json_object()
+						     : json_null());
 	} else {
 		for (int i = 0; i < type->nfields; i++) {
 			const gl_field *f = &type->fields[i];
@@ -248,9 +360,12 @@ int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
 				v = json_null();
 			} else if (f->kind == GK_FOLDER) {
 				v = json_object();
+			} else if ((v = json_object_get(doc, f->name))) {
+				json_incref(v);
 			} else {
-				v = json_object_get(doc, f->name);
-				v = v ? json_incref(v) : json_null();
+				/* a lost document reads as a new one */
+				v = lost && f->def ? json_deep_copy(f->def)
+						   : json_null();
 			}
 			json_object_set_new(af, f->name, v);
 		}
@@ -265,30 +380,33 @@ void mc_attach_blob(json_t *af, const gl_type *type, const mc_row *r, int cf)
 {
 	size_t n;
 	const char *field = r->ops->text(r, cf, &n);
-	const char *key = r->ops->text(r, cf + 1, &n);
+	const char *who = json_string_value(json_object_get(af, "id"));
 	const gl_field *f = type_field(type, field);
 	json_t *folder;
+	char *key;
 
 	if (!af || !f)
 		return;
+	key = text_key(r, cf + 1);
 	if (f->kind == GK_FOLDER) {
 		folder = json_object_get(af, field);
 		if (!json_is_object(folder)) {
 			folder = json_object();
 			json_object_set_new(af, field, folder);
 		}
-		json_object_set_new(folder, key, mc_blob_json(r, cf + 2));
+		json_object_set_new(folder, key, blob_json(r, cf + 2, who));
 	} else if (f->kind == GK_BLOB && key[0] == '\0') {
-		json_object_set_new(af, field, mc_blob_json(r, cf + 2));
+		json_object_set_new(af, field, blob_json(r, cf + 2, who));
 	}
+	free(key);
 }
 
 void mc_attach_page_blob(json_t *idx, const gl_type *type, const mc_row *r)
 {
-	size_t n;
+	char *id = text_key(r, 0);
 
-	mc_attach_blob(json_object_get(idx, r->ops->text(r, 0, &n)), type, r,
-		       1);
+	mc_attach_blob(json_object_get(idx, id), type, r, 1);
+	free(id);
 }
 
 json_t *mc_deleted_row(const mc_row *r)
@@ -315,12 +433,14 @@ json_t *mc_cleanup_row(const mc_row *r)
 
 json_t *mc_blob_row(const mc_row *r)
 {
+	json_t *id = mc_col_text(r, 0);
+
 	return json_pack("{s:o, s:o, s:o, s:o, s:o}",
-			 "artifact_id", mc_col_text(r, 0),
+			 "artifact_id", id,
 			 "type_name", mc_col_text(r, 1),
 			 "field", mc_col_text(r, 2),
 			 "key", mc_col_text(r, 3),
-			 "blob", mc_blob_json(r, 4));
+			 "blob", blob_json(r, 4, json_string_value(id)));
 }
 
 json_t *mc_quotas_new(const char *project)
@@ -335,16 +455,16 @@ json_t *mc_quotas_new(const char *project)
 
 void mc_quota_row(json_t *res, const mc_row *r)
 {
-	size_t n;
-	const char *pid = r->ops->text(r, 0, &n);
+	char *pid = text_key(r, 0), *name = text_key(r, 1);
 	json_t *o = json_object_get(res, pid);
 
 	if (!o) {
 		o = json_object();
 		json_object_set_new(res, pid, o);
 	}
-	json_object_set_new(o, r->ops->text(r, 1, &n),
-			    json_integer(r->ops->i64(r, 2)));
+	json_object_set_new(o, name, json_integer(r->ops->i64(r, 2)));
+	free(pid);
+	free(name);
 }
 
 void mc_page_init(mc_page *pg)

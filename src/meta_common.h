@@ -68,8 +68,10 @@ struct mc_row {
 	int row;
 };
 
-/* A column as JSON (new reference; NULL column -> null). time: ISO-8601
- * with full precision from microseconds; json: a JSON text parsed. */
+/* A column as JSON (new reference; NULL column -> null). text: bytes
+ * that are not UTF-8 become U+FFFD; time: ISO-8601 with full precision
+ * from microseconds, null out of the years 1-9999; json: a JSON text
+ * parsed (U+0000 kept), NULL if it is not JSON. */
 json_t *mc_col_text(const mc_row *r, int c);
 json_t *mc_col_int(const mc_row *r, int c);
 json_t *mc_col_time(const mc_row *r, int c);
@@ -78,7 +80,8 @@ json_t *mc_col_json(const mc_row *r, int c);
 /* The blob object of a row whose BLOB_COLS start at column c0. */
 json_t *mc_blob_json(const mc_row *r, int c0);
 /* The artifact of an ART_COLS row (see the file comment of meta_common.c
- * for the shape). type NULL: the all view. 0, or -1 + err (bad doc). */
+ * for the shape). type NULL: the all view. Always 0: what cannot be
+ * decoded is left out and logged (reading is total). */
 int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
 		     gl_err *err);
 /* Attach the blob record of a row (field at column cf, key at cf + 1,

@@ -1721,12 +1721,18 @@ static int marker_values(sq_meta *m, const gl_list_query *q,
 		case SQLITE_NULL:
 			mv[i].t = MC_NULL;
 			break;
-		default:
+		default: {
+			/* the exact bytes: a stored value may hold a NUL */
+			const char *t = (const char *)sqlite3_column_text(s, i);
+			int len = sqlite3_column_bytes(s, i);
+
 			mv[i].t = MC_TEXT;
-			mv[i].owned = gl_xstrdup(
-				(const char *)sqlite3_column_text(s, i));
+			mv[i].owned = gl_xmalloc((size_t)len + 1);
+			memcpy(mv[i].owned, t ? t : "", (size_t)len);
+			mv[i].owned[len] = '\0';
 			mv[i].s = mv[i].owned;
-			mv[i].len = -1;
+			mv[i].len = len;
+		}
 		}
 	}
 	finish(s);

@@ -219,78 +219,154 @@ void gl_media_type(const char *ct, char *out, size_t len)
 	out[n] = '\0';
 }
 
-json_t *gl_json_text(const char *s)
+/* Bytes of the valid UTF-8 sequence at s (n bytes available): 1 to 4, or
+ * 0 when it is not one (bad lead or continuation byte, truncated, overlong,
+ * surrogate, above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	json_t *j;
-	gl_sb b = { 0 };
-	size_t n, i = 0;
+	unsigned c = s[0], cp;
+	size_t k;
 
-	if (!s)
-		return json_null();
-	n = strlen(s);
-	j = json_stringn(s, n);
-	if (j)
-		return j;
-	/* replace each byte that does not start a valid sequence */
-	while (i < n) {
-		size_t k = 1;
-		while (k <= 4 && i + k <= n && !gl_utf8_valid(s + i, k, 1))
-			k++;
-		if (k <= 4 && i + k <= n) {
-			gl_sb_addn(&b, s + i, k);
-			i += k;
-		} else {
-			gl_sb_add(&b, "\xef\xbf\xbd");
-			i++;
-		}
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		k = 1, cp = c & 0x1f;
+	else if ((c & 0xf0) == 0xe0)
+		k = 2, cp = c & 0x0f;
+	else if ((c & 0xf8) == 0xf0)
+		k = 3, cp = c & 0x07;
+	else
+		return 0;
+	if (k >= n)
+		return 0;
+	for (size_t i = 1; i <= k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
 	}
-	j = json_stringn(b.p ? b.p : "", b.len);
-	gl_sb_free(&b);
-	if (!j)
-		gl_oom();
-	return j;
+	if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) ||
+	    (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return k + 1;
 }
 
 int gl_utf8_valid(const char *str, size_t len, int allow_4byte)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
+	size_t i = 0, n;
+
 	while (i < len) {
-		unsigned c = s[i];
-		int n;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			if (!allow_4byte)
-				return 0;
-			n = 3;
-			cp = c & 0x07;
-		} else {
+		n = utf8_seq(s + i, len - i);
+		if (n == 0 || (n == 4 && !allow_4byte))
 			return 0;
-		}
-		if (i + (size_t)n >= len)
-			return 0;
-		for (int k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		/* overlong forms and surrogates */
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += (size_t)n + 1;
+		i += n;
 	}
 	return 1;
+}
+
+char *gl_utf8_repair(const char *str, size_t len, size_t *outlen)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	char *out = malloc(len * 3 + 1), *o = out;
+	size_t i = 0, n;
+
+	if (!out)
+		return NULL;
+	while (i < len) {
+		n = utf8_seq(s + i, len - i);
+		if (n == 0) {
+			memcpy(o, "\xef\xbf\xbd", 3); /* U+FFFD */
+			o += 3;
+			i++;
+		} else {
+			memcpy(o, s + i, n);
+			o += n;
+			i += n;
+		}
+	}
+	*o = '\0';
+	if (outlen)
+		*outlen = (size_t)(o - out);
+	return out;
+}
+
+json_t *gl_json_text(const char *s)
+{
+	json_t *j;
+	char *fixed;
+	size_t n;
+
+	if (!s)
+		return json_null();
+	n = strlen(s);
+	if ((j = json_stringn(s, n)))
+		return j;
+	if (!(fixed = gl_utf8_repair(s, n, &n)))
+		gl_oom();
+	j = json_stringn(fixed, n);
+	free(fixed);
+	if (!j)
+		gl_oom();
+	return j;
+}
+
+size_t gl_utf8_chars(const char *str, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += ((unsigned char)str[i] & 0xc0) != 0x80;
+	return n;
+}
+
+int gl_hex_valid(const char *s, size_t len, size_t want)
+{
+	if (len != want)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+int gl_url_check(const char *url, size_t len, char *why, size_t whylen)
+{
+	const char *host;
+	size_t i;
+
+	if (len == 0) {
+		snprintf(why, whylen, "the URL is empty");
+		return -1;
+	}
+	if (len > GL_URL_MAX) {
+		snprintf(why, whylen, "the URL is longer than %d characters",
+			 GL_URL_MAX);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)url[i];
+		if (c <= 0x20 || c >= 0x7f) {
+			snprintf(why, whylen, "the URL has a %s at byte %zu: "
+				 "percent-encode it",
+				 c == ' ' ? "space" : c < 0x20 || c == 0x7f
+				 ? "control character" : "non-ASCII byte", i);
+			return -1;
+		}
+	}
+	if (!strncasecmp(url, "http://", 7))
+		host = url + 7;
+	else if (!strncasecmp(url, "https://", 8))
+		host = url + 8;
+	else {
+		snprintf(why, whylen, "only http and https URLs are allowed");
+		return -1;
+	}
+	if (!*host || *host == '/' || *host == '?' || *host == '#') {
+		snprintf(why, whylen, "the URL has no host");
+		return -1;
+	}
+	return 0;
 }
 
 int gl_streq(const char *a, const char *b)

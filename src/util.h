@@ -41,6 +41,24 @@ void gl_media_type(const char *content_type, char *out, size_t len);
 /* 1 if the UTF-8 string is valid and has no character above U+FFFF
  * (Glare refuses 4-byte sequences: MySQL utf8 legacy). */
 int gl_utf8_valid(const char *s, size_t len, int allow_4byte);
+/* A valid UTF-8 copy of s (malloc'ed, NUL-terminated; embedded NULs are
+ * kept): each byte that does not start a valid sequence becomes U+FFFD.
+ * For text read back from storage, which JSON must be able to carry.
+ * NULL when out of memory. */
+char *gl_utf8_repair(const char *s, size_t len, size_t *outlen);
+/* Characters of valid UTF-8 (what a Lua type's max_length counts). */
+size_t gl_utf8_chars(const char *s, size_t len);
+
+/* 1 if s (len bytes) is exactly want hexadecimal digits (a checksum:
+ * md5 32, sha1 40, sha256 64). */
+int gl_hex_valid(const char *s, size_t len, size_t want);
+
+/* A URL glared may store, redirect to or fetch: 1..GL_URL_MAX bytes of
+ * printable ASCII (no space, no control character: it ends up in a
+ * Location header), http:// or https:// and a host. 0, or -1 with the
+ * reason in why. */
+#define GL_URL_MAX 2048
+int gl_url_check(const char *url, size_t len, char *why, size_t whylen);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
 

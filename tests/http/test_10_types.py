@@ -237,8 +237,12 @@ def oops(tmp_path_factory):
     d = tmp_path_factory.mktemp("types")
     shutil.copy(os.path.join(ROOT, "types", "sample_artifact.lua"), str(d))
     (d / "oops_artifact.lua").write_text(OOPS)
+    # max_json_depth above the type runtime's own 64 levels, so that
+    # deep values reach (and test) its guard rather than the C limit
+    # checked first (test_12_data_hardening tests that one)
     s = Server({"types_path": str(d),
-                "enabled_artifact_types": "sample_artifact,oops_artifact"})
+                "enabled_artifact_types": "sample_artifact,oops_artifact",
+                "max_json_depth": 128})
     yield s
     s.stop()
 

@@ -14,6 +14,8 @@
  *   static gl_meta *reopen(fx *f, int upgrade);  a second connection
  *   static int64_t raw_int(fx *f, const char *sql);  one integer, read
  *                                         beside the interface
+ *   static int raw_sql(fx *f, const char *sql);  statements run beside
+ *                                         the interface (0 on success)
  *   PROP_VALUE       the column of a numeric property value
  *   PROP_IS_NUMBER   "SELECT <1 if the property row is a number>"
  * and ends its suite with META_SCENARIOS (the list of the cases below).
@@ -1838,6 +1840,81 @@ UNIT_TEST(list_large_both_plans)
 	fx_close(&f);
 }
 
+/* ---- damaged rows ------------------------------------------------------------
+ * Reading is total: rows damaged beside the interface (by hand, or stored
+ * before a check existed) never fail a get or a listing, and the artifact
+ * can still be deleted. These damages fit both stores; test_meta.c adds
+ * what only sqlite can hold (text that is not UTF-8, NUL bytes). */
+UNIT_TEST(read_damaged_rows)
+{
+	fx f;
+	json_t *got, *b, *arr, *af;
+	char ids[256];
+	int64_t total = 0;
+	lq l;
+	size_t i;
+
+	FX_START(f);
+	CHECK(add(f.m, &T, set(mkaf("d1", "a", "1.0.0", "p1", 1), "str1",
+			       json_string("s")), &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("d2", "b", "1.0.0", "p1", 2), &f.err) == 0);
+	CHECK(add(f.m, &T, mkaf("d3", "c", "1.0.0", "p1", 3), &f.err) == 0);
+	b = json_pack("{s:s, s:I, s:s, s:s, s:s}", "url", "/x", "size",
+		      (json_int_t)3, "status", "active", "store", "file",
+		      "location", "L9");
+	CHECK(gl_meta_blob_set(f.m, "d1", "blob1", "", b, &f.err) == 0);
+	json_decref(b);
+	CHECK(raw_sql(&f,
+		"UPDATE artifacts SET doc = 'not json' WHERE id = 'd1';"
+		"UPDATE artifacts SET doc = '{\"str1\": \"x\\u0000y\","
+		" \"tags\": [\"t\\u0000\"]}' WHERE id = 'd2';"
+		"UPDATE artifacts SET doc = '[1, 2]',"
+		" created_at = 9223372036854775807 WHERE id = 'd3';"
+		"UPDATE blobs SET prev = 'garbage', extra = '{bad'"
+		" WHERE artifact_id = 'd1';") == 0);
+
+	/* a lost document reads as a new one; the blob record is there */
+	CHECK(gl_meta_get(f.m, &T, "d1", &got, &f.err) == 0);
+	CHECK(json_is_null(json_object_get(got, "str1")));
+	CHECK_EQS(json_string_value(json_object_get(got, "name")), "a");
+	b = json_object_get(got, "blob1");
+	CHECK_EQS(json_string_value(json_object_get(b, "location")), "L9");
+	CHECK(!json_object_get(b, "prev"));
+	json_decref(got);
+	/* what was stored reads back as it was, U+0000 included */
+	CHECK(gl_meta_get(f.m, &T, "d2", &got, &f.err) == 0);
+	CHECK_INT(json_string_length(json_object_get(got, "str1")), 3);
+	CHECK(!memcmp(json_string_value(json_object_get(got, "str1")), "x\0y",
+		      3));
+	json_decref(got);
+	/* a timestamp out of range reads as null */
+	CHECK(gl_meta_get(f.m, &T, "d3", &got, &f.err) == 0);
+	CHECK(json_is_null(json_object_get(got, "created_at")));
+	json_decref(got);
+
+	/* listings: the typed view and the all view */
+	lq_init(&l, &T);
+	CHECK_EQS(run_ids(f.m, &l.q, ids, sizeof ids, &total, &f.err),
+		  "d3,d2,d1");
+	CHECK_INT(total, 3);
+	lq_init(&l, &TALL);
+	CHECK(gl_meta_list(f.m, &l.q, &arr, &total, &f.err) == 0);
+	CHECK_INT(json_array_size(arr), 3);
+	json_array_foreach(arr, i, af)
+		if (!strcmp(json_string_value(json_object_get(af, "id")), "d1"))
+			CHECK(json_is_array(json_object_get(af, "tags")) &&
+			      json_is_object(json_object_get(af, "metadata")));
+	json_decref(arr);
+
+	/* and each can go */
+	CHECK(gl_meta_delete(f.m, "d1", &f.err) == 0);
+	CHECK(gl_meta_delete(f.m, "d3", &f.err) == 0);
+	CHECK_INT(gl_meta_get(f.m, &T, "d1", &got, &f.err), 1);
+	lq_init(&l, &T);
+	CHECK_EQS(run_ids(f.m, &l.q, ids, sizeof ids, &total, &f.err), "d2");
+	fx_close(&f);
+}
+
 #define META_SCENARIOS \
 	UNIT_CASE(put_get_roundtrip), \
 	UNIT_CASE(put_revision_conflict), \
@@ -1863,6 +1940,7 @@ UNIT_TEST(list_large_both_plans)
 	UNIT_CASE(list_pagination), \
 	UNIT_CASE(list_latest), \
 	UNIT_CASE(list_visibility_and_counts), \
-	UNIT_CASE(list_large_both_plans)
+	UNIT_CASE(list_large_both_plans), \
+	UNIT_CASE(read_damaged_rows)
 
 #endif

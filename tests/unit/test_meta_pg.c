@@ -207,6 +207,11 @@ static gl_meta *reopen(fx *f, int upgrade)
 	return gl_meta_open(&conf, upgrade, &f->err);
 }
 
+static int raw_sql(fx *f, const char *sql)
+{
+	return raw_exec(f, sql);
+}
+
 #include "meta_scenarios.h"
 
 /* Terminate the store's backend(s) from another session, as a server
