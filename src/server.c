@@ -83,6 +83,21 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	gl_http_server_shutdown(w->http, stop_done, w);
 }
 
+/* A worker listens (and the tests see the server up) before its SIGHUP
+ * handler is in; a SIGHUP then (a log rotation, a reload) would kill it
+ * with the default action and leave the port to the other workers until
+ * the master's restart. So a worker starts with SIGHUP blocked and takes
+ * it once its handler is in: a reopen that came meanwhile happens then.
+ * (Threads started meanwhile keep it blocked: it is the loop's.) */
+static void hup_mask(int how)
+{
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(how, &hup, NULL);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	worker *w = arg;
@@ -167,6 +182,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	evsignal_add(w.sig_term, NULL);
 	evsignal_add(w.sig_int, NULL);
 	evsignal_add(w.sig_hup, NULL);
+	hup_mask(SIG_UNBLOCK); /* one that came meanwhile is handled now */
 	gl_info("serving on %s:%d", host, gl_http_server_port(w.http));
 	/* a worker that replaces a dead one takes over its work at once */
 	gl_engine_maintain(w.app.engine);
@@ -234,8 +250,13 @@ static int probe_bind(const char *host, int port)
 
 static pid_t spawn(gl_conf *conf, const char *host, int port, int idx)
 {
-	pid_t master = getpid();
-	pid_t pid = fork();
+	pid_t master = getpid(), pid;
+
+	/* the worker starts with SIGHUP blocked (see hup_mask) */
+	hup_mask(SIG_BLOCK);
+	pid = fork();
+	if (pid != 0)
+		hup_mask(SIG_UNBLOCK);
 	if (pid == 0) {
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
