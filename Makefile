@@ -67,8 +67,6 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 STATEDIR ?= /var/lib/glared
-# types the test suites use, not for production
-TEST_TYPES := sample_artifact hooks_artifact non_nullable_fields_artifact
 
 all: glared
 
@@ -160,7 +158,6 @@ install: glared
 	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/glared
 	install -m 0755 glared $(DESTDIR)$(SBINDIR)/glared
 	cp -R lua types $(DESTDIR)$(DATADIR)/
-	rm -f $(TEST_TYPES:%=$(DESTDIR)$(DATADIR)/types/%.lua)
 	find $(DESTDIR)$(DATADIR) -type d -exec chmod 0755 {} +
 	find $(DESTDIR)$(DATADIR) -type f -exec chmod 0644 {} +
 	install -m 0644 man/glared.8 $(DESTDIR)$(MANDIR)/man8/glared.8

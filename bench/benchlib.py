@@ -133,8 +133,27 @@ def run(argv, input=None):
     return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
 
+def types_dir(d, names):
+    """A directory d/types with copies of the named type files, from
+    types/ (what ships) or tests/types/ (the test types, such as
+    sample_artifact): a single directory every glared binary reads,
+    whatever its own tree holds."""
+    out = os.path.join(d, "types")
+    os.makedirs(out, exist_ok=True)
+    for n in names:
+        for sub in ("types", os.path.join("tests", "types")):
+            src = os.path.join(ROOT, sub, n + ".lua")
+            if os.path.exists(src):
+                shutil.copy(src, out)
+                break
+        else:
+            raise FileNotFoundError("no type file %s.lua" % n)
+    return out
+
+
 class Glared:
-    """glared serve on a free loopback port with a temp config."""
+    """glared serve on a free loopback port with a temp config (this
+    tree's images and sample_artifact types unless options say else)."""
 
     def __init__(self, d, options=None, binary=None):
         self.dir = d
@@ -149,6 +168,9 @@ class Glared:
             "healthcheck.disable_by_file_path": "%s/hc_disable" % d,
         }
         opts.update(options or {})
+        if "types_path" not in opts:
+            opts["types_path"] = types_dir(
+                d, opts["enabled_artifact_types"].split(","))
         self.conf = os.path.join(d, "glare.conf")
         sections = {}
         for k, v in opts.items():

@@ -42,7 +42,6 @@ TYPE = "sample_artifact"
 
 def measure(binary, d, n, count):
     opts = {"lua_path": os.path.join(B.ROOT, "lua"),
-            "types_path": os.path.join(B.ROOT, "types"),
             "max_artifact_number": "10000000",
             "max_uploaded_data": "1000000000000"}
     srv = B.Glared(d, opts, binary=binary)

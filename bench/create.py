@@ -152,7 +152,6 @@ def main():
         o.update(opts)
         # another binary may live elsewhere: this tree's types and library
         o["lua_path"] = os.path.join(B.ROOT, "lua")
-        o["types_path"] = os.path.join(B.ROOT, "types")
         o["artifact_type:%s.max_artifact_number" % TYPE] = "10000000"
         o["artifact_type:%s.max_uploaded_data" % TYPE] = "1000000000000"
         srv = B.Glared(sd, o, binary=binary)

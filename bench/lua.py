@@ -17,7 +17,8 @@ all rounds: robust on a shared machine) and the latency (median of
 BENCH_LUA_ROUNDS rounds of BENCH_LUA_REQS requests, shows 5 times as
 many). The same-run baseline is another glared binary,
 BENCH_BASELINE_GLARED (e.g. a build of the previous commit, with its own
-lua/ and types/ beside it), loaded with the same data and measured in
+lua/ beside it; both read copies of this tree's type files), loaded with
+the same data and measured in
 alternating rounds; without it the images rows (no Lua per artifact) are
 the reference. Start-up: CPU time of `glared check-types` over the stock
 types, and the worker's RSS once serving.
@@ -65,7 +66,8 @@ def check_types_cpu(binary, d, runs=5):
     the best of runs."""
     conf = os.path.join(d, "check.conf")
     with open(conf, "w") as f:
-        f.write("[DEFAULT]\nenabled_artifact_types = %s\n" % STOCK)
+        f.write("[DEFAULT]\nenabled_artifact_types = %s\ntypes_path = %s\n"
+                % (STOCK, B.types_dir(d, STOCK.split(","))))
     best = None
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

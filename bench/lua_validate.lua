@@ -12,7 +12,7 @@ local json = require("glare.json")
 local loader = require("glare.loader")
 local runtime = require("glare.runtime")
 
-local T = assert(loader.load_file(here .. "/types/sample_artifact.lua"))
+local T = assert(loader.load_file(here .. "/tests/types/sample_artifact.lua"))
 local A, O = json.array, json.object
 
 -- What a client sends to POST /artifacts/sample_artifact, decoded by C.

@@ -20,6 +20,14 @@ seconds (default 5) on BENCH_CONNS keep-alive connections (default 4):
   create          POST /artifacts/sample_artifact (adds artifacts: run
                   last, so the reads above see exactly N)
 
+BENCH_META_DB=postgresql://... puts the metadata in that (empty)
+PostgreSQL database instead of sqlite. BENCH_META_DIR=<dir> reuses the directory of an earlier run kept with
+BENCH_KEEP=1 (its database and ids.txt: no reload for the artifacts
+already there). BENCH_BEFORE=<glared> measures that binary first at
+each level (it also does the loading), then upgrades the same database
+with `glared db upgrade` (timed) and measures GLARED on it: the same
+data, one run, before and after.
+
 Every list returns a page of 25 (the default limit) and total_count.
 Latencies are wrk's, in ms; "srv CPU" is glared's CPU time over the run's
 wall time (100% = one core busy).
@@ -84,24 +92,27 @@ def main():
               os.environ.get("BENCH_META_N", "10000 100000").split()]
     secs = int(B.env_float("BENCH_META_SECS", 5))
     conns = int(B.env_float("BENCH_CONNS", 4))
-    d = B.workdir("glared-bench-meta-")
+    d = os.environ.get("BENCH_META_DIR") or B.workdir("glared-bench-meta-")
+    before = os.environ.get("BENCH_BEFORE")
     print("== meta: create/show/list at %s artifacts, %d s per run, %d "
           "connections (%s)" % (" and ".join(map(str, levels)), secs, conns,
                                 d), flush=True)
     srv_dir = os.path.join(d, "srv")
-    os.makedirs(srv_dir)
-    srv = B.Glared(srv_dir)
+    os.makedirs(srv_dir, exist_ok=True)
+    db = os.environ.get("BENCH_META_DB")
+    opts = {"database.connection": db} if db else None
+    srv = B.Glared(srv_dir, opts, binary=before)
     ids_file = os.path.join(d, "ids.txt")
-    open(ids_file, "w").close()
-    rnd = random.Random(42)
+    open(ids_file, "a").close()
     base = "/artifacts/%s" % TYPE
 
     rows, notes = [], []
-    loaded = 0                    # load-<n> names used so far
+    with open(ids_file) as f:     # load-<n> names used so far
+        loaded = len(f.read().split())
     for n in levels:
         have = total(srv)
         B.log("loading %d -> %d artifacts" % (have, n))
-        rate = load(srv, loaded, n - have, ids_file)
+        rate = load(srv, loaded, n - have, ids_file) if n > have else None
         if rate:
             loaded += n - have
             notes.append("bulk load %d -> %d: %.0f creates/s (wrk, %d "
@@ -109,55 +120,79 @@ def main():
         have = total(srv)
         with open(ids_file) as f:
             ids = [x for x in f.read().split() if x]
-        K = 2000
-        runs = [
-            ("healthcheck (baseline)", ["/healthcheck"]),
-            ("show", ["%s/%s" % (base, rnd.choice(ids)) for _ in range(K)]),
-            ("list int1=eq, sort created_at",
-             ["%s?int1=eq:%d&sort=created_at:desc" % (base, rnd.randrange(1000))
-              for _ in range(K)]),
-            ("list int1>=900, sort created_at",
-             ["%s?int1=gte:900&sort=created_at:desc" % base]),
-            ("list str1=eq, sort int1 (custom)",
-             ["%s?str1=eq:s%d&sort=int1:asc" % (base, rnd.randrange(100))
-              for _ in range(K)]),
-            ("list name=eq (base, 1 match)",
-             ["%s?name=load-%d" % (base, rnd.randrange(loaded))
-              for _ in range(K)]),
-            ("list status=drafted (base, all)",
-             ["%s?status=drafted&sort=created_at:desc" % base]),
-            ("list tags=t3 (10%)", ["%s?tags=t3" % base]),
-            ("list version>=1.1 (semver, half)",
-             ["%s?version=gte:1.1" % base]),
-            ("list dict_of_str.k=v1 (dict, 1/4)",
-             ["%s?dict_of_str.k=eq:v1" % base]),
-            ("list limit=100", ["%s?limit=100" % base]),
-            ("list page 50 (next markers)", [page_50(srv, base)]),
-            ("list /artifacts/all", ["/artifacts/all"]),
-        ]
-        hc_rate = None
-        for label, paths in runs:
-            B.log("%d: %s" % (have, label))
-            fn = paths_file(d, "%d-%d" % (n, len(rows)), paths)
-            r = wrk_run(srv, conns, secs, ["get", fn, B.TOKEN])
-            rows.append(row(label, have, r, hc_rate))
-            if hc_rate is None:
-                hc_rate = r["requests"] / (r["duration_us"] / 1e6)
+        for binary in ([before, None] if before else [None]):
+            if binary is None and before:
+                srv.stop()
+                t0 = time.time()
+                B.run([B.GLARED, "db", "upgrade", "--config-file",
+                       srv.conf])
+                notes.append("glared db upgrade at %d artifacts: %.1f s"
+                             % (have, time.time() - t0))
+                srv = B.Glared(srv_dir, opts)
+            tag = "" if not before else "before: " if binary else "now: "
+            hc_rate = measure(srv, d, base, have, loaded, ids, secs, conns,
+                              tag, rows)
+        # runs last, so the reads above see exactly N
         B.log("%d: create" % have)
-        r = wrk_run(srv, conns, secs, ["create", TYPE, "c%d" % n, "0", "0",
+        # names of their own: a reused directory has the last run's
+        prefix = "c%d-%d" % (n, time.time())
+        r = wrk_run(srv, conns, secs, ["create", TYPE, prefix, "0", "0",
                                        os.path.join(d, "ids-create.txt"),
                                        B.TOKEN])
         rows.append(row("create", "%d+" % have, r, hc_rate))
     hwm = srv.hwm_kb()
     srv.stop()
-    B.grid("meta: sqlite, workers=%s, wrk -t1 -c%d, %d s per row, latency "
-           "in ms" % (os.environ.get("BENCH_WORKERS") or "1", conns, secs),
+    B.grid("meta: %s, workers=%s, wrk -t1 -c%d, %d s per row, latency "
+           "in ms" % ("postgresql" if db else "sqlite",
+                      os.environ.get("BENCH_WORKERS") or "1", conns, secs),
            ("operation", "artifacts", "req/s", "vs hc", "p50", "p95", "p99",
             "max", "errors", "srv CPU"), rows,
            notes + ["vs hc = req/s relative to healthcheck in the same run; "
                     "errors = non-2xx + socket errors",
-                    "server peak RSS (VmHWM): %.1f MB" % (hwm / 1024.0)])
+                    "server peak RSS (VmHWM): %.1f MB" % (hwm / 1024.0),
+                    "load average: %s" % open("/proc/loadavg").read()
+                    .split(" ", 3)[:3]])
     return 0
+
+
+def measure(srv, d, base, have, loaded, ids, secs, conns, tag, rows):
+    """The read rows at one level, the healthcheck first."""
+    rnd = random.Random(42)
+    K = 2000
+    runs = [
+        ("healthcheck (baseline)", ["/healthcheck"]),
+        ("show", ["%s/%s" % (base, rnd.choice(ids)) for _ in range(K)]),
+        ("list int1=eq, sort created_at",
+         ["%s?int1=eq:%d&sort=created_at:desc" % (base, rnd.randrange(1000))
+          for _ in range(K)]),
+        ("list int1>=900, sort created_at",
+         ["%s?int1=gte:900&sort=created_at:desc" % base]),
+        ("list str1=eq, sort int1 (custom)",
+         ["%s?str1=eq:s%d&sort=int1:asc" % (base, rnd.randrange(100))
+          for _ in range(K)]),
+        ("list name=eq (base, 1 match)",
+         ["%s?name=load-%d" % (base, rnd.randrange(loaded))
+          for _ in range(K)]),
+        ("list status=drafted (base, all)",
+         ["%s?status=drafted&sort=created_at:desc" % base]),
+        ("list tags=t3 (10%)", ["%s?tags=t3" % base]),
+        ("list version>=1.1 (semver, half)",
+         ["%s?version=gte:1.1" % base]),
+        ("list dict_of_str.k=v1 (dict, 1/4)",
+         ["%s?dict_of_str.k=eq:v1" % base]),
+        ("list limit=100", ["%s?limit=100" % base]),
+        ("list page 50 (next markers)", [page_50(srv, base)]),
+        ("list /artifacts/all", ["/artifacts/all"]),
+    ]
+    hc_rate = None
+    for label, paths in runs:
+        B.log("%d: %s%s" % (have, tag, label))
+        fn = paths_file(d, "%d-%d" % (have, len(rows)), paths)
+        r = wrk_run(srv, conns, secs, ["get", fn, B.TOKEN])
+        rows.append(row(tag + label, have, r, hc_rate))
+        if hc_rate is None:
+            hc_rate = r["requests"] / (r["duration_us"] / 1e6)
+    return hc_rate
 
 
 def page_50(srv, base):

@@ -43,6 +43,7 @@ build = {
     ["glare.semver"] = "lua/glare/semver.lua",
     ["glare.validators"] = "lua/glare/validators.lua",
     ["glare.fields"] = "lua/glare/fields.lua",
+    ["glare.hooks"] = "lua/glare/hooks.lua",
     ["glare.typedefs"] = "lua/glare/typedefs.lua",
     ["glare.metaschema"] = "lua/glare/metaschema.lua",
     ["glare.compile"] = "lua/glare/compile.lua",

@@ -27,7 +27,7 @@
  * session.
  *
  * Used by server.c (one call to start, one to free) and, for the constants,
- * by console.c (the client). Uses console.c, libevent, jansson.
+ * by console_front.c (the client). Uses console.c, libevent, jansson.
  */
 #ifndef GL_ADMIN_H
 #define GL_ADMIN_H

@@ -462,51 +462,42 @@ static const char *text_problem(const char *s, size_t max, char *buf,
 /* ---- query string --------------------------------------------------------- */
 
 /* 0, or -1 with the reason in msg (the caller answers 400). */
-static int parse_query(gl_api_req *ar, const char *q, char *msg, size_t len)
+/* gl_query_parse's callback: one parameter into ar->query, checked */
+static int add_query_param(void *arg, char *k, char *v, gl_err *err)
 {
+	gl_api_req *ar = arg;
+	gl_qparam *nq = realloc(ar->query, sizeof *nq * (ar->nquery + 1));
+	const char *bad = NULL;
 	char buf[64];
+	int rc = -1;
 
-	while (q && *q) {
-		const char *amp = strchr(q, '&');
-		size_t n = amp ? (size_t)(amp - q) : strlen(q);
-		const char *eq = memchr(q, '=', n);
-		if (n) {
-			size_t kn = eq ? (size_t)(eq - q) : n;
-			char *k = gl_pct_decode(q, kn, 1);
-			char *v = eq ? gl_pct_decode(eq + 1, n - kn - 1, 1)
-				     : strdup("");
-			gl_qparam *nq = realloc(ar->query,
-						sizeof *nq * (ar->nquery + 1));
-			const char *bad = NULL;
-			int fail = 1;
-			if (nq)
-				ar->query = nq;
-			if (!k || !v || !nq)
-				snprintf(msg, len, "Malformed percent-encoding "
-					 "in the query string");
-			else if (ar->nquery >= MAX_QUERY_PARAMS)
-				snprintf(msg, len, "More than %d query "
-					 "parameters", MAX_QUERY_PARAMS);
-			else if ((bad = text_problem(k, MAX_QUERY_VALUE, buf,
-						     sizeof buf)) ||
-				 (bad = text_problem(v, MAX_QUERY_VALUE, buf,
-						     sizeof buf)))
-				snprintf(msg, len, "Invalid query parameter: "
-					 "%s", bad);
-			else
-				fail = 0;
-			if (fail) {
-				free(k);
-				free(v);
-				return -1;
-			}
-			ar->query[ar->nquery].name = k;
-			ar->query[ar->nquery].value = v;
-			ar->nquery++;
-		}
-		q = amp ? amp + 1 : NULL;
+	if (nq)
+		ar->query = nq;
+	if (!nq)
+		gl_fail(err, 400, NULL, "Malformed percent-encoding in the "
+			"query string");
+	else if (ar->nquery >= MAX_QUERY_PARAMS)
+		gl_fail(err, 400, NULL, "More than %d query parameters",
+			MAX_QUERY_PARAMS);
+	else if ((bad = text_problem(k, MAX_QUERY_VALUE, buf, sizeof buf)) ||
+		 (bad = text_problem(v, MAX_QUERY_VALUE, buf, sizeof buf)))
+		gl_fail(err, 400, NULL, "Invalid query parameter: %s", bad);
+	else
+		rc = 0;
+	if (rc < 0) {
+		free(k);
+		free(v);
+		return -1;
 	}
+	ar->query[ar->nquery].name = k;
+	ar->query[ar->nquery].value = v;
+	ar->nquery++;
 	return 0;
+}
+
+static int parse_query(gl_api_req *ar, const char *q, gl_err *err)
+{
+	return gl_query_parse(q, add_query_param, ar, err);
 }
 
 /* ---- versions ------------------------------------------------------------- */
@@ -700,10 +691,10 @@ static void healthcheck(gl_api_req *ar)
 	int down = f && *f && stat(f, &st) == 0;
 	const char *body = down ? "DISABLED BY FILE" : "OK";
 	const char *q = gl_http_query(ar->http);
-	char msg[128];
+	gl_err err;
 
 	/* a malformed query is ignored here: the probe answers anyway */
-	if (q && parse_query(ar, q, msg, sizeof msg) == 0) {
+	if (q && parse_query(ar, q, &err) == 0) {
 		const char *d = gl_api_query_get(ar, "detailed");
 		int on = 0;
 		if (d && gl_conf_parse_bool(d, &on) == 0 && on) {
@@ -1003,7 +994,7 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	gl_app *app = arg;
 	gl_api_req *ar = calloc(1, sizeof *ar);
 	const char *path = gl_http_path(req);
-	char uuid[37], msg[128];
+	char uuid[37];
 	gl_err err = { 0 };
 
 	if (!ar) {
@@ -1048,8 +1039,8 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		snprintf(note->project, sizeof note->project, "%s",
 			 ar->ctx.project_id ? ar->ctx.project_id : "");
 	}
-	if (parse_query(ar, gl_http_query(req), msg, sizeof msg) < 0) {
-		gl_api_fail(ar, 400, "BadRequest", "%s", msg);
+	if (parse_query(ar, gl_http_query(req), &err) < 0) {
+		gl_api_reply_fault(ar, &err);
 		return;
 	}
 	gl_api_go(ar, route_request);

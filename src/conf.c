@@ -659,6 +659,41 @@ static void resolve(const char *dir, char **p)
 	}
 }
 
+/* resolve() for each element of a ':'-separated search list */
+static void resolve_list(const char *dir, char **p)
+{
+	char *out = NULL, *save = NULL, *copy;
+	size_t len = 0;
+	FILE *f;
+
+	if (!dir || !*p || !strchr(*p, ':')) {
+		resolve(dir, p);
+		return;
+	}
+	copy = strdup(*p);
+	f = open_memstream(&out, &len);
+	if (!copy || !f) {
+		free(copy);
+		if (f)
+			fclose(f);
+		free(out);
+		return;
+	}
+	for (char *e = strtok_r(copy, ":", &save); e;
+	     e = strtok_r(NULL, ":", &save)) {
+		char *j = join(dir, e);
+		fprintf(f, "%s%s", out && len ? ":" : "", j ? j : e);
+		fflush(f);
+		free(j);
+	}
+	fclose(f);
+	free(copy);
+	if (out) {
+		free(*p);
+		*p = out;
+	}
+}
+
 /* Relative paths in a config file are relative to its directory, so a
  * server never depends on the directory it was started from. */
 static void resolve_paths(gl_conf *c)
@@ -668,7 +703,7 @@ static void resolve_paths(gl_conf *c)
 	if (!c->dir)
 		return;
 	resolve(c->dir, &c->filesystem_store_datadir);
-	resolve(c->dir, &c->types_path);
+	resolve_list(c->dir, &c->types_path);
 	resolve(c->dir, &c->lua_path);
 	resolve(c->dir, &c->policy_file);
 	resolve(c->dir, &c->log_file);

@@ -1,6 +1,7 @@
-/* console.c - the operator console (see console.h and docs/console.md).
+/* console.c - the operator console's state (see console.h and
+ * docs/console.md); the front end that drives it is console_front.c.
  *
- * Three parts:
+ * Two parts:
  *  - the console state: a trusted Lua state with the full standard
  *    library, JSON <-> Lua conversion on the type runtime's rules (integers
  *    stay integers, glare.null stands for JSON null, decoded arrays and
@@ -10,12 +11,7 @@
  *  - waits: the engine calls that complete through the event loop
  *    (external locations, fetching an external blob) run the loop until
  *    done in direct mode, and yield the session's coroutine in server mode
- *    (admin.c resumes it), so a worker never nests its own event loop;
- *  - the front end: lua.c's REPL (the `return` prefix for expressions,
- *    "<eof>" marking an incomplete statement, a message handler with a
- *    traceback, Ctrl-C through a hook set from the signal handler) over
- *    libedit, -e chunks and scripts, run here (direct) or by the server
- *    over the admin socket (--attach; protocol in admin.h).
+ *    (admin.c resumes it), so a worker never nests its own event loop.
  *
  * C values that outlive a possible Lua error (engine results, downloads,
  * waits) live in userdata with __gc, so a raised error never leaks them.
@@ -24,7 +20,7 @@
 #include "admin.h"
 #include "digest.h"
 #include "fetch.h"
-#include "http.h"
+#include "status.h"
 #include "ljson.h"
 #include "s3.h"
 #include "log.h"
@@ -33,17 +29,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -52,9 +44,6 @@
 #define READ_MAX ((lua_Integer)64 << 20)     /* glare.read default cap */
 #define SERVER_MEM_CAP ((size_t)256 << 20)   /* one attached session */
 #define OUTPUT_CAP ((size_t)16 << 20)        /* captured output per run */
-#define HISTORY_MAX 1000
-#define PROMPT1 "glared> "
-#define PROMPT2 "glared>> "
 #define BOX_MT "glare.jsonbox"
 #define DL_MT "glare.download"
 #define WAIT_MT "glare.wait"
@@ -105,10 +94,7 @@ struct gl_console {
 	void *wake_arg;
 };
 
-/* Ctrl-C (direct mode and the attach client): the handler only sets a
- * flag and, as lua.c's laction, a hook on the running state. */
-static volatile sig_atomic_t interrupted;
-static lua_State *volatile hook_target;
+volatile sig_atomic_t gl_console_interrupted;
 
 /* Every console command is a request of its own for the Lua budget. */
 static const gl_ctx *cmd_ctx(gl_console *c)
@@ -229,12 +215,12 @@ static con_wait *new_wait(lua_State *L, int kind)
 static json_t *arg_json(lua_State *L, int idx)
 {
 	gl_console *c = con(L);
-	char why[256];
+	gl_err err;
 	json_t **b = new_box(L);
 
-	*b = gl_ljson_to(L, &c->lj, idx, why, sizeof why);
+	*b = gl_ljson_to(L, &c->lj, idx, &err);
 	if (!*b)
-		luaL_argerror(L, idx, why);
+		luaL_argerror(L, idx, err.msg);
 	return *b;
 }
 
@@ -245,7 +231,7 @@ static int raise_err(lua_State *L, const gl_err *err)
 {
 	int st = err->status ? err->status : 500;
 
-	lua_pushfstring(L, "%d %s: %s", st, gl_http_reason(st), err->msg);
+	lua_pushfstring(L, "%d %s: %s", st, gl_status_reason(st), err->msg);
 	return lua_error(L);
 }
 
@@ -320,6 +306,24 @@ static void add_param(lua_State *L, int t)
  * percent-encoded) or a table {name = "x", tags = {"a", "b"}, limit = 5}.
  * Returns a gl_kv array living in a userdata; the strings it points to are
  * kept in a table; both stay on the stack. */
+typedef struct query_into {
+	lua_State *L;
+	int t;
+} query_into;
+
+/* [-0, +0, m] gl_query_parse's callback: one parameter into table t */
+static int query_param(void *arg, char *k, char *v, gl_err *err)
+{
+	query_into *qi = arg;
+
+	lua_pushstring(qi->L, k);
+	lua_pushstring(qi->L, v);
+	free(k);
+	free(v);
+	add_param(qi->L, qi->t);
+	return 0;
+}
+
 static gl_kv *build_query(lua_State *L, int idx, int *nkv)
 {
 	int t, n;
@@ -329,31 +333,13 @@ static gl_kv *build_query(lua_State *L, int idx, int *nkv)
 	t = lua_gettop(L);
 	if (lua_type(L, idx) == LUA_TSTRING) {
 		const char *q = lua_tostring(L, idx);
-		if (*q == '?')
-			q++;
-		while (*q) {
-			const char *amp = strchr(q, '&');
-			size_t len = amp ? (size_t)(amp - q) : strlen(q);
-			const char *eq = memchr(q, '=', len);
-			if (len) {
-				size_t kl = eq ? (size_t)(eq - q) : len;
-				char *k = gl_pct_decode(q, kl, 1);
-				char *v = eq ? gl_pct_decode(eq + 1, len - kl - 1, 1)
-					     : strdup("");
-				if (!k || !v) {
-					free(k);
-					free(v);
-					luaL_error(L, "malformed percent-encoding in "
-						   "the query string");
-				}
-				lua_pushstring(L, k);
-				lua_pushstring(L, v);
-				free(k);
-				free(v);
-				add_param(L, t);
-			}
-			q = amp ? amp + 1 : q + len;
-		}
+		query_into qi = { L, t };
+		gl_err err;
+
+		if (gl_query_parse(*q == '?' ? q + 1 : q, query_param, &qi,
+				   &err) < 0)
+			luaL_error(L, "malformed percent-encoding in the query "
+				   "string");
 	} else if (lua_type(L, idx) == LUA_TTABLE) {
 		lua_pushnil(L);
 		while (lua_next(L, idx)) {
@@ -571,25 +557,9 @@ static void check_blob_ref(lua_State *L, int first, blob_ref *r)
 	}
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *s = p;
-
-	while (n) {
-		ssize_t w = write(fd, s, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		s += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int stop_requested(gl_console *c)
 {
-	return !c->server && interrupted;
+	return !c->server && gl_console_interrupted;
 }
 
 /* [-0, +1, m] Start a download the way GET /artifacts/.../field does. */
@@ -618,54 +588,45 @@ static gl_download *start_download(lua_State *L, const blob_ref *r,
 }
 
 /* Copy a local-file or database-store blob into fd, or into mem. 0, or
- * -1 with why. */
+ * -1 + err. */
 static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
-		     char *buf, char *why, size_t whylen)
+		     char *buf, gl_err *err)
 {
 	int64_t off = 0;
-	gl_err err = { 0 };
 
 	while (dl->size < 0 || off < dl->size) {
 		int64_t want = PIECE, n;
 
-		if (stop_requested(c)) {
-			snprintf(why, whylen, "interrupted!");
-			return -1;
-		}
+		if (stop_requested(c))
+			return gl_fail(err, 500, NULL, "interrupted!");
 		if (dl->size >= 0 && dl->size - off < want)
 			want = dl->size - off;
 		if (dl->kind == GL_DL_FILE) {
 			n = read(dl->fd, buf, (size_t)want);
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0) {
-				snprintf(why, whylen, "cannot read the blob: %s",
-					 strerror(errno));
-				return -1;
-			}
+			if (n < 0)
+				return gl_fail(err, 500, NULL, "cannot read the "
+					       "blob: %s", strerror(errno));
 		} else {
 			n = gl_engine_read_data(c->e, dl->location, off, buf,
-						want, &err);
-			if (n < 0) {
-				snprintf(why, whylen, "%s", err.msg);
+						want, err);
+			if (n < 0)
 				return -1;
-			}
 		}
 		if (n == 0)
 			break;
 		if (mem)
 			memcpy(mem + off, buf, (size_t)n);
-		else if (write_all(fd, buf, (size_t)n) < 0) {
-			snprintf(why, whylen, "write: %s", strerror(errno));
-			return -1;
-		}
+		else if (gl_write_all(fd, buf, (size_t)n) < 0)
+			return gl_fail(err, 500, NULL, "write: %s",
+				       strerror(errno));
 		off += n;
 	}
-	if (dl->size >= 0 && off != dl->size) {
-		snprintf(why, whylen, "the blob ended after %lld of %lld bytes",
-			 (long long)off, (long long)dl->size);
-		return -1;
-	}
+	if (dl->size >= 0 && off != dl->size)
+		return gl_fail(err, 500, NULL, "the blob ended after %lld of "
+			       "%lld bytes", (long long)off,
+			       (long long)dl->size);
 	return 0;
 }
 
@@ -753,7 +714,7 @@ static int await(lua_State *L, con_wait *w, lua_KFunction k)
 
 		if (tick)
 			event_add(tick, &tv);
-		while (!w->done && !interrupted)
+		while (!w->done && !gl_console_interrupted)
 			event_base_loop(base, EVLOOP_ONCE);
 		if (tick)
 			event_free(tick);
@@ -821,7 +782,7 @@ static int wait_resume(gl_console *c, gl_upload *u)
 	if (c->server)
 		return -1;
 	gl_upload_on_resume(u, upload_resumed, &resumed);
-	while (!resumed && !interrupted)
+	while (!resumed && !gl_console_interrupted)
 		event_base_loop(base, EVLOOP_ONCE);
 	gl_upload_on_resume(u, NULL, NULL);
 	return resumed ? 0 : -1;
@@ -944,7 +905,7 @@ static int fetch_data(void *arg, const char *d, size_t n)
 			return -1;
 		}
 		memcpy(w->mem + w->got, d, n);
-	} else if (write_all(w->fd, d, n) < 0) {
+	} else if (gl_write_all(w->fd, d, n) < 0) {
 		w->werrno = errno;
 		return -1;
 	}
@@ -1120,7 +1081,7 @@ static int api_download(lua_State *L)
 	const char *path;
 	gl_download *dl;
 	gl_err err = { 0 };
-	char why[1200], *buf;
+	char *buf;
 	int fetch = 0, fd;
 
 	lua_settop(L, 5);  /* optional arguments in fixed slots */
@@ -1148,10 +1109,10 @@ static int api_download(lua_State *L)
 	if (fd < 0)
 		return luaL_error(L, "cannot create %s: %s", path,
 				  strerror(errno));
-	if (copy_blob(c, dl, fd, NULL, buf, why, sizeof why) < 0) {
+	if (copy_blob(c, dl, fd, NULL, buf, &err) < 0) {
 		close(fd);
 		unlink(path);
-		return luaL_error(L, "%s", why);
+		return luaL_error(L, "%s", err.msg);
 	}
 	if (close(fd) < 0) {
 		unlink(path);
@@ -1170,7 +1131,7 @@ static int api_read(lua_State *L)
 	blob_ref r;
 	gl_download *dl;
 	gl_err err = { 0 };
-	char why[1200], *buf, *mem;
+	char *buf, *mem;
 
 	lua_settop(L, 4);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
@@ -1188,8 +1149,8 @@ static int api_read(lua_State *L)
 	if (dl->kind == GL_DL_S3)
 		return s3_to(L, dl, NULL, mem, dl->size);
 	buf = lua_newuserdatauv(L, PIECE, 0);
-	if (copy_blob(c, dl, -1, mem, buf, why, sizeof why) < 0)
-		return luaL_error(L, "%s", why);
+	if (copy_blob(c, dl, -1, mem, buf, &err) < 0)
+		return luaL_error(L, "%s", err.msg);
 	lua_pushlstring(L, mem, (size_t)dl->size);
 	return 1;
 }
@@ -1395,7 +1356,7 @@ static int api_object(lua_State *L) { return mark(L, con(L)->lj.omt_ref); }
 /* [-0, +1, e] One value as the REPL shows it. */
 static void format_one(gl_console *c, lua_State *L, int idx)
 {
-	char why[256];
+	gl_err err;
 	json_t *j;
 	char *s;
 
@@ -1414,7 +1375,7 @@ static void format_one(gl_console *c, lua_State *L, int idx)
 		luaL_tolstring(L, idx, NULL);
 		return;
 	}
-	j = gl_ljson_to(L, &c->lj, idx, why, sizeof why);
+	j = gl_ljson_to(L, &c->lj, idx, &err);
 	if (j) {
 		s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2) |
 				  JSON_SORT_KEYS | JSON_REAL_PRECISION(14));
@@ -1660,6 +1621,12 @@ static const luaL_Reg api[] = {
 	{ NULL, NULL }
 };
 
+const char *gl_console_api_name(int i)
+{
+	return i >= 0 && (size_t)i < sizeof api / sizeof api[0] ? api[i].name
+								 : NULL;
+}
+
 static const struct {
 	const char *name, *path, *value;
 } transitions[] = {
@@ -1695,6 +1662,11 @@ static const char session_env[] =
 #define KEEP_KEY "glared.console.keep"
 #define NAMES_KEY "glared.console.names"
 #define CHUNK_KEY "glared.console.chunk"
+
+int gl_console_push_local_names(lua_State *L)
+{
+	return lua_getfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
+}
 
 void gl_console_prepare_chunk(lua_State *L, int idx)
 {
@@ -1747,12 +1719,6 @@ void gl_console_keep_locals(lua_State *L, lua_Debug *ar)
 		lua_rotate(L, -3, 2);
 		lua_call(L, 2, 0);
 	}
-}
-
-static void ret_hook(lua_State *L, lua_Debug *ar)
-{
-	if (ar->event == LUA_HOOKRET)
-		gl_console_keep_locals(L, ar);
 }
 
 static int new_mt(lua_State *L, const char *name)
@@ -1919,934 +1885,3 @@ void gl_console_cancel_wait(gl_console *c)
 	c->yielded = 0;
 }
 
-/* ==== the front end ==================================================== */
-
-/* The attach client's connection: blocking I/O with a poll loop, so a
- * Ctrl-C turns into a cancel message while a reply is awaited. */
-typedef struct client {
-	int fd;
-	char buf[65536];
-	size_t off, len;
-	int cancel_sent;
-	int timeout;
-} client;
-
-typedef struct front {
-	gl_conf *conf;
-	const gl_console_opts *o;
-	lua_State *L;        /* compiles; in direct mode also runs */
-	gl_console *c;       /* direct mode */
-	client *cl;          /* attach mode */
-	int repl;            /* in the REPL: errors without the program name */
-	int tty;             /* reading a terminal (libedit, history) */
-	int failed;
-	int status;          /* exit status */
-	char *hist;
-	const char *where;   /* for the banner */
-} front;
-
-static void lstop(lua_State *L, lua_Debug *ar)
-{
-	(void)ar;
-	lua_sethook(L, NULL, 0, 0);
-	luaL_error(L, "interrupted!");
-}
-
-static void on_sigint(int sig)
-{
-	int flag = LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT;
-	lua_State *L = hook_target;
-
-	interrupted = 1;
-	/* lua.c's laction: only a hook is set here; the hook raises */
-	if (L)
-		lua_sethook(L, lstop, flag, 1);
-}
-
-static void install_sigint(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	/* no SA_RESTART: a blocked read returns EINTR and sees the flag */
-	sigaction(SIGINT, &sa, NULL);
-}
-
-/* Drop the "[C]: in ?" lines at the bottom of a traceback: they are the
- * console's own frames, not the operator's. */
-static void trim_traceback(lua_State *L)
-{
-	size_t n;
-	const char *s = lua_tolstring(L, -1, &n);
-	static const char tail[] = "\n\t[C]: in ?";
-	size_t tl = sizeof tail - 1;
-	size_t end = n;
-
-	while (end >= tl && !memcmp(s + end - tl, tail, tl))
-		end -= tl;
-	if (end != n) {
-		lua_pushlstring(L, s, end);
-		lua_remove(L, -2);
-	}
-}
-
-static int msghandler(lua_State *L)
-{
-	const char *msg = lua_tostring(L, 1);
-
-	if (!msg) {
-		if (luaL_callmeta(L, 1, "__tostring") &&
-		    lua_type(L, -1) == LUA_TSTRING)
-			return 1;
-		msg = lua_pushfstring(L, "(error object is a %s value)",
-				      luaL_typename(L, 1));
-	}
-	luaL_traceback(L, L, msg, 1);
-	trim_traceback(L);
-	return 1;
-}
-
-static void report(front *f, const char *msg)
-{
-	fflush(stdout);
-	if (f->repl)
-		fprintf(stderr, "%s\n", msg);
-	else
-		fprintf(stderr, "glared: %s\n", msg);
-	fflush(stderr);
-}
-
-/* [-n, +r] Run the function below its n arguments, Ctrl-C armed. */
-static int docall(front *f, int narg, int nres)
-{
-	lua_State *L = f->L;
-	int base = lua_gettop(L) - narg, st;
-
-	lua_pushcfunction(L, msghandler);
-	lua_insert(L, base);
-	interrupted = 0;
-	hook_target = L;
-	if (f->c)
-		lua_sethook(L, ret_hook, LUA_MASKRET, 0);
-	st = lua_pcall(L, narg, nres, base);
-	hook_target = NULL;
-	lua_sethook(L, NULL, 0, 0);
-	interrupted = 0;
-	lua_remove(L, base);
-	return st;
-}
-
-/* ---- the attach client -------------------------------------------------- */
-
-static int cl_fill(client *cl)
-{
-	if (cl->off > 0) {
-		memmove(cl->buf, cl->buf + cl->off, cl->len - cl->off);
-		cl->len -= cl->off;
-		cl->off = 0;
-	}
-	for (;;) {
-		struct pollfd p = { .fd = cl->fd, .events = POLLIN };
-		ssize_t n;
-		int r;
-
-		if (interrupted && !cl->cancel_sent) {
-			static const char cancel[] = "{\"op\": \"cancel\"}\n";
-			cl->cancel_sent = 1;
-			write_all(cl->fd, cancel, sizeof cancel - 1);
-		}
-		r = poll(&p, 1, 200);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			continue;
-		if (cl->len == sizeof cl->buf)
-			return -1;
-		n = read(cl->fd, cl->buf + cl->len, sizeof cl->buf - cl->len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		cl->len += (size_t)n;
-		return 0;
-	}
-}
-
-/* A header line, parsed. NULL when the connection failed. */
-static json_t *cl_header(client *cl)
-{
-	for (;;) {
-		char *nl = memchr(cl->buf + cl->off, '\n', cl->len - cl->off);
-		if (nl) {
-			json_t *j = json_loadb(cl->buf + cl->off,
-					       (size_t)(nl - cl->buf) - cl->off, 0,
-					       NULL);
-			cl->off = (size_t)(nl - cl->buf) + 1;
-			return j;
-		}
-		if (cl_fill(cl) < 0)
-			return NULL;
-	}
-}
-
-/* n payload bytes to a file, or into *mem (malloc'ed, NUL-terminated). */
-static int cl_payload(client *cl, size_t n, FILE *to, char **mem)
-{
-	size_t got = 0;
-
-	if (mem) {
-		*mem = malloc(n + 1);
-		if (!*mem)
-			return -1;
-	}
-	while (got < n) {
-		size_t avail = cl->len - cl->off, take;
-		if (!avail) {
-			if (cl_fill(cl) < 0)
-				return -1;
-			continue;
-		}
-		take = avail < n - got ? avail : n - got;
-		if (mem)
-			memcpy(*mem + got, cl->buf + cl->off, take);
-		else
-			fwrite(cl->buf + cl->off, 1, take, to);
-		cl->off += take;
-		got += take;
-	}
-	if (mem)
-		(*mem)[n] = '\0';
-	return 0;
-}
-
-static int cl_connect(client *cl, const char *path, char *why, size_t wl)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	json_t *hello;
-
-	if (strlen(path) >= sizeof sa.sun_path) {
-		snprintf(why, wl, "socket path too long: %s", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-	cl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		snprintf(why, wl, "cannot connect to %s: %s (is the server "
-			 "running with this admin_socket?)", path,
-			 strerror(errno));
-		return -1;
-	}
-	hello = cl_header(cl);
-	if (!hello || json_integer_value(json_object_get(hello, "protocol")) !=
-			      GL_ADMIN_PROTOCOL) {
-		const char *e = json_string_value(json_object_get(hello, "error"));
-		snprintf(why, wl, "%s: %s", path,
-			 e ? e : "not a glared admin socket (or another protocol "
-				 "version)");
-		json_decref(hello);
-		return -1;
-	}
-	json_decref(hello);
-	return 0;
-}
-
-/* Send a chunk, print the reply. 0 ok, 1 the chunk failed, -1 the
- * connection is gone. */
-static int cl_run(front *f, const char *code, size_t len, const char *name,
-		  int print, const char *script, char **args, int nargs)
-{
-	client *cl = f->cl;
-	json_t *req = json_pack("{s:s, s:I, s:s, s:b, s:i}", "op", "run",
-				"length", (json_int_t)len, "name", name, "print",
-				print, "timeout", cl->timeout);
-	json_t *rep, *a;
-	char *hdr, *err = NULL;
-	size_t nout, nerr;
-	int ok, rc;
-
-	if (!req) {
-		report(f, "cannot encode the request (chunk name not UTF-8?)");
-		return 1;
-	}
-	if (script) {
-		a = json_array();
-		for (int i = 0; i < nargs; i++)
-			if (json_array_append_new(a, json_string(args[i])) < 0)
-				break;
-		if (json_array_size(a) < (size_t)nargs ||
-		    json_object_set_new(req, "script", json_string(script))) {
-			json_decref(a);
-			json_decref(req);
-			report(f, "cannot encode the request (script name or "
-			       "argument not UTF-8?)");
-			return 1;
-		}
-		json_object_set_new(req, "args", a);
-	}
-	hdr = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	interrupted = 0;
-	cl->cancel_sent = 0;
-	rc = !hdr || write_all(cl->fd, hdr, strlen(hdr)) < 0 ||
-	     write_all(cl->fd, "\n", 1) < 0 || write_all(cl->fd, code, len) < 0;
-	free(hdr);
-	if (rc) {
-		report(f, "the server closed the admin connection");
-		return -1;
-	}
-	rep = cl_header(cl);
-	if (!rep) {
-		report(f, "the server closed the admin connection");
-		return -1;
-	}
-	ok = json_is_true(json_object_get(rep, "ok"));
-	nout = (size_t)json_integer_value(json_object_get(rep, "output"));
-	nerr = (size_t)json_integer_value(json_object_get(rep, "error"));
-	json_decref(rep);
-	if (cl_payload(cl, nout, stdout, NULL) < 0 ||
-	    cl_payload(cl, nerr, NULL, &err) < 0) {
-		free(err);
-		report(f, "the server closed the admin connection");
-		return -1;
-	}
-	fflush(stdout);
-	if (!ok)
-		report(f, err);
-	free(err);
-	interrupted = 0;
-	return ok ? 0 : 1;
-}
-
-/* ---- running chunks ----------------------------------------------------- */
-
-/* Run a chunk here or on the server. print: show the results as the REPL
- * does. script/args: set `arg` and pass the args as `...`. Returns 0, or
- * 1 after reporting the error. */
-static int run_chunk(front *f, const char *code, size_t len, const char *name,
-		     int print, const char *script, char **args, int nargs)
-{
-	lua_State *L = f->L;
-	int st, base, n;
-
-	if (f->cl) {
-		int rc = cl_run(f, code, len, name, print, script, args, nargs);
-		if (rc < 0)
-			f->status = 1;
-		return rc ? 1 : 0;
-	}
-	base = lua_gettop(L);
-	st = luaL_loadbufferx(L, code, len, name, "t");
-	if (st == LUA_OK && !script)
-		gl_console_prepare_chunk(L, -1);
-	if (st == LUA_OK) {
-		if (script) {
-			lua_createtable(L, nargs, 1);
-			lua_pushstring(L, script);
-			lua_rawseti(L, -2, 0);
-			for (int i = 0; i < nargs; i++) {
-				lua_pushstring(L, args[i]);
-				lua_rawseti(L, -2, i + 1);
-			}
-			lua_setglobal(L, "arg");
-			luaL_checkstack(L, nargs, "too many arguments");
-			for (int i = 0; i < nargs; i++)
-				lua_pushstring(L, args[i]);
-		}
-		st = docall(f, script ? nargs : 0, LUA_MULTRET);
-	}
-	if (st != LUA_OK) {
-		report(f, lua_tostring(L, -1));
-		lua_settop(L, base);
-		return 1;
-	}
-	n = lua_gettop(L) - base;
-	if (print && n > 0) {
-		lua_pushcfunction(L, gl_console_format_values);
-		lua_insert(L, base + 1);
-		if (lua_pcall(L, n, 1, 0) != LUA_OK) {
-			report(f, lua_tostring(L, -1));
-			lua_settop(L, base);
-			return 1;
-		}
-		fwrite(lua_tostring(L, -1), 1, lua_rawlen(L, -1), stdout);
-		fputc('\n', stdout);
-	}
-	fflush(stdout);
-	lua_settop(L, base);
-	return 0;
-}
-
-/* ---- the REPL ----------------------------------------------------------- */
-
-static void history_open(front *f)
-{
-	const char *h = getenv("GLARED_HISTORY"), *home = getenv("HOME");
-
-	if (h && *h)
-		f->hist = strdup(h);
-	else if (home && *home && asprintf(&f->hist, "%s/.glared_history",
-					     home) < 0)
-		f->hist = NULL;
-	using_history();
-	stifle_history(HISTORY_MAX);
-	if (f->hist)
-		read_history(f->hist);
-}
-
-static void history_add(front *f, const char *line)
-{
-	HIST_ENTRY *last;
-
-	if (!*line)
-		return;
-	last = history_length > 0 ? history_get(history_base +
-						history_length - 1) : NULL;
-	if (last && last->line && !strcmp(last->line, line))
-		return;
-	add_history(line);
-	if (!f->hist)
-		return;
-	/* written each time: an os.exit() or a kill loses nothing; the
-	 * history may hold secrets, so owner only */
-	if (write_history(f->hist) == 0) {
-		struct stat st;
-		/* GLARED_HISTORY=/dev/null turns history off: leave
-		 * anything but a regular file alone */
-		if (stat(f->hist, &st) == 0 && S_ISREG(st.st_mode))
-			chmod(f->hist, 0600);
-	}
-}
-
-/* [-0, +1] Read a line and push it. 1 ok, 0 end of input, -1 Ctrl-C. */
-static int pushline(front *f, int first)
-{
-	lua_State *L = f->L;
-	const char *prompt = first ? PROMPT1 : PROMPT2;
-	char *line = NULL;
-	size_t len;
-
-	interrupted = 0;
-	if (f->tty) {
-		line = readline(prompt);
-		if (!line) {
-			if (!interrupted)
-				return 0;
-			fputc('\n', stdout);
-			fflush(stdout);
-			return -1;
-		}
-		history_add(f, line);
-	} else {
-		size_t cap = 0;
-		ssize_t n = getline(&line, &cap, stdin);
-		if (n < 0) {
-			free(line);
-			if (interrupted)
-				return -1;
-			return 0;
-		}
-	}
-	len = strlen(line);
-	if (len > 0 && line[len - 1] == '\n')
-		line[--len] = '\0';
-	lua_pushlstring(L, line, len);
-	free(line);
-	return 1;
-}
-
-/* The line on top as an expression: "return <line>;" replaces it if that
- * compiles (then the values print, as in lua.c). */
-static int addreturn(lua_State *L)
-{
-	const char *line = lua_tostring(L, -1);
-	const char *ret = lua_pushfstring(L, "return %s;", line);
-
-	if (luaL_loadbufferx(L, ret, strlen(ret), "=stdin", "t") == LUA_OK) {
-		lua_pop(L, 1);
-		lua_remove(L, -2);
-		return 1;
-	}
-	lua_pop(L, 2);
-	return 0;
-}
-
-/* A syntax error that ends at "<eof>" only wants more lines. */
-static int incomplete(lua_State *L, int status)
-{
-	static const char mark[] = "<eof>";
-	size_t n, ml = sizeof mark - 1;
-	const char *msg;
-
-	if (status != LUA_ERRSYNTAX)
-		return 0;
-	msg = lua_tolstring(L, -1, &n);
-	if (n >= ml && !strcmp(msg + n - ml, mark)) {
-		lua_pop(L, 1);
-		return 1;
-	}
-	return 0;
-}
-
-/* Read continuation lines until the statement on top is complete. LUA_OK
- * (the statement on top), a syntax error (message above the statement),
- * or -1 for Ctrl-C / end of input in the middle. */
-static int multiline(front *f)
-{
-	lua_State *L = f->L;
-
-	for (;;) {
-		size_t len;
-		const char *b = lua_tolstring(L, -1, &len);
-		int st = luaL_loadbufferx(L, b, len, "=stdin", "t"), r;
-
-		if (st == LUA_OK) {
-			lua_pop(L, 1);
-			return LUA_OK;
-		}
-		if (!incomplete(L, st))
-			return st;
-		r = pushline(f, 0);
-		if (r <= 0) {
-			if (r == 0)
-				report(f, "incomplete statement at the end of "
-					  "the input");
-			return -1;
-		}
-		lua_pushliteral(L, "\n");
-		lua_insert(L, -2);
-		lua_concat(L, 3);
-	}
-}
-
-enum { CMD_NONE, CMD_HELP, CMD_EXIT };
-
-/* The REPL's own words, alone on a line: help, exit, quit. */
-static int repl_command(const char *line)
-{
-	char w[16];
-	size_t n;
-
-	while (*line == ' ' || *line == '\t')
-		line++;
-	n = strcspn(line, " \t");
-	if (n >= sizeof w || line[n + strspn(line + n, " \t")])
-		return CMD_NONE;
-	memcpy(w, line, n);
-	w[n] = '\0';
-	if (!strcmp(w, "help") || !strcmp(w, "help()") || !strcmp(w, "?"))
-		return CMD_HELP;
-	if (!strcmp(w, "exit") || !strcmp(w, "quit") ||
-	    !strcmp(w, "exit()") || !strcmp(w, "quit()"))
-		return CMD_EXIT;
-	return CMD_NONE;
-}
-
-/* ---- Tab completion: Lua globals, session locals, and table members
- * (glare.*) of the word before the cursor, instead of file names. In
- * attach mode the names come from a local state that knows the glare.*
- * API by name (the values live in the server). */
-static front *completing;
-static char **cands;
-static size_t ncands;
-
-static void cands_clear(void)
-{
-	for (size_t i = 0; i < ncands; i++)
-		free(cands[i]);
-	free(cands);
-	cands = NULL;
-	ncands = 0;
-}
-
-static void cand_add(const char *prefix, const char *key, int is_fn)
-{
-	char **n = realloc(cands, sizeof *n * (ncands + 1));
-	if (!n)
-		return;
-	cands = n;
-	if (asprintf(&cands[ncands], "%s%s%s", prefix, key, is_fn ? "(" : "") >= 0)
-		ncands++;
-}
-
-/* Add the string keys of the table on top that start with part. */
-static void cands_from(lua_State *L, const char *prefix, const char *part)
-{
-	size_t pl = strlen(part);
-
-	lua_pushnil(L);
-	while (lua_next(L, -2)) {
-		if (lua_type(L, -2) == LUA_TSTRING) {
-			const char *k = lua_tostring(L, -2);
-			if (!strncmp(k, part, pl) && strcmp(k, "_ENV"))
-				cand_add(prefix, k, lua_isfunction(L, -1));
-		}
-		lua_pop(L, 1);
-	}
-}
-
-static void collect(lua_State *L, const char *text)
-{
-	const char *dot = strrchr(text, '.');
-	const char *colon = strrchr(text, ':');
-	const char *sep = colon > dot ? colon : dot;
-	int top = lua_gettop(L);
-
-	cands_clear();
-	if (!lua_checkstack(L, 8))
-		return;
-	if (!sep) {
-		lua_pushglobaltable(L);
-		cands_from(L, "", text);
-		lua_pop(L, 1);
-		if (lua_getfield(L, LUA_REGISTRYINDEX, NAMES_KEY) ==
-		    LUA_TFUNCTION && lua_pcall(L, 0, 1, 0) == LUA_OK &&
-		    lua_istable(L, -1))
-			cands_from(L, "", text);
-		lua_settop(L, top);
-		return;
-	}
-	/* walk a.b.c from the globals; no metamethods run */
-	{
-		char path[256], prefix[260];
-		size_t pl = (size_t)(sep - text);
-		char *save = NULL, *tok;
-
-		if (pl >= sizeof path)
-			return;
-		memcpy(path, text, pl);
-		path[pl] = '\0';
-		snprintf(prefix, sizeof prefix, "%.*s", (int)pl + 1, text);
-		lua_pushglobaltable(L);
-		for (tok = strtok_r(path, ".:", &save); tok;
-		     tok = strtok_r(NULL, ".:", &save)) {
-			if (!lua_istable(L, -1))
-				break;
-			lua_pushstring(L, tok);
-			lua_rawget(L, -2);
-			lua_remove(L, -2);
-		}
-		if (lua_istable(L, -1))
-			cands_from(L, prefix, sep + 1);
-		lua_settop(L, top);
-	}
-}
-
-static int cand_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *complete_next(const char *text, int state)
-{
-	static size_t i;
-
-	if (!completing)
-		return NULL;
-	if (state == 0) {
-		collect(completing->L, text);
-		qsort(cands, ncands, sizeof *cands, cand_cmp);
-		i = 0;
-	}
-	while (i < ncands) {
-		char *c = cands[i++];
-		if (i < ncands && !strcmp(c, cands[i]))
-			continue; /* a name both global and local */
-		return strdup(c);
-	}
-	return NULL;
-}
-
-static char **complete(const char *text, int start, int end)
-{
-	(void)start;
-	(void)end;
-	/* no file names when nothing matches */
-	rl_attempted_completion_over = 1;
-	return rl_completion_matches(text, complete_next);
-}
-
-/* Attach mode: a local glare table with the API's names, so Tab knows
- * them; calling one here says where the real one runs. */
-static int remote_only(lua_State *L)
-{
-	return luaL_error(L, "runs in the server");
-}
-
-static void remote_names(lua_State *L)
-{
-	static const char *const extra[] = { "try", "all", "pp", "help",
-					     "activate", "deactivate",
-					     "reactivate", "publish", NULL };
-
-	luaL_openlibs(L);
-	lua_newtable(L);
-	for (const luaL_Reg *r = api; r->name; r++) {
-		lua_pushcfunction(L, remote_only);
-		lua_setfield(L, -2, r->name);
-	}
-	for (int i = 0; extra[i]; i++) {
-		lua_pushcfunction(L, remote_only);
-		lua_setfield(L, -2, extra[i]);
-	}
-	lua_pushboolean(L, 1);
-	lua_setfield(L, -2, "null");
-	lua_setglobal(L, "glare");
-}
-
-static void completion_on(front *f)
-{
-	static char breaks[] = " \t\n\"\\'`@$><=;|&{(,)}[]+-*/%^~#";
-
-	completing = f;
-	rl_attempted_completion_function = complete;
-	rl_completer_word_break_characters = breaks;
-	rl_basic_word_break_characters = breaks;
-	rl_completion_append_character = '\0';
-	if (f->cl)
-		remote_names(f->L);
-}
-
-static void repl(front *f)
-{
-	lua_State *L = f->L;
-	int prev = f->repl;
-
-	f->repl = 1;
-	if (f->tty) {
-		history_open(f);
-		completion_on(f);
-		printf("glared %s console (%s), %s. `help` lists the glare.* "
-		       "API, Tab completes; `exit` or Ctrl-D exits.\n",
-		       GLARED_VERSION, LUA_RELEASE, f->where);
-		fflush(stdout);
-	}
-	for (;;) {
-		size_t len;
-		const char *code;
-		int r;
-
-		lua_settop(L, 0);
-		r = pushline(f, 1);
-		if (r == 0)
-			break;
-		if (r < 0)
-			continue;
-		if (!lua_rawlen(L, -1))
-			continue;
-		switch (repl_command(lua_tostring(L, -1))) {
-		case CMD_EXIT:
-			goto out;
-		case CMD_HELP:
-			lua_settop(L, 0);
-			lua_pushliteral(L, "glare.help()");
-			break;
-		default:
-			break;
-		}
-		if (!addreturn(L)) {
-			int st = multiline(f);
-			if (st < 0) {
-				if (!f->tty && !interrupted)
-					f->failed = 1;
-				continue;
-			}
-			if (st != LUA_OK) {
-				report(f, lua_tostring(L, -1));
-				f->failed = 1;
-				continue;
-			}
-		}
-		code = lua_tolstring(L, -1, &len);
-		if (run_chunk(f, code, len, "=stdin", 1, NULL, NULL, 0))
-			f->failed = 1;
-		if (f->status)
-			break;    /* the server went away */
-	}
-out:
-	lua_settop(L, 0);
-	if (f->tty) {
-		fputc('\n', stdout);
-		fflush(stdout);
-		completing = NULL;
-		cands_clear();
-	}
-	f->repl = prev;
-}
-
-/* A file (or stdin for "-") as a chunk; a first line starting with '#'
- * (#!) is blanked, as luaL_loadfile does, keeping line numbers. */
-static int run_script(front *f)
-{
-	const char *path = f->o->script;
-	int is_stdin = !strcmp(path, "-");
-	FILE *in = is_stdin ? stdin : fopen(path, "rb");
-	char *buf = NULL, *name;
-	size_t len = 0, cap = 0;
-	int rc;
-
-	if (!in) {
-		fprintf(stderr, "glared: cannot open %s: %s\n", path,
-			strerror(errno));
-		return 1;
-	}
-	for (;;) {
-		size_t n;
-		if (len + 65536 > cap) {
-			char *p = realloc(buf, cap = cap ? cap * 2 : 131072);
-			if (!p) {
-				free(buf);
-				fprintf(stderr, "glared: out of memory\n");
-				return 1;
-			}
-			buf = p;
-		}
-		n = fread(buf + len, 1, cap - len, in);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (!is_stdin)
-		fclose(in);
-	if (len > 0 && buf[0] == '#') {
-		size_t i = 0;
-		while (i < len && buf[i] != '\n')
-			buf[i++] = ' ';
-		buf[0] = '-';
-		if (len > 1)
-			buf[1] = '-';
-	}
-	name = is_stdin ? strdup("=stdin") : NULL;
-	if (!is_stdin && asprintf(&name, "@%s", path) < 0)
-		name = NULL;
-	rc = run_chunk(f, buf ? buf : "", len, name ? name : "=script", 0, path,
-		       f->o->args, f->o->nargs);
-	free(name);
-	free(buf);
-	return rc;
-}
-
-/* Everything runs inside one protected call, as lua.c's pmain. */
-static int pmain(lua_State *L)
-{
-	front *f = lua_touserdata(L, 1);
-	const gl_console_opts *o = f->o;
-
-	lua_settop(L, 0);
-	for (int i = 0; i < o->nexec; i++) {
-		const char *code = o->exec[i];
-		size_t len;
-		/* as in the REPL: an expression is returned, and what the
-		 * chunk returns prints */
-		lua_pushstring(L, code);
-		addreturn(L);
-		code = lua_tolstring(L, -1, &len);
-		if (run_chunk(f, code, len, "=(command line)", 1, NULL, NULL,
-			      0)) {
-			f->status = 1;
-			return 0;
-		}
-		lua_settop(L, 0);
-	}
-	if (o->script && run_script(f)) {
-		f->status = 1;
-		return 0;
-	}
-	if (o->interactive || (!o->nexec && !o->script)) {
-		f->tty = isatty(STDIN_FILENO);
-		repl(f);
-		/* typing at a terminal, mistakes are part of the work; piped
-		 * input is automation: any failed chunk fails the run */
-		if (!f->tty && f->failed && !f->status)
-			f->status = 1;
-	}
-	return 0;
-}
-
-static int run_front(front *f)
-{
-	lua_State *L = f->L;
-
-	install_sigint();
-	lua_pushcfunction(L, pmain);
-	lua_pushlightuserdata(L, f);
-	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-		fprintf(stderr, "glared: %s\n", lua_tostring(L, -1));
-		f->status = 1;
-	}
-	signal(SIGINT, SIG_DFL);
-	free(f->hist);
-	return f->status;
-}
-
-int gl_console_run_direct(gl_conf *conf, gl_engine *e,
-			  const gl_console_opts *o)
-{
-	front f = { .conf = conf, .o = o };
-	gl_err err = { 0 };
-	char where[512];
-	int rc;
-
-	f.c = gl_console_new(e, 0, &err);
-	if (!f.c) {
-		fprintf(stderr, "glared: %s\n", err.msg);
-		return 1;
-	}
-	f.L = f.c->L;
-	{
-		char db[400];
-		gl_conn_display(conf->db_connection, db, sizeof db);
-		snprintf(where, sizeof where, "direct on %s", db);
-	}
-	f.where = where;
-	rc = run_front(&f);
-	gl_console_free(f.c);
-	return rc;
-}
-
-int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o)
-{
-	front f = { .conf = conf, .o = o };
-	client *cl = calloc(1, sizeof *cl);
-	const char *path = o->socket ? o->socket : conf->admin_socket;
-	char why[1024], where[512];
-	int rc;
-
-	if (!cl)
-		return 1;
-	if (!path || !*path) {
-		fprintf(stderr, "glared: --attach needs [DEFAULT] admin_socket "
-				"in the configuration (the server listens there) "
-				"or --attach=PATH\n");
-		free(cl);
-		return 2;
-	}
-	cl->fd = -1;
-	cl->timeout = o->timeout > 0 ? o->timeout : GL_ADMIN_DEFAULT_TIMEOUT;
-	signal(SIGPIPE, SIG_IGN);
-	if (cl_connect(cl, path, why, sizeof why) < 0) {
-		fprintf(stderr, "glared: %s\n", why);
-		if (cl->fd >= 0)
-			close(cl->fd);
-		free(cl);
-		return 1;
-	}
-	/* a bare state only compiles (incomplete statements, `return`) */
-	f.L = luaL_newstate();
-	if (!f.L) {
-		close(cl->fd);
-		free(cl);
-		return 1;
-	}
-	f.cl = cl;
-	snprintf(where, sizeof where, "attached to %s", path);
-	f.where = where;
-	rc = run_front(&f);
-	lua_close(f.L);
-	close(cl->fd);
-	free(cl);
-	return rc;
-}

@@ -1,5 +1,6 @@
 /* console.h - the operator console: a trusted Lua 5.4 state with the
- * glare.* API bound to an engine, and the `glared console` front end.
+ * glare.* API bound to an engine (console.c), and the `glared console`
+ * front end (console_front.c).
  *
  * One gl_console is one Lua state with the full standard library plus the
  * glare table (docs/console.md). Every glare.* call goes through the engine
@@ -19,6 +20,7 @@
 #ifndef GL_CONSOLE_H
 #define GL_CONSOLE_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include <lua.h>
@@ -68,8 +70,18 @@ void gl_console_cancel_wait(gl_console *c);
  * LUA_HOOKRET hook, keep the locals of that chunk as it returns. */
 void gl_console_prepare_chunk(lua_State *L, int idx);
 void gl_console_keep_locals(lua_State *L, lua_Debug *ar);
+/* [-0, +1, -] Push the function that lists the names of the session
+ * locals (a table of name = true) or nil; returns its Lua type. */
+int gl_console_push_local_names(lua_State *L);
 
-/* ---- the command ----------------------------------------------------------- */
+/* The name of the i-th glare.* function (0-based), NULL past the last. */
+const char *gl_console_api_name(int i);
+
+/* Ctrl-C in direct mode: set by the front end's SIGINT handler; waits and
+ * long copies of glare.* calls give up when they see it. */
+extern volatile sig_atomic_t gl_console_interrupted;
+
+/* ---- the command (console_front.c) ------------------------------------------ */
 
 typedef struct gl_console_opts {
 	const char *exec[16];  /* -e chunks, in order */

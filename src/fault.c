@@ -1,6 +1,6 @@
 /* fault.c - errors to Glare's fault JSON (see fault.h, err.h). */
 #include "fault.h"
-#include "http.h"
+#include "status.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -50,7 +50,7 @@ json_t *gl_fault_json(int status, const char *type, const char *message)
 	json_object_set_new(err, "type",
 			    gl_json_text(type ? type : gl_err_default_type(status)));
 	json_object_set_new(f, "code", json_integer(status));
-	json_object_set_new(f, "title", json_string(gl_http_reason(status)));
+	json_object_set_new(f, "title", json_string(gl_status_reason(status)));
 	json_object_set_new(f, "explanation",
 			    json_string(gl_fault_explanation(status)));
 	json_object_set_new(f, "error", err);

@@ -180,8 +180,6 @@ void gl_http_reply_abort(gl_http_req *r);
 size_t gl_http_output_pending(const gl_http_req *r);
 void gl_http_on_drain(gl_http_req *r, gl_http_done_fn fn, void *arg);
 
-const char *gl_http_reason(int status);
-
 /* ---- completion: the access log and metrics --------------------------------
  * Called once per request when it is over (response written, failed, or
  * the client gone: status 499), instead of the built-in access line. */

@@ -145,20 +145,19 @@ typedef struct conv {
 	const void *path[GL_LJSON_MAX_DEPTH + 2];
 	long nodes;
 	size_t bytes;
-	char *why;
-	size_t whylen;
+	gl_err *err;
 } conv;
 
 static int spend(conv *cv, size_t bytes)
 {
 	if (++cv->nodes > GL_LJSON_MAX_NODES) {
-		snprintf(cv->why, cv->whylen, "value has more than %d nodes",
+		gl_fail(cv->err, 500, NULL, "value has more than %d nodes",
 			 GL_LJSON_MAX_NODES);
 		return -1;
 	}
 	cv->bytes += bytes;
 	if (cv->bytes > GL_LJSON_MAX_BYTES) {
-		snprintf(cv->why, cv->whylen, "value is larger than %d bytes",
+		gl_fail(cv->err, 500, NULL, "value is larger than %d bytes",
 			 GL_LJSON_MAX_BYTES);
 		return -1;
 	}
@@ -189,12 +188,12 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH) {
-		snprintf(cv->why, cv->whylen, "value nested deeper than %d levels",
+		gl_fail(cv->err, 500, NULL, "value nested deeper than %d levels",
 			 GL_LJSON_MAX_DEPTH);
 		return NULL;
 	}
 	if (!lua_checkstack(L, 6)) {
-		snprintf(cv->why, cv->whylen, "Lua stack exhausted");
+		gl_fail(cv->err, 500, NULL, "Lua stack exhausted");
 		return NULL;
 	}
 	switch (lua_type(L, idx)) {
@@ -208,7 +207,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 		if (lua_isinteger(L, idx))
 			return json_integer((json_int_t)lua_tointeger(L, idx));
 		if (!isfinite(lua_tonumber(L, idx))) {
-			snprintf(cv->why, cv->whylen, "NaN or infinity has no JSON form");
+			gl_fail(cv->err, 500, NULL, "NaN or infinity has no JSON form");
 			return NULL;
 		}
 		return json_real(lua_tonumber(L, idx));
@@ -220,7 +219,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 			return NULL;
 		out = json_stringn(s, n);
 		if (!out)
-			snprintf(cv->why, cv->whylen, "string is not valid UTF-8");
+			gl_fail(cv->err, 500, NULL, "string is not valid UTF-8");
 		return out;
 	}
 	case LUA_TTABLE:
@@ -232,7 +231,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 			break;
 		/* fall through */
 	default:
-		snprintf(cv->why, cv->whylen, "a %s has no JSON form",
+		gl_fail(cv->err, 500, NULL, "a %s has no JSON form",
 			 luaL_typename(L, idx));
 		return NULL;
 	}
@@ -243,7 +242,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 	self = lua_topointer(L, idx);
 	for (int d = 0; d < depth; d++)
 		if (cv->path[d] == self) {
-			snprintf(cv->why, cv->whylen, "value contains itself (a "
+			gl_fail(cv->err, 500, NULL, "value contains itself (a "
 				 "cycle)");
 			lua_pop(L, 1);
 			return NULL;
@@ -274,7 +273,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 		json_t *v;
 		size_t kl;
 		if (lua_type(L, -2) != LUA_TSTRING) {
-			snprintf(cv->why, cv->whylen, "table keys must be strings");
+			gl_fail(cv->err, 500, NULL, "table keys must be strings");
 			lua_pop(L, 2);
 			json_decref(out);
 			out = NULL;
@@ -284,7 +283,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 		v = spend(cv, kl + 2) < 0 ? NULL : to(L, cv, -1, depth + 1);
 		if (!v || json_object_set_new(out, lua_tostring(L, -2), v) < 0) {
 			if (v)
-				snprintf(cv->why, cv->whylen, "key is not valid UTF-8");
+				gl_fail(cv->err, 500, NULL, "key is not valid UTF-8");
 			lua_pop(L, 2);
 			json_decref(out);
 			out = NULL;
@@ -296,12 +295,9 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 	return out;
 }
 
-json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, char *why,
-		    size_t whylen)
+json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err)
 {
-	conv cv = { .lj = lj, .why = why, .whylen = whylen };
+	conv cv = { .lj = lj, .err = err };
 
-	if (whylen)
-		why[0] = '\0';
 	return to(L, &cv, idx, 0);
 }

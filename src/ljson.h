@@ -22,6 +22,8 @@
 #include <jansson.h>
 #include <lua.h>
 
+#include "err.h"
+
 #define GL_LJSON_MAX_DEPTH 64
 #define GL_LJSON_MAX_NODES 200000
 #define GL_LJSON_MAX_BYTES (16 << 20)
@@ -36,11 +38,10 @@ typedef struct gl_ljson {
 /* [-0, +1, m] Push j; raises on nesting beyond the limit or memory. */
 void gl_ljson_push(lua_State *L, const gl_ljson *lj, const json_t *j);
 
-/* [-0, +0, -] The value at idx as JSON (new reference), or NULL with the
- * reason in why (functions, NaN, non-string keys, invalid UTF-8, too
- * deep, a cycle, past the node or byte budget). Never raises. */
-json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, char *why,
-		    size_t whylen);
+/* [-0, +0, -] The value at idx as JSON (new reference), or NULL + err
+ * (functions, NaN, non-string keys, invalid UTF-8, too deep, a cycle,
+ * past the node or byte budget). Never raises. */
+json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err);
 
 /* 1 if j is nested at most GL_LJSON_MAX_DEPTH levels (what push takes). */
 int gl_ljson_depth_ok(const json_t *j);

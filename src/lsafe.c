@@ -1,5 +1,12 @@
 /* lsafe.c - sandbox replacements for C library functions whose work the
- * instruction count cannot see (see lsafe.h). */
+ * instruction count cannot see (see lsafe.h).
+ *
+ * The replacements (s_*, t_*) use the stack as the stock functions they
+ * replace (Lua manual, section 6); the helpers that touch a stack carry
+ * the manual's note [-o, +p, x]: pops o values, pushes p, and x says what
+ * may be raised (- nothing, m a memory error, e any error, v an error on
+ * purpose, such as a spent budget).
+ */
 #include "lsafe.h"
 
 #include <ctype.h>
@@ -119,6 +126,7 @@ static int by_reference(int t)
 	       t == LUA_TTHREAD || t == LUA_TLIGHTUSERDATA;
 }
 
+/* [-0, +1, m] */
 static void push_safe_string(lua_State *L, int idx)
 {
 	idx = lua_absindex(L, idx);
@@ -247,6 +255,7 @@ typedef struct mstate {
 	int64_t work;            /* steps not charged yet */
 } mstate;
 
+/* [-0, +0, v] add n matcher steps, charged every CHARGE_EVERY */
 static void work(mstate *ms, int64_t n)
 {
 	ms->work += n;
@@ -257,6 +266,7 @@ static void work(mstate *ms, int64_t n)
 	}
 }
 
+/* [-0, +0, v] charge the steps not charged yet */
 static void settle(mstate *ms)
 {
 	if (ms->work) {
@@ -584,8 +594,8 @@ static void ms_reset(mstate *ms)
 	ms->ncap = 0;
 }
 
-/* Push capture i of the match s..e; with no captures, i == 0 is the
- * whole match. */
+/* [-0, +1, m] Push capture i of the match s..e; with no captures, i == 0
+ * is the whole match. */
 static void push_capture(mstate *ms, int i, const char *s, const char *e)
 {
 	if (i >= ms->ncap) {
@@ -602,7 +612,8 @@ static void push_capture(mstate *ms, int i, const char *s, const char *e)
 		lua_pushlstring(ms->L, ms->cap[i].at, (size_t)ms->cap[i].len);
 }
 
-/* Push every capture (the whole match when there is none and s != NULL). */
+/* [-0, +n, m] Push every capture (the whole match when there is none and
+ * s != NULL); returns n. */
 static int push_captures(mstate *ms, const char *s, const char *e)
 {
 	int n = (ms->ncap == 0 && s) ? 1 : ms->ncap;
@@ -631,6 +642,7 @@ static int has_specials(const char *p, size_t lp)
 	return 0;
 }
 
+/* [-(2|3|4), +(1|n), v] string.find (find) or string.match */
 static int find_or_match(lua_State *L, int find)
 {
 	size_t ls, lp;
@@ -739,6 +751,8 @@ static int s_gmatch(lua_State *L)
 	return 1;
 }
 
+/* [-0, +0, e] Add gsub's replacement of the match s..e to b (a table or
+ * function replacement runs with the match pushed and popped). */
 static void add_replacement(mstate *ms, luaL_Buffer *b, const char *s,
 			    const char *e, int kind)
 {
@@ -841,8 +855,9 @@ static int s_gsub(lua_State *L)
 
 /* ---- the table library ------------------------------------------------------------- */
 
-/* Tables only (the stock functions also take values with __index/__len
- * metamethods; a sandboxed type has no such values but tables). */
+/* [-0, +0, e] Tables only (the stock functions also take values with
+ * __index/__len metamethods; a sandboxed type has no such values but
+ * tables). */
 static lua_Integer check_len(lua_State *L, int idx)
 {
 	luaL_checktype(L, idx, LUA_TTABLE);
@@ -856,6 +871,7 @@ typedef struct meter {
 	int64_t n;
 } meter;
 
+/* [-0, +0, v] charge n steps of table work (tick: one; done: the rest) */
 static void ticks(meter *m, int n)
 {
 	m->n += n;
@@ -1018,6 +1034,7 @@ static int t_unpack(lua_State *L)
  * the stock function; every comparison and move is charged, and it
  * allocates nothing, so the budget (not memory) is what stops a hostile
  * length. */
+/* [-0, +0, e] t[a] < t[b], by the comparator at 2 or by < */
 static int less(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 {
 	int r;
@@ -1039,6 +1056,7 @@ static int less(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 	return r;
 }
 
+/* [-0, +0, e] t[a], t[b] = t[b], t[a] */
 static void swap(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 {
 	ticks(m, 4);
@@ -1048,6 +1066,7 @@ static void swap(lua_State *L, lua_Integer a, lua_Integer b, meter *m)
 	lua_seti(L, 1, b);
 }
 
+/* [-0, +0, e] sift t[root] down the heap t[1..n] */
 static void sift(lua_State *L, lua_Integer root, lua_Integer n, meter *m)
 {
 	for (;;) {

@@ -22,6 +22,10 @@
  *    budget and cycle detection (ljson.c);
  *  - the mapping of errors: refusals are 4xx with the type's message,
  *    anything else a 500 without file names, logged in full.
+ *
+ * Functions that touch a Lua stack carry the Lua manual's note
+ * [-o, +p, x]: pops o values, pushes p, and x says what it may raise
+ * (- nothing, m a memory error, e any error, v an error on purpose).
  */
 #include "ltype.h"
 #include "coro.h"
@@ -33,6 +37,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +100,6 @@ struct gl_types {
 	int64_t steps_limit, ns_limit;
 };
 
-static gl_types *current_set;
-
 static gl_tstate *state_of(lua_State *L)
 {
 	return *(gl_tstate **)lua_getextraspace(L);
@@ -139,7 +142,7 @@ static void *cap_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static void budget_hook(lua_State *L, lua_Debug *ar);
 
-/* Raise if the request's budget is spent. Once spent, the hook fires on
+/* [-0, +0, v] Raise if the request's budget is spent. Once spent, the hook fires on
  * every instruction, so an inner pcall cannot catch the error and carry
  * on: the first instruction after it raises again. */
 static void check_budget(lua_State *L, gl_tstate *st)
@@ -172,6 +175,7 @@ static void check_budget(lua_State *L, gl_tstate *st)
 		   st->loading ? "for loading" : "per request");
 }
 
+/* [-0, +0, v] The count hook: charge HOOK_EVERY steps. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
 	gl_tstate *st = state_of(L);
@@ -180,6 +184,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 	check_budget(L, st);
 }
 
+/* [-0, +0, v] lsafe.c's charge: C work the count hook cannot see. */
 static void host_charge(lua_State *L, int64_t steps)
 {
 	gl_tstate *st = state_of(L);
@@ -190,6 +195,7 @@ static void host_charge(lua_State *L, int64_t steps)
 	check_budget(L, st);
 }
 
+/* [-0, +0, -] os.clock: the request's seconds in Lua so far. */
 static double host_clock(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
@@ -218,6 +224,7 @@ static uint64_t next_seed(void)
 	return z ^ (z >> 31);
 }
 
+/* [-0, +0, -] Never reached (every call is protected): log, abort. */
 static int at_panic(lua_State *L)
 {
 	gl_error("lua: unprotected error: %s",
@@ -230,33 +237,37 @@ static int at_panic(lua_State *L)
 
 /* Everything that touches a state runs inside one lua_pcall of a C
  * function, so a memory error or a runaway script unwinds to here and
- * never to the panic handler. */
-typedef struct pcall_ctx {
+ * never to the panic handler. Each kind of call has a struct of its own
+ * for its arguments and results whose first member is this outcome. */
+typedef struct tcall {
 	gl_tstate *st;
-	int (*fn)(lua_State *L, struct pcall_ctx *c);
-	/* in */
-	const gl_type *t;
-	const char *s1, *s2;
-	const json_t *j1, *j2, *j3;
-	const void *arg;
-	int flag;
-	/* out */
-	json_t *out;
-	char *str, *str2;
-	int64_t i64;
-	int status;          /* a refusal: 4xx and msg for the client */
-	int internal;        /* a server-side failure: msg for the log */
-	char msg[1024];
-} pcall_ctx;
+	int (*fn)(lua_State *L, struct tcall *c);
+	int internal;        /* a server-side failure: err.msg for the log */
+	gl_err err;          /* without internal: a refusal (4xx, gl_fail) */
+} tcall;
 
+/* A server-side failure: the message is for the log only. */
+static void internal(tcall *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void internal(tcall *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->internal = 1;
+	va_start(ap, fmt);
+	vsnprintf(c->err.msg, sizeof c->err.msg, fmt, ap);
+	va_end(ap);
+}
+
+/* [-(any), +0, e] The protected body: runs c->fn on an empty stack. */
 static int trampoline(lua_State *L)
 {
-	pcall_ctx *c = lua_touserdata(L, 1);
+	tcall *c = lua_touserdata(L, 1);
 	lua_settop(L, 0);
 	return c->fn(L, c);
 }
 
-/* Message handler of run(): may run inside the count hook with hooks off,
+/* [-1, +1, m] Message handler of run(): may run inside the count hook with hooks off,
  * so it runs no type code (raw access only, no __tostring). */
 static int traceback(lua_State *L)
 {
@@ -275,7 +286,7 @@ static int traceback(lua_State *L)
 	return 1;
 }
 
-/* Put back every file-level local (and _ENV) of the type's functions as
+/* [-0, +0, -] Put back every file-level local (and _ENV) of the type's functions as
  * they were when the type was sealed: a hook may assign them during a
  * call, the next call never sees it. */
 static void restore(gl_tstate *st)
@@ -307,9 +318,10 @@ static void one_line(char *s)
 			*s = *s == '\n' ? '|' : ' ';
 }
 
-/* Run c->fn in st with the budget of rq (NULL: a budget of its own).
- * Returns 0, or -1 with c->internal set and the reason in c->msg. */
-static int run_limits(pcall_ctx *c, gl_lreq *rq, int64_t steps_limit,
+/* [-0, +0, -] Run c->fn in st with the budget of rq (NULL: a budget of
+ * its own). Returns 0, or -1 with c->internal set and the reason in
+ * c->err.msg. */
+static int run_limits(tcall *c, gl_lreq *rq, int64_t steps_limit,
 		      int64_t ns_limit)
 {
 	gl_tstate *st = c->st;
@@ -321,10 +333,9 @@ static int run_limits(pcall_ctx *c, gl_lreq *rq, int64_t steps_limit,
 	if (!rq)
 		rq = &own;
 	if (rq->steps > steps_limit || rq->ns > ns_limit) {
-		c->internal = 1;
-		snprintf(c->msg, sizeof c->msg, "the request's Lua budget "
-			 "(%lld instructions, %lld ms) is spent",
-			 (long long)steps_limit, (long long)(ns_limit / 1000000));
+		internal(c, "the request's Lua budget (%lld instructions, "
+			 "%lld ms) is spent", (long long)steps_limit,
+			 (long long)(ns_limit / 1000000));
 		return -1;
 	}
 	st->rq = rq;
@@ -350,27 +361,24 @@ static int run_limits(pcall_ctx *c, gl_lreq *rq, int64_t steps_limit,
 	rq->ns += mono_ns() - now;
 	if (rc != LUA_OK) {
 		const char *m = lua_tostring(L, -1);
-		c->internal = 1;
 		const char *per = st->loading ? "for loading" : "per request";
 		if (st->spent == 1)
-			snprintf(c->msg, sizeof c->msg, "%sinstruction budget of "
-				 "%lld %s exceeded", st->where,
-				 (long long)steps_limit, per);
+			internal(c, "%sinstruction budget of %lld %s exceeded",
+				 st->where, (long long)steps_limit, per);
 		else if (st->spent)
-			snprintf(c->msg, sizeof c->msg, "%stime budget of %lld ms "
-				 "%s exceeded", st->where,
-				 (long long)(ns_limit / 1000000), per);
+			internal(c, "%stime budget of %lld ms %s exceeded",
+				 st->where, (long long)(ns_limit / 1000000), per);
 		else if (rc == LUA_ERRMEM || st->mem_refused)
-			snprintf(c->msg, sizeof c->msg, "memory limit of %zu "
-				 "bytes exceeded: %s", st->mem_cap, m ? m : "?");
+			internal(c, "memory limit of %zu bytes exceeded: %s",
+				 st->mem_cap, m ? m : "?");
 		else
-			snprintf(c->msg, sizeof c->msg, "%s", m ? m : "?");
+			internal(c, "%s", m ? m : "?");
 	} else if (c->internal && st->mem_refused &&
-		   !strstr(c->msg, "memory limit")) {
-		char m[sizeof c->msg];
-		snprintf(m, sizeof m, "%s", c->msg);
-		snprintf(c->msg, sizeof c->msg, "memory limit of %zu bytes "
-			 "exceeded: %.900s", st->mem_cap, m);
+		   !strstr(c->err.msg, "memory limit")) {
+		char m[sizeof c->err.msg];
+		snprintf(m, sizeof m, "%s", c->err.msg);
+		internal(c, "memory limit of %zu bytes exceeded: %.900s",
+			 st->mem_cap, m);
 	}
 	gl_metrics_lua(rc != LUA_OK || c->internal, st->spent != 0,
 		       rc == LUA_ERRMEM || st->mem_refused);
@@ -382,7 +390,7 @@ static int run_limits(pcall_ctx *c, gl_lreq *rq, int64_t steps_limit,
 	return rc == LUA_OK && !c->internal ? 0 : -1;
 }
 
-static int run(pcall_ctx *c, gl_lreq *rq)
+static int run(tcall *c, gl_lreq *rq)
 {
 	gl_types *ts = c->st->ts;
 	return run_limits(c, rq, ts->steps_limit, ts->ns_limit);
@@ -390,16 +398,17 @@ static int run(pcall_ctx *c, gl_lreq *rq)
 
 /* The outcome of a call as gl_err: a refusal keeps its status and
  * message; a server-side failure is logged with its detail and answered
- * with a 500 that names what failed but no file. */
-static int finish(pcall_ctx *c, int rc, gl_lreq *rq, const char *what,
+ * with a 500 that names what failed but no file. (A status outside 4xx
+ * never reaches here: take_hook_failure makes it a server-side failure.) */
+static int finish(tcall *c, int rc, gl_lreq *rq, const char *what,
 		  gl_err *err)
 {
 	const char *rid = rq && rq->rid && rq->rid[0] ? rq->rid : NULL;
 
 	if (rc < 0 || c->internal) {
-		one_line(c->msg);
+		one_line(c->err.msg);
 		gl_error("request %s: %s failed: %s", rid ? rid : "-", what,
-			 c->msg);
+			 c->err.msg);
 		if (rid)
 			return gl_fail(err, 500, NULL, "%s failed (internal "
 				       "error; see the server log for request "
@@ -407,22 +416,15 @@ static int finish(pcall_ctx *c, int rc, gl_lreq *rq, const char *what,
 		return gl_fail(err, 500, NULL, "%s failed (internal error; "
 			       "see the server log)", what);
 	}
-	if (c->status >= 400 && c->status <= 499)
-		return gl_fail(err, c->status,
-			       c->status == 400 ? "BadRequest" : NULL, "%s",
-			       c->msg);
-	if (c->status) {
-		/* glare.fail only makes 4xx: anything else is a forgery */
-		gl_error("request %s: %s failed: status %d out of range: %s",
-			 rid ? rid : "-", what, c->status, c->msg);
-		return gl_fail(err, 500, NULL, "%s failed (internal error; see "
-			       "the server log%s%s)", what,
-			       rid ? " for request " : "", rid ? rid : "");
+	if (c->err.status) {
+		if (err)
+			*err = c->err;
+		return -1;
 	}
 	return 0;
 }
 
-/* push runtime[name] */
+/* [-0, +1, e] push runtime[name] */
 static void push_rt(lua_State *L, gl_tstate *st, const char *name)
 {
 	lua_rawgeti(L, LUA_REGISTRYINDEX, st->rt_ref);
@@ -432,7 +434,7 @@ static void push_rt(lua_State *L, gl_tstate *st, const char *name)
 
 /* ---- loading ------------------------------------------------------------------- */
 
-const char *gl_kind_name(gl_kind k)
+static const char *kind_name(gl_kind k)
 {
 	static const char *const n[] = { "String", "Integer", "Float",
 					 "Boolean", "Version", "Link", "Blob",
@@ -443,7 +445,7 @@ const char *gl_kind_name(gl_kind k)
 static int kind_of(const char *s, gl_kind *k)
 {
 	for (int i = GK_STRING; i <= GK_DATETIME; i++)
-		if (s && !strcmp(s, gl_kind_name((gl_kind)i))) {
+		if (s && !strcmp(s, kind_name((gl_kind)i))) {
 			*k = (gl_kind)i;
 			return 0;
 		}
@@ -453,7 +455,8 @@ static int kind_of(const char *s, gl_kind *k)
 static const char *const op_names[] = { "eq", "neq", "lt", "lte", "gt",
 					"gte", "in", "like", NULL };
 
-unsigned gl_op_from_name(const char *name)
+/* 0 if unknown */
+static unsigned op_from_name(const char *name)
 {
 	for (int i = 0; op_names[i]; i++)
 		if (!strcmp(op_names[i], name))
@@ -461,22 +464,24 @@ unsigned gl_op_from_name(const char *name)
 	return 0;
 }
 
-const char *gl_op_name(unsigned op)
-{
-	for (int i = 0; op_names[i]; i++)
-		if (op == 1u << i)
-			return op_names[i];
-	return "?";
-}
-
 static const char *const hook_names[GL_HOOK_COUNT] = {
-	"pre_create", "post_create", "pre_update", "post_update",
-	"pre_activate", "post_activate", "pre_reactivate", "post_reactivate",
-	"pre_deactivate", "post_deactivate", "pre_publish", "post_publish",
-	"pre_upload", "post_upload", "pre_add_location", "post_add_location",
-	"pre_download", "post_download", "pre_delete", "post_delete",
+#define HOOK_NAME(up, low) #low,
+	GL_HOOKS(HOOK_NAME)
+#undef HOOK_NAME
 };
 
+/* [-0, +1, m] The hook names as a Lua list (the library's glare.hooks). */
+static void push_hooks(lua_State *L)
+{
+	lua_createtable(L, GL_HOOK_COUNT, 0);
+	for (int h = 0; h < GL_HOOK_COUNT; h++) {
+		lua_pushstring(L, hook_names[h]);
+		lua_rawseti(L, -2, h + 1);
+	}
+}
+
+/* [-0, +0, e] t[k] of the table at idx, as a C value (get_str: malloc'ed
+ * or NULL) */
 static int get_bool(lua_State *L, int idx, const char *k)
 {
 	int b;
@@ -540,7 +545,7 @@ static void import_limits(lua_State *L, int F, gl_field *f)
 static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 {
 	int T = lua_gettop(L);
-	char msg[256];
+	gl_err e;
 
 	t->name = get_str(L, T, "name");
 	t->display_name = get_str(L, T, "display_name");
@@ -605,10 +610,10 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 		import_limits(L, F, f);
 		lua_getfield(L, F, "default");
 		if (!lua_isnil(L, -1)) {
-			f->def = gl_ljson_to(L, &st->lj, -1, msg, sizeof msg);
+			f->def = gl_ljson_to(L, &st->lj, -1, &e);
 			if (!f->def)
 				luaL_error(L, "type %s: field %s: default: %s",
-					   t->name, f->name, msg);
+					   t->name, f->name, e.msg);
 		}
 		lua_pop(L, 1);
 		lua_getfield(L, F, "filter_ops");
@@ -618,7 +623,7 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 				lua_rawgeti(L, -1, (lua_Integer)k);
 				if (lua_type(L, -1) == LUA_TSTRING)
 					f->filter_ops |=
-						gl_op_from_name(lua_tostring(L, -1));
+						op_from_name(lua_tostring(L, -1));
 				lua_pop(L, 1);
 			}
 		}
@@ -629,9 +634,10 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* glare.log and print: at most GL_LOG_RECORDS records and GL_LOG_BYTES
- * bytes per request, each record cut at GL_LOG_RECORD_MAX bytes and kept
- * on one line; one warning says when records start to be dropped. */
+/* [-3, +0, m] log_sink(level, msg, type) behind glare.log and print: at
+ * most GL_LOG_RECORDS records and GL_LOG_BYTES bytes per request, each
+ * record cut at GL_LOG_RECORD_MAX bytes and kept on one line; one warning
+ * says when records start to be dropped. */
 static int log_sink(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
@@ -678,8 +684,7 @@ static int log_sink(lua_State *L)
 
 /* Read a whole file: a regular file only, never blocking (a FIFO or a
  * device in types_path must not hang a reload), at most max bytes. */
-static char *slurp(const char *path, size_t max, size_t *len, char *err,
-		   size_t errlen)
+static char *slurp(const char *path, size_t max, size_t *len, gl_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	struct stat st;
@@ -687,16 +692,17 @@ static char *slurp(const char *path, size_t max, size_t *len, char *err,
 	size_t got = 0;
 
 	if (fd < 0) {
-		snprintf(err, errlen, "%.900s: %s", path, strerror(errno));
+		gl_fail(err, 500, NULL, "%.900s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%.900s: not a regular file", path);
+		gl_fail(err, 500, NULL, "%.900s: not a regular file", path);
 		close(fd);
 		return NULL;
 	}
 	if ((uint64_t)st.st_size > max) {
-		snprintf(err, errlen, "%.900s: larger than %zu bytes", path, max);
+		gl_fail(err, 500, NULL, "%.900s: larger than %zu bytes",
+			path, max);
 		close(fd);
 		return NULL;
 	}
@@ -713,7 +719,7 @@ static char *slurp(const char *path, size_t max, size_t *len, char *err,
 	close(fd);
 	if (!buf || got != (size_t)st.st_size) {
 		free(buf);
-		snprintf(err, errlen, "%.900s: read failed", path);
+		gl_fail(err, 500, NULL, "%.900s: read failed", path);
 		return NULL;
 	}
 	buf[got] = '\0';
@@ -743,7 +749,7 @@ static int dump_writer(lua_State *L, const void *p, size_t sz, void *ud)
 	return 0;
 }
 
-/* package.searchers entry: library modules from lua_path, each file read
+/* [-1, +2, v] package.searchers entry: library modules from lua_path, each file read
  * once per load and shared by the set's states. Only "glare.x" names. The
  * first state compiles the text; the others load that compiled form
  * (parsing the library was most of a state's start-up), never a binary
@@ -753,7 +759,8 @@ static int lib_searcher(lua_State *L)
 	gl_tstate *st = state_of(L);
 	gl_types *ts = st->ts;
 	const char *name = luaL_checkstring(L, 1);
-	char path[4096], err[1024];
+	char path[4096];
+	gl_err err;
 	libsrc *e = NULL;
 
 	if (strncmp(name, "glare.", 6) != 0 ||
@@ -771,9 +778,9 @@ static int lib_searcher(lua_State *L)
 			return luaL_error(L, "out of memory");
 		ts->lib = n;
 		e = &ts->lib[ts->nlib];
-		e->src = slurp(path, MAX_LIB_FILE, &e->len, err, sizeof err);
+		e->src = slurp(path, MAX_LIB_FILE, &e->len, &err);
 		if (!e->src)
-			return luaL_error(L, "%s", err);
+			return luaL_error(L, "%s", err.msg);
 		e->bc = NULL;
 		e->bclen = e->bccap = 0;
 		e->name = strdup(name);
@@ -802,6 +809,7 @@ static int lib_searcher(lua_State *L)
 	return 2;
 }
 
+/* [-0, +1, e] require(name) */
 static void require(lua_State *L, const char *name)
 {
 	lua_getglobal(L, "require");
@@ -809,7 +817,8 @@ static void require(lua_State *L, const char *name)
 	lua_call(L, 1, 1);
 }
 
-/* The library in a fresh state: stock libraries, the sandbox's C
+/* [-0, +1, e] The library in a fresh state, leaving glare.loader on
+ * top: stock libraries, the sandbox's C
  * replacements as glare.core (installed by glare.sandbox before the other
  * modules capture anything), then glare.runtime and glare.loader. */
 static void setup_library(lua_State *L, gl_tstate *st)
@@ -834,6 +843,10 @@ static void setup_library(lua_State *L, gl_tstate *st)
 	lua_getfield(L, -1, "loaded");
 	gl_lsafe_open(L);
 	lua_setfield(L, -2, "glare.core");
+	/* the server's list of hooks, not lua/glare/hooks.lua (a copy of it
+	 * for offline use) */
+	push_hooks(L);
+	lua_setfield(L, -2, "glare.hooks");
 	lua_pop(L, 2);
 
 	require(L, "glare.sandbox");
@@ -864,72 +877,113 @@ static void setup_library(lua_State *L, gl_tstate *st)
 	}
 }
 
-typedef struct load_args {
+typedef struct load_call {
+	tcall c;
 	const gl_conf *conf;
 	const char *name;        /* NULL: the `all` meta-type */
-} load_args;
+	gl_type *t;              /* filled in */
+	int named;               /* the loader's message names the file */
+} load_call;
 
-static int p_load(lua_State *L, pcall_ctx *c)
+/* types_path is a search list, directories separated by ':': the file
+ * name.lua of the first directory that has one, else of the first
+ * directory (so a missing file is reported there). */
+static void type_file(const char *types_path, const char *name, char *path,
+		      size_t size)
 {
-	gl_tstate *st = c->st;
-	const load_args *la = c->arg;
-	gl_type *t = (gl_type *)c->t;
-	int loader;
+	const char *p = types_path;
 
-	setup_library(L, st);
-	loader = lua_gettop(L);
-	if (la->name) {
-		char path[4096], err[1024];
-		size_t len;
-		char *src;
-		const gl_type_conf *tc = gl_conf_type(la->conf, la->name);
-
-		snprintf(path, sizeof path, "%s/%s.lua", la->conf->types_path,
-			 la->name);
-		src = slurp(path, MAX_TYPE_FILE, &len, err, sizeof err);
-		if (!src) {
-			c->internal = 1;
-			snprintf(c->msg, sizeof c->msg, "artifact type %.100s: "
-				 "%.900s", la->name, err);
-			return 0;
-		}
-		lua_getfield(L, loader, "load");
-		lua_pushlstring(L, src, len);
-		free(src);
-		lua_pushstring(L, st->chunk);
-		lua_createtable(L, 0, 1);
-		if (tc->raw) {
-			gl_ljson_push(L, &st->lj, tc->raw);
-			lua_setfield(L, -2, "options");
-		}
-		lua_call(L, 3, 2);
-		if (lua_isnil(L, -2)) {
-			/* the loader's message names the file already */
-			c->internal = 1;
-			c->flag = 1;
-			snprintf(c->msg, sizeof c->msg, "%s",
-				 lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
-			return 0;
-		}
-		lua_pop(L, 1);
-	} else {
-		lua_getfield(L, loader, "all_type");
-		lua_call(L, 0, 1);
+	for (;;) {
+		size_t n = strcspn(p, ":");
+		snprintf(path, size, "%.*s/%s.lua", (int)n, p, name);
+		if (access(path, F_OK) == 0)
+			return;
+		if (!p[n])
+			break;
+		p += n + 1;
 	}
+	snprintf(path, size, "%.*s/%s.lua", (int)strcspn(types_path, ":"),
+		 types_path, name);
+}
+
+/* [-3, +1, -] The loader's "T" or "nil, message" at the top two slots
+ * replace the loader table below them: T stays, or -1 with the message
+ * (after "prefix: " when given) in c. */
+static int take_declared(lua_State *L, load_call *la, const char *prefix)
+{
+	if (lua_isnil(L, -2)) {
+		const char *m = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
+		la->named = 1;
+		internal(&la->c, "%s%s%s", prefix ? prefix : "",
+			 prefix ? ": " : "", m);
+		return -1;
+	}
+	lua_pop(L, 1);
+	lua_replace(L, -2);
+	return 0;
+}
+
+/* [-1, +1, e] Declare the type from its file: the loader table at the
+ * top is replaced by the compiled type. -1 with the failure in c. */
+static int declare_file(lua_State *L, load_call *la)
+{
+	gl_tstate *st = la->c.st;
+	const gl_type_conf *tc = gl_conf_type(la->conf, la->name);
+	char path[4096];
+	gl_err e;
+	size_t len;
+	char *src;
+
+	type_file(la->conf->types_path, la->name, path, sizeof path);
+	src = slurp(path, MAX_TYPE_FILE, &len, &e);
+	if (!src) {
+		internal(&la->c, "artifact type %.100s: %.900s", la->name,
+			 e.msg);
+		return -1;
+	}
+	lua_getfield(L, -1, "load");
+	lua_pushlstring(L, src, len);
+	free(src);
+	lua_pushstring(L, st->chunk);
+	lua_createtable(L, 0, 1);
+	if (tc->raw) {
+		gl_ljson_push(L, &st->lj, tc->raw);
+		lua_setfield(L, -2, "options");
+	}
+	lua_call(L, 3, 2);
+	/* the loader's message names the file already */
+	return take_declared(L, la, NULL);
+}
+
+/* [-1, +1, e] The `all` meta-type replaces the loader table at the top
+ * (the library's own sandbox self-check runs first). -1 with the failure
+ * in c. */
+static int declare_all(lua_State *L, load_call *la)
+{
+	lua_getfield(L, -1, "all_type");
+	lua_call(L, 0, 2);
+	return take_declared(L, la, la->c.st->chunk);
+}
+
+/* [-1, +0, e] Take the compiled type at the top into la->t and keep its
+ * sealed file-level locals for restore(). -1 with the failure in c. */
+static int adopt_type(lua_State *L, load_call *la)
+{
+	gl_tstate *st = la->c.st;
+	gl_type *t = la->t;
+
 	import_type(L, st, t);
 	if (la->name && (!t->name || strcmp(t->name, la->name) != 0)) {
-		c->internal = 1;
-		snprintf(c->msg, sizeof c->msg, "%s: declares type '%s', "
-			 "expected '%s' (the file name)", st->chunk,
-			 t->name ? t->name : "?", la->name);
-		return 0;
+		internal(&la->c, "%s: declares type '%s', expected '%s' (the "
+			 "file name)", st->chunk, t->name ? t->name : "?",
+			 la->name);
+		return -1;
 	}
 	if (!la->name)
 		/* on the all type, type_name is a column like the base fields */
 		for (int i = 0; i < t->nfields; i++)
 			if (!strcmp(t->fields[i].name, "type_name"))
 				t->fields[i].base = 1;
-	/* the file-level locals sealed with the type, put back after calls */
 	lua_getfield(L, -1, "_boxes");
 	if (lua_istable(L, -1)) {
 		lua_getfield(L, -1, "n");
@@ -940,6 +994,18 @@ static int p_load(lua_State *L, pcall_ctx *c)
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
+	return 0;
+}
+
+/* [-0, +0, e] A fresh state: the sandboxed library, then the type. */
+static int p_load(lua_State *L, tcall *c)
+{
+	load_call *la = (load_call *)c;
+
+	setup_library(L, c->st);
+	if ((la->name ? declare_file(L, la) : declare_all(L, la)) < 0)
+		return 0;
+	adopt_type(L, la);
 	return 0;
 }
 
@@ -983,8 +1049,6 @@ static void types_free(gl_types *ts)
 	free(ts->states);
 	free(ts->types);
 	free(ts->lua_path);
-	if (current_set == ts)
-		current_set = NULL;
 	free(ts);
 }
 
@@ -1014,6 +1078,45 @@ static gl_tstate *state_new(gl_types *ts, const char *chunk)
 	lua_gc(st->L, LUA_GCGEN, 0, 0);
 	*(gl_tstate **)lua_getextraspace(st->L) = st;
 	return st;
+}
+
+/* Load type `name` (NULL: the `all` meta-type) into a new state at
+ * ts->states[i], declared within a multiple of the request budget. */
+static int load_one(gl_types *ts, int i, const gl_conf *conf,
+		    const char *name, gl_err *err)
+{
+	load_call la = { .conf = conf, .name = name, .t = &ts->types[i] };
+	char chunk[300];
+	gl_lreq rq = { 0 };
+	gl_tstate *st;
+	const char *m = la.c.err.msg;
+
+	snprintf(chunk, sizeof chunk, name ? "types/%s.lua"
+					   : "the library (type %s)",
+		 name ? name : "all");
+	st = ts->states[i] = state_new(ts, chunk);
+	if (!st)
+		return gl_fail(err, 500, NULL, "%s: cannot create a Lua state",
+			       chunk);
+	la.c.st = st;
+	la.c.fn = p_load;
+	st->loading = 1;
+	if (run_limits(&la.c, &rq, ts->steps_limit * LOAD_STEPS_FACTOR,
+		       ts->ns_limit * LOAD_TIME_FACTOR) < 0) {
+		one_line(la.c.err.msg);
+		/* the loader's messages name the file already */
+		if ((la.named && !st->mem_refused) ||
+		    !strncmp(m, chunk, strlen(chunk)) ||
+		    !strncmp(m, "artifact type ", 14))
+			return gl_fail(err, 500, NULL, "%s", m);
+		return gl_fail(err, 500, NULL, "%s: %s while loading", chunk, m);
+	}
+	if (!name)
+		ts->types[i].is_all = 1;
+	st->loading = 0;
+	lua_gc(st->L, LUA_GCCOLLECT);
+	st->mem_sealed = st->mem_used;
+	return 0;
 }
 
 gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
@@ -1046,45 +1149,9 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
 		rc = gl_fail(err, 500, NULL, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i <= nnames; i++) {
-		load_args la = { conf, i < nnames ? names[i] : NULL };
-		pcall_ctx c = { 0 };
-		char chunk[300];
-		gl_lreq rq = { 0 };
-
-		snprintf(chunk, sizeof chunk, la.name ? "types/%s.lua"
-						      : "the library (type %s)",
-			 la.name ? la.name : "all");
-		ts->states[i] = state_new(ts, chunk);
+	for (int i = 0; i <= nnames && rc == 0; i++) {
+		rc = load_one(ts, i, conf, i < nnames ? names[i] : NULL, err);
 		ts->ntypes = i + 1;
-		if (!ts->states[i]) {
-			rc = gl_fail(err, 500, NULL, "%s: cannot create a Lua "
-				     "state", chunk);
-			goto out;
-		}
-		c.st = ts->states[i];
-		c.st->loading = 1;
-		c.fn = p_load;
-		c.arg = &la;
-		c.t = &ts->types[i];
-		if (run_limits(&c, &rq, ts->steps_limit * LOAD_STEPS_FACTOR,
-			       ts->ns_limit * LOAD_TIME_FACTOR) < 0) {
-			one_line(c.msg);
-			/* the loader's messages name the file already */
-			if ((c.flag && !c.st->mem_refused) ||
-			    !strncmp(c.msg, chunk, strlen(chunk)) ||
-			    !strncmp(c.msg, "artifact type ", 14))
-				rc = gl_fail(err, 500, NULL, "%s", c.msg);
-			else
-				rc = gl_fail(err, 500, NULL, "%s: %s while "
-					     "loading", chunk, c.msg);
-			goto out;
-		}
-		if (i == nnames)
-			ts->types[i].is_all = 1;
-		ts->states[i]->loading = 0;
-		lua_gc(ts->states[i]->L, LUA_GCCOLLECT);
-		ts->states[i]->mem_sealed = ts->states[i]->mem_used;
 	}
 out:
 	for (int i = 0; i < nnames; i++)
@@ -1094,8 +1161,6 @@ out:
 		types_free(ts);
 		return NULL;
 	}
-	if (!current_set)
-		current_set = ts;
 	return ts;
 }
 
@@ -1110,9 +1175,6 @@ void gl_types_unref(gl_types *t)
 	if (t && --t->refs == 0)
 		types_free(t);
 }
-
-gl_types *gl_types_current(void) { return current_set; }
-void gl_types_set_current(gl_types *t) { current_set = t; }
 
 const gl_type *gl_types_find(const gl_types *ts, const char *name)
 {
@@ -1139,82 +1201,99 @@ const gl_field *gl_type_field(const gl_type *t, const char *name)
 
 /* ---- runtime calls ------------------------------------------------------------ */
 
-/* A value the type runtime returned, as JSON; a value without a JSON form
- * is a server-side failure. */
-static void take_value(lua_State *L, pcall_ctx *c, int idx, const char *what)
+/* [-0, +0, -] The value at idx as JSON (new reference); a value without a
+ * JSON form is a server-side failure (NULL). */
+static json_t *take_value(lua_State *L, tcall *c, int idx, const char *what)
 {
-	char m[256];
+	gl_err e;
+	json_t *j = gl_ljson_to(L, &c->st->lj, idx, &e);
 
-	c->out = gl_ljson_to(L, &c->st->lj, idx, m, sizeof m);
-	if (!c->out) {
-		c->internal = 1;
-		snprintf(c->msg, sizeof c->msg, "%s: %s", what, m);
-	}
+	if (!j)
+		internal(c, "%s: %s", what, e.msg);
+	return j;
 }
 
-/* Results "v" or "nil, msg" at the top two slots: a data error is a 400
- * with the library's message. */
-static void take_result(lua_State *L, pcall_ctx *c)
+/* [-0, +0, -] Results "v" or "nil, msg" at the top two slots: a data
+ * error is a 400 with the library's message (NULL). */
+static json_t *take_result(lua_State *L, tcall *c)
 {
 	if (lua_isnil(L, -2)) {
-		snprintf(c->msg, sizeof c->msg, "%s",
-			 lua_tostring(L, -1) ? lua_tostring(L, -1) : "invalid value");
-		c->status = 400;
-		return;
+		gl_fail(&c->err, 400, NULL, "%s", lua_tostring(L, -1)
+			? lua_tostring(L, -1) : "invalid value");
+		return NULL;
 	}
-	take_value(L, c, -2, "the coerced value");
+	return take_value(L, c, -2, "the coerced value");
 }
 
 /* Client JSON goes into Lua only within the conversion's depth. */
-static int too_deep(pcall_ctx *c, const json_t *j, const char *what)
+static int too_deep(tcall *c, const json_t *j, const char *what)
 {
 	if (gl_ljson_depth_ok(j))
 		return 0;
-	snprintf(c->msg, sizeof c->msg, "%s%svalue nested deeper than %d levels",
-		 what ? what : "", what ? ": " : "", GL_LJSON_MAX_DEPTH);
-	c->status = 400;
+	gl_fail(&c->err, 400, NULL, "%s%svalue nested deeper than %d levels",
+		what ? what : "", what ? ": " : "", GL_LJSON_MAX_DEPTH);
 	return 1;
 }
 
-static int p_coerce(lua_State *L, pcall_ctx *c)
+typedef struct coerce_call {
+	tcall c;
+	const gl_type *t;
+	const char *field;
+	const json_t *in;        /* coerce: a JSON value */
+	const char *text;        /* coerce_filter: query-string text */
+	int element;             /* coerce_filter: to the element kind */
+	json_t *out;
+} coerce_call;
+
+/* [-0, +0, e] runtime.coerce(T, field, value) */
+static int p_coerce(lua_State *L, tcall *c)
 {
-	if (c->flag < 0) {
-		char what[512];
-		snprintf(what, sizeof what, "Type: %s. Field: %s. Exception",
-			 c->t->name, c->s1);
-		if (too_deep(c, c->j1, what))
-			return 0;
-	}
-	push_rt(L, c->st, c->flag >= 0 ? "coerce_filter" : "coerce");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	lua_pushstring(L, c->s1);
-	if (c->flag >= 0) {
-		lua_pushstring(L, c->s2);
-		lua_pushboolean(L, c->flag);
-		lua_call(L, 4, 2);
-	} else {
-		gl_ljson_push(L, &c->st->lj, c->j1);
-		lua_call(L, 3, 2);
-	}
-	take_result(L, c);
+	coerce_call *a = (coerce_call *)c;
+	char what[512];
+
+	snprintf(what, sizeof what, "Type: %s. Field: %s. Exception",
+		 a->t->name, a->field);
+	if (too_deep(c, a->in, what))
+		return 0;
+	push_rt(L, c->st, "coerce");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
+	lua_pushstring(L, a->field);
+	gl_ljson_push(L, &c->st->lj, a->in);
+	lua_call(L, 3, 2);
+	a->out = take_result(L, c);
+	return 0;
+}
+
+/* [-0, +0, e] runtime.coerce_filter(T, field, text, element) */
+static int p_coerce_filter(lua_State *L, tcall *c)
+{
+	coerce_call *a = (coerce_call *)c;
+
+	push_rt(L, c->st, "coerce_filter");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
+	lua_pushstring(L, a->field);
+	lua_pushstring(L, a->text);
+	lua_pushboolean(L, a->element);
+	lua_call(L, 4, 2);
+	a->out = take_result(L, c);
 	return 0;
 }
 
 int gl_types_coerce(gl_types *ts, gl_lreq *rq, const gl_type *t,
 		    const char *field, json_t *in, json_t **out, gl_err *err)
 {
-	pcall_ctx c = { .st = type_state(ts, t), .fn = p_coerce, .t = t,
-			.s1 = field, .j1 = in, .flag = -1 };
+	coerce_call a = { .c = { .st = type_state(ts, t), .fn = p_coerce },
+			  .t = t, .field = field, .in = in };
 	char what[512];
-	int rc = run(&c, rq);
+	int rc = run(&a.c, rq);
 
 	snprintf(what, sizeof what, "Validation of field '%s' of artifact "
 		 "type %s", field, t->name);
-	if (finish(&c, rc, rq, what, err) < 0) {
-		json_decref(c.out);
+	if (finish(&a.c, rc, rq, what, err) < 0) {
+		json_decref(a.out);
 		return -1;
 	}
-	*out = c.out;
+	*out = a.out;
 	return 0;
 }
 
@@ -1222,35 +1301,47 @@ int gl_types_coerce_filter(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			   const char *field, const char *value, int element,
 			   json_t **out, gl_err *err)
 {
-	pcall_ctx c = { .st = type_state(ts, t), .fn = p_coerce, .t = t,
-			.s1 = field, .s2 = value, .flag = element ? 1 : 0 };
+	coerce_call a = { .c = { .st = type_state(ts, t),
+				 .fn = p_coerce_filter },
+			  .t = t, .field = field, .text = value,
+			  .element = element != 0 };
 	char what[512];
-	int rc = run(&c, rq);
+	int rc = run(&a.c, rq);
 
 	snprintf(what, sizeof what, "Filter on field '%s' of artifact type "
 		 "%s", field, t->name);
-	if (finish(&c, rc, rq, what, err) < 0) {
-		json_decref(c.out);
+	if (finish(&a.c, rc, rq, what, err) < 0) {
+		json_decref(a.out);
 		return -1;
 	}
-	*out = c.out;
+	*out = a.out;
 	return 0;
 }
 
-static int p_vkey(lua_State *L, pcall_ctx *c)
+typedef struct vkey_call {
+	tcall c;
+	const char *version;
+	int64_t key;             /* as runtime.version_key returns it */
+	char *suffix, *meta;     /* malloc'ed */
+} vkey_call;
+
+/* [-0, +0, e] runtime.version_key(version) */
+static int p_vkey(lua_State *L, tcall *c)
 {
+	vkey_call *a = (vkey_call *)c;
+
 	push_rt(L, c->st, "version_key");
-	lua_pushstring(L, c->s1);
+	lua_pushstring(L, a->version);
 	lua_call(L, 1, 3);
 	if (!lua_isinteger(L, -3)) {
-		snprintf(c->msg, sizeof c->msg, "invalid version '%.200s'", c->s1);
-		c->status = 400;
+		gl_fail(&c->err, 400, NULL, "invalid version '%.200s'",
+			a->version);
 		return 0;
 	}
-	c->i64 = lua_tointeger(L, -3);
-	c->str = strdup(lua_tostring(L, -2) ? lua_tostring(L, -2) : "");
-	c->str2 = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
-	if (!c->str || !c->str2)
+	a->key = lua_tointeger(L, -3);
+	a->suffix = strdup(lua_tostring(L, -2) ? lua_tostring(L, -2) : "");
+	a->meta = strdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+	if (!a->suffix || !a->meta)
 		luaL_error(L, "out of memory");
 	return 0;
 }
@@ -1260,91 +1351,108 @@ int gl_types_version_key(gl_types *ts, gl_lreq *rq, const char *version,
 			 gl_err *err)
 {
 	/* library code only: it runs in the `all` type's state */
-	pcall_ctx c = { .st = ts->states[ts->ntypes - 1], .fn = p_vkey,
-			.s1 = version ? version : "" };
-	int rc = run(&c, rq);
+	vkey_call a = { .c = { .st = ts->states[ts->ntypes - 1],
+			       .fn = p_vkey },
+			.version = version ? version : "" };
+	int rc = run(&a.c, rq);
 
-	if (finish(&c, rc, rq, "Version ordering", err) < 0) {
-		free(c.str);
-		free(c.str2);
+	if (finish(&a.c, rc, rq, "Version ordering", err) < 0) {
+		free(a.suffix);
+		free(a.meta);
 		return -1;
 	}
 	/* the key is an unsigned bit pattern (major << 48 ...): flipping the
 	 * sign bit makes signed comparison (SQL INTEGER) order it right */
-	*prefix = (int64_t)((uint64_t)c.i64 ^ 0x8000000000000000ULL);
-	*suffix = c.str;
-	*meta = c.str2;
+	*prefix = (int64_t)((uint64_t)a.key ^ 0x8000000000000000ULL);
+	*suffix = a.suffix;
+	*meta = a.meta;
 	return 0;
 }
 
-static int p_schema(lua_State *L, pcall_ctx *c)
+typedef struct schema_call {
+	tcall c;
+	const gl_type *t;
+	json_t *out;
+} schema_call;
+
+/* [-0, +0, e] runtime.schema(T) */
+static int p_schema(lua_State *L, tcall *c)
 {
+	schema_call *a = (schema_call *)c;
+
 	push_rt(L, c->st, "schema");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
 	lua_call(L, 1, 1);
-	take_value(L, c, -1, "the schema");
+	a->out = take_value(L, c, -1, "the schema");
 	return 0;
 }
 
 json_t *gl_types_schema(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			gl_err *err)
 {
-	pcall_ctx c = { .st = type_state(ts, t), .fn = p_schema, .t = t };
+	schema_call a = { .c = { .st = type_state(ts, t), .fn = p_schema },
+			  .t = t };
 	char what[300];
-	int rc = run(&c, rq);
+	int rc = run(&a.c, rq);
 
 	snprintf(what, sizeof what, "Schema of artifact type %s", t->name);
-	if (finish(&c, rc, rq, what, err) < 0) {
-		json_decref(c.out);
+	if (finish(&a.c, rc, rq, what, err) < 0) {
+		json_decref(a.out);
 		return NULL;
 	}
-	return c.out;
+	return a.out;
 }
 
-/* to_dict / format_all: any failure is the type's (runtime.output returns
- * nil, message, traceback) */
-static int p_output(lua_State *L, pcall_ctx *c)
+typedef struct output_call {
+	tcall c;
+	const gl_type *t;
+	const json_t *af;
+	int format_all;          /* format_all, not to_dict */
+	json_t *out;
+} output_call;
+
+/* [-0, +0, e] to_dict / format_all: any failure is the type's
+ * (runtime.output returns nil, message, traceback) */
+static int p_output(lua_State *L, tcall *c)
 {
-	push_rt(L, c->st, c->flag ? "format_all" : "output");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	gl_ljson_push(L, &c->st->lj, c->j1);
+	output_call *a = (output_call *)c;
+
+	push_rt(L, c->st, a->format_all ? "format_all" : "output");
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
+	gl_ljson_push(L, &c->st->lj, a->af);
 	lua_call(L, 2, 3);
 	if (lua_isnil(L, -3)) {
-		c->internal = 1;
-		snprintf(c->msg, sizeof c->msg, "%s",
-			 lua_tostring(L, -1) ? lua_tostring(L, -1)
+		internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
 			 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
 		return 0;
 	}
-	take_value(L, c, -3, "the artifact it returned");
-	if (c->out && !json_is_object(c->out)) {
-		c->internal = 1;
-		snprintf(c->msg, sizeof c->msg, "it returned a %s, not an "
-			 "artifact (an object)", json_is_array(c->out) ? "list"
-								  : "scalar");
-	}
+	a->out = take_value(L, c, -3, "the artifact it returned");
+	if (a->out && !json_is_object(a->out))
+		internal(c, "it returned a %s, not an artifact (an object)",
+			 json_is_array(a->out) ? "list" : "scalar");
 	return 0;
 }
 
 json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			json_t *af, int format_all, gl_err *err)
 {
-	pcall_ctx c = { .st = type_state(ts, t), .fn = p_output, .t = t,
-			.j1 = af, .flag = format_all };
+	output_call a = { .c = { .st = type_state(ts, t), .fn = p_output },
+			  .t = t, .af = af, .format_all = format_all };
 	char what[300];
-	int rc = run(&c, rq);
+	int rc = run(&a.c, rq);
 
 	json_decref(af);
 	snprintf(what, sizeof what, "%s of artifact type %s",
 		 format_all ? "format_all" : "to_dict", t->name);
-	if (finish(&c, rc, rq, what, err) < 0) {
-		json_decref(c.out);
+	if (finish(&a.c, rc, rq, what, err) < 0) {
+		json_decref(a.out);
 		return NULL;
 	}
-	return c.out;
+	return a.out;
 }
 
-/* blob.read(offset, n) for pre_upload: bounded reads of the temp file */
+/* [-(2|3), +1, v] blob.read(offset, n) for pre_upload: bounded reads of
+ * the temp file */
 static int l_blob_read(lua_State *L)
 {
 	gl_tstate *st = state_of(L);
@@ -1379,43 +1487,54 @@ static int l_blob_read(lua_State *L)
 	return 1;
 }
 
-/* The outcome of runtime.run_hook / run_select at the top four slots:
- * true, result | false, status, message, traceback. A 4xx is the hook's
- * refusal; any other status is a failure of the hook (server side). */
-static int take_hook_failure(lua_State *L, pcall_ctx *c)
+/* [-0, +0, -] The outcome of runtime.run_hook / run_select at the top
+ * four slots: true, result | false, status, message, traceback. A 4xx is
+ * the hook's refusal; any other status is a failure of the hook (server
+ * side). 1 if the hook failed. */
+static int take_hook_failure(lua_State *L, tcall *c)
 {
+	int status;
+
 	if (lua_toboolean(L, -4))
 		return 0;
-	c->status = lua_isinteger(L, -3) ? (int)lua_tointeger(L, -3) : 500;
-	if (c->status >= 400 && c->status <= 499) {
-		snprintf(c->msg, sizeof c->msg, "%s",
-			 lua_tostring(L, -2) ? lua_tostring(L, -2) : "refused");
+	status = lua_isinteger(L, -3) ? (int)lua_tointeger(L, -3) : 500;
+	if (status >= 400 && status <= 499) {
+		gl_fail(&c->err, status, NULL, "%s", lua_tostring(L, -2)
+			? lua_tostring(L, -2) : "refused");
 		return 1;
 	}
-	c->status = 0;
-	c->internal = 1;
-	snprintf(c->msg, sizeof c->msg, "%s",
-		 lua_tostring(L, -1) ? lua_tostring(L, -1)
+	internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
 		 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
 	return 1;
 }
 
-/* hook(ctx, af, args...) through runtime.run_hook */
-static int p_hook(lua_State *L, pcall_ctx *c)
+typedef struct hook_call {
+	tcall c;
+	const gl_type *t;
+	const char *hook;        /* its name */
+	const json_t *ctx, *af;
+	const json_t *args;      /* array of the extra arguments, or NULL */
+	int want_af;             /* take the artifact the hook returns */
+	json_t *out;
+} hook_call;
+
+/* [-0, +0, e] hook(ctx, af, args...) through runtime.run_hook */
+static int p_hook(lua_State *L, tcall *c)
 {
-	size_t i, nargs = c->j3 ? json_array_size(c->j3) : 0;
+	hook_call *a = (hook_call *)c;
+	size_t i, nargs = a->args ? json_array_size(a->args) : 0;
 	json_t *v;
 
-	if (too_deep(c, c->j3, NULL))
+	if (too_deep(c, a->args, NULL))
 		return 0;
 	push_rt(L, c->st, "run_hook");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	lua_pushstring(L, c->s1);
-	gl_ljson_push(L, &c->st->lj, c->j1);
-	gl_ljson_push(L, &c->st->lj, c->j2);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
+	lua_pushstring(L, a->hook);
+	gl_ljson_push(L, &c->st->lj, a->ctx);
+	gl_ljson_push(L, &c->st->lj, a->af);
 	luaL_checkstack(L, (int)nargs + 4, "hook arguments");
-	if (c->j3)
-		json_array_foreach(c->j3, i, v)
+	if (a->args)
+		json_array_foreach(a->args, i, v)
 			gl_ljson_push(L, &c->st->lj, v);
 	if (c->st->read_path && nargs >= 3 && lua_istable(L, -1)) {
 		/* pre_upload's blob gets its bounded reader */
@@ -1426,8 +1545,8 @@ static int p_hook(lua_State *L, pcall_ctx *c)
 	lua_call(L, (int)nargs + 4, 4);
 	if (take_hook_failure(L, c))
 		return 0;
-	if (c->flag && lua_istable(L, -3))
-		take_value(L, c, -3, "the artifact it returned");
+	if (a->want_af && lua_istable(L, -3))
+		a->out = take_value(L, c, -3, "the artifact it returned");
 	return 0;
 }
 
@@ -1435,9 +1554,9 @@ int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
 		  enum gl_hook h, const json_t *ctx, const json_t *af,
 		  const json_t *args, json_t **af_out, gl_err *err)
 {
-	pcall_ctx c = { .st = type_state(ts, t), .fn = p_hook, .t = t,
-			.s1 = hook_names[h], .j1 = ctx, .j2 = af, .j3 = args,
-			.flag = af_out != NULL };
+	hook_call a = { .c = { .st = type_state(ts, t), .fn = p_hook },
+			.t = t, .hook = hook_names[h], .ctx = ctx, .af = af,
+			.args = args, .want_af = af_out != NULL };
 	char what[300];
 	int rc;
 
@@ -1448,17 +1567,17 @@ int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
 	if (!ctx || !af)
 		return gl_fail(err, 500, NULL, "the arguments of hook %s of %s "
 			       "could not be built", hook_names[h], t->name);
-	rc = run(&c, rq);
+	rc = run(&a.c, rq);
 	snprintf(what, sizeof what, "Hook %s of artifact type %s",
 		 hook_names[h], t->name);
-	if (finish(&c, rc, rq, what, err) < 0) {
-		json_decref(c.out);
+	if (finish(&a.c, rc, rq, what, err) < 0) {
+		json_decref(a.out);
 		return -1;
 	}
 	if (af_out)
-		*af_out = c.out;
+		*af_out = a.out;
 	else
-		json_decref(c.out);
+		json_decref(a.out);
 	return 0;
 }
 
@@ -1489,15 +1608,25 @@ int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
 	return rc;
 }
 
-static int p_select(lua_State *L, pcall_ctx *c)
+typedef struct select_call {
+	tcall c;
+	const gl_type *t;
+	const char *field;       /* the folder */
+	const json_t *ctx, *af, *request;
+	char *key;               /* the key chosen (malloc'ed) or NULL */
+} select_call;
+
+/* [-0, +0, e] field.select_location through runtime.run_select */
+static int p_select(lua_State *L, tcall *c)
 {
-	json_t *folder = json_object_get(c->j2, c->s1);
+	select_call *a = (select_call *)c;
+	json_t *folder = json_object_get(a->af, a->field);
 
 	push_rt(L, c->st, "run_select");
-	lua_rawgeti(L, LUA_REGISTRYINDEX, c->t->ref);
-	lua_pushstring(L, c->s1);
-	gl_ljson_push(L, &c->st->lj, c->j1);
-	gl_ljson_push(L, &c->st->lj, c->j2);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
+	lua_pushstring(L, a->field);
+	gl_ljson_push(L, &c->st->lj, a->ctx);
+	gl_ljson_push(L, &c->st->lj, a->af);
 	/* the folder's value: its blobs by key */
 	if (folder) {
 		gl_ljson_push(L, &c->st->lj, folder);
@@ -1506,13 +1635,13 @@ static int p_select(lua_State *L, pcall_ctx *c)
 		lua_rawgeti(L, LUA_REGISTRYINDEX, c->st->lj.omt_ref);
 		lua_setmetatable(L, -2);
 	}
-	gl_ljson_push(L, &c->st->lj, c->j3);
+	gl_ljson_push(L, &c->st->lj, a->request);
 	lua_call(L, 6, 4);
 	if (take_hook_failure(L, c))
 		return 0;
 	if (lua_type(L, -3) == LUA_TSTRING) {
-		c->str = strdup(lua_tostring(L, -3));
-		if (!c->str)
+		a->key = strdup(lua_tostring(L, -3));
+		if (!a->key)
 			luaL_error(L, "out of memory");
 	}
 	return 0;
@@ -1523,8 +1652,9 @@ int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			     const json_t *af, const json_t *request,
 			     char **key, gl_err *err)
 {
-	pcall_ctx c = { .st = type_state(ts, t), .fn = p_select, .t = t,
-			.s1 = field, .j1 = ctx, .j2 = af, .j3 = request };
+	select_call a = { .c = { .st = type_state(ts, t), .fn = p_select },
+			  .t = t, .field = field, .ctx = ctx, .af = af,
+			  .request = request };
 	char what[512];
 	int rc;
 
@@ -1532,13 +1662,13 @@ int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 	if (!ctx || !af || !request)
 		return gl_fail(err, 500, NULL, "the arguments of "
 			       "select_location could not be built");
-	rc = run(&c, rq);
+	rc = run(&a.c, rq);
 	snprintf(what, sizeof what, "select_location of field '%s' of "
 		 "artifact type %s", field, t->name);
-	if (finish(&c, rc, rq, what, err) < 0) {
-		free(c.str);
+	if (finish(&a.c, rc, rq, what, err) < 0) {
+		free(a.key);
 		return -1;
 	}
-	*key = c.str;
+	*key = a.key;
 	return 0;
 }

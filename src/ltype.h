@@ -40,16 +40,39 @@ enum {
 	GL_OP_IN = 1 << 6, GL_OP_LIKE = 1 << 7
 };
 
+/* The hooks a type may define, in one list: the enum below, the names in
+ * ltype.c and the library's glare.hooks (given to every state at start-up,
+ * which metaschema checks type files against) all come from it;
+ * lua/glare/hooks.lua, the same names for offline use of the library, is
+ * generated from it by scripts/gen-hooks.sh. One entry per line. */
+#define GL_HOOKS(X) \
+	X(PRE_CREATE, pre_create) \
+	X(POST_CREATE, post_create) \
+	X(PRE_UPDATE, pre_update) \
+	X(POST_UPDATE, post_update) \
+	X(PRE_ACTIVATE, pre_activate) \
+	X(POST_ACTIVATE, post_activate) \
+	X(PRE_REACTIVATE, pre_reactivate) \
+	X(POST_REACTIVATE, post_reactivate) \
+	X(PRE_DEACTIVATE, pre_deactivate) \
+	X(POST_DEACTIVATE, post_deactivate) \
+	X(PRE_PUBLISH, pre_publish) \
+	X(POST_PUBLISH, post_publish) \
+	X(PRE_UPLOAD, pre_upload) \
+	X(POST_UPLOAD, post_upload) \
+	X(PRE_ADD_LOCATION, pre_add_location) \
+	X(POST_ADD_LOCATION, post_add_location) \
+	X(PRE_DOWNLOAD, pre_download) \
+	X(POST_DOWNLOAD, post_download) \
+	X(PRE_DELETE, pre_delete) \
+	X(POST_DELETE, post_delete)
+
 /* hooks, as a bit set (which ones a type defines) */
 enum gl_hook {
-	GL_HOOK_PRE_CREATE, GL_HOOK_POST_CREATE, GL_HOOK_PRE_UPDATE,
-	GL_HOOK_POST_UPDATE, GL_HOOK_PRE_ACTIVATE, GL_HOOK_POST_ACTIVATE,
-	GL_HOOK_PRE_REACTIVATE, GL_HOOK_POST_REACTIVATE,
-	GL_HOOK_PRE_DEACTIVATE, GL_HOOK_POST_DEACTIVATE, GL_HOOK_PRE_PUBLISH,
-	GL_HOOK_POST_PUBLISH, GL_HOOK_PRE_UPLOAD, GL_HOOK_POST_UPLOAD,
-	GL_HOOK_PRE_ADD_LOCATION, GL_HOOK_POST_ADD_LOCATION,
-	GL_HOOK_PRE_DOWNLOAD, GL_HOOK_POST_DOWNLOAD, GL_HOOK_PRE_DELETE,
-	GL_HOOK_POST_DELETE, GL_HOOK_COUNT
+#define GL_HOOK_ENUM(up, low) GL_HOOK_##up,
+	GL_HOOKS(GL_HOOK_ENUM)
+#undef GL_HOOK_ENUM
+	GL_HOOK_COUNT
 };
 
 typedef struct gl_field {
@@ -112,10 +135,6 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err);
 gl_types *gl_types_ref(gl_types *t);
 void gl_types_unref(gl_types *t);
 
-/* The set in service for this worker, and swapping it (reload). */
-gl_types *gl_types_current(void);
-void gl_types_set_current(gl_types *t);
-
 const gl_type *gl_types_find(const gl_types *t, const char *name);
 int gl_types_count(const gl_types *t);
 const gl_type *gl_types_at(const gl_types *t, int i);
@@ -170,9 +189,5 @@ int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			     const char *field, const json_t *ctx,
 			     const json_t *af, const json_t *request,
 			     char **key, gl_err *err);
-
-const char *gl_kind_name(gl_kind k);
-unsigned gl_op_from_name(const char *name); /* 0 if unknown */
-const char *gl_op_name(unsigned op);
 
 #endif

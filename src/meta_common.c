@@ -1140,7 +1140,8 @@ int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
  * artifact without the property never matches a property filter, not
  * even `neq` (Glare's join semantics). */
 static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
-		       const gl_filter *flt, int in_form, gl_err *err)
+		       const char *type_name, const gl_filter *flt,
+		       int in_form, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	char expr[48];
@@ -1165,6 +1166,13 @@ static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
 			return gl_fail(err, 500, NULL,
 				       "DBError: filter without field");
 		mc_member_open(f, al, "properties", "p", in_form);
+		/* the uncorrelated set: the type's rows only (the property
+		 * key starts with the type's copy, schema step 7) */
+		if (in_form && type_name) {
+			mc_sql(f, "p.type_name = ");
+			mc_arg_text(f, type_name);
+			mc_sql(f, " AND ");
+		}
 		if (mc_prop_match(f, d, "p", flt, err))
 			return -1;
 		mc_sql(f, ")");
@@ -1232,14 +1240,16 @@ int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 		if (q->filters[i].or_group || i == skip)
 			continue;
 		mc_sql(f, " AND ");
-		if (filter_cond(f, d, al, &q->filters[i], in_form, err))
+		if (filter_cond(f, d, al, q->type_name, &q->filters[i],
+				in_form, err))
 			return -1;
 	}
 	for (int i = 0; i < q->nfilters; i++) {
 		if (!q->filters[i].or_group)
 			continue;
 		mc_sql(f, nor++ ? " OR " : " AND (");
-		if (filter_cond(f, d, al, &q->filters[i], in_form, err))
+		if (filter_cond(f, d, al, q->type_name, &q->filters[i],
+				in_form, err))
 			return -1;
 	}
 	if (nor)
@@ -1263,6 +1273,86 @@ int mc_counts_total(const gl_list_query *q)
 		     strcmp(fd->name, "owner") != 0))
 			return 0;
 	}
+	return 1;
+}
+
+static void sort_exists_on(mc_frag *f, const mc_dialect *d,
+			   const gl_list_query *q, const char *id);
+
+static int scope_filter(const gl_filter *flt)
+{
+	const char *n = flt->field ? flt->field->name : "";
+
+	return flt->kind == GF_BASE && (strcmp(n, "status") == 0 ||
+					strcmp(n, "visibility") == 0 ||
+					strcmp(n, "owner") == 0);
+}
+
+int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		    gl_err *err)
+{
+	const gl_filter *flt = NULL;
+	int one_row, skip = -1;
+	size_t n;
+
+	if (!q->type_name || q->latest)
+		return 0;
+	for (int i = 0; i < q->nfilters; i++) {
+		if (scope_filter(&q->filters[i]))
+			continue;
+		if (flt || q->filters[i].or_group)
+			return 0;
+		flt = &q->filters[i];
+		skip = i;
+	}
+	if (!flt)
+		return 0;
+	n = json_array_size(flt->values);
+	/* an artifact matches when one of its rows does: count(*) where it
+	 * has at most one matching row, else its distinct ids */
+	switch (flt->kind) {
+	case GF_PROP:
+		if (!flt->field)
+			return 0;
+		one_row = flt->field->kind != GK_LIST;
+		break;
+	case GF_DICT_VAL:
+		one_row = 1;
+		break;
+	case GF_DICT_KEY:
+		one_row = flt->op != GL_OP_IN || n < 2;
+		break;
+	case GF_TAGS_ALL:
+		if (n != 1)
+			return 0;
+		one_row = 1; /* (value, artifact) is unique */
+		break;
+	case GF_TAGS_ANY:
+		if (!n)
+			return 0;
+		one_row = n == 1;
+		break;
+	default:
+		return 0;
+	}
+	mc_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
+	       " a.artifact_id)");
+	mc_sql(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
+		  ? " FROM tags a WHERE " : " FROM properties a WHERE ");
+	if (mc_where(f, d, q, "a", skip, 0, err))
+		return -1;
+	mc_sql(f, " AND ");
+	if (flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY) {
+		gl_filter in = *flt;
+
+		in.op = GL_OP_IN;
+		if (d->cond(f, "a.value", &in, GK_STRING, MC_TG_TEXT, err))
+			return -1;
+	} else if (mc_prop_match(f, d, "a", flt, err)) {
+		return -1;
+	}
+	/* a custom sort key's join drops artifacts without its value */
+	sort_exists_on(f, d, q, "a.artifact_id");
 	return 1;
 }
 
@@ -1366,22 +1456,27 @@ void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 /* The custom sort keys' inner joins only drop artifacts without the
  * value, which a probe does without the join. (Not a membership set: the
  * set of every artifact having the field is large.) */
-void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q)
+static void sort_exists_on(mc_frag *f, const mc_dialect *d,
+			   const gl_list_query *q, const char *id)
 {
 	for (int i = 0; i < q->nsorts; i++) {
 		const gl_field *fd = q->sorts[i].field;
 
 		if (!fd || fd->base)
 			continue;
-		mc_sql(f, " AND ");
-		mc_member_open(f, "a", "properties", "s", 0);
-		mc_sql(f, "s.name = ");
+		mc_sqlf(f, " AND EXISTS (SELECT 1 FROM properties s WHERE"
+			" s.artifact_id = %s AND s.name = ", id);
 		mc_arg_text(f, fd->name);
 		mc_sql(f, " AND s.key = '' AND s.pos = 0");
 		if (d->sort_typed)
 			mc_sqlf(f, " AND s.%s IS NOT NULL", d->sort_column(fd));
 		mc_sql(f, ")");
 	}
+}
+
+void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q)
+{
+	sort_exists_on(f, d, q, "a.id");
 }
 
 void mc_marker_select(mc_frag *f, const mc_dialect *d, const gl_list_query *q,

@@ -242,6 +242,20 @@ int mc_is_write(const char *sql);
 	/* quotas (count per owner) and owner filters */                      \
 	"CREATE INDEX IF NOT EXISTS artifacts_owner ON artifacts(owner, type_name);"
 
+/* ---- scope copies (schema version 7 of each backend) -------------------------
+ * Indexes over the copies of the artifact's scope columns (see
+ * mc_scoped_count): tags by type and value, artifacts by type and version
+ * (replacing the version-only index, whose prefix they keep), each
+ * followed by the scope so a total is counted from the index alone. The
+ * property index differs by backend (one typeless `value` column in
+ * SQLite, value_num / value_text in PostgreSQL). */
+#define MC_SCOPE_INDEXES                                                      \
+	"CREATE INDEX tags_scope ON tags(type_name, value, status, visibility,"\
+	" owner, artifact_id);"                                               \
+	"DROP INDEX IF EXISTS artifacts_type_version;"                        \
+	"CREATE INDEX artifacts_type_version_scope ON artifacts(type_name,"   \
+	" version_prefix, version_suffix, status, visibility, owner);"
+
 /* ---- events (schema version 5 of each backend) -------------------------------
  * The indexes of the subscriptions and the outbox (events.c): the due rows
  * of a sink, a subscription's deliveries, and the pruning of finished
@@ -353,6 +367,16 @@ int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
  * artifacts without the value), and filters on status, visibility and
  * owner only, the columns the counts are kept by. */
 int mc_counts_total(const gl_list_query *q);
+/* The total of q counted from the scope copies (schema step 7) when q has
+ * one property, dict or tag filter, otherwise filters mc_counts_total
+ * takes and no latest (custom sort keys are probed): the SELECT over
+ * `properties` or `tags` alone (alias a, whose type_name, owner,
+ * visibility and status repeat the artifact's), an index-only range scan
+ * instead of a probe of each match's artifact row. Returns 1 with the
+ * statement in f, 0 when q has another shape (f untouched), -1 on a bad
+ * filter. */
+int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+		    gl_err *err);
 /* version=latest: " AND NOT EXISTS (a higher version of the name)". */
 int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	      gl_err *err);

@@ -319,8 +319,55 @@ static const char schema_v6[] =
 	BLOB_BYTES("OLD") " <> " BLOB_BYTES("NEW") ")"
 	" EXECUTE FUNCTION glared_blobs_counted();";
 
+/* Scope copies (meta_sqlite.c schema_v7 says why): the property and tag
+ * rows repeat their artifact's type_name, owner, visibility and status;
+ * a put writes them with the rows, the trigger keeps them in step when
+ * the artifact moves. */
+#define SCOPE_COPY_COLS(t)                                                    \
+	"ALTER TABLE " t " ADD COLUMN type_name " CTEXT " NOT NULL DEFAULT '',"\
+	" ADD COLUMN owner " CTEXT " NOT NULL DEFAULT '',"                    \
+	" ADD COLUMN visibility " CTEXT " NOT NULL DEFAULT '',"               \
+	" ADD COLUMN status " CTEXT " NOT NULL DEFAULT '';"                   \
+	"UPDATE " t " c SET type_name = a.type_name, owner = a.owner,"        \
+	" visibility = a.visibility, status = a.status"                       \
+	" FROM artifacts a WHERE a.id = c.artifact_id;"
+#define SCOPE_COPY_SET(t)                                                     \
+	" UPDATE " t " SET type_name = NEW.type_name, owner = NEW.owner,"     \
+	"  visibility = NEW.visibility, status = NEW.status"                  \
+	"  WHERE artifact_id = NEW.id;"
+static const char schema_v7[] =
+	SCOPE_COPY_COLS("properties")
+	SCOPE_COPY_COLS("tags")
+	MC_SCOPE_INDEXES
+	"CREATE INDEX properties_scope_num ON properties(type_name, name, key,"
+	" value_num, status, visibility, owner, artifact_id)"
+	" WHERE value_num IS NOT NULL;"
+	"CREATE INDEX properties_scope_text ON properties(type_name, name,"
+	" key, value_text, status, visibility, owner, artifact_id)"
+	" WHERE value_text IS NOT NULL;"
+	"CREATE FUNCTION glared_scope_copies() RETURNS trigger"
+	" LANGUAGE plpgsql AS $f$ BEGIN"
+	SCOPE_COPY_SET("properties")
+	SCOPE_COPY_SET("tags")
+	" RETURN NULL;"
+	" END $f$;"
+	"CREATE TRIGGER artifacts_scope_copies"
+	" AFTER UPDATE OF type_name, owner, visibility, status ON artifacts"
+	" FOR EACH ROW WHEN ((OLD.type_name, OLD.owner, OLD.visibility,"
+	"  OLD.status) IS DISTINCT FROM (NEW.type_name, NEW.owner,"
+	"  NEW.visibility, NEW.status))"
+	" EXECUTE FUNCTION glared_scope_copies();"
+	/* name, key and value are far from independent (a dict key names
+	 * its dict): multiplied as independent, a filter matching a quarter
+	 * of a type was estimated at 0.4% and paged by sorting every match
+	 * (600 ms at 100k) instead of walking created_at (1 ms) */
+	"CREATE STATISTICS properties_values (mcv, dependencies)"
+	" ON name, key, value_text, value_num FROM properties;"
+	"ANALYZE artifacts; ANALYZE properties; ANALYZE tags;";
+
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
-					   schema_v4, schema_v5, schema_v6 };
+					   schema_v4, schema_v5, schema_v6,
+					   schema_v7 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ------------------------------------------------------------------------
@@ -343,11 +390,13 @@ enum stmt_id {
  * deduplicated here as SQLite's primary key does) and property rows ($19,
  * a JSON array of {n name, k key, p pos, v number as text, t text}). */
 #define PUT_CHILDREN                                                          \
-	" t AS (INSERT INTO tags (value, artifact_id)"                        \
-	"  SELECT DISTINCT e.v, a.id FROM a,"                                 \
+	" t AS (INSERT INTO tags (value, artifact_id, type_name, owner,"       \
+	"  visibility, status)"                                               \
+	"  SELECT DISTINCT e.v, a.id, $2, $8, $9, $10 FROM a,"                \
 	"  json_array_elements_text($18::json) AS e(v)),"                     \
 	" p AS (INSERT INTO properties (artifact_id, name, key, pos,"         \
-	"  value_num, value_text) SELECT a.id, x.n, x.k, x.p, x.v, x.t FROM a,"\
+	"  value_num, value_text, type_name, owner, visibility, status)"      \
+	"  SELECT a.id, x.n, x.k, x.p, x.v, x.t, $2, $8, $9, $10 FROM a,"     \
 	"  json_to_recordset($19::json) AS x(n text, k text, p int,"          \
 	"  v numeric, t text))"                                               \
 	" SELECT count(*) FROM a"
@@ -2184,7 +2233,7 @@ static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 	mc_page pg;
 	PGresult *r = NULL;
 	mc_vals p = { 0 };
-	int nkeys = 0, ret = -1;
+	int nkeys = 0, ret = -1, rc;
 
 	*artifacts = NULL;
 	if (total)
@@ -2246,6 +2295,11 @@ static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 			mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
 			       " FROM artifact_counts a WHERE ");
 			mc_cat(&cnt, &where);
+		} else if ((rc = mc_scoped_count(&cnt, &dialect, q, err))) {
+			/* one property or tag filter: its rows' scope
+			 * copies (schema_v7) */
+			if (rc < 0)
+				goto out;
 		} else {
 			mc_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
 			mc_cat(&cnt, &where);

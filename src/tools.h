@@ -1,7 +1,7 @@
 /* tools.h - the offline commands: db upgrade, check-types, scrub, verify,
  * console. Each returns the process exit status.
  *
- * Used by main.c. Uses engine.c, meta.h, ltype.c, console.c.
+ * Used by main.c. Uses engine.c, meta.h, ltype.c, console_front.c.
  */
 #ifndef GL_TOOLS_H
 #define GL_TOOLS_H

@@ -2,11 +2,13 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -519,4 +521,47 @@ void gl_hex(const unsigned char *b, size_t n, char *out)
 		out[2 * i + 1] = d[b[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+int gl_write_all(int fd, const void *p, size_t n)
+{
+	const char *s = p;
+
+	while (n) {
+		ssize_t w = write(fd, s, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int gl_query_parse(const char *q, gl_query_fn fn, void *arg, gl_err *err)
+{
+	while (q && *q) {
+		const char *amp = strchr(q, '&');
+		size_t n = amp ? (size_t)(amp - q) : strlen(q);
+		const char *eq = memchr(q, '=', n);
+
+		if (n) {
+			size_t kn = eq ? (size_t)(eq - q) : n;
+			char *k = gl_pct_decode(q, kn, 1);
+			char *v = eq ? gl_pct_decode(eq + 1, n - kn - 1, 1)
+				     : strdup("");
+			if (!k || !v) {
+				free(k);
+				free(v);
+				return gl_fail(err, 400, NULL, "Malformed "
+					       "percent-encoding in the query "
+					       "string");
+			}
+			if (fn(arg, k, v, err) < 0)
+				return -1;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	return 0;
 }

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "err.h"
+
 /* Random (version 4) UUID, lower-case canonical form, 36 chars + NUL. */
 void gl_uuid4(char out[37]);
 /* 1 if s is a canonical or upper-case 8-4-4-4-12 hex UUID. */
@@ -61,6 +63,17 @@ int gl_hex_valid(const char *s, size_t len, size_t want);
 int gl_url_check(const char *url, size_t len, char *why, size_t whylen);
 
 int gl_streq(const char *a, const char *b); /* NULL-safe strcmp == 0 */
+
+/* The query-string parser of the API and the console: q split at '&'
+ * into name=value pairs, each percent-decoded with '+' as a space; empty
+ * pieces are skipped, a piece without '=' has the value "". fn gets each
+ * pair as malloc'ed strings it owns and returns 0, or -1 with err filled
+ * to stop. -1 + err (400) on a malformed percent-encoding. */
+typedef int (*gl_query_fn)(void *arg, char *name, char *value, gl_err *err);
+int gl_query_parse(const char *q, gl_query_fn fn, void *arg, gl_err *err);
+
+/* Write all n bytes to fd (retrying short writes and EINTR); -1 + errno. */
+int gl_write_all(int fd, const void *p, size_t n);
 
 /* n bytes as 2n lower-case hex digits and a NUL into out. */
 void gl_hex(const unsigned char *b, size_t n, char *out);

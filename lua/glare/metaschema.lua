@@ -21,14 +21,9 @@ local math_type = math.type
 local vdefs = validators.defs
 local kind_of = typedefs.kind_of
 
---- Hooks a type may define (spec §4.10 / docs/lua-runtime.md).
-metaschema.HOOKS = {
-  "pre_create", "post_create", "pre_update", "post_update",
-  "pre_activate", "post_activate", "pre_reactivate", "post_reactivate",
-  "pre_deactivate", "post_deactivate", "pre_publish", "post_publish",
-  "pre_upload", "post_upload", "pre_add_location", "post_add_location",
-  "pre_download", "post_download", "pre_delete", "post_delete",
-}
+--- Hooks a type may define (spec §4.10 / docs/lua-runtime.md): GL_HOOKS
+-- of src/ltype.h, which the server hands over as glare.hooks.
+metaschema.HOOKS = require("glare.hooks")
 local IS_HOOK = {}
 for _, h in ipairs(metaschema.HOOKS) do IS_HOOK[h] = true end
 

@@ -11,8 +11,8 @@
  * A listing must answer 200 or a 4xx: a 5xx for a query is a bug (bad
  * SQL, a coercion the runtime did not expect), and aborts.
  *
- * The engine is set up once per process from the checkout's types and
- * Lua library (GLARED_ROOT, default the current directory); the file
+ * The engine is set up once per process from the checkout's test types
+ * (tests/types: sample_artifact) and Lua library (GLARED_ROOT, default the current directory); the file
  * store it opens is removed at once (a listing never touches it, and
  * libFuzzer may end the process without running exit handlers).
  */
@@ -85,7 +85,7 @@ static void setup(void)
 	if (!f)
 		die("writing", conf_path);
 	fprintf(f, "[DEFAULT]\nenabled_artifact_types = sample_artifact\n"
-		"types_path = %s/types\nlua_path = %s/lua\n"
+		"types_path = %s/tests/types\nlua_path = %s/lua\n"
 		"[database]\nconnection = sqlite://\n"
 		"[glance_store]\nfilesystem_store_datadir = %s\n",
 		root, root, dir);

@@ -103,6 +103,9 @@ def objects_under(prefix):
     return re.findall(r"<Key>([^<]*)</Key>", xml)
 
 
+# the shipped types, then the ones that exist for the tests (tests/types)
+TYPES_PATH = "%s:%s" % (os.path.join(ROOT, "types"),
+                        os.path.join(ROOT, "tests", "types"))
 ALL_TYPES = ("images,heat_templates,heat_environments,tosca_templates,"
              "murano_packages,secrets,sample_artifact,hooks_artifact,"
              "non_nullable_fields_artifact,regional_images")
@@ -162,6 +165,7 @@ class Server:
             "bind_port": self.port,
             "workers": workers,
             "enabled_artifact_types": ALL_TYPES,
+            "types_path": TYPES_PATH,
             "database.connection": "sqlite:///%s/glare.db" % self.dir,
             "glance_store.filesystem_store_datadir": "%s/blobs" % self.dir,
             "healthcheck.disable_by_file_path": "%s/hc_disable" % self.dir,

@@ -115,6 +115,39 @@ def test_check_types_ok_and_broken(tmp_path):
                      p.stderr), p.stderr
 
 
+def test_types_path_search_list(tmp_path):
+    """types_path a:b: each type's file comes from the first directory that
+    has it; a file in neither is reported in the first directory."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for d in (first, second):
+        (d / "secrets.lua").write_text(
+            "return glare.type { name = 'secrets', fields = {"
+            " { from_%s = glare.String {} } } }\n" % d.name)
+    shutil.copy(os.path.join(ROOT, "types", "images.lua"), str(second))
+    conf = tmp_path / "g.conf"
+    conf.write_text("[DEFAULT]\nenabled_artifact_types = images,secrets\n"
+                    "types_path = first:second\n")
+    p = subprocess.run([GLARED, "check-types", "--config-file", str(conf),
+                        "--schemas"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout[:p.stdout.rindex("}") + 1])
+    assert set(out) == {"images", "secrets", "all"}
+    assert "from_first" in out["secrets"]["properties"]
+    assert "from_second" not in out["secrets"]["properties"]
+    assert "disk_format" in out["images"]["properties"]
+    conf.write_text("[DEFAULT]\nenabled_artifact_types = images,nothere\n"
+                    "types_path = first:second\n")
+    p = subprocess.run([GLARED, "check-types", "--config-file", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert p.stderr == ("glared check-types: artifact type nothere: "
+                        "%s/nothere.lua: No such file or directory\n"
+                        % first), p.stderr
+
+
 def test_broken_type_stops_startup(tmp_path):
     d = types_copy(tmp_path)
     (d / "images.lua").write_text("return glare.type { name = 'images', "
@@ -235,7 +268,8 @@ return glare.type {
 @pytest.fixture(scope="module")
 def oops(tmp_path_factory):
     d = tmp_path_factory.mktemp("types")
-    shutil.copy(os.path.join(ROOT, "types", "sample_artifact.lua"), str(d))
+    shutil.copy(os.path.join(ROOT, "tests", "types", "sample_artifact.lua"),
+                str(d))
     (d / "oops_artifact.lua").write_text(OOPS)
     # max_json_depth above the type runtime's own 64 levels, so that
     # deep values reach (and test) its guard rather than the C limit

@@ -1,6 +1,7 @@
 -- One spec per class of type-definition error, asserting the exact message
 -- format "types/<file>.lua: field 'x': <what is wrong>".
 local H = dofile("tests/lua/helpers.lua")
+local metaschema = require("glare.metaschema")
 
 local function fails(src, msg)
   local T, err = H.load(src, "types/bad.lua")
@@ -168,6 +169,17 @@ describe("metaschema", function()
         .. "pre_update, post_update, pre_activate, post_activate, pre_reactivate, post_reactivate, "
         .. "pre_deactivate, post_deactivate, pre_publish, post_publish, pre_upload, post_upload, "
         .. "pre_add_location, post_add_location, pre_download, post_download, pre_delete, post_delete)")
+    end)
+    it("knows the hooks of GL_HOOKS in src/ltype.h (lua/glare/hooks.lua is current)", function()
+      local p = assert(io.popen("sh scripts/gen-hooks.sh"))
+      local want = p:read("a")
+      assert.is_true((p:close()))
+      local f = assert(io.open("lua/glare/hooks.lua", "rb"))
+      local have = f:read("a")
+      f:close()
+      assert.equal(want, have)
+      assert.same(load(want)(), metaschema.HOOKS)
+      assert.equal(20, #metaschema.HOOKS)
     end)
   end)
 

@@ -30,10 +30,12 @@ local PRELUDE = [[
 HELPERS = { list = { 1, 2 } }
 function helper() return "helped" end]]
 
-local function fails(body, pattern, prelude)
+-- The hook raises exactly `message` (after the "types/probe.lua:N: "
+-- position, when the error has one).
+local function fails(body, message, prelude)
   local ok, err = pcall(run, body, prelude)
   assert.is_false(ok, body)
-  if pattern then assert.matches(pattern, tostring(err)) end
+  assert.equal(message, (tostring(err):gsub("^types/probe%.lua:%d+: ", "")))
 end
 
 local function reachable(name)
@@ -93,8 +95,10 @@ describe("sandbox", function()
     it("rep refuses results above the limit", function()
       fails("return string.rep('x', 1 << 30)",
         "string.rep: result of 1073741824 bytes is above the sandbox limit of 1048576")
-      fails("return string.rep('ab', 1 << 20, ',')", "string.rep: result of %d+ bytes")
-      fails("return string.rep('x', math.maxinteger)", "above the sandbox limit")
+      fails("return string.rep('ab', 1 << 20, ',')",
+        "string.rep: result of 3145727 bytes is above the sandbox limit of 1048576")
+      fails("return string.rep('x', math.maxinteger)",
+        "string.rep: result of 9223372036854775808 bytes is above the sandbox limit of 1048576")
       assert.equal(1000, run("return #string.rep('x', 1000)"))
     end)
     it("find/match/gmatch/gsub refuse long subjects and patterns", function()
@@ -109,7 +113,7 @@ describe("sandbox", function()
     it("refuse the classic backtracking blow-up instantly", function()
       local t = os.clock()
       fails("return string.find(string.rep('a', 26), string.rep('a-', 12) .. 'b')",
-        "is too complex for a 26%-byte subject")
+        "string.find: pattern \"a-a-a-a-a-a-a-a-a-a-a-a-b\" is too complex for a 26-byte subject (sandbox limit)")
       assert.is_true(os.clock() - t < 1)
     end)
     it("allow ordinary patterns on ordinary strings", function()
@@ -134,7 +138,8 @@ describe("sandbox", function()
   end)
 
   it("table.move refuses huge ranges (a C loop the budget cannot stop)", function()
-    fails("return table.move({}, 1, 1e12, 2)", "table.move: 1000000000000 elements is above the sandbox limit")
+    fails("return table.move({}, 1, 1e12, 2)",
+      "table.move: 1000000000000 elements is above the sandbox limit of 1048576")
     assert.equal("1,2,1,2", run("return table.concat(table.move({ 1, 2 }, 1, 2, 3, { 1, 2 }), ',')"))
   end)
 
@@ -175,8 +180,8 @@ describe("sandbox", function()
       assert.equal("(1,2) 3 (4,6) 7", run([[
         return tostring(ORIGIN) .. " " .. ORIGIN:norm1() .. " " .. tostring(ORIGIN + Point.new(3, 4))
           .. " " .. SELF.v]], prelude))
-      fails("ORIGIN.x = 5", "ORIGIN is read%-only %(attempt to set 'x'%)", prelude)
-      fails("Point.norm1 = nil", "Point is read%-only %(attempt to set 'norm1'%)", prelude)
+      fails("ORIGIN.x = 5", "ORIGIN is read-only (attempt to set 'x')", prelude)
+      fails("Point.norm1 = nil", "Point is read-only (attempt to set 'norm1')", prelude)
     end)
     it("lets a read-only table serve as a class", function()
       assert.equal("hi from Class", run("return setmetatable({}, Class):hi()", [[
@@ -189,31 +194,32 @@ describe("sandbox", function()
 
   describe("read-only state at runtime", function()
     it("globals cannot be set by hooks", function()
-      fails("leak = 1", "attempt to set global 'leak': globals are read%-only once the type has loaded")
+      fails("leak = 1", "attempt to set global 'leak': globals are read-only once the type has loaded")
     end)
     it("globals defined by the file stay readable, and read-only deep down", function()
       assert.equal("helped", run("return helper()", PRELUDE))
       assert.equal(2, run("return HELPERS.list[2]", PRELUDE))
       assert.equal(2, run("return #HELPERS.list", PRELUDE))
-      fails("HELPERS.list[3] = 3", "HELPERS.list is read%-only", PRELUDE)
-      fails("HELPERS = nil", "globals are read%-only", PRELUDE)
+      fails("HELPERS.list[3] = 3", "HELPERS.list is read-only (attempt to set '3')", PRELUDE)
+      fails("HELPERS = nil", "attempt to set global 'HELPERS': globals are read-only once the type has loaded",
+        PRELUDE)
       assert.equal(2, run("local n = 0 for _ in pairs(HELPERS.list) do n = n + 1 end return n", PRELUDE))
     end)
     it("unknown globals raise instead of reading nil", function()
       fails("return undefined_thing", "attempt to read undeclared global 'undefined_thing'")
     end)
     it("library tables and glare are read-only", function()
-      fails("string.rep = nil", "string is read%-only")
-      fails("table.x = 1", "table is read%-only")
-      fails("math.pi = 3", "math is read%-only")
-      fails("glare.log = print", "glare is read%-only")
-      fails("glare.options.x = 1", "glare.options is read%-only")
-      fails("glare.json.null = 1", "glare.json is read%-only")
+      fails("string.rep = nil", "string is read-only (attempt to set 'rep')")
+      fails("table.x = 1", "table is read-only (attempt to set 'x')")
+      fails("math.pi = 3", "math is read-only (attempt to set 'pi')")
+      fails("glare.log = print", "glare is read-only (attempt to set 'log')")
+      fails("glare.options.x = 1", "glare.options is read-only (attempt to set 'x')")
+      fails("glare.json.null = 1", "glare.json is read-only (attempt to set 'null')")
     end)
     it("declaration functions are unavailable at runtime", function()
       for _, name in ipairs({ "String", "Folder", "type", "typedefs" }) do
         fails("return glare." .. name, "glare." .. name .. " is part of the declaration API: it is "
-          .. "not available once the type has loaded %(in hooks%)")
+          .. "not available once the type has loaded (in hooks)")
       end
       fails("return glare.nonsense", "glare.nonsense does not exist")
     end)
@@ -301,11 +307,11 @@ describe("sandbox", function()
         local key = run(("local f, s = pairs(%s) return (f(s, nil))"):format(lib))
         if key ~= nil then
           fails(("local f, s = pairs(%s) local k = f(s, nil) s[k] = function() return 'PWNED' end"):format(lib),
-            lib:gsub("%.", "%%.") .. " is read%-only %(attempt to set '" .. key .. "'%)")
+            lib .. " is read-only (attempt to set '" .. key .. "')")
         end
       end
       fails("local _, S = pairs(string) S.upper = function() return 'PWNED' end",
-        "string is read%-only %(attempt to set 'upper'%)")
+        "string is read-only (attempt to set 'upper')")
       assert.equal("ABC", run("return ('abc'):upper()"))
     end)
 
@@ -373,7 +379,7 @@ describe("sandbox", function()
 
     it("7: a failure's status is fixed when it is made", function()
       fails("local _, e = pcall(glare.fail, 404, 'x') e.status = 200",
-        "glare failure is read%-only %(attempt to set 'status'%)")
+        "glare failure is read-only (attempt to set 'status')")
       fails("local _, e = pcall(glare.fail, 404, 'x') setmetatable(e, nil)", "cannot change a protected metatable")
       local T = probe_type("local _, e = pcall(glare.fail, 404, 'x') pcall(function() e.status = 200 end) error(e)")
       assert.same({ false, 404, "x" }, { runtime.run_hook(T, "pre_create", {}, {}) })
@@ -388,7 +394,7 @@ describe("sandbox", function()
       assert.equal("handled: types/probe.lua:4: x",
         run("return select(2, xpcall(function() error('x') end, function(m) return 'handled: ' .. m end))"))
       assert.same({ true, 1, 2 }, { run("return xpcall(function(a, b) return a, b end, print, 1, 2)") })
-      fails("return xpcall(print, 42)", "bad argument #2 to 'xpcall' %(function expected, got number%)")
+      fails("return xpcall(print, 42)", "bad argument #2 to 'xpcall' (function expected, got number)")
     end)
 
     it("the self check finds a writable library or a leaking proxy", function()

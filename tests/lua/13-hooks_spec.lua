@@ -55,6 +55,16 @@ describe("hooks", function()
       post_add_location = { "blob", nil }, pre_download = { "blob", nil }, post_download = { "blob", nil },
     }
 
+    it("defines every hook there is (the server's list, glare.hooks)", function()
+      local T = H.type("hooks_artifact")
+      local have, want = {}, {}
+      for name in pairs(T.hooks) do have[#have + 1] = name end
+      for _, name in ipairs(metaschema.HOOKS) do want[#want + 1] = name end
+      table.sort(have)
+      table.sort(want)
+      assert.same(want, have)
+    end)
+
     it("records every hook call through glare.log, with temp_file_path", function()
       local T = H.type("hooks_artifact", { options = { temp_file_path = "/var/tmp/rec" } })
       local records, restore = H.capture_log()

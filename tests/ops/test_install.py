@@ -32,8 +32,13 @@ def test_install_layout(tmp_path):
               "usr/lib/sysusers.d/glared.conf", "etc/glared/glared.conf"]:
         assert (dest / f).exists(), f
     assert os.access(dest / "usr/sbin/glared", os.X_OK)
-    # the test suites' own types stay behind
-    assert not (dest / "usr/share/glared/types/sample_artifact.lua").exists()
+    # exactly the shipped types; the test suites' own (tests/types) stay
+    # behind
+    shipped = sorted(os.listdir(os.path.join(ROOT, "types")))
+    assert sorted(os.listdir(dest / "usr/share/glared/types")) == shipped
+    assert "images.lua" in shipped
+    assert not set(shipped) & set(os.listdir(os.path.join(ROOT, "tests",
+                                                          "types")))
     conf = (dest / "etc/glared/glared.conf").read_text()
     assert "sqlite:////var/lib/glared/glare.db" in conf
     assert "/var/lib/glared/blobs" in conf and "../data" not in conf

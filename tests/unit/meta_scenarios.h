@@ -294,15 +294,26 @@ static const char *run_ids(gl_meta *m, const gl_list_query *q, char *out,
 	json_t *arr, *af;
 	size_t i, len = 0;
 
+	int64_t all;
+
 	out[0] = '\0';
-	if (gl_meta_list(m, q, &arr, total, err)) {
+	if (gl_meta_list(m, q, &arr, &all, err)) {
 		snprintf(out, n, "ERR %d %s", err->status, err->msg);
 		return out;
 	}
+	if (total)
+		*total = all;
 	json_array_foreach(arr, i, af)
 		len += (size_t)snprintf(out + len, n - len, "%s%s",
 					i ? "," : "",
 					json_string_value(json_object_get(af, "id")));
+	/* every count path (kept counts, scope copies, the scan) agrees
+	 * with the rows whenever the page holds them all */
+	if (!q->marker && q->limit > 0 &&
+	    json_array_size(arr) < (size_t)q->limit &&
+	    all != (int64_t)json_array_size(arr))
+		snprintf(out, n, "TOTAL %lld for %zu rows", (long long)all,
+			 json_array_size(arr));
 	json_decref(arr);
 	return out;
 }
@@ -760,6 +771,21 @@ UNIT_TEST(count_and_used_bytes)
 	") z) + (SELECT count(*) FROM (" COUNTS_KEPT " EXCEPT " COUNTS_NOW    \
 	") w)"
 
+/* Property and tag rows whose scope copies (schema step 7) differ from
+ * their artifact's columns: 0 when kept in step. */
+#define SCOPE_DIFF_OF(t)                                                      \
+	"(SELECT count(*) FROM " t " c JOIN artifacts a ON a.id ="            \
+	" c.artifact_id WHERE c.type_name <> a.type_name OR c.owner <>"       \
+	" a.owner OR c.visibility <> a.visibility OR c.status <> a.status)"
+#define SCOPE_DIFF                                                            \
+	"SELECT " SCOPE_DIFF_OF("properties") " + " SCOPE_DIFF_OF("tags")
+
+/* (a function: CHECK would quote the whole query) */
+static long long scope_diff(fx *f)
+{
+	return (long long)raw_int(f, SCOPE_DIFF);
+}
+
 static json_t *blob_of(const char *status, int64_t size, int64_t reserved)
 {
 	json_t *b = json_pack("{s:s, s:s}", "status", status, "store", "file");
@@ -784,7 +810,12 @@ static int blob_put(gl_meta *m, const char *id, const char *field,
  * (48 bytes for p1), from before a downgrade the upgrade then counts. */
 static int counters_seed(gl_meta *m, gl_err *err)
 {
-	return add(m, &T, mkaf("v1", "a", "1.0.0", "p1", 1), err) ||
+	json_t *af = mkaf("v1", "a", "1.0.0", "p1", 1);
+
+	/* rows for the scope copies (step 7) to fill */
+	set(af, "str1", json_string("x"));
+	set(af, "tags", json_pack("[s]", "t1"));
+	return add(m, &T, af, err) ||
 	       add(m, &T2, mkaf("v2", "a", "1.0.0", "p1", 2), err) ||
 	       blob_put(m, "v1", "blob1", "", blob_of("active", 40, -1), err) ||
 	       blob_put(m, "v2", "blob1", "", blob_of("saving", -1, 8), err);
@@ -856,6 +887,72 @@ UNIT_TEST(counters_exact)
 	CHECK_INT(n, 2);
 	CHECK(gl_meta_count_artifacts(f.m, "p2", NULL, &n, &f.err) == 0);
 	CHECK_INT(n, 0);
+	fx_close(&f);
+}
+
+/* The scope copies of property and tag rows follow their artifact
+ * through puts, status moves and rollbacks, and the totals counted from
+ * them are the rows a full listing returns. */
+UNIT_TEST(scope_copies)
+{
+	fx f;
+	json_t *af;
+	char o[512];
+	int64_t n;
+	lq l;
+
+	FX_START(f);
+	CHECK(fill(f.m, &f.err) == 0);
+	CHECK(raw_int(&f, "SELECT count(*) FROM properties") > 20);
+	CHECK(raw_int(&f, "SELECT count(*) FROM tags") >= 5);
+	CHECK_INT(scope_diff(&f), 0);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
+			  " status = 'active' AND visibility = 'public'"), 1);
+	CHECK(gl_meta_set_status(f.m, "a01", "active", &f.err) == 0);
+	CHECK(gl_meta_get(f.m, &T, "a03", &af, &f.err) == 0);
+	set(af, "visibility", json_string("public"));
+	CHECK(put(f.m, &T, af, 0, &f.err) == 0);
+	json_decref(af);
+	CHECK_INT(scope_diff(&f), 0);
+	CHECK(gl_meta_begin(f.m, &f.err) == 0);
+	CHECK(gl_meta_set_status(f.m, "a02", "deleted", &f.err) == 0);
+	gl_meta_rollback(f.m);
+	CHECK_INT(scope_diff(&f), 0);
+	CHECK(gl_meta_set_status(f.m, "a04", "deleted", &f.err) == 0);
+	CHECK_INT(scope_diff(&f), 0);
+	/* a deleted artifact leaves every total, a status filter counts the
+	 * moved one, the caller's scope hides the private ones */
+	CHECK_EQS(one(f.m, GF_TAGS_ALL, "tags", GL_OP_EQ, "[\"t1\"]", o,
+		      sizeof o), "a01");
+	CHECK_EQS(one(f.m, GF_TAGS_ANY, "tags", GL_OP_IN, "[\"t1\",\"t3\"]",
+		      o, sizeof o), "a03,a01");
+	CHECK_EQS(one(f.m, GF_PROP, "list1", GL_OP_IN, "[\"x\",\"y\",\"z\"]",
+		      o, sizeof o), "a02,a01");
+	lq_init(&l, &T);
+	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]");
+	lq_f(&l, GF_BASE, "status", GL_OP_EQ, "[\"active\"]");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a01");
+	CHECK_INT(n, 1);
+	lq_free(&l);
+	lq_init(&l, &T);
+	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]");
+	l.q.see_all = 0;
+	l.q.project = "p2";
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a05,a03");
+	CHECK_INT(n, 2);
+	/* a page shorter than the total */
+	l.q.limit = 1;
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a05");
+	CHECK_INT(n, 2);
+	lq_free(&l);
+	/* a custom sort key drops the matches without a value from the
+	 * total too (float1: a01 only among the linux ones) */
+	lq_init(&l, &T);
+	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]");
+	lq_sort(&l, "float1", 0);
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &n, &f.err), "a01");
+	CHECK_INT(n, 1);
+	lq_free(&l);
 	fx_close(&f);
 }
 
@@ -1923,7 +2020,7 @@ UNIT_TEST(read_damaged_rows)
 	UNIT_CASE(deleted_for_scrubber), \
 	UNIT_CASE(scope_taken), \
 	UNIT_CASE(count_and_used_bytes), \
-	UNIT_CASE(counters_exact), \
+	UNIT_CASE(counters_exact), UNIT_CASE(scope_copies), \
 	UNIT_CASE(counters_concurrent), \
 	UNIT_CASE(blob_records), \
 	UNIT_CASE(blob_set_unbuilt_record_refused), \

@@ -141,14 +141,14 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 6);
+	CHECK_INT(gl_meta_schema_version(f.m), 7);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
 			  " 'gc_queue', 'cleanup_queue', 'subscriptions',"
 			  " 'outbox', 'quota_usage', 'artifact_counts')"), 12);
-	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 6);
+	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 7);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -214,6 +214,23 @@ static const char to_v1[] =
 	" DROP TRIGGER blobs_counted_insert;"
 	" DROP TRIGGER blobs_counted_delete;"
 	" DROP TRIGGER blobs_counted_update;"
+	" DROP TRIGGER artifacts_scope_copies;"
+	" DROP INDEX tags_scope;"
+	" DROP INDEX artifacts_type_version_scope;"
+	" CREATE TABLE properties1 (name TEXT NOT NULL, key TEXT NOT NULL,"
+	"  value ANY NOT NULL, artifact_id TEXT NOT NULL REFERENCES"
+	"  artifacts(id) ON DELETE CASCADE, pos INTEGER NOT NULL,"
+	"  PRIMARY KEY (name, key, value, artifact_id, pos)) STRICT,"
+	"  WITHOUT ROWID;"
+	" INSERT INTO properties1 SELECT name, key, value, artifact_id, pos"
+	"  FROM properties;"
+	" DROP TABLE properties;"
+	" ALTER TABLE properties1 RENAME TO properties;"
+	" CREATE INDEX properties_artifact ON properties(artifact_id, name, key);"
+	" ALTER TABLE tags DROP COLUMN type_name;"
+	" ALTER TABLE tags DROP COLUMN owner;"
+	" ALTER TABLE tags DROP COLUMN visibility;"
+	" ALTER TABLE tags DROP COLUMN status;"
 	" PRAGMA user_version = 1";
 
 UNIT_TEST(schema_version_mismatch)
@@ -254,6 +271,12 @@ UNIT_TEST(schema_version_mismatch)
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
+	/* the scope copies (step 7) come from the artifacts */
+	CHECK_INT(scope_diff(&f), 0);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
+			  " type_name = 'tests' AND owner = 'p1'"), 1);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
+			  " type_name = 'tests' AND status = 'drafted'"), 1);
 	/* the planner statistics came back with the steps */
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_stat1 WHERE"
 			  " idx IN ('artifacts_owner', 'artifacts_deleted')"), 2);

@@ -245,7 +245,7 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 6);
+	CHECK_INT(gl_meta_schema_version(f.m), 7);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
@@ -253,8 +253,8 @@ UNIT_TEST(open_creates_schema)
 			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
 			  " 'subscriptions', 'outbox', 'quota_usage',"
 			  " 'artifact_counts')"), 14);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 6);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 6);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 7);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 7);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -283,6 +283,26 @@ UNIT_TEST(open_creates_schema)
 	fx_close(&f);
 }
 
+/* What steps 2.. added, gone: a version 1 schema. */
+static const char to_v1[] =
+	"DELETE FROM glared_schema WHERE version > 1;"
+	" DROP INDEX artifacts_owner;"
+	" DROP INDEX artifacts_deleted;"
+	" DROP TABLE cleanup_queue;"
+	" DROP TABLE outbox; DROP TABLE subscriptions;"
+	" DROP TABLE quota_usage; DROP TABLE artifact_counts;"
+	" DROP FUNCTION glared_artifacts_counted() CASCADE;"
+	" DROP FUNCTION glared_blobs_counted() CASCADE;"
+	" DROP FUNCTION glared_scope_copies() CASCADE;"
+	" DROP STATISTICS properties_values;"
+	" DROP INDEX artifacts_type_version_scope;"
+	" ALTER TABLE properties DROP COLUMN type_name,"
+	"  DROP COLUMN owner, DROP COLUMN visibility,"
+	"  DROP COLUMN status;"
+	" ALTER TABLE tags DROP COLUMN type_name,"
+	"  DROP COLUMN owner, DROP COLUMN visibility,"
+	"  DROP COLUMN status";
+
 UNIT_TEST(schema_version_mismatch)
 {
 	fx f;
@@ -305,14 +325,7 @@ UNIT_TEST(schema_version_mismatch)
 	CHECK_EQS(f.err.msg, want);
 	CHECK(reopen(&f, 1) == NULL);
 	/* older: version 1 lacks the listing indexes (steps 2..) */
-	CHECK(raw_exec(&f, "DELETE FROM glared_schema WHERE version > 1;"
-		       " DROP INDEX artifacts_owner;"
-		       " DROP INDEX artifacts_deleted;"
-		       " DROP TABLE cleanup_queue;"
-		       " DROP TABLE outbox; DROP TABLE subscriptions;"
-		       " DROP TABLE quota_usage; DROP TABLE artifact_counts;"
-		       " DROP FUNCTION glared_artifacts_counted() CASCADE;"
-		       " DROP FUNCTION glared_blobs_counted() CASCADE") == 0);
+	CHECK(raw_exec(&f, to_v1) == 0);
 	CHECK(reopen(&f, 0) == NULL);
 	snprintf(want, sizeof want, "database schema is at version 1, glared"
 		 " needs %d: run 'glared db upgrade'", cur);
@@ -328,6 +341,12 @@ UNIT_TEST(schema_version_mismatch)
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
+	/* the scope copies (step 7) come from the artifacts */
+	CHECK_INT(scope_diff(&f), 0);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
+			  " type_name = 'tests' AND owner = 'p1'"), 1);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
+			  " type_name = 'tests' AND status = 'drafted'"), 1);
 	/* somebody else's tables */
 	snprintf(foreign, sizeof foreign, "%s_foreign", f.schema);
 	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE;"

@@ -35,7 +35,8 @@ attacks.glare_readonly = function() glare.fail = function() end end -- @glare_re
 attacks.options_readonly = function() glare.options.x = 1 end -- @options_readonly
 attacks.global_write = function() leaked = true end -- @global_write
 
--- bytecode: no load at all, and string.dump is gone
+-- bytecode at run time: no load at all, and string.dump is gone (the
+-- loader's text-only mode for type files: test_9_bytecode_refused)
 attacks.bytecode = function()
   local f = load or loadstring -- @bytecode
   return f("\27LuaT\0\25\147\r\n\26\n")
