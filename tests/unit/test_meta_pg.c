@@ -237,6 +237,9 @@ static int64_t terminate_store(fx *f)
  * PostgreSQL-only cases
  * ====================================================================== */
 
+/* The version a fresh open creates (one per step of the migrations). */
+#define SCHEMA_NOW 7
+
 UNIT_TEST(open_creates_schema)
 {
 	fx f;
@@ -245,7 +248,7 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 7);
+	CHECK_INT(gl_meta_schema_version(f.m), SCHEMA_NOW);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
@@ -253,8 +256,10 @@ UNIT_TEST(open_creates_schema)
 			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
 			  " 'subscriptions', 'outbox', 'quota_usage',"
 			  " 'artifact_counts')"), 14);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 7);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 7);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+		  SCHEMA_NOW);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"),
+		  SCHEMA_NOW);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -596,8 +601,6 @@ UNIT_TEST(reconnect_between_calls)
  * (the start-up recovery once judged by err->status and failed with the
  * stale "has tables but no glared schema version" of a check made
  * without the lock). Bounded: OPEN_ROUNDS rounds of OPEN_PROCS. */
-/* the version a fresh open creates */
-#define SCHEMA_NOW 6
 #define OPEN_ROUNDS 12
 
 /* In a child: open the store, exit 0 if it is current and err stayed
