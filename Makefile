@@ -9,6 +9,10 @@
 #   make bench      benchmarks (print figures next to their baselines)
 #   make install    PREFIX=/usr DESTDIR=... (binary, Lua library, types,
 #                   example config, man page, systemd unit)
+#   make compile_commands.json   the compilation database for editors/clangd
+#
+# The build prints one short line per step ("CC src/x.c"); make V=1 prints
+# the full commands.
 
 # ---- settings ---------------------------------------------------------------
 CC      ?= cc
@@ -21,11 +25,23 @@ WARN    := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  ?= $(OPT) -g
 SAN     ?=
+# pkg-config runs once per make, not once per compiled file (a recursive
+# variable with $(shell) would run it for every recipe that expands it)
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 # the project's flags stay even when CFLAGS is given on the command line
 ALL_CFLAGS = $(CFLAGS) $(SAN) -std=gnu11 -D_GNU_SOURCE \
            -DGLARED_VERSION=\"0.1.0\" -D_FILE_OFFSET_BITS=64 $(WARN) \
-           $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lm -lpthread
+           $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lhttp_parser -lm -lpthread
+
+# quiet build: "CC src/x.c" per step; V=1 shows the commands themselves
+V ?= 0
+ifeq ($(V),0)
+say      = @printf '  %-4s %s\n' $(1) $(2);
+else
+say      =
+endif
 
 BUILD   ?= build
 SRCS    := $(sort $(wildcard src/*.c))
@@ -48,13 +64,14 @@ FUZZ_SAN   := -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -std=gnu11 \
               -D_GNU_SOURCE -DGLARED_VERSION=\"0.1.0\" -D_FILE_OFFSET_BITS=64 \
-              $(WARN) $(shell pkg-config --cflags $(PKGS))
+              $(WARN) $(PKG_CFLAGS)
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_OBJS  := $(filter-out $(FUZZ_BUILD)/obj/main.o,\
               $(SRCS:src/%.c=$(FUZZ_BUILD)/obj/%.o))
 
-.PHONY: all deps test-deps run test asan unit fuzz bench clean install
+.PHONY: all deps test-deps run test asan unit fuzz bench clean install \
+        compile_commands.json
 
 # ---- install ----------------------------------------------------------------
 PREFIX  ?= /usr/local
@@ -81,10 +98,10 @@ glared: $(BUILD)/glared
 	@cp $< $@.tmp && mv -f $@.tmp $@   # mv: a running ./glared is fine
 
 $(BUILD)/glared: $(OBJS)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LD,$@)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: src/%.c | $(BUILD)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD) $(BUILD)/unit:
 	@mkdir -p $@
@@ -96,30 +113,44 @@ $(BUILD)/unit/suites.inc: $(UNIT_SRCS) | $(BUILD)/unit
 	@cmp -s $@.tmp $@ 2>/dev/null || mv $@.tmp $@; rm -f $@.tmp
 
 $(BUILD)/unit/main.o: tests/unit/main.c $(BUILD)/unit/suites.inc
-	$(CC) $(ALL_CFLAGS) -I$(BUILD)/unit -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -I$(BUILD)/unit -c -o $@ $<
 
 $(BUILD)/unit/%.o: tests/unit/%.c | $(BUILD)/unit
-	$(CC) $(ALL_CFLAGS) -Isrc -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(ALL_CFLAGS) -Isrc -MMD -MP -c -o $@ $<
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIBOBJS)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(call say,LD,$@)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit: $(BUILD)/unit-tests
 
 -include $(OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
+
+# The compilation database, written from the same flags as the rules above
+# (no build needed): one entry per server and unit-test source.
+compile_commands.json:
+	$(call say,GEN,$@)CDB_DIR='$(CURDIR)' CDB_CC='$(CC)' \
+	  CDB_FLAGS='$(subst ','\'',$(ALL_CFLAGS))' \
+	  CDB_SRCS='$(SRCS)' CDB_UNIT='$(UNIT_SRCS)' \
+	  CDB_UNIT_INC='-Isrc -I$(BUILD)/unit' \
+	  python3 -c 'import json, os, shlex; e = os.environ; \
+	    f = shlex.split(e["CDB_FLAGS"]); u = shlex.split(e["CDB_UNIT_INC"]); \
+	    db = [{"directory": e["CDB_DIR"], "file": s, \
+	           "arguments": [e["CDB_CC"]] + f + (u if s.startswith("tests/") else []) + ["-c", s]} \
+	          for s in e["CDB_SRCS"].split() + e["CDB_UNIT"].split()]; \
+	    print(json.dumps(db, indent=1))' > $@.tmp && mv -f $@.tmp $@
 
 # ---- fuzz harnesses -----------------------------------------------------------
 $(FUZZ_BUILD)/obj:
 	@mkdir -p $@
 
 $(FUZZ_BUILD)/obj/%.o: src/%.c | $(FUZZ_BUILD)/obj
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(FUZZ_BUILD)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c | $(FUZZ_BUILD)/obj
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)$(FUZZ_CC) $(FUZZ_CFLAGS) -Isrc -MMD -MP -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/fuzz_%.o $(FUZZ_OBJS)
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(call say,LD,$@)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 # the objects are kept between builds, not removed as intermediates
 .SECONDARY: $(FUZZ_OBJS) $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/obj/%.o)

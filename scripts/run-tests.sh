@@ -1,8 +1,11 @@
 #!/bin/sh
 # run-tests.sh BUILD_DIR - run every test suite against BUILD_DIR/glared and
-# print one summary line per suite, then the total: "N passed, N failed".
+# print one summary line per suite, the skips ("N skipped": a skipped test
+# is neither passed nor failed, it did not run), then the last line, the
+# total the project's CI reads: "N passed, N failed".
 #
-# Suites: C unit tests, busted specs (lua/ and types/), the Lua sandbox
+# Suites: the design references of the sources (scripts/check-refs.py),
+# C unit tests, busted specs (lua/ and types/), the Lua sandbox
 # escape tests, the rockspec install check, the black-box HTTP tests
 # (pytest against real glared processes on loopback, with PostgreSQL, S3
 # and RabbitMQ services of their own), the operator suite (tests/ops:
@@ -22,11 +25,13 @@ export GLARED_TEST_RUN
 PY=/usr/bin/python3
 total_pass=0
 total_fail=0
+total_skip=0
 
-add() { # suite passed failed
-	echo "== $1: $2 passed, $3 failed"
+add() { # suite passed failed [skipped]
+	echo "== $1: $2 passed, $3 failed, ${4:-0} skipped"
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
+	total_skip=$((total_skip + ${4:-0}))
 }
 
 num() { # regex file -> first captured number or 0
@@ -95,6 +100,15 @@ else
 	services=0
 fi
 
+# ---- design references (scripts/check-refs.py) ------------------------------
+# Every docs/<file>.md "<section>" and endpoint id the sources cite exists.
+if $PY scripts/check-refs.py > "$LOGDIR/refs.log" 2>&1; then
+	add refs 1 0
+else
+	grep -v '^refs:' "$LOGDIR/refs.log" | head -20
+	add refs 0 1
+fi
+
 # ---- C unit tests --------------------------------------------------------
 if [ -x "$BUILD/unit-tests" ]; then
 	"$BUILD/unit-tests" > "$LOGDIR/unit.log" 2>&1
@@ -102,8 +116,9 @@ if [ -x "$BUILD/unit-tests" ]; then
 	grep -E '^FAIL' "$LOGDIR/unit.log"
 	p=$(num '[0-9]+ passed' "$LOGDIR/unit.log")
 	f=$(num '[0-9]+ failed' "$LOGDIR/unit.log")
+	s=$(num '[0-9]+ skipped' "$LOGDIR/unit.log")
 	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && { f=1; tail -20 "$LOGDIR/unit.log"; }
-	add unit "$p" "$f"
+	add unit "$p" "$f" "$s"
 else
 	echo "== unit: $BUILD/unit-tests missing"
 	add unit 0 1
@@ -116,10 +131,11 @@ if [ -d tests/lua ] && ls tests/lua/*_spec.lua >/dev/null 2>&1; then
 	p=$(num '[0-9]+ success' "$LOGDIR/busted.log")
 	f1=$(num '[0-9]+ failure' "$LOGDIR/busted.log")
 	f2=$(num '[0-9]+ error' "$LOGDIR/busted.log")
+	s=$(num '[0-9]+ pending' "$LOGDIR/busted.log")
 	f=$((f1 + f2))
 	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 	[ "$f" -ne 0 ] && tail -40 "$LOGDIR/busted.log"
-	add lua "$p" "$f"
+	add lua "$p" "$f" "$s"
 fi
 
 # ---- rockspec packaging -----------------------------------------------------
@@ -149,10 +165,11 @@ run_pytest() { # name dir
 	p=$(num '[0-9]+ passed' "$LOGDIR/$1.log")
 	f1=$(num '[0-9]+ failed' "$LOGDIR/$1.log")
 	f2=$(num '[0-9]+ error' "$LOGDIR/$1.log")
+	s=$(num '[0-9]+ skipped' "$LOGDIR/$1.log")
 	f=$((f1 + f2))
 	[ "$f" -ne 0 ] && grep -E '^(FAILED|ERROR)' "$LOGDIR/$1.log"
 	[ "$p" -eq 0 ] && [ "$f" -eq 0 ] && { f=1; tail -30 "$LOGDIR/$1.log"; }
-	add "$1" "$p" "$f"
+	add "$1" "$p" "$f" "$s"
 }
 run_pytest sandbox tests/sandbox
 run_pytest http tests/http
@@ -231,5 +248,6 @@ else
 fi
 
 echo "logs: $LOGDIR"
+echo "$total_skip skipped"
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

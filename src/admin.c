@@ -657,31 +657,29 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 /* A socket file left by a dead process is removed; one that answers
  * belongs to a live server and is left alone. */
 static int clear_stale(const char *path, const struct sockaddr_un *sa,
-		       char *err, size_t errlen)
+		       gl_err *err)
 {
 	struct stat st;
 	int fd, live;
 
 	if (lstat(path, &st) < 0)
 		return 0;
-	if (!S_ISSOCK(st.st_mode)) {
-		snprintf(err, errlen, "%s exists and is not a socket", path);
-		return -1;
-	}
+	if (!S_ISSOCK(st.st_mode))
+		return gl_fail(err, 500, NULL, "%s exists and is not a socket",
+			       path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	live = fd >= 0 && connect(fd, (const struct sockaddr *)sa,
 				  sizeof *sa) == 0;
 	if (fd >= 0)
 		close(fd);
-	if (live) {
-		snprintf(err, errlen, "%s is in use by another process", path);
-		return -1;
-	}
+	if (live)
+		return gl_fail(err, 500, NULL, "%s is in use by another process",
+			       path);
 	unlink(path);
 	return 0;
 }
 
-int gl_admin_start(gl_app *app, gl_admin **out, char *err, size_t errlen)
+int gl_admin_start(gl_app *app, gl_admin **out, gl_err *err)
 {
 	const char *path = app->conf->admin_socket;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -693,26 +691,22 @@ int gl_admin_start(gl_app *app, gl_admin **out, char *err, size_t errlen)
 	*out = NULL;
 	if (!path || !*path)
 		return 0;
-	if (strlen(path) >= sizeof sa.sun_path) {
-		snprintf(err, errlen, "admin_socket path longer than %zu bytes: "
-			 "%s", sizeof sa.sun_path - 1, path);
-		return -1;
-	}
+	if (strlen(path) >= sizeof sa.sun_path)
+		return gl_fail(err, 500, NULL, "admin_socket path longer than %zu"
+			       " bytes: %s", sizeof sa.sun_path - 1, path);
 	strcpy(sa.sun_path, path);
-	if (clear_stale(path, &sa, err, errlen) < 0)
+	if (clear_stale(path, &sa, err) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
+	if (fd < 0)
+		return gl_fail(err, 500, NULL, "socket: %s", strerror(errno));
 	/* created 0600 from the start: no window with a wider mode */
 	old = umask(0177);
 	rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
 	umask(old);
 	if (rc < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0 ||
 	    stat(path, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		gl_fail(err, 500, NULL, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -725,8 +719,7 @@ int gl_admin_start(gl_app *app, gl_admin **out, char *err, size_t errlen)
 		free(a);
 		close(fd);
 		unlink(path);
-		snprintf(err, errlen, "out of memory");
-		return -1;
+		return gl_fail(err, 500, NULL, "out of memory");
 	}
 	a->app = app;
 	a->fd = fd;

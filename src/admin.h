@@ -34,6 +34,8 @@
 
 #include <stddef.h>
 
+#include "err.h"
+
 #define GL_ADMIN_PROTOCOL 1
 #define GL_ADMIN_MAX_LINE (64 << 10)   /* a header line */
 #define GL_ADMIN_MAX_CODE (16 << 20)   /* a chunk */
@@ -44,11 +46,10 @@ struct gl_app;
 typedef struct gl_admin gl_admin;
 
 /* Listen on conf->admin_socket in app's loop. *out is NULL (and 0 is
- * returned) when no socket is configured. -1 with a message in err when
- * the socket cannot be set up (path too long, in use by a live process,
- * bind failure); the caller logs it and serves HTTP without it. */
-int gl_admin_start(struct gl_app *app, gl_admin **out, char *err,
-		   size_t errlen);
+ * returned) when no socket is configured. -1 with err filled when the
+ * socket cannot be set up (path too long, in use by a live process, bind
+ * failure); the caller logs it and serves HTTP without it. */
+int gl_admin_start(struct gl_app *app, gl_admin **out, gl_err *err);
 /* Close every session and the socket, and remove the socket file. NULL ok. */
 void gl_admin_free(gl_admin *a);
 

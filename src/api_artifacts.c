@@ -1,5 +1,6 @@
-/* api_artifacts.c - handlers for schemas and artifacts (E1-E7, E17):
- * request shape and media types here, every rule in the engine. */
+/* api_artifacts.c - handlers for schemas and artifacts (E1-E7, E17 of
+ * docs/glare-contract.md "Endpoints"): request shape and media types
+ * here, every rule in the engine. */
 #include "api.h"
 #include "engine.h"
 

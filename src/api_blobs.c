@@ -1,5 +1,6 @@
 /* api_blobs.c - handlers for blob upload (E8, E9), locations (E10),
- * download (E11) and external blob deletion (E12).
+ * download (E11) and external blob deletion (E12); the ids are those of
+ * docs/glare-contract.md "Endpoints".
  *
  * Uploads stream: the engine checks everything it can from the request
  * head before the body is accepted (so "Expect: 100-continue" clients send

@@ -1,4 +1,5 @@
-/* api_quotas.c - handlers for the dynamic quotas API (E13-E16). */
+/* api_quotas.c - handlers for the dynamic quotas API (E13-E16 of
+ * docs/glare-contract.md "Endpoints"). */
 #include "api.h"
 #include "engine.h"
 

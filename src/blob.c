@@ -51,7 +51,8 @@ json_t *gl_blob_record(const json_t *doc, const gl_field *f,
 	return v;
 }
 
-/* Resolve field/key on a loaded artifact (400s of spec §1.6 E8/E11). */
+/* Resolve field/key on a loaded artifact (the 400s of E8/E11 in
+ * docs/glare-contract.md "Status codes by endpoint"). */
 int gl_blob_resolve(gl_target *tg, const char *field, const char *key,
 		    int has_key, int need_key, gl_err *err)
 {

@@ -155,11 +155,10 @@ static void fill_paths(gl_conf *c)
  * others answer on the terminal. */
 static int log_to_file(gl_conf *conf)
 {
-	char err[1024];
+	gl_err err;
 
-	if (gl_log_configure(conf->log_file, conf->use_json, err,
-			     sizeof err) < 0) {
-		fprintf(stderr, "glared: %s\n", err);
+	if (gl_log_configure(conf->log_file, conf->use_json, &err) < 0) {
+		fprintf(stderr, "glared: %s\n", err.msg);
 		return -1;
 	}
 	return 0;
@@ -473,7 +472,7 @@ int gl_cli_main(int argc, char **argv)
 {
 	const command *c;
 	args a = { .port = -1, .interval = 3600, .min_age = -1 };
-	char err[1024];
+	gl_err err = { 0 };
 	gl_conf *conf;
 	int skip, rc;
 
@@ -531,9 +530,9 @@ int gl_cli_main(int argc, char **argv)
 	if (rc >= 0)
 		return rc;
 
-	conf = gl_conf_load(a.config, err, sizeof err);
+	conf = gl_conf_load(a.config, &err);
 	if (!conf) {
-		fprintf(stderr, "glared: %s\n", err);
+		fprintf(stderr, "glared: %s\n", err.msg);
 		return 1;
 	}
 	if (a.types_path) {

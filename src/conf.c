@@ -199,13 +199,16 @@ static const char *const type_keys[] = {
 	"external_location_rehash_interval", NULL
 };
 
-static int failf(char *err, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int failf(char *err, size_t len, const char *fmt, ...)
+/* A configuration error: gl_fail with the status of a server that cannot
+ * start (the message is all a caller shows). */
+static int failf(gl_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int failf(gl_err *err, const char *fmt, ...)
 {
 	va_list ap;
+
 	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
+	gl_vfail(err, 500, NULL, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -277,7 +280,7 @@ static int strlist_parse(gl_strlist *l, const char *s)
 }
 
 static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
-		   char *err, size_t errlen)
+		   gl_err *err)
 {
 	char *base = (char *)c;
 	int64_t v;
@@ -294,7 +297,7 @@ static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
 		return strlist_parse((gl_strlist *)(base + o->off), val ? val : "");
 	case K_BOOL:
 		if (gl_conf_parse_bool(val, &b) < 0)
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [%s] %s: '%s' is not a boolean",
 				     where, o->section, o->name, val);
 		*(int *)(base + o->off) = b;
@@ -302,11 +305,11 @@ static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
 	case K_INT:
 	case K_INT64:
 		if (gl_conf_parse_int64(val, &v) < 0)
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [%s] %s: '%s' is not an integer",
 				     where, o->section, o->name, val);
 		if (v < o->min || v > o->max)
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [%s] %s: %lld is out of range "
 				     "[%lld, %lld]", where, o->section, o->name,
 				     (long long)v, (long long)o->min,
@@ -445,7 +448,7 @@ static gl_type_conf *type_conf(gl_conf *c, const char *name)
 }
 
 static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
-			const char *where, char *err, size_t errlen)
+			const char *where, gl_err *err)
 {
 	int64_t v;
 	int b;
@@ -454,7 +457,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 	if (!strcmp(key, "max_uploaded_data") ||
 	    !strcmp(key, "max_artifact_number")) {
 		if (gl_conf_parse_int64(val, &v) < 0 || v < -1)
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [artifact_type:%s] %s: '%s' is "
 				     "not an integer >= -1", where, t->name, key,
 				     val);
@@ -464,7 +467,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 			t->max_artifact_number = v;
 	} else if (!strcmp(key, "delayed_delete")) {
 		if (gl_conf_parse_bool(val, &b) < 0)
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [artifact_type:%s] %s: '%s' is "
 				     "not a boolean", where, t->name, key, val);
 		t->delayed_delete = b;
@@ -473,7 +476,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 		t->default_store = strdup(val);
 	} else if (!strcmp(key, "external_download")) {
 		if (strcmp(val, "redirect") && strcmp(val, "proxy"))
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [artifact_type:%s] "
 				     "external_download: '%s' is not one of "
 				     "redirect, proxy", where, t->name, val);
@@ -481,7 +484,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 		t->external_download = strdup(val);
 	} else if (!strcmp(key, "external_location_verification")) {
 		if (strcmp(val, "fetch") && strcmp(val, "trust"))
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [artifact_type:%s] "
 				     "external_location_verification: '%s' is "
 				     "not one of fetch, trust", where, t->name,
@@ -491,7 +494,7 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 	} else if (!strcmp(key, "external_location_check_interval") ||
 		   !strcmp(key, "external_location_rehash_interval")) {
 		if (gl_conf_parse_int64(val, &v) < 0 || v < 0 || v > INT_MAX)
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: option [artifact_type:%s] %s: '%s' is "
 				     "not a number of seconds", where, t->name,
 				     key, val);
@@ -515,15 +518,15 @@ static char *trim(char *s)
 }
 
 static int apply(gl_conf *c, const char *section, const char *key,
-		 const char *val, const char *where, char *err, size_t errlen)
+		 const char *val, const char *where, gl_err *err)
 {
 	const opt *o;
 
 	if (!strncmp(section, "artifact_type:", 14)) {
 		gl_type_conf *t = type_conf(c, section + 14);
 		if (!t)
-			return failf(err, errlen, "out of memory");
-		return set_type_opt(t, key, val, where, err, errlen);
+			return failf(err, "out of memory");
+		return set_type_opt(t, key, val, where, err);
 	}
 	if (!known_section(section))
 		return 0; /* warned once at the section header */
@@ -536,17 +539,17 @@ static int apply(gl_conf *c, const char *section, const char *key,
 			     hint ? hint : "", hint ? "?)" : "");
 		return 0;
 	}
-	return set_opt(c, o, val, where, err, errlen);
+	return set_opt(c, o, val, where, err);
 }
 
-static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
+static int load_file(gl_conf *c, const char *path, gl_err *err)
 {
 	FILE *f = fopen(path, "r");
 	char line[8192], section[256] = "DEFAULT", where[512];
 	int lineno = 0;
 
 	if (!f)
-		return failf(err, errlen, "cannot open config file %s: %s",
+		return failf(err, "cannot open config file %s: %s",
 			     path, strerror(errno));
 	while (fgets(line, sizeof line, f)) {
 		char *s, *eq;
@@ -554,7 +557,7 @@ static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
 		snprintf(where, sizeof where, "%s:%d", path, lineno);
 		if (!strchr(line, '\n') && !feof(f)) {
 			fclose(f);
-			return failf(err, errlen, "%s: line too long", where);
+			return failf(err, "%s: line too long", where);
 		}
 		s = trim(line);
 		if (!*s || *s == '#' || *s == ';')
@@ -563,7 +566,7 @@ static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
 			char *end = strchr(s, ']');
 			if (!end || end[1] != '\0' || end == s + 1) {
 				fclose(f);
-				return failf(err, errlen,
+				return failf(err,
 					     "%s: malformed section header '%s'",
 					     where, s);
 			}
@@ -581,7 +584,7 @@ static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
 		eq = strpbrk(s, "=:");
 		if (!eq) {
 			fclose(f);
-			return failf(err, errlen,
+			return failf(err,
 				     "%s: expected 'option = value', got '%s'",
 				     where, s);
 		}
@@ -589,9 +592,9 @@ static int load_file(gl_conf *c, const char *path, char *err, size_t errlen)
 		char *key = trim(s), *val = trim(eq + 1);
 		if (!*key) {
 			fclose(f);
-			return failf(err, errlen, "%s: empty option name", where);
+			return failf(err, "%s: empty option name", where);
 		}
-		if (apply(c, section, key, val, where, err, errlen) < 0) {
+		if (apply(c, section, key, val, where, err) < 0) {
 			fclose(f);
 			return -1;
 		}
@@ -611,7 +614,7 @@ static void env_name(char *out, size_t len, const char *section,
 	}
 }
 
-static int load_env(gl_conf *c, char *err, size_t errlen)
+static int load_env(gl_conf *c, gl_err *err)
 {
 	char name[256];
 
@@ -619,7 +622,7 @@ static int load_env(gl_conf *c, char *err, size_t errlen)
 		const char *v;
 		env_name(name, sizeof name, options[i].section, options[i].name);
 		v = getenv(name);
-		if (v && set_opt(c, &options[i], v, name, err, errlen) < 0)
+		if (v && set_opt(c, &options[i], v, name, err) < 0)
 			return -1;
 	}
 	for (int t = 0; t < c->ntypes; t++) {
@@ -631,7 +634,7 @@ static int load_env(gl_conf *c, char *err, size_t errlen)
 			env_name(name, sizeof name, sec, type_keys[k]);
 			v = getenv(name);
 			if (v && set_type_opt(&c->types[t], type_keys[k], v,
-					      name, err, errlen) < 0)
+					      name, err) < 0)
 				return -1;
 		}
 	}
@@ -723,19 +726,19 @@ static void resolve_paths(gl_conf *c)
 	}
 }
 
-gl_conf *gl_conf_load(const char *path, char *err, size_t errlen)
+gl_conf *gl_conf_load(const char *path, gl_err *err)
 {
 	gl_conf *c = calloc(1, sizeof *c);
 
 	if (!c) {
-		failf(err, errlen, "out of memory");
+		failf(err, "out of memory");
 		return NULL;
 	}
 	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
 		if (options[i].kind != K_STR && !options[i].def)
 			continue;
-		if (set_opt(c, &options[i], options[i].def, "default", err,
-			    errlen) < 0)
+		if (set_opt(c, &options[i], options[i].def, "default",
+			    err) < 0)
 			goto fail;
 	}
 	if (path) {
@@ -749,37 +752,37 @@ gl_conf *gl_conf_load(const char *path, char *err, size_t errlen)
 				*slash = '\0';
 			c->dir = real;
 		}
-		if (load_file(c, path, err, errlen) < 0)
+		if (load_file(c, path, err) < 0)
 			goto fail;
 	}
-	if (load_env(c, err, errlen) < 0)
+	if (load_env(c, err) < 0)
 		goto fail;
 	resolve_paths(c);
 	if (strcmp(c->metrics_access, "loopback") &&
 	    strcmp(c->metrics_access, "admin") &&
 	    strcmp(c->metrics_access, "open")) {
-		failf(err, errlen,
+		failf(err,
 		      "option [DEFAULT] metrics_access: '%s' is not one of "
 		      "loopback, admin, open", c->metrics_access);
 		goto fail;
 	}
 	if (strcmp(c->external_location_verification, "fetch") &&
 	    strcmp(c->external_location_verification, "trust")) {
-		failf(err, errlen,
+		failf(err,
 		      "option [DEFAULT] external_location_verification: '%s' is "
 		      "not one of fetch, trust",
 		      c->external_location_verification);
 		goto fail;
 	}
 	if (c->upload_takeover_after <= 2 * c->upload_heartbeat) {
-		failf(err, errlen,
+		failf(err,
 		      "option [DEFAULT] upload_takeover_after (%d) must exceed "
 		      "twice upload_heartbeat (%d)", c->upload_takeover_after,
 		      c->upload_heartbeat);
 		goto fail;
 	}
 	if (c->max_api_limit < c->default_api_limit) {
-		failf(err, errlen,
+		failf(err,
 		      "option [DEFAULT] default_api_limit (%d) exceeds "
 		      "max_api_limit (%d)", c->default_api_limit,
 		      c->max_api_limit);

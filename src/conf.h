@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <jansson.h>
 
+#include "err.h"
+
 typedef struct gl_strlist {
 	char **v;
 	int n;
@@ -152,8 +154,8 @@ typedef struct gl_conf {
 } gl_conf;
 
 /* Load defaults, then the file (NULL: defaults only), then the environment.
- * Returns NULL with a message in err on a malformed file or value. */
-gl_conf *gl_conf_load(const char *path, char *err, size_t errlen);
+ * Returns NULL with err filled on a malformed file or value. */
+gl_conf *gl_conf_load(const char *path, gl_err *err);
 void gl_conf_free(gl_conf *c);
 
 /* The per-type settings, or a static all-defaults entry. Never NULL. */

@@ -1,7 +1,8 @@
 /* curlev.h - libcurl's multi interface driven by a libevent loop.
  *
  * One gl_curlev wraps one curl multi handle on the caller's event_base the
- * way curl's multi-event.c example does it (tech-notes §4): curl says which
+ * way curl's multi-event.c example does it (docs/design-notes.md "libcurl
+ * in the event loop"): curl says which
  * sockets to watch and when to wake it, our events call
  * curl_multi_socket_action, and finished transfers are reported. On top of
  * that it carries the rules that make it safe to run caller code from

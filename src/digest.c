@@ -2,7 +2,8 @@
  *
  * Small inputs are hashed inline. Past ASYNC_AFTER bytes the work moves to
  * two helper threads, one for md5 and one for sha1 + sha256 (the split
- * measured best here: ~1.8x one thread, capped by md5, tech-notes §5), so
+ * measured best here: ~1.8x one thread, capped by md5;
+ * docs/design-notes.md "Hashing"), so
  * an upload or a fetch is no longer bound by one core hashing three times
  * while the event loop also moves the bytes. The caller's pieces are
  * copied into a small ring of chunks (RING x CHUNK bytes, bounded memory);

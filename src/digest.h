@@ -2,8 +2,8 @@
  *
  * Every blob byte that enters glared (upload, external fetch, proxy
  * download, re-verification) goes through one of these. The EVP_MD objects
- * are fetched once per process (tech-notes §5: implicit fetches cost more
- * and take locks). Past a few MiB the hashing moves to two helper threads
+ * are fetched once per process (implicit fetches cost more and take locks:
+ * docs/design-notes.md "Hashing"). Past a few MiB the hashing moves to two helper threads
  * that block every signal; if they cannot start, hashing stays inline for
  * that digest (until reset) without retrying. Uses OpenSSL 3 EVP, pthreads.
  */

@@ -405,7 +405,8 @@ int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
 	return gl_jlimits_check(v, &lim, what, err);
 }
 
-/* The change rules (spec §3.3) for an artifact going from status before
+/* The change rules (docs/glare-contract.md "Change rules") for an artifact
+ * going from status before
  * to status after in one request: a field may change when the artifact
  * ends drafted or active, an immutable one only while it was drafted (set
  * and activate in one PATCH). */
@@ -714,7 +715,8 @@ static int set_field(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		return -1;
 	}
 	if (json_is_null(c) && !is_base(name)) {
-		/* unset custom field: reads show the default (spec §2.3) */
+		/* unset custom field: reads show the default
+		 * (docs/glare-contract.md "Field types and coercion") */
 		json_object_del(doc, name);
 		json_decref(c);
 	} else {
@@ -1072,7 +1074,8 @@ static int any_blob_saving(const gl_type *t, const json_t *doc)
 	return 0;
 }
 
-/* Fields that must be set before activation (spec §3.1). A folder's
+/* Fields that must be set before activation (docs/glare-contract.md
+ * "Status machine"). A folder's
  * default {} counts as set, as in Glare. */
 static int missing_required(const gl_type *t, const json_t *doc, char *buf,
 			    size_t len)

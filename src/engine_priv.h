@@ -72,8 +72,8 @@ json_t *gl_engine_blob_output(const gl_type *t, const char *id,
  * limits of the configuration, no U+0000 in it (400 otherwise). */
 int gl_engine_json_ok(gl_engine *e, const json_t *v, const char *what,
 		      gl_err *err);
-/* Change rules of spec §3.3 for a field (400 unknown, 403 frozen/system/
- * immutable). */
+/* The change rules for a field (400 unknown, 403 frozen/system/immutable;
+ * docs/glare-contract.md "Change rules"). */
 int gl_engine_change_allowed(const gl_type *t, const json_t *doc,
 			     const char *field, gl_err *err);
 /* The arguments of a blob hook: [field, key or null] plus extra (if not
@@ -108,7 +108,8 @@ typedef struct gl_target {
 void gl_target_clear(gl_target *tg);
 json_t *gl_blob_record(const json_t *doc, const gl_field *f,
 		       const char *key);
-/* Resolve field/key on a loaded artifact (the 400s of spec §1.6 E8/E11). */
+/* Resolve field/key on a loaded artifact (the 400s of E8/E11 in
+ * docs/glare-contract.md "Status codes by endpoint"). */
 int gl_blob_resolve(gl_target *tg, const char *field, const char *key,
 		    int has_key, int need_key, gl_err *err);
 /* Bytes the blob may hold: field limit, folder space, quotas (inside the

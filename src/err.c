@@ -6,17 +6,24 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int gl_fail(gl_err *e, int status, const char *type, const char *fmt, ...)
+int gl_vfail(gl_err *e, int status, const char *type, const char *fmt,
+	     va_list ap)
 {
-	va_list ap;
-
 	if (!e)
 		return -1;
 	e->status = status;
 	snprintf(e->type, sizeof e->type, "%s",
 		 type ? type : gl_err_default_type(status));
-	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	return -1;
+}
+
+int gl_fail(gl_err *e, int status, const char *type, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	gl_vfail(e, status, type, fmt, ap);
 	va_end(ap);
 	return -1;
 }

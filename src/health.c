@@ -163,7 +163,7 @@ int gl_check_config(gl_conf *conf)
 	gl_meta *m;
 	gl_engine *e;
 	struct event_base *base;
-	char *perr = NULL;
+	gl_err perr;
 	json_t *reasons;
 	const char *bad;
 	int rc = 0;
@@ -182,8 +182,7 @@ int gl_check_config(gl_conf *conf)
 	pol = gl_policy_new();
 	if (conf->policy_file && *conf->policy_file &&
 	    gl_policy_load_file(pol, conf->policy_file, &perr) < 0) {
-		rc = problem("policy file", perr);
-		free(perr);
+		rc = problem("policy file", perr.msg);
 		gl_policy_free(pol);
 		return rc;
 	}

@@ -51,7 +51,8 @@
  * socket (TCP backpressure) instead of growing memory. */
 #define READ_HIGH_WATER (256 * 1024)
 /* libevent reads/writes 16 KiB per callback by default; 256 KiB measured
- * ~5-10% faster for multi-GB bodies (tech-notes §1) at no memory cost. */
+ * ~5-10% faster for multi-GB bodies at no memory cost
+ * (docs/design-notes.md "Streaming request bodies"). */
 #define MAX_SINGLE_IO (256 * 1024)
 /* Streamed responses are fed again once the output is below this. */
 #define OUT_LOW_WATER (256 * 1024)
@@ -698,7 +699,8 @@ void gl_http_reply_file(gl_http_req *r, int status, int fd, off_t off,
 	write_head(r, status, (int64_t)len, 0);
 	out = bufferevent_get_output(r->c->bev);
 	/* a socket bufferevent's output drains to the fd, so this chain is
-	 * written with sendfile, never mapped or copied (tech-notes §2) */
+	 * written with sendfile, never mapped or copied
+	 * (docs/design-notes.md "Downloads with sendfile") */
 	if (r->method == HTTP_HEAD || len == 0) {
 		close(fd);
 	} else if (evbuffer_add_file(out, fd, off, len) < 0) {
@@ -1605,7 +1607,7 @@ gl_http_server *gl_http_server_new(struct event_base *base,
 }
 
 int gl_http_server_listen(gl_http_server *s, const char *host, int port,
-			  int reuseport, char *err, size_t errlen)
+			  int reuseport, gl_err *err)
 {
 	struct evutil_addrinfo hints = { 0 }, *res = NULL;
 	char portstr[16];
@@ -1620,17 +1622,17 @@ int gl_http_server_listen(gl_http_server *s, const char *host, int port,
 	hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
 	snprintf(portstr, sizeof portstr, "%d", port);
 	rc = evutil_getaddrinfo(host, portstr, &hints, &res);
-	if (rc != 0 || !res) {
-		snprintf(err, errlen, "cannot resolve bind_host '%s': %s", host,
-			 evutil_gai_strerror(rc));
-		return -1;
-	}
+	if (rc != 0 || !res)
+		return gl_fail(err, 500, NULL, "cannot resolve bind_host '%s': %s",
+			       host, evutil_gai_strerror(rc));
 	s->lis = evconnlistener_new_bind(s->base, accept_cb, s, flags, 4096,
 					 res->ai_addr, (int)res->ai_addrlen);
 	evutil_freeaddrinfo(res);
 	if (!s->lis) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port,
-			 strerror(errno));
+		int e = errno; /* the caller tells a busy port by it */
+		gl_fail(err, 500, NULL, "cannot listen on %s:%d: %s", host, port,
+			strerror(e));
+		errno = e;
 		return -1;
 	}
 	evconnlistener_set_error_cb(s->lis, accept_error_cb);

@@ -1,7 +1,8 @@
 /* http.h - HTTP/1.1 server connections on libevent bufferevents + http-parser.
  *
  * evhttp in libevent 2.1 buffers whole request bodies before its handlers run
- * (docs: tech-notes §1), and blobs here can be 1000 GiB, so this unit owns
+ * (docs/design-notes.md "Streaming request bodies"), and blobs here can be
+ * 1000 GiB, so this unit owns
  * the connection: it parses with http-parser, hands the request head to a
  * dispatch callback before any body byte is read, streams the body to a
  * consumer piece by piece with backpressure, and writes responses from
@@ -50,6 +51,8 @@
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
 
+#include "err.h"
+
 struct sockaddr;
 
 typedef struct gl_http_server gl_http_server;
@@ -82,9 +85,9 @@ gl_http_server *gl_http_server_new(struct event_base *base,
 				   gl_http_dispatch_fn dispatch,
 				   gl_http_error_fn on_error, void *arg);
 /* Bind and listen. reuseport lets several worker processes share the port.
- * Returns 0 or -1 with a message in err. */
+ * Returns 0 or -1 with err filled (errno still says why a bind failed). */
 int gl_http_server_listen(gl_http_server *s, const char *host, int port,
-			  int reuseport, char *err, size_t errlen);
+			  int reuseport, gl_err *err);
 /* Serve a connection that already exists as a bufferevent (the server
  * takes it over and frees it); sa is the peer (NULL: "local"). Tests and
  * the fuzz harness feed one end of a bufferevent pair through this. */

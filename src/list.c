@@ -1,4 +1,5 @@
-/* list.c - GET /artifacts/{type}: Glare's list query language (spec §5)
+/* list.c - GET /artifacts/{type}: Glare's list query language
+ * (docs/glare-contract.md "Listing")
  * parsed into a gl_list_query for the meta store, and the list response
  * with its first/next links.
  *
@@ -48,7 +49,7 @@ static unsigned op_bit(const char *s)
 	return 0;
 }
 
-/* "[combiner:][op:]value" (spec §5.2). */
+/* "[combiner:][op:]value" (docs/glare-contract.md "Filter values"). */
 static int split_op(const char *expr, int *or_group, unsigned *op,
 		    const char **value, gl_err *err)
 {

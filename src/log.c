@@ -34,18 +34,17 @@ int gl_log_debug_enabled(void) { return debug_on; }
 
 /* The file takes stderr's place, so whatever writes there (a sanitizer,
  * a library) lands in the same file. */
-static int open_file(const char *path, char *err, size_t errlen)
+static int open_file(const char *path, gl_err *err)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 
-	if (fd < 0) {
-		snprintf(err, errlen, "log_file %s: %s", path, strerror(errno));
-		return -1;
-	}
+	if (fd < 0)
+		return gl_fail(err, 500, NULL, "log_file %s: %s", path,
+			       strerror(errno));
 	if (fd != STDERR_FILENO) {
 		if (dup2(fd, STDERR_FILENO) < 0) {
-			snprintf(err, errlen, "log_file %s: %s", path,
-				 strerror(errno));
+			gl_fail(err, 500, NULL, "log_file %s: %s", path,
+				strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -54,12 +53,12 @@ static int open_file(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-int gl_log_configure(const char *file, int json, char *err, size_t errlen)
+int gl_log_configure(const char *file, int json, gl_err *err)
 {
 	json_on = json;
 	if (!file || !*file)
 		return 0;
-	if (open_file(file, err, errlen) < 0)
+	if (open_file(file, err) < 0)
 		return -1;
 	free(log_path);
 	log_path = strdup(file);
@@ -68,13 +67,13 @@ int gl_log_configure(const char *file, int json, char *err, size_t errlen)
 
 int gl_log_reopen(void)
 {
-	char err[512];
+	gl_err err;
 
 	if (!log_path)
 		return 0;
-	if (open_file(log_path, err, sizeof err) < 0) {
+	if (open_file(log_path, &err) < 0) {
 		/* keep writing to the old file: better than nowhere */
-		gl_error("reopen: %s", err);
+		gl_error("reopen: %s", err.msg);
 		return -1;
 	}
 	return 0;

@@ -5,12 +5,14 @@
  * "pid", "message"}). Access lines (one per HTTP request) come through
  * gl_log_access so their format stays greppable. A log file takes stderr's
  * place (dup2) and is reopened by gl_log_reopen (SIGHUP, for logrotate).
- * Used by every unit; uses nothing but libc.
+ * Used by every unit; uses nothing but libc and err.c (gl_err).
  */
 #ifndef GL_LOG_H
 #define GL_LOG_H
 
 #include <stddef.h>
+
+#include "err.h"
 
 enum gl_log_level { GL_LOG_DEBUG, GL_LOG_INFO, GL_LOG_WARN, GL_LOG_ERROR };
 
@@ -20,7 +22,7 @@ void gl_log_set_debug(int debug);
 void gl_log_set_min(enum gl_log_level lvl);
 int gl_log_debug_enabled(void);
 /* [DEFAULT] log_file (NULL: stay on stderr) and use_json. */
-int gl_log_configure(const char *file, int json, char *err, size_t errlen);
+int gl_log_configure(const char *file, int json, gl_err *err);
 /* Open the log file again under its name (after a rotation). */
 int gl_log_reopen(void);
 

@@ -65,32 +65,21 @@
  * versions append steps, never edit shipped ones.
  * ---------------------------------------------------------------------- */
 
+/* The spellings meta_schema.h leaves to the backend. */
+#define MS_CTEXT "TEXT"
+#define MS_INT8 "INTEGER"
+#define MS_BOOL "INTEGER"
+#define MS_FALSE "0"
+#define MS_TRUE(c) c " = 1"
+#define MS_NULLS_FIRST "" /* SQLite's default */
+#define MS_NOROWID " WITHOUT ROWID"
+#define MS_SEQ_PK "INTEGER PRIMARY KEY AUTOINCREMENT"
+#define MS_TAGS_KEY ", PRIMARY KEY (value, artifact_id)) WITHOUT ROWID;"
+#include "meta_schema.h"
+
 static const char schema_v1[] =
-	/* base fields as columns; created/updated/activated_at in
-	 * microseconds since the epoch; doc: JSON of the other fields */
-	"CREATE TABLE artifacts ("
-	" id TEXT NOT NULL PRIMARY KEY,"
-	" type_name TEXT NOT NULL,"
-	" name TEXT NOT NULL,"
-	" version TEXT NOT NULL,"
-	" version_prefix INTEGER NOT NULL,"
-	" version_suffix TEXT NOT NULL,"
-	" version_meta TEXT NOT NULL,"
-	" owner TEXT NOT NULL,"
-	" visibility TEXT NOT NULL,"
-	" status TEXT NOT NULL,"
-	" description TEXT,"
-	" display_type_name TEXT,"
-	" created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL,"
-	" activated_at INTEGER,"
-	" revision INTEGER NOT NULL,"
-	" doc TEXT NOT NULL);"
-	"CREATE TABLE tags ("
-	" value TEXT NOT NULL,"
-	" artifact_id TEXT NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,"
-	" PRIMARY KEY (value, artifact_id)) WITHOUT ROWID;"
-	"CREATE INDEX tags_artifact ON tags(artifact_id);"
+	MS_ARTIFACTS
+	MS_TAGS
 	/* STRICT so that `ANY` keeps every value exactly as bound: in a
 	 * non-strict table ANY means NUMERIC affinity and the string "10"
 	 * would become the integer 10 */
@@ -102,39 +91,13 @@ static const char schema_v1[] =
 	" pos INTEGER NOT NULL,"
 	" PRIMARY KEY (name, key, value, artifact_id, pos)) STRICT, WITHOUT ROWID;"
 	"CREATE INDEX properties_artifact ON properties(artifact_id, name, key);"
-	/* prev_store/prev_location repeat the replaced record's data key so
-	 * reference counting sees data a failed re-upload would restore */
-	"CREATE TABLE blobs ("
-	" artifact_id TEXT NOT NULL REFERENCES artifacts(id) ON DELETE CASCADE,"
-	" field TEXT NOT NULL,"
-	" key TEXT NOT NULL,"
-	" url TEXT, size INTEGER, md5 TEXT, sha1 TEXT, sha256 TEXT,"
-	" external INTEGER NOT NULL DEFAULT 0,"
-	" status TEXT, content_type TEXT,"
-	" store TEXT, location TEXT, reserved INTEGER, node TEXT,"
-	" prev TEXT, prev_store TEXT, prev_location TEXT, temp TEXT,"
-	" verified_at INTEGER, verify_status TEXT, verify_error TEXT,"
-	" extra TEXT,"
-	" PRIMARY KEY (artifact_id, field, key));"
-	"CREATE INDEX blobs_location ON blobs(store, location);"
-	"CREATE INDEX blobs_prev_location ON blobs(prev_store, prev_location)"
-	" WHERE prev_location IS NOT NULL;"
-	"CREATE INDEX blobs_verify ON blobs(verified_at) WHERE external = 1;"
-	"CREATE INDEX blobs_saving ON blobs(artifact_id) WHERE status = 'saving';"
-	"CREATE TABLE quotas ("
-	" project_id TEXT NOT NULL,"
-	" quota_name TEXT NOT NULL,"
-	" quota_value INTEGER NOT NULL,"
-	" PRIMARY KEY (project_id, quota_name)) WITHOUT ROWID;"
+	MS_BLOBS
+	MS_QUOTAS
 	/* a rowid table: incremental blob I/O needs the rowid */
 	"CREATE TABLE blob_data ("
 	" location TEXT NOT NULL PRIMARY KEY,"
 	" data BLOB NOT NULL);"
-	"CREATE TABLE gc_queue ("
-	" store TEXT NOT NULL,"
-	" location TEXT NOT NULL,"
-	" queued_at INTEGER NOT NULL,"
-	" PRIMARY KEY (store, location)) WITHOUT ROWID;";
+	MS_GC_QUEUE;
 
 /* Listing indexes. IF NOT EXISTS: an operator may have added one by hand.
  *
@@ -171,60 +134,20 @@ static const char schema_v2[] =
 	" ('blobs', 'blobs_saving', '10 1');"
 	"ANALYZE sqlite_schema;"; /* reloads the statistics */
 
-/* The scrubber's query (gl_meta_deleted): deleted artifacts by age. */
+/* The scrubber's query (gl_meta_deleted), and its planner statistics. */
 static const char schema_v3[] =
-	"CREATE INDEX IF NOT EXISTS artifacts_deleted ON artifacts(updated_at)"
-	" WHERE status = 'deleted';"
+	MS_DELETED_INDEX
 	"DELETE FROM sqlite_stat1 WHERE idx = 'artifacts_deleted';"
 	"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES"
 	" ('artifacts', 'artifacts_deleted', '10000 1');"
 	"ANALYZE sqlite_schema;";
 
-/* The cleanup queue (gl_meta_cleanup_*): S3 aborts and deletes retried
- * until they succeed. */
-static const char schema_v4[] =
-	"CREATE TABLE cleanup_queue ("
-	" kind TEXT NOT NULL,"
-	" target TEXT NOT NULL,"
-	" arg TEXT NOT NULL,"
-	" attempts INTEGER NOT NULL,"
-	" next_at INTEGER NOT NULL,"
-	" queued_at INTEGER NOT NULL,"
-	" error TEXT,"
-	" PRIMARY KEY (kind, target, arg)) WITHOUT ROWID;"
-	"CREATE INDEX cleanup_queue_due ON cleanup_queue(next_at);";
+/* The cleanup queue (meta_schema.h). */
+static const char schema_v4[] = MS_CLEANUP_QUEUE;
 
-/* Events (events.c): webhook subscriptions, and the outbox - one row per
- * event and sink, written in the transaction of the change it reports,
- * claimed by the node that delivers it (docs/notifications.md).
- * AUTOINCREMENT: a delivery's seq is its id (X-Glare-Delivery) and is
- * never reused after the row is pruned. */
-static const char schema_v5[] =
-	"CREATE TABLE subscriptions ("
-	" id TEXT NOT NULL PRIMARY KEY,"
-	" owner TEXT NOT NULL,"
-	" all_projects INTEGER NOT NULL DEFAULT 0,"
-	" url TEXT NOT NULL,"
-	" events TEXT NOT NULL,"
-	" secret TEXT,"
-	" type_name TEXT,"
-	" artifact_id TEXT,"
-	" created_at INTEGER NOT NULL);"
-	"CREATE TABLE outbox ("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" event_id TEXT NOT NULL,"
-	" event_type TEXT NOT NULL,"
-	" sink TEXT NOT NULL,"
-	" subscription_id TEXT,"
-	" created_at INTEGER NOT NULL,"
-	" body TEXT NOT NULL,"
-	" state TEXT NOT NULL DEFAULT 'pending',"
-	" attempts INTEGER NOT NULL DEFAULT 0,"
-	" next_at INTEGER NOT NULL,"
-	" claimed_by TEXT, claim_until INTEGER,"
-	" last_at INTEGER, last_code INTEGER, last_error TEXT,"
-	" done_at INTEGER);"
-	MC_EVENTS_INDEXES;
+/* Events (events.c): webhook subscriptions and the outbox (meta_schema.h;
+ * here AUTOINCREMENT keeps a pruned seq from being reused). */
+static const char schema_v5[] = MS_EVENTS;
 
 /* Counters kept by triggers in the transaction of every change, so they
  * are exact whatever writes (docs/storage.md, "Counters"):
@@ -249,20 +172,7 @@ static const char schema_v5[] =
 	"(type_name, owner, visibility, status) = (" r ".type_name, " r       \
 	".owner, " r ".visibility, " r ".status)"
 static const char schema_v6[] =
-	"CREATE TABLE quota_usage ("
-	" project_id TEXT NOT NULL,"
-	" type_name TEXT NOT NULL,"
-	" artifacts INTEGER NOT NULL,"
-	" bytes INTEGER NOT NULL,"
-	" PRIMARY KEY (project_id, type_name)) WITHOUT ROWID;"
-	"CREATE TABLE artifact_counts ("
-	" type_name TEXT NOT NULL,"
-	" owner TEXT NOT NULL,"
-	" visibility TEXT NOT NULL,"
-	" status TEXT NOT NULL,"
-	" n INTEGER NOT NULL,"
-	" PRIMARY KEY (type_name, owner, visibility, status)) WITHOUT ROWID;"
-	MC_COUNTERS_INIT
+	MS_COUNTERS
 	"CREATE TRIGGER artifacts_counted_insert AFTER INSERT ON artifacts"
 	" BEGIN"
 	" INSERT INTO quota_usage (project_id, type_name, artifacts, bytes)"

@@ -818,8 +818,9 @@ static void rule_put(gl_policy *p, char *name, struct node *root)
 	p->n++;
 }
 
-/* Spec §3.6, as in glare/common/policy.py, with one deliberate difference:
- * upload, set_location and delete_blob also carry the update_public clause
+/* Glare's default rules (docs/glare-contract.md "Policy rules"), with one
+ * deliberate difference: upload, set_location and delete_blob also carry
+ * the update_public clause
  * of artifact:update, so the content of a public artifact (a mutable blob
  * of it) changes only by an admin's hand, like its fields. A policy file
  * setting these three to "rule:admin_or_owner" restores Glare's rules. */
@@ -909,29 +910,26 @@ void gl_policy_free(gl_policy *p)
 	free(p);
 }
 
-static void set_err(char **err, char *msg)
+/* The parsers build their first error as a malloc'ed message; it goes out
+ * as a gl_err (taking msg). */
+static int set_err(gl_err *err, char *msg)
 {
-	if (err)
-		*err = msg;
-	else
-		free(msg);
+	gl_fail(err, 500, NULL, "%s", msg);
+	free(msg);
+	return -1;
 }
 
 int gl_policy_set_rule(gl_policy *p, const char *name, const char *rule,
-		       char **err)
+		       gl_err *err)
 {
 	struct node *n;
 	char *msg = NULL;
 
-	if (!name || !*name) {
-		set_err(err, xstrdup("policy rule name is empty"));
-		return -1;
-	}
+	if (!name || !*name)
+		return gl_fail(err, 500, NULL, "policy rule name is empty");
 	n = parse_rule(name, rule, &msg);
-	if (!n) {
-		set_err(err, msg);
-		return -1;
-	}
+	if (!n)
+		return set_err(err, msg);
 	rule_put(p, xstrdup(name), n);
 	return 0;
 }
@@ -1554,7 +1552,7 @@ fail:
 	return -1;
 }
 
-int gl_policy_load_file(gl_policy *p, const char *path, char **err)
+int gl_policy_load_file(gl_policy *p, const char *path, gl_err *err)
 {
 	struct stage st = { 0 };
 	char *buf = NULL, *msg = NULL;

@@ -1,6 +1,7 @@
 /* policy.h - access-control rules in the oslo.policy language.
  *
- * Holds Glare's default rule set (spec §3.6) and lets a policy file (JSON or
+ * Holds Glare's default rule set (docs/glare-contract.md "Policy rules")
+ * and lets a policy file (JSON or
  * the YAML subset oslo.policy files use) override single rules. Rules are
  * parsed once into small expression trees; a check walks the tree against
  * the caller's credentials and the target artifact's attributes.
@@ -12,6 +13,8 @@
 
 #include <stddef.h>
 #include <jansson.h>
+
+#include "err.h"
 
 /* The caller's credentials, as built by the auth layer. Borrowed pointers. */
 typedef struct gl_creds {
@@ -29,13 +32,14 @@ gl_policy *gl_policy_new(void);
 void gl_policy_free(gl_policy *p);
 
 /* Override rules from a file (JSON object, or YAML "name: rule" lines).
- * Returns 0, or -1 with *err set (malloc'ed, caller frees) and the policy
- * unchanged: a file either applies whole or not at all. */
-int gl_policy_load_file(gl_policy *p, const char *path, char **err);
+ * Returns 0, or -1 with err filled and the policy unchanged: a file
+ * either applies whole or not at all. */
+int gl_policy_load_file(gl_policy *p, const char *path, gl_err *err);
 
-/* Parse and set one rule (used by tests and the console). 0 or -1 + *err. */
+/* Parse and set one rule (used by tests and the console). 0 or -1 + err
+ * (err may be NULL). */
 int gl_policy_set_rule(gl_policy *p, const char *name, const char *rule,
-		       char **err);
+		       gl_err *err);
 
 /* Evaluate rule `name` for creds against target (a JSON object whose string
  * members are the %(key)s substitutions; may be NULL). A rule that does not

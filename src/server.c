@@ -114,12 +114,11 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 static gl_policy *load_policy(const gl_conf *conf)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err;
 
 	if (conf->policy_file && *conf->policy_file &&
 	    gl_policy_load_file(p, conf->policy_file, &err) < 0) {
-		gl_error("policy file %s: %s", conf->policy_file, err);
-		free(err);
+		gl_error("policy file %s: %s", conf->policy_file, err.msg);
 		gl_policy_free(p);
 		return NULL;
 	}
@@ -133,7 +132,6 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	worker w = { 0 };
 	gl_http_limits lim;
 	gl_err err = { 0 };
-	char msg[256];
 	int rc = 1;
 
 	gl_metrics_worker(idx);
@@ -169,13 +167,13 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	if (w.http)
 		gl_http_server_on_complete(w.http, gl_access_complete, &w.app);
 	if (!w.http ||
-	    gl_http_server_listen(w.http, host, port, reuse, msg, sizeof msg)) {
-		gl_error("%s", w.http ? msg : "out of memory");
+	    gl_http_server_listen(w.http, host, port, reuse, &err)) {
+		gl_error("%s", w.http ? err.msg : "out of memory");
 		goto out;
 	}
 	/* the admin socket: one listener, in the first worker */
-	if (idx == 0 && gl_admin_start(&w.app, &w.admin, msg, sizeof msg) < 0)
-		gl_error("admin socket: %s", msg);
+	if (idx == 0 && gl_admin_start(&w.app, &w.admin, &err) < 0)
+		gl_error("admin socket: %s", err.msg);
 	w.sig_term = evsignal_new(w.app.base, SIGTERM, on_stop_signal, &w);
 	w.sig_int = evsignal_new(w.app.base, SIGINT, on_stop_signal, &w);
 	w.sig_hup = evsignal_new(w.app.base, SIGHUP, on_hup, &w);
@@ -228,21 +226,21 @@ static int probe_bind(const char *host, int port)
 	struct event_base *b = event_base_new();
 	gl_http_limits lim;
 	gl_http_server *s;
-	char msg[256];
+	gl_err err;
 	int rc, e;
 
 	gl_http_limits_default(&lim);
 	s = gl_http_server_new(b, &lim, gl_api_dispatch, gl_api_http_error,
 			       NULL);
-	rc = gl_http_server_listen(s, host, port, 0, msg, sizeof msg);
+	rc = gl_http_server_listen(s, host, port, 0, &err);
 	e = errno;
 	if (rc && e == EADDRINUSE)
 		gl_error("%s: another process listens on port %d (workers "
 			 "left by an earlier glared whose master was killed, "
 			 "or another server); glared does not share its port: "
-			 "stop that process first", msg, port);
+			 "stop that process first", err.msg, port);
 	else if (rc)
-		gl_error("%s", msg);
+		gl_error("%s", err.msg);
 	gl_http_server_free(s);
 	event_base_free(b);
 	return rc;

@@ -146,15 +146,14 @@ typedef struct tool_env {
 static int env_open(gl_conf *conf, tool_env *te)
 {
 	gl_err err = { 0 };
-	char *perr = NULL;
+	gl_err perr;
 
 	memset(te, 0, sizeof *te);
 	te->base = event_base_new();
 	te->pol = gl_policy_new();
 	if (conf->policy_file && *conf->policy_file &&
 	    gl_policy_load_file(te->pol, conf->policy_file, &perr) < 0) {
-		fprintf(stderr, "glared: policy: %s\n", perr);
-		free(perr);
+		fprintf(stderr, "glared: policy: %s\n", perr.msg);
 		return -1;
 	}
 	te->e = gl_engine_new(conf, te->pol, te->base, &err);

@@ -1,5 +1,6 @@
 --- Field kinds: their JSON-schema types, filter operators and coercion
--- rules (spec §2.3, §2.6).
+-- rules (docs/glare-contract.md "Field types and coercion", "Filter
+-- operators").
 --
 -- Coercion reproduces Glare's (oslo.versionedobjects) Python semantics:
 -- `int()`, `float()`, `str()`, FlexibleBoolean, semantic_version coercion.

@@ -21,7 +21,7 @@ local math_type = math.type
 local vdefs = validators.defs
 local kind_of = typedefs.kind_of
 
---- Hooks a type may define (spec §4.10 / docs/lua-runtime.md): GL_HOOKS
+--- Hooks a type may define (docs/glare-contract.md "Hooks"): GL_HOOKS
 -- of src/ltype.h, which the server hands over as glare.hooks.
 metaschema.HOOKS = require("glare.hooks")
 local IS_HOOK = {}

@@ -257,7 +257,8 @@ local function wrap(T, F, err)
   return format("Type: %s. Field: %s. Exception: %s", T.name, F.name, err)
 end
 
---- Coerce and validate one field value (spec §2.3-2.5). Returns the stored
+--- Coerce and validate one field value (docs/glare-contract.md "Field types
+--- and coercion", "Implicit limits", "Validators"). Returns the stored
 -- value (for null: a List/Dict's default, else `json.null` on a nullable
 -- field, else the default of a non-nullable one) or `nil, message`.
 function runtime.coerce(T, field, value)

@@ -1,4 +1,5 @@
---- JSON schemas of artifact types (spec §2.8), as marked Lua tables.
+--- JSON schemas of artifact types (docs/glare-contract.md "Schemas"), as
+--- marked Lua tables.
 --
 -- Each field schema is assembled like Glare's: validator keywords, then
 -- `type` (`[t, "null"]` when nullable), `glareType`, `readOnly`, element

@@ -207,7 +207,8 @@ function semver.compare(a, b)
   return compare_ids(pa, pb)
 end
 
---- The three database columns of a version (spec §2.10):
+--- The three database columns of a version (docs/glare-contract.md
+--- "Version columns"):
 -- `prefix = major<<48 | minor<<32 | patch<<16 | flag<<14` (flag 2 for a
 -- release, 0 with a prerelease), `suffix` = prerelease with numeric
 -- identifiers zero-padded to 6 digits (`""` for a release), `meta` = build.

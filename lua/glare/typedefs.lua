@@ -41,7 +41,8 @@ function typedefs.kind_of(spec)
 end
 
 ----------------------------------------------------------------------------
--- Base fields (spec §2.2). Their order is the order of the schema and of
+-- Base fields (docs/glare-contract.md "Base fields"). Their order is the
+-- order of the schema and of
 -- the compiled field list.
 ----------------------------------------------------------------------------
 
@@ -87,7 +88,7 @@ defs.version = defs.Version { sortable = true, nullable = false,
   default = "0.0.0", filter_ops = { "eq", "neq", "in", "gt", "gte", "lt", "lte" },
   description = "Semantic version of the artifact (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD])." }
 -- Glare marks it required on activation: a type without a display name
--- can never be activated (spec §9). Kept for compatibility.
+-- can never be activated (docs/glare-contract.md "Quirks kept").
 defs.display_type_name = S { system = true, sortable = true,
   required_on_activate = true, filter_ops = LIKE_OPS,
   description = "Human-readable name of the artifact type." }

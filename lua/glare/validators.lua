@@ -1,4 +1,5 @@
---- Attribute-named validators (spec §2.5) and the implicit limits (§2.4).
+--- Attribute-named validators and the implicit limits (docs/glare-contract.md
+--- "Validators", "Implicit limits").
 --
 -- A field declares a validator by naming it as an attribute, Kong style:
 -- `glare.String { max_length = 10, pattern = "^[a-z]+$" }`. Each entry of
@@ -456,7 +457,8 @@ function validators.kinds_of(name)
   return t
 end
 
---- Apply the implicit limits of spec §2.4 to a table of validator
+--- Apply the implicit limits (docs/glare-contract.md "Implicit limits") to
+--- a table of validator
 -- attributes for a field (or element) of `kind`; returns a new table.
 function validators.with_defaults(kind, attrs, is_element)
   local out = {}

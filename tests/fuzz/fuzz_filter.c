@@ -68,7 +68,7 @@ static void create(const char *body)
 static void setup(void)
 {
 	const char *env = getenv("GLARED_ROOT");
-	char root[PATH_MAX], conf_path[128], err[512];
+	char root[PATH_MAX], conf_path[128];
 	gl_conf *conf;
 	gl_err e = { 0 };
 	FILE *f;
@@ -92,10 +92,10 @@ static void setup(void)
 	fclose(f);
 	gl_log_init("fuzz_filter", 0);
 	gl_log_set_min(GL_LOG_ERROR);
-	conf = gl_conf_load(conf_path, err, sizeof err);
+	conf = gl_conf_load(conf_path, &e);
 	unlink(conf_path);
 	if (!conf)
-		die("configuration", err);
+		die("configuration", e.msg);
 	engine = gl_engine_new(conf, gl_policy_new(), event_base_new(), &e);
 	cleanup();
 	if (!engine)

@@ -1,5 +1,6 @@
 """Artifacts: create, show, update (JSON-patch), lifecycle, visibility,
-uniqueness, delete. Contract: spec §1.6 E4-E7, §2, §3."""
+uniqueness, delete. Contract: E4-E7 in docs/glare-contract.md "Status codes
+by endpoint", "Change rules", "Status machine", "Policy rules"."""
 import re
 import threading
 import time

@@ -1,5 +1,6 @@
 """Listing: limit, marker, sort, the filter grammar, dict/list/tags
-filters, version ranges, latest, links. Contract: spec §5."""
+filters, version ranges, latest, links. Contract: docs/glare-contract.md
+"Listing", "Filter values"."""
 import urllib.parse
 
 import pytest

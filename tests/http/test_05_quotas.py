@@ -1,5 +1,5 @@
 """Quotas: static (config) and dynamic (PUT /quotas), artifact count and
-uploaded data. Contract: spec §6.1, E13-E16."""
+uploaded data. Contract: docs/glare-contract.md "Quotas", E13-E16."""
 import pytest
 
 from conftest import ADMIN, USER1, USER2

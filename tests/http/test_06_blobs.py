@@ -1,6 +1,6 @@
 """Blobs: streaming upload, blob dicts, limits, quotas, re-upload, hooks,
-download with Range/HEAD/ETag, stores, crash safety. Contract: spec §4,
-issue 6."""
+download with Range/HEAD/ETag, stores, crash safety. Contract:
+docs/glare-contract.md "Blobs", issue 6."""
 import hashlib
 import os
 import signal

@@ -1,6 +1,7 @@
 """External locations: fetch and verify on registration, SSRF guard,
 trust mode, redirect/proxy downloads, re-verification, delete semantics,
-location selection. Contract: issue 7 (over spec §4.6-4.7)."""
+location selection. Contract: issue 7 (over docs/glare-contract.md
+"Locations")."""
 import hashlib
 import http.server
 import os

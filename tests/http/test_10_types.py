@@ -1,4 +1,5 @@
-"""The Lua type runtime seen from outside: schemas (spec §2.8, draft-04),
+"""The Lua type runtime seen from outside: schemas (docs/glare-contract.md
+"Schemas", draft-04),
 check-types, hot reload (SIGHUP), custom type modules, hooks."""
 import json
 import os

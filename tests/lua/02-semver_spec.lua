@@ -1,7 +1,8 @@
 local semver = require("glare.semver")
 
 describe("glare.semver", function()
-  describe("coerce (spec §2.3 examples)", function()
+  -- docs/glare-contract.md "Field types and coercion"
+  describe("coerce (the contract's examples)", function()
     local OK = {
       { "1.0", "1.0.0" }, { "1", "1.0.0" }, { 2.0, "2.0.0" }, { 3, "3.0.0" },
       { "1-alpha", "1.0.0-alpha" }, { "1:0", "1.0.0-0" }, { "1:0:0", "1.0.0-0-0" },

@@ -156,7 +156,8 @@ describe("validators", function()
     end
   end)
 
-  describe("implicit limits (spec §2.4)", function()
+  -- docs/glare-contract.md "Implicit limits"
+  describe("implicit limits", function()
     it("String gets max_length 255 unless it has max_length or allowed_values", function()
       assert.equal(255, validators.with_defaults("String", {}).max_length)
       assert.equal(10, validators.with_defaults("String", { max_length = 10 }).max_length)

@@ -1,4 +1,5 @@
--- The coercion matrix of spec §2.3, through runtime.coerce (so with the
+-- The coercion matrix (docs/glare-contract.md "Field types and coercion"),
+-- through runtime.coerce (so with the
 -- "Type: t. Field: f. Exception: ..." wrapper and the implicit limits).
 local json = require("glare.json")
 local runtime = require("glare.runtime")

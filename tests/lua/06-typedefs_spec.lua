@@ -34,7 +34,8 @@ describe("glare.typedefs", function()
     assert.is_nil(typedefs.kind_of("String"))
   end)
 
-  describe("base fields (spec §2.2)", function()
+  -- docs/glare-contract.md "Base fields"
+  describe("base fields", function()
     -- name: system, mutable, required_on_activate, nullable, default, sortable, filter_ops
     local EXPECT = {
       id = { true, false, true, false, nil, true, "eq neq in" },

@@ -1,4 +1,5 @@
--- Schema generation (spec §2.8), key by key for sample_artifact and images,
+-- Schema generation (docs/glare-contract.md "Schemas"), key by key for
+-- sample_artifact and images,
 -- and draft-04 structure for every stock type.
 local json = require("glare.json")
 local runtime = require("glare.runtime")
@@ -78,7 +79,7 @@ describe("schema", function()
   describe("sample_artifact", function()
     local T = H.type("sample_artifact")
 
-    it("has the type-level keys of §2.8", function()
+    it("has the type-level keys", function()
       local s = runtime.schema(T)
       local props = s.properties
       s.properties = nil

@@ -21,7 +21,8 @@ describe("runtime", function()
       assert.is_false(v)
       assert.is_nil(err)
     end)
-    it("runs the validators of spec §2.5 on sample_artifact (FT test_update_with_validators)", function()
+    -- docs/glare-contract.md "Validators"
+    it("runs the validators on sample_artifact (FT test_update_with_validators)", function()
       local function bad(f, v) return (select(2, runtime.coerce(T, f, v))) end
       assert.matches("below the minimum 10", bad("int_validators", 9))
       assert.equal(10, runtime.coerce(T, "int_validators", 10))

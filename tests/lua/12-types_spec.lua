@@ -1,4 +1,5 @@
--- Every stock type loads, and declares the fields of spec §7.
+-- Every stock type loads, and declares its fields (docs/glare-contract.md
+-- "Stock types").
 local json = require("glare.json")
 local runtime = require("glare.runtime")
 local H = dofile("tests/lua/helpers.lua")

@@ -1,4 +1,5 @@
--- Filter operators (spec §2.6) and filter-value coercion.
+-- Filter operators (docs/glare-contract.md "Filter operators") and
+-- filter-value coercion.
 local fields = require("glare.fields")
 local runtime = require("glare.runtime")
 local H = dofile("tests/lua/helpers.lua")

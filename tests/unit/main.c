@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 int unit_failed;
+int unit_skipped;
 char unit_msg[512];
 
 #define SUITE(n) extern const unit_suite n##_suite;
@@ -32,7 +33,7 @@ static int wanted(const char *name, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	int passed = 0, failed = 0;
+	int passed = 0, failed = 0, skipped = 0;
 	/* UNIT_ONLY=suite.case runs one case (tests that re-exec themselves
 	 * to measure a fresh process) */
 	const char *only = getenv("UNIT_ONLY");
@@ -50,11 +51,16 @@ int main(int argc, char **argv)
 			if (!only && !strncmp(su->cases[i].name, "child_", 6))
 				continue;
 			unit_failed = 0;
+			unit_skipped = 0;
 			unit_msg[0] = '\0';
 			su->cases[i].fn();
 			if (unit_failed) {
 				failed++;
 				printf("FAIL %s.%s  %s\n", su->name,
+				       su->cases[i].name, unit_msg);
+			} else if (unit_skipped) {
+				skipped++;
+				printf("skip %s.%s  %s\n", su->name,
 				       su->cases[i].name, unit_msg);
 			} else {
 				passed++;
@@ -62,6 +68,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	printf("unit: %d passed, %d failed\n", passed, failed);
+	printf("unit: %d passed, %d failed, %d skipped\n", passed, failed,
+	       skipped);
 	return failed ? 1 : 0;
 }

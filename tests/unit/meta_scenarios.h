@@ -8,7 +8,8 @@
  * of which first defines its fixture:
  *   typedef struct fx { ...; gl_meta *m; gl_err err; char dir[64]; } fx;
  *     (dir: a temp directory for files the case writes)
- *   static int fx_skip(void);             1: the backend is not available
+ *   static const char *fx_skip(void);     why the backend is not available,
+ *                                         or NULL when it is
  *   static gl_meta *fx_open(fx *f);       a fresh, empty store
  *   static void fx_close(fx *f);
  *   static gl_meta *reopen(fx *f, int upgrade);  a second connection
@@ -35,11 +36,12 @@
 #include "unit.h"
 #include "util.h"
 
-/* The start of a case: a fresh store, or return (skip) without it. */
+/* The start of a case: a fresh store, or a skip without the backend. */
 #define FX_START(f)                                                           \
 	do {                                                                  \
-		if (fx_skip())                                                \
-			return;                                               \
+		const char *why_ = fx_skip();                                 \
+		if (why_)                                                     \
+			UNIT_SKIP("%s", why_);                                \
 		CHECK(fx_open(&(f)));                                         \
 	} while (0)
 

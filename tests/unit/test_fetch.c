@@ -697,10 +697,10 @@ typedef struct tctx {
 
 static int tctx_init(tctx *t, const char *allow)
 {
-	char err[256];
+	gl_err err;
 
 	memset(t, 0, sizeof *t);
-	t->conf = gl_conf_load(NULL, err, sizeof err);
+	t->conf = gl_conf_load(NULL, &err);
 	if (!t->conf)
 		return -1;
 	if (allow) {
@@ -1493,8 +1493,8 @@ FETCH_CASE(fetch_sync, "127.0.0.1/32")
 
 UNIT_TEST(fetch_new_rejects_bad_allow_list)
 {
-	char e[256];
-	gl_conf *conf = gl_conf_load(NULL, e, sizeof e);
+	gl_err e;
+	gl_conf *conf = gl_conf_load(NULL, &e);
 	struct event_base *base = event_base_new();
 	gl_err err = { 0 };
 

@@ -86,13 +86,13 @@ static void *loop(void *arg)
 static int srv_start(srv *s)
 {
 	gl_http_limits lim;
-	char err[256];
+	gl_err err;
 
 	memset(s, 0, sizeof *s);
 	s->base = event_base_new();
 	gl_http_limits_default(&lim);
 	s->http = gl_http_server_new(s->base, &lim, dispatch, on_error, s);
-	if (gl_http_server_listen(s->http, "127.0.0.1", 0, 0, err, sizeof err))
+	if (gl_http_server_listen(s->http, "127.0.0.1", 0, 0, &err))
 		return -1;
 	s->port = gl_http_server_port(s->http);
 	s->resume_ev = evtimer_new(s->base, resume_cb, s);

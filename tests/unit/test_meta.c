@@ -38,9 +38,9 @@ typedef struct fx {
 } fx;
 
 /* sqlite is always there */
-static int fx_skip(void)
+static const char *fx_skip(void)
 {
-	return 0;
+	return NULL;
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag,

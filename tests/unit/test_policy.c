@@ -36,12 +36,11 @@ static int chk(const gl_policy *p, const char *rule, const gl_creds *c,
 static int eval_rule(const char *rule, const gl_creds *c, const json_t *t)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 	int v;
 
 	if (gl_policy_set_rule(p, "t", rule, &err) != 0) {
-		fprintf(stderr, "unexpected parse error: %s\n", err);
-		free(err);
+		fprintf(stderr, "unexpected parse error: %s\n", err.msg);
 		gl_policy_free(p);
 		return -1;
 	}
@@ -62,14 +61,14 @@ static gl_creds with_roles(const char *const *roles, size_t n)
 static char *parse_err(const char *rule)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 
 	if (gl_policy_set_rule(p, "artifact:create", rule, &err) == 0) {
 		gl_policy_free(p);
 		return NULL;
 	}
 	gl_policy_free(p);
-	return err ? err : strdup("(no message)");
+	return strdup(err.msg[0] ? err.msg : "(no message)");
 }
 
 static int err_is(const char *rule, const char *want)
@@ -102,7 +101,7 @@ static char *tmpfile_with(const char *text)
 }
 
 /* Loads text as a policy file into p; returns the result, *err as set. */
-static int load_text(gl_policy *p, const char *text, char **err)
+static int load_text(gl_policy *p, const char *text, gl_err *err)
 {
 	char *path = tmpfile_with(text);
 	int rc;
@@ -220,7 +219,7 @@ UNIT_TEST(policy_file_restores_glare_blob_rules)
 {
 	gl_policy *p = gl_policy_new();
 	json_t *pub = art("public", "active");
-	char *err = NULL;
+	gl_err err = { 0 };
 	size_t bad = 0;
 	int rc = load_text(p,
 			   "artifact:upload: rule:admin_or_owner\n"
@@ -238,7 +237,6 @@ UNIT_TEST(policy_file_restores_glare_blob_rules)
 	}
 	json_decref(pub);
 	gl_policy_free(p);
-	free(err);
 	CHECK_INT(rc, 0);
 	CHECK_INT(bad, 0);
 }
@@ -316,7 +314,8 @@ UNIT_TEST(defaults_download)
 	r[0] = chk(p, "artifact:download", &owner, act);
 	r[1] = chk(p, "artifact:download", &owner, deact);
 	r[2] = chk(p, "artifact:download", &admin, deact);
-	/* spec §3.6: other projects cannot download even public blobs */
+	/* other projects cannot download even public blobs
+	 * (docs/glare-contract.md "Policy rules") */
 	r[3] = chk(p, "artifact:download", &other, pub);
 	r[4] = chk(p, "artifact:download_deactivated", &owner, act);
 	r[5] = chk(p, "artifact:download", &anon, pub);
@@ -413,13 +412,13 @@ UNIT_TEST(unknown_rule_denies)
 	int r0 = chk(p, "artifact:no_such_rule", &admin, NULL);
 	int r1 = chk(p, "", &admin, NULL);
 	int r2, r3;
-	char *err = NULL;
+	gl_err err = { 0 };
 
 	gl_policy_set_rule(p, "t", "rule:missing or role:member", &err);
 	r2 = chk(p, "t", &admin, NULL);
 	r3 = chk(p, "t", &anon, NULL);
 	gl_policy_free(p);
-	CHECK(err == NULL);
+	CHECK(!err.msg[0]);
 	CHECK_INT(r0, 0);
 	CHECK_INT(r1, 0);
 	CHECK_INT(r2, 1); /* the unknown reference alone is false */
@@ -618,7 +617,7 @@ UNIT_TEST(generic_credential_checks)
 UNIT_TEST(rule_references)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 	int rc = gl_policy_set_rule(p, "my:rule",
 				    "rule:context_is_admin or rule:other",
 				    &err);
@@ -646,7 +645,7 @@ UNIT_TEST(rule_references)
 UNIT_TEST(recursion_cycle_denies)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 	int r[4];
 
 	gl_policy_set_rule(p, "a", "rule:b", &err);
@@ -659,7 +658,7 @@ UNIT_TEST(recursion_cycle_denies)
 	r[2] = chk(p, "short", &admin, NULL);  /* never reached the cycle */
 	r[3] = chk(p, "neg", &admin, NULL);    /* not cannot flip a cycle */
 	gl_policy_free(p);
-	CHECK(err == NULL);
+	CHECK(!err.msg[0]);
 	CHECK_INT(r[0], 0);
 	CHECK_INT(r[1], 0);
 	CHECK_INT(r[2], 1);
@@ -887,7 +886,7 @@ UNIT_TEST(nesting_limit)
 UNIT_TEST(set_rule_failure_keeps_old_rule)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL, *err2 = NULL;
+	gl_err err = { 0 }, err2 = { 0 };
 	int rc = gl_policy_set_rule(p, "artifact:create", "role:a and", &err);
 	int v = chk(p, "artifact:create", &anon, NULL);
 	int rc2 = gl_policy_set_rule(p, "", "@", &err2);
@@ -896,14 +895,12 @@ UNIT_TEST(set_rule_failure_keeps_old_rule)
 
 	gl_policy_free(p);
 	CHECK_INT(rc, -1);
-	CHECK(err && strstr(err, "'artifact:create'"));
+	CHECK(strstr(err.msg, "'artifact:create'"));
 	CHECK_INT(v, 1); /* still the default "" */
 	CHECK_INT(rc2, -1);
-	CHECK_STR(err2, "policy rule name is empty");
+	CHECK_STR(err2.msg, "policy rule name is empty");
 	CHECK_INT(rc3, 0);
 	CHECK_INT(v2, 0);
-	free(err);
-	free(err2);
 }
 
 /* ---- policy files ------------------------------------------------------ */
@@ -911,7 +908,7 @@ UNIT_TEST(set_rule_failure_keeps_old_rule)
 UNIT_TEST(json_file_overrides)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 	static const char *const su[] = { "su_role" };
 	gl_creds s = with_roles(su, 1);
 	int rc = load_text(p,
@@ -923,7 +920,7 @@ UNIT_TEST(json_file_overrides)
 			   &err);
 
 	CHECK_INT(rc, 0);
-	CHECK(err == NULL);
+	CHECK(!err.msg[0]);
 	CHECK_INT(chk(p, "artifact:create", &s, NULL), 1);
 	CHECK_INT(chk(p, "artifact:create", &admin, NULL), 0);
 	CHECK_INT(chk(p, "custom", &s, NULL), 1);
@@ -937,7 +934,7 @@ UNIT_TEST(json_file_overrides)
 UNIT_TEST(json_file_errors_are_atomic)
 {
 	gl_policy *p = gl_policy_new();
-	char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+	gl_err e1 = { 0 }, e2 = { 0 }, e3 = { 0 }, e4 = { 0 };
 	int rc1 = load_text(p,
 			    "{\"artifact:create\": \"!\",\n"
 			    " \"artifact:get\": \"role:a or\"}\n",
@@ -956,22 +953,18 @@ UNIT_TEST(json_file_errors_are_atomic)
 	CHECK_INT(rc3, -1);
 	CHECK_INT(rc4, -1);
 	CHECK_INT(v, 1); /* the valid first rule was not applied */
-	CHECK(e1 && strstr(e1, ": policy rule 'artifact:get': missing operand "
+	CHECK(strstr(e1.msg, ": policy rule 'artifact:get': missing operand "
 			       "after 'or' at offset 7"));
-	CHECK(e2 && strstr(e2, ":2:") && strstr(e2, "invalid JSON"));
-	CHECK(e3 && strstr(e3, "policy rule 'x': value must be a string or "
+	CHECK(strstr(e2.msg, ":2:") && strstr(e2.msg, "invalid JSON"));
+	CHECK(strstr(e3.msg, "policy rule 'x': value must be a string or "
 			       "a list"));
-	CHECK(e4 && strstr(e4, "policy rule 'x': list item [0][0]"));
-	free(e1);
-	free(e2);
-	free(e3);
-	free(e4);
+	CHECK(strstr(e4.msg, "policy rule 'x': list item [0][0]"));
 }
 
 UNIT_TEST(yaml_file_forms)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 	static const char *const r[] = { "o'neil", "q\"r", "x" };
 	gl_creds c = with_roles(r, 3);
 	json_t *pub = art("public", "active");
@@ -994,7 +987,7 @@ UNIT_TEST(yaml_file_forms)
 		&err);
 
 	if (rc)
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "%s\n", err.msg);
 	CHECK_INT(rc, 0);
 	CHECK_INT(chk(p, "artifact:create", &c, NULL), 1);
 	CHECK_INT(chk(p, "artifact:create", &admin, NULL), 0);
@@ -1016,7 +1009,7 @@ UNIT_TEST(yaml_file_forms)
 UNIT_TEST(yaml_file_escapes_and_multiline)
 {
 	gl_policy *p = gl_policy_new();
-	char *err = NULL;
+	gl_err err = { 0 };
 	static const char *const r1[] = { "a\\b" };
 	static const char *const r2[] = { "b", "c" };
 	gl_creds c1 = with_roles(r1, 1), c2 = with_roles(r2, 2);
@@ -1032,7 +1025,7 @@ UNIT_TEST(yaml_file_escapes_and_multiline)
 			   &err);
 
 	if (rc)
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, "%s\n", err.msg);
 	CHECK_INT(rc, 0);
 	CHECK_INT(chk(p, "esc", &c1, NULL), 1);
 	CHECK_INT(chk(p, "folded", &c2, NULL), 1);
@@ -1047,7 +1040,7 @@ UNIT_TEST(yaml_file_escapes_and_multiline)
 UNIT_TEST(yaml_file_errors_name_the_line)
 {
 	gl_policy *p = gl_policy_new();
-	char *e[7] = { 0 };
+	gl_err e[7] = { 0 };
 	int rc[7];
 
 	rc[0] = load_text(p, "artifact:create: '!'\n# ok\nthis is not a rule\n",
@@ -1063,22 +1056,20 @@ UNIT_TEST(yaml_file_errors_name_the_line)
 	/* atomic: none of the files applied their first, valid rule */
 	CHECK_INT(chk(p, "artifact:create", &anon, NULL), 1);
 	gl_policy_free(p);
-	CHECK(strstr(e[0], ":3: expected 'name: rule'"));
-	CHECK(strstr(e[1], ":3: policy rule 'x': missing operand after 'and' "
+	CHECK(strstr(e[0].msg, ":3: expected 'name: rule'"));
+	CHECK(strstr(e[1].msg, ":3: policy rule 'x': missing operand after 'and' "
 			   "at offset 7"));
-	CHECK(strstr(e[2], ":2: unterminated quoted string"));
-	CHECK(strstr(e[3], ":2: unexpected text after quoted value"));
-	CHECK(strstr(e[4], ":2: unsupported YAML syntax '|'"));
-	CHECK(strstr(e[5], ":2: unsupported escape '\\q'"));
-	CHECK(strstr(e[6], ":3: unexpected indentation"));
-	for (int i = 0; i < 7; i++)
-		free(e[i]);
+	CHECK(strstr(e[2].msg, ":2: unterminated quoted string"));
+	CHECK(strstr(e[3].msg, ":2: unexpected text after quoted value"));
+	CHECK(strstr(e[4].msg, ":2: unsupported YAML syntax '|'"));
+	CHECK(strstr(e[5].msg, ":2: unsupported escape '\\q'"));
+	CHECK(strstr(e[6].msg, ":3: unexpected indentation"));
 }
 
 UNIT_TEST(file_misc)
 {
 	gl_policy *p = gl_policy_new();
-	char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+	gl_err e1 = { 0 }, e2 = { 0 }, e3 = { 0 };
 	int rc0 = load_text(p, "", &e1);
 	int rc1 = load_text(p, "# only comments\n\n", &e1);
 	int rc2 = gl_policy_load_file(p, "/nonexistent/policy.yaml", &e2);
@@ -1092,17 +1083,15 @@ UNIT_TEST(file_misc)
 	gl_policy_free(p);
 	CHECK_INT(rc0, 0);
 	CHECK_INT(rc1, 0);
-	CHECK(e1 == NULL);
+	CHECK(!e1.msg[0]);
 	CHECK_INT(rc2, -1);
-	CHECK(e2 && strstr(e2, "/nonexistent/policy.yaml: "));
-	free(e2);
+	CHECK(strstr(e2.msg, "/nonexistent/policy.yaml: "));
 	CHECK_INT(rc3, 0);
 	CHECK_INT(v, 1);
 	CHECK_INT(rc4, 0);
 	CHECK_INT(v2, 1);
 	CHECK_INT(rc5, -1); /* a top-level list is neither format */
-	CHECK(e3 && strstr(e3, ":1: expected 'name: rule'"));
-	free(e3);
+	CHECK(strstr(e3.msg, ":1: expected 'name: rule'"));
 }
 
 UNIT_SUITE(policy,

@@ -3,10 +3,13 @@
  * Each tests/unit/test_<area>.c defines its cases with UNIT_TEST(name) and
  * ends with a UNIT_SUITE(area, case, case, ...) table. tests/unit/main.c runs
  * every suite (or the ones named on the command line) and prints one
- * "ok"/"FAIL" line per case, then "unit: N passed, N failed".
+ * "ok"/"FAIL"/"skip" line per case, then "unit: N passed, N failed,
+ * N skipped".
  *
  * A CHECK failure records file:line and the expression and aborts the case
- * (return), so a case stops at its first broken assumption.
+ * (return), so a case stops at its first broken assumption. UNIT_SKIP
+ * ends a case that cannot run here (a service it needs is absent): it is
+ * counted as skipped, never as passed.
  */
 #ifndef GL_UNIT_H
 #define GL_UNIT_H
@@ -25,9 +28,19 @@ typedef struct unit_suite {
 	int ncases;
 } unit_suite;
 
-/* set by CHECK on failure; reset by the runner before each case */
+/* set by CHECK on failure, by UNIT_SKIP on a skip; reset by the runner
+ * before each case */
 extern int unit_failed;
+extern int unit_skipped;
 extern char unit_msg[512];
+
+/* End the case as skipped, with a printf-style reason. */
+#define UNIT_SKIP(...)                                                        \
+	do {                                                                  \
+		unit_skipped = 1;                                             \
+		snprintf(unit_msg, sizeof unit_msg, __VA_ARGS__);             \
+		return;                                                       \
+	} while (0)
 
 #define UNIT_TEST(name) static void name(void)
 
