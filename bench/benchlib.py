@@ -74,6 +74,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_range(n):
+    """A port P with P..P+n-1 free on loopback (scripts/s3.sh uses five,
+    scripts/keystone.sh three)."""
+    for _ in range(200):
+        p = free_port()
+        if p + n > 65535:
+            continue
+        ok = True
+        for q in range(p, p + n):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", q))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return p
+    raise RuntimeError("no %d consecutive free ports" % n)
+
+
 def log(msg):
     print("  .. " + msg, flush=True)
 

@@ -2,7 +2,7 @@
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
 #   bench/run.sh                  all: blob fetch meta create cpu sql lua
-#                                 scaleout events pgwait
+#                                 scaleout events auth pgwait
 #   bench/run.sh blob meta        a subset, in the order given
 #
 #   pgwait PostgreSQL behind +1 ms each way: blocking vs coroutines, 32
@@ -26,6 +26,9 @@
 #   events RabbitMQ notifications published per second vs oslo.messaging's
 #          notifier; API create rate with notifications on vs off
 #          (issue #16; scripts/rabbitmq.sh)            bench/events.py
+#   auth   µs per request by identity flavor: Keystone (scripts/
+#          keystone.sh) and OIDC tokens, cache hit and miss, next to the
+#          trusted-token flavor (issue #14)             bench/auth.py
 #
 # Sizes (environment):
 #   BENCH_SIZE_GB=2          blob size in GiB (e.g. 0.25 for a quick run)
@@ -57,12 +60,13 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta create cpu sql lua scaleout events pgwait}
+suites=${*:-blob fetch meta create cpu sql lua scaleout events auth pgwait}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|create|cpu|sql|lua|scaleout|events|pgwait) ;;
+	blob|fetch|meta|create|cpu|sql|lua|scaleout|events|auth|pgwait) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
-		"(blob fetch meta create cpu sql lua scaleout events pgwait)" >&2
+		"(blob fetch meta create cpu sql lua scaleout events auth" \
+		"pgwait)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -190,6 +194,7 @@ for s in $suites; do
 	scaleout) run_scaleout ;;
 	events) need_pkg wrk wrk && need_pkg rabbitmq-server rabbitmq-server &&
 		bg "$PY" bench/events.py ;;
+	auth)  need_pkg wrk wrk && bg "$PY" bench/auth.py ;;
 	pgwait) need_pkg wrk wrk && need_pkg psql postgresql-client-15 &&
 		need_pg && bg "$PY" bench/pgwait.py ;;
 	esac

@@ -52,26 +52,6 @@ PG_SH = os.path.join(B.ROOT, "scripts", "pg.sh")
 S3_SH = os.path.join(B.ROOT, "scripts", "s3.sh")
 
 
-def free_port_range(n):
-    """A port P with P..P+n-1 free on loopback (scripts/s3.sh uses five)."""
-    import socket
-    for _ in range(200):
-        p = B.free_port()
-        if p + n > 65535:
-            continue
-        ok = True
-        for q in range(p, p + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", q))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return p
-    raise RuntimeError("no %d consecutive free ports" % n)
-
-
 def script(path, action, env):
     p = subprocess.run(["sh", path, action], env=env, capture_output=True,
                        text=True, timeout=600)
@@ -89,7 +69,7 @@ def start_backends():
     env["GLARED_PG_PORT"] = os.environ.get("BENCH_PG_PORT") or \
         str(B.free_port())
     env["GLARED_S3_PORT"] = os.environ.get("BENCH_S3_PORT") or \
-        str(free_port_range(5))
+        str(B.free_port_range(5))
     B.on_exit(lambda: script(PG_SH, "stop", env))
     B.log("starting PostgreSQL on port %s (scripts/pg.sh)" %
           env["GLARED_PG_PORT"])
@@ -487,7 +467,7 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--ports"]:
         # for bench/run.sh: ports for PostgreSQL and Swift, chosen up front
         # so that its own exit trap can stop them too
-        s3p = free_port_range(5)
+        s3p = B.free_port_range(5)
         pgp = B.free_port()
         while s3p <= pgp < s3p + 5:
             pgp = B.free_port()

@@ -39,9 +39,9 @@ num() { # regex file -> first captured number or 0
 	echo "${n:-0}"
 }
 
-# ---- services the scale-out and notification tests run against ----------------
-# A throwaway PostgreSQL, an S3 endpoint (Swift + s3api) and a RabbitMQ on
-# loopback, started once per run, stopped at exit.
+# ---- services the scale-out, notification and identity tests run against ------
+# A throwaway PostgreSQL, an S3 endpoint (Swift + s3api), a RabbitMQ and a
+# Keystone on loopback, started once per run, stopped at exit.
 # Free loopback ports unless the caller chose them, so runs from several
 # checkouts at once neither share nor stop each other's services. Below the
 # kernel's ephemeral range (32768+), where an outgoing connection could take
@@ -72,13 +72,19 @@ sys.exit(1)' "$1" 20000 32000
 : "${GLARED_S3_PORT:=$(free_ports 5)}"
 # RabbitMQ's three: AMQP, epmd, distribution (scripts/rabbitmq.sh)
 : "${GLARED_RABBIT_PORT:=$(free_ports 3)}"
-export GLARED_PG_PORT GLARED_S3_PORT GLARED_RABBIT_PORT
+# Keystone, the glared its catalog points at, the short-token Keystone
+: "${GLARED_KEYSTONE_PORT:=$(free_ports 3)}"
+export GLARED_PG_PORT GLARED_S3_PORT GLARED_RABBIT_PORT GLARED_KEYSTONE_PORT
 trap 'scripts/pg.sh stop >/dev/null 2>&1; scripts/s3.sh stop >/dev/null 2>&1
-scripts/rabbitmq.sh stop >/dev/null 2>&1' EXIT
+scripts/rabbitmq.sh stop >/dev/null 2>&1
+scripts/keystone.sh stop >/dev/null 2>&1' EXIT
 # the broker boots slowly (Erlang): it starts in the background while the
 # other services start and the first suites run
 scripts/rabbitmq.sh start > "$LOGDIR/rabbit.log" 2>&1 &
 rabbit_pid=$!
+# so does Keystone (its set-up takes 10-20 s)
+scripts/keystone.sh start > "$LOGDIR/keystone.env" 2> "$LOGDIR/keystone.log" &
+keystone_pid=$!
 services=1
 if scripts/pg.sh start > "$LOGDIR/pg.log" 2>&1; then
 	GLARED_PG_URL=$(scripts/pg.sh url)
@@ -153,6 +159,16 @@ if wait "$rabbit_pid"; then
 else
 	echo "== RabbitMQ did not start (see $LOGDIR/rabbit.log)"
 	tail -5 "$LOGDIR/rabbit.log"
+	total_fail=$((total_fail + 1))
+fi
+if wait "$keystone_pid"; then
+	set -a
+	. "$LOGDIR/keystone.env"
+	set +a
+else
+	# the identity tests skip themselves; the run still fails
+	echo "== Keystone did not start (see $LOGDIR/keystone.log)"
+	tail -5 "$LOGDIR/keystone.log"
 	total_fail=$((total_fail + 1))
 fi
 

@@ -46,6 +46,8 @@ PKGS="swift swift-proxy swift-object swift-account swift-container memcached"
 DAEMONS="memcached object container account proxy"
 
 say() { echo "s3.sh: $*" >&2; }
+# shellcheck source=scripts/svc-lib.sh
+. "$(dirname "$0")/svc-lib.sh"
 
 env_lines() {
 	echo "GLARED_S3_ENDPOINT=http://127.0.0.1:$PORT"
@@ -53,25 +55,6 @@ env_lines() {
 	echo "GLARED_S3_BUCKET=$BUCKET"
 	echo "GLARED_S3_ACCESS_KEY=$ACCOUNT:$USER_"
 	echo "GLARED_S3_SECRET_KEY=$KEY"
-}
-
-install_missing() {
-	missing=""
-	for p in $PKGS; do
-		st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-		case "$st" in
-		*" installed") ;;
-		*) missing="$missing $p" ;;
-		esac
-	done
-	[ -z "$missing" ] && return 0
-	say "installing:$missing"
-	SUDO=""
-	[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -qq
-	# shellcheck disable=SC2086
-	$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
 }
 
 alive() {
@@ -83,22 +66,6 @@ running() {
 		alive "$d" || return 1
 	done
 	curl -fs -o /dev/null "http://127.0.0.1:$PORT/healthcheck" || return 1
-}
-
-port_free() {
-	! (ss -Htln "sport = :$1" 2>/dev/null | grep -q .)
-}
-
-# wait up to $1 tenths of a second for the command after it to succeed
-wait_for() {
-	n=$1
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
 }
 
 write_config() {
@@ -238,14 +205,7 @@ stop_daemons() {
 	done
 	for d in $DAEMONS; do
 		[ -f "$DIR/$d.pid" ] || continue
-		pid=$(cat "$DIR/$d.pid")
-		n=50
-		while kill -0 "$pid" 2>/dev/null && [ $n -gt 0 ]; do
-			sleep 0.1
-			n=$((n - 1))
-		done
-		kill -9 "$pid" 2>/dev/null || true
-		rm -f "$DIR/$d.pid"
+		reap "$DIR/$d.pid" 50
 	done
 }
 

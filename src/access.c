@@ -1,6 +1,5 @@
 /* access.c - the access log line and request metrics (see access.h). */
 #include "access.h"
-#include "api.h"
 #include "fetch.h"
 #include "log.h"
 #include "metrics.h"
@@ -64,14 +63,14 @@ void gl_access_client(const gl_conf *conf, gl_http_req *r, char *out,
 
 void gl_access_complete(gl_http_req *r, void *arg)
 {
-	gl_app *app = arg;
+	const gl_conf *conf = arg;
 	gl_http_note *note = gl_http_note_of(r);
 	int method = gl_http_method_id(r);
 	const char *target = gl_http_target(r);
 	char client[80];
 	gl_access a;
 
-	gl_access_client(app->conf, r, client, sizeof client);
+	gl_access_client(conf, r, client, sizeof client);
 	memset(&a, 0, sizeof a);
 	a.client = client;
 	a.user = note->user[0] ? note->user : "-";

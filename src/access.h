@@ -15,7 +15,7 @@
 #include "conf.h"
 #include "http.h"
 
-/* arg: the worker's gl_app */
+/* arg: the worker's gl_conf */
 void gl_access_complete(gl_http_req *r, void *arg);
 
 /* The client address of r as above, into out. */

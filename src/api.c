@@ -39,6 +39,9 @@
 
 static void ar_free(gl_api_req *ar)
 {
+	if (ar->freed)
+		*ar->freed = 1;
+	gl_auth_cancel(ar->auth_wait);
 	if (ar->held_status) {
 		gl_engine_durable_cancel(ar->app->engine, ar);
 		free(ar->held_body);
@@ -207,6 +210,10 @@ static int hold_reply(gl_api_req *ar, int status, char *body,
 	rc = gl_engine_when_durable(ar->app->engine, release_reply, ar);
 	if (rc == 0)
 		return 0;
+	/* an answer given before the body was taken (a refusal) waits too:
+	 * the body stays unread until it goes, not judged "not handled" */
+	if (rc > 0)
+		gl_http_body_hold(ar->http);
 	ar->held_status = status;
 	ar->held_body = body;
 	ar->held_ctype = ct;
@@ -280,8 +287,11 @@ static const char *const fault_headers[] = { "Allow", "Content-Range",
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 {
 	int status = err->status ? err->status : 500;
+	const char *chal = gl_auth_challenge(ar->app->auth);
 
 	gl_http_keep_headers(ar->http, fault_headers);
+	if (status == 401 && chal)
+		gl_http_set_header(ar->http, "WWW-Authenticate", chal);
 	gl_api_add_common_headers(ar);
 	reply_value(ar, status, fault_json(ar->http, status,
 					   err->type[0] ? err->type : NULL,
@@ -605,44 +615,89 @@ static int negotiate(gl_api_req *ar)
 	return 0;
 }
 
+/* The verdict of a token check came from the event loop. */
+static void auth_done(void *arg, const gl_err *err)
+{
+	gl_api_req *ar = arg;
+	gl_http_req *req = ar->http;
+	int freed = 0;
+
+	ar->auth_wait = NULL;
+	if (err) {
+		gl_api_reply_fault(ar, err);
+		return;
+	}
+	ar->freed = &freed;
+	ar->next(ar);
+	if (freed)
+		return;
+	ar->freed = NULL;
+	if (gl_http_held(req))
+		return; /* a step goes on in a coroutine: its end judges */
+	/* what http.c checks after a dispatch, for the held body */
+	if (gl_http_has_body(req) && !gl_http_body_taken(req) &&
+	    !gl_http_replied(req)) {
+		gl_error("api: handler neither replied nor took the body of "
+			 "%s %s", gl_http_method(req), gl_http_path(req));
+		gl_api_fail(ar, 500, NULL, "Request not handled");
+	}
+}
+
+/* Establish the caller (gl_auth_begin), then go on with next: at once, or
+ * from the event loop once a token check is back. */
+static void authenticate(gl_api_req *ar, void (*next)(gl_api_req *ar))
+{
+	gl_err err = { 0 };
+
+	ar->next = next;
+	switch (gl_auth_begin(ar->app->auth, ar->app->policy, ar->http,
+			      &ar->ctx, auth_done, ar, &ar->auth_wait, &err)) {
+	case 0:
+		next(ar);
+		return;
+	case 1:
+		/* a token check is out: not one body byte before its verdict */
+		gl_http_body_hold(ar->http);
+		return;
+	default:
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+}
+
 /* /metrics and the detailed healthcheck: [DEFAULT] metrics_access decides
- * who may read. The peer is the socket's (never X-Forwarded-For): a header
- * cannot make a remote client local. 1 allowed, else replied. */
+ * who may read: anyone (open), loopback clients, or admins only. The peer
+ * is the socket's (never X-Forwarded-For): a header cannot make a remote
+ * client local. */
 static int is_loopback(const char *peer)
 {
 	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") ||
 	       !strncmp(peer, "::ffff:127.", 11);
 }
 
-static int operator_allowed(gl_api_req *ar)
+static int operator_open(gl_api_req *ar)
 {
 	const char *mode = ar->app->conf->metrics_access;
-	gl_err err = { 0 };
 
-	if (!strcmp(mode, "open") ||
-	    (!strcmp(mode, "loopback") && is_loopback(gl_http_peer(ar->http))))
-		return 1;
-	if (gl_auth_context(ar->app->conf, ar->app->policy, ar->http, &ar->ctx,
-			    &err) < 0) {
-		gl_api_reply_fault(ar, &err);
-		return 0;
-	}
-	if (!ar->ctx.is_admin) {
-		gl_api_fail(ar, 403, "Forbidden", "This is for admins (or "
-			    "loopback clients): see metrics_access");
-		return 0;
-	}
-	return 1;
+	return !strcmp(mode, "open") ||
+	       (!strcmp(mode, "loopback") && is_loopback(gl_http_peer(ar->http)));
 }
 
-static void metrics(gl_api_req *ar)
+/* After authenticate(): 1 if the caller is an admin, else replied. */
+static int operator_admin(gl_api_req *ar)
+{
+	if (ar->ctx.is_admin)
+		return 1;
+	gl_api_fail(ar, 403, "Forbidden", "This is for admins (or loopback "
+		    "clients): see metrics_access");
+	return 0;
+}
+
+static void metrics_reply(gl_api_req *ar)
 {
 	size_t len;
-	char *text;
+	char *text = gl_metrics_render(&len);
 
-	if (!operator_allowed(ar))
-		return;
-	text = gl_metrics_render(&len);
 	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
 	gl_http_set_header(ar->http, "Content-Type",
@@ -652,11 +707,35 @@ static void metrics(gl_api_req *ar)
 	gl_api_finish(ar);
 }
 
+static void metrics_admin(gl_api_req *ar)
+{
+	if (operator_admin(ar))
+		metrics_reply(ar);
+}
+
+static void metrics(gl_api_req *ar)
+{
+	if (operator_open(ar))
+		metrics_reply(ar);
+	else
+		authenticate(ar, metrics_admin);
+}
+
+static int disabled_by_file(gl_api_req *ar)
+{
+	struct stat st;
+	const char *f = ar->app->conf->healthcheck_disable_file;
+
+	return f && *f && stat(f, &st) == 0;
+}
+
 /* ?detailed=true (oslo.middleware's convention): every part checked,
  * as JSON; 503 names the first part that failed. */
-static void healthcheck_detailed(gl_api_req *ar, int down, const char *f)
+static void healthcheck_detailed(gl_api_req *ar)
 {
 	json_t *doc = json_object(), *reasons = json_array(), *r;
+	const char *f = ar->app->conf->healthcheck_disable_file;
+	int down = disabled_by_file(ar);
 	const char *bad = NULL;
 	char now[40];
 	int nbad;
@@ -684,11 +763,15 @@ static void healthcheck_detailed(gl_api_req *ar, int down, const char *f)
 	gl_api_reply_json(ar, down || nbad ? 503 : 200, doc);
 }
 
+static void healthcheck_admin(gl_api_req *ar)
+{
+	if (operator_admin(ar))
+		gl_api_go(ar, healthcheck_detailed); /* it reads the store */
+}
+
 static void healthcheck(gl_api_req *ar)
 {
-	struct stat st;
-	const char *f = ar->app->conf->healthcheck_disable_file;
-	int down = f && *f && stat(f, &st) == 0;
+	int down = disabled_by_file(ar);
 	const char *body = down ? "DISABLED BY FILE" : "OK";
 	const char *q = gl_http_query(ar->http);
 	gl_err err;
@@ -698,8 +781,10 @@ static void healthcheck(gl_api_req *ar)
 		const char *d = gl_api_query_get(ar, "detailed");
 		int on = 0;
 		if (d && gl_conf_parse_bool(d, &on) == 0 && on) {
-			if (operator_allowed(ar))
-				healthcheck_detailed(ar, down, f);
+			if (operator_open(ar))
+				healthcheck_detailed(ar);
+			else
+				authenticate(ar, healthcheck_admin);
 			return;
 		}
 	}
@@ -989,13 +1074,30 @@ static void call(gl_api_req *ar, void (*fn)(gl_api_req *ar))
 	fn(ar);
 }
 
+/* The API proper, once the caller is known: in a coroutine, since it
+ * reaches the store. */
+static void authenticated(gl_api_req *ar)
+{
+	gl_http_note *note = gl_http_note_of(ar->http);
+	gl_err err = { 0 };
+
+	snprintf(note->user, sizeof note->user, "%s",
+		 ar->ctx.user_id ? ar->ctx.user_id : "");
+	snprintf(note->project, sizeof note->project, "%s",
+		 ar->ctx.project_id ? ar->ctx.project_id : "");
+	if (parse_query(ar, gl_http_query(ar->http), &err) < 0) {
+		gl_api_reply_fault(ar, &err);
+		return;
+	}
+	gl_api_go(ar, route_request);
+}
+
 void gl_api_dispatch(gl_http_req *req, void *arg)
 {
 	gl_app *app = arg;
 	gl_api_req *ar = calloc(1, sizeof *ar);
 	const char *path = gl_http_path(req);
 	char uuid[37];
-	gl_err err = { 0 };
 
 	if (!ar) {
 		gl_api_http_error(req, 500, "Out of memory", app);
@@ -1028,20 +1130,5 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	}
 	if (negotiate(ar) < 0)
 		return;
-	if (gl_auth_context(app->conf, app->policy, req, &ar->ctx, &err) < 0) {
-		gl_api_reply_fault(ar, &err);
-		return;
-	}
-	{
-		gl_http_note *note = gl_http_note_of(req);
-		snprintf(note->user, sizeof note->user, "%s",
-			 ar->ctx.user_id ? ar->ctx.user_id : "");
-		snprintf(note->project, sizeof note->project, "%s",
-			 ar->ctx.project_id ? ar->ctx.project_id : "");
-	}
-	if (parse_query(ar, gl_http_query(req), &err) < 0) {
-		gl_api_reply_fault(ar, &err);
-		return;
-	}
-	gl_api_go(ar, route_request);
+	authenticate(ar, authenticated);
 }

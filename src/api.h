@@ -2,10 +2,12 @@
  *
  * api.c receives every request head from http.c and runs Glare's middleware
  * order: request id, healthcheck, version documents and negotiation (before
- * auth), authentication, then the router (404 / 405 + Allow / 501) and the
- * endpoint handler. Handlers live in api_artifacts.c, api_blobs.c,
- * api_quotas.c and api_subscriptions.c and answer through the helpers below, so every error leaves
- * in Glare's fault format with the request id and version headers.
+ * auth), authentication (which may wait for a token check on the event
+ * loop, the request's body unread meanwhile), then the router (404 / 405 +
+ * Allow / 501) and the endpoint handler. Handlers live in api_artifacts.c,
+ * api_blobs.c, api_quotas.c and api_subscriptions.c and answer through the
+ * helpers below, so every error leaves in Glare's fault format with the
+ * request id and version headers.
  *
  * Uses http.c, auth.c, policy.c, fault.c, conf.c and jansson.
  */
@@ -29,6 +31,7 @@ typedef struct gl_app {
 	gl_policy *policy;
 	struct event_base *base;
 	struct gl_engine *engine;
+	gl_auth *auth;
 } gl_app;
 
 typedef struct gl_qparam {
@@ -54,6 +57,9 @@ struct gl_api_req {
 	gl_api_json_fn body_cb;
 	json_t *body_json;    /* parsed, on its way to body_cb */
 	int done;
+	gl_auth_wait *auth_wait; /* the token check this request waits for */
+	void (*next)(gl_api_req *ar); /* what runs once the caller is known */
+	int *freed;           /* set to 1 when the request is freed */
 	void *handler_data;   /* owned by the handler; freed via cleanup */
 	void (*cleanup)(gl_api_req *ar);
 	/* a reply waiting for its commits to be durable (group commit) */

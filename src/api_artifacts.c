@@ -12,7 +12,7 @@ void gl_h_schemas(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_engine_schemas(E(ar), &ar->ctx, NULL, &out, &err);
+	int rc = gl_art_schemas(E(ar), &ar->ctx, NULL, &out, &err);
 	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
@@ -20,7 +20,7 @@ void gl_h_schema(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_engine_schemas(E(ar), &ar->ctx, ar->type, &out, &err);
+	int rc = gl_art_schemas(E(ar), &ar->ctx, ar->type, &out, &err);
 	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
@@ -39,7 +39,7 @@ void gl_h_list(gl_api_req *ar)
 		kv[i].name = ar->query[i].name;
 		kv[i].value = ar->query[i].value;
 	}
-	rc = gl_engine_list(E(ar), &ar->ctx, ar->type, kv, ar->nquery, &out,
+	rc = gl_art_list(E(ar), &ar->ctx, ar->type, kv, ar->nquery, &out,
 			    &err);
 	free(kv);
 	gl_api_reply_result(ar, rc, 200, out, &err);
@@ -49,7 +49,7 @@ static void create_body(gl_api_req *ar, json_t *body)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_engine_create(E(ar), &ar->ctx, ar->type, body, &out, &err);
+	int rc = gl_art_create(E(ar), &ar->ctx, ar->type, body, &out, &err);
 	gl_api_reply_result(ar, rc, 201, out, &err);
 }
 
@@ -69,7 +69,7 @@ void gl_h_create(gl_api_req *ar)
 	if (gl_api_require_media(ar, "application/json") < 0)
 		return;
 	if (waits_for_continue(ar) &&
-	    gl_engine_precheck_create(E(ar), &ar->ctx, ar->type, &err) < 0) {
+	    gl_art_precheck_create(E(ar), &ar->ctx, ar->type, &err) < 0) {
 		gl_api_reply_fault(ar, &err);
 		return;
 	}
@@ -80,7 +80,7 @@ void gl_h_show(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_engine_show(E(ar), &ar->ctx, ar->type, ar->id, &out, &err);
+	int rc = gl_art_show(E(ar), &ar->ctx, ar->type, ar->id, &out, &err);
 	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
@@ -88,7 +88,7 @@ static void update_body(gl_api_req *ar, json_t *patch)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_engine_update(E(ar), &ar->ctx, ar->type, ar->id, patch,
+	int rc = gl_art_update(E(ar), &ar->ctx, ar->type, ar->id, patch,
 				  &out, &err);
 	gl_api_reply_result(ar, rc, 200, out, &err);
 }
@@ -100,7 +100,7 @@ void gl_h_update(gl_api_req *ar)
 	if (gl_api_require_media(ar, "application/json-patch+json") < 0)
 		return;
 	if (waits_for_continue(ar) &&
-	    gl_engine_precheck_update(E(ar), &ar->ctx, ar->type, ar->id,
+	    gl_art_precheck_update(E(ar), &ar->ctx, ar->type, ar->id,
 				      &err) < 0) {
 		gl_api_reply_fault(ar, &err);
 		return;
@@ -111,6 +111,6 @@ void gl_h_update(gl_api_req *ar)
 void gl_h_delete(gl_api_req *ar)
 {
 	gl_err err = { 0 };
-	int rc = gl_engine_delete(E(ar), &ar->ctx, ar->type, ar->id, &err);
+	int rc = gl_art_delete(E(ar), &ar->ctx, ar->type, ar->id, &err);
 	gl_api_reply_result(ar, rc, 204, NULL, &err);
 }

@@ -10,10 +10,7 @@
  * external blobs, as a 301 or a verified proxy stream.
  */
 #include "api.h"
-#include "digest.h"
 #include "engine.h"
-#include "fetch.h"
-#include "s3.h"
 #include "log.h"
 #include "util.h"
 
@@ -24,7 +21,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 
@@ -32,7 +28,6 @@
 #define LOCATION_MEDIA "application/vnd+openstack.glare-custom-location+json"
 #define DB_PIECE (64 * 1024)
 #define OUT_MAX (4 << 20)   /* stop feeding a response above this */
-#define HOLD_BACK (64 * 1024) /* proxied bytes withheld until verified */
 
 typedef struct blob_op {
 	gl_api_req *ar;
@@ -41,15 +36,10 @@ typedef struct blob_op {
 	int location_pending;
 	gl_download dl;
 	int64_t off, end;
-	/* proxy */
-	gl_fetch_job *fj;
-	gl_digest *dg;
-	int64_t got;
-	struct evbuffer *hold;
+	/* an outside blob (external URL, S3) */
+	gl_download_read *rd;
 	int paused;
-	gl_s3_get *s3g;
 	gl_err refused;           /* why the upload took no more bytes */
-	char why[1200];           /* why a proxied blob is flagged */
 	int feeding;              /* db_feed's coroutine is at work */
 } blob_op;
 
@@ -63,15 +53,9 @@ static void op_cleanup(gl_api_req *ar)
 		gl_upload_abort(op->u);
 	if (op->finishing)
 		gl_upload_detach(op->finishing); /* it ends without us */
-	if (op->s3g)
-		gl_s3_get_cancel(op->s3g);
+	gl_download_read_cancel(op->rd);
 	if (op->location_pending)
-		gl_engine_cancel_location(E(ar), ar);
-	if (op->fj)
-		gl_fetch_cancel(op->fj);
-	gl_digest_free(op->dg);
-	if (op->hold)
-		evbuffer_free(op->hold);
+		gl_location_cancel(E(ar), ar);
 	gl_download_free(&op->dl);
 	free(op);
 	ar->handler_data = NULL;
@@ -173,7 +157,7 @@ static void loc_body(gl_api_req *ar, json_t *body)
 
 	/* done may run before add_location returns: mark first */
 	op->location_pending = 1;
-	if (gl_engine_add_location(E(ar), &ar->ctx, ar->type, ar->id,
+	if (gl_location_add(E(ar), &ar->ctx, ar->type, ar->id,
 				   ar->field, ar->key, ar->has_key, body,
 				   loc_done, ar, &err) < 0) {
 		op->location_pending = 0;
@@ -203,7 +187,7 @@ void gl_h_blob_put(gl_api_req *ar)
 		gl_api_read_json(ar, loc_body);
 		return;
 	}
-	op->u = gl_engine_upload_begin(E(ar), &ar->ctx, ar->type, ar->id,
+	op->u = gl_upload_begin(E(ar), &ar->ctx, ar->type, ar->id,
 				       ar->field, ar->key, ar->has_key, ct,
 				       gl_http_content_length(ar->http), &err);
 	if (!op->u) {
@@ -340,7 +324,7 @@ static void db_feed(gl_http_req *r, void *arg)
 		int64_t n;
 		if (want > DB_PIECE)
 			want = DB_PIECE;
-		n = gl_engine_read_data(E(ar), op->dl.location, op->off, buf, want,
+		n = gl_download_read_data(E(ar), op->dl.location, op->off, buf, want,
 					&err);
 		if (n <= 0) {
 			gl_error("download %s: database store read: %s",
@@ -377,150 +361,25 @@ static void db_drain(gl_http_req *r, void *arg)
 		gl_api_go(ar, db_feed_step);
 }
 
-/* -- proxy: stream from the URL, verify, withhold the tail ----------------- */
+/* -- outside bytes (an external URL, the S3 store): the engine's reader
+ * fetches, judges and flags; this only paces the socket --------------------- */
 
-static void proxy_resume(gl_http_req *r, void *arg)
+static void rd_resume(gl_http_req *r, void *arg)
 {
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
-	if (op->paused && gl_http_output_pending(r) < OUT_MAX / 2) {
+	if (op->paused && op->rd && gl_http_output_pending(r) < OUT_MAX / 2) {
 		op->paused = 0;
-		gl_fetch_resume(op->fj);
+		gl_download_read_resume(op->rd);
 	}
 }
 
-static int proxy_data(void *arg, const char *d, size_t n)
-{
-	gl_api_req *ar = arg;
-	blob_op *op = ar->handler_data;
-	size_t len;
-
-	gl_digest_update(op->dg, d, n);
-	op->got += (int64_t)n;
-	if (op->dl.trusted) {
-		gl_http_reply_data(ar->http, d, n); /* nothing to hold back for */
-		goto paced;
-	}
-	if (op->dl.size >= 0 && op->got > op->dl.size)
-		return -1; /* more than recorded: stop, the tail decides */
-	evbuffer_add(op->hold, d, n);
-	len = evbuffer_get_length(op->hold);
-	if (len > HOLD_BACK) {
-		size_t send = len - HOLD_BACK;
-		unsigned char *p = evbuffer_pullup(op->hold, (ev_ssize_t)send);
-		gl_http_reply_data(ar->http, p, send);
-		evbuffer_drain(op->hold, send);
-	}
-paced:
-	if (gl_http_output_pending(ar->http) > OUT_MAX) {
-		op->paused = 1;
-		return 1;
-	}
-	return 0;
-}
-
-/* Flag the blob (database work), then break the download off: the flag
- * is recorded before the client can see the broken answer. */
-static void proxy_flag(gl_api_req *ar)
-{
-	blob_op *op = ar->handler_data;
-
-	gl_engine_flag_blob(E(ar), op->dl.artifact_id, op->dl.field,
-			    op->dl.key, op->why);
-	gl_http_reply_abort(ar->http);
-	gl_api_finish(ar);
-}
-
-static void proxy_done(void *arg, const gl_fetch_result *res)
-{
-	gl_api_req *ar = arg;
-	blob_op *op = ar->handler_data;
-	gl_digest_hex h;
-
-	op->fj = NULL;
-	gl_digest_final(op->dg, &h);
-	if (op->dl.trusted) {
-		if (res->ok) {
-			gl_http_on_drain(ar->http, NULL, NULL);
-			gl_http_reply_end(ar->http);
-		} else {
-			gl_warn("download of %s: %s", op->dl.url, res->err.msg);
-			gl_http_reply_abort(ar->http);
-		}
-		gl_api_finish(ar);
-		return;
-	}
-	switch (gl_external_verdict(&op->dl, res->ok, op->got, &h, op->why,
-				    sizeof op->why)) {
-	case 0: {
-		size_t len = evbuffer_get_length(op->hold);
-		gl_http_reply_data(ar->http, evbuffer_pullup(op->hold, -1), len);
-		gl_http_on_drain(ar->http, NULL, NULL);
-		gl_http_reply_end(ar->http);
-		gl_api_finish(ar);
-		return;
-	}
-	case 1: /* database work, in the request's coroutine */
-		gl_api_go(ar, proxy_flag);
-		return;
-	default:
-		/* a transfer that failed or was refused says nothing about
-		 * the bytes: the client's download fails, the blob stays */
-		gl_warn("proxy download of %s: fetch failed: %s", op->dl.url,
-			res->err.msg);
-	}
-	gl_http_reply_abort(ar->http);
-	gl_api_finish(ar);
-}
-
-static void proxy_start(gl_api_req *ar, blob_op *op)
-{
-	gl_err err = { 0 };
-	gl_fetch *f = gl_engine_fetch(E(ar), &err);
-	/* one byte more than recorded shows growth; a size unknown (trust
-	 * mode) or bytes taken on trust are read up to the field's limit,
-	 * never without end and never capped at nothing */
-	gl_fetch_opts fo = { .max_bytes = !op->dl.trusted && op->dl.size >= 0
-						  ? op->dl.size + 1
-						  : op->dl.max_size,
-			     .range = NULL };
-
-	if (!f) {
-		gl_api_reply_fault(ar, &err);
-		return;
-	}
-	op->dg = gl_digest_new();
-	op->hold = evbuffer_new();
-	op->fj = gl_fetch_start(f, op->dl.url, &fo, proxy_data, proxy_done, ar,
-				&err);
-	if (!op->fj) {
-		gl_api_reply_fault(ar, &err);
-		return;
-	}
-	blob_ctype(ar, &op->dl);
-	gl_http_on_drain(ar->http, proxy_resume, ar);
-	gl_http_reply_start(ar->http, 200, op->dl.size);
-}
-
-/* -- the S3 store: stream the object (range passed through) ---------------- */
-
-static void s3_resume(gl_http_req *r, void *arg)
-{
-	gl_api_req *ar = arg;
-	blob_op *op = ar->handler_data;
-	if (op->paused && op->s3g && gl_http_output_pending(r) < OUT_MAX / 2) {
-		op->paused = 0;
-		gl_s3_get_resume(op->s3g);
-	}
-}
-
-static int s3_data(void *arg, const char *d, size_t n)
+static int rd_data(void *arg, const char *d, size_t n)
 {
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
 
 	gl_http_reply_data(ar->http, d, n);
-	op->off += (int64_t)n;
 	if (gl_http_output_pending(ar->http) > OUT_MAX) {
 		op->paused = 1;
 		return 1;
@@ -528,17 +387,17 @@ static int s3_data(void *arg, const char *d, size_t n)
 	return 0;
 }
 
-static void s3_done(void *arg, int status, int64_t total, const gl_err *err)
+static void rd_done(void *arg, const gl_err *err)
 {
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
 
-	op->s3g = NULL;
+	op->rd = NULL;
 	gl_http_on_drain(ar->http, NULL, NULL);
-	if (err || (status != 200 && status != 206) || op->off != op->end) {
-		gl_error("download %s from S3: %s (status %d, %lld of %lld "
-			 "bytes)", ar->id, err ? err->msg : "short body", status,
-			 (long long)op->off, (long long)op->end);
+	if (err) {
+		/* the reader logged and flagged what it had to; the client
+		 * must not take a broken body for a whole one */
+		gl_error("download %s: %s", ar->id, err->msg);
 		gl_http_reply_abort(ar->http);
 	} else {
 		gl_http_reply_end(ar->http);
@@ -546,33 +405,47 @@ static void s3_done(void *arg, int status, int64_t total, const gl_err *err)
 	gl_api_finish(ar);
 }
 
-static void s3_stream(gl_api_req *ar, blob_op *op, int status)
+/* Serve [op->off, op->end) of an outside blob (end -1: all of it). */
+static void rd_stream(gl_api_req *ar, blob_op *op, int status, int64_t len)
 {
 	gl_err err = { 0 };
-	char range[64];
-	gl_s3 *s3 = gl_engine_s3(E(ar));
 
-	snprintf(range, sizeof range, "%lld-%lld", (long long)op->off,
-		 (long long)op->end - 1);
+	op->rd = gl_download_read_start(E(ar), &op->dl, op->off, op->end,
+					rd_data, rd_done, ar, &err);
+	if (!op->rd) {
+		if (op->dl.kind == GL_DL_S3) {
+			/* the headers are out already */
+			gl_error("download %s: %s", ar->id, err.msg);
+			gl_http_reply_abort(ar->http);
+			gl_api_finish(ar);
+		} else {
+			gl_api_reply_fault(ar, &err);
+		}
+		return;
+	}
+	if (op->dl.kind != GL_DL_S3) {
+		blob_ctype(ar, &op->dl);
+		gl_http_reply_start(ar->http, status, len);
+	}
+	gl_http_on_drain(ar->http, rd_resume, ar);
+}
+
+static void proxy_start(gl_api_req *ar, blob_op *op)
+{
+	op->off = 0;
+	op->end = -1;
+	rd_stream(ar, op, 200, op->dl.size);
+}
+
+static void s3_stream(gl_api_req *ar, blob_op *op, int status)
+{
 	gl_http_reply_start(ar->http, status, op->end - op->off);
 	if (gl_http_is_head(ar->http) || op->end == op->off) {
 		gl_http_reply_end(ar->http);
 		gl_api_finish(ar);
 		return;
 	}
-	op->end -= op->off; /* from here: bytes to receive */
-	op->off = 0;
-	op->s3g = s3 ? gl_s3_get_start(s3, op->dl.location, range, s3_data,
-				       s3_done, ar, &err)
-		     : NULL;
-	if (!op->s3g) {
-		gl_error("download %s: %s", ar->id,
-			 s3 ? err.msg : "no S3 store configured");
-		gl_http_reply_abort(ar->http);
-		gl_api_finish(ar);
-		return;
-	}
-	gl_http_on_drain(ar->http, s3_resume, ar);
+	rd_stream(ar, op, status, op->end - op->off);
 }
 
 void gl_h_blob_get(gl_api_req *ar)
@@ -595,7 +468,7 @@ void gl_h_blob_get(gl_api_req *ar)
 	ri.path = gl_http_path(ar->http);
 	ri.remote_addr = gl_http_peer(ar->http);
 	ri.headers = headers_json(ar->http);
-	rr = gl_engine_download(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+	rr = gl_download_open(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
 				ar->key, ar->has_key, &ri, dl, &err);
 	json_decref(ri.headers);
 	if (rr < 0) {
@@ -692,7 +565,7 @@ void gl_h_blob_delete(gl_api_req *ar)
 	json_t *out = NULL;
 	gl_err err = { 0 };
 
-	if (gl_engine_delete_blob(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+	if (gl_location_delete_blob(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
 				  ar->key, ar->has_key, &out, &err) < 0)
 		gl_api_reply_fault(ar, &err);
 	else

@@ -8,7 +8,7 @@
 static void set_body(gl_api_req *ar, json_t *body)
 {
 	gl_err err = { 0 };
-	if (gl_engine_set_quotas(E(ar), &ar->ctx, body, &err) < 0)
+	if (gl_quota_set(E(ar), &ar->ctx, body, &err) < 0)
 		gl_api_reply_fault(ar, &err);
 	else
 		gl_api_reply_json(ar, 200, json_null());
@@ -25,7 +25,7 @@ void gl_h_quotas_get(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	if (gl_engine_list_quotas(E(ar), &ar->ctx, &out, &err) < 0)
+	if (gl_quota_list(E(ar), &ar->ctx, &out, &err) < 0)
 		gl_api_reply_fault(ar, &err);
 	else
 		gl_api_reply_json(ar, 200, out);
@@ -35,7 +35,7 @@ void gl_h_project_quotas(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	if (gl_engine_project_quotas(E(ar), &ar->ctx, ar->project, &out,
+	if (gl_quota_project(E(ar), &ar->ctx, ar->project, &out,
 				     &err) < 0)
 		gl_api_reply_fault(ar, &err);
 	else

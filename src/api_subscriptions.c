@@ -27,12 +27,12 @@ static int check_targets(gl_api_req *ar, json_t *body, gl_err *err)
 		json_object_del(body, "type"); /* every type */
 		type = NULL;
 	}
-	if (type && gl_engine_schemas(ar->app->engine, &ar->ctx, type, &out,
+	if (type && gl_art_schemas(ar->app->engine, &ar->ctx, type, &out,
 				      err) < 0)
 		return -1;
 	json_decref(out);
 	out = NULL;
-	if (aid && gl_engine_show(ar->app->engine, &ar->ctx, "all", aid, &out,
+	if (aid && gl_art_show(ar->app->engine, &ar->ctx, "all", aid, &out,
 				  err) < 0) {
 		if (err->status != 404)
 			return -1;

@@ -1,50 +1,69 @@
-/* auth.h - the request context: who is calling.
+/* auth.h - the request context: who is calling, by [paste_deploy] flavor.
  *
- * Two flavors, as Glare's paste pipelines ([paste_deploy] flavor):
- *  - "" (default, Glare's trusted auth): X-Auth-Token "user:project:roles";
- *    project "none" means anonymous;
- *  - "noauth": trust X-Identity-Status: Confirmed plus X-User-Id,
- *    X-Project-Id (or X-Tenant-Id) and X-Roles set by a front proxy.
- * Anything else is anonymous: read-only and public-only when
- * allow_anonymous_access is on, 401 otherwise.
+ *  - keystone: X-Auth-Token is a Keystone token, checked by Keystone
+ *    (keystone.c); the only identity source, client X-* identity headers
+ *    are ignored. 401 answers carry WWW-Authenticate: Keystone uri="...".
+ *  - keycloak: an OIDC access token (X-Auth-Token or Authorization:
+ *    Bearer) whose signature is checked locally (oidc.c, jwt.c).
+ *  - "" / trusted-auth (Glare's default, for tests and trusted proxies):
+ *    X-Auth-Token "user:project:roles" is believed; project "none" means
+ *    anonymous.
+ *  - noauth (for tests and trusted proxies): X-Identity-Status: Confirmed
+ *    plus X-User-Id, X-Project-Id (or X-Tenant-Id) and X-Roles are
+ *    believed.
+ * Without credentials a request is anonymous (read-only, public only)
+ * when allow_anonymous_access is on, 401 otherwise.
  *
- * Used by api.c; uses http.c (headers), policy.c (admin rule), conf.c.
+ * Verdicts of the real flavors are cached per worker (idcache.c, keyed by
+ * the token's SHA-256): a valid token until min(token_cache_time, its own
+ * expiry), a refused one for a few seconds. Several requests with the same
+ * uncached token share one check. A check that needs the network leaves
+ * the request waiting (gl_auth_begin returns 1) while the worker serves
+ * others; its callback comes from the event loop.
+ *
+ * Tokens never reach a log line: "sha256:" and 8 hex digits of the token's
+ * digest stand for it. Clients get a generic message; the log the reason.
+ *
+ * Used by api.c and server.c; uses keystone.c, oidc.c, idcache.c, http.c
+ * (headers), policy.c (the admin rule), conf.c.
  */
 #ifndef GL_AUTH_H
 #define GL_AUTH_H
 
+#include <event2/event.h>
+
 #include "conf.h"
+#include "ctx.h"
 #include "err.h"
 #include "http.h"
-#include "ltype.h"
 #include "policy.h"
 
-typedef struct gl_ctx {
-	char *user_id;
-	char *project_id;
-	char **roles;
-	size_t nroles;
-	int is_admin;
-	int read_only;
-	int anonymous;
-	char request_id[48];
-	gl_lreq lua;          /* what the request has spent in Lua */
-} gl_ctx;
+typedef struct gl_auth gl_auth;
+typedef struct gl_auth_wait gl_auth_wait;
 
-/* The request's Lua account. Accounting is not part of who is calling, so
- * it is kept up to date through a const context (contexts are never const
- * objects). */
-gl_lreq *gl_ctx_lua(const gl_ctx *ctx);
-/* Start a new account (the console: one per command). */
-void gl_ctx_lua_reset(gl_ctx *ctx);
+/* A waiting request's verdict: err NULL when ctx is filled. */
+typedef void (*gl_auth_fn)(void *arg, const gl_err *err);
 
-/* Fill ctx from the request. 0, or -1 with err (401). */
-int gl_auth_context(const gl_conf *conf, const gl_policy *pol,
-		    gl_http_req *req, gl_ctx *ctx, gl_err *err);
-/* An admin context for internal work (scrubber, console). */
-void gl_ctx_admin(gl_ctx *ctx, const char *who);
-void gl_ctx_free(gl_ctx *ctx);
-/* Borrowing view for policy checks. */
-void gl_ctx_creds(const gl_ctx *ctx, gl_creds *out);
+/* Per worker (it owns network clients on base). NULL with a message when
+ * the flavor's options are wrong. */
+gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base,
+		     char *err, size_t errlen);
+/* Waiting requests get no callback. */
+void gl_auth_free(gl_auth *a);
+
+/* Fill ctx for req. 0: done; -1: refused, err says how (401, or 503 when
+ * the identity service is unavailable); 1: a check is on its way, cb(arg)
+ * will come from the event loop unless gl_auth_cancel(*wait) first. */
+int gl_auth_begin(gl_auth *a, const gl_policy *pol, gl_http_req *req,
+		  gl_ctx *ctx, gl_auth_fn cb, void *arg, gl_auth_wait **wait,
+		  gl_err *err);
+void gl_auth_cancel(gl_auth_wait *w);
+
+/* The WWW-Authenticate value for 401 answers, or NULL. */
+const char *gl_auth_challenge(const gl_auth *a);
+
+/* Start-up: shout when a flavor that believes what clients say about
+ * themselves listens beyond loopback. Returns 1 if it warned. */
+int gl_auth_warn_exposure(const gl_conf *conf, const char *host);
 
 #endif

@@ -152,6 +152,62 @@ static const opt options[] = {
 	O("events", "amqp_connect_timeout", K_INT, amqp_connect_timeout, "5",
 	  1, 600),
 	O("paste_deploy", "flavor", K_STR, flavor, "", ANY),
+	O("keystone_authtoken", "www_authenticate_uri", K_STR,
+	  ks_www_authenticate_uri, NULL, ANY),
+	O("keystone_authtoken", "auth_uri", K_STR, ks_auth_uri, NULL, ANY),
+	O("keystone_authtoken", "auth_url", K_STR, ks_auth_url, NULL, ANY),
+	O("keystone_authtoken", "auth_type", K_STR, ks_auth_type, NULL, ANY),
+	O("keystone_authtoken", "username", K_STR, ks_username, NULL, ANY),
+	O("keystone_authtoken", "password", K_STR, ks_password, NULL, ANY),
+	O("keystone_authtoken", "project_name", K_STR, ks_project_name, NULL,
+	  ANY),
+	O("keystone_authtoken", "user_domain_name", K_STR, ks_user_domain_name,
+	  NULL, ANY),
+	O("keystone_authtoken", "user_domain_id", K_STR, ks_user_domain_id,
+	  NULL, ANY),
+	O("keystone_authtoken", "project_domain_name", K_STR,
+	  ks_project_domain_name, NULL, ANY),
+	O("keystone_authtoken", "project_domain_id", K_STR,
+	  ks_project_domain_id, NULL, ANY),
+	O("keystone_authtoken", "region_name", K_STR, ks_region_name, NULL,
+	  ANY),
+	O("keystone_authtoken", "interface", K_STR, ks_interface, "internal",
+	  ANY),
+	O("keystone_authtoken", "token_cache_time", K_INT, ks_token_cache_time,
+	  "300", -1, INT_MAX),
+	O("keystone_authtoken", "token_cache_size", K_INT, ks_token_cache_size,
+	  "10000", 0, 1 << 24),
+	O("keystone_authtoken", "cafile", K_STR, ks_cafile, NULL, ANY),
+	O("keystone_authtoken", "certfile", K_STR, ks_certfile, NULL, ANY),
+	O("keystone_authtoken", "keyfile", K_STR, ks_keyfile, NULL, ANY),
+	O("keystone_authtoken", "insecure", K_BOOL, ks_insecure, "false", ANY),
+	O("keystone_authtoken", "http_connect_timeout", K_INT,
+	  ks_http_connect_timeout, "10", 1, 3600),
+	O("keystone_authtoken", "http_request_max_retries", K_INT,
+	  ks_http_request_max_retries, "3", 0, 100),
+	O("keycloak_oidc", "auth_url", K_STR, kc_auth_url,
+	  "http://127.0.0.1:8080/auth", ANY),
+	O("keycloak_oidc", "user_info_endpoint_url", K_STR,
+	  kc_user_info_endpoint_url,
+	  "/realms/%s/protocol/openid-connect/userinfo", ANY),
+	O("keycloak_oidc", "token_cache_time", K_INT, kc_token_cache_time, "60",
+	  -1, INT_MAX),
+	O("keycloak_oidc", "token_cache_size", K_INT, kc_token_cache_size,
+	  "10000", 0, 1 << 24),
+	O("keycloak_oidc", "cafile", K_STR, kc_cafile, NULL, ANY),
+	O("keycloak_oidc", "certfile", K_STR, kc_certfile, NULL, ANY),
+	O("keycloak_oidc", "keyfile", K_STR, kc_keyfile, NULL, ANY),
+	O("keycloak_oidc", "insecure", K_BOOL, kc_insecure, "false", ANY),
+	O("keycloak_oidc", "audience", K_STR, kc_audience, NULL, ANY),
+	O("keycloak_oidc", "leeway", K_INT, kc_leeway, "30", 0, 3600),
+	O("keycloak_oidc", "use_userinfo", K_BOOL, kc_use_userinfo, "false",
+	  ANY),
+	O("keycloak_oidc", "jwks_cache_time", K_INT, kc_jwks_cache_time,
+	  "3600", 1, INT_MAX),
+	O("keycloak_oidc", "jwks_refetch_interval", K_INT,
+	  kc_jwks_refetch_interval, "10", 0, 86400),
+	O("keycloak_oidc", "http_connect_timeout", K_INT,
+	  kc_http_connect_timeout, "10", 1, 3600),
 	O("database", "connection", K_STR, db_connection,
 	  "sqlite:////var/lib/glare/glare.db", ANY),
 	O("database", "max_pool_size", K_INT, db_max_pool_size, "5", 1, 1000),
@@ -345,8 +401,8 @@ static int is_glare_only(const char *section, const char *name)
 /* Sections of Glare's own configs that glared has no use for: accepted
  * silently so an existing glare.conf loads without noise. */
 static const char *const glare_sections[] = {
-	"keystone_authtoken", "oslo_middleware", "oslo_concurrency", "cors",
-	"profiler", "keycloak_oidc", "matchmaker_redis", "glare", NULL
+	"oslo_middleware", "oslo_concurrency", "cors", "profiler",
+	"matchmaker_redis", "glare", NULL
 };
 
 /* Edit distance, for "did you mean" hints (names are short). */
@@ -712,6 +768,12 @@ static void resolve_paths(gl_conf *c)
 	resolve(c->dir, &c->log_file);
 	resolve(c->dir, &c->healthcheck_disable_file);
 	resolve(c->dir, &c->admin_socket);
+	resolve(c->dir, &c->ks_cafile);
+	resolve(c->dir, &c->ks_certfile);
+	resolve(c->dir, &c->ks_keyfile);
+	resolve(c->dir, &c->kc_cafile);
+	resolve(c->dir, &c->kc_certfile);
+	resolve(c->dir, &c->kc_keyfile);
 	if (!db)
 		return;
 	if (!strncmp(db, "sqlite:///", 10) && db[10] != '/' && db[10]) {
@@ -764,6 +826,15 @@ gl_conf *gl_conf_load(const char *path, gl_err *err)
 		failf(err,
 		      "option [DEFAULT] metrics_access: '%s' is not one of "
 		      "loopback, admin, open", c->metrics_access);
+		goto fail;
+	}
+	if (strcmp(c->flavor, "") && strcmp(c->flavor, "trusted-auth") &&
+	    strcmp(c->flavor, "noauth") && strcmp(c->flavor, "keystone") &&
+	    strcmp(c->flavor, "keycloak")) {
+		failf(err,
+		      "option [paste_deploy] flavor: '%s' is not one of "
+		      "keystone, keycloak, noauth, trusted-auth (or empty)",
+		      c->flavor);
 		goto fail;
 	}
 	if (strcmp(c->external_location_verification, "fetch") &&

@@ -125,6 +125,43 @@ typedef struct gl_conf {
 	int amqp_connect_timeout;
 	/* [paste_deploy] */
 	char *flavor;
+	/* [keystone_authtoken] (flavor = keystone), auth_token's names */
+	char *ks_www_authenticate_uri;
+	char *ks_auth_uri;           /* the old name of the one above */
+	char *ks_auth_url;
+	char *ks_auth_type;
+	char *ks_username;
+	char *ks_password;
+	char *ks_project_name;
+	char *ks_user_domain_name;
+	char *ks_user_domain_id;
+	char *ks_project_domain_name;
+	char *ks_project_domain_id;
+	char *ks_region_name;
+	char *ks_interface;          /* catalog interface checks go to */
+	int ks_token_cache_time;     /* s; <= 0 caches nothing */
+	int ks_token_cache_size;     /* entries (glared's) */
+	char *ks_cafile;
+	char *ks_certfile;
+	char *ks_keyfile;
+	int ks_insecure;
+	int ks_http_connect_timeout;
+	int ks_http_request_max_retries;
+	/* [keycloak_oidc] (flavor = keycloak) */
+	char *kc_auth_url;
+	char *kc_user_info_endpoint_url;
+	int kc_token_cache_time;
+	int kc_token_cache_size;
+	char *kc_cafile;
+	char *kc_certfile;
+	char *kc_keyfile;
+	int kc_insecure;
+	char *kc_audience;           /* glared's: required aud / azp */
+	int kc_leeway;               /* glared's: clock skew, s */
+	int kc_use_userinfo;         /* glared's: ask userinfo as Glare did */
+	int kc_jwks_cache_time;      /* glared's: key set kept, s */
+	int kc_jwks_refetch_interval; /* glared's: unknown-kid refetch gap */
+	int kc_http_connect_timeout;
 	/* [database] */
 	char *db_connection;
 	char *sqlite_durability; /* group | full | normal */

@@ -18,11 +18,8 @@
  */
 #include "console.h"
 #include "admin.h"
-#include "digest.h"
-#include "fetch.h"
 #include "status.h"
 #include "ljson.h"
-#include "s3.h"
 #include "log.h"
 #include "util.h"
 
@@ -48,7 +45,7 @@
 #define DL_MT "glare.download"
 #define WAIT_MT "glare.wait"
 
-enum { W_LOCATION, W_FETCH, W_S3 };
+enum { W_LOCATION, W_READ };
 
 /* A glare.* call waiting for the event loop. A userdata on the calling
  * thread's stack: it survives the yield and is collected with the thread. */
@@ -59,17 +56,15 @@ typedef struct con_wait {
 	/* W_LOCATION */
 	gl_err err;
 	json_t *af;
-	/* W_FETCH: an external blob into a file */
+	/* W_READ: an external blob or an S3 object into a file, or into
+	 * mem (the engine's reader judges the bytes) */
 	gl_download *dl;
-	gl_fetch_job *fj;
+	gl_download_read *rd;
 	int fd;
 	const char *path;    /* a string on the same stack */
-	gl_digest *dg;
 	int64_t got;
 	int werrno;
-	gl_fetch_result res;
-	/* W_S3: an object of the S3 store into a file or into mem */
-	gl_s3_get *s3g;
+	int failed;          /* err holds why the read ended */
 	char *mem;
 	int64_t memcap;
 } con_wait;
@@ -184,17 +179,11 @@ static int wait_gc(lua_State *L)
 	con_wait *w = lua_touserdata(L, 1);
 
 	/* a wait collected mid-flight must not be called back */
-	if (w->s3g)
-		gl_s3_get_cancel(w->s3g);
-	w->s3g = NULL;
-	if (w->fj)
-		gl_fetch_cancel(w->fj);
-	w->fj = NULL;
+	gl_download_read_cancel(w->rd);
+	w->rd = NULL;
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
-	gl_digest_free(w->dg);
-	w->dg = NULL;
 	json_decref(w->af);
 	w->af = NULL;
 	return 0;
@@ -259,7 +248,7 @@ static int api_types(lua_State *L)
 	json_t *v;
 	size_t n = 0;
 
-	if (gl_engine_schemas(c->e, cmd_ctx(c), NULL, out, &err) < 0)
+	if (gl_art_schemas(c->e, cmd_ctx(c), NULL, out, &err) < 0)
 		return raise_err(L, &err);
 	s = json_object_get(*out, "schemas");
 	names = lua_newuserdatauv(L, (json_object_size(s) + 1) * sizeof *names,
@@ -285,7 +274,7 @@ static int api_schema(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out = new_box(L), *s;
 
-	if (gl_engine_schemas(c->e, cmd_ctx(c), type, out, &err) < 0)
+	if (gl_art_schemas(c->e, cmd_ctx(c), type, out, &err) < 0)
 		return raise_err(L, &err);
 	s = json_object_get(*out, "schemas");
 	if (type && json_object_get(s, type))
@@ -394,7 +383,7 @@ static int api_page(lua_State *L)
 	lua_settop(L, 2);  /* optional arguments in fixed slots */
 	kv = build_query(L, 2, &n);
 	out = new_box(L);
-	if (gl_engine_list(c->e, cmd_ctx(c), type, kv, n, out, &err) < 0)
+	if (gl_art_list(c->e, cmd_ctx(c), type, kv, n, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -414,7 +403,7 @@ static int api_get(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
-	if (gl_engine_show(c->e, cmd_ctx(c), type, id, out, &err) < 0)
+	if (gl_art_show(c->e, cmd_ctx(c), type, id, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -431,7 +420,7 @@ static int api_create(lua_State *L)
 	if (!json_is_object(body))
 		luaL_argerror(L, 2, "a table of field = value expected");
 	out = new_box(L);
-	if (gl_engine_create(c->e, cmd_ctx(c), type, body, out, &err) < 0)
+	if (gl_art_create(c->e, cmd_ctx(c), type, body, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -484,7 +473,7 @@ static int do_update(lua_State *L, const char *type, const char *id,
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
-	if (gl_engine_update(c->e, cmd_ctx(c), type, id, patch, out, &err) < 0)
+	if (gl_art_update(c->e, cmd_ctx(c), type, id, patch, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -521,7 +510,7 @@ static int api_delete(lua_State *L)
 	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
 	gl_err err = { 0 };
 
-	if (gl_engine_delete(c->e, cmd_ctx(c), type, id, &err) < 0)
+	if (gl_art_delete(c->e, cmd_ctx(c), type, id, &err) < 0)
 		return raise_err(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -581,7 +570,7 @@ static gl_download *start_download(lua_State *L, const blob_ref *r,
 	ri.remote_addr = "console";
 	ri.headers = *hdrs;
 	dl = new_dl(L);
-	if (gl_engine_download(c->e, cmd_ctx(c), r->type, r->id, r->field, r->key,
+	if (gl_download_open(c->e, cmd_ctx(c), r->type, r->id, r->field, r->key,
 			       r->has_key, &ri, dl, err) < 0)
 		return NULL;
 	return dl;
@@ -609,8 +598,8 @@ static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
 				return gl_fail(err, 500, NULL, "cannot read the "
 					       "blob: %s", strerror(errno));
 		} else {
-			n = gl_engine_read_data(c->e, dl->location, off, buf,
-						want, err);
+			n = gl_download_read_data(c->e, dl->location, off, buf,
+						  want, err);
 			if (n < 0)
 				return -1;
 		}
@@ -677,15 +666,10 @@ static void wake(con_wait *w)
 static void wait_cancel(con_wait *w)
 {
 	if (w->kind == W_LOCATION && !w->done)
-		gl_engine_cancel_location(w->c->e, w);
-	if (w->kind == W_S3 && w->s3g) {
-		gl_s3_get_cancel(w->s3g);
-		w->s3g = NULL;
-	}
-	if (w->kind == W_FETCH || w->kind == W_S3) {
-		if (w->fj)
-			gl_fetch_cancel(w->fj);
-		w->fj = NULL;
+		gl_location_cancel(w->c->e, w);
+	if (w->kind == W_READ) {
+		gl_download_read_cancel(w->rd);
+		w->rd = NULL;
 		if (w->fd >= 0)
 			close(w->fd);
 		w->fd = -1;
@@ -819,7 +803,7 @@ static int api_upload(lua_State *L)
 		close(fd);
 		return luaL_error(L, "%s is not a regular file", path);
 	}
-	u = gl_engine_upload_begin(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
+	u = gl_upload_begin(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				   r.has_key, ct, (int64_t)st.st_size, &err);
 	if (!u) {
 		close(fd);
@@ -888,17 +872,16 @@ static int api_add_location(lua_State *L)
 		body = arg_json(L, 4);
 	}
 	w = new_wait(L, W_LOCATION);
-	if (gl_engine_add_location(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
+	if (gl_location_add(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				   r.has_key, body, loc_done, w, &err) < 0)
 		return raise_err(L, &err);
 	return await(L, w, loc_finish);
 }
 
-static int fetch_data(void *arg, const char *d, size_t n)
+static int read_data(void *arg, const char *d, size_t n)
 {
 	con_wait *w = arg;
 
-	gl_digest_update(w->dg, d, n);
 	if (w->mem) {
 		if (w->got + (int64_t)n > w->memcap) {
 			w->werrno = EFBIG;
@@ -913,121 +896,42 @@ static int fetch_data(void *arg, const char *d, size_t n)
 	return 0;
 }
 
-static void fetch_done(void *arg, const gl_fetch_result *res)
+static void read_done(void *arg, const gl_err *err)
 {
 	con_wait *w = arg;
 
-	w->res = *res;
-	w->fj = NULL;
-	wake(w);
-}
-
-static int fetch_finish(lua_State *L, int status, lua_KContext ctx)
-{
-	con_wait *w = wait_take(L, ctx);
-	gl_download *dl = w->dl;
-	gl_digest_hex h;
-	char why[1200] = "";
-
-	close(w->fd);
-	w->fd = -1;
-	gl_digest_final(w->dg, &h);
-	if (w->werrno) {
-		unlink(w->path);
-		return luaL_error(L, "cannot write %s: %s", w->path,
-				  strerror(w->werrno));
-	}
-	/* the same verdict as a proxied download: bytes that were read and
-	 * differ flag the blob; a failed or refused fetch only fails */
-	switch (gl_external_verdict(dl, w->res.ok, w->got, &h, why,
-				    sizeof why)) {
-	case 0:
-		break;
-	case 1:
-		unlink(w->path);
-		gl_engine_flag_blob(con(L)->e, dl->artifact_id, dl->field,
-				    dl->key, why);
-		return luaL_error(L, "502 Bad Gateway: the data at %s changed "
-				  "(%s); the blob is flagged", dl->url, why);
-	default:
-		unlink(w->path);
-		return raise_err(L, &w->res.err);
-	}
-	push_dl_info(L, dl, w->path, w->got);
-	return 1;
-}
-
-static int fetch_to_file(lua_State *L, gl_download *dl, const char *path)
-{
-	gl_console *c = con(L);
-	gl_fetch_opts fo = { .max_bytes = dl->size >= 0 ? dl->size + 1
-						      : dl->max_size,
-			     .range = NULL };
-	gl_err err = { 0 };
-	gl_fetch *f = gl_engine_fetch(c->e, &err);
-	con_wait *w;
-
-	if (!f)
-		return raise_err(L, &err);
-	w = new_wait(L, W_FETCH);
-	w->dl = dl;
-	w->path = path;
-	w->dg = gl_digest_new();
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (w->fd < 0)
-		return luaL_error(L, "cannot create %s: %s", path,
-				  strerror(errno));
-	w->fj = gl_fetch_start(f, dl->url, &fo, fetch_data, fetch_done, w,
-			       &err);
-	if (!w->fj) {
-		close(w->fd);
-		w->fd = -1;
-		unlink(path);
-		return raise_err(L, &err);
-	}
-	return await(L, w, fetch_finish);
-}
-
-/* ---- the S3 store: objects stream through the event loop --------------- */
-
-static void s3dl_done(void *arg, int status, int64_t total, const gl_err *err)
-{
-	con_wait *w = arg;
-
-	w->s3g = NULL;
-	w->res.ok = !err && (status == 200 || status == 206);
-	w->res.http_status = status;
+	w->rd = NULL;
+	w->failed = err != NULL;
 	if (err)
-		w->res.err = *err;
-	else if (!w->res.ok)
-		snprintf(w->res.err.msg, sizeof w->res.err.msg,
-			 "S3 answered %d", status);
+		w->err = *err;
 	wake(w);
 }
 
-static int s3dl_finish(lua_State *L, int status, lua_KContext ctx)
+/* The reader's errors as the console said them: an S3 store's plainly, a
+ * fetch's (502 for a blob found changed and flagged) with its status. */
+static int read_error(lua_State *L, const gl_download *dl, const gl_err *err)
+{
+	if (dl->kind == GL_DL_S3)
+		return luaL_error(L, "%s", err->msg);
+	return raise_err(L, err);
+}
+
+static int read_finish(lua_State *L, int status, lua_KContext ctx)
 {
 	con_wait *w = wait_take(L, ctx);
 	gl_download *dl = w->dl;
-	gl_digest_hex h;
 
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
-	gl_digest_final(w->dg, &h);
-	if (w->werrno || !w->res.ok || w->got != dl->size ||
-	    (dl->sha256[0] && strcmp(h.sha256, dl->sha256))) {
+	if (w->werrno || w->failed) {
 		if (w->path)
 			unlink(w->path);
 		if (w->werrno)
-			return luaL_error(L, "cannot write: %s",
+			return luaL_error(L, "cannot write %s: %s",
+					  w->path ? w->path : "into memory",
 					  strerror(w->werrno));
-		if (!w->res.ok)
-			return luaL_error(L, "reading from S3: %s",
-					  w->res.err.msg);
-		return luaL_error(L, "the S3 object differs from the record "
-				  "(%lld bytes, sha256 %s)", (long long)w->got,
-				  h.sha256);
+		return read_error(L, dl, &w->err);
 	}
 	if (w->mem) {
 		lua_pushlstring(L, w->mem, (size_t)w->got);
@@ -1037,23 +941,21 @@ static int s3dl_finish(lua_State *L, int status, lua_KContext ctx)
 	return 1;
 }
 
-/* Into the file at path, or into mem (memcap bytes) when path is NULL. */
-static int s3_to(lua_State *L, gl_download *dl, const char *path, char *mem,
-		 int64_t memcap)
+/* An external blob (fetched) or an S3 object into the file at path, or
+ * into mem (memcap bytes) when path is NULL: the engine's reader fetches
+ * and judges, the bytes come here. */
+static int read_to(lua_State *L, gl_download *dl, const char *path,
+		   char *mem, int64_t memcap)
 {
 	gl_console *c = con(L);
-	gl_s3 *s3 = gl_engine_s3(c->e);
 	gl_err err = { 0 };
 	con_wait *w;
 
-	if (!s3)
-		return luaL_error(L, "no S3 store is configured");
-	w = new_wait(L, W_S3);
+	w = new_wait(L, W_READ);
 	w->dl = dl;
 	w->path = path;
 	w->mem = mem;
 	w->memcap = memcap;
-	w->dg = gl_digest_new();
 	if (path) {
 		w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			     0644);
@@ -1061,14 +963,17 @@ static int s3_to(lua_State *L, gl_download *dl, const char *path, char *mem,
 			return luaL_error(L, "cannot create %s: %s", path,
 					  strerror(errno));
 	}
-	w->s3g = gl_s3_get_start(s3, dl->location, NULL, fetch_data,
-				 s3dl_done, w, &err);
-	if (!w->s3g) {
+	w->rd = gl_download_read_start(c->e, dl, 0, -1, read_data, read_done,
+				       w, &err);
+	if (!w->rd) {
+		if (w->fd >= 0)
+			close(w->fd);
+		w->fd = -1;
 		if (path)
 			unlink(path);
-		return raise_err(L, &err);
+		return read_error(L, dl, &err);
 	}
-	return await(L, w, s3dl_finish);
+	return await(L, w, read_finish);
 }
 
 /* glare.download(type, id, "field[/key]", path [, {fetch = true}]) ->
@@ -1100,10 +1005,10 @@ static int api_download(lua_State *L)
 			push_dl_info(L, dl, NULL, dl->size);
 			return 1;
 		}
-		return fetch_to_file(L, dl, path);
+		return read_to(L, dl, path, NULL, 0);
 	}
 	if (dl->kind == GL_DL_S3)
-		return s3_to(L, dl, path, NULL, 0);
+		return read_to(L, dl, path, NULL, 0);
 	buf = lua_newuserdatauv(L, PIECE, 0);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -1147,7 +1052,7 @@ static int api_read(lua_State *L)
 				  (long long)dl->size, (long long)max);
 	mem = lua_newuserdatauv(L, (size_t)dl->size + 1, 0);
 	if (dl->kind == GL_DL_S3)
-		return s3_to(L, dl, NULL, mem, dl->size);
+		return read_to(L, dl, NULL, mem, dl->size);
 	buf = lua_newuserdatauv(L, PIECE, 0);
 	if (copy_blob(c, dl, -1, mem, buf, &err) < 0)
 		return luaL_error(L, "%s", err.msg);
@@ -1167,7 +1072,7 @@ static int api_delete_blob(lua_State *L)
 	lua_settop(L, 3);  /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	out = new_box(L);
-	if (gl_engine_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
+	if (gl_location_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
 				  r.has_key, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
@@ -1187,7 +1092,7 @@ static int api_verify(lua_State *L)
 				  "direct console (without --attach) or with "
 				  "`glared verify`");
 	luaL_argcheck(L, limit > 0 && limit <= 1000000, 1, "out of range");
-	n = gl_engine_verify_external(c->e, (int)limit, 0, &changed, &err);
+	n = gl_download_verify_external(c->e, (int)limit, 0, &changed, &err);
 	if (n < 0)
 		return raise_err(L, &err);
 	lua_createtable(L, 0, 2);
@@ -1211,11 +1116,11 @@ static int api_quotas(lua_State *L)
 	size_t i;
 
 	if (!project) {
-		if (gl_engine_list_quotas(c->e, cmd_ctx(c), out, &err) < 0)
+		if (gl_quota_list(c->e, cmd_ctx(c), out, &err) < 0)
 			return raise_err(L, &err);
 		return push_result(L, out);
 	}
-	if (gl_engine_project_quotas(c->e, cmd_ctx(c), project, out, &err) < 0)
+	if (gl_quota_project(c->e, cmd_ctx(c), project, out, &err) < 0)
 		return raise_err(L, &err);
 	list = json_object_get(json_array_get(*out, 0), "project_quotas");
 	lua_newtable(L);
@@ -1263,7 +1168,7 @@ static int api_set_quotas(lua_State *L)
 		luaL_checktype(L, 1, LUA_TTABLE);
 		body = arg_json(L, 1);
 	}
-	if (gl_engine_set_quotas(c->e, cmd_ctx(c), body, &err) < 0)
+	if (gl_quota_set(c->e, cmd_ctx(c), body, &err) < 0)
 		return raise_err(L, &err);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -1293,7 +1198,7 @@ static int api_scrub(lua_State *L)
 
 	luaL_argcheck(L, age >= 0 && age <= INT32_MAX, 1, "out of range");
 	luaL_argcheck(L, batch > 0 && batch <= INT32_MAX, 2, "out of range");
-	while ((n = gl_engine_scrub(c->e, (int)age, (int)batch, &err)) > 0)
+	while ((n = gl_art_scrub(c->e, (int)age, (int)batch, &err)) > 0)
 		total += n;
 	if (n < 0)
 		return raise_err(L, &err);

@@ -173,11 +173,6 @@ struct gl_events {
 gl_meta *gl_events_meta(gl_events *ev) { return ev->meta; }
 const gl_conf *gl_events_conf(gl_events *ev) { return ev->conf; }
 
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 /* ---- times as the sinks show them ---------------------------------------- */
 
 static void split_time(int64_t us, struct tm *tm, int *frac)
@@ -326,10 +321,10 @@ int gl_events_emit(gl_events *ev, const char *action, const char *type_name,
 	if (!text)
 		gl_oom();
 	args = json_pack("[s, s, I, s, s?, i, s, s?, s?, i]", id, etype,
-			 (json_int_t)now, text, doc ? sget(doc, "owner") : NULL,
-			 doc && gl_streq(sget(doc, "visibility"), "public"),
+			 (json_int_t)now, text, doc ? gl_json_str(doc, "owner") : NULL,
+			 doc && gl_streq(gl_json_str(doc, "visibility"), "public"),
 			 action, doc ? type_name : NULL,
-			 doc ? sget(doc, "id") : NULL, ev->amqp_on);
+			 doc ? gl_json_str(doc, "id") : NULL, ev->amqp_on);
 	rc = gl_meta_exec(ev->meta, emit_sql, args, NULL, &n, err);
 	json_decref(args);
 	json_decref(body);
@@ -429,7 +424,7 @@ static const char *col_str(const json_t *row, size_t i)
 /* The notification of an outbox body, in format 1.0 or 2.0. */
 static char *notification(gl_events *ev, const json_t *body, int v2)
 {
-	const char *id = sget(body, "event_id");
+	const char *id = gl_json_str(body, "event_id");
 	json_t *payload = json_object_get(body, "payload"), *p, *msg;
 	char ts[64], uid[33];
 	char *text;

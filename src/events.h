@@ -44,7 +44,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "auth.h"
+#include "ctx.h"
 #include "conf.h"
 #include "err.h"
 #include "meta.h"

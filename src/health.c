@@ -1,6 +1,8 @@
 /* health.c - checks of the engine's parts (see health.h). */
 #include "health.h"
-#include "engine_priv.h"
+#include "auth.h"
+#include "core.h"
+#include "engine.h"
 #include "log.h"
 #include "ltype.h"
 #include "meta.h"
@@ -219,6 +221,17 @@ int gl_check_config(gl_conf *conf)
 		}
 		json_decref(reasons);
 		gl_engine_free(e);
+	}
+	{
+		char msg[300];
+		gl_auth *au = gl_auth_new(conf, base, msg, sizeof msg);
+
+		if (!au)
+			rc = problem("identity", msg);
+		else
+			printf("identity: flavor %s\n",
+			       *conf->flavor ? conf->flavor : "trusted-auth");
+		gl_auth_free(au);
 	}
 	gl_policy_free(pol);
 	event_base_free(base);

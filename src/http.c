@@ -122,6 +122,7 @@ struct gl_http_req {
 	gl_http_done_fn on_done;
 	void *body_arg;
 	int body_accepted, body_paused, body_aborted;
+	int body_held;      /* the handler will decide later */
 	int64_t body_received, discarded;
 	int msg_done;
 	/* response */
@@ -787,6 +788,28 @@ void gl_http_body_accept(gl_http_req *r, gl_http_body_fn on_data,
 				    "HTTP/1.1 100 Continue\r\n\r\n");
 	}
 	/* a request without body completes through on_message_complete */
+	if (r->body_held) {
+		/* the parser stopped before the body: go on */
+		r->body_held = 0;
+		conn_kick(r->c);
+	}
+}
+
+void gl_http_body_hold(gl_http_req *r)
+{
+	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE)
+		r->body_held = 1;
+}
+
+int gl_http_body_taken(const gl_http_req *r)
+{
+	return r->body_accepted;
+}
+
+/* The handler holds the body and has neither taken it nor replied. */
+static int body_waits(const gl_http_req *r)
+{
+	return r->body_held && !r->body_accepted && r->resp == RESP_NONE;
 }
 
 void gl_http_body_resume(gl_http_req *r)
@@ -808,6 +831,11 @@ gl_http_pin *gl_http_hold(gl_http_req *r)
 	return (gl_http_pin *)c;
 }
 
+int gl_http_held(const gl_http_req *r)
+{
+	return r->c->held > 0;
+}
+
 void gl_http_release(gl_http_pin *pin)
 {
 	struct conn *c = (struct conn *)pin;
@@ -816,7 +844,8 @@ void gl_http_release(gl_http_pin *pin)
 	c->held--;
 	c->in_callback--;
 	if (c->held == 0 && !c->want_free && r && r->has_body &&
-	    !r->body_accepted && r->resp == RESP_NONE && !c->stop_parse) {
+	    !r->body_accepted && r->resp == RESP_NONE && !c->stop_parse &&
+	    !r->body_held) {
 		gl_error("http: handler neither replied nor took the body of %s %s",
 			 http_method_str(r->method), r->path);
 		c->srv->on_error(r, 500, "Request not handled", c->srv->arg);
@@ -1083,10 +1112,11 @@ static int on_headers_complete(http_parser *p)
 
 	c->srv->dispatch(r, c->srv->arg);
 
-	if (c->held) {
-		/* the handler goes on in a coroutine: no body byte is read
-		 * before it took the body or replied (gl_http_release) */
-		c->parse_blocked = 1;
+	if (c->held || body_waits(r)) {
+		/* parse nothing more until the handler decides: it goes on in
+		 * a coroutine (gl_http_release kicks), or holds the body */
+		if (c->held)
+			c->parse_blocked = 1;
 		http_parser_pause(p, 1);
 		return 0;
 	}
@@ -1318,7 +1348,8 @@ static void conn_parse(struct conn *c)
 		}
 		if (c->stop_parse)
 			return;
-		if (c->req && (c->req->msg_done || c->req->body_paused))
+		if (c->req && (c->req->msg_done || c->req->body_paused ||
+			       body_waits(c->req)))
 			return; /* waiting for the handler */
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
@@ -1438,8 +1469,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_enter(c);
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && r &&
-		    (r->msg_done || r->body_paused || r->resp != RESP_NONE ||
-		     c->held) &&
+		    (r->msg_done || r->body_paused || r->body_held ||
+		     r->resp != RESP_NONE || c->held) &&
 		    !c->lingering) {
 			/* the request is with the handler; silence is fine */
 			bufferevent_enable(bev, EV_READ);
@@ -1462,6 +1493,13 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			/* client half-closed after its request: answer it */
 			c->close_after = 1;
 			c->stop_parse = 1;
+			bufferevent_disable(bev, EV_READ);
+		} else if (r && body_waits(r) && !r->chunked &&
+			   (int64_t)evbuffer_get_length(bufferevent_get_input(
+				   bev)) >= r->content_length) {
+			/* half-closed after the whole body, which the handler
+			 * holds: it is parsed once taken; answer, then close */
+			c->close_after = 1;
 			bufferevent_disable(bev, EV_READ);
 		} else {
 			conn_kill(c);

@@ -30,8 +30,9 @@
  *
  * Contract for the dispatch callback: for a request with a body it must,
  * before returning, either reply (the body is then discarded, or the
- * connection closed if the body is large) or accept the body with
- * gl_http_body_accept(). A request without a body may be answered later.
+ * connection closed if the body is large), accept the body with
+ * gl_http_body_accept(), or hold it with gl_http_body_hold() and do one
+ * of the first two later. A request without a body may be answered later.
  * After a reply is complete (gl_http_reply*, gl_http_reply_end or
  * gl_http_reply_abort) the request belongs to this unit again and the
  * handler must not touch it; if the connection dies first, the close
@@ -137,6 +138,13 @@ typedef void (*gl_http_done_fn)(gl_http_req *r, void *arg);
 
 void gl_http_body_accept(gl_http_req *r, gl_http_body_fn on_data,
 			 gl_http_done_fn on_done, void *arg);
+/* From the dispatch callback: the handler decides about the body later
+ * (it waits for something, e.g. the token check). Not one body byte is
+ * parsed, nor "100 Continue" sent, until gl_http_body_accept; a reply
+ * instead discards or refuses the body as usual. */
+void gl_http_body_hold(gl_http_req *r);
+/* 1 once gl_http_body_accept was called. */
+int gl_http_body_taken(const gl_http_req *r);
 void gl_http_body_resume(gl_http_req *r);
 int64_t gl_http_body_received(const gl_http_req *r);
 
@@ -152,6 +160,8 @@ void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg);
 typedef struct gl_http_pin gl_http_pin;
 gl_http_pin *gl_http_hold(gl_http_req *r);
 void gl_http_release(gl_http_pin *pin);
+/* 1 while a hold is out (the release judges an unanswered request). */
+int gl_http_held(const gl_http_req *r);
 
 /* ---- the response ----------------------------------------------------------
  * Headers are set before the reply starts; this is the one place that

@@ -18,7 +18,7 @@
  * PostgreSQL text refuses it) and a value must read back as it was written.
  *
  * Used by api.c (bodies) and the engine (create, update, locations,
- * quotas). Uses jansson, ltype.h (field limits), util.c.
+ * quotas). Uses jansson, type.h (field limits), util.c.
  */
 #ifndef GL_JLIMITS_H
 #define GL_JLIMITS_H
@@ -29,7 +29,7 @@
 
 #include "conf.h"
 #include "err.h"
-#include "ltype.h"
+#include "type.h"
 
 /* The most max_json_depth may be (the raw scan keeps one byte per level). */
 #define GL_JSON_DEPTH_MAX 256

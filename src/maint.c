@@ -17,7 +17,7 @@
  *                  (a process died between initiating one and recording
  *                  its id) are queued for abort;
  *   gc             released file and database objects removed, released
- *                  S3 objects queued for deletion (gl_engine_gc);
+ *                  S3 objects queued for deletion (gl_gc_run);
  *   cleanup queue  S3 aborts and deletes that must happen (the metadata
  *                  store's cleanup_queue, shared by all nodes): each due
  *                  entry is claimed with a test-and-set of its next_at (a
@@ -34,8 +34,13 @@
  * entry; running one twice is harmless (a second abort or delete finds
  * nothing: 404).
  */
-#include "engine_priv.h"
+#include "blob.h"
+#include "core.h"
 #include "coro.h"
+#include "gc.h"
+#include "location.h"
+#include "maint.h"
+#include "upload.h"
 #include "log.h"
 #include "owner.h"
 #include "s3.h"
@@ -61,11 +66,6 @@ typedef struct gl_sweep {
 	json_t *found;           /* [[key, upload id], ...] */
 } gl_sweep;
 
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
 static int64_t secs(int s)
 {
 	return (int64_t)s * 1000000;
@@ -81,13 +81,6 @@ static int64_t backoff_us(const gl_engine *e, int attempts)
 	for (int i = 1; i < attempts && d < cap; i++)
 		d *= 2;
 	return d < cap ? d : cap;
-}
-
-int gl_cleanup_queue(gl_engine *e, const char *kind, const char *target,
-		     const char *arg, int64_t delay_us, gl_err *err)
-{
-	return gl_meta_cleanup_put(e->meta, kind, target, arg ? arg : "", 0,
-				   gl_now_us() + delay_us, NULL, err);
 }
 
 static void cleanup_failed(gl_engine *e, const char *kind, const char *target,
@@ -175,8 +168,8 @@ static void cleanup_run(gl_engine *e)
 		return;
 	}
 	json_array_foreach(list, i, it) {
-		const char *kind = sget(it, "kind"), *target = sget(it, "target");
-		const char *arg = sget(it, "arg");
+		const char *kind = gl_json_str(it, "kind"), *target = gl_json_str(it, "target");
+		const char *arg = gl_json_str(it, "arg");
 		cleanup_op *op;
 		int rc;
 
@@ -227,12 +220,6 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	gl_coro_go(cleanup_run_co, arg);
 }
 
-void gl_cleanup_kick(gl_engine *e)
-{
-	if (e->kick && e->s3)
-		event_active(e->kick, EV_TIMEOUT, 1);
-}
-
 /* The S3 client's own cleanup of an abandoned upload ended (or was dropped
  * at exit): done, or kept in the queue to be tried again. */
 typedef struct hook_end {
@@ -278,16 +265,16 @@ static void s3_cleanup_hook(void *arg, const char *key, const char *upload_id,
  * the transaction: the owner may have finished meanwhile.) */
 static int unchanged(gl_engine *e, gl_types *ts, const json_t *it)
 {
-	const gl_type *t = gl_types_find(ts, sget(it, "type_name"));
-	const gl_field *f = t ? gl_type_field(t, sget(it, "field")) : NULL;
-	const char *key = sget(it, "key");
+	const gl_type *t = gl_types_find(ts, gl_json_str(it, "type_name"));
+	const gl_field *f = t ? gl_type_field(t, gl_json_str(it, "field")) : NULL;
+	const char *key = gl_json_str(it, "key");
 	json_t *doc = NULL;
 	gl_err err = { 0 };
 	int same;
 
 	if (!f)
 		return 1; /* a type not loaded here: trust the list */
-	if (gl_meta_get(e->meta, t, sget(it, "artifact_id"), &doc, &err) != 0)
+	if (gl_meta_get(e->meta, t, gl_json_str(it, "artifact_id"), &doc, &err) != 0)
 		return 0;
 	same = json_equal(gl_blob_record(doc, f, key && *key ? key : NULL),
 			  json_object_get(it, "blob"));
@@ -317,15 +304,15 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 	ts = gl_types_ref(e->types);
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
-		const char *pending = sget(b, "pending");
-		const char *s3id = sget(b, "s3_upload_id");
-		const char *loc = sget(b, "location"), *key = sget(it, "key");
-		const char *node = sget(b, "node"), *temp = sget(b, "temp");
-		const char *aid = sget(it, "artifact_id"), *f = sget(it, "field");
+		const char *pending = gl_json_str(b, "pending");
+		const char *s3id = gl_json_str(b, "s3_upload_id");
+		const char *loc = gl_json_str(b, "location"), *key = gl_json_str(it, "key");
+		const char *node = gl_json_str(b, "node"), *temp = gl_json_str(b, "temp");
+		const char *aid = gl_json_str(it, "artifact_id"), *f = gl_json_str(it, "field");
 		gl_owner_verdict v = gl_owner_judge(
 			me, b,
 			gl_upload_owns(e, aid, f, key) ||
-				gl_blob_jobs_own(e, aid, f, key),
+				gl_location_owns(e, aid, f, key),
 			now, after);
 
 		if (!gl_owner_may_take_over(v))
@@ -340,13 +327,13 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		}
 		/* the object an interrupted commit may have renamed in */
 		if (pending &&
-		    gl_meta_gc_push(e->meta, sget(b, "store") ? sget(b, "store")
+		    gl_meta_gc_push(e->meta, gl_json_str(b, "store") ? gl_json_str(b, "store")
 							      : "file",
 				    pending, err) < 0)
 			goto fail;
 		/* no part may outlive the upload */
 		if (s3id && loc &&
-		    gl_cleanup_queue(e, "s3_abort", loc, s3id, 0, err) < 0)
+		    gl_gc_cleanup_queue(e, "s3_abort", loc, s3id, 0, err) < 0)
 			goto fail;
 		if (gl_blob_restore_prev(e, aid, f, key && *key ? key : NULL,
 					 json_object_get(b, "prev"), err) < 0 ||
@@ -412,7 +399,7 @@ static void sweep_done_run(void *arg, const gl_err *lerr)
 		goto out;
 	}
 	json_array_foreach(saving, i, it) {
-		const char *id = sget(json_object_get(it, "blob"),
+		const char *id = gl_json_str(json_object_get(it, "blob"),
 				      "s3_upload_id");
 		if (id)
 			json_object_set_new(ids, id, json_true());
@@ -422,7 +409,7 @@ static void sweep_done_run(void *arg, const gl_err *lerr)
 		const char *id = json_string_value(json_array_get(it, 1));
 		if (!key || !id || json_object_get(ids, id))
 			continue; /* a live upload's */
-		if (gl_cleanup_queue(e, "s3_abort", key, id, 0, &err) < 0) {
+		if (gl_gc_cleanup_queue(e, "s3_abort", key, id, 0, &err) < 0) {
 			gl_warn("sweep: %s", err.msg);
 			break;
 		}
@@ -431,7 +418,7 @@ static void sweep_done_run(void *arg, const gl_err *lerr)
 		n++;
 	}
 	if (n)
-		gl_cleanup_kick(e);
+		gl_gc_cleanup_kick(e);
 out:
 	json_decref(saving);
 	json_decref(ids);
@@ -477,7 +464,7 @@ static void takeover_pass(gl_engine *e)
 	gl_store_clean_tmp(e->store, e->conf->upload_heartbeat);
 	sweep_start(e);
 	if (s3)
-		gl_cleanup_kick(e);
+		gl_gc_cleanup_kick(e);
 }
 
 static void maint_run(void *arg)
@@ -487,10 +474,10 @@ static void maint_run(void *arg)
 
 	e->maint_busy = 1;
 	gl_upload_heartbeat_all(e);
-	gl_blob_jobs_heartbeat(e);
+	gl_location_heartbeat_all(e);
 	if (every < 1 || e->ticks++ % every == 0)
 		takeover_pass(e);
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	cleanup_run(e);
 	e->maint_busy = 0;
 }
@@ -518,7 +505,7 @@ int gl_maint_init(gl_engine *e, gl_err *err)
 	return 0;
 }
 
-void gl_engine_maintain(gl_engine *e)
+void gl_maint_soon(gl_engine *e)
 {
 	if (e->maint)
 		event_active(e->maint, EV_TIMEOUT, 1);
@@ -551,7 +538,7 @@ int gl_maint_recover(gl_engine *e, gl_err *err)
 	if (n < 0)
 		return -1;
 	removed = gl_store_clean_tmp(e->store, e->conf->upload_heartbeat);
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	/* S3 aborts and deletes queued here are the workers' first job */
 	if (n || removed)
 		gl_info("recovery: %d interrupted upload(s) rolled back, %d "

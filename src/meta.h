@@ -25,7 +25,7 @@
  *   "verify_error".
  * Plus the internal artifact key "revision" (bumped on every write).
  *
- * Uses jansson and ltype.h (field layout).
+ * Uses jansson and type.h (field layout).
  */
 #ifndef GL_META_H
 #define GL_META_H
@@ -35,7 +35,7 @@
 
 #include "conf.h"
 #include "err.h"
-#include "ltype.h"
+#include "type.h"
 
 typedef struct gl_meta gl_meta;
 
@@ -133,7 +133,7 @@ int gl_meta_gc_pop(gl_meta *m, const char *store, const char *location,
 		   gl_err *err);
 
 /* The cleanup queue: work that must get done even if it fails at first,
- * retried with backoff by whichever node runs maintenance (blob.c) until
+ * retried with backoff by whichever node runs maintenance (maint.c) until
  * it succeeds. An entry is (kind, target, arg): "s3_abort" (target the S3
  * key, arg the multipart upload id) or "s3_delete" (target the S3 key, arg
  * ""). next_at (microseconds): not tried before then.

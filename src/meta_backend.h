@@ -10,7 +10,7 @@
  * Backends: meta_sqlite.c (sqlite:// and bare paths), meta_pg.c
  * (postgresql:// and postgres://). What they have in common (row shaping,
  * parameter lists, the dialect-independent listing SQL) is written once,
- * in meta_common.c (meta_common.h).
+ * in meta_sql.c (meta_sql.h).
  */
 #ifndef GL_META_BACKEND_H
 #define GL_META_BACKEND_H

@@ -37,14 +37,14 @@
  * committed before stays.
  *
  * Row shaping, parameter lists and the listing pieces that do not depend
- * on the dialect are shared with meta_sqlite.c (meta_common.c).
+ * on the dialect are shared with meta_sqlite.c (meta_sql.c).
  *
- * Uses libpq, jansson, meta_common.c, util.c (time, memory), fault.c
+ * Uses libpq, jansson, meta_sql.c, util.c (time, memory), fault.c
  * (gl_fail).
  */
 #include "coro.h"
 #include "meta_backend.h"
-#include "meta_common.h"
+#include "meta_sql.h"
 #include "util.h"
 
 #include <endian.h>
@@ -132,10 +132,10 @@ static const char schema_v1[] =
 	MS_GC_QUEUE;
 
 /* Listing indexes, as in SQLite (IF NOT EXISTS: an operator may have added
- * one by hand; see meta_common.h). PostgreSQL keeps its own statistics
+ * one by hand; see meta_sql.h). PostgreSQL keeps its own statistics
  * (autovacuum's ANALYZE), so there is nothing like SQLite's shipped
  * sqlite_stat1. */
-static const char schema_v2[] = MC_LISTING_INDEXES;
+static const char schema_v2[] = GL_MSQL_LISTING_INDEXES;
 
 /* The scrubber's query, the cleanup queue, events (meta_schema.h). */
 static const char schema_v3[] = MS_DELETED_INDEX;
@@ -149,7 +149,7 @@ static const char schema_v5[] = MS_EVENTS;
  * trigger runs BEFORE the row goes, while its blobs are there; the
  * cascade deletes them at the end of the statement, when their artifact
  * is gone, so their trigger changes nothing. */
-#define BLOB_BYTES(r) MC_BLOB_BYTES(r)
+#define BLOB_BYTES(r) GL_MSQL_BLOB_BYTES(r)
 static const char schema_v6[] =
 	MS_COUNTERS
 	"CREATE FUNCTION glared_artifacts_counted() RETURNS trigger"
@@ -240,7 +240,7 @@ static const char schema_v6[] =
 static const char schema_v7[] =
 	SCOPE_COPY_COLS("properties")
 	SCOPE_COPY_COLS("tags")
-	MC_SCOPE_INDEXES
+	GL_MSQL_SCOPE_INDEXES
 	"CREATE INDEX properties_scope_num ON properties(type_name, name, key,"
 	" value_num, status, visibility, owner, artifact_id)"
 	" WHERE value_num IS NOT NULL;"
@@ -459,12 +459,12 @@ typedef struct pg_conn {
 	PGconn *conn;         /* NULL: to be opened on next use */
 	const void *owner;    /* holder: a coroutine, or &main_owner; NULL free */
 	unsigned char prepared[S_COUNT];
-	mc_lru lru;           /* listing statements, */
-	char dyn[MC_DYN_CACHE][24]; /* their names by slot ("" none) */
+	gl_msql_lru lru;           /* listing statements, */
+	char dyn[GL_MSQL_DYN_CACHE][24]; /* their names by slot ("" none) */
 	unsigned dyn_seq;     /* names of listing statements, never reused */
-	const char *ext_sql[MC_EXT_MAX]; /* gl_meta_exec statements, by the
+	const char *ext_sql[GL_MSQL_EXT_MAX]; /* gl_meta_exec statements, by the
 					  * address of their text */
-	unsigned char ext_prepared[MC_EXT_MAX];
+	unsigned char ext_prepared[GL_MSQL_EXT_MAX];
 	/* transaction state */
 	unsigned txn : 1;     /* the engine's transaction (gl_meta_begin) */
 	unsigned inner : 1;   /* a transaction this call opened itself */
@@ -730,17 +730,17 @@ static int pg_fail(pg_conn *m, const PGresult *r, gl_err *err)
 /* Parameters go to libpq as text (bytea pieces as binary): a value's
  * text, written into buf for numbers; NULL for SQL NULL. */
 #define NUM_LEN 40
-static const char *val_text(const mc_val *v, char buf[NUM_LEN])
+static const char *val_text(const gl_msql_val *v, char buf[NUM_LEN])
 {
 	switch (v->t) {
-	case MC_INT:
+	case GL_MSQL_INT:
 		snprintf(buf, NUM_LEN, "%lld", (long long)v->i);
 		return buf;
-	case MC_REAL:
+	case GL_MSQL_REAL:
 		real_text(v->d, buf, NUM_LEN);
 		return buf;
-	case MC_TEXT:
-	case MC_BIN:
+	case GL_MSQL_TEXT:
+	case GL_MSQL_BIN:
 		return v->s;
 	default:
 		return NULL;
@@ -751,7 +751,7 @@ static const char *val_text(const mc_val *v, char buf[NUM_LEN])
  * values. The result (to PQclear) or NULL + err. binary: results in binary
  * format. */
 static PGresult *exec_vals(pg_conn *m, const char *name, const char *sql,
-			   unsigned char *prepared, const mc_val *v, int n,
+			   unsigned char *prepared, const gl_msql_val *v, int n,
 			   int binary, gl_err *err)
 {
 	const char **vals = gl_xcalloc((size_t)n + 1, sizeof *vals);
@@ -773,7 +773,7 @@ static PGresult *exec_vals(pg_conn *m, const char *name, const char *sql,
 	}
 	for (int i = 0; i < n; i++) {
 		vals[i] = val_text(&v[i], num[i]);
-		if (v[i].t == MC_BIN) {
+		if (v[i].t == GL_MSQL_BIN) {
 			len[i] = v[i].len;
 			fmt[i] = 1;
 		}
@@ -793,7 +793,7 @@ out:
 }
 
 /* Run statement id (prepared on first use on this connection). */
-static PGresult *stq(pg_conn *m, enum stmt_id id, const mc_vals *p,
+static PGresult *stq(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 		     int binary, gl_err *err)
 {
 	char name[16];
@@ -805,7 +805,7 @@ static PGresult *stq(pg_conn *m, enum stmt_id id, const mc_vals *p,
 
 /* Run a statement that returns no rows; *changed (optional): rows it
  * inserted, updated or deleted. */
-static int run(pg_conn *m, enum stmt_id id, const mc_vals *p,
+static int run(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 	       int64_t *changed, gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
@@ -848,41 +848,41 @@ static int64_t r_i64(const PGresult *r, int row, int c)
 	return strtoll(PQgetvalue(r, row, c), NULL, 10);
 }
 
-/* A row of a text-format result, for meta_common.c's row shaping. */
-static int row_null(const mc_row *r, int c)
+/* A row of a text-format result, for meta_sql.c's row shaping. */
+static int row_null(const gl_msql_row *r, int c)
 {
 	return PQgetisnull(r->res, r->row, c);
 }
 
-static int64_t row_i64(const mc_row *r, int c)
+static int64_t row_i64(const gl_msql_row *r, int c)
 {
 	return r_i64(r->res, r->row, c);
 }
 
-static int row_truth(const mc_row *r, int c)
+static int row_truth(const gl_msql_row *r, int c)
 {
 	return PQgetvalue(r->res, r->row, c)[0] == 't';
 }
 
-static const char *row_text(const mc_row *r, int c, size_t *len)
+static const char *row_text(const gl_msql_row *r, int c, size_t *len)
 {
 	*len = (size_t)PQgetlength(r->res, r->row, c);
 	return PQgetvalue(r->res, r->row, c);
 }
 
-static const struct mc_row_ops row_ops = {
+static const struct gl_msql_row_ops row_ops = {
 	.null = row_null, .i64 = row_i64, .truth = row_truth,
 	.text = row_text,
 };
 
-static mc_row row_of(const PGresult *r, int row)
+static gl_msql_row row_of(const PGresult *r, int row)
 {
-	return (mc_row){ .ops = &row_ops, .res = r, .row = row };
+	return (gl_msql_row){ .ops = &row_ops, .res = r, .row = row };
 }
 
-/* Every row of statement id, shaped (mc_*_row), as an array. */
-static int rows_json(pg_conn *m, enum stmt_id id, const mc_vals *p,
-		     mc_shape_fn shape, json_t **out, gl_err *err)
+/* Every row of statement id, shaped (gl_msql_*_row), as an array. */
+static int rows_json(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
+		     gl_msql_shape_fn shape, json_t **out, gl_err *err)
 {
 	PGresult *r;
 	json_t *arr;
@@ -892,7 +892,7 @@ static int rows_json(pg_conn *m, enum stmt_id id, const mc_vals *p,
 		return -1;
 	arr = json_array();
 	for (int i = 0; i < PQntuples(r); i++) {
-		mc_row row = row_of(r, i);
+		gl_msql_row row = row_of(r, i);
 
 		json_array_append_new(arr, shape(&row));
 	}
@@ -918,7 +918,7 @@ static int session_setup(pg_conn *m, gl_err *err)
 {
 	memset(m->prepared, 0, sizeof m->prepared);
 	memset(m->ext_prepared, 0, sizeof m->ext_prepared);
-	mc_lru_free(&m->lru);
+	gl_msql_lru_free(&m->lru);
 	memset(m->dyn, 0, sizeof m->dyn);
 	return simple(m, "SET lock_timeout = '5s';"
 		      " SET client_encoding = 'UTF8';"
@@ -1280,14 +1280,14 @@ static int migrate(pg_conn *m, int upgrade, gl_err *err)
 	/* a verdict other than "current" is only a reason to look again
 	 * under the lock: it must not leave an error behind when that second
 	 * look finds the schema fine (callers read err->status) */
-	if (mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, &first) == 0)
+	if (gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, &first) == 0)
 		return 0;
 	/* judged again under the lock: the two reads above may have seen
 	 * another node's migration half (no version yet, then its tables) */
 	if (simple(m, "BEGIN; SET LOCAL lock_timeout = 0; " WRITE_LOCK_SQL,
 		   err) ||
 	    read_version(m, &v, &tables, err) ||
-	    mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err) < 0 ||
+	    gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, err) < 0 ||
 	    simple(m, "CREATE TABLE IF NOT EXISTS glared_schema ("
 		   " version INTEGER NOT NULL PRIMARY KEY,"
 		   " applied_at BIGINT NOT NULL)", err))
@@ -1343,7 +1343,7 @@ static void pg_close(gl_meta *gm)
 	for (int i = 0; i < pm->n; i++) {
 		pg_conn *m = pm->pool[i];
 
-		mc_lru_free(&m->lru);
+		gl_msql_lru_free(&m->lru);
 		if (m->ev)
 			event_free(m->ev);
 		PQfinish(m->conn); /* a transaction still open is rolled back */
@@ -1482,27 +1482,27 @@ static int get_impl(pg_conn *m, const gl_type *type, const char *id,
 		    json_t **af, gl_err *err)
 {
 	PGresult *r;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	json_t *a = NULL;
 	int ret;
 
 	*af = NULL;
-	mc_set_text(&p, 1, id);
+	gl_msql_set_text(&p, 1, id);
 	if (type)
-		mc_set_text(&p, 2, type->name);
+		gl_msql_set_text(&p, 2, type->name);
 	if (!(r = stq(m, type ? S_GET_TYPED : S_GET, &p, 0, err)))
 		return -1;
 	if (PQntuples(r) == 0) {
 		ret = 1;
 	} else {
-		mc_row row = row_of(r, 0);
+		gl_msql_row row = row_of(r, 0);
 
-		ret = mc_artifact_json(&row, type, &a, err);
+		ret = gl_msql_artifact_json(&row, type, &a, err);
 		/* S_GET_TYPED: blob records follow the artifact's columns */
 		for (int i = 0; ret == 0 && type && i < PQntuples(r); i++) {
 			row = row_of(r, i);
 			if (!r_null(r, i, C_NCOLS))
-				mc_attach_blob(a, type, &row, C_NCOLS);
+				gl_msql_attach_blob(a, type, &row, C_NCOLS);
 		}
 	}
 	PQclear(r);
@@ -1523,7 +1523,7 @@ static int pg_get(gl_meta *gm, const gl_type *type, const char *id,
 	return rc;
 }
 
-/* One property record of PUT_CHILDREN's recordset (mc_each_prop): numbers
+/* One property record of PUT_CHILDREN's recordset (gl_msql_each_prop): numbers
  * go to value_num as text (exact; booleans 0/1, DateTime microseconds),
  * strings to value_text. */
 static int prop_rec(void *ctx, const char *name, const char *key, int pos,
@@ -1532,10 +1532,10 @@ static int prop_rec(void *ctx, const char *name, const char *key, int pos,
 	json_t *row = json_pack("{s:s, s:s, s:i}", "n", name, "k", key, "p",
 				pos);
 	char num[NUM_LEN];
-	mc_val mv;
+	gl_msql_val mv;
 
-	mc_json_val(v, &mv);
-	if (mv.t == MC_INT || mv.t == MC_REAL)
+	gl_msql_json_val(v, &mv);
+	if (mv.t == GL_MSQL_INT || mv.t == GL_MSQL_REAL)
 		json_object_set_new(row, "v",
 				    json_string(val_text(&mv, num)));
 	else
@@ -1550,20 +1550,20 @@ static int put_impl(pg_conn *m, const gl_type *type, json_t *af,
 	json_t *tags, *props;
 	int64_t rev = json_integer_value(json_object_get(af, "revision"));
 	PGresult *r = NULL;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int ret = -1;
 
-	if (mc_artifact_vals(&p, type, af, vk, rev, err))
+	if (gl_msql_artifact_vals(&p, type, af, vk, rev, err))
 		goto out;
-	tags = mc_tags(af); /* deduplicated by the statement */
-	mc_set_own(&p, 18, mc_dump(tags));
+	tags = gl_msql_tags(af); /* deduplicated by the statement */
+	gl_msql_set_own(&p, 18, gl_msql_dump(tags));
 	json_decref(tags);
 	props = json_array();
-	mc_each_prop(type, af, prop_rec, props);
-	mc_set_own(&p, 19, mc_dump(props));
+	gl_msql_each_prop(type, af, prop_rec, props);
+	gl_msql_set_own(&p, 19, gl_msql_dump(props));
 	json_decref(props);
 	if (!insert)
-		mc_set_int(&p, 20, rev);
+		gl_msql_set_int(&p, 20, rev);
 	if (wr_begin(m, 0, err))
 		goto out;
 	r = stq(m, insert ? S_INSERT : S_UPDATE, &p, 0, err);
@@ -1580,7 +1580,7 @@ static int put_impl(pg_conn *m, const gl_type *type, json_t *af,
 	if (wr_end(m, ret >= 0, err) && ret >= 0)
 		ret = -1;
 out:
-	mc_vals_free(&p);
+	gl_msql_vals_free(&p);
 	if (ret == 0)
 		json_object_set_new(af, "revision", json_integer(rev + 1));
 	return ret;
@@ -1593,7 +1593,7 @@ static int pg_put(gl_meta *gm, const gl_type *type, json_t *af,
 	pg_conn *m;
 	int rc;
 
-	if (mc_put_check(type, af, vk, err))
+	if (gl_msql_put_check(type, af, vk, err))
 		return -1;
 	PG_CALL(pm, m, err, rc, put_impl(m, type, af, vk, insert, err));
 	return rc;
@@ -1601,7 +1601,7 @@ static int pg_put(gl_meta *gm, const gl_type *type, json_t *af,
 
 /* A write of one statement (in the call's own transaction, see wr_begin);
  * *changed (optional): rows it touched. */
-static int write1(pg_conn *m, enum stmt_id id, const mc_vals *p,
+static int write1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 		  int64_t *changed, gl_err *err)
 {
 	int ok;
@@ -1617,12 +1617,12 @@ static int write_texts(pg_meta *pm, enum stmt_id id, int n, const char *a1,
 		       const char *a2, const char *a3, gl_err *err)
 {
 	const char *a[3] = { a1, a2, a3 };
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	pg_conn *m;
 	int rc;
 
 	for (int i = 0; i < n; i++)
-		mc_set_text(&p, i + 1, a[i]);
+		gl_msql_set_text(&p, i + 1, a[i]);
 	PG_CALL(pm, m, err, rc, write1(m, id, &p, NULL, err));
 	return rc;
 }
@@ -1638,12 +1638,12 @@ static int pg_deleted(gl_meta *gm, int64_t before_us, int limit,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_int(&p, 1, before_us);
-	mc_set_int(&p, 2, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_DELETED, &p, mc_deleted_row, out,
+	gl_msql_set_int(&p, 1, before_us);
+	gl_msql_set_int(&p, 2, limit);
+	PG_CALL(pm, m, err, rc, rows_json(m, S_DELETED, &p, gl_msql_deleted_row, out,
 				      err));
 	return rc;
 }
@@ -1654,12 +1654,12 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
 	int64_t changed = 0;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_text(&p, 1, id);
-	mc_set_text(&p, 2, status);
-	mc_set_int(&p, 3, gl_now_us());
+	gl_msql_set_text(&p, 1, id);
+	gl_msql_set_text(&p, 2, status);
+	gl_msql_set_int(&p, 3, gl_now_us());
 	PG_CALL(pm, m, err, rc, write1(m, S_SET_STATUS, &p, &changed, err));
 	if (rc == 0 && changed == 0)
 		return gl_fail(err, 404, "ArtifactNotFound",
@@ -1670,7 +1670,7 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 /* A query of at most one row: 1 if it returned one, 0 if not, -1 + err.
  * *n (optional): its integer first column (counts and sums; 0 when NULL
  * or no row). Also answers "is there such a row" (scope, data). */
-static int query1(pg_conn *m, enum stmt_id id, const mc_vals *p, int64_t *n,
+static int query1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p, int64_t *n,
 		  gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
@@ -1692,10 +1692,10 @@ static int pg_scope_taken(gl_meta *gm, const char *type_name,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_scope_vals(&p, type_name, name, vk, owner, exclude_id);
+	gl_msql_scope_vals(&p, type_name, name, vk, owner, exclude_id);
 	PG_CALL(pm, m, err, rc, query1(m, owner ? S_SCOPE_PRIVATE
 					    : S_SCOPE_PUBLIC, &p, NULL, err));
 	return rc;
@@ -1704,13 +1704,13 @@ static int pg_scope_taken(gl_meta *gm, const char *type_name,
 static int count_query(pg_meta *pm, enum stmt_id id, const char *a1,
 		       const char *a2, int64_t *n, gl_err *err)
 {
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	pg_conn *m;
 	int rc;
 
-	mc_set_text(&p, 1, a1);
+	gl_msql_set_text(&p, 1, a1);
 	if (a2)
-		mc_set_text(&p, 2, a2);
+		gl_msql_set_text(&p, 2, a2);
 	PG_CALL(pm, m, err, rc, query1(m, id, &p, n, err));
 	return rc < 0 ? -1 : 0;
 }
@@ -1741,17 +1741,17 @@ static int pg_blob_set(gl_meta *gm, const char *artifact_id,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
 	if (!blob || json_is_null(blob))
 		return pg_blob_delete(gm, artifact_id, field, key, err);
-	if (mc_blob_vals(&p, artifact_id, field, key, blob, err)) {
-		mc_vals_free(&p);
+	if (gl_msql_blob_vals(&p, artifact_id, field, key, blob, err)) {
+		gl_msql_vals_free(&p);
 		return -1;
 	}
 	PG_CALL(pm, m, err, rc, write1(m, S_BLOB_SET, &p, NULL, err));
-	mc_vals_free(&p);
+	gl_msql_vals_free(&p);
 	return rc;
 }
 
@@ -1774,7 +1774,7 @@ static int pg_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 	pg_conn *m;
 	int rc;
 
-	PG_CALL(pm, m, err, rc, rows_json(m, S_SAVING, NULL, mc_blob_row, out,
+	PG_CALL(pm, m, err, rc, rows_json(m, S_SAVING, NULL, gl_msql_blob_row, out,
 				      err));
 	return rc;
 }
@@ -1784,11 +1784,11 @@ static int pg_external_blobs(gl_meta *gm, int limit, json_t **out,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_int(&p, 1, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_EXTERNAL, &p, mc_blob_row, out,
+	gl_msql_set_int(&p, 1, limit);
+	PG_CALL(pm, m, err, rc, rows_json(m, S_EXTERNAL, &p, gl_msql_blob_row, out,
 				      err));
 	return rc;
 }
@@ -1798,12 +1798,12 @@ static int pg_gc_push(gl_meta *gm, const char *store, const char *location,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_text(&p, 1, store);
-	mc_set_text(&p, 2, location);
-	mc_set_int(&p, 3, gl_now_us());
+	gl_msql_set_text(&p, 1, store);
+	gl_msql_set_text(&p, 2, location);
+	gl_msql_set_int(&p, 3, gl_now_us());
 	PG_CALL(pm, m, err, rc, write1(m, S_GC_PUSH, &p, NULL, err));
 	return rc;
 }
@@ -1812,11 +1812,11 @@ static int pg_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_int(&p, 1, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_GC_LIST, &p, mc_gc_row, out, err));
+	gl_msql_set_int(&p, 1, limit);
+	PG_CALL(pm, m, err, rc, rows_json(m, S_GC_LIST, &p, gl_msql_gc_row, out, err));
 	return rc;
 }
 
@@ -1832,16 +1832,16 @@ static int pg_cleanup_put(gl_meta *gm, const char *kind, const char *target,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_text(&p, 1, kind);
-	mc_set_text(&p, 2, target);
-	mc_set_text(&p, 3, arg ? arg : "");
-	mc_set_int(&p, 4, attempts);
-	mc_set_int(&p, 5, next_at);
-	mc_set_int(&p, 6, gl_now_us());
-	mc_set_text(&p, 7, error);
+	gl_msql_set_text(&p, 1, kind);
+	gl_msql_set_text(&p, 2, target);
+	gl_msql_set_text(&p, 3, arg ? arg : "");
+	gl_msql_set_int(&p, 4, attempts);
+	gl_msql_set_int(&p, 5, next_at);
+	gl_msql_set_int(&p, 6, gl_now_us());
+	gl_msql_set_text(&p, 7, error);
 	PG_CALL(pm, m, err, rc, write1(m, S_CLEANUP_PUT, &p, NULL, err));
 	return rc;
 }
@@ -1851,12 +1851,12 @@ static int pg_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_int(&p, 1, now_us);
-	mc_set_int(&p, 2, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_CLEANUP_DUE, &p, mc_cleanup_row,
+	gl_msql_set_int(&p, 1, now_us);
+	gl_msql_set_int(&p, 2, limit);
+	PG_CALL(pm, m, err, rc, rows_json(m, S_CLEANUP_DUE, &p, gl_msql_cleanup_row,
 				      out, err));
 	return rc;
 }
@@ -1867,15 +1867,15 @@ static int pg_cleanup_claim(gl_meta *gm, const char *kind, const char *target,
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int64_t changed = 0;
 	int rc;
 
-	mc_set_text(&p, 1, kind);
-	mc_set_text(&p, 2, target);
-	mc_set_text(&p, 3, arg ? arg : "");
-	mc_set_int(&p, 4, seen_next_at);
-	mc_set_int(&p, 5, until_us);
+	gl_msql_set_text(&p, 1, kind);
+	gl_msql_set_text(&p, 2, target);
+	gl_msql_set_text(&p, 3, arg ? arg : "");
+	gl_msql_set_int(&p, 4, seen_next_at);
+	gl_msql_set_int(&p, 5, until_us);
 	PG_CALL(pm, m, err, rc, write1(m, S_CLEANUP_CLAIM, &p, &changed, err));
 	return rc < 0 ? -1 : changed > 0;
 }
@@ -1889,41 +1889,41 @@ static int pg_cleanup_del(gl_meta *gm, const char *kind, const char *target,
 
 /* ------------------------------------------------------------------------
  * Listing. The conditions, sort keys and keyset pagination are shared
- * with the SQLite store (meta_common.c); what is PostgreSQL's own: the
+ * with the SQLite store (meta_sql.c); what is PostgreSQL's own: the
  * value comparisons (typed value_num / value_text columns, ILIKE), the
  * typed placeholders, and NULL order. No driving: the planner chooses
  * between walking the sort index and a semi-join from its statistics.
  * ---------------------------------------------------------------------- */
 
 /* A number parameter compares with value_num, a string with value_text. */
-static const char *prop_column(const mc_val *p)
+static const char *prop_column(const gl_msql_val *p)
 {
 	return strcmp(p->cast, "text") == 0 ? "value_text" : "value_num";
 }
 
 /* LIKE as SQLite's: the user's wildcards, ASCII case-insensitive (ILIKE
  * folds only ASCII under the "C" collation), and no escape character. */
-static void like_sql(mc_frag *f, const char *expr, const mc_val *pattern)
+static void like_sql(gl_msql_frag *f, const char *expr, const gl_msql_val *pattern)
 {
-	mc_sql(f, expr);
-	mc_sql(f, " COLLATE \"C\" ILIKE ");
-	mc_arg(f, pattern);
-	mc_sql(f, " ESCAPE ''");
+	gl_msql_sql(f, expr);
+	gl_msql_sql(f, " COLLATE \"C\" ILIKE ");
+	gl_msql_arg(f, pattern);
+	gl_msql_sql(f, " ESCAPE ''");
 }
 
-static const mc_dialect dialect;
+static const gl_msql_dialect dialect;
 
-/* The dialect's LIKE on a column (mc_compare): a NULL value matches
+/* The dialect's LIKE on a column (gl_msql_compare): a NULL value matches
  * nothing, as in SQL. */
-static int pg_like(mc_frag *f, const char *expr, const json_t *v,
+static int pg_like(gl_msql_frag *f, const char *expr, const json_t *v,
 		   gl_kind kind, gl_err *err)
 {
-	mc_val p;
+	gl_msql_val p;
 
-	if (mc_filter_value(v, kind, MC_TG_TEXT, &p, err))
+	if (gl_msql_filter_value(v, kind, GL_MSQL_TG_TEXT, &p, err))
 		return -1;
-	if (p.t == MC_NULL)
-		mc_sql(f, "FALSE");
+	if (p.t == GL_MSQL_NULL)
+		gl_msql_sql(f, "FALSE");
 	else
 		like_sql(f, expr, &p);
 	return 0;
@@ -1933,21 +1933,21 @@ static int pg_like(mc_frag *f, const char *expr, const json_t *v,
  * the column of its kind. `neq` is IS DISTINCT FROM so that, as in SQLite,
  * a row of the other kind is "not equal" (properties are never NULL). A
  * NULL value matches nothing, as in SQL. */
-static int prop_cond(mc_frag *f, const char *al, const gl_filter *flt,
+static int prop_cond(gl_msql_frag *f, const char *al, const gl_filter *flt,
 		     gl_kind kind, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	char expr[48];
-	mc_val p;
+	gl_msql_val p;
 
 	if (flt->op == GL_OP_LIKE) {
-		if (n < 1 || mc_filter_value(json_array_get(flt->values, 0),
-					     kind, MC_TG_TEXT, &p, err))
+		if (n < 1 || gl_msql_filter_value(json_array_get(flt->values, 0),
+					     kind, GL_MSQL_TG_TEXT, &p, err))
 			return n < 1 ? gl_fail(err, 400, "BadRequest",
 					       "Unsupported filter on %s",
 					       flt->field->name) : -1;
-		if (p.t == MC_NULL) {
-			mc_sql(f, "FALSE");
+		if (p.t == GL_MSQL_NULL) {
+			gl_msql_sql(f, "FALSE");
 			return 0;
 		}
 		/* SQLite matches numbers by their text */
@@ -1959,58 +1959,58 @@ static int prop_cond(mc_frag *f, const char *al, const gl_filter *flt,
 	if (flt->op == GL_OP_IN) {
 		int terms = 0;
 
-		mc_sql(f, "(");
+		gl_msql_sql(f, "(");
 		/* numbers in one IN list, strings in another */
 		for (int text = 0; text < 2; text++) {
 			int k = 0;
 
 			for (size_t i = 0; i < n; i++) {
-				if (mc_filter_value(
+				if (gl_msql_filter_value(
 					    json_array_get(flt->values, i),
-					    kind, MC_TG_PROP, &p, err))
+					    kind, GL_MSQL_TG_PROP, &p, err))
 					return -1;
-				if (p.t == MC_NULL ||
+				if (p.t == GL_MSQL_NULL ||
 				    (strcmp(prop_column(&p), "value_text") == 0)
 				    != text)
 					continue;
 				if (k++ == 0)
-					mc_sqlf(f, "%s%s.%s IN (",
+					gl_msql_sqlf(f, "%s%s.%s IN (",
 						terms++ ? " OR " : "", al,
 						prop_column(&p));
 				else
-					mc_sql(f, ", ");
-				mc_arg(f, &p);
+					gl_msql_sql(f, ", ");
+				gl_msql_arg(f, &p);
 			}
 			if (k)
-				mc_sql(f, ")");
+				gl_msql_sql(f, ")");
 		}
-		mc_sql(f, terms ? ")" : "FALSE)");
+		gl_msql_sql(f, terms ? ")" : "FALSE)");
 		return 0;
 	}
-	if (!mc_op_sql(flt->op) || n < 1)
+	if (!gl_msql_op_sql(flt->op) || n < 1)
 		return gl_fail(err, 400, "BadRequest",
 			       "Unsupported filter on %s", flt->field->name);
-	if (mc_filter_value(json_array_get(flt->values, 0), kind, MC_TG_PROP,
+	if (gl_msql_filter_value(json_array_get(flt->values, 0), kind, GL_MSQL_TG_PROP,
 			    &p, err))
 		return -1;
-	if (p.t == MC_NULL) {
-		mc_sql(f, "FALSE");
+	if (p.t == GL_MSQL_NULL) {
+		gl_msql_sql(f, "FALSE");
 		return 0;
 	}
-	mc_sqlf(f, "%s.%s", al, prop_column(&p));
-	mc_sql(f, flt->op == GL_OP_NEQ ? " IS DISTINCT FROM "
-				       : mc_op_sql(flt->op));
-	mc_arg(f, &p);
+	gl_msql_sqlf(f, "%s.%s", al, prop_column(&p));
+	gl_msql_sql(f, flt->op == GL_OP_NEQ ? " IS DISTINCT FROM "
+				       : gl_msql_op_sql(flt->op));
+	gl_msql_arg(f, &p);
 	return 0;
 }
 
-/* The dialect's value test (mc_dialect.cond). */
-static int pg_cond(mc_frag *f, const char *expr, const gl_filter *flt,
-		   gl_kind kind, enum mc_target tg, gl_err *err)
+/* The dialect's value test (gl_msql_dialect.cond). */
+static int pg_cond(gl_msql_frag *f, const char *expr, const gl_filter *flt,
+		   gl_kind kind, enum gl_msql_target tg, gl_err *err)
 {
-	if (tg == MC_TG_PROP)
+	if (tg == GL_MSQL_TG_PROP)
 		return prop_cond(f, expr, flt, kind, err);
-	return mc_compare(f, &dialect, expr, flt, kind, tg, err);
+	return gl_msql_compare(f, &dialect, expr, flt, kind, tg, err);
 }
 
 /* The property column a custom sort key sorts on, by the field's kind. */
@@ -2027,7 +2027,7 @@ static const char *sort_column(const gl_field *fd)
 	}
 }
 
-static const mc_dialect dialect = {
+static const gl_msql_dialect dialect = {
 	.cond = pg_cond,
 	.like = pg_like,
 	.sort_column = sort_column,
@@ -2037,11 +2037,11 @@ static const mc_dialect dialect = {
 
 /* "$k::cast": the cast is part of the text, so one text always means the
  * same parameter types. */
-static void placeholder(gl_sb *out, int k, const mc_val *v)
+static void placeholder(gl_sb *out, int k, const gl_msql_val *v)
 {
 	const char *cast = v->cast ? v->cast
-			   : v->t == MC_INT ? "int8"
-			   : v->t == MC_REAL ? "numeric" : "text";
+			   : v->t == GL_MSQL_INT ? "int8"
+			   : v->t == GL_MSQL_REAL ? "numeric" : "text";
 
 	gl_sb_addf(out, "$%d::%s", k, cast);
 }
@@ -2050,7 +2050,7 @@ static void placeholder(gl_sb *out, int k, const mc_val *v)
  * miss; the evicted one is deallocated). Takes sql. */
 static const char *dyn_get(pg_conn *m, char *sql, gl_err *err)
 {
-	int hit, i = mc_lru_find(&m->lru, sql, &hit);
+	int hit, i = gl_msql_lru_find(&m->lru, sql, &hit);
 	char *name = m->dyn[i], dealloc[48];
 	PGresult *r;
 
@@ -2072,14 +2072,14 @@ static const char *dyn_get(pg_conn *m, char *sql, gl_err *err)
 		return NULL;
 	}
 	PQclear(r);
-	mc_lru_keep(&m->lru, i, sql);
+	gl_msql_lru_keep(&m->lru, i, sql);
 	return name;
 }
 
 /* Prepare (or reuse) and run a fragment: the result or NULL + err. */
-static PGresult *frag_exec(pg_conn *m, const mc_frag *f, gl_err *err)
+static PGresult *frag_exec(pg_conn *m, const gl_msql_frag *f, gl_err *err)
 {
-	const char *name = dyn_get(m, mc_frag_render(f, placeholder), err);
+	const char *name = dyn_get(m, gl_msql_frag_render(f, placeholder), err);
 
 	if (!name)
 		return NULL;
@@ -2089,16 +2089,16 @@ static PGresult *frag_exec(pg_conn *m, const mc_frag *f, gl_err *err)
 /* The marker's sort values (owned copies, typed as their columns), read
  * from its row. */
 static int marker_values(pg_conn *m, const gl_list_query *q,
-			 const mc_skey *k, int n, mc_val **out, gl_err *err)
+			 const gl_msql_skey *k, int n, gl_msql_val **out, gl_err *err)
 {
-	mc_frag f = { 0 };
+	gl_msql_frag f = { 0 };
 	PGresult *r;
-	mc_val *mv;
+	gl_msql_val *mv;
 
 	*out = NULL;
-	mc_marker_select(&f, &dialect, q, k, n);
+	gl_msql_marker_select(&f, &dialect, q, k, n);
 	r = frag_exec(m, &f, err);
-	mc_frag_free(&f);
+	gl_msql_frag_free(&f);
 	if (!r)
 		return -1;
 	if (PQntuples(r) == 0) {
@@ -2113,8 +2113,8 @@ static int marker_values(pg_conn *m, const gl_list_query *q,
 		/* int8 20, numeric 1700; everything else is text here */
 		mv[i].cast = t == 20 ? "int8" : t == 1700 ? "numeric" : "text";
 		if (r_null(r, 0, i))
-			continue; /* MC_NULL */
-		mv[i].t = MC_TEXT;
+			continue; /* GL_MSQL_NULL */
+		mv[i].t = GL_MSQL_TEXT;
 		mv[i].owned = gl_xstrdup(PQgetvalue(r, 0, i));
 		mv[i].s = mv[i].owned;
 		mv[i].len = -1;
@@ -2124,88 +2124,183 @@ static int marker_values(pg_conn *m, const gl_list_query *q,
 	return 0;
 }
 
+/* A filter matching fewer rows than this drives a custom-sorted page
+ * (driven_page). Measured at 100k artifacts (docs/benchmarks.md, perf3):
+ * ~13 us per match on the loaded dev machine (a sort-key and an artifact
+ * probe), 1,000 matches in 13 ms, against 190-290 ms for walking the sort
+ * key in value order when the matches sort late. */
+#define DRIVE_THRESHOLD 4000
+
+/* The page of a custom sort with one selective property or tag filter
+ * (and scope filters): the filter's rows, scoped by their copies (schema
+ * step 7), are materialised first, a fence the planner cannot reorder;
+ * the page's ids are the top of them by the sort keys (probes of each
+ * match's sort values, narrow rows to sort), and only those ids read
+ * their whole artifact row. Left to itself, PostgreSQL flips by its
+ * statistics to walking the sort key in value order, probing each row.
+ * Without a marker, the page's last column is also the total
+ * (*counted = 1): every match whose sort values the page joined, which is
+ * what gl_msql_scoped_count would count in a second pass over them. Returns 1
+ * with the statement in page, 0 when q has another shape or the filter is
+ * not selective, -1 on error. */
+static int driven_page(pg_conn *m, gl_msql_frag *page, const gl_list_query *q,
+		       const gl_msql_skey *keys, int nkeys, const gl_msql_frag *joins,
+		       const gl_msql_val *mv, const gl_msql_val *lim, int *counted,
+		       gl_err *err)
+{
+	gl_msql_frag rows = { 0 }, probe = { 0 };
+	gl_msql_skey *tk = NULL;
+	PGresult *r;
+	int one_row = 0, custom = 0, base = 0, rc = 0, nk = 0;
+
+	for (int i = 0; i < nkeys; i++) {
+		if (keys[i].expr[0] == 's')
+			custom++;
+		else if (strcmp(keys[i].expr, "a.id") != 0)
+			base++;
+	}
+	if (!custom || (rc = gl_msql_scoped_rows(&rows, &dialect, q, "x",
+					    &one_row, err)) <= 0)
+		goto out;
+	/* bounded: never more than DRIVE_THRESHOLD index entries */
+	gl_msql_sql(&probe, "SELECT count(*) FROM (SELECT 1");
+	gl_msql_cat(&probe, &rows);
+	gl_msql_sqlf(&probe, " LIMIT %d) c", DRIVE_THRESHOLD);
+	if (!(r = frag_exec(m, &probe, err))) {
+		rc = -1;
+		goto out;
+	}
+	rc = r_i64(r, 0, 0) < DRIVE_THRESHOLD;
+	PQclear(r);
+	if (!rc)
+		goto out;
+	gl_msql_sql(page, one_row ? "WITH drv AS MATERIALIZED (SELECT x.artifact_id"
+		     " AS id" : "WITH drv AS MATERIALIZED (SELECT DISTINCT"
+		     " x.artifact_id AS id");
+	gl_msql_cat(page, &rows);
+	/* the page's ids and sort values (as t.kN) */
+	tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
+	*counted = !mv;
+	gl_msql_sql(page, *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
+		     " count(*) OVER () AS n" : ") SELECT " ART_COLS
+		     " FROM (SELECT a.id");
+	for (int i = 0; i < nkeys; i++) {
+		tk[i] = keys[i];
+		if (strcmp(keys[i].expr, "a.id") == 0)
+			continue;
+		gl_msql_sqlf(page, ", %s AS k%d", keys[i].expr, nk);
+		snprintf(tk[i].expr, sizeof tk[i].expr, "t.k%d", nk++);
+	}
+	/* base sort keys (created_at, the tie-breaker the API adds) are
+	 * read from each match's artifact row */
+	gl_msql_sql(page, base ? " FROM drv d JOIN artifacts a ON a.id = d.id"
+			  : " FROM drv a");
+	gl_msql_cat(page, joins);
+	gl_msql_sql(page, " WHERE TRUE");
+	if (mv)
+		gl_msql_marker_cond(page, keys, nkeys, mv);
+	gl_msql_order_by(page, &dialect, keys, nkeys);
+	gl_msql_sql(page, " LIMIT ");
+	gl_msql_arg(page, lim);
+	gl_msql_sql(page, ") t JOIN artifacts a ON a.id = t.id");
+	gl_msql_order_by(page, &dialect, tk, nkeys);
+out:
+	free(tk);
+	gl_msql_frag_free(&rows);
+	gl_msql_frag_free(&probe);
+	return rc;
+}
+
 static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 		     int64_t *total, gl_err *err)
 {
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
 				      ? q->type : NULL;
-	mc_frag where = { 0 }, joins = { 0 }, page = { 0 }, cnt = { 0 };
-	mc_skey *keys = NULL;
-	mc_val *mv = NULL;
-	mc_page pg;
+	gl_msql_frag where = { 0 }, joins = { 0 }, page = { 0 }, cnt = { 0 };
+	gl_msql_skey *keys = NULL;
+	gl_msql_val *mv = NULL;
+	gl_msql_page pg;
 	PGresult *r = NULL;
-	mc_vals p = { 0 };
-	int nkeys = 0, ret = -1, rc;
+	gl_msql_vals p = { 0 };
+	int nkeys = 0, ret = -1, rc, counted = 0;
 
 	*artifacts = NULL;
 	if (total)
 		*total = 0;
 	if (rd_begin(m, err)) /* one snapshot for page, count and blobs */
 		return -1;
-	mc_page_init(&pg);
-	if (mc_sort_keys(&dialect, q, &keys, &nkeys, err) ||
-	    mc_where(&where, &dialect, q, "a", -1, 0, err) ||
-	    (q->latest && mc_latest(&where, &dialect, q, err)))
+	gl_msql_page_init(&pg);
+	if (gl_msql_sort_keys(&dialect, q, &keys, &nkeys, err) ||
+	    gl_msql_where(&where, &dialect, q, "a", -1, 0, err) ||
+	    (q->latest && gl_msql_latest(&where, &dialect, q, err)))
 		goto out;
-	mc_sort_joins(&joins, &dialect, q, "JOIN", 0);
+	gl_msql_sort_joins(&joins, &dialect, q, "JOIN", 0);
 
 	if (q->limit != 0) {
 		/* NULL: no limit */
-		mc_val lim = { .t = q->limit < 0 ? MC_NULL : MC_INT,
+		gl_msql_val lim = { .t = q->limit < 0 ? GL_MSQL_NULL : GL_MSQL_INT,
 			       .i = q->limit, .cast = "int8" };
 
 		if (q->marker &&
 		    marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
-		mc_sql(&page, "SELECT " ART_COLS " FROM artifacts a");
-		mc_cat(&page, &joins);
-		mc_sql(&page, " WHERE ");
-		mc_cat(&page, &where);
-		if (mv)
-			mc_marker_cond(&page, keys, nkeys, mv);
-		mc_order_by(&page, &dialect, keys, nkeys);
-		mc_sql(&page, " LIMIT ");
-		mc_arg(&page, &lim);
+		if ((rc = driven_page(m, &page, q, keys, nkeys, &joins, mv,
+				      &lim, &counted, err)) < 0)
+			goto out;
+		if (!rc) {
+			gl_msql_sql(&page, "SELECT " ART_COLS " FROM artifacts a");
+			gl_msql_cat(&page, &joins);
+			gl_msql_sql(&page, " WHERE ");
+			gl_msql_cat(&page, &where);
+			if (mv)
+				gl_msql_marker_cond(&page, keys, nkeys, mv);
+			gl_msql_order_by(&page, &dialect, keys, nkeys);
+			gl_msql_sql(&page, " LIMIT ");
+			gl_msql_arg(&page, &lim);
+		}
 		if (!(r = frag_exec(m, &page, err)))
 			goto out;
+		if (counted && total)
+			*total = PQntuples(r) ? r_i64(r, 0, PQnfields(r) - 1)
+					      : 0;
 		for (int i = 0; i < PQntuples(r); i++) {
-			mc_row row = row_of(r, i);
+			gl_msql_row row = row_of(r, i);
 			json_t *af;
 
-			if (mc_artifact_json(&row, view, &af, err))
+			if (gl_msql_artifact_json(&row, view, &af, err))
 				goto out;
-			mc_page_add(&pg, af);
+			gl_msql_page_add(&pg, af);
 		}
 		PQclear(r);
 		r = NULL;
 		if (view && json_array_size(pg.ids)) {
-			mc_set_own(&p, 1, mc_page_ids(&pg));
+			gl_msql_set_own(&p, 1, gl_msql_page_ids(&pg));
 			if (!(r = stq(m, S_BLOBS_OF_PAGE, &p, 0, err)))
 				goto out;
 			for (int i = 0; i < PQntuples(r); i++) {
-				mc_row row = row_of(r, i);
+				gl_msql_row row = row_of(r, i);
 
-				mc_attach_page_blob(pg.idx, view, &row);
+				gl_msql_attach_page_blob(pg.idx, view, &row);
 			}
 			PQclear(r);
 			r = NULL;
 		}
 	}
-	if (total) {
-		if (mc_counts_total(q)) {
+	if (total && !counted) {
+		if (gl_msql_counts_total(q)) {
 			/* a sum over the kept counts (schema_v6) */
-			mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
+			gl_msql_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
 			       " FROM artifact_counts a WHERE ");
-			mc_cat(&cnt, &where);
-		} else if ((rc = mc_scoped_count(&cnt, &dialect, q, err))) {
+			gl_msql_cat(&cnt, &where);
+		} else if ((rc = gl_msql_scoped_count(&cnt, &dialect, q, err))) {
 			/* one property or tag filter: its rows' scope
 			 * copies (schema_v7) */
 			if (rc < 0)
 				goto out;
 		} else {
-			mc_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
-			mc_cat(&cnt, &where);
-			mc_sort_exists(&cnt, &dialect, q);
+			gl_msql_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
+			gl_msql_cat(&cnt, &where);
+			gl_msql_sort_exists(&cnt, &dialect, q);
 		}
 		if (!(r = frag_exec(m, &cnt, err)))
 			goto out;
@@ -2218,14 +2313,14 @@ out:
 	PQclear(r);
 	if (rd_end(m, ret == 0, err))
 		ret = -1;
-	mc_marker_free(mv, nkeys);
+	gl_msql_marker_free(mv, nkeys);
 	free(keys);
-	mc_vals_free(&p);
-	mc_frag_free(&where);
-	mc_frag_free(&joins);
-	mc_frag_free(&page);
-	mc_frag_free(&cnt);
-	*artifacts = mc_page_done(&pg, ret == 0);
+	gl_msql_vals_free(&p);
+	gl_msql_frag_free(&where);
+	gl_msql_frag_free(&joins);
+	gl_msql_frag_free(&page);
+	gl_msql_frag_free(&cnt);
+	*artifacts = gl_msql_page_done(&pg, ret == 0);
 	return ret;
 }
 
@@ -2246,31 +2341,31 @@ static int pg_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 
 static int quota_clear(void *ctx, const char *project, gl_err *err)
 {
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 
-	mc_set_text(&p, 1, project);
+	gl_msql_set_text(&p, 1, project);
 	return run(ctx, S_QUOTA_DEL, &p, NULL, err);
 }
 
 static int quota_add(void *ctx, const char *project, const char *name,
 		     int64_t value, gl_err *err)
 {
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 
-	mc_set_text(&p, 1, project);
-	mc_set_text(&p, 2, name);
-	mc_set_int(&p, 3, value);
+	gl_msql_set_text(&p, 1, project);
+	gl_msql_set_text(&p, 2, name);
+	gl_msql_set_int(&p, 3, value);
 	return run(ctx, S_QUOTA_INS, &p, NULL, err);
 }
 
 static int quotas_set_impl(pg_conn *m, const json_t *projects, gl_err *err)
 {
-	static const mc_quota_ops ops = { quota_clear, quota_add };
+	static const gl_msql_quota_ops ops = { quota_clear, quota_add };
 	int ok;
 
 	if (wr_begin(m, 1, err))
 		return -1;
-	ok = mc_quotas_each(projects, &ops, m, err) == 0;
+	ok = gl_msql_quotas_each(projects, &ops, m, err) == 0;
 	return wr_end(m, ok, err);
 }
 
@@ -2280,7 +2375,7 @@ static int pg_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
 	pg_conn *m;
 	int rc;
 
-	if (mc_quotas_check(projects, err))
+	if (gl_msql_quotas_check(projects, err))
 		return -1;
 	PG_CALL(pm, m, err, rc, quotas_set_impl(m, projects, err));
 	return rc;
@@ -2290,19 +2385,19 @@ static int quotas_get_impl(pg_conn *m, const char *project, json_t **out,
 			   gl_err *err)
 {
 	PGresult *r;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	json_t *res;
 
 	*out = NULL;
-	mc_set_text(&p, 1, project);
+	gl_msql_set_text(&p, 1, project);
 	if (!(r = stq(m, project ? S_QUOTA_ONE : S_QUOTA_ALL,
 		      project ? &p : NULL, 0, err)))
 		return -1;
-	res = mc_quotas_new(project);
+	res = gl_msql_quotas_new(project);
 	for (int i = 0; i < PQntuples(r); i++) {
-		mc_row row = row_of(r, i);
+		gl_msql_row row = row_of(r, i);
 
-		mc_quota_row(res, &row);
+		gl_msql_quota_row(res, &row);
 	}
 	PQclear(r);
 	*out = res;
@@ -2331,13 +2426,13 @@ static int put_file_impl(pg_conn *m, const char *location, int fd,
 			 int64_t size, char *buf, gl_err *err)
 {
 	int64_t off = 0;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int ret = -1;
 
 	if (wr_begin(m, 1, err))
 		return -1;
-	mc_set_text(&p, 1, location);
-	mc_set_int(&p, 2, size);
+	gl_msql_set_text(&p, 1, location);
+	gl_msql_set_int(&p, 2, size);
 	if (run(m, S_DATA_SET, &p, NULL, err))
 		goto out;
 	p.n = 1;
@@ -2363,8 +2458,8 @@ static int put_file_impl(pg_conn *m, const char *location, int fd,
 			}
 			have += (size_t)got;
 		}
-		mc_set_int(&p, 2, seq);
-		mc_set_bin(&p, 3, buf, (int)have);
+		gl_msql_set_int(&p, 2, seq);
+		gl_msql_set_bin(&p, 3, buf, (int)have);
 		if (run(m, S_DATA_PIECE, &p, NULL, err))
 			goto out;
 		off += (int64_t)have;
@@ -2411,11 +2506,11 @@ static int64_t data_read_impl(pg_conn *m, const char *location, int64_t off,
 {
 	PGresult *r;
 	int64_t size, want, got = 0;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 
-	mc_set_text(&p, 1, location);
-	mc_set_int(&p, 2, off);
-	mc_set_int(&p, 3, off + len);
+	gl_msql_set_text(&p, 1, location);
+	gl_msql_set_int(&p, 2, off);
+	gl_msql_set_int(&p, 3, off + len);
 	/* binary results: the pieces' bytes as they are */
 	if (!(r = stq(m, S_DATA_READ, &p, 1, err)))
 		return -1;
@@ -2468,10 +2563,10 @@ static int pg_data_exists(gl_meta *gm, const char *location, gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
-	mc_set_text(&p, 1, location);
+	gl_msql_set_text(&p, 1, location);
 	PG_CALL(pm, m, err, rc, query1(m, S_DATA_FIND, &p, NULL, err));
 	return rc;
 }
@@ -2507,17 +2602,17 @@ static json_t *ext_col(const PGresult *r, int row, int c)
 	}
 }
 
-static int exec_impl(pg_conn *m, const char *sql, const mc_val *v, int n,
+static int exec_impl(pg_conn *m, const char *sql, const gl_msql_val *v, int n,
 		     json_t **rows, int64_t *changed, gl_err *err)
 {
-	int write = mc_is_write(sql), i, ok;
+	int write = gl_msql_is_write(sql), i, ok;
 	char name[16];
 	PGresult *r;
 
-	for (i = 0; i < MC_EXT_MAX && m->ext_sql[i]; i++)
+	for (i = 0; i < GL_MSQL_EXT_MAX && m->ext_sql[i]; i++)
 		if (m->ext_sql[i] == sql)
 			break;
-	if (i == MC_EXT_MAX)
+	if (i == GL_MSQL_EXT_MAX)
 		return gl_fail(err, 500, NULL,
 			       "DBError: too many statement texts");
 	if (!m->ext_sql[i]) {
@@ -2559,12 +2654,12 @@ static int pg_exec(gl_meta *gm, const char *sql, const json_t *args,
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
 	int n = (int)json_array_size(args), rc;
-	mc_val *v = gl_xcalloc((size_t)n + 1, sizeof *v);
+	gl_msql_val *v = gl_xcalloc((size_t)n + 1, sizeof *v);
 
 	if (rows)
 		*rows = NULL;
 	for (int i = 0; i < n; i++)
-		mc_json_val(json_array_get(args, (size_t)i), &v[i]);
+		gl_msql_json_val(json_array_get(args, (size_t)i), &v[i]);
 	PG_CALL(pm, m, err, rc, exec_impl(m, sql, v, n, rows, changed, err));
 	free(v);
 	return rc;

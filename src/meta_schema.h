@@ -154,7 +154,7 @@
 	" claimed_by TEXT, claim_until " MS_INT8 ","                          \
 	" last_at " MS_INT8 ", last_code INTEGER, last_error TEXT,"           \
 	" done_at " MS_INT8 ");"                                              \
-	MC_EVENTS_INDEXES
+	GL_MSQL_EVENTS_INDEXES
 
 /* ---- step 6: the counters' tables (docs/storage.md, "Counters") ----------------
  * Kept by each backend's triggers, which follow these in the step. */
@@ -172,6 +172,6 @@
 	" status " MS_CTEXT " NOT NULL,"                                      \
 	" n " MS_INT8 " NOT NULL,"                                            \
 	" PRIMARY KEY (type_name, owner, visibility, status))" MS_NOROWID ";" \
-	MC_COUNTERS_INIT
+	GL_MSQL_COUNTERS_INIT
 
 #endif

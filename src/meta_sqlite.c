@@ -27,13 +27,13 @@
  * rows. Counts use membership sets instead of probes.
  *
  * Row shaping, parameter lists and the listing pieces that do not depend
- * on the dialect are shared with meta_pg.c (meta_common.c).
+ * on the dialect are shared with meta_pg.c (meta_sql.c).
  *
- * Uses sqlite3, jansson, meta_common.c, util.c (time, memory), fault.c
+ * Uses sqlite3, jansson, meta_sql.c, util.c (time, memory), fault.c
  * (gl_fail).
  */
 #include "meta_backend.h"
-#include "meta_common.h"
+#include "meta_sql.h"
 #include "util.h"
 #include "walsync.h"
 
@@ -111,7 +111,7 @@ static const char schema_v1[] =
  * ~10 versions per name, 8 property rows and 2 tags per artifact. Plans
  * only depend on the ratios; an operator's ANALYZE replaces the rows. */
 static const char schema_v2[] =
-	MC_LISTING_INDEXES
+	GL_MSQL_LISTING_INDEXES
 	"ANALYZE sqlite_schema;" /* creates sqlite_stat1 */
 	"DELETE FROM sqlite_stat1;"
 	"INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES"
@@ -161,7 +161,7 @@ static const char schema_v5[] = MS_EVENTS;
  * discharges its blobs before the cascade, whose blob triggers then find
  * no artifact and change nothing. The initial values come from the rows
  * already there (`glared db upgrade`). */
-#define BLOB_BYTES(r) MC_BLOB_BYTES(r)
+#define BLOB_BYTES(r) GL_MSQL_BLOB_BYTES(r)
 #define ART_BYTES(id)                                                         \
 	"(SELECT coalesce(sum(" BLOB_BYTES("b") "), 0) FROM blobs b"          \
 	" WHERE b.artifact_id = " id ")"
@@ -281,7 +281,7 @@ static const char schema_v7[] =
 	"ALTER TABLE properties7 RENAME TO properties;"
 	"CREATE INDEX properties_artifact ON properties(artifact_id, name, key);"
 	SCOPE_COPY_COLS("tags")
-	MC_SCOPE_INDEXES
+	GL_MSQL_SCOPE_INDEXES
 	"CREATE TRIGGER artifacts_scope_copies"
 	" AFTER UPDATE OF type_name, owner, visibility, status ON artifacts"
 	" WHEN OLD.type_name != NEW.type_name OR OLD.owner != NEW.owner"
@@ -467,10 +467,10 @@ typedef struct sq_meta {
 	gl_walsync *ws;                   /* group commit, once attached */
 	int version;
 	sqlite3_stmt *stmts[S_COUNT];
-	mc_lru lru;                       /* listing statements, */
-	sqlite3_stmt *dyn[MC_DYN_CACHE];  /* by slot */
-	const char *ext_sql[MC_EXT_MAX];  /* gl_meta_exec statements, */
-	sqlite3_stmt *ext[MC_EXT_MAX];    /* by the address of their text */
+	gl_msql_lru lru;                       /* listing statements, */
+	sqlite3_stmt *dyn[GL_MSQL_DYN_CACHE];  /* by slot */
+	const char *ext_sql[GL_MSQL_EXT_MAX];  /* gl_meta_exec statements, */
+	sqlite3_stmt *ext[GL_MSQL_EXT_MAX];    /* by the address of their text */
 } sq_meta;
 
 static sq_meta *sq(gl_meta *gm)
@@ -568,20 +568,20 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 
 /* A value as it is: integers stay exact (int64), booleans are 0/1 already.
  * keep: the text outlives the statement's use (no copy). */
-static void bind_val(sqlite3_stmt *s, int i, const mc_val *v, int keep)
+static void bind_val(sqlite3_stmt *s, int i, const gl_msql_val *v, int keep)
 {
 	switch (v->t) {
-	case MC_INT:
+	case GL_MSQL_INT:
 		sqlite3_bind_int64(s, i, v->i);
 		break;
-	case MC_REAL:
+	case GL_MSQL_REAL:
 		sqlite3_bind_double(s, i, v->d);
 		break;
-	case MC_TEXT:
+	case GL_MSQL_TEXT:
 		sqlite3_bind_text(s, i, v->s, v->len,
 				  keep ? SQLITE_STATIC : SQLITE_TRANSIENT);
 		break;
-	case MC_BIN:
+	case GL_MSQL_BIN:
 		sqlite3_bind_blob(s, i, v->s, v->len,
 				  keep ? SQLITE_STATIC : SQLITE_TRANSIENT);
 		break;
@@ -590,7 +590,7 @@ static void bind_val(sqlite3_stmt *s, int i, const mc_val *v, int keep)
 	}
 }
 
-static void bind_vals(sqlite3_stmt *s, const mc_vals *p)
+static void bind_vals(sqlite3_stmt *s, const gl_msql_vals *p)
 {
 	for (int i = 0; i < p->n; i++)
 		bind_val(s, i + 1, &p->v[i], 0);
@@ -613,29 +613,29 @@ static int run_texts(sq_meta *m, enum stmt_id id, int n, const char *a1,
 /* A JSON scalar as an SQL value (anything not scalar is NULL). */
 static void bind_json(sqlite3_stmt *s, int i, const json_t *v)
 {
-	mc_val mv;
+	gl_msql_val mv;
 
-	mc_json_val(v, &mv);
+	gl_msql_json_val(v, &mv);
 	bind_val(s, i, &mv, 0);
 }
 
-/* The current row of a statement, for meta_common.c's row shaping. */
-static int row_null(const mc_row *r, int c)
+/* The current row of a statement, for meta_sql.c's row shaping. */
+static int row_null(const gl_msql_row *r, int c)
 {
 	return sqlite3_column_type((sqlite3_stmt *)r->res, c) == SQLITE_NULL;
 }
 
-static int64_t row_i64(const mc_row *r, int c)
+static int64_t row_i64(const gl_msql_row *r, int c)
 {
 	return sqlite3_column_int64((sqlite3_stmt *)r->res, c);
 }
 
-static int row_truth(const mc_row *r, int c)
+static int row_truth(const gl_msql_row *r, int c)
 {
 	return sqlite3_column_int((sqlite3_stmt *)r->res, c) != 0;
 }
 
-static const char *row_text(const mc_row *r, int c, size_t *len)
+static const char *row_text(const gl_msql_row *r, int c, size_t *len)
 {
 	sqlite3_stmt *s = (sqlite3_stmt *)r->res;
 	/* text before bytes: the length is that of the converted text */
@@ -645,21 +645,21 @@ static const char *row_text(const mc_row *r, int c, size_t *len)
 	return t ? t : "";
 }
 
-static const struct mc_row_ops row_ops = {
+static const struct gl_msql_row_ops row_ops = {
 	.null = row_null, .i64 = row_i64, .truth = row_truth,
 	.text = row_text,
 };
 
-static mc_row row_of(sqlite3_stmt *s)
+static gl_msql_row row_of(sqlite3_stmt *s)
 {
-	return (mc_row){ .ops = &row_ops, .res = s };
+	return (gl_msql_row){ .ops = &row_ops, .res = s };
 }
 
-/* Every row of a statement, shaped (mc_*_row), as an array; resets s. */
-static int rows_json(sq_meta *m, sqlite3_stmt *s, mc_shape_fn shape,
+/* Every row of a statement, shaped (gl_msql_*_row), as an array; resets s. */
+static int rows_json(sq_meta *m, sqlite3_stmt *s, gl_msql_shape_fn shape,
 		     json_t **out, gl_err *err)
 {
-	mc_row r = row_of(s);
+	gl_msql_row r = row_of(s);
 	json_t *arr = json_array();
 	int rc;
 
@@ -827,14 +827,14 @@ static int migrate(sq_meta *m, int upgrade, gl_err *err)
 		      " WHERE type = 'table'", &tables, err) ||
 	    query_int(m, "PRAGMA user_version", &v, err))
 		return -1;
-	rc = mc_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
+	rc = gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
 	if (rc <= 0)
 		return rc;
 	if (exec_sql(m, "BEGIN IMMEDIATE", err))
 		return -1;
 	/* a newer glared may have migrated meanwhile */
 	if (query_int(m, "PRAGMA user_version", &v, err) ||
-	    mc_schema_check(v, 0, 1, SCHEMA_VERSION, err) < 0)
+	    gl_msql_schema_check(v, 0, 1, SCHEMA_VERSION, err) < 0)
 		goto fail;
 	for (; v < SCHEMA_VERSION; v++)
 		if (exec_sql(m, migrations[v], err))
@@ -952,11 +952,11 @@ static void sq_close(gl_meta *gm)
 		return;
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(m->stmts[i]);
-	for (int i = 0; i < MC_DYN_CACHE; i++)
+	for (int i = 0; i < GL_MSQL_DYN_CACHE; i++)
 		sqlite3_finalize(m->dyn[i]);
-	for (int i = 0; i < MC_EXT_MAX; i++)
+	for (int i = 0; i < GL_MSQL_EXT_MAX; i++)
 		sqlite3_finalize(m->ext[i]);
-	mc_lru_free(&m->lru);
+	gl_msql_lru_free(&m->lru);
 	/* every commit durable, before the connection goes */
 	gl_walsync_free(m->ws);
 	/* no PRAGMA optimize: it would replace the shipped statistics with
@@ -1014,11 +1014,11 @@ static void sq_rollback(gl_meta *gm)
 static int attach_blobs(sq_meta *m, sqlite3_stmt *s, const gl_type *type,
 			json_t *idx, gl_err *err)
 {
-	mc_row r = row_of(s);
+	gl_msql_row r = row_of(s);
 	int rc;
 
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		mc_attach_page_blob(idx, type, &r);
+		gl_msql_attach_page_blob(idx, type, &r);
 	if (rc != SQLITE_DONE)
 		db_fail(m, rc, err);
 	finish(s);
@@ -1030,7 +1030,7 @@ static int sq_get(gl_meta *gm, const gl_type *type, const char *id, json_t **af,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
-	mc_row r;
+	gl_msql_row r;
 	json_t *a = NULL, *idx;
 	int rc, ret = -1;
 
@@ -1050,7 +1050,7 @@ static int sq_get(gl_meta *gm, const gl_type *type, const char *id, json_t **af,
 		ret = 1;
 	} else if (rc != SQLITE_ROW) {
 		db_fail(m, rc, err);
-	} else if (mc_artifact_json(&r, type, &a, err) == 0) {
+	} else if (gl_msql_artifact_json(&r, type, &a, err) == 0) {
 		ret = 0;
 	}
 	finish(s);
@@ -1075,19 +1075,19 @@ out:
 	return ret;
 }
 
-/* The property rows of a put (mc_each_prop), one INSERT each. */
+/* The property rows of a put (gl_msql_each_prop), one INSERT each. */
 struct prop_ins {
 	sq_meta *m;
 	sqlite3_stmt *s;
 	const char *id;
-	const mc_vals *p;
+	const gl_msql_vals *p;
 	gl_err *err;
 };
 
 /* The scope copies of a property or tag row (schema_v7) from the
- * artifact's own parameters (mc_artifact_vals: ?2, ?8, ?9, ?10), bound
+ * artifact's own parameters (gl_msql_artifact_vals: ?2, ?8, ?9, ?10), bound
  * from parameter `at` on. */
-static void bind_scope(sqlite3_stmt *s, int at, const mc_vals *p)
+static void bind_scope(sqlite3_stmt *s, int at, const gl_msql_vals *p)
 {
 	static const int from[] = { 1, 7, 8, 9 };
 
@@ -1116,22 +1116,22 @@ static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 	const char *id;
 	json_t *tags = NULL, *v;
 	sqlite3_stmt *s;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	struct prop_ins pi;
 	int64_t rev = json_integer_value(json_object_get(af, "revision"));
 	int rc, ret = -1;
 	size_t i;
 
-	if (mc_put_check(type, af, vk, err) ||
-	    mc_artifact_vals(&p, type, af, vk, rev, err)) {
-		mc_vals_free(&p);
+	if (gl_msql_put_check(type, af, vk, err) ||
+	    gl_msql_artifact_vals(&p, type, af, vk, rev, err)) {
+		gl_msql_vals_free(&p);
 		return -1;
 	}
 	if (!insert)
-		mc_set_int(&p, 18, rev);
+		gl_msql_set_int(&p, 18, rev);
 	id = p.v[0].s;
 	if (sp_begin(m, err)) {
-		mc_vals_free(&p);
+		gl_msql_vals_free(&p);
 		return -1;
 	}
 	if (!(s = st(m, insert ? S_INSERT : S_UPDATE, err)))
@@ -1165,7 +1165,7 @@ static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 			goto out;
 	}
 
-	tags = mc_tags(af);
+	tags = gl_msql_tags(af);
 	if (json_array_size(tags)) {
 		if (!(s = st(m, S_TAG_INS, err))) /* OR IGNORE: duplicates */
 			goto out;
@@ -1181,14 +1181,14 @@ static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 		goto out;
 	pi = (struct prop_ins){ .m = m, .s = s, .id = id, .p = &p,
 				.err = err };
-	if (mc_each_prop(type, af, prop_ins, &pi))
+	if (gl_msql_each_prop(type, af, prop_ins, &pi))
 		goto out;
 	ret = 0;
 out:
 	json_decref(tags);
 	if (sp_end(m, ret >= 0, err) && ret >= 0)
 		ret = -1;
-	mc_vals_free(&p);
+	gl_msql_vals_free(&p);
 	if (ret == 0)
 		json_object_set_new(af, "revision", json_integer(rev + 1));
 	return ret;
@@ -1211,7 +1211,7 @@ static int sq_deleted(gl_meta *gm, int64_t before_us, int limit, json_t **out,
 		return -1;
 	sqlite3_bind_int64(s, 1, before_us);
 	sqlite3_bind_int(s, 2, limit);
-	return rows_json(m, s, mc_deleted_row, out, err);
+	return rows_json(m, s, gl_msql_deleted_row, out, err);
 }
 
 static int sq_set_status(gl_meta *gm, const char *id, const char *status,
@@ -1239,12 +1239,12 @@ static int sq_scope_taken(gl_meta *gm, const char *type_name, const char *name,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, owner ? S_SCOPE_PRIVATE : S_SCOPE_PUBLIC, err);
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
 	if (!s)
 		return -1;
-	mc_scope_vals(&p, type_name, name, vk, owner, exclude_id);
+	gl_msql_scope_vals(&p, type_name, name, vk, owner, exclude_id);
 	bind_vals(s, &p);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -1293,19 +1293,19 @@ static int sq_blob_set(gl_meta *gm, const char *artifact_id, const char *field,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
-	mc_vals p = { 0 };
+	gl_msql_vals p = { 0 };
 	int rc;
 
 	if (!blob || json_is_null(blob))
 		return sq_blob_delete(gm, artifact_id, field, key, err);
-	if (mc_blob_vals(&p, artifact_id, field, key, blob, err) ||
+	if (gl_msql_blob_vals(&p, artifact_id, field, key, blob, err) ||
 	    !(s = st(m, S_BLOB_SET, err))) {
-		mc_vals_free(&p);
+		gl_msql_vals_free(&p);
 		return -1;
 	}
 	bind_vals(s, &p);
 	rc = run(m, s, err);
-	mc_vals_free(&p);
+	gl_msql_vals_free(&p);
 	return rc;
 }
 
@@ -1330,7 +1330,7 @@ static int sq_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 	sqlite3_stmt *s = st(m, S_SAVING, err);
 
 	*out = NULL;
-	return s ? rows_json(m, s, mc_blob_row, out, err) : -1;
+	return s ? rows_json(m, s, gl_msql_blob_row, out, err) : -1;
 }
 
 static int sq_external_blobs(gl_meta *gm, int limit, json_t **out, gl_err *err)
@@ -1342,7 +1342,7 @@ static int sq_external_blobs(gl_meta *gm, int limit, json_t **out, gl_err *err)
 	if (!s)
 		return -1;
 	sqlite3_bind_int(s, 1, limit);
-	return rows_json(m, s, mc_blob_row, out, err);
+	return rows_json(m, s, gl_msql_blob_row, out, err);
 }
 
 static int sq_gc_push(gl_meta *gm, const char *store, const char *location,
@@ -1368,7 +1368,7 @@ static int sq_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 	if (!s)
 		return -1;
 	sqlite3_bind_int(s, 1, limit);
-	return rows_json(m, s, mc_gc_row, out, err);
+	return rows_json(m, s, gl_msql_gc_row, out, err);
 }
 
 static int sq_gc_pop(gl_meta *gm, const char *store, const char *location,
@@ -1407,7 +1407,7 @@ static int sq_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
 		return -1;
 	sqlite3_bind_int64(s, 1, now_us);
 	sqlite3_bind_int(s, 2, limit);
-	return rows_json(m, s, mc_cleanup_row, out, err);
+	return rows_json(m, s, gl_msql_cleanup_row, out, err);
 }
 
 static int sq_cleanup_claim(gl_meta *gm, const char *kind, const char *target,
@@ -1438,39 +1438,39 @@ static int sq_cleanup_del(gl_meta *gm, const char *kind, const char *target,
 
 /* ------------------------------------------------------------------------
  * Listing. The conditions, sort keys and keyset pagination are shared
- * with the PostgreSQL store (meta_common.c); what is SQLite's own: the
+ * with the PostgreSQL store (meta_sql.c); what is SQLite's own: the
  * value comparisons (typeless `value ANY` columns), driving the query
  * from a selective filter's rows, walking a custom sort key's rows, and
  * counting with membership sets.
  * ---------------------------------------------------------------------- */
 
-static const mc_dialect dialect;
+static const gl_msql_dialect dialect;
 
-/* The dialect's value test (mc_dialect.cond): a property row has one
+/* The dialect's value test (gl_msql_dialect.cond): a property row has one
  * typeless `value` column, compared as SQLite compares mixed types. */
-static int sq_cond(mc_frag *f, const char *expr, const gl_filter *flt,
-		   gl_kind kind, enum mc_target tg, gl_err *err)
+static int sq_cond(gl_msql_frag *f, const char *expr, const gl_filter *flt,
+		   gl_kind kind, enum gl_msql_target tg, gl_err *err)
 {
 	char col[48];
 
-	if (tg == MC_TG_PROP) {
+	if (tg == GL_MSQL_TG_PROP) {
 		snprintf(col, sizeof col, "%s.value", expr);
 		expr = col;
 	}
-	return mc_compare(f, &dialect, expr, flt, kind, tg, err);
+	return gl_msql_compare(f, &dialect, expr, flt, kind, tg, err);
 }
 
 /* SQLite's LIKE: ASCII case-insensitive, as Glare's filters are. */
-static int sq_like(mc_frag *f, const char *expr, const json_t *v,
+static int sq_like(gl_msql_frag *f, const char *expr, const json_t *v,
 		   gl_kind kind, gl_err *err)
 {
-	mc_val p;
+	gl_msql_val p;
 
-	if (mc_value(v, kind == GK_DATETIME, &p, err))
+	if (gl_msql_value(v, kind == GK_DATETIME, &p, err))
 		return -1;
-	mc_sql(f, expr);
-	mc_sql(f, " LIKE ");
-	mc_arg(f, &p);
+	gl_msql_sql(f, expr);
+	gl_msql_sql(f, " LIKE ");
+	gl_msql_arg(f, &p);
 	return 0;
 }
 
@@ -1480,7 +1480,7 @@ static const char *sq_sort_column(const gl_field *fd)
 	return "value";
 }
 
-static const mc_dialect dialect = {
+static const gl_msql_dialect dialect = {
 	.cond = sq_cond,
 	.like = sq_like,
 	.sort_column = sq_sort_column,
@@ -1497,11 +1497,11 @@ enum {
 /* The artifact_id rows of a filter's property/tag table, uncorrelated,
  * for driving the query. Returns 0 when the filter cannot drive (OR group,
  * neq, like, no values), else 1 + DRV_* flags. */
-static int drive_sql(mc_frag *f, const char *type_name, const gl_filter *flt,
+static int drive_sql(gl_msql_frag *f, const char *type_name, const gl_filter *flt,
 		     gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
-	mc_val p;
+	gl_msql_val p;
 
 	if (flt->or_group || !n)
 		return 0;
@@ -1512,13 +1512,13 @@ static int drive_sql(mc_frag *f, const char *type_name, const gl_filter *flt,
 		if (!flt->field || flt->op == GL_OP_NEQ ||
 		    flt->op == GL_OP_LIKE)
 			return 0;
-		mc_sql(f, "SELECT p.artifact_id AS id FROM properties p WHERE ");
+		gl_msql_sql(f, "SELECT p.artifact_id AS id FROM properties p WHERE ");
 		if (type_name) { /* the key's first column */
-			mc_sql(f, "p.type_name = ");
-			mc_arg_text(f, type_name);
-			mc_sql(f, " AND ");
+			gl_msql_sql(f, "p.type_name = ");
+			gl_msql_arg_text(f, type_name);
+			gl_msql_sql(f, " AND ");
 		}
-		if (mc_prop_match(f, &dialect, "p", flt, err))
+		if (gl_msql_prop_match(f, &dialect, "p", flt, err))
 			return -1;
 		/* a List has a row per element; a Dict one per key */
 		if ((flt->kind == GF_PROP && flt->field->kind == GK_LIST) ||
@@ -1527,18 +1527,18 @@ static int drive_sql(mc_frag *f, const char *type_name, const gl_filter *flt,
 		return 1;
 	case GF_TAGS_ALL:
 		/* one tag narrows enough; the filter still checks the rest */
-		if (mc_value(json_array_get(flt->values, 0), 0, &p, err))
+		if (gl_msql_value(json_array_get(flt->values, 0), 0, &p, err))
 			return -1;
-		mc_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE t.value = ");
-		mc_arg(f, &p);
+		gl_msql_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE t.value = ");
+		gl_msql_arg(f, &p);
 		return 1 + (n > 1 ? DRV_PARTIAL : 0);
 	case GF_TAGS_ANY: {
 		gl_filter in = *flt;
 
 		in.op = GL_OP_IN;
-		mc_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE ");
-		if (mc_compare(f, &dialect, "t.value", &in, GK_STRING,
-			       MC_TG_TEXT, err))
+		gl_msql_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE ");
+		if (gl_msql_compare(f, &dialect, "t.value", &in, GK_STRING,
+			       GL_MSQL_TG_TEXT, err))
 			return -1;
 		return 1 + (n > 1 ? DRV_DISTINCT : 0);
 	}
@@ -1550,7 +1550,7 @@ static int drive_sql(mc_frag *f, const char *type_name, const gl_filter *flt,
 /* A listing statement from the LRU (prepared on a miss). Takes sql. */
 static sqlite3_stmt *dyn_get(sq_meta *m, char *sql, gl_err *err)
 {
-	int hit, i = mc_lru_find(&m->lru, sql, &hit), rc;
+	int hit, i = gl_msql_lru_find(&m->lru, sql, &hit), rc;
 
 	if (hit) {
 		free(sql);
@@ -1567,11 +1567,11 @@ static sqlite3_stmt *dyn_get(sq_meta *m, char *sql, gl_err *err)
 		free(sql);
 		return NULL;
 	}
-	mc_lru_keep(&m->lru, i, sql);
+	gl_msql_lru_keep(&m->lru, i, sql);
 	return m->dyn[i];
 }
 
-static void placeholder(gl_sb *out, int k, const mc_val *v)
+static void placeholder(gl_sb *out, int k, const gl_msql_val *v)
 {
 	(void)k;
 	(void)v;
@@ -1581,9 +1581,9 @@ static void placeholder(gl_sb *out, int k, const mc_val *v)
 /* Prepare (or reuse) and bind a fragment. Text is bound without a copy:
  * the strings outlive the statement's use (reset before the call
  * returns). */
-static sqlite3_stmt *frag_stmt(sq_meta *m, const mc_frag *f, gl_err *err)
+static sqlite3_stmt *frag_stmt(sq_meta *m, const gl_msql_frag *f, gl_err *err)
 {
-	sqlite3_stmt *s = dyn_get(m, mc_frag_render(f, placeholder), err);
+	sqlite3_stmt *s = dyn_get(m, gl_msql_frag_render(f, placeholder), err);
 
 	if (!s)
 		return NULL;
@@ -1592,7 +1592,7 @@ static sqlite3_stmt *frag_stmt(sq_meta *m, const mc_frag *f, gl_err *err)
 	return s;
 }
 
-static int frag_count(sq_meta *m, const mc_frag *f, int64_t *n, gl_err *err)
+static int frag_count(sq_meta *m, const gl_msql_frag *f, int64_t *n, gl_err *err)
 {
 	sqlite3_stmt *s = frag_stmt(m, f, err);
 
@@ -1604,46 +1604,46 @@ static int frag_count(sq_meta *m, const mc_frag *f, int64_t *n, gl_err *err)
  * the filter the driving rows fully imply (-1 if none). Returns 1 driven,
  * 2 walking the first custom sort key (its join is then in the FROM), 0
  * plain, -1 error. */
-static int from_sql(sq_meta *m, mc_frag *from, const gl_list_query *q,
+static int from_sql(sq_meta *m, gl_msql_frag *from, const gl_list_query *q,
 		    int *skip, gl_err *err)
 {
-	mc_frag best = { 0 };
+	gl_msql_frag best = { 0 };
 	int64_t best_n = DRIVE_THRESHOLD;
 	int best_rc = 0, best_i = -1;
 
 	*skip = -1;
 	for (int i = 0; i < q->nfilters; i++) {
-		mc_frag d = { 0 }, probe = { 0 };
+		gl_msql_frag d = { 0 }, probe = { 0 };
 		int64_t n;
 		int rc = drive_sql(&d, q->type_name, &q->filters[i], err), prc;
 
 		if (rc <= 0) {
-			mc_frag_free(&d);
+			gl_msql_frag_free(&d);
 			if (rc < 0) {
-				mc_frag_free(&best);
+				gl_msql_frag_free(&best);
 				return -1;
 			}
 			continue;
 		}
 		/* bounded: never more than DRIVE_THRESHOLD index entries */
-		mc_sql(&probe, "SELECT count(*) FROM (");
-		mc_cat(&probe, &d);
-		mc_sqlf(&probe, " LIMIT %d)", DRIVE_THRESHOLD);
+		gl_msql_sql(&probe, "SELECT count(*) FROM (");
+		gl_msql_cat(&probe, &d);
+		gl_msql_sqlf(&probe, " LIMIT %d)", DRIVE_THRESHOLD);
 		prc = frag_count(m, &probe, &n, err);
-		mc_frag_free(&probe);
+		gl_msql_frag_free(&probe);
 		if (prc) {
-			mc_frag_free(&d);
-			mc_frag_free(&best);
+			gl_msql_frag_free(&d);
+			gl_msql_frag_free(&best);
 			return -1;
 		}
 		if (n < best_n) {
 			best_n = n;
-			mc_frag_free(&best);
+			gl_msql_frag_free(&best);
 			best = d;
 			best_rc = rc;
 			best_i = i;
 		} else {
-			mc_frag_free(&d);
+			gl_msql_frag_free(&d);
 		}
 	}
 	if (!best.sql.p) {
@@ -1653,54 +1653,54 @@ static int from_sql(sq_meta *m, mc_frag *from, const gl_list_query *q,
 			if (q->sorts[i].field && !q->sorts[i].field->base)
 				custom = q->sorts[i].field;
 		if (!custom) {
-			mc_sql(from, " FROM artifacts a");
+			gl_msql_sql(from, " FROM artifacts a");
 			return 0;
 		}
 		/* walk the custom key's rows in value order (the properties
 		 * primary key) and stop after a page; left to itself SQLite
 		 * sorts every match instead (100 ms vs 2 at 100k) */
-		mc_sql(from, " FROM properties s0 CROSS JOIN artifacts a"
+		gl_msql_sql(from, " FROM properties s0 CROSS JOIN artifacts a"
 		       " ON a.id = s0.artifact_id AND ");
 		if (q->type_name) {
-			mc_sql(from, "s0.type_name = ");
-			mc_arg_text(from, q->type_name);
-			mc_sql(from, " AND ");
+			gl_msql_sql(from, "s0.type_name = ");
+			gl_msql_arg_text(from, q->type_name);
+			gl_msql_sql(from, " AND ");
 		}
-		mc_sql(from, "s0.name = ");
-		mc_arg_text(from, custom->name);
-		mc_sql(from, " AND s0.key = '' AND s0.pos = 0");
+		gl_msql_sql(from, "s0.name = ");
+		gl_msql_arg_text(from, custom->name);
+		gl_msql_sql(from, " AND s0.key = '' AND s0.pos = 0");
 		return 2;
 	}
 	/* CROSS JOIN fixes the join order: SQLite would otherwise prefer
 	 * walking the sort index */
-	mc_sql(from, " FROM (");
+	gl_msql_sql(from, " FROM (");
 	if ((best_rc - 1) & DRV_DISTINCT) {
-		mc_sql(from, "SELECT DISTINCT id FROM (");
-		mc_cat(from, &best);
-		mc_sql(from, ")");
+		gl_msql_sql(from, "SELECT DISTINCT id FROM (");
+		gl_msql_cat(from, &best);
+		gl_msql_sql(from, ")");
 	} else {
-		mc_cat(from, &best);
+		gl_msql_cat(from, &best);
 	}
-	mc_sql(from, ") AS drv CROSS JOIN artifacts a");
+	gl_msql_sql(from, ") AS drv CROSS JOIN artifacts a");
 	if (!((best_rc - 1) & DRV_PARTIAL))
 		*skip = best_i;
-	mc_frag_free(&best);
+	gl_msql_frag_free(&best);
 	return 1;
 }
 
 /* The marker's sort values (owned copies), read from its row. */
 static int marker_values(sq_meta *m, const gl_list_query *q,
-			 const mc_skey *k, int n, mc_val **out, gl_err *err)
+			 const gl_msql_skey *k, int n, gl_msql_val **out, gl_err *err)
 {
-	mc_frag f = { 0 };
+	gl_msql_frag f = { 0 };
 	sqlite3_stmt *s;
-	mc_val *mv;
+	gl_msql_val *mv;
 	int rc;
 
 	*out = NULL;
-	mc_marker_select(&f, &dialect, q, k, n);
+	gl_msql_marker_select(&f, &dialect, q, k, n);
 	s = frag_stmt(m, &f, err);
-	mc_frag_free(&f);
+	gl_msql_frag_free(&f);
 	if (!s)
 		return -1;
 	rc = sqlite3_step(s);
@@ -1717,22 +1717,22 @@ static int marker_values(sq_meta *m, const gl_list_query *q,
 	for (int i = 0; i < n; i++) {
 		switch (sqlite3_column_type(s, i)) {
 		case SQLITE_INTEGER:
-			mv[i].t = MC_INT;
+			mv[i].t = GL_MSQL_INT;
 			mv[i].i = sqlite3_column_int64(s, i);
 			break;
 		case SQLITE_FLOAT:
-			mv[i].t = MC_REAL;
+			mv[i].t = GL_MSQL_REAL;
 			mv[i].d = sqlite3_column_double(s, i);
 			break;
 		case SQLITE_NULL:
-			mv[i].t = MC_NULL;
+			mv[i].t = GL_MSQL_NULL;
 			break;
 		default: {
 			/* the exact bytes: a stored value may hold a NUL */
 			const char *t = (const char *)sqlite3_column_text(s, i);
 			int len = sqlite3_column_bytes(s, i);
 
-			mv[i].t = MC_TEXT;
+			mv[i].t = GL_MSQL_TEXT;
 			mv[i].owned = gl_xmalloc((size_t)len + 1);
 			memcpy(mv[i].owned, t ? t : "", (size_t)len);
 			mv[i].owned[len] = '\0';
@@ -1753,13 +1753,13 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
 				      ? q->type : NULL;
-	mc_frag where = { 0 }, cwhere = { 0 }, from = { 0 }, joins = { 0 },
+	gl_msql_frag where = { 0 }, cwhere = { 0 }, from = { 0 }, joins = { 0 },
 		page = { 0 }, cnt = { 0 };
-	mc_skey *keys = NULL;
-	mc_val *mv = NULL, lim = { .t = MC_INT };
-	mc_page pg;
+	gl_msql_skey *keys = NULL;
+	gl_msql_val *mv = NULL, lim = { .t = GL_MSQL_INT };
+	gl_msql_page pg;
 	sqlite3_stmt *s;
-	mc_row r;
+	gl_msql_row r;
 	int nkeys = 0, driven, skip, rc, ret = -1;
 	char *ids_text;
 
@@ -1768,41 +1768,41 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		*total = 0;
 	if (sp_begin(m, err)) /* one snapshot for page, count and blobs */
 		return -1;
-	mc_page_init(&pg);
-	if (mc_sort_keys(&dialect, q, &keys, &nkeys, err) ||
+	gl_msql_page_init(&pg);
+	if (gl_msql_sort_keys(&dialect, q, &keys, &nkeys, err) ||
 	    (driven = from_sql(m, &from, q, &skip, err)) < 0 ||
-	    mc_where(&where, &dialect, q, "a", skip, 0, err) ||
-	    (q->latest && mc_latest(&where, &dialect, q, err)))
+	    gl_msql_where(&where, &dialect, q, "a", skip, 0, err) ||
+	    (q->latest && gl_msql_latest(&where, &dialect, q, err)))
 		goto out;
-	mc_sort_joins(&joins, &dialect, q, "JOIN", driven == 2);
+	gl_msql_sort_joins(&joins, &dialect, q, "JOIN", driven == 2);
 
 	if (q->limit != 0) {
 		if (q->marker &&
 		    marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
-		mc_sql(&page, "SELECT " ART_COLS);
-		mc_cat(&page, &from);
-		mc_cat(&page, &joins);
-		mc_sql(&page, driven == 1 ? " WHERE a.id = drv.id AND "
+		gl_msql_sql(&page, "SELECT " ART_COLS);
+		gl_msql_cat(&page, &from);
+		gl_msql_cat(&page, &joins);
+		gl_msql_sql(&page, driven == 1 ? " WHERE a.id = drv.id AND "
 					  : " WHERE ");
-		mc_cat(&page, &where);
+		gl_msql_cat(&page, &where);
 		if (mv)
-			mc_marker_cond(&page, keys, nkeys, mv);
-		mc_order_by(&page, &dialect, keys, nkeys);
-		mc_sql(&page, " LIMIT ");
+			gl_msql_marker_cond(&page, keys, nkeys, mv);
+		gl_msql_order_by(&page, &dialect, keys, nkeys);
+		gl_msql_sql(&page, " LIMIT ");
 		lim.i = q->limit < 0 ? -1 : q->limit;
-		mc_arg(&page, &lim);
+		gl_msql_arg(&page, &lim);
 		if (!(s = frag_stmt(m, &page, err)))
 			goto out;
 		r = row_of(s);
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			json_t *af;
 
-			if (mc_artifact_json(&r, view, &af, err)) {
+			if (gl_msql_artifact_json(&r, view, &af, err)) {
 				finish(s);
 				goto out;
 			}
-			mc_page_add(&pg, af);
+			gl_msql_page_add(&pg, af);
 		}
 		if (rc != SQLITE_DONE) {
 			db_fail(m, rc, err);
@@ -1813,40 +1813,40 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		if (view && json_array_size(pg.ids)) {
 			if (!(s = st(m, S_BLOBS_OF_PAGE, err)))
 				goto out;
-			ids_text = mc_page_ids(&pg);
+			ids_text = gl_msql_page_ids(&pg);
 			sqlite3_bind_text(s, 1, ids_text, -1, SQLITE_TRANSIENT);
 			free(ids_text);
 			if (attach_blobs(m, s, view, pg.idx, err))
 				goto out;
 		}
 	}
-	if (total && mc_counts_total(q)) {
+	if (total && gl_msql_counts_total(q)) {
 		/* a sum over the kept counts (schema_v6) */
-		mc_sql(&cnt, "SELECT coalesce(sum(a.n), 0)"
+		gl_msql_sql(&cnt, "SELECT coalesce(sum(a.n), 0)"
 		       " FROM artifact_counts a WHERE ");
-		if (mc_where(&cnt, &dialect, q, "a", -1, 0, err) ||
+		if (gl_msql_where(&cnt, &dialect, q, "a", -1, 0, err) ||
 		    frag_count(m, &cnt, total, err))
 			goto out;
-	} else if (total && (rc = mc_scoped_count(&cnt, &dialect, q, err))) {
+	} else if (total && (rc = gl_msql_scoped_count(&cnt, &dialect, q, err))) {
 		/* one property or tag filter: its rows' scope copies */
 		if (rc < 0 || frag_count(m, &cnt, total, err))
 			goto out;
 	} else if (total) {
 		/* membership sets when counting everything; probes when the
 		 * driving rows already narrowed it down */
-		if (mc_where(&cwhere, &dialect, q, "a", skip, driven != 1,
+		if (gl_msql_where(&cwhere, &dialect, q, "a", skip, driven != 1,
 			     err) ||
-		    (q->latest && mc_latest(&cwhere, &dialect, q, err)))
+		    (q->latest && gl_msql_latest(&cwhere, &dialect, q, err)))
 			goto out;
-		mc_sort_exists(&cwhere, &dialect, q);
-		mc_sql(&cnt, "SELECT count(*)");
+		gl_msql_sort_exists(&cwhere, &dialect, q);
+		gl_msql_sql(&cnt, "SELECT count(*)");
 		if (driven == 1)
-			mc_cat(&cnt, &from);
+			gl_msql_cat(&cnt, &from);
 		else
-			mc_sql(&cnt, " FROM artifacts a");
-		mc_sql(&cnt, driven == 1 ? " WHERE a.id = drv.id AND "
+			gl_msql_sql(&cnt, " FROM artifacts a");
+		gl_msql_sql(&cnt, driven == 1 ? " WHERE a.id = drv.id AND "
 					 : " WHERE ");
-		mc_cat(&cnt, &cwhere);
+		gl_msql_cat(&cnt, &cwhere);
 		if (frag_count(m, &cnt, total, err))
 			goto out;
 	}
@@ -1854,15 +1854,15 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 out:
 	if (sp_end(m, ret == 0, err))
 		ret = -1;
-	mc_marker_free(mv, nkeys);
+	gl_msql_marker_free(mv, nkeys);
 	free(keys);
-	mc_frag_free(&where);
-	mc_frag_free(&cwhere);
-	mc_frag_free(&from);
-	mc_frag_free(&joins);
-	mc_frag_free(&page);
-	mc_frag_free(&cnt);
-	*artifacts = mc_page_done(&pg, ret == 0);
+	gl_msql_frag_free(&where);
+	gl_msql_frag_free(&cwhere);
+	gl_msql_frag_free(&from);
+	gl_msql_frag_free(&joins);
+	gl_msql_frag_free(&page);
+	gl_msql_frag_free(&cnt);
+	*artifacts = gl_msql_page_done(&pg, ret == 0);
 	return ret;
 }
 
@@ -1896,15 +1896,15 @@ static int quota_add(void *ctx, const char *project, const char *name,
 
 static int sq_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
 {
-	static const mc_quota_ops ops = { quota_clear, quota_add };
+	static const gl_msql_quota_ops ops = { quota_clear, quota_add };
 	struct quota_ctx c = { .m = sq(gm) };
 	int ok;
 
-	if (mc_quotas_check(projects, err) ||
+	if (gl_msql_quotas_check(projects, err) ||
 	    !(c.del = st(c.m, S_QUOTA_DEL, err)) ||
 	    !(c.ins = st(c.m, S_QUOTA_INS, err)) || sp_begin(c.m, err))
 		return -1;
-	ok = mc_quotas_each(projects, &ops, &c, err) == 0;
+	ok = gl_msql_quotas_each(projects, &ops, &c, err) == 0;
 	return sp_end(c.m, ok, err);
 }
 
@@ -1913,7 +1913,7 @@ static int sq_quotas_get(gl_meta *gm, const char *project, json_t **out,
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, project ? S_QUOTA_ONE : S_QUOTA_ALL, err);
-	mc_row r = row_of(s);
+	gl_msql_row r = row_of(s);
 	json_t *res;
 	int rc;
 
@@ -1922,9 +1922,9 @@ static int sq_quotas_get(gl_meta *gm, const char *project, json_t **out,
 		return -1;
 	if (project)
 		bind_text(s, 1, project);
-	res = mc_quotas_new(project);
+	res = gl_msql_quotas_new(project);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		mc_quota_row(res, &r);
+		gl_msql_quota_row(res, &r);
 	if (rc != SQLITE_DONE) {
 		db_fail(m, rc, err);
 		json_decref(res);
@@ -2087,10 +2087,10 @@ static sqlite3_stmt *ext_stmt(sq_meta *m, const char *sql, gl_err *err)
 {
 	int i, rc;
 
-	for (i = 0; i < MC_EXT_MAX && m->ext_sql[i]; i++)
+	for (i = 0; i < GL_MSQL_EXT_MAX && m->ext_sql[i]; i++)
 		if (m->ext_sql[i] == sql)
 			return m->ext[i];
-	if (i == MC_EXT_MAX) {
+	if (i == GL_MSQL_EXT_MAX) {
 		gl_fail(err, 500, NULL, "DBError: too many statement texts");
 		return NULL;
 	}

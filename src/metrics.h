@@ -11,7 +11,7 @@
  * from request data: the number of series is bounded.
  *
  * Used by server.c (init, worker index), access.c (requests), api.c
- * (routes, faults, /metrics), fetch.c, blob.c and ltype.c (one hook call
+ * (routes, faults, /metrics), fetch.c, download.c and ltype.c (one hook call
  * each). A process that never called gl_metrics_init (the offline tools)
  * counts into a private slot nobody reads.
  */

@@ -194,6 +194,8 @@ enum attr {
 	A_PROJECT_ID,
 	A_IS_ADMIN,   /* creds->is_admin rendered "True"/"False" */
 	A_ROLES,      /* any role equal (case-sensitive, as oslo) */
+	A_USER_DOMAIN_ID,
+	A_PROJECT_DOMAIN_ID,
 	A_OTHER,      /* a credential we do not have: never matches */
 };
 
@@ -494,6 +496,10 @@ static struct node *parse_check(struct parser *ps, const struct tok *t)
 				  !strcmp(left, "project_id") ? A_PROJECT_ID :
 				  !strcmp(left, "is_admin")   ? A_IS_ADMIN :
 				  !strcmp(left, "roles")      ? A_ROLES :
+				  !strcmp(left, "user_domain_id")
+					? A_USER_DOMAIN_ID :
+				  !strcmp(left, "project_domain_id")
+					? A_PROJECT_DOMAIN_ID :
 								A_OTHER;
 			free(left);
 		}
@@ -1060,6 +1066,10 @@ static int eval_match(struct ev *e, const struct node *n, const char *m)
 		return streq(c->user_id, m);
 	case A_PROJECT_ID:
 		return streq(c->project_id, m);
+	case A_USER_DOMAIN_ID:
+		return streq(c->user_domain_id, m);
+	case A_PROJECT_DOMAIN_ID:
+		return streq(c->project_domain_id, m);
 	case A_IS_ADMIN:
 		return streq(c->is_admin ? "True" : "False", m);
 	case A_ROLES:

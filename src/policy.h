@@ -23,6 +23,9 @@ typedef struct gl_creds {
 	const char *const *roles;
 	size_t nroles;
 	int is_admin; /* result of the "context_is_admin" rule */
+	/* Keystone's domains of the user and of the project; may be NULL */
+	const char *user_domain_id;
+	const char *project_domain_id;
 } gl_creds;
 
 typedef struct gl_policy gl_policy;

@@ -16,7 +16,8 @@
  *
  * Downloads stream with optional Range passed through.
  *
- * Used by blob.c (the "s3" blob store). Uses libcurl, libevent, log.c.
+ * Used by the engine (the "s3" blob store: upload.c, download.c, maint.c,
+ * engine.c). Uses libcurl, libevent, log.c.
  */
 #ifndef GL_S3_H
 #define GL_S3_H

@@ -132,6 +132,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	worker w = { 0 };
 	gl_http_limits lim;
 	gl_err err = { 0 };
+	char msg[512];
 	int rc = 1;
 
 	gl_metrics_worker(idx);
@@ -150,6 +151,11 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 		gl_error("events: %s", err.msg);
 		goto out;
 	}
+	w.app.auth = gl_auth_new(conf, w.app.base, msg, sizeof msg);
+	if (!w.app.auth) {
+		gl_error("%s", msg);
+		goto out;
+	}
 	/* requests run in coroutines from here on (api.c), so waits for
 	 * PostgreSQL leave the loop free */
 	gl_coro_enable(w.app.base);
@@ -165,7 +171,7 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	w.http = gl_http_server_new(w.app.base, &lim, gl_api_dispatch,
 				    gl_api_http_error, &w.app);
 	if (w.http)
-		gl_http_server_on_complete(w.http, gl_access_complete, &w.app);
+		gl_http_server_on_complete(w.http, gl_access_complete, conf);
 	if (!w.http ||
 	    gl_http_server_listen(w.http, host, port, reuse, &err)) {
 		gl_error("%s", w.http ? err.msg : "out of memory");
@@ -206,6 +212,7 @@ out:
 		event_free(w.sig_hup);
 	if (w.force)
 		event_free(w.force);
+	gl_auth_free(w.app.auth);
 	gl_engine_free(w.app.engine);
 	gl_policy_free(w.app.policy);
 	if (w.app.base)
@@ -366,6 +373,7 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 	gl_err err = { 0 };
 
 	gl_serve_summary(conf, h, p);
+	gl_auth_warn_exposure(conf, h);
 	if (probe_bind(h, p))
 		return 1;
 	/* recovery and checks once, before any worker serves */
@@ -373,9 +381,13 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 		gl_policy *pol = load_policy(conf);
 		struct event_base *b = event_base_new();
 		gl_engine *e = pol ? gl_engine_new(conf, pol, b, &err) : NULL;
+		gl_auth *a = gl_auth_new(conf, b, err.msg, sizeof err.msg);
 		int rc = 0;
 
-		if (!pol) {
+		if (!a) {
+			gl_error("%s", err.msg);
+			rc = -1;
+		} else if (!pol) {
 			rc = -1;
 		} else if (!e) {
 			gl_error("%s", err.msg);
@@ -384,6 +396,7 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 			gl_error("recovery: %s", err.msg);
 			rc = -1;
 		}
+		gl_auth_free(a);
 		gl_engine_free(e);
 		gl_policy_free(pol);
 		event_base_free(b);

@@ -14,7 +14,7 @@
  * (another worker's, another glared's sharing the directory) from one
  * whose process died: the kernel drops the lock with the process.
  *
- * Used by the engine (blob.c). Uses libc only.
+ * Used by the engine (upload.c, download.c, gc.c). Uses libc only.
  */
 #ifndef GL_STORE_H
 #define GL_STORE_H

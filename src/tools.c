@@ -193,7 +193,7 @@ int gl_tool_scrub(gl_conf *conf, int daemon)
 		gl_err err = { 0 };
 		int n, total = 0;
 		/* batches of scrub_pool_size until nothing is left */
-		while (!stop && (n = gl_engine_scrub(te.e, conf->scrub_time,
+		while (!stop && (n = gl_art_scrub(te.e, conf->scrub_time,
 						     conf->scrub_pool_size,
 						     &err)) > 0)
 			total += n;
@@ -233,7 +233,7 @@ int gl_tool_verify(gl_conf *conf, int daemon, int interval, int min_age)
 	do {
 		gl_err err = { 0 };
 		int changed = 0;
-		int n = gl_engine_verify_external(te.e, 1000, min_age, &changed,
+		int n = gl_download_verify_external(te.e, 1000, min_age, &changed,
 						  &err);
 		if (n < 0) {
 			gl_error("verify: %s", err.msg);

@@ -27,8 +27,11 @@
  * processes can tell a live upload from one whose owner died (owner.h has
  * the rule, maint.c takes over).
  */
-#include "engine_priv.h"
+#include "blob.h"
+#include "core.h"
 #include "coro.h"
+#include "gc.h"
+#include "upload.h"
 #include "digest.h"
 #include "log.h"
 #include "owner.h"
@@ -79,7 +82,7 @@ struct gl_upload {
 	void (*resume)(void *);
 	void *resume_arg;
 	int paused;
-	gl_engine_done_fn done;
+	gl_upload_done_fn done;
 	void *done_arg;
 	const char *event;        /* the event the commit emits */
 	/* coroutines that use the upload across a wait for the database
@@ -89,11 +92,6 @@ struct gl_upload {
 	int holds, gone;
 	int ending;               /* end or abort under way (it may wait) */
 };
-
-static const char *sget(const json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
 
 static void upload_unlink(gl_upload *u)
 {
@@ -160,10 +158,11 @@ static int touch_record(gl_upload *u, const char *k1, json_t *v1,
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
-	if (gl_meta_get(e->meta, u->tg.af.type, u->id, &doc, err) != 0)
+	if (gl_core_reread(e, u->tg.af.type, u->id, "was deleted", &doc,
+			   err) < 0)
 		goto rollback;
 	cur = gl_blob_record(doc, u->tg.f, u->key);
-	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
 		gl_fail(err, 409, "Conflict",
 			"The upload of %s was cancelled meanwhile", u->field);
 		u->placeholder = 0;
@@ -371,7 +370,7 @@ static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
 
 /* ---- begin / write / abort ------------------------------------------------------ */
 
-gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
+gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
 				  const char *type, const char *id,
 				  const char *field, const char *key,
 				  int has_key, const char *content_type,
@@ -401,13 +400,13 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 		snprintf(u->content_type, sizeof u->content_type,
 			 "application/octet-stream");
 
-	if (gl_engine_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
+	if (gl_core_load(e, ctx, type, id, 1, &u->tg.af, err) < 0)
 		goto fail;
-	if (gl_engine_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:upload", u->tg.af.doc, err) < 0)
 		goto fail;
 	if (gl_blob_resolve(&u->tg, u->field, u->key, has_key, 1, err) < 0)
 		goto fail;
-	if (gl_engine_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
+	if (gl_core_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
 		goto fail;
 	if (u->tg.f->kind == GK_FOLDER && !u->tg.cur &&
 	    (int)json_object_size(json_object_get(u->tg.af.doc, field)) >=
@@ -422,16 +421,12 @@ gl_upload *gl_engine_upload_begin(gl_engine *e, const gl_ctx *ctx,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto fail;
 	in_tx = 1;
-	if (gl_meta_get(e->meta, u->tg.af.type, id, &fresh, err) != 0) {
-		if (!fresh)
-			gl_fail(err, 404, "ArtifactNotFound",
-				"Artifact with id=%s not found", id);
+	if (gl_core_reread(e, u->tg.af.type, id, "not found", &fresh, err) < 0)
 		goto fail;
-	}
-	if (gl_engine_change_allowed(u->tg.af.type, fresh, field, err) < 0)
+	if (gl_core_change_allowed(u->tg.af.type, fresh, field, err) < 0)
 		goto fail;
 	cur = gl_blob_record(fresh, u->tg.f, u->tg.key);
-	if (cur && gl_streq(sget(cur, "status"), "saving")) {
+	if (cur && gl_streq(gl_json_str(cur, "status"), "saving")) {
 		gl_fail(err, 409, "Conflict",
 			"Blob '%s%s%s' is being uploaded by another request",
 			field, u->key ? "/" : "", u->key ? u->key : "");
@@ -559,11 +554,11 @@ static int queue_s3_cleanup(gl_upload *u, gl_err *err)
 {
 	int64_t later = (int64_t)u->e->conf->upload_takeover_after * 1000000;
 
-	if (u->s3id && gl_cleanup_queue(u->e, "s3_abort", u->s3key, u->s3id,
+	if (u->s3id && gl_gc_cleanup_queue(u->e, "s3_abort", u->s3key, u->s3id,
 					later, err) < 0)
 		return -1;
 	if (u->completing && u->s3u &&
-	    gl_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) < 0)
+	    gl_gc_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) < 0)
 		return -1;
 	return 0;
 }
@@ -634,7 +629,7 @@ void gl_upload_abort_all(gl_engine *e)
 /* The end of the upload, either way: report and free. */
 static void end(gl_upload *u, json_t *af, const gl_err *err)
 {
-	gl_engine_done_fn done;
+	gl_upload_done_fn done;
 	void *arg;
 
 	if (u->ending) {
@@ -667,14 +662,10 @@ static void commit(gl_upload *u, const char *location)
 	if (gl_meta_begin(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 1;
-	if (gl_meta_get(e->meta, t, u->id, &fresh, &err) != 0) {
-		if (!fresh)
-			gl_fail(&err, 404, "ArtifactNotFound",
-				"Artifact with id=%s was deleted", u->id);
+	if (gl_core_reread(e, t, u->id, "was deleted", &fresh, &err) < 0)
 		goto fail;
-	}
 	cur = gl_blob_record(fresh, u->tg.f, u->key);
-	if (!cur || !gl_streq(sget(cur, "temp"), u->tmp.path)) {
+	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
 		gl_fail(&err, 409, "Conflict",
 			"The upload of %s was cancelled meanwhile", u->field);
 		u->placeholder = 0;
@@ -701,14 +692,14 @@ static void commit(gl_upload *u, const char *location)
 	if (gl_meta_blob_set(e->meta, u->id, u->field, u->key ? u->key : "",
 			     rec, &err) < 0)
 		goto fail;
-	if (u->prev && gl_blob_release(e, u->prev, &err) < 0)
+	if (u->prev && gl_gc_release(e, u->prev, &err) < 0)
 		goto fail;
 	if (gl_events_emit(e->events, u->event, t->name, fresh, NULL, &err) < 0 ||
 	    gl_meta_commit(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 0;
 	u->placeholder = 0;
-	gl_engine_gc(e);
+	gl_gc_run(e);
 	gl_info("blob %s/%s%s%s stored (%s): %lld bytes sha256 %s", u->id,
 		u->field, u->key ? "/" : "", u->key ? u->key : "", u->store,
 		(long long)u->tmp.size, u->h.sha256);
@@ -718,10 +709,10 @@ static void commit(gl_upload *u, const char *location)
 	if (!u->ctx) {
 		/* detached: nobody waits for the answer (nor its hook) */
 	} else if (gl_meta_get(e->meta, t, u->id, &fresh, &err) == 0) {
-		args = gl_engine_blob_args(u->field, u->key, NULL);
-		if (gl_engine_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
+		args = gl_core_blob_args(u->field, u->key, NULL);
+		if (gl_core_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
 				   fresh, args, NULL, &err) == 0)
-			af = gl_engine_output(e, u->ctx, u->tg.af.ts, t, fresh,
+			af = gl_core_output(e, u->ctx, u->tg.af.ts, t, fresh,
 					      &err);
 		json_decref(args);
 	}
@@ -814,7 +805,7 @@ static json_t *blob_info(const char *ct, int64_t size, const gl_digest_hex *h)
 			 "content_type", ct);
 }
 
-int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
+int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 		     gl_err *err)
 {
 	gl_engine *e = u->e;
@@ -841,7 +832,7 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 	if (gl_store_tmp_flush(&u->tmp, err) < 0)
 		goto fail;
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
-		json_t *af = gl_engine_output(e, u->ctx, u->tg.af.ts, t,
+		json_t *af = gl_core_output(e, u->ctx, u->tg.af.ts, t,
 					      u->tg.af.doc, err);
 		json_t *cj, *info;
 		/* S3 uploads keep only their first part on disk */
@@ -851,7 +842,7 @@ int gl_upload_finish(gl_upload *u, gl_engine_done_fn done, void *arg,
 
 		if (!af)
 			goto fail;
-		cj = gl_engine_ctx_json(u->ctx);
+		cj = gl_core_ctx_json(u->ctx);
 		info = blob_info(u->content_type, u->tmp.size, &u->h);
 		rc = gl_types_hook_upload(u->tg.af.ts, gl_ctx_lua(u->ctx), t, cj,
 					  af, u->field, u->key, info,

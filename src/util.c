@@ -293,6 +293,11 @@ char *gl_utf8_repair(const char *str, size_t len, size_t *outlen)
 	return out;
 }
 
+const char *gl_json_str(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
 json_t *gl_json_text(const char *s)
 {
 	json_t *j;

@@ -85,6 +85,9 @@ void gl_hex(const unsigned char *b, size_t n, char *out);
  * the client's to get exactly back (messages, derived values); values from
  * a request are validated at the edge instead. */
 json_t *gl_json_text(const char *s);
+/* The string member k of object o, or NULL (absent, not a string, o not
+ * an object or NULL). */
+const char *gl_json_str(const json_t *o, const char *k);
 
 /* 1 if r is a byte range as a Range header and CURLOPT_RANGE take it
  * (without "bytes="): "a-b", "a-" or "-n" with decimal numbers. */

@@ -1,6 +1,6 @@
 /* fuzz_filter.c - libFuzzer harness for the listing query language: the
- * filter, sort, limit and marker grammar of list.c, the type runtime's
- * coercion of filter values, and the SQL meta_common.c and meta_sqlite.c
+ * filter, sort, limit and marker grammar of art_list.c, the type runtime's
+ * coercion of filter values, and the SQL meta_sql.c and meta_sqlite.c
  * compile it to, run against a real in-memory sqlite store holding a few
  * artifacts.
  *
@@ -58,7 +58,7 @@ static void create(const char *body)
 	json_t *b = json_loads(body, 0, NULL), *out = NULL;
 	gl_err err = { 0 };
 
-	if (!b || gl_engine_create(engine, &member, "sample_artifact", b, &out,
+	if (!b || gl_art_create(engine, &member, "sample_artifact", b, &out,
 				   &err) < 0)
 		die("creating a fixture artifact", err.msg);
 	json_decref(out);
@@ -156,7 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		kv[n].value = eq ? eq : "";
 		n++;
 	}
-	rc = gl_engine_list(engine, ctxs[data[1] % 3], types[data[0] % 2], kv,
+	rc = gl_art_list(engine, ctxs[data[1] % 3], types[data[0] % 2], kv,
 			    n, &out, &err);
 	if (rc < 0 && (err.status < 400 || err.status >= 500)) {
 		fprintf(stderr, "fuzz_filter: status %d for a query: %s\n",

@@ -15,6 +15,9 @@
  *   /e  reply 400 at once without taking the body
  *   /s  stream a chunked (or close-delimited) reply
  *   /l  reply on the next loop turn
+ *   /h  hold the body (as api.c does while a token is checked), accept it
+ *       on the next loop turn
+ *   /r  hold the body, reply 401 on the next loop turn
  *   other: reply 200 at once, echoing a request header as a header
  */
 #include <stddef.h>
@@ -34,13 +37,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static struct event_base *base;
 static gl_http_server *srv;
 static struct event *later;         /* deferred work for /p and /l */
-static gl_http_req *paused_req, *late_req;
+static gl_http_req *paused_req, *late_req, *held_req;
+static char held_mode;
+
+static int on_data(gl_http_req *r, const char *d, size_t n, void *arg);
+static void on_done(gl_http_req *r, void *arg);
 
 static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
-	gl_http_req *p = paused_req, *l = late_req;
+	gl_http_req *p = paused_req, *l = late_req, *h = held_req;
 
-	paused_req = late_req = NULL;
+	paused_req = late_req = held_req = NULL;
+	if (h && held_mode == 'h')
+		gl_http_body_accept(h, on_data, on_done, (void *)"b");
+	else if (h)
+		gl_http_reply(h, 401, "who", 3);
 	if (p)
 		gl_http_body_resume(p);
 	if (l)
@@ -60,6 +71,8 @@ static void on_close(gl_http_req *r, void *arg)
 		paused_req = NULL;
 	if (late_req == r)
 		late_req = NULL;
+	if (held_req == r)
+		held_req = NULL;
 }
 
 static int on_data(gl_http_req *r, const char *d, size_t n, void *arg)
@@ -94,7 +107,7 @@ static void dispatch(gl_http_req *r, void *arg)
 {
 	const char *path = gl_http_path(r);
 	const char *echo = gl_http_header(r, "X-Echo");
-	static const char modes[] = "bpaesl";
+	static const char modes[] = "bpaeslhr";
 	const char *mode = strchr(modes, path[1] ? path[1] : '-');
 
 	(void)gl_http_query(r);
@@ -126,6 +139,17 @@ static void dispatch(gl_http_req *r, void *arg)
 		gl_http_reply_start(r, 200, -1);
 		gl_http_reply_data(r, "stream", 6);
 		gl_http_reply_end(r);
+		return;
+	case 'h':
+	case 'r':
+		if (!held_req && gl_http_has_body(r)) {
+			held_req = r;
+			held_mode = *mode;
+			gl_http_body_hold(r);
+			arm_later();
+			return;
+		}
+		gl_http_reply(r, 200, "now", 3);
 		return;
 	case 'l':
 		if (!late_req && !gl_http_has_body(r)) {
@@ -209,6 +233,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* a connection outlived its peer */
 	bufferevent_free(pair[1]);
 	turn(1);
-	paused_req = late_req = NULL;
+	paused_req = late_req = held_req = NULL;
 	return 0;
 }

@@ -70,23 +70,29 @@ def s3_options(endpoint=None):
     }
 
 
-def s3(path, method="GET"):
+def s3(path, method="GET", body=None):
     """A signed request to the test S3 endpoint (curl does SigV4; netrc
-    because Swift's access keys contain ':'). Returns the body."""
+    because Swift's access keys contain ':'). Returns the body; with body
+    (bytes, sent as the request body), the HTTP status instead."""
     env = os.environ
     with tempfile.NamedTemporaryFile("w", delete=False) as f:
         f.write("machine 127.0.0.1 login %s password %s\n" %
                 (env["GLARED_S3_ACCESS_KEY"], env["GLARED_S3_SECRET_KEY"]))
         netrc = f.name
     try:
+        if body is not None:
+            send = ["--data-binary", "@-", "-o", "/dev/null", "-w",
+                    "%{http_code}"]
+        else:
+            send = ["-d", ""] if method == "POST" else []
         p = subprocess.run(
-            ["curl", "-s", "-X", method] + (["-d", ""] if method == "POST"
-                                            else []) + ["--netrc-file", netrc,
+            ["curl", "-s", "-X", method] + send + ["--netrc-file", netrc,
              "--aws-sigv4", "aws:amz:%s:s3" % env["GLARED_S3_REGION"], "-H",
              "x-amz-content-sha256: UNSIGNED-PAYLOAD",
              "%s/%s%s" % (env["GLARED_S3_ENDPOINT"], env["GLARED_S3_BUCKET"],
-                          path)], capture_output=True, text=True, timeout=30)
-        return p.stdout
+                          path)], input=body, capture_output=True,
+            timeout=30)
+        return p.stdout.decode(errors="replace")
     finally:
         os.unlink(netrc)
 
@@ -159,7 +165,8 @@ def group_pids(pgid):
 class Server:
     def __init__(self, options=None, workers=1, wait=True):
         self.dir = tempfile.mkdtemp(prefix="glared-test-")
-        self.port = free_port()
+        # a test may need a fixed port (a service catalog points at it)
+        self.port = int((options or {}).get("bind_port") or free_port())
         self.options = {
             "bind_host": "127.0.0.1",
             "bind_port": self.port,

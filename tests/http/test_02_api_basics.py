@@ -231,3 +231,43 @@ def test_errors_keep_server_serving(server):
         out = raw(server.port, junk)
         assert status_of(out) in (400, 401, 404, 501) or out == b""
     assert requests.get(server.url + "/healthcheck").status_code == 200
+
+
+def test_believing_flavors_warn_beyond_loopback(tmp_path):
+    """The trusted-token and noauth flavors shout when they listen beyond
+    loopback, first thing at start-up. 127.0.0.1:P is held here, so glared's
+    bind of 0.0.0.0:P fails: nothing ever listens outside loopback."""
+    import socket
+    import subprocess
+    from conftest import GLARED, Server, write_conf
+    srv = Server(wait=False)
+    srv.stop()
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 0))
+    hold.listen(1)
+    port = hold.getsockname()[1]
+    try:
+        for flavor, loud in (("", True), ("trusted-auth", True),
+                             ("noauth", True), ("keycloak", False)):
+            opts = dict(srv.options)
+            opts["paste_deploy.flavor"] = flavor
+            write_conf(srv.conf, opts)
+            p = subprocess.run([GLARED, "serve", "--config-file", srv.conf,
+                                "--host", "0.0.0.0", "--port", str(port)],
+                               capture_output=True, text=True, timeout=20)
+            assert p.returncode != 0, p.stderr   # the bind failed
+            assert ("INSECURE: listening on 0.0.0.0" in p.stderr) == loud, \
+                (flavor, p.stderr)
+    finally:
+        hold.close()
+    # an unknown flavor is a configuration error, not trusted-token
+    opts = dict(srv.options)
+    opts["paste_deploy.flavor"] = "keystone-typo"
+    write_conf(srv.conf, opts)
+    p = subprocess.run([GLARED, "serve", "--config-file", srv.conf],
+                       capture_output=True, text=True, timeout=20)
+    assert p.returncode != 0 and "flavor" in p.stderr
+
+
+def test_no_warning_on_loopback(server):
+    assert "INSECURE" not in server.read_log()

@@ -54,3 +54,26 @@ def test_unknown_durability_stops_startup(tmp_path):
                        cwd=os.path.dirname(os.path.abspath(__file__)))
     assert p.returncode != 0
     assert "sqlite_durability must be group, full or normal" in p.stderr
+
+
+def test_refusal_before_the_body_waits_with_the_writes(make_server, uniq):
+    """A request refused before its body is read (401: no token) while
+    other requests' commits wait for their sync: its answer waits like
+    theirs and the body stays unread meanwhile: never a 500 "Request not
+    handled". Writes and refusals race, so each round gives the refusal
+    a chance to land inside a sync window."""
+    s = make_server({"database.sqlite_durability": "group"})
+
+    def create(n):
+        return s.post(SA, {"name": n, "int1": 1}).status_code
+
+    def refused(_):
+        r = s.req("POST", SA, token=None, json={"name": uniq("r")})
+        return r.status_code
+
+    for _ in range(20):
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            writes = [ex.submit(create, uniq("w")) for _ in range(4)]
+            refusals = [ex.submit(refused, i) for i in range(4)]
+            assert [f.result() for f in writes] == [201] * 4
+            assert [f.result() for f in refusals] == [401] * 4

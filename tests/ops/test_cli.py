@@ -247,3 +247,23 @@ def test_startup_summary_sqlite(make_server):
     line = [l for l in s.read_log().splitlines() if "starting:" in l][0]
     assert "database sqlite:////" in line and "workers 2" in line
     assert "bind 127.0.0.1:%d" % s.port in line
+
+
+def test_check_config_identity(tmp_path):
+    ks = {"paste_deploy.flavor": "keystone",
+          "keystone_authtoken.auth_url": "http://127.0.0.1:5000"}
+    r = run("check-config", "--config-file", str(good_conf(tmp_path, **ks)))
+    assert r.returncode == 1
+    assert "identity: [keystone_authtoken] username, password and " \
+        "project_name are required" in r.stderr
+    ks.update({"keystone_authtoken.username": "glare",
+               "keystone_authtoken.password": "x",
+               "keystone_authtoken.project_name": "service"})
+    r = run("check-config", "--config-file", str(good_conf(tmp_path, **ks)))
+    assert r.returncode == 0, r.stderr
+    assert "identity: flavor keystone" in r.stdout
+    kc = {"paste_deploy.flavor": "keycloak",
+          "keycloak_oidc.auth_url": "ftp://sso"}
+    r = run("check-config", "--config-file", str(good_conf(tmp_path, **kc)))
+    assert r.returncode == 1 and "identity: [keycloak_oidc] auth_url" \
+        in r.stderr

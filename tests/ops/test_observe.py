@@ -64,6 +64,9 @@ def test_forwarded_for_ignored_from_untrusted_peers(make_server):
 def test_log_file_and_sighup_reopen(make_server, tmp_path):
     log = tmp_path / "glared.log"
     s = make_server({"log_file": str(log)}, workers=2)
+    # the server answers once one worker listens; the requests below
+    # must find both (a loaded machine starts the second one late)
+    assert wait_for(lambda: log.read_text().count("serving on") == 2, 60)
     r = s.get("/versions")
     rid1 = r.headers["x-openstack-request-id"]
     assert wait_for(lambda: rid1 in log.read_text())

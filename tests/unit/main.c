@@ -5,6 +5,8 @@
  */
 #include "unit.h"
 
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 int unit_failed;
@@ -20,6 +22,20 @@ static const unit_suite *suites[] = {
 #include "suites.inc"
 #undef SUITE
 };
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+void unit_rm_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 static int wanted(const char *name, int argc, char **argv)
 {

@@ -1891,25 +1891,38 @@ UNIT_TEST(list_large_both_plans)
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
 		  "x1696,x1695,x1694");
 	lq_free(&l);
-	/* rare: driven */
-	lq_init(&l, &T);
-	l.q.limit = 3;
-	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"rare\"]");
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
-		  "x1607,x1507,x1407");
-	CHECK_INT(total, 17);
-	l.q.marker = "x1407";
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
-		  "x1307,x1207,x1107");
-	/* driven plus a common filter and a scope */
-	l.q.marker = NULL;
-	l.q.see_all = 0;
-	l.q.project = "p1";
-	lq_f(&l, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"r\"]");
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
-		  "x1607,x1507,x1407");
-	CHECK_INT(total, 17); /* 7 mod 100 is odd: all p1 */
-	lq_free(&l);
+	/* rare: driven, by created_at and by custom sorts (PostgreSQL pages
+	 * those from the rare rows too): int1 descending; str1, all tied,
+	 * then created_at desc. The same order each time, with markers, then
+	 * with a second filter and a scope. */
+	for (int by = 0; by < 3; by++) {
+		lq_init(&l, &T);
+		l.q.limit = 3;
+		if (by < 2)
+			lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"rare\"]");
+		else
+			lq_f(&l, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"r\"]");
+		if (by)
+			lq_sort(&l, by == 1 ? "int1" : "str1", by == 1);
+		CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
+			  "x1607,x1507,x1407");
+		CHECK_INT(total, 17);
+		l.q.marker = "x1407";
+		CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
+			  "x1307,x1207,x1107");
+		l.q.marker = NULL;
+		l.q.see_all = 0;
+		l.q.project = "p1";
+		if (by < 2)
+			lq_f(&l, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"r\"]");
+		CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
+			  "x1607,x1507,x1407");
+		CHECK_INT(total, 17); /* 7 mod 100 is odd: all p1 */
+		l.q.project = "p2";
+		CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err), "");
+		CHECK_INT(total, 0);
+		lq_free(&l);
+	}
 	/* range, driven (100 rows) vs walked (1600), same order */
 	lq_init(&l, &T);
 	l.q.limit = 2;

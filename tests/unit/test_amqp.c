@@ -141,9 +141,9 @@ static const char *const admin_roles[] = { "admin" };
 UNIT_TEST(subscription_policy_defaults)
 {
 	gl_policy *p = gl_policy_new();
-	gl_creds owner = { "u1", "p1", member_roles, 1, 0 };
-	gl_creds other = { "u2", "p2", member_roles, 1, 0 };
-	gl_creds admin = { "ua", "pa", admin_roles, 1, 1 };
+	gl_creds owner = { "u1", "p1", member_roles, 1, 0, NULL, NULL };
+	gl_creds other = { "u2", "p2", member_roles, 1, 0, NULL, NULL };
+	gl_creds admin = { "ua", "pa", admin_roles, 1, 1, NULL, NULL };
 	json_t *t = json_pack("{s:s, s:s}", "owner", "p1", "project_id", "p1");
 
 	CHECK(gl_policy_check(p, "subscription:create", &owner, NULL));

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -43,15 +42,6 @@ static const char *fx_skip(void)
 	return NULL;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* A store in a fresh temp dir, at a path whose parent does not exist yet. */
 static gl_meta *fx_open(fx *f)
 {
@@ -74,7 +64,7 @@ static void fx_close(fx *f)
 	gl_meta_close(f->m);
 	f->m = NULL;
 	if (f->dir[0])
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		unit_rm_tree(f->dir);
 }
 
 static gl_meta *reopen(fx *f, int upgrade)

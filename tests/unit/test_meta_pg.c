@@ -19,7 +19,6 @@
 #include "unit.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,15 +124,6 @@ static int64_t raw_int(fx *f, const char *sql)
 	return v;
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
 /* The store URL for a schema: the base URL plus search_path and
  * application_name (libpq takes its keywords as URL parameters). */
 static void schema_url(char *out, size_t n, const char *schema)
@@ -195,7 +185,7 @@ static void fx_close(fx *f)
 		 " DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
 	raw_exec_in(NULL, sql);
 	if (f->dir[0])
-		nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+		unit_rm_tree(f->dir);
 }
 
 static gl_meta *reopen(fx *f, int upgrade)

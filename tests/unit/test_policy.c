@@ -14,10 +14,10 @@ static const char *const admin_roles[] = { "admin", "member" };
 static const char *const member_roles[] = { "member" };
 
 /* is_admin as the API layer would set it from gl_policy_is_admin */
-static const gl_creds admin = { "u-adm", "p-adm", admin_roles, 2, 1 };
-static const gl_creds owner = { "u-own", "p-own", member_roles, 1, 0 };
-static const gl_creds other = { "u-oth", "p-oth", member_roles, 1, 0 };
-static const gl_creds anon = { NULL, NULL, NULL, 0, 0 };
+static const gl_creds admin = { "u-adm", "p-adm", admin_roles, 2, 1, NULL, NULL };
+static const gl_creds owner = { "u-own", "p-own", member_roles, 1, 0, NULL, NULL };
+static const gl_creds other = { "u-oth", "p-oth", member_roles, 1, 0, NULL, NULL };
+static const gl_creds anon = { NULL, NULL, NULL, 0, 0, NULL, NULL };
 
 /* An artifact of project p-own. */
 static json_t *art(const char *visibility, const char *status)
@@ -52,7 +52,7 @@ static int eval_rule(const char *rule, const gl_creds *c, const json_t *t)
 /* Creds holding just the given roles. */
 static gl_creds with_roles(const char *const *roles, size_t n)
 {
-	gl_creds c = { "u", "p", roles, n, 0 };
+	gl_creds c = { "u", "p", roles, n, 0, NULL, NULL };
 	return c;
 }
 
@@ -595,7 +595,7 @@ UNIT_TEST(missing_visibility_follows_oslo)
 UNIT_TEST(generic_credential_checks)
 {
 	static const char *const r[] = { "reader", "Writer" };
-	gl_creds c = { "u1", "p1", r, 2, 0 };
+	gl_creds c = { "u1", "p1", r, 2, 0, NULL, NULL };
 	gl_creds a = c;
 
 	a.is_admin = 1;
@@ -612,6 +612,21 @@ UNIT_TEST(generic_credential_checks)
 	/* a credential we do not carry never matches */
 	CHECK_INT(eval_rule("domain_id:u1", &c, NULL), 0);
 	CHECK_INT(eval_rule("user_id:u1", &anon, NULL), 0);
+}
+
+/* Keystone's domains (flavor = keystone) are credentials rules can name */
+UNIT_TEST(domain_credential_checks)
+{
+	static const char *const r[] = { "member" };
+	gl_creds c = { "u1", "p1", r, 1, 0, "dom-u", "dom-p" };
+	gl_creds none = { "u1", "p1", r, 1, 0, NULL, NULL };
+
+	CHECK_INT(eval_rule("user_domain_id:dom-u", &c, NULL), 1);
+	CHECK_INT(eval_rule("user_domain_id:dom-p", &c, NULL), 0);
+	CHECK_INT(eval_rule("project_domain_id:dom-p", &c, NULL), 1);
+	CHECK_INT(eval_rule("project_domain_id:dom-u", &c, NULL), 0);
+	/* the trusted flavors carry no domains: never a match */
+	CHECK_INT(eval_rule("project_domain_id:dom-p", &none, NULL), 0);
 }
 
 UNIT_TEST(rule_references)
@@ -1119,6 +1134,7 @@ UNIT_SUITE(policy,
 	   UNIT_CASE(substitution_missing_key_is_false),
 	   UNIT_CASE(missing_visibility_follows_oslo),
 	   UNIT_CASE(generic_credential_checks),
+	   UNIT_CASE(domain_credential_checks),
 	   UNIT_CASE(rule_references),
 	   UNIT_CASE(recursion_cycle_denies),
 	   UNIT_CASE(rule_chain_depth_limit),

@@ -1,4 +1,4 @@
-/* test_verdict.c - unit tests for gl_external_verdict (blob.c): what the
+/* test_verdict.c - unit tests for gl_download_verdict (blob.c): what the
  * fetched bytes of an external blob say against its record. Only bytes
  * that were read and differ make a change; a fetch that failed or was
  * refused has no verdict, whatever the record holds.
@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "digest.h"
 #include "engine.h"
 
 static const char *const MD5 = "00112233445566778899aabbccddeeff";
@@ -43,23 +44,23 @@ UNIT_TEST(known_size)
 					  "001122334455667788990011");
 	char why[256];
 
-	CHECK_INT(gl_external_verdict(&dl, 1, 100, &same, why, sizeof why), 0);
+	CHECK_INT(gl_download_verdict(&dl, 1, 100, &same, why, sizeof why), 0);
 	/* a complete read of other bytes */
-	CHECK_INT(gl_external_verdict(&dl, 1, 100, &other, why, sizeof why), 1);
+	CHECK_INT(gl_download_verdict(&dl, 1, 100, &other, why, sizeof why), 1);
 	CHECK(strstr(why, "sha256 ff11"));
-	CHECK_INT(gl_external_verdict(&dl, 1, 99, &same, why, sizeof why), 1);
+	CHECK_INT(gl_download_verdict(&dl, 1, 99, &same, why, sizeof why), 1);
 	CHECK(strstr(why, "size 99, recorded 100"));
 	/* more bytes than recorded were read: a change, complete or not */
-	CHECK_INT(gl_external_verdict(&dl, 0, 101, &same, why, sizeof why), 1);
+	CHECK_INT(gl_download_verdict(&dl, 0, 101, &same, why, sizeof why), 1);
 	CHECK(strstr(why, "more bytes than the recorded 100 (101 read)"));
 	/* a transfer that broke off says nothing, even with other digests */
-	CHECK_INT(gl_external_verdict(&dl, 0, 50, &other, why, sizeof why), -1);
-	CHECK_INT(gl_external_verdict(&dl, 0, 0, &other, why, sizeof why), -1);
+	CHECK_INT(gl_download_verdict(&dl, 0, 50, &other, why, sizeof why), -1);
+	CHECK_INT(gl_download_verdict(&dl, 0, 0, &other, why, sizeof why), -1);
 	/* case does not matter in hex */
 	{
 		gl_digest_hex upper = digest("00112233445566778899AABBCCDDEEFF",
 					     SHA256);
-		CHECK_INT(gl_external_verdict(&dl, 1, 100, &upper, why,
+		CHECK_INT(gl_download_verdict(&dl, 1, 100, &upper, why,
 					      sizeof why), 0);
 	}
 }
@@ -73,26 +74,26 @@ UNIT_TEST(unknown_size)
 					 SHA256);
 	char why[256];
 
-	CHECK_INT(gl_external_verdict(&dl, 1, 0, &same, why, sizeof why), 0);
-	CHECK_INT(gl_external_verdict(&dl, 1, 123456, &same, why, sizeof why),
+	CHECK_INT(gl_download_verdict(&dl, 1, 0, &same, why, sizeof why), 0);
+	CHECK_INT(gl_download_verdict(&dl, 1, 123456, &same, why, sizeof why),
 		  0);
-	CHECK_INT(gl_external_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
+	CHECK_INT(gl_download_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
 		  1);
 	CHECK(strstr(why, "md5 ff11"));
 	/* capped at the field's limit, refused, failed: no verdict */
-	CHECK_INT(gl_external_verdict(&dl, 0, 10, &other_md5, why, sizeof why),
+	CHECK_INT(gl_download_verdict(&dl, 0, 10, &other_md5, why, sizeof why),
 		  -1);
 	/* nothing recorded to compare: the bytes are what they are */
 	dl = rec(-1, NULL, NULL);
-	CHECK_INT(gl_external_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
+	CHECK_INT(gl_download_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
 		  0);
 	/* an internal location taken on trust is never judged, even with
 	 * checksums as given */
 	dl = rec(5, MD5, SHA256);
 	dl.trusted = 1;
-	CHECK_INT(gl_external_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
+	CHECK_INT(gl_download_verdict(&dl, 1, 10, &other_md5, why, sizeof why),
 		  0);
-	CHECK_INT(gl_external_verdict(&dl, 0, 10, &other_md5, why, sizeof why),
+	CHECK_INT(gl_download_verdict(&dl, 0, 10, &other_md5, why, sizeof why),
 		  -1);
 }
 

@@ -92,6 +92,9 @@ extern char unit_msg[512];
 		}                                                             \
 	} while (0)
 
+/* Remove dir and everything below it (a case's temp directory). */
+void unit_rm_tree(const char *dir);
+
 #define UNIT_CASE(fn) { #fn, fn }
 
 #define UNIT_SUITE(sname, ...)                                                \

@@ -1,4 +1,4 @@
-/* list.c - GET /artifacts/{type}: Glare's list query language
+/* art_list.c - GET /artifacts/{type}: Glare's list query language
  * (docs/glare-contract.md "Listing")
  * parsed into a gl_list_query for the meta store, and the list response
  * with its first/next links.
@@ -6,7 +6,8 @@
  * Filter values are coerced by the type runtime exactly like field values,
  * so `visibility=blabla` or `int1=abc` are 400s, not empty lists.
  */
-#include "engine_priv.h"
+#include "art.h"
+#include "core.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -212,7 +213,7 @@ static int add_values(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			char *suffix = NULL, *vmeta = NULL;
 			if (q->nvbufs + 2 > (int)(sizeof q->vbufs /
 						  sizeof q->vbufs[0]) ||
-			    gl_engine_vkey(e, ctx, ts, json_string_value(c),
+			    gl_core_vkey(e, ctx, ts, json_string_value(c),
 					   &flt->vkeys[i], &suffix, &vmeta,
 					   err) < 0) {
 				free(suffix);
@@ -488,7 +489,7 @@ static json_t *link(const char *type, const gl_kv *qp, int nq,
 	return j;
 }
 
-int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
+int gl_art_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		   const gl_kv *query, int nquery, json_t **out, gl_err *err)
 {
 	gl_types *ts = NULL;
@@ -503,9 +504,9 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 
 	memset(&q, 0, sizeof q);
 	memset(&lqy, 0, sizeof lqy);
-	if (gl_engine_type(e, type, &ts, &t, err) < 0)
+	if (gl_core_type(e, type, &ts, &t, err) < 0)
 		return -1;
-	if (gl_engine_policy(e, ctx, "artifact:list", NULL, err) < 0)
+	if (gl_core_policy(e, ctx, "artifact:list", NULL, err) < 0)
 		goto out;
 	for (int k = 0; k < nquery; k++) {
 		const char *n = query[k].name, *v = query[k].value;
@@ -541,7 +542,7 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 	if (marker) {
 		gl_af maf;
-		if (gl_engine_load(e, ctx, type, marker, 0, &maf, err) < 0)
+		if (gl_core_load(e, ctx, type, marker, 0, &maf, err) < 0)
 			goto out;
 		gl_af_clear(&maf);
 	}
@@ -571,7 +572,7 @@ int gl_engine_list(gl_engine *e, const gl_ctx *ctx, const char *type,
 
 	arts = json_array();
 	json_array_foreach(page, i, a) {
-		json_t *o = gl_engine_output(e, ctx, ts, t, a, err);
+		json_t *o = gl_core_output(e, ctx, ts, t, a, err);
 		if (!o) {
 			json_decref(arts);
 			goto out;

@@ -1,5 +1,5 @@
-/* meta_common.c - the parts of the metadata store that do not depend on
- * the database (see meta_common.h); used by meta_sqlite.c and meta_pg.c.
+/* meta_sql.c - the parts of the metadata store that do not depend on
+ * the database (see meta_sql.h); used by meta_sqlite.c and meta_pg.c.
  *
  * The API shape both backends return (docs/storage.md, "Semantics"): an
  * artifact has every base field (activated_at null if unset) and its
@@ -18,7 +18,7 @@
  *
  * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail), log.c.
  */
-#include "meta_common.h"
+#include "meta_sql.h"
 #include "log.h"
 
 #include <stdarg.h>
@@ -65,11 +65,6 @@ static const char *const blob_keys[B_NCOLS] = {
 	[B_EXTRA] = NULL,
 };
 
-static const char *str_of(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
 static const gl_field *type_field(const gl_type *t, const char *name)
 {
 	for (int i = 0; t && i < t->nfields; i++)
@@ -78,7 +73,7 @@ static const gl_field *type_field(const gl_type *t, const char *name)
 	return NULL;
 }
 
-int mc_json_time(const json_t *v, int64_t *us)
+int gl_msql_json_time(const json_t *v, int64_t *us)
 {
 	if (!v || json_is_null(v))
 		return 0;
@@ -92,7 +87,7 @@ int mc_json_time(const json_t *v, int64_t *us)
 	return -1;
 }
 
-int mc_schema_check(int64_t v, int64_t tables, int upgrade, int need,
+int gl_msql_schema_check(int64_t v, int64_t tables, int upgrade, int need,
 		    gl_err *err)
 {
 	if (v == need)
@@ -114,7 +109,7 @@ int mc_schema_check(int64_t v, int64_t tables, int upgrade, int need,
 	return 1;
 }
 
-char *mc_dump(const json_t *v)
+char *gl_msql_dump(const json_t *v)
 {
 	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 
@@ -156,7 +151,7 @@ static void damaged(const char *who, const char *what, const char *detail)
 
 /* A text column as a string that JSON can carry: bytes that are not UTF-8
  * become U+FFFD (reported once as damage of `what`). */
-static json_t *text_col(const mc_row *r, int c, const char *who,
+static json_t *text_col(const gl_msql_row *r, int c, const char *who,
 			const char *what)
 {
 	const char *s;
@@ -180,7 +175,7 @@ static json_t *text_col(const mc_row *r, int c, const char *who,
 
 /* A text column as a C string for a key (malloc'ed, valid UTF-8; cut at
  * an embedded NUL as every key is). */
-static char *text_key(const mc_row *r, int c)
+static char *text_key(const gl_msql_row *r, int c)
 {
 	size_t n;
 	const char *s = r->ops->text(r, c, &n);
@@ -191,12 +186,12 @@ static char *text_key(const mc_row *r, int c)
 	return k;
 }
 
-json_t *mc_col_text(const mc_row *r, int c)
+json_t *gl_msql_col_text(const gl_msql_row *r, int c)
 {
 	return text_col(r, c, NULL, NULL);
 }
 
-json_t *mc_col_int(const mc_row *r, int c)
+json_t *gl_msql_col_int(const gl_msql_row *r, int c)
 {
 	if (r->ops->null(r, c))
 		return json_null();
@@ -209,7 +204,7 @@ json_t *mc_col_int(const mc_row *r, int c)
 #define TIME_MIN_US (-62135596800LL * 1000000)
 #define TIME_MAX_US (253402300800LL * 1000000 - 1)
 
-static json_t *time_col(const mc_row *r, int c, const char *who,
+static json_t *time_col(const gl_msql_row *r, int c, const char *who,
 			const char *what)
 {
 	char buf[40];
@@ -227,14 +222,14 @@ static json_t *time_col(const mc_row *r, int c, const char *who,
 	return json_string(buf);
 }
 
-json_t *mc_col_time(const mc_row *r, int c)
+json_t *gl_msql_col_time(const gl_msql_row *r, int c)
 {
 	return time_col(r, c, NULL, NULL);
 }
 
 /* A JSON text column; what was written is read back, U+0000 included.
  * NULL when it is not JSON (reported once as damage of `what`). */
-static json_t *json_col(const mc_row *r, int c, const char *who,
+static json_t *json_col(const gl_msql_row *r, int c, const char *who,
 			const char *what)
 {
 	json_error_t jerr;
@@ -251,18 +246,18 @@ static json_t *json_col(const mc_row *r, int c, const char *who,
 	return v;
 }
 
-json_t *mc_col_json(const mc_row *r, int c)
+json_t *gl_msql_col_json(const gl_msql_row *r, int c)
 {
 	return json_col(r, c, NULL, NULL);
 }
 
-static json_t *blob_json(const mc_row *r, int c0, const char *who)
+static json_t *blob_json(const gl_msql_row *r, int c0, const char *who)
 {
 	static const int texts[] = { B_URL, B_MD5, B_SHA1, B_SHA256, B_STATUS,
 				     B_CTYPE };
 	json_t *b = json_object(), *v;
 
-	json_object_set_new(b, "size", mc_col_int(r, c0 + B_SIZE));
+	json_object_set_new(b, "size", gl_msql_col_int(r, c0 + B_SIZE));
 	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
 		json_object_set_new(b, blob_keys[texts[i]],
 				    text_col(r, c0 + texts[i], who,
@@ -273,7 +268,7 @@ static json_t *blob_json(const mc_row *r, int c0, const char *who)
 		if (r->ops->null(r, c0 + c))
 			continue;
 		if (c == B_RESERVED || c == B_VERIFIED) /* microseconds */
-			v = mc_col_int(r, c0 + c);
+			v = gl_msql_col_int(r, c0 + c);
 		else if (c == B_PREV)
 			v = json_col(r, c0 + c, who, "blob record (prev)");
 		else
@@ -292,14 +287,14 @@ static json_t *blob_json(const mc_row *r, int c0, const char *who)
 	return b;
 }
 
-json_t *mc_blob_json(const mc_row *r, int c0)
+json_t *gl_msql_blob_json(const gl_msql_row *r, int c0)
 {
 	return blob_json(r, c0, NULL);
 }
 
 /* Custom fields come from doc (null when unset); blob fields are null and
  * folders {} until their records are attached. */
-int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
+int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **out,
 		     gl_err *err)
 {
 	static const struct {
@@ -328,7 +323,7 @@ int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
 	for (size_t i = 0; i < sizeof times / sizeof *times; i++)
 		json_object_set_new(af, times[i].key,
 				    time_col(r, times[i].col, id, times[i].key));
-	json_object_set_new(af, "revision", mc_col_int(r, C_REV));
+	json_object_set_new(af, "revision", gl_msql_col_int(r, C_REV));
 	doc = json_col(r, C_DOC, id, "document");
 	if (!json_is_object(doc)) {
 		if (doc)
@@ -376,7 +371,7 @@ int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
 }
 
 /* Records of fields the type no longer has are left out. */
-void mc_attach_blob(json_t *af, const gl_type *type, const mc_row *r, int cf)
+void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r, int cf)
 {
 	size_t n;
 	const char *field = r->ops->text(r, cf, &n);
@@ -401,49 +396,49 @@ void mc_attach_blob(json_t *af, const gl_type *type, const mc_row *r, int cf)
 	free(key);
 }
 
-void mc_attach_page_blob(json_t *idx, const gl_type *type, const mc_row *r)
+void gl_msql_attach_page_blob(json_t *idx, const gl_type *type, const gl_msql_row *r)
 {
 	char *id = text_key(r, 0);
 
-	mc_attach_blob(json_object_get(idx, id), type, r, 1);
+	gl_msql_attach_blob(json_object_get(idx, id), type, r, 1);
 	free(id);
 }
 
-json_t *mc_deleted_row(const mc_row *r)
+json_t *gl_msql_deleted_row(const gl_msql_row *r)
 {
-	return json_pack("{s:o, s:o}", "id", mc_col_text(r, 0), "type_name",
-			 mc_col_text(r, 1));
+	return json_pack("{s:o, s:o}", "id", gl_msql_col_text(r, 0), "type_name",
+			 gl_msql_col_text(r, 1));
 }
 
-json_t *mc_gc_row(const mc_row *r)
+json_t *gl_msql_gc_row(const gl_msql_row *r)
 {
-	return json_pack("{s:o, s:o}", "store", mc_col_text(r, 0),
-			 "location", mc_col_text(r, 1));
+	return json_pack("{s:o, s:o}", "store", gl_msql_col_text(r, 0),
+			 "location", gl_msql_col_text(r, 1));
 }
 
-json_t *mc_cleanup_row(const mc_row *r)
+json_t *gl_msql_cleanup_row(const gl_msql_row *r)
 {
 	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-			 "kind", mc_col_text(r, 0), "target", mc_col_text(r, 1),
-			 "arg", mc_col_text(r, 2), "attempts", mc_col_int(r, 3),
-			 "next_at", mc_col_int(r, 4),
-			 "queued_at", mc_col_int(r, 5),
-			 "error", mc_col_text(r, 6));
+			 "kind", gl_msql_col_text(r, 0), "target", gl_msql_col_text(r, 1),
+			 "arg", gl_msql_col_text(r, 2), "attempts", gl_msql_col_int(r, 3),
+			 "next_at", gl_msql_col_int(r, 4),
+			 "queued_at", gl_msql_col_int(r, 5),
+			 "error", gl_msql_col_text(r, 6));
 }
 
-json_t *mc_blob_row(const mc_row *r)
+json_t *gl_msql_blob_row(const gl_msql_row *r)
 {
-	json_t *id = mc_col_text(r, 0);
+	json_t *id = gl_msql_col_text(r, 0);
 
 	return json_pack("{s:o, s:o, s:o, s:o, s:o}",
 			 "artifact_id", id,
-			 "type_name", mc_col_text(r, 1),
-			 "field", mc_col_text(r, 2),
-			 "key", mc_col_text(r, 3),
+			 "type_name", gl_msql_col_text(r, 1),
+			 "field", gl_msql_col_text(r, 2),
+			 "key", gl_msql_col_text(r, 3),
 			 "blob", blob_json(r, 4, json_string_value(id)));
 }
 
-json_t *mc_quotas_new(const char *project)
+json_t *gl_msql_quotas_new(const char *project)
 {
 	json_t *res = json_object();
 
@@ -453,7 +448,7 @@ json_t *mc_quotas_new(const char *project)
 	return res;
 }
 
-void mc_quota_row(json_t *res, const mc_row *r)
+void gl_msql_quota_row(json_t *res, const gl_msql_row *r)
 {
 	char *pid = text_key(r, 0), *name = text_key(r, 1);
 	json_t *o = json_object_get(res, pid);
@@ -467,14 +462,14 @@ void mc_quota_row(json_t *res, const mc_row *r)
 	free(name);
 }
 
-void mc_page_init(mc_page *pg)
+void gl_msql_page_init(gl_msql_page *pg)
 {
 	pg->arr = json_array();
 	pg->idx = json_object();
 	pg->ids = json_array();
 }
 
-void mc_page_add(mc_page *pg, json_t *af)
+void gl_msql_page_add(gl_msql_page *pg, json_t *af)
 {
 	json_t *id = json_object_get(af, "id");
 
@@ -483,12 +478,12 @@ void mc_page_add(mc_page *pg, json_t *af)
 	json_array_append(pg->ids, id);
 }
 
-char *mc_page_ids(const mc_page *pg)
+char *gl_msql_page_ids(const gl_msql_page *pg)
 {
-	return mc_dump(pg->ids);
+	return gl_msql_dump(pg->ids);
 }
 
-json_t *mc_page_done(mc_page *pg, int keep)
+json_t *gl_msql_page_done(gl_msql_page *pg, int keep)
 {
 	json_t *arr = pg->arr;
 
@@ -504,11 +499,11 @@ json_t *mc_page_done(mc_page *pg, int keep)
  * Values and parameter lists.
  * ---------------------------------------------------------------------- */
 
-static mc_val *slot(mc_vals *p, int i)
+static gl_msql_val *slot(gl_msql_vals *p, int i)
 {
-	mc_val *v;
+	gl_msql_val *v;
 
-	if (i < 1 || i > MC_VALS_MAX)
+	if (i < 1 || i > GL_MSQL_VALS_MAX)
 		abort(); /* a statement with more parameters: a bug */
 	v = &p->v[i - 1];
 	free(v->owned);
@@ -518,71 +513,71 @@ static mc_val *slot(mc_vals *p, int i)
 	return v;
 }
 
-void mc_set_text(mc_vals *p, int i, const char *s)
+void gl_msql_set_text(gl_msql_vals *p, int i, const char *s)
 {
-	mc_val *v = slot(p, i);
+	gl_msql_val *v = slot(p, i);
 
 	if (s) {
-		v->t = MC_TEXT;
+		v->t = GL_MSQL_TEXT;
 		v->s = s;
 		v->len = -1;
 	}
 }
 
-void mc_set_int(mc_vals *p, int i, int64_t n)
+void gl_msql_set_int(gl_msql_vals *p, int i, int64_t n)
 {
-	mc_val *v = slot(p, i);
+	gl_msql_val *v = slot(p, i);
 
-	v->t = MC_INT;
+	v->t = GL_MSQL_INT;
 	v->i = n;
 }
 
-void mc_set_own(mc_vals *p, int i, char *s)
+void gl_msql_set_own(gl_msql_vals *p, int i, char *s)
 {
-	mc_set_text(p, i, s);
+	gl_msql_set_text(p, i, s);
 	p->v[i - 1].owned = s;
 }
 
-void mc_set_bin(mc_vals *p, int i, const void *data, int len)
+void gl_msql_set_bin(gl_msql_vals *p, int i, const void *data, int len)
 {
-	mc_val *v = slot(p, i);
+	gl_msql_val *v = slot(p, i);
 
-	v->t = MC_BIN;
+	v->t = GL_MSQL_BIN;
 	v->s = data;
 	v->len = len;
 }
 
-void mc_vals_free(mc_vals *p)
+void gl_msql_vals_free(gl_msql_vals *p)
 {
-	for (int i = 0; i < MC_VALS_MAX; i++)
+	for (int i = 0; i < GL_MSQL_VALS_MAX; i++)
 		free(p->v[i].owned);
 	memset(p, 0, sizeof *p);
 }
 
-void mc_json_val(const json_t *v, mc_val *out)
+void gl_msql_json_val(const json_t *v, gl_msql_val *out)
 {
 	memset(out, 0, sizeof *out);
 	switch (v ? json_typeof(v) : JSON_NULL) {
 	case JSON_INTEGER:
-		out->t = MC_INT;
+		out->t = GL_MSQL_INT;
 		out->i = json_integer_value(v);
 		break;
 	case JSON_REAL:
-		out->t = MC_REAL;
+		out->t = GL_MSQL_REAL;
 		out->d = json_real_value(v);
 		break;
 	case JSON_TRUE:
 	case JSON_FALSE:
-		out->t = MC_INT;
+		out->t = GL_MSQL_INT;
 		out->i = json_is_true(v);
 		break;
 	case JSON_STRING:
-		out->t = MC_TEXT;
+		out->t = GL_MSQL_TEXT;
 		out->s = json_string_value(v);
 		out->len = (int)json_string_length(v);
 		break;
 	default:
-		out->t = MC_NULL;
+		out->t = GL_MSQL_NULL;
 	}
 }
 
@@ -590,11 +585,11 @@ void mc_json_val(const json_t *v, mc_val *out)
  * What a write stores.
  * ---------------------------------------------------------------------- */
 
-int mc_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
+int gl_msql_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
 		 gl_err *err)
 {
-	if (!type || type->is_all || !str_of(af, "id") ||
-	    !str_of(af, "name") || !str_of(af, "owner") || !vk)
+	if (!type || type->is_all || !gl_json_str(af, "id") ||
+	    !gl_json_str(af, "name") || !gl_json_str(af, "owner") || !vk)
 		return gl_fail(err, 500, NULL,
 			       "DBError: artifact without type, id, name, owner"
 			       " or version key");
@@ -618,23 +613,23 @@ static char *doc_text(const gl_type *type, const json_t *af)
 		if (v && !json_is_null(v))
 			json_object_set(doc, fd->name, v);
 	}
-	text = mc_dump(doc);
+	text = gl_msql_dump(doc);
 	json_decref(doc);
 	return text;
 }
 
-int mc_artifact_vals(mc_vals *p, const gl_type *type, const json_t *af,
+int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af,
 		     const gl_vkey *vk, int64_t rev, gl_err *err)
 {
 	static const char *const tnames[3] = {
 		"created_at", "updated_at", "activated_at"
 	};
-	const char *ver = str_of(af, "version");
+	const char *ver = gl_json_str(af, "version");
 	int64_t t[3];
 	int set[3];
 
 	for (int i = 0; i < 3; i++) {
-		set[i] = mc_json_time(json_object_get(af, tnames[i]), &t[i]);
+		set[i] = gl_msql_json_time(json_object_get(af, tnames[i]), &t[i]);
 		if (set[i] < 0)
 			return gl_fail(err, 500, NULL,
 				       "DBError: artifact %s: bad timestamp",
@@ -646,32 +641,32 @@ int mc_artifact_vals(mc_vals *p, const gl_type *type, const json_t *af,
 			set[i] = 1;
 		}
 	}
-	mc_set_text(p, 1, str_of(af, "id"));
-	mc_set_text(p, 2, type->name);
-	mc_set_text(p, 3, str_of(af, "name"));
-	mc_set_text(p, 4, ver ? ver : "0.0.0");
-	mc_set_int(p, 5, vk->prefix);
-	mc_set_text(p, 6, vk->suffix ? vk->suffix : "");
-	mc_set_text(p, 7, vk->meta ? vk->meta : "");
-	mc_set_text(p, 8, str_of(af, "owner"));
-	mc_set_text(p, 9, str_of(af, "visibility") ? str_of(af, "visibility")
+	gl_msql_set_text(p, 1, gl_json_str(af, "id"));
+	gl_msql_set_text(p, 2, type->name);
+	gl_msql_set_text(p, 3, gl_json_str(af, "name"));
+	gl_msql_set_text(p, 4, ver ? ver : "0.0.0");
+	gl_msql_set_int(p, 5, vk->prefix);
+	gl_msql_set_text(p, 6, vk->suffix ? vk->suffix : "");
+	gl_msql_set_text(p, 7, vk->meta ? vk->meta : "");
+	gl_msql_set_text(p, 8, gl_json_str(af, "owner"));
+	gl_msql_set_text(p, 9, gl_json_str(af, "visibility") ? gl_json_str(af, "visibility")
 						   : "private");
-	mc_set_text(p, 10, str_of(af, "status") ? str_of(af, "status")
+	gl_msql_set_text(p, 10, gl_json_str(af, "status") ? gl_json_str(af, "status")
 						: "drafted");
-	mc_set_text(p, 11, str_of(af, "description"));
-	mc_set_text(p, 12, str_of(af, "display_type_name"));
+	gl_msql_set_text(p, 11, gl_json_str(af, "description"));
+	gl_msql_set_text(p, 12, gl_json_str(af, "display_type_name"));
 	for (int i = 0; i < 3; i++) {
 		if (set[i])
-			mc_set_int(p, 13 + i, t[i]);
+			gl_msql_set_int(p, 13 + i, t[i]);
 		else
-			mc_set_text(p, 13 + i, NULL);
+			gl_msql_set_text(p, 13 + i, NULL);
 	}
-	mc_set_int(p, 16, rev + 1);
-	mc_set_own(p, 17, doc_text(type, af));
+	gl_msql_set_int(p, 16, rev + 1);
+	gl_msql_set_own(p, 17, doc_text(type, af));
 	return 0;
 }
 
-json_t *mc_tags(const json_t *af)
+json_t *gl_msql_tags(const json_t *af)
 {
 	json_t *tags = json_array(), *v;
 	size_t i;
@@ -685,7 +680,7 @@ json_t *mc_tags(const json_t *af)
 /* One row per scalar. DateTime values are stored as microseconds so
  * filters compare numbers. */
 static int prop_row(const char *name, const char *key, const json_t *v,
-		    int pos, gl_kind kind, mc_prop_fn fn, void *ctx)
+		    int pos, gl_kind kind, gl_msql_prop_fn fn, void *ctx)
 {
 	json_t *us_v = NULL;
 	int64_t us;
@@ -694,14 +689,14 @@ static int prop_row(const char *name, const char *key, const json_t *v,
 	if (!v || json_is_null(v) || json_is_object(v) || json_is_array(v))
 		return 0;
 	if (kind == GK_DATETIME && json_is_string(v) &&
-	    mc_json_time(v, &us) == 1)
+	    gl_msql_json_time(v, &us) == 1)
 		v = us_v = json_integer(us);
 	rc = fn(ctx, name, key, pos, v);
 	json_decref(us_v);
 	return rc;
 }
 
-static int field_props(const gl_field *f, const json_t *v, mc_prop_fn fn,
+static int field_props(const gl_field *f, const json_t *v, gl_msql_prop_fn fn,
 		       void *ctx)
 {
 	const char *k;
@@ -724,7 +719,7 @@ static int field_props(const gl_field *f, const json_t *v, mc_prop_fn fn,
 	return 0;
 }
 
-int mc_each_prop(const gl_type *type, const json_t *af, mc_prop_fn fn,
+int gl_msql_each_prop(const gl_type *type, const json_t *af, gl_msql_prop_fn fn,
 		 void *ctx)
 {
 	for (int f = 0; f < type->nfields; f++) {
@@ -743,7 +738,7 @@ int mc_each_prop(const gl_type *type, const json_t *af, mc_prop_fn fn,
 	return 0;
 }
 
-int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
+int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id, const char *field,
 		 const char *key, const json_t *blob, gl_err *err)
 {
 	json_t *extra, *v;
@@ -754,9 +749,9 @@ int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
 	if (!json_is_object(blob))
 		return gl_fail(err, 500, NULL,
 			       "DBError: blob is not an object");
-	mc_set_text(p, 1, artifact_id);
-	mc_set_text(p, 2, field);
-	mc_set_text(p, 3, key ? key : "");
+	gl_msql_set_text(p, 1, artifact_id);
+	gl_msql_set_text(p, 2, field);
+	gl_msql_set_text(p, 3, key ? key : "");
 	for (c = 0; c < B_EXTRA; c++) {
 		int i = 4 + c + (c > B_PREV ? 2 : 0); /* prev_store/location */
 
@@ -765,27 +760,27 @@ int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
 		case B_SIZE:
 		case B_RESERVED:
 			if (json_is_integer(v)) /* exact above 2^53 */
-				mc_set_int(p, i, json_integer_value(v));
+				gl_msql_set_int(p, i, json_integer_value(v));
 			else if (json_is_real(v))
-				mc_set_int(p, i, (int64_t)json_real_value(v));
+				gl_msql_set_int(p, i, (int64_t)json_real_value(v));
 			break;
 		case B_EXTERNAL:
-			mc_set_int(p, i, json_is_true(v));
+			gl_msql_set_int(p, i, json_is_true(v));
 			break;
 		case B_PREV:
 			if (!json_is_object(v))
 				break;
-			mc_set_own(p, i, mc_dump(v));
-			mc_set_text(p, i + 1, str_of(v, "store"));
-			mc_set_text(p, i + 2, str_of(v, "location"));
+			gl_msql_set_own(p, i, gl_msql_dump(v));
+			gl_msql_set_text(p, i + 1, gl_json_str(v, "store"));
+			gl_msql_set_text(p, i + 2, gl_json_str(v, "location"));
 			break;
 		case B_VERIFIED:
-			if (mc_json_time(v, &us) == 1)
-				mc_set_int(p, i, us);
+			if (gl_msql_json_time(v, &us) == 1)
+				gl_msql_set_int(p, i, us);
 			break;
 		default:
 			if (json_is_string(v)) {
-				mc_set_text(p, i, json_string_value(v));
+				gl_msql_set_text(p, i, json_string_value(v));
 				p->v[i - 1].len = (int)json_string_length(v);
 			}
 		}
@@ -801,29 +796,29 @@ int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
 			json_object_set(extra, k, v);
 	}
 	if (json_object_size(extra))
-		mc_set_own(p, 23, mc_dump(extra));
+		gl_msql_set_own(p, 23, gl_msql_dump(extra));
 	else
-		mc_set_text(p, 23, NULL);
+		gl_msql_set_text(p, 23, NULL);
 	json_decref(extra);
 	return 0;
 }
 
-void mc_scope_vals(mc_vals *p, const char *type_name, const char *name,
+void gl_msql_scope_vals(gl_msql_vals *p, const char *type_name, const char *name,
 		   const gl_vkey *vk, const char *owner,
 		   const char *exclude_id)
 {
-	mc_set_text(p, 1, type_name);
-	mc_set_text(p, 2, name);
-	mc_set_int(p, 3, vk->prefix);
-	mc_set_text(p, 4, vk->suffix ? vk->suffix : "");
-	mc_set_text(p, 5, vk->meta ? vk->meta : "");
+	gl_msql_set_text(p, 1, type_name);
+	gl_msql_set_text(p, 2, name);
+	gl_msql_set_int(p, 3, vk->prefix);
+	gl_msql_set_text(p, 4, vk->suffix ? vk->suffix : "");
+	gl_msql_set_text(p, 5, vk->meta ? vk->meta : "");
 	/* "" is no id: `id != NULL` would be NULL and match nothing */
-	mc_set_text(p, 6, exclude_id ? exclude_id : "");
+	gl_msql_set_text(p, 6, exclude_id ? exclude_id : "");
 	if (owner)
-		mc_set_text(p, 7, owner);
+		gl_msql_set_text(p, 7, owner);
 }
 
-int mc_quotas_check(const json_t *projects, gl_err *err)
+int gl_msql_quotas_check(const json_t *projects, gl_err *err)
 {
 	if (!json_is_array(projects))
 		return gl_fail(err, 500, NULL,
@@ -831,14 +826,14 @@ int mc_quotas_check(const json_t *projects, gl_err *err)
 	return 0;
 }
 
-int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
+int gl_msql_quotas_each(const json_t *projects, const gl_msql_quota_ops *ops,
 		   void *ctx, gl_err *err)
 {
 	json_t *pj, *qv;
 	size_t i, j;
 
 	json_array_foreach(projects, i, pj) {
-		const char *pid = str_of(pj, "project_id");
+		const char *pid = gl_json_str(pj, "project_id");
 
 		if (!pid)
 			return gl_fail(err, 500, NULL,
@@ -847,7 +842,7 @@ int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
 			return -1;
 		json_array_foreach(json_object_get(pj, "project_quotas"), j,
 				   qv) {
-			const char *name = str_of(qv, "quota_name");
+			const char *name = gl_json_str(qv, "quota_name");
 
 			if (!name)
 				continue;
@@ -868,12 +863,12 @@ int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
 
 #define PH '\x01'
 
-void mc_sql(mc_frag *f, const char *s)
+void gl_msql_sql(gl_msql_frag *f, const char *s)
 {
 	gl_sb_add(&f->sql, s);
 }
 
-void mc_sqlf(mc_frag *f, const char *fmt, ...)
+void gl_msql_sqlf(gl_msql_frag *f, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -882,7 +877,7 @@ void mc_sqlf(mc_frag *f, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void push(mc_frag *f, const mc_val *v)
+static void push(gl_msql_frag *f, const gl_msql_val *v)
 {
 	if (f->np == f->cap) {
 		f->cap = f->cap ? f->cap * 2 : 8;
@@ -892,27 +887,27 @@ static void push(mc_frag *f, const mc_val *v)
 	f->pv[f->np++].owned = NULL; /* ownership stays with the source */
 }
 
-void mc_arg(mc_frag *f, const mc_val *v)
+void gl_msql_arg(gl_msql_frag *f, const gl_msql_val *v)
 {
 	push(f, v);
 	gl_sb_addn(&f->sql, (const char[]){ PH }, 1);
 }
 
-void mc_arg_text(mc_frag *f, const char *s)
+void gl_msql_arg_text(gl_msql_frag *f, const char *s)
 {
-	mc_val v = { .t = MC_TEXT, .s = s, .len = -1 };
+	gl_msql_val v = { .t = GL_MSQL_TEXT, .s = s, .len = -1 };
 
-	mc_arg(f, &v);
+	gl_msql_arg(f, &v);
 }
 
-void mc_arg_int(mc_frag *f, int64_t n)
+void gl_msql_arg_int(gl_msql_frag *f, int64_t n)
 {
-	mc_val v = { .t = MC_INT, .i = n };
+	gl_msql_val v = { .t = GL_MSQL_INT, .i = n };
 
-	mc_arg(f, &v);
+	gl_msql_arg(f, &v);
 }
 
-void mc_cat(mc_frag *dst, const mc_frag *src)
+void gl_msql_cat(gl_msql_frag *dst, const gl_msql_frag *src)
 {
 	if (src->sql.p)
 		gl_sb_add(&dst->sql, src->sql.p);
@@ -920,14 +915,14 @@ void mc_cat(mc_frag *dst, const mc_frag *src)
 		push(dst, &src->pv[i]);
 }
 
-void mc_frag_free(mc_frag *f)
+void gl_msql_frag_free(gl_msql_frag *f)
 {
 	gl_sb_free(&f->sql);
 	free(f->pv);
 	memset(f, 0, sizeof *f);
 }
 
-char *mc_frag_render(const mc_frag *f, mc_ph_fn ph)
+char *gl_msql_frag_render(const gl_msql_frag *f, gl_msql_ph_fn ph)
 {
 	gl_sb out = { 0 };
 	int k = 0;
@@ -949,7 +944,7 @@ char *mc_frag_render(const mc_frag *f, mc_ph_fn ph)
  * Listing conditions.
  * ---------------------------------------------------------------------- */
 
-int mc_value(const json_t *v, int to_us, mc_val *p, gl_err *err)
+int gl_msql_value(const json_t *v, int to_us, gl_msql_val *p, gl_err *err)
 {
 	switch (v ? json_typeof(v) : JSON_NULL) {
 	case JSON_INTEGER:
@@ -957,16 +952,16 @@ int mc_value(const json_t *v, int to_us, mc_val *p, gl_err *err)
 	case JSON_TRUE:
 	case JSON_FALSE:
 	case JSON_NULL:
-		mc_json_val(v, p);
+		gl_msql_json_val(v, p);
 		return 0;
 	case JSON_STRING:
-		mc_json_val(v, p);
+		gl_msql_json_val(v, p);
 		if (to_us) {
 			if (gl_parse_iso8601(json_string_value(v), &p->i))
 				return gl_fail(err, 400, "BadRequest",
 					       "Invalid datetime value %s",
 					       json_string_value(v));
-			p->t = MC_INT;
+			p->t = GL_MSQL_INT;
 			p->s = NULL;
 			p->len = 0;
 		}
@@ -977,59 +972,59 @@ int mc_value(const json_t *v, int to_us, mc_val *p, gl_err *err)
 	}
 }
 
-int mc_filter_value(const json_t *v, gl_kind kind, enum mc_target tg,
-		    mc_val *p, gl_err *err)
+int gl_msql_filter_value(const json_t *v, gl_kind kind, enum gl_msql_target tg,
+		    gl_msql_val *p, gl_err *err)
 {
-	if (mc_value(v, kind == GK_DATETIME && tg != MC_TG_TEXT, p, err))
+	if (gl_msql_value(v, kind == GK_DATETIME && tg != GL_MSQL_TG_TEXT, p, err))
 		return -1;
-	p->cast = tg == MC_TG_TEXT || p->t == MC_TEXT ? "text"
-		  : p->t == MC_REAL || tg == MC_TG_PROP ? "numeric"
+	p->cast = tg == GL_MSQL_TG_TEXT || p->t == GL_MSQL_TEXT ? "text"
+		  : p->t == GL_MSQL_REAL || tg == GL_MSQL_TG_PROP ? "numeric"
 		  : "int8";
 	return 0;
 }
 
-int mc_compare(mc_frag *f, const mc_dialect *d, const char *expr,
-	       const gl_filter *flt, gl_kind kind, enum mc_target tg,
+int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
+	       const gl_filter *flt, gl_kind kind, enum gl_msql_target tg,
 	       gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
-	mc_val p;
+	gl_msql_val p;
 
 	if (flt->op == GL_OP_IN) {
 		if (n == 0) {
-			mc_sql(f, "FALSE");
+			gl_msql_sql(f, "FALSE");
 			return 0;
 		}
-		mc_sql(f, expr);
-		mc_sql(f, " IN (");
+		gl_msql_sql(f, expr);
+		gl_msql_sql(f, " IN (");
 		for (size_t i = 0; i < n; i++) {
-			if (mc_filter_value(json_array_get(flt->values, i),
+			if (gl_msql_filter_value(json_array_get(flt->values, i),
 					    kind, tg, &p, err))
 				return -1;
 			if (i)
-				mc_sql(f, ", ");
-			mc_arg(f, &p);
+				gl_msql_sql(f, ", ");
+			gl_msql_arg(f, &p);
 		}
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 		return 0;
 	}
-	if (!mc_op_sql(flt->op) || n < 1)
+	if (!gl_msql_op_sql(flt->op) || n < 1)
 		return gl_fail(err, 400, "BadRequest",
 			       "Unsupported filter on %s",
 			       flt->field ? flt->field->name : "tags");
 	if (flt->op == GL_OP_LIKE)
 		return d->like(f, expr, json_array_get(flt->values, 0), kind,
 			       err);
-	if (mc_filter_value(json_array_get(flt->values, 0), kind, tg, &p,
+	if (gl_msql_filter_value(json_array_get(flt->values, 0), kind, tg, &p,
 			    err))
 		return -1;
-	mc_sql(f, expr);
-	mc_sql(f, mc_op_sql(flt->op));
-	mc_arg(f, &p);
+	gl_msql_sql(f, expr);
+	gl_msql_sql(f, gl_msql_op_sql(flt->op));
+	gl_msql_arg(f, &p);
 	return 0;
 }
 
-const char *mc_op_sql(unsigned op)
+const char *gl_msql_op_sql(unsigned op)
 {
 	switch (op) {
 	case GL_OP_EQ: return " = ";
@@ -1043,21 +1038,21 @@ const char *mc_op_sql(unsigned op)
 	}
 }
 
-void mc_member_open(mc_frag *f, const char *al, const char *table,
+void gl_msql_member_open(gl_msql_frag *f, const char *al, const char *table,
 		    const char *t, int in_form)
 {
 	if (in_form)
-		mc_sqlf(f, "+%s.id IN (SELECT %s.artifact_id FROM %s %s"
+		gl_msql_sqlf(f, "+%s.id IN (SELECT %s.artifact_id FROM %s %s"
 			" WHERE ", al, t, table, t);
 	else
-		mc_sqlf(f, "EXISTS (SELECT 1 FROM %s %s WHERE"
+		gl_msql_sqlf(f, "EXISTS (SELECT 1 FROM %s %s WHERE"
 			" %s.artifact_id = %s.id AND ", table, t, t, al);
 }
 
 /* The semver comparison of a version filter: equality on (prefix, suffix,
  * meta), order on (prefix, suffix) - build metadata does not order. The
  * prefix is a signed 64-bit integer whose order is the semver order. */
-static int version_cond(mc_frag *f, const mc_dialect *d, const char *al,
+static int version_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al,
 			const gl_filter *flt, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
@@ -1065,7 +1060,7 @@ static int version_cond(mc_frag *f, const mc_dialect *d, const char *al,
 
 	if (flt->op == GL_OP_LIKE) {
 		snprintf(expr, sizeof expr, "%s.version", al);
-		return d->cond(f, expr, flt, GK_STRING, MC_TG_TEXT, err);
+		return d->cond(f, expr, flt, GK_STRING, GL_MSQL_TG_TEXT, err);
 	}
 	if (!flt->vkeys || n < 1)
 		return gl_fail(err, 500, NULL,
@@ -1073,38 +1068,38 @@ static int version_cond(mc_frag *f, const mc_dialect *d, const char *al,
 	if (flt->op == GL_OP_EQ || flt->op == GL_OP_NEQ ||
 	    flt->op == GL_OP_IN) {
 		if (flt->op == GL_OP_NEQ)
-			mc_sql(f, "NOT ");
-		mc_sql(f, "(");
+			gl_msql_sql(f, "NOT ");
+		gl_msql_sql(f, "(");
 		for (size_t i = 0; i < (flt->op == GL_OP_IN ? n : 1); i++) {
 			const gl_vkey *k = &flt->vkeys[i];
 
 			if (i)
-				mc_sql(f, " OR ");
-			mc_sqlf(f, "(%s.version_prefix = ", al);
-			mc_arg_int(f, k->prefix);
-			mc_sqlf(f, " AND %s.version_suffix = ", al);
-			mc_arg_text(f, k->suffix ? k->suffix : "");
-			mc_sqlf(f, " AND %s.version_meta = ", al);
-			mc_arg_text(f, k->meta ? k->meta : "");
-			mc_sql(f, ")");
+				gl_msql_sql(f, " OR ");
+			gl_msql_sqlf(f, "(%s.version_prefix = ", al);
+			gl_msql_arg_int(f, k->prefix);
+			gl_msql_sqlf(f, " AND %s.version_suffix = ", al);
+			gl_msql_arg_text(f, k->suffix ? k->suffix : "");
+			gl_msql_sqlf(f, " AND %s.version_meta = ", al);
+			gl_msql_arg_text(f, k->meta ? k->meta : "");
+			gl_msql_sql(f, ")");
 		}
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 		return 0;
 	}
-	if (!mc_op_sql(flt->op))
+	if (!gl_msql_op_sql(flt->op))
 		return gl_fail(err, 400, "BadRequest", "Unsupported filter on"
 			       " version");
 	/* a row value compares lexicographically and can use an index */
-	mc_sqlf(f, "(%s.version_prefix, %s.version_suffix)%s(", al, al,
-		mc_op_sql(flt->op));
-	mc_arg_int(f, flt->vkeys[0].prefix);
-	mc_sql(f, ", ");
-	mc_arg_text(f, flt->vkeys[0].suffix ? flt->vkeys[0].suffix : "");
-	mc_sql(f, ")");
+	gl_msql_sqlf(f, "(%s.version_prefix, %s.version_suffix)%s(", al, al,
+		gl_msql_op_sql(flt->op));
+	gl_msql_arg_int(f, flt->vkeys[0].prefix);
+	gl_msql_sql(f, ", ");
+	gl_msql_arg_text(f, flt->vkeys[0].suffix ? flt->vkeys[0].suffix : "");
+	gl_msql_sql(f, ")");
 	return 0;
 }
 
-int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
+int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d, const char *p,
 		  const gl_filter *flt, gl_err *err)
 {
 	const gl_field *fd = flt->field;
@@ -1112,25 +1107,25 @@ int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
 								   : fd->kind;
 	char expr[32];
 
-	mc_sqlf(f, "%s.name = ", p);
-	mc_arg_text(f, fd->name);
+	gl_msql_sqlf(f, "%s.name = ", p);
+	gl_msql_arg_text(f, fd->name);
 	switch (flt->kind) {
 	case GF_PROP:
-		mc_sqlf(f, " AND %s.key = '' AND ", p);
-		return d->cond(f, p, flt, kind, MC_TG_PROP, err);
+		gl_msql_sqlf(f, " AND %s.key = '' AND ", p);
+		return d->cond(f, p, flt, kind, GL_MSQL_TG_PROP, err);
 	case GF_DICT_KEY:
 		if (flt->op != GL_OP_EQ && flt->op != GL_OP_IN)
 			return gl_fail(err, 400, "BadRequest", "Only eq and in"
 				       " filter on the keys of %s", fd->name);
 		/* keys are strings whatever the element kind */
-		mc_sql(f, " AND ");
+		gl_msql_sql(f, " AND ");
 		snprintf(expr, sizeof expr, "%s.key", p);
-		return d->cond(f, expr, flt, GK_STRING, MC_TG_TEXT, err);
+		return d->cond(f, expr, flt, GK_STRING, GL_MSQL_TG_TEXT, err);
 	case GF_DICT_VAL:
-		mc_sqlf(f, " AND %s.key = ", p);
-		mc_arg_text(f, flt->key ? flt->key : "");
-		mc_sql(f, " AND ");
-		return d->cond(f, p, flt, kind, MC_TG_PROP, err);
+		gl_msql_sqlf(f, " AND %s.key = ", p);
+		gl_msql_arg_text(f, flt->key ? flt->key : "");
+		gl_msql_sql(f, " AND ");
+		return d->cond(f, p, flt, kind, GL_MSQL_TG_PROP, err);
 	default:
 		return gl_fail(err, 500, NULL, "DBError: bad filter kind");
 	}
@@ -1139,7 +1134,7 @@ int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
 /* One filter as a boolean SQL expression over artifact alias al. An
  * artifact without the property never matches a property filter, not
  * even `neq` (Glare's join semantics). */
-static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
+static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al,
 		       const char *type_name, const gl_filter *flt,
 		       int in_form, gl_err *err)
 {
@@ -1156,90 +1151,90 @@ static int filter_cond(mc_frag *f, const mc_dialect *d, const char *al,
 			return version_cond(f, d, al, flt, err);
 		snprintf(expr, sizeof expr, "%s.%s", al, flt->field->name);
 		if (is_time_column(flt->field->name))
-			return d->cond(f, expr, flt, GK_DATETIME, MC_TG_INT,
+			return d->cond(f, expr, flt, GK_DATETIME, GL_MSQL_TG_INT,
 				       err);
-		return d->cond(f, expr, flt, GK_STRING, MC_TG_TEXT, err);
+		return d->cond(f, expr, flt, GK_STRING, GL_MSQL_TG_TEXT, err);
 	case GF_PROP:
 	case GF_DICT_KEY:
 	case GF_DICT_VAL:
 		if (!flt->field)
 			return gl_fail(err, 500, NULL,
 				       "DBError: filter without field");
-		mc_member_open(f, al, "properties", "p", in_form);
+		gl_msql_member_open(f, al, "properties", "p", in_form);
 		/* the uncorrelated set: the type's rows only (the property
 		 * key starts with the type's copy, schema step 7) */
 		if (in_form && type_name) {
-			mc_sql(f, "p.type_name = ");
-			mc_arg_text(f, type_name);
-			mc_sql(f, " AND ");
+			gl_msql_sql(f, "p.type_name = ");
+			gl_msql_arg_text(f, type_name);
+			gl_msql_sql(f, " AND ");
 		}
-		if (mc_prop_match(f, d, "p", flt, err))
+		if (gl_msql_prop_match(f, d, "p", flt, err))
 			return -1;
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 		return 0;
 	case GF_TAGS_ALL:
 		if (!n) {
-			mc_sql(f, "TRUE");
+			gl_msql_sql(f, "TRUE");
 			return 0;
 		}
-		mc_sql(f, "(");
+		gl_msql_sql(f, "(");
 		for (size_t i = 0; i < n; i++) {
-			mc_val p;
+			gl_msql_val p;
 
-			if (mc_value(json_array_get(flt->values, i), 0, &p,
+			if (gl_msql_value(json_array_get(flt->values, i), 0, &p,
 				     err))
 				return -1;
 			p.cast = "text";
 			if (i)
-				mc_sql(f, " AND ");
-			mc_member_open(f, al, "tags", "t", in_form);
-			mc_sql(f, "t.value = ");
-			mc_arg(f, &p);
-			mc_sql(f, ")");
+				gl_msql_sql(f, " AND ");
+			gl_msql_member_open(f, al, "tags", "t", in_form);
+			gl_msql_sql(f, "t.value = ");
+			gl_msql_arg(f, &p);
+			gl_msql_sql(f, ")");
 		}
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 		return 0;
 	case GF_TAGS_ANY: {
 		gl_filter in = *flt;
 
 		if (!n) {
-			mc_sql(f, "TRUE");
+			gl_msql_sql(f, "TRUE");
 			return 0;
 		}
 		in.op = GL_OP_IN;
-		mc_member_open(f, al, "tags", "t", in_form);
-		if (d->cond(f, "t.value", &in, GK_STRING, MC_TG_TEXT, err))
+		gl_msql_member_open(f, al, "tags", "t", in_form);
+		if (d->cond(f, "t.value", &in, GK_STRING, GL_MSQL_TG_TEXT, err))
 			return -1;
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 		return 0;
 	}
 	}
 	return gl_fail(err, 500, NULL, "DBError: bad filter kind");
 }
 
-int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+int gl_msql_where(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 	     const char *al, int skip, int in_form, gl_err *err)
 {
 	int nor = 0;
 
-	mc_sqlf(f, "%s.status != 'deleted'", al);
+	gl_msql_sqlf(f, "%s.status != 'deleted'", al);
 	if (q->type_name) {
-		mc_sqlf(f, " AND %s.type_name = ", al);
-		mc_arg_text(f, q->type_name);
+		gl_msql_sqlf(f, " AND %s.type_name = ", al);
+		gl_msql_arg_text(f, q->type_name);
 	}
 	if (!q->see_all) {
 		if (q->public_only || !q->project) {
-			mc_sqlf(f, " AND %s.visibility = 'public'", al);
+			gl_msql_sqlf(f, " AND %s.visibility = 'public'", al);
 		} else {
-			mc_sqlf(f, " AND (%s.owner = ", al);
-			mc_arg_text(f, q->project);
-			mc_sqlf(f, " OR %s.visibility = 'public')", al);
+			gl_msql_sqlf(f, " AND (%s.owner = ", al);
+			gl_msql_arg_text(f, q->project);
+			gl_msql_sqlf(f, " OR %s.visibility = 'public')", al);
 		}
 	}
 	for (int i = 0; i < q->nfilters; i++) {
 		if (q->filters[i].or_group || i == skip)
 			continue;
-		mc_sql(f, " AND ");
+		gl_msql_sql(f, " AND ");
 		if (filter_cond(f, d, al, q->type_name, &q->filters[i],
 				in_form, err))
 			return -1;
@@ -1247,17 +1242,17 @@ int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	for (int i = 0; i < q->nfilters; i++) {
 		if (!q->filters[i].or_group)
 			continue;
-		mc_sql(f, nor++ ? " OR " : " AND (");
+		gl_msql_sql(f, nor++ ? " OR " : " AND (");
 		if (filter_cond(f, d, al, q->type_name, &q->filters[i],
 				in_form, err))
 			return -1;
 	}
 	if (nor)
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 	return 0;
 }
 
-int mc_counts_total(const gl_list_query *q)
+int gl_msql_counts_total(const gl_list_query *q)
 {
 	if (q->latest)
 		return 0;
@@ -1276,7 +1271,7 @@ int mc_counts_total(const gl_list_query *q)
 	return 1;
 }
 
-static void sort_exists_on(mc_frag *f, const mc_dialect *d,
+static void sort_exists_on(gl_msql_frag *f, const gl_msql_dialect *d,
 			   const gl_list_query *q, const char *id);
 
 static int scope_filter(const gl_filter *flt)
@@ -1288,11 +1283,12 @@ static int scope_filter(const gl_filter *flt)
 					strcmp(n, "owner") == 0);
 }
 
-int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
-		    gl_err *err)
+int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
+		   const char *al, int *one_row, gl_err *err)
 {
 	const gl_filter *flt = NULL;
-	int one_row, skip = -1;
+	int skip = -1;
+	char expr[48];
 	size_t n;
 
 	if (!q->type_name || q->latest)
@@ -1308,67 +1304,82 @@ int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 	if (!flt)
 		return 0;
 	n = json_array_size(flt->values);
-	/* an artifact matches when one of its rows does: count(*) where it
-	 * has at most one matching row, else its distinct ids */
+	/* an artifact matches when one of its rows does: at most one
+	 * matching row each, or several */
 	switch (flt->kind) {
 	case GF_PROP:
 		if (!flt->field)
 			return 0;
-		one_row = flt->field->kind != GK_LIST;
+		*one_row = flt->field->kind != GK_LIST;
 		break;
 	case GF_DICT_VAL:
-		one_row = 1;
+		*one_row = 1;
 		break;
 	case GF_DICT_KEY:
-		one_row = flt->op != GL_OP_IN || n < 2;
+		*one_row = flt->op != GL_OP_IN || n < 2;
 		break;
 	case GF_TAGS_ALL:
 		if (n != 1)
 			return 0;
-		one_row = 1; /* (value, artifact) is unique */
+		*one_row = 1; /* (value, artifact) is unique */
 		break;
 	case GF_TAGS_ANY:
 		if (!n)
 			return 0;
-		one_row = n == 1;
+		*one_row = n == 1;
 		break;
 	default:
 		return 0;
 	}
-	mc_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
-	       " a.artifact_id)");
-	mc_sql(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
-		  ? " FROM tags a WHERE " : " FROM properties a WHERE ");
-	if (mc_where(f, d, q, "a", skip, 0, err))
+	gl_msql_sqlf(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
+		   ? " FROM tags %s WHERE " : " FROM properties %s WHERE ", al);
+	if (gl_msql_where(f, d, q, al, skip, 0, err))
 		return -1;
-	mc_sql(f, " AND ");
+	gl_msql_sql(f, " AND ");
 	if (flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY) {
 		gl_filter in = *flt;
 
 		in.op = GL_OP_IN;
-		if (d->cond(f, "a.value", &in, GK_STRING, MC_TG_TEXT, err))
+		snprintf(expr, sizeof expr, "%s.value", al);
+		if (d->cond(f, expr, &in, GK_STRING, GL_MSQL_TG_TEXT, err))
 			return -1;
-	} else if (mc_prop_match(f, d, "a", flt, err)) {
+	} else if (gl_msql_prop_match(f, d, al, flt, err)) {
 		return -1;
 	}
-	/* a custom sort key's join drops artifacts without its value */
-	sort_exists_on(f, d, q, "a.artifact_id");
 	return 1;
+}
+
+int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
+		    gl_err *err)
+{
+	gl_msql_frag rows = { 0 };
+	int one_row = 0, rc = gl_msql_scoped_rows(&rows, d, q, "a", &one_row, err);
+
+	if (rc == 1) {
+		gl_msql_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
+		       " a.artifact_id)");
+		gl_msql_cat(f, &rows);
+		/* a custom sort key's join drops artifacts without its
+		 * value */
+		sort_exists_on(f, d, q, "a.artifact_id");
+	}
+	gl_msql_frag_free(&rows);
+	return rc;
 }
 
 /* No visible match of the same name (and type) has a higher (prefix,
  * suffix). Equivalent to rank() = 1 per name, but as a correlated probe
  * on the name/version index it lets the page query stop early instead of
  * ranking every match. */
-int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 	      gl_err *err)
 {
-	mc_sql(f, " AND NOT EXISTS (SELECT 1 FROM artifacts b"
+	gl_msql_sql(f, " AND NOT EXISTS (SELECT 1 FROM artifacts b"
 	       " WHERE b.name = a.name AND (b.version_prefix, b.version_suffix)"
 	       " > (a.version_prefix, a.version_suffix) AND ");
-	if (mc_where(f, d, q, "b", -1, 0, err))
+	if (gl_msql_where(f, d, q, "b", -1, 0, err))
 		return -1;
-	mc_sql(f, ")");
+	gl_msql_sql(f, ")");
 	return 0;
 }
 
@@ -1376,10 +1387,10 @@ int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
  * Sorting and keyset pagination.
  * ---------------------------------------------------------------------- */
 
-int mc_sort_keys(const mc_dialect *d, const gl_list_query *q, mc_skey **out,
+int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q, gl_msql_skey **out,
 		 int *nout, gl_err *err)
 {
-	mc_skey *k = gl_xmalloc((size_t)(q->nsorts * 2 + 1) * sizeof *k);
+	gl_msql_skey *k = gl_xmalloc((size_t)(q->nsorts * 2 + 1) * sizeof *k);
 	int n = 0, njoin = 0, has_id = 0;
 
 	for (int i = 0; i < q->nsorts; i++) {
@@ -1414,7 +1425,7 @@ int mc_sort_keys(const mc_dialect *d, const gl_list_query *q, mc_skey **out,
 			snprintf(k[n].expr, sizeof k[n].expr, "s%d.%s",
 				 njoin++, d->sort_column(fd));
 			k[n].desc = desc;
-			k[n++].notnull = 1; /* inner join, see mc_sort_joins */
+			k[n++].notnull = 1; /* inner join, see gl_msql_sort_joins */
 		}
 	}
 	/* a total order, whatever the caller appended */
@@ -1428,7 +1439,7 @@ int mc_sort_keys(const mc_dialect *d, const gl_list_query *q, mc_skey **out,
 	return 0;
 }
 
-void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 		   const char *kw, int from)
 {
 	int njoin = 0;
@@ -1442,12 +1453,12 @@ void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 			njoin++;
 			continue;
 		}
-		mc_sqlf(f, " %s properties s%d ON s%d.artifact_id = a.id"
+		gl_msql_sqlf(f, " %s properties s%d ON s%d.artifact_id = a.id"
 			" AND s%d.name = ", kw, njoin, njoin, njoin);
-		mc_arg_text(f, fd->name);
-		mc_sqlf(f, " AND s%d.key = '' AND s%d.pos = 0", njoin, njoin);
+		gl_msql_arg_text(f, fd->name);
+		gl_msql_sqlf(f, " AND s%d.key = '' AND s%d.pos = 0", njoin, njoin);
 		if (d->sort_typed)
-			mc_sqlf(f, " AND s%d.%s IS NOT NULL", njoin,
+			gl_msql_sqlf(f, " AND s%d.%s IS NOT NULL", njoin,
 				d->sort_column(fd));
 		njoin++;
 	}
@@ -1456,7 +1467,7 @@ void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
 /* The custom sort keys' inner joins only drop artifacts without the
  * value, which a probe does without the join. (Not a membership set: the
  * set of every artifact having the field is large.) */
-static void sort_exists_on(mc_frag *f, const mc_dialect *d,
+static void sort_exists_on(gl_msql_frag *f, const gl_msql_dialect *d,
 			   const gl_list_query *q, const char *id)
 {
 	for (int i = 0; i < q->nsorts; i++) {
@@ -1464,89 +1475,89 @@ static void sort_exists_on(mc_frag *f, const mc_dialect *d,
 
 		if (!fd || fd->base)
 			continue;
-		mc_sqlf(f, " AND EXISTS (SELECT 1 FROM properties s WHERE"
+		gl_msql_sqlf(f, " AND EXISTS (SELECT 1 FROM properties s WHERE"
 			" s.artifact_id = %s AND s.name = ", id);
-		mc_arg_text(f, fd->name);
-		mc_sql(f, " AND s.key = '' AND s.pos = 0");
+		gl_msql_arg_text(f, fd->name);
+		gl_msql_sql(f, " AND s.key = '' AND s.pos = 0");
 		if (d->sort_typed)
-			mc_sqlf(f, " AND s.%s IS NOT NULL", d->sort_column(fd));
-		mc_sql(f, ")");
+			gl_msql_sqlf(f, " AND s.%s IS NOT NULL", d->sort_column(fd));
+		gl_msql_sql(f, ")");
 	}
 }
 
-void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q)
+void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q)
 {
 	sort_exists_on(f, d, q, "a.id");
 }
 
-void mc_marker_select(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
-		      const mc_skey *k, int n)
+void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
+		      const gl_msql_skey *k, int n)
 {
-	mc_sql(f, "SELECT ");
+	gl_msql_sql(f, "SELECT ");
 	for (int i = 0; i < n; i++) {
 		if (i)
-			mc_sql(f, ", ");
-		mc_sql(f, k[i].expr);
+			gl_msql_sql(f, ", ");
+		gl_msql_sql(f, k[i].expr);
 	}
-	mc_sql(f, " FROM artifacts a");
-	mc_sort_joins(f, d, q, "LEFT JOIN", 0);
-	mc_sql(f, " WHERE a.id = ");
-	mc_arg_text(f, q->marker);
+	gl_msql_sql(f, " FROM artifacts a");
+	gl_msql_sort_joins(f, d, q, "LEFT JOIN", 0);
+	gl_msql_sql(f, " WHERE a.id = ");
+	gl_msql_arg_text(f, q->marker);
 }
 
 /* Rows after the marker in the sort order:
  *   k1 > m1 OR (k1 = m1 AND k2 > m2) OR ...
  * with > meaning "later" in each key's direction and NULL the smallest
- * value (SQLite's order, which PostgreSQL is asked for, mc_order_by). A
+ * value (SQLite's order, which PostgreSQL is asked for, gl_msql_order_by). A
  * bound on the first key alone comes first so the index range starts at
  * the marker. */
-void mc_marker_cond(mc_frag *f, const mc_skey *k, int n, const mc_val *mv)
+void gl_msql_marker_cond(gl_msql_frag *f, const gl_msql_skey *k, int n, const gl_msql_val *mv)
 {
 	int terms = 0;
 
-	mc_sql(f, " AND ");
-	if (k[0].notnull && mv[0].t != MC_NULL) {
-		mc_sql(f, k[0].expr);
-		mc_sql(f, k[0].desc ? " <= " : " >= ");
-		mc_arg(f, &mv[0]);
-		mc_sql(f, " AND ");
+	gl_msql_sql(f, " AND ");
+	if (k[0].notnull && mv[0].t != GL_MSQL_NULL) {
+		gl_msql_sql(f, k[0].expr);
+		gl_msql_sql(f, k[0].desc ? " <= " : " >= ");
+		gl_msql_arg(f, &mv[0]);
+		gl_msql_sql(f, " AND ");
 	}
-	mc_sql(f, "(");
+	gl_msql_sql(f, "(");
 	for (int i = 0; i < n; i++) {
 		/* nothing sorts after NULL going down */
-		if (k[i].desc && mv[i].t == MC_NULL)
+		if (k[i].desc && mv[i].t == GL_MSQL_NULL)
 			continue;
-		mc_sql(f, terms++ ? " OR (" : "(");
+		gl_msql_sql(f, terms++ ? " OR (" : "(");
 		for (int j = 0; j < i; j++) {
-			mc_sql(f, k[j].expr);
-			if (mv[j].t == MC_NULL) {
-				mc_sql(f, " IS NULL AND ");
+			gl_msql_sql(f, k[j].expr);
+			if (mv[j].t == GL_MSQL_NULL) {
+				gl_msql_sql(f, " IS NULL AND ");
 			} else {
-				mc_sql(f, " = ");
-				mc_arg(f, &mv[j]);
-				mc_sql(f, " AND ");
+				gl_msql_sql(f, " = ");
+				gl_msql_arg(f, &mv[j]);
+				gl_msql_sql(f, " AND ");
 			}
 		}
-		if (mv[i].t == MC_NULL) {
-			mc_sql(f, k[i].expr);
-			mc_sql(f, " IS NOT NULL");
+		if (mv[i].t == GL_MSQL_NULL) {
+			gl_msql_sql(f, k[i].expr);
+			gl_msql_sql(f, " IS NOT NULL");
 		} else if (k[i].desc && !k[i].notnull) {
-			mc_sqlf(f, "(%s < ", k[i].expr);
-			mc_arg(f, &mv[i]);
-			mc_sqlf(f, " OR %s IS NULL)", k[i].expr);
+			gl_msql_sqlf(f, "(%s < ", k[i].expr);
+			gl_msql_arg(f, &mv[i]);
+			gl_msql_sqlf(f, " OR %s IS NULL)", k[i].expr);
 		} else {
-			mc_sql(f, k[i].expr);
-			mc_sql(f, k[i].desc ? " < " : " > ");
-			mc_arg(f, &mv[i]);
+			gl_msql_sql(f, k[i].expr);
+			gl_msql_sql(f, k[i].desc ? " < " : " > ");
+			gl_msql_arg(f, &mv[i]);
 		}
-		mc_sql(f, ")");
+		gl_msql_sql(f, ")");
 	}
 	if (!terms)
-		mc_sql(f, "FALSE");
-	mc_sql(f, ")");
+		gl_msql_sql(f, "FALSE");
+	gl_msql_sql(f, ")");
 }
 
-void mc_marker_free(mc_val *mv, int n)
+void gl_msql_marker_free(gl_msql_val *mv, int n)
 {
 	for (int i = 0; mv && i < n; i++)
 		free(mv[i].owned);
@@ -1554,11 +1565,11 @@ void mc_marker_free(mc_val *mv, int n)
 }
 
 /* Keys that are never NULL keep the plain form an index can serve. */
-void mc_order_by(mc_frag *f, const mc_dialect *d, const mc_skey *k, int n)
+void gl_msql_order_by(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *k, int n)
 {
-	mc_sql(f, " ORDER BY ");
+	gl_msql_sql(f, " ORDER BY ");
 	for (int i = 0; i < n; i++)
-		mc_sqlf(f, "%s%s%s%s", i ? ", " : "", k[i].expr,
+		gl_msql_sqlf(f, "%s%s%s%s", i ? ", " : "", k[i].expr,
 			k[i].desc ? " DESC" : "",
 			!d->null_order || k[i].notnull ? ""
 			: k[i].desc ? " NULLS LAST" : " NULLS FIRST");
@@ -1568,12 +1579,12 @@ void mc_order_by(mc_frag *f, const mc_dialect *d, const mc_skey *k, int n)
  * The listing statements' LRU.
  * ---------------------------------------------------------------------- */
 
-int mc_lru_find(mc_lru *l, const char *sql, int *hit)
+int gl_msql_lru_find(gl_msql_lru *l, const char *sql, int *hit)
 {
 	int victim = 0;
 
 	l->tick++;
-	for (int i = 0; i < MC_DYN_CACHE; i++) {
+	for (int i = 0; i < GL_MSQL_DYN_CACHE; i++) {
 		if (l->sql[i] && strcmp(l->sql[i], sql) == 0) {
 			l->used[i] = l->tick;
 			*hit = 1;
@@ -1589,20 +1600,20 @@ int mc_lru_find(mc_lru *l, const char *sql, int *hit)
 	return victim;
 }
 
-void mc_lru_keep(mc_lru *l, int slot, char *sql)
+void gl_msql_lru_keep(gl_msql_lru *l, int slot, char *sql)
 {
 	l->sql[slot] = sql;
 	l->used[slot] = l->tick;
 }
 
-void mc_lru_free(mc_lru *l)
+void gl_msql_lru_free(gl_msql_lru *l)
 {
-	for (int i = 0; i < MC_DYN_CACHE; i++)
+	for (int i = 0; i < GL_MSQL_DYN_CACHE; i++)
 		free(l->sql[i]);
 	memset(l, 0, sizeof *l);
 }
 
-int mc_is_write(const char *sql)
+int gl_msql_is_write(const char *sql)
 {
 	while (*sql == ' ' || *sql == '\n' || *sql == '\t')
 		sql++;

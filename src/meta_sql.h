@@ -1,9 +1,9 @@
-/* meta_common.h - what the two metadata backends share (private to
+/* meta_sql.h - what the two metadata backends share (private to
  * meta_sqlite.c and meta_pg.c; the engine sees only meta.h).
  *
  * Both stores keep the same tables and answer in the same API shape
  * (docs/storage.md), so everything that does not depend on the database
- * library or the SQL dialect lives once, in meta_common.c:
+ * library or the SQL dialect lives once, in meta_sql.c:
  *   - the column lists of artifact and blob rows, and turning a row into
  *     the API shape (artifacts, blob objects, blob lists, quotas), read
  *     through a small row interface each backend implements;
@@ -13,12 +13,12 @@
  *   - listing SQL built from fragments that carry their parameters, and
  *     every listing piece that is the same in both dialects (conditions,
  *     sort keys, keyset pagination); the backend supplies the value
- *     comparisons and the few spellings that differ (mc_dialect).
+ *     comparisons and the few spellings that differ (gl_msql_dialect).
  *
  * Uses jansson, util.c (memory, strings, time), fault.c (gl_fail).
  */
-#ifndef GL_META_COMMON_H
-#define GL_META_COMMON_H
+#ifndef GL_META_SQL_H
+#define GL_META_SQL_H
 
 #include "meta.h"
 #include "util.h"
@@ -55,15 +55,15 @@ enum {
  * step, or row `row` of a PGresult). Columns are 0-based. text: the bytes
  * of a non-NULL column (NUL-terminated) and their length; truth: a
  * boolean column. */
-typedef struct mc_row mc_row;
-struct mc_row_ops {
-	int (*null)(const mc_row *r, int c);
-	int64_t (*i64)(const mc_row *r, int c);
-	int (*truth)(const mc_row *r, int c);
-	const char *(*text)(const mc_row *r, int c, size_t *len);
+typedef struct gl_msql_row gl_msql_row;
+struct gl_msql_row_ops {
+	int (*null)(const gl_msql_row *r, int c);
+	int64_t (*i64)(const gl_msql_row *r, int c);
+	int (*truth)(const gl_msql_row *r, int c);
+	const char *(*text)(const gl_msql_row *r, int c, size_t *len);
 };
-struct mc_row {
-	const struct mc_row_ops *ops;
+struct gl_msql_row {
+	const struct gl_msql_row_ops *ops;
 	const void *res;
 	int row;
 };
@@ -72,157 +72,157 @@ struct mc_row {
  * that are not UTF-8 become U+FFFD; time: ISO-8601 with full precision
  * from microseconds, null out of the years 1-9999; json: a JSON text
  * parsed (U+0000 kept), NULL if it is not JSON. */
-json_t *mc_col_text(const mc_row *r, int c);
-json_t *mc_col_int(const mc_row *r, int c);
-json_t *mc_col_time(const mc_row *r, int c);
-json_t *mc_col_json(const mc_row *r, int c);
+json_t *gl_msql_col_text(const gl_msql_row *r, int c);
+json_t *gl_msql_col_int(const gl_msql_row *r, int c);
+json_t *gl_msql_col_time(const gl_msql_row *r, int c);
+json_t *gl_msql_col_json(const gl_msql_row *r, int c);
 
 /* The blob object of a row whose BLOB_COLS start at column c0. */
-json_t *mc_blob_json(const mc_row *r, int c0);
-/* The artifact of an ART_COLS row (see the file comment of meta_common.c
+json_t *gl_msql_blob_json(const gl_msql_row *r, int c0);
+/* The artifact of an ART_COLS row (see the file comment of meta_sql.c
  * for the shape). type NULL: the all view. Always 0: what cannot be
  * decoded is left out and logged (reading is total). */
-int mc_artifact_json(const mc_row *r, const gl_type *type, json_t **out,
+int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **out,
 		     gl_err *err);
 /* Attach the blob record of a row (field at column cf, key at cf + 1,
  * then BLOB_COLS) to af (NULL: nothing to do). */
-void mc_attach_blob(json_t *af, const gl_type *type, const mc_row *r,
+void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r,
 		    int cf);
 /* The same for a row (artifact_id, field, key, BLOB_COLS) of a page:
  * the artifact is looked up in idx (id -> artifact). */
-void mc_attach_page_blob(json_t *idx, const gl_type *type, const mc_row *r);
+void gl_msql_attach_page_blob(json_t *idx, const gl_type *type, const gl_msql_row *r);
 /* Shapes of list rows (new references):
  *   deleted  (id, type_name)            -> {id, type_name}
  *   gc       (store, location)          -> {store, location}
  *   blob     (artifact_id, type_name, field, key, BLOB_COLS)
  *                                       -> {artifact_id, type_name, field,
  *                                           key, blob} */
-json_t *mc_deleted_row(const mc_row *r);
-json_t *mc_gc_row(const mc_row *r);
+json_t *gl_msql_deleted_row(const gl_msql_row *r);
+json_t *gl_msql_gc_row(const gl_msql_row *r);
 /* kind, target, arg, attempts, next_at, queued_at, error */
-json_t *mc_cleanup_row(const mc_row *r);
-json_t *mc_blob_row(const mc_row *r);
-typedef json_t *(*mc_shape_fn)(const mc_row *r);
+json_t *gl_msql_cleanup_row(const gl_msql_row *r);
+json_t *gl_msql_blob_row(const gl_msql_row *r);
+typedef json_t *(*gl_msql_shape_fn)(const gl_msql_row *r);
 
 /* Quotas: the result object of gl_meta_quotas_get (a named project is
  * always a key), then each (project_id, quota_name, quota_value) row. */
-json_t *mc_quotas_new(const char *project);
-void mc_quota_row(json_t *res, const mc_row *r);
+json_t *gl_msql_quotas_new(const char *project);
+void gl_msql_quota_row(json_t *res, const gl_msql_row *r);
 
 /* A page of a listing: the artifacts in order, by id, and their ids. */
-typedef struct mc_page {
+typedef struct gl_msql_page {
 	json_t *arr, *idx, *ids;
-} mc_page;
-void mc_page_init(mc_page *pg);
-void mc_page_add(mc_page *pg, json_t *af); /* takes af */
+} gl_msql_page;
+void gl_msql_page_init(gl_msql_page *pg);
+void gl_msql_page_add(gl_msql_page *pg, json_t *af); /* takes af */
 /* The ids as a JSON array text (for the blobs-of-a-page query). */
-char *mc_page_ids(const mc_page *pg);
+char *gl_msql_page_ids(const gl_msql_page *pg);
 /* Frees everything but the array, which is returned (or freed, !keep). */
-json_t *mc_page_done(mc_page *pg, int keep);
+json_t *gl_msql_page_done(gl_msql_page *pg, int keep);
 
 /* ---- values and parameter lists ---------------------------------------------
  * A typed SQL value. SQLite binds it as it is; PostgreSQL sends it as
  * text and writes `cast` (or the type's default: int8, numeric, text)
  * into a listing placeholder, so one SQL text always means the same
  * parameter types. */
-enum { MC_NULL, MC_INT, MC_REAL, MC_TEXT, MC_BIN };
+enum { GL_MSQL_NULL, GL_MSQL_INT, GL_MSQL_REAL, GL_MSQL_TEXT, GL_MSQL_BIN };
 
-typedef struct mc_val {
+typedef struct gl_msql_val {
 	int t;
-	int64_t i;         /* MC_INT (booleans are 0/1, as stored) */
-	double d;          /* MC_REAL */
-	const char *s;     /* MC_TEXT, MC_BIN: borrowed unless owned */
+	int64_t i;         /* GL_MSQL_INT (booleans are 0/1, as stored) */
+	double d;          /* GL_MSQL_REAL */
+	const char *s;     /* GL_MSQL_TEXT, GL_MSQL_BIN: borrowed unless owned */
 	int len;           /* bytes of s; -1: NUL-terminated */
 	char *owned;       /* s when the value owns it */
 	const char *cast;  /* PostgreSQL type, NULL: by t */
-} mc_val;
+} gl_msql_val;
 
 /* The numbered parameters of a fixed statement ($1 / ?1 is v[0]); unset
  * ones are NULL, n is the highest set. */
-#define MC_VALS_MAX 24
-typedef struct mc_vals {
+#define GL_MSQL_VALS_MAX 24
+typedef struct gl_msql_vals {
 	int n;
-	mc_val v[MC_VALS_MAX];
-} mc_vals;
+	gl_msql_val v[GL_MSQL_VALS_MAX];
+} gl_msql_vals;
 
-void mc_set_text(mc_vals *p, int i, const char *s); /* NULL: SQL NULL */
-void mc_set_int(mc_vals *p, int i, int64_t v);
-void mc_set_own(mc_vals *p, int i, char *s);        /* takes s */
-void mc_set_bin(mc_vals *p, int i, const void *data, int len);
-void mc_vals_free(mc_vals *p);
+void gl_msql_set_text(gl_msql_vals *p, int i, const char *s); /* NULL: SQL NULL */
+void gl_msql_set_int(gl_msql_vals *p, int i, int64_t v);
+void gl_msql_set_own(gl_msql_vals *p, int i, char *s);        /* takes s */
+void gl_msql_set_bin(gl_msql_vals *p, int i, const void *data, int len);
+void gl_msql_vals_free(gl_msql_vals *p);
 
 /* A JSON scalar as a value: integers exact, booleans 0/1, strings with
  * their length (borrowed); anything else NULL. */
-void mc_json_val(const json_t *v, mc_val *out);
+void gl_msql_json_val(const json_t *v, gl_msql_val *out);
 
 /* ---- what a write stores ------------------------------------------------- */
 
 /* gl_meta_put's required inputs (500 otherwise). */
-int mc_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
+int gl_msql_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
 		 gl_err *err);
 /* Parameters 1..17 of the artifact insert / update: id, type_name, name,
  * version, the version key (3), owner, visibility, status, description,
  * display_type_name, created/updated/activated_at (microseconds; missing
  * created/updated are now), revision rev + 1, doc. -1 + err: a bad
  * timestamp. */
-int mc_artifact_vals(mc_vals *p, const gl_type *type, const json_t *af,
+int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af,
 		     const gl_vkey *vk, int64_t rev, gl_err *err);
 /* The artifact's tags that are strings (new array). */
-json_t *mc_tags(const json_t *af);
+json_t *gl_msql_tags(const json_t *af);
 /* Each property row of the artifact: custom scalars, List elements, Dict
  * entries and the base metadata's entries; nulls and non-scalars are not
  * stored, DateTime strings come as integers of microseconds. Stops at
  * (and returns) the first non-zero return of fn. */
-typedef int (*mc_prop_fn)(void *ctx, const char *name, const char *key,
+typedef int (*gl_msql_prop_fn)(void *ctx, const char *name, const char *key,
 			  int pos, const json_t *v);
-int mc_each_prop(const gl_type *type, const json_t *af, mc_prop_fn fn,
+int gl_msql_each_prop(const gl_type *type, const json_t *af, gl_msql_prop_fn fn,
 		 void *ctx);
 /* Parameters 1..23 of the blob record write: artifact_id, field, key, the
  * blob keys that have columns (prev as JSON text followed by its store and
  * location), extra (keys without a column, JSON text or NULL). blob must
  * be an object (500 otherwise). */
-int mc_blob_vals(mc_vals *p, const char *artifact_id, const char *field,
+int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id, const char *field,
 		 const char *key, const json_t *blob, gl_err *err);
 /* Parameters 1..7 of the scope check (7, the owner, only if owner). */
-void mc_scope_vals(mc_vals *p, const char *type_name, const char *name,
+void gl_msql_scope_vals(gl_msql_vals *p, const char *type_name, const char *name,
 		   const gl_vkey *vk, const char *owner,
 		   const char *exclude_id);
 /* gl_meta_quotas_set: projects must be a list; each project's quotas are
  * cleared, then each named quota added. */
-int mc_quotas_check(const json_t *projects, gl_err *err);
-typedef struct mc_quota_ops {
+int gl_msql_quotas_check(const json_t *projects, gl_err *err);
+typedef struct gl_msql_quota_ops {
 	int (*clear)(void *ctx, const char *project, gl_err *err);
 	int (*add)(void *ctx, const char *project, const char *name,
 		   int64_t value, gl_err *err);
-} mc_quota_ops;
-int mc_quotas_each(const json_t *projects, const mc_quota_ops *ops,
+} gl_msql_quota_ops;
+int gl_msql_quotas_each(const json_t *projects, const gl_msql_quota_ops *ops,
 		   void *ctx, gl_err *err);
 
 /* Where a store's schema version v stands against the one this glared
  * needs (docs/storage.md, "Schema versions"): 0 current, 1 to migrate
  * (empty, or older and upgrade), -1 + err (newer, older without upgrade,
  * or tables without a version: not a glared database). */
-int mc_schema_check(int64_t v, int64_t tables, int upgrade, int need,
+int gl_msql_schema_check(int64_t v, int64_t tables, int upgrade, int need,
 		    gl_err *err);
 
 /* JSON text (compact; any value) of v, malloc'ed. */
-char *mc_dump(const json_t *v);
+char *gl_msql_dump(const json_t *v);
 /* A timestamp from the API shape (ISO-8601 string) or an integer of
  * microseconds: 1 set, 0 null/absent, -1 malformed. */
-int mc_json_time(const json_t *v, int64_t *us);
+int gl_msql_json_time(const json_t *v, int64_t *us);
 
 /* ---- statements of other units (gl_meta_exec) ------------------------------
  * How many distinct statement texts a connection keeps prepared for them
  * (a bug beyond that: the texts are constants). */
-#define MC_EXT_MAX 48
+#define GL_MSQL_EXT_MAX 48
 /* 1 if sql writes: it does not start with SELECT. */
-int mc_is_write(const char *sql);
+int gl_msql_is_write(const char *sql);
 
 /* ---- listing indexes ---------------------------------------------------------
  * The indexes the listing SQL below relies on, the same in both dialects
  * (schema version 2 of each backend). A migration never changes once
  * shipped: a new index goes into a new schema version of both backends. */
-#define MC_LISTING_INDEXES                                                    \
+#define GL_MSQL_LISTING_INDEXES                                                    \
 	/* default sort (created_at) within a type; the scope columns and id  \
 	 * make it covering for the visibility test and the property probes, \
 	 * so rows that do not match are never read from the table */        \
@@ -244,12 +244,12 @@ int mc_is_write(const char *sql);
 
 /* ---- scope copies (schema version 7 of each backend) -------------------------
  * Indexes over the copies of the artifact's scope columns (see
- * mc_scoped_count): tags by type and value, artifacts by type and version
+ * gl_msql_scoped_count): tags by type and value, artifacts by type and version
  * (replacing the version-only index, whose prefix they keep), each
  * followed by the scope so a total is counted from the index alone. The
  * property index differs by backend (one typeless `value` column in
  * SQLite, value_num / value_text in PostgreSQL). */
-#define MC_SCOPE_INDEXES                                                      \
+#define GL_MSQL_SCOPE_INDEXES                                                      \
 	"CREATE INDEX tags_scope ON tags(type_name, value, status, visibility,"\
 	" owner, artifact_id);"                                               \
 	"DROP INDEX IF EXISTS artifacts_type_version;"                        \
@@ -260,7 +260,7 @@ int mc_is_write(const char *sql);
  * The indexes of the subscriptions and the outbox (events.c): the due rows
  * of a sink, a subscription's deliveries, and the pruning of finished
  * rows. */
-#define MC_EVENTS_INDEXES                                                     \
+#define GL_MSQL_EVENTS_INDEXES                                                     \
 	"CREATE INDEX subscriptions_owner ON subscriptions(owner);"           \
 	"CREATE INDEX outbox_due ON outbox(sink, next_at)"                    \
 	" WHERE state = 'pending';"                                           \
@@ -271,14 +271,14 @@ int mc_is_write(const char *sql);
 /* ---- counters (schema version 6 of each backend) -----------------------------
  * Their first values, from the rows already there (the step that creates
  * quota_usage and artifact_counts in both backends). */
-#define MC_BLOB_BYTES(r)                                                      \
+#define GL_MSQL_BLOB_BYTES(r)                                                      \
 	"(CASE WHEN " r ".status = 'saving' THEN coalesce(" r ".reserved, 0)" \
 	" ELSE coalesce(" r ".size, 0) END)"
-#define MC_COUNTERS_INIT                                                      \
+#define GL_MSQL_COUNTERS_INIT                                                      \
 	"INSERT INTO quota_usage (project_id, type_name, artifacts, bytes)"   \
 	" SELECT a.owner, a.type_name, count(*), coalesce(sum(ab.bytes), 0)"  \
 	" FROM artifacts a LEFT JOIN (SELECT b.artifact_id,"                  \
-	" sum(" MC_BLOB_BYTES("b") ") AS bytes FROM blobs b"                  \
+	" sum(" GL_MSQL_BLOB_BYTES("b") ") AS bytes FROM blobs b"                  \
 	" GROUP BY b.artifact_id) ab ON ab.artifact_id = a.id"                \
 	" GROUP BY a.owner, a.type_name;"                                     \
 	"INSERT INTO artifact_counts (type_name, owner, visibility, status, n)" \
@@ -289,39 +289,39 @@ int mc_is_write(const char *sql);
  * A fragment is SQL text plus its parameters in text order, so fragments
  * can be reused and concatenated (page and count queries share the
  * conditions). A parameter is a marker byte in the text until the backend
- * renders its placeholder (mc_frag_render). */
-typedef struct mc_frag {
+ * renders its placeholder (gl_msql_frag_render). */
+typedef struct gl_msql_frag {
 	gl_sb sql;
-	mc_val *pv;
+	gl_msql_val *pv;
 	int np, cap;
-} mc_frag;
+} gl_msql_frag;
 
-void mc_sql(mc_frag *f, const char *s);
+void gl_msql_sql(gl_msql_frag *f, const char *s);
 __attribute__((format(printf, 2, 3)))
-void mc_sqlf(mc_frag *f, const char *fmt, ...);
-void mc_arg(mc_frag *f, const mc_val *v); /* copies v, not its ownership */
-void mc_arg_text(mc_frag *f, const char *s);
-void mc_arg_int(mc_frag *f, int64_t v);
-void mc_cat(mc_frag *dst, const mc_frag *src);
-void mc_frag_free(mc_frag *f);
+void gl_msql_sqlf(gl_msql_frag *f, const char *fmt, ...);
+void gl_msql_arg(gl_msql_frag *f, const gl_msql_val *v); /* copies v, not its ownership */
+void gl_msql_arg_text(gl_msql_frag *f, const char *s);
+void gl_msql_arg_int(gl_msql_frag *f, int64_t v);
+void gl_msql_cat(gl_msql_frag *dst, const gl_msql_frag *src);
+void gl_msql_frag_free(gl_msql_frag *f);
 /* The statement text (malloc'ed), each parameter written by ph (k: its
  * 1-based number). */
-typedef void (*mc_ph_fn)(gl_sb *out, int k, const mc_val *v);
-char *mc_frag_render(const mc_frag *f, mc_ph_fn ph);
+typedef void (*gl_msql_ph_fn)(gl_sb *out, int k, const gl_msql_val *v);
+char *gl_msql_frag_render(const gl_msql_frag *f, gl_msql_ph_fn ph);
 
 /* What a filter value is compared with: an integer column of artifacts,
  * a text column, or a property row's value. */
-enum mc_target { MC_TG_INT, MC_TG_TEXT, MC_TG_PROP };
+enum gl_msql_target { GL_MSQL_TG_INT, GL_MSQL_TG_TEXT, GL_MSQL_TG_PROP };
 
 /* What differs between the dialects in the shared listing pieces. */
-typedef struct mc_dialect {
+typedef struct gl_msql_dialect {
 	/* expr compared with the filter's values: "expr OP ?" or
-	 * "expr IN (...)"; for MC_TG_PROP expr is the alias of a properties
+	 * "expr IN (...)"; for GL_MSQL_TG_PROP expr is the alias of a properties
 	 * row, whose value column(s) the backend knows. */
-	int (*cond)(mc_frag *f, const char *expr, const gl_filter *flt,
-		    gl_kind kind, enum mc_target tg, gl_err *err);
-	/* expr LIKE the value v (mc_compare) */
-	int (*like)(mc_frag *f, const char *expr, const json_t *v,
+	int (*cond)(gl_msql_frag *f, const char *expr, const gl_filter *flt,
+		    gl_kind kind, enum gl_msql_target tg, gl_err *err);
+	/* expr LIKE the value v (gl_msql_compare) */
+	int (*like)(gl_msql_frag *f, const char *expr, const json_t *v,
 		    gl_kind kind, gl_err *err);
 	/* the properties column a custom sort key sorts on */
 	const char *(*sort_column)(const gl_field *fd);
@@ -330,95 +330,101 @@ typedef struct mc_dialect {
 	int sort_typed;
 	/* 1: ORDER BY spells out SQLite's NULL order on nullable keys */
 	int null_order;
-} mc_dialect;
+} gl_msql_dialect;
 
 /* A filter value as a parameter; to_us: DateTime strings become
  * microseconds (400 when malformed). Non-scalars are 400. */
-int mc_value(const json_t *v, int to_us, mc_val *p, gl_err *err);
+int gl_msql_value(const json_t *v, int to_us, gl_msql_val *p, gl_err *err);
 /* The same for what it is compared with: DateTime strings become
  * microseconds except against text; the cast is text against text (a
  * number is its text, as SQLite's TEXT affinity makes it) and for
  * strings, numeric for floats and against a property, else int8. */
-int mc_filter_value(const json_t *v, gl_kind kind, enum mc_target tg,
-		    mc_val *p, gl_err *err);
+int gl_msql_filter_value(const json_t *v, gl_kind kind, enum gl_msql_target tg,
+		    gl_msql_val *p, gl_err *err);
 /* expr compared with the filter's values: "expr OP ?", "expr IN (?, ...)"
  * (FALSE for an empty list), LIKE through the dialect. */
-int mc_compare(mc_frag *f, const mc_dialect *d, const char *expr,
-	       const gl_filter *flt, gl_kind kind, enum mc_target tg,
+int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
+	       const gl_filter *flt, gl_kind kind, enum gl_msql_target tg,
 	       gl_err *err);
 /* " = ", " != ", " < ", ..., " LIKE " for one GL_OP_* bit; NULL for in. */
-const char *mc_op_sql(unsigned op);
+const char *gl_msql_op_sql(unsigned op);
 
 /* The start of a property or tag test over artifact alias al, closed by
  * ")": a correlated EXISTS probe, or (in_form) membership in the set of
  * matching artifacts (see meta_sqlite.c for when that is faster). */
-void mc_member_open(mc_frag *f, const char *al, const char *table,
+void gl_msql_member_open(gl_msql_frag *f, const char *al, const char *table,
 		    const char *t, int in_form);
 /* The property rows a filter is about, over properties alias p, with the
  * value test: "p.name = ? AND p.key ... AND <value test>". */
-int mc_prop_match(mc_frag *f, const mc_dialect *d, const char *p,
+int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d, const char *p,
 		  const gl_filter *flt, gl_err *err);
 /* Everything that selects artifacts over alias al: not deleted, the type,
  * the caller's scope, the AND filters (but filter skip) and the OR group. */
-int mc_where(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+int gl_msql_where(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 	     const char *al, int skip, int in_form, gl_err *err);
 /* 1 when the total of q can be summed from artifact_counts (alias a, the
- * same mc_where): no latest, no custom sort key (its join drops
+ * same gl_msql_where): no latest, no custom sort key (its join drops
  * artifacts without the value), and filters on status, visibility and
  * owner only, the columns the counts are kept by. */
-int mc_counts_total(const gl_list_query *q);
+int gl_msql_counts_total(const gl_list_query *q);
 /* The total of q counted from the scope copies (schema step 7) when q has
- * one property, dict or tag filter, otherwise filters mc_counts_total
+ * one property, dict or tag filter, otherwise filters gl_msql_counts_total
  * takes and no latest (custom sort keys are probed): the SELECT over
  * `properties` or `tags` alone (alias a, whose type_name, owner,
  * visibility and status repeat the artifact's), an index-only range scan
  * instead of a probe of each match's artifact row. Returns 1 with the
  * statement in f, 0 when q has another shape (f untouched), -1 on a bad
  * filter. */
-int mc_scoped_count(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 		    gl_err *err);
+/* The rows gl_msql_scoped_count counts: " FROM properties|tags <al> WHERE
+ * ..." (the scope on their copies and the one filter). *one_row: an
+ * artifact has at most one of them. Returns 1, 0 when q has another
+ * shape (f untouched), -1 on a bad filter. */
+int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
+		   const char *al, int *one_row, gl_err *err);
 /* version=latest: " AND NOT EXISTS (a higher version of the name)". */
-int mc_latest(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 	      gl_err *err);
 
 /* One sort column: version sorts on two, a custom key on its property row
  * joined as sN; a.id is appended for a total order. */
-typedef struct mc_skey {
+typedef struct gl_msql_skey {
 	char expr[48];
 	int desc;
 	int notnull;     /* the column is never NULL in the result */
-} mc_skey;
-int mc_sort_keys(const mc_dialect *d, const gl_list_query *q,
-		 mc_skey **out, int *nout, gl_err *err);
+} gl_msql_skey;
+int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q,
+		 gl_msql_skey **out, int *nout, gl_err *err);
 /* The property row of each custom sort key as sN. kw "JOIN" drops
  * artifacts without the value, as Glare does; "LEFT JOIN" is for reading
  * the marker. from: s0 is already in the FROM clause. */
-void mc_sort_joins(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
+void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 		   const char *kw, int from);
 /* For counting: the sort joins' effect as probes. */
-void mc_sort_exists(mc_frag *f, const mc_dialect *d, const gl_list_query *q);
+void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q);
 /* The query reading the marker's sort values. */
-void mc_marker_select(mc_frag *f, const mc_dialect *d, const gl_list_query *q,
-		      const mc_skey *k, int n);
+void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
+		      const gl_msql_skey *k, int n);
 /* " AND <rows after the marker>" (keyset pagination); mv: its values. */
-void mc_marker_cond(mc_frag *f, const mc_skey *k, int n, const mc_val *mv);
-void mc_marker_free(mc_val *mv, int n);
-void mc_order_by(mc_frag *f, const mc_dialect *d, const mc_skey *k, int n);
+void gl_msql_marker_cond(gl_msql_frag *f, const gl_msql_skey *k, int n, const gl_msql_val *mv);
+void gl_msql_marker_free(gl_msql_val *mv, int n);
+void gl_msql_order_by(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *k, int n);
 
 /* The listing statements a connection keeps prepared, by SQL text, least
  * recently used out. The backend keeps its statement handles in a
  * parallel array, by slot. */
-#define MC_DYN_CACHE 16
-typedef struct mc_lru {
-	char *sql[MC_DYN_CACHE];
-	uint64_t used[MC_DYN_CACHE];
+#define GL_MSQL_DYN_CACHE 16
+typedef struct gl_msql_lru {
+	char *sql[GL_MSQL_DYN_CACHE];
+	uint64_t used[GL_MSQL_DYN_CACHE];
 	uint64_t tick;
-} mc_lru;
+} gl_msql_lru;
 /* The slot of sql. *hit: it holds sql; otherwise it is the slot to reuse,
  * already emptied of its text: release its handle, prepare, and on
- * success mc_lru_keep. */
-int mc_lru_find(mc_lru *l, const char *sql, int *hit);
-void mc_lru_keep(mc_lru *l, int slot, char *sql); /* takes sql */
-void mc_lru_free(mc_lru *l);                       /* empties it */
+ * success gl_msql_lru_keep. */
+int gl_msql_lru_find(gl_msql_lru *l, const char *sql, int *hit);
+void gl_msql_lru_keep(gl_msql_lru *l, int slot, char *sql); /* takes sql */
+void gl_msql_lru_free(gl_msql_lru *l);                       /* empties it */
 
 #endif

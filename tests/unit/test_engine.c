@@ -1,0 +1,229 @@
+/* test_engine.c - the engine's answers when the metadata store fails in
+ * the middle of an operation.
+ *
+ * A real engine (the stock images type, sqlite in a temp dir) runs every
+ * step against the real store; only the store's artifact read is wrapped:
+ * the wrapper passes each call through to the sqlite backend, except the
+ * one armed call, which fails as a database error does (500 DBError).
+ * sqlite offers no way to make one read inside a write transaction fail on
+ * demand (a lock fails the BEGIN before it, a read-only file only the
+ * writes after it), hence the wrapper; nothing else is replaced.
+ *
+ * The store's error must reach the caller as it is: not a 409 "changed
+ * meanwhile" or a 404 "not found", which tell the client to do something
+ * else than retry, and never a -1 without an error.
+ */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core.h"
+#include "engine.h"
+#include "meta_backend.h"
+
+typedef struct fx {
+	char dir[64];
+	char conf_path[128];
+	gl_conf *conf;
+	gl_policy *pol;
+	struct event_base *base;
+	gl_engine *e;
+	gl_ctx ctx;
+	gl_err err;
+} fx;
+
+static const struct gl_meta_ops *real_ops;
+static struct gl_meta_ops faulty_ops;
+static int get_calls, fail_at;
+
+static int faulty_get(gl_meta *m, const gl_type *type, const char *id,
+		      json_t **af, gl_err *err)
+{
+	if (++get_calls == fail_at)
+		return gl_fail(err, 500, NULL, "DBError: injected fault");
+	return real_ops->get(m, type, id, af, err);
+}
+
+/* Fail the n-th artifact read from now on (0: none; get_calls keeps the
+ * count of the armed stretch). */
+static void arm(fx *f, int n)
+{
+	if (n)
+		get_calls = 0;
+	fail_at = n;
+	if (!real_ops) {
+		real_ops = f->e->meta->ops;
+		faulty_ops = *real_ops;
+		faulty_ops.get = faulty_get;
+	}
+	f->e->meta->ops = n ? &faulty_ops : real_ops;
+}
+
+static gl_engine *fx_open(fx *f)
+{
+	char cwd[512];
+	FILE *fp;
+
+	memset(f, 0, sizeof *f);
+	if (!getcwd(cwd, sizeof cwd))
+		return NULL;
+	snprintf(f->dir, sizeof f->dir, "/tmp/glengine.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return NULL;
+	snprintf(f->conf_path, sizeof f->conf_path, "%s/glared.conf", f->dir);
+	fp = fopen(f->conf_path, "w");
+	if (!fp)
+		return NULL;
+	fprintf(fp,
+		"[DEFAULT]\n"
+		"enabled_artifact_types = images\n"
+		"types_path = %s/types\n"
+		"lua_path = %s/lua\n"
+		"[database]\n"
+		"connection = sqlite:///%s/glare.db\n"
+		"[glance_store]\n"
+		"filesystem_store_datadir = %s/blobs\n",
+		cwd, cwd, f->dir, f->dir);
+	fclose(fp);
+	f->conf = gl_conf_load(f->conf_path, &f->err);
+	if (!f->conf)
+		return NULL;
+	f->pol = gl_policy_new();
+	f->base = event_base_new();
+	f->e = gl_engine_new(f->conf, f->pol, f->base, &f->err);
+	gl_ctx_admin(&f->ctx, "test");
+	return f->e;
+}
+
+static void fx_close(fx *f)
+{
+	if (real_ops && f->e)
+		f->e->meta->ops = real_ops;
+	real_ops = NULL;
+	gl_engine_free(f->e);
+	gl_ctx_free(&f->ctx);
+	if (f->base)
+		event_base_free(f->base);
+	gl_policy_free(f->pol);
+	gl_conf_free(f->conf);
+	if (f->dir[0])
+		unit_rm_tree(f->dir);
+}
+
+/* A drafted image that may be activated; its id into id. */
+static int new_image(fx *f, char *id, size_t idlen)
+{
+	json_t *body = json_pack("{s:s, s:s, s:s}", "name", "img",
+				 "container_format", "bare", "disk_format",
+				 "raw");
+	json_t *out = NULL;
+	int rc = gl_art_create(f->e, &f->ctx, "images", body, &out, &f->err);
+
+	json_decref(body);
+	if (rc == 0)
+		snprintf(id, idlen, "%s",
+			 json_string_value(json_object_get(out, "id")));
+	json_decref(out);
+	return rc;
+}
+
+static const char *status_of(fx *f, const char *id)
+{
+	static char st[32];
+	json_t *out = NULL;
+
+	st[0] = 0;
+	if (gl_art_show(f->e, &f->ctx, "images", id, &out, &f->err) == 0)
+		snprintf(st, sizeof st, "%s",
+			 json_string_value(json_object_get(out, "status")));
+	json_decref(out);
+	return st;
+}
+
+/* Activation re-reads the artifact inside its write transaction (uploads
+ * in progress hold it back); that read failing was a 409. */
+UNIT_TEST(update_store_error_is_500)
+{
+	fx f;
+	char id[64];
+	json_t *patch, *out = NULL;
+	int rc;
+
+	CHECK(fx_open(&f));
+	CHECK(new_image(&f, id, sizeof id) == 0);
+	patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path",
+			  "/status", "value", "active");
+	arm(&f, 2); /* the first read is the load */
+	memset(&f.err, 0, sizeof f.err);
+	rc = gl_art_update(f.e, &f.ctx, "images", id, patch, &out, &f.err);
+	arm(&f, 0);
+	CHECK_INT(rc, -1);
+	CHECK(out == NULL);
+	CHECK_INT(get_calls, 2);
+	CHECK_INT(f.err.status, 500);
+	CHECK_STR(f.err.msg, "DBError: injected fault");
+	/* nothing changed; and the same patch then works */
+	CHECK_STR(status_of(&f, id), "drafted");
+	CHECK(gl_art_update(f.e, &f.ctx, "images", id, patch, &out,
+			    &f.err) == 0);
+	CHECK_STR(json_string_value(json_object_get(out, "status")), "active");
+	json_decref(out);
+	json_decref(patch);
+	fx_close(&f);
+}
+
+/* Delete re-reads the artifact inside its write transaction; that read
+ * failing was a 404. */
+UNIT_TEST(delete_store_error_is_500)
+{
+	fx f;
+	char id[64];
+	int rc;
+
+	CHECK(fx_open(&f));
+	CHECK(new_image(&f, id, sizeof id) == 0);
+	arm(&f, 2);
+	memset(&f.err, 0, sizeof f.err);
+	rc = gl_art_delete(f.e, &f.ctx, "images", id, &f.err);
+	arm(&f, 0);
+	CHECK_INT(rc, -1);
+	CHECK_INT(get_calls, 2);
+	CHECK_INT(f.err.status, 500);
+	CHECK_STR(f.err.msg, "DBError: injected fault");
+	CHECK_STR(status_of(&f, id), "drafted");
+	CHECK(gl_art_delete(f.e, &f.ctx, "images", id, &f.err) == 0);
+	CHECK(gl_art_show(f.e, &f.ctx, "images", id, &(json_t *){ NULL },
+			  &f.err) == -1);
+	CHECK_INT(f.err.status, 404);
+	fx_close(&f);
+}
+
+/* The first read (the load) failing is the store's error too, not "not
+ * found". */
+UNIT_TEST(load_store_error_is_500)
+{
+	fx f;
+	char id[64];
+	int rc;
+
+	CHECK(fx_open(&f));
+	CHECK(new_image(&f, id, sizeof id) == 0);
+	arm(&f, 1);
+	memset(&f.err, 0, sizeof f.err);
+	rc = gl_art_delete(f.e, &f.ctx, "images", id, &f.err);
+	arm(&f, 0);
+	CHECK_INT(rc, -1);
+	CHECK_INT(f.err.status, 500);
+	CHECK_STR(status_of(&f, id), "drafted");
+	fx_close(&f);
+}
+
+UNIT_SUITE(engine,
+	UNIT_CASE(update_store_error_is_500),
+	UNIT_CASE(delete_store_error_is_500),
+	UNIT_CASE(load_store_error_is_500));
