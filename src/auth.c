@@ -599,7 +599,7 @@ static enum flavor flavor_of(const char *f)
 }
 
 gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base,
-		     char *err, size_t errlen)
+		     gl_err *err)
 {
 	gl_auth *a = gl_xcalloc(1, sizeof *a);
 	const char *uri;
@@ -608,7 +608,7 @@ gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base,
 	a->conf = conf;
 	a->flavor = flavor_of(conf->flavor);
 	if (a->flavor == F_KEYSTONE) {
-		a->ks = gl_keystone_new(conf, base, err, errlen);
+		a->ks = gl_keystone_new(conf, base, err);
 		if (!a->ks)
 			goto fail;
 		a->cache_time = conf->ks_token_cache_time;
@@ -621,7 +621,7 @@ gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base,
 		gl_sb_addf(&b, "Keystone uri=\"%s\"", uri);
 		a->challenge = b.p;
 	} else if (a->flavor == F_KEYCLOAK) {
-		a->oidc = gl_oidc_new(conf, base, err, errlen);
+		a->oidc = gl_oidc_new(conf, base, err);
 		if (!a->oidc)
 			goto fail;
 		a->cache_time = conf->kc_token_cache_time;

@@ -44,10 +44,10 @@ typedef struct gl_auth_wait gl_auth_wait;
 /* A waiting request's verdict: err NULL when ctx is filled. */
 typedef void (*gl_auth_fn)(void *arg, const gl_err *err);
 
-/* Per worker (it owns network clients on base). NULL with a message when
+/* Per worker (it owns network clients on base). NULL with err filled when
  * the flavor's options are wrong. */
 gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base,
-		     char *err, size_t errlen);
+		     gl_err *err);
 /* Waiting requests get no callback. */
 void gl_auth_free(gl_auth *a);
 

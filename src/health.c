@@ -223,11 +223,11 @@ int gl_check_config(gl_conf *conf)
 		gl_engine_free(e);
 	}
 	{
-		char msg[300];
-		gl_auth *au = gl_auth_new(conf, base, msg, sizeof msg);
+		gl_err aerr;
+		gl_auth *au = gl_auth_new(conf, base, &aerr);
 
 		if (!au)
-			rc = problem("identity", msg);
+			rc = problem("identity", aerr.msg);
 		else
 			printf("identity: flavor %s\n",
 			       *conf->flavor ? conf->flavor : "trusted-auth");

@@ -516,7 +516,7 @@ static int nonempty(const char *s)
 }
 
 gl_keystone *gl_keystone_new(const gl_conf *conf, struct event_base *base,
-			     char *err, size_t errlen)
+			     gl_err *err)
 {
 	gl_keystone *k;
 	gl_idhttp_opts o = {
@@ -533,19 +533,19 @@ gl_keystone *gl_keystone_new(const gl_conf *conf, struct event_base *base,
 	if (!nonempty(conf->ks_auth_url) ||
 	    (strncmp(conf->ks_auth_url, "http://", 7) &&
 	     strncmp(conf->ks_auth_url, "https://", 8))) {
-		snprintf(err, errlen, "[keystone_authtoken] auth_url must be "
-			 "Keystone's http:// or https:// URL");
+		gl_fail(err, 500, NULL, "[keystone_authtoken] auth_url must "
+			"be Keystone's http:// or https:// URL");
 		return NULL;
 	}
 	if (nonempty(at) && strcmp(at, "password") && strcmp(at, "v3password")) {
-		snprintf(err, errlen, "[keystone_authtoken] auth_type '%s' is "
-			 "not supported (password)", at);
+		gl_fail(err, 500, NULL, "[keystone_authtoken] auth_type '%s' "
+			"is not supported (password)", at);
 		return NULL;
 	}
 	if (!nonempty(conf->ks_username) || !conf->ks_password ||
 	    !nonempty(conf->ks_project_name)) {
-		snprintf(err, errlen, "[keystone_authtoken] username, password "
-			 "and project_name are required");
+		gl_fail(err, 500, NULL, "[keystone_authtoken] username, "
+			"password and project_name are required");
 		return NULL;
 	}
 	k = gl_xcalloc(1, sizeof *k);
@@ -570,7 +570,7 @@ gl_keystone *gl_keystone_new(const gl_conf *conf, struct event_base *base,
 	k->login_body = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!k->http || !k->auth_v3 || !k->check_v3 || !k->login_body) {
-		snprintf(err, errlen, "cannot set up the Keystone client");
+		gl_fail(err, 500, NULL, "cannot set up the Keystone client");
 		gl_keystone_free(k);
 		return NULL;
 	}

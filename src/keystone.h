@@ -42,9 +42,9 @@ typedef struct gl_ks_check gl_ks_check;
  * gl_keystone_check. */
 typedef void (*gl_ks_fn)(void *arg, gl_ident *id, const gl_err *err);
 
-/* NULL with a message when the options are incomplete or wrong. */
+/* NULL with err filled when the options are incomplete or wrong. */
 gl_keystone *gl_keystone_new(const gl_conf *conf, struct event_base *base,
-			     char *err, size_t errlen);
+			     gl_err *err);
 /* In-flight checks end without callbacks. */
 void gl_keystone_free(gl_keystone *k);
 

@@ -549,8 +549,8 @@ void gl_oidc_cancel(gl_oidc_job *c)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base, char *err,
-		     size_t errlen)
+gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base,
+		     gl_err *err)
 {
 	gl_oidc *o;
 	gl_idhttp_opts opts = {
@@ -565,8 +565,8 @@ gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base, char *err,
 	size_t n;
 
 	if (!u || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8))) {
-		snprintf(err, errlen, "[keycloak_oidc] auth_url must be the "
-			 "issuer's http:// or https:// URL");
+		gl_fail(err, 500, NULL, "[keycloak_oidc] auth_url must be the "
+			"issuer's http:// or https:// URL");
 		return NULL;
 	}
 	o = gl_xcalloc(1, sizeof *o);
@@ -588,7 +588,7 @@ gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base, char *err,
 	o->new_credit_at = mono();
 	o->http = gl_idhttp_new(base, &opts);
 	if (!o->http) {
-		snprintf(err, errlen, "cannot set up the OIDC client");
+		gl_fail(err, 500, NULL, "cannot set up the OIDC client");
 		gl_oidc_free(o);
 		return NULL;
 	}

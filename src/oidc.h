@@ -41,7 +41,7 @@ typedef struct gl_oidc_job gl_oidc_job;
 typedef void (*gl_oidc_fn)(void *arg, gl_ident *id, const gl_err *err);
 
 gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base,
-		     char *err, size_t errlen);
+		     gl_err *err);
 void gl_oidc_free(gl_oidc *o);
 
 /* 0: *id is the identity now; -1: refused or unavailable now (err);

@@ -132,7 +132,6 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	worker w = { 0 };
 	gl_http_limits lim;
 	gl_err err = { 0 };
-	char msg[512];
 	int rc = 1;
 
 	gl_metrics_worker(idx);
@@ -151,9 +150,9 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 		gl_error("events: %s", err.msg);
 		goto out;
 	}
-	w.app.auth = gl_auth_new(conf, w.app.base, msg, sizeof msg);
+	w.app.auth = gl_auth_new(conf, w.app.base, &err);
 	if (!w.app.auth) {
-		gl_error("%s", msg);
+		gl_error("%s", err.msg);
 		goto out;
 	}
 	/* requests run in coroutines from here on (api.c), so waits for
@@ -381,7 +380,7 @@ int gl_serve(gl_conf *conf, const char *host, int port)
 		gl_policy *pol = load_policy(conf);
 		struct event_base *b = event_base_new();
 		gl_engine *e = pol ? gl_engine_new(conf, pol, b, &err) : NULL;
-		gl_auth *a = gl_auth_new(conf, b, err.msg, sizeof err.msg);
+		gl_auth *a = gl_auth_new(conf, b, &err);
 		int rc = 0;
 
 		if (!a) {
