@@ -627,16 +627,16 @@ static void auth_done(void *arg, const gl_err *err)
 		gl_api_reply_fault(ar, err);
 		return;
 	}
+	/* the body waited for this verdict only: from here the handler
+	 * decides, now or in a coroutine (whose last release judges) */
+	gl_http_body_unhold(req);
 	ar->freed = &freed;
 	ar->next(ar);
 	if (freed)
 		return;
 	ar->freed = NULL;
-	if (gl_http_held(req))
-		return; /* a step goes on in a coroutine: its end judges */
-	/* what http.c checks after a dispatch, for the held body */
-	if (gl_http_has_body(req) && !gl_http_body_taken(req) &&
-	    !gl_http_replied(req)) {
+	/* what http.c judges after a dispatch, for the body held till now */
+	if (gl_http_undecided(req)) {
 		gl_error("api: handler neither replied nor took the body of "
 			 "%s %s", gl_http_method(req), gl_http_path(req));
 		gl_api_fail(ar, 500, NULL, "Request not handled");

@@ -653,11 +653,13 @@ void gl_location_cancel(gl_engine *e, void *arg)
 		if (j->arg != arg)
 			continue;
 		if (j->completing) {
-			/* its coroutine finishes it; the caller is gone */
+			/* its coroutine finishes it for no one (the caller
+			 * and its context are gone); an import's upload still
+			 * ends in import_done, which frees the job */
 			j->done = NULL;
 			j->ctx = NULL;
 			if (j->finishing)
-				gl_upload_detach(j->finishing);
+				gl_upload_orphan(j->finishing);
 			return;
 		}
 		j->ctx = NULL;

@@ -608,6 +608,11 @@ void gl_upload_abort(gl_upload *u)
 void gl_upload_detach(gl_upload *u)
 {
 	u->done = NULL;
+	gl_upload_orphan(u);
+}
+
+void gl_upload_orphan(gl_upload *u)
+{
 	u->resume = NULL;
 	u->ctx = NULL; /* the caller's context goes with the caller */
 }
@@ -831,6 +836,12 @@ int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 	/* everything into the file: the hook, S3 and the stores read it */
 	if (gl_store_tmp_flush(&u->tmp, err) < 0)
 		goto fail;
+	if (!u->ctx && (t->hooks & (1u << GL_HOOK_PRE_UPLOAD))) {
+		/* the caller left during the wait above (an import's client,
+		 * gl_upload_orphan): no context to judge the data in */
+		gl_fail(err, 499, NULL, "the client went away");
+		goto fail;
+	}
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
 		json_t *af = gl_core_output(e, u->ctx, u->tg.af.ts, t,
 					      u->tg.af.doc, err);

@@ -157,3 +157,101 @@ def test_sigterm_while_requests_wait(make_server, slow_db):
             assert codes == [200] * 4
         log = s.read_log()
         assert "did not finish" not in log, log
+
+
+def raw_half_close(url, request):
+    """Send request, half-close (the client has said all), read the whole
+    answer; the status code."""
+    host, port = re.match(r"http://([^:]+):(\d+)", url).groups()
+    with socket.create_connection((host, int(port)), timeout=30) as c:
+        c.sendall(request.encode())
+        c.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            got = c.recv(65536)
+            if not got:
+                break
+            data += got
+    m = re.match(rb"HTTP/1\.1 (\d+) ", data)
+    assert m, data[:200]
+    return int(m.group(1)), data
+
+
+def test_half_closed_client_is_answered_while_its_request_waits(
+        make_server, slow_db):
+    """A client that half-closes after its whole request (a GET, a POST
+    with its body) while the request waits for the database still gets
+    its answer: the end of its input is not the end of the request."""
+    s, url = one_node(make_server, slow_db)
+    af = requests.post(url + SA, json={"name": "h"}, headers=H).json()
+    code, data = raw_half_close(
+        url, "GET %s/%s HTTP/1.1\r\nHost: x\r\nX-Auth-Token: %s\r\n\r\n"
+        % (SA, af["id"], USER1))
+    assert code == 200 and af["id"].encode() in data
+    body = '{"name": "half"}'
+    code, data = raw_half_close(
+        url, "POST %s HTTP/1.1\r\nHost: x\r\nX-Auth-Token: %s\r\n"
+        "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (SA, USER1, len(body), body))
+    assert code == 201, data
+    names = [a["name"] for a in requests.get(
+        url + SA + "?limit=100", headers=H, timeout=30).json()["artifacts"]]
+    assert "half" in names
+    assert " error: " not in s.read_log()
+
+
+def test_token_check_then_database_wait(make_server, slow_db):
+    """Both ways a request waits, one after the other: its body held for
+    a token check (the key set is fetched first), then its handler in a
+    coroutine waiting for the database (upload: the artifact is read
+    before the body is taken). Each is answered once, right; a client
+    that leaves in either wait costs nothing."""
+    from oidc_issuer import Issuer, Key
+    issuer = Issuer()
+    try:
+        key = Key("RSA")
+        issuer.publish("demo", [key])
+        opts = {"paste_deploy.flavor": "keycloak",
+                "keycloak_oidc.auth_url": issuer.base}
+        tok = issuer.token("demo", key)
+        th = {"X-Auth-Token": tok}
+        # a fresh node: its first token waits for the key set
+        s, url = one_node(make_server, slow_db, **opts)
+        r = requests.post(url + SA, json={"name": "kc"}, headers=th,
+                          timeout=30)
+        assert r.status_code == 201, r.text
+        af = r.json()
+        assert issuer.fetches["demo"] == 1
+        # another fresh node on the same database: an upload
+        s2, url2 = one_node(make_server, slow_db, **opts)
+        data = os.urandom(300000)
+        r = requests.put(url2 + SA + "/" + af["id"] + "/blob", data=data,
+                         headers=dict(th, **{
+                             "Content-Type": "application/octet-stream"}),
+                         timeout=30)
+        assert r.status_code == 200, r.text
+        assert issuer.fetches["demo"] == 2
+        r = requests.get(url2 + SA + "/" + af["id"] + "/blob", headers=th,
+                         timeout=30)
+        assert r.status_code == 200 and r.content == data
+        # a third node: clients that leave during the token check and
+        # during the database wait; then it serves on
+        s3, url3 = one_node(make_server, slow_db, **opts)
+        host, port = re.match(r"http://([^:]+):(\d+)", url3).groups()
+        for pause in (0, 0.3):
+            body = '{"name": "left"}'
+            with socket.create_connection((host, int(port))) as c:
+                c.sendall(("POST %s HTTP/1.1\r\nHost: x\r\n"
+                           "X-Auth-Token: %s\r\nContent-Type: "
+                           "application/json\r\nContent-Length: %d\r\n\r\n%s"
+                           % (SA, tok, len(body), body)).encode())
+                time.sleep(pause)
+        time.sleep(1)
+        r = requests.get(url3 + SA + "/" + af["id"], headers=th, timeout=30)
+        assert r.status_code == 200
+        for srv in (s, s2, s3):
+            log = srv.read_log()
+            assert " error: " not in log, log
+            assert "Request not handled" not in log
+    finally:
+        issuer.close()
