@@ -410,11 +410,8 @@ UNIT_TEST(asan_sees_coroutine_stacks)
 	char out[8192];
 	int st;
 
-	if (!UNDER_ASAN) {
-		printf("skip coro.asan_sees_coroutine_stacks: not an ASan "
-		       "build (make asan runs it)\n");
-		return;
-	}
+	if (!UNDER_ASAN)
+		UNIT_SKIP("not an ASan build (make asan runs it)");
 	st = in_child(smash, out, sizeof out);
 	CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0));
 	if (!strstr(out, "stack-buffer-overflow"))
