@@ -1,14 +1,15 @@
 #!/bin/sh
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
-#   bench/run.sh                  all: blob fetch meta create cpu sql lua
-#                                 scaleout events auth pgwait
+#   bench/run.sh                  all: blob fetch meta create workers cpu
+#                                 sql lua scaleout events auth pgwait
 #   bench/run.sh blob meta        a subset, in the order given
 #
 #   pgwait PostgreSQL behind +1 ms each way: blocking vs coroutines, 32
 #          clients (issue 18)                         bench/pgwait.py
-#   blob   2 GiB upload + download over loopback vs digest ceiling and a
-#          static server, peak RSS (issue #6)           bench/blob.py
+#   blob   256 MiB and 2 GiB uploads (Content-Length and chunked) and
+#          downloads over loopback vs digest ceiling and a static server,
+#          RSS during both (issues #6, #18)             bench/blob.py
 #   fetch  1 GiB external blob registration vs digest ceiling, RSS, latency
 #          of other requests meanwhile (issue #7)      bench/fetch.py
 #   meta   create/show/list rates and latency percentiles at 10k and 100k
@@ -16,6 +17,8 @@
 #   create creates/s with durable commits (sqlite_durability normal / full
 #          / group) and with quotas on as the catalogue grows (issue #18)
 #                                                      bench/create.py
+#   workers show/list with workers = 1 vs 2, server and client pinned
+#          with taskset (issue #18)                     bench/workers.py
 #   cpu    instructions per request under callgrind (show, list, create;
 #          load-independent; issue #18)                bench/cpu.py
 #   sql    bench/meta_list.c: the listing SQL alone at 100k artifacts
@@ -32,6 +35,7 @@
 #
 # Sizes (environment):
 #   BENCH_SIZE_GB=2          blob size in GiB (e.g. 0.25 for a quick run)
+#   BENCH_BLOB_SIZES=        blob sizes in GiB (default "0.25 BENCH_SIZE_GB")
 #   BENCH_FETCH_GB=          external blob size (default BENCH_SIZE_GB / 2)
 #   BENCH_REPEAT=1           blob: uploads (and downloads) per figure, best kept
 #   BENCH_META_N="10000 100000"   meta: artifact counts to measure at
@@ -40,6 +44,9 @@
 #   BENCH_WORKERS=1          glared `workers` for blob/fetch/meta
 #   BENCH_CREATE_SECS=8      create: seconds per durability mode
 #   BENCH_QUOTA_N=70000      create: artifacts created with quotas on
+#   BENCH_WORKERS_SECS=5     workers: seconds per row (BENCH_WORKERS_N,
+#                            _CONNS, _ROUNDS, _CLI_CPU, _SRV_CPUS: see
+#                            bench/workers.py)
 #   BENCH_SQL_N=100000       sql: artifacts in the meta_list database
 #   BENCH_SCALEOUT_N=10000   scaleout: artifacts per back end
 #   BENCH_SCALEOUT_GB=       scaleout: blob size (default BENCH_SIZE_GB / 2)
@@ -60,13 +67,13 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta create cpu sql lua scaleout events auth pgwait}
+suites=${*:-blob fetch meta create workers cpu sql lua scaleout events auth pgwait}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|create|cpu|sql|lua|scaleout|events|auth|pgwait) ;;
+	blob|fetch|meta|create|workers|cpu|sql|lua|scaleout|events|auth|pgwait) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
-		"(blob fetch meta create cpu sql lua scaleout events auth" \
-		"pgwait)" >&2
+		"(blob fetch meta create workers cpu sql lua scaleout events" \
+		"auth pgwait)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -187,6 +194,8 @@ for s in $suites; do
 	fetch) need_pkg curl curl && bg "$PY" bench/fetch.py ;;
 	meta)  need_pkg wrk wrk && bg "$PY" bench/meta.py ;;
 	create) need_pkg wrk wrk && bg "$PY" bench/create.py ;;
+	workers) need_pkg wrk wrk && need_pkg taskset util-linux &&
+		bg "$PY" bench/workers.py ;;
 	cpu)   need_pkg wrk wrk && need_pkg valgrind valgrind &&
 	       bg "$PY" bench/cpu.py ;;
 	sql)   run_sql ;;
