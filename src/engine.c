@@ -53,14 +53,22 @@ fail:
 	return NULL;
 }
 
+void gl_engine_stop(gl_engine *e)
+{
+	if (e)
+		gl_meta_stop(e->meta);
+}
+
 void gl_engine_free(gl_engine *e)
 {
 	if (!e)
 		return;
-	/* work in flight first: uploads and registrations put their
-	 * placeholders back, then the clients they used go */
-	gl_upload_abort_all(e);
+	/* work in flight first: registrations and uploads put their
+	 * placeholders back, then the clients they used go. Registrations
+	 * first: an import's job lets go of its upload, which the uploads'
+	 * abort then frees (the other order leaves the job a freed one) */
 	gl_location_free_all(e);
+	gl_upload_abort_all(e);
 	stores_close(e);
 	gl_maint_free(e);
 	gl_events_free(e->events);

@@ -27,7 +27,7 @@ gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err)
 		return NULL;
 	}
 	if (has_scheme(conn, "postgresql") || has_scheme(conn, "postgres"))
-		return gl_meta_pg_open(conn, upgrade, err);
+		return gl_meta_pg_open(conn, conf, upgrade, err);
 	return gl_meta_sqlite_open(conn, upgrade, conf->sqlite_durability,
 				   err);
 }
@@ -67,6 +67,12 @@ void gl_meta_close(gl_meta *m)
 {
 	if (m)
 		m->ops->close(m);
+}
+
+void gl_meta_stop(gl_meta *m)
+{
+	if (m && m->ops->stop)
+		m->ops->stop(m);
 }
 
 int gl_meta_schema_version(gl_meta *m)

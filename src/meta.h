@@ -44,6 +44,11 @@ typedef struct gl_meta gl_meta;
  * schema; an older one needs `glared db upgrade` (error says so). */
 gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err);
 void gl_meta_close(gl_meta *m);
+/* The worker's loop is ending: calls of coroutines waiting for the
+ * database fail now with 503 (and later ones at once), so every coroutine
+ * runs to its end; calls from the main stack still work, blocking.
+ * Nothing to do for stores that never wait (sqlite). */
+void gl_meta_stop(gl_meta *m);
 int gl_meta_schema_version(gl_meta *m);
 /* The file a sqlite [database] connection names (malloc'ed; backups). */
 char *gl_meta_sqlite_path(const char *conn, gl_err *err);

@@ -20,6 +20,7 @@
 struct gl_meta_ops {
 	const char *name; /* "sqlite", "postgresql" */
 	void (*close)(gl_meta *m);
+	void (*stop)(gl_meta *m); /* optional: stores that never wait */
 	int (*schema_version)(gl_meta *m);
 
 	int (*begin)(gl_meta *m, gl_err *err);
@@ -107,6 +108,7 @@ extern const struct gl_meta_ops gl_meta_sqlite_ops, gl_meta_pg_ops;
  * error never repeats the URL, which may carry a password. */
 gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
 			     const char *durability, gl_err *err);
-gl_meta *gl_meta_pg_open(const char *conn, int upgrade, gl_err *err);
+gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf,
+			 int upgrade, gl_err *err);
 
 #endif
