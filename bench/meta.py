@@ -20,6 +20,13 @@ seconds (default 5) on BENCH_CONNS keep-alive connections (default 4):
   create          POST /artifacts/sample_artifact (adds artifacts: run
                   last, so the reads above see exactly N)
 
+BENCH_META_LOAD=console loads through the engine in-process instead:
+the server stops, `glared console --project benchproject bench/load.lua`
+creates the artifacts (the same create path without HTTP; sqlite with
+`sqlite_durability = normal` while loading, the data is rebuilt if lost),
+and the server starts again on the loaded database; for the 1,000,000
+level, which the API at a few hundred creates/s would take hours to fill.
+
 BENCH_META_DB=postgresql://... puts the metadata in that (empty)
 PostgreSQL database instead of sqlite. BENCH_META_DIR=<dir> reuses the directory of an earlier run kept with
 BENCH_KEEP=1 (its database and ids.txt: no reload for the artifacts
@@ -76,6 +83,28 @@ def load(srv, start, count, ids_file):
     return count / (time.time() - t0)
 
 
+def console_load(srv, binary, start, count, ids_file):
+    """load() through the engine in-process (BENCH_META_LOAD=console);
+    the server must be stopped. Returns the rate."""
+    if count <= 0:
+        return None
+    conf = srv.conf + ".load"
+    with open(srv.conf) as f, open(conf, "w") as out:
+        for line in f:
+            out.write(line)
+            if line.strip() == "[database]":
+                out.write("sqlite_durability = normal\n")
+    t0 = time.time()
+    p = B.run([binary or B.GLARED, "console", "--config-file", conf,
+               "--project", B.TOKEN.split(":")[1],
+               os.path.join(B.ROOT, "bench", "load.lua"), "load",
+               str(start), str(count), ids_file])
+    if p.returncode != 0:
+        raise RuntimeError("console loader failed:\n%s\n%s" %
+                           (p.stdout, p.stderr))
+    return count / (time.time() - t0)
+
+
 def total(srv):
     return srv.json("GET", "/artifacts/%s?limit=1" % TYPE)["total_count"]
 
@@ -112,11 +141,19 @@ def main():
     for n in levels:
         have = total(srv)
         B.log("loading %d -> %d artifacts" % (have, n))
-        rate = load(srv, loaded, n - have, ids_file) if n > have else None
+        if n > have and os.environ.get("BENCH_META_LOAD") == "console":
+            srv.stop()
+            rate = console_load(srv, before, loaded, n - have, ids_file)
+            srv = B.Glared(srv_dir, opts, binary=before)
+            how = "glared console, in-process"
+        else:
+            rate = load(srv, loaded, n - have, ids_file) if n > have \
+                else None
+            how = "wrk, %d connections" % LOAD_CONNS
         if rate:
             loaded += n - have
-            notes.append("bulk load %d -> %d: %.0f creates/s (wrk, %d "
-                         "connections)" % (have, n, rate, LOAD_CONNS))
+            notes.append("bulk load %d -> %d: %.0f creates/s (%s)"
+                         % (have, n, rate, how))
         have = total(srv)
         with open(ids_file) as f:
             ids = [x for x in f.read().split() if x]

@@ -2,9 +2,11 @@
 # run.sh - the glared benchmarks, one after the other (what `make bench` runs).
 #
 #   bench/run.sh                  all: blob fetch meta create workers cpu
-#                                 sql lua scaleout events auth
+#                                 sql lua scaleout events auth pgwait
 #   bench/run.sh blob meta        a subset, in the order given
 #
+#   pgwait PostgreSQL behind +1 ms each way: blocking vs coroutines, 32
+#          clients (issue 18)                         bench/pgwait.py
 #   blob   256 MiB and 2 GiB uploads (Content-Length and chunked) and
 #          downloads over loopback vs digest ceiling and a static server,
 #          RSS during both (issues #6, #18)             bench/blob.py
@@ -65,13 +67,13 @@ ROOT=$(pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
-suites=${*:-blob fetch meta create workers cpu sql lua scaleout events auth}
+suites=${*:-blob fetch meta create workers cpu sql lua scaleout events auth pgwait}
 for s in $suites; do
 	case $s in
-	blob|fetch|meta|create|workers|cpu|sql|lua|scaleout|events|auth) ;;
+	blob|fetch|meta|create|workers|cpu|sql|lua|scaleout|events|auth|pgwait) ;;
 	*) echo "run.sh: unknown benchmark '$s'" \
 		"(blob fetch meta create workers cpu sql lua scaleout events" \
-		"auth)" >&2
+		"auth pgwait)" >&2
 	   exit 2 ;;
 	esac
 done
@@ -202,6 +204,8 @@ for s in $suites; do
 	events) need_pkg wrk wrk && need_pkg rabbitmq-server rabbitmq-server &&
 		bg "$PY" bench/events.py ;;
 	auth)  need_pkg wrk wrk && bg "$PY" bench/auth.py ;;
+	pgwait) need_pkg wrk wrk && need_pkg psql postgresql-client-15 &&
+		need_pg && bg "$PY" bench/pgwait.py ;;
 	esac
 	rc=$?
 	case $rc in

@@ -2,6 +2,7 @@
  * router, JSON I/O (see api.h). */
 #include "api.h"
 #include "access.h"
+#include "coro.h"
 #include "engine.h"
 #include "fault.h"
 #include "health.h"
@@ -47,6 +48,7 @@ static void ar_free(gl_api_req *ar)
 	}
 	if (ar->cleanup)
 		ar->cleanup(ar);
+	json_decref(ar->body_json);
 	gl_ctx_free(&ar->ctx);
 	free(ar->type);
 	free(ar->id);
@@ -88,6 +90,35 @@ void gl_api_add_common_headers(gl_api_req *ar)
 		gl_http_set_header(ar->http, "OpenStack-API-Version", v);
 		gl_http_set_header(ar->http, "Vary", "OpenStack-API-Version");
 	}
+}
+
+/* ---- handlers in coroutines ---------------------------------------------
+ * Every step of a request that may reach the metadata store runs in a
+ * coroutine (coro.h), so a wait for PostgreSQL lets the worker serve
+ * others. The request's connection is held meanwhile (gl_http_hold): a
+ * client that leaves is noticed after the step, which finishes (its
+ * transaction commits or rolls back as it would have) and answers no one.
+ */
+
+typedef struct api_step {
+	gl_api_req *ar;
+	void (*fn)(gl_api_req *ar);
+	gl_http_pin *pin;
+} api_step;
+
+static void api_step_run(void *arg)
+{
+	api_step st = *(api_step *)arg; /* the starter's frame goes away */
+
+	st.fn(st.ar); /* may free ar (a reply) */
+	gl_http_release(st.pin);
+}
+
+void gl_api_go(gl_api_req *ar, void (*fn)(gl_api_req *ar))
+{
+	api_step st = { ar, fn, gl_http_hold(ar->http) };
+
+	gl_coro_go(api_step_run, &st);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -364,6 +395,15 @@ static int json_body_data(gl_http_req *req, const char *data, size_t len,
 	return GL_HTTP_BODY_OK;
 }
 
+static void json_body_step(gl_api_req *ar)
+{
+	json_t *j = ar->body_json;
+
+	ar->body_json = NULL;
+	ar->body_cb(ar, j); /* may free ar */
+	json_decref(j);
+}
+
 static void json_body_done(gl_http_req *req, void *arg)
 {
 	gl_api_req *ar = arg;
@@ -399,8 +439,8 @@ static void json_body_done(gl_http_req *req, void *arg)
 	}
 	evbuffer_free(ar->body);
 	ar->body = NULL;
-	ar->body_cb(ar, j);
-	json_decref(j);
+	ar->body_json = j;
+	gl_api_go(ar, json_body_step);
 }
 
 void gl_api_read_json(gl_api_req *ar, gl_api_json_fn cb)
@@ -595,14 +635,16 @@ static void auth_done(void *arg, const gl_err *err)
 		gl_api_reply_fault(ar, err);
 		return;
 	}
+	/* the body waited for this verdict only: from here the handler
+	 * decides, now or in a coroutine (whose last release judges) */
+	gl_http_body_unhold(req);
 	ar->freed = &freed;
 	ar->next(ar);
 	if (freed)
 		return;
 	ar->freed = NULL;
-	/* what http.c checks after a dispatch, for the held body */
-	if (gl_http_has_body(req) && !gl_http_body_taken(req) &&
-	    !gl_http_replied(req)) {
+	/* what http.c judges after a dispatch, for the body held till now */
+	if (gl_http_undecided(req)) {
 		gl_error("api: handler neither replied nor took the body of "
 			 "%s %s", gl_http_method(req), gl_http_path(req));
 		gl_api_fail(ar, 500, NULL, "Request not handled");
@@ -732,7 +774,7 @@ static void healthcheck_detailed(gl_api_req *ar)
 static void healthcheck_admin(gl_api_req *ar)
 {
 	if (operator_admin(ar))
-		healthcheck_detailed(ar);
+		gl_api_go(ar, healthcheck_detailed); /* it reads the store */
 }
 
 static void healthcheck(gl_api_req *ar)
@@ -1037,7 +1079,13 @@ static int get_only(gl_api_req *ar, int route_id)
 	return 0;
 }
 
-/* The API proper, once the caller is known. */
+static void call(gl_api_req *ar, void (*fn)(gl_api_req *ar))
+{
+	fn(ar);
+}
+
+/* The API proper, once the caller is known: in a coroutine, since it
+ * reaches the store. */
 static void authenticated(gl_api_req *ar)
 {
 	gl_http_note *note = gl_http_note_of(ar->http);
@@ -1051,7 +1099,7 @@ static void authenticated(gl_api_req *ar)
 		gl_api_reply_fault(ar, &err);
 		return;
 	}
-	route_request(ar);
+	gl_api_go(ar, route_request);
 }
 
 void gl_api_dispatch(gl_http_req *req, void *arg)
@@ -1080,8 +1128,9 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 		return;
 	}
 	if (!strcmp(path, "/healthcheck")) {
+		/* only ?detailed=true reads the database */
 		if (get_only(ar, GL_ROUTE_HEALTHCHECK))
-			healthcheck(ar);
+			(gl_http_query(req) ? gl_api_go : call)(ar, healthcheck);
 		return;
 	}
 	if (!strcmp(path, "/") || !strcmp(path, "/versions")) {

@@ -55,6 +55,7 @@ struct gl_api_req {
 	/* JSON body accumulation */
 	struct evbuffer *body;
 	gl_api_json_fn body_cb;
+	json_t *body_json;    /* parsed, on its way to body_cb */
 	int done;
 	gl_auth_wait *auth_wait; /* the token check this request waits for */
 	void (*next)(gl_api_req *ar); /* what runs once the caller is known */
@@ -87,6 +88,12 @@ void gl_api_reply_result(gl_api_req *ar, int rc, int status, json_t *out,
 /* For handlers that reply through http.c themselves (blob downloads). */
 void gl_api_add_common_headers(gl_api_req *ar);
 void gl_api_finish(gl_api_req *ar);
+
+/* Run fn(ar) in a coroutine (coro.h), holding the request's connection
+ * until fn returns: every step of a request that may reach the metadata
+ * store starts here, so a wait for PostgreSQL lets the worker go on. fn
+ * runs at once, up to its first wait. */
+void gl_api_go(gl_api_req *ar, void (*fn)(gl_api_req *ar));
 
 /* Read the request body as JSON (media type already checked by caller),
  * then call cb with the parsed value (NULL never: errors are answered). */

@@ -39,6 +39,8 @@ typedef struct blob_op {
 	/* an outside blob (external URL, S3) */
 	gl_download_read *rd;
 	int paused;
+	gl_err refused;           /* why the upload took no more bytes */
+	int feeding;              /* db_feed's coroutine is at work */
 } blob_op;
 
 static void op_cleanup(gl_api_req *ar)
@@ -79,17 +81,25 @@ static void up_resume(void *arg)
 	gl_http_body_resume(ar->http);
 }
 
+/* The previous record back (database work), then the refusal. */
+static void up_refuse(gl_api_req *ar)
+{
+	blob_op *op = ar->handler_data;
+	gl_upload *u = op->u;
+
+	op->u = NULL;
+	gl_upload_abort(u);
+	gl_api_reply_fault(ar, &op->refused);
+}
+
 static int up_data(gl_http_req *r, const char *d, size_t n, void *arg)
 {
 	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
-	gl_err err = { 0 };
-	int rc = gl_upload_write(op->u, d, n, &err);
+	int rc = gl_upload_write(op->u, d, n, &op->refused);
 
 	if (rc < 0) {
-		gl_upload_abort(op->u);
-		op->u = NULL;
-		gl_api_reply_fault(ar, &err);
+		gl_api_go(ar, up_refuse);
 		return GL_HTTP_BODY_ABORT;
 	}
 	/* the store is behind (S3 parts): the socket waits, TCP pushes back */
@@ -108,9 +118,8 @@ static void up_finished(void *arg, json_t *af, const gl_err *err)
 		gl_api_reply_fault(ar, err);
 }
 
-static void up_done(gl_http_req *r, void *arg)
+static void up_finish(gl_api_req *ar)
 {
-	gl_api_req *ar = arg;
 	blob_op *op = ar->handler_data;
 	gl_upload *u = op->u;
 	gl_err err = { 0 };
@@ -122,6 +131,11 @@ static void up_done(gl_http_req *r, void *arg)
 		op->finishing = NULL;
 		gl_api_reply_fault(ar, &err);
 	}
+}
+
+static void up_done(gl_http_req *r, void *arg)
+{
+	gl_api_go(arg, up_finish);
 }
 
 static void loc_done(void *arg, json_t *af, const gl_err *err)
@@ -289,6 +303,9 @@ static int parse_range(const char *h, int64_t size, int64_t *a, int64_t *b)
 	return 1;
 }
 
+/* Pieces from the database store while the socket takes them: reads
+ * wait for the database, so later rounds (on drain) run in a coroutine,
+ * one at a time. */
 static void db_feed(gl_http_req *r, void *arg)
 {
 	gl_api_req *ar = arg;
@@ -296,6 +313,7 @@ static void db_feed(gl_http_req *r, void *arg)
 	char *buf = malloc(DB_PIECE);
 	gl_err err = { 0 };
 
+	op->feeding = 1;
 	if (!buf) {
 		gl_http_reply_abort(r);
 		gl_api_finish(ar);
@@ -324,7 +342,23 @@ static void db_feed(gl_http_req *r, void *arg)
 		gl_http_on_drain(r, NULL, NULL);
 		gl_http_reply_end(r);
 		gl_api_finish(ar);
+		return;
 	}
+	op->feeding = 0;
+}
+
+static void db_feed_step(gl_api_req *ar)
+{
+	db_feed(ar->http, ar);
+}
+
+static void db_drain(gl_http_req *r, void *arg)
+{
+	gl_api_req *ar = arg;
+	blob_op *op = ar->handler_data;
+
+	if (!op->feeding)
+		gl_api_go(ar, db_feed_step);
 }
 
 /* -- outside bytes (an external URL, the S3 store): the engine's reader
@@ -522,7 +556,7 @@ void gl_h_blob_get(gl_api_req *ar)
 		gl_api_finish(ar);
 		return;
 	}
-	gl_http_on_drain(ar->http, db_feed, ar);
+	gl_http_on_drain(ar->http, db_drain, ar);
 	db_feed(ar->http, ar);
 }
 

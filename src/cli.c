@@ -32,6 +32,7 @@ enum {
 	O_HELP = 'h',
 	O_CONFIG = 256, O_HOST, O_PORT, O_TYPES, O_DAEMON, O_INTERVAL,
 	O_MINAGE, O_SCHEMAS, O_ATTACH, O_TIMEOUT, O_FORCE, O_EXEC, O_INTER,
+	O_PROJECT,
 };
 
 #define OPT_CONFIG { "config-file", required_argument, NULL, O_CONFIG }
@@ -96,6 +97,7 @@ static const struct option console_opts[] = {
 	OPT_CONFIG, OPT_HELP,
 	{ "attach", optional_argument, NULL, O_ATTACH },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
+	{ "project", required_argument, NULL, O_PROJECT },
 	OPT_END
 };
 static const struct option restore_opts[] = {
@@ -266,7 +268,7 @@ static const command commands[] = {
 	  "validate the configuration as start-up would, and more",
 	  CONFIG_HELP, ":h", plain_opts, 0, 0, run_check_config },
 	{ "console", "[--config-file F] [-e CODE]... [-i] [--attach[=PATH]] "
-	  "[--timeout S] [SCRIPT [ARGS...]]",
+	  "[--timeout S] [--project P] [SCRIPT [ARGS...]]",
 	  "the Lua operator console (docs/console.md)",
 	  CONFIG_HELP
 	  "  -e CODE           run CODE (an expression prints its values); "
@@ -276,6 +278,9 @@ static const command commands[] = {
 	  "([DEFAULT] admin_socket)\n"
 	  "  --timeout S       attach mode: time limit per chunk in seconds "
 	  "(default 10, at most 600)\n"
+	  "  --project P       direct mode: create as project P (owner of new "
+	  "artifacts;\n"
+	  "                    default 'console')\n"
 	  "  SCRIPT [ARGS...]  a Lua file ('-' for stdin); ARGS in arg[1..] "
 	  "and ...\n"
 	  "  Without -e or SCRIPT: the REPL (lines from stdin when it is not "
@@ -429,6 +434,15 @@ static int parse(const command *c, int argc, char **argv, args *a)
 				      GL_ADMIN_MAX_TIMEOUT, &a->con.timeout))
 				return 2;
 			break;
+		case O_PROJECT:
+			if (!*optarg || strlen(optarg) > 255) {
+				fprintf(stderr, "glared console: --project "
+						"needs a project id of 1 to "
+						"255 bytes\n");
+				return 2;
+			}
+			a->con.project = optarg;
+			break;
 		default:
 			bad_option(c, argv, optind, ch);
 			return 2;
@@ -436,6 +450,12 @@ static int parse(const command *c, int argc, char **argv, args *a)
 	}
 	a->pos = argv + optind;
 	a->npos = argc - optind;
+	if (a->con.project && a->con.attach) {
+		/* attached, the server's session acts as console-attach */
+		fprintf(stderr, "glared console: --project is for direct mode, "
+				"not --attach\n");
+		return 2;
+	}
 	if (a->npos < c->min_pos || (c->max_pos >= 0 && a->npos > c->max_pos)) {
 		if (a->npos > 0 && (c->max_pos >= 0 && a->npos > c->max_pos))
 			fprintf(stderr, "glared %s: unexpected argument '%s'\n",

@@ -165,6 +165,8 @@ typedef struct gl_conf {
 	/* [database] */
 	char *db_connection;
 	char *sqlite_durability; /* group | full | normal */
+	int db_max_pool_size;    /* PostgreSQL connections per worker */
+	int db_blocking_queries; /* wait for PostgreSQL on the loop */
 	/* [glance_store] */
 	char *filesystem_store_datadir;
 	char *default_store;

@@ -103,6 +103,17 @@ static gl_console *con(lua_State *L)
 }
 
 gl_console *gl_console_of(lua_State *L) { return con(L); }
+
+int gl_console_set_project(gl_console *c, const char *p)
+{
+	char *dup = strdup(p);
+
+	if (!dup)
+		return -1;
+	free(c->ctx.project_id);
+	c->ctx.project_id = dup;
+	return 0;
+}
 lua_State *gl_console_lua(gl_console *c) { return c->L; }
 void gl_console_set_user(gl_console *c, void *user) { c->user = user; }
 void *gl_console_user(gl_console *c) { return c->user; }
@@ -405,6 +416,28 @@ static int api_get(lua_State *L)
 	if (gl_art_show(c->e, cmd_ctx(c), type, id, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
+}
+
+/* glare.batch(fn, ...): fn(...) in one transaction (gl_meta_batch), its
+ * results returned; an error in fn rolls all of it back and is raised
+ * again. Direct mode only: a serving worker commits for its requests. */
+static int api_batch(lua_State *L)
+{
+	gl_console *c = con(L);
+	gl_err err = { 0 };
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	if (c->server)
+		return luaL_error(L, "glare.batch is for direct mode");
+	if (gl_engine_batch(c->e, 1, &err) < 0)
+		return raise_err(L, &err);
+	if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != LUA_OK) {
+		gl_engine_batch(c->e, -1, &err);
+		return lua_error(L);
+	}
+	if (gl_engine_batch(c->e, 0, &err) < 0)
+		return raise_err(L, &err);
+	return lua_gettop(L);
 }
 
 static int api_create(lua_State *L)
@@ -1474,6 +1507,7 @@ static const char prelude[] =
 "glare.quotas([project]) / glare.set_quotas(body | project, {name = value})\n"
 "glare.reload()  glare.scrub([min_age [, batch]])\n"
 "glare.try(fn, ...)                     results, or nil, message, status\n"
+"glare.batch(fn, ...)                   fn in one transaction (direct, sqlite)\n"
 "glare.null  glare.array(t)  glare.object(t)  glare.json(v [, pretty])\n"
 "glare.decode(s)  glare.format(...)  glare.pp(...)\n"
 "Query: a query string ('status=active&sort=name:asc') or a table\n"
@@ -1490,6 +1524,7 @@ static const luaL_Reg api[] = {
 	{ "page", api_page },
 	{ "get", api_get },
 	{ "create", api_create },
+	{ "batch", api_batch },
 	{ "update", api_update },
 	{ "delete", api_delete },
 	{ "upload", api_upload },

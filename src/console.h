@@ -42,6 +42,11 @@ void gl_console_free(gl_console *c);
 lua_State *gl_console_lua(gl_console *c);
 gl_console *gl_console_of(lua_State *L);
 
+/* Act as project p (still admin): the owner of what it creates; direct
+ * mode's --project, so a bulk load (bench/meta.py) owns its artifacts as
+ * the API's users would. 0, or -1 out of memory. */
+int gl_console_set_project(gl_console *c, const char *p);
+
 /* Per-console pointer for the host (admin.c's session). */
 void gl_console_set_user(gl_console *c, void *user);
 void *gl_console_user(gl_console *c);
@@ -92,6 +97,7 @@ typedef struct gl_console_opts {
 	int attach;            /* --attach[=PATH] */
 	const char *socket;    /* PATH of --attach=PATH, else from conf */
 	int timeout;           /* --timeout S (attach mode) */
+	const char *project;   /* --project P (direct mode) or NULL */
 	const char *script;    /* SCRIPT or "-" (stdin) */
 	char **args;           /* script arguments */
 	int nargs;

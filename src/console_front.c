@@ -908,6 +908,11 @@ int gl_console_run_direct(gl_conf *conf, gl_engine *e,
 		fprintf(stderr, "glared: %s\n", err.msg);
 		return 1;
 	}
+	if (o->project && gl_console_set_project(f.c, o->project) < 0) {
+		fprintf(stderr, "glared: out of memory\n");
+		gl_console_free(f.c);
+		return 1;
+	}
 	f.L = gl_console_lua(f.c);
 	{
 		char db[400];

@@ -51,6 +51,7 @@ struct gl_engine {
 	int ticks;                    /* maintenance passes so far */
 	struct gl_sweep *sweep;       /* the stale-upload sweep in flight */
 	gl_events *events;            /* the outbox (events.h) */
+	int maint_busy;               /* its coroutine is still at work */
 };
 
 /* A loaded artifact with the type it belongs to. */

@@ -5,6 +5,7 @@
  */
 #include "blob.h"
 #include "core.h"
+#include "coro.h"
 #include "digest.h"
 #include "download.h"
 #include "fetch.h"
@@ -421,6 +422,9 @@ struct gl_download_read {
 	gl_download_data_fn data;
 	gl_download_end_fn done;
 	void *arg;
+	/* flagging: the flag's coroutine ends the read (flag_end); a cancel
+	 * meanwhile only marks it cancelled */
+	int flagging, cancelled;
 };
 
 static void rd_free(gl_download_read *r)
@@ -496,6 +500,53 @@ static int rd_stopped(gl_download_read *r)
 	return 1;
 }
 
+/* The bytes differ from the record: flag the blob (database work, so in
+ * a coroutine), then end the read with 502, so the consumer's broken
+ * answer never comes before the flag. dl is the consumer's, which may go
+ * (a cancel) while the flag waits: what the flag needs is copied first. */
+typedef struct flag_end {
+	gl_download_read *r;
+	char *id, *field, *key, *url, *why;
+} flag_end;
+
+static void flag_end_run(void *arg)
+{
+	flag_end *fe = arg;
+	gl_download_read *r = fe->r;
+	gl_err err = { 0 };
+
+	gl_download_flag(r->e, fe->id, fe->field, fe->key, fe->why);
+	if (r->cancelled) {
+		rd_free(r);
+	} else {
+		gl_fail(&err, 502, "BadGateway",
+			"the data at %s changed (%s); the blob is flagged",
+			fe->url, fe->why);
+		rd_end(r, &err);
+	}
+	free(fe->id);
+	free(fe->field);
+	free(fe->key);
+	free(fe->url);
+	free(fe->why);
+	free(fe);
+}
+
+static void flag_end_start(gl_download_read *r, const char *why)
+{
+	const gl_download *dl = r->dl;
+	flag_end *fe = gl_xcalloc(1, sizeof *fe);
+
+	fe->r = r;
+	fe->id = gl_xstrdup(dl->artifact_id);
+	fe->field = gl_xstrdup(dl->field);
+	fe->key = dl->key ? gl_xstrdup(dl->key) : NULL;
+	fe->url = gl_xstrdup(dl->url);
+	fe->why = gl_xstrdup(why);
+	r->flagging = 1;
+	gl_coro_go(flag_end_run, fe);
+}
+
 static int fetch_bytes(void *arg, const char *d, size_t n)
 {
 	return rd_bytes(arg, d, n);
@@ -507,7 +558,6 @@ static void fetch_end(void *arg, const gl_fetch_result *res)
 	const gl_download *dl = r->dl;
 	gl_digest_hex h;
 	char why[1200] = "";
-	gl_err err = { 0 };
 
 	r->fj = NULL;
 	if (r->stopped && !(dl->size >= 0 && r->got > dl->size)) {
@@ -531,12 +581,7 @@ static void fetch_end(void *arg, const gl_fetch_result *res)
 		rd_end(r, NULL);
 		return;
 	case 1:
-		gl_download_flag(r->e, dl->artifact_id, dl->field, dl->key,
-				    why);
-		gl_fail(&err, 502, "BadGateway",
-			"the data at %s changed (%s); the blob is flagged",
-			dl->url, why);
-		rd_end(r, &err);
+		flag_end_start(r, why);
 		return;
 	default:
 		/* a transfer that failed or was refused says nothing about
@@ -680,6 +725,10 @@ void gl_download_read_cancel(gl_download_read *r)
 {
 	if (!r)
 		return;
+	if (r->flagging) {
+		r->cancelled = 1; /* flag_end_run frees it */
+		return;
+	}
 	if (r->fj)
 		gl_fetch_cancel(r->fj);
 	if (r->s3g)

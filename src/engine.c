@@ -53,14 +53,22 @@ fail:
 	return NULL;
 }
 
+void gl_engine_stop(gl_engine *e)
+{
+	if (e)
+		gl_meta_stop(e->meta);
+}
+
 void gl_engine_free(gl_engine *e)
 {
 	if (!e)
 		return;
-	/* work in flight first: uploads and registrations put their
-	 * placeholders back, then the clients they used go */
-	gl_upload_abort_all(e);
+	/* work in flight first: registrations and uploads put their
+	 * placeholders back, then the clients they used go. Registrations
+	 * first: an import's job lets go of its upload, which the uploads'
+	 * abort then frees (the other order leaves the job a freed one) */
 	gl_location_free_all(e);
+	gl_upload_abort_all(e);
 	stores_close(e);
 	gl_maint_free(e);
 	gl_events_free(e->events);
@@ -95,6 +103,11 @@ void gl_engine_maintain(gl_engine *e)
 
 struct event_base *gl_engine_base(gl_engine *e) { return e->base; }
 struct gl_events *gl_engine_events(gl_engine *e) { return e->events; }
+
+int gl_engine_batch(gl_engine *e, int on, gl_err *err)
+{
+	return gl_meta_batch(e->meta, on, err);
+}
 
 int gl_engine_attach_loop(gl_engine *e, gl_err *err)
 {

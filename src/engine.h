@@ -42,6 +42,9 @@ typedef struct gl_engine gl_engine;
 gl_engine *gl_engine_new(gl_conf *conf, gl_policy *pol,
 			 struct event_base *base, gl_err *err);
 void gl_engine_free(gl_engine *e);
+/* The worker's loop has ended: work still waiting for the database (in
+ * coroutines) fails and runs to its end now (gl_meta_stop). */
+void gl_engine_stop(gl_engine *e);
 /* SIGHUP / console: load a new type set and swap it in; on failure the
  * old set keeps serving. */
 int gl_engine_reload_types(gl_engine *e, gl_err *err);
@@ -66,5 +69,7 @@ int gl_engine_when_durable(gl_engine *e, void (*fn)(void *arg, int ok),
 			   void *arg);
 void gl_engine_durable_cancel(gl_engine *e, void *arg);
 const gl_conf *gl_engine_conf(gl_engine *e);
+/* gl_meta_batch on the engine's store (the console's glare.batch). */
+int gl_engine_batch(gl_engine *e, int on, gl_err *err);
 
 #endif

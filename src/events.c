@@ -22,6 +22,7 @@
  */
 #include "events.h"
 #include "amqp.h"
+#include "coro.h"
 #include "fetch.h"
 #include "log.h"
 #include "owner.h"
@@ -155,6 +156,9 @@ struct gl_events {
 	int started;
 	struct event *tick, *kick, *flush, *wake;
 	int64_t wake_at;         /* when `wake` fires, 0 if not armed */
+	/* the timers' database work runs in coroutines (coro.h), one pass
+	 * and one flush at a time; a pass asked for meanwhile runs after */
+	int passing, flushing, pass_again;
 	gl_amqp *amqp;
 	gl_fetch *hooks;
 	hook *inflight;
@@ -510,9 +514,8 @@ static void amqp_result(void *arg, int64_t id, int ok, const char *why)
 
 /* Write the publisher's outcomes: confirmed rows go, the others are
  * released to be tried again. One transaction. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
+static void flush_run(gl_events *ev)
 {
-	gl_events *ev = arg;
 	size_t n = json_array_size(ev->acked), i;
 	int64_t now = gl_now_us();
 	gl_err err = { 0 };
@@ -559,6 +562,25 @@ fail:
 	/* kept: written by the next flush (the claims hold meanwhile) */
 	gl_warn("events: recording %zu published notification(s): %s", n,
 		err.msg);
+}
+
+static void flush_co(void *arg)
+{
+	gl_events *ev = arg;
+
+	ev->flushing = 1;
+	flush_run(ev);
+	ev->flushing = 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_events *ev = arg;
+
+	if (ev->flushing) /* outcomes that came meanwhile: next round */
+		schedule_flush(ev);
+	else
+		gl_coro_go(flush_co, ev);
 }
 
 /* As many RabbitMQ rows as the publisher has room for, or NULL. */
@@ -655,9 +677,33 @@ static void hook_record(gl_events *ev, int64_t seq, int64_t created_us,
 			why ? why : "");
 }
 
+typedef struct hook_end {
+	hook *h;
+	gl_fetch_result res;
+} hook_end;
+
+static void hook_done_run(hook *h, const gl_fetch_result *res);
+
+static void hook_done_co(void *arg)
+{
+	hook_end *he = arg;
+
+	hook_done_run(he->h, &he->res);
+	free(he);
+}
+
+/* The delivery's outcome is database work: in a coroutine. */
 static void hook_done(void *arg, const gl_fetch_result *res)
 {
-	hook *h = arg;
+	hook_end *he = gl_xmalloc(sizeof *he);
+
+	he->h = arg;
+	he->res = *res;
+	gl_coro_go(hook_done_co, he);
+}
+
+static void hook_done_run(hook *h, const gl_fetch_result *res)
+{
 	gl_events *ev = h->ev;
 	char why[sizeof res->err.msg];
 
@@ -943,9 +989,29 @@ static void pass(gl_events *ev)
 		kick_now(ev);
 }
 
+static void pass_co(void *arg)
+{
+	gl_events *ev = arg;
+
+	ev->passing = 1;
+	do {
+		ev->pass_again = 0;
+		pass(ev);
+	} while (ev->pass_again);
+	ev->passing = 0;
+}
+
+static void pass_soon(gl_events *ev)
+{
+	if (ev->passing)
+		ev->pass_again = 1;
+	else
+		gl_coro_go(pass_co, ev);
+}
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
-	pass(arg);
+	pass_soon(arg);
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
@@ -953,7 +1019,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	gl_events *ev = arg;
 
 	ev->wake_at = 0;
-	pass(ev);
+	pass_soon(ev);
 }
 
 /* Claims of processes of this host that are gone (owner.h's rules 2 and
@@ -1107,7 +1173,7 @@ void gl_events_free(gl_events *ev)
 	if (ev->started) {
 		/* what the publisher confirmed is written; the rest, and the
 		 * webhooks cut short, go back to the outbox at once */
-		flush_cb(-1, 0, ev);
+		flush_run(ev);
 		exec_warn(ev, release_sql, json_pack("[s]", ev->node),
 			  "releasing claims");
 	}

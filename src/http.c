@@ -159,6 +159,8 @@ struct conn {
 	int scan_state;       /* head_scan() */
 	int scan_lines;
 	size_t scanned;       /* input bytes head_scan() has seen */
+	int held;             /* gl_http_hold: a handler's coroutine is out */
+	int parse_blocked;    /* parsing waits for the last release */
 	struct event *head_timer, *kick, *linger_timer;
 };
 
@@ -787,12 +789,71 @@ static int body_waits(const gl_http_req *r)
 	return r->body_held && !r->body_accepted && r->resp == RESP_NONE;
 }
 
+void gl_http_body_unhold(gl_http_req *r)
+{
+	if (!r->body_held)
+		return;
+	r->body_held = 0;
+	/* parsing goes on from the loop: the body waits for a decision
+	 * made now, or for the release of a pin taken now */
+	conn_kick(r->c);
+}
+
+/* The one judgement of a request left with no decision: a body neither
+ * taken nor answered, and nothing out that will decide (no body hold, no
+ * pin), on a connection still in use. */
+int gl_http_undecided(const gl_http_req *r)
+{
+	const struct conn *c = r->c;
+
+	return r->has_body && !r->body_accepted && r->resp == RESP_NONE &&
+	       !r->body_held && !c->held && !c->stop_parse && !c->want_free;
+}
+
+/* Its verdict, from this unit: 500 rather than a connection that hangs. */
+static void judge(struct conn *c, gl_http_req *r)
+{
+	if (!gl_http_undecided(r))
+		return;
+	gl_error("http: handler neither replied nor took the body of %s %s",
+		 http_method_str(r->method), r->path);
+	c->srv->on_error(r, 500, "Request not handled", c->srv->arg);
+}
+
 void gl_http_body_resume(gl_http_req *r)
 {
 	if (!r->body_paused)
 		return;
 	r->body_paused = 0;
 	conn_kick(r->c);
+}
+
+/* ---- holding the request for a coroutine ------------------------------- */
+
+gl_http_pin *gl_http_hold(gl_http_req *r)
+{
+	struct conn *c = r->c;
+
+	c->held++;
+	conn_enter(c);
+	return (gl_http_pin *)c;
+}
+
+void gl_http_release(gl_http_pin *pin)
+{
+	struct conn *c = (struct conn *)pin;
+	gl_http_req *r = c->req;
+
+	c->held--;
+	c->in_callback--;
+	if (r)
+		judge(c, r);
+	/* the rest (parsing on, or freeing a connection the client left)
+	 * happens from the loop, never on the releasing coroutine's stack */
+	if (c->held == 0 && (c->want_free || c->parse_blocked)) {
+		c->parse_blocked = 0;
+		conn_kick(c);
+	}
 }
 
 /* ---- parser callbacks ----------------------------------------------------- */
@@ -1049,16 +1110,15 @@ static int on_headers_complete(http_parser *p)
 
 	c->srv->dispatch(r, c->srv->arg);
 
-	if (body_waits(r)) {
-		/* parse nothing more until the handler decides */
+	if (c->held || body_waits(r)) {
+		/* parse nothing more until the handler decides: it goes on in
+		 * a coroutine (gl_http_release kicks), or holds the body */
+		if (c->held)
+			c->parse_blocked = 1;
 		http_parser_pause(p, 1);
 		return 0;
 	}
-	if (r->has_body && !r->body_accepted && r->resp == RESP_NONE) {
-		gl_error("http: handler neither replied nor took the body of %s %s",
-			 http_method_str(r->method), r->path);
-		c->srv->on_error(r, 500, "Request not handled", c->srv->arg);
-	}
+	judge(c, r);
 	if (c->stop_parse) {
 		/* early reply to a body we will not read: stop here */
 		http_parser_pause(p, 1);
@@ -1272,6 +1332,10 @@ static void conn_parse(struct conn *c)
 
 		if (c->want_free || c->closing)
 			return;
+		if (c->held) {
+			c->parse_blocked = 1; /* the release kicks */
+			return;
+		}
 		if (c->req && req_complete(c)) {
 			conn_finish_req(c);
 			continue;
@@ -1391,6 +1455,19 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	conn_leave(c);
 }
 
+/* The whole request has arrived: its head and all of its body are parsed
+ * or in the input buffer (a chunked body: never known before parsed). */
+static int request_in(const struct conn *c)
+{
+	const gl_http_req *r = c->req;
+	int64_t buffered = (int64_t)evbuffer_get_length(
+		bufferevent_get_input(c->bev));
+
+	if (r->msg_done || !r->has_body)
+		return 1;
+	return !r->chunked && r->body_received + buffered >= r->content_length;
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -1400,7 +1477,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		if ((what & BEV_EVENT_READING) && r &&
 		    (r->msg_done || r->body_paused || r->body_held ||
-		     r->resp != RESP_NONE) &&
+		     r->resp != RESP_NONE || c->held) &&
 		    !c->lingering) {
 			/* the request is with the handler; silence is fine */
 			bufferevent_enable(bev, EV_READ);
@@ -1424,11 +1501,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			c->close_after = 1;
 			c->stop_parse = 1;
 			bufferevent_disable(bev, EV_READ);
-		} else if (r && body_waits(r) && !r->chunked &&
-			   (int64_t)evbuffer_get_length(bufferevent_get_input(
-				   bev)) >= r->content_length) {
-			/* half-closed after the whole body, which the handler
-			 * holds: it is parsed once taken; answer, then close */
+		} else if (r && (body_waits(r) || c->held) && request_in(c)) {
+			/* half-closed after the whole request, which the
+			 * handler still decides about (a body hold, a pin):
+			 * the rest is parsed once it has; answer, then close */
 			c->close_after = 1;
 			bufferevent_disable(bev, EV_READ);
 		} else {

@@ -31,8 +31,17 @@
  * Contract for the dispatch callback: for a request with a body it must,
  * before returning, either reply (the body is then discarded, or the
  * connection closed if the body is large), accept the body with
- * gl_http_body_accept(), or hold it with gl_http_body_hold() and do one
- * of the first two later. A request without a body may be answered later.
+ * gl_http_body_accept(), or defer the decision and take one of the first
+ * two later. Two ways defer, and they compose (a request may be under
+ * both at once): a body hold (gl_http_body_hold: the handler waits for
+ * something outside the request, a token check or a durable commit) and a
+ * pin (gl_http_hold: the handler's code goes on in a coroutine). While
+ * either is out nothing more is parsed; a pin also keeps the connection
+ * (a client that leaves is noticed at the last release), and a client
+ * that half-closes after its whole request is answered, then closed. A
+ * request with no decision once nothing defers it any more
+ * (gl_http_undecided) gets a 500, never a hang. A request without a body
+ * may be answered later.
  * After a reply is complete (gl_http_reply*, gl_http_reply_end or
  * gl_http_reply_abort) the request belongs to this unit again and the
  * handler must not touch it; if the connection dies first, the close
@@ -143,6 +152,13 @@ void gl_http_body_accept(gl_http_req *r, gl_http_body_fn on_data,
  * parsed, nor "100 Continue" sent, until gl_http_body_accept; a reply
  * instead discards or refuses the body as usual. */
 void gl_http_body_hold(gl_http_req *r);
+/* The wait a body hold was for is over (the token check's verdict): the
+ * handler decides now, or pins the request and decides in a coroutine. */
+void gl_http_body_unhold(gl_http_req *r);
+/* 1 if the request has a body neither taken nor answered and nothing
+ * defers the decision (no body hold, no pin): the handler broke the
+ * contract above. */
+int gl_http_undecided(const gl_http_req *r);
 /* 1 once gl_http_body_accept was called. */
 int gl_http_body_taken(const gl_http_req *r);
 void gl_http_body_resume(gl_http_req *r);
@@ -150,6 +166,17 @@ int64_t gl_http_body_received(const gl_http_req *r);
 
 /* Called if the connection is lost before the reply is complete. */
 void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg);
+
+/* A handler that goes on in a coroutine (api.c) may return to the loop
+ * before it replied or took the body. Until the matching release, the
+ * connection stays (a client that leaves is noticed, and its close
+ * callback runs, after the release), nothing more is parsed, and the
+ * "neither replied nor took the body" check waits (the last release
+ * makes it, unless a body hold still defers). The pin outlives the
+ * request: release it even after the reply. */
+typedef struct gl_http_pin gl_http_pin;
+gl_http_pin *gl_http_hold(gl_http_req *r);
+void gl_http_release(gl_http_pin *pin);
 
 /* ---- the response ----------------------------------------------------------
  * Headers are set before the reply starts; this is the one place that

@@ -12,6 +12,7 @@
  */
 #include "blob.h"
 #include "core.h"
+#include "coro.h"
 #include "fetch.h"
 #include "location.h"
 #include "log.h"
@@ -41,6 +42,11 @@ typedef struct gl_location_job {
 	gl_fetch_job *fj;
 	gl_upload_done_fn done;
 	void *arg;
+	/* fetch_done's coroutine is at work: a cancel only detaches */
+	int completing;
+	/* the heartbeat holds jobs across its waits: job_free then leaves
+	 * the memory to the last hold */
+	int holds, gone;
 } gl_location_job;
 
 static void job_unlink(gl_engine *e, gl_location_job *j)
@@ -52,12 +58,23 @@ static void job_unlink(gl_engine *e, gl_location_job *j)
 		}
 }
 
+static void job_mem_free(gl_location_job *j);
+
 static void job_free(gl_location_job *j)
 {
 	if (j->u)
 		gl_upload_abort(j->u);
+	j->u = NULL;
 	if (j->finishing)
 		gl_upload_detach(j->finishing); /* it ends without us */
+	j->finishing = NULL;
+	j->gone = 1;
+	if (!j->holds)
+		job_mem_free(j);
+}
+
+static void job_mem_free(gl_location_job *j)
+{
 	json_decref(j->prev);
 	gl_target_clear(&j->tg);
 	free(j->id);
@@ -84,14 +101,15 @@ static void job_restore(gl_location_job *j)
 }
 
 /* A registration nobody waits for any more: its fetch stops, its
- * placeholder goes, nothing of it is kept. */
+ * placeholder goes, nothing of it is kept. Out of the list first: the
+ * restore may wait for the database. */
 static void job_drop(gl_location_job *j)
 {
 	if (j->fj)
 		gl_fetch_cancel(j->fj);
 	j->fj = NULL;
-	job_restore(j);
 	job_unlink(j->e, j);
+	job_restore(j);
 	job_free(j);
 }
 
@@ -102,7 +120,8 @@ static void job_finish(gl_location_job *j, json_t *af, const gl_err *err)
 
 	job_unlink(j->e, j);
 	job_free(j);
-	done(arg, af, err);
+	if (done) /* NULL: the caller left (gl_location_cancel) */
+		done(arg, af, err);
 	json_decref(af);
 }
 
@@ -144,8 +163,10 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 		job_finish(j, NULL, err);
 		return;
 	}
-	if (gl_core_reread(j->e, j->tg.af.type, j->id, "was deleted", &fresh,
-			   &e2) == 0) {
+	if (!j->ctx) {
+		/* detached: nobody waits for the answer (nor its hook) */
+	} else if (gl_core_reread(j->e, j->tg.af.type, j->id, "was deleted",
+				  &fresh, &e2) == 0) {
 		args = gl_core_blob_args(j->field, j->key, NULL);
 		if (gl_core_hook(j->e, j->tg.af.ts, j->tg.af.type,
 				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
@@ -157,9 +178,35 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 	job_finish(j, out, out ? NULL : &e2);
 }
 
+static void fetch_done_run(void *arg);
+static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res);
+
+/* The fetch ended: the rest is database work, in a coroutine. */
+typedef struct fetch_end {
+	gl_location_job *j;
+	gl_fetch_result res;
+} fetch_end;
+
 static void fetch_done(void *arg, const gl_fetch_result *res)
 {
-	gl_location_job *j = arg;
+	fetch_end *fe = gl_xmalloc(sizeof *fe);
+
+	fe->j = arg;
+	fe->res = *res;
+	fe->j->completing = 1;
+	gl_coro_go(fetch_done_run, fe);
+}
+
+static void fetch_done_run(void *arg)
+{
+	fetch_end *fe = arg;
+
+	fetch_done_steps(fe->j, &fe->res);
+	free(fe);
+}
+
+static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
+{
 	gl_engine *e = j->e;
 	gl_err err = { 0 };
 	json_t *rec = NULL, *fresh = NULL, *cur, *af = NULL, *args;
@@ -237,7 +284,10 @@ static void fetch_done(void *arg, const gl_fetch_result *res)
 		j->key ? j->key : "", (long long)res->size, got[2]);
 	json_decref(fresh);
 	fresh = NULL;
-	if (gl_core_reread(e, t, j->id, "was deleted", &fresh, &err) == 0) {
+	if (!j->ctx) {
+		/* detached: nobody waits for the answer (nor its hook) */
+	} else if (gl_core_reread(e, t, j->id, "was deleted", &fresh,
+				  &err) == 0) {
 		args = gl_core_blob_args(j->field, j->key, NULL);
 		if (gl_core_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
 				   j->ctx, fresh, args, NULL, &err) == 0)
@@ -595,12 +645,28 @@ fail:
 	return -1;
 }
 
+static void drop_run(void *arg)
+{
+	job_drop(arg);
+}
+
 void gl_location_cancel(gl_engine *e, void *arg)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
 		if (j->arg != arg)
 			continue;
-		job_drop(j);
+		if (j->completing) {
+			/* its coroutine finishes it for no one (the caller
+			 * and its context are gone); an import's upload still
+			 * ends in import_done, which frees the job */
+			j->done = NULL;
+			j->ctx = NULL;
+			if (j->finishing)
+				gl_upload_orphan(j->finishing);
+			return;
+		}
+		j->ctx = NULL;
+		gl_coro_go(drop_run, j); /* the restore is database work */
 		return;
 	}
 }
@@ -669,32 +735,58 @@ int gl_location_owns(gl_engine *e, const char *id, const char *field,
 	return 0;
 }
 
+static void job_beat(gl_engine *e, gl_location_job *j);
+
 void gl_location_heartbeat_all(gl_engine *e)
 {
+	gl_location_job **all;
+	size_t n = 0, k = 0;
+
+	/* the list changes while the records are written: hold a copy */
+	for (gl_location_job *j = e->jobs; j; j = j->next)
+		n++;
+	if (!n)
+		return;
+	all = gl_xcalloc(n, sizeof *all);
 	for (gl_location_job *j = e->jobs; j; j = j->next) {
-		json_t *doc = NULL, *cur, *rec;
-		gl_err err = { 0 };
-		if (!j->fj || gl_meta_begin(e->meta, &err) < 0)
-			continue;
-		if (gl_meta_get(e->meta, j->tg.af.type, j->id, &doc, &err) == 0 &&
-		    (cur = gl_blob_record(doc, j->tg.f, j->key)) != NULL &&
-		    gl_streq(gl_json_str(cur, "status"), "saving") &&
-		    gl_streq(gl_json_str(cur, "url"), j->url)) {
-			rec = json_deep_copy(cur);
-			json_object_set_new(rec, "heartbeat",
-					    json_integer(gl_now_us()));
-			if (gl_meta_blob_set(e->meta, j->id, j->field,
-					     j->key ? j->key : "", rec, &err) == 0 &&
-			    gl_meta_commit(e->meta, &err) == 0) {
-				json_decref(rec);
-				json_decref(doc);
-				continue;
-			}
-			json_decref(rec);
-		}
-		gl_meta_rollback(e->meta);
-		json_decref(doc);
+		j->holds++;
+		all[k++] = j;
 	}
+	for (size_t i = 0; i < n; i++) {
+		gl_location_job *j = all[i];
+
+		if (!j->gone && j->fj)
+			job_beat(e, j);
+		if (--j->holds == 0 && j->gone)
+			job_mem_free(j);
+	}
+	free(all);
+}
+
+static void job_beat(gl_engine *e, gl_location_job *j)
+{
+	json_t *doc = NULL, *cur, *rec;
+	gl_err err = { 0 };
+
+	if (gl_meta_begin(e->meta, &err) < 0)
+		return;
+	if (gl_meta_get(e->meta, j->tg.af.type, j->id, &doc, &err) == 0 &&
+	    (cur = gl_blob_record(doc, j->tg.f, j->key)) != NULL &&
+	    gl_streq(gl_json_str(cur, "status"), "saving") &&
+	    gl_streq(gl_json_str(cur, "url"), j->url)) {
+		rec = json_deep_copy(cur);
+		json_object_set_new(rec, "heartbeat", json_integer(gl_now_us()));
+		if (gl_meta_blob_set(e->meta, j->id, j->field,
+				     j->key ? j->key : "", rec, &err) == 0 &&
+		    gl_meta_commit(e->meta, &err) == 0) {
+			json_decref(rec);
+			json_decref(doc);
+			return;
+		}
+		json_decref(rec);
+	}
+	gl_meta_rollback(e->meta);
+	json_decref(doc);
 }
 
 /* Stop: registrations in flight are dropped and their placeholders put

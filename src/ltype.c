@@ -28,6 +28,7 @@
  * (- nothing, m a memory error, e any error, v an error on purpose).
  */
 #include "ltype.h"
+#include "coro.h"
 #include "ljson.h"
 #include "log.h"
 #include "lsafe.h"
@@ -350,7 +351,12 @@ static int run_limits(tcall *c, gl_lreq *rq, int64_t steps_limit,
 	lua_pushcfunction(L, trampoline);
 	lua_pushlightuserdata(L, c);
 	lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+	/* a call into Lua never spans a yield: the state, its sealed
+	 * upvalues and st->rq (this request's budget) are shared by every
+	 * coroutine of the worker */
+	gl_coro_noyield_enter();
 	rc = lua_pcall(L, 1, 0, base + 1);
+	gl_coro_noyield_leave();
 	lua_sethook(L, NULL, 0, 0);
 	rq->ns += mono_ns() - now;
 	if (rc != LUA_OK) {

@@ -28,12 +28,15 @@
  *                  upload_takeover_after, until it succeeds.
  *
  * Nothing here waits on the network on the event loop: S3 calls go through
- * the S3 client's asynchronous requests (curlev). Any node may run any
+ * the S3 client's asynchronous requests (curlev), and everything that
+ * reaches the metadata store (the timer, the kick, the S3 callbacks) runs
+ * in a coroutine (coro.h), so waits for PostgreSQL yield. Any node may run any
  * entry; running one twice is harmless (a second abort or delete finds
  * nothing: 404).
  */
 #include "blob.h"
 #include "core.h"
+#include "coro.h"
 #include "gc.h"
 #include "location.h"
 #include "maint.h"
@@ -119,7 +122,7 @@ static void op_free(cleanup_op *op)
 	free(op);
 }
 
-static void op_done(void *arg, const gl_err *err)
+static void op_done_run(void *arg, const gl_err *err)
 {
 	cleanup_op *op = arg;
 	gl_engine *e = op->e;
@@ -139,6 +142,11 @@ static void op_done(void *arg, const gl_err *err)
 			       op->attempts + 1, err);
 	}
 	op_free(op);
+}
+
+static void op_done(void *arg, const gl_err *err)
+{
+	gl_coro_go_err(op_done_run, arg, err);
 }
 
 /* Claim the due entries (as many as there is room for) and send them. */
@@ -202,24 +210,53 @@ static void cleanup_run(gl_engine *e)
 	json_decref(list);
 }
 
-static void kick_cb(evutil_socket_t fd, short what, void *arg)
+static void cleanup_run_co(void *arg)
 {
 	cleanup_run(arg);
 }
 
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_coro_go(cleanup_run_co, arg);
+}
+
 /* The S3 client's own cleanup of an abandoned upload ended (or was dropped
  * at exit): done, or kept in the queue to be tried again. */
+typedef struct hook_end {
+	gl_engine *e;
+	char *key, *upload_id;
+	gl_err err;
+	int failed;
+} hook_end;
+
+static void s3_cleanup_hook_run(void *arg)
+{
+	hook_end *h = arg;
+	const char *kind = h->upload_id ? "s3_abort" : "s3_delete";
+	const char *a = h->upload_id ? h->upload_id : "";
+
+	if (finished(h->failed ? &h->err : NULL))
+		cleanup_succeeded(h->e, kind, h->key, a);
+	else
+		cleanup_failed(h->e, kind, h->key, a, 1, &h->err);
+	free(h->key);
+	free(h->upload_id);
+	free(h);
+}
+
 static void s3_cleanup_hook(void *arg, const char *key, const char *upload_id,
 			    const gl_err *err)
 {
-	gl_engine *e = arg;
-	const char *kind = upload_id ? "s3_abort" : "s3_delete";
-	const char *a = upload_id ? upload_id : "";
+	hook_end *h = gl_xcalloc(1, sizeof *h);
 
-	if (finished(err))
-		cleanup_succeeded(e, kind, key, a);
-	else
-		cleanup_failed(e, kind, key, a, 1, err);
+	/* the client's strings live for this call only */
+	h->e = arg;
+	h->key = gl_xstrdup(key);
+	h->upload_id = upload_id ? gl_xstrdup(upload_id) : NULL;
+	h->failed = err != NULL;
+	if (err)
+		h->err = *err;
+	gl_coro_go(s3_cleanup_hook_run, h);
 }
 
 /* ---- takeover ------------------------------------------------------------------ */
@@ -339,7 +376,7 @@ static void sweep_free(gl_sweep *sw)
 	free(sw);
 }
 
-static void sweep_done(void *arg, const gl_err *lerr)
+static void sweep_done_run(void *arg, const gl_err *lerr)
 {
 	gl_sweep *sw = arg;
 	gl_engine *e = sw->e;
@@ -388,6 +425,11 @@ out:
 	sweep_free(sw);
 }
 
+static void sweep_done(void *arg, const gl_err *lerr)
+{
+	gl_coro_go_err(sweep_done_run, arg, lerr);
+}
+
 static void sweep_start(gl_engine *e)
 {
 	gl_sweep *sw;
@@ -425,17 +467,29 @@ static void takeover_pass(gl_engine *e)
 		gl_gc_cleanup_kick(e);
 }
 
-static void maint_cb(evutil_socket_t fd, short what, void *arg)
+static void maint_run(void *arg)
 {
 	gl_engine *e = arg;
 	int every = e->conf->upload_takeover_after / e->conf->upload_heartbeat / 2;
 
+	e->maint_busy = 1;
 	gl_upload_heartbeat_all(e);
 	gl_location_heartbeat_all(e);
 	if (every < 1 || e->ticks++ % every == 0)
 		takeover_pass(e);
 	gl_gc_run(e);
 	cleanup_run(e);
+	e->maint_busy = 0;
+}
+
+/* In a coroutine, one pass at a time (a tick that comes while the last
+ * pass still waits for the database is skipped). */
+static void maint_cb(evutil_socket_t fd, short what, void *arg)
+{
+	gl_engine *e = arg;
+
+	if (!e->maint_busy)
+		gl_coro_go(maint_run, e);
 }
 
 int gl_maint_init(gl_engine *e, gl_err *err)

@@ -27,7 +27,7 @@ gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err)
 		return NULL;
 	}
 	if (has_scheme(conn, "postgresql") || has_scheme(conn, "postgres"))
-		return gl_meta_pg_open(conn, upgrade, err);
+		return gl_meta_pg_open(conn, conf, upgrade, err);
 	return gl_meta_sqlite_open(conn, upgrade, conf->sqlite_durability,
 				   err);
 }
@@ -35,6 +35,15 @@ gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err)
 int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err)
 {
 	return m->ops->attach_loop ? m->ops->attach_loop(m, base, err) : 0;
+}
+
+int gl_meta_batch(gl_meta *m, int on, gl_err *err)
+{
+	if (!m->ops->batch) {
+		gl_fail(err, 400, NULL, "batches need the sqlite store");
+		return -1;
+	}
+	return m->ops->batch(m, on, err);
 }
 
 int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok),
@@ -58,6 +67,12 @@ void gl_meta_close(gl_meta *m)
 {
 	if (m)
 		m->ops->close(m);
+}
+
+void gl_meta_stop(gl_meta *m)
+{
+	if (m && m->ops->stop)
+		m->ops->stop(m);
 }
 
 int gl_meta_schema_version(gl_meta *m)

@@ -44,6 +44,11 @@ typedef struct gl_meta gl_meta;
  * schema; an older one needs `glared db upgrade` (error says so). */
 gl_meta *gl_meta_open(const gl_conf *conf, int upgrade, gl_err *err);
 void gl_meta_close(gl_meta *m);
+/* The worker's loop is ending: calls of coroutines waiting for the
+ * database fail now with 503 (and later ones at once), so every coroutine
+ * runs to its end; calls from the main stack still work, blocking.
+ * Nothing to do for stores that never wait (sqlite). */
+void gl_meta_stop(gl_meta *m);
 int gl_meta_schema_version(gl_meta *m);
 /* The file a sqlite [database] connection names (malloc'ed; backups). */
 char *gl_meta_sqlite_path(const char *conn, gl_err *err);
@@ -158,6 +163,13 @@ int gl_meta_cleanup_del(gl_meta *m, const char *kind, const char *target,
  * durable many at a time. A reply that acknowledges a write waits for
  * gl_meta_when_durable. PostgreSQL commits are durable when they return
  * (these calls do nothing there), as are sqlite's when not attached. */
+/* Bulk loading (the console's glare.batch, bench/load.lua): on = 1 opens
+ * one write transaction in which each later begin / commit / rollback is
+ * a savepoint, so a failed write still undoes itself alone; on = 0 commits
+ * the whole (-1: it was rolled back), on = -1 rolls the whole back. Thousands of creates then write each B-tree page they share once
+ * instead of once per create (the WAL of one create is ~60 pages). SQLite
+ * only, not attached to a loop: 400 otherwise. */
+int gl_meta_batch(gl_meta *m, int on, gl_err *err);
 struct event_base;
 int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err);
 /* 0: every commit made so far is durable. 1: fn(arg, ok) runs on the loop

@@ -22,6 +22,7 @@
 struct gl_meta_ops {
 	const char *name; /* "sqlite", "postgresql" */
 	void (*close)(gl_meta *m);
+	void (*stop)(gl_meta *m); /* optional: stores that never wait */
 	int (*schema_version)(gl_meta *m);
 
 	int (*begin)(gl_meta *m, gl_err *err);
@@ -93,6 +94,8 @@ struct gl_meta_ops {
 			    void *arg);
 	void (*durable_cancel)(gl_meta *m, void *arg);
 	int (*sync)(gl_meta *m, gl_err *err);
+	/* optional (NULL: not offered) */
+	int (*batch)(gl_meta *m, int on, gl_err *err);
 };
 
 /* The common header every backend's struct begins with. */
@@ -107,6 +110,7 @@ extern const struct gl_meta_ops gl_meta_sqlite_ops, gl_meta_pg_ops;
  * error never repeats the URL, which may carry a password. */
 gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
 			     const char *durability, gl_err *err);
-gl_meta *gl_meta_pg_open(const char *conn, int upgrade, gl_err *err);
+gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf,
+			 int upgrade, gl_err *err);
 
 #endif

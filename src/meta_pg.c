@@ -42,6 +42,7 @@
  * Uses libpq, jansson, meta_sql.c, util.c (time, memory), err.c
  * (gl_fail).
  */
+#include "coro.h"
 #include "meta_backend.h"
 #include "meta_sql.h"
 #include "util.h"
@@ -49,11 +50,13 @@
 #include <endian.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <libpq-fe.h>
 
 /* Piece size of the database blob store (both spellings must agree). */
@@ -269,9 +272,12 @@ static const char schema_v7[] =
 	" ON name, key, value_text, value_num FROM properties;"
 	"ANALYZE artifacts; ANALYZE properties; ANALYZE tags;";
 
+/* created_at among the copies (meta_schema.h says why) */
+static const char schema_v8[] = MS_CREATED_COPIES "ANALYZE properties;";
+
 static const char *const migrations[] = { schema_v1, schema_v2, schema_v3,
 					   schema_v4, schema_v5, schema_v6,
-					   schema_v7 };
+					   schema_v7, schema_v8 };
 /* clang-format on */
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -297,12 +303,13 @@ enum stmt_id {
  * a JSON array of {n name, k key, p pos, v number as text, t text}). */
 #define PUT_CHILDREN                                                          \
 	" t AS (INSERT INTO tags (value, artifact_id, type_name, owner,"       \
-	"  visibility, status)"                                               \
-	"  SELECT DISTINCT e.v, a.id, $2, $8, $9, $10 FROM a,"                \
+	"  visibility, status, created_at)"                                   \
+	"  SELECT DISTINCT e.v, a.id, $2, $8, $9, $10, $13 FROM a,"           \
 	"  json_array_elements_text($18::json) AS e(v)),"                     \
 	" p AS (INSERT INTO properties (artifact_id, name, key, pos,"         \
-	"  value_num, value_text, type_name, owner, visibility, status)"      \
-	"  SELECT a.id, x.n, x.k, x.p, x.v, x.t, $2, $8, $9, $10 FROM a,"     \
+	"  value_num, value_text, type_name, owner, visibility, status,"      \
+	"  created_at)"                                                       \
+	"  SELECT a.id, x.n, x.k, x.p, x.v, x.t, $2, $8, $9, $10, $13 FROM a,"\
 	"  json_to_recordset($19::json) AS x(n text, k text, p int,"          \
 	"  v numeric, t text))"                                               \
 	" SELECT count(*) FROM a"
@@ -457,11 +464,14 @@ static const char *const stmt_sql[S_COUNT] = {
 };
 /* clang-format on */
 
-/* The connection; `base` first, so a gl_meta * is a pg_meta *. */
-typedef struct pg_meta {
-	struct gl_meta base;
-	PGconn *conn;
-	int version;
+struct pg_meta;
+
+/* One connection of a worker's pool: its session, the statements prepared
+ * on it, and the transaction state of whoever holds it. */
+typedef struct pg_conn {
+	struct pg_meta *pm;
+	PGconn *conn;         /* NULL: to be opened on next use */
+	const void *owner;    /* holder: a coroutine, or &main_owner; NULL free */
 	unsigned char prepared[S_COUNT];
 	gl_msql_lru lru;           /* listing statements, */
 	char dyn[GL_MSQL_DYN_CACHE][24]; /* their names by slot ("" none) */
@@ -477,6 +487,31 @@ typedef struct pg_meta {
 	unsigned lost : 1;    /* the connection broke */
 	unsigned commit_sent : 1; /* its own COMMIT was sent: a rerun could
 				   * repeat a write that did commit */
+	unsigned dead : 1;    /* left in the middle of a statement (I/O
+			       * failed, or shutdown): closed when given back */
+	unsigned stopped : 1; /* closed under a waiter by gl_meta_stop */
+	/* waiting in a coroutine for the socket */
+	struct event *ev;
+	evutil_socket_t ev_fd;
+	short ev_what;
+	gl_coro *waiter;
+} pg_conn;
+
+/* The store of a worker: `base` first, so a gl_meta * is a pg_meta *. A
+ * pool of connections, opened as concurrency asks for them (up to max),
+ * each held by one caller for one statement or for its transaction;
+ * coroutines that find none free queue for one. */
+typedef struct pg_meta {
+	struct gl_meta base;
+	int version;
+	char *url;            /* for more connections */
+	int max;              /* [database] max_pool_size */
+	int blocking;         /* [database] blocking_queries */
+	int closing;          /* gl_meta_stop: coroutines wait no more */
+	pg_conn **pool;
+	int n;
+	gl_coro **queue;      /* coroutines waiting for a connection, FIFO */
+	int nq, qcap;
 } pg_meta;
 
 static pg_meta *pg(gl_meta *gm)
@@ -516,6 +551,143 @@ static int res_ok(const PGresult *r)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * Waiting. Every statement is sent with libpq's asynchronous calls on a
+ * non-blocking connection, and its answer awaited here: inside a coroutine
+ * of a serving worker the coroutine yields until libevent sees the socket
+ * ready, so the worker serves other requests meanwhile; anywhere else (the
+ * tools, start-up, [database] blocking_queries) poll() blocks as PQexec
+ * would. Nothing waits while a Lua call is running (coro.h asserts it).
+ * ---------------------------------------------------------------------- */
+
+static const char main_owner; /* the main stack's token as a holder */
+
+static const void *me(void)
+{
+	gl_coro *c = gl_coro_self();
+
+	return c ? (const void *)c : &main_owner;
+}
+
+/* 1 if this call may yield while it waits: in a coroutine, on a loop
+ * that still runs (after gl_meta_stop every wait blocks). */
+static int may_yield(const pg_meta *pm)
+{
+	return !pm->blocking && !pm->closing && gl_coro_self() &&
+	       gl_coro_base();
+}
+
+static int conn_ok(const pg_conn *m)
+{
+	return m->conn && !m->dead && PQstatus(m->conn) == CONNECTION_OK;
+}
+
+static void io_ready(evutil_socket_t fd, short what, void *arg)
+{
+	pg_conn *m = arg;
+
+	if (m->waiter)
+		gl_coro_resume(m->waiter);
+}
+
+/* Until the socket is ready for what (EV_READ / EV_WRITE). -1: it cannot
+ * be waited for, or the worker is stopping (gl_meta_stop); the
+ * connection is then dead. */
+static int wait_io(pg_conn *m, short what)
+{
+	evutil_socket_t fd = PQsocket(m->conn);
+
+	if (fd < 0) {
+		m->dead = 1;
+		return -1;
+	}
+	if (!may_yield(m->pm)) {
+		struct pollfd p = { .fd = fd };
+
+		p.events = (short)((what & EV_READ ? POLLIN : 0) |
+				   (what & EV_WRITE ? POLLOUT : 0));
+		while (poll(&p, 1, -1) < 0)
+			if (errno != EINTR) {
+				m->dead = 1;
+				return -1;
+			}
+		return 0;
+	}
+	if (!m->ev || m->ev_fd != fd || m->ev_what != what) {
+		if (m->ev)
+			event_free(m->ev);
+		m->ev = event_new(gl_coro_base(), fd, what, io_ready, m);
+		if (!m->ev)
+			gl_oom();
+		m->ev_fd = fd;
+		m->ev_what = what;
+	}
+	m->waiter = gl_coro_self();
+	event_add(m->ev, NULL);
+	gl_coro_yield();
+	m->waiter = NULL;
+	if (m->stopped)
+		return -1; /* gl_meta_stop closed the connection */
+	return 0;
+}
+
+/* The results of what was just sent, as PQexec gives them: the last one,
+ * or the first error. NULL (and a dead connection) when sending failed or
+ * the connection broke. */
+static PGresult *collect(pg_conn *m, int sent)
+{
+	PGresult *res = NULL, *r;
+	int f;
+
+	if (!sent)
+		goto dead;
+	/* the server may answer while a long message is still going out */
+	while ((f = PQflush(m->conn)) == 1)
+		if (wait_io(m, EV_READ | EV_WRITE) < 0 ||
+		    !PQconsumeInput(m->conn))
+			goto dead;
+	if (f < 0)
+		goto dead;
+	for (;;) {
+		while (PQisBusy(m->conn))
+			if (wait_io(m, EV_READ) < 0 || !PQconsumeInput(m->conn))
+				goto dead;
+		if (!(r = PQgetResult(m->conn)))
+			break;
+		if (res && !res_ok(res)) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(res);
+		res = r;
+	}
+	return res;
+dead:
+	PQclear(res);
+	m->dead = 1;
+	return NULL;
+}
+
+static PGresult *q_simple(pg_conn *m, const char *sql)
+{
+	return collect(m, conn_ok(m) && PQsendQuery(m->conn, sql));
+}
+
+static PGresult *q_prepare(pg_conn *m, const char *name, const char *sql)
+{
+	return collect(m, conn_ok(m) &&
+			      PQsendPrepare(m->conn, name, sql, 0, NULL));
+}
+
+static PGresult *q_prepared(pg_conn *m, const char *name, int n,
+			    const char *const *vals, const int *len,
+			    const int *fmt, int binary)
+{
+	return collect(m, conn_ok(m) &&
+			      PQsendQueryPrepared(m->conn, name, n, vals, len,
+						  fmt, binary));
+}
+
 /* libpq's message on one line, without the trailing newline. */
 static void one_line(const char *in, char *out, size_t n)
 {
@@ -538,7 +710,7 @@ static void one_line(const char *in, char *out, size_t n)
 /* The failure of a statement (r may be NULL), as the engine reports it. A
  * broken connection is 503 and marks the call for a rerun (see call_again);
  * lock timeouts and serialisation failures are 409 like SQLite's busy. */
-static int pg_fail(pg_meta *m, const PGresult *r, gl_err *err)
+static int pg_fail(pg_conn *m, const PGresult *r, gl_err *err)
 {
 	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
@@ -548,7 +720,11 @@ static int pg_fail(pg_meta *m, const PGresult *r, gl_err *err)
 	/* class 08 is the connection's, except 08P01 (protocol violation:
 	 * a bug of ours on a healthy connection); 57P01-57P03: the server
 	 * is shutting down or restarting */
-	if (PQstatus(m->conn) != CONNECTION_OK ||
+	if (m->stopped) {
+		m->lost = 1;
+		return gl_fail(err, 503, NULL, "the server is shutting down");
+	}
+	if (!conn_ok(m) ||
 	    (state && ((strncmp(state, "08", 2) == 0 &&
 			strcmp(state, "08P01") != 0) ||
 		       strncmp(state, "57P0", 4) == 0))) {
@@ -560,7 +736,8 @@ static int pg_fail(pg_meta *m, const PGresult *r, gl_err *err)
 		      strcmp(state, "40P01") == 0))
 		return gl_fail(err, 409, "Conflict",
 			       "The database is busy, try again");
-	one_line(msg ? msg : PQerrorMessage(m->conn), line, sizeof line);
+	one_line(msg ? msg : m->conn ? PQerrorMessage(m->conn) : "",
+		 line, sizeof line);
 	return gl_fail(err, 500, NULL, "DBError: %s", line);
 }
 
@@ -587,7 +764,7 @@ static const char *val_text(const gl_msql_val *v, char buf[NUM_LEN])
 /* Prepare name (once per connection: *prepared) and run it with the
  * values. The result (to PQclear) or NULL + err. binary: results in binary
  * format. */
-static PGresult *exec_vals(pg_meta *m, const char *name, const char *sql,
+static PGresult *exec_vals(pg_conn *m, const char *name, const char *sql,
 			   unsigned char *prepared, const gl_msql_val *v, int n,
 			   int binary, gl_err *err)
 {
@@ -598,7 +775,7 @@ static PGresult *exec_vals(pg_meta *m, const char *name, const char *sql,
 	PGresult *r = NULL;
 
 	if (prepared && !*prepared) {
-		r = PQprepare(m->conn, name, sql, 0, NULL);
+		r = q_prepare(m, name, sql);
 		if (!res_ok(r)) {
 			pg_fail(m, r, err);
 			PQclear(r);
@@ -615,7 +792,7 @@ static PGresult *exec_vals(pg_meta *m, const char *name, const char *sql,
 			fmt[i] = 1;
 		}
 	}
-	r = PQexecPrepared(m->conn, name, n, vals, len, fmt, binary);
+	r = q_prepared(m, name, n, vals, len, fmt, binary);
 	if (!res_ok(r)) {
 		pg_fail(m, r, err);
 		PQclear(r);
@@ -630,7 +807,7 @@ out:
 }
 
 /* Run statement id (prepared on first use on this connection). */
-static PGresult *stq(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
+static PGresult *stq(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 		     int binary, gl_err *err)
 {
 	char name[16];
@@ -642,7 +819,7 @@ static PGresult *stq(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
 
 /* Run a statement that returns no rows; *changed (optional): rows it
  * inserted, updated or deleted. */
-static int run(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
+static int run(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 	       int64_t *changed, gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
@@ -656,9 +833,9 @@ static int run(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
 }
 
 /* A statement without parameters, as a simple query (may hold several). */
-static int simple(pg_meta *m, const char *sql, gl_err *err)
+static int simple(pg_conn *m, const char *sql, gl_err *err)
 {
-	PGresult *r = PQexec(m->conn, sql);
+	PGresult *r = q_simple(m, sql);
 	int ok = res_ok(r);
 
 	if (!ok)
@@ -668,11 +845,10 @@ static int simple(pg_meta *m, const char *sql, gl_err *err)
 }
 
 /* End a transaction block after a failure, whatever state it is in. */
-static void abort_block(pg_meta *m)
+static void abort_block(pg_conn *m)
 {
-	if (PQstatus(m->conn) == CONNECTION_OK &&
-	    PQtransactionStatus(m->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(m->conn, "ROLLBACK"));
+	if (conn_ok(m) && PQtransactionStatus(m->conn) != PQTRANS_IDLE)
+		PQclear(q_simple(m, "ROLLBACK"));
 }
 
 /* Column values of a text-format result. */
@@ -721,7 +897,7 @@ static gl_msql_row row_of(const PGresult *r, int row)
 }
 
 /* Every row of statement id, shaped (gl_msql_*_row), as an array. */
-static int rows_json(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
+static int rows_json(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 		     gl_msql_shape_fn shape, json_t **out, gl_err *err)
 {
 	PGresult *r;
@@ -754,7 +930,7 @@ static void quiet_notices(void *arg, const char *message)
 /* Per-session settings, after every (re)connect. lock_timeout: a writer
  * waiting longer for the writers' lock (or a row lock) gets 409, as with
  * SQLite's busy timeout. */
-static int session_setup(pg_meta *m, gl_err *err)
+static int session_setup(pg_conn *m, gl_err *err)
 {
 	memset(m->prepared, 0, sizeof m->prepared);
 	memset(m->ext_prepared, 0, sizeof m->ext_prepared);
@@ -765,32 +941,90 @@ static int session_setup(pg_meta *m, gl_err *err)
 		      " SET standard_conforming_strings = on", err);
 }
 
-/* A new session on the same parameters. Transactions of the old one are
- * gone with it; prepared statements are prepared again on use. */
-static int reconnect(pg_meta *m, gl_err *err)
+/* Open m's session (closing what is left of an old one): connect, check
+ * the server, set the session up. In a coroutine, the connection is made
+ * with PQconnectStartParams / PQconnectPoll and every wait yields. */
+static int conn_open(pg_conn *m, gl_err *err)
 {
+	/* defaults the URL's own parameters override: give up connecting
+	 * after 10 s, and notice a server that vanished without closing the
+	 * connection (power, network) within about a minute */
+	static const char *const keys[] = {
+		"connect_timeout", "fallback_application_name", "keepalives",
+		"keepalives_idle", "keepalives_interval", "keepalives_count",
+		"dbname", NULL
+	};
+	const char *vals[] = { "10", "glared", "1", "30", "10", "3",
+			       m->pm->url, NULL };
 	char line[512];
 
+	if (m->conn)
+		PQfinish(m->conn); /* the server rolls back what was open */
+	m->conn = NULL;
+	m->dead = m->stopped = 0;
 	m->txn = m->inner = m->sp = 0;
-	PQreset(m->conn);
-	if (PQstatus(m->conn) != CONNECTION_OK) {
-		one_line(PQerrorMessage(m->conn), line, sizeof line);
-		return gl_fail(err, 503, NULL,
-			       "database connection lost (reconnecting: %s)",
-			       line);
+	if (may_yield(m->pm)) {
+		PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+		m->conn = PQconnectStartParams(keys, vals, 1);
+		if (!m->conn)
+			gl_oom();
+		while (PQstatus(m->conn) != CONNECTION_BAD &&
+		       st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+			if (wait_io(m, st == PGRES_POLLING_READING ? EV_READ
+								   : EV_WRITE))
+				break;
+			st = PQconnectPoll(m->conn);
+		}
+	} else {
+		m->conn = PQconnectdbParams(keys, vals, 1);
+		if (!m->conn)
+			gl_oom();
+	}
+	if (m->dead || PQstatus(m->conn) != CONNECTION_OK) {
+		/* libpq's messages name host and user, never the password */
+		one_line(m->stopped ? "the server is shutting down"
+				    : PQerrorMessage(m->conn), line, sizeof line);
+		m->dead = 1;
+		return gl_fail(err, 503, NULL, "cannot connect to the"
+			       " database: %s", line);
+	}
+	PQsetNoticeProcessor(m->conn, quiet_notices, NULL);
+	if (PQserverVersion(m->conn) < 110000) {
+		m->dead = 1;
+		return gl_fail(err, 500, NULL, "PostgreSQL 11 or later is"
+			       " needed (the server is %d)",
+			       PQserverVersion(m->conn));
+	}
+	if (PQsetnonblocking(m->conn, 1) < 0) {
+		m->dead = 1;
+		return gl_fail(err, 500, NULL, "DBError: cannot make the"
+			       " connection non-blocking");
 	}
 	m->lost = 0;
 	return session_setup(m, err);
 }
 
+/* A new session on the same parameters. Transactions of the old one are
+ * gone with it; prepared statements are prepared again on use. */
+static int reconnect(pg_conn *m, gl_err *err)
+{
+	gl_err why = { 0 };
+
+	if (conn_open(m, &why) == 0)
+		return 0;
+	return gl_fail(err, 503, NULL,
+		       "database connection lost (reconnecting: %s)", why.msg);
+}
+
 /* Start of every call: a connection known to be broken is re-established
  * now, unless the engine's transaction was on it (then that transaction is
  * lost and only its rollback may run). */
-static int call_enter(pg_meta *m, gl_err *err)
+static int call_enter(pg_conn *m, gl_err *err)
 {
 	m->lost = 0;
 	m->commit_sent = 0;
-	if (PQstatus(m->conn) == CONNECTION_OK)
+	if (conn_ok(m))
 		return 0;
 	if (m->txn)
 		return gl_fail(err, 503, NULL, "database connection lost");
@@ -800,18 +1034,116 @@ static int call_enter(pg_meta *m, gl_err *err)
 /* After a failed call: 1 if it should run again - the connection broke,
  * no transaction of the engine's was open, the call has not run again yet,
  * and no COMMIT of its own was in flight (that write may have landed). */
-static int call_again(pg_meta *m, int *tries, gl_err *err)
+static int call_again(pg_conn *m, int *tries, gl_err *err)
 {
-	if (!m->lost || m->txn || m->commit_sent || (*tries)++ > 0)
+	if (!m->lost || m->txn || m->commit_sent || m->stopped ||
+	    (*tries)++ > 0)
 		return 0;
 	return reconnect(m, err) == 0;
 }
 
-/* Run expr (an op's body returning < 0 on failure) under the reconnect
- * rules above; rc receives its result. */
-#define PG_CALL(m, err, rc, expr)                                             \
+/* ------------------------------------------------------------------------
+ * The pool. A caller (a coroutine, or the main stack) holds a connection
+ * for one call, or from gl_meta_begin to its commit or rollback; every
+ * call of a holder goes to the connection it holds. Without a free one, a
+ * new one is opened while the pool is below max; past that a coroutine
+ * waits in line (a connection given back goes straight to the first in
+ * line), and the main stack, which cannot wait, opens one more.
+ *
+ * This cannot deadlock: a coroutine waits for a connection only while it
+ * holds none, so every held connection belongs to a caller that can run;
+ * and the writers' lock is only ever awaited inside PostgreSQL by a
+ * coroutine that yields meanwhile, so its holder, another coroutine of
+ * this worker or another node, goes on and commits.
+ * ---------------------------------------------------------------------- */
+
+static pg_conn *conn_mine(pg_meta *pm)
+{
+	const void *who = me();
+
+	for (int i = 0; i < pm->n; i++)
+		if (pm->pool[i]->owner == who)
+			return pm->pool[i];
+	return NULL;
+}
+
+static void queue_drop(pg_meta *pm, gl_coro *c)
+{
+	for (int i = 0; i < pm->nq; i++)
+		if (pm->queue[i] == c) {
+			memmove(pm->queue + i, pm->queue + i + 1,
+				(size_t)(pm->nq - i - 1) * sizeof *pm->queue);
+			pm->nq--;
+			return;
+		}
+}
+
+/* Give m back (unless its holder's transaction goes on): to the first
+ * coroutine in line, or to the pool. A connection left in the middle of a
+ * statement is closed now, so the server ends its session (and whatever
+ * locks it held) at once; the next holder opens a new one. */
+static void conn_give(pg_conn *m)
+{
+	pg_meta *pm = m->pm;
+
+	if (m->txn)
+		return;
+	if (m->dead && m->conn) {
+		PQfinish(m->conn);
+		m->conn = NULL;
+	}
+	m->owner = NULL;
+	if (pm->nq > 0 && !pm->closing) {
+		gl_coro *c = pm->queue[0];
+
+		queue_drop(pm, c);
+		m->owner = c;
+		gl_coro_wake(c);
+	}
+}
+
+static pg_conn *conn_take(pg_meta *pm, gl_err *err)
+{
+	pg_conn *m;
+
+	for (;;) {
+		if ((m = conn_mine(pm)))
+			return m;
+		for (int i = 0; i < pm->n; i++)
+			if (!pm->pool[i]->owner) {
+				pm->pool[i]->owner = me();
+				return pm->pool[i];
+			}
+		if (pm->n < pm->max || !may_yield(pm)) {
+			m = gl_xcalloc(1, sizeof *m);
+			m->pm = pm;
+			m->owner = me();
+			m->ev_fd = -1;
+			pm->pool = gl_xrealloc(pm->pool, (size_t)(pm->n + 1) *
+							  sizeof *pm->pool);
+			pm->pool[pm->n++] = m;
+			return m; /* opened by call_enter */
+		}
+		if (pm->nq == pm->qcap) {
+			pm->qcap = pm->qcap ? 2 * pm->qcap : 8;
+			pm->queue = gl_xrealloc(pm->queue, (size_t)pm->qcap *
+							     sizeof *pm->queue);
+		}
+		pm->queue[pm->nq++] = gl_coro_self();
+		gl_coro_yield(); /* conn_give hands one over, or gl_meta_stop */
+		queue_drop(pm, gl_coro_self());
+	}
+}
+
+/* Run expr (an op's body returning < 0 on failure) on a connection of the
+ * pool (m), under the reconnect rules above; rc receives its result. */
+#define PG_CALL(pm, m, err, rc, expr)                                         \
 	do {                                                                  \
 		int tries_ = 0;                                               \
+		if (!((m) = conn_take((pm), (err)))) {                        \
+			(rc) = -1;                                            \
+			break;                                                \
+		}                                                             \
 		do {                                                          \
 			if (call_enter((m), (err))) {                         \
 				(rc) = -1;                                    \
@@ -819,6 +1151,7 @@ static int call_again(pg_meta *m, int *tries, gl_err *err)
 			}                                                     \
 			(rc) = (expr);                                        \
 		} while ((rc) < 0 && call_again((m), &tries_, (err)));        \
+		conn_give(m);                                                 \
 	} while (0)
 
 /* The transaction of a write call. Outside the engine's transaction it is
@@ -827,7 +1160,7 @@ static int call_again(pg_meta *m, int *tries, gl_err *err)
  * and write). Inside, calls with several statements (multi) run in a
  * savepoint, so a failure undoes only the call and the engine's
  * transaction stays usable, as with SQLite. */
-static int wr_begin(pg_meta *m, int multi, gl_err *err)
+static int wr_begin(pg_conn *m, int multi, gl_err *err)
 {
 	if (!m->txn) {
 		if (simple(m, "BEGIN; " WRITE_LOCK_SQL, err)) {
@@ -843,7 +1176,7 @@ static int wr_begin(pg_meta *m, int multi, gl_err *err)
 	return 0;
 }
 
-static int wr_end(pg_meta *m, int ok, gl_err *err)
+static int wr_end(pg_conn *m, int ok, gl_err *err)
 {
 	gl_err ignore;
 	PGresult *r;
@@ -855,7 +1188,7 @@ static int wr_end(pg_meta *m, int ok, gl_err *err)
 			return -1;
 		}
 		m->commit_sent = 1;
-		r = PQexec(m->conn, "COMMIT");
+		r = q_simple(m, "COMMIT");
 		ok = res_ok(r);
 		if (!ok) {
 			pg_fail(m, r, err);
@@ -878,7 +1211,7 @@ static int wr_end(pg_meta *m, int ok, gl_err *err)
 /* A read call of several statements sees one snapshot: outside the
  * engine's transaction, a read-only REPEATABLE READ one of its own; inside,
  * the writers' lock already keeps every other writer out. */
-static int rd_begin(pg_meta *m, gl_err *err)
+static int rd_begin(pg_conn *m, gl_err *err)
 {
 	if (m->txn)
 		return 0;
@@ -888,7 +1221,7 @@ static int rd_begin(pg_meta *m, gl_err *err)
 	return 0;
 }
 
-static int rd_end(pg_meta *m, int ok, gl_err *err)
+static int rd_end(pg_conn *m, int ok, gl_err *err)
 {
 	if (!m->inner)
 		return ok ? 0 : -1;
@@ -909,9 +1242,9 @@ static int rd_end(pg_meta *m, int ok, gl_err *err)
  * ---------------------------------------------------------------------- */
 
 /* One integer from a simple query (0 when no row). */
-static int query_int(pg_meta *m, const char *sql, int64_t *out, gl_err *err)
+static int query_int(pg_conn *m, const char *sql, int64_t *out, gl_err *err)
 {
-	PGresult *r = PQexec(m->conn, sql);
+	PGresult *r = q_simple(m, sql);
 	int ok = res_ok(r);
 
 	if (!ok)
@@ -924,7 +1257,7 @@ static int query_int(pg_meta *m, const char *sql, int64_t *out, gl_err *err)
 
 /* The schema version: glared_schema's highest step, 0 if the table does
  * not exist; *tables: other tables in the schema (a foreign database). */
-static int read_version(pg_meta *m, int64_t *v, int64_t *tables,
+static int read_version(pg_conn *m, int64_t *v, int64_t *tables,
 			gl_err *err)
 {
 	int64_t exists;
@@ -952,7 +1285,7 @@ static int read_version(pg_meta *m, int64_t *v, int64_t *tables,
  * version is re-read under the writers' lock (no lock timeout here: a
  * long migration of another node is worth waiting for), since another
  * worker or node may be doing the same at the same moment. */
-static int migrate(pg_meta *m, int upgrade, gl_err *err)
+static int migrate(pg_conn *m, int upgrade, gl_err *err)
 {
 	int64_t v, tables;
 	char sql[128];
@@ -990,58 +1323,84 @@ fail:
 	return -1;
 }
 
-gl_meta *gl_meta_pg_open(const char *conn, int upgrade, gl_err *err)
+gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf,
+			 int upgrade, gl_err *err)
 {
-	/* defaults the URL's own parameters override: give up connecting
-	 * after 10 s, and notice a server that vanished without closing the
-	 * connection (power, network) within about a minute */
-	/* clang-format off */
-	static const char *const keys[] = {
-		"connect_timeout", "fallback_application_name", "keepalives",
-		"keepalives_idle", "keepalives_interval", "keepalives_count",
-		"dbname", NULL
-	};
-	/* clang-format on */
-	const char *vals[] = { "10", "glared", "1", "30", "10", "3", conn,
-			       NULL };
-	pg_meta *m = gl_xcalloc(1, sizeof *m);
-	char line[512];
+	pg_meta *pm = gl_xcalloc(1, sizeof *pm);
+	pg_conn *m;
 
-	m->base.ops = &gl_meta_pg_ops;
-	m->conn = PQconnectdbParams(keys, vals, 1);
-	if (!m->conn)
-		gl_oom();
-	PQsetNoticeProcessor(m->conn, quiet_notices, NULL);
-	if (PQstatus(m->conn) != CONNECTION_OK) {
-		/* libpq's messages name host and user, never the password */
-		one_line(PQerrorMessage(m->conn), line, sizeof line);
-		gl_fail(err, 500, NULL, "cannot connect to the database: %s",
-			line);
+	pm->base.ops = &gl_meta_pg_ops;
+	pm->url = gl_xstrdup(conn);
+	pm->max = conf && conf->db_max_pool_size > 0 ? conf->db_max_pool_size
+						     : 5;
+	pm->blocking = conf && conf->db_blocking_queries;
+	m = conn_take(pm, err); /* the main stack: no wait */
+	if (conn_open(m, err)) {
+		/* as before pools: a failed first connection is no 503 */
+		err->status = 500;
 		goto fail;
 	}
-	if (PQserverVersion(m->conn) < 110000) {
-		gl_fail(err, 500, NULL, "PostgreSQL 11 or later is needed"
-			" (the server is %d)", PQserverVersion(m->conn));
+	if (migrate(m, upgrade, err))
 		goto fail;
-	}
-	if (session_setup(m, err) || migrate(m, upgrade, err))
-		goto fail;
-	m->version = SCHEMA_VERSION;
-	return &m->base;
+	conn_give(m);
+	pm->version = SCHEMA_VERSION;
+	return &pm->base;
 fail:
-	pg_close(&m->base);
+	pg_close(&pm->base);
 	return NULL;
 }
 
 static void pg_close(gl_meta *gm)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
 
-	if (!m)
+	if (!pm)
 		return;
-	gl_msql_lru_free(&m->lru);
-	PQfinish(m->conn); /* a transaction still open is rolled back */
-	free(m);
+	for (int i = 0; i < pm->n; i++) {
+		pg_conn *m = pm->pool[i];
+
+		gl_msql_lru_free(&m->lru);
+		if (m->ev)
+			event_free(m->ev);
+		PQfinish(m->conn); /* a transaction still open is rolled back */
+		free(m);
+	}
+	free(pm->pool);
+	free(pm->queue);
+	free(pm->url);
+	free(pm);
+}
+
+/* The loop is ending. Every statement a coroutine waits for is abandoned:
+ * its connection is closed first (so the server rolls back and frees the
+ * locks it held), then the coroutine resumes with 503 "the server is
+ * shutting down". Coroutines waiting for a connection resume too. From
+ * here on every call waits blocking, so each coroutine runs to its end
+ * (its rollback, its cleanup) without the loop. */
+static void pg_stop(gl_meta *gm)
+{
+	pg_meta *pm = pg(gm);
+	gl_coro **wake;
+	int n = 0;
+
+	pm->closing = 1;
+	wake = gl_xcalloc((size_t)(pm->n + pm->nq) + 1, sizeof *wake);
+	for (int i = 0; i < pm->n; i++) {
+		pg_conn *m = pm->pool[i];
+
+		if (!m->waiter)
+			continue;
+		event_del(m->ev);
+		PQfinish(m->conn);
+		m->conn = NULL;
+		m->dead = m->stopped = 1;
+		wake[n++] = m->waiter;
+	}
+	for (int i = 0; i < pm->nq; i++)
+		wake[n++] = pm->queue[i];
+	for (int i = 0; i < n; i++)
+		gl_coro_resume(wake[i]);
+	free(wake);
 }
 
 static int pg_schema_version(gl_meta *gm)
@@ -1057,7 +1416,7 @@ static int pg_schema_version(gl_meta *gm)
  * the lock statement, before the wait, and miss exactly those writes.)
  * ---------------------------------------------------------------------- */
 
-static int begin_impl(pg_meta *m, gl_err *err)
+static int begin_impl(pg_conn *m, gl_err *err)
 {
 	if (simple(m, "BEGIN; " WRITE_LOCK_SQL, err)) {
 		abort_block(m);
@@ -1069,13 +1428,14 @@ static int begin_impl(pg_meta *m, gl_err *err)
 
 static int pg_begin(gl_meta *gm, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m = conn_mine(pm);
 	int rc;
 
-	if (m->txn)
+	if (m && m->txn)
 		return gl_fail(err, 500, NULL, "DBError: cannot start a"
 			       " transaction within a transaction");
-	PG_CALL(m, err, rc, begin_impl(m, err));
+	PG_CALL(pm, m, err, rc, begin_impl(m, err));
 	return rc;
 }
 
@@ -1084,22 +1444,26 @@ static int pg_begin(gl_meta *gm, gl_err *err)
  * nothing (PostgreSQL answers COMMIT with ROLLBACK): that is an error. */
 static int pg_commit(gl_meta *gm, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m = conn_mine(pm);
 	PGresult *r;
 	int ok;
 
-	if (!m->txn)
+	if (!m || !m->txn)
 		return gl_fail(err, 500, NULL, "DBError: cannot commit - no"
 			       " transaction is active");
 	m->txn = 0;
-	if (PQstatus(m->conn) != CONNECTION_OK)
+	if (!conn_ok(m)) {
+		conn_give(m);
 		return gl_fail(err, 503, NULL, "database connection lost");
+	}
 	if (PQtransactionStatus(m->conn) == PQTRANS_INERROR) {
 		abort_block(m);
+		conn_give(m);
 		return gl_fail(err, 500, NULL, "DBError: the transaction was"
 			       " aborted by an earlier error");
 	}
-	r = PQexec(m->conn, "COMMIT");
+	r = q_simple(m, "COMMIT");
 	ok = res_ok(r) && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok) {
 		if (res_ok(r))
@@ -1110,24 +1474,27 @@ static int pg_commit(gl_meta *gm, gl_err *err)
 		abort_block(m);
 	}
 	PQclear(r);
+	conn_give(m);
 	return ok ? 0 : -1;
 }
 
 static void pg_rollback(gl_meta *gm)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m = conn_mine(pm);
 
-	if (!m->txn)
+	if (!m || !m->txn)
 		return;
 	m->txn = 0;
 	abort_block(m);
+	conn_give(m);
 }
 
 /* ------------------------------------------------------------------------
  * Artifacts.
  * ---------------------------------------------------------------------- */
 
-static int get_impl(pg_meta *m, const gl_type *type, const char *id,
+static int get_impl(pg_conn *m, const gl_type *type, const char *id,
 		    json_t **af, gl_err *err)
 {
 	PGresult *r;
@@ -1162,12 +1529,13 @@ static int get_impl(pg_meta *m, const gl_type *type, const char *id,
 static int pg_get(gl_meta *gm, const gl_type *type, const char *id,
 		  json_t **af, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int rc;
 
 	if (type && type->is_all)
 		type = NULL;
-	PG_CALL(m, err, rc, get_impl(m, type, id, af, err));
+	PG_CALL(pm, m, err, rc, get_impl(m, type, id, af, err));
 	return rc;
 }
 
@@ -1192,7 +1560,7 @@ static int prop_rec(void *ctx, const char *name, const char *key, int pos,
 	return 0;
 }
 
-static int put_impl(pg_meta *m, const gl_type *type, json_t *af,
+static int put_impl(pg_conn *m, const gl_type *type, json_t *af,
 		    const gl_vkey *vk, int insert, gl_err *err)
 {
 	json_t *tags, *props;
@@ -1237,18 +1605,19 @@ out:
 static int pg_put(gl_meta *gm, const gl_type *type, json_t *af,
 		  const gl_vkey *vk, int insert, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int rc;
 
 	if (gl_msql_put_check(type, af, vk, err))
 		return -1;
-	PG_CALL(m, err, rc, put_impl(m, type, af, vk, insert, err));
+	PG_CALL(pm, m, err, rc, put_impl(m, type, af, vk, insert, err));
 	return rc;
 }
 
 /* A write of one statement (in the call's own transaction, see wr_begin);
  * *changed (optional): rows it touched. */
-static int write1(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
+static int write1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
 		  int64_t *changed, gl_err *err)
 {
 	int ok;
@@ -1260,16 +1629,17 @@ static int write1(pg_meta *m, enum stmt_id id, const gl_msql_vals *p,
 }
 
 /* A write call of one statement with n (up to 3) text parameters. */
-static int write_texts(pg_meta *m, enum stmt_id id, int n, const char *a1,
+static int write_texts(pg_meta *pm, enum stmt_id id, int n, const char *a1,
 		       const char *a2, const char *a3, gl_err *err)
 {
 	const char *a[3] = { a1, a2, a3 };
 	gl_msql_vals p = { 0 };
+	pg_conn *m;
 	int rc;
 
 	for (int i = 0; i < n; i++)
 		gl_msql_set_text(&p, i + 1, a[i]);
-	PG_CALL(m, err, rc, write1(m, id, &p, NULL, err));
+	PG_CALL(pm, m, err, rc, write1(m, id, &p, NULL, err));
 	return rc;
 }
 
@@ -1282,13 +1652,14 @@ static int pg_delete(gl_meta *gm, const char *id, gl_err *err)
 static int pg_deleted(gl_meta *gm, int64_t before_us, int limit,
 		      json_t **out, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_set_int(&p, 1, before_us);
 	gl_msql_set_int(&p, 2, limit);
-	PG_CALL(m, err, rc, rows_json(m, S_DELETED, &p, gl_msql_deleted_row, out,
+	PG_CALL(pm, m, err, rc, rows_json(m, S_DELETED, &p, gl_msql_deleted_row, out,
 				      err));
 	return rc;
 }
@@ -1296,7 +1667,8 @@ static int pg_deleted(gl_meta *gm, int64_t before_us, int limit,
 static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 			 gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int64_t changed = 0;
 	gl_msql_vals p = { 0 };
 	int rc;
@@ -1304,7 +1676,7 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 	gl_msql_set_text(&p, 1, id);
 	gl_msql_set_text(&p, 2, status);
 	gl_msql_set_int(&p, 3, gl_now_us());
-	PG_CALL(m, err, rc, write1(m, S_SET_STATUS, &p, &changed, err));
+	PG_CALL(pm, m, err, rc, write1(m, S_SET_STATUS, &p, &changed, err));
 	if (rc == 0 && changed == 0)
 		return gl_fail(err, 404, "ArtifactNotFound",
 			       "Artifact with id=%s not found", id);
@@ -1314,7 +1686,7 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 /* A query of at most one row: 1 if it returned one, 0 if not, -1 + err.
  * *n (optional): its integer first column (counts and sums; 0 when NULL
  * or no row). Also answers "is there such a row" (scope, data). */
-static int query1(pg_meta *m, enum stmt_id id, const gl_msql_vals *p, int64_t *n,
+static int query1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p, int64_t *n,
 		  gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
@@ -1334,26 +1706,28 @@ static int pg_scope_taken(gl_meta *gm, const char *type_name,
 			  const char *owner, const char *exclude_id,
 			  gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_scope_vals(&p, type_name, name, vk, owner, exclude_id);
-	PG_CALL(m, err, rc, query1(m, owner ? S_SCOPE_PRIVATE
+	PG_CALL(pm, m, err, rc, query1(m, owner ? S_SCOPE_PRIVATE
 					    : S_SCOPE_PUBLIC, &p, NULL, err));
 	return rc;
 }
 
-static int count_query(pg_meta *m, enum stmt_id id, const char *a1,
+static int count_query(pg_meta *pm, enum stmt_id id, const char *a1,
 		       const char *a2, int64_t *n, gl_err *err)
 {
 	gl_msql_vals p = { 0 };
+	pg_conn *m;
 	int rc;
 
 	gl_msql_set_text(&p, 1, a1);
 	if (a2)
 		gl_msql_set_text(&p, 2, a2);
-	PG_CALL(m, err, rc, query1(m, id, &p, n, err));
+	PG_CALL(pm, m, err, rc, query1(m, id, &p, n, err));
 	return rc < 0 ? -1 : 0;
 }
 
@@ -1381,7 +1755,8 @@ static int pg_blob_set(gl_meta *gm, const char *artifact_id,
 		       const char *field, const char *key, const json_t *blob,
 		       gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
@@ -1391,7 +1766,7 @@ static int pg_blob_set(gl_meta *gm, const char *artifact_id,
 		gl_msql_vals_free(&p);
 		return -1;
 	}
-	PG_CALL(m, err, rc, write1(m, S_BLOB_SET, &p, NULL, err));
+	PG_CALL(pm, m, err, rc, write1(m, S_BLOB_SET, &p, NULL, err));
 	gl_msql_vals_free(&p);
 	return rc;
 }
@@ -1411,10 +1786,11 @@ static int pg_blob_refs(gl_meta *gm, const char *store, const char *location,
 
 static int pg_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int rc;
 
-	PG_CALL(m, err, rc, rows_json(m, S_SAVING, NULL, gl_msql_blob_row, out,
+	PG_CALL(pm, m, err, rc, rows_json(m, S_SAVING, NULL, gl_msql_blob_row, out,
 				      err));
 	return rc;
 }
@@ -1422,12 +1798,13 @@ static int pg_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 static int pg_external_blobs(gl_meta *gm, int limit, json_t **out,
 			     gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_set_int(&p, 1, limit);
-	PG_CALL(m, err, rc, rows_json(m, S_EXTERNAL, &p, gl_msql_blob_row, out,
+	PG_CALL(pm, m, err, rc, rows_json(m, S_EXTERNAL, &p, gl_msql_blob_row, out,
 				      err));
 	return rc;
 }
@@ -1435,25 +1812,27 @@ static int pg_external_blobs(gl_meta *gm, int limit, json_t **out,
 static int pg_gc_push(gl_meta *gm, const char *store, const char *location,
 		      gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_set_text(&p, 1, store);
 	gl_msql_set_text(&p, 2, location);
 	gl_msql_set_int(&p, 3, gl_now_us());
-	PG_CALL(m, err, rc, write1(m, S_GC_PUSH, &p, NULL, err));
+	PG_CALL(pm, m, err, rc, write1(m, S_GC_PUSH, &p, NULL, err));
 	return rc;
 }
 
 static int pg_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_set_int(&p, 1, limit);
-	PG_CALL(m, err, rc, rows_json(m, S_GC_LIST, &p, gl_msql_gc_row, out, err));
+	PG_CALL(pm, m, err, rc, rows_json(m, S_GC_LIST, &p, gl_msql_gc_row, out, err));
 	return rc;
 }
 
@@ -1467,7 +1846,8 @@ static int pg_cleanup_put(gl_meta *gm, const char *kind, const char *target,
 			  const char *arg, int attempts, int64_t next_at,
 			  const char *error, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
@@ -1478,20 +1858,21 @@ static int pg_cleanup_put(gl_meta *gm, const char *kind, const char *target,
 	gl_msql_set_int(&p, 5, next_at);
 	gl_msql_set_int(&p, 6, gl_now_us());
 	gl_msql_set_text(&p, 7, error);
-	PG_CALL(m, err, rc, write1(m, S_CLEANUP_PUT, &p, NULL, err));
+	PG_CALL(pm, m, err, rc, write1(m, S_CLEANUP_PUT, &p, NULL, err));
 	return rc;
 }
 
 static int pg_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
 			  json_t **out, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_set_int(&p, 1, now_us);
 	gl_msql_set_int(&p, 2, limit);
-	PG_CALL(m, err, rc, rows_json(m, S_CLEANUP_DUE, &p, gl_msql_cleanup_row,
+	PG_CALL(pm, m, err, rc, rows_json(m, S_CLEANUP_DUE, &p, gl_msql_cleanup_row,
 				      out, err));
 	return rc;
 }
@@ -1500,7 +1881,8 @@ static int pg_cleanup_claim(gl_meta *gm, const char *kind, const char *target,
 			    const char *arg, int64_t seen_next_at,
 			    int64_t until_us, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int64_t changed = 0;
 	int rc;
@@ -1510,7 +1892,7 @@ static int pg_cleanup_claim(gl_meta *gm, const char *kind, const char *target,
 	gl_msql_set_text(&p, 3, arg ? arg : "");
 	gl_msql_set_int(&p, 4, seen_next_at);
 	gl_msql_set_int(&p, 5, until_us);
-	PG_CALL(m, err, rc, write1(m, S_CLEANUP_CLAIM, &p, &changed, err));
+	PG_CALL(pm, m, err, rc, write1(m, S_CLEANUP_CLAIM, &p, &changed, err));
 	return rc < 0 ? -1 : changed > 0;
 }
 
@@ -1684,7 +2066,7 @@ static void placeholder(gl_sb *out, int k, const gl_msql_val *v)
 
 /* The prepared statement of a listing text from the LRU (prepared on a
  * miss; the evicted one is deallocated). Takes sql. */
-static const char *dyn_get(pg_meta *m, char *sql, gl_err *err)
+static const char *dyn_get(pg_conn *m, char *sql, gl_err *err)
 {
 	int hit, i = gl_msql_lru_find(&m->lru, sql, &hit);
 	char *name = m->dyn[i], dealloc[48];
@@ -1696,10 +2078,10 @@ static const char *dyn_get(pg_meta *m, char *sql, gl_err *err)
 	}
 	if (name[0]) {
 		snprintf(dealloc, sizeof dealloc, "DEALLOCATE %s", name);
-		PQclear(PQexec(m->conn, dealloc));
+		PQclear(q_simple(m, dealloc));
 	}
 	snprintf(name, sizeof m->dyn[i], "gl_d%u", ++m->dyn_seq);
-	r = PQprepare(m->conn, name, sql, 0, NULL);
+	r = q_prepare(m, name, sql);
 	if (!res_ok(r)) {
 		pg_fail(m, r, err);
 		PQclear(r);
@@ -1713,7 +2095,7 @@ static const char *dyn_get(pg_meta *m, char *sql, gl_err *err)
 }
 
 /* Prepare (or reuse) and run a fragment: the result or NULL + err. */
-static PGresult *frag_exec(pg_meta *m, const gl_msql_frag *f, gl_err *err)
+static PGresult *frag_exec(pg_conn *m, const gl_msql_frag *f, gl_err *err)
 {
 	const char *name = dyn_get(m, gl_msql_frag_render(f, placeholder), err);
 
@@ -1724,7 +2106,7 @@ static PGresult *frag_exec(pg_meta *m, const gl_msql_frag *f, gl_err *err)
 
 /* The marker's sort values (owned copies, typed as their columns), read
  * from its row. */
-static int marker_values(pg_meta *m, const gl_list_query *q,
+static int marker_values(pg_conn *m, const gl_list_query *q,
 			 const gl_msql_skey *k, int n, gl_msql_val **out, gl_err *err)
 {
 	gl_msql_frag f = { 0 };
@@ -1779,7 +2161,7 @@ static int marker_values(pg_meta *m, const gl_list_query *q,
  * what gl_msql_scoped_count would count in a second pass over them. Returns 1
  * with the statement in page, 0 when q has another shape or the filter is
  * not selective, -1 on error. */
-static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
+static int driven_page(pg_conn *m, gl_msql_frag *page, const gl_list_query *q,
 		       const gl_msql_skey *keys, int nkeys, const gl_msql_frag *joins,
 		       const gl_msql_val *mv, const gl_msql_val *lim, int *counted,
 		       gl_err *err)
@@ -1787,12 +2169,13 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 	gl_msql_frag rows = { 0 }, probe = { 0 };
 	gl_msql_skey *tk = NULL;
 	PGresult *r;
-	int one_row = 0, custom = 0, base = 0, rc = 0, nk = 0;
+	int one_row = 0, custom = 0, base = 0, rc = 0;
 
 	for (int i = 0; i < nkeys; i++) {
 		if (keys[i].expr[0] == 's')
 			custom++;
-		else if (strcmp(keys[i].expr, "a.id") != 0)
+		else if (strcmp(keys[i].expr, "a.id") != 0 &&
+			 strcmp(keys[i].expr, "a.created_at") != 0)
 			base++;
 	}
 	if (!custom || (rc = gl_msql_scoped_rows(&rows, &dialect, q, "x",
@@ -1811,35 +2194,23 @@ static int driven_page(pg_meta *m, gl_msql_frag *page, const gl_list_query *q,
 	if (!rc)
 		goto out;
 	gl_msql_sql(page, one_row ? "WITH drv AS MATERIALIZED (SELECT x.artifact_id"
-		     " AS id" : "WITH drv AS MATERIALIZED (SELECT DISTINCT"
-		     " x.artifact_id AS id");
+		     " AS id, x.created_at" : "WITH drv AS MATERIALIZED (SELECT"
+		     " DISTINCT x.artifact_id AS id, x.created_at");
 	gl_msql_cat(page, &rows);
 	/* the page's ids and sort values (as t.kN) */
-	tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
 	*counted = !mv;
 	gl_msql_sql(page, *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
 		     " count(*) OVER () AS n" : ") SELECT " ART_COLS
 		     " FROM (SELECT a.id");
-	for (int i = 0; i < nkeys; i++) {
-		tk[i] = keys[i];
-		if (strcmp(keys[i].expr, "a.id") == 0)
-			continue;
-		gl_msql_sqlf(page, ", %s AS k%d", keys[i].expr, nk);
-		snprintf(tk[i].expr, sizeof tk[i].expr, "t.k%d", nk++);
-	}
-	/* base sort keys (created_at, the tie-breaker the API adds) are
-	 * read from each match's artifact row */
+	tk = gl_msql_top_keys(page, keys, nkeys);
+	/* created_at (the tie-breaker the API adds) comes with the rows'
+	 * copies (schema_v8); other base sort keys are read from each
+	 * match's artifact row */
 	gl_msql_sql(page, base ? " FROM drv d JOIN artifacts a ON a.id = d.id"
 			  : " FROM drv a");
 	gl_msql_cat(page, joins);
 	gl_msql_sql(page, " WHERE TRUE");
-	if (mv)
-		gl_msql_marker_cond(page, keys, nkeys, mv);
-	gl_msql_order_by(page, &dialect, keys, nkeys);
-	gl_msql_sql(page, " LIMIT ");
-	gl_msql_arg(page, lim);
-	gl_msql_sql(page, ") t JOIN artifacts a ON a.id = t.id");
-	gl_msql_order_by(page, &dialect, tk, nkeys);
+	gl_msql_top_end(page, &dialect, keys, tk, nkeys, mv, lim, "JOIN");
 out:
 	free(tk);
 	gl_msql_frag_free(&rows);
@@ -1847,7 +2218,7 @@ out:
 	return rc;
 }
 
-static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
+static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 		     int64_t *total, gl_err *err)
 {
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
@@ -1888,11 +2259,8 @@ static int list_impl(pg_meta *m, const gl_list_query *q, json_t **artifacts,
 			gl_msql_cat(&page, &joins);
 			gl_msql_sql(&page, " WHERE ");
 			gl_msql_cat(&page, &where);
-			if (mv)
-				gl_msql_marker_cond(&page, keys, nkeys, mv);
-			gl_msql_order_by(&page, &dialect, keys, nkeys);
-			gl_msql_sql(&page, " LIMIT ");
-			gl_msql_arg(&page, &lim);
+			gl_msql_page_end(&page, &dialect, keys, nkeys, mv,
+					 &lim);
 		}
 		if (!(r = frag_exec(m, &page, err)))
 			goto out;
@@ -1963,10 +2331,11 @@ out:
 static int pg_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		   int64_t *total, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int rc;
 
-	PG_CALL(m, err, rc, list_impl(m, q, artifacts, total, err));
+	PG_CALL(pm, m, err, rc, list_impl(m, q, artifacts, total, err));
 	return rc;
 }
 
@@ -1993,7 +2362,7 @@ static int quota_add(void *ctx, const char *project, const char *name,
 	return run(ctx, S_QUOTA_INS, &p, NULL, err);
 }
 
-static int quotas_set_impl(pg_meta *m, const json_t *projects, gl_err *err)
+static int quotas_set_impl(pg_conn *m, const json_t *projects, gl_err *err)
 {
 	static const gl_msql_quota_ops ops = { quota_clear, quota_add };
 	int ok;
@@ -2006,16 +2375,17 @@ static int quotas_set_impl(pg_meta *m, const json_t *projects, gl_err *err)
 
 static int pg_quotas_set(gl_meta *gm, const json_t *projects, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int rc;
 
 	if (gl_msql_quotas_check(projects, err))
 		return -1;
-	PG_CALL(m, err, rc, quotas_set_impl(m, projects, err));
+	PG_CALL(pm, m, err, rc, quotas_set_impl(m, projects, err));
 	return rc;
 }
 
-static int quotas_get_impl(pg_meta *m, const char *project, json_t **out,
+static int quotas_get_impl(pg_conn *m, const char *project, json_t **out,
 			   gl_err *err)
 {
 	PGresult *r;
@@ -2041,10 +2411,11 @@ static int quotas_get_impl(pg_meta *m, const char *project, json_t **out,
 static int pg_quotas_get(gl_meta *gm, const char *project, json_t **out,
 			 gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int rc;
 
-	PG_CALL(m, err, rc, quotas_get_impl(m, project, out, err));
+	PG_CALL(pm, m, err, rc, quotas_get_impl(m, project, out, err));
 	return rc;
 }
 
@@ -2055,7 +2426,7 @@ static int pg_quotas_get(gl_meta *gm, const char *project, json_t **out,
  * more than a piece (or the caller's read) in memory.
  * ---------------------------------------------------------------------- */
 
-static int put_file_impl(pg_meta *m, const char *location, int fd,
+static int put_file_impl(pg_conn *m, const char *location, int fd,
 			 int64_t size, char *buf, gl_err *err)
 {
 	int64_t off = 0;
@@ -2105,14 +2476,15 @@ out:
 static int pg_data_put_file(gl_meta *gm, const char *location, int fd,
 			    int64_t size, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	char *buf;
 	int rc;
 
 	if (size < 0)
 		return gl_fail(err, 500, NULL, "DBError: negative blob size");
 	buf = gl_xmalloc(DATA_CHUNK);
-	PG_CALL(m, err, rc, put_file_impl(m, location, fd, size, buf, err));
+	PG_CALL(pm, m, err, rc, put_file_impl(m, location, fd, size, buf, err));
 	free(buf);
 	return rc;
 }
@@ -2133,7 +2505,7 @@ static int32_t be32(const char *p)
 	return (int32_t)be32toh(v);
 }
 
-static int64_t data_read_impl(pg_meta *m, const char *location, int64_t off,
+static int64_t data_read_impl(pg_conn *m, const char *location, int64_t off,
 			      void *buf, int64_t len, gl_err *err)
 {
 	PGresult *r;
@@ -2175,7 +2547,8 @@ static int64_t data_read_impl(pg_meta *m, const char *location, int64_t off,
 static int64_t pg_data_read(gl_meta *gm, const char *location, int64_t off,
 			    void *buf, int64_t len, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int64_t rc;
 
 	if (off < 0 || len < 0) {
@@ -2186,18 +2559,19 @@ static int64_t pg_data_read(gl_meta *gm, const char *location, int64_t off,
 		len = INT_MAX;
 	if (len > INT64_MAX - off) /* off + len is a parameter */
 		len = INT64_MAX - off;
-	PG_CALL(m, err, rc, data_read_impl(m, location, off, buf, len, err));
+	PG_CALL(pm, m, err, rc, data_read_impl(m, location, off, buf, len, err));
 	return rc;
 }
 
 static int pg_data_exists(gl_meta *gm, const char *location, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	gl_msql_vals p = { 0 };
 	int rc;
 
 	gl_msql_set_text(&p, 1, location);
-	PG_CALL(m, err, rc, query1(m, S_DATA_FIND, &p, NULL, err));
+	PG_CALL(pm, m, err, rc, query1(m, S_DATA_FIND, &p, NULL, err));
 	return rc;
 }
 
@@ -2232,7 +2606,7 @@ static json_t *ext_col(const PGresult *r, int row, int c)
 	}
 }
 
-static int exec_impl(pg_meta *m, const char *sql, const gl_msql_val *v, int n,
+static int exec_impl(pg_conn *m, const char *sql, const gl_msql_val *v, int n,
 		     json_t **rows, int64_t *changed, gl_err *err)
 {
 	int write = gl_msql_is_write(sql), i, ok;
@@ -2281,7 +2655,8 @@ static int exec_impl(pg_meta *m, const char *sql, const gl_msql_val *v, int n,
 static int pg_exec(gl_meta *gm, const char *sql, const json_t *args,
 		   json_t **rows, int64_t *changed, gl_err *err)
 {
-	pg_meta *m = pg(gm);
+	pg_meta *pm = pg(gm);
+	pg_conn *m;
 	int n = (int)json_array_size(args), rc;
 	gl_msql_val *v = gl_xcalloc((size_t)n + 1, sizeof *v);
 
@@ -2289,7 +2664,7 @@ static int pg_exec(gl_meta *gm, const char *sql, const json_t *args,
 		*rows = NULL;
 	for (int i = 0; i < n; i++)
 		gl_msql_json_val(json_array_get(args, (size_t)i), &v[i]);
-	PG_CALL(m, err, rc, exec_impl(m, sql, v, n, rows, changed, err));
+	PG_CALL(pm, m, err, rc, exec_impl(m, sql, v, n, rows, changed, err));
 	free(v);
 	return rc;
 }
@@ -2297,6 +2672,7 @@ static int pg_exec(gl_meta *gm, const char *sql, const json_t *args,
 const struct gl_meta_ops gl_meta_pg_ops = {
 	.name = "postgresql",
 	.close = pg_close,
+	.stop = pg_stop,
 	.schema_version = pg_schema_version,
 	.begin = pg_begin,
 	.commit = pg_commit,

@@ -180,4 +180,20 @@
 	GL_MSQL_COUNTERS_INIT
 /* clang-format on */
 
+/* ---- step 8: created_at among the copies -------------------------------------
+ * Property and tag rows also repeat their artifact's created_at (which
+ * never changes; a put rewrites the rows anyway), the tie-breaker the API
+ * adds to every sort: a custom-sorted page driven by a selective filter
+ * then takes each match's scope and created_at from the filter's own row
+ * and its sort value from an index, and reads whole artifact rows for the
+ * page alone (docs/benchmarks.md, "Custom sort from the copies": 1,000
+ * matches at 100k, 11-13 ms to 5 with a cold cache, where every match's
+ * artifact row was read). */
+#define MS_CREATED_COPY(t)                                                    \
+	"ALTER TABLE " t " ADD COLUMN created_at " MS_INT8                    \
+	" NOT NULL DEFAULT 0;"                                                \
+	"UPDATE " t " SET created_at = (SELECT a.created_at FROM artifacts a" \
+	" WHERE a.id = " t ".artifact_id);"
+#define MS_CREATED_COPIES MS_CREATED_COPY("properties") MS_CREATED_COPY("tags")
+
 #endif

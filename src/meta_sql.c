@@ -1496,6 +1496,40 @@ void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_lis
 	sort_exists_on(f, d, q, "a.id");
 }
 
+void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
+		      int nkeys, const gl_msql_val *mv, const gl_msql_val *lim)
+{
+	if (mv)
+		gl_msql_marker_cond(f, keys, nkeys, mv);
+	gl_msql_order_by(f, d, keys, nkeys);
+	gl_msql_sql(f, " LIMIT ");
+	gl_msql_arg(f, lim);
+}
+
+gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nkeys)
+{
+	gl_msql_skey *tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
+	int nk = 0;
+
+	for (int i = 0; i < nkeys; i++) {
+		tk[i] = keys[i];
+		if (strcmp(keys[i].expr, "a.id") == 0)
+			continue;
+		gl_msql_sqlf(f, ", %s AS k%d", keys[i].expr, nk);
+		snprintf(tk[i].expr, sizeof tk[i].expr, "t.k%d", nk++);
+	}
+	return tk;
+}
+
+void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
+		     const gl_msql_skey *tk, int nkeys, const gl_msql_val *mv,
+		     const gl_msql_val *lim, const char *join)
+{
+	gl_msql_page_end(f, d, keys, nkeys, mv, lim);
+	gl_msql_sqlf(f, ") t %s artifacts a ON a.id = t.id", join);
+	gl_msql_order_by(f, d, tk, nkeys);
+}
+
 void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 		      const gl_msql_skey *k, int n)
 {

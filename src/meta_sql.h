@@ -409,6 +409,19 @@ void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list
 		   const char *kw, int from);
 /* For counting: the sort joins' effect as probes. */
 void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q);
+/* A page sorted from narrow rows (the stores' driven custom-sort pages):
+ * gl_msql_top_keys writes ", <key> AS kN" for each sort key but a.id and
+ * returns the keys as the outer query sees them (t.kN; the caller frees);
+ * gl_msql_top_end closes the inner query (marker, order, LIMIT), joins the
+ * page's ids to their artifact rows with `join` and orders the outer
+ * query. */
+gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nkeys);
+/* The end of a page query: the marker's bound, the order, the LIMIT. */
+void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
+		      int nkeys, const gl_msql_val *mv, const gl_msql_val *lim);
+void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
+		     const gl_msql_skey *tk, int nkeys, const gl_msql_val *mv,
+		     const gl_msql_val *lim, const char *join);
 /* The query reading the marker's sort values. */
 void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
 		      const gl_msql_skey *k, int n);

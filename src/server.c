@@ -20,6 +20,7 @@
 #include "access.h"
 #include "admin.h"
 #include "api.h"
+#include "coro.h"
 #include "engine.h"
 #include "events.h"
 #include "http.h"
@@ -82,6 +83,21 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	gl_http_server_shutdown(w->http, stop_done, w);
 }
 
+/* A worker listens (and the tests see the server up) before its SIGHUP
+ * handler is in; a SIGHUP then (a log rotation, a reload) would kill it
+ * with the default action and leave the port to the other workers until
+ * the master's restart. So a worker starts with SIGHUP blocked and takes
+ * it once its handler is in: a reopen that came meanwhile happens then.
+ * (Threads started meanwhile keep it blocked: it is the loop's.) */
+static void hup_mask(int how)
+{
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(how, &hup, NULL);
+}
+
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	worker *w = arg;
@@ -139,6 +155,9 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 		gl_error("%s", err.msg);
 		goto out;
 	}
+	/* requests run in coroutines from here on (api.c), so waits for
+	 * PostgreSQL leave the loop free */
+	gl_coro_enable(w.app.base);
 	gl_http_limits_default(&lim);
 	lim.max_header_line = (size_t)conf->max_header_line;
 	lim.max_header_size = (size_t)conf->max_header_size;
@@ -166,12 +185,21 @@ static int run_worker(gl_conf *conf, const char *host, int port, int reuse,
 	evsignal_add(w.sig_term, NULL);
 	evsignal_add(w.sig_int, NULL);
 	evsignal_add(w.sig_hup, NULL);
+	hup_mask(SIG_UNBLOCK); /* one that came meanwhile is handled now */
 	gl_info("serving on %s:%d", host, gl_http_server_port(w.http));
 	/* a worker that replaces a dead one takes over its work at once */
 	gl_engine_maintain(w.app.engine);
 	event_base_dispatch(w.app.base);
 	rc = 0;
 out:
+	/* coroutines still waiting for the database (a forced stop, a
+	 * timer's work) end now; what runs after, blocks */
+	gl_engine_stop(w.app.engine);
+	if (gl_coro_live() > 0)
+		gl_warn("shutdown: %d coroutine(s) did not finish",
+			gl_coro_live());
+	else
+		gl_coro_enable(NULL);
 	gl_admin_free(w.admin);
 	if (w.http)
 		gl_http_server_free(w.http);
@@ -226,8 +254,13 @@ static int probe_bind(const char *host, int port)
 
 static pid_t spawn(gl_conf *conf, const char *host, int port, int idx)
 {
-	pid_t master = getpid();
-	pid_t pid = fork();
+	pid_t master = getpid(), pid;
+
+	/* the worker starts with SIGHUP blocked (see hup_mask) */
+	hup_mask(SIG_BLOCK);
+	pid = fork();
+	if (pid != 0)
+		hup_mask(SIG_UNBLOCK);
 	if (pid == 0) {
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);

@@ -29,6 +29,7 @@
  */
 #include "blob.h"
 #include "core.h"
+#include "coro.h"
 #include "gc.h"
 #include "upload.h"
 #include "digest.h"
@@ -84,6 +85,12 @@ struct gl_upload {
 	gl_upload_done_fn done;
 	void *done_arg;
 	const char *event;        /* the event the commit emits */
+	/* coroutines that use the upload across a wait for the database
+	 * (heartbeat, S3 callbacks) hold it: freeing it meanwhile only ends
+	 * it (unlinked, stores released, `gone`), its memory goes with the
+	 * last hold */
+	int holds, gone;
+	int ending;               /* end or abort under way (it may wait) */
 };
 
 static void upload_unlink(gl_upload *u)
@@ -95,13 +102,8 @@ static void upload_unlink(gl_upload *u)
 		}
 }
 
-static void upload_free(gl_upload *u)
+static void upload_mem_free(gl_upload *u)
 {
-	upload_unlink(u);
-	if (u->s3u)
-		gl_s3_upload_abort(u->s3u);
-	gl_store_tmp_discard(&u->tmp);
-	gl_digest_free(u->dg);
 	json_decref(u->prev);
 	gl_target_clear(&u->tg);
 	free(u->id);
@@ -110,6 +112,39 @@ static void upload_free(gl_upload *u)
 	free(u->s3key);
 	free(u->s3id);
 	free(u);
+}
+
+static void upload_free(gl_upload *u)
+{
+	if (u->gone)
+		return;
+	upload_unlink(u);
+	if (u->s3u)
+		gl_s3_upload_abort(u->s3u);
+	u->s3u = NULL;
+	gl_store_tmp_discard(&u->tmp);
+	gl_digest_free(u->dg);
+	u->dg = NULL;
+	u->gone = 1;
+	u->done = NULL;
+	u->resume = NULL;
+	if (!u->holds)
+		upload_mem_free(u);
+}
+
+static void up_hold(gl_upload *u)
+{
+	u->holds++;
+}
+
+/* 1 if the upload is still going on */
+static int up_drop(gl_upload *u)
+{
+	int gone = u->gone;
+
+	if (--u->holds == 0 && gone)
+		upload_mem_free(u);
+	return !gone;
 }
 
 /* Change the saving record in a transaction of its own; only while it is
@@ -169,14 +204,31 @@ int gl_upload_owns(gl_engine *e, const char *id, const char *field,
 
 void gl_upload_heartbeat_all(gl_engine *e)
 {
+	gl_upload **all;
+	size_t n = 0, k = 0;
+
+	/* the list changes while the records are written: hold a copy */
+	for (gl_upload *u = e->uploads; u; u = u->next)
+		n++;
+	if (!n)
+		return;
+	all = gl_xcalloc(n, sizeof *all);
 	for (gl_upload *u = e->uploads; u; u = u->next) {
+		up_hold(u);
+		all[k++] = u;
+	}
+	for (size_t i = 0; i < n; i++) {
+		gl_upload *u = all[i];
 		gl_err err = { 0 };
-		if (u->placeholder &&
+
+		if (!u->gone && u->placeholder &&
 		    touch_record(u, "heartbeat", json_integer(gl_now_us()), NULL,
-				 NULL, &err) < 0)
+				 NULL, &err) < 0 && !u->gone && u->placeholder)
 			gl_warn("upload %s/%s: heartbeat: %s", u->id, u->field,
 				err.msg);
+		up_drop(u);
 	}
+	free(all);
 }
 
 /* ---- S3 parts ---------------------------------------------------------------- */
@@ -192,13 +244,24 @@ static void s3_fail(gl_upload *u, const gl_err *err)
 	}
 }
 
-static void part_done(void *arg, const gl_err *err)
+/* The S3 client's callbacks end in database work (a record, a commit, a
+ * restore): each runs in a coroutine of its own (coro.h), holding the
+ * upload. */
+typedef struct s3_event {
+	gl_upload *u;
+	const char *upload_id;
+	gl_err err;
+} s3_event;
+
+static void part_done_run(void *arg, const gl_err *err)
 {
 	part *p = arg;
 	gl_upload *u = p->u;
 
 	p->used = 0;
 	u->inflight--;
+	if (u->ending)
+		return; /* it ends without these parts */
 	if (err) {
 		s3_fail(u, err);
 	} else if (p->off > 0) {
@@ -208,10 +271,17 @@ static void part_done(void *arg, const gl_err *err)
 			      p->off, p->len) < 0 && errno != EOPNOTSUPP)
 			gl_debug("upload: punching a hole: %s", strerror(errno));
 	}
+	up_hold(u);
 	if (u->finishing)
 		s3_continue(u);
 	else
 		s3_pump(u);
+	up_drop(u);
+}
+
+static void part_done(void *arg, const gl_err *err)
+{
+	gl_coro_go_err(part_done_run, arg, err);
 }
 
 static int send_part(gl_upload *u, int64_t len)
@@ -256,25 +326,46 @@ static void s3_pump(gl_upload *u)
 	}
 }
 
-static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
+static void s3_ready_run(void *arg)
 {
-	gl_upload *u = arg;
+	s3_event ev = *(s3_event *)arg;
+	gl_upload *u = ev.u;
 	gl_err e2 = { 0 };
 
-	if (!upload_id) {
-		s3_fail(u, err);
+	if (u->ending)
+		return;
+	up_hold(u);
+	if (!ev.upload_id) {
+		s3_fail(u, &ev.err);
 	} else {
-		u->s3_ready = 1;
-		u->s3id = strdup(upload_id);
-		/* the id is what recovery needs to abort the parts */
-		if (touch_record(u, "s3_upload_id", gl_json_text(upload_id),
+		u->s3id = strdup(ev.upload_id);
+		/* the id is what recovery needs to abort the parts: recorded
+		 * before the first part goes out */
+		if (touch_record(u, "s3_upload_id", gl_json_text(ev.upload_id),
 				 "location", gl_json_text(u->s3key), &e2) < 0)
 			s3_fail(u, &e2);
+		u->s3_ready = 1;
 	}
-	if (u->finishing)
-		s3_continue(u);
-	else
-		s3_pump(u);
+	if (up_drop(u) && !u->ending) {
+		if (u->finishing)
+			s3_continue(u);
+		else
+			s3_pump(u);
+	}
+}
+
+static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
+{
+	s3_event ev = { .u = arg, .upload_id = upload_id };
+	char id[512];
+
+	if (err)
+		ev.err = *err;
+	if (upload_id) { /* the client's string lives for this call only */
+		snprintf(id, sizeof id, "%s", upload_id);
+		ev.upload_id = id;
+	}
+	gl_coro_go(s3_ready_run, &ev);
 }
 
 /* ---- begin / write / abort ------------------------------------------------------ */
@@ -494,19 +585,36 @@ static void upload_restore(gl_upload *u)
 		 u->field, err.msg);
 }
 
-void gl_upload_abort(gl_upload *u)
+static void upload_abort_run(void *arg)
 {
-	if (!u)
-		return;
+	gl_upload *u = arg;
+
+	u->ending = 1;
 	gl_store_tmp_discard(&u->tmp);
 	upload_restore(u);
 	upload_free(u);
 }
 
+void gl_upload_abort(gl_upload *u)
+{
+	if (!u || u->gone || u->ending)
+		return;
+	/* from a closing connection too: the restore is database work */
+	u->done = NULL;
+	u->resume = NULL;
+	gl_coro_go(upload_abort_run, u);
+}
+
 void gl_upload_detach(gl_upload *u)
 {
 	u->done = NULL;
+	gl_upload_orphan(u);
+}
+
+void gl_upload_orphan(gl_upload *u)
+{
 	u->resume = NULL;
+	u->ctx = NULL; /* the caller's context goes with the caller */
 }
 
 void gl_upload_abort_all(gl_engine *e)
@@ -514,7 +622,10 @@ void gl_upload_abort_all(gl_engine *e)
 	while (e->uploads) {
 		gl_upload *u = e->uploads;
 		u->done = NULL;
-		gl_upload_abort(u);
+		if (u->ending)
+			upload_free(u); /* its end stopped half way */
+		else
+			gl_upload_abort(u);
 	}
 }
 
@@ -523,13 +634,21 @@ void gl_upload_abort_all(gl_engine *e)
 /* The end of the upload, either way: report and free. */
 static void end(gl_upload *u, json_t *af, const gl_err *err)
 {
-	gl_upload_done_fn done = u->done;
-	void *arg = u->done_arg;
+	gl_upload_done_fn done;
+	void *arg;
 
+	if (u->ending) {
+		json_decref(af);
+		return; /* ended already (S3 callbacks may race to here) */
+	}
+	u->ending = 1;
 	if (!af) {
 		gl_store_tmp_discard(&u->tmp);
 		upload_restore(u);
 	}
+	/* the done callback is read now: a detach may have come meanwhile */
+	done = u->done;
+	arg = u->done_arg;
 	upload_free(u);
 	if (done)
 		done(arg, af, err);
@@ -592,7 +711,10 @@ static void commit(gl_upload *u, const char *location)
 
 	json_decref(fresh);
 	fresh = NULL;
-	if (gl_core_reread(e, t, u->id, "was deleted", &fresh, &err) == 0) {
+	if (!u->ctx) {
+		/* detached: nobody waits for the answer (nor its hook) */
+	} else if (gl_core_reread(e, t, u->id, "was deleted", &fresh,
+				  &err) == 0) {
 		args = gl_core_blob_args(u->field, u->key, NULL);
 		if (gl_core_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
 				   fresh, args, NULL, &err) == 0)
@@ -621,11 +743,10 @@ fail:
 	end(u, NULL, &err);
 }
 
-static void s3_completed(void *arg, const gl_err *err)
+static void s3_completed_run(void *arg, const gl_err *err)
 {
 	gl_upload *u = arg;
 
-	u->s3u = NULL; /* freed by the client after this callback */
 	if (err) {
 		end(u, NULL, err);
 		return;
@@ -634,6 +755,14 @@ static void s3_completed(void *arg, const gl_err *err)
 	free(u->s3id);
 	u->s3id = NULL;
 	commit(u, u->s3key);
+}
+
+static void s3_completed(void *arg, const gl_err *err)
+{
+	gl_upload *u = arg;
+
+	u->s3u = NULL; /* freed by the client after this callback */
+	gl_coro_go_err(s3_completed_run, u, err);
 }
 
 /* Send what is left and complete, once S3 has the id and room. */
@@ -705,6 +834,12 @@ int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 	/* everything into the file: the hook, S3 and the stores read it */
 	if (gl_store_tmp_flush(&u->tmp, err) < 0)
 		goto fail;
+	if (!u->ctx && (t->hooks & (1u << GL_HOOK_PRE_UPLOAD))) {
+		/* the caller left during the wait above (an import's client,
+		 * gl_upload_orphan): no context to judge the data in */
+		gl_fail(err, 499, NULL, "the client went away");
+		goto fail;
+	}
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
 		json_t *af = gl_core_output(e, u->ctx, u->tg.af.ts, t,
 					      u->tg.af.doc, err);
@@ -747,6 +882,7 @@ int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 	return 0;
 fail:
 	u->done = NULL;
+	u->ending = 1;
 	gl_store_tmp_discard(&u->tmp);
 	upload_restore(u);
 	upload_free(u);

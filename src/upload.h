@@ -42,6 +42,10 @@ typedef void (*gl_upload_done_fn)(void *arg, json_t *artifact,
 int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 		     gl_err *err);
 void gl_upload_detach(gl_upload *u);
+/* The caller's context went away during finish, but done is still
+ * awaited (an import's job ends on it): the hooks that need the context
+ * are skipped, or refuse the upload when they judge the data. */
+void gl_upload_orphan(gl_upload *u);
 void gl_upload_abort(gl_upload *u);
 
 /* ---- for the engine's units (location.c imports, maint.c, engine.c) ---- */

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import ADMIN, GLARED, Tmux
+from conftest import ADMIN, CLUSTER, GLARED, Tmux
 
 SA = "sample_artifact"
 
@@ -482,3 +482,62 @@ def test_interactive_session(make_server, tmp_path, mode):
         assert want in lines, lines
     assert "half typed" not in lines
     assert stat.S_IMODE(os.stat(hist).st_mode) == 0o600
+
+
+def test_batch_and_project(server, uniq):
+    """--project owns what the console creates; glare.batch runs many
+    writes in one transaction: a failed write inside undoes itself alone,
+    an error out of the function undoes the whole batch. sqlite only: on
+    PostgreSQL (the cluster) it is refused and nothing is written."""
+    name = uniq("bat")
+    if CLUSTER:
+        r = console(server, "--project", "bulkproj", "-e",
+                    "glare.batch(function() glare.create('sample_artifact',"
+                    " {name = %s}) end)" % lua_str(name))
+        assert r.returncode == 1
+        assert "400" in r.stderr and "sqlite" in r.stderr
+        ok(console(server, "--project", "bulkproj", "-e",
+                   "glare.create('sample_artifact', {name = %s})"
+                   % lua_str(name)))
+        got = server.get("/artifacts/sample_artifact?name=%s" % name,
+                         token=ADMIN).json()
+        assert [a["owner"] for a in got["artifacts"]] == ["bulkproj"]
+        return
+    code = """
+local made = glare.batch(function(n)
+  local ids = {}
+  for i = 1, n do
+    ids[i] = glare.create('sample_artifact', {name = %s, version = '1.' .. i}).id
+  end
+  -- a refused write inside the batch: undone alone, the batch goes on
+  local ok, msg, st = glare.try(glare.create, 'sample_artifact',
+                                {name = %s, version = '1.1'})
+  assert(ok == nil and st == 409, msg)
+  return ids
+end, 3)
+print(#made)
+local ok, msg = glare.try(glare.batch, function()
+  glare.create('sample_artifact', {name = %s .. '-gone'})
+  error('undo all')
+end)
+print(ok, msg:match('undo all'))
+print(#glare.all('sample_artifact', {name = %s .. '-gone'}))
+""" % (lua_str(name), lua_str(name), lua_str(name), lua_str(name))
+    out = ok(console(server, "--project", "bulkproj", "-e", code))
+    assert out == "3\nnil\tundo all\n0\n"
+    r = server.get("/artifacts/sample_artifact?name=%s" % name, token=ADMIN)
+    got = r.json()
+    assert got["total_count"] == 3
+    assert {a["owner"] for a in got["artifacts"]} == {"bulkproj"}
+    assert sorted(a["version"] for a in got["artifacts"]) == [
+        "1.1.0", "1.2.0", "1.3.0"]
+    assert server.get("/artifacts/sample_artifact?name=%s-gone" % name,
+                      token=ADMIN).json()["total_count"] == 0
+    # nested batches and usage errors are refused, nothing half-done
+    r = console(server, "-e", "glare.batch(function() glare.batch("
+                "function() end) end)")
+    assert r.returncode == 1 and "a batch is open already" in r.stderr
+    r = console(server, "--project", "", "-e", "1")
+    assert r.returncode == 2 and "--project" in r.stderr
+    r = console(server, "--project", "p", "--attach", "-e", "1")
+    assert r.returncode == 2 and "direct mode" in r.stderr

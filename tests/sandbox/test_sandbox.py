@@ -194,7 +194,26 @@ def test_resource_attacks_end_in_the_budget(srv, attack):
     serving(srv)
 
 
-@pytest.mark.parametrize("attack", ["int_min", "rep_empty", "no_address"])
+# Recursion through C functions (gsub's replacement function, sort's
+# comparator, metamethods): every level is a C frame on the request's
+# coroutine stack (src/coro.h), which must hold Lua's whole nesting limit
+# (LUAI_MAXCCALLS); Lua then refuses the next level with an error. A stack
+# too small would hit its guard page: the worker dies, the request gets no
+# answer.
+C_RECURSION = ["c_concat", "c_gsub", "c_index", "c_sort", "c_tostring"]
+
+
+@pytest.mark.parametrize("attack", C_RECURSION)
+def test_c_recursion_ends_in_lua_not_the_stack(srv, attack):
+    r = create(srv, "evil_artifact", {"name": attack})
+    rid = internal(r, hook("evil_artifact"))
+    detail = log_entry(srv, rid, hook("evil_artifact"))
+    assert detail.split("|")[0].endswith("C stack overflow"), detail
+    serving(srv)
+
+
+@pytest.mark.parametrize("attack", ["int_min", "rep_empty", "no_address",
+                                    "c_pcall"])
 def test_harmless_forms_work(srv, attack):
     t0 = time.time()
     r = create(srv, "evil_artifact", {"name": attack})

@@ -782,12 +782,13 @@ UNIT_TEST(count_and_used_bytes)
 	") z) + (SELECT count(*) FROM (" COUNTS_KEPT " EXCEPT " COUNTS_NOW    \
 	") w)"
 
-/* Property and tag rows whose scope copies (schema step 7) differ from
+/* Property and tag rows whose scope copies (schema steps 7, 8) differ from
  * their artifact's columns: 0 when kept in step. */
 #define SCOPE_DIFF_OF(t)                                                      \
 	"(SELECT count(*) FROM " t " c JOIN artifacts a ON a.id ="            \
 	" c.artifact_id WHERE c.type_name <> a.type_name OR c.owner <>"       \
-	" a.owner OR c.visibility <> a.visibility OR c.status <> a.status)"
+	" a.owner OR c.visibility <> a.visibility OR c.status <> a.status"    \
+	" OR c.created_at <> a.created_at)"
 #define SCOPE_DIFF                                                            \
 	"SELECT " SCOPE_DIFF_OF("properties") " + " SCOPE_DIFF_OF("tags")
 

@@ -131,14 +131,14 @@ UNIT_TEST(open_creates_schema)
 	struct stat sb;
 
 	CHECK(fx_open(&f));
-	CHECK_INT(gl_meta_schema_version(f.m), 7);
+	CHECK_INT(gl_meta_schema_version(f.m), 8);
 	CHECK(stat(f.path, &sb) == 0);
 	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
 			  " type = 'table' AND name IN ('artifacts', 'tags',"
 			  " 'properties', 'blobs', 'quotas', 'blob_data',"
 			  " 'gc_queue', 'cleanup_queue', 'subscriptions',"
 			  " 'outbox', 'quota_usage', 'artifact_counts')"), 12);
-	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 7);
+	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 8);
 	/* WAL is persistent in the file */
 	{
 		sqlite3 *db;
@@ -221,6 +221,7 @@ static const char to_v1[] =
 	" ALTER TABLE tags DROP COLUMN owner;"
 	" ALTER TABLE tags DROP COLUMN visibility;"
 	" ALTER TABLE tags DROP COLUMN status;"
+	" ALTER TABLE tags DROP COLUMN created_at;"
 	" PRAGMA user_version = 1";
 
 UNIT_TEST(schema_version_mismatch)
@@ -261,7 +262,7 @@ UNIT_TEST(schema_version_mismatch)
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
-	/* the scope copies (step 7) come from the artifacts */
+	/* the scope copies (steps 7, 8) come from the artifacts */
 	CHECK_INT(scope_diff(&f), 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
 			  " type_name = 'tests' AND owner = 'p1'"), 1);

@@ -30,8 +30,11 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "coro.h"
 #include "meta.h"
 #include "util.h"
+
+#include <event2/event.h>
 
 /* ---- fixture (see meta_scenarios.h) ------------------------------------- */
 
@@ -134,7 +137,7 @@ static void schema_url(char *out, size_t n, const char *schema)
 /* A case that failed a CHECK returns without fx_close; its connection
  * would keep its transaction (and the writers' lock) and make every later
  * case wait. The next fx_open closes it. */
-static gl_meta *leaked;
+static gl_meta *leaked, *leaked_pool;
 
 /* A store in a fresh schema, and a temp dir for files. */
 static gl_meta *fx_open(fx *f)
@@ -145,6 +148,10 @@ static gl_meta *fx_open(fx *f)
 	if (leaked) {
 		gl_meta_close(leaked);
 		leaked = NULL;
+	}
+	if (leaked_pool) { /* a coroutine case's (cfx) */
+		gl_meta_close(leaked_pool);
+		leaked_pool = NULL;
 	}
 	memset(f, 0, sizeof *f);
 	snprintf(f->dir, sizeof f->dir, "/tmp/glmetapg.XXXXXX");
@@ -173,8 +180,9 @@ static void fx_close(fx *f)
 	if (leaked == f->m)
 		leaked = NULL;
 	f->m = NULL;
-	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE",
-		 f->schema);
+	/* bounded: a failed case may have left a transaction behind */
+	snprintf(sql, sizeof sql, "SET lock_timeout = '10s';"
+		 " DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
 	raw_exec_in(NULL, sql);
 	if (f->dir[0])
 		unit_rm_tree(f->dir);
@@ -219,6 +227,9 @@ static int64_t terminate_store(fx *f)
  * PostgreSQL-only cases
  * ====================================================================== */
 
+/* The version a fresh open creates (one per step of the migrations). */
+#define SCHEMA_NOW 8
+
 UNIT_TEST(open_creates_schema)
 {
 	fx f;
@@ -227,7 +238,7 @@ UNIT_TEST(open_creates_schema)
 	char url[sizeof f.conn];
 
 	FX_START(f);
-	CHECK_INT(gl_meta_schema_version(f.m), 7);
+	CHECK_INT(gl_meta_schema_version(f.m), SCHEMA_NOW);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
 			  " schemaname = current_schema() AND tablename IN"
 			  " ('artifacts', 'tags', 'properties', 'blobs',"
@@ -235,8 +246,10 @@ UNIT_TEST(open_creates_schema)
 			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
 			  " 'subscriptions', 'outbox', 'quota_usage',"
 			  " 'artifact_counts')"), 14);
-	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), 7);
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"), 7);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+		  SCHEMA_NOW);
+	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"),
+		  SCHEMA_NOW);
 	/* text compares bytewise, as in SQLite, whatever the locale */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
@@ -280,10 +293,10 @@ static const char to_v1[] =
 	" DROP INDEX artifacts_type_version_scope;"
 	" ALTER TABLE properties DROP COLUMN type_name,"
 	"  DROP COLUMN owner, DROP COLUMN visibility,"
-	"  DROP COLUMN status;"
+	"  DROP COLUMN status, DROP COLUMN created_at;"
 	" ALTER TABLE tags DROP COLUMN type_name,"
 	"  DROP COLUMN owner, DROP COLUMN visibility,"
-	"  DROP COLUMN status";
+	"  DROP COLUMN status, DROP COLUMN created_at";
 
 UNIT_TEST(schema_version_mismatch)
 {
@@ -323,7 +336,7 @@ UNIT_TEST(schema_version_mismatch)
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
-	/* the scope copies (step 7) come from the artifacts */
+	/* the scope copies (steps 7, 8) come from the artifacts */
 	CHECK_INT(scope_diff(&f), 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
 			  " type_name = 'tests' AND owner = 'p1'"), 1);
@@ -823,6 +836,123 @@ UNIT_TEST(reconnect_between_calls)
 	fx_close(&f);
 }
 
+/* Several processes (nodes, workers, the start-up recovery) opening one
+ * fresh database at the same moment: every one of them opens it, at the
+ * current version, and none carries an error out of a successful open
+ * (the start-up recovery once judged by err->status and failed with the
+ * stale "has tables but no glared schema version" of a check made
+ * without the lock). Bounded: OPEN_ROUNDS rounds of OPEN_PROCS. */
+#define OPEN_ROUNDS 12
+
+/* In a child: open the store, exit 0 if it is current and err stayed
+ * clean, 1 (with the error on stderr) if not. */
+static void child_open(fx *f, const char *what)
+{
+	gl_meta *m;
+	int ok;
+
+	memset(&f->err, 0, sizeof f->err);
+	m = reopen(f, 0);
+	ok = m && f->err.status == 0 && gl_meta_schema_version(m) == SCHEMA_NOW;
+	if (!ok)
+		fprintf(stderr, "%s: %s (%d)\n", what, f->err.msg, f->err.status);
+	gl_meta_close(m);
+	_exit(ok ? 0 : 1);
+}
+#define OPEN_PROCS 4
+UNIT_TEST(open_race_fresh_database)
+{
+	fx f;
+	char sql[192];
+	int bad = 0;
+
+	FX_START(f);
+	for (int round = 0; round < OPEN_ROUNDS; round++) {
+		pid_t pid[OPEN_PROCS];
+		int go[2], st, n = 0;
+
+		snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE;"
+			 " CREATE SCHEMA %s", f.schema, f.schema);
+		CHECK(raw_exec_in(NULL, sql) == 0);
+		CHECK(pipe(go) == 0);
+		fflush(NULL);
+		for (int i = 0; i < OPEN_PROCS; i++) {
+			pid[i] = fork();
+			CHECK(pid[i] >= 0);
+			if (pid[i] == 0) {
+				char c;
+
+				close(go[1]);
+				if (read(go[0], &c, 1) != 1)
+					_exit(3);
+				child_open(&f, "open race");
+			}
+		}
+		close(go[0]);
+		/* all at once */
+		if (write(go[1], "gggggggg", OPEN_PROCS) != OPEN_PROCS)
+			bad++;
+		close(go[1]);
+		for (int i = 0; i < OPEN_PROCS; i++)
+			if (waitpid(pid[i], &st, 0) == pid[i] &&
+			    WIFEXITED(st) && WEXITSTATUS(st) == 0)
+				n++;
+		bad += OPEN_PROCS - n;
+		CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+			  SCHEMA_NOW);
+	}
+	CHECK_INT(bad, 0);
+	fx_close(&f);
+}
+
+/* The same race made certain: the open's first look (without the lock)
+ * sees a table and no version, as it would in the middle of another
+ * node's migration; by the time it holds the lock the table is gone and
+ * it creates the schema. The open succeeds with its err untouched. */
+UNIT_TEST(open_judged_under_the_lock)
+{
+	fx f;
+	PGconn *holder;
+	PGresult *r;
+	char sql[256];
+	pid_t pid;
+	int st = -1, waiting = 0;
+
+	FX_START(f);
+	snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s;"
+		 " CREATE TABLE %s.half (x int)", f.schema, f.schema, f.schema);
+	CHECK(raw_exec_in(NULL, sql) == 0);
+	holder = raw_conn(f.schema);
+	CHECK(holder);
+	r = PQexec(holder, "BEGIN; SELECT pg_advisory_xact_lock(1735156082,"
+		   " hashtext(current_schema()))");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+	PQclear(r);
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		child_open(&f, "open under the lock");
+	/* until the child waits for the lock (bounded: 10 s) */
+	for (int i = 0; i < 1000 && !waiting; i++) {
+		if (raw_int(&f, "SELECT count(*) FROM pg_locks WHERE"
+			    " locktype = 'advisory' AND NOT granted") > 0)
+			waiting = 1;
+		else
+			usleep(10000);
+	}
+	CHECK(waiting);
+	r = PQexec(holder, "DROP TABLE half; COMMIT");
+	CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(holder);
+	CHECK(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+		  SCHEMA_NOW);
+	fx_close(&f);
+}
+
 /* Dropped inside the engine's transaction: 503, the rollback path runs,
  * nothing of the transaction was committed and everything before it
  * stays; then the store works again. */
@@ -859,6 +989,317 @@ UNIT_TEST(reconnect_in_transaction)
 	fx_close(&f);
 }
 
+/* ========================================================================
+ * In coroutines (a serving worker): waits yield to the loop
+ * ====================================================================== */
+
+/* A coroutine case: the fixture, a loop with coroutines enabled on it,
+ * a second store on f's schema with a pool of its own (m), and the trace
+ * and count its jobs share. */
+typedef struct cfx {
+	fx f;
+	struct event_base *base;
+	gl_meta *m;
+	char trace[32];
+	int done;
+	int live0; /* coroutines a failed case left suspended */
+} cfx;
+
+static gl_meta *open_pool(fx *f, int pool, int blocking)
+{
+	gl_conf conf;
+
+	memset(&conf, 0, sizeof conf);
+	conf.db_connection = f->conn;
+	conf.db_max_pool_size = pool;
+	conf.db_blocking_queries = blocking;
+	return gl_meta_open(&conf, 0, &f->err);
+}
+
+#define CFX_START(c, pool, blocking)                                          \
+	do {                                                                  \
+		memset(&(c), 0, sizeof(c));                                   \
+		FX_START((c).f);                                              \
+		(c).base = event_base_new();                                  \
+		CHECK((c).base);                                              \
+		leaked_pool = (c).m = open_pool(&(c).f, pool, blocking);      \
+		CHECK((c).m);                                                 \
+		gl_coro_enable((c).base);                                     \
+		(c).live0 = gl_coro_live();                                   \
+	} while (0)
+
+static void cfx_close(cfx *c)
+{
+	gl_meta_close(c->m);
+	if (leaked_pool == c->m)
+		leaked_pool = NULL;
+	gl_coro_enable(NULL);
+	event_base_free(c->base);
+	fx_close(&c->f);
+}
+
+/* Backends of f's schema (its store's pool), from another session. */
+static int64_t backends(fx *f)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity"
+		 " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
+		 f->schema);
+	return raw_int(f, sql);
+}
+
+/* Run the loop until *done reaches want (bounded: 20 s). */
+static int drive(struct event_base *base, const int *done, int want)
+{
+	for (int i = 0; i < 20000 && *done < want; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		if (*done < want)
+			usleep(1000);
+	}
+	return *done >= want;
+}
+
+typedef struct job {
+	gl_meta *m;
+	const char *id;
+	int pause;         /* writer: stop after the write */
+	int step;          /* how far it got */
+	int rc;
+	gl_err err;
+	int *done;
+	char *trace;       /* shared: who finished what, in order */
+} job;
+
+static void trace_add(char *t, char c)
+{
+	size_t n = strlen(t);
+
+	t[n] = c;
+	t[n + 1] = '\0';
+}
+
+/* A writer: the writers' lock, a write, a commit. With pause (A) it
+ * stops after the write (a slow round trip, holding the lock) until the
+ * test resumes it; without (B) it notes when it got the lock, which may
+ * mean waiting for A's inside PostgreSQL. */
+static void writer(void *arg)
+{
+	job *j = arg;
+
+	j->rc = gl_meta_begin(j->m, &j->err);
+	if (!j->pause)
+		trace_add(j->trace, 'b'); /* has the lock */
+	if (!j->rc)
+		j->rc = add(j->m, &T, mkaf(j->id, j->id, "1.0.0", "p1", 1),
+			    &j->err);
+	j->step = 1;
+	if (j->pause)
+		gl_coro_yield();
+	if (!j->rc)
+		j->rc = gl_meta_commit(j->m, &j->err);
+	else
+		gl_meta_rollback(j->m);
+	trace_add(j->trace, j->pause ? 'A' : 'B');
+	(*j->done)++;
+}
+
+/* C: a reader; never waits for writers. */
+static void reader_c(void *arg)
+{
+	job *j = arg;
+	json_t *got = NULL;
+
+	j->rc = gl_meta_get(j->m, &T, j->id, &got, &j->err);
+	json_decref(got);
+	trace_add(j->trace, 'C');
+	(*j->done)++;
+}
+
+/* Start a pausing writer (A) in a coroutine and run the loop until it holds the
+ * writers' lock (bounded: 10 s); its coroutine, or NULL. */
+static gl_coro *start_holder(struct event_base *base, job *a)
+{
+	gl_coro *ca = gl_coro_new(writer, a, 0);
+
+	if (!ca || gl_coro_resume(ca) != 1)
+		return NULL;
+	for (int i = 0; i < 10000 && a->step < 1; i++) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	return a->step == 1 ? ca : NULL;
+}
+
+/* While a coroutine holds the writers' lock and waits, the loop goes on:
+ * a reader finishes, a second writer waits for the lock inside
+ * PostgreSQL (yielding, not blocking), and gets it once the first one
+ * commits; no deadlock, and the pool stays within its size. */
+UNIT_TEST(coro_interleave_under_the_writers_lock)
+{
+	cfx x;
+	gl_coro *ca;
+
+	CFX_START(x, 3, 0);
+	job a = { .m = x.m, .id = "wa", .pause = 1, .trace = x.trace,
+		  .done = &x.done };
+	job b = { .m = x.m, .id = "wb", .trace = x.trace, .done = &x.done };
+	job c = { .m = x.m, .id = "k0", .trace = x.trace, .done = &x.done };
+	CHECK(add(x.f.m, &T, mkaf("k0", "n", "0.1.0", "p1", 1), &x.f.err) == 0);
+	ca = start_holder(x.base, &a);
+	CHECK(ca);
+	CHECK_INT(a.rc, 0);
+	gl_coro_go(writer, &b);
+	gl_coro_go(reader_c, &c);
+	CHECK(drive(x.base, &x.done, 1)); /* the reader, while A holds the lock */
+	CHECK_STR(x.trace, "C");
+	CHECK_INT(c.rc, 0);
+	/* B still waits for the lock, and the loop is not blocked by it */
+	for (int i = 0; i < 200; i++) {
+		event_base_loop(x.base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_STR(x.trace, "C");
+	CHECK(backends(&x.f) <= 3 + 1); /* + the fixture's own store */
+	CHECK_INT(gl_coro_resume(ca), 1); /* A commits: a wait again */
+	CHECK(drive(x.base, &x.done, 3));
+	/* PostgreSQL releases the lock as it commits, before it answers A:
+	 * B's grant and A's answer may reach the loop in one turn, in either
+	 * order. Either way B got the lock only now (the trace stayed "C"
+	 * while A held it). */
+	if (strcmp(x.trace, "CbAB"))
+		CHECK_STR(x.trace, "CAbB");
+	CHECK_INT(a.rc, 0);
+	CHECK_INT(b.rc, 0);
+	CHECK_INT(gl_coro_live(), x.live0);
+	cfx_close(&x);
+}
+
+/* More coroutines than connections: the others wait in line for one,
+ * all of them commit, and no more than max_pool_size sessions exist. */
+UNIT_TEST(coro_pool_queue)
+{
+	cfx x;
+	char ids[8][16];
+	job jobs[8];
+	int64_t n = -1;
+
+	CFX_START(x, 2, 0);
+	for (int i = 0; i < 8; i++) {
+		snprintf(ids[i], sizeof ids[i], "q%d", i);
+		jobs[i] = (job){ .m = x.m, .id = ids[i], .done = &x.done,
+				 .trace = x.trace };
+		gl_coro_go(writer, &jobs[i]);
+	}
+	CHECK(x.done < 8); /* they wait */
+	CHECK(drive(x.base, &x.done, 8));
+	for (int i = 0; i < 8; i++)
+		CHECK_INT(jobs[i].rc, 0);
+	CHECK(backends(&x.f) <= 2 + 1); /* + the fixture's own store */
+	CHECK(gl_meta_count_artifacts(x.m, "p1", NULL, &n, &x.f.err) == 0);
+	CHECK_INT(n, 8);
+	cfx_close(&x);
+}
+
+/* Stopping the loop (SIGTERM past shutdown_timeout): a coroutine waiting
+ * for PostgreSQL (here for the writers' lock) gets 503 at once, its
+ * session closed; from then on calls block, so the holder of the lock
+ * still commits when it runs, and the main stack's calls work. */
+UNIT_TEST(coro_stop_ends_the_waits)
+{
+	cfx x;
+	gl_coro *ca;
+	json_t *got = NULL;
+
+	CFX_START(x, 3, 0);
+	gl_meta *m = x.m;
+	job a = { .m = m, .id = "sa", .pause = 1, .trace = x.trace,
+		  .done = &x.done };
+	job b = { .m = m, .id = "sb", .trace = x.trace, .done = &x.done };
+	ca = start_holder(x.base, &a);
+	CHECK(ca);
+	gl_coro_go(writer, &b); /* waits for A's lock */
+	for (int i = 0; i < 100; i++) {
+		event_base_loop(x.base, EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	CHECK_STR(x.trace, "");
+	gl_meta_stop(m);
+	CHECK_STR(x.trace, "bB"); /* B failed and ended */
+	CHECK_INT(b.rc, -1);
+	CHECK_INT(b.err.status, 503);
+	CHECK_STR(b.err.msg, "the server is shutting down");
+	CHECK_INT(gl_coro_resume(ca), 0); /* A commits, blocking */
+	CHECK_INT(a.rc, 0);
+	CHECK_STR(x.trace, "bBA");
+	CHECK_INT(gl_coro_live(), x.live0);
+	gl_coro_enable(NULL);
+	/* the main stack: blocking calls work; A's write stays, B's is gone */
+	CHECK(gl_meta_get(m, &T, "sa", &got, &x.f.err) == 0);
+	json_decref(got);
+	CHECK(gl_meta_get(m, &T, "sb", &got, &x.f.err) == 1);
+	CHECK(gl_meta_begin(m, &x.f.err) == 0);
+	CHECK(gl_meta_commit(m, &x.f.err) == 0);
+	cfx_close(&x);
+}
+
+/* The connection dropped inside a coroutine's transaction: 503, the
+ * rollback ends it, and the next call reconnects (without blocking). */
+static void lost_in_txn(void *arg)
+{
+	job *j = arg;
+	fx *f = (fx *)j->trace;
+	json_t *got = NULL;
+
+	j->rc = gl_meta_begin(j->m, &j->err);
+	if (!j->rc)
+		j->rc = add(j->m, &T, mkaf("l1", "n", "1.0.0", "p1", 1),
+			    &j->err);
+	if (!j->rc && terminate_store(f) >= 1 &&
+	    add(j->m, &T, mkaf("l2", "n", "2.0.0", "p1", 2), &j->err) == -1 &&
+	    j->err.status == 503) {
+		gl_meta_rollback(j->m);
+		j->step = gl_meta_get(j->m, &T, "l1", &got, &j->err) == 1 &&
+			  add(j->m, &T, mkaf("l3", "n", "3.0.0", "p1", 3),
+			      &j->err) == 0;
+	}
+	json_decref(got);
+	(*j->done)++;
+}
+
+UNIT_TEST(coro_connection_lost_in_transaction)
+{
+	cfx x;
+	json_t *got = NULL;
+
+	CFX_START(x, 2, 0);
+	job j = { .m = x.m, .id = "l", .done = &x.done,
+		  .trace = (char *)&x.f };
+	gl_coro_go(lost_in_txn, &j);
+	CHECK(drive(x.base, &x.done, 1));
+	CHECK_INT(j.rc, 0);
+	CHECK_INT(j.step, 1);
+	gl_coro_enable(NULL);
+	CHECK(gl_meta_get(x.m, &T, "l3", &got, &x.f.err) == 0);
+	json_decref(got);
+	cfx_close(&x);
+}
+
+/* [database] blocking_queries: a coroutine's call never yields. */
+UNIT_TEST(coro_blocking_queries_never_yield)
+{
+	cfx x;
+	gl_coro *c;
+
+	CFX_START(x, 2, 1);
+	job j = { .m = x.m, .id = "none", .trace = x.trace, .done = &x.done };
+	c = gl_coro_new(reader_c, &j, 0);
+	CHECK(c);
+	CHECK_INT(gl_coro_resume(c), 0); /* done without the loop */
+	CHECK_INT(j.rc, 1);
+	cfx_close(&x);
+}
+
 /* clang-format off */
 UNIT_SUITE(meta_pg,
 	UNIT_CASE(open_creates_schema),
@@ -867,7 +1308,14 @@ UNIT_SUITE(meta_pg,
 	UNIT_CASE(data_pieces),
 	UNIT_CASE(race_name_version_scope),
 	UNIT_CASE(race_one_artifact),
+	UNIT_CASE(open_race_fresh_database),
+	UNIT_CASE(open_judged_under_the_lock),
 	UNIT_CASE(reconnect_between_calls),
 	UNIT_CASE(reconnect_in_transaction),
+	UNIT_CASE(coro_interleave_under_the_writers_lock),
+	UNIT_CASE(coro_pool_queue),
+	UNIT_CASE(coro_stop_ends_the_waits),
+	UNIT_CASE(coro_connection_lost_in_transaction),
+	UNIT_CASE(coro_blocking_queries_never_yield),
 	META_SCENARIOS);
 /* clang-format on */

@@ -68,6 +68,30 @@ attacks.recursion = function()
   local function f(n) return f(n + 1) + 1 end -- @recursion
   return f(1)
 end
+-- recursion through C functions (each level a C frame on the request's
+-- coroutine stack) until Lua's own limit on nested C calls
+attacks.c_gsub = function()
+  local function f() return (string.gsub("ab", ".", f)) end
+  return f()
+end
+attacks.c_sort = function()
+  local function f() table.sort({ 3, 2, 1 }, function(a, b) f() return a < b end) end
+  return f()
+end
+attacks.c_index = function()
+  local t = setmetatable({}, { __index = function(t, k) return t[k .. "x"] end })
+  return t.a
+end
+attacks.c_concat = function()
+  local mt = {}
+  mt.__concat = function() return setmetatable({}, mt) .. "x" end
+  return setmetatable({}, mt) .. "x"
+end
+attacks.c_tostring = function()
+  local mt = {}
+  mt.__tostring = function() return tostring(setmetatable({}, mt)) end
+  return tostring(setmetatable({}, mt))
+end
 attacks.unpack_huge = function() return table.unpack({}, 1, 1e8) end -- @unpack_huge
 attacks.format_huge = function() return string.format("%099999999d", 1) end -- @format_huge
 attacks.format_address = function() return string.format("%p", {}) end -- @format_address
@@ -78,6 +102,16 @@ attacks.randomseed = function() return math.randomseed(42) end -- @randomseed
 -- harmless: these must just work
 attacks.int_min = function() return string.rep("x", math.mininteger) end
 attacks.rep_empty = function() return string.rep("", math.maxinteger) .. ("").rep("", math.maxinteger, "") end
+attacks.c_pcall = function()
+  -- the overflow is an ordinary Lua error: the script's pcall catches it
+  local err
+  local function f()
+    local ok, e = pcall(f)
+    if not ok then err = e end
+  end
+  f()
+  assert(tostring(err):find("C stack overflow"), "no overflow")
+end
 attacks.no_address = function()
   assert(tostring({}) == "table" and tostring(print) == "function", "addresses are visible")
 end
