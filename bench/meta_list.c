@@ -88,8 +88,8 @@ static void fill(gl_meta *m, int n)
 		json_t *af;
 		gl_vkey vk;
 
-		snprintf(id, sizeof id, "%08x-0000-4000-8000-%012x", i * 2654435761u,
-			 i);
+		snprintf(id, sizeof id, "%08x-0000-4000-8000-%012x",
+			 i * 2654435761u, i);
 		snprintf(name, sizeof name, "art-%d", i % 5000);
 		snprintf(ver, sizeof ver, "%d.0.0", i / 5000);
 		snprintf(owner, sizeof owner, "p%d", i % 20);
@@ -99,19 +99,18 @@ static void fill(gl_meta *m, int n)
 		af = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
 			       " s:s, s:s, s:s, s:i, s:f, s:b, s:[s],"
 			       " s:{s:i, s:i}, s:[s], s:{s:s}}",
-			       "id", id, "name", name, "version", ver,
-			       "owner", owner, "visibility",
+			       "id", id, "name", name, "version", ver, "owner",
+			       owner, "visibility",
 			       i % 10 ? "private" : "public", "status",
-			       i % 100 == 0 ? "deleted" :
-			       i % 3 ? "active" : "drafted",
+			       i % 100 == 0 ? "deleted"
+			       : i % 3      ? "active"
+					    : "drafted",
 			       "created_at", ts, "updated_at", ts,
-			       "description", "an image",
-			       "display_type_name", "Images",
-			       "os", os[i % 3], "build", i, "score",
+			       "description", "an image", "display_type_name",
+			       "Images", "os", os[i % 3], "build", i, "score",
 			       (double)(i % 1000) / 10, "stable", i % 2,
-			       "branches", br, "labels", "arch", i % 4,
-			       "rev", i % 1000, "tags", tag, "metadata",
-			       "k", "v");
+			       "branches", br, "labels", "arch", i % 4, "rev",
+			       i % 1000, "tags", tag, "metadata", "k", "v");
 		if (i % 10 == 0)
 			json_array_append_new(json_object_get(af, "tags"),
 					      json_string("nightly"));
@@ -176,7 +175,7 @@ typedef struct bq {
 	const char *label;
 	gl_filter f[3];
 	int nf;
-	const char *sort;  /* NULL: created_at desc */
+	const char *sort; /* NULL: created_at desc */
 	int desc;
 	int latest, see_all, public_only, page; /* page: follow N markers */
 } bq;
@@ -216,9 +215,13 @@ static void run_query(gl_meta *m, bq *b, int show_plan)
 		q.marker = marker[0] ? marker : NULL;
 		if (gl_meta_list(m, &q, &arr, NULL, &err))
 			die(b->label, &err);
-		snprintf(marker, sizeof marker, "%s", json_string_value(
-			json_object_get(json_array_get(arr, json_array_size(arr) - 1),
-					"id")));
+		snprintf(marker, sizeof marker, "%s",
+			 json_string_value(
+				 json_object_get(json_array_get(arr,
+								json_array_size(
+									arr) -
+									1),
+						 "id")));
 		json_decref(arr);
 	}
 	q.marker = marker[0] ? marker : NULL;
@@ -272,13 +275,21 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "n:apd:")) != -1) {
 		switch (opt) {
-		case 'n': n = atoi(optarg); break;
-		case 'a': analyze = 1; break;
-		case 'p': plans = 1; break;
-		case 'd': keep = optarg; break;
+		case 'n':
+			n = atoi(optarg);
+			break;
+		case 'a':
+			analyze = 1;
+			break;
+		case 'p':
+			plans = 1;
+			break;
+		case 'd':
+			keep = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: meta_list [-n N] [-a] [-p]"
-				" [-d DIR]\n");
+					" [-d DIR]\n");
 			return 2;
 		}
 	}
@@ -320,74 +331,117 @@ int main(int argc, char **argv)
 	json_t *v_score = json_pack("[f]", 1.0);
 /* clang-format off */
 #define PROP(f_, op_, v_) { .kind = GF_PROP, .field = fld(f_), .op = op_, .values = v_ }
-/* clang-format on */
+	/* clang-format on */
 	bq qs[] = {
 		{ .label = "no filter" },
-		{ .label = "os=linux (1/3)", .nf = 1,
+		{ .label = "os=linux (1/3)",
+		  .nf = 1,
 		  .f = { PROP("os", GL_OP_EQ, v_linux) } },
-		{ .label = "build=54323 (1 row)", .nf = 1,
+		{ .label = "build=54323 (1 row)",
+		  .nf = 1,
 		  .f = { PROP("build", GL_OP_EQ, v_build) } },
-		{ .label = "build>N-1000 (1000 rows)", .nf = 1,
+		{ .label = "build>N-1000 (1000 rows)",
+		  .nf = 1,
 		  .f = { PROP("build", GL_OP_GT, v_b99) } },
-		{ .label = "build>N-5000 (5000 rows)", .nf = 1,
+		{ .label = "build>N-5000 (5000 rows)",
+		  .nf = 1,
 		  .f = { PROP("build", GL_OP_GT, v_b95) } },
-		{ .label = "build>N-10000 (10000 rows)", .nf = 1,
+		{ .label = "build>N-10000 (10000 rows)",
+		  .nf = 1,
 		  .f = { PROP("build", GL_OP_GT, v_b90) } },
-		{ .label = "build>=N/2 (1/2)", .nf = 1,
+		{ .label = "build>=N/2 (1/2)",
+		  .nf = 1,
 		  .f = { PROP("build", GL_OP_GTE, v_b50) } },
-		{ .label = "score<1.0 (1/100)", .nf = 1,
+		{ .label = "score<1.0 (1/100)",
+		  .nf = 1,
 		  .f = { PROP("score", GL_OP_LT, v_score) } },
-		{ .label = "branches=b7 (list, 1/50, none visible)", .nf = 1,
+		{ .label = "branches=b7 (list, 1/50, none visible)",
+		  .nf = 1,
 		  .f = { PROP("branches", GL_OP_EQ, v_b7) } },
-		{ .label = "labels.arch=2 (dict, 1/4)", .nf = 1,
-		  .f = { { .kind = GF_DICT_VAL, .field = fld("labels"),
-			   .key = "arch", .op = GL_OP_EQ, .values = v_arch } } },
-		{ .label = "tags=t42 (1/100, none visible)", .nf = 1,
-		  .f = { { .kind = GF_TAGS_ALL, .op = GL_OP_EQ,
+		{ .label = "labels.arch=2 (dict, 1/4)",
+		  .nf = 1,
+		  .f = { { .kind = GF_DICT_VAL,
+			   .field = fld("labels"),
+			   .key = "arch",
+			   .op = GL_OP_EQ,
+			   .values = v_arch } } },
+		{ .label = "tags=t42 (1/100, none visible)",
+		  .nf = 1,
+		  .f = { { .kind = GF_TAGS_ALL,
+			   .op = GL_OP_EQ,
 			   .values = v_t42 } } },
-		{ .label = "tags=nightly (1/10)", .nf = 1,
-		  .f = { { .kind = GF_TAGS_ALL, .op = GL_OP_EQ,
+		{ .label = "tags=nightly (1/10)",
+		  .nf = 1,
+		  .f = { { .kind = GF_TAGS_ALL,
+			   .op = GL_OP_EQ,
 			   .values = v_nightly } } },
-		{ .label = "tags-any=t1,t2 (1/50, none visible)", .nf = 1,
-		  .f = { { .kind = GF_TAGS_ANY, .op = GL_OP_IN,
+		{ .label = "tags-any=t1,t2 (1/50, none visible)",
+		  .nf = 1,
+		  .f = { { .kind = GF_TAGS_ANY,
+			   .op = GL_OP_IN,
 			   .values = v_tany } } },
-		{ .label = "name=art-42 (20 rows)", .nf = 1,
-		  .f = { { .kind = GF_BASE, .field = fld("name"),
-			   .op = GL_OP_EQ, .values = v_name } } },
-		{ .label = "os=linux AND tags=nightly", .nf = 2,
+		{ .label = "name=art-42 (20 rows)",
+		  .nf = 1,
+		  .f = { { .kind = GF_BASE,
+			   .field = fld("name"),
+			   .op = GL_OP_EQ,
+			   .values = v_name } } },
+		{ .label = "os=linux AND tags=nightly",
+		  .nf = 2,
 		  .f = { PROP("os", GL_OP_EQ, v_linux),
-			 { .kind = GF_TAGS_ALL, .op = GL_OP_EQ,
+			 { .kind = GF_TAGS_ALL,
+			   .op = GL_OP_EQ,
 			   .values = v_nightly } } },
-		{ .label = "os=linux sort name asc", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .sort = "name" },
-		{ .label = "os=linux sort version desc", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .sort = "version",
+		{ .label = "os=linux sort name asc",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .sort = "name" },
+		{ .label = "os=linux sort version desc",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .sort = "version",
 		  .desc = 1 },
-		{ .label = "os=linux sort updated_at asc", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .sort = "updated_at" },
-		{ .label = "os=linux sort build desc (custom)", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .sort = "build",
+		{ .label = "os=linux sort updated_at asc",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .sort = "updated_at" },
+		{ .label = "os=linux sort build desc (custom)",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .sort = "build",
 		  .desc = 1 },
-		{ .label = "os=linux sort score asc (custom)", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .sort = "score" },
-		{ .label = "os=linux page 5 (marker)", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .page = 4 },
-		{ .label = "os=linux sort name, page 5", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .sort = "name",
+		{ .label = "os=linux sort score asc (custom)",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .sort = "score" },
+		{ .label = "os=linux page 5 (marker)",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .page = 4 },
+		{ .label = "os=linux sort name, page 5",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .sort = "name",
 		  .page = 4 },
 		{ .label = "latest", .latest = 1 },
-		{ .label = "latest os=linux", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .latest = 1 },
+		{ .label = "latest os=linux",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .latest = 1 },
 		{ .label = "admin (see_all), no filter", .see_all = 1 },
-		{ .label = "admin os=linux", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .see_all = 1 },
-		{ .label = "anonymous (public) os=linux", .nf = 1,
-		  .f = { PROP("os", GL_OP_EQ, v_linux) }, .public_only = 1 },
+		{ .label = "admin os=linux",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .see_all = 1 },
+		{ .label = "anonymous (public) os=linux",
+		  .nf = 1,
+		  .f = { PROP("os", GL_OP_EQ, v_linux) },
+		  .public_only = 1 },
 	};
 	printf("%d artifacts, page of 25 as project p3 unless noted%s\n", n,
 	       analyze ? ", after ANALYZE" : "");
-	printf("%-44s %8s %9s %5s %8s\n", "query", "page ms", "count ms", "rows",
-	       "total");
+	printf("%-44s %8s %9s %5s %8s\n", "query", "page ms", "count ms",
+	       "rows", "total");
 	for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++)
 		run_query(m, &qs[i], plans);
 

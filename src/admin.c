@@ -68,7 +68,7 @@ struct session {
 	struct bufferevent *bev;
 	gl_console *c;
 	struct event *resume;
-	struct event *slice;    /* the next slice of a long run */
+	struct event *slice; /* the next slice of a long run */
 	int id;
 	/* the request being read: its header, waiting for the payload */
 	json_t *req;
@@ -80,7 +80,7 @@ struct session {
 	int print;
 	int timeout_s;
 	int64_t deadline, next_poll, slice_end;
-	int sliced;             /* the run yielded at the end of a slice */
+	int sliced; /* the run yielded at the end of a slice */
 	enum stop stop;
 };
 
@@ -190,7 +190,8 @@ static int p_errmsg(lua_State *L)
 			if (luaL_callmeta(L, 2, "__tostring") &&
 			    lua_type(L, -1) == LUA_TSTRING)
 				return 1;
-			msg = lua_pushfstring(L, "(error object is a %s value)",
+			msg = lua_pushfstring(L,
+					      "(error object is a %s value)",
 					      luaL_typename(L, 2));
 		}
 	}
@@ -269,8 +270,10 @@ static void admin_hook(lua_State *L, lua_Debug *ar)
 	/* from now on every instruction raises */
 	lua_sethook(L, admin_hook, LUA_MASKCOUNT, 1);
 	if (s->stop == TIMED_OUT)
-		luaL_error(L, "timeout: the chunk ran longer than %d s (attach "
-			   "mode; raise the limit with --timeout)", s->timeout_s);
+		luaL_error(L,
+			   "timeout: the chunk ran longer than %d s (attach "
+			   "mode; raise the limit with --timeout)",
+			   s->timeout_s);
 	luaL_error(L, "interrupted!");
 }
 
@@ -310,7 +313,8 @@ static void finish(session *s, int status)
 					memcpy(all, out, nout);
 					memcpy(all + nout, r, n);
 					all[nout + n] = '\n';
-					reply(s, 1, all, nout + n + 1, NULL, 0, 0);
+					reply(s, 1, all, nout + n + 1, NULL, 0,
+					      0);
 					free(all);
 					end_run(s);
 					return;
@@ -338,12 +342,13 @@ static void finish(session *s, int status)
 		/* no room even for the message: the state is at its cap */
 		lua_settop(L, 0);
 		lua_gc(L, LUA_GCCOLLECT);
-		reply_error(s, status == LUA_ERRMEM
-				       ? "not enough memory: an attached session "
-					 "may use 256 MiB; release what the "
-					 "globals hold (x = nil) or reconnect"
-				       : "the chunk failed (and so did its error "
-					 "message)");
+		reply_error(s,
+			    status == LUA_ERRMEM
+				    ? "not enough memory: an attached session "
+				      "may use 256 MiB; release what the "
+				      "globals hold (x = nil) or reconnect"
+				    : "the chunk failed (and so did its error "
+				      "message)");
 	} else {
 		const char *msg = lua_tolstring(L, -1, &n);
 		out = gl_console_output(s->c, &nout);
@@ -520,7 +525,8 @@ static int handle(session *s)
 			const char *op;
 
 			if (!line) {
-				if (evbuffer_get_length(in) > GL_ADMIN_MAX_LINE)
+				if (evbuffer_get_length(in) >
+				    GL_ADMIN_MAX_LINE)
 					goto bad;
 				return 0;
 			}
@@ -537,15 +543,17 @@ static int handle(session *s)
 			}
 			if (!op || strcmp(op, "run") ||
 			    !json_is_integer(json_object_get(j, "length")) ||
-			    json_integer_value(json_object_get(j, "length")) < 0 ||
+			    json_integer_value(json_object_get(j, "length")) <
+				    0 ||
 			    json_integer_value(json_object_get(j, "length")) >
-				    GL_ADMIN_MAX_CODE || s->busy) {
+				    GL_ADMIN_MAX_CODE ||
+			    s->busy) {
 				json_decref(j);
 				goto bad;
 			}
 			s->req = j;
-			s->need = (size_t)json_integer_value(json_object_get(j,
-									   "length"));
+			s->need = (size_t)json_integer_value(
+				json_object_get(j, "length"));
 		}
 		if (evbuffer_get_length(in) < s->need)
 			return 0;
@@ -562,7 +570,7 @@ static int handle(session *s)
 			json_decref(req);
 		}
 		if (s->busy)
-			return 0;    /* waiting; input resumes after */
+			return 0; /* waiting; input resumes after */
 	}
 bad:
 	gl_warn("admin: session %d: protocol error, closing", s->id);
@@ -626,7 +634,8 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	s->id = ++next_id;
 	s->co_ref = LUA_NOREF;
 	s->c = gl_console_new(a->app->engine, 1, &err);
-	s->bev = bufferevent_socket_new(a->app->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->bev = bufferevent_socket_new(a->app->base, fd,
+					BEV_OPT_CLOSE_ON_FREE);
 	s->resume = event_new(a->app->base, -1, 0, resume_cb, s);
 	s->slice = evtimer_new(a->app->base, slice_cb, s);
 	s->next = a->list;
@@ -668,13 +677,13 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa,
 		return gl_fail(err, 500, NULL, "%s exists and is not a socket",
 			       path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	live = fd >= 0 && connect(fd, (const struct sockaddr *)sa,
-				  sizeof *sa) == 0;
+	live = fd >= 0 &&
+	       connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0;
 	if (fd >= 0)
 		close(fd);
 	if (live)
-		return gl_fail(err, 500, NULL, "%s is in use by another process",
-			       path);
+		return gl_fail(err, 500, NULL,
+			       "%s is in use by another process", path);
 	unlink(path);
 	return 0;
 }
@@ -692,8 +701,10 @@ int gl_admin_start(gl_app *app, gl_admin **out, gl_err *err)
 	if (!path || !*path)
 		return 0;
 	if (strlen(path) >= sizeof sa.sun_path)
-		return gl_fail(err, 500, NULL, "admin_socket path longer than %zu"
-			       " bytes: %s", sizeof sa.sun_path - 1, path);
+		return gl_fail(err, 500, NULL,
+			       "admin_socket path longer than %zu"
+			       " bytes: %s",
+			       sizeof sa.sun_path - 1, path);
 	strcpy(sa.sun_path, path);
 	if (clear_stale(path, &sa, err) < 0)
 		return -1;

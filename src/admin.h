@@ -37,9 +37,9 @@
 #include "err.h"
 
 #define GL_ADMIN_PROTOCOL 1
-#define GL_ADMIN_MAX_LINE (64 << 10)   /* a header line */
-#define GL_ADMIN_MAX_CODE (16 << 20)   /* a chunk */
-#define GL_ADMIN_DEFAULT_TIMEOUT 10    /* seconds of Lua per run */
+#define GL_ADMIN_MAX_LINE (64 << 10) /* a header line */
+#define GL_ADMIN_MAX_CODE (16 << 20) /* a chunk */
+#define GL_ADMIN_DEFAULT_TIMEOUT 10  /* seconds of Lua per run */
 #define GL_ADMIN_MAX_TIMEOUT 600
 
 struct gl_app;

@@ -119,8 +119,9 @@ int gl_amqp_parse_url(const char *url, gl_amqp_conf *c, gl_err *err)
 		const char *colon = url ? strstr(url, "://") : NULL;
 		return gl_fail(err, 500, "ConfigError",
 			       "transport_url: glared publishes to RabbitMQ "
-			       "(rabbit://...), not %.*s", colon ?
-			       (int)(colon - url) : 0, colon ? url : "");
+			       "(rabbit://...), not %.*s",
+			       colon ? (int)(colon - url) : 0,
+			       colon ? url : "");
 	}
 	rest = url + 9;
 	q = strchr(rest, '?');
@@ -131,16 +132,19 @@ int gl_amqp_parse_url(const char *url, gl_amqp_conf *c, gl_err *err)
 	slash = strchr(rest, '/');
 	if (slash && q && q < slash)
 		slash = NULL;
-	nl = slash ? (size_t)(slash - rest) : q ? (size_t)(q - rest)
-						 : strlen(rest);
+	nl = slash ? (size_t)(slash - rest)
+	     : q   ? (size_t)(q - rest)
+		   : strlen(rest);
 	if (nl == 0)
 		return gl_fail(err, 500, "ConfigError",
 			       "transport_url: no host");
 	for (p = rest;;) {
 		const char *comma = memchr(p, ',', (size_t)(rest + nl - p));
-		size_t n = comma ? (size_t)(comma - p) : (size_t)(rest + nl - p);
-		c->hosts = gl_xrealloc(c->hosts, sizeof *c->hosts *
-						  (size_t)(c->nhosts + 1));
+		size_t n = comma ? (size_t)(comma - p)
+				 : (size_t)(rest + nl - p);
+		c->hosts = gl_xrealloc(c->hosts,
+				       sizeof *c->hosts *
+					       (size_t)(c->nhosts + 1));
 		memset(&c->hosts[c->nhosts], 0, sizeof *c->hosts);
 		c->nhosts++;
 		if (parse_host(p, n, &c->hosts[c->nhosts - 1], err) < 0)
@@ -201,7 +205,7 @@ typedef struct msg {
 	int64_t id;
 	char **bodies;
 	int nbodies;
-	int pending;          /* publishes waiting for their confirm */
+	int pending; /* publishes waiting for their confirm */
 	int failed;
 	int64_t sent_us;
 	char why[256];
@@ -223,13 +227,13 @@ struct gl_amqp {
 	/* guarded by mu */
 	msg *inbox, *inbox_tail;
 	msg *done, *done_tail;
-	int queued;           /* in the inbox or in flight */
+	int queued; /* in the inbox or in flight */
 	int connected;
-	int ready;            /* connected since the last report */
+	int ready; /* connected since the last report */
 	int stop;
 	/* eventfds */
-	int wake_fd;          /* loop -> thread */
-	int done_fd;          /* thread -> loop */
+	int wake_fd; /* loop -> thread */
+	int done_fd; /* thread -> loop */
 	struct event *done_ev;
 	/* the thread's own */
 	amqp_connection_state_t conn;
@@ -288,8 +292,8 @@ static void finish(gl_amqp *a, msg *m)
 	poke(a->done_fd);
 }
 
-__attribute__((format(printf, 2, 3)))
-static void warn_rate(gl_amqp *a, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void
+warn_rate(gl_amqp *a, const char *fmt, ...)
 {
 	int64_t now = gl_now_us();
 	char line[600];
@@ -367,12 +371,15 @@ static void reply_why(amqp_rpc_reply_t r, char *out, size_t n)
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
 		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
 			amqp_connection_close_t *m = r.reply.decoded;
-			snprintf(out, n, "connection closed by the broker: %d "
-				 "%.*s", m->reply_code, (int)m->reply_text.len,
+			snprintf(out, n,
+				 "connection closed by the broker: %d "
+				 "%.*s",
+				 m->reply_code, (int)m->reply_text.len,
 				 (const char *)m->reply_text.bytes);
 		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
 			amqp_channel_close_t *m = r.reply.decoded;
-			snprintf(out, n, "channel closed by the broker: %d %.*s",
+			snprintf(out, n,
+				 "channel closed by the broker: %d %.*s",
 				 m->reply_code, (int)m->reply_text.len,
 				 (const char *)m->reply_text.bytes);
 		} else {
@@ -423,7 +430,7 @@ static int connect_one(gl_amqp *a, gl_err *err)
 	rc = amqp_socket_open_noblock(sock, h->host, h->port, &tv);
 	if (rc != AMQP_STATUS_OK) {
 		gl_fail(err, 503, NULL, "cannot connect to %s:%d: %s", h->host,
-			 h->port, amqp_error_string2(rc));
+			h->port, amqp_error_string2(rc));
 		goto fail;
 	}
 	r = amqp_login(a->conn, a->c.vhost, 0, AMQP_DEFAULT_FRAME_SIZE,
@@ -431,8 +438,8 @@ static int connect_one(gl_amqp *a, gl_err *err)
 		       h->pass);
 	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
 		reply_why(r, tmp, sizeof tmp);
-		gl_fail(err, 503, NULL, "logging in to %s:%d as %s: %s", h->host,
-			 h->port, h->user, tmp);
+		gl_fail(err, 503, NULL, "logging in to %s:%d as %s: %s",
+			h->host, h->port, h->user, tmp);
 		goto fail;
 	}
 	amqp_channel_open(a->conn, CHANNEL);
@@ -441,9 +448,9 @@ static int connect_one(gl_amqp *a, gl_err *err)
 	amqp_confirm_select(a->conn, CHANNEL);
 	if (rpc_check(a, "confirm.select", err) < 0)
 		goto fail;
-	amqp_exchange_declare(a->conn, CHANNEL, ex, amqp_cstring_bytes("topic"),
-			      0, a->c.durable, a->c.auto_delete, 0,
-			      amqp_empty_table);
+	amqp_exchange_declare(a->conn, CHANNEL, ex,
+			      amqp_cstring_bytes("topic"), 0, a->c.durable,
+			      a->c.auto_delete, 0, amqp_empty_table);
 	if (rpc_check(a, "declaring the exchange", err) < 0)
 		goto fail;
 	for (int i = 0; i < a->c.nkeys; i++) {
@@ -476,7 +483,8 @@ static int publish(gl_amqp *a, msg *m, gl_err *err)
 	props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
 		       AMQP_BASIC_CONTENT_ENCODING_FLAG |
 		       AMQP_BASIC_HEADERS_FLAG |
-		       AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_PRIORITY_FLAG;
+		       AMQP_BASIC_DELIVERY_MODE_FLAG |
+		       AMQP_BASIC_PRIORITY_FLAG;
 	props.headers = amqp_empty_table;
 	props.content_type = amqp_cstring_bytes("application/json");
 	props.content_encoding = amqp_cstring_bytes("utf-8");
@@ -485,20 +493,24 @@ static int publish(gl_amqp *a, msg *m, gl_err *err)
 	m->sent_us = gl_now_us();
 	for (int b = 0; b < m->nbodies; b++) {
 		for (int k = 0; k < a->c.nkeys; k++) {
-			int rc = amqp_basic_publish(
-				a->conn, CHANNEL,
-				amqp_cstring_bytes(a->c.exchange),
-				amqp_cstring_bytes(a->c.keys[k]), 0, 0, &props,
-				amqp_cstring_bytes(m->bodies[b]));
+			int rc = amqp_basic_publish(a->conn, CHANNEL,
+						    amqp_cstring_bytes(
+							    a->c.exchange),
+						    amqp_cstring_bytes(
+							    a->c.keys[k]),
+						    0, 0, &props,
+						    amqp_cstring_bytes(
+							    m->bodies[b]));
 			if (rc != AMQP_STATUS_OK) {
 				gl_fail(err, 503, NULL, "publishing: %s",
-					 amqp_error_string2(rc));
+					amqp_error_string2(rc));
 				return -1;
 			}
 			if (a->npubs == a->cappubs) {
 				a->cappubs = a->cappubs ? a->cappubs * 2 : 64;
-				a->pubs = gl_xrealloc(a->pubs, a->cappubs *
-								 sizeof *a->pubs);
+				a->pubs = gl_xrealloc(a->pubs,
+						      a->cappubs *
+							      sizeof *a->pubs);
 			}
 			a->pubs[a->npubs++] = (pub){ a->next_tag++, m };
 			m->pending++;
@@ -536,16 +548,19 @@ static int read_frames(gl_amqp *a, gl_err *err)
 		}
 		case AMQP_CHANNEL_CLOSE_METHOD: {
 			amqp_channel_close_t *c = f.payload.method.decoded;
-			gl_fail(err, 503, NULL, "channel closed by the broker: %d %.*s",
-				 c->reply_code, (int)c->reply_text.len,
-				 (const char *)c->reply_text.bytes);
+			gl_fail(err, 503, NULL,
+				"channel closed by the broker: %d %.*s",
+				c->reply_code, (int)c->reply_text.len,
+				(const char *)c->reply_text.bytes);
 			return -1;
 		}
 		case AMQP_CONNECTION_CLOSE_METHOD: {
 			amqp_connection_close_t *c = f.payload.method.decoded;
-			gl_fail(err, 503, NULL, "connection closed by the broker: %d "
-				 "%.*s", c->reply_code, (int)c->reply_text.len,
-				 (const char *)c->reply_text.bytes);
+			gl_fail(err, 503, NULL,
+				"connection closed by the broker: %d "
+				"%.*s",
+				c->reply_code, (int)c->reply_text.len,
+				(const char *)c->reply_text.bytes);
 			return -1;
 		}
 		default:
@@ -580,7 +595,8 @@ static void wait_io(gl_amqp *a, int ms)
 	struct pollfd p[2] = { { a->wake_fd, POLLIN, 0 }, { -1, POLLIN, 0 } };
 
 	if (a->conn) {
-		if (amqp_frames_enqueued(a->conn) || amqp_data_in_buffer(a->conn))
+		if (amqp_frames_enqueued(a->conn) ||
+		    amqp_data_in_buffer(a->conn))
 			return;
 		p[1].fd = amqp_get_sockfd(a->conn);
 	}
@@ -600,13 +616,16 @@ static void *run(void *arg)
 
 		if (!a->conn) {
 			if (connect_one(a, &err) < 0) {
-				warn_rate(a, "notifications: RabbitMQ "
-					  "unreachable: %s; retrying", err.msg);
+				warn_rate(a,
+					  "notifications: RabbitMQ "
+					  "unreachable: %s; retrying",
+					  err.msg);
 				wait_io(a, backoff);
 				/* exponential, with jitter so that many
 				 * workers do not reconnect in lockstep */
 				backoff = backoff * 2 > BACKOFF_MAX_MS
-						  ? BACKOFF_MAX_MS : backoff * 2;
+						  ? BACKOFF_MAX_MS
+						  : backoff * 2;
 				backoff = backoff / 2 +
 					  (int)(rand_r(&a->seed) %
 						(unsigned)(backoff / 2 + 1));
@@ -634,10 +653,12 @@ static void *run(void *arg)
 			a->flight = m;
 			if (!a->conn) {
 				m->failed = 1;
-				snprintf(m->why, sizeof m->why, "connection lost");
+				snprintf(m->why, sizeof m->why,
+					 "connection lost");
 				finish(a, m);
 			} else if (publish(a, m, &err) < 0) {
-				drop(a, err.msg); /* m failed with the others */
+				drop(a,
+				     err.msg); /* m failed with the others */
 			} else if (m->pending == 0) {
 				finish(a, m); /* nothing to publish */
 			}

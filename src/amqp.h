@@ -39,14 +39,14 @@ typedef struct gl_amqp_conf {
 	gl_amqp_host *hosts;
 	int nhosts;
 	char *vhost;
-	char *exchange;          /* control_exchange */
-	char **keys;             /* "<topic>.info": routing key and queue */
+	char *exchange; /* control_exchange */
+	char **keys;    /* "<topic>.info": routing key and queue */
 	int nkeys;
 	int durable, auto_delete;
-	int heartbeat;           /* seconds, 0 off */
-	int connect_timeout;     /* seconds: TCP connect, handshake, RPCs */
-	int confirm_timeout;     /* seconds an unacked message may wait */
-	int queue_size;          /* messages queued or unconfirmed at most */
+	int heartbeat;       /* seconds, 0 off */
+	int connect_timeout; /* seconds: TCP connect, handshake, RPCs */
+	int confirm_timeout; /* seconds an unacked message may wait */
+	int queue_size;      /* messages queued or unconfirmed at most */
 } gl_amqp_conf;
 
 /* Parse an oslo.messaging transport URL:

@@ -30,9 +30,9 @@
  * checked here, at the edge: UTF-8, no control character, bounded. Past
  * this point they go into JSON (jansson refuses bad UTF-8), SQL, Lua and
  * log lines. Lengths in bytes. */
-#define MAX_PATH_NAME 255     /* type name, artifact id, field, project */
-#define MAX_BLOB_KEY 4096     /* a type's max_key_length applies after */
-#define MAX_QUERY_VALUE 8192  /* one query parameter, name or value */
+#define MAX_PATH_NAME 255    /* type name, artifact id, field, project */
+#define MAX_BLOB_KEY 4096    /* a type's max_key_length applies after */
+#define MAX_QUERY_VALUE 8192 /* one query parameter, name or value */
 #define MAX_QUERY_PARAMS 256
 
 /* ---- request lifetime ----------------------------------------------------- */
@@ -158,8 +158,8 @@ static json_t *fault_json(gl_http_req *req, int status, const char *type,
 	}
 	if (status >= 500) {
 		gl_error("request %s failed: %d %s: %s",
-			 gl_http_request_id(req), status,
-			 type ? type : "-", msg);
+			 gl_http_request_id(req), status, type ? type : "-",
+			 msg);
 		gl_metrics_fault(type, msg);
 	}
 	return f;
@@ -188,7 +188,8 @@ static void release_reply(void *arg, int ok)
 		gl_http_set_header(ar->http, "Content-Type", ar->held_ctype);
 		gl_http_reply(ar->http, status, body, body ? strlen(body) : 0);
 	} else {
-		send_fault(ar->http, 500, "InternalServerError", "The change"
+		send_fault(ar->http, 500, "InternalServerError",
+			   "The change"
 			   " may not be durable: the database could not be"
 			   " synced");
 	}
@@ -200,8 +201,7 @@ static void release_reply(void *arg, int ok)
  * made so far are durable (gl_engine_when_durable), so no write is
  * acknowledged before it is. Takes body (NULL: none); 1 if held, 0 if
  * the reply may go now. */
-static int hold_reply(gl_api_req *ar, int status, char *body,
-		      const char *ct)
+static int hold_reply(gl_api_req *ar, int status, char *body, const char *ct)
 {
 	int m = gl_http_method_id(ar->http), rc;
 
@@ -301,13 +301,14 @@ void gl_api_reply_fault(gl_api_req *ar, const gl_err *err)
 	if (status == 401 && chal)
 		gl_http_set_header(ar->http, "WWW-Authenticate", chal);
 	gl_api_add_common_headers(ar);
-	reply_value(ar, status, fault_json(ar->http, status,
-					   err->type[0] ? err->type : NULL,
-					   err->msg), json_ct);
+	reply_value(ar, status,
+		    fault_json(ar->http, status,
+			       err->type[0] ? err->type : NULL, err->msg),
+		    json_ct);
 }
 
-void gl_api_fail(gl_api_req *ar, int status, const char *type,
-		 const char *fmt, ...)
+void gl_api_fail(gl_api_req *ar, int status, const char *type, const char *fmt,
+		 ...)
 {
 	gl_err e = { .status = status };
 	va_list ap;
@@ -416,7 +417,8 @@ static void json_body_done(gl_http_req *req, void *arg)
 	gl_err err = { 0 };
 
 	if (len == 0) {
-		gl_api_fail(ar, 400, "BadRequest", "Malformed JSON: empty body");
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Malformed JSON: empty body");
 		return;
 	}
 	/* counted on the bytes before the parser builds a million values;
@@ -428,13 +430,16 @@ static void json_body_done(gl_http_req *req, void *arg)
 	}
 	j = json_loadb(p, len, JSON_DECODE_ANY, &je);
 	if (!j && json_error_code(&je) == json_error_null_character) {
-		gl_api_fail(ar, 400, "BadRequest", "The request body has a "
+		gl_api_fail(ar, 400, "BadRequest",
+			    "The request body has a "
 			    "string with U+0000, which is not allowed");
 		return;
 	}
 	if (!j) {
-		gl_api_fail(ar, 400, "BadRequest", "Malformed JSON in request "
-			    "body: %s", je.text);
+		gl_api_fail(ar, 400, "BadRequest",
+			    "Malformed JSON in request "
+			    "body: %s",
+			    je.text);
 		return;
 	}
 	evbuffer_free(ar->body);
@@ -492,7 +497,8 @@ static int add_query_param(void *arg, char *k, char *v, gl_err *err)
 	if (nq)
 		ar->query = nq;
 	if (!nq)
-		gl_fail(err, 400, NULL, "Malformed percent-encoding in the "
+		gl_fail(err, 400, NULL,
+			"Malformed percent-encoding in the "
 			"query string");
 	else if (ar->nquery >= MAX_QUERY_PARAMS)
 		gl_fail(err, 400, NULL, "More than %d query parameters",
@@ -526,9 +532,9 @@ static json_t *version_obj(const char *v, const char *status)
 	snprintf(id, sizeof id, "v%s", v);
 	snprintf(mt, sizeof mt, "application/vnd.openstack.artifacts-%s", v);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}]}",
-			 "id", id, "version", v, "min_version", "1.0", "status",
-			 status, "media-type", mt, "links", "rel", "describedby",
-			 "type", "text/html", "href",
+			 "id", id, "version", v, "min_version", "1.0",
+			 "status", status, "media-type", mt, "links", "rel",
+			 "describedby", "type", "text/html", "href",
 			 "http://docs.openstack.org/");
 }
 
@@ -609,14 +615,16 @@ static int negotiate(gl_api_req *ar)
 		ar->ver_minor = -1;
 		gl_api_fail(ar, 400, "BadRequest",
 			    "Version %s is not a valid API version: it must be "
-			    "'latest' or 'X.Y'", ver);
+			    "'latest' or 'X.Y'",
+			    ver);
 		return -1;
 	}
 	if (rc == -2) {
 		ar->ver_minor = -1;
 		gl_api_fail(ar, 406, "InvalidGlobalAPIVersion",
 			    "Version %s is not supported by the API. Minimum "
-			    "is 1.0 and maximum is 1.1.", ver);
+			    "is 1.0 and maximum is 1.1.",
+			    ver);
 		return -1;
 	}
 	ar->ver_minor = minor;
@@ -646,7 +654,8 @@ static void auth_done(void *arg, const gl_err *err)
 	/* what http.c judges after a dispatch, for the body held till now */
 	if (gl_http_undecided(req)) {
 		gl_error("api: handler neither replied nor took the body of "
-			 "%s %s", gl_http_method(req), gl_http_path(req));
+			 "%s %s",
+			 gl_http_method(req), gl_http_path(req));
 		gl_api_fail(ar, 500, NULL, "Request not handled");
 	}
 }
@@ -687,8 +696,8 @@ static int operator_open(gl_api_req *ar)
 {
 	const char *mode = ar->app->conf->metrics_access;
 
-	return !strcmp(mode, "open") ||
-	       (!strcmp(mode, "loopback") && is_loopback(gl_http_peer(ar->http)));
+	return !strcmp(mode, "open") || (!strcmp(mode, "loopback") &&
+					 is_loopback(gl_http_peer(ar->http)));
 }
 
 /* After authenticate(): 1 if the caller is an admin, else replied. */
@@ -696,7 +705,8 @@ static int operator_admin(gl_api_req *ar)
 {
 	if (ar->ctx.is_admin)
 		return 1;
-	gl_api_fail(ar, 403, "Forbidden", "This is for admins (or loopback "
+	gl_api_fail(ar, 403, "Forbidden",
+		    "This is for admins (or loopback "
 		    "clients): see metrics_access");
 	return 0;
 }
@@ -798,7 +808,8 @@ static void healthcheck(gl_api_req *ar)
 	}
 	gl_http_set_header(ar->http, "x-openstack-request-id",
 			   ar->ctx.request_id);
-	gl_http_set_header(ar->http, "Content-Type", "text/plain; charset=UTF-8");
+	gl_http_set_header(ar->http, "Content-Type",
+			   "text/plain; charset=UTF-8");
 	gl_http_reply(ar->http, down ? 503 : 200, body, strlen(body));
 	gl_api_finish(ar);
 }
@@ -841,12 +852,18 @@ static unsigned method_bit(int m)
 {
 	switch (m) {
 	case HTTP_GET:
-	case HTTP_HEAD: return M_GET;
-	case HTTP_POST: return M_POST;
-	case HTTP_PUT: return M_PUT;
-	case HTTP_PATCH: return M_PATCH;
-	case HTTP_DELETE: return M_DELETE;
-	default: return 0;
+	case HTTP_HEAD:
+		return M_GET;
+	case HTTP_POST:
+		return M_POST;
+	case HTTP_PUT:
+		return M_PUT;
+	case HTTP_PATCH:
+		return M_PATCH;
+	case HTTP_DELETE:
+		return M_DELETE;
+	default:
+		return 0;
 	}
 }
 
@@ -1006,8 +1023,10 @@ static void route_request(gl_api_req *ar)
 				    gl_http_method(ar->http));
 			return;
 		}
-		gl_api_fail(ar, 404, "NotFound", "The resource %s could not be "
-			    "found", path);
+		gl_api_fail(ar, 404, "NotFound",
+			    "The resource %s could not be "
+			    "found",
+			    path);
 		return;
 	}
 	if (bad) {
@@ -1017,20 +1036,25 @@ static void route_request(gl_api_req *ar)
 	}
 	{
 		static const char *const what[] = { "artifact type name",
-						    "artifact id", "blob field",
-						    "blob key", "project id" };
+						    "artifact id",
+						    "blob field", "blob key",
+						    "project id" };
 		const char *v[] = { ar->type, ar->id, ar->field, ar->key,
 				    ar->project };
 		char buf[64];
 
 		for (int i = 0; i < 5; i++) {
-			const char *why = v[i] ? text_problem(
-				v[i], i == 3 ? MAX_BLOB_KEY : MAX_PATH_NAME,
-				buf, sizeof buf) : NULL;
+			const char *why =
+				v[i] ? text_problem(v[i],
+						    i == 3 ? MAX_BLOB_KEY
+							   : MAX_PATH_NAME,
+						    buf, sizeof buf)
+				     : NULL;
 			if (why) {
 				gl_api_fail(ar, 400, "BadRequest",
 					    "Invalid %s in the request path: "
-					    "%s", what[i], why);
+					    "%s",
+					    what[i], why);
 				return;
 			}
 		}
@@ -1050,11 +1074,21 @@ static void route_request(gl_api_req *ar)
 		return;
 	}
 	switch (bit) {
-	case M_GET: h = rt->get; break;
-	case M_POST: h = rt->post; break;
-	case M_PUT: h = rt->put; break;
-	case M_PATCH: h = rt->patch; break;
-	case M_DELETE: h = rt->del; break;
+	case M_GET:
+		h = rt->get;
+		break;
+	case M_POST:
+		h = rt->post;
+		break;
+	case M_PUT:
+		h = rt->put;
+		break;
+	case M_PATCH:
+		h = rt->patch;
+		break;
+	case M_DELETE:
+		h = rt->del;
+		break;
 	}
 	if (rt == &r_blob && bit == M_PUT) {
 		gl_http_note_of(ar->http)->uploading = 1;
@@ -1117,7 +1151,8 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	ar->http = req;
 	ar->ver_minor = -1;
 	gl_uuid4(uuid);
-	snprintf(ar->ctx.request_id, sizeof ar->ctx.request_id, "req-%s", uuid);
+	snprintf(ar->ctx.request_id, sizeof ar->ctx.request_id, "req-%s",
+		 uuid);
 	gl_http_set_request_id(req, ar->ctx.request_id);
 	gl_http_on_close(req, ar_on_close, ar);
 	gl_http_note_of(req)->route = GL_ROUTE_UNMATCHED;
@@ -1130,7 +1165,8 @@ void gl_api_dispatch(gl_http_req *req, void *arg)
 	if (!strcmp(path, "/healthcheck")) {
 		/* only ?detailed=true reads the database */
 		if (get_only(ar, GL_ROUTE_HEALTHCHECK))
-			(gl_http_query(req) ? gl_api_go : call)(ar, healthcheck);
+			(gl_http_query(req) ? gl_api_go : call)(ar,
+								healthcheck);
 		return;
 	}
 	if (!strcmp(path, "/") || !strcmp(path, "/versions")) {

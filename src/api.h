@@ -45,8 +45,8 @@ struct gl_api_req {
 	gl_app *app;
 	gl_http_req *http;
 	gl_ctx ctx;
-	int ver_minor;        /* negotiated 1.x */
-	int ver_set;          /* the client asked for a version */
+	int ver_minor; /* negotiated 1.x */
+	int ver_set;   /* the client asked for a version */
 	/* route parameters, percent-decoded */
 	char *type, *id, *field, *key, *project;
 	int has_key;
@@ -55,15 +55,15 @@ struct gl_api_req {
 	/* JSON body accumulation */
 	struct evbuffer *body;
 	gl_api_json_fn body_cb;
-	json_t *body_json;    /* parsed, on its way to body_cb */
+	json_t *body_json; /* parsed, on its way to body_cb */
 	int done;
 	gl_auth_wait *auth_wait; /* the token check this request waits for */
 	void (*next)(gl_api_req *ar); /* what runs once the caller is known */
-	int *freed;           /* set to 1 when the request is freed */
-	void *handler_data;   /* owned by the handler; freed via cleanup */
+	int *freed;                   /* set to 1 when the request is freed */
+	void *handler_data; /* owned by the handler; freed via cleanup */
 	void (*cleanup)(gl_api_req *ar);
 	/* a reply waiting for its commits to be durable (group commit) */
-	int held_status;      /* 0: none */
+	int held_status; /* 0: none */
 	char *held_body;
 	const char *held_ctype;
 };
@@ -78,8 +78,8 @@ void gl_api_reply_json(gl_api_req *ar, int status, json_t *body); /* steals */
 /* A JSON body already written as text (application/json); takes text. */
 void gl_api_reply_json_text(gl_api_req *ar, int status, char *text);
 void gl_api_reply_fault(gl_api_req *ar, const gl_err *err);
-void gl_api_fail(gl_api_req *ar, int status, const char *type,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void gl_api_fail(gl_api_req *ar, int status, const char *type, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
 void gl_api_reply_empty(gl_api_req *ar, int status);
 /* A handler's end: the fault of err when rc < 0, else status with out
  * (steals it; 204 sends no body). */

@@ -39,8 +39,8 @@ void gl_h_list(gl_api_req *ar)
 		kv[i].name = ar->query[i].name;
 		kv[i].value = ar->query[i].value;
 	}
-	rc = gl_art_list_text(E(ar), &ar->ctx, ar->type, kv, ar->nquery,
-			      &out, &err);
+	rc = gl_art_list_text(E(ar), &ar->ctx, ar->type, kv, ar->nquery, &out,
+			      &err);
 	free(kv);
 	if (rc < 0) {
 		gl_sb_free(&out);
@@ -86,8 +86,8 @@ void gl_h_show(gl_api_req *ar)
 	gl_sb out = { 0 };
 	gl_err err = { 0 };
 
-	if (gl_art_show_text(E(ar), &ar->ctx, ar->type, ar->id, &out,
-			     &err) < 0) {
+	if (gl_art_show_text(E(ar), &ar->ctx, ar->type, ar->id, &out, &err) <
+	    0) {
 		gl_sb_free(&out);
 		gl_api_reply_fault(ar, &err);
 		return;
@@ -99,8 +99,8 @@ static void update_body(gl_api_req *ar, json_t *patch)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_art_update(E(ar), &ar->ctx, ar->type, ar->id, patch,
-				  &out, &err);
+	int rc = gl_art_update(E(ar), &ar->ctx, ar->type, ar->id, patch, &out,
+			       &err);
 	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 
@@ -111,8 +111,8 @@ void gl_h_update(gl_api_req *ar)
 	if (gl_api_require_media(ar, "application/json-patch+json") < 0)
 		return;
 	if (waits_for_continue(ar) &&
-	    gl_art_precheck_update(E(ar), &ar->ctx, ar->type, ar->id,
-				      &err) < 0) {
+	    gl_art_precheck_update(E(ar), &ar->ctx, ar->type, ar->id, &err) <
+		    0) {
 		gl_api_reply_fault(ar, &err);
 		return;
 	}

@@ -27,20 +27,20 @@
 #define E(ar) ((ar)->app->engine)
 #define LOCATION_MEDIA "application/vnd+openstack.glare-custom-location+json"
 #define DB_PIECE (64 * 1024)
-#define OUT_MAX (4 << 20)   /* stop feeding a response above this */
+#define OUT_MAX (4 << 20) /* stop feeding a response above this */
 
 typedef struct blob_op {
 	gl_api_req *ar;
 	gl_upload *u;
-	gl_upload *finishing;     /* finish in progress (async stores) */
+	gl_upload *finishing; /* finish in progress (async stores) */
 	int location_pending;
 	gl_download dl;
 	int64_t off, end;
 	/* an outside blob (external URL, S3) */
 	gl_download_read *rd;
 	int paused;
-	gl_err refused;           /* why the upload took no more bytes */
-	int feeding;              /* db_feed's coroutine is at work */
+	gl_err refused; /* why the upload took no more bytes */
+	int feeding;    /* db_feed's coroutine is at work */
 } blob_op;
 
 static void op_cleanup(gl_api_req *ar)
@@ -157,9 +157,9 @@ static void loc_body(gl_api_req *ar, json_t *body)
 
 	/* done may run before add_location returns: mark first */
 	op->location_pending = 1;
-	if (gl_location_add(E(ar), &ar->ctx, ar->type, ar->id,
-				   ar->field, ar->key, ar->has_key, body,
-				   loc_done, ar, &err) < 0) {
+	if (gl_location_add(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+			    ar->key, ar->has_key, body, loc_done, ar,
+			    &err) < 0) {
 		op->location_pending = 0;
 		gl_api_reply_fault(ar, &err);
 	}
@@ -187,9 +187,9 @@ void gl_h_blob_put(gl_api_req *ar)
 		gl_api_read_json(ar, loc_body);
 		return;
 	}
-	op->u = gl_upload_begin(E(ar), &ar->ctx, ar->type, ar->id,
-				       ar->field, ar->key, ar->has_key, ct,
-				       gl_http_content_length(ar->http), &err);
+	op->u = gl_upload_begin(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
+				ar->key, ar->has_key, ct,
+				gl_http_content_length(ar->http), &err);
 	if (!op->u) {
 		gl_api_reply_fault(ar, &err);
 		return;
@@ -204,7 +204,8 @@ static json_t *headers_json(gl_http_req *r)
 {
 	json_t *h = json_object();
 	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, gl_http_headers(r), next) {
+	TAILQ_FOREACH(kv, gl_http_headers(r), next)
+	{
 		char name[256];
 		size_t i;
 		for (i = 0; kv->key[i] && i < sizeof name - 1; i++)
@@ -232,7 +233,8 @@ static void checksum_headers(gl_api_req *ar, const gl_download *dl)
 	if (dl->md5[0])
 		gl_http_set_header(r, "Content-MD5", dl->md5);
 	if (dl->sha1[0])
-		gl_http_set_header(r, "X-Openstack-Glare-Content-SHA1", dl->sha1);
+		gl_http_set_header(r, "X-Openstack-Glare-Content-SHA1",
+				   dl->sha1);
 	if (dl->sha256[0])
 		gl_http_set_header(r, "X-Openstack-Glare-Content-SHA256",
 				   dl->sha256);
@@ -324,8 +326,8 @@ static void db_feed(gl_http_req *r, void *arg)
 		int64_t n;
 		if (want > DB_PIECE)
 			want = DB_PIECE;
-		n = gl_download_read_data(E(ar), op->dl.location, op->off, buf, want,
-					&err);
+		n = gl_download_read_data(E(ar), op->dl.location, op->off, buf,
+					  want, &err);
 		if (n <= 0) {
 			gl_error("download %s: database store read: %s",
 				 ar->id, err.msg);
@@ -469,7 +471,7 @@ void gl_h_blob_get(gl_api_req *ar)
 	ri.remote_addr = gl_http_peer(ar->http);
 	ri.headers = headers_json(ar->http);
 	rr = gl_download_open(E(ar), &ar->ctx, ar->type, ar->id, ar->field,
-				ar->key, ar->has_key, &ri, dl, &err);
+			      ar->key, ar->has_key, &ri, dl, &err);
 	json_decref(ri.headers);
 	if (rr < 0) {
 		gl_api_reply_fault(ar, &err);
@@ -481,7 +483,8 @@ void gl_h_blob_get(gl_api_req *ar)
 		gl_api_add_common_headers(ar);
 		checksum_headers(ar, dl);
 		gl_http_set_header(ar->http, "Location", dl->url);
-		gl_http_set_header(ar->http, "Content-Type", "application/json");
+		gl_http_set_header(ar->http, "Content-Type",
+				   "application/json");
 		gl_http_reply(ar->http, 301, NULL, 0);
 		gl_api_finish(ar);
 		return;
@@ -520,13 +523,15 @@ void gl_h_blob_get(gl_api_req *ar)
 			gl_http_set_header(ar->http, "Content-Range", cr);
 			gl_api_fail(ar, 416, "RequestRangeNotSatisfiable",
 				    "Range %s is outside the %lld bytes of the "
-				    "blob", range, (long long)dl->size);
+				    "blob",
+				    range, (long long)dl->size);
 			return;
 		}
 		if (rr > 0) {
 			status = 206;
 			snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld",
-				 (long long)a, (long long)b, (long long)dl->size);
+				 (long long)a, (long long)b,
+				 (long long)dl->size);
 			gl_http_set_header(ar->http, "Content-Range", cr);
 		}
 	}

@@ -20,20 +20,21 @@
 static int check_targets(gl_api_req *ar, json_t *body, gl_err *err)
 {
 	const char *type = json_string_value(json_object_get(body, "type"));
-	const char *aid = json_string_value(json_object_get(body, "artifact_id"));
+	const char *aid = json_string_value(
+		json_object_get(body, "artifact_id"));
 	json_t *out = NULL;
 
 	if (type && !strcmp(type, "all")) {
 		json_object_del(body, "type"); /* every type */
 		type = NULL;
 	}
-	if (type && gl_art_schemas(ar->app->engine, &ar->ctx, type, &out,
-				      err) < 0)
+	if (type &&
+	    gl_art_schemas(ar->app->engine, &ar->ctx, type, &out, err) < 0)
 		return -1;
 	json_decref(out);
 	out = NULL;
 	if (aid && gl_art_show(ar->app->engine, &ar->ctx, "all", aid, &out,
-				  err) < 0) {
+			       err) < 0) {
 		if (err->status != 404)
 			return -1;
 		return gl_fail(err, 400, "BadRequest",
@@ -78,8 +79,8 @@ void gl_h_subscription_show(gl_api_req *ar)
 {
 	json_t *out = NULL;
 	gl_err err = { 0 };
-	int rc = gl_subscription_show(EV(ar), ar->app->policy, &ar->ctx, ar->id,
-				      &out, &err);
+	int rc = gl_subscription_show(EV(ar), ar->app->policy, &ar->ctx,
+				      ar->id, &out, &err);
 	gl_api_reply_result(ar, rc, 200, out, &err);
 }
 

@@ -32,7 +32,7 @@ static const char *const base_fields[] = {
 /* ---- schemas --------------------------------------------------------------- */
 
 int gl_art_schemas(gl_engine *e, const gl_ctx *ctx, const char *type,
-		      json_t **out, gl_err *err)
+		   json_t **out, gl_err *err)
 {
 	gl_types *ts;
 	json_t *all;
@@ -73,7 +73,7 @@ fail:
 /* ---- show ---------------------------------------------------------------- */
 
 int gl_art_show(gl_engine *e, const gl_ctx *ctx, const char *type,
-		   const char *id, json_t **out, gl_err *err)
+		const char *id, json_t **out, gl_err *err)
 {
 	gl_af af;
 
@@ -124,11 +124,14 @@ static int check_strings(const json_t *v, const char *field, gl_err *err)
 		if (memchr(json_string_value(v), '\0', json_string_length(v)))
 			return gl_fail(err, 400, "BadRequest",
 				       "Field '%s': U+0000 is not allowed in a "
-				       "string", field);
-		if (!gl_utf8_valid(json_string_value(v), json_string_length(v), 0))
+				       "string",
+				       field);
+		if (!gl_utf8_valid(json_string_value(v), json_string_length(v),
+				   0))
 			return gl_fail(err, 400, "BadRequest",
 				       "Field '%s': 4-byte UTF-8 characters are "
-				       "not allowed", field);
+				       "not allowed",
+				       field);
 	} else if (json_is_array(v)) {
 		json_array_foreach(v, i, x)
 			if (check_strings(x, field, err) < 0)
@@ -176,7 +179,8 @@ static int check_link(gl_engine *e, const gl_ctx *ctx, const char *field,
 	if (gl_core_load(e, ctx, "all", id + 1, 0, &target, err) < 0)
 		return gl_fail(err, 400, "BadRequest",
 			       "Field '%s': link %s does not point to an "
-			       "artifact you can see", field, s);
+			       "artifact you can see",
+			       field, s);
 	gl_af_clear(&target);
 	return 0;
 }
@@ -206,8 +210,8 @@ static int check_links(gl_engine *e, const gl_ctx *ctx, const gl_field *f,
 
 /* Coerce v for field f into doc (null: the field is unset). */
 static int set_field(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
-		     const gl_type *t, json_t *doc, const char *name, json_t *v,
-		     gl_err *err)
+		     const gl_type *t, json_t *doc, const char *name,
+		     json_t *v, gl_err *err)
 {
 	json_t *c = NULL;
 	const gl_field *f = gl_type_field(t, name);
@@ -242,7 +246,7 @@ static int check_quota_count(gl_engine *e, const char *project,
 	for (int i = 0; i < 2; i++) {
 		int64_t limit, n;
 		if (gl_core_quota(e, project, "max_artifact_number", scopes[i],
-				    &limit, err) < 0)
+				  &limit, err) < 0)
 			return -1;
 		if (limit < 0)
 			continue;
@@ -276,19 +280,21 @@ static int complete_doc(const gl_type *t, json_t *doc, gl_err *err)
 		if (f->kind == GK_BLOB || f->kind == GK_FOLDER || f->base)
 			continue;
 		if ((!v || json_is_null(v)) && f->def) {
-			json_object_set_new(doc, f->name, json_deep_copy(f->def));
+			json_object_set_new(doc, f->name,
+					    json_deep_copy(f->def));
 		} else if ((!v || json_is_null(v)) && !f->nullable) {
 			return gl_fail(err, 400, "BadRequest",
 				       "Type: %s. Field: %s. Exception: a value "
 				       "is required (the field is not nullable "
-				       "and has no default)", t->name, f->name);
+				       "and has no default)",
+				       t->name, f->name);
 		}
 	}
 	return 0;
 }
 
-static int create_allowed(gl_engine *e, const gl_ctx *ctx,
-			  const gl_type *t, gl_err *err)
+static int create_allowed(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
+			  gl_err *err)
 {
 	if (t->is_all)
 		return gl_fail(err, 403, "Forbidden",
@@ -300,8 +306,8 @@ static int create_allowed(gl_engine *e, const gl_ctx *ctx,
 	return gl_core_policy(e, ctx, "artifact:create", NULL, err);
 }
 
-int gl_art_precheck_create(gl_engine *e, const gl_ctx *ctx,
-			      const char *type, gl_err *err)
+int gl_art_precheck_create(gl_engine *e, const gl_ctx *ctx, const char *type,
+			   gl_err *err)
 {
 	gl_types *ts;
 	const gl_type *t;
@@ -314,8 +320,8 @@ int gl_art_precheck_create(gl_engine *e, const gl_ctx *ctx,
 	return rc;
 }
 
-int gl_art_precheck_update(gl_engine *e, const gl_ctx *ctx,
-			      const char *type, const char *id, gl_err *err)
+int gl_art_precheck_update(gl_engine *e, const gl_ctx *ctx, const char *type,
+			   const char *id, gl_err *err)
 {
 	gl_af af;
 	int rc = -1;
@@ -332,7 +338,7 @@ int gl_art_precheck_update(gl_engine *e, const gl_ctx *ctx,
 }
 
 int gl_art_create(gl_engine *e, const gl_ctx *ctx, const char *type,
-		     const json_t *body, json_t **out, gl_err *err)
+		  const json_t *body, json_t **out, gl_err *err)
 {
 	gl_types *ts = NULL;
 	const gl_type *t;
@@ -376,7 +382,8 @@ int gl_art_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		if (f->kind == GK_BLOB || f->kind == GK_FOLDER) {
 			gl_fail(err, 400, "BadRequest",
 				"Blob field '%s' cannot be set at creation; "
-				"upload it", k);
+				"upload it",
+				k);
 			goto out;
 		}
 	}
@@ -414,8 +421,8 @@ int gl_art_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (!json_object_get(doc, "metadata"))
 		json_object_set_new(doc, "metadata", json_object());
 
-	if (gl_core_hook(e, ts, t, GL_HOOK_PRE_CREATE, ctx, doc, NULL,
-			   &hooked, err) < 0)
+	if (gl_core_hook(e, ts, t, GL_HOOK_PRE_CREATE, ctx, doc, NULL, &hooked,
+			 err) < 0)
 		goto out;
 	if (hooked) {
 		/* take what the hook changed in user fields, coerced again */
@@ -432,20 +439,21 @@ int gl_art_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 		}
 	}
 	if (gl_core_vkey(e, ctx, ts, gl_json_str(doc, "version"), &vk, &suffix,
-			   &vmeta, err) < 0)
+			 &vmeta, err) < 0)
 		goto out;
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
 	in_tx = 1;
-	rc = gl_meta_scope_taken(e->meta, t->name, gl_json_str(doc, "name"), &vk,
-				 ctx->project_id, NULL, err);
+	rc = gl_meta_scope_taken(e->meta, t->name, gl_json_str(doc, "name"),
+				 &vk, ctx->project_id, NULL, err);
 	if (rc < 0)
 		goto out;
 	if (rc > 0) {
 		rc = gl_fail(err, 409, "Conflict",
 			     "Artifact with name=%s and version=%s already "
-			     "exists for this project", gl_json_str(doc, "name"),
+			     "exists for this project",
+			     gl_json_str(doc, "name"),
 			     gl_json_str(doc, "version"));
 		goto out;
 	}
@@ -458,9 +466,10 @@ int gl_art_create(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	in_tx = 0;
 	rc = 0;
-	gl_info("artifact %s/%s created by %s", t->name, uuid, ctx->project_id);
+	gl_info("artifact %s/%s created by %s", t->name, uuid,
+		ctx->project_id);
 	if (gl_core_hook(e, ts, t, GL_HOOK_POST_CREATE, ctx, doc, NULL, NULL,
-			   err) < 0) {
+			 err) < 0) {
 		/* the artifact exists; report the hook's error (Glare does) */
 		rc = -1;
 		goto out;
@@ -509,7 +518,8 @@ static int patch_fields(const gl_type *t, const json_t *patch,
 	if (gl_jpatch_check(patch, lim, err) < 0)
 		return -1;
 	json_array_foreach(patch, i, op) {
-		const char *paths[2] = { gl_json_str(op, "path"), gl_json_str(op, "from") };
+		const char *paths[2] = { gl_json_str(op, "path"),
+					 gl_json_str(op, "from") };
 		const char *opn = gl_json_str(op, "op");
 		for (int p = 0; p < 2; p++) {
 			json_t *toks;
@@ -532,7 +542,8 @@ static int patch_fields(const gl_type *t, const json_t *patch,
 			if (f->kind == GK_BLOB || f->kind == GK_FOLDER) {
 				gl_fail(err, 400, "BadRequest",
 					"Blob field '%s' cannot be changed with "
-					"PATCH; use the blob API", field);
+					"PATCH; use the blob API",
+					field);
 				json_decref(toks);
 				return -1;
 			}
@@ -541,7 +552,8 @@ static int patch_fields(const gl_type *t, const json_t *patch,
 			     (p == 1 && !strcmp(opn, "move")))) {
 				gl_fail(err, 400, "BadRequest",
 					"Field '%s' cannot be removed; set it "
-					"to null instead", field);
+					"to null instead",
+					field);
 				json_decref(toks);
 				return -1;
 			}
@@ -559,7 +571,8 @@ static int patch_fields(const gl_type *t, const json_t *patch,
 				if (!strcmp(json_string_value(n), field))
 					seen = 1;
 			if (!seen && strcmp(opn, "test") != 0)
-				json_array_append_new(names, gl_json_text(field));
+				json_array_append_new(names,
+						      gl_json_text(field));
 			json_decref(toks);
 		}
 	}
@@ -577,7 +590,8 @@ static int any_blob_saving(const gl_type *t, const json_t *doc)
 			return 1;
 		if (f->kind == GK_FOLDER && json_is_object(v))
 			json_object_foreach(v, k, b)
-				if (gl_streq(gl_json_str(b, "status"), "saving"))
+				if (gl_streq(gl_json_str(b, "status"),
+					     "saving"))
 					return 1;
 	}
 	return 0;
@@ -599,7 +613,8 @@ static int missing_required(const gl_type *t, const json_t *doc, char *buf,
 			continue;
 		if (v && !json_is_null(v))
 			continue;
-		if (!v && f->kind != GK_BLOB && f->def && !json_is_null(f->def))
+		if (!v && f->kind != GK_BLOB && f->def &&
+		    !json_is_null(f->def))
 			continue;
 		snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
 			 n ? ", " : "", f->name);
@@ -610,8 +625,7 @@ static int missing_required(const gl_type *t, const json_t *doc, char *buf,
 
 /* After each patch operation the field it touched is still within its
  * type's limits (a patch cannot build what a body could not carry). */
-static int patch_step(void *ctx, json_t *view, const char *field,
-		      gl_err *err)
+static int patch_step(void *ctx, json_t *view, const char *field, gl_err *err)
 {
 	const gl_type *t = ctx;
 	const gl_field *f = gl_type_field(t, field);
@@ -621,8 +635,7 @@ static int patch_step(void *ctx, json_t *view, const char *field,
 }
 
 /* The limits of a patch on an artifact of type t (NULL: not known yet). */
-static void patch_limits(gl_engine *e, const gl_type *t,
-			 gl_jpatch_limits *pl)
+static void patch_limits(gl_engine *e, const gl_type *t, gl_jpatch_limits *pl)
 {
 	pl->max_ops = e->conf->max_patch_operations;
 	pl->max_depth = e->conf->max_json_depth;
@@ -640,7 +653,8 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 		      int vis_touched, int *acts, int *nacts,
 		      int *noop_activate, gl_err *err)
 {
-	const char *os = gl_json_str(old, "status"), *ov = gl_json_str(old, "visibility");
+	const char *os = gl_json_str(old, "status"),
+		   *ov = gl_json_str(old, "visibility");
 	json_t *sv = json_object_get(nw, "status");
 	json_t *vv = json_object_get(nw, "visibility");
 	const char *ns, *nv;
@@ -671,7 +685,8 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 				       "An artifact cannot go back to drafted");
 		} else if (!strcmp(ns, "active")) {
 			acts[(*nacts)++] = !strcmp(os, "deactivated")
-						   ? A_REACTIVATE : A_ACTIVATE;
+						   ? A_REACTIVATE
+						   : A_ACTIVATE;
 		} else { /* deactivated */
 			if (!strcmp(os, "drafted"))
 				return gl_fail(err, 403, "Forbidden",
@@ -705,19 +720,21 @@ static int transition(gl_engine *e, const gl_ctx *ctx, const gl_type *t,
 	    gl_core_policy(e, ctx, actions[A_ACTIVATE].rule, old, err) < 0)
 		return -1;
 	for (int i = 0; i < *nacts; i++)
-		if (gl_core_policy(e, ctx, actions[acts[i]].rule, old, err) < 0)
+		if (gl_core_policy(e, ctx, actions[acts[i]].rule, old, err) <
+		    0)
 			return -1;
 	if (*nacts && (acts[0] == A_ACTIVATE) &&
 	    missing_required(t, nw, miss, sizeof miss))
 		return gl_fail(err, 403, "Forbidden",
 			       "Artifact cannot be activated: required fields "
-			       "are not set: %s", miss);
+			       "are not set: %s",
+			       miss);
 	return 0;
 }
 
 int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
-		     const char *id, const json_t *patch, json_t **out,
-		     gl_err *err)
+		  const char *id, const json_t *patch, json_t **out,
+		  gl_err *err)
 {
 	gl_af af;
 	gl_jpatch_limits pl;
@@ -751,7 +768,7 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (patch_fields(t, patch, &pl, names, err) < 0)
 		goto out;
 	if (gl_core_hook(e, af.ts, t, GL_HOOK_PRE_UPDATE, ctx, af.doc, patch,
-			   NULL, err) < 0)
+			 NULL, err) < 0)
 		goto out;
 
 	/* apply to a private copy of the API view (gl_core_plain_output shares the
@@ -782,7 +799,8 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 			json_object_set(doc, f, nv ? nv : json_null());
 			continue;
 		}
-		if (gl_core_change_rule(t, gl_json_str(af.doc, "status"), st_after, f, err) < 0)
+		if (gl_core_change_rule(t, gl_json_str(af.doc, "status"),
+					st_after, f, err) < 0)
 			goto out;
 		/* unchanged values are not re-validated (a later, stricter
 		 * type version must not block unrelated edits) */
@@ -798,7 +816,7 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		       &nacts, &noop_act, err) < 0)
 		goto out;
 	if (noop_act && gl_core_hook(e, af.ts, t, GL_HOOK_PRE_ACTIVATE, ctx,
-				       doc, NULL, NULL, err) < 0)
+				     doc, NULL, NULL, err) < 0)
 		goto out;
 
 	/* a no-op patch writes nothing and runs no post hooks; status and
@@ -818,13 +836,13 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	for (int a = 0; a < nacts; a++)
 		if (gl_core_hook(e, af.ts, t, actions[acts[a]].pre, ctx, doc,
-				   NULL, NULL, err) < 0)
+				 NULL, NULL, err) < 0)
 			goto out;
 	if (nacts && (acts[0] == A_ACTIVATE || acts[0] == A_REACTIVATE))
 		stamp(doc, "activated_at", gl_now_us());
 	stamp(doc, "updated_at", gl_now_us());
-	if (gl_core_vkey(e, ctx, af.ts, gl_json_str(doc, "version"), &vk, &suffix,
-			   &vmeta, err) < 0)
+	if (gl_core_vkey(e, ctx, af.ts, gl_json_str(doc, "version"), &vk,
+			 &suffix, &vmeta, err) < 0)
 		goto out;
 
 	if (gl_meta_begin(e->meta, err) < 0)
@@ -835,20 +853,29 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		 * or public (everyone's) */
 		int pub = gl_streq(gl_json_str(doc, "visibility"), "public");
 		int scope_changed =
-			!gl_streq(gl_json_str(doc, "name"), gl_json_str(af.doc, "name")) ||
-			!gl_streq(gl_json_str(doc, "version"), gl_json_str(af.doc, "version")) ||
-			pub != gl_streq(gl_json_str(af.doc, "visibility"), "public");
+			!gl_streq(gl_json_str(doc, "name"),
+				  gl_json_str(af.doc, "name")) ||
+			!gl_streq(gl_json_str(doc, "version"),
+				  gl_json_str(af.doc, "version")) ||
+			pub != gl_streq(gl_json_str(af.doc, "visibility"),
+					"public");
 		if (scope_changed) {
-			int taken = gl_meta_scope_taken(
-				e->meta, t->name, gl_json_str(doc, "name"), &vk,
-				pub ? NULL : gl_json_str(doc, "owner"), id, err);
+			int taken =
+				gl_meta_scope_taken(e->meta, t->name,
+						    gl_json_str(doc, "name"),
+						    &vk,
+						    pub ? NULL
+							: gl_json_str(doc,
+								      "owner"),
+						    id, err);
 			if (taken < 0)
 				goto out;
 			if (taken) {
 				gl_fail(err, 409, "Conflict",
 					"Artifact with name=%s and version=%s "
 					"already exists in the %s scope",
-					gl_json_str(doc, "name"), gl_json_str(doc, "version"),
+					gl_json_str(doc, "name"),
+					gl_json_str(doc, "version"),
 					pub ? "public" : "project");
 				goto out;
 			}
@@ -868,7 +895,8 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 		if (saving) {
 			gl_fail(err, 409, "Conflict",
 				"Artifact %s has a blob being uploaded; try "
-				"again when it is done", id);
+				"again when it is done",
+				id);
 			goto out;
 		}
 	}
@@ -884,13 +912,12 @@ int gl_art_update(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_commit(e->meta, err) < 0)
 		goto out;
 	in_tx = 0;
-	if (changed &&
-	    gl_core_hook(e, af.ts, t, GL_HOOK_POST_UPDATE, ctx, doc, NULL,
-			   NULL, err) < 0)
+	if (changed && gl_core_hook(e, af.ts, t, GL_HOOK_POST_UPDATE, ctx, doc,
+				    NULL, NULL, err) < 0)
 		goto out;
 	for (int a = 0; a < nacts; a++)
 		if (gl_core_hook(e, af.ts, t, actions[acts[a]].post, ctx, doc,
-				   NULL, NULL, err) < 0)
+				 NULL, NULL, err) < 0)
 			goto out;
 	*out = gl_core_output(e, ctx, af.ts, t, doc, err);
 	rc = *out ? 0 : -1;
@@ -939,7 +966,7 @@ static int delayed_delete(gl_engine *e, const gl_type *t)
 }
 
 int gl_art_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
-		     const char *id, gl_err *err)
+		  const char *id, gl_err *err)
 {
 	gl_af af;
 	json_t *fresh = NULL;
@@ -955,7 +982,7 @@ int gl_art_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_core_policy(e, ctx, "artifact:delete", af.doc, err) < 0)
 		goto out;
 	if (gl_core_hook(e, af.ts, af.type, GL_HOOK_PRE_DELETE, ctx, af.doc,
-			   NULL, NULL, err) < 0)
+			 NULL, NULL, err) < 0)
 		goto out;
 	delayed = delayed_delete(e, af.type) &&
 		  !gl_streq(gl_json_str(af.doc, "status"), "deleted");
@@ -968,7 +995,8 @@ int gl_art_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (any_blob_saving(af.type, fresh)) {
 		gl_fail(err, 409, "Conflict",
 			"Artifact %s has a blob being uploaded; try again when "
-			"it is done", id);
+			"it is done",
+			id);
 		goto out;
 	}
 	if (delayed) {
@@ -988,8 +1016,8 @@ int gl_art_delete(gl_engine *e, const gl_ctx *ctx, const char *type,
 	gl_info("artifact %s/%s %s by %s", af.type->name, id,
 		delayed ? "marked deleted" : "deleted",
 		ctx->project_id ? ctx->project_id : "-");
-	rc = gl_core_hook(e, af.ts, af.type, GL_HOOK_POST_DELETE, ctx,
-			    af.doc, NULL, NULL, err);
+	rc = gl_core_hook(e, af.ts, af.type, GL_HOOK_POST_DELETE, ctx, af.doc,
+			  NULL, NULL, err);
 out:
 	if (in_tx)
 		gl_meta_rollback(e->meta);
@@ -1005,32 +1033,38 @@ int gl_art_scrub(gl_engine *e, int min_age_s, int limit, gl_err *err)
 	int n = 0;
 	gl_types *ts = gl_types_ref(e->types);
 
-	if (gl_meta_deleted(e->meta, gl_now_us() - (int64_t)min_age_s * 1000000,
-			    limit, &list, err) < 0) {
+	if (gl_meta_deleted(e->meta,
+			    gl_now_us() - (int64_t)min_age_s * 1000000, limit,
+			    &list, err) < 0) {
 		gl_types_unref(ts);
 		return -1;
 	}
 	json_array_foreach(list, i, it) {
-		const gl_type *t = gl_types_find(ts, gl_json_str(it, "type_name"));
+		const gl_type *t = gl_types_find(ts,
+						 gl_json_str(it, "type_name"));
 		json_t *doc = NULL;
 		gl_err e2 = { 0 };
 		if (!t) {
 			gl_warn("scrub: artifact %s has unknown type %s; left",
-				gl_json_str(it, "id"), gl_json_str(it, "type_name"));
+				gl_json_str(it, "id"),
+				gl_json_str(it, "type_name"));
 			continue;
 		}
 		if (gl_meta_begin(e->meta, &e2) < 0)
 			break;
-		if (gl_meta_get(e->meta, t, gl_json_str(it, "id"), &doc, &e2) == 0 &&
+		if (gl_meta_get(e->meta, t, gl_json_str(it, "id"), &doc,
+				&e2) == 0 &&
 		    gl_streq(gl_json_str(doc, "status"), "deleted") &&
 		    purge(e, t, gl_json_str(it, "id"), doc, &e2) == 0 &&
 		    gl_meta_commit(e->meta, &e2) == 0) {
 			n++;
-			gl_info("scrub: purged %s/%s", t->name, gl_json_str(it, "id"));
+			gl_info("scrub: purged %s/%s", t->name,
+				gl_json_str(it, "id"));
 		} else {
 			gl_meta_rollback(e->meta);
 			if (e2.msg[0])
-				gl_warn("scrub: %s: %s", gl_json_str(it, "id"), e2.msg);
+				gl_warn("scrub: %s: %s", gl_json_str(it, "id"),
+					e2.msg);
 		}
 		json_decref(doc);
 	}

@@ -87,7 +87,8 @@ static int split_op(const char *expr, int *or_group, unsigned *op,
 	*op = op_bit(word);
 	if (!*op)
 		return gl_fail(err, 400, "BadRequest",
-			       "Unknown filter operator '%s' in '%s'", word, expr);
+			       "Unknown filter operator '%s' in '%s'", word,
+			       expr);
 	*value = c1 + 1;
 	return 0;
 }
@@ -110,21 +111,24 @@ static json_t *split_values(const char *v, gl_err *err)
 		if (v[i] == '"') {
 			i++;
 			while (i < n && v[i] != '"') {
-				if (v[i] == '\\' && i + 1 < n && v[i + 1] == '"')
+				if (v[i] == '\\' && i + 1 < n &&
+				    v[i + 1] == '"')
 					i++;
 				buf[o++] = v[i++];
 			}
 			if (i >= n) {
 				gl_fail(err, 400, "BadRequest",
 					"Invalid filter value %s: the quote is "
-					"not closed", v);
+					"not closed",
+					v);
 				goto fail;
 			}
 			i++; /* closing quote */
 			if (i < n && v[i] != ',') {
 				gl_fail(err, 400, "BadRequest",
 					"Invalid filter value %s: no comma "
-					"after the closing quote", v);
+					"after the closing quote",
+					v);
 				goto fail;
 			}
 		} else {
@@ -179,7 +183,8 @@ static int add_values(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	}
 	flt->values = json_array();
 	if (kind == GK_VERSION)
-		flt->vkeys = calloc(json_array_size(raw) + 1, sizeof *flt->vkeys);
+		flt->vkeys = calloc(json_array_size(raw) + 1,
+				    sizeof *flt->vkeys);
 	json_array_foreach(raw, i, v) {
 		const char *s = json_string_value(v);
 		json_t *c = NULL;
@@ -187,8 +192,8 @@ static int add_values(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			int64_t us;
 			if (gl_parse_iso8601(s, &us) < 0) {
 				gl_fail(err, 400, "BadRequest",
-					"Invalid datetime '%s' for field '%s'", s,
-					f->name);
+					"Invalid datetime '%s' for field '%s'",
+					s, f->name);
 				json_decref(raw);
 				return -1;
 			}
@@ -217,8 +222,8 @@ static int add_values(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			if (q->nvbufs + 2 > (int)(sizeof q->vbufs /
 						  sizeof q->vbufs[0]) ||
 			    gl_core_vkey(e, ctx, ts, json_string_value(c),
-					   &flt->vkeys[i], &suffix, &vmeta,
-					   err) < 0) {
+					 &flt->vkeys[i], &suffix, &vmeta,
+					 err) < 0) {
 				free(suffix);
 				free(vmeta);
 				json_decref(c);
@@ -252,7 +257,8 @@ static int add_tags(const char *name, const char *value, lq *q, gl_err *err)
 	}
 	if (strchr(v, ':'))
 		return gl_fail(err, 400, "BadRequest",
-			       "Filter operators are not supported for %s", name);
+			       "Filter operators are not supported for %s",
+			       name);
 	if (!*v)
 		return 0;
 	tags = split_values(v, err);
@@ -313,10 +319,12 @@ static int add_filter(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 		if (op != GL_OP_EQ && op != GL_OP_IN)
 			return gl_fail(err, 400, "BadRequest",
 				       "Only eq and in are supported for dict "
-				       "field '%s'", f->name);
+				       "field '%s'",
+				       f->name);
 		if (!(f->filter_ops & op))
 			return gl_fail(err, 400, "BadRequest",
-				       "Field '%s' cannot be filtered", f->name);
+				       "Field '%s' cannot be filtered",
+				       f->name);
 		flt->kind = GF_DICT_KEY;
 		flt->values = op == GL_OP_IN ? split_values(val, err)
 					     : json_pack("[s]", val);
@@ -324,7 +332,8 @@ static int add_filter(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 			return err->status ? -1
 					   : gl_fail(err, 400, "BadRequest",
 						     "Filter value of '%s' is "
-						     "not valid text", f->name);
+						     "not valid text",
+						     f->name);
 		q->nfilters++;
 		return 0;
 	} else if (f->kind == GK_LIST) {
@@ -367,7 +376,8 @@ static int add_sort_key(const gl_type *t, const char *spec, lq *q, int *custom,
 			desc = 0;
 		else if (strcmp(colon + 1, "desc"))
 			return gl_fail(err, 400, "BadRequest",
-				       "Invalid sort direction '%s'", colon + 1);
+				       "Invalid sort direction '%s'",
+				       colon + 1);
 	}
 	f = gl_type_field(t, key);
 	if (!f || !f->sortable)
@@ -480,8 +490,9 @@ static json_t *link(const char *type, const gl_kv *qp, int nq,
 				}
 				buf = nb;
 			}
-			len += (size_t)snprintf(buf + len, cap - len, "%c%s=%s",
-						first ? '?' : '&', en, ev);
+			len += (size_t)snprintf(buf + len, cap - len,
+						"%c%s=%s", first ? '?' : '&',
+						en, ev);
 			first = 0;
 		}
 		free(en);
@@ -564,7 +575,8 @@ static int list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		if (!gl_utf8_valid(n, strlen(n), 1) ||
 		    !gl_utf8_valid(v, strlen(v), 1)) {
 			gl_fail(err, 400, "BadRequest",
-				"Query parameter %d is not valid UTF-8", k + 1);
+				"Query parameter %d is not valid UTF-8",
+				k + 1);
 			goto out;
 		}
 		if (!strcmp(n, "limit"))
@@ -605,8 +617,8 @@ static int list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		gl_creds cr;
 		gl_ctx_creds(ctx, &cr);
 		lqy.see_all = gl_policy_check(e->policy,
-					      "artifact:list_all_artifacts", &cr,
-					      tg);
+					      "artifact:list_all_artifacts",
+					      &cr, tg);
 		json_decref(tg);
 	}
 	lqy.public_only = ctx->anonymous;
@@ -621,8 +633,8 @@ static int list(gl_engine *e, const gl_ctx *ctx, const char *type,
 		goto out;
 
 	if (text) {
-		rc = list_text(e, ctx, ts, t, query, nquery, page, total, limit,
-			       text, err);
+		rc = list_text(e, ctx, ts, t, query, nquery, page, total,
+			       limit, text, err);
 		goto out;
 	}
 	arts = json_array();
@@ -637,12 +649,14 @@ static int list(gl_engine *e, const gl_ctx *ctx, const char *type,
 	*out = json_pack("{s:s, s:o, s:o, s:s+, s:I}", "type_name", t->name,
 			 "artifacts", arts, "first",
 			 link(t->name, query, nquery, NULL), "schema",
-			 "/schemas/", t->name, "total_count", (json_int_t)total);
+			 "/schemas/", t->name, "total_count",
+			 (json_int_t)total);
 	if (!*out) {
 		gl_fail(err, 500, NULL, "the listing could not be built");
 		goto out;
 	}
-	if (json_array_size(page) > 0 && (int64_t)json_array_size(page) == limit) {
+	if (json_array_size(page) > 0 &&
+	    (int64_t)json_array_size(page) == limit) {
 		json_t *last = json_array_get(page, json_array_size(page) - 1);
 		json_object_set_new(*out, "next",
 				    link(t->name, query, nquery,

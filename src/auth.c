@@ -13,7 +13,7 @@
 #include <strings.h>
 #include <time.h>
 
-#define REFUSED_TTL 10      /* s a refused token is remembered */
+#define REFUSED_TTL 10 /* s a refused token is remembered */
 #define MAX_TOKEN 16384
 
 static const char msg_401[] =
@@ -69,15 +69,21 @@ static int check_identity(const char *what, const char *s, gl_err *err)
 	if (!s)
 		return 0;
 	if (n > MAX_IDENTITY)
-		return gl_fail(err, 400, "BadRequest", "The %s is longer than "
-			       "%d bytes", what, MAX_IDENTITY);
+		return gl_fail(err, 400, "BadRequest",
+			       "The %s is longer than "
+			       "%d bytes",
+			       what, MAX_IDENTITY);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return gl_fail(err, 400, "BadRequest", "The %s contains "
-				       "a control character", what);
+			return gl_fail(err, 400, "BadRequest",
+				       "The %s contains "
+				       "a control character",
+				       what);
 	if (!gl_utf8_valid(s, n, 1))
-		return gl_fail(err, 400, "BadRequest", "The %s is not valid "
-			       "UTF-8", what);
+		return gl_fail(err, 400, "BadRequest",
+			       "The %s is not valid "
+			       "UTF-8",
+			       what);
 	return 0;
 }
 
@@ -339,7 +345,7 @@ static void remember(gl_auth *a, const unsigned char *key, gl_ident *id,
 		}
 	} else {
 		until = now + (a->cache_time < REFUSED_TTL ? a->cache_time
-							     : REFUSED_TTL);
+							   : REFUSED_TTL);
 	}
 	gl_idcache_put(a->cache, key, id, why, until);
 }
@@ -498,7 +504,8 @@ static int begin_real(gl_auth *a, const gl_policy *pol, gl_http_req *req,
 		memcpy(j->key, key, sizeof key);
 		memcpy(j->tag, tag, sizeof tag);
 		if (a->flavor == F_KEYSTONE) {
-			j->ks = gl_keystone_check(a->ks, tok, tag, job_done, j);
+			j->ks = gl_keystone_check(a->ks, tok, tag, job_done,
+						  j);
 			rc = j->ks ? 1 : -1;
 			if (rc < 0)
 				unavailable(err);
@@ -598,8 +605,7 @@ static enum flavor flavor_of(const char *f)
 	return F_TRUSTED;
 }
 
-gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base,
-		     gl_err *err)
+gl_auth *gl_auth_new(const gl_conf *conf, struct event_base *base, gl_err *err)
 {
 	gl_auth *a = gl_xcalloc(1, sizeof *a);
 	const char *uri;
@@ -682,10 +688,10 @@ int gl_auth_warn_exposure(const gl_conf *conf, const char *host)
 	if (f == F_KEYSTONE || f == F_KEYCLOAK || !host || loopback(host))
 		return 0;
 	what = f == F_NOAUTH
-	       ? "flavor = noauth believes the X-User-Id / X-Project-Id / "
-		 "X-Roles headers of every request"
-	       : "the default flavor believes every X-Auth-Token of the form "
-		 "user:project:roles";
+		       ? "flavor = noauth believes the X-User-Id / X-Project-Id / "
+			 "X-Roles headers of every request"
+		       : "the default flavor believes every X-Auth-Token of the form "
+			 "user:project:roles";
 	gl_warn("*****************************************************************");
 	gl_warn("* INSECURE: listening on %s, not on loopback, and", host);
 	gl_warn("* %s:", what);

@@ -73,25 +73,28 @@ static int db_copy(const char *from, const char *to, int readonly_src,
 	sqlite3_backup *b;
 	int rc;
 
-	rc = sqlite3_open_v2(from, &src, readonly_src ? SQLITE_OPEN_READONLY
-				       : SQLITE_OPEN_READWRITE, NULL);
+	rc = sqlite3_open_v2(from, &src,
+			     readonly_src ? SQLITE_OPEN_READONLY
+					  : SQLITE_OPEN_READWRITE,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		gl_fail(err, 500, NULL, "open %s: %s", from,
-			 src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+			src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
 		goto out;
 	}
 	sqlite3_busy_timeout(src, 10000);
-	rc = sqlite3_open_v2(to, &dst, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_CREATE, NULL);
+	rc = sqlite3_open_v2(to, &dst,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		gl_fail(err, 500, NULL, "open %s: %s", to,
-			 dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+			dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
 		goto out;
 	}
 	sqlite3_busy_timeout(dst, 10000);
 	b = sqlite3_backup_init(dst, "main", src, "main");
 	if (!b) {
-		gl_fail(err, 500, NULL, "backup %s: %s", to, sqlite3_errmsg(dst));
+		gl_fail(err, 500, NULL, "backup %s: %s", to,
+			sqlite3_errmsg(dst));
 		rc = SQLITE_ERROR;
 		goto out;
 	}
@@ -104,7 +107,7 @@ static int db_copy(const char *from, const char *to, int readonly_src,
 	sqlite3_backup_finish(b);
 	if (rc != SQLITE_DONE) {
 		gl_fail(err, 500, NULL, "copy %s to %s: %s", from, to,
-			 sqlite3_errmsg(dst));
+			sqlite3_errmsg(dst));
 		goto out;
 	}
 	rc = SQLITE_OK;
@@ -144,7 +147,8 @@ static int copy_object(const char *from, const char *to, const char *sha,
 	while ((n = read(in, buf, sizeof buf)) > 0) {
 		gl_digest_update(dg, buf, (size_t)n);
 		if (write(out, buf, (size_t)n) != n) {
-			gl_fail(err, 500, NULL, "write %s: %s", tmp, strerror(errno));
+			gl_fail(err, 500, NULL, "write %s: %s", tmp,
+				strerror(errno));
 			goto done;
 		}
 		*bytes += n;
@@ -155,8 +159,9 @@ static int copy_object(const char *from, const char *to, const char *sha,
 	}
 	gl_digest_final(dg, &hex);
 	if (sha && strcmp(hex.sha256, sha) != 0) {
-		gl_fail(err, 500, NULL, "%s: content hashes to %s, not its name", from,
-			 hex.sha256);
+		gl_fail(err, 500, NULL,
+			"%s: content hashes to %s, not its name", from,
+			hex.sha256);
 		goto done;
 	}
 	if (fsync(out) < 0 || rename(tmp, to) < 0) {
@@ -186,8 +191,8 @@ static json_t *referenced(const char *path, int *remote, gl_err *err)
 	static const char q[] =
 		"SELECT location FROM blobs WHERE store IN " FILE_STORES
 		" AND location IS NOT NULL"
-		" UNION SELECT prev_location FROM blobs WHERE prev_store IN "
-		FILE_STORES " AND prev_location IS NOT NULL";
+		" UNION SELECT prev_location FROM blobs WHERE prev_store IN " FILE_STORES
+		" AND prev_location IS NOT NULL";
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	json_t *out = NULL;
@@ -197,23 +202,30 @@ static json_t *referenced(const char *path, int *remote, gl_err *err)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) !=
 		    SQLITE_OK ||
 	    sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK) {
-		gl_fail(err, 500, NULL, "read %s: %s", path, sqlite3_errmsg(db));
+		gl_fail(err, 500, NULL, "read %s: %s", path,
+			sqlite3_errmsg(db));
 		goto out;
 	}
 	out = json_array();
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(out, json_string((const char *)
-				      sqlite3_column_text(st, 0)));
+		json_array_append_new(out,
+				      json_string(
+					      (const char *)
+						      sqlite3_column_text(st,
+									  0)));
 	if (rc != SQLITE_DONE) {
-		gl_fail(err, 500, NULL, "read %s: %s", path, sqlite3_errmsg(db));
+		gl_fail(err, 500, NULL, "read %s: %s", path,
+			sqlite3_errmsg(db));
 		json_decref(out);
 		out = NULL;
 		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM blobs WHERE store = "
-			       "'s3'", -1, &st, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(db,
+			       "SELECT count(*) FROM blobs WHERE store = "
+			       "'s3'",
+			       -1, &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW)
 		*remote = sqlite3_column_int(st, 0);
 out:
@@ -245,7 +257,8 @@ static int copy_objects(const json_t *list, const char *from, const char *to,
 			continue; /* content-addressed: same name, same bytes */
 		snprintf(dir, sizeof dir, "%s/objects/%.2s", to, sha);
 		if (mkdirs(dir) < 0) {
-			gl_fail(err, 500, NULL, "mkdir %s: %s", dir, strerror(errno));
+			gl_fail(err, 500, NULL, "mkdir %s: %s", dir,
+				strerror(errno));
 			return -1;
 		}
 		rc = copy_object(src, dst, sha, bytes, err);
@@ -289,9 +302,10 @@ int gl_backup(gl_conf *conf, const char *dest)
 	int rc = 1;
 
 	if (is_postgres(conf->db_connection)) {
-		fprintf(stderr, "glared backup: the database is PostgreSQL: use "
-				"pg_dump (see docs/operations.md, \"Backup\"); "
-				"this command backs up sqlite deployments\n");
+		fprintf(stderr,
+			"glared backup: the database is PostgreSQL: use "
+			"pg_dump (see docs/operations.md, \"Backup\"); "
+			"this command backs up sqlite deployments\n");
 		return 2;
 	}
 	db_src = gl_meta_sqlite_path(conf->db_connection, &err);
@@ -341,23 +355,26 @@ int gl_backup(gl_conf *conf, const char *dest)
 		}
 		if (missing > 0) {
 			json_decref(list);
-			gl_fail(&err, 500, NULL, "%d referenced object(s) "
-				 "kept disappearing from the store", missing);
+			gl_fail(&err, 500, NULL,
+				"%d referenced object(s) "
+				"kept disappearing from the store",
+				missing);
 			continue;
 		}
 		if (write_manifest(dest, conf, (int)json_array_size(list),
 				   bytes, remote) < 0) {
-			gl_fail(&err, 500, NULL, "cannot write %s/MANIFEST.json",
-				 dest);
+			gl_fail(&err, 500, NULL,
+				"cannot write %s/MANIFEST.json", dest);
 			json_decref(list);
 			break;
 		}
 		printf("backup of %s in %s: database and %zu object(s), %lld "
-		       "byte(s) copied now\n", db_src, dest,
-		       json_array_size(list), (long long)bytes);
+		       "byte(s) copied now\n",
+		       db_src, dest, json_array_size(list), (long long)bytes);
 		if (remote)
 			printf("note: %d blob(s) live in S3 and are not in this "
-			       "backup (see docs/operations.md)\n", remote);
+			       "backup (see docs/operations.md)\n",
+			       remote);
 		json_decref(list);
 		rc = 0;
 		break;
@@ -388,8 +405,10 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 	snprintf(db_src, sizeof db_src, "%s/glare.db", src);
 	snprintf(blobs, sizeof blobs, "%s/blobs", src);
 	if (stat(manifest, &st) < 0 || stat(db_src, &st) < 0) {
-		fprintf(stderr, "glared restore: %s is not a glared backup (no "
-				"MANIFEST.json and glare.db)\n", src);
+		fprintf(stderr,
+			"glared restore: %s is not a glared backup (no "
+			"MANIFEST.json and glare.db)\n",
+			src);
 		return 1;
 	}
 	db_dst = gl_meta_sqlite_path(conf->db_connection, &err);
@@ -398,8 +417,10 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 		return 1;
 	}
 	if (stat(db_dst, &st) == 0 && st.st_size > 0 && !force) {
-		fprintf(stderr, "glared restore: database %s exists: stop the "
-				"server and add --force to replace it\n", db_dst);
+		fprintf(stderr,
+			"glared restore: database %s exists: stop the "
+			"server and add --force to replace it\n",
+			db_dst);
 		free(db_dst);
 		return 1;
 	}
@@ -409,15 +430,17 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 	/* objects first: the database must never name an absent object */
 	if (mkdirs(conf->filesystem_store_datadir) < 0) {
 		gl_fail(&err, 500, NULL, "mkdir %s: %s",
-			 conf->filesystem_store_datadir, strerror(errno));
+			conf->filesystem_store_datadir, strerror(errno));
 		goto out;
 	}
 	missing = copy_objects(list, blobs, conf->filesystem_store_datadir,
 			       &bytes, &copied, &err);
 	if (missing != 0) {
 		if (missing > 0)
-			gl_fail(&err, 500, NULL, "%d object(s) missing from the "
-				 "backup", missing);
+			gl_fail(&err, 500, NULL,
+				"%d object(s) missing from the "
+				"backup",
+				missing);
 		goto out;
 	}
 	{
@@ -425,8 +448,8 @@ int gl_restore(gl_conf *conf, const char *src, int force)
 		if (slash && slash != db_dst) {
 			*slash = '\0';
 			if (mkdirs(db_dst) < 0) {
-				gl_fail(&err, 500, NULL, "mkdir %s: %s", db_dst,
-					 strerror(errno));
+				gl_fail(&err, 500, NULL, "mkdir %s: %s",
+					db_dst, strerror(errno));
 				*slash = '/';
 				goto out;
 			}

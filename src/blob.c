@@ -23,8 +23,7 @@ void gl_target_clear(gl_target *tg)
 	memset(tg, 0, sizeof *tg);
 }
 
-json_t *gl_blob_record(const json_t *doc, const gl_field *f,
-		       const char *key)
+json_t *gl_blob_record(const json_t *doc, const gl_field *f, const char *key)
 {
 	json_t *v = json_object_get(doc, f->name);
 	if (!json_is_object(v))
@@ -45,33 +44,36 @@ int gl_blob_resolve(gl_target *tg, const char *field, const char *key,
 	tg->f = gl_type_field(t, field);
 	if (!tg->f)
 		return gl_fail(err, 400, "BadRequest",
-			       "Unknown field '%s' for artifact type %s", field,
-			       t->name);
+			       "Unknown field '%s' for artifact type %s",
+			       field, t->name);
 	if (tg->f->kind != GK_BLOB && tg->f->kind != GK_FOLDER)
 		return gl_fail(err, 400, "BadRequest",
 			       "Field '%s' is not a blob field", field);
 	if (tg->f->kind == GK_BLOB && has_key)
 		return gl_fail(err, 400, "BadRequest",
 			       "Field '%s' is a blob, not a blob dict: no key "
-			       "expected", field);
+			       "expected",
+			       field);
 	if (tg->f->kind == GK_FOLDER) {
 		if (!has_key || !key || !*key) {
 			if (need_key)
 				return gl_fail(err, 400, "BadRequest",
 					       "Field '%s' is a blob dict: a key "
-					       "is required", field);
+					       "is required",
+					       field);
 		} else {
 			size_t n = strlen(key);
 			if (n < 1 || (int)n > tg->f->max_key_length)
 				return gl_fail(err, 400, "BadRequest",
 					       "Key of '%s' must have 1 to %d "
-					       "characters", field,
-					       tg->f->max_key_length);
+					       "characters",
+					       field, tg->f->max_key_length);
 			if (!gl_utf8_valid(key, n, 0))
 				return gl_fail(err, 400, "BadRequest",
 					       "Key of '%s' is not valid UTF-8 "
 					       "(4-byte characters are not "
-					       "allowed)", field);
+					       "allowed)",
+					       field);
 			tg->key = key;
 		}
 	}
@@ -94,12 +96,16 @@ int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
 	json_t *cur = gl_blob_record(doc, f, tg->key);
 
 	if (cur)
-		cur_size = json_integer_value(json_object_get(
-			cur, gl_streq(gl_json_str(cur, "status"), "saving") ? "reserved"
-								     : "size"));
+		cur_size = json_integer_value(
+			json_object_get(cur,
+					gl_streq(gl_json_str(cur, "status"),
+						 "saving")
+						? "reserved"
+						: "size"));
 	*limit = f->max_blob_size;
-	snprintf(why, whylen, "the maximum blob size of field '%s' (%lld bytes)",
-		 f->name, (long long)f->max_blob_size);
+	snprintf(why, whylen,
+		 "the maximum blob size of field '%s' (%lld bytes)", f->name,
+		 (long long)f->max_blob_size);
 	if (f->kind == GK_FOLDER) {
 		int64_t used = 0;
 		json_t *folder = json_object_get(doc, f->name), *b;
@@ -107,26 +113,32 @@ int gl_blob_allowed(gl_engine *e, const gl_target *tg, const json_t *doc,
 		json_object_foreach(folder, k, b) {
 			if (tg->key && !strcmp(k, tg->key))
 				continue;
-			used += json_integer_value(json_object_get(
-				b, gl_streq(gl_json_str(b, "status"), "saving")
-					   ? "reserved" : "size"));
+			used += json_integer_value(
+				json_object_get(b,
+						gl_streq(gl_json_str(b,
+								     "status"),
+							 "saving")
+							? "reserved"
+							: "size"));
 		}
 		if (f->max_folder_size - used < *limit) {
 			*limit = f->max_folder_size - used;
 			snprintf(why, whylen,
 				 "the space left in blob dict '%s' (%lld of %lld "
-				 "bytes)", f->name, (long long)*limit,
+				 "bytes)",
+				 f->name, (long long)*limit,
 				 (long long)f->max_folder_size);
 		}
 	}
 	for (int i = 0; i < 2; i++) {
 		int64_t q, used;
 		if (gl_core_quota(e, owner, "max_uploaded_data", scopes[i], &q,
-				    err) < 0)
+				  err) < 0)
 			return -1;
 		if (q < 0)
 			continue;
-		if (gl_meta_used_bytes(e->meta, owner, scopes[i], &used, err) < 0)
+		if (gl_meta_used_bytes(e->meta, owner, scopes[i], &used, err) <
+		    0)
 			return -1;
 		used -= cur_size; /* the data being replaced is released */
 		if (q - used < *limit) {
@@ -184,7 +196,7 @@ int gl_blob_restore_prev(gl_engine *e, const char *id, const char *field,
 			 const char *key, const json_t *prev, gl_err *err)
 {
 	if (json_is_object(prev))
-		return gl_meta_blob_set(e->meta, id, field, key ? key : "", prev,
-					err);
+		return gl_meta_blob_set(e->meta, id, field, key ? key : "",
+					prev, err);
 	return gl_meta_blob_delete(e->meta, id, field, key ? key : "", err);
 }

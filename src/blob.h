@@ -22,13 +22,12 @@ typedef struct gl_target {
 	gl_af af;
 	const gl_field *f;
 	const char *field;
-	const char *key;     /* NULL for a plain blob */
-	json_t *cur;         /* current record (borrowed from af.doc) or NULL */
+	const char *key; /* NULL for a plain blob */
+	json_t *cur;     /* current record (borrowed from af.doc) or NULL */
 } gl_target;
 
 void gl_target_clear(gl_target *tg);
-json_t *gl_blob_record(const json_t *doc, const gl_field *f,
-		       const char *key);
+json_t *gl_blob_record(const json_t *doc, const gl_field *f, const char *key);
 /* Resolve field/key on a loaded artifact (the 400s of E8/E11 in
  * docs/glare-contract.md "Status codes by endpoint"). */
 int gl_blob_resolve(gl_target *tg, const char *field, const char *key,

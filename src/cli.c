@@ -47,19 +47,19 @@ typedef struct args {
 	const char *types_path;
 	int daemon, interval, min_age, schemas, force;
 	gl_console_opts con;
-	char **pos;          /* positional arguments */
+	char **pos; /* positional arguments */
 	int npos;
 } args;
 
 typedef struct command command;
 struct command {
 	const char *name;
-	const char *synopsis;   /* after "glared NAME " */
-	const char *summary;    /* one line for `glared --help` */
-	const char *options;    /* the option lines of its usage */
+	const char *synopsis; /* after "glared NAME " */
+	const char *summary;  /* one line for `glared --help` */
+	const char *options;  /* the option lines of its usage */
 	const char *shortopts;
 	const struct option *longopts;
-	int min_pos, max_pos;   /* positional arguments; -1: any number */
+	int min_pos, max_pos; /* positional arguments; -1: any number */
 	int (*run)(const command *cmd, args *a, gl_conf *conf);
 };
 
@@ -306,7 +306,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: glared <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-13s %s\n", commands[i].name,
+			commands[i].summary);
 	fprintf(f, "  %-13s %s\n", "version", "print the version");
 	fprintf(f, "\n`glared <command> --help` shows a command's options; "
 		   "man glared(8) has them all.\n");
@@ -314,8 +315,9 @@ static void usage(FILE *f)
 
 static void cmd_usage(const command *c, FILE *f)
 {
-	fprintf(f, "usage: glared %s %s\n%s.\n\noptions:\n%s"
-		   "  -h, --help        print this help and exit\n",
+	fprintf(f,
+		"usage: glared %s %s\n%s.\n\noptions:\n%s"
+		"  -h, --help        print this help and exit\n",
 		c->name, c->synopsis, c->summary, c->options);
 }
 
@@ -328,9 +330,10 @@ static int parse_int(const command *c, const char *opt, const char *v,
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (!*v || *end || errno || n < min || n > max) {
-		fprintf(stderr, "glared %s: option '%s' takes an integer in "
-				"%ld..%ld, not '%s'\n", c->name, opt, min, max,
-			v);
+		fprintf(stderr,
+			"glared %s: option '%s' takes an integer in "
+			"%ld..%ld, not '%s'\n",
+			c->name, opt, min, max, v);
 		return -1;
 	}
 	*out = (int)n;
@@ -343,7 +346,8 @@ static void bad_option(const command *c, char **argv, int ind, int kind)
 	const char *arg = ind > 0 ? argv[ind - 1] : "?";
 	char shortname[3] = { '-', (char)optopt, 0 };
 	const char *name = (optopt && optopt < 256 && strncmp(arg, "--", 2))
-				   ? shortname : arg;
+				   ? shortname
+				   : arg;
 	char clean[256];
 
 	snprintf(clean, sizeof clean, "%.*s", (int)strcspn(name, "="), name);
@@ -408,8 +412,10 @@ static int parse(const command *c, int argc, char **argv, args *a)
 		case 'e':
 			if (a->con.nexec == (int)(sizeof a->con.exec /
 						  sizeof a->con.exec[0])) {
-				fprintf(stderr, "glared console: at most %zu "
-						"-e\n", sizeof a->con.exec /
+				fprintf(stderr,
+					"glared console: at most %zu "
+					"-e\n",
+					sizeof a->con.exec /
 						sizeof a->con.exec[0]);
 				return 2;
 			}
@@ -422,8 +428,9 @@ static int parse(const command *c, int argc, char **argv, args *a)
 			a->con.attach = 1;
 			if (optarg) {
 				if (!*optarg) {
-					fprintf(stderr, "glared console: "
-							"--attach= needs a path\n");
+					fprintf(stderr,
+						"glared console: "
+						"--attach= needs a path\n");
 					return 2;
 				}
 				a->con.socket = optarg;
@@ -452,13 +459,16 @@ static int parse(const command *c, int argc, char **argv, args *a)
 	a->npos = argc - optind;
 	if (a->con.project && a->con.attach) {
 		/* attached, the server's session acts as console-attach */
-		fprintf(stderr, "glared console: --project is for direct mode, "
-				"not --attach\n");
+		fprintf(stderr,
+			"glared console: --project is for direct mode, "
+			"not --attach\n");
 		return 2;
 	}
-	if (a->npos < c->min_pos || (c->max_pos >= 0 && a->npos > c->max_pos)) {
+	if (a->npos < c->min_pos ||
+	    (c->max_pos >= 0 && a->npos > c->max_pos)) {
 		if (a->npos > 0 && (c->max_pos >= 0 && a->npos > c->max_pos))
-			fprintf(stderr, "glared %s: unexpected argument '%s'\n",
+			fprintf(stderr,
+				"glared %s: unexpected argument '%s'\n",
 				c->name, a->pos[c->max_pos]);
 		else
 			fprintf(stderr, "glared %s: missing argument\n",
@@ -478,8 +488,8 @@ static const command *find_command(int argc, char **argv, int *skip)
 			*skip = 2;
 			return &commands[1];
 		}
-		if (argc > 2 && (!strcmp(argv[2], "--help") ||
-				 !strcmp(argv[2], "-h"))) {
+		if (argc > 2 &&
+		    (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
 			*skip = 1;
 			return &commands[1];
 		}
@@ -515,11 +525,12 @@ int gl_cli_main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "help")) {
 		if (argc > 2) {
-			char *sub[] = { argv[0], argv[2], argc > 3 ? argv[3] : NULL,
-					NULL };
+			char *sub[] = { argv[0], argv[2],
+					argc > 3 ? argv[3] : NULL, NULL };
 			c = find_command(argc > 3 ? 3 : 2, sub, &skip);
 			if (!c) {
-				fprintf(stderr, "glared: unknown command '%s'\n",
+				fprintf(stderr,
+					"glared: unknown command '%s'\n",
 					argv[2]);
 				return 2;
 			}
@@ -532,8 +543,10 @@ int gl_cli_main(int argc, char **argv)
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version") ||
 	    !strcmp(argv[1], "-V")) {
 		if (argc > 2) {
-			fprintf(stderr, "glared version: unexpected argument "
-					"'%s'\n", argv[2]);
+			fprintf(stderr,
+				"glared version: unexpected argument "
+				"'%s'\n",
+				argv[2]);
 			return 2;
 		}
 		print_version();
@@ -542,8 +555,10 @@ int gl_cli_main(int argc, char **argv)
 	c = find_command(argc, argv, &skip);
 	if (!c) {
 		if (!strcmp(argv[1], "db") && argc > 2)
-			fprintf(stderr, "glared db: unknown subcommand '%s' "
-					"(the one there is: upgrade)\n", argv[2]);
+			fprintf(stderr,
+				"glared db: unknown subcommand '%s' "
+				"(the one there is: upgrade)\n",
+				argv[2]);
 		else if (!strcmp(argv[1], "db"))
 			fprintf(stderr, "glared db: missing subcommand "
 					"(upgrade)\n");

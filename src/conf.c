@@ -24,8 +24,10 @@ typedef struct opt {
 	int64_t min, max; /* for integers */
 } opt;
 
-#define O(sec, nm, k, field, d, ...) \
-	{ sec, nm, k, offsetof(gl_conf, field), d, __VA_ARGS__ }
+#define O(sec, nm, k, field, d, ...)                                          \
+	{                                                                     \
+		sec, nm, k, offsetof(gl_conf, field), d, __VA_ARGS__          \
+	}
 #define ANY INT64_MIN, INT64_MAX
 /* loading a type may take 100x the request budget (ltype.c): keep the
  * products in range */
@@ -337,8 +339,8 @@ static int strlist_parse(gl_strlist *l, const char *s)
 	return 0;
 }
 
-static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
-		   gl_err *err)
+static int set_opt(gl_conf *c, const opt *o, const char *val,
+		   const char *where, gl_err *err)
 {
 	char *base = (char *)c;
 	int64_t v;
@@ -352,7 +354,8 @@ static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
 		return 0;
 	}
 	case K_LIST:
-		return strlist_parse((gl_strlist *)(base + o->off), val ? val : "");
+		return strlist_parse((gl_strlist *)(base + o->off),
+				     val ? val : "");
 	case K_BOOL:
 		if (gl_conf_parse_bool(val, &b) < 0)
 			return failf(err,
@@ -369,9 +372,9 @@ static int set_opt(gl_conf *c, const opt *o, const char *val, const char *where,
 		if (v < o->min || v > o->max)
 			return failf(err,
 				     "%s: option [%s] %s: %lld is out of range "
-				     "[%lld, %lld]", where, o->section, o->name,
-				     (long long)v, (long long)o->min,
-				     (long long)o->max);
+				     "[%lld, %lld]",
+				     where, o->section, o->name, (long long)v,
+				     (long long)o->min, (long long)o->max);
 		if (o->kind == K_INT)
 			*(int *)(base + o->off) = (int)v;
 		else
@@ -458,7 +461,8 @@ static const char *nearest(const char *section, const char *name)
 	int bd = 99;
 
 	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-		const char *cand = section ? options[i].name : options[i].section;
+		const char *cand = section ? options[i].name
+					   : options[i].section;
 		int d;
 		if (section && strcasecmp(options[i].section, section))
 			continue;
@@ -469,7 +473,8 @@ static const char *nearest(const char *section, const char *name)
 		}
 	}
 	if (!section && distance(name, "artifact_type:") < bd)
-		best = "artifact_type:<name>", bd = distance(name, "artifact_type:");
+		best = "artifact_type:<name>",
+		bd = distance(name, "artifact_type:");
 	/* a third of the name may be wrong, at least one letter */
 	return bd <= 1 || bd * 3 <= (int)strlen(name) ? best : NULL;
 }
@@ -519,8 +524,8 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 		if (gl_conf_parse_int64(val, &v) < 0 || v < -1)
 			return failf(err,
 				     "%s: option [artifact_type:%s] %s: '%s' is "
-				     "not an integer >= -1", where, t->name, key,
-				     val);
+				     "not an integer >= -1",
+				     where, t->name, key, val);
 		if (key[4] == 'u')
 			t->max_uploaded_data = v;
 		else
@@ -529,7 +534,8 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 		if (gl_conf_parse_bool(val, &b) < 0)
 			return failf(err,
 				     "%s: option [artifact_type:%s] %s: '%s' is "
-				     "not a boolean", where, t->name, key, val);
+				     "not a boolean",
+				     where, t->name, key, val);
 		t->delayed_delete = b;
 	} else if (!strcmp(key, "default_store")) {
 		free(t->default_store);
@@ -539,7 +545,8 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 			return failf(err,
 				     "%s: option [artifact_type:%s] "
 				     "external_download: '%s' is not one of "
-				     "redirect, proxy", where, t->name, val);
+				     "redirect, proxy",
+				     where, t->name, val);
 		free(t->external_download);
 		t->external_download = strdup(val);
 	} else if (!strcmp(key, "external_location_verification")) {
@@ -547,8 +554,8 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 			return failf(err,
 				     "%s: option [artifact_type:%s] "
 				     "external_location_verification: '%s' is "
-				     "not one of fetch, trust", where, t->name,
-				     val);
+				     "not one of fetch, trust",
+				     where, t->name, val);
 		free(t->external_location_verification);
 		t->external_location_verification = strdup(val);
 	} else if (!strcmp(key, "external_location_check_interval") ||
@@ -556,8 +563,8 @@ static int set_type_opt(gl_type_conf *t, const char *key, const char *val,
 		if (gl_conf_parse_int64(val, &v) < 0 || v < 0 || v > INT_MAX)
 			return failf(err,
 				     "%s: option [artifact_type:%s] %s: '%s' is "
-				     "not a number of seconds", where, t->name,
-				     key, val);
+				     "not a number of seconds",
+				     where, t->name, key, val);
 		if (strstr(key, "_check_"))
 			t->external_location_check_interval = (int)v;
 		else
@@ -594,9 +601,10 @@ static int apply(gl_conf *c, const char *section, const char *key,
 	if (!o) {
 		const char *hint = nearest(section, key);
 		if (!is_glare_only(section, key))
-			warn(c, "%s: unknown option [%s] %s ignored%s%s%s", where,
-			     section, key, hint ? " (did you mean " : "",
-			     hint ? hint : "", hint ? "?)" : "");
+			warn(c, "%s: unknown option [%s] %s ignored%s%s%s",
+			     where, section, key,
+			     hint ? " (did you mean " : "", hint ? hint : "",
+			     hint ? "?)" : "");
 		return 0;
 	}
 	return set_opt(c, o, val, where, err);
@@ -609,8 +617,8 @@ static int load_file(gl_conf *c, const char *path, gl_err *err)
 	int lineno = 0;
 
 	if (!f)
-		return failf(err, "cannot open config file %s: %s",
-			     path, strerror(errno));
+		return failf(err, "cannot open config file %s: %s", path,
+			     strerror(errno));
 	while (fgets(line, sizeof line, f)) {
 		char *s, *eq;
 		lineno++;
@@ -634,7 +642,8 @@ static int load_file(gl_conf *c, const char *path, gl_err *err)
 			snprintf(section, sizeof section, "%s", trim(s + 1));
 			if (!known_section(section)) {
 				const char *hint = nearest(NULL, section);
-				warn(c, "%s: unknown section [%s] ignored%s%s%s",
+				warn(c,
+				     "%s: unknown section [%s] ignored%s%s%s",
 				     where, section,
 				     hint ? " (did you mean [" : "",
 				     hint ? hint : "", hint ? "]?)" : "");
@@ -669,8 +678,9 @@ static void env_name(char *out, size_t len, const char *section,
 	size_t n = (size_t)snprintf(out, len, "GLARED_%s_%s", section, name);
 	for (size_t i = 0; i < n && i < len; i++) {
 		unsigned char ch = (unsigned char)out[i];
-		out[i] = (ch == ':' || ch == '-' || ch == '.') ? '_'
-							       : (char)toupper(ch);
+		out[i] = (ch == ':' || ch == '-' || ch == '.')
+				 ? '_'
+				 : (char)toupper(ch);
 	}
 }
 
@@ -680,7 +690,8 @@ static int load_env(gl_conf *c, gl_err *err)
 
 	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
 		const char *v;
-		env_name(name, sizeof name, options[i].section, options[i].name);
+		env_name(name, sizeof name, options[i].section,
+			 options[i].name);
 		v = getenv(name);
 		if (v && set_opt(c, &options[i], v, name, err) < 0)
 			return -1;
@@ -803,8 +814,8 @@ gl_conf *gl_conf_load(const char *path, gl_err *err)
 	for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
 		if (options[i].kind != K_STR && !options[i].def)
 			continue;
-		if (set_opt(c, &options[i], options[i].def, "default",
-			    err) < 0)
+		if (set_opt(c, &options[i], options[i].def, "default", err) <
+		    0)
 			goto fail;
 	}
 	if (path) {
@@ -829,7 +840,8 @@ gl_conf *gl_conf_load(const char *path, gl_err *err)
 	    strcmp(c->metrics_access, "open")) {
 		failf(err,
 		      "option [DEFAULT] metrics_access: '%s' is not one of "
-		      "loopback, admin, open", c->metrics_access);
+		      "loopback, admin, open",
+		      c->metrics_access);
 		goto fail;
 	}
 	if (strcmp(c->flavor, "") && strcmp(c->flavor, "trusted-auth") &&
@@ -852,15 +864,15 @@ gl_conf *gl_conf_load(const char *path, gl_err *err)
 	if (c->upload_takeover_after <= 2 * c->upload_heartbeat) {
 		failf(err,
 		      "option [DEFAULT] upload_takeover_after (%d) must exceed "
-		      "twice upload_heartbeat (%d)", c->upload_takeover_after,
-		      c->upload_heartbeat);
+		      "twice upload_heartbeat (%d)",
+		      c->upload_takeover_after, c->upload_heartbeat);
 		goto fail;
 	}
 	if (c->max_api_limit < c->default_api_limit) {
 		failf(err,
 		      "option [DEFAULT] default_api_limit (%d) exceeds "
-		      "max_api_limit (%d)", c->default_api_limit,
-		      c->max_api_limit);
+		      "max_api_limit (%d)",
+		      c->default_api_limit, c->max_api_limit);
 		goto fail;
 	}
 	return c;
@@ -896,7 +908,9 @@ void gl_conf_free(gl_conf *c)
 const gl_type_conf *gl_conf_type(const gl_conf *c, const char *type)
 {
 	static gl_type_conf none = {
-		.name = "", .max_uploaded_data = -1, .max_artifact_number = -1,
+		.name = "",
+		.max_uploaded_data = -1,
+		.max_artifact_number = -1,
 		.delayed_delete = -1,
 	};
 	for (int i = 0; i < c->ntypes; i++)

@@ -30,23 +30,23 @@ typedef struct gl_strlist {
 
 typedef struct gl_type_conf {
 	char *name;
-	int64_t max_uploaded_data;   /* -1 unlimited */
-	int64_t max_artifact_number; /* -1 unlimited */
-	int delayed_delete;          /* -1: use [DEFAULT] */
-	char *default_store;         /* NULL: use [glance_store] */
-	char *external_download;     /* "redirect" | "proxy" */
+	int64_t max_uploaded_data;            /* -1 unlimited */
+	int64_t max_artifact_number;          /* -1 unlimited */
+	int delayed_delete;                   /* -1: use [DEFAULT] */
+	char *default_store;                  /* NULL: use [glance_store] */
+	char *external_download;              /* "redirect" | "proxy" */
 	char *external_location_verification; /* NULL: [DEFAULT] */
 	/* watched external locations (glared verify): seconds between
 	 * checks of a blob and between its full re-hashes; 0 unset */
 	int external_location_check_interval;
 	int external_location_rehash_interval;
-	json_t *raw;                 /* every key of the section, as strings */
+	json_t *raw; /* every key of the section, as strings */
 } gl_type_conf;
 
 typedef struct gl_conf {
 	char *path;
-	char *dir;         /* the config file's directory (absolute) or NULL */
-	int warnings;      /* warnings while loading (check-config fails) */
+	char *dir;    /* the config file's directory (absolute) or NULL */
+	int warnings; /* warnings while loading (check-config fails) */
 	/* [DEFAULT] */
 	char *bind_host;
 	int bind_port;
@@ -77,14 +77,14 @@ typedef struct gl_conf {
 	int64_t max_json_values;
 	int max_patch_operations;
 	int64_t lua_memory_limit;
-	int64_t lua_instruction_limit;  /* per request, all types */
-	int64_t lua_time_limit;         /* ms of Lua per request */
+	int64_t lua_instruction_limit; /* per request, all types */
+	int64_t lua_time_limit;        /* ms of Lua per request */
 	char *admin_socket;
 	/* logging and the operator's view */
-	char *log_file;               /* NULL: stderr */
-	int use_json;                 /* one JSON object per log line */
-	gl_strlist trusted_proxies;   /* peers whose X-Forwarded-For counts */
-	char *metrics_access;         /* loopback | admin | open */
+	char *log_file;             /* NULL: stderr */
+	int use_json;               /* one JSON object per log line */
+	gl_strlist trusted_proxies; /* peers whose X-Forwarded-For counts */
+	char *metrics_access;       /* loopback | admin | open */
 	/* external locations */
 	char *external_location_verification; /* fetch | trust */
 	gl_strlist external_location_allowed_networks;
@@ -98,13 +98,13 @@ typedef struct gl_conf {
 	int upload_heartbeat;
 	int upload_takeover_after;
 	/* notifications: oslo.messaging's options, as Glare reads them */
-	char *transport_url;            /* [DEFAULT] */
+	char *transport_url; /* [DEFAULT] */
 	char *glare_publisher_id;
 	char *control_exchange;
 	gl_strlist notification_driver; /* [oslo_messaging_notifications] */
 	char *notification_transport_url;
 	gl_strlist notification_topics;
-	int amqp_durable_queues;        /* [oslo_messaging_rabbit] */
+	int amqp_durable_queues; /* [oslo_messaging_rabbit] */
 	int amqp_auto_delete;
 	int rabbit_heartbeat;
 	/* [events]: the outbox, its delivery, webhooks (glared's own) */
@@ -127,7 +127,7 @@ typedef struct gl_conf {
 	char *flavor;
 	/* [keystone_authtoken] (flavor = keystone), auth_token's names */
 	char *ks_www_authenticate_uri;
-	char *ks_auth_uri;           /* the old name of the one above */
+	char *ks_auth_uri; /* the old name of the one above */
 	char *ks_auth_url;
 	char *ks_auth_type;
 	char *ks_username;
@@ -138,9 +138,9 @@ typedef struct gl_conf {
 	char *ks_project_domain_name;
 	char *ks_project_domain_id;
 	char *ks_region_name;
-	char *ks_interface;          /* catalog interface checks go to */
-	int ks_token_cache_time;     /* s; <= 0 caches nothing */
-	int ks_token_cache_size;     /* entries (glared's) */
+	char *ks_interface;      /* catalog interface checks go to */
+	int ks_token_cache_time; /* s; <= 0 caches nothing */
+	int ks_token_cache_size; /* entries (glared's) */
 	char *ks_cafile;
 	char *ks_certfile;
 	char *ks_keyfile;
@@ -156,10 +156,10 @@ typedef struct gl_conf {
 	char *kc_certfile;
 	char *kc_keyfile;
 	int kc_insecure;
-	char *kc_audience;           /* glared's: required aud / azp */
-	int kc_leeway;               /* glared's: clock skew, s */
-	int kc_use_userinfo;         /* glared's: ask userinfo as Glare did */
-	int kc_jwks_cache_time;      /* glared's: key set kept, s */
+	char *kc_audience;            /* glared's: required aud / azp */
+	int kc_leeway;                /* glared's: clock skew, s */
+	int kc_use_userinfo;          /* glared's: ask userinfo as Glare did */
+	int kc_jwks_cache_time;       /* glared's: key set kept, s */
 	int kc_jwks_refetch_interval; /* glared's: unknown-kid refetch gap */
 	int kc_http_connect_timeout;
 	/* [database] */
@@ -170,12 +170,12 @@ typedef struct gl_conf {
 	/* [glance_store] */
 	char *filesystem_store_datadir;
 	char *default_store;
-	char *s3_store_host;       /* endpoint URL, e.g. http://127.0.0.1:8080 */
+	char *s3_store_host; /* endpoint URL, e.g. http://127.0.0.1:8080 */
 	char *s3_store_region;
 	char *s3_store_bucket;
 	char *s3_store_access_key;
 	char *s3_store_secret_key;
-	char *s3_store_prefix;     /* key prefix inside the bucket */
+	char *s3_store_prefix; /* key prefix inside the bucket */
 	int s3_store_timeout;
 	/* [oslo_policy] */
 	char *policy_file;

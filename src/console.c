@@ -37,10 +37,10 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#define PIECE (1 << 20)                      /* upload / copy unit */
-#define READ_MAX ((lua_Integer)64 << 20)     /* glare.read default cap */
-#define SERVER_MEM_CAP ((size_t)256 << 20)   /* one attached session */
-#define OUTPUT_CAP ((size_t)16 << 20)        /* captured output per run */
+#define PIECE (1 << 20)                    /* upload / copy unit */
+#define READ_MAX ((lua_Integer)64 << 20)   /* glare.read default cap */
+#define SERVER_MEM_CAP ((size_t)256 << 20) /* one attached session */
+#define OUTPUT_CAP ((size_t)16 << 20)      /* captured output per run */
 #define BOX_MT "glare.jsonbox"
 #define DL_MT "glare.download"
 #define WAIT_MT "glare.wait"
@@ -61,10 +61,10 @@ typedef struct con_wait {
 	gl_download *dl;
 	gl_download_read *rd;
 	int fd;
-	const char *path;    /* a string on the same stack */
+	const char *path; /* a string on the same stack */
 	int64_t got;
 	int werrno;
-	int failed;          /* err holds why the read ended */
+	int failed; /* err holds why the read ended */
 	char *mem;
 	int64_t memcap;
 } con_wait;
@@ -102,7 +102,10 @@ static gl_console *con(lua_State *L)
 	return *(gl_console **)lua_getextraspace(L);
 }
 
-gl_console *gl_console_of(lua_State *L) { return con(L); }
+gl_console *gl_console_of(lua_State *L)
+{
+	return con(L);
+}
 
 int gl_console_set_project(gl_console *c, const char *p)
 {
@@ -114,9 +117,18 @@ int gl_console_set_project(gl_console *c, const char *p)
 	c->ctx.project_id = dup;
 	return 0;
 }
-lua_State *gl_console_lua(gl_console *c) { return c->L; }
-void gl_console_set_user(gl_console *c, void *user) { c->user = user; }
-void *gl_console_user(gl_console *c) { return c->user; }
+lua_State *gl_console_lua(gl_console *c)
+{
+	return c->L;
+}
+void gl_console_set_user(gl_console *c, void *user)
+{
+	c->user = user;
+}
+void *gl_console_user(gl_console *c)
+{
+	return c->user;
+}
 
 /* ---- memory ------------------------------------------------------------- */
 
@@ -337,14 +349,15 @@ static gl_kv *build_query(lua_State *L, int idx, int *nkv)
 
 		if (gl_query_parse(*q == '?' ? q + 1 : q, query_param, &qi,
 				   &err) < 0)
-			luaL_error(L, "malformed percent-encoding in the query "
+			luaL_error(L,
+				   "malformed percent-encoding in the query "
 				   "string");
 	} else if (lua_type(L, idx) == LUA_TTABLE) {
 		lua_pushnil(L);
 		while (lua_next(L, idx)) {
 			if (lua_type(L, -2) != LUA_TSTRING)
 				luaL_error(L, "query parameter names must be "
-					   "strings");
+					      "strings");
 			if (lua_type(L, -1) == LUA_TTABLE) {
 				/* a repeated parameter: tags = {"a", "b"} */
 				lua_Unsigned m = lua_rawlen(L, -1);
@@ -370,7 +383,7 @@ static gl_kv *build_query(lua_State *L, int idx, int *nkv)
 	for (int i = 0; i < n; i++) {
 		lua_rawgeti(L, t, 2 * i + 1);
 		kv[i].name = lua_tostring(L, -1);
-		lua_pop(L, 1);  /* still referenced by t */
+		lua_pop(L, 1); /* still referenced by t */
 		lua_rawgeti(L, t, 2 * i + 2);
 		kv[i].value = lua_tostring(L, -1);
 		lua_pop(L, 1);
@@ -390,7 +403,7 @@ static int api_page(lua_State *L)
 	gl_kv *kv;
 	int n;
 
-	lua_settop(L, 2);  /* optional arguments in fixed slots */
+	lua_settop(L, 2); /* optional arguments in fixed slots */
 	kv = build_query(L, 2, &n);
 	out = new_box(L);
 	if (gl_art_list(c->e, cmd_ctx(c), type, kv, n, out, &err) < 0)
@@ -409,7 +422,8 @@ static int api_list(lua_State *L)
 static int api_get(lua_State *L)
 {
 	gl_console *c = con(L);
-	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	const char *type = luaL_checkstring(L, 1),
+		   *id = luaL_checkstring(L, 2);
 	gl_err err = { 0 };
 	json_t **out = new_box(L);
 
@@ -493,8 +507,9 @@ static json_t *to_patch(const json_t *ch)
 	patch = json_array();
 	json_object_foreach((json_t *)ch, k, v)
 		json_array_append_new(patch,
-				      json_pack("{s:s, s:o, s:O}", "op", "replace",
-						"path", pointer(k), "value", v));
+				      json_pack("{s:s, s:o, s:O}", "op",
+						"replace", "path", pointer(k),
+						"value", v));
 	return patch;
 }
 
@@ -513,7 +528,8 @@ static int do_update(lua_State *L, const char *type, const char *id,
 /* glare.update(type, id, {field = value} | {{op=..., path=..., ...}}) */
 static int api_update(lua_State *L)
 {
-	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	const char *type = luaL_checkstring(L, 1),
+		   *id = luaL_checkstring(L, 2);
 	json_t *ch, **patch;
 
 	luaL_checktype(L, 3, LUA_TTABLE);
@@ -527,7 +543,8 @@ static int api_update(lua_State *L)
  * path and value in the upvalues. */
 static int api_transition(lua_State *L)
 {
-	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	const char *type = luaL_checkstring(L, 1),
+		   *id = luaL_checkstring(L, 2);
 	json_t **patch = new_box(L);
 
 	*patch = json_pack("[{s:s, s:s, s:s}]", "op", "replace", "path",
@@ -539,7 +556,8 @@ static int api_transition(lua_State *L)
 static int api_delete(lua_State *L)
 {
 	gl_console *c = con(L);
-	const char *type = luaL_checkstring(L, 1), *id = luaL_checkstring(L, 2);
+	const char *type = luaL_checkstring(L, 1),
+		   *id = luaL_checkstring(L, 2);
 	gl_err err = { 0 };
 
 	if (gl_art_delete(c->e, cmd_ctx(c), type, id, &err) < 0)
@@ -602,8 +620,8 @@ static gl_download *start_download(lua_State *L, const blob_ref *r,
 	ri.remote_addr = "console";
 	ri.headers = *hdrs;
 	dl = new_dl(L);
-	if (gl_download_open(c->e, cmd_ctx(c), r->type, r->id, r->field, r->key,
-			       r->has_key, &ri, dl, err) < 0)
+	if (gl_download_open(c->e, cmd_ctx(c), r->type, r->id, r->field,
+			     r->key, r->has_key, &ri, dl, err) < 0)
 		return NULL;
 	return dl;
 }
@@ -627,8 +645,10 @@ static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n < 0)
-				return gl_fail(err, 500, NULL, "cannot read the "
-					       "blob: %s", strerror(errno));
+				return gl_fail(err, 500, NULL,
+					       "cannot read the "
+					       "blob: %s",
+					       strerror(errno));
 		} else {
 			n = gl_download_read_data(c->e, dl->location, off, buf,
 						  want, err);
@@ -645,9 +665,10 @@ static int copy_blob(gl_console *c, gl_download *dl, int fd, char *mem,
 		off += n;
 	}
 	if (dl->size >= 0 && off != dl->size)
-		return gl_fail(err, 500, NULL, "the blob ended after %lld of "
-			       "%lld bytes", (long long)off,
-			       (long long)dl->size);
+		return gl_fail(err, 500, NULL,
+			       "the blob ended after %lld of "
+			       "%lld bytes",
+			       (long long)off, (long long)dl->size);
 	return 0;
 }
 
@@ -660,8 +681,8 @@ static void set_str(lua_State *L, const char *k, const char *v)
 }
 
 /* {path, size, content_type, md5, sha1, sha256[, url, external]} */
-static void push_dl_info(lua_State *L, const gl_download *dl,
-			 const char *path, int64_t size)
+static void push_dl_info(lua_State *L, const gl_download *dl, const char *path,
+			 int64_t size)
 {
 	gl_console *c = con(L);
 	int ext = dl->kind == GL_DL_REDIRECT || dl->kind == GL_DL_PROXY;
@@ -710,7 +731,7 @@ static void wait_cancel(con_wait *w)
 	}
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg) { }
+static void tick_cb(evutil_socket_t fd, short what, void *arg) {}
 
 /* Wait for w, then finish through k (also when the result is already
  * there). Direct mode runs the event loop here, waking every 100 ms to
@@ -725,7 +746,8 @@ static int await(lua_State *L, con_wait *w, lua_KFunction k)
 		return k(L, LUA_OK, (lua_KContext)w);
 	if (!c->server) {
 		struct event_base *base = gl_engine_base(c->e);
-		struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
+		struct event *tick = event_new(base, -1, EV_PERSIST, tick_cb,
+					       NULL);
 		struct timeval tv = { 0, 100000 };
 
 		if (tick)
@@ -744,7 +766,8 @@ static int await(lua_State *L, con_wait *w, lua_KFunction k)
 	if (L != c->thread || !lua_isyieldable(L)) {
 		wait_cancel(w);
 		c->wait = NULL;
-		return luaL_error(L, "this call waits for the server's event "
+		return luaL_error(L,
+				  "this call waits for the server's event "
 				  "loop: in attach mode it cannot run inside a "
 				  "coroutine or a callback from C (sort, "
 				  "metamethods)");
@@ -818,7 +841,7 @@ static int api_upload(lua_State *L)
 	int fd, rc;
 	con_wait *w;
 
-	lua_settop(L, 5);  /* optional arguments in fixed slots */
+	lua_settop(L, 5); /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	path = luaL_checkstring(L, 4);
 	if (lua_type(L, 5) == LUA_TSTRING) {
@@ -830,13 +853,14 @@ static int api_upload(lua_State *L)
 	buf = lua_newuserdatauv(L, PIECE, 0);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return luaL_error(L, "cannot open %s: %s", path, strerror(errno));
+		return luaL_error(L, "cannot open %s: %s", path,
+				  strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return luaL_error(L, "%s is not a regular file", path);
 	}
 	u = gl_upload_begin(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
-				   r.has_key, ct, (int64_t)st.st_size, &err);
+			    r.has_key, ct, (int64_t)st.st_size, &err);
 	if (!u) {
 		close(fd);
 		return raise_err(L, &err);
@@ -865,11 +889,12 @@ static int api_upload(lua_State *L)
 		if (rc > 0 && wait_resume(c, u) < 0) {
 			gl_upload_abort(u);
 			close(fd);
-			return luaL_error(L, c->server
-					  ? "this store takes uploads "
-					    "asynchronously: upload in direct "
-					    "mode (without --attach)"
-					  : "interrupted!");
+			return luaL_error(L,
+					  c->server
+						  ? "this store takes uploads "
+						    "asynchronously: upload in direct "
+						    "mode (without --attach)"
+						  : "interrupted!");
 		}
 	}
 	close(fd);
@@ -891,7 +916,7 @@ static int api_add_location(lua_State *L)
 	con_wait *w;
 	gl_err err = { 0 };
 
-	lua_settop(L, 4);  /* optional arguments in fixed slots */
+	lua_settop(L, 4); /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	if (lua_type(L, 4) == LUA_TSTRING) {
 		json_t **b = new_box(L);
@@ -905,7 +930,7 @@ static int api_add_location(lua_State *L)
 	}
 	w = new_wait(L, W_LOCATION);
 	if (gl_location_add(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
-				   r.has_key, body, loc_done, w, &err) < 0)
+			    r.has_key, body, loc_done, w, &err) < 0)
 		return raise_err(L, &err);
 	return await(L, w, loc_finish);
 }
@@ -976,8 +1001,8 @@ static int read_finish(lua_State *L, int status, lua_KContext ctx)
 /* An external blob (fetched) or an S3 object into the file at path, or
  * into mem (memcap bytes) when path is NULL: the engine's reader fetches
  * and judges, the bytes come here. */
-static int read_to(lua_State *L, gl_download *dl, const char *path,
-		   char *mem, int64_t memcap)
+static int read_to(lua_State *L, gl_download *dl, const char *path, char *mem,
+		   int64_t memcap)
 {
 	gl_console *c = con(L);
 	gl_err err = { 0 };
@@ -1021,7 +1046,7 @@ static int api_download(lua_State *L)
 	char *buf;
 	int fetch = 0, fd;
 
-	lua_settop(L, 5);  /* optional arguments in fixed slots */
+	lua_settop(L, 5); /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	path = luaL_checkstring(L, 4);
 	if (lua_type(L, 5) == LUA_TTABLE) {
@@ -1070,16 +1095,19 @@ static int api_read(lua_State *L)
 	gl_err err = { 0 };
 	char *buf, *mem;
 
-	lua_settop(L, 4);  /* optional arguments in fixed slots */
+	lua_settop(L, 4); /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	dl = start_download(L, &r, &err);
 	if (!dl)
 		return raise_err(L, &err);
 	if (dl->kind == GL_DL_REDIRECT || dl->kind == GL_DL_PROXY)
-		return luaL_error(L, "the blob is external (%s): use "
-				  "glare.download(..., {fetch = true})", dl->url);
+		return luaL_error(L,
+				  "the blob is external (%s): use "
+				  "glare.download(..., {fetch = true})",
+				  dl->url);
 	if (dl->size < 0 || dl->size > max)
-		return luaL_error(L, "the blob has %lld bytes, more than %lld "
+		return luaL_error(L,
+				  "the blob has %lld bytes, more than %lld "
 				  "(pass a larger max_bytes or use glare.download)",
 				  (long long)dl->size, (long long)max);
 	mem = lua_newuserdatauv(L, (size_t)dl->size + 1, 0);
@@ -1101,11 +1129,11 @@ static int api_delete_blob(lua_State *L)
 	gl_err err = { 0 };
 	json_t **out;
 
-	lua_settop(L, 3);  /* optional arguments in fixed slots */
+	lua_settop(L, 3); /* optional arguments in fixed slots */
 	check_blob_ref(L, 1, &r);
 	out = new_box(L);
-	if (gl_location_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field, r.key,
-				  r.has_key, out, &err) < 0)
+	if (gl_location_delete_blob(c->e, cmd_ctx(c), r.type, r.id, r.field,
+				    r.key, r.has_key, out, &err) < 0)
 		return raise_err(L, &err);
 	return push_result(L, out);
 }
@@ -1119,7 +1147,8 @@ static int api_verify(lua_State *L)
 	int changed = 0, n;
 
 	if (c->server)
-		return luaL_error(L, "glare.verify fetches every external blob "
+		return luaL_error(L,
+				  "glare.verify fetches every external blob "
 				  "and would block the server: run it from a "
 				  "direct console (without --attach) or with "
 				  "`glared verify`");
@@ -1157,8 +1186,8 @@ static int api_quotas(lua_State *L)
 	list = json_object_get(json_array_get(*out, 0), "project_quotas");
 	lua_newtable(L);
 	json_array_foreach(list, i, q) {
-		const char *name = json_string_value(json_object_get(q,
-								   "quota_name"));
+		const char *name = json_string_value(
+			json_object_get(q, "quota_name"));
 		if (!name)
 			continue;
 		gl_ljson_push(L, &c->lj, json_object_get(q, "quota_value"));
@@ -1181,20 +1210,23 @@ static int api_set_quotas(lua_State *L)
 		const char *k;
 		luaL_checktype(L, 2, LUA_TTABLE);
 		map = arg_json(L, 2);
-		if (!json_is_object(map) && !(json_is_array(map) &&
-					      !json_array_size(map)))
-			luaL_argerror(L, 2, "a table of quota_name = value "
+		if (!json_is_object(map) &&
+		    !(json_is_array(map) && !json_array_size(map)))
+			luaL_argerror(L, 2,
+				      "a table of quota_name = value "
 				      "expected");
 		b = new_box(L);
 		list = json_array();
-		*b = json_pack("[{s:s, s:o}]", "project_id", lua_tostring(L, 1),
-			       "project_quotas", list);
+		*b = json_pack("[{s:s, s:o}]", "project_id",
+			       lua_tostring(L, 1), "project_quotas", list);
 		if (!*b)
-			luaL_argerror(L, 1, "the project id is not valid UTF-8");
+			luaL_argerror(L, 1,
+				      "the project id is not valid UTF-8");
 		json_object_foreach(map, k, v)
 			json_array_append_new(list,
-					      json_pack("{s:s, s:O}", "quota_name",
-							k, "quota_value", v));
+					      json_pack("{s:s, s:O}",
+							"quota_name", k,
+							"quota_value", v));
 		body = *b;
 	} else {
 		luaL_checktype(L, 1, LUA_TTABLE);
@@ -1285,8 +1317,14 @@ static int mark(lua_State *L, int ref)
 	return 1;
 }
 
-static int api_array(lua_State *L) { return mark(L, con(L)->lj.amt_ref); }
-static int api_object(lua_State *L) { return mark(L, con(L)->lj.omt_ref); }
+static int api_array(lua_State *L)
+{
+	return mark(L, con(L)->lj.amt_ref);
+}
+static int api_object(lua_State *L)
+{
+	return mark(L, con(L)->lj.omt_ref);
+}
 
 /* ---- formatting and output ---------------------------------------------- */
 
@@ -1306,7 +1344,8 @@ static void format_one(gl_console *c, lua_State *L, int idx)
 		return;
 	}
 	/* an object with its own __tostring speaks for itself */
-	if (!gl_ljson_is_null(L, &c->lj, idx) && !gl_ljson_marked(L, &c->lj, idx) &&
+	if (!gl_ljson_is_null(L, &c->lj, idx) &&
+	    !gl_ljson_marked(L, &c->lj, idx) &&
 	    luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
 		lua_pop(L, 1);
 		luaL_tolstring(L, idx, NULL);
@@ -1315,11 +1354,12 @@ static void format_one(gl_console *c, lua_State *L, int idx)
 	j = gl_ljson_to(L, &c->lj, idx, &err);
 	if (j) {
 		s = json_dumps(j, JSON_ENCODE_ANY | JSON_INDENT(2) |
-				  JSON_SORT_KEYS | JSON_REAL_PRECISION(14));
+					  JSON_SORT_KEYS |
+					  JSON_REAL_PRECISION(14));
 		json_decref(j);
 		if (!s)
 			luaL_error(L, "out of memory");
-		lua_pushstring(L, s);  /* may raise: s leaks only then */
+		lua_pushstring(L, s); /* may raise: s leaks only then */
 		free(s);
 		return;
 	}
@@ -1414,7 +1454,8 @@ static int con_write(lua_State *L)
 
 static int con_unavailable(lua_State *L)
 {
-	return luaL_error(L, "%s is not available in attach mode (it would "
+	return luaL_error(L,
+			  "%s is not available in attach mode (it would "
 			  "act on the server process)",
 			  lua_tostring(L, lua_upvalueindex(1)));
 }
@@ -1549,7 +1590,7 @@ static const luaL_Reg api[] = {
 const char *gl_console_api_name(int i)
 {
 	return i >= 0 && (size_t)i < sizeof api / sizeof api[0] ? api[i].name
-								 : NULL;
+								: NULL;
 }
 
 static const struct {
@@ -1699,7 +1740,8 @@ static int p_init(lua_State *L)
 
 	luaL_newlib(L, api);
 	glare = lua_gettop(L);
-	for (size_t i = 0; i < sizeof transitions / sizeof transitions[0]; i++) {
+	for (size_t i = 0; i < sizeof transitions / sizeof transitions[0];
+	     i++) {
 		lua_pushstring(L, transitions[i].path);
 		lua_pushstring(L, transitions[i].value);
 		lua_pushcclosure(L, api_transition, 2);
@@ -1772,7 +1814,8 @@ gl_console *gl_console_new(gl_engine *e, int server, gl_err *err)
 	if (lua_pcall(c->L, 0, 0, 0) != LUA_OK) {
 		gl_fail(err, 500, NULL, "console: %s",
 			lua_type(c->L, -1) == LUA_TSTRING
-				? lua_tostring(c->L, -1) : "cannot initialise");
+				? lua_tostring(c->L, -1)
+				: "cannot initialise");
 		gl_console_free(c);
 		return NULL;
 	}
@@ -1791,7 +1834,10 @@ void gl_console_free(gl_console *c)
 	free(c);
 }
 
-void gl_console_set_thread(gl_console *c, lua_State *co) { c->thread = co; }
+void gl_console_set_thread(gl_console *c, lua_State *co)
+{
+	c->thread = co;
+}
 
 void gl_console_set_wake(gl_console *c, void (*fn)(void *arg), void *arg)
 {
@@ -1811,4 +1857,3 @@ void gl_console_cancel_wait(gl_console *c)
 	c->wait = NULL;
 	c->yielded = 0;
 }
-

@@ -91,15 +91,15 @@ extern volatile sig_atomic_t gl_console_interrupted;
 /* ---- the command (console_front.c) ------------------------------------------ */
 
 typedef struct gl_console_opts {
-	const char *exec[16];  /* -e chunks, in order */
+	const char *exec[16]; /* -e chunks, in order */
 	int nexec;
-	int interactive;       /* -i: the REPL after -e / script */
-	int attach;            /* --attach[=PATH] */
-	const char *socket;    /* PATH of --attach=PATH, else from conf */
-	int timeout;           /* --timeout S (attach mode) */
-	const char *project;   /* --project P (direct mode) or NULL */
-	const char *script;    /* SCRIPT or "-" (stdin) */
-	char **args;           /* script arguments */
+	int interactive;     /* -i: the REPL after -e / script */
+	int attach;          /* --attach[=PATH] */
+	const char *socket;  /* PATH of --attach=PATH, else from conf */
+	int timeout;         /* --timeout S (attach mode) */
+	const char *project; /* --project P (direct mode) or NULL */
+	const char *script;  /* SCRIPT or "-" (stdin) */
+	char **args;         /* script arguments */
 	int nargs;
 } gl_console_opts;
 

@@ -52,15 +52,15 @@ typedef struct client {
 typedef struct front {
 	gl_conf *conf;
 	const gl_console_opts *o;
-	lua_State *L;        /* compiles; in direct mode also runs */
-	gl_console *c;       /* direct mode */
-	client *cl;          /* attach mode */
-	int repl;            /* in the REPL: errors without the program name */
-	int tty;             /* reading a terminal (libedit, history) */
+	lua_State *L;  /* compiles; in direct mode also runs */
+	gl_console *c; /* direct mode */
+	client *cl;    /* attach mode */
+	int repl;      /* in the REPL: errors without the program name */
+	int tty;       /* reading a terminal (libedit, history) */
 	int failed;
-	int status;          /* exit status */
+	int status; /* exit status */
 	char *hist;
-	const char *where;   /* for the banner */
+	const char *where; /* for the banner */
 } front;
 
 static void lstop(lua_State *L, lua_Debug *ar)
@@ -201,8 +201,9 @@ static json_t *cl_header(client *cl)
 		char *nl = memchr(cl->buf + cl->off, '\n', cl->len - cl->off);
 		if (nl) {
 			json_t *j = json_loadb(cl->buf + cl->off,
-					       (size_t)(nl - cl->buf) - cl->off, 0,
-					       NULL);
+					       (size_t)(nl - cl->buf) -
+						       cl->off,
+					       0, NULL);
 			cl->off = (size_t)(nl - cl->buf) + 1;
 			return j;
 		}
@@ -247,20 +248,25 @@ static int cl_connect(client *cl, const char *path, gl_err *err)
 	json_t *hello;
 
 	if (strlen(path) >= sizeof sa.sun_path)
-		return gl_fail(err, 400, NULL, "socket path too long: %s", path);
+		return gl_fail(err, 400, NULL, "socket path too long: %s",
+			       path);
 	strcpy(sa.sun_path, path);
 	cl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (cl->fd < 0 || connect(cl->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-		return gl_fail(err, 503, NULL, "cannot connect to %s: %s (is the "
-			       "server running with this admin_socket?)", path,
-			       strerror(errno));
+	if (cl->fd < 0 ||
+	    connect(cl->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+		return gl_fail(err, 503, NULL,
+			       "cannot connect to %s: %s (is the "
+			       "server running with this admin_socket?)",
+			       path, strerror(errno));
 	hello = cl_header(cl);
 	if (!hello || json_integer_value(json_object_get(hello, "protocol")) !=
 			      GL_ADMIN_PROTOCOL) {
-		const char *e = json_string_value(json_object_get(hello, "error"));
+		const char *e = json_string_value(
+			json_object_get(hello, "error"));
 		gl_fail(err, 502, NULL, "%s: %s", path,
-			e ? e : "not a glared admin socket (or another protocol "
-				"version)");
+			e ? e
+			  : "not a glared admin socket (or another protocol "
+			    "version)");
 		json_decref(hello);
 		return -1;
 	}
@@ -275,8 +281,8 @@ static int cl_run(front *f, const char *code, size_t len, const char *name,
 {
 	client *cl = f->cl;
 	json_t *req = json_pack("{s:s, s:I, s:s, s:b, s:i}", "op", "run",
-				"length", (json_int_t)len, "name", name, "print",
-				print, "timeout", cl->timeout);
+				"length", (json_int_t)len, "name", name,
+				"print", print, "timeout", cl->timeout);
 	json_t *rep, *a;
 	char *hdr, *err = NULL;
 	size_t nout, nerr;
@@ -296,7 +302,7 @@ static int cl_run(front *f, const char *code, size_t len, const char *name,
 			json_decref(a);
 			json_decref(req);
 			report(f, "cannot encode the request (script name or "
-			       "argument not UTF-8?)");
+				  "argument not UTF-8?)");
 			return 1;
 		}
 		json_object_set_new(req, "args", a);
@@ -306,7 +312,8 @@ static int cl_run(front *f, const char *code, size_t len, const char *name,
 	gl_console_interrupted = 0;
 	cl->cancel_sent = 0;
 	rc = !hdr || gl_write_all(cl->fd, hdr, strlen(hdr)) < 0 ||
-	     gl_write_all(cl->fd, "\n", 1) < 0 || gl_write_all(cl->fd, code, len) < 0;
+	     gl_write_all(cl->fd, "\n", 1) < 0 ||
+	     gl_write_all(cl->fd, code, len) < 0;
 	free(hdr);
 	if (rc) {
 		report(f, "the server closed the admin connection");
@@ -347,7 +354,8 @@ static int run_chunk(front *f, const char *code, size_t len, const char *name,
 	int st, base, n;
 
 	if (f->cl) {
-		int rc = cl_run(f, code, len, name, print, script, args, nargs);
+		int rc = cl_run(f, code, len, name, print, script, args,
+				nargs);
 		if (rc < 0)
 			f->status = 1;
 		return rc ? 1 : 0;
@@ -402,8 +410,8 @@ static void history_open(front *f)
 
 	if (h && *h)
 		f->hist = strdup(h);
-	else if (home && *home && asprintf(&f->hist, "%s/.glared_history",
-					     home) < 0)
+	else if (home && *home &&
+		 asprintf(&f->hist, "%s/.glared_history", home) < 0)
 		f->hist = NULL;
 	using_history();
 	stifle_history(HISTORY_MAX);
@@ -417,8 +425,9 @@ static void history_add(front *f, const char *line)
 
 	if (!*line)
 		return;
-	last = history_length > 0 ? history_get(history_base +
-						history_length - 1) : NULL;
+	last = history_length > 0
+		       ? history_get(history_base + history_length - 1)
+		       : NULL;
 	if (last && last->line && !strcmp(last->line, line))
 		return;
 	add_history(line);
@@ -553,8 +562,8 @@ static int repl_command(const char *line)
 	w[n] = '\0';
 	if (!strcmp(w, "help") || !strcmp(w, "help()") || !strcmp(w, "?"))
 		return CMD_HELP;
-	if (!strcmp(w, "exit") || !strcmp(w, "quit") ||
-	    !strcmp(w, "exit()") || !strcmp(w, "quit()"))
+	if (!strcmp(w, "exit") || !strcmp(w, "quit") || !strcmp(w, "exit()") ||
+	    !strcmp(w, "quit()"))
 		return CMD_EXIT;
 	return CMD_NONE;
 }
@@ -582,7 +591,8 @@ static void cand_add(const char *prefix, const char *key, int is_fn)
 	if (!n)
 		return;
 	cands = n;
-	if (asprintf(&cands[ncands], "%s%s%s", prefix, key, is_fn ? "(" : "") >= 0)
+	if (asprintf(&cands[ncands], "%s%s%s", prefix, key,
+		     is_fn ? "(" : "") >= 0)
 		ncands++;
 }
 
@@ -616,8 +626,8 @@ static void collect(lua_State *L, const char *text)
 		lua_pushglobaltable(L);
 		cands_from(L, "", text);
 		lua_pop(L, 1);
-		if (gl_console_push_local_names(L) == LUA_TFUNCTION && lua_pcall(L, 0, 1, 0) == LUA_OK &&
-		    lua_istable(L, -1))
+		if (gl_console_push_local_names(L) == LUA_TFUNCTION &&
+		    lua_pcall(L, 0, 1, 0) == LUA_OK && lua_istable(L, -1))
 			cands_from(L, "", text);
 		lua_settop(L, top);
 		return;
@@ -691,9 +701,10 @@ static int remote_only(lua_State *L)
 
 static void remote_names(lua_State *L)
 {
-	static const char *const extra[] = { "try", "all", "pp", "help",
-					     "activate", "deactivate",
-					     "reactivate", "publish", NULL };
+	static const char *const extra[] = {
+		"try",        "all",        "pp",      "help", "activate",
+		"deactivate", "reactivate", "publish", NULL
+	};
 
 	luaL_openlibs(L);
 	lua_newtable(L);
@@ -777,7 +788,7 @@ static void repl(front *f)
 		if (run_chunk(f, code, len, "=stdin", 1, NULL, NULL, 0))
 			f->failed = 1;
 		if (f->status)
-			break;    /* the server went away */
+			break; /* the server went away */
 	}
 out:
 	lua_settop(L, 0);
@@ -835,8 +846,8 @@ static int run_script(front *f)
 	name = is_stdin ? strdup("=stdin") : NULL;
 	if (!is_stdin && asprintf(&name, "@%s", path) < 0)
 		name = NULL;
-	rc = run_chunk(f, buf ? buf : "", len, name ? name : "=script", 0, path,
-		       f->o->args, f->o->nargs);
+	rc = run_chunk(f, buf ? buf : "", len, name ? name : "=script", 0,
+		       path, f->o->args, f->o->nargs);
 	free(name);
 	free(buf);
 	return rc;
@@ -937,9 +948,10 @@ int gl_console_run_attached(gl_conf *conf, const gl_console_opts *o)
 	if (!cl)
 		return 1;
 	if (!path || !*path) {
-		fprintf(stderr, "glared: --attach needs [DEFAULT] admin_socket "
-				"in the configuration (the server listens there) "
-				"or --attach=PATH\n");
+		fprintf(stderr,
+			"glared: --attach needs [DEFAULT] admin_socket "
+			"in the configuration (the server listens there) "
+			"or --attach=PATH\n");
 		free(cl);
 		return 2;
 	}

@@ -25,7 +25,7 @@ void gl_af_clear(gl_af *af)
 }
 
 int gl_core_type(gl_engine *e, const char *name, gl_types **ts,
-		   const gl_type **t, gl_err *err)
+		 const gl_type **t, gl_err *err)
 {
 	*ts = gl_types_ref(e->types);
 	*t = gl_types_find(*ts, name);
@@ -53,7 +53,7 @@ json_t *gl_core_target(const json_t *doc)
 {
 	json_t *t = json_object();
 	static const char *const keys[] = { "owner", "visibility", "status",
-					    "id", "name", NULL };
+					    "id",    "name",       NULL };
 	for (int i = 0; keys[i]; i++) {
 		const char *v = gl_json_str(doc, keys[i]);
 		if (v)
@@ -66,7 +66,7 @@ json_t *gl_core_target(const json_t *doc)
 }
 
 int gl_core_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
-		     const json_t *target)
+		      const json_t *target)
 {
 	gl_creds cr;
 	gl_ctx_creds(ctx, &cr);
@@ -74,7 +74,7 @@ int gl_core_policy_ok(gl_engine *e, const gl_ctx *ctx, const char *rule,
 }
 
 int gl_core_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
-		     const json_t *doc, gl_err *err)
+		   const json_t *doc, gl_err *err)
 {
 	json_t *target = doc ? gl_core_target(doc) : json_object();
 	int ok;
@@ -87,7 +87,8 @@ int gl_core_policy(gl_engine *e, const gl_ctx *ctx, const char *rule,
 	if (!ok)
 		return gl_fail(err, 403, "PolicyException",
 			       "Policy check for %s failed with user "
-			       "credentials.", rule);
+			       "credentials.",
+			       rule);
 	return 0;
 }
 
@@ -103,7 +104,7 @@ int gl_core_reread(gl_engine *e, const gl_type *t, const char *id,
 }
 
 int gl_core_load(gl_engine *e, const gl_ctx *ctx, const char *type,
-		   const char *id, int rw, gl_af *af, gl_err *err)
+		 const char *id, int rw, gl_af *af, gl_err *err)
 {
 	const char *owner, *vis;
 	int rc, visible;
@@ -128,8 +129,9 @@ int gl_core_load(gl_engine *e, const gl_ctx *ctx, const char *type,
 			  gl_streq(vis, "public");
 		if (!visible && !rw) {
 			json_t *t = gl_core_target(af->doc);
-			visible = gl_core_policy_ok(e, ctx, "artifact:get_any_artifact",
-					    t);
+			visible = gl_core_policy_ok(e, ctx,
+						    "artifact:get_any_artifact",
+						    t);
 			json_decref(t);
 		}
 	}
@@ -158,16 +160,18 @@ static void blob_verification(json_t *o, const json_t *blob)
 	gl_iso8601(json_integer_value(at), ts);
 	v = json_pack("{s:s, s:s}", "status", st, "checked_at", ts);
 	if (strcmp(st, "ok") != 0 && gl_json_str(blob, "verify_error"))
-		json_object_set(v, "detail", json_object_get(blob, "verify_error"));
+		json_object_set(v, "detail",
+				json_object_get(blob, "verify_error"));
 	json_object_set_new(o, "verification", v);
 }
 
 json_t *gl_core_blob_output(const gl_type *t, const char *id,
-			      const char *field, const char *key,
-			      const json_t *blob)
+			    const char *field, const char *key,
+			    const json_t *blob)
 {
-	static const char *const keys[] = { "size", "md5", "sha1", "sha256",
-					    "status", "content_type", NULL };
+	static const char *const keys[] = { "size",   "md5",    "sha1",
+					    "sha256", "status", "content_type",
+					    NULL };
 	json_t *o = json_object();
 	int external = json_is_true(json_object_get(blob, "external"));
 	char url[4096];
@@ -240,9 +244,11 @@ json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 		if (f->kind == GK_BLOB) {
 			json_object_set_new(out, f->name,
 					    json_is_object(v)
-						    ? gl_core_blob_output(
-							      t, id, f->name,
-							      NULL, v)
+						    ? gl_core_blob_output(t,
+									  id,
+									  f->name,
+									  NULL,
+									  v)
 						    : json_null());
 		} else if (f->kind == GK_FOLDER) {
 			json_object_set_new(out, f->name,
@@ -258,13 +264,13 @@ json_t *gl_core_plain_output(const gl_type *t, const json_t *doc)
 		}
 	}
 	if (t->is_all && gl_json_str(doc, "type_name"))
-		json_object_set(out, "type_name", json_object_get(doc, "type_name"));
+		json_object_set(out, "type_name",
+				json_object_get(doc, "type_name"));
 	return out;
 }
 
 /* gl_core_plain_output written as JSON text: no tree per artifact. */
-void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
-			       gl_sb *b)
+void gl_core_plain_output_text(const gl_type *t, const json_t *doc, gl_sb *b)
 {
 	const char *id = gl_json_str(doc, "id");
 	int has_type_name = 0;
@@ -280,7 +286,8 @@ void gl_core_plain_output_text(const gl_type *t, const json_t *doc,
 		has_type_name |= !strcmp(f->name, "type_name");
 		if (f->kind == GK_BLOB) {
 			json_t *o = json_is_object(v)
-					    ? gl_core_blob_output(t, id, f->name,
+					    ? gl_core_blob_output(t, id,
+								  f->name,
 								  NULL, v)
 					    : NULL;
 			gl_jtext_value(b, o);
@@ -326,8 +333,9 @@ static int plain_members(const gl_type *t, const json_t *doc, gl_member *m,
 		has_type_name |= !strcmp(f->name, "type_name");
 		if (f->kind == GK_BLOB) {
 			if (json_is_object(v))
-				m[n].v = owned[n] = gl_core_blob_output(
-					t, id, f->name, NULL, v);
+				m[n].v = owned[n] =
+					gl_core_blob_output(t, id, f->name,
+							    NULL, v);
 		} else if (f->kind == GK_FOLDER) {
 			m[n].v = owned[n] = folder_output(t, id, f, v);
 		} else if ((l = shown_time(f, v, m[n].text))) {
@@ -380,19 +388,21 @@ int gl_core_output_text(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 	free(owned);
 	free(m);
 	if (rc < 0)
-		return err->status ? -1 : gl_fail(err, 500, NULL,
-						  "out of memory");
+		return err->status ? -1
+				   : gl_fail(err, 500, NULL, "out of memory");
 	return 0;
 }
 
 json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
-			 const gl_type *t, const json_t *doc, gl_err *err)
+		       const gl_type *t, const json_t *doc, gl_err *err)
 {
 	json_t *out;
 
 	if (t->is_all) {
 		/* formatted by the artifact's own type */
-		const gl_type *rt = gl_types_find(ts, gl_json_str(doc, "type_name"));
+		const gl_type *rt = gl_types_find(ts,
+						  gl_json_str(doc,
+							      "type_name"));
 		out = gl_core_plain_output(t, doc);
 		if (out && rt && rt->has_format_all)
 			out = gl_types_output(ts, gl_ctx_lua(ctx), rt, out, 1,
@@ -409,7 +419,7 @@ json_t *gl_core_output(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 }
 
 json_t *gl_core_blob_args(const char *field, const char *key,
-			    const json_t *extra)
+			  const json_t *extra)
 {
 	json_t *a = json_array();
 
@@ -422,9 +432,9 @@ json_t *gl_core_blob_args(const char *field, const char *key,
 	return a;
 }
 
-int gl_core_hook(gl_engine *e, gl_types *ts, const gl_type *t,
-		   enum gl_hook h, const gl_ctx *ctx, const json_t *doc,
-		   const json_t *args, json_t **af_out, gl_err *err)
+int gl_core_hook(gl_engine *e, gl_types *ts, const gl_type *t, enum gl_hook h,
+		 const gl_ctx *ctx, const json_t *doc, const json_t *args,
+		 json_t **af_out, gl_err *err)
 {
 	json_t *cj, *af;
 	int rc;
@@ -443,7 +453,7 @@ int gl_core_hook(gl_engine *e, gl_types *ts, const gl_type *t,
 }
 
 int gl_core_json_ok(gl_engine *e, const json_t *v, const char *what,
-		      gl_err *err)
+		    gl_err *err)
 {
 	gl_jlimits lim;
 
@@ -457,38 +467,40 @@ int gl_core_json_ok(gl_engine *e, const json_t *v, const char *what,
  * ends drafted or active, an immutable one only while it was drafted (set
  * and activate in one PATCH). */
 int gl_core_change_rule(const gl_type *t, const char *before,
-		       const char *after, const char *field, gl_err *err)
+			const char *after, const char *field, gl_err *err)
 {
 	const gl_field *f = gl_type_field(t, field);
 
 	if (!f)
 		return gl_fail(err, 400, "BadRequest",
-			       "Unknown field '%s' for artifact type %s", field,
-			       t->name);
+			       "Unknown field '%s' for artifact type %s",
+			       field, t->name);
 	if (!gl_streq(after, "drafted") && !gl_streq(after, "active"))
 		return gl_fail(err, 403, "Forbidden",
 			       "Forbidden to change fields of an artifact in "
-			       "status '%s'", after ? after : "?");
+			       "status '%s'",
+			       after ? after : "?");
 	if (f->system)
 		return gl_fail(err, 403, "Forbidden",
 			       "Forbidden to change system field '%s'", field);
 	if (!gl_streq(before, "drafted") && !f->mutable_)
 		return gl_fail(err, 403, "Forbidden",
 			       "Forbidden to change immutable field '%s' of an "
-			       "active artifact", field);
+			       "active artifact",
+			       field);
 	return 0;
 }
 
 int gl_core_change_allowed(const gl_type *t, const json_t *doc,
-			     const char *field, gl_err *err)
+			   const char *field, gl_err *err)
 {
 	const char *st = gl_json_str(doc, "status");
 	return gl_core_change_rule(t, st, st, field, err);
 }
 
 int gl_core_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
-		   const char *version, gl_vkey *vk, char **suffix, char **meta,
-		   gl_err *err)
+		 const char *version, gl_vkey *vk, char **suffix, char **meta,
+		 gl_err *err)
 {
 	if (gl_types_version_key(ts, gl_ctx_lua(ctx), version, &vk->prefix,
 				 suffix, meta, err) < 0)
@@ -499,7 +511,7 @@ int gl_core_vkey(gl_engine *e, const gl_ctx *ctx, gl_types *ts,
 }
 
 int gl_core_quota(gl_engine *e, const char *project, const char *name,
-		    const char *type, int64_t *limit, gl_err *err)
+		  const char *type, int64_t *limit, gl_err *err)
 {
 	char qname[512];
 	json_t *q = NULL, *v;
@@ -515,9 +527,11 @@ int gl_core_quota(gl_engine *e, const char *project, const char *name,
 	if (json_is_integer(v)) {
 		*limit = json_integer_value(v);
 	} else if (!strcmp(name, "max_artifact_number")) {
-		*limit = tc ? tc->max_artifact_number : e->conf->max_artifact_number;
+		*limit = tc ? tc->max_artifact_number
+			    : e->conf->max_artifact_number;
 	} else {
-		*limit = tc ? tc->max_uploaded_data : e->conf->max_uploaded_data;
+		*limit = tc ? tc->max_uploaded_data
+			    : e->conf->max_uploaded_data;
 	}
 	json_decref(q);
 	return 0;

@@ -32,15 +32,15 @@
 
 struct gl_coro {
 	ucontext_t uc;
-	gl_coro *caller;      /* the context that resumed it */
+	gl_coro *caller; /* the context that resumed it */
 	gl_coro_fn fn;
 	void *arg;
-	char *map;            /* guard page, then the stack */
+	char *map; /* guard page, then the stack */
 	size_t map_len;
-	int active;           /* running, or resuming another (on the chain) */
+	int active; /* running, or resuming another (on the chain) */
 	int done;
 	struct event *wake;
-	gl_coro *next;        /* the cache */
+	gl_coro *next; /* the cache */
 	/* AddressSanitizer's view: the fake stack while switched away, and
 	 * the stack's bounds (the main stack's are learnt at a switch) */
 	void *fake;
@@ -339,7 +339,8 @@ void gl_coro_go(gl_coro_fn fn, void *arg)
 	if (!c) {
 		if (!warned++)
 			gl_warn("coroutine: no stack (%s): database waits "
-				"block the loop", strerror(errno));
+				"block the loop",
+				strerror(errno));
 		fn(arg);
 		return;
 	}

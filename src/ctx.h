@@ -18,7 +18,7 @@ typedef struct gl_ctx {
 	char *user_id;
 	char *user_name;
 	char *user_domain_id;
-	char *project_id;        /* owner of what the caller creates */
+	char *project_id; /* owner of what the caller creates */
 	char *project_name;
 	char *project_domain_id;
 	char **roles;
@@ -27,7 +27,7 @@ typedef struct gl_ctx {
 	int read_only;
 	int anonymous;
 	char request_id[48];
-	gl_lreq lua;          /* what the request has spent in Lua */
+	gl_lreq lua; /* what the request has spent in Lua */
 } gl_ctx;
 
 /* The request's Lua account. Accounting is not part of who is calling, so

@@ -22,11 +22,11 @@ typedef struct ev_sock {
 struct gl_curlev {
 	struct event_base *base;
 	CURLM *multi;
-	struct event *timer;      /* curl's timeout */
-	struct event *deferred;   /* work postponed out of curl */
-	ev_sock *socks;           /* freed at the end if curl did not */
+	struct event *timer;    /* curl's timeout */
+	struct event *deferred; /* work postponed out of curl */
+	ev_sock *socks;         /* freed at the end if curl did not */
 	gl_curlev_xfer *head, *tail;
-	int depth;                /* > 0 while inside curl */
+	int depth; /* > 0 while inside curl */
 	const gl_curlev_ops *ops;
 	void *arg;
 };
@@ -55,8 +55,7 @@ int gl_curl_init(gl_err *err)
 	return 0;
 }
 
-void gl_curl_url_host(const char *url, const char *dflt, char *out,
-		      size_t len)
+void gl_curl_url_host(const char *url, const char *dflt, char *out, size_t len)
 {
 	char *host = NULL, *port = NULL;
 	CURLU *u;

@@ -65,9 +65,9 @@ typedef struct gl_curlev_ops {
 typedef struct gl_curlev_xfer {
 	gl_curlev *ev;
 	CURL *easy;
-	void *owner;                         /* passed to done / destroy */
-	struct gl_curlev_xfer *prev, *next;  /* ev's attached transfers */
-	size_t redeliver;         /* bytes curl replays that were consumed */
+	void *owner;                        /* passed to done / destroy */
+	struct gl_curlev_xfer *prev, *next; /* ev's attached transfers */
+	size_t redeliver; /* bytes curl replays that were consumed */
 	CURLcode fail_rc;
 	unsigned attached : 1;    /* in ev's list: added, to be added, or to
 				   * be reported as failed */

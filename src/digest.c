@@ -39,11 +39,11 @@ struct gl_digest {
 	pthread_mutex_t mu;
 	pthread_cond_t work, space;
 	chunk ring[RING];
-	unsigned head;      /* chunks queued */
-	unsigned tail[2];   /* chunks each hasher finished */
-	size_t fill;        /* bytes in ring[head % RING] not yet queued */
+	unsigned head;    /* chunks queued */
+	unsigned tail[2]; /* chunks each hasher finished */
+	size_t fill;      /* bytes in ring[head % RING] not yet queued */
 	int stop;
-	int inline_only;    /* the threads could not start: no retry until reset */
+	int inline_only; /* the threads could not start: no retry until reset */
 };
 
 int (*gl_digest_thread_create)(pthread_t *, const pthread_attr_t *,
@@ -64,7 +64,8 @@ static void fetch_algs(void)
 		algs[i] = EVP_MD_fetch(NULL, names[i], NULL);
 		if (!algs[i]) {
 			/* a crypto library without these cannot run glared */
-			fprintf(stderr, "glared: OpenSSL lacks %s\n", names[i]);
+			fprintf(stderr, "glared: OpenSSL lacks %s\n",
+				names[i]);
 			abort();
 		}
 	}
@@ -284,7 +285,10 @@ void gl_digest_final(gl_digest *d, gl_digest_hex *out)
 	}
 }
 
-int64_t gl_digest_bytes(const gl_digest *d) { return d->bytes; }
+int64_t gl_digest_bytes(const gl_digest *d)
+{
+	return d->bytes;
+}
 
 void gl_digest_free(gl_digest *d)
 {

@@ -43,7 +43,6 @@ static void copy_str(char *dst, size_t len, const char *src)
 	snprintf(dst, len, "%s", src ? src : "");
 }
 
-
 /* A recorded checksum, only if it is one: these go out in headers, and a
  * record may predate the checks (trust mode once took any string). */
 static void copy_sum(char *dst, int which, const char *src)
@@ -74,7 +73,8 @@ static int usable_url(gl_download *dl, const char *url, const char *field,
 	if (gl_url_check(url, strlen(url), &why) < 0)
 		return gl_fail(err, 409, "Conflict",
 			       "The recorded URL of blob '%s' is not usable "
-			       "(%s); set the location again", field, why.msg);
+			       "(%s); set the location again",
+			       field, why.msg);
 	if (!(dl->url = strdup(url)))
 		return gl_fail(err, 500, NULL, "out of memory");
 	return 0;
@@ -89,8 +89,10 @@ int gl_download_verdict(const gl_download *dl, int complete, int64_t got,
 	if (dl->trusted) /* taken on trust: nothing to hold the bytes to */
 		return complete ? 0 : -1;
 	if (dl->size >= 0 && got > dl->size) {
-		snprintf(why, whylen, "more bytes than the recorded %lld "
-			 "(%lld read)", (long long)dl->size, (long long)got);
+		snprintf(why, whylen,
+			 "more bytes than the recorded %lld "
+			 "(%lld read)",
+			 (long long)dl->size, (long long)got);
 		return 1;
 	}
 	if (!complete)
@@ -110,9 +112,9 @@ int gl_download_verdict(const gl_download *dl, int complete, int64_t got,
 }
 
 int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
-		       const char *id, const char *field, const char *key,
-		       int has_key, const gl_request_info *ri,
-		       gl_download *dl, gl_err *err)
+		     const char *id, const char *field, const char *key,
+		     int has_key, const gl_request_info *ri, gl_download *dl,
+		     gl_err *err)
 {
 	gl_target tg;
 	json_t *b, *args = NULL;
@@ -131,8 +133,8 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 	any = gl_policy_check(e->policy, "artifact:download_from_any_artifact",
 			      &cr, tgt);
 	json_decref(tgt);
-	if (!any && gl_core_policy(e, ctx, "artifact:download", tg.af.doc,
-				     err) < 0)
+	if (!any &&
+	    gl_core_policy(e, ctx, "artifact:download", tg.af.doc, err) < 0)
 		goto out;
 	if (gl_streq(gl_json_str(tg.af.doc, "status"), "deleted")) {
 		gl_fail(err, 403, "Forbidden",
@@ -152,7 +154,7 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 			goto out;
 		}
 		af = gl_core_output(e, ctx, tg.af.ts, tg.af.type, tg.af.doc,
-				      err);
+				    err);
 		if (!af)
 			goto out;
 		cj = gl_core_ctx_json(ctx);
@@ -161,7 +163,8 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 			       ri && ri->path ? ri->path : "", "remote_addr",
 			       ri && ri->remote_addr ? ri->remote_addr : "",
 			       "headers",
-			       ri && ri->headers ? ri->headers : json_object());
+			       ri && ri->headers ? ri->headers
+						 : json_object());
 		rc = gl_types_select_location(tg.af.ts, gl_ctx_lua(ctx),
 					      tg.af.type, field, cj, af, rq,
 					      &selected, err);
@@ -173,7 +176,8 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 		rc = -1;
 		if (!selected) {
 			gl_fail(err, 404, "NotFound",
-				"No location of '%s' suits this request", field);
+				"No location of '%s' suits this request",
+				field);
 			goto out;
 		}
 		tg.key = selected;
@@ -181,8 +185,8 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	b = tg.cur;
 	if (!b) {
-		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set", field,
-			tg.key ? "/" : "", tg.key ? tg.key : "");
+		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set",
+			field, tg.key ? "/" : "", tg.key ? tg.key : "");
 		goto out;
 	}
 	if (gl_streq(gl_json_str(b, "status"), "saving")) {
@@ -192,7 +196,7 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	args = gl_core_blob_args(field, tg.key, NULL);
 	if (gl_core_hook(e, tg.af.ts, tg.af.type, GL_HOOK_PRE_DOWNLOAD, ctx,
-			   tg.af.doc, args, NULL, err) < 0)
+			 tg.af.doc, args, NULL, err) < 0)
 		goto out;
 
 	dl->size = json_is_integer(json_object_get(b, "size"))
@@ -211,22 +215,27 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 	dl->artifact_id = strdup(id);
 	if (json_is_true(json_object_get(b, "external"))) {
 		const char *vs = gl_json_str(b, "verify_status");
-		const gl_type_conf *tc = gl_conf_type(e->conf, tg.af.type->name);
+		const gl_type_conf *tc = gl_conf_type(e->conf,
+						      tg.af.type->name);
 		if (gl_streq(vs, "changed")) {
 			gl_fail(err, 409, "Conflict",
 				"External blob '%s' changed since it was "
 				"registered (%s); it is not served until it "
-				"verifies again", field,
-				gl_json_str(b, "verify_error") ? gl_json_str(b, "verify_error")
-							: "checksum mismatch");
+				"verifies again",
+				field,
+				gl_json_str(b, "verify_error")
+					? gl_json_str(b, "verify_error")
+					: "checksum mismatch");
 			goto out;
 		}
 		if (gl_streq(vs, "gone")) {
 			gl_fail(err, 410, "Gone",
 				"External blob '%s' is no longer available at "
-				"its URL (%s)", field,
-				gl_json_str(b, "verify_error") ? gl_json_str(b, "verify_error")
-							: "not found");
+				"its URL (%s)",
+				field,
+				gl_json_str(b, "verify_error")
+					? gl_json_str(b, "verify_error")
+					: "not found");
 			goto out;
 		}
 		if (usable_url(dl, gl_json_str(b, "url"), field, err) < 0)
@@ -251,19 +260,19 @@ int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
 	} else {
 		int64_t sz;
 		dl->kind = GL_DL_FILE;
-		if (gl_store_open_object(e->store, gl_json_str(b, "location"), &dl->fd,
-					 &sz, err) < 0)
+		if (gl_store_open_object(e->store, gl_json_str(b, "location"),
+					 &dl->fd, &sz, err) < 0)
 			goto out;
 		if (dl->size >= 0 && sz != dl->size) {
 			gl_fail(err, 500, "StoreError",
 				"Stored object of %s/%s has %lld bytes, the "
-				"record says %lld", id, field, (long long)sz,
-				(long long)dl->size);
+				"record says %lld",
+				id, field, (long long)sz, (long long)dl->size);
 			goto out;
 		}
 	}
 	if (gl_core_hook(e, tg.af.ts, tg.af.type, GL_HOOK_POST_DOWNLOAD, ctx,
-			   tg.af.doc, args, NULL, err) < 0)
+			 tg.af.doc, args, NULL, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -276,18 +285,18 @@ out:
 }
 
 int64_t gl_download_read_data(gl_engine *e, const char *location, int64_t off,
-			    void *buf, int64_t len, gl_err *err)
+			      void *buf, int64_t len, gl_err *err)
 {
 	return gl_meta_data_read(e->meta, location, off, buf, len, err);
 }
 
 /* What one verification of an external blob saw. */
 typedef struct verify_seen {
-	const char *status;     /* ok | changed | gone | error */
-	const char *why;        /* NULL when ok */
-	int64_t size;           /* bytes received, -1 unknown */
-	const char *sha256;     /* of those bytes, NULL unknown */
-	int rehashed;           /* the bytes were hashed (not a 304) */
+	const char *status; /* ok | changed | gone | error */
+	const char *why;    /* NULL when ok */
+	int64_t size;       /* bytes received, -1 unknown */
+	const char *sha256; /* of those bytes, NULL unknown */
+	int rehashed;       /* the bytes were hashed (not a 304) */
 	const char *etag, *last_modified; /* for the next conditional check */
 } verify_seen;
 
@@ -346,12 +355,14 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 		json_object_del(rec, "etag");
 		json_object_del(rec, "last_modified");
 		if (vs->etag && *vs->etag)
-			json_object_set_new(rec, "etag", gl_json_text(vs->etag));
+			json_object_set_new(rec, "etag",
+					    gl_json_text(vs->etag));
 		if (vs->last_modified && *vs->last_modified)
 			json_object_set_new(rec, "last_modified",
 					    gl_json_text(vs->last_modified));
 	}
-	now_flag = !strcmp(vs->status, "changed") || !strcmp(vs->status, "gone");
+	now_flag = !strcmp(vs->status, "changed") ||
+		   !strcmp(vs->status, "gone");
 	if (now_flag && !gl_streq(prev, vs->status))
 		event = !strcmp(vs->status, "changed") ? "verify_changed"
 						       : "verify_gone";
@@ -359,8 +370,9 @@ static int record_verify(gl_engine *e, const char *artifact_id,
 		event = "verify_restored";
 	if (event) {
 		extra = json_pack("{s:s, s:s?, s:s?, s:o, s:s?, s:o, s:s?, s:s?}",
-				  "blob", field, "key", key && *key ? key : NULL,
-				  "url", gl_json_str(b, "url"), "expected_size",
+				  "blob", field, "key",
+				  key && *key ? key : NULL, "url",
+				  gl_json_str(b, "url"), "expected_size",
 				  int_or_null(json_object_get(b, "size")),
 				  "expected_sha256", gl_json_str(b, "sha256"),
 				  "observed_size",
@@ -398,8 +410,8 @@ static int set_verify(gl_engine *e, const char *artifact_id, const char *field,
 	return record_verify(e, artifact_id, field, key, &vs);
 }
 
-void gl_download_flag(gl_engine *e, const char *artifact_id,
-			 const char *field, const char *key, const char *why)
+void gl_download_flag(gl_engine *e, const char *artifact_id, const char *field,
+		      const char *key, const char *why)
 {
 	gl_error("external blob %s/%s%s%s flagged: %s", artifact_id, field,
 		 key ? "/" : "", key ? key : "", why);
@@ -411,14 +423,14 @@ void gl_download_flag(gl_engine *e, const char *artifact_id,
 struct gl_download_read {
 	gl_engine *e;
 	const gl_download *dl;
-	int judge;                /* compare with the record at the end */
-	int64_t want;             /* bytes the range holds, -1 unknown */
+	int judge;    /* compare with the record at the end */
+	int64_t want; /* bytes the range holds, -1 unknown */
 	gl_fetch_job *fj;
 	gl_s3_get *s3g;
 	gl_digest *dg;
 	int64_t got;
-	int stopped;              /* the consumer said stop */
-	struct evbuffer *hold;    /* the tail, until judged */
+	int stopped;           /* the consumer said stop */
+	struct evbuffer *hold; /* the tail, until judged */
 	gl_download_data_fn data;
 	gl_download_end_fn done;
 	void *arg;
@@ -486,8 +498,8 @@ static int rd_release(gl_download_read *r)
 	int rc = 0;
 
 	if (len)
-		rc = r->data(r->arg, (const char *)evbuffer_pullup(r->hold, -1),
-			     len);
+		rc = r->data(r->arg,
+			     (const char *)evbuffer_pullup(r->hold, -1), len);
 	return rc < 0 ? -1 : 0;
 }
 
@@ -622,8 +634,8 @@ static void s3_end(void *arg, int status, int64_t total, const gl_err *serr)
 	}
 	if (r->judge) {
 		gl_digest_final(r->dg, &h);
-		if (gl_download_verdict(dl, 1, r->got, &h, why,
-					sizeof why) != 0) {
+		if (gl_download_verdict(dl, 1, r->got, &h, why, sizeof why) !=
+		    0) {
 			gl_fail(&err, 500, "StoreError",
 				"the S3 object differs from the record (%s)",
 				why);
@@ -637,7 +649,8 @@ static void s3_end(void *arg, int status, int64_t total, const gl_err *serr)
 	} else if (r->want >= 0 && r->got != r->want) {
 		gl_fail(&err, 500, "StoreError",
 			"reading from S3: the object ended after %lld of %lld "
-			"bytes", (long long)r->got, (long long)r->want);
+			"bytes",
+			(long long)r->got, (long long)r->want);
 		rd_end(r, &err);
 		return;
 	}
@@ -763,8 +776,9 @@ static int claim(gl_engine *e, const char *aid, const char *field,
 	if (key)
 		b = json_object_get(b, key);
 	if (!json_is_object(b) ||
-	    !json_equal(json_object_get(b, "verified_at") ?
-				json_object_get(b, "verified_at") : json_null(),
+	    !json_equal(json_object_get(b, "verified_at")
+				? json_object_get(b, "verified_at")
+				: json_null(),
 			seen ? seen : json_null()))
 		goto rollback;
 	rec = json_deep_copy(b);
@@ -787,8 +801,7 @@ out:
  * the type has a re-hash interval, the last full check is recent enough,
  * it left a validator, and the blob is not flagged (only a full re-hash
  * can clear a flag). */
-static int conditional_ok(const gl_type_conf *tc, const json_t *b,
-			  int64_t now)
+static int conditional_ok(const gl_type_conf *tc, const json_t *b, int64_t now)
 {
 	json_t *at = json_object_get(b, "rehashed_at");
 	const char *vs = gl_json_str(b, "verify_status");
@@ -815,7 +828,7 @@ static int64_t field_cap(gl_types *ts, const char *type_name,
 }
 
 int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
-			      int *changed, gl_err *err)
+				int *changed, gl_err *err)
 {
 	int64_t now = gl_now_us();
 	json_t *list = NULL, *it;
@@ -829,14 +842,17 @@ int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 	ts = gl_types_ref(e->types);
 	json_array_foreach(list, i, it) {
 		const json_t *b = json_object_get(it, "blob");
-		const char *aid = gl_json_str(it, "artifact_id"), *f = gl_json_str(it, "field");
+		const char *aid = gl_json_str(it, "artifact_id"),
+			   *f = gl_json_str(it, "field");
 		const char *key = gl_json_str(it, "key");
 		const char *url = gl_json_str(b, "url");
-		const gl_type_conf *tc = gl_conf_type(e->conf,
-						      gl_json_str(it, "type_name"));
-		int64_t age_us = (int64_t)(tc->external_location_check_interval > 0
-						   ? tc->external_location_check_interval
-						   : min_age_s) * 1000000;
+		const gl_type_conf *tc =
+			gl_conf_type(e->conf, gl_json_str(it, "type_name"));
+		int64_t age_us =
+			(int64_t)(tc->external_location_check_interval > 0
+					  ? tc->external_location_check_interval
+					  : min_age_s) *
+			1000000;
 		gl_fetch_result res;
 		gl_fetch_opts fo;
 		gl_download rec;
@@ -860,7 +876,9 @@ int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 		memset(&rec, 0, sizeof rec);
 		rec.size = json_is_integer(sz) ? json_integer_value(sz) : -1;
 		for (int k = 0; k < 3; k++)
-			copy_sum(k == 0 ? rec.md5 : k == 1 ? rec.sha1 : rec.sha256,
+			copy_sum(k == 0   ? rec.md5
+				 : k == 1 ? rec.sha1
+					  : rec.sha256,
 				 k, gl_json_str(b, gl_blob_sum_names[k]));
 		/* read up to the field's limit (a size unknown in trust mode
 		 * is no reason to read without end), at least one byte more
@@ -907,20 +925,26 @@ int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
 				break;
 			default:
 				vs.status = res.http_status == 404 ||
-						    res.http_status == 410
-						    ? "gone" : "error";
+							    res.http_status ==
+								    410
+						    ? "gone"
+						    : "error";
 			}
 		}
-		if (!strcmp(vs.status, "changed") || !strcmp(vs.status, "gone")) {
+		if (!strcmp(vs.status, "changed") ||
+		    !strcmp(vs.status, "gone")) {
 			(*changed)++;
 			gl_error("verify: external blob %s/%s%s%s at %s %s: %s",
 				 aid, f, key ? "/" : "", key ? key : "", url,
 				 vs.status, why);
 		} else if (!strcmp(vs.status, "ok") &&
-			   (gl_streq(gl_json_str(b, "verify_status"), "changed") ||
-			    gl_streq(gl_json_str(b, "verify_status"), "gone"))) {
+			   (gl_streq(gl_json_str(b, "verify_status"),
+				     "changed") ||
+			    gl_streq(gl_json_str(b, "verify_status"),
+				     "gone"))) {
 			gl_info("verify: external blob %s/%s at %s verifies "
-				"again; flag cleared", aid, f, url);
+				"again; flag cleared",
+				aid, f, url);
 		}
 		vs.why = why[0] ? why : NULL;
 		record_verify(e, aid, f, key, &vs);

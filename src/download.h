@@ -23,34 +23,39 @@ typedef struct gl_request_info {
 	json_t *headers; /* lower-case name -> value */
 } gl_request_info;
 
-enum gl_dl_kind { GL_DL_FILE, GL_DL_DATABASE, GL_DL_REDIRECT, GL_DL_PROXY,
-		  GL_DL_S3 };
+enum gl_dl_kind {
+	GL_DL_FILE,
+	GL_DL_DATABASE,
+	GL_DL_REDIRECT,
+	GL_DL_PROXY,
+	GL_DL_S3
+};
 
 typedef struct gl_download {
 	enum gl_dl_kind kind;
-	int fd;                   /* GL_DL_FILE: open file, caller closes */
-	char *url;                /* GL_DL_REDIRECT / GL_DL_PROXY */
-	char *location;           /* GL_DL_DATABASE / GL_DL_S3: object key */
-	int64_t size;             /* -1 unknown */
-	int64_t max_size;         /* the field's limit (bounds a fetch of
+	int fd;           /* GL_DL_FILE: open file, caller closes */
+	char *url;        /* GL_DL_REDIRECT / GL_DL_PROXY */
+	char *location;   /* GL_DL_DATABASE / GL_DL_S3: object key */
+	int64_t size;     /* -1 unknown */
+	int64_t max_size; /* the field's limit (bounds a fetch of
 				   * unknown size) */
 	char content_type[256];
 	char md5[33], sha1[41], sha256[65];
 	char field[256];
-	char *key;                /* the folder key served (selected) */
+	char *key; /* the folder key served (selected) */
 	char *artifact_id;
-	int trusted;              /* GL_DL_PROXY: nothing to check the bytes
+	int trusted; /* GL_DL_PROXY: nothing to check the bytes
 				   * against (internal location, trust mode) */
 } gl_download;
 
 int gl_download_open(gl_engine *e, const gl_ctx *ctx, const char *type,
-		       const char *id, const char *field, const char *key,
-		       int has_key, const gl_request_info *ri,
-		       gl_download *dl, gl_err *err);
+		     const char *id, const char *field, const char *key,
+		     int has_key, const gl_request_info *ri, gl_download *dl,
+		     gl_err *err);
 void gl_download_free(gl_download *dl);
 /* Database store reads for GL_DL_DATABASE. */
 int64_t gl_download_read_data(gl_engine *e, const char *location, int64_t off,
-			    void *buf, int64_t len, gl_err *err);
+			      void *buf, int64_t len, gl_err *err);
 /* What fetched bytes of an external blob say against dl's record (size,
  * checksums): 1 they differ (why says how), 0 they are the recorded ones,
  * -1 no verdict. Only bytes that were read and differ count: more bytes
@@ -63,8 +68,8 @@ int gl_download_verdict(const gl_download *dl, int complete, int64_t got,
 			const struct gl_digest_hex *h, char *why,
 			size_t whylen);
 /* A proxied external download found different bytes: flag the blob. */
-void gl_download_flag(gl_engine *e, const char *artifact_id,
-			 const char *field, const char *key, const char *why);
+void gl_download_flag(gl_engine *e, const char *artifact_id, const char *field,
+		      const char *key, const char *why);
 
 /* ---- reading a blob's bytes ------------------------------------------------
  * The one reader of bytes that come from another system: an external
@@ -109,6 +114,6 @@ void gl_download_read_cancel(gl_download_read *r);
  * verified in the last min_age_s seconds) and compare; returns the number
  * checked, or -1. Blocking (tools). */
 int gl_download_verify_external(gl_engine *e, int limit, int min_age_s,
-			      int *changed, gl_err *err);
+				int *changed, gl_err *err);
 
 #endif

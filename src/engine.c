@@ -101,8 +101,14 @@ void gl_engine_maintain(gl_engine *e)
 	gl_maint_soon(e);
 }
 
-struct event_base *gl_engine_base(gl_engine *e) { return e->base; }
-struct gl_events *gl_engine_events(gl_engine *e) { return e->events; }
+struct event_base *gl_engine_base(gl_engine *e)
+{
+	return e->base;
+}
+struct gl_events *gl_engine_events(gl_engine *e)
+{
+	return e->events;
+}
 
 int gl_engine_batch(gl_engine *e, int on, gl_err *err)
 {
@@ -125,14 +131,17 @@ void gl_engine_durable_cancel(gl_engine *e, void *arg)
 	gl_meta_durable_cancel(e->meta, arg);
 }
 
-const gl_conf *gl_engine_conf(gl_engine *e) { return e->conf; }
+const gl_conf *gl_engine_conf(gl_engine *e)
+{
+	return e->conf;
+}
 
 /* ---- the blob stores ------------------------------------------------------ */
 
 static int store_name_ok(const char *s)
 {
 	static const char *const ok[] = { "file", "filesystem", "database",
-					   "sql", "s3", NULL };
+					  "sql",  "s3",         NULL };
 	for (int i = 0; ok[i]; i++)
 		if (!strcasecmp(s, ok[i]))
 			return 1;
@@ -148,7 +157,8 @@ static int stores_open(gl_engine *e, gl_err *err)
 	if (!store_name_ok(c->default_store))
 		return gl_fail(err, 500, "ConfigError",
 			       "[glance_store] default_store = %s: glared serves "
-			       "file, database and s3", c->default_store);
+			       "file, database and s3",
+			       c->default_store);
 	for (int i = 0; i < c->ntypes; i++) {
 		const char *s = c->types[i].default_store;
 		if (!s)
@@ -162,7 +172,8 @@ static int stores_open(gl_engine *e, gl_err *err)
 	}
 	if (want_s3) {
 		gl_s3_conf sc = {
-			.endpoint = c->s3_store_host, .region = c->s3_store_region,
+			.endpoint = c->s3_store_host,
+			.region = c->s3_store_region,
 			.bucket = c->s3_store_bucket,
 			.access_key = c->s3_store_access_key,
 			.secret_key = c->s3_store_secret_key,
@@ -170,7 +181,8 @@ static int stores_open(gl_engine *e, gl_err *err)
 			.connect_timeout = c->fetch_connect_timeout,
 			.timeout = c->s3_store_timeout,
 		};
-		if (!sc.endpoint || !sc.bucket || !sc.access_key || !sc.secret_key)
+		if (!sc.endpoint || !sc.bucket || !sc.access_key ||
+		    !sc.secret_key)
 			return gl_fail(err, 500, "ConfigError",
 				       "the s3 store needs [glance_store] "
 				       "s3_store_host, s3_store_bucket, "

@@ -31,27 +31,47 @@ int gl_fail(gl_err *e, int status, const char *type, const char *fmt, ...)
 const char *gl_err_default_type(int status)
 {
 	switch (status) {
-	case 400: return "BadRequest";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "NotFound";
-	case 405: return "MethodNotAllowed";
-	case 406: return "NotAcceptable";
-	case 408: return "RequestTimeout";
-	case 409: return "Conflict";
-	case 410: return "Gone";
-	case 412: return "PreconditionFailed";
-	case 413: return "RequestEntityTooLarge";
-	case 414: return "RequestURITooLong";
-	case 415: return "UnsupportedMediaType";
-	case 416: return "RequestRangeNotSatisfiable";
-	case 417: return "ExpectationFailed";
-	case 423: return "Locked";
-	case 424: return "FailedDependency";
-	case 431: return "RequestHeaderFieldsTooLarge";
-	case 501: return "NotImplemented";
-	case 503: return "ServiceUnavailable";
-	default: return "GlareException";
+	case 400:
+		return "BadRequest";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "NotFound";
+	case 405:
+		return "MethodNotAllowed";
+	case 406:
+		return "NotAcceptable";
+	case 408:
+		return "RequestTimeout";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 412:
+		return "PreconditionFailed";
+	case 413:
+		return "RequestEntityTooLarge";
+	case 414:
+		return "RequestURITooLong";
+	case 415:
+		return "UnsupportedMediaType";
+	case 416:
+		return "RequestRangeNotSatisfiable";
+	case 417:
+		return "ExpectationFailed";
+	case 423:
+		return "Locked";
+	case 424:
+		return "FailedDependency";
+	case 431:
+		return "RequestHeaderFieldsTooLarge";
+	case 501:
+		return "NotImplemented";
+	case 503:
+		return "ServiceUnavailable";
+	default:
+		return "GlareException";
 	}
 }
-

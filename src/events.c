@@ -41,7 +41,7 @@
 #define CLAIM_BATCH 256
 #define PRUNE_EVERY_US (60 * 1000000LL)
 #define AMQP_RETRY_US 1000000LL
-#define IN_CHUNK 16 /* seq IN ($1..$16) */
+#define IN_CHUNK 16       /* seq IN ($1..$16) */
 #define COALESCE_US 20000 /* see kick() */
 
 /* clang-format off */
@@ -80,8 +80,8 @@ static const char emit_sql[] =
 	" CAST($3 AS BIGINT) WHERE CAST($10 AS INTEGER) = 1";
 
 #define DUE(sink, now)                                                        \
-	" state = 'pending' AND sink = " sink                                 \
-	" AND next_at <= CAST(" now " AS BIGINT)"                            \
+	" state = 'pending' AND sink = " sink " AND next_at <= CAST(" now     \
+	" AS BIGINT)"                                                         \
 	" AND (claim_until IS NULL OR claim_until < CAST(" now " AS BIGINT))"
 
 /* A cheap look before the write that claims (no write lock when idle). */
@@ -148,14 +148,14 @@ struct gl_events {
 	const gl_conf *conf;
 	gl_meta *meta;
 	struct event_base *base;
-	char node[160];          /* "host:pid incarnation": our claims */
-	int v1, v2;              /* notification formats to publish */
-	int amqp_on;             /* the notifier is a sink */
+	char node[160]; /* "host:pid incarnation": our claims */
+	int v1, v2;     /* notification formats to publish */
+	int amqp_on;    /* the notifier is a sink */
 	gl_amqp_conf amqp_conf;
 	/* delivery (gl_events_start) */
 	int started;
 	struct event *tick, *kick, *flush, *wake;
-	int64_t wake_at;         /* when `wake` fires, 0 if not armed */
+	int64_t wake_at; /* when `wake` fires, 0 if not armed */
 	/* the timers' database work runs in coroutines (coro.h), one pass
 	 * and one flush at a time; a pass asked for meanwhile runs after */
 	int passing, flushing, pass_again;
@@ -166,16 +166,22 @@ struct gl_events {
 	int64_t next_prune_us;
 	uint64_t rnd;
 	/* publisher outcomes waiting to be written */
-	json_t *acked;           /* seqs to delete */
-	json_t *failed;          /* [seq, why] to retry */
+	json_t *acked;  /* seqs to delete */
+	json_t *failed; /* [seq, why] to retry */
 	/* rows claimed, delivered once durable (see pass()) */
 	int holding, held_more;
 	json_t *held_amqp, *held_hooks;
-	int undurable;           /* the store lost durability: deliver no more */
+	int undurable; /* the store lost durability: deliver no more */
 };
 
-gl_meta *gl_events_meta(gl_events *ev) { return ev->meta; }
-const gl_conf *gl_events_conf(gl_events *ev) { return ev->conf; }
+gl_meta *gl_events_meta(gl_events *ev)
+{
+	return ev->meta;
+}
+const gl_conf *gl_events_conf(gl_events *ev)
+{
+	return ev->conf;
+}
 
 /* ---- times as the sinks show them ---------------------------------------- */
 
@@ -263,23 +269,24 @@ static json_t *time_of(const json_t *doc, const char *k)
 static json_t *payload_of(const char *type_name, const json_t *doc)
 {
 	json_t *p = json_object();
-	static const char *const strs[] = { "id", "description", "name",
-					    "version", "visibility", "status",
+	static const char *const strs[] = { "id",      "description", "name",
+					    "version", "visibility",  "status",
 					    NULL };
 
 	json_object_set_new(p, "type", json_string(type_name));
 	for (int i = 0; strs[i]; i++) {
 		json_t *v = json_object_get(doc, strs[i]);
-		json_object_set_new(p, strs[i], json_is_string(v)
-							? json_incref(v)
-							: json_null());
+		json_object_set_new(p, strs[i],
+				    json_is_string(v) ? json_incref(v)
+						      : json_null());
 	}
 	json_object_set_new(p, "created_at", time_of(doc, "created_at"));
 	json_object_set_new(p, "updated_at", time_of(doc, "updated_at"));
 	json_object_set_new(p, "activated_at", time_of(doc, "activated_at"));
-	json_object_set(p, "owner", json_is_string(json_object_get(doc, "owner"))
-					    ? json_object_get(doc, "owner")
-					    : json_null());
+	json_object_set(p, "owner",
+			json_is_string(json_object_get(doc, "owner"))
+				? json_object_get(doc, "owner")
+				: json_null());
 	return p;
 }
 
@@ -325,8 +332,10 @@ int gl_events_emit(gl_events *ev, const char *action, const char *type_name,
 	if (!text)
 		gl_oom();
 	args = json_pack("[s, s, I, s, s?, i, s, s?, s?, i]", id, etype,
-			 (json_int_t)now, text, doc ? gl_json_str(doc, "owner") : NULL,
-			 doc && gl_streq(gl_json_str(doc, "visibility"), "public"),
+			 (json_int_t)now, text,
+			 doc ? gl_json_str(doc, "owner") : NULL,
+			 doc && gl_streq(gl_json_str(doc, "visibility"),
+					 "public"),
 			 action, doc ? type_name : NULL,
 			 doc ? gl_json_str(doc, "id") : NULL, ev->amqp_on);
 	rc = gl_meta_exec(ev->meta, emit_sql, args, NULL, &n, err);
@@ -397,8 +406,9 @@ static json_t *claim(gl_events *ev, const char *sink, int limit, int64_t now)
 	json_decref(rows);
 	rows = NULL;
 	args = json_pack("[s, I, s, I, i]", ev->node,
-			 (json_int_t)(now + (int64_t)ev->conf->events_claim_timeout *
-						    1000000),
+			 (json_int_t)(now +
+				      (int64_t)ev->conf->events_claim_timeout *
+					      1000000),
 			 sink, (json_int_t)now, limit);
 	if (gl_meta_exec(ev->meta, claim_sql, args, &rows, NULL, &err) < 0) {
 		gl_warn("events: claiming: %s", err.msg);
@@ -433,7 +443,8 @@ static char *notification(gl_events *ev, const json_t *body, int v2)
 	char ts[64], uid[33];
 	char *text;
 
-	py_time(json_integer_value(json_object_get(body, "time")), ' ', "", ts);
+	py_time(json_integer_value(json_object_get(body, "time")), ' ', "",
+		ts);
 	hex_id(id ? id : "", uid);
 	if (!v2 && json_is_object(payload)) {
 		/* kombu's datetimes */
@@ -453,8 +464,9 @@ static char *notification(gl_events *ev, const json_t *body, int v2)
 	msg = json_pack("{s:s, s:s, s:O, s:s, s:o, s:s, s:s}", "message_id",
 			id ? id : "", "publisher_id",
 			ev->conf->glare_publisher_id, "event_type",
-			json_object_get(body, "event_type"), "priority", "INFO",
-			"payload", p, "timestamp", ts, "_unique_id", uid);
+			json_object_get(body, "event_type"), "priority",
+			"INFO", "payload", p, "timestamp", ts, "_unique_id",
+			uid);
 	text = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
 	if (v2) {
@@ -528,10 +540,12 @@ static void flush_run(gl_events *ev)
 	for (i = 0; i < n; i += IN_CHUNK) {
 		json_t *args = json_array();
 		for (size_t k = 0; k < IN_CHUNK; k++)
-			json_array_append_new(args,
-					      i + k < n ? json_incref(json_array_get(
-								  ev->acked, i + k))
-							: json_null());
+			json_array_append_new(
+				args,
+				i + k < n
+					? json_incref(json_array_get(ev->acked,
+								     i + k))
+					: json_null());
 		int rc = gl_meta_exec(ev->meta, delete_sql, args, NULL, NULL,
 				      &err);
 		json_decref(args);
@@ -541,7 +555,8 @@ static void flush_run(gl_events *ev)
 	json_array_foreach(ev->failed, i, v) {
 		json_t *args = json_pack("[O, I, I, O]", json_array_get(v, 0),
 					 (json_int_t)(now + AMQP_RETRY_US),
-					 (json_int_t)now, json_array_get(v, 1));
+					 (json_int_t)now,
+					 json_array_get(v, 1));
 		int rc = gl_meta_exec(ev->meta, retry_sql, args, NULL, NULL,
 				      &err);
 		json_decref(args);
@@ -606,7 +621,8 @@ static void deliver_amqp(gl_events *ev, json_t *rows)
 	size_t i;
 
 	json_array_foreach(rows, i, row) {
-		json_t *body = json_loads(col_str(row, 4) ? col_str(row, 4) : "",
+		json_t *body = json_loads(col_str(row, 4) ? col_str(row, 4)
+							  : "",
 					  0, NULL);
 		const char *bodies[2];
 		char *texts[2] = { NULL, NULL };
@@ -614,7 +630,8 @@ static void deliver_amqp(gl_events *ev, json_t *rows)
 
 		if (!json_is_object(body)) {
 			gl_warn("events: outbox row %lld is not an event; "
-				"dropped", (long long)col_int(row, 0));
+				"dropped",
+				(long long)col_int(row, 0));
 			json_array_append_new(ev->acked,
 					      json_integer(col_int(row, 0)));
 			json_decref(body);
@@ -627,10 +644,11 @@ static void deliver_amqp(gl_events *ev, json_t *rows)
 		for (int k = 0; k < nb; k++)
 			bodies[k] = texts[k];
 		if (gl_amqp_send(ev->amqp, col_int(row, 0), bodies, nb) < 0)
-			json_array_append_new(
-				ev->failed,
-				json_pack("[I, s]", (json_int_t)col_int(row, 0),
-					  "publisher queue full"));
+			json_array_append_new(ev->failed,
+					      json_pack("[I, s]",
+							(json_int_t)col_int(row,
+									    0),
+							"publisher queue full"));
 		for (int k = 0; k < nb; k++)
 			free(texts[k]);
 		json_decref(body);
@@ -673,8 +691,8 @@ static void hook_record(gl_events *ev, int64_t seq, int64_t created_us,
 		wake_in(ev, delay);
 	if (give_up)
 		gl_warn("events: webhook delivery %lld given up after %d "
-			"attempt(s): %s", (long long)seq, attempts,
-			why ? why : "");
+			"attempt(s): %s",
+			(long long)seq, attempts, why ? why : "");
 }
 
 typedef struct hook_end {
@@ -729,13 +747,15 @@ static char *hook_body(const json_t *body)
 	char ts[64];
 	char *text;
 
-	py_time(json_integer_value(json_object_get(body, "time")), 'T', "Z", ts);
+	py_time(json_integer_value(json_object_get(body, "time")), 'T', "Z",
+		ts);
 	/* a fraction always: one format for every event */
 	if (!strchr(ts, '.')) {
 		ts[strlen(ts) - 1] = '\0';
 		strcat(ts, ".000000Z");
 	}
-	json_object_set(out, "event_type", json_object_get(body, "event_type"));
+	json_object_set(out, "event_type",
+			json_object_get(body, "event_type"));
 	json_object_set(out, "event_id", json_object_get(body, "event_id"));
 	json_object_set_new(out, "time", json_string(ts));
 	text = json_dumps(out, JSON_COMPACT);
@@ -810,8 +830,10 @@ static void start_hook(gl_events *ev, const json_t *row)
 	h->attempts = (int)col_int(row, 5);
 	{
 		gl_fetch_opts fo = {
-			.max_bytes = 65536, .post = text,
-			.post_len = strlen(text), .headers = headers,
+			.max_bytes = 65536,
+			.post = text,
+			.post_len = strlen(text),
+			.headers = headers,
 			.timeout = ev->conf->webhook_timeout,
 			.no_redirects = 1,
 		};
@@ -860,7 +882,8 @@ static void deliver_hooks(gl_events *ev, json_t *rows)
 		if (!ev->hooks) {
 			gl_warn("events: webhooks: %s", err.msg);
 			json_array_foreach(rows, i, row)
-				hook_record(ev, col_int(row, 0), col_int(row, 6),
+				hook_record(ev, col_int(row, 0),
+					    col_int(row, 6),
 					    (int)col_int(row, 5), 0, err.msg);
 			return;
 		}
@@ -877,18 +900,21 @@ static void prune(gl_events *ev, int64_t now)
 
 	exec_warn(ev, prune_done_sql,
 		  json_pack("[s, I]", "delivered",
-			    (json_int_t)(now - (int64_t)c->events_delivered_retention *
-						       1000000)),
+			    (json_int_t)(now -
+					 (int64_t)c->events_delivered_retention *
+						 1000000)),
 		  "pruning delivered events");
 	exec_warn(ev, prune_done_sql,
 		  json_pack("[s, I]", "failed",
-			    (json_int_t)(now - (int64_t)c->events_failed_retention *
-						       1000000)),
+			    (json_int_t)(now -
+					 (int64_t)c->events_failed_retention *
+						 1000000)),
 		  "pruning failed deliveries");
 	exec_warn(ev, expire_sql,
 		  json_pack("[I, s, I]", (json_int_t)now,
 			    "not delivered within [events] max_age",
-			    (json_int_t)(now - (int64_t)c->events_max_age * 1000000)),
+			    (json_int_t)(now - (int64_t)c->events_max_age *
+						       1000000)),
 		  "expiring old events");
 }
 
@@ -1033,7 +1059,8 @@ static void release_dead(gl_events *ev)
 	gl_err err = { 0 };
 	size_t i;
 
-	if (gl_meta_exec(ev->meta, claimers_sql, NULL, &rows, NULL, &err) < 0) {
+	if (gl_meta_exec(ev->meta, claimers_sql, NULL, &rows, NULL, &err) <
+	    0) {
 		gl_warn("events: reading claims: %s", err.msg);
 		return;
 	}
@@ -1041,13 +1068,16 @@ static void release_dead(gl_events *ev)
 		const char *who = col_str(row, 0), *colon, *inc;
 		long pid;
 		if (!who || !strcmp(who, ev->node) ||
-		    !gl_owner_same_host(me, who) || !(colon = strrchr(who, ':')))
+		    !gl_owner_same_host(me, who) ||
+		    !(colon = strrchr(who, ':')))
 			continue;
 		pid = strtol(colon + 1, NULL, 10);
 		inc = strchr(colon, ' ');
 		if (pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH) ||
-		    (pid == me->pid && (!inc || strcmp(inc + 1, me->incarnation)))) {
-			gl_info("events: releasing the claims of %s (gone)", who);
+		    (pid == me->pid &&
+		     (!inc || strcmp(inc + 1, me->incarnation)))) {
+			gl_info("events: releasing the claims of %s (gone)",
+				who);
 			exec_warn(ev, release_sql, json_pack("[s]", who),
 				  "releasing claims");
 		}
@@ -1071,8 +1101,8 @@ int gl_events_start(gl_events *ev, gl_err *err)
 	    event_add(ev->tick, &tv) < 0)
 		return gl_fail(err, 500, NULL, "cannot arm the event timers");
 	if (ev->amqp_on) {
-		ev->amqp = gl_amqp_new(&ev->amqp_conf, ev->base, amqp_result, ev,
-				       err);
+		ev->amqp = gl_amqp_new(&ev->amqp_conf, ev->base, amqp_result,
+				       ev, err);
 		if (!ev->amqp)
 			return -1;
 	}
@@ -1088,9 +1118,9 @@ static int setup_amqp(gl_events *ev, gl_err *err)
 {
 	const gl_conf *c = ev->conf;
 	const char *url = c->notification_transport_url &&
-				  *c->notification_transport_url
-			  ? c->notification_transport_url
-			  : c->transport_url;
+					  *c->notification_transport_url
+				  ? c->notification_transport_url
+				  : c->transport_url;
 	const gl_strlist *d = &c->notification_driver;
 
 	for (int i = 0; i < d->n; i++) {
@@ -1100,7 +1130,8 @@ static int setup_amqp(gl_events *ev, gl_err *err)
 			ev->v2 = 1;
 		else if (strcmp(d->v[i], "noop") && strcmp(d->v[i], "log"))
 			gl_warn("[oslo_messaging_notifications] driver %s: "
-				"glared sends nothing for it", d->v[i]);
+				"glared sends nothing for it",
+				d->v[i]);
 	}
 	if (!ev->v1 && !ev->v2)
 		return 0;

@@ -47,12 +47,11 @@
 
 /* ---- errors --- */
 
-
 /* ---- network guard --- */
 
 typedef struct cidr {
-	int family;           /* AF_INET or AF_INET6 */
-	unsigned char a[16];  /* network, 4 or 16 bytes */
+	int family;          /* AF_INET or AF_INET6 */
+	unsigned char a[16]; /* network, 4 or 16 bytes */
 	int prefix;
 } cidr;
 
@@ -62,12 +61,12 @@ struct gl_netguard {
 };
 
 typedef struct deny_range {
-	const char *net;   /* also the text shown in messages */
+	const char *net; /* also the text shown in messages */
 	int prefix;
 	/* completes "address X is ..."; NULL: globally reachable, allowed */
 	const char *label;
-	int unwrap;        /* v6: the IPv4 address inside starts at this byte */
-	const char *ref;   /* where the range is defined */
+	int unwrap;      /* v6: the IPv4 address inside starts at this byte */
+	const char *ref; /* where the range is defined */
 } deny_range;
 
 /* Every entry of the IANA IPv4 Special-Purpose Address Registry, plus
@@ -193,7 +192,8 @@ static int allowed(const gl_netguard *g, int af, const unsigned char *a)
 	if (!g)
 		return 0;
 	for (int i = 0; i < g->n; i++)
-		if (g->v[i].family == af && prefix_match(a, g->v[i].a, g->v[i].prefix))
+		if (g->v[i].family == af &&
+		    prefix_match(a, g->v[i].a, g->v[i].prefix))
 			return 1;
 	return 0;
 }
@@ -259,7 +259,8 @@ gl_netguard *gl_netguard_new(const gl_strlist *allow, gl_err *err)
 			gl_fail(err, 400, NULL,
 				"invalid network '%s' in the allowed networks "
 				"(expected an IP address or CIDR such as "
-				"127.0.0.1/32)", s);
+				"127.0.0.1/32)",
+				s);
 			gl_netguard_free(g);
 			return NULL;
 		}
@@ -294,7 +295,7 @@ int gl_netguard_allows(const gl_netguard *g, const char *addr)
 /* The verdict on one address, with the parts both message styles need. */
 typedef struct verdict {
 	char addr[INET6_ADDRSTRLEN + INET_ADDRSTRLEN + 32];
-	const char *label;  /* NULL when allowed */
+	const char *label; /* NULL when allowed */
 	const char *net;
 	int prefix;
 } verdict;
@@ -302,8 +303,7 @@ typedef struct verdict {
 /* Judge an IPv4 address found inside an IPv6 one: 1 allowed, else 0 and
  * the verdict names both. */
 static int judge_inner(const gl_netguard *g, const char *v6txt,
-		       const char *kind, const unsigned char *v4,
-		       verdict *v)
+		       const char *kind, const unsigned char *v4, verdict *v)
 {
 	char v4txt[INET_ADDRSTRLEN];
 	const deny_range *d;
@@ -349,8 +349,8 @@ static int guard_judge(const gl_netguard *g, const struct sockaddr *sa,
 		inet_ntop(AF_INET, a, v->addr, sizeof v->addr);
 		if (allowed(g, AF_INET, a))
 			return 1;
-		d = deny_lookup(deny4, sizeof deny4 / sizeof deny4[0],
-				AF_INET, a);
+		d = deny_lookup(deny4, sizeof deny4 / sizeof deny4[0], AF_INET,
+				a);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
 		const unsigned char *a = s6->sin6_addr.s6_addr;
@@ -394,8 +394,8 @@ int gl_netguard_check(const gl_netguard *g, const struct sockaddr *sa,
 
 	if (!ok && why && whylen) {
 		if (v.net)
-			snprintf(why, whylen, "address %s is %s (%s/%d)", v.addr,
-				 v.label, v.net, v.prefix);
+			snprintf(why, whylen, "address %s is %s (%s/%d)",
+				 v.addr, v.label, v.net, v.prefix);
 		else
 			snprintf(why, whylen, "address %s is %s", v.addr,
 				 v.label);
@@ -413,9 +413,9 @@ typedef struct job_list {
 struct gl_fetch {
 	gl_curlev *ev;
 	gl_netguard *guard;
-	job_list active;        /* handed to curlev (until it reports) */
-	job_list queue;         /* waiting for a slot, FIFO */
-	size_t turn_bytes;      /* bytes delivered in this loop turn */
+	job_list active;   /* handed to curlev (until it reports) */
+	job_list queue;    /* waiting for a slot, FIFO */
+	size_t turn_bytes; /* bytes delivered in this loop turn */
 	/* copied from the conf: it may be reloaded under us */
 	int connect_timeout, timeout, low_speed_limit, low_speed_time;
 	int max_redirects, max_concurrent;
@@ -428,20 +428,20 @@ struct gl_fetch_job {
 	CURL *easy;
 	gl_curlev_xfer x;
 	char *range;
-	char *post;             /* POST body, owned */
+	char *post; /* POST body, owned */
 	struct curl_slist *headers;
 	int64_t max_bytes;
 	gl_fetch_data_fn on_data;
 	gl_fetch_done_fn on_done;
 	void *arg;
 	gl_digest *dg;
-	int64_t bytes;          /* digested and delivered */
+	int64_t bytes; /* digested and delivered */
 	unsigned too_big : 1;
 	unsigned aborted : 1;
 	unsigned http_failed : 1;
 	unsigned in_done : 1;
-	char reason[64];        /* reason phrase of the last status line */
-	char refused[320];      /* first address the guard refused */
+	char reason[64];   /* reason phrase of the last status line */
+	char refused[320]; /* first address the guard refused */
 	char errbuf[CURL_ERROR_SIZE];
 	gl_fetch_result res;
 };
@@ -531,7 +531,7 @@ static void url_scheme(gl_fetch_job *j, char *out, size_t len)
 		return;
 	/* the scheme is not one curl supports here: parse it anyway */
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) ==
-	    CURLUE_OK &&
+		    CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
 		snprintf(out, len, "%s", scheme);
 	curl_free(scheme);
@@ -552,15 +552,16 @@ static void timeout_error(gl_fetch_job *j, gl_err *e)
 	if (strstr(j->errbuf, "too slow"))
 		gl_fail(e, 400, NULL,
 			"fetching from %s timed out after %ld s: less than %d "
-			"bytes/s for %d s", host, secs, f->low_speed_limit,
-			f->low_speed_time);
+			"bytes/s for %d s",
+			host, secs, f->low_speed_limit, f->low_speed_time);
 	else if (conn == 0)
-		gl_fail(e, 400, NULL, "connecting to %s timed out after %ld s", host,
-			secs);
+		gl_fail(e, 400, NULL, "connecting to %s timed out after %ld s",
+			host, secs);
 	else
 		gl_fail(e, 400, NULL,
 			"fetching from %s timed out after %ld s (the limit is "
-			"%d s)", host, secs, f->timeout);
+			"%d s)",
+			host, secs, f->timeout);
 }
 
 static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
@@ -573,8 +574,10 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 		return;
 	}
 	if (j->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-		gl_fail(e, 413, NULL, "external blob is larger than the allowed %lld "
-			"bytes", (long long)j->max_bytes);
+		gl_fail(e, 413, NULL,
+			"external blob is larger than the allowed %lld "
+			"bytes",
+			(long long)j->max_bytes);
 		return;
 	}
 	if (j->http_failed || rc == CURLE_OK) {
@@ -586,7 +589,8 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 	switch (rc) {
 	case CURLE_COULDNT_CONNECT:
 		if (j->refused[0]) {
-			gl_fail(e, 400, NULL, "refusing to connect to %s", j->refused);
+			gl_fail(e, 400, NULL, "refusing to connect to %s",
+				j->refused);
 			return;
 		}
 		curl_easy_getinfo(j->easy, CURLINFO_OS_ERRNO, &oserr);
@@ -613,8 +617,10 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 		 * effective URL is its target (name the scheme only) */
 		char scheme[32];
 		url_scheme(j, scheme, sizeof scheme);
-		gl_fail(e, 400, NULL, "remote server redirected to a%s%s URL, which "
-			"is not http or https", scheme[0] ? " " : "", scheme);
+		gl_fail(e, 400, NULL,
+			"remote server redirected to a%s%s URL, which "
+			"is not http or https",
+			scheme[0] ? " " : "", scheme);
 		return;
 	}
 	case CURLE_SSL_CONNECT_ERROR:
@@ -632,7 +638,8 @@ static void map_error(gl_fetch_job *j, CURLcode rc, long status, gl_err *e)
 			j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
 		return;
 	case CURLE_OUT_OF_MEMORY:
-		gl_fail(e, 500, NULL, "out of memory while fetching from %s", host);
+		gl_fail(e, 500, NULL, "out of memory while fetching from %s",
+			host);
 		return;
 	default:
 		gl_fail(e, 400, NULL, "fetching from %s failed: %s", host,
@@ -657,7 +664,8 @@ static void copy_header(CURL *easy, const char *name, char *out, size_t len)
 	struct curl_header *h = NULL;
 
 	/* request -1: the last response, i.e. after the redirects */
-	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK &&
+	if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &h) ==
+		    CURLHE_OK &&
 	    h && h->value)
 		copy_text(out, len, h->value);
 }
@@ -672,13 +680,15 @@ static void build_result(gl_fetch_job *j, CURLcode rc)
 	curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &status);
 	r->http_status = (int)status;
 	r->size = j->bytes;
-	if (curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+	if (curl_easy_getinfo(j->easy, CURLINFO_CONTENT_TYPE, &ct) ==
+		    CURLE_OK &&
 	    ct)
 		copy_text(r->content_type, sizeof r->content_type, ct);
 	copy_header(j->easy, "ETag", r->etag, sizeof r->etag);
 	copy_header(j->easy, "Last-Modified", r->last_modified,
 		    sizeof r->last_modified);
-	if (rc == CURLE_OK && !j->http_failed && status >= 200 && status < 300) {
+	if (rc == CURLE_OK && !j->http_failed && status >= 200 &&
+	    status < 300) {
 		r->ok = 1;
 		gl_digest_final(j->dg, &r->digest);
 		return;
@@ -694,9 +704,12 @@ static void finish(void *arg, CURLcode rc)
 
 	build_result(j, rc);
 	gl_metrics_fetch_outcome(j->res.ok ? GL_FETCH_OK
-			       : j->res.err.status == 413 ? GL_FETCH_TOO_LARGE
-			       : j->res.err.status == 499 ? GL_FETCH_CANCELLED
-			       : GL_FETCH_ERROR, j->bytes);
+				 : j->res.err.status == 413
+					 ? GL_FETCH_TOO_LARGE
+				 : j->res.err.status == 499
+					 ? GL_FETCH_CANCELLED
+					 : GL_FETCH_ERROR,
+				 j->bytes);
 	if (gl_log_debug_enabled()) {
 		char *url = NULL, shown[300];
 		double secs = 0;
@@ -705,8 +718,8 @@ static void finish(void *arg, CURLcode rc)
 		/* no user:password@ in the log */
 		gl_conn_display(url, shown, sizeof shown);
 		gl_debug("fetch: %s: %s, %lld bytes in %.3f s", shown,
-			 j->res.ok ? "ok" : j->res.err.msg, (long long)j->bytes,
-			 secs);
+			 j->res.ok ? "ok" : j->res.err.msg,
+			 (long long)j->bytes, secs);
 	}
 	jl_remove(j);
 	j->in_done = 1;
@@ -803,12 +816,13 @@ static curl_socket_t opensocket_cb(void *arg, curlsocktype purpose,
 					 "%s: %s (%s/%d)", v.addr, v.label,
 					 v.net, v.prefix);
 			else
-				snprintf(j->refused, sizeof j->refused, "%s: %s",
-					 v.addr, v.label);
+				snprintf(j->refused, sizeof j->refused,
+					 "%s: %s", v.addr, v.label);
 		}
 		return CURL_SOCKET_BAD;
 	}
-	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+	fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC,
+		    addr->protocol);
 	return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
@@ -851,8 +865,9 @@ gl_fetch *gl_fetch_new(struct event_base *base, const gl_conf *conf,
 	f->low_speed_limit = conf->fetch_low_speed_limit;
 	f->low_speed_time = conf->fetch_low_speed_time;
 	f->max_redirects = conf->fetch_max_redirects;
-	f->max_concurrent = conf->fetch_max_concurrent > 0 ?
-			    conf->fetch_max_concurrent : 1;
+	f->max_concurrent = conf->fetch_max_concurrent > 0
+				    ? conf->fetch_max_concurrent
+				    : 1;
 	f->guard = gl_netguard_new(&conf->external_location_allowed_networks,
 				   err);
 	if (!f->guard)
@@ -907,8 +922,10 @@ int gl_fetch_check_url(const char *url, char *host_out, size_t hostlen,
 	}
 	/* curl lower-cases the scheme */
 	if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
-		gl_fail(err, 400, NULL, "only http and https URLs can be fetched, "
-			"not %.32s", scheme);
+		gl_fail(err, 400, NULL,
+			"only http and https URLs can be fetched, "
+			"not %.32s",
+			scheme);
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
@@ -979,10 +996,10 @@ static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url,
 		return -1;
 	j->easy = e;
 	gl_curlev_xfer_init(&j->x, f->ev, e, j);
-#define SET(opt, val)                                                          \
-	do {                                                                   \
-		if (rc == CURLE_OK)                                            \
-			rc = curl_easy_setopt(e, opt, val);                    \
+#define SET(opt, val)                                                         \
+	do {                                                                  \
+		if (rc == CURLE_OK)                                           \
+			rc = curl_easy_setopt(e, opt, val);                   \
 	} while (0)
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_ERRORBUFFER, j->errbuf);
@@ -1031,15 +1048,16 @@ static int setup_easy(gl_fetch *f, gl_fetch_job *j, const char *url,
 
 gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 			     const gl_fetch_opts *opts,
-			     gl_fetch_data_fn on_data, gl_fetch_done_fn on_done,
-			     void *arg, gl_err *err)
+			     gl_fetch_data_fn on_data,
+			     gl_fetch_done_fn on_done, void *arg, gl_err *err)
 {
 	gl_fetch_job *j;
 
 	if (gl_fetch_check_url(url, NULL, 0, err) != 0)
 		return NULL;
 	if (opts && opts->range && !gl_byte_range_valid(opts->range)) {
-		gl_fail(err, 400, NULL, "invalid byte range '%.64s'", opts->range);
+		gl_fail(err, 400, NULL, "invalid byte range '%.64s'",
+			opts->range);
 		return NULL;
 	}
 	j = calloc(1, sizeof *j);
@@ -1139,7 +1157,8 @@ int gl_fetch_sync(const gl_conf *conf, const char *url,
 		return -1;
 	}
 	f = gl_fetch_new(base, conf, &res->err);
-	if (f && gl_fetch_start(f, url, opts, NULL, sync_done, &c, &res->err)) {
+	if (f &&
+	    gl_fetch_start(f, url, opts, NULL, sync_done, &c, &res->err)) {
 		while (!c.done)
 			if (event_base_loop(base, EVLOOP_ONCE) != 0)
 				break; /* nothing left to wait for */

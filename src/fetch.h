@@ -56,8 +56,8 @@ int gl_fetch_check_url(const char *url, char *host_out, size_t hostlen,
 /* ---- fetches -------------------------------------------------------------- */
 
 typedef struct gl_fetch_opts {
-	int64_t max_bytes;        /* -1: no cap; exceeding it fails with 413 */
-	const char *range;        /* NULL, or "a-b" for a Range request */
+	int64_t max_bytes; /* -1: no cap; exceeding it fails with 413 */
+	const char *range; /* NULL, or "a-b" for a Range request */
 	/* conditional GET (the verifier): a 304 answer ends the fetch with
 	 * ok = 0 and http_status = 304 */
 	const char *if_none_match;
@@ -67,19 +67,19 @@ typedef struct gl_fetch_opts {
 	const char *post;
 	size_t post_len;
 	const char *const *headers;
-	int timeout;              /* seconds; 0: fetch_timeout */
-	int no_redirects;         /* a 3xx answer is the result */
+	int timeout;      /* seconds; 0: fetch_timeout */
+	int no_redirects; /* a 3xx answer is the result */
 } gl_fetch_opts;
 
 typedef struct gl_fetch_result {
-	int ok;                   /* 1: all bytes received */
-	int http_status;          /* final response status, 0 if none */
-	int64_t size;             /* bytes received */
-	gl_digest_hex digest;     /* valid when ok */
-	char content_type[256];   /* remote Content-Type, "" if none */
+	int ok;                 /* 1: all bytes received */
+	int http_status;        /* final response status, 0 if none */
+	int64_t size;           /* bytes received */
+	gl_digest_hex digest;   /* valid when ok */
+	char content_type[256]; /* remote Content-Type, "" if none */
 	char etag[256];
 	char last_modified[64];
-	gl_err err;               /* when !ok: 400 with the cause (DNS,
+	gl_err err; /* when !ok: 400 with the cause (DNS,
 				   * refused, timeout, HTTP status >= 400,
 				   * too many redirects, blocked address),
 				   * 413 over max_bytes, 499 aborted */
@@ -100,8 +100,8 @@ void gl_fetch_free(gl_fetch *f); /* cancels every job (no callbacks) */
  * (not http/https, too long, malformed). */
 gl_fetch_job *gl_fetch_start(gl_fetch *f, const char *url,
 			     const gl_fetch_opts *opts,
-			     gl_fetch_data_fn on_data, gl_fetch_done_fn on_done,
-			     void *arg, gl_err *err);
+			     gl_fetch_data_fn on_data,
+			     gl_fetch_done_fn on_done, void *arg, gl_err *err);
 void gl_fetch_cancel(gl_fetch_job *j); /* no callback afterwards */
 void gl_fetch_resume(gl_fetch_job *j);
 int gl_fetch_active(const gl_fetch *f);

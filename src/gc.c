@@ -36,7 +36,8 @@ void gl_gc_run(gl_engine *e)
 		return;
 	}
 	json_array_foreach(list, i, it) {
-		const char *store = gl_json_str(it, "store"), *loc = gl_json_str(it, "location");
+		const char *store = gl_json_str(it, "store"),
+			   *loc = gl_json_str(it, "location");
 		int64_t refs = 0;
 		if (gl_meta_blob_refs(e->meta, store, loc, &refs, &err) < 0)
 			break;
@@ -49,8 +50,8 @@ void gl_gc_run(gl_engine *e)
 				/* the network call is the cleanup queue's
 				 * (maint.c): S3 keys are never reused, so the
 				 * delete may wait for it */
-				if (gl_gc_cleanup_queue(e, "s3_delete", loc, "", 0,
-						     &err) < 0)
+				if (gl_gc_cleanup_queue(e, "s3_delete", loc,
+							"", 0, &err) < 0)
 					break;
 				s3 = 1;
 			}
@@ -71,17 +72,18 @@ void gl_gc_run(gl_engine *e)
 
 int gl_gc_release(gl_engine *e, const json_t *blob, gl_err *err)
 {
-	const char *store = gl_json_str(blob, "store"), *loc = gl_json_str(blob, "location");
+	const char *store = gl_json_str(blob, "store"),
+		   *loc = gl_json_str(blob, "location");
 
 	/* external data is never ours to delete: the record just goes */
-	if (json_is_true(json_object_get(blob, "external")) || !store || !loc ||
-	    !strcmp(store, "external"))
+	if (json_is_true(json_object_get(blob, "external")) || !store ||
+	    !loc || !strcmp(store, "external"))
 		return 0;
 	return gl_meta_gc_push(e->meta, store, loc, err);
 }
 
 int gl_gc_cleanup_queue(gl_engine *e, const char *kind, const char *target,
-		     const char *arg, int64_t delay_us, gl_err *err)
+			const char *arg, int64_t delay_us, gl_err *err)
 {
 	return gl_meta_cleanup_put(e->meta, kind, target, arg ? arg : "", 0,
 				   gl_now_us() + delay_us, NULL, err);

@@ -24,7 +24,7 @@ int gl_gc_release(gl_engine *e, const json_t *blob, gl_err *err);
  * transaction if one is open, so the intent is as durable as the change
  * that needs it. */
 int gl_gc_cleanup_queue(gl_engine *e, const char *kind, const char *target,
-		     const char *arg, int64_t delay_us, gl_err *err);
+			const char *arg, int64_t delay_us, gl_err *err);
 /* Run the due cleanups soon (after the current callback returns). */
 void gl_gc_cleanup_kick(gl_engine *e);
 

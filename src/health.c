@@ -32,12 +32,12 @@ static int report(json_t *reasons, const char *cls, const gl_err *err,
 
 	json_object_set_new(r, "class", json_string(cls));
 	/* a backend's message (a database error) may be any bytes */
-	json_object_set_new(r, "reason",
-			    gl_json_text(err ? err->msg : "OK"));
+	json_object_set_new(r, "reason", gl_json_text(err ? err->msg : "OK"));
 	if (!details)
 		details = json_object();
 	json_object_set_new(details, "us",
-			    json_integer((json_int_t)((now_ms() - t0) * 1000)));
+			    json_integer(
+				    (json_int_t)((now_ms() - t0) * 1000)));
 	json_object_set_new(r, "details", details);
 	json_array_append_new(reasons, r);
 	return err ? 1 : 0;
@@ -52,12 +52,12 @@ static int check_db(gl_engine *e, json_t *reasons)
 	const char *db = e->conf->db_connection;
 	json_t *d = json_pack("{s:s, s:i}", "backend",
 			      db && !strncmp(db, "postgres", 8) ? "postgresql"
-								 : "sqlite",
+								: "sqlite",
 			      "schema_version",
 			      gl_meta_schema_version(e->meta));
 
-	if (gl_meta_count_artifacts(e->meta, "-healthcheck-", NULL, &n,
-				    &err) < 0)
+	if (gl_meta_count_artifacts(e->meta, "-healthcheck-", NULL, &n, &err) <
+	    0)
 		return report(reasons, "database", &err, t0, d);
 	return report(reasons, "database", NULL, t0, d);
 }
@@ -120,7 +120,8 @@ static int check_lua(gl_engine *e, json_t *reasons)
 	if (rc < 0)
 		return report(reasons, "lua", &err, t0, d);
 	if (prefix == 0) {
-		gl_fail(&err, 500, NULL, "the Lua runtime gave a wrong answer");
+		gl_fail(&err, 500, NULL,
+			"the Lua runtime gave a wrong answer");
 		return report(reasons, "lua", &err, t0, d);
 	}
 	return report(reasons, "lua", NULL, t0, d);
@@ -141,8 +142,8 @@ int gl_health_check(gl_engine *e, json_t *reasons, const char **first_bad)
 		json_t *r = json_array_get(reasons, i);
 		if (strcmp(json_string_value(json_object_get(r, "reason")),
 			   "OK")) {
-			*first_bad = json_string_value(json_object_get(r,
-								       "class"));
+			*first_bad = json_string_value(
+				json_object_get(r, "class"));
 			break;
 		}
 	}
@@ -210,14 +211,18 @@ int gl_check_config(gl_conf *conf)
 					json_object_get(r, "reason"));
 				if (strcmp(why, "OK"))
 					rc = problem(json_string_value(
-						json_object_get(r, "class")), why);
+							     json_object_get(
+								     r,
+								     "class")),
+						     why);
 			}
 		} else {
 			size_t i;
 			json_t *r;
 			json_array_foreach(reasons, i, r)
-				printf("%s: OK\n", json_string_value(
-					json_object_get(r, "class")));
+				printf("%s: OK\n",
+				       json_string_value(
+					       json_object_get(r, "class")));
 		}
 		json_decref(reasons);
 		gl_engine_free(e);

@@ -60,7 +60,6 @@
  * this long so the client sees the reply instead of a reset. */
 #define LINGER_SECONDS 2
 
-
 enum resp_state { RESP_NONE, RESP_STREAMING, RESP_DONE };
 
 struct conn;
@@ -87,7 +86,7 @@ struct gl_http_server {
 	TAILQ_HEAD(idle_list, conn) idle;
 	LIST_HEAD(peer_list, peer) peers[PEER_BUCKETS];
 	int nconns;
-	time_t refuse_logged;  /* refusals are logged once a second */
+	time_t refuse_logged; /* refusals are logged once a second */
 	int refused;
 	int port;
 	int shutting_down;
@@ -108,8 +107,8 @@ struct gl_http_req {
 	int chunked, has_body, expect_continue, keepalive;
 	int n_content_length, n_transfer_encoding, n_host, nheaders;
 	int bad_te;
-	int64_t cl_value;     /* Content-Length as read here; -1 malformed */
-	int head_done;        /* later header callbacks are trailer fields */
+	int64_t cl_value; /* Content-Length as read here; -1 malformed */
+	int head_done;    /* later header callbacks are trailer fields */
 	/* header accumulation: http-parser may split names and values */
 	gl_sb hname, hval;
 	int in_value;
@@ -118,7 +117,7 @@ struct gl_http_req {
 	gl_http_done_fn on_done;
 	void *body_arg;
 	int body_accepted, body_paused, body_aborted;
-	int body_held;      /* the handler will decide later */
+	int body_held; /* the handler will decide later */
 	int64_t body_received, discarded;
 	int msg_done;
 	/* response */
@@ -131,13 +130,13 @@ struct gl_http_req {
 	void *close_arg, *drain_arg;
 	char request_id[64];
 	struct timespec t0;
-	gl_http_note note;    /* the handler's words for the access log */
+	gl_http_note note; /* the handler's words for the access log */
 };
 
 struct conn {
 	TAILQ_ENTRY(conn) link;
 	TAILQ_ENTRY(conn) idle_link;
-	int idle;             /* on srv->idle */
+	int idle; /* on srv->idle */
 	struct peer *peer;
 	gl_http_server *srv;
 	struct bufferevent *bev;
@@ -146,21 +145,21 @@ struct conn {
 	char peer_name[INET6_ADDRSTRLEN];
 	int peer_port;
 	size_t head_bytes;
-	int head_status;      /* limit breached while parsing the head */
+	int head_status; /* limit breached while parsing the head */
 	const char *head_msg;
-	int stop_parse;       /* never parse again on this connection */
-	int unread;           /* the client may still be sending: linger */
-	int close_after;      /* close once the current response is written */
-	int closing;          /* flushing output, then linger/close */
+	int stop_parse;  /* never parse again on this connection */
+	int unread;      /* the client may still be sending: linger */
+	int close_after; /* close once the current response is written */
+	int closing;     /* flushing output, then linger/close */
 	int lingering;
 	int want_free;
-	int in_callback;      /* depth of top-level callbacks on this conn */
-	int msg_boundary;     /* a message ended: scan the next head */
-	int scan_state;       /* head_scan() */
+	int in_callback;  /* depth of top-level callbacks on this conn */
+	int msg_boundary; /* a message ended: scan the next head */
+	int scan_state;   /* head_scan() */
 	int scan_lines;
-	size_t scanned;       /* input bytes head_scan() has seen */
-	int held;             /* gl_http_hold: a handler's coroutine is out */
-	int parse_blocked;    /* parsing waits for the last release */
+	size_t scanned;    /* input bytes head_scan() has seen */
+	int held;          /* gl_http_hold: a handler's coroutine is out */
+	int parse_blocked; /* parsing waits for the last release */
 	struct event *head_timer, *kick, *linger_timer;
 };
 
@@ -169,8 +168,6 @@ static void conn_kick(struct conn *c);
 static void conn_leave(struct conn *c);
 
 /* ---- small helpers ------------------------------------------------------ */
-
-
 
 void gl_http_limits_default(gl_http_limits *lim)
 {
@@ -215,7 +212,8 @@ static double elapsed_ms(const struct timespec *t0)
 static int tchar(unsigned char ch)
 {
 	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+	       (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 /* ---- request object ----------------------------------------------------- */
@@ -272,33 +270,87 @@ void gl_http_server_on_complete(gl_http_server *s, gl_http_complete_fn fn,
 	s->on_complete = fn;
 	s->complete_arg = arg;
 }
-gl_http_note *gl_http_note_of(gl_http_req *r) { return &r->note; }
-int gl_http_status(const gl_http_req *r) { return r->status; }
-int64_t gl_http_resp_bytes(const gl_http_req *r) { return r->resp_bytes; }
-int gl_http_aborted(const gl_http_req *r) { return r->resp_aborted; }
-double gl_http_elapsed_ms(const gl_http_req *r) { return elapsed_ms(&r->t0); }
+gl_http_note *gl_http_note_of(gl_http_req *r)
+{
+	return &r->note;
+}
+int gl_http_status(const gl_http_req *r)
+{
+	return r->status;
+}
+int64_t gl_http_resp_bytes(const gl_http_req *r)
+{
+	return r->resp_bytes;
+}
+int gl_http_aborted(const gl_http_req *r)
+{
+	return r->resp_aborted;
+}
+double gl_http_elapsed_ms(const gl_http_req *r)
+{
+	return elapsed_ms(&r->t0);
+}
 
 const char *gl_http_method(const gl_http_req *r)
 {
 	return http_method_str(r->method);
 }
-int gl_http_method_id(const gl_http_req *r) { return r->method; }
-int gl_http_is_head(const gl_http_req *r) { return r->method == HTTP_HEAD; }
-const char *gl_http_target(const gl_http_req *r) { return r->target.p ? r->target.p : ""; }
-const char *gl_http_path(const gl_http_req *r) { return r->path ? r->path : "/"; }
-const char *gl_http_query(const gl_http_req *r) { return r->query; }
+int gl_http_method_id(const gl_http_req *r)
+{
+	return r->method;
+}
+int gl_http_is_head(const gl_http_req *r)
+{
+	return r->method == HTTP_HEAD;
+}
+const char *gl_http_target(const gl_http_req *r)
+{
+	return r->target.p ? r->target.p : "";
+}
+const char *gl_http_path(const gl_http_req *r)
+{
+	return r->path ? r->path : "/";
+}
+const char *gl_http_query(const gl_http_req *r)
+{
+	return r->query;
+}
 const char *gl_http_header(const gl_http_req *r, const char *name)
 {
 	return evhttp_find_header(&r->headers, name);
 }
-struct evkeyvalq *gl_http_headers(gl_http_req *r) { return &r->headers; }
-int64_t gl_http_content_length(const gl_http_req *r) { return r->content_length; }
-int gl_http_has_body(const gl_http_req *r) { return r->has_body; }
-int gl_http_is_chunked(const gl_http_req *r) { return r->chunked; }
-const char *gl_http_peer(const gl_http_req *r) { return r->c->peer_name; }
-int gl_http_peer_port(const gl_http_req *r) { return r->c->peer_port; }
-int64_t gl_http_body_received(const gl_http_req *r) { return r->body_received; }
-int gl_http_replied(const gl_http_req *r) { return r->resp != RESP_NONE; }
+struct evkeyvalq *gl_http_headers(gl_http_req *r)
+{
+	return &r->headers;
+}
+int64_t gl_http_content_length(const gl_http_req *r)
+{
+	return r->content_length;
+}
+int gl_http_has_body(const gl_http_req *r)
+{
+	return r->has_body;
+}
+int gl_http_is_chunked(const gl_http_req *r)
+{
+	return r->chunked;
+}
+const char *gl_http_peer(const gl_http_req *r)
+{
+	return r->c->peer_name;
+}
+int gl_http_peer_port(const gl_http_req *r)
+{
+	return r->c->peer_port;
+}
+int64_t gl_http_body_received(const gl_http_req *r)
+{
+	return r->body_received;
+}
+int gl_http_replied(const gl_http_req *r)
+{
+	return r->resp != RESP_NONE;
+}
 
 void gl_http_keep_headers(gl_http_req *r, const char *const *names)
 {
@@ -322,7 +374,10 @@ void gl_http_set_request_id(gl_http_req *r, const char *id)
 {
 	snprintf(r->request_id, sizeof r->request_id, "%s", id);
 }
-const char *gl_http_request_id(const gl_http_req *r) { return r->request_id; }
+const char *gl_http_request_id(const gl_http_req *r)
+{
+	return r->request_id;
+}
 
 void gl_http_on_close(gl_http_req *r, gl_http_done_fn fn, void *arg)
 {
@@ -362,7 +417,7 @@ static void idle_leave(struct conn *c)
 /* The counting key of a client address: IPv4 (also when IPv4-mapped), an
  * IPv6 /64, or one shared key for anything else. */
 static void peer_key(const struct sockaddr *sa, int *family,
-		    unsigned char addr[16])
+		     unsigned char addr[16])
 {
 	memset(addr, 0, 16);
 	*family = 0;
@@ -394,8 +449,8 @@ static struct peer *peer_get(gl_http_server *s, const struct sockaddr *sa)
 		h = (h ^ addr[i]) * 16777619u;
 	h %= PEER_BUCKETS;
 	LIST_FOREACH(p, &s->peers[h], link)
-		if (p->family == family && !memcmp(p->addr, addr, 16))
-			break;
+	if (p->family == family && !memcmp(p->addr, addr, 16))
+		break;
 	if (!p) {
 		p = calloc(1, sizeof *p);
 		if (!p)
@@ -424,7 +479,8 @@ static int evict_idle(gl_http_server *s, const struct peer *p)
 {
 	struct conn *c;
 
-	TAILQ_FOREACH(c, &s->idle, idle_link) {
+	TAILQ_FOREACH(c, &s->idle, idle_link)
+	{
 		if ((p && c->peer != p) || c->in_callback || c->want_free)
 			continue;
 		conn_free(c);
@@ -455,7 +511,8 @@ static void conn_free(struct conn *c)
 		if (r->resp != RESP_DONE && r->on_close)
 			r->on_close(r, r->close_arg);
 		if (r->resp == RESP_NONE)
-			r->status = 499; /* client went away; nginx's convention */
+			r->status =
+				499; /* client went away; nginx's convention */
 		if (r->method >= 0 || r->target.len)
 			access_log(r);
 		req_free(r);
@@ -477,7 +534,10 @@ static void conn_free(struct conn *c)
 
 /* Enter/leave bracket every top-level callback; the connection is freed on
  * the way out of the outermost one, never underneath a caller. */
-static void conn_enter(struct conn *c) { c->in_callback++; }
+static void conn_enter(struct conn *c)
+{
+	c->in_callback++;
+}
 static void conn_leave(struct conn *c)
 {
 	if (--c->in_callback == 0 && c->want_free)
@@ -542,7 +602,8 @@ static void conn_close_when_flushed(struct conn *c)
 
 static int body_allowed(int status)
 {
-	return !(status == 204 || status == 304 || (status >= 100 && status < 200));
+	return !(status == 204 || status == 304 ||
+		 (status >= 100 && status < 200));
 }
 
 /* Decide, before the head is written, whether this connection can carry
@@ -577,10 +638,11 @@ static void write_head(gl_http_req *r, int status, int64_t len, int chunked)
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
 			    gl_status_reason(status), date);
 	TAILQ_FOREACH(kv, &r->out_headers, next)
-		evbuffer_add_printf(out, "%s: %s\r\n", kv->key, kv->value);
+	evbuffer_add_printf(out, "%s: %s\r\n", kv->key, kv->value);
 	if (body_allowed(status)) {
 		if (chunked)
-			evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+			evbuffer_add_printf(out,
+					    "Transfer-Encoding: chunked\r\n");
 		else if (len >= 0)
 			evbuffer_add_printf(out, "Content-Length: %lld\r\n",
 					    (long long)len);
@@ -730,7 +792,8 @@ void gl_http_reply_end(gl_http_req *r)
 	if (r->resp != RESP_STREAMING)
 		return;
 	if (r->resp_chunked && r->method != HTTP_HEAD)
-		evbuffer_add(bufferevent_get_output(r->c->bev), "0\r\n\r\n", 5);
+		evbuffer_add(bufferevent_get_output(r->c->bev), "0\r\n\r\n",
+			     5);
 	bufferevent_setwatermark(r->c->bev, EV_WRITE, 0, 0);
 	reply_done(r);
 }
@@ -904,7 +967,8 @@ static int on_url(http_parser *p, const char *at, size_t len)
 		c->head_msg = "Request-URI too long";
 		return -1;
 	}
-	if (head_limit(c, len, 0) < 0 || gl_sb_try_addn(&r->target, at, len) < 0)
+	if (head_limit(c, len, 0) < 0 ||
+	    gl_sb_try_addn(&r->target, at, len) < 0)
 		return -1;
 	return 0;
 }
@@ -965,7 +1029,8 @@ static int header_done(struct conn *c)
 		return head_fail(c, 400, "Empty header field name");
 	for (size_t i = 0; i < r->hname.len; i++)
 		if (!tchar((unsigned char)r->hname.p[i]))
-			return head_fail(c, 400, "Invalid character in a header "
+			return head_fail(c, 400,
+					 "Invalid character in a header "
 					 "field name");
 	/* optional whitespace after the value is not part of it */
 	while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
@@ -973,11 +1038,13 @@ static int header_done(struct conn *c)
 	for (size_t i = 0; i < vlen; i++) {
 		unsigned char ch = (unsigned char)v[i];
 		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return head_fail(c, 400, "Invalid character in a header "
+			return head_fail(c, 400,
+					 "Invalid character in a header "
 					 "field value");
 	}
 	if (!gl_utf8_valid(v, vlen, 1))
-		return head_fail(c, 400, "A header field value is not valid "
+		return head_fail(c, 400,
+				 "A header field value is not valid "
 				 "UTF-8");
 	if (++r->nheaders > c->srv->lim.max_headers)
 		return head_fail(c, 431, "Too many header fields");
@@ -1069,14 +1136,16 @@ static int on_headers_complete(http_parser *p)
 	if (r->n_content_length > 1)
 		return head_fail(c, 400, "Duplicate Content-Length");
 	if (r->n_content_length && r->n_transfer_encoding)
-		return head_fail(c, 400, "Both Content-Length and "
+		return head_fail(c, 400,
+				 "Both Content-Length and "
 				 "Transfer-Encoding");
 	if (r->n_transfer_encoding > 1 || r->bad_te)
 		return head_fail(c, 400, "Unsupported Transfer-Encoding");
 	/* the parser's reading of the framing and ours must agree (it takes
 	 * some names that are not Transfer-Encoding for it) */
 	if ((r->n_transfer_encoding != 0) != (r->chunked != 0) ||
-	    (r->n_transfer_encoding != 0) != (p->uses_transfer_encoding != 0) ||
+	    (r->n_transfer_encoding != 0) !=
+		    (p->uses_transfer_encoding != 0) ||
 	    (r->n_content_length && r->cl_value != r->content_length))
 		return head_fail(c, 400, "Invalid message framing");
 	if (r->n_host > 1)
@@ -1093,7 +1162,8 @@ static int on_headers_complete(http_parser *p)
 	for (size_t i = 0; i < r->target.len; i++) {
 		unsigned char ch = (unsigned char)r->target.p[i];
 		if (ch <= 0x20 || ch >= 0x7f)
-			return head_fail(c, 400, "Invalid character in the "
+			return head_fail(c, 400,
+					 "Invalid character in the "
 					 "request target");
 	}
 	if (split_target(r) < 0)
@@ -1144,7 +1214,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 			c->stop_parse = 1;
 			c->unread = 1;
 			http_parser_pause(p, 1);
-		} else if (rc == GL_HTTP_BODY_PAUSE && !http_body_is_final(p)) {
+		} else if (rc == GL_HTTP_BODY_PAUSE &&
+			   !http_body_is_final(p)) {
 			/* never pause on the final piece: message_complete
 			 * would then wait for bytes that never come */
 			r->body_paused = 1;
@@ -1253,7 +1324,8 @@ static void parse_error(struct conn *c, enum http_errno e)
 		status = c->head_status;
 		msg = c->head_msg;
 	} else if (r && r->head_done && r->chunked &&
-		   (e == HPE_HEADER_OVERFLOW || e == HPE_INVALID_CONTENT_LENGTH ||
+		   (e == HPE_HEADER_OVERFLOW ||
+		    e == HPE_INVALID_CONTENT_LENGTH ||
 		    e == HPE_INVALID_CHUNK_SIZE)) {
 		/* the parser counts a chunk-size line (extensions included)
 		 * like a head, and its size like a Content-Length */
@@ -1316,8 +1388,7 @@ static void conn_finish_req(struct conn *c)
 static int req_complete(const struct conn *c)
 {
 	const gl_http_req *r = c->req;
-	return r && r->resp == RESP_DONE &&
-	       (r->msg_done || c->stop_parse) &&
+	return r && r->resp == RESP_DONE && (r->msg_done || c->stop_parse) &&
 	       evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 }
 
@@ -1349,7 +1420,8 @@ static void conn_parse(struct conn *c)
 			return;
 		if (c->scanned < v.iov_len) {
 			const char *bad = head_scan(c,
-						    (char *)v.iov_base + c->scanned,
+						    (char *)v.iov_base +
+							    c->scanned,
 						    v.iov_len - c->scanned);
 			c->scanned = v.iov_len;
 			if (bad) {
@@ -1392,7 +1464,8 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 		if (c->lingering) {
 			/* nothing */
 		} else if (c->closing) {
-			if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			if (evbuffer_get_length(
+				    bufferevent_get_output(c->bev)) == 0)
 				conn_start_linger(c);
 		} else {
 			conn_parse(c);
@@ -1572,7 +1645,8 @@ void gl_http_server_adopt(gl_http_server *s, struct bufferevent *bev,
 			  sizeof c->peer_name);
 		c->peer_port = ntohs(in->sin_port);
 	} else if (sa && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)
+			sa;
 		inet_ntop(AF_INET6, &in6->sin6_addr, c->peer_name,
 			  sizeof c->peer_name);
 		c->peer_port = ntohs(in6->sin6_port);
@@ -1667,15 +1741,16 @@ int gl_http_server_listen(gl_http_server *s, const char *host, int port,
 	snprintf(portstr, sizeof portstr, "%d", port);
 	rc = evutil_getaddrinfo(host, portstr, &hints, &res);
 	if (rc != 0 || !res)
-		return gl_fail(err, 500, NULL, "cannot resolve bind_host '%s': %s",
-			       host, evutil_gai_strerror(rc));
+		return gl_fail(err, 500, NULL,
+			       "cannot resolve bind_host '%s': %s", host,
+			       evutil_gai_strerror(rc));
 	s->lis = evconnlistener_new_bind(s->base, accept_cb, s, flags, 4096,
 					 res->ai_addr, (int)res->ai_addrlen);
 	evutil_freeaddrinfo(res);
 	if (!s->lis) {
 		int e = errno; /* the caller tells a busy port by it */
-		gl_fail(err, 500, NULL, "cannot listen on %s:%d: %s", host, port,
-			strerror(e));
+		gl_fail(err, 500, NULL, "cannot listen on %s:%d: %s", host,
+			port, strerror(e));
 		errno = e;
 		return -1;
 	}
@@ -1687,16 +1762,24 @@ int gl_http_server_listen(gl_http_server *s, const char *host, int port,
 		s->port = port;
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 			if (ss.ss_family == AF_INET)
-				s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+				s->port = ntohs(
+					((struct sockaddr_in *)&ss)->sin_port);
 			else if (ss.ss_family == AF_INET6)
-				s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+				s->port = ntohs(((struct sockaddr_in6 *)&ss)
+							->sin6_port);
 		}
 	}
 	return 0;
 }
 
-int gl_http_server_port(const gl_http_server *s) { return s->port; }
-int gl_http_server_nconns(const gl_http_server *s) { return s->nconns; }
+int gl_http_server_port(const gl_http_server *s)
+{
+	return s->port;
+}
+int gl_http_server_nconns(const gl_http_server *s)
+{
+	return s->nconns;
+}
 
 void gl_http_server_shutdown(gl_http_server *s, void (*done)(void *),
 			     void *arg)

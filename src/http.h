@@ -73,13 +73,13 @@ typedef struct gl_http_limits {
 	size_t max_header_size; /* the whole request head (65536) */
 	size_t max_url;         /* the request target (16384) */
 	int max_headers;        /* header fields in one head (100) */
-	int client_timeout;     /* s of silence allowed while reading/writing */
-	int header_timeout;     /* s allowed for one request head to arrive */
-	int first_byte_timeout; /* s from accept to the first byte (10) */
-	int keepalive;          /* 0: close after every response */
-	int max_conns;          /* over this, idle ones yield, else 503 */
+	int client_timeout; /* s of silence allowed while reading/writing */
+	int header_timeout; /* s allowed for one request head to arrive */
+	int first_byte_timeout;   /* s from accept to the first byte (10) */
+	int keepalive;            /* 0: close after every response */
+	int max_conns;            /* over this, idle ones yield, else 503 */
 	int max_conns_per_client; /* same, per client address; 0: no cap */
-	size_t max_discard;     /* body bytes skipped after an early reply */
+	size_t max_discard;       /* body bytes skipped after an early reply */
 } gl_http_limits;
 
 void gl_http_limits_default(gl_http_limits *lim);
@@ -87,8 +87,8 @@ void gl_http_limits_default(gl_http_limits *lim);
 typedef void (*gl_http_dispatch_fn)(gl_http_req *req, void *arg);
 /* Protocol errors (bad request line, oversized head, ...): format and send
  * the error reply; the connection closes after it. */
-typedef void (*gl_http_error_fn)(gl_http_req *req, int status,
-				 const char *msg, void *arg);
+typedef void (*gl_http_error_fn)(gl_http_req *req, int status, const char *msg,
+				 void *arg);
 
 gl_http_server *gl_http_server_new(struct event_base *base,
 				   const gl_http_limits *lim,
@@ -115,18 +115,18 @@ int gl_http_server_nconns(const gl_http_server *s);
 
 /* ---- the request --------------------------------------------------------- */
 
-const char *gl_http_method(const gl_http_req *r);   /* "GET" ... */
-int gl_http_method_id(const gl_http_req *r);         /* enum http_method */
+const char *gl_http_method(const gl_http_req *r); /* "GET" ... */
+int gl_http_method_id(const gl_http_req *r);      /* enum http_method */
 int gl_http_is_head(const gl_http_req *r);
-const char *gl_http_target(const gl_http_req *r);   /* raw request target */
-const char *gl_http_path(const gl_http_req *r);     /* raw path, no query */
-const char *gl_http_query(const gl_http_req *r);    /* raw query or NULL */
+const char *gl_http_target(const gl_http_req *r); /* raw request target */
+const char *gl_http_path(const gl_http_req *r);   /* raw path, no query */
+const char *gl_http_query(const gl_http_req *r);  /* raw query or NULL */
 const char *gl_http_header(const gl_http_req *r, const char *name);
 struct evkeyvalq *gl_http_headers(gl_http_req *r);
 int64_t gl_http_content_length(const gl_http_req *r); /* -1: none/chunked */
 int gl_http_has_body(const gl_http_req *r);
 int gl_http_is_chunked(const gl_http_req *r);
-const char *gl_http_peer(const gl_http_req *r);     /* client address */
+const char *gl_http_peer(const gl_http_req *r); /* client address */
 int gl_http_peer_port(const gl_http_req *r);
 
 /* The request id used in the access log line (copied). */
@@ -216,8 +216,8 @@ void gl_http_server_on_complete(gl_http_server *s, gl_http_complete_fn fn,
 				void *arg);
 /* What the handler learnt, for the access log (copied, bounded). */
 typedef struct gl_http_note {
-	int route;             /* the route template (metrics.h), 0 unknown */
-	int uploading;         /* counted as an upload in flight */
+	int route;     /* the route template (metrics.h), 0 unknown */
+	int uploading; /* counted as an upload in flight */
 	char user[64], project[64];
 } gl_http_note;
 gl_http_note *gl_http_note_of(gl_http_req *r);

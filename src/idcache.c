@@ -43,7 +43,8 @@ gl_ident *gl_ident_dup(const gl_ident *src)
 
 void gl_ident_add_role(gl_ident *id, const char *role)
 {
-	id->roles = gl_xrealloc(id->roles, sizeof *id->roles * (id->nroles + 1));
+	id->roles = gl_xrealloc(id->roles,
+				sizeof *id->roles * (id->nroles + 1));
 	id->roles[id->nroles++] = gl_xstrdup(role);
 }
 
@@ -84,10 +85,10 @@ void gl_token_tag(const unsigned char key[GL_TOKEN_KEY_LEN], char out[16])
 
 typedef struct entry {
 	unsigned char key[GL_TOKEN_KEY_LEN];
-	gl_ident *id;          /* NULL: a refusal */
+	gl_ident *id; /* NULL: a refusal */
 	char *why;
 	time_t until;
-	struct entry *chain;   /* same bucket */
+	struct entry *chain;       /* same bucket */
 	struct entry *prev, *next; /* recency: head is the newest */
 } entry;
 

@@ -28,10 +28,10 @@ typedef struct gl_ident {
 		*project_domain_name;
 	char **roles;
 	size_t nroles;
-	time_t expires;    /* the token's own end */
+	time_t expires; /* the token's own end */
 } gl_ident;
 
-gl_ident *gl_ident_new(void);             /* aborts when out of memory */
+gl_ident *gl_ident_new(void); /* aborts when out of memory */
 gl_ident *gl_ident_dup(const gl_ident *id);
 void gl_ident_add_role(gl_ident *id, const char *role);
 void gl_ident_free(gl_ident *id);
@@ -43,7 +43,7 @@ void gl_token_tag(const unsigned char key[GL_TOKEN_KEY_LEN], char out[16]);
 
 typedef struct gl_idcache gl_idcache;
 
-gl_idcache *gl_idcache_new(size_t max);  /* max 0: caches nothing */
+gl_idcache *gl_idcache_new(size_t max); /* max 0: caches nothing */
 void gl_idcache_free(gl_idcache *c);
 
 enum { GL_IDC_MISS = 0, GL_IDC_VALID = 1, GL_IDC_REFUSED = 2 };

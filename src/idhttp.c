@@ -60,7 +60,8 @@ static void done_cb(void *owner, CURLcode rc)
 	gl_idhttp_resp resp = { .rc = rc };
 
 	if (rc == CURLE_OK) {
-		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &resp.status);
+		curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE,
+				  &resp.status);
 	} else {
 		resp.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
 	}
@@ -148,8 +149,9 @@ gl_idhttp_req *gl_idhttp_start(gl_idhttp *h, const char *url,
 		r->hdrs = l;
 	}
 	if (body) {
-		struct curl_slist *l = curl_slist_append(
-			r->hdrs, "Content-Type: application/json");
+		struct curl_slist *l =
+			curl_slist_append(r->hdrs,
+					  "Content-Type: application/json");
 		if (!l)
 			goto fail;
 		r->hdrs = l;

@@ -27,16 +27,16 @@ typedef struct gl_idhttp_req gl_idhttp_req;
 
 typedef struct gl_idhttp_opts {
 	const char *cafile, *certfile, *keyfile; /* NULL or "": not set */
-	int insecure;        /* no certificate / host name checks */
+	int insecure;         /* no certificate / host name checks */
 	long connect_timeout; /* s; 0: curl's default */
 	long timeout;         /* s for the whole exchange */
 } gl_idhttp_opts;
 
 typedef struct gl_idhttp_resp {
-	CURLcode rc;          /* CURLE_OK: status and body are valid */
-	const char *error;    /* curl's message when rc != CURLE_OK */
+	CURLcode rc;       /* CURLE_OK: status and body are valid */
+	const char *error; /* curl's message when rc != CURLE_OK */
 	long status;
-	const char *body;     /* NUL-terminated; "" if none */
+	const char *body; /* NUL-terminated; "" if none */
 	size_t len;
 	const char *subject_token; /* X-Subject-Token, or NULL */
 } gl_idhttp_resp;

@@ -24,7 +24,8 @@ static int skip_string(const char *p, size_t n, size_t *i)
 	for (; k < n && p[k] != '"'; k++) {
 		if (p[k] != '\\')
 			continue;
-		if (k + 5 < n && p[k + 1] == 'u' && !memcmp(p + k + 2, "0000", 4))
+		if (k + 5 < n && p[k + 1] == 'u' &&
+		    !memcmp(p + k + 2, "0000", 4))
 			nul = 1;
 		k++; /* the escaped character */
 	}
@@ -35,8 +36,7 @@ static int skip_string(const char *p, size_t n, size_t *i)
 /* Counts values as they start: after '[', ',' in a list, ':' and at the
  * top; keys are not values. Exact for valid JSON; whatever it says about
  * invalid JSON, the parser refuses that next. */
-int gl_jlimits_scan(const char *p, size_t n, const gl_jlimits *l,
-		    gl_err *err)
+int gl_jlimits_scan(const char *p, size_t n, const gl_jlimits *l, gl_err *err)
 {
 	char open[GL_JSON_DEPTH_MAX];
 	int depth = 0, expect = 1;
@@ -50,7 +50,8 @@ int gl_jlimits_scan(const char *p, size_t n, const gl_jlimits *l,
 		if (expect && c != ']' && ++values > l->max_values)
 			return gl_fail(err, 400, "BadRequest",
 				       "The request body has more than %lld "
-				       "values", (long long)l->max_values);
+				       "values",
+				       (long long)l->max_values);
 		expect = 0;
 		switch (c) {
 		case '"':
@@ -62,7 +63,8 @@ int gl_jlimits_scan(const char *p, size_t n, const gl_jlimits *l,
 			break;
 		case '[':
 		case '{':
-			if (depth >= l->max_depth || depth >= GL_JSON_DEPTH_MAX)
+			if (depth >= l->max_depth ||
+			    depth >= GL_JSON_DEPTH_MAX)
 				return gl_fail(err, 400, "BadRequest",
 					       "The request body is nested "
 					       "deeper than %d levels",
@@ -111,7 +113,8 @@ static int check_tree(const json_t *v, int depth, const gl_jlimits *l,
 		if (has_nul(json_string_value(v), json_string_length(v)))
 			return gl_fail(err, 400, "BadRequest",
 				       "%s has a string with U+0000, which is "
-				       "not allowed", what);
+				       "not allowed",
+				       what);
 		return 0;
 	case JSON_ARRAY:
 	case JSON_OBJECT:
@@ -135,9 +138,10 @@ static int check_tree(const json_t *v, int depth, const gl_jlimits *l,
 			    json_object_iter_key_len(it)))
 			return gl_fail(err, 400, "BadRequest",
 				       "%s has a key with U+0000, which is not "
-				       "allowed", what);
-		if (check_tree(json_object_iter_value(it), depth + 1, l, values,
-			       what, err) < 0)
+				       "allowed",
+				       what);
+		if (check_tree(json_object_iter_value(it), depth + 1, l,
+			       values, what, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -156,8 +160,9 @@ int gl_jlimits_check(const json_t *v, const gl_jlimits *l, const char *what,
 /* The messages are the type runtime's, so a client sees the same answer
  * whichever side refuses. */
 #define FIELD_FAIL(t, f, err, fmt, ...)                                       \
-	gl_fail(err, 400, "BadRequest", "Type: %s. Field: %s. Exception: " fmt, \
-		(t)->name, (f)->name, __VA_ARGS__)
+	gl_fail(err, 400, "BadRequest",                                       \
+		"Type: %s. Field: %s. Exception: " fmt, (t)->name, (f)->name, \
+		__VA_ARGS__)
 
 static const char *plural_s(long long n)
 {
@@ -185,48 +190,58 @@ int gl_jlimits_field(const gl_type *t, const gl_field *f, const json_t *v,
 	switch (f->kind) {
 	case GK_STRING:
 		if ((c = too_long(v, f->max_length)))
-			return FIELD_FAIL(t, f, err, "String length must be at "
-					  "most %d (got %zu)", f->max_length, c);
+			return FIELD_FAIL(t, f, err,
+					  "String length must be at "
+					  "most %d (got %zu)",
+					  f->max_length, c);
 		return 0;
 	case GK_LIST:
 		if (!json_is_array(v))
 			return 0;
-		if (f->max_items >= 0 && json_array_size(v) > (size_t)f->max_items)
-			return FIELD_FAIL(t, f, err, "List must have at most %d "
-					  "item%s (got %zu)", f->max_items,
-					  plural_s(f->max_items),
+		if (f->max_items >= 0 &&
+		    json_array_size(v) > (size_t)f->max_items)
+			return FIELD_FAIL(t, f, err,
+					  "List must have at most %d "
+					  "item%s (got %zu)",
+					  f->max_items, plural_s(f->max_items),
 					  json_array_size(v));
 		if (f->elem != GK_STRING)
 			return 0;
 		json_array_foreach(v, i, x)
 			if ((c = too_long(x, f->elem_max_length)))
-				return FIELD_FAIL(t, f, err, "item %zu: String "
+				return FIELD_FAIL(t, f, err,
+						  "item %zu: String "
 						  "length must be at most %d "
-						  "(got %zu)", i,
-						  f->elem_max_length, c);
+						  "(got %zu)",
+						  i, f->elem_max_length, c);
 		return 0;
 	case GK_DICT:
 		if (!json_is_object(v))
 			return 0;
-		if (f->max_keys >= 0 && json_object_size(v) > (size_t)f->max_keys)
-			return FIELD_FAIL(t, f, err, "Dict must have at most %d "
-					  "key%s (got %zu)", f->max_keys,
-					  plural_s(f->max_keys),
+		if (f->max_keys >= 0 &&
+		    json_object_size(v) > (size_t)f->max_keys)
+			return FIELD_FAIL(t, f, err,
+					  "Dict must have at most %d "
+					  "key%s (got %zu)",
+					  f->max_keys, plural_s(f->max_keys),
 					  json_object_size(v));
 		json_object_foreach((json_t *)v, k, x) {
 			size_t kl = strlen(k);
-			if (f->max_key_length >= 0 && kl > (size_t)f->max_key_length &&
+			if (f->max_key_length >= 0 &&
+			    kl > (size_t)f->max_key_length &&
 			    gl_utf8_chars(k, kl) > (size_t)f->max_key_length)
-				return FIELD_FAIL(t, f, err, "Dict key '%.57s' is "
-						  "longer than %d character%s", k,
-						  f->max_key_length,
+				return FIELD_FAIL(t, f, err,
+						  "Dict key '%.57s' is "
+						  "longer than %d character%s",
+						  k, f->max_key_length,
 						  plural_s(f->max_key_length));
 			if (f->elem == GK_STRING &&
 			    (c = too_long(x, f->elem_max_length)))
-				return FIELD_FAIL(t, f, err, "key '%.57s': String "
+				return FIELD_FAIL(t, f, err,
+						  "key '%.57s': String "
 						  "length must be at most %d "
-						  "(got %zu)", k,
-						  f->elem_max_length, c);
+						  "(got %zu)",
+						  k, f->elem_max_length, c);
 		}
 		return 0;
 	default:

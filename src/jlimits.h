@@ -35,15 +35,14 @@
 #define GL_JSON_DEPTH_MAX 256
 
 typedef struct gl_jlimits {
-	int max_depth;        /* lists and dicts nested in one another */
-	int64_t max_values;   /* values in one document */
+	int max_depth;      /* lists and dicts nested in one another */
+	int64_t max_values; /* values in one document */
 } gl_jlimits;
 
 /* The limits of the configuration (max_json_depth, max_json_values). */
 void gl_jlimits_of(const gl_conf *c, gl_jlimits *l);
 
-int gl_jlimits_scan(const char *p, size_t n, const gl_jlimits *l,
-		    gl_err *err);
+int gl_jlimits_scan(const char *p, size_t n, const gl_jlimits *l, gl_err *err);
 /* what: how the message names the document ("The request body"). */
 int gl_jlimits_check(const json_t *v, const gl_jlimits *l, const char *what,
 		     gl_err *err);

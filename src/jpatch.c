@@ -14,8 +14,8 @@ const gl_jpatch_limits gl_jpatch_defaults = {
 
 static int is_op(const char *op)
 {
-	static const char *const ops[] = { "add", "remove", "replace", "move",
-					   "copy", "test", NULL };
+	static const char *const ops[] = { "add",  "remove", "replace", "move",
+					   "copy", "test",   NULL };
 	for (int i = 0; ops[i]; i++)
 		if (!strcmp(op, ops[i]))
 			return 1;
@@ -30,7 +30,8 @@ json_t *gl_jpointer_split(const char *ptr, gl_err *err)
 	if (*p != '/') {
 		gl_fail(err, 400, "BadRequest",
 			"Invalid JSON pointer '%.200s': it must start with "
-			"'/'", ptr);
+			"'/'",
+			ptr);
 		json_decref(toks);
 		return NULL;
 	}
@@ -54,7 +55,8 @@ json_t *gl_jpointer_split(const char *ptr, gl_err *err)
 					json_decref(toks);
 					gl_fail(err, 400, "BadRequest",
 						"Invalid escape in JSON pointer "
-						"'%.200s'", ptr);
+						"'%.200s'",
+						ptr);
 					return NULL;
 				}
 				i++;
@@ -92,13 +94,15 @@ int gl_jpatch_check(const json_t *patch, const gl_jpatch_limits *lim,
 	if (json_array_size(patch) > (size_t)lim->max_ops)
 		return gl_fail(err, 400, "BadRequest",
 			       "The patch has %zu operations; at most %d are "
-			       "allowed", json_array_size(patch), lim->max_ops);
+			       "allowed",
+			       json_array_size(patch), lim->max_ops);
 	json_array_foreach(patch, i, op) {
 		const char *name, *path;
 		if (!json_is_object(op))
 			return gl_fail(err, 400, "BadRequest",
 				       "Operation %zu of the patch is not an "
-				       "object", i);
+				       "object",
+				       i);
 		name = json_string_value(json_object_get(op, "op"));
 		if (!name || !is_op(name))
 			return gl_fail(err, 400, "BadRequest",
@@ -111,8 +115,8 @@ int gl_jpatch_check(const json_t *patch, const gl_jpatch_limits *lim,
 				       i);
 		if (path[0] != '/' || path[1] == '\0' || path[1] == '/')
 			return gl_fail(err, 400, "BadRequest",
-				       "Operation %zu: invalid path '%.200s'", i,
-				       path);
+				       "Operation %zu: invalid path '%.200s'",
+				       i, path);
 		if ((!strcmp(name, "add") || !strcmp(name, "replace") ||
 		     !strcmp(name, "test")) &&
 		    !json_object_get(op, "value"))
@@ -125,7 +129,8 @@ int gl_jpatch_check(const json_t *patch, const gl_jpatch_limits *lim,
 			if (!from || from[0] != '/' || from[1] == '\0')
 				return gl_fail(err, 400, "BadRequest",
 					       "Operation %zu (%s): invalid "
-					       "'from'", i, name);
+					       "'from'",
+					       i, name);
 		}
 	}
 	return 0;
@@ -202,7 +207,8 @@ static json_t *get_at(json_t *doc, const json_t *toks, const char *path,
 	if (json_is_object(par))
 		v = json_object_get(par, last_tok(toks));
 	else if (json_is_array(par) &&
-		 parse_index(last_tok(toks), json_array_size(par), 0, &idx) == 0)
+		 parse_index(last_tok(toks), json_array_size(par), 0, &idx) ==
+			 0)
 		v = json_array_get(par, idx);
 	if (!v)
 		gl_fail(err, 400, "BadRequest", "Path '%.200s' does not exist",
@@ -213,8 +219,8 @@ static json_t *get_at(json_t *doc, const json_t *toks, const char *path,
 /* mode: 'a'dd, 'r'eplace, 'd'elete (remove). value is taken (add,
  * replace); *removed receives what remove took out (new reference) when
  * removed is not NULL. */
-static int op_at(json_t *doc, const json_t *toks, const char *path,
-		 char mode, json_t *value, json_t **removed, gl_err *err)
+static int op_at(json_t *doc, const json_t *toks, const char *path, char mode,
+		 json_t *value, json_t **removed, gl_err *err)
 {
 	json_t *par = parent_of(doc, toks, path, err);
 	const char *last = last_tok(toks);
@@ -248,10 +254,12 @@ static int op_at(json_t *doc, const json_t *toks, const char *path,
 		}
 		if (mode == 'd') {
 			if (removed)
-				*removed = json_incref(json_array_get(par, idx));
+				*removed = json_incref(
+					json_array_get(par, idx));
 			json_array_remove(par, idx);
-		} else if ((mode == 'a' ? json_array_insert_new(par, idx, value)
-					: json_array_set_new(par, idx, value)) <
+		} else if ((mode == 'a'
+				    ? json_array_insert_new(par, idx, value)
+				    : json_array_set_new(par, idx, value)) <
 			   0) {
 			value = NULL;
 			gl_fail(err, 500, NULL, "out of memory");
@@ -309,8 +317,8 @@ static int measure(const json_t *v, int depth, budget *b)
 			b->bytes += (int64_t)strlen(k);
 			if (b->bytes > b->lim->max_bytes)
 				return OVER_BYTES;
-			if ((rc = measure(json_object_iter_value(it), depth + 1,
-					  b)) < 0)
+			if ((rc = measure(json_object_iter_value(it),
+					  depth + 1, b)) < 0)
 				return rc;
 		}
 		return 0;
@@ -327,17 +335,18 @@ static int charge(const json_t *v, size_t ntoks, budget *b, size_t op,
 	case OVER_VALUES:
 		return gl_fail(err, 400, "BadRequest",
 			       "Operation %zu: the patch would create more "
-			       "than %lld values", op,
-			       (long long)b->lim->max_values);
+			       "than %lld values",
+			       op, (long long)b->lim->max_values);
 	case OVER_BYTES:
 		return gl_fail(err, 400, "BadRequest",
 			       "Operation %zu: the patch would create more "
-			       "than %lld bytes of text", op,
-			       (long long)b->lim->max_bytes);
+			       "than %lld bytes of text",
+			       op, (long long)b->lim->max_bytes);
 	case OVER_DEPTH:
 		return gl_fail(err, 400, "BadRequest",
 			       "Operation %zu: the document would be nested "
-			       "deeper than %d levels", op, b->lim->max_depth);
+			       "deeper than %d levels",
+			       op, b->lim->max_depth);
 	}
 	return 0;
 }
@@ -357,8 +366,8 @@ static int apply_op(json_t *doc, const json_t *op, size_t i, budget *b,
 	if (!strcmp(name, "test")) {
 		json_t *cur = get_at(doc, toks, path, err);
 		if (cur && !json_equal(cur, value))
-			gl_fail(err, 400, "BadRequest", "Test of '%.200s' failed",
-				path);
+			gl_fail(err, 400, "BadRequest",
+				"Test of '%.200s' failed", path);
 		else if (cur)
 			rc = 0;
 		goto out;

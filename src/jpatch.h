@@ -20,10 +20,10 @@
 #include "err.h"
 
 typedef struct gl_jpatch_limits {
-	int max_ops;          /* operations in one patch */
-	int max_depth;        /* lists and dicts nested in the document */
-	int64_t max_values;   /* values the operations may create in all */
-	int64_t max_bytes;    /* bytes of strings and keys they may create */
+	int max_ops;        /* operations in one patch */
+	int max_depth;      /* lists and dicts nested in the document */
+	int64_t max_values; /* values the operations may create in all */
+	int64_t max_bytes;  /* bytes of strings and keys they may create */
 	/* Called after each operation that changed doc, with the first
 	 * token of its path ("" for none); -1 + err stops the patch. */
 	int (*check)(void *ctx, json_t *doc, const char *field, gl_err *err);

@@ -13,7 +13,8 @@ static inline int special8(uint64_t w)
 	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
 
 	return ((((w - ones * 0x20) & ~w) | ((q - ones) & ~q) |
-		((bs - ones) & ~bs)) & high) != 0;
+		 ((bs - ones) & ~bs)) &
+		high) != 0;
 }
 
 void gl_jtext_str(gl_sb *b, const char *s, size_t n)
@@ -47,13 +48,27 @@ void gl_jtext_str(gl_sb *b, const char *s, size_t n)
 			gl_jtext_raw(b, (const char *)run, (size_t)(p - run));
 		run = p + 1;
 		switch (*p) {
-		case '"': e = "\\\""; break;
-		case '\\': e = "\\\\"; break;
-		case '\b': e = "\\b"; break;
-		case '\f': e = "\\f"; break;
-		case '\n': e = "\\n"; break;
-		case '\r': e = "\\r"; break;
-		case '\t': e = "\\t"; break;
+		case '"':
+			e = "\\\"";
+			break;
+		case '\\':
+			e = "\\\\";
+			break;
+		case '\b':
+			e = "\\b";
+			break;
+		case '\f':
+			e = "\\f";
+			break;
+		case '\n':
+			e = "\\n";
+			break;
+		case '\r':
+			e = "\\r";
+			break;
+		case '\t':
+			e = "\\t";
+			break;
 		default:
 			memcpy(esc, "\\u00", 4);
 			esc[4] = hex[*p >> 4];
@@ -156,7 +171,8 @@ void gl_jtext_value(gl_sb *b, const json_t *j)
 		break;
 	case JSON_OBJECT:
 		gl_jtext_raw(b, "{", 1);
-		json_object_keylen_foreach((json_t *)j, k, kl, v) {
+		json_object_keylen_foreach((json_t *)j, k, kl, v)
+		{
 			gl_jtext_key(b, k, kl, first);
 			first = 0;
 			gl_jtext_value(b, v);

@@ -19,7 +19,7 @@ typedef struct alg_info {
 	enum gl_jwt_kty kty;
 	const char *md;
 	int pss;
-	const char *crv;  /* EC: the JWK curve name */
+	const char *crv; /* EC: the JWK curve name */
 } alg_info;
 
 static const alg_info algs[] = {
@@ -35,10 +35,10 @@ static const alg_info algs[] = {
 };
 
 typedef struct curve_info {
-	const char *crv;    /* JWK name */
-	const char *group;  /* OpenSSL group name */
+	const char *crv;   /* JWK name */
+	const char *group; /* OpenSSL group name */
 	int bits;
-	size_t coord;       /* bytes per coordinate */
+	size_t coord; /* bytes per coordinate */
 } curve_info;
 
 static const curve_info curves[] = {
@@ -367,8 +367,10 @@ int gl_jwt_verify(const gl_jwt *t, const gl_jwks *set, char *why,
 	} else {
 		k = only_key(set, a, &several);
 		if (!k) {
-			why_set(why, whylen, several ? "token names no key and "
-				"the key set has several" : "no key for %s",
+			why_set(why, whylen,
+				several ? "token names no key and "
+					  "the key set has several"
+					: "no key for %s",
 				t->alg);
 			return several ? GL_JWT_BAD : GL_JWT_NO_KEY;
 		}
@@ -385,8 +387,10 @@ int gl_jwt_verify(const gl_jwt *t, const gl_jwks *set, char *why,
 	}
 	if (c) {
 		if (k->bits != c->bits) {
-			why_set(why, whylen, "%s needs %s, the key is on a "
-				"%d-bit curve", t->alg, c->crv, k->bits);
+			why_set(why, whylen,
+				"%s needs %s, the key is on a "
+				"%d-bit curve",
+				t->alg, c->crv, k->bits);
 			return GL_JWT_BAD;
 		}
 		/* JWS carries r||s, OpenSSL verifies DER */
@@ -415,8 +419,7 @@ int gl_jwt_verify(const gl_jwt *t, const gl_jwks *set, char *why,
 		why_set(why, whylen, "cannot set up PSS");
 		goto out;
 	}
-	if (EVP_DigestVerify(md, sig, sig_len,
-			     (const unsigned char *)t->input,
+	if (EVP_DigestVerify(md, sig, sig_len, (const unsigned char *)t->input,
 			     t->input_len) != 1) {
 		why_set(why, whylen, "bad signature");
 		goto out;
@@ -435,7 +438,8 @@ static int time_claim(const gl_jwt *t, const char *name, int required,
 	json_t *j = json_object_get(t->claims, name);
 
 	if (!j)
-		return required ? why_set(why, whylen, "no %s claim", name) : 1;
+		return required ? why_set(why, whylen, "no %s claim", name)
+				: 1;
 	if (!json_is_number(j))
 		return why_set(why, whylen, "%s is not a number", name);
 	*v = json_number_value(j);
@@ -576,8 +580,8 @@ static int parse_jwk(json_t *jwk, gl_jwk *k)
 	if (use && (!json_is_string(use) ||
 		    strcmp(json_string_value(use), "sig") != 0))
 		return -1; /* encryption keys (Keycloak publishes one) */
-	if (alg && !(json_is_string(alg) &&
-		     (a = find_alg(json_string_value(alg)))))
+	if (alg &&
+	    !(json_is_string(alg) && (a = find_alg(json_string_value(alg)))))
 		return -1;
 	if (kid && !json_is_string(kid))
 		return -1;
@@ -588,7 +592,8 @@ static int parse_jwk(json_t *jwk, gl_jwk *k)
 		k->pkey = rsa_key(jwk);
 	} else if (!strcmp(kty, "EC")) {
 		c = find_curve(json_string_value(json_object_get(jwk, "crv")));
-		if (!c || (a && (a->kty != GL_KTY_EC || strcmp(a->crv, c->crv))))
+		if (!c ||
+		    (a && (a->kty != GL_KTY_EC || strcmp(a->crv, c->crv))))
 			return -1;
 		k->kty = GL_KTY_EC;
 		k->pkey = ec_key(jwk, c);
@@ -610,8 +615,7 @@ static int parse_jwk(json_t *jwk, gl_jwk *k)
 	return 0;
 }
 
-gl_jwks *gl_jwks_parse(const char *json, size_t len, char *why,
-		       size_t whylen)
+gl_jwks *gl_jwks_parse(const char *json, size_t len, char *why, size_t whylen)
 {
 	json_error_t je;
 	json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
@@ -631,8 +635,9 @@ gl_jwks *gl_jwks_parse(const char *json, size_t len, char *why,
 	n = json_array_size(keys);
 	set = calloc(1, sizeof *set);
 	if (set)
-		set->keys = calloc(n && n < GL_JWKS_MAX_KEYS ? n
-							   : GL_JWKS_MAX_KEYS,
+		set->keys = calloc(n && n < GL_JWKS_MAX_KEYS
+					   ? n
+					   : GL_JWKS_MAX_KEYS,
 				   sizeof *set->keys);
 	if (!set || !set->keys) {
 		free(set);
@@ -642,7 +647,8 @@ gl_jwks *gl_jwks_parse(const char *json, size_t len, char *why,
 	}
 	for (i = 0; i < n; i++) {
 		if (set->n >= GL_JWKS_MAX_KEYS ||
-		    parse_jwk(json_array_get(keys, i), &set->keys[set->n]) < 0) {
+		    parse_jwk(json_array_get(keys, i), &set->keys[set->n]) <
+			    0) {
 			set->skipped++;
 			continue;
 		}

@@ -28,33 +28,33 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#define GL_JWT_MAX_LEN 16384     /* a whole token */
-#define GL_JWT_MAX_HEADER 2048   /* its encoded header */
+#define GL_JWT_MAX_LEN 16384   /* a whole token */
+#define GL_JWT_MAX_HEADER 2048 /* its encoded header */
 #define GL_JWKS_MAX_KEYS 64
 
 enum gl_jwt_kty { GL_KTY_RSA = 1, GL_KTY_EC };
 
 typedef struct gl_jwk {
-	char *kid;        /* may be NULL */
-	char *alg;        /* the key's own "alg", may be NULL */
+	char *kid; /* may be NULL */
+	char *alg; /* the key's own "alg", may be NULL */
 	enum gl_jwt_kty kty;
-	int bits;         /* RSA modulus or EC field size */
+	int bits; /* RSA modulus or EC field size */
 	EVP_PKEY *pkey;
 } gl_jwk;
 
 typedef struct gl_jwks {
 	gl_jwk *keys;
 	int n;
-	int skipped;      /* members that were not usable signing keys */
+	int skipped; /* members that were not usable signing keys */
 } gl_jwks;
 
 typedef struct gl_jwt {
-	json_t *header;   /* the decoded JOSE header */
-	json_t *claims;   /* the decoded payload */
-	const char *alg;  /* borrowed from header */
-	const char *kid;  /* borrowed from header, may be NULL */
-	const char *input;  /* the signing input "header.payload" (borrowed */
-	size_t input_len;   /* from the token passed to gl_jwt_parse) */
+	json_t *header;    /* the decoded JOSE header */
+	json_t *claims;    /* the decoded payload */
+	const char *alg;   /* borrowed from header */
+	const char *kid;   /* borrowed from header, may be NULL */
+	const char *input; /* the signing input "header.payload" (borrowed */
+	size_t input_len;  /* from the token passed to gl_jwt_parse) */
 	unsigned char *sig;
 	size_t sig_len;
 } gl_jwt;
@@ -62,7 +62,7 @@ typedef struct gl_jwt {
 /* What the caller requires of the claims. */
 typedef struct gl_jwt_rules {
 	time_t now;
-	long leeway;      /* seconds of clock skew tolerated */
+	long leeway; /* seconds of clock skew tolerated */
 } gl_jwt_rules;
 
 /* Result of gl_jwt_verify. */
@@ -106,8 +106,7 @@ int gl_jwt_check_times(const gl_jwt *t, const gl_jwt_rules *r, char *why,
  * signatures (other kty, "use": "enc", bad or weak numbers, points off the
  * curve) are skipped and counted. NULL with why if the document itself is
  * malformed. */
-gl_jwks *gl_jwks_parse(const char *json, size_t len, char *why,
-		       size_t whylen);
+gl_jwks *gl_jwks_parse(const char *json, size_t len, char *why, size_t whylen);
 void gl_jwks_free(gl_jwks *set);
 const gl_jwk *gl_jwks_find(const gl_jwks *set, const char *kid);
 

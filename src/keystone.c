@@ -17,10 +17,11 @@
 
 #include <jansson.h>
 
-#define KS_MAX_BODY (1u << 20)   /* a token without catalog is ~1 KiB */
+#define KS_MAX_BODY (1u << 20)       /* a token without catalog is ~1 KiB */
 #define KS_LOGIN_MAX_BODY (8u << 20) /* glared's own, with the catalog */
-#define KS_TIMEOUT 30            /* s for one exchange */
-#define KS_MIN_LEFT 10           /* s: glared's token is not used closer
+#define KS_TIMEOUT 30                /* s for one exchange */
+#define KS_MIN_LEFT                                                           \
+	10 /* s: glared's token is not used closer
 				  * than this (or an eighth of its life)
 				  * to its end */
 
@@ -31,18 +32,18 @@ struct gl_ks_check {
 	gl_ks_fn cb;
 	void *arg;
 	gl_idhttp_req *req;
-	int attempts;       /* connection-level tries of the current call */
-	int reauthed;       /* Keystone said 401 once: glared logged in anew */
-	unsigned sent_gen;  /* the service token the request carried */
-	int waiting;        /* on k->waiting, for a login */
-	gl_ks_check *prev, *next;   /* k->all */
-	gl_ks_check *wnext;         /* k->waiting */
+	int attempts;      /* connection-level tries of the current call */
+	int reauthed;      /* Keystone said 401 once: glared logged in anew */
+	unsigned sent_gen; /* the service token the request carried */
+	int waiting;       /* on k->waiting, for a login */
+	gl_ks_check *prev, *next; /* k->all */
+	gl_ks_check *wnext;       /* k->waiting */
 };
 
 struct gl_keystone {
 	gl_idhttp *http;
-	char *auth_v3;          /* auth_url's v3 root: logins */
-	char *check_v3;         /* where checks go (catalog or auth_v3) */
+	char *auth_v3;  /* auth_url's v3 root: logins */
+	char *check_v3; /* where checks go (catalog or auth_v3) */
 	char *login_body;
 	char *interface, *region;
 	int max_retries;
@@ -51,9 +52,9 @@ struct gl_keystone {
 	 * the two clocks cannot make it look expired or everlasting */
 	char *svc_token;
 	time_t svc_issued, svc_expires;
-	unsigned svc_gen;       /* counts logins */
+	unsigned svc_gen; /* counts logins */
 	gl_idhttp_req *login;
-	time_t login_sent;      /* the token is no older than this */
+	time_t login_sent; /* the token is no older than this */
 	int login_attempts;
 	gl_ks_check *all;
 	gl_ks_check *waiting, **waiting_tail;
@@ -122,7 +123,8 @@ static void check_free(gl_ks_check *c)
 
 /* Report and forget the check. */
 static void check_end(gl_ks_check *c, gl_ident *id, int status,
-		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+		      const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 static void check_end(gl_ks_check *c, gl_ident *id, int status,
 		      const char *fmt, ...)
 {
@@ -186,7 +188,8 @@ static gl_ident *ident_from(const char *body, size_t len, char *why,
 	gl_ident *id = NULL;
 	size_t i;
 
-	if (!json_is_object(tok) || !json_is_object(user) || !jstr(user, "id")) {
+	if (!json_is_object(tok) || !json_is_object(user) ||
+	    !jstr(user, "id")) {
 		snprintf(why, whylen, "Keystone's answer has no token/user");
 		goto out;
 	}
@@ -206,8 +209,8 @@ static gl_ident *ident_from(const char *body, size_t len, char *why,
 		id->project_name = jdup(proj, "name");
 		id->project_domain_id = jdup(json_object_get(proj, "domain"),
 					     "id");
-		id->project_domain_name =
-			jdup(json_object_get(proj, "domain"), "name");
+		id->project_domain_name = jdup(json_object_get(proj, "domain"),
+					       "name");
 	}
 	json_array_foreach(roles, i, r) {
 		const char *name = jstr(r, "name");
@@ -269,7 +272,8 @@ static void check_done(void *arg, const gl_idhttp_resp *r)
 		check_end(c, id, 0, NULL);
 		return;
 	case 404:
-		check_end(c, NULL, 401, "Keystone does not know it (bad, "
+		check_end(c, NULL, 401,
+			  "Keystone does not know it (bad, "
 			  "expired or revoked)");
 		return;
 	case 401:
@@ -284,18 +288,21 @@ static void check_done(void *arg, const gl_idhttp_resp *r)
 				k->svc_token = NULL;
 			}
 			if (svc_usable(k, time(NULL)))
-				send_check(c); /* a newer login came meanwhile */
+				send_check(
+					c); /* a newer login came meanwhile */
 			else
 				wait_for_login(c);
 			return;
 		}
-		check_end(c, NULL, 503, "Keystone refused glared's service "
+		check_end(c, NULL, 503,
+			  "Keystone refused glared's service "
 			  "token twice");
 		return;
 	case 403:
 		gl_error("keystone: glared's user may not check tokens (give "
 			 "it the service or admin role)");
-		check_end(c, NULL, 503, "Keystone forbids glared to check "
+		check_end(c, NULL, 503,
+			  "Keystone forbids glared to check "
 			  "tokens");
 		return;
 	case 400:
@@ -438,14 +445,15 @@ static void login_done(void *arg, const gl_idhttp_resp *r)
 	}
 	k->login_attempts = 0;
 	if (r->rc != CURLE_OK) {
-		snprintf(msg, sizeof msg, "Keystone unreachable: %s", r->error);
+		snprintf(msg, sizeof msg, "Keystone unreachable: %s",
+			 r->error);
 		gl_warn("keystone: glared cannot log in: %s", msg);
 		release_waiting(k, msg);
 		return;
 	}
 	if (r->status != 201 || !r->subject_token) {
-		snprintf(msg, sizeof msg, "glared's Keystone login answered %ld",
-			 r->status);
+		snprintf(msg, sizeof msg,
+			 "glared's Keystone login answered %ld", r->status);
 		if (r->status == 401)
 			gl_error("keystone: glared's credentials ([keystone_"
 				 "authtoken] username/password/project) are "
@@ -459,7 +467,8 @@ static void login_done(void *arg, const gl_idhttp_resp *r)
 	tok = json_object_get(root, "token");
 	if (parse_time(jstr(tok, "expires_at"), &expires) < 0) {
 		json_decref(root);
-		release_waiting(k, "glared's Keystone login has no expires_at");
+		release_waiting(k,
+				"glared's Keystone login has no expires_at");
 		return;
 	}
 	if (parse_time(jstr(tok, "issued_at"), &issued) < 0)
@@ -467,7 +476,8 @@ static void login_done(void *arg, const gl_idhttp_resp *r)
 	url = catalog_identity(k, json_object_get(tok, "catalog"));
 	if (url && (!k->check_v3 || strcmp(url, k->check_v3) != 0))
 		gl_info("keystone: checking tokens at %s (%s endpoint of the "
-			"catalog)", url, k->interface);
+			"catalog)",
+			url, k->interface);
 	if (url) {
 		free(k->check_v3);
 		k->check_v3 = url;
@@ -480,8 +490,10 @@ static void login_done(void *arg, const gl_idhttp_resp *r)
 	k->svc_gen++;
 	gl_info("keystone: glared logged in, service token valid for %lld s",
 		(long long)(expires - issued));
-	release_waiting(k, svc_usable(k, time(NULL))
-			   ? NULL : "glared's Keystone token is too short-lived");
+	release_waiting(k,
+			svc_usable(k, time(NULL))
+				? NULL
+				: "glared's Keystone token is too short-lived");
 }
 
 static void start_login(gl_keystone *k)
@@ -533,18 +545,23 @@ gl_keystone *gl_keystone_new(const gl_conf *conf, struct event_base *base,
 	if (!nonempty(conf->ks_auth_url) ||
 	    (strncmp(conf->ks_auth_url, "http://", 7) &&
 	     strncmp(conf->ks_auth_url, "https://", 8))) {
-		gl_fail(err, 500, NULL, "[keystone_authtoken] auth_url must "
+		gl_fail(err, 500, NULL,
+			"[keystone_authtoken] auth_url must "
 			"be Keystone's http:// or https:// URL");
 		return NULL;
 	}
-	if (nonempty(at) && strcmp(at, "password") && strcmp(at, "v3password")) {
-		gl_fail(err, 500, NULL, "[keystone_authtoken] auth_type '%s' "
-			"is not supported (password)", at);
+	if (nonempty(at) && strcmp(at, "password") &&
+	    strcmp(at, "v3password")) {
+		gl_fail(err, 500, NULL,
+			"[keystone_authtoken] auth_type '%s' "
+			"is not supported (password)",
+			at);
 		return NULL;
 	}
 	if (!nonempty(conf->ks_username) || !conf->ks_password ||
 	    !nonempty(conf->ks_project_name)) {
-		gl_fail(err, 500, NULL, "[keystone_authtoken] username, "
+		gl_fail(err, 500, NULL,
+			"[keystone_authtoken] username, "
 			"password and project_name are required");
 		return NULL;
 	}
@@ -554,19 +571,22 @@ gl_keystone *gl_keystone_new(const gl_conf *conf, struct event_base *base,
 	k->auth_v3 = gl_keystone_v3_url(conf->ks_auth_url);
 	k->check_v3 = gl_keystone_v3_url(conf->ks_auth_url);
 	k->interface = gl_xstrdup(nonempty(conf->ks_interface)
-				  ? conf->ks_interface : "internal");
+					  ? conf->ks_interface
+					  : "internal");
 	k->region = nonempty(conf->ks_region_name)
-		    ? gl_xstrdup(conf->ks_region_name) : NULL;
+			    ? gl_xstrdup(conf->ks_region_name)
+			    : NULL;
 	k->max_retries = conf->ks_http_request_max_retries;
-	body = json_pack(
-		"{s:{s:{s:[s], s:{s:{s:s, s:s, s:o}}}, s:{s:{s:s, s:o}}}}",
-		"auth", "identity", "methods", "password", "password", "user",
-		"name", conf->ks_username, "password", conf->ks_password,
-		"domain", domain(conf->ks_user_domain_name,
-				 conf->ks_user_domain_id),
-		"scope", "project", "name", conf->ks_project_name, "domain",
-		domain(conf->ks_project_domain_name,
-		       conf->ks_project_domain_id));
+	body = json_pack("{s:{s:{s:[s], s:{s:{s:s, s:s, s:o}}}, s:{s:{s:s, s:o}}}}",
+			 "auth", "identity", "methods", "password", "password",
+			 "user", "name", conf->ks_username, "password",
+			 conf->ks_password, "domain",
+			 domain(conf->ks_user_domain_name,
+				conf->ks_user_domain_id),
+			 "scope", "project", "name", conf->ks_project_name,
+			 "domain",
+			 domain(conf->ks_project_domain_name,
+				conf->ks_project_domain_id));
 	k->login_body = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!k->http || !k->auth_v3 || !k->check_v3 || !k->login_body) {

@@ -38,7 +38,8 @@ static void push(lua_State *L, const gl_ljson *lj, const json_t *j, int depth)
 		lua_pushnumber(L, json_real_value(j));
 		break;
 	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(j), json_string_length(j));
+		lua_pushlstring(L, json_string_value(j),
+				json_string_length(j));
 		break;
 	case JSON_ARRAY:
 		lua_createtable(L, (int)json_array_size(j), 0);
@@ -174,13 +175,13 @@ static int spend(conv *cv, size_t bytes)
 {
 	if (++cv->nodes > GL_LJSON_MAX_NODES) {
 		gl_fail(cv->err, 500, NULL, "value has more than %d nodes",
-			 GL_LJSON_MAX_NODES);
+			GL_LJSON_MAX_NODES);
 		return -1;
 	}
 	cv->bytes += bytes;
 	if (cv->bytes > GL_LJSON_MAX_BYTES) {
 		gl_fail(cv->err, 500, NULL, "value is larger than %d bytes",
-			 GL_LJSON_MAX_BYTES);
+			GL_LJSON_MAX_BYTES);
 		return -1;
 	}
 	return 0;
@@ -218,7 +219,8 @@ static int open_table(lua_State *L, conv *cv, int idx, int depth)
 	for (int d = 0; d < depth; d++)
 		if (cv->path[d] == self) {
 			lua_pop(L, 1);
-			gl_fail(cv->err, 500, NULL, "value contains itself (a "
+			gl_fail(cv->err, 500, NULL,
+				"value contains itself (a "
 				"cycle)");
 			return 0;
 		}
@@ -236,8 +238,9 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH) {
-		gl_fail(cv->err, 500, NULL, "value nested deeper than %d levels",
-			 GL_LJSON_MAX_DEPTH);
+		gl_fail(cv->err, 500, NULL,
+			"value nested deeper than %d levels",
+			GL_LJSON_MAX_DEPTH);
 		return NULL;
 	}
 	if (!lua_checkstack(L, 6)) {
@@ -248,14 +251,16 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 	case LUA_TNIL:
 		return spend(cv, 4) < 0 ? NULL : json_null();
 	case LUA_TBOOLEAN:
-		return spend(cv, 5) < 0 ? NULL : json_boolean(lua_toboolean(L, idx));
+		return spend(cv, 5) < 0 ? NULL
+					: json_boolean(lua_toboolean(L, idx));
 	case LUA_TNUMBER:
 		if (spend(cv, 24) < 0)
 			return NULL;
 		if (lua_isinteger(L, idx))
 			return json_integer((json_int_t)lua_tointeger(L, idx));
 		if (!isfinite(lua_tonumber(L, idx))) {
-			gl_fail(cv->err, 500, NULL, "NaN or infinity has no JSON form");
+			gl_fail(cv->err, 500, NULL,
+				"NaN or infinity has no JSON form");
 			return NULL;
 		}
 		return json_real(lua_tonumber(L, idx));
@@ -267,7 +272,8 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 			return NULL;
 		out = json_stringn(s, n);
 		if (!out)
-			gl_fail(cv->err, 500, NULL, "string is not valid UTF-8");
+			gl_fail(cv->err, 500, NULL,
+				"string is not valid UTF-8");
 		return out;
 	}
 	case LUA_TTABLE:
@@ -280,7 +286,7 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 		/* fall through */
 	default:
 		gl_fail(cv->err, 500, NULL, "a %s has no JSON form",
-			 luaL_typename(L, idx));
+			luaL_typename(L, idx));
 		return NULL;
 	}
 	arr = open_table(L, cv, idx, depth);
@@ -309,7 +315,8 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 		json_t *v;
 		size_t kl;
 		if (lua_type(L, -2) != LUA_TSTRING) {
-			gl_fail(cv->err, 500, NULL, "table keys must be strings");
+			gl_fail(cv->err, 500, NULL,
+				"table keys must be strings");
 			lua_pop(L, 2);
 			json_decref(out);
 			out = NULL;
@@ -317,9 +324,11 @@ static json_t *to(lua_State *L, conv *cv, int idx, int depth)
 		}
 		lua_tolstring(L, -2, &kl);
 		v = spend(cv, kl + 2) < 0 ? NULL : to(L, cv, -1, depth + 1);
-		if (!v || json_object_set_new(out, lua_tostring(L, -2), v) < 0) {
+		if (!v ||
+		    json_object_set_new(out, lua_tostring(L, -2), v) < 0) {
 			if (v)
-				gl_fail(cv->err, 500, NULL, "key is not valid UTF-8");
+				gl_fail(cv->err, 500, NULL,
+					"key is not valid UTF-8");
 			lua_pop(L, 2);
 			json_decref(out);
 			out = NULL;
@@ -367,8 +376,10 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 
 	idx = lua_absindex(L, idx);
 	if (depth > GL_LJSON_MAX_DEPTH)
-		return gl_fail(cv->err, 500, NULL, "value nested deeper than "
-			       "%d levels", GL_LJSON_MAX_DEPTH);
+		return gl_fail(cv->err, 500, NULL,
+			       "value nested deeper than "
+			       "%d levels",
+			       GL_LJSON_MAX_DEPTH);
 	if (!lua_checkstack(L, 6))
 		return gl_fail(cv->err, 500, NULL, "Lua stack exhausted");
 	switch (lua_type(L, idx)) {
@@ -393,7 +404,8 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 			return 0;
 		}
 		if (!isfinite(lua_tonumber(L, idx)))
-			return gl_fail(cv->err, 500, NULL, "NaN or infinity has "
+			return gl_fail(cv->err, 500, NULL,
+				       "NaN or infinity has "
 				       "no JSON form");
 		gl_jtext_real(b, lua_tonumber(L, idx));
 		return 0;
@@ -403,7 +415,8 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		if (spend(cv, n + 2) < 0)
 			return -1;
 		if (!utf8_ok(s, n))
-			return gl_fail(cv->err, 500, NULL, "string is not valid "
+			return gl_fail(cv->err, 500, NULL,
+				       "string is not valid "
 				       "UTF-8");
 		gl_jtext_str(b, s, n);
 		return 0;
@@ -450,7 +463,8 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		int bad;
 		if (lua_type(L, -2) != LUA_TSTRING) {
 			lua_pop(L, 3);
-			return gl_fail(cv->err, 500, NULL, "table keys must be "
+			return gl_fail(cv->err, 500, NULL,
+				       "table keys must be "
 				       "strings");
 		}
 		k = lua_tolstring(L, -2, &kl);
@@ -467,7 +481,8 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 		gl_jtext_key(b, k, kl, first);
 		rc = write_val(L, cv, -1, depth + 1, b);
 		if (rc == 0 && bad)
-			rc = gl_fail(cv->err, 500, NULL, "key is not valid UTF-8");
+			rc = gl_fail(cv->err, 500, NULL,
+				     "key is not valid UTF-8");
 		if (rc) {
 			lua_pop(L, 3);
 			return rc;
@@ -479,8 +494,8 @@ static int write_val(lua_State *L, conv *cv, int idx, int depth, gl_sb *b)
 	return 0;
 }
 
-int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx,
-		   struct gl_sb *b, gl_err *err)
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx, struct gl_sb *b,
+		   gl_err *err)
 {
 	conv cv = { .lj = lj, .err = err };
 	size_t start = b->len;

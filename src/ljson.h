@@ -63,8 +63,8 @@ json_t *gl_ljson_to(lua_State *L, const gl_ljson *lj, int idx, gl_err *err);
  * json_dumps (the API's flags, jtext.h) of what gl_ljson_to gives, or -1
  * + the same err (b as it was). Never raises. */
 struct gl_sb;
-int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx,
-		   struct gl_sb *b, gl_err *err);
+int gl_ljson_write(lua_State *L, const gl_ljson *lj, int idx, struct gl_sb *b,
+		   gl_err *err);
 
 /* 1 if j is nested at most GL_LJSON_MAX_DEPTH levels (what push takes). */
 int gl_ljson_depth_ok(const json_t *j);

@@ -34,10 +34,10 @@ typedef struct gl_location_job {
 	gl_target tg;
 	char *id, *field, *key, *url;
 	char md5[33], sha1[41], sha256[65]; /* supplied, "" if none */
-	int internal;            /* import into our store, as an upload */
-	gl_upload *u;            /* internal: the upload the bytes feed */
-	gl_upload *finishing;    /* internal: the upload being finished */
-	gl_err werr;             /* internal: why the upload refused bytes */
+	int internal;         /* import into our store, as an upload */
+	gl_upload *u;         /* internal: the upload the bytes feed */
+	gl_upload *finishing; /* internal: the upload being finished */
+	gl_err werr;          /* internal: why the upload refused bytes */
 	json_t *prev;
 	gl_fetch_job *fj;
 	gl_upload_done_fn done;
@@ -91,7 +91,8 @@ static void job_restore(gl_location_job *j)
 	if (j->internal)
 		return; /* the upload restores its own record */
 	if (gl_meta_begin(e->meta, &err) == 0) {
-		if (gl_blob_restore_prev(e, j->id, j->field, j->key, j->prev, &err) == 0 &&
+		if (gl_blob_restore_prev(e, j->id, j->field, j->key, j->prev,
+					 &err) == 0 &&
 		    gl_meta_commit(e->meta, &err) == 0)
 			return;
 		gl_meta_rollback(e->meta);
@@ -169,8 +170,8 @@ static void import_done(void *arg, json_t *af, const gl_err *err)
 				  &fresh, &e2) == 0) {
 		args = gl_core_blob_args(j->field, j->key, NULL);
 		if (gl_core_hook(j->e, j->tg.af.ts, j->tg.af.type,
-				   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args,
-				   NULL, &e2) == 0)
+				 GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh,
+				 args, NULL, &e2) == 0)
 			out = json_incref(af);
 		json_decref(args);
 	}
@@ -219,7 +220,8 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 
 	j->fj = NULL;
 	if (j->internal && j->werr.status) {
-		job_fail(j, &j->werr); /* the upload's own refusal (413, ...) */
+		job_fail(j,
+			 &j->werr); /* the upload's own refusal (413, ...) */
 		return;
 	}
 	if (!res->ok) {
@@ -234,7 +236,8 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 		if (given[i][0] && strcasecmp(given[i], got[i]) != 0) {
 			gl_fail(&err, 400, "BadRequest",
 				"%s mismatch for %s: supplied %s, computed %s",
-				gl_blob_sum_names[i], j->url, given[i], got[i]);
+				gl_blob_sum_names[i], j->url, given[i],
+				got[i]);
 			job_fail(j, &err);
 			return;
 		}
@@ -243,7 +246,8 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 		gl_upload *u = j->u;
 		gl_upload_set_content_type(u, res->content_type);
 		j->u = NULL;
-		j->finishing = u; /* import_done may run before finish returns */
+		j->finishing =
+			u; /* import_done may run before finish returns */
 		if (gl_upload_finish(u, import_done, j, &err) < 0) {
 			j->finishing = NULL;
 			job_finish(j, NULL, &err);
@@ -267,13 +271,14 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 		goto fail;
 	rec = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s?, s:s, s:s, s:s, "
 			"s:I, s:s}",
-			"status", "active", "size", (json_int_t)res->size, "md5",
-			got[0], "sha1", got[1], "sha256", got[2], "external", 1,
-			"content_type", ct[0] ? ct : NULL, "url", j->url,
-			"store", "external", "location", j->url, "verified_at",
-			(json_int_t)gl_now_us(), "verify_status", "ok");
-	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "", rec,
-			     &err) < 0 ||
+			"status", "active", "size", (json_int_t)res->size,
+			"md5", got[0], "sha1", got[1], "sha256", got[2],
+			"external", 1, "content_type", ct[0] ? ct : NULL,
+			"url", j->url, "store", "external", "location", j->url,
+			"verified_at", (json_int_t)gl_now_us(),
+			"verify_status", "ok");
+	if (gl_meta_blob_set(e->meta, j->id, j->field, j->key ? j->key : "",
+			     rec, &err) < 0 ||
 	    gl_events_emit(e->events, "set_location", t->name, fresh, NULL,
 			   &err) < 0 ||
 	    gl_meta_commit(e->meta, &err) < 0)
@@ -286,13 +291,13 @@ static void fetch_done_steps(gl_location_job *j, const gl_fetch_result *res)
 	fresh = NULL;
 	if (!j->ctx) {
 		/* detached: nobody waits for the answer (nor its hook) */
-	} else if (gl_core_reread(e, t, j->id, "was deleted", &fresh,
-				  &err) == 0) {
+	} else if (gl_core_reread(e, t, j->id, "was deleted", &fresh, &err) ==
+		   0) {
 		args = gl_core_blob_args(j->field, j->key, NULL);
 		if (gl_core_hook(e, j->tg.af.ts, t, GL_HOOK_POST_ADD_LOCATION,
-				   j->ctx, fresh, args, NULL, &err) == 0)
+				 j->ctx, fresh, args, NULL, &err) == 0)
 			af = gl_core_output(e, j->ctx, j->tg.af.ts, t, fresh,
-					      &err);
+					    &err);
 		json_decref(args);
 	}
 	json_decref(rec);
@@ -329,7 +334,8 @@ static int scheme_in(const char *url, const char *const *list)
 {
 	for (int i = 0; list[i]; i++) {
 		size_t n = strlen(list[i]);
-		if (!strncasecmp(url, list[i], n) && !strncmp(url + n, "://", 3))
+		if (!strncasecmp(url, list[i], n) &&
+		    !strncmp(url + n, "://", 3))
 			return 1;
 	}
 	return 0;
@@ -337,7 +343,8 @@ static int scheme_in(const char *url, const char *const *list)
 
 static int is_http_url(const char *url)
 {
-	return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
+	return !strncasecmp(url, "http://", 7) ||
+	       !strncasecmp(url, "https://", 8);
 }
 
 /* The location body: an object with a 'url' and nothing unexpected (400
@@ -354,10 +361,12 @@ static int loc_body(gl_engine *e, const json_t *body, gl_location_job *j,
 	if (gl_core_json_ok(e, body, "The location", err) < 0)
 		return -1;
 	json_object_foreach((json_t *)body, k, v)
-		if (strcmp(k, "url") && strcmp(k, "md5") && strcmp(k, "sha1") &&
-		    strcmp(k, "sha256") && strcmp(k, "location_type"))
+		if (strcmp(k, "url") && strcmp(k, "md5") &&
+		    strcmp(k, "sha1") && strcmp(k, "sha256") &&
+		    strcmp(k, "location_type"))
 			return gl_fail(err, 400, "BadRequest",
-				       "Unexpected key '%s' in the location", k);
+				       "Unexpected key '%s' in the location",
+				       k);
 	url = gl_json_str(body, "url");
 	if (!url || !*url)
 		return gl_fail(err, 400, "BadRequest",
@@ -387,7 +396,8 @@ static int loc_url_ok(const char *url, int internal, gl_err *err)
 		if (scheme_in(url, restricted_schemes))
 			return gl_fail(err, 403, "Forbidden",
 				       "Internal locations with this scheme "
-				       "are not allowed: %s", url);
+				       "are not allowed: %s",
+				       url);
 		if (!is_http_url(url))
 			return gl_fail(err, 400, "BadRequest",
 				       scheme_in(url, other_schemes)
@@ -398,7 +408,8 @@ static int loc_url_ok(const char *url, int internal, gl_err *err)
 	} else if (!is_http_url(url)) {
 		return gl_fail(err, 400, "BadRequest",
 			       "External locations must be http or https "
-			       "URLs: %.200s", url);
+			       "URLs: %.200s",
+			       url);
 	}
 	if (gl_url_check(url, strlen(url), &why) < 0)
 		return gl_fail(err, 400, "BadRequest",
@@ -419,12 +430,17 @@ static int loc_sums(const json_t *body, gl_location_job *j, gl_err *err)
 		s = json_string_value(v);
 		if (!s)
 			return gl_fail(err, 400, "BadRequest",
-				       "%s must be a string", gl_blob_sum_names[i]);
-		if (!gl_hex_valid(s, json_string_length(v), gl_blob_sum_len[i]))
+				       "%s must be a string",
+				       gl_blob_sum_names[i]);
+		if (!gl_hex_valid(s, json_string_length(v),
+				  gl_blob_sum_len[i]))
 			return gl_fail(err, 400, "BadRequest",
 				       "%s must be %zu hexadecimal digits",
-				       gl_blob_sum_names[i], gl_blob_sum_len[i]);
-		snprintf(i == 0 ? j->md5 : i == 1 ? j->sha1 : j->sha256,
+				       gl_blob_sum_names[i],
+				       gl_blob_sum_len[i]);
+		snprintf(i == 0   ? j->md5
+			 : i == 1 ? j->sha1
+				  : j->sha256,
 			 gl_blob_sum_len[i] + 1, "%s", s);
 	}
 	return 0;
@@ -441,7 +457,8 @@ static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 	json_t *rec, *af = NULL, *args;
 
 	rec = json_pack("{s:s, s:n, s:s?, s:s?, s:s?, s:b, s:n, s:s, s:s, "
-			"s:s}", "status", "active", "size", "md5",
+			"s:s}",
+			"status", "active", "size", "md5",
 			j->md5[0] ? j->md5 : NULL, "sha1",
 			j->sha1[0] ? j->sha1 : NULL, "sha256",
 			j->sha256[0] ? j->sha256 : NULL, "external",
@@ -463,10 +480,10 @@ static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 		return -1;
 	args = gl_core_blob_args(j->field, j->key, NULL);
 	if (gl_core_hook(e, j->tg.af.ts, j->tg.af.type,
-			   GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args, NULL,
-			   err) == 0)
+			 GL_HOOK_POST_ADD_LOCATION, j->ctx, fresh, args, NULL,
+			 err) == 0)
 		af = gl_core_output(e, j->ctx, j->tg.af.ts, j->tg.af.type,
-				      fresh, err);
+				    fresh, err);
 	json_decref(args);
 	json_decref(fresh);
 	j->next = e->jobs;
@@ -478,8 +495,8 @@ static int loc_trust(gl_location_job *j, json_t *fresh, int *in_tx,
 /* An external location: reserve the space (the field limit, folder space
  * and quotas) with a "saving" placeholder, committed; *limit: the bytes
  * the fetch may bring. */
-static int loc_reserve(gl_location_job *j, const json_t *fresh,
-		       int64_t *limit, int *in_tx, gl_err *err)
+static int loc_reserve(gl_location_job *j, const json_t *fresh, int64_t *limit,
+		       int *in_tx, gl_err *err)
 {
 	gl_engine *e = j->e;
 	json_t *rec;
@@ -508,12 +525,11 @@ static int loc_reserve(gl_location_job *j, const json_t *fresh,
 
 /* An internal location is an upload whose body comes from the URL (the
  * upload enforces its own limits and restores its own record). */
-static int loc_import_begin(gl_location_job *j, const char *type,
-			    int has_key, gl_err *err)
+static int loc_import_begin(gl_location_job *j, const char *type, int has_key,
+			    gl_err *err)
 {
-	j->u = gl_upload_begin(j->e, j->ctx, type, j->id, j->field,
-				      j->key, has_key,
-				      "application/octet-stream", -1, err);
+	j->u = gl_upload_begin(j->e, j->ctx, type, j->id, j->field, j->key,
+			       has_key, "application/octet-stream", -1, err);
 	if (!j->u)
 		return -1;
 	gl_upload_set_event(j->u, "set_location");
@@ -548,9 +564,9 @@ static int loc_fetch_start(gl_location_job *j, int64_t limit, gl_err *err)
  * trust (record at once), external (placeholder, fetch, verify, record;
  * fetch_done) or internal (an upload fed by the fetch; import_done). */
 int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
-			   const char *id, const char *field, const char *key,
-			   int has_key, const json_t *body,
-			   gl_upload_done_fn done, void *arg, gl_err *err)
+		    const char *id, const char *field, const char *key,
+		    int has_key, const json_t *body, gl_upload_done_fn done,
+		    void *arg, gl_err *err)
 {
 	gl_location_job *j = calloc(1, sizeof *j);
 	const char *url = NULL, *verification;
@@ -570,9 +586,9 @@ int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_core_load(e, ctx, type, id, 1, &j->tg.af, err) < 0)
 		goto fail;
 	if (gl_core_policy(e, ctx,
-			     j->internal ? "artifact:set_internal_location"
-					 : "artifact:set_location",
-			     j->tg.af.doc, err) < 0)
+			   j->internal ? "artifact:set_internal_location"
+				       : "artifact:set_location",
+			   j->tg.af.doc, err) < 0)
 		goto fail;
 	if (loc_url_ok(url, j->internal, err) < 0)
 		goto fail;
@@ -582,7 +598,8 @@ int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 	j->url = strdup(url);
 	if (gl_blob_resolve(&j->tg, j->field, j->key, has_key, 1, err) < 0)
 		goto fail;
-	if (gl_core_change_allowed(j->tg.af.type, j->tg.af.doc, field, err) < 0)
+	if (gl_core_change_allowed(j->tg.af.type, j->tg.af.doc, field, err) <
+	    0)
 		goto fail;
 	tc = gl_conf_type(e->conf, j->tg.af.type->name);
 	verification = tc->external_location_verification
@@ -598,8 +615,8 @@ int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
 	}
 	args = gl_core_blob_args(field, j->key, body);
 	rc = gl_core_hook(e, j->tg.af.ts, j->tg.af.type,
-			    GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
-			    NULL, err);
+			  GL_HOOK_PRE_ADD_LOCATION, ctx, j->tg.af.doc, args,
+			  NULL, err);
 	json_decref(args);
 	if (rc < 0)
 		goto fail;
@@ -672,8 +689,8 @@ void gl_location_cancel(gl_engine *e, void *arg)
 }
 
 int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
-			  const char *id, const char *field, const char *key,
-			  int has_key, json_t **out, gl_err *err)
+			    const char *id, const char *field, const char *key,
+			    int has_key, json_t **out, gl_err *err)
 {
 	gl_target tg;
 	json_t *fresh = NULL;
@@ -687,14 +704,15 @@ int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_blob_resolve(&tg, field, key, has_key, 1, err) < 0)
 		goto out;
 	if (!tg.cur) {
-		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set", field,
-			tg.key ? "/" : "", tg.key ? tg.key : "");
+		gl_fail(err, 404, "NotFound", "Blob '%s%s%s' is not set",
+			field, tg.key ? "/" : "", tg.key ? tg.key : "");
 		goto out;
 	}
 	if (!json_is_true(json_object_get(tg.cur, "external"))) {
 		gl_fail(err, 403, "Forbidden",
 			"Only blobs with an external location can be deleted; "
-			"'%s' holds uploaded data", field);
+			"'%s' holds uploaded data",
+			field);
 		goto out;
 	}
 	if (gl_streq(gl_json_str(tg.cur, "status"), "saving")) {
@@ -705,7 +723,8 @@ int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
 	in_tx = 1;
-	if (gl_meta_blob_delete(e->meta, id, field, tg.key ? tg.key : "", err) < 0 ||
+	if (gl_meta_blob_delete(e->meta, id, field, tg.key ? tg.key : "",
+				err) < 0 ||
 	    gl_events_emit(e->events, "delete_blob", tg.af.type->name,
 			   tg.af.doc, NULL, err) < 0 ||
 	    gl_meta_commit(e->meta, err) < 0)
@@ -729,7 +748,8 @@ int gl_location_owns(gl_engine *e, const char *id, const char *field,
 		     const char *key)
 {
 	for (gl_location_job *j = e->jobs; j; j = j->next)
-		if (j->fj && gl_streq(j->id, id) && gl_streq(j->field, field) &&
+		if (j->fj && gl_streq(j->id, id) &&
+		    gl_streq(j->field, field) &&
 		    gl_streq(j->key ? j->key : "", key ? key : ""))
 			return 1;
 	return 0;
@@ -775,7 +795,8 @@ static void job_beat(gl_engine *e, gl_location_job *j)
 	    gl_streq(gl_json_str(cur, "status"), "saving") &&
 	    gl_streq(gl_json_str(cur, "url"), j->url)) {
 		rec = json_deep_copy(cur);
-		json_object_set_new(rec, "heartbeat", json_integer(gl_now_us()));
+		json_object_set_new(rec, "heartbeat",
+				    json_integer(gl_now_us()));
 		if (gl_meta_blob_set(e->meta, j->id, j->field,
 				     j->key ? j->key : "", rec, &err) == 0 &&
 		    gl_meta_commit(e->meta, &err) == 0) {

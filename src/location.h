@@ -18,14 +18,14 @@ typedef struct gl_engine gl_engine;
  * result arrives through done (maybe before this returns). Returns -1 with
  * err if the request fails its pre-checks (done is then not called). */
 int gl_location_add(gl_engine *e, const gl_ctx *ctx, const char *type,
-			   const char *id, const char *field, const char *key,
-			   int has_key, const json_t *body,
-			   gl_upload_done_fn done, void *arg, gl_err *err);
+		    const char *id, const char *field, const char *key,
+		    int has_key, const json_t *body, gl_upload_done_fn done,
+		    void *arg, gl_err *err);
 /* Cancel a pending registration (client went away): nothing is kept. */
 void gl_location_cancel(gl_engine *e, void *arg);
 int gl_location_delete_blob(gl_engine *e, const gl_ctx *ctx, const char *type,
-			  const char *id, const char *field, const char *key,
-			  int has_key, json_t **out, gl_err *err);
+			    const char *id, const char *field, const char *key,
+			    int has_key, json_t **out, gl_err *err);
 
 /* ---- for the engine's units (maint.c, engine.c) -------------------------- */
 /* Refresh the heartbeat of this process's location registrations. */

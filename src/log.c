@@ -28,9 +28,18 @@ void gl_log_init(const char *prog, int debug)
 	setvbuf(stderr, NULL, _IOLBF, 0);
 }
 
-void gl_log_set_debug(int debug) { debug_on = debug; }
-void gl_log_set_min(enum gl_log_level lvl) { min_level = lvl; }
-int gl_log_debug_enabled(void) { return debug_on; }
+void gl_log_set_debug(int debug)
+{
+	debug_on = debug;
+}
+void gl_log_set_min(enum gl_log_level lvl)
+{
+	min_level = lvl;
+}
+int gl_log_debug_enabled(void)
+{
+	return debug_on;
+}
 
 /* The file takes stderr's place, so whatever writes there (a sanitizer,
  * a library) lands in the same file. */
@@ -133,9 +142,10 @@ static void json_head(char *line, size_t *n, size_t cap, const char *level)
 	char ts[40];
 
 	stamp(ts, sizeof ts);
-	*n = (size_t)snprintf(line, cap, "{\"time\": \"%s\", \"level\": \"%s\", "
-			      "\"program\": \"%s\", \"pid\": %d", ts, level,
-			      prog_name, (int)getpid());
+	*n = (size_t)snprintf(line, cap,
+			      "{\"time\": \"%s\", \"level\": \"%s\", "
+			      "\"program\": \"%s\", \"pid\": %d",
+			      ts, level, prog_name, (int)getpid());
 }
 
 /* Append ', "key": "value"' at *n, never past cap. */
@@ -181,8 +191,8 @@ void gl_log_access(const gl_access *a)
 
 	if (GL_LOG_INFO < min_level)
 		return;
-	snprintf(path, sizeof path, "%.*s", a->target_len > 1024 ? 1024
-				 : (int)a->target_len, a->target);
+	snprintf(path, sizeof path, "%.*s",
+		 a->target_len > 1024 ? 1024 : (int)a->target_len, a->target);
 	if (json_on) {
 		json_head(line, &n, sizeof line - 2, "info");
 		jfield(line, &n, sizeof line - 3, "message", "access");
@@ -195,8 +205,8 @@ void gl_log_access(const gl_access *a)
 		n += (size_t)snprintf(line + n, sizeof line - 3 - n,
 				      ", \"status\": %d, \"bytes\": %lld, "
 				      "\"received\": %lld, \"duration_ms\": "
-				      "%.1f, \"aborted\": %s", a->status,
-				      (long long)a->bytes,
+				      "%.1f, \"aborted\": %s",
+				      a->status, (long long)a->bytes,
 				      (long long)a->received, a->ms,
 				      a->aborted ? "true" : "false");
 		if (n > sizeof line - 3)
@@ -208,11 +218,11 @@ void gl_log_access(const gl_access *a)
 		n = (size_t)snprintf(line, sizeof line,
 				     "%s %s[%d] info: access: %s %s %d %lldB "
 				     "%.1fms %s client=%s user=%s project=%s "
-				     "received=%lldB%s", ts, prog_name,
-				     (int)getpid(), a->method, path, a->status,
-				     (long long)a->bytes, a->ms, a->request_id,
-				     a->client, a->user, a->project,
-				     (long long)a->received,
+				     "received=%lldB%s",
+				     ts, prog_name, (int)getpid(), a->method,
+				     path, a->status, (long long)a->bytes,
+				     a->ms, a->request_id, a->client, a->user,
+				     a->project, (long long)a->received,
 				     a->aborted ? " aborted" : "");
 		if (n >= sizeof line)
 			n = sizeof line - 1;

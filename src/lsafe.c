@@ -18,8 +18,8 @@
 #include <lauxlib.h>
 
 #define MAX_CAPTURES 32
-#define MAX_DEPTH 200       /* nested matcher calls ("pattern too complex") */
-#define CHARGE_EVERY 4096   /* matcher steps between two charges */
+#define MAX_DEPTH 200     /* nested matcher calls ("pattern too complex") */
+#define CHARGE_EVERY 4096 /* matcher steps between two charges */
 #define CAP_OPEN (-1)
 #define CAP_POS (-2)
 
@@ -175,10 +175,12 @@ static int s_format(lua_State *L)
 			break; /* the stock function reports it */
 		arg++;
 		if (*f == 'p')
-			return luaL_error(L, "invalid conversion '%%p' to 'format' "
+			return luaL_error(L,
+					  "invalid conversion '%%p' to 'format' "
 					  "(addresses are not available in the "
 					  "sandbox)");
-		if (*f == 's' && arg <= top && by_reference(lua_type(L, arg))) {
+		if (*f == 's' && arg <= top &&
+		    by_reference(lua_type(L, arg))) {
 			push_safe_string(L, arg);
 			lua_replace(L, arg);
 		}
@@ -221,10 +223,12 @@ static int s_rep(lua_State *L)
 		     (uint64_t)lsep * (uint64_t)(n - 1)) > GL_LSAFE_MAX_REP) {
 		char size[64];
 		snprintf(size, sizeof size, "%.0f",
-			 (double)l * (double)n + (double)lsep * ((double)n - 1));
-		return luaL_error(L, "string.rep: result of %s bytes is above "
-				  "the sandbox limit of %d", size,
-				  GL_LSAFE_MAX_REP);
+			 (double)l * (double)n +
+				 (double)lsep * ((double)n - 1));
+		return luaL_error(L,
+				  "string.rep: result of %s bytes is above "
+				  "the sandbox limit of %d",
+				  size, GL_LSAFE_MAX_REP);
 	}
 	gl_lsafe_charge(L, 1 + (int64_t)total / 64);
 	p = luaL_buffinitsize(L, &b, (size_t)total);
@@ -244,15 +248,15 @@ static int s_rep(lua_State *L)
 
 typedef struct mstate {
 	lua_State *L;
-	const char *s0, *send;   /* subject */
-	const char *pend;        /* end of the pattern */
+	const char *s0, *send; /* subject */
+	const char *pend;      /* end of the pattern */
 	int depth;
 	int ncap;
 	struct {
 		const char *at;
-		ptrdiff_t len;   /* CAP_OPEN, CAP_POS or a length */
+		ptrdiff_t len; /* CAP_OPEN, CAP_POS or a length */
 	} cap[MAX_CAPTURES];
-	int64_t work;            /* steps not charged yet */
+	int64_t work; /* steps not charged yet */
 } mstate;
 
 /* [-0, +0, v] add n matcher steps, charged every CHARGE_EVERY */
@@ -281,18 +285,41 @@ static int in_class(int c, int cl)
 	int r;
 
 	switch (tolower(cl)) {
-	case 'a': r = isalpha(c); break;
-	case 'c': r = iscntrl(c); break;
-	case 'd': r = isdigit(c); break;
-	case 'g': r = isgraph(c); break;
-	case 'l': r = islower(c); break;
-	case 'p': r = ispunct(c); break;
-	case 's': r = isspace(c); break;
-	case 'u': r = isupper(c); break;
-	case 'w': r = isalnum(c); break;
-	case 'x': r = isxdigit(c); break;
-	case 'z': r = c == 0; break;  /* deprecated, still in 5.4 */
-	default: return cl == c;   /* %x for a non-letter x: x itself */
+	case 'a':
+		r = isalpha(c);
+		break;
+	case 'c':
+		r = iscntrl(c);
+		break;
+	case 'd':
+		r = isdigit(c);
+		break;
+	case 'g':
+		r = isgraph(c);
+		break;
+	case 'l':
+		r = islower(c);
+		break;
+	case 'p':
+		r = ispunct(c);
+		break;
+	case 's':
+		r = isspace(c);
+		break;
+	case 'u':
+		r = isupper(c);
+		break;
+	case 'w':
+		r = isalnum(c);
+		break;
+	case 'x':
+		r = isxdigit(c);
+		break;
+	case 'z':
+		r = c == 0;
+		break; /* deprecated, still in 5.4 */
+	default:
+		return cl == c; /* %x for a non-letter x: x itself */
 	}
 	if (isupper(cl))
 		r = !r;
@@ -315,7 +342,8 @@ static int in_set(int c, const char *p, const char *close)
 				return yes;
 			p += 2;
 		} else if (p + 2 < close && p[1] == '-') {
-			if ((unsigned char)p[0] <= c && c <= (unsigned char)p[2])
+			if ((unsigned char)p[0] <= c &&
+			    c <= (unsigned char)p[2])
 				return yes;
 			p += 3;
 		} else {
@@ -334,7 +362,8 @@ static const char *item_end(mstate *ms, const char *p)
 
 	if (c == '%') {
 		if (p >= ms->pend)
-			luaL_error(ms->L, "malformed pattern (ends with '%%')");
+			luaL_error(ms->L,
+				   "malformed pattern (ends with '%%')");
 		return p + 1;
 	}
 	if (c == '[') {
@@ -343,7 +372,8 @@ static const char *item_end(mstate *ms, const char *p)
 		/* the first character is a member even if it is ']' */
 		do {
 			if (p >= ms->pend)
-				luaL_error(ms->L, "malformed pattern (missing ']')");
+				luaL_error(ms->L,
+					   "malformed pattern (missing ']')");
 			if (*p++ == '%' && p < ms->pend)
 				p++;
 		} while (p >= ms->pend || *p != ']');
@@ -362,10 +392,14 @@ static int item_matches(mstate *ms, const char *s, const char *p,
 		return 0;
 	c = (unsigned char)*s;
 	switch (*p) {
-	case '.': return 1;
-	case '%': return in_class(c, (unsigned char)p[1]);
-	case '[': return in_set(c, p, ep - 1);
-	default: return (unsigned char)*p == c;
+	case '.':
+		return 1;
+	case '%':
+		return in_class(c, (unsigned char)p[1]);
+	case '[':
+		return in_set(c, p, ep - 1);
+	default:
+		return (unsigned char)*p == c;
 	}
 }
 
@@ -441,7 +475,8 @@ static const char *balance(mstate *ms, const char *s, const char *p)
 	const char *start = s;
 
 	if (p + 1 >= ms->pend)
-		luaL_error(ms->L, "malformed pattern (missing arguments to '%%b')");
+		luaL_error(ms->L,
+			   "malformed pattern (missing arguments to '%%b')");
 	open = (unsigned char)p[0];
 	close = (unsigned char)p[1];
 	if (s >= ms->send || (unsigned char)*s != open)
@@ -516,10 +551,12 @@ static const char *do_match(mstate *ms, const char *s, const char *p)
 				int before, here;
 				p += 2;
 				if (p >= ms->pend || *p != '[')
-					luaL_error(ms->L, "missing '[' after '%%f' "
+					luaL_error(ms->L,
+						   "missing '[' after '%%f' "
 						   "in pattern");
 				ep = item_end(ms, p);
-				before = s == ms->s0 ? 0 : (unsigned char)s[-1];
+				before = s == ms->s0 ? 0
+						     : (unsigned char)s[-1];
 				here = s < ms->send ? (unsigned char)*s : 0;
 				if (in_set(before, p, ep - 1) ||
 				    !in_set(here, p, ep - 1)) {
@@ -698,16 +735,22 @@ static int find_or_match(lua_State *L, int find)
 	return 1;
 }
 
-static int s_find(lua_State *L) { return find_or_match(L, 1); }
-static int s_match(lua_State *L) { return find_or_match(L, 0); }
+static int s_find(lua_State *L)
+{
+	return find_or_match(L, 1);
+}
+static int s_match(lua_State *L)
+{
+	return find_or_match(L, 0);
+}
 
 /* gmatch: the iterator's state lives in a userdata (upvalue 3), next to
  * the subject and pattern strings that keep its pointers valid */
 typedef struct gmstate {
 	mstate ms;
-	const char *p;           /* the pattern */
-	const char *at;          /* where the next search starts */
-	const char *last;        /* end of the last match */
+	const char *p;    /* the pattern */
+	const char *at;   /* where the next search starts */
+	const char *last; /* end of the last match */
 	int over;
 } gmstate;
 
@@ -782,7 +825,7 @@ static void add_replacement(mstate *ms, luaL_Buffer *b, const char *s,
 				}
 			} else {
 				luaL_error(L, "invalid use of '%%' in "
-					   "replacement string");
+					      "replacement string");
 			}
 			r = pc + 1;
 		}
@@ -820,8 +863,9 @@ static int s_gsub(lua_State *L)
 	mstate ms;
 	luaL_Buffer b;
 
-	luaL_argexpected(L, kind == LUA_TNUMBER || kind == LUA_TSTRING ||
-				    kind == LUA_TFUNCTION || kind == LUA_TTABLE,
+	luaL_argexpected(L,
+			 kind == LUA_TNUMBER || kind == LUA_TSTRING ||
+				 kind == LUA_TFUNCTION || kind == LUA_TTABLE,
 			 3, "string/function/table");
 	if (anchor) {
 		p++;
@@ -908,9 +952,10 @@ static int t_concat(lua_State *L)
 		tick(&m);
 		lua_geti(L, 1, i);
 		if (!lua_isstring(L, -1))
-			luaL_error(L, "invalid value (%s) at index %I in table "
-				   "for 'concat'", luaL_typename(L, -1),
-				   (LUAI_UACINT)i);
+			luaL_error(L,
+				   "invalid value (%s) at index %I in table "
+				   "for 'concat'",
+				   luaL_typename(L, -1), (LUAI_UACINT)i);
 		luaL_addvalue(&b);
 		if (i != last)
 			luaL_addlstring(&b, sep, lsep);
@@ -959,8 +1004,8 @@ static int t_remove(lua_State *L)
 
 	if (pos != size)
 		/* argument #1, as the stock 5.4 function reports it */
-		luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size, 1,
-			      "position out of bounds");
+		luaL_argcheck(L, (lua_Unsigned)pos - 1u <= (lua_Unsigned)size,
+			      1, "position out of bounds");
 	lua_geti(L, 1, pos);
 	for (; pos < size; pos++) {
 		ticks(&m, 2);
@@ -990,7 +1035,8 @@ static int t_move(lua_State *L)
 		n = e - f + 1;
 		luaL_argcheck(L, t <= LUA_MAXINTEGER - n + 1, 4,
 			      "destination wrap around");
-		if (t > e || t <= f || (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
+		if (t > e || t <= f ||
+		    (tt != 1 && !lua_compare(L, 1, tt, LUA_OPEQ))) {
 			for (lua_Integer i = 0; i < n; i++) {
 				ticks(&m, 2);
 				lua_geti(L, 1, f + i);

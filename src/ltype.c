@@ -64,25 +64,25 @@
 typedef struct libsrc {
 	char *name, *src;
 	size_t len;
-	char *bc;                /* compiled by the first state that loaded it */
+	char *bc; /* compiled by the first state that loaded it */
 	size_t bclen, bccap;
 } libsrc;
 
 typedef struct gl_tstate {
-	gl_lsafe_host host;      /* first: what lua_getextraspace points at */
+	gl_lsafe_host host; /* first: what lua_getextraspace points at */
 	lua_State *L;
 	gl_types *ts;
-	char chunk[300];         /* "types/x.lua", for messages */
+	char chunk[300]; /* "types/x.lua", for messages */
 	size_t mem_used, mem_cap, mem_sealed;
-	int mem_refused;         /* the cap refused an allocation this call */
+	int mem_refused; /* the cap refused an allocation this call */
 	int rt_ref, boxes_ref, nboxes;
 	gl_ljson lj;
 	/* the call in progress */
 	gl_lreq *rq;
 	int64_t steps_limit, ns_limit, t0, deadline;
-	int spent;               /* 1: instructions, 2: time */
-	int loading;             /* declaring the type (budget wording) */
-	char where[160];         /* where the budget ran out */
+	int spent;       /* 1: instructions, 2: time */
+	int loading;     /* declaring the type (budget wording) */
+	char where[160]; /* where the budget ran out */
 	/* pre_upload's blob.read */
 	const char *read_path;
 	int64_t read_left, read_end;
@@ -91,10 +91,10 @@ typedef struct gl_tstate {
 struct gl_types {
 	int refs;
 	gl_type *types;
-	gl_tstate **states;      /* states[i] runs types[i] */
+	gl_tstate **states; /* states[i] runs types[i] */
 	int ntypes;
 	char *lua_path;
-	libsrc *lib;             /* library sources, read once per load */
+	libsrc *lib; /* library sources, read once per load */
 	int nlib;
 	size_t mem_cap;
 	int64_t steps_limit, ns_limit;
@@ -242,8 +242,8 @@ static int at_panic(lua_State *L)
 typedef struct tcall {
 	gl_tstate *st;
 	int (*fn)(lua_State *L, struct tcall *c);
-	int internal;        /* a server-side failure: err.msg for the log */
-	gl_err err;          /* without internal: a refusal (4xx, gl_fail) */
+	int internal; /* a server-side failure: err.msg for the log */
+	gl_err err;   /* without internal: a refusal (4xx, gl_fail) */
 } tcall;
 
 /* A server-side failure: the message is for the log only. */
@@ -276,8 +276,9 @@ static int traceback(lua_State *L)
 		if (lua_type(L, 1) == LUA_TTABLE) {
 			lua_pushliteral(L, "message");
 			lua_rawget(L, 1);
-			m = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-							   : NULL;
+			m = lua_type(L, -1) == LUA_TSTRING
+				    ? lua_tostring(L, -1)
+				    : NULL;
 		}
 		if (!m)
 			m = "(error object is not a string)";
@@ -333,8 +334,10 @@ static int run_limits(tcall *c, gl_lreq *rq, int64_t steps_limit,
 	if (!rq)
 		rq = &own;
 	if (rq->steps > steps_limit || rq->ns > ns_limit) {
-		internal(c, "the request's Lua budget (%lld instructions, "
-			 "%lld ms) is spent", (long long)steps_limit,
+		internal(c,
+			 "the request's Lua budget (%lld instructions, "
+			 "%lld ms) is spent",
+			 (long long)steps_limit,
 			 (long long)(ns_limit / 1000000));
 		return -1;
 	}
@@ -367,7 +370,8 @@ static int run_limits(tcall *c, gl_lreq *rq, int64_t steps_limit,
 				 st->where, (long long)steps_limit, per);
 		else if (st->spent)
 			internal(c, "%stime budget of %lld ms %s exceeded",
-				 st->where, (long long)(ns_limit / 1000000), per);
+				 st->where, (long long)(ns_limit / 1000000),
+				 per);
 		else if (rc == LUA_ERRMEM || st->mem_refused)
 			internal(c, "memory limit of %zu bytes exceeded: %s",
 				 st->mem_cap, m ? m : "?");
@@ -400,8 +404,7 @@ static int run(tcall *c, gl_lreq *rq)
  * message; a server-side failure is logged with its detail and answered
  * with a 500 that names what failed but no file. (A status outside 4xx
  * never reaches here: take_hook_failure makes it a server-side failure.) */
-static int finish(tcall *c, int rc, gl_lreq *rq, const char *what,
-		  gl_err *err)
+static int finish(tcall *c, int rc, gl_lreq *rq, const char *what, gl_err *err)
 {
 	const char *rid = rq && rq->rid && rq->rid[0] ? rq->rid : NULL;
 
@@ -410,11 +413,15 @@ static int finish(tcall *c, int rc, gl_lreq *rq, const char *what,
 		gl_error("request %s: %s failed: %s", rid ? rid : "-", what,
 			 c->err.msg);
 		if (rid)
-			return gl_fail(err, 500, NULL, "%s failed (internal "
+			return gl_fail(err, 500, NULL,
+				       "%s failed (internal "
 				       "error; see the server log for request "
-				       "%s)", what, rid);
-		return gl_fail(err, 500, NULL, "%s failed (internal error; "
-			       "see the server log)", what);
+				       "%s)",
+				       what, rid);
+		return gl_fail(err, 500, NULL,
+			       "%s failed (internal error; "
+			       "see the server log)",
+			       what);
 	}
 	if (c->err.status) {
 		if (err)
@@ -436,9 +443,10 @@ static void push_rt(lua_State *L, gl_tstate *st, const char *name)
 
 static const char *kind_name(gl_kind k)
 {
-	static const char *const n[] = { "String", "Integer", "Float",
-					 "Boolean", "Version", "Link", "Blob",
-					 "Folder", "List", "Dict", "DateTime" };
+	static const char *const n[] = { "String",  "Integer", "Float",
+					 "Boolean", "Version", "Link",
+					 "Blob",    "Folder",  "List",
+					 "Dict",    "DateTime" };
 	return (unsigned)k < sizeof n / sizeof n[0] ? n[k] : "?";
 }
 
@@ -598,7 +606,8 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 		f->base = get_bool(L, F, "base");
 		f->system = get_bool(L, F, "system");
 		f->mutable_ = get_bool(L, F, "mutable");
-		f->required_on_activate = get_bool(L, F, "required_on_activate");
+		f->required_on_activate = get_bool(L, F,
+						   "required_on_activate");
 		f->sortable = get_bool(L, F, "sortable");
 		f->nullable = get_bool(L, F, "nullable");
 		f->same_sha256 = get_bool(L, F, "same_sha256");
@@ -606,7 +615,8 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 		f->select_location = lua_isfunction(L, -1);
 		lua_pop(L, 1);
 		f->max_blob_size = get_int(L, F, "max_blob_size", 10485760);
-		f->max_folder_size = get_int(L, F, "max_folder_size", 2673868800LL);
+		f->max_folder_size = get_int(L, F, "max_folder_size",
+					     2673868800LL);
 		f->max_key_length = (int)get_int(L, F, "max_key_length", 255);
 		f->max_keys = (int)get_int(L, F, "max_keys", 255);
 		import_limits(L, F, f);
@@ -624,8 +634,8 @@ static void import_type(lua_State *L, gl_tstate *st, gl_type *t)
 			for (lua_Unsigned k = 1; k <= n; k++) {
 				lua_rawgeti(L, -1, (lua_Integer)k);
 				if (lua_type(L, -1) == LUA_TSTRING)
-					f->filter_ops |=
-						op_from_name(lua_tostring(L, -1));
+					f->filter_ops |= op_from_name(
+						lua_tostring(L, -1));
 				lua_pop(L, 1);
 			}
 		}
@@ -660,8 +670,8 @@ static int log_sink(lua_State *L)
 			if (rq->log_dropped++ == 0)
 				gl_warn("request %s: type %s: further log records "
 					"of this request dropped (limit %d records, "
-					"%d bytes)", rid, tn, GL_LOG_RECORDS,
-					GL_LOG_BYTES);
+					"%d bytes)",
+					rid, tn, GL_LOG_RECORDS, GL_LOG_BYTES);
 			return 0;
 		}
 		rq->log_records++;
@@ -703,8 +713,8 @@ static char *slurp(const char *path, size_t max, size_t *len, gl_err *err)
 		return NULL;
 	}
 	if ((uint64_t)st.st_size > max) {
-		gl_fail(err, 500, NULL, "%.900s: larger than %zu bytes",
-			path, max);
+		gl_fail(err, 500, NULL, "%.900s: larger than %zu bytes", path,
+			max);
 		close(fd);
 		return NULL;
 	}
@@ -766,7 +776,8 @@ static int lib_searcher(lua_State *L)
 	libsrc *e = NULL;
 
 	if (strncmp(name, "glare.", 6) != 0 ||
-	    strspn(name + 6, "abcdefghijklmnopqrstuvwxyz_") != strlen(name + 6)) {
+	    strspn(name + 6, "abcdefghijklmnopqrstuvwxyz_") !=
+		    strlen(name + 6)) {
 		lua_pushfstring(L, "\n\tno library module '%s'", name);
 		return 1;
 	}
@@ -775,7 +786,8 @@ static int lib_searcher(lua_State *L)
 		if (!strcmp(ts->lib[i].name, name))
 			e = &ts->lib[i];
 	if (!e) {
-		libsrc *n = realloc(ts->lib, sizeof *n * (size_t)(ts->nlib + 1));
+		libsrc *n = realloc(ts->lib,
+				    sizeof *n * (size_t)(ts->nlib + 1));
 		if (!n)
 			return luaL_error(L, "out of memory");
 		ts->lib = n;
@@ -870,9 +882,10 @@ static void setup_library(lua_State *L, gl_tstate *st)
 	lua_call(L, 1, 0);
 	require(L, "glare.loader");
 	/* what trusted code no longer needs once the library is in */
-	static const char *const drop[] = { "dofile", "loadfile", "load",
-					    "debug", "collectgarbage", "io",
-					    "os", "require", "package", NULL };
+	static const char *const drop[] = {
+		"dofile", "loadfile", "load",    "debug",   "collectgarbage",
+		"io",     "os",       "require", "package", NULL
+	};
 	for (int i = 0; drop[i]; i++) {
 		lua_pushnil(L);
 		lua_setglobal(L, drop[i]);
@@ -882,9 +895,9 @@ static void setup_library(lua_State *L, gl_tstate *st)
 typedef struct load_call {
 	tcall c;
 	const gl_conf *conf;
-	const char *name;        /* NULL: the `all` meta-type */
-	gl_type *t;              /* filled in */
-	int named;               /* the loader's message names the file */
+	const char *name; /* NULL: the `all` meta-type */
+	gl_type *t;       /* filled in */
+	int named;        /* the loader's message names the file */
 } load_call;
 
 /* types_path is a search list, directories separated by ':': the file
@@ -914,7 +927,8 @@ static void type_file(const char *types_path, const char *name, char *path,
 static int take_declared(lua_State *L, load_call *la, const char *prefix)
 {
 	if (lua_isnil(L, -2)) {
-		const char *m = lua_tostring(L, -1) ? lua_tostring(L, -1) : "?";
+		const char *m = lua_tostring(L, -1) ? lua_tostring(L, -1)
+						    : "?";
 		la->named = 1;
 		internal(&la->c, "%s%s%s", prefix ? prefix : "",
 			 prefix ? ": " : "", m);
@@ -976,9 +990,10 @@ static int adopt_type(lua_State *L, load_call *la)
 
 	import_type(L, st, t);
 	if (la->name && (!t->name || strcmp(t->name, la->name) != 0)) {
-		internal(&la->c, "%s: declares type '%s', expected '%s' (the "
-			 "file name)", st->chunk, t->name ? t->name : "?",
-			 la->name);
+		internal(&la->c,
+			 "%s: declares type '%s', expected '%s' (the "
+			 "file name)",
+			 st->chunk, t->name ? t->name : "?", la->name);
 		return -1;
 	}
 	if (!la->name)
@@ -1084,8 +1099,8 @@ static gl_tstate *state_new(gl_types *ts, const char *chunk)
 
 /* Load type `name` (NULL: the `all` meta-type) into a new state at
  * ts->states[i], declared within a multiple of the request budget. */
-static int load_one(gl_types *ts, int i, const gl_conf *conf,
-		    const char *name, gl_err *err)
+static int load_one(gl_types *ts, int i, const gl_conf *conf, const char *name,
+		    gl_err *err)
 {
 	load_call la = { .conf = conf, .name = name, .t = &ts->types[i] };
 	char chunk[300];
@@ -1093,8 +1108,8 @@ static int load_one(gl_types *ts, int i, const gl_conf *conf,
 	gl_tstate *st;
 	const char *m = la.c.err.msg;
 
-	snprintf(chunk, sizeof chunk, name ? "types/%s.lua"
-					   : "the library (type %s)",
+	snprintf(chunk, sizeof chunk,
+		 name ? "types/%s.lua" : "the library (type %s)",
 		 name ? name : "all");
 	st = ts->states[i] = state_new(ts, chunk);
 	if (!st)
@@ -1111,7 +1126,8 @@ static int load_one(gl_types *ts, int i, const gl_conf *conf,
 		    !strncmp(m, chunk, strlen(chunk)) ||
 		    !strncmp(m, "artifact type ", 14))
 			return gl_fail(err, 500, NULL, "%s", m);
-		return gl_fail(err, 500, NULL, "%s: %s while loading", chunk, m);
+		return gl_fail(err, 500, NULL, "%s: %s while loading", chunk,
+			       m);
 	}
 	if (!name)
 		ts->types[i].is_all = 1;
@@ -1139,7 +1155,8 @@ gl_types *gl_types_load(const gl_conf *conf, gl_err *err)
 	/* enabled types, then custom modules: a.b.c names file c.lua */
 	for (int i = 0; i < conf->enabled_artifact_types.n; i++)
 		if (strcmp(conf->enabled_artifact_types.v[i], "all") != 0)
-			add_name(&names, &nnames, conf->enabled_artifact_types.v[i]);
+			add_name(&names, &nnames,
+				 conf->enabled_artifact_types.v[i]);
 	for (int i = 0; i < conf->custom_artifact_types_modules.n; i++) {
 		const char *m = conf->custom_artifact_types_modules.v[i];
 		const char *dot = strrchr(m, '.');
@@ -1188,8 +1205,14 @@ const gl_type *gl_types_find(const gl_types *ts, const char *name)
 	return NULL;
 }
 
-int gl_types_count(const gl_types *t) { return t->ntypes; }
-const gl_type *gl_types_at(const gl_types *t, int i) { return &t->types[i]; }
+int gl_types_count(const gl_types *t)
+{
+	return t->ntypes;
+}
+const gl_type *gl_types_at(const gl_types *t, int i)
+{
+	return &t->types[i];
+}
 
 const gl_field *gl_type_field(const gl_type *t, const char *name)
 {
@@ -1220,8 +1243,9 @@ static json_t *take_value(lua_State *L, tcall *c, int idx, const char *what)
 static json_t *take_result(lua_State *L, tcall *c)
 {
 	if (lua_isnil(L, -2)) {
-		gl_fail(&c->err, 400, NULL, "%s", lua_tostring(L, -1)
-			? lua_tostring(L, -1) : "invalid value");
+		gl_fail(&c->err, 400, NULL, "%s",
+			lua_tostring(L, -1) ? lua_tostring(L, -1)
+					    : "invalid value");
 		return NULL;
 	}
 	return take_value(L, c, -2, "the coerced value");
@@ -1241,9 +1265,9 @@ typedef struct coerce_call {
 	tcall c;
 	const gl_type *t;
 	const char *field;
-	const json_t *in;        /* coerce: a JSON value */
-	const char *text;        /* coerce_filter: query-string text */
-	int element;             /* coerce_filter: to the element kind */
+	const json_t *in; /* coerce: a JSON value */
+	const char *text; /* coerce_filter: query-string text */
+	int element;      /* coerce_filter: to the element kind */
 	json_t *out;
 } coerce_call;
 
@@ -1299,11 +1323,15 @@ int gl_types_coerce(gl_types *ts, gl_lreq *rq, const gl_type *t,
 		    const char *field, json_t *in, json_t **out, gl_err *err)
 {
 	coerce_call a = { .c = { .st = type_state(ts, t), .fn = p_coerce },
-			  .t = t, .field = field, .in = in };
+			  .t = t,
+			  .field = field,
+			  .in = in };
 	char what[512];
 
-	snprintf(what, sizeof what, "Validation of field '%s' of artifact "
-		 "type %s", field, t->name);
+	snprintf(what, sizeof what,
+		 "Validation of field '%s' of artifact "
+		 "type %s",
+		 field, t->name);
 	return coerce_run(&a, rq, what, out, err);
 }
 
@@ -1313,20 +1341,24 @@ int gl_types_coerce_filter(gl_types *ts, gl_lreq *rq, const gl_type *t,
 {
 	coerce_call a = { .c = { .st = type_state(ts, t),
 				 .fn = p_coerce_filter },
-			  .t = t, .field = field, .text = value,
+			  .t = t,
+			  .field = field,
+			  .text = value,
 			  .element = element != 0 };
 	char what[512];
 
-	snprintf(what, sizeof what, "Filter on field '%s' of artifact type "
-		 "%s", field, t->name);
+	snprintf(what, sizeof what,
+		 "Filter on field '%s' of artifact type "
+		 "%s",
+		 field, t->name);
 	return coerce_run(&a, rq, what, out, err);
 }
 
 typedef struct vkey_call {
 	tcall c;
 	const char *version;
-	int64_t key;             /* as runtime.version_key returns it */
-	char *suffix, *meta;     /* malloc'ed */
+	int64_t key;         /* as runtime.version_key returns it */
+	char *suffix, *meta; /* malloc'ed */
 } vkey_call;
 
 /* [-0, +0, e] runtime.version_key(version) */
@@ -1411,7 +1443,7 @@ typedef struct output_call {
 	tcall c;
 	const gl_type *t;
 	const json_t *af;
-	int format_all;          /* format_all, not to_dict */
+	int format_all; /* format_all, not to_dict */
 	json_t *out;
 } output_call;
 
@@ -1426,8 +1458,10 @@ static int p_output(lua_State *L, tcall *c)
 	gl_ljson_push(L, &c->st->lj, a->af);
 	lua_call(L, 2, 3);
 	if (lua_isnil(L, -3)) {
-		internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
-			 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+		internal(c, "%s",
+			 lua_tostring(L, -1)   ? lua_tostring(L, -1)
+			 : lua_tostring(L, -2) ? lua_tostring(L, -2)
+					       : "?");
 		return 0;
 	}
 	a->out = take_value(L, c, -3, "the artifact it returned");
@@ -1456,8 +1490,10 @@ static int p_output_text(lua_State *L, tcall *c)
 	gl_ljson_push_members(L, &c->st->lj, a->m, a->n);
 	lua_call(L, 2, 3);
 	if (lua_isnil(L, -3)) {
-		internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
-			 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+		internal(c, "%s",
+			 lua_tostring(L, -1)   ? lua_tostring(L, -1)
+			 : lua_tostring(L, -2) ? lua_tostring(L, -2)
+					       : "?");
 		return 0;
 	}
 	if (gl_ljson_write(L, &c->st->lj, -3, a->b, &e) < 0) {
@@ -1479,8 +1515,11 @@ int gl_types_output_text(gl_types *ts, gl_lreq *rq, const gl_type *t,
 {
 	output_text_call a = { .o = { .c = { .st = type_state(ts, t),
 					     .fn = p_output_text },
-				      .t = t, .format_all = format_all },
-			       .m = m, .n = n, .b = b };
+				      .t = t,
+				      .format_all = format_all },
+			       .m = m,
+			       .n = n,
+			       .b = b };
 	size_t start = b->len;
 	char what[300];
 	int rc = run(&a.o.c, rq);
@@ -1501,7 +1540,9 @@ json_t *gl_types_output(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			json_t *af, int format_all, gl_err *err)
 {
 	output_call a = { .c = { .st = type_state(ts, t), .fn = p_output },
-			  .t = t, .af = af, .format_all = format_all };
+			  .t = t,
+			  .af = af,
+			  .format_all = format_all };
 	char what[300];
 	int rc = run(&a.c, rq);
 
@@ -1529,14 +1570,18 @@ static int l_blob_read(lua_State *L)
 	ssize_t got;
 
 	if (!st->read_path)
-		return luaL_error(L, "blob.read is only valid during pre_upload");
+		return luaL_error(L,
+				  "blob.read is only valid during pre_upload");
 	if (off < 0 || n < 0)
-		return luaL_error(L, "blob.read: offset and size must be >= 0");
+		return luaL_error(L,
+				  "blob.read: offset and size must be >= 0");
 	if (off > st->read_end || n > st->read_end - off)
 		n = off >= st->read_end ? 0 : st->read_end - off;
 	if (n > st->read_left)
-		return luaL_error(L, "blob.read: the hook may read at most "
-				  "%I more bytes", (lua_Integer)st->read_left);
+		return luaL_error(L,
+				  "blob.read: the hook may read at most "
+				  "%I more bytes",
+				  (lua_Integer)st->read_left);
 	gl_lsafe_charge(L, 1 + n / 64);
 	fd = open(st->read_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -1563,22 +1608,24 @@ static int take_hook_failure(lua_State *L, tcall *c)
 		return 0;
 	status = lua_isinteger(L, -3) ? (int)lua_tointeger(L, -3) : 500;
 	if (status >= 400 && status <= 499) {
-		gl_fail(&c->err, status, NULL, "%s", lua_tostring(L, -2)
-			? lua_tostring(L, -2) : "refused");
+		gl_fail(&c->err, status, NULL, "%s",
+			lua_tostring(L, -2) ? lua_tostring(L, -2) : "refused");
 		return 1;
 	}
-	internal(c, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1)
-		 : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+	internal(c, "%s",
+		 lua_tostring(L, -1)   ? lua_tostring(L, -1)
+		 : lua_tostring(L, -2) ? lua_tostring(L, -2)
+				       : "?");
 	return 1;
 }
 
 typedef struct hook_call {
 	tcall c;
 	const gl_type *t;
-	const char *hook;        /* its name */
+	const char *hook; /* its name */
 	const json_t *ctx, *af;
-	const json_t *args;      /* array of the extra arguments, or NULL */
-	int want_af;             /* take the artifact the hook returns */
+	const json_t *args; /* array of the extra arguments, or NULL */
+	int want_af;        /* take the artifact the hook returns */
 	json_t *out;
 } hook_call;
 
@@ -1614,13 +1661,17 @@ static int p_hook(lua_State *L, tcall *c)
 	return 0;
 }
 
-int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
-		  enum gl_hook h, const json_t *ctx, const json_t *af,
-		  const json_t *args, json_t **af_out, gl_err *err)
+int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t, enum gl_hook h,
+		  const json_t *ctx, const json_t *af, const json_t *args,
+		  json_t **af_out, gl_err *err)
 {
 	hook_call a = { .c = { .st = type_state(ts, t), .fn = p_hook },
-			.t = t, .hook = hook_names[h], .ctx = ctx, .af = af,
-			.args = args, .want_af = af_out != NULL };
+			.t = t,
+			.hook = hook_names[h],
+			.ctx = ctx,
+			.af = af,
+			.args = args,
+			.want_af = af_out != NULL };
 	char what[300];
 	int rc;
 
@@ -1629,8 +1680,10 @@ int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
 	if (!(t->hooks & (1u << h)))
 		return 0;
 	if (!ctx || !af)
-		return gl_fail(err, 500, NULL, "the arguments of hook %s of %s "
-			       "could not be built", hook_names[h], t->name);
+		return gl_fail(err, 500, NULL,
+			       "the arguments of hook %s of %s "
+			       "could not be built",
+			       hook_names[h], t->name);
 	rc = run(&a.c, rq);
 	snprintf(what, sizeof what, "Hook %s of artifact type %s",
 		 hook_names[h], t->name);
@@ -1648,8 +1701,8 @@ int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
 int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			 const json_t *ctx, const json_t *af,
 			 const char *field, const char *key,
-			 const json_t *blob, const char *path, int64_t max_read,
-			 int64_t readable, gl_err *err)
+			 const json_t *blob, const char *path,
+			 int64_t max_read, int64_t readable, gl_err *err)
 {
 	gl_tstate *st = type_state(ts, t);
 	json_t *args;
@@ -1660,8 +1713,10 @@ int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
 	/* p_hook adds read() to the blob table while read_path is set */
 	args = json_pack("[s, s?, O]", field, key, blob);
 	if (!args)
-		return gl_fail(err, 500, NULL, "the arguments of hook pre_upload "
-			       "of %s could not be built", t->name);
+		return gl_fail(err, 500, NULL,
+			       "the arguments of hook pre_upload "
+			       "of %s could not be built",
+			       t->name);
 	st->read_path = path;
 	st->read_left = max_read;
 	st->read_end = readable;
@@ -1675,9 +1730,9 @@ int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
 typedef struct select_call {
 	tcall c;
 	const gl_type *t;
-	const char *field;       /* the folder */
+	const char *field; /* the folder */
 	const json_t *ctx, *af, *request;
-	char *key;               /* the key chosen (malloc'ed) or NULL */
+	char *key; /* the key chosen (malloc'ed) or NULL */
 } select_call;
 
 /* [-0, +0, e] field.select_location through runtime.run_select */
@@ -1717,18 +1772,24 @@ int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			     char **key, gl_err *err)
 {
 	select_call a = { .c = { .st = type_state(ts, t), .fn = p_select },
-			  .t = t, .field = field, .ctx = ctx, .af = af,
+			  .t = t,
+			  .field = field,
+			  .ctx = ctx,
+			  .af = af,
 			  .request = request };
 	char what[512];
 	int rc;
 
 	*key = NULL;
 	if (!ctx || !af || !request)
-		return gl_fail(err, 500, NULL, "the arguments of "
+		return gl_fail(err, 500, NULL,
+			       "the arguments of "
 			       "select_location could not be built");
 	rc = run(&a.c, rq);
-	snprintf(what, sizeof what, "select_location of field '%s' of "
-		 "artifact type %s", field, t->name);
+	snprintf(what, sizeof what,
+		 "select_location of field '%s' of "
+		 "artifact type %s",
+		 field, t->name);
 	if (finish(&a.c, rc, rq, what, err) < 0) {
 		free(a.key);
 		return -1;

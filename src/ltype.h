@@ -35,26 +35,26 @@
  * which metaschema checks type files against) all come from it;
  * lua/glare/hooks.lua, the same names for offline use of the library, is
  * generated from it by scripts/gen-hooks.sh. One entry per line. */
-#define GL_HOOKS(X) \
-	X(PRE_CREATE, pre_create) \
-	X(POST_CREATE, post_create) \
-	X(PRE_UPDATE, pre_update) \
-	X(POST_UPDATE, post_update) \
-	X(PRE_ACTIVATE, pre_activate) \
-	X(POST_ACTIVATE, post_activate) \
-	X(PRE_REACTIVATE, pre_reactivate) \
-	X(POST_REACTIVATE, post_reactivate) \
-	X(PRE_DEACTIVATE, pre_deactivate) \
-	X(POST_DEACTIVATE, post_deactivate) \
-	X(PRE_PUBLISH, pre_publish) \
-	X(POST_PUBLISH, post_publish) \
-	X(PRE_UPLOAD, pre_upload) \
-	X(POST_UPLOAD, post_upload) \
-	X(PRE_ADD_LOCATION, pre_add_location) \
-	X(POST_ADD_LOCATION, post_add_location) \
-	X(PRE_DOWNLOAD, pre_download) \
-	X(POST_DOWNLOAD, post_download) \
-	X(PRE_DELETE, pre_delete) \
+#define GL_HOOKS(X)                                                           \
+	X(PRE_CREATE, pre_create)                                             \
+	X(POST_CREATE, post_create)                                           \
+	X(PRE_UPDATE, pre_update)                                             \
+	X(POST_UPDATE, post_update)                                           \
+	X(PRE_ACTIVATE, pre_activate)                                         \
+	X(POST_ACTIVATE, post_activate)                                       \
+	X(PRE_REACTIVATE, pre_reactivate)                                     \
+	X(POST_REACTIVATE, post_reactivate)                                   \
+	X(PRE_DEACTIVATE, pre_deactivate)                                     \
+	X(POST_DEACTIVATE, post_deactivate)                                   \
+	X(PRE_PUBLISH, pre_publish)                                           \
+	X(POST_PUBLISH, post_publish)                                         \
+	X(PRE_UPLOAD, pre_upload)                                             \
+	X(POST_UPLOAD, post_upload)                                           \
+	X(PRE_ADD_LOCATION, pre_add_location)                                 \
+	X(POST_ADD_LOCATION, post_add_location)                               \
+	X(PRE_DOWNLOAD, pre_download)                                         \
+	X(POST_DOWNLOAD, post_download)                                       \
+	X(PRE_DELETE, pre_delete)                                             \
 	X(POST_DELETE, post_delete)
 
 /* hooks, as a bit set (which ones a type defines) */
@@ -119,9 +119,9 @@ int gl_types_output_text(gl_types *ts, gl_lreq *rq, const gl_type *t,
 /* Call a hook if the type defines it. args is a JSON array of the hook's
  * extra arguments (may be NULL). For hooks that may change the artifact
  * (pre_create), *af_out receives the new artifact (new ref) or NULL. */
-int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
-		  enum gl_hook h, const json_t *ctx, const json_t *af,
-		  const json_t *args, json_t **af_out, gl_err *err);
+int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t, enum gl_hook h,
+		  const json_t *ctx, const json_t *af, const json_t *args,
+		  json_t **af_out, gl_err *err);
 
 /* pre_upload: blob = {size, md5, sha1, sha256, content_type}; the hook's
  * blob.read(offset, n) reads the uploaded bytes from path, at most
@@ -129,8 +129,8 @@ int gl_types_hook(gl_types *ts, gl_lreq *rq, const gl_type *t,
 int gl_types_hook_upload(gl_types *ts, gl_lreq *rq, const gl_type *t,
 			 const json_t *ctx, const json_t *af,
 			 const char *field, const char *key,
-			 const json_t *blob, const char *path, int64_t max_read,
-			 int64_t readable, gl_err *err);
+			 const json_t *blob, const char *path,
+			 int64_t max_read, int64_t readable, gl_err *err);
 /* A folder's select_location hook: *key = the chosen key (malloc'ed) or
  * NULL when the hook chose none. */
 int gl_types_select_location(gl_types *ts, gl_lreq *rq, const gl_type *t,

@@ -50,20 +50,20 @@
 #include <string.h>
 #include <time.h>
 
-#define CLEANUP_BATCH 16     /* cleanups in flight per process */
-#define SWEEP_MAX 1000       /* stale uploads queued per sweep */
+#define CLEANUP_BATCH 16 /* cleanups in flight per process */
+#define SWEEP_MAX 1000   /* stale uploads queued per sweep */
 
 typedef struct gl_cleanup_op {
 	struct gl_cleanup_op *next;
 	gl_engine *e;
 	char *kind, *target, *arg;
-	int attempts;            /* failed tries before this one */
+	int attempts; /* failed tries before this one */
 } cleanup_op;
 
 typedef struct gl_sweep {
 	gl_engine *e;
-	int64_t cutoff;          /* initiated before: stale (s since epoch) */
-	json_t *found;           /* [[key, upload id], ...] */
+	int64_t cutoff; /* initiated before: stale (s since epoch) */
+	json_t *found;  /* [[key, upload id], ...] */
 } gl_sweep;
 
 static int64_t secs(int s)
@@ -105,7 +105,8 @@ static void cleanup_succeeded(gl_engine *e, const char *kind,
 
 	if (gl_meta_cleanup_del(e->meta, kind, target, arg, &err) < 0)
 		gl_warn("cleanup: %s %s is done but stays queued (it will be "
-			"tried again, harmlessly): %s", kind, target, err.msg);
+			"tried again, harmlessly): %s",
+			kind, target, err.msg);
 }
 
 /* Done, or there is nothing left to clean up. */
@@ -168,35 +169,40 @@ static void cleanup_run(gl_engine *e)
 		return;
 	}
 	json_array_foreach(list, i, it) {
-		const char *kind = gl_json_str(it, "kind"), *target = gl_json_str(it, "target");
+		const char *kind = gl_json_str(it, "kind"),
+			   *target = gl_json_str(it, "target");
 		const char *arg = gl_json_str(it, "arg");
 		cleanup_op *op;
 		int rc;
 
 		if (!kind || !target || !arg ||
 		    gl_meta_cleanup_claim(e->meta, kind, target, arg,
-					  json_integer_value(json_object_get(
-						  it, "next_at")),
+					  json_integer_value(
+						  json_object_get(it,
+								  "next_at")),
 					  now + lease, &err) != 1)
 			continue; /* another node has it (or the db failed) */
 		op = calloc(1, sizeof *op);
 		if (!op || !(op->kind = strdup(kind)) ||
-		    !(op->target = strdup(target)) || !(op->arg = strdup(arg))) {
+		    !(op->target = strdup(target)) ||
+		    !(op->arg = strdup(arg))) {
 			if (op)
 				op_free(op);
 			continue; /* the lease runs out; tried again then */
 		}
 		op->e = e;
-		op->attempts = (int)json_integer_value(json_object_get(
-			it, "attempts"));
+		op->attempts = (int)json_integer_value(
+			json_object_get(it, "attempts"));
 		if (!strcmp(kind, "s3_abort"))
 			rc = gl_s3_abort_async(e->s3, target, arg, op_done, op,
 					       &err);
 		else if (!strcmp(kind, "s3_delete"))
-			rc = gl_s3_delete_async(e->s3, target, op_done, op, &err);
+			rc = gl_s3_delete_async(e->s3, target, op_done, op,
+						&err);
 		else
-			rc = gl_fail(&err, 500, NULL,
-				     "unknown kind of cleanup (a newer glared's?)");
+			rc = gl_fail(
+				&err, 500, NULL,
+				"unknown kind of cleanup (a newer glared's?)");
 		if (rc < 0) {
 			cleanup_failed(e, kind, target, arg, op->attempts + 1,
 				       &err);
@@ -266,7 +272,8 @@ static void s3_cleanup_hook(void *arg, const char *key, const char *upload_id,
 static int unchanged(gl_engine *e, gl_types *ts, const json_t *it)
 {
 	const gl_type *t = gl_types_find(ts, gl_json_str(it, "type_name"));
-	const gl_field *f = t ? gl_type_field(t, gl_json_str(it, "field")) : NULL;
+	const gl_field *f = t ? gl_type_field(t, gl_json_str(it, "field"))
+			      : NULL;
 	const char *key = gl_json_str(it, "key");
 	json_t *doc = NULL;
 	gl_err err = { 0 };
@@ -274,7 +281,8 @@ static int unchanged(gl_engine *e, gl_types *ts, const json_t *it)
 
 	if (!f)
 		return 1; /* a type not loaded here: trust the list */
-	if (gl_meta_get(e->meta, t, gl_json_str(it, "artifact_id"), &doc, &err) != 0)
+	if (gl_meta_get(e->meta, t, gl_json_str(it, "artifact_id"), &doc,
+			&err) != 0)
 		return 0;
 	same = json_equal(gl_blob_record(doc, f, key && *key ? key : NULL),
 			  json_object_get(it, "blob"));
@@ -306,14 +314,18 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		const json_t *b = json_object_get(it, "blob");
 		const char *pending = gl_json_str(b, "pending");
 		const char *s3id = gl_json_str(b, "s3_upload_id");
-		const char *loc = gl_json_str(b, "location"), *key = gl_json_str(it, "key");
-		const char *node = gl_json_str(b, "node"), *temp = gl_json_str(b, "temp");
-		const char *aid = gl_json_str(it, "artifact_id"), *f = gl_json_str(it, "field");
-		gl_owner_verdict v = gl_owner_judge(
-			me, b,
-			gl_upload_owns(e, aid, f, key) ||
-				gl_location_owns(e, aid, f, key),
-			now, after);
+		const char *loc = gl_json_str(b, "location"),
+			   *key = gl_json_str(it, "key");
+		const char *node = gl_json_str(b, "node"),
+			   *temp = gl_json_str(b, "temp");
+		const char *aid = gl_json_str(it, "artifact_id"),
+			   *f = gl_json_str(it, "field");
+		gl_owner_verdict v =
+			gl_owner_judge(me, b,
+				       gl_upload_owns(e, aid, f, key) ||
+					       gl_location_owns(e, aid, f,
+								key),
+				       now, after);
 
 		if (!gl_owner_may_take_over(v))
 			continue; /* its owner is at it */
@@ -327,8 +339,10 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		}
 		/* the object an interrupted commit may have renamed in */
 		if (pending &&
-		    gl_meta_gc_push(e->meta, gl_json_str(b, "store") ? gl_json_str(b, "store")
-							      : "file",
+		    gl_meta_gc_push(e->meta,
+				    gl_json_str(b, "store")
+					    ? gl_json_str(b, "store")
+					    : "file",
 				    pending, err) < 0)
 			goto fail;
 		/* no part may outlive the upload */
@@ -336,7 +350,8 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		    gl_gc_cleanup_queue(e, "s3_abort", loc, s3id, 0, err) < 0)
 			goto fail;
 		if (gl_blob_restore_prev(e, aid, f, key && *key ? key : NULL,
-					 json_object_get(b, "prev"), err) < 0 ||
+					 json_object_get(b, "prev"),
+					 err) < 0 ||
 		    gl_meta_commit(e->meta, err) < 0)
 			goto fail;
 		if (temp && *temp && gl_owner_same_host(me, node))
@@ -344,7 +359,8 @@ static int take_over(gl_engine *e, int *s3, gl_err *err)
 		if (s3id)
 			*s3 = 1;
 		gl_warn("takeover: upload of %s/%s%s%s by %s rolled back (its "
-			"owner %s)", aid, f, key && *key ? "/" : "", key ? key : "",
+			"owner %s)",
+			aid, f, key && *key ? "/" : "", key ? key : "",
 			node ? node : "?", verdict_name(v));
 		n++;
 		continue;
@@ -400,7 +416,7 @@ static void sweep_done_run(void *arg, const gl_err *lerr)
 	}
 	json_array_foreach(saving, i, it) {
 		const char *id = gl_json_str(json_object_get(it, "blob"),
-				      "s3_upload_id");
+					     "s3_upload_id");
 		if (id)
 			json_object_set_new(ids, id, json_true());
 	}
@@ -414,7 +430,8 @@ static void sweep_done_run(void *arg, const gl_err *lerr)
 			break;
 		}
 		gl_info("sweep: S3 multipart upload of %s that no record names "
-			"queued for abort", key);
+			"queued for abort",
+			key);
 		n++;
 	}
 	if (n)
@@ -441,10 +458,11 @@ static void sweep_start(gl_engine *e)
 	/* the takeover time, and as much again for the moment between
 	 * initiating an upload and recording its id and for clock skew
 	 * between S3 and the nodes */
-	sw->cutoff = (int64_t)time(NULL) - 2 * (int64_t)e->conf->upload_takeover_after;
+	sw->cutoff = (int64_t)time(NULL) -
+		     2 * (int64_t)e->conf->upload_takeover_after;
 	sw->found = json_array();
-	if (gl_s3_list_uploads_async(e->s3, sweep_each, sweep_done, sw,
-				     &err) < 0) {
+	if (gl_s3_list_uploads_async(e->s3, sweep_each, sweep_done, sw, &err) <
+	    0) {
 		gl_warn("sweep: %s", err.msg);
 		sweep_free(sw);
 		return;
@@ -470,7 +488,8 @@ static void takeover_pass(gl_engine *e)
 static void maint_run(void *arg)
 {
 	gl_engine *e = arg;
-	int every = e->conf->upload_takeover_after / e->conf->upload_heartbeat / 2;
+	int every = e->conf->upload_takeover_after /
+		    e->conf->upload_heartbeat / 2;
 
 	e->maint_busy = 1;
 	gl_upload_heartbeat_all(e);
@@ -501,7 +520,8 @@ int gl_maint_init(gl_engine *e, gl_err *err)
 	e->maint = event_new(e->base, -1, EV_PERSIST, maint_cb, e);
 	e->kick = event_new(e->base, -1, 0, kick_cb, e);
 	if (!e->maint || !e->kick || event_add(e->maint, &tv) < 0)
-		return gl_fail(err, 500, NULL, "cannot arm the maintenance timer");
+		return gl_fail(err, 500, NULL,
+			       "cannot arm the maintenance timer");
 	return 0;
 }
 
@@ -542,6 +562,7 @@ int gl_maint_recover(gl_engine *e, gl_err *err)
 	/* S3 aborts and deletes queued here are the workers' first job */
 	if (n || removed)
 		gl_info("recovery: %d interrupted upload(s) rolled back, %d "
-			"temporary file(s) removed", n, removed);
+			"temporary file(s) removed",
+			n, removed);
 	return 0;
 }

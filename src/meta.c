@@ -46,8 +46,7 @@ int gl_meta_batch(gl_meta *m, int on, gl_err *err)
 	return m->ops->batch(m, on, err);
 }
 
-int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok),
-			 void *arg)
+int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok), void *arg)
 {
 	return m->ops->when_durable ? m->ops->when_durable(m, fn, arg) : 0;
 }
@@ -95,14 +94,14 @@ void gl_meta_rollback(gl_meta *m)
 	m->ops->rollback(m);
 }
 
-int gl_meta_get(gl_meta *m, const gl_type *type, const char *id,
-		json_t **af, gl_err *err)
+int gl_meta_get(gl_meta *m, const gl_type *type, const char *id, json_t **af,
+		gl_err *err)
 {
 	return m->ops->get(m, type, id, af, err);
 }
 
-int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af,
-		const gl_vkey *vk, int insert, gl_err *err)
+int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af, const gl_vkey *vk,
+		int insert, gl_err *err)
 {
 	int rc = m->ops->put(m, type, af, vk, insert, err);
 
@@ -156,13 +155,15 @@ int gl_meta_blob_set(gl_meta *m, const char *artifact_id, const char *field,
 	/* a record that failed to build (NULL) must not read as "no blob":
 	 * only JSON null deletes */
 	if (!blob)
-		return gl_fail(err, 500, NULL, "the record of blob %s could not "
-			       "be built", field);
+		return gl_fail(err, 500, NULL,
+			       "the record of blob %s could not "
+			       "be built",
+			       field);
 	return m->ops->blob_set(m, artifact_id, field, key, blob, err);
 }
 
-int gl_meta_blob_delete(gl_meta *m, const char *artifact_id,
-			const char *field, const char *key, gl_err *err)
+int gl_meta_blob_delete(gl_meta *m, const char *artifact_id, const char *field,
+			const char *key, gl_err *err)
 {
 	return m->ops->blob_delete(m, artifact_id, field, key, err);
 }

@@ -54,7 +54,7 @@ int gl_meta_schema_version(gl_meta *m);
 char *gl_meta_sqlite_path(const char *conn, gl_err *err);
 
 /* ---- transactions -------------------------------------------------------- */
-int gl_meta_begin(gl_meta *m, gl_err *err);   /* write transaction */
+int gl_meta_begin(gl_meta *m, gl_err *err); /* write transaction */
 int gl_meta_commit(gl_meta *m, gl_err *err);
 void gl_meta_rollback(gl_meta *m);
 
@@ -69,16 +69,16 @@ typedef struct gl_vkey {
 
 /* Load one artifact with its blobs. type NULL: any type (the "all" view;
  * the object then carries type_name). Returns 0, 1 not found, -1 error. */
-int gl_meta_get(gl_meta *m, const gl_type *type, const char *id,
-		json_t **af, gl_err *err);
+int gl_meta_get(gl_meta *m, const gl_type *type, const char *id, json_t **af,
+		gl_err *err);
 
 /* Write the artifact's row, tags and property rows (not its blobs).
  * insert: a new row (id must be unused, else 409 Conflict). Otherwise the
  * row is replaced only if its revision still equals af.revision, else 409
  * Conflict (changed or deleted meanwhile). The stored revision becomes
  * af.revision + 1 (the caller's object is updated). 0 ok, -1 error. */
-int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af,
-		const gl_vkey *vk, int insert, gl_err *err);
+int gl_meta_put(gl_meta *m, const gl_type *type, json_t *af, const gl_vkey *vk,
+		int insert, gl_err *err);
 
 /* Delete the artifact row with its tags, properties and blob records. */
 int gl_meta_delete(gl_meta *m, const char *id, gl_err *err);
@@ -112,8 +112,8 @@ int gl_meta_used_bytes(gl_meta *m, const char *owner, const char *type_name,
  * key is "" for a plain blob field, the dict key for a folder entry. */
 int gl_meta_blob_set(gl_meta *m, const char *artifact_id, const char *field,
 		     const char *key, const json_t *blob, gl_err *err);
-int gl_meta_blob_delete(gl_meta *m, const char *artifact_id,
-			const char *field, const char *key, gl_err *err);
+int gl_meta_blob_delete(gl_meta *m, const char *artifact_id, const char *field,
+			const char *key, gl_err *err);
 /* How many blob records use this stored object (content addressing). */
 int gl_meta_blob_refs(gl_meta *m, const char *store, const char *location,
 		      int64_t *n, gl_err *err);
@@ -175,8 +175,7 @@ int gl_meta_attach_loop(gl_meta *m, struct event_base *base, gl_err *err);
 /* 0: every commit made so far is durable. 1: fn(arg, ok) runs on the loop
  * once they are (ok = 0: the sync failed, the commit may be lost). -1:
  * durability failed earlier (fn is not called). */
-int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok),
-			 void *arg);
+int gl_meta_when_durable(gl_meta *m, void (*fn)(void *arg, int ok), void *arg);
 void gl_meta_durable_cancel(gl_meta *m, void *arg);
 /* Block until every commit made so far is durable: before an action a
  * lost commit could not undo (removing data whose last reference the
@@ -214,19 +213,19 @@ typedef struct gl_sort {
 } gl_sort;
 
 typedef struct gl_list_query {
-	const gl_type *type;      /* the listed type (may be the all type) */
-	const char *type_name;    /* NULL for all */
-	int see_all;              /* admin or list_all_artifacts */
-	int public_only;          /* anonymous */
-	const char *project;      /* own project (when !see_all) */
+	const gl_type *type;   /* the listed type (may be the all type) */
+	const char *type_name; /* NULL for all */
+	int see_all;           /* admin or list_all_artifacts */
+	int public_only;       /* anonymous */
+	const char *project;   /* own project (when !see_all) */
 	const gl_filter *filters;
 	int nfilters;
-	const gl_sort *sorts;     /* with tie-breakers already appended */
+	const gl_sort *sorts; /* with tie-breakers already appended */
 	int nsorts;
-	const char *marker;       /* id of the artifact to start after, or NULL
+	const char *marker; /* id of the artifact to start after, or NULL
 				   * (the engine checked it is visible) */
 	int limit;
-	int latest;               /* version=latest */
+	int latest; /* version=latest */
 } gl_list_query;
 
 /* A page of artifacts (array, in order, each shaped as gl_meta_get returns

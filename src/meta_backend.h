@@ -53,7 +53,8 @@ struct gl_meta_ops {
 	int (*blob_refs)(gl_meta *m, const char *store, const char *location,
 			 int64_t *n, gl_err *err);
 	int (*saving_blobs)(gl_meta *m, json_t **out, gl_err *err);
-	int (*external_blobs)(gl_meta *m, int limit, json_t **out, gl_err *err);
+	int (*external_blobs)(gl_meta *m, int limit, json_t **out,
+			      gl_err *err);
 
 	int (*gc_push)(gl_meta *m, const char *store, const char *location,
 		       gl_err *err);
@@ -64,8 +65,8 @@ struct gl_meta_ops {
 	int (*cleanup_put)(gl_meta *m, const char *kind, const char *target,
 			   const char *arg, int attempts, int64_t next_at,
 			   const char *error, gl_err *err);
-	int (*cleanup_due)(gl_meta *m, int64_t now_us, int limit,
-			   json_t **out, gl_err *err);
+	int (*cleanup_due)(gl_meta *m, int64_t now_us, int limit, json_t **out,
+			   gl_err *err);
 	int (*cleanup_claim)(gl_meta *m, const char *kind, const char *target,
 			     const char *arg, int64_t seen_next_at,
 			     int64_t until_us, gl_err *err);
@@ -110,7 +111,7 @@ extern const struct gl_meta_ops gl_meta_sqlite_ops, gl_meta_pg_ops;
  * error never repeats the URL, which may carry a password. */
 gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
 			     const char *durability, gl_err *err);
-gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf,
-			 int upgrade, gl_err *err);
+gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf, int upgrade,
+			 gl_err *err);
 
 #endif

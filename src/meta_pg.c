@@ -470,26 +470,26 @@ struct pg_meta;
  * on it, and the transaction state of whoever holds it. */
 typedef struct pg_conn {
 	struct pg_meta *pm;
-	PGconn *conn;         /* NULL: to be opened on next use */
-	const void *owner;    /* holder: a coroutine, or &main_owner; NULL free */
+	PGconn *conn;      /* NULL: to be opened on next use */
+	const void *owner; /* holder: a coroutine, or &main_owner; NULL free */
 	unsigned char prepared[S_COUNT];
-	gl_msql_lru lru;           /* listing statements, */
+	gl_msql_lru lru;                 /* listing statements, */
 	char dyn[GL_MSQL_DYN_CACHE][24]; /* their names by slot ("" none) */
-	unsigned dyn_seq;     /* names of listing statements, never reused */
+	unsigned dyn_seq; /* names of listing statements, never reused */
 	const char *ext_sql[GL_MSQL_EXT_MAX]; /* gl_meta_exec statements, by the
 					  * address of their text */
 	unsigned char ext_prepared[GL_MSQL_EXT_MAX];
 	/* transaction state */
-	unsigned txn : 1;     /* the engine's transaction (gl_meta_begin) */
-	unsigned inner : 1;   /* a transaction this call opened itself */
-	unsigned sp : 1;      /* a savepoint this call opened in the engine's */
+	unsigned txn : 1;   /* the engine's transaction (gl_meta_begin) */
+	unsigned inner : 1; /* a transaction this call opened itself */
+	unsigned sp : 1;    /* a savepoint this call opened in the engine's */
 	/* the current call */
-	unsigned lost : 1;    /* the connection broke */
+	unsigned lost : 1;        /* the connection broke */
 	unsigned commit_sent : 1; /* its own COMMIT was sent: a rerun could
 				   * repeat a write that did commit */
-	unsigned dead : 1;    /* left in the middle of a statement (I/O
+	unsigned dead : 1;        /* left in the middle of a statement (I/O
 			       * failed, or shutdown): closed when given back */
-	unsigned stopped : 1; /* closed under a waiter by gl_meta_stop */
+	unsigned stopped : 1;     /* closed under a waiter by gl_meta_stop */
 	/* waiting in a coroutine for the socket */
 	struct event *ev;
 	evutil_socket_t ev_fd;
@@ -504,13 +504,13 @@ typedef struct pg_conn {
 typedef struct pg_meta {
 	struct gl_meta base;
 	int version;
-	char *url;            /* for more connections */
-	int max;              /* [database] max_pool_size */
-	int blocking;         /* [database] blocking_queries */
-	int closing;          /* gl_meta_stop: coroutines wait no more */
+	char *url;    /* for more connections */
+	int max;      /* [database] max_pool_size */
+	int blocking; /* [database] blocking_queries */
+	int closing;  /* gl_meta_stop: coroutines wait no more */
 	pg_conn **pool;
 	int n;
-	gl_coro **queue;      /* coroutines waiting for a connection, FIFO */
+	gl_coro **queue; /* coroutines waiting for a connection, FIFO */
 	int nq, qcap;
 } pg_meta;
 
@@ -650,7 +650,8 @@ static PGresult *collect(pg_conn *m, int sent)
 		goto dead;
 	for (;;) {
 		while (PQisBusy(m->conn))
-			if (wait_io(m, EV_READ) < 0 || !PQconsumeInput(m->conn))
+			if (wait_io(m, EV_READ) < 0 ||
+			    !PQconsumeInput(m->conn))
 				goto dead;
 		if (!(r = PQgetResult(m->conn)))
 			break;
@@ -676,7 +677,7 @@ static PGresult *q_simple(pg_conn *m, const char *sql)
 static PGresult *q_prepare(pg_conn *m, const char *name, const char *sql)
 {
 	return collect(m, conn_ok(m) &&
-			      PQsendPrepare(m->conn, name, sql, 0, NULL));
+				  PQsendPrepare(m->conn, name, sql, 0, NULL));
 }
 
 static PGresult *q_prepared(pg_conn *m, const char *name, int n,
@@ -684,8 +685,8 @@ static PGresult *q_prepared(pg_conn *m, const char *name, int n,
 			    const int *fmt, int binary)
 {
 	return collect(m, conn_ok(m) &&
-			      PQsendQueryPrepared(m->conn, name, n, vals, len,
-						  fmt, binary));
+				  PQsendQueryPrepared(m->conn, name, n, vals,
+						      len, fmt, binary));
 }
 
 /* libpq's message on one line, without the trailing newline. */
@@ -724,19 +725,20 @@ static int pg_fail(pg_conn *m, const PGresult *r, gl_err *err)
 		m->lost = 1;
 		return gl_fail(err, 503, NULL, "the server is shutting down");
 	}
-	if (!conn_ok(m) ||
-	    (state && ((strncmp(state, "08", 2) == 0 &&
-			strcmp(state, "08P01") != 0) ||
-		       strncmp(state, "57P0", 4) == 0))) {
+	if (!conn_ok(m) || (state && ((strncmp(state, "08", 2) == 0 &&
+				       strcmp(state, "08P01") != 0) ||
+				      strncmp(state, "57P0", 4) == 0))) {
 		m->lost = 1;
 		return gl_fail(err, 503, NULL, "database connection lost");
 	}
-	if (state && (strcmp(state, "55P03") == 0 ||
-		      strcmp(state, "40001") == 0 ||
-		      strcmp(state, "40P01") == 0))
+	if (state &&
+	    (strcmp(state, "55P03") == 0 || strcmp(state, "40001") == 0 ||
+	     strcmp(state, "40P01") == 0))
 		return gl_fail(err, 409, "Conflict",
 			       "The database is busy, try again");
-	one_line(msg ? msg : m->conn ? PQerrorMessage(m->conn) : "",
+	one_line(msg       ? msg
+		 : m->conn ? PQerrorMessage(m->conn)
+			   : "",
 		 line, sizeof line);
 	return gl_fail(err, 500, NULL, "DBError: %s", line);
 }
@@ -765,13 +767,13 @@ static const char *val_text(const gl_msql_val *v, char buf[NUM_LEN])
  * values. The result (to PQclear) or NULL + err. binary: results in binary
  * format. */
 static PGresult *exec_vals(pg_conn *m, const char *name, const char *sql,
-			   unsigned char *prepared, const gl_msql_val *v, int n,
-			   int binary, gl_err *err)
+			   unsigned char *prepared, const gl_msql_val *v,
+			   int n, int binary, gl_err *err)
 {
 	const char **vals = gl_xcalloc((size_t)n + 1, sizeof *vals);
 	int *len = gl_xcalloc((size_t)n + 1, sizeof *len);
 	int *fmt = gl_xcalloc((size_t)n + 1, sizeof *fmt);
-	char (*num)[NUM_LEN] = gl_xcalloc((size_t)n + 1, sizeof *num);
+	char(*num)[NUM_LEN] = gl_xcalloc((size_t)n + 1, sizeof *num);
 	PGresult *r = NULL;
 
 	if (prepared && !*prepared) {
@@ -936,9 +938,11 @@ static int session_setup(pg_conn *m, gl_err *err)
 	memset(m->ext_prepared, 0, sizeof m->ext_prepared);
 	gl_msql_lru_free(&m->lru);
 	memset(m->dyn, 0, sizeof m->dyn);
-	return simple(m, "SET lock_timeout = '5s';"
+	return simple(m,
+		      "SET lock_timeout = '5s';"
 		      " SET client_encoding = 'UTF8';"
-		      " SET standard_conforming_strings = on", err);
+		      " SET standard_conforming_strings = on",
+		      err);
 }
 
 /* Open m's session (closing what is left of an old one): connect, check
@@ -949,13 +953,16 @@ static int conn_open(pg_conn *m, gl_err *err)
 	/* defaults the URL's own parameters override: give up connecting
 	 * after 10 s, and notice a server that vanished without closing the
 	 * connection (power, network) within about a minute */
-	static const char *const keys[] = {
-		"connect_timeout", "fallback_application_name", "keepalives",
-		"keepalives_idle", "keepalives_interval", "keepalives_count",
-		"dbname", NULL
-	};
-	const char *vals[] = { "10", "glared", "1", "30", "10", "3",
-			       m->pm->url, NULL };
+	static const char *const keys[] = { "connect_timeout",
+					    "fallback_application_name",
+					    "keepalives",
+					    "keepalives_idle",
+					    "keepalives_interval",
+					    "keepalives_count",
+					    "dbname",
+					    NULL };
+	const char *vals[] = { "10", "glared", "1",        "30",
+			       "10", "3",      m->pm->url, NULL };
 	char line[512];
 
 	if (m->conn)
@@ -984,21 +991,26 @@ static int conn_open(pg_conn *m, gl_err *err)
 	if (m->dead || PQstatus(m->conn) != CONNECTION_OK) {
 		/* libpq's messages name host and user, never the password */
 		one_line(m->stopped ? "the server is shutting down"
-				    : PQerrorMessage(m->conn), line, sizeof line);
+				    : PQerrorMessage(m->conn),
+			 line, sizeof line);
 		m->dead = 1;
-		return gl_fail(err, 503, NULL, "cannot connect to the"
-			       " database: %s", line);
+		return gl_fail(err, 503, NULL,
+			       "cannot connect to the"
+			       " database: %s",
+			       line);
 	}
 	PQsetNoticeProcessor(m->conn, quiet_notices, NULL);
 	if (PQserverVersion(m->conn) < 110000) {
 		m->dead = 1;
-		return gl_fail(err, 500, NULL, "PostgreSQL 11 or later is"
+		return gl_fail(err, 500, NULL,
+			       "PostgreSQL 11 or later is"
 			       " needed (the server is %d)",
 			       PQserverVersion(m->conn));
 	}
 	if (PQsetnonblocking(m->conn, 1) < 0) {
 		m->dead = 1;
-		return gl_fail(err, 500, NULL, "DBError: cannot make the"
+		return gl_fail(err, 500, NULL,
+			       "DBError: cannot make the"
 			       " connection non-blocking");
 	}
 	m->lost = 0;
@@ -1119,15 +1131,17 @@ static pg_conn *conn_take(pg_meta *pm, gl_err *err)
 			m->pm = pm;
 			m->owner = me();
 			m->ev_fd = -1;
-			pm->pool = gl_xrealloc(pm->pool, (size_t)(pm->n + 1) *
-							  sizeof *pm->pool);
+			pm->pool = gl_xrealloc(pm->pool,
+					       (size_t)(pm->n + 1) *
+						       sizeof *pm->pool);
 			pm->pool[pm->n++] = m;
 			return m; /* opened by call_enter */
 		}
 		if (pm->nq == pm->qcap) {
 			pm->qcap = pm->qcap ? 2 * pm->qcap : 8;
-			pm->queue = gl_xrealloc(pm->queue, (size_t)pm->qcap *
-							     sizeof *pm->queue);
+			pm->queue = gl_xrealloc(pm->queue,
+						(size_t)pm->qcap *
+							sizeof *pm->queue);
 		}
 		pm->queue[pm->nq++] = gl_coro_self();
 		gl_coro_yield(); /* conn_give hands one over, or gl_meta_stop */
@@ -1257,8 +1271,7 @@ static int query_int(pg_conn *m, const char *sql, int64_t *out, gl_err *err)
 
 /* The schema version: glared_schema's highest step, 0 if the table does
  * not exist; *tables: other tables in the schema (a foreign database). */
-static int read_version(pg_conn *m, int64_t *v, int64_t *tables,
-			gl_err *err)
+static int read_version(pg_conn *m, int64_t *v, int64_t *tables, gl_err *err)
 {
 	int64_t exists;
 
@@ -1266,18 +1279,23 @@ static int read_version(pg_conn *m, int64_t *v, int64_t *tables,
 	/* the catalog itself, read in the statement's snapshot: to_regclass
 	 * would answer from this session's cache, which may still say "no
 	 * such table" after another node created it */
-	if (query_int(m, "SELECT count(*) FROM pg_catalog.pg_tables"
+	if (query_int(m,
+		      "SELECT count(*) FROM pg_catalog.pg_tables"
 		      " WHERE schemaname = current_schema()"
-		      " AND tablename = 'glared_schema'", &exists, err) ||
-	    (tables && query_int(m, "SELECT count(*) FROM pg_catalog.pg_tables"
+		      " AND tablename = 'glared_schema'",
+		      &exists, err) ||
+	    (tables && query_int(m,
+				 "SELECT count(*) FROM pg_catalog.pg_tables"
 				 " WHERE schemaname = current_schema()"
-				 " AND tablename <> 'glared_schema'", tables,
-				 err)))
+				 " AND tablename <> 'glared_schema'",
+				 tables, err)))
 		return -1;
 	if (!exists)
 		return 0;
-	return query_int(m, "SELECT coalesce(max(version), 0)"
-			 " FROM glared_schema", v, err);
+	return query_int(m,
+			 "SELECT coalesce(max(version), 0)"
+			 " FROM glared_schema",
+			 v, err);
 }
 
 /* Bring the schema to SCHEMA_VERSION (see meta.h): create it in an empty
@@ -1296,22 +1314,27 @@ static int migrate(pg_conn *m, int upgrade, gl_err *err)
 	/* a verdict other than "current" is only a reason to look again
 	 * under the lock: it must not leave an error behind when that second
 	 * look finds the schema fine (callers read err->status) */
-	if (gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, &first) == 0)
+	if (gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, &first) ==
+	    0)
 		return 0;
 	/* judged again under the lock: the two reads above may have seen
 	 * another node's migration half (no version yet, then its tables) */
 	if (simple(m, "BEGIN; SET LOCAL lock_timeout = 0; " WRITE_LOCK_SQL,
 		   err) ||
 	    read_version(m, &v, &tables, err) ||
-	    gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, err) < 0 ||
-	    simple(m, "CREATE TABLE IF NOT EXISTS glared_schema ("
+	    gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, err) <
+		    0 ||
+	    simple(m,
+		   "CREATE TABLE IF NOT EXISTS glared_schema ("
 		   " version INTEGER NOT NULL PRIMARY KEY,"
-		   " applied_at BIGINT NOT NULL)", err))
+		   " applied_at BIGINT NOT NULL)",
+		   err))
 		goto fail;
 	for (; v < SCHEMA_VERSION; v++) {
-		snprintf(sql, sizeof sql, "INSERT INTO glared_schema (version,"
-			 " applied_at) VALUES (%d, %lld)", (int)v + 1,
-			 (long long)gl_now_us());
+		snprintf(sql, sizeof sql,
+			 "INSERT INTO glared_schema (version,"
+			 " applied_at) VALUES (%d, %lld)",
+			 (int)v + 1, (long long)gl_now_us());
 		if (simple(m, migrations[v], err) || simple(m, sql, err))
 			goto fail;
 	}
@@ -1323,8 +1346,8 @@ fail:
 	return -1;
 }
 
-gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf,
-			 int upgrade, gl_err *err)
+gl_meta *gl_meta_pg_open(const char *conn, const gl_conf *conf, int upgrade,
+			 gl_err *err)
 {
 	pg_meta *pm = gl_xcalloc(1, sizeof *pm);
 	pg_conn *m;
@@ -1362,7 +1385,8 @@ static void pg_close(gl_meta *gm)
 		gl_msql_lru_free(&m->lru);
 		if (m->ev)
 			event_free(m->ev);
-		PQfinish(m->conn); /* a transaction still open is rolled back */
+		PQfinish(
+			m->conn); /* a transaction still open is rolled back */
 		free(m);
 	}
 	free(pm->pool);
@@ -1433,7 +1457,8 @@ static int pg_begin(gl_meta *gm, gl_err *err)
 	int rc;
 
 	if (m && m->txn)
-		return gl_fail(err, 500, NULL, "DBError: cannot start a"
+		return gl_fail(err, 500, NULL,
+			       "DBError: cannot start a"
 			       " transaction within a transaction");
 	PG_CALL(pm, m, err, rc, begin_impl(m, err));
 	return rc;
@@ -1450,7 +1475,8 @@ static int pg_commit(gl_meta *gm, gl_err *err)
 	int ok;
 
 	if (!m || !m->txn)
-		return gl_fail(err, 500, NULL, "DBError: cannot commit - no"
+		return gl_fail(err, 500, NULL,
+			       "DBError: cannot commit - no"
 			       " transaction is active");
 	m->txn = 0;
 	if (!conn_ok(m)) {
@@ -1460,14 +1486,16 @@ static int pg_commit(gl_meta *gm, gl_err *err)
 	if (PQtransactionStatus(m->conn) == PQTRANS_INERROR) {
 		abort_block(m);
 		conn_give(m);
-		return gl_fail(err, 500, NULL, "DBError: the transaction was"
+		return gl_fail(err, 500, NULL,
+			       "DBError: the transaction was"
 			       " aborted by an earlier error");
 	}
 	r = q_simple(m, "COMMIT");
 	ok = res_ok(r) && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok) {
 		if (res_ok(r))
-			gl_fail(err, 500, NULL, "DBError: the transaction was"
+			gl_fail(err, 500, NULL,
+				"DBError: the transaction was"
 				" rolled back");
 		else
 			pg_fail(m, r, err);
@@ -1552,8 +1580,7 @@ static int prop_rec(void *ctx, const char *name, const char *key, int pos,
 
 	gl_msql_json_val(v, &mv);
 	if (mv.t == GL_MSQL_INT || mv.t == GL_MSQL_REAL)
-		json_object_set_new(row, "v",
-				    json_string(val_text(&mv, num)));
+		json_object_set_new(row, "v", json_string(val_text(&mv, num)));
 	else
 		json_object_set(row, "t", (json_t *)v);
 	json_array_append_new(ctx, row);
@@ -1649,8 +1676,8 @@ static int pg_delete(gl_meta *gm, const char *id, gl_err *err)
 	return write_texts(pg(gm), S_DELETE, 1, id, NULL, NULL, err);
 }
 
-static int pg_deleted(gl_meta *gm, int64_t before_us, int limit,
-		      json_t **out, gl_err *err)
+static int pg_deleted(gl_meta *gm, int64_t before_us, int limit, json_t **out,
+		      gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
@@ -1659,8 +1686,8 @@ static int pg_deleted(gl_meta *gm, int64_t before_us, int limit,
 
 	gl_msql_set_int(&p, 1, before_us);
 	gl_msql_set_int(&p, 2, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_DELETED, &p, gl_msql_deleted_row, out,
-				      err));
+	PG_CALL(pm, m, err, rc,
+		rows_json(m, S_DELETED, &p, gl_msql_deleted_row, out, err));
 	return rc;
 }
 
@@ -1686,8 +1713,8 @@ static int pg_set_status(gl_meta *gm, const char *id, const char *status,
 /* A query of at most one row: 1 if it returned one, 0 if not, -1 + err.
  * *n (optional): its integer first column (counts and sums; 0 when NULL
  * or no row). Also answers "is there such a row" (scope, data). */
-static int query1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p, int64_t *n,
-		  gl_err *err)
+static int query1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p,
+		  int64_t *n, gl_err *err)
 {
 	PGresult *r = stq(m, id, p, 0, err);
 	int rows;
@@ -1701,10 +1728,9 @@ static int query1(pg_conn *m, enum stmt_id id, const gl_msql_vals *p, int64_t *n
 	return rows;
 }
 
-static int pg_scope_taken(gl_meta *gm, const char *type_name,
-			  const char *name, const gl_vkey *vk,
-			  const char *owner, const char *exclude_id,
-			  gl_err *err)
+static int pg_scope_taken(gl_meta *gm, const char *type_name, const char *name,
+			  const gl_vkey *vk, const char *owner,
+			  const char *exclude_id, gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
@@ -1712,8 +1738,9 @@ static int pg_scope_taken(gl_meta *gm, const char *type_name,
 	int rc;
 
 	gl_msql_scope_vals(&p, type_name, name, vk, owner, exclude_id);
-	PG_CALL(pm, m, err, rc, query1(m, owner ? S_SCOPE_PRIVATE
-					    : S_SCOPE_PUBLIC, &p, NULL, err));
+	PG_CALL(pm, m, err, rc,
+		query1(m, owner ? S_SCOPE_PRIVATE : S_SCOPE_PUBLIC, &p, NULL,
+		       err));
 	return rc;
 }
 
@@ -1734,26 +1761,25 @@ static int count_query(pg_meta *pm, enum stmt_id id, const char *a1,
 static int pg_count_artifacts(gl_meta *gm, const char *owner,
 			      const char *type_name, int64_t *n, gl_err *err)
 {
-	return count_query(pg(gm), type_name ? S_COUNT_OWNER_TYPE
-					     : S_COUNT_OWNER,
+	return count_query(pg(gm),
+			   type_name ? S_COUNT_OWNER_TYPE : S_COUNT_OWNER,
 			   owner, type_name, n, err);
 }
 
-static int pg_used_bytes(gl_meta *gm, const char *owner,
-			 const char *type_name, int64_t *n, gl_err *err)
+static int pg_used_bytes(gl_meta *gm, const char *owner, const char *type_name,
+			 int64_t *n, gl_err *err)
 {
-	return count_query(pg(gm), type_name ? S_USED_OWNER_TYPE
-					     : S_USED_OWNER,
-			   owner, type_name, n, err);
+	return count_query(pg(gm),
+			   type_name ? S_USED_OWNER_TYPE : S_USED_OWNER, owner,
+			   type_name, n, err);
 }
 
 /* ------------------------------------------------------------------------
  * Blob records.
  * ---------------------------------------------------------------------- */
 
-static int pg_blob_set(gl_meta *gm, const char *artifact_id,
-		       const char *field, const char *key, const json_t *blob,
-		       gl_err *err)
+static int pg_blob_set(gl_meta *gm, const char *artifact_id, const char *field,
+		       const char *key, const json_t *blob, gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
@@ -1790,13 +1816,12 @@ static int pg_saving_blobs(gl_meta *gm, json_t **out, gl_err *err)
 	pg_conn *m;
 	int rc;
 
-	PG_CALL(pm, m, err, rc, rows_json(m, S_SAVING, NULL, gl_msql_blob_row, out,
-				      err));
+	PG_CALL(pm, m, err, rc,
+		rows_json(m, S_SAVING, NULL, gl_msql_blob_row, out, err));
 	return rc;
 }
 
-static int pg_external_blobs(gl_meta *gm, int limit, json_t **out,
-			     gl_err *err)
+static int pg_external_blobs(gl_meta *gm, int limit, json_t **out, gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
@@ -1804,8 +1829,8 @@ static int pg_external_blobs(gl_meta *gm, int limit, json_t **out,
 	int rc;
 
 	gl_msql_set_int(&p, 1, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_EXTERNAL, &p, gl_msql_blob_row, out,
-				      err));
+	PG_CALL(pm, m, err, rc,
+		rows_json(m, S_EXTERNAL, &p, gl_msql_blob_row, out, err));
 	return rc;
 }
 
@@ -1832,7 +1857,8 @@ static int pg_gc_list(gl_meta *gm, int limit, json_t **out, gl_err *err)
 	int rc;
 
 	gl_msql_set_int(&p, 1, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_GC_LIST, &p, gl_msql_gc_row, out, err));
+	PG_CALL(pm, m, err, rc,
+		rows_json(m, S_GC_LIST, &p, gl_msql_gc_row, out, err));
 	return rc;
 }
 
@@ -1862,8 +1888,8 @@ static int pg_cleanup_put(gl_meta *gm, const char *kind, const char *target,
 	return rc;
 }
 
-static int pg_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
-			  json_t **out, gl_err *err)
+static int pg_cleanup_due(gl_meta *gm, int64_t now_us, int limit, json_t **out,
+			  gl_err *err)
 {
 	pg_meta *pm = pg(gm);
 	pg_conn *m;
@@ -1872,8 +1898,9 @@ static int pg_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
 
 	gl_msql_set_int(&p, 1, now_us);
 	gl_msql_set_int(&p, 2, limit);
-	PG_CALL(pm, m, err, rc, rows_json(m, S_CLEANUP_DUE, &p, gl_msql_cleanup_row,
-				      out, err));
+	PG_CALL(pm, m, err, rc,
+		rows_json(m, S_CLEANUP_DUE, &p, gl_msql_cleanup_row, out,
+			  err));
 	return rc;
 }
 
@@ -1919,7 +1946,8 @@ static const char *prop_column(const gl_msql_val *p)
 
 /* LIKE as SQLite's: the user's wildcards, ASCII case-insensitive (ILIKE
  * folds only ASCII under the "C" collation), and no escape character. */
-static void like_sql(gl_msql_frag *f, const char *expr, const gl_msql_val *pattern)
+static void like_sql(gl_msql_frag *f, const char *expr,
+		     const gl_msql_val *pattern)
 {
 	gl_msql_sql(f, expr);
 	gl_msql_sql(f, " COLLATE \"C\" ILIKE ");
@@ -1957,18 +1985,22 @@ static int prop_cond(gl_msql_frag *f, const char *al, const gl_filter *flt,
 	gl_msql_val p;
 
 	if (flt->op == GL_OP_LIKE) {
-		if (n < 1 || gl_msql_filter_value(json_array_get(flt->values, 0),
-					     kind, GL_MSQL_TG_TEXT, &p, err))
+		if (n < 1 ||
+		    gl_msql_filter_value(json_array_get(flt->values, 0), kind,
+					 GL_MSQL_TG_TEXT, &p, err))
 			return n < 1 ? gl_fail(err, 400, "BadRequest",
 					       "Unsupported filter on %s",
-					       flt->field->name) : -1;
+					       flt->field->name)
+				     : -1;
 		if (p.t == GL_MSQL_NULL) {
 			gl_msql_sql(f, "FALSE");
 			return 0;
 		}
 		/* SQLite matches numbers by their text */
-		snprintf(expr, sizeof expr, "coalesce(%s.value_text,"
-			 " %s.value_num::text)", al, al);
+		snprintf(expr, sizeof expr,
+			 "coalesce(%s.value_text,"
+			 " %s.value_num::text)",
+			 al, al);
 		like_sql(f, expr, &p);
 		return 0;
 	}
@@ -1981,18 +2013,19 @@ static int prop_cond(gl_msql_frag *f, const char *al, const gl_filter *flt,
 			int k = 0;
 
 			for (size_t i = 0; i < n; i++) {
-				if (gl_msql_filter_value(
-					    json_array_get(flt->values, i),
-					    kind, GL_MSQL_TG_PROP, &p, err))
+				if (gl_msql_filter_value(json_array_get(flt->values,
+									i),
+							 kind, GL_MSQL_TG_PROP,
+							 &p, err))
 					return -1;
 				if (p.t == GL_MSQL_NULL ||
-				    (strcmp(prop_column(&p), "value_text") == 0)
-				    != text)
+				    (strcmp(prop_column(&p), "value_text") ==
+				     0) != text)
 					continue;
 				if (k++ == 0)
 					gl_msql_sqlf(f, "%s%s.%s IN (",
-						terms++ ? " OR " : "", al,
-						prop_column(&p));
+						     terms++ ? " OR " : "", al,
+						     prop_column(&p));
 				else
 					gl_msql_sql(f, ", ");
 				gl_msql_arg(f, &p);
@@ -2006,8 +2039,8 @@ static int prop_cond(gl_msql_frag *f, const char *al, const gl_filter *flt,
 	if (!gl_msql_op_sql(flt->op) || n < 1)
 		return gl_fail(err, 400, "BadRequest",
 			       "Unsupported filter on %s", flt->field->name);
-	if (gl_msql_filter_value(json_array_get(flt->values, 0), kind, GL_MSQL_TG_PROP,
-			    &p, err))
+	if (gl_msql_filter_value(json_array_get(flt->values, 0), kind,
+				 GL_MSQL_TG_PROP, &p, err))
 		return -1;
 	if (p.t == GL_MSQL_NULL) {
 		gl_msql_sql(f, "FALSE");
@@ -2015,7 +2048,7 @@ static int prop_cond(gl_msql_frag *f, const char *al, const gl_filter *flt,
 	}
 	gl_msql_sqlf(f, "%s.%s", al, prop_column(&p));
 	gl_msql_sql(f, flt->op == GL_OP_NEQ ? " IS DISTINCT FROM "
-				       : gl_msql_op_sql(flt->op));
+					    : gl_msql_op_sql(flt->op));
 	gl_msql_arg(f, &p);
 	return 0;
 }
@@ -2057,9 +2090,10 @@ static const gl_msql_dialect dialect = {
  * same parameter types. */
 static void placeholder(gl_sb *out, int k, const gl_msql_val *v)
 {
-	const char *cast = v->cast ? v->cast
-			   : v->t == GL_MSQL_INT ? "int8"
-			   : v->t == GL_MSQL_REAL ? "numeric" : "text";
+	const char *cast = v->cast                ? v->cast
+			   : v->t == GL_MSQL_INT  ? "int8"
+			   : v->t == GL_MSQL_REAL ? "numeric"
+						  : "text";
 
 	gl_sb_addf(out, "$%d::%s", k, cast);
 }
@@ -2097,7 +2131,8 @@ static const char *dyn_get(pg_conn *m, char *sql, gl_err *err)
 /* Prepare (or reuse) and run a fragment: the result or NULL + err. */
 static PGresult *frag_exec(pg_conn *m, const gl_msql_frag *f, gl_err *err)
 {
-	const char *name = dyn_get(m, gl_msql_frag_render(f, placeholder), err);
+	const char *name = dyn_get(m, gl_msql_frag_render(f, placeholder),
+				   err);
 
 	if (!name)
 		return NULL;
@@ -2107,7 +2142,8 @@ static PGresult *frag_exec(pg_conn *m, const gl_msql_frag *f, gl_err *err)
 /* The marker's sort values (owned copies, typed as their columns), read
  * from its row. */
 static int marker_values(pg_conn *m, const gl_list_query *q,
-			 const gl_msql_skey *k, int n, gl_msql_val **out, gl_err *err)
+			 const gl_msql_skey *k, int n, gl_msql_val **out,
+			 gl_err *err)
 {
 	gl_msql_frag f = { 0 };
 	PGresult *r;
@@ -2162,9 +2198,9 @@ static int marker_values(pg_conn *m, const gl_list_query *q,
  * with the statement in page, 0 when q has another shape or the filter is
  * not selective, -1 on error. */
 static int driven_page(pg_conn *m, gl_msql_frag *page, const gl_list_query *q,
-		       const gl_msql_skey *keys, int nkeys, const gl_msql_frag *joins,
-		       const gl_msql_val *mv, const gl_msql_val *lim, int *counted,
-		       gl_err *err)
+		       const gl_msql_skey *keys, int nkeys,
+		       const gl_msql_frag *joins, const gl_msql_val *mv,
+		       const gl_msql_val *lim, int *counted, gl_err *err)
 {
 	gl_msql_frag rows = { 0 }, probe = { 0 };
 	gl_msql_skey *tk = NULL;
@@ -2179,7 +2215,7 @@ static int driven_page(pg_conn *m, gl_msql_frag *page, const gl_list_query *q,
 			base++;
 	}
 	if (!custom || (rc = gl_msql_scoped_rows(&rows, &dialect, q, "x",
-					    &one_row, err)) <= 0)
+						 &one_row, err)) <= 0)
 		goto out;
 	/* bounded: never more than DRIVE_THRESHOLD index entries */
 	gl_msql_sql(&probe, "SELECT count(*) FROM (SELECT 1");
@@ -2193,21 +2229,24 @@ static int driven_page(pg_conn *m, gl_msql_frag *page, const gl_list_query *q,
 	PQclear(r);
 	if (!rc)
 		goto out;
-	gl_msql_sql(page, one_row ? "WITH drv AS MATERIALIZED (SELECT x.artifact_id"
-		     " AS id, x.created_at" : "WITH drv AS MATERIALIZED (SELECT"
-		     " DISTINCT x.artifact_id AS id, x.created_at");
+	gl_msql_sql(page,
+		    one_row ? "WITH drv AS MATERIALIZED (SELECT x.artifact_id"
+			      " AS id, x.created_at"
+			    : "WITH drv AS MATERIALIZED (SELECT"
+			      " DISTINCT x.artifact_id AS id, x.created_at");
 	gl_msql_cat(page, &rows);
 	/* the page's ids and sort values (as t.kN) */
 	*counted = !mv;
-	gl_msql_sql(page, *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
-		     " count(*) OVER () AS n" : ") SELECT " ART_COLS
-		     " FROM (SELECT a.id");
+	gl_msql_sql(page,
+		    *counted ? ") SELECT " ART_COLS ", t.n FROM (SELECT a.id,"
+			       " count(*) OVER () AS n"
+			     : ") SELECT " ART_COLS " FROM (SELECT a.id");
 	tk = gl_msql_top_keys(page, keys, nkeys);
 	/* created_at (the tie-breaker the API adds) comes with the rows'
 	 * copies (schema_v8); other base sort keys are read from each
 	 * match's artifact row */
 	gl_msql_sql(page, base ? " FROM drv d JOIN artifacts a ON a.id = d.id"
-			  : " FROM drv a");
+			       : " FROM drv a");
 	gl_msql_cat(page, joins);
 	gl_msql_sql(page, " WHERE TRUE");
 	gl_msql_top_end(page, &dialect, keys, tk, nkeys, mv, lim, "JOIN");
@@ -2222,7 +2261,8 @@ static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 		     int64_t *total, gl_err *err)
 {
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
-				      ? q->type : NULL;
+				      ? q->type
+				      : NULL;
 	gl_msql_frag where = { 0 }, joins = { 0 }, page = { 0 }, cnt = { 0 };
 	gl_msql_skey *keys = NULL;
 	gl_msql_val *mv = NULL;
@@ -2245,17 +2285,19 @@ static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 
 	if (q->limit != 0) {
 		/* NULL: no limit */
-		gl_msql_val lim = { .t = q->limit < 0 ? GL_MSQL_NULL : GL_MSQL_INT,
-			       .i = q->limit, .cast = "int8" };
+		gl_msql_val lim = { .t = q->limit < 0 ? GL_MSQL_NULL
+						      : GL_MSQL_INT,
+				    .i = q->limit,
+				    .cast = "int8" };
 
-		if (q->marker &&
-		    marker_values(m, q, keys, nkeys, &mv, err))
+		if (q->marker && marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
 		if ((rc = driven_page(m, &page, q, keys, nkeys, &joins, mv,
 				      &lim, &counted, err)) < 0)
 			goto out;
 		if (!rc) {
-			gl_msql_sql(&page, "SELECT " ART_COLS " FROM artifacts a");
+			gl_msql_sql(&page,
+				    "SELECT " ART_COLS " FROM artifacts a");
 			gl_msql_cat(&page, &joins);
 			gl_msql_sql(&page, " WHERE ");
 			gl_msql_cat(&page, &where);
@@ -2294,15 +2336,17 @@ static int list_impl(pg_conn *m, const gl_list_query *q, json_t **artifacts,
 		if (gl_msql_counts_total(q)) {
 			/* a sum over the kept counts (schema_v6) */
 			gl_msql_sql(&cnt, "SELECT coalesce(sum(a.n), 0)::int8"
-			       " FROM artifact_counts a WHERE ");
+					  " FROM artifact_counts a WHERE ");
 			gl_msql_cat(&cnt, &where);
-		} else if ((rc = gl_msql_scoped_count(&cnt, &dialect, q, err))) {
+		} else if ((rc = gl_msql_scoped_count(&cnt, &dialect, q,
+						      err))) {
 			/* one property or tag filter: its rows' scope
 			 * copies (schema_v7) */
 			if (rc < 0)
 				goto out;
 		} else {
-			gl_msql_sql(&cnt, "SELECT count(*) FROM artifacts a WHERE ");
+			gl_msql_sql(&cnt,
+				    "SELECT count(*) FROM artifacts a WHERE ");
 			gl_msql_cat(&cnt, &where);
 			gl_msql_sort_exists(&cnt, &dialect, q);
 		}
@@ -2484,7 +2528,8 @@ static int pg_data_put_file(gl_meta *gm, const char *location, int fd,
 	if (size < 0)
 		return gl_fail(err, 500, NULL, "DBError: negative blob size");
 	buf = gl_xmalloc(DATA_CHUNK);
-	PG_CALL(pm, m, err, rc, put_file_impl(m, location, fd, size, buf, err));
+	PG_CALL(pm, m, err, rc,
+		put_file_impl(m, location, fd, size, buf, err));
 	free(buf);
 	return rc;
 }
@@ -2520,7 +2565,8 @@ static int64_t data_read_impl(pg_conn *m, const char *location, int64_t off,
 		return -1;
 	if (PQntuples(r) == 0) {
 		PQclear(r);
-		gl_fail(err, 404, "NotFound", "No data stored at %s", location);
+		gl_fail(err, 404, "NotFound", "No data stored at %s",
+			location);
 		return -1;
 	}
 	size = be64(PQgetvalue(r, 0, 0));
@@ -2537,8 +2583,10 @@ static int64_t data_read_impl(pg_conn *m, const char *location, int64_t off,
 	}
 	PQclear(r);
 	if (got != want) {
-		gl_fail(err, 500, NULL, "DBError: stored data at %s is"
-			" incomplete", location);
+		gl_fail(err, 500, NULL,
+			"DBError: stored data at %s is"
+			" incomplete",
+			location);
 		return -1;
 	}
 	return got;
@@ -2559,7 +2607,8 @@ static int64_t pg_data_read(gl_meta *gm, const char *location, int64_t off,
 		len = INT_MAX;
 	if (len > INT64_MAX - off) /* off + len is a parameter */
 		len = INT64_MAX - off;
-	PG_CALL(pm, m, err, rc, data_read_impl(m, location, off, buf, len, err));
+	PG_CALL(pm, m, err, rc,
+		data_read_impl(m, location, off, buf, len, err));
 	return rc;
 }
 

@@ -92,15 +92,15 @@ int gl_msql_json_time(const json_t *v, int64_t *us)
 }
 
 int gl_msql_schema_check(int64_t v, int64_t tables, int upgrade, int need,
-		    gl_err *err)
+			 gl_err *err)
 {
 	if (v == need)
 		return 0;
 	if (v > need)
 		return gl_fail(err, 500, NULL,
 			       "database schema is at version %lld, newer than"
-			       " this glared supports (%d)", (long long)v,
-			       need);
+			       " this glared supports (%d)",
+			       (long long)v, need);
 	if (v == 0 && tables > 0)
 		return gl_fail(err, 500, NULL,
 			       "the database has tables but no glared schema"
@@ -150,7 +150,8 @@ static void damaged(const char *who, const char *what, const char *detail)
 			return;
 	damage_seen[damage_next++ % DAMAGE_SEEN] = h;
 	gl_warn("artifact %.100s: the stored %s is damaged (%.300s); it is "
-		"served repaired or left out", who, what, detail);
+		"served repaired or left out",
+		who, what, detail);
 }
 
 /* A text column as a string that JSON can carry: bytes that are not UTF-8
@@ -257,8 +258,8 @@ json_t *gl_msql_col_json(const gl_msql_row *r, int c)
 
 static json_t *blob_json(const gl_msql_row *r, int c0, const char *who)
 {
-	static const int texts[] = { B_URL, B_MD5, B_SHA1, B_SHA256, B_STATUS,
-				     B_CTYPE };
+	static const int texts[] = { B_URL,    B_MD5,    B_SHA1,
+				     B_SHA256, B_STATUS, B_CTYPE };
 	json_t *b = json_object(), *v;
 
 	json_object_set_new(b, "size", gl_msql_col_int(r, c0 + B_SIZE));
@@ -298,8 +299,8 @@ json_t *gl_msql_blob_json(const gl_msql_row *r, int c0)
 
 /* Custom fields come from doc (null when unset); blob fields are null and
  * folders {} until their records are attached. */
-int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **out,
-		     gl_err *err)
+int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type,
+			  json_t **out, gl_err *err)
 {
 	static const struct {
 		const char *key;
@@ -323,10 +324,12 @@ int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **ou
 	id = json_string_value(idv);
 	for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
 		json_object_set_new(af, texts[i].key,
-				    text_col(r, texts[i].col, id, texts[i].key));
+				    text_col(r, texts[i].col, id,
+					     texts[i].key));
 	for (size_t i = 0; i < sizeof times / sizeof *times; i++)
 		json_object_set_new(af, times[i].key,
-				    time_col(r, times[i].col, id, times[i].key));
+				    time_col(r, times[i].col, id,
+					     times[i].key));
 	json_object_set_new(af, "revision", gl_msql_col_int(r, C_REV));
 	doc = json_col(r, C_DOC, id, "document");
 	if (!json_is_object(doc)) {
@@ -342,12 +345,15 @@ int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **ou
 		json_object_set_new(af, "type_name",
 				    text_col(r, C_TYPE, id, "type_name"));
 		v = json_object_get(doc, "tags");
-		json_object_set_new(af, "tags", v ? json_incref(v)
-					  : lost ? json_array() : json_null());
+		json_object_set_new(af, "tags",
+				    v      ? json_incref(v)
+				    : lost ? json_array()
+					   : json_null());
 		v = json_object_get(doc, "metadata");
-		json_object_set_new(af, "metadata", v ? json_incref(v)
-					      : lost ? json_object()
-						     : json_null());
+		json_object_set_new(af, "metadata",
+				    v      ? json_incref(v)
+				    : lost ? json_object()
+					   : json_null());
 	} else {
 		for (int i = 0; i < type->nfields; i++) {
 			const gl_field *f = &type->fields[i];
@@ -375,7 +381,8 @@ int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **ou
 }
 
 /* Records of fields the type no longer has are left out. */
-void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r, int cf)
+void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r,
+			 int cf)
 {
 	size_t n;
 	const char *field = r->ops->text(r, cf, &n);
@@ -400,7 +407,8 @@ void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r, 
 	free(key);
 }
 
-void gl_msql_attach_page_blob(json_t *idx, const gl_type *type, const gl_msql_row *r)
+void gl_msql_attach_page_blob(json_t *idx, const gl_type *type,
+			      const gl_msql_row *r)
 {
 	char *id = text_key(r, 0);
 
@@ -410,8 +418,8 @@ void gl_msql_attach_page_blob(json_t *idx, const gl_type *type, const gl_msql_ro
 
 json_t *gl_msql_deleted_row(const gl_msql_row *r)
 {
-	return json_pack("{s:o, s:o}", "id", gl_msql_col_text(r, 0), "type_name",
-			 gl_msql_col_text(r, 1));
+	return json_pack("{s:o, s:o}", "id", gl_msql_col_text(r, 0),
+			 "type_name", gl_msql_col_text(r, 1));
 }
 
 json_t *gl_msql_gc_row(const gl_msql_row *r)
@@ -422,23 +430,22 @@ json_t *gl_msql_gc_row(const gl_msql_row *r)
 
 json_t *gl_msql_cleanup_row(const gl_msql_row *r)
 {
-	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-			 "kind", gl_msql_col_text(r, 0), "target", gl_msql_col_text(r, 1),
-			 "arg", gl_msql_col_text(r, 2), "attempts", gl_msql_col_int(r, 3),
-			 "next_at", gl_msql_col_int(r, 4),
-			 "queued_at", gl_msql_col_int(r, 5),
-			 "error", gl_msql_col_text(r, 6));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "kind",
+			 gl_msql_col_text(r, 0), "target",
+			 gl_msql_col_text(r, 1), "arg", gl_msql_col_text(r, 2),
+			 "attempts", gl_msql_col_int(r, 3), "next_at",
+			 gl_msql_col_int(r, 4), "queued_at",
+			 gl_msql_col_int(r, 5), "error",
+			 gl_msql_col_text(r, 6));
 }
 
 json_t *gl_msql_blob_row(const gl_msql_row *r)
 {
 	json_t *id = gl_msql_col_text(r, 0);
 
-	return json_pack("{s:o, s:o, s:o, s:o, s:o}",
-			 "artifact_id", id,
-			 "type_name", gl_msql_col_text(r, 1),
-			 "field", gl_msql_col_text(r, 2),
-			 "key", gl_msql_col_text(r, 3),
+	return json_pack("{s:o, s:o, s:o, s:o, s:o}", "artifact_id", id,
+			 "type_name", gl_msql_col_text(r, 1), "field",
+			 gl_msql_col_text(r, 2), "key", gl_msql_col_text(r, 3),
 			 "blob", blob_json(r, 4, json_string_value(id)));
 }
 
@@ -590,7 +597,7 @@ void gl_msql_json_val(const json_t *v, gl_msql_val *out)
  * ---------------------------------------------------------------------- */
 
 int gl_msql_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
-		 gl_err *err)
+		      gl_err *err)
 {
 	if (!type || type->is_all || !gl_json_str(af, "id") ||
 	    !gl_json_str(af, "name") || !gl_json_str(af, "owner") || !vk)
@@ -622,8 +629,9 @@ static char *doc_text(const gl_type *type, const json_t *af)
 	return text;
 }
 
-int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af,
-		     const gl_vkey *vk, int64_t rev, gl_err *err)
+int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type,
+			  const json_t *af, const gl_vkey *vk, int64_t rev,
+			  gl_err *err)
 {
 	/* clang-format off */
 	static const char *const tnames[3] = {
@@ -635,7 +643,8 @@ int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af
 	int set[3];
 
 	for (int i = 0; i < 3; i++) {
-		set[i] = gl_msql_json_time(json_object_get(af, tnames[i]), &t[i]);
+		set[i] = gl_msql_json_time(json_object_get(af, tnames[i]),
+					   &t[i]);
 		if (set[i] < 0)
 			return gl_fail(err, 500, NULL,
 				       "DBError: artifact %s: bad timestamp",
@@ -655,10 +664,13 @@ int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af
 	gl_msql_set_text(p, 6, vk->suffix ? vk->suffix : "");
 	gl_msql_set_text(p, 7, vk->meta ? vk->meta : "");
 	gl_msql_set_text(p, 8, gl_json_str(af, "owner"));
-	gl_msql_set_text(p, 9, gl_json_str(af, "visibility") ? gl_json_str(af, "visibility")
-						   : "private");
-	gl_msql_set_text(p, 10, gl_json_str(af, "status") ? gl_json_str(af, "status")
-						: "drafted");
+	gl_msql_set_text(p, 9,
+			 gl_json_str(af, "visibility")
+				 ? gl_json_str(af, "visibility")
+				 : "private");
+	gl_msql_set_text(p, 10,
+			 gl_json_str(af, "status") ? gl_json_str(af, "status")
+						   : "drafted");
 	gl_msql_set_text(p, 11, gl_json_str(af, "description"));
 	gl_msql_set_text(p, 12, gl_json_str(af, "display_type_name"));
 	for (int i = 0; i < 3; i++) {
@@ -717,7 +729,8 @@ static int field_props(const gl_field *f, const json_t *v, gl_msql_prop_fn fn,
 				return rc;
 	} else if (f->kind == GK_DICT && json_is_object(v)) {
 		json_object_foreach((json_t *)v, k, e)
-			if ((rc = prop_row(f->name, k, e, 0, f->elem, fn, ctx)))
+			if ((rc = prop_row(f->name, k, e, 0, f->elem, fn,
+					   ctx)))
 				return rc;
 	} else if (f->kind != GK_LIST && f->kind != GK_DICT) {
 		return prop_row(f->name, "", v, 0, f->kind, fn, ctx);
@@ -725,8 +738,8 @@ static int field_props(const gl_field *f, const json_t *v, gl_msql_prop_fn fn,
 	return 0;
 }
 
-int gl_msql_each_prop(const gl_type *type, const json_t *af, gl_msql_prop_fn fn,
-		 void *ctx)
+int gl_msql_each_prop(const gl_type *type, const json_t *af,
+		      gl_msql_prop_fn fn, void *ctx)
 {
 	for (int f = 0; f < type->nfields; f++) {
 		const gl_field *fd = &type->fields[f];
@@ -744,8 +757,9 @@ int gl_msql_each_prop(const gl_type *type, const json_t *af, gl_msql_prop_fn fn,
 	return 0;
 }
 
-int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id, const char *field,
-		 const char *key, const json_t *blob, gl_err *err)
+int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id,
+		      const char *field, const char *key, const json_t *blob,
+		      gl_err *err)
 {
 	json_t *extra, *v;
 	const char *k;
@@ -768,7 +782,8 @@ int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id, const char *fiel
 			if (json_is_integer(v)) /* exact above 2^53 */
 				gl_msql_set_int(p, i, json_integer_value(v));
 			else if (json_is_real(v))
-				gl_msql_set_int(p, i, (int64_t)json_real_value(v));
+				gl_msql_set_int(p, i,
+						(int64_t)json_real_value(v));
 			break;
 		case B_EXTERNAL:
 			gl_msql_set_int(p, i, json_is_true(v));
@@ -809,9 +824,9 @@ int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id, const char *fiel
 	return 0;
 }
 
-void gl_msql_scope_vals(gl_msql_vals *p, const char *type_name, const char *name,
-		   const gl_vkey *vk, const char *owner,
-		   const char *exclude_id)
+void gl_msql_scope_vals(gl_msql_vals *p, const char *type_name,
+			const char *name, const gl_vkey *vk, const char *owner,
+			const char *exclude_id)
 {
 	gl_msql_set_text(p, 1, type_name);
 	gl_msql_set_text(p, 2, name);
@@ -833,7 +848,7 @@ int gl_msql_quotas_check(const json_t *projects, gl_err *err)
 }
 
 int gl_msql_quotas_each(const json_t *projects, const gl_msql_quota_ops *ops,
-		   void *ctx, gl_err *err)
+			void *ctx, gl_err *err)
 {
 	json_t *pj, *qv;
 	size_t i, j;
@@ -852,8 +867,10 @@ int gl_msql_quotas_each(const json_t *projects, const gl_msql_quota_ops *ops,
 
 			if (!name)
 				continue;
-			if (ops->add(ctx, pid, name, json_integer_value(
-					json_object_get(qv, "quota_value")),
+			if (ops->add(ctx, pid, name,
+				     json_integer_value(
+					     json_object_get(qv,
+							     "quota_value")),
 				     err))
 				return -1;
 		}
@@ -979,19 +996,20 @@ int gl_msql_value(const json_t *v, int to_us, gl_msql_val *p, gl_err *err)
 }
 
 int gl_msql_filter_value(const json_t *v, gl_kind kind, enum gl_msql_target tg,
-		    gl_msql_val *p, gl_err *err)
+			 gl_msql_val *p, gl_err *err)
 {
-	if (gl_msql_value(v, kind == GK_DATETIME && tg != GL_MSQL_TG_TEXT, p, err))
+	if (gl_msql_value(v, kind == GK_DATETIME && tg != GL_MSQL_TG_TEXT, p,
+			  err))
 		return -1;
-	p->cast = tg == GL_MSQL_TG_TEXT || p->t == GL_MSQL_TEXT ? "text"
+	p->cast = tg == GL_MSQL_TG_TEXT || p->t == GL_MSQL_TEXT   ? "text"
 		  : p->t == GL_MSQL_REAL || tg == GL_MSQL_TG_PROP ? "numeric"
-		  : "int8";
+								  : "int8";
 	return 0;
 }
 
-int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
-	       const gl_filter *flt, gl_kind kind, enum gl_msql_target tg,
-	       gl_err *err)
+int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d,
+		    const char *expr, const gl_filter *flt, gl_kind kind,
+		    enum gl_msql_target tg, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	gl_msql_val p;
@@ -1004,8 +1022,9 @@ int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
 		gl_msql_sql(f, expr);
 		gl_msql_sql(f, " IN (");
 		for (size_t i = 0; i < n; i++) {
-			if (gl_msql_filter_value(json_array_get(flt->values, i),
-					    kind, tg, &p, err))
+			if (gl_msql_filter_value(json_array_get(flt->values,
+								i),
+						 kind, tg, &p, err))
 				return -1;
 			if (i)
 				gl_msql_sql(f, ", ");
@@ -1022,7 +1041,7 @@ int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
 		return d->like(f, expr, json_array_get(flt->values, 0), kind,
 			       err);
 	if (gl_msql_filter_value(json_array_get(flt->values, 0), kind, tg, &p,
-			    err))
+				 err))
 		return -1;
 	gl_msql_sql(f, expr);
 	gl_msql_sql(f, gl_msql_op_sql(flt->op));
@@ -1033,33 +1052,45 @@ int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
 const char *gl_msql_op_sql(unsigned op)
 {
 	switch (op) {
-	case GL_OP_EQ: return " = ";
-	case GL_OP_NEQ: return " != ";
-	case GL_OP_LT: return " < ";
-	case GL_OP_LTE: return " <= ";
-	case GL_OP_GT: return " > ";
-	case GL_OP_GTE: return " >= ";
-	case GL_OP_LIKE: return " LIKE ";
-	default: return NULL;
+	case GL_OP_EQ:
+		return " = ";
+	case GL_OP_NEQ:
+		return " != ";
+	case GL_OP_LT:
+		return " < ";
+	case GL_OP_LTE:
+		return " <= ";
+	case GL_OP_GT:
+		return " > ";
+	case GL_OP_GTE:
+		return " >= ";
+	case GL_OP_LIKE:
+		return " LIKE ";
+	default:
+		return NULL;
 	}
 }
 
 void gl_msql_member_open(gl_msql_frag *f, const char *al, const char *table,
-		    const char *t, int in_form)
+			 const char *t, int in_form)
 {
 	if (in_form)
-		gl_msql_sqlf(f, "+%s.id IN (SELECT %s.artifact_id FROM %s %s"
-			" WHERE ", al, t, table, t);
+		gl_msql_sqlf(f,
+			     "+%s.id IN (SELECT %s.artifact_id FROM %s %s"
+			     " WHERE ",
+			     al, t, table, t);
 	else
-		gl_msql_sqlf(f, "EXISTS (SELECT 1 FROM %s %s WHERE"
-			" %s.artifact_id = %s.id AND ", table, t, t, al);
+		gl_msql_sqlf(f,
+			     "EXISTS (SELECT 1 FROM %s %s WHERE"
+			     " %s.artifact_id = %s.id AND ",
+			     table, t, t, al);
 }
 
 /* The semver comparison of a version filter: equality on (prefix, suffix,
  * meta), order on (prefix, suffix) - build metadata does not order. The
  * prefix is a signed 64-bit integer whose order is the semver order. */
-static int version_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al,
-			const gl_filter *flt, gl_err *err)
+static int version_cond(gl_msql_frag *f, const gl_msql_dialect *d,
+			const char *al, const gl_filter *flt, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	char expr[48];
@@ -1093,11 +1124,12 @@ static int version_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *a
 		return 0;
 	}
 	if (!gl_msql_op_sql(flt->op))
-		return gl_fail(err, 400, "BadRequest", "Unsupported filter on"
+		return gl_fail(err, 400, "BadRequest",
+			       "Unsupported filter on"
 			       " version");
 	/* a row value compares lexicographically and can use an index */
 	gl_msql_sqlf(f, "(%s.version_prefix, %s.version_suffix)%s(", al, al,
-		gl_msql_op_sql(flt->op));
+		     gl_msql_op_sql(flt->op));
 	gl_msql_arg_int(f, flt->vkeys[0].prefix);
 	gl_msql_sql(f, ", ");
 	gl_msql_arg_text(f, flt->vkeys[0].suffix ? flt->vkeys[0].suffix : "");
@@ -1105,12 +1137,12 @@ static int version_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *a
 	return 0;
 }
 
-int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d, const char *p,
-		  const gl_filter *flt, gl_err *err)
+int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d,
+		       const char *p, const gl_filter *flt, gl_err *err)
 {
 	const gl_field *fd = flt->field;
 	gl_kind kind = fd->kind == GK_LIST || fd->kind == GK_DICT ? fd->elem
-								   : fd->kind;
+								  : fd->kind;
 	char expr[32];
 
 	gl_msql_sqlf(f, "%s.name = ", p);
@@ -1121,8 +1153,10 @@ int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d, const char *p,
 		return d->cond(f, p, flt, kind, GL_MSQL_TG_PROP, err);
 	case GF_DICT_KEY:
 		if (flt->op != GL_OP_EQ && flt->op != GL_OP_IN)
-			return gl_fail(err, 400, "BadRequest", "Only eq and in"
-				       " filter on the keys of %s", fd->name);
+			return gl_fail(err, 400, "BadRequest",
+				       "Only eq and in"
+				       " filter on the keys of %s",
+				       fd->name);
 		/* keys are strings whatever the element kind */
 		gl_msql_sql(f, " AND ");
 		snprintf(expr, sizeof expr, "%s.key", p);
@@ -1140,9 +1174,9 @@ int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d, const char *p,
 /* One filter as a boolean SQL expression over artifact alias al. An
  * artifact without the property never matches a property filter, not
  * even `neq` (Glare's join semantics). */
-static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al,
-		       const char *type_name, const gl_filter *flt,
-		       int in_form, gl_err *err)
+static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d,
+		       const char *al, const char *type_name,
+		       const gl_filter *flt, int in_form, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	char expr[48];
@@ -1157,8 +1191,8 @@ static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al
 			return version_cond(f, d, al, flt, err);
 		snprintf(expr, sizeof expr, "%s.%s", al, flt->field->name);
 		if (is_time_column(flt->field->name))
-			return d->cond(f, expr, flt, GK_DATETIME, GL_MSQL_TG_INT,
-				       err);
+			return d->cond(f, expr, flt, GK_DATETIME,
+				       GL_MSQL_TG_INT, err);
 		return d->cond(f, expr, flt, GK_STRING, GL_MSQL_TG_TEXT, err);
 	case GF_PROP:
 	case GF_DICT_KEY:
@@ -1187,8 +1221,8 @@ static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al
 		for (size_t i = 0; i < n; i++) {
 			gl_msql_val p;
 
-			if (gl_msql_value(json_array_get(flt->values, i), 0, &p,
-				     err))
+			if (gl_msql_value(json_array_get(flt->values, i), 0,
+					  &p, err))
 				return -1;
 			p.cast = "text";
 			if (i)
@@ -1209,7 +1243,8 @@ static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al
 		}
 		in.op = GL_OP_IN;
 		gl_msql_member_open(f, al, "tags", "t", in_form);
-		if (d->cond(f, "t.value", &in, GK_STRING, GL_MSQL_TG_TEXT, err))
+		if (d->cond(f, "t.value", &in, GK_STRING, GL_MSQL_TG_TEXT,
+			    err))
 			return -1;
 		gl_msql_sql(f, ")");
 		return 0;
@@ -1218,8 +1253,9 @@ static int filter_cond(gl_msql_frag *f, const gl_msql_dialect *d, const char *al
 	return gl_fail(err, 500, NULL, "DBError: bad filter kind");
 }
 
-int gl_msql_where(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-	     const char *al, int skip, int in_form, gl_err *err)
+int gl_msql_where(gl_msql_frag *f, const gl_msql_dialect *d,
+		  const gl_list_query *q, const char *al, int skip,
+		  int in_form, gl_err *err)
 {
 	int nor = 0;
 
@@ -1284,13 +1320,14 @@ static int scope_filter(const gl_filter *flt)
 {
 	const char *n = flt->field ? flt->field->name : "";
 
-	return flt->kind == GF_BASE && (strcmp(n, "status") == 0 ||
-					strcmp(n, "visibility") == 0 ||
-					strcmp(n, "owner") == 0);
+	return flt->kind == GF_BASE &&
+	       (strcmp(n, "status") == 0 || strcmp(n, "visibility") == 0 ||
+		strcmp(n, "owner") == 0);
 }
 
-int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		   const char *al, int *one_row, gl_err *err)
+int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d,
+			const gl_list_query *q, const char *al, int *one_row,
+			gl_err *err)
 {
 	const gl_filter *flt = NULL;
 	int skip = -1;
@@ -1337,8 +1374,11 @@ int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list
 	default:
 		return 0;
 	}
-	gl_msql_sqlf(f, flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
-		   ? " FROM tags %s WHERE " : " FROM properties %s WHERE ", al);
+	gl_msql_sqlf(f,
+		     flt->kind == GF_TAGS_ALL || flt->kind == GF_TAGS_ANY
+			     ? " FROM tags %s WHERE "
+			     : " FROM properties %s WHERE ",
+		     al);
 	if (gl_msql_where(f, d, q, al, skip, 0, err))
 		return -1;
 	gl_msql_sql(f, " AND ");
@@ -1355,15 +1395,17 @@ int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list
 	return 1;
 }
 
-int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		    gl_err *err)
+int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d,
+			 const gl_list_query *q, gl_err *err)
 {
 	gl_msql_frag rows = { 0 };
-	int one_row = 0, rc = gl_msql_scoped_rows(&rows, d, q, "a", &one_row, err);
+	int one_row = 0,
+	    rc = gl_msql_scoped_rows(&rows, d, q, "a", &one_row, err);
 
 	if (rc == 1) {
-		gl_msql_sql(f, one_row ? "SELECT count(*)" : "SELECT count(DISTINCT"
-		       " a.artifact_id)");
+		gl_msql_sql(f, one_row ? "SELECT count(*)"
+				       : "SELECT count(DISTINCT"
+					 " a.artifact_id)");
 		gl_msql_cat(f, &rows);
 		/* a custom sort key's join drops artifacts without its
 		 * value */
@@ -1377,12 +1419,13 @@ int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d, const gl_lis
  * suffix). Equivalent to rank() = 1 per name, but as a correlated probe
  * on the name/version index it lets the page query stop early instead of
  * ranking every match. */
-int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-	      gl_err *err)
+int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d,
+		   const gl_list_query *q, gl_err *err)
 {
-	gl_msql_sql(f, " AND NOT EXISTS (SELECT 1 FROM artifacts b"
-	       " WHERE b.name = a.name AND (b.version_prefix, b.version_suffix)"
-	       " > (a.version_prefix, a.version_suffix) AND ");
+	gl_msql_sql(f,
+		    " AND NOT EXISTS (SELECT 1 FROM artifacts b"
+		    " WHERE b.name = a.name AND (b.version_prefix, b.version_suffix)"
+		    " > (a.version_prefix, a.version_suffix) AND ");
 	if (gl_msql_where(f, d, q, "b", -1, 0, err))
 		return -1;
 	gl_msql_sql(f, ")");
@@ -1393,8 +1436,8 @@ int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_quer
  * Sorting and keyset pagination.
  * ---------------------------------------------------------------------- */
 
-int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q, gl_msql_skey **out,
-		 int *nout, gl_err *err)
+int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q,
+		      gl_msql_skey **out, int *nout, gl_err *err)
 {
 	gl_msql_skey *k = gl_xmalloc((size_t)(q->nsorts * 2 + 1) * sizeof *k);
 	int n = 0, njoin = 0, has_id = 0;
@@ -1420,18 +1463,21 @@ int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q, gl_msql_
 				return gl_fail(err, 400, "BadRequest",
 					       "Cannot sort on %s", fd->name);
 			}
-			snprintf(k[n].expr, sizeof k[n].expr, "a.%s", fd->name);
+			snprintf(k[n].expr, sizeof k[n].expr, "a.%s",
+				 fd->name);
 			k[n].desc = desc;
-			k[n++].notnull =
-				strcmp(fd->name, "description") != 0 &&
-				strcmp(fd->name, "display_type_name") != 0 &&
-				strcmp(fd->name, "activated_at") != 0;
+			k[n++].notnull = strcmp(fd->name, "description") !=
+						 0 &&
+					 strcmp(fd->name,
+						"display_type_name") != 0 &&
+					 strcmp(fd->name, "activated_at") != 0;
 			has_id |= strcmp(fd->name, "id") == 0;
 		} else {
 			snprintf(k[n].expr, sizeof k[n].expr, "s%d.%s",
 				 njoin++, d->sort_column(fd));
 			k[n].desc = desc;
-			k[n++].notnull = 1; /* inner join, see gl_msql_sort_joins */
+			k[n++].notnull =
+				1; /* inner join, see gl_msql_sort_joins */
 		}
 	}
 	/* a total order, whatever the caller appended */
@@ -1445,8 +1491,8 @@ int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q, gl_msql_
 	return 0;
 }
 
-void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		   const char *kw, int from)
+void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d,
+			const gl_list_query *q, const char *kw, int from)
 {
 	int njoin = 0;
 
@@ -1459,13 +1505,16 @@ void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list
 			njoin++;
 			continue;
 		}
-		gl_msql_sqlf(f, " %s properties s%d ON s%d.artifact_id = a.id"
-			" AND s%d.name = ", kw, njoin, njoin, njoin);
+		gl_msql_sqlf(f,
+			     " %s properties s%d ON s%d.artifact_id = a.id"
+			     " AND s%d.name = ",
+			     kw, njoin, njoin, njoin);
 		gl_msql_arg_text(f, fd->name);
-		gl_msql_sqlf(f, " AND s%d.key = '' AND s%d.pos = 0", njoin, njoin);
+		gl_msql_sqlf(f, " AND s%d.key = '' AND s%d.pos = 0", njoin,
+			     njoin);
 		if (d->sort_typed)
 			gl_msql_sqlf(f, " AND s%d.%s IS NOT NULL", njoin,
-				d->sort_column(fd));
+				     d->sort_column(fd));
 		njoin++;
 	}
 }
@@ -1481,23 +1530,28 @@ static void sort_exists_on(gl_msql_frag *f, const gl_msql_dialect *d,
 
 		if (!fd || fd->base)
 			continue;
-		gl_msql_sqlf(f, " AND EXISTS (SELECT 1 FROM properties s WHERE"
-			" s.artifact_id = %s AND s.name = ", id);
+		gl_msql_sqlf(f,
+			     " AND EXISTS (SELECT 1 FROM properties s WHERE"
+			     " s.artifact_id = %s AND s.name = ",
+			     id);
 		gl_msql_arg_text(f, fd->name);
 		gl_msql_sql(f, " AND s.key = '' AND s.pos = 0");
 		if (d->sort_typed)
-			gl_msql_sqlf(f, " AND s.%s IS NOT NULL", d->sort_column(fd));
+			gl_msql_sqlf(f, " AND s.%s IS NOT NULL",
+				     d->sort_column(fd));
 		gl_msql_sql(f, ")");
 	}
 }
 
-void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q)
+void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d,
+			 const gl_list_query *q)
 {
 	sort_exists_on(f, d, q, "a.id");
 }
 
-void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
-		      int nkeys, const gl_msql_val *mv, const gl_msql_val *lim)
+void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d,
+		      const gl_msql_skey *keys, int nkeys,
+		      const gl_msql_val *mv, const gl_msql_val *lim)
 {
 	if (mv)
 		gl_msql_marker_cond(f, keys, nkeys, mv);
@@ -1506,7 +1560,8 @@ void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_s
 	gl_msql_arg(f, lim);
 }
 
-gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nkeys)
+gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys,
+			       int nkeys)
 {
 	gl_msql_skey *tk = gl_xmalloc((size_t)nkeys * sizeof *tk);
 	int nk = 0;
@@ -1521,17 +1576,19 @@ gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nk
 	return tk;
 }
 
-void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
-		     const gl_msql_skey *tk, int nkeys, const gl_msql_val *mv,
-		     const gl_msql_val *lim, const char *join)
+void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d,
+		     const gl_msql_skey *keys, const gl_msql_skey *tk,
+		     int nkeys, const gl_msql_val *mv, const gl_msql_val *lim,
+		     const char *join)
 {
 	gl_msql_page_end(f, d, keys, nkeys, mv, lim);
 	gl_msql_sqlf(f, ") t %s artifacts a ON a.id = t.id", join);
 	gl_msql_order_by(f, d, tk, nkeys);
 }
 
-void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		      const gl_msql_skey *k, int n)
+void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d,
+			   const gl_list_query *q, const gl_msql_skey *k,
+			   int n)
 {
 	gl_msql_sql(f, "SELECT ");
 	for (int i = 0; i < n; i++) {
@@ -1551,7 +1608,8 @@ void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_l
  * value (SQLite's order, which PostgreSQL is asked for, gl_msql_order_by). A
  * bound on the first key alone comes first so the index range starts at
  * the marker. */
-void gl_msql_marker_cond(gl_msql_frag *f, const gl_msql_skey *k, int n, const gl_msql_val *mv)
+void gl_msql_marker_cond(gl_msql_frag *f, const gl_msql_skey *k, int n,
+			 const gl_msql_val *mv)
 {
 	int terms = 0;
 
@@ -1605,14 +1663,16 @@ void gl_msql_marker_free(gl_msql_val *mv, int n)
 }
 
 /* Keys that are never NULL keep the plain form an index can serve. */
-void gl_msql_order_by(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *k, int n)
+void gl_msql_order_by(gl_msql_frag *f, const gl_msql_dialect *d,
+		      const gl_msql_skey *k, int n)
 {
 	gl_msql_sql(f, " ORDER BY ");
 	for (int i = 0; i < n; i++)
 		gl_msql_sqlf(f, "%s%s%s%s", i ? ", " : "", k[i].expr,
-			k[i].desc ? " DESC" : "",
-			!d->null_order || k[i].notnull ? ""
-			: k[i].desc ? " NULLS LAST" : " NULLS FIRST");
+			     k[i].desc ? " DESC" : "",
+			     !d->null_order || k[i].notnull ? ""
+			     : k[i].desc                    ? " NULLS LAST"
+							    : " NULLS FIRST");
 }
 
 /* ------------------------------------------------------------------------

@@ -86,15 +86,16 @@ json_t *gl_msql_blob_json(const gl_msql_row *r, int c0);
 /* The artifact of an ART_COLS row (see the file comment of meta_sql.c
  * for the shape). type NULL: the all view. Always 0: what cannot be
  * decoded is left out and logged (reading is total). */
-int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type, json_t **out,
-		     gl_err *err);
+int gl_msql_artifact_json(const gl_msql_row *r, const gl_type *type,
+			  json_t **out, gl_err *err);
 /* Attach the blob record of a row (field at column cf, key at cf + 1,
  * then BLOB_COLS) to af (NULL: nothing to do). */
 void gl_msql_attach_blob(json_t *af, const gl_type *type, const gl_msql_row *r,
-		    int cf);
+			 int cf);
 /* The same for a row (artifact_id, field, key, BLOB_COLS) of a page:
  * the artifact is looked up in idx (id -> artifact). */
-void gl_msql_attach_page_blob(json_t *idx, const gl_type *type, const gl_msql_row *r);
+void gl_msql_attach_page_blob(json_t *idx, const gl_type *type,
+			      const gl_msql_row *r);
 /* Shapes of list rows (new references):
  *   deleted  (id, type_name)            -> {id, type_name}
  *   gc       (store, location)          -> {store, location}
@@ -133,12 +134,12 @@ enum { GL_MSQL_NULL, GL_MSQL_INT, GL_MSQL_REAL, GL_MSQL_TEXT, GL_MSQL_BIN };
 
 typedef struct gl_msql_val {
 	int t;
-	int64_t i;         /* GL_MSQL_INT (booleans are 0/1, as stored) */
-	double d;          /* GL_MSQL_REAL */
-	const char *s;     /* GL_MSQL_TEXT, GL_MSQL_BIN: borrowed unless owned */
-	int len;           /* bytes of s; -1: NUL-terminated */
-	char *owned;       /* s when the value owns it */
-	const char *cast;  /* PostgreSQL type, NULL: by t */
+	int64_t i;     /* GL_MSQL_INT (booleans are 0/1, as stored) */
+	double d;      /* GL_MSQL_REAL */
+	const char *s; /* GL_MSQL_TEXT, GL_MSQL_BIN: borrowed unless owned */
+	int len;       /* bytes of s; -1: NUL-terminated */
+	char *owned;   /* s when the value owns it */
+	const char *cast; /* PostgreSQL type, NULL: by t */
 } gl_msql_val;
 
 /* The numbered parameters of a fixed statement ($1 / ?1 is v[0]); unset
@@ -149,9 +150,10 @@ typedef struct gl_msql_vals {
 	gl_msql_val v[GL_MSQL_VALS_MAX];
 } gl_msql_vals;
 
-void gl_msql_set_text(gl_msql_vals *p, int i, const char *s); /* NULL: SQL NULL */
+void gl_msql_set_text(gl_msql_vals *p, int i,
+		      const char *s); /* NULL: SQL NULL */
 void gl_msql_set_int(gl_msql_vals *p, int i, int64_t v);
-void gl_msql_set_own(gl_msql_vals *p, int i, char *s);        /* takes s */
+void gl_msql_set_own(gl_msql_vals *p, int i, char *s); /* takes s */
 void gl_msql_set_bin(gl_msql_vals *p, int i, const void *data, int len);
 void gl_msql_vals_free(gl_msql_vals *p);
 
@@ -163,14 +165,15 @@ void gl_msql_json_val(const json_t *v, gl_msql_val *out);
 
 /* gl_meta_put's required inputs (500 otherwise). */
 int gl_msql_put_check(const gl_type *type, const json_t *af, const gl_vkey *vk,
-		 gl_err *err);
+		      gl_err *err);
 /* Parameters 1..17 of the artifact insert / update: id, type_name, name,
  * version, the version key (3), owner, visibility, status, description,
  * display_type_name, created/updated/activated_at (microseconds; missing
  * created/updated are now), revision rev + 1, doc. -1 + err: a bad
  * timestamp. */
-int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type, const json_t *af,
-		     const gl_vkey *vk, int64_t rev, gl_err *err);
+int gl_msql_artifact_vals(gl_msql_vals *p, const gl_type *type,
+			  const json_t *af, const gl_vkey *vk, int64_t rev,
+			  gl_err *err);
 /* The artifact's tags that are strings (new array). */
 json_t *gl_msql_tags(const json_t *af);
 /* Each property row of the artifact: custom scalars, List elements, Dict
@@ -178,19 +181,20 @@ json_t *gl_msql_tags(const json_t *af);
  * stored, DateTime strings come as integers of microseconds. Stops at
  * (and returns) the first non-zero return of fn. */
 typedef int (*gl_msql_prop_fn)(void *ctx, const char *name, const char *key,
-			  int pos, const json_t *v);
-int gl_msql_each_prop(const gl_type *type, const json_t *af, gl_msql_prop_fn fn,
-		 void *ctx);
+			       int pos, const json_t *v);
+int gl_msql_each_prop(const gl_type *type, const json_t *af,
+		      gl_msql_prop_fn fn, void *ctx);
 /* Parameters 1..23 of the blob record write: artifact_id, field, key, the
  * blob keys that have columns (prev as JSON text followed by its store and
  * location), extra (keys without a column, JSON text or NULL). blob must
  * be an object (500 otherwise). */
-int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id, const char *field,
-		 const char *key, const json_t *blob, gl_err *err);
+int gl_msql_blob_vals(gl_msql_vals *p, const char *artifact_id,
+		      const char *field, const char *key, const json_t *blob,
+		      gl_err *err);
 /* Parameters 1..7 of the scope check (7, the owner, only if owner). */
-void gl_msql_scope_vals(gl_msql_vals *p, const char *type_name, const char *name,
-		   const gl_vkey *vk, const char *owner,
-		   const char *exclude_id);
+void gl_msql_scope_vals(gl_msql_vals *p, const char *type_name,
+			const char *name, const gl_vkey *vk, const char *owner,
+			const char *exclude_id);
 /* gl_meta_quotas_set: projects must be a list; each project's quotas are
  * cleared, then each named quota added. */
 int gl_msql_quotas_check(const json_t *projects, gl_err *err);
@@ -200,14 +204,14 @@ typedef struct gl_msql_quota_ops {
 		   int64_t value, gl_err *err);
 } gl_msql_quota_ops;
 int gl_msql_quotas_each(const json_t *projects, const gl_msql_quota_ops *ops,
-		   void *ctx, gl_err *err);
+			void *ctx, gl_err *err);
 
 /* Where a store's schema version v stands against the one this glared
  * needs (docs/storage.md, "Schema versions"): 0 current, 1 to migrate
  * (empty, or older and upgrade), -1 + err (newer, older without upgrade,
  * or tables without a version: not a glared database). */
 int gl_msql_schema_check(int64_t v, int64_t tables, int upgrade, int need,
-		    gl_err *err);
+			 gl_err *err);
 
 /* JSON text (compact; any value) of v, malloc'ed. */
 char *gl_msql_dump(const json_t *v);
@@ -303,9 +307,10 @@ typedef struct gl_msql_frag {
 } gl_msql_frag;
 
 void gl_msql_sql(gl_msql_frag *f, const char *s);
-__attribute__((format(printf, 2, 3)))
-void gl_msql_sqlf(gl_msql_frag *f, const char *fmt, ...);
-void gl_msql_arg(gl_msql_frag *f, const gl_msql_val *v); /* copies v, not its ownership */
+__attribute__((format(printf, 2, 3))) void gl_msql_sqlf(gl_msql_frag *f,
+							const char *fmt, ...);
+void gl_msql_arg(gl_msql_frag *f,
+		 const gl_msql_val *v); /* copies v, not its ownership */
 void gl_msql_arg_text(gl_msql_frag *f, const char *s);
 void gl_msql_arg_int(gl_msql_frag *f, int64_t v);
 void gl_msql_cat(gl_msql_frag *dst, const gl_msql_frag *src);
@@ -346,12 +351,12 @@ int gl_msql_value(const json_t *v, int to_us, gl_msql_val *p, gl_err *err);
  * number is its text, as SQLite's TEXT affinity makes it) and for
  * strings, numeric for floats and against a property, else int8. */
 int gl_msql_filter_value(const json_t *v, gl_kind kind, enum gl_msql_target tg,
-		    gl_msql_val *p, gl_err *err);
+			 gl_msql_val *p, gl_err *err);
 /* expr compared with the filter's values: "expr OP ?", "expr IN (?, ...)"
  * (FALSE for an empty list), LIKE through the dialect. */
-int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d, const char *expr,
-	       const gl_filter *flt, gl_kind kind, enum gl_msql_target tg,
-	       gl_err *err);
+int gl_msql_compare(gl_msql_frag *f, const gl_msql_dialect *d,
+		    const char *expr, const gl_filter *flt, gl_kind kind,
+		    enum gl_msql_target tg, gl_err *err);
 /* " = ", " != ", " < ", ..., " LIKE " for one GL_OP_* bit; NULL for in. */
 const char *gl_msql_op_sql(unsigned op);
 
@@ -359,15 +364,16 @@ const char *gl_msql_op_sql(unsigned op);
  * ")": a correlated EXISTS probe, or (in_form) membership in the set of
  * matching artifacts (see meta_sqlite.c for when that is faster). */
 void gl_msql_member_open(gl_msql_frag *f, const char *al, const char *table,
-		    const char *t, int in_form);
+			 const char *t, int in_form);
 /* The property rows a filter is about, over properties alias p, with the
  * value test: "p.name = ? AND p.key ... AND <value test>". */
-int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d, const char *p,
-		  const gl_filter *flt, gl_err *err);
+int gl_msql_prop_match(gl_msql_frag *f, const gl_msql_dialect *d,
+		       const char *p, const gl_filter *flt, gl_err *err);
 /* Everything that selects artifacts over alias al: not deleted, the type,
  * the caller's scope, the AND filters (but filter skip) and the OR group. */
-int gl_msql_where(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-	     const char *al, int skip, int in_form, gl_err *err);
+int gl_msql_where(gl_msql_frag *f, const gl_msql_dialect *d,
+		  const gl_list_query *q, const char *al, int skip,
+		  int in_form, gl_err *err);
 /* 1 when the total of q can be summed from artifact_counts (alias a, the
  * same gl_msql_where): no latest, no custom sort key (its join drops
  * artifacts without the value), and filters on status, visibility and
@@ -381,54 +387,62 @@ int gl_msql_counts_total(const gl_list_query *q);
  * instead of a probe of each match's artifact row. Returns 1 with the
  * statement in f, 0 when q has another shape (f untouched), -1 on a bad
  * filter. */
-int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		    gl_err *err);
+int gl_msql_scoped_count(gl_msql_frag *f, const gl_msql_dialect *d,
+			 const gl_list_query *q, gl_err *err);
 /* The rows gl_msql_scoped_count counts: " FROM properties|tags <al> WHERE
  * ..." (the scope on their copies and the one filter). *one_row: an
  * artifact has at most one of them. Returns 1, 0 when q has another
  * shape (f untouched), -1 on a bad filter. */
-int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		   const char *al, int *one_row, gl_err *err);
+int gl_msql_scoped_rows(gl_msql_frag *f, const gl_msql_dialect *d,
+			const gl_list_query *q, const char *al, int *one_row,
+			gl_err *err);
 /* version=latest: " AND NOT EXISTS (a higher version of the name)". */
-int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-	      gl_err *err);
+int gl_msql_latest(gl_msql_frag *f, const gl_msql_dialect *d,
+		   const gl_list_query *q, gl_err *err);
 
 /* One sort column: version sorts on two, a custom key on its property row
  * joined as sN; a.id is appended for a total order. */
 typedef struct gl_msql_skey {
 	char expr[48];
 	int desc;
-	int notnull;     /* the column is never NULL in the result */
+	int notnull; /* the column is never NULL in the result */
 } gl_msql_skey;
 int gl_msql_sort_keys(const gl_msql_dialect *d, const gl_list_query *q,
-		 gl_msql_skey **out, int *nout, gl_err *err);
+		      gl_msql_skey **out, int *nout, gl_err *err);
 /* The property row of each custom sort key as sN. kw "JOIN" drops
  * artifacts without the value, as Glare does; "LEFT JOIN" is for reading
  * the marker. from: s0 is already in the FROM clause. */
-void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		   const char *kw, int from);
+void gl_msql_sort_joins(gl_msql_frag *f, const gl_msql_dialect *d,
+			const gl_list_query *q, const char *kw, int from);
 /* For counting: the sort joins' effect as probes. */
-void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q);
+void gl_msql_sort_exists(gl_msql_frag *f, const gl_msql_dialect *d,
+			 const gl_list_query *q);
 /* A page sorted from narrow rows (the stores' driven custom-sort pages):
  * gl_msql_top_keys writes ", <key> AS kN" for each sort key but a.id and
  * returns the keys as the outer query sees them (t.kN; the caller frees);
  * gl_msql_top_end closes the inner query (marker, order, LIMIT), joins the
  * page's ids to their artifact rows with `join` and orders the outer
  * query. */
-gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys, int nkeys);
+gl_msql_skey *gl_msql_top_keys(gl_msql_frag *f, const gl_msql_skey *keys,
+			       int nkeys);
 /* The end of a page query: the marker's bound, the order, the LIMIT. */
-void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
-		      int nkeys, const gl_msql_val *mv, const gl_msql_val *lim);
-void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *keys,
-		     const gl_msql_skey *tk, int nkeys, const gl_msql_val *mv,
-		     const gl_msql_val *lim, const char *join);
+void gl_msql_page_end(gl_msql_frag *f, const gl_msql_dialect *d,
+		      const gl_msql_skey *keys, int nkeys,
+		      const gl_msql_val *mv, const gl_msql_val *lim);
+void gl_msql_top_end(gl_msql_frag *f, const gl_msql_dialect *d,
+		     const gl_msql_skey *keys, const gl_msql_skey *tk,
+		     int nkeys, const gl_msql_val *mv, const gl_msql_val *lim,
+		     const char *join);
 /* The query reading the marker's sort values. */
-void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d, const gl_list_query *q,
-		      const gl_msql_skey *k, int n);
+void gl_msql_marker_select(gl_msql_frag *f, const gl_msql_dialect *d,
+			   const gl_list_query *q, const gl_msql_skey *k,
+			   int n);
 /* " AND <rows after the marker>" (keyset pagination); mv: its values. */
-void gl_msql_marker_cond(gl_msql_frag *f, const gl_msql_skey *k, int n, const gl_msql_val *mv);
+void gl_msql_marker_cond(gl_msql_frag *f, const gl_msql_skey *k, int n,
+			 const gl_msql_val *mv);
 void gl_msql_marker_free(gl_msql_val *mv, int n);
-void gl_msql_order_by(gl_msql_frag *f, const gl_msql_dialect *d, const gl_msql_skey *k, int n);
+void gl_msql_order_by(gl_msql_frag *f, const gl_msql_dialect *d,
+		      const gl_msql_skey *k, int n);
 
 /* The listing statements a connection keeps prepared, by SQL text, least
  * recently used out. The backend keeps its statement handles in a
@@ -444,6 +458,6 @@ typedef struct gl_msql_lru {
  * success gl_msql_lru_keep. */
 int gl_msql_lru_find(gl_msql_lru *l, const char *sql, int *hit);
 void gl_msql_lru_keep(gl_msql_lru *l, int slot, char *sql); /* takes sql */
-void gl_msql_lru_free(gl_msql_lru *l);                       /* empties it */
+void gl_msql_lru_free(gl_msql_lru *l);                      /* empties it */
 
 #endif

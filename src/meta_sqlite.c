@@ -482,14 +482,14 @@ typedef struct sq_meta {
 	sqlite3 *db;
 	char *path;
 	enum durability durability;
-	gl_walsync *ws;                   /* group commit, once attached */
-	int batch;                        /* gl_meta_batch: a transaction open */
+	gl_walsync *ws; /* group commit, once attached */
+	int batch;      /* gl_meta_batch: a transaction open */
 	int version;
 	sqlite3_stmt *stmts[S_COUNT];
-	gl_msql_lru lru;                       /* listing statements, */
-	sqlite3_stmt *dyn[GL_MSQL_DYN_CACHE];  /* by slot */
-	const char *ext_sql[GL_MSQL_EXT_MAX];  /* gl_meta_exec statements, */
-	sqlite3_stmt *ext[GL_MSQL_EXT_MAX];    /* by the address of their text */
+	gl_msql_lru lru;                      /* listing statements, */
+	sqlite3_stmt *dyn[GL_MSQL_DYN_CACHE]; /* by slot */
+	const char *ext_sql[GL_MSQL_EXT_MAX]; /* gl_meta_exec statements, */
+	sqlite3_stmt *ext[GL_MSQL_EXT_MAX]; /* by the address of their text */
 } sq_meta;
 
 static sq_meta *sq(gl_meta *gm)
@@ -524,7 +524,8 @@ static sqlite3_stmt *st(sq_meta *m, enum stmt_id id, gl_err *err)
 	if (m->stmts[id])
 		return m->stmts[id];
 	rc = sqlite3_prepare_v3(m->db, stmt_sql[id], -1,
-				SQLITE_PREPARE_PERSISTENT, &m->stmts[id], NULL);
+				SQLITE_PREPARE_PERSISTENT, &m->stmts[id],
+				NULL);
 	if (rc != SQLITE_OK) {
 		db_fail(m, rc, err);
 		return NULL;
@@ -778,14 +779,14 @@ static int make_parent(const char *path, gl_err *err)
 		return 0;
 	}
 	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
+	for (char *p = dir + 1;; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
 		char c = *p;
 		*p = '\0';
 		if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-			rc = gl_fail(err, 500, NULL, "cannot create %s: %s", dir,
-				     strerror(errno));
+			rc = gl_fail(err, 500, NULL, "cannot create %s: %s",
+				     dir, strerror(errno));
 			break;
 		}
 		*p = c;
@@ -844,8 +845,10 @@ static int migrate(sq_meta *m, int upgrade, gl_err *err)
 
 	/* tables first: a migration commits them with the version, so
 	 * another process's seen here means its version is seen next */
-	if (query_int(m, "SELECT count(*) FROM sqlite_schema"
-		      " WHERE type = 'table'", &tables, err) ||
+	if (query_int(m,
+		      "SELECT count(*) FROM sqlite_schema"
+		      " WHERE type = 'table'",
+		      &tables, err) ||
 	    query_int(m, "PRAGMA user_version", &v, err))
 		return -1;
 	rc = gl_msql_schema_check(v, tables, upgrade, SCHEMA_VERSION, err);
@@ -884,8 +887,10 @@ gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
 	} else if (strcmp(durability, "normal") == 0) {
 		dur = DUR_NORMAL;
 	} else {
-		gl_fail(err, 500, NULL, "[database] sqlite_durability must be"
-			" group, full or normal, not '%s'", durability);
+		gl_fail(err, 500, NULL,
+			"[database] sqlite_durability must be"
+			" group, full or normal, not '%s'",
+			durability);
 		return NULL;
 	}
 	path = db_path(conn, err);
@@ -898,7 +903,8 @@ gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
 	m = gl_xcalloc(1, sizeof *m);
 	rc = sqlite3_open_v2(path, &m->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
 	if (rc != SQLITE_OK) {
 		gl_fail(err, 500, NULL, "cannot open database %s: %s", path,
 			m->db ? sqlite3_errmsg(m->db) : sqlite3_errstr(rc));
@@ -909,12 +915,16 @@ gl_meta *gl_meta_sqlite_open(const char *conn, int upgrade,
 	sqlite3_busy_timeout(m->db, 5000);
 	/* durable commits: FULL until a loop is attached (group commit,
 	 * walsync.c), NORMAL only when asked for */
-	if (exec_sql(m, dur == DUR_NORMAL ? "PRAGMA synchronous = NORMAL"
-					  : "PRAGMA synchronous = FULL", err) ||
-	    exec_sql(m, "PRAGMA journal_mode = WAL;"
+	if (exec_sql(m,
+		     dur == DUR_NORMAL ? "PRAGMA synchronous = NORMAL"
+				       : "PRAGMA synchronous = FULL",
+		     err) ||
+	    exec_sql(m,
+		     "PRAGMA journal_mode = WAL;"
 		     "PRAGMA foreign_keys = ON;"
 		     "PRAGMA temp_store = MEMORY;"
-		     "PRAGMA cache_size = -65536;", err))
+		     "PRAGMA cache_size = -65536;",
+		     err))
 		goto fail;
 	if (migrate(m, upgrade, err))
 		goto fail;
@@ -1043,8 +1053,10 @@ static int sq_batch(gl_meta *gm, int on, gl_err *err)
 	}
 	if (on) {
 		if (m->batch || m->ws) {
-			gl_fail(err, 400, NULL, m->batch ? "a batch is open"
-				" already" : "no batches on a serving worker");
+			gl_fail(err, 400, NULL,
+				m->batch ? "a batch is open"
+					   " already"
+					 : "no batches on a serving worker");
 			return -1;
 		}
 		if (run_id(m, S_BEGIN, err))
@@ -1084,8 +1096,8 @@ static int attach_blobs(sq_meta *m, sqlite3_stmt *s, const gl_type *type,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-static int sq_get(gl_meta *gm, const gl_type *type, const char *id, json_t **af,
-		  gl_err *err)
+static int sq_get(gl_meta *gm, const gl_type *type, const char *id,
+		  json_t **af, gl_err *err)
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s;
@@ -1239,8 +1251,7 @@ static int sq_put(gl_meta *gm, const gl_type *type, json_t *af,
 	}
 	if (!(s = st(m, S_PROP_INS, err)))
 		goto out;
-	pi = (struct prop_ins){ .m = m, .s = s, .id = id, .p = &p,
-				.err = err };
+	pi = (struct prop_ins){ .m = m, .s = s, .id = id, .p = &p, .err = err };
 	if (gl_msql_each_prop(type, af, prop_ins, &pi))
 		goto out;
 	ret = 0;
@@ -1456,8 +1467,8 @@ static int sq_cleanup_put(gl_meta *gm, const char *kind, const char *target,
 	return run(m, s, err);
 }
 
-static int sq_cleanup_due(gl_meta *gm, int64_t now_us, int limit,
-			  json_t **out, gl_err *err)
+static int sq_cleanup_due(gl_meta *gm, int64_t now_us, int limit, json_t **out,
+			  gl_err *err)
 {
 	sq_meta *m = sq(gm);
 	sqlite3_stmt *s = st(m, S_CLEANUP_DUE, err);
@@ -1559,8 +1570,8 @@ enum {
 /* The artifact_id rows of a filter's property/tag table, uncorrelated,
  * for driving the query. Returns 0 when the filter cannot drive (OR group,
  * neq, like, no values), else 1 + DRV_* flags. */
-static int drive_sql(gl_msql_frag *f, const char *type_name, const gl_filter *flt,
-		     gl_err *err)
+static int drive_sql(gl_msql_frag *f, const char *type_name,
+		     const gl_filter *flt, gl_err *err)
 {
 	size_t n = json_array_size(flt->values);
 	gl_msql_val p;
@@ -1574,7 +1585,8 @@ static int drive_sql(gl_msql_frag *f, const char *type_name, const gl_filter *fl
 		if (!flt->field || flt->op == GL_OP_NEQ ||
 		    flt->op == GL_OP_LIKE)
 			return 0;
-		gl_msql_sql(f, "SELECT p.artifact_id AS id FROM properties p WHERE ");
+		gl_msql_sql(f,
+			    "SELECT p.artifact_id AS id FROM properties p WHERE ");
 		if (type_name) { /* the key's first column */
 			gl_msql_sql(f, "p.type_name = ");
 			gl_msql_arg_text(f, type_name);
@@ -1591,16 +1603,19 @@ static int drive_sql(gl_msql_frag *f, const char *type_name, const gl_filter *fl
 		/* one tag narrows enough; the filter still checks the rest */
 		if (gl_msql_value(json_array_get(flt->values, 0), 0, &p, err))
 			return -1;
-		gl_msql_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE t.value = ");
+		gl_msql_sql(
+			f,
+			"SELECT t.artifact_id AS id FROM tags t WHERE t.value = ");
 		gl_msql_arg(f, &p);
 		return 1 + (n > 1 ? DRV_PARTIAL : 0);
 	case GF_TAGS_ANY: {
 		gl_filter in = *flt;
 
 		in.op = GL_OP_IN;
-		gl_msql_sql(f, "SELECT t.artifact_id AS id FROM tags t WHERE ");
+		gl_msql_sql(f,
+			    "SELECT t.artifact_id AS id FROM tags t WHERE ");
 		if (gl_msql_compare(f, &dialect, "t.value", &in, GK_STRING,
-			       GL_MSQL_TG_TEXT, err))
+				    GL_MSQL_TG_TEXT, err))
 			return -1;
 		return 1 + (n > 1 ? DRV_DISTINCT : 0);
 	}
@@ -1654,7 +1669,8 @@ static sqlite3_stmt *frag_stmt(sq_meta *m, const gl_msql_frag *f, gl_err *err)
 	return s;
 }
 
-static int frag_count(sq_meta *m, const gl_msql_frag *f, int64_t *n, gl_err *err)
+static int frag_count(sq_meta *m, const gl_msql_frag *f, int64_t *n,
+		      gl_err *err)
 {
 	sqlite3_stmt *s = frag_stmt(m, f, err);
 
@@ -1722,7 +1738,7 @@ static int from_sql(sq_meta *m, gl_msql_frag *from, const gl_list_query *q,
 		 * primary key) and stop after a page; left to itself SQLite
 		 * sorts every match instead (100 ms vs 2 at 100k) */
 		gl_msql_sql(from, " FROM properties s0 CROSS JOIN artifacts a"
-		       " ON a.id = s0.artifact_id AND ");
+				  " ON a.id = s0.artifact_id AND ");
 		if (q->type_name) {
 			gl_msql_sql(from, "s0.type_name = ");
 			gl_msql_arg_text(from, q->type_name);
@@ -1752,7 +1768,8 @@ static int from_sql(sq_meta *m, gl_msql_frag *from, const gl_list_query *q,
 
 /* The marker's sort values (owned copies), read from its row. */
 static int marker_values(sq_meta *m, const gl_list_query *q,
-			 const gl_msql_skey *k, int n, gl_msql_val **out, gl_err *err)
+			 const gl_msql_skey *k, int n, gl_msql_val **out,
+			 gl_err *err)
 {
 	gl_msql_frag f = { 0 };
 	sqlite3_stmt *s;
@@ -1791,7 +1808,8 @@ static int marker_values(sq_meta *m, const gl_list_query *q,
 			break;
 		default: {
 			/* the exact bytes: a stored value may hold a NUL */
-			const char *t = (const char *)sqlite3_column_text(s, i);
+			const char *t = (const char *)sqlite3_column_text(s,
+									  i);
 			int len = sqlite3_column_bytes(s, i);
 
 			mv[i].t = GL_MSQL_TEXT;
@@ -1824,8 +1842,8 @@ static int marker_values(sq_meta *m, const gl_list_query *q,
 static int copies_page(gl_msql_frag *page, const gl_list_query *q,
 		       const gl_msql_skey *keys, int nkeys,
 		       const gl_msql_frag *joins, const gl_msql_val *mv,
-		       const gl_msql_val *lim, int counted,
-		       gl_msql_skey **tkp, gl_err *err)
+		       const gl_msql_val *lim, int counted, gl_msql_skey **tkp,
+		       gl_err *err)
 {
 	gl_msql_frag rows = { 0 };
 	int one_row = 0, custom = 0, rc;
@@ -1845,13 +1863,15 @@ static int copies_page(gl_msql_frag *page, const gl_list_query *q,
 		return rc;
 	}
 	gl_msql_sql(page, counted ? "SELECT " ART_COLS ", t.n FROM (SELECT"
-		    " a.id AS id, count(*) OVER () AS n"
-		    : "SELECT " ART_COLS " FROM (SELECT a.id AS id");
+				    " a.id AS id, count(*) OVER () AS n"
+				  : "SELECT " ART_COLS
+				    " FROM (SELECT a.id AS id");
 	*tkp = gl_msql_top_keys(page, keys, nkeys);
-	gl_msql_sql(page, one_row ? " FROM (SELECT x.artifact_id AS id,"
-		    " x.created_at AS created_at"
-		    : " FROM (SELECT DISTINCT x.artifact_id AS id,"
-		    " x.created_at AS created_at");
+	gl_msql_sql(page,
+		    one_row ? " FROM (SELECT x.artifact_id AS id,"
+			      " x.created_at AS created_at"
+			    : " FROM (SELECT DISTINCT x.artifact_id AS id,"
+			      " x.created_at AS created_at");
 	gl_msql_cat(page, &rows);
 	gl_msql_sql(page, ") AS a");
 	gl_msql_cat(page, joins);
@@ -1869,9 +1889,10 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 	sq_meta *m = sq(gm);
 
 	const gl_type *view = q->type_name && q->type && !q->type->is_all
-				      ? q->type : NULL;
-	gl_msql_frag where = { 0 }, cwhere = { 0 }, from = { 0 }, joins = { 0 },
-		page = { 0 }, cnt = { 0 };
+				      ? q->type
+				      : NULL;
+	gl_msql_frag where = { 0 }, cwhere = { 0 }, from = { 0 },
+		     joins = { 0 }, page = { 0 }, cnt = { 0 };
 	gl_msql_skey *keys = NULL, *tk = NULL;
 	gl_msql_val *mv = NULL, lim = { .t = GL_MSQL_INT };
 	gl_msql_page pg;
@@ -1894,8 +1915,7 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 	gl_msql_sort_joins(&joins, &dialect, q, "JOIN", driven == 2);
 
 	if (q->limit != 0) {
-		if (q->marker &&
-		    marker_values(m, q, keys, nkeys, &mv, err))
+		if (q->marker && marker_values(m, q, keys, nkeys, &mv, err))
 			goto out;
 		lim.i = q->limit < 0 ? -1 : q->limit;
 		counted = total && !mv;
@@ -1907,7 +1927,8 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 			gl_msql_cat(&page, &from);
 			gl_msql_cat(&page, &joins);
 			gl_msql_sql(&page, driven == 1 ? " WHERE a.id = drv.id"
-				    " AND " : " WHERE ");
+							 " AND "
+						       : " WHERE ");
 			gl_msql_cat(&page, &where);
 			gl_msql_page_end(&page, &dialect, keys, nkeys, mv,
 					 &lim);
@@ -1938,7 +1959,8 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 			if (!(s = st(m, S_BLOBS_OF_PAGE, err)))
 				goto out;
 			ids_text = gl_msql_page_ids(&pg);
-			sqlite3_bind_text(s, 1, ids_text, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_text(s, 1, ids_text, -1,
+					  SQLITE_TRANSIENT);
 			free(ids_text);
 			if (attach_blobs(m, s, view, pg.idx, err))
 				goto out;
@@ -1949,11 +1971,12 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 	} else if (total && gl_msql_counts_total(q)) {
 		/* a sum over the kept counts (schema_v6) */
 		gl_msql_sql(&cnt, "SELECT coalesce(sum(a.n), 0)"
-		       " FROM artifact_counts a WHERE ");
+				  " FROM artifact_counts a WHERE ");
 		if (gl_msql_where(&cnt, &dialect, q, "a", -1, 0, err) ||
 		    frag_count(m, &cnt, total, err))
 			goto out;
-	} else if (total && (rc = gl_msql_scoped_count(&cnt, &dialect, q, err))) {
+	} else if (total &&
+		   (rc = gl_msql_scoped_count(&cnt, &dialect, q, err))) {
 		/* one property or tag filter: its rows' scope copies */
 		if (rc < 0 || frag_count(m, &cnt, total, err))
 			goto out;
@@ -1961,7 +1984,7 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		/* membership sets when counting everything; probes when the
 		 * driving rows already narrowed it down */
 		if (gl_msql_where(&cwhere, &dialect, q, "a", skip, driven != 1,
-			     err) ||
+				  err) ||
 		    (q->latest && gl_msql_latest(&cwhere, &dialect, q, err)))
 			goto out;
 		gl_msql_sort_exists(&cwhere, &dialect, q);
@@ -1971,7 +1994,7 @@ static int sq_list(gl_meta *gm, const gl_list_query *q, json_t **artifacts,
 		else
 			gl_msql_sql(&cnt, " FROM artifacts a");
 		gl_msql_sql(&cnt, driven == 1 ? " WHERE a.id = drv.id AND "
-					 : " WHERE ");
+					      : " WHERE ");
 		gl_msql_cat(&cnt, &cwhere);
 		if (frag_count(m, &cnt, total, err))
 			goto out;
@@ -2090,7 +2113,8 @@ static int sq_data_put_file(gl_meta *gm, const char *location, int fd,
 		if (rc == SQLITE_TOOBIG)
 			gl_fail(err, 413, "RequestEntityTooLarge",
 				"A blob of %lld bytes is too large for the"
-				" database store", (long long)size);
+				" database store",
+				(long long)size);
 		else
 			db_fail(m, rc, err);
 		finish(s);
@@ -2163,7 +2187,8 @@ static int64_t sq_data_read(gl_meta *gm, const char *location, int64_t off,
 	if (rc < 0)
 		return -1;
 	if (rc == 1) {
-		gl_fail(err, 404, "NotFound", "No data stored at %s", location);
+		gl_fail(err, 404, "NotFound", "No data stored at %s",
+			location);
 		return -1;
 	}
 	if (off < 0 || len < 0) {
@@ -2176,7 +2201,8 @@ static int64_t sq_data_read(gl_meta *gm, const char *location, int64_t off,
 		len = size - off;
 	if (len > INT_MAX)
 		len = INT_MAX;
-	rc = sqlite3_blob_open(m->db, "main", "blob_data", "data", rowid, 0, &b);
+	rc = sqlite3_blob_open(m->db, "main", "blob_data", "data", rowid, 0,
+			       &b);
 	if (rc != SQLITE_OK) {
 		db_fail(m, rc, err);
 		return -1;
@@ -2242,7 +2268,9 @@ static json_t *ext_col(sqlite3_stmt *s, int c)
 		return json_null();
 	default: {
 		const char *t = (const char *)sqlite3_column_text(s, c);
-		json_t *v = t ? json_stringn(t, (size_t)sqlite3_column_bytes(s, c))
+		json_t *v = t ? json_stringn(t,
+					     (size_t)sqlite3_column_bytes(s,
+									  c))
 			      : NULL;
 		return v ? v : json_null();
 	}

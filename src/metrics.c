@@ -73,7 +73,7 @@ typedef struct slot {
 	uint64_t dur_us[GL_ROUTE_COUNT];
 	uint64_t received[GL_ROUTE_COUNT], sent[GL_ROUTE_COUNT];
 	uint64_t upload_bytes, download_bytes;
-	int64_t uploads, fetches;   /* gauges: this worker's share */
+	int64_t uploads, fetches; /* gauges: this worker's share */
 	uint64_t fetch[GL_FETCH_NOUTCOMES], fetch_bytes;
 	uint64_t verify[NVERIFY];
 	uint64_t lua_calls, lua_errors, lua_budget, lua_memory;
@@ -102,8 +102,8 @@ int gl_metrics_init(int nworkers)
 		nworkers = 1;
 	size = sizeof(region) + sizeof(slot) * (size_t)nworkers;
 	/* untouched pages of idle slots cost no memory */
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-		 -1, 0);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
 	shared = p;
@@ -127,14 +127,22 @@ void gl_metrics_worker(int idx)
 static int method_index(int m)
 {
 	switch (m) {
-	case HTTP_GET: return 0;
-	case HTTP_HEAD: return 1;
-	case HTTP_POST: return 2;
-	case HTTP_PUT: return 3;
-	case HTTP_PATCH: return 4;
-	case HTTP_DELETE: return 5;
-	case HTTP_OPTIONS: return 6;
-	default: return 7;
+	case HTTP_GET:
+		return 0;
+	case HTTP_HEAD:
+		return 1;
+	case HTTP_POST:
+		return 2;
+	case HTTP_PUT:
+		return 3;
+	case HTTP_PATCH:
+		return 4;
+	case HTTP_DELETE:
+		return 5;
+	case HTTP_OPTIONS:
+		return 6;
+	default:
+		return 7;
 	}
 }
 
@@ -178,9 +186,18 @@ void gl_metrics_request(int route, int method, int status, double ms,
 	}
 }
 
-void gl_metrics_uploads(int delta) { ADD(mine->uploads, delta); }
-void gl_metrics_fetch_started(void) { ADD(mine->fetches, 1); }
-void gl_metrics_fetch_ended(void) { ADD(mine->fetches, -1); }
+void gl_metrics_uploads(int delta)
+{
+	ADD(mine->uploads, delta);
+}
+void gl_metrics_fetch_started(void)
+{
+	ADD(mine->fetches, 1);
+}
+void gl_metrics_fetch_ended(void)
+{
+	ADD(mine->fetches, -1);
+}
 
 void gl_metrics_fetch_outcome(enum gl_fetch_outcome o, int64_t bytes)
 {
@@ -217,21 +234,41 @@ void gl_metrics_fault(const char *type, const char *msg)
 	if ((type && !strcmp(type, "StoreError")) ||
 	    (msg && (!strncmp(msg, "S3", 2) || strstr(msg, "store"))))
 		part = 1;
-	else if (msg && (!strncmp(msg, "DBError", 7) ||
-			 strstr(msg, "database")))
+	else if (msg &&
+		 (!strncmp(msg, "DBError", 7) || strstr(msg, "database")))
 		part = 0;
 	ADD(mine->faults[part], 1);
 }
 
 /* ---- exposition ----------------------------------------------------------- */
 
-static int nslots(void) { return shared ? shared->nslots : 1; }
-static slot *slot_at(int i) { return shared ? &shared->slots[i] : mine; }
+static int nslots(void)
+{
+	return shared ? shared->nslots : 1;
+}
+static slot *slot_at(int i)
+{
+	return shared ? &shared->slots[i] : mine;
+}
 
-#define SUM(expr) ({ uint64_t _t = 0; for (int _i = 0; _i < nslots(); _i++) \
-	{ slot *S = slot_at(_i); _t += GET(expr); } _t; })
-#define SUMI(expr) ({ int64_t _t = 0; for (int _i = 0; _i < nslots(); _i++) \
-	{ slot *S = slot_at(_i); _t += GET(expr); } _t; })
+#define SUM(expr)                                                             \
+	({                                                                    \
+		uint64_t _t = 0;                                              \
+		for (int _i = 0; _i < nslots(); _i++) {                       \
+			slot *S = slot_at(_i);                                \
+			_t += GET(expr);                                      \
+		}                                                             \
+		_t;                                                           \
+	})
+#define SUMI(expr)                                                            \
+	({                                                                    \
+		int64_t _t = 0;                                               \
+		for (int _i = 0; _i < nslots(); _i++) {                       \
+			slot *S = slot_at(_i);                                \
+			_t += GET(expr);                                      \
+		}                                                             \
+		_t;                                                           \
+	})
 
 static void head(gl_sb *b, const char *name, const char *type,
 		 const char *help)
@@ -239,8 +276,8 @@ static void head(gl_sb *b, const char *name, const char *type,
 	gl_sb_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void one(gl_sb *b, const char *name, const char *type,
-		const char *help, double v)
+static void one(gl_sb *b, const char *name, const char *type, const char *help,
+		double v)
 {
 	head(b, name, type, help);
 	gl_sb_addf(b, "%s %.17g\n", name, v);
@@ -301,7 +338,8 @@ static int read_proc(pid_t pid, procfig *f)
 	fclose(fp);
 	buf[n] = '\0';
 	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
 			 "%llu %llu %*d %*d %*d %*d %*d %*d %llu %llu %lld",
 			 &utime, &stime, &start, &vsize, &rss) != 5)
 		return -1;
@@ -344,11 +382,13 @@ static void process_figures(gl_sb *b)
 	one(b, "glared_workers", "gauge", "Worker processes serving.",
 	    workers ? workers : 1);
 	one(b, "process_cpu_seconds_total", "counter",
-	    "User and system CPU time of the master and its workers.", sum.cpu);
+	    "User and system CPU time of the master and its workers.",
+	    sum.cpu);
 	one(b, "process_resident_memory_bytes", "gauge",
 	    "Resident memory of the master and its workers.", (double)sum.rss);
 	one(b, "process_virtual_memory_bytes", "gauge",
-	    "Virtual memory of the master and its workers.", (double)sum.vsize);
+	    "Virtual memory of the master and its workers.",
+	    (double)sum.vsize);
 	one(b, "process_open_fds", "gauge",
 	    "Open file descriptors of the master and its workers.",
 	    (double)sum.fds);
@@ -363,7 +403,7 @@ char *gl_metrics_render(size_t *len)
 	memset(&b, 0, sizeof b);
 	head(&b, "glared_build_info", "gauge", "The running version.");
 	gl_sb_addf(&b, "glared_build_info{version=\"%s\"} 1\n",
-		     GLARED_VERSION);
+		   GLARED_VERSION);
 
 	head(&b, "glared_http_requests_total", "counter",
 	     "HTTP requests by method, route template and status.");
@@ -379,11 +419,12 @@ char *gl_metrics_render(size_t *len)
 						 status_codes[s]);
 				else
 					snprintf(code, sizeof code, "other");
-				gl_sb_addf(&b, "glared_http_requests_total{"
-					     "method=\"%s\",route=\"%s\","
-					     "status=\"%s\"} %llu\n",
-					     method_names[m], route_names[r],
-					     code, (unsigned long long)v);
+				gl_sb_addf(&b,
+					   "glared_http_requests_total{"
+					   "method=\"%s\",route=\"%s\","
+					   "status=\"%s\"} %llu\n",
+					   method_names[m], route_names[r],
+					   code, (unsigned long long)v);
 			}
 
 	head(&b, "glared_http_request_duration_seconds", "histogram",
@@ -401,23 +442,28 @@ char *gl_metrics_render(size_t *len)
 		for (size_t i = 0; i <= NBOUNDS; i++) {
 			cum += bk[i];
 			if (i < NBOUNDS)
-				gl_sb_addf(&b, "glared_http_request_duration_"
-					     "seconds_bucket{route=\"%s\","
-					     "le=\"%g\"} %llu\n", route_names[r],
-					     bounds[i], (unsigned long long)cum);
+				gl_sb_addf(&b,
+					   "glared_http_request_duration_"
+					   "seconds_bucket{route=\"%s\","
+					   "le=\"%g\"} %llu\n",
+					   route_names[r], bounds[i],
+					   (unsigned long long)cum);
 			else
-				gl_sb_addf(&b, "glared_http_request_duration_"
-					     "seconds_bucket{route=\"%s\","
-					     "le=\"+Inf\"} %llu\n",
-					     route_names[r],
-					     (unsigned long long)cum);
+				gl_sb_addf(&b,
+					   "glared_http_request_duration_"
+					   "seconds_bucket{route=\"%s\","
+					   "le=\"+Inf\"} %llu\n",
+					   route_names[r],
+					   (unsigned long long)cum);
 		}
-		gl_sb_addf(&b, "glared_http_request_duration_seconds_sum{"
-			     "route=\"%s\"} %.6f\n", route_names[r],
-			     (double)SUM(S->dur_us[r]) / 1e6);
-		gl_sb_addf(&b, "glared_http_request_duration_seconds_count{"
-			     "route=\"%s\"} %llu\n", route_names[r],
-			     (unsigned long long)cum);
+		gl_sb_addf(&b,
+			   "glared_http_request_duration_seconds_sum{"
+			   "route=\"%s\"} %.6f\n",
+			   route_names[r], (double)SUM(S->dur_us[r]) / 1e6);
+		gl_sb_addf(&b,
+			   "glared_http_request_duration_seconds_count{"
+			   "route=\"%s\"} %llu\n",
+			   route_names[r], (unsigned long long)cum);
 	}
 
 	labelled(&b, "glared_http_received_bytes_total",

@@ -62,8 +62,13 @@ void gl_metrics_uploads(int delta);
 void gl_metrics_fault(const char *type, const char *msg);
 
 /* External fetches: started (in flight +1), ended (-1), and outcome. */
-enum gl_fetch_outcome { GL_FETCH_OK, GL_FETCH_ERROR, GL_FETCH_TOO_LARGE,
-			GL_FETCH_CANCELLED, GL_FETCH_NOUTCOMES };
+enum gl_fetch_outcome {
+	GL_FETCH_OK,
+	GL_FETCH_ERROR,
+	GL_FETCH_TOO_LARGE,
+	GL_FETCH_CANCELLED,
+	GL_FETCH_NOUTCOMES
+};
 void gl_metrics_fetch_started(void);
 void gl_metrics_fetch_ended(void);
 void gl_metrics_fetch_outcome(enum gl_fetch_outcome o, int64_t bytes);

@@ -30,10 +30,10 @@ typedef struct realm {
 	gl_jwks *jwks;
 	/* monotonic seconds (mono()): the rate limit must hold to the
 	 * fraction, and wall-clock jumps must not lift it */
-	double fetched;      /* when jwks arrived */
-	double last_try;     /* when the last fetch started; 0 never */
+	double fetched;  /* when jwks arrived */
+	double last_try; /* when the last fetch started; 0 never */
 	double used;
-	int fail_status;     /* the last fetch: 0 fine, 401 no realm, 503 */
+	int fail_status; /* the last fetch: 0 fine, 401 no realm, 503 */
 	char fail_why[300];
 	gl_idhttp_req *req;
 	gl_oidc_job *waiting;
@@ -45,17 +45,17 @@ struct gl_oidc_job {
 	char tag[16];
 	gl_oidc_fn cb;
 	void *arg;
-	realm *r;             /* waiting for r's fetch */
-	gl_idhttp_req *req;   /* userinfo */
-	gl_ident *id;         /* signature fine, userinfo pending */
+	realm *r;                 /* waiting for r's fetch */
+	gl_idhttp_req *req;       /* userinfo */
+	gl_ident *id;             /* signature fine, userinfo pending */
 	gl_oidc_job *prev, *next; /* o->all */
 	gl_oidc_job *wnext;       /* r->waiting */
 };
 
 struct gl_oidc {
 	gl_idhttp *http;
-	char *auth_url;       /* without trailing '/' */
-	char *userinfo;       /* endpoint, "%s" for the realm */
+	char *auth_url; /* without trailing '/' */
+	char *userinfo; /* endpoint, "%s" for the realm */
 	char *audience;
 	long leeway;
 	int use_userinfo;
@@ -131,7 +131,8 @@ static realm *realm_get(gl_oidc *o, const char *iss, const char *name,
 		}
 	if (!new_realm_allowed(o, now)) {
 		gl_info("oidc: realm %s not looked up: too many new realms of "
-			"late", name);
+			"late",
+			name);
 		return NULL;
 	}
 	if (o->nrealms < MAX_REALMS) {
@@ -194,8 +195,8 @@ static const char *realm_of(const gl_oidc *o, const char *iss)
 	    strncmp(iss + n, "/realms/", 8) != 0)
 		return NULL;
 	name = iss + n + 8;
-	if (!*name || strlen(name) > MAX_REALM_NAME ||
-	    !strcmp(name, ".") || !strcmp(name, ".."))
+	if (!*name || strlen(name) > MAX_REALM_NAME || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
 		return NULL;
 	/* one path segment, so the key set is fetched from the realm
 	 * itself and not from a neighbour or a query */
@@ -214,7 +215,8 @@ static int audience_ok(const gl_oidc *o, json_t *claims)
 
 	if (!o->audience)
 		return 1;
-	if (json_is_string(aud) && !strcmp(json_string_value(aud), o->audience))
+	if (json_is_string(aud) &&
+	    !strcmp(json_string_value(aud), o->audience))
 		return 1;
 	json_array_foreach(aud, i, a)
 		if (json_is_string(a) &&
@@ -228,22 +230,23 @@ static gl_ident *ident_from(const gl_jwt *t, const char *realm_name)
 	gl_ident *id = gl_ident_new();
 	json_t *roles = json_object_get(json_object_get(t->claims,
 							"realm_access"),
-					"roles"), *r;
+					"roles"),
+	       *r;
 	const char *s;
 	size_t i;
 
-	id->user_id = gl_xstrdup(json_string_value(
-		json_object_get(t->claims, "sub")));
-	if ((s = json_string_value(json_object_get(t->claims,
-						   "preferred_username"))))
+	id->user_id = gl_xstrdup(
+		json_string_value(json_object_get(t->claims, "sub")));
+	if ((s = json_string_value(
+		     json_object_get(t->claims, "preferred_username"))))
 		id->user_name = gl_xstrdup(s);
 	id->project_id = gl_xstrdup(realm_name);
 	id->project_name = gl_xstrdup(realm_name);
 	json_array_foreach(roles, i, r)
 		if (json_is_string(r))
 			gl_ident_add_role(id, json_string_value(r));
-	id->expires = (time_t)json_number_value(json_object_get(t->claims,
-								 "exp"));
+	id->expires = (time_t)json_number_value(
+		json_object_get(t->claims, "exp"));
 	return id;
 }
 
@@ -313,8 +316,10 @@ static int evaluate(gl_oidc *o, const char *tok, gl_ident **out, gl_err *err,
 			rc = 1;
 			break;
 		}
-		rc = refuse(err, 401, "%s (key set of realm %s fetched %.0f s "
-			    "ago)", why, r->name, now - r->fetched);
+		rc = refuse(err, 401,
+			    "%s (key set of realm %s fetched %.0f s "
+			    "ago)",
+			    why, r->name, now - r->fetched);
 		break;
 	default:
 		rc = refuse(err, 401, "%s", why);
@@ -459,7 +464,8 @@ static void fetch_done(void *arg, const gl_idhttp_resp *resp)
 		snprintf(r->fail_why, sizeof r->fail_why,
 			 "the issuer's key set answered %ld", resp->status);
 	} else if (!(set = gl_jwks_parse(resp->body, resp->len, why,
-					 sizeof why)) || set->n == 0) {
+					 sizeof why)) ||
+		   set->n == 0) {
 		r->fail_status = 503;
 		snprintf(r->fail_why, sizeof r->fail_why,
 			 "the issuer's key set is unusable: %s",
@@ -469,7 +475,8 @@ static void fetch_done(void *arg, const gl_idhttp_resp *resp)
 	}
 	if (set) {
 		gl_info("oidc: realm %s: key set with %d signing key(s) (%d "
-			"skipped)", r->name, set->n, set->skipped);
+			"skipped)",
+			r->name, set->n, set->skipped);
 		gl_jwks_free(r->jwks);
 		r->jwks = set;
 		r->fetched = mono();
@@ -501,7 +508,7 @@ static void fetch_done(void *arg, const gl_idhttp_resp *resp)
 }
 
 static gl_oidc_job *check_new(gl_oidc *o, const char *tok, const char *tag,
-				gl_oidc_fn cb, void *arg)
+			      gl_oidc_fn cb, void *arg)
 {
 	gl_oidc_job *c = gl_xcalloc(1, sizeof *c);
 
@@ -517,9 +524,8 @@ static gl_oidc_job *check_new(gl_oidc *o, const char *tok, const char *tag,
 	return c;
 }
 
-int gl_oidc_check(gl_oidc *o, const char *tok, const char *tag,
-		  gl_ident **id, gl_err *err, gl_oidc_fn cb, void *arg,
-		  gl_oidc_job **check)
+int gl_oidc_check(gl_oidc *o, const char *tok, const char *tag, gl_ident **id,
+		  gl_err *err, gl_oidc_fn cb, void *arg, gl_oidc_job **check)
 {
 	realm *wait = NULL;
 	gl_oidc_job *c;
@@ -549,8 +555,7 @@ void gl_oidc_cancel(gl_oidc_job *c)
 
 /* ---- setup ------------------------------------------------------------------ */
 
-gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base,
-		     gl_err *err)
+gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base, gl_err *err)
 {
 	gl_oidc *o;
 	gl_idhttp_opts opts = {
@@ -565,7 +570,8 @@ gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base,
 	size_t n;
 
 	if (!u || (strncmp(u, "http://", 7) && strncmp(u, "https://", 8))) {
-		gl_fail(err, 500, NULL, "[keycloak_oidc] auth_url must be the "
+		gl_fail(err, 500, NULL,
+			"[keycloak_oidc] auth_url must be the "
 			"issuer's http:// or https:// URL");
 		return NULL;
 	}
@@ -577,9 +583,11 @@ gl_oidc *gl_oidc_new(const gl_conf *conf, struct event_base *base,
 	memcpy(o->auth_url, u, n);
 	o->auth_url[n] = '\0';
 	o->userinfo = gl_xstrdup(conf->kc_user_info_endpoint_url
-				 ? conf->kc_user_info_endpoint_url : "");
+					 ? conf->kc_user_info_endpoint_url
+					 : "");
 	o->audience = conf->kc_audience && *conf->kc_audience
-		      ? gl_xstrdup(conf->kc_audience) : NULL;
+			      ? gl_xstrdup(conf->kc_audience)
+			      : NULL;
 	o->leeway = conf->kc_leeway;
 	o->use_userinfo = conf->kc_use_userinfo;
 	o->jwks_cache_time = conf->kc_jwks_cache_time;

@@ -46,9 +46,8 @@ void gl_oidc_free(gl_oidc *o);
 
 /* 0: *id is the identity now; -1: refused or unavailable now (err);
  * 1: the network is needed: cb comes later, *check cancels it. */
-int gl_oidc_check(gl_oidc *o, const char *tok, const char *tag,
-		  gl_ident **id, gl_err *err, gl_oidc_fn cb, void *arg,
-		  gl_oidc_job **check);
+int gl_oidc_check(gl_oidc *o, const char *tok, const char *tag, gl_ident **id,
+		  gl_err *err, gl_oidc_fn cb, void *arg, gl_oidc_job **check);
 void gl_oidc_cancel(gl_oidc_job *c);
 
 #endif

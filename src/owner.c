@@ -60,8 +60,8 @@ gl_owner_verdict gl_owner_judge(const gl_self *me, const json_t *rec,
 				int64_t takeover_after_us)
 {
 	const char *node = json_string_value(json_object_get(rec, "node"));
-	const char *inc = json_string_value(json_object_get(rec,
-							    "incarnation"));
+	const char *inc = json_string_value(
+		json_object_get(rec, "incarnation"));
 	json_t *hb = json_object_get(rec, "heartbeat");
 	char *end;
 	long pid;

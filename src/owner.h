@@ -40,8 +40,8 @@
 typedef struct gl_self {
 	long pid;
 	char host[64];
-	char incarnation[33];   /* hex of 16 random bytes */
-	char node[96];          /* "host:pid" */
+	char incarnation[33]; /* hex of 16 random bytes */
+	char node[96];        /* "host:pid" */
 } gl_self;
 
 /* This process. Drawn on first use and again in a forked child (a child is

@@ -45,8 +45,7 @@
  * is fatal here, as everywhere in glared's core.
  * ---------------------------------------------------------------------- */
 
-__attribute__((noreturn))
-static void oom(void)
+__attribute__((noreturn)) static void oom(void)
 {
 	fputs("glared: policy: out of memory\n", stderr);
 	abort();
@@ -174,10 +173,10 @@ enum attr {
 
 struct node {
 	enum node_kind kind;
-	enum attr attr;    /* N_GENERIC */
-	int subst;         /* right contains '%': expand against the target */
-	char *left;        /* N_GENERIC + A_LITERAL: the literal's text */
-	char *right;       /* N_ROLE/N_GENERIC: template; N_RULE: rule name */
+	enum attr attr; /* N_GENERIC */
+	int subst;      /* right contains '%': expand against the target */
+	char *left;     /* N_GENERIC + A_LITERAL: the literal's text */
+	char *right;    /* N_ROLE/N_GENERIC: template; N_RULE: rule name */
 	size_t nkids;
 	struct node **kids; /* N_NOT: one; N_AND/N_OR: nkids */
 };
@@ -251,8 +250,8 @@ struct parser {
 	int failed;
 };
 
-__attribute__((format(printf, 2, 3)))
-static void perr(struct parser *ps, const char *f, ...)
+__attribute__((format(printf, 2, 3))) static void perr(struct parser *ps,
+						       const char *f, ...)
 {
 	va_list ap;
 
@@ -307,8 +306,10 @@ static int tokenize(struct parser *ps)
 			if ((c == '\'' || c == '"') && part_start) {
 				e = memchr(s + j + 1, c, n - j - 1);
 				if (!e) {
-					perr(ps, "unterminated quote at "
-						 "offset %zu", j);
+					perr(ps,
+					     "unterminated quote at "
+					     "offset %zu",
+					     j);
 					return -1;
 				}
 				j = (size_t)(e - s);
@@ -317,8 +318,10 @@ static int tokenize(struct parser *ps)
 			if (c == '%' && j + 1 < n && s[j + 1] == '(') {
 				e = memchr(s + j + 2, ')', n - j - 2);
 				if (!e) {
-					perr(ps, "unterminated substitution at "
-						 "offset %zu", j);
+					perr(ps,
+					     "unterminated substitution at "
+					     "offset %zu",
+					     j);
 					return -1;
 				}
 				j = (size_t)(e - s);
@@ -367,8 +370,10 @@ static int check_template(struct parser *ps, const char *r, size_t rlen,
 				continue;
 			}
 		}
-		perr(ps, "bad substitution at offset %zu (use %%(name)s, or "
-			 "%%%% for a literal '%%')", roff + i);
+		perr(ps,
+		     "bad substitution at offset %zu (use %%(name)s, or "
+		     "%%%% for a literal '%%')",
+		     roff + i);
 		return -1;
 	}
 	return 0;
@@ -412,8 +417,8 @@ static struct node *parse_check(struct parser *ps, const struct tok *t)
 	} else {
 		q = memchr(w, ':', len);
 		if (!q) {
-			perr(ps, "unknown token '%.*s' at offset %zu", (int)len,
-			     w, t->off);
+			perr(ps, "unknown token '%.*s' at offset %zu",
+			     (int)len, w, t->off);
 			return NULL;
 		}
 		sep = (size_t)(q - w);
@@ -433,8 +438,10 @@ static struct node *parse_check(struct parser *ps, const struct tok *t)
 		q = rlen > 1 ? memchr(r + 1, r[0], rlen - 1) : NULL;
 		if (!q || q != r + rlen - 1) {
 			free(left);
-			perr(ps, "malformed quoted string in '%.*s' at offset "
-				 "%zu", (int)len, w, roff);
+			perr(ps,
+			     "malformed quoted string in '%.*s' at offset "
+			     "%zu",
+			     (int)len, w, roff);
 			return NULL;
 		}
 		r++;
@@ -467,15 +474,15 @@ static struct node *parse_check(struct parser *ps, const struct tok *t)
 			n->attr = A_LITERAL;
 			n->left = left;
 		} else {
-			n->attr = !strcmp(left, "user_id")    ? A_USER_ID :
-				  !strcmp(left, "project_id") ? A_PROJECT_ID :
-				  !strcmp(left, "is_admin")   ? A_IS_ADMIN :
-				  !strcmp(left, "roles")      ? A_ROLES :
-				  !strcmp(left, "user_domain_id")
-					? A_USER_DOMAIN_ID :
-				  !strcmp(left, "project_domain_id")
-					? A_PROJECT_DOMAIN_ID :
-								A_OTHER;
+			n->attr = !strcmp(left, "user_id")      ? A_USER_ID
+				  : !strcmp(left, "project_id") ? A_PROJECT_ID
+				  : !strcmp(left, "is_admin")   ? A_IS_ADMIN
+				  : !strcmp(left, "roles")      ? A_ROLES
+				  : !strcmp(left, "user_domain_id")
+					  ? A_USER_DOMAIN_ID
+				  : !strcmp(left, "project_domain_id")
+					  ? A_PROJECT_DOMAIN_ID
+					  : A_OTHER;
 			free(left);
 		}
 	}
@@ -495,8 +502,8 @@ static void missing_operand(struct parser *ps)
 	const struct tok *t = cur(ps);
 	const struct tok *prev = ps->pos ? &ps->toks[ps->pos - 1] : NULL;
 
-	if (prev && (prev->kind == T_AND || prev->kind == T_OR ||
-		     prev->kind == T_NOT))
+	if (prev &&
+	    (prev->kind == T_AND || prev->kind == T_OR || prev->kind == T_NOT))
 		perr(ps, "missing operand after '%.*s' at offset %zu",
 		     (int)prev->len, ps->s + prev->off, prev->off);
 	else if (prev && prev->kind == T_LP && t->kind == T_END)
@@ -576,9 +583,10 @@ static struct node *parse_and(struct parser *ps, int nest)
 		node_add(n, k);
 		t = cur(ps);
 		if (t->kind == T_WORD || t->kind == T_LP || t->kind == T_NOT) {
-			perr(ps, "expected 'and' or 'or' before '%.*s' at "
-				 "offset %zu", (int)t->len, ps->s + t->off,
-			     t->off);
+			perr(ps,
+			     "expected 'and' or 'or' before '%.*s' at "
+			     "offset %zu",
+			     (int)t->len, ps->s + t->off, t->off);
 			goto fail;
 		}
 		if (t->kind != T_AND)
@@ -652,7 +660,8 @@ static struct node *parse_list(const char *name, const json_t *arr,
 	gl_err m;
 
 	if (!json_is_array(arr)) {
-		gl_fail(err, 500, NULL, "policy rule '%s': expected a list", name);
+		gl_fail(err, 500, NULL, "policy rule '%s': expected a list",
+			name);
 		return NULL;
 	}
 	if (json_array_size(arr) == 0)
@@ -662,26 +671,31 @@ static struct node *parse_list(const char *name, const json_t *arr,
 		if (json_is_array(inner) && json_array_size(inner) == 0)
 			continue;
 		if (!json_is_array(inner) && !json_is_string(inner)) {
-			gl_fail(err, 500, NULL, "policy rule '%s': list item [%zu] must be "
-				   "a string or a list of strings", name, i);
+			gl_fail(err, 500, NULL,
+				"policy rule '%s': list item [%zu] must be "
+				"a string or a list of strings",
+				name, i);
 			goto fail;
 		}
 		nitems = json_is_array(inner) ? json_array_size(inner) : 1;
 		allof = node_new(N_AND);
 		node_add(anyof, allof);
 		for (j = 0; j < nitems; j++) {
-			item = json_is_array(inner) ? json_array_get(inner, j) :
-						      inner;
+			item = json_is_array(inner) ? json_array_get(inner, j)
+						    : inner;
 			if (!json_is_string(item)) {
-				gl_fail(err, 500, NULL, "policy rule '%s': list item "
-					   "[%zu][%zu] must be a string",
-					   name, i, j);
+				gl_fail(err, 500, NULL,
+					"policy rule '%s': list item "
+					"[%zu][%zu] must be a string",
+					name, i, j);
 				goto fail;
 			}
 			k = parse_expr(json_string_value(item), &m);
 			if (!k) {
-				gl_fail(err, 500, NULL, "policy rule '%s': list "
-					"item [%zu][%zu]: %s", name, i, j, m.msg);
+				gl_fail(err, 500, NULL,
+					"policy rule '%s': list "
+					"item [%zu][%zu]: %s",
+					name, i, j, m.msg);
 				goto fail;
 			}
 			node_add(allof, k);
@@ -701,8 +715,7 @@ fail:
 /* Parses one rule's text: oslo syntax, or the list syntax when the text is
  * a JSON array (no text rule can start with '['). On error returns NULL
  * with err = "policy rule '<name>': ...". */
-static struct node *parse_rule(const char *name, const char *text,
-			       gl_err *err)
+static struct node *parse_rule(const char *name, const char *text, gl_err *err)
 {
 	const char *t = text ? text : "";
 	struct node *n;
@@ -715,8 +728,9 @@ static struct node *parse_rule(const char *name, const char *text,
 	if (*t == '[') {
 		arr = json_loads(t, 0, &je);
 		if (!arr) {
-			gl_fail(err, 500, NULL, "policy rule '%s': invalid list syntax: %s",
-				   name, je.text);
+			gl_fail(err, 500, NULL,
+				"policy rule '%s': invalid list syntax: %s",
+				name, je.text);
 			return NULL;
 		}
 		n = parse_list(name, arr, err);
@@ -789,8 +803,7 @@ static void rule_put(gl_policy *p, char *name, struct node *root)
 		p->cap = p->cap ? p->cap * 2 : 32;
 		p->rules = xrealloc(p->rules, p->cap * sizeof *p->rules);
 	}
-	memmove(&p->rules[i + 1], &p->rules[i],
-		(p->n - i) * sizeof *p->rules);
+	memmove(&p->rules[i + 1], &p->rules[i], (p->n - i) * sizeof *p->rules);
 	p->rules[i].name = name;
 	p->rules[i].root = root;
 	p->n++;
@@ -968,8 +981,8 @@ static char *expand(const char *t, const json_t *target)
 		}
 		close = strchr(pct + 2, ')');
 		key = xstrndup(pct + 2, (size_t)(close - pct - 2));
-		v = json_is_object(target) ? json_object_get(target, key) :
-					     NULL;
+		v = json_is_object(target) ? json_object_get(target, key)
+					   : NULL;
 		free(key);
 		if (!v || !render(v, &b)) {
 			free(b.s);
@@ -1099,8 +1112,7 @@ int gl_policy_check(const gl_policy *p, const char *name, const gl_creds *c,
 	v = eval_rule(&e, name);
 	v = e.abort ? 0 : v;
 	gl_debug("policy: %s %s for user %s project %s", name,
-		 v ? "allowed" : "denied",
-		 e.c->user_id ? e.c->user_id : "-",
+		 v ? "allowed" : "denied", e.c->user_id ? e.c->user_id : "-",
 		 e.c->project_id ? e.c->project_id : "-");
 	return v;
 }
@@ -1154,8 +1166,7 @@ static void stage_apply(gl_policy *p, struct stage *st)
 	st->n = 0;
 }
 
-static int read_file(const char *path, char **out, size_t *outlen,
-		     gl_err *err)
+static int read_file(const char *path, char **out, size_t *outlen, gl_err *err)
 {
 	FILE *f = fopen(path, "rb");
 	struct sbuf b = { 0 };
@@ -1168,14 +1179,16 @@ static int read_file(const char *path, char **out, size_t *outlen,
 	}
 	while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
 		if (b.len + got > POL_MAX_FILE) {
-			gl_fail(err, 500, NULL, "%s: policy file larger than %u bytes",
-				   path, POL_MAX_FILE);
+			gl_fail(err, 500, NULL,
+				"%s: policy file larger than %u bytes", path,
+				POL_MAX_FILE);
 			goto fail;
 		}
 		sb_putn(&b, chunk, got);
 	}
 	if (ferror(f)) {
-		gl_fail(err, 500, NULL, "%s: read error: %s", path, strerror(errno));
+		gl_fail(err, 500, NULL, "%s: read error: %s", path,
+			strerror(errno));
 		goto fail;
 	}
 	fclose(f);
@@ -1198,18 +1211,20 @@ static int load_json(const char *path, const char *buf, size_t len,
 	gl_err m;
 
 	if (!doc) {
-		gl_fail(err, 500, NULL, "%s:%d:%d: invalid JSON: %s", path, je.line,
-			   je.column, je.text);
+		gl_fail(err, 500, NULL, "%s:%d:%d: invalid JSON: %s", path,
+			je.line, je.column, je.text);
 		return -1;
 	}
 	if (!json_is_object(doc)) {
-		gl_fail(err, 500, NULL, "%s: policy file must be a JSON object", path);
+		gl_fail(err, 500, NULL,
+			"%s: policy file must be a JSON object", path);
 		goto fail;
 	}
 	json_object_foreach(doc, key, val) {
 		m.msg[0] = '\0';
 		if (!*key) {
-			gl_fail(err, 500, NULL, "%s: policy rule name is empty", path);
+			gl_fail(err, 500, NULL,
+				"%s: policy rule name is empty", path);
 			goto fail;
 		}
 		if (json_is_string(val))
@@ -1219,8 +1234,10 @@ static int load_json(const char *path, const char *buf, size_t len,
 		else
 			n = NULL;
 		if (!n && !m.msg[0])
-			gl_fail(&m, 500, NULL, "policy rule '%s': value must "
-				"be a string or a list", key);
+			gl_fail(&m, 500, NULL,
+				"policy rule '%s': value must "
+				"be a string or a list",
+				key);
 		if (!n) {
 			gl_fail(err, 500, NULL, "%s: %s", path, m.msg);
 			goto fail;
@@ -1247,8 +1264,8 @@ struct yaml {
 	gl_err *err;
 };
 
-__attribute__((format(printf, 3, 4)))
-static int yerr(struct yaml *y, unsigned line, const char *f, ...)
+__attribute__((format(printf, 3, 4))) static int
+yerr(struct yaml *y, unsigned line, const char *f, ...)
 {
 	va_list ap;
 	char m[sizeof y->err->msg];
@@ -1311,8 +1328,8 @@ static int yaml_quoted(struct yaml *y, size_t *i, int multiline,
 			*i = j + 1;
 			return 0;
 		}
-		if (c == '\n' || (c == '\r' && j + 1 < y->len &&
-				  s[j + 1] == '\n')) {
+		if (c == '\n' ||
+		    (c == '\r' && j + 1 < y->len && s[j + 1] == '\n')) {
 			int empties = 0;
 
 			if (!multiline)
@@ -1328,8 +1345,9 @@ static int yaml_quoted(struct yaml *y, size_t *i, int multiline,
 				while (j < y->len && is_blank(s[j]))
 					j++;
 				c = j < y->len ? s[j] : '\0';
-				if (c == '\n' || (c == '\r' && j + 1 < y->len &&
-						  s[j + 1] == '\n'))
+				if (c == '\n' ||
+				    (c == '\r' && j + 1 < y->len &&
+				     s[j + 1] == '\n'))
 					empties++;
 				else
 					break;
@@ -1361,7 +1379,8 @@ static int yaml_quoted(struct yaml *y, size_t *i, int multiline,
 					d = ' ';
 				return yerr(y, y->line,
 					    "unsupported escape '\\%c' in "
-					    "double-quoted string", d);
+					    "double-quoted string",
+					    d);
 			}
 			j += 2;
 			continue;
@@ -1430,8 +1449,9 @@ static int yaml_value(struct yaml *y, size_t i, struct sbuf *out)
 static int load_yaml(const char *path, const char *buf, size_t len,
 		     struct stage *st, gl_err *err)
 {
-	struct yaml y = { .s = buf, .path = path, .len = len, .line = 1,
-			  .err = err };
+	struct yaml y = {
+		.s = buf, .path = path, .len = len, .line = 1, .err = err
+	};
 	struct sbuf key = { 0 }, val = { 0 };
 
 	while (y.pos < y.len) {
@@ -1461,8 +1481,9 @@ static int load_yaml(const char *path, const char *buf, size_t len,
 			while (i < e && is_blank(buf[i]))
 				i++;
 			if (i >= e || buf[i] != ':') {
-				yerr(&y, kline, "expected ':' after the rule "
-						"name");
+				yerr(&y, kline,
+				     "expected ':' after the rule "
+				     "name");
 				goto fail;
 			}
 			k = i;

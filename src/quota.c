@@ -27,10 +27,12 @@ static int check_quota_body(const json_t *body, gl_err *err)
 			return gl_fail(err, 400, "BadRequest",
 				       "Quota entry %zu is not an object", i);
 		json_object_foreach(p, k, v)
-			if (strcmp(k, "project_id") && strcmp(k, "project_quotas"))
+			if (strcmp(k, "project_id") &&
+			    strcmp(k, "project_quotas"))
 				return gl_fail(err, 400, "BadRequest",
 					       "Unexpected key '%s' in quota "
-					       "entry %zu", k, i);
+					       "entry %zu",
+					       k, i);
 		if (!json_is_string(pid) || json_string_length(pid) < 1 ||
 		    json_string_length(pid) > 255)
 			return gl_fail(err, 400, "BadRequest",
@@ -57,7 +59,8 @@ static int check_quota_body(const json_t *body, gl_err *err)
 			if (c && strchr(c + 1, ':'))
 				return gl_fail(err, 400, "BadRequest",
 					       "quota_name '%s' has more than one "
-					       "':'", name);
+					       "':'",
+					       name);
 			if (json_integer_value(val) < -1)
 				return gl_fail(err, 400, "BadRequest",
 					       "quota_value must be >= -1");
@@ -67,7 +70,7 @@ static int check_quota_body(const json_t *body, gl_err *err)
 }
 
 int gl_quota_set(gl_engine *e, const gl_ctx *ctx, const json_t *body,
-			 gl_err *err)
+		 gl_err *err)
 {
 	if (gl_core_policy(e, ctx, "artifact:set_quotas", NULL, err) < 0 ||
 	    gl_core_json_ok(e, body, "The request body", err) < 0 ||
@@ -76,7 +79,8 @@ int gl_quota_set(gl_engine *e, const gl_ctx *ctx, const json_t *body,
 	if (gl_meta_begin(e->meta, err) < 0)
 		return -1;
 	if (gl_meta_quotas_set(e->meta, body, err) < 0 ||
-	    gl_events_emit(e->events, "set_quotas", NULL, NULL, NULL, err) < 0 ||
+	    gl_events_emit(e->events, "set_quotas", NULL, NULL, NULL, err) <
+		    0 ||
 	    gl_meta_commit(e->meta, err) < 0) {
 		gl_meta_rollback(e->meta);
 		return -1;
@@ -96,14 +100,18 @@ static json_t *global_quotas(gl_engine *e)
 	for (int i = 0; i < e->conf->ntypes; i++) {
 		const gl_type_conf *tc = &e->conf->types[i];
 		if (tc->max_artifact_number != -1) {
-			snprintf(k, sizeof k, "max_artifact_number:%s", tc->name);
+			snprintf(k, sizeof k, "max_artifact_number:%s",
+				 tc->name);
 			json_object_set_new(g, k,
-					    json_integer(tc->max_artifact_number));
+					    json_integer(
+						    tc->max_artifact_number));
 		}
 		if (tc->max_uploaded_data != -1) {
-			snprintf(k, sizeof k, "max_uploaded_data:%s", tc->name);
+			snprintf(k, sizeof k, "max_uploaded_data:%s",
+				 tc->name);
 			json_object_set_new(g, k,
-					    json_integer(tc->max_uploaded_data));
+					    json_integer(
+						    tc->max_uploaded_data));
 		}
 	}
 	return g;
@@ -119,28 +127,29 @@ static json_t *quota_list(const json_t *obj)
 	return l;
 }
 
-int gl_quota_list(gl_engine *e, const gl_ctx *ctx, json_t **out,
-			  gl_err *err)
+int gl_quota_list(gl_engine *e, const gl_ctx *ctx, json_t **out, gl_err *err)
 {
 	json_t *all = NULL, *list, *v;
 	const char *p;
 
-	if (gl_core_policy(e, ctx, "artifact:list_all_quotas", NULL, err) < 0 ||
+	if (gl_core_policy(e, ctx, "artifact:list_all_quotas", NULL, err) <
+		    0 ||
 	    gl_meta_quotas_get(e->meta, NULL, &all, err) < 0)
 		return -1;
 	list = json_array();
 	json_object_foreach(all, p, v)
-		json_array_append_new(list, json_pack("{s:s, s:o}", "project_id",
-						      p, "project_quotas",
-						      quota_list(v)));
+		json_array_append_new(list,
+				      json_pack("{s:s, s:o}", "project_id", p,
+						"project_quotas",
+						quota_list(v)));
 	json_decref(all);
 	*out = json_pack("{s:o, s:o}", "quotas", list, "global_quotas",
 			 global_quotas(e));
 	return 0;
 }
 
-int gl_quota_project(gl_engine *e, const gl_ctx *ctx,
-			     const char *project, json_t **out, gl_err *err)
+int gl_quota_project(gl_engine *e, const gl_ctx *ctx, const char *project,
+		     json_t **out, gl_err *err)
 {
 	json_t *target, *q = NULL, *merged;
 	int ok;

@@ -15,11 +15,10 @@
 typedef struct gl_engine gl_engine;
 
 int gl_quota_set(gl_engine *e, const gl_ctx *ctx, const json_t *body,
-			 gl_err *err);
-int gl_quota_list(gl_engine *e, const gl_ctx *ctx, json_t **out,
-			  gl_err *err);
+		 gl_err *err);
+int gl_quota_list(gl_engine *e, const gl_ctx *ctx, json_t **out, gl_err *err);
 /* project NULL: the caller's project. */
-int gl_quota_project(gl_engine *e, const gl_ctx *ctx,
-			     const char *project, json_t **out, gl_err *err);
+int gl_quota_project(gl_engine *e, const gl_ctx *ctx, const char *project,
+		     json_t **out, gl_err *err);
 
 #endif

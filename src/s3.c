@@ -49,19 +49,18 @@
 #include "log.h"
 #include "util.h"
 
-#define S3_MIN_PART (8LL << 20)        /* ours; S3's floor is 5 MiB */
-#define S3_MAX_PART (5LL << 30)        /* S3's ceiling */
+#define S3_MIN_PART (8LL << 20) /* ours; S3's floor is 5 MiB */
+#define S3_MAX_PART (5LL << 30) /* S3's ceiling */
 #define S3_MAX_PARTS 10000
-#define S3_MAX_OBJECT (5LL << 40)      /* S3's largest object */
-#define S3_MAX_KEY 1024                /* bytes, prefix included */
-#define S3_BODY_CAP (8u << 20)         /* collected XML answers */
+#define S3_MAX_OBJECT (5LL << 40) /* S3's largest object */
+#define S3_MAX_KEY 1024           /* bytes, prefix included */
+#define S3_BODY_CAP (8u << 20)    /* collected XML answers */
 #define S3_BUFFER_SIZE (512L * 1024)
 #define S3_RETRY_DELAY_MS 250
 #define S3_COMPLETE_TIMEOUT_FACTOR 10
 #define S3_USER_AGENT "glared/0.1"
 
 /* ---- errors --- */
-
 
 /* ---- strings --- */
 
@@ -107,12 +106,24 @@ static void sb_xml(gl_sb *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': gl_sb_add(b, "&amp;"); break;
-		case '<': gl_sb_add(b, "&lt;"); break;
-		case '>': gl_sb_add(b, "&gt;"); break;
-		case '"': gl_sb_add(b, "&quot;"); break;
-		case '\'': gl_sb_add(b, "&apos;"); break;
-		default: gl_sb_addn(b, s, 1); break;
+		case '&':
+			gl_sb_add(b, "&amp;");
+			break;
+		case '<':
+			gl_sb_add(b, "&lt;");
+			break;
+		case '>':
+			gl_sb_add(b, "&gt;");
+			break;
+		case '"':
+			gl_sb_add(b, "&quot;");
+			break;
+		case '\'':
+			gl_sb_add(b, "&apos;");
+			break;
+		default:
+			gl_sb_addn(b, s, 1);
+			break;
 		}
 	}
 }
@@ -201,8 +212,11 @@ static void put_utf8(gl_sb *b, unsigned long cp)
  * decoded (keys may hold any character). malloc'd. */
 static char *xml_decode(const char *v, size_t n)
 {
-	static const struct { const char *name; char c; } ents[] = {
-		{ "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' },
+	static const struct {
+		const char *name;
+		char c;
+	} ents[] = {
+		{ "amp;", '&' },  { "lt;", '<' },    { "gt;", '>' },
 		{ "quot;", '"' }, { "apos;", '\'' },
 	};
 	gl_sb b = { 0 };
@@ -237,8 +251,8 @@ static char *xml_decode(const char *v, size_t n)
 			int digits = 0;
 
 			while (j < n && digits < 8 &&
-			       (hexa ? isxdigit((unsigned char)v[j]) :
-				       isdigit((unsigned char)v[j]))) {
+			       (hexa ? isxdigit((unsigned char)v[j])
+				     : isdigit((unsigned char)v[j]))) {
 				int c = tolower((unsigned char)v[j]);
 				int d = isdigit(c) ? c - '0' : c - 'a' + 10;
 
@@ -274,8 +288,10 @@ int64_t gl_s3_parse_time(const char *iso)
 	int y, mo, d, h, mi, s, n = 0;
 	int64_t t;
 
-	if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h,
-			   &mi, &s, &n) != 6 || n != 19)
+	if (!iso ||
+	    sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s,
+		   &n) != 6 ||
+	    n != 19)
 		return -1;
 	iso += n;
 	if (*iso == '.') /* fraction: ignored */
@@ -300,8 +316,8 @@ int gl_s3_parse_uploads(const char *xml, size_t len, gl_s3_upload_fn fn,
 	*truncated = 0;
 	*next_key = NULL;
 	*next_upload_id = NULL;
-	if (!xml || !xml_elem(xml, xml + len, "ListMultipartUploadsResult",
-			      &v, &vlen))
+	if (!xml ||
+	    !xml_elem(xml, xml + len, "ListMultipartUploadsResult", &v, &vlen))
 		return -1;
 	end = v + vlen;
 	p = v;
@@ -321,7 +337,8 @@ int gl_s3_parse_uploads(const char *xml, size_t len, gl_s3_upload_fn fn,
 		if (key && id) {
 			n++;
 			if (fn)
-				stop = fn(arg, key, id, gl_s3_parse_time(init));
+				stop = fn(arg, key, id,
+					  gl_s3_parse_time(init));
 		}
 		free(key);
 		free(id);
@@ -344,32 +361,38 @@ void gl_s3_map_error(long status, const char *body, size_t len,
 	if (!what)
 		what = "";
 	if (code || msg)
-		snprintf(detail, sizeof detail, " (%.100s%s%.400s)", c, sep, m);
+		snprintf(detail, sizeof detail, " (%.100s%s%.400s)", c, sep,
+			 m);
 	else
 		detail[0] = '\0';
 	if (status == 404 && !strcmp(c, "NoSuchBucket"))
 		/* a configuration error, not a missing blob */
 		gl_fail(e, 500, NULL, "S3 bucket does not exist%s", detail);
 	else if (status == 404 && !strcmp(c, "NoSuchUpload"))
-		gl_fail(e, 404, NULL, "S3 multipart upload for '%.300s' not found%s",
-			what, detail);
+		gl_fail(e, 404, NULL,
+			"S3 multipart upload for '%.300s' not found%s", what,
+			detail);
 	else if (status == 404)
-		gl_fail(e, 404, NULL, "S3 object '%.300s' not found%s", what, detail);
+		gl_fail(e, 404, NULL, "S3 object '%.300s' not found%s", what,
+			detail);
 	else if (status == 401 || status == 403)
 		gl_fail(e, 403, NULL, "S3 access denied%s", detail);
 	else if (status == 416)
-		gl_fail(e, 416, NULL, "S3: requested range not satisfiable for "
-			"'%.300s'%s", what, detail);
+		gl_fail(e, 416, NULL,
+			"S3: requested range not satisfiable for "
+			"'%.300s'%s",
+			what, detail);
 	else if (!strcmp(c, "EntityTooLarge"))
-		gl_fail(e, 413, NULL, "S3 refused '%.300s' as too large%s", what,
-			detail);
+		gl_fail(e, 413, NULL, "S3 refused '%.300s' as too large%s",
+			what, detail);
 	else if (status >= 500 || !strcmp(c, "SlowDown") ||
 		 !strcmp(c, "InternalError") ||
 		 !strcmp(c, "ServiceUnavailable"))
-		gl_fail(e, 503, NULL, "S3 unavailable: HTTP %ld%s", status, detail);
+		gl_fail(e, 503, NULL, "S3 unavailable: HTTP %ld%s", status,
+			detail);
 	else
-		gl_fail(e, 500, NULL, "S3 error: HTTP %ld for '%.300s'%s", status,
-			what, detail);
+		gl_fail(e, 500, NULL, "S3 error: HTTP %ld for '%.300s'%s",
+			status, what, detail);
 	free(code);
 	free(msg);
 }
@@ -412,14 +435,14 @@ typedef struct s3_req s3_req;
 
 struct s3_req {
 	gl_s3 *s;
-	s3_req *prev, *next;      /* s->reqs */
+	s3_req *prev, *next; /* s->reqs */
 	req_kind kind;
 	CURL *easy;
-	gl_curlev_xfer x;         /* not for K_SYNC */
-	int borrowed;             /* easy is s->sync_easy */
+	gl_curlev_xfer x; /* not for K_SYNC */
+	int borrowed;     /* easy is s->sync_easy */
 	struct curl_slist *hdrs;
 	char *url;
-	char *what;               /* the key, for messages */
+	char *what; /* the key, for messages */
 	int idempotent;
 	int attempts;
 	/* request body: mem (if set) or fd at off..off+len */
@@ -428,17 +451,17 @@ struct s3_req {
 	int64_t off, len, pos;
 	int read_errno, short_read;
 	/* response */
-	gl_sb body;               /* collected (not for a 2xx GET) */
-	int64_t delivered;        /* bytes given to on_data */
+	gl_sb body;        /* collected (not for a 2xx GET) */
+	int64_t delivered; /* bytes given to on_data */
 	int stopped;
 	int in_done;
-	struct event *retry_ev;   /* pending: waits to be tried again */
+	struct event *retry_ev; /* pending: waits to be tried again */
 	char errbuf[CURL_ERROR_SIZE];
 	/* owner */
-	void *owner;              /* gl_s3_upload, gl_s3_get or s3_list */
+	void *owner; /* gl_s3_upload, gl_s3_get or s3_list */
 	int part_no;
-	int internal;             /* the empty part of an empty object */
-	gl_s3_done_fn done;       /* a part's or a K_OP's callback */
+	int internal;       /* the empty part of an empty object */
+	gl_s3_done_fn done; /* a part's or a K_OP's callback */
 	void *arg;
 };
 
@@ -450,8 +473,8 @@ struct gl_s3 {
 	CURL *sync_easy;
 	gl_s3_cleanup_fn cleanup_hook;
 	void *cleanup_arg;
-	char *endpoint, *bucket_url, *region, *sigv4, *access_key,
-	     *secret_key, *prefix, *bucket;
+	char *endpoint, *bucket_url, *region, *sigv4, *access_key, *secret_key,
+		*prefix, *bucket;
 	int connect_timeout, timeout;
 };
 
@@ -467,17 +490,17 @@ struct gl_s3_upload {
 	char *content_type;
 	char *id;
 	s3_req *init, *complete, *cleanup;
-	int inflight;              /* caller's parts */
-	int internal_part;         /* the empty part of an empty object */
+	int inflight;      /* caller's parts */
+	int internal_part; /* the empty part of an empty object */
 	part_rec *parts;
 	int nparts, cap;
 	int failed;
-	gl_err first;              /* the first error, kept */
-	int busy;                  /* callbacks running on it */
-	int completing;            /* complete called, done not fired */
-	int finished;              /* completed, done fired: free it */
-	int abandoned;             /* aborted or failed: clean up, free */
-	int completed;             /* ... but the object got stored */
+	gl_err first;   /* the first error, kept */
+	int busy;       /* callbacks running on it */
+	int completing; /* complete called, done not fired */
+	int finished;   /* completed, done fired: free it */
+	int abandoned;  /* aborted or failed: clean up, free */
+	int completed;  /* ... but the object got stored */
 	int cleanup_sent, in_done;
 	gl_s3_ready_fn ready;
 	gl_s3_done_fn done;
@@ -693,8 +716,8 @@ typedef struct req_spec {
 	const char *content_type; /* PUT/POST */
 	const char *range;
 	int idempotent;
-	int stream;               /* data transfer: stall limit, no total */
-	long timeout;             /* s, 0: the configured one */
+	int stream;   /* data transfer: stall limit, no total */
+	long timeout; /* s, 0: the configured one */
 } req_spec;
 
 /* Set every option of r->easy for the spec. The body (mem/fd, len) is
@@ -706,15 +729,15 @@ static int req_setup(s3_req *r, const req_spec *sp)
 	CURLcode rc = CURLE_OK;
 	struct curl_slist *h = NULL, *t;
 	char ct[300];
-	int upload = !strcmp(sp->method, "PUT"), post = !strcmp(sp->method,
-								"POST");
+	int upload = !strcmp(sp->method, "PUT"),
+	    post = !strcmp(sp->method, "POST");
 
-#define ADDH(str)                                                              \
-	do {                                                                   \
-		t = curl_slist_append(h, str);                                 \
-		if (!t)                                                        \
-			goto oom;                                              \
-		h = t;                                                         \
+#define ADDH(str)                                                             \
+	do {                                                                  \
+		t = curl_slist_append(h, str);                                \
+		if (!t)                                                       \
+			goto oom;                                             \
+		h = t;                                                        \
 	} while (0)
 	ADDH("x-amz-content-sha256: UNSIGNED-PAYLOAD");
 	if (upload || post) {
@@ -723,16 +746,16 @@ static int req_setup(s3_req *r, const req_spec *sp)
 		 * vain. (Removing it with "Expect:" breaks the signature:
 		 * curl 7.88 signs the empty header it then leaves out.) */
 		snprintf(ct, sizeof ct, "Content-Type: %s",
-			 sp->content_type ? sp->content_type :
-					    "application/octet-stream");
+			 sp->content_type ? sp->content_type
+					  : "application/octet-stream");
 		ADDH(ct);
 	}
 #undef ADDH
 	r->hdrs = h;
-#define SET(opt, val)                                                          \
-	do {                                                                   \
-		if (rc == CURLE_OK)                                            \
-			rc = curl_easy_setopt(e, opt, val);                    \
+#define SET(opt, val)                                                         \
+	do {                                                                  \
+		if (rc == CURLE_OK)                                           \
+			rc = curl_easy_setopt(e, opt, val);                   \
 	} while (0)
 	SET(CURLOPT_URL, r->url);
 	SET(CURLOPT_ERRORBUFFER, r->errbuf);
@@ -762,8 +785,8 @@ static int req_setup(s3_req *r, const req_spec *sp)
 		SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
 		SET(CURLOPT_LOW_SPEED_TIME, (long)s->timeout);
 	} else {
-		SET(CURLOPT_TIMEOUT, sp->timeout ? sp->timeout :
-						   (long)s->timeout);
+		SET(CURLOPT_TIMEOUT,
+		    sp->timeout ? sp->timeout : (long)s->timeout);
 	}
 	if (upload) {
 		SET(CURLOPT_UPLOAD, 1L);
@@ -855,17 +878,22 @@ static int req_outcome(s3_req *r, CURLcode rc, long *statusp, gl_err *e,
 	curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
 	*statusp = status;
 	if (r->read_errno) {
-		gl_fail(e, 500, NULL, "cannot read the data for S3 object '%.300s': "
-			"%s", r->what, strerror(r->read_errno));
+		gl_fail(e, 500, NULL,
+			"cannot read the data for S3 object '%.300s': "
+			"%s",
+			r->what, strerror(r->read_errno));
 		return -1;
 	}
 	if (r->short_read) {
-		gl_fail(e, 500, NULL, "the data for S3 object '%.300s' ended before "
-			"%lld bytes", r->what, (long long)r->len);
+		gl_fail(e, 500, NULL,
+			"the data for S3 object '%.300s' ended before "
+			"%lld bytes",
+			r->what, (long long)r->len);
 		return -1;
 	}
 	if (r->stopped) {
-		gl_fail(e, 499, NULL, "S3 download of '%.300s' stopped", r->what);
+		gl_fail(e, 499, NULL, "S3 download of '%.300s' stopped",
+			r->what);
 		return -1;
 	}
 	if (rc == CURLE_OUT_OF_MEMORY) {
@@ -1005,8 +1033,9 @@ static s3_req *upload_req(gl_s3_upload *u, req_kind kind, const char *method,
 	sp.method = method;
 	sp.key = u->key;
 	sp.query = query;
-	sp.content_type = kind == K_INIT ? u->content_type :
-			  kind == K_COMPLETE ? "application/xml" : NULL;
+	sp.content_type = kind == K_INIT       ? u->content_type
+			  : kind == K_COMPLETE ? "application/xml"
+					       : NULL;
 	sp.idempotent = kind == K_PART || kind == K_CLEANUP;
 	sp.stream = kind == K_PART;
 	if (kind == K_COMPLETE)
@@ -1202,8 +1231,8 @@ static void upload_settle(gl_s3_upload *u)
 	if (u->abandoned) {
 		/* the init and completion answers say what exists on the
 		 * server; wait for them */
-		if (u->init || u->complete || u->inflight || u->internal_part ||
-		    u->cleanup)
+		if (u->init || u->complete || u->inflight ||
+		    u->internal_part || u->cleanup)
 			return;
 		if (u->id && !u->cleanup_sent) {
 			send_cleanup(u);
@@ -1240,12 +1269,15 @@ static void upload_req_done(s3_req *r, long status, const gl_err *err)
 	case K_INIT:
 		u->init = NULL;
 		if (!err) {
-			u->id = gl_s3_xml_text(r->body.p, r->body.len, "UploadId");
+			u->id = gl_s3_xml_text(r->body.p, r->body.len,
+					       "UploadId");
 			if (!u->id || !*u->id) {
 				free(u->id);
 				u->id = NULL;
-				gl_fail(&e, 500, NULL, "S3 did not return an upload "
-					"id for '%.300s'", u->key);
+				gl_fail(&e, 500, NULL,
+					"S3 did not return an upload "
+					"id for '%.300s'",
+					u->key);
 				err = &e;
 			}
 		}
@@ -1269,8 +1301,10 @@ static void upload_req_done(s3_req *r, long status, const gl_err *err)
 			if (curl_easy_header(r->easy, "ETag", 0, CURLH_HEADER,
 					     -1, &h) != CURLHE_OK ||
 			    !h || !h->value || !*h->value) {
-				gl_fail(&e, 500, NULL, "S3 returned no ETag for part "
-					"%d of '%.300s'", r->part_no, u->key);
+				gl_fail(&e, 500, NULL,
+					"S3 returned no ETag for part "
+					"%d of '%.300s'",
+					r->part_no, u->key);
 				err = &e;
 			} else if (record_part(u, r->part_no, h->value) != 0) {
 				gl_fail(&e, 500, NULL, "out of memory");
@@ -1324,9 +1358,9 @@ gl_s3_upload *gl_s3_upload_start(gl_s3 *s, const char *key,
 		return NULL;
 	u = calloc(1, sizeof *u);
 	if (!u || !(u->key = strdup(key)) ||
-	    !(u->content_type = strdup(content_type && *content_type ?
-					content_type :
-					"application/octet-stream"))) {
+	    !(u->content_type = strdup(content_type && *content_type
+					       ? content_type
+					       : "application/octet-stream"))) {
 		if (u)
 			free(u->key);
 		free(u);
@@ -1364,8 +1398,8 @@ static int upload_open(gl_s3_upload *u, gl_err *err)
 		return -1;
 	}
 	if (!u->id) {
-		gl_fail(err, 500, NULL, "S3 upload of '%.300s' is not started yet",
-			u->key);
+		gl_fail(err, 500, NULL,
+			"S3 upload of '%.300s' is not started yet", u->key);
 		return -1;
 	}
 	return 0;
@@ -1379,8 +1413,8 @@ int gl_s3_upload_part_fd(gl_s3_upload *u, int part_no, int fd, int64_t off,
 		return -1;
 	if (part_no < 1 || part_no > S3_MAX_PARTS || off < 0 || len < 0 ||
 	    len > S3_MAX_PART || (len > 0 && fd < 0)) {
-		gl_fail(err, 500, NULL, "invalid S3 part %d (%lld bytes)", part_no,
-			(long long)len);
+		gl_fail(err, 500, NULL, "invalid S3 part %d (%lld bytes)",
+			part_no, (long long)len);
 		return -1;
 	}
 	if (u->inflight >= GL_S3_MAX_INFLIGHT) {
@@ -1449,7 +1483,8 @@ static int64_t get_total(s3_req *r, long status)
 		const char *slash;
 
 		if (curl_easy_header(r->easy, "Content-Range", 0, CURLH_HEADER,
-				     -1, &h) != CURLHE_OK || !h || !h->value)
+				     -1, &h) != CURLHE_OK ||
+		    !h || !h->value)
 			return -1;
 		slash = strchr(h->value, '/');
 		if (!slash || !isdigit((unsigned char)slash[1]))
@@ -1600,8 +1635,8 @@ static int abort_full(gl_s3 *s, const char *full_key, const char *id,
 	int rc;
 
 	if (strncmp(full_key, s->prefix, pl) || !full_key[pl]) {
-		gl_fail(err, 500, NULL, "S3 key '%.300s' is outside the prefix",
-			full_key);
+		gl_fail(err, 500, NULL,
+			"S3 key '%.300s' is outside the prefix", full_key);
 		return -1;
 	}
 	q = id_query(id, 0);
@@ -1750,7 +1785,8 @@ int gl_s3_abort_stale(gl_s3 *s, int older_than_s, gl_err *err)
 		if (n < 0) {
 			free(nk);
 			free(ni);
-			gl_fail(err, 503, NULL, "S3 unavailable: cannot parse the "
+			gl_fail(err, 503, NULL,
+				"S3 unavailable: cannot parse the "
 				"list of multipart uploads");
 			rc = -1;
 			break;
@@ -1867,7 +1903,8 @@ static void list_req_done(s3_req *r, const gl_err *err)
 		n = gl_s3_parse_uploads(r->body.p, r->body.len, list_each, l,
 					&truncated, &nk, &ni);
 		if (n < 0) {
-			gl_fail(&e, 503, NULL, "S3 unavailable: cannot parse the "
+			gl_fail(&e, 503, NULL,
+				"S3 unavailable: cannot parse the "
 				"list of multipart uploads");
 			err = &e;
 		} else if (++l->pages < 100000 &&
@@ -1930,7 +1967,8 @@ gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err)
 		return NULL;
 	if (!c->endpoint || (strncmp(c->endpoint, "http://", 7) &&
 			     strncmp(c->endpoint, "https://", 8))) {
-		gl_fail(err, 500, NULL, "S3 endpoint must be an http:// or https:// "
+		gl_fail(err, 500, NULL,
+			"S3 endpoint must be an http:// or https:// "
 			"URL");
 		return NULL;
 	}
@@ -1991,8 +2029,10 @@ void gl_s3_free(gl_s3 *s)
 
 		if (!u->id || u->finished || (u->cleanup_sent && !u->cleanup))
 			continue;
-		gl_fail(&e, 503, NULL, "the cleanup of the S3 upload of %.300s "
-			"was not sent: the process stopped", u->key);
+		gl_fail(&e, 503, NULL,
+			"the cleanup of the S3 upload of %.300s "
+			"was not sent: the process stopped",
+			u->key);
 		if (!u->completed)
 			s->cleanup_hook(s->cleanup_arg, u->key, u->id, &e);
 		if (u->complete || u->completed)

@@ -34,15 +34,15 @@ typedef struct gl_s3_upload gl_s3_upload;
 typedef struct gl_s3_get gl_s3_get;
 
 typedef struct gl_s3_conf {
-	const char *endpoint;   /* http(s)://host:port */
-	const char *region;     /* e.g. "us-east-1" */
+	const char *endpoint; /* http(s)://host:port */
+	const char *region;   /* e.g. "us-east-1" */
 	const char *bucket;
 	const char *access_key; /* may contain ':' (Swift) */
 	const char *secret_key;
-	const char *prefix;     /* key prefix, e.g. "glared/"; the keys
+	const char *prefix;  /* key prefix, e.g. "glared/"; the keys
 				 * below are relative to it */
-	int connect_timeout;    /* s */
-	int timeout;            /* s, per request */
+	int connect_timeout; /* s */
+	int timeout;         /* s, per request */
 } gl_s3_conf;
 
 gl_s3 *gl_s3_new(struct event_base *base, const gl_s3_conf *c, gl_err *err);

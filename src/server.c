@@ -223,7 +223,10 @@ out:
 
 static volatile sig_atomic_t got_sig;
 
-static void master_sig(int sig) { got_sig = sig; }
+static void master_sig(int sig)
+{
+	got_sig = sig;
+}
 
 /* Bind once without SO_REUSEPORT (see the top): a busy port or a bad
  * address is reported here, before anything else happens. */
@@ -244,7 +247,8 @@ static int probe_bind(const char *host, int port)
 		gl_error("%s: another process listens on port %d (workers "
 			 "left by an earlier glared whose master was killed, "
 			 "or another server); glared does not share its port: "
-			 "stop that process first", err.msg, port);
+			 "stop that process first",
+			 err.msg, port);
 	else if (rc)
 		gl_error("%s", err.msg);
 	gl_http_server_free(s);
@@ -268,7 +272,8 @@ static pid_t spawn(gl_conf *conf, const char *host, int port, int idx)
 		signal(SIGCHLD, SIG_DFL);
 		/* the master's death is our SIGTERM; if it died already,
 		 * we were re-parented before asking */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master)
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 ||
+		    getppid() != master)
 			_exit(1);
 		_exit(run_worker(conf, host, port, 1, idx));
 	}
@@ -323,8 +328,8 @@ static int run_master(gl_conf *conf, const char *host, int port)
 			alive--;
 			if (stopping)
 				break;
-			gl_error("worker %d (pid %d) died (%s %d), restarting", i,
-				 (int)pid,
+			gl_error("worker %d (pid %d) died (%s %d), restarting",
+				 i, (int)pid,
 				 WIFSIGNALED(st) ? "signal" : "status",
 				 WIFSIGNALED(st) ? WTERMSIG(st)
 						 : WEXITSTATUS(st));
@@ -356,12 +361,13 @@ void gl_serve_summary(const gl_conf *conf, const char *host, int port)
 				      conf->enabled_artifact_types.v[i]);
 	gl_info("glared %s starting: config %s; database %s; store %s "
 		"(files %s%s%s); types %s (from %s); flavor %s; workers %d; "
-		"bind %s:%d", GLARED_VERSION, conf->path ? conf->path : "-",
-		db, conf->default_store, conf->filesystem_store_datadir,
+		"bind %s:%d",
+		GLARED_VERSION, conf->path ? conf->path : "-", db,
+		conf->default_store, conf->filesystem_store_datadir,
 		conf->s3_store_host ? ", s3 " : "",
 		conf->s3_store_host ? conf->s3_store_host : "", types,
-		conf->types_path, conf->flavor && *conf->flavor ? conf->flavor
-								  : "trusted",
+		conf->types_path,
+		conf->flavor && *conf->flavor ? conf->flavor : "trusted",
 		conf->workers < 1 ? 1 : conf->workers, host, port);
 }
 

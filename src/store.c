@@ -74,8 +74,14 @@ gl_store *gl_store_open(const char *datadir, gl_err *err)
 	return s;
 }
 
-void gl_store_close(gl_store *s) { free(s); }
-const char *gl_store_dir(const gl_store *s) { return s->dir; }
+void gl_store_close(gl_store *s)
+{
+	free(s);
+}
+const char *gl_store_dir(const gl_store *s)
+{
+	return s->dir;
+}
 
 static void object_path(const gl_store *s, const char *sha, char *out,
 			size_t len)
@@ -116,8 +122,7 @@ int gl_store_tmp_create(gl_store *s, gl_store_tmp *t, gl_err *err)
 	return 0;
 }
 
-static int write_out(gl_store_tmp *t, const char *p, size_t len,
-		     gl_err *err)
+static int write_out(gl_store_tmp *t, const char *p, size_t len, gl_err *err)
 {
 	while (len) {
 		ssize_t n = write(t->fd, p, len);
@@ -139,8 +144,8 @@ static int write_out(gl_store_tmp *t, const char *p, size_t len,
 		if (t->flushed >= WB_CHUNK)
 			sync_file_range(t->fd, t->flushed - WB_CHUNK, WB_CHUNK,
 					SYNC_FILE_RANGE_WAIT_BEFORE |
-					SYNC_FILE_RANGE_WRITE |
-					SYNC_FILE_RANGE_WAIT_AFTER);
+						SYNC_FILE_RANGE_WRITE |
+						SYNC_FILE_RANGE_WAIT_AFTER);
 		posix_fadvise(t->fd, 0, t->flushed, POSIX_FADV_DONTNEED);
 		t->flushed = t->written;
 	}

@@ -24,7 +24,7 @@
 #define MAX_SECRET 512
 
 #define SUB_COLS                                                              \
-	"id, owner, all_projects, url, events, secret, type_name,"           \
+	"id, owner, all_projects, url, events, secret, type_name,"            \
 	" artifact_id, created_at"
 
 static const char insert_sql[] =
@@ -50,8 +50,17 @@ static const char deliveries_sql[] =
 	" WHERE subscription_id = $1 ORDER BY seq DESC"
 	" LIMIT CAST($2 AS BIGINT)";
 
-enum { S_ID, S_OWNER, S_ALL, S_URL, S_EVENTS, S_SECRET, S_TYPE, S_AID,
-       S_CREATED };
+enum {
+	S_ID,
+	S_OWNER,
+	S_ALL,
+	S_URL,
+	S_EVENTS,
+	S_SECRET,
+	S_TYPE,
+	S_AID,
+	S_CREATED
+};
 
 static const char *col_str(const json_t *row, size_t i)
 {
@@ -85,16 +94,17 @@ static json_t *shape(const json_t *row)
 			break;
 		if (c > p)
 			json_array_append_new(events,
-					      json_stringn(p, (size_t)(c - p)));
+					      json_stringn(p,
+							   (size_t)(c - p)));
 		p = c + 1;
 	}
-	return json_pack("{s:O, s:O, s:o, s:O, s:o, s:o, s:b, s:b, s:o}",
-			 "id", json_array_get(row, S_ID),
-			 "owner", json_array_get(row, S_OWNER),
-			 "events", events,
-			 "url", json_array_get(row, S_URL),
-			 "type", str_or_null(json_array_get(row, S_TYPE)),
-			 "artifact_id", str_or_null(json_array_get(row, S_AID)),
+	return json_pack("{s:O, s:O, s:o, s:O, s:o, s:o, s:b, s:b, s:o}", "id",
+			 json_array_get(row, S_ID), "owner",
+			 json_array_get(row, S_OWNER), "events", events, "url",
+			 json_array_get(row, S_URL), "type",
+			 str_or_null(json_array_get(row, S_TYPE)),
+			 "artifact_id",
+			 str_or_null(json_array_get(row, S_AID)),
 			 "all_projects",
 			 json_integer_value(json_array_get(row, S_ALL)) != 0,
 			 "has_secret",
@@ -194,8 +204,9 @@ static char *events_text(const json_t *events, gl_err *err)
 				"publish, deactivate, reactivate, "
 				"set_location, delete_blob, delete, "
 				"set_quotas, verify_changed, verify_gone, "
-				"verify_restored", s ? "'" : "",
-				s ? s : "(not a string)", s ? "'" : "");
+				"verify_restored",
+				s ? "'" : "", s ? s : "(not a string)",
+				s ? "'" : "");
 			goto fail;
 		}
 		if (!strcmp(s, "*")) {
@@ -287,7 +298,8 @@ int gl_subscription_create(gl_events *ev, const gl_policy *pol,
 	    conf->max_subscriptions) {
 		gl_fail(err, 403, "Forbidden",
 			"Maximum number of subscriptions (%d) reached for "
-			"project %s", conf->max_subscriptions, ctx->project_id);
+			"project %s",
+			conf->max_subscriptions, ctx->project_id);
 		goto out;
 	}
 	args = json_pack("[s, s, i, s, s, s?, s?, s?, I]", id, ctx->project_id,
@@ -418,8 +430,8 @@ int gl_subscription_deliveries(gl_events *ev, const gl_policy *pol,
 		return -1;
 	json_decref(row);
 	args = json_pack("[s, i]", id, limit);
-	rc = gl_meta_exec(gl_events_meta(ev), deliveries_sql, args, &rows, NULL,
-			  err);
+	rc = gl_meta_exec(gl_events_meta(ev), deliveries_sql, args, &rows,
+			  NULL, err);
 	json_decref(args);
 	if (rc < 0)
 		return -1;
@@ -431,20 +443,23 @@ int gl_subscription_deliveries(gl_events *ev, const gl_policy *pol,
 			list,
 			json_pack("{s:O, s:O, s:O, s:O, s:O, s:o, s:o, s:o, s:o,"
 				  " s:o, s:o}",
-				  "id", json_array_get(r, 0),
-				  "event_id", json_array_get(r, 1),
-				  "event_type", json_array_get(r, 2),
-				  "status", json_array_get(r, 3),
-				  "attempts", json_array_get(r, 4),
-				  "created_at", time_or_null(json_array_get(r, 5)),
+				  "id", json_array_get(r, 0), "event_id",
+				  json_array_get(r, 1), "event_type",
+				  json_array_get(r, 2), "status",
+				  json_array_get(r, 3), "attempts",
+				  json_array_get(r, 4), "created_at",
+				  time_or_null(json_array_get(r, 5)),
 				  "last_attempt_at",
 				  time_or_null(json_array_get(r, 6)),
 				  "last_status_code",
 				  json_is_integer(code) &&
 						  json_integer_value(code) > 0
-					  ? json_incref(code) : json_null(),
-				  "last_error", str_or_null(json_array_get(r, 8)),
-				  "finished_at", time_or_null(json_array_get(r, 9)),
+					  ? json_incref(code)
+					  : json_null(),
+				  "last_error",
+				  str_or_null(json_array_get(r, 8)),
+				  "finished_at",
+				  time_or_null(json_array_get(r, 9)),
 				  "next_attempt_at",
 				  gl_streq(state, "pending")
 					  ? time_or_null(json_array_get(r, 10))

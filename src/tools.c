@@ -19,7 +19,10 @@
 #include <event2/event.h>
 
 static volatile sig_atomic_t stop;
-static void on_stop(int sig) { stop = sig; }
+static void on_stop(int sig)
+{
+	stop = sig;
+}
 
 int gl_tool_db_upgrade(gl_conf *conf)
 {
@@ -36,8 +39,7 @@ int gl_tool_db_upgrade(gl_conf *conf)
 }
 
 /* One file: a copy of the configuration naming only it. */
-static gl_types *load_file(const gl_conf *conf, const char *file,
-			   gl_err *err)
+static gl_types *load_file(const gl_conf *conf, const char *file, gl_err *err)
 {
 	gl_conf c = *conf;
 	char *dir = strdup(file), *name, *dot, *slash;
@@ -88,8 +90,7 @@ static int add_schemas(json_t *all, gl_types *ts)
 	return 0;
 }
 
-int gl_tool_check_types(gl_conf *conf, int nfiles, char **files,
-			int schemas)
+int gl_tool_check_types(gl_conf *conf, int nfiles, char **files, int schemas)
 {
 	json_t *all = json_object();
 	int ok = 0, bad = 0;
@@ -197,9 +198,9 @@ int gl_tool_scrub(gl_conf *conf, int daemon)
 		gl_err err = { 0 };
 		int n, total = 0;
 		/* batches of scrub_pool_size until nothing is left */
-		while (!stop && (n = gl_art_scrub(te.e, conf->scrub_time,
-						     conf->scrub_pool_size,
-						     &err)) > 0)
+		while (!stop &&
+		       (n = gl_art_scrub(te.e, conf->scrub_time,
+					 conf->scrub_pool_size, &err)) > 0)
 			total += n;
 		if (err.status) {
 			gl_error("scrub: %s", err.msg);
@@ -233,8 +234,8 @@ int gl_tool_verify(gl_conf *conf, int daemon, int interval, int min_age)
 	do {
 		gl_err err = { 0 };
 		int changed = 0;
-		int n = gl_download_verify_external(te.e, 1000, min_age, &changed,
-						  &err);
+		int n = gl_download_verify_external(te.e, 1000, min_age,
+						    &changed, &err);
 		if (n < 0) {
 			gl_error("verify: %s", err.msg);
 			rc = 1;

@@ -30,32 +30,32 @@ enum {
 typedef struct gl_field {
 	char *name;
 	gl_kind kind;
-	gl_kind elem;          /* List / Dict element kind */
+	gl_kind elem; /* List / Dict element kind */
 	unsigned base : 1, system : 1, mutable_ : 1, required_on_activate : 1,
-		 sortable : 1, nullable : 1, same_sha256 : 1,
-		 select_location : 1;
+		sortable : 1, nullable : 1, same_sha256 : 1,
+		select_location : 1;
 	unsigned filter_ops;   /* GL_OP_* */
 	json_t *def;           /* default value or NULL */
 	int64_t max_blob_size; /* Blob, Folder */
 	int64_t max_folder_size;
-	int max_key_length;    /* Folder, Dict keys */
-	int max_keys;          /* Folder: most blobs it may hold; Dict */
+	int max_key_length; /* Folder, Dict keys */
+	int max_keys;       /* Folder: most blobs it may hold; Dict */
 	/* declared limits the C core checks before Lua coerces a value
 	 * (jlimits.c); -1: none */
-	int max_items;         /* List */
-	int max_length;        /* String (characters) */
-	int elem_max_length;   /* String items of a List or Dict */
+	int max_items;       /* List */
+	int max_length;      /* String (characters) */
+	int elem_max_length; /* String items of a List or Dict */
 } gl_field;
 
 typedef struct gl_type {
 	char *name;
-	char *display_name;    /* may be NULL */
+	char *display_name; /* may be NULL */
 	char *version;
 	gl_field *fields;
 	int nfields;
-	unsigned hooks;        /* 1 << GL_HOOK_* (ltype.h) */
+	unsigned hooks; /* 1 << GL_HOOK_* (ltype.h) */
 	unsigned has_to_dict : 1, has_format_all : 1, is_all : 1;
-	int ref;               /* Lua registry ref of the compiled type */
+	int ref; /* Lua registry ref of the compiled type */
 } gl_type;
 
 typedef struct gl_types gl_types;
@@ -66,12 +66,12 @@ typedef struct gl_types gl_types;
  * Zero it for a new request; NULL where a function takes one means a
  * budget of its own for that call alone. */
 typedef struct gl_lreq {
-	int64_t steps;        /* instructions and charged C work */
-	int64_t ns;           /* wall time inside Lua */
-	int log_records;      /* glare.log records written */
+	int64_t steps;   /* instructions and charged C work */
+	int64_t ns;      /* wall time inside Lua */
+	int log_records; /* glare.log records written */
 	int64_t log_bytes;
-	int log_dropped;      /* records refused past the limits */
-	const char *rid;      /* request id for the log (may be NULL) */
+	int log_dropped; /* records refused past the limits */
+	const char *rid; /* request id for the log (may be NULL) */
 } gl_lreq;
 
 /* glare.log limits per request (docs/types.md) */

@@ -54,7 +54,7 @@ typedef struct part {
 } part;
 
 struct gl_upload {
-	struct gl_upload *next;   /* e->uploads */
+	struct gl_upload *next; /* e->uploads */
 	gl_engine *e;
 	const gl_ctx *ctx;
 	gl_target tg;
@@ -71,9 +71,9 @@ struct gl_upload {
 	/* S3 */
 	gl_s3_upload *s3u;
 	char *s3key;
-	char *s3id;               /* the multipart upload's id, once known */
-	int s3_ready;             /* upload id known */
-	int64_t part_size, sent;  /* bytes handed to parts so far */
+	char *s3id;              /* the multipart upload's id, once known */
+	int s3_ready;            /* upload id known */
+	int64_t part_size, sent; /* bytes handed to parts so far */
 	int part_no, inflight;
 	part parts[GL_S3_MAX_INFLIGHT];
 	gl_err s3err;
@@ -84,13 +84,13 @@ struct gl_upload {
 	int paused;
 	gl_upload_done_fn done;
 	void *done_arg;
-	const char *event;        /* the event the commit emits */
+	const char *event; /* the event the commit emits */
 	/* coroutines that use the upload across a wait for the database
 	 * (heartbeat, S3 callbacks) hold it: freeing it meanwhile only ends
 	 * it (unlinked, stores released, `gone`), its memory goes with the
 	 * last hold */
 	int holds, gone;
-	int ending;               /* end or abort under way (it may wait) */
+	int ending; /* end or abort under way (it may wait) */
 };
 
 static void upload_unlink(gl_upload *u)
@@ -158,8 +158,8 @@ static int touch_record(gl_upload *u, const char *k1, json_t *v1,
 
 	if (gl_meta_begin(e->meta, err) < 0)
 		goto out;
-	if (gl_core_reread(e, u->tg.af.type, u->id, "was deleted", &doc,
-			   err) < 0)
+	if (gl_core_reread(e, u->tg.af.type, u->id, "was deleted", &doc, err) <
+	    0)
 		goto rollback;
 	cur = gl_blob_record(doc, u->tg.f, u->key);
 	if (!cur || !gl_streq(gl_json_str(cur, "temp"), u->tmp.path)) {
@@ -222,8 +222,9 @@ void gl_upload_heartbeat_all(gl_engine *e)
 		gl_err err = { 0 };
 
 		if (!u->gone && u->placeholder &&
-		    touch_record(u, "heartbeat", json_integer(gl_now_us()), NULL,
-				 NULL, &err) < 0 && !u->gone && u->placeholder)
+		    touch_record(u, "heartbeat", json_integer(gl_now_us()),
+				 NULL, NULL, &err) < 0 &&
+		    !u->gone && u->placeholder)
 			gl_warn("upload %s/%s: heartbeat: %s", u->id, u->field,
 				err.msg);
 		up_drop(u);
@@ -267,9 +268,12 @@ static void part_done_run(void *arg, const gl_err *err)
 	} else if (p->off > 0) {
 		/* S3 has these bytes: give the disk space back (the first
 		 * part stays for the type's pre_upload hook) */
-		if (fallocate(u->tmp.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      p->off, p->len) < 0 && errno != EOPNOTSUPP)
-			gl_debug("upload: punching a hole: %s", strerror(errno));
+		if (fallocate(u->tmp.fd,
+			      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      p->off, p->len) < 0 &&
+		    errno != EOPNOTSUPP)
+			gl_debug("upload: punching a hole: %s",
+				 strerror(errno));
 	}
 	up_hold(u);
 	if (u->finishing)
@@ -297,8 +301,8 @@ static int send_part(gl_upload *u, int64_t len)
 	if (!p)
 		return 0;
 	*p = (part){ .u = u, .off = u->sent, .len = len, .used = 1 };
-	if (gl_s3_upload_part_fd(u->s3u, u->part_no + 1, u->tmp.fd, u->sent, len,
-				 part_done, p, &err) < 0) {
+	if (gl_s3_upload_part_fd(u->s3u, u->part_no + 1, u->tmp.fd, u->sent,
+				 len, part_done, p, &err) < 0) {
 		p->used = 0;
 		s3_fail(u, &err);
 		return -1;
@@ -318,8 +322,8 @@ static void s3_pump(gl_upload *u)
 	       u->tmp.written - u->sent >= u->part_size)
 		if (send_part(u, u->part_size) <= 0)
 			break;
-	if (u->paused && (u->s3_failed ||
-			  u->tmp.size - u->sent < 2 * u->part_size)) {
+	if (u->paused &&
+	    (u->s3_failed || u->tmp.size - u->sent < 2 * u->part_size)) {
 		u->paused = 0;
 		if (u->resume)
 			u->resume(u->resume_arg);
@@ -370,11 +374,10 @@ static void s3_ready(void *arg, const char *upload_id, const gl_err *err)
 
 /* ---- begin / write / abort ------------------------------------------------------ */
 
-gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
-				  const char *type, const char *id,
-				  const char *field, const char *key,
-				  int has_key, const char *content_type,
-				  int64_t content_length, gl_err *err)
+gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx, const char *type,
+			   const char *id, const char *field, const char *key,
+			   int has_key, const char *content_type,
+			   int64_t content_length, gl_err *err)
 {
 	gl_upload *u = calloc(1, sizeof *u);
 	json_t *fresh = NULL, *cur, *rec;
@@ -406,7 +409,8 @@ gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
 		goto fail;
 	if (gl_blob_resolve(&u->tg, u->field, u->key, has_key, 1, err) < 0)
 		goto fail;
-	if (gl_core_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) < 0)
+	if (gl_core_change_allowed(u->tg.af.type, u->tg.af.doc, field, err) <
+	    0)
 		goto fail;
 	if (u->tg.f->kind == GK_FOLDER && !u->tg.cur &&
 	    (int)json_object_size(json_object_get(u->tg.af.doc, field)) >=
@@ -447,11 +451,11 @@ gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
 	if (gl_store_tmp_create(e->store, &u->tmp, err) < 0)
 		goto fail;
 	u->prev = cur ? json_deep_copy(cur) : NULL;
-	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s}",
-			"status", "saving", "reserved", (json_int_t)u->limit,
-			"size", (json_int_t)u->limit, "external", 0,
-			"temp", u->tmp.path, "content_type", u->content_type,
-			"store", u->store);
+	rec = json_pack("{s:s, s:I, s:I, s:b, s:s, s:s, s:s}", "status",
+			"saving", "reserved", (json_int_t)u->limit, "size",
+			(json_int_t)u->limit, "external", 0, "temp",
+			u->tmp.path, "content_type", u->content_type, "store",
+			u->store);
 	gl_owner_stamp(rec);
 	if (!strcmp(u->store, "s3")) {
 		/* not content-addressed: the sha256 is unknown while the
@@ -555,10 +559,11 @@ static int queue_s3_cleanup(gl_upload *u, gl_err *err)
 	int64_t later = (int64_t)u->e->conf->upload_takeover_after * 1000000;
 
 	if (u->s3id && gl_gc_cleanup_queue(u->e, "s3_abort", u->s3key, u->s3id,
-					later, err) < 0)
+					   later, err) < 0)
 		return -1;
 	if (u->completing && u->s3u &&
-	    gl_gc_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) < 0)
+	    gl_gc_cleanup_queue(u->e, "s3_delete", u->s3key, "", later, err) <
+		    0)
 		return -1;
 	return 0;
 }
@@ -571,8 +576,8 @@ static void upload_restore(gl_upload *u)
 	if (!u->placeholder)
 		return;
 	if (gl_meta_begin(u->e->meta, &err) == 0) {
-		if (gl_blob_restore_prev(u->e, u->id, u->field, u->key, u->prev,
-					 &err) == 0 &&
+		if (gl_blob_restore_prev(u->e, u->id, u->field, u->key,
+					 u->prev, &err) == 0 &&
 		    queue_s3_cleanup(u, &err) == 0 &&
 		    gl_meta_commit(u->e->meta, &err) == 0) {
 			u->placeholder = 0;
@@ -581,8 +586,8 @@ static void upload_restore(gl_upload *u)
 		gl_meta_rollback(u->e->meta);
 	}
 	/* the recovery pass will restore it */
-	gl_error("upload of %s/%s: cannot restore the previous blob: %s", u->id,
-		 u->field, err.msg);
+	gl_error("upload of %s/%s: cannot restore the previous blob: %s",
+		 u->id, u->field, err.msg);
 }
 
 static void upload_abort_run(void *arg)
@@ -699,7 +704,8 @@ static void commit(gl_upload *u, const char *location)
 		goto fail;
 	if (u->prev && gl_gc_release(e, u->prev, &err) < 0)
 		goto fail;
-	if (gl_events_emit(e->events, u->event, t->name, fresh, NULL, &err) < 0 ||
+	if (gl_events_emit(e->events, u->event, t->name, fresh, NULL, &err) <
+		    0 ||
 	    gl_meta_commit(e->meta, &err) < 0)
 		goto fail;
 	in_tx = 0;
@@ -713,13 +719,13 @@ static void commit(gl_upload *u, const char *location)
 	fresh = NULL;
 	if (!u->ctx) {
 		/* detached: nobody waits for the answer (nor its hook) */
-	} else if (gl_core_reread(e, t, u->id, "was deleted", &fresh,
-				  &err) == 0) {
+	} else if (gl_core_reread(e, t, u->id, "was deleted", &fresh, &err) ==
+		   0) {
 		args = gl_core_blob_args(u->field, u->key, NULL);
-		if (gl_core_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD, u->ctx,
-				   fresh, args, NULL, &err) == 0)
+		if (gl_core_hook(e, u->tg.af.ts, t, GL_HOOK_POST_UPLOAD,
+				 u->ctx, fresh, args, NULL, &err) == 0)
 			af = gl_core_output(e, u->ctx, u->tg.af.ts, t, fresh,
-					      &err);
+					    &err);
 		json_decref(args);
 	}
 	json_decref(rec);
@@ -824,9 +830,11 @@ int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 	 * anything is stored (commit checks again under the lock) */
 	if (u->tg.f->same_sha256) {
 		json_t *fresh = NULL;
-		int rc = gl_core_reread(e, t, u->id, "was deleted", &fresh, err);
+		int rc = gl_core_reread(e, t, u->id, "was deleted", &fresh,
+					err);
 		if (rc == 0)
-			rc = gl_blob_same_sha_ok(&u->tg, fresh, u->h.sha256, err);
+			rc = gl_blob_same_sha_ok(&u->tg, fresh, u->h.sha256,
+						 err);
 		json_decref(fresh);
 		if (rc < 0)
 			goto fail;
@@ -842,19 +850,20 @@ int gl_upload_finish(gl_upload *u, gl_upload_done_fn done, void *arg,
 	}
 	if (t->hooks & (1u << GL_HOOK_PRE_UPLOAD)) {
 		json_t *af = gl_core_output(e, u->ctx, u->tg.af.ts, t,
-					      u->tg.af.doc, err);
+					    u->tg.af.doc, err);
 		json_t *cj, *info;
 		/* S3 uploads keep only their first part on disk */
 		int64_t readable = u->s3key && u->tmp.size > u->part_size
-					   ? u->part_size : u->tmp.size;
+					   ? u->part_size
+					   : u->tmp.size;
 		int rc;
 
 		if (!af)
 			goto fail;
 		cj = gl_core_ctx_json(u->ctx);
 		info = blob_info(u->content_type, u->tmp.size, &u->h);
-		rc = gl_types_hook_upload(u->tg.af.ts, gl_ctx_lua(u->ctx), t, cj,
-					  af, u->field, u->key, info,
+		rc = gl_types_hook_upload(u->tg.af.ts, gl_ctx_lua(u->ctx), t,
+					  cj, af, u->field, u->key, info,
 					  u->tmp.path, HOOK_READ_MAX, readable,
 					  err);
 		json_decref(cj);

@@ -28,11 +28,10 @@
 typedef struct gl_engine gl_engine;
 typedef struct gl_upload gl_upload;
 
-gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx,
-				  const char *type, const char *id,
-				  const char *field, const char *key,
-				  int has_key, const char *content_type,
-				  int64_t content_length, gl_err *err);
+gl_upload *gl_upload_begin(gl_engine *e, const gl_ctx *ctx, const char *type,
+			   const char *id, const char *field, const char *key,
+			   int has_key, const char *content_type,
+			   int64_t content_length, gl_err *err);
 int gl_upload_write(gl_upload *u, const void *data, size_t len, gl_err *err);
 void gl_upload_on_resume(gl_upload *u, void (*fn)(void *), void *arg);
 /* The Content-Type learnt after begin (a fetched location's). */

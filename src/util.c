@@ -85,7 +85,8 @@ void gl_iso8601_us(int64_t us, char out[40])
 		int64_t era = z / 146097;
 		unsigned doe = (unsigned)(z - era * 146097);
 		unsigned yoe = (doe - doe / 1460 + doe / 36524 -
-				doe / 146096) / 365;
+				doe / 146096) /
+			       365;
 		unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 		unsigned mp = (5 * doy + 2) / 153;
 		unsigned d = doy - (153 * mp + 2) / 5 + 1;
@@ -215,7 +216,8 @@ char *gl_pct_decode(const char *s, size_t len, int plus_is_space)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '%') {
 			int hi, lo;
-			if (i + 2 >= len || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
+			if (i + 2 >= len ||
+			    (hi = hexval((unsigned char)s[i + 1])) < 0 ||
 			    (lo = hexval((unsigned char)s[i + 2])) < 0 ||
 			    (hi == 0 && lo == 0)) {
 				free(out);
@@ -573,8 +575,8 @@ void gl_conn_display(const char *conn, char *out, size_t len)
 	if (!conn)
 		snprintf(out, len, "-");
 	else if (at && (!slash || at < slash))
-		snprintf(out, len, "%.*s***@%s", (int)(scheme + 3 - conn), conn,
-			 at + 1);
+		snprintf(out, len, "%.*s***@%s", (int)(scheme + 3 - conn),
+			 conn, at + 1);
 	else
 		snprintf(out, len, "%s", conn);
 	/* libpq also takes the password as a parameter */
@@ -625,7 +627,8 @@ int gl_query_parse(const char *q, gl_query_fn fn, void *arg, gl_err *err)
 			if (!k || !v) {
 				free(k);
 				free(v);
-				return gl_fail(err, 400, NULL, "Malformed "
+				return gl_fail(err, 400, NULL,
+					       "Malformed "
 					       "percent-encoding in the query "
 					       "string");
 			}

@@ -121,10 +121,10 @@ void gl_sb_addn(gl_sb *b, const char *s, size_t n);
  * buffers a request or a peer fills, where a failure is answered. */
 int gl_sb_try_addn(gl_sb *b, const char *s, size_t n);
 void gl_sb_add(gl_sb *b, const char *s);
-__attribute__((format(printf, 2, 3)))
-void gl_sb_addf(gl_sb *b, const char *fmt, ...);
-__attribute__((format(printf, 2, 0)))
-void gl_sb_vaddf(gl_sb *b, const char *fmt, va_list ap);
+__attribute__((format(printf, 2, 3))) void gl_sb_addf(gl_sb *b,
+						      const char *fmt, ...);
+__attribute__((format(printf, 2, 0))) void
+gl_sb_vaddf(gl_sb *b, const char *fmt, va_list ap);
 void gl_sb_reset(gl_sb *b); /* empty again; keeps the buffer */
 void gl_sb_free(gl_sb *b);  /* frees the buffer; b is empty again */
 

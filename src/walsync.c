@@ -57,30 +57,30 @@ typedef struct waiter {
 
 struct gl_walsync {
 	struct event_base *base;
-	sqlite3 *db;              /* the loop's connection (hooks only) */
+	sqlite3 *db; /* the loop's connection (hooks only) */
 	char *path, *wal_path;
 	/* loop side */
-	uint64_t committed;       /* commits made */
-	uint64_t durable;         /* commits covered by a finished sync */
-	uint64_t inflight;        /* target of the sync running, 0: none */
-	int failed;               /* errno of a failed sync: no durability */
-	waiter *waiters;          /* oldest first */
+	uint64_t committed; /* commits made */
+	uint64_t durable;   /* commits covered by a finished sync */
+	uint64_t inflight;  /* target of the sync running, 0: none */
+	int failed;         /* errno of a failed sync: no durability */
+	waiter *waiters;    /* oldest first */
 	waiter **tail;
-	struct event *kick;       /* zero timer: start a sync */
-	struct event *done_ev;    /* efd readable: a sync ended */
+	struct event *kick;    /* zero timer: start a sync */
+	struct event *done_ev; /* efd readable: a sync ended */
 	int efd;
 	/* shared, under mu */
 	pthread_t thr;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	uint64_t req;             /* sync requested up to */
-	uint64_t thr_done;        /* synced up to */
-	int thr_err;              /* errno of the last sync, 0 ok */
-	int ckpt;                 /* a checkpoint is due */
+	uint64_t req;      /* sync requested up to */
+	uint64_t thr_done; /* synced up to */
+	int thr_err;       /* errno of the last sync, 0 ok */
+	int ckpt;          /* a checkpoint is due */
 	int quit;
 	/* the thread's own */
-	int fd;                   /* the WAL */
-	sqlite3 *ckdb;            /* for checkpoints */
+	int fd;        /* the WAL */
+	sqlite3 *ckdb; /* for checkpoints */
 };
 
 /* ---- the thread ------------------------------------------------------------ */
@@ -93,9 +93,9 @@ static int sync_wal(gl_walsync *w)
 
 	if (stat(w->wal_path, &now) != 0)
 		return errno == ENOENT ? 0 : errno;
-	if (w->fd >= 0 && (fstat(w->fd, &held) != 0 ||
-			   held.st_ino != now.st_ino ||
-			   held.st_dev != now.st_dev)) {
+	if (w->fd >= 0 &&
+	    (fstat(w->fd, &held) != 0 || held.st_ino != now.st_ino ||
+	     held.st_dev != now.st_dev)) {
 		close(w->fd);
 		w->fd = -1;
 	}
@@ -114,12 +114,13 @@ static void checkpoint(gl_walsync *w)
 	if (!w->ckdb) {
 		rc = sqlite3_open_v2(w->path, &w->ckdb,
 				     SQLITE_OPEN_READWRITE |
-				     SQLITE_OPEN_NOMUTEX, NULL);
+					     SQLITE_OPEN_NOMUTEX,
+				     NULL);
 		/* NORMAL: the checkpoint syncs the WAL before copying and the
 		 * database after (which the WAL restart relies on) */
 		if (rc != SQLITE_OK ||
-		    sqlite3_exec(w->ckdb, "PRAGMA synchronous = NORMAL",
-				 NULL, NULL, NULL) != SQLITE_OK) {
+		    sqlite3_exec(w->ckdb, "PRAGMA synchronous = NORMAL", NULL,
+				 NULL, NULL) != SQLITE_OK) {
 			gl_warn("walsync: checkpoint connection: %s",
 				w->ckdb ? sqlite3_errmsg(w->ckdb)
 					: sqlite3_errstr(rc));
@@ -155,7 +156,8 @@ static void *thread_main(void *arg)
 			w->thr_done = target;
 			w->thr_err = e;
 			if (write(w->efd, &one, sizeof one) < 0)
-				gl_warn("walsync: eventfd: %s", strerror(errno));
+				gl_warn("walsync: eventfd: %s",
+					strerror(errno));
 			continue;
 		}
 		if (w->ckpt) {
@@ -236,7 +238,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 		w->failed = e;
 		gl_error("walsync: fdatasync of %s failed: %s; commits are no"
 			 " longer durable, write requests fail until glared"
-			 " restarts", w->wal_path, strerror(e));
+			 " restarts",
+			 w->wal_path, strerror(e));
 	}
 	if (!e && done > w->durable)
 		w->durable = done;

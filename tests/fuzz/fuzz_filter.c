@@ -59,7 +59,7 @@ static void create(const char *body)
 	gl_err err = { 0 };
 
 	if (!b || gl_art_create(engine, &member, "sample_artifact", b, &out,
-				   &err) < 0)
+				&err) < 0)
 		die("creating a fixture artifact", err.msg);
 	json_decref(out);
 	json_decref(b);
@@ -84,7 +84,8 @@ static void setup(void)
 	f = fopen(conf_path, "w");
 	if (!f)
 		die("writing", conf_path);
-	fprintf(f, "[DEFAULT]\nenabled_artifact_types = sample_artifact\n"
+	fprintf(f,
+		"[DEFAULT]\nenabled_artifact_types = sample_artifact\n"
 		"types_path = %s/tests/types\nlua_path = %s/lua\n"
 		"[database]\nconnection = sqlite://\n"
 		"[glance_store]\nfilesystem_store_datadir = %s\n",
@@ -156,8 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		kv[n].value = eq ? eq : "";
 		n++;
 	}
-	rc = gl_art_list(engine, ctxs[data[1] % 3], types[data[0] % 2], kv,
-			    n, &out, &err);
+	rc = gl_art_list(engine, ctxs[data[1] % 3], types[data[0] % 2], kv, n,
+			 &out, &err);
 	if (rc < 0 && (err.status < 400 || err.status >= 500)) {
 		fprintf(stderr, "fuzz_filter: status %d for a query: %s\n",
 			err.status, err.msg);

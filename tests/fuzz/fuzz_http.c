@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct event_base *base;
 static gl_http_server *srv;
-static struct event *later;         /* deferred work for /p and /l */
+static struct event *later; /* deferred work for /p and /l */
 static gl_http_req *paused_req, *late_req, *held_req;
 static char held_mode;
 
@@ -204,8 +204,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	seed = data[0] * 2654435761u + 1;
-	if (bufferevent_pair_new(base, BEV_OPT_CLOSE_ON_FREE |
-				 BEV_OPT_DEFER_CALLBACKS, pair) < 0)
+	if (bufferevent_pair_new(base,
+				 BEV_OPT_CLOSE_ON_FREE |
+					 BEV_OPT_DEFER_CALLBACKS,
+				 pair) < 0)
 		abort();
 	gl_http_server_adopt(srv, pair[0], NULL);
 	bufferevent_enable(pair[1], EV_READ | EV_WRITE);

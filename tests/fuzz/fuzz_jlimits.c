@@ -31,14 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	s = gl_jlimits_scan((const char *)data + 1, size - 1, &lim, &e1);
 	j = json_loadb((const char *)data + 1, size - 1,
 		       JSON_DECODE_ANY | JSON_ALLOW_NUL |
-			       JSON_REJECT_DUPLICATES, NULL);
+			       JSON_REJECT_DUPLICATES,
+		       NULL);
 	if (!j)
 		return 0;
 	t = gl_jlimits_check(j, &lim, "x", &e2);
 	json_decref(j);
 	if ((s < 0) != (t < 0)) {
-		fprintf(stderr, "fuzz_jlimits: scan %d (%s), tree %d (%s)\n", s,
-			e1.msg, t, e2.msg);
+		fprintf(stderr, "fuzz_jlimits: scan %d (%s), tree %d (%s)\n",
+			s, e1.msg, t, e2.msg);
 		abort();
 	}
 	return 0;

@@ -95,8 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = gl_jpatch_apply(doc, patch, &lim, &err);
 	if (rc < 0 && (err.status != 400 || !err.msg[0]) && err.status != 500)
 		fail("a failure that is not a 400 with a message");
-	if (rc == 0 && lim.check &&
-	    steps > (int)json_array_size(patch))
+	if (rc == 0 && lim.check && steps > (int)json_array_size(patch))
 		fail("more steps than operations");
 	measure(doc, 0, &v1, &d1);
 	/* removals shrink, moves keep: only what was created counts */

@@ -80,7 +80,8 @@ int main(int argc, char **argv)
 				       su->cases[i].name, unit_msg);
 			} else {
 				passed++;
-				printf("ok   %s.%s\n", su->name, su->cases[i].name);
+				printf("ok   %s.%s\n", su->name,
+				       su->cases[i].name);
 			}
 		}
 	}

@@ -53,8 +53,8 @@
 		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                      \
 			unit_failed = 1;                                      \
 			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: \"%.180s\" vs \"%.180s\"",           \
-				 __FILE__, __LINE__, a_ ? a_ : "(null)",      \
+				 "%s:%d: \"%.180s\" vs \"%.180s\"", __FILE__, \
+				 __LINE__, a_ ? a_ : "(null)",                \
 				 b_ ? b_ : "(null)");                         \
 			return;                                               \
 		}                                                             \
@@ -62,52 +62,106 @@
 /* ---- types ----------------------------------------------------------------- */
 
 #define OPS_STR (GL_OP_EQ | GL_OP_NEQ | GL_OP_IN | GL_OP_LIKE)
-#define OPS_NUM (GL_OP_EQ | GL_OP_NEQ | GL_OP_IN | GL_OP_LT | GL_OP_LTE | \
-		 GL_OP_GT | GL_OP_GTE | GL_OP_LIKE)
+#define OPS_NUM                                                               \
+	(GL_OP_EQ | GL_OP_NEQ | GL_OP_IN | GL_OP_LT | GL_OP_LTE | GL_OP_GT |  \
+	 GL_OP_GTE | GL_OP_LIKE)
 #define OPS_BOOL (GL_OP_EQ | GL_OP_NEQ)
 #define OPS_TIME (GL_OP_LT | GL_OP_GT)
 
-#define BASE_FIELDS                                                            \
-	{ .name = "id", .kind = GK_STRING, .base = 1, .sortable = 1,           \
-	  .filter_ops = GL_OP_EQ | GL_OP_NEQ | GL_OP_IN },                     \
-	{ .name = "name", .kind = GK_STRING, .base = 1, .sortable = 1,         \
-	  .filter_ops = OPS_STR },                                             \
-	{ .name = "owner", .kind = GK_STRING, .base = 1, .sortable = 1,        \
-	  .filter_ops = OPS_STR },                                             \
-	{ .name = "status", .kind = GK_STRING, .base = 1, .sortable = 1,       \
-	  .filter_ops = OPS_STR },                                             \
-	{ .name = "created_at", .kind = GK_DATETIME, .base = 1,                \
-	  .sortable = 1, .filter_ops = OPS_TIME },                             \
-	{ .name = "updated_at", .kind = GK_DATETIME, .base = 1,                \
-	  .sortable = 1, .filter_ops = OPS_TIME },                             \
-	{ .name = "activated_at", .kind = GK_DATETIME, .base = 1,              \
-	  .sortable = 1, .filter_ops = OPS_TIME },                             \
-	{ .name = "description", .kind = GK_STRING, .base = 1 },               \
-	{ .name = "tags", .kind = GK_LIST, .elem = GK_STRING, .base = 1 },     \
-	{ .name = "metadata", .kind = GK_DICT, .elem = GK_STRING, .base = 1,   \
-	  .filter_ops = GL_OP_EQ | GL_OP_NEQ | GL_OP_IN },                     \
-	{ .name = "visibility", .kind = GK_STRING, .base = 1, .sortable = 1,   \
-	  .filter_ops = OPS_STR },                                             \
-	{ .name = "version", .kind = GK_VERSION, .base = 1, .sortable = 1,     \
-	  .filter_ops = OPS_NUM },                                             \
-	{ .name = "display_type_name", .kind = GK_STRING, .base = 1,           \
-	  .sortable = 1, .filter_ops = OPS_STR }
+#define BASE_FIELDS                                                           \
+	{ .name = "id",                                                       \
+	  .kind = GK_STRING,                                                  \
+	  .base = 1,                                                          \
+	  .sortable = 1,                                                      \
+	  .filter_ops = GL_OP_EQ | GL_OP_NEQ | GL_OP_IN },                    \
+		{ .name = "name",                                             \
+		  .kind = GK_STRING,                                          \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_STR },                                    \
+		{ .name = "owner",                                            \
+		  .kind = GK_STRING,                                          \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_STR },                                    \
+		{ .name = "status",                                           \
+		  .kind = GK_STRING,                                          \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_STR },                                    \
+		{ .name = "created_at",                                       \
+		  .kind = GK_DATETIME,                                        \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_TIME },                                   \
+		{ .name = "updated_at",                                       \
+		  .kind = GK_DATETIME,                                        \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_TIME },                                   \
+		{ .name = "activated_at",                                     \
+		  .kind = GK_DATETIME,                                        \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_TIME },                                   \
+		{ .name = "description", .kind = GK_STRING, .base = 1 },      \
+		{ .name = "tags",                                             \
+		  .kind = GK_LIST,                                            \
+		  .elem = GK_STRING,                                          \
+		  .base = 1 },                                                \
+		{ .name = "metadata",                                         \
+		  .kind = GK_DICT,                                            \
+		  .elem = GK_STRING,                                          \
+		  .base = 1,                                                  \
+		  .filter_ops = GL_OP_EQ | GL_OP_NEQ | GL_OP_IN },            \
+		{ .name = "visibility",                                       \
+		  .kind = GK_STRING,                                          \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_STR },                                    \
+		{ .name = "version",                                          \
+		  .kind = GK_VERSION,                                         \
+		  .base = 1,                                                  \
+		  .sortable = 1,                                              \
+		  .filter_ops = OPS_NUM },                                    \
+	{                                                                     \
+		.name = "display_type_name", .kind = GK_STRING, .base = 1,    \
+		.sortable = 1, .filter_ops = OPS_STR                          \
+	}
 
 static gl_field test_fields[] = {
 	BASE_FIELDS,
-	{ .name = "str1", .kind = GK_STRING, .sortable = 1, .filter_ops = OPS_STR },
-	{ .name = "int1", .kind = GK_INTEGER, .sortable = 1, .filter_ops = OPS_NUM },
-	{ .name = "float1", .kind = GK_FLOAT, .sortable = 1, .filter_ops = OPS_NUM },
+	{ .name = "str1",
+	  .kind = GK_STRING,
+	  .sortable = 1,
+	  .filter_ops = OPS_STR },
+	{ .name = "int1",
+	  .kind = GK_INTEGER,
+	  .sortable = 1,
+	  .filter_ops = OPS_NUM },
+	{ .name = "float1",
+	  .kind = GK_FLOAT,
+	  .sortable = 1,
+	  .filter_ops = OPS_NUM },
 	{ .name = "bool1", .kind = GK_BOOLEAN, .filter_ops = OPS_BOOL },
-	{ .name = "list1", .kind = GK_LIST, .elem = GK_STRING, .filter_ops = OPS_STR },
-	{ .name = "dict1", .kind = GK_DICT, .elem = GK_INTEGER, .filter_ops = OPS_NUM },
+	{ .name = "list1",
+	  .kind = GK_LIST,
+	  .elem = GK_STRING,
+	  .filter_ops = OPS_STR },
+	{ .name = "dict1",
+	  .kind = GK_DICT,
+	  .elem = GK_INTEGER,
+	  .filter_ops = OPS_NUM },
 	{ .name = "blob1", .kind = GK_BLOB },
 	{ .name = "folder1", .kind = GK_FOLDER },
 };
 
 static gl_field all_fields[] = {
 	BASE_FIELDS,
-	{ .name = "type_name", .kind = GK_STRING, .base = 1, .sortable = 1,
+	{ .name = "type_name",
+	  .kind = GK_STRING,
+	  .base = 1,
+	  .sortable = 1,
 	  .filter_ops = OPS_STR },
 };
 
@@ -190,12 +244,11 @@ static json_t *mkaf(const char *id, const char *name, const char *version,
 	gl_iso8601((int64_t)(1500000000 + sec) * 1000000, ts);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s,"
 			 " s:s, s:n, s:[], s:{}, s:s}",
-			 "id", id, "name", name, "version", version,
-			 "owner", owner, "visibility", "private",
-			 "status", "drafted", "created_at", ts,
-			 "updated_at", ts, "description", "",
-			 "display_type_name", "Tests", "activated_at",
-			 "tags", "metadata", "type_hint", "x");
+			 "id", id, "name", name, "version", version, "owner",
+			 owner, "visibility", "private", "status", "drafted",
+			 "created_at", ts, "updated_at", ts, "description", "",
+			 "display_type_name", "Tests", "activated_at", "tags",
+			 "metadata", "type_hint", "x");
 }
 
 static int put(gl_meta *m, const gl_type *t, json_t *af, int insert,
@@ -262,7 +315,8 @@ static gl_filter *lq_f(lq *l, enum gl_filter_kind kind, const char *field,
 	f->values = json_loads(values, JSON_DECODE_ANY, NULL);
 	if (field && strcmp(field, "version") == 0) {
 		int i = (int)(f - l->f);
-		for (size_t j = 0; j < json_array_size(f->values) && j < 4; j++) {
+		for (size_t j = 0; j < json_array_size(f->values) && j < 4;
+		     j++) {
 			vkey(json_string_value(json_array_get(f->values, j)),
 			     &l->vk[i][j]);
 			l->vkeys[i][j] = l->vk[i][j].k;
@@ -310,7 +364,8 @@ static const char *run_ids(gl_meta *m, const gl_list_query *q, char *out,
 	json_array_foreach(arr, i, af)
 		len += (size_t)snprintf(out + len, n - len, "%s%s",
 					i ? "," : "",
-					json_string_value(json_object_get(af, "id")));
+					json_string_value(
+						json_object_get(af, "id")));
 	/* every count path (kept counts, scope copies, the scan) agrees
 	 * with the rows whenever the page holds them all */
 	if (!q->marker && q->limit > 0 &&
@@ -396,9 +451,8 @@ static int fill(gl_meta *m, gl_err *err)
 }
 
 /* One filter on the fixture: ids in default order, or ERR. */
-static const char *one(gl_meta *m, enum gl_filter_kind kind,
-		       const char *field, unsigned op, const char *values,
-		       char *out, size_t n)
+static const char *one(gl_meta *m, enum gl_filter_kind kind, const char *field,
+		       unsigned op, const char *values, char *out, size_t n)
 {
 	lq l;
 	gl_err err;
@@ -440,8 +494,8 @@ UNIT_TEST(put_get_roundtrip)
 	set(af, "float1", json_real(0.1));
 	set(af, "bool1", json_false());
 	set(af, "list1", json_pack("[s,s,s]", "a", "b", "a"));
-	set(af, "dict1", json_pack("{s:I,s:i}", "big", (json_int_t)INT64_MAX,
-				   "neg", -5));
+	set(af, "dict1",
+	    json_pack("{s:I,s:i}", "big", (json_int_t)INT64_MAX, "neg", -5));
 	set(af, "tags", json_pack("[s,s]", "x", "y"));
 	set(af, "metadata", json_pack("{s:s}", "k", "v"));
 	set(af, "blob1", json_null());
@@ -463,7 +517,8 @@ UNIT_TEST(put_get_roundtrip)
 
 	/* the all view: base fields + type_name, no custom or blob fields */
 	CHECK(gl_meta_get(f.m, NULL, "r1", &all, &f.err) == 0);
-	CHECK_EQS(json_string_value(json_object_get(all, "type_name")), "tests");
+	CHECK_EQS(json_string_value(json_object_get(all, "type_name")),
+		  "tests");
 	CHECK(json_object_get(all, "str1") == NULL);
 	CHECK(json_object_get(all, "blob1") == NULL);
 	CHECK(json_equal(json_object_get(all, "tags"),
@@ -489,15 +544,20 @@ UNIT_TEST(put_get_roundtrip)
 	/* properties rows: scalars, list elements (with pos), dict entries,
 	 * metadata; nulls not stored */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
-			  " artifact_id = 'r1'"), 1 + 1 + 1 + 1 + 3 + 2 + 1);
+			      " artifact_id = 'r1'"),
+		  1 + 1 + 1 + 1 + 3 + 2 + 1);
 	CHECK_INT(raw_int(&f, "SELECT " PROP_VALUE " FROM properties WHERE"
-			  " artifact_id = 'r1' AND name = 'dict1'"
-			  " AND key = 'big'"), INT64_MAX);
-	CHECK_INT(raw_int(&f, PROP_IS_NUMBER " FROM"
-			  " properties WHERE artifact_id = 'r1'"
-			  " AND name = 'bool1'"), 1);
+			      " artifact_id = 'r1' AND name = 'dict1'"
+			      " AND key = 'big'"),
+		  INT64_MAX);
+	CHECK_INT(raw_int(&f,
+			  PROP_IS_NUMBER " FROM"
+					 " properties WHERE artifact_id = 'r1'"
+					 " AND name = 'bool1'"),
+		  1);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
-			  " artifact_id = 'r1'"), 2);
+			      " artifact_id = 'r1'"),
+		  2);
 	json_decref(af);
 	fx_close(&f);
 }
@@ -530,11 +590,14 @@ UNIT_TEST(put_revision_conflict)
 	json_decref(got);
 	/* old property and tag rows were replaced */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
-			  " artifact_id = 'c1' AND name = 'int1'"), 1);
+			      " artifact_id = 'c1' AND name = 'int1'"),
+		  1);
 	CHECK_INT(raw_int(&f, "SELECT " PROP_VALUE " FROM properties WHERE"
-			  " artifact_id = 'c1' AND name = 'int1'"), 2);
+			      " artifact_id = 'c1' AND name = 'int1'"),
+		  2);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
-			  " artifact_id = 'c1' AND value = 'new'"), 1);
+			      " artifact_id = 'c1' AND value = 'new'"),
+		  1);
 
 	/* the same id twice */
 	json_object_del(stale, "revision");
@@ -609,11 +672,13 @@ UNIT_TEST(delete_cascades)
 
 	CHECK(gl_meta_delete(f.m, "d1", &f.err) == 0);
 	CHECK(gl_meta_get(f.m, &T, "d1", &got, &f.err) == 1);
-	CHECK_INT(raw_int(&f, "SELECT (SELECT count(*) FROM tags"
+	CHECK_INT(raw_int(&f,
+			  "SELECT (SELECT count(*) FROM tags"
 			  " WHERE artifact_id = 'd1') + (SELECT count(*) FROM"
 			  " properties WHERE artifact_id = 'd1') +"
 			  " (SELECT count(*) FROM blobs WHERE"
-			  " artifact_id = 'd1')"), 0);
+			  " artifact_id = 'd1')"),
+		  0);
 	/* the neighbour is untouched */
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM blobs"), 1);
 	CHECK(gl_meta_delete(f.m, "d1", &f.err) == 0);
@@ -628,9 +693,15 @@ UNIT_TEST(deleted_for_scrubber)
 
 	FX_START(f);
 	/* updated 10, 30, 20 s after the epoch of mkaf; d4 is not deleted */
-	static const struct { const char *id; int sec; const char *st; } a[] = {
-		{ "d1", 10, "deleted" }, { "d2", 30, "deleted" },
-		{ "d3", 20, "deleted" }, { "d4", 5, "active" },
+	static const struct {
+		const char *id;
+		int sec;
+		const char *st;
+	} a[] = {
+		{ "d1", 10, "deleted" },
+		{ "d2", 30, "deleted" },
+		{ "d3", 20, "deleted" },
+		{ "d4", 5, "active" },
 	};
 	for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) {
 		af = mkaf(a[i].id, "n", "1.0.0", "p1", 1);
@@ -643,12 +714,15 @@ UNIT_TEST(deleted_for_scrubber)
 	CHECK(gl_meta_deleted(f.m, (int64_t)1500000025 * 1000000, 10, &out,
 			      &f.err) == 0);
 	CHECK_INT(json_array_size(out), 2);
-	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 0),
-						    "id")), "d1");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_array_get(out, 0), "id")),
+		  "d1");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_array_get(out, 1), "id")),
+		  "d3");
 	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 1),
-						    "id")), "d3");
-	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 1),
-						    "type_name")), "others");
+						    "type_name")),
+		  "others");
 	json_decref(out);
 	CHECK(gl_meta_deleted(f.m, INT64_MAX, 1, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 1);
@@ -670,37 +744,49 @@ UNIT_TEST(scope_taken)
 	vkey("1.0.0+b1", &k100b);
 	vkey("2.0.0", &k200);
 	CHECK(add(f.m, &T, mkaf("s1", "n", "1.0.0", "p1", 1), &f.err) == 0);
-	CHECK(add(f.m, &T, set(mkaf("s2", "n", "2.0.0", "p1", 2),
-			       "visibility", json_string("public")),
+	CHECK(add(f.m, &T,
+		  set(mkaf("s2", "n", "2.0.0", "p1", 2), "visibility",
+		      json_string("public")),
 		  &f.err) == 0);
 
 	/* private scope: that owner's private artifacts */
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k100.k, "p1", NULL,
-				      &f.err), 1);
+				      &f.err),
+		  1);
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k10.k, "p1", NULL,
-				      &f.err), 1);
+				      &f.err),
+		  1);
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k100.k, "p2", NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k200.k, "p1", NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	CHECK_INT(gl_meta_scope_taken(f.m, "others", "n", &k100.k, "p1", NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "N", &k100.k, "p1", NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	/* build metadata counts for equality */
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k100b.k, "p1", NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	/* public scope: every public artifact */
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k200.k, NULL, NULL,
-				      &f.err), 1);
+				      &f.err),
+		  1);
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k100.k, NULL, NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	/* the artifact itself, and deleted ones, do not count */
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k100.k, "p1", "s1",
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	CHECK(gl_meta_set_status(f.m, "s2", "deleted", &f.err) == 0);
 	CHECK_INT(gl_meta_scope_taken(f.m, "tests", "n", &k200.k, NULL, NULL,
-				      &f.err), 0);
+				      &f.err),
+		  0);
 	fx_close(&f);
 }
 
@@ -713,8 +799,10 @@ UNIT_TEST(count_and_used_bytes)
 	FX_START(f);
 	CHECK(add(f.m, &T, mkaf("u1", "a", "1.0.0", "p1", 1), &f.err) == 0);
 	CHECK(add(f.m, &T, mkaf("u2", "b", "1.0.0", "p1", 2), &f.err) == 0);
-	CHECK(add(f.m, &T, set(mkaf("u3", "c", "1.0.0", "p1", 3), "status",
-			       json_string("deleted")), &f.err) == 0);
+	CHECK(add(f.m, &T,
+		  set(mkaf("u3", "c", "1.0.0", "p1", 3), "status",
+		      json_string("deleted")),
+		  &f.err) == 0);
 	CHECK(add(f.m, &T2, mkaf("u4", "a", "1.0.0", "p1", 4), &f.err) == 0);
 	CHECK(add(f.m, &T, mkaf("u5", "a", "1.0.0", "p2", 5), &f.err) == 0);
 
@@ -802,8 +890,8 @@ static json_t *blob_of(const char *status, int64_t size, int64_t reserved)
 {
 	json_t *b = json_pack("{s:s, s:s}", "status", status, "store", "file");
 
-	json_object_set_new(b, "size", size >= 0 ? json_integer(size)
-						 : json_null());
+	json_object_set_new(b, "size",
+			    size >= 0 ? json_integer(size) : json_null());
 	if (reserved >= 0)
 		json_object_set_new(b, "reserved", json_integer(reserved));
 	return b;
@@ -829,7 +917,8 @@ static int counters_seed(gl_meta *m, gl_err *err)
 	set(af, "tags", json_pack("[s]", "t1"));
 	return add(m, &T, af, err) ||
 	       add(m, &T2, mkaf("v2", "a", "1.0.0", "p1", 2), err) ||
-	       blob_put(m, "v1", "blob1", "", blob_of("active", 40, -1), err) ||
+	       blob_put(m, "v1", "blob1", "", blob_of("active", 40, -1),
+			err) ||
 	       blob_put(m, "v2", "blob1", "", blob_of("saving", -1, 8), err);
 }
 
@@ -846,9 +935,11 @@ UNIT_TEST(counters_exact)
 	CHECK(add(f.m, &T2, mkaf("c3", "a", "1.0.0", "p1", 3), &f.err) == 0);
 	CHECK(add(f.m, &T, mkaf("c4", "a", "1.0.0", "p2", 4), &f.err) == 0);
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
-	CHECK_INT(raw_int(&f, "SELECT n FROM artifact_counts WHERE"
+	CHECK_INT(raw_int(&f,
+			  "SELECT n FROM artifact_counts WHERE"
 			  " type_name = 'tests' AND owner = 'p1' AND"
-			  " visibility = 'private' AND status = 'drafted'"), 2);
+			  " visibility = 'private' AND status = 'drafted'"),
+		  2);
 	/* blobs: new, saving (its reservation), replaced, folder entries */
 	CHECK(blob_put(f.m, "c1", "blob1", "", blob_of("saving", -1, 500),
 		       &f.err) == 0);
@@ -919,7 +1010,8 @@ UNIT_TEST(scope_copies)
 	CHECK(raw_int(&f, "SELECT count(*) FROM tags") >= 5);
 	CHECK_INT(scope_diff(&f), 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
-			  " status = 'active' AND visibility = 'public'"), 1);
+			      " status = 'active' AND visibility = 'public'"),
+		  1);
 	CHECK(gl_meta_set_status(f.m, "a01", "active", &f.err) == 0);
 	CHECK(gl_meta_get(f.m, &T, "a03", &af, &f.err) == 0);
 	set(af, "visibility", json_string("public"));
@@ -935,11 +1027,14 @@ UNIT_TEST(scope_copies)
 	/* a deleted artifact leaves every total, a status filter counts the
 	 * moved one, the caller's scope hides the private ones */
 	CHECK_EQS(one(f.m, GF_TAGS_ALL, "tags", GL_OP_EQ, "[\"t1\"]", o,
-		      sizeof o), "a01");
-	CHECK_EQS(one(f.m, GF_TAGS_ANY, "tags", GL_OP_IN, "[\"t1\",\"t3\"]",
-		      o, sizeof o), "a03,a01");
+		      sizeof o),
+		  "a01");
+	CHECK_EQS(one(f.m, GF_TAGS_ANY, "tags", GL_OP_IN, "[\"t1\",\"t3\"]", o,
+		      sizeof o),
+		  "a03,a01");
 	CHECK_EQS(one(f.m, GF_PROP, "list1", GL_OP_IN, "[\"x\",\"y\",\"z\"]",
-		      o, sizeof o), "a02,a01");
+		      o, sizeof o),
+		  "a02,a01");
 	lq_init(&l, &T);
 	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]");
 	lq_f(&l, GF_BASE, "status", GL_OP_EQ, "[\"active\"]");
@@ -988,14 +1083,15 @@ static int counters_child(fx *f, int who)
 		snprintf(id, sizeof id, "cc-%d-%d", who, i);
 		snprintf(name, sizeof name, "n%d-%d", who, i);
 		ok = gl_meta_begin(m, &err) == 0 &&
-		     add(m, i % 2 ? &T : &T2, mkaf(id, name, "1.0.0", owner,
-						   i), &err) == 0 &&
-		     blob_put(m, id, "blob1", "", blob_of("saving", -1, 100 + i),
-			      &err) == 0 &&
+		     add(m, i % 2 ? &T : &T2,
+			 mkaf(id, name, "1.0.0", owner, i), &err) == 0 &&
+		     blob_put(m, id, "blob1", "",
+			      blob_of("saving", -1, 100 + i), &err) == 0 &&
 		     gl_meta_commit(m, &err) == 0;
 		if (ok && i % 2)
 			ok = blob_put(m, id, "blob1", "",
-				      blob_of("active", 10 + i, -1), &err) == 0;
+				      blob_of("active", 10 + i, -1),
+				      &err) == 0;
 		if (ok && i % 4 == 1)
 			ok = gl_meta_set_status(m, id, "active", &err) == 0;
 		if (ok && i % 5 == 2) {
@@ -1004,7 +1100,8 @@ static int counters_child(fx *f, int who)
 		}
 	}
 	if (!ok)
-		fprintf(stderr, "counters_child: %d %s\n", err.status, err.msg);
+		fprintf(stderr, "counters_child: %d %s\n", err.status,
+			err.msg);
 	gl_meta_close(m);
 	return ok ? 0 : 3;
 }
@@ -1032,7 +1129,7 @@ UNIT_TEST(counters_concurrent)
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK(gl_meta_count_artifacts(f.m, "p1", NULL, &n, &f.err) == 0);
 	CHECK_INT(n, raw_int(&f, "SELECT count(*) FROM artifacts"
-			     " WHERE owner = 'p1'"));
+				 " WHERE owner = 'p1'"));
 	CHECK(n > 0);
 	fx_close(&f);
 }
@@ -1042,7 +1139,8 @@ UNIT_TEST(counters_concurrent)
 UNIT_TEST(blob_set_unbuilt_record_refused)
 {
 	fx f;
-	json_t *b = json_pack("{s:s, s:s}", "status", "active", "store", "file");
+	json_t *b = json_pack("{s:s, s:s}", "status", "active", "store",
+			      "file");
 	json_t *got;
 	int rc;
 
@@ -1072,14 +1170,15 @@ UNIT_TEST(blob_records)
 	b = json_pack("{s:s, s:I, s:s, s:s, s:s, s:b, s:s, s:s, s:s, s:s,"
 		      " s:s, s:s, s:s}",
 		      "url", "/x", "size", (json_int_t)9007199254740993LL,
-		      "md5", "m", "sha1", "s1", "sha256", "s256", "external", 0,
-		      "status", "active", "content_type", "text/plain",
+		      "md5", "m", "sha1", "s1", "sha256", "s256", "external",
+		      0, "status", "active", "content_type", "text/plain",
 		      "store", "file", "location", "L1", "node", "n1",
 		      "verify_status", "ok", "id", "legacy");
 	json_object_set_new(b, "verified_at",
 			    json_integer(INT64_C(1609556645123456)));
 	CHECK(gl_meta_blob_set(f.m, "b1", "blob1", "", b, &f.err) == 0);
-	CHECK(gl_meta_blob_set(f.m, "b1", "folder1", "a/b.txt", b, &f.err) == 0);
+	CHECK(gl_meta_blob_set(f.m, "b1", "folder1", "a/b.txt", b, &f.err) ==
+	      0);
 	CHECK(gl_meta_get(f.m, &T, "b1", &got, &f.err) == 0);
 	/* every key comes back, unknown ones too */
 	CHECK(json_equal(json_object_get(got, "blob1"), b));
@@ -1102,11 +1201,14 @@ UNIT_TEST(blob_records)
 	CHECK(gl_meta_blob_refs(f.m, "file", "L1", &n, &f.err) == 0);
 	CHECK_INT(n, 3);
 	CHECK(gl_meta_get(f.m, &T, "b2", &got, &f.err) == 0);
-	CHECK_EQS(json_string_value(json_object_get(json_object_get(
-		json_object_get(got, "blob1"), "prev"), "location")), "L1");
+	CHECK_EQS(json_string_value(json_object_get(
+			  json_object_get(json_object_get(got, "blob1"),
+					  "prev"),
+			  "location")),
+		  "L1");
 	/* API keys are always there */
-	CHECK(json_is_null(json_object_get(json_object_get(got, "blob1"),
-					   "size")));
+	CHECK(json_is_null(
+		json_object_get(json_object_get(got, "blob1"), "size")));
 	json_decref(got);
 
 	/* replace, delete */
@@ -1114,14 +1216,16 @@ UNIT_TEST(blob_records)
 	CHECK(gl_meta_blob_set(f.m, "b2", "blob1", "", b, &f.err) == 0);
 	CHECK(gl_meta_blob_refs(f.m, "file", "L1", &n, &f.err) == 0);
 	CHECK_INT(n, 2);
-	CHECK(gl_meta_blob_delete(f.m, "b1", "folder1", "a/b.txt", &f.err) == 0);
+	CHECK(gl_meta_blob_delete(f.m, "b1", "folder1", "a/b.txt", &f.err) ==
+	      0);
 	CHECK(gl_meta_blob_refs(f.m, "file", "L1", &n, &f.err) == 0);
 	CHECK_INT(n, 1);
 	CHECK(gl_meta_get(f.m, &T, "b1", &got, &f.err) == 0);
 	CHECK_INT(json_object_size(json_object_get(got, "folder1")), 0);
 	json_decref(got);
 	/* null removes the record */
-	CHECK(gl_meta_blob_set(f.m, "b1", "blob1", "", json_null(), &f.err) == 0);
+	CHECK(gl_meta_blob_set(f.m, "b1", "blob1", "", json_null(), &f.err) ==
+	      0);
 	CHECK(gl_meta_blob_refs(f.m, "file", "L1", &n, &f.err) == 0);
 	CHECK_INT(n, 0);
 	json_decref(b);
@@ -1142,10 +1246,12 @@ UNIT_TEST(saving_and_external_lists)
 	b = json_pack("{s:s, s:b, s:s}", "status", "active", "external", 1,
 		      "url", "http://x/1");
 	CHECK(gl_meta_blob_set(f.m, "e1", "blob1", "", b, &f.err) == 0);
-	json_object_set_new(b, "verified_at", json_string("2020-01-01T00:00:00Z"));
+	json_object_set_new(b, "verified_at",
+			    json_string("2020-01-01T00:00:00Z"));
 	json_object_set_new(b, "url", json_string("http://x/2"));
 	CHECK(gl_meta_blob_set(f.m, "e1", "folder1", "new", b, &f.err) == 0);
-	json_object_set_new(b, "verified_at", json_string("2019-01-01T00:00:00Z"));
+	json_object_set_new(b, "verified_at",
+			    json_string("2019-01-01T00:00:00Z"));
 	json_object_set_new(b, "url", json_string("http://x/3"));
 	json_object_set_new(b, "verify_status", json_string("changed"));
 	CHECK(gl_meta_blob_set(f.m, "e1", "folder1", "old", b, &f.err) == 0);
@@ -1155,28 +1261,47 @@ UNIT_TEST(saving_and_external_lists)
 	CHECK_INT(json_array_size(out), 1);
 	e = json_array_get(out, 0);
 	CHECK_EQS(json_string_value(json_object_get(e, "artifact_id")), "e2");
-	CHECK_EQS(json_string_value(json_object_get(e, "type_name")), "others");
+	CHECK_EQS(json_string_value(json_object_get(e, "type_name")),
+		  "others");
 	CHECK_EQS(json_string_value(json_object_get(e, "field")), "folder1");
 	CHECK_EQS(json_string_value(json_object_get(e, "key")), "k");
-	CHECK_INT(json_integer_value(json_object_get(json_object_get(e, "blob"),
-						     "reserved")), 10);
+	CHECK_INT(json_integer_value(
+			  json_object_get(json_object_get(e, "blob"),
+					  "reserved")),
+		  10);
 	json_decref(out);
 
 	/* never verified first, then oldest */
 	CHECK(gl_meta_external_blobs(f.m, 10, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 3);
-	CHECK_EQS(json_string_value(json_object_get(json_object_get(
-		json_array_get(out, 0), "blob"), "url")), "http://x/1");
-	CHECK_EQS(json_string_value(json_object_get(json_object_get(
-		json_array_get(out, 1), "blob"), "url")), "http://x/3");
-	CHECK_EQS(json_string_value(json_object_get(json_object_get(
-		json_array_get(out, 1), "blob"), "verify_status")), "changed");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_object_get(json_array_get(out,
+									 0),
+							  "blob"),
+					  "url")),
+		  "http://x/1");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_object_get(json_array_get(out,
+									 1),
+							  "blob"),
+					  "url")),
+		  "http://x/3");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_object_get(json_array_get(out,
+									 1),
+							  "blob"),
+					  "verify_status")),
+		  "changed");
 	/* accepted as ISO-8601 or microseconds, returned in microseconds */
-	CHECK_INT(json_integer_value(json_object_get(json_object_get(
-		json_array_get(out, 1), "blob"), "verified_at")),
+	CHECK_INT(json_integer_value(
+			  json_object_get(json_object_get(json_array_get(out,
+									 1),
+							  "blob"),
+					  "verified_at")),
 		  INT64_C(1546300800000000));
-	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 2),
-						    "key")), "new");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_array_get(out, 2), "key")),
+		  "new");
 	json_decref(out);
 	CHECK(gl_meta_external_blobs(f.m, 1, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 1);
@@ -1195,10 +1320,12 @@ UNIT_TEST(gc_queue)
 	CHECK(gl_meta_gc_push(f.m, "file", "L1", &f.err) == 0); /* once */
 	CHECK(gl_meta_gc_list(f.m, 10, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 2);
-	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 0),
-						    "location")), "L1");
-	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 1),
-						    "store")), "database");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_array_get(out, 0), "location")),
+		  "L1");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_array_get(out, 1), "store")),
+		  "database");
 	json_decref(out);
 	CHECK(gl_meta_gc_list(f.m, 1, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 1);
@@ -1206,8 +1333,9 @@ UNIT_TEST(gc_queue)
 	CHECK(gl_meta_gc_pop(f.m, "file", "L1", &f.err) == 0);
 	CHECK(gl_meta_gc_list(f.m, 10, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 1);
-	CHECK_EQS(json_string_value(json_object_get(json_array_get(out, 0),
-						    "location")), "L2");
+	CHECK_EQS(json_string_value(
+			  json_object_get(json_array_get(out, 0), "location")),
+		  "L2");
 	json_decref(out);
 	fx_close(&f);
 }
@@ -1253,11 +1381,14 @@ UNIT_TEST(cleanup_queue)
 	json_decref(out);
 	/* a claim is a test-and-set of next_at: the second one loses */
 	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/a", "id-1",
-					100, 5000, &f.err), 1);
+					100, 5000, &f.err),
+		  1);
 	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/a", "id-1",
-					100, 6000, &f.err), 0);
+					100, 6000, &f.err),
+		  0);
 	CHECK_INT(gl_meta_cleanup_claim(f.m, "s3_abort", "objects/none", "x",
-					100, 6000, &f.err), 0);
+					100, 6000, &f.err),
+		  0);
 	/* queued again while queued: nothing changes */
 	CHECK(gl_meta_cleanup_put(f.m, "s3_abort", "objects/a", "id-1", 0, 1,
 				  NULL, &f.err) == 0);
@@ -1276,16 +1407,16 @@ UNIT_TEST(cleanup_queue)
 	json_decref(out);
 	/* inside a transaction, and rolled back with it */
 	CHECK(gl_meta_begin(f.m, &f.err) == 0);
-	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "",
-				  &f.err) == 0);
+	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "", &f.err) ==
+	      0);
 	gl_meta_rollback(f.m);
 	CHECK(gl_meta_cleanup_due(f.m, 1000, 10, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 3);
 	json_decref(out);
-	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "",
-				  &f.err) == 0);
-	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "",
-				  &f.err) == 0); /* gone already: fine */
+	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "", &f.err) ==
+	      0);
+	CHECK(gl_meta_cleanup_del(f.m, "s3_delete", "objects/b", "", &f.err) ==
+	      0); /* gone already: fine */
 	CHECK(gl_meta_cleanup_due(f.m, INT64_MAX, 10, &out, &f.err) == 0);
 	CHECK_INT(json_array_size(out), 2);
 	CHECK_EQS(cq_str(out, 0, "arg"), "id-1");
@@ -1306,13 +1437,15 @@ UNIT_TEST(quotas)
 			" \"quota_value\": 9007199254740993}]},"
 			"{\"project_id\": \"p2\", \"project_quotas\": ["
 			"{\"quota_name\": \"max_uploaded_data\","
-			" \"quota_value\": -1}]}]", 0, NULL);
+			" \"quota_value\": -1}]}]",
+			0, NULL);
 	CHECK(gl_meta_quotas_set(f.m, in, &f.err) == 0);
 	json_decref(in);
 	CHECK(gl_meta_quotas_get(f.m, NULL, &out, &f.err) == 0);
 	want = json_loads("{\"p1\": {\"max_artifact_number\": 10,"
 			  " \"max_uploaded_data:tests\": 9007199254740993},"
-			  " \"p2\": {\"max_uploaded_data\": -1}}", 0, NULL);
+			  " \"p2\": {\"max_uploaded_data\": -1}}",
+			  0, NULL);
 	CHECK(json_equal(out, want));
 	json_decref(out);
 	json_decref(want);
@@ -1320,7 +1453,8 @@ UNIT_TEST(quotas)
 	/* every quota of a listed project is replaced; others stay */
 	in = json_loads("[{\"project_id\": \"p1\", \"project_quotas\": ["
 			"{\"quota_name\": \"max_uploaded_data\","
-			" \"quota_value\": 5}]}]", 0, NULL);
+			" \"quota_value\": 5}]}]",
+			0, NULL);
 	CHECK(gl_meta_quotas_set(f.m, in, &f.err) == 0);
 	json_decref(in);
 	CHECK(gl_meta_quotas_get(f.m, "p1", &out, &f.err) == 0);
@@ -1329,15 +1463,17 @@ UNIT_TEST(quotas)
 	json_decref(out);
 	json_decref(want);
 	CHECK(gl_meta_quotas_get(f.m, "p2", &out, &f.err) == 0);
-	CHECK_INT(json_integer_value(json_object_get(json_object_get(out, "p2"),
-						     "max_uploaded_data")), -1);
+	CHECK_INT(json_integer_value(
+			  json_object_get(json_object_get(out, "p2"),
+					  "max_uploaded_data")),
+		  -1);
 	json_decref(out);
 	CHECK(gl_meta_quotas_get(f.m, "p3", &out, &f.err) == 0);
 	CHECK_INT(json_object_size(json_object_get(out, "p3")), 0);
 	json_decref(out);
 	/* an empty list of quotas clears the project */
-	in = json_loads("[{\"project_id\": \"p2\", \"project_quotas\": []}]", 0,
-			NULL);
+	in = json_loads("[{\"project_id\": \"p2\", \"project_quotas\": []}]",
+			0, NULL);
 	CHECK(gl_meta_quotas_set(f.m, in, &f.err) == 0);
 	json_decref(in);
 	CHECK(gl_meta_quotas_get(f.m, NULL, &out, &f.err) == 0);
@@ -1370,7 +1506,8 @@ UNIT_TEST(database_store)
 
 	/* read back in odd pieces */
 	for (off = 0; off < size; off += n) {
-		n = gl_meta_data_read(f.m, "sha/abc", off, buf, 700001, &f.err);
+		n = gl_meta_data_read(f.m, "sha/abc", off, buf, 700001,
+				      &f.err);
 		CHECK(n > 0);
 		CHECK(memcmp(buf, data + off, (size_t)n) == 0);
 	}
@@ -1407,42 +1544,59 @@ UNIT_TEST(list_base_filters)
 	lq_init(&l, &T);
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
 		  "a07,a05,a04,a03,a02,a01");
-	CHECK_EQS(one(f.m, GF_BASE, "name", GL_OP_EQ, "[\"alpha\"]", o, sizeof o),
+	CHECK_EQS(one(f.m, GF_BASE, "name", GL_OP_EQ, "[\"alpha\"]", o,
+		      sizeof o),
 		  "a03,a02,a01");
 	CHECK_EQS(one(f.m, GF_BASE, "name", GL_OP_NEQ, "[\"alpha\"]", o,
-		      sizeof o), "a07,a05,a04");
-	CHECK_EQS(one(f.m, GF_BASE, "name", GL_OP_IN, "[\"beta\",\"gamma\"]", o,
-		      sizeof o), "a07,a05,a04");
+		      sizeof o),
+		  "a07,a05,a04");
+	CHECK_EQS(one(f.m, GF_BASE, "name", GL_OP_IN, "[\"beta\",\"gamma\"]",
+		      o, sizeof o),
+		  "a07,a05,a04");
 	CHECK_EQS(one(f.m, GF_BASE, "name", GL_OP_LIKE, "[\"%et%\"]", o,
-		      sizeof o), "a05,a04");
+		      sizeof o),
+		  "a05,a04");
 	CHECK_EQS(one(f.m, GF_BASE, "status", GL_OP_EQ, "[\"deleted\"]", o,
-		      sizeof o), "");
-	CHECK_EQS(one(f.m, GF_BASE, "owner", GL_OP_EQ, "[\"p2\"]", o, sizeof o),
+		      sizeof o),
+		  "");
+	CHECK_EQS(one(f.m, GF_BASE, "owner", GL_OP_EQ, "[\"p2\"]", o,
+		      sizeof o),
 		  "a05,a04");
 	CHECK_EQS(one(f.m, GF_BASE, "id", GL_OP_IN, "[\"a01\",\"a07\"]", o,
-		      sizeof o), "a07,a01");
+		      sizeof o),
+		  "a07,a01");
 	/* datetimes: microseconds, or ISO strings */
 	CHECK_EQS(one(f.m, GF_BASE, "created_at", GL_OP_GT,
-		      "[1500000004000000]", o, sizeof o), "a07,a05");
+		      "[1500000004000000]", o, sizeof o),
+		  "a07,a05");
 	CHECK_EQS(one(f.m, GF_BASE, "created_at", GL_OP_LT,
-		      "[\"2017-07-14T02:40:03Z\"]", o, sizeof o), "a02,a01");
+		      "[\"2017-07-14T02:40:03Z\"]", o, sizeof o),
+		  "a02,a01");
 	/* versions: semver order (releases above their prereleases) */
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_EQ, "[\"2.0.0\"]", o,
-		      sizeof o), "a02");
-	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_GTE, "[\"2.0.0-beta\"]", o,
-		      sizeof o), "a03,a02");
+		      sizeof o),
+		  "a02");
+	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_GTE, "[\"2.0.0-beta\"]",
+		      o, sizeof o),
+		  "a03,a02");
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_LT, "[\"2.0.0\"]", o,
-		      sizeof o), "a07,a05,a04,a03,a01");
+		      sizeof o),
+		  "a07,a05,a04,a03,a01");
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_GT, "[\"1.0.0\"]", o,
-		      sizeof o), "a05,a03,a02");
+		      sizeof o),
+		  "a05,a03,a02");
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_LTE, "[\"0.2.0\"]", o,
-		      sizeof o), "a07");
+		      sizeof o),
+		  "a07");
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_IN,
-		      "[\"0.2.0\",\"1.1.0\"]", o, sizeof o), "a07,a05");
+		      "[\"0.2.0\",\"1.1.0\"]", o, sizeof o),
+		  "a07,a05");
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_NEQ, "[\"1.0.0\"]", o,
-		      sizeof o), "a07,a05,a03,a02");
+		      sizeof o),
+		  "a07,a05,a03,a02");
 	CHECK_EQS(one(f.m, GF_BASE, "version", GL_OP_LIKE, "[\"2.%\"]", o,
-		      sizeof o), "a03,a02");
+		      sizeof o),
+		  "a03,a02");
 	fx_close(&f);
 }
 
@@ -1454,7 +1608,8 @@ UNIT_TEST(list_property_filters)
 	FX_START(f);
 	CHECK(fill(f.m, &f.err) == 0);
 	/* integers, every op */
-	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_EQ, "[20]", o, sizeof o), "a02");
+	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_EQ, "[20]", o, sizeof o),
+		  "a02");
 	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_NEQ, "[20]", o, sizeof o),
 		  "a07,a05,a04,a03,a01");
 	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_LT, "[30]", o, sizeof o),
@@ -1465,9 +1620,11 @@ UNIT_TEST(list_property_filters)
 		  "a07,a05");
 	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_GTE, "[40]", o, sizeof o),
 		  "a07,a05,a04");
-	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_IN, "[10,50,60]", o, sizeof o),
+	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_IN, "[10,50,60]", o,
+		      sizeof o),
 		  "a05,a01");
-	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_LIKE, "[\"%0\"]", o, sizeof o),
+	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_LIKE, "[\"%0\"]", o,
+		      sizeof o),
 		  "a07,a05,a04,a03,a02,a01");
 	/* floats; neq excludes artifacts without the property */
 	CHECK_EQS(one(f.m, GF_PROP, "float1", GL_OP_GT, "[2.0]", o, sizeof o),
@@ -1484,39 +1641,52 @@ UNIT_TEST(list_property_filters)
 	CHECK_EQS(one(f.m, GF_PROP, "bool1", GL_OP_NEQ, "[true]", o, sizeof o),
 		  "a02");
 	/* strings; LIKE takes the user's wildcards (ASCII case-insensitive) */
-	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]", o, sizeof o),
+	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_EQ, "[\"linux\"]", o,
+		      sizeof o),
 		  "a05,a03,a01");
 	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_LIKE, "[\"lin%\"]", o,
-		      sizeof o), "a07,a05,a03,a01");
-	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_LIKE, "[\"_ac\"]", o, sizeof o),
+		      sizeof o),
+		  "a07,a05,a03,a01");
+	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_LIKE, "[\"_ac\"]", o,
+		      sizeof o),
 		  "a04");
-	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_IN, "[\"mac\",\"windows\"]", o,
-		      sizeof o), "a04,a02");
+	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_IN, "[\"mac\",\"windows\"]",
+		      o, sizeof o),
+		  "a04,a02");
 	/* a string that looks like a number stays a string */
-	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_EQ, "[\"10\"]", o, sizeof o), "");
+	CHECK_EQS(one(f.m, GF_PROP, "str1", GL_OP_EQ, "[\"10\"]", o, sizeof o),
+		  "");
 	/* list elements: any element */
 	CHECK_EQS(one(f.m, GF_PROP, "list1", GL_OP_EQ, "[\"y\"]", o, sizeof o),
 		  "a02,a01");
 	CHECK_EQS(one(f.m, GF_PROP, "list1", GL_OP_IN, "[\"x\",\"z\"]", o,
-		      sizeof o), "a04,a01");
-	CHECK_EQS(one(f.m, GF_PROP, "list1", GL_OP_NEQ, "[\"y\"]", o, sizeof o),
+		      sizeof o),
+		  "a04,a01");
+	CHECK_EQS(one(f.m, GF_PROP, "list1", GL_OP_NEQ, "[\"y\"]", o,
+		      sizeof o),
 		  "a04,a01");
 	/* dict keys: eq (has key), in (any of keys) */
 	CHECK_EQS(one(f.m, GF_DICT_KEY, "dict1", GL_OP_EQ, "[\"k2\"]", o,
-		      sizeof o), "a04,a01");
-	CHECK_EQS(one(f.m, GF_DICT_KEY, "dict1", GL_OP_IN, "[\"k1\",\"zz\"]", o,
-		      sizeof o), "a02,a01");
+		      sizeof o),
+		  "a04,a01");
+	CHECK_EQS(one(f.m, GF_DICT_KEY, "dict1", GL_OP_IN, "[\"k1\",\"zz\"]",
+		      o, sizeof o),
+		  "a02,a01");
 	CHECK(strncmp(one(f.m, GF_DICT_KEY, "dict1", GL_OP_NEQ, "[\"k1\"]", o,
-			  sizeof o), "ERR 400", 7) == 0);
+			  sizeof o),
+		      "ERR 400", 7) == 0);
 	/* dict entries */
 	CHECK_EQS(dictval(f.m, "k1", GL_OP_EQ, "[5]", o, sizeof o), "a02");
-	CHECK_EQS(dictval(f.m, "k1", GL_OP_GTE, "[1]", o, sizeof o), "a02,a01");
+	CHECK_EQS(dictval(f.m, "k1", GL_OP_GTE, "[1]", o, sizeof o),
+		  "a02,a01");
 	CHECK_EQS(dictval(f.m, "k2", GL_OP_LT, "[7]", o, sizeof o), "a01");
-	CHECK_EQS(dictval(f.m, "k2", GL_OP_IN, "[2,7]", o, sizeof o), "a04,a01");
+	CHECK_EQS(dictval(f.m, "k2", GL_OP_IN, "[2,7]", o, sizeof o),
+		  "a04,a01");
 	CHECK_EQS(dictval(f.m, "k1", GL_OP_NEQ, "[5]", o, sizeof o), "a01");
 	/* base metadata dict */
 	CHECK_EQS(one(f.m, GF_DICT_KEY, "metadata", GL_OP_EQ, "[\"m\"]", o,
-		      sizeof o), "a01");
+		      sizeof o),
+		  "a01");
 	fx_close(&f);
 }
 
@@ -1534,25 +1704,30 @@ UNIT_TEST(list_numeric_kinds)
 	CHECK_EQS(one(f.m, GF_PROP, "float1", GL_OP_GT, "[2]", o, sizeof o),
 		  "a04,a02");
 	CHECK_EQS(one(f.m, GF_PROP, "float1", GL_OP_IN, "[1.5, 4]", o,
-		      sizeof o), "a01");
+		      sizeof o),
+		  "a01");
 	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_LT, "[25.5]", o, sizeof o),
 		  "a02,a01");
 	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_EQ, "[20.0]", o, sizeof o),
 		  "a02");
 	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_LIKE, "[\"1%\"]", o,
-		      sizeof o), "a01");
+		      sizeof o),
+		  "a01");
 	CHECK_EQS(one(f.m, GF_PROP, "float1", GL_OP_LIKE, "[\"%.5\"]", o,
-		      sizeof o), "a04,a02,a01");
+		      sizeof o),
+		  "a04,a02,a01");
 	af = mkaf("a08", "delta", "1.0.0", "p1", 8);
 	set(af, "int1", json_integer(INT64_MAX));
 	CHECK(add(f.m, &T, af, &f.err) == 0);
 	af = mkaf("a09", "delta", "1.0.0", "p1", 9);
 	set(af, "int1", json_integer(INT64_MAX - 1));
 	CHECK(add(f.m, &T, af, &f.err) == 0);
-	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_GT,
-		      "[9223372036854775806]", o, sizeof o), "a08");
-	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_EQ,
-		      "[9223372036854775806]", o, sizeof o), "a09");
+	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_GT, "[9223372036854775806]",
+		      o, sizeof o),
+		  "a08");
+	CHECK_EQS(one(f.m, GF_PROP, "int1", GL_OP_EQ, "[9223372036854775806]",
+		      o, sizeof o),
+		  "a09");
 	fx_close(&f);
 }
 
@@ -1565,12 +1740,16 @@ UNIT_TEST(list_or_group_and_tags)
 	FX_START(f);
 	CHECK(fill(f.m, &f.err) == 0);
 	CHECK_EQS(one(f.m, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"t1\",\"t2\"]", o,
-		      sizeof o), "a01");
-	CHECK_EQS(one(f.m, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"t2\"]", o, sizeof o),
+		      sizeof o),
+		  "a01");
+	CHECK_EQS(one(f.m, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"t2\"]", o,
+		      sizeof o),
 		  "a02,a01");
 	CHECK_EQS(one(f.m, GF_TAGS_ANY, NULL, GL_OP_IN, "[\"t1\",\"t3\"]", o,
-		      sizeof o), "a04,a03,a01");
-	CHECK_EQS(one(f.m, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"t9\"]", o, sizeof o),
+		      sizeof o),
+		  "a04,a03,a01");
+	CHECK_EQS(one(f.m, GF_TAGS_ALL, NULL, GL_OP_EQ, "[\"t9\"]", o,
+		      sizeof o),
 		  "");
 
 	/* (int1 = 10 OR str1 = mac OR tags has t3) AND name != beta */
@@ -1578,7 +1757,8 @@ UNIT_TEST(list_or_group_and_tags)
 	lq_f(&l, GF_PROP, "int1", GL_OP_EQ, "[10]")->or_group = 1;
 	lq_f(&l, GF_PROP, "str1", GL_OP_EQ, "[\"mac\"]")->or_group = 1;
 	lq_f(&l, GF_TAGS_ANY, NULL, GL_OP_IN, "[\"t3\"]")->or_group = 1;
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err), "a04,a03,a01");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
+		  "a04,a03,a01");
 	lq_f(&l, GF_BASE, "name", GL_OP_NEQ, "[\"beta\"]");
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err), "a03,a01");
 	lq_free(&l);
@@ -1688,17 +1868,21 @@ UNIT_TEST(list_pagination)
 		if (i % 5)
 			set(af, "int1", json_integer(i % 6));
 		if (i % 2)
-			set(af, "activated_at", json_integer(
-				(int64_t)(1600000000 + i % 3) * 1000000));
+			set(af, "activated_at",
+			    json_integer((int64_t)(1600000000 + i % 3) *
+					 1000000));
 		CHECK(add(f.m, &T, af, &f.err) == 0);
 	}
 	CHECK(gl_meta_commit(f.m, &f.err) == 0);
 
-	static const struct { const char *key; int desc; } sorts[] = {
-		{ "created_at", 1 }, { "created_at", 0 }, { "int1", 1 },
-		{ "int1", 0 }, { "name", 0 }, { "name", 1 },
-		{ "activated_at", 1 }, { "activated_at", 0 },
-		{ "version", 1 }, { "id", 1 },
+	static const struct {
+		const char *key;
+		int desc;
+	} sorts[] = {
+		{ "created_at", 1 },   { "created_at", 0 },   { "int1", 1 },
+		{ "int1", 0 },         { "name", 0 },         { "name", 1 },
+		{ "activated_at", 1 }, { "activated_at", 0 }, { "version", 1 },
+		{ "id", 1 },
 	};
 	lq_init(&l, &T);
 	for (size_t s = 0; s < sizeof sorts / sizeof sorts[0]; s++) {
@@ -1709,7 +1893,8 @@ UNIT_TEST(list_pagination)
 		for (int n = 1; n <= 7; n += 3) {
 			paged(f.m, &l.q, n, got, sizeof got, &f.err);
 			if (strcmp(got, want) != 0)
-				fprintf(stderr, "sort %s:%d limit %d\n"
+				fprintf(stderr,
+					"sort %s:%d limit %d\n"
 					"  want %s\n  got  %s\n",
 					sorts[s].key, sorts[s].desc, n, want,
 					got);
@@ -1758,17 +1943,21 @@ UNIT_TEST(list_latest)
 	lq_init(&l, &T);
 	l.q.latest = 1;
 	lq_f(&l, GF_BASE, "status", GL_OP_EQ, "[\"drafted\"]");
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err), "a07,a05,a03");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
+		  "a07,a05,a03");
 	lq_free(&l);
 	/* and so is visibility: p1 does not see p2's private beta 1.1.0 */
 	lq_init(&l, &T);
 	l.q.latest = 1;
 	l.q.see_all = 0;
 	l.q.project = "p1";
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err), "a07,a04,a02");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
+		  "a07,a04,a02");
 	/* ties: equal highest versions are all kept */
-	CHECK(add(f.m, &T, set(mkaf("a08", "beta", "1.0.0", "p1", 8),
-			       "int1", json_integer(1)), &f.err) == 0);
+	CHECK(add(f.m, &T,
+		  set(mkaf("a08", "beta", "1.0.0", "p1", 8), "int1",
+		      json_integer(1)),
+		  &f.err) == 0);
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
 		  "a08,a07,a04,a02");
 	/* with a sort and pages */
@@ -1781,7 +1970,8 @@ UNIT_TEST(list_latest)
 	lq_free(&l);
 
 	/* the all view groups by name across types */
-	CHECK(add(f.m, &T2, mkaf("o01", "alpha", "3.0.0", "p1", 9), &f.err) == 0);
+	CHECK(add(f.m, &T2, mkaf("o01", "alpha", "3.0.0", "p1", 9), &f.err) ==
+	      0);
 	lq_init(&l, &TALL);
 	l.q.latest = 1;
 	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
@@ -1801,7 +1991,8 @@ UNIT_TEST(list_visibility_and_counts)
 
 	FX_START(f);
 	CHECK(fill(f.m, &f.err) == 0);
-	CHECK(add(f.m, &T2, mkaf("o01", "other", "1.0.0", "p1", 9), &f.err) == 0);
+	CHECK(add(f.m, &T2, mkaf("o01", "other", "1.0.0", "p1", 9), &f.err) ==
+	      0);
 	lq_init(&l, &T);
 	l.q.see_all = 0;
 	l.q.project = "p1";
@@ -1836,7 +2027,8 @@ UNIT_TEST(list_visibility_and_counts)
 	CHECK(gl_meta_list(f.m, &l.q, &arr, &total, &f.err) == 0);
 	CHECK_INT(json_array_size(arr), 1);
 	af = json_array_get(arr, 0);
-	CHECK_EQS(json_string_value(json_object_get(af, "type_name")), "others");
+	CHECK_EQS(json_string_value(json_object_get(af, "type_name")),
+		  "others");
 	CHECK(json_object_get(af, "int1") == NULL);
 	CHECK(json_object_get(af, "blob1") == NULL);
 	json_decref(arr);
@@ -1847,16 +2039,20 @@ UNIT_TEST(list_visibility_and_counts)
 		json_t *b = json_pack("{s:s, s:i}", "status", "active", "size",
 				      3);
 		json_t *g;
-		CHECK(gl_meta_blob_set(f.m, "a02", "blob1", "", b, &f.err) == 0);
-		CHECK(gl_meta_blob_set(f.m, "a02", "folder1", "x", b, &f.err) == 0);
+		CHECK(gl_meta_blob_set(f.m, "a02", "blob1", "", b, &f.err) ==
+		      0);
+		CHECK(gl_meta_blob_set(f.m, "a02", "folder1", "x", b,
+				       &f.err) == 0);
 		json_decref(b);
 		lq_init(&l, &T);
 		lq_f(&l, GF_BASE, "id", GL_OP_EQ, "[\"a02\"]");
 		CHECK(gl_meta_list(f.m, &l.q, &arr, NULL, &f.err) == 0);
 		CHECK(gl_meta_get(f.m, &T, "a02", &g, &f.err) == 0);
 		CHECK(json_equal(json_array_get(arr, 0), g));
-		CHECK_INT(json_integer_value(json_object_get(json_object_get(
-			g, "blob1"), "size")), 3);
+		CHECK_INT(json_integer_value(
+				  json_object_get(json_object_get(g, "blob1"),
+						  "size")),
+			  3);
 		json_decref(g);
 		json_decref(arr);
 		lq_free(&l);
@@ -1938,17 +2134,20 @@ UNIT_TEST(list_large_both_plans)
 	l.q.limit = 2;
 	lq_f(&l, GF_PROP, "int1", GL_OP_LT, "[100]");
 	lq_sort(&l, "int1", 0);
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err), "x0000,x0001");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
+		  "x0000,x0001");
 	CHECK_INT(total, 100);
 	lq_free(&l);
 	lq_init(&l, &T);
 	l.q.limit = 2;
 	lq_f(&l, GF_PROP, "int1", GL_OP_GTE, "[100]");
 	lq_sort(&l, "int1", 0);
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err), "x0100,x0101");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, &total, &f.err),
+		  "x0100,x0101");
 	CHECK_INT(total, N - 100);
 	l.q.marker = "x0101";
-	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err), "x0102,x0103");
+	CHECK_EQS(run_ids(f.m, &l.q, o, sizeof o, NULL, &f.err),
+		  "x0102,x0103");
 	lq_free(&l);
 	/* latest over many names */
 	lq_init(&l, &T);
@@ -1977,8 +2176,10 @@ UNIT_TEST(read_damaged_rows)
 	size_t i;
 
 	FX_START(f);
-	CHECK(add(f.m, &T, set(mkaf("d1", "a", "1.0.0", "p1", 1), "str1",
-			       json_string("s")), &f.err) == 0);
+	CHECK(add(f.m, &T,
+		  set(mkaf("d1", "a", "1.0.0", "p1", 1), "str1",
+		      json_string("s")),
+		  &f.err) == 0);
 	CHECK(add(f.m, &T, mkaf("d2", "b", "1.0.0", "p1", 2), &f.err) == 0);
 	CHECK(add(f.m, &T, mkaf("d3", "c", "1.0.0", "p1", 3), &f.err) == 0);
 	b = json_pack("{s:s, s:I, s:s, s:s, s:s}", "url", "/x", "size",
@@ -1987,13 +2188,13 @@ UNIT_TEST(read_damaged_rows)
 	CHECK(gl_meta_blob_set(f.m, "d1", "blob1", "", b, &f.err) == 0);
 	json_decref(b);
 	CHECK(raw_sql(&f,
-		"UPDATE artifacts SET doc = 'not json' WHERE id = 'd1';"
-		"UPDATE artifacts SET doc = '{\"str1\": \"x\\u0000y\","
-		" \"tags\": [\"t\\u0000\"]}' WHERE id = 'd2';"
-		"UPDATE artifacts SET doc = '[1, 2]',"
-		" created_at = 9223372036854775807 WHERE id = 'd3';"
-		"UPDATE blobs SET prev = 'garbage', extra = '{bad'"
-		" WHERE artifact_id = 'd1';") == 0);
+		      "UPDATE artifacts SET doc = 'not json' WHERE id = 'd1';"
+		      "UPDATE artifacts SET doc = '{\"str1\": \"x\\u0000y\","
+		      " \"tags\": [\"t\\u0000\"]}' WHERE id = 'd2';"
+		      "UPDATE artifacts SET doc = '[1, 2]',"
+		      " created_at = 9223372036854775807 WHERE id = 'd3';"
+		      "UPDATE blobs SET prev = 'garbage', extra = '{bad'"
+		      " WHERE artifact_id = 'd1';") == 0);
 
 	/* a lost document reads as a new one; the blob record is there */
 	CHECK(gl_meta_get(f.m, &T, "d1", &got, &f.err) == 0);
@@ -2023,7 +2224,8 @@ UNIT_TEST(read_damaged_rows)
 	CHECK(gl_meta_list(f.m, &l.q, &arr, &total, &f.err) == 0);
 	CHECK_INT(json_array_size(arr), 3);
 	json_array_foreach(arr, i, af)
-		if (!strcmp(json_string_value(json_object_get(af, "id")), "d1"))
+		if (!strcmp(json_string_value(json_object_get(af, "id")),
+			    "d1"))
 			CHECK(json_is_array(json_object_get(af, "tags")) &&
 			      json_is_object(json_object_get(af, "metadata")));
 	json_decref(arr);
@@ -2037,32 +2239,23 @@ UNIT_TEST(read_damaged_rows)
 	fx_close(&f);
 }
 
-#define META_SCENARIOS \
-	UNIT_CASE(put_get_roundtrip), \
-	UNIT_CASE(put_revision_conflict), \
-	UNIT_CASE(transactions), \
-	UNIT_CASE(delete_cascades), \
-	UNIT_CASE(deleted_for_scrubber), \
-	UNIT_CASE(scope_taken), \
-	UNIT_CASE(count_and_used_bytes), \
-	UNIT_CASE(counters_exact), UNIT_CASE(scope_copies), \
-	UNIT_CASE(counters_concurrent), \
-	UNIT_CASE(blob_records), \
-	UNIT_CASE(blob_set_unbuilt_record_refused), \
-	UNIT_CASE(saving_and_external_lists), \
-	UNIT_CASE(gc_queue), \
-	UNIT_CASE(cleanup_queue), \
-	UNIT_CASE(quotas), \
-	UNIT_CASE(database_store), \
-	UNIT_CASE(list_base_filters), \
-	UNIT_CASE(list_property_filters), \
-	UNIT_CASE(list_numeric_kinds), \
-	UNIT_CASE(list_or_group_and_tags), \
-	UNIT_CASE(list_sorting), \
-	UNIT_CASE(list_pagination), \
-	UNIT_CASE(list_latest), \
-	UNIT_CASE(list_visibility_and_counts), \
-	UNIT_CASE(list_large_both_plans), \
-	UNIT_CASE(read_damaged_rows)
+#define META_SCENARIOS                                                        \
+	UNIT_CASE(put_get_roundtrip), UNIT_CASE(put_revision_conflict),       \
+		UNIT_CASE(transactions), UNIT_CASE(delete_cascades),          \
+		UNIT_CASE(deleted_for_scrubber), UNIT_CASE(scope_taken),      \
+		UNIT_CASE(count_and_used_bytes), UNIT_CASE(counters_exact),   \
+		UNIT_CASE(scope_copies), UNIT_CASE(counters_concurrent),      \
+		UNIT_CASE(blob_records),                                      \
+		UNIT_CASE(blob_set_unbuilt_record_refused),                   \
+		UNIT_CASE(saving_and_external_lists), UNIT_CASE(gc_queue),    \
+		UNIT_CASE(cleanup_queue), UNIT_CASE(quotas),                  \
+		UNIT_CASE(database_store), UNIT_CASE(list_base_filters),      \
+		UNIT_CASE(list_property_filters),                             \
+		UNIT_CASE(list_numeric_kinds),                                \
+		UNIT_CASE(list_or_group_and_tags), UNIT_CASE(list_sorting),   \
+		UNIT_CASE(list_pagination), UNIT_CASE(list_latest),           \
+		UNIT_CASE(list_visibility_and_counts),                        \
+		UNIT_CASE(list_large_both_plans),                             \
+		UNIT_CASE(read_damaged_rows)
 
 #endif

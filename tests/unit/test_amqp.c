@@ -62,7 +62,8 @@ UNIT_TEST(url_several_hosts)
 	gl_err err;
 
 	CHECK_INT(parse("rabbit://a:1@h1:5001,b:2@h2,[::1]:5003/%2Fprod", &c,
-			&err), 0);
+			&err),
+		  0);
 	CHECK_INT(c.nhosts, 3);
 	CHECK_STR(c.hosts[0].host, "h1");
 	CHECK_INT(c.hosts[0].port, 5001);
@@ -115,7 +116,8 @@ UNIT_TEST(url_refused)
 		int rc = parse(bad[i], &c, &err);
 		gl_amqp_conf_clear(&c);
 		if (rc != -1) {
-			snprintf(unit_msg, sizeof unit_msg, "accepted %s", bad[i]);
+			snprintf(unit_msg, sizeof unit_msg, "accepted %s",
+				 bad[i]);
 			unit_failed = 1;
 			return;
 		}

@@ -385,8 +385,7 @@ UNIT_TEST(stack_overflow_hits_the_guard_page)
 
 /* Under ASan: an overflow of a local on a coroutine stack is reported as
  * what it is (UBSan would see it first; this one is ASan's). */
-__attribute__((no_sanitize("undefined")))
-static void smash_fn(void *arg)
+__attribute__((no_sanitize("undefined"))) static void smash_fn(void *arg)
 {
 	volatile char buf[16];
 	volatile char *p = buf;
@@ -420,12 +419,10 @@ UNIT_TEST(asan_sees_coroutine_stacks)
 	CHECK(!strstr(out, "False positive"));
 }
 
-UNIT_SUITE(coro,
-	UNIT_CASE(switch_and_interleave),
-	UNIT_CASE(locals_survive_many_switches),
-	UNIT_CASE(nesting_yields_to_the_resumer),
-	UNIT_CASE(go_inline_or_new),
-	UNIT_CASE(wake_from_the_loop),
-	UNIT_CASE(misuse_aborts),
-	UNIT_CASE(stack_overflow_hits_the_guard_page),
-	UNIT_CASE(asan_sees_coroutine_stacks));
+UNIT_SUITE(coro, UNIT_CASE(switch_and_interleave),
+	   UNIT_CASE(locals_survive_many_switches),
+	   UNIT_CASE(nesting_yields_to_the_resumer),
+	   UNIT_CASE(go_inline_or_new), UNIT_CASE(wake_from_the_loop),
+	   UNIT_CASE(misuse_aborts),
+	   UNIT_CASE(stack_overflow_hits_the_guard_page),
+	   UNIT_CASE(asan_sees_coroutine_stacks));

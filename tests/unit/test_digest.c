@@ -42,7 +42,8 @@ static int same(size_t n, size_t piece)
 		buf[i] = (unsigned char)x;
 	}
 	for (size_t off = 0; off < n; off += piece)
-		gl_digest_update(d, buf + off, n - off < piece ? n - off : piece);
+		gl_digest_update(d, buf + off,
+				 n - off < piece ? n - off : piece);
 	gl_digest_final(d, &got);
 	oneshot("MD5", buf, n, want[0]);
 	oneshot("SHA1", buf, n, want[1]);
@@ -54,11 +55,26 @@ static int same(size_t n, size_t piece)
 	return ok;
 }
 
-UNIT_TEST(empty_input) { CHECK(same(0, 1)); }
-UNIT_TEST(small_inline) { CHECK(same(1000, 7)); }
-UNIT_TEST(threshold_crossing) { CHECK(same((4 << 20) + 3, 65537)); }
-UNIT_TEST(large_async_odd_pieces) { CHECK(same(50u << 20, 100003)); }
-UNIT_TEST(large_async_big_pieces) { CHECK(same(40u << 20, 3u << 20)); }
+UNIT_TEST(empty_input)
+{
+	CHECK(same(0, 1));
+}
+UNIT_TEST(small_inline)
+{
+	CHECK(same(1000, 7));
+}
+UNIT_TEST(threshold_crossing)
+{
+	CHECK(same((4 << 20) + 3, 65537));
+}
+UNIT_TEST(large_async_odd_pieces)
+{
+	CHECK(same(50u << 20, 100003));
+}
+UNIT_TEST(large_async_big_pieces)
+{
+	CHECK(same(40u << 20, 3u << 20));
+}
 
 UNIT_TEST(reset_after_async)
 {
@@ -90,8 +106,8 @@ UNIT_TEST(free_without_final)
 
 /* ---- thread start failure and the threads' signal mask ---------------- */
 
-static int creates;      /* calls of the seam */
-static int fail_from;    /* the nth call (1-based) and later fail */
+static int creates;   /* calls of the seam */
+static int fail_from; /* the nth call (1-based) and later fail */
 static int sigint_blocked = -1;
 
 static int failing_create(pthread_t *t, const pthread_attr_t *a,
@@ -213,7 +229,8 @@ UNIT_TEST(threads_block_signals)
 	pthread_sigmask(SIG_SETMASK, NULL, &mine);
 	CHECK_INT(started, 2);
 	CHECK_INT(blocked, 1);
-	CHECK_INT(sigismember(&mine, SIGINT), 0); /* the caller's mask is back */
+	CHECK_INT(sigismember(&mine, SIGINT),
+		  0); /* the caller's mask is back */
 }
 
 UNIT_SUITE(digest, UNIT_CASE(empty_input), UNIT_CASE(small_inline),

@@ -18,7 +18,8 @@ static int text_is(const char *in, const char *want)
 
 	if (!ok)
 		fprintf(stderr, "gl_json_text: got %s\n",
-			json_is_string(j) ? json_string_value(j) : "(not a string)");
+			json_is_string(j) ? json_string_value(j)
+					  : "(not a string)");
 	json_decref(j);
 	return ok;
 }
@@ -34,8 +35,11 @@ UNIT_TEST(json_text_keeps_valid_text)
 UNIT_TEST(json_text_replaces_bad_bytes)
 {
 	/* each byte that starts no valid sequence becomes U+FFFD */
-	CHECK(text_is("a\xff" "b", "a\xef\xbf\xbd" "b"));
-	CHECK(text_is("\xc3", "\xef\xbf\xbd"));              /* cut short */
+	CHECK(text_is("a\xff"
+		      "b",
+		      "a\xef\xbf\xbd"
+		      "b"));
+	CHECK(text_is("\xc3", "\xef\xbf\xbd"));                 /* cut short */
 	CHECK(text_is("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd")); /* overlong */
 	CHECK(text_is("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"));
 	CHECK(text_is("x\xe6\xbcy\xc3\xa9",

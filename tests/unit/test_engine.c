@@ -53,8 +53,10 @@ static int faulty_put(gl_meta *m, const gl_type *type, json_t *af,
 		return gl_fail(err, 500, NULL, "DBError: injected fault");
 	/* another writer got there first: the row's revision moves on */
 	if (put_mode == PUT_RACE &&
-	    real_ops->set_status(m, id, json_string_value(json_object_get(
-					      af, "status")), err) < 0)
+	    real_ops->set_status(m, id,
+				 json_string_value(
+					 json_object_get(af, "status")),
+				 err) < 0)
 		return -1;
 	return real_ops->put(m, type, af, vk, insert, err);
 }
@@ -148,8 +150,8 @@ UNIT_TEST(update_store_error_is_500)
 	CHECK_STR(f.err.msg, "DBError: injected fault");
 	/* nothing changed; and the same patch then works */
 	CHECK_STR(status_of(&f, id), "drafted");
-	CHECK(gl_art_update(f.e, &f.ctx, "images", id, patch, &out,
-			    &f.err) == 0);
+	CHECK(gl_art_update(f.e, &f.ctx, "images", id, patch, &out, &f.err) ==
+	      0);
 	CHECK_STR(json_string_value(json_object_get(out, "status")), "active");
 	json_decref(out);
 	json_decref(patch);

@@ -29,7 +29,8 @@
 /* ---- netguard --- */
 
 /* Builds a sockaddr for a textual v4/v6 address. */
-static const struct sockaddr *mkaddr(const char *s, struct sockaddr_storage *ss)
+static const struct sockaddr *mkaddr(const char *s,
+				     struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof *ss);
 	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
@@ -225,7 +226,8 @@ UNIT_TEST(netguard_deny_table)
 		const gcase *c = &deny_cases[i];
 		const struct sockaddr *sa = mkaddr(c->addr, &ss);
 		why[0] = '\0';
-		if (!sa || gl_netguard_check(g, sa, why, sizeof why) != c->ok ||
+		if (!sa ||
+		    gl_netguard_check(g, sa, why, sizeof why) != c->ok ||
 		    (c->why && !strstr(why, c->why))) {
 			unit_failed = 1;
 			snprintf(unit_msg, sizeof unit_msg,
@@ -296,7 +298,8 @@ UNIT_TEST(netguard_wrapped_forms)
 		const gcase *c = &wrapped_cases[i];
 		const struct sockaddr *sa = mkaddr(c->addr, &ss);
 		why[0] = '\0';
-		if (!sa || gl_netguard_check(g, sa, why, sizeof why) != c->ok ||
+		if (!sa ||
+		    gl_netguard_check(g, sa, why, sizeof why) != c->ok ||
 		    (c->why && !strstr(why, c->why))) {
 			unit_failed = 1;
 			snprintf(unit_msg, sizeof unit_msg,
@@ -404,7 +407,8 @@ UNIT_TEST(netguard_non_ip_family)
 	char why[256] = "";
 
 	CHECK(g);
-	CHECK_INT(gl_netguard_check(g, (struct sockaddr *)&un, why, sizeof why),
+	CHECK_INT(gl_netguard_check(g, (struct sockaddr *)&un, why,
+				    sizeof why),
 		  0);
 	CHECK(strstr(why, "not an IP address") != NULL);
 	CHECK(allows(g, "127.0.0.1")); /* /0 allows everything */
@@ -416,7 +420,7 @@ UNIT_TEST(netguard_non_ip_family)
 #define OK_BODY "The quick brown fox jumps over the lazy dog"
 #define OK_MD5 "9e107d9d372bb6826bd81d3542a419d6"
 #define OK_SHA1 "2fd4e1c67a2d28fced849ee1bb76e7391b93eb12"
-#define OK_SHA256 \
+#define OK_SHA256                                                             \
 	"d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592"
 #define BIG_SIZE (5 * 1024 * 1024)
 #define HUGE_SIZE (64LL * 1024 * 1024)
@@ -436,12 +440,12 @@ static void fill_pat(unsigned char *b, int64_t off, size_t n)
 
 typedef struct fixture {
 	int lfd, port;
-	int stop[2];            /* readable once the server must stop */
+	int stop[2]; /* readable once the server must stop */
 	pthread_t acceptor;
 	pthread_mutex_t mu;
 	pthread_t conns[MAX_CONNS];
 	int nconns;
-	char last_req[2048];    /* under mu */
+	char last_req[2048]; /* under mu */
 	atomic_llong huge_sent;
 } fixture;
 
@@ -465,7 +469,8 @@ static int send_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static int sendf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sendf(int fd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static int sendf(int fd, const char *fmt, ...)
 {
 	char buf[1024];
@@ -491,8 +496,9 @@ static int64_t send_chunked(fixture *s, int fd, int64_t total)
 	int64_t off = 0;
 
 	while (buf && off < total) {
-		size_t n = (size_t)(total - off < (int64_t)piece ? total - off
-								  : (int64_t)piece);
+		size_t n = (size_t)(total - off < (int64_t)piece
+					    ? total - off
+					    : (int64_t)piece);
 		fill_pat(buf, off, n);
 		if (sendf(fd, "%zx\r\n", n) || send_all(fd, buf, n) ||
 		    send_all(fd, "\r\n", 2))
@@ -516,27 +522,33 @@ static void respond(fixture *s, int fd, const char *path, const char *req)
 		int a, b;
 		if (r && sscanf(r + 15, "%d-%d", &a, &b) == 2 && a <= b &&
 		    b < (int)strlen(OK_BODY)) {
-			sendf(fd, "HTTP/1.1 206 Partial Content\r\n%s"
-				  "Content-Length: %d\r\n"
-				  "Content-Range: bytes %d-%d/%zu\r\n\r\n",
+			sendf(fd,
+			      "HTTP/1.1 206 Partial Content\r\n%s"
+			      "Content-Length: %d\r\n"
+			      "Content-Range: bytes %d-%d/%zu\r\n\r\n",
 			      close_hdr, b - a + 1, a, b, strlen(OK_BODY));
 			send_all(fd, &OK_BODY[a], (size_t)(b - a + 1));
 			return;
 		}
-		sendf(fd, "HTTP/1.1 200 OK\r\n%sContent-Type: text/plain\r\n"
-			  "ETag: \"abc123\"\r\n"
-			  "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
-			  "Content-Length: %zu\r\n\r\n%s",
+		sendf(fd,
+		      "HTTP/1.1 200 OK\r\n%sContent-Type: text/plain\r\n"
+		      "ETag: \"abc123\"\r\n"
+		      "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n"
+		      "Content-Length: %zu\r\n\r\n%s",
 		      close_hdr, strlen(OK_BODY), OK_BODY);
 	} else if (!strcmp(path, "/ct")) {
-		sendf(fd, "HTTP/1.1 200 OK\r\n%sContent-Type: image/png\r\n"
-			  "Content-Length: 8\r\n\r\n", close_hdr);
+		sendf(fd,
+		      "HTTP/1.1 200 OK\r\n%sContent-Type: image/png\r\n"
+		      "Content-Length: 8\r\n\r\n",
+		      close_hdr);
 		send_all(fd, "\x89PNG\r\n\x1a\n", 8);
 	} else if (!strcmp(path, "/big") || !strcmp(path, "/huge")) {
 		int huge = !strcmp(path, "/huge");
-		sendf(fd, "HTTP/1.1 200 OK\r\n%s"
-			  "Content-Type: application/octet-stream\r\n"
-			  "Transfer-Encoding: chunked\r\n\r\n", close_hdr);
+		sendf(fd,
+		      "HTTP/1.1 200 OK\r\n%s"
+		      "Content-Type: application/octet-stream\r\n"
+		      "Transfer-Encoding: chunked\r\n\r\n",
+		      close_hdr);
 		int64_t n = send_chunked(s, fd, huge ? HUGE_SIZE : BIG_SIZE);
 		if (huge)
 			atomic_store(&s->huge_sent, n);
@@ -564,23 +576,33 @@ static void respond(fixture *s, int fd, const char *path, const char *req)
 			if ((i && nap(s, 50)) || send_all(fd, buf, sizeof buf))
 				break;
 	} else if (!strcmp(path, "/redir1")) {
-		sendf(fd, "HTTP/1.1 302 Found\r\n%sLocation: /ok\r\n"
-			  "Content-Length: 5\r\n\r\nmoved", close_hdr);
+		sendf(fd,
+		      "HTTP/1.1 302 Found\r\n%sLocation: /ok\r\n"
+		      "Content-Length: 5\r\n\r\nmoved",
+		      close_hdr);
 	} else if (!strcmp(path, "/loop")) {
-		sendf(fd, "HTTP/1.1 302 Found\r\n%sLocation: /loop\r\n"
-			  "Content-Length: 0\r\n\r\n", close_hdr);
+		sendf(fd,
+		      "HTTP/1.1 302 Found\r\n%sLocation: /loop\r\n"
+		      "Content-Length: 0\r\n\r\n",
+		      close_hdr);
 	} else if (!strcmp(path, "/redir-private")) {
-		sendf(fd, "HTTP/1.1 302 Found\r\n%s"
-			  "Location: http://127.0.0.2:%d/ok\r\n"
-			  "Content-Length: 0\r\n\r\n", close_hdr, s->port);
+		sendf(fd,
+		      "HTTP/1.1 302 Found\r\n%s"
+		      "Location: http://127.0.0.2:%d/ok\r\n"
+		      "Content-Length: 0\r\n\r\n",
+		      close_hdr, s->port);
 	} else if (!strcmp(path, "/redir-file")) {
-		sendf(fd, "HTTP/1.1 302 Found\r\n%s"
-			  "Location: file:///etc/passwd\r\n"
-			  "Content-Length: 0\r\n\r\n", close_hdr);
+		sendf(fd,
+		      "HTTP/1.1 302 Found\r\n%s"
+		      "Location: file:///etc/passwd\r\n"
+		      "Content-Length: 0\r\n\r\n",
+		      close_hdr);
 	} else {
-		sendf(fd, "HTTP/1.1 404 Not Found\r\n%s"
-			  "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\n"
-			  "not here\n", close_hdr);
+		sendf(fd,
+		      "HTTP/1.1 404 Not Found\r\n%s"
+		      "Content-Type: text/plain\r\nContent-Length: 9\r\n\r\n"
+		      "not here\n",
+		      close_hdr);
 	}
 }
 
@@ -594,7 +616,8 @@ static void *conn_main(void *arg)
 
 	free(ca);
 	while (n + 1 < sizeof req) {
-		struct pollfd p[2] = { { fd, POLLIN, 0 }, { s->stop[0], POLLIN, 0 } };
+		struct pollfd p[2] = { { fd, POLLIN, 0 },
+				       { s->stop[0], POLLIN, 0 } };
 		if (poll(p, 2, 3000) <= 0 || p[1].revents)
 			goto out;
 		ssize_t r = recv(fd, req + n, sizeof req - 1 - n, 0);
@@ -647,7 +670,8 @@ static void *accept_main(void *arg)
 		}
 		ca->s = s;
 		ca->fd = fd;
-		if (pthread_create(&s->conns[s->nconns], NULL, conn_main, ca)) {
+		if (pthread_create(&s->conns[s->nconns], NULL, conn_main,
+				   ca)) {
 			free(ca);
 			close(fd);
 		} else {
@@ -765,9 +789,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-}
+static void tick_cb(evutil_socket_t fd, short what, void *arg) {}
 
 /* Runs the loop until *flag >= want or secs pass; 1 if reached. */
 static int run_until(tctx *t, const int *flag, int want, double secs)
@@ -792,13 +814,13 @@ typedef struct cap {
 	gl_fetch_result res;
 	int calls;
 	int64_t seen;
-	int64_t mismatch;        /* with pattern: bytes that differ */
+	int64_t mismatch; /* with pattern: bytes that differ */
 	int pattern;
 	char text[256];
 	size_t tlen;
-	int pause_every;         /* pause on every Nth call ... */
-	int resume_inside;       /* ... resuming from inside the callback */
-	int hold;                /* pause on the first call, never resume */
+	int pause_every;   /* pause on every Nth call ... */
+	int resume_inside; /* ... resuming from inside the callback */
+	int hold;          /* pause on the first call, never resume */
 	int pauses;
 	int cancel_at, abort_at; /* on the Nth call */
 	gl_fetch_job *cancel_other;
@@ -849,8 +871,9 @@ static int cap_data(void *arg, const char *d, size_t n)
 			if ((unsigned char)d[i] != pat(c->seen + (int64_t)i))
 				c->mismatch++;
 	} else {
-		size_t k = n < sizeof c->text - 1 - c->tlen ?
-			   n : sizeof c->text - 1 - c->tlen;
+		size_t k = n < sizeof c->text - 1 - c->tlen
+				   ? n
+				   : sizeof c->text - 1 - c->tlen;
 		memcpy(c->text + c->tlen, d, k);
 		c->tlen += k;
 		c->text[c->tlen] = '\0';
@@ -876,8 +899,8 @@ static int cap_data(void *arg, const char *d, size_t n)
 		if (c->resume_inside)
 			gl_fetch_resume(c->job);
 		else
-			event_base_once(c->t->base, -1, EV_TIMEOUT, resume_cb, c,
-					&tv);
+			event_base_once(c->t->base, -1, EV_TIMEOUT, resume_cb,
+					c, &tv);
 		return 1;
 	}
 	return 0;
@@ -942,7 +965,8 @@ FETCH_CASE(fetch_ok_digests_and_headers, "127.0.0.1/32")
 	CHECK_INT(gl_fetch_active(t->f), 0);
 	/* what the server saw */
 	pthread_mutex_lock(&t->srv.mu);
-	int ua = strstr(t->srv.last_req, "\r\nUser-Agent: glared/0.1\r\n") != NULL;
+	int ua = strstr(t->srv.last_req, "\r\nUser-Agent: glared/0.1\r\n") !=
+		 NULL;
 	int ae = strcasestr(t->srv.last_req, "accept-encoding") != NULL;
 	int ck = strcasestr(t->srv.last_req, "cookie") != NULL;
 	pthread_mutex_unlock(&t->srv.mu);
@@ -1147,7 +1171,8 @@ FETCH_CASE(fetch_redirect_to_file_refused, "127.0.0.1/32")
 	CHECK(run_until(t, &c.done, 1, 5));
 	CHECK(!c.res.ok);
 	CHECK_INT(c.res.err.status, 400);
-	CHECK_STR(c.res.err.msg, "remote server redirected to a file URL, which "
+	CHECK_STR(c.res.err.msg,
+		  "remote server redirected to a file URL, which "
 		  "is not http or https");
 	CHECK_INT(c.seen, 0);
 }
@@ -1169,7 +1194,8 @@ FETCH_CASE(fetch_invalid_urls, "127.0.0.1/32")
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&err, 0, sizeof err);
 		if (gl_fetch_start(t->f, bad[i], NULL, NULL, cap_done, &c,
-				   &err) || err.status != 400) {
+				   &err) ||
+		    err.status != 400) {
 			unit_failed = 1;
 			snprintf(unit_msg, sizeof unit_msg,
 				 "'%s' was not rejected with 400", bad[i]);

@@ -152,14 +152,13 @@ static int read_response(int fd, char *buf, size_t len)
 		buf[got] = '\0';
 		char *body = strstr(buf, "\r\n\r\n");
 		char *cl = strstr(buf, "Content-Length: ");
-		if (body && cl && (size_t)(buf + got - body - 4) >=
-					  (size_t)atol(cl + 16))
+		if (body && cl &&
+		    (size_t)(buf + got - body - 4) >= (size_t)atol(cl + 16))
 			break;
 	}
 	buf[got] = '\0';
 	return (int)got;
 }
-
 
 #define GIB2 (2LL << 30)
 
@@ -173,17 +172,18 @@ static int stream(srv *s, int chunked, int64_t total, char *resp, size_t rlen)
 	if (fd < 0)
 		return -1;
 	memset(buf, 'z', sizeof buf);
-	snprintf(head, sizeof head,
-		 "PUT /x HTTP/1.1\r\nHost: t\r\n%s\r\n\r\n",
+	snprintf(head, sizeof head, "PUT /x HTTP/1.1\r\nHost: t\r\n%s\r\n\r\n",
 		 chunked ? "Transfer-Encoding: chunked" : "");
 	if (!chunked)
 		snprintf(head, sizeof head,
 			 "PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: %lld"
-			 "\r\n\r\n", (long long)total);
+			 "\r\n\r\n",
+			 (long long)total);
 	if (send_all(fd, head, strlen(head)))
 		goto fail;
 	while (left > 0) {
-		size_t n = left > (int64_t)sizeof buf ? sizeof buf : (size_t)left;
+		size_t n = left > (int64_t)sizeof buf ? sizeof buf
+						      : (size_t)left;
 		if (chunked) {
 			char cl[32];
 			snprintf(cl, sizeof cl, "%zx\r\n", n);
@@ -219,8 +219,14 @@ static void stream_child(int chunked)
 	srv_stop(&s);
 }
 
-UNIT_TEST(child_stream_cl) { stream_child(0); }
-UNIT_TEST(child_stream_chunked) { stream_child(1); }
+UNIT_TEST(child_stream_cl)
+{
+	stream_child(0);
+}
+UNIT_TEST(child_stream_chunked)
+{
+	stream_child(1);
+}
 
 static int run_child(const char *name, long *rss_kb)
 {
@@ -332,8 +338,10 @@ static int status_when_split(const char *in, size_t piece)
 
 	gl_http_limits_default(&lim);
 	hs = gl_http_server_new(b, &lim, pair_dispatch, on_error, &s);
-	if (bufferevent_pair_new(b, BEV_OPT_CLOSE_ON_FREE |
-				 BEV_OPT_DEFER_CALLBACKS, pair) < 0)
+	if (bufferevent_pair_new(b,
+				 BEV_OPT_CLOSE_ON_FREE |
+					 BEV_OPT_DEFER_CALLBACKS,
+				 pair) < 0)
 		return -2;
 	gl_http_server_adopt(hs, pair[0], NULL);
 	bufferevent_enable(pair[1], EV_READ | EV_WRITE);
@@ -363,7 +371,8 @@ UNIT_TEST(head_checks_hold_over_split_reads)
 		{ "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 204 },
 		{ "\r\nGET / HTTP/1.1\nHost: x\n\n", 204 },
 		{ "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"
-		  "\r\n", 200 },
+		  "\r\n",
+		  200 },
 		{ "GET / HTTP/1.1\r\nHost: x\r\nX: 1\r\n 2\r\n\r\n", 400 },
 		{ "GET / HTTP/1.1\r\n Host: x\r\n\r\n", 400 },
 		{ "GET / HTTP/1.1\r\nHost: x\rX: 1\r\n\r\n", 400 },
@@ -373,7 +382,8 @@ UNIT_TEST(head_checks_hold_over_split_reads)
 		  400 },
 		/* a body that looks like a folded line is a body */
 		{ "PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n"
-		  "\n x\r", 200 },
+		  "\n x\r",
+		  200 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		for (size_t piece = 1; piece <= 7; piece += 3) {
@@ -382,7 +392,8 @@ UNIT_TEST(head_checks_hold_over_split_reads)
 				unit_failed = 1;
 				snprintf(unit_msg, sizeof unit_msg,
 					 "case %zu in %zu-byte pieces: %d, want "
-					 "%d", i, piece, got, cases[i].status);
+					 "%d",
+					 i, piece, got, cases[i].status);
 				return;
 			}
 		}

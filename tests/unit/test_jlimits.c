@@ -64,14 +64,14 @@ UNIT_TEST(scan_limits)
 {
 	gl_err err;
 
-	CHECK(scan("[1,2,3,4,5,6,7,8,9]", &err) == 0);     /* 10 values */
+	CHECK(scan("[1,2,3,4,5,6,7,8,9]", &err) == 0); /* 10 values */
 	CHECK(scan("[1,2,3,4,5,6,7,8,9,10]", &err) < 0);
 	CHECK_INT(err.status, 400);
 	CHECK(strstr(err.msg, "more than 10 values"));
 	/* keys are not values; strings hide their commas and brackets */
-	CHECK(scan("{\"a\":1,\"b\":2,\"c\":3,\"d\":[\"[,,,,,,,,,,,]\"]}", &err)
-	      == 0);
-	CHECK(scan("[[[[1]]]]", &err) == 0);                 /* depth 4 */
+	CHECK(scan("{\"a\":1,\"b\":2,\"c\":3,\"d\":[\"[,,,,,,,,,,,]\"]}",
+		   &err) == 0);
+	CHECK(scan("[[[[1]]]]", &err) == 0); /* depth 4 */
 	CHECK(scan("[[[[[1]]]]]", &err) < 0);
 	CHECK(strstr(err.msg, "deeper than 4 levels"));
 	CHECK(scan("{\"a\":{\"b\":{\"c\":{\"d\":{}}}}}", &err) < 0);
@@ -119,23 +119,37 @@ static const gl_type TY = { .name = "t" };
 
 UNIT_TEST(field_limits)
 {
-	gl_field str = { .name = "s", .kind = GK_STRING, .max_length = 3,
-			 .max_items = -1, .elem_max_length = -1 };
-	gl_field list = { .name = "l", .kind = GK_LIST, .elem = GK_STRING,
-			  .max_items = 2, .elem_max_length = 2,
+	gl_field str = { .name = "s",
+			 .kind = GK_STRING,
+			 .max_length = 3,
+			 .max_items = -1,
+			 .elem_max_length = -1 };
+	gl_field list = { .name = "l",
+			  .kind = GK_LIST,
+			  .elem = GK_STRING,
+			  .max_items = 2,
+			  .elem_max_length = 2,
 			  .max_length = -1 };
-	gl_field dict = { .name = "d", .kind = GK_DICT, .elem = GK_STRING,
-			  .max_keys = 2, .max_key_length = 2,
-			  .elem_max_length = 1, .max_items = -1,
+	gl_field dict = { .name = "d",
+			  .kind = GK_DICT,
+			  .elem = GK_STRING,
+			  .max_keys = 2,
+			  .max_key_length = 2,
+			  .elem_max_length = 1,
+			  .max_items = -1,
 			  .max_length = -1 };
-	gl_field ints = { .name = "i", .kind = GK_LIST, .elem = GK_INTEGER,
-			  .max_items = 1, .elem_max_length = -1,
+	gl_field ints = { .name = "i",
+			  .kind = GK_LIST,
+			  .elem = GK_INTEGER,
+			  .max_items = 1,
+			  .elem_max_length = -1,
 			  .max_length = -1 };
 	gl_err err = { 0 };
 	json_t *v;
 
-#define FIELD(f, text) gl_jlimits_field(&TY, &(f), v = json_loads(text, \
-				JSON_DECODE_ANY, NULL), &err)
+#define FIELD(f, text)                                                        \
+	gl_jlimits_field(&TY, &(f),                                           \
+			 v = json_loads(text, JSON_DECODE_ANY, NULL), &err)
 	/* characters, not bytes, as the type runtime counts */
 	CHECK(FIELD(str, "\"\xc3\xa9\xc3\xa9\xc3\xa9\"") == 0);
 	json_decref(v);
@@ -174,12 +188,17 @@ UNIT_TEST(field_limits)
 UNIT_TEST(utf8_repair)
 {
 	size_t n;
-	char *r = gl_utf8_repair("a\xff" "b\xc3\xa9\xe2\x82", 7, &n);
+	char *r = gl_utf8_repair("a\xff"
+				 "b\xc3\xa9\xe2\x82",
+				 7, &n);
 
 	CHECK(r);
 	/* each bad byte becomes U+FFFD; good sequences stay */
 	CHECK_INT(n, 1 + 3 + 1 + 2 + 3 + 3);
-	CHECK(!memcmp(r, "a\xef\xbf\xbd" "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd", n));
+	CHECK(!memcmp(r,
+		      "a\xef\xbf\xbd"
+		      "b\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd",
+		      n));
 	CHECK(gl_utf8_valid(r, n, 1));
 	free(r);
 	r = gl_utf8_repair("x\0y", 3, &n); /* NUL is valid UTF-8: kept */

@@ -28,7 +28,8 @@ static const char *run(const char *doc, const char *patch,
 	} else if (gl_jpatch_apply(d, p, lim, &err) < 0) {
 		snprintf(out, n, "ERR %d %.400s", err.status, err.msg);
 	} else {
-		s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+		s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS |
+					  JSON_ENCODE_ANY);
 		snprintf(out, n, "%s", s);
 		free(s);
 	}
@@ -44,7 +45,7 @@ static const char *run(const char *doc, const char *patch,
 		if (strcmp(g_, w_) != 0) {                                    \
 			unit_failed = 1;                                      \
 			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: \"%.200s\" vs \"%.200s\"", __FILE__,  \
+				 "%s:%d: \"%.200s\" vs \"%.200s\"", __FILE__, \
 				 __LINE__, g_, w_);                           \
 			return;                                               \
 		}                                                             \
@@ -64,14 +65,16 @@ static const char *run(const char *doc, const char *patch,
 			unit_failed = 1;                                      \
 			snprintf(unit_msg, sizeof unit_msg,                   \
 				 "%s:%d: got \"%.300s\", want 400 with "      \
-				 "\"%.100s\"", __FILE__, __LINE__, o_, part); \
+				 "\"%.100s\"",                                \
+				 __FILE__, __LINE__, o_, part);               \
 			return;                                               \
 		}                                                             \
 	} while (0)
 
 UNIT_TEST(operations)
 {
-	CHECK_RUN("{\"a\":1}", "[{\"op\":\"add\",\"path\":\"/b\",\"value\":[1]}]",
+	CHECK_RUN("{\"a\":1}",
+		  "[{\"op\":\"add\",\"path\":\"/b\",\"value\":[1]}]",
 		  "{\"a\":1,\"b\":[1]}");
 	CHECK_RUN("{\"a\":[1,2]}",
 		  "[{\"op\":\"add\",\"path\":\"/a/-\",\"value\":3},"
@@ -89,7 +92,8 @@ UNIT_TEST(operations)
 	/* "~1" is "/", "~0" is "~" */
 	CHECK_RUN("{\"a/b\":1,\"c~d\":2}",
 		  "[{\"op\":\"replace\",\"path\":\"/a~1b\",\"value\":3},"
-		  "{\"op\":\"remove\",\"path\":\"/c~0d\"}]", "{\"a/b\":3}");
+		  "{\"op\":\"remove\",\"path\":\"/c~0d\"}]",
+		  "{\"a/b\":3}");
 	/* a move to its own place changes nothing */
 	CHECK_RUN("{\"a\":[1,2,3]}",
 		  "[{\"op\":\"move\",\"from\":\"/a/2\",\"path\":\"/a/2\"}]",
@@ -109,8 +113,8 @@ UNIT_TEST(errors)
 		    "unknown op");
 	CHECK_FAILS("{}", "[{\"op\":\"add\",\"path\":\"/a\"}]", NULL,
 		    "'value' is missing");
-	CHECK_FAILS("{}", "[{\"op\":\"add\",\"path\":\"a\",\"value\":1}]", NULL,
-		    "invalid path");
+	CHECK_FAILS("{}", "[{\"op\":\"add\",\"path\":\"a\",\"value\":1}]",
+		    NULL, "invalid path");
 	CHECK_FAILS("{}", "[{\"op\":\"remove\",\"path\":\"/a\"}]", NULL,
 		    "does not exist");
 	CHECK_FAILS("{\"a\":[1]}",
@@ -122,8 +126,9 @@ UNIT_TEST(errors)
 	CHECK_FAILS("{\"a\":{\"b\":1}}",
 		    "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/a/b/c\"}]",
 		    NULL, "into itself");
-	CHECK_FAILS("{\"a\":1}", "[{\"op\":\"test\",\"path\":\"/a\",\"value\":2}]",
-		    NULL, "Test of '/a' failed");
+	CHECK_FAILS("{\"a\":1}",
+		    "[{\"op\":\"test\",\"path\":\"/a\",\"value\":2}]", NULL,
+		    "Test of '/a' failed");
 	CHECK_FAILS("{\"a\":1}",
 		    "[{\"op\":\"add\",\"path\":\"/a/b\",\"value\":2}]", NULL,
 		    "does not point into a list or a dict");
@@ -142,7 +147,8 @@ UNIT_TEST(doubling_is_bounded)
 	for (int i = 0; i < 30; i++)
 		n += (size_t)snprintf(patch + n, sizeof patch - n,
 				      "%s{\"op\":\"copy\",\"from\":\"/l\","
-				      "\"path\":\"/l/-\"}", i ? "," : "");
+				      "\"path\":\"/l/-\"}",
+				      i ? "," : "");
 	snprintf(patch + n, sizeof patch - n, "]");
 	CHECK(strlen(patch) < 1500);
 	run("{\"l\":[\"a\"]}", patch, NULL, out, sizeof out);
@@ -158,17 +164,21 @@ UNIT_TEST(budgets)
 	lim.max_values = 6;
 	CHECK_FAILS("{\"a\":[1,2,3]}",
 		    "[{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/b\"},"
-		    "{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/c\"}]", &lim,
+		    "{\"op\":\"copy\",\"from\":\"/a\",\"path\":\"/c\"}]",
+		    &lim,
 		    "Operation 1: the patch would create more than 6 values");
 	/* bytes of text: strings and keys */
 	lim = gl_jpatch_defaults;
 	lim.max_bytes = 10;
 	CHECK_FAILS("{\"s\":\"12345678\"}",
 		    "[{\"op\":\"copy\",\"from\":\"/s\",\"path\":\"/t\"},"
-		    "{\"op\":\"copy\",\"from\":\"/s\",\"path\":\"/u\"}]", &lim,
+		    "{\"op\":\"copy\",\"from\":\"/s\",\"path\":\"/u\"}]",
+		    &lim,
 		    "Operation 1: the patch would create more than 10 bytes");
-	CHECK_FAILS("{}", "[{\"op\":\"add\",\"path\":\"/t\","
-		    "\"value\":{\"0123456789x\":1}}]", &lim, "10 bytes");
+	CHECK_FAILS("{}",
+		    "[{\"op\":\"add\",\"path\":\"/t\","
+		    "\"value\":{\"0123456789x\":1}}]",
+		    &lim, "10 bytes");
 	/* depth: where a value lands counts, not only the value */
 	lim = gl_jpatch_defaults;
 	lim.max_depth = 3;
@@ -181,22 +191,23 @@ UNIT_TEST(budgets)
 	{
 		char o[512];
 		CHECK_SAME(run("{\"a\":{\"b\":{}}}",
-			      "[{\"op\":\"add\",\"path\":\"/a/b/c\","
-			      "\"value\":1}]", &lim, o, sizeof o),
-			  "{\"a\":{\"b\":{\"c\":1}}}");
+			       "[{\"op\":\"add\",\"path\":\"/a/b/c\","
+			       "\"value\":1}]",
+			       &lim, o, sizeof o),
+			   "{\"a\":{\"b\":{\"c\":1}}}");
 	}
 	/* operations */
 	lim = gl_jpatch_defaults;
 	lim.max_ops = 2;
-	CHECK_FAILS("{}", "[{\"op\":\"add\",\"path\":\"/a\",\"value\":1},"
+	CHECK_FAILS("{}",
+		    "[{\"op\":\"add\",\"path\":\"/a\",\"value\":1},"
 		    "{\"op\":\"add\",\"path\":\"/b\",\"value\":1},"
-		    "{\"op\":\"add\",\"path\":\"/c\",\"value\":1}]", &lim,
-		    "3 operations; at most 2");
+		    "{\"op\":\"add\",\"path\":\"/c\",\"value\":1}]",
+		    &lim, "3 operations; at most 2");
 }
 
 /* The caller's check runs after each changing step, with the field. */
-static int at_most_two(void *ctx, json_t *doc, const char *field,
-		       gl_err *err)
+static int at_most_two(void *ctx, json_t *doc, const char *field, gl_err *err)
 {
 	int *calls = ctx;
 
@@ -216,18 +227,18 @@ UNIT_TEST(step_check)
 	/* over the limit in the middle, back under it at the end: refused */
 	CHECK_FAILS("{\"l\":[1,2]}",
 		    "[{\"op\":\"add\",\"path\":\"/l/-\",\"value\":3},"
-		    "{\"op\":\"remove\",\"path\":\"/l/0\"}]", &lim,
-		    "l: too many");
+		    "{\"op\":\"remove\",\"path\":\"/l/0\"}]",
+		    &lim, "l: too many");
 	CHECK_INT(calls, 1);
 	calls = 0;
 	{
 		char o[256];
 		CHECK_SAME(run("{\"l\":[1,2]}",
-			      "[{\"op\":\"remove\",\"path\":\"/l/0\"},"
-			      "{\"op\":\"test\",\"path\":\"/l/0\",\"value\":2},"
-			      "{\"op\":\"add\",\"path\":\"/l/-\",\"value\":3}]",
-			      &lim, o, sizeof o),
-			  "{\"l\":[2,3]}");
+			       "[{\"op\":\"remove\",\"path\":\"/l/0\"},"
+			       "{\"op\":\"test\",\"path\":\"/l/0\",\"value\":2},"
+			       "{\"op\":\"add\",\"path\":\"/l/-\",\"value\":3}]",
+			       &lim, o, sizeof o),
+			   "{\"l\":[2,3]}");
 	}
 	CHECK_INT(calls, 2); /* not for test */
 }

@@ -50,12 +50,32 @@ static int same_as_dump(const json_t *j)
 
 UNIT_TEST(jtext_reals_as_jansson)
 {
-	static const double fixed[] = {
-		0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1.5, 100.0, 1e15, 1e16, 1e17,
-		1e21, 1e22, 1e100, 1e300, 1.7976931348623157e308, 5e-324,
-		2.2250738585072014e-308, 1e-5, 1e-7, 123456789012345678.0,
-		9007199254740993.0, 3.141592653589793, -2.5e-10, 4.35, 0.3
-	};
+	static const double fixed[] = { 0.0,
+					-0.0,
+					1.0,
+					-1.0,
+					0.1,
+					0.5,
+					1.5,
+					100.0,
+					1e15,
+					1e16,
+					1e17,
+					1e21,
+					1e22,
+					1e100,
+					1e300,
+					1.7976931348623157e308,
+					5e-324,
+					2.2250738585072014e-308,
+					1e-5,
+					1e-7,
+					123456789012345678.0,
+					9007199254740993.0,
+					3.141592653589793,
+					-2.5e-10,
+					4.35,
+					0.3 };
 	uint64_t x = 0x9e3779b97f4a7c15ULL;
 
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
@@ -91,7 +111,8 @@ UNIT_TEST(jtext_values_as_jansson)
 		"\"neg\": -9223372036854775808, \"f\": 2.5, \"n\": null, "
 		"\"t\": true, \"fa\": false, \"e\": {}, \"ea\": [], "
 		"\"nest\": {\"l\": [1, [2, {\"k\": [null]}], \"x\"]}, "
-		"\"\\u00fc\\n\": 1}", JSON_ALLOW_NUL, NULL);
+		"\"\\u00fc\\n\": 1}",
+		JSON_ALLOW_NUL, NULL);
 
 	CHECK(j);
 	CHECK(same_as_dump(j));
@@ -129,11 +150,16 @@ static int iso_same(int64_t us)
 UNIT_TEST(iso8601_us_as_strftime)
 {
 	static const int64_t edges[] = {
-		0, 1, 999999, 1000000, 86399999999LL, 86400000000LL,
-		951782400000000LL,        /* 2000-02-29 */
-		951868799999999LL,        /* 2000-02-29T23:59:59.999999 */
-		4107542400000000LL,       /* 2100-03-01 */
-		253402300799999999LL,     /* 9999-12-31T23:59:59.999999 */
+		0,
+		1,
+		999999,
+		1000000,
+		86399999999LL,
+		86400000000LL,
+		951782400000000LL,    /* 2000-02-29 */
+		951868799999999LL,    /* 2000-02-29T23:59:59.999999 */
+		4107542400000000LL,   /* 2100-03-01 */
+		253402300799999999LL, /* 9999-12-31T23:59:59.999999 */
 	};
 	uint64_t x = 88172645463325252ULL;
 
@@ -223,27 +249,38 @@ UNIT_TEST(lua_write_as_to)
 	lfx f;
 
 	CHECK(lfx_open(&f));
-	CHECK(lua_same(&f, "return {a = 1, b = 'x', c = true, d = false, "
-			   "e = NULL, f = 2.5, g = -0.0, h = 1e300}", 1));
-	CHECK(lua_same(&f, "return {s = 'caf\\u{e9} \\u{6f22} \\u{1f600}', "
-			   "esc = 'q\" b\\\\ s/ \\b\\f\\n\\r\\t \\1\\31\\127', "
-			   "nul = 'a\\0b', ['\\u{fc}\\n'] = 'k'}", 1));
-	CHECK(lua_same(&f, "return {big = math.maxinteger, "
-			   "small = math.mininteger, f = 0.1, g = 2^53, "
-			   "h = 123456789012345678.0, i = 1e-7}", 1));
-	CHECK(lua_same(&f, "return {l = {1, {2, {k = {NULL}}}, 'x'}, "
-			   "e = {}, ea = setmetatable({}, AMT), "
-			   "eo = setmetatable({}, OMT), "
-			   "holes = setmetatable({1, nil, 3}, AMT), "
-			   "num = setmetatable({[1] = 'a', [2] = 'b'}, OMT)}",
+	CHECK(lua_same(&f,
+		       "return {a = 1, b = 'x', c = true, d = false, "
+		       "e = NULL, f = 2.5, g = -0.0, h = 1e300}",
+		       1));
+	CHECK(lua_same(&f,
+		       "return {s = 'caf\\u{e9} \\u{6f22} \\u{1f600}', "
+		       "esc = 'q\" b\\\\ s/ \\b\\f\\n\\r\\t \\1\\31\\127', "
+		       "nul = 'a\\0b', ['\\u{fc}\\n'] = 'k'}",
+		       1));
+	CHECK(lua_same(&f,
+		       "return {big = math.maxinteger, "
+		       "small = math.mininteger, f = 0.1, g = 2^53, "
+		       "h = 123456789012345678.0, i = 1e-7}",
+		       1));
+	CHECK(lua_same(&f,
+		       "return {l = {1, {2, {k = {NULL}}}, 'x'}, "
+		       "e = {}, ea = setmetatable({}, AMT), "
+		       "eo = setmetatable({}, OMT), "
+		       "holes = setmetatable({1, nil, 3}, AMT), "
+		       "num = setmetatable({[1] = 'a', [2] = 'b'}, OMT)}",
 		       0)); /* a marked object with integer keys: refused */
-	CHECK(lua_same(&f, "return {l = {1, {2, {k = {NULL}}}, 'x'}, "
-			   "e = {}, ea = setmetatable({}, AMT), "
-			   "eo = setmetatable({}, OMT), "
-			   "holes = setmetatable({1, nil, 3}, AMT)}", 1));
-	CHECK(lua_same(&f, "local t = {} for i = 1, 200 do "
-			   "t['k' .. i] = {i, i * 0.5, tostring(i)} end "
-			   "return t", 1));
+	CHECK(lua_same(&f,
+		       "return {l = {1, {2, {k = {NULL}}}, 'x'}, "
+		       "e = {}, ea = setmetatable({}, AMT), "
+		       "eo = setmetatable({}, OMT), "
+		       "holes = setmetatable({1, nil, 3}, AMT)}",
+		       1));
+	CHECK(lua_same(&f,
+		       "local t = {} for i = 1, 200 do "
+		       "t['k' .. i] = {i, i * 0.5, tostring(i)} end "
+		       "return t",
+		       1));
 	CHECK(lua_same(&f, "return {1, 2, 3}", 1));
 	CHECK(lua_same(&f, "return 'top'", 1));
 	CHECK(lua_same(&f, "return nil", 1));
@@ -257,19 +294,24 @@ UNIT_TEST(lua_write_as_to)
 	CHECK(lua_same(&f, "return {a = 1/0}", 0));
 	CHECK(lua_same(&f, "return {[1] = 'a', x = 'b'}", 0));
 	CHECK(lua_same(&f, "local t = {} t.self = t return t", 0));
-	CHECK(lua_same(&f, "local t = {} for i = 1, 80 do t = {t} end "
-			   "return t", 0));
-	CHECK(lua_same(&f, "local s = {} for i = 1, 1000 do s[i] = i end "
-			   "local t = {} for i = 1, 300 do t[i] = s end "
-			   "return t", 0)); /* past the node budget */
-	CHECK(lua_same(&f, "local s = string.rep('x', 1 << 20) "
-			   "local t = {} for i = 1, 20 do t[i] = s end "
-			   "return t", 0)); /* past the byte budget */
+	CHECK(lua_same(&f,
+		       "local t = {} for i = 1, 80 do t = {t} end "
+		       "return t",
+		       0));
+	CHECK(lua_same(&f,
+		       "local s = {} for i = 1, 1000 do s[i] = i end "
+		       "local t = {} for i = 1, 300 do t[i] = s end "
+		       "return t",
+		       0)); /* past the node budget */
+	CHECK(lua_same(&f,
+		       "local s = string.rep('x', 1 << 20) "
+		       "local t = {} for i = 1, 20 do t[i] = s end "
+		       "return t",
+		       0)); /* past the byte budget */
 	/* a key with a NUL: jansson keeps it up to the NUL; two such keys
 	 * are one */
 	CHECK(lua_same(&f, "return {['a\\0b'] = 1, c = 2}", 1));
-	CHECK(lua_same(&f, "return {['a\\0b'] = 1, ['a\\0c'] = 2, a = 3}",
-		       1));
+	CHECK(lua_same(&f, "return {['a\\0b'] = 1, ['a\\0c'] = 2, a = 3}", 1));
 	lua_close(f.L);
 }
 
@@ -277,8 +319,8 @@ UNIT_TEST(lua_write_as_to)
 
 typedef unit_engine efx;
 
-static int create(efx *f, const char *type, const char *body_json,
-		  char *id, size_t idlen)
+static int create(efx *f, const char *type, const char *body_json, char *id,
+		  size_t idlen)
 {
 	json_error_t je;
 	json_t *body = json_loads(body_json, 0, &je), *out = NULL;
@@ -308,7 +350,8 @@ static int blob(efx *f, const char *id, const char *field, const char *key,
 	int rc = -1;
 
 	if (rec && gl_meta_begin(f->e->meta, &f->err) == 0) {
-		rc = gl_meta_blob_set(f->e->meta, id, field, key, rec, &f->err);
+		rc = gl_meta_blob_set(f->e->meta, id, field, key, rec,
+				      &f->err);
 		if (gl_meta_commit(f->e->meta, &f->err) < 0)
 			rc = -1;
 	}
@@ -342,9 +385,10 @@ static int list_same(efx *f, const char *type, const char *q)
 	if (rc1 == 0)
 		want = json_dumps(out, DUMP_FLAGS);
 	ok = rc1 == rc2 && (rc1 < 0 ? !strcmp(e1.msg, e2.msg) && !b.p
-			    : want && b.p && !strcmp(want, b.p));
+				    : want && b.p && !strcmp(want, b.p));
 	if (!ok)
-		fprintf(stderr, "%s?%s\n  jansson: %s (%s)\n  text:    %s (%s)\n",
+		fprintf(stderr,
+			"%s?%s\n  jansson: %s (%s)\n  text:    %s (%s)\n",
 			type, q, want ? want : "-", e1.msg, b.p ? b.p : "-",
 			e2.msg);
 	/* the listing is not empty when it should not be */
@@ -373,17 +417,19 @@ static int shows_same(efx *f, const char *type)
 		char *want = NULL, *row = json_dumps(a, DUMP_FLAGS);
 		int ok;
 
-		ok = gl_art_show(f->e, &f->ctx, type, id, &out, &f->err) == 0 &&
-		     gl_art_show_text(f->e, &f->ctx, type, id, &b,
-				      &f->err) == 0;
+		ok = gl_art_show(f->e, &f->ctx, type, id, &out, &f->err) ==
+			     0 &&
+		     gl_art_show_text(f->e, &f->ctx, type, id, &b, &f->err) ==
+			     0;
 		if (ok)
 			want = json_dumps(out, DUMP_FLAGS);
 		ok = ok && want && b.p && row && !strcmp(want, b.p) &&
 		     !strcmp(want, row);
 		if (!ok)
-			fprintf(stderr, "show %s/%s\n  jansson: %s\n  text:    "
-				"%s\n  listed:  %s\n", type, id,
-				want ? want : "-", b.p ? b.p : "-",
+			fprintf(stderr,
+				"show %s/%s\n  jansson: %s\n  text:    "
+				"%s\n  listed:  %s\n",
+				type, id, want ? want : "-", b.p ? b.p : "-",
 				row ? row : "-");
 		free(want);
 		free(row);
@@ -414,7 +460,6 @@ UNIT_TEST(listing_text_as_jansson)
 		"\"dict_of_int\": {\"a\": 1}, \"tags\": [\"t1\", \"\\u00e9t\\u00e9\"], "
 		"\"description\": \"line1\\nline2\"}";
 
-
 	if (!unit_engine_open(&f, "images,sample_artifact")) {
 		fprintf(stderr, "engine: %s\n", f.err.msg);
 		unit_engine_close(&f);
@@ -425,7 +470,8 @@ UNIT_TEST(listing_text_as_jansson)
 		     "{\"name\": \"plain\", \"float1\": 2.5, \"float2\": -0.0, "
 		     "\"int1\": 7, \"str1\": \"s\", \"dict_validators\": {\"abc\": \"x\"}}",
 		     id2, sizeof id2) == 0);
-	CHECK(create(&f, "sample_artifact", "{\"name\": \"nulls\", "
+	CHECK(create(&f, "sample_artifact",
+		     "{\"name\": \"nulls\", "
 		     "\"float1\": null, \"str1\": null, \"int1\": 12}",
 		     NULL, 0) == 0);
 	CHECK(blob(&f, id, "blob", "",
@@ -447,7 +493,8 @@ UNIT_TEST(listing_text_as_jansson)
 	CHECK(create(&f, "images",
 		     "{\"name\": \"img \\u00e9\\\"\", \"container_format\": \"bare\", "
 		     "\"disk_format\": \"raw\", \"min_ram\": 512, "
-		     "\"tags\": [\"x\", \"y\"]}", id, sizeof id) == 0);
+		     "\"tags\": [\"x\", \"y\"]}",
+		     id, sizeof id) == 0);
 	CHECK(blob(&f, id, "image", "",
 		   "{\"status\": \"active\", \"size\": 1048576, \"md5\": \"m\", "
 		   "\"sha1\": \"s1\", \"sha256\": \"s256\", \"external\": false, "

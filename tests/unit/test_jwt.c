@@ -55,15 +55,18 @@ static char *jwk(EVP_PKEY *k, const char *kid, const char *extra)
 	if (EVP_PKEY_is_a(k, "RSA")) {
 		a = bn_b64(k, OSSL_PKEY_PARAM_RSA_N, 0);
 		b = bn_b64(k, OSSL_PKEY_PARAM_RSA_E, 0);
-		snprintf(out, 4096, "{\"kty\":\"RSA\",\"kid\":\"%s\",\"n\":\"%s\","
-			 "\"e\":\"%s\"%s}", kid, a, b, extra ? extra : "");
+		snprintf(out, 4096,
+			 "{\"kty\":\"RSA\",\"kid\":\"%s\",\"n\":\"%s\","
+			 "\"e\":\"%s\"%s}",
+			 kid, a, b, extra ? extra : "");
 	} else {
 		int bits = EVP_PKEY_get_bits(k), sz = (bits + 7) / 8;
 		a = bn_b64(k, OSSL_PKEY_PARAM_EC_PUB_X, sz);
 		b = bn_b64(k, OSSL_PKEY_PARAM_EC_PUB_Y, sz);
-		snprintf(out, 4096, "{\"kty\":\"EC\",\"kid\":\"%s\",\"crv\":\"%s\","
-			 "\"x\":\"%s\",\"y\":\"%s\"%s}", kid,
-			 bits == 256 ? "P-256" : "P-384", a, b,
+		snprintf(out, 4096,
+			 "{\"kty\":\"EC\",\"kid\":\"%s\",\"crv\":\"%s\","
+			 "\"x\":\"%s\",\"y\":\"%s\"%s}",
+			 kid, bits == 256 ? "P-256" : "P-384", a, b,
 			 extra ? extra : "");
 	}
 	free(a);
@@ -158,8 +161,8 @@ static char *token(EVP_PKEY *k, const char *alg, const char *kid)
 	char hdr[200];
 
 	if (kid)
-		snprintf(hdr, sizeof hdr, "{\"alg\":\"%s\",\"kid\":\"%s\"}", alg,
-			 kid);
+		snprintf(hdr, sizeof hdr, "{\"alg\":\"%s\",\"kid\":\"%s\"}",
+			 alg, kid);
 	else
 		snprintf(hdr, sizeof hdr, "{\"alg\":\"%s\"}", alg);
 	return token_with(k, alg, hdr, claims_ok);
@@ -207,13 +210,13 @@ UNIT_TEST(b64url_vectors)
 
 UNIT_TEST(b64url_refuses_bad_input)
 {
-	CHECK(dec_is("Z", NULL));          /* 1 mod 4: no such encoding */
+	CHECK(dec_is("Z", NULL)); /* 1 mod 4: no such encoding */
 	CHECK(dec_is("Zm9vY", NULL));
-	CHECK(dec_is("Zm9v=", NULL));      /* padding is not base64url */
+	CHECK(dec_is("Zm9v=", NULL)); /* padding is not base64url */
 	CHECK(dec_is("Zg==", NULL));
-	CHECK(dec_is("Zm+v", NULL));       /* the standard alphabet */
+	CHECK(dec_is("Zm+v", NULL)); /* the standard alphabet */
 	CHECK(dec_is("Zm/v", NULL));
-	CHECK(dec_is("Zm 9v", NULL));      /* OpenSSL would skip blanks */
+	CHECK(dec_is("Zm 9v", NULL)); /* OpenSSL would skip blanks */
 	CHECK(dec_is("Zm9v\n", NULL));
 	CHECK(dec_is("Zm\x80v", NULL));
 	{
@@ -284,7 +287,7 @@ UNIT_TEST(valid_tokens_verify)
 {
 	static const char *const algs[][3] = {
 		{ "RS256", "r1", "rsa" }, { "PS256", "r1", "rsa" },
-		{ "ES256", "e1", "ec" }, { "ES384", "e3", "ec384" },
+		{ "ES256", "e1", "ec" },  { "ES384", "e3", "ec384" },
 		{ "RS384", "r1", "rsa" },
 	};
 	gl_jwks *set;
@@ -294,8 +297,9 @@ UNIT_TEST(valid_tokens_verify)
 	set = std_set();
 	CHECK(set && set->n == 3 && set->skipped == 0);
 	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
-		EVP_PKEY *k = !strcmp(algs[i][2], "rsa") ? rsa_a
-			      : !strcmp(algs[i][2], "ec") ? ec256 : ec384;
+		EVP_PKEY *k = !strcmp(algs[i][2], "rsa")  ? rsa_a
+			      : !strcmp(algs[i][2], "ec") ? ec256
+							  : ec384;
 		char *t = token(k, algs[i][0], algs[i][1]);
 		int rc = check(t, set, why, sizeof why);
 		free(t);
@@ -333,7 +337,8 @@ UNIT_TEST(wrong_key_and_unknown_kid)
 	/* PKCS#1 signature presented as PSS: the header is signed too, so
 	 * rewrite the header and keep the signature */
 	{
-		char *good = token(rsa_a, "RS256", "r1"), *sig = strrchr(good, '.');
+		char *good = token(rsa_a, "RS256", "r1"),
+		     *sig = strrchr(good, '.');
 		const char *ph = "{\"alg\":\"PS256\",\"kid\":\"r1\"}";
 		char *h = gl_b64url_encode((const unsigned char *)ph,
 					   strlen(ph));
@@ -450,17 +455,19 @@ UNIT_TEST(malformed_and_huge_tokens)
 			"{\"sub\":", "",
 		};
 		/* clang-format on */
-		char *h = gl_b64url_encode((const unsigned char *)
-					   "{\"alg\":\"RS256\"}", 15);
+		char *h = gl_b64url_encode((const unsigned char
+						    *)"{\"alg\":\"RS256\"}",
+					   15);
 		for (size_t i = 0; i < 5; i++) {
-			char *c = gl_b64url_encode(
-				(const unsigned char *)bad_claims[i],
-				strlen(bad_claims[i]));
+			char *c = gl_b64url_encode((const unsigned char *)
+							   bad_claims[i],
+						   strlen(bad_claims[i]));
 			char tok[512];
 			int rc;
 			snprintf(tok, sizeof tok, "%s.%s.c2ln", h, c);
 			free(c);
-			rc = gl_jwt_parse(tok, strlen(tok), &t, why, sizeof why);
+			rc = gl_jwt_parse(tok, strlen(tok), &t, why,
+					  sizeof why);
 			if (rc == 0)
 				gl_jwt_free(&t);
 			CHECK(rc < 0);
@@ -504,7 +511,8 @@ UNIT_TEST(truncated_signatures)
 	/* ES256 with a DER signature (what OpenSSL emits, not JWS) */
 	{
 		const char *ph = "{\"alg\":\"ES256\",\"kid\":\"e1\"}";
-		char *h = gl_b64url_encode((const unsigned char *)ph, strlen(ph));
+		char *h = gl_b64url_encode((const unsigned char *)ph,
+					   strlen(ph));
 		char *c = gl_b64url_encode((const unsigned char *)claims_ok,
 					   strlen(claims_ok));
 		char in[2048], tok[4096], *s;

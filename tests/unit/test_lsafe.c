@@ -42,7 +42,8 @@ static int run_lua(lua_State *L, const char *chunk)
 		return 0;
 	}
 	if (lua_type(L, -1) == LUA_TSTRING) {
-		snprintf(unit_msg, sizeof unit_msg, "%.480s", lua_tostring(L, -1));
+		snprintf(unit_msg, sizeof unit_msg, "%.480s",
+			 lua_tostring(L, -1));
 		return 0;
 	}
 	return lua_toboolean(L, -1);
@@ -99,7 +100,8 @@ UNIT_TEST(patterns_match_stock_lua)
 	lua_State *L = new_state(NULL);
 
 	CHECK(load_prelude(L));
-	CHECK_LUA(L,
+	CHECK_LUA(
+		L,
 		"local S = { '', 'a', 'hello world', '  x y  ', 'aaa', 'ab12cd', 'key = value',\n"
 		"  '(foo(bar))baz', 'THE (quick) fox', 'a.b.c', 'x\\0y', '[]]%', 'f(a,b) g(c)',\n"
 		"  '1.2.3-alpha.1+b5', 'aXbXc', '\\n\\t z', 'abcabc', 'hello hello', '%d', 'a-b' }\n"
@@ -139,25 +141,25 @@ UNIT_TEST(pattern_errors_match_stock_lua)
 
 	CHECK(load_prelude(L));
 	CHECK_LUA(L,
-		"local P = { '%', '[a', '[^', '(a', 'a)', '%b', '%ba', '%f', '%fa', '%1', '(a)%2',\n"
-		"  '%0', '(()', ('(a)'):rep(33), '[%', 'a[', '((a)', '[]' }\n"
-		"for _, p in ipairs(P) do for _, s in ipairs({ '', 'a', 'aa(a)' }) do\n"
-		"  for _, f in ipairs({ 'find', 'match', 'gsub' }) do\n"
-		"    local ok, e = same(string, f, s, p, f == 'gsub' and 'x' or nil)\n"
-		"    if not ok then return e end\n"
-		"  end\n"
-		"end end\n"
-		"for _, r in ipairs({ '%', '%x', '%2', 'a%' }) do\n"
-		"  local ok, e = same(string, 'gsub', 'abc', '(b)', r)\n"
-		"  if not ok then return e end\n"
-		"end\n"
-		"local ok, e = same(string, 'gsub', 'abc', 'b', {}, 1)\n"
-		"if not ok then return e end\n"
-		"ok, e = same(string, 'gsub', 'abc', 'b', function() return {} end)\n"
-		"if not ok then return e end\n"
-		"ok, e = same(string, 'gsub', 'abc', 'b', true)\n"
-		"if not ok then return e end\n"
-		"return true\n");
+		  "local P = { '%', '[a', '[^', '(a', 'a)', '%b', '%ba', '%f', '%fa', '%1', '(a)%2',\n"
+		  "  '%0', '(()', ('(a)'):rep(33), '[%', 'a[', '((a)', '[]' }\n"
+		  "for _, p in ipairs(P) do for _, s in ipairs({ '', 'a', 'aa(a)' }) do\n"
+		  "  for _, f in ipairs({ 'find', 'match', 'gsub' }) do\n"
+		  "    local ok, e = same(string, f, s, p, f == 'gsub' and 'x' or nil)\n"
+		  "    if not ok then return e end\n"
+		  "  end\n"
+		  "end end\n"
+		  "for _, r in ipairs({ '%', '%x', '%2', 'a%' }) do\n"
+		  "  local ok, e = same(string, 'gsub', 'abc', '(b)', r)\n"
+		  "  if not ok then return e end\n"
+		  "end\n"
+		  "local ok, e = same(string, 'gsub', 'abc', 'b', {}, 1)\n"
+		  "if not ok then return e end\n"
+		  "ok, e = same(string, 'gsub', 'abc', 'b', function() return {} end)\n"
+		  "if not ok then return e end\n"
+		  "ok, e = same(string, 'gsub', 'abc', 'b', true)\n"
+		  "if not ok then return e end\n"
+		  "return true\n");
 	lua_close(L);
 }
 
@@ -169,27 +171,27 @@ UNIT_TEST(random_patterns_match_stock_lua)
 	/* short subjects and patterns keep the stock matcher's worst case
 	 * small; the alphabet covers every special character */
 	CHECK_LUA(L,
-		"math.randomseed(20240611)\n"
-		"local PA = { 'a', 'b', '.', '%', 'a', '*', '+', '-', '?', '(', ')', '[', ']', '^', '$',\n"
-		"  'd', 'w', 's', '1', 'f', 'b', ' ', '(', ')', 'a' }\n"
-		"local SA = { 'a', 'b', ' ', '(', ')', '1', 'x' }\n"
-		"local function rnd(alpha, n)\n"
-		"  local t = {}\n"
-		"  for i = 1, math.random(0, n) do t[i] = alpha[math.random(#alpha)] end\n"
-		"  return table.concat(t)\n"
-		"end\n"
-		"for _ = 1, 20000 do\n"
-		"  local s, p = rnd(SA, 10), rnd(PA, 7)\n"
-		"  for _, f in ipairs({ 'find', 'match' }) do\n"
-		"    local ok, e = same(string, f, s, p)\n"
-		"    if not ok then return e end\n"
-		"  end\n"
-		"  local ok, e = same(string, 'gsub', s, p, '[%0]')\n"
-		"  if not ok then return e end\n"
-		"  ok, e = same_gmatch(s, p)\n"
-		"  if not ok then return e end\n"
-		"end\n"
-		"return true\n");
+		  "math.randomseed(20240611)\n"
+		  "local PA = { 'a', 'b', '.', '%', 'a', '*', '+', '-', '?', '(', ')', '[', ']', '^', '$',\n"
+		  "  'd', 'w', 's', '1', 'f', 'b', ' ', '(', ')', 'a' }\n"
+		  "local SA = { 'a', 'b', ' ', '(', ')', '1', 'x' }\n"
+		  "local function rnd(alpha, n)\n"
+		  "  local t = {}\n"
+		  "  for i = 1, math.random(0, n) do t[i] = alpha[math.random(#alpha)] end\n"
+		  "  return table.concat(t)\n"
+		  "end\n"
+		  "for _ = 1, 20000 do\n"
+		  "  local s, p = rnd(SA, 10), rnd(PA, 7)\n"
+		  "  for _, f in ipairs({ 'find', 'match' }) do\n"
+		  "    local ok, e = same(string, f, s, p)\n"
+		  "    if not ok then return e end\n"
+		  "  end\n"
+		  "  local ok, e = same(string, 'gsub', s, p, '[%0]')\n"
+		  "  if not ok then return e end\n"
+		  "  ok, e = same_gmatch(s, p)\n"
+		  "  if not ok then return e end\n"
+		  "end\n"
+		  "return true\n");
 	lua_close(L);
 }
 
@@ -198,7 +200,8 @@ UNIT_TEST(table_functions_match_stock_lua)
 	lua_State *L = new_state(NULL);
 
 	CHECK(load_prelude(L));
-	CHECK_LUA(L,
+	CHECK_LUA(
+		L,
 		"local function cmp(lib, fname, mk, ...)\n"
 		"  local t1, t2 = mk(), mk()\n"
 		"  local a = table.pack(pcall(lib and table[fname], t1, ...))\n"
@@ -309,8 +312,8 @@ UNIT_TEST(work_is_charged_and_stopped)
 			break;
 		}
 		if (!strstr(lua_tostring(L, -1), "budget spent")) {
-			snprintf(unit_msg, sizeof unit_msg, "%s: %.200s", hogs[i],
-				 lua_tostring(L, -1));
+			snprintf(unit_msg, sizeof unit_msg, "%s: %.200s",
+				 hogs[i], lua_tostring(L, -1));
 			unit_failed = 1;
 			break;
 		}
@@ -339,8 +342,8 @@ UNIT_TEST(rep_refuses_big_and_empty_loops)
 	CHECK(spent < 10);
 	CHECK(luaL_dostring(L, "return safe.rep('x', 1 << 30)") != LUA_OK);
 	CHECK_TOP(L, "[string \"return safe.rep('x', 1 << 30)\"]:1: "
-				       "string.rep: result of 1073741824 bytes "
-				       "is above the sandbox limit of 1048576");
+		     "string.rep: result of 1073741824 bytes "
+		     "is above the sandbox limit of 1048576");
 	CHECK(luaL_dostring(L, "return safe.rep('x', '1e18', ',')") != LUA_OK);
 	lua_close(L);
 }
@@ -349,19 +352,24 @@ UNIT_TEST(tostring_and_format_hide_addresses)
 {
 	lua_State *L = new_state(NULL);
 
-	CHECK(luaL_dostring(L, "return safe.tostring({}) .. ' ' .. "
-			       "safe.tostring(print) .. ' ' .. "
-			       "safe.tostring(setmetatable({}, { __name = 'x.y' })) .. ' ' .. "
-			       "safe.tostring(setmetatable({}, { __tostring = function() return 'T' end })) .. ' ' .. "
-			       "safe.tostring(1.5) .. ' ' .. safe.tostring(nil)") == LUA_OK);
+	CHECK(luaL_dostring(
+		      L,
+		      "return safe.tostring({}) .. ' ' .. "
+		      "safe.tostring(print) .. ' ' .. "
+		      "safe.tostring(setmetatable({}, { __name = 'x.y' })) .. ' ' .. "
+		      "safe.tostring(setmetatable({}, { __tostring = function() return 'T' end })) .. ' ' .. "
+		      "safe.tostring(1.5) .. ' ' .. safe.tostring(nil)") ==
+	      LUA_OK);
 	CHECK_TOP(L, "table function x.y T 1.5 nil");
-	CHECK(luaL_dostring(L, "return safe.format('%s|%5s|%d|%%|%q', {}, 'ab', 3, 'q')") ==
+	CHECK(luaL_dostring(
+		      L,
+		      "return safe.format('%s|%5s|%d|%%|%q', {}, 'ab', 3, 'q')") ==
 	      LUA_OK);
 	CHECK_TOP(L, "table|   ab|3|%|\"q\"");
 	CHECK(luaL_dostring(L, "return safe.format('%p', {})") != LUA_OK);
 	CHECK_TOP(L, "[string \"return safe.format('%p', {})\"]:1: "
-				       "invalid conversion '%p' to 'format' "
-				       "(addresses are not available in the sandbox)");
+		     "invalid conversion '%p' to 'format' "
+		     "(addresses are not available in the sandbox)");
 	lua_close(L);
 }
 
@@ -371,7 +379,8 @@ UNIT_TEST(random_is_uniform_and_checked)
 	lua_State *L = new_state(&host);
 
 	gl_lsafe_seed(host.rng, 42);
-	CHECK_LUA(L,
+	CHECK_LUA(
+		L,
 		"local n = {}\n"
 		"for i = 1, 6000 do local r = safe.random(1, 6); n[r] = (n[r] or 0) + 1 end\n"
 		"for i = 1, 6 do if (n[i] or 0) < 850 or n[i] > 1150 then return 'skewed ' .. i .. ' ' .. tostring(n[i]) end end\n"

@@ -133,11 +133,13 @@ UNIT_TEST(open_creates_schema)
 	CHECK(fx_open(&f));
 	CHECK_INT(gl_meta_schema_version(f.m), 8);
 	CHECK(stat(f.path, &sb) == 0);
-	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
-			  " type = 'table' AND name IN ('artifacts', 'tags',"
-			  " 'properties', 'blobs', 'quotas', 'blob_data',"
-			  " 'gc_queue', 'cleanup_queue', 'subscriptions',"
-			  " 'outbox', 'quota_usage', 'artifact_counts')"), 12);
+	CHECK_INT(raw_int_path(f.path,
+			       "SELECT count(*) FROM sqlite_schema WHERE"
+			       " type = 'table' AND name IN ('artifacts', 'tags',"
+			       " 'properties', 'blobs', 'quotas', 'blob_data',"
+			       " 'gc_queue', 'cleanup_queue', 'subscriptions',"
+			       " 'outbox', 'quota_usage', 'artifact_counts')"),
+		  12);
 	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), 8);
 	/* WAL is persistent in the file */
 	{
@@ -241,36 +243,46 @@ UNIT_TEST(schema_version_mismatch)
 	/* newer than this build */
 	CHECK(raw_exec(f.path, "PRAGMA user_version = 99") == 0);
 	CHECK(reopen(&f, 0) == NULL);
-	snprintf(want, sizeof want, "database schema is at version 99, newer"
-		 " than this glared supports (%d)", cur);
+	snprintf(want, sizeof want,
+		 "database schema is at version 99, newer"
+		 " than this glared supports (%d)",
+		 cur);
 	CHECK_EQS(f.err.msg, want);
 	CHECK(reopen(&f, 1) == NULL);
 	/* older: version 1 lacks the listing indexes (steps 2..) */
 	CHECK(raw_exec(f.path, to_v1) == 0);
 	CHECK(reopen(&f, 0) == NULL);
-	snprintf(want, sizeof want, "database schema is at version 1, glared"
-		 " needs %d: run 'glared db upgrade'", cur);
+	snprintf(want, sizeof want,
+		 "database schema is at version 1, glared"
+		 " needs %d: run 'glared db upgrade'",
+		 cur);
 	CHECK_EQS(f.err.msg, want);
 	m = reopen(&f, 1);
 	CHECK(m);
 	CHECK_INT(gl_meta_schema_version(m), cur);
 	gl_meta_close(m);
 	CHECK_INT(raw_int_path(f.path, "PRAGMA user_version"), cur);
-	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_schema WHERE"
-			  " name IN ('artifacts_owner', 'artifacts_deleted',"
-			  " 'outbox', 'subscriptions')"), 4);
+	CHECK_INT(raw_int_path(f.path,
+			       "SELECT count(*) FROM sqlite_schema WHERE"
+			       " name IN ('artifacts_owner', 'artifacts_deleted',"
+			       " 'outbox', 'subscriptions')"),
+		  4);
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
 	/* the scope copies (steps 7, 8) come from the artifacts */
 	CHECK_INT(scope_diff(&f), 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
-			  " type_name = 'tests' AND owner = 'p1'"), 1);
+			      " type_name = 'tests' AND owner = 'p1'"),
+		  1);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
-			  " type_name = 'tests' AND status = 'drafted'"), 1);
+			      " type_name = 'tests' AND status = 'drafted'"),
+		  1);
 	/* the planner statistics came back with the steps */
-	CHECK_INT(raw_int_path(f.path, "SELECT count(*) FROM sqlite_stat1 WHERE"
-			  " idx IN ('artifacts_owner', 'artifacts_deleted')"), 2);
+	CHECK_INT(raw_int_path(f.path,
+			       "SELECT count(*) FROM sqlite_stat1 WHERE"
+			       " idx IN ('artifacts_owner', 'artifacts_deleted')"),
+		  2);
 	/* somebody else's database */
 	snprintf(p, sizeof p, "%s/foreign.db", f.dir);
 	CHECK(raw_exec(p, "CREATE TABLE foo (x)") == 0);
@@ -339,11 +351,11 @@ UNIT_TEST(group_commit)
 	CHECK(gl_meta_begin(f.m, &f.err) == 0);
 	for (int i = 0; i < 3000; i++) {
 		snprintf(id, sizeof id, "m%d", i);
-		CHECK(add(f.m, &T, set(mkaf(id, id, "1.0.0", "p1", i),
-				       "description",
-				       json_string("a description long enough"
-						   " to take some room in a"
-						   " page of the database")),
+		CHECK(add(f.m, &T,
+			  set(mkaf(id, id, "1.0.0", "p1", i), "description",
+			      json_string("a description long enough"
+					  " to take some room in a"
+					  " page of the database")),
 			  &f.err) == 0);
 		if (i % 50 == 49) {
 			CHECK(gl_meta_commit(f.m, &f.err) == 0);
@@ -403,20 +415,21 @@ UNIT_TEST(read_damaged_text)
 	CHECK(gl_meta_quotas_set(f.m, q, &f.err) == 0);
 	json_decref(q);
 	CHECK(raw_exec(f.path,
-		"UPDATE artifacts SET name = CAST(x'61ff62' AS TEXT),"
-		" description = CAST(x'610062' AS TEXT),"
-		" doc = CAST(x'7b2273747231223a2261ff62227d' AS TEXT)"
-		" WHERE id = 's1';"
-		"UPDATE artifacts SET owner = CAST(x'70c0' AS TEXT)"
-		" WHERE id = 's2';"
-		"UPDATE blobs SET key = CAST(x'6bff' AS TEXT),"
-		" url = CAST(x'2fff' AS TEXT) WHERE artifact_id = 's1';"
-		"UPDATE quotas SET project_id = CAST(x'70ff' AS TEXT),"
-		" quota_name = CAST(x'71ff' AS TEXT);") == 0);
+		       "UPDATE artifacts SET name = CAST(x'61ff62' AS TEXT),"
+		       " description = CAST(x'610062' AS TEXT),"
+		       " doc = CAST(x'7b2273747231223a2261ff62227d' AS TEXT)"
+		       " WHERE id = 's1';"
+		       "UPDATE artifacts SET owner = CAST(x'70c0' AS TEXT)"
+		       " WHERE id = 's2';"
+		       "UPDATE blobs SET key = CAST(x'6bff' AS TEXT),"
+		       " url = CAST(x'2fff' AS TEXT) WHERE artifact_id = 's1';"
+		       "UPDATE quotas SET project_id = CAST(x'70ff' AS TEXT),"
+		       " quota_name = CAST(x'71ff' AS TEXT);") == 0);
 
 	CHECK(gl_meta_get(f.m, &T, "s1", &got, &f.err) == 0);
 	CHECK_EQS(json_string_value(json_object_get(got, "name")),
-		  "a\xef\xbf\xbd" "b");
+		  "a\xef\xbf\xbd"
+		  "b");
 	CHECK_INT(json_string_length(json_object_get(got, "description")), 3);
 	s = json_string_value(json_object_get(got, "description"));
 	CHECK(s && s[1] == '\0');
@@ -434,8 +447,9 @@ UNIT_TEST(read_damaged_text)
 	CHECK_INT(json_array_size(arr), 2);
 	json_decref(arr);
 	CHECK(gl_meta_quotas_get(f.m, NULL, &q, &f.err) == 0);
-	CHECK(json_integer_value(json_object_get(json_object_get(q,
-		"p\xef\xbf\xbd"), "q\xef\xbf\xbd")) == 5);
+	CHECK(json_integer_value(
+		      json_object_get(json_object_get(q, "p\xef\xbf\xbd"),
+				      "q\xef\xbf\xbd")) == 5);
 	json_decref(q);
 
 	CHECK(gl_meta_delete(f.m, "s1", &f.err) == 0);

@@ -58,8 +58,7 @@ static const char *pg_url(void)
 
 static const char *fx_skip(void)
 {
-	return pg_url() ? NULL
-			: "GLARED_PG_URL is not set (scripts/pg.sh)";
+	return pg_url() ? NULL : "GLARED_PG_URL is not set (scripts/pg.sh)";
 }
 
 /* A raw connection beside the store (search_path: schema, if given). */
@@ -116,7 +115,8 @@ static int64_t raw_int(fx *f, const char *sql)
 	r = PQexec(c, sql);
 	if (PQresultStatus(r) == PGRES_TUPLES_OK)
 		v = PQntuples(r) && !PQgetisnull(r, 0, 0)
-			    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+			    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+			    : -1;
 	else
 		fprintf(stderr, "meta_pg: %s: %s", sql, PQerrorMessage(c));
 	PQclear(r);
@@ -158,8 +158,10 @@ static gl_meta *fx_open(fx *f)
 	if (!mkdtemp(f->dir))
 		return NULL;
 	snprintf(f->schema, sizeof f->schema, "glared_t%d", (int)getpid());
-	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE;"
-		 " CREATE SCHEMA %s", f->schema, f->schema);
+	snprintf(sql, sizeof sql,
+		 "DROP SCHEMA IF EXISTS %s CASCADE;"
+		 " CREATE SCHEMA %s",
+		 f->schema, f->schema);
 	if (raw_exec_in(NULL, sql))
 		return NULL;
 	schema_url(f->conn, sizeof f->conn, f->schema);
@@ -181,8 +183,10 @@ static void fx_close(fx *f)
 		leaked = NULL;
 	f->m = NULL;
 	/* bounded: a failed case may have left a transaction behind */
-	snprintf(sql, sizeof sql, "SET lock_timeout = '10s';"
-		 " DROP SCHEMA IF EXISTS %s CASCADE", f->schema);
+	snprintf(sql, sizeof sql,
+		 "SET lock_timeout = '10s';"
+		 " DROP SCHEMA IF EXISTS %s CASCADE",
+		 f->schema);
 	raw_exec_in(NULL, sql);
 	if (f->dir[0])
 		unit_rm_tree(f->dir);
@@ -211,11 +215,14 @@ static int64_t terminate_store(fx *f)
 	char sql[256];
 	int64_t n;
 
-	snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid))"
+	snprintf(sql, sizeof sql,
+		 "SELECT count(pg_terminate_backend(pid))"
 		 " FROM pg_stat_activity WHERE application_name = '%s'"
-		 " AND pid <> pg_backend_pid()", f->schema);
+		 " AND pid <> pg_backend_pid()",
+		 f->schema);
 	n = raw_int(f, sql);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity"
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM pg_stat_activity"
 		 " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
 		 f->schema);
 	for (int i = 0; i < 200 && raw_int(f, sql) > 0; i++)
@@ -240,22 +247,25 @@ UNIT_TEST(open_creates_schema)
 	FX_START(f);
 	CHECK_INT(gl_meta_schema_version(f.m), SCHEMA_NOW);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_tables WHERE"
-			  " schemaname = current_schema() AND tablename IN"
-			  " ('artifacts', 'tags', 'properties', 'blobs',"
-			  " 'quotas', 'blob_data', 'blob_data_chunks',"
-			  " 'gc_queue', 'cleanup_queue', 'glared_schema',"
-			  " 'subscriptions', 'outbox', 'quota_usage',"
-			  " 'artifact_counts')"), 14);
+			      " schemaname = current_schema() AND tablename IN"
+			      " ('artifacts', 'tags', 'properties', 'blobs',"
+			      " 'quotas', 'blob_data', 'blob_data_chunks',"
+			      " 'gc_queue', 'cleanup_queue', 'glared_schema',"
+			      " 'subscriptions', 'outbox', 'quota_usage',"
+			      " 'artifact_counts')"),
+		  14);
 	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
 		  SCHEMA_NOW);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM glared_schema"),
 		  SCHEMA_NOW);
 	/* text compares bytewise, as in SQLite, whatever the locale */
-	CHECK_INT(raw_int(&f, "SELECT count(*) FROM information_schema.columns"
+	CHECK_INT(raw_int(&f,
+			  "SELECT count(*) FROM information_schema.columns"
 			  " WHERE table_schema = current_schema()"
 			  " AND table_name = 'artifacts'"
 			  " AND column_name IN ('name', 'id', 'version_suffix')"
-			  " AND collation_name = 'C'"), 3);
+			  " AND collation_name = 'C'"),
+		  3);
 	/* reopening an up-to-date database is fine; postgres:// too */
 	m2 = reopen(&f, 0);
 	CHECK(m2);
@@ -315,15 +325,19 @@ UNIT_TEST(schema_version_mismatch)
 	/* newer than this build */
 	CHECK(raw_exec(&f, "INSERT INTO glared_schema VALUES (99, 0)") == 0);
 	CHECK(reopen(&f, 0) == NULL);
-	snprintf(want, sizeof want, "database schema is at version 99, newer"
-		 " than this glared supports (%d)", cur);
+	snprintf(want, sizeof want,
+		 "database schema is at version 99, newer"
+		 " than this glared supports (%d)",
+		 cur);
 	CHECK_EQS(f.err.msg, want);
 	CHECK(reopen(&f, 1) == NULL);
 	/* older: version 1 lacks the listing indexes (steps 2..) */
 	CHECK(raw_exec(&f, to_v1) == 0);
 	CHECK(reopen(&f, 0) == NULL);
-	snprintf(want, sizeof want, "database schema is at version 1, glared"
-		 " needs %d: run 'glared db upgrade'", cur);
+	snprintf(want, sizeof want,
+		 "database schema is at version 1, glared"
+		 " needs %d: run 'glared db upgrade'",
+		 cur);
 	CHECK_EQS(f.err.msg, want);
 	m = reopen(&f, 1);
 	CHECK(m);
@@ -331,22 +345,26 @@ UNIT_TEST(schema_version_mismatch)
 	gl_meta_close(m);
 	CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"), cur);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM pg_indexes WHERE"
-			  " schemaname = current_schema() AND indexname IN"
-			  " ('artifacts_owner', 'artifacts_deleted')"), 2);
+			      " schemaname = current_schema() AND indexname IN"
+			      " ('artifacts_owner', 'artifacts_deleted')"),
+		  2);
 	/* the counters start from the rows that were there */
 	CHECK_INT(raw_int(&f, COUNTERS_DIFF), 0);
 	CHECK_INT(raw_int(&f, "SELECT sum(bytes) FROM quota_usage"), 48);
 	/* the scope copies (steps 7, 8) come from the artifacts */
 	CHECK_INT(scope_diff(&f), 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties WHERE"
-			  " type_name = 'tests' AND owner = 'p1'"), 1);
+			      " type_name = 'tests' AND owner = 'p1'"),
+		  1);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM tags WHERE"
-			  " type_name = 'tests' AND status = 'drafted'"), 1);
+			      " type_name = 'tests' AND status = 'drafted'"),
+		  1);
 	/* somebody else's tables */
 	snprintf(foreign, sizeof foreign, "%s_foreign", f.schema);
-	snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE;"
-		 " CREATE SCHEMA %s; CREATE TABLE %s.foo (x int)", foreign,
-		 foreign, foreign);
+	snprintf(sql, sizeof sql,
+		 "DROP SCHEMA IF EXISTS %s CASCADE;"
+		 " CREATE SCHEMA %s; CREATE TABLE %s.foo (x int)",
+		 foreign, foreign, foreign);
 	CHECK(raw_exec_in(NULL, sql) == 0);
 	schema_url(url, sizeof url, foreign);
 	memset(&conf, 0, sizeof conf);
@@ -486,7 +504,8 @@ static int first_extra(const char *a, const char *b,
 			q += ql + (q[ql] == '\n');
 		}
 		if (!found && !listed(allowed, line)) {
-			fprintf(stderr, "meta_pg: only in %s: %s\n", side, line);
+			fprintf(stderr, "meta_pg: only in %s: %s\n", side,
+				line);
 			if (!extra++)
 				snprintf(out, n, "%s", line);
 		}
@@ -573,7 +592,8 @@ static int schema_diff(const char *sq, const char *pg, char *msg, size_t n)
 				line[0] ? "SQLite" : "PostgreSQL",
 				line[0] ? line : line2);
 	for (int i = 0; sqlite_only[i]; i++)
-		if (!has_line(sq, sqlite_only[i]) || has_line(pg, sqlite_only[i]))
+		if (!has_line(sq, sqlite_only[i]) ||
+		    has_line(pg, sqlite_only[i]))
 			return snprintf(msg, n, "not SQLite's alone: %s",
 					sqlite_only[i]);
 	for (int i = 0; pg_only[i]; i++)
@@ -629,16 +649,19 @@ UNIT_TEST(data_pieces)
 	CHECK(write(fd, data, (size_t)size) == size);
 	CHECK(gl_meta_data_put_file(f.m, "loc", fd, size, &f.err) == 0);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM blob_data_chunks"
-			  " WHERE location = 'loc'"), 3);
-	CHECK_INT(raw_int(&f, "SELECT max(length(data)) FROM blob_data_chunks"),
+			      " WHERE location = 'loc'"),
+		  3);
+	CHECK_INT(raw_int(&f,
+			  "SELECT max(length(data)) FROM blob_data_chunks"),
 		  1 << 20);
 	CHECK_INT(raw_int(&f, "SELECT size FROM blob_data"), size);
 	/* across the first and the second edge */
 	CHECK_INT(gl_meta_data_read(f.m, "loc", (1 << 20) - 100, buf, 8192,
-				    &f.err), 8192);
+				    &f.err),
+		  8192);
 	CHECK(memcmp(buf, data + (1 << 20) - 100, 8192) == 0);
-	CHECK_INT(gl_meta_data_read(f.m, "loc", (2 << 20) - 1, buf, 2,
-				    &f.err), 2);
+	CHECK_INT(gl_meta_data_read(f.m, "loc", (2 << 20) - 1, buf, 2, &f.err),
+		  2);
 	CHECK(memcmp(buf, data + (2 << 20) - 1, 2) == 0);
 	/* replacing keeps no old piece; an empty object has none */
 	CHECK(gl_meta_data_put_file(f.m, "loc", fd, 10, &f.err) == 0);
@@ -799,7 +822,8 @@ UNIT_TEST(race_one_artifact)
 	CHECK(gl_meta_get(f.m, &T, "r1", &got, &f.err) == 0);
 	CHECK_INT(json_integer_value(json_object_get(got, "revision")), 2);
 	CHECK_INT(raw_int(&f, "SELECT count(*) FROM properties"
-			  " WHERE artifact_id = 'r1' AND name = 'int1'"), 1);
+			      " WHERE artifact_id = 'r1' AND name = 'int1'"),
+		  1);
 	json_decref(got);
 	fx_close(&f);
 }
@@ -853,9 +877,11 @@ static void child_open(fx *f, const char *what)
 
 	memset(&f->err, 0, sizeof f->err);
 	m = reopen(f, 0);
-	ok = m && f->err.status == 0 && gl_meta_schema_version(m) == SCHEMA_NOW;
+	ok = m && f->err.status == 0 &&
+	     gl_meta_schema_version(m) == SCHEMA_NOW;
 	if (!ok)
-		fprintf(stderr, "%s: %s (%d)\n", what, f->err.msg, f->err.status);
+		fprintf(stderr, "%s: %s (%d)\n", what, f->err.msg,
+			f->err.status);
 	gl_meta_close(m);
 	_exit(ok ? 0 : 1);
 }
@@ -871,8 +897,10 @@ UNIT_TEST(open_race_fresh_database)
 		pid_t pid[OPEN_PROCS];
 		int go[2], st, n = 0;
 
-		snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE;"
-			 " CREATE SCHEMA %s", f.schema, f.schema);
+		snprintf(sql, sizeof sql,
+			 "DROP SCHEMA %s CASCADE;"
+			 " CREATE SCHEMA %s",
+			 f.schema, f.schema);
 		CHECK(raw_exec_in(NULL, sql) == 0);
 		CHECK(pipe(go) == 0);
 		fflush(NULL);
@@ -898,7 +926,8 @@ UNIT_TEST(open_race_fresh_database)
 			    WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				n++;
 		bad += OPEN_PROCS - n;
-		CHECK_INT(raw_int(&f, "SELECT max(version) FROM glared_schema"),
+		CHECK_INT(raw_int(&f,
+				  "SELECT max(version) FROM glared_schema"),
 			  SCHEMA_NOW);
 	}
 	CHECK_INT(bad, 0);
@@ -919,13 +948,15 @@ UNIT_TEST(open_judged_under_the_lock)
 	int st = -1, waiting = 0;
 
 	FX_START(f);
-	snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s;"
-		 " CREATE TABLE %s.half (x int)", f.schema, f.schema, f.schema);
+	snprintf(sql, sizeof sql,
+		 "DROP SCHEMA %s CASCADE; CREATE SCHEMA %s;"
+		 " CREATE TABLE %s.half (x int)",
+		 f.schema, f.schema, f.schema);
 	CHECK(raw_exec_in(NULL, sql) == 0);
 	holder = raw_conn(f.schema);
 	CHECK(holder);
 	r = PQexec(holder, "BEGIN; SELECT pg_advisory_xact_lock(1735156082,"
-		   " hashtext(current_schema()))");
+			   " hashtext(current_schema()))");
 	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
 	PQclear(r);
 	fflush(NULL);
@@ -936,7 +967,7 @@ UNIT_TEST(open_judged_under_the_lock)
 	/* until the child waits for the lock (bounded: 10 s) */
 	for (int i = 0; i < 1000 && !waiting; i++) {
 		if (raw_int(&f, "SELECT count(*) FROM pg_locks WHERE"
-			    " locktype = 'advisory' AND NOT granted") > 0)
+				" locktype = 'advisory' AND NOT granted") > 0)
 			waiting = 1;
 		else
 			usleep(10000);
@@ -1043,7 +1074,8 @@ static int64_t backends(fx *f)
 {
 	char sql[256];
 
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity"
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM pg_stat_activity"
 		 " WHERE application_name = '%s' AND pid <> pg_backend_pid()",
 		 f->schema);
 	return raw_int(f, sql);
@@ -1063,12 +1095,12 @@ static int drive(struct event_base *base, const int *done, int want)
 typedef struct job {
 	gl_meta *m;
 	const char *id;
-	int pause;         /* writer: stop after the write */
-	int step;          /* how far it got */
+	int pause; /* writer: stop after the write */
+	int step;  /* how far it got */
 	int rc;
 	gl_err err;
 	int *done;
-	char *trace;       /* shared: who finished what, in order */
+	char *trace; /* shared: who finished what, in order */
 } job;
 
 static void trace_add(char *t, char c)
@@ -1141,17 +1173,22 @@ UNIT_TEST(coro_interleave_under_the_writers_lock)
 	gl_coro *ca;
 
 	CFX_START(x, 3, 0);
-	job a = { .m = x.m, .id = "wa", .pause = 1, .trace = x.trace,
+	job a = { .m = x.m,
+		  .id = "wa",
+		  .pause = 1,
+		  .trace = x.trace,
 		  .done = &x.done };
 	job b = { .m = x.m, .id = "wb", .trace = x.trace, .done = &x.done };
 	job c = { .m = x.m, .id = "k0", .trace = x.trace, .done = &x.done };
-	CHECK(add(x.f.m, &T, mkaf("k0", "n", "0.1.0", "p1", 1), &x.f.err) == 0);
+	CHECK(add(x.f.m, &T, mkaf("k0", "n", "0.1.0", "p1", 1), &x.f.err) ==
+	      0);
 	ca = start_holder(x.base, &a);
 	CHECK(ca);
 	CHECK_INT(a.rc, 0);
 	gl_coro_go(writer, &b);
 	gl_coro_go(reader_c, &c);
-	CHECK(drive(x.base, &x.done, 1)); /* the reader, while A holds the lock */
+	CHECK(drive(x.base, &x.done,
+		    1)); /* the reader, while A holds the lock */
 	CHECK_STR(x.trace, "C");
 	CHECK_INT(c.rc, 0);
 	/* B still waits for the lock, and the loop is not blocked by it */
@@ -1160,7 +1197,7 @@ UNIT_TEST(coro_interleave_under_the_writers_lock)
 		usleep(1000);
 	}
 	CHECK_STR(x.trace, "C");
-	CHECK(backends(&x.f) <= 3 + 1); /* + the fixture's own store */
+	CHECK(backends(&x.f) <= 3 + 1);   /* + the fixture's own store */
 	CHECK_INT(gl_coro_resume(ca), 1); /* A commits: a wait again */
 	CHECK(drive(x.base, &x.done, 3));
 	/* PostgreSQL releases the lock as it commits, before it answers A:
@@ -1187,7 +1224,9 @@ UNIT_TEST(coro_pool_queue)
 	CFX_START(x, 2, 0);
 	for (int i = 0; i < 8; i++) {
 		snprintf(ids[i], sizeof ids[i], "q%d", i);
-		jobs[i] = (job){ .m = x.m, .id = ids[i], .done = &x.done,
+		jobs[i] = (job){ .m = x.m,
+				 .id = ids[i],
+				 .done = &x.done,
 				 .trace = x.trace };
 		gl_coro_go(writer, &jobs[i]);
 	}
@@ -1213,7 +1252,10 @@ UNIT_TEST(coro_stop_ends_the_waits)
 
 	CFX_START(x, 3, 0);
 	gl_meta *m = x.m;
-	job a = { .m = m, .id = "sa", .pause = 1, .trace = x.trace,
+	job a = { .m = m,
+		  .id = "sa",
+		  .pause = 1,
+		  .trace = x.trace,
 		  .done = &x.done };
 	job b = { .m = m, .id = "sb", .trace = x.trace, .done = &x.done };
 	ca = start_holder(x.base, &a);
@@ -1273,8 +1315,7 @@ UNIT_TEST(coro_connection_lost_in_transaction)
 	json_t *got = NULL;
 
 	CFX_START(x, 2, 0);
-	job j = { .m = x.m, .id = "l", .done = &x.done,
-		  .trace = (char *)&x.f };
+	job j = { .m = x.m, .id = "l", .done = &x.done, .trace = (char *)&x.f };
 	gl_coro_go(lost_in_txn, &j);
 	CHECK(drive(x.base, &x.done, 1));
 	CHECK_INT(j.rc, 0);

@@ -125,7 +125,8 @@ UNIT_TEST(own_work_is_never_taken)
 	CHECK_INT(judge(rec(me->host, me->pid, me->incarnation, now, 0), now),
 		  GL_OWNER_MINE);
 	CHECK_INT(judge(rec(me->host, me->pid, me->incarnation, now, 3600),
-			now), GL_OWNER_MINE);
+			now),
+		  GL_OWNER_MINE);
 	CHECK_INT(judge(rec(me->host, me->pid, me->incarnation, now, -1), now),
 		  GL_OWNER_MINE);
 	CHECK(!gl_owner_may_take_over(GL_OWNER_MINE));
@@ -140,9 +141,11 @@ UNIT_TEST(own_work_let_go_of_waits_for_stale_heartbeat)
 	int64_t now = gl_now_us();
 
 	CHECK_INT(judge_idle(rec(me->host, me->pid, me->incarnation, now, 10),
-			     now), GL_OWNER_LIVE);
+			     now),
+		  GL_OWNER_LIVE);
 	CHECK_INT(judge_idle(rec(me->host, me->pid, me->incarnation, now, 301),
-			     now), GL_OWNER_STALE);
+			     now),
+		  GL_OWNER_STALE);
 	/* what another process works on is not ours because we are idle */
 	CHECK_INT(judge_idle(rec("elsewhere", 1, "dd", now, 10), now),
 		  GL_OWNER_LIVE);
@@ -157,8 +160,10 @@ UNIT_TEST(predecessor_with_our_pid)
 	const gl_self *me = gl_self_get();
 	int64_t now = gl_now_us();
 
-	CHECK_INT(judge(rec(me->host, me->pid, "0123456789abcdef0123456789abcdef",
-			    now, 0), now), GL_OWNER_DEAD);
+	CHECK_INT(judge(rec(me->host, me->pid,
+			    "0123456789abcdef0123456789abcdef", now, 0),
+			now),
+		  GL_OWNER_DEAD);
 	CHECK_INT(judge(rec(me->host, me->pid, NULL, now, 0), now),
 		  GL_OWNER_DEAD);
 	CHECK(gl_owner_may_take_over(GL_OWNER_DEAD));
@@ -192,13 +197,17 @@ UNIT_TEST(live_sibling_waits_for_stale_heartbeat)
 	}
 	CHECK(sib > 0);
 	{
-		gl_owner_verdict fresh = judge(rec(me->host, sib, "bb", now, 1),
+		gl_owner_verdict fresh = judge(rec(me->host, sib, "bb", now,
+						   1),
 					       now);
-		gl_owner_verdict edge = judge(rec(me->host, sib, "bb", now, 300),
+		gl_owner_verdict edge = judge(rec(me->host, sib, "bb", now,
+						  300),
 					      now);
-		gl_owner_verdict stale = judge(rec(me->host, sib, "bb", now, 301),
+		gl_owner_verdict stale = judge(rec(me->host, sib, "bb", now,
+						   301),
 					       now);
-		gl_owner_verdict none = judge(rec(me->host, sib, "bb", now, -1),
+		gl_owner_verdict none = judge(rec(me->host, sib, "bb", now,
+						  -1),
 					      now);
 		kill(sib, SIGKILL);
 		waitpid(sib, NULL, 0);

@@ -14,9 +14,13 @@ static const char *const admin_roles[] = { "admin", "member" };
 static const char *const member_roles[] = { "member" };
 
 /* is_admin as the API layer would set it from gl_policy_is_admin */
-static const gl_creds admin = { "u-adm", "p-adm", admin_roles, 2, 1, NULL, NULL };
-static const gl_creds owner = { "u-own", "p-own", member_roles, 1, 0, NULL, NULL };
-static const gl_creds other = { "u-oth", "p-oth", member_roles, 1, 0, NULL, NULL };
+static const gl_creds admin = {
+	"u-adm", "p-adm", admin_roles, 2, 1, NULL, NULL
+};
+static const gl_creds owner = { "u-own", "p-own", member_roles, 1,
+				0,       NULL,    NULL };
+static const gl_creds other = { "u-oth", "p-oth", member_roles, 1,
+				0,       NULL,    NULL };
 static const gl_creds anon = { NULL, NULL, NULL, 0, 0, NULL, NULL };
 
 /* An artifact of project p-own. */
@@ -119,8 +123,8 @@ static int load_text(gl_policy *p, const char *text, gl_err *err)
 UNIT_TEST(defaults_open_rules)
 {
 	static const char *const open[] = { "artifact:type_list",
-					     "artifact:create", "artifact:get",
-					     "artifact:list" };
+					    "artifact:create", "artifact:get",
+					    "artifact:list" };
 	gl_policy *p = gl_policy_new();
 	json_t *t = art("private", "active");
 	int ok = 1;
@@ -168,10 +172,10 @@ UNIT_TEST(defaults_admin_only_rules)
 
 UNIT_TEST(defaults_admin_or_owner_rules)
 {
-	static const char *const ao[] = { "admin_or_owner", "artifact:activate",
-					  "artifact:set_location",
-					  "artifact:upload",
-					  "artifact:delete_blob" };
+	static const char *const ao[] = {
+		"admin_or_owner", "artifact:activate", "artifact:set_location",
+		"artifact:upload", "artifact:delete_blob"
+	};
 	gl_policy *p = gl_policy_new();
 	json_t *t = art("private", "drafted");
 	size_t bad = 0;
@@ -375,8 +379,8 @@ UNIT_TEST(is_admin_from_roles)
 	r[5] = gl_policy_is_admin(p, &fake);
 	r[6] = gl_policy_is_admin(p, &c3);
 	/* even when context_is_admin itself reads the flag */
-	gl_policy_set_rule(p, "context_is_admin", "role:admin or is_admin:True",
-			   NULL);
+	gl_policy_set_rule(p, "context_is_admin",
+			   "role:admin or is_admin:True", NULL);
 	r[3] |= gl_policy_is_admin(p, &fake);
 	gl_policy_free(p);
 	CHECK_INT(r[0], 1);
@@ -542,8 +546,8 @@ UNIT_TEST(quoted_literals)
 UNIT_TEST(substitution_values)
 {
 	json_t *t = json_pack("{s:s, s:b, s:b, s:I, s:n, s:f, s:s}", "owner",
-			      "p-own", "flag", 1, "off", 0, "n", (json_int_t)42,
-			      "z", "r", 1.5, "role", "MEMBER");
+			      "p-own", "flag", 1, "off", 0, "n",
+			      (json_int_t)42, "z", "r", 1.5, "role", "MEMBER");
 
 	CHECK_INT(eval_rule("project_id:%(owner)s", &owner, t), 1);
 	CHECK_INT(eval_rule("project_id:%(owner)s", &other, t), 0);
@@ -643,8 +647,7 @@ UNIT_TEST(rule_references)
 	int r1 = chk(p, "my:rule", &owner, NULL);
 	int r2 = chk(p, "my:rule", &other, NULL);
 	/* changing a referenced rule changes every rule using it */
-	int rc3 = gl_policy_set_rule(p, "context_is_admin", "role:boss",
-				     &err);
+	int rc3 = gl_policy_set_rule(p, "context_is_admin", "role:boss", &err);
 	int r3 = chk(p, "artifact:publish", &admin, NULL);
 	int r4 = gl_policy_is_admin(p, &admin);
 
@@ -671,9 +674,9 @@ UNIT_TEST(recursion_cycle_denies)
 	gl_policy_set_rule(p, "short", "@ or rule:short", &err);
 	gl_policy_set_rule(p, "neg", "not rule:neg", &err);
 	r[0] = chk(p, "a", &admin, NULL);
-	r[1] = chk(p, "self", &admin, NULL);   /* a cycle taints the check */
-	r[2] = chk(p, "short", &admin, NULL);  /* never reached the cycle */
-	r[3] = chk(p, "neg", &admin, NULL);    /* not cannot flip a cycle */
+	r[1] = chk(p, "self", &admin, NULL);  /* a cycle taints the check */
+	r[2] = chk(p, "short", &admin, NULL); /* never reached the cycle */
+	r[3] = chk(p, "neg", &admin, NULL);   /* not cannot flip a cycle */
 	gl_policy_free(p);
 	CHECK(!err.msg[0]);
 	CHECK_INT(r[0], 0);
@@ -764,7 +767,8 @@ UNIT_TEST(legacy_list_malformed)
 	CHECK(e1 && e2 && e3 && e4);
 	CHECK(strstr(e1, "policy rule 'artifact:create': list item [0][1] "
 			 "must be a string"));
-	CHECK(strstr(e2, "policy rule 'artifact:create': invalid list syntax"));
+	CHECK(strstr(e2,
+		     "policy rule 'artifact:create': invalid list syntax"));
 	CHECK_STR(e3, "policy rule 'artifact:create': list item [0][0]: "
 		      "missing operand after 'and' at offset 7");
 	CHECK(strstr(e4, "list item [0] must be a string or a list"));
@@ -958,8 +962,7 @@ UNIT_TEST(json_file_errors_are_atomic)
 			    &e1);
 	int rc2 = load_text(p, "{\"artifact:create\": \"!\",\n \"x\": }\n",
 			    &e2);
-	int rc3 = load_text(p, "{\"artifact:create\": \"!\", \"x\": 5}",
-			    &e3);
+	int rc3 = load_text(p, "{\"artifact:create\": \"!\", \"x\": 5}", &e3);
 	int rc4 = load_text(p, "{\"artifact:create\": \"!\", \"x\": [[5]]}",
 			    &e4);
 	int v = chk(p, "artifact:create", &anon, NULL);
@@ -971,10 +974,10 @@ UNIT_TEST(json_file_errors_are_atomic)
 	CHECK_INT(rc4, -1);
 	CHECK_INT(v, 1); /* the valid first rule was not applied */
 	CHECK(strstr(e1.msg, ": policy rule 'artifact:get': missing operand "
-			       "after 'or' at offset 7"));
+			     "after 'or' at offset 7"));
 	CHECK(strstr(e2.msg, ":2:") && strstr(e2.msg, "invalid JSON"));
 	CHECK(strstr(e3.msg, "policy rule 'x': value must be a string or "
-			       "a list"));
+			     "a list"));
 	CHECK(strstr(e4.msg, "policy rule 'x': list item [0][0]"));
 }
 
@@ -985,23 +988,23 @@ UNIT_TEST(yaml_file_forms)
 	static const char *const r[] = { "o'neil", "q\"r", "x" };
 	gl_creds c = with_roles(r, 3);
 	json_t *pub = art("public", "active");
-	int rc = load_text(
-		p,
-		"---\n"
-		"# Glare policy overrides\n"
-		"\n"
-		"\"artifact:create\": \"role:x and not role:y\"\n"
-		"'artifact:list': 'role:o''neil'   # quote doubled\n"
-		"artifact:get: role:x or role:z  # a trailing comment\n"
-		"artifact:delete : \"role:q\\\"r\"\n"
-		"artifact:upload: '@'\r\n"
-		"artifact:publish: \"\"\n"
-		"artifact:type_list:\n"
-		"artifact:update: [[\"role:x\"], [\"role:none\"]]\n"
-		"   # indented comment\n"
-		"pub: \"'public':%(visibility)s\"\n"
-		"esc: \"role:a\\\\b\"\n",
-		&err);
+	int rc =
+		load_text(p,
+			  "---\n"
+			  "# Glare policy overrides\n"
+			  "\n"
+			  "\"artifact:create\": \"role:x and not role:y\"\n"
+			  "'artifact:list': 'role:o''neil'   # quote doubled\n"
+			  "artifact:get: role:x or role:z  # a trailing comment\n"
+			  "artifact:delete : \"role:q\\\"r\"\n"
+			  "artifact:upload: '@'\r\n"
+			  "artifact:publish: \"\"\n"
+			  "artifact:type_list:\n"
+			  "artifact:update: [[\"role:x\"], [\"role:none\"]]\n"
+			  "   # indented comment\n"
+			  "pub: \"'public':%(visibility)s\"\n"
+			  "esc: \"role:a\\\\b\"\n",
+			  &err);
 
 	if (rc)
 		fprintf(stderr, "%s\n", err.msg);
@@ -1060,7 +1063,8 @@ UNIT_TEST(yaml_file_errors_name_the_line)
 	gl_err e[7] = { 0 };
 	int rc[7];
 
-	rc[0] = load_text(p, "artifact:create: '!'\n# ok\nthis is not a rule\n",
+	rc[0] = load_text(p,
+			  "artifact:create: '!'\n# ok\nthis is not a rule\n",
 			  &e[0]);
 	rc[1] = load_text(p, "artifact:create: '!'\n\nx: role:a and\n", &e[1]);
 	rc[2] = load_text(p, "artifact:create: '!'\nx: \"role:a\n", &e[2]);
@@ -1074,8 +1078,9 @@ UNIT_TEST(yaml_file_errors_name_the_line)
 	CHECK_INT(chk(p, "artifact:create", &anon, NULL), 1);
 	gl_policy_free(p);
 	CHECK(strstr(e[0].msg, ":3: expected 'name: rule'"));
-	CHECK(strstr(e[1].msg, ":3: policy rule 'x': missing operand after 'and' "
-			   "at offset 7"));
+	CHECK(strstr(e[1].msg,
+		     ":3: policy rule 'x': missing operand after 'and' "
+		     "at offset 7"));
 	CHECK(strstr(e[2].msg, ":2: unterminated quoted string"));
 	CHECK(strstr(e[3].msg, ":2: unexpected text after quoted value"));
 	CHECK(strstr(e[4].msg, ":2: unsupported YAML syntax '|'"));

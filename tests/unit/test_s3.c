@@ -42,8 +42,8 @@
 
 UNIT_TEST(part_size_limits)
 {
-	int64_t sizes[] = { 0, 1, 5 * MiB, 17 * MiB, 80 * GiB, 1000 * GiB,
-			    1024 * GiB, 5 * 1024 * GiB };
+	int64_t sizes[] = { 0,        1,          5 * MiB,    17 * MiB,
+			    80 * GiB, 1000 * GiB, 1024 * GiB, 5 * 1024 * GiB };
 
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
 		int64_t p = gl_s3_part_size(sizes[i], 1000 * GiB);
@@ -54,7 +54,8 @@ UNIT_TEST(part_size_limits)
 	}
 	/* the brief's case: 1000 GiB in at most 10,000 parts */
 	CHECK((1000 * GiB + gl_s3_part_size(1000 * GiB, 0) - 1) /
-		      gl_s3_part_size(1000 * GiB, 0) <= 10000);
+		      gl_s3_part_size(1000 * GiB, 0) <=
+	      10000);
 	/* small objects: 8 MiB parts, so 17 MiB is 3 parts */
 	CHECK_INT(gl_s3_part_size(17 * MiB, 1000 * GiB), 8 * MiB);
 	/* unknown size: sized for the largest allowed blob */
@@ -75,8 +76,10 @@ static int enc_is(const char *in, int keep, const char *want)
 	int ok = e && !strcmp(e, want);
 
 	if (!ok)
-		snprintf(unit_msg, sizeof unit_msg, "encode \"%s\" -> \"%s\", "
-			 "want \"%s\"", in, e ? e : "(null)", want);
+		snprintf(unit_msg, sizeof unit_msg,
+			 "encode \"%s\" -> \"%s\", "
+			 "want \"%s\"",
+			 in, e ? e : "(null)", want);
 	free(e);
 	return ok;
 }
@@ -117,7 +120,7 @@ UNIT_TEST(xml_create_multipart)
 				    "Upload");
 
 	CHECK_STR(id, "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRz"
-		  "IHVwbG9hZA");
+		      "IHVwbG9hZA");
 	CHECK_STR(key, "p/blob&1");
 	/* <UploadId> is not an <Upload> */
 	CHECK(none == NULL);
@@ -182,7 +185,8 @@ UNIT_TEST(xml_list_uploads)
 	CHECK_STR(sn.keys[0], "p/a");
 	CHECK_STR(sn.ids[0], "id-1");
 	CHECK_INT(sn.t[0], 1714564800);
-	CHECK_STR(sn.keys[1], "p/b <\xc3\xa9" "A>");
+	CHECK_STR(sn.keys[1], "p/b <\xc3\xa9"
+			      "A>");
 	CHECK_STR(sn.ids[1], "id-2");
 	CHECK_INT(sn.t[1], 1714564801);
 	CHECK_STR(sn.keys[2], "p/c");
@@ -199,17 +203,18 @@ UNIT_TEST(xml_list_empty_and_bad)
 	static const char empty[] =
 		"<ListMultipartUploadsResult><Bucket>b</Bucket>"
 		"<IsTruncated>false</IsTruncated></ListMultipartUploadsResult>";
-	static const char err[] =
-		"<Error><Code>AccessDenied</Code></Error>";
+	static const char err[] = "<Error><Code>AccessDenied</Code></Error>";
 	char *nk = (char *)"x", *ni = (char *)"x";
 	int trunc = 1;
 
-	CHECK_INT(gl_s3_parse_uploads(empty, sizeof empty - 1, on_upload,
-				      NULL, &trunc, &nk, &ni), 0);
+	CHECK_INT(gl_s3_parse_uploads(empty, sizeof empty - 1, on_upload, NULL,
+				      &trunc, &nk, &ni),
+		  0);
 	CHECK_INT(trunc, 0);
 	CHECK(nk == NULL && ni == NULL);
 	CHECK_INT(gl_s3_parse_uploads(err, sizeof err - 1, on_upload, NULL,
-				      &trunc, &nk, &ni), -1);
+				      &trunc, &nk, &ni),
+		  -1);
 }
 
 UNIT_TEST(parse_time)
@@ -234,13 +239,15 @@ UNIT_TEST(error_mapping)
 {
 	gl_err e;
 
-	map(404, "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
+	map(404,
+	    "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code>"
 	    "<Message>The specified key does not exist.</Message>"
-	    "<Key>p/k1</Key><RequestId>tx1</RequestId></Error>", &e);
+	    "<Key>p/k1</Key><RequestId>tx1</RequestId></Error>",
+	    &e);
 	CHECK_INT(e.status, 404);
 	CHECK_STR(e.type, "NotFound");
 	CHECK_STR(e.msg, "S3 object 'k1' not found (NoSuchKey: The "
-		  "specified key does not exist.)");
+			 "specified key does not exist.)");
 	map(404, NULL, &e); /* HEAD: no body */
 	CHECK_INT(e.status, 404);
 	CHECK_STR(e.msg, "S3 object 'k1' not found");
@@ -249,16 +256,20 @@ UNIT_TEST(error_mapping)
 	CHECK_PREFIX(e.msg, "S3 multipart upload for 'k1' not found");
 	map(404, "<Error><Code>NoSuchBucket</Code></Error>", &e);
 	CHECK_INT(e.status, 500);
-	map(403, "<Error><Code>SignatureDoesNotMatch</Code><Message>The "
+	map(403,
+	    "<Error><Code>SignatureDoesNotMatch</Code><Message>The "
 	    "request signature we calculated does not match</Message>"
-	    "</Error>", &e);
+	    "</Error>",
+	    &e);
 	CHECK_INT(e.status, 403);
 	CHECK_STR(e.type, "Forbidden");
 	CHECK_PREFIX(e.msg, "S3 access denied (SignatureDoesNotMatch: ");
 	map(403, NULL, &e);
 	CHECK_STR(e.msg, "S3 access denied");
-	map(503, "<Error><Code>SlowDown</Code><Message>Reduce your request "
-	    "rate.</Message></Error>", &e);
+	map(503,
+	    "<Error><Code>SlowDown</Code><Message>Reduce your request "
+	    "rate.</Message></Error>",
+	    &e);
 	CHECK_INT(e.status, 503);
 	CHECK_STR(e.type, "ServiceUnavailable");
 	CHECK_PREFIX(e.msg, "S3 unavailable: HTTP 503 (SlowDown: ");
@@ -268,9 +279,11 @@ UNIT_TEST(error_mapping)
 	CHECK_INT(e.status, 416);
 	map(400, "<Error><Code>EntityTooLarge</Code></Error>", &e);
 	CHECK_INT(e.status, 413);
-	map(400, "<Error><Code>EntityTooSmall</Code><Message>Your proposed "
+	map(400,
+	    "<Error><Code>EntityTooSmall</Code><Message>Your proposed "
 	    "upload is smaller than the minimum allowed object size."
-	    "</Message></Error>", &e);
+	    "</Message></Error>",
+	    &e);
 	CHECK_INT(e.status, 500);
 	CHECK_STR(e.type, "GlareException");
 	CHECK_PREFIX(e.msg, "S3 error: HTTP 400 for 'k1' (EntityTooSmall: ");
@@ -363,9 +376,11 @@ static int run(rig *r, const int *flag)
 	evtimer_add(r->guard, &tv);
 	while (!r->timed_out && (!flag || !*flag)) {
 		/* only the guard left: everything else is done */
-		if (!flag && event_base_get_num_events(r->base,
-				EVENT_BASE_COUNT_ADDED |
-				EVENT_BASE_COUNT_ACTIVE) <= 1)
+		if (!flag &&
+		    event_base_get_num_events(r->base,
+					      EVENT_BASE_COUNT_ADDED |
+						      EVENT_BASE_COUNT_ACTIVE) <=
+			    1)
 			break;
 		if (event_base_loop(r->base, EVLOOP_ONCE) != 0)
 			break;
@@ -396,8 +411,9 @@ static int temp_blob(int64_t n)
 		return -1;
 	unlink(path);
 	for (int64_t off = 0; off < n;) {
-		size_t k = (size_t)(n - off < (int64_t)sizeof buf ?
-				    n - off : (int64_t)sizeof buf);
+		size_t k = (size_t)(n - off < (int64_t)sizeof buf
+					    ? n - off
+					    : (int64_t)sizeof buf);
 		for (size_t i = 0; i < k; i++)
 			buf[i] = byte_at(off + (int64_t)i);
 		if (write(fd, buf, k) != (ssize_t)k) {
@@ -478,8 +494,8 @@ static int get_data(void *arg, const char *p, size_t n)
 	getck *c = arg;
 
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] != byte_at(c->start + c->got +
-						   (int64_t)i))
+		if ((unsigned char)p[i] !=
+		    byte_at(c->start + c->got + (int64_t)i))
 			c->bad = 1;
 	c->got += (int64_t)n;
 	c->calls++;
@@ -507,8 +523,8 @@ static void get_done(void *arg, int status, int64_t total, const gl_err *err)
 		c->err = *err;
 }
 
-static int get_check(rig *r, const char *key, const char *range,
-		     int64_t start, int pause_every, getck *c)
+static int get_check(rig *r, const char *key, const char *range, int64_t start,
+		     int pause_every, getck *c)
 {
 	gl_err err = { 0 };
 
@@ -535,8 +551,8 @@ static int up_start(rig *r, up *t, const char *key)
 	gl_err err = { 0 };
 
 	memset(t, 0, sizeof *t);
-	t->u = gl_s3_upload_start(r->s, key, "application/x-test", up_ready,
-				  t, &err);
+	t->u = gl_s3_upload_start(r->s, key, "application/x-test", up_ready, t,
+				  &err);
 	if (!t->u) {
 		snprintf(unit_msg, sizeof unit_msg, "upload_start: %.400s",
 			 err.msg);
@@ -609,8 +625,8 @@ UNIT_TEST(real_multipart_roundtrip)
 	CHECK_INT(c.total, size);
 	CHECK(!c.bad);
 	/* a range across the first part boundary, with pauses */
-	CHECK(get_check(&r, "blob/17m", "8000000-9000000", 8000000, 3,
-			&c) == 0);
+	CHECK(get_check(&r, "blob/17m", "8000000-9000000", 8000000, 3, &c) ==
+	      0);
 	CHECK_INT(c.status, 206);
 	CHECK_INT(c.got, 1000001);
 	CHECK_INT(c.total, size);
@@ -719,18 +735,18 @@ UNIT_TEST(real_failed_part_aborts)
 	/* the first error stays: complete refuses with it */
 	CHECK(gl_s3_upload_complete(t.u, up_done, &t, &err) == -1);
 	CHECK_PREFIX(err.msg, "the data for S3 object 'blob/f' ended");
-	CHECK(gl_s3_upload_part_fd(t.u, 2, fd, 0, MiB, up_part, &t,
-				   &err) == -1);
+	CHECK(gl_s3_upload_part_fd(t.u, 2, fd, 0, MiB, up_part, &t, &err) ==
+	      -1);
 	CHECK_PREFIX(err.msg, "the data for S3 object 'blob/f' ended");
 	gl_s3_upload_abort(t.u);
 	CHECK(run(&r, NULL) == 0);
 
 	/* parts too small for S3: complete fails, and aborts by itself */
 	CHECK(up_start(&r, &t, "blob/g") == 0);
-	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 0, 1000, up_part, &t,
-				   &err) == 0);
-	CHECK(gl_s3_upload_part_fd(t.u, 2, fd, 0, 1000, up_part, &t,
-				   &err) == 0);
+	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 0, 1000, up_part, &t, &err) ==
+	      0);
+	CHECK(gl_s3_upload_part_fd(t.u, 2, fd, 0, 1000, up_part, &t, &err) ==
+	      0);
 	CHECK(gl_s3_upload_complete(t.u, up_done, &t, &err) == 0);
 	CHECK(run(&r, &t.done) == 0);
 	CHECK_INT(t.done_ok, 0);
@@ -954,11 +970,11 @@ typedef struct canned {
 } canned;
 
 typedef struct fx_req {
-	char line[512];      /* "PUT /b/k?x=y HTTP/1.1" */
-	char sha[80];        /* x-amz-content-sha256 */
-	char auth[512];      /* Authorization */
-	char ctype[128];     /* Content-Type */
-	char body[1024];     /* the first bytes */
+	char line[512];  /* "PUT /b/k?x=y HTTP/1.1" */
+	char sha[80];    /* x-amz-content-sha256 */
+	char auth[512];  /* Authorization */
+	char ctype[128]; /* Content-Type */
+	char body[1024]; /* the first bytes */
 	long body_len;
 	uint32_t body_sum;
 } fx_req;
@@ -1045,13 +1061,13 @@ static void fx_serve(fx *f, int c)
 		}
 	}
 	rq->body_len = got;
-	a = i < f->nscript ? &f->script[i] :
-			     &(canned){ 500, NULL, "out of script" };
+	a = i < f->nscript ? &f->script[i]
+			   : &(canned){ 500, NULL, "out of script" };
 	atomic_fetch_add(&f->served, 1);
 	n = (size_t)snprintf(resp, sizeof resp,
 			     "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n"
-			     "Connection: close\r\n%s\r\n%s", a->status,
-			     a->body ? strlen(a->body) : 0,
+			     "Connection: close\r\n%s\r\n%s",
+			     a->status, a->body ? strlen(a->body) : 0,
 			     a->headers ? a->headers : "",
 			     a->body ? a->body : "");
 	if (write(c, resp, n) < 0)
@@ -1151,8 +1167,8 @@ UNIT_TEST(wire_format)
 	CHECK(gl_s3_put_small(r.s, "d/a b", "hello", 5, &err) == 0);
 	CHECK(up_start(&r, &t, "d/a b") == 0);
 	CHECK_STR(t.id, "a/b+c=");
-	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 0, 1000, up_part, &t,
-				   &err) == 0);
+	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 0, 1000, up_part, &t, &err) ==
+	      0);
 	CHECK(gl_s3_upload_complete(t.u, up_done, &t, &err) == 0);
 	CHECK(run(&r, &t.done) == 0);
 	CHECK(t.done_ok);
@@ -1175,12 +1191,14 @@ UNIT_TEST(wire_format)
 	CHECK_STR(f.reqs[1].ctype, "application/x-test");
 	CHECK_INT(f.reqs[1].body_len, 0);
 	CHECK_STR(f.reqs[2].line, "PUT /bkt/pre/d/a%20b?partNumber=1&"
-		  "uploadId=a%2Fb%2Bc%3D HTTP/1.1");
+				  "uploadId=a%2Fb%2Bc%3D HTTP/1.1");
 	CHECK_INT(f.reqs[2].body_len, 1000);
-	CHECK_STR(f.reqs[3].line, "POST /bkt/pre/d/a%20b?uploadId=a%2Fb%2Bc%3D "
+	CHECK_STR(f.reqs[3].line,
+		  "POST /bkt/pre/d/a%20b?uploadId=a%2Fb%2Bc%3D "
 		  "HTTP/1.1");
 	CHECK_STR(f.reqs[3].ctype, "application/xml");
-	CHECK_STR(f.reqs[3].body, "<CompleteMultipartUpload><Part><PartNumber>1"
+	CHECK_STR(f.reqs[3].body,
+		  "<CompleteMultipartUpload><Part><PartNumber>1"
 		  "</PartNumber><ETag>&quot;e1&quot;</ETag></Part>"
 		  "</CompleteMultipartUpload>");
 	CHECK_STR(f.reqs[4].line, "DELETE /bkt/pre/d/a%20b HTTP/1.1");
@@ -1240,8 +1258,8 @@ UNIT_TEST(retries_and_errors)
 	CHECK(run(&r, NULL) == 0);
 
 	CHECK(up_start(&r, &t, "k") == 0);
-	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 100, 2000, up_part, &t,
-				   &err) == 0);
+	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 100, 2000, up_part, &t, &err) ==
+	      0);
 	CHECK(run(&r, &t.parts_done) == 0);
 	CHECK_INT(t.parts_failed, 0);
 	CHECK(gl_s3_upload_complete(t.u, up_done, &t, &err) == 0);
@@ -1291,13 +1309,13 @@ UNIT_TEST(first_error_kept)
 	CHECK(fx_rig(&r, &f, url, sizeof url) == 0);
 	CHECK((fd = temp_blob(100)) >= 0);
 	CHECK(up_start(&r, &t, "k") == 0);
-	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 0, 100, up_part, &t,
-				   &err) == 0);
+	CHECK(gl_s3_upload_part_fd(t.u, 1, fd, 0, 100, up_part, &t, &err) ==
+	      0);
 	CHECK(run(&r, &t.parts_done) == 0);
 	CHECK_INT(t.err.status, 403);
 	/* after a failure nothing more is sent: the first error comes back */
-	CHECK(gl_s3_upload_part_fd(t.u, 2, fd, 0, 100, up_part, &t,
-				   &err) == -1);
+	CHECK(gl_s3_upload_part_fd(t.u, 2, fd, 0, 100, up_part, &t, &err) ==
+	      -1);
 	CHECK_INT(err.status, 403);
 	CHECK(gl_s3_upload_complete(t.u, up_done, &t, &err) == -1);
 	CHECK_INT(err.status, 403);
@@ -1367,8 +1385,8 @@ UNIT_TEST(bad_arguments)
 	CHECK(gl_s3_get_start(r.s, "k", "1-2-3", get_data, get_done, NULL,
 			      &err) == NULL);
 	CHECK_INT(err.status, 400);
-	CHECK(gl_s3_get_start(r.s, "", NULL, get_data, get_done, NULL,
-			      &err) == NULL);
+	CHECK(gl_s3_get_start(r.s, "", NULL, get_data, get_done, NULL, &err) ==
+	      NULL);
 	CHECK(gl_s3_upload_start(r.s, NULL, NULL, up_ready, NULL, &err) ==
 	      NULL);
 	rig_close(&r);

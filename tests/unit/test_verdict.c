@@ -40,13 +40,15 @@ UNIT_TEST(known_size)
 {
 	gl_download dl = rec(100, MD5, SHA256);
 	gl_digest_hex same = digest(MD5, SHA256);
-	gl_digest_hex other = digest(MD5, "ff11223344556677889900112233445566778899"
-					  "001122334455667788990011");
+	gl_digest_hex other = digest(MD5,
+				     "ff11223344556677889900112233445566778899"
+				     "001122334455667788990011");
 	char why[256];
 
 	CHECK_INT(gl_download_verdict(&dl, 1, 100, &same, why, sizeof why), 0);
 	/* a complete read of other bytes */
-	CHECK_INT(gl_download_verdict(&dl, 1, 100, &other, why, sizeof why), 1);
+	CHECK_INT(gl_download_verdict(&dl, 1, 100, &other, why, sizeof why),
+		  1);
 	CHECK(strstr(why, "sha256 ff11"));
 	CHECK_INT(gl_download_verdict(&dl, 1, 99, &same, why, sizeof why), 1);
 	CHECK(strstr(why, "size 99, recorded 100"));
@@ -54,14 +56,16 @@ UNIT_TEST(known_size)
 	CHECK_INT(gl_download_verdict(&dl, 0, 101, &same, why, sizeof why), 1);
 	CHECK(strstr(why, "more bytes than the recorded 100 (101 read)"));
 	/* a transfer that broke off says nothing, even with other digests */
-	CHECK_INT(gl_download_verdict(&dl, 0, 50, &other, why, sizeof why), -1);
+	CHECK_INT(gl_download_verdict(&dl, 0, 50, &other, why, sizeof why),
+		  -1);
 	CHECK_INT(gl_download_verdict(&dl, 0, 0, &other, why, sizeof why), -1);
 	/* case does not matter in hex */
 	{
-		gl_digest_hex upper = digest("00112233445566778899AABBCCDDEEFF",
-					     SHA256);
+		gl_digest_hex upper =
+			digest("00112233445566778899AABBCCDDEEFF", SHA256);
 		CHECK_INT(gl_download_verdict(&dl, 1, 100, &upper, why,
-					      sizeof why), 0);
+					      sizeof why),
+			  0);
 	}
 }
 

@@ -54,17 +54,17 @@ extern char unit_msg[512];
 		}                                                             \
 	} while (0)
 
-#define CHECK_STR(a, b)                                                       \
-	do {                                                                  \
-		const char *a_ = (a), *b_ = (b);                              \
-		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                      \
-			unit_failed = 1;                                      \
-			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: %s == %s (\"%.200s\" vs \"%.200s\")",  \
-				 __FILE__, __LINE__, #a, #b,                  \
-				 a_ ? a_ : "(null)", b_ ? b_ : "(null)");     \
-			return;                                               \
-		}                                                             \
+#define CHECK_STR(a, b)                                                        \
+	do {                                                                   \
+		const char *a_ = (a), *b_ = (b);                               \
+		if (!a_ || !b_ || strcmp(a_, b_) != 0) {                       \
+			unit_failed = 1;                                       \
+			snprintf(unit_msg, sizeof unit_msg,                    \
+				 "%s:%d: %s == %s (\"%.200s\" vs \"%.200s\")", \
+				 __FILE__, __LINE__, #a, #b,                   \
+				 a_ ? a_ : "(null)", b_ ? b_ : "(null)");      \
+			return;                                                \
+		}                                                              \
 	} while (0)
 
 #define CHECK_INT(a, b)                                                       \
@@ -86,7 +86,7 @@ extern char unit_msg[512];
 		if (strncmp(g_, w_, strlen(w_)) != 0) {                       \
 			unit_failed = 1;                                      \
 			snprintf(unit_msg, sizeof unit_msg,                   \
-				 "%s:%d: got \"%.200s\", want \"%.200s...\"",  \
+				 "%s:%d: got \"%.200s\", want \"%.200s...\"", \
 				 __FILE__, __LINE__, g_, w_);                 \
 			return;                                               \
 		}                                                             \
@@ -101,9 +101,8 @@ void unit_rm_tree(const char *dir);
 
 #define UNIT_SUITE(sname, ...)                                                \
 	static const unit_case sname##_cases[] = { __VA_ARGS__ };             \
-	const unit_suite sname##_suite = {                                    \
-		#sname, sname##_cases,                                        \
-		(int)(sizeof sname##_cases / sizeof sname##_cases[0])         \
-	}
+	const unit_suite sname##_suite = { #sname, sname##_cases,             \
+					   (int)(sizeof sname##_cases /       \
+						 sizeof sname##_cases[0]) }
 
 #endif
