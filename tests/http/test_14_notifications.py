@@ -135,7 +135,15 @@ def raw_messages(queue, n, timeout=30):
     with kombu.Connection(amqp_url()) as c:
         ch = c.channel()
         while len(out) < n and time.time() < deadline:
-            m = ch.basic_get(queue, no_ack=True)
+            try:
+                m = ch.basic_get(queue, no_ack=True)
+            except c.channel_errors:
+                # glared declares the queue when it first publishes, which
+                # happens after the API answered; the error closed the
+                # channel
+                ch = c.channel()
+                time.sleep(0.05)
+                continue
             if not m:
                 time.sleep(0.05)
                 continue
