@@ -1447,6 +1447,21 @@ typedef struct output_call {
 	json_t *out;
 } output_call;
 
+/* [-0, +0, -] after runtime.output's call: 1 (and the type's message
+ * noted) if it returned nil, message, traceback */
+static int output_failed(lua_State *L, tcall *c)
+{
+	const char *msg;
+
+	if (!lua_isnil(L, -3))
+		return 0;
+	msg = lua_tostring(L, -1);
+	if (!msg)
+		msg = lua_tostring(L, -2);
+	internal(c, "%s", msg ? msg : "?");
+	return 1;
+}
+
 /* [-0, +0, e] to_dict / format_all: any failure is the type's
  * (runtime.output returns nil, message, traceback) */
 static int p_output(lua_State *L, tcall *c)
@@ -1457,13 +1472,8 @@ static int p_output(lua_State *L, tcall *c)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->t->ref);
 	gl_ljson_push(L, &c->st->lj, a->af);
 	lua_call(L, 2, 3);
-	if (lua_isnil(L, -3)) {
-		internal(c, "%s",
-			 lua_tostring(L, -1)   ? lua_tostring(L, -1)
-			 : lua_tostring(L, -2) ? lua_tostring(L, -2)
-					       : "?");
+	if (output_failed(L, c))
 		return 0;
-	}
 	a->out = take_value(L, c, -3, "the artifact it returned");
 	if (a->out && !json_is_object(a->out))
 		internal(c, "it returned a %s, not an artifact (an object)",
@@ -1489,13 +1499,8 @@ static int p_output_text(lua_State *L, tcall *c)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, a->o.t->ref);
 	gl_ljson_push_members(L, &c->st->lj, a->m, a->n);
 	lua_call(L, 2, 3);
-	if (lua_isnil(L, -3)) {
-		internal(c, "%s",
-			 lua_tostring(L, -1)   ? lua_tostring(L, -1)
-			 : lua_tostring(L, -2) ? lua_tostring(L, -2)
-					       : "?");
+	if (output_failed(L, c))
 		return 0;
-	}
 	if (gl_ljson_write(L, &c->st->lj, -3, a->b, &e) < 0) {
 		internal(c, "the artifact it returned: %s", e.msg);
 		return 0;
